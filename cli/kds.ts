@@ -1,0 +1,30 @@
+// The `kds` command: yargs root. Each area registers its commands from cli/commands/<area>.ts; those files
+// import only yargs and load their heavy modules (node-forge, better-sqlite3, ws) inside the handler, so
+// `kds --help` stays fast (docs/performance.md measures it).
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { EXIT } from '../shared/errors.js';
+import { commands } from './commands/index.js';
+
+const parser = yargs(hideBin(process.argv))
+  .scriptName('kds')
+  .usage('$0 <command> [options]\n\nkds: a Key Distribution System (CA, authenticated DH sessions, AES-256 key distribution, MITM lab).')
+  .env('KDS')
+  .option('json', { type: 'boolean', default: false, describe: 'machine-readable JSON output', global: true })
+  .strict()
+  .demandCommand(1, 'name a command; see kds --help')
+  .recommendCommands()
+  .epilog('Exit codes: 0 ok, 1 failure, 2 usage, 3 revoked, 4 invalid, 5 expired, 6 not found, 7 authentication, 8 unavailable.\nDocs: docs/cli.md')
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .fail((msg, err) => {
+    if (err) throw err;
+    process.stderr.write(`error [bad_request]: ${msg}\n(run with --help for usage)\n`);
+    process.exit(EXIT.usage);
+  });
+
+for (const register of commands) register(parser);
+
+await parser.parseAsync();
