@@ -8,13 +8,17 @@ import { commands } from './commands/index.js';
 
 const parser = yargs(hideBin(process.argv))
   .scriptName('kds')
-  .usage('$0 <command> [options]\n\nkds: a Key Distribution System (CA, authenticated DH sessions, AES-256 key distribution, MITM lab).')
+  .usage(
+    '$0 <command> [options]\n\nkds: a Key Distribution System (CA, authenticated DH sessions, AES-256 key distribution, MITM lab).',
+  )
   .env('KDS')
   .option('json', { type: 'boolean', default: false, describe: 'machine-readable JSON output', global: true })
   .strict()
   .demandCommand(1, 'name a command; see kds --help')
   .recommendCommands()
-  .epilog('Exit codes: 0 ok, 1 failure, 2 usage, 3 revoked, 4 invalid, 5 expired, 6 not found, 7 authentication, 8 unavailable.\nDocs: docs/cli.md')
+  .epilog(
+    'Exit codes: 0 ok, 1 failure, 2 usage, 3 revoked, 4 invalid, 5 expired, 6 not found, 7 authentication, 8 unavailable.\nDocs: docs/cli.md',
+  )
   .help()
   .alias('h', 'help')
   .version()

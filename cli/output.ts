@@ -48,13 +48,16 @@ export function reportError(opts: OutputOptions, err: unknown): number {
     process.stdout.write(`${JSON.stringify({ error: e.toJSON() }, null, 2)}\n`);
   } else {
     process.stderr.write(`error [${e.code}]: ${e.message}\n`);
-    if (e.code === 'internal' && process.env.KDS_DEBUG) process.stderr.write(`${String((err as Error)?.stack)}\n`);
+    if (e.code === 'internal' && process.env.KDS_DEBUG)
+      process.stderr.write(`${String((err as Error)?.stack)}\n`);
   }
   return e.code === 'internal' ? EXIT.failure : e.exitCode;
 }
 
 /** Wrap a command handler: errors become exit codes; success sets the code the handler returns (default 0). */
-export function run<A extends OutputOptions>(handler: (argv: A) => Promise<number | void>): (argv: A) => Promise<void> {
+export function run<A extends OutputOptions>(
+  handler: (argv: A) => Promise<number | void>,
+): (argv: A) => Promise<void> {
   return async (argv: A) => {
     try {
       const code = await handler(argv);
@@ -66,7 +69,11 @@ export function run<A extends OutputOptions>(handler: (argv: A) => Promise<numbe
 }
 
 /** A spinner on stderr for steps over ~1 s (RSA key generation); silent when not a TTY or with --json. */
-export async function withProgress<T>(opts: OutputOptions, label: string, work: () => Promise<T>): Promise<T> {
+export async function withProgress<T>(
+  opts: OutputOptions,
+  label: string,
+  work: () => Promise<T>,
+): Promise<T> {
   const stream = process.stderr;
   if (opts.json || !stream.isTTY) return work();
   const frames = ['|', '/', '-', '\\'];

@@ -1,5 +1,14 @@
 import t from 'tap';
-import { KdsError, AuthError, isErrorCode, exitCodeFor, closeCodeFor, toKdsError, ensureBytes, EXIT } from '../../shared/errors.js';
+import {
+  KdsError,
+  AuthError,
+  isErrorCode,
+  exitCodeFor,
+  closeCodeFor,
+  toKdsError,
+  ensureBytes,
+  EXIT,
+} from '../../shared/errors.js';
 
 t.test('codes map to exit and close codes', async (t) => {
   const e = new AuthError('bad_signature', 'signature verification failed');
