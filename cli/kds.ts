@@ -13,6 +13,11 @@ const parser = yargs(hideBin(process.argv))
   )
   .env('KDS')
   .option('json', { type: 'boolean', default: false, describe: 'machine-readable JSON output', global: true })
+  // Secrets come only from the environment (KDS_CA_PASSPHRASE, KDS_CLIENT_PASSPHRASE), read by the code
+  // that needs them. Declared (hidden) so that .env('KDS') + .strict() accept them; as flags they are
+  // refused below, since a command line is visible to every user in `ps`.
+  .option('ca-passphrase', { type: 'string', hidden: true, global: true })
+  .option('client-passphrase', { type: 'string', hidden: true, global: true })
   .strict()
   .demandCommand(1, 'name a command; see kds --help')
   .recommendCommands()
@@ -28,6 +33,11 @@ const parser = yargs(hideBin(process.argv))
     process.stderr.write(`error [bad_request]: ${msg}\n(run with --help for usage)\n`);
     process.exit(EXIT.usage);
   });
+
+if (hideBin(process.argv).some((a) => /^--(ca|client)-?passphrase/i.test(a))) {
+  process.stderr.write('error [bad_request]: pass passphrases in the environment or with --passphrase-file, never as flags\n');
+  process.exit(EXIT.usage);
+}
 
 for (const register of commands) register(parser);
 

@@ -102,6 +102,7 @@ const CODES = {
   key_mismatch: { exit: EXIT.invalid, close: CLOSE.policy },
   peer_unavailable: { exit: EXIT.notFound, close: CLOSE.policy },
   peer_revoked: { exit: EXIT.revoked, close: CLOSE.policy },
+  key_unverified: { exit: EXIT.unavailable, close: CLOSE.policy },
   // generic
   config: { exit: EXIT.usage, close: CLOSE.internal },
   internal: { exit: EXIT.failure, close: CLOSE.internal },

@@ -1,4 +1,15 @@
-// `kds admin ...` commands (filled in by the issue that builds them).
+// `kds admin ...`: operator commands, authenticated to the running KDC with the admin credential that
+// `kds server init` created under <data-dir>/admin/. Each subcommand lives in cli/commands/admin/<name>.ts
+// and is listed in cli/commands/admin/index.ts.
 import type { Argv } from 'yargs';
+import { adminCommands } from './admin/index.js';
 
-export function register(_y: Argv): void {}
+export function register(y: Argv): void {
+  y.command('admin', 'operator commands over the network (enrollment tokens, revocation)', (a) => {
+    for (const command of adminCommands) a.command(command);
+    return a
+      .demandCommand(1, 'name an admin command; see kds admin --help')
+      .example('$0 admin token --name alice', 'one-time enrollment token')
+      .example('$0 admin revoke-cert --name alice --reason keyCompromise', "end alice's certificate and sessions");
+  });
+}

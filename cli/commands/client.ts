@@ -1,4 +1,15 @@
-// `kds client ...` commands (filled in by the issue that builds them).
+// `kds client ...`: a client identity's commands (enroll, status, certificate revocation and status;
+// key distribution adds more). Each subcommand lives in cli/commands/client/<name>.ts and is listed in
+// cli/commands/client/index.ts.
 import type { Argv } from 'yargs';
+import { clientCommands } from './client/index.js';
 
-export function register(_y: Argv): void {}
+export function register(y: Argv): void {
+  y.command('client', 'client identity: enroll, open sessions, certificate status and revocation', (c) => {
+    for (const command of clientCommands) c.command(command);
+    return c
+      .demandCommand(1, 'name a client command; see kds client --help')
+      .example('$0 client enroll --name alice --token T --ca-fingerprint F', 'get a certificate for alice')
+      .example('$0 client status --name alice', 'open a session and print its facts');
+  });
+}

@@ -1,4 +1,97 @@
-// `kds server ...` commands (filled in by the issue that builds them).
-import type { Argv } from 'yargs';
+// `kds server ...`: set up (init) and run (start) the KDC/CA. Only yargs and cli/ helpers are imported
+// here; the CA code (node-forge, better-sqlite3) loads inside the handler so `kds --help` stays fast.
+import type { Argv, CommandModule } from 'yargs';
+import { run, type OutputOptions } from '../output.js';
+import { dataDirOption } from '../options.js';
+import { startCommand } from './server-start.js';
 
-export function register(_y: Argv): void {}
+interface InitArgs extends OutputOptions {
+  'data-dir': string;
+  'ca-key-bits': number;
+  host: string[];
+  port: number;
+  'passphrase-file'?: string;
+  force: boolean;
+}
+
+export const initCommand: CommandModule<object, InitArgs> = {
+  command: 'init',
+  describe: 'create the root CA, the KDC and admin credentials, the store and the first CRL',
+  builder: (y) =>
+    y
+      .option('data-dir', dataDirOption)
+      .option('ca-key-bits', {
+        type: 'number',
+        choices: [2048, 3072, 4096],
+        default: 3072,
+        describe: 'RSA modulus size of the root CA key',
+      })
+      .option('host', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: 'extra DNS name or IP of the KDC (repeatable): added to its certificate; the first is the CRL URL host',
+      })
+      .option('port', { type: 'number', default: 8443, describe: 'KDC port, used in the CRL distribution point URL' })
+      .option('passphrase-file', {
+        type: 'string',
+        describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE; else one is generated into <data-dir>/ca/passphrase)',
+      })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe: 'replace an existing CA (its files are moved to <data-dir>/replaced-<time>/, not deleted)',
+      })
+      .example('$0 server init', 'new CA in ./certs (RSA-3072 root, RSA-2048 KDC and admin keys)')
+      .example('KDS_CA_PASSPHRASE=... $0 server init --host kdc.example.org --port 9443', 'CA for a KDC reachable as kdc.example.org:9443')
+      .example('$0 server init --data-dir /tmp/lab --ca-key-bits 2048 --json', 'quick lab CA, JSON summary') as never,
+  handler: run(async (argv: InitArgs) => {
+    const { initCa } = await import('../../server/ca/init.js');
+    const { cliActor } = await import('../../server/ca/authority.js');
+    const { emit, warn, withProgress } = await import('../output.js');
+    const result = await withProgress(argv, 'generating RSA keys and certificates', () =>
+      initCa({
+        dataDir: argv['data-dir'],
+        caKeyBits: argv['ca-key-bits'],
+        hosts: argv.host.map(String),
+        port: argv.port,
+        force: argv.force,
+        actor: cliActor(),
+        ...(argv['passphrase-file'] !== undefined ? { passphraseFile: argv['passphrase-file'] } : {}),
+      }),
+    );
+    for (const w of result.warnings) warn(w);
+    const sans = [...result.serverSans.dns.map((d) => `DNS:${d}`), ...result.serverSans.ip.map((i) => `IP:${i}`)];
+    emit(argv, result, [
+      `initialised a CA in ${result.dataDir}`,
+      `  root CA          RSA-${result.caKeyBits}, serial ${result.caSerialHex}, valid until ${iso(result.caNotAfter)}`,
+      `  fingerprint      ${result.caFingerprint256}`,
+      `  KDC certificate  server/cert.pem (${sans.join(', ')})`,
+      `  admin            admin/cert.pem (CN=admin, OU=kds-admin)`,
+      `  CRL              root_crl.pem (number ${result.crlNumber}), distribution point ${result.crlUrl}`,
+      `  passphrase       ${passphraseNote(result.passphraseSource, result.passphrasePath)}`,
+      `next: kds server start --data-dir ${result.dataDir}`,
+    ]);
+  }),
+};
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function passphraseNote(source: string, path: string | undefined): string {
+  if (source === 'generated') return `GENERATED into ${path ?? 'ca/passphrase'} (see the warning above)`;
+  if (source === 'env') return 'from KDS_CA_PASSPHRASE';
+  return 'from --passphrase-file';
+}
+
+export function register(y: Argv): void {
+  y.command('server', 'set up and run the KDC/CA', (s) => {
+    s.command(initCommand);
+    // `kds server start` is registered here by issue 3 (cli/commands/server-start.ts).
+    s.command(startCommand);
+    return s
+      .demandCommand(1, 'name a server command; see kds server --help')
+      .example('$0 server init', 'create the CA in ./certs');
+  });
+}

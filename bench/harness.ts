@@ -1,0 +1,87 @@
+// Shared benchmark harness: repeated runs, median/min/max, ratios against a baseline measured in the
+// same run, a printed table and bench/results/<name>.json shaped
+// { machine, figures: { <name>: { median, min, max, unit } }, ratios: { <name>: number } }.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, platform, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Figure {
+  median: number;
+  min: number;
+  max: number;
+  unit: string;
+}
+
+export interface BenchResult {
+  machine: Record<string, unknown>;
+  figures: Record<string, Figure>;
+  ratios: Record<string, number>;
+  notes?: string[];
+}
+
+export function summarize(samples: number[], unit: string): Figure {
+  if (samples.length === 0) throw new Error('no samples');
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, unit };
+}
+
+export function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx]!;
+}
+
+export function machine(): Record<string, unknown> {
+  const c = cpus();
+  return {
+    node: process.version,
+    platform: `${platform()} ${release()}`,
+    cpus: c.length,
+    cpuModel: c[0]?.model ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    date: new Date().toISOString(),
+  };
+}
+
+/** Run `fn` `runs` times (after `warmup` unmeasured runs) and return its samples. */
+export async function sample(runs: number, fn: () => Promise<number>, warmup = 1): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) out.push(await fn());
+  return out;
+}
+
+export function resultsDir(): string {
+  // dist/bench/harness.js -> <repo>/bench/results
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
+}
+
+export function report(name: string, result: BenchResult): void {
+  const rows = Object.entries(result.figures).map(([k, f]) => [
+    k,
+    fmt(f.median),
+    fmt(f.min),
+    fmt(f.max),
+    f.unit,
+  ]);
+  const header = ['figure', 'median', 'min', 'max', 'unit'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  process.stdout.write(`\n== ${name} ==\n${line(header)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`);
+  for (const r of rows) process.stdout.write(`${line(r)}\n`);
+  for (const [k, v] of Object.entries(result.ratios)) process.stdout.write(`ratio ${k}: ${fmt(v)}\n`);
+  for (const n of result.notes ?? []) process.stdout.write(`note: ${n}\n`);
+  const dir = resultsDir();
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+}
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 1) return n.toFixed(2);
+  return n.toPrecision(3);
+}

@@ -1,0 +1,50 @@
+// `kds admin revoke-cert`: revoke a certificate by name or serial through the running KDC. The
+// revocation is durable (row + new CRL) and every live session of the certificate has ended before
+// this command prints its result.
+import type { CommandModule } from 'yargs';
+import { run } from '../../output.js';
+import { reasonChoices } from '../../options.js';
+import { adminSessionOptions, withAdminOptions, type AdminArgs } from './common.js';
+
+interface RevokeArgs extends AdminArgs {
+  name?: string;
+  serial?: string;
+  reason: (typeof reasonChoices)[number];
+}
+
+export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
+  command: 'revoke-cert',
+  describe: 'revoke a certificate (by --name or --serial); its live sessions end at once',
+  builder: (y) =>
+    withAdminOptions(y)
+      .option('name', { type: 'string', describe: 'revoke the active certificate of this name' })
+      .option('serial', { type: 'string', describe: 'revoke this certificate serial (hex)' })
+      .option('reason', { choices: reasonChoices, demandOption: true, describe: 'RFC 5280 revocation reason' })
+      .conflicts('name', 'serial')
+      .check((a) => {
+        if (a.name === undefined && a.serial === undefined) throw new Error('give --name or --serial');
+        return true;
+      })
+      .example('$0 admin revoke-cert --name alice --reason keyCompromise', "end alice's certificate") as never,
+  handler: run(async (argv: RevokeArgs) => {
+    const { openAdminSession } = await import('../../../client/admin.js');
+    const { normalizeSerial } = await import('../../../client/cert-status.js');
+    const { emit } = await import('../../output.js');
+    const body: Record<string, unknown> = { reason: argv.reason };
+    if (argv.serial !== undefined) body.serial = normalizeSerial(argv.serial);
+    else body.name = argv.name;
+    const session = await openAdminSession(adminSessionOptions(argv));
+    try {
+      const out = await session.request('cert.revoke', body);
+      emit(
+        argv,
+        out,
+        out.status === 'already_revoked'
+          ? `already revoked: ${String(out.serial)}`
+          : `revoked ${String(out.serial)} (${argv.reason}); CRL number ${String(out.crlNumber)}; its live sessions are closed`,
+      );
+    } finally {
+      await session.close();
+    }
+  }),
+};

@@ -1,0 +1,31 @@
+// Options every `kds client ...` command takes: --name, --home, --server, --data-dir (where the default
+// home lives: <data-dir>/clients/<name>/) and --dh. Builders call `withClientOptions(y)` first.
+import type { Argv } from 'yargs';
+import type { OutputOptions } from '../../output.js';
+import { dataDirOption, homeOption, nameOption, serverOption } from '../../options.js';
+
+export interface ClientArgs extends OutputOptions {
+  name: string;
+  home?: string;
+  server: string;
+  'data-dir': string;
+  dh: 'x25519' | 'ffdhe2048';
+}
+
+export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
+  return y
+    .option('name', nameOption)
+    .option('home', homeOption)
+    .option('server', serverOption)
+    .option('data-dir', { ...dataDirOption, describe: 'directory under which the default home clients/<name>/ lives' })
+    .option('dh', {
+      choices: ['x25519', 'ffdhe2048'] as const,
+      default: 'x25519' as const,
+      describe: 'Diffie-Hellman group to offer first',
+    }) as unknown as Argv<T & ClientArgs>;
+}
+
+/** The home location fields, for client/home.ts resolveHome. */
+export function homeOf(argv: ClientArgs): { name: string; home: string | undefined; dataDir: string } {
+  return { name: argv.name, home: argv.home, dataDir: argv['data-dir'] };
+}

@@ -1,0 +1,27 @@
+// Shared by the key-distribution subcommands of `kds client` (issue 4): open a key client for the
+// home (session + encrypted key store; prekeys topped up and queued notices applied first), run the
+// command, then close after pending notices are applied.
+import type { ClientArgs } from './common.js';
+import { homeOf } from './common.js';
+import type { KeyClient } from '../../../client/keys/key-client.js';
+
+export async function withKeyClient<T>(argv: ClientArgs, fn: (client: KeyClient) => Promise<T>): Promise<T> {
+  const { openKeyClient } = await import('../../../client/keys/open.js');
+  const opened = await openKeyClient({ ...homeOf(argv), server: argv.server, dh: argv.dh });
+  try {
+    return await fn(opened.client);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** `--ttl 24h` -> ms (undefined keeps the KDC default of 24 h). */
+export async function ttlOf(ttl: string | undefined): Promise<number | undefined> {
+  if (ttl === undefined) return undefined;
+  const { parseDuration } = await import('../../duration.js');
+  return parseDuration(ttl, '--ttl');
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

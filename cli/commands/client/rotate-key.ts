@@ -1,0 +1,27 @@
+// `kds client rotate-key`: replace a key with a fresh one for the same peer and mode; the old serial
+// becomes superseded (both parties are told and delete it).
+import type { CommandModule } from 'yargs';
+import { run } from '../../output.js';
+import { withClientOptions, type ClientArgs } from './common.js';
+import { iso, ttlOf, withKeyClient } from './key-common.js';
+
+interface RotateArgs extends ClientArgs {
+  serial: string;
+  ttl?: string;
+}
+
+export const rotateKeyCommand: CommandModule<object, RotateArgs> = {
+  command: 'rotate-key',
+  describe: 'replace a key with a new serial (same peer and mode); the old one is superseded',
+  builder: (y) =>
+    withClientOptions(y)
+      .option('serial', { type: 'string', demandOption: true, describe: 'the key to replace' })
+      .option('ttl', { type: 'string', describe: 'lifetime of the new key (default 24h)' })
+      .example('$0 client rotate-key --name alice --serial 3f...', 'new key, old one superseded') as never,
+  handler: run(async (argv: RotateArgs) => {
+    const { emit } = await import('../../output.js');
+    const ttlMs = await ttlOf(argv.ttl);
+    const out = await withKeyClient(argv, (c) => c.rotateKey(argv.serial.toLowerCase(), ttlMs));
+    emit(argv, out, [`rotated ${out.replaces ?? argv.serial} -> ${out.serial} (${out.mode}, peer ${out.peer})`, `  fingerprint: ${out.fingerprint}`, `  expires:     ${iso(out.expiresAt)}`]);
+  }),
+};

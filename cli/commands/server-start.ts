@@ -1,0 +1,80 @@
+// `kds server start`: run the KDC (HTTP + WebSocket) in the foreground until SIGINT/SIGTERM, then close
+// gracefully (sessions get 1001 "going away", the store is closed) and exit 0. Heavy modules load
+// inside the handler so `kds --help` stays fast.
+import type { CommandModule } from 'yargs';
+import { run, type OutputOptions } from '../output.js';
+import { dataDirOption } from '../options.js';
+
+interface StartArgs extends OutputOptions {
+  host: string;
+  port: number;
+  'data-dir': string;
+  dh: 'x25519' | 'ffdhe2048' | 'any';
+  'passphrase-file'?: string;
+  'handshake-timeout': number;
+  'max-unauthenticated'?: number;
+  'allow-insecure': boolean;
+}
+
+export const startCommand: CommandModule<object, StartArgs> = {
+  command: 'start',
+  describe: 'run the KDC: WebSocket sessions at /kds, GET /ca.pem, /crl.pem, /healthz',
+  builder: (y) =>
+    y
+      .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
+      .option('port', { type: 'number', default: 8443, describe: 'TCP port (0 picks a free one)' })
+      .option('data-dir', dataDirOption)
+      .option('dh', {
+        choices: ['any', 'x25519', 'ffdhe2048'] as const,
+        default: 'any' as const,
+        describe: 'accept only this Diffie-Hellman group (ffdhe2048: RFC 7919 finite-field DH); default both',
+      })
+      .option('passphrase-file', { type: 'string', describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE)' })
+      .option('handshake-timeout', {
+        type: 'number',
+        default: 10_000,
+        describe: 'milliseconds a connection has to complete its handshake',
+      })
+      .option('max-unauthenticated', { type: 'number', describe: 'cap on connections still in their handshake' })
+      .option('allow-insecure', {
+        type: 'boolean',
+        default: false,
+        describe: 'accept the unauthenticated "insecure" handshake (MITM lab only; never in production)',
+      })
+      .example('$0 server start', 'listen on ws://127.0.0.1:8443/kds')
+      .example('$0 server start --port 0 --json', 'pick a free port, print {"url","httpUrl","fingerprint"}')
+      .example('$0 server start --dh ffdhe2048 --host 0.0.0.0', 'finite-field DH only, listen on every interface') as never,
+  handler: run(async (argv: StartArgs) => {
+    const { startKdc } = await import('../../server/kdc/kdc.js');
+    const { warn } = await import('../output.js');
+    const kdc = await startKdc({
+      dataDir: argv['data-dir'],
+      host: argv.host,
+      port: argv.port,
+      dh: argv.dh,
+      handshakeTimeoutMs: argv['handshake-timeout'],
+      allowInsecure: argv['allow-insecure'],
+      ...(argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] }),
+      ...(argv['max-unauthenticated'] === undefined ? {} : { maxUnauthenticated: argv['max-unauthenticated'] }),
+    });
+    if (argv['allow-insecure']) warn('insecure handshakes are ACCEPTED: anyone can claim any name (MITM lab mode)');
+    if (argv.json) {
+      // One line, so a supervising script (or test) can read it as soon as it appears.
+      process.stdout.write(`${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, fingerprint: kdc.fingerprint })}\n`);
+    } else {
+      process.stdout.write(`listening on ${kdc.url}\nroot CA fingerprint: ${kdc.fingerprint}\n`);
+    }
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await kdc.close();
+    if (!argv.json) process.stderr.write('stopped\n');
+    return 0;
+  }),
+};

@@ -1,0 +1,124 @@
+// Enrollment over the network (issue 3): the client
+//   1. gets the root CA: GET /ca.pem over plain HTTP, which is safe only because the certificate is then
+//      checked against the fingerprint the user pinned (--ca-fingerprint: SHA-256 of its DER, compared
+//      in constant time). Without a pin it is trust on first use: the caller prints the fingerprint
+//      with a loud note so the user can compare it out of band;
+//   2. generates its RSA key locally (callback keygen, 2048 bits by default): the private key never
+//      leaves this process except into the client's home;
+//   3. opens an `enroll`-mode session (the KDC proves itself with a certificate chaining to that root;
+//      the client stays anonymous) and sends the one-time token with a CSR for its name;
+//   4. checks what comes back (chain to the pinned root, clientAuth, its name, its own public key) and
+//      stores key.pem, cert.pem and ca.pem in its home.
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
+import { AuthError, EnvironmentError, InputError, ProtocolError } from '../shared/errors.js';
+import { createCsr } from '../shared/pki/csr.js';
+import { fingerprintMatches, normalizeFingerprint } from '../shared/pki/fingerprint.js';
+import { assertValidName } from '../shared/pki/names.js';
+import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
+import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
+import type { DhGroup } from '../shared/crypto/dh.js';
+import { writeClientHome } from './home.js';
+import { httpUrlOf, openSession } from './session.js';
+
+export const DEFAULT_KEY_BITS = 2048;
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]{16,256}$/;
+const FETCH_TIMEOUT_MS = 15_000;
+const MAX_CA_PEM_BYTES = 64 * 1024;
+
+export interface EnrollOptions {
+  server: string;
+  name: string;
+  token: string;
+  /** SHA-256 of the root CA's DER (hex; colons and case ignored). Absent: trust on first use. */
+  caFingerprint?: string | undefined;
+  keyBits?: number;
+  home: string;
+  dh?: DhGroup;
+  /** Called with the fingerprint when no pin was given, before anything is sent to the server. */
+  onTrustOnFirstUse?: (fingerprint: string) => void;
+}
+
+export interface EnrollResult {
+  name: string;
+  serialHex: string;
+  notAfter: number;
+  home: string;
+  caFingerprint: string;
+  /** true when the root was pinned by --ca-fingerprint, false for trust on first use. */
+  pinned: boolean;
+}
+
+/** GET <http>/ca.pem (bounded size, timeout); the result is NOT trusted until its fingerprint is checked. */
+export async function fetchRootCa(server: string): Promise<ParsedCertificate> {
+  const url = `${httpUrlOf(server)}/ca.pem`;
+  let text: string;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
+    if (res.status !== 200) throw new EnvironmentError('unavailable', `GET ${url}: HTTP ${res.status}`);
+    text = await res.text();
+  } catch (err) {
+    if (err instanceof EnvironmentError) throw err;
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new EnvironmentError('unavailable', `cannot fetch ${url}: ${cause}`);
+  }
+  if (text.length > MAX_CA_PEM_BYTES) throw new InputError('malformed_pem', 'the server sent an oversized CA certificate');
+  const ca = parseCertificate(text);
+  if (!ca.isCA) throw new AuthError('cert_wrong_usage', 'the server sent a certificate that is not a CA');
+  return ca;
+}
+
+export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
+  const name = assertValidName(opts.name);
+  if (!TOKEN_PATTERN.test(opts.token)) {
+    // Same code and message as the server's: a mistyped token is just an invalid token.
+    throw new AuthError('token_invalid', 'enrollment token invalid, expired or already used');
+  }
+  const pin = opts.caFingerprint === undefined ? undefined : normalizeFingerprint(opts.caFingerprint);
+  const ca = await fetchRootCa(opts.server);
+  if (pin !== undefined) {
+    if (!fingerprintMatches(ca.der, pin)) {
+      throw new AuthError('ca_fingerprint_mismatch', "the server's root CA does not match --ca-fingerprint", {
+        expected: pin,
+        actual: ca.fingerprint256,
+      });
+    }
+  } else {
+    opts.onTrustOnFirstUse?.(ca.fingerprint256);
+  }
+
+  const keyBits = opts.keyBits ?? DEFAULT_KEY_BITS;
+  const { privateKeyPem, publicKeyPem } = await generateRsaKeyPair(keyBits);
+  const csr = await createCsr(name, privateKeyPem, publicKeyPem);
+
+  const session = await openSession({
+    server: opts.server,
+    mode: 'enroll',
+    caCertPem: ca.pem,
+    ...(opts.dh === undefined ? {} : { dh: opts.dh }),
+  });
+  let reply: Record<string, unknown>;
+  try {
+    reply = await session.request('enroll', { token: opts.token, csr });
+  } finally {
+    await session.close();
+  }
+
+  const cert = parseCertificate(String(reply.cert));
+  const verdict = verifyCertificate(cert, ca, { usage: 'clientAuth', expectName: name });
+  if (verdict.code !== 'ok') throw verdictToError(verdict);
+  const ourKey = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
+  const certKey = createPublicKey(cert.publicKeyPem).export({ type: 'spki', format: 'der' });
+  if (!ourKey.equals(certKey)) {
+    throw new ProtocolError('unexpected_message', 'the issued certificate is not for the key we generated');
+  }
+  writeClientHome(opts.home, { privateKey: createPrivateKey(privateKeyPem), certPem: cert.pem, caPem: ca.pem });
+  return {
+    name,
+    serialHex: cert.serialHex,
+    notAfter: cert.notAfter,
+    home: opts.home,
+    caFingerprint: ca.fingerprint256,
+    pinned: pin !== undefined,
+  };
+}

@@ -1,0 +1,544 @@
+// The client side of key distribution (issue 4) on one authenticated session: it keeps the prekey stock
+// at the KDC topped up, receives and verifies delivered keys, applies revocation notices, and offers
+// send-key / verify-key / revoke-key / rotate-key / keys / send. Every CLI command and `listen` use it.
+//
+// Local key states (client/keys/key-store.ts): a key is `pending` until the exchange is confirmed end
+// to end, then `active` (the only usable state):
+// - the receiver marks it active when the KDC's verdict on his digest and signature is `valid`
+//   (issue 4: "Only then does Bob mark the key usable");
+// - the sender marks it active when the KDC tells her the receiver verified it (`key.verified` push,
+//   or `peerVerified` in a key.verify answer). So a relay that breaks the exchange on Bob's side
+//   leaves no usable key anywhere: Bob rejects (and revokes) it, Alice's copy never leaves `pending`.
+// Notices from the KDC are processed one at a time in arrival order and acknowledged (`key.ack`) once
+// applied, so a notice is never lost and a duplicate (at-least-once delivery) changes nothing.
+import type { KeyObject } from 'node:crypto';
+import { KdsError, StateError, InputError, toKdsError } from '../../shared/errors.js';
+import { signPss } from '../../shared/crypto/rsa.js';
+import type { ParsedCertificate } from '../../shared/pki/x509.js';
+import {
+  acceptKdcKey,
+  runReceiverExchange,
+  runSenderExchange,
+  type E2eDelivery,
+  type KdcDelivery,
+} from '../../shared/keys/exchange.js';
+import { kdcKeyDigest, keyFingerprint } from '../../shared/keys/digest.js';
+import { generatePrekey } from '../../shared/keys/prekey.js';
+import { signedContent } from '../../shared/keys/transcript.js';
+import { openMessage, sealMessage } from '../../shared/keys/message.js';
+import type { Verdict } from '../../shared/keys/verdict.js';
+import type { ClientKeyStore, LocalKeyState, StoredKey } from './key-store.js';
+
+/** The part of a ClientSession the key client uses (tests wrap it to play a malicious relay). */
+export interface KeySession {
+  request(type: string, body: Record<string, unknown>): Promise<Record<string, unknown>>;
+  onPush(type: string, fn: (body: Record<string, unknown>, type: string) => void): () => void;
+}
+
+export type KeyEvent =
+  | { event: 'key'; serial: string; from: string; mode: string; fingerprint: string; verdict: Verdict; state: LocalKeyState; expiresAt: number }
+  | { event: 'key.rejected'; serial: string; from: string; code: string; message: string }
+  | { event: 'key.verified'; serial: string; peer: string; state: LocalKeyState }
+  | { event: 'key.revoked'; serial: string; state: string; reason: string; revokedAt: number }
+  | { event: 'message'; serial: string; from: string; text: string; sentAt: number }
+  | { event: 'message.rejected'; serial: string; from: string; code: string; message: string };
+
+export interface KeyClientOptions {
+  session: KeySession;
+  name: string;
+  certSerial: string;
+  identityKey: KeyObject;
+  /** The pinned root CA (the home's ca.pem). */
+  ca: ParsedCertificate;
+  store: ClientKeyStore;
+  /** Decrypt and acknowledge `msg` pushes (listen). Other commands leave messages queued for listen. */
+  acceptMessages?: boolean;
+  onEvent?: (event: KeyEvent) => void;
+  now?: () => number;
+}
+
+export interface SendKeyResult {
+  serial: string;
+  mode: 'e2e' | 'kdc';
+  peer: string;
+  fingerprint: string;
+  createdAt: number;
+  expiresAt: number;
+  state: LocalKeyState;
+  replaces?: string;
+}
+
+export interface VerifyKeyResult {
+  serial: string;
+  verdict: Verdict;
+  peerVerified: boolean;
+  state: LocalKeyState | 'none';
+  reason?: string;
+}
+
+export interface KeyListing {
+  serial: string;
+  mode: string;
+  owner: string;
+  peer: string;
+  state: string;
+  local: LocalKeyState | 'none';
+  createdAt: number;
+  expiresAt: number;
+  peerVerified: boolean;
+  fingerprint?: string;
+  reason?: string;
+  revokedAt?: number;
+}
+
+const ZERO_DIGEST = Buffer.alloc(32);
+
+export class KeyClient {
+  readonly name: string;
+  readonly store: ClientKeyStore;
+  readonly #session: KeySession;
+  readonly #certSerial: string;
+  readonly #identityKey: KeyObject;
+  readonly #ca: ParsedCertificate;
+  readonly #acceptMessages: boolean;
+  readonly #onEvent: (event: KeyEvent) => void;
+  readonly #now: () => number;
+  readonly #unsubscribe: (() => void)[] = [];
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(opts: KeyClientOptions) {
+    this.name = opts.name;
+    this.store = opts.store;
+    this.#session = opts.session;
+    this.#certSerial = opts.certSerial;
+    this.#identityKey = opts.identityKey;
+    this.#ca = opts.ca;
+    this.#acceptMessages = opts.acceptMessages === true;
+    this.#onEvent = opts.onEvent ?? (() => {});
+    this.#now = opts.now ?? Date.now;
+    const handlers: Record<string, (body: Record<string, unknown>) => Promise<boolean>> = {
+      'key.delivered': (b) => this.#onDelivered(b),
+      'key.revoked': (b) => this.#onRevoked(b),
+      'key.verified': (b) => this.#onVerified(b),
+      msg: (b) => this.#onMessage(b),
+    };
+    for (const [type, handle] of Object.entries(handlers)) {
+      this.#unsubscribe.push(
+        this.#session.onPush(type, (body) => {
+          this.#chain = this.#chain.then(() => this.#process(body, handle));
+        }),
+      );
+    }
+  }
+
+  /** What every session does first: publish prekeys, then take the queued notices. */
+  async start(): Promise<void> {
+    await this.topUpPrekeys();
+    await this.sync();
+  }
+
+  /** Keep the stock of one-time prekeys at the KDC full (privates saved locally BEFORE upload). */
+  async topUpPrekeys(): Promise<number> {
+    const status = await this.#session.request('key.prekeys', { prekeys: [] });
+    const wanted = Number(status.wanted);
+    if (!(wanted > 0)) return 0;
+    const owner = { name: this.name, certSerial: this.#certSerial };
+    const made = await Promise.all(Array.from({ length: wanted }, () => generatePrekey(owner, this.#identityKey)));
+    for (const p of made) {
+      this.store.putPrekey({
+        id: p.id,
+        certSerial: this.#certSerial,
+        publicKey: p.publicKey.toString('base64'),
+        privateKey: p.privateKey.toString('base64'),
+        createdAt: this.#now(),
+      });
+    }
+    await this.#session.request('key.prekeys', {
+      prekeys: made.map((p) => ({ id: p.id, publicKey: p.publicKey, signature: p.signature })),
+    });
+    return made.length;
+  }
+
+  /** Ask for the queued notices until none remain, and wait until they are applied. */
+  async sync(): Promise<void> {
+    for (let round = 0; round < 100; round += 1) {
+      const r = await this.#session.request('key.sync', {});
+      await this.idle();
+      if (Number(r.remaining) === 0 || Number(r.pushed) === 0) return;
+    }
+  }
+
+  /** Resolves once every push received so far has been processed. */
+  async idle(): Promise<void> {
+    let current: Promise<void>;
+    do {
+      current = this.#chain;
+      await current;
+    } while (current !== this.#chain);
+  }
+
+  detach(): void {
+    for (const off of this.#unsubscribe.splice(0)) off();
+  }
+
+  // -- commands ----------------------------------------------------------------------------------
+
+  /** `kds client send-key`: end-to-end (default) or KDC-generated. */
+  async sendKey(req: { to: string; mode?: 'e2e' | 'kdc'; ttlMs?: number; replaces?: string }): Promise<SendKeyResult> {
+    const mode = req.mode ?? 'e2e';
+    const extra = { ...(req.ttlMs === undefined ? {} : { ttl: req.ttlMs }), ...(req.replaces === undefined ? {} : { replaces: req.replaces }) };
+    let record: StoredKey;
+    if (mode === 'kdc') {
+      const c = await this.#session.request('key.create', { peer: req.to, ...extra });
+      const serial = String(c.serial);
+      const key = bytes(c.key);
+      record = this.#newRecord({ serial, mode, role: 'sender', owner: this.name, peer: req.to, createdAt: Number(c.createdAt), expiresAt: Number(c.expiresAt), key, digest: kdcKeyDigest(serial, key) });
+    } else {
+      // Issue 4 flow 1 step 1: the peer's certificate and revocation status (refused peers fail here,
+      // before a prekey is consumed).
+      await this.#session.request('key.peer', { name: req.to });
+      const r = await this.#session.request('key.reserve', { peer: req.to, ...extra });
+      const prekey = r.prekey as Record<string, unknown>;
+      const sent = await runSenderExchange(
+        { name: this.name, certSerial: this.#certSerial, privateKey: this.#identityKey },
+        {
+          serial: String(r.serial),
+          expiresAt: Number(r.expiresAt),
+          peer: String(r.peer),
+          peerCert: bytes(r.peerCert),
+          prekey: { id: String(prekey.id), publicKey: bytes(prekey.publicKey), signature: bytes(prekey.signature) },
+        },
+        { ca: this.#ca, now: this.#now() },
+      );
+      if (String(r.peer) !== req.to) throw new InputError('bad_request', 'the KDC reserved a key for another peer');
+      const d = await this.#session.request('key.deposit', { ...sent.deposit });
+      if (!bytes(d.digest).equals(sent.digest)) throw new KdsError('key_mismatch', 'the KDC stored another ciphertext');
+      record = this.#newRecord({
+        serial: sent.deposit.serial,
+        mode,
+        role: 'sender',
+        owner: this.name,
+        peer: req.to,
+        createdAt: Number(r.createdAt),
+        expiresAt: Number(r.expiresAt),
+        key: sent.key,
+        digest: sent.digest,
+        transcriptHash: sent.transcriptHash,
+      });
+    }
+    this.store.putKey(record);
+    if (req.replaces !== undefined) this.store.retire(req.replaces, 'superseded', { reason: 'superseded', revokedAt: record.createdAt });
+    return {
+      serial: record.serial,
+      mode,
+      peer: req.to,
+      fingerprint: record.fingerprint,
+      createdAt: record.createdAt,
+      expiresAt: record.expiresAt,
+      state: record.state,
+      ...(req.replaces === undefined ? {} : { replaces: req.replaces }),
+    };
+  }
+
+  /** `kds client verify-key`: ask the KDC for its verdict on our copy, and apply it locally. */
+  async verifyKey(serial: string): Promise<VerifyKeyResult> {
+    await this.idle();
+    return this.#verify(serial);
+  }
+
+  /** verifyKey without waiting for queued pushes (it runs inside push processing too). */
+  async #verify(serial: string): Promise<VerifyKeyResult> {
+    const rec = this.store.getKey(serial);
+    const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
+    const body: Record<string, unknown> = { serial, digest };
+    if (rec !== undefined && rec.role === 'receiver' && rec.transcriptHash !== undefined && rec.key !== undefined) {
+      body.signature = await signPss(signedContent('receiver', Buffer.from(rec.transcriptHash, 'hex'), digest), this.#identityKey);
+    }
+    const v = await this.#session.request('key.verify', body);
+    const verdict = v.verdict as Verdict;
+    const after = rec === undefined ? undefined : this.#applyVerdict(rec, verdict, v);
+    return {
+      serial,
+      verdict,
+      peerVerified: v.peerVerified === true,
+      state: after?.state ?? 'none',
+      ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+    };
+  }
+
+  /** `kds client revoke-key`: durable at the KDC before it answers; our material goes at once. */
+  async revokeKey(serial: string, reason: string): Promise<Record<string, unknown>> {
+    const r = await this.#session.request('key.revoke', { serial, reason });
+    this.store.retire(serial, 'revoked', { reason: String(r.reason), revokedAt: Number(r.revokedAt) });
+    return r;
+  }
+
+  /** `kds client rotate-key`: a new key with the same peer and mode; the old one becomes superseded. */
+  async rotateKey(serial: string, ttlMs?: number): Promise<SendKeyResult> {
+    const old = await this.#session.request('key.get', { serial });
+    const peer = old.owner === this.name ? String(old.peer) : String(old.owner);
+    return this.sendKey({ to: peer, mode: old.mode === 'kdc' ? 'kdc' : 'e2e', replaces: serial, ...(ttlMs === undefined ? {} : { ttlMs }) });
+  }
+
+  /** `kds client keys`: the KDC's records of our keys, with the local state of each. */
+  async listKeys(): Promise<KeyListing[]> {
+    await this.idle();
+    const r = await this.#session.request('key.list', {});
+    const local = new Map(this.store.listKeys().map((k) => [k.serial, k]));
+    return (r.keys as Record<string, unknown>[]).map((k) => {
+      const mine = local.get(String(k.serial));
+      return {
+        serial: String(k.serial),
+        mode: String(k.mode),
+        owner: String(k.owner),
+        peer: String(k.peer),
+        state: String(k.state),
+        local: mine === undefined ? 'none' : this.#localState(mine).state,
+        createdAt: Number(k.createdAt),
+        expiresAt: Number(k.expiresAt),
+        peerVerified: k.peerVerified === true,
+        ...(mine === undefined ? {} : { fingerprint: mine.fingerprint }),
+        ...(typeof k.reason === 'string' ? { reason: k.reason } : {}),
+        ...(typeof k.revokedAt === 'number' ? { revokedAt: k.revokedAt } : {}),
+      };
+    });
+  }
+
+  /** `kds client send`: encrypt with the newest active key shared with `to` (or the given serial). */
+  async sendMessage(req: { to: string; text: string; serial?: string }): Promise<{ serial: string; delivered: number; sentAt: number }> {
+    await this.idle();
+    const rec = req.serial === undefined ? this.#newestKeyWith(req.to) : this.#usable(req.serial);
+    if (rec.owner !== req.to && rec.peer !== req.to) {
+      throw new InputError('bad_request', `key ${rec.serial} is not shared with ${req.to}`);
+    }
+    const sealed = sealMessage(Buffer.from(rec.key!, 'base64'), { serial: rec.serial, from: this.name, to: req.to }, Buffer.from(req.text, 'utf8'));
+    const r = await this.#session.request('msg.send', { to: req.to, serial: rec.serial, ...sealed });
+    return { serial: rec.serial, delivered: Number(r.delivered), sentAt: Number(r.sentAt) };
+  }
+
+  // -- pushes ------------------------------------------------------------------------------------
+
+  async #process(body: Record<string, unknown>, handle: (body: Record<string, unknown>) => Promise<boolean>): Promise<void> {
+    let ack = true;
+    try {
+      ack = await handle(body);
+    } catch {
+      // A notice we cannot apply now (e.g. the session dropped mid-way) stays queued at the KDC.
+      ack = false;
+    }
+    if (ack && typeof body.d === 'number') {
+      try {
+        await this.#session.request('key.ack', { ids: [body.d] });
+      } catch {
+        // Not acknowledged: it comes again on the next sync, and applying it twice changes nothing.
+      }
+    }
+  }
+
+  async #onDelivered(b: Record<string, unknown>): Promise<boolean> {
+    const serial = String(b.serial);
+    const from = String(b.from);
+    const existing = this.store.getKey(serial);
+    if (existing !== undefined && existing.state !== 'pending') return true; // a duplicate
+    let record = existing;
+    if (record === undefined) {
+      try {
+        record = await this.#accept(b);
+      } catch (err) {
+        const e = toKdsError(err);
+        this.#onEvent({ event: 'key.rejected', serial, from, code: e.code, message: e.message });
+        if (e.code === 'bad_signature' || e.code === 'bad_mac' || e.code === 'bad_dh_public' || e.code === 'peer_revoked') {
+          // Tell the KDC (and so the sender) this exchange failed: the key must not be used by anyone.
+          await this.#session.request('key.revoke', { serial, reason: 'keyCompromise' }).catch(() => undefined);
+        }
+        return true;
+      }
+    }
+    const v = await this.#verify(serial);
+    const now = this.store.getKey(serial)!;
+    this.#onEvent({ event: 'key', serial, from, mode: now.mode, fingerprint: now.fingerprint, verdict: v.verdict, state: now.state, expiresAt: now.expiresAt });
+    // A long-lived listener must not run dry: replace the prekey this sender consumed.
+    if (now.mode === 'e2e') await this.topUpPrekeys().catch(() => undefined);
+    return true;
+  }
+
+  /** Check, decrypt and store a delivered key as `pending`. */
+  async #accept(b: Record<string, unknown>): Promise<StoredKey> {
+    const serial = String(b.serial);
+    const me = { name: this.name, certSerial: this.#certSerial, privateKey: this.#identityKey };
+    const common = { serial, role: 'receiver' as const, owner: String(b.from), peer: this.name, createdAt: Number(b.createdAt), expiresAt: Number(b.expiresAt) };
+    if (b.mode === 'kdc') {
+      const delivery: KdcDelivery = {
+        serial,
+        from: String(b.from),
+        fromCertSerial: String(b.fromCertSerial),
+        to: String(b.to),
+        toCertSerial: String(b.toCertSerial),
+        key: bytes(b.key),
+        expiresAt: Number(b.expiresAt),
+      };
+      const r = await acceptKdcKey(me, delivery);
+      const rec = this.#newRecord({ ...common, mode: 'kdc', key: r.key, digest: r.digest, transcriptHash: r.transcriptHash });
+      this.store.putKey(rec);
+      return rec;
+    }
+    const prekeyId = String(b.prekeyId);
+    const prekey = this.store.getPrekey(prekeyId);
+    if (prekey === undefined) throw new StateError('not_found', 'the prekey of this delivery is unknown or already used');
+    const delivery: E2eDelivery = {
+      serial,
+      from: String(b.from),
+      fromCert: bytes(b.fromCert),
+      to: String(b.to),
+      toCertSerial: String(b.toCertSerial),
+      prekeyId,
+      ephemeral: bytes(b.ephemeral),
+      signature: bytes(b.signature),
+      ciphertext: bytes(b.ciphertext),
+      expiresAt: Number(b.expiresAt),
+    };
+    const r = await runReceiverExchange(
+      me,
+      delivery,
+      { id: prekey.id, certSerial: prekey.certSerial, publicKey: Buffer.from(prekey.publicKey, 'base64'), privateKey: Buffer.from(prekey.privateKey, 'base64') },
+      { ca: this.#ca, now: this.#now() },
+    );
+    const rec = this.#newRecord({ ...common, mode: 'e2e', key: r.key, digest: r.digest, transcriptHash: r.transcriptHash });
+    this.store.putKey(rec);
+    this.store.deletePrekey(prekeyId); // one-time: the private half is gone once used
+    return rec;
+  }
+
+  async #onRevoked(b: Record<string, unknown>): Promise<boolean> {
+    const serial = String(b.serial);
+    const state = b.state === 'superseded' ? 'superseded' : 'revoked';
+    const info = { reason: String(b.reason), revokedAt: Number(b.revokedAt) };
+    this.store.retire(serial, state, info);
+    this.#onEvent({ event: 'key.revoked', serial, state, ...info });
+    return true;
+  }
+
+  async #onVerified(b: Record<string, unknown>): Promise<boolean> {
+    const serial = String(b.serial);
+    const rec = this.store.getKey(serial);
+    if (rec !== undefined && rec.state === 'pending' && rec.role === 'sender' && rec.key !== undefined) {
+      this.store.putKey({ ...rec, state: 'active', updatedAt: this.#now() });
+    }
+    const after = this.store.getKey(serial);
+    this.#onEvent({ event: 'key.verified', serial, peer: rec?.peer ?? '', state: after?.state ?? 'pending' });
+    return true;
+  }
+
+  async #onMessage(b: Record<string, unknown>): Promise<boolean> {
+    if (!this.#acceptMessages) return false; // left queued for `kds client listen`
+    const serial = String(b.serial);
+    const from = String(b.from);
+    try {
+      if (b.to !== this.name) throw new InputError('bad_request', 'a message for someone else');
+      const rec = this.#usable(serial);
+      if (from !== rec.owner && from !== rec.peer) throw new StateError('not_found', 'no such key');
+      const text = openMessage(Buffer.from(rec.key!, 'base64'), { serial, from, to: this.name }, { nonce: bytes(b.nonce), ciphertext: bytes(b.ciphertext) });
+      this.#onEvent({ event: 'message', serial, from, text: text.toString('utf8'), sentAt: Number(b.sentAt) });
+    } catch (err) {
+      const e = toKdsError(err);
+      this.#onEvent({ event: 'message.rejected', serial, from, code: e.code, message: e.message });
+    }
+    return true;
+  }
+
+  // -- local state -------------------------------------------------------------------------------
+
+  #applyVerdict(rec: StoredKey, verdict: Verdict, v: Record<string, unknown>): StoredKey | undefined {
+    const reason = typeof v.reason === 'string' ? v.reason : undefined;
+    const revokedAt = typeof v.revokedAt === 'number' ? v.revokedAt : undefined;
+    const info = { ...(reason === undefined ? {} : { reason }), ...(revokedAt === undefined ? {} : { revokedAt }) };
+    switch (verdict) {
+      case 'valid': {
+        const confirmed = rec.role === 'receiver' || v.peerVerified === true;
+        if (confirmed && rec.state === 'pending' && rec.key !== undefined) {
+          this.store.putKey({ ...rec, state: 'active', updatedAt: this.#now() });
+        }
+        return this.store.getKey(rec.serial);
+      }
+      case 'revoked':
+        return this.store.retire(rec.serial, v.state === 'superseded' ? 'superseded' : 'revoked', info);
+      case 'expired':
+        return this.store.retire(rec.serial, 'expired', info);
+      case 'mismatch':
+        // Fail closed: what the KDC holds is not what we hold, so nobody can vouch for this key.
+        return this.store.retire(rec.serial, 'mismatch', { reason: 'digest mismatch' });
+      case 'not_found':
+        return rec;
+    }
+  }
+
+  /** The local record with expiry applied. */
+  #localState(rec: StoredKey): StoredKey {
+    if ((rec.state === 'active' || rec.state === 'pending') && rec.expiresAt <= this.#now()) {
+      return this.store.retire(rec.serial, 'expired', { revokedAt: rec.expiresAt }) ?? rec;
+    }
+    return rec;
+  }
+
+  /** A key we may encrypt or decrypt with: present, active, unexpired. */
+  #usable(serial: string): StoredKey {
+    const found = this.store.getKey(serial);
+    if (found === undefined) throw new StateError('not_found', 'no such key in this client');
+    const rec = this.#localState(found);
+    if (rec.state === 'revoked' || rec.state === 'superseded' || rec.state === 'mismatch') {
+      throw new StateError('key_revoked', `key ${serial} is ${rec.state}`);
+    }
+    if (rec.state === 'expired') throw new StateError('key_expired', `key ${serial} has expired`);
+    if (rec.state !== 'active' || rec.key === undefined) {
+      throw new StateError('key_unverified', `key ${serial} is not verified yet by its receiver`);
+    }
+    return rec;
+  }
+
+  #newestKeyWith(peer: string): StoredKey {
+    const shared = this.store
+      .listKeys()
+      .filter((k) => k.owner === peer || k.peer === peer)
+      .map((k) => this.#localState(k));
+    const active = shared.filter((k) => k.state === 'active' && k.key !== undefined);
+    if (active.length > 0) return active[active.length - 1]!;
+    if (shared.some((k) => k.state === 'pending')) {
+      throw new StateError('key_unverified', `the key shared with ${peer} is not verified yet by its receiver`);
+    }
+    throw new StateError('not_found', `no active key shared with ${peer}: run kds client send-key --to ${peer}`);
+  }
+
+  #newRecord(r: {
+    serial: string;
+    mode: 'e2e' | 'kdc';
+    role: 'sender' | 'receiver';
+    owner: string;
+    peer: string;
+    createdAt: number;
+    expiresAt: number;
+    key: Buffer;
+    digest: Buffer;
+    transcriptHash?: Buffer;
+  }): StoredKey {
+    return {
+      serial: r.serial,
+      mode: r.mode,
+      role: r.role,
+      owner: r.owner,
+      peer: r.peer,
+      state: 'pending',
+      createdAt: r.createdAt,
+      expiresAt: r.expiresAt,
+      digest: r.digest.toString('hex'),
+      fingerprint: keyFingerprint(r.key),
+      ...(r.transcriptHash === undefined ? {} : { transcriptHash: r.transcriptHash.toString('hex') }),
+      key: r.key.toString('base64'),
+      updatedAt: this.#now(),
+    };
+  }
+}
+
+function bytes(value: unknown): Buffer {
+  if (!(value instanceof Uint8Array)) throw new InputError('malformed', 'expected bytes');
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}

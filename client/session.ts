@@ -1,0 +1,400 @@
+// The client side of a kds session: connect to the KDC's WebSocket, drive the pure ClientHandshake of
+// shared/protocol (client_hello -> server_hello -> client_finish), wait for the server's `ready` push,
+// then offer request/response over the record layer plus server pushes. The KDC certificate is checked
+// against the pinned root (the client's ca.pem): chain, validity, serverAuth, and its name `kdc`.
+//
+// Every failure is a KdsError: an alert or a `session.closing` push from the server carries the
+// server's code; a close without either is mapped from its close reason (the server puts the error code
+// there) or becomes `session_closed` / `unavailable`.
+import type { KeyObject } from 'node:crypto';
+import WebSocket from 'ws';
+import { DH_GROUPS, type DhGroup } from '../shared/crypto/dh.js';
+import { signPss } from '../shared/crypto/rsa.js';
+import { AuthError, EnvironmentError, KdsError, ProtocolError, StateError, isErrorCode } from '../shared/errors.js';
+import { ClientHandshake, type HandshakeMode } from '../shared/protocol/handshake.js';
+import { MAX_FRAME_BYTES } from '../shared/protocol/limits.js';
+import { decodeFrame, errorFromWire } from '../shared/protocol/messages.js';
+import type { ClientChannel, ServerMessage } from '../shared/protocol/secure-channel.js';
+import '../shared/protocol/catalog.js';
+import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
+import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
+import { readClientHome, resolveHome, type HomeLocation } from './home.js';
+
+/** The KDC's certificate names it `kdc` (server/ca/files.ts KDC_NAME). */
+export const KDC_CERT_NAME = 'kdc';
+export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+export interface SessionCredentials {
+  privateKey: KeyObject;
+  certPem: string;
+}
+
+export interface OpenSessionOptions {
+  /** ws://host:port/kds */
+  server: string;
+  mode?: HandshakeMode;
+  /** Required for 'auth'. */
+  credentials?: SessionCredentials;
+  /** The pinned root CA (PEM): the trust anchor for the KDC certificate. Required unless 'insecure'. */
+  caCertPem?: string;
+  /** The group of the key share; the other supported group is offered after it. */
+  dh?: DhGroup;
+  /** 'insecure' mode only: the (unauthenticated) name to claim. */
+  insecureName?: string;
+  /** Expected name in the KDC certificate (default `kdc`). */
+  expectServerName?: string;
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+export interface CertificateFacts {
+  subjectCN: string;
+  serialHex: string;
+  fingerprint256: string;
+  notBefore: number;
+  notAfter: number;
+}
+
+export interface SessionFacts {
+  sessionId: string;
+  mode: HandshakeMode;
+  group: DhGroup;
+  cipher: string;
+  /** The KDC's certificate (absent in 'insecure' mode). */
+  serverCertificate: CertificateFacts;
+  /** Who the server says we are (its `ready` push). */
+  identity: { name: string; serialHex: string; role: string; expiresAt: number };
+  /** Our own certificate ('auth'). */
+  clientCertificate?: CertificateFacts;
+}
+
+export interface CloseInfo {
+  code: number;
+  /** The error that ended the session (server's code when it gave one); undefined for a clean close we asked for. */
+  error?: KdsError;
+}
+
+export interface ClientSession {
+  readonly facts: SessionFacts;
+  /** Send a request; resolves with the response body, rejects with the KdsError the server returned. */
+  request(type: string, body: Record<string, unknown>, opts?: { timeoutMs?: number }): Promise<Record<string, unknown>>;
+  /** Subscribe to a push type (`*` for every push). Returns the unsubscribe function. */
+  onPush(type: string, fn: (body: Record<string, unknown>, type: string) => void): () => void;
+  /** Resolves when the session ends, for whatever reason. */
+  readonly closed: Promise<CloseInfo>;
+  readonly isOpen: boolean;
+  /** Client-initiated close (1000). Resolves when the socket is closed. */
+  close(): Promise<void>;
+  /** Export keying material bound to this session (exporter secret). */
+  exportKeyingMaterial(label: string, length: number): Buffer;
+}
+
+export function certificateFacts(cert: ParsedCertificate): CertificateFacts {
+  return {
+    subjectCN: cert.subjectCN,
+    serialHex: cert.serialHex,
+    fingerprint256: cert.fingerprint256,
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+  };
+}
+
+/** ws://h:p/kds -> http://h:p (wss -> https). */
+export function httpUrlOf(server: string): string {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new ProtocolError('bad_request', `invalid server URL ${JSON.stringify(server)}`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new ProtocolError('bad_request', `server URL must start with ws:// or wss://, got ${url.protocol}`);
+  }
+  return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
+}
+
+/** Open a session with the credentials stored in a client home (key.pem, cert.pem, ca.pem). */
+export async function openHomeSession(
+  opts: HomeLocation & Omit<OpenSessionOptions, 'credentials' | 'caCertPem' | 'mode'>,
+): Promise<ClientSession> {
+  const home = resolveHome(opts);
+  const files = readClientHome(home);
+  const { name: _n, home: _h, dataDir: _d, ...rest } = opts;
+  const session = await openSession({
+    ...rest,
+    mode: 'auth',
+    credentials: { privateKey: files.privateKey, certPem: files.certPem },
+    caCertPem: files.caPem,
+  });
+  if (session.facts.identity.name !== opts.name) {
+    // The home holds another identity's certificate: refuse rather than act under the wrong name.
+    await session.close();
+    throw new AuthError('cert_wrong_name', 'certificate is for another name', {
+      expected: opts.name,
+      actual: session.facts.identity.name,
+    });
+  }
+  return session;
+}
+
+export async function openSession(opts: OpenSessionOptions): Promise<ClientSession> {
+  const mode = opts.mode ?? 'auth';
+  const group = opts.dh ?? DH_GROUPS[0]!;
+  const groups = [group, ...DH_GROUPS.filter((g) => g !== group)];
+  let ca: ParsedCertificate | undefined;
+  if (mode !== 'insecure') {
+    if (opts.caCertPem === undefined) throw new ProtocolError('bad_request', `mode ${mode} needs the pinned CA certificate`);
+    ca = parseCertificate(opts.caCertPem);
+  }
+  let ownCert: ParsedCertificate | undefined;
+  const expectName = opts.expectServerName ?? KDC_CERT_NAME;
+  const handshake = new ClientHandshake({
+    mode,
+    groups,
+    group,
+    ...(mode === 'insecure' && opts.insecureName !== undefined ? { name: opts.insecureName } : {}),
+    ...(mode === 'auth'
+      ? (() => {
+          if (opts.credentials === undefined) throw new ProtocolError('bad_request', 'auth mode needs credentials');
+          ownCert = parseCertificate(opts.credentials.certPem);
+          const key = opts.credentials.privateKey;
+          return { credentials: { certificateDer: ownCert.der, sign: (d: Buffer) => signPss(d, key) } };
+        })()
+      : {}),
+    ...(ca !== undefined
+      ? {
+          checkServerCertificate: (cert: ParsedCertificate) => {
+            const verdict = verifyCertificate(cert, ca!, { usage: 'serverAuth', expectName });
+            if (verdict.code !== 'ok') throw verdictToError(verdict);
+          },
+        }
+      : {}),
+  });
+  const conn = await connect(opts.server, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+  return establish(conn, handshake, opts, ownCert);
+}
+
+function connect(server: string, timeoutMs: number): Promise<WebSocket> {
+  httpUrlOf(server); // validates the URL shape
+  return new Promise((resolve, reject) => {
+    // No compression (see server/kdc/kdc.ts); the same frame limit as the server.
+    const ws = new WebSocket(server, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    ws.binaryType = 'nodebuffer';
+    const onError = (err: Error): void => {
+      cleanup();
+      ws.terminate();
+      reject(new EnvironmentError('unavailable', `cannot connect to ${server}: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+    };
+    const onOpen = (): void => {
+      cleanup();
+      resolve(ws);
+    };
+    const cleanup = (): void => {
+      ws.off('error', onError);
+      ws.off('open', onOpen);
+    };
+    ws.on('error', onError);
+    ws.on('open', onOpen);
+  });
+}
+
+/** The error a close without an alert/push stands for: the server puts the error code in the reason. */
+function errorFromClose(code: number, reason: string): KdsError {
+  if (isErrorCode(reason)) return errorFromWire(reason, 'connection closed by the server');
+  if (code === 1009) return new ProtocolError('frame_too_large', 'frame too large');
+  if (code === 1001) return new StateError('unavailable', 'server going away');
+  return new StateError('session_closed', `connection closed (${code})`);
+}
+
+async function establish(
+  ws: WebSocket,
+  handshake: ClientHandshake,
+  opts: OpenSessionOptions,
+  ownCert: ParsedCertificate | undefined,
+): Promise<ClientSession> {
+  // Frames are handled strictly in order through one chain (the handshake step is asynchronous).
+  let chain: Promise<void> = Promise.resolve();
+  let channel: ClientChannel | undefined;
+  let phase: 'hello' | 'ready' | 'open' | 'closed' = 'hello';
+  let serverError: KdsError | undefined;
+  let weClosed = false;
+  let result: Awaited<ReturnType<ClientHandshake['receiveServerHello']>>['result'] | undefined;
+  const pending = new Map<number, { resolve: (b: Record<string, unknown>) => void; reject: (e: KdsError) => void; timer: NodeJS.Timeout }>();
+  const listeners = new Map<string, Set<(body: Record<string, unknown>, type: string) => void>>();
+  let nextId = 1;
+
+  let settleReady!: { resolve: (facts: SessionFacts) => void; reject: (e: KdsError) => void };
+  const ready = new Promise<SessionFacts>((resolve, reject) => (settleReady = { resolve, reject }));
+  let resolveClosed!: (info: CloseInfo) => void;
+  const closed = new Promise<CloseInfo>((resolve) => (resolveClosed = resolve));
+  const timeout = setTimeout(
+    () => abort(new ProtocolError('timeout', 'the server did not complete the handshake in time')),
+    opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+  );
+
+  const abort = (err: KdsError): void => {
+    serverError ??= err;
+    if (phase !== 'closed') {
+      try {
+        ws.close(1000);
+      } catch {
+        ws.terminate();
+      }
+      const t = setTimeout(() => ws.terminate(), 2_000);
+      t.unref();
+    }
+    settleReady.reject(err);
+  };
+
+  const onServerMessage = (msg: ServerMessage): void => {
+    if (msg.kind === 'push') {
+      const body = msg.body as Record<string, unknown>;
+      if (msg.type === 'session.closing') serverError = errorFromWire(String(body.code), String(body.reason));
+      if (phase === 'ready') {
+        if (msg.type !== 'ready') {
+          abort(serverError ?? new ProtocolError('unexpected_message', `expected ready, got ${msg.type}`));
+          return;
+        }
+        phase = 'open';
+        clearTimeout(timeout);
+        const facts: SessionFacts = {
+          sessionId: result!.sessionId,
+          mode: result!.mode,
+          group: result!.group,
+          cipher: result!.cipher,
+          serverCertificate: result!.serverCertificate
+            ? certificateFacts(result!.serverCertificate)
+            : { subjectCN: '', serialHex: '', fingerprint256: '', notBefore: 0, notAfter: 0 },
+          identity: {
+            name: typeof body.name === 'string' ? body.name : '',
+            serialHex: typeof body.serial === 'string' ? body.serial : '',
+            role: String(body.role),
+            expiresAt: typeof body.expiresAt === 'number' ? body.expiresAt : 0,
+          },
+        };
+        if (ownCert !== undefined) facts.clientCertificate = certificateFacts(ownCert);
+        settleReady.resolve(facts);
+        return;
+      }
+      for (const key of [msg.type, '*']) {
+        for (const fn of listeners.get(key) ?? []) {
+          try {
+            fn(body, msg.type);
+          } catch {
+            // a listener's bug must not break the session
+          }
+        }
+      }
+      return;
+    }
+    const waiter = pending.get(msg.id);
+    if (waiter === undefined) return;
+    pending.delete(msg.id);
+    clearTimeout(waiter.timer);
+    if (msg.kind === 'ok') waiter.resolve(msg.body as Record<string, unknown>);
+    else waiter.reject(msg.error);
+  };
+
+  const onFrame = async (frame: Buffer): Promise<void> => {
+    if (phase === 'closed') return;
+    try {
+      if (phase === 'hello') {
+        const out = await handshake.receiveServerHello(frame);
+        result = out.result;
+        channel = out.result.channel;
+        phase = 'ready';
+        ws.send(out.clientFinish, { binary: true });
+        return;
+      }
+      if (phase === 'ready') {
+        // The server refuses our client_finish (certificate, signature) with a plaintext alert.
+        const peek = decodeFrame(frame);
+        if (peek.t === 'alert') {
+          abort(errorFromWire(peek.code, peek.message));
+          return;
+        }
+      }
+      onServerMessage(channel!.open(frame));
+    } catch (err) {
+      abort(err instanceof KdsError ? err : new KdsError('internal', 'internal error', undefined, { cause: err }));
+    }
+  };
+
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (!isBinary) {
+      chain = chain.then(() => abort(new ProtocolError('bad_frame', 'the server sent a text frame')));
+      return;
+    }
+    chain = chain.then(() => onFrame(data));
+  });
+  ws.on('error', () => {});
+  ws.on('close', (code: number, reasonBuf: Buffer) => {
+    clearTimeout(timeout);
+    const wasOpen = phase === 'open';
+    phase = 'closed';
+    const err = serverError ?? (weClosed ? undefined : errorFromClose(code, reasonBuf.toString('utf8')));
+    const failure = err ?? new StateError('session_closed', 'session closed');
+    for (const [, waiter] of pending) {
+      clearTimeout(waiter.timer);
+      waiter.reject(failure);
+    }
+    pending.clear();
+    if (!wasOpen) settleReady.reject(failure);
+    resolveClosed(err === undefined ? { code } : { code, error: err });
+  });
+
+  try {
+    ws.send(handshake.clientHello(), { binary: true });
+  } catch (err) {
+    abort(err instanceof KdsError ? err : new KdsError('internal', 'internal error'));
+  }
+  const facts = await ready;
+
+  const session: ClientSession = {
+    facts,
+    closed,
+    get isOpen() {
+      return phase === 'open';
+    },
+    request(type, body, ropts) {
+      if (phase !== 'open') return Promise.reject(serverError ?? new StateError('session_closed', 'session closed'));
+      const id = nextId++;
+      let frame: Buffer;
+      try {
+        frame = channel!.sealRequest(type, id, body);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new ProtocolError('timeout', `no reply to ${type} in time`));
+        }, ropts?.timeoutMs ?? opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+        timer.unref();
+        pending.set(id, { resolve, reject, timer });
+        ws.send(frame, { binary: true });
+      });
+    },
+    onPush(type, fn) {
+      let set = listeners.get(type);
+      if (set === undefined) listeners.set(type, (set = new Set()));
+      set.add(fn);
+      return () => set!.delete(fn);
+    },
+    async close() {
+      if (phase !== 'closed') {
+        weClosed = true;
+        ws.close(1000);
+        const t = setTimeout(() => ws.terminate(), 2_000);
+        t.unref();
+        await closed;
+        clearTimeout(t);
+      }
+    },
+    exportKeyingMaterial(label, length) {
+      return channel!.exportKeyingMaterial(label, length);
+    },
+  };
+  return session;
+}

@@ -1,0 +1,299 @@
+// The certificate authority of a data directory: opens the root key with the CA passphrase and the store,
+// issues certificates from CSRs (issue 2 part 4), revokes them and publishes the CRL (part 5), answers
+// "is this serial revoked?" in O(1) for the KDC, verifies certificate files (part 6) and handles
+// enrollment tokens. One instance per process; several processes may share a data directory.
+import { userInfo } from 'node:os';
+import { existsSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
+import { parseCsr } from '../../shared/pki/csr.js';
+import { checkCsrPolicy } from '../../shared/pki/policy.js';
+import { isReservedName } from '../../shared/pki/names.js';
+import { normalizeSerialHex } from '../../shared/pki/serial.js';
+import { parseReason, type ReasonName } from '../../shared/pki/reasons.js';
+import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
+import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
+import { openStore, type CertificateRecord, type CrlState, type Store } from '../store/store.js';
+import { decryptPrivateKey, keyMatchesCertificate, readText } from './credentials.js';
+import {
+  CrlPublisher,
+  type CrlFileRepair,
+  type RevocationInfo,
+  type RevokedListener,
+  type RevokeOutcome,
+} from './crl-publisher.js';
+import {
+  ADMIN_OU,
+  CA_SETTINGS_KEY,
+  caPaths,
+  crlUrlOf,
+  DEFAULT_CA_SETTINGS,
+  ROOT_CA_NAME,
+  type CaPaths,
+  type CaSettings,
+} from './files.js';
+import { issueCertificate, type IssueResult } from './issue.js';
+import { resolveCaPassphrase, type PassphraseOptions } from './passphrase.js';
+import { asyncSigner, syncSigner } from './signer.js';
+import { consumeEnrollmentToken, createEnrollmentToken, type CreatedToken } from './tokens.js';
+
+export type { RevocationInfo, RevokeOutcome, RevokedListener, CrlFileRepair } from './crl-publisher.js';
+export type { IssueResult } from './issue.js';
+
+export interface OpenOptions extends PassphraseOptions {
+  /**
+   * Open without the CA private key (no passphrase needed): lookups, verification, `crl show`, `cert
+   * list`. issue/revoke/refreshCrl/tokens then throw `config`.
+   */
+  readOnly?: boolean;
+  /** Clock for tests (epoch ms). */
+  clock?: () => number;
+}
+
+export interface IssueOptions {
+  name: string;
+  /** Validity in days (default 30, capped by the configured maximum (365) and the CA's notAfter). */
+  days?: number;
+  /** Exact window (tests: e.g. an already expired certificate); capped the same way. */
+  validity?: { notBefore: number; notAfter: number };
+  role?: 'client' | 'admin' | 'server';
+  renew?: boolean;
+  actor: string;
+}
+
+const PROFILE_OF: Record<'client' | 'admin' | 'server', Profile> = { client: 'client', admin: 'admin', server: 'server' };
+
+/** A default actor name for audit rows written by local CLI commands: `cli:<user>`. */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+export class CertificateAuthority {
+  readonly dataDir: string;
+  readonly paths: CaPaths;
+  readonly caCert: ParsedCertificate;
+  readonly caCertPem: string;
+  readonly store: Store;
+  readonly settings: CaSettings;
+  readonly crlUrl: string;
+  readonly readOnly: boolean;
+  /** What open found about root_crl.pem (anything but 'ok' means it was rewritten from the store). */
+  readonly crlFileRepair: CrlFileRepair;
+  private readonly caKey: KeyObject | undefined;
+  private readonly publisher: CrlPublisher;
+  private readonly clock: () => number;
+
+  private constructor(init: {
+    dataDir: string;
+    caCert: ParsedCertificate;
+    store: Store;
+    settings: CaSettings;
+    caKey: KeyObject | undefined;
+    publisher: CrlPublisher;
+    crlFileRepair: CrlFileRepair;
+    clock: () => number;
+  }) {
+    this.dataDir = init.dataDir;
+    this.paths = caPaths(init.dataDir);
+    this.caCert = init.caCert;
+    this.caCertPem = init.caCert.pem;
+    this.store = init.store;
+    this.settings = init.settings;
+    this.crlUrl = crlUrlOf(init.settings);
+    this.caKey = init.caKey;
+    this.readOnly = init.caKey === undefined;
+    this.publisher = init.publisher;
+    this.crlFileRepair = init.crlFileRepair;
+    this.clock = init.clock;
+  }
+
+  /**
+   * Open the CA of `dataDir`. `ca_missing` if it was never initialised; `bad_passphrase` if the
+   * passphrase does not decrypt root_private_key.pem. Rebuilds root_crl.pem from the store when it is
+   * missing, corrupt or stale, and re-signs the CRL when it is past half its lifetime.
+   */
+  static async open(dataDir: string, opts: OpenOptions = {}): Promise<CertificateAuthority> {
+    const paths = caPaths(dataDir);
+    if (!existsSync(paths.rootCa) || !existsSync(paths.store)) {
+      throw new EnvironmentError('ca_missing', `no CA in ${dataDir}: run \`kds server init\` first`, { dataDir });
+    }
+    const caCert = parseCertificate(readText(paths.rootCa));
+    let caKey: KeyObject | undefined;
+    if (!opts.readOnly) {
+      const { passphrase } = resolveCaPassphrase(dataDir, opts);
+      caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
+      if (!keyMatchesCertificate(caKey, caCert)) {
+        throw new EnvironmentError('config', `${paths.rootKey} is not the key of ${paths.rootCa}`);
+      }
+    }
+    const store = openStore(dataDir);
+    try {
+      const record = store.activeCertificate(ROOT_CA_NAME);
+      if (record === undefined || record.fingerprint256 !== caCert.fingerprint256) {
+        throw new EnvironmentError('config', `${paths.rootCa} is not the CA certificate recorded in the store`);
+      }
+      const settings: CaSettings = { ...DEFAULT_CA_SETTINGS, ...(store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? {}) };
+      const publisher = CrlPublisher.load({ store, paths, caCert, settings });
+      const clock = opts.clock ?? Date.now;
+      // Keep the published CRL fresh (RFC 5280 5.1.2.5 nextUpdate) whenever we can sign.
+      if (caKey !== undefined) publisher.refresh(syncSigner(caKey), clock());
+      const crlFileRepair = publisher.repairFile();
+      return new CertificateAuthority({ dataDir, caCert, store, settings, caKey, publisher, crlFileRepair, clock });
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Issuance
+
+  /** Issue from a PKCS#10 CSR: proof of possession, policy, then issueCertificate. */
+  async issueFromCsr(csrPem: string, opts: IssueOptions): Promise<ParsedCertificate> {
+    return (await this.issue(csrPem, opts)).cert;
+  }
+
+  /** issueFromCsr with the details the CLI reports (superseded serial, capped validity). */
+  async issue(csrPem: string, opts: IssueOptions): Promise<IssueResult> {
+    const key = this.requireKey();
+    const role = opts.role ?? 'client';
+    if (!(role in PROFILE_OF)) throw new InputError('bad_request', `unknown role ${JSON.stringify(role)}`);
+    // Everything that can refuse the request runs before the store is touched: a refused CSR leaves
+    // no row behind.
+    const csr = parseCsr(csrPem);
+    checkCsrPolicy(csr, opts.name);
+    if (role === 'client' && isReservedName(opts.name)) {
+      throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
+    }
+    const now = this.clock();
+    return issueCertificate(
+      { store: this.store, caCert: this.caCert, sign: asyncSigner(key), settings: this.settings, crlUrl: this.crlUrl, now },
+      {
+        name: opts.name,
+        role,
+        profile: PROFILE_OF[role],
+        subjectCN: opts.name,
+        ...(role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
+        publicKeyPem: csr.publicKeyPem,
+        ...(role === 'server' ? { sans: { dns: [opts.name] } } : {}),
+        ...(opts.days !== undefined ? { days: opts.days } : {}),
+        ...(opts.validity !== undefined ? { validity: opts.validity } : {}),
+        renew: opts.renew ?? false,
+        actor: opts.actor,
+      },
+    );
+  }
+
+  /**
+   * Enrollment: a client proves it holds a single-use token for `name` and gets a client certificate for
+   * the key in its CSR. The CSR is checked BEFORE the token is consumed (a bad CSR does not burn it).
+   */
+  async enroll(opts: { token: string; name: string; csrPem: string; actor: string; days?: number }): Promise<IssueResult> {
+    const key = this.requireKey();
+    const csr = parseCsr(opts.csrPem);
+    checkCsrPolicy(csr, opts.name);
+    if (isReservedName(opts.name)) throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
+    const active = this.store.activeCertificate(opts.name);
+    if (active !== undefined) {
+      throw new PolicyError('already_active', `"${opts.name}" already has an active certificate`, {
+        name: opts.name,
+        serialHex: active.serialHex,
+      });
+    }
+    const now = this.clock();
+    consumeEnrollmentToken(this.store, { token: opts.token, name: opts.name, actor: opts.actor, now });
+    return issueCertificate(
+      { store: this.store, caCert: this.caCert, sign: asyncSigner(key), settings: this.settings, crlUrl: this.crlUrl, now },
+      {
+        name: opts.name,
+        role: 'client',
+        profile: 'client',
+        subjectCN: opts.name,
+        publicKeyPem: csr.publicKeyPem,
+        ...(opts.days !== undefined ? { days: opts.days } : {}),
+        actor: opts.actor,
+      },
+    );
+  }
+
+  createEnrollmentToken(opts: { name: string; ttlMs?: number; actor: string }): CreatedToken {
+    this.requireKey();
+    return createEnrollmentToken(this.store, { ...opts, now: this.clock() });
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Revocation
+
+  /**
+   * Revoke by serial (hex, any case, colons allowed) or by name (its active certificate, else its latest
+   * one). Durable before it returns: revocation row + certificate status + new CRL committed together,
+   * then root_crl.pem rewritten, then onRevoked listeners awaited. `already_revoked` changes nothing.
+   */
+  async revoke(by: { serialHex: string } | { name: string }, reason: ReasonName | string, actor: string): Promise<RevokeOutcome> {
+    const key = this.requireKey();
+    const target = 'serialHex' in by ? { serialHex: normalizeSerialHex(by.serialHex) } : { name: by.name };
+    const parsedReason = parseReason(reason);
+    return this.publisher.revoke(target, parsedReason, actor, syncSigner(key), this.clock());
+  }
+
+  /** O(1), from memory; never stale after a revocation this process acknowledged. */
+  revocationOf(serialHex: string): RevocationInfo | undefined {
+    return this.publisher.revocationOf(serialHex);
+  }
+
+  onRevoked(listener: RevokedListener): void {
+    this.publisher.onRevoked(listener);
+  }
+
+  /** Pick up (and announce to listeners) revocations other processes committed. */
+  async syncRevocations(): Promise<number> {
+    return (await this.publisher.sync()).length;
+  }
+
+  currentCrlPem(): string {
+    return this.publisher.currentState().pem;
+  }
+
+  currentCrl(): CrlState {
+    return this.publisher.currentState();
+  }
+
+  /** Re-sign the CRL if it is past half its lifetime (or always with force); returns the new state. */
+  refreshCrl(force = false): CrlState | undefined {
+    return this.publisher.refresh(syncSigner(this.requireKey()), this.clock(), force);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Lookups and verification
+
+  certificateRecord(serialHex: string): CertificateRecord | undefined {
+    return this.store.getCertificate(serialHex.toLowerCase());
+  }
+
+  /**
+   * Chain to this root, validity, usage and revocation (shared/pki/verify.ts), with this CA's
+   * revocation state. Never throws for a bad certificate: the verdict says what is wrong.
+   */
+  verifyCertificateFile(pem: string | Buffer, opts: Omit<VerifyOptions, 'revocation'> = {}): Verdict {
+    return verifyCertificate(pem, this.caCert, {
+      now: this.clock(),
+      ...opts,
+      revocation: (serialHex) => this.revocationOf(serialHex),
+    });
+  }
+
+  private requireKey(): KeyObject {
+    if (this.caKey === undefined) {
+      throw new EnvironmentError('config', 'the CA was opened read-only (no passphrase): cannot sign');
+    }
+    return this.caKey;
+  }
+}

@@ -1,0 +1,265 @@
+// `kds server init` (issue 2 part 3): create the root CA, the KDC's own credential, the admin credential,
+// the store and the first (empty) CRL in a data directory.
+//
+//   root CA   RSA-3072 by default, self-signed, 10 years, basicConstraints CA:true critical,
+//             keyUsage keyCertSign+cRLSign critical, SKI (profile 'root-ca' in shared/pki/x509.ts)
+//   KDC       RSA-2048, serverAuth, SAN localhost + 127.0.0.1 + every --host       server/key.pem, cert.pem
+//   admin     RSA-2048, CN=admin OU=kds-admin, clientAuth, role admin in the store  admin/key.pem, cert.pem
+//
+// Every private key is PKCS#8-encrypted with the CA passphrase. Files 0600 and directories 0700, except
+// root_ca.pem and root_crl.pem (0644): they are public by design (the KDC serves them over HTTP).
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { existsSync, renameSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
+import { EnvironmentError, InputError } from '../../shared/errors.js';
+import { ensurePrivateDir, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+import { openStore } from '../store/store.js';
+import { encryptPrivateKey } from './credentials.js';
+import {
+  ADMIN_NAME,
+  ADMIN_OU,
+  CA_SETTINGS_KEY,
+  caPaths,
+  crlUrlOf,
+  DAY_MS,
+  DEFAULT_CA_SETTINGS,
+  KDC_NAME,
+  ROOT_CA_CN,
+  ROOT_CA_NAME,
+  type CaSettings,
+} from './files.js';
+import { issueCertificate } from './issue.js';
+import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } from './passphrase.js';
+import { asyncSigner, syncSigner } from './signer.js';
+import { publishInitialCrl } from './crl-publisher.js';
+
+export const CA_KEY_BITS = [2048, 3072, 4096] as const;
+export type CaKeyBits = (typeof CA_KEY_BITS)[number];
+export const DEFAULT_CA_KEY_BITS: CaKeyBits = 3072;
+/** The KDC and admin keys: RSA-2048 (issue 2 part 3). */
+export const CREDENTIAL_KEY_BITS = 2048;
+export const CA_LIFETIME_DAYS = 3650;
+export const DEFAULT_PORT = 8443;
+
+export interface InitOptions extends PassphraseOptions {
+  dataDir: string;
+  caKeyBits?: number;
+  /** Extra names of the KDC: SANs of its certificate; the first one is also the CRL URL's host. */
+  hosts?: string[];
+  /** Port of the KDC (CRL URL). */
+  port?: number;
+  /** Replace an existing CA (the old files are moved into `<dataDir>/replaced-<time>/`, not deleted). */
+  force?: boolean;
+  actor?: string;
+  now?: number;
+}
+
+export interface InitResult {
+  dataDir: string;
+  caKeyBits: number;
+  caSerialHex: string;
+  caFingerprint256: string;
+  caNotAfter: number;
+  serverSerialHex: string;
+  serverSans: { dns: string[]; ip: string[] };
+  adminSerialHex: string;
+  crlUrl: string;
+  crlNumber: number;
+  passphraseSource: PassphraseSource;
+  /** Set when the passphrase was generated: where it is (never the passphrase itself). */
+  passphrasePath?: string;
+  /** Set with --force: where the previous CA's files went. */
+  replacedDir?: string;
+  warnings: string[];
+}
+
+/** Does this data directory already hold a CA (any of its defining files)? */
+export function caExists(dataDir: string): boolean {
+  const p = caPaths(dataDir);
+  return [p.rootCa, p.rootKey, p.store].some((f) => existsSync(f));
+}
+
+export async function initCa(opts: InitOptions): Promise<InitResult> {
+  const caKeyBits = opts.caKeyBits ?? DEFAULT_CA_KEY_BITS;
+  if (!(CA_KEY_BITS as readonly number[]).includes(caKeyBits)) {
+    throw new InputError('bad_request', `--ca-key-bits must be one of ${CA_KEY_BITS.join(', ')}`);
+  }
+  const port = opts.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InputError('bad_request', `--port must be 1..65535, got ${String(port)}`);
+  }
+  const hosts = (opts.hosts ?? []).map((h) => checkHost(h));
+  const now = opts.now ?? Date.now();
+  const actor = opts.actor ?? 'init';
+  const paths = caPaths(opts.dataDir);
+  const warnings: string[] = [];
+
+  let replacedDir: string | undefined;
+  if (caExists(opts.dataDir)) {
+    if (!opts.force) {
+      throw new EnvironmentError(
+        'ca_exists',
+        `a CA already exists in ${opts.dataDir}; use --force to replace it (its files are kept aside)`,
+        { dataDir: opts.dataDir },
+      );
+    }
+  }
+  ensurePrivateDir(opts.dataDir);
+  // Resolve a supplied passphrase BEFORE moving anything: --passphrase-file may point into the old ca/.
+  const supplied = opts.passphrase ?? opts.passphraseFile ?? (opts.env ?? process.env).KDS_CA_PASSPHRASE;
+  let resolved = supplied !== undefined && supplied !== '' ? createCaPassphrase(opts.dataDir, opts) : undefined;
+  if (opts.force && caExists(opts.dataDir)) {
+    replacedDir = moveAside(opts.dataDir, now);
+    warnings.push(
+      `replaced the existing CA: its files are in ${replacedDir}; certificates it issued no longer verify`,
+    );
+  }
+  resolved ??= createCaPassphrase(opts.dataDir, opts);
+  const { passphrase } = resolved;
+  warnings.push(...resolved.warnings);
+
+  // The three keys at once: each callback keygen runs on its own thread-pool thread.
+  const [caPair, kdcPair, adminPair] = await Promise.all([
+    generateRsaKeyPair(caKeyBits),
+    generateRsaKeyPair(CREDENTIAL_KEY_BITS),
+    generateRsaKeyPair(CREDENTIAL_KEY_BITS),
+  ]);
+  const caKey: KeyObject = createPrivateKey(caPair.privateKeyPem);
+
+  const settings: CaSettings = {
+    ...DEFAULT_CA_SETTINGS,
+    crlHost: hosts[0] ?? DEFAULT_CA_SETTINGS.crlHost,
+    crlPort: port,
+  };
+  const crlUrl = crlUrlOf(settings);
+
+  const store = openStore(opts.dataDir);
+  try {
+    store.setSetting(CA_SETTINGS_KEY, settings);
+    const sign = asyncSigner(caKey);
+
+    const root = await issueCertificate(
+      { store, caCert: undefined, sign, settings, crlUrl: undefined, now },
+      {
+        name: ROOT_CA_NAME,
+        role: 'ca',
+        profile: 'root-ca',
+        subjectCN: ROOT_CA_CN,
+        publicKeyPem: caPair.publicKeyPem,
+        validity: { notBefore: now, notAfter: now + CA_LIFETIME_DAYS * DAY_MS },
+        uncapped: true,
+        actor,
+      },
+    );
+    const ctx = { store, caCert: root.cert, sign, settings, crlUrl, now };
+    const sans = {
+      dns: unique(['localhost', ...hosts.filter((h) => isIP(h) === 0)]),
+      ip: unique(['127.0.0.1', ...hosts.filter((h) => isIP(h) !== 0)]),
+    };
+    const [kdc, admin] = await Promise.all([
+      issueCertificate(ctx, {
+        name: KDC_NAME,
+        role: 'server',
+        profile: 'server',
+        subjectCN: KDC_NAME,
+        publicKeyPem: kdcPair.publicKeyPem,
+        sans,
+        days: settings.maxDays,
+        actor,
+      }),
+      issueCertificate(ctx, {
+        name: ADMIN_NAME,
+        role: 'admin',
+        profile: 'admin',
+        subjectCN: ADMIN_NAME,
+        subjectOU: ADMIN_OU,
+        publicKeyPem: adminPair.publicKeyPem,
+        days: settings.maxDays,
+        actor,
+      }),
+    ]);
+
+    // Keys first, certificates after: a certificate on disk always has its key next to it.
+    writeFileAtomic(paths.rootKey, encryptPrivateKey(caKey, passphrase), PRIVATE_FILE_MODE);
+    ensurePrivateDir(paths.serverDir);
+    writeFileAtomic(paths.serverKey, encryptPrivateKey(kdcPair.privateKeyPem, passphrase), PRIVATE_FILE_MODE);
+    writeFileAtomic(paths.serverCert, kdc.cert.pem, PRIVATE_FILE_MODE);
+    ensurePrivateDir(paths.adminDir);
+    writeFileAtomic(paths.adminKey, encryptPrivateKey(adminPair.privateKeyPem, passphrase), PRIVATE_FILE_MODE);
+    writeFileAtomic(paths.adminCert, admin.cert.pem, PRIVATE_FILE_MODE);
+
+    // RFC 5280 5.2.3: the first CRL is number 1; it lists nothing yet.
+    const crl = publishInitialCrl({ store, paths, caCert: root.cert, sign: syncSigner(caKey), settings, now });
+    store.appendAudit({
+      at: now,
+      actor,
+      action: 'ca.init',
+      subject: ROOT_CA_NAME,
+      detail: {
+        serialHex: root.cert.serialHex,
+        fingerprint256: root.cert.fingerprint256,
+        caKeyBits,
+        kdcSerialHex: kdc.cert.serialHex,
+        adminSerialHex: admin.cert.serialHex,
+        crlUrl,
+        passphraseSource: resolved.source,
+        ...(replacedDir !== undefined ? { replacedDir } : {}),
+      },
+    });
+
+    // root_ca.pem last: its presence is what marks the CA as initialised for every other command.
+    writeFileAtomic(paths.rootCa, root.cert.pem, PUBLIC_FILE_MODE);
+
+    return {
+      dataDir: opts.dataDir,
+      caKeyBits,
+      caSerialHex: root.cert.serialHex,
+      caFingerprint256: root.cert.fingerprint256,
+      caNotAfter: root.cert.notAfter,
+      serverSerialHex: kdc.cert.serialHex,
+      serverSans: kdc.cert.sans,
+      adminSerialHex: admin.cert.serialHex,
+      crlUrl,
+      crlNumber: crl.crlNumber,
+      passphraseSource: resolved.source,
+      ...(resolved.source === 'generated' && resolved.path !== undefined ? { passphrasePath: resolved.path } : {}),
+      ...(replacedDir !== undefined ? { replacedDir } : {}),
+      warnings,
+    };
+  } finally {
+    store.close();
+  }
+}
+
+/** Move the previous CA's files into `<dataDir>/replaced-<ISO time>/` (0700). Client homes stay. */
+function moveAside(dataDir: string, now: number): string {
+  const p = caPaths(dataDir);
+  const dir = join(dataDir, `replaced-${new Date(now).toISOString().replace(/[:.]/g, '-')}`);
+  ensurePrivateDir(dir);
+  const names = [p.rootCa, p.rootKey, p.rootCrl, p.store, `${p.store}-wal`, `${p.store}-shm`, p.caDir, p.serverDir, p.adminDir];
+  for (const from of names) {
+    if (!existsSync(from)) continue;
+    try {
+      renameSync(from, join(dir, from.slice(dataDir.length + 1)));
+    } catch (err) {
+      throw new EnvironmentError('io_error', `cannot move ${from} aside: ${(err as NodeJS.ErrnoException).code}`, {
+        path: from,
+      });
+    }
+  }
+  return dir;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+function checkHost(host: string): string {
+  const h = String(host).trim();
+  if (isIP(h) !== 0 || HOSTNAME.test(h)) return isIP(h) === 0 ? h.toLowerCase() : h;
+  throw new InputError('bad_request', `--host must be a DNS name or an IP address, got ${JSON.stringify(h.slice(0, 80))}`);
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}

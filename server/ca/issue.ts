@@ -1,0 +1,175 @@
+// Issuing one certificate (issue 2 part 4): reserve a fresh serial in the store, have shared/pki build the
+// TBSCertificate and node:crypto sign it, then store the PEM and make it the name's active certificate.
+// The CSR checks happen before this (authority.ts); everything here runs for init's own credentials too.
+//
+// RFC 5280 4.1.2.2: "the serial number ... MUST be unique for each certificate issued by a given CA".
+// The serial row is INSERTED (UNIQUE constraint) BEFORE anything is signed, so two signed certificates
+// can never share a serial, even across processes or after a crash (a crash leaves a `pending` row,
+// i.e. a burnt serial, never a duplicate).
+import type { ParsedCertificate, Profile, Signer } from '../../shared/pki/x509.js';
+import { buildCertificate, parseCertificate } from '../../shared/pki/x509.js';
+import { newSerialHex } from '../../shared/pki/serial.js';
+import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
+import type { CertificateRole, Store } from '../store/store.js';
+import { DAY_MS, type CaSettings } from './files.js';
+
+/**
+ * notBefore is set this far in the past: a client whose clock is a little behind the CA's must not see
+ * a brand-new certificate as "not yet valid" (common CA practice; the 30-day lifetime is unaffected).
+ */
+export const BACKDATE_MS = 5 * 60_000;
+
+export interface IssueContext {
+  store: Store;
+  /** undefined when issuing the self-signed root itself. */
+  caCert: ParsedCertificate | undefined;
+  sign: Signer;
+  settings: CaSettings;
+  crlUrl: string | undefined;
+  now: number;
+}
+
+export interface IssueRequest {
+  name: string;
+  role: CertificateRole;
+  profile: Profile;
+  subjectCN: string;
+  subjectOU?: string;
+  publicKeyPem: string;
+  sans?: { dns?: string[]; ip?: string[] };
+  /** Validity in days from now (default settings.defaultDays), capped by settings.maxDays and the CA. */
+  days?: number;
+  /** Exact validity window (tests and tools); still capped like `days`. */
+  validity?: { notBefore: number; notAfter: number };
+  /** Replace the name's active certificate (which becomes `superseded`) instead of refusing. */
+  renew?: boolean;
+  /** The root's own lifetime is not capped by maxDays. */
+  uncapped?: boolean;
+  actor: string;
+}
+
+export interface IssueResult {
+  cert: ParsedCertificate;
+  /** Serial of the certificate this one superseded (renewal). */
+  supersededSerialHex?: string;
+  /** true when the requested lifetime was shortened by maxDays or the CA's own expiry. */
+  capped: boolean;
+}
+
+/** The validity window the CA will sign for a request. */
+export function validityFor(
+  req: Pick<IssueRequest, 'days' | 'validity' | 'uncapped'>,
+  ctx: Pick<IssueContext, 'settings' | 'caCert' | 'now'>,
+): { notBefore: number; notAfter: number; capped: boolean } {
+  let notBefore: number;
+  let wanted: number;
+  if (req.validity !== undefined) {
+    ({ notBefore } = req.validity);
+    wanted = req.validity.notAfter;
+  } else {
+    const days = req.days ?? ctx.settings.defaultDays;
+    if (typeof days !== 'number' || !Number.isFinite(days) || days <= 0) {
+      throw new InputError('bad_request', `validity must be a positive number of days, got ${String(days)}`);
+    }
+    notBefore = ctx.now - BACKDATE_MS;
+    wanted = ctx.now + days * DAY_MS;
+  }
+  if (!Number.isFinite(notBefore) || !Number.isFinite(wanted)) {
+    throw new InputError('bad_request', 'validity must be two times in epoch milliseconds');
+  }
+  let notAfter = wanted;
+  // The maximum lifetime counts from issuance (the backdated notBefore does not eat into it).
+  const capFrom = req.validity !== undefined ? notBefore : ctx.now;
+  if (!req.uncapped) notAfter = Math.min(notAfter, capFrom + ctx.settings.maxDays * DAY_MS);
+  // RFC 5280 6.1.3 checks every certificate of the path for validity: a leaf outliving its CA would be
+  // unusable after the CA expires anyway, so never sign one.
+  if (ctx.caCert !== undefined) notAfter = Math.min(notAfter, ctx.caCert.notAfter);
+  // X.509 times have one-second resolution (RFC 5280 4.1.2.5): store exactly what the certificate says.
+  const second = (ms: number): number => Math.floor(ms / 1000) * 1000;
+  notBefore = second(notBefore);
+  notAfter = second(notAfter);
+  if (notAfter <= notBefore) {
+    throw new EnvironmentError('config', 'cannot issue: the CA certificate has expired (or the validity is empty)');
+  }
+  return { notBefore, notAfter, capped: notAfter < second(wanted) };
+}
+
+export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Promise<IssueResult> {
+  const { store } = ctx;
+  const { notBefore, notAfter, capped } = validityFor(req, ctx);
+  const serialHex = newSerialHex();
+
+  // 1. Reserve the serial (and fail early, before the slow signature, if the name is taken).
+  store.transaction(() => {
+    if (!req.renew) refuseIfActive(store, req.name);
+    store.reserveCertificate({ serialHex, name: req.name, role: req.role, notBefore, notAfter, issuedAt: ctx.now });
+  });
+
+  // 2. Build and sign (async: the RSA private-key operation runs on the thread pool).
+  let cert: ParsedCertificate;
+  try {
+    const pem = await buildCertificate(
+      {
+        serialHex,
+        subjectCN: req.subjectCN,
+        ...(req.subjectOU !== undefined ? { subjectOU: req.subjectOU } : {}),
+        issuer: ctx.caCert === undefined ? 'self' : { certPem: ctx.caCert.pem },
+        publicKeyPem: req.publicKeyPem,
+        notBefore,
+        notAfter,
+        profile: req.profile,
+        ...(req.sans !== undefined ? { sans: req.sans } : {}),
+        ...(ctx.crlUrl !== undefined ? { crlUrl: ctx.crlUrl } : {}),
+      },
+      ctx.sign,
+    );
+    cert = parseCertificate(pem);
+  } catch (err) {
+    // The serial was never used in anything that left this process: release the reservation.
+    store.discardPendingCertificate(serialHex);
+    throw err;
+  }
+
+  // 3. Activate it, superseding the previous one when renewing; audit in the same transaction.
+  let supersededSerialHex: string | undefined;
+  try {
+    store.transaction(() => {
+      const current = store.activeCertificate(req.name);
+      if (current !== undefined) {
+        // Re-checked under the write lock: another process may have issued for this name meanwhile.
+        if (!req.renew) refuseIfActive(store, req.name);
+        store.setCertificateStatus(current.serialHex, 'superseded');
+        supersededSerialHex = current.serialHex;
+      }
+      store.activateCertificate(serialHex, cert.pem, cert.fingerprint256);
+      store.appendAudit({
+        at: ctx.now,
+        actor: req.actor,
+        action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
+        subject: req.name,
+        detail: {
+          serialHex,
+          role: req.role,
+          notAfter,
+          fingerprint256: cert.fingerprint256,
+          ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
+        },
+      });
+    });
+  } catch (err) {
+    store.discardPendingCertificate(serialHex);
+    throw err;
+  }
+  return { cert, capped, ...(supersededSerialHex !== undefined ? { supersededSerialHex } : {}) };
+}
+
+function refuseIfActive(store: Store, name: string): void {
+  const active = store.activeCertificate(name);
+  if (active !== undefined) {
+    throw new PolicyError(
+      'already_active',
+      `"${name}" already has an active certificate (serial ${active.serialHex}); revoke it or renew`,
+      { name, serialHex: active.serialHex },
+    );
+  }
+}

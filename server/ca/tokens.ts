@@ -1,0 +1,66 @@
+// Enrollment tokens (issue 3 uses them; the store has them from issue 2): a random single-use secret
+// bound to one name, with an expiry. Only SHA-256(token) is stored, so a copy of the database cannot be
+// used to enroll; the token itself is shown once, to the admin who created it.
+//
+// Lookup by hash: the hash of a 256-bit random token is itself unguessable, so an equality lookup in
+// the store leaks nothing useful through timing (the secret is the token, never compared directly).
+import { createHash, randomBytes } from 'node:crypto';
+import { AuthError, InputError, PolicyError } from '../../shared/errors.js';
+import { assertValidName, isReservedName } from '../../shared/pki/names.js';
+import type { Store } from '../store/store.js';
+
+export const TOKEN_BYTES = 32;
+export const DEFAULT_TOKEN_TTL_MS = 15 * 60_000;
+export const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
+/** One message for every token failure (unknown, used, expired, other name): nothing to probe. */
+export const TOKEN_INVALID_MESSAGE = 'enrollment token invalid, expired or already used';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export interface CreatedToken {
+  token: string;
+  name: string;
+  expiresAt: number;
+}
+
+export function createEnrollmentToken(
+  store: Store,
+  opts: { name: string; ttlMs?: number; actor: string; now: number },
+): CreatedToken {
+  const name = assertValidName(opts.name);
+  if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved and cannot be enrolled`);
+  const ttl = opts.ttlMs ?? DEFAULT_TOKEN_TTL_MS;
+  if (!Number.isFinite(ttl) || ttl < 1_000 || ttl > MAX_TOKEN_TTL_MS) {
+    throw new InputError('bad_request', `token lifetime must be 1 s..7 days, got ${String(ttl)} ms`);
+  }
+  const token = randomBytes(TOKEN_BYTES).toString('base64url');
+  const expiresAt = opts.now + ttl;
+  store.transaction(() => {
+    store.insertEnrollmentToken({
+      tokenHash: hashToken(token),
+      name,
+      createdAt: opts.now,
+      expiresAt,
+      createdBy: opts.actor,
+    });
+    store.appendAudit({ at: opts.now, actor: opts.actor, action: 'token.create', subject: name, detail: { expiresAt } });
+  });
+  return { token, name, expiresAt };
+}
+
+/** Consume a token for `name` exactly once; AuthError `token_invalid` (fixed message) otherwise. */
+export function consumeEnrollmentToken(
+  store: Store,
+  opts: { token: string; name: string; actor: string; now: number },
+): void {
+  if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
+    throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+  }
+  store.transaction(() => {
+    const row = store.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
+    if (row === undefined) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+    store.appendAudit({ at: opts.now, actor: opts.actor, action: 'token.consume', subject: opts.name, detail: { tokenId: row.id } });
+  });
+}

@@ -1,0 +1,16 @@
+// `admin.token {name, ttl?}` -> `{ token, expiresAt }`: a one-time enrollment token bound to one name
+// (server/ca/tokens.ts: 256 random bits, only the hash stored, default 15 minutes, at most 7 days,
+// reserved names refused). Admin only.
+import { registerHandler } from '../kdc/dispatch.js';
+
+registerHandler('admin.token', {
+  roles: ['admin'],
+  handle: async (ctx, body) => {
+    const created = ctx.kdc.ca.createEnrollmentToken({
+      name: String(body.name),
+      ttlMs: body.ttl === undefined ? ctx.kdc.tokenTtlMs : Number(body.ttl),
+      actor: `admin:${ctx.identity.name}`,
+    });
+    return { token: created.token, expiresAt: created.expiresAt };
+  },
+});

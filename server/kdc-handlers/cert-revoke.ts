@@ -1,0 +1,47 @@
+// `cert.revoke {serial? | name?, reason}` -> `{ status, serial, crlNumber }`: revoke a certificate.
+// Admins may revoke any certificate; a client may revoke only its own (neither field = the session's
+// own certificate). The CA makes the revocation durable (row + new CRL committed, root_crl.pem
+// rewritten) and awaits the KDC's onRevoked listener, which pushes `cert.revoked` + `session.closing`
+// to every live session of the certificate and waits for those sockets to close, all BEFORE this
+// request is answered. A session revoking its own certificate is the exception: it gets its reply
+// first and is closed right after it (closeAfterReply), so the owner learns the revocation succeeded.
+import { PolicyError } from '../../shared/errors.js';
+import { registerHandler } from '../kdc/dispatch.js';
+
+registerHandler('cert.revoke', {
+  roles: ['client', 'admin'],
+  handle: async (ctx, body) => {
+    const { identity, session } = ctx;
+    const { store, ca } = ctx.kdc;
+    const serial = body.serial as string | undefined;
+    const name = body.name as string | undefined;
+    let target: { serialHex: string } | { name: string };
+    if (identity.role === 'admin') {
+      if (serial !== undefined) target = { serialHex: serial };
+      else if (name !== undefined) {
+        // Resolve the name the way the CA does (active certificate, else the latest), so we know
+        // whether the requester is revoking its own certificate.
+        const record = store.activeCertificate(name) ?? store.latestCertificate(name);
+        target = record === undefined ? { name } : { serialHex: record.serialHex };
+      } else target = { serialHex: identity.serialHex };
+    } else {
+      // A client revokes its own certificate and nothing else.
+      if ((serial !== undefined && serial !== identity.serialHex) || (name !== undefined && name !== identity.name)) {
+        throw new PolicyError('forbidden', 'a client may revoke only its own certificate');
+      }
+      target = { serialHex: identity.serialHex };
+    }
+    const self = 'serialHex' in target && target.serialHex === identity.serialHex;
+    if (self) session.closeAfterReply('cert_revoked', 'certificate revoked');
+    let result;
+    try {
+      result = await ca.revoke(target, String(body.reason), `${identity.role}:${identity.name}`);
+    } catch (err) {
+      if (self) session.closeAfterReply(undefined);
+      throw err;
+    }
+    // Also covers `already_revoked` (no listener runs then) and a revocation another process made.
+    await ctx.kdc.endSessionsOf(result.serialHex, 'cert_revoked', session);
+    return { status: result.status, serial: result.serialHex, crlNumber: Number(result.crlNumber) };
+  },
+});

@@ -1,0 +1,344 @@
+// One WebSocket connection to the KDC, from the first byte to the close: the handshake (driving the
+// pure ServerHandshake of shared/protocol), then the session (records in, requests dispatched through
+// the handler registry, responses and pushes sealed out). Everything that can go wrong ends in ONE
+// place, fail(): an `alert` (before keys exist) or a `session.closing` push (after), then a close with
+// the code shared/errors.ts maps to the error, so the peer always learns why.
+//
+// Invariants:
+// - Frames are processed strictly in arrival order (one promise chain), because the handshake steps
+//   are asynchronous (RSA signing on the thread pool) and the record layer's sequence numbers are
+//   implicit. Requests are then handled concurrently; replies carry their request id.
+// - Sealing and sending happen in one synchronous step, so the send order is the sequence order.
+// - A connection's failure touches only that connection: every callback below catches.
+import { randomBytes } from 'node:crypto';
+import type { RawData, WebSocket } from 'ws';
+import {
+  AuthError,
+  KdsError,
+  ProtocolError,
+  closeCodeFor,
+  toKdsError,
+  type ErrorCode,
+} from '../../shared/errors.js';
+import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protocol/handshake.js';
+import { encodeAlert } from '../../shared/protocol/messages.js';
+import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
+import type { CheckedClient } from './cert-check.js';
+import type { HandlerRegistry, Identity, KdcServices, SessionHandle } from './dispatch.js';
+
+/** Frames a client may queue while the server is still working on its handshake. */
+const MAX_QUEUED_HANDSHAKE_FRAMES = 4;
+/** After we send a close frame, how long the peer has to answer before the socket is destroyed. */
+const CLOSE_GRACE_MS = 2_000;
+const NOBODY: Identity = Object.freeze({ name: '', serialHex: '', role: 'anonymous', expiresAt: 0 });
+
+export interface ConnectionHost {
+  readonly registry: HandlerRegistry;
+  readonly services: KdcServices;
+  readonly handshakeTimeoutMs: number;
+  /** A fresh ServerHandshake whose client-certificate check reports its result through onChecked. */
+  createHandshake(onChecked: (checked: CheckedClient) => void): ServerHandshake;
+  /** The handshake completed: release the unauthenticated slot, index the session. */
+  authenticated(conn: Connection): void;
+  /** The socket closed (for whatever reason). */
+  closed(conn: Connection): void;
+  log(line: string): void;
+}
+
+type Phase = 'handshake' | 'open' | 'closing' | 'closed';
+
+export class Connection implements SessionHandle {
+  readonly remoteAddress: string;
+  /** Counted against the unauthenticated cap until the handshake completes or the socket closes. */
+  holdsSlot = false;
+  #id = randomBytes(8).toString('hex');
+  #identity: Identity = NOBODY;
+  #mode: ServerHandshakeResult['mode'] | undefined;
+  #phase: Phase = 'handshake';
+  readonly #ws: WebSocket;
+  readonly #host: ConnectionHost;
+  #handshake: ServerHandshake | undefined;
+  #helloDone = false;
+  #checked: CheckedClient | undefined;
+  #channel: ServerChannel | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #queued = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closeAfter: { code: ErrorCode; reason: string } | undefined;
+  #closedResolve!: () => void;
+  readonly #closedPromise: Promise<void>;
+  #closeCode: number | undefined;
+
+  constructor(ws: WebSocket, remoteAddress: string, host: ConnectionHost) {
+    this.#ws = ws;
+    this.remoteAddress = remoteAddress;
+    this.#host = host;
+    this.#closedPromise = new Promise((resolve) => (this.#closedResolve = resolve));
+    ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
+    // ws reports protocol violations it detects itself (frame over maxPayload -> it closes with 1009,
+    // bad UTF-8, bad opcodes) as 'error' and then closes: nothing to do but not crash.
+    ws.on('error', () => {});
+    ws.on('close', (code: number) => this.#onClose(code));
+  }
+
+  /** Session id (hex) once established; a random connection id before. */
+  get id(): string {
+    return this.#id;
+  }
+
+  get identity(): Identity {
+    return this.#identity;
+  }
+
+  get mode(): ServerHandshakeResult['mode'] | undefined {
+    return this.#mode;
+  }
+
+  get closed(): boolean {
+    return this.#phase === 'closing' || this.#phase === 'closed';
+  }
+
+  get established(): boolean {
+    return this.#phase === 'open';
+  }
+
+  /** Resolves when the socket has closed. */
+  get whenClosed(): Promise<void> {
+    return this.#closedPromise;
+  }
+
+  /** Close code of the socket (ours or the peer's), once closed. */
+  get closeCode(): number | undefined {
+    return this.#closeCode;
+  }
+
+  /** Begin: `refusal` (cap or rate limit) fails the connection at once; else the handshake clock starts. */
+  start(refusal?: KdsError): void {
+    if (refusal !== undefined) {
+      this.fail(refusal);
+      return;
+    }
+    this.#handshake = this.#host.createHandshake((checked) => (this.#checked = checked));
+    this.#timer = setTimeout(
+      () => this.fail(new ProtocolError('handshake_timeout', 'handshake not completed in time')),
+      this.#host.handshakeTimeoutMs,
+    );
+    this.#timer.unref?.();
+  }
+
+  push(type: string, body: Record<string, unknown>): void {
+    if (this.#phase !== 'open' || this.#channel === undefined) return;
+    this.#send(this.#channel.sealPush(type, body));
+  }
+
+  /** session.closing push, then close with the close code of `code`; resolves once the socket closed. */
+  close(code: ErrorCode, reason?: string): Promise<void> {
+    this.fail(new KdsError(code, reason ?? code));
+    return this.#closedPromise;
+  }
+
+  closeAfterReply(code: ErrorCode | undefined, reason?: string): void {
+    this.#closeAfter = code === undefined ? undefined : { code, reason: reason ?? code };
+  }
+
+  get closingAfterReply(): boolean {
+    return this.#closeAfter !== undefined;
+  }
+
+  /** Server shutdown: 1001 going away (with a session.closing push when a session is open). */
+  shutdown(): Promise<void> {
+    this.fail(new KdsError('unavailable', 'server shutting down'));
+    return this.#closedPromise;
+  }
+
+  /** Close immediately without a close handshake (shutdown grace period over). */
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  /**
+   * The one exit: tell the peer what went wrong (alert before keys exist, session.closing push after),
+   * then close with the mapped close code. Idempotent.
+   */
+  fail(err: unknown): void {
+    if (this.#phase === 'closing' || this.#phase === 'closed') return;
+    const e = toKdsError(err);
+    if (e.code === 'internal') this.#host.log(`connection ${this.#id}: internal error: ${describe(err)}`);
+    const established = this.#phase === 'open' && this.#channel !== undefined;
+    this.#phase = 'closing';
+    this.#clearTimer();
+    try {
+      if (established) {
+        this.#send(this.#channel!.sealPush('session.closing', { code: e.code, reason: e.message }));
+      } else {
+        this.#send(encodeAlert(e));
+      }
+    } catch {
+      // Cannot even seal (sequence exhausted): the close code still says why.
+    }
+    this.#closeSocket(e.code === 'unavailable' ? 1001 : closeCodeFor(e.code), e.code);
+  }
+
+  #closeSocket(code: number, reason: string): void {
+    try {
+      this.#ws.close(code, reason);
+    } catch {
+      this.#ws.terminate();
+      return;
+    }
+    // A peer that never answers our close frame does not keep the socket (or the slot) forever.
+    const grace = setTimeout(() => this.#ws.terminate(), CLOSE_GRACE_MS);
+    grace.unref?.();
+    void this.#closedPromise.then(() => clearTimeout(grace));
+  }
+
+  #send(frame: Buffer): void {
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(frame, { binary: true });
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #onClose(code: number): void {
+    this.#clearTimer();
+    this.#phase = 'closed';
+    this.#closeCode = code;
+    this.#host.closed(this);
+    this.#closedResolve();
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    if (this.#phase === 'closing' || this.#phase === 'closed') return;
+    if (!isBinary) {
+      this.fail(new ProtocolError('bad_frame', 'text frames are not accepted: kds frames are binary msgpack'));
+      return;
+    }
+    const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    if (this.#phase === 'open' && this.#queued === 0) {
+      this.#onRecord(frame);
+      return;
+    }
+    if (++this.#queued > MAX_QUEUED_HANDSHAKE_FRAMES) {
+      this.fail(new ProtocolError('unexpected_message', 'too many frames before the handshake completed'));
+      return;
+    }
+    this.#queue = this.#queue.then(async () => {
+      this.#queued -= 1;
+      if (this.#phase === 'open') this.#onRecord(frame);
+      else if (this.#phase === 'handshake') await this.#handshakeStep(frame);
+    });
+  }
+
+  async #handshakeStep(frame: Buffer): Promise<void> {
+    try {
+      const hs = this.#handshake;
+      if (hs === undefined) throw new ProtocolError('unexpected_message', 'connection not admitted');
+      if (!this.#helloDone) {
+        const serverHello = await hs.receiveClientHello(frame);
+        this.#helloDone = true;
+        if (this.#phase === 'handshake') this.#send(serverHello);
+        return;
+      }
+      const result = await hs.receiveClientFinish(frame);
+      if (this.#phase === 'handshake') this.#establish(result);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  #establish(result: ServerHandshakeResult): void {
+    this.#handshake = undefined;
+    let identity: Identity;
+    if (result.mode === 'auth') {
+      const checked = this.#checked;
+      const cert = result.clientCertificate;
+      if (checked === undefined || cert === undefined || checked.cert !== cert) {
+        throw new KdsError('internal', 'handshake finished without a checked certificate');
+      }
+      // The certificate was checked before the (asynchronous) signature step; a revocation may have
+      // been acknowledged in between, and revocation only closes sessions already in the table.
+      if (this.#host.services.ca.revocationOf(cert.serialHex) !== undefined) {
+        throw new AuthError('cert_revoked', 'certificate revoked');
+      }
+      identity = {
+        name: checked.record.name,
+        serialHex: cert.serialHex,
+        role: checked.record.role === 'admin' ? 'admin' : 'client',
+        expiresAt: cert.notAfter,
+      };
+    } else if (result.mode === 'enroll') {
+      identity = NOBODY;
+    } else {
+      identity = { name: result.claimedName ?? '', serialHex: '', role: 'insecure', expiresAt: 0 };
+    }
+    this.#clearTimer();
+    this.#identity = identity;
+    this.#mode = result.mode;
+    this.#id = result.sessionId;
+    this.#channel = result.channel;
+    this.#phase = 'open';
+    this.#host.authenticated(this);
+    const ready: Record<string, unknown> = { session: result.sessionId, mode: result.mode, role: identity.role };
+    if (identity.name !== '') ready.name = identity.name;
+    if (identity.serialHex !== '') {
+      ready.serial = identity.serialHex;
+      ready.expiresAt = identity.expiresAt;
+    }
+    this.push('ready', ready);
+  }
+
+  #onRecord(frame: Buffer): void {
+    const channel = this.#channel!;
+    let request;
+    try {
+      request = channel.open(frame);
+    } catch (err) {
+      // A readable envelope with a bad type or body: answer that request, keep the session. Anything
+      // else (record authentication, replay, reordering, garbage) ends the session.
+      const id = err instanceof ProtocolError ? err.details?.id : undefined;
+      if (typeof id === 'number') this.#reply(id, () => channel.sealError(id, err instanceof KdsError ? err.code : 'internal', (err as Error).message));
+      else this.fail(err);
+      return;
+    }
+    const { type, id, body } = request;
+    const ctx = { session: this as SessionHandle, identity: this.#identity, kdc: this.#host.services };
+    this.#host.registry.dispatch(ctx, type, body as Record<string, unknown>).then(
+      (reply) => this.#reply(id, () => channel.sealOk(type, id, reply), type),
+      (err: unknown) => {
+        const e = toKdsError(err);
+        if (e.code === 'internal') this.#host.log(`request ${type}: internal error: ${describe(err)}`);
+        this.#reply(id, () => channel.sealError(id, e.code, e.message));
+      },
+    );
+  }
+
+  #reply(id: number, seal: () => Buffer, type?: string): void {
+    if (this.#phase !== 'open') return;
+    let frame: Buffer;
+    try {
+      frame = seal();
+    } catch (err) {
+      const e = toKdsError(err);
+      if (e.code === 'sequence_exhausted') {
+        this.fail(e);
+        return;
+      }
+      // The handler's reply did not match its response schema: a server bug, reported as such.
+      this.#host.log(`reply to ${type ?? 'request'}: ${describe(err)}`);
+      frame = this.#channel!.sealError(id, 'internal', 'internal error');
+    }
+    this.#send(frame);
+    if (this.#closeAfter !== undefined) {
+      const { code, reason } = this.#closeAfter;
+      this.#closeAfter = undefined;
+      this.fail(new KdsError(code, reason));
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return process.env.KDS_DEBUG ? String(err.stack) : `${err.name}: ${err.message}`;
+  return String(err);
+}

@@ -1,0 +1,58 @@
+// The KDC's plain HTTP endpoints, next to the WebSocket at /kds:
+//   GET /ca.pem   the root CA certificate (public; clients pin it by fingerprint, or trust it on first use)
+//   GET /crl.pem  the CURRENT CRL, read from the CA on every request (never a copy taken at start-up:
+//                 RFC 5280 5.1.2.4 makes thisUpdate/nextUpdate the relying party's freshness signal, and a
+//                 CRL served stale after a revocation was acknowledged would be a lie)
+//   GET /healthz  JSON { ok, version, sessions, uptimeMs }
+// Everything else is 404; methods other than GET/HEAD are 405. No request body is ever read.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface HttpSources {
+  caPem(): string;
+  crlPem(): string;
+  health(): Record<string, unknown>;
+}
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+} as const;
+
+export function createHttpHandler(sources: HttpSources): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    // Only the path matters; a query string is ignored rather than refused.
+    const path = (req.url ?? '/').split('?', 1)[0];
+    const route = ROUTES.get(path ?? '');
+    if (route === undefined) {
+      send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      send(res, req, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      return;
+    }
+    try {
+      const { type, body } = route(sources);
+      send(res, req, 200, type, body);
+    } catch {
+      // Never echo internals (paths, store errors) to an unauthenticated HTTP client.
+      send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
+    }
+  };
+}
+
+type Route = (s: HttpSources) => { type: string; body: string };
+
+// A Map, not an object literal: a request for `/constructor` or `__proto__` must not find a route.
+const ROUTES = new Map<string, Route>([
+  ['/ca.pem', (s) => ({ type: 'application/x-pem-file', body: s.caPem() })],
+  ['/crl.pem', (s) => ({ type: 'application/x-pem-file', body: s.crlPem() })],
+  ['/healthz', (s) => ({ type: 'application/json', body: `${JSON.stringify(s.health())}\n` })],
+]);
+
+function send(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {
+  const bytes = Buffer.from(body, 'utf8');
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': bytes.length });
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}

@@ -1,0 +1,317 @@
+// The KDC server process: one HTTP server that answers GET /ca.pem, /crl.pem and /healthz and upgrades
+// /kds to a WebSocket carrying the kds protocol (binary frames only, maxPayload = MAX_FRAME_BYTES).
+// It owns the connection accounting (unauthenticated cap, per-IP handshake rate limit, handshake
+// timeout), the table of live sessions, and revocation enforcement: when the CA acknowledges a
+// revocation, every live session of that certificate is told and closed before the revocation returns.
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
+import { signPss, verifyPss } from '../../shared/crypto/rsa.js';
+import { EnvironmentError, ProtocolError, type ErrorCode } from '../../shared/errors.js';
+import { ServerHandshake } from '../../shared/protocol/handshake.js';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
+import '../../shared/protocol/catalog.js';
+import { verifyCertificate } from '../../shared/pki/verify.js';
+import type { ParsedCertificate } from '../../shared/pki/x509.js';
+import { CertificateAuthority, type RevocationInfo } from '../ca/authority.js';
+import { loadCredential } from '../ca/credentials.js';
+import { resolveCaPassphrase } from '../ca/passphrase.js';
+import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
+import '../kdc-handlers/index.js';
+import { attachKeyService } from '../keys/context.js';
+import { CertificateCache, checkClientCertificate } from './cert-check.js';
+import { Connection, type ConnectionHost } from './connection.js';
+import { registry as defaultRegistry, type HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
+import { createHttpHandler } from './http.js';
+import {
+  DEFAULT_MAX_UNAUTHENTICATED,
+  DEFAULT_RATE_LIMIT,
+  HandshakeRateLimiter,
+  UnauthenticatedCounter,
+  type RateLimitOptions,
+} from './limits.js';
+import { SessionTable } from './session-table.js';
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 8443;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const WS_PATH = '/kds';
+/** How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. */
+const REVOCATION_SYNC_MS = 2_000;
+/** close(): how long sessions get to answer the 1001 close before their sockets are destroyed. */
+const SHUTDOWN_GRACE_MS = 3_000;
+
+export interface KdcOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** Accepted DH groups: one group, or 'any' (default: both x25519 and ffdhe2048). */
+  dh?: DhGroup | 'any';
+  /** Accept the MITM lab's unauthenticated 'insecure' handshake (default false). */
+  allowInsecure?: boolean;
+  handshakeTimeoutMs?: number;
+  maxUnauthenticated?: number;
+  /** Per-IP handshake token bucket; false disables it (benchmarks from one address). */
+  rateLimit?: RateLimitOptions | false;
+  /** CA passphrase (else --passphrase-file, KDS_CA_PASSPHRASE, or <dataDir>/ca/passphrase). */
+  passphrase?: string;
+  passphraseFile?: string;
+  /** Default lifetime of enrollment tokens (15 minutes). */
+  tokenTtlMs?: number;
+  /** Handler registry (default: the process-wide one the handler modules register into). */
+  registry?: HandlerRegistry;
+  /** Diagnostics (default: stderr). Never receives key material. */
+  log?: (line: string) => void;
+}
+
+export interface Kdc {
+  /** ws://host:port/kds */
+  readonly url: string;
+  /** http://host:port */
+  readonly httpUrl: string;
+  readonly host: string;
+  readonly port: number;
+  /** SHA-256 (hex) of the root CA certificate's DER: what clients pin with --ca-fingerprint. */
+  readonly fingerprint: string;
+  readonly ca: CertificateAuthority;
+  readonly services: KdcServices;
+  readonly sessions: SessionTable;
+  /** Open connections, in any phase. */
+  connectionCount(): number;
+  /** Graceful: stop accepting, close sessions with 1001, close the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+function readVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function startKdc(opts: KdcOptions): Promise<Kdc> {
+  const host = opts.host ?? DEFAULT_HOST;
+  const log = opts.log ?? ((line: string) => process.stderr.write(`kds server: ${line}\n`));
+  const passphraseOptions = {
+    ...(opts.passphrase === undefined ? {} : { passphrase: opts.passphrase }),
+    ...(opts.passphraseFile === undefined ? {} : { passphraseFile: opts.passphraseFile }),
+  };
+  const ca = await CertificateAuthority.open(opts.dataDir, passphraseOptions);
+  try {
+    return await serve(ca, opts, host, log, passphraseOptions);
+  } catch (err) {
+    ca.close();
+    throw err;
+  }
+}
+
+async function serve(
+  ca: CertificateAuthority,
+  opts: KdcOptions,
+  host: string,
+  log: (line: string) => void,
+  passphraseOptions: { passphrase?: string; passphraseFile?: string },
+): Promise<Kdc> {
+  const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
+  const credential = loadCredential(opts.dataDir, 'server', passphrase);
+  // Refuse to serve with a KDC certificate clients would refuse anyway (expired, not ours, revoked).
+  const own = verifyCertificate(credential.cert, ca.caCert, {
+    usage: 'serverAuth',
+    revocation: (s) => ca.revocationOf(s),
+  });
+  if (own.code !== 'ok') {
+    throw new EnvironmentError('config', `the KDC certificate in ${opts.dataDir}/server is not usable: ${own.detail}`);
+  }
+  const serverKey = credential.privateKey;
+  const groups: readonly DhGroup[] = opts.dh === undefined || opts.dh === 'any' ? DH_GROUPS : [opts.dh];
+  const registry = opts.registry ?? defaultRegistry;
+  const sessions = new SessionTable();
+  const connections = new Set<Connection>();
+  const unauthenticated = new UnauthenticatedCounter(opts.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED);
+  const rateLimiter = opts.rateLimit === false ? undefined : new HandshakeRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
+  const certCache = new CertificateCache();
+  const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
+  const startedAt = Date.now();
+  const version = readVersion();
+  let closing: Promise<void> | undefined;
+
+  const endSessionsOf = async (serialHex: string, code: ErrorCode, except?: SessionHandle, info?: RevocationInfo): Promise<number> => {
+    // A session revoking its own certificate gets its reply first and closes right after it.
+    const targets = sessions.bySerial(serialHex).filter((s) => s !== except && !s.closingAfterReply);
+    const revocation = info ?? ca.revocationOf(serialHex);
+    for (const session of targets) {
+      if (revocation !== undefined && !session.closed) {
+        session.push('cert.revoked', { serial: serialHex, reason: revocation.reason, revokedAt: revocation.revokedAt });
+      }
+    }
+    await Promise.all(targets.map((s) => s.close(code, code === 'cert_revoked' ? 'certificate revoked' : code)));
+    return targets.length;
+  };
+
+  const services: KdcServices = {
+    ca,
+    store: ca.store,
+    sessions,
+    startedAt,
+    endSessionsOf,
+    tokenTtlMs: opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
+  };
+
+  // The CA awaits its listeners before revoke() returns: sessions are closed before any reply.
+  ca.onRevoked((serialHex, _name, info) => endSessionsOf(serialHex, 'cert_revoked', undefined, info).then(() => {}));
+  attachKeyService(services, { dataDir: opts.dataDir, passphrase }); // issue 4: key service, revocation cascade
+  const syncTimer = setInterval(() => {
+    ca.syncRevocations().catch((err: unknown) => log(`revocation sync failed: ${(err as Error).message}`));
+  }, REVOCATION_SYNC_MS);
+  syncTimer.unref();
+
+  const credentials = {
+    certificateDer: credential.cert.der,
+    sign: (data: Buffer) => signPss(data, serverKey), // callback form: the thread pool, not the event loop
+  };
+  const connectionHost: ConnectionHost = {
+    registry,
+    services,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    createHandshake: (onChecked) =>
+      new ServerHandshake({
+        groups,
+        credentials,
+        allowInsecure: opts.allowInsecure === true,
+        parseCertificate: (der) => certCache.parse(der),
+        verifySignature: (data, signature, cert) => {
+          let key = publicKeys.get(cert);
+          if (key === undefined) {
+            key = createPublicKey(cert.publicKeyPem);
+            publicKeys.set(cert, key);
+          }
+          return verifyPss(data, signature, key);
+        },
+        checkClientCertificate: (cert, mode) => {
+          if (mode !== 'auth') return;
+          onChecked(checkClientCertificate(ca, cert));
+        },
+      }),
+    authenticated: (conn) => {
+      if (conn.holdsSlot) {
+        conn.holdsSlot = false;
+        unauthenticated.release();
+      }
+      if (conn.identity.serialHex !== '') sessions.add(conn);
+    },
+    closed: (conn) => {
+      if (conn.holdsSlot) {
+        conn.holdsSlot = false;
+        unauthenticated.release();
+      }
+      sessions.delete(conn);
+      connections.delete(conn);
+    },
+    log,
+  };
+
+  const handleHttp = createHttpHandler({
+    caPem: () => ca.caCertPem,
+    crlPem: () => ca.currentCrlPem(),
+    health: () => ({
+      ok: closing === undefined,
+      version,
+      protocol: PROTOCOL_VERSION,
+      sessions: [...connections].filter((c) => c.established).length,
+      authenticated: sessions.size,
+      connections: connections.size,
+      uptimeMs: Date.now() - startedAt,
+    }),
+  });
+  const server: Server = createServer(handleHttp);
+  // Per-message deflate is off: compression before encryption leaks plaintext lengths (CRIME), and
+  // inflating is a memory-amplification vector. ws enforces maxPayload and closes with 1009 itself.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+
+  const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const conn = new Connection(ws, address, connectionHost);
+    connections.add(conn);
+    let refusal: ProtocolError | undefined;
+    if (closing !== undefined) {
+      refusal = new ProtocolError('unavailable', 'server shutting down');
+    } else if (!unauthenticated.tryAcquire()) {
+      refusal = new ProtocolError('too_many_connections', 'too many connections in their handshake; retry later');
+    } else {
+      conn.holdsSlot = true;
+      if (rateLimiter !== undefined && !rateLimiter.take(address)) {
+        refusal = new ProtocolError('rate_limited', 'too many handshakes from this address; retry later');
+      }
+    }
+    conn.start(refusal);
+  };
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {});
+    const path = (req.url ?? '').split('?', 1)[0];
+    if (path !== WS_PATH) {
+      rejectUpgrade(socket, 404, 'Not Found');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));
+  });
+  server.on('clientError', (_err, socket: Socket | Duplex) => {
+    if ((socket as Socket).writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new EnvironmentError('io_error', `cannot listen on ${host}:${opts.port ?? DEFAULT_PORT}: ${err.code ?? err.message}`));
+    };
+    server.once('error', onError);
+    server.listen(opts.port ?? DEFAULT_PORT, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
+  const httpUrl = `http://${urlHost}:${address.port}`;
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(syncTimer);
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      const all = [...connections];
+      const done = Promise.all(all.map((c) => c.shutdown()));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
+      clearTimeout(timer);
+      for (const c of connections) c.terminate();
+      server.closeAllConnections();
+      await stopped;
+      wss.close();
+      ca.close();
+    })();
+    return closing;
+  };
+
+  return {
+    url: `ws://${urlHost}:${address.port}${WS_PATH}`,
+    httpUrl,
+    host: address.address,
+    port: address.port,
+    fingerprint: ca.caCert.fingerprint256,
+    ca,
+    services,
+    sessions,
+    connectionCount: () => connections.size,
+    close,
+  };
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}

@@ -1,0 +1,36 @@
+// One KeyService per running KDC, wired to the KDC's store, CA (revocation lookups, and onRevoked for
+// the certificate-revocation cascade) and live sessions. The KDC attaches it at start-up
+// (server/kdc/kdc.ts calls attachKeyService with the CA passphrase it resolved, which protects the KEK
+// files); a KDC embedded without that call still gets one on the first key request, with the
+// passphrase resolved from the environment or <dataDir>/ca/passphrase.
+import type { KdcServices } from '../kdc/dispatch.js';
+import { resolveCaPassphrase } from '../ca/passphrase.js';
+import { KeyService } from './service.js';
+
+const services = new WeakMap<KdcServices, KeyService>();
+
+export function attachKeyService(kdc: KdcServices, opts: { dataDir: string; passphrase?: string }): KeyService {
+  const existing = services.get(kdc);
+  if (existing !== undefined) return existing;
+  const { dataDir } = opts;
+  const service = new KeyService({
+    store: kdc.store,
+    ca: kdc.ca,
+    sessions: kdc.sessions,
+    dataDir,
+    passphrase: () => opts.passphrase ?? resolveCaPassphrase(dataDir).passphrase,
+  });
+  services.set(kdc, service);
+  // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other
+  // processes committed (kds cert revoke) when it syncs: the cascade is durable before either returns.
+  kdc.ca.onRevoked((serialHex: string, name: string) => {
+    service.onCertificateRevoked(serialHex, name);
+  });
+  // Keys that expired, or whose certificates were revoked, while the KDC was not running.
+  service.sweep();
+  return service;
+}
+
+export async function keyServiceFor(kdc: KdcServices): Promise<KeyService> {
+  return services.get(kdc) ?? attachKeyService(kdc, { dataDir: kdc.ca.dataDir });
+}

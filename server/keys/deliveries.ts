@@ -1,0 +1,143 @@
+// The durable push queue of the key service (issue 4): "The KDC delivers the record to Bob now, or
+// queues it durably until Bob next connects", and revocation notices reach both parties "at once if
+// connected, otherwise at next connect".
+//
+// Every notice is first written to `pending_deliveries` (inside the same transaction as the state
+// change it announces), then pushed to the recipient's live sessions if any. A row is deleted only
+// when the recipient acknowledges it (`key.ack`), so a notice survives a dropped connection or a
+// server restart: delivery is at-least-once and clients handle duplicates idempotently. On connect,
+// a client asks for its backlog with `key.sync`; the pushes precede the reply on the ordered channel.
+//
+// Key notices are rebuilt from the key record when pushed (nothing but a reference is queued), so a
+// KDC-generated key exists at rest only wrapped under the KEK, and a notice always shows the key's
+// current state.
+import { pemToDer } from '../../shared/pki/pem.js';
+import type { DeliveryKind, DeliveryRecord, Store, SymKeyRecord } from '../store/store.js';
+import type { KeyEncryptionKeys } from './kek.js';
+
+/** A push ready to send: `{ t: type, b: body }`; `body.d` is the delivery id to acknowledge. */
+export interface Push {
+  recipient: string;
+  type: DeliveryKind;
+  body: Record<string, unknown>;
+}
+
+export interface MessageEnvelope {
+  from: string;
+  to: string;
+  serial: string;
+  nonce: Buffer;
+  ciphertext: Buffer;
+  sentAt: number;
+}
+
+export function encodeMessagePayload(m: MessageEnvelope): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      from: m.from,
+      to: m.to,
+      serial: m.serial,
+      nonce: m.nonce.toString('base64'),
+      ciphertext: m.ciphertext.toString('base64'),
+      sentAt: m.sentAt,
+    }),
+    'utf8',
+  );
+}
+
+function decodeMessagePayload(payload: Buffer): MessageEnvelope {
+  const m = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+  return {
+    from: String(m.from),
+    to: String(m.to),
+    serial: String(m.serial),
+    nonce: Buffer.from(String(m.nonce), 'base64'),
+    ciphertext: Buffer.from(String(m.ciphertext), 'base64'),
+    sentAt: Number(m.sentAt),
+  };
+}
+
+/**
+ * The push body for a queued delivery, or undefined when the notice is obsolete (a key delivery for a
+ * key that is no longer active: the receiver gets the key.revoked notice instead).
+ */
+export function buildPush(
+  delivery: DeliveryRecord,
+  store: Store,
+  kek: () => KeyEncryptionKeys | undefined,
+): Push | undefined {
+  const base = { recipient: delivery.recipient, type: delivery.kind };
+  if (delivery.kind === 'msg') {
+    if (delivery.payload === null) return undefined;
+    const m = decodeMessagePayload(delivery.payload);
+    return { ...base, body: { d: delivery.id, ...m } };
+  }
+  const key = store.getSymKey(delivery.keySerial);
+  if (key === undefined || key.state === 'reserved') return undefined;
+  switch (delivery.kind) {
+    case 'key.delivered':
+      if (key.state !== 'active') return undefined;
+      return deliveredBody(delivery, key, store, kek);
+    case 'key.revoked':
+      return {
+        ...base,
+        body: {
+          d: delivery.id,
+          serial: key.serial,
+          state: key.state === 'superseded' ? 'superseded' : 'revoked',
+          reason: key.revokedReason ?? (key.state === 'superseded' ? 'superseded' : 'unspecified'),
+          revokedAt: key.stateChangedAt ?? 0,
+          ...(key.supersededBy === null ? {} : { supersededBy: key.supersededBy }),
+        },
+      };
+    case 'key.verified':
+      return {
+        ...base,
+        body: { d: delivery.id, serial: key.serial, verifiedAt: key.peerVerifiedAt ?? 0 },
+      };
+  }
+}
+
+function deliveredBody(
+  delivery: DeliveryRecord,
+  key: SymKeyRecord,
+  store: Store,
+  kek: () => KeyEncryptionKeys | undefined,
+): Push | undefined {
+  const common = {
+    d: delivery.id,
+    serial: key.serial,
+    mode: key.mode,
+    from: key.owner,
+    fromCertSerial: key.ownerCert,
+    to: key.peer,
+    toCertSerial: key.peerCert,
+    createdAt: key.createdAt,
+    expiresAt: key.expiresAt,
+  };
+  if (key.mode === 'e2e') {
+    const cert = store.getCertificate(key.ownerCert);
+    if (cert?.pem == null || key.ephemeral === null || key.ciphertext === null || key.senderSignature === null) {
+      return undefined;
+    }
+    return {
+      recipient: delivery.recipient,
+      type: 'key.delivered',
+      body: {
+        ...common,
+        fromCert: pemToDer(cert.pem, 'CERTIFICATE'),
+        prekeyId: key.prekeyId,
+        ephemeral: key.ephemeral,
+        signature: key.senderSignature,
+        ciphertext: key.ciphertext,
+      },
+    };
+  }
+  const ring = kek();
+  if (ring === undefined || key.wrappedKey === null || key.kekVersion === null) return undefined;
+  return {
+    recipient: delivery.recipient,
+    type: 'key.delivered',
+    body: { ...common, key: ring.unwrap(key.serial, key.wrappedKey, key.kekVersion) },
+  };
+}

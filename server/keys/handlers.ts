@@ -1,0 +1,116 @@
+// The key-distribution request types of the KDC (issue 4), registered into the handler registry
+// (server/kdc/dispatch.ts) when this module is imported (one line in server/kdc-handlers/index.ts).
+// Bodies arrive validated against shared/protocol/messages-keys.ts; each handler only adapts them to
+// server/keys/service.ts, where the rules live.
+import { registerHandler, type HandlerContext, type Role } from '../kdc/dispatch.js';
+import { keyServiceFor } from './context.js';
+
+const CLIENT: readonly Role[] = ['client'];
+const PARTIES: readonly Role[] = ['client', 'admin'];
+const ADMIN: readonly Role[] = ['admin'];
+
+type Body = Record<string, unknown>;
+
+function bytes(value: unknown): Buffer {
+  return value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : Buffer.alloc(0);
+}
+
+function optionalNumber(value: unknown): number | undefined {
+  return typeof value === 'number' ? value : undefined;
+}
+
+function optionalString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function caller(ctx: HandlerContext): { name: string; serialHex: string; role: string } {
+  return { name: ctx.identity.name, serialHex: ctx.identity.serialHex, role: ctx.identity.role };
+}
+
+function on(type: string, roles: readonly Role[], handle: (ctx: HandlerContext, body: Body) => Promise<Body> | Body): void {
+  registerHandler(type, { roles, handle: async (ctx, body) => handle(ctx, body) });
+}
+
+on('key.peer', CLIENT, async (ctx, b) => (await keyServiceFor(ctx.kdc)).peer(caller(ctx), String(b.name)));
+
+on('key.prekeys', CLIENT, async (ctx, b) => {
+  const list = Array.isArray(b.prekeys) ? (b.prekeys as Body[]) : [];
+  return (await keyServiceFor(ctx.kdc)).putPrekeys(
+    caller(ctx),
+    list.map((p) => ({ prekeyId: String(p.id), publicKey: bytes(p.publicKey), signature: bytes(p.signature) })),
+  );
+});
+
+on('key.reserve', CLIENT, async (ctx, b) => {
+  const r = (await keyServiceFor(ctx.kdc)).reserve(caller(ctx), {
+    peer: String(b.peer),
+    ...withOptional('ttl', optionalNumber(b.ttl)),
+    ...withOptional('replaces', optionalString(b.replaces)),
+  });
+  return { ...r, prekey: { ...r.prekey } };
+});
+
+on('key.deposit', CLIENT, async (ctx, b) =>
+  (await keyServiceFor(ctx.kdc)).deposit(caller(ctx), {
+    serial: String(b.serial),
+    ephemeral: bytes(b.ephemeral),
+    signature: bytes(b.signature),
+    ciphertext: bytes(b.ciphertext),
+  }),
+);
+
+on('key.create', CLIENT, async (ctx, b) =>
+  (await keyServiceFor(ctx.kdc)).create(caller(ctx), {
+    peer: String(b.peer),
+    ...withOptional('ttl', optionalNumber(b.ttl)),
+    ...withOptional('replaces', optionalString(b.replaces)),
+  }),
+);
+
+on('key.verify', PARTIES, async (ctx, b) => {
+  const signature = b.signature === undefined ? undefined : bytes(b.signature);
+  const result = await (await keyServiceFor(ctx.kdc)).verify(caller(ctx), {
+    serial: String(b.serial),
+    digest: bytes(b.digest),
+    ...withOptional('signature', signature),
+  });
+  return { ...result };
+});
+
+on('key.get', PARTIES, async (ctx, b) => ({ ...(await keyServiceFor(ctx.kdc)).get(caller(ctx), String(b.serial)) }));
+
+on('key.list', CLIENT, async (ctx) => ({ keys: (await keyServiceFor(ctx.kdc)).list(caller(ctx)) }));
+
+on('key.revoke', PARTIES, async (ctx, b) =>
+  (await keyServiceFor(ctx.kdc)).revoke(caller(ctx), { serial: String(b.serial), reason: String(b.reason) }),
+);
+
+on('key.sync', CLIENT, async (ctx) =>
+  (await keyServiceFor(ctx.kdc)).sync(caller(ctx), (type, body) => ctx.session.push(type, body)),
+);
+
+on('key.ack', CLIENT, async (ctx, b) => {
+  const ids = Array.isArray(b.ids) ? b.ids.filter((x): x is number => Number.isSafeInteger(x)) : [];
+  return (await keyServiceFor(ctx.kdc)).ack(caller(ctx), ids);
+});
+
+on('msg.send', CLIENT, async (ctx, b) =>
+  (await keyServiceFor(ctx.kdc)).sendMessage(caller(ctx), {
+    to: String(b.to),
+    serial: String(b.serial),
+    nonce: bytes(b.nonce),
+    ciphertext: bytes(b.ciphertext),
+  }),
+);
+
+on('admin.keys', ADMIN, async (ctx, b) => ({
+  keys: (await keyServiceFor(ctx.kdc)).adminList({ revoked: b.revoked === true }),
+}));
+
+on('admin.key.revoke', ADMIN, async (ctx, b) =>
+  (await keyServiceFor(ctx.kdc)).revoke(caller(ctx), { serial: String(b.serial), reason: String(b.reason ?? 'unspecified') }),
+);
+
+function withOptional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}

@@ -1,0 +1,671 @@
+// The KDC's symmetric-key service (issue 4): reservations and deposits of end-to-end keys, KDC-generated
+// keys wrapped under the KEK, verification verdicts, revocation (by a party, the admin, or a
+// certificate revocation cascading to every key of that identity), rotation, expiry, the prekey
+// stock, the relayed encrypted messages and the durable delivery queue. Handlers (handlers.ts) are
+// thin adapters from wire requests to these methods.
+//
+// Rules enforced here (issue 4, "Lifecycle and rules"):
+// - "Only the two parties (and the admin) may fetch, verify or revoke a key; anyone else gets
+//   `not_found` (no oracle telling which serials exist)": every lookup goes through #partyKey, which
+//   answers an unknown serial and somebody else's key identically.
+// - "Revocation is durable before it is acknowledged": the state change and the queued notices commit
+//   in one transaction before the method returns (better-sqlite3 with synchronous=FULL).
+// - "Sending to a revoked, expired or unknown peer fails with its code": #peerCertificate.
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { randomBytes } from '../../shared/crypto/random.js';
+import { equalBytes } from '../../shared/crypto/ct.js';
+import { AuthError, InputError, StateError } from '../../shared/errors.js';
+import { pemToDer } from '../../shared/pki/pem.js';
+import { assertValidName } from '../../shared/pki/names.js';
+import { ciphertextDigest, kdcKeyDigest, AES_KEY_BYTES } from '../../shared/keys/digest.js';
+import { verifyTranscriptSignature } from '../../shared/keys/exchange.js';
+import { WRAPPED_KEY_BYTES } from '../../shared/keys/key-wrap.js';
+import { newKeySerial, isKeySerial } from '../../shared/keys/serial.js';
+import { e2eTranscriptHash, kdcTranscriptHash } from '../../shared/keys/transcript.js';
+import { PREKEY_STOCK } from '../../shared/keys/prekey.js';
+import { verdictForState, type Verdict, KEY_REVOCATION_REASONS } from '../../shared/keys/verdict.js';
+import type {
+  CertificateRecord,
+  DeliveryKind,
+  DeliveryRecord,
+  NewPrekey,
+  Store,
+  SymKeyMode,
+  SymKeyRecord,
+} from '../store/store.js';
+import { buildPush, encodeMessagePayload } from './deliveries.js';
+import { KeyEncryptionKeys } from './kek.js';
+import { checkTtl, RESERVATION_TTL_MS } from './ttl.js';
+
+/** Who is calling (the session's authenticated identity). */
+export interface Caller {
+  name: string;
+  serialHex: string;
+  role: string;
+}
+
+/** What the service needs from the CA (server/ca/authority.ts CertificateAuthority satisfies it). */
+export interface RevocationSource {
+  revocationOf(serialHex: string): { reason: string; revokedAt: number } | undefined;
+}
+
+/** Live sessions by identity name (server/kdc/session-table.ts SessionTable satisfies it). */
+export interface LiveSessions {
+  byName(name: string): { push(type: string, body: Record<string, unknown>): void; readonly closed: boolean }[];
+}
+
+export interface KeyServiceOptions {
+  store: Store;
+  ca: RevocationSource;
+  sessions: LiveSessions;
+  dataDir: string;
+  /** The CA passphrase that protects the KEK files; asked for only when a KEK is first needed. */
+  passphrase: () => string;
+  now?: () => number;
+  /** Most pushes one key.sync sends (the client asks again while `remaining` > 0). */
+  syncBatch?: number;
+}
+
+/** A key record as its parties and the admin see it: never key material. */
+export interface KeySummary {
+  serial: string;
+  mode: SymKeyMode;
+  owner: string;
+  peer: string;
+  state: string;
+  createdAt: number;
+  expiresAt: number;
+  peerVerified: boolean;
+  revokedAt?: number;
+  reason?: string;
+  revokedBy?: string;
+  replaces?: string;
+  supersededBy?: string;
+}
+
+export interface VerifyResult {
+  serial: string;
+  verdict: Verdict;
+  peerVerified: boolean;
+  state?: string;
+  reason?: string;
+  revokedAt?: number;
+}
+
+const CERTIFICATE_REVOKED = 'certificateRevoked';
+const CLIENT_REVOCATION_REASONS = new Set<string>(KEY_REVOCATION_REASONS.filter((r) => r !== CERTIFICATE_REVOKED));
+
+export class KeyService {
+  readonly #store: Store;
+  readonly #ca: RevocationSource;
+  readonly #sessions: LiveSessions;
+  readonly #dataDir: string;
+  readonly #passphrase: () => string;
+  readonly #now: () => number;
+  readonly #syncBatch: number;
+  #kek: Promise<KeyEncryptionKeys> | undefined;
+  #kekReady: KeyEncryptionKeys | undefined;
+  readonly #publicKeys = new Map<string, KeyObject>();
+
+  constructor(opts: KeyServiceOptions) {
+    this.#store = opts.store;
+    this.#ca = opts.ca;
+    this.#sessions = opts.sessions;
+    this.#dataDir = opts.dataDir;
+    this.#passphrase = opts.passphrase;
+    this.#now = opts.now ?? Date.now;
+    this.#syncBatch = opts.syncBatch ?? 256;
+  }
+
+  /** The KEK ring, opened (or created) on first use. */
+  kek(): Promise<KeyEncryptionKeys> {
+    if (this.#kek === undefined) {
+      this.#kek = KeyEncryptionKeys.open(this.#dataDir, this.#passphrase()).then((ring) => {
+        this.#kekReady = ring;
+        return ring;
+      });
+      this.#kek.catch(() => {
+        this.#kek = undefined; // a wrong passphrase must not poison every later attempt
+      });
+    }
+    return this.#kek;
+  }
+
+  // -- peers and prekeys ------------------------------------------------------------------------
+
+  /** Issue 4 flow 1 step 1: "Alice asks the KDC for Bob's certificate; the KDC answers with it and its revocation status." */
+  peer(caller: Caller, name: string): { name: string; cert: Buffer; serial: string; notAfter: number; status: 'good' } {
+    const cert = this.#peerCertificate(caller, name);
+    return { name, cert: pemToDer(cert.pem!, 'CERTIFICATE'), serial: cert.serialHex, notAfter: cert.notAfter, status: 'good' };
+  }
+
+  /** Store signed prekeys for the caller's current certificate; returns the stock and how many to add. */
+  putPrekeys(caller: Caller, prekeys: readonly NewPrekey[]): { stock: number; wanted: number } {
+    this.#store.transaction(() => {
+      // Prekeys signed under an older certificate of this name can no longer be verified by senders.
+      this.#store.deletePrekeys(caller.name, caller.serialHex);
+      if (prekeys.length > 0) this.#store.insertPrekeys(caller.name, caller.serialHex, prekeys, this.#now());
+    });
+    const stock = this.#store.countPrekeys(caller.name, caller.serialHex);
+    return { stock, wanted: Math.max(0, PREKEY_STOCK - stock) };
+  }
+
+  // -- creating keys -----------------------------------------------------------------------------
+
+  /** Flow 1: hand out a serial and one of the peer's one-time prekeys (atomically consumed). */
+  reserve(
+    caller: Caller,
+    req: { peer: string; ttl?: number; replaces?: string },
+  ): {
+    serial: string;
+    createdAt: number;
+    expiresAt: number;
+    peer: string;
+    peerCert: Buffer;
+    prekey: { id: string; publicKey: Buffer; signature: Buffer };
+  } {
+    const ttl = checkTtl(req.ttl);
+    const peerCert = this.#peerCertificate(caller, req.peer);
+    if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'e2e');
+    const now = this.#now();
+    this.#store.deleteStaleReservations(now - RESERVATION_TTL_MS);
+    const serial = newKeySerial();
+    const prekey = this.#store.transaction(() => {
+      const claimed = this.#store.claimPrekey(req.peer, peerCert.serialHex);
+      if (claimed === undefined) return undefined;
+      this.#store.insertSymKey({
+        serial,
+        mode: 'e2e',
+        owner: caller.name,
+        ownerCert: caller.serialHex,
+        peer: req.peer,
+        peerCert: peerCert.serialHex,
+        createdAt: now,
+        expiresAt: now + ttl,
+        state: 'reserved',
+        replaces: req.replaces ?? null,
+        prekeyId: claimed.prekeyId,
+        prekeyPublic: claimed.publicKey,
+      });
+      return claimed;
+    });
+    if (prekey === undefined) {
+      throw new StateError(
+        'peer_unavailable',
+        `${req.peer} has no prekeys left: it must connect once (e.g. kds client listen) before it can receive end-to-end keys`,
+      );
+    }
+    return {
+      serial,
+      createdAt: now,
+      expiresAt: now + ttl,
+      peer: req.peer,
+      peerCert: pemToDer(peerCert.pem!, 'CERTIFICATE'),
+      prekey: { id: prekey.prekeyId, publicKey: prekey.publicKey, signature: prekey.signature },
+    };
+  }
+
+  /**
+   * Flow 1 step 3: store Alice's deposit once her transcript signature verifies against HER session
+   * certificate over the KDC's OWN view of the exchange (its reservation record), then deliver.
+   */
+  deposit(
+    caller: Caller,
+    req: { serial: string; ephemeral: Buffer; signature: Buffer; ciphertext: Buffer },
+  ): { serial: string; createdAt: number; expiresAt: number; digest: Buffer } {
+    const rec = this.#store.getSymKey(req.serial);
+    const now = this.#now();
+    if (
+      rec === undefined ||
+      rec.state !== 'reserved' ||
+      rec.owner !== caller.name ||
+      rec.ownerCert !== caller.serialHex ||
+      rec.createdAt < now - RESERVATION_TTL_MS
+    ) {
+      throw new StateError('not_found', 'no such key reservation');
+    }
+    this.#refuseRevokedParties(rec);
+    if (req.ciphertext.length !== WRAPPED_KEY_BYTES) {
+      throw new InputError('malformed', `expected a wrapped key of ${WRAPPED_KEY_BYTES} bytes`);
+    }
+    const transcriptHash = e2eTranscriptHash({
+      serial: rec.serial,
+      sender: { name: rec.owner, certSerial: rec.ownerCert },
+      receiver: { name: rec.peer, certSerial: rec.peerCert },
+      prekeyId: rec.prekeyId!,
+      prekeyPublic: rec.prekeyPublic!,
+      ephemeralPublic: req.ephemeral,
+      expiresAt: rec.expiresAt,
+    });
+    const digest = ciphertextDigest(req.ciphertext);
+    verifyTranscriptSignature('sender', transcriptHash, digest, req.signature, this.#certificateKey(rec.ownerCert));
+    const pushes = this.#store.transaction(() => {
+      if (!this.#store.activateSymKey(rec.serial, { ...req, senderSignature: req.signature, digest })) {
+        throw new StateError('not_found', 'no such key reservation');
+      }
+      const ids = [this.#enqueue(rec.peer, 'key.delivered', rec.serial)];
+      if (rec.replaces !== null) ids.push(...this.#supersede(rec.replaces, rec.serial, caller.name, now));
+      this.#audit(caller.name, 'key.deposit', rec.serial, { peer: rec.peer, mode: 'e2e' });
+      return ids;
+    });
+    this.#pushAll(pushes);
+    return { serial: rec.serial, createdAt: rec.createdAt, expiresAt: rec.expiresAt, digest };
+  }
+
+  /** Flow 2: the KDC generates the key, stores it wrapped under the current KEK, and delivers it. */
+  async create(
+    caller: Caller,
+    req: { peer: string; ttl?: number; replaces?: string },
+  ): Promise<{
+    serial: string;
+    key: Buffer;
+    createdAt: number;
+    expiresAt: number;
+    peer: string;
+    ownerCertSerial: string;
+    peerCertSerial: string;
+  }> {
+    const ttl = checkTtl(req.ttl);
+    const peerCert = this.#peerCertificate(caller, req.peer);
+    if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'kdc');
+    const kek = await this.kek();
+    const now = this.#now();
+    const serial = newKeySerial();
+    const key = randomBytes(AES_KEY_BYTES);
+    const { wrapped, version } = kek.wrap(serial, key);
+    const pushes = this.#store.transaction(() => {
+      this.#store.insertSymKey({
+        serial,
+        mode: 'kdc',
+        owner: caller.name,
+        ownerCert: caller.serialHex,
+        peer: req.peer,
+        peerCert: peerCert.serialHex,
+        createdAt: now,
+        expiresAt: now + ttl,
+        state: 'active',
+        replaces: req.replaces ?? null,
+        digest: kdcKeyDigest(serial, key),
+        wrappedKey: wrapped,
+        kekVersion: version,
+      });
+      const ids = [this.#enqueue(req.peer, 'key.delivered', serial)];
+      if (req.replaces !== undefined) ids.push(...this.#supersede(req.replaces, serial, caller.name, now));
+      this.#audit(caller.name, 'key.create', serial, { peer: req.peer, mode: 'kdc', kekVersion: version });
+      return ids;
+    });
+    this.#pushAll(pushes);
+    return {
+      serial,
+      key,
+      createdAt: now,
+      expiresAt: now + ttl,
+      peer: req.peer,
+      ownerCertSerial: caller.serialHex,
+      peerCertSerial: peerCert.serialHex,
+    };
+  }
+
+  // -- verification, lookup, lifecycle -------------------------------------------------------------
+
+  /**
+   * Issue 4 flow 1 step 5: "it compares the digest of what Bob received with what it stored, and the
+   * key's state". The stored record is checked against itself too (the digest column against the
+   * stored ciphertext, or the KEK-unwrapped key), so tampering with either column says `mismatch`.
+   * With a signature from the receiver over the transcript, a `valid` verdict also records that the
+   * receiver accepted the key and tells the owner (`key.verified`).
+   */
+  async verify(caller: Caller, req: { serial: string; digest: Buffer; signature?: Buffer }): Promise<VerifyResult> {
+    const rec = this.#lookup(caller, req.serial);
+    if (rec === undefined) return { serial: req.serial, verdict: 'not_found', peerVerified: false };
+    const isPeer = rec.peer === caller.name;
+    if (req.signature !== undefined) {
+      if (!isPeer) throw new InputError('bad_request', 'only the receiver of a key signs its verification');
+      verifyTranscriptSignature('receiver', this.#transcriptOf(rec), req.digest, req.signature, this.#certificateKey(caller.serialHex));
+    }
+    const consistent = (await this.#recordConsistent(rec)) && equalBytes(req.digest, rec.digest!);
+    const verdict: Verdict = consistent ? verdictForState(asKeyState(rec.state)) : 'mismatch';
+    let peerVerified = rec.peerVerifiedAt !== null;
+    if (verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified) {
+      const now = this.#now();
+      const pushes = this.#store.transaction(() => {
+        this.#store.markSymKeyPeerVerified(rec.serial, now);
+        this.#audit(caller.name, 'key.verify', rec.serial, { verdict });
+        return [this.#enqueue(rec.owner, 'key.verified', rec.serial)];
+      });
+      this.#pushAll(pushes);
+      peerVerified = true;
+    }
+    return {
+      serial: rec.serial,
+      verdict,
+      peerVerified,
+      state: rec.state,
+      ...(rec.revokedReason === null ? {} : { reason: rec.revokedReason }),
+      ...(rec.stateChangedAt === null || rec.state === 'active' ? {} : { revokedAt: rec.stateChangedAt }),
+    };
+  }
+
+  /** One key's record, for its parties and the admin only. */
+  get(caller: Caller, serial: string): KeySummary {
+    const rec = this.#lookup(caller, serial);
+    if (rec === undefined) throw new StateError('not_found', 'no such key');
+    return summarize(rec);
+  }
+
+  list(caller: Caller): KeySummary[] {
+    this.expireDue();
+    return this.#store.listSymKeys({ party: caller.name }).map((r) => summarize(this.#checkParties(r)));
+  }
+
+  /** `kds admin keys [--revoked]`: every key, or the revoked-key list (serial, time, reason). */
+  adminList(opts: { revoked?: boolean } = {}): KeySummary[] {
+    this.expireDue();
+    return this.#store.listSymKeys(opts.revoked === true ? { states: ['revoked'] } : {}).map((r) => summarize(r));
+  }
+
+  /**
+   * Revoke a key (either party or the admin). Durable, with both parties' notices queued, before this
+   * returns; notices go out at once to whoever is connected.
+   */
+  revoke(
+    caller: Caller,
+    req: { serial: string; reason: string },
+  ): { serial: string; status: 'revoked' | 'already_revoked'; revokedAt: number; reason: string } {
+    if (!CLIENT_REVOCATION_REASONS.has(req.reason)) {
+      throw new InputError('bad_reason', `unknown revocation reason ${req.reason}`);
+    }
+    const rec = this.#lookup(caller, req.serial);
+    if (rec === undefined) throw new StateError('not_found', 'no such key');
+    if (rec.state === 'revoked') {
+      return { serial: rec.serial, status: 'already_revoked', revokedAt: rec.stateChangedAt ?? 0, reason: rec.revokedReason ?? 'unspecified' };
+    }
+    const now = this.#now();
+    const pushes = this.#store.transaction(() => this.#revokeKey(rec, req.reason, caller.name, now));
+    this.#pushAll(pushes);
+    const after = this.#store.getSymKey(rec.serial)!;
+    return {
+      serial: rec.serial,
+      status: pushes.length > 0 ? 'revoked' : 'already_revoked',
+      revokedAt: after.stateChangedAt ?? now,
+      reason: after.revokedReason ?? req.reason,
+    };
+  }
+
+  /**
+   * Issue 4: "Revoking a certificate moves every key that involves that identity to revoked with
+   * reason `certificateRevoked`, and notifies the other party." Called from the CA's onRevoked (in
+   * the revoking request, before it is answered); keys of certificates revoked by another process
+   * (`kds cert revoke` against the data dir) are caught by #checkParties on their next use.
+   */
+  onCertificateRevoked(serialHex: string, name: string): number {
+    const now = this.#now();
+    const pushes = this.#store.transaction(() => {
+      const ids: DeliveryRecord[] = [];
+      for (const rec of this.#store.listSymKeys({ party: name, states: ['active'] })) {
+        ids.push(...this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now));
+      }
+      this.#store.deletePrekeys(name);
+      if (ids.length > 0) this.#audit('kdc', 'key.revoke.cascade', serialHex, { name, keys: ids.length / 2 });
+      return ids;
+    });
+    this.#pushAll(pushes);
+    return pushes.length / 2;
+  }
+
+  /** Active keys past their expiry become `expired` (lazily, on every listing and lookup). */
+  expireDue(): void {
+    this.#store.expireSymKeys(this.#now());
+  }
+
+  /** At service start: expire, and cascade revocations committed while the KDC was not running. */
+  sweep(): void {
+    this.expireDue();
+    for (const rec of this.#store.listSymKeys({ states: ['active'] })) this.#checkParties(rec);
+  }
+
+  // -- messages and deliveries ---------------------------------------------------------------------
+
+  /**
+   * Relay a message encrypted with a shared key (the KDC never sees its plaintext). Issue 4: "Stale
+   * (revoked) keys are refused by both the KDC (`key_revoked`) and the clients."
+   */
+  sendMessage(
+    caller: Caller,
+    req: { to: string; serial: string; nonce: Buffer; ciphertext: Buffer },
+  ): { delivered: number; queued: boolean; sentAt: number } {
+    const rec = this.#lookup(caller, req.serial);
+    if (rec === undefined) throw new StateError('not_found', 'no such key');
+    const other = rec.owner === caller.name ? rec.peer : rec.owner;
+    if (req.to !== other || caller.role !== 'client') {
+      throw new InputError('bad_request', `key ${rec.serial} is shared with ${other}, not ${req.to}`);
+    }
+    refuseUnusable(rec);
+    const sentAt = this.#now();
+    const payload = encodeMessagePayload({ from: caller.name, to: req.to, serial: rec.serial, nonce: req.nonce, ciphertext: req.ciphertext, sentAt });
+    const delivered = this.#pushAll([this.#enqueue(req.to, 'msg', rec.serial, payload)]);
+    return { delivered, queued: true, sentAt };
+  }
+
+  /**
+   * Push the caller's queued notices (oldest first) to `push`, then say how many remain. The pushes
+   * precede the reply on the ordered channel, so when the client sees the reply it has them all.
+   */
+  async sync(caller: Caller, push: (type: string, body: Record<string, unknown>) => void): Promise<{ pushed: number; remaining: number }> {
+    this.expireDue();
+    const rows = this.#store.listDeliveries(caller.name, this.#syncBatch);
+    if (rows.some((r) => r.kind === 'key.delivered')) await this.#kekIfKdcKeys(rows.map((r) => r.keySerial));
+    let pushed = 0;
+    const obsolete: number[] = [];
+    for (const row of rows) {
+      const p = buildPush(row, this.#store, () => this.#kekReady);
+      if (p === undefined) {
+        obsolete.push(row.id);
+        continue;
+      }
+      push(p.type, p.body);
+      pushed += 1;
+    }
+    if (obsolete.length > 0) this.#store.deleteDeliveries(caller.name, obsolete);
+    return { pushed, remaining: Math.max(0, this.#store.countDeliveries(caller.name) - pushed) };
+  }
+
+  /** Forget acknowledged deliveries (only the caller's own). */
+  ack(caller: Caller, ids: readonly number[]): { acknowledged: number } {
+    return { acknowledged: this.#store.deleteDeliveries(caller.name, ids) };
+  }
+
+  // -- internals ------------------------------------------------------------------------------------
+
+  /** A non-reserved key the caller may see (a party, or the admin), or undefined: one answer for both. */
+  #lookup(caller: Caller, serial: string): SymKeyRecord | undefined {
+    if (!isKeySerial(serial)) return undefined;
+    this.expireDue();
+    const rec = this.#store.getSymKey(serial);
+    if (rec === undefined || rec.state === 'reserved') return undefined;
+    if (caller.role !== 'admin' && rec.owner !== caller.name && rec.peer !== caller.name) return undefined;
+    return this.#checkParties(rec);
+  }
+
+  /** Cascade a certificate revocation the KDC has not applied yet (revoked by another process). */
+  #checkParties(rec: SymKeyRecord): SymKeyRecord {
+    if (rec.state !== 'active') return rec;
+    if (this.#ca.revocationOf(rec.ownerCert) === undefined && this.#ca.revocationOf(rec.peerCert) === undefined) {
+      return rec;
+    }
+    const now = this.#now();
+    const pushes = this.#store.transaction(() => this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now));
+    this.#pushAll(pushes);
+    return this.#store.getSymKey(rec.serial) ?? rec;
+  }
+
+  #refuseRevokedParties(rec: SymKeyRecord): void {
+    if (this.#ca.revocationOf(rec.ownerCert) !== undefined || this.#ca.revocationOf(rec.peerCert) !== undefined) {
+      throw new StateError('peer_revoked', 'a certificate of this exchange has been revoked');
+    }
+  }
+
+  /** Inside a transaction: revoke once and queue a notice for both parties. Returns the delivery ids. */
+  #revokeKey(rec: SymKeyRecord, reason: string, by: string, now: number): DeliveryRecord[] {
+    if (!this.#store.setSymKeyState(rec.serial, ['active', 'expired', 'superseded'], 'revoked', { at: now, reason, by })) {
+      return [];
+    }
+    this.#audit(by, 'key.revoke', rec.serial, { reason, owner: rec.owner, peer: rec.peer });
+    return [this.#enqueue(rec.owner, 'key.revoked', rec.serial), this.#enqueue(rec.peer, 'key.revoked', rec.serial)];
+  }
+
+  /** Inside a transaction: the old key of a rotation becomes superseded; both parties are told. */
+  #supersede(oldSerial: string, newSerial: string, by: string, now: number): DeliveryRecord[] {
+    const old = this.#store.getSymKey(oldSerial);
+    if (old === undefined) return [];
+    if (!this.#store.setSymKeyState(oldSerial, ['active'], 'superseded', { at: now, reason: 'superseded', by, supersededBy: newSerial })) {
+      throw new StateError('key_revoked', `key ${oldSerial} is no longer active`);
+    }
+    this.#audit(by, 'key.rotate', oldSerial, { supersededBy: newSerial });
+    return [this.#enqueue(old.owner, 'key.revoked', oldSerial), this.#enqueue(old.peer, 'key.revoked', oldSerial)];
+  }
+
+  /** A rotation must name an active key of the same two parties and mode. */
+  #replaceable(caller: Caller, serial: string, peer: string, mode: SymKeyMode): void {
+    const rec = this.#lookup(caller, serial);
+    const pair = rec === undefined ? [] : [rec.owner, rec.peer].sort();
+    if (rec === undefined || caller.role !== 'client' || pair.join('\0') !== [caller.name, peer].sort().join('\0')) {
+      throw new StateError('not_found', 'no such key');
+    }
+    if (rec.mode !== mode) throw new InputError('bad_request', `key ${serial} is a ${rec.mode} key, not ${mode}`);
+    refuseUnusable(rec);
+  }
+
+  /** The peer's active certificate, or the code issue 4 asks for: peer_revoked / peer_unavailable. */
+  #peerCertificate(caller: Caller, name: string): CertificateRecord {
+    assertValidName(name);
+    if (caller.role !== 'client') throw new InputError('bad_request', 'only enrolled clients exchange keys');
+    if (name === caller.name) throw new InputError('bad_request', 'a key needs two different parties');
+    const cert = this.#store.activeCertificate(name);
+    if (cert === undefined || cert.role !== 'client' || cert.pem === null) {
+      const latest = this.#store.latestCertificate(name);
+      if (latest?.status === 'revoked' && latest.role === 'client') {
+        throw new StateError('peer_revoked', `the certificate of ${name} is revoked`);
+      }
+      throw new StateError('peer_unavailable', `no enrolled client named ${name}`);
+    }
+    if (this.#ca.revocationOf(cert.serialHex) !== undefined) {
+      throw new StateError('peer_revoked', `the certificate of ${name} is revoked`);
+    }
+    const now = this.#now();
+    if (cert.notAfter <= now || cert.notBefore > now) {
+      throw new StateError('peer_unavailable', `the certificate of ${name} is not valid now`);
+    }
+    return cert;
+  }
+
+  #certificateKey(serialHex: string): KeyObject {
+    let key = this.#publicKeys.get(serialHex);
+    if (key === undefined) {
+      const cert = this.#store.getCertificate(serialHex);
+      if (cert?.pem == null) throw new AuthError('bad_signature', 'signature verification failed');
+      key = createPublicKey(cert.pem); // the certificate's SubjectPublicKeyInfo
+      if (this.#publicKeys.size > 4096) this.#publicKeys.clear();
+      this.#publicKeys.set(serialHex, key);
+    }
+    return key;
+  }
+
+  #transcriptOf(rec: SymKeyRecord): Buffer {
+    const sender = { name: rec.owner, certSerial: rec.ownerCert };
+    const receiver = { name: rec.peer, certSerial: rec.peerCert };
+    if (rec.mode === 'kdc') {
+      return kdcTranscriptHash({ serial: rec.serial, sender, receiver, digest: rec.digest!, expiresAt: rec.expiresAt });
+    }
+    return e2eTranscriptHash({
+      serial: rec.serial,
+      sender,
+      receiver,
+      prekeyId: rec.prekeyId ?? '',
+      prekeyPublic: rec.prekeyPublic ?? Buffer.alloc(0),
+      ephemeralPublic: rec.ephemeral ?? Buffer.alloc(0),
+      expiresAt: rec.expiresAt,
+    });
+  }
+
+  /** Does the stored digest still describe the stored ciphertext / wrapped key? */
+  async #recordConsistent(rec: SymKeyRecord): Promise<boolean> {
+    if (rec.digest === null || rec.digest.length !== 32) return false;
+    if (rec.mode === 'e2e') {
+      return rec.ciphertext !== null && equalBytes(ciphertextDigest(rec.ciphertext), rec.digest);
+    }
+    if (rec.wrappedKey === null || rec.kekVersion === null) return false;
+    try {
+      const key = (await this.kek()).unwrap(rec.serial, rec.wrappedKey, rec.kekVersion);
+      return equalBytes(kdcKeyDigest(rec.serial, key), rec.digest);
+    } catch (err) {
+      if (err instanceof AuthError) return false;
+      throw err;
+    }
+  }
+
+  async #kekIfKdcKeys(serials: string[]): Promise<void> {
+    for (const serial of serials) {
+      if (this.#store.getSymKey(serial)?.mode === 'kdc') {
+        await this.kek();
+        return;
+      }
+    }
+  }
+
+  #enqueue(recipient: string, kind: DeliveryKind, keySerial: string, payload: Buffer | null = null): DeliveryRecord {
+    const delivery = { recipient, kind, keySerial, payload, createdAt: this.#now() };
+    return { ...delivery, id: this.#store.enqueueDelivery(delivery) };
+  }
+
+  /** Audit rows name serials, parties, reasons: never key material (the store refuses secret-looking keys). */
+  #audit(actor: string, action: string, subject: string, detail: Record<string, unknown>): void {
+    this.#store.appendAudit({ at: this.#now(), actor, action, subject, detail });
+  }
+
+  /** After commit: push each queued delivery to its recipient's live sessions. Returns sessions reached. */
+  #pushAll(rows: readonly DeliveryRecord[]): number {
+    let reached = 0;
+    for (const row of rows) {
+      const sessions = this.#sessions.byName(row.recipient).filter((s) => !s.closed);
+      if (sessions.length === 0) continue;
+      const p = buildPush(row, this.#store, () => this.#kekReady);
+      if (p === undefined) continue;
+      for (const session of sessions) {
+        session.push(p.type, p.body);
+        reached += 1;
+      }
+    }
+    return reached;
+  }
+}
+
+function summarize(rec: SymKeyRecord): KeySummary {
+  const out: KeySummary = {
+    serial: rec.serial,
+    mode: rec.mode,
+    owner: rec.owner,
+    peer: rec.peer,
+    state: rec.state,
+    createdAt: rec.createdAt,
+    expiresAt: rec.expiresAt,
+    peerVerified: rec.peerVerifiedAt !== null,
+  };
+  if (rec.state !== 'active' && rec.stateChangedAt !== null) out.revokedAt = rec.stateChangedAt;
+  if (rec.revokedReason !== null) out.reason = rec.revokedReason;
+  if (rec.revokedBy !== null) out.revokedBy = rec.revokedBy;
+  if (rec.replaces !== null) out.replaces = rec.replaces;
+  if (rec.supersededBy !== null) out.supersededBy = rec.supersededBy;
+  return out;
+}
+
+function refuseUnusable(rec: SymKeyRecord): void {
+  if (rec.state === 'revoked' || rec.state === 'superseded') {
+    throw new StateError('key_revoked', `key ${rec.serial} is ${rec.state}`);
+  }
+  if (rec.state === 'expired') throw new StateError('key_expired', `key ${rec.serial} has expired`);
+}
+
+function asKeyState(state: SymKeyRecord['state']): 'active' | 'revoked' | 'expired' | 'superseded' {
+  return state === 'reserved' ? 'revoked' : state;
+}

@@ -1,0 +1,192 @@
+// Versioned schema migrations for the sqlite store. The applied version lives in SQLite's
+// `PRAGMA user_version` (a header field, so it commits or rolls back with the migration itself).
+//
+// HOW TO ADD A MIGRATION (issues 3, 4, ...): append ONE object to MIGRATIONS with the next version
+// number (the list must stay ordered and gapless), a short name, and its SQL. Never edit or reorder a
+// migration that has shipped: databases in the field already ran it. Each migration runs in its own
+// BEGIN IMMEDIATE transaction together with the user_version bump, so a crash leaves the database at
+// the previous version, and two processes opening a fresh store at once cannot both run it.
+import type Database from 'better-sqlite3';
+import { EnvironmentError } from '../../shared/errors.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** SQL executed with db.exec, or a function for migrations that need to transform data. */
+  up: string | ((db: Database.Database) => void);
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'certificates, revocations, crl, enrollment tokens, audit log, settings',
+    up: `
+      CREATE TABLE certificates (
+        id          INTEGER PRIMARY KEY,
+        serial      TEXT    NOT NULL UNIQUE CHECK (length(serial) BETWEEN 1 AND 40 AND serial NOT GLOB '*[^0-9a-f]*'),
+        name        TEXT    NOT NULL,
+        role        TEXT    NOT NULL CHECK (role IN ('client', 'admin', 'server', 'ca')),
+        not_before  INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        pem         TEXT,
+        fingerprint TEXT,
+        status      TEXT    NOT NULL CHECK (status IN ('pending', 'active', 'revoked', 'superseded')),
+        issued_at   INTEGER NOT NULL,
+        CHECK (status = 'pending' OR (pem IS NOT NULL AND fingerprint IS NOT NULL))
+      );
+      -- "at most one active certificate per name", enforced by the database, not only by the caller.
+      CREATE UNIQUE INDEX certificates_one_active_per_name ON certificates (name) WHERE status = 'active';
+      CREATE INDEX certificates_by_name ON certificates (name, id);
+      CREATE INDEX certificates_by_fingerprint ON certificates (fingerprint);
+
+      CREATE TABLE revocations (
+        id         INTEGER PRIMARY KEY,
+        serial     TEXT    NOT NULL UNIQUE REFERENCES certificates (serial),
+        revoked_at INTEGER NOT NULL,
+        reason     TEXT    NOT NULL
+      );
+      CREATE TRIGGER revocations_no_update BEFORE UPDATE ON revocations
+        BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;
+      CREATE TRIGGER revocations_no_delete BEFORE DELETE ON revocations
+        BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;
+
+      -- One row: the current CRL as published.
+      CREATE TABLE crl_state (
+        id                 INTEGER PRIMARY KEY CHECK (id = 1),
+        crl_number         INTEGER NOT NULL CHECK (crl_number >= 1),
+        pem                TEXT    NOT NULL,
+        this_update        INTEGER NOT NULL,
+        next_update        INTEGER NOT NULL,
+        last_revocation_id INTEGER NOT NULL
+      );
+
+      CREATE TABLE enrollment_tokens (
+        id         INTEGER PRIMARY KEY,
+        token_hash TEXT    NOT NULL UNIQUE,
+        name       TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER,
+        created_by TEXT    NOT NULL
+      );
+
+      CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        actor   TEXT    NOT NULL,
+        action  TEXT    NOT NULL,
+        subject TEXT,
+        detail  TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(detail))
+      );
+      CREATE INDEX audit_log_by_action ON audit_log (action, id);
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+      CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL CHECK (json_valid(value))
+      );
+    `,
+  },
+  {
+    version: 2,
+    name: 'symmetric keys, prekeys, pending deliveries (issue 4)',
+    up: `
+      -- One row per distributed AES-256 key (and per e2e reservation before its deposit). Never the key
+      -- in plaintext: e2e rows hold only the ciphertext the KDC cannot open; kdc rows hold the key
+      -- wrapped under a versioned KEK (server/keys/kek.ts).
+      CREATE TABLE sym_keys (
+        serial           TEXT    PRIMARY KEY CHECK (length(serial) = 32 AND serial NOT GLOB '*[^0-9a-f]*'),
+        mode             TEXT    NOT NULL CHECK (mode IN ('e2e', 'kdc')),
+        owner            TEXT    NOT NULL,
+        owner_cert       TEXT    NOT NULL,
+        peer             TEXT    NOT NULL,
+        peer_cert        TEXT    NOT NULL,
+        created_at       INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,
+        state            TEXT    NOT NULL CHECK (state IN ('reserved', 'active', 'revoked', 'expired', 'superseded')),
+        state_changed_at INTEGER,
+        revoked_reason   TEXT,
+        revoked_by       TEXT,
+        replaces         TEXT,
+        superseded_by    TEXT,
+        digest           BLOB    CHECK (digest IS NULL OR length(digest) = 32),
+        prekey_id        TEXT,
+        prekey_public    BLOB,
+        ephemeral        BLOB,
+        sender_signature BLOB,
+        ciphertext       BLOB,
+        wrapped_key      BLOB,
+        kek_version      INTEGER,
+        peer_verified_at INTEGER,
+        CHECK (state = 'reserved' OR digest IS NOT NULL),
+        CHECK (mode = 'e2e' OR state = 'reserved' OR (wrapped_key IS NOT NULL AND kek_version IS NOT NULL))
+      );
+      CREATE INDEX sym_keys_by_owner ON sym_keys (owner, created_at);
+      CREATE INDEX sym_keys_by_peer ON sym_keys (peer, created_at);
+      CREATE INDEX sym_keys_by_state ON sym_keys (state, expires_at);
+
+      -- One-time X25519 prekeys uploaded by clients, signed with their identity key. Claimed (deleted)
+      -- atomically by key.reserve.
+      CREATE TABLE prekeys (
+        id          INTEGER PRIMARY KEY,
+        owner       TEXT    NOT NULL,
+        cert_serial TEXT    NOT NULL,
+        prekey_id   TEXT    NOT NULL,
+        public_key  BLOB    NOT NULL CHECK (length(public_key) = 32),
+        signature   BLOB    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (owner, prekey_id)
+      );
+      CREATE INDEX prekeys_by_owner ON prekeys (owner, cert_serial, id);
+
+      -- Durable push queue: a row per notice for a recipient, deleted when the recipient acknowledges
+      -- it (at-least-once delivery across disconnects and server restarts). Key notices refer to the
+      -- sym_keys row (the body is rebuilt from it at delivery time, so a queued KDC-generated key is
+      -- never stored outside its KEK wrapping); messages carry their ciphertext in payload.
+      CREATE TABLE pending_deliveries (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient  TEXT    NOT NULL,
+        kind       TEXT    NOT NULL CHECK (kind IN ('key.delivered', 'key.revoked', 'key.verified', 'msg')),
+        key_serial TEXT    NOT NULL,
+        payload    BLOB,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX pending_deliveries_by_recipient ON pending_deliveries (recipient, id);
+    `,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Bring `db` up to the latest version; returns the version it was at before. */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration list out of order at ${m.name}`);
+  });
+  const latest = migrations.length;
+  const before = userVersion(db);
+  if (before > latest) {
+    throw new EnvironmentError(
+      'store_error',
+      `the store has schema version ${before}, newer than this kds (${latest}); upgrade kds`,
+    );
+  }
+  for (const m of migrations) {
+    if (m.version <= before) continue;
+    db.transaction(() => {
+      // Re-read inside the write lock: another process may have migrated meanwhile.
+      if (userVersion(db) >= m.version) return;
+      if (typeof m.up === 'string') db.exec(m.up);
+      else m.up(db);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return before;
+}
+
+export function userVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}

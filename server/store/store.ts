@@ -1,0 +1,292 @@
+// The Store: everything the KDC/CA persists goes through this interface, so callers never see SQL and a
+// PostgreSQL backend could be added as a second implementation (sqlite-store.ts is the first) without
+// touching them. All methods are synchronous (better-sqlite3); multi-step operations run inside
+// `transaction(fn)`, which takes the write lock up front (BEGIN IMMEDIATE) so that a read-then-write
+// sequence is never interleaved with another process's write.
+//
+// Adding a feature that persists something (issues 3, 4, ...): append a migration to migrations.ts,
+// add the record type and methods here, implement them in sqlite-store.ts. Never edit a shipped
+// migration; never add an UPDATE or DELETE path to the audit log or to revocations.
+import { SqliteStore } from './sqlite-store.js';
+
+export type CertificateRole = 'client' | 'admin' | 'server' | 'ca';
+/**
+ * `pending`: the serial is reserved (inserted before signing, RFC 5280 4.1.2.2 "unique for each
+ * certificate issued by a given CA") and the certificate is being signed; `active` once its PEM is
+ * stored; `superseded` after a renewal replaced it; `revoked` once a revocation row exists.
+ */
+export type CertificateStatus = 'pending' | 'active' | 'revoked' | 'superseded';
+
+export interface NewCertificate {
+  serialHex: string;
+  name: string;
+  role: CertificateRole;
+  notBefore: number;
+  notAfter: number;
+  issuedAt: number;
+}
+
+export interface CertificateRecord extends NewCertificate {
+  id: number;
+  status: CertificateStatus;
+  /** null only while `pending`. */
+  pem: string | null;
+  fingerprint256: string | null;
+}
+
+export interface NewRevocation {
+  serialHex: string;
+  revokedAt: number;
+  /** RFC 5280 5.3.1 reason name (shared/pki/reasons.ts). */
+  reason: string;
+}
+
+export interface RevocationRecord extends NewRevocation {
+  /** Monotonic: lets a process catch up on revocations other processes committed (id > last seen). */
+  id: number;
+}
+
+/** The current signed CRL. `lastRevocationId` is the highest revocation id it lists. */
+export interface CrlState {
+  crlNumber: number;
+  pem: string;
+  thisUpdate: number;
+  nextUpdate: number;
+  lastRevocationId: number;
+}
+
+export interface NewEnrollmentToken {
+  /** SHA-256 of the token, hex. The token itself is never stored. */
+  tokenHash: string;
+  name: string;
+  createdAt: number;
+  expiresAt: number;
+  createdBy: string;
+}
+
+export interface EnrollmentTokenRecord extends NewEnrollmentToken {
+  id: number;
+  usedAt: number | null;
+}
+
+export interface AuditEntry {
+  at: number;
+  actor: string;
+  action: string;
+  subject?: string;
+  /** Non-secret facts only (serials, names, reasons, counts). */
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditRecord {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  subject: string | null;
+  detail: Record<string, unknown>;
+}
+
+export interface CertificateFilter {
+  name?: string;
+  status?: CertificateStatus;
+  role?: CertificateRole;
+}
+
+export interface Store {
+  /** Where the data lives (a file path for sqlite). */
+  readonly location: string;
+  /** Applied schema version (the last migration's number). */
+  schemaVersion(): number;
+  /**
+   * Run fn atomically with the write lock held from the start (BEGIN IMMEDIATE). fn must be
+   * synchronous; nested calls become savepoints. Throws what fn throws, after rolling back.
+   */
+  transaction<T>(fn: () => T): T;
+  /**
+   * Changes whenever ANOTHER connection (process) committed a write since the last call; equal values
+   * mean nothing changed. Cheap (no table access): used to keep in-memory caches fresh.
+   */
+  changeCounter(): number;
+  close(): void;
+
+  // settings: small JSON values written by `kds server init` (CRL URL host/port, validity limits)
+  getSetting<T>(key: string): T | undefined;
+  setSetting(key: string, value: unknown): void;
+
+  // certificates
+  /** Insert a `pending` row; the UNIQUE constraint on the serial is checked here (store_error). */
+  reserveCertificate(cert: NewCertificate): void;
+  /** pending -> active with its PEM (the unique index allows one active certificate per name). */
+  activateCertificate(serialHex: string, pem: string, fingerprint256: string): void;
+  /** Remove a reservation whose signing failed (only `pending` rows can be removed). */
+  discardPendingCertificate(serialHex: string): void;
+  setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void;
+  getCertificate(serialHex: string): CertificateRecord | undefined;
+  getCertificateByFingerprint(fingerprint256: string): CertificateRecord | undefined;
+  activeCertificate(name: string): CertificateRecord | undefined;
+  /** The newest certificate (any status except pending) with this name. */
+  latestCertificate(name: string): CertificateRecord | undefined;
+  listCertificates(filter?: CertificateFilter): CertificateRecord[];
+  countCertificates(): number;
+
+  // revocations (rows are permanent: no update or delete)
+  insertRevocation(revocation: NewRevocation): RevocationRecord;
+  getRevocation(serialHex: string): RevocationRecord | undefined;
+  /** Revocations with id > afterId, in id order. */
+  listRevocations(afterId?: number): RevocationRecord[];
+  countRevocations(): number;
+  lastRevocationId(): number;
+
+  // the current CRL
+  getCrlState(): CrlState | undefined;
+  saveCrlState(state: CrlState): void;
+
+  // enrollment tokens
+  insertEnrollmentToken(token: NewEnrollmentToken): void;
+  /**
+   * Mark the token used if and only if it exists, is bound to `name`, is unused and unexpired, in one
+   * statement (UPDATE ... WHERE used_at IS NULL AND expires_at > now): two concurrent consumers can
+   * never both succeed. Returns the row as it is after the update, or undefined.
+   */
+  consumeEnrollmentToken(tokenHash: string, name: string, now: number): EnrollmentTokenRecord | undefined;
+  listEnrollmentTokens(): EnrollmentTokenRecord[];
+
+  // audit log (append-only: there is no update or delete method, and the schema forbids both)
+  appendAudit(entry: AuditEntry): number;
+  listAudit(opts?: { afterId?: number; limit?: number; action?: string }): AuditRecord[];
+  countAudit(): number;
+
+  // symmetric keys, prekeys and pending deliveries (issue 4; server/keys/)
+  insertSymKey(key: NewSymKey): void;
+  getSymKey(serial: string): SymKeyRecord | undefined;
+  /** reserved -> active with the deposited exchange values; false if the row is not `reserved`. */
+  activateSymKey(serial: string, deposit: SymKeyDeposit): boolean;
+  /**
+   * Move a key from one of `from` to `to` (revoked/expired/superseded), once: false if its state was
+   * not in `from` (already revoked, unknown...). Returns before the caller acknowledges anything.
+   */
+  setSymKeyState(serial: string, from: readonly SymKeyState[], to: SymKeyState, change: SymKeyStateChange): boolean;
+  markSymKeyPeerVerified(serial: string, at: number): void;
+  /** Keys (never reservations unless asked) where `party` is owner or peer, or all keys without it. */
+  listSymKeys(filter?: SymKeyFilter): SymKeyRecord[];
+  /** Active keys whose expiry has passed become `expired`; returns them. */
+  expireSymKeys(now: number): SymKeyRecord[];
+  /** Forget reservations (claimed prekey, no deposit) created before `before`; returns how many. */
+  deleteStaleReservations(before: number): number;
+
+  insertPrekeys(owner: string, certSerial: string, prekeys: readonly NewPrekey[], at: number): void;
+  countPrekeys(owner: string, certSerial: string): number;
+  /** Atomically remove and return one prekey of `owner` signed under `certSerial` (oldest first). */
+  claimPrekey(owner: string, certSerial: string): PrekeyRecord | undefined;
+  /** Drop prekeys of `owner` signed under any certificate other than `keepCertSerial` (all if omitted). */
+  deletePrekeys(owner: string, keepCertSerial?: string): number;
+
+  enqueueDelivery(delivery: NewDelivery): number;
+  /** Oldest first. */
+  listDeliveries(recipient: string, limit?: number): DeliveryRecord[];
+  /** Delete acknowledged deliveries, only the recipient's own. Returns how many. */
+  deleteDeliveries(recipient: string, ids: readonly number[]): number;
+  countDeliveries(recipient?: string): number;
+}
+
+export type SymKeyMode = 'e2e' | 'kdc';
+/** `reserved`: an e2e serial handed out with a prekey, not yet deposited (never listed as a key). */
+export type SymKeyState = 'reserved' | 'active' | 'revoked' | 'expired' | 'superseded';
+
+export interface NewSymKey {
+  serial: string;
+  mode: SymKeyMode;
+  owner: string;
+  ownerCert: string;
+  peer: string;
+  peerCert: string;
+  createdAt: number;
+  expiresAt: number;
+  state: 'reserved' | 'active';
+  replaces?: string | null;
+  digest?: Buffer | null;
+  prekeyId?: string | null;
+  prekeyPublic?: Buffer | null;
+  wrappedKey?: Buffer | null;
+  kekVersion?: number | null;
+}
+
+export interface SymKeyDeposit {
+  ephemeral: Buffer;
+  senderSignature: Buffer;
+  ciphertext: Buffer;
+  digest: Buffer;
+}
+
+export interface SymKeyStateChange {
+  at: number;
+  reason?: string;
+  by?: string;
+  supersededBy?: string;
+}
+
+export interface SymKeyRecord {
+  serial: string;
+  mode: SymKeyMode;
+  owner: string;
+  ownerCert: string;
+  peer: string;
+  peerCert: string;
+  createdAt: number;
+  expiresAt: number;
+  state: SymKeyState;
+  stateChangedAt: number | null;
+  revokedReason: string | null;
+  revokedBy: string | null;
+  replaces: string | null;
+  supersededBy: string | null;
+  digest: Buffer | null;
+  prekeyId: string | null;
+  prekeyPublic: Buffer | null;
+  ephemeral: Buffer | null;
+  senderSignature: Buffer | null;
+  ciphertext: Buffer | null;
+  wrappedKey: Buffer | null;
+  kekVersion: number | null;
+  peerVerifiedAt: number | null;
+}
+
+export interface SymKeyFilter {
+  party?: string;
+  states?: readonly SymKeyState[];
+  includeReserved?: boolean;
+}
+
+export interface NewPrekey {
+  prekeyId: string;
+  publicKey: Buffer;
+  signature: Buffer;
+}
+
+export interface PrekeyRecord extends NewPrekey {
+  owner: string;
+  certSerial: string;
+  createdAt: number;
+}
+
+export type DeliveryKind = 'key.delivered' | 'key.revoked' | 'key.verified' | 'msg';
+
+export interface NewDelivery {
+  recipient: string;
+  kind: DeliveryKind;
+  keySerial: string;
+  /** Opaque bytes for `msg` (the relayed ciphertext envelope); null for key notices. */
+  payload?: Buffer | null;
+  createdAt: number;
+}
+
+export interface DeliveryRecord extends NewDelivery {
+  id: number;
+  payload: Buffer | null;
+}
+
+/** Open (creating and migrating if needed) the store of a data directory: `<dataDir>/kds.sqlite`. */
+export function openStore(dataDir: string): Store {
+  return SqliteStore.open(dataDir);
+}

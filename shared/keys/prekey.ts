@@ -1,0 +1,62 @@
+// Signed one-time prekeys (issue 4, flow 1): what lets Alice run an authenticated DH with Bob whether
+// he is online or not (the X3DH idea: Signal's "one-time prekeys", signal.org/docs/specifications/x3dh
+// section 2.5). Bob's client uploads a stock of fresh X25519 public keys, each signed with his RSA
+// identity key; the KDC hands one to Alice and deletes it (atomically consumed); Alice checks the
+// signature against Bob's certificate, so a KDC or relay that substitutes its own key is caught.
+//
+// Signed bytes: "kds v1 prekey" || 0x00 || len-prefixed(name, cert serial, prekey id, public key).
+// The certificate serial is bound in: a prekey signed under a revoked or superseded certificate no
+// longer verifies against the peer's current one, so it is never used.
+import { AuthError } from '../errors.js';
+import { signPss, verifyPss, type PrivateKeyInput, type PublicKeyInput } from '../crypto/rsa.js';
+import { generateDhKeyPair, X25519_KEY_BYTES } from '../crypto/dh.js';
+import { randomBytes } from '../crypto/random.js';
+import { encodeFields, text, bytes } from './transcript.js';
+import { newPrekeyId } from './serial.js';
+
+export const PREKEY_LABEL = 'kds v1 prekey';
+/** How many one-time prekeys a client keeps at the KDC. */
+export const PREKEY_STOCK = 10;
+
+export interface PrekeyOwner {
+  name: string;
+  certSerial: string;
+}
+
+/** The public, signed part of a prekey: what the KDC stores and gives out. */
+export interface SignedPrekey {
+  id: string;
+  publicKey: Buffer;
+  signature: Buffer;
+}
+
+/** A freshly made prekey with its private half (kept only in the owner's encrypted key store). */
+export interface GeneratedPrekey extends SignedPrekey {
+  /** The raw 32-byte X25519 private scalar (RFC 7748 section 5), for generateDhKeyPair('x25519', it). */
+  privateKey: Buffer;
+}
+
+export function prekeySignedData(owner: PrekeyOwner, id: string, publicKey: Uint8Array): Buffer {
+  return encodeFields(PREKEY_LABEL, [
+    text(owner.name),
+    text(owner.certSerial),
+    text(id),
+    bytes('prekey public key', publicKey, X25519_KEY_BYTES),
+  ]);
+}
+
+export async function generatePrekey(owner: PrekeyOwner, identityKey: PrivateKeyInput): Promise<GeneratedPrekey> {
+  const privateKey = randomBytes(X25519_KEY_BYTES);
+  const pair = generateDhKeyPair('x25519', privateKey);
+  const id = newPrekeyId();
+  const signature = await signPss(prekeySignedData(owner, id, pair.publicKey), identityKey);
+  return { id, publicKey: pair.publicKey, signature, privateKey };
+}
+
+/** Throws AuthError `bad_signature` (fixed message) unless the owner's identity key signed this prekey. */
+export function verifyPrekey(owner: PrekeyOwner, prekey: SignedPrekey, ownerPublicKey: PublicKeyInput): void {
+  const data = prekeySignedData(owner, prekey.id, prekey.publicKey);
+  if (!verifyPss(data, prekey.signature, ownerPublicKey)) {
+    throw new AuthError('bad_signature', 'signature verification failed');
+  }
+}

@@ -1,0 +1,160 @@
+// Certificate verification against the kds root CA (RFC 5280 section 6, reduced to kds's one-level
+// chain): a structured Verdict with a code, never a bare boolean. The checks run in a FIXED order and
+// the first failure decides the verdict:
+//   parse (malformed) -> issuer name/AKI (unknown_issuer) -> signature (bad_signature) ->
+//   validity window of the certificate and the CA (expired, not_yet_valid) -> usage (wrong_usage) ->
+//   name (wrong_name) -> revocation (revoked).
+// Signature and issuer checks are node:crypto's X509Certificate (OpenSSL's X509_check_issued and
+// X509_verify), not our own parsing.
+import { AuthError, KdsError, type ErrorCode } from '../errors.js';
+import { parseCertificate, x509Of, type ParsedCertificate } from './x509.js';
+import { OID } from './oids.js';
+import type { ReasonName } from './reasons.js';
+
+export { fingerprint, fingerprintMatches, normalizeFingerprint } from './fingerprint.js';
+
+export type VerdictCode =
+  | 'ok'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'bad_signature'
+  | 'unknown_issuer'
+  | 'revoked'
+  | 'wrong_usage'
+  | 'wrong_name'
+  | 'malformed';
+
+export interface Verdict {
+  code: VerdictCode;
+  serialHex?: string;
+  subject?: string;
+  reason?: ReasonName;
+  revokedAt?: number;
+  detail: string;
+}
+
+export interface VerifyOptions {
+  now?: number;
+  usage?: 'clientAuth' | 'serverAuth' | 'any';
+  expectName?: string;
+  revocation?: (serialHex: string) => { reason: ReasonName; revokedAt: number } | undefined;
+}
+
+export function verifyCertificate(
+  cert: string | Buffer | ParsedCertificate,
+  ca: ParsedCertificate,
+  opts: VerifyOptions = {},
+): Verdict {
+  // 1. parse
+  let leaf: ParsedCertificate;
+  if (typeof cert === 'string' || Buffer.isBuffer(cert)) {
+    try {
+      leaf = parseCertificate(cert);
+    } catch (err) {
+      if (err instanceof KdsError) return { code: 'malformed', detail: err.message };
+      throw err;
+    }
+  } else {
+    leaf = cert;
+  }
+  const who = { serialHex: leaf.serialHex, subject: leaf.subjectCN };
+  const verdict = (code: VerdictCode, detail: string): Verdict => ({ code, ...who, detail });
+  // RFC 5280 4.2: "A certificate-using system MUST reject the certificate if it encounters a critical
+  // extension it does not recognize".
+  if (leaf.unknownCriticalExtensions.length > 0) {
+    return verdict('malformed', `unrecognized critical extension ${leaf.unknownCriticalExtensions[0]}`);
+  }
+
+  // 2. issuer: subject/issuer names and AKI/SKI must match, and the CA must be a CA (OpenSSL's
+  //    X509_check_issued also requires keyCertSign when the CA has a keyUsage extension).
+  const leafX509 = x509Of(leaf);
+  const caX509 = x509Of(ca);
+  if (!ca.isCA || !leafX509.checkIssued(caX509)) {
+    return verdict('unknown_issuer', `not issued by ${ca.subject}`);
+  }
+
+  // 3. signature, with the one algorithm kds issues.
+  if (leaf.signatureAlgorithm !== OID.sha256WithRSAEncryption) {
+    return verdict('bad_signature', `unsupported signature algorithm ${leaf.signatureAlgorithm}`);
+  }
+  let signatureOk = false;
+  try {
+    signatureOk = leafX509.verify(caX509.publicKey);
+  } catch {
+    signatureOk = false;
+  }
+  if (!signatureOk) return verdict('bad_signature', 'signature verification failed');
+
+  // 4. validity. RFC 5280 4.1.2.5: "The validity period for a certificate is the period of time from
+  //    notBefore through notAfter, inclusive." Times in certificates have whole seconds, so compare
+  //    at second resolution: the whole notAfter second is still valid.
+  const now = Math.floor((opts.now ?? Date.now()) / 1000) * 1000;
+  if (now < leaf.notBefore)
+    return verdict('not_yet_valid', `valid from ${new Date(leaf.notBefore).toISOString()}`);
+  if (now > leaf.notAfter) return verdict('expired', `expired ${new Date(leaf.notAfter).toISOString()}`);
+  if (now < ca.notBefore) return verdict('not_yet_valid', 'the issuing CA certificate is not yet valid');
+  if (now > ca.notAfter) return verdict('expired', 'the issuing CA certificate has expired');
+
+  // 5. usage: an end-entity key, with the extended key usage asked for.
+  if (leaf.isCA) return verdict('wrong_usage', 'a CA certificate is not an end-entity credential');
+  if (leaf.keyUsage.length > 0 && !leaf.keyUsage.includes('digitalSignature')) {
+    return verdict('wrong_usage', 'key usage lacks digitalSignature');
+  }
+  const usage = opts.usage ?? 'any';
+  if (usage !== 'any' && !leaf.extKeyUsage.includes(usage)) {
+    return verdict('wrong_usage', `extended key usage lacks ${usage}`);
+  }
+
+  // 6. name: the identity is the CN; a server may also be named by one of its SANs (RFC 6125 6.4).
+  if (opts.expectName !== undefined && !namesMatch(leaf, opts.expectName)) {
+    return verdict(
+      'wrong_name',
+      `certificate is for ${JSON.stringify(leaf.subjectCN)}, not ${JSON.stringify(opts.expectName)}`,
+    );
+  }
+
+  // 7. revocation
+  const revoked = opts.revocation?.(leaf.serialHex);
+  if (revoked) {
+    return {
+      code: 'revoked',
+      ...who,
+      reason: revoked.reason,
+      revokedAt: revoked.revokedAt,
+      detail: `revoked ${new Date(revoked.revokedAt).toISOString()} (${revoked.reason})`,
+    };
+  }
+  return verdict('ok', 'certificate is valid');
+}
+
+function namesMatch(cert: ParsedCertificate, name: string): boolean {
+  if (cert.subjectCN === name) return true;
+  const lower = name.toLowerCase();
+  return cert.sans.dns.some((d) => d.toLowerCase() === lower) || cert.sans.ip.includes(name);
+}
+
+const ERROR_OF: Record<Exclude<VerdictCode, 'ok'>, { code: ErrorCode; message: string }> = {
+  expired: { code: 'cert_expired', message: 'certificate expired' },
+  not_yet_valid: { code: 'cert_not_yet_valid', message: 'certificate not yet valid' },
+  bad_signature: { code: 'cert_bad_signature', message: 'certificate signature verification failed' },
+  unknown_issuer: { code: 'cert_unknown_issuer', message: 'certificate not issued by the trusted CA' },
+  revoked: { code: 'cert_revoked', message: 'certificate revoked' },
+  wrong_usage: { code: 'cert_wrong_usage', message: 'certificate not valid for this use' },
+  wrong_name: { code: 'cert_wrong_name', message: 'certificate is for another name' },
+  malformed: { code: 'cert_malformed', message: 'certificate malformed' },
+};
+
+/**
+ * The AuthError for a failed verdict (`cert_*` codes), with a fixed message and the non-secret facts
+ * in details. An `ok` verdict is not an error: asking for one is a bug and yields code `internal`.
+ */
+export function verdictToError(verdict: Verdict): KdsError {
+  if (verdict.code === 'ok') return new KdsError('internal', 'verdict ok is not an error');
+  const { code, message } = ERROR_OF[verdict.code];
+  const details: Record<string, unknown> = { verdict: verdict.code };
+  if (verdict.serialHex !== undefined) details.serialHex = verdict.serialHex;
+  if (verdict.subject !== undefined) details.subject = verdict.subject;
+  if (verdict.reason !== undefined) details.reason = verdict.reason;
+  if (verdict.revokedAt !== undefined) details.revokedAt = verdict.revokedAt;
+  return new AuthError(code, message, details);
+}

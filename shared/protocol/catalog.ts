@@ -1,0 +1,6 @@
+// The message catalog: importing this module loads every application type. A feature adds its types
+// in its own shared/protocol/messages-<feature>.ts (calling defineAppType) and ONE import line here.
+import './messages-core.js';
+import './messages-keys.js'; // issue 4: symmetric keys
+
+export { defineAppType, getAppType, appTypeNames, APP_TYPE_PATTERN, type AppType, type AppTypeSchemas } from './app-types.js';

@@ -1,0 +1,451 @@
+// The kds v1 handshake (docs/protocol.md, "Handshake"): a SIGMA-style authenticated ephemeral
+// Diffie-Hellman in one round trip, shaped like TLS 1.3 (RFC 8446 section 4.4):
+//
+//   client_hello  {v, mode, groups, group, nonce, share}                         C -> S
+//   server_hello  {v, group, nonce, share, cert, sig, mac}                       S -> C
+//   client_finish {cert, sig, mac} | {mac} (enroll) | {name, mac} (insecure)     C -> S
+//
+// Two pure state machines, ClientHandshake and ServerHandshake: bytes in, bytes out, no I/O. The caller
+// (client/session.ts, server/kdc) moves the frames and supplies the policy callbacks: the certificate
+// checks (chain, validity, usage, revocation) and the RSA-PSS signer for its own key.
+//
+// Checks run in a fixed order, cheapest and shape first, and the peer's data is used only once the
+// step that authenticates it has passed (docs/protocol.md lists the order and each error code).
+// Any failure throws a KdsError and leaves the object dead: a handshake is never resumed.
+import { equalBytes } from '../crypto/ct.js';
+import { DH_GROUPS, generateDhKeyPair, isDhGroup, type DhGroup, type DhKeyPair } from '../crypto/dh.js';
+import { hmacSha256 } from '../crypto/hash.js';
+import { randomBytes } from '../crypto/random.js';
+import { verifyPss } from '../crypto/rsa.js';
+import { AuthError, InputError, KdsError, ProtocolError, toKdsError } from '../errors.js';
+import { parseCertificate as parsePkiCertificate, type ParsedCertificate } from '../pki/x509.js';
+import { encodeValue } from './codec.js';
+import { deriveHandshakeKeys, deriveTrafficKeys, type HandshakeKeys } from './key-schedule.js';
+import { NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
+import {
+  ClientFinishCoreSchema,
+  decodeFrameWithLayout,
+  encodeFrame,
+  errorFromWire,
+  ServerHelloCoreSchema,
+  type ClientFinish,
+  type ClientHello,
+  type DecodedFrame,
+  type HandshakeMode,
+  type ServerHello,
+} from './messages.js';
+import { ClientChannel, ServerChannel } from './secure-channel.js';
+import { canonicalize } from './schema.js';
+import { appendEntries, frameWithout, signatureInput, transcriptHash } from './transcript.js';
+
+export type { HandshakeMode } from './messages.js';
+
+/** Signs with the local RSA key: RSA-PSS, SHA-256, MGF1-SHA-256, salt 32 (e.g. (d) => signPss(d, key)). */
+export type Signer = (data: Buffer) => Promise<Buffer>;
+/** Refuses a peer certificate by throwing a KdsError (cert_unknown_issuer, cert_revoked, ...). */
+export type CertificateCheck = (cert: ParsedCertificate, mode: HandshakeMode) => void | Promise<void>;
+
+export interface HandshakeCredentials {
+  certificateDer: Buffer;
+  sign: Signer;
+}
+
+export interface CommonHandshakeOptions {
+  /** Default: shared/pki parseCertificate. Servers pass one that caches by fingerprint. */
+  parseCertificate?: (der: Buffer) => ParsedCertificate;
+  /** Default: verifyPss(data, signature, cert.publicKeyPem). Must use salt length 32 explicitly. */
+  verifySignature?: (data: Buffer, signature: Buffer, cert: ParsedCertificate) => boolean;
+  /** Records per direction for the resulting channel (default SEQUENCE_LIMIT). */
+  sequenceLimit?: number;
+  /** Fixed nonce and ephemeral private key: protocol test vectors ONLY. */
+  testing?: { nonce?: Buffer; dhPrivateKey?: Buffer };
+}
+
+export interface ClientHandshakeOptions extends CommonHandshakeOptions {
+  mode: HandshakeMode;
+  /** Offered groups, in preference order (default ['x25519', 'ffdhe2048']). */
+  groups?: readonly DhGroup[];
+  /** The group of the key share sent (default groups[0]); must be one of `groups`. */
+  group?: DhGroup;
+  /** Required in 'auth'. */
+  credentials?: HandshakeCredentials;
+  /** 'insecure' only: the name claimed (unauthenticated). */
+  name?: string;
+  /** Required unless 'insecure': chain to the pinned root, validity, serverAuth. */
+  checkServerCertificate?: CertificateCheck;
+}
+
+export interface ServerHandshakeOptions extends CommonHandshakeOptions {
+  /** Supported groups (default both). */
+  groups?: readonly DhGroup[];
+  credentials: HandshakeCredentials;
+  /** Chain, validity, clientAuth, revocation: run for every 'auth' handshake. */
+  checkClientCertificate: CertificateCheck;
+  /** Accept the MITM lab's unauthenticated mode (default false: insecure_refused). */
+  allowInsecure?: boolean;
+  /** Accept anonymous clients that only enroll (default true). */
+  allowEnroll?: boolean;
+}
+
+export interface HandshakeResult {
+  mode: HandshakeMode;
+  group: DhGroup;
+  cipher: 'AES-256-GCM';
+  /** Hex of the 16-byte session id from the key schedule. */
+  sessionId: string;
+  /** TH_final: SHA-256 over the three handshake messages as sent. */
+  transcriptHash: Buffer;
+}
+
+export interface ClientHandshakeResult extends HandshakeResult {
+  /** The server's certificate ('auth' and 'enroll'). */
+  serverCertificate?: ParsedCertificate;
+  channel: ClientChannel;
+}
+
+export interface ServerHandshakeResult extends HandshakeResult {
+  /** The client's certificate, checked and proven ('auth' only). */
+  clientCertificate?: ParsedCertificate;
+  /** 'insecure' only: whatever name the client claimed. NOT authenticated. */
+  claimedName?: string;
+  channel: ServerChannel;
+}
+
+const SIGNATURE_FAILED = 'signature verification failed';
+const MAC_FAILED = 'MAC verification failed';
+
+function defaultVerify(data: Buffer, signature: Buffer, cert: ParsedCertificate): boolean {
+  return verifyPss(data, signature, cert.publicKeyPem);
+}
+
+function peerFrame(raw: Uint8Array, expected: 'client_hello' | 'server_hello' | 'client_finish'): DecodedFrame {
+  // A private copy: the transcript must hash exactly these bytes even if the caller reuses its buffer
+  // while we wait for a signature (decoded fields are views into it).
+  const decoded = decodeFrameWithLayout(Buffer.from(raw));
+  const { frame } = decoded;
+  // An alert in place of the next handshake message is the peer's refusal: surface its code.
+  if (frame.t === 'alert') throw errorFromWire(frame.code, frame.message);
+  if (frame.t !== expected) throw new ProtocolError('unexpected_message', `expected ${expected}, got ${frame.t}`);
+  return decoded;
+}
+
+function mac(key: Buffer, th: Buffer): Buffer {
+  return hmacSha256(key, th);
+}
+
+/** Parse, then the caller's policy; a non-KdsError from either is reported without internals. */
+async function checkPeerCertificate(
+  der: Buffer,
+  parse: (der: Buffer) => ParsedCertificate,
+  check: CertificateCheck,
+  mode: HandshakeMode,
+): Promise<ParsedCertificate> {
+  let cert: ParsedCertificate;
+  try {
+    cert = parse(der);
+  } catch {
+    throw new AuthError('cert_malformed', 'certificate could not be parsed');
+  }
+  try {
+    await check(cert, mode);
+  } catch (err) {
+    throw toKdsError(err);
+  }
+  return cert;
+}
+
+function verifyOrThrow(
+  verify: (data: Buffer, signature: Buffer, cert: ParsedCertificate) => boolean,
+  data: Buffer,
+  signature: Buffer,
+  cert: ParsedCertificate,
+): void {
+  let ok = false;
+  try {
+    ok = verify(data, signature, cert);
+  } catch {
+    ok = false; // e.g. a non-RSA key: same fixed answer
+  }
+  if (!ok) throw new AuthError('bad_signature', SIGNATURE_FAILED);
+}
+
+abstract class HandshakeBase {
+  protected state: string;
+  protected readonly parse: (der: Buffer) => ParsedCertificate;
+  protected readonly verify: (data: Buffer, signature: Buffer, cert: ParsedCertificate) => boolean;
+
+  constructor(protected readonly common: CommonHandshakeOptions, initial: string) {
+    this.state = initial;
+    this.parse = common.parseCertificate ?? ((der) => parsePkiCertificate(der));
+    this.verify = common.verifySignature ?? defaultVerify;
+  }
+
+  protected expectState(state: string, action: string): void {
+    if (this.state !== state) {
+      throw new ProtocolError('unexpected_message', `${action} is not allowed in handshake state ${this.state}`);
+    }
+  }
+
+  /** Runs one step; any failure kills the handshake. */
+  protected async step<T>(next: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      this.state = next;
+      return out;
+    } catch (err) {
+      this.state = 'failed';
+      throw err instanceof KdsError ? err : toKdsError(err);
+    }
+  }
+
+  protected nonce(): Buffer {
+    const fixed = this.common.testing?.nonce;
+    if (fixed !== undefined && fixed.length !== NONCE_BYTES) throw new InputError('bad_request', 'testing nonce must be 32 bytes');
+    return fixed ?? randomBytes(NONCE_BYTES);
+  }
+}
+
+export class ClientHandshake extends HandshakeBase {
+  private readonly opts: ClientHandshakeOptions;
+  private readonly offered: readonly DhGroup[];
+  private readonly group: DhGroup;
+  private keyPair: DhKeyPair | undefined;
+  private clientHelloRaw: Buffer | undefined;
+
+  constructor(opts: ClientHandshakeOptions) {
+    super(opts, 'start');
+    this.opts = opts;
+    this.offered = opts.groups ?? DH_GROUPS;
+    this.group = opts.group ?? this.offered[0]!;
+    if (this.offered.length === 0 || !this.offered.every(isDhGroup) || !this.offered.includes(this.group)) {
+      throw new InputError('bad_request', 'the key share group must be one of the offered groups');
+    }
+    if (opts.mode === 'auth' && opts.credentials === undefined) {
+      throw new InputError('bad_request', "mode 'auth' needs client credentials");
+    }
+    if (opts.mode !== 'insecure' && opts.checkServerCertificate === undefined) {
+      throw new InputError('bad_request', `mode '${opts.mode}' needs checkServerCertificate`);
+    }
+  }
+
+  /** The first message. */
+  clientHello(): Buffer {
+    this.expectState('start', 'clientHello');
+    try {
+      this.keyPair = generateDhKeyPair(this.group, this.opts.testing?.dhPrivateKey);
+      const hello: ClientHello = {
+        t: 'client_hello',
+        v: PROTOCOL_VERSION,
+        mode: this.opts.mode,
+        groups: [...this.offered],
+        group: this.group,
+        nonce: this.nonce(),
+        share: this.keyPair.publicKey,
+      };
+      this.clientHelloRaw = encodeFrame(hello);
+      this.state = 'wait_server_hello';
+      return Buffer.from(this.clientHelloRaw); // the caller's copy; ours stays as hashed
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    }
+  }
+
+  /** Verifies the server's flight; returns the client_finish to send and the established session. */
+  async receiveServerHello(raw: Uint8Array): Promise<{ clientFinish: Buffer; result: ClientHandshakeResult }> {
+    this.expectState('wait_server_hello', 'receiveServerHello');
+    return this.step('done', async () => {
+      const { frame, raw: shRaw, layout } = peerFrame(raw, 'server_hello');
+      const sh = frame as ServerHello;
+      const ch = this.clientHelloRaw!;
+      const mode = this.opts.mode;
+      // The server must answer with the group of our key share (no retry in v1).
+      if (sh.group !== this.group) {
+        throw new ProtocolError('no_common_group', `server chose ${sh.group.slice(0, 32)}, which was not the key share sent`);
+      }
+      if (mode === 'insecure') {
+        if (sh.cert !== undefined) throw new ProtocolError('schema', 'server_hello.cert: not allowed in insecure mode');
+      } else if (sh.cert === undefined || sh.sig === undefined) {
+        // A server_hello without certificate and signature in auth/enroll mode is a downgrade to
+        // the insecure mode: refuse (the MITM lab's "strip authentication" attack stops here).
+        throw new AuthError('insecure_refused', 'server did not authenticate');
+      }
+
+      const z = this.keyPair!.deriveSharedSecret(sh.share);
+      const core = frameWithout(shRaw, layout, sh.sig !== undefined ? 'sig' : 'mac');
+      const thHello = transcriptHash(ch, core);
+      const keys = deriveHandshakeKeys(z, thHello);
+
+      let serverCertificate: ParsedCertificate | undefined;
+      if (sh.cert !== undefined && sh.sig !== undefined) {
+        serverCertificate = await checkPeerCertificate(sh.cert, this.parse, this.opts.checkServerCertificate!, mode);
+        verifyOrThrow(this.verify, signatureInput('server', thHello), sh.sig, serverCertificate);
+      }
+      const thServerMac = transcriptHash(ch, frameWithout(shRaw, layout, 'mac'));
+      if (!equalBytes(mac(keys.serverFinishedKey, thServerMac), sh.mac)) throw new AuthError('bad_mac', MAC_FAILED);
+
+      const clientFinish = await this.buildClientFinish(ch, shRaw, keys);
+      const thFinal = transcriptHash(ch, shRaw, clientFinish);
+      const traffic = deriveTrafficKeys(z, thFinal);
+      z.fill(0);
+      keys.clientFinishedKey.fill(0);
+      keys.serverFinishedKey.fill(0);
+      const channel = new ClientChannel(traffic, { sequenceLimit: this.opts.sequenceLimit });
+      const result: ClientHandshakeResult = {
+        mode,
+        group: this.group,
+        cipher: 'AES-256-GCM',
+        sessionId: channel.sessionId,
+        transcriptHash: thFinal,
+        channel,
+      };
+      if (serverCertificate !== undefined) result.serverCertificate = serverCertificate;
+      return { clientFinish: Buffer.from(clientFinish), result };
+    });
+  }
+
+  private async buildClientFinish(ch: Buffer, shRaw: Buffer, keys: HandshakeKeys): Promise<Buffer> {
+    const { mode } = this.opts;
+    const base: Omit<ClientFinish, 'mac'> = { t: 'client_finish' };
+    if (mode === 'auth') base.cert = this.opts.credentials!.certificateDer;
+    if (mode === 'insecure' && this.opts.name !== undefined) base.name = this.opts.name;
+    // Validate the fields we send (name syntax, certificate size) before any signing.
+    const core = encodeValue(canonicalize(ClientFinishCoreSchema, base, 'client_finish'));
+    let withSig = core;
+    if (mode === 'auth') {
+      const thSig = transcriptHash(ch, shRaw, core);
+      const signature = await this.opts.credentials!.sign(signatureInput('client', thSig));
+      withSig = appendEntries(core, [['sig', signature]]);
+    }
+    const thMac = transcriptHash(ch, shRaw, withSig);
+    return appendEntries(withSig, [['mac', mac(keys.clientFinishedKey, thMac)]]);
+  }
+}
+
+export class ServerHandshake extends HandshakeBase {
+  private readonly opts: ServerHandshakeOptions;
+  private readonly supported: readonly DhGroup[];
+  private mode: HandshakeMode | undefined;
+  private group: DhGroup | undefined;
+  private z: Buffer | undefined;
+  private keys: HandshakeKeys | undefined;
+  private clientHelloRaw: Buffer | undefined;
+  private serverHelloRaw: Buffer | undefined;
+
+  constructor(opts: ServerHandshakeOptions) {
+    super(opts, 'wait_client_hello');
+    this.opts = opts;
+    this.supported = opts.groups ?? DH_GROUPS;
+    if (this.supported.length === 0 || !this.supported.every(isDhGroup)) {
+      throw new InputError('bad_request', 'server groups must be known DH groups');
+    }
+  }
+
+  /** Checks the client_hello; returns the server_hello to send. */
+  async receiveClientHello(raw: Uint8Array): Promise<Buffer> {
+    this.expectState('wait_client_hello', 'receiveClientHello');
+    return this.step('wait_client_finish', async () => {
+      const { frame, raw: chRaw } = peerFrame(raw, 'client_hello');
+      const ch = frame as ClientHello;
+      if (!ch.groups.includes(ch.group)) {
+        throw new ProtocolError('no_common_group', 'client_hello.group is not one of client_hello.groups');
+      }
+      const group = ch.group;
+      if (!isDhGroup(group) || !this.supported.includes(group)) {
+        throw new ProtocolError('no_common_group', `group ${group} is not supported (supported: ${this.supported.join(', ')})`);
+      }
+      if (ch.mode === 'insecure' && this.opts.allowInsecure !== true) {
+        throw new AuthError('insecure_refused', 'this server does not accept insecure sessions');
+      }
+      if (ch.mode === 'enroll' && this.opts.allowEnroll === false) {
+        throw new AuthError('forbidden', 'this server does not accept enrollment sessions');
+      }
+      const keyPair = generateDhKeyPair(group, this.opts.testing?.dhPrivateKey);
+      const z = keyPair.deriveSharedSecret(ch.share);
+
+      const authenticated = ch.mode !== 'insecure';
+      const hello = canonicalize(
+        ServerHelloCoreSchema,
+        {
+          t: 'server_hello',
+          v: PROTOCOL_VERSION,
+          group,
+          nonce: this.nonce(),
+          share: keyPair.publicKey,
+          cert: authenticated ? this.opts.credentials.certificateDer : undefined,
+        },
+        'server_hello',
+      );
+      const core = encodeValue(hello);
+      const thHello = transcriptHash(chRaw, core);
+      const keys = deriveHandshakeKeys(z, thHello);
+      let withSig = core;
+      if (authenticated) {
+        const signature = await this.opts.credentials.sign(signatureInput('server', thHello));
+        withSig = appendEntries(core, [['sig', signature]]);
+      }
+      const serverMac = mac(keys.serverFinishedKey, transcriptHash(chRaw, withSig));
+      const serverHello = appendEntries(withSig, [['mac', serverMac]]);
+
+      this.mode = ch.mode;
+      this.group = group;
+      this.z = z;
+      this.keys = keys;
+      this.clientHelloRaw = chRaw;
+      this.serverHelloRaw = serverHello;
+      return Buffer.from(serverHello);
+    });
+  }
+
+  /** Checks the client_finish; returns the established session. */
+  async receiveClientFinish(raw: Uint8Array): Promise<ServerHandshakeResult> {
+    this.expectState('wait_client_finish', 'receiveClientFinish');
+    return this.step('done', async () => {
+      const { frame, raw: cfRaw, layout } = peerFrame(raw, 'client_finish');
+      const cf = frame as ClientFinish;
+      const mode = this.mode!;
+      const ch = this.clientHelloRaw!;
+      const sh = this.serverHelloRaw!;
+      const keys = this.keys!;
+      if (mode === 'auth') {
+        if (cf.cert === undefined) throw new ProtocolError('schema', 'client_finish.cert: missing (required in auth mode)');
+        if (cf.name !== undefined) throw new ProtocolError('schema', 'client_finish.name: only allowed in insecure mode');
+      } else {
+        if (cf.cert !== undefined) throw new ProtocolError('schema', `client_finish.cert: not allowed in ${mode} mode`);
+        if (mode === 'enroll' && cf.name !== undefined) {
+          throw new ProtocolError('schema', 'client_finish.name: only allowed in insecure mode');
+        }
+      }
+
+      let clientCertificate: ParsedCertificate | undefined;
+      if (cf.cert !== undefined && cf.sig !== undefined) {
+        clientCertificate = await checkPeerCertificate(cf.cert, this.parse, this.opts.checkClientCertificate, mode);
+        const thSig = transcriptHash(ch, sh, frameWithout(cfRaw, layout, 'sig'));
+        verifyOrThrow(this.verify, signatureInput('client', thSig), cf.sig, clientCertificate);
+      }
+      const thMac = transcriptHash(ch, sh, frameWithout(cfRaw, layout, 'mac'));
+      if (!equalBytes(mac(keys.clientFinishedKey, thMac), cf.mac)) throw new AuthError('bad_mac', MAC_FAILED);
+
+      const thFinal = transcriptHash(ch, sh, cfRaw);
+      const z = this.z!;
+      const traffic = deriveTrafficKeys(z, thFinal);
+      z.fill(0);
+      keys.clientFinishedKey.fill(0);
+      keys.serverFinishedKey.fill(0);
+      this.z = undefined;
+      this.keys = undefined;
+      const channel = new ServerChannel(traffic, { sequenceLimit: this.opts.sequenceLimit });
+      const result: ServerHandshakeResult = {
+        mode,
+        group: this.group!,
+        cipher: 'AES-256-GCM',
+        sessionId: channel.sessionId,
+        transcriptHash: thFinal,
+        channel,
+      };
+      if (clientCertificate !== undefined) result.clientCertificate = clientCertificate;
+      if (mode === 'insecure' && cf.name !== undefined) result.claimedName = cf.name;
+      return result;
+    });
+  }
+}

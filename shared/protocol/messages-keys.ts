@@ -1,0 +1,181 @@
+// Catalog entries of the key-distribution service (issue 4; docs/protocol.md "Key distribution"):
+// request and response bodies of every key.* / msg.* / admin.key* type and the bodies of its pushes.
+// The catalog (messages.ts) imports this file; nothing else needs to change to add these types.
+import { s } from './schema.js';
+import { defineAppType } from './app-types.js';
+import { MAX_CERT_BYTES, MAX_SIGNATURE_BYTES } from './limits.js';
+
+const NAME = s.string({ min: 1, max: 64, pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/ });
+const CERT_SERIAL = s.string({ min: 1, max: 40, pattern: /^[0-9a-f]{1,40}$/ });
+const KEY_SERIAL = s.string({ min: 32, max: 32, pattern: /^[0-9a-f]{32}$/ });
+const PREKEY_ID = s.string({ min: 16, max: 16, pattern: /^[0-9a-f]{16}$/ });
+const X25519_PUBLIC = s.bytes({ len: 32 });
+const SIGNATURE = s.bytes({ min: 64, max: MAX_SIGNATURE_BYTES });
+const DIGEST = s.bytes({ len: 32 });
+const AES_KEY = s.bytes({ len: 32 });
+/** nonce (12) || AES-256-GCM(32-byte key) || tag (16): shared/keys/key-wrap.ts WRAPPED_KEY_BYTES. */
+const WRAPPED_KEY = s.bytes({ len: 60 });
+const TIME = s.uint();
+/** Key lifetime in ms (server/keys/ttl.ts checks the bounds with a clearer message). */
+const TTL = s.uint({ max: 90 * 24 * 60 * 60 * 1000 });
+const MODE = s.enumOf(['e2e', 'kdc'] as const);
+const REASON = s.enumOf([
+  'unspecified',
+  'keyCompromise',
+  'cACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'privilegeWithdrawn',
+  'aACompromise',
+] as const);
+const KEY_STATE = s.enumOf(['active', 'revoked', 'expired', 'superseded'] as const);
+const VERDICT = s.enumOf(['valid', 'mismatch', 'revoked', 'expired', 'not_found'] as const);
+const ANY_REASON = s.string({ max: 64, pattern: /^[A-Za-z]+$/ });
+const DELIVERY_ID = s.uint();
+/** Message plaintext limit (shared/keys/message.ts MAX_MESSAGE_BYTES) plus the 16-byte tag. */
+const MESSAGE_CIPHERTEXT = s.bytes({ min: 16, max: 32 * 1024 + 16 });
+const MAX_KEYS_LISTED = 1000;
+
+const KEY_SUMMARY = s.map({
+  serial: KEY_SERIAL,
+  mode: MODE,
+  owner: NAME,
+  peer: NAME,
+  state: KEY_STATE,
+  createdAt: TIME,
+  expiresAt: TIME,
+  peerVerified: s.bool(),
+  revokedAt: s.optional(TIME),
+  reason: s.optional(ANY_REASON),
+  revokedBy: s.optional(NAME),
+  replaces: s.optional(KEY_SERIAL),
+  supersededBy: s.optional(KEY_SERIAL),
+});
+
+const SIGNED_PREKEY = s.map({ id: PREKEY_ID, publicKey: X25519_PUBLIC, signature: SIGNATURE });
+
+const REVOKE_RESULT = s.map({
+  serial: KEY_SERIAL,
+  status: s.enumOf(['revoked', 'already_revoked'] as const),
+  revokedAt: TIME,
+  reason: ANY_REASON,
+});
+
+/** Request types: the body the client sends and the body of the `ok` response. */
+export const KEY_REQUESTS = {
+  'key.peer': {
+    request: s.map({ name: NAME }),
+    response: s.map({ name: NAME, cert: s.bytes({ min: 1, max: MAX_CERT_BYTES }), serial: CERT_SERIAL, notAfter: TIME, status: s.literal('good') }),
+  },
+  'key.prekeys': {
+    request: s.map({ prekeys: s.array(SIGNED_PREKEY, { max: 100 }) }),
+    response: s.map({ stock: s.uint(), wanted: s.uint() }),
+  },
+  'key.reserve': {
+    request: s.map({ peer: NAME, ttl: s.optional(TTL), replaces: s.optional(KEY_SERIAL) }),
+    response: s.map({
+      serial: KEY_SERIAL,
+      createdAt: TIME,
+      expiresAt: TIME,
+      peer: NAME,
+      peerCert: s.bytes({ min: 1, max: MAX_CERT_BYTES }),
+      prekey: SIGNED_PREKEY,
+    }),
+  },
+  'key.deposit': {
+    request: s.map({ serial: KEY_SERIAL, ephemeral: X25519_PUBLIC, signature: SIGNATURE, ciphertext: WRAPPED_KEY }),
+    response: s.map({ serial: KEY_SERIAL, createdAt: TIME, expiresAt: TIME, digest: DIGEST }),
+  },
+  'key.create': {
+    request: s.map({ peer: NAME, ttl: s.optional(TTL), replaces: s.optional(KEY_SERIAL) }),
+    response: s.map({
+      serial: KEY_SERIAL,
+      key: AES_KEY,
+      createdAt: TIME,
+      expiresAt: TIME,
+      peer: NAME,
+      ownerCertSerial: CERT_SERIAL,
+      peerCertSerial: CERT_SERIAL,
+    }),
+  },
+  'key.verify': {
+    request: s.map({ serial: KEY_SERIAL, digest: DIGEST, signature: s.optional(SIGNATURE) }),
+    response: s.map({
+      serial: KEY_SERIAL,
+      verdict: VERDICT,
+      peerVerified: s.bool(),
+      state: s.optional(KEY_STATE),
+      reason: s.optional(ANY_REASON),
+      revokedAt: s.optional(TIME),
+    }),
+  },
+  'key.get': { request: s.map({ serial: KEY_SERIAL }), response: KEY_SUMMARY },
+  'key.list': { request: s.map({}), response: s.map({ keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }) }) },
+  'key.revoke': { request: s.map({ serial: KEY_SERIAL, reason: REASON }), response: REVOKE_RESULT },
+  'key.sync': { request: s.map({}), response: s.map({ pushed: s.uint(), remaining: s.uint() }) },
+  'key.ack': {
+    request: s.map({ ids: s.array(DELIVERY_ID, { min: 1, max: 1000 }) }),
+    response: s.map({ acknowledged: s.uint() }),
+  },
+  'msg.send': {
+    request: s.map({ to: NAME, serial: KEY_SERIAL, nonce: s.bytes({ len: 12 }), ciphertext: MESSAGE_CIPHERTEXT }),
+    response: s.map({ delivered: s.uint(), queued: s.bool(), sentAt: TIME }),
+  },
+  'admin.keys': {
+    request: s.map({ revoked: s.optional(s.bool()) }),
+    response: s.map({ keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }) }),
+  },
+  'admin.key.revoke': { request: s.map({ serial: KEY_SERIAL, reason: s.optional(REASON) }), response: REVOKE_RESULT },
+} as const;
+
+/** Server pushes (`{ t, b }`). `d` is the delivery id the client acknowledges with key.ack. */
+export const KEY_PUSHES = {
+  'key.delivered': s.map({
+    d: DELIVERY_ID,
+    serial: KEY_SERIAL,
+    mode: MODE,
+    from: NAME,
+    fromCertSerial: CERT_SERIAL,
+    to: NAME,
+    toCertSerial: CERT_SERIAL,
+    createdAt: TIME,
+    expiresAt: TIME,
+    // e2e
+    fromCert: s.optional(s.bytes({ min: 1, max: MAX_CERT_BYTES })),
+    prekeyId: s.optional(PREKEY_ID),
+    ephemeral: s.optional(X25519_PUBLIC),
+    signature: s.optional(SIGNATURE),
+    ciphertext: s.optional(WRAPPED_KEY),
+    // kdc (inside the record layer only)
+    key: s.optional(AES_KEY),
+  }, (v) => {
+    if (v.mode === 'e2e') {
+      const complete = v.fromCert && v.prekeyId && v.ephemeral && v.signature && v.ciphertext && v.key === undefined;
+      return complete ? undefined : 'an e2e delivery needs fromCert, prekeyId, ephemeral, signature, ciphertext and no key';
+    }
+    return v.key !== undefined && v.ciphertext === undefined ? undefined : 'a kdc delivery carries the key only';
+  }),
+  'key.revoked': s.map({
+    d: DELIVERY_ID,
+    serial: KEY_SERIAL,
+    state: s.enumOf(['revoked', 'superseded'] as const),
+    reason: ANY_REASON,
+    revokedAt: TIME,
+    supersededBy: s.optional(KEY_SERIAL),
+  }),
+  'key.verified': s.map({ d: DELIVERY_ID, serial: KEY_SERIAL, verifiedAt: TIME }),
+  msg: s.map({
+    d: DELIVERY_ID,
+    from: NAME,
+    to: NAME,
+    serial: KEY_SERIAL,
+    nonce: s.bytes({ len: 12 }),
+    ciphertext: MESSAGE_CIPHERTEXT,
+    sentAt: TIME,
+  }),
+} as const;
+
+for (const [name, schemas] of Object.entries(KEY_REQUESTS)) defineAppType(name, schemas);
+for (const [name, push] of Object.entries(KEY_PUSHES)) defineAppType(name, { push });

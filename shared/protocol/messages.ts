@@ -1,0 +1,212 @@
+// The plaintext frames of kds wire protocol v1 (docs/protocol.md, "Frames"): the three handshake
+// messages, the alert (an error before keys exist) and the record that carries everything after the
+// handshake. Each is one msgpack map with a `t` field naming its type.
+import {
+  AuthError,
+  isErrorCode,
+  KdsError,
+  PolicyError,
+  ProtocolError,
+  StateError,
+  type ErrorCode,
+} from '../errors.js';
+import { NAME_PATTERN } from '../pki/names.js';
+import { decodeValue, encodeValue, type FrameLayout } from './codec.js';
+import {
+  MAC_BYTES,
+  MAX_BYTES,
+  MAX_CERT_BYTES,
+  MAX_GROUPS,
+  MAX_SIGNATURE_BYTES,
+  NONCE_BYTES,
+  PROTOCOL_VERSION,
+} from './limits.js';
+import { canonicalize, s, validate, type Infer } from './schema.js';
+
+export const HANDSHAKE_MODES = ['auth', 'enroll', 'insecure'] as const;
+export type HandshakeMode = (typeof HANDSHAKE_MODES)[number];
+
+/** Group names on the wire: unknown names are allowed in `groups` (ignored), like TLS. */
+const groupName = s.string({ min: 1, max: 32, pattern: /^[a-z0-9_-]+$/ });
+const version = s.uint({ max: 255 });
+const nonce = s.bytes({ len: NONCE_BYTES });
+/** Sized for the largest group (ffdhe2048: 256 bytes); the exact length per group is checked by dh.ts. */
+const share = s.bytes({ min: 32, max: 512 });
+const cert = s.bytes({ min: 1, max: MAX_CERT_BYTES });
+const sig = s.bytes({ min: 1, max: MAX_SIGNATURE_BYTES });
+const mac = s.bytes({ len: MAC_BYTES });
+export const ERROR_CODE_PATTERN = /^[a-z][a-z0-9_]{0,39}$/;
+export const MAX_ERROR_MESSAGE = 512;
+
+export const ClientHelloSchema = s.map({
+  t: s.literal('client_hello'),
+  v: version,
+  mode: s.enumOf(HANDSHAKE_MODES),
+  groups: s.array(groupName, { min: 1, max: MAX_GROUPS }),
+  group: groupName,
+  nonce,
+  share,
+});
+
+// Field order is part of the protocol: `sig` then `mac` are the LAST entries (transcript.ts). The
+// "core" schemas are what the sender encodes before it can compute them.
+const serverHelloCore = {
+  t: s.literal('server_hello'),
+  v: version,
+  group: groupName,
+  nonce,
+  share,
+  cert: s.optional(cert),
+} as const;
+export const ServerHelloCoreSchema = s.map(serverHelloCore);
+export const ServerHelloSchema = s.map({ ...serverHelloCore, sig: s.optional(sig), mac }, (m) =>
+  (m.cert === undefined) !== (m.sig === undefined) ? 'cert and sig must be both present or both absent' : undefined,
+);
+
+const clientFinishCore = {
+  t: s.literal('client_finish'),
+  cert: s.optional(cert),
+  name: s.optional(s.string({ min: 1, max: 64, pattern: NAME_PATTERN })),
+} as const;
+export const ClientFinishCoreSchema = s.map(clientFinishCore);
+export const ClientFinishSchema = s.map({ ...clientFinishCore, sig: s.optional(sig), mac }, (m) =>
+  (m.cert === undefined) !== (m.sig === undefined) ? 'cert and sig must be both present or both absent' : undefined,
+);
+
+export const AlertSchema = s.map({
+  t: s.literal('alert'),
+  code: s.string({ min: 1, max: 40, pattern: ERROR_CODE_PATTERN }),
+  message: s.string({ max: MAX_ERROR_MESSAGE }),
+});
+
+/** `c` is ciphertext || 16-byte tag; a shorter `c` is a record_auth failure, not a schema one. */
+export const RecordFrameSchema = s.map({
+  t: s.literal('r'),
+  c: s.bytes({ max: MAX_BYTES }),
+});
+
+export type ClientHello = Infer<typeof ClientHelloSchema>;
+export type ServerHello = Infer<typeof ServerHelloSchema>;
+export type ClientFinish = Infer<typeof ClientFinishSchema>;
+export type Alert = Infer<typeof AlertSchema>;
+export type RecordFrame = Infer<typeof RecordFrameSchema>;
+export type Frame = ClientHello | ServerHello | ClientFinish | Alert | RecordFrame;
+export type FrameType = Frame['t'];
+
+export const FRAME_SCHEMAS = {
+  client_hello: ClientHelloSchema,
+  server_hello: ServerHelloSchema,
+  client_finish: ClientFinishSchema,
+  alert: AlertSchema,
+  r: RecordFrameSchema,
+} as const;
+
+export interface DecodedFrame {
+  readonly frame: Frame;
+  readonly raw: Buffer;
+  readonly layout: FrameLayout;
+}
+
+/** Validates and encodes one frame (fields in schema order, absent optionals dropped). */
+export function encodeFrame(frame: Frame): Buffer {
+  const schema = FRAME_SCHEMAS[frame.t];
+  if (schema === undefined) throw new ProtocolError('unknown_type', `unknown frame type ${JSON.stringify(frame.t)}`);
+  return encodeValue(canonicalize(schema, frame, frame.t) as Record<string, unknown>);
+}
+
+/**
+ * Limits, then `t`, then (hellos) the version, then the schema. Errors: frame_too_large, bad_frame,
+ * unknown_type, version_unsupported, schema.
+ */
+export function decodeFrame(raw: Uint8Array): Frame {
+  return decodeFrameWithLayout(raw).frame;
+}
+
+export function decodeFrameWithLayout(raw: Uint8Array): DecodedFrame {
+  const { value, layout } = decodeValue(raw);
+  const t = value.t;
+  if (typeof t !== 'string') throw new ProtocolError('schema', 'frame.t: expected string');
+  if (!Object.hasOwn(FRAME_SCHEMAS, t)) {
+    throw new ProtocolError('unknown_type', `unknown frame type ${JSON.stringify(t.slice(0, 40))}`);
+  }
+  if ((t === 'client_hello' || t === 'server_hello') && typeof value.v === 'number' && value.v !== PROTOCOL_VERSION) {
+    // Checked before the schema: a future version may change every other field.
+    throw new ProtocolError('version_unsupported', `protocol version ${value.v} is not supported (this is ${PROTOCOL_VERSION})`);
+  }
+  const frame = validate(FRAME_SCHEMAS[t as FrameType], value, t) as Frame;
+  const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  return { frame, raw: buf, layout };
+}
+
+/**
+ * The alert frame for an error before keys exist. Errors that are not KdsErrors become `internal`
+ * with a fixed message, so no internal detail reaches the peer.
+ */
+export function encodeAlert(err: unknown): Buffer {
+  const e = err instanceof KdsError ? err : new KdsError('internal', 'internal error');
+  return encodeFrame({ t: 'alert', code: e.code, message: clip(e.message, MAX_ERROR_MESSAGE) });
+}
+
+export function clip(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  let out = text.slice(0, maxBytes);
+  while (Buffer.byteLength(out, 'utf8') > maxBytes) out = out.slice(0, -1);
+  return out;
+}
+
+const AUTH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'bad_dh_public',
+  'bad_signature',
+  'bad_mac',
+  'record_auth',
+  'insecure_refused',
+  'token_invalid',
+  'forbidden',
+  'not_authenticated',
+  'ca_fingerprint_mismatch',
+  'cert_expired',
+  'cert_not_yet_valid',
+  'cert_revoked',
+  'cert_bad_signature',
+  'cert_unknown_issuer',
+  'cert_wrong_usage',
+  'cert_wrong_name',
+  'cert_malformed',
+]);
+const PROTOCOL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'frame_too_large',
+  'bad_frame',
+  'unknown_type',
+  'schema',
+  'unexpected_message',
+  'version_unsupported',
+  'no_common_group',
+  'sequence_exhausted',
+  'handshake_timeout',
+]);
+const POLICY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'bad_csr_signature',
+  'unsupported_key',
+  'weak_key',
+  'bad_name',
+  'name_mismatch',
+  'forbidden_extension',
+  'already_active',
+]);
+
+/**
+ * The KdsError for a code and message received from the peer (alert or `error` response). Unknown
+ * codes (a newer peer) become `internal`; the peer's message is kept, clipped: it is text, not code.
+ */
+export function errorFromWire(code: string, message: string): KdsError {
+  const details = { remote: true };
+  if (!isErrorCode(code)) return new KdsError('internal', clip(`peer error ${code}: ${message}`, MAX_ERROR_MESSAGE), details);
+  const text = clip(message, MAX_ERROR_MESSAGE);
+  if (AUTH_CODES.has(code)) return new AuthError(code, text, details);
+  if (PROTOCOL_CODES.has(code)) return new ProtocolError(code, text, details);
+  if (POLICY_CODES.has(code)) return new PolicyError(code, text, details);
+  if (code.startsWith('key_') || code.startsWith('peer_') || code === 'not_found' || code === 'unknown_serial' || code === 'already_revoked') {
+    return new StateError(code, text, details);
+  }
+  return new KdsError(code, text, details);
+}

@@ -1,0 +1,90 @@
+// The record layer (docs/protocol.md, "Records"): AES-256-GCM with a 16-byte tag, a per-direction key
+// and IV, and implicit sequence numbers. Each direction has its own sealer (sender) and opener (receiver).
+//
+// RFC 8446 section 5.3, the per-record nonce: "1. The 64-bit record sequence number is encoded in network
+// byte order and padded to the left with zeros to iv_length. 2. The padded sequence number is XORed with
+// either the static client_write_iv or server_write_iv (depending on the role)."
+// Sequence numbers are never sent: "Each sequence number is set to zero at the beginning of a connection"
+// and both ends count. A replayed, reordered, dropped or altered record is therefore opened with the
+// wrong nonce (or fails its tag) and is refused with record_auth; after that the opener refuses
+// everything (fail closed) and the caller closes the connection.
+//
+// Additional data: the ASCII string "kds v1 c2s" or "kds v1 s2c", binding the protocol version and the
+// direction (a record reflected back to its sender fails even though the keys already differ).
+import { aesGcmOpen, aesGcmSeal, AES_256_GCM_KEY_BYTES, AES_GCM_NONCE_BYTES } from '../crypto/aead.js';
+import { AuthError, InputError, ProtocolError } from '../errors.js';
+import { SEQUENCE_LIMIT } from './limits.js';
+
+export type Direction = 'c2s' | 's2c';
+
+export function recordAad(direction: Direction): Buffer {
+  return Buffer.from(`kds v1 ${direction}`, 'latin1');
+}
+
+export function recordNonce(iv: Uint8Array, sequence: number): Buffer {
+  const nonce = Buffer.alloc(AES_GCM_NONCE_BYTES);
+  nonce.writeBigUInt64BE(BigInt(sequence), AES_GCM_NONCE_BYTES - 8);
+  for (let i = 0; i < AES_GCM_NONCE_BYTES; i++) nonce[i]! ^= iv[i]!;
+  return nonce;
+}
+
+abstract class RecordState {
+  protected seq = 0;
+  protected readonly aad: Buffer;
+  protected readonly limit: number;
+
+  constructor(
+    protected readonly key: Buffer,
+    protected readonly iv: Buffer,
+    direction: Direction,
+    sequenceLimit: number = SEQUENCE_LIMIT,
+  ) {
+    if (key.length !== AES_256_GCM_KEY_BYTES || iv.length !== AES_GCM_NONCE_BYTES) {
+      throw new InputError('bad_request', 'record layer needs a 32-byte key and a 12-byte IV');
+    }
+    if (!Number.isSafeInteger(sequenceLimit) || sequenceLimit < 1 || sequenceLimit > SEQUENCE_LIMIT) {
+      throw new InputError('bad_request', `sequence limit must be in 1..${SEQUENCE_LIMIT}`);
+    }
+    this.aad = recordAad(direction);
+    this.limit = sequenceLimit;
+  }
+
+  /** The sequence number the next record will use. */
+  get sequence(): number {
+    return this.seq;
+  }
+
+  protected checkLimit(): void {
+    if (this.seq >= this.limit) {
+      throw new ProtocolError('sequence_exhausted', 'record sequence limit reached: open a new session');
+    }
+  }
+}
+
+export class RecordSealer extends RecordState {
+  /** Returns ciphertext || tag for the next sequence number. Records must be sent in sealing order. */
+  seal(plaintext: Uint8Array): Buffer {
+    this.checkLimit();
+    const sealed = aesGcmSeal(this.key, recordNonce(this.iv, this.seq), plaintext, this.aad);
+    this.seq += 1;
+    return sealed;
+  }
+}
+
+export class RecordOpener extends RecordState {
+  private failed = false;
+
+  /** Opens the next record; any failure is AuthError record_auth and poisons the opener. */
+  open(sealed: Uint8Array): Buffer {
+    if (this.failed) throw new AuthError('record_auth', 'record authentication failed');
+    this.checkLimit();
+    try {
+      const plaintext = aesGcmOpen(this.key, recordNonce(this.iv, this.seq), sealed, this.aad, 'record_auth');
+      this.seq += 1;
+      return plaintext;
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,136 @@
+// Enrollment over the network against an in-process KDC: pinning the root by fingerprint (any case,
+// colons optional), trust on first use, and every token failure answered with token_invalid and one
+// fixed message: reused, expired, bound to another name, unknown. Then the enrolled home opens
+// sessions as that name, and a home holding another name's certificate is refused.
+import t from 'tap';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { enroll } from '../../client/enroll.js';
+import { openAdminSession } from '../../client/admin.js';
+import { openHomeSession, type ClientSession } from '../../client/session.js';
+import { hashToken } from '../../server/ca/tokens.js';
+import { TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
+import { startTestKdc } from '../helpers/kdc-in-process.js';
+import { tempDir } from '../helpers/tmp.js';
+
+t.setTimeout(120_000);
+
+const { kdc, dataDir } = await startTestKdc(t);
+const admin: ClientSession = await openAdminSession({ dataDir, server: kdc.url, passphrase: TEST_CA_PASSPHRASE });
+t.teardown(() => admin.close());
+const TOKEN_MESSAGE = 'enrollment token invalid, expired or already used';
+
+async function token(name: string, ttl?: number): Promise<string> {
+  const out = await admin.request('admin.token', ttl === undefined ? { name } : { name, ttl });
+  return String(out.token);
+}
+
+function colonUpper(hex: string): string {
+  return hex.toUpperCase().replace(/(..)(?!$)/g, '$1:');
+}
+
+t.test('enroll with a pinned fingerprint (colons, upper case), then sessions as that name', async (t) => {
+  const home = join(tempDir(t), 'alice');
+  const result = await enroll({
+    server: kdc.url,
+    name: 'alice',
+    token: await token('alice'),
+    caFingerprint: colonUpper(kdc.fingerprint),
+    home,
+  });
+  t.equal(result.name, 'alice');
+  t.equal(result.pinned, true);
+  t.equal(result.caFingerprint, kdc.fingerprint);
+  t.match(result.serialHex, /^[0-9a-f]+$/);
+  t.equal(statSync(join(home, 'key.pem')).mode & 0o777, 0o600);
+  t.equal(readFileSync(join(home, 'ca.pem'), 'utf8'), kdc.ca.caCertPem);
+  t.equal(kdc.ca.store.getCertificate(result.serialHex)?.name, 'alice');
+
+  const session = await openHomeSession({ name: 'alice', home, server: kdc.url });
+  t.equal(session.facts.identity.serialHex, result.serialHex);
+  t.same(await session.request('cert.status', { serial: result.serialHex }), { status: 'good' });
+  await session.close();
+
+  await t.rejects(openHomeSession({ name: 'bob', home, server: kdc.url }), { code: 'cert_wrong_name' });
+});
+
+t.test('trust on first use: the callback sees the fingerprint before anything is sent', async (t) => {
+  const seen: string[] = [];
+  const result = await enroll({
+    server: kdc.url,
+    name: 'tofu',
+    token: await token('tofu'),
+    home: join(tempDir(t), 'tofu'),
+    onTrustOnFirstUse: (fp) => seen.push(fp),
+  });
+  t.same(seen, [kdc.fingerprint]);
+  t.equal(result.pinned, false);
+});
+
+t.test('wrong CA fingerprint -> ca_fingerprint_mismatch, the token is not spent', async (t) => {
+  const tok = await token('pinned');
+  const wrong = 'ab'.repeat(32);
+  const home = join(tempDir(t), 'pinned');
+  await t.rejects(enroll({ server: kdc.url, name: 'pinned', token: tok, caFingerprint: wrong, home }), {
+    code: 'ca_fingerprint_mismatch',
+  });
+  await t.rejects(enroll({ server: kdc.url, name: 'pinned', token: tok, caFingerprint: 'nothex', home }), {
+    code: 'bad_request',
+  });
+  const ok = await enroll({ server: kdc.url, name: 'pinned', token: tok, caFingerprint: kdc.fingerprint, home });
+  t.equal(ok.name, 'pinned');
+});
+
+t.test('token failures are all token_invalid with one message', async (t) => {
+  const home = join(tempDir(t), 'h');
+  const used = await token('reuse');
+  await enroll({ server: kdc.url, name: 'reuse', token: used, caFingerprint: kdc.fingerprint, home: join(home, 'a') });
+  await kdc.ca.revoke({ name: 'reuse' }, 'superseded', 'test'); // so that only the token can refuse
+  await t.rejects(enroll({ server: kdc.url, name: 'reuse', token: used, caFingerprint: kdc.fingerprint, home: join(home, 'b') }), {
+    code: 'token_invalid',
+    message: TOKEN_MESSAGE,
+  });
+
+  const forAlice = await token('someone');
+  await t.rejects(enroll({ server: kdc.url, name: 'other', token: forAlice, caFingerprint: kdc.fingerprint, home: join(home, 'c') }), {
+    code: 'token_invalid',
+    message: TOKEN_MESSAGE,
+  });
+  const stillGood = await enroll({ server: kdc.url, name: 'someone', token: forAlice, caFingerprint: kdc.fingerprint, home: join(home, 'd') });
+  t.equal(stillGood.name, 'someone', 'a wrong-name attempt does not burn the token');
+
+  // An expired token, written straight into the store so no test waits on a clock.
+  const expired = 'expiredtoken_0123456789abcdefABCDEF';
+  const now = Date.now();
+  kdc.ca.store.insertEnrollmentToken({ tokenHash: hashToken(expired), name: 'late', createdAt: now - 60_000, expiresAt: now - 1_000, createdBy: 'test' });
+  await t.rejects(enroll({ server: kdc.url, name: 'late', token: expired, caFingerprint: kdc.fingerprint, home: join(home, 'e') }), {
+    code: 'token_invalid',
+    message: TOKEN_MESSAGE,
+  });
+  await t.rejects(
+    enroll({ server: kdc.url, name: 'late', token: 'never-issued-token-0123456789', caFingerprint: kdc.fingerprint, home: join(home, 'f') }),
+    { code: 'token_invalid', message: TOKEN_MESSAGE },
+  );
+  await t.rejects(enroll({ server: kdc.url, name: 'late', token: 'short', caFingerprint: kdc.fingerprint, home: join(home, 'g') }), {
+    code: 'token_invalid',
+    message: TOKEN_MESSAGE,
+  });
+  t.equal(kdc.ca.store.activeCertificate('late'), undefined);
+  t.equal(kdc.ca.store.activeCertificate('other'), undefined);
+});
+
+t.test('admin.token refuses reserved names and out-of-range lifetimes', async (t) => {
+  await t.rejects(admin.request('admin.token', { name: 'admin' }), { code: 'bad_name' });
+  await t.rejects(admin.request('admin.token', { name: 'kdc' }), { code: 'bad_name' });
+  await t.rejects(admin.request('admin.token', { name: 'x', ttl: 10 }), { code: 'bad_request' });
+  const out = await admin.request('admin.token', { name: 'ttl-check', ttl: 120_000 });
+  const expiresAt = Number(out.expiresAt);
+  t.ok(expiresAt > Date.now() + 60_000 && expiresAt <= Date.now() + 120_000, 'expiry follows the ttl');
+});
+
+t.test('unreachable server -> unavailable', async (t) => {
+  await t.rejects(
+    enroll({ server: 'ws://127.0.0.1:1/kds', name: 'nobody', token: 'a'.repeat(43), home: join(tempDir(t), 'n') }),
+    { code: 'unavailable' },
+  );
+});

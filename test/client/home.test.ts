@@ -1,0 +1,68 @@
+// The client's state directory: location, file modes, and the private key encrypted at rest when
+// KDS_CLIENT_PASSPHRASE is set.
+import t from 'tap';
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  clientPassphrase,
+  hasCredentials,
+  readClientCertificates,
+  readClientHome,
+  resolveHome,
+  writeClientHome,
+} from '../../client/home.js';
+import { tempDir } from '../helpers/tmp.js';
+import { testKeyPair } from '../helpers/kdc-in-process.js';
+
+t.test('resolveHome: --home wins, else <data-dir>/clients/<name>; names are validated', async (t) => {
+  t.equal(resolveHome({ name: 'alice', dataDir: '/srv/kds' }), '/srv/kds/clients/alice');
+  t.equal(resolveHome({ name: 'alice', home: '/tmp/h' }), '/tmp/h');
+  t.equal(resolveHome({ name: 'alice' }), resolve('certs/clients/alice'));
+  t.throws(() => resolveHome({ name: '../etc' }), { code: 'bad_name' });
+  t.throws(() => resolveHome({ name: 'Alice' }), { code: 'bad_name' });
+});
+
+t.test('clientPassphrase reads KDS_CLIENT_PASSPHRASE; empty means none', async (t) => {
+  t.equal(clientPassphrase({ KDS_CLIENT_PASSPHRASE: 'p' }), 'p');
+  t.equal(clientPassphrase({ KDS_CLIENT_PASSPHRASE: '' }), undefined);
+  t.equal(clientPassphrase({}), undefined);
+});
+
+t.test('write/read round trip, 0600 files in a 0700 directory', async (t) => {
+  const pair = await testKeyPair();
+  const home = join(tempDir(t), 'clients', 'alice');
+  t.notOk(hasCredentials(home));
+  writeClientHome(home, { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'CERT', caPem: 'CA' }, undefined);
+  t.ok(hasCredentials(home));
+  t.equal(statSync(home).mode & 0o777, 0o700);
+  for (const f of ['key.pem', 'cert.pem', 'ca.pem']) t.equal(statSync(join(home, f)).mode & 0o777, 0o600, f);
+  t.match(readFileSync(join(home, 'key.pem'), 'utf8'), /^-----BEGIN PRIVATE KEY-----/);
+  const files = readClientHome(home, undefined);
+  t.equal(files.certPem, 'CERT');
+  t.equal(files.caPem, 'CA');
+  t.equal(files.privateKey.asymmetricKeyType, 'rsa');
+  t.same(readClientCertificates(home), { certPem: 'CERT', caPem: 'CA' });
+});
+
+t.test('with a passphrase the key is PKCS#8-encrypted and needs it back', async (t) => {
+  const pair = await testKeyPair();
+  const home = join(tempDir(t), 'h');
+  writeClientHome(home, { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'C', caPem: 'A' }, 'correct horse');
+  const pem = readFileSync(join(home, 'key.pem'), 'utf8');
+  t.match(pem, /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  t.notMatch(pem, /BEGIN PRIVATE KEY/);
+  const key = readClientHome(home, 'correct horse').privateKey;
+  t.equal(key.export({ type: 'pkcs8', format: 'pem' }).toString(), createPrivateKey(pair.privateKeyPem).export({ type: 'pkcs8', format: 'pem' }).toString());
+  t.throws(() => readClientHome(home, undefined), { code: 'bad_passphrase' });
+  t.throws(() => readClientHome(home, 'wrong'), { code: 'bad_passphrase', message: 'cannot decrypt the client key' });
+});
+
+t.test('missing or corrupt files', async (t) => {
+  const home = join(tempDir(t), 'empty');
+  t.throws(() => readClientHome(home), { code: 'not_found' });
+  const pair = await testKeyPair();
+  writeClientHome(home, { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'C', caPem: 'A' }, undefined);
+  writeFileSync(join(home, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
+  t.throws(() => readClientHome(home, undefined), { code: 'malformed_pem' });
+});

@@ -1,0 +1,97 @@
+// The client's encrypted key store (client/keys/key-store.ts): encrypted at rest, 0600/0700, bound to
+// the identity key, renamed or tampered files ignored, retirement removes key material.
+import t from 'tap';
+import { generateKeyPairSync } from 'node:crypto';
+import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ClientKeyStore, type StoredKey } from '../../../client/keys/key-store.js';
+import { newKeySerial, newPrekeyId } from '../../../shared/keys/serial.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+// Fast ed25519 identity keys are enough to exercise the store's key derivation (it only hashes the DER).
+const idA = generateKeyPairSync('ed25519').privateKey;
+const idB = generateKeyPairSync('ed25519').privateKey;
+
+function sample(serial = newKeySerial()): StoredKey {
+  return {
+    serial,
+    mode: 'e2e',
+    role: 'receiver',
+    owner: 'alice',
+    peer: 'bob',
+    state: 'active',
+    createdAt: 1,
+    expiresAt: 2,
+    digest: 'ab'.repeat(32),
+    fingerprint: '0123456789abcdef',
+    key: Buffer.alloc(32, 0x5a).toString('base64'),
+    updatedAt: 3,
+  };
+}
+
+t.test('records round-trip, encrypted at rest, private modes', async (t) => {
+  const home = tempDir(t);
+  const store = ClientKeyStore.open(home, 'bob', idA);
+  const rec = sample();
+  store.putKey(rec);
+  t.same(store.getKey(rec.serial), rec);
+  t.equal(statSync(join(home, 'keys')).mode & 0o777, 0o700);
+  t.equal(statSync(join(home, 'keys', 'prekeys')).mode & 0o777, 0o700);
+  const file = join(home, 'keys', `${rec.serial}.key`);
+  t.equal(statSync(file).mode & 0o777, 0o600);
+  const raw = readFileSync(file);
+  t.notOk(raw.includes(Buffer.from(rec.key!, 'base64')), 'no raw key bytes on disk');
+  t.notOk(raw.includes(Buffer.from(rec.key!)), 'no base64 key on disk');
+  t.notOk(raw.includes(Buffer.from('alice')), 'metadata encrypted too');
+  t.same(store.listKeys().map((k) => k.serial), [rec.serial]);
+  t.equal(store.getKey('not-a-serial'), undefined);
+});
+
+t.test('another identity, a renamed or a tampered file does not open', async (t) => {
+  const home = tempDir(t);
+  const store = ClientKeyStore.open(home, 'bob', idA);
+  const a = sample();
+  const b = sample();
+  store.putKey(a);
+  store.putKey(b);
+  t.equal(ClientKeyStore.open(home, 'bob', idB).getKey(a.serial), undefined, 'other identity key');
+  t.equal(ClientKeyStore.open(home, 'bobby', idA).getKey(a.serial), undefined, 'other name');
+  const fa = join(home, 'keys', `${a.serial}.key`);
+  const fb = join(home, 'keys', `${b.serial}.key`);
+  renameSync(fa, fb); // a's file now claims to be b
+  t.equal(store.getKey(b.serial), undefined, 'AAD binds the serial');
+  store.putKey(b);
+  const raw = readFileSync(fb);
+  raw[raw.length - 3]! ^= 1;
+  writeFileSync(fb, raw);
+  t.equal(store.getKey(b.serial), undefined, 'tampered');
+  t.same(store.listKeys(), [], 'unreadable files are skipped');
+});
+
+t.test('retire removes the key material but keeps a tombstone', async (t) => {
+  const home = tempDir(t);
+  const store = ClientKeyStore.open(home, 'bob', idA);
+  const rec = sample();
+  store.putKey(rec);
+  const after = store.retire(rec.serial, 'revoked', { reason: 'keyCompromise', revokedAt: 9 });
+  t.equal(after?.state, 'revoked');
+  t.equal(after?.key, undefined);
+  t.same(store.getKey(rec.serial)?.reason, 'keyCompromise');
+  t.equal(store.getKey(rec.serial)?.key, undefined, 'material gone from disk');
+  t.equal(store.retire(newKeySerial(), 'revoked'), undefined, 'unknown serial');
+  t.same(readdirSync(join(home, 'keys')).filter((f) => f.endsWith('.tmp')), [], 'no temp files');
+});
+
+t.test('prekeys are stored, listed and deleted', async (t) => {
+  const home = tempDir(t);
+  const store = ClientKeyStore.open(home, 'bob', idA);
+  const id = newPrekeyId();
+  store.putPrekey({ id, certSerial: 'aa', publicKey: 'cHVi', privateKey: 'cHJpdg==', createdAt: 1 });
+  t.same(store.prekeyIds(), [id]);
+  t.equal(store.getPrekey(id)?.privateKey, 'cHJpdg==');
+  t.equal(statSync(join(home, 'keys', 'prekeys', `${id}.prekey`)).mode & 0o777, 0o600);
+  store.deletePrekey(id);
+  store.deletePrekey(id); // idempotent
+  t.equal(store.getPrekey(id), undefined);
+  t.same(store.prekeyIds(), []);
+});

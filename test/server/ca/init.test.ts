@@ -1,0 +1,129 @@
+import t from 'tap';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initCa } from '../../../server/ca/init.js';
+import { CertificateAuthority } from '../../../server/ca/authority.js';
+import { loadCredential } from '../../../server/ca/credentials.js';
+import { parseCertificate } from '../../../shared/pki/x509.js';
+import { parseCrl } from '../../../shared/pki/crl.js';
+import { freshCa, openssl, PASSPHRASE } from './fixture.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const mode = (p: string): number => statSync(p).mode & 0o777;
+
+t.test('init creates the CA, KDC and admin credentials with private modes', async (t) => {
+  const { dir, init } = await freshCa(t, { hosts: ['kdc.example.org', '192.0.2.7'], port: 9443 });
+  t.equal(mode(dir), 0o700);
+  for (const d of ['server', 'admin']) t.equal(mode(join(dir, d)), 0o700, `${d}/ is 0700`);
+  for (const f of ['root_private_key.pem', 'kds.sqlite', 'server/key.pem', 'server/cert.pem', 'admin/key.pem', 'admin/cert.pem']) {
+    t.equal(mode(join(dir, f)), 0o600, `${f} is 0600`);
+  }
+  for (const f of ['root_ca.pem', 'root_crl.pem']) t.equal(mode(join(dir, f)), 0o644, `${f} is public`);
+  t.notOk(existsSync(join(dir, 'ca', 'passphrase')), 'no passphrase file when one was supplied');
+  t.notOk(readdirSync(dir).some((f) => f.endsWith('.tmp')), 'no temporary files left');
+
+  const root = parseCertificate(readFileSync(join(dir, 'root_ca.pem'), 'utf8'));
+  t.equal(root.fingerprint256, init.caFingerprint256);
+  t.equal(root.keyBits, 2048);
+  t.ok(root.isCA);
+  t.ok(root.notAfter - root.notBefore >= 3650 * 86_400_000 - 1000, '10 years');
+  const rootText = (await openssl(['x509', '-in', join(dir, 'root_ca.pem'), '-noout', '-text'])).stdout;
+  t.match(rootText, /Basic Constraints: critical\s+CA:TRUE/);
+  t.match(rootText, /Key Usage: critical\s+Certificate Sign, CRL Sign/);
+  t.match(rootText, /Subject Key Identifier/);
+
+  // The root key is PKCS#8 encrypted (PBES2, AES-256-CBC) and opens with the passphrase only.
+  const keyPem = readFileSync(join(dir, 'root_private_key.pem'), 'utf8');
+  t.match(keyPem, /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  const asn1 = (await openssl(['asn1parse', '-in', join(dir, 'root_private_key.pem')])).stdout;
+  t.match(asn1, /aes-256-cbc/);
+  t.equal((await openssl(['pkey', '-in', join(dir, 'root_private_key.pem'), '-passin', `pass:${PASSPHRASE}`, '-noout'])).code, 0);
+  t.not((await openssl(['pkey', '-in', join(dir, 'root_private_key.pem'), '-passin', 'pass:nope', '-noout'])).code, 0);
+
+  const ca = join(dir, 'root_ca.pem');
+  const v = await openssl(['verify', '-CAfile', ca, join(dir, 'server/cert.pem'), join(dir, 'admin/cert.pem')]);
+  t.equal(v.code, 0, v.stderr);
+  const kdcText = (await openssl(['x509', '-in', join(dir, 'server/cert.pem'), '-noout', '-text'])).stdout;
+  t.match(kdcText, /TLS Web Server Authentication/);
+  t.match(kdcText, /DNS:localhost, DNS:kdc\.example\.org, IP Address:127\.0\.0\.1, IP Address:192\.0\.2\.7/);
+  t.match(kdcText, /URI:http:\/\/kdc\.example\.org:9443\/crl\.pem/);
+  const kdc = loadCredential(dir, 'server', PASSPHRASE);
+  t.equal(kdc.cert.subjectCN, 'kdc');
+  t.equal(kdc.cert.keyBits, 2048);
+  const admin = loadCredential(dir, 'admin', PASSPHRASE);
+  t.equal(admin.cert.subjectCN, 'admin');
+  t.equal(admin.cert.subjectOU, 'kds-admin');
+  t.throws(() => loadCredential(dir, 'admin', 'wrong'), { code: 'bad_passphrase' });
+
+  const crl = parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8'));
+  t.equal(crl.crlNumber, 1n);
+  t.equal(crl.entries.length, 0);
+  t.ok(crl.signatureValid(root));
+  const crlText = await openssl(['crl', '-in', join(dir, 'root_crl.pem'), '-noout', '-text', '-CAfile', ca]);
+  t.match(crlText.stdout, /No Revoked Certificates/);
+  t.match(crlText.stderr + crlText.stdout, /verify OK/);
+
+  const opened = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
+  t.teardown(() => opened.close());
+  const roles = opened.store.listCertificates().map((c) => [c.name, c.role, c.status]);
+  t.same(roles, [
+    ['root-ca', 'ca', 'active'],
+    ['kdc', 'server', 'active'],
+    ['admin', 'admin', 'active'],
+  ]);
+  t.match(opened.store.listAudit({ action: 'ca.init' }), [{ subject: 'root-ca', detail: { caKeyBits: 2048 } }]);
+  t.equal(opened.crlUrl, 'http://kdc.example.org:9443/crl.pem');
+});
+
+t.test('init refuses an existing CA unless --force, which keeps the old files aside', async (t) => {
+  const { dir, init } = await freshCa(t);
+  await t.rejects(initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE }), { code: 'ca_exists' });
+  t.equal(parseCertificate(readFileSync(join(dir, 'root_ca.pem'), 'utf8')).fingerprint256, init.caFingerprint256);
+  const again = await initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE, force: true });
+  t.not(again.caFingerprint256, init.caFingerprint256);
+  t.ok(again.replacedDir);
+  t.equal(mode(again.replacedDir!), 0o700);
+  const old = parseCertificate(readFileSync(join(again.replacedDir!, 'root_ca.pem'), 'utf8'));
+  t.equal(old.fingerprint256, init.caFingerprint256, 'previous CA kept, not deleted');
+  t.ok(existsSync(join(again.replacedDir!, 'kds.sqlite')));
+  const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
+  t.equal(ca.caCert.fingerprint256, again.caFingerprint256);
+  t.equal(ca.store.countCertificates(), 3, 'fresh store');
+  ca.close();
+});
+
+t.test('without a passphrase, one is generated into ca/passphrase (0600) with a warning', async (t) => {
+  const dir = tempDir(t);
+  const init = await initCa({ dataDir: dir, caKeyBits: 2048, env: {} });
+  t.equal(init.passphraseSource, 'generated');
+  const file = join(dir, 'ca', 'passphrase');
+  t.equal(init.passphrasePath, file);
+  t.equal(mode(file), 0o600);
+  t.equal(mode(join(dir, 'ca')), 0o700);
+  t.match(init.warnings.join('\n'), /generated a random CA passphrase/);
+  const stored = readFileSync(file, 'utf8').trim();
+  t.ok(stored.length >= 40);
+  // Later commands find it on their own; the passphrase never appears in the store.
+  const ca = await CertificateAuthority.open(dir, { env: {} });
+  t.notOk(JSON.stringify(ca.store.listAudit()).includes(stored));
+  ca.close();
+});
+
+t.test('--passphrase-file and KDS_CA_PASSPHRASE', async (t) => {
+  const dir = tempDir(t);
+  const pf = join(tempDir(t), 'pass');
+  writeFileSync(pf, 'from a file\n', { mode: 0o600 });
+  const init = await initCa({ dataDir: dir, caKeyBits: 2048, passphraseFile: pf, env: { KDS_CA_PASSPHRASE: 'ignored' } });
+  t.equal(init.passphraseSource, 'file', 'the flag beats the environment');
+  const ca = await CertificateAuthority.open(dir, { env: { KDS_CA_PASSPHRASE: 'from a file' } });
+  ca.close();
+  await t.rejects(CertificateAuthority.open(dir, { env: { KDS_CA_PASSPHRASE: 'from a file\n' } }), { code: 'bad_passphrase' });
+});
+
+t.test('bad options', async (t) => {
+  const dir = tempDir(t);
+  await t.rejects(initCa({ dataDir: dir, caKeyBits: 1024, passphrase: 'x' }), { code: 'bad_request' });
+  await t.rejects(initCa({ dataDir: dir, port: 70000, passphrase: 'x' }), { code: 'bad_request' });
+  await t.rejects(initCa({ dataDir: dir, hosts: ['bad host!'], passphrase: 'x' }), { code: 'bad_request' });
+  t.notOk(existsSync(join(dir, 'kds.sqlite')), 'nothing created');
+});

@@ -1,0 +1,83 @@
+// Several processes revoking at the same moment (the KDC and `kds cert revoke` share a data directory):
+// one revocation row and one CRL entry per serial, CRL numbers strictly increasing, the file and the
+// store agreeing at the end.
+import t from 'tap';
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CertificateAuthority, type RevokeOutcome } from '../../../server/ca/authority.js';
+import { parseCrl } from '../../../shared/pki/crl.js';
+import { freshCa, opensslCsr, PASSPHRASE } from './fixture.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const WORKER = fileURLToPath(new URL('./fixtures/revoke-worker.js', import.meta.url));
+const { dir } = await freshCa(t);
+const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
+t.teardown(() => ca.close());
+const csrDir = tempDir(t);
+
+async function issue(name: string): Promise<string> {
+  const csr = await opensslCsr(csrDir, `${name}.csr`, { cn: name });
+  return (await ca.issueFromCsr(csr, { name, actor: 'test' })).serialHex;
+}
+
+type Reply = { outcome: RevokeOutcome } | { error: string };
+
+/** Start one worker per serial, wait until all have opened the CA, then release them together. */
+async function raceRevocations(t: { teardown(fn: () => void): void }, serials: string[]): Promise<Reply[]> {
+  const children: ChildProcess[] = serials.map((serial) =>
+    fork(WORKER, [dir, serial], {
+      env: { ...process.env, KDS_CA_PASSPHRASE: PASSPHRASE },
+      execArgv: [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
+  );
+  t.teardown(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+  const ready = children.map((c) => new Promise<void>((resolve) => c.once('message', () => resolve())));
+  await Promise.all(ready);
+  const replies = children.map((c) => new Promise<Reply>((resolve) => c.once('message', (m) => resolve(m as Reply))));
+  for (const c of children) c.send('go');
+  const out = await Promise.all(replies);
+  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  return out;
+}
+
+t.test('4 processes revoke the same serial: one revoked, three already_revoked', { timeout: 60_000 }, async (t) => {
+  const serial = await issue('alice');
+  const before = ca.currentCrl().crlNumber;
+  const replies = await raceRevocations(t, [serial, serial, serial, serial]);
+  const statuses = replies.map((r) => ('outcome' in r ? r.outcome.status : r.error)).sort();
+  t.same(statuses, ['already_revoked', 'already_revoked', 'already_revoked', 'revoked']);
+  for (const r of replies) {
+    if ('outcome' in r) t.equal(r.outcome.crlNumber, before + 1, 'every process reports the same CRL number');
+  }
+  t.equal(ca.store.countRevocations(), 1, 'one revocation row');
+  t.equal(ca.store.listAudit({ action: 'cert.revoke' }).length, 1, 'one audit row');
+  const state = ca.currentCrl();
+  t.equal(state.crlNumber, before + 1);
+  const crl = parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8'));
+  t.equal(crl.crlNumber, BigInt(before + 1));
+  t.same(
+    crl.entries.map((e) => e.serialHex),
+    [serial],
+    'one CRL entry',
+  );
+  t.ok(crl.signatureValid(ca.caCert));
+  t.equal(readFileSync(join(dir, 'root_crl.pem'), 'utf8'), state.pem, 'the file is the store CRL');
+  t.match(ca.revocationOf(serial), { reason: 'keyCompromise' }, 'this process sees it too');
+});
+
+t.test('4 processes revoke 4 serials: four entries, four new CRL numbers', { timeout: 60_000 }, async (t) => {
+  const serials = await Promise.all(['bob', 'carol', 'dave', 'erin'].map((n) => issue(n)));
+  const before = ca.currentCrl().crlNumber;
+  const replies = await raceRevocations(t, serials);
+  const numbers = replies.map((r) => ('outcome' in r ? r.outcome.crlNumber : -1)).sort((a, b) => a - b);
+  t.same(numbers, [before + 1, before + 2, before + 3, before + 4], 'each revocation got its own CRL number');
+  const crl = parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8'));
+  t.equal(crl.crlNumber, BigInt(before + 4), 'the file holds the newest CRL');
+  t.same(crl.entries.map((e) => e.serialHex).sort(), [...serials, ...ca.store.listRevocations().slice(0, 1).map((r) => r.serialHex)].sort());
+  t.equal(ca.store.countRevocations(), 5);
+});

@@ -1,0 +1,107 @@
+// Fixtures for the key-service tests: a store with three enrolled clients (real certificates from a
+// test CA built with shared/pki), a revocation map standing in for the CA, and recording sessions.
+import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
+import { openStore, type Store } from '../../../server/store/store.js';
+import { KeyService } from '../../../server/keys/service.js';
+import { makeCa, issue } from '../../shared/pki/pki-fixtures.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+export interface Client {
+  name: string;
+  keys: RsaKeyPair;
+  cert: ParsedCertificate;
+  caller: { name: string; serialHex: string; role: string };
+}
+
+export interface Pushed {
+  type: string;
+  body: Record<string, unknown>;
+}
+
+let material: Promise<{ ca: ParsedCertificate; clients: Client[] }> | undefined;
+
+/** One CA and three client identities per test process (RSA keygen is slow). */
+export function identities(): Promise<{ ca: ParsedCertificate; clients: Client[] }> {
+  material ??= (async () => {
+    const keys = await Promise.all([0, 1, 2, 3].map(() => generateRsaKeyPair(2048)));
+    const ca = await makeCa('kds test root', keys[0]);
+    const clients: Client[] = [];
+    for (const [i, name] of ['alice', 'bob', 'carol'].entries()) {
+      const cert = parseCertificate(await issue(ca, 'client', name, keys[i + 1]!.publicKeyPem));
+      clients.push({ name, keys: keys[i + 1]!, cert, caller: { name, serialHex: cert.serialHex, role: 'client' } });
+    }
+    return { ca: parseCertificate(ca.certPem), clients };
+  })();
+  return material;
+}
+
+export interface Harness {
+  dir: string;
+  store: Store;
+  service: KeyService;
+  revocations: Map<string, { reason: string; revokedAt: number }>;
+  online: Map<string, Pushed[]>;
+  clock: { now: number };
+  ca: ParsedCertificate;
+  alice: Client;
+  bob: Client;
+  carol: Client;
+  admin: { name: string; serialHex: string; role: string };
+  /** A new KeyService on the same store (a server restart). */
+  restart(): KeyService;
+}
+
+interface TestLike {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+export async function harness(t: TestLike): Promise<Harness> {
+  const { ca, clients } = await identities();
+  const dir = tempDir(t);
+  const store = openStore(dir);
+  t.teardown(() => store.close());
+  for (const c of clients) {
+    store.reserveCertificate({
+      serialHex: c.cert.serialHex,
+      name: c.name,
+      role: 'client',
+      notBefore: c.cert.notBefore,
+      notAfter: c.cert.notAfter,
+      issuedAt: c.cert.notBefore,
+    });
+    store.activateCertificate(c.cert.serialHex, c.cert.pem, c.cert.fingerprint256);
+  }
+  const revocations = new Map<string, { reason: string; revokedAt: number }>();
+  const online = new Map<string, Pushed[]>();
+  const clock = { now: Date.now() };
+  const make = (): KeyService =>
+    new KeyService({
+      store,
+      ca: { revocationOf: (s) => revocations.get(s) },
+      sessions: {
+        byName: (name) => {
+          const box = online.get(name);
+          return box === undefined ? [] : [{ closed: false, push: (type, body) => box.push({ type, body }) }];
+        },
+      },
+      dataDir: dir,
+      passphrase: () => 'test-passphrase',
+      now: () => clock.now,
+    });
+  const [alice, bob, carol] = clients as [Client, Client, Client];
+  return {
+    dir,
+    store,
+    service: make(),
+    revocations,
+    online,
+    clock,
+    ca,
+    alice,
+    bob,
+    carol,
+    admin: { name: 'admin', serialHex: 'ad', role: 'admin' },
+    restart: make,
+  };
+}

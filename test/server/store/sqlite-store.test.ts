@@ -1,0 +1,207 @@
+import t from 'tap';
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../../helpers/tmp.js';
+import { openStore, type NewCertificate } from '../../../server/store/store.js';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate } from '../../../server/store/migrations.js';
+
+const DAY = 86_400_000;
+
+function cert(serialHex: string, name = 'alice', role: NewCertificate['role'] = 'client'): NewCertificate {
+  return { serialHex, name, role, notBefore: 1_000, notAfter: 1_000 + 30 * DAY, issuedAt: 1_000 };
+}
+
+function issue(store: ReturnType<typeof openStore>, serialHex: string, name = 'alice'): void {
+  store.reserveCertificate(cert(serialHex, name));
+  store.activateCertificate(serialHex, `-----BEGIN CERTIFICATE-----\n${serialHex}\n`, `fp${serialHex}`);
+}
+
+t.test('migrations from empty: latest user_version, every table, 0600 file, WAL', async (t) => {
+  const dir = tempDir(t);
+  const store = openStore(dir);
+  t.teardown(() => store.close());
+  t.equal(store.schemaVersion(), LATEST_SCHEMA_VERSION);
+  t.equal(LATEST_SCHEMA_VERSION, MIGRATIONS.length);
+  const raw = new Database(join(dir, 'kds.sqlite'), { readonly: true });
+  t.teardown(() => raw.close());
+  const tables = (raw.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[])
+    .map((r) => r.name)
+    .sort();
+  for (const name of ['audit_log', 'certificates', 'crl_state', 'enrollment_tokens', 'revocations', 'settings']) {
+    t.ok(tables.includes(name), `table ${name}`);
+  }
+  t.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(statSync(join(dir, 'kds.sqlite')).mode & 0o777, 0o600);
+  t.equal(statSync(dir).mode & 0o777, 0o700);
+});
+
+t.test('reopening is idempotent; a newer schema is refused', async (t) => {
+  const dir = tempDir(t);
+  openStore(dir).close();
+  const again = openStore(dir);
+  t.equal(again.schemaVersion(), LATEST_SCHEMA_VERSION);
+  again.close();
+  const raw = new Database(join(dir, 'kds.sqlite'));
+  raw.pragma(`user_version = ${LATEST_SCHEMA_VERSION + 1}`);
+  raw.close();
+  t.throws(() => openStore(dir), { code: 'store_error' });
+});
+
+t.test('a later migration is applied on top, in order, once', async (t) => {
+  const db = new Database(':memory:');
+  t.teardown(() => db.close());
+  t.equal(migrate(db), 0);
+  const extra = [...MIGRATIONS, { version: MIGRATIONS.length + 1, name: 'test', up: 'CREATE TABLE extra (x)' }];
+  t.equal(migrate(db, extra), LATEST_SCHEMA_VERSION);
+  t.equal(migrate(db, extra), LATEST_SCHEMA_VERSION + 1);
+  t.throws(() => migrate(db, [{ version: 2, name: 'gap', up: '' }]), /out of order/);
+});
+
+t.test('serial UNIQUE is enforced and one active certificate per name', async (t) => {
+  const store = openStore(tempDir(t));
+  t.teardown(() => store.close());
+  store.reserveCertificate(cert('01'));
+  t.throws(() => store.reserveCertificate(cert('01', 'bob')), { code: 'store_error' });
+  t.throws(() => store.reserveCertificate(cert('XYZ')), { code: 'store_error' }, 'serial must be lowercase hex');
+  store.activateCertificate('01', 'pem1', 'fp1');
+  t.throws(() => store.activateCertificate('01', 'pem1', 'fp1'), { code: 'store_error' }, 'no longer pending');
+  store.reserveCertificate(cert('02'));
+  t.throws(() => store.activateCertificate('02', 'pem2', 'fp2'), { code: 'already_active' });
+  t.equal(store.getCertificate('02')!.status, 'pending');
+  store.setCertificateStatus('01', 'superseded');
+  store.activateCertificate('02', 'pem2', 'fp2');
+  t.equal(store.activeCertificate('alice')!.serialHex, '02');
+  t.equal(store.getCertificateByFingerprint('fp1')!.status, 'superseded');
+  store.reserveCertificate(cert('03'));
+  t.equal(store.latestCertificate('alice')!.serialHex, '02', 'pending rows are not "latest"');
+  store.discardPendingCertificate('03');
+  store.discardPendingCertificate('02');
+  t.equal(store.countCertificates(), 2, 'only pending rows can be discarded');
+  t.same(
+    store.listCertificates({ status: 'active' }).map((c) => c.serialHex),
+    ['02'],
+  );
+  t.same(store.listCertificates({ name: 'alice' }).map((c) => c.serialHex), ['01', '02']);
+});
+
+t.test('a reopened store sees every acknowledged revocation and the CRL state', async (t) => {
+  const dir = tempDir(t);
+  const store = openStore(dir);
+  for (let i = 1; i <= 20; i++) issue(store, i.toString(16).padStart(2, '0'), `n${i}`);
+  for (let i = 1; i <= 20; i += 2) {
+    const serial = i.toString(16).padStart(2, '0');
+    store.transaction(() => {
+      store.insertRevocation({ serialHex: serial, revokedAt: 5_000 + i, reason: 'keyCompromise' });
+      store.setCertificateStatus(serial, 'revoked');
+      store.saveCrlState({ crlNumber: i + 1, pem: `crl${i}`, thisUpdate: i, nextUpdate: i + 7, lastRevocationId: store.lastRevocationId() });
+    });
+  }
+  t.throws(
+    () => store.insertRevocation({ serialHex: '01', revokedAt: 1, reason: 'unspecified' }),
+    { code: 'store_error' },
+    'one revocation row per serial',
+  );
+  t.throws(
+    () => store.insertRevocation({ serialHex: 'ff', revokedAt: 1, reason: 'unspecified' }),
+    { code: 'store_error' },
+    'a revocation must name an issued certificate (foreign key)',
+  );
+  store.close();
+
+  const again = openStore(dir);
+  t.teardown(() => again.close());
+  t.equal(again.countRevocations(), 10);
+  t.equal(again.lastRevocationId(), 10);
+  t.same(again.getRevocation('13'), { id: 10, serialHex: '13', revokedAt: 5_019, reason: 'keyCompromise' });
+  t.equal(again.getCertificate('13')!.status, 'revoked');
+  t.equal(again.getCertificate('14')!.status, 'active');
+  t.same(again.listRevocations(8).map((r) => r.serialHex), ['11', '13']);
+  t.same(again.getCrlState(), { crlNumber: 20, pem: 'crl19', thisUpdate: 19, nextUpdate: 26, lastRevocationId: 10 });
+});
+
+t.test('a failed transaction leaves nothing behind', async (t) => {
+  const store = openStore(tempDir(t));
+  t.teardown(() => store.close());
+  issue(store, 'aa');
+  t.throws(
+    () =>
+      store.transaction(() => {
+        store.insertRevocation({ serialHex: 'aa', revokedAt: 1, reason: 'keyCompromise' });
+        store.setCertificateStatus('aa', 'revoked');
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
+  t.equal(store.countRevocations(), 0);
+  t.equal(store.getCertificate('aa')!.status, 'active');
+});
+
+t.test('audit log: appended in order, append-only, no secrets', async (t) => {
+  const dir = tempDir(t);
+  const store = openStore(dir);
+  t.teardown(() => store.close());
+  const a = store.appendAudit({ at: 1, actor: 'cli:root', action: 'ca.init', subject: 'root-ca', detail: { bits: 3072 } });
+  const b = store.appendAudit({ at: 2, actor: 'cli:root', action: 'cert.issue', subject: 'alice' });
+  t.ok(b > a);
+  t.same(store.listAudit(), [
+    { id: a, at: 1, actor: 'cli:root', action: 'ca.init', subject: 'root-ca', detail: { bits: 3072 } },
+    { id: b, at: 2, actor: 'cli:root', action: 'cert.issue', subject: 'alice', detail: {} },
+  ]);
+  t.same(store.listAudit({ action: 'cert.issue' }).map((r) => r.id), [b]);
+  t.same(store.listAudit({ afterId: a, limit: 1 }).map((r) => r.id), [b]);
+  t.throws(() => store.appendAudit({ at: 3, actor: 'x', action: 'y', detail: { passphrase: 'p' } }), /secret/);
+  t.throws(() => store.appendAudit({ at: 3, actor: 'x', action: 'y', detail: { privateKeyPem: 'p' } }), /secret/);
+  t.equal(store.countAudit(), 2);
+  const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(store));
+  t.ok(methods.includes('appendAudit'));
+  t.notOk(methods.some((k) => /audit/i.test(k) && /update|delete|remove|clear/i.test(k)), 'no mutation API');
+  issue(store, '0a');
+  store.insertRevocation({ serialHex: '0a', revokedAt: 1, reason: 'keyCompromise' });
+  const raw = new Database(join(dir, 'kds.sqlite'));
+  t.teardown(() => raw.close());
+  t.throws(() => raw.prepare(`UPDATE audit_log SET actor = 'mallory'`).run(), /append-only/);
+  t.throws(() => raw.prepare('DELETE FROM audit_log').run(), /append-only/);
+  t.throws(() => raw.prepare('DELETE FROM revocations').run(), /permanent/);
+  t.throws(() => raw.prepare(`UPDATE revocations SET reason = 'unspecified'`).run(), /permanent/);
+});
+
+t.test('enrollment token: consumed exactly once, bound to its name, expires', async (t) => {
+  const store = openStore(tempDir(t));
+  t.teardown(() => store.close());
+  const base = { createdAt: 100, expiresAt: 1_000, createdBy: 'admin' };
+  store.insertEnrollmentToken({ tokenHash: 'h1', name: 'alice', ...base });
+  store.insertEnrollmentToken({ tokenHash: 'h2', name: 'bob', ...base });
+  t.equal(store.consumeEnrollmentToken('h1', 'bob', 500), undefined, 'wrong name');
+  t.equal(store.consumeEnrollmentToken('nope', 'alice', 500), undefined, 'unknown token');
+  const used = store.consumeEnrollmentToken('h1', 'alice', 500);
+  t.match(used, { tokenHash: 'h1', name: 'alice', usedAt: 500, createdBy: 'admin' });
+  t.equal(store.consumeEnrollmentToken('h1', 'alice', 501), undefined, 'second use refused');
+  t.equal(store.consumeEnrollmentToken('h2', 'bob', 1_000), undefined, 'expired at expires_at');
+  t.same(
+    store.listEnrollmentTokens().map((r) => [r.name, r.usedAt]),
+    [
+      ['alice', 500],
+      ['bob', null],
+    ],
+  );
+  t.throws(() => store.insertEnrollmentToken({ tokenHash: 'h1', name: 'carol', ...base }), { code: 'store_error' });
+});
+
+t.test('settings round-trip; changeCounter moves only on other connections', async (t) => {
+  const dir = tempDir(t);
+  const a = openStore(dir);
+  const b = openStore(dir);
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  a.setSetting('ca', { crlHost: 'h', crlPort: 1 });
+  t.same(b.getSetting('ca'), { crlHost: 'h', crlPort: 1 });
+  t.equal(b.getSetting('missing'), undefined);
+  const before = a.changeCounter();
+  a.setSetting('x', 1);
+  t.equal(a.changeCounter(), before, 'own writes do not count');
+  b.setSetting('x', 2);
+  t.not(a.changeCounter(), before, 'another connection committed');
+});
