@@ -12,7 +12,12 @@ export const AES_GCM_TAG_BYTES = 16;
 const ALG = 'aes-256-gcm';
 
 /** Returns ciphertext || tag (tag: the last 16 bytes). */
-export function aesGcmSeal(key: Uint8Array | KeyObject, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
+export function aesGcmSeal(
+  key: Uint8Array | KeyObject,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): Buffer {
   checkKeyAndNonce(key, nonce);
   const cipher = createCipheriv(ALG, key, nonce, { authTagLength: AES_GCM_TAG_BYTES });
   cipher.setAAD(aad);
@@ -51,9 +56,15 @@ export function aesGcmOpen(
 function checkKeyAndNonce(key: Uint8Array | KeyObject, nonce: Uint8Array): void {
   const keyLength = key instanceof Uint8Array ? key.length : key.symmetricKeySize;
   if (keyLength !== AES_256_GCM_KEY_BYTES) {
-    throw new InputError('bad_request', `expected AES-256 key of ${AES_256_GCM_KEY_BYTES} bytes, got ${String(keyLength)}`);
+    throw new InputError(
+      'bad_request',
+      `expected AES-256 key of ${AES_256_GCM_KEY_BYTES} bytes, got ${String(keyLength)}`,
+    );
   }
   if (nonce.length !== AES_GCM_NONCE_BYTES) {
-    throw new InputError('bad_request', `expected GCM nonce of ${AES_GCM_NONCE_BYTES} bytes, got ${nonce.length}`);
+    throw new InputError(
+      'bad_request',
+      `expected GCM nonce of ${AES_GCM_NONCE_BYTES} bytes, got ${nonce.length}`,
+    );
   }
 }

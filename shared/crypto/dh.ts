@@ -16,7 +16,14 @@
 //  - the peer's raw public key is IMPORTED through a JWK object { kty: 'OKP', crv: 'X25519', x } (~6 us vs
 //    ~80 us for SPKI DER). This is an import, not the export that deadlocks; a 1,000,000-iteration loop of
 //    keygen + import + derive ran clean. The SPKI form is kept for the fixed base point only.
-import { createDiffieHellman, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import {
+  createDiffieHellman,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { AuthError, InputError } from '../errors.js';
 import { equalBytes } from './ct.js';
 import { randomBytes } from './random.js';
@@ -123,7 +130,10 @@ function generateX25519(fixedPrivateKey?: Uint8Array): DhKeyPair {
     privateKey = generateKeyPairSync('x25519').privateKey;
   } else {
     if (fixedPrivateKey.length !== X25519_KEY_BYTES) {
-      throw new InputError('bad_request', `expected x25519 private key of 32 bytes, got ${fixedPrivateKey.length}`);
+      throw new InputError(
+        'bad_request',
+        `expected x25519 private key of 32 bytes, got ${fixedPrivateKey.length}`,
+      );
     }
     privateKey = createPrivateKey({
       key: Buffer.concat([X25519_PKCS8_PREFIX, fixedPrivateKey]),
@@ -151,7 +161,8 @@ function generateX25519(fixedPrivateKey?: Uint8Array): DhKeyPair {
       // RFC 8446 section 7.4.2: "For X25519 and X448, implementations MUST check whether the computed
       // Diffie-Hellman shared secret is the all-zero value and abort if so." RFC 7748 section 6.1 asks
       // for the check "without leaking extra information about the value of K": constant-time compare.
-      if (equalBytes(secret, ZERO_32)) throw new AuthError('bad_dh_public', 'invalid Diffie-Hellman public key');
+      if (equalBytes(secret, ZERO_32))
+        throw new AuthError('bad_dh_public', 'invalid Diffie-Hellman public key');
       return secret;
     },
   };
@@ -168,7 +179,10 @@ function generateFfdhe2048(fixedPrivateKey?: Uint8Array): DhKeyPair {
     while (x.every((b, i) => (i === x.length - 1 ? b <= 1 : b === 0))); // x >= 2 (never happens in practice)
   } else {
     if (fixedPrivateKey.length < 1 || fixedPrivateKey.length > FFDHE2048_BYTES) {
-      throw new InputError('bad_request', `expected ffdhe2048 private key of 1..256 bytes, got ${fixedPrivateKey.length}`);
+      throw new InputError(
+        'bad_request',
+        `expected ffdhe2048 private key of 1..256 bytes, got ${fixedPrivateKey.length}`,
+      );
     }
     x = Buffer.from(fixedPrivateKey);
   }
@@ -193,6 +207,7 @@ function generateFfdhe2048(fixedPrivateKey?: Uint8Array): DhKeyPair {
 
 function leftPad(value: Buffer, length: number): Buffer {
   if (value.length === length) return value;
-  if (value.length > length) throw new InputError('bad_request', `value of ${value.length} bytes exceeds ${length}`);
+  if (value.length > length)
+    throw new InputError('bad_request', `value of ${value.length} bytes exceeds ${length}`);
   return Buffer.concat([Buffer.alloc(length - value.length), value]);
 }

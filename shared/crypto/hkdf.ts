@@ -12,9 +12,13 @@ export const HKDF_SHA256_MAX_LENGTH = 255 * 32;
  */
 export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer {
   if (!Number.isInteger(length) || length < 1 || length > HKDF_SHA256_MAX_LENGTH) {
-    throw new InputError('bad_request', `expected HKDF length in 1..${HKDF_SHA256_MAX_LENGTH}, got ${length}`);
+    throw new InputError(
+      'bad_request',
+      `expected HKDF length in 1..${HKDF_SHA256_MAX_LENGTH}, got ${length}`,
+    );
   }
   // Node caps info at 1024 bytes; kds labels are short ASCII strings.
-  if (info.length > 1024) throw new InputError('bad_request', `expected HKDF info of at most 1024 bytes, got ${info.length}`);
+  if (info.length > 1024)
+    throw new InputError('bad_request', `expected HKDF info of at most 1024 bytes, got ${info.length}`);
   return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
 }

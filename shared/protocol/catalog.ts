@@ -3,4 +3,11 @@
 import './messages-core.js';
 import './messages-keys.js'; // issue 4: symmetric keys
 
-export { defineAppType, getAppType, appTypeNames, APP_TYPE_PATTERN, type AppType, type AppTypeSchemas } from './app-types.js';
+export {
+  defineAppType,
+  getAppType,
+  appTypeNames,
+  APP_TYPE_PATTERN,
+  type AppType,
+  type AppTypeSchemas,
+} from './app-types.js';

@@ -45,7 +45,10 @@ function badFrame(message: string): ProtocolError {
 export function encodeValue(value: Record<string, unknown>): Buffer {
   const packed = packr.pack(value);
   if (packed.length > MAX_FRAME_BYTES) {
-    throw new ProtocolError('frame_too_large', `message of ${packed.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+    throw new ProtocolError(
+      'frame_too_large',
+      `message of ${packed.length} bytes exceeds ${MAX_FRAME_BYTES}`,
+    );
   }
   return Buffer.from(packed);
 }
@@ -227,7 +230,11 @@ function scan(buf: Buffer): FrameLayout {
         throw badFrame(`${open.isMap ? 'map' : 'array'} of ${open.count} entries exceeds ${MAX_ARRAY}`);
       }
       if (stack.length === 0) headerLength = pos;
-      stack.push({ remaining: open.isMap ? open.count * 2 : open.count, isMap: open.isMap, keys: open.isMap ? new Set() : undefined });
+      stack.push({
+        remaining: open.isMap ? open.count * 2 : open.count,
+        isMap: open.isMap,
+        keys: open.isMap ? new Set() : undefined,
+      });
     }
     while (stack.length > 0 && stack[stack.length - 1]!.remaining === 0) stack.pop();
   }

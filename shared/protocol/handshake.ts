@@ -118,14 +118,18 @@ function defaultVerify(data: Buffer, signature: Buffer, cert: ParsedCertificate)
   return verifyPss(data, signature, cert.publicKeyPem);
 }
 
-function peerFrame(raw: Uint8Array, expected: 'client_hello' | 'server_hello' | 'client_finish'): DecodedFrame {
+function peerFrame(
+  raw: Uint8Array,
+  expected: 'client_hello' | 'server_hello' | 'client_finish',
+): DecodedFrame {
   // A private copy: the transcript must hash exactly these bytes even if the caller reuses its buffer
   // while we wait for a signature (decoded fields are views into it).
   const decoded = decodeFrameWithLayout(Buffer.from(raw));
   const { frame } = decoded;
   // An alert in place of the next handshake message is the peer's refusal: surface its code.
   if (frame.t === 'alert') throw errorFromWire(frame.code, frame.message);
-  if (frame.t !== expected) throw new ProtocolError('unexpected_message', `expected ${expected}, got ${frame.t}`);
+  if (frame.t !== expected)
+    throw new ProtocolError('unexpected_message', `expected ${expected}, got ${frame.t}`);
   return decoded;
 }
 
@@ -174,7 +178,10 @@ abstract class HandshakeBase {
   protected readonly parse: (der: Buffer) => ParsedCertificate;
   protected readonly verify: (data: Buffer, signature: Buffer, cert: ParsedCertificate) => boolean;
 
-  constructor(protected readonly common: CommonHandshakeOptions, initial: string) {
+  constructor(
+    protected readonly common: CommonHandshakeOptions,
+    initial: string,
+  ) {
     this.state = initial;
     this.parse = common.parseCertificate ?? ((der) => parsePkiCertificate(der));
     this.verify = common.verifySignature ?? defaultVerify;
@@ -182,7 +189,10 @@ abstract class HandshakeBase {
 
   protected expectState(state: string, action: string): void {
     if (this.state !== state) {
-      throw new ProtocolError('unexpected_message', `${action} is not allowed in handshake state ${this.state}`);
+      throw new ProtocolError(
+        'unexpected_message',
+        `${action} is not allowed in handshake state ${this.state}`,
+      );
     }
   }
 
@@ -200,7 +210,8 @@ abstract class HandshakeBase {
 
   protected nonce(): Buffer {
     const fixed = this.common.testing?.nonce;
-    if (fixed !== undefined && fixed.length !== NONCE_BYTES) throw new InputError('bad_request', 'testing nonce must be 32 bytes');
+    if (fixed !== undefined && fixed.length !== NONCE_BYTES)
+      throw new InputError('bad_request', 'testing nonce must be 32 bytes');
     return fixed ?? randomBytes(NONCE_BYTES);
   }
 }
@@ -252,7 +263,9 @@ export class ClientHandshake extends HandshakeBase {
   }
 
   /** Verifies the server's flight; returns the client_finish to send and the established session. */
-  async receiveServerHello(raw: Uint8Array): Promise<{ clientFinish: Buffer; result: ClientHandshakeResult }> {
+  async receiveServerHello(
+    raw: Uint8Array,
+  ): Promise<{ clientFinish: Buffer; result: ClientHandshakeResult }> {
     this.expectState('wait_server_hello', 'receiveServerHello');
     return this.step('done', async () => {
       const { frame, raw: shRaw, layout } = peerFrame(raw, 'server_hello');
@@ -261,10 +274,14 @@ export class ClientHandshake extends HandshakeBase {
       const mode = this.opts.mode;
       // The server must answer with the group of our key share (no retry in v1).
       if (sh.group !== this.group) {
-        throw new ProtocolError('no_common_group', `server chose ${sh.group.slice(0, 32)}, which was not the key share sent`);
+        throw new ProtocolError(
+          'no_common_group',
+          `server chose ${sh.group.slice(0, 32)}, which was not the key share sent`,
+        );
       }
       if (mode === 'insecure') {
-        if (sh.cert !== undefined) throw new ProtocolError('schema', 'server_hello.cert: not allowed in insecure mode');
+        if (sh.cert !== undefined)
+          throw new ProtocolError('schema', 'server_hello.cert: not allowed in insecure mode');
       } else if (sh.cert === undefined || sh.sig === undefined) {
         // A server_hello without certificate and signature in auth/enroll mode is a downgrade to
         // the insecure mode: refuse (the MITM lab's "strip authentication" attack stops here).
@@ -278,11 +295,17 @@ export class ClientHandshake extends HandshakeBase {
 
       let serverCertificate: ParsedCertificate | undefined;
       if (sh.cert !== undefined && sh.sig !== undefined) {
-        serverCertificate = await checkPeerCertificate(sh.cert, this.parse, this.opts.checkServerCertificate!, mode);
+        serverCertificate = await checkPeerCertificate(
+          sh.cert,
+          this.parse,
+          this.opts.checkServerCertificate!,
+          mode,
+        );
         verifyOrThrow(this.verify, signatureInput('server', thHello), sh.sig, serverCertificate);
       }
       const thServerMac = transcriptHash(ch, frameWithout(shRaw, layout, 'mac'));
-      if (!equalBytes(mac(keys.serverFinishedKey, thServerMac), sh.mac)) throw new AuthError('bad_mac', MAC_FAILED);
+      if (!equalBytes(mac(keys.serverFinishedKey, thServerMac), sh.mac))
+        throw new AuthError('bad_mac', MAC_FAILED);
 
       const clientFinish = await this.buildClientFinish(ch, shRaw, keys);
       const thFinal = transcriptHash(ch, shRaw, clientFinish);
@@ -352,7 +375,10 @@ export class ServerHandshake extends HandshakeBase {
       }
       const group = ch.group;
       if (!isDhGroup(group) || !this.supported.includes(group)) {
-        throw new ProtocolError('no_common_group', `group ${group} is not supported (supported: ${this.supported.join(', ')})`);
+        throw new ProtocolError(
+          'no_common_group',
+          `group ${group} is not supported (supported: ${this.supported.join(', ')})`,
+        );
       }
       if (ch.mode === 'insecure' && this.opts.allowInsecure !== true) {
         throw new AuthError('insecure_refused', 'this server does not accept insecure sessions');
@@ -408,10 +434,13 @@ export class ServerHandshake extends HandshakeBase {
       const sh = this.serverHelloRaw!;
       const keys = this.keys!;
       if (mode === 'auth') {
-        if (cf.cert === undefined) throw new ProtocolError('schema', 'client_finish.cert: missing (required in auth mode)');
-        if (cf.name !== undefined) throw new ProtocolError('schema', 'client_finish.name: only allowed in insecure mode');
+        if (cf.cert === undefined)
+          throw new ProtocolError('schema', 'client_finish.cert: missing (required in auth mode)');
+        if (cf.name !== undefined)
+          throw new ProtocolError('schema', 'client_finish.name: only allowed in insecure mode');
       } else {
-        if (cf.cert !== undefined) throw new ProtocolError('schema', `client_finish.cert: not allowed in ${mode} mode`);
+        if (cf.cert !== undefined)
+          throw new ProtocolError('schema', `client_finish.cert: not allowed in ${mode} mode`);
         if (mode === 'enroll' && cf.name !== undefined) {
           throw new ProtocolError('schema', 'client_finish.name: only allowed in insecure mode');
         }
@@ -419,7 +448,12 @@ export class ServerHandshake extends HandshakeBase {
 
       let clientCertificate: ParsedCertificate | undefined;
       if (cf.cert !== undefined && cf.sig !== undefined) {
-        clientCertificate = await checkPeerCertificate(cf.cert, this.parse, this.opts.checkClientCertificate, mode);
+        clientCertificate = await checkPeerCertificate(
+          cf.cert,
+          this.parse,
+          this.opts.checkClientCertificate,
+          mode,
+        );
         const thSig = transcriptHash(ch, sh, frameWithout(cfRaw, layout, 'sig'));
         verifyOrThrow(this.verify, signatureInput('client', thSig), cf.sig, clientCertificate);
       }

@@ -74,6 +74,12 @@ const EXPORTER_LABEL = /^[a-z0-9][a-z0-9 ._-]{0,63}$/;
  * in spirit): HKDF(exporter_secret, salt = empty, info = "kds v1 exporter " || label, length).
  */
 export function exportKeyingMaterial(exporterSecret: Uint8Array, label: string, length: number): Buffer {
-  if (!EXPORTER_LABEL.test(label)) throw new InputError('bad_request', `expected exporter label matching ${EXPORTER_LABEL.source}`);
-  return hkdfSha256(exporterSecret, Buffer.alloc(0), Buffer.from(`${LABELS.exporter} ${label}`, 'latin1'), length);
+  if (!EXPORTER_LABEL.test(label))
+    throw new InputError('bad_request', `expected exporter label matching ${EXPORTER_LABEL.source}`);
+  return hkdfSha256(
+    exporterSecret,
+    Buffer.alloc(0),
+    Buffer.from(`${LABELS.exporter} ${label}`, 'latin1'),
+    length,
+  );
 }

@@ -61,8 +61,9 @@ export const ping = defineAppType('ping', {
 
 /** Revoke a certificate: neither serial nor name = the caller's own; otherwise one of them (admin). */
 export const certRevoke = defineAppType('cert.revoke', {
-  request: s.map({ serial: s.optional(serialHex), name: s.optional(principalName), reason: revocationReason }, (m) =>
-    m.serial !== undefined && m.name !== undefined ? 'give serial or name, not both' : undefined,
+  request: s.map(
+    { serial: s.optional(serialHex), name: s.optional(principalName), reason: revocationReason },
+    (m) => (m.serial !== undefined && m.name !== undefined ? 'give serial or name, not both' : undefined),
   ),
   response: s.map({
     status: s.enumOf(['revoked', 'already_revoked']),

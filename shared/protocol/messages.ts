@@ -60,7 +60,9 @@ const serverHelloCore = {
 } as const;
 export const ServerHelloCoreSchema = s.map(serverHelloCore);
 export const ServerHelloSchema = s.map({ ...serverHelloCore, sig: s.optional(sig), mac }, (m) =>
-  (m.cert === undefined) !== (m.sig === undefined) ? 'cert and sig must be both present or both absent' : undefined,
+  (m.cert === undefined) !== (m.sig === undefined)
+    ? 'cert and sig must be both present or both absent'
+    : undefined,
 );
 
 const clientFinishCore = {
@@ -70,7 +72,9 @@ const clientFinishCore = {
 } as const;
 export const ClientFinishCoreSchema = s.map(clientFinishCore);
 export const ClientFinishSchema = s.map({ ...clientFinishCore, sig: s.optional(sig), mac }, (m) =>
-  (m.cert === undefined) !== (m.sig === undefined) ? 'cert and sig must be both present or both absent' : undefined,
+  (m.cert === undefined) !== (m.sig === undefined)
+    ? 'cert and sig must be both present or both absent'
+    : undefined,
 );
 
 export const AlertSchema = s.map({
@@ -110,7 +114,8 @@ export interface DecodedFrame {
 /** Validates and encodes one frame (fields in schema order, absent optionals dropped). */
 export function encodeFrame(frame: Frame): Buffer {
   const schema = FRAME_SCHEMAS[frame.t];
-  if (schema === undefined) throw new ProtocolError('unknown_type', `unknown frame type ${JSON.stringify(frame.t)}`);
+  if (schema === undefined)
+    throw new ProtocolError('unknown_type', `unknown frame type ${JSON.stringify(frame.t)}`);
   return encodeValue(canonicalize(schema, frame, frame.t) as Record<string, unknown>);
 }
 
@@ -129,9 +134,16 @@ export function decodeFrameWithLayout(raw: Uint8Array): DecodedFrame {
   if (!Object.hasOwn(FRAME_SCHEMAS, t)) {
     throw new ProtocolError('unknown_type', `unknown frame type ${JSON.stringify(t.slice(0, 40))}`);
   }
-  if ((t === 'client_hello' || t === 'server_hello') && typeof value.v === 'number' && value.v !== PROTOCOL_VERSION) {
+  if (
+    (t === 'client_hello' || t === 'server_hello') &&
+    typeof value.v === 'number' &&
+    value.v !== PROTOCOL_VERSION
+  ) {
     // Checked before the schema: a future version may change every other field.
-    throw new ProtocolError('version_unsupported', `protocol version ${value.v} is not supported (this is ${PROTOCOL_VERSION})`);
+    throw new ProtocolError(
+      'version_unsupported',
+      `protocol version ${value.v} is not supported (this is ${PROTOCOL_VERSION})`,
+    );
   }
   const frame = validate(FRAME_SCHEMAS[t as FrameType], value, t) as Frame;
   const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -200,12 +212,19 @@ const POLICY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
  */
 export function errorFromWire(code: string, message: string): KdsError {
   const details = { remote: true };
-  if (!isErrorCode(code)) return new KdsError('internal', clip(`peer error ${code}: ${message}`, MAX_ERROR_MESSAGE), details);
+  if (!isErrorCode(code))
+    return new KdsError('internal', clip(`peer error ${code}: ${message}`, MAX_ERROR_MESSAGE), details);
   const text = clip(message, MAX_ERROR_MESSAGE);
   if (AUTH_CODES.has(code)) return new AuthError(code, text, details);
   if (PROTOCOL_CODES.has(code)) return new ProtocolError(code, text, details);
   if (POLICY_CODES.has(code)) return new PolicyError(code, text, details);
-  if (code.startsWith('key_') || code.startsWith('peer_') || code === 'not_found' || code === 'unknown_serial' || code === 'already_revoked') {
+  if (
+    code.startsWith('key_') ||
+    code.startsWith('peer_') ||
+    code === 'not_found' ||
+    code === 'unknown_serial' ||
+    code === 'already_revoked'
+  ) {
     return new StateError(code, text, details);
   }
   return new KdsError(code, text, details);

@@ -157,7 +157,8 @@ function check(schema: Schema, value: unknown, path: string): void {
     case 'string': {
       if (typeof value !== 'string') fail(path, `expected string, got ${typeName(value)}`);
       const n = Buffer.byteLength(value, 'utf8');
-      if (n < schema.min || n > schema.max) fail(path, `expected string of ${schema.min}..${schema.max} bytes, got ${n}`);
+      if (n < schema.min || n > schema.max)
+        fail(path, `expected string of ${schema.min}..${schema.max} bytes, got ${n}`);
       if (schema.pattern !== undefined && !schema.pattern.test(value)) {
         fail(path, `expected string matching ${schema.pattern.source}`);
       }
@@ -165,7 +166,10 @@ function check(schema: Schema, value: unknown, path: string): void {
     }
     case 'uint': {
       if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-        fail(path, `expected unsigned integer, got ${typeof value === 'number' ? String(value) : typeName(value)}`);
+        fail(
+          path,
+          `expected unsigned integer, got ${typeof value === 'number' ? String(value) : typeName(value)}`,
+        );
       }
       if (value > schema.max) fail(path, `expected at most ${schema.max}, got ${value}`);
       return;
@@ -181,7 +185,8 @@ function check(schema: Schema, value: unknown, path: string): void {
       return;
     }
     case 'literal': {
-      if (value !== schema.value) fail(path, `expected ${JSON.stringify(schema.value)}, got ${describe(value)}`);
+      if (value !== schema.value)
+        fail(path, `expected ${JSON.stringify(schema.value)}, got ${describe(value)}`);
       return;
     }
     case 'array': {
@@ -230,13 +235,15 @@ function rebuild(schema: Schema, value: unknown): unknown {
 }
 
 export function isPlainRecord(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return false;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
+    return false;
   const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return typeName(value);
 }

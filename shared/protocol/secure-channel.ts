@@ -8,7 +8,14 @@ import { ProtocolError, type ErrorCode, type KdsError } from '../errors.js';
 import { getAppType, APP_TYPE_PATTERN } from './catalog.js';
 import { decodeValue, encodeValue } from './codec.js';
 import { exportKeyingMaterial, type TrafficKeys } from './key-schedule.js';
-import { clip, decodeFrame, encodeFrame, errorFromWire, ERROR_CODE_PATTERN, MAX_ERROR_MESSAGE } from './messages.js';
+import {
+  clip,
+  decodeFrame,
+  encodeFrame,
+  errorFromWire,
+  ERROR_CODE_PATTERN,
+  MAX_ERROR_MESSAGE,
+} from './messages.js';
 import { MAX_RECORD_PLAINTEXT, MAX_REQUEST_ID } from './limits.js';
 import { RecordOpener, RecordSealer } from './record-layer.js';
 import { canonicalize, validate, type MapSchema } from './schema.js';
@@ -59,7 +66,10 @@ abstract class Channel {
   protected sealValue(value: Record<string, unknown>): Buffer {
     const plaintext = encodeValue(value);
     if (plaintext.length > MAX_RECORD_PLAINTEXT) {
-      throw new ProtocolError('frame_too_large', `message of ${plaintext.length} bytes exceeds ${MAX_RECORD_PLAINTEXT}`);
+      throw new ProtocolError(
+        'frame_too_large',
+        `message of ${plaintext.length} bytes exceeds ${MAX_RECORD_PLAINTEXT}`,
+      );
     }
     return encodeFrame({ t: 'r', c: this.sealer.seal(plaintext) });
   }
@@ -68,7 +78,10 @@ abstract class Channel {
   protected openValue(frame: Uint8Array): Record<string, unknown> {
     const decoded = decodeFrame(frame);
     if (decoded.t !== 'r') {
-      throw new ProtocolError('unexpected_message', `expected a record after the handshake, got ${decoded.t}`);
+      throw new ProtocolError(
+        'unexpected_message',
+        `expected a record after the handshake, got ${decoded.t}`,
+      );
     }
     const plaintext = this.opener.open(decoded.c);
     return decodeValue(plaintext).value;
@@ -118,7 +131,8 @@ export class ClientChannel extends Channel {
   sealRequest(type: string, id: number, body: unknown): Buffer {
     const schema = bodySchema(type, 'request');
     checkId(id, 'request');
-    if (this.#pending.has(id)) throw new ProtocolError('bad_request', `request id ${id} is already in flight`);
+    if (this.#pending.has(id))
+      throw new ProtocolError('bad_request', `request id ${id} is already in flight`);
     const b = canonicalize(schema, body, `${type}.b`);
     const frame = this.sealValue({ t: type, id, b });
     this.#pending.set(id, type);
@@ -136,7 +150,8 @@ export class ClientChannel extends Channel {
     if (t === 'ok' || t === 'error') {
       const id = checkId(value.id, t);
       const type = this.#pending.get(id);
-      if (type === undefined) throw new ProtocolError('unexpected_message', `${t} for unknown request id ${id}`);
+      if (type === undefined)
+        throw new ProtocolError('unexpected_message', `${t} for unknown request id ${id}`);
       if (t === 'ok') {
         checkKeys(value, ['t', 'id', 'b'], 'ok');
         const body = validate(bodySchema(type, 'response'), value.b, `${type}.b`);
@@ -146,9 +161,13 @@ export class ClientChannel extends Channel {
       checkKeys(value, ['t', 'id', 'code', 'message'], 'error');
       const code = value.code;
       const message = value.message;
-      if (typeof code !== 'string' || !ERROR_CODE_PATTERN.test(code)) throw new ProtocolError('schema', 'error.code: expected an error code');
+      if (typeof code !== 'string' || !ERROR_CODE_PATTERN.test(code))
+        throw new ProtocolError('schema', 'error.code: expected an error code');
       if (typeof message !== 'string' || Buffer.byteLength(message) > MAX_ERROR_MESSAGE) {
-        throw new ProtocolError('schema', `error.message: expected string of at most ${MAX_ERROR_MESSAGE} bytes`);
+        throw new ProtocolError(
+          'schema',
+          `error.message: expected string of at most ${MAX_ERROR_MESSAGE} bytes`,
+        );
       }
       this.#pending.delete(id);
       return { kind: 'error', type, id, error: errorFromWire(code, message) };

@@ -22,26 +22,42 @@ async function issue(name: string): Promise<string> {
   return (await ca.issueFromCsr(csr, { name, actor: 'test' })).serialHex;
 }
 
-type Reply = { outcome: RevokeOutcome } | { error: string };
+type Reply = { outcome: RevokeOutcome; crlEntries: number } | { error: string };
+
+/** The next IPC message of a child; rejects (with its stderr) if it exits first. */
+function nextMessage(c: ChildProcess, stderr: () => string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null): void => reject(new Error(`worker exited (${code}): ${stderr()}`));
+    c.once('exit', onExit);
+    c.once('message', (m) => {
+      c.off('exit', onExit);
+      resolve(m);
+    });
+  });
+}
 
 /** Start one worker per serial, wait until all have opened the CA, then release them together. */
 async function raceRevocations(t: { teardown(fn: () => void): void }, serials: string[]): Promise<Reply[]> {
-  const children: ChildProcess[] = serials.map((serial) =>
-    fork(WORKER, [dir, serial], {
+  const workers = serials.map((serial) => {
+    const child = fork(WORKER, [dir, serial], {
       env: { ...process.env, KDS_CA_PASSPHRASE: PASSPHRASE },
       execArgv: [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    }),
-  );
-  t.teardown(() => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    return { child, stderr: () => err };
   });
-  const ready = children.map((c) => new Promise<void>((resolve) => c.once('message', () => resolve())));
-  await Promise.all(ready);
-  const replies = children.map((c) => new Promise<Reply>((resolve) => c.once('message', (m) => resolve(m as Reply))));
-  for (const c of children) c.send('go');
+  t.teardown(() => {
+    for (const { child } of workers) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  await Promise.all(workers.map((w) => nextMessage(w.child, w.stderr)));
+  const replies = workers.map((w) => nextMessage(w.child, w.stderr) as Promise<Reply>);
+  for (const { child } of workers) child.send('go');
   const out = await Promise.all(replies);
-  await Promise.all(children.map((c) => (c.exitCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+  await Promise.all(
+    workers.map(({ child }) => (child.exitCode !== null ? undefined : new Promise((r) => child.once('exit', r)))),
+  );
   return out;
 }
 
@@ -76,6 +92,10 @@ t.test('4 processes revoke 4 serials: four entries, four new CRL numbers', { tim
   const replies = await raceRevocations(t, serials);
   const numbers = replies.map((r) => ('outcome' in r ? r.outcome.crlNumber : -1)).sort((a, b) => a - b);
   t.same(numbers, [before + 1, before + 2, before + 3, before + 4], 'each revocation got its own CRL number');
+  for (const r of replies) {
+    // CRL number before+k was signed over alice's revocation plus the k made so far in this race.
+    if ('outcome' in r) t.equal(r.crlEntries, 1 + r.outcome.crlNumber - before, `CRL ${r.outcome.crlNumber} lists every revocation`);
+  }
   const crl = parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8'));
   t.equal(crl.crlNumber, BigInt(before + 4), 'the file holds the newest CRL');
   t.same(crl.entries.map((e) => e.serialHex).sort(), [...serials, ...ca.store.listRevocations().slice(0, 1).map((r) => r.serialHex)].sort());

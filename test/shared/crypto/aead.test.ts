@@ -44,12 +44,16 @@ t.test('Wycheproof AES-256-GCM, 96-bit IV, 128-bit tag', async (t) => {
       if (!pt.equals(hex(v.msg))) t.fail(`tcId ${v.tcId}: open mismatch`);
       valid += 1;
     } else {
-      t.throws(() => aesGcmOpen(key, iv, sealed, aad), { code: 'record_auth', message: 'record authentication failed' }, `tcId ${v.tcId}`);
+      t.throws(
+        () => aesGcmOpen(key, iv, sealed, aad),
+        { code: 'record_auth', message: 'record authentication failed' },
+        `tcId ${v.tcId}`,
+      );
       invalid += 1;
     }
   }
-  t.equal(valid, 39, "valid vectors seal and open byte for byte");
-  t.equal(invalid, 27, "invalid vectors (modified tags) are refused");
+  t.equal(valid, 39, 'valid vectors seal and open byte for byte');
+  t.equal(invalid, 27, 'invalid vectors (modified tags) are refused');
 });
 
 t.test('truncated tags are refused (authTagLength pinned to 16)', async (t) => {
@@ -65,15 +69,23 @@ t.test('truncated tags are refused (authTagLength pinned to 16)', async (t) => {
   const ct = Buffer.concat([cipher.update('hello world'), cipher.final()]);
   const tag = cipher.getAuthTag();
   for (const n of [4, 8, 12, 15]) {
-    t.throws(() => aesGcmOpen(key, iv, Buffer.concat([ct, tag.subarray(0, n)]), aad), { code: 'record_auth' }, `tag of ${n} bytes`);
+    t.throws(
+      () => aesGcmOpen(key, iv, Buffer.concat([ct, tag.subarray(0, n)]), aad),
+      { code: 'record_auth' },
+      `tag of ${n} bytes`,
+    );
   }
-  for (const n of [0, 1, 15]) t.throws(() => aesGcmOpen(key, iv, Buffer.alloc(n), aad), { code: 'record_auth' }, `${n}-byte input`);
+  for (const n of [0, 1, 15])
+    t.throws(() => aesGcmOpen(key, iv, Buffer.alloc(n), aad), { code: 'record_auth' }, `${n}-byte input`);
   // Wrong AAD / key / nonce all fail the same way.
   t.throws(() => aesGcmOpen(key, iv, sealed, Buffer.from('aae')), { code: 'record_auth' });
   t.throws(() => aesGcmOpen(Buffer.alloc(32, 9), iv, sealed, aad), { code: 'record_auth' });
   t.throws(() => aesGcmOpen(key, Buffer.alloc(12, 3), sealed, aad), { code: 'record_auth' });
   // A custom code for other users of the wrapper, with a neutral fixed message.
-  t.throws(() => aesGcmOpen(key, iv, Buffer.alloc(20), aad, 'key_mismatch'), { code: 'key_mismatch', message: 'decryption failed' });
+  t.throws(() => aesGcmOpen(key, iv, Buffer.alloc(20), aad, 'key_mismatch'), {
+    code: 'key_mismatch',
+    message: 'decryption failed',
+  });
 });
 
 t.test('key and nonce sizes are enforced', async (t) => {
@@ -85,5 +97,7 @@ t.test('key and nonce sizes are enforced', async (t) => {
     code: 'bad_request',
     message: 'expected GCM nonce of 12 bytes, got 8',
   });
-  t.throws(() => aesGcmOpen(Buffer.alloc(32), Buffer.alloc(16), Buffer.alloc(32), Buffer.alloc(0)), { code: 'bad_request' });
+  t.throws(() => aesGcmOpen(Buffer.alloc(32), Buffer.alloc(16), Buffer.alloc(32), Buffer.alloc(0)), {
+    code: 'bad_request',
+  });
 });

@@ -47,7 +47,11 @@ t.test('Wycheproof x25519: all 518 vectors through generateDhKeyPair().deriveSha
       else matched += 1;
     }
   }
-  t.equal(rejectedZero, 31, 'every zero-shared-secret (low-order public) vector is rejected with bad_dh_public');
+  t.equal(
+    rejectedZero,
+    31,
+    'every zero-shared-secret (low-order public) vector is rejected with bad_dh_public',
+  );
   t.equal(matched, 518 - 31, 'every other vector (valid, twist, non-canonical, ...) matches');
 });
 
@@ -58,9 +62,18 @@ t.test('x25519 key pairs agree; public key is X25519(k, 9)', async (t) => {
   t.not(a.publicKey.toString('hex'), b.publicKey.toString('hex'));
   t.same(a.deriveSharedSecret(b.publicKey), b.deriveSharedSecret(a.publicKey));
   // RFC 7748 section 6.1 test vector: Alice's private key -> public key.
-  const alice = generateDhKeyPair('x25519', hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'));
-  t.equal(alice.publicKey.toString('hex'), '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
-  const bob = generateDhKeyPair('x25519', hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb'));
+  const alice = generateDhKeyPair(
+    'x25519',
+    hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'),
+  );
+  t.equal(
+    alice.publicKey.toString('hex'),
+    '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a',
+  );
+  const bob = generateDhKeyPair(
+    'x25519',
+    hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb'),
+  );
   t.equal(
     alice.deriveSharedSecret(bob.publicKey).toString('hex'),
     '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742',
@@ -110,7 +123,10 @@ t.test('ffdhe2048 key pairs agree, values are 256 bytes left-padded', async (t) 
   // x = 2: Y = g^2 = 4, which must travel as 255 zero bytes then 0x04.
   const small = generateDhKeyPair('ffdhe2048', Buffer.from([2]));
   t.equal(small.publicKey.length, 256);
-  t.equal(small.publicKey.subarray(0, 255).every((x) => x === 0), true);
+  t.equal(
+    small.publicKey.subarray(0, 255).every((x) => x === 0),
+    true,
+  );
   t.equal(small.publicKey[255], 4);
   // Cross-check Z against node's own DH object for the same exponents.
   const ref = createDiffieHellman(FFDHE2048_PRIME, 2);
@@ -119,7 +135,10 @@ t.test('ffdhe2048 key pairs agree, values are 256 bytes left-padded', async (t) 
   const zRef = ref.computeSecret(a.publicKey);
   t.same(small.deriveSharedSecret(a.publicKey).subarray(256 - zRef.length), zRef);
   // Deterministic with a fixed private key.
-  t.same(generateDhKeyPair('ffdhe2048', Buffer.alloc(32, 7)).publicKey, generateDhKeyPair('ffdhe2048', Buffer.alloc(32, 7)).publicKey);
+  t.same(
+    generateDhKeyPair('ffdhe2048', Buffer.alloc(32, 7)).publicKey,
+    generateDhKeyPair('ffdhe2048', Buffer.alloc(32, 7)).publicKey,
+  );
 });
 
 t.test('ffdhe2048: 1 < Y < p-1 enforced (RFC 7919 section 5.1)', async (t) => {
@@ -134,7 +153,11 @@ t.test('ffdhe2048: 1 < Y < p-1 enforced (RFC 7919 section 5.1)', async (t) => {
     ['p+1', p + 1n],
     ['2^2048-1', (1n << 2048n) - 1n],
   ] as const) {
-    t.throws(() => a.deriveSharedSecret(num(y)), { code: 'bad_dh_public', message: 'invalid Diffie-Hellman public key' }, label);
+    t.throws(
+      () => a.deriveSharedSecret(num(y)),
+      { code: 'bad_dh_public', message: 'invalid Diffie-Hellman public key' },
+      label,
+    );
     t.throws(() => validateDhPublicKey('ffdhe2048', num(y)), { code: 'bad_dh_public' }, label);
   }
   // The boundaries just inside are accepted.

@@ -6,14 +6,19 @@ import { hmacSha256, sha256 } from '../../../shared/crypto/hash.js';
 import { randomBytes } from '../../../shared/crypto/random.js';
 
 t.test('sha256 (FIPS 180-4 "abc") and parts concatenate', async (t) => {
-  t.equal(sha256(Buffer.from('abc')).toString('hex'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  t.equal(
+    sha256(Buffer.from('abc')).toString('hex'),
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+  );
   t.same(sha256(Buffer.from('a'), Buffer.from('bc')), sha256(Buffer.from('abc')));
   t.equal(sha256().toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
 });
 
 t.test('hmacSha256 (RFC 4231 test case 2)', async (t) => {
   t.equal(
-    hmacSha256(Buffer.from('Jefe'), Buffer.from('what do ya want '), Buffer.from('for nothing?')).toString('hex'),
+    hmacSha256(Buffer.from('Jefe'), Buffer.from('what do ya want '), Buffer.from('for nothing?')).toString(
+      'hex',
+    ),
     '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
   );
 });

@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const WYCHEPROOF_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../test/vectors/wycheproof');
+export const WYCHEPROOF_DIR = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../../../test/vectors/wycheproof',
+);
 
 export interface WycheproofFile<G> {
   algorithm: string;

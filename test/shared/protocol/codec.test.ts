@@ -15,7 +15,14 @@ const str = (s: string): string => {
 const mapT = (valueHex: string): Buffer => raw(`81${str('t')}${valueHex}`);
 
 t.test('round trip and layout', async (t) => {
-  const value = { t: 'x', n: 1, big: 1.7e12, b: Buffer.from([1, 2, 3]), a: [true, false, null], m: { k: 'v' } };
+  const value = {
+    t: 'x',
+    n: 1,
+    big: 1.7e12,
+    b: Buffer.from([1, 2, 3]),
+    a: [true, false, null],
+    m: { k: 'v' },
+  };
   const enc = encodeValue(value);
   const { value: back, layout } = decodeValue(enc);
   t.same(back, value);
@@ -25,7 +32,8 @@ t.test('round trip and layout', async (t) => {
     layout.entries.map((e) => e.key),
     ['t', 'n', 'big', 'b', 'a', 'm'],
   );
-  for (const e of layout.entries) t.equal(enc.subarray(e.offset + 1, e.offset + 1 + e.key.length).toString(), e.key);
+  for (const e of layout.entries)
+    t.equal(enc.subarray(e.offset + 1, e.offset + 1 + e.key.length).toString(), e.key);
   t.same(decodeValue(raw('80')).value, {}, 'empty map');
   // uint64 and int64 decode as numbers (then schemas apply their own safe-integer bound).
   t.same(decodeValue(raw(`81${str('n')}cf0000000100000000`)).value, { n: 4294967296 });
@@ -34,14 +42,25 @@ t.test('round trip and layout', async (t) => {
   const m16 = decodeValue(raw(`de0001${str('t')}01`));
   t.equal(m16.layout.headerLength, 3);
   t.same(m16.layout.entries, [{ key: 't', offset: 3 }]);
-  t.same(encodeEntry('sig', Buffer.alloc(300, 1)).subarray(0, 7), raw(`a3736967c5012c`), 'bin16 for 300 bytes');
+  t.same(
+    encodeEntry('sig', Buffer.alloc(300, 1)).subarray(0, 7),
+    raw(`a3736967c5012c`),
+    'bin16 for 300 bytes',
+  );
 });
 
 t.test('size limits', async (t) => {
-  t.throws(() => decodeValue(Buffer.alloc(MAX_FRAME_BYTES + 1)), { code: 'frame_too_large', message: `frame of 65537 bytes exceeds 65536` });
+  t.throws(() => decodeValue(Buffer.alloc(MAX_FRAME_BYTES + 1)), {
+    code: 'frame_too_large',
+    message: `frame of 65537 bytes exceeds 65536`,
+  });
   // Exactly MAX_FRAME_BYTES is fine: {"t": bin32(n)} with 1 + 2 + 5 header bytes.
   const n = MAX_FRAME_BYTES - 8;
-  const exact = Buffer.concat([raw(`81${str('t')}c6`), Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]), Buffer.alloc(n)]);
+  const exact = Buffer.concat([
+    raw(`81${str('t')}c6`),
+    Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]),
+    Buffer.alloc(n),
+  ]);
   t.equal(exact.length, MAX_FRAME_BYTES);
   t.equal((decodeValue(exact).value.t as Buffer).length, n);
   t.throws(() => encodeValue({ t: Buffer.alloc(MAX_FRAME_BYTES) }), { code: 'frame_too_large' });
@@ -49,34 +68,61 @@ t.test('size limits', async (t) => {
   const okStr = encodeValue({ t: 'a'.repeat(MAX_STRING) });
   t.equal(decodeValue(okStr).value.t, 'a'.repeat(MAX_STRING));
   const bigStr = encodeValue({ t: 'a'.repeat(MAX_STRING + 1) });
-  t.throws(() => decodeValue(bigStr), { code: 'bad_frame', message: `string of ${MAX_STRING + 1} bytes exceeds ${MAX_STRING}` });
+  t.throws(() => decodeValue(bigStr), {
+    code: 'bad_frame',
+    message: `string of ${MAX_STRING + 1} bytes exceeds ${MAX_STRING}`,
+  });
   // A str32 header claiming 4 GiB: refused from the header, nothing allocated.
   t.throws(() => decodeValue(raw(`81${str('t')}dbffffffff`)), { code: 'bad_frame', message: /exceeds/ });
-  t.throws(() => decodeValue(raw(`81${str('t')}c6ffffffff`)), { code: 'bad_frame', message: /binary of 4294967295 bytes exceeds/ });
+  t.throws(() => decodeValue(raw(`81${str('t')}c6ffffffff`)), {
+    code: 'bad_frame',
+    message: /binary of 4294967295 bytes exceeds/,
+  });
   // Arrays and maps: MAX_ARRAY entries pass, one more is refused; a map32 claiming 2^32-1 entries too.
-  t.equal((decodeValue(encodeValue({ t: new Array(MAX_ARRAY).fill(0) })).value.t as number[]).length, MAX_ARRAY);
+  t.equal(
+    (decodeValue(encodeValue({ t: new Array(MAX_ARRAY).fill(0) })).value.t as number[]).length,
+    MAX_ARRAY,
+  );
   t.throws(() => decodeValue(encodeValue({ t: new Array(MAX_ARRAY + 1).fill(0) })), {
     code: 'bad_frame',
     message: `array of ${MAX_ARRAY + 1} entries exceeds ${MAX_ARRAY}`,
   });
-  t.throws(() => decodeValue(raw('dfffffffff')), { code: 'bad_frame', message: /map of 4294967295 entries exceeds/ });
+  t.throws(() => decodeValue(raw('dfffffffff')), {
+    code: 'bad_frame',
+    message: /map of 4294967295 entries exceeds/,
+  });
 });
 
-t.test('depth: MAX_DEPTH levels pass, one more is refused; a 64 KiB depth bomb is refused without recursion', async (t) => {
-  // Top-level map is depth 1; then MAX_DEPTH - 1 nested one-element arrays.
-  const nest = (levels: number): Buffer => Buffer.concat([raw(`81${str('t')}`), Buffer.alloc(levels, 0x91), raw('01')]);
-  t.same(decodeValue(nest(MAX_DEPTH - 1)).value.t, [[[[[[[1]]]]]]]);
-  t.throws(() => decodeValue(nest(MAX_DEPTH)), { code: 'bad_frame', message: `nesting deeper than ${MAX_DEPTH}` });
-  const bomb = Buffer.concat([raw(`81${str('t')}`), Buffer.alloc(MAX_FRAME_BYTES - 4, 0x91)]);
-  t.throws(() => decodeValue(bomb), { code: 'bad_frame', message: `nesting deeper than ${MAX_DEPTH}` });
-  // Maps nest the same way.
-  const mapBomb = Buffer.concat([Buffer.from([0x81]), ...new Array(MAX_DEPTH).fill(raw(`${str('k')}81`)), raw(`${str('k')}01`)]);
-  t.throws(() => decodeValue(mapBomb), { code: 'bad_frame', message: `nesting deeper than ${MAX_DEPTH}` });
-});
+t.test(
+  'depth: MAX_DEPTH levels pass, one more is refused; a 64 KiB depth bomb is refused without recursion',
+  async (t) => {
+    // Top-level map is depth 1; then MAX_DEPTH - 1 nested one-element arrays.
+    const nest = (levels: number): Buffer =>
+      Buffer.concat([raw(`81${str('t')}`), Buffer.alloc(levels, 0x91), raw('01')]);
+    t.same(decodeValue(nest(MAX_DEPTH - 1)).value.t, [[[[[[[1]]]]]]]);
+    t.throws(() => decodeValue(nest(MAX_DEPTH)), {
+      code: 'bad_frame',
+      message: `nesting deeper than ${MAX_DEPTH}`,
+    });
+    const bomb = Buffer.concat([raw(`81${str('t')}`), Buffer.alloc(MAX_FRAME_BYTES - 4, 0x91)]);
+    t.throws(() => decodeValue(bomb), { code: 'bad_frame', message: `nesting deeper than ${MAX_DEPTH}` });
+    // Maps nest the same way.
+    const mapBomb = Buffer.concat([
+      Buffer.from([0x81]),
+      ...new Array(MAX_DEPTH).fill(raw(`${str('k')}81`)),
+      raw(`${str('k')}01`),
+    ]);
+    t.throws(() => decodeValue(mapBomb), { code: 'bad_frame', message: `nesting deeper than ${MAX_DEPTH}` });
+  },
+);
 
 t.test('the accepted subset', async (t) => {
   const bad = (hex: Buffer | string, message: string | RegExp, label: string): void => {
-    t.throws(() => decodeValue(typeof hex === 'string' ? raw(hex) : hex), { code: 'bad_frame', message }, label);
+    t.throws(
+      () => decodeValue(typeof hex === 'string' ? raw(hex) : hex),
+      { code: 'bad_frame', message },
+      label,
+    );
   };
   for (const [ext, label] of [
     ['d40000', 'fixext 1 (msgpackr undefined)'],
@@ -90,8 +136,16 @@ t.test('the accepted subset', async (t) => {
   ]) {
     bad(mapT(ext!), 'msgpack extension types are not accepted', label!);
   }
-  bad(new Packr({ useRecords: false }).pack({ t: new Date(0) }), 'msgpack extension types are not accepted', 'msgpackr Date');
-  bad(new Packr({ useRecords: true }).pack({ t: 1 }), 'top-level value must be a map', 'msgpackr record at top level');
+  bad(
+    new Packr({ useRecords: false }).pack({ t: new Date(0) }),
+    'msgpack extension types are not accepted',
+    'msgpackr Date',
+  );
+  bad(
+    new Packr({ useRecords: true }).pack({ t: 1 }),
+    'top-level value must be a map',
+    'msgpackr record at top level',
+  );
   bad(mapT('c1'), 'invalid msgpack byte 0xc1', '0xc1');
   bad('', 'empty frame', 'empty');
   bad('91' + '01', 'top-level value must be a map', 'array');
@@ -102,7 +156,11 @@ t.test('the accepted subset', async (t) => {
   bad(raw('82a174'), 'truncated msgpack', 'map missing entries');
   bad(raw('81a1'), 'truncated msgpack', 'truncated key');
   bad(Buffer.concat([mapT('01'), raw('00')]), 'trailing bytes after the message', 'trailing byte');
-  bad(Buffer.concat([mapT('01'), mapT('01')]), 'trailing bytes after the message', 'two messages in one frame');
+  bad(
+    Buffer.concat([mapT('01'), mapT('01')]),
+    'trailing bytes after the message',
+    'two messages in one frame',
+  );
   bad('810102', 'map keys must be strings', 'integer key');
   bad(`81c40174${'01'}`, 'map keys must be strings', 'binary key');
   bad(`82${str('t')}01${str('t')}02`, 'duplicate map key "t"', 'duplicate key');

@@ -4,7 +4,13 @@
 import { generateRsaKeyPair, signPkcs1Sha256, signPss, toPrivateKey } from '../../../shared/crypto/rsa.js';
 import { newSerialHex } from '../../../shared/pki/serial.js';
 import { verdictToError, verifyCertificate } from '../../../shared/pki/verify.js';
-import { buildCertificate, parseCertificate, pemToDer, type ParsedCertificate, type Profile } from '../../../shared/pki/x509.js';
+import {
+  buildCertificate,
+  parseCertificate,
+  pemToDer,
+  type ParsedCertificate,
+  type Profile,
+} from '../../../shared/pki/x509.js';
 import {
   ClientHandshake,
   ServerHandshake,
@@ -31,7 +37,12 @@ export interface Pki {
   server: Party;
   client: Party;
   /** Issue another certificate for an existing key (e.g. an expired one for the client key). */
-  issue(profile: Profile, name: string, keyOf: 'server' | 'client', extra?: { notBefore?: number; notAfter?: number }): Promise<Party>;
+  issue(
+    profile: Profile,
+    name: string,
+    keyOf: 'server' | 'client',
+    extra?: { notBefore?: number; notAfter?: number },
+  ): Promise<Party>;
 }
 
 let cached: Promise<Pki> | undefined;
@@ -50,7 +61,15 @@ async function build(): Promise<Pki> {
   const caSign = (tbs: Buffer): Promise<Buffer> => signPkcs1Sha256(tbs, caKeys.privateKeyPem);
   const now = Date.now();
   const caPem = await buildCertificate(
-    { serialHex: newSerialHex(), subjectCN: 'kds test root', issuer: 'self', publicKeyPem: caKeys.publicKeyPem, notBefore: now - DAY, notAfter: now + 365 * DAY, profile: 'root-ca' },
+    {
+      serialHex: newSerialHex(),
+      subjectCN: 'kds test root',
+      issuer: 'self',
+      publicKeyPem: caKeys.publicKeyPem,
+      notBefore: now - DAY,
+      notAfter: now + 365 * DAY,
+      profile: 'root-ca',
+    },
     caSign,
   );
   const keys = { server: serverKeys, client: clientKeys };
@@ -71,7 +90,12 @@ async function build(): Promise<Pki> {
     );
     const privateKey = toPrivateKey(k.privateKeyPem);
     const certDer = pemToDer(pem, 'CERTIFICATE');
-    return { certPem: pem, certDer, cert: parseCertificate(pem), credentials: { certificateDer: certDer, sign: (d) => signPss(d, privateKey) } };
+    return {
+      certPem: pem,
+      certDer,
+      cert: parseCertificate(pem),
+      credentials: { certificateDer: certDer, sign: (d) => signPss(d, privateKey) },
+    };
   };
   return {
     ca: parseCertificate(caPem),
@@ -111,7 +135,11 @@ export interface Flight {
 export async function handshake(
   clientOpts: ClientHandshakeOptions,
   serverOpts: ServerHandshakeOptions,
-  tamper: { clientHello?: (b: Buffer) => Buffer; serverHello?: (b: Buffer) => Buffer; clientFinish?: (b: Buffer) => Buffer } = {},
+  tamper: {
+    clientHello?: (b: Buffer) => Buffer;
+    serverHello?: (b: Buffer) => Buffer;
+    clientFinish?: (b: Buffer) => Buffer;
+  } = {},
 ): Promise<Flight> {
   const c = new ClientHandshake(clientOpts);
   const s = new ServerHandshake(serverOpts);

@@ -20,7 +20,8 @@ import { certRevoke, certStatus, ready } from '../../../shared/protocol/messages
 import { s, validate } from '../../../shared/protocol/schema.js';
 
 const bytes = (len: number) => fc.uint8Array({ minLength: len, maxLength: len }).map((u) => Buffer.from(u));
-const bytesRange = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max }).map((u) => Buffer.from(u));
+const bytesRange = (min: number, max: number) =>
+  fc.uint8Array({ minLength: min, maxLength: max }).map((u) => Buffer.from(u));
 const group = fc.constantFrom('x25519', 'ffdhe2048', 'x448');
 const name = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,20}$/);
 
@@ -44,10 +45,22 @@ const serverHello = fc.oneof(
     sig: bytesRange(1, 512),
     mac: bytes(32),
   }),
-  fc.record({ t: fc.constant('server_hello' as const), v: fc.constant(1), group, nonce: bytes(32), share: bytesRange(32, 256), mac: bytes(32) }),
+  fc.record({
+    t: fc.constant('server_hello' as const),
+    v: fc.constant(1),
+    group,
+    nonce: bytes(32),
+    share: bytesRange(32, 256),
+    mac: bytes(32),
+  }),
 );
 const clientFinish = fc.oneof(
-  fc.record({ t: fc.constant('client_finish' as const), cert: bytesRange(1, 1500), sig: bytesRange(1, 512), mac: bytes(32) }),
+  fc.record({
+    t: fc.constant('client_finish' as const),
+    cert: bytesRange(1, 1500),
+    sig: bytesRange(1, 512),
+    mac: bytes(32),
+  }),
   fc.record({ t: fc.constant('client_finish' as const), mac: bytes(32) }),
   fc.record({ t: fc.constant('client_finish' as const), name, mac: bytes(32) }),
 );
@@ -77,7 +90,11 @@ t.test('property: mutated frames fail with a KdsError or decode to a schema-vali
   const mutation = fc.oneof(
     fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
     fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
-    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+    fc.record({
+      kind: fc.constant('insert' as const),
+      at: fc.nat(),
+      value: fc.integer({ min: 0, max: 255 }),
+    }),
     fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }),
     fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
   );
@@ -88,7 +105,8 @@ t.test('property: mutated frames fail with a KdsError or decode to a schema-vali
         const at = b.length === 0 ? 0 : m.at % b.length;
         if (m.kind === 'flip') b[at] = (b[at] ?? 0) ^ (1 << m.bit);
         else if (m.kind === 'set') b[at] = m.value;
-        else if (m.kind === 'insert') b = Buffer.concat([b.subarray(0, at), Buffer.from([m.value]), b.subarray(at)]);
+        else if (m.kind === 'insert')
+          b = Buffer.concat([b.subarray(0, at), Buffer.from([m.value]), b.subarray(at)]);
         else if (m.kind === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
         else b = b.subarray(0, at);
       }
@@ -100,7 +118,10 @@ t.test('property: mutated frames fail with a KdsError or decode to a schema-vali
         return true;
       } catch (err) {
         rejected += 1;
-        return err instanceof KdsError && ['bad_frame', 'frame_too_large', 'unknown_type', 'schema', 'version_unsupported'].includes(err.code);
+        return (
+          err instanceof KdsError &&
+          ['bad_frame', 'frame_too_large', 'unknown_type', 'schema', 'version_unsupported'].includes(err.code)
+        );
       }
     }),
     { numRuns: 3000 },
@@ -138,7 +159,10 @@ t.test('dispatch on t, version before schema, field-naming schema errors', async
     code: 'schema',
     message: 'client_hello.nonce: expected 32 bytes, got 31',
   });
-  t.throws(() => decodeFrame(encodeValue({ t: 'hello' })), { code: 'unknown_type', message: 'unknown frame type "hello"' });
+  t.throws(() => decodeFrame(encodeValue({ t: 'hello' })), {
+    code: 'unknown_type',
+    message: 'unknown frame type "hello"',
+  });
   t.throws(() => decodeFrame(encodeValue({ t: 7 })), { code: 'schema', message: 'frame.t: expected string' });
   t.throws(() => decodeFrame(encodeValue({ x: 1 })), { code: 'schema' });
   t.throws(() => decodeFrame(encodeValue({ t: 'client_hello', v: 2, something: 'else' })), {
@@ -146,15 +170,43 @@ t.test('dispatch on t, version before schema, field-naming schema errors', async
     message: 'protocol version 2 is not supported (this is 1)',
   });
   t.throws(() => decodeFrame(encodeValue({ t: 'server_hello', v: 0 })), { code: 'version_unsupported' });
-  t.throws(() => decodeFrame(encodeValue({ ...hello, extra: true })), { code: 'schema', message: 'client_hello.extra: unknown field' });
-  t.throws(() => decodeFrame(encodeValue({ ...hello, mode: 'none' })), { code: 'schema', message: /client_hello.mode: expected one of auth\|enroll\|insecure/ });
-  t.throws(() => decodeFrame(encodeValue({ ...hello, groups: [] })), { code: 'schema', message: 'client_hello.groups: expected 1..8 elements, got 0' });
+  t.throws(() => decodeFrame(encodeValue({ ...hello, extra: true })), {
+    code: 'schema',
+    message: 'client_hello.extra: unknown field',
+  });
+  t.throws(() => decodeFrame(encodeValue({ ...hello, mode: 'none' })), {
+    code: 'schema',
+    message: /client_hello.mode: expected one of auth\|enroll\|insecure/,
+  });
+  t.throws(() => decodeFrame(encodeValue({ ...hello, groups: [] })), {
+    code: 'schema',
+    message: 'client_hello.groups: expected 1..8 elements, got 0',
+  });
   t.throws(
-    () => decodeFrame(encodeValue({ t: 'server_hello', v: 1, group: 'x25519', nonce: Buffer.alloc(32), share: Buffer.alloc(32), cert: Buffer.alloc(MAX_CERT_BYTES + 1), sig: Buffer.alloc(1), mac: Buffer.alloc(32) })),
-    { code: 'schema', message: `server_hello.cert: expected 1..${MAX_CERT_BYTES} bytes, got ${MAX_CERT_BYTES + 1}` },
+    () =>
+      decodeFrame(
+        encodeValue({
+          t: 'server_hello',
+          v: 1,
+          group: 'x25519',
+          nonce: Buffer.alloc(32),
+          share: Buffer.alloc(32),
+          cert: Buffer.alloc(MAX_CERT_BYTES + 1),
+          sig: Buffer.alloc(1),
+          mac: Buffer.alloc(32),
+        }),
+      ),
+    {
+      code: 'schema',
+      message: `server_hello.cert: expected 1..${MAX_CERT_BYTES} bytes, got ${MAX_CERT_BYTES + 1}`,
+    },
   );
   t.throws(() => encodeFrame({ t: 'nope' } as never), { code: 'unknown_type' });
-  t.throws(() => encodeFrame({ ...hello, nonce: Buffer.alloc(1) }), { code: 'schema' }, 'the encoder validates too');
+  t.throws(
+    () => encodeFrame({ ...hello, nonce: Buffer.alloc(1) }),
+    { code: 'schema' },
+    'the encoder validates too',
+  );
 });
 
 t.test('alerts', async (t) => {
@@ -163,9 +215,17 @@ t.test('alerts', async (t) => {
     code: 'bad_mac',
     message: 'MAC verification failed',
   });
-  t.same(decodeFrame(encodeAlert(new Error('ENOENT /etc/secret'))), { t: 'alert', code: 'internal', message: 'internal error' });
+  t.same(decodeFrame(encodeAlert(new Error('ENOENT /etc/secret'))), {
+    t: 'alert',
+    code: 'internal',
+    message: 'internal error',
+  });
   const long = decodeFrame(encodeAlert(new ProtocolError('schema', 'é'.repeat(400))));
-  t.equal(long.t === 'alert' && Buffer.byteLength(long.message), 512, 'messages are clipped to 512 bytes on a character boundary');
+  t.equal(
+    long.t === 'alert' && Buffer.byteLength(long.message),
+    512,
+    'messages are clipped to 512 bytes on a character boundary',
+  );
 });
 
 t.test('errorFromWire keeps the code and picks the class', async (t) => {
@@ -185,7 +245,16 @@ t.test('errorFromWire keeps the code and picks the class', async (t) => {
 
 t.test('application type registry', async (t) => {
   const names = appTypeNames();
-  for (const core of ['admin.token', 'cert.revoke', 'cert.revoked', 'cert.status', 'enroll', 'ping', 'ready', 'session.closing']) {
+  for (const core of [
+    'admin.token',
+    'cert.revoke',
+    'cert.revoked',
+    'cert.status',
+    'enroll',
+    'ping',
+    'ready',
+    'session.closing',
+  ]) {
     t.ok(names.includes(core), `core type ${core} is registered`);
   }
   t.same(names, [...names].sort(), 'names are listed sorted');
@@ -195,7 +264,10 @@ t.test('application type registry', async (t) => {
   const m = s.map({ x: s.uint() });
   t.throws(() => defineAppType('Bad Name', { push: m }), { code: 'internal' });
   t.throws(() => defineAppType('ok', { push: m }), { code: 'internal' }, 'reserved envelope name');
-  t.throws(() => defineAppType('ping', { push: m }), { code: 'internal', message: 'application type ping is defined twice' });
+  t.throws(() => defineAppType('ping', { push: m }), {
+    code: 'internal',
+    message: 'application type ping is defined twice',
+  });
   t.throws(() => defineAppType('half.request', { request: m }), { code: 'internal' });
   t.throws(() => defineAppType('empty.type', {}), { code: 'internal' });
   const added = defineAppType('test.extension', { request: m, response: m });
@@ -203,25 +275,53 @@ t.test('application type registry', async (t) => {
 });
 
 t.test('core bodies', async (t) => {
-  const ok = (schema: Parameters<typeof validate>[0], v: unknown) => t.doesNotThrow(() => validate(schema, v, 'b'));
+  const ok = (schema: Parameters<typeof validate>[0], v: unknown) =>
+    t.doesNotThrow(() => validate(schema, v, 'b'));
   const no = (schema: Parameters<typeof validate>[0], v: unknown, message: string | RegExp) =>
     t.throws(() => validate(schema, v, 'b'), { code: 'schema', message });
   ok(certStatus.response, { status: 'good' });
   ok(certStatus.response, { status: 'revoked', reason: 'keyCompromise', revokedAt: 1 });
-  no(certStatus.response, { status: 'revoked' }, 'b: reason and revokedAt are present exactly when status is revoked');
-  no(certStatus.response, { status: 'good', reason: 'keyCompromise', revokedAt: 1 }, /exactly when status is revoked/);
-  no(certStatus.response, { status: 'revoked', reason: 'removeFromCRL', revokedAt: 1 }, /b.reason: expected one of/);
+  no(
+    certStatus.response,
+    { status: 'revoked' },
+    'b: reason and revokedAt are present exactly when status is revoked',
+  );
+  no(
+    certStatus.response,
+    { status: 'good', reason: 'keyCompromise', revokedAt: 1 },
+    /exactly when status is revoked/,
+  );
+  no(
+    certStatus.response,
+    { status: 'revoked', reason: 'removeFromCRL', revokedAt: 1 },
+    /b.reason: expected one of/,
+  );
   no(certStatus.request, { serial: 'AB:CD' }, 'b.serial: expected string matching ^[0-9a-f]+$');
   ok(certRevoke.request, { reason: 'superseded' });
   ok(certRevoke.request, { name: 'alice', reason: 'keyCompromise' });
-  no(certRevoke.request, { name: 'alice', serial: '01', reason: 'keyCompromise' }, 'b: give serial or name, not both');
+  no(
+    certRevoke.request,
+    { name: 'alice', serial: '01', reason: 'keyCompromise' },
+    'b: give serial or name, not both',
+  );
   no(certRevoke.request, { name: 'Alice', reason: 'keyCompromise' }, /b.name: expected string matching/);
   ok(ready.push, { session: 'a'.repeat(32), mode: 'enroll', role: 'anonymous' });
   no(ready.push, { session: 'A'.repeat(32), mode: 'enroll', role: 'anonymous' }, /b.session/);
   const enrollT = getAppType('enroll')!;
-  ok(enrollT.request!, { token: 'abcdefghijklmnopqrstuvwxyz012345', csr: '-----BEGIN CERTIFICATE REQUEST-----\nMII...\n' });
-  no(enrollT.request!, { token: 'short', csr: '-----BEGIN CERTIFICATE REQUEST-----\n' }, /b.token: expected string of 16..256 bytes/);
-  no(enrollT.request!, { token: 'abcdefghijklmnopqrstuvwxyz012345', csr: 'garbage' }, /b.csr: expected string matching/);
+  ok(enrollT.request!, {
+    token: 'abcdefghijklmnopqrstuvwxyz012345',
+    csr: '-----BEGIN CERTIFICATE REQUEST-----\nMII...\n',
+  });
+  no(
+    enrollT.request!,
+    { token: 'short', csr: '-----BEGIN CERTIFICATE REQUEST-----\n' },
+    /b.token: expected string of 16..256 bytes/,
+  );
+  no(
+    enrollT.request!,
+    { token: 'abcdefghijklmnopqrstuvwxyz012345', csr: 'garbage' },
+    /b.csr: expected string matching/,
+  );
   const tokenT = getAppType('admin.token')!;
   no(tokenT.request!, { name: 'bob', ttl: 8 * 24 * 3600 * 1000 }, /b.ttl: expected at most 604800000/);
 });

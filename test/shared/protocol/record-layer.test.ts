@@ -7,33 +7,39 @@ import { SEQUENCE_LIMIT } from '../../../shared/protocol/limits.js';
 
 const key = Buffer.alloc(32, 0x5a);
 const iv = Buffer.from('000102030405060708090a0b', 'hex');
-const pair = (limit?: number) => ({ tx: new RecordSealer(key, iv, 'c2s', limit), rx: new RecordOpener(key, iv, 'c2s', limit) });
+const pair = (limit?: number) => ({
+  tx: new RecordSealer(key, iv, 'c2s', limit),
+  rx: new RecordOpener(key, iv, 'c2s', limit),
+});
 const msgs = ['one', 'two', 'three', 'four'].map((m) => Buffer.from(m));
 
 t.test('nonce = IV XOR 64-bit big-endian sequence, left-padded (RFC 8446 5.3)', async (t) => {
   t.same(recordNonce(iv, 0), iv);
-  t.equal(recordNonce(iv, 1).toString('hex'), '00010203040506070809 0a0a'.replace(' ', ''));
-  t.equal(recordNonce(iv, 0x0102).toString('hex'), '000102030405060708090909'.slice(0, 20) + (0x0a ^ 0x01).toString(16).padStart(2, '0') + (0x0b ^ 0x02).toString(16).padStart(2, '0'));
+  t.equal(recordNonce(iv, 1).toString('hex'), '000102030405060708090a0a');
+  t.equal(recordNonce(iv, 0x0102).toString('hex'), '000102030405060708090b09');
   t.equal(recordNonce(Buffer.alloc(12), 2 ** 32).toString('hex'), '000000000000000100000000');
   t.equal(recordNonce(Buffer.alloc(12), Number.MAX_SAFE_INTEGER).toString('hex'), '00000000001fffffffffffff');
   t.equal(recordAad('c2s').toString(), 'kds v1 c2s');
   t.equal(recordAad('s2c').toString(), 'kds v1 s2c');
 });
 
-t.test('in order: every record opens; the ciphertext is AES-256-GCM under the documented nonce and AAD', async (t) => {
-  const { tx, rx } = pair();
-  const sealed = msgs.map((m) => tx.seal(m));
-  t.equal(tx.sequence, 4);
-  sealed.forEach((c, i) => t.same(rx.open(c), msgs[i]));
-  t.equal(rx.sequence, 4);
-  // Independent check of record 2 with node:crypto directly.
-  const c = sealed[2]!;
-  const d = createDecipheriv('aes-256-gcm', key, recordNonce(iv, 2), { authTagLength: 16 });
-  d.setAAD(Buffer.from('kds v1 c2s'));
-  d.setAuthTag(c.subarray(c.length - 16));
-  t.same(Buffer.concat([d.update(c.subarray(0, c.length - 16)), d.final()]), msgs[2]);
-  t.equal(c.length, msgs[2]!.length + 16);
-});
+t.test(
+  'in order: every record opens; the ciphertext is AES-256-GCM under the documented nonce and AAD',
+  async (t) => {
+    const { tx, rx } = pair();
+    const sealed = msgs.map((m) => tx.seal(m));
+    t.equal(tx.sequence, 4);
+    sealed.forEach((c, i) => t.same(rx.open(c), msgs[i]));
+    t.equal(rx.sequence, 4);
+    // Independent check of record 2 with node:crypto directly.
+    const c = sealed[2]!;
+    const d = createDecipheriv('aes-256-gcm', key, recordNonce(iv, 2), { authTagLength: 16 });
+    d.setAAD(Buffer.from('kds v1 c2s'));
+    d.setAuthTag(c.subarray(c.length - 16));
+    t.same(Buffer.concat([d.update(c.subarray(0, c.length - 16)), d.final()]), msgs[2]);
+    t.equal(c.length, msgs[2]!.length + 16);
+  },
+);
 
 t.test('replayed, reordered, dropped, truncated, tampered and reflected records are refused', async (t) => {
   const fresh = () => {
@@ -71,7 +77,11 @@ t.test('replayed, reordered, dropped, truncated, tampered and reflected records 
   refused('extended', (rx, s) => rx.open(Buffer.concat([s[0]!, Buffer.alloc(1)])));
   // Reflection: the same key and IV in the other direction still fail on the AAD.
   const tx = new RecordSealer(key, iv, 's2c');
-  t.throws(() => new RecordOpener(key, iv, 'c2s').open(tx.seal(Buffer.from('x'))), { code: 'record_auth' }, 'reflected record');
+  t.throws(
+    () => new RecordOpener(key, iv, 'c2s').open(tx.seal(Buffer.from('x'))),
+    { code: 'record_auth' },
+    'reflected record',
+  );
 });
 
 t.test('sequence limit: seal and open stop at the limit', async (t) => {

@@ -73,7 +73,10 @@ t.test('each kind names the field in its error', async (t) => {
     t.throws(() => validate(S, v, 'msg'), { code: 'schema', message }, label);
   }
   t.throws(() => validate(S, 'nope', 'msg'), { code: 'schema', message: 'msg: expected map, got string' });
-  t.throws(() => validate(S, Buffer.alloc(1), 'msg'), { code: 'schema', message: 'msg: expected map, got bytes(1)' });
+  t.throws(() => validate(S, Buffer.alloc(1), 'msg'), {
+    code: 'schema',
+    message: 'msg: expected map, got bytes(1)',
+  });
 });
 
 t.test('fields are read as own properties only', async (t) => {
@@ -85,7 +88,18 @@ t.test('fields are read as own properties only', async (t) => {
 });
 
 t.test('canonicalize orders fields as the schema does and drops absent optionals', async (t) => {
-  const shuffled = { inner: { k: 'v' }, list: [1], f: true, e: 'a', name: 'abc', r: Buffer.alloc(2), b: Buffer.alloc(4), n: 3, t: 'x', opt: undefined };
+  const shuffled = {
+    inner: { k: 'v' },
+    list: [1],
+    f: true,
+    e: 'a',
+    name: 'abc',
+    r: Buffer.alloc(2),
+    b: Buffer.alloc(4),
+    n: 3,
+    t: 'x',
+    opt: undefined,
+  };
   const out = canonicalize(S, shuffled, 'msg');
   t.same(Object.keys(out), ['t', 'n', 'b', 'r', 'name', 'e', 'f', 'list', 'inner']);
   t.notOk(Object.hasOwn(out, 'opt'));

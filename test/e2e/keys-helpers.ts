@@ -1,0 +1,165 @@
+// Helpers for the key-distribution end-to-end tests (not a test file): run `kds client ...` commands
+// for a home, a long-running `kds client listen --json` whose events can be awaited, and a server on
+// a fixed port (so a listener can reconnect to it after a restart).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { KDS_BIN, REPO_ROOT, kdsEnv, runKds, type RunResult, type ServerProcess } from '../helpers/kds-process.js';
+
+interface TestLike {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+export interface Clients {
+  server: ServerProcess;
+  homes: Record<string, string>;
+}
+
+/** `kds client <command> --name N --home H --server U [args]`. */
+export function client(c: Clients, name: string, command: string, args: string[] = []): Promise<RunResult> {
+  return runKds(['client', command, '--name', name, '--home', c.homes[name]!, '--server', c.server.url, ...args]);
+}
+
+export function admin(c: Clients, command: string, args: string[] = []): Promise<RunResult> {
+  return runKds(['admin', command, '--data-dir', c.server.dataDir, '--server', c.server.url, ...args]);
+}
+
+export interface Listener {
+  events: Record<string, unknown>[];
+  /** Resolves with the first event (seen so far or later) matching `pred`. */
+  waitFor(pred: (e: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stderr(): string;
+  stop(): Promise<number | null>;
+}
+
+/** `kds client listen --json` as a background process, killed at teardown. */
+export function listen(t: TestLike, c: Clients, name: string): Listener {
+  const child = spawn(
+    process.execPath,
+    [KDS_BIN, 'client', 'listen', '--name', name, '--home', c.homes[name]!, '--server', c.server.url, '--json'],
+    { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const events: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let buffer = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buffer += d;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.trim() === '') continue;
+      events.push(JSON.parse(line) as Record<string, unknown>);
+      for (const w of [...waiters]) w();
+    }
+  });
+  return {
+    events,
+    stderr: () => stderr,
+    waitFor(pred, what, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          const hit = events.find(pred);
+          if (hit === undefined) return false;
+          waiters.delete(check as () => void);
+          clearTimeout(timer);
+          resolve(hit);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check as () => void);
+          reject(new Error(`listen ${name}: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events)}; stderr: ${stderr}`));
+        }, timeoutMs);
+        if (!check()) waiters.add(check as () => void);
+      });
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** A free TCP port on 127.0.0.1 (bound then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** `kds server start` on a fixed port (retrying while the previous server's port is released). */
+export async function startServerOnPort(t: TestLike, dataDir: string, port: number): Promise<ServerProcess> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await spawnServer(t, dataDir, port);
+    } catch (err) {
+      if (attempt >= 20 || !String((err as Error).message).includes('EADDRINUSE')) throw err;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+}
+
+function spawnServer(t: TestLike, dataDir: string, port: number): Promise<ServerProcess> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [KDS_BIN, 'server', 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--json'],
+      { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    let started = false;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      child.on('close', (code, signal) => res({ code, signal })),
+    );
+    t.teardown(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      const nl = stdout.indexOf('\n');
+      if (started || nl < 0) return;
+      started = true;
+      const info = JSON.parse(stdout.slice(0, nl)) as { url: string; httpUrl: string; fingerprint: string };
+      resolve({
+        ...info,
+        dataDir,
+        child,
+        stderr: () => stderr,
+        stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          return exited;
+        },
+      });
+    });
+    void exited.then(({ code }) => {
+      if (!started) reject(new Error(`server exited (${code}) before listening: ${stderr}`));
+    });
+  });
+}
+
+export function json<T = Record<string, unknown>>(r: RunResult): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`expected JSON (exit ${String(r.code)}): ${r.stdout}\n${r.stderr}`);
+  }
+}
