@@ -2,7 +2,7 @@
 // same run, a printed table and bench/results/<name>.json shaped
 // { machine, figures: { <name>: { median, min, max, unit } }, ratios: { <name>: number } }.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, platform, release } from 'node:os';
+import { cpus, loadavg, totalmem, platform, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,7 +28,9 @@ export function summarize(samples: number[], unit: string): Figure {
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, unit };
 }
 
+/** Nearest-rank percentile (p in 0..100); NaN without samples. */
 export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
   const sorted = [...samples].sort((a, b) => a - b);
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[idx]!;
@@ -42,8 +44,37 @@ export function machine(): Record<string, unknown> {
     cpus: c.length,
     cpuModel: c[0]?.model ?? 'unknown',
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    // Load average (1, 5, 15 min) when the benchmark started: figures from a busy machine are only
+    // comparable through their ratios.
+    loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     date: new Date().toISOString(),
   };
+}
+
+/** a / b, or NaN when b is 0 or either is not finite (a ratio that cannot be computed is not 0 or Infinity). */
+export function ratio(a: number, b: number): number {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return Number.NaN;
+  return a / b;
+}
+
+/** Events per second from a count and a duration in milliseconds. */
+export function perSecond(count: number, ms: number): number {
+  return ratio(count * 1000, ms);
+}
+
+/** CPU time (user + system, microseconds, every thread of this process) spent while `fn` runs. */
+export function cpuTime(fn: () => void): number {
+  const before = process.cpuUsage();
+  fn();
+  const d = process.cpuUsage(before);
+  return d.user + d.system;
+}
+
+/** Wall-clock milliseconds of an async function. */
+export async function wallTime(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 /** Run `fn` `runs` times (after `warmup` unmeasured runs) and return its samples. */

@@ -1,10 +1,18 @@
 // The `kds` command: yargs root. Each area registers its commands from cli/commands/<area>.ts; those files
 // import only yargs and load their heavy modules (node-forge, better-sqlite3, ws) inside the handler, so
 // `kds --help` stays fast (docs/performance.md measures it).
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import { createRequire } from 'node:module';
+import type yargsFactory from 'yargs';
+import type * as yargsHelpers from 'yargs/helpers';
 import { EXIT } from '../shared/errors.js';
 import { commands } from './commands/index.js';
+
+// yargs is loaded through its CommonJS entry on purpose: the ESM entry bundles cliui's ESM shim, whose
+// wrap() cuts help text every N characters, mid-word ("revoked / unkno" + "wn"); the CommonJS entry wraps
+// at word boundaries (wrap-ansi). Same API and types, same startup cost (measured by bench/startup.ts).
+const require = createRequire(import.meta.url);
+const yargs = require('yargs') as typeof yargsFactory;
+const { hideBin } = require('yargs/helpers') as typeof yargsHelpers;
 
 const parser = yargs(hideBin(process.argv))
   .scriptName('kds')
@@ -18,6 +26,10 @@ const parser = yargs(hideBin(process.argv))
   // refused below, since a command line is visible to every user in `ps`.
   .option('ca-passphrase', { type: 'string', hidden: true, global: true })
   .option('client-passphrase', { type: 'string', hidden: true, global: true })
+  // KDS_ALLOW_INSECURE=1, the second key of the MITM lab's insecure mode (cli/insecure.ts): declared so
+  // that .strict() accepts it from the environment; refused as a flag below (it must be a deliberate
+  // environment setting, not one more word on a command line).
+  .option('allow-insecure', { type: 'string', hidden: true, global: true })
   .strict()
   .demandCommand(1, 'name a command; see kds --help')
   .recommendCommands()
@@ -36,6 +48,11 @@ const parser = yargs(hideBin(process.argv))
 
 if (hideBin(process.argv).some((a) => /^--(ca|client)-?passphrase/i.test(a))) {
   process.stderr.write('error [bad_request]: pass passphrases in the environment or with --passphrase-file, never as flags\n');
+  process.exit(EXIT.usage);
+}
+
+if (hideBin(process.argv).some((a) => /^--allow-?insecure/i.test(a))) {
+  process.stderr.write('error [bad_request]: KDS_ALLOW_INSECURE=1 is set in the environment, never as a flag (see --insecure-dh)\n');
   process.exit(EXIT.usage);
 }
 

@@ -1,6 +1,7 @@
 // Printing for every command: human text on a TTY (colour only there, NO_COLOR respected), JSON with --json,
 // errors as `error [code]: message` with the exit code of the error's code (docs/cli.md).
 import { KdsError, toKdsError, EXIT } from '../shared/errors.js';
+import { defenceForError, describeDefence } from '../shared/defences.js';
 
 export interface OutputOptions {
   json?: boolean;
@@ -44,10 +45,15 @@ export function info(opts: OutputOptions, message: string): void {
 /** Report an error and set the exit code. Never prints stack traces or key material. */
 export function reportError(opts: OutputOptions, err: unknown): number {
   const e: KdsError = toKdsError(err);
+  // The defence this error is the trace of (shared/defences.ts), e.g. after a MITM attempt.
+  const defence = defenceForError(e);
+  const because = describeDefence(e);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ error: e.toJSON() }, null, 2)}\n`);
+    const out = defence === undefined ? { error: e.toJSON() } : { error: e.toJSON(), defence: defence.defence, explanation: because };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } else {
     process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    if (defence !== undefined) process.stderr.write(`${because}\nstopped by: ${defence.defence}\n`);
     if (e.code === 'internal' && process.env.KDS_DEBUG)
       process.stderr.write(`${String((err as Error)?.stack)}\n`);
   }

@@ -15,11 +15,17 @@ export interface AdminCredentials {
   caPem: string;
 }
 
-export function loadAdminCredentials(dataDir: string, opts: { passphraseFile?: string; passphrase?: string } = {}): AdminCredentials {
+export function loadAdminCredentials(
+  dataDir: string,
+  opts: { passphraseFile?: string; passphrase?: string } = {},
+): AdminCredentials {
   const paths = caPaths(dataDir);
   for (const file of [paths.adminKey, paths.adminCert, paths.rootCa]) {
     if (!existsSync(file)) {
-      throw new StateError('ca_missing', `no admin credential in ${dataDir} (missing ${file}); run kds server init`);
+      throw new StateError(
+        'ca_missing',
+        `no admin credential in ${dataDir} (missing ${file}); run kds server init`,
+      );
     }
   }
   const { passphrase } = resolveCaPassphrase(dataDir, opts);
@@ -27,9 +33,18 @@ export function loadAdminCredentials(dataDir: string, opts: { passphraseFile?: s
   try {
     privateKey = createPrivateKey({ key: readFileSync(paths.adminKey, 'utf8'), format: 'pem', passphrase });
   } catch (err) {
-    throw new EnvironmentError('bad_passphrase', 'cannot decrypt the admin key (wrong CA passphrase?)', undefined, { cause: err });
+    throw new EnvironmentError(
+      'bad_passphrase',
+      'cannot decrypt the admin key (wrong CA passphrase?)',
+      undefined,
+      { cause: err },
+    );
   }
-  return { privateKey, certPem: readFileSync(paths.adminCert, 'utf8'), caPem: readFileSync(paths.rootCa, 'utf8') };
+  return {
+    privateKey,
+    certPem: readFileSync(paths.adminCert, 'utf8'),
+    caPem: readFileSync(paths.rootCa, 'utf8'),
+  };
 }
 
 export async function openAdminSession(opts: {

@@ -62,7 +62,8 @@ export async function fetchRootCa(server: string): Promise<ParsedCertificate> {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
     throw new EnvironmentError('unavailable', `cannot fetch ${url}: ${cause}`);
   }
-  if (text.length > MAX_CA_PEM_BYTES) throw new InputError('malformed_pem', 'the server sent an oversized CA certificate');
+  if (text.length > MAX_CA_PEM_BYTES)
+    throw new InputError('malformed_pem', 'the server sent an oversized CA certificate');
   const ca = parseCertificate(text);
   if (!ca.isCA) throw new AuthError('cert_wrong_usage', 'the server sent a certificate that is not a CA');
   return ca;
@@ -112,7 +113,11 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   if (!ourKey.equals(certKey)) {
     throw new ProtocolError('unexpected_message', 'the issued certificate is not for the key we generated');
   }
-  writeClientHome(opts.home, { privateKey: createPrivateKey(privateKeyPem), certPem: cert.pem, caPem: ca.pem });
+  writeClientHome(opts.home, {
+    privateKey: createPrivateKey(privateKeyPem),
+    certPem: cert.pem,
+    caPem: ca.pem,
+  });
   return {
     name,
     serialHex: cert.serialHex,

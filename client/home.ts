@@ -74,7 +74,10 @@ export function readClientHome(home: string, passphrase = clientPassphrase()): C
 function readHomeFile(home: string, file: string): string {
   const path = join(home, file);
   if (!existsSync(path)) {
-    throw new StateError('not_found', `no client credentials at ${home} (missing ${file}); run kds client enroll`);
+    throw new StateError(
+      'not_found',
+      `no client credentials at ${home} (missing ${file}); run kds client enroll`,
+    );
   }
   try {
     return readFileSync(path, 'utf8');
@@ -92,9 +95,17 @@ function loadPrivateKey(pem: string, passphrase: string | undefined): KeyObject 
     return encrypted ? createPrivateKey({ key: pem, format: 'pem', passphrase }) : createPrivateKey(pem);
   } catch (err) {
     // A fixed message: whether the passphrase or the file is wrong is not the reader's business.
-    if (encrypted) throw new EnvironmentError('bad_passphrase', 'cannot decrypt the client key', undefined, { cause: err });
-    throw new EnvironmentError('malformed_pem', 'the client key file is not a PKCS#8 private key', undefined, {
-      cause: err,
-    });
+    if (encrypted)
+      throw new EnvironmentError('bad_passphrase', 'cannot decrypt the client key', undefined, {
+        cause: err,
+      });
+    throw new EnvironmentError(
+      'malformed_pem',
+      'the client key file is not a PKCS#8 private key',
+      undefined,
+      {
+        cause: err,
+      },
+    );
   }
 }

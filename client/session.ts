@@ -10,7 +10,15 @@ import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
 import { DH_GROUPS, type DhGroup } from '../shared/crypto/dh.js';
 import { signPss } from '../shared/crypto/rsa.js';
-import { AuthError, EnvironmentError, KdsError, ProtocolError, StateError, isErrorCode } from '../shared/errors.js';
+import {
+  AuthError,
+  EnvironmentError,
+  KdsError,
+  ProtocolError,
+  StateError,
+  isErrorCode,
+} from '../shared/errors.js';
+import { inHandshakePhase } from '../shared/defences.js';
 import { ClientHandshake, type HandshakeMode } from '../shared/protocol/handshake.js';
 import { MAX_FRAME_BYTES } from '../shared/protocol/limits.js';
 import { decodeFrame, errorFromWire } from '../shared/protocol/messages.js';
@@ -78,7 +86,11 @@ export interface CloseInfo {
 export interface ClientSession {
   readonly facts: SessionFacts;
   /** Send a request; resolves with the response body, rejects with the KdsError the server returned. */
-  request(type: string, body: Record<string, unknown>, opts?: { timeoutMs?: number }): Promise<Record<string, unknown>>;
+  request(
+    type: string,
+    body: Record<string, unknown>,
+    opts?: { timeoutMs?: number },
+  ): Promise<Record<string, unknown>>;
   /** Subscribe to a push type (`*` for every push). Returns the unsubscribe function. */
   onPush(type: string, fn: (body: Record<string, unknown>, type: string) => void): () => void;
   /** Resolves when the session ends, for whatever reason. */
@@ -144,7 +156,8 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
   const groups = [group, ...DH_GROUPS.filter((g) => g !== group)];
   let ca: ParsedCertificate | undefined;
   if (mode !== 'insecure') {
-    if (opts.caCertPem === undefined) throw new ProtocolError('bad_request', `mode ${mode} needs the pinned CA certificate`);
+    if (opts.caCertPem === undefined)
+      throw new ProtocolError('bad_request', `mode ${mode} needs the pinned CA certificate`);
     ca = parseCertificate(opts.caCertPem);
   }
   let ownCert: ParsedCertificate | undefined;
@@ -156,7 +169,8 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
     ...(mode === 'insecure' && opts.insecureName !== undefined ? { name: opts.insecureName } : {}),
     ...(mode === 'auth'
       ? (() => {
-          if (opts.credentials === undefined) throw new ProtocolError('bad_request', 'auth mode needs credentials');
+          if (opts.credentials === undefined)
+            throw new ProtocolError('bad_request', 'auth mode needs credentials');
           ownCert = parseCertificate(opts.credentials.certPem);
           const key = opts.credentials.privateKey;
           return { credentials: { certificateDer: ownCert.der, sign: (d: Buffer) => signPss(d, key) } };
@@ -172,19 +186,31 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
       : {}),
   });
   const conn = await connect(opts.server, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-  return establish(conn, handshake, opts, ownCert);
+  // Errors before `ready` are handshake failures: marked so the CLI names the defence (shared/defences.ts).
+  return establish(conn, handshake, opts, ownCert).catch((err: unknown) => {
+    throw inHandshakePhase(err);
+  });
 }
 
 function connect(server: string, timeoutMs: number): Promise<WebSocket> {
   httpUrlOf(server); // validates the URL shape
   return new Promise((resolve, reject) => {
     // No compression (see server/kdc/kdc.ts); the same frame limit as the server.
-    const ws = new WebSocket(server, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(server, {
+      maxPayload: MAX_FRAME_BYTES,
+      perMessageDeflate: false,
+      handshakeTimeout: timeoutMs,
+    });
     ws.binaryType = 'nodebuffer';
     const onError = (err: Error): void => {
       cleanup();
       ws.terminate();
-      reject(new EnvironmentError('unavailable', `cannot connect to ${server}: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+      reject(
+        new EnvironmentError(
+          'unavailable',
+          `cannot connect to ${server}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+        ),
+      );
     };
     const onOpen = (): void => {
       cleanup();
@@ -220,7 +246,10 @@ async function establish(
   let serverError: KdsError | undefined;
   let weClosed = false;
   let result: Awaited<ReturnType<ClientHandshake['receiveServerHello']>>['result'] | undefined;
-  const pending = new Map<number, { resolve: (b: Record<string, unknown>) => void; reject: (e: KdsError) => void; timer: NodeJS.Timeout }>();
+  const pending = new Map<
+    number,
+    { resolve: (b: Record<string, unknown>) => void; reject: (e: KdsError) => void; timer: NodeJS.Timeout }
+  >();
   const listeners = new Map<string, Set<(body: Record<string, unknown>, type: string) => void>>();
   let nextId = 1;
 
@@ -317,7 +346,9 @@ async function establish(
       }
       onServerMessage(channel!.open(frame));
     } catch (err) {
-      abort(err instanceof KdsError ? err : new KdsError('internal', 'internal error', undefined, { cause: err }));
+      abort(
+        err instanceof KdsError ? err : new KdsError('internal', 'internal error', undefined, { cause: err }),
+      );
     }
   };
 
@@ -358,7 +389,8 @@ async function establish(
       return phase === 'open';
     },
     request(type, body, ropts) {
-      if (phase !== 'open') return Promise.reject(serverError ?? new StateError('session_closed', 'session closed'));
+      if (phase !== 'open')
+        return Promise.reject(serverError ?? new StateError('session_closed', 'session closed'));
       const id = nextId++;
       let frame: Buffer;
       try {
@@ -367,10 +399,13 @@ async function establish(
         return Promise.reject(err);
       }
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          pending.delete(id);
-          reject(new ProtocolError('timeout', `no reply to ${type} in time`));
-        }, ropts?.timeoutMs ?? opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+        const timer = setTimeout(
+          () => {
+            pending.delete(id);
+            reject(new ProtocolError('timeout', `no reply to ${type} in time`));
+          },
+          ropts?.timeoutMs ?? opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        );
         timer.unref();
         pending.set(id, { resolve, reject, timer });
         ws.send(frame, { binary: true });

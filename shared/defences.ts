@@ -5,7 +5,7 @@
 //
 // A code maps to one defence; the explanation depends on where the failure was seen: during the
 // handshake or after it, and locally or by the peer (errorFromWire marks peer errors `remote`).
-import type { KdsError } from './errors.js';
+import { KdsError } from './errors.js';
 
 export const DEFENCES = {
   'transcript signature':
@@ -209,4 +209,19 @@ export function codesOf(defence: DefenceName): string[] {
   return Object.entries(TABLE)
     .filter(([, e]) => e.defence === defence)
     .map(([code]) => code);
+}
+
+/**
+ * The same error, marked as raised while a session was being established (client/session.ts), so the
+ * CLI can say "handshake failed: ...". A new object of the same class: errors are never mutated.
+ */
+export function inHandshakePhase(err: unknown): unknown {
+  if (!(err instanceof KdsError) || err.details?.phase === 'handshake') return err;
+  const Ctor = err.constructor as new (
+    code: KdsError['code'],
+    message: string,
+    details?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) => KdsError;
+  return new Ctor(err.code, err.message, { ...err.details, phase: 'handshake' }, { cause: err.cause ?? err });
 }

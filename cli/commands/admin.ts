@@ -10,6 +10,9 @@ export function register(y: Argv): void {
     return a
       .demandCommand(1, 'name an admin command; see kds admin --help')
       .example('$0 admin token --name alice', 'one-time enrollment token')
-      .example('$0 admin revoke-cert --name alice --reason keyCompromise', "end alice's certificate and sessions");
+      .example(
+        '$0 admin revoke-cert --name alice --reason keyCompromise',
+        "end alice's certificate and sessions",
+      );
   });
 }

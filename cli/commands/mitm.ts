@@ -1,4 +1,166 @@
-// `kds mitm ...` commands (filled in by the issue that builds them).
+// `kds mitm`: Mallory, the MITM lab (issue 5; docs/attacks.md). A proxy that clients use as their
+// --server; it forwards to --target (the real KDC) and mounts one named attack on what passes. Made to
+// be watched: one line per frame (direction, type, size, action), colour on a terminal, the findings as
+// they happen and a summary at the end; --json prints one JSON object per event per line instead, and
+// --report writes the machine-readable record. Heavy modules load inside the handler.
 import type { Argv } from 'yargs';
+import { run, type OutputOptions } from '../output.js';
 
-export function register(_y: Argv): void {}
+interface MitmArgs extends OutputOptions {
+  list: boolean;
+  listen: string;
+  target: string;
+  attack?: string;
+  report?: string;
+  identity?: string;
+  peer?: string;
+  'hold-ms': number;
+  once: boolean;
+}
+
+export function register(y: Argv): void {
+  y.command(
+    'mitm',
+    'Mallory: a proxy that attacks the protocol live (kds mitm --list for the attacks)',
+    (c) =>
+      c
+        .option('list', { type: 'boolean', default: false, describe: 'print the attack catalog, one line each' })
+        .option('listen', { type: 'string', default: '127.0.0.1:9443', describe: 'host:port victims connect to (port 0: any free port)' })
+        .option('target', { type: 'string', default: 'ws://127.0.0.1:8443', describe: 'the real KDC (ws://host:port; /kds is added)' })
+        .option('attack', { type: 'string', describe: 'attack name (see --list)' })
+        .option('report', { type: 'string', describe: 'write the JSON report here (after each connection and at the end)' })
+        .option('identity', { type: 'string', describe: "a client home Mallory owns (impersonate-client, unknown-key-share, revoked-cert, stale-key)" })
+        .option('peer', { type: 'string', describe: 'a peer name for attacks that create keys (default: learned from the victim)' })
+        .option('hold-ms', { type: 'number', default: 400, describe: 'reorder/drop: how long to hold a record waiting for the next one' })
+        .option('once', { type: 'boolean', default: false, describe: 'stop after the first victim connection has ended' })
+        .example('$0 mitm --list', 'the attack catalog')
+        .example('$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh', 'then: kds client send-key ... --server ws://127.0.0.1:9443')
+        .example('$0 mitm --listen 127.0.0.1:0 --attack tamper --report out.json --json', 'any free port; JSON events; a report file'),
+    run(async (argv: MitmArgs) => handle(argv)),
+  );
+}
+
+async function handle(argv: MitmArgs): Promise<number> {
+  const { ATTACKS, findAttack } = await import('../../client/mitm/catalog.js');
+  const { emit } = await import('../output.js');
+  if (argv.list) {
+    const width = Math.max(...ATTACKS.map((a) => a.name.length));
+    emit(
+      argv,
+      ATTACKS.map((a) => ({ name: a.name, summary: a.summary, position: a.position, secure: a.secure, insecure: a.insecure, needsIdentity: a.needsIdentity === true })),
+      ATTACKS.map((a) => `${a.name.padEnd(width)}  ${a.summary} [stopped by ${a.secure.defence ?? '-'}]`),
+    );
+    return 0;
+  }
+  if (argv.attack === undefined) {
+    const { InputError } = await import('../../shared/errors.js');
+    throw new InputError('bad_request', 'name an --attack (kds mitm --list shows them)');
+  }
+  const attack = findAttack(argv.attack);
+  const { startMitm, parseListen } = await import('../../client/mitm/proxy.js');
+  const { writeReport } = await import('../../client/mitm/report.js');
+  const { loadIdentity } = await import('../../client/mitm/identity.js');
+  const listen = parseListen(argv.listen);
+  const identity = argv.identity === undefined ? undefined : loadIdentity(argv.identity);
+  const print = printer(argv.json === true);
+  let mitm: Awaited<ReturnType<typeof startMitm>> | undefined;
+  const saveReport = (): void => {
+    if (argv.report !== undefined && mitm !== undefined) writeReport(argv.report, mitm.report());
+  };
+  mitm = await startMitm({
+    attack,
+    target: argv.target,
+    host: listen.host,
+    port: listen.port,
+    holdMs: argv['hold-ms'],
+    ...(identity === undefined ? {} : { identity }),
+    ...(argv.peer === undefined ? {} : { peer: argv.peer }),
+    onEvent: print,
+    onConnectionEnd: saveReport,
+  });
+  const target = mitm.context.settings.target;
+  if (argv.json) {
+    process.stdout.write(`${JSON.stringify({ event: 'listening', url: mitm.url, target, attack: attack.name })}\n`);
+  } else {
+    process.stdout.write(`mallory listening on ${mitm.url}\n  target: ${target}\n  attack: ${attack.name}: ${attack.summary}\n  where:  ${attack.position}\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    if (argv.once) void mitm!.connectionsEnded(1).then(stop);
+  });
+  const report = await mitm.close();
+  if (argv.report !== undefined) writeReport(argv.report, report);
+  if (argv.json) {
+    const { frames: _f, ...rest } = report;
+    process.stdout.write(`${JSON.stringify({ event: 'summary', ...rest })}\n`);
+  } else {
+    const { style } = await import('../output.js');
+    const paint = report.outcome === 'succeeded' ? style.bad : report.outcome === 'failed' ? style.ok : style.dim;
+    const d = report.findings.find((f) => f.outcome === report.outcome);
+    process.stdout.write(`${paint(style.bold(report.summary))}\n${d === undefined ? '' : `  ${d.detail}${d.code === undefined ? '' : ` (${d.code})`}\n`}`);
+  }
+  return 0;
+}
+
+type Event = import('../../client/mitm/context.js').MitmEvent;
+
+const ARROWS: Record<string, string> = {
+  c2s: 'client  -> kdc   ',
+  s2c: 'kdc     -> client',
+  m2s: 'mallory -> kdc   ',
+  m2c: 'mallory -> client',
+  side: 'mallory <> kdc   ',
+};
+
+/** One line per event: JSON lines with --json, else the watch format (colour only on a terminal). */
+function printer(json: boolean): (e: Event) => void {
+  const isTty = Boolean(process.stdout.isTTY) && process.env.NO_COLOR === undefined && process.env.TERM !== 'dumb';
+  const c = (code: string, text: string): string => (isTty ? `\u001b[${code}m${text}\u001b[0m` : text);
+  const actionColour: Record<string, string> = {
+    forward: '2',
+    hold: '36',
+    drop: '31',
+    modify: '33',
+    inject: '35',
+    replay: '33',
+    reorder: '33',
+    reflect: '33',
+    're-encrypt': '35',
+    terminate: '35',
+    close: '2',
+    session: '36',
+    refused: '32',
+    accepted: '31',
+  };
+  return (e) => {
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`);
+      return;
+    }
+    let line: string;
+    switch (e.event) {
+      case 'frame':
+        line = `#${e.conn} ${ARROWS[e.dir] ?? e.dir} ${e.type.padEnd(13)} ${String(e.size).padStart(6)} B  ${c(actionColour[e.action] ?? '0', e.action.padEnd(10))}${e.note === undefined ? '' : ` ${c('2', e.note)}`}`;
+        break;
+      case 'info':
+        line = c('36', `#${e.conn} ${e.text}`);
+        break;
+      case 'finding':
+        line = `#${e.conn} ${e.outcome === 'succeeded' ? c('31;1', 'ATTACK SUCCEEDED') : e.outcome === 'failed' ? c('32;1', `STOPPED by ${e.defence ?? '?'}`) : c('2', 'inconclusive')}: ${e.detail}${e.code === undefined ? '' : ` (${e.code})`}`;
+        break;
+      case 'stolen-key':
+        line = c('31;1', `#${e.conn} STOLEN KEY ${e.key} (serial ${e.serial}, fingerprint ${e.fingerprint}, from ${e.source})`);
+        break;
+      case 'plaintext':
+        line = c('31', `#${e.conn} decrypted ${e.dir} ${e.type}: ${e.text}`);
+        break;
+    }
+    process.stdout.write(`${line}\n`);
+  };
+}

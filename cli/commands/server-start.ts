@@ -13,7 +13,7 @@ interface StartArgs extends OutputOptions {
   'passphrase-file'?: string;
   'handshake-timeout': number;
   'max-unauthenticated'?: number;
-  'allow-insecure': boolean;
+  'insecure-dh': boolean;
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
@@ -29,38 +29,54 @@ export const startCommand: CommandModule<object, StartArgs> = {
         default: 'any' as const,
         describe: 'accept only this Diffie-Hellman group (ffdhe2048: RFC 7919 finite-field DH); default both',
       })
-      .option('passphrase-file', { type: 'string', describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE)' })
+      .option('passphrase-file', {
+        type: 'string',
+        describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE)',
+      })
       .option('handshake-timeout', {
         type: 'number',
         default: 10_000,
         describe: 'milliseconds a connection has to complete its handshake',
       })
-      .option('max-unauthenticated', { type: 'number', describe: 'cap on connections still in their handshake' })
-      .option('allow-insecure', {
+      .option('max-unauthenticated', {
+        type: 'number',
+        describe: 'cap on connections still in their handshake',
+      })
+      .option('insecure-dh', {
         type: 'boolean',
         default: false,
-        describe: 'accept the unauthenticated "insecure" handshake (MITM lab only; never in production)',
+        describe: 'MITM lab only: also accept unauthenticated "insecure" sessions (needs KDS_ALLOW_INSECURE=1)',
       })
       .example('$0 server start', 'listen on ws://127.0.0.1:8443/kds')
       .example('$0 server start --port 0 --json', 'pick a free port, print {"url","httpUrl","fingerprint"}')
-      .example('$0 server start --dh ffdhe2048 --host 0.0.0.0', 'finite-field DH only, listen on every interface') as never,
+      .example(
+        '$0 server start --dh ffdhe2048 --host 0.0.0.0',
+        'finite-field DH only, listen on every interface',
+      ) as never,
   handler: run(async (argv: StartArgs) => {
     const { startKdc } = await import('../../server/kdc/kdc.js');
-    const { warn } = await import('../output.js');
+    if (argv['insecure-dh']) {
+      const { assertInsecureAllowed, insecureWarning } = await import('../insecure.js');
+      assertInsecureAllowed(); // insecure_refused unless KDS_ALLOW_INSECURE=1 too
+      process.stderr.write(`${insecureWarning('server')}\n`);
+    }
     const kdc = await startKdc({
       dataDir: argv['data-dir'],
       host: argv.host,
       port: argv.port,
       dh: argv.dh,
       handshakeTimeoutMs: argv['handshake-timeout'],
-      allowInsecure: argv['allow-insecure'],
+      allowInsecure: argv['insecure-dh'],
       ...(argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] }),
-      ...(argv['max-unauthenticated'] === undefined ? {} : { maxUnauthenticated: argv['max-unauthenticated'] }),
+      ...(argv['max-unauthenticated'] === undefined
+        ? {}
+        : { maxUnauthenticated: argv['max-unauthenticated'] }),
     });
-    if (argv['allow-insecure']) warn('insecure handshakes are ACCEPTED: anyone can claim any name (MITM lab mode)');
     if (argv.json) {
       // One line, so a supervising script (or test) can read it as soon as it appears.
-      process.stdout.write(`${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, fingerprint: kdc.fingerprint })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, fingerprint: kdc.fingerprint })}\n`,
+      );
     } else {
       process.stdout.write(`listening on ${kdc.url}\nroot CA fingerprint: ${kdc.fingerprint}\n`);
     }

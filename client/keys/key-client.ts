@@ -36,7 +36,16 @@ export interface KeySession {
 }
 
 export type KeyEvent =
-  | { event: 'key'; serial: string; from: string; mode: string; fingerprint: string; verdict: Verdict; state: LocalKeyState; expiresAt: number }
+  | {
+      event: 'key';
+      serial: string;
+      from: string;
+      mode: string;
+      fingerprint: string;
+      verdict: Verdict;
+      state: LocalKeyState;
+      expiresAt: number;
+    }
   | { event: 'key.rejected'; serial: string; from: string; code: string; message: string }
   | { event: 'key.verified'; serial: string; peer: string; state: LocalKeyState }
   | { event: 'key.revoked'; serial: string; state: string; reason: string; revokedAt: number }
@@ -143,7 +152,9 @@ export class KeyClient {
     const wanted = Number(status.wanted);
     if (!(wanted > 0)) return 0;
     const owner = { name: this.name, certSerial: this.#certSerial };
-    const made = await Promise.all(Array.from({ length: wanted }, () => generatePrekey(owner, this.#identityKey)));
+    const made = await Promise.all(
+      Array.from({ length: wanted }, () => generatePrekey(owner, this.#identityKey)),
+    );
     for (const p of made) {
       this.store.putPrekey({
         id: p.id,
@@ -184,15 +195,33 @@ export class KeyClient {
   // -- commands ----------------------------------------------------------------------------------
 
   /** `kds client send-key`: end-to-end (default) or KDC-generated. */
-  async sendKey(req: { to: string; mode?: 'e2e' | 'kdc'; ttlMs?: number; replaces?: string }): Promise<SendKeyResult> {
+  async sendKey(req: {
+    to: string;
+    mode?: 'e2e' | 'kdc';
+    ttlMs?: number;
+    replaces?: string;
+  }): Promise<SendKeyResult> {
     const mode = req.mode ?? 'e2e';
-    const extra = { ...(req.ttlMs === undefined ? {} : { ttl: req.ttlMs }), ...(req.replaces === undefined ? {} : { replaces: req.replaces }) };
+    const extra = {
+      ...(req.ttlMs === undefined ? {} : { ttl: req.ttlMs }),
+      ...(req.replaces === undefined ? {} : { replaces: req.replaces }),
+    };
     let record: StoredKey;
     if (mode === 'kdc') {
       const c = await this.#session.request('key.create', { peer: req.to, ...extra });
       const serial = String(c.serial);
       const key = bytes(c.key);
-      record = this.#newRecord({ serial, mode, role: 'sender', owner: this.name, peer: req.to, createdAt: Number(c.createdAt), expiresAt: Number(c.expiresAt), key, digest: kdcKeyDigest(serial, key) });
+      record = this.#newRecord({
+        serial,
+        mode,
+        role: 'sender',
+        owner: this.name,
+        peer: req.to,
+        createdAt: Number(c.createdAt),
+        expiresAt: Number(c.expiresAt),
+        key,
+        digest: kdcKeyDigest(serial, key),
+      });
     } else {
       // Issue 4 flow 1 step 1: the peer's certificate and revocation status (refused peers fail here,
       // before a prekey is consumed).
@@ -206,13 +235,19 @@ export class KeyClient {
           expiresAt: Number(r.expiresAt),
           peer: String(r.peer),
           peerCert: bytes(r.peerCert),
-          prekey: { id: String(prekey.id), publicKey: bytes(prekey.publicKey), signature: bytes(prekey.signature) },
+          prekey: {
+            id: String(prekey.id),
+            publicKey: bytes(prekey.publicKey),
+            signature: bytes(prekey.signature),
+          },
         },
         { ca: this.#ca, now: this.#now() },
       );
-      if (String(r.peer) !== req.to) throw new InputError('bad_request', 'the KDC reserved a key for another peer');
+      if (String(r.peer) !== req.to)
+        throw new InputError('bad_request', 'the KDC reserved a key for another peer');
       const d = await this.#session.request('key.deposit', { ...sent.deposit });
-      if (!bytes(d.digest).equals(sent.digest)) throw new KdsError('key_mismatch', 'the KDC stored another ciphertext');
+      if (!bytes(d.digest).equals(sent.digest))
+        throw new KdsError('key_mismatch', 'the KDC stored another ciphertext');
       record = this.#newRecord({
         serial: sent.deposit.serial,
         mode,
@@ -227,7 +262,8 @@ export class KeyClient {
       });
     }
     this.store.putKey(record);
-    if (req.replaces !== undefined) this.store.retire(req.replaces, 'superseded', { reason: 'superseded', revokedAt: record.createdAt });
+    if (req.replaces !== undefined)
+      this.store.retire(req.replaces, 'superseded', { reason: 'superseded', revokedAt: record.createdAt });
     return {
       serial: record.serial,
       mode,
@@ -251,8 +287,16 @@ export class KeyClient {
     const rec = this.store.getKey(serial);
     const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
     const body: Record<string, unknown> = { serial, digest };
-    if (rec !== undefined && rec.role === 'receiver' && rec.transcriptHash !== undefined && rec.key !== undefined) {
-      body.signature = await signPss(signedContent('receiver', Buffer.from(rec.transcriptHash, 'hex'), digest), this.#identityKey);
+    if (
+      rec !== undefined &&
+      rec.role === 'receiver' &&
+      rec.transcriptHash !== undefined &&
+      rec.key !== undefined
+    ) {
+      body.signature = await signPss(
+        signedContent('receiver', Buffer.from(rec.transcriptHash, 'hex'), digest),
+        this.#identityKey,
+      );
     }
     const v = await this.#session.request('key.verify', body);
     const verdict = v.verdict as Verdict;
@@ -277,7 +321,12 @@ export class KeyClient {
   async rotateKey(serial: string, ttlMs?: number): Promise<SendKeyResult> {
     const old = await this.#session.request('key.get', { serial });
     const peer = old.owner === this.name ? String(old.peer) : String(old.owner);
-    return this.sendKey({ to: peer, mode: old.mode === 'kdc' ? 'kdc' : 'e2e', replaces: serial, ...(ttlMs === undefined ? {} : { ttlMs }) });
+    return this.sendKey({
+      to: peer,
+      mode: old.mode === 'kdc' ? 'kdc' : 'e2e',
+      replaces: serial,
+      ...(ttlMs === undefined ? {} : { ttlMs }),
+    });
   }
 
   /** `kds client keys`: the KDC's records of our keys, with the local state of each. */
@@ -305,20 +354,31 @@ export class KeyClient {
   }
 
   /** `kds client send`: encrypt with the newest active key shared with `to` (or the given serial). */
-  async sendMessage(req: { to: string; text: string; serial?: string }): Promise<{ serial: string; delivered: number; sentAt: number }> {
+  async sendMessage(req: {
+    to: string;
+    text: string;
+    serial?: string;
+  }): Promise<{ serial: string; delivered: number; sentAt: number }> {
     await this.idle();
     const rec = req.serial === undefined ? this.#newestKeyWith(req.to) : this.#usable(req.serial);
     if (rec.owner !== req.to && rec.peer !== req.to) {
       throw new InputError('bad_request', `key ${rec.serial} is not shared with ${req.to}`);
     }
-    const sealed = sealMessage(Buffer.from(rec.key!, 'base64'), { serial: rec.serial, from: this.name, to: req.to }, Buffer.from(req.text, 'utf8'));
+    const sealed = sealMessage(
+      Buffer.from(rec.key!, 'base64'),
+      { serial: rec.serial, from: this.name, to: req.to },
+      Buffer.from(req.text, 'utf8'),
+    );
     const r = await this.#session.request('msg.send', { to: req.to, serial: rec.serial, ...sealed });
     return { serial: rec.serial, delivered: Number(r.delivered), sentAt: Number(r.sentAt) };
   }
 
   // -- pushes ------------------------------------------------------------------------------------
 
-  async #process(body: Record<string, unknown>, handle: (body: Record<string, unknown>) => Promise<boolean>): Promise<void> {
+  async #process(
+    body: Record<string, unknown>,
+    handle: (body: Record<string, unknown>) => Promise<boolean>,
+  ): Promise<void> {
     let ack = true;
     try {
       ack = await handle(body);
@@ -347,16 +407,32 @@ export class KeyClient {
       } catch (err) {
         const e = toKdsError(err);
         this.#onEvent({ event: 'key.rejected', serial, from, code: e.code, message: e.message });
-        if (e.code === 'bad_signature' || e.code === 'bad_mac' || e.code === 'bad_dh_public' || e.code === 'peer_revoked') {
+        if (
+          e.code === 'bad_signature' ||
+          e.code === 'bad_mac' ||
+          e.code === 'bad_dh_public' ||
+          e.code === 'peer_revoked'
+        ) {
           // Tell the KDC (and so the sender) this exchange failed: the key must not be used by anyone.
-          await this.#session.request('key.revoke', { serial, reason: 'keyCompromise' }).catch(() => undefined);
+          await this.#session
+            .request('key.revoke', { serial, reason: 'keyCompromise' })
+            .catch(() => undefined);
         }
         return true;
       }
     }
     const v = await this.#verify(serial);
     const now = this.store.getKey(serial)!;
-    this.#onEvent({ event: 'key', serial, from, mode: now.mode, fingerprint: now.fingerprint, verdict: v.verdict, state: now.state, expiresAt: now.expiresAt });
+    this.#onEvent({
+      event: 'key',
+      serial,
+      from,
+      mode: now.mode,
+      fingerprint: now.fingerprint,
+      verdict: v.verdict,
+      state: now.state,
+      expiresAt: now.expiresAt,
+    });
     // A long-lived listener must not run dry: replace the prekey this sender consumed.
     if (now.mode === 'e2e') await this.topUpPrekeys().catch(() => undefined);
     return true;
@@ -366,7 +442,14 @@ export class KeyClient {
   async #accept(b: Record<string, unknown>): Promise<StoredKey> {
     const serial = String(b.serial);
     const me = { name: this.name, certSerial: this.#certSerial, privateKey: this.#identityKey };
-    const common = { serial, role: 'receiver' as const, owner: String(b.from), peer: this.name, createdAt: Number(b.createdAt), expiresAt: Number(b.expiresAt) };
+    const common = {
+      serial,
+      role: 'receiver' as const,
+      owner: String(b.from),
+      peer: this.name,
+      createdAt: Number(b.createdAt),
+      expiresAt: Number(b.expiresAt),
+    };
     if (b.mode === 'kdc') {
       const delivery: KdcDelivery = {
         serial,
@@ -378,13 +461,20 @@ export class KeyClient {
         expiresAt: Number(b.expiresAt),
       };
       const r = await acceptKdcKey(me, delivery);
-      const rec = this.#newRecord({ ...common, mode: 'kdc', key: r.key, digest: r.digest, transcriptHash: r.transcriptHash });
+      const rec = this.#newRecord({
+        ...common,
+        mode: 'kdc',
+        key: r.key,
+        digest: r.digest,
+        transcriptHash: r.transcriptHash,
+      });
       this.store.putKey(rec);
       return rec;
     }
     const prekeyId = String(b.prekeyId);
     const prekey = this.store.getPrekey(prekeyId);
-    if (prekey === undefined) throw new StateError('not_found', 'the prekey of this delivery is unknown or already used');
+    if (prekey === undefined)
+      throw new StateError('not_found', 'the prekey of this delivery is unknown or already used');
     const delivery: E2eDelivery = {
       serial,
       from: String(b.from),
@@ -400,10 +490,21 @@ export class KeyClient {
     const r = await runReceiverExchange(
       me,
       delivery,
-      { id: prekey.id, certSerial: prekey.certSerial, publicKey: Buffer.from(prekey.publicKey, 'base64'), privateKey: Buffer.from(prekey.privateKey, 'base64') },
+      {
+        id: prekey.id,
+        certSerial: prekey.certSerial,
+        publicKey: Buffer.from(prekey.publicKey, 'base64'),
+        privateKey: Buffer.from(prekey.privateKey, 'base64'),
+      },
       { ca: this.#ca, now: this.#now() },
     );
-    const rec = this.#newRecord({ ...common, mode: 'e2e', key: r.key, digest: r.digest, transcriptHash: r.transcriptHash });
+    const rec = this.#newRecord({
+      ...common,
+      mode: 'e2e',
+      key: r.key,
+      digest: r.digest,
+      transcriptHash: r.transcriptHash,
+    });
     this.store.putKey(rec);
     this.store.deletePrekey(prekeyId); // one-time: the private half is gone once used
     return rec;
@@ -437,8 +538,18 @@ export class KeyClient {
       if (b.to !== this.name) throw new InputError('bad_request', 'a message for someone else');
       const rec = this.#usable(serial);
       if (from !== rec.owner && from !== rec.peer) throw new StateError('not_found', 'no such key');
-      const text = openMessage(Buffer.from(rec.key!, 'base64'), { serial, from, to: this.name }, { nonce: bytes(b.nonce), ciphertext: bytes(b.ciphertext) });
-      this.#onEvent({ event: 'message', serial, from, text: text.toString('utf8'), sentAt: Number(b.sentAt) });
+      const text = openMessage(
+        Buffer.from(rec.key!, 'base64'),
+        { serial, from, to: this.name },
+        { nonce: bytes(b.nonce), ciphertext: bytes(b.ciphertext) },
+      );
+      this.#onEvent({
+        event: 'message',
+        serial,
+        from,
+        text: text.toString('utf8'),
+        sentAt: Number(b.sentAt),
+      });
     } catch (err) {
       const e = toKdsError(err);
       this.#onEvent({ event: 'message.rejected', serial, from, code: e.code, message: e.message });
@@ -451,7 +562,10 @@ export class KeyClient {
   #applyVerdict(rec: StoredKey, verdict: Verdict, v: Record<string, unknown>): StoredKey | undefined {
     const reason = typeof v.reason === 'string' ? v.reason : undefined;
     const revokedAt = typeof v.revokedAt === 'number' ? v.revokedAt : undefined;
-    const info = { ...(reason === undefined ? {} : { reason }), ...(revokedAt === undefined ? {} : { revokedAt }) };
+    const info = {
+      ...(reason === undefined ? {} : { reason }),
+      ...(revokedAt === undefined ? {} : { revokedAt }),
+    };
     switch (verdict) {
       case 'valid': {
         const confirmed = rec.role === 'receiver' || v.peerVerified === true;
@@ -503,9 +617,15 @@ export class KeyClient {
     const active = shared.filter((k) => k.state === 'active' && k.key !== undefined);
     if (active.length > 0) return active[active.length - 1]!;
     if (shared.some((k) => k.state === 'pending')) {
-      throw new StateError('key_unverified', `the key shared with ${peer} is not verified yet by its receiver`);
+      throw new StateError(
+        'key_unverified',
+        `the key shared with ${peer} is not verified yet by its receiver`,
+      );
     }
-    throw new StateError('not_found', `no active key shared with ${peer}: run kds client send-key --to ${peer}`);
+    throw new StateError(
+      'not_found',
+      `no active key shared with ${peer}: run kds client send-key --to ${peer}`,
+    );
   }
 
   #newRecord(r: {

@@ -107,7 +107,11 @@ export class ClientKeyStore {
   }
 
   /** Remove the key material, keeping a tombstone with the new state. */
-  retire(serial: string, state: Exclude<LocalKeyState, 'pending' | 'active'>, info: { reason?: string; revokedAt?: number } = {}): StoredKey | undefined {
+  retire(
+    serial: string,
+    state: Exclude<LocalKeyState, 'pending' | 'active'>,
+    info: { reason?: string; revokedAt?: number } = {},
+  ): StoredKey | undefined {
     const rec = this.getKey(serial);
     if (rec === undefined) return undefined;
     const { key: _material, ...rest } = rec;
@@ -157,7 +161,9 @@ export class ClientKeyStore {
     }
     if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
     try {
-      return JSON.parse(openBlob(this.#storeKey, raw.subarray(MAGIC.length), aad(kind, id)).toString('utf8')) as T;
+      return JSON.parse(
+        openBlob(this.#storeKey, raw.subarray(MAGIC.length), aad(kind, id)).toString('utf8'),
+      ) as T;
     } catch (err) {
       // Not ours (another identity's store, a renamed or damaged file): treated as absent.
       if (err instanceof AuthError) return undefined;

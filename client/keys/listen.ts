@@ -63,7 +63,12 @@ export async function listen(opts: ListenOptions): Promise<void> {
       opened = await open({ ...clientOpts, acceptMessages: true, onEvent });
       delay = undefined; // a good connection resets the backoff
       const facts = opened.session.facts;
-      onEvent({ event: 'connected', name: facts.identity.name, serial: facts.identity.serialHex, session: facts.sessionId });
+      onEvent({
+        event: 'connected',
+        name: facts.identity.name,
+        serial: facts.identity.serialHex,
+        session: facts.sessionId,
+      });
       const stop = new Promise<'stopped'>((resolve) => {
         if (signal === undefined) return;
         if (signal.aborted) resolve('stopped');

@@ -12,6 +12,12 @@ import { KeyClient, type KeyEvent } from './key-client.js';
 export interface OpenKeyClientOptions extends HomeLocation {
   server: string;
   dh?: DhGroup;
+  /**
+   * MITM lab control mode (`--insecure-dh`, docs/attacks.md): an unauthenticated DH session that only
+   * claims this client's name. The end-to-end exchange keeps its own checks (signed prekeys, transcript
+   * signatures); only the channel to the KDC is left unauthenticated.
+   */
+  insecure?: boolean;
   acceptMessages?: boolean;
   onEvent?: (event: KeyEvent) => void;
 }
@@ -28,14 +34,17 @@ export async function openKeyClient(opts: OpenKeyClientOptions): Promise<OpenedK
   const files = readClientHome(home);
   const session = await openSession({
     server: opts.server,
-    mode: 'auth',
-    credentials: { privateKey: files.privateKey, certPem: files.certPem },
-    caCertPem: files.caPem,
+    ...(opts.insecure === true
+      ? { mode: 'insecure' as const, insecureName: opts.name }
+      : { mode: 'auth' as const, credentials: { privateKey: files.privateKey, certPem: files.certPem }, caCertPem: files.caPem }),
     ...(opts.dh === undefined ? {} : { dh: opts.dh }),
   });
   try {
     if (session.facts.identity.name !== opts.name) {
-      throw new AuthError('cert_wrong_name', 'certificate is for another name', { expected: opts.name, actual: session.facts.identity.name });
+      throw new AuthError('cert_wrong_name', 'certificate is for another name', {
+        expected: opts.name,
+        actual: session.facts.identity.name,
+      });
     }
     const client = new KeyClient({
       session,

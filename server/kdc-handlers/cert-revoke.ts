@@ -26,7 +26,10 @@ registerHandler('cert.revoke', {
       } else target = { serialHex: identity.serialHex };
     } else {
       // A client revokes its own certificate and nothing else.
-      if ((serial !== undefined && serial !== identity.serialHex) || (name !== undefined && name !== identity.name)) {
+      if (
+        (serial !== undefined && serial !== identity.serialHex) ||
+        (name !== undefined && name !== identity.name)
+      ) {
         throw new PolicyError('forbidden', 'a client may revoke only its own certificate');
       }
       target = { serialHex: identity.serialHex };

@@ -13,7 +13,12 @@ registerHandler('enroll', {
   handle: async (ctx, body) => {
     const csrPem = String(body.csr);
     const name = parseCsr(csrPem).subjectCN;
-    const issued = await ctx.kdc.ca.enroll({ token: String(body.token), name, csrPem, actor: `enroll:${name}` });
+    const issued = await ctx.kdc.ca.enroll({
+      token: String(body.token),
+      name,
+      csrPem,
+      actor: `enroll:${name}`,
+    });
     return { cert: issued.cert.pem, ca: ctx.kdc.ca.caCertPem };
   },
 });

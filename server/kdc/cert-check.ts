@@ -50,7 +50,11 @@ export interface CheckedClient {
 }
 
 /** Throws the AuthError of the first failed check; returns the store record otherwise. */
-export function checkClientCertificate(ca: CertificateAuthority, cert: ParsedCertificate, now = Date.now()): CheckedClient {
+export function checkClientCertificate(
+  ca: CertificateAuthority,
+  cert: ParsedCertificate,
+  now = Date.now(),
+): CheckedClient {
   const verdict = verifyCertificate(cert, ca.caCert, {
     now,
     usage: 'clientAuth',
@@ -66,10 +70,15 @@ export function checkClientCertificate(ca: CertificateAuthority, cert: ParsedCer
   }
   if (record.status !== 'active') {
     // Superseded by a renewal: the holder has a newer certificate, and this one must not linger.
-    throw new AuthError('cert_revoked', 'certificate superseded', { serialHex: cert.serialHex, status: record.status });
+    throw new AuthError('cert_revoked', 'certificate superseded', {
+      serialHex: cert.serialHex,
+      status: record.status,
+    });
   }
   if (record.role !== 'client' && record.role !== 'admin') {
-    throw new AuthError('cert_wrong_usage', 'certificate not valid for this use', { serialHex: cert.serialHex });
+    throw new AuthError('cert_wrong_usage', 'certificate not valid for this use', {
+      serialHex: cert.serialHex,
+    });
   }
   return { cert, record };
 }

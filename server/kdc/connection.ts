@@ -212,10 +212,16 @@ export class Connection implements SessionHandle {
   #onMessage(data: RawData, isBinary: boolean): void {
     if (this.#phase === 'closing' || this.#phase === 'closed') return;
     if (!isBinary) {
-      this.fail(new ProtocolError('bad_frame', 'text frames are not accepted: kds frames are binary msgpack'));
+      this.fail(
+        new ProtocolError('bad_frame', 'text frames are not accepted: kds frames are binary msgpack'),
+      );
       return;
     }
-    const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const frame = Array.isArray(data)
+      ? Buffer.concat(data)
+      : Buffer.isBuffer(data)
+        ? data
+        : Buffer.from(data);
     if (this.#phase === 'open' && this.#queued === 0) {
       this.#onRecord(frame);
       return;
@@ -271,7 +277,20 @@ export class Connection implements SessionHandle {
     } else if (result.mode === 'enroll') {
       identity = NOBODY;
     } else {
-      identity = { name: result.claimedName ?? '', serialHex: '', role: 'insecure', expiresAt: 0 };
+      // MITM lab control mode (kds server start --insecure-dh, docs/attacks.md): the naive KDC believes
+      // the claimed name and acts for that name's current client certificate. Nothing is verified.
+      const claimed = result.claimedName ?? '';
+      const cert = claimed === '' ? undefined : this.#host.services.store.activeCertificate(claimed);
+      const usable =
+        cert !== undefined &&
+        cert.role === 'client' &&
+        this.#host.services.ca.revocationOf(cert.serialHex) === undefined;
+      identity = {
+        name: claimed,
+        serialHex: usable ? cert.serialHex : '',
+        role: 'insecure',
+        expiresAt: usable ? cert.notAfter : 0,
+      };
     }
     this.#clearTimer();
     this.#identity = identity;
@@ -280,7 +299,11 @@ export class Connection implements SessionHandle {
     this.#channel = result.channel;
     this.#phase = 'open';
     this.#host.authenticated(this);
-    const ready: Record<string, unknown> = { session: result.sessionId, mode: result.mode, role: identity.role };
+    const ready: Record<string, unknown> = {
+      session: result.sessionId,
+      mode: result.mode,
+      role: identity.role,
+    };
     if (identity.name !== '') ready.name = identity.name;
     if (identity.serialHex !== '') {
       ready.serial = identity.serialHex;
@@ -298,7 +321,10 @@ export class Connection implements SessionHandle {
       // A readable envelope with a bad type or body: answer that request, keep the session. Anything
       // else (record authentication, replay, reordering, garbage) ends the session.
       const id = err instanceof ProtocolError ? err.details?.id : undefined;
-      if (typeof id === 'number') this.#reply(id, () => channel.sealError(id, err instanceof KdsError ? err.code : 'internal', (err as Error).message));
+      if (typeof id === 'number')
+        this.#reply(id, () =>
+          channel.sealError(id, err instanceof KdsError ? err.code : 'internal', (err as Error).message),
+        );
       else this.fail(err);
       return;
     }

@@ -25,7 +25,12 @@ import '../kdc-handlers/index.js';
 import { attachKeyService } from '../keys/context.js';
 import { CertificateCache, checkClientCertificate } from './cert-check.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import { registry as defaultRegistry, type HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
+import {
+  registry as defaultRegistry,
+  type HandlerRegistry,
+  type KdcServices,
+  type SessionHandle,
+} from './dispatch.js';
 import { createHttpHandler } from './http.js';
 import {
   DEFAULT_MAX_UNAUTHENTICATED,
@@ -88,7 +93,9 @@ export interface Kdc {
 
 function readVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';
@@ -126,7 +133,10 @@ async function serve(
     revocation: (s) => ca.revocationOf(s),
   });
   if (own.code !== 'ok') {
-    throw new EnvironmentError('config', `the KDC certificate in ${opts.dataDir}/server is not usable: ${own.detail}`);
+    throw new EnvironmentError(
+      'config',
+      `the KDC certificate in ${opts.dataDir}/server is not usable: ${own.detail}`,
+    );
   }
   const serverKey = credential.privateKey;
   const groups: readonly DhGroup[] = opts.dh === undefined || opts.dh === 'any' ? DH_GROUPS : [opts.dh];
@@ -134,23 +144,35 @@ async function serve(
   const sessions = new SessionTable();
   const connections = new Set<Connection>();
   const unauthenticated = new UnauthenticatedCounter(opts.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED);
-  const rateLimiter = opts.rateLimit === false ? undefined : new HandshakeRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
+  const rateLimiter =
+    opts.rateLimit === false ? undefined : new HandshakeRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
   const certCache = new CertificateCache();
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
   const startedAt = Date.now();
   const version = readVersion();
   let closing: Promise<void> | undefined;
 
-  const endSessionsOf = async (serialHex: string, code: ErrorCode, except?: SessionHandle, info?: RevocationInfo): Promise<number> => {
+  const endSessionsOf = async (
+    serialHex: string,
+    code: ErrorCode,
+    except?: SessionHandle,
+    info?: RevocationInfo,
+  ): Promise<number> => {
     // A session revoking its own certificate gets its reply first and closes right after it.
     const targets = sessions.bySerial(serialHex).filter((s) => s !== except && !s.closingAfterReply);
     const revocation = info ?? ca.revocationOf(serialHex);
     for (const session of targets) {
       if (revocation !== undefined && !session.closed) {
-        session.push('cert.revoked', { serial: serialHex, reason: revocation.reason, revokedAt: revocation.revokedAt });
+        session.push('cert.revoked', {
+          serial: serialHex,
+          reason: revocation.reason,
+          revokedAt: revocation.revokedAt,
+        });
       }
     }
-    await Promise.all(targets.map((s) => s.close(code, code === 'cert_revoked' ? 'certificate revoked' : code)));
+    await Promise.all(
+      targets.map((s) => s.close(code, code === 'cert_revoked' ? 'certificate revoked' : code)),
+    );
     return targets.length;
   };
 
@@ -164,7 +186,9 @@ async function serve(
   };
 
   // The CA awaits its listeners before revoke() returns: sessions are closed before any reply.
-  ca.onRevoked((serialHex, _name, info) => endSessionsOf(serialHex, 'cert_revoked', undefined, info).then(() => {}));
+  ca.onRevoked((serialHex, _name, info) =>
+    endSessionsOf(serialHex, 'cert_revoked', undefined, info).then(() => {}),
+  );
   attachKeyService(services, { dataDir: opts.dataDir, passphrase }); // issue 4: key service, revocation cascade
   const syncTimer = setInterval(() => {
     ca.syncRevocations().catch((err: unknown) => log(`revocation sync failed: ${(err as Error).message}`));
@@ -232,7 +256,12 @@ async function serve(
   const server: Server = createServer(handleHttp);
   // Per-message deflate is off: compression before encryption leaks plaintext lengths (CRIME), and
   // inflating is a memory-amplification vector. ws enforces maxPayload and closes with 1009 itself.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
 
   const onConnection = (ws: WebSocket, req: IncomingMessage): void => {
     const address = req.socket.remoteAddress ?? 'unknown';
@@ -242,7 +271,10 @@ async function serve(
     if (closing !== undefined) {
       refusal = new ProtocolError('unavailable', 'server shutting down');
     } else if (!unauthenticated.tryAcquire()) {
-      refusal = new ProtocolError('too_many_connections', 'too many connections in their handshake; retry later');
+      refusal = new ProtocolError(
+        'too_many_connections',
+        'too many connections in their handshake; retry later',
+      );
     } else {
       conn.holdsSlot = true;
       if (rateLimiter !== undefined && !rateLimiter.take(address)) {
@@ -268,7 +300,12 @@ async function serve(
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new EnvironmentError('io_error', `cannot listen on ${host}:${opts.port ?? DEFAULT_PORT}: ${err.code ?? err.message}`));
+      reject(
+        new EnvironmentError(
+          'io_error',
+          `cannot listen on ${host}:${opts.port ?? DEFAULT_PORT}: ${err.code ?? err.message}`,
+        ),
+      );
     };
     server.once('error', onError);
     server.listen(opts.port ?? DEFAULT_PORT, host, () => {
@@ -277,7 +314,8 @@ async function serve(
     });
   });
   const address = server.address() as AddressInfo;
-  const urlHost = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
+  const urlHost =
+    address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
   const httpUrl = `http://${urlHost}:${address.port}`;
 
   const close = (): Promise<void> => {
@@ -287,7 +325,10 @@ async function serve(
       const all = [...connections];
       const done = Promise.all(all.map((c) => c.shutdown()));
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
+      await Promise.race([
+        done,
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS))),
+      ]);
       clearTimeout(timer);
       for (const c of connections) c.terminate();
       server.closeAllConnections();

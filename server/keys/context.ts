@@ -9,7 +9,10 @@ import { KeyService } from './service.js';
 
 const services = new WeakMap<KdcServices, KeyService>();
 
-export function attachKeyService(kdc: KdcServices, opts: { dataDir: string; passphrase?: string }): KeyService {
+export function attachKeyService(
+  kdc: KdcServices,
+  opts: { dataDir: string; passphrase?: string },
+): KeyService {
   const existing = services.get(kdc);
   if (existing !== undefined) return existing;
   const { dataDir } = opts;

@@ -117,7 +117,13 @@ function deliveredBody(
   };
   if (key.mode === 'e2e') {
     const cert = store.getCertificate(key.ownerCert);
-    if (cert?.pem == null || key.ephemeral === null || key.ciphertext === null || key.senderSignature === null) {
+    if (
+      cert?.pem === null ||
+      cert?.pem === undefined ||
+      key.ephemeral === null ||
+      key.ciphertext === null ||
+      key.senderSignature === null
+    ) {
       return undefined;
     }
     return {

@@ -2,17 +2,22 @@
 // (server/kdc/dispatch.ts) when this module is imported (one line in server/kdc-handlers/index.ts).
 // Bodies arrive validated against shared/protocol/messages-keys.ts; each handler only adapts them to
 // server/keys/service.ts, where the rules live.
+import { AuthError } from '../../shared/errors.js';
 import { registerHandler, type HandlerContext, type Role } from '../kdc/dispatch.js';
 import { keyServiceFor } from './context.js';
 
-const CLIENT: readonly Role[] = ['client'];
-const PARTIES: readonly Role[] = ['client', 'admin'];
+// 'insecure' sessions exist only on a KDC started with --insecure-dh (the MITM lab's control mode,
+// docs/attacks.md): the naive design lets a session that merely CLAIMS a name act as that client.
+const CLIENT: readonly Role[] = ['client', 'insecure'];
+const PARTIES: readonly Role[] = ['client', 'admin', 'insecure'];
 const ADMIN: readonly Role[] = ['admin'];
 
 type Body = Record<string, unknown>;
 
 function bytes(value: unknown): Buffer {
-  return value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : Buffer.alloc(0);
+  return value instanceof Uint8Array
+    ? Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+    : Buffer.alloc(0);
 }
 
 function optionalNumber(value: unknown): number | undefined {
@@ -24,10 +29,19 @@ function optionalString(value: unknown): string | undefined {
 }
 
 function caller(ctx: HandlerContext): { name: string; serialHex: string; role: string } {
+  if (ctx.identity.role === 'insecure') {
+    // server/kdc/connection.ts resolved the claimed name to its current certificate, if any.
+    if (ctx.identity.serialHex === '') throw new AuthError('not_authenticated', 'no enrolled client has the claimed name');
+    return { name: ctx.identity.name, serialHex: ctx.identity.serialHex, role: 'client' };
+  }
   return { name: ctx.identity.name, serialHex: ctx.identity.serialHex, role: ctx.identity.role };
 }
 
-function on(type: string, roles: readonly Role[], handle: (ctx: HandlerContext, body: Body) => Promise<Body> | Body): void {
+function on(
+  type: string,
+  roles: readonly Role[],
+  handle: (ctx: HandlerContext, body: Body) => Promise<Body> | Body,
+): void {
   registerHandler(type, { roles, handle: async (ctx, body) => handle(ctx, body) });
 }
 
@@ -37,7 +51,11 @@ on('key.prekeys', CLIENT, async (ctx, b) => {
   const list = Array.isArray(b.prekeys) ? (b.prekeys as Body[]) : [];
   return (await keyServiceFor(ctx.kdc)).putPrekeys(
     caller(ctx),
-    list.map((p) => ({ prekeyId: String(p.id), publicKey: bytes(p.publicKey), signature: bytes(p.signature) })),
+    list.map((p) => ({
+      prekeyId: String(p.id),
+      publicKey: bytes(p.publicKey),
+      signature: bytes(p.signature),
+    })),
   );
 });
 
@@ -69,7 +87,9 @@ on('key.create', CLIENT, async (ctx, b) =>
 
 on('key.verify', PARTIES, async (ctx, b) => {
   const signature = b.signature === undefined ? undefined : bytes(b.signature);
-  const result = await (await keyServiceFor(ctx.kdc)).verify(caller(ctx), {
+  const result = await (
+    await keyServiceFor(ctx.kdc)
+  ).verify(caller(ctx), {
     serial: String(b.serial),
     digest: bytes(b.digest),
     ...withOptional('signature', signature),
@@ -77,7 +97,9 @@ on('key.verify', PARTIES, async (ctx, b) => {
   return { ...result };
 });
 
-on('key.get', PARTIES, async (ctx, b) => ({ ...(await keyServiceFor(ctx.kdc)).get(caller(ctx), String(b.serial)) }));
+on('key.get', PARTIES, async (ctx, b) => ({
+  ...(await keyServiceFor(ctx.kdc)).get(caller(ctx), String(b.serial)),
+}));
 
 on('key.list', CLIENT, async (ctx) => ({ keys: (await keyServiceFor(ctx.kdc)).list(caller(ctx)) }));
 
@@ -108,7 +130,10 @@ on('admin.keys', ADMIN, async (ctx, b) => ({
 }));
 
 on('admin.key.revoke', ADMIN, async (ctx, b) =>
-  (await keyServiceFor(ctx.kdc)).revoke(caller(ctx), { serial: String(b.serial), reason: String(b.reason ?? 'unspecified') }),
+  (await keyServiceFor(ctx.kdc)).revoke(caller(ctx), {
+    serial: String(b.serial),
+    reason: String(b.reason ?? 'unspecified'),
+  }),
 );
 
 function withOptional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {

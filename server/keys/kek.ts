@@ -18,7 +18,15 @@
 // onto another record (another serial) or relabelled with another KEK version does not open.
 import { scrypt } from 'node:crypto';
 import { randomBytes } from '../../shared/crypto/random.js';
-import { linkSync, readdirSync, readFileSync, unlinkSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import {
+  linkSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+  existsSync,
+  chmodSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AuthError, EnvironmentError, InputError } from '../../shared/errors.js';
 import { openBlob, sealBlob } from '../../shared/keys/aes-gcm.js';
@@ -105,7 +113,10 @@ export class KeyEncryptionKeys {
   async reload(): Promise<void> {
     for (const version of listVersions(this.#dir)) {
       if (!this.#keys.has(version)) {
-        this.#keys.set(version, await openKekFile(join(this.#dir, fileName(version)), version, this.#passphrase));
+        this.#keys.set(
+          version,
+          await openKekFile(join(this.#dir, fileName(version)), version, this.#passphrase),
+        );
       }
     }
   }
@@ -209,8 +220,15 @@ async function openKekFile(path: string, version: number, passphrase: string): P
 function deriveFileKey(passphrase: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
   const N = 2 ** cost.log2N;
   return new Promise((resolve, reject) => {
-    scrypt(passphrase, salt, 32, { N, r: cost.r, p: cost.p, maxmem: 256 * N * cost.r + 1024 * 1024 }, (err, key) =>
-      err ? reject(new EnvironmentError('internal', 'scrypt failed', undefined, { cause: err })) : resolve(key),
+    scrypt(
+      passphrase,
+      salt,
+      32,
+      { N, r: cost.r, p: cost.p, maxmem: 256 * N * cost.r + 1024 * 1024 },
+      (err, key) =>
+        err
+          ? reject(new EnvironmentError('internal', 'scrypt failed', undefined, { cause: err }))
+          : resolve(key),
     );
   });
 }

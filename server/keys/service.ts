@@ -14,7 +14,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { randomBytes } from '../../shared/crypto/random.js';
 import { equalBytes } from '../../shared/crypto/ct.js';
-import { AuthError, InputError, StateError } from '../../shared/errors.js';
+import { AuthError, InputError, PolicyError, StateError } from '../../shared/errors.js';
 import { pemToDer } from '../../shared/pki/pem.js';
 import { assertValidName } from '../../shared/pki/names.js';
 import { ciphertextDigest, kdcKeyDigest, AES_KEY_BYTES } from '../../shared/keys/digest.js';
@@ -51,7 +51,9 @@ export interface RevocationSource {
 
 /** Live sessions by identity name (server/kdc/session-table.ts SessionTable satisfies it). */
 export interface LiveSessions {
-  byName(name: string): { push(type: string, body: Record<string, unknown>): void; readonly closed: boolean }[];
+  byName(
+    name: string,
+  ): { push(type: string, body: Record<string, unknown>): void; readonly closed: boolean }[];
 }
 
 export interface KeyServiceOptions {
@@ -93,7 +95,12 @@ export interface VerifyResult {
 }
 
 const CERTIFICATE_REVOKED = 'certificateRevoked';
-const CLIENT_REVOCATION_REASONS = new Set<string>(KEY_REVOCATION_REASONS.filter((r) => r !== CERTIFICATE_REVOKED));
+/** Storage bounds a client cannot push past: prekeys it keeps, and messages queued for one recipient. */
+export const MAX_PREKEY_STOCK = 100;
+export const MAX_QUEUED_PER_RECIPIENT = 10_000;
+const CLIENT_REVOCATION_REASONS = new Set<string>(
+  KEY_REVOCATION_REASONS.filter((r) => r !== CERTIFICATE_REVOKED),
+);
 
 export class KeyService {
   readonly #store: Store;
@@ -134,13 +141,25 @@ export class KeyService {
   // -- peers and prekeys ------------------------------------------------------------------------
 
   /** Issue 4 flow 1 step 1: "Alice asks the KDC for Bob's certificate; the KDC answers with it and its revocation status." */
-  peer(caller: Caller, name: string): { name: string; cert: Buffer; serial: string; notAfter: number; status: 'good' } {
+  peer(
+    caller: Caller,
+    name: string,
+  ): { name: string; cert: Buffer; serial: string; notAfter: number; status: 'good' } {
     const cert = this.#peerCertificate(caller, name);
-    return { name, cert: pemToDer(cert.pem!, 'CERTIFICATE'), serial: cert.serialHex, notAfter: cert.notAfter, status: 'good' };
+    return {
+      name,
+      cert: pemToDer(cert.pem!, 'CERTIFICATE'),
+      serial: cert.serialHex,
+      notAfter: cert.notAfter,
+      status: 'good',
+    };
   }
 
   /** Store signed prekeys for the caller's current certificate; returns the stock and how many to add. */
   putPrekeys(caller: Caller, prekeys: readonly NewPrekey[]): { stock: number; wanted: number } {
+    if (this.#store.countPrekeys(caller.name, caller.serialHex) + prekeys.length > MAX_PREKEY_STOCK) {
+      throw new PolicyError('rate_limited', `at most ${MAX_PREKEY_STOCK} prekeys are kept per client`);
+    }
     this.#store.transaction(() => {
       // Prekeys signed under an older certificate of this name can no longer be verified by senders.
       this.#store.deletePrekeys(caller.name, caller.serialHex);
@@ -238,7 +257,13 @@ export class KeyService {
       expiresAt: rec.expiresAt,
     });
     const digest = ciphertextDigest(req.ciphertext);
-    verifyTranscriptSignature('sender', transcriptHash, digest, req.signature, this.#certificateKey(rec.ownerCert));
+    verifyTranscriptSignature(
+      'sender',
+      transcriptHash,
+      digest,
+      req.signature,
+      this.#certificateKey(rec.ownerCert),
+    );
     const pushes = this.#store.transaction(() => {
       if (!this.#store.activateSymKey(rec.serial, { ...req, senderSignature: req.signature, digest })) {
         throw new StateError('not_found', 'no such key reservation');
@@ -315,13 +340,22 @@ export class KeyService {
    * With a signature from the receiver over the transcript, a `valid` verdict also records that the
    * receiver accepted the key and tells the owner (`key.verified`).
    */
-  async verify(caller: Caller, req: { serial: string; digest: Buffer; signature?: Buffer }): Promise<VerifyResult> {
+  async verify(
+    caller: Caller,
+    req: { serial: string; digest: Buffer; signature?: Buffer },
+  ): Promise<VerifyResult> {
     const rec = this.#lookup(caller, req.serial);
     if (rec === undefined) return { serial: req.serial, verdict: 'not_found', peerVerified: false };
     const isPeer = rec.peer === caller.name;
     if (req.signature !== undefined) {
       if (!isPeer) throw new InputError('bad_request', 'only the receiver of a key signs its verification');
-      verifyTranscriptSignature('receiver', this.#transcriptOf(rec), req.digest, req.signature, this.#certificateKey(caller.serialHex));
+      verifyTranscriptSignature(
+        'receiver',
+        this.#transcriptOf(rec),
+        req.digest,
+        req.signature,
+        this.#certificateKey(caller.serialHex),
+      );
     }
     const consistent = (await this.#recordConsistent(rec)) && equalBytes(req.digest, rec.digest!);
     const verdict: Verdict = consistent ? verdictForState(asKeyState(rec.state)) : 'mismatch';
@@ -361,7 +395,9 @@ export class KeyService {
   /** `kds admin keys [--revoked]`: every key, or the revoked-key list (serial, time, reason). */
   adminList(opts: { revoked?: boolean } = {}): KeySummary[] {
     this.expireDue();
-    return this.#store.listSymKeys(opts.revoked === true ? { states: ['revoked'] } : {}).map((r) => summarize(r));
+    return this.#store
+      .listSymKeys(opts.revoked === true ? { states: ['revoked'] } : {})
+      .map((r) => summarize(r));
   }
 
   /**
@@ -378,7 +414,12 @@ export class KeyService {
     const rec = this.#lookup(caller, req.serial);
     if (rec === undefined) throw new StateError('not_found', 'no such key');
     if (rec.state === 'revoked') {
-      return { serial: rec.serial, status: 'already_revoked', revokedAt: rec.stateChangedAt ?? 0, reason: rec.revokedReason ?? 'unspecified' };
+      return {
+        serial: rec.serial,
+        status: 'already_revoked',
+        revokedAt: rec.stateChangedAt ?? 0,
+        reason: rec.revokedReason ?? 'unspecified',
+      };
     }
     const now = this.#now();
     const pushes = this.#store.transaction(() => this.#revokeKey(rec, req.reason, caller.name, now));
@@ -441,8 +482,18 @@ export class KeyService {
       throw new InputError('bad_request', `key ${rec.serial} is shared with ${other}, not ${req.to}`);
     }
     refuseUnusable(rec);
+    if (this.#store.countDeliveries(req.to) >= MAX_QUEUED_PER_RECIPIENT) {
+      throw new PolicyError('rate_limited', `too many undelivered notices for ${req.to}`);
+    }
     const sentAt = this.#now();
-    const payload = encodeMessagePayload({ from: caller.name, to: req.to, serial: rec.serial, nonce: req.nonce, ciphertext: req.ciphertext, sentAt });
+    const payload = encodeMessagePayload({
+      from: caller.name,
+      to: req.to,
+      serial: rec.serial,
+      nonce: req.nonce,
+      ciphertext: req.ciphertext,
+      sentAt,
+    });
     const delivered = this.#pushAll([this.#enqueue(req.to, 'msg', rec.serial, payload)]);
     return { delivered, queued: true, sentAt };
   }
@@ -451,7 +502,10 @@ export class KeyService {
    * Push the caller's queued notices (oldest first) to `push`, then say how many remain. The pushes
    * precede the reply on the ordered channel, so when the client sees the reply it has them all.
    */
-  async sync(caller: Caller, push: (type: string, body: Record<string, unknown>) => void): Promise<{ pushed: number; remaining: number }> {
+  async sync(
+    caller: Caller,
+    push: (type: string, body: Record<string, unknown>) => void,
+  ): Promise<{ pushed: number; remaining: number }> {
     this.expireDue();
     const rows = this.#store.listDeliveries(caller.name, this.#syncBatch);
     if (rows.some((r) => r.kind === 'key.delivered')) await this.#kekIfKdcKeys(rows.map((r) => r.keySerial));
@@ -490,7 +544,10 @@ export class KeyService {
   /** Cascade a certificate revocation the KDC has not applied yet (revoked by another process). */
   #checkParties(rec: SymKeyRecord): SymKeyRecord {
     if (rec.state !== 'active') return rec;
-    if (this.#ca.revocationOf(rec.ownerCert) === undefined && this.#ca.revocationOf(rec.peerCert) === undefined) {
+    if (
+      this.#ca.revocationOf(rec.ownerCert) === undefined &&
+      this.#ca.revocationOf(rec.peerCert) === undefined
+    ) {
       return rec;
     }
     const now = this.#now();
@@ -500,39 +557,66 @@ export class KeyService {
   }
 
   #refuseRevokedParties(rec: SymKeyRecord): void {
-    if (this.#ca.revocationOf(rec.ownerCert) !== undefined || this.#ca.revocationOf(rec.peerCert) !== undefined) {
+    if (
+      this.#ca.revocationOf(rec.ownerCert) !== undefined ||
+      this.#ca.revocationOf(rec.peerCert) !== undefined
+    ) {
       throw new StateError('peer_revoked', 'a certificate of this exchange has been revoked');
     }
   }
 
   /** Inside a transaction: revoke once and queue a notice for both parties. Returns the delivery ids. */
   #revokeKey(rec: SymKeyRecord, reason: string, by: string, now: number): DeliveryRecord[] {
-    if (!this.#store.setSymKeyState(rec.serial, ['active', 'expired', 'superseded'], 'revoked', { at: now, reason, by })) {
+    if (
+      !this.#store.setSymKeyState(rec.serial, ['active', 'expired', 'superseded'], 'revoked', {
+        at: now,
+        reason,
+        by,
+      })
+    ) {
       return [];
     }
     this.#audit(by, 'key.revoke', rec.serial, { reason, owner: rec.owner, peer: rec.peer });
-    return [this.#enqueue(rec.owner, 'key.revoked', rec.serial), this.#enqueue(rec.peer, 'key.revoked', rec.serial)];
+    return [
+      this.#enqueue(rec.owner, 'key.revoked', rec.serial),
+      this.#enqueue(rec.peer, 'key.revoked', rec.serial),
+    ];
   }
 
   /** Inside a transaction: the old key of a rotation becomes superseded; both parties are told. */
   #supersede(oldSerial: string, newSerial: string, by: string, now: number): DeliveryRecord[] {
     const old = this.#store.getSymKey(oldSerial);
     if (old === undefined) return [];
-    if (!this.#store.setSymKeyState(oldSerial, ['active'], 'superseded', { at: now, reason: 'superseded', by, supersededBy: newSerial })) {
+    if (
+      !this.#store.setSymKeyState(oldSerial, ['active'], 'superseded', {
+        at: now,
+        reason: 'superseded',
+        by,
+        supersededBy: newSerial,
+      })
+    ) {
       throw new StateError('key_revoked', `key ${oldSerial} is no longer active`);
     }
     this.#audit(by, 'key.rotate', oldSerial, { supersededBy: newSerial });
-    return [this.#enqueue(old.owner, 'key.revoked', oldSerial), this.#enqueue(old.peer, 'key.revoked', oldSerial)];
+    return [
+      this.#enqueue(old.owner, 'key.revoked', oldSerial),
+      this.#enqueue(old.peer, 'key.revoked', oldSerial),
+    ];
   }
 
   /** A rotation must name an active key of the same two parties and mode. */
   #replaceable(caller: Caller, serial: string, peer: string, mode: SymKeyMode): void {
     const rec = this.#lookup(caller, serial);
     const pair = rec === undefined ? [] : [rec.owner, rec.peer].sort();
-    if (rec === undefined || caller.role !== 'client' || pair.join('\0') !== [caller.name, peer].sort().join('\0')) {
+    if (
+      rec === undefined ||
+      caller.role !== 'client' ||
+      pair.join('\0') !== [caller.name, peer].sort().join('\0')
+    ) {
       throw new StateError('not_found', 'no such key');
     }
-    if (rec.mode !== mode) throw new InputError('bad_request', `key ${serial} is a ${rec.mode} key, not ${mode}`);
+    if (rec.mode !== mode)
+      throw new InputError('bad_request', `key ${serial} is a ${rec.mode} key, not ${mode}`);
     refuseUnusable(rec);
   }
 
@@ -563,7 +647,8 @@ export class KeyService {
     let key = this.#publicKeys.get(serialHex);
     if (key === undefined) {
       const cert = this.#store.getCertificate(serialHex);
-      if (cert?.pem == null) throw new AuthError('bad_signature', 'signature verification failed');
+      if (cert?.pem === null || cert?.pem === undefined)
+        throw new AuthError('bad_signature', 'signature verification failed');
       key = createPublicKey(cert.pem); // the certificate's SubjectPublicKeyInfo
       if (this.#publicKeys.size > 4096) this.#publicKeys.clear();
       this.#publicKeys.set(serialHex, key);
@@ -575,7 +660,13 @@ export class KeyService {
     const sender = { name: rec.owner, certSerial: rec.ownerCert };
     const receiver = { name: rec.peer, certSerial: rec.peerCert };
     if (rec.mode === 'kdc') {
-      return kdcTranscriptHash({ serial: rec.serial, sender, receiver, digest: rec.digest!, expiresAt: rec.expiresAt });
+      return kdcTranscriptHash({
+        serial: rec.serial,
+        sender,
+        receiver,
+        digest: rec.digest!,
+        expiresAt: rec.expiresAt,
+      });
     }
     return e2eTranscriptHash({
       serial: rec.serial,
@@ -613,7 +704,12 @@ export class KeyService {
     }
   }
 
-  #enqueue(recipient: string, kind: DeliveryKind, keySerial: string, payload: Buffer | null = null): DeliveryRecord {
+  #enqueue(
+    recipient: string,
+    kind: DeliveryKind,
+    keySerial: string,
+    payload: Buffer | null = null,
+  ): DeliveryRecord {
     const delivery = { recipient, kind, keySerial, payload, createdAt: this.#now() };
     return { ...delivery, id: this.#store.enqueueDelivery(delivery) };
   }

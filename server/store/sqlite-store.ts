@@ -406,7 +406,12 @@ export class SqliteStore implements Store {
     );
   }
 
-  setSymKeyState(serial: string, from: readonly SymKeyState[], to: SymKeyState, c: SymKeyStateChange): boolean {
+  setSymKeyState(
+    serial: string,
+    from: readonly SymKeyState[],
+    to: SymKeyState,
+    c: SymKeyStateChange,
+  ): boolean {
     if (from.length === 0) return false;
     const placeholders = from.map(() => '?').join(', ');
     return (
@@ -425,7 +430,11 @@ export class SqliteStore implements Store {
   }
 
   markSymKeyPeerVerified(serial: string, at: number): void {
-    this.run('UPDATE sym_keys SET peer_verified_at = coalesce(peer_verified_at, ?) WHERE serial = ?', at, serial);
+    this.run(
+      'UPDATE sym_keys SET peer_verified_at = coalesce(peer_verified_at, ?) WHERE serial = ?',
+      at,
+      serial,
+    );
   }
 
   listSymKeys(filter: SymKeyFilter = {}): SymKeyRecord[] {

@@ -166,7 +166,12 @@ export interface Store {
    * Move a key from one of `from` to `to` (revoked/expired/superseded), once: false if its state was
    * not in `from` (already revoked, unknown...). Returns before the caller acknowledges anything.
    */
-  setSymKeyState(serial: string, from: readonly SymKeyState[], to: SymKeyState, change: SymKeyStateChange): boolean;
+  setSymKeyState(
+    serial: string,
+    from: readonly SymKeyState[],
+    to: SymKeyState,
+    change: SymKeyStateChange,
+  ): boolean;
   markSymKeyPeerVerified(serial: string, at: number): void;
   /** Keys (never reservations unless asked) where `party` is owner or peer, or all keys without it. */
   listSymKeys(filter?: SymKeyFilter): SymKeyRecord[];

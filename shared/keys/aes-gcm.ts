@@ -17,7 +17,12 @@ export function sealBlob(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array
 }
 
 /** Opens a sealBlob blob; any failure throws AuthError `code` with one fixed message. */
-export function openBlob(key: Uint8Array, blob: Uint8Array, aad: Uint8Array, code: ErrorCode = 'bad_mac'): Buffer {
+export function openBlob(
+  key: Uint8Array,
+  blob: Uint8Array,
+  aad: Uint8Array,
+  code: ErrorCode = 'bad_mac',
+): Buffer {
   if (blob.length < GCM_NONCE_BYTES + GCM_TAG_BYTES) throw new AuthError(code, 'decryption failed');
   return aesGcmOpen(key, blob.subarray(0, GCM_NONCE_BYTES), blob.subarray(GCM_NONCE_BYTES), aad, code);
 }

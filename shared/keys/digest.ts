@@ -23,9 +23,16 @@ export function ciphertextDigest(blob: Uint8Array): Buffer {
 
 export function kdcKeyDigest(serial: string, key: Uint8Array): Buffer {
   assertKeySerial(serial);
-  return sha256(Buffer.from(KDC_DIGEST_LABEL, 'latin1'), Buffer.from([0]), text(serial), bytes('key', key, AES_KEY_BYTES));
+  return sha256(
+    Buffer.from(KDC_DIGEST_LABEL, 'latin1'),
+    Buffer.from([0]),
+    text(serial),
+    bytes('key', key, AES_KEY_BYTES),
+  );
 }
 
 export function keyFingerprint(key: Uint8Array): string {
-  return sha256(bytes('key', key, AES_KEY_BYTES)).toString('hex').slice(0, 16);
+  return sha256(bytes('key', key, AES_KEY_BYTES))
+    .toString('hex')
+    .slice(0, 16);
 }

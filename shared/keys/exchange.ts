@@ -21,7 +21,13 @@ import { randomBytes } from '../crypto/random.js';
 import type { ParsedCertificate } from '../pki/x509.js';
 import { authenticatePeerCertificate } from './peer-certificate.js';
 import { verifyPrekey, type SignedPrekey } from './prekey.js';
-import { e2eTranscriptHash, kdcTranscriptHash, signedContent, type Party, type SignerRole } from './transcript.js';
+import {
+  e2eTranscriptHash,
+  kdcTranscriptHash,
+  signedContent,
+  type Party,
+  type SignerRole,
+} from './transcript.js';
 import { ciphertextDigest, kdcKeyDigest, AES_KEY_BYTES } from './digest.js';
 import { deriveWrappingKey, unwrapKey, wrapKey } from './key-wrap.js';
 
@@ -59,7 +65,11 @@ export async function runSenderExchange(
     expectName: reservation.peer,
     ...(opts.now === undefined ? {} : { now: opts.now }),
   });
-  verifyPrekey({ name: reservation.peer, certSerial: peerCert.serialHex }, reservation.prekey, peerCert.publicKeyPem);
+  verifyPrekey(
+    { name: reservation.peer, certSerial: peerCert.serialHex },
+    reservation.prekey,
+    peerCert.publicKeyPem,
+  );
   const ephemeral = generateDhKeyPair('x25519');
   const shared = ephemeral.deriveSharedSecret(reservation.prekey.publicKey);
   const transcriptHash = e2eTranscriptHash({

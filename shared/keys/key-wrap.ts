@@ -35,5 +35,10 @@ export function unwrapKey(blob: Uint8Array, wrappingKey: Uint8Array, transcriptH
   if (!(blob instanceof Uint8Array) || blob.length !== WRAPPED_KEY_BYTES) {
     throw new InputError('malformed', `expected a wrapped key of ${WRAPPED_KEY_BYTES} bytes`);
   }
-  return openBlob(bytes('wrappingKey', wrappingKey, 32), blob, bytes('transcriptHash', transcriptHash, 32), 'bad_mac');
+  return openBlob(
+    bytes('wrappingKey', wrappingKey, 32),
+    blob,
+    bytes('transcriptHash', transcriptHash, 32),
+    'bad_mac',
+  );
 }

@@ -37,11 +37,20 @@ export function sealMessage(key: Uint8Array, header: MessageHeader, plaintext: U
     throw new InputError('bad_request', `message longer than ${MAX_MESSAGE_BYTES} bytes`);
   }
   const nonce = randomBytes(GCM_NONCE_BYTES);
-  return { nonce, ciphertext: aesGcmSeal(bytes('key', key, AES_KEY_BYTES), nonce, plaintext, messageAad(header)) };
+  return {
+    nonce,
+    ciphertext: aesGcmSeal(bytes('key', key, AES_KEY_BYTES), nonce, plaintext, messageAad(header)),
+  };
 }
 
 /** Decrypts a message; any tampering with the nonce, ciphertext or header gives `bad_mac`. */
 export function openMessage(key: Uint8Array, header: MessageHeader, sealed: SealedMessage): Buffer {
   const nonce = bytes('nonce', sealed.nonce, GCM_NONCE_BYTES);
-  return aesGcmOpen(bytes('key', key, AES_KEY_BYTES), nonce, bytes('ciphertext', sealed.ciphertext), messageAad(header), 'bad_mac');
+  return aesGcmOpen(
+    bytes('key', key, AES_KEY_BYTES),
+    nonce,
+    bytes('ciphertext', sealed.ciphertext),
+    messageAad(header),
+    'bad_mac',
+  );
 }

@@ -2,7 +2,7 @@
 // signature and certificate". The certificate must chain to the pinned root, be valid now, carry
 // clientAuth and name exactly the expected party.
 //
-// Error mapping (a deliberate choice, docs/protocol.md "Key distribution"): a revoked peer is
+// Error mapping (a deliberate choice, docs/keys.md): a revoked peer is
 // `peer_revoked`, an expired or not-yet-valid one `peer_unavailable`; every other failure means "the
 // values I was given are not signed by the party I expected" and is `bad_signature`, the same code a
 // swapped prekey or transcript gives, with the certificate verdict as a non-secret detail. A relay that

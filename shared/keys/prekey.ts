@@ -45,7 +45,10 @@ export function prekeySignedData(owner: PrekeyOwner, id: string, publicKey: Uint
   ]);
 }
 
-export async function generatePrekey(owner: PrekeyOwner, identityKey: PrivateKeyInput): Promise<GeneratedPrekey> {
+export async function generatePrekey(
+  owner: PrekeyOwner,
+  identityKey: PrivateKeyInput,
+): Promise<GeneratedPrekey> {
   const privateKey = randomBytes(X25519_KEY_BYTES);
   const pair = generateDhKeyPair('x25519', privateKey);
   const id = newPrekeyId();

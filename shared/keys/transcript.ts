@@ -4,7 +4,7 @@
 // ephemeral keys and the key's serial with its own identity key, and checks the other's signature and
 // certificate. A relay (or a proxy) that swaps a value makes the exchange fail."
 //
-// Encoding (docs/protocol.md "Key distribution"): TH = SHA-256(label || 0x00 || field_1 || ... ||
+// Encoding (docs/keys.md): TH = SHA-256(label || 0x00 || field_1 || ... ||
 // field_n) where every field is a 2-byte big-endian length followed by its bytes, and times are
 // 8-byte big-endian unsigned integers. Length prefixes make the encoding injective: no two different
 // field lists hash the same bytes (no "alice"+"bob" == "alic"+"ebob" ambiguity).
@@ -125,7 +125,8 @@ export function bytes(title: string, value: Uint8Array, length?: number): Buffer
 }
 
 export function uint64(value: number): Buffer {
-  if (!Number.isSafeInteger(value) || value < 0) throw new InputError('malformed', 'expected a time in epoch ms');
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new InputError('malformed', 'expected a time in epoch ms');
   const out = Buffer.alloc(8);
   out.writeBigUInt64BE(BigInt(value));
   return out;

@@ -16,7 +16,8 @@ import { equalBytes } from '../crypto/ct.js';
 import { DH_GROUPS, generateDhKeyPair, isDhGroup, type DhGroup, type DhKeyPair } from '../crypto/dh.js';
 import { hmacSha256 } from '../crypto/hash.js';
 import { randomBytes } from '../crypto/random.js';
-import { verifyPss } from '../crypto/rsa.js';
+import type { KeyObject } from 'node:crypto';
+import { toPublicKey, verifyPss } from '../crypto/rsa.js';
 import { AuthError, InputError, KdsError, ProtocolError, toKdsError } from '../errors.js';
 import { parseCertificate as parsePkiCertificate, type ParsedCertificate } from '../pki/x509.js';
 import { encodeValue } from './codec.js';
@@ -114,8 +115,17 @@ export interface ServerHandshakeResult extends HandshakeResult {
 const SIGNATURE_FAILED = 'signature verification failed';
 const MAC_FAILED = 'MAC verification failed';
 
+// Imported public keys per parsed certificate: importing a PEM costs more than the RSA verification
+// itself, and servers cache ParsedCertificate objects by fingerprint, so this hits for returning clients.
+const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
+
 function defaultVerify(data: Buffer, signature: Buffer, cert: ParsedCertificate): boolean {
-  return verifyPss(data, signature, cert.publicKeyPem);
+  let key = publicKeys.get(cert);
+  if (key === undefined) {
+    key = toPublicKey(cert.publicKeyPem);
+    publicKeys.set(cert, key);
+  }
+  return verifyPss(data, signature, key);
 }
 
 function peerFrame(

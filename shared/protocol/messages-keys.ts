@@ -1,4 +1,4 @@
-// Catalog entries of the key-distribution service (issue 4; docs/protocol.md "Key distribution"):
+// Catalog entries of the key-distribution service (issue 4; docs/keys.md):
 // request and response bodies of every key.* / msg.* / admin.key* type and the bodies of its pushes.
 // The catalog (messages.ts) imports this file; nothing else needs to change to add these types.
 import { s } from './schema.js';
@@ -67,7 +67,13 @@ const REVOKE_RESULT = s.map({
 export const KEY_REQUESTS = {
   'key.peer': {
     request: s.map({ name: NAME }),
-    response: s.map({ name: NAME, cert: s.bytes({ min: 1, max: MAX_CERT_BYTES }), serial: CERT_SERIAL, notAfter: TIME, status: s.literal('good') }),
+    response: s.map({
+      name: NAME,
+      cert: s.bytes({ min: 1, max: MAX_CERT_BYTES }),
+      serial: CERT_SERIAL,
+      notAfter: TIME,
+      status: s.literal('good'),
+    }),
   },
   'key.prekeys': {
     request: s.map({ prekeys: s.array(SIGNED_PREKEY, { max: 100 }) }),
@@ -85,7 +91,12 @@ export const KEY_REQUESTS = {
     }),
   },
   'key.deposit': {
-    request: s.map({ serial: KEY_SERIAL, ephemeral: X25519_PUBLIC, signature: SIGNATURE, ciphertext: WRAPPED_KEY }),
+    request: s.map({
+      serial: KEY_SERIAL,
+      ephemeral: X25519_PUBLIC,
+      signature: SIGNATURE,
+      ciphertext: WRAPPED_KEY,
+    }),
     response: s.map({ serial: KEY_SERIAL, createdAt: TIME, expiresAt: TIME, digest: DIGEST }),
   },
   'key.create': {
@@ -112,7 +123,10 @@ export const KEY_REQUESTS = {
     }),
   },
   'key.get': { request: s.map({ serial: KEY_SERIAL }), response: KEY_SUMMARY },
-  'key.list': { request: s.map({}), response: s.map({ keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }) }) },
+  'key.list': {
+    request: s.map({}),
+    response: s.map({ keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }) }),
+  },
   'key.revoke': { request: s.map({ serial: KEY_SERIAL, reason: REASON }), response: REVOKE_RESULT },
   'key.sync': { request: s.map({}), response: s.map({ pushed: s.uint(), remaining: s.uint() }) },
   'key.ack': {
@@ -120,43 +134,59 @@ export const KEY_REQUESTS = {
     response: s.map({ acknowledged: s.uint() }),
   },
   'msg.send': {
-    request: s.map({ to: NAME, serial: KEY_SERIAL, nonce: s.bytes({ len: 12 }), ciphertext: MESSAGE_CIPHERTEXT }),
+    request: s.map({
+      to: NAME,
+      serial: KEY_SERIAL,
+      nonce: s.bytes({ len: 12 }),
+      ciphertext: MESSAGE_CIPHERTEXT,
+    }),
     response: s.map({ delivered: s.uint(), queued: s.bool(), sentAt: TIME }),
   },
   'admin.keys': {
     request: s.map({ revoked: s.optional(s.bool()) }),
     response: s.map({ keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }) }),
   },
-  'admin.key.revoke': { request: s.map({ serial: KEY_SERIAL, reason: s.optional(REASON) }), response: REVOKE_RESULT },
+  'admin.key.revoke': {
+    request: s.map({ serial: KEY_SERIAL, reason: s.optional(REASON) }),
+    response: REVOKE_RESULT,
+  },
 } as const;
 
 /** Server pushes (`{ t, b }`). `d` is the delivery id the client acknowledges with key.ack. */
 export const KEY_PUSHES = {
-  'key.delivered': s.map({
-    d: DELIVERY_ID,
-    serial: KEY_SERIAL,
-    mode: MODE,
-    from: NAME,
-    fromCertSerial: CERT_SERIAL,
-    to: NAME,
-    toCertSerial: CERT_SERIAL,
-    createdAt: TIME,
-    expiresAt: TIME,
-    // e2e
-    fromCert: s.optional(s.bytes({ min: 1, max: MAX_CERT_BYTES })),
-    prekeyId: s.optional(PREKEY_ID),
-    ephemeral: s.optional(X25519_PUBLIC),
-    signature: s.optional(SIGNATURE),
-    ciphertext: s.optional(WRAPPED_KEY),
-    // kdc (inside the record layer only)
-    key: s.optional(AES_KEY),
-  }, (v) => {
-    if (v.mode === 'e2e') {
-      const complete = v.fromCert && v.prekeyId && v.ephemeral && v.signature && v.ciphertext && v.key === undefined;
-      return complete ? undefined : 'an e2e delivery needs fromCert, prekeyId, ephemeral, signature, ciphertext and no key';
-    }
-    return v.key !== undefined && v.ciphertext === undefined ? undefined : 'a kdc delivery carries the key only';
-  }),
+  'key.delivered': s.map(
+    {
+      d: DELIVERY_ID,
+      serial: KEY_SERIAL,
+      mode: MODE,
+      from: NAME,
+      fromCertSerial: CERT_SERIAL,
+      to: NAME,
+      toCertSerial: CERT_SERIAL,
+      createdAt: TIME,
+      expiresAt: TIME,
+      // e2e
+      fromCert: s.optional(s.bytes({ min: 1, max: MAX_CERT_BYTES })),
+      prekeyId: s.optional(PREKEY_ID),
+      ephemeral: s.optional(X25519_PUBLIC),
+      signature: s.optional(SIGNATURE),
+      ciphertext: s.optional(WRAPPED_KEY),
+      // kdc (inside the record layer only)
+      key: s.optional(AES_KEY),
+    },
+    (v) => {
+      if (v.mode === 'e2e') {
+        const complete =
+          v.fromCert && v.prekeyId && v.ephemeral && v.signature && v.ciphertext && v.key === undefined;
+        return complete
+          ? undefined
+          : 'an e2e delivery needs fromCert, prekeyId, ephemeral, signature, ciphertext and no key';
+      }
+      return v.key !== undefined && v.ciphertext === undefined
+        ? undefined
+        : 'a kdc delivery carries the key only';
+    },
+  ),
   'key.revoked': s.map({
     d: DELIVERY_ID,
     serial: KEY_SERIAL,

@@ -16,7 +16,11 @@ import { tempDir } from '../helpers/tmp.js';
 t.setTimeout(120_000);
 
 const { kdc, dataDir } = await startTestKdc(t);
-const admin: ClientSession = await openAdminSession({ dataDir, server: kdc.url, passphrase: TEST_CA_PASSPHRASE });
+const admin: ClientSession = await openAdminSession({
+  dataDir,
+  server: kdc.url,
+  passphrase: TEST_CA_PASSPHRASE,
+});
 t.teardown(() => admin.close());
 const TOKEN_MESSAGE = 'enrollment token invalid, expired or already used';
 
@@ -77,44 +81,110 @@ t.test('wrong CA fingerprint -> ca_fingerprint_mismatch, the token is not spent'
   await t.rejects(enroll({ server: kdc.url, name: 'pinned', token: tok, caFingerprint: 'nothex', home }), {
     code: 'bad_request',
   });
-  const ok = await enroll({ server: kdc.url, name: 'pinned', token: tok, caFingerprint: kdc.fingerprint, home });
+  const ok = await enroll({
+    server: kdc.url,
+    name: 'pinned',
+    token: tok,
+    caFingerprint: kdc.fingerprint,
+    home,
+  });
   t.equal(ok.name, 'pinned');
 });
 
 t.test('token failures are all token_invalid with one message', async (t) => {
   const home = join(tempDir(t), 'h');
   const used = await token('reuse');
-  await enroll({ server: kdc.url, name: 'reuse', token: used, caFingerprint: kdc.fingerprint, home: join(home, 'a') });
-  await kdc.ca.revoke({ name: 'reuse' }, 'superseded', 'test'); // so that only the token can refuse
-  await t.rejects(enroll({ server: kdc.url, name: 'reuse', token: used, caFingerprint: kdc.fingerprint, home: join(home, 'b') }), {
-    code: 'token_invalid',
-    message: TOKEN_MESSAGE,
+  await enroll({
+    server: kdc.url,
+    name: 'reuse',
+    token: used,
+    caFingerprint: kdc.fingerprint,
+    home: join(home, 'a'),
   });
+  await kdc.ca.revoke({ name: 'reuse' }, 'superseded', 'test'); // so that only the token can refuse
+  await t.rejects(
+    enroll({
+      server: kdc.url,
+      name: 'reuse',
+      token: used,
+      caFingerprint: kdc.fingerprint,
+      home: join(home, 'b'),
+    }),
+    {
+      code: 'token_invalid',
+      message: TOKEN_MESSAGE,
+    },
+  );
 
   const forAlice = await token('someone');
-  await t.rejects(enroll({ server: kdc.url, name: 'other', token: forAlice, caFingerprint: kdc.fingerprint, home: join(home, 'c') }), {
-    code: 'token_invalid',
-    message: TOKEN_MESSAGE,
+  await t.rejects(
+    enroll({
+      server: kdc.url,
+      name: 'other',
+      token: forAlice,
+      caFingerprint: kdc.fingerprint,
+      home: join(home, 'c'),
+    }),
+    {
+      code: 'token_invalid',
+      message: TOKEN_MESSAGE,
+    },
+  );
+  const stillGood = await enroll({
+    server: kdc.url,
+    name: 'someone',
+    token: forAlice,
+    caFingerprint: kdc.fingerprint,
+    home: join(home, 'd'),
   });
-  const stillGood = await enroll({ server: kdc.url, name: 'someone', token: forAlice, caFingerprint: kdc.fingerprint, home: join(home, 'd') });
   t.equal(stillGood.name, 'someone', 'a wrong-name attempt does not burn the token');
 
   // An expired token, written straight into the store so no test waits on a clock.
   const expired = 'expiredtoken_0123456789abcdefABCDEF';
   const now = Date.now();
-  kdc.ca.store.insertEnrollmentToken({ tokenHash: hashToken(expired), name: 'late', createdAt: now - 60_000, expiresAt: now - 1_000, createdBy: 'test' });
-  await t.rejects(enroll({ server: kdc.url, name: 'late', token: expired, caFingerprint: kdc.fingerprint, home: join(home, 'e') }), {
-    code: 'token_invalid',
-    message: TOKEN_MESSAGE,
+  kdc.ca.store.insertEnrollmentToken({
+    tokenHash: hashToken(expired),
+    name: 'late',
+    createdAt: now - 60_000,
+    expiresAt: now - 1_000,
+    createdBy: 'test',
   });
   await t.rejects(
-    enroll({ server: kdc.url, name: 'late', token: 'never-issued-token-0123456789', caFingerprint: kdc.fingerprint, home: join(home, 'f') }),
+    enroll({
+      server: kdc.url,
+      name: 'late',
+      token: expired,
+      caFingerprint: kdc.fingerprint,
+      home: join(home, 'e'),
+    }),
+    {
+      code: 'token_invalid',
+      message: TOKEN_MESSAGE,
+    },
+  );
+  await t.rejects(
+    enroll({
+      server: kdc.url,
+      name: 'late',
+      token: 'never-issued-token-0123456789',
+      caFingerprint: kdc.fingerprint,
+      home: join(home, 'f'),
+    }),
     { code: 'token_invalid', message: TOKEN_MESSAGE },
   );
-  await t.rejects(enroll({ server: kdc.url, name: 'late', token: 'short', caFingerprint: kdc.fingerprint, home: join(home, 'g') }), {
-    code: 'token_invalid',
-    message: TOKEN_MESSAGE,
-  });
+  await t.rejects(
+    enroll({
+      server: kdc.url,
+      name: 'late',
+      token: 'short',
+      caFingerprint: kdc.fingerprint,
+      home: join(home, 'g'),
+    }),
+    {
+      code: 'token_invalid',
+      message: TOKEN_MESSAGE,
+    },
+  );
   t.equal(kdc.ca.store.activeCertificate('late'), undefined);
   t.equal(kdc.ca.store.activeCertificate('other'), undefined);
 });
@@ -130,7 +200,12 @@ t.test('admin.token refuses reserved names and out-of-range lifetimes', async (t
 
 t.test('unreachable server -> unavailable', async (t) => {
   await t.rejects(
-    enroll({ server: 'ws://127.0.0.1:1/kds', name: 'nobody', token: 'a'.repeat(43), home: join(tempDir(t), 'n') }),
+    enroll({
+      server: 'ws://127.0.0.1:1/kds',
+      name: 'nobody',
+      token: 'a'.repeat(43),
+      home: join(tempDir(t), 'n'),
+    }),
     { code: 'unavailable' },
   );
 });

@@ -33,7 +33,11 @@ t.test('write/read round trip, 0600 files in a 0700 directory', async (t) => {
   const pair = await testKeyPair();
   const home = join(tempDir(t), 'clients', 'alice');
   t.notOk(hasCredentials(home));
-  writeClientHome(home, { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'CERT', caPem: 'CA' }, undefined);
+  writeClientHome(
+    home,
+    { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'CERT', caPem: 'CA' },
+    undefined,
+  );
   t.ok(hasCredentials(home));
   t.equal(statSync(home).mode & 0o777, 0o700);
   for (const f of ['key.pem', 'cert.pem', 'ca.pem']) t.equal(statSync(join(home, f)).mode & 0o777, 0o600, f);
@@ -48,21 +52,35 @@ t.test('write/read round trip, 0600 files in a 0700 directory', async (t) => {
 t.test('with a passphrase the key is PKCS#8-encrypted and needs it back', async (t) => {
   const pair = await testKeyPair();
   const home = join(tempDir(t), 'h');
-  writeClientHome(home, { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'C', caPem: 'A' }, 'correct horse');
+  writeClientHome(
+    home,
+    { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'C', caPem: 'A' },
+    'correct horse',
+  );
   const pem = readFileSync(join(home, 'key.pem'), 'utf8');
   t.match(pem, /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
   t.notMatch(pem, /BEGIN PRIVATE KEY/);
   const key = readClientHome(home, 'correct horse').privateKey;
-  t.equal(key.export({ type: 'pkcs8', format: 'pem' }).toString(), createPrivateKey(pair.privateKeyPem).export({ type: 'pkcs8', format: 'pem' }).toString());
+  t.equal(
+    key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    createPrivateKey(pair.privateKeyPem).export({ type: 'pkcs8', format: 'pem' }).toString(),
+  );
   t.throws(() => readClientHome(home, undefined), { code: 'bad_passphrase' });
-  t.throws(() => readClientHome(home, 'wrong'), { code: 'bad_passphrase', message: 'cannot decrypt the client key' });
+  t.throws(() => readClientHome(home, 'wrong'), {
+    code: 'bad_passphrase',
+    message: 'cannot decrypt the client key',
+  });
 });
 
 t.test('missing or corrupt files', async (t) => {
   const home = join(tempDir(t), 'empty');
   t.throws(() => readClientHome(home), { code: 'not_found' });
   const pair = await testKeyPair();
-  writeClientHome(home, { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'C', caPem: 'A' }, undefined);
+  writeClientHome(
+    home,
+    { privateKey: createPrivateKey(pair.privateKeyPem), certPem: 'C', caPem: 'A' },
+    undefined,
+  );
   writeFileSync(join(home, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
   t.throws(() => readClientHome(home, undefined), { code: 'malformed_pem' });
 });

@@ -23,7 +23,13 @@ t.test('end-to-end flow: bob receives and verifies, alice learns it, messages ro
   t.match(sent, { mode: 'e2e', state: 'pending' });
   t.match(sent.serial, /^[0-9a-f]{32}$/);
   const got = await bob.waitFor((e) => e.event === 'key' && e.serial === sent.serial, 'the key');
-  t.match(got, { from: 'alice', mode: 'e2e', verdict: 'valid', state: 'active', fingerprint: sent.fingerprint });
+  t.match(got, {
+    from: 'alice',
+    mode: 'e2e',
+    verdict: 'valid',
+    state: 'active',
+    fingerprint: sent.fingerprint,
+  });
   t.notOk(JSON.stringify(bob.events).includes('"key":'), 'listen never prints key material');
   const v = await client(c, 'bob', 'verify-key', ['--serial', sent.serial, '--json']);
   t.equal(v.code, 0);
@@ -31,10 +37,18 @@ t.test('end-to-end flow: bob receives and verifies, alice learns it, messages ro
   const m = await client(c, 'alice', 'send', ['--to', 'bob', '--message', 'hi bob, end to end', '--json']);
   t.equal(m.code, 0, m.stderr);
   t.equal(json(m).serial, sent.serial, 'alice uses the key once bob verified it');
-  const msg = await bob.waitFor((e) => e.event === 'message' && e.text === 'hi bob, end to end', 'the message');
+  const msg = await bob.waitFor(
+    (e) => e.event === 'message' && e.text === 'hi bob, end to end',
+    'the message',
+  );
   t.match(msg, { from: 'alice', serial: sent.serial });
-  const keys = json<{ keys: { serial: string; state: string; local: string; peer: string }[] }>(await client(c, 'alice', 'keys', ['--json']));
-  t.match(keys.keys.find((k) => k.serial === sent.serial), { state: 'active', local: 'active', peer: 'bob' });
+  const keys = json<{ keys: { serial: string; state: string; local: string; peer: string }[] }>(
+    await client(c, 'alice', 'keys', ['--json']),
+  );
+  t.match(
+    keys.keys.find((k) => k.serial === sent.serial),
+    { state: 'active', local: 'active', peer: 'bob' },
+  );
 });
 
 t.test('KDC-generated flow', async (t) => {
@@ -43,13 +57,25 @@ t.test('KDC-generated flow', async (t) => {
   const sent = json<{ serial: string; fingerprint: string }>(r);
   const got = await bob.waitFor((e) => e.event === 'key' && e.serial === sent.serial, 'the kdc key');
   t.match(got, { mode: 'kdc', verdict: 'valid', fingerprint: sent.fingerprint });
-  const m = await client(c, 'alice', 'send', ['--to', 'bob', '--serial', sent.serial, '--message', 'via the KDC key']);
+  const m = await client(c, 'alice', 'send', [
+    '--to',
+    'bob',
+    '--serial',
+    sent.serial,
+    '--message',
+    'via the KDC key',
+  ]);
   t.equal(m.code, 0, m.stderr);
-  await bob.waitFor((e) => e.event === 'message' && e.text === 'via the KDC key' && e.serial === sent.serial, 'the message');
+  await bob.waitFor(
+    (e) => e.event === 'message' && e.text === 'via the KDC key' && e.serial === sent.serial,
+    'the message',
+  );
 });
 
 t.test('a third client cannot fetch, verify, revoke or use the key (not_found)', async (t) => {
-  const sent = json<{ serial: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json']));
+  const sent = json<{ serial: string }>(
+    await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json']),
+  );
   const v = await client(c, 'carol', 'verify-key', ['--serial', sent.serial, '--json']);
   t.equal(v.code, 6);
   t.equal(json(v).verdict, 'not_found');
@@ -62,23 +88,43 @@ t.test('a third client cannot fetch, verify, revoke or use the key (not_found)',
   t.same(json(unknown).verdict, 'not_found', 'the same answer as for a serial that does not exist');
   const keys = json<{ keys: unknown[] }>(await client(c, 'carol', 'keys', ['--json']));
   t.same(keys.keys, []);
-  t.equal(json(await client(c, 'bob', 'verify-key', ['--serial', sent.serial, '--json'])).verdict, 'valid', 'still valid for bob');
+  t.equal(
+    json(await client(c, 'bob', 'verify-key', ['--serial', sent.serial, '--json'])).verdict,
+    'valid',
+    'still valid for bob',
+  );
 });
 
 t.test('revocation by either party and by the admin reaches both', async (t) => {
   const ids: string[] = [];
   for (let i = 0; i < 3; i += 1) {
-    const s = json<{ serial: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json'])).serial;
+    const s = json<{ serial: string }>(
+      await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json']),
+    ).serial;
     await bob.waitFor((e) => e.event === 'key' && e.serial === s, 'key');
     ids.push(s);
   }
   const [byAlice, byBob, byAdmin] = ids as [string, string, string];
-  const r1 = await client(c, 'alice', 'revoke-key', ['--serial', byAlice, '--reason', 'keyCompromise', '--json']);
+  const r1 = await client(c, 'alice', 'revoke-key', [
+    '--serial',
+    byAlice,
+    '--reason',
+    'keyCompromise',
+    '--json',
+  ]);
   t.equal(r1.code, 0, r1.stderr);
-  t.match(await bob.waitFor((e) => e.event === 'key.revoked' && e.serial === byAlice, 'notice'), { reason: 'keyCompromise' });
+  t.match(await bob.waitFor((e) => e.event === 'key.revoked' && e.serial === byAlice, 'notice'), {
+    reason: 'keyCompromise',
+  });
   const r2 = await client(c, 'bob', 'revoke-key', ['--serial', byBob, '--reason', 'superseded', '--json']);
   t.equal(json(r2).status, 'revoked');
-  const r3 = await admin(c, 'revoke-key', ['--serial', byAdmin, '--reason', 'cessationOfOperation', '--json']);
+  const r3 = await admin(c, 'revoke-key', [
+    '--serial',
+    byAdmin,
+    '--reason',
+    'cessationOfOperation',
+    '--json',
+  ]);
   t.equal(r3.code, 0, r3.stderr);
   await bob.waitFor((e) => e.event === 'key.revoked' && e.serial === byAdmin, 'admin notice');
   for (const s of ids) {
@@ -86,12 +132,22 @@ t.test('revocation by either party and by the admin reaches both', async (t) => 
     t.equal(v.code, 3);
     t.match(json(v), { verdict: 'revoked', state: 'revoked' }, 'alice got the notice and deleted the key');
   }
-  const send = await client(c, 'alice', 'send', ['--to', 'bob', '--serial', byAdmin, '--message', 'stale', '--json']);
+  const send = await client(c, 'alice', 'send', [
+    '--to',
+    'bob',
+    '--serial',
+    byAdmin,
+    '--message',
+    'stale',
+    '--json',
+  ]);
   t.equal(send.code, 3);
   t.equal(json<{ error: { code: string } }>(send).error.code, 'key_revoked');
   const again = await client(c, 'bob', 'revoke-key', ['--serial', byAlice, '--json']);
   t.equal(json(again).status, 'already_revoked');
-  const list = json<{ keys: { serial: string; reason: string; revokedAt: number }[] }>(await admin(c, 'keys', ['--revoked', '--json']));
+  const list = json<{ keys: { serial: string; reason: string; revokedAt: number }[] }>(
+    await admin(c, 'keys', ['--revoked', '--json']),
+  );
   t.same(
     ids.map((s) => list.keys.find((k) => k.serial === s)?.reason),
     ['keyCompromise', 'superseded', 'cessationOfOperation'],
@@ -103,17 +159,23 @@ t.test('revocation by either party and by the admin reaches both', async (t) => 
 });
 
 t.test('rotation supersedes the old key; expiry gives expired', async (t) => {
-  const old = json<{ serial: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--json'])).serial;
+  const old = json<{ serial: string }>(
+    await client(c, 'alice', 'send-key', ['--to', 'bob', '--json']),
+  ).serial;
   await bob.waitFor((e) => e.event === 'key' && e.serial === old, 'key');
   const rot = await client(c, 'alice', 'rotate-key', ['--serial', old, '--json']);
   t.equal(rot.code, 0, rot.stderr);
   const fresh = json<{ serial: string; replaces: string; mode: string }>(rot);
   t.match(fresh, { replaces: old, mode: 'e2e' });
-  t.match(await bob.waitFor((e) => e.event === 'key.revoked' && e.serial === old, 'superseded'), { state: 'superseded' });
+  t.match(await bob.waitFor((e) => e.event === 'key.revoked' && e.serial === old, 'superseded'), {
+    state: 'superseded',
+  });
   await bob.waitFor((e) => e.event === 'key' && e.serial === fresh.serial, 'the new key');
   const v = await client(c, 'bob', 'verify-key', ['--serial', old, '--json']);
   t.equal(json(v).verdict, 'revoked');
-  const short = json<{ serial: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--ttl', '2s', '--json'])).serial;
+  const short = json<{ serial: string }>(
+    await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--ttl', '2s', '--json']),
+  ).serial;
   await bob.waitFor((e) => e.event === 'key' && e.serial === short, 'short key');
   await new Promise((r) => setTimeout(r, 2500));
   const e = await client(c, 'bob', 'verify-key', ['--serial', short, '--json']);

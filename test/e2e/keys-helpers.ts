@@ -3,7 +3,14 @@
 // a fixed port (so a listener can reconnect to it after a restart).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { KDS_BIN, REPO_ROOT, kdsEnv, runKds, type RunResult, type ServerProcess } from '../helpers/kds-process.js';
+import {
+  KDS_BIN,
+  REPO_ROOT,
+  kdsEnv,
+  runKds,
+  type RunResult,
+  type ServerProcess,
+} from '../helpers/kds-process.js';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
@@ -16,7 +23,17 @@ export interface Clients {
 
 /** `kds client <command> --name N --home H --server U [args]`. */
 export function client(c: Clients, name: string, command: string, args: string[] = []): Promise<RunResult> {
-  return runKds(['client', command, '--name', name, '--home', c.homes[name]!, '--server', c.server.url, ...args]);
+  return runKds([
+    'client',
+    command,
+    '--name',
+    name,
+    '--home',
+    c.homes[name]!,
+    '--server',
+    c.server.url,
+    ...args,
+  ]);
 }
 
 export function admin(c: Clients, command: string, args: string[] = []): Promise<RunResult> {
@@ -26,7 +43,11 @@ export function admin(c: Clients, command: string, args: string[] = []): Promise
 export interface Listener {
   events: Record<string, unknown>[];
   /** Resolves with the first event (seen so far or later) matching `pred`. */
-  waitFor(pred: (e: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitFor(
+    pred: (e: Record<string, unknown>) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   stderr(): string;
   stop(): Promise<number | null>;
 }
@@ -35,7 +56,18 @@ export interface Listener {
 export function listen(t: TestLike, c: Clients, name: string): Listener {
   const child = spawn(
     process.execPath,
-    [KDS_BIN, 'client', 'listen', '--name', name, '--home', c.homes[name]!, '--server', c.server.url, '--json'],
+    [
+      KDS_BIN,
+      'client',
+      'listen',
+      '--name',
+      name,
+      '--home',
+      c.homes[name]!,
+      '--server',
+      c.server.url,
+      '--json',
+    ],
     { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
@@ -76,7 +108,11 @@ export function listen(t: TestLike, c: Clients, name: string): Listener {
         };
         const timer = setTimeout(() => {
           waiters.delete(check as () => void);
-          reject(new Error(`listen ${name}: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events)}; stderr: ${stderr}`));
+          reject(
+            new Error(
+              `listen ${name}: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events)}; stderr: ${stderr}`,
+            ),
+          );
         }, timeoutMs);
         if (!check()) waiters.add(check as () => void);
       });
@@ -117,7 +153,18 @@ function spawnServer(t: TestLike, dataDir: string, port: number): Promise<Server
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(
       process.execPath,
-      [KDS_BIN, 'server', 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--json'],
+      [
+        KDS_BIN,
+        'server',
+        'start',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--data-dir',
+        dataDir,
+        '--json',
+      ],
       { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

@@ -23,15 +23,29 @@ async function restartServer(): Promise<void> {
 t.test('bob offline, server restarts, bob online: queued keys arrive and verify', async (t) => {
   // bob connects once (publishing his prekeys), then goes offline
   t.equal((await client(c, 'bob', 'keys')).code, 0);
-  const e2e = json<{ serial: string; fingerprint: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--json']));
-  const kdc = json<{ serial: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json']));
+  const e2e = json<{ serial: string; fingerprint: string }>(
+    await client(c, 'alice', 'send-key', ['--to', 'bob', '--json']),
+  );
+  const kdc = json<{ serial: string }>(
+    await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json']),
+  );
   await restartServer();
   const bob = listen(t, c, 'bob');
   const got = await bob.waitFor((e) => e.event === 'key' && e.serial === e2e.serial, 'the queued e2e key');
   t.match(got, { verdict: 'valid', fingerprint: e2e.fingerprint });
-  t.match(await bob.waitFor((e) => e.event === 'key' && e.serial === kdc.serial, 'the queued kdc key'), { verdict: 'valid' });
+  t.match(await bob.waitFor((e) => e.event === 'key' && e.serial === kdc.serial, 'the queued kdc key'), {
+    verdict: 'valid',
+  });
   // alice, offline meanwhile, learns at her next connect that bob verified: she can use the key
-  const sent = await client(c, 'alice', 'send', ['--to', 'bob', '--serial', e2e.serial, '--message', 'after the restart', '--json']);
+  const sent = await client(c, 'alice', 'send', [
+    '--to',
+    'bob',
+    '--serial',
+    e2e.serial,
+    '--message',
+    'after the restart',
+    '--json',
+  ]);
   t.equal(sent.code, 0, sent.stderr);
   await bob.waitFor((e) => e.event === 'message' && e.text === 'after the restart', 'the message');
   t.equal(await bob.stop(), 0, 'listen exits 0 on SIGTERM');
@@ -42,14 +56,21 @@ t.test('listen reconnects with backoff across a server restart', async (t) => {
   await bob.waitFor((e) => e.event === 'connected', 'first connection');
   await restartServer();
   await bob.waitFor((e) => e.event === 'disconnected', 'the disconnect');
-  await bob.waitFor((e) => e.event === 'connected' && bob.events.filter((x) => x.event === 'connected').length >= 2, 'reconnected');
+  await bob.waitFor(
+    (e) => e.event === 'connected' && bob.events.filter((x) => x.event === 'connected').length >= 2,
+    'reconnected',
+  );
   const k = json<{ serial: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--json']));
-  t.match(await bob.waitFor((e) => e.event === 'key' && e.serial === k.serial, 'a key after reconnecting'), { verdict: 'valid' });
+  t.match(await bob.waitFor((e) => e.event === 'key' && e.serial === k.serial, 'a key after reconnecting'), {
+    verdict: 'valid',
+  });
   await bob.stop();
 });
 
 t.test('tampering with the stored record makes verification say mismatch', async (t) => {
-  const k = json<{ serial: string }>(await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json']));
+  const k = json<{ serial: string }>(
+    await client(c, 'alice', 'send-key', ['--to', 'bob', '--mode', 'kdc', '--json']),
+  );
   t.equal(json(await client(c, 'bob', 'verify-key', ['--serial', k.serial, '--json'])).verdict, 'valid');
   const db = new Database(join(dataDir, 'kds.sqlite'), { timeout: 10_000 });
   db.prepare('UPDATE sym_keys SET digest = ? WHERE serial = ?').run(Buffer.alloc(32, 0xee), k.serial);
@@ -57,8 +78,20 @@ t.test('tampering with the stored record makes verification say mismatch', async
   const v = await client(c, 'alice', 'verify-key', ['--serial', k.serial, '--json']);
   t.equal(v.code, 4);
   t.match(json(v), { verdict: 'mismatch', state: 'mismatch' }, 'alice stops trusting her copy');
-  const send = await client(c, 'alice', 'send', ['--to', 'bob', '--serial', k.serial, '--message', 'x', '--json']);
-  t.equal(json<{ error: { code: string } }>(send).error.code, 'key_revoked', 'a mismatched key is never used');
+  const send = await client(c, 'alice', 'send', [
+    '--to',
+    'bob',
+    '--serial',
+    k.serial,
+    '--message',
+    'x',
+    '--json',
+  ]);
+  t.equal(
+    json<{ error: { code: string } }>(send).error.code,
+    'key_revoked',
+    'a mismatched key is never used',
+  );
 });
 
 t.test("revoking alice's certificate revokes her keys and tells bob", async (t) => {
@@ -68,10 +101,15 @@ t.test("revoking alice's certificate revokes her keys and tells bob", async (t) 
   await bob.waitFor((e) => e.event === 'key' && e.serial === k.serial, 'the key');
   const rc = await admin(c, 'revoke-cert', ['--name', 'alice', '--reason', 'keyCompromise']);
   t.equal(rc.code, 0, rc.stderr);
-  t.match(await bob.waitFor((e) => e.event === 'key.revoked' && e.serial === k.serial, 'the cascade notice'), {
-    reason: 'certificateRevoked',
-  });
-  const all = json<{ keys: { owner: string; state: string; reason?: string }[] }>(await admin(c, 'keys', ['--json']));
+  t.match(
+    await bob.waitFor((e) => e.event === 'key.revoked' && e.serial === k.serial, 'the cascade notice'),
+    {
+      reason: 'certificateRevoked',
+    },
+  );
+  const all = json<{ keys: { owner: string; state: string; reason?: string }[] }>(
+    await admin(c, 'keys', ['--json']),
+  );
   const alices = all.keys.filter((x) => x.owner === 'alice');
   t.ok(alices.length >= 4);
   t.ok(

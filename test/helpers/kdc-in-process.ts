@@ -72,7 +72,11 @@ export async function issueTestClient(
 }
 
 /** An authenticated session for a TestClient against a test KDC. */
-export function sessionFor(kdc: Kdc, client: { privateKey: KeyObject; certPem: string }, extra: { dh?: 'x25519' | 'ffdhe2048' } = {}): Promise<ClientSession> {
+export function sessionFor(
+  kdc: Kdc,
+  client: { privateKey: KeyObject; certPem: string },
+  extra: { dh?: 'x25519' | 'ffdhe2048' } = {},
+): Promise<ClientSession> {
   return openSession({
     server: kdc.url,
     mode: 'auth',
@@ -94,7 +98,11 @@ export interface RawSocket {
 }
 
 /** A WebSocket with no protocol logic: send arbitrary bytes, observe alerts and the close. */
-export async function rawSocket(t: TestLike, url: string, opts: { maxPayload?: number } = {}): Promise<RawSocket> {
+export async function rawSocket(
+  t: TestLike,
+  url: string,
+  opts: { maxPayload?: number } = {},
+): Promise<RawSocket> {
   const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: opts.maxPayload ?? 1024 * 1024 });
   t.teardown(() => ws.terminate());
   const frames: Record<string, unknown>[] = [];

@@ -95,7 +95,12 @@ export async function initDataDir(t: TestLike): Promise<string> {
     const dir = mkdtempSync(join(tmpdir(), 'kds-template-'));
     process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
     const { initCa } = await import('../../server/ca/init.js');
-    await initCa({ dataDir: join(dir, 'data'), caKeyBits: 2048, passphrase: TEST_CA_PASSPHRASE, actor: 'test' });
+    await initCa({
+      dataDir: join(dir, 'data'),
+      caKeyBits: 2048,
+      passphrase: TEST_CA_PASSPHRASE,
+      actor: 'test',
+    });
     return join(dir, 'data');
   })();
   const source = await template;
@@ -121,7 +126,19 @@ export function startServer(t: TestLike, dataDir: string, args: string[] = []): 
   return new Promise((resolvePromise, reject) => {
     const child = spawn(
       process.execPath,
-      [KDS_BIN, 'server', 'start', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--json', ...args],
+      [
+        KDS_BIN,
+        'server',
+        'start',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--data-dir',
+        dataDir,
+        '--json',
+        ...args,
+      ],
       { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     live.add(child);
@@ -209,7 +226,17 @@ export async function enrollClient(
 }
 
 export async function adminToken(server: ServerProcess, name: string, ttl?: string): Promise<string> {
-  const args = ['admin', 'token', '--name', name, '--data-dir', server.dataDir, '--server', server.url, '--json'];
+  const args = [
+    'admin',
+    'token',
+    '--name',
+    name,
+    '--data-dir',
+    server.dataDir,
+    '--server',
+    server.url,
+    '--json',
+  ];
   if (ttl !== undefined) args.push('--ttl', ttl);
   const r = await runKds(args);
   if (r.code !== 0) throw new Error(`admin token failed (${r.code}): ${r.stdout}${r.stderr}`);

@@ -17,7 +17,9 @@ export const certStatusCommand: CommandModule<object, CertStatusArgs> = {
       .example('$0 admin cert-status --serial 3a9f...', 'good, revoked (reason, time) or unknown') as never,
   handler: run(async (argv: CertStatusArgs) => {
     const { openAdminSession } = await import('../../../client/admin.js');
-    const { normalizeSerial, describeStatus, statusExitCode } = await import('../../../client/cert-status.js');
+    const { normalizeSerial, describeStatus, statusExitCode } = await import(
+      '../../../client/cert-status.js'
+    );
     const { emit } = await import('../../output.js');
     const serial = normalizeSerial(argv.serial);
     const session = await openAdminSession(adminSessionOptions(argv));

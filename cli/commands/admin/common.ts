@@ -11,17 +11,18 @@ export interface AdminArgs extends OutputOptions {
 }
 
 export function withAdminOptions<T>(y: Argv<T>): Argv<T & AdminArgs> {
-  return y
-    .option('data-dir', dataDirOption)
-    .option('server', serverOption)
-    .option('passphrase-file', {
-      type: 'string',
-      describe: 'file holding the CA passphrase that protects the admin key (else KDS_CA_PASSPHRASE)',
-    }) as unknown as Argv<T & AdminArgs>;
+  return y.option('data-dir', dataDirOption).option('server', serverOption).option('passphrase-file', {
+    type: 'string',
+    describe: 'file holding the CA passphrase that protects the admin key (else KDS_CA_PASSPHRASE)',
+  }) as unknown as Argv<T & AdminArgs>;
 }
 
 /** Options for client/admin.ts openAdminSession. */
-export function adminSessionOptions(argv: AdminArgs): { dataDir: string; server: string; passphraseFile?: string } {
+export function adminSessionOptions(argv: AdminArgs): {
+  dataDir: string;
+  server: string;
+  passphraseFile?: string;
+} {
   return argv['passphrase-file'] === undefined
     ? { dataDir: argv['data-dir'], server: argv.server }
     : { dataDir: argv['data-dir'], server: argv.server, passphraseFile: argv['passphrase-file'] };

@@ -13,7 +13,11 @@ export const keysCommand: CommandModule<object, KeysArgs> = {
   describe: 'list symmetric keys at the KDC (--revoked: the revoked-key list)',
   builder: (y) =>
     withAdminOptions(y)
-      .option('revoked', { type: 'boolean', default: false, describe: 'only revoked keys (serial, time, reason)' })
+      .option('revoked', {
+        type: 'boolean',
+        default: false,
+        describe: 'only revoked keys (serial, time, reason)',
+      })
       .example('$0 admin keys', 'every key')
       .example('$0 admin keys --revoked --json', 'the revoked-key list as JSON') as never,
   handler: run(async (argv: KeysArgs) => {

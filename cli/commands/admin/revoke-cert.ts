@@ -19,13 +19,20 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
     withAdminOptions(y)
       .option('name', { type: 'string', describe: 'revoke the active certificate of this name' })
       .option('serial', { type: 'string', describe: 'revoke this certificate serial (hex)' })
-      .option('reason', { choices: reasonChoices, demandOption: true, describe: 'RFC 5280 revocation reason' })
+      .option('reason', {
+        choices: reasonChoices,
+        demandOption: true,
+        describe: 'RFC 5280 revocation reason',
+      })
       .conflicts('name', 'serial')
       .check((a) => {
         if (a.name === undefined && a.serial === undefined) throw new Error('give --name or --serial');
         return true;
       })
-      .example('$0 admin revoke-cert --name alice --reason keyCompromise', "end alice's certificate") as never,
+      .example(
+        '$0 admin revoke-cert --name alice --reason keyCompromise',
+        "end alice's certificate",
+      ) as never,
   handler: run(async (argv: RevokeArgs) => {
     const { openAdminSession } = await import('../../../client/admin.js');
     const { normalizeSerial } = await import('../../../client/cert-status.js');

@@ -16,7 +16,11 @@ export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
   builder: (y) =>
     withAdminOptions(y)
       .option('serial', { type: 'string', demandOption: true, describe: 'key serial (32 hex digits)' })
-      .option('reason', { choices: reasonChoices, default: 'unspecified' as const, describe: 'RFC 5280 reason name' })
+      .option('reason', {
+        choices: reasonChoices,
+        default: 'unspecified' as const,
+        describe: 'RFC 5280 reason name',
+      })
       .example('$0 admin revoke-key --serial 3f... --reason keyCompromise', 'revoke a leaked key') as never,
   handler: run(async (argv: RevokeKeyArgs) => {
     const { openAdminSession } = await import('../../../client/admin.js');
@@ -25,7 +29,13 @@ export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
     const session = await openAdminSession(adminSessionOptions(argv));
     try {
       const out = await session.request('admin.key.revoke', { serial, reason: argv.reason });
-      emit(argv, out, out.status === 'already_revoked' ? `already revoked: ${serial}` : `revoked ${serial} (${argv.reason})`);
+      emit(
+        argv,
+        out,
+        out.status === 'already_revoked'
+          ? `already revoked: ${serial}`
+          : `revoked ${serial} (${argv.reason})`,
+      );
     } finally {
       await session.close();
     }

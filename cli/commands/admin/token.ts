@@ -18,7 +18,10 @@ export const tokenCommand: CommandModule<object, TokenArgs> = {
       .option('name', { ...nameOption, describe: 'the only name this token can enroll' })
       .option('ttl', { type: 'string', default: '15m', describe: 'lifetime: 90s, 15m, 1h, 1d' })
       .example('$0 admin token --name alice', 'token for alice, valid 15 minutes')
-      .example('$0 admin token --name bob --ttl 1h --json', 'prints {"token": ..., "expiresAt": ...}') as never,
+      .example(
+        '$0 admin token --name bob --ttl 1h --json',
+        'prints {"token": ..., "expiresAt": ...}',
+      ) as never,
   handler: run(async (argv: TokenArgs) => {
     const { parseDuration } = await import('../../duration.js');
     const { openAdminSession } = await import('../../../client/admin.js');

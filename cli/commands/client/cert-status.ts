@@ -15,10 +15,15 @@ export const certStatusCommand: CommandModule<object, CertStatusArgs> = {
   builder: (y) =>
     withClientOptions(y)
       .option('serial', { type: 'string', demandOption: true, describe: 'certificate serial (hex)' })
-      .example('$0 client cert-status --name alice --serial 3a9f...', "is bob's certificate still good?") as never,
+      .example(
+        '$0 client cert-status --name alice --serial 3a9f...',
+        "is bob's certificate still good?",
+      ) as never,
   handler: run(async (argv: CertStatusArgs) => {
     const { openHomeSession } = await import('../../../client/session.js');
-    const { normalizeSerial, describeStatus, statusExitCode } = await import('../../../client/cert-status.js');
+    const { normalizeSerial, describeStatus, statusExitCode } = await import(
+      '../../../client/cert-status.js'
+    );
     const { emit } = await import('../../output.js');
     const serial = normalizeSerial(argv.serial);
     const session = await openHomeSession({ ...homeOf(argv), server: argv.server, dh: argv.dh });

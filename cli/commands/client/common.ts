@@ -3,6 +3,7 @@
 import type { Argv } from 'yargs';
 import type { OutputOptions } from '../../output.js';
 import { dataDirOption, homeOption, nameOption, serverOption } from '../../options.js';
+import { insecureClientMiddleware } from '../../insecure.js';
 
 export interface ClientArgs extends OutputOptions {
   name: string;
@@ -10,6 +11,8 @@ export interface ClientArgs extends OutputOptions {
   server: string;
   'data-dir': string;
   dh: 'x25519' | 'ffdhe2048';
+  /** MITM lab control mode (cli/insecure.ts): unauthenticated DH to the KDC; needs KDS_ALLOW_INSECURE=1. */
+  'insecure-dh'?: boolean;
 }
 
 export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
@@ -17,12 +20,21 @@ export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
     .option('name', nameOption)
     .option('home', homeOption)
     .option('server', serverOption)
-    .option('data-dir', { ...dataDirOption, describe: 'directory under which the default home clients/<name>/ lives' })
+    .option('data-dir', {
+      ...dataDirOption,
+      describe: 'directory under which the default home clients/<name>/ lives',
+    })
     .option('dh', {
       choices: ['x25519', 'ffdhe2048'] as const,
       default: 'x25519' as const,
       describe: 'Diffie-Hellman group to offer first',
-    }) as unknown as Argv<T & ClientArgs>;
+    })
+    .option('insecure-dh', {
+      type: 'boolean',
+      default: false,
+      describe: 'MITM lab only: unauthenticated DH to the KDC (key commands; needs KDS_ALLOW_INSECURE=1)',
+    })
+    .middleware(insecureClientMiddleware) as unknown as Argv<T & ClientArgs>;
 }
 
 /** The home location fields, for client/home.ts resolveHome. */

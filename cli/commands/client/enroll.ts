@@ -16,14 +16,27 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
   describe: 'get a certificate for --name with a one-time token (the private key stays here)',
   builder: (y) =>
     withClientOptions(y)
-      .option('token', { type: 'string', demandOption: true, describe: 'one-time enrollment token (kds admin token)' })
+      .option('token', {
+        type: 'string',
+        demandOption: true,
+        describe: 'one-time enrollment token (kds admin token)',
+      })
       .option('ca-fingerprint', {
         type: 'string',
-        describe: 'SHA-256 of the root CA certificate (hex, colons and case ignored); without it: trust on first use',
+        describe:
+          'SHA-256 of the root CA certificate (hex, colons and case ignored); without it: trust on first use',
       })
-      .option('key-bits', { type: 'number', default: 2048, choices: [2048, 3072, 4096], describe: 'RSA key size' })
-      .example('$0 client enroll --name alice --token T --ca-fingerprint 3f:a1:...', 'enroll alice, pinning the root CA')
-      .example('$0 client enroll --name bob --token T --home ./bob', 'keep bob\'s files in ./bob') as never,
+      .option('key-bits', {
+        type: 'number',
+        default: 2048,
+        choices: [2048, 3072, 4096],
+        describe: 'RSA key size',
+      })
+      .example(
+        '$0 client enroll --name alice --token T --ca-fingerprint 3f:a1:...',
+        'enroll alice, pinning the root CA',
+      )
+      .example('$0 client enroll --name bob --token T --home ./bob', "keep bob's files in ./bob") as never,
   handler: run(async (argv: EnrollArgs) => {
     const { enroll } = await import('../../../client/enroll.js');
     const { resolveHome } = await import('../../../client/home.js');

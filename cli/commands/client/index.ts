@@ -11,8 +11,24 @@ import { sendCommand } from './send.js';
 import { revokeKeyCommand } from './revoke-key.js';
 import { rotateKeyCommand } from './rotate-key.js';
 import { listenCommand } from './listen.js';
+import { menuCommand } from './menu.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each module has its own argv type
-export const clientCommands: CommandModule<any, any>[] = [enrollCommand, statusCommand, revokeCertCommand, certStatusCommand];
+export const clientCommands: CommandModule<any, any>[] = [
+  enrollCommand,
+  statusCommand,
+  revokeCertCommand,
+  certStatusCommand,
+];
 // issue 4: key distribution
-clientCommands.push(sendKeyCommand, keysCommand, verifyKeyCommand, sendCommand, revokeKeyCommand, rotateKeyCommand, listenCommand);
+clientCommands.push(
+  sendKeyCommand,
+  keysCommand,
+  verifyKeyCommand,
+  sendCommand,
+  revokeKeyCommand,
+  rotateKeyCommand,
+  listenCommand,
+);
+// issue 6: the interactive menu
+clientCommands.push(menuCommand);

@@ -23,6 +23,7 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
         ...homeOf(argv),
         server: argv.server,
         dh: argv.dh,
+        insecure: argv['insecure-dh'] === true,
         signal: controller.signal,
         onEvent: (e) => {
           if (argv.json) process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`);

@@ -14,7 +14,11 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
   describe: "revoke this client's own certificate (its live sessions end at once)",
   builder: (y) =>
     withClientOptions(y)
-      .option('reason', { choices: reasonChoices, demandOption: true, describe: 'RFC 5280 revocation reason' })
+      .option('reason', {
+        choices: reasonChoices,
+        demandOption: true,
+        describe: 'RFC 5280 revocation reason',
+      })
       .example('$0 client revoke-cert --name alice --reason keyCompromise', "alice's key leaked") as never,
   handler: run(async (argv: RevokeArgs) => {
     const { openHomeSession } = await import('../../../client/session.js');
@@ -23,7 +27,13 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
     try {
       const serial = session.facts.identity.serialHex;
       const out = await session.request('cert.revoke', { serial, reason: argv.reason });
-      emit(argv, out, out.status === 'already_revoked' ? `already revoked: ${serial}` : `revoked ${serial} (${argv.reason})`);
+      emit(
+        argv,
+        out,
+        out.status === 'already_revoked'
+          ? `already revoked: ${serial}`
+          : `revoked ${serial} (${argv.reason})`,
+      );
     } finally {
       await session.close();
     }

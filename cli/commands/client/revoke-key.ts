@@ -17,12 +17,25 @@ export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
   builder: (y) =>
     withClientOptions(y)
       .option('serial', { type: 'string', demandOption: true, describe: 'key serial (32 hex digits)' })
-      .option('reason', { choices: reasonChoices, default: 'unspecified' as const, describe: 'RFC 5280 reason name' })
-      .example('$0 client revoke-key --name alice --serial 3f... --reason keyCompromise', 'the key leaked') as never,
+      .option('reason', {
+        choices: reasonChoices,
+        default: 'unspecified' as const,
+        describe: 'RFC 5280 reason name',
+      })
+      .example(
+        '$0 client revoke-key --name alice --serial 3f... --reason keyCompromise',
+        'the key leaked',
+      ) as never,
   handler: run(async (argv: RevokeKeyArgs) => {
     const { emit } = await import('../../output.js');
     const serial = argv.serial.toLowerCase();
     const out = await withKeyClient(argv, (c) => c.revokeKey(serial, argv.reason));
-    emit(argv, out, out.status === 'already_revoked' ? `already revoked: ${serial} (${String(out.reason)})` : `revoked ${serial} (${String(out.reason)})`);
+    emit(
+      argv,
+      out,
+      out.status === 'already_revoked'
+        ? `already revoked: ${serial} (${String(out.reason)})`
+        : `revoked ${serial} (${String(out.reason)})`,
+    );
   }),
 };

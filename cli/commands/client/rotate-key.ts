@@ -22,6 +22,10 @@ export const rotateKeyCommand: CommandModule<object, RotateArgs> = {
     const { emit } = await import('../../output.js');
     const ttlMs = await ttlOf(argv.ttl);
     const out = await withKeyClient(argv, (c) => c.rotateKey(argv.serial.toLowerCase(), ttlMs));
-    emit(argv, out, [`rotated ${out.replaces ?? argv.serial} -> ${out.serial} (${out.mode}, peer ${out.peer})`, `  fingerprint: ${out.fingerprint}`, `  expires:     ${iso(out.expiresAt)}`]);
+    emit(argv, out, [
+      `rotated ${out.replaces ?? argv.serial} -> ${out.serial} (${out.mode}, peer ${out.peer})`,
+      `  fingerprint: ${out.fingerprint}`,
+      `  expires:     ${iso(out.expiresAt)}`,
+    ]);
   }),
 };

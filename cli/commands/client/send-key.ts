@@ -18,14 +18,23 @@ export const sendKeyCommand: CommandModule<object, SendKeyArgs> = {
   builder: (y) =>
     withClientOptions(y)
       .option('to', { type: 'string', demandOption: true, describe: 'the receiving client' })
-      .option('mode', { choices: ['e2e', 'kdc'] as const, default: 'e2e' as const, describe: 'e2e: the KDC never sees the key; kdc: the KDC generates it' })
+      .option('mode', {
+        choices: ['e2e', 'kdc'] as const,
+        default: 'e2e' as const,
+        describe: 'e2e: the KDC never sees the key; kdc: the KDC generates it',
+      })
       .option('ttl', { type: 'string', describe: 'key lifetime (e.g. 90s, 15m, 24h, 7d; default 24h)' })
       .example('$0 client send-key --name alice --to bob', 'end-to-end key for alice and bob')
-      .example('$0 client send-key --name alice --to bob --mode kdc --ttl 1h --json', 'KDC-generated, 1 hour') as never,
+      .example(
+        '$0 client send-key --name alice --to bob --mode kdc --ttl 1h --json',
+        'KDC-generated, 1 hour',
+      ) as never,
   handler: run(async (argv: SendKeyArgs) => {
     const { emit } = await import('../../output.js');
     const ttlMs = await ttlOf(argv.ttl);
-    const out = await withKeyClient(argv, (c) => c.sendKey({ to: argv.to, mode: argv.mode, ...(ttlMs === undefined ? {} : { ttlMs }) }));
+    const out = await withKeyClient(argv, (c) =>
+      c.sendKey({ to: argv.to, mode: argv.mode, ...(ttlMs === undefined ? {} : { ttlMs }) }),
+    );
     emit(argv, out, [
       `sent key ${out.serial} to ${out.peer} (${out.mode})`,
       `  fingerprint: ${out.fingerprint}`,

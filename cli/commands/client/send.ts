@@ -18,13 +18,27 @@ export const sendCommand: CommandModule<object, SendArgs> = {
     withClientOptions(y)
       .option('to', { type: 'string', demandOption: true, describe: 'the receiving client' })
       .option('message', { type: 'string', demandOption: true, describe: 'the text to send' })
-      .option('serial', { type: 'string', describe: 'key to use (default: the newest active key shared with --to)' })
-      .example('$0 client send --name alice --to bob --message "hi"', 'bob prints it in kds client listen') as never,
+      .option('serial', {
+        type: 'string',
+        describe: 'key to use (default: the newest active key shared with --to)',
+      })
+      .example(
+        '$0 client send --name alice --to bob --message "hi"',
+        'bob prints it in kds client listen',
+      ) as never,
   handler: run(async (argv: SendArgs) => {
     const { emit } = await import('../../output.js');
     const out = await withKeyClient(argv, (c) =>
-      c.sendMessage({ to: argv.to, text: String(argv.message), ...(argv.serial === undefined ? {} : { serial: argv.serial.toLowerCase() }) }),
+      c.sendMessage({
+        to: argv.to,
+        text: String(argv.message),
+        ...(argv.serial === undefined ? {} : { serial: argv.serial.toLowerCase() }),
+      }),
     );
-    emit(argv, out, `sent to ${argv.to} with key ${out.serial} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`);
+    emit(
+      argv,
+      out,
+      `sent to ${argv.to} with key ${out.serial} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`,
+    );
   }),
 };

@@ -10,7 +10,10 @@ export const statusCommand: CommandModule<object, ClientArgs> = {
   builder: (y) =>
     withClientOptions(y)
       .example('$0 client status --name alice', 'open a session as alice')
-      .example('$0 client status --name alice --dh ffdhe2048 --json', 'finite-field DH, JSON output') as never,
+      .example(
+        '$0 client status --name alice --dh ffdhe2048 --json',
+        'finite-field DH, JSON output',
+      ) as never,
   handler: run(async (argv: ClientArgs) => {
     const { openHomeSession } = await import('../../../client/session.js');
     const { emit, style } = await import('../../output.js');

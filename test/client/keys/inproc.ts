@@ -41,7 +41,10 @@ export interface Env {
   url: string;
   home(name: string): string;
   /** Open a KeyClient for `name`; `wrap` lets a test play a relay between it and its session. */
-  open(name: string, opts?: { wrap?: (s: ClientSession) => KeySession; acceptMessages?: boolean; start?: boolean }): Promise<OpenedClient>;
+  open(
+    name: string,
+    opts?: { wrap?: (s: ClientSession) => KeySession; acceptMessages?: boolean; start?: boolean },
+  ): Promise<OpenedClient>;
   /** Stop the KDC and start it again on the same port and data dir. */
   restart(): Promise<void>;
 }
@@ -49,7 +52,14 @@ export interface Env {
 export async function inProcessKdc(t: TestLike, names: readonly string[]): Promise<Env> {
   const dataDir = await initDataDir(t);
   const start = (port = 0): Promise<Kdc> =>
-    startKdc({ dataDir, host: '127.0.0.1', port, passphrase: TEST_CA_PASSPHRASE, rateLimit: false, log: () => {} });
+    startKdc({
+      dataDir,
+      host: '127.0.0.1',
+      port,
+      passphrase: TEST_CA_PASSPHRASE,
+      rateLimit: false,
+      log: () => {},
+    });
   let kdc = await start();
   const port = kdc.port;
   const opened = new Set<OpenedClient>();
@@ -62,7 +72,11 @@ export async function inProcessKdc(t: TestLike, names: readonly string[]): Promi
     const keys = await keysFor(name);
     const csr = await createCsr(name, keys.privateKeyPem, keys.publicKeyPem);
     const cert = await kdc.ca.issueFromCsr(csr, { name, actor: 'test' });
-    writeClientHome(home(name), { privateKey: createPrivateKey(keys.privateKeyPem), certPem: cert.pem, caPem: kdc.ca.caCertPem }, undefined);
+    writeClientHome(
+      home(name),
+      { privateKey: createPrivateKey(keys.privateKeyPem), certPem: cert.pem, caPem: kdc.ca.caCertPem },
+      undefined,
+    );
   }
   const env: Env = {
     dataDir,

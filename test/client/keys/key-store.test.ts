@@ -43,7 +43,10 @@ t.test('records round-trip, encrypted at rest, private modes', async (t) => {
   t.notOk(raw.includes(Buffer.from(rec.key!, 'base64')), 'no raw key bytes on disk');
   t.notOk(raw.includes(Buffer.from(rec.key!)), 'no base64 key on disk');
   t.notOk(raw.includes(Buffer.from('alice')), 'metadata encrypted too');
-  t.same(store.listKeys().map((k) => k.serial), [rec.serial]);
+  t.same(
+    store.listKeys().map((k) => k.serial),
+    [rec.serial],
+  );
   t.equal(store.getKey('not-a-serial'), undefined);
 });
 
@@ -79,7 +82,11 @@ t.test('retire removes the key material but keeps a tombstone', async (t) => {
   t.same(store.getKey(rec.serial)?.reason, 'keyCompromise');
   t.equal(store.getKey(rec.serial)?.key, undefined, 'material gone from disk');
   t.equal(store.retire(newKeySerial(), 'revoked'), undefined, 'unknown serial');
-  t.same(readdirSync(join(home, 'keys')).filter((f) => f.endsWith('.tmp')), [], 'no temp files');
+  t.same(
+    readdirSync(join(home, 'keys')).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temp files',
+  );
 });
 
 t.test('prekeys are stored, listed and deleted', async (t) => {

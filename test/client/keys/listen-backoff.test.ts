@@ -63,5 +63,8 @@ t.test('listen ends when its signal aborts', async (t) => {
   });
   setTimeout(() => controller.abort(), 20);
   await done;
-  t.same(events.map((e) => e.event), ['disconnected', 'stopped']);
+  t.same(
+    events.map((e) => e.event),
+    ['disconnected', 'stopped'],
+  );
 });

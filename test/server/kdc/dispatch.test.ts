@@ -1,5 +1,10 @@
 import t from 'tap';
-import { HandlerRegistry, type HandlerContext, type Identity, type SessionHandle } from '../../../server/kdc/dispatch.js';
+import {
+  HandlerRegistry,
+  type HandlerContext,
+  type Identity,
+  type SessionHandle,
+} from '../../../server/kdc/dispatch.js';
 import { SessionTable } from '../../../server/kdc/session-table.js';
 
 function fakeSession(identity: Identity): SessionHandle {
@@ -16,7 +21,12 @@ function fakeSession(identity: Identity): SessionHandle {
 }
 
 function ctxFor(role: Identity['role']): HandlerContext {
-  const identity: Identity = { name: role === 'anonymous' ? '' : 'alice', serialHex: role === 'anonymous' ? '' : 'ab', role, expiresAt: 0 };
+  const identity: Identity = {
+    name: role === 'anonymous' ? '' : 'alice',
+    serialHex: role === 'anonymous' ? '' : 'ab',
+    role,
+    expiresAt: 0,
+  };
   return { session: fakeSession(identity), identity, kdc: {} as HandlerContext['kdc'] };
 }
 

@@ -15,7 +15,9 @@ const { kdc, dataDir } = await startTestKdc(t);
 
 /** Records, in order, the pushes a session receives and its close. */
 function watch(session: ClientSession, events: string[], label: string): void {
-  session.onPush('*', (body, type) => events.push(`${label}:push:${type}${type === 'session.closing' ? `:${String(body.code)}` : ''}`));
+  session.onPush('*', (body, type) =>
+    events.push(`${label}:push:${type}${type === 'session.closing' ? `:${String(body.code)}` : ''}`),
+  );
   void session.closed.then((info) => events.push(`${label}:closed:${info.code}:${info.error?.code ?? ''}`));
 }
 
@@ -40,16 +42,25 @@ t.test('admin revocation ends every live session of the certificate before the r
     const pushed = events.indexOf(`${label}:push:cert.revoked`);
     const closing = events.indexOf(`${label}:push:session.closing:cert_revoked`);
     const closed = events.indexOf(`${label}:closed:${CLOSE.revoked}:cert_revoked`);
-    t.ok(pushed >= 0 && pushed < closing && closing < closed && closed < replyAt, `${label} told and closed before the reply: ${events.join(', ')}`);
+    t.ok(
+      pushed >= 0 && pushed < closing && closing < closed && closed < replyAt,
+      `${label} told and closed before the reply: ${events.join(', ')}`,
+    );
   }
-  t.equal(kdc.sessions.bySerial(bob.cert.serialHex).length, 0, 'no session of the revoked certificate remains');
+  t.equal(
+    kdc.sessions.bySerial(bob.cert.serialHex).length,
+    0,
+    'no session of the revoked certificate remains',
+  );
   t.ok(bystander.isOpen, 'other sessions are untouched');
   t.same(await bystander.request('ping', {}), { pong: true });
   await t.rejects(sessionFor(kdc, bob), { code: 'cert_revoked' });
 
   const again = await admin.request('cert.revoke', { serial: bob.cert.serialHex, reason: 'keyCompromise' });
   t.match(again, { status: 'already_revoked', serial: bob.cert.serialHex });
-  await t.rejects(admin.request('cert.revoke', { serial: 'abcdef0123', reason: 'keyCompromise' }), { code: 'unknown_serial' });
+  await t.rejects(admin.request('cert.revoke', { serial: 'abcdef0123', reason: 'keyCompromise' }), {
+    code: 'unknown_serial',
+  });
   await Promise.all([admin.close(), bystander.close()]);
 });
 
@@ -77,8 +88,12 @@ t.test('a client cannot revoke somebody else', async (t) => {
   const erin = await issueTestClient(kdc.ca, 'erin');
   const frank = await issueTestClient(kdc.ca, 'frank');
   const session = await sessionFor(kdc, erin);
-  await t.rejects(session.request('cert.revoke', { serial: frank.cert.serialHex, reason: 'keyCompromise' }), { code: 'forbidden' });
-  await t.rejects(session.request('cert.revoke', { name: 'frank', reason: 'keyCompromise' }), { code: 'forbidden' });
+  await t.rejects(session.request('cert.revoke', { serial: frank.cert.serialHex, reason: 'keyCompromise' }), {
+    code: 'forbidden',
+  });
+  await t.rejects(session.request('cert.revoke', { name: 'frank', reason: 'keyCompromise' }), {
+    code: 'forbidden',
+  });
   t.equal(kdc.ca.revocationOf(frank.cert.serialHex), undefined, 'nothing was revoked');
   t.ok(session.isOpen);
   await session.close();

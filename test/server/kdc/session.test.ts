@@ -31,7 +31,12 @@ t.test('ready: session facts for a client', async (t) => {
   t.equal(f.group, 'x25519');
   t.equal(f.cipher, 'AES-256-GCM');
   t.match(f.sessionId, /^[0-9a-f]{32}$/);
-  t.same(f.identity, { name: 'alice', serialHex: alice.cert.serialHex, role: 'client', expiresAt: alice.cert.notAfter });
+  t.same(f.identity, {
+    name: 'alice',
+    serialHex: alice.cert.serialHex,
+    role: 'client',
+    expiresAt: alice.cert.notAfter,
+  });
   t.equal(f.serverCertificate.subjectCN, 'kdc');
   t.equal(f.clientCertificate?.serialHex, alice.cert.serialHex);
   await session.close();
@@ -60,7 +65,9 @@ t.test('admin credential gets the admin role; a client certificate cannot run ad
   const session = await sessionFor(kdc, alice);
   await t.rejects(session.request('admin.token', { name: 'mallory' }), { code: 'forbidden' });
   t.ok(session.isOpen, 'a refused request does not end the session');
-  await t.rejects(session.request('cert.revoke', { name: 'admin', reason: 'keyCompromise' }), { code: 'forbidden' });
+  await t.rejects(session.request('cert.revoke', { name: 'admin', reason: 'keyCompromise' }), {
+    code: 'forbidden',
+  });
   t.same(await session.request('ping', {}), { pong: true });
   await session.close();
 });
@@ -76,13 +83,17 @@ t.test('an anonymous (enroll-mode) session can only enroll', async (t) => {
   const session = await openSession({ server: kdc.url, mode: 'enroll', caCertPem: kdc.ca.caCertPem });
   t.equal(session.facts.identity.role, 'anonymous');
   t.equal(session.facts.identity.name, '');
-  await t.rejects(session.request('cert.status', { serial: alice.cert.serialHex }), { code: 'not_authenticated' });
+  await t.rejects(session.request('cert.status', { serial: alice.cert.serialHex }), {
+    code: 'not_authenticated',
+  });
   await t.rejects(session.request('admin.token', { name: 'x' }), { code: 'not_authenticated' });
   await session.close();
 });
 
 t.test('insecure mode is refused unless the server allows it', async (t) => {
-  await t.rejects(openSession({ server: kdc.url, mode: 'insecure', insecureName: 'alice' }), { code: 'insecure_refused' });
+  await t.rejects(openSession({ server: kdc.url, mode: 'insecure', insecureName: 'alice' }), {
+    code: 'insecure_refused',
+  });
 });
 
 t.test('cert.status: good, revoked (reason, time), unknown', async (t) => {
@@ -122,7 +133,7 @@ t.test('a certificate from another CA -> cert_unknown_issuer', async (t) => {
   await t.rejects(sessionFor(kdc, foreign), { code: 'cert_unknown_issuer' });
 });
 
-t.test("a certificate our key signed but our store does not know -> cert_unknown_issuer", async (t) => {
+t.test('a certificate our key signed but our store does not know -> cert_unknown_issuer', async (t) => {
   // A copy of the data directory shares the CA key but not the store: its certificates are not ours.
   const forkDir = join(tempDir(t), 'fork');
   cpSync(dataDir, forkDir, { recursive: true });
@@ -144,7 +155,10 @@ t.test('a KDC presenting a CA-signed certificate for another name -> cert_wrong_
   });
   ca.close();
   writeFileSync(join(evilDir, 'server', 'cert.pem'), cert.pem);
-  writeFileSync(join(evilDir, 'server', 'key.pem'), encryptPrivateKey(pair.privateKeyPem, TEST_CA_PASSPHRASE));
+  writeFileSync(
+    join(evilDir, 'server', 'key.pem'),
+    encryptPrivateKey(pair.privateKeyPem, TEST_CA_PASSPHRASE),
+  );
   const { kdc: evil } = await startTestKdc(t, { dataDir: evilDir });
   const local = await issueTestClient(evil.ca, 'dave');
   await t.rejects(sessionFor(evil, local), { code: 'cert_wrong_name' });

@@ -15,7 +15,10 @@ t.setTimeout(120_000);
 const { kdc } = await startTestKdc(t);
 const alice = await issueTestClient(kdc.ca, 'alice');
 
-async function get(path: string, method = 'GET'): Promise<{ status: number; type: string | null; body: string }> {
+async function get(
+  path: string,
+  method = 'GET',
+): Promise<{ status: number; type: string | null; body: string }> {
   const res = await fetch(`${kdc.httpUrl}${path}`, { method });
   return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
 }
@@ -112,7 +115,10 @@ t.test('a record before the handshake -> unexpected_message', async (t) => {
   s.send(encodeFrame({ t: 'r', c: Buffer.alloc(48, 7) }));
   const alert = await s.next();
   t.equal(alert.t, 'alert');
-  t.ok(['unexpected_message', 'not_authenticated'].includes(String(alert.code)), `code ${String(alert.code)}`);
+  t.ok(
+    ['unexpected_message', 'not_authenticated'].includes(String(alert.code)),
+    `code ${String(alert.code)}`,
+  );
   t.equal((await s.closed).code, CLOSE.protocol);
 });
 

@@ -29,7 +29,12 @@ export function identities(): Promise<{ ca: ParsedCertificate; clients: Client[]
     const clients: Client[] = [];
     for (const [i, name] of ['alice', 'bob', 'carol'].entries()) {
       const cert = parseCertificate(await issue(ca, 'client', name, keys[i + 1]!.publicKeyPem));
-      clients.push({ name, keys: keys[i + 1]!, cert, caller: { name, serialHex: cert.serialHex, role: 'client' } });
+      clients.push({
+        name,
+        keys: keys[i + 1]!,
+        cert,
+        caller: { name, serialHex: cert.serialHex, role: 'client' },
+      });
     }
     return { ca: parseCertificate(ca.certPem), clients };
   })();

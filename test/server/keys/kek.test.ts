@@ -23,7 +23,10 @@ t.test('created lazily at version 1, files 0600 in a 0700 dir, reopened with the
   t.notOk(w.wrapped.includes(key), 'never the plaintext key');
   const again = await KeyEncryptionKeys.open(dir, 'pw', { cost });
   t.ok(again.unwrap(serial, w.wrapped, 1).equals(key), 'another process opens it with the same KEK');
-  t.notOk(readFileSync(join(dir, 'kek', 'kek-v1.bin')).includes(again.wrap(serial, key).wrapped.subarray(0, 12)), 'sanity');
+  t.notOk(
+    readFileSync(join(dir, 'kek', 'kek-v1.bin')).includes(again.wrap(serial, key).wrapped.subarray(0, 12)),
+    'sanity',
+  );
 });
 
 t.test('wrong passphrase, tampering, renamed versions are refused', async (t) => {
@@ -43,27 +46,38 @@ t.test('wrong passphrase, tampering, renamed versions are refused', async (t) =>
   await t.rejects(KeyEncryptionKeys.open(dir, 'pw', { cost }), { code: 'malformed' }, 'weakened scrypt cost');
   writeFileSync(file, raw);
   renameSync(file, join(dir, 'kek', 'kek-v2.bin'));
-  await t.rejects(KeyEncryptionKeys.open(dir, 'pw', { cost }), { code: 'malformed' }, 'file renamed to another version');
+  await t.rejects(
+    KeyEncryptionKeys.open(dir, 'pw', { cost }),
+    { code: 'malformed' },
+    'file renamed to another version',
+  );
 });
 
-t.test('rotation: new keys use the new version, old wrapped keys still open; AAD binds serial and version', async (t) => {
-  const dir = tempDir(t);
-  const ring = await KeyEncryptionKeys.open(dir, 'pw', { cost });
-  const key = Buffer.alloc(32, 9);
-  const serial = newKeySerial();
-  const old = ring.wrap(serial, key);
-  t.equal(await ring.rotate(), 2);
-  const fresh = ring.wrap(serial, key);
-  t.equal(fresh.version, 2);
-  t.ok(ring.unwrap(serial, old.wrapped, 1).equals(key));
-  t.ok(ring.unwrap(serial, fresh.wrapped, 2).equals(key));
-  t.throws(() => ring.unwrap(serial, old.wrapped, 2), { code: 'bad_mac' }, 'wrong version label');
-  t.throws(() => ring.unwrap(newKeySerial(), old.wrapped, 1), { code: 'bad_mac' }, 'copied onto another serial');
-  t.throws(() => ring.unwrap(serial, old.wrapped, 7), { code: 'config' }, 'unknown version');
-  const reopened = await KeyEncryptionKeys.open(dir, 'pw', { cost });
-  t.same(reopened.versions, [1, 2]);
-  t.equal(reopened.currentVersion, 2);
-});
+t.test(
+  'rotation: new keys use the new version, old wrapped keys still open; AAD binds serial and version',
+  async (t) => {
+    const dir = tempDir(t);
+    const ring = await KeyEncryptionKeys.open(dir, 'pw', { cost });
+    const key = Buffer.alloc(32, 9);
+    const serial = newKeySerial();
+    const old = ring.wrap(serial, key);
+    t.equal(await ring.rotate(), 2);
+    const fresh = ring.wrap(serial, key);
+    t.equal(fresh.version, 2);
+    t.ok(ring.unwrap(serial, old.wrapped, 1).equals(key));
+    t.ok(ring.unwrap(serial, fresh.wrapped, 2).equals(key));
+    t.throws(() => ring.unwrap(serial, old.wrapped, 2), { code: 'bad_mac' }, 'wrong version label');
+    t.throws(
+      () => ring.unwrap(newKeySerial(), old.wrapped, 1),
+      { code: 'bad_mac' },
+      'copied onto another serial',
+    );
+    t.throws(() => ring.unwrap(serial, old.wrapped, 7), { code: 'config' }, 'unknown version');
+    const reopened = await KeyEncryptionKeys.open(dir, 'pw', { cost });
+    t.same(reopened.versions, [1, 2]);
+    t.equal(reopened.currentVersion, 2);
+  },
+);
 
 t.test('concurrent first opens agree on one version-1 KEK', async (t) => {
   const dir = tempDir(t);

@@ -5,7 +5,12 @@ import t from 'tap';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { generatePrekey } from '../../../shared/keys/prekey.js';
-import { acceptKdcKey, runReceiverExchange, runSenderExchange, type E2eDelivery } from '../../../shared/keys/exchange.js';
+import {
+  acceptKdcKey,
+  runReceiverExchange,
+  runSenderExchange,
+  type E2eDelivery,
+} from '../../../shared/keys/exchange.js';
 import { ciphertextDigest, kdcKeyDigest } from '../../../shared/keys/digest.js';
 import { newKeySerial } from '../../../shared/keys/serial.js';
 import { sealMessage } from '../../../shared/keys/message.js';
@@ -15,7 +20,9 @@ t.setTimeout(120_000);
 
 async function uploadPrekeys(h: Harness, who: Client, n = 3) {
   const owner = { name: who.name, certSerial: who.cert.serialHex };
-  const made = await Promise.all(Array.from({ length: n }, () => generatePrekey(owner, who.keys.privateKeyPem)));
+  const made = await Promise.all(
+    Array.from({ length: n }, () => generatePrekey(owner, who.keys.privateKeyPem)),
+  );
   const r = h.service.putPrekeys(
     who.caller,
     made.map((p) => ({ prekeyId: p.id, publicKey: p.publicKey, signature: p.signature })),
@@ -29,7 +36,13 @@ async function e2e(h: Harness, opts: { ttl?: number; replaces?: string } = {}) {
   const res = h.service.reserve(h.alice.caller, { peer: 'bob', ...opts });
   const sent = await runSenderExchange(
     { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
-    { serial: res.serial, expiresAt: res.expiresAt, peer: res.peer, peerCert: res.peerCert, prekey: res.prekey },
+    {
+      serial: res.serial,
+      expiresAt: res.expiresAt,
+      peer: res.peer,
+      peerCert: res.peerCert,
+      prekey: res.prekey,
+    },
     { ca: h.ca, now: h.clock.now },
   );
   const dep = h.service.deposit(h.alice.caller, sent.deposit);
@@ -37,11 +50,19 @@ async function e2e(h: Harness, opts: { ttl?: number; replaces?: string } = {}) {
   return { res, sent, dep, pk };
 }
 
-function bodyOf(list: Pushed[] | undefined, type: string, serial: string): Record<string, unknown> | undefined {
+function bodyOf(
+  list: Pushed[] | undefined,
+  type: string,
+  serial: string,
+): Record<string, unknown> | undefined {
   return list?.find((p) => p.type === type && p.body.serial === serial)?.body;
 }
 
-async function bobReceives(h: Harness, body: Record<string, unknown>, pk: { id: string; publicKey: Buffer; privateKey: Buffer }) {
+async function bobReceives(
+  h: Harness,
+  body: Record<string, unknown>,
+  pk: { id: string; publicKey: Buffer; privateKey: Buffer },
+) {
   return runReceiverExchange(
     { name: 'bob', certSerial: h.bob.cert.serialHex, privateKey: h.bob.keys.privateKeyPem },
     body as unknown as E2eDelivery,
@@ -79,8 +100,16 @@ t.test('flow 1 end to end with verification and key.verified to the owner', asyn
   const got = await bobReceives(h, bodyOf(h.online.get('bob'), 'key.delivered', res.serial)!, pk);
   t.ok(got.key.equals(sent.key));
   const carolView = await h.service.verify(h.carol.caller, { serial: res.serial, digest: got.digest });
-  t.same(carolView, { serial: res.serial, verdict: 'not_found', peerVerified: false }, 'a third party learns nothing');
-  const v = await h.service.verify(h.bob.caller, { serial: res.serial, digest: got.digest, signature: got.signature });
+  t.same(
+    carolView,
+    { serial: res.serial, verdict: 'not_found', peerVerified: false },
+    'a third party learns nothing',
+  );
+  const v = await h.service.verify(h.bob.caller, {
+    serial: res.serial,
+    digest: got.digest,
+    signature: got.signature,
+  });
   t.equal(v.verdict, 'valid');
   t.equal(v.peerVerified, true);
   t.ok(bodyOf(h.online.get('alice'), 'key.verified', res.serial), 'alice is told bob accepted the key');
@@ -94,9 +123,18 @@ t.test('flow 1 end to end with verification and key.verified to the owner', asyn
   );
   const forged = Buffer.from(got.signature);
   forged[5]! ^= 1;
-  await t.rejects(h.service.verify(h.bob.caller, { serial: res.serial, digest: got.digest, signature: forged }), { code: 'bad_signature' });
-  t.equal((await h.service.verify(h.bob.caller, { serial: res.serial, digest: Buffer.alloc(32) })).verdict, 'mismatch');
-  t.same(h.service.list(h.bob.caller).map((k) => [k.serial, k.state, k.peerVerified]), [[res.serial, 'active', true]]);
+  await t.rejects(
+    h.service.verify(h.bob.caller, { serial: res.serial, digest: got.digest, signature: forged }),
+    { code: 'bad_signature' },
+  );
+  t.equal(
+    (await h.service.verify(h.bob.caller, { serial: res.serial, digest: Buffer.alloc(32) })).verdict,
+    'mismatch',
+  );
+  t.same(
+    h.service.list(h.bob.caller).map((k) => [k.serial, k.state, k.peerVerified]),
+    [[res.serial, 'active', true]],
+  );
   t.same(h.service.list(h.carol.caller), []);
 });
 
@@ -109,32 +147,62 @@ t.test('deposit checks: owner only, signature over the KDC view, reservation sin
     { serial: res.serial, expiresAt: res.expiresAt, peer: 'bob', peerCert: res.peerCert, prekey: res.prekey },
     { ca: h.ca, now: h.clock.now },
   );
-  t.throws(() => h.service.deposit(h.carol.caller, sent.deposit), { code: 'not_found' }, 'someone else cannot deposit');
+  t.throws(
+    () => h.service.deposit(h.carol.caller, sent.deposit),
+    { code: 'not_found' },
+    'someone else cannot deposit',
+  );
   const other = Buffer.from(sent.deposit.ephemeral);
   other[0]! ^= 1;
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, ephemeral: other }), { code: 'bad_signature' }, 'relay-swapped ephemeral');
+  t.throws(
+    () => h.service.deposit(h.alice.caller, { ...sent.deposit, ephemeral: other }),
+    { code: 'bad_signature' },
+    'relay-swapped ephemeral',
+  );
   const blob = Buffer.from(sent.deposit.ciphertext);
   blob[20]! ^= 1;
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob }), { code: 'bad_signature' }, 'relay-swapped ciphertext');
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob.subarray(1) }), { code: 'malformed' });
+  t.throws(
+    () => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob }),
+    { code: 'bad_signature' },
+    'relay-swapped ciphertext',
+  );
+  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob.subarray(1) }), {
+    code: 'malformed',
+  });
   t.equal(h.store.getSymKey(res.serial)!.state, 'reserved', 'nothing stored by failed deposits');
   h.service.deposit(h.alice.caller, sent.deposit);
-  t.throws(() => h.service.deposit(h.alice.caller, sent.deposit), { code: 'not_found' }, 'a reservation is used once');
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: newKeySerial() }), { code: 'not_found' });
+  t.throws(
+    () => h.service.deposit(h.alice.caller, sent.deposit),
+    { code: 'not_found' },
+    'a reservation is used once',
+  );
+  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: newKeySerial() }), {
+    code: 'not_found',
+  });
   // an old reservation cannot be deposited
   const late = h.service.reserve(h.alice.caller, { peer: 'bob' });
   h.clock.now += 6 * 60 * 1000;
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: late.serial }), { code: 'not_found' });
+  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: late.serial }), {
+    code: 'not_found',
+  });
 });
 
 t.test('peers: unknown, revoked, self, no prekeys; ttl bounds', async (t) => {
   const h = await harness(t);
   t.throws(() => h.service.reserve(h.alice.caller, { peer: 'nobody' }), { code: 'peer_unavailable' });
-  t.throws(() => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'peer_unavailable' }, 'bob has no prekeys yet');
+  t.throws(
+    () => h.service.reserve(h.alice.caller, { peer: 'bob' }),
+    { code: 'peer_unavailable' },
+    'bob has no prekeys yet',
+  );
   t.throws(() => h.service.reserve(h.alice.caller, { peer: 'alice' }), { code: 'bad_request' });
   t.throws(() => h.service.reserve(h.alice.caller, { peer: 'Bad Name' }), { code: 'bad_name' });
   await t.rejects(h.service.create(h.alice.caller, { peer: 'bob', ttl: 10 }), { code: 'bad_request' });
-  await t.rejects(h.service.create(h.admin, { peer: 'bob' }), { code: 'bad_request' }, 'the admin is not a key party');
+  await t.rejects(
+    h.service.create(h.admin, { peer: 'bob' }),
+    { code: 'bad_request' },
+    'the admin is not a key party',
+  );
   const peer = h.service.peer(h.alice.caller, 'bob');
   t.equal(peer.serial, h.bob.cert.serialHex);
   t.equal(peer.status, 'good');
@@ -143,7 +211,11 @@ t.test('peers: unknown, revoked, self, no prekeys; ttl bounds', async (t) => {
   await t.rejects(h.service.create(h.alice.caller, { peer: 'bob' }), { code: 'peer_revoked' });
   h.revocations.clear();
   h.store.setCertificateStatus(h.carol.cert.serialHex, 'revoked');
-  t.throws(() => h.service.peer(h.alice.caller, 'carol'), { code: 'peer_revoked' }, 'no active certificate, latest revoked');
+  t.throws(
+    () => h.service.peer(h.alice.caller, 'carol'),
+    { code: 'peer_revoked' },
+    'no active certificate, latest revoked',
+  );
   h.clock.now = h.bob.cert.notAfter + 1;
   t.throws(() => h.service.peer(h.alice.caller, 'bob'), { code: 'peer_unavailable' }, 'expired certificate');
 });
@@ -163,21 +235,39 @@ t.test('flow 2: KDC-generated key wrapped under the KEK, delivered when bob sync
   const body = pushed[0]!.body;
   t.equal(pushed[0]!.type, 'key.delivered');
   t.ok((body.key as Buffer).equals(c.key), 'the key reaches bob (inside the record layer)');
-  const acc = await acceptKdcKey({ name: 'bob', certSerial: h.bob.cert.serialHex, privateKey: h.bob.keys.privateKeyPem }, body as never);
-  const v = await h.service.verify(h.bob.caller, { serial: c.serial, digest: acc.digest, signature: acc.signature });
+  const acc = await acceptKdcKey(
+    { name: 'bob', certSerial: h.bob.cert.serialHex, privateKey: h.bob.keys.privateKeyPem },
+    body as never,
+  );
+  const v = await h.service.verify(h.bob.caller, {
+    serial: c.serial,
+    digest: acc.digest,
+    signature: acc.signature,
+  });
   t.equal(v.verdict, 'valid');
   // unacknowledged deliveries survive a restart; acknowledged ones are gone
   const again: Pushed[] = [];
   await h.restart().sync(h.bob.caller, (type, b) => again.push({ type, body: b }));
   t.equal(again.filter((p) => p.type === 'key.delivered').length, 1, 'redelivered until acknowledged');
-  t.same(h.service.ack(h.carol.caller, [body.d as number]), { acknowledged: 0 }, "nobody acknowledges another's delivery");
+  t.same(
+    h.service.ack(h.carol.caller, [body.d as number]),
+    { acknowledged: 0 },
+    "nobody acknowledges another's delivery",
+  );
   t.same(h.service.ack(h.bob.caller, [body.d as number]), { acknowledged: 1 });
   const after: Pushed[] = [];
   await h.restart().sync(h.bob.caller, (type, b) => after.push({ type, body: b }));
-  t.same(after.map((p) => p.type), [], 'bob has nothing left');
+  t.same(
+    after.map((p) => p.type),
+    [],
+    'bob has nothing left',
+  );
   const alicePushes: Pushed[] = [];
   await h.service.sync(h.alice.caller, (type, b) => alicePushes.push({ type, body: b }));
-  t.same(alicePushes.map((p) => p.type), ['key.verified']);
+  t.same(
+    alicePushes.map((p) => p.type),
+    ['key.verified'],
+  );
 });
 
 t.test('tampering with the stored record gives mismatch', async (t) => {
@@ -187,18 +277,37 @@ t.test('tampering with the stored record gives mismatch', async (t) => {
   const c = await h.service.create(h.alice.caller, { peer: 'bob' });
   const db = new Database(join(h.dir, 'kds.sqlite'));
   t.teardown(() => db.close());
-  t.equal((await h.service.verify(h.alice.caller, { serial: res.serial, digest: sent.digest })).verdict, 'valid');
+  t.equal(
+    (await h.service.verify(h.alice.caller, { serial: res.serial, digest: sent.digest })).verdict,
+    'valid',
+  );
   db.prepare('UPDATE sym_keys SET ciphertext = ? WHERE serial = ?').run(Buffer.alloc(60, 1), res.serial);
-  t.equal((await h.service.verify(h.alice.caller, { serial: res.serial, digest: sent.digest })).verdict, 'mismatch', 'ciphertext changed');
-  db.prepare('UPDATE sym_keys SET ciphertext = ?, digest = ? WHERE serial = ?').run(sent.deposit.ciphertext, Buffer.alloc(32, 2), res.serial);
-  t.equal((await h.service.verify(h.alice.caller, { serial: res.serial, digest: sent.digest })).verdict, 'mismatch', 'digest changed');
+  t.equal(
+    (await h.service.verify(h.alice.caller, { serial: res.serial, digest: sent.digest })).verdict,
+    'mismatch',
+    'ciphertext changed',
+  );
+  db.prepare('UPDATE sym_keys SET ciphertext = ?, digest = ? WHERE serial = ?').run(
+    sent.deposit.ciphertext,
+    Buffer.alloc(32, 2),
+    res.serial,
+  );
+  t.equal(
+    (await h.service.verify(h.alice.caller, { serial: res.serial, digest: sent.digest })).verdict,
+    'mismatch',
+    'digest changed',
+  );
   const kdcDigest = kdcKeyDigest(c.serial, c.key);
   t.equal((await h.service.verify(h.alice.caller, { serial: c.serial, digest: kdcDigest })).verdict, 'valid');
   const wrapped = h.store.getSymKey(c.serial)!.wrappedKey!;
   const bad = Buffer.from(wrapped);
   bad[30]! ^= 1;
   db.prepare('UPDATE sym_keys SET wrapped_key = ? WHERE serial = ?').run(bad, c.serial);
-  t.equal((await h.service.verify(h.alice.caller, { serial: c.serial, digest: kdcDigest })).verdict, 'mismatch', 'wrapped key changed');
+  t.equal(
+    (await h.service.verify(h.alice.caller, { serial: c.serial, digest: kdcDigest })).verdict,
+    'mismatch',
+    'wrapped key changed',
+  );
 });
 
 t.test('revocation by either party or the admin: durable, notices to both, no oracle', async (t) => {
@@ -208,22 +317,63 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
   const c = await h.service.create(h.bob.caller, { peer: 'alice' });
   h.online.set('alice', []);
   h.online.set('bob', []);
-  t.throws(() => h.service.revoke(h.carol.caller, { serial: a.serial, reason: 'keyCompromise' }), { code: 'not_found' });
+  t.throws(() => h.service.revoke(h.carol.caller, { serial: a.serial, reason: 'keyCompromise' }), {
+    code: 'not_found',
+  });
   t.throws(() => h.service.get(h.carol.caller, a.serial), { code: 'not_found' });
-  t.throws(() => h.service.get(h.carol.caller, newKeySerial()), { code: 'not_found' }, 'same answer for an unknown serial');
-  t.throws(() => h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'certificateRevoked' }), { code: 'bad_reason' }, 'reserved for the cascade');
+  t.throws(
+    () => h.service.get(h.carol.caller, newKeySerial()),
+    { code: 'not_found' },
+    'same answer for an unknown serial',
+  );
+  t.throws(
+    () => h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'certificateRevoked' }),
+    { code: 'bad_reason' },
+    'reserved for the cascade',
+  );
   const r1 = h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'keyCompromise' });
   t.equal(r1.status, 'revoked');
   t.ok(bodyOf(h.online.get('alice'), 'key.revoked', a.serial));
   t.equal(bodyOf(h.online.get('bob'), 'key.revoked', a.serial)!.reason, 'keyCompromise');
-  t.equal(h.service.revoke(h.bob.caller, { serial: a.serial, reason: 'unspecified' }).status, 'already_revoked');
-  t.equal(h.service.revoke(h.bob.caller, { serial: b.serial, reason: 'superseded' }).status, 'revoked', 'the receiver may revoke');
-  t.equal(h.service.revoke(h.admin, { serial: c.serial, reason: 'cessationOfOperation' }).status, 'revoked', 'the admin may revoke');
+  t.equal(
+    h.service.revoke(h.bob.caller, { serial: a.serial, reason: 'unspecified' }).status,
+    'already_revoked',
+  );
+  t.equal(
+    h.service.revoke(h.bob.caller, { serial: b.serial, reason: 'superseded' }).status,
+    'revoked',
+    'the receiver may revoke',
+  );
+  t.equal(
+    h.service.revoke(h.admin, { serial: c.serial, reason: 'cessationOfOperation' }).status,
+    'revoked',
+    'the admin may revoke',
+  );
   t.equal(h.restart().get(h.alice.caller, a.serial).state, 'revoked', 'durable across a restart');
-  t.equal((await h.service.verify(h.bob.caller, { serial: a.serial, digest: kdcKeyDigest(a.serial, a.key) })).verdict, 'revoked');
-  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: a.serial, nonce: Buffer.alloc(12), ciphertext: Buffer.alloc(20) }), { code: 'key_revoked' });
+  t.equal(
+    (await h.service.verify(h.bob.caller, { serial: a.serial, digest: kdcKeyDigest(a.serial, a.key) }))
+      .verdict,
+    'revoked',
+  );
+  t.throws(
+    () =>
+      h.service.sendMessage(h.alice.caller, {
+        to: 'bob',
+        serial: a.serial,
+        nonce: Buffer.alloc(12),
+        ciphertext: Buffer.alloc(20),
+      }),
+    { code: 'key_revoked' },
+  );
   const revoked = h.service.adminList({ revoked: true });
-  t.same(revoked.map((k) => [k.serial, k.reason]).sort(), [[a.serial, 'keyCompromise'], [b.serial, 'superseded'], [c.serial, 'cessationOfOperation']].sort());
+  t.same(
+    revoked.map((k) => [k.serial, k.reason]).sort(),
+    [
+      [a.serial, 'keyCompromise'],
+      [b.serial, 'superseded'],
+      [c.serial, 'cessationOfOperation'],
+    ].sort(),
+  );
   t.ok(revoked.every((k) => typeof k.revokedAt === 'number'));
   t.equal(h.service.adminList().length, 3);
 });
@@ -246,7 +396,10 @@ t.test('certificate revocation cascades to every key of that identity', async (t
   t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 0, "bob's prekeys are dropped");
   // a revocation committed elsewhere (e.g. `kds cert revoke` while the KDC ran) is applied on next use
   h.revocations.set(h.carol.cert.serialHex, { reason: 'keyCompromise', revokedAt: h.clock.now });
-  const v = await h.service.verify(h.alice.caller, { serial: ac.serial, digest: kdcKeyDigest(ac.serial, ac.key) });
+  const v = await h.service.verify(h.alice.caller, {
+    serial: ac.serial,
+    digest: kdcKeyDigest(ac.serial, ac.key),
+  });
   t.equal(v.verdict, 'revoked');
   t.equal(v.reason, 'certificateRevoked');
 });
@@ -261,8 +414,12 @@ t.test('expiry, rotation and messages', async (t) => {
   const msg = bodyOf(h.online.get('bob'), 'msg', k.serial)!;
   t.same([msg.from, msg.to], ['alice', 'bob']);
   t.ok((msg.ciphertext as Buffer).equals(sealed.ciphertext), 'relayed as is');
-  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'carol', serial: k.serial, ...sealed }), { code: 'bad_request' });
-  t.throws(() => h.service.sendMessage(h.carol.caller, { to: 'bob', serial: k.serial, ...sealed }), { code: 'not_found' });
+  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'carol', serial: k.serial, ...sealed }), {
+    code: 'bad_request',
+  });
+  t.throws(() => h.service.sendMessage(h.carol.caller, { to: 'bob', serial: k.serial, ...sealed }), {
+    code: 'not_found',
+  });
   // rotation: a new serial, the old one superseded, both told
   h.online.set('alice', []);
   const r = await h.service.create(h.alice.caller, { peer: 'bob', replaces: k.serial });
@@ -270,11 +427,42 @@ t.test('expiry, rotation and messages', async (t) => {
   t.equal(h.service.get(h.bob.caller, k.serial).supersededBy, r.serial);
   t.equal(bodyOf(h.online.get('bob'), 'key.revoked', k.serial)!.state, 'superseded');
   t.equal(h.service.get(h.bob.caller, r.serial).replaces, k.serial);
-  await t.rejects(h.service.create(h.alice.caller, { peer: 'bob', replaces: k.serial }), { code: 'key_revoked' }, 'cannot rotate twice');
-  await t.rejects(h.service.create(h.alice.caller, { peer: 'carol', replaces: r.serial }), { code: 'not_found' }, 'rotation keeps the peer');
-  t.equal((await h.service.verify(h.bob.caller, { serial: k.serial, digest: kdcKeyDigest(k.serial, k.key) })).verdict, 'revoked');
+  await t.rejects(
+    h.service.create(h.alice.caller, { peer: 'bob', replaces: k.serial }),
+    { code: 'key_revoked' },
+    'cannot rotate twice',
+  );
+  await t.rejects(
+    h.service.create(h.alice.caller, { peer: 'carol', replaces: r.serial }),
+    { code: 'not_found' },
+    'rotation keeps the peer',
+  );
+  t.equal(
+    (await h.service.verify(h.bob.caller, { serial: k.serial, digest: kdcKeyDigest(k.serial, k.key) }))
+      .verdict,
+    'revoked',
+  );
   h.clock.now += 25 * 3600 * 1000;
-  t.equal((await h.service.verify(h.bob.caller, { serial: r.serial, digest: kdcKeyDigest(r.serial, r.key) })).verdict, 'expired');
-  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: r.serial, ...sealed }), { code: 'key_expired' });
+  t.equal(
+    (await h.service.verify(h.bob.caller, { serial: r.serial, digest: kdcKeyDigest(r.serial, r.key) }))
+      .verdict,
+    'expired',
+  );
+  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: r.serial, ...sealed }), {
+    code: 'key_expired',
+  });
   t.equal(h.service.list(h.alice.caller).find((x) => x.serial === r.serial)!.state, 'expired');
+});
+
+t.test('storage bounds: prekey stock', async (t) => {
+  const h = await harness(t);
+  const p = await generatePrekey({ name: 'bob', certSerial: h.bob.cert.serialHex }, h.bob.keys.privateKeyPem);
+  const many = Array.from({ length: 101 }, (_, i) => ({
+    prekeyId: i.toString(16).padStart(16, '0'),
+    publicKey: p.publicKey,
+    signature: p.signature,
+  }));
+  t.throws(() => h.service.putPrekeys(h.bob.caller, many), { code: 'rate_limited' });
+  t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 0, 'nothing stored');
+  t.same(h.service.putPrekeys(h.bob.caller, many.slice(0, 100)), { stock: 100, wanted: 0 });
 });

@@ -15,7 +15,11 @@ t.test('wrapKey/unwrapKey round-trip and refuse any change', async (t) => {
   const key = Buffer.alloc(32, 0x42);
   const wk = deriveWrappingKey(shared, th);
   t.equal(wk.length, 32);
-  t.not(deriveWrappingKey(shared, Buffer.alloc(32, 8)).toString('hex'), wk.toString('hex'), 'the transcript is the salt');
+  t.not(
+    deriveWrappingKey(shared, Buffer.alloc(32, 8)).toString('hex'),
+    wk.toString('hex'),
+    'the transcript is the salt',
+  );
   const blob = wrapKey(key, wk, th);
   t.equal(blob.length, WRAPPED_KEY_BYTES);
   t.ok(unwrapKey(blob, wk, th).equals(key));
@@ -38,10 +42,14 @@ t.test('messages: AAD binds serial, sender and receiver', async (t) => {
   t.throws(() => openMessage(key, { ...header, to: 'carol' }, sealed), { code: 'bad_mac' });
   t.throws(() => openMessage(key, { ...header, serial: newKeySerial() }, sealed), { code: 'bad_mac' });
   t.throws(() => openMessage(Buffer.alloc(32, 2), header, sealed), { code: 'bad_mac' });
-  t.throws(() => openMessage(key, header, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 10) }), { code: 'bad_mac' });
+  t.throws(() => openMessage(key, header, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 10) }), {
+    code: 'bad_mac',
+  });
   t.throws(() => sealMessage(key, header, Buffer.alloc(MAX_MESSAGE_BYTES + 1)), { code: 'bad_request' });
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 512 }), (plain) => openMessage(key, header, sealMessage(key, header, plain)).equals(Buffer.from(plain))),
+    fc.property(fc.uint8Array({ maxLength: 512 }), (plain) =>
+      openMessage(key, header, sealMessage(key, header, plain)).equals(Buffer.from(plain)),
+    ),
     { numRuns: 100 },
   );
 });
@@ -50,7 +58,11 @@ t.test('blobs, digests, serials, verdicts', async (t) => {
   const blob = sealBlob(Buffer.alloc(32), Buffer.from('x'), Buffer.from('aad'));
   t.equal(openBlob(Buffer.alloc(32), blob, Buffer.from('aad')).toString(), 'x');
   t.throws(() => openBlob(Buffer.alloc(32), blob.subarray(0, 20), Buffer.from('aad')), { code: 'bad_mac' });
-  t.equal(ciphertextDigest(Buffer.from('abc')).toString('hex'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 'SHA-256("abc")');
+  t.equal(
+    ciphertextDigest(Buffer.from('abc')).toString('hex'),
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    'SHA-256("abc")',
+  );
   const s = newKeySerial();
   t.ok(isKeySerial(s));
   t.notOk(isKeySerial(s.toUpperCase()));

@@ -18,9 +18,9 @@ import { ciphertextDigest, kdcKeyDigest, keyFingerprint } from '../../../shared/
 import { newKeySerial } from '../../../shared/keys/serial.js';
 import { makeCa, issue, DAY } from '../pki/pki-fixtures.js';
 
-const [caKeys, otherCaKeys, aliceKeys, bobKeys, malloryKeys] = await Promise.all(
+const [caKeys, otherCaKeys, aliceKeys, bobKeys, malloryKeys] = (await Promise.all(
   [0, 1, 2, 3, 4].map(() => generateRsaKeyPair(2048)),
-) as [RsaKeyPair, RsaKeyPair, RsaKeyPair, RsaKeyPair, RsaKeyPair];
+)) as [RsaKeyPair, RsaKeyPair, RsaKeyPair, RsaKeyPair, RsaKeyPair];
 const ca = await makeCa('kds test root', caKeys);
 const otherCa = await makeCa('kds test root', otherCaKeys);
 const caCert = parseCertificate(ca.certPem);
@@ -29,7 +29,10 @@ const bobCert = parseCertificate(await issue(ca, 'client', 'bob', bobKeys.public
 const malloryCert = parseCertificate(await issue(ca, 'client', 'mallory', malloryKeys.publicKeyPem));
 const fakeBobCert = parseCertificate(await issue(otherCa, 'client', 'bob', malloryKeys.publicKeyPem));
 const expiredBobCert = parseCertificate(
-  await issue(ca, 'client', 'bob', bobKeys.publicKeyPem, { notBefore: Date.now() - 10 * DAY, notAfter: Date.now() - DAY }),
+  await issue(ca, 'client', 'bob', bobKeys.publicKeyPem, {
+    notBefore: Date.now() - 10 * DAY,
+    notAfter: Date.now() - DAY,
+  }),
 );
 
 const alice = { name: 'alice', certSerial: aliceCert.serialHex, privateKey: aliceKeys.privateKeyPem };
@@ -37,11 +40,21 @@ const bob = { name: 'bob', certSerial: bobCert.serialHex, privateKey: bobKeys.pr
 
 async function bobPrekey() {
   const p = await generatePrekey({ name: 'bob', certSerial: bobCert.serialHex }, bobKeys.privateKeyPem);
-  return { signed: { id: p.id, publicKey: p.publicKey, signature: p.signature }, own: { id: p.id, certSerial: bobCert.serialHex, publicKey: p.publicKey, privateKey: p.privateKey } };
+  return {
+    signed: { id: p.id, publicKey: p.publicKey, signature: p.signature },
+    own: { id: p.id, certSerial: bobCert.serialHex, publicKey: p.publicKey, privateKey: p.privateKey },
+  };
 }
 
 function reservationFor(prekey: Reservation['prekey'], over: Partial<Reservation> = {}): Reservation {
-  return { serial: newKeySerial(), expiresAt: Date.now() + DAY, peer: 'bob', peerCert: bobCert.der, prekey, ...over };
+  return {
+    serial: newKeySerial(),
+    expiresAt: Date.now() + DAY,
+    peer: 'bob',
+    peerCert: bobCert.der,
+    prekey,
+    ...over,
+  };
 }
 
 async function exchange() {
@@ -84,13 +97,27 @@ t.test('a full end-to-end exchange gives both sides the same key and matching tr
     ephemeralPublic: sent.deposit.ephemeral,
     expiresAt: reservation.expiresAt,
   });
-  t.doesNotThrow(() => verifyTranscriptSignature('sender', th, sent.digest, sent.deposit.signature, aliceCert.publicKeyPem));
-  t.doesNotThrow(() => verifyTranscriptSignature('receiver', th, got.digest, got.signature, bobCert.publicKeyPem));
+  t.doesNotThrow(() =>
+    verifyTranscriptSignature('sender', th, sent.digest, sent.deposit.signature, aliceCert.publicKeyPem),
+  );
+  t.doesNotThrow(() =>
+    verifyTranscriptSignature('receiver', th, got.digest, got.signature, bobCert.publicKeyPem),
+  );
   // Roles are domain-separated: Alice's signature is not a receiver signature, and vice versa.
-  t.throws(() => verifyTranscriptSignature('receiver', th, sent.digest, sent.deposit.signature, aliceCert.publicKeyPem), { code: 'bad_signature' });
-  t.throws(() => verifyTranscriptSignature('sender', th, got.digest, got.signature, bobCert.publicKeyPem), { code: 'bad_signature' });
+  t.throws(
+    () =>
+      verifyTranscriptSignature('receiver', th, sent.digest, sent.deposit.signature, aliceCert.publicKeyPem),
+    { code: 'bad_signature' },
+  );
+  t.throws(() => verifyTranscriptSignature('sender', th, got.digest, got.signature, bobCert.publicKeyPem), {
+    code: 'bad_signature',
+  });
   t.equal(keyFingerprint(sent.key).length, 16);
-  t.not(keyFingerprint(sent.key), sent.key.toString('hex').slice(0, 16), 'the fingerprint is not a prefix of the key');
+  t.not(
+    keyFingerprint(sent.key),
+    sent.key.toString('hex').slice(0, 16),
+    'the fingerprint is not a prefix of the key',
+  );
 });
 
 t.test('relay substitutions towards Alice fail with bad_signature', async (t) => {
@@ -98,19 +125,47 @@ t.test('relay substitutions towards Alice fail with bad_signature', async (t) =>
   // Mallory's own prekey, signed by Mallory: wrong key for Bob's certificate.
   const mp = await generatePrekey({ name: 'bob', certSerial: bobCert.serialHex }, malloryKeys.privateKeyPem);
   const swappedPrekey = { id: pk.signed.id, publicKey: mp.publicKey, signature: pk.signed.signature };
-  await t.rejects(runSenderExchange(alice, reservationFor(swappedPrekey), { ca: caCert }), { code: 'bad_signature' }, 'prekey public swapped');
   await t.rejects(
-    runSenderExchange(alice, reservationFor({ id: mp.id, publicKey: mp.publicKey, signature: mp.signature }), { ca: caCert }),
+    runSenderExchange(alice, reservationFor(swappedPrekey), { ca: caCert }),
+    { code: 'bad_signature' },
+    'prekey public swapped',
+  );
+  await t.rejects(
+    runSenderExchange(
+      alice,
+      reservationFor({ id: mp.id, publicKey: mp.publicKey, signature: mp.signature }),
+      { ca: caCert },
+    ),
     { code: 'bad_signature' },
     'prekey signed by another key',
   );
-  await t.rejects(runSenderExchange(alice, reservationFor(pk.signed, { peerCert: malloryCert.der }), { ca: caCert }), { code: 'bad_signature' }, "another user's certificate");
-  await t.rejects(runSenderExchange(alice, reservationFor(pk.signed, { peerCert: fakeBobCert.der }), { ca: caCert }), { code: 'bad_signature' }, 'a certificate for bob from another CA');
-  await t.rejects(runSenderExchange(alice, reservationFor(pk.signed, { peerCert: Buffer.from('garbage') }), { ca: caCert }), { code: 'bad_signature' }, 'garbage certificate');
-  await t.rejects(runSenderExchange(alice, reservationFor(pk.signed, { peerCert: expiredBobCert.der }), { ca: caCert }), { code: 'peer_unavailable' }, 'expired peer certificate');
+  await t.rejects(
+    runSenderExchange(alice, reservationFor(pk.signed, { peerCert: malloryCert.der }), { ca: caCert }),
+    { code: 'bad_signature' },
+    "another user's certificate",
+  );
+  await t.rejects(
+    runSenderExchange(alice, reservationFor(pk.signed, { peerCert: fakeBobCert.der }), { ca: caCert }),
+    { code: 'bad_signature' },
+    'a certificate for bob from another CA',
+  );
+  await t.rejects(
+    runSenderExchange(alice, reservationFor(pk.signed, { peerCert: Buffer.from('garbage') }), { ca: caCert }),
+    { code: 'bad_signature' },
+    'garbage certificate',
+  );
+  await t.rejects(
+    runSenderExchange(alice, reservationFor(pk.signed, { peerCert: expiredBobCert.der }), { ca: caCert }),
+    { code: 'peer_unavailable' },
+    'expired peer certificate',
+  );
   const flipped = Buffer.from(pk.signed.signature);
   flipped[10]! ^= 1;
-  await t.rejects(runSenderExchange(alice, reservationFor({ ...pk.signed, signature: flipped }), { ca: caCert }), { code: 'bad_signature' }, 'flipped prekey signature');
+  await t.rejects(
+    runSenderExchange(alice, reservationFor({ ...pk.signed, signature: flipped }), { ca: caCert }),
+    { code: 'bad_signature' },
+    'flipped prekey signature',
+  );
   await t.rejects(
     runSenderExchange(alice, reservationFor({ ...pk.signed, id: 'ffffffffffffffff' }), { ca: caCert }),
     { code: 'bad_signature' },
@@ -132,14 +187,22 @@ t.test('relay substitutions towards Bob fail with bad_signature and yield no key
     ['receiver name', { to: 'carol' }],
   ];
   for (const [what, change] of cases) {
-    await t.rejects(runReceiverExchange(bob, { ...delivery, ...change }, pk.own, { ca: caCert }), { code: 'bad_signature' }, what);
+    await t.rejects(
+      runReceiverExchange(bob, { ...delivery, ...change }, pk.own, { ca: caCert }),
+      { code: 'bad_signature' },
+      what,
+    );
   }
   await t.rejects(
     runReceiverExchange(bob, delivery, { ...pk.own, certSerial: malloryCert.serialHex }, { ca: caCert }),
     { code: 'bad_signature' },
     'receiver cert serial differs from the one Alice saw',
   );
-  await t.rejects(runReceiverExchange(bob, delivery, mallory.pk.own, { ca: caCert }), { code: 'bad_signature' }, 'another prekey');
+  await t.rejects(
+    runReceiverExchange(bob, delivery, mallory.pk.own, { ca: caCert }),
+    { code: 'bad_signature' },
+    'another prekey',
+  );
   // Alice signed honestly but the blob was corrupted AND re-signed by someone else: still refused.
   const sent2 = await runReceiverExchange(bob, delivery, pk.own, { ca: caCert });
   t.equal(sent2.key.length, 32, 'the untouched delivery still opens');
@@ -152,8 +215,12 @@ t.test('prekey signatures bind name, certificate serial, id and key', async (t) 
   t.equal(p.privateKey.length, 32);
   t.match(p.id, /^[0-9a-f]{16}$/);
   t.doesNotThrow(() => verifyPrekey(owner, p, bobCert.publicKeyPem));
-  t.throws(() => verifyPrekey({ ...owner, name: 'bobby' }, p, bobCert.publicKeyPem), { code: 'bad_signature' });
-  t.throws(() => verifyPrekey({ ...owner, certSerial: malloryCert.serialHex }, p, bobCert.publicKeyPem), { code: 'bad_signature' });
+  t.throws(() => verifyPrekey({ ...owner, name: 'bobby' }, p, bobCert.publicKeyPem), {
+    code: 'bad_signature',
+  });
+  t.throws(() => verifyPrekey({ ...owner, certSerial: malloryCert.serialHex }, p, bobCert.publicKeyPem), {
+    code: 'bad_signature',
+  });
   t.throws(() => verifyPrekey(owner, p, malloryCert.publicKeyPem), { code: 'bad_signature' });
 });
 
@@ -161,7 +228,15 @@ t.test('a KDC-generated key: the receiver signature verifies over the KDC transc
   const serial = newKeySerial();
   const key = Buffer.alloc(32, 7);
   const expiresAt = Date.now() + DAY;
-  const r = await acceptKdcKey(bob, { serial, from: 'alice', fromCertSerial: aliceCert.serialHex, to: 'bob', toCertSerial: bobCert.serialHex, key, expiresAt });
+  const r = await acceptKdcKey(bob, {
+    serial,
+    from: 'alice',
+    fromCertSerial: aliceCert.serialHex,
+    to: 'bob',
+    toCertSerial: bobCert.serialHex,
+    key,
+    expiresAt,
+  });
   t.ok(r.digest.equals(kdcKeyDigest(serial, key)));
   const th = kdcTranscriptHash({
     serial,
@@ -171,14 +246,36 @@ t.test('a KDC-generated key: the receiver signature verifies over the KDC transc
     expiresAt,
   });
   t.ok(th.equals(r.transcriptHash));
-  t.doesNotThrow(() => verifyTranscriptSignature('receiver', th, r.digest, r.signature, bobCert.publicKeyPem));
-  t.not(kdcKeyDigest(newKeySerial(), key).toString('hex'), r.digest.toString('hex'), 'the digest depends on the serial');
+  t.doesNotThrow(() =>
+    verifyTranscriptSignature('receiver', th, r.digest, r.signature, bobCert.publicKeyPem),
+  );
+  t.not(
+    kdcKeyDigest(newKeySerial(), key).toString('hex'),
+    r.digest.toString('hex'),
+    'the digest depends on the serial',
+  );
   await t.rejects(
-    acceptKdcKey(bob, { serial, from: 'alice', fromCertSerial: aliceCert.serialHex, to: 'carol', toCertSerial: bobCert.serialHex, key, expiresAt }),
+    acceptKdcKey(bob, {
+      serial,
+      from: 'alice',
+      fromCertSerial: aliceCert.serialHex,
+      to: 'carol',
+      toCertSerial: bobCert.serialHex,
+      key,
+      expiresAt,
+    }),
     { code: 'bad_signature' },
   );
   await t.rejects(
-    acceptKdcKey(bob, { serial, from: 'alice', fromCertSerial: aliceCert.serialHex, to: 'bob', toCertSerial: bobCert.serialHex, key: Buffer.alloc(31), expiresAt }),
+    acceptKdcKey(bob, {
+      serial,
+      from: 'alice',
+      fromCertSerial: aliceCert.serialHex,
+      to: 'bob',
+      toCertSerial: bobCert.serialHex,
+      key: Buffer.alloc(31),
+      expiresAt,
+    }),
     { code: 'malformed' },
   );
 });
@@ -194,13 +291,32 @@ t.test('transcript: every field changes the hash; the encoding is injective', as
     expiresAt: 1_700_000_000_000,
   };
   const h = e2eTranscriptHash(base).toString('hex');
-  t.not(e2eTranscriptHash({ ...base, sender: { name: 'alic', certSerial: 'eaa' } }).toString('hex'), h, 'shifted boundary');
-  t.not(e2eTranscriptHash({ ...base, sender: base.receiver, receiver: base.sender }).toString('hex'), h, 'swapped roles');
-  t.not(e2eTranscriptHash({ ...base, prekeyPublic: base.ephemeralPublic, ephemeralPublic: base.prekeyPublic }).toString('hex'), h, 'swapped keys');
+  t.not(
+    e2eTranscriptHash({ ...base, sender: { name: 'alic', certSerial: 'eaa' } }).toString('hex'),
+    h,
+    'shifted boundary',
+  );
+  t.not(
+    e2eTranscriptHash({ ...base, sender: base.receiver, receiver: base.sender }).toString('hex'),
+    h,
+    'swapped roles',
+  );
+  t.not(
+    e2eTranscriptHash({
+      ...base,
+      prekeyPublic: base.ephemeralPublic,
+      ephemeralPublic: base.prekeyPublic,
+    }).toString('hex'),
+    h,
+    'swapped keys',
+  );
   t.throws(() => e2eTranscriptHash({ ...base, ephemeralPublic: Buffer.alloc(31) }), { code: 'malformed' });
   t.throws(() => e2eTranscriptHash({ ...base, serial: 'XYZ' }), { code: 'malformed' });
   t.throws(() => e2eTranscriptHash({ ...base, expiresAt: -1 }), { code: 'malformed' });
-  t.not(signedContent('sender', Buffer.alloc(32), Buffer.alloc(32)).toString('hex'), signedContent('receiver', Buffer.alloc(32), Buffer.alloc(32)).toString('hex'));
+  t.not(
+    signedContent('sender', Buffer.alloc(32), Buffer.alloc(32)).toString('hex'),
+    signedContent('receiver', Buffer.alloc(32), Buffer.alloc(32)).toString('hex'),
+  );
   fc.assert(
     fc.property(
       fc.record({
@@ -212,7 +328,14 @@ t.test('transcript: every field changes the hash; the encoding is injective', as
       }),
       fc.nat({ max: 4 }),
       (v, which) => {
-        const input = { ...base, sender: { name: v.sender, certSerial: 'aa' }, receiver: { name: v.receiver, certSerial: 'bb' }, prekeyPublic: v.a, ephemeralPublic: v.b, expiresAt: v.expiresAt };
+        const input = {
+          ...base,
+          sender: { name: v.sender, certSerial: 'aa' },
+          receiver: { name: v.receiver, certSerial: 'bb' },
+          prekeyPublic: v.a,
+          ephemeralPublic: v.b,
+          expiresAt: v.expiresAt,
+        };
         const changed = { ...input };
         if (which === 0) changed.sender = { name: `${v.sender}x`, certSerial: 'aa' };
         if (which === 1) changed.receiver = { name: `${v.receiver}x`, certSerial: 'bb' };

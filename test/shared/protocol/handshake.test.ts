@@ -12,6 +12,7 @@ import {
 } from '../../../shared/protocol/handshake.js';
 import { decodeFrame, encodeAlert, encodeFrame, type Frame } from '../../../shared/protocol/messages.js';
 import { AuthError } from '../../../shared/errors.js';
+import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
 import { clientCheck, handshake, makePki, serverCheck, type Pki } from './fixtures.js';
 
 t.setTimeout(180_000);
@@ -372,7 +373,6 @@ t.test(
   { timeout: 170_000 },
   async (t) => {
     for (const mode of ['auth', 'enroll'] as const) {
-      const fixedClient = () => clientOpts(mode, { testing: FIXED_CLIENT });
       // A server with fixed ephemeral values and a memoizing signer emits the same server_hello for the
       // same client_hello (RSA-PSS is randomized), so the honest client_finish can be replayed into a
       // fresh server for each altered copy without re-running the client.
@@ -382,11 +382,20 @@ t.test(
         if (!memo.has(key)) memo.set(key, await pki.server.credentials.sign(d));
         return memo.get(key)!;
       };
+      // Parsed certificates cached by DER, as a server does (a flipped certificate byte misses the cache).
+      const parsed = new Map<string, ParsedCertificate>();
+      const parseCached = (der: Buffer): ParsedCertificate => {
+        const key = der.toString('base64');
+        if (!parsed.has(key)) parsed.set(key, parseCertificate(der));
+        return parsed.get(key)!;
+      };
       const fixedServer = () =>
         serverOpts({
           credentials: { certificateDer: pki.server.certDer, sign: memoSign },
           testing: { nonce: Buffer.alloc(32, 0x33), dhPrivateKey: Buffer.alloc(32, 0x44) },
+          parseCertificate: parseCached,
         });
+      const fixedClient = () => clientOpts(mode, { testing: FIXED_CLIENT, parseCertificate: parseCached });
       const honest = await handshake(fixedClient(), fixedServer());
       const codes = new Map<string, number>();
       const note = (code: string): void => void codes.set(code, (codes.get(code) ?? 0) + 1);

@@ -1,0 +1,69 @@
+// The KDC under test, in its own process (started by bench/load/ipc.ts Worker.start), so that its CPU time
+// (process.cpuUsage: every thread of the process, the libuv pool that signs included) and its resident
+// memory are measured apart from the load generator's. Driven over IPC:
+//   start {dataDir, passphrase}  -> {url, httpUrl}     the real startKdc on 127.0.0.1:0, no rate limit
+//   cpu                          -> microseconds of CPU (user + system) used so far
+//   mem                          -> process.memoryUsage() after full GCs (run with --expose-gc)
+//   sessions                     -> number of authenticated sessions in the table
+//   revoke {serialHex}           -> hrtime (ns, CLOCK_MONOTONIC: comparable across processes) before the
+//                                   call and after it returned (every live session of it closed)
+//   tokens {names}               -> one enrollment token per name
+import { startKdc, type Kdc } from '../../server/kdc/kdc.js';
+import { serve } from './ipc.js';
+
+let kdc: Kdc | undefined;
+
+function requireKdc(): Kdc {
+  if (kdc === undefined) throw new Error('start first');
+  return kdc;
+}
+
+async function fullGc(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+serve(
+  {
+    start: async (arg: { dataDir: string; passphrase: string; maxUnauthenticated?: number }) => {
+      kdc = await startKdc({
+        dataDir: arg.dataDir,
+        passphrase: arg.passphrase,
+        host: '127.0.0.1',
+        port: 0,
+        rateLimit: false,
+        maxUnauthenticated: arg.maxUnauthenticated ?? 1024,
+        handshakeTimeoutMs: 60_000,
+        log: (line) => process.stderr.write(`kdc: ${line}\n`),
+      });
+      return { url: kdc.url, httpUrl: kdc.httpUrl };
+    },
+    cpu: () => {
+      const u = process.cpuUsage();
+      return u.user + u.system;
+    },
+    mem: async () => {
+      await fullGc();
+      return process.memoryUsage();
+    },
+    sessions: () => requireKdc().sessions.size,
+    revoke: async (arg: { serialHex: string }) => {
+      const k = requireKdc();
+      const before = process.hrtime.bigint();
+      const outcome = await k.ca.revoke({ serialHex: arg.serialHex }, 'keyCompromise', 'bench');
+      const after = process.hrtime.bigint();
+      return { before, after, status: outcome.status };
+    },
+    tokens: (arg: { names: string[] }) => {
+      const k = requireKdc();
+      return arg.names.map((name) => k.ca.createEnrollmentToken({ name, ttlMs: 3_600_000, actor: 'bench' }).token);
+    },
+  },
+  async () => {
+    await kdc?.close();
+  },
+);

@@ -1,0 +1,151 @@
+// Client load for the KDC benchmarks, in its own process: the real client library (client/session.ts
+// openSession, the same code `kds client ...` runs), driven over IPC:
+//   handshakes {url, caCertPem, clients, count, concurrency} -> authenticated sessions opened and closed,
+//                                       `concurrency` in flight; latency per session
+//   hold {url, caCertPem, client, count, concurrency}        -> open `count` sessions and keep them idle
+//   armPush {}    -> from now on, note when each held session receives its `cert.revoked` push
+//   waitPush {timeoutMs} -> once every held session got it (or closed): the hrtime of the first and last
+//   closeAll      -> close the held sessions
+//   enroll {url, caCertPem, requests: [{token, csr}], concurrency, mode}
+//                 -> certificates issued over `enroll`-mode sessions: `established` (sessions opened
+//                    first, only the requests timed) or `full` (one new session per certificate)
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { openSession, type ClientSession } from '../../client/session.js';
+import { serve } from './ipc.js';
+
+interface ClientSpec {
+  certPem: string;
+  keyPem: string;
+}
+
+const keys = new Map<string, KeyObject>();
+function keyOf(pem: string): KeyObject {
+  let key = keys.get(pem);
+  if (key === undefined) {
+    key = createPrivateKey(pem);
+    keys.set(pem, key);
+  }
+  return key;
+}
+
+function open(url: string, caCertPem: string, client: ClientSpec): Promise<ClientSession> {
+  return openSession({
+    server: url,
+    mode: 'auth',
+    credentials: { privateKey: keyOf(client.keyPem), certPem: client.certPem },
+    caCertPem,
+    connectTimeoutMs: 120_000,
+  });
+}
+
+/** Run `count` tasks with `concurrency` in flight; returns per-task latencies (ms) and the errors. */
+async function pool(
+  count: number,
+  concurrency: number,
+  task: (i: number) => Promise<void>,
+): Promise<{ ms: number; latencies: number[]; errors: number; firstError?: string }> {
+  let next = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const latencies: number[] = [];
+  const t0 = process.hrtime.bigint();
+  const runner = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const s = process.hrtime.bigint();
+      try {
+        await task(i);
+        latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
+      } catch (err) {
+        errors += 1;
+        firstError ??= `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, runner));
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  return firstError === undefined ? { ms, latencies, errors } : { ms, latencies, errors, firstError };
+}
+
+const held: ClientSession[] = [];
+let pushTimes: bigint[] = [];
+let armed = false;
+
+serve({
+  handshakes: async (arg: { url: string; caCertPem: string; clients: ClientSpec[]; count: number; concurrency: number }) => {
+    return pool(arg.count, arg.concurrency, async (i) => {
+      const session = await open(arg.url, arg.caCertPem, arg.clients[i % arg.clients.length]!);
+      await session.close();
+    });
+  },
+  hold: async (arg: { url: string; caCertPem: string; client: ClientSpec; count: number; concurrency: number }) => {
+    const r = await pool(arg.count, arg.concurrency, async () => {
+      const session = await open(arg.url, arg.caCertPem, arg.client);
+      held.push(session);
+      session.onPush('cert.revoked', () => {
+        if (armed) pushTimes.push(process.hrtime.bigint());
+      });
+    });
+    return { ms: r.ms, errors: r.errors, firstError: r.firstError, held: held.length };
+  },
+  armPush: () => {
+    pushTimes = [];
+    armed = true;
+    return held.length;
+  },
+  waitPush: async (arg: { timeoutMs: number }) => {
+    const deadline = Date.now() + arg.timeoutMs;
+    while (pushTimes.length < held.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    armed = false;
+    const sorted = [...pushTimes].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return { received: sorted.length, held: held.length, first: sorted[0], last: sorted[sorted.length - 1] };
+  },
+  closeAll: async () => {
+    const all = held.splice(0);
+    await Promise.all(all.map((s) => s.close().catch(() => {})));
+    return all.length;
+  },
+  enroll: async (arg: {
+    url: string;
+    caCertPem: string;
+    requests: { token: string; csr: string }[];
+    concurrency: number;
+    /** 'established': `concurrency` enroll sessions opened first (not timed), requests spread over them;
+     *  'full': every certificate is a new enroll session (handshake + request), as real clients do. */
+    mode: 'established' | 'full';
+  }) => {
+    const openEnroll = (): Promise<ClientSession> =>
+      openSession({ server: arg.url, mode: 'enroll', caCertPem: arg.caCertPem, connectTimeoutMs: 120_000 });
+    let issued = 0;
+    const enrollOne = async (session: ClientSession, i: number): Promise<void> => {
+      const reply = await session.request('enroll', arg.requests[i]!, { timeoutMs: 120_000 });
+      if (typeof reply.cert === 'string') issued += 1;
+    };
+    if (arg.mode === 'full') {
+      const r = await pool(arg.requests.length, arg.concurrency, async (i) => {
+        const session = await openEnroll();
+        try {
+          await enrollOne(session, i);
+        } finally {
+          await session.close();
+        }
+      });
+      return { ms: r.ms, issued, errors: r.errors, firstError: r.firstError, latencies: r.latencies };
+    }
+    const sessions = await Promise.all(Array.from({ length: arg.concurrency }, openEnroll));
+    let slot = 0;
+    const free = [...sessions];
+    const r = await pool(arg.requests.length, arg.concurrency, async (i) => {
+      const session = free.pop() ?? sessions[slot++ % sessions.length]!;
+      try {
+        await enrollOne(session, i);
+      } finally {
+        free.push(session);
+      }
+    });
+    await Promise.all(sessions.map((s) => s.close()));
+    return { ms: r.ms, issued, errors: r.errors, firstError: r.firstError, latencies: r.latencies };
+  },
+});

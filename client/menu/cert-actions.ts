@@ -1,0 +1,209 @@
+// The "Certificates" sub-menu (issue 6): enroll (generate a key pair, get a certificate), verify a
+// certificate, revoke my certificate, check a certificate's status, show the CA and CRL, show my
+// certificate. The same library calls as `kds client enroll | revoke-cert | cert-status`.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { EnvironmentError, InputError, KdsError, StateError } from '../../shared/errors.js';
+import { parseCrl } from '../../shared/pki/crl.js';
+import { isValidName } from '../../shared/pki/names.js';
+import type { ReasonName } from '../../shared/pki/reasons.js';
+import { verifyCertificate } from '../../shared/pki/verify.js';
+import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
+import { describeStatus } from '../cert-status.js';
+import { enroll, fetchRootCa } from '../enroll.js';
+import { readClientCertificates } from '../home.js';
+import { httpUrlOf } from '../session.js';
+import { REASON_MENU, parseCertSerial, parseFingerprint, parseReason, parseToken, parseYesNo, type Parsed } from './answers.js';
+import { ask, iso, type MenuContext, type MenuItem } from './context.js';
+
+const MAX_PEM_BYTES = 64 * 1024;
+const FETCH_TIMEOUT_MS = 10_000;
+
+function certSummary(cert: ParsedCertificate, indent = '  '): string[] {
+  return [
+    `${indent}subject      CN=${cert.subjectCN}${cert.subjectOU === undefined ? '' : `, OU=${cert.subjectOU}`}`,
+    `${indent}issuer       CN=${cert.issuerCN}`,
+    `${indent}serial       ${cert.serialHex}`,
+    `${indent}valid        ${iso(cert.notBefore)} -> ${iso(cert.notAfter)}`,
+    `${indent}key          ${cert.keyType.toUpperCase()}-${cert.keyBits}`,
+    `${indent}fingerprint  ${cert.fingerprint256}`,
+  ];
+}
+
+/** The home's certificate and pinned CA, or a clear "enroll first". */
+function ownCertificates(ctx: MenuContext): { cert: ParsedCertificate; ca: ParsedCertificate } {
+  if (!ctx.conn.enrolled) throw new StateError('not_found', `${ctx.name} is not enrolled yet: choose Enroll first`);
+  const files = readClientCertificates(ctx.home);
+  return { cert: parseCertificate(files.certPem), ca: parseCertificate(files.caPem) };
+}
+
+const enrollItem: MenuItem = {
+  label: 'Enroll: generate a key pair and get a certificate',
+  async run(ctx) {
+    if (ctx.conn.enrolled) {
+      const { cert } = ownCertificates(ctx);
+      ctx.io.print(`  ${ctx.name} already has a certificate (serial ${cert.serialHex}, expires ${iso(cert.notAfter)})`);
+      if (!(await ask(ctx, 'enroll again and replace it? [yes/no]: ', parseYesNo))) return;
+    }
+    const token = await ask(ctx, 'enrollment token (from kds admin token): ', parseToken);
+    ctx.io.print('  the root CA fingerprint lets this client check it talks to the real KDC (type "none" to trust on first use)');
+    const pin = await ask(ctx, 'root CA fingerprint: ', (t): Parsed<string | null> => (t.trim().toLowerCase() === 'none' ? { ok: true, value: null } : parseFingerprint(t)));
+    await ctx.conn.close();
+    const result = await ctx.progress(`generating an RSA-2048 key pair and enrolling ${ctx.name}`, () =>
+      enroll({
+        server: ctx.server,
+        name: ctx.name,
+        token,
+        caFingerprint: pin ?? undefined,
+        home: ctx.home,
+        ...(ctx.dh === undefined ? {} : { dh: ctx.dh }),
+        onTrustOnFirstUse: (fp) =>
+          ctx.io.print(`  ${ctx.style.bad('warning')}: trusting the root CA the server sent: ${fp}`, '  compare it with the one kds server start printed; if they differ, someone is in the middle'),
+      }),
+    );
+    ctx.io.print(
+      `  ${ctx.style.ok('enrolled')} ${result.name}: certificate ${result.serialHex}, expires ${iso(result.notAfter)}`,
+      `  home ${result.home} (the private key never left it)`,
+      `  root CA ${result.caFingerprint}${result.pinned ? ' (pinned)' : ' (trusted on first use)'}`,
+    );
+  },
+};
+
+/** "bob" (ask the KDC for bob's certificate) or a PEM file path. */
+type CertSource = { kind: 'name'; name: string } | { kind: 'file'; path: string };
+
+function parseCertSource(text: string): Parsed<CertSource> {
+  const t = text.trim();
+  if (existsSync(t)) return { ok: true, value: { kind: 'file', path: resolve(t) } };
+  if (isValidName(t)) return { ok: true, value: { kind: 'name', name: t } };
+  return { ok: false, message: `"${text.trim().slice(0, 60)}" is neither a file nor a client name` };
+}
+
+function readPemFile(path: string): string {
+  try {
+    if (statSync(path).size > MAX_PEM_BYTES) throw new InputError('malformed_pem', `${path} is too large for a certificate`);
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new EnvironmentError('io_error', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+const verifyItem: MenuItem = {
+  label: 'Verify a certificate',
+  async run(ctx) {
+    const { cert: mine, ca } = ownCertificates(ctx);
+    const source = await ask(ctx, 'client name or certificate file: ', parseCertSource);
+    const { session } = await ctx.conn.get();
+    let cert: ParsedCertificate;
+    if (source.kind === 'file') {
+      cert = parseCertificate(readPemFile(source.path));
+    } else if (source.name === ctx.name) {
+      cert = mine;
+    } else {
+      try {
+        const peer = await session.request('key.peer', { name: source.name });
+        cert = parseCertificate(Buffer.from(peer.cert as Uint8Array));
+      } catch (err) {
+        // The KDC hands out only good certificates: a revoked one is the verdict, not a failure.
+        if (!(err instanceof KdsError && err.code === 'peer_revoked')) throw err;
+        ctx.io.print(`  ${ctx.style.bad('revoked')}: ${err.message} (the KDC no longer hands it out)`);
+        return;
+      }
+    }
+    // The KDC is the revocation authority (like OCSP); the chain, dates and usage are checked here,
+    // against the root CA this client pinned when it enrolled.
+    const status = await session.request('cert.status', { serial: cert.serialHex });
+    const revocation =
+      status.status === 'revoked' ? { reason: String(status.reason) as ReasonName, revokedAt: Number(status.revokedAt) } : undefined;
+    const verdict = verifyCertificate(cert, ca, {
+      usage: 'any',
+      ...(source.kind === 'name' ? { expectName: source.name } : {}),
+      revocation: () => revocation,
+    });
+    const head = verdict.code === 'ok' ? ctx.style.ok('valid') : ctx.style.bad(verdict.code);
+    ctx.io.print(`  ${head}: ${verdict.detail}`, ...certSummary(cert), `  KDC status   ${describeStatus(cert.serialHex, status)}`);
+  },
+};
+
+const revokeMineItem: MenuItem = {
+  label: 'Revoke my certificate',
+  async run(ctx) {
+    const { cert } = ownCertificates(ctx);
+    ctx.io.print(`  this ends certificate ${cert.serialHex}: its sessions close and every key shared with ${ctx.name} is revoked`, '  reason:', ...REASON_MENU.map((r) => `  ${r}`));
+    const reason = await ask(ctx, 'reason [1-9]: ', parseReason);
+    if (!(await ask(ctx, `revoke ${ctx.name}'s certificate for ${reason}? [yes/no]: `, parseYesNo))) {
+      ctx.io.print('  (not revoked)');
+      return;
+    }
+    const { session } = await ctx.conn.get();
+    const out = await session.request('cert.revoke', { serial: cert.serialHex, reason });
+    ctx.io.print(
+      out.status === 'already_revoked'
+        ? `  already revoked: ${cert.serialHex}`
+        : `  ${ctx.style.ok('revoked')} ${cert.serialHex} (${reason}); enroll again with a new token to get a new one`,
+    );
+  },
+};
+
+const statusItem: MenuItem = {
+  label: "Check a certificate's status",
+  async run(ctx) {
+    const { cert } = ownCertificates(ctx);
+    const serial = await ask(ctx, `certificate serial (hex; yours is ${cert.serialHex}): `, parseCertSerial);
+    const { session } = await ctx.conn.get();
+    const out = await session.request('cert.status', { serial });
+    const line = describeStatus(serial, out);
+    ctx.io.print(`  ${out.status === 'good' ? ctx.style.ok(line) : ctx.style.bad(line)}`);
+  },
+};
+
+async function fetchText(url: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new EnvironmentError('unavailable', `cannot fetch ${url}: ${cause}`);
+  }
+  if (res.status !== 200) throw new EnvironmentError('unavailable', `GET ${url}: HTTP ${res.status}`);
+  const text = await res.text();
+  if (text.length > 8 * 1024 * 1024) throw new InputError('malformed_pem', `${url}: response too large`);
+  return text;
+}
+
+const showCaCrlItem: MenuItem = {
+  label: 'Show the CA and CRL',
+  async run(ctx) {
+    let ca: ParsedCertificate;
+    if (ctx.conn.enrolled) {
+      ca = ownCertificates(ctx).ca;
+      ctx.io.print('  root CA (pinned at enrollment)', ...certSummary(ca, '    '));
+    } else {
+      ca = await fetchRootCa(ctx.server);
+      ctx.io.print('  root CA as the server sent it (NOT pinned: compare the fingerprint out of band)', ...certSummary(ca, '    '));
+    }
+    const url = `${httpUrlOf(ctx.server)}/crl.pem`;
+    const crl = parseCrl(await fetchText(url));
+    const signature = crl.signatureValid(ca) ? ctx.style.ok('valid (signed by the root CA)') : ctx.style.bad('INVALID: not signed by this root CA');
+    ctx.io.print(
+      `  CRL ${url}`,
+      `    number       ${crl.crlNumber}`,
+      `    this update  ${iso(crl.thisUpdate)}`,
+      `    next update  ${iso(crl.nextUpdate)}${Date.now() > crl.nextUpdate ? ' (EXPIRED)' : ''}`,
+      `    signature    ${signature}`,
+      `    revoked      ${crl.entries.length === 0 ? 'none' : ''}`,
+      ...crl.entries.map((e) => `      ${e.serialHex}  ${iso(e.revokedAt)}  ${e.reason}`),
+    );
+  },
+};
+
+const showMineItem: MenuItem = {
+  label: 'Show my certificate',
+  async run(ctx) {
+    const { cert } = ownCertificates(ctx);
+    ctx.io.print(`  ${ctx.name}'s certificate (${ctx.home})`, ...certSummary(cert));
+  },
+};
+
+export const CERT_ITEMS: readonly MenuItem[] = [enrollItem, verifyItem, revokeMineItem, statusItem, showCaCrlItem, showMineItem];

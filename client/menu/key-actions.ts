@@ -1,0 +1,150 @@
+// The "Symmetric keys" sub-menu (issue 6): generate and exchange a key with a peer, verify a key,
+// revoke a key, check whether a key is revoked, list keys, send a message. Each action is the same
+// KeyClient call the matching `kds client ...` command makes (client/keys/key-client.ts).
+import { KdsError } from '../../shared/errors.js';
+import type { KeyListing } from '../keys/key-client.js';
+import { REASON_MENU, parseChoice, parseKeySerial, parseListPick, parseMessage, parsePeerName, parseReason } from './answers.js';
+import { ask, iso, type MenuContext, type MenuItem } from './context.js';
+
+/** KDC answers that mean "ask for another peer" rather than "the action failed". */
+const PEER_RETRY_CODES = new Set(['peer_unavailable', 'peer_revoked', 'bad_request', 'bad_name']);
+
+/** Ask for a peer until the KDC knows it as an enrolled, unrevoked client (issue 4 flow 1 step 1). */
+async function askPeer(ctx: MenuContext): Promise<string> {
+  const { session } = await ctx.conn.get();
+  for (;;) {
+    const peer = await ask(ctx, 'peer name: ', (t) => parsePeerName(t, ctx.name));
+    try {
+      await session.request('key.peer', { name: peer });
+      return peer;
+    } catch (err) {
+      if (err instanceof KdsError && PEER_RETRY_CODES.has(err.code)) {
+        ctx.io.print(`  ${err.message}; try another name (0 goes back)`);
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+function keyLine(k: KeyListing, me: string): string {
+  const other = k.owner === me ? `-> ${k.peer}` : `<- ${k.owner}`;
+  const why = k.reason === undefined ? '' : ` (${k.reason})`;
+  return `${k.serial}  ${other.padEnd(12)} ${k.mode.padEnd(4)} ${`${k.state}${why}`.padEnd(28)} local ${k.local}`;
+}
+
+/** Show the keys numbered and let the person pick one by number or serial; undefined when there are none. */
+async function pickKey(ctx: MenuContext, purpose: string): Promise<string | undefined> {
+  const { client } = await ctx.conn.get();
+  const keys = await client.listKeys();
+  if (keys.length === 0) {
+    ctx.io.print('  no keys yet: generate one first (1 in this menu)');
+    return undefined;
+  }
+  ctx.io.print(`  keys (${purpose}):`, ...keys.map((k, i) => `  ${String(i + 1).padStart(3)}) ${keyLine(k, ctx.name)}`));
+  const pick = await ask(ctx, `key [1-${keys.length}] or serial: `, (t) => parseListPick(t, keys.length, parseKeySerial));
+  return typeof pick === 'number' ? keys[pick - 1]!.serial : pick;
+}
+
+const generateKey: MenuItem = {
+  label: 'Generate and exchange a key with a peer',
+  async run(ctx) {
+    const peer = await askPeer(ctx);
+    ctx.io.print('  how is the key made?', '  1) end-to-end: authenticated X25519 with the peer, the KDC never sees the key', '  2) KDC-generated: the KDC makes it and delivers it to both');
+    const mode = (await ask(ctx, 'mode [1-2]: ', (t) => parseChoice(t, 2))) === 1 ? 'e2e' : 'kdc';
+    const { client } = await ctx.conn.get();
+    const out = await client.sendKey({ to: peer, mode });
+    ctx.io.print(
+      `  ${ctx.style.ok('sent')} key ${out.serial} to ${peer} (${mode})`,
+      `  fingerprint: ${out.fingerprint} (compare it with ${peer}'s)`,
+      `  expires:     ${iso(out.expiresAt)}`,
+      `  state:       ${out.state}${out.state === 'pending' ? ` (usable once ${peer} has verified it)` : ''}`,
+    );
+  },
+};
+
+const verifyKey: MenuItem = {
+  label: 'Verify a key',
+  async run(ctx) {
+    const serial = await pickKey(ctx, 'which one to verify with the KDC?');
+    if (serial === undefined) return;
+    const { client } = await ctx.conn.get();
+    const out = await client.verifyKey(serial);
+    const verdict = out.verdict === 'valid' ? ctx.style.ok(out.verdict) : ctx.style.bad(out.verdict);
+    ctx.io.print(`  ${verdict}: key ${serial}${out.reason === undefined ? '' : ` (${out.reason})`}`, `  local state: ${out.state}; receiver verified: ${out.peerVerified ? 'yes' : 'no'}`);
+  },
+};
+
+const revokeKey: MenuItem = {
+  label: 'Revoke a key',
+  async run(ctx) {
+    const serial = await pickKey(ctx, 'which one to revoke?');
+    if (serial === undefined) return;
+    ctx.io.print('  reason:', ...REASON_MENU.map((r) => `  ${r}`));
+    const reason = await ask(ctx, 'reason [1-9]: ', parseReason);
+    const { client } = await ctx.conn.get();
+    const out = await client.revokeKey(serial, reason);
+    ctx.io.print(
+      out.status === 'already_revoked'
+        ? `  already revoked: ${serial} (${String(out.reason)})`
+        : `  ${ctx.style.ok('revoked')} ${serial} (${String(out.reason)}); both parties are notified and delete it`,
+    );
+  },
+};
+
+const checkRevoked: MenuItem = {
+  label: 'Check whether a key is revoked',
+  async run(ctx) {
+    const serial = await pickKey(ctx, 'which one to check?');
+    if (serial === undefined) return;
+    const { session } = await ctx.conn.get();
+    const k = await session.request('key.get', { serial });
+    if (k.state === 'revoked' || k.state === 'superseded') {
+      const at = typeof k.revokedAt === 'number' ? iso(k.revokedAt) : 'unknown time';
+      ctx.io.print(`  ${ctx.style.bad('revoked')}: key ${serial} is ${String(k.state)} (${String(k.reason ?? 'unspecified')}, ${at})`);
+    } else if (k.state === 'expired') {
+      ctx.io.print(`  not revoked, but ${ctx.style.bad('expired')} at ${iso(Number(k.expiresAt))}`);
+    } else {
+      ctx.io.print(`  ${ctx.style.ok('not revoked')}: key ${serial} is ${String(k.state)} until ${iso(Number(k.expiresAt))}`);
+    }
+  },
+};
+
+const listKeys: MenuItem = {
+  label: 'List keys',
+  async run(ctx) {
+    const { client } = await ctx.conn.get();
+    const keys = await client.listKeys();
+    if (keys.length === 0) {
+      ctx.io.print('  no keys');
+      return;
+    }
+    ctx.io.print(...keys.map((k) => `  ${keyLine(k, ctx.name)}  expires ${iso(k.expiresAt)}`));
+  },
+};
+
+const sendMessage: MenuItem = {
+  label: 'Send a message',
+  async run(ctx) {
+    const { client } = await ctx.conn.get();
+    const peers = [...new Set((await client.listKeys()).filter((k) => k.local === 'active').map((k) => (k.owner === ctx.name ? k.peer : k.owner)))];
+    if (peers.length === 0) {
+      ctx.io.print('  no active key shared with anyone yet: generate one first (1 in this menu)');
+      return;
+    }
+    ctx.io.print('  peers you share an active key with:', ...peers.map((p, i) => `  ${String(i + 1).padStart(3)}) ${p}`));
+    const pick = await ask(ctx, `peer [1-${peers.length}] or name: `, (t) =>
+      parseListPick(t, peers.length, (name) => {
+        const p = parsePeerName(name, ctx.name);
+        if (p.ok && !peers.includes(p.value)) return { ok: false, message: `no active key shared with ${p.value}` };
+        return p;
+      }),
+    );
+    const to = typeof pick === 'number' ? peers[pick - 1]! : pick;
+    const text = await ask(ctx, 'message: ', parseMessage);
+    const out = await client.sendMessage({ to, text });
+    ctx.io.print(`  ${ctx.style.ok('sent')} to ${to} with key ${out.serial} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`);
+  },
+};
+
+export const KEY_ITEMS: readonly MenuItem[] = [generateKey, verifyKey, revokeKey, checkRevoked, listKeys, sendMessage];

@@ -1,0 +1,179 @@
+// Mallory's proxy (issue 5): an HTTP + WebSocket server that victims take for the KDC. Each WebSocket
+// a client opens to her becomes a Link to the real KDC (client/mitm/link.ts) driven by the chosen
+// attack; plain HTTP GETs (/ca.pem, /crl.pem, /healthz) are relayed to the KDC unchanged. When the
+// run ends, the verdict, the loot and every frame event become the report (client/mitm/report.ts).
+//
+// Mallory is a lab tool: she binds where she is told (default 127.0.0.1) and keeps everything in
+// memory; her own sockets accept frames up to 1 MiB so that she can forward oversized ones.
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { EnvironmentError, InputError } from '../../shared/errors.js';
+import type { AttackModule } from './attack.js';
+import { MitmContext, type MitmEvent, type MitmIdentity } from './context.js';
+import { Link, MITM_MAX_PAYLOAD } from './link.js';
+import { buildReport, type MitmReport } from './report.js';
+
+export const DEFAULT_HOLD_MS = 400;
+
+export interface MitmOptions {
+  attack: AttackModule;
+  /** The real KDC: ws://host:port (the /kds path is added when missing). */
+  target: string;
+  host?: string;
+  port?: number;
+  identity?: MitmIdentity;
+  peer?: string;
+  holdMs?: number;
+  /** Every frame line, finding and stolen item as it happens. */
+  onEvent?: (event: MitmEvent) => void;
+  /** Called after each victim connection ends (e.g. to rewrite the report file). */
+  onConnectionEnd?: () => void;
+}
+
+export interface Mitm {
+  /** ws://host:port/kds: what victims use as --server. */
+  readonly url: string;
+  readonly httpUrl: string;
+  readonly context: MitmContext;
+  /** Victim connections accepted so far. */
+  readonly connections: number;
+  /** Resolves when `n` victim connections have ended. */
+  connectionsEnded(n: number): Promise<void>;
+  report(): MitmReport;
+  /** Stop accepting, close every link, wait for side tasks; returns the final report. */
+  close(): Promise<MitmReport>;
+}
+
+/** ws://h:p -> ws://h:p/kds (a path the user gave is kept). */
+export function normalizeTarget(target: string): { ws: string; http: string } {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    throw new InputError('bad_request', `--target must be a ws:// URL, got ${JSON.stringify(target)}`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new InputError('bad_request', `--target must start with ws:// or wss://, got ${url.protocol}`);
+  }
+  if (url.pathname === '' || url.pathname === '/') url.pathname = '/kds';
+  return { ws: url.toString(), http: `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}` };
+}
+
+/** "127.0.0.1:9443" -> host and port (port 0 picks a free one). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
+  const port = m === null ? NaN : Number(m[2]);
+  if (m === null || !(port >= 0 && port <= 65535)) {
+    throw new InputError('bad_request', `--listen must be host:port (e.g. 127.0.0.1:9443), got ${JSON.stringify(listen)}`);
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export async function startMitm(opts: MitmOptions): Promise<Mitm> {
+  const target = normalizeTarget(opts.target);
+  const ctx = new MitmContext(
+    opts.attack,
+    {
+      target: target.ws,
+      ...(opts.identity === undefined ? {} : { identity: opts.identity }),
+      ...(opts.peer === undefined ? {} : { peer: opts.peer }),
+      holdMs: opts.holdMs ?? DEFAULT_HOLD_MS,
+    },
+    opts.onEvent ?? (() => {}),
+  );
+  if (opts.attack.needsIdentity === true && opts.identity === undefined) {
+    ctx.info(0, `attack ${opts.attack.name} needs an identity of Mallory's own (--identity <client home>): it will be inconclusive`);
+  }
+  await opts.attack.prepare?.(ctx);
+
+  const links = new Set<Link>();
+  let ended = 0;
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MITM_MAX_PAYLOAD, perMessageDeflate: false, clientTracking: false });
+  const server: Server = createServer((req, res) => relayHttp(target.http, req, res));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {});
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      ws.binaryType = 'nodebuffer';
+      ctx.connections += 1;
+      const link = new Link(ctx.connections, ctx, ws, target.ws);
+      links.add(link);
+      link.attach(opts.attack.connection(link));
+      link.info(`victim connected from ${req.socket.remoteAddress ?? '?'}`);
+      void link.closed.then(() => {
+        links.delete(link);
+        ended += 1;
+        for (const w of waiters.filter((x) => ended >= x.n)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve();
+        }
+        opts.onConnectionEnd?.();
+      });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void =>
+      reject(new EnvironmentError('io_error', `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}: ${err.code ?? err.message}`));
+    server.once('error', onError);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+
+  let closing: Promise<MitmReport> | undefined;
+  return {
+    url: `ws://${host}:${address.port}/kds`,
+    httpUrl: `http://${host}:${address.port}`,
+    context: ctx,
+    get connections() {
+      return ctx.connections;
+    },
+    connectionsEnded(n: number) {
+      if (ended >= n) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ n, resolve }));
+    },
+    report: () => buildReport(ctx),
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const link of links) {
+          link.closeClient(1001, '');
+          link.closeServer(1001, '');
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.all([...links].map((l) => l.closed)), new Promise((r) => (timer = setTimeout(r, 3_000)))]);
+        clearTimeout(timer);
+        await ctx.settle();
+        server.closeAllConnections();
+        await stopped;
+        wss.close();
+        return buildReport(ctx);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** GET /ca.pem, /crl.pem, /healthz: passed through to the KDC (Mallory has no reason to lie about public files). */
+function relayHttp(base: string, req: IncomingMessage, res: ServerResponse): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { 'content-length': '0' }).end();
+    return;
+  }
+  const upstream = httpRequest(`${base}${req.url ?? '/'}`, { method: req.method, timeout: 10_000 }, (up) => {
+    res.writeHead(up.statusCode ?? 502, up.headers);
+    up.pipe(res);
+  });
+  upstream.on('timeout', () => upstream.destroy());
+  upstream.on('error', () => {
+    if (!res.headersSent) res.writeHead(502, { 'content-length': '0' });
+    res.end();
+  });
+  upstream.end();
+}

@@ -1,0 +1,122 @@
+// Fuzzing the three frames a client can send (client_hello, client_finish, record) through the KDC's
+// real connection handler in-process (test/helpers/frame-harness.ts), KDS_FUZZ_FRAMES mutants per
+// frame type (default 10,000): bit flips, truncation, extension, type confusion, huge length headers,
+// deep nesting, msgpack extension types (test/helpers/mutate.ts). For every mutant the server must
+// answer within 5 s with either
+//   - an error code and a close whose code is the one shared/errors.ts maps that error to (an `alert`
+//     before the handshake, a `session.closing` push inside the record layer after it), or
+//   - progress, when the mutant is still a valid frame (a bit flip in a nonce): server_hello / ready;
+// never `internal` (an unexpected exception is a bug, even when it is caught), never a silent close,
+// never a hang. A real-socket session to the same KDC pings throughout and must stay usable.
+// The same mutators run against a live server process in fuzz-live.test.ts.
+import t from 'tap';
+import fc from 'fast-check';
+import { closeCodeFor, isErrorCode } from '../../shared/errors.js';
+import { encodeValue } from '../../shared/protocol/codec.js';
+import { encodeFrame } from '../../shared/protocol/messages.js';
+import { RecordSealer } from '../../shared/protocol/record-layer.js';
+import { startFrameHarness, plaintextOutcome, type FakeSession, type Outcome } from '../helpers/frame-harness.js';
+import { issueTestClient, sessionFor, startTestKdc } from '../helpers/kdc-in-process.js';
+import { mutantsOf, tally, type Mutant } from '../helpers/mutate.js';
+import { PARAMS, param, seed } from '../helpers/hardening-params.js';
+
+const FRAMES = param(PARAMS.fuzzFrames);
+const SEED = seed();
+const HONEST_PING_EVERY = 500;
+
+function expectedClose(code: string): number {
+  return code === 'unavailable' ? 1001 : closeCodeFor(code as Parameters<typeof closeCodeFor>[0]);
+}
+
+/** Throws (failing the property with the mutant as counterexample) unless the outcome is acceptable. */
+function judge(m: Mutant, out: Outcome): string {
+  const where = `${m.kind} ${m.bytes.subarray(0, 96).toString('hex')}`;
+  if (out.kind === 'hang') throw new Error(`no answer within 5 s to ${where}`);
+  if (out.kind === 'closed-silently') throw new Error(`closed (${out.closeCode}) without an error code for ${where}`);
+  if (out.kind === 'progress') return 'accepted';
+  if (!isErrorCode(out.code)) throw new Error(`unknown error code ${out.code} for ${where}`);
+  if (out.code === 'internal') throw new Error(`internal error for ${where}`);
+  if (out.closeCode !== expectedClose(out.code)) throw new Error(`${out.code} closed with ${out.closeCode}, expected ${expectedClose(out.code)} (${where})`);
+  return out.code;
+}
+
+t.test('in-process frame fuzzing: client_hello, client_finish, record', { timeout: 300_000 }, async (t) => {
+  const { kdc, dataDir } = await startTestKdc(t, { rateLimit: false });
+  const h = await startFrameHarness(kdc, dataDir);
+  const fixed = await h.fixedHandshake('client', 'fuzzer');
+  const honest = await sessionFor(kdc, await issueTestClient(kdc.ca, 'honest'));
+  let cases = 0;
+  const pingHonest = async (): Promise<void> => {
+    if (++cases % HONEST_PING_EVERY !== 0) return;
+    const pong = await honest.request('ping', { data: Buffer.from([cases & 0xff]) });
+    if (pong.pong !== true) throw new Error('the honest session stopped answering');
+  };
+  t.comment(`seed ${SEED} (KDS_SEED=${SEED} replays), ${FRAMES} mutants per frame type`);
+
+  const run = async (
+    name: string,
+    template: Buffer,
+    attempt: (m: Mutant) => Promise<Outcome>,
+  ): Promise<void> => {
+    const codes: string[] = [];
+    const kinds: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(mutantsOf(template), async (m) => {
+        kinds.push(m.kind);
+        codes.push(judge(m, await attempt(m)));
+        await pingHonest();
+      }),
+      { numRuns: FRAMES, seed: SEED, endOnFailure: true },
+    );
+    t.equal(codes.length, FRAMES, `${name}: ${FRAMES} mutants, each answered with an error code and a close, or accepted`);
+    t.comment(`${name} outcomes: ${tally(codes)}`);
+    t.comment(`${name} mutations: ${tally(kinds)}`);
+  };
+
+  await run('client_hello', fixed.clientHello, async (m) => {
+    const { sock } = h.connection();
+    sock.deliver(m.bytes);
+    const out = await plaintextOutcome(sock);
+    sock.peerClose();
+    return out;
+  });
+
+  await run('client_finish', fixed.clientFinish, async (m) => {
+    const { sock } = h.connection();
+    sock.deliver(fixed.clientHello);
+    const sh = await sock.next();
+    if (sh === undefined || !sh.equals(fixed.serverHello)) throw new Error('the fixed server_hello changed');
+    sock.deliver(m.bytes);
+    const out = await plaintextOutcome(sock);
+    sock.peerClose();
+    return out;
+  });
+
+  // The first client record of the fixed session: a ping, sealed at sequence 0 under the known keys.
+  const ping = encodeValue({ t: 'ping', id: 1, b: { data: Buffer.alloc(16, 0x5a) } });
+  const firstRecord = encodeFrame({ t: 'r', c: new RecordSealer(fixed.keys.c2sKey, fixed.keys.c2sIv, 'c2s').seal(ping) });
+  await run('record', firstRecord, async (m) => {
+    const s: FakeSession = await fixed.open();
+    s.send(m.bytes);
+    const reply = await s.next();
+    if (reply === 'hang') return { kind: 'hang' };
+    if (reply === undefined) return { kind: 'closed-silently', closeCode: s.sock.closeCode };
+    if (reply.t === 'ok' || reply.t === 'error') {
+      await s.close();
+      return reply.t === 'ok' ? { kind: 'progress', frame: m.bytes } : { kind: 'alert', code: 'error-response-to-a-broken-record', closeCode: undefined };
+    }
+    if (reply.t !== 'session.closing') throw new Error(`unexpected ${String(reply.t)} after a mutated record`);
+    const closeCode = await s.sock.closed;
+    return { kind: 'alert', code: String((reply.b as Record<string, unknown>).code), closeCode };
+  });
+
+  t.same(
+    h.logs.filter((l) => l.includes('internal')),
+    [],
+    'no connection logged an internal error',
+  );
+  const pong = await honest.request('ping', {});
+  t.equal(pong.pong, true, 'the honest session is still usable after the fuzzing');
+  t.equal(kdc.sessions.size, 1, 'only the honest session is left in the session table');
+  await honest.close();
+});
