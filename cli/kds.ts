@@ -6,6 +6,7 @@ import type yargsFactory from 'yargs';
 import type * as yargsHelpers from 'yargs/helpers';
 import { EXIT } from '../shared/errors.js';
 import { commands } from './commands/index.js';
+import { dropForeignEnvironment } from './env.js';
 
 // yargs is loaded through its CommonJS entry on purpose: the ESM entry bundles cliui's ESM shim, whose
 // wrap() cuts help text every N characters, mid-word ("revoked / unkno" + "wn"); the CommonJS entry wraps
@@ -31,6 +32,8 @@ const parser = yargs(hideBin(process.argv))
   // environment setting, not one more word on a command line).
   .option('allow-insecure', { type: 'string', hidden: true, global: true })
   .strict()
+  // KDS_* variables configure the commands that have the option and are ignored by the others (cli/env.ts).
+  .middleware(dropForeignEnvironment(hideBin(process.argv)), true)
   .demandCommand(1, 'name a command; see kds --help')
   .recommendCommands()
   .epilog(

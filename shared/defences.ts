@@ -31,12 +31,17 @@ export interface DefenceContext {
   remote?: boolean;
 }
 
+/** The context of a code Mallory saw go by (an alert, a close reason, an error response): the peer's. */
+export const WIRE: DefenceContext = Object.freeze({ remote: true });
+
 interface Entry {
   defence: DefenceName;
   /** Revocation and expiry are ordinary life, not a sign of an attacker: no "(possible MITM)" for them. */
   benign?: true;
-  /** [handshake+local, handshake+remote, other]: what happened, in the words a user needs. */
-  text: readonly [string, string, string];
+  /** Only a defence when seen on the wire (a handshake or the peer); locally it is a configuration refusal. */
+  wireOnly?: true;
+  /** [handshake+local, handshake+remote, later+local, later+remote (default: later+local)]: what happened, in the words a user needs. */
+  text: readonly [string, string, string, string?];
 }
 
 const TABLE: Readonly<Record<string, Entry>> = {
@@ -116,9 +121,10 @@ const TABLE: Readonly<Record<string, Entry>> = {
   record_auth: {
     defence: 'record authentication',
     text: [
-      'a handshake record failed authentication',
+      'the first record from the KDC failed authentication (altered in transit)',
       'the KDC received a record that failed authentication (altered, replayed, reordered or dropped in transit)',
       'a record failed authentication (altered, replayed, reordered or dropped in transit)',
+      'the KDC received a record that failed authentication (altered, replayed, reordered or dropped in transit)',
     ],
   },
   sequence_exhausted: {
@@ -127,6 +133,7 @@ const TABLE: Readonly<Record<string, Entry>> = {
     text: ['record sequence limit reached', 'record sequence limit reached', 'record sequence limit reached'],
   },
   insecure_refused: {
+    wireOnly: true,
     defence: 'downgrade protection',
     text: [
       'the server answered without authenticating (downgrade to the insecure mode refused)',
@@ -180,8 +187,10 @@ export interface DefenceVerdict {
 export function defenceForCode(code: string, ctx: DefenceContext = {}): DefenceVerdict | undefined {
   const entry = Object.hasOwn(TABLE, code) ? TABLE[code] : undefined;
   if (entry === undefined) return undefined;
-  const index = ctx.phase === 'handshake' ? (ctx.remote === true ? 1 : 0) : 2;
-  return { defence: entry.defence, explanation: entry.text[index]!, possibleMitm: entry.benign !== true };
+  if (entry.wireOnly === true && ctx.phase !== 'handshake' && ctx.remote !== true) return undefined;
+  const [hsLocal, hsRemote, local, remote] = entry.text;
+  const explanation = ctx.phase === 'handshake' ? (ctx.remote === true ? hsRemote : hsLocal) : ctx.remote === true ? (remote ?? local) : local;
+  return { defence: entry.defence, explanation, possibleMitm: entry.benign !== true };
 }
 
 /** The defence behind a KdsError (its `details.phase` and `details.remote` select the wording). */

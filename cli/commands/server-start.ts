@@ -45,7 +45,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option('insecure-dh', {
         type: 'boolean',
         default: false,
-        describe: 'MITM lab only: also accept unauthenticated "insecure" sessions (needs KDS_ALLOW_INSECURE=1)',
+        describe:
+          'MITM lab only: also accept unauthenticated "insecure" sessions (needs KDS_ALLOW_INSECURE=1)',
       })
       .example('$0 server start', 'listen on ws://127.0.0.1:8443/kds')
       .example('$0 server start --port 0 --json', 'pick a free port, print {"url","httpUrl","fingerprint"}')

@@ -36,7 +36,11 @@ export async function openKeyClient(opts: OpenKeyClientOptions): Promise<OpenedK
     server: opts.server,
     ...(opts.insecure === true
       ? { mode: 'insecure' as const, insecureName: opts.name }
-      : { mode: 'auth' as const, credentials: { privateKey: files.privateKey, certPem: files.certPem }, caCertPem: files.caPem }),
+      : {
+          mode: 'auth' as const,
+          credentials: { privateKey: files.privateKey, certPem: files.certPem },
+          caCertPem: files.caPem,
+        }),
     ...(opts.dh === undefined ? {} : { dh: opts.dh }),
   });
   try {

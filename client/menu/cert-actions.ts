@@ -93,24 +93,36 @@ const verifyItem: MenuItem = {
   label: 'Verify a certificate',
   async run(ctx) {
     const { cert: mine, ca } = ownCertificates(ctx);
-    const source = await ask(ctx, 'client name or certificate file: ', parseCertSource);
     const { session } = await ctx.conn.get();
-    let cert: ParsedCertificate;
-    if (source.kind === 'file') {
-      cert = parseCertificate(readPemFile(source.path));
-    } else if (source.name === ctx.name) {
-      cert = mine;
-    } else {
-      try {
-        const peer = await session.request('key.peer', { name: source.name });
-        cert = parseCertificate(Buffer.from(peer.cert as Uint8Array));
-      } catch (err) {
-        // The KDC hands out only good certificates: a revoked one is the verdict, not a failure.
-        if (!(err instanceof KdsError && err.code === 'peer_revoked')) throw err;
-        ctx.io.print(`  ${ctx.style.bad('revoked')}: ${err.message} (the KDC no longer hands it out)`);
-        return;
+    let cert: ParsedCertificate | undefined;
+    let source: CertSource;
+    do {
+      source = await ask(ctx, 'client name or certificate file: ', parseCertSource);
+      if (source.kind === 'file') {
+        try {
+          cert = parseCertificate(readPemFile(source.path));
+        } catch (err) {
+          if (!(err instanceof KdsError)) throw err;
+          ctx.io.print(`  ${err.message}; try another file or a client name (0 goes back)`);
+        }
+      } else if (source.name === ctx.name) {
+        cert = mine;
+      } else {
+        try {
+          const peer = await session.request('key.peer', { name: source.name });
+          cert = parseCertificate(Buffer.from(peer.cert as Uint8Array));
+        } catch (err) {
+          if (!(err instanceof KdsError)) throw err;
+          // The KDC hands out only good certificates: a revoked one is the verdict, not a failure.
+          if (err.code === 'peer_revoked') {
+            ctx.io.print(`  ${ctx.style.bad('revoked')}: ${err.message} (the KDC no longer hands it out)`);
+            return;
+          }
+          if (err.code !== 'peer_unavailable' && err.code !== 'bad_request') throw err;
+          ctx.io.print(`  ${err.message}; try another name or a file (0 goes back)`);
+        }
       }
-    }
+    } while (cert === undefined);
     // The KDC is the revocation authority (like OCSP); the chain, dates and usage are checked here,
     // against the root CA this client pinned when it enrolled.
     const status = await session.request('cert.status', { serial: cert.serialHex });

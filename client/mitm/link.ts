@@ -12,7 +12,7 @@
 // and closed stopped it; a victim that carried on after the tampered frame accepted it (a success).
 import WebSocket, { type RawData } from 'ws';
 import { isErrorCode } from '../../shared/errors.js';
-import { codesOf, defenceForCode, type DefenceName } from '../../shared/defences.js';
+import { codesOf, defenceForCode, WIRE, type DefenceName } from '../../shared/defences.js';
 import type { HandshakeMode } from '../../shared/protocol/handshake.js';
 import type { ConnectionHooks } from './attack.js';
 import type { EventDirection, FrameAction, MitmContext } from './context.js';
@@ -283,7 +283,7 @@ export class Link {
     const accepted = e.codes ?? codesOf(e.defence);
     const seen = this.observed.find((o) => o.from === e.toward) ?? this.observed[0];
     if (seen !== undefined) {
-      const defence = accepted.includes(seen.code) ? e.defence : defenceForCode(seen.code)?.defence;
+      const defence = accepted.includes(seen.code) ? e.defence : defenceForCode(seen.code, WIRE)?.defence;
       if (defence !== undefined) {
         this.fail(defence, `${e.what}: the ${seen.from === 'server' ? 'KDC' : 'victim'} refused it (${seen.code})`, seen.code);
       } else {

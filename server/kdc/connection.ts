@@ -36,6 +36,8 @@ export interface ConnectionHost {
   readonly registry: HandlerRegistry;
   readonly services: KdcServices;
   readonly handshakeTimeoutMs: number;
+  /** Lifetime of an anonymous (enrollment) session: long enough for one `enroll`, no more. */
+  readonly anonymousSessionMs: number;
   /** A fresh ServerHandshake whose client-certificate check reports its result through onChecked. */
   createHandshake(onChecked: (checked: CheckedClient) => void): ServerHandshake;
   /** The handshake completed: release the unauthenticated slot, index the session. */
@@ -293,6 +295,15 @@ export class Connection implements SessionHandle {
       };
     }
     this.#clearTimer();
+    if (identity.role === 'anonymous') {
+      // Nobody is authenticated on an enrollment session: it gets a short lifetime (and keeps its
+      // unauthenticated slot, see kdc.ts), so idle anonymous sessions cannot pile up.
+      this.#timer = setTimeout(
+        () => this.fail(new ProtocolError('timeout', 'enrollment session lifetime exceeded')),
+        this.#host.anonymousSessionMs,
+      );
+      this.#timer.unref?.();
+    }
     this.#identity = identity;
     this.#mode = result.mode;
     this.#id = result.sessionId;

@@ -44,6 +44,7 @@ import { SessionTable } from './session-table.js';
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8443;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_ANONYMOUS_SESSION_MS = 60_000;
 export const WS_PATH = '/kds';
 /** How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. */
 const REVOCATION_SYNC_MS = 2_000;
@@ -59,6 +60,9 @@ export interface KdcOptions {
   /** Accept the MITM lab's unauthenticated 'insecure' handshake (default false). */
   allowInsecure?: boolean;
   handshakeTimeoutMs?: number;
+  /** Lifetime of anonymous (enrollment) sessions (default 60 s). */
+  anonymousSessionMs?: number;
+  /** Cap on connections in their handshake plus anonymous sessions (default 256). */
   maxUnauthenticated?: number;
   /** Per-IP handshake token bucket; false disables it (benchmarks from one address). */
   rateLimit?: RateLimitOptions | false;
@@ -203,6 +207,7 @@ async function serve(
     registry,
     services,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    anonymousSessionMs: opts.anonymousSessionMs ?? DEFAULT_ANONYMOUS_SESSION_MS,
     createHandshake: (onChecked) =>
       new ServerHandshake({
         groups,
@@ -223,7 +228,8 @@ async function serve(
         },
       }),
     authenticated: (conn) => {
-      if (conn.holdsSlot) {
+      // Anonymous (enrollment) sessions keep counting against the cap until they close.
+      if (conn.holdsSlot && conn.identity.role !== 'anonymous') {
         conn.holdsSlot = false;
         unauthenticated.release();
       }

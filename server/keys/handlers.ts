@@ -5,6 +5,8 @@
 import { AuthError } from '../../shared/errors.js';
 import { registerHandler, type HandlerContext, type Role } from '../kdc/dispatch.js';
 import { keyServiceFor } from './context.js';
+import type { KeySummary } from './service.js';
+import { MAX_KEYS_LISTED } from '../../shared/protocol/messages-keys.js';
 
 // 'insecure' sessions exist only on a KDC started with --insecure-dh (the MITM lab's control mode,
 // docs/attacks.md): the naive design lets a session that merely CLAIMS a name act as that client.
@@ -31,7 +33,8 @@ function optionalString(value: unknown): string | undefined {
 function caller(ctx: HandlerContext): { name: string; serialHex: string; role: string } {
   if (ctx.identity.role === 'insecure') {
     // server/kdc/connection.ts resolved the claimed name to its current certificate, if any.
-    if (ctx.identity.serialHex === '') throw new AuthError('not_authenticated', 'no enrolled client has the claimed name');
+    if (ctx.identity.serialHex === '')
+      throw new AuthError('not_authenticated', 'no enrolled client has the claimed name');
     return { name: ctx.identity.name, serialHex: ctx.identity.serialHex, role: 'client' };
   }
   return { name: ctx.identity.name, serialHex: ctx.identity.serialHex, role: ctx.identity.role };
@@ -101,7 +104,7 @@ on('key.get', PARTIES, async (ctx, b) => ({
   ...(await keyServiceFor(ctx.kdc)).get(caller(ctx), String(b.serial)),
 }));
 
-on('key.list', CLIENT, async (ctx) => ({ keys: (await keyServiceFor(ctx.kdc)).list(caller(ctx)) }));
+on('key.list', CLIENT, async (ctx) => listing((await keyServiceFor(ctx.kdc)).list(caller(ctx))));
 
 on('key.revoke', PARTIES, async (ctx, b) =>
   (await keyServiceFor(ctx.kdc)).revoke(caller(ctx), { serial: String(b.serial), reason: String(b.reason) }),
@@ -125,9 +128,15 @@ on('msg.send', CLIENT, async (ctx, b) =>
   }),
 );
 
-on('admin.keys', ADMIN, async (ctx, b) => ({
-  keys: (await keyServiceFor(ctx.kdc)).adminList({ revoked: b.revoked === true }),
-}));
+on('admin.keys', ADMIN, async (ctx, b) =>
+  listing((await keyServiceFor(ctx.kdc)).adminList({ revoked: b.revoked === true })),
+);
+
+/** The newest MAX_KEYS_LISTED keys (listings are oldest first), flagged when some were left out. */
+function listing(keys: KeySummary[]): Body {
+  if (keys.length <= MAX_KEYS_LISTED) return { keys };
+  return { keys: keys.slice(keys.length - MAX_KEYS_LISTED), truncated: true };
+}
 
 on('admin.key.revoke', ADMIN, async (ctx, b) =>
   (await keyServiceFor(ctx.kdc)).revoke(caller(ctx), {

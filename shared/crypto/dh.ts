@@ -124,6 +124,21 @@ const BASE_POINT = createPublicKey({
 });
 const ZERO_32 = Buffer.alloc(X25519_KEY_BYTES);
 
+// Fixed private keys exist only for test vectors and tests that replay one handshake many times; a PKCS#8
+// import costs ~0.4 ms (OpenSSL 3 decoders), so the last few imported keys are kept.
+const fixedKeys = new Map<string, KeyObject>();
+
+function importFixedX25519(raw: Uint8Array): KeyObject {
+  const id = Buffer.from(raw).toString('hex');
+  let key = fixedKeys.get(id);
+  if (key === undefined) {
+    key = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
+    if (fixedKeys.size >= 16) fixedKeys.clear();
+    fixedKeys.set(id, key);
+  }
+  return key;
+}
+
 function generateX25519(fixedPrivateKey?: Uint8Array): DhKeyPair {
   let privateKey: KeyObject;
   if (fixedPrivateKey === undefined) {
@@ -135,11 +150,7 @@ function generateX25519(fixedPrivateKey?: Uint8Array): DhKeyPair {
         `expected x25519 private key of 32 bytes, got ${fixedPrivateKey.length}`,
       );
     }
-    privateKey = createPrivateKey({
-      key: Buffer.concat([X25519_PKCS8_PREFIX, fixedPrivateKey]),
-      format: 'der',
-      type: 'pkcs8',
-    });
+    privateKey = importFixedX25519(fixedPrivateKey);
   }
   const publicKey = diffieHellman({ privateKey, publicKey: BASE_POINT });
   return {

@@ -36,7 +36,8 @@ const ANY_REASON = s.string({ max: 64, pattern: /^[A-Za-z]+$/ });
 const DELIVERY_ID = s.uint();
 /** Message plaintext limit (shared/keys/message.ts MAX_MESSAGE_BYTES) plus the 16-byte tag. */
 const MESSAGE_CIPHERTEXT = s.bytes({ min: 16, max: 32 * 1024 + 16 });
-const MAX_KEYS_LISTED = 1000;
+/** Listings carry the newest keys up to this many, with `truncated: true` when there were more. */
+export const MAX_KEYS_LISTED = 1000;
 
 const KEY_SUMMARY = s.map({
   serial: KEY_SERIAL,
@@ -125,7 +126,10 @@ export const KEY_REQUESTS = {
   'key.get': { request: s.map({ serial: KEY_SERIAL }), response: KEY_SUMMARY },
   'key.list': {
     request: s.map({}),
-    response: s.map({ keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }) }),
+    response: s.map({
+      keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }),
+      truncated: s.optional(s.bool()),
+    }),
   },
   'key.revoke': { request: s.map({ serial: KEY_SERIAL, reason: REASON }), response: REVOKE_RESULT },
   'key.sync': { request: s.map({}), response: s.map({ pushed: s.uint(), remaining: s.uint() }) },
@@ -144,7 +148,10 @@ export const KEY_REQUESTS = {
   },
   'admin.keys': {
     request: s.map({ revoked: s.optional(s.bool()) }),
-    response: s.map({ keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }) }),
+    response: s.map({
+      keys: s.array(KEY_SUMMARY, { max: MAX_KEYS_LISTED }),
+      truncated: s.optional(s.bool()),
+    }),
   },
   'admin.key.revoke': {
     request: s.map({ serial: KEY_SERIAL, reason: s.optional(REASON) }),

@@ -60,6 +60,8 @@ t.test('in-process frame fuzzing: client_hello, client_finish, record', { timeou
   ): Promise<void> => {
     const codes: string[] = [];
     const kinds: string[] = [];
+    const started = performance.now();
+    const cpu = process.cpuUsage();
     await fc.assert(
       fc.asyncProperty(mutantsOf(template), async (m) => {
         kinds.push(m.kind);
@@ -71,6 +73,8 @@ t.test('in-process frame fuzzing: client_hello, client_finish, record', { timeou
     t.equal(codes.length, FRAMES, `${name}: ${FRAMES} mutants, each answered with an error code and a close, or accepted`);
     t.comment(`${name} outcomes: ${tally(codes)}`);
     t.comment(`${name} mutations: ${tally(kinds)}`);
+    const used = process.cpuUsage(cpu);
+    t.comment(`${name}: ${((performance.now() - started) / 1000).toFixed(1)} s, cpu ${((used.user + used.system) / 1e6).toFixed(1)} s`);
   };
 
   await run('client_hello', fixed.clientHello, async (m) => {

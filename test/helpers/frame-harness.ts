@@ -27,7 +27,7 @@ import { loadCredential } from '../../server/ca/credentials.js';
 import { CertificateCache, checkClientCertificate } from '../../server/kdc/cert-check.js';
 import { Connection, type ConnectionHost } from '../../server/kdc/connection.js';
 import { registry } from '../../server/kdc/dispatch.js';
-import type { Kdc } from '../../server/kdc/kdc.js';
+import { DEFAULT_ANONYMOUS_SESSION_MS, type Kdc } from '../../server/kdc/kdc.js';
 import { FakeSocket } from './fake-socket.js';
 import { issueTestClient, type TestClient } from './kdc-in-process.js';
 import { TEST_CA_PASSPHRASE } from './kds-process.js';
@@ -129,6 +129,7 @@ export async function startFrameHarness(kdc: Kdc, dataDir: string): Promise<Fram
     registry,
     services: kdc.services,
     handshakeTimeoutMs: 10_000,
+    anonymousSessionMs: DEFAULT_ANONYMOUS_SESSION_MS,
     createHandshake: (onChecked) =>
       new ServerHandshake({
         groups: DH_GROUPS,

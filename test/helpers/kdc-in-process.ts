@@ -90,6 +90,8 @@ export interface RawSocket {
   ws: WebSocket;
   /** Decoded frames received so far (alerts and handshake frames are plaintext maps). */
   frames: Record<string, unknown>[];
+  /** The same frames as received, undecoded. */
+  raws: Buffer[];
   /** Resolves with the close code and reason. */
   closed: Promise<{ code: number; reason: string }>;
   send(data: Buffer | string, binary?: boolean): void;
@@ -106,6 +108,7 @@ export async function rawSocket(
   const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: opts.maxPayload ?? 1024 * 1024 });
   t.teardown(() => ws.terminate());
   const frames: Record<string, unknown>[] = [];
+  const raws: Buffer[] = [];
   const waiters: ((f: Record<string, unknown>) => void)[] = [];
   let read = 0;
   ws.on('message', (data: Buffer) => {
@@ -116,6 +119,7 @@ export async function rawSocket(
       frame = { t: '<undecodable>', bytes: data };
     }
     frames.push(frame);
+    raws.push(data);
     const waiter = waiters.shift();
     if (waiter !== undefined) {
       read += 1;
@@ -133,6 +137,7 @@ export async function rawSocket(
   return {
     ws,
     frames,
+    raws,
     closed,
     send: (data, binary = true) => ws.send(data, { binary }),
     next: () =>

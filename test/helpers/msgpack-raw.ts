@@ -76,7 +76,7 @@ function write(value: unknown, out: Buffer[]): void {
 }
 
 function encodeNumber(n: number): Buffer {
-  if (!Number.isInteger(n) || Object.is(n, -0)) {
+  if (!Number.isInteger(n) || Object.is(n, -0) || n >= 2 ** 64 || n < -(2 ** 63)) {
     const b = Buffer.alloc(9);
     b[0] = 0xcb;
     b.writeDoubleBE(n, 1);

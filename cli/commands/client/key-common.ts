@@ -7,7 +7,12 @@ import type { KeyClient } from '../../../client/keys/key-client.js';
 
 export async function withKeyClient<T>(argv: ClientArgs, fn: (client: KeyClient) => Promise<T>): Promise<T> {
   const { openKeyClient } = await import('../../../client/keys/open.js');
-  const opened = await openKeyClient({ ...homeOf(argv), server: argv.server, dh: argv.dh, insecure: argv['insecure-dh'] === true });
+  const opened = await openKeyClient({
+    ...homeOf(argv),
+    server: argv.server,
+    dh: argv.dh,
+    insecure: argv['insecure-dh'] === true,
+  });
   try {
     return await fn(opened.client);
   } finally {

@@ -13,7 +13,7 @@ import { encodeValue } from '../../../shared/protocol/codec.js';
 import { ClientFinishCoreSchema, decodeFrame } from '../../../shared/protocol/messages.js';
 import { canonicalize } from '../../../shared/protocol/schema.js';
 import { appendEntries, signatureInput, transcriptHash } from '../../../shared/protocol/transcript.js';
-import { defenceForCode } from '../../../shared/defences.js';
+import { defenceForCode, WIRE } from '../../../shared/defences.js';
 import { toKdsError } from '../../../shared/errors.js';
 import type { AttackModule } from '../attack.js';
 import type { MitmContext } from '../context.js';
@@ -71,7 +71,7 @@ async function actAs(ctx: MitmContext, link: Link, victim: string): Promise<void
   } catch (err) {
     const e = toKdsError(err);
     ctx.record({ conn: 0, dir: 'side', type: 'session', size: 0, action: 'refused', note: e.code });
-    const d = defenceForCode(e.code);
+    const d = defenceForCode(e.code, WIRE);
     if (d !== undefined) ctx.fail(0, d.defence, `the KDC refused a session claiming ${victim}`, e.code);
     else ctx.inconclusive(0, `her session as ${victim} failed: ${e.code}`);
     return;
@@ -98,7 +98,7 @@ async function actAs(ctx: MitmContext, link: Link, victim: string): Promise<void
     ctx.succeed(0, detail);
   } catch (err) {
     const e = toKdsError(err);
-    const d = defenceForCode(e.code);
+    const d = defenceForCode(e.code, WIRE);
     if (d !== undefined) ctx.fail(0, d.defence, `acting as ${victim} was refused`, e.code);
     else ctx.inconclusive(0, `acting as ${victim} failed: ${e.code}`);
   } finally {

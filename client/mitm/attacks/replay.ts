@@ -6,7 +6,7 @@
 //   client_hello, then its client_finish. The KDC's server_hello has a fresh nonce and DH share, so
 //   the old signature and MAC cover another transcript: bad_signature (auth) or bad_mac (insecure).
 import WebSocket, { type RawData } from 'ws';
-import { defenceForCode } from '../../../shared/defences.js';
+import { defenceForCode, WIRE } from '../../../shared/defences.js';
 import type { AttackModule } from '../attack.js';
 import type { MitmContext } from '../context.js';
 import { viewFrame } from '../frames.js';
@@ -65,7 +65,7 @@ function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Bu
       log('side', frame, 'forward', `new session: from the KDC`);
       if (v.frame?.t === 'alert') {
         const code = v.frame.code;
-        const d = defenceForCode(code);
+        const d = defenceForCode(code, WIRE);
         done(() =>
           d !== undefined
             ? ctx.fail(0, d.defence, 'the KDC refused the handshake replayed in a new session', code)
@@ -84,7 +84,7 @@ function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Bu
     ws.on('error', () => {});
     ws.on('close', (code: number, reason: Buffer) => {
       const r = reason.toString('utf8');
-      const d = defenceForCode(r);
+      const d = defenceForCode(r, WIRE);
       done(() => (d !== undefined ? ctx.fail(0, d.defence, 'the KDC refused the replayed handshake', r) : ctx.inconclusive(0, `replayed handshake: connection closed (${code})`)));
     });
   });

@@ -3,7 +3,7 @@
 // The KDC checks revocation on every handshake (CertificateAuthority.revocationOf, kept in sync with the
 // store and the CRL): cert_revoked. In insecure mode nothing is presented at all: she claims the name
 // and the KDC believes it, revoked or not.
-import { defenceForCode } from '../../../shared/defences.js';
+import { defenceForCode, WIRE } from '../../../shared/defences.js';
 import { toKdsError } from '../../../shared/errors.js';
 import type { AttackModule } from '../attack.js';
 import type { MitmContext } from '../context.js';
@@ -50,7 +50,7 @@ async function presentRevoked(ctx: MitmContext, mode: 'auth' | 'insecure'): Prom
   } catch (err) {
     const e = toKdsError(err);
     ctx.record({ conn: 0, dir: 'side', type: 'session', size: 0, action: 'refused', note: e.code });
-    const d = defenceForCode(e.code);
+    const d = defenceForCode(e.code, WIRE);
     if (d !== undefined) ctx.fail(0, d.defence, `the KDC refused ${id.name}'s session`, e.code);
     else ctx.inconclusive(0, `her session failed with ${e.code}`);
   }

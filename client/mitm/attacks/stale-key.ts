@@ -4,7 +4,7 @@
 // checked on every use: key_revoked / verdict `revoked`. The channel mode plays no part.
 import { kdcKeyDigest } from '../../../shared/keys/digest.js';
 import { sealMessage } from '../../../shared/keys/message.js';
-import { defenceForCode } from '../../../shared/defences.js';
+import { defenceForCode, WIRE } from '../../../shared/defences.js';
 import { toKdsError } from '../../../shared/errors.js';
 import type { AttackModule } from '../attack.js';
 import type { MitmContext } from '../context.js';
@@ -57,7 +57,7 @@ async function useStaleKey(ctx: MitmContext, mode: 'auth' | 'insecure', peer: st
     } catch (err) {
       const e = toKdsError(err);
       ctx.record({ conn: 0, dir: 'side', type: 'session', size: 0, action: 'refused', note: `msg.send under the revoked key: ${e.code}` });
-      const d = defenceForCode(e.code);
+      const d = defenceForCode(e.code, WIRE);
       if (d !== undefined) ctx.fail(0, d.defence, `the KDC refused a message under revoked key ${serial}`, e.code);
       else ctx.inconclusive(0, `msg.send failed with ${e.code}`);
     }

@@ -8,7 +8,7 @@
 //   binds both names and certificate serials, so Bob's check of Alice's signature, recomputed with
 //   "mallory", fails (bad_signature): Bob rejects and revokes the key. A KDC-generated key is caught
 //   by key confirmation instead (Bob's key.verify signature covers the sender he believes in).
-import { defenceForCode } from '../../../shared/defences.js';
+import { defenceForCode, WIRE } from '../../../shared/defences.js';
 import type { ServerMessage } from '../../../shared/protocol/secure-channel.js';
 import type { AttackModule } from '../attack.js';
 import { enterChannel } from '../tactics.js';
@@ -62,7 +62,7 @@ export const unknownKeyShare: AttackModule = {
             if (msg.kind === 'ok' && msg.body !== null && (msg.body as Record<string, unknown>).verdict === 'valid') {
               link.succeed(`${link.victimName ?? 'the victim'} accepted key ${serial} as shared with ${ctx.settings.identity?.name ?? 'Mallory'}`);
             } else if (msg.kind === 'error') {
-              link.fail(defenceForCode(msg.error.code)?.defence ?? 'key confirmation', `the KDC refused the verification of ${serial}`, msg.error.code);
+              link.fail(defenceForCode(msg.error.code, WIRE)?.defence ?? 'key confirmation', `the KDC refused the verification of ${serial}`, msg.error.code);
             } else {
               link.fail('key confirmation', `the KDC's verdict on ${serial}: ${String((msg.body as Record<string, unknown>).verdict)}`);
             }

@@ -5,9 +5,12 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { pack } from 'msgpackr';
-import { CLOSE } from '../../../shared/errors.js';
+import fc from 'fast-check';
+import { CLOSE, closeCodeFor, isErrorCode } from '../../../shared/errors.js';
+import { ClientHandshake } from '../../../shared/protocol/handshake.js';
 import { MAX_FRAME_BYTES } from '../../../shared/protocol/limits.js';
 import { encodeFrame } from '../../../shared/protocol/messages.js';
+import { openSession } from '../../../client/session.js';
 import { issueTestClient, rawSocket, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
 
 t.setTimeout(120_000);
@@ -191,4 +194,99 @@ t.test('server close: sessions see 1001 with code unavailable', async (t) => {
   t.equal(info.error?.code, 'unavailable');
   t.same(closing, ['unavailable']);
   await leaving.close(); // idempotent
+});
+
+t.test(
+  'anonymous (enrollment) sessions hold an unauthenticated slot and have a short lifetime',
+  async (t) => {
+    const { kdc: strict } = await startTestKdc(t, { maxUnauthenticated: 1, anonymousSessionMs: 300 });
+    const anonymous = await openSession({
+      server: strict.url,
+      mode: 'enroll',
+      caCertPem: strict.ca.caCertPem,
+    });
+    t.equal(anonymous.facts.identity.role, 'anonymous');
+    const other = await rawSocket(t, strict.url);
+    t.match(await other.next(), { t: 'alert', code: 'too_many_connections' });
+    const info = await anonymous.closed;
+    t.equal(info.code, CLOSE.timeout);
+    t.equal(info.error?.code, 'timeout');
+  },
+);
+
+t.test(
+  'random mutations of a client_hello: every connection gets a coded answer, the server survives',
+  async (t) => {
+    const { kdc: fuzzed } = await startTestKdc(t, { rateLimit: false });
+    const local = await issueTestClient(fuzzed.ca, 'alice');
+    const hello = new ClientHandshake({ mode: 'enroll', checkServerCertificate: () => {} }).clientHello();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat({ max: hello.length - 1 }), fc.integer({ min: 1, max: 255 })), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        async (flips) => {
+          const frame = Buffer.from(hello);
+          for (const [at, xor] of flips) frame[at] = frame[at]! ^ xor;
+          const s = await rawSocket(t, fuzzed.url);
+          s.send(frame);
+          const first = await s.next();
+          if (first.t === 'server_hello') {
+            s.ws.close();
+          } else {
+            if (first.t !== 'alert' || !isErrorCode(first.code))
+              throw new Error(`unexpected answer ${JSON.stringify(first.t)}`);
+            const closed = await s.closed;
+            if (closed.code !== closeCodeFor(first.code))
+              throw new Error(`close ${closed.code} for ${String(first.code)}`);
+          }
+          await s.closed;
+        },
+      ),
+      { numRuns: 40 },
+    );
+    const session = await sessionFor(fuzzed, local);
+    t.same(await session.request('ping', {}), { pong: true });
+    await session.close();
+    // The server sees each close a moment after the client does.
+    for (let i = 0; i < 100 && fuzzed.connectionCount() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    t.equal(fuzzed.connectionCount(), 0, 'every fuzzed connection was cleaned up');
+  },
+);
+
+t.test('inside a session: a tampered or replayed record ends it with record_auth (4005)', async (t) => {
+  const { signPss } = await import('../../../shared/crypto/rsa.js');
+  const open = async (): Promise<{ s: Awaited<ReturnType<typeof rawSocket>>; request: Buffer }> => {
+    const hs = new ClientHandshake({
+      mode: 'auth',
+      credentials: { certificateDer: alice.cert.der, sign: (d) => signPss(d, alice.privateKey) },
+      checkServerCertificate: () => {},
+    });
+    const s = await rawSocket(t, kdc.url);
+    s.send(hs.clientHello());
+    await s.next();
+    const { clientFinish, result } = await hs.receiveServerHello(s.raws[0]!);
+    s.send(clientFinish);
+    const ready = await s.next();
+    t.equal(ready.t, 'r', 'the first record (ready) arrives');
+    return { s, request: result.channel.sealRequest('ping', 1, {}) };
+  };
+
+  const tampered = await open();
+  const bad = Buffer.from(tampered.request);
+  bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+  tampered.s.send(bad);
+  const closed1 = await tampered.s.closed;
+  t.equal(closed1.code, CLOSE.record);
+  t.equal(closed1.reason, 'record_auth');
+
+  const replayed = await open();
+  replayed.s.send(replayed.request);
+  const pong = await replayed.s.next();
+  t.equal(pong.t, 'r', 'the genuine request is answered');
+  replayed.s.send(replayed.request);
+  const closed2 = await replayed.s.closed;
+  t.equal(closed2.code, CLOSE.record);
+  t.equal(closed2.reason, 'record_auth');
 });

@@ -1,0 +1,126 @@
+// issue (issue 7 item 2): certificates issued per second from CSRs over the network, through the
+// enrollment path (token check and consumption, CSR proof of possession and policy, store writes,
+// signing with the root key), versus the raw node:crypto signing rate of the same CA key measured in the
+// same run (callback form, the same concurrency). Target: >= 0.6x of raw signing.
+//
+// The KDC runs in its own process, the enrolling clients in another; tokens and CSRs are prepared
+// before the clock starts (a client's key generation and CSR signing are the client's business). Two
+// shapes:
+//   established: 32 enroll sessions opened first, the requests spread over them (the issuance path
+//                alone: the headline figure and the ratio);
+//   full:        one new enroll session per certificate, as `kds client enroll` does (adds a handshake,
+//                i.e. one more RSA-2048 signature for the KDC, per certificate).
+import { sign, constants, randomBytes, type KeyObject } from 'node:crypto';
+import { createCsr } from '../shared/pki/csr.js';
+import { decryptPrivateKey, readText } from '../server/ca/credentials.js';
+import { caPaths } from '../server/ca/files.js';
+import { BENCH_PASSPHRASE, benchKeyPair, createBenchCa } from './fixture.js';
+import { machine, perSecond, percentile, ratio, summarize, wallTime, type BenchResult } from './harness.js';
+import { Worker } from './load/ipc.js';
+
+const CONCURRENCY = 32;
+const RUNS = 3;
+const PER_RUN = 160;
+const FULL = 96;
+
+/** Signatures per second with the callback form, `concurrency` in flight, over TBS-sized data. */
+export async function rawSignRate(key: KeyObject, count: number, concurrency: number): Promise<number> {
+  const data = randomBytes(900); // about the size of a kds client TBSCertificate
+  let next = 0;
+  const one = (): Promise<void> =>
+    new Promise((resolve, reject) =>
+      sign('sha256', data, { key, padding: constants.RSA_PKCS1_PADDING }, (err) => (err ? reject(err) : resolve())),
+    );
+  const ms = await wallTime(() =>
+    Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < count) {
+          next += 1;
+          await one();
+        }
+      }),
+    ),
+  );
+  return perSecond(count, ms);
+}
+
+interface EnrollResult {
+  ms: number;
+  issued: number;
+  errors: number;
+  firstError?: string;
+  latencies: number[];
+}
+
+export async function run(): Promise<BenchResult> {
+  const bench = await createBenchCa({ prefix: 'kds-bench-issue-' });
+  const workers: Worker[] = [];
+  try {
+    const caKey = decryptPrivateKey(readText(caPaths(bench.dataDir).rootKey), BENCH_PASSPHRASE);
+    const kdc = Worker.start('load/kdc-server.js');
+    const load = Worker.start('load/session-client.js');
+    workers.push(kdc, load);
+    const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+
+    // Tokens (created by the KDC) and CSRs (one shared client key) for every certificate of the run.
+    const pair = await benchKeyPair();
+    const batch = async (label: string, count: number): Promise<{ token: string; csr: string }[]> => {
+      const names = Array.from({ length: count }, (_, i) => `iss-${label}-${i}`);
+      const tokens = await kdc.call<string[]>('tokens', { names });
+      const csrs = await Promise.all(names.map((n) => createCsr(n, pair.privateKeyPem, pair.publicKeyPem)));
+      return names.map((_, i) => ({ token: tokens[i]!, csr: csrs[i]! }));
+    };
+    const enroll = async (requests: { token: string; csr: string }[], mode: 'established' | 'full') => {
+      const r = await load.call<EnrollResult>('enroll', {
+        url,
+        caCertPem: bench.caCertPem,
+        requests,
+        concurrency: CONCURRENCY,
+        mode,
+      });
+      if (r.errors > 0 || r.issued !== requests.length) {
+        throw new Error(`${r.errors} enrollments failed (${r.issued} issued): ${r.firstError}`);
+      }
+      return r;
+    };
+
+    await enroll(await batch('warm', 32), 'established');
+    await rawSignRate(caKey, 64, CONCURRENCY);
+    const issued: number[] = [];
+    const raw: number[] = [];
+    const latencies: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const requests = await batch(`r${r}`, PER_RUN);
+      const res = await enroll(requests, 'established');
+      issued.push(perSecond(res.issued, res.ms));
+      latencies.push(...res.latencies);
+      raw.push(await rawSignRate(caKey, PER_RUN, CONCURRENCY));
+    }
+    const full = await enroll(await batch('full', FULL), 'full');
+
+    const fIssued = summarize(issued, 'certs/s');
+    const fRaw = summarize(raw, 'signs/s');
+    const fFull = summarize([perSecond(full.issued, full.ms)], 'certs/s');
+    return {
+      machine: machine(),
+      figures: {
+        issued_per_s: fIssued,
+        raw_ca_sign_per_s: fRaw,
+        issued_with_handshake_per_s: fFull,
+        issue_latency_p50: summarize([percentile(latencies, 50)], 'ms'),
+        issue_latency_p99: summarize([percentile(latencies, 99)], 'ms'),
+      },
+      ratios: {
+        issue_vs_raw_sign: ratio(fIssued.median, fRaw.median),
+        issue_with_handshake_vs_raw_sign: ratio(fFull.median, fRaw.median),
+      },
+      notes: [
+        `root CA RSA-${caKey.asymmetricKeyDetails?.modulusLength ?? '?'}; ${RUNS} runs x ${PER_RUN} enrollments over ${CONCURRENCY} established enroll sessions, raw signing alternated with them; ${FULL} full enrollments (new session each)`,
+        'target: issue_vs_raw_sign >= 0.6',
+      ],
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    bench.remove();
+  }
+}

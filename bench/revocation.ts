@@ -1,0 +1,133 @@
+// revocation (issue 7 item 3), at the sizes where other CAs degrade (hashicorp/vault#9176: 2-3 s per
+// revocation at ~17k entries):
+//   (a) server CPU per authenticated handshake with 0 and with 100,000 revoked certificates in the
+//       store, two KDC processes measured alternately -> ratios.handshake_100k_vs_0 (target <= 1.1: the
+//       revocation check is an O(1) lookup);
+//   (b) time to revoke one certificate AND publish the new CRL (revocation row, signed CRL in the store,
+//       root_crl.pem rewritten: CertificateAuthority.revoke, what `cert.revoke` and `kds cert revoke`
+//       run) with 1k, 10k and 100k entries (target < 250 ms at 100k), and its growth;
+//   (c) the size of the CRL at 100k entries.
+// The bulk revocations go straight into the store in one transaction (bench/fixture.ts bulkRevoke);
+// only the measured revocations go through the CA.
+import { statSync } from 'node:fs';
+import { pemToDer } from '../shared/pki/pem.js';
+import { CertificateAuthority } from '../server/ca/authority.js';
+import { caPaths } from '../server/ca/files.js';
+import { BENCH_PASSPHRASE, bulkRevoke, createBenchCa, issueBenchClients, type BenchClient } from './fixture.js';
+import { machine, ratio, summarize, wallTime, type BenchResult, type Figure } from './harness.js';
+import { Worker } from './load/ipc.js';
+
+const SIZES = [1_000, 10_000, 100_000] as const;
+const REVOKES_PER_SIZE = 5;
+const CONCURRENCY = 32;
+const CLIENTS = 32;
+const RUNS = 4;
+const PER_RUN = 256;
+
+function label(n: number): string {
+  return n >= 1000 ? `${n / 1000}k` : String(n);
+}
+
+export async function run(): Promise<BenchResult> {
+  const empty = await createBenchCa({ prefix: 'kds-bench-revocation-0-' });
+  const big = await createBenchCa({ prefix: 'kds-bench-revocation-100k-' });
+  const workers: Worker[] = [];
+  const figures: Record<string, Figure> = {};
+  const notes: string[] = [];
+  try {
+    const emptyClients = await issueBenchClients(empty.dataDir, 'hs', CLIENTS);
+    const bigClients = await issueBenchClients(big.dataDir, 'hs', CLIENTS);
+    const targets = await issueBenchClients(big.dataDir, 'victim', SIZES.length * REVOKES_PER_SIZE);
+
+    // (b) revoke + publish at growing sizes, in this process through the CA.
+    const revokeMs: Record<string, number[]> = {};
+    let revoked = 0;
+    for (const [s, size] of SIZES.entries()) {
+      // Bulk rows up to `size` entries after this step's own revocations.
+      revoked = bulkRevoke(big.dataDir, size - revoked - REVOKES_PER_SIZE);
+      let ca: CertificateAuthority | undefined;
+      const openMs = await wallTime(async () => {
+        ca = await CertificateAuthority.open(big.dataDir, { passphrase: BENCH_PASSPHRASE });
+      });
+      figures[`ca_open_${label(size)}`] = summarize([openMs], 'ms');
+      const samples: number[] = [];
+      try {
+        for (const victim of targets.slice(s * REVOKES_PER_SIZE, (s + 1) * REVOKES_PER_SIZE)) {
+          samples.push(await wallTime(() => ca!.revoke({ serialHex: victim.serialHex }, 'keyCompromise', 'bench')));
+        }
+        revoked = ca!.currentCrl().lastRevocationId;
+        if (size === SIZES[SIZES.length - 1]) {
+          // (c) the CRL as published.
+          const pem = ca!.currentCrlPem();
+          figures.crl_pem_bytes_100k = summarize([Buffer.byteLength(pem)], 'bytes');
+          figures.crl_der_bytes_100k = summarize([pemToDer(pem, 'X509 CRL').length], 'bytes');
+          figures.crl_file_bytes_100k = summarize([statSync(caPaths(big.dataDir).rootCrl).size], 'bytes');
+        }
+      } finally {
+        ca!.close();
+      }
+      revokeMs[label(size)] = samples;
+      figures[`revoke_and_publish_${label(size)}`] = summarize(samples, 'ms');
+    }
+    notes.push(`revocations in the store after (b): ${revoked}`);
+
+    // (a) handshakes against a KDC with no revocations and one with ~100k, alternately.
+    const kdc0 = Worker.start('load/kdc-server.js');
+    const kdcBig = Worker.start('load/kdc-server.js');
+    const load = Worker.start('load/session-client.js');
+    workers.push(kdc0, kdcBig, load);
+    const url0 = (await kdc0.call<{ url: string }>('start', { dataDir: empty.dataDir, passphrase: BENCH_PASSPHRASE })).url;
+    let urlBig = '';
+    const startBigMs = await wallTime(async () => {
+      urlBig = (await kdcBig.call<{ url: string }>('start', { dataDir: big.dataDir, passphrase: BENCH_PASSPHRASE })).url;
+    });
+    figures.kdc_start_100k = summarize([startBigMs], 'ms');
+    const round = async (server: Worker, url: string, caCertPem: string, clients: BenchClient[], count: number) => {
+      const c0 = await server.call<number>('cpu');
+      const r = await load.call<{ ms: number; errors: number; firstError?: string }>('handshakes', {
+        url,
+        caCertPem,
+        clients: clients.map((c) => ({ certPem: c.certPem, keyPem: c.keyPem })),
+        count,
+        concurrency: CONCURRENCY,
+      });
+      const c1 = await server.call<number>('cpu');
+      if (r.errors > 0) throw new Error(`${r.errors} handshakes failed: ${r.firstError}`);
+      return (c1 - c0) / count;
+    };
+    await round(kdc0, url0, empty.caCertPem, emptyClients, 64);
+    await round(kdcBig, urlBig, big.caCertPem, bigClients, 64);
+    const cpu0: number[] = [];
+    const cpuBig: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      cpu0.push(await round(kdc0, url0, empty.caCertPem, emptyClients, PER_RUN));
+      cpuBig.push(await round(kdcBig, urlBig, big.caCertPem, bigClients, PER_RUN));
+    }
+    const f0 = summarize(cpu0, 'us CPU/handshake');
+    const fBig = summarize(cpuBig, 'us CPU/handshake');
+    figures.handshake_cpu_0_revoked = f0;
+    figures.handshake_cpu_100k_revoked = fBig;
+
+    const at = (n: number): number => figures[`revoke_and_publish_${label(n)}`]!.median;
+    notes.push(
+      `${RUNS} runs x ${PER_RUN} handshakes per KDC, alternating, ${CONCURRENCY} in flight`,
+      `revoke+publish median: ${SIZES.map((n) => `${label(n)} ${at(n).toFixed(1)} ms`).join(', ')} (target < 250 ms at 100k)`,
+      'target: handshake_100k_vs_0 <= 1.1',
+    );
+    return {
+      machine: machine(),
+      figures,
+      ratios: {
+        handshake_100k_vs_0: ratio(fBig.median, f0.median),
+        revoke_100k_vs_1k: ratio(at(100_000), at(1_000)),
+        revoke_10k_vs_1k: ratio(at(10_000), at(1_000)),
+        revoke_100k_vs_target_250ms: ratio(at(100_000), 250),
+      },
+      notes,
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    empty.remove();
+    big.remove();
+  }
+}

@@ -1,0 +1,108 @@
+// The key-distribution catalog entries (shared/protocol/messages-keys.ts): registered through the
+// catalog, valid bodies pass, malformed ones fail with `schema` naming the field.
+import t from 'tap';
+import { getAppType } from '../../../shared/protocol/catalog.js';
+import { validate } from '../../../shared/protocol/schema.js';
+import { KEY_PUSHES, KEY_REQUESTS } from '../../../shared/protocol/messages-keys.js';
+import { newKeySerial, newPrekeyId } from '../../../shared/keys/serial.js';
+
+const serial = newKeySerial();
+
+t.test('every key type is in the catalog', async (t) => {
+  for (const name of [...Object.keys(KEY_REQUESTS), ...Object.keys(KEY_PUSHES)]) {
+    t.ok(getAppType(name), name);
+  }
+  t.ok(getAppType('key.deposit')?.request);
+  t.ok(getAppType('key.delivered')?.push);
+});
+
+t.test('requests: valid bodies pass, bad fields are named', async (t) => {
+  const deposit = {
+    serial,
+    ephemeral: Buffer.alloc(32),
+    signature: Buffer.alloc(256),
+    ciphertext: Buffer.alloc(60),
+  };
+  t.doesNotThrow(() => validate(KEY_REQUESTS['key.deposit'].request, deposit, 'key.deposit'));
+  t.throws(
+    () =>
+      validate(
+        KEY_REQUESTS['key.deposit'].request,
+        { ...deposit, ciphertext: Buffer.alloc(59) },
+        'key.deposit',
+      ),
+    {
+      code: 'schema',
+      message: 'key.deposit.ciphertext: expected 60 bytes, got 59',
+    },
+  );
+  t.throws(
+    () =>
+      validate(
+        KEY_REQUESTS['key.deposit'].request,
+        { ...deposit, serial: serial.toUpperCase() },
+        'key.deposit',
+      ),
+    { code: 'schema' },
+  );
+  t.throws(() => validate(KEY_REQUESTS['key.reserve'].request, { peer: 'bob', extra: 1 }, 'key.reserve'), {
+    code: 'schema',
+    message: /extra: unknown field/,
+  });
+  t.throws(
+    () =>
+      validate(KEY_REQUESTS['key.revoke'].request, { serial, reason: 'certificateRevoked' }, 'key.revoke'),
+    { code: 'schema' },
+    'the cascade reason is not for clients',
+  );
+  t.throws(() => validate(KEY_REQUESTS['key.ack'].request, { ids: [] }, 'key.ack'), { code: 'schema' });
+  t.throws(
+    () =>
+      validate(
+        KEY_REQUESTS['msg.send'].request,
+        { to: 'bob', serial, nonce: Buffer.alloc(12), ciphertext: Buffer.alloc(40_000) },
+        'msg.send',
+      ),
+    { code: 'schema' },
+  );
+  const prekeys = Array.from({ length: 3 }, () => ({
+    id: newPrekeyId(),
+    publicKey: Buffer.alloc(32),
+    signature: Buffer.alloc(256),
+  }));
+  t.doesNotThrow(() => validate(KEY_REQUESTS['key.prekeys'].request, { prekeys }, 'key.prekeys'));
+});
+
+t.test('key.delivered: e2e carries the exchange and never a key; kdc carries only the key', async (t) => {
+  const common = {
+    d: 1,
+    serial,
+    from: 'alice',
+    fromCertSerial: 'aa',
+    to: 'bob',
+    toCertSerial: 'bb',
+    createdAt: 1,
+    expiresAt: 2,
+  };
+  const e2e = {
+    ...common,
+    mode: 'e2e',
+    fromCert: Buffer.alloc(100),
+    prekeyId: newPrekeyId(),
+    ephemeral: Buffer.alloc(32),
+    signature: Buffer.alloc(256),
+    ciphertext: Buffer.alloc(60),
+  };
+  t.doesNotThrow(() => validate(KEY_PUSHES['key.delivered'], e2e, 'key.delivered'));
+  t.throws(() => validate(KEY_PUSHES['key.delivered'], { ...e2e, key: Buffer.alloc(32) }, 'key.delivered'), {
+    code: 'schema',
+  });
+  const { ciphertext: _c, ...noCiphertext } = e2e;
+  t.throws(() => validate(KEY_PUSHES['key.delivered'], noCiphertext, 'key.delivered'), { code: 'schema' });
+  t.doesNotThrow(() =>
+    validate(KEY_PUSHES['key.delivered'], { ...common, mode: 'kdc', key: Buffer.alloc(32) }, 'key.delivered'),
+  );
+  t.throws(() => validate(KEY_PUSHES['key.delivered'], { ...common, mode: 'kdc' }, 'key.delivered'), {
+    code: 'schema',
+  });
+});
