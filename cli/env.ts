@@ -4,7 +4,6 @@
 // with "Unknown argument: server", and KDS_DEBUG=1 broke every command. This before-validation
 // middleware drops the values that came from the environment for options the running command does not
 // have. Flags typed on the command line are never dropped, so an unknown FLAG is still an error.
-import type { Arguments, Argv } from 'yargs';
 
 export const ENV_PREFIX = 'KDS_';
 
@@ -20,8 +19,10 @@ function givenAsFlag(args: readonly string[], kebab: string): boolean {
 }
 
 export function dropForeignEnvironment(args: readonly string[], env: NodeJS.ProcessEnv = process.env) {
-  return (argv: Arguments, y: Argv): void => {
-    const known = new Set(Object.keys((y as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key));
+  // yargs calls middleware with (argv, yargs); its types declare only the first parameter.
+  return (argv: { [key: string]: unknown }, ...rest: unknown[]): void => {
+    const y = rest[0] as { getOptions(): { key: Record<string, unknown> } };
+    const known = new Set(Object.keys(y.getOptions().key));
     for (const variable of Object.keys(env)) {
       if (!variable.startsWith(ENV_PREFIX)) continue;
       const [kebab, camel] = envKeys(variable);

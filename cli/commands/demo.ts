@@ -16,7 +16,7 @@ export function register(y: Argv): void {
     (d) =>
       d
         .option('step', { type: 'boolean', default: false, describe: 'pause before each step until Enter is pressed (for a live audience)' })
-        .example('$0 demo', 'the whole story in about ten seconds')
+        .example('$0 demo', 'the whole story, narrated, in well under a minute')
         .example('$0 demo --step', 'one step per Enter')
         .example('$0 demo --json > demo.jsonl', 'the event log: one JSON object per line'),
     run(async (argv: DemoArgs) => {

@@ -67,7 +67,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
   try {
     const outcome = await Promise.race([story.then(() => 'done' as const), interrupted]);
     if (outcome === 'interrupted') {
-      n.say('', 'interrupted: stopping the KDC and removing the temporary directory');
+      n.say('interrupted: stopping the KDC and removing the temporary directory');
       await cleanUpOnce();
       n.done(false, { interrupted: true, elapsedMs: Date.now() - started });
       exit = 130;

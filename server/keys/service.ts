@@ -728,8 +728,14 @@ export class KeyService {
       const p = buildPush(row, this.#store, () => this.#kekReady);
       if (p === undefined) continue;
       for (const session of sessions) {
-        session.push(p.type, p.body);
-        reached += 1;
+        // The change is committed and the notice queued: a push that fails (a socket closing right now)
+        // must not turn the acknowledged request into an error. The queue redelivers it on key.sync.
+        try {
+          session.push(p.type, p.body);
+          reached += 1;
+        } catch {
+          // left to the queue
+        }
       }
     }
     return reached;

@@ -206,8 +206,9 @@ abstract class HandshakeBase {
     }
   }
 
-  /** Runs one step; any failure kills the handshake. */
+  /** Runs one step; any failure kills the handshake. A second call while one is running is refused. */
   protected async step<T>(next: string, fn: () => Promise<T>): Promise<T> {
+    this.state = 'busy';
     try {
       const out = await fn();
       this.state = next;

@@ -15,12 +15,22 @@ import {
   parseJson,
   runKds,
   startServer,
+  type RunResult,
 } from '../helpers/kds-process.js';
 
-t.setTimeout(180_000);
+t.setTimeout(200_000);
 
 const dataDir = await initDataDir(t);
 let server = await startServer(t, dataDir);
+
+/** `kds <words...>` against the current server and data directory; `words` is split on spaces. */
+function kds(words: string, ...extra: string[]): Promise<RunResult> {
+  return runKds([...words.split(' '), '--data-dir', dataDir, '--server', server.url, ...extra]);
+}
+
+function errorCode(r: RunResult): string {
+  return parseJson<{ error: { code: string } }>(r).error.code;
+}
 
 t.test('server start prints where it listens and the root fingerprint', async (t) => {
   t.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/kds$/);
@@ -31,21 +41,12 @@ t.test('server start prints where it listens and the root fingerprint', async (t
 });
 
 t.test('token, enroll, status', async (t) => {
-  const { home, serialHex } = await enrollClient(server, 'alice');
+  const { serialHex } = await enrollClient(server, 'alice');
   t.match(serialHex, /^[0-9a-f]+$/);
-  const r = await runKds([
-    'client',
-    'status',
-    '--name',
-    'alice',
-    '--home',
-    home,
-    '--server',
-    server.url,
-    '--json',
-  ]);
+  const r = await kds('client status --name alice --json');
   t.equal(r.code, 0, r.stderr);
-  const out = parseJson<Record<string, any>>(r); // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON shape asserted field by field
+  const out = parseJson<Record<string, any>>(r);
   t.equal(out.group, 'x25519');
   t.equal(out.cipher, 'AES-256-GCM');
   t.match(out.sessionId, /^[0-9a-f]{32}$/);
@@ -53,110 +54,45 @@ t.test('token, enroll, status', async (t) => {
   t.same(out.identity, { name: 'alice', serialHex, role: 'client', expiresAt: out.certificate.notAfter });
   t.same(out.certStatus, { status: 'good' });
 
-  const human = await runKds([
-    'client',
-    'status',
-    '--name',
-    'alice',
-    '--home',
-    home,
-    '--server',
-    server.url,
-    '--dh',
-    'ffdhe2048',
-  ]);
+  const human = await kds('client status --name alice --dh ffdhe2048');
   t.equal(human.code, 0, human.stderr);
   t.match(human.stdout, /DH group:\s+ffdhe2048/);
   t.match(human.stdout, /cert status:\s+good/);
 });
 
-t.test('enroll refuses a wrong CA fingerprint and a reused token', async (t) => {
+t.test('enroll refuses a wrong CA fingerprint and a used token', async (t) => {
   const token = await adminToken(server, 'bob');
-  const wrong = await runKds([
-    'client',
-    'enroll',
-    '--name',
-    'bob',
-    '--token',
-    token,
-    '--server',
-    server.url,
+  const wrong = await kds(
+    `client enroll --name bob --token ${token} --json`,
     '--ca-fingerprint',
     'ab'.repeat(32),
-    '--data-dir',
-    dataDir,
-    '--json',
-  ]);
+  );
   t.equal(wrong.code, EXIT.auth);
-  t.equal(parseJson<{ error: { code: string } }>(wrong).error.code, 'ca_fingerprint_mismatch');
-  const ok = await runKds([
-    'client',
-    'enroll',
-    '--name',
-    'bob',
-    '--token',
-    token,
-    '--server',
-    server.url,
+  t.equal(errorCode(wrong), 'ca_fingerprint_mismatch');
+  const ok = await kds(
+    `client enroll --name bob --token ${token} --key-bits 2048`,
     '--ca-fingerprint',
     server.fingerprint.toUpperCase(),
-    '--data-dir',
-    dataDir,
-    '--key-bits',
-    '2048',
-  ]);
+  );
   t.equal(ok.code, 0, ok.stderr);
   t.match(ok.stdout, /enrolled bob/);
   t.match(ok.stdout, /\(pinned\)/);
   // A used token stays used, even once the name is free again.
-  const rerun = await runKds([
-    'admin',
-    'revoke-cert',
-    '--name',
-    'bob',
-    '--reason',
-    'superseded',
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-  ]);
-  t.equal(rerun.code, 0, rerun.stderr);
-  const reused = await runKds([
-    'client',
-    'enroll',
-    '--name',
-    'bob',
-    '--token',
-    token,
-    '--server',
-    server.url,
+  const revoked = await kds('admin revoke-cert --name bob --reason superseded');
+  t.equal(revoked.code, 0, revoked.stderr);
+  const reused = await kds(
+    `client enroll --name bob --token ${token} --json`,
     '--ca-fingerprint',
     server.fingerprint,
-    '--home',
-    `${dataDir}/clients/bob2`,
-    '--json',
-  ]);
+  );
   t.equal(reused.code, EXIT.auth);
-  t.equal(parseJson<{ error: { code: string } }>(reused).error.code, 'token_invalid');
-  // bob enrolls again with a fresh token (used by the tests below).
-  await enrollClient(server, 'bob');
+  t.equal(errorCode(reused), 'token_invalid');
+  await enrollClient(server, 'bob'); // a fresh token works (bob is used below)
 });
 
 t.test('trust on first use prints the fingerprint loudly', async (t) => {
   const token = await adminToken(server, 'tofu');
-  const r = await runKds([
-    'client',
-    'enroll',
-    '--name',
-    'tofu',
-    '--token',
-    token,
-    '--server',
-    server.url,
-    '--data-dir',
-    dataDir,
-  ]);
+  const r = await kds(`client enroll --name tofu --token ${token}`);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stderr, /NO --ca-fingerprint GIVEN/);
   t.ok(r.stderr.includes(server.fingerprint));
@@ -169,18 +105,7 @@ t.test(
     const events: string[] = [];
     session.onPush('*', (_b, type) => events.push(`push:${type}`));
     void session.closed.then((info) => events.push(`closed:${info.code}:${info.error?.code ?? ''}`));
-    const r = await runKds([
-      'admin',
-      'revoke-cert',
-      '--name',
-      'alice',
-      '--reason',
-      'keyCompromise',
-      '--data-dir',
-      dataDir,
-      '--server',
-      server.url,
-    ]);
+    const r = await kds('admin revoke-cert --name alice --reason keyCompromise');
     events.push('revoke-returned');
     t.equal(r.code, 0, r.stderr);
     t.match(r.stdout, /^revoked [0-9a-f]+ \(keyCompromise\)/);
@@ -191,106 +116,28 @@ t.test(
       'revoke-returned',
     ]);
 
-    const refused = await runKds([
-      'client',
-      'status',
-      '--name',
-      'alice',
-      '--data-dir',
-      dataDir,
-      '--server',
-      server.url,
-      '--json',
-    ]);
+    const refused = await kds('client status --name alice --json');
     t.equal(refused.code, EXIT.revoked);
-    t.equal(parseJson<{ error: { code: string } }>(refused).error.code, 'cert_revoked');
+    t.equal(errorCode(refused), 'cert_revoked');
 
-    const status = await runKds([
-      'admin',
-      'cert-status',
-      '--serial',
-      session.facts.identity.serialHex,
-      '--data-dir',
-      dataDir,
-      '--server',
-      server.url,
-      '--json',
-    ]);
+    const status = await kds(`admin cert-status --serial ${session.facts.identity.serialHex} --json`);
     t.equal(status.code, EXIT.revoked);
     t.match(parseJson(status), { status: 'revoked', reason: 'keyCompromise' });
   },
 );
 
 t.test('client revoke-cert and cert-status', async (t) => {
-  await enrollClient(server, 'carol');
-  const serial = parseJson<{ identity: { serialHex: string } }>(
-    await runKds([
-      'client',
-      'status',
-      '--name',
-      'carol',
-      '--data-dir',
-      dataDir,
-      '--server',
-      server.url,
-      '--json',
-    ]),
-  ).identity.serialHex;
-  const viaBob = await runKds([
-    'client',
-    'cert-status',
-    '--name',
-    'bob',
-    '--serial',
-    serial,
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-  ]);
+  const { serialHex: serial } = await enrollClient(server, 'carol');
+  const viaBob = await kds(`client cert-status --name bob --serial ${serial}`);
   t.equal(viaBob.code, 0, viaBob.stderr);
   t.match(viaBob.stdout, /: good/);
-  const revoke = await runKds([
-    'client',
-    'revoke-cert',
-    '--name',
-    'carol',
-    '--reason',
-    'cessationOfOperation',
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-    '--json',
-  ]);
+  const revoke = await kds('client revoke-cert --name carol --reason cessationOfOperation --json');
   t.equal(revoke.code, 0, revoke.stderr);
   t.match(parseJson(revoke), { status: 'revoked', serial });
-  const after = await runKds([
-    'client',
-    'cert-status',
-    '--name',
-    'bob',
-    '--serial',
-    serial,
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-  ]);
+  const after = await kds(`client cert-status --name bob --serial ${serial}`);
   t.equal(after.code, EXIT.revoked);
   t.match(after.stdout, /revoked \(cessationOfOperation/);
-  const unknown = await runKds([
-    'client',
-    'cert-status',
-    '--name',
-    'bob',
-    '--serial',
-    'AB:CD',
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-  ]);
+  const unknown = await kds('client cert-status --name bob --serial AB:CD');
   t.equal(unknown.code, EXIT.notFound);
 });
 
@@ -298,33 +145,12 @@ t.test('restart keeps everything; SIGTERM exits 0', async (t) => {
   const stopped = await server.stop('SIGTERM');
   t.equal(stopped.code, 0, 'clean exit on SIGTERM');
   server = await startServer(t, dataDir);
-  const bob = await runKds([
-    'client',
-    'status',
-    '--name',
-    'bob',
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-    '--json',
-  ]);
+  const bob = await kds('client status --name bob --json');
   t.equal(bob.code, 0, bob.stderr);
   t.match(parseJson(bob), { identity: { name: 'bob' }, certStatus: { status: 'good' } });
-  const alice = await runKds([
-    'client',
-    'status',
-    '--name',
-    'alice',
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-    '--json',
-  ]);
+  const alice = await kds('client status --name alice --json');
   t.equal(alice.code, EXIT.revoked, 'a revocation survives the restart');
-  const token = await adminToken(server, 'dave');
-  t.match(token, /^[A-Za-z0-9_-]{40,}$/);
+  t.match(await adminToken(server, 'dave'), /^[A-Za-z0-9_-]{40,}$/);
 });
 
 t.test('human output of server start, and SIGINT exits 0', async (t) => {

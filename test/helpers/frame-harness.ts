@@ -29,6 +29,7 @@ import { Connection, type ConnectionHost } from '../../server/kdc/connection.js'
 import { registry } from '../../server/kdc/dispatch.js';
 import { DEFAULT_ANONYMOUS_SESSION_MS, type Kdc } from '../../server/kdc/kdc.js';
 import { FakeSocket } from './fake-socket.js';
+import type { Outcome } from './fuzz-judge.js';
 import { issueTestClient, type TestClient } from './kdc-in-process.js';
 import { TEST_CA_PASSPHRASE } from './kds-process.js';
 
@@ -39,12 +40,6 @@ const SERVER_DH = Buffer.alloc(32, 0x44);
 /** Signatures remembered per side: the fixed transcript needs one; mutated-but-valid hellos get fresh ones. */
 const SIGNATURE_MEMO_LIMIT = 16;
 
-/** What the server answered to one frame. */
-export type Outcome =
-  | { kind: 'alert'; code: string; closeCode: number | undefined }
-  | { kind: 'progress'; frame: Buffer } // a server_hello (pre-handshake) or the `ready` push
-  | { kind: 'closed-silently'; closeCode: number | undefined }
-  | { kind: 'hang' };
 
 /** An established fuzzing session: seal any plaintext as a record that authenticates. */
 export interface FakeSession {
@@ -109,13 +104,13 @@ export async function plaintextOutcome(sock: FakeSocket, timeoutMs = 5_000): Pro
   try {
     decoded = decodeFrame(frame) as unknown as Record<string, unknown>;
   } catch {
-    return { kind: 'progress', frame }; // a record (the `ready` push): the handshake completed
+    return { kind: 'progress' }; // a record (the `ready` push): the handshake completed
   }
   if (decoded.t === 'alert') {
     const closed = await within(sock.closed, timeoutMs);
     return { kind: 'alert', code: String(decoded.code), closeCode: closed === 'hang' ? undefined : closed };
   }
-  return { kind: 'progress', frame };
+  return { kind: 'progress' }; // server_hello
 }
 
 export async function startFrameHarness(kdc: Kdc, dataDir: string): Promise<FrameHarness> {

@@ -197,6 +197,66 @@ export function mutantsOf(template: Buffer): fc.Arbitrary<Mutant> {
   return fc.oneof({ weight: 5, arbitrary: byteLevel(template) }, { weight: 6, arbitrary: structural }, { weight: 1, arbitrary: wholeFrame });
 }
 
+/** Paths to every leaf (scalar or byte string) in `value`. */
+function leafPaths(value: unknown, path: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+  if (isContainer(value)) {
+    if (Array.isArray(value)) value.forEach((v, i) => leafPaths(v, [...path, i], out));
+    else for (const [k, v] of Object.entries(value)) leafPaths(v, [...path, k], out);
+  } else if (path.length > 0) {
+    out.push(path);
+  }
+  return out;
+}
+
+/** A value of the SAME msgpack type as `v`, chosen to sit on the edges a handler must check. */
+function sameTypeVariant(v: unknown): fc.Arbitrary<unknown> {
+  if (typeof v === 'string') {
+    return fc.oneof(
+      fc.string({ maxLength: 70 }),
+      fc.stringMatching(/^[0-9a-f]{0,66}$/),
+      fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,66}$/),
+      fc.constantFrom('', 'admin', 'kdc', 'root-ca', '..', '../../etc/passwd', 'A'.repeat(300), `${v}x`, v.slice(1), v.toUpperCase(), '\u0000', 'é', v.replace(/[0-9]/g, 'f')),
+    );
+  }
+  if (v instanceof Uint8Array) {
+    const n = v.length;
+    return fc.oneof(
+      fc.uint8Array({ minLength: n, maxLength: n }),
+      fc.uint8Array({ minLength: Math.max(0, n - 3), maxLength: n + 3 }),
+      fc.constant(new Uint8Array(0)),
+      fc.nat({ max: Math.max(0, n * 8 - 1) }).map((bit) => {
+        const out = Buffer.from(v);
+        if (n > 0) out[bit >> 3]! ^= 1 << (bit & 7);
+        return out;
+      }),
+    ).map((u) => Buffer.from(u));
+  }
+  if (typeof v === 'number') {
+    return fc.oneof(fc.constantFrom(0, -1, 1, v + 1, v - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, -(2 ** 53), 0.5), fc.integer());
+  }
+  if (typeof v === 'boolean') return fc.constant(!v);
+  return hostileValue;
+}
+
+/**
+ * Variants that keep the message well-formed msgpack and its field types, changing one leaf to an
+ * edge value of the same type (an empty name, a serial one digit off, a 31-byte key, 2^53): these pass
+ * the codec and often the schema, so they reach the handlers' own checks.
+ */
+export function fieldMutantsOf(template: Buffer): fc.Arbitrary<Mutant> {
+  const decoded: unknown = unpackr.unpack(template);
+  const leaves = leafPaths(decoded);
+  if (leaves.length === 0) return mutantsOf(template);
+  return fc
+    .nat({ max: leaves.length - 1 })
+    .chain((i) => sameTypeVariant(at(decoded, leaves[i]!.slice(0, -1) as (string | number)[])[leaves[i]!.at(-1) as never]).map((value) => ({ i, value })))
+    .map(({ i, value }) => {
+      const root = clone(decoded);
+      setAt(root, leaves[i]!, value);
+      return { kind: 'field:same-type', bytes: encodeRaw(root) };
+    });
+}
+
 /** Count of each mutation family in a list (for t.comment). */
 export function tally(kinds: Iterable<string>): string {
   const counts = new Map<string, number>();

@@ -593,6 +593,15 @@ t.test('order and state: alerts, unexpected messages, single use', async (t) => 
 
   const s = new ServerHandshake(serverOpts());
   await t.rejects(s.receiveClientFinish(ch), { code: 'unexpected_message' }, 'finish before hello');
+  // Two concurrent calls: the second is refused while the first runs (the first still completes).
+  const s3 = new ServerHandshake(serverOpts());
+  const hello = new ClientHandshake(clientOpts('enroll')).clientHello();
+  const first = s3.receiveClientHello(hello);
+  await t.rejects(s3.receiveClientHello(hello), {
+    code: 'unexpected_message',
+    message: 'receiveClientHello is not allowed in handshake state busy',
+  });
+  t.type(await first, Buffer);
   const s2 = new ServerHandshake(serverOpts());
   await t.rejects(s2.receiveClientHello(encodeFrame({ t: 'r', c: Buffer.alloc(20) })), {
     code: 'unexpected_message',
