@@ -12,6 +12,7 @@ import { Worker } from './load/ipc.js';
 
 const STEPS = [1_000, 5_000] as const;
 const CONCURRENCY = 64;
+const WARM = 100;
 const KIB = 1024;
 
 interface Mem {
@@ -33,35 +34,37 @@ export async function run(): Promise<BenchResult> {
   const notes: string[] = [];
   try {
     const clients = await issueBenchClients(bench.dataDir, 'sess', STEPS.length + 1);
-    const kdc = Worker.start('load/kdc-server.js', { execArgv: ['--expose-gc'] });
     const load = Worker.start('load/session-client.js');
-    workers.push(kdc, load);
-    const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+    workers.push(load);
     const spec = (i: number) => ({ certPem: clients[i]!.certPem, keyPem: clients[i]!.keyPem });
-    const hold = async (client: number, count: number) => {
-      const r = await load.call<{ ms: number; errors: number; firstError?: string; held: number }>('hold', {
-        url,
-        caCertPem: bench.caCertPem,
-        client: spec(client),
-        count,
-        concurrency: CONCURRENCY,
-      });
-      if (r.errors > 0) throw new Error(`${r.errors} sessions failed to open: ${r.firstError}`);
-      return r;
-    };
-    const waitSessions = async (n: number) => {
-      for (let i = 0; i < 2000 && (await kdc.call<number>('sessions')) !== n; i++) await new Promise((r) => setTimeout(r, 10));
-    };
 
-    // Warm the KDC (code paths, caches, allocator) with sessions that are then revoked, like the steps.
-    await hold(STEPS.length, 200);
-    await load.call('armPush');
-    await kdc.call('revoke', { serialHex: clients[STEPS.length]!.serialHex });
-    await load.call('waitPush', { timeoutMs: 60_000 });
-    await load.call('closeAll');
-    await waitSessions(0);
-
+    // One fresh KDC process per step: RSS never shrinks back, so a step measured after another would
+    // start from the previous step's high-water mark.
     for (const [i, n] of STEPS.entries()) {
+      const kdc = Worker.start('load/kdc-server.js', { execArgv: ['--expose-gc'] });
+      workers.push(kdc);
+      const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+      const hold = async (client: number, count: number) => {
+        const r = await load.call<{ ms: number; errors: number; firstError?: string; held: number }>('hold', {
+          url,
+          caCertPem: bench.caCertPem,
+          client: spec(client),
+          count,
+          concurrency: CONCURRENCY,
+        });
+        if (r.errors > 0) throw new Error(`${r.errors} sessions failed to open: ${r.firstError}`);
+        return r;
+      };
+      const waitSessions = async (count: number) => {
+        for (let k = 0; k < 3000 && (await kdc.call<number>('sessions')) !== count; k++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      };
+      // Warm the code paths with a few sessions (closed again) before the baseline.
+      await hold(STEPS.length, WARM);
+      await load.call('closeAll');
+      await waitSessions(0);
+
       const before = await kdc.call<Mem>('mem');
       const opened = await hold(i, n);
       await waitSessions(n);
@@ -87,10 +90,10 @@ export async function run(): Promise<BenchResult> {
       figures[`notify_first_${label(n)}`] = summarize([Number(push.first - rev.before) / 1e6], 'ms');
       figures[`revoke_ack_${label(n)}`] = summarize([Number(rev.after - rev.before) / 1e6], 'ms');
       await load.call('closeAll');
-      await waitSessions(0);
+      await kdc.stop();
     }
     notes.push(
-      `memory: KDC process after full GCs, before and after opening the sessions (${CONCURRENCY} handshakes in flight); all sessions of a step share one certificate`,
+      `memory: a fresh KDC process per step, warmed with ${WARM} sessions, read after full GCs before and after opening the sessions (${CONCURRENCY} handshakes in flight); all sessions of a step share one certificate`,
       'notify_all: revoke() called in the KDC -> the last of the sessions received cert.revoked; revoke_ack: revoke() returned (all closed)',
       'target: rss per session < 20 KiB',
     );

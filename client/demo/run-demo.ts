@@ -51,6 +51,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
     closers: [],
   };
   const started = Date.now();
+  n.record({ event: 'start', tmp, pid: process.pid });
   let cleanup: Promise<void> | undefined;
   const cleanUpOnce = (): Promise<void> => (cleanup ??= closeAll(state));
 

@@ -130,7 +130,18 @@ export class Connection implements SessionHandle {
 
   push(type: string, body: Record<string, unknown>): void {
     if (this.#phase !== 'open' || this.#channel === undefined) return;
-    this.#send(this.#channel.sealPush(type, body));
+    let frame: Buffer;
+    try {
+      frame = this.#channel.sealPush(type, body);
+    } catch (err) {
+      // Out of sequence numbers: the session ends (RFC 8446 5.3 "terminate the connection").
+      if (err instanceof KdsError && err.code === 'sequence_exhausted') {
+        this.fail(err);
+        return;
+      }
+      throw err; // a body that does not match its push schema is the caller's bug
+    }
+    this.#send(frame);
   }
 
   /** session.closing push, then close with the close code of `code`; resolves once the socket closed. */

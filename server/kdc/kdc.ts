@@ -167,11 +167,16 @@ async function serve(
     const revocation = info ?? ca.revocationOf(serialHex);
     for (const session of targets) {
       if (revocation !== undefined && !session.closed) {
-        session.push('cert.revoked', {
-          serial: serialHex,
-          reason: revocation.reason,
-          revokedAt: revocation.revokedAt,
-        });
+        try {
+          session.push('cert.revoked', {
+            serial: serialHex,
+            reason: revocation.reason,
+            revokedAt: revocation.revokedAt,
+          });
+        } catch (err) {
+          // Telling is best effort; closing (below) is not.
+          log(`cert.revoked push failed: ${(err as Error).message}`);
+        }
       }
     }
     await Promise.all(

@@ -209,3 +209,27 @@ t.test('unreachable server -> unavailable', async (t) => {
     { code: 'unavailable' },
   );
 });
+
+t.test(
+  'with KDS_CLIENT_PASSPHRASE the stored key is encrypted and sessions need the passphrase',
+  async (t) => {
+    const home = join(tempDir(t), 'secret');
+    process.env.KDS_CLIENT_PASSPHRASE = 'client passphrase for tests';
+    t.teardown(() => {
+      delete process.env.KDS_CLIENT_PASSPHRASE;
+    });
+    await enroll({
+      server: kdc.url,
+      name: 'secret',
+      token: await token('secret'),
+      caFingerprint: kdc.fingerprint,
+      home,
+    });
+    t.match(readFileSync(join(home, 'key.pem'), 'utf8'), /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    const session = await openHomeSession({ name: 'secret', home, server: kdc.url });
+    t.equal(session.facts.identity.name, 'secret');
+    await session.close();
+    delete process.env.KDS_CLIENT_PASSPHRASE;
+    await t.rejects(openHomeSession({ name: 'secret', home, server: kdc.url }), { code: 'bad_passphrase' });
+  },
+);

@@ -3,14 +3,20 @@
 // a fixed port (so a listener can reconnect to it after a restart).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import {
   KDS_BIN,
   REPO_ROOT,
+  TEST_CA_PASSPHRASE,
   kdsEnv,
   runKds,
   type RunResult,
   type ServerProcess,
 } from '../helpers/kds-process.js';
+import { openAdminSession } from '../../client/admin.js';
+import { enroll } from '../../client/enroll.js';
+import { openKeyClient, type OpenedKeyClient } from '../../client/keys/open.js';
+import type { KeyEvent } from '../../client/keys/key-client.js';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
@@ -19,6 +25,50 @@ interface TestLike {
 export interface Clients {
   server: ServerProcess;
   homes: Record<string, string>;
+}
+
+/**
+ * Enroll clients from the test process (an admin session for the tokens, then client/enroll.ts): the
+ * same protocol as `kds admin token` + `kds client enroll` without two process start-ups per client.
+ */
+export async function enrollAll(
+  server: ServerProcess,
+  names: readonly string[],
+): Promise<Record<string, string>> {
+  const session = await openAdminSession({
+    dataDir: server.dataDir,
+    server: server.url,
+    passphrase: TEST_CA_PASSPHRASE,
+  });
+  const homes: Record<string, string> = {};
+  try {
+    for (const name of names) {
+      const { token } = (await session.request('admin.token', { name })) as { token: string };
+      const home = join(server.dataDir, 'clients', name);
+      await enroll({ server: server.url, name, token, home, caFingerprint: server.fingerprint });
+      homes[name] = home;
+    }
+  } finally {
+    await session.close();
+  }
+  return homes;
+}
+
+/** A key client in the test process, connected to the server process (closed at teardown). */
+export async function keyClient(
+  t: TestLike,
+  c: Clients,
+  name: string,
+): Promise<OpenedKeyClient & { events: KeyEvent[] }> {
+  const events: KeyEvent[] = [];
+  const opened = await openKeyClient({
+    name,
+    home: c.homes[name]!,
+    server: c.server.url,
+    onEvent: (e) => events.push(e),
+  });
+  t.teardown(() => opened.close().catch(() => undefined));
+  return Object.assign(opened, { events });
 }
 
 /** `kds client <command> --name N --home H --server U [args]`. */

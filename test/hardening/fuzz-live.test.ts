@@ -52,7 +52,7 @@ async function plaintextAnswer(conn: RawConnection): Promise<Outcome> {
     return { kind: 'progress' }; // a record: the handshake went through
   }
   if (t !== 'alert') return { kind: 'progress' };
-  const closed = await Promise.race([conn.closed, new Promise<undefined>((r) => setTimeout(r, 5_000))]);
+  const closed = await Promise.race([conn.closed, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000))]);
   return { kind: 'alert', code, closeCode: closed?.code };
 }
 

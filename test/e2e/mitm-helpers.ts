@@ -1,0 +1,284 @@
+// The MITM lab matrix (issue 5), shared by test/e2e/mitm-matrix-secure.test.ts and
+// mitm-matrix-insecure.test.ts (two files so tap runs the two modes in parallel). Real processes on
+// loopback: one `kds server start` per mode (the insecure one with --insecure-dh and
+// KDS_ALLOW_INSECURE=1), alice, bob, mallory (an enrolled insider) and zed (enrolled, then revoked)
+// enrolled once, then for every attack a `kds mitm --once` process and a victim `kds client ...`
+// process through it. Each cell asserts the catalog's expected outcome and defence, that nothing
+// secret reaches Mallory in secure mode (her report is grepped for every AES key alice and bob hold
+// and for the message text), what she stole in insecure mode, and that the honest parties still work
+// afterwards (a direct KDC key from alice to bob, verified by bob).
+import { spawn } from 'node:child_process';
+import type { Test } from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ATTACKS } from '../../client/mitm/catalog.js';
+import type { AttackModule, Expectation } from '../../client/mitm/attack.js';
+import type { MitmReport } from '../../client/mitm/report.js';
+import { readClientHome } from '../../client/home.js';
+import { ClientKeyStore } from '../../client/keys/key-store.js';
+import { openKeyClient } from '../../client/keys/open.js';
+import {
+  KDS_BIN,
+  REPO_ROOT,
+  adminToken,
+  initDataDir,
+  kdsEnv,
+  runKds,
+  type RunResult,
+  type ServerProcess,
+} from '../helpers/kds-process.js';
+import { tempDir } from '../helpers/tmp.js';
+
+type Mode = 'secure' | 'insecure';
+const NAMES = ['alice', 'bob', 'mallory', 'zed'] as const;
+type Name = (typeof NAMES)[number];
+
+export interface Lab {
+  mode: Mode;
+  server: ServerProcess;
+  homes: Record<Name, string>;
+  dir: string;
+}
+
+/** `kds server start`, with KDS_ALLOW_INSECURE=1 and --insecure-dh for the insecure lab. */
+function startLabServer(t: Test, dataDir: string, insecure: boolean): Promise<ServerProcess> {
+  const args = [KDS_BIN, 'server', 'start', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--json'];
+  if (insecure) args.push('--insecure-dh');
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: kdsEnv(insecure ? { KDS_ALLOW_INSECURE: '1' } : {}),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start; stderr: ${stderr}`)), 30_000);
+    void exited.then(({ code }) => reject(new Error(`server exited (${code}); stderr: ${stderr}`)));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      const nl = stdout.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      const info = JSON.parse(stdout.slice(0, nl)) as { url: string; httpUrl: string; fingerprint: string };
+      resolve({
+        ...info,
+        dataDir,
+        child,
+        stderr: () => stderr,
+        stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          return exited;
+        },
+      });
+    });
+  });
+}
+
+export async function startLab(t: Test, mode: Mode): Promise<Lab> {
+  const dataDir = await initDataDir(t);
+  const server = await startLabServer(t, dataDir, mode === 'insecure');
+  if (mode === 'insecure') t.match(server.stderr(), /INSECURE MODE/, 'the insecure KDC prints its warning');
+  const homes = Object.fromEntries(NAMES.map((n) => [n, join(dataDir, 'clients', n)])) as Record<Name, string>;
+  await Promise.all(NAMES.map((n) => enroll(server, n, homes[n])));
+  const revoked = await runKds(['admin', 'revoke-cert', '--name', 'zed', '--reason', 'keyCompromise', '--data-dir', dataDir, '--server', server.url]);
+  t.equal(revoked.code, 0, `zed revoked: ${revoked.stderr}`);
+  return { mode, server, homes, dir: tempDir(t, 'kds-mitm-') };
+}
+
+/**
+ * `kds client enroll` with `--token=T` (tokens are base64url and may start with '-', which yargs would
+ * read as flags in `--token T`; test/helpers/kds-process.ts enrollClient has that problem).
+ */
+async function enroll(server: ServerProcess, name: string, home: string): Promise<void> {
+  const token = await adminToken(server, name);
+  const r = await runKds(['client', 'enroll', '--name', name, `--token=${token}`, '--server', server.url, '--ca-fingerprint', server.fingerprint, '--home', home, '--json']);
+  if (r.code !== 0) throw new Error(`enroll ${name} failed (${r.code}): ${r.stdout}${r.stderr}`);
+}
+
+export interface MalloryRun {
+  url: string;
+  /** Resolves when `kds mitm --once` has exited (after the first victim connection and its side tasks). */
+  exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  kill(): void;
+}
+
+export function startMallory(t: Test, lab: Lab, attack: string, reportPath: string, extra: string[] = []): Promise<MalloryRun> {
+  const args = [KDS_BIN, 'mitm', '--listen', '127.0.0.1:0', '--target', lab.server.url, '--attack', attack, '--report', reportPath, '--once', '--json', ...extra];
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`mallory did not start; ${stdout} ${stderr}`)), 30_000);
+    void exited.then(({ code }) => reject(new Error(`mallory exited (${code}) before listening: ${stdout} ${stderr}`)));
+    let listening = false;
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      const nl = stdout.indexOf('\n');
+      if (listening || nl < 0) return;
+      listening = true;
+      clearTimeout(timer);
+      const line = JSON.parse(stdout.slice(0, nl)) as { event: string; url: string };
+      if (line.event !== 'listening') reject(new Error(`unexpected first line from mallory: ${stdout}`));
+      else resolve({ url: line.url, exited, kill: () => child.kill('SIGTERM') });
+    });
+  });
+}
+
+/** `kds client <args> --home H --server U [--insecure-dh]` (KDS_ALLOW_INSECURE=1 for insecure clients). */
+export function victim(lab: Lab, name: Name, args: string[], server: string, insecure: boolean): Promise<RunResult> {
+  const full = ['client', ...args, '--name', name, '--home', lab.homes[name], '--server', server];
+  if (insecure) full.push('--insecure-dh');
+  return runKds(full, { env: insecure ? { KDS_ALLOW_INSECURE: '1' } : {}, timeoutMs: 60_000 });
+}
+
+/** Every AES key alice and bob hold, hex and base64 (what must never appear in a secure report). */
+export function heldKeys(lab: Lab): { serial: string; hex: string; b64: string }[] {
+  const out: { serial: string; hex: string; b64: string }[] = [];
+  for (const name of ['alice', 'bob'] as const) {
+    const files = readClientHome(lab.homes[name], undefined);
+    for (const k of ClientKeyStore.open(lab.homes[name], name, files.privateKey).listKeys()) {
+      if (k.key === undefined) continue;
+      out.push({ serial: k.serial, hex: Buffer.from(k.key, 'base64').toString('hex'), b64: k.key });
+    }
+  }
+  return out;
+}
+
+/** A KDC key from alice to bob straight to the KDC (no Mallory), not yet fetched by bob. */
+export async function directKey(lab: Lab, mode: 'kdc' | 'e2e'): Promise<string> {
+  const a = await openKeyClient({ name: 'alice', home: lab.homes.alice, server: lab.server.url });
+  try {
+    return (await a.client.sendKey({ to: 'bob', mode })).serial;
+  } finally {
+    await a.close();
+  }
+}
+
+/** The honest parties still work: a direct key from alice to bob that bob receives and verifies. */
+export async function honestExchange(lab: Lab): Promise<{ serial: string; bobState: string | undefined; aliceKey: string | undefined }> {
+  const serial = await directKey(lab, 'kdc');
+  const b = await openKeyClient({ name: 'bob', home: lab.homes.bob, server: lab.server.url });
+  const bobState = b.client.store.getKey(serial)?.state;
+  await b.close();
+  const a = await openKeyClient({ name: 'alice', home: lab.homes.alice, server: lab.server.url });
+  const aliceKey = a.client.store.getKey(serial)?.state;
+  await a.close();
+  return { serial, bobState, aliceKey };
+}
+
+interface CellPlan {
+  victim: Name;
+  args: string[];
+  identity?: Name;
+  extra?: string[];
+  /** Runs before Mallory starts (queue a delivery for bob, ...). */
+  before?: (lab: Lab) => Promise<void>;
+}
+
+const SECRET_TEXT = 'the eagle lands at dawn';
+
+function planFor(attack: string): CellPlan {
+  const sendKdcKey: CellPlan = { victim: 'alice', args: ['send-key', '--to', 'bob', '--mode', 'kdc', '--json'] };
+  switch (attack) {
+    case 'passthrough':
+      // A message under an active key (the previous honest exchange made one): the text must not leak.
+      return { victim: 'alice', args: ['send', '--to', 'bob', '--text', SECRET_TEXT, '--json'], before: async (lab) => void (await honestExchange(lab)) };
+    case 'reorder':
+    case 'drop':
+      // Bob fetches a queued delivery: key.sync pushes it right before its reply, two records in a row.
+      return { victim: 'bob', args: ['keys', '--json'], extra: ['--hold-ms', '200'], before: async (lab) => void (await directKey(lab, 'kdc')) };
+    case 'unknown-key-share':
+      return { victim: 'bob', args: ['keys', '--json'], identity: 'mallory', before: async (lab) => void (await directKey(lab, 'e2e')) };
+    case 'relay-substitute':
+      return { victim: 'alice', args: ['send-key', '--to', 'bob', '--json'] };
+    case 'impersonate-client':
+    case 'stale-key':
+      return { ...sendKdcKey, identity: 'mallory' };
+    case 'revoked-cert':
+      return { ...sendKdcKey, identity: 'zed' };
+    default:
+      return sendKdcKey;
+  }
+}
+
+export interface CellOptions {
+  /** The victim's mode (default: the lab's). */
+  clientInsecure?: boolean;
+  label?: string;
+  expect?: Expectation;
+}
+
+/** One attack against one lab: Mallory, the victim, and every assertion of the matrix. */
+export async function runCell(t: Test, lab: Lab, attack: AttackModule, opts: CellOptions = {}): Promise<void> {
+  const insecureClient = opts.clientInsecure ?? lab.mode === 'insecure';
+  const expected = opts.expect ?? (insecureClient ? attack.insecure : attack.secure);
+  const plan = planFor(attack.name);
+  await plan.before?.(lab);
+  const reportPath = join(lab.dir, `${attack.name}-${opts.label ?? lab.mode}.json`);
+  const extra = [...(plan.extra ?? [])];
+  if (plan.identity !== undefined) extra.push('--identity', lab.homes[plan.identity]);
+  const mallory = await startMallory(t, lab, attack.name, reportPath, extra);
+  const v = await victim(lab, plan.victim, plan.args, mallory.url, insecureClient);
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    mallory.exited,
+    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 45_000))),
+  ]);
+  clearTimeout(timer);
+  if (ended === undefined) {
+    mallory.kill();
+    await mallory.exited;
+  }
+  const raw = readFileSync(reportPath, 'utf8');
+  const report = JSON.parse(raw) as MitmReport;
+  const why = `${report.summary}\nvictim (${v.code}): ${v.stdout}${v.stderr}`;
+
+  t.equal(report.attack, attack.name);
+  t.equal(report.outcome, expected.outcome, `outcome: ${why}`);
+  if (expected.outcome === 'failed') t.equal(report.defence, expected.defence, `defence: ${why}`);
+  t.ok(report.frames.length > 0, 'the report records the frames');
+  if (v.code !== 0) t.match(v.stderr, /stopped by: /, `the victim's error names the defence: ${v.stderr}`);
+
+  if (!insecureClient) {
+    // Secure: nothing stolen, and no byte of any key the honest parties hold, nor the message text.
+    t.equal(report.stolen, null, 'secure: nothing stolen');
+    const keys = heldKeys(lab);
+    const leaked = keys.filter((k) => raw.includes(k.hex) || raw.includes(k.b64));
+    t.same(leaked.map((k) => k.serial), [], `secure: none of ${keys.length} AES keys held by alice and bob is in the report`);
+    t.notOk(raw.includes(SECRET_TEXT), 'secure: no plaintext in the report');
+  } else if (expected.outcome === 'succeeded' && ['substitute-dh', 'impersonate-server', 'impersonate-client'].includes(attack.name)) {
+    t.ok(report.stolen !== null && report.stolen.keys.length > 0, 'insecure: Mallory stole at least one AES key');
+    const held = new Map(heldKeys(lab).map((k) => [k.serial, k.hex]));
+    if (attack.name !== 'impersonate-client') {
+      // The very key the victim received from the KDC.
+      const sent = JSON.parse(v.stdout) as { serial: string; fingerprint: string };
+      const stolen = report.stolen?.keys.find((k) => k.serial === sent.serial);
+      t.ok(stolen !== undefined, `the victim's key ${sent.serial} is in Mallory's loot`);
+      t.equal(stolen?.fingerprint, sent.fingerprint, 'same fingerprint as the victim printed');
+      t.equal(stolen?.key, held.get(sent.serial), "byte for byte the key in alice's store");
+    }
+  }
+
+  const honest = await honestExchange(lab);
+  t.equal(honest.bobState, 'active', `the honest parties still work after ${attack.name}: bob verified ${honest.serial}`);
+  t.equal(honest.aliceKey, 'active', "and alice's copy is confirmed");
+}
+
+export { ATTACKS };

@@ -1,0 +1,28 @@
+// The MITM lab matrix, insecure column (issue 5): every attack against `--insecure-dh` clients and a
+// KDC that allows them (KDS_ALLOW_INSECURE=1), real processes on loopback (test/e2e/mitm-helpers.ts).
+// The attacks that should succeed do (substitute-dh and impersonate-server steal the very key the
+// victim got; impersonate-client acts as the victim; revoked-cert gets in), the others fail with the
+// defence that does not depend on the handshake (records, limits, signed prekeys, revocation).
+// Plus the downgrade a secure client meets on a KDC that does allow insecure sessions: it refuses.
+import t from 'tap';
+import { ATTACKS, runCell, startLab } from './mitm-helpers.js';
+
+t.setTimeout(240_000);
+
+const lab = await startLab(t, 'insecure');
+
+t.test('the insecure column expects the naive design to fall', async (t) => {
+  t.same(
+    ATTACKS.filter((a) => a.insecure.outcome === 'succeeded').map((a) => a.name),
+    ['substitute-dh', 'impersonate-server', 'impersonate-client', 'revoked-cert'],
+  );
+});
+
+for (const attack of ATTACKS) {
+  t.test(`${attack.name} x insecure`, (t) => runCell(t, lab, attack));
+}
+
+t.test('downgrade of a SECURE client on a KDC that allows insecure sessions', (t) => {
+  const downgrade = ATTACKS.find((a) => a.name === 'downgrade')!;
+  return runCell(t, lab, downgrade, { clientInsecure: false, label: 'secure-client' });
+});

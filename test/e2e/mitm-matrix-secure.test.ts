@@ -1,0 +1,22 @@
+// The MITM lab matrix, secure column (issue 5): every attack of the catalog against the default mode,
+// real processes on loopback (test/e2e/mitm-helpers.ts). Target: 0 successes; each attack fails with
+// the defence the catalog names, the victim's error names it, Mallory's report holds no key material
+// and no plaintext, and alice and bob still exchange and verify keys after every attack.
+import t from 'tap';
+import { ATTACKS, runCell, startLab } from './mitm-helpers.js';
+
+t.setTimeout(240_000);
+
+const lab = await startLab(t, 'secure');
+
+t.test('the secure column expects no success at all', async (t) => {
+  t.same(
+    ATTACKS.filter((a) => a.secure.outcome !== 'failed').map((a) => a.name),
+    [],
+    'every attack is expected to fail against the secure mode',
+  );
+});
+
+for (const attack of ATTACKS) {
+  t.test(`${attack.name} x secure`, (t) => runCell(t, lab, attack));
+}
