@@ -50,12 +50,16 @@ const parser = yargs(hideBin(process.argv))
   });
 
 if (hideBin(process.argv).some((a) => /^--(ca|client)-?passphrase/i.test(a))) {
-  process.stderr.write('error [bad_request]: pass passphrases in the environment or with --passphrase-file, never as flags\n');
+  process.stderr.write(
+    'error [bad_request]: pass passphrases in the environment or with --passphrase-file, never as flags\n',
+  );
   process.exit(EXIT.usage);
 }
 
 if (hideBin(process.argv).some((a) => /^--allow-?insecure/i.test(a))) {
-  process.stderr.write('error [bad_request]: KDS_ALLOW_INSECURE=1 is set in the environment, never as a flag (see --insecure-dh)\n');
+  process.stderr.write(
+    'error [bad_request]: KDS_ALLOW_INSECURE=1 is set in the environment, never as a flag (see --insecure-dh)\n',
+  );
   process.exit(EXIT.usage);
 }
 

@@ -75,7 +75,12 @@ export function ensurePrivateDir(path: string): void {
     // mkdir applies the umask and leaves existing directories alone: set the mode explicitly.
     if ((statSync(path).mode & 0o777) !== PRIVATE_DIR_MODE) chmodSync(path, PRIVATE_DIR_MODE);
   } catch (err) {
-    throw new EnvironmentError('io_error', `cannot create directory ${path}: ${errnoOf(err)}`, { path }, { cause: err });
+    throw new EnvironmentError(
+      'io_error',
+      `cannot create directory ${path}: ${errnoOf(err)}`,
+      { path },
+      { cause: err },
+    );
   }
 }
 

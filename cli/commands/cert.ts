@@ -49,15 +49,33 @@ const issueCommand: CommandModule<object, IssueArgs> = {
   builder: (y) =>
     y
       .option('csr', { type: 'string', demandOption: true, describe: 'CSR file (PEM)' })
-      .option('name', { type: 'string', demandOption: true, describe: 'identity name; the CSR CN/SAN must be exactly this' })
+      .option('name', {
+        type: 'string',
+        demandOption: true,
+        describe: 'identity name; the CSR CN/SAN must be exactly this',
+      })
       .option('out', { type: 'string', describe: 'write the certificate here (else it is printed)' })
-      .option('days', { type: 'number', describe: 'validity in days (default 30, at most 365 and the CA lifetime)' })
-      .option('renew', { type: 'boolean', default: false, describe: "replace the name's active certificate (it becomes superseded)" })
-      .option('role', { choices: ['client', 'admin', 'server'] as const, default: 'client' as const, describe: 'certificate profile' })
+      .option('days', {
+        type: 'number',
+        describe: 'validity in days (default 30, at most 365 and the CA lifetime)',
+      })
+      .option('renew', {
+        type: 'boolean',
+        default: false,
+        describe: "replace the name's active certificate (it becomes superseded)",
+      })
+      .option('role', {
+        choices: ['client', 'admin', 'server'] as const,
+        default: 'client' as const,
+        describe: 'certificate profile',
+      })
       .option('data-dir', dataDirOption)
       .option('passphrase-file', passphraseFileOption)
       .example('$0 cert issue --csr alice.csr.pem --name alice --out alice.pem', 'certify alice for 30 days')
-      .example('$0 cert issue --csr alice.csr.pem --name alice --renew --days 90 --json', 'renew, JSON summary') as never,
+      .example(
+        '$0 cert issue --csr alice.csr.pem --name alice --renew --days 90 --json',
+        'renew, JSON summary',
+      ) as never,
   handler: run(async (argv: IssueArgs) => {
     const { readFileSync } = await import('node:fs');
     const { EnvironmentError } = await import('../../shared/errors.js');
@@ -66,7 +84,10 @@ const issueCommand: CommandModule<object, IssueArgs> = {
     try {
       csrPem = readFileSync(argv.csr, 'utf8');
     } catch (err) {
-      throw new EnvironmentError('io_error', `cannot read ${argv.csr}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new EnvironmentError(
+        'io_error',
+        `cannot read ${argv.csr}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
     const ca = await openCa(argv, false);
     try {
@@ -83,7 +104,8 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         const { writeFileAtomic, PUBLIC_FILE_MODE } = await import('../../server/fs-atomic.js');
         writeFileAtomic(argv.out, cert.pem, PUBLIC_FILE_MODE);
       }
-      if (result.capped) warn(`validity capped to ${new Date(cert.notAfter).toISOString()} (CA maximum or CA expiry)`);
+      if (result.capped)
+        warn(`validity capped to ${new Date(cert.notAfter).toISOString()} (CA maximum or CA expiry)`);
       const json = {
         name: argv.name,
         role: argv.role,
@@ -91,7 +113,9 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         notBefore: cert.notBefore,
         notAfter: cert.notAfter,
         fingerprint256: cert.fingerprint256,
-        ...(result.supersededSerialHex !== undefined ? { supersededSerialHex: result.supersededSerialHex } : {}),
+        ...(result.supersededSerialHex !== undefined
+          ? { supersededSerialHex: result.supersededSerialHex }
+          : {}),
         ...(argv.out !== undefined ? { out: argv.out } : {}),
         pem: cert.pem,
       };
@@ -160,7 +184,10 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
       })
       .option('name', { type: 'string', describe: 'the certificate must name exactly this identity' })
       .option('data-dir', dataDirOption)
-      .example('$0 cert verify alice.pem', 'prints "ok" (exit 0) or the verdict: revoked 3, expired 5, invalid 4')
+      .example(
+        '$0 cert verify alice.pem',
+        'prints "ok" (exit 0) or the verdict: revoked 3, expired 5, invalid 4',
+      )
       .example('$0 cert verify certs/server/cert.pem --usage serverAuth --json', 'verdict as JSON') as never,
   handler: run(async (argv: VerifyArgs) => {
     const { verdictToError } = await import('../../shared/pki/verify.js');
@@ -200,8 +227,15 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
   builder: (y) =>
     y
       .option('name', { type: 'string', describe: "revoke this name's active certificate" })
-      .option('serial', { type: 'string', describe: 'revoke the certificate with this serial (hex, colons allowed)' })
-      .option('reason', { choices: reasonChoices, demandOption: true, describe: 'RFC 5280 revocation reason' })
+      .option('serial', {
+        type: 'string',
+        describe: 'revoke the certificate with this serial (hex, colons allowed)',
+      })
+      .option('reason', {
+        choices: reasonChoices,
+        demandOption: true,
+        describe: 'RFC 5280 revocation reason',
+      })
       .conflicts('name', 'serial')
       .check((a) => {
         if (a.name === undefined && a.serial === undefined) throw new Error('give --name or --serial');
@@ -210,7 +244,10 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
       .option('data-dir', dataDirOption)
       .option('passphrase-file', passphraseFileOption)
       .example('$0 cert revoke --name alice --reason keyCompromise', "revoke alice's certificate")
-      .example('$0 cert revoke --serial 5f1c...e2 --reason superseded --json', 'by serial, JSON result') as never,
+      .example(
+        '$0 cert revoke --serial 5f1c...e2 --reason superseded --json',
+        'by serial, JSON result',
+      ) as never,
   handler: run(async (argv: RevokeArgs) => {
     const { emit } = await import('../output.js');
     const { cliActor } = await import('../../server/ca/authority.js');
@@ -243,7 +280,10 @@ const listCommand: CommandModule<object, ListArgs> = {
   builder: (y) =>
     y
       .option('name', { type: 'string', describe: 'only this name' })
-      .option('status', { choices: ['active', 'revoked', 'superseded', 'pending'] as const, describe: 'only this status' })
+      .option('status', {
+        choices: ['active', 'revoked', 'superseded', 'pending'] as const,
+        describe: 'only this status',
+      })
       .option('data-dir', dataDirOption)
       .example('$0 cert list', 'every certificate')
       .example('$0 cert list --status revoked --json', 'revoked ones as JSON') as never,
@@ -266,9 +306,13 @@ const listCommand: CommandModule<object, ListArgs> = {
         fingerprint256: r.fingerprint256,
       }));
       const lines = rows.map(
-        (r) => `${r.serialHex.padEnd(34)}${r.name.padEnd(20)}${r.role.padEnd(8)}${r.status.padEnd(12)}${iso(r.notAfter)}`,
+        (r) =>
+          `${r.serialHex.padEnd(34)}${r.name.padEnd(20)}${r.role.padEnd(8)}${r.status.padEnd(12)}${iso(r.notAfter)}`,
       );
-      emit(argv, json, [`${'SERIAL'.padEnd(34)}${'NAME'.padEnd(20)}${'ROLE'.padEnd(8)}${'STATUS'.padEnd(12)}NOT AFTER`, ...lines]);
+      emit(argv, json, [
+        `${'SERIAL'.padEnd(34)}${'NAME'.padEnd(20)}${'ROLE'.padEnd(8)}${'STATUS'.padEnd(12)}NOT AFTER`,
+        ...lines,
+      ]);
     } finally {
       ca.close();
     }
@@ -299,7 +343,10 @@ async function readCertificateFile(path: string): Promise<string | Buffer> {
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    throw new EnvironmentError('io_error', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new EnvironmentError(
+      'io_error',
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
   }
   // PEM is text; anything without a PEM header is handed over as DER bytes.
   const text = bytes.toString('latin1');
@@ -373,12 +420,19 @@ function describeCertificate(cert: ParsedCertificate, now: number = Date.now()):
   ];
   if (has('basicConstraints')) {
     const path = cert.pathLen !== undefined ? `, pathlen:${cert.pathLen}` : '';
-    lines.push(`        Basic Constraints${critical('basicConstraints')}: CA:${cert.isCA ? 'TRUE' : 'FALSE'}${path}`);
+    lines.push(
+      `        Basic Constraints${critical('basicConstraints')}: CA:${cert.isCA ? 'TRUE' : 'FALSE'}${path}`,
+    );
   }
   if (has('keyUsage')) lines.push(`        Key Usage${critical('keyUsage')}: ${cert.keyUsage.join(', ')}`);
-  if (has('extKeyUsage')) lines.push(`        Extended Key Usage${critical('extKeyUsage')}: ${cert.extKeyUsage.join(', ')}`);
+  if (has('extKeyUsage'))
+    lines.push(`        Extended Key Usage${critical('extKeyUsage')}: ${cert.extKeyUsage.join(', ')}`);
   if (has('subjectAltName')) {
-    const names = [...cert.sans.dns.map((d) => `DNS:${d}`), ...cert.sans.ip.map((i) => `IP:${i}`), ...cert.otherSans];
+    const names = [
+      ...cert.sans.dns.map((d) => `DNS:${d}`),
+      ...cert.sans.ip.map((i) => `IP:${i}`),
+      ...cert.otherSans,
+    ];
     lines.push(`        Subject Alternative Name${critical('subjectAltName')}: ${names.join(', ')}`);
   }
   if (cert.skiHex !== undefined) lines.push(`        Subject Key Identifier: ${colons(cert.skiHex)}`);

@@ -19,7 +19,10 @@ const showCommand: CommandModule<object, ShowArgs> = {
       .option('data-dir', dataDirOption)
       .example('$0 crl show', 'CRL number, dates and every revoked serial with its reason')
       .example('$0 crl show --json', 'the same as a JSON object')
-      .example('$0 crl show downloaded.crl.pem', 'inspect a CRL file, checking it against this CA if there is one') as never,
+      .example(
+        '$0 crl show downloaded.crl.pem',
+        'inspect a CRL file, checking it against this CA if there is one',
+      ) as never,
   handler: run(async (argv: ShowArgs) => {
     const { parseCrl } = await import('../../shared/pki/crl.js');
     const { emit, warn } = await import('../output.js');
@@ -43,7 +46,10 @@ const showCommand: CommandModule<object, ShowArgs> = {
       try {
         pem = readFileSync(argv.file, 'utf8');
       } catch (err) {
-        throw new EnvironmentError('io_error', `cannot read ${argv.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+        throw new EnvironmentError(
+          'io_error',
+          `cannot read ${argv.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        );
       }
       source = argv.file;
       const { caPaths } = await import('../../server/ca/files.js');
@@ -54,7 +60,8 @@ const showCommand: CommandModule<object, ShowArgs> = {
       }
     }
     const crl = parseCrl(pem);
-    const signature = caCertPem === undefined ? 'unchecked' : crl.signatureValid(caCertPem) ? 'valid' : 'INVALID';
+    const signature =
+      caCertPem === undefined ? 'unchecked' : crl.signatureValid(caCertPem) ? 'valid' : 'INVALID';
     const now = Date.now();
     const json = {
       source,

@@ -30,12 +30,18 @@ export const initCommand: CommandModule<object, InitArgs> = {
         type: 'string',
         array: true,
         default: [] as string[],
-        describe: 'extra DNS name or IP of the KDC (repeatable): added to its certificate; the first is the CRL URL host',
+        describe:
+          'extra DNS name or IP of the KDC (repeatable): added to its certificate; the first is the CRL URL host',
       })
-      .option('port', { type: 'number', default: 8443, describe: 'KDC port, used in the CRL distribution point URL' })
+      .option('port', {
+        type: 'number',
+        default: 8443,
+        describe: 'KDC port, used in the CRL distribution point URL',
+      })
       .option('passphrase-file', {
         type: 'string',
-        describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE; else one is generated into <data-dir>/ca/passphrase)',
+        describe:
+          'file holding the CA passphrase (else KDS_CA_PASSPHRASE; else one is generated into <data-dir>/ca/passphrase)',
       })
       .option('force', {
         type: 'boolean',
@@ -43,8 +49,14 @@ export const initCommand: CommandModule<object, InitArgs> = {
         describe: 'replace an existing CA (its files are moved to <data-dir>/replaced-<time>/, not deleted)',
       })
       .example('$0 server init', 'new CA in ./certs (RSA-3072 root, RSA-2048 KDC and admin keys)')
-      .example('KDS_CA_PASSPHRASE=... $0 server init --host kdc.example.org --port 9443', 'CA for a KDC reachable as kdc.example.org:9443')
-      .example('$0 server init --data-dir /tmp/lab --ca-key-bits 2048 --json', 'quick lab CA, JSON summary') as never,
+      .example(
+        'KDS_CA_PASSPHRASE=... $0 server init --host kdc.example.org --port 9443',
+        'CA for a KDC reachable as kdc.example.org:9443',
+      )
+      .example(
+        '$0 server init --data-dir /tmp/lab --ca-key-bits 2048 --json',
+        'quick lab CA, JSON summary',
+      ) as never,
   handler: run(async (argv: InitArgs) => {
     const { initCa } = await import('../../server/ca/init.js');
     const { cliActor } = await import('../../server/ca/authority.js');
@@ -61,7 +73,10 @@ export const initCommand: CommandModule<object, InitArgs> = {
       }),
     );
     for (const w of result.warnings) warn(w);
-    const sans = [...result.serverSans.dns.map((d) => `DNS:${d}`), ...result.serverSans.ip.map((i) => `IP:${i}`)];
+    const sans = [
+      ...result.serverSans.dns.map((d) => `DNS:${d}`),
+      ...result.serverSans.ip.map((i) => `IP:${i}`),
+    ];
     emit(argv, result, [
       `initialised a CA in ${result.dataDir}`,
       `  root CA          RSA-${result.caKeyBits}, serial ${result.caSerialHex}, valid until ${iso(result.caNotAfter)}`,

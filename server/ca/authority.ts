@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { existsSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
-import { parseCsr } from '../../shared/pki/csr.js';
+import { parseCsr, type ParsedCsr } from '../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
@@ -61,7 +61,11 @@ export interface IssueOptions {
   actor: string;
 }
 
-const PROFILE_OF: Record<'client' | 'admin' | 'server', Profile> = { client: 'client', admin: 'admin', server: 'server' };
+const PROFILE_OF: Record<'client' | 'admin' | 'server', Profile> = {
+  client: 'client',
+  admin: 'admin',
+  server: 'server',
+};
 
 /** A default actor name for audit rows written by local CLI commands: `cli:<user>`. */
 export function cliActor(): string {
@@ -119,7 +123,9 @@ export class CertificateAuthority {
   static async open(dataDir: string, opts: OpenOptions = {}): Promise<CertificateAuthority> {
     const paths = caPaths(dataDir);
     if (!existsSync(paths.rootCa) || !existsSync(paths.store)) {
-      throw new EnvironmentError('ca_missing', `no CA in ${dataDir}: run \`kds server init\` first`, { dataDir });
+      throw new EnvironmentError('ca_missing', `no CA in ${dataDir}: run \`kds server init\` first`, {
+        dataDir,
+      });
     }
     const caCert = parseCertificate(readText(paths.rootCa));
     let caKey: KeyObject | undefined;
@@ -134,15 +140,30 @@ export class CertificateAuthority {
     try {
       const record = store.activeCertificate(ROOT_CA_NAME);
       if (record === undefined || record.fingerprint256 !== caCert.fingerprint256) {
-        throw new EnvironmentError('config', `${paths.rootCa} is not the CA certificate recorded in the store`);
+        throw new EnvironmentError(
+          'config',
+          `${paths.rootCa} is not the CA certificate recorded in the store`,
+        );
       }
-      const settings: CaSettings = { ...DEFAULT_CA_SETTINGS, ...(store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? {}) };
+      const settings: CaSettings = {
+        ...DEFAULT_CA_SETTINGS,
+        ...(store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? {}),
+      };
       const publisher = CrlPublisher.load({ store, paths, caCert, settings });
       const clock = opts.clock ?? Date.now;
       // Keep the published CRL fresh (RFC 5280 5.1.2.5 nextUpdate) whenever we can sign.
       if (caKey !== undefined) publisher.refresh(syncSigner(caKey), clock());
       const crlFileRepair = publisher.repairFile();
-      return new CertificateAuthority({ dataDir, caCert, store, settings, caKey, publisher, crlFileRepair, clock });
+      return new CertificateAuthority({
+        dataDir,
+        caCert,
+        store,
+        settings,
+        caKey,
+        publisher,
+        crlFileRepair,
+        clock,
+      });
     } catch (err) {
       store.close();
       throw err;
@@ -175,7 +196,14 @@ export class CertificateAuthority {
     }
     const now = this.clock();
     return issueCertificate(
-      { store: this.store, caCert: this.caCert, sign: asyncSigner(key), settings: this.settings, crlUrl: this.crlUrl, now },
+      {
+        store: this.store,
+        caCert: this.caCert,
+        sign: asyncSigner(key),
+        settings: this.settings,
+        crlUrl: this.crlUrl,
+        now,
+      },
       {
         name: opts.name,
         role,
@@ -196,11 +224,20 @@ export class CertificateAuthority {
    * Enrollment: a client proves it holds a single-use token for `name` and gets a client certificate for
    * the key in its CSR. The CSR is checked BEFORE the token is consumed (a bad CSR does not burn it).
    */
-  async enroll(opts: { token: string; name: string; csrPem: string; actor: string; days?: number }): Promise<IssueResult> {
+  async enroll(opts: {
+    token: string;
+    name: string;
+    csrPem: string;
+    /** parseCsr(csrPem) when the caller already has it (the enroll handler does: it reads the name). */
+    csr?: ParsedCsr;
+    actor: string;
+    days?: number;
+  }): Promise<IssueResult> {
     const key = this.requireKey();
-    const csr = parseCsr(opts.csrPem);
+    const csr = opts.csr ?? parseCsr(opts.csrPem);
     checkCsrPolicy(csr, opts.name);
-    if (isReservedName(opts.name)) throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
+    if (isReservedName(opts.name))
+      throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
     const active = this.store.activeCertificate(opts.name);
     if (active !== undefined) {
       throw new PolicyError('already_active', `"${opts.name}" already has an active certificate`, {
@@ -209,9 +246,15 @@ export class CertificateAuthority {
       });
     }
     const now = this.clock();
-    consumeEnrollmentToken(this.store, { token: opts.token, name: opts.name, actor: opts.actor, now });
     return issueCertificate(
-      { store: this.store, caCert: this.caCert, sign: asyncSigner(key), settings: this.settings, crlUrl: this.crlUrl, now },
+      {
+        store: this.store,
+        caCert: this.caCert,
+        sign: asyncSigner(key),
+        settings: this.settings,
+        crlUrl: this.crlUrl,
+        now,
+      },
       {
         name: opts.name,
         role: 'client',
@@ -220,6 +263,10 @@ export class CertificateAuthority {
         publicKeyPem: csr.publicKeyPem,
         ...(opts.days !== undefined ? { days: opts.days } : {}),
         actor: opts.actor,
+        // The token is consumed in the same transaction that reserves the serial (atomic: a token is
+        // spent exactly when a certificate is being issued for it), after the active-name re-check.
+        beforeReserve: () =>
+          consumeEnrollmentToken(this.store, { token: opts.token, name: opts.name, actor: opts.actor, now }),
       },
     );
   }
@@ -237,7 +284,11 @@ export class CertificateAuthority {
    * one). Durable before it returns: revocation row + certificate status + new CRL committed together,
    * then root_crl.pem rewritten, then onRevoked listeners awaited. `already_revoked` changes nothing.
    */
-  async revoke(by: { serialHex: string } | { name: string }, reason: ReasonName | string, actor: string): Promise<RevokeOutcome> {
+  async revoke(
+    by: { serialHex: string } | { name: string },
+    reason: ReasonName | string,
+    actor: string,
+  ): Promise<RevokeOutcome> {
     const key = this.requireKey();
     const target = 'serialHex' in by ? { serialHex: normalizeSerialHex(by.serialHex) } : { name: by.name };
     const parsedReason = parseReason(reason);

@@ -69,6 +69,11 @@ export function readText(path: string): string {
     if (code === 'ENOENT') {
       throw new EnvironmentError('ca_missing', `${path} not found: run \`kds server init\` first`, { path });
     }
-    throw new EnvironmentError('io_error', `cannot read ${path}: ${code ?? 'unknown error'}`, { path }, { cause: err });
+    throw new EnvironmentError(
+      'io_error',
+      `cannot read ${path}: ${code ?? 'unknown error'}`,
+      { path },
+      { cause: err },
+    );
   }
 }

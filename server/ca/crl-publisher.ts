@@ -88,7 +88,10 @@ export class CrlPublisher {
   static load(deps: PublisherDeps): CrlPublisher {
     const state = deps.store.getCrlState();
     if (state === undefined) {
-      throw new EnvironmentError('ca_missing', 'the store has no CRL: the CA was not initialised (kds server init)');
+      throw new EnvironmentError(
+        'ca_missing',
+        'the store has no CRL: the CA was not initialised (kds server init)',
+      );
     }
     return new CrlPublisher(deps, state);
   }
@@ -149,7 +152,10 @@ export class CrlPublisher {
     now: number = Date.now(),
   ): Promise<RevokeOutcome> {
     if (!isReasonName(reason) || reason === 'removeFromCRL') {
-      throw new InputError('bad_reason', `invalid revocation reason ${JSON.stringify(String(reason).slice(0, 40))}`);
+      throw new InputError(
+        'bad_reason',
+        `invalid revocation reason ${JSON.stringify(String(reason).slice(0, 40))}`,
+      );
     }
     // CRL times have one-second resolution (RFC 5280 5.1.2.4): record exactly what the CRL will say.
     now = Math.floor(now / 1000) * 1000;
@@ -203,7 +209,10 @@ export class CrlPublisher {
     this.writeFile();
     await this.notify(fresh);
     if (outcome.status === 'revoked') {
-      await this.notifyOne(outcome.serialHex, outcome.name, { reason: outcome.reason, revokedAt: outcome.revokedAt });
+      await this.notifyOne(outcome.serialHex, outcome.name, {
+        reason: outcome.reason,
+        revokedAt: outcome.revokedAt,
+      });
     }
     return outcome;
   }
@@ -281,24 +290,36 @@ export class CrlPublisher {
     if ('serialHex' in by) {
       cert = this.store.getCertificate(by.serialHex);
       if (cert === undefined || cert.status === 'pending') {
-        throw new StateError('unknown_serial', `no certificate with serial ${by.serialHex} was issued by this CA`, {
-          serialHex: by.serialHex,
-        });
+        throw new StateError(
+          'unknown_serial',
+          `no certificate with serial ${by.serialHex} was issued by this CA`,
+          {
+            serialHex: by.serialHex,
+          },
+        );
       }
     } else {
       cert = this.store.activeCertificate(by.name) ?? this.store.latestCertificate(by.name);
       if (cert === undefined) {
-        throw new StateError('not_found', `no certificate was issued for ${JSON.stringify(by.name)}`, { name: by.name });
+        throw new StateError('not_found', `no certificate was issued for ${JSON.stringify(by.name)}`, {
+          name: by.name,
+        });
       }
     }
     // RFC 5280 5.1.2.6 lists certificates "revoked by the CRL issuer": the root cannot revoke itself
     // in its own CRL (a relying party would have to trust the key it distrusts). Replace the CA instead.
-    if (cert.role === 'ca') throw new InputError('bad_request', 'the root CA cannot be revoked; re-run init with --force');
+    if (cert.role === 'ca')
+      throw new InputError('bad_request', 'the root CA cannot be revoked; re-run init with --force');
     return cert;
   }
 
   /** Sign CRL number N+1 over every revocation (plus `add`), store it as current. Inside a transaction. */
-  private signNext(sign: SyncSigner, now: number, add: CrlEntry | undefined, lastRevocationId: number): CrlState {
+  private signNext(
+    sign: SyncSigner,
+    now: number,
+    add: CrlEntry | undefined,
+    lastRevocationId: number,
+  ): CrlState {
     const current = this.currentState();
     if (add !== undefined) this.builder.add(add);
     // RFC 5280 5.2.3: "CRL issuers conforming to this profile MUST include this extension in all CRLs"
@@ -371,7 +392,10 @@ export class CrlPublisher {
   private async notify(rows: RevocationRecord[]): Promise<void> {
     for (const row of rows) {
       const name = this.store.getCertificate(row.serialHex)?.name ?? '';
-      await this.notifyOne(row.serialHex, name, { reason: row.reason as ReasonName, revokedAt: row.revokedAt });
+      await this.notifyOne(row.serialHex, name, {
+        reason: row.reason as ReasonName,
+        revokedAt: row.revokedAt,
+      });
     }
   }
 
@@ -391,7 +415,13 @@ export function publishInitialCrl(deps: PublisherDeps & { sign: SyncSigner; now:
   const thisUpdate = now;
   const nextUpdate = now + settings.crlValidityDays * DAY_MS;
   const builder = new CrlBuilder({ issuerCertPem: caCert.pem, crlNumber: 1, thisUpdate, nextUpdate });
-  const state: CrlState = { crlNumber: 1, pem: builder.buildSync(sign), thisUpdate, nextUpdate, lastRevocationId: 0 };
+  const state: CrlState = {
+    crlNumber: 1,
+    pem: builder.buildSync(sign),
+    thisUpdate,
+    nextUpdate,
+    lastRevocationId: 0,
+  };
   store.transaction(() => {
     store.saveCrlState(state);
     writeFileAtomic(paths.rootCrl, state.pem, PUBLIC_FILE_MODE);

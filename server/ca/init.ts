@@ -109,7 +109,8 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
   ensurePrivateDir(opts.dataDir);
   // Resolve a supplied passphrase BEFORE moving anything: --passphrase-file may point into the old ca/.
   const supplied = opts.passphrase ?? opts.passphraseFile ?? (opts.env ?? process.env).KDS_CA_PASSPHRASE;
-  let resolved = supplied !== undefined && supplied !== '' ? createCaPassphrase(opts.dataDir, opts) : undefined;
+  let resolved =
+    supplied !== undefined && supplied !== '' ? createCaPassphrase(opts.dataDir, opts) : undefined;
   if (opts.force && caExists(opts.dataDir)) {
     replacedDir = moveAside(opts.dataDir, now);
     warnings.push(
@@ -187,11 +188,22 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
     writeFileAtomic(paths.serverKey, encryptPrivateKey(kdcPair.privateKeyPem, passphrase), PRIVATE_FILE_MODE);
     writeFileAtomic(paths.serverCert, kdc.cert.pem, PRIVATE_FILE_MODE);
     ensurePrivateDir(paths.adminDir);
-    writeFileAtomic(paths.adminKey, encryptPrivateKey(adminPair.privateKeyPem, passphrase), PRIVATE_FILE_MODE);
+    writeFileAtomic(
+      paths.adminKey,
+      encryptPrivateKey(adminPair.privateKeyPem, passphrase),
+      PRIVATE_FILE_MODE,
+    );
     writeFileAtomic(paths.adminCert, admin.cert.pem, PRIVATE_FILE_MODE);
 
     // RFC 5280 5.2.3: the first CRL is number 1; it lists nothing yet.
-    const crl = publishInitialCrl({ store, paths, caCert: root.cert, sign: syncSigner(caKey), settings, now });
+    const crl = publishInitialCrl({
+      store,
+      paths,
+      caCert: root.cert,
+      sign: syncSigner(caKey),
+      settings,
+      now,
+    });
     store.appendAudit({
       at: now,
       actor,
@@ -224,7 +236,9 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
       crlUrl,
       crlNumber: crl.crlNumber,
       passphraseSource: resolved.source,
-      ...(resolved.source === 'generated' && resolved.path !== undefined ? { passphrasePath: resolved.path } : {}),
+      ...(resolved.source === 'generated' && resolved.path !== undefined
+        ? { passphrasePath: resolved.path }
+        : {}),
       ...(replacedDir !== undefined ? { replacedDir } : {}),
       warnings,
     };
@@ -238,15 +252,29 @@ function moveAside(dataDir: string, now: number): string {
   const p = caPaths(dataDir);
   const dir = join(dataDir, `replaced-${new Date(now).toISOString().replace(/[:.]/g, '-')}`);
   ensurePrivateDir(dir);
-  const names = [p.rootCa, p.rootKey, p.rootCrl, p.store, `${p.store}-wal`, `${p.store}-shm`, p.caDir, p.serverDir, p.adminDir];
+  const names = [
+    p.rootCa,
+    p.rootKey,
+    p.rootCrl,
+    p.store,
+    `${p.store}-wal`,
+    `${p.store}-shm`,
+    p.caDir,
+    p.serverDir,
+    p.adminDir,
+  ];
   for (const from of names) {
     if (!existsSync(from)) continue;
     try {
       renameSync(from, join(dir, from.slice(dataDir.length + 1)));
     } catch (err) {
-      throw new EnvironmentError('io_error', `cannot move ${from} aside: ${(err as NodeJS.ErrnoException).code}`, {
-        path: from,
-      });
+      throw new EnvironmentError(
+        'io_error',
+        `cannot move ${from} aside: ${(err as NodeJS.ErrnoException).code}`,
+        {
+          path: from,
+        },
+      );
     }
   }
   return dir;
@@ -257,7 +285,10 @@ const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a
 function checkHost(host: string): string {
   const h = String(host).trim();
   if (isIP(h) !== 0 || HOSTNAME.test(h)) return isIP(h) === 0 ? h.toLowerCase() : h;
-  throw new InputError('bad_request', `--host must be a DNS name or an IP address, got ${JSON.stringify(h.slice(0, 80))}`);
+  throw new InputError(
+    'bad_request',
+    `--host must be a DNS name or an IP address, got ${JSON.stringify(h.slice(0, 80))}`,
+  );
 }
 
 function unique(values: string[]): string[] {

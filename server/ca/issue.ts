@@ -7,10 +7,11 @@
 // can never share a serial, even across processes or after a crash (a crash leaves a `pending` row,
 // i.e. a burnt serial, never a duplicate).
 import type { ParsedCertificate, Profile, Signer } from '../../shared/pki/x509.js';
-import { buildCertificate, parseCertificate } from '../../shared/pki/x509.js';
+import { buildParsedCertificate } from '../../shared/pki/x509.js';
 import { newSerialHex } from '../../shared/pki/serial.js';
 import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import type { CertificateRole, Store } from '../store/store.js';
+import { groupCommit } from '../store/group-commit.js';
 import { DAY_MS, type CaSettings } from './files.js';
 
 /**
@@ -46,6 +47,12 @@ export interface IssueRequest {
   /** The root's own lifetime is not capped by maxDays. */
   uncapped?: boolean;
   actor: string;
+  /**
+   * Runs inside the reservation's transaction, after the active-name check and before the serial is
+   * reserved; a throw refuses the issuance with nothing written (enrollment consumes its token here,
+   * so a token is spent exactly when a serial is reserved for it).
+   */
+  beforeReserve?: () => void;
 }
 
 export interface IssueResult {
@@ -89,7 +96,10 @@ export function validityFor(
   notBefore = second(notBefore);
   notAfter = second(notAfter);
   if (notAfter <= notBefore) {
-    throw new EnvironmentError('config', 'cannot issue: the CA certificate has expired (or the validity is empty)');
+    throw new EnvironmentError(
+      'config',
+      'cannot issue: the CA certificate has expired (or the validity is empty)',
+    );
   }
   return { notBefore, notAfter, capped: notAfter < second(wanted) };
 }
@@ -99,16 +109,26 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   const { notBefore, notAfter, capped } = validityFor(req, ctx);
   const serialHex = newSerialHex();
 
+  // Both store steps go through the store's group commit (server/store/group-commit.ts): concurrent
+  // issuances share one WAL sync per step, and each still returns only after its own rows committed.
   // 1. Reserve the serial (and fail early, before the slow signature, if the name is taken).
-  store.transaction(() => {
+  await groupCommit(store).run(() => {
     if (!req.renew) refuseIfActive(store, req.name);
-    store.reserveCertificate({ serialHex, name: req.name, role: req.role, notBefore, notAfter, issuedAt: ctx.now });
+    req.beforeReserve?.();
+    store.reserveCertificate({
+      serialHex,
+      name: req.name,
+      role: req.role,
+      notBefore,
+      notAfter,
+      issuedAt: ctx.now,
+    });
   });
 
   // 2. Build and sign (async: the RSA private-key operation runs on the thread pool).
   let cert: ParsedCertificate;
   try {
-    const pem = await buildCertificate(
+    cert = await buildParsedCertificate(
       {
         serialHex,
         subjectCN: req.subjectCN,
@@ -123,7 +143,6 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
       },
       ctx.sign,
     );
-    cert = parseCertificate(pem);
   } catch (err) {
     // The serial was never used in anything that left this process: release the reservation.
     store.discardPendingCertificate(serialHex);
@@ -133,7 +152,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   // 3. Activate it, superseding the previous one when renewing; audit in the same transaction.
   let supersededSerialHex: string | undefined;
   try {
-    store.transaction(() => {
+    await groupCommit(store).run(() => {
       const current = store.activeCertificate(req.name);
       if (current !== undefined) {
         // Re-checked under the write lock: another process may have issued for this name meanwhile.

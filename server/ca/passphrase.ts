@@ -68,10 +68,12 @@ export function createCaPassphrase(dataDir: string, opts: PassphraseOptions = {}
 }
 
 function suppliedPassphrase(opts: PassphraseOptions): ResolvedPassphrase | undefined {
-  if (opts.passphrase !== undefined) return { passphrase: checked(opts.passphrase, 'the passphrase'), source: 'option', warnings: [] };
+  if (opts.passphrase !== undefined)
+    return { passphrase: checked(opts.passphrase, 'the passphrase'), source: 'option', warnings: [] };
   if (opts.passphraseFile !== undefined) return readPassphraseFile(opts.passphraseFile, 'file');
   const env = (opts.env ?? process.env)[PASSPHRASE_ENV];
-  if (env !== undefined && env !== '') return { passphrase: checked(env, PASSPHRASE_ENV), source: 'env', warnings: [] };
+  if (env !== undefined && env !== '')
+    return { passphrase: checked(env, PASSPHRASE_ENV), source: 'env', warnings: [] };
   return undefined;
 }
 
@@ -81,7 +83,12 @@ function readPassphraseFile(path: string, source: 'file' | 'stored'): ResolvedPa
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new EnvironmentError('config', `cannot read the passphrase file ${path}: ${code}`, { path }, { cause: err });
+    throw new EnvironmentError(
+      'config',
+      `cannot read the passphrase file ${path}: ${code}`,
+      { path },
+      { cause: err },
+    );
   }
   const warnings: string[] = [];
   if ((statSync(path).mode & 0o077) !== 0) {

@@ -45,7 +45,13 @@ export function createEnrollmentToken(
       expiresAt,
       createdBy: opts.actor,
     });
-    store.appendAudit({ at: opts.now, actor: opts.actor, action: 'token.create', subject: name, detail: { expiresAt } });
+    store.appendAudit({
+      at: opts.now,
+      actor: opts.actor,
+      action: 'token.create',
+      subject: name,
+      detail: { expiresAt },
+    });
   });
   return { token, name, expiresAt };
 }
@@ -61,6 +67,12 @@ export function consumeEnrollmentToken(
   store.transaction(() => {
     const row = store.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
     if (row === undefined) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
-    store.appendAudit({ at: opts.now, actor: opts.actor, action: 'token.consume', subject: opts.name, detail: { tokenId: row.id } });
+    store.appendAudit({
+      at: opts.now,
+      actor: opts.actor,
+      action: 'token.consume',
+      subject: opts.name,
+      detail: { tokenId: row.id },
+    });
   });
 }

@@ -703,7 +703,9 @@ function certOf(r: CertRow | undefined): CertificateRecord | undefined {
 }
 
 function revocationOf(r: RevocationRow | undefined): RevocationRecord | undefined {
-  return r === undefined ? undefined : { id: r.id, serialHex: r.serial, revokedAt: r.revoked_at, reason: r.reason };
+  return r === undefined
+    ? undefined
+    : { id: r.id, serialHex: r.serial, revokedAt: r.revoked_at, reason: r.reason };
 }
 
 function tokenOf(r: TokenRow | undefined): EnrollmentTokenRecord | undefined {

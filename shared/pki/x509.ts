@@ -271,6 +271,34 @@ export function sha256WithRsaAlgorithm(): Buffer {
 
 /** Build, sign and self-check a certificate; returns PEM. */
 export async function buildCertificate(spec: CertificateSpec, sign: Signer): Promise<string> {
+  return (await buildParsedCertificate(spec, sign)).pem;
+}
+
+// A CA issues every certificate under the same issuer PEM: parsing it (~0.3-0.8 ms) and importing its
+// key on every issuance was a third of buildCertificate's CPU (bench/issue.ts). Keyed by the exact PEM
+// text, a handful of entries (one per CA a process works with).
+const ISSUER_CACHE_LIMIT = 8;
+const issuerCache = new Map<string, { cert: ParsedCertificate; key: KeyObject }>();
+
+function issuerOf(certPem: string): { cert: ParsedCertificate; key: KeyObject } {
+  let hit = issuerCache.get(certPem);
+  if (hit === undefined) {
+    const cert = parseCertificate(certPem);
+    hit = { cert, key: createPublicKey(cert.publicKeyPem) };
+    if (issuerCache.size >= ISSUER_CACHE_LIMIT) issuerCache.delete(issuerCache.keys().next().value!);
+    issuerCache.set(certPem, hit);
+  }
+  return hit;
+}
+
+// forge encodes the TBSCertificate from a forge public key, but the SubjectPublicKeyInfo it writes is
+// then replaced by node:crypto's exact export of the subject key (below), and SKI/AKI are passed in
+// explicitly, so forge's key only has to be SOME RSA key: parse one once instead of converting every
+// subject key into forge's big integers (~10% of an issuance).
+let forgePlaceholderKey: forge.pki.PublicKey | undefined;
+
+/** buildCertificate, returning the parsed certificate (no second parse of the result). */
+export async function buildParsedCertificate(spec: CertificateSpec, sign: Signer): Promise<ParsedCertificate> {
   checkSpec(spec);
   const serialHex = normalizeSerialHex(spec.serialHex);
   const subject = importSubjectKey(spec.publicKeyPem);
@@ -278,8 +306,9 @@ export async function buildCertificate(spec: CertificateSpec, sign: Signer): Pro
   const ou = spec.profile === 'admin' ? ADMIN_OU : spec.subjectOU;
 
   let issuer: ParsedCertificate | undefined;
+  let issuerKey = subject.key;
   if (spec.issuer !== 'self') {
-    issuer = parseCertificate(spec.issuer.certPem);
+    ({ cert: issuer, key: issuerKey } = issuerOf(spec.issuer.certPem));
     if (!issuer.isCA || !issuer.keyUsage.includes('keyCertSign')) throw bad('issuer certificate is not a CA');
   }
   const ski = computeKeyIdentifier(subject.spkiDer);
@@ -293,7 +322,8 @@ export async function buildCertificate(spec: CertificateSpec, sign: Signer): Pro
   cert.validity.notAfter = new Date(spec.notAfter);
   cert.setSubject(forgeName(spec.subjectCN, ou));
   cert.setIssuer(forgeName(spec.subjectCN, ou)); // placeholder: replaced by the issuer's exact bytes below
-  cert.publicKey = forge.pki.publicKeyFromPem(spec.publicKeyPem);
+  forgePlaceholderKey ??= forge.pki.publicKeyFromPem(spec.publicKeyPem);
+  cert.publicKey = forgePlaceholderKey; // replaced by subject.spkiDer below
   cert.setExtensions(profileExtensions(spec, ski, aki, sans));
   (cert as unknown as { siginfo: { algorithmOid: string } }).siginfo.algorithmOid =
     OID.sha256WithRSAEncryption;
@@ -311,15 +341,20 @@ export async function buildCertificate(spec: CertificateSpec, sign: Signer): Pro
 
   // Self-check before anything leaves this function: a Signer holding the wrong key must fail here,
   // not in a client months later.
-  const issuerKey = issuer ? createPublicKey(issuer.publicKeyPem) : subject.key;
   let verified = false;
+  let x509: X509Certificate | undefined;
   try {
-    verified = new X509Certificate(der).verify(issuerKey);
+    x509 = new X509Certificate(der);
+    verified = x509.verify(issuerKey);
   } catch {
     verified = false;
   }
-  if (!verified) throw new KdsError('internal', 'issued certificate does not verify with the issuer key');
-  return derToPem(der, 'CERTIFICATE');
+  if (!verified || x509 === undefined) {
+    throw new KdsError('internal', 'issued certificate does not verify with the issuer key');
+  }
+  const parsed = decodeCertificate(der, x509);
+  x509Cache.set(parsed, x509);
+  return parsed;
 }
 
 function issuerKeyId(issuer: ParsedCertificate): Buffer {

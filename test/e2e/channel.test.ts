@@ -18,7 +18,7 @@ import {
   type RunResult,
 } from '../helpers/kds-process.js';
 
-t.setTimeout(200_000);
+t.setTimeout(230_000);
 
 const dataDir = await initDataDir(t);
 let server = await startServer(t, dataDir);

@@ -11,7 +11,16 @@ const data = join(work, 'certs');
 const dd = ['--data-dir', data];
 
 t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 120_000 }, async (t) => {
-  const init = await runKds(['server', 'init', '--ca-key-bits', '2048', '--host', 'kdc.test', '--json', ...dd]);
+  const init = await runKds([
+    'server',
+    'init',
+    '--ca-key-bits',
+    '2048',
+    '--host',
+    'kdc.test',
+    '--json',
+    ...dd,
+  ]);
   t.equal(init.code, 0, init.stderr);
   const summary = parseJson<{ caFingerprint256: string; crlUrl: string; passphraseSource: string }>(init);
   t.match(summary.caFingerprint256, /^[0-9a-f]{64}$/);
@@ -25,10 +34,25 @@ t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 1
 
   // A CSR from openssl, certified by the CLI.
   const csr = join(work, 'alice.csr.pem');
-  execFileSync('openssl', [
-    'req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=alice',
-    '-addext', 'subjectAltName=DNS:alice', '-keyout', join(work, 'alice.key'), '-out', csr,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-new',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=alice',
+      '-addext',
+      'subjectAltName=DNS:alice',
+      '-keyout',
+      join(work, 'alice.key'),
+      '-out',
+      csr,
+    ],
+    { stdio: 'ignore' },
+  );
   const out = join(work, 'alice.pem');
   const issued = await runKds(['cert', 'issue', '--csr', csr, '--name', 'alice', '--out', out, ...dd]);
   t.equal(issued.code, 0, issued.stderr);
@@ -37,11 +61,19 @@ t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 1
 
   const show = await runKds(['cert', 'show', out, '--json', ...dd]);
   t.equal(show.code, 0, show.stderr);
-  const shown = parseJson<{ subjectCN: string; serialHex: string; key: { bits: number }; extKeyUsage: string[]; fingerprint256: string }>(show);
+  const shown = parseJson<{
+    subjectCN: string;
+    serialHex: string;
+    key: { bits: number };
+    extKeyUsage: string[];
+    fingerprint256: string;
+  }>(show);
   t.equal(shown.subjectCN, 'alice');
   t.equal(shown.key.bits, 2048);
   t.same(shown.extKeyUsage, ['clientAuth']);
-  const opensslFp = execFileSync('openssl', ['x509', '-in', out, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' });
+  const opensslFp = execFileSync('openssl', ['x509', '-in', out, '-noout', '-fingerprint', '-sha256'], {
+    encoding: 'utf8',
+  });
   t.equal(shown.fingerprint256, opensslFp.split('=')[1]!.trim().replace(/:/g, '').toLowerCase());
   const human = await runKds(['cert', 'show', out, ...dd]);
   t.match(human.stdout, /Subject:\s+CN=alice/);
@@ -54,20 +86,40 @@ t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 1
   const revoke = await runKds(['cert', 'revoke', '--name', 'alice', '--reason', 'keyCompromise', ...dd]);
   t.equal(revoke.code, 0, revoke.stderr);
   t.match(revoke.stdout, /^revoked\n/);
-  const twice = await runKds(['cert', 'revoke', '--serial', shown.serialHex, '--reason', 'keyCompromise', ...dd]);
+  const twice = await runKds([
+    'cert',
+    'revoke',
+    '--serial',
+    shown.serialHex,
+    '--reason',
+    'keyCompromise',
+    ...dd,
+  ]);
   t.equal(twice.code, 0);
   t.match(twice.stdout, /^already revoked\n/);
 
   const bad = await runKds(['cert', 'verify', out, '--json', ...dd]);
   t.equal(bad.code, 3, 'exit 3: revoked');
-  t.match(parseJson(bad), { code: 'revoked', reason: 'keyCompromise', serialHex: shown.serialHex, storeStatus: 'revoked' });
+  t.match(parseJson(bad), {
+    code: 'revoked',
+    reason: 'keyCompromise',
+    serialHex: shown.serialHex,
+    storeStatus: 'revoked',
+  });
 
   const crl = await runKds(['crl', 'show', '--json', ...dd]);
   t.equal(crl.code, 0, crl.stderr);
-  const shownCrl = parseJson<{ crlNumber: string; signature: string; entries: { serialHex: string; reason: string }[] }>(crl);
+  const shownCrl = parseJson<{
+    crlNumber: string;
+    signature: string;
+    entries: { serialHex: string; reason: string }[];
+  }>(crl);
   t.equal(shownCrl.crlNumber, '2');
   t.equal(shownCrl.signature, 'valid');
-  t.same(shownCrl.entries.map((e) => [e.serialHex, e.reason]), [[shown.serialHex, 'keyCompromise']]);
+  t.same(
+    shownCrl.entries.map((e) => [e.serialHex, e.reason]),
+    [[shown.serialHex, 'keyCompromise']],
+  );
   const crlHuman = await runKds(['crl', 'show', ...dd]);
   t.equal(crlHuman.code, 0, crlHuman.stderr);
   t.match(crlHuman.stdout, new RegExp(`${shown.serialHex}\\s+\\S+\\s+keyCompromise`));
@@ -85,7 +137,17 @@ t.test('errors: usage exit 2, codes on stderr, wrong passphrase exit 7', { timeo
   const noReason = await runKds(['cert', 'revoke', '--name', 'alice', ...dd]);
   t.equal(noReason.code, 2);
   t.match(noReason.stderr, /error \[bad_request\]/);
-  const both = await runKds(['cert', 'revoke', '--name', 'a', '--serial', '01', '--reason', 'keyCompromise', ...dd]);
+  const both = await runKds([
+    'cert',
+    'revoke',
+    '--name',
+    'a',
+    '--serial',
+    '01',
+    '--reason',
+    'keyCompromise',
+    ...dd,
+  ]);
   t.equal(both.code, 2);
   const unknown = await runKds(['cert', 'frobnicate', ...dd]);
   t.equal(unknown.code, 2);
@@ -96,7 +158,16 @@ t.test('errors: usage exit 2, codes on stderr, wrong passphrase exit 7', { timeo
   });
   t.equal(wrong.code, 7);
   t.match(wrong.stderr, /error \[bad_passphrase\]/);
-  const unknownSerial = await runKds(['cert', 'revoke', '--serial', '7f'.repeat(16), '--reason', 'superseded', '--json', ...dd]);
+  const unknownSerial = await runKds([
+    'cert',
+    'revoke',
+    '--serial',
+    '7f'.repeat(16),
+    '--reason',
+    'superseded',
+    '--json',
+    ...dd,
+  ]);
   t.equal(unknownSerial.code, 6);
   t.match(parseJson(unknownSerial), { error: { code: 'unknown_serial' } });
   const missing = await runKds(['cert', 'verify', join(work, 'nope.pem'), ...dd]);
@@ -108,7 +179,15 @@ t.test('errors: usage exit 2, codes on stderr, wrong passphrase exit 7', { timeo
 });
 
 t.test('every command has --help with an example', { timeout: 60_000 }, async (t) => {
-  for (const cmd of [['server', 'init'], ['cert', 'issue'], ['cert', 'show'], ['cert', 'verify'], ['cert', 'revoke'], ['cert', 'list'], ['crl', 'show']]) {
+  for (const cmd of [
+    ['server', 'init'],
+    ['cert', 'issue'],
+    ['cert', 'show'],
+    ['cert', 'verify'],
+    ['cert', 'revoke'],
+    ['cert', 'list'],
+    ['crl', 'show'],
+  ]) {
     const r = await runKds([...cmd, '--help']);
     t.equal(r.code, 0, cmd.join(' '));
     t.match(r.stdout, /Examples:/, `${cmd.join(' ')} has examples`);

@@ -13,12 +13,19 @@ const csrDir = tempDir(t);
 const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
 t.teardown(() => ca.close());
 
-async function csrFor(name: string, extra: Parameters<typeof opensslCsr>[2] | undefined = undefined): Promise<string> {
+async function csrFor(
+  name: string,
+  extra: Parameters<typeof opensslCsr>[2] | undefined = undefined,
+): Promise<string> {
   return opensslCsr(csrDir, `${name}-${Math.random().toString(16).slice(2)}.csr`, extra ?? { cn: name });
 }
 
 function counts(): { certs: number; audit: number; revocations: number } {
-  return { certs: ca.store.countCertificates(), audit: ca.store.countAudit(), revocations: ca.store.countRevocations() };
+  return {
+    certs: ca.store.countCertificates(),
+    audit: ca.store.countAudit(),
+    revocations: ca.store.countRevocations(),
+  };
 }
 
 t.test('issue from an openssl CSR: openssl verify accepts it, extensions as specified', async (t) => {
@@ -38,8 +45,18 @@ t.test('issue from an openssl CSR: openssl verify accepts it, extensions as spec
   t.match(text, /Authority Key Identifier/);
   t.match(text, /URI:http:\/\/kdc\.example\.org:9443\/crl\.pem/, 'CRL DP from init --host/--port');
   const record = ca.certificateRecord(cert.serialHex);
-  t.match(record, { name: 'alice', role: 'client', status: 'active', pem: cert.pem, notAfter: cert.notAfter });
-  t.equal(cert.notAfter - Date.now() < 30 * DAY + 5_000 && cert.notAfter - Date.now() > 30 * DAY - 60_000, true, '30 days');
+  t.match(record, {
+    name: 'alice',
+    role: 'client',
+    status: 'active',
+    pem: cert.pem,
+    notAfter: cert.notAfter,
+  });
+  t.equal(
+    cert.notAfter - Date.now() < 30 * DAY + 5_000 && cert.notAfter - Date.now() > 30 * DAY - 60_000,
+    true,
+    '30 days',
+  );
   t.equal(ca.verifyCertificateFile(cert.pem).code, 'ok');
 });
 
@@ -53,14 +70,28 @@ t.test('revocation: openssl -crl_check rejects it, openssl crl shows serial, rea
     seen.push([serialHex, name]);
   });
   const out = await ca.revoke({ name: 'bob' }, 'keyCompromise', 'test');
-  t.match(out, { status: 'revoked', serialHex: cert.serialHex, name: 'bob', reason: 'keyCompromise', crlNumber: before + 1 });
+  t.match(out, {
+    status: 'revoked',
+    serialHex: cert.serialHex,
+    name: 'bob',
+    reason: 'keyCompromise',
+    crlNumber: before + 1,
+  });
   t.same(seen, [[cert.serialHex, 'bob']], 'listener ran before revoke returned');
   t.match(ca.revocationOf(cert.serialHex), { reason: 'keyCompromise' });
   t.equal(ca.verifyCertificateFile(cert.pem).code, 'revoked');
 
   const rootCrl = join(dir, 'root_crl.pem');
   t.equal(readFileSync(rootCrl, 'utf8'), ca.currentCrlPem(), 'root_crl.pem written before revoke returned');
-  const v = await openssl(['verify', '-crl_check', '-CAfile', join(dir, 'root_ca.pem'), '-CRLfile', rootCrl, file]);
+  const v = await openssl([
+    'verify',
+    '-crl_check',
+    '-CAfile',
+    join(dir, 'root_ca.pem'),
+    '-CRLfile',
+    rootCrl,
+    file,
+  ]);
   t.not(v.code, 0);
   t.match(v.stdout + v.stderr, /certificate revoked/);
   const text = (await openssl(['crl', '-in', rootCrl, '-noout', '-text'])).stdout;
@@ -95,7 +126,10 @@ t.test('bad CSRs: each gets its code and nothing is written to the store', async
     ['extra SAN', csrFor('frank', { cn: 'frank', san: 'DNS:frank,DNS:admin' }), 'name_mismatch', 'frank'],
     [
       'CA request',
-      csrFor('grace', { cn: 'grace', addext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'] }),
+      csrFor('grace', {
+        cn: 'grace',
+        addext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+      }),
       'forbidden_extension',
       'grace',
     ],
@@ -110,21 +144,32 @@ t.test('bad CSRs: each gets its code and nothing is written to the store', async
 
 t.test('revoking unknown things', async (t) => {
   const before = counts();
-  await t.rejects(ca.revoke({ serialHex: '7f'.repeat(16) }, 'keyCompromise', 'test'), { code: 'unknown_serial' });
+  await t.rejects(ca.revoke({ serialHex: '7f'.repeat(16) }, 'keyCompromise', 'test'), {
+    code: 'unknown_serial',
+  });
   await t.rejects(ca.revoke({ serialHex: 'zz' }, 'keyCompromise', 'test'), { code: 'bad_request' });
   await t.rejects(ca.revoke({ name: 'nobody' }, 'keyCompromise', 'test'), { code: 'not_found' });
   await t.rejects(ca.revoke({ name: 'alice' }, 'removeFromCRL', 'test'), { code: 'bad_reason' });
   await t.rejects(ca.revoke({ name: 'alice' }, 'because', 'test'), { code: 'bad_reason' });
-  await t.rejects(ca.revoke({ serialHex: ca.caCert.serialHex }, 'keyCompromise', 'test'), { code: 'bad_request' });
+  await t.rejects(ca.revoke({ serialHex: ca.caCert.serialHex }, 'keyCompromise', 'test'), {
+    code: 'bad_request',
+  });
   t.same(counts(), before);
 });
 
 t.test('one active certificate per name; renew supersedes the old one', async (t) => {
   const first = await ca.issueFromCsr(await csrFor('heidi'), { name: 'heidi', actor: 'test' });
   const before = counts();
-  await t.rejects(ca.issueFromCsr(await csrFor('heidi'), { name: 'heidi', actor: 'test' }), { code: 'already_active' });
+  await t.rejects(ca.issueFromCsr(await csrFor('heidi'), { name: 'heidi', actor: 'test' }), {
+    code: 'already_active',
+  });
   t.same(counts(), before, 'refused before a serial was reserved');
-  const second = await ca.issue(await csrFor('heidi'), { name: 'heidi', renew: true, days: 90, actor: 'test' });
+  const second = await ca.issue(await csrFor('heidi'), {
+    name: 'heidi',
+    renew: true,
+    days: 90,
+    actor: 'test',
+  });
   t.equal(second.supersededSerialHex, first.serialHex);
   t.equal(ca.certificateRecord(first.serialHex)!.status, 'superseded');
   t.equal(ca.store.activeCertificate('heidi')!.serialHex, second.cert.serialHex);
@@ -143,8 +188,12 @@ t.test('validity: capped by the configured maximum and by the CA', async (t) => 
     actor: 'test',
   });
   t.equal(beyondCa.cert.notAfter, ca.caCert.notAfter, 'never outlives the CA');
-  await t.rejects(ca.issueFromCsr(await csrFor('kim'), { name: 'kim', days: 0, actor: 'test' }), { code: 'bad_request' });
-  await t.rejects(ca.issueFromCsr(await csrFor('kim'), { name: 'kim', days: -3, actor: 'test' }), { code: 'bad_request' });
+  await t.rejects(ca.issueFromCsr(await csrFor('kim'), { name: 'kim', days: 0, actor: 'test' }), {
+    code: 'bad_request',
+  });
+  await t.rejects(ca.issueFromCsr(await csrFor('kim'), { name: 'kim', days: -3, actor: 'test' }), {
+    code: 'bad_request',
+  });
 });
 
 t.test('verdicts: expired, unknown issuer, wrong usage', async (t) => {
@@ -169,7 +218,11 @@ t.test('a reopened CA and a second process-like instance see every acknowledged 
   const cert = await ca.issueFromCsr(await csrFor('liam'), { name: 'liam', actor: 'test' });
   t.equal(other.revocationOf(cert.serialHex), undefined);
   await ca.revoke({ serialHex: cert.serialHex }, 'affiliationChanged', 'test');
-  t.match(other.revocationOf(cert.serialHex), { reason: 'affiliationChanged' }, 'picked up through the change counter');
+  t.match(
+    other.revocationOf(cert.serialHex),
+    { reason: 'affiliationChanged' },
+    'picked up through the change counter',
+  );
   const announced: string[] = [];
   const third = await CertificateAuthority.open(dir, { readOnly: true });
   t.teardown(() => third.close());
@@ -221,7 +274,10 @@ t.test('root_crl.pem corrupted, truncated, missing or stale is rebuilt on open',
 
 t.test('the CRL is re-signed when past half its lifetime', async (t) => {
   const before = ca.currentCrl();
-  const later = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE, clock: () => before.thisUpdate + 4 * DAY });
+  const later = await CertificateAuthority.open(dir, {
+    passphrase: PASSPHRASE,
+    clock: () => before.thisUpdate + 4 * DAY,
+  });
   t.teardown(() => later.close());
   const after = later.currentCrl();
   t.equal(after.crlNumber, before.crlNumber + 1);
@@ -250,15 +306,23 @@ t.test('enrollment tokens: single use, bound to a name, a bad CSR does not burn 
   t.notOk(JSON.stringify(ca.store.listEnrollmentTokens()).includes(token), 'only the hash is stored');
   t.throws(() => ca.createEnrollmentToken({ name: 'admin', actor: 'admin' }), { code: 'bad_name' });
   const csr = await csrFor('oscar');
-  await t.rejects(ca.enroll({ token, name: 'oscar', csrPem: 'junk', actor: 'oscar' }), { code: 'malformed_pem' });
-  await t.rejects(ca.enroll({ token: 'x'.repeat(43), name: 'oscar', csrPem: csr, actor: 'oscar' }), { code: 'token_invalid' });
+  await t.rejects(ca.enroll({ token, name: 'oscar', csrPem: 'junk', actor: 'oscar' }), {
+    code: 'malformed_pem',
+  });
+  await t.rejects(ca.enroll({ token: 'x'.repeat(43), name: 'oscar', csrPem: csr, actor: 'oscar' }), {
+    code: 'token_invalid',
+  });
   await t.rejects(ca.enroll({ token, name: 'peggy', csrPem: await csrFor('peggy'), actor: 'peggy' }), {
     code: 'token_invalid',
   });
   const issued = await ca.enroll({ token, name: 'oscar', csrPem: csr, actor: 'oscar' });
   t.equal(issued.cert.subjectCN, 'oscar');
   await ca.revoke({ name: 'oscar' }, 'unspecified', 'test');
-  await t.rejects(ca.enroll({ token, name: 'oscar', csrPem: csr, actor: 'oscar' }), { code: 'token_invalid' }, 'used once');
+  await t.rejects(
+    ca.enroll({ token, name: 'oscar', csrPem: csr, actor: 'oscar' }),
+    { code: 'token_invalid' },
+    'used once',
+  );
 });
 
 t.test('audit log: every action recorded, no secrets', async (t) => {

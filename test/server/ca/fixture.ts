@@ -15,7 +15,10 @@ interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-export async function freshCa(t: Teardown, extra: { hosts?: string[]; port?: number } = {}): Promise<{ dir: string; init: InitResult }> {
+export async function freshCa(
+  t: Teardown,
+  extra: { hosts?: string[]; port?: number } = {},
+): Promise<{ dir: string; init: InitResult }> {
   const dir = tempDir(t);
   const init = await initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE, ...extra });
   return { dir, init };

@@ -15,12 +15,22 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
   const { dir, init } = await freshCa(t, { hosts: ['kdc.example.org', '192.0.2.7'], port: 9443 });
   t.equal(mode(dir), 0o700);
   for (const d of ['server', 'admin']) t.equal(mode(join(dir, d)), 0o700, `${d}/ is 0700`);
-  for (const f of ['root_private_key.pem', 'kds.sqlite', 'server/key.pem', 'server/cert.pem', 'admin/key.pem', 'admin/cert.pem']) {
+  for (const f of [
+    'root_private_key.pem',
+    'kds.sqlite',
+    'server/key.pem',
+    'server/cert.pem',
+    'admin/key.pem',
+    'admin/cert.pem',
+  ]) {
     t.equal(mode(join(dir, f)), 0o600, `${f} is 0600`);
   }
   for (const f of ['root_ca.pem', 'root_crl.pem']) t.equal(mode(join(dir, f)), 0o644, `${f} is public`);
   t.notOk(existsSync(join(dir, 'ca', 'passphrase')), 'no passphrase file when one was supplied');
-  t.notOk(readdirSync(dir).some((f) => f.endsWith('.tmp')), 'no temporary files left');
+  t.notOk(
+    readdirSync(dir).some((f) => f.endsWith('.tmp')),
+    'no temporary files left',
+  );
 
   const root = parseCertificate(readFileSync(join(dir, 'root_ca.pem'), 'utf8'));
   t.equal(root.fingerprint256, init.caFingerprint256);
@@ -37,11 +47,33 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
   t.match(keyPem, /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
   const asn1 = (await openssl(['asn1parse', '-in', join(dir, 'root_private_key.pem')])).stdout;
   t.match(asn1, /aes-256-cbc/);
-  t.equal((await openssl(['pkey', '-in', join(dir, 'root_private_key.pem'), '-passin', `pass:${PASSPHRASE}`, '-noout'])).code, 0);
-  t.not((await openssl(['pkey', '-in', join(dir, 'root_private_key.pem'), '-passin', 'pass:nope', '-noout'])).code, 0);
+  t.equal(
+    (
+      await openssl([
+        'pkey',
+        '-in',
+        join(dir, 'root_private_key.pem'),
+        '-passin',
+        `pass:${PASSPHRASE}`,
+        '-noout',
+      ])
+    ).code,
+    0,
+  );
+  t.not(
+    (await openssl(['pkey', '-in', join(dir, 'root_private_key.pem'), '-passin', 'pass:nope', '-noout']))
+      .code,
+    0,
+  );
 
   const ca = join(dir, 'root_ca.pem');
-  const v = await openssl(['verify', '-CAfile', ca, join(dir, 'server/cert.pem'), join(dir, 'admin/cert.pem')]);
+  const v = await openssl([
+    'verify',
+    '-CAfile',
+    ca,
+    join(dir, 'server/cert.pem'),
+    join(dir, 'admin/cert.pem'),
+  ]);
   t.equal(v.code, 0, v.stderr);
   const kdcText = (await openssl(['x509', '-in', join(dir, 'server/cert.pem'), '-noout', '-text'])).stdout;
   t.match(kdcText, /TLS Web Server Authentication/);
@@ -71,14 +103,19 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
     ['kdc', 'server', 'active'],
     ['admin', 'admin', 'active'],
   ]);
-  t.match(opened.store.listAudit({ action: 'ca.init' }), [{ subject: 'root-ca', detail: { caKeyBits: 2048 } }]);
+  t.match(opened.store.listAudit({ action: 'ca.init' }), [
+    { subject: 'root-ca', detail: { caKeyBits: 2048 } },
+  ]);
   t.equal(opened.crlUrl, 'http://kdc.example.org:9443/crl.pem');
 });
 
 t.test('init refuses an existing CA unless --force, which keeps the old files aside', async (t) => {
   const { dir, init } = await freshCa(t);
   await t.rejects(initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE }), { code: 'ca_exists' });
-  t.equal(parseCertificate(readFileSync(join(dir, 'root_ca.pem'), 'utf8')).fingerprint256, init.caFingerprint256);
+  t.equal(
+    parseCertificate(readFileSync(join(dir, 'root_ca.pem'), 'utf8')).fingerprint256,
+    init.caFingerprint256,
+  );
   const again = await initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE, force: true });
   t.not(again.caFingerprint256, init.caFingerprint256);
   t.ok(again.replacedDir);
@@ -113,11 +150,18 @@ t.test('--passphrase-file and KDS_CA_PASSPHRASE', async (t) => {
   const dir = tempDir(t);
   const pf = join(tempDir(t), 'pass');
   writeFileSync(pf, 'from a file\n', { mode: 0o600 });
-  const init = await initCa({ dataDir: dir, caKeyBits: 2048, passphraseFile: pf, env: { KDS_CA_PASSPHRASE: 'ignored' } });
+  const init = await initCa({
+    dataDir: dir,
+    caKeyBits: 2048,
+    passphraseFile: pf,
+    env: { KDS_CA_PASSPHRASE: 'ignored' },
+  });
   t.equal(init.passphraseSource, 'file', 'the flag beats the environment');
   const ca = await CertificateAuthority.open(dir, { env: { KDS_CA_PASSPHRASE: 'from a file' } });
   ca.close();
-  await t.rejects(CertificateAuthority.open(dir, { env: { KDS_CA_PASSPHRASE: 'from a file\n' } }), { code: 'bad_passphrase' });
+  await t.rejects(CertificateAuthority.open(dir, { env: { KDS_CA_PASSPHRASE: 'from a file\n' } }), {
+    code: 'bad_passphrase',
+  });
 });
 
 t.test('bad options', async (t) => {

@@ -9,8 +9,15 @@ t.test('precedence: option, file, environment, stored', async (t) => {
   const file = join(dir, 'pf');
   writeFileSync(file, 'file-secret\r\n', { mode: 0o600 });
   const env = { KDS_CA_PASSPHRASE: 'env-secret' };
-  t.match(resolveCaPassphrase(dir, { passphrase: 'opt', passphraseFile: file, env }), { passphrase: 'opt', source: 'option' });
-  t.match(resolveCaPassphrase(dir, { passphraseFile: file, env }), { passphrase: 'file-secret', source: 'file', path: file });
+  t.match(resolveCaPassphrase(dir, { passphrase: 'opt', passphraseFile: file, env }), {
+    passphrase: 'opt',
+    source: 'option',
+  });
+  t.match(resolveCaPassphrase(dir, { passphraseFile: file, env }), {
+    passphrase: 'file-secret',
+    source: 'file',
+    path: file,
+  });
   t.match(resolveCaPassphrase(dir, { env }), { passphrase: 'env-secret', source: 'env' });
   t.throws(() => resolveCaPassphrase(dir, { env: {} }), { code: 'config' }, 'nothing anywhere');
   t.throws(() => resolveCaPassphrase(dir, { env: { KDS_CA_PASSPHRASE: '' } }), { code: 'config' });

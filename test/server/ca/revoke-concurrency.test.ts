@@ -49,42 +49,50 @@ async function raceRevocations(t: { teardown(fn: () => void): void }, serials: s
     return { child, stderr: () => err };
   });
   t.teardown(() => {
-    for (const { child } of workers) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const { child } of workers)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   await Promise.all(workers.map((w) => nextMessage(w.child, w.stderr)));
   const replies = workers.map((w) => nextMessage(w.child, w.stderr) as Promise<Reply>);
   for (const { child } of workers) child.send('go');
   const out = await Promise.all(replies);
   await Promise.all(
-    workers.map(({ child }) => (child.exitCode !== null ? undefined : new Promise((r) => child.once('exit', r)))),
+    workers.map(({ child }) =>
+      child.exitCode !== null ? undefined : new Promise((r) => child.once('exit', r)),
+    ),
   );
   return out;
 }
 
-t.test('4 processes revoke the same serial: one revoked, three already_revoked', { timeout: 60_000 }, async (t) => {
-  const serial = await issue('alice');
-  const before = ca.currentCrl().crlNumber;
-  const replies = await raceRevocations(t, [serial, serial, serial, serial]);
-  const statuses = replies.map((r) => ('outcome' in r ? r.outcome.status : r.error)).sort();
-  t.same(statuses, ['already_revoked', 'already_revoked', 'already_revoked', 'revoked']);
-  for (const r of replies) {
-    if ('outcome' in r) t.equal(r.outcome.crlNumber, before + 1, 'every process reports the same CRL number');
-  }
-  t.equal(ca.store.countRevocations(), 1, 'one revocation row');
-  t.equal(ca.store.listAudit({ action: 'cert.revoke' }).length, 1, 'one audit row');
-  const state = ca.currentCrl();
-  t.equal(state.crlNumber, before + 1);
-  const crl = parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8'));
-  t.equal(crl.crlNumber, BigInt(before + 1));
-  t.same(
-    crl.entries.map((e) => e.serialHex),
-    [serial],
-    'one CRL entry',
-  );
-  t.ok(crl.signatureValid(ca.caCert));
-  t.equal(readFileSync(join(dir, 'root_crl.pem'), 'utf8'), state.pem, 'the file is the store CRL');
-  t.match(ca.revocationOf(serial), { reason: 'keyCompromise' }, 'this process sees it too');
-});
+t.test(
+  '4 processes revoke the same serial: one revoked, three already_revoked',
+  { timeout: 60_000 },
+  async (t) => {
+    const serial = await issue('alice');
+    const before = ca.currentCrl().crlNumber;
+    const replies = await raceRevocations(t, [serial, serial, serial, serial]);
+    const statuses = replies.map((r) => ('outcome' in r ? r.outcome.status : r.error)).sort();
+    t.same(statuses, ['already_revoked', 'already_revoked', 'already_revoked', 'revoked']);
+    for (const r of replies) {
+      if ('outcome' in r)
+        t.equal(r.outcome.crlNumber, before + 1, 'every process reports the same CRL number');
+    }
+    t.equal(ca.store.countRevocations(), 1, 'one revocation row');
+    t.equal(ca.store.listAudit({ action: 'cert.revoke' }).length, 1, 'one audit row');
+    const state = ca.currentCrl();
+    t.equal(state.crlNumber, before + 1);
+    const crl = parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8'));
+    t.equal(crl.crlNumber, BigInt(before + 1));
+    t.same(
+      crl.entries.map((e) => e.serialHex),
+      [serial],
+      'one CRL entry',
+    );
+    t.ok(crl.signatureValid(ca.caCert));
+    t.equal(readFileSync(join(dir, 'root_crl.pem'), 'utf8'), state.pem, 'the file is the store CRL');
+    t.match(ca.revocationOf(serial), { reason: 'keyCompromise' }, 'this process sees it too');
+  },
+);
 
 t.test('4 processes revoke 4 serials: four entries, four new CRL numbers', { timeout: 60_000 }, async (t) => {
   const serials = await Promise.all(['bob', 'carol', 'dave', 'erin'].map((n) => issue(n)));
@@ -96,11 +104,23 @@ t.test('4 processes revoke 4 serials: four entries, four new CRL numbers', { tim
     // CRL number before+k was signed over alice's revocation plus the k made so far in this race; the
     // store's CRL the worker read back right after may already be a later one, never an earlier one.
     if ('outcome' in r) {
-      t.ok(r.crlEntries >= 1 + r.outcome.crlNumber - before, `CRL ${r.outcome.crlNumber} lists every revocation so far`);
+      t.ok(
+        r.crlEntries >= 1 + r.outcome.crlNumber - before,
+        `CRL ${r.outcome.crlNumber} lists every revocation so far`,
+      );
     }
   }
   const crl = parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8'));
   t.equal(crl.crlNumber, BigInt(before + 4), 'the file holds the newest CRL');
-  t.same(crl.entries.map((e) => e.serialHex).sort(), [...serials, ...ca.store.listRevocations().slice(0, 1).map((r) => r.serialHex)].sort());
+  t.same(
+    crl.entries.map((e) => e.serialHex).sort(),
+    [
+      ...serials,
+      ...ca.store
+        .listRevocations()
+        .slice(0, 1)
+        .map((r) => r.serialHex),
+    ].sort(),
+  );
   t.equal(ca.store.countRevocations(), 5);
 });

@@ -25,10 +25,19 @@ t.test('migrations from empty: latest user_version, every table, 0600 file, WAL'
   t.equal(LATEST_SCHEMA_VERSION, MIGRATIONS.length);
   const raw = new Database(join(dir, 'kds.sqlite'), { readonly: true });
   t.teardown(() => raw.close());
-  const tables = (raw.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[])
+  const tables = (
+    raw.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]
+  )
     .map((r) => r.name)
     .sort();
-  for (const name of ['audit_log', 'certificates', 'crl_state', 'enrollment_tokens', 'revocations', 'settings']) {
+  for (const name of [
+    'audit_log',
+    'certificates',
+    'crl_state',
+    'enrollment_tokens',
+    'revocations',
+    'settings',
+  ]) {
     t.ok(tables.includes(name), `table ${name}`);
   }
   t.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
@@ -52,7 +61,10 @@ t.test('a later migration is applied on top, in order, once', async (t) => {
   const db = new Database(':memory:');
   t.teardown(() => db.close());
   t.equal(migrate(db), 0);
-  const extra = [...MIGRATIONS, { version: MIGRATIONS.length + 1, name: 'test', up: 'CREATE TABLE extra (x)' }];
+  const extra = [
+    ...MIGRATIONS,
+    { version: MIGRATIONS.length + 1, name: 'test', up: 'CREATE TABLE extra (x)' },
+  ];
   t.equal(migrate(db, extra), LATEST_SCHEMA_VERSION);
   t.equal(migrate(db, extra), LATEST_SCHEMA_VERSION + 1);
   t.throws(() => migrate(db, [{ version: 2, name: 'gap', up: '' }]), /out of order/);
@@ -63,9 +75,17 @@ t.test('serial UNIQUE is enforced and one active certificate per name', async (t
   t.teardown(() => store.close());
   store.reserveCertificate(cert('01'));
   t.throws(() => store.reserveCertificate(cert('01', 'bob')), { code: 'store_error' });
-  t.throws(() => store.reserveCertificate(cert('XYZ')), { code: 'store_error' }, 'serial must be lowercase hex');
+  t.throws(
+    () => store.reserveCertificate(cert('XYZ')),
+    { code: 'store_error' },
+    'serial must be lowercase hex',
+  );
   store.activateCertificate('01', 'pem1', 'fp1');
-  t.throws(() => store.activateCertificate('01', 'pem1', 'fp1'), { code: 'store_error' }, 'no longer pending');
+  t.throws(
+    () => store.activateCertificate('01', 'pem1', 'fp1'),
+    { code: 'store_error' },
+    'no longer pending',
+  );
   store.reserveCertificate(cert('02'));
   t.throws(() => store.activateCertificate('02', 'pem2', 'fp2'), { code: 'already_active' });
   t.equal(store.getCertificate('02')!.status, 'pending');
@@ -82,7 +102,10 @@ t.test('serial UNIQUE is enforced and one active certificate per name', async (t
     store.listCertificates({ status: 'active' }).map((c) => c.serialHex),
     ['02'],
   );
-  t.same(store.listCertificates({ name: 'alice' }).map((c) => c.serialHex), ['01', '02']);
+  t.same(
+    store.listCertificates({ name: 'alice' }).map((c) => c.serialHex),
+    ['01', '02'],
+  );
 });
 
 t.test('a reopened store sees every acknowledged revocation and the CRL state', async (t) => {
@@ -94,7 +117,13 @@ t.test('a reopened store sees every acknowledged revocation and the CRL state', 
     store.transaction(() => {
       store.insertRevocation({ serialHex: serial, revokedAt: 5_000 + i, reason: 'keyCompromise' });
       store.setCertificateStatus(serial, 'revoked');
-      store.saveCrlState({ crlNumber: i + 1, pem: `crl${i}`, thisUpdate: i, nextUpdate: i + 7, lastRevocationId: store.lastRevocationId() });
+      store.saveCrlState({
+        crlNumber: i + 1,
+        pem: `crl${i}`,
+        thisUpdate: i,
+        nextUpdate: i + 7,
+        lastRevocationId: store.lastRevocationId(),
+      });
     });
   }
   t.throws(
@@ -116,8 +145,17 @@ t.test('a reopened store sees every acknowledged revocation and the CRL state', 
   t.same(again.getRevocation('13'), { id: 10, serialHex: '13', revokedAt: 5_019, reason: 'keyCompromise' });
   t.equal(again.getCertificate('13')!.status, 'revoked');
   t.equal(again.getCertificate('14')!.status, 'active');
-  t.same(again.listRevocations(8).map((r) => r.serialHex), ['11', '13']);
-  t.same(again.getCrlState(), { crlNumber: 20, pem: 'crl19', thisUpdate: 19, nextUpdate: 26, lastRevocationId: 10 });
+  t.same(
+    again.listRevocations(8).map((r) => r.serialHex),
+    ['11', '13'],
+  );
+  t.same(again.getCrlState(), {
+    crlNumber: 20,
+    pem: 'crl19',
+    thisUpdate: 19,
+    nextUpdate: 26,
+    lastRevocationId: 10,
+  });
 });
 
 t.test('a failed transaction leaves nothing behind', async (t) => {
@@ -141,21 +179,42 @@ t.test('audit log: appended in order, append-only, no secrets', async (t) => {
   const dir = tempDir(t);
   const store = openStore(dir);
   t.teardown(() => store.close());
-  const a = store.appendAudit({ at: 1, actor: 'cli:root', action: 'ca.init', subject: 'root-ca', detail: { bits: 3072 } });
+  const a = store.appendAudit({
+    at: 1,
+    actor: 'cli:root',
+    action: 'ca.init',
+    subject: 'root-ca',
+    detail: { bits: 3072 },
+  });
   const b = store.appendAudit({ at: 2, actor: 'cli:root', action: 'cert.issue', subject: 'alice' });
   t.ok(b > a);
   t.same(store.listAudit(), [
     { id: a, at: 1, actor: 'cli:root', action: 'ca.init', subject: 'root-ca', detail: { bits: 3072 } },
     { id: b, at: 2, actor: 'cli:root', action: 'cert.issue', subject: 'alice', detail: {} },
   ]);
-  t.same(store.listAudit({ action: 'cert.issue' }).map((r) => r.id), [b]);
-  t.same(store.listAudit({ afterId: a, limit: 1 }).map((r) => r.id), [b]);
-  t.throws(() => store.appendAudit({ at: 3, actor: 'x', action: 'y', detail: { passphrase: 'p' } }), /secret/);
-  t.throws(() => store.appendAudit({ at: 3, actor: 'x', action: 'y', detail: { privateKeyPem: 'p' } }), /secret/);
+  t.same(
+    store.listAudit({ action: 'cert.issue' }).map((r) => r.id),
+    [b],
+  );
+  t.same(
+    store.listAudit({ afterId: a, limit: 1 }).map((r) => r.id),
+    [b],
+  );
+  t.throws(
+    () => store.appendAudit({ at: 3, actor: 'x', action: 'y', detail: { passphrase: 'p' } }),
+    /secret/,
+  );
+  t.throws(
+    () => store.appendAudit({ at: 3, actor: 'x', action: 'y', detail: { privateKeyPem: 'p' } }),
+    /secret/,
+  );
   t.equal(store.countAudit(), 2);
   const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(store));
   t.ok(methods.includes('appendAudit'));
-  t.notOk(methods.some((k) => /audit/i.test(k) && /update|delete|remove|clear/i.test(k)), 'no mutation API');
+  t.notOk(
+    methods.some((k) => /audit/i.test(k) && /update|delete|remove|clear/i.test(k)),
+    'no mutation API',
+  );
   issue(store, '0a');
   store.insertRevocation({ serialHex: '0a', revokedAt: 1, reason: 'keyCompromise' });
   const raw = new Database(join(dir, 'kds.sqlite'));
@@ -185,7 +244,9 @@ t.test('enrollment token: consumed exactly once, bound to its name, expires', as
       ['bob', null],
     ],
   );
-  t.throws(() => store.insertEnrollmentToken({ tokenHash: 'h1', name: 'carol', ...base }), { code: 'store_error' });
+  t.throws(() => store.insertEnrollmentToken({ tokenHash: 'h1', name: 'carol', ...base }), {
+    code: 'store_error',
+  });
 });
 
 t.test('settings round-trip; changeCounter moves only on other connections', async (t) => {
