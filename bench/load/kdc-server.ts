@@ -8,8 +8,19 @@
 //   revoke {serialHex}           -> hrtime (ns, CLOCK_MONOTONIC: comparable across processes) before the
 //                                   call and after it returned (every live session of it closed)
 //   tokens {names}               -> one enrollment token per name
+//   profileStart / profileStop {path} -> a V8 CPU profile of the KDC between the two (for digging into
+//                                   a figure: load the .cpuprofile in Chrome DevTools)
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { startKdc, type Kdc } from '../../server/kdc/kdc.js';
 import { serve } from './ipc.js';
+
+let inspector: Session | undefined;
+function post<T>(method: string, params?: object): Promise<T> {
+  return new Promise((resolve, reject) =>
+    inspector!.post(method, params, (err, result) => (err ? reject(err) : resolve(result as T))),
+  );
+}
 
 let kdc: Kdc | undefined;
 
@@ -57,6 +68,21 @@ serve(
       const outcome = await k.ca.revoke({ serialHex: arg.serialHex }, 'keyCompromise', 'bench');
       const after = process.hrtime.bigint();
       return { before, after, status: outcome.status };
+    },
+    profileStart: async () => {
+      inspector = new Session();
+      inspector.connect();
+      await post('Profiler.enable');
+      await post('Profiler.setSamplingInterval', { interval: 250 });
+      await post('Profiler.start');
+      return true;
+    },
+    profileStop: async (arg: { path: string }) => {
+      const { profile } = await post<{ profile: unknown }>('Profiler.stop');
+      writeFileSync(arg.path, JSON.stringify(profile));
+      inspector?.disconnect();
+      inspector = undefined;
+      return arg.path;
     },
     tokens: (arg: { names: string[] }) => {
       const k = requireKdc();

@@ -15,7 +15,11 @@ export function register(y: Argv): void {
     'run the narrated end-to-end demo (CA, KDC, Alice, Bob, key exchange, revocation, Mallory) in a temp dir',
     (d) =>
       d
-        .option('step', { type: 'boolean', default: false, describe: 'pause before each step until Enter is pressed (for a live audience)' })
+        .option('step', {
+          type: 'boolean',
+          default: false,
+          describe: 'pause before each step until Enter is pressed (for a live audience)',
+        })
         .example('$0 demo', 'the whole story, narrated, in well under a minute')
         .example('$0 demo --step', 'one step per Enter')
         .example('$0 demo --json > demo.jsonl', 'the event log: one JSON object per line'),
@@ -34,7 +38,7 @@ export function register(y: Argv): void {
           out: process.stdout,
           promptOut: process.stderr,
           input: process.stdin,
-          style: { ok: style.ok, bad: style.bad, bold: style.bold, dim: style.dim },
+          style: { symbol: style.symbol, ok: style.ok, bad: style.bad, bold: style.bold, dim: style.dim },
           progress: (label, work) => withProgress(argv, label, work),
           signal: controller.signal,
         });

@@ -7,6 +7,8 @@ import type { Readable, Writable } from 'node:stream';
 import type { WireFrame } from './wire-tap.js';
 
 export interface DemoStyle {
+  /** ✔/✘ on a terminal, OK/FAIL otherwise (cli/output.ts style.symbol). */
+  symbol(ok: boolean): string;
   ok(text: string): string;
   bad(text: string): string;
   bold(text: string): string;
@@ -40,6 +42,8 @@ export class Narrator {
   #lines: string[] = [];
   #lineWaiter: ((line: string | undefined) => void) | undefined;
   #inputEnded = false;
+  /** After done(): an interrupted story may still be unwinding; it must not add to the log. */
+  #finished = false;
 
   constructor(opts: NarratorOptions) {
     this.#o = opts;
@@ -66,13 +70,14 @@ export class Narrator {
   }
 
   #emit(e: DemoEvent): void {
+    if (this.#finished) return;
     const stamped = { ...e, ms: this.#now() - this.#start };
     this.events.push(stamped);
     if (this.#o.json) this.#o.out.write(`${JSON.stringify(stamped)}\n`);
   }
 
   #print(...lines: string[]): void {
-    if (!this.#o.json) this.#o.out.write(`${lines.join('\n')}\n`);
+    if (!this.#o.json && !this.#finished) this.#o.out.write(`${lines.join('\n')}\n`);
   }
 
   /** A new numbered step: with --step, first wait for Enter (the end of stdin stops the pausing). */
@@ -107,7 +112,10 @@ export class Narrator {
   result(ok: boolean, text: string, data: Record<string, unknown> = {}): void {
     this.flushWire();
     this.#emit({ ...data, event: 'result', ok, text });
-    this.#print(`   ${ok ? this.#o.style.ok('✔') : this.#o.style.bad('✘')} ${ok ? text : this.#o.style.bad(text)}`);
+    const mark = this.#o.style.symbol(ok);
+    this.#print(
+      `   ${ok ? this.#o.style.ok(mark) : this.#o.style.bad(mark)} ${ok ? text : this.#o.style.bad(text)}`,
+    );
   }
 
   /** A line from Mallory (her frames, findings and loot). */
@@ -141,7 +149,11 @@ export class Narrator {
     }
     for (const rs of groups.values()) {
       const bytes = rs.reduce((n, r) => n + r.bytes, 0);
-      lines.push(this.#o.style.dim(`   wire  ${arrow(rs[0]!.who, rs[0]!.dir)}  ${`${rs.length} record${rs.length === 1 ? '' : 's'}`.padEnd(13)} ${String(bytes).padStart(5)} B  AES-256-GCM ciphertext only`));
+      lines.push(
+        this.#o.style.dim(
+          `   wire  ${arrow(rs[0]!.who, rs[0]!.dir)}  ${`${rs.length} record${rs.length === 1 ? '' : 's'}`.padEnd(13)} ${String(bytes).padStart(5)} B  AES-256-GCM ciphertext only`,
+        ),
+      );
     }
     this.#print(...lines);
   }
@@ -150,6 +162,7 @@ export class Narrator {
   done(ok: boolean, data: Record<string, unknown> = {}): void {
     this.flushWire();
     this.#emit({ ...data, event: 'done', ok });
+    this.#finished = true;
   }
 
   /** Any other structured event (json only). */
@@ -167,5 +180,7 @@ function arrow(who: string, dir: 'out' | 'in'): string {
 }
 
 function wireLine(f: WireFrame, style: DemoStyle): string {
-  return style.dim(`   wire  ${arrow(f.who, f.dir)}  ${f.frame.padEnd(13)} ${String(f.bytes).padStart(5)} B  ${f.detail}`);
+  return style.dim(
+    `   wire  ${arrow(f.who, f.dir)}  ${f.frame.padEnd(13)} ${String(f.bytes).padStart(5)} B  ${f.detail}`,
+  );
 }

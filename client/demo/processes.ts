@@ -7,7 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { EnvironmentError } from '../../shared/errors.js';
 
 /** dist/client/demo/processes.js -> <checkout>/bin/kds.js */
-export const KDS_BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'bin', 'kds.js');
+export const KDS_BIN = join(
+  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'),
+  'bin',
+  'kds.js',
+);
 
 export interface KdcInfo {
   url: string;
@@ -36,7 +40,10 @@ export class ProcessGroup {
 
   spawnKds(args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
     if (this.#closed) throw new EnvironmentError('unavailable', 'the demo is stopping: no new processes');
-    const child = spawn(process.execPath, [KDS_BIN, ...args], { env: { ...this.#env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [KDS_BIN, ...args], {
+      env: { ...this.#env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.#children.add(child);
     child.on('exit', () => this.#children.delete(child));
     child.on('error', () => this.#children.delete(child));
@@ -59,14 +66,23 @@ export class ProcessGroup {
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         if (code === 0) resolvePromise(stdout);
-        else reject(new EnvironmentError('io_error', `kds ${args.slice(0, 2).join(' ')} failed (${signal ?? code}): ${lastLine(stderr)}`));
+        else
+          reject(
+            new EnvironmentError(
+              'io_error',
+              `kds ${args.slice(0, 2).join(' ')} failed (${signal ?? code}): ${lastLine(stderr)}`,
+            ),
+          );
       });
     });
   }
 
   /** `kds server start --port 0 --json ...`: resolves once the KDC printed where it listens. */
   startKdc(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 30_000): Promise<KdcProcess> {
-    const child = this.spawnKds(['server', 'start', '--host', '127.0.0.1', '--port', '0', '--json', ...args], extraEnv);
+    const child = this.spawnKds(
+      ['server', 'start', '--host', '127.0.0.1', '--port', '0', '--json', ...args],
+      extraEnv,
+    );
     const exited = new Promise<void>((r) => child.on('close', () => r()));
     let stdout = '';
     let stderr = '';
@@ -130,6 +146,9 @@ export class ProcessGroup {
 }
 
 function lastLine(text: string): string {
-  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return lines[lines.length - 1] ?? 'no output';
 }

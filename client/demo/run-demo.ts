@@ -40,7 +40,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
     rmSync(tmp, { recursive: true, force: true });
   };
   process.on('exit', lastResort);
-  const n = new Narrator({ json: opts.json, step: opts.step, out: opts.out, promptOut: opts.promptOut, input: opts.input, style: opts.style });
+  const n = new Narrator({
+    json: opts.json,
+    step: opts.step,
+    out: opts.out,
+    promptOut: opts.promptOut,
+    input: opts.input,
+    style: opts.style,
+  });
   const state: DemoState = {
     n,
     procs,
@@ -75,7 +82,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
     } else {
       await cleanUpOnce();
       n.done(true, { elapsedMs: Date.now() - started, steps: n.stepNumber });
-      if (!opts.json) opts.out.write(`\n${opts.style.ok('demo complete')} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${n.stepNumber} steps, nothing left behind\n`);
+      if (!opts.json)
+        opts.out.write(
+          `\n${opts.style.ok('demo complete')} in ${((Date.now() - started) / 1000).toFixed(1)} s: ${n.stepNumber} steps, nothing left behind\n`,
+        );
       exit = 0;
     }
   } catch (err) {

@@ -62,25 +62,46 @@ function check(s: DemoState, ok: boolean, text: string, data: Record<string, unk
 }
 
 function need<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new KdsError('internal', `demo: ${what} is missing (a previous step failed)`);
+  if (value === undefined)
+    throw new KdsError('internal', `demo: ${what} is missing (a previous step failed)`);
   return value;
 }
 
 async function newParty(s: DemoState, name: string, home: string): Promise<Party> {
-  const tap = await startWireTap({ who: name, target: () => need(s.kdc, 'KDC').url, onFrame: (f) => s.n.wire(f) });
+  const tap = await startWireTap({
+    who: name,
+    target: () => need(s.kdc, 'KDC').url,
+    onFrame: (f) => s.n.wire(f),
+  });
   s.closers.push(() => tap.close());
   return { name, home, tap, log: new EventLog<KeyEvent>(name) };
 }
 
 /** Open (or re-open) a party's key client through its wire tap. */
-async function connect(s: DemoState, p: Party, server = p.tap.url, insecure = false): Promise<OpenedKeyClient> {
-  const opened = await openKeyClient({ name: p.name, home: p.home, server, acceptMessages: true, insecure, onEvent: p.log.push });
+async function connect(
+  s: DemoState,
+  p: Party,
+  server = p.tap.url,
+  insecure = false,
+): Promise<OpenedKeyClient> {
+  const opened = await openKeyClient({
+    name: p.name,
+    home: p.home,
+    server,
+    acceptMessages: true,
+    insecure,
+    onEvent: p.log.push,
+  });
   s.closers.push(() => opened.close().catch(() => undefined));
   return opened;
 }
 
 async function adminSession(s: DemoState): Promise<ClientSession> {
-  return openAdminSession({ dataDir: s.dataDir, server: need(s.adminTap, 'admin tap').url, passphrase: s.passphrase });
+  return openAdminSession({
+    dataDir: s.dataDir,
+    server: need(s.adminTap, 'admin tap').url,
+    passphrase: s.passphrase,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -95,11 +116,23 @@ export async function stepCreateCa(s: DemoState): Promise<void> {
   const out = await s.progress('generating RSA keys for the CA, the KDC and the admin', () =>
     s.procs.runKds(['server', 'init', '--data-dir', s.dataDir, '--ca-key-bits', DEMO_CA_BITS, '--json']),
   );
-  const init = JSON.parse(out) as { caFingerprint256: string; caSerialHex: string; crlNumber: number; caNotAfter: number };
+  const init = JSON.parse(out) as {
+    caFingerprint256: string;
+    caSerialHex: string;
+    crlNumber: number;
+    caNotAfter: number;
+  };
   s.caFingerprint = init.caFingerprint256;
-  check(s, true, `root CA ${short(init.caSerialHex)} valid until ${iso(init.caNotAfter)}`, { step: 'ca', caSerialHex: init.caSerialHex });
-  check(s, true, `root CA fingerprint (SHA-256): ${init.caFingerprint256}`, { caFingerprint: init.caFingerprint256 });
-  s.n.say('Clients pin this fingerprint: it is how they will know they talk to this KDC and not to an impostor.');
+  check(s, true, `root CA ${short(init.caSerialHex)} valid until ${iso(init.caNotAfter)}`, {
+    step: 'ca',
+    caSerialHex: init.caSerialHex,
+  });
+  check(s, true, `root CA fingerprint (SHA-256): ${init.caFingerprint256}`, {
+    caFingerprint: init.caFingerprint256,
+  });
+  s.n.say(
+    'Clients pin this fingerprint: it is how they will know they talk to this KDC and not to an impostor.',
+  );
 }
 
 export async function stepStartKdc(s: DemoState): Promise<void> {
@@ -110,9 +143,15 @@ export async function stepStartKdc(s: DemoState): Promise<void> {
   );
   s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir]);
   check(s, true, `KDC process ${s.kdc.pid} listening on ${s.kdc.url}`, { url: s.kdc.url, pid: s.kdc.pid });
-  s.adminTap = await startWireTap({ who: 'admin', target: () => need(s.kdc, 'KDC').url, onFrame: (f) => s.n.wire(f) });
+  s.adminTap = await startWireTap({
+    who: 'admin',
+    target: () => need(s.kdc, 'KDC').url,
+    onFrame: (f) => s.n.wire(f),
+  });
   s.closers.push(() => need(s.adminTap, 'admin tap').close());
-  s.n.say('Alice, Bob and the admin each talk to it through a wire tap, so you can see every frame they exchange.');
+  s.n.say(
+    'Alice, Bob and the admin each talk to it through a wire tap, so you can see every frame they exchange.',
+  );
 }
 
 export async function stepEnroll(s: DemoState): Promise<void> {
@@ -130,7 +169,11 @@ export async function stepEnroll(s: DemoState): Promise<void> {
   } finally {
     await admin.close();
   }
-  check(s, true, 'two tokens, each good for one enrollment of one name within 15 minutes (the KDC keeps only their hash)');
+  check(
+    s,
+    true,
+    'two tokens, each good for one enrollment of one name within 15 minutes (the KDC keeps only their hash)',
+  );
   s.n.say(
     'Each client now generates its RSA-2048 key pair locally, fetches /ca.pem and checks it against the pinned',
     "fingerprint, then opens an 'enroll' session in which only the KDC proves who it is, and sends the token with",
@@ -140,9 +183,20 @@ export async function stepEnroll(s: DemoState): Promise<void> {
   s.bob = await newParty(s, 'bob', join(s.tmp, 'bob'));
   for (const p of [s.alice, s.bob]) {
     const r = await s.progress(`${p.name}: generating an RSA-2048 key pair and enrolling`, () =>
-      enroll({ server: p.tap.url, name: p.name, token: tokens[p.name]!, caFingerprint: need(s.caFingerprint, 'CA fingerprint'), home: p.home }),
+      enroll({
+        server: p.tap.url,
+        name: p.name,
+        token: tokens[p.name]!,
+        caFingerprint: need(s.caFingerprint, 'CA fingerprint'),
+        home: p.home,
+      }),
     );
-    check(s, true, `${p.name} enrolled: certificate ${short(r.serialHex)} until ${iso(r.notAfter)}, root CA pinned`, { name: p.name, certSerial: r.serialHex });
+    check(
+      s,
+      true,
+      `${p.name} enrolled: certificate ${short(r.serialHex)} until ${iso(r.notAfter)}, root CA pinned`,
+      { name: p.name, certSerial: r.serialHex },
+    );
   }
 }
 
@@ -157,12 +211,17 @@ export async function stepHandshakes(s: DemoState): Promise<void> {
   for (const p of [need(s.alice, 'alice'), need(s.bob, 'bob')]) {
     p.opened = await connect(s, p);
     const f = p.opened.session.facts;
-    check(s, true, `${p.name}: session ${short(f.sessionId)}, ${f.group}, ${f.cipher}, KDC certificate CN=${f.serverCertificate.subjectCN} verified`, {
-      name: p.name,
-      sessionId: f.sessionId,
-      group: f.group,
-      cipher: f.cipher,
-    });
+    check(
+      s,
+      true,
+      `${p.name}: session ${short(f.sessionId)}, ${f.group}, ${f.cipher}, KDC certificate CN=${f.serverCertificate.subjectCN} verified`,
+      {
+        name: p.name,
+        sessionId: f.sessionId,
+        group: f.group,
+        cipher: f.cipher,
+      },
+    );
   }
   s.n.say(
     'On connecting, each client also uploads one-time prekeys: X25519 public keys signed with its RSA key,',
@@ -182,11 +241,16 @@ export async function stepE2eKey(s: DemoState): Promise<void> {
   );
   const out = await need(alice.opened, 'alice session').client.sendKey({ to: 'bob', mode: 'e2e' });
   s.e2eSerial = out.serial;
-  check(s, true, `key ${out.serial} deposited for bob, fingerprint ${out.fingerprint}, state ${out.state} until bob verifies`, {
-    serial: out.serial,
-    mode: 'e2e',
-    fingerprint: out.fingerprint,
-  });
+  check(
+    s,
+    true,
+    `key ${out.serial} deposited for bob, fingerprint ${out.fingerprint}, state ${out.state} until bob verifies`,
+    {
+      serial: out.serial,
+      mode: 'e2e',
+      fingerprint: out.fingerprint,
+    },
+  );
 }
 
 export async function stepBobVerifies(s: DemoState): Promise<void> {
@@ -204,10 +268,24 @@ export async function stepBobVerifies(s: DemoState): Promise<void> {
   if (got.event !== 'key') throw new KdsError('internal', 'unexpected event');
   const sent = need(alice.opened, 'alice session').client.store.getKey(serial);
   const same = sent?.fingerprint === got.fingerprint;
-  check(s, got.verdict === 'valid', `bob: verdict ${got.verdict}, key ${got.state}, fingerprint ${got.fingerprint}`, { name: 'bob', verdict: got.verdict, fingerprint: got.fingerprint });
-  check(s, same, same ? "same fingerprint on both sides: they hold the same key, which the KDC never saw" : 'fingerprints differ!', { sameKey: same });
+  check(
+    s,
+    got.verdict === 'valid',
+    `bob: verdict ${got.verdict}, key ${got.state}, fingerprint ${got.fingerprint}`,
+    { name: 'bob', verdict: got.verdict, fingerprint: got.fingerprint },
+  );
+  check(
+    s,
+    same,
+    same
+      ? 'same fingerprint on both sides: they hold the same key, which the KDC never saw'
+      : 'fingerprints differ!',
+    { sameKey: same },
+  );
   const v = await alice.log.waitFor((e) => e.event === 'key.verified' && e.serial === serial, 'key.verified');
-  check(s, true, `alice: bob verified it, key ${v.event === 'key.verified' ? v.state : '?'}`, { name: 'alice' });
+  check(s, true, `alice: bob verified it, key ${v.event === 'key.verified' ? v.state : '?'}`, {
+    name: 'alice',
+  });
 }
 
 export async function stepMessages(s: DemoState): Promise<void> {
@@ -225,8 +303,15 @@ export async function stepMessages(s: DemoState): Promise<void> {
   ];
   for (const [from, to, text] of pairs) {
     await need(from.opened, `${from.name} session`).client.sendMessage({ to: to.name, text, serial: serial });
-    const m = await to.log.waitFor((e) => e.event === 'message' && e.from === from.name && e.text === text, `the message from ${from.name}`);
-    check(s, m.event === 'message', `${to.name} decrypted: "${text}"`, { from: from.name, to: to.name, serial: serial });
+    const m = await to.log.waitFor(
+      (e) => e.event === 'message' && e.from === from.name && e.text === text,
+      `the message from ${from.name}`,
+    );
+    check(s, m.event === 'message', `${to.name} decrypted: "${text}"`, {
+      from: from.name,
+      to: to.name,
+      serial: serial,
+    });
   }
 }
 
@@ -236,14 +321,23 @@ export async function stepKdcKey(s: DemoState): Promise<void> {
   await s.n.step(
     'A KDC-generated key (the classic key distribution centre)',
     'This time the KDC makes the key: it stores it wrapped under its key-encryption key (never in plaintext),',
-    "returns it to Alice inside her encrypted session, and pushes it to Bob inside his. Same serials, same checks.",
+    'returns it to Alice inside her encrypted session, and pushes it to Bob inside his. Same serials, same checks.',
   );
   const out = await need(alice.opened, 'alice session').client.sendKey({ to: 'bob', mode: 'kdc' });
   s.kdcSerial = out.serial;
   const kdcSerial = out.serial;
-  check(s, true, `key ${out.serial} created by the KDC, fingerprint ${out.fingerprint}`, { serial: out.serial, mode: 'kdc', fingerprint: out.fingerprint });
+  check(s, true, `key ${out.serial} created by the KDC, fingerprint ${out.fingerprint}`, {
+    serial: out.serial,
+    mode: 'kdc',
+    fingerprint: out.fingerprint,
+  });
   const got = await bob.log.waitFor((e) => e.event === 'key' && e.serial === kdcSerial, 'the KDC key');
-  check(s, got.event === 'key' && got.verdict === 'valid', `bob received and verified it: ${got.event === 'key' ? got.verdict : '?'}`, { name: 'bob' });
+  check(
+    s,
+    got.event === 'key' && got.verdict === 'valid',
+    `bob received and verified it: ${got.event === 'key' ? got.verdict : '?'}`,
+    { name: 'bob' },
+  );
   await alice.log.waitFor((e) => e.event === 'key.verified' && e.serial === kdcSerial, 'key.verified');
   check(s, true, 'alice: key active on both sides');
 }
@@ -260,8 +354,16 @@ export async function stepRevokeKey(s: DemoState): Promise<void> {
   const aliceClient = need(alice.opened, 'alice session').client;
   const r = await aliceClient.revokeKey(serial, 'keyCompromise');
   check(s, true, `alice revoked ${serial} (${String(r.reason)})`, { serial: serial, reason: r.reason });
-  const notice = await bob.log.waitFor((e) => e.event === 'key.revoked' && e.serial === serial, 'the revocation notice');
-  check(s, true, `bob was told at once: key ${notice.event === 'key.revoked' ? `${notice.state} (${notice.reason})` : ''}; his copy is deleted`, { name: 'bob', notice: 'key.revoked' });
+  const notice = await bob.log.waitFor(
+    (e) => e.event === 'key.revoked' && e.serial === serial,
+    'the revocation notice',
+  );
+  check(
+    s,
+    true,
+    `bob was told at once: key ${notice.event === 'key.revoked' ? `${notice.state} (${notice.reason})` : ''}; his copy is deleted`,
+    { name: 'bob', notice: 'key.revoked' },
+  );
   const v = await need(bob.opened, 'bob session').client.verifyKey(serial);
   check(s, v.verdict === 'revoked', `verifying it now says: ${v.verdict}`, { verdict: v.verdict });
   try {
@@ -269,7 +371,9 @@ export async function stepRevokeKey(s: DemoState): Promise<void> {
     check(s, false, 'alice could still use a revoked key');
   } catch (err) {
     const e = toKdsError(err);
-    check(s, e.code === 'key_revoked', `alice cannot use it any more: [${e.code}] ${e.message}`, { code: e.code });
+    check(s, e.code === 'key_revoked', `alice cannot use it any more: [${e.code}] ${e.message}`, {
+      code: e.code,
+    });
   }
 }
 
@@ -289,14 +393,32 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
   try {
     const out = await admin.request('cert.revoke', { name: 'bob', reason: 'keyCompromise' });
     crlNumber = out.crlNumber;
-    check(s, true, `revoked bob's certificate ${short(String(out.serial))}; CRL number ${String(out.crlNumber)}`, { serial: out.serial, crlNumber: out.crlNumber });
+    check(
+      s,
+      true,
+      `revoked bob's certificate ${short(String(out.serial))}; CRL number ${String(out.crlNumber)}`,
+      { serial: out.serial, crlNumber: out.crlNumber },
+    );
   } finally {
     await admin.close();
   }
   const closed = await bobSession.closed;
-  check(s, true, `bob's session was closed by the KDC${closed.error === undefined ? '' : ` (${closed.error.code})`}`, { code: closed.error?.code });
-  const notice = await alice.log.waitFor((e) => e.event === 'key.revoked' && e.serial === kdcSerial, 'the certificateRevoked notice');
-  check(s, true, `alice was told: key ${short(kdcSerial)} ${notice.event === 'key.revoked' ? `${notice.state} (${notice.reason})` : ''}`, { name: 'alice', reason: notice.event === 'key.revoked' ? notice.reason : undefined });
+  check(
+    s,
+    true,
+    `bob's session was closed by the KDC${closed.error === undefined ? '' : ` (${closed.error.code})`}`,
+    { code: closed.error?.code },
+  );
+  const notice = await alice.log.waitFor(
+    (e) => e.event === 'key.revoked' && e.serial === kdcSerial,
+    'the certificateRevoked notice',
+  );
+  check(
+    s,
+    true,
+    `alice was told: key ${short(kdcSerial)} ${notice.event === 'key.revoked' ? `${notice.state} (${notice.reason})` : ''}`,
+    { name: 'alice', reason: notice.event === 'key.revoked' ? notice.reason : undefined },
+  );
   try {
     bob.opened = await connect(s, bob);
     check(s, false, "bob's revoked certificate was accepted");
@@ -307,10 +429,17 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
   }
   const res = await fetch(`${need(s.kdc, 'KDC').httpUrl}/crl.pem`, { signal: AbortSignal.timeout(10_000) });
   const crl = parseCrl(await res.text());
-  check(s, crl.entries.length > 0, `GET /crl.pem: CRL number ${crl.crlNumber}, ${crl.entries.length} revoked serial(s): ${crl.entries.map((e) => `${short(e.serialHex)} (${e.reason})`).join(', ')}`, {
-    crlNumber: String(crlNumber),
-  });
-  s.n.say('Bob gets a new laptop: a new token, a new key pair and a new certificate (the old one stays revoked).');
+  check(
+    s,
+    crl.entries.length > 0,
+    `GET /crl.pem: CRL number ${crl.crlNumber}, ${crl.entries.length} revoked serial(s): ${crl.entries.map((e) => `${short(e.serialHex)} (${e.reason})`).join(', ')}`,
+    {
+      crlNumber: String(crlNumber),
+    },
+  );
+  s.n.say(
+    'Bob gets a new laptop: a new token, a new key pair and a new certificate (the old one stays revoked).',
+  );
   const admin2 = await adminSession(s);
   let token: string;
   try {
@@ -320,7 +449,13 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
   }
   const newBob: Party = { ...bob, home: join(s.tmp, 'bob-new-laptop'), log: bob.log };
   const r = await s.progress('bob: generating a new RSA-2048 key pair and enrolling', () =>
-    enroll({ server: bob.tap.url, name: 'bob', token, caFingerprint: need(s.caFingerprint, 'CA fingerprint'), home: newBob.home }),
+    enroll({
+      server: bob.tap.url,
+      name: 'bob',
+      token,
+      caFingerprint: need(s.caFingerprint, 'CA fingerprint'),
+      home: newBob.home,
+    }),
   );
   s.bob = newBob;
   newBob.opened = await connect(s, newBob);
@@ -330,8 +465,14 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
 type MitmModule = typeof import('../mitm/proxy.js');
 type CatalogModule = typeof import('../mitm/catalog.js');
 
-async function loadMallory(): Promise<{ startMitm: MitmModule['startMitm']; findAttack: CatalogModule['findAttack'] }> {
-  const [{ startMitm }, { findAttack }] = await Promise.all([import('../mitm/proxy.js'), import('../mitm/catalog.js')]);
+async function loadMallory(): Promise<{
+  startMitm: MitmModule['startMitm'];
+  findAttack: CatalogModule['findAttack'];
+}> {
+  const [{ startMitm }, { findAttack }] = await Promise.all([
+    import('../mitm/proxy.js'),
+    import('../mitm/catalog.js'),
+  ]);
   return { startMitm, findAttack };
 }
 
@@ -348,20 +489,32 @@ function malloryLine(s: DemoState, e: MitmEvent): void {
         s.n.record({ ...e, event: 'mallory-frame' });
         return;
       }
-      s.n.mallory(`${e.dir} ${e.type} ${e.size} B: ${e.action}${e.note === undefined ? '' : ` (${e.note})`}`, { ...e, kind: 'frame' });
+      s.n.mallory(
+        `${e.dir} ${e.type} ${e.size} B: ${e.action}${e.note === undefined ? '' : ` (${e.note})`}`,
+        { ...e, kind: 'frame' },
+      );
       return;
     case 'info':
       s.n.mallory(e.text, { kind: 'info', conn: e.conn });
       return;
     case 'finding':
-      s.n.mallory(`${e.outcome === 'succeeded' ? 'ATTACK SUCCEEDED' : e.outcome === 'failed' ? `STOPPED by ${e.defence ?? '?'}` : 'inconclusive'}: ${e.detail}`, { ...e, kind: 'finding' }, e.outcome === 'succeeded');
+      s.n.mallory(
+        `${e.outcome === 'succeeded' ? 'ATTACK SUCCEEDED' : e.outcome === 'failed' ? `STOPPED by ${e.defence ?? '?'}` : 'inconclusive'}: ${e.detail}`,
+        { ...e, kind: 'finding' },
+        e.outcome === 'succeeded',
+      );
       return;
     case 'stolen-key':
-      s.n.mallory(`STOLE AES key ${e.key} (serial ${short(e.serial)}, fingerprint ${e.fingerprint}, from the ${e.source})`, { ...e, kind: 'stolen-key' }, true);
+      s.n.mallory(
+        `STOLE AES key ${e.key} (serial ${short(e.serial)}, fingerprint ${e.fingerprint}, from the ${e.source})`,
+        { ...e, kind: 'stolen-key' },
+        true,
+      );
       return;
     case 'plaintext':
       // Everything she decrypts is in the event log; the screen shows what matters: keys and messages.
-      if (LOOT_TYPES.has(e.type)) s.n.mallory(`decrypted ${e.type}: ${e.text}`, { ...e, kind: 'plaintext' }, true);
+      if (LOOT_TYPES.has(e.type))
+        s.n.mallory(`decrypted ${e.type}: ${e.text}`, { ...e, kind: 'plaintext' }, true);
       else s.n.record({ ...e, event: 'mallory-plaintext' });
       return;
   }
@@ -380,14 +533,28 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   for (const p of [alice, bob]) await p.opened?.close().catch(() => undefined);
   await need(s.kdc, 'KDC').stop();
   s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir, '--insecure-dh'], ALLOW_INSECURE);
-  check(s, true, `KDC restarted in lab mode on ${s.kdc.url}; keys, certificates and revocations survived the restart`, { url: s.kdc.url });
+  check(
+    s,
+    true,
+    `KDC restarted in lab mode on ${s.kdc.url}; keys, certificates and revocations survived the restart`,
+    { url: s.kdc.url },
+  );
   bob.opened = await connect(s, bob);
-  const mitm = await mallory.startMitm({ attack: mallory.findAttack('substitute-dh'), target: s.kdc.url, onEvent: (e) => malloryLine(s, e) });
+  const mitm = await mallory.startMitm({
+    attack: mallory.findAttack('substitute-dh'),
+    target: s.kdc.url,
+    onEvent: (e) => malloryLine(s, e),
+  });
   s.closers.push(async () => void (await mitm.close()));
   s.n.say(`Mallory listens on ${mitm.url}; Alice's client is pointed at her, thinking it is the KDC.`);
   const victim = await connect(s, alice, mitm.url, true);
   const out = await victim.client.sendKey({ to: 'bob', mode: 'kdc' });
-  check(s, true, `alice got KDC key ${short(out.serial)} (fingerprint ${out.fingerprint}) and does not suspect a thing`, { serial: out.serial });
+  check(
+    s,
+    true,
+    `alice got KDC key ${short(out.serial)} (fingerprint ${out.fingerprint}) and does not suspect a thing`,
+    { serial: out.serial },
+  );
   await bob.log.waitFor((e) => e.event === 'key' && e.serial === out.serial, 'the lab key');
   await alice.log.waitFor((e) => e.event === 'key.verified' && e.serial === out.serial, 'key.verified');
   const secret = 'the vault code is 7-4-1-9';
@@ -397,10 +564,21 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   await victim.close();
   const report = await mitm.close();
   const stolen = report.stolen?.keys.find((k) => k.serial === out.serial);
-  check(s, report.outcome === 'succeeded', `Mallory's report: ${report.summary}`, { attack: report.attack, outcome: report.outcome, mode: 'insecure' });
-  check(s, stolen?.fingerprint === out.fingerprint, stolen === undefined ? 'no key stolen?' : `the stolen key has fingerprint ${stolen.fingerprint}, the same as Alice's: the attack succeeded`, {
-    stolenFingerprint: stolen?.fingerprint,
+  check(s, report.outcome === 'succeeded', `Mallory's report: ${report.summary}`, {
+    attack: report.attack,
+    outcome: report.outcome,
+    mode: 'insecure',
   });
+  check(
+    s,
+    stolen?.fingerprint === out.fingerprint,
+    stolen === undefined
+      ? 'no key stolen?'
+      : `the stolen key has fingerprint ${stolen.fingerprint}, the same as Alice's: the attack succeeded`,
+    {
+      stolenFingerprint: stolen?.fingerprint,
+    },
+  );
 }
 
 export async function stepMallorySecure(s: DemoState): Promise<void> {
@@ -410,7 +588,11 @@ export async function stepMallorySecure(s: DemoState): Promise<void> {
     'Same KDC, same proxy, same attack; Alice uses the default authenticated handshake.',
   );
   const mallory = await loadMallory();
-  const mitm = await mallory.startMitm({ attack: mallory.findAttack('substitute-dh'), target: need(s.kdc, 'KDC').url, onEvent: (e) => malloryLine(s, e) });
+  const mitm = await mallory.startMitm({
+    attack: mallory.findAttack('substitute-dh'),
+    target: need(s.kdc, 'KDC').url,
+    onEvent: (e) => malloryLine(s, e),
+  });
   s.closers.push(async () => void (await mitm.close()));
   try {
     const opened = await connect(s, alice, mitm.url);
@@ -419,16 +601,26 @@ export async function stepMallorySecure(s: DemoState): Promise<void> {
   } catch (err) {
     const e = toKdsError(err);
     const d = defenceForError(e);
-    check(s, e.code === 'bad_signature', `alice refused the session: [${e.code}] ${describeDefence(e) ?? e.message}`, { code: e.code, defence: d?.defence });
+    check(
+      s,
+      e.code === 'bad_signature',
+      `alice refused the session: [${e.code}] ${describeDefence(e) ?? e.message}`,
+      { code: e.code, defence: d?.defence },
+    );
     if (d !== undefined) check(s, true, `stopped by: ${d.defence}`, { defence: d.defence });
   }
   const report = await mitm.close();
-  check(s, report.outcome === 'failed' && report.stolen === null, `Mallory's report: ${report.summary}; stolen: ${report.stolen === null ? 'nothing' : 'SOMETHING'}`, {
-    attack: report.attack,
-    outcome: report.outcome,
-    defence: report.defence,
-    mode: 'secure',
-  });
+  check(
+    s,
+    report.outcome === 'failed' && report.stolen === null,
+    `Mallory's report: ${report.summary}; stolen: ${report.stolen === null ? 'nothing' : 'SOMETHING'}`,
+    {
+      attack: report.attack,
+      outcome: report.outcome,
+      defence: report.defence,
+      mode: 'secure',
+    },
+  );
   s.n.say(
     "The KDC signed the transcript it saw, which holds Mallory's DH key; Alice checks that signature over her own",
     'transcript, which holds hers. They differ, so Alice stops before sending anything: Mallory learns nothing.',

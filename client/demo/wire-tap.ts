@@ -71,7 +71,11 @@ export function describeFrame(raw: Buffer): { frame: string; detail: string } {
 }
 
 /** `target` is read for every new connection, so the KDC can restart on another port behind the tap. */
-export async function startWireTap(opts: { who: string; target: () => string; onFrame: (f: WireFrame) => void }): Promise<WireTap> {
+export async function startWireTap(opts: {
+  who: string;
+  target: () => string;
+  onFrame: (f: WireFrame) => void;
+}): Promise<WireTap> {
   const httpBase = (): string => `http://${new URL(opts.target()).host}`;
   const sockets = new Set<WebSocket>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
@@ -81,10 +85,14 @@ export async function startWireTap(opts: { who: string; target: () => string; on
   };
 
   const server: Server = createServer((req, res) => {
-    const upstream = httpRequest(`${httpBase()}${req.url ?? '/'}`, { method: req.method ?? 'GET', timeout: 10_000 }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = httpRequest(
+      `${httpBase()}${req.url ?? '/'}`,
+      { method: req.method ?? 'GET', timeout: 10_000 },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('timeout', () => upstream.destroy());
     upstream.on('error', () => {
       if (!res.headersSent) res.writeHead(502, { 'content-length': '0' });
@@ -96,7 +104,10 @@ export async function startWireTap(opts: { who: string; target: () => string; on
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
     wss.handleUpgrade(req, socket, head, (client: WebSocket) => {
-      const upstream = new WebSocket(opts.target(), { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+      const upstream = new WebSocket(opts.target(), {
+        maxPayload: MAX_FRAME_BYTES,
+        perMessageDeflate: false,
+      });
       sockets.add(client).add(upstream);
       const pending: Buffer[] = [];
       client.on('message', (data: Buffer) => {
@@ -127,7 +138,9 @@ export async function startWireTap(opts: { who: string; target: () => string; on
   });
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new EnvironmentError('io_error', `wire tap cannot listen: ${err.code ?? err.message}`)));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new EnvironmentError('io_error', `wire tap cannot listen: ${err.code ?? err.message}`)),
+    );
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;

@@ -50,7 +50,11 @@ export function parseCertSerial(text: string): Parsed<string> {
 }
 
 /** Pick from a numbered list (1..n) or, when `serial` is given, type the item's serial instead. */
-export function parseListPick(text: string, count: number, serial?: (t: string) => Parsed<string>): Parsed<number | string> {
+export function parseListPick(
+  text: string,
+  count: number,
+  serial?: (t: string) => Parsed<string>,
+): Parsed<number | string> {
   const t = text.trim();
   if (/^\d{1,4}$/.test(t)) {
     const n = Number(t);
@@ -69,7 +73,9 @@ export function parseListPick(text: string, count: number, serial?: (t: string) 
 /** An enrollment token as `kds admin token` prints it. */
 export function parseToken(text: string): Parsed<string> {
   const t = text.trim();
-  return TOKEN_PATTERN.test(t) ? ok(t) : no('a token is 16 or more letters, digits, "-" or "_" (kds admin token prints one)');
+  return TOKEN_PATTERN.test(t)
+    ? ok(t)
+    : no('a token is 16 or more letters, digits, "-" or "_" (kds admin token prints one)');
 }
 
 /** A root CA fingerprint (hex SHA-256; colons, case, "sha256:" and openssl's prefix accepted). */
@@ -105,7 +111,8 @@ export const REASON_MENU: readonly string[] = REVOCATION_REASONS.map((r, i) => `
 /** A message to send: any text up to the message limit (spaces kept as typed). */
 export function parseMessage(text: string): Parsed<string> {
   if (text.trim() === '') return no(EMPTY_ANSWER);
-  if (Buffer.byteLength(text, 'utf8') > MAX_MESSAGE_BYTES) return no(`a message is at most ${MAX_MESSAGE_BYTES} bytes`);
+  if (Buffer.byteLength(text, 'utf8') > MAX_MESSAGE_BYTES)
+    return no(`a message is at most ${MAX_MESSAGE_BYTES} bytes`);
   return ok(text);
 }
 

@@ -13,7 +13,15 @@ import { describeStatus } from '../cert-status.js';
 import { enroll, fetchRootCa } from '../enroll.js';
 import { readClientCertificates } from '../home.js';
 import { httpUrlOf } from '../session.js';
-import { REASON_MENU, parseCertSerial, parseFingerprint, parseReason, parseToken, parseYesNo, type Parsed } from './answers.js';
+import {
+  REASON_MENU,
+  parseCertSerial,
+  parseFingerprint,
+  parseReason,
+  parseToken,
+  parseYesNo,
+  type Parsed,
+} from './answers.js';
 import { ask, iso, type MenuContext, type MenuItem } from './context.js';
 
 const MAX_PEM_BYTES = 64 * 1024;
@@ -32,7 +40,8 @@ function certSummary(cert: ParsedCertificate, indent = '  '): string[] {
 
 /** The home's certificate and pinned CA, or a clear "enroll first". */
 function ownCertificates(ctx: MenuContext): { cert: ParsedCertificate; ca: ParsedCertificate } {
-  if (!ctx.conn.enrolled) throw new StateError('not_found', `${ctx.name} is not enrolled yet: choose Enroll first`);
+  if (!ctx.conn.enrolled)
+    throw new StateError('not_found', `${ctx.name} is not enrolled yet: choose Enroll first`);
   const files = readClientCertificates(ctx.home);
   return { cert: parseCertificate(files.certPem), ca: parseCertificate(files.caPem) };
 }
@@ -42,12 +51,21 @@ const enrollItem: MenuItem = {
   async run(ctx) {
     if (ctx.conn.enrolled) {
       const { cert } = ownCertificates(ctx);
-      ctx.io.print(`  ${ctx.name} already has a certificate (serial ${cert.serialHex}, expires ${iso(cert.notAfter)})`);
+      ctx.io.print(
+        `  ${ctx.name} already has a certificate (serial ${cert.serialHex}, expires ${iso(cert.notAfter)})`,
+      );
       if (!(await ask(ctx, 'enroll again and replace it? [yes/no]: ', parseYesNo))) return;
     }
     const token = await ask(ctx, 'enrollment token (from kds admin token): ', parseToken);
-    ctx.io.print('  the root CA fingerprint lets this client check it talks to the real KDC (type "none" to trust on first use)');
-    const pin = await ask(ctx, 'root CA fingerprint: ', (t): Parsed<string | null> => (t.trim().toLowerCase() === 'none' ? { ok: true, value: null } : parseFingerprint(t)));
+    ctx.io.print(
+      '  the root CA fingerprint lets this client check it talks to the real KDC (type "none" to trust on first use)',
+    );
+    const pin = await ask(
+      ctx,
+      'root CA fingerprint: ',
+      (t): Parsed<string | null> =>
+        t.trim().toLowerCase() === 'none' ? { ok: true, value: null } : parseFingerprint(t),
+    );
     await ctx.conn.close();
     const result = await ctx.progress(`generating an RSA-2048 key pair and enrolling ${ctx.name}`, () =>
       enroll({
@@ -58,7 +76,10 @@ const enrollItem: MenuItem = {
         home: ctx.home,
         ...(ctx.dh === undefined ? {} : { dh: ctx.dh }),
         onTrustOnFirstUse: (fp) =>
-          ctx.io.print(`  ${ctx.style.bad('warning')}: trusting the root CA the server sent: ${fp}`, '  compare it with the one kds server start printed; if they differ, someone is in the middle'),
+          ctx.io.print(
+            `  ${ctx.style.bad('warning')}: trusting the root CA the server sent: ${fp}`,
+            '  compare it with the one kds server start printed; if they differ, someone is in the middle',
+          ),
       }),
     );
     ctx.io.print(
@@ -81,11 +102,15 @@ function parseCertSource(text: string): Parsed<CertSource> {
 
 function readPemFile(path: string): string {
   try {
-    if (statSync(path).size > MAX_PEM_BYTES) throw new InputError('malformed_pem', `${path} is too large for a certificate`);
+    if (statSync(path).size > MAX_PEM_BYTES)
+      throw new InputError('malformed_pem', `${path} is too large for a certificate`);
     return readFileSync(path, 'utf8');
   } catch (err) {
     if (err instanceof InputError) throw err;
-    throw new EnvironmentError('io_error', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new EnvironmentError(
+      'io_error',
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
   }
 }
 
@@ -127,14 +152,20 @@ const verifyItem: MenuItem = {
     // against the root CA this client pinned when it enrolled.
     const status = await session.request('cert.status', { serial: cert.serialHex });
     const revocation =
-      status.status === 'revoked' ? { reason: String(status.reason) as ReasonName, revokedAt: Number(status.revokedAt) } : undefined;
+      status.status === 'revoked'
+        ? { reason: String(status.reason) as ReasonName, revokedAt: Number(status.revokedAt) }
+        : undefined;
     const verdict = verifyCertificate(cert, ca, {
       usage: 'any',
       ...(source.kind === 'name' ? { expectName: source.name } : {}),
       revocation: () => revocation,
     });
     const head = verdict.code === 'ok' ? ctx.style.ok('valid') : ctx.style.bad(verdict.code);
-    ctx.io.print(`  ${head}: ${verdict.detail}`, ...certSummary(cert), `  KDC status   ${describeStatus(cert.serialHex, status)}`);
+    ctx.io.print(
+      `  ${head}: ${verdict.detail}`,
+      ...certSummary(cert),
+      `  KDC status   ${describeStatus(cert.serialHex, status)}`,
+    );
   },
 };
 
@@ -142,7 +173,11 @@ const revokeMineItem: MenuItem = {
   label: 'Revoke my certificate',
   async run(ctx) {
     const { cert } = ownCertificates(ctx);
-    ctx.io.print(`  this ends certificate ${cert.serialHex}: its sessions close and every key shared with ${ctx.name} is revoked`, '  reason:', ...REASON_MENU.map((r) => `  ${r}`));
+    ctx.io.print(
+      `  this ends certificate ${cert.serialHex}: its sessions close and every key shared with ${ctx.name} is revoked`,
+      '  reason:',
+      ...REASON_MENU.map((r) => `  ${r}`),
+    );
     const reason = await ask(ctx, 'reason [1-9]: ', parseReason);
     if (!(await ask(ctx, `revoke ${ctx.name}'s certificate for ${reason}? [yes/no]: `, parseYesNo))) {
       ctx.io.print('  (not revoked)');
@@ -193,11 +228,16 @@ const showCaCrlItem: MenuItem = {
       ctx.io.print('  root CA (pinned at enrollment)', ...certSummary(ca, '    '));
     } else {
       ca = await fetchRootCa(ctx.server);
-      ctx.io.print('  root CA as the server sent it (NOT pinned: compare the fingerprint out of band)', ...certSummary(ca, '    '));
+      ctx.io.print(
+        '  root CA as the server sent it (NOT pinned: compare the fingerprint out of band)',
+        ...certSummary(ca, '    '),
+      );
     }
     const url = `${httpUrlOf(ctx.server)}/crl.pem`;
     const crl = parseCrl(await fetchText(url));
-    const signature = crl.signatureValid(ca) ? ctx.style.ok('valid (signed by the root CA)') : ctx.style.bad('INVALID: not signed by this root CA');
+    const signature = crl.signatureValid(ca)
+      ? ctx.style.ok('valid (signed by the root CA)')
+      : ctx.style.bad('INVALID: not signed by this root CA');
     ctx.io.print(
       `  CRL ${url}`,
       `    number       ${crl.crlNumber}`,
@@ -218,4 +258,11 @@ const showMineItem: MenuItem = {
   },
 };
 
-export const CERT_ITEMS: readonly MenuItem[] = [enrollItem, verifyItem, revokeMineItem, statusItem, showCaCrlItem, showMineItem];
+export const CERT_ITEMS: readonly MenuItem[] = [
+  enrollItem,
+  verifyItem,
+  revokeMineItem,
+  statusItem,
+  showCaCrlItem,
+  showMineItem,
+];

@@ -42,7 +42,10 @@ export class MenuConnection {
   async get(): Promise<OpenedKeyClient> {
     if (this.#opened?.session.isOpen === true) return this.#opened;
     if (!this.enrolled) {
-      throw new StateError('not_found', `${this.#opts.name} is not enrolled yet: choose Certificates > Enroll first`);
+      throw new StateError(
+        'not_found',
+        `${this.#opts.name} is not enrolled yet: choose Certificates > Enroll first`,
+      );
     }
     this.#opening ??= this.#open().finally(() => (this.#opening = undefined));
     return this.#opening;
@@ -60,7 +63,8 @@ export class MenuConnection {
     this.#opened = opened;
     void opened.session.closed.then((info) => {
       if (this.#opened === opened) this.#opened = undefined;
-      if (!this.#closedByUs.has(opened)) this.#opts.onClosed(info.error === undefined ? undefined : toKdsError(info.error).code);
+      if (!this.#closedByUs.has(opened))
+        this.#opts.onClosed(info.error === undefined ? undefined : toKdsError(info.error).code);
     });
     return opened;
   }

@@ -41,7 +41,12 @@ export class BackToMenu extends Error {
  * (BackToMenu) unless `zeroIsAnswer`; invalid ones get the parser's message. Never gives up: only
  * the end of input (EndOfInput) leaves the loop without a valid answer.
  */
-export async function ask<T>(ctx: MenuContext, prompt: string, parse: (text: string) => Parsed<T>, opts: { zeroIsAnswer?: boolean } = {}): Promise<T> {
+export async function ask<T>(
+  ctx: MenuContext,
+  prompt: string,
+  parse: (text: string) => Parsed<T>,
+  opts: { zeroIsAnswer?: boolean } = {},
+): Promise<T> {
   for (;;) {
     const text = await ctx.io.ask(prompt);
     if (text.trim() === '') {
@@ -61,10 +66,22 @@ export interface MenuItem {
 }
 
 /** Show a numbered menu until 0; each item runs inside `runAction` so no failure leaves the loop. */
-export async function runSubmenu(ctx: MenuContext, title: string, items: readonly MenuItem[], zeroLabel = 'Back'): Promise<void> {
+export async function runSubmenu(
+  ctx: MenuContext,
+  title: string,
+  items: readonly MenuItem[],
+  zeroLabel = 'Back',
+): Promise<void> {
   for (;;) {
-    ctx.io.print('', ctx.style.bold(title), ...items.map((item, i) => `  ${i + 1}) ${item.label}`), `  0) ${zeroLabel}`);
-    const choice = await ask(ctx, `choose [0-${items.length}]: `, (t) => parseChoice(t, items.length), { zeroIsAnswer: true });
+    ctx.io.print(
+      '',
+      ctx.style.bold(title),
+      ...items.map((item, i) => `  ${i + 1}) ${item.label}`),
+      `  0) ${zeroLabel}`,
+    );
+    const choice = await ask(ctx, `choose [0-${items.length}]: `, (t) => parseChoice(t, items.length), {
+      zeroIsAnswer: true,
+    });
     if (choice === 0) return;
     await runAction(ctx, items[choice - 1]!);
   }

@@ -3,7 +3,15 @@
 // KeyClient call the matching `kds client ...` command makes (client/keys/key-client.ts).
 import { KdsError } from '../../shared/errors.js';
 import type { KeyListing } from '../keys/key-client.js';
-import { REASON_MENU, parseChoice, parseKeySerial, parseListPick, parseMessage, parsePeerName, parseReason } from './answers.js';
+import {
+  REASON_MENU,
+  parseChoice,
+  parseKeySerial,
+  parseListPick,
+  parseMessage,
+  parsePeerName,
+  parseReason,
+} from './answers.js';
 import { ask, iso, type MenuContext, type MenuItem } from './context.js';
 
 /** KDC answers that mean "ask for another peer" rather than "the action failed". */
@@ -41,8 +49,13 @@ async function pickKey(ctx: MenuContext, purpose: string): Promise<string | unde
     ctx.io.print('  no keys yet: generate one first (1 in this menu)');
     return undefined;
   }
-  ctx.io.print(`  keys (${purpose}):`, ...keys.map((k, i) => `  ${String(i + 1).padStart(3)}) ${keyLine(k, ctx.name)}`));
-  const pick = await ask(ctx, `key [1-${keys.length}] or serial: `, (t) => parseListPick(t, keys.length, parseKeySerial));
+  ctx.io.print(
+    `  keys (${purpose}):`,
+    ...keys.map((k, i) => `  ${String(i + 1).padStart(3)}) ${keyLine(k, ctx.name)}`),
+  );
+  const pick = await ask(ctx, `key [1-${keys.length}] or serial: `, (t) =>
+    parseListPick(t, keys.length, parseKeySerial),
+  );
   return typeof pick === 'number' ? keys[pick - 1]!.serial : pick;
 }
 
@@ -50,7 +63,11 @@ const generateKey: MenuItem = {
   label: 'Generate and exchange a key with a peer',
   async run(ctx) {
     const peer = await askPeer(ctx);
-    ctx.io.print('  how is the key made?', '  1) end-to-end: authenticated X25519 with the peer, the KDC never sees the key', '  2) KDC-generated: the KDC makes it and delivers it to both');
+    ctx.io.print(
+      '  how is the key made?',
+      '  1) end-to-end: authenticated X25519 with the peer, the KDC never sees the key',
+      '  2) KDC-generated: the KDC makes it and delivers it to both',
+    );
     const mode = (await ask(ctx, 'mode [1-2]: ', (t) => parseChoice(t, 2))) === 1 ? 'e2e' : 'kdc';
     const { client } = await ctx.conn.get();
     const out = await client.sendKey({ to: peer, mode });
@@ -71,7 +88,10 @@ const verifyKey: MenuItem = {
     const { client } = await ctx.conn.get();
     const out = await client.verifyKey(serial);
     const verdict = out.verdict === 'valid' ? ctx.style.ok(out.verdict) : ctx.style.bad(out.verdict);
-    ctx.io.print(`  ${verdict}: key ${serial}${out.reason === undefined ? '' : ` (${out.reason})`}`, `  local state: ${out.state}; receiver verified: ${out.peerVerified ? 'yes' : 'no'}`);
+    ctx.io.print(
+      `  ${verdict}: key ${serial}${out.reason === undefined ? '' : ` (${out.reason})`}`,
+      `  local state: ${out.state}; receiver verified: ${out.peerVerified ? 'yes' : 'no'}`,
+    );
   },
 };
 
@@ -101,11 +121,15 @@ const checkRevoked: MenuItem = {
     const k = await session.request('key.get', { serial });
     if (k.state === 'revoked' || k.state === 'superseded') {
       const at = typeof k.revokedAt === 'number' ? iso(k.revokedAt) : 'unknown time';
-      ctx.io.print(`  ${ctx.style.bad('revoked')}: key ${serial} is ${String(k.state)} (${String(k.reason ?? 'unspecified')}, ${at})`);
+      ctx.io.print(
+        `  ${ctx.style.bad('revoked')}: key ${serial} is ${String(k.state)} (${String(k.reason ?? 'unspecified')}, ${at})`,
+      );
     } else if (k.state === 'expired') {
       ctx.io.print(`  not revoked, but ${ctx.style.bad('expired')} at ${iso(Number(k.expiresAt))}`);
     } else {
-      ctx.io.print(`  ${ctx.style.ok('not revoked')}: key ${serial} is ${String(k.state)} until ${iso(Number(k.expiresAt))}`);
+      ctx.io.print(
+        `  ${ctx.style.ok('not revoked')}: key ${serial} is ${String(k.state)} until ${iso(Number(k.expiresAt))}`,
+      );
     }
   },
 };
@@ -127,24 +151,43 @@ const sendMessage: MenuItem = {
   label: 'Send a message',
   async run(ctx) {
     const { client } = await ctx.conn.get();
-    const peers = [...new Set((await client.listKeys()).filter((k) => k.local === 'active').map((k) => (k.owner === ctx.name ? k.peer : k.owner)))];
+    const peers = [
+      ...new Set(
+        (await client.listKeys())
+          .filter((k) => k.local === 'active')
+          .map((k) => (k.owner === ctx.name ? k.peer : k.owner)),
+      ),
+    ];
     if (peers.length === 0) {
       ctx.io.print('  no active key shared with anyone yet: generate one first (1 in this menu)');
       return;
     }
-    ctx.io.print('  peers you share an active key with:', ...peers.map((p, i) => `  ${String(i + 1).padStart(3)}) ${p}`));
+    ctx.io.print(
+      '  peers you share an active key with:',
+      ...peers.map((p, i) => `  ${String(i + 1).padStart(3)}) ${p}`),
+    );
     const pick = await ask(ctx, `peer [1-${peers.length}] or name: `, (t) =>
       parseListPick(t, peers.length, (name) => {
         const p = parsePeerName(name, ctx.name);
-        if (p.ok && !peers.includes(p.value)) return { ok: false, message: `no active key shared with ${p.value}` };
+        if (p.ok && !peers.includes(p.value))
+          return { ok: false, message: `no active key shared with ${p.value}` };
         return p;
       }),
     );
     const to = typeof pick === 'number' ? peers[pick - 1]! : pick;
     const text = await ask(ctx, 'message: ', parseMessage);
     const out = await client.sendMessage({ to, text });
-    ctx.io.print(`  ${ctx.style.ok('sent')} to ${to} with key ${out.serial} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`);
+    ctx.io.print(
+      `  ${ctx.style.ok('sent')} to ${to} with key ${out.serial} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`,
+    );
   },
 };
 
-export const KEY_ITEMS: readonly MenuItem[] = [generateKey, verifyKey, revokeKey, checkRevoked, listKeys, sendMessage];
+export const KEY_ITEMS: readonly MenuItem[] = [
+  generateKey,
+  verifyKey,
+  revokeKey,
+  checkRevoked,
+  listKeys,
+  sendMessage,
+];

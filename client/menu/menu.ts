@@ -59,7 +59,10 @@ export async function runMenu(opts: MenuOptions): Promise<MenuExit> {
     server: opts.server,
     ...(opts.dh === undefined ? {} : { dh: opts.dh }),
     onEvent: (e) => io.notice(`  [notice] ${describeKeyEvent(e)}`),
-    onClosed: (code) => io.notice(`  [notice] the KDC ended the session${code === undefined ? '' : ` (${code})`}; the next action reconnects`),
+    onClosed: (code) =>
+      io.notice(
+        `  [notice] the KDC ended the session${code === undefined ? '' : ` (${code})`}; the next action reconnects`,
+      ),
   });
   const ctx: MenuContext = {
     name: opts.name,

@@ -38,7 +38,9 @@ export function createPrompter({ input, output }: PrompterStreams): Prompter {
   const rl: Interface = createInterface({ input, output, terminal });
   const queue: string[] = [];
   let ended: EndOfInput | undefined;
-  let waiting: { prompt: string; resolve: (line: string) => void; reject: (e: EndOfInput) => void } | undefined;
+  let waiting:
+    | { prompt: string; resolve: (line: string) => void; reject: (e: EndOfInput) => void }
+    | undefined;
 
   const write = (text: string): void => {
     output.write(text);

@@ -36,7 +36,7 @@ import {
   DEFAULT_MAX_UNAUTHENTICATED,
   DEFAULT_RATE_LIMIT,
   HandshakeRateLimiter,
-  UnauthenticatedCounter,
+  HandshakeSlots,
   type RateLimitOptions,
 } from './limits.js';
 import { SessionTable } from './session-table.js';
@@ -147,7 +147,10 @@ async function serve(
   const registry = opts.registry ?? defaultRegistry;
   const sessions = new SessionTable();
   const connections = new Set<Connection>();
-  const unauthenticated = new UnauthenticatedCounter(opts.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED);
+  // Fair per-address slots (limits.ts HandshakeSlots): a flood that fills the cap cannot lock others out.
+  const unauthenticated = new HandshakeSlots<Connection>(
+    opts.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED,
+  );
   const rateLimiter =
     opts.rateLimit === false ? undefined : new HandshakeRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
   const certCache = new CertificateCache();
@@ -236,14 +239,14 @@ async function serve(
       // Anonymous (enrollment) sessions keep counting against the cap until they close.
       if (conn.holdsSlot && conn.identity.role !== 'anonymous') {
         conn.holdsSlot = false;
-        unauthenticated.release();
+        unauthenticated.release(conn);
       }
       if (conn.identity.serialHex !== '') sessions.add(conn);
     },
     closed: (conn) => {
       if (conn.holdsSlot) {
         conn.holdsSlot = false;
-        unauthenticated.release();
+        unauthenticated.release(conn);
       }
       sessions.delete(conn);
       connections.delete(conn);
@@ -279,20 +282,32 @@ async function serve(
     const conn = new Connection(ws, address, connectionHost);
     connections.add(conn);
     let refusal: ProtocolError | undefined;
+    // The rate limit comes first: a refused peer costs no slot and can evict nobody.
+    let evicted: Connection | undefined;
     if (closing !== undefined) {
       refusal = new ProtocolError('unavailable', 'server shutting down');
-    } else if (!unauthenticated.tryAcquire()) {
-      refusal = new ProtocolError(
-        'too_many_connections',
-        'too many connections in their handshake; retry later',
-      );
+    } else if (rateLimiter !== undefined && !rateLimiter.take(address)) {
+      refusal = new ProtocolError('rate_limited', 'too many handshakes from this address; retry later');
     } else {
-      conn.holdsSlot = true;
-      if (rateLimiter !== undefined && !rateLimiter.take(address)) {
-        refusal = new ProtocolError('rate_limited', 'too many handshakes from this address; retry later');
+      const admission = unauthenticated.admit(conn, address);
+      if (!admission.admitted) {
+        refusal = new ProtocolError(
+          'too_many_connections',
+          'too many connections in their handshake; retry later',
+        );
+      } else {
+        conn.holdsSlot = true;
+        evicted = admission.evicted;
       }
     }
     conn.start(refusal);
+    if (evicted !== undefined) {
+      // Its slot now belongs to the newcomer (released inside admit).
+      evicted.holdsSlot = false;
+      evicted.fail(
+        new ProtocolError('too_many_connections', 'evicted: too many connections in their handshake'),
+      );
+    }
   };
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

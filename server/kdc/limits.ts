@@ -98,3 +98,69 @@ export class UnauthenticatedCounter {
     return this.#count;
   }
 }
+
+export type Admission<C> = { admitted: true; evicted?: C } | { admitted: false };
+
+/**
+ * The unauthenticated cap with per-address fairness (issue 8, handshake flood). A plain counter lets
+ * any flood that fills the cap lock every honest client out until the attacker's connections time out.
+ * Here, when the cap is full, a newcomer takes the slot of the OLDEST connection of the address that
+ * holds the most slots, provided that address holds strictly more slots than the newcomer's own; else
+ * the newcomer is refused. So an address can never displace its own connections (a flood from one
+ * host refuses itself), and a client from an address holding few slots always gets in, at the expense
+ * of the biggest holder. An attacker must spread over more addresses than the cap has slots to evict
+ * everyone, and even then it evicts oldest first, so a handshake completing in milliseconds survives.
+ * Connections are kept per address in insertion order (a Set), so the oldest is the first.
+ */
+export class HandshakeSlots<C> {
+  readonly #byAddress = new Map<string, Set<C>>();
+  readonly #addressOf = new Map<C, string>();
+
+  constructor(readonly max: number) {
+    if (!(max >= 1)) throw new RangeError('maxUnauthenticated must be >= 1');
+  }
+
+  /** Take a slot for `conn`; `evicted` (whose slot it took) must then be closed by the caller. */
+  admit(conn: C, address: string): Admission<C> {
+    if (this.#addressOf.size < this.max) {
+      this.#add(conn, address);
+      return { admitted: true };
+    }
+    let biggest: Set<C> | undefined;
+    for (const set of this.#byAddress.values())
+      if (biggest === undefined || set.size > biggest.size) biggest = set;
+    const own = this.#byAddress.get(address)?.size ?? 0;
+    if (biggest === undefined || biggest.size <= own) return { admitted: false };
+    const evicted = biggest.values().next().value as C;
+    this.release(evicted);
+    this.#add(conn, address);
+    return { admitted: true, evicted };
+  }
+
+  /** Give the slot back; false if `conn` held none (idempotent). */
+  release(conn: C): boolean {
+    const address = this.#addressOf.get(conn);
+    if (address === undefined) return false;
+    this.#addressOf.delete(conn);
+    const set = this.#byAddress.get(address)!;
+    set.delete(conn);
+    if (set.size === 0) this.#byAddress.delete(address);
+    return true;
+  }
+
+  get count(): number {
+    return this.#addressOf.size;
+  }
+
+  /** Slots held by one address. */
+  heldBy(address: string): number {
+    return this.#byAddress.get(address)?.size ?? 0;
+  }
+
+  #add(conn: C, address: string): void {
+    this.#addressOf.set(conn, address);
+    let set = this.#byAddress.get(address);
+    if (set === undefined) this.#byAddress.set(address, (set = new Set()));
+    set.add(conn);
+  }
+}

@@ -347,8 +347,13 @@ export class KeyService {
     const rec = this.#lookup(caller, req.serial);
     if (rec === undefined) return { serial: req.serial, verdict: 'not_found', peerVerified: false };
     const isPeer = rec.peer === caller.name;
-    if (req.signature !== undefined) {
-      if (!isPeer) throw new InputError('bad_request', 'only the receiver of a key signs its verification');
+    if (req.signature !== undefined && !isPeer) {
+      throw new InputError('bad_request', 'only the receiver of a key signs its verification');
+    }
+    // The digests first: if the record no longer matches itself or the caller's copy, that is the
+    // answer (`mismatch`), whatever the signature says (a tampered record changes the transcript too).
+    const consistent = (await this.#recordConsistent(rec)) && equalBytes(req.digest, rec.digest!);
+    if (consistent && req.signature !== undefined) {
       verifyTranscriptSignature(
         'receiver',
         this.#transcriptOf(rec),
@@ -357,7 +362,6 @@ export class KeyService {
         this.#certificateKey(caller.serialHex),
       );
     }
-    const consistent = (await this.#recordConsistent(rec)) && equalBytes(req.digest, rec.digest!);
     const verdict: Verdict = consistent ? verdictForState(asKeyState(rec.state)) : 'mismatch';
     let peerVerified = rec.peerVerifiedAt !== null;
     if (verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified) {

@@ -10,9 +10,10 @@
 // Salting with the transcript hash binds every key to the whole conversation that produced it
 // (TLS 1.3's Derive-Secret(., ., Messages) does the same with a hash in the info). The traffic keys
 // use the FINAL transcript, so they also depend on the client's certificate and signature: a session
-// cannot be spliced onto another identity. One hkdfSync call per output: each is Extract+Expand, and the
-// duplicated Extract costs ~1 us.
-import { hkdfSha256 } from '../crypto/hkdf.js';
+// cannot be spliced onto another identity. Every output is HKDF(Z, TH, label, length) exactly as above;
+// the implementation extracts once per stage and expands per label (shared/crypto/hkdf.ts: one
+// OpenSSL HKDF call costs ~5 HMACs, and a handshake derives 8 outputs).
+import { hkdfExpand, hkdfExtract, hkdfSha256 } from '../crypto/hkdf.js';
 import { AES_256_GCM_KEY_BYTES, AES_GCM_NONCE_BYTES } from '../crypto/aead.js';
 import { InputError } from '../errors.js';
 
@@ -45,25 +46,29 @@ export interface TrafficKeys {
   exporterSecret: Buffer;
 }
 
-function derive(z: Uint8Array, th: Uint8Array, label: string, length: number): Buffer {
-  return hkdfSha256(z, th, Buffer.from(label, 'latin1'), length);
+/** HKDF(Z, TH, label, length) for several labels: PRK = Extract(TH, Z) once, Expand per label. */
+function deriver(z: Uint8Array, th: Uint8Array): (label: string, length: number) => Buffer {
+  const prk = hkdfExtract(th, z);
+  return (label, length) => hkdfExpand(prk, Buffer.from(label, 'latin1'), length);
 }
 
 export function deriveHandshakeKeys(sharedSecret: Uint8Array, thHello: Uint8Array): HandshakeKeys {
+  const derive = deriver(sharedSecret, thHello);
   return {
-    serverFinishedKey: derive(sharedSecret, thHello, LABELS.serverFinished, FINISHED_KEY_BYTES),
-    clientFinishedKey: derive(sharedSecret, thHello, LABELS.clientFinished, FINISHED_KEY_BYTES),
+    serverFinishedKey: derive(LABELS.serverFinished, FINISHED_KEY_BYTES),
+    clientFinishedKey: derive(LABELS.clientFinished, FINISHED_KEY_BYTES),
   };
 }
 
 export function deriveTrafficKeys(sharedSecret: Uint8Array, thFinal: Uint8Array): TrafficKeys {
+  const derive = deriver(sharedSecret, thFinal);
   return {
-    c2sKey: derive(sharedSecret, thFinal, LABELS.c2sKey, AES_256_GCM_KEY_BYTES),
-    c2sIv: derive(sharedSecret, thFinal, LABELS.c2sIv, AES_GCM_NONCE_BYTES),
-    s2cKey: derive(sharedSecret, thFinal, LABELS.s2cKey, AES_256_GCM_KEY_BYTES),
-    s2cIv: derive(sharedSecret, thFinal, LABELS.s2cIv, AES_GCM_NONCE_BYTES),
-    sessionId: derive(sharedSecret, thFinal, LABELS.sessionId, SESSION_ID_BYTES),
-    exporterSecret: derive(sharedSecret, thFinal, LABELS.exporter, EXPORTER_SECRET_BYTES),
+    c2sKey: derive(LABELS.c2sKey, AES_256_GCM_KEY_BYTES),
+    c2sIv: derive(LABELS.c2sIv, AES_GCM_NONCE_BYTES),
+    s2cKey: derive(LABELS.s2cKey, AES_256_GCM_KEY_BYTES),
+    s2cIv: derive(LABELS.s2cIv, AES_GCM_NONCE_BYTES),
+    sessionId: derive(LABELS.sessionId, SESSION_ID_BYTES),
+    exporterSecret: derive(LABELS.exporter, EXPORTER_SECRET_BYTES),
   };
 }
 

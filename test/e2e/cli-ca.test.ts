@@ -10,7 +10,7 @@ const work = tempDir(t);
 const data = join(work, 'certs');
 const dd = ['--data-dir', data];
 
-t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 120_000 }, async (t) => {
+t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 300_000 }, async (t) => {
   const init = await runKds([
     'server',
     'init',
@@ -133,53 +133,37 @@ t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 1
   ]);
 });
 
-t.test('errors: usage exit 2, codes on stderr, wrong passphrase exit 7', { timeout: 60_000 }, async (t) => {
-  const noReason = await runKds(['cert', 'revoke', '--name', 'alice', ...dd]);
+t.test('errors: usage exit 2, codes on stderr, wrong passphrase exit 7', { timeout: 240_000 }, async (t) => {
+  // Independent invocations: run them side by side.
+  const [noReason, both, unknown, flag, wrong, unknownSerial, missing, noCa] = await Promise.all([
+    runKds(['cert', 'revoke', '--name', 'alice', ...dd]),
+    runKds(['cert', 'revoke', '--name', 'a', '--serial', '01', '--reason', 'keyCompromise', ...dd]),
+    runKds(['cert', 'frobnicate', ...dd]),
+    runKds(['cert', 'list', '--ca-passphrase', 'x', ...dd]),
+    runKds(['cert', 'revoke', '--name', 'kdc', '--reason', 'superseded', ...dd], {
+      env: { KDS_CA_PASSPHRASE: 'wrong' },
+    }),
+    runKds(['cert', 'revoke', '--serial', '7f'.repeat(16), '--reason', 'superseded', '--json', ...dd]),
+    runKds(['cert', 'verify', join(work, 'nope.pem'), ...dd]),
+    runKds(['crl', 'show', '--data-dir', join(work, 'empty')]),
+  ]);
   t.equal(noReason.code, 2);
   t.match(noReason.stderr, /error \[bad_request\]/);
-  const both = await runKds([
-    'cert',
-    'revoke',
-    '--name',
-    'a',
-    '--serial',
-    '01',
-    '--reason',
-    'keyCompromise',
-    ...dd,
-  ]);
-  t.equal(both.code, 2);
-  const unknown = await runKds(['cert', 'frobnicate', ...dd]);
+  t.equal(both.code, 2, '--name and --serial conflict');
   t.equal(unknown.code, 2);
-  const flag = await runKds(['cert', 'list', '--ca-passphrase', 'x', ...dd]);
   t.equal(flag.code, 2, 'passphrases are refused as flags');
-  const wrong = await runKds(['cert', 'revoke', '--name', 'kdc', '--reason', 'superseded', ...dd], {
-    env: { KDS_CA_PASSPHRASE: 'wrong' },
-  });
   t.equal(wrong.code, 7);
   t.match(wrong.stderr, /error \[bad_passphrase\]/);
-  const unknownSerial = await runKds([
-    'cert',
-    'revoke',
-    '--serial',
-    '7f'.repeat(16),
-    '--reason',
-    'superseded',
-    '--json',
-    ...dd,
-  ]);
   t.equal(unknownSerial.code, 6);
   t.match(parseJson(unknownSerial), { error: { code: 'unknown_serial' } });
-  const missing = await runKds(['cert', 'verify', join(work, 'nope.pem'), ...dd]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /error \[io_error\]/);
-  const noCa = await runKds(['crl', 'show', '--data-dir', join(work, 'empty')]);
   t.equal(noCa.code, 1);
   t.match(noCa.stderr, /error \[ca_missing\]/);
 });
 
-t.test('every command has --help with an example', { timeout: 60_000 }, async (t) => {
-  for (const cmd of [
+t.test('every command has --help with an example', { timeout: 240_000 }, async (t) => {
+  const commands = [
     ['server', 'init'],
     ['cert', 'issue'],
     ['cert', 'show'],
@@ -187,10 +171,12 @@ t.test('every command has --help with an example', { timeout: 60_000 }, async (t
     ['cert', 'revoke'],
     ['cert', 'list'],
     ['crl', 'show'],
-  ]) {
-    const r = await runKds([...cmd, '--help']);
+  ];
+  const results = await Promise.all(commands.map((cmd) => runKds([...cmd, '--help'])));
+  commands.forEach((cmd, i) => {
+    const r = results[i]!;
     t.equal(r.code, 0, cmd.join(' '));
     t.match(r.stdout, /Examples:/, `${cmd.join(' ')} has examples`);
     t.match(r.stdout, /--data-dir/);
-  }
+  });
 });

@@ -31,7 +31,12 @@ interface DemoRun {
 function startDemo(t: TestLike, command: string, args: string[], tmp: string): DemoRun {
   const env = kdsEnv({ TMPDIR: tmp, KDS_CA_PASSPHRASE: undefined });
   // Its own process group, like a terminal's foreground job: Ctrl-C reaches the demo and its KDC.
-  const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn(command, args, {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const group = (sig: NodeJS.Signals): void => {
     try {
@@ -73,7 +78,11 @@ function startDemo(t: TestLike, command: string, args: string[], tmp: string): D
       };
       const timer = setTimeout(() => {
         waiters.delete(check);
-        reject(new Error(`demo: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events.slice(-5))}; stderr: ${err}`));
+        reject(
+          new Error(
+            `demo: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events.slice(-5))}; stderr: ${err}`,
+          ),
+        );
       }, timeoutMs);
       waiters.add(check);
       check();
@@ -110,7 +119,10 @@ t.test('npm run demo: the whole story, every check passing, nothing left behind'
   const code = await demo.exited;
   t.equal(code, 0, 'exit 0', { stderr: demo.stderr() });
   const { events } = demo;
-  t.ok(events.every((e) => typeof e.event === 'string' && typeof e.ms === 'number'), 'one JSON event per line');
+  t.ok(
+    events.every((e) => typeof e.event === 'string' && typeof e.ms === 'number'),
+    'one JSON event per line',
+  );
   t.same(
     events.filter((e) => e.event === 'step').map((e) => e.title),
     [
@@ -130,22 +142,47 @@ t.test('npm run demo: the whole story, every check passing, nothing left behind'
     ],
     'the steps, in order',
   );
-  t.same(results(events).filter((r) => r.ok !== true), [], 'every result is a success');
+  t.same(
+    results(events).filter((r) => r.ok !== true),
+    [],
+    'every result is a success',
+  );
   t.match(events[events.length - 1], { event: 'done', ok: true, steps: 13 });
 
   // What crossed the wire: the handshake frames, then records only.
   const wire = events.filter((e) => e.event === 'wire');
   for (const frame of ['client_hello', 'server_hello', 'client_finish', 'record']) {
-    t.ok(wire.some((w) => w.frame === frame), `the wire shows ${frame}`);
+    t.ok(
+      wire.some((w) => w.frame === frame),
+      `the wire shows ${frame}`,
+    );
   }
-  t.ok(wire.some((w) => w.frame === 'alert' && String(w.detail).startsWith('cert_revoked')), "bob's revoked certificate is refused with an alert");
+  t.ok(
+    wire.some((w) => w.frame === 'alert' && String(w.detail).startsWith('cert_revoked')),
+    "bob's revoked certificate is refused with an alert",
+  );
 
   // The story's facts.
-  t.ok(results(events).some((r) => r.verdict === 'valid'), "bob's verdict: valid");
-  t.ok(results(events).some((r) => r.sameKey === true), 'same fingerprint on both sides');
-  t.ok(results(events).some((r) => r.verdict === 'revoked'), 'the revoked key verifies as revoked');
-  t.ok(results(events).some((r) => r.code === 'cert_revoked'), 'the revoked certificate is refused');
-  t.ok(results(events).some((r) => r.reason === 'certificateRevoked'), 'alice got the certificateRevoked notice');
+  t.ok(
+    results(events).some((r) => r.verdict === 'valid'),
+    "bob's verdict: valid",
+  );
+  t.ok(
+    results(events).some((r) => r.sameKey === true),
+    'same fingerprint on both sides',
+  );
+  t.ok(
+    results(events).some((r) => r.verdict === 'revoked'),
+    'the revoked key verifies as revoked',
+  );
+  t.ok(
+    results(events).some((r) => r.code === 'cert_revoked'),
+    'the revoked certificate is refused',
+  );
+  t.ok(
+    results(events).some((r) => r.reason === 'certificateRevoked'),
+    'alice got the certificateRevoked notice',
+  );
 
   // Mallory: insecure succeeds with the key, secure fails on the transcript signature with nothing stolen.
   const insecure = results(events).find((r) => r.mode === 'insecure');
@@ -154,12 +191,30 @@ t.test('npm run demo: the whole story, every check passing, nothing left behind'
   t.match(secure, { attack: 'substitute-dh', outcome: 'failed', defence: 'transcript signature' });
   const stolen = events.find((e) => e.event === 'mallory' && e.kind === 'stolen-key');
   t.match(stolen, { key: /^[0-9a-f]{64}$/ }, 'the stolen key is printed (insecure mode)');
-  t.ok(results(events).some((r) => typeof r.stolenFingerprint === 'string' && r.stolenFingerprint === stolen?.fingerprint), "it is alice's key");
-  t.ok(events.some((e) => e.event === 'mallory' && e.kind === 'plaintext' && String(e.text).includes('the vault code')), 'Mallory read the message');
-  t.ok(results(events).some((r) => r.code === 'bad_signature' && r.defence === 'transcript signature'), "alice's error names the defence");
-  const secureStep = events.findIndex((e) => e.event === 'step' && e.title === 'Mallory against the secure mode');
+  t.ok(
+    results(events).some(
+      (r) => typeof r.stolenFingerprint === 'string' && r.stolenFingerprint === stolen?.fingerprint,
+    ),
+    "it is alice's key",
+  );
+  t.ok(
+    events.some(
+      (e) => e.event === 'mallory' && e.kind === 'plaintext' && String(e.text).includes('the vault code'),
+    ),
+    'Mallory read the message',
+  );
+  t.ok(
+    results(events).some((r) => r.code === 'bad_signature' && r.defence === 'transcript signature'),
+    "alice's error names the defence",
+  );
+  const secureStep = events.findIndex(
+    (e) => e.event === 'step' && e.title === 'Mallory against the secure mode',
+  );
   const afterSecure = events.slice(secureStep);
-  t.notOk(afterSecure.some((e) => e.event === 'mallory' && (e.kind === 'stolen-key' || e.kind === 'plaintext')), 'nothing stolen in secure mode');
+  t.notOk(
+    afterSecure.some((e) => e.event === 'mallory' && (e.kind === 'stolen-key' || e.kind === 'plaintext')),
+    'nothing stolen in secure mode',
+  );
   t.notOk(JSON.stringify(afterSecure).includes(String(stolen?.key)), 'the stolen key never reappears');
 
   // Nothing left behind.

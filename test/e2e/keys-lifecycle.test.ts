@@ -24,9 +24,10 @@ const port = await freePort();
 const c: Clients = { server: await startServerOnPort(t, dataDir, port), homes: {} };
 c.homes = await enrollAll(c.server, ['alice', 'bob']);
 
-async function restartServer(t: Test): Promise<void> {
+async function restartServer(sub: Test): Promise<void> {
   const stopped = await c.server.stop('SIGTERM');
-  t.equal(stopped.code, 0, 'the server exits cleanly on SIGTERM');
+  sub.equal(stopped.code, 0, 'the server exits cleanly on SIGTERM');
+  // The new server lives as long as the file (the root test's teardown kills it), not the subtest.
   c.server = await startServerOnPort(t, dataDir, port);
 }
 

@@ -22,7 +22,11 @@ export interface MenuProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
-export function startMenu(t: TestLike, args: string[], env: Record<string, string | undefined> = {}): MenuProcess {
+export function startMenu(
+  t: TestLike,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): MenuProcess {
   const child = spawn(process.execPath, [KDS_BIN, 'client', 'menu', ...args], {
     cwd: REPO_ROOT,
     env: kdsEnv(env),
@@ -67,7 +71,11 @@ export function startMenu(t: TestLike, args: string[], env: Record<string, strin
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`menu: no ${String(re)} within ${timeoutMs} ms; since the last answer:\n${out.slice(mark)}\nstderr: ${err}`));
+          reject(
+            new Error(
+              `menu: no ${String(re)} within ${timeoutMs} ms; since the last answer:\n${out.slice(mark)}\nstderr: ${err}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
         check();

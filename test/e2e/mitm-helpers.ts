@@ -130,13 +130,16 @@ export function startMallory(t: Test, lab: Lab, attack: string, reportPath: stri
     let listening = false;
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
-      const nl = stdout.indexOf('\n');
-      if (listening || nl < 0) return;
-      listening = true;
-      clearTimeout(timer);
-      const line = JSON.parse(stdout.slice(0, nl)) as { event: string; url: string };
-      if (line.event !== 'listening') reject(new Error(`unexpected first line from mallory: ${stdout}`));
-      else resolve({ url: line.url, exited, kill: () => child.kill('SIGTERM') });
+      if (listening) return;
+      // --json: one event per line; `listening` follows any info lines of the attack's preparation.
+      for (const line of stdout.split('\n').slice(0, -1)) {
+        const e = JSON.parse(line) as { event: string; url: string };
+        if (e.event !== 'listening') continue;
+        listening = true;
+        clearTimeout(timer);
+        resolve({ url: e.url, exited, kill: () => child.kill('SIGTERM') });
+        return;
+      }
     });
   });
 }
@@ -172,15 +175,13 @@ export async function directKey(lab: Lab, mode: 'kdc' | 'e2e'): Promise<string> 
 }
 
 /** The honest parties still work: a direct key from alice to bob that bob receives and verifies. */
-export async function honestExchange(lab: Lab): Promise<{ serial: string; bobState: string | undefined; aliceKey: string | undefined }> {
+export async function honestExchange(lab: Lab): Promise<{ serial: string; bobState: string | undefined }> {
   const serial = await directKey(lab, 'kdc');
+  // Opening bob's key client takes his queued deliveries and verifies each (key.verify: valid).
   const b = await openKeyClient({ name: 'bob', home: lab.homes.bob, server: lab.server.url });
   const bobState = b.client.store.getKey(serial)?.state;
   await b.close();
-  const a = await openKeyClient({ name: 'alice', home: lab.homes.alice, server: lab.server.url });
-  const aliceKey = a.client.store.getKey(serial)?.state;
-  await a.close();
-  return { serial, bobState, aliceKey };
+  return { serial, bobState };
 }
 
 interface CellPlan {
@@ -199,7 +200,7 @@ function planFor(attack: string): CellPlan {
   switch (attack) {
     case 'passthrough':
       // A message under an active key (the previous honest exchange made one): the text must not leak.
-      return { victim: 'alice', args: ['send', '--to', 'bob', '--text', SECRET_TEXT, '--json'], before: async (lab) => void (await honestExchange(lab)) };
+      return { victim: 'alice', args: ['send', '--to', 'bob', '--message', SECRET_TEXT, '--json'], before: async (lab) => void (await honestExchange(lab)) };
     case 'reorder':
     case 'drop':
       // Bob fetches a queued delivery: key.sync pushes it right before its reply, two records in a row.
@@ -254,7 +255,11 @@ export async function runCell(t: Test, lab: Lab, attack: AttackModule, opts: Cel
   t.equal(report.outcome, expected.outcome, `outcome: ${why}`);
   if (expected.outcome === 'failed') t.equal(report.defence, expected.defence, `defence: ${why}`);
   t.ok(report.frames.length > 0, 'the report records the frames');
-  if (v.code !== 0) t.match(v.stderr, /stopped by: /, `the victim's error names the defence: ${v.stderr}`);
+  if (v.code !== 0) {
+    // --json: the error object carries the defence (shared/defences.ts via cli/output.ts).
+    const out = JSON.parse(v.stdout) as { error: { code: string }; defence?: string; explanation?: string };
+    t.ok(out.defence !== undefined && out.explanation !== undefined, `the victim's error names the defence: ${v.stdout}`);
+  }
 
   if (!insecureClient) {
     // Secure: nothing stolen, and no byte of any key the honest parties hold, nor the message text.
@@ -278,7 +283,6 @@ export async function runCell(t: Test, lab: Lab, attack: AttackModule, opts: Cel
 
   const honest = await honestExchange(lab);
   t.equal(honest.bobState, 'active', `the honest parties still work after ${attack.name}: bob verified ${honest.serial}`);
-  t.equal(honest.aliceKey, 'active', "and alice's copy is confirmed");
 }
 
 export { ATTACKS };

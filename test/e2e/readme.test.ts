@@ -65,7 +65,8 @@ function shBlocks(markdown: string): Block[] {
       const start = i;
       const body: string[] = [];
       for (i += 1; i < lines.length && !/^```\s*$/.test(lines[i]!); i += 1) body.push(lines[i]!);
-      if (fence[1] === 'sh' || fence[1] === 'bash') blocks.push({ code: body.join('\n'), line: start + 1, marker: pending });
+      if (fence[1] === 'sh' || fence[1] === 'bash')
+        blocks.push({ code: body.join('\n'), line: start + 1, marker: pending });
       pending = undefined;
       continue;
     }
@@ -84,7 +85,13 @@ interface Background {
   exited: Promise<number | null>;
 }
 
-function waitForOutput(what: string, output: () => string, re: RegExp, onData: (fn: () => void) => () => void, timeoutMs = 60_000): Promise<void> {
+function waitForOutput(
+  what: string,
+  output: () => string,
+  re: RegExp,
+  onData: (fn: () => void) => () => void,
+  timeoutMs = 60_000,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let off = (): void => {};
     const timer = setTimeout(() => {
@@ -111,7 +118,10 @@ t.test('every sh block of README.md runs as documented', async (t) => {
     ['npm install && npm run demo', 'npm test', 'npm run bench\nnpm run bench -- startup keys'],
     'only installing, the test suite itself and the benchmarks are not run here',
   );
-  t.ok(existsSync(join(REPO_ROOT, 'test', 'e2e', 'demo.test.ts')), 'npm run demo is run by test/e2e/demo.test.ts');
+  t.ok(
+    existsSync(join(REPO_ROOT, 'test', 'e2e', 'demo.test.ts')),
+    'npm run demo is run by test/e2e/demo.test.ts',
+  );
 
   const dir = tempDir(t, 'kds-readme-');
   const kdcPort = await freePort();
@@ -147,12 +157,23 @@ t.test('every sh block of README.md runs as documented', async (t) => {
       const [name, re] = [after.slice(0, after.indexOf(':')), after.slice(after.indexOf(':') + 1)];
       const bg = background.get(name);
       t.ok(bg, `${where}: background ${name} exists`);
-      if (bg !== undefined) await waitForOutput(`${where} (after ${name})`, bg.output, new RegExp(re), (fn) => (bg.listeners.add(fn), () => bg.listeners.delete(fn)));
+      if (bg !== undefined)
+        await waitForOutput(
+          `${where} (after ${name})`,
+          bg.output,
+          new RegExp(re),
+          (fn) => (bg.listeners.add(fn), () => bg.listeners.delete(fn)),
+        );
     }
     if (m?.attrs.has('background') === true) {
       const name = one(m, 'name') ?? `bg${background.size}`;
       // Its own process group, so that SIGINT reaches the command and not only bash.
-      const child = spawn('bash', ['-c', script(block.code)], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const child = spawn('bash', ['-c', script(block.code)], {
+        cwd: dir,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       let out = '';
       const listeners = new Set<() => void>();
       const onData = (d: string): void => {
@@ -164,11 +185,20 @@ t.test('every sh block of README.md runs as documented', async (t) => {
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       const bg = { name, child, output: () => out, exited, listeners };
       background.set(name, bg);
-      await waitForOutput(`${where} (${name})`, bg.output, new RegExp(one(m, 'ready') ?? '.'), (fn) => (listeners.add(fn), () => listeners.delete(fn)));
+      await waitForOutput(
+        `${where} (${name})`,
+        bg.output,
+        new RegExp(one(m, 'ready') ?? '.'),
+        (fn) => (listeners.add(fn), () => listeners.delete(fn)),
+      );
       continue;
     }
     const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn('bash', ['-c', script(block.code)], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('bash', ['-c', script(block.code)], {
+        cwd: dir,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
       child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -180,7 +210,8 @@ t.test('every sh block of README.md runs as documented', async (t) => {
     });
     const diag = { block: block.code, output: run.out };
     t.equal(run.code, Number(one(m, 'exit') ?? 0), `${where}: exit status`, diag);
-    for (const re of all(m, 'expect')) t.match(run.out, new RegExp(re), `${where}: output matches ${re}`, diag);
+    for (const re of all(m, 'expect'))
+      t.match(run.out, new RegExp(re), `${where}: output matches ${re}`, diag);
     for (const capture of all(m, 'capture')) {
       const [name, re] = [capture.slice(0, capture.indexOf('=')), capture.slice(capture.indexOf('=') + 1)];
       const found = new RegExp(re).exec(run.out)?.[1];
@@ -194,7 +225,13 @@ t.test('every sh block of README.md runs as documented', async (t) => {
     const name = one(block.marker, 'name')!;
     const bg = background.get(name)!;
     for (const re of all(block.marker, 'expect')) {
-      await waitForOutput(`background ${name}`, bg.output, new RegExp(re), (fn) => (bg.listeners.add(fn), () => bg.listeners.delete(fn)), 20_000);
+      await waitForOutput(
+        `background ${name}`,
+        bg.output,
+        new RegExp(re),
+        (fn) => (bg.listeners.add(fn), () => bg.listeners.delete(fn)),
+        20_000,
+      );
       t.match(bg.output(), new RegExp(re), `background ${name}: output matches ${re}`);
     }
   }
@@ -222,7 +259,9 @@ t.test('inline `npx kds ...` commands in the prose run', async (t) => {
 });
 
 t.test('relative links in README.md point at files of the checkout', async (t) => {
-  const links = [...new Set([...README.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)].map((m) => m[1]!))].filter((l) => !/^[a-z]+:/.test(l));
+  const links = [...new Set([...README.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)].map((m) => m[1]!))].filter(
+    (l) => !/^[a-z]+:/.test(l),
+  );
   t.ok(links.length >= 8, `found ${links.length} links`);
   for (const link of links) t.ok(existsSync(join(REPO_ROOT, link)), `${link} exists`);
 });

@@ -11,12 +11,22 @@ export const menuCommand: CommandModule<object, ClientArgs> = {
   builder: (y) =>
     withClientOptions(y)
       .example('$0 client menu --name alice', "alice's menu (enroll from its Certificates sub-menu)")
-      .example("printf '2\\n6\\n0\\n0\\n' | $0 client menu --name alice", 'scripted: show my certificate, then exit') as never,
+      .example(
+        "printf '2\\n6\\n0\\n0\\n' | $0 client menu --name alice",
+        'scripted: show my certificate, then exit',
+      ) as never,
   handler: run(async (argv: ClientArgs) => {
     const { AuthError, InputError } = await import('../../../shared/errors.js');
-    if (argv.json) throw new InputError('bad_request', 'the menu is interactive: --json is not supported (use the other kds client commands)');
+    if (argv.json)
+      throw new InputError(
+        'bad_request',
+        'the menu is interactive: --json is not supported (use the other kds client commands)',
+      );
     if (argv['insecure-dh'] === true) {
-      throw new AuthError('insecure_refused', 'the menu always uses authenticated sessions (--insecure-dh is for kds client send-key/send/listen)');
+      throw new AuthError(
+        'insecure_refused',
+        'the menu always uses authenticated sessions (--insecure-dh is for kds client send-key/send/listen)',
+      );
     }
     const { runMenu } = await import('../../../client/menu/menu.js');
     const { style, withProgress } = await import('../../output.js');
