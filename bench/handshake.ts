@@ -20,7 +20,6 @@ import {
   createPublicKey,
   diffieHellman,
   generateKeyPairSync,
-  hkdfSync,
   randomBytes,
   sign,
   verify,
@@ -28,13 +27,15 @@ import {
 } from 'node:crypto';
 import { loadCredential } from '../server/ca/credentials.js';
 import { BENCH_PASSPHRASE, createBenchCa, issueBenchClients, type BenchClient } from './fixture.js';
-import { cpuTime, machine, percentile, ratio, summarize, type BenchResult } from './harness.js';
+import { cpuTime, machine, percentile, perSecond, ratio, summarize, warmUntilStable, type BenchResult } from './harness.js';
 import { Worker } from './load/ipc.js';
 
 const CONCURRENCY = 32;
 const CLIENTS = 32;
 const RUNS = 5;
 const PER_RUN = 320;
+/** Handshakes per warm-up round (warmUntilStable decides how many rounds). */
+const WARM_ROUND = 200;
 
 export interface CryptoBound {
   /** Microseconds of CPU per server-side handshake, and its parts. */
@@ -44,19 +45,35 @@ export interface CryptoBound {
 
 /**
  * CPU microseconds of each node:crypto operation a kds server performs per authenticated handshake,
- * measured by process.cpuUsage over `iterations` (synchronous forms: the CPU cost is the same on the pool).
+ * called the way the server calls it, measured by process.cpuUsage (every thread of this process):
+ *   x25519_keygen          generateKeyPairSync + X25519(k, 9) for the raw public key (shared/crypto/dh.ts)
+ *   x25519_import_derive   the client's raw share imported (JWK) and the shared secret
+ *   rsa_pss_sign_2048      the KDC's CertificateVerify-style signature, CALLBACK form on the libuv pool
+ *                          (as the server signs), `concurrency` in flight: dispatch and completion included
+ *   rsa_pss_verify_2048    the client's signature
+ *   cert_signature_verify  the client certificate's signature under the root (RSA-3072)
+ *   hashes_hmac_gcm        key schedule (2 HKDF-Extract + 8 HKDF-Expand = 10 HMACs), 2 finished MACs,
+ *                          5 transcript SHA-256 over ~1.6 kB, the certificate fingerprint, one AES-GCM
+ *                          record (the `ready` push)
  */
-export function measureCryptoBound(opts: {
+export async function measureCryptoBound(opts: {
   serverKey: KeyObject;
   clientKey: KeyObject;
   clientCert: X509Certificate;
   caPublicKey: KeyObject;
   iterations: number;
-}): CryptoBound {
+  concurrency: number;
+}): Promise<CryptoBound> {
   const pss = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
   const th = randomBytes(32);
-  const transcript = randomBytes(1600); // client_hello + server_hello (certificate) + client_finish
+  const transcript = randomBytes(1600); // client_hello + server_hello (with certificate) + client_finish
+  const certDer = opts.clientCert.raw;
   const peerRaw = (generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32);
+  const basePoint = createPublicKey({
+    key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), Buffer.from([9]), Buffer.alloc(31)]),
+    format: 'der',
+    type: 'spki',
+  });
   const clientSig = sign('sha256', th, { key: opts.clientKey, ...pss });
   const clientPublic = createPublicKey(opts.clientKey);
   const z = randomBytes(32);
@@ -69,21 +86,43 @@ export function measureCryptoBound(opts: {
     });
     parts[name] = us / count;
   };
-  time('x25519_keygen', () => generateKeyPairSync('x25519'));
+  const keyPair = generateKeyPairSync('x25519');
+  time('x25519_keygen', () => {
+    const k = generateKeyPairSync('x25519').privateKey;
+    diffieHellman({ privateKey: k, publicKey: basePoint });
+  });
   time('x25519_import_derive', () => {
     const peer = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peerRaw.toString('base64url') }, format: 'jwk' });
-    diffieHellman({ privateKey: generateKeyPairSync('x25519').privateKey, publicKey: peer });
+    diffieHellman({ privateKey: keyPair.privateKey, publicKey: peer });
   });
-  parts.x25519_import_derive! -= parts.x25519_keygen!;
-  time('rsa_pss_sign_2048', () => sign('sha256', th, { key: opts.serverKey, ...pss }), Math.max(50, n / 4));
+  // The signature as the server makes it: callback form, several in flight.
+  const signs = Math.max(64, n / 2);
+  const signOnce = (): Promise<void> =>
+    new Promise((resolve, reject) => sign('sha256', th, { key: opts.serverKey, ...pss }, (err) => (err ? reject(err) : resolve())));
+  await Promise.all(Array.from({ length: opts.concurrency }, signOnce));
+  const before = process.cpuUsage();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (next < signs) {
+        next += 1;
+        await signOnce();
+      }
+    }),
+  );
+  const d = process.cpuUsage(before);
+  parts.rsa_pss_sign_2048 = (d.user + d.system) / signs;
   time('rsa_pss_verify_2048', () => verify('sha256', th, { key: clientPublic, ...pss }, clientSig));
   time('cert_signature_verify', () => opts.clientCert.verify(opts.caPublicKey));
-  time('hkdf_x8_sha256_x5_hmac_x2_gcm', () => {
-    for (let i = 0; i < 8; i++) hkdfSync('sha256', z, th, 'kds v1 label', 32);
-    for (let i = 0; i < 5; i++) createHash('sha256').update(transcript).digest();
+  time('hashes_hmac_gcm', () => {
+    for (const salt of [th, th]) createHmac('sha256', salt).update(z).digest();
+    for (let i = 0; i < 8; i++) createHmac('sha256', z).update('kds v1 label').update(Buffer.from([1])).digest();
     for (let i = 0; i < 2; i++) createHmac('sha256', z).update(th).digest();
+    for (let i = 0; i < 5; i++) createHash('sha256').update(transcript).digest();
+    createHash('sha256').update(certDer).digest();
     const c = createCipheriv('aes-256-gcm', z, th.subarray(0, 12), { authTagLength: 16 });
-    c.update(transcript.subarray(0, 100));
+    c.setAAD(th.subarray(0, 10));
+    c.update(transcript.subarray(0, 120));
     c.final();
     c.getAuthTag();
   });
@@ -109,12 +148,13 @@ export async function run(): Promise<BenchResult> {
     // 1. The crypto-bound limit, measured before the servers start (nothing else of ours running).
     const clientCert = new X509Certificate(clients[0]!.certPem);
     const caCert = new X509Certificate(bench.caCertPem);
-    const crypto = measureCryptoBound({
+    const crypto = await measureCryptoBound({
       serverKey: kdcCred.privateKey,
       clientKey: createPrivateKey(clients[0]!.keyPem),
       clientCert,
       caPublicKey: caCert.publicKey,
       iterations: 400,
+      concurrency: CONCURRENCY,
     });
 
     // 2. Servers and load generators, each in its own process.
@@ -142,28 +182,41 @@ export async function run(): Promise<BenchResult> {
         concurrency: CONCURRENCY,
       });
 
-    // Warm both (JIT, caches), then alternate the two so drifting machine load hits both alike.
-    await kdsRound(64);
-    await tlsRound(64);
+    // Warm both until their CPU per handshake settles (JIT), then alternate the two so that drifting
+    // machine load hits both alike.
+    const measure = async (server: Worker, round: (n: number) => Promise<RoundResult>, count: number) => {
+      const c0 = await server.call<number>('cpu');
+      const res = await round(count);
+      const c1 = await server.call<number>('cpu');
+      if (res.errors > 0) throw new Error(`${res.errors} handshakes failed: ${res.firstError}`);
+      return { rate: perSecond(count, res.ms), cpu: (c1 - c0) / count, latencies: res.latencies ?? [] };
+    };
+    const kdsWarm = await warmUntilStable(async () => (await measure(kdc, kdsRound, WARM_ROUND)).cpu, {
+      minRounds: 3,
+      maxRounds: 8,
+    });
+    const tlsWarm = await warmUntilStable(async () => (await measure(tls, tlsRound, WARM_ROUND)).cpu, {
+      minRounds: 2,
+      maxRounds: 5,
+    });
     const kdsRate: number[] = [];
     const tlsRate: number[] = [];
     const kdsCpu: number[] = [];
     const tlsCpu: number[] = [];
     const latencies: number[] = [];
+    // KDS_BENCH_PROFILE=<file.cpuprofile>: a V8 CPU profile of the KDC over the measured runs.
+    const profile = process.env.KDS_BENCH_PROFILE;
+    if (profile) await kdc.call('profileStart');
     for (let r = 0; r < RUNS; r++) {
-      for (const [server, round, rates, cpus] of [
-        [kdc, kdsRound, kdsRate, kdsCpu],
-        [tls, tlsRound, tlsRate, tlsCpu],
-      ] as const) {
-        const c0 = await server.call<number>('cpu');
-        const res = await round(PER_RUN);
-        const c1 = await server.call<number>('cpu');
-        if (res.errors > 0) throw new Error(`${res.errors} handshakes failed: ${res.firstError}`);
-        rates.push((PER_RUN / res.ms) * 1000);
-        cpus.push((c1 - c0) / PER_RUN);
-        if (res.latencies !== undefined) latencies.push(...res.latencies);
-      }
+      const k = await measure(kdc, kdsRound, PER_RUN);
+      kdsRate.push(k.rate);
+      kdsCpu.push(k.cpu);
+      latencies.push(...k.latencies);
+      const t = await measure(tls, tlsRound, PER_RUN);
+      tlsRate.push(t.rate);
+      tlsCpu.push(t.cpu);
     }
+    if (profile) await kdc.call('profileStop', { path: profile });
 
     const fKdsCpu = summarize(kdsCpu, 'us CPU/handshake');
     const fTlsCpu = summarize(tlsCpu, 'us CPU/handshake');
@@ -197,6 +250,7 @@ export async function run(): Promise<BenchResult> {
       },
       notes: [
         `${RUNS} runs x ${PER_RUN} handshakes each for kds and TLS, alternating; ${CONCURRENCY} in flight; ${CLIENTS} client certificates`,
+        `warm-up rounds of ${WARM_ROUND} until the CPU per handshake settled: kds ${kdsWarm.map((c) => c.toFixed(0)).join(' -> ')} us, TLS ${tlsWarm.map((c) => c.toFixed(0)).join(' -> ')} us`,
         `crypto-bound parts (us CPU): ${Object.entries(crypto.parts)
           .map(([k, v]) => `${k} ${v.toFixed(1)}`)
           .join(', ')}`,

@@ -85,6 +85,35 @@ export async function sample(runs: number, fn: () => Promise<number>, warmup = 1
   return out;
 }
 
+/**
+ * Warm a server until its cost per operation settles: run `round` (returning the cost of one op) at
+ * least `minRounds` and at most `maxRounds` times, stopping once two consecutive costs differ by less
+ * than `tolerance` (relative). V8 keeps optimizing a server's hot paths for the first several hundred
+ * handshakes, and slower still on a busy machine, where compilation threads get little CPU
+ * (bench/handshake.ts saw the KDC's CPU per handshake fall 3x over the first ~900). Returns the costs seen.
+ */
+export async function warmUntilStable(
+  round: () => Promise<number>,
+  opts: { minRounds?: number; maxRounds?: number; tolerance?: number } = {},
+): Promise<number[]> {
+  const minRounds = opts.minRounds ?? 2;
+  const maxRounds = opts.maxRounds ?? 8;
+  const tolerance = opts.tolerance ?? 0.1;
+  const costs: number[] = [];
+  while (costs.length < maxRounds) {
+    costs.push(await round());
+    const n = costs.length;
+    if (n >= minRounds && n >= 2 && settled(costs[n - 2]!, costs[n - 1]!, tolerance)) break;
+  }
+  return costs;
+}
+
+/** |a - b| / max(a, b) < tolerance (two costs count as the same level). */
+export function settled(a: number, b: number, tolerance: number): boolean {
+  const top = Math.max(Math.abs(a), Math.abs(b));
+  return top === 0 || Math.abs(a - b) / top < tolerance;
+}
+
 export function resultsDir(): string {
   // dist/bench/harness.js -> <repo>/bench/results
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');

@@ -98,10 +98,11 @@ t.test('impersonate-client: a valid certificate and signature of another name fa
   t.match(await m.close(), { outcome: 'failed', defence: 'key confirmation' });
 
   const m2 = await lab.mallory('impersonate-client');
-  await t.rejects(lab.session('alice', m2.url).then((s) => s.close()), { code: 'bad_mac' }, 'without --identity she passes the frame');
-  await m2.connectionsEnded(1).catch(() => undefined);
-  const r2 = await m2.close();
-  t.ok(['inconclusive', 'failed'].includes(r2.outcome), 'without an identity the attack cannot succeed');
+  const s = await lab.session('alice', m2.url);
+  t.equal(s.facts.identity.name, 'alice', 'without --identity she has nothing to present and passes the frame');
+  await s.close();
+  await m2.connectionsEnded(1);
+  t.match(await m2.close(), { outcome: 'inconclusive', summary: /no identity of her own/ });
 });
 
 t.test('downgrade: a secure client refuses the insecure reply of a KDC that allows it', async (t) => {

@@ -1,0 +1,109 @@
+// `kds mitm` and the insecure flags as a user meets them: the catalog listing, usage errors, the two
+// keys of insecure mode (flag AND KDS_ALLOW_INSECURE=1, refused with insecure_refused otherwise), the
+// warning banner, and the watch output of one attack with the victim's error naming the defence
+// (issue 5's example: "handshake failed: server signature over transcript invalid (possible MITM)").
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ATTACK_NAMES } from '../../client/mitm/catalog.js';
+import { KDS_BIN, REPO_ROOT, adminToken, initDataDir, kdsEnv, parseJson, runKds, startServer } from '../helpers/kds-process.js';
+
+t.setTimeout(180_000);
+
+t.test('kds mitm --list: the catalog, one line each', async (t) => {
+  const r = await runKds(['mitm', '--list']);
+  t.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  t.same(
+    lines.map((l) => l.split(/\s+/)[0]),
+    ATTACK_NAMES,
+  );
+  t.match(lines[1], /^substitute-dh\s+.*\[stopped by transcript signature\]$/);
+  const json = parseJson<{ name: string; position: string }[]>(await runKds(['mitm', '--list', '--json']));
+  t.same(
+    json.map((a) => a.name),
+    ATTACK_NAMES,
+  );
+  t.ok(json.every((a) => a.position.length > 0), 'each says where Mallory sits');
+});
+
+t.test('usage errors', async (t) => {
+  const none = await runKds(['mitm', '--json']);
+  t.equal(none.code, 2);
+  t.equal(parseJson<{ error: { code: string } }>(none).error.code, 'bad_request');
+  const unknown = await runKds(['mitm', '--attack', 'nope', '--json']);
+  t.equal(unknown.code, 2);
+  t.match(parseJson<{ error: { message: string } }>(unknown).error.message, /unknown attack "nope"/);
+  const listen = await runKds(['mitm', '--attack', 'tamper', '--listen', 'nowhere', '--json']);
+  t.equal(parseJson<{ error: { code: string } }>(listen).error.code, 'bad_request');
+});
+
+t.test('insecure mode needs both keys', async (t) => {
+  const dataDir = await initDataDir(t);
+  const server = await runKds(['server', 'start', '--insecure-dh', '--data-dir', dataDir, '--port', '0', '--json']);
+  t.equal(server.code, 7, 'server: exit 7 (authentication)');
+  const e = parseJson<{ error: { code: string; message: string }; defence?: string }>(server);
+  t.equal(e.error.code, 'insecure_refused');
+  t.match(e.error.message, /KDS_ALLOW_INSECURE=1/);
+  t.equal(e.defence, undefined, 'a local refusal is not reported as a MITM defence');
+
+  const client = await runKds(['client', 'keys', '--name', 'alice', '--insecure-dh', '--data-dir', dataDir, '--json']);
+  t.equal(client.code, 7);
+  t.equal(parseJson<{ error: { code: string } }>(client).error.code, 'insecure_refused');
+
+  const enroll = await runKds(['client', 'enroll', '--name', 'alice', '--token=x', '--insecure-dh', '--json'], { env: { KDS_ALLOW_INSECURE: '1' } });
+  t.equal(enroll.code, 7);
+  t.match(parseJson<{ error: { message: string } }>(enroll).error.message, /does not apply to `kds client enroll`/, 'enrollment stays secure');
+
+  const flag = await runKds(['mitm', '--list', '--allow-insecure', '1']);
+  t.equal(flag.code, 2, 'KDS_ALLOW_INSECURE is not a flag');
+  t.match(flag.stderr, /environment, never as a flag/);
+
+  const envOk = await runKds(['mitm', '--list'], { env: { KDS_ALLOW_INSECURE: '1' } });
+  t.equal(envOk.code, 0, `the environment variable is accepted by every command: ${envOk.stderr}`);
+
+  const warned = await runKds(['client', 'keys', '--name', 'alice', '--insecure-dh', '--data-dir', dataDir, '--server', 'ws://127.0.0.1:1/kds'], {
+    env: { KDS_ALLOW_INSECURE: '1' },
+  });
+  t.match(warned.stderr, /WARNING INSECURE MODE \(--insecure-dh\): this client uses UNAUTHENTICATED Diffie-Hellman/, 'a loud warning on start');
+});
+
+t.test('the watch output of substitute-dh, and the victim naming the defence', async (t) => {
+  const dataDir = await initDataDir(t);
+  const server = await startServer(t, dataDir);
+  const token = await adminToken(server, 'alice');
+  const home = join(dataDir, 'clients', 'alice');
+  const enrolled = await runKds(['client', 'enroll', '--name', 'alice', `--token=${token}`, '--server', server.url, '--ca-fingerprint', server.fingerprint, '--home', home]);
+  t.equal(enrolled.code, 0, enrolled.stderr);
+
+  const child = spawn(process.execPath, [KDS_BIN, 'mitm', '--listen', '127.0.0.1:0', '--target', server.url.replace(/\/kds$/, ''), '--attack', 'substitute-dh', '--once'], {
+    cwd: REPO_ROOT,
+    env: kdsEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const url = await new Promise<string>((resolve) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /mallory listening on (ws:\/\/\S+)/.exec(out);
+      if (m !== null) resolve(m[1]!);
+    });
+  });
+  t.match(url, /^ws:\/\/127\.0\.0\.1:\d+\/kds$/, 'the bound URL is printed (port 0)');
+  // As in issue 5: the victim points --server at Mallory's host:port.
+  const victim = await runKds(['client', 'send-key', '--name', 'alice', '--to', 'bob', '--mode', 'kdc', '--home', home, '--server', url.replace(/\/kds$/, '')]);
+  t.equal(victim.code, 7);
+  t.match(victim.stderr, /error \[bad_signature\]: signature verification failed/);
+  t.match(victim.stderr, /handshake failed: server signature over transcript invalid \(possible MITM\)/);
+  t.match(victim.stderr, /stopped by: transcript signature/);
+  t.equal(await exited, 0);
+  t.match(out, /#1 client {2}-> kdc {4}client_hello +\d+ B {2}modify/, 'one line per frame: direction, type, size, action');
+  t.match(out, /#1 kdc {5}-> client server_hello +\d+ B {2}modify/);
+  t.notMatch(out, /\u001b\[/, 'no colour when not on a terminal');
+  t.match(out, /attack substitute-dh: FAILED — stopped by transcript signature/);
+});
