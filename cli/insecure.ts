@@ -50,7 +50,10 @@ export function insecureClientMiddleware(argv: Record<string, unknown>): void {
   const command = Array.isArray(argv._) ? String(argv._[1] ?? '') : '';
   let refusal: AuthError | undefined;
   if (['enroll', 'status', 'revoke-cert', 'cert-status'].includes(command)) {
-    refusal = new AuthError('insecure_refused', `--insecure-dh does not apply to \`kds client ${command}\`: certificate operations always use an authenticated session`);
+    refusal = new AuthError(
+      'insecure_refused',
+      `--insecure-dh does not apply to \`kds client ${command}\`: certificate operations always use an authenticated session`,
+    );
   } else if (!insecureAllowed()) {
     try {
       assertInsecureAllowed();

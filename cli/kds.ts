@@ -7,6 +7,7 @@ import type * as yargsHelpers from 'yargs/helpers';
 import { EXIT } from '../shared/errors.js';
 import { commands } from './commands/index.js';
 import { dropForeignEnvironment } from './env.js';
+import { tidyUsageMessage } from './usage-message.js';
 
 // yargs is loaded through its CommonJS entry on purpose: the ESM entry bundles cliui's ESM shim, whose
 // wrap() cuts help text every N characters, mid-word ("revoked / unkno" + "wn"); the CommonJS entry wraps
@@ -45,7 +46,7 @@ const parser = yargs(hideBin(process.argv))
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err) => {
     if (err) throw err;
-    process.stderr.write(`error [bad_request]: ${msg}\n(run with --help for usage)\n`);
+    process.stderr.write(`error [bad_request]: ${tidyUsageMessage(msg)}\n(run with --help for usage)\n`);
     process.exit(EXIT.usage);
   });
 

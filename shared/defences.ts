@@ -10,16 +10,22 @@ import { KdsError } from './errors.js';
 export const DEFENCES = {
   'transcript signature':
     'RSA-PSS signatures over the transcript hash: the handshake (CertificateVerify) and the key exchange (signed prekeys, sender and receiver signatures)',
-  'certificate chain': 'peer certificates must chain to the pinned root CA, be valid now, carry the right usage and name',
+  'certificate chain':
+    'peer certificates must chain to the pinned root CA, be valid now, carry the right usage and name',
   revocation: 'revoked certificates and keys are refused everywhere (CRL, revocation table, key states)',
   'record authentication': 'every record is AES-256-GCM with a 16-byte tag; any altered byte fails the tag',
-  'sequence number': 'the record nonce is the implicit sequence number: replayed, reordered or dropped records fail authentication',
+  'sequence number':
+    'the record nonce is the implicit sequence number: replayed, reordered or dropped records fail authentication',
   'key confirmation':
     'Finished MACs over the whole handshake, and key.verify (digest + receiver signature): both ends prove they hold the same keys',
-  'downgrade protection': 'a secure client never accepts an unauthenticated reply; group and mode are covered by the transcript',
-  'frame limits': 'explicit limits (64 KiB frames, msgpack depth and sizes) are enforced before anything is allocated',
-  'input validation': 'every frame is decoded and schema-checked before use; anything else closes the connection',
-  'record encryption': 'after the handshake only AES-GCM ciphertext crosses the wire; the DH secret never does',
+  'downgrade protection':
+    'a secure client never accepts an unauthenticated reply; group and mode are covered by the transcript',
+  'frame limits':
+    'explicit limits (64 KiB frames, msgpack depth and sizes) are enforced before anything is allocated',
+  'input validation':
+    'every frame is decoded and schema-checked before use; anything else closes the connection',
+  'record encryption':
+    'after the handshake only AES-GCM ciphertext crosses the wire; the DH secret never does',
 } as const;
 
 export type DefenceName = keyof typeof DEFENCES;
@@ -83,15 +89,27 @@ const TABLE: Readonly<Record<string, Entry>> = {
   },
   cert_wrong_name: {
     defence: 'certificate chain',
-    text: ['the certificate presented as the KDC names someone else', 'our certificate names someone else', 'a certificate names someone else'],
+    text: [
+      'the certificate presented as the KDC names someone else',
+      'our certificate names someone else',
+      'a certificate names someone else',
+    ],
   },
   cert_wrong_usage: {
     defence: 'certificate chain',
-    text: ['the KDC certificate is not a server certificate', 'our certificate is not valid for this use', 'a certificate is not valid for this use'],
+    text: [
+      'the KDC certificate is not a server certificate',
+      'our certificate is not valid for this use',
+      'a certificate is not valid for this use',
+    ],
   },
   cert_malformed: {
     defence: 'certificate chain',
-    text: ['the KDC certificate could not be parsed', 'the KDC could not parse our certificate', 'a certificate could not be parsed'],
+    text: [
+      'the KDC certificate could not be parsed',
+      'the KDC could not parse our certificate',
+      'a certificate could not be parsed',
+    ],
   },
   cert_expired: {
     benign: true,
@@ -101,17 +119,29 @@ const TABLE: Readonly<Record<string, Entry>> = {
   cert_not_yet_valid: {
     benign: true,
     defence: 'certificate chain',
-    text: ['the KDC certificate is not valid yet', 'our certificate is not valid yet', 'a certificate is not valid yet'],
+    text: [
+      'the KDC certificate is not valid yet',
+      'our certificate is not valid yet',
+      'a certificate is not valid yet',
+    ],
   },
   cert_revoked: {
     benign: true,
     defence: 'revocation',
-    text: ['the KDC certificate is revoked', 'the KDC refused a revoked certificate', 'the certificate is revoked'],
+    text: [
+      'the KDC certificate is revoked',
+      'the KDC refused a revoked certificate',
+      'the certificate is revoked',
+    ],
   },
   peer_revoked: {
     benign: true,
     defence: 'revocation',
-    text: ['the peer certificate is revoked', 'the peer certificate is revoked', 'the peer certificate is revoked'],
+    text: [
+      'the peer certificate is revoked',
+      'the peer certificate is revoked',
+      'the peer certificate is revoked',
+    ],
   },
   key_revoked: {
     benign: true,
@@ -143,35 +173,67 @@ const TABLE: Readonly<Record<string, Entry>> = {
   },
   no_common_group: {
     defence: 'downgrade protection',
-    text: ['the offered DH groups were altered or not supported', 'the KDC supports none of the offered DH groups', 'no common DH group'],
+    text: [
+      'the offered DH groups were altered or not supported',
+      'the KDC supports none of the offered DH groups',
+      'no common DH group',
+    ],
   },
   frame_too_large: {
     defence: 'frame limits',
-    text: ['a frame exceeded the 64 KiB limit', 'the KDC refused a frame over the 64 KiB limit', 'a frame exceeded the 64 KiB limit'],
+    text: [
+      'a frame exceeded the 64 KiB limit',
+      'the KDC refused a frame over the 64 KiB limit',
+      'a frame exceeded the 64 KiB limit',
+    ],
   },
   bad_frame: {
     defence: 'input validation',
-    text: ['the server sent bytes that are not a kds frame', 'the KDC received bytes that are not a kds frame', 'bytes that are not a kds frame'],
+    text: [
+      'the server sent bytes that are not a kds frame',
+      'the KDC received bytes that are not a kds frame',
+      'bytes that are not a kds frame',
+    ],
   },
   schema: {
     defence: 'input validation',
-    text: ['a handshake message had the wrong shape', 'the KDC received a message with the wrong shape', 'a message had the wrong shape'],
+    text: [
+      'a handshake message had the wrong shape',
+      'the KDC received a message with the wrong shape',
+      'a message had the wrong shape',
+    ],
   },
   unknown_type: {
     defence: 'input validation',
-    text: ['an unknown frame type arrived', 'the KDC received an unknown frame type', 'an unknown message type arrived'],
+    text: [
+      'an unknown frame type arrived',
+      'the KDC received an unknown frame type',
+      'an unknown message type arrived',
+    ],
   },
   unexpected_message: {
     defence: 'input validation',
-    text: ['a message arrived out of order', 'the KDC received a message out of order', 'a message arrived out of order'],
+    text: [
+      'a message arrived out of order',
+      'the KDC received a message out of order',
+      'a message arrived out of order',
+    ],
   },
   version_unsupported: {
     defence: 'downgrade protection',
-    text: ['the protocol version was altered', 'the KDC refused the offered protocol version', 'unsupported protocol version'],
+    text: [
+      'the protocol version was altered',
+      'the KDC refused the offered protocol version',
+      'unsupported protocol version',
+    ],
   },
   bad_dh_public: {
     defence: 'input validation',
-    text: ['the server DH share is invalid', 'the KDC refused our DH share as invalid', 'an invalid DH public key'],
+    text: [
+      'the server DH share is invalid',
+      'the KDC refused our DH share as invalid',
+      'an invalid DH public key',
+    ],
   },
 };
 
@@ -189,7 +251,14 @@ export function defenceForCode(code: string, ctx: DefenceContext = {}): DefenceV
   if (entry === undefined) return undefined;
   if (entry.wireOnly === true && ctx.phase !== 'handshake' && ctx.remote !== true) return undefined;
   const [hsLocal, hsRemote, local, remote] = entry.text;
-  const explanation = ctx.phase === 'handshake' ? (ctx.remote === true ? hsRemote : hsLocal) : ctx.remote === true ? (remote ?? local) : local;
+  const explanation =
+    ctx.phase === 'handshake'
+      ? ctx.remote === true
+        ? hsRemote
+        : hsLocal
+      : ctx.remote === true
+        ? (remote ?? local)
+        : local;
   return { defence: entry.defence, explanation, possibleMitm: entry.benign !== true };
 }
 

@@ -24,18 +24,54 @@ export function register(y: Argv): void {
     'Mallory: a proxy that attacks the protocol live (kds mitm --list for the attacks)',
     (c) =>
       c
-        .option('list', { type: 'boolean', default: false, describe: 'print the attack catalog, one line each' })
-        .option('listen', { type: 'string', default: '127.0.0.1:9443', describe: 'host:port victims connect to (port 0: any free port)' })
-        .option('target', { type: 'string', default: 'ws://127.0.0.1:8443', describe: 'the real KDC (ws://host:port; /kds is added)' })
+        .option('list', {
+          type: 'boolean',
+          default: false,
+          describe: 'print the attack catalog, one line each',
+        })
+        .option('listen', {
+          type: 'string',
+          default: '127.0.0.1:9443',
+          describe: 'host:port victims connect to (port 0: any free port)',
+        })
+        .option('target', {
+          type: 'string',
+          default: 'ws://127.0.0.1:8443',
+          describe: 'the real KDC (ws://host:port; /kds is added)',
+        })
         .option('attack', { type: 'string', describe: 'attack name (see --list)' })
-        .option('report', { type: 'string', describe: 'write the JSON report here (after each connection and at the end)' })
-        .option('identity', { type: 'string', describe: "a client home Mallory owns (impersonate-client, unknown-key-share, revoked-cert, stale-key)" })
-        .option('peer', { type: 'string', describe: 'a peer name for attacks that create keys (default: learned from the victim)' })
-        .option('hold-ms', { type: 'number', default: 400, describe: 'reorder/drop: how long to hold a record waiting for the next one' })
-        .option('once', { type: 'boolean', default: false, describe: 'stop after the first victim connection has ended' })
+        .option('report', {
+          type: 'string',
+          describe: 'write the JSON report here (after each connection and at the end)',
+        })
+        .option('identity', {
+          type: 'string',
+          describe:
+            'a client home Mallory owns (impersonate-client, unknown-key-share, revoked-cert, stale-key)',
+        })
+        .option('peer', {
+          type: 'string',
+          describe: 'a peer name for attacks that create keys (default: learned from the victim)',
+        })
+        .option('hold-ms', {
+          type: 'number',
+          default: 400,
+          describe: 'reorder/drop: how long to hold a record waiting for the next one',
+        })
+        .option('once', {
+          type: 'boolean',
+          default: false,
+          describe: 'stop after the first victim connection has ended',
+        })
         .example('$0 mitm --list', 'the attack catalog')
-        .example('$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh', 'then: kds client send-key ... --server ws://127.0.0.1:9443')
-        .example('$0 mitm --listen 127.0.0.1:0 --attack tamper --report out.json --json', 'any free port; JSON events; a report file'),
+        .example(
+          '$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh',
+          'then: kds client send-key ... --server ws://127.0.0.1:9443',
+        )
+        .example(
+          '$0 mitm --listen 127.0.0.1:0 --attack tamper --report out.json --json',
+          'any free port; JSON events; a report file',
+        ),
     run(async (argv: MitmArgs) => handle(argv)),
   );
 }
@@ -47,7 +83,14 @@ async function handle(argv: MitmArgs): Promise<number> {
     const width = Math.max(...ATTACKS.map((a) => a.name.length));
     emit(
       argv,
-      ATTACKS.map((a) => ({ name: a.name, summary: a.summary, position: a.position, secure: a.secure, insecure: a.insecure, needsIdentity: a.needsIdentity === true })),
+      ATTACKS.map((a) => ({
+        name: a.name,
+        summary: a.summary,
+        position: a.position,
+        secure: a.secure,
+        insecure: a.insecure,
+        needsIdentity: a.needsIdentity === true,
+      })),
       ATTACKS.map((a) => `${a.name.padEnd(width)}  ${a.summary} [stopped by ${a.secure.defence ?? '-'}]`),
     );
     return 0;
@@ -63,11 +106,13 @@ async function handle(argv: MitmArgs): Promise<number> {
   const listen = parseListen(argv.listen);
   const identity = argv.identity === undefined ? undefined : loadIdentity(argv.identity);
   const print = printer(argv.json === true);
-  let mitm: Awaited<ReturnType<typeof startMitm>> | undefined;
+  // The report is rewritten after every victim connection; the proxy exists by then.
+  const running: { mitm?: Awaited<ReturnType<typeof startMitm>> } = {};
   const saveReport = (): void => {
-    if (argv.report !== undefined && mitm !== undefined) writeReport(argv.report, mitm.report());
+    if (argv.report !== undefined && running.mitm !== undefined)
+      writeReport(argv.report, running.mitm.report());
   };
-  mitm = await startMitm({
+  const mitm = await startMitm({
     attack,
     target: argv.target,
     host: listen.host,
@@ -78,11 +123,16 @@ async function handle(argv: MitmArgs): Promise<number> {
     onEvent: print,
     onConnectionEnd: saveReport,
   });
+  running.mitm = mitm;
   const target = mitm.context.settings.target;
   if (argv.json) {
-    process.stdout.write(`${JSON.stringify({ event: 'listening', url: mitm.url, target, attack: attack.name })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ event: 'listening', url: mitm.url, target, attack: attack.name })}\n`,
+    );
   } else {
-    process.stdout.write(`mallory listening on ${mitm.url}\n  target: ${target}\n  attack: ${attack.name}: ${attack.summary}\n  where:  ${attack.position}\n`);
+    process.stdout.write(
+      `mallory listening on ${mitm.url}\n  target: ${target}\n  attack: ${attack.name}: ${attack.summary}\n  where:  ${attack.position}\n`,
+    );
   }
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -92,7 +142,7 @@ async function handle(argv: MitmArgs): Promise<number> {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
-    if (argv.once) void mitm!.connectionsEnded(1).then(stop);
+    if (argv.once) void mitm.connectionsEnded(1).then(stop);
   });
   const report = await mitm.close();
   if (argv.report !== undefined) writeReport(argv.report, report);
@@ -101,9 +151,12 @@ async function handle(argv: MitmArgs): Promise<number> {
     process.stdout.write(`${JSON.stringify({ event: 'summary', ...rest })}\n`);
   } else {
     const { style } = await import('../output.js');
-    const paint = report.outcome === 'succeeded' ? style.bad : report.outcome === 'failed' ? style.ok : style.dim;
+    const paint =
+      report.outcome === 'succeeded' ? style.bad : report.outcome === 'failed' ? style.ok : style.dim;
     const d = report.findings.find((f) => f.outcome === report.outcome);
-    process.stdout.write(`${paint(style.bold(report.summary))}\n${d === undefined ? '' : `  ${d.detail}${d.code === undefined ? '' : ` (${d.code})`}\n`}`);
+    process.stdout.write(
+      `${paint(style.bold(report.summary))}\n${d === undefined ? '' : `  ${d.detail}${d.code === undefined ? '' : ` (${d.code})`}\n`}`,
+    );
   }
   return 0;
 }
@@ -120,7 +173,8 @@ const ARROWS: Record<string, string> = {
 
 /** One line per event: JSON lines with --json, else the watch format (colour only on a terminal). */
 function printer(json: boolean): (e: Event) => void {
-  const isTty = Boolean(process.stdout.isTTY) && process.env.NO_COLOR === undefined && process.env.TERM !== 'dumb';
+  const isTty =
+    Boolean(process.stdout.isTTY) && process.env.NO_COLOR === undefined && process.env.TERM !== 'dumb';
   const c = (code: string, text: string): string => (isTty ? `\u001b[${code}m${text}\u001b[0m` : text);
   const actionColour: Record<string, string> = {
     forward: '2',
@@ -155,7 +209,10 @@ function printer(json: boolean): (e: Event) => void {
         line = `#${e.conn} ${e.outcome === 'succeeded' ? c('31;1', 'ATTACK SUCCEEDED') : e.outcome === 'failed' ? c('32;1', `STOPPED by ${e.defence ?? '?'}`) : c('2', 'inconclusive')}: ${e.detail}${e.code === undefined ? '' : ` (${e.code})`}`;
         break;
       case 'stolen-key':
-        line = c('31;1', `#${e.conn} STOLEN KEY ${e.key} (serial ${e.serial}, fingerprint ${e.fingerprint}, from ${e.source})`);
+        line = c(
+          '31;1',
+          `#${e.conn} STOLEN KEY ${e.key} (serial ${e.serial}, fingerprint ${e.fingerprint}, from ${e.source})`,
+        );
         break;
       case 'plaintext':
         line = c('31', `#${e.conn} decrypted ${e.dir} ${e.type}: ${e.text}`);

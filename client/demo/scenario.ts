@@ -40,6 +40,8 @@ export interface DemoState {
   bob?: Party;
   e2eSerial?: string;
   kdcSerial?: string;
+  /** Bob's first certificate, revoked in step 10. */
+  revokedCertSerial?: string;
   /** Closed by the cleanup step (or on failure / Ctrl-C). */
   closers: (() => Promise<void>)[];
 }
@@ -393,6 +395,7 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
   try {
     const out = await admin.request('cert.revoke', { name: 'bob', reason: 'keyCompromise' });
     crlNumber = out.crlNumber;
+    s.revokedCertSerial = String(out.serial);
     check(
       s,
       true,
@@ -533,13 +536,20 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   for (const p of [alice, bob]) await p.opened?.close().catch(() => undefined);
   await need(s.kdc, 'KDC').stop();
   s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir, '--insecure-dh'], ALLOW_INSECURE);
+  check(s, true, `KDC restarted in lab mode on ${s.kdc.url} (process ${s.kdc.pid})`, {
+    url: s.kdc.url,
+    pid: s.kdc.pid,
+  });
+  bob.opened = await connect(s, bob);
+  const revoked = need(s.revokedCertSerial, "bob's revoked certificate");
+  const crl = parseCrl(
+    await (await fetch(`${s.kdc.httpUrl}/crl.pem`, { signal: AbortSignal.timeout(10_000) })).text(),
+  );
   check(
     s,
-    true,
-    `KDC restarted in lab mode on ${s.kdc.url}; keys, certificates and revocations survived the restart`,
-    { url: s.kdc.url },
+    crl.entries.some((e) => e.serialHex === revoked),
+    'nothing was lost in the restart: bob reconnected with his new certificate, and the CRL still lists his old one',
   );
-  bob.opened = await connect(s, bob);
   const mitm = await mallory.startMitm({
     attack: mallory.findAttack('substitute-dh'),
     target: s.kdc.url,

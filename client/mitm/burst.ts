@@ -32,7 +32,12 @@ export class BurstWatcher {
     }
     if (this.#held === undefined) {
       this.#held = frame;
-      this.#link.note(this.#from, frame, 'hold', `held up to ${this.#link.ctx.settings.holdMs} ms, waiting for the next record`);
+      this.#link.note(
+        this.#from,
+        frame,
+        'hold',
+        `held up to ${this.#link.ctx.settings.holdMs} ms, waiting for the next record`,
+      );
       this.#timer = setTimeout(() => this.#release(), this.#link.ctx.settings.holdMs);
       this.#timer.unref();
       return;

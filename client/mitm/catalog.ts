@@ -45,7 +45,10 @@ export const ATTACK_NAMES: readonly string[] = ATTACKS.map((a) => a.name);
 export function findAttack(name: string): AttackModule {
   const found = ATTACKS.find((a) => a.name === name);
   if (found === undefined) {
-    throw new InputError('bad_request', `unknown attack ${JSON.stringify(name)}; kds mitm --list shows the ${ATTACKS.length} attacks`);
+    throw new InputError(
+      'bad_request',
+      `unknown attack ${JSON.stringify(name)}; kds mitm --list shows the ${ATTACKS.length} attacks`,
+    );
   }
   return found;
 }

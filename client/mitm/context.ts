@@ -93,7 +93,14 @@ export class MitmContext {
     this.verdict = new Verdict((f) => this.#emit({ event: 'finding', ...f }));
     this.loot = new Loot({
       onKey: (k: StolenKey) =>
-        this.#emit({ event: 'stolen-key', conn: k.conn, serial: k.serial, key: k.key.toString('hex'), fingerprint: k.fingerprint, source: k.source }),
+        this.#emit({
+          event: 'stolen-key',
+          conn: k.conn,
+          serial: k.serial,
+          key: k.key.toString('hex'),
+          fingerprint: k.fingerprint,
+          source: k.source,
+        }),
       onPlaintext: (p: StolenPlaintext) => this.#emit({ event: 'plaintext', ...p }),
     });
   }
@@ -122,7 +129,9 @@ export class MitmContext {
 
   /** Track a side task; its failure is reported, never thrown into the proxy. */
   task(work: () => Promise<void>): void {
-    const p = work().catch((err: unknown) => this.info(0, `side task failed: ${(err as Error)?.message ?? String(err)}`));
+    const p = work().catch((err: unknown) =>
+      this.info(0, `side task failed: ${(err as Error)?.message ?? String(err)}`),
+    );
     this.#tasks.add(p);
     void p.finally(() => this.#tasks.delete(p));
   }
@@ -132,7 +141,10 @@ export class MitmContext {
     const deadline = Date.now() + timeoutMs;
     while (this.#tasks.size > 0 && Date.now() < deadline) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled([...this.#tasks]), new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+      await Promise.race([
+        Promise.allSettled([...this.#tasks]),
+        new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+      ]);
       clearTimeout(timer);
     }
   }

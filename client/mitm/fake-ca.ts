@@ -48,6 +48,9 @@ export async function forgeKdc(now = Date.now()): Promise<ForgedKdc> {
   return {
     caPem,
     certPem,
-    credentials: { certificateDer: parseCertificate(certPem).der, sign: (data: Buffer) => signPss(data, kdcKey) },
+    credentials: {
+      certificateDer: parseCertificate(certPem).der,
+      sign: (data: Buffer) => signPss(data, kdcKey),
+    },
   };
 }

@@ -4,11 +4,24 @@
 // through the real codec (shared/protocol/messages.ts), so the bytes Mallory sends are well-formed kds
 // frames: what stops her is the cryptography, not a parse error.
 import { ProtocolError } from '../../shared/errors.js';
-import { decodeFrame, encodeFrame, type ClientHello, type Frame, type ServerHello } from '../../shared/protocol/messages.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  type ClientHello,
+  type Frame,
+  type ServerHello,
+} from '../../shared/protocol/messages.js';
 import { MAX_FRAME_BYTES } from '../../shared/protocol/limits.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
 
-export type FrameKind = 'client_hello' | 'server_hello' | 'client_finish' | 'alert' | 'record' | 'garbage' | 'oversize';
+export type FrameKind =
+  | 'client_hello'
+  | 'server_hello'
+  | 'client_finish'
+  | 'alert'
+  | 'record'
+  | 'garbage'
+  | 'oversize';
 
 export interface FrameView {
   kind: FrameKind;
@@ -24,15 +37,31 @@ export function viewFrame(raw: Uint8Array): FrameView {
   try {
     frame = decodeFrame(raw);
   } catch (err) {
-    return { kind: 'garbage', info: err instanceof ProtocolError ? `undecodable (${err.code})` : 'undecodable' };
+    return {
+      kind: 'garbage',
+      info: err instanceof ProtocolError ? `undecodable (${err.code})` : 'undecodable',
+    };
   }
   switch (frame.t) {
     case 'client_hello':
-      return { kind: 'client_hello', frame, info: `mode=${frame.mode} group=${frame.group} offered=${frame.groups.join(',')}` };
+      return {
+        kind: 'client_hello',
+        frame,
+        info: `mode=${frame.mode} group=${frame.group} offered=${frame.groups.join(',')}`,
+      };
     case 'server_hello':
-      return { kind: 'server_hello', frame, info: `group=${frame.group}${frame.cert ? ` cert CN=${certName(frame.cert)} signed` : ' unauthenticated'}` };
+      return {
+        kind: 'server_hello',
+        frame,
+        info: `group=${frame.group}${frame.cert ? ` cert CN=${certName(frame.cert)} signed` : ' unauthenticated'}`,
+      };
     case 'client_finish': {
-      const who = frame.cert !== undefined ? `cert CN=${certName(frame.cert)} signed` : frame.name !== undefined ? `claims name=${frame.name}` : 'anonymous';
+      const who =
+        frame.cert !== undefined
+          ? `cert CN=${certName(frame.cert)} signed`
+          : frame.name !== undefined
+            ? `claims name=${frame.name}`
+            : 'anonymous';
       return { kind: 'client_finish', frame, info: who };
     }
     case 'alert':
@@ -57,14 +86,16 @@ export function isRecord(raw: Uint8Array): boolean {
 
 export function rewriteClientHello(raw: Uint8Array, edit: (hello: ClientHello) => void): Buffer {
   const frame = decodeFrame(raw);
-  if (frame.t !== 'client_hello') throw new ProtocolError('unexpected_message', `expected client_hello, got ${frame.t}`);
+  if (frame.t !== 'client_hello')
+    throw new ProtocolError('unexpected_message', `expected client_hello, got ${frame.t}`);
   edit(frame);
   return encodeFrame(frame);
 }
 
 export function rewriteServerHello(raw: Uint8Array, edit: (hello: ServerHello) => void): Buffer {
   const frame = decodeFrame(raw);
-  if (frame.t !== 'server_hello') throw new ProtocolError('unexpected_message', `expected server_hello, got ${frame.t}`);
+  if (frame.t !== 'server_hello')
+    throw new ProtocolError('unexpected_message', `expected server_hello, got ${frame.t}`);
   edit(frame);
   return encodeFrame(frame);
 }

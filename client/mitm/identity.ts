@@ -9,5 +9,11 @@ import type { MitmIdentity } from './context.js';
 export function loadIdentity(home: string): MitmIdentity {
   const files = readClientHome(home);
   const cert = parseCertificate(files.certPem);
-  return { name: cert.subjectCN, privateKey: files.privateKey, certPem: files.certPem, cert, caPem: files.caPem };
+  return {
+    name: cert.subjectCN,
+    privateKey: files.privateKey,
+    certPem: files.certPem,
+    cert,
+    caPem: files.caPem,
+  };
 }

@@ -16,7 +16,12 @@ import { isDhGroup, type DhGroup } from '../../shared/crypto/dh.js';
 import { KdsError, ProtocolError, closeCodeFor, isErrorCode } from '../../shared/errors.js';
 import { ClientHandshake, ServerHandshake } from '../../shared/protocol/handshake.js';
 import { decodeFrame } from '../../shared/protocol/messages.js';
-import type { ClientChannel, ClientRequest, ServerChannel, ServerMessage } from '../../shared/protocol/secure-channel.js';
+import type {
+  ClientChannel,
+  ClientRequest,
+  ServerChannel,
+  ServerMessage,
+} from '../../shared/protocol/secure-channel.js';
 import type { Link } from './link.js';
 
 export interface InterceptHooks {
@@ -54,7 +59,8 @@ export class Interceptor {
     if (this.#victimChannel === undefined) {
       const f = decodeFrame(frame);
       if (f.t === 'client_hello') {
-        if (f.mode !== 'insecure' || !isDhGroup(f.group)) throw new ProtocolError('unexpected_message', 'the interceptor needs an insecure client');
+        if (f.mode !== 'insecure' || !isDhGroup(f.group))
+          throw new ProtocolError('unexpected_message', 'the interceptor needs an insecure client');
         this.#group = f.group;
         this.#victimSide = new ServerHandshake({
           groups: [f.group],
@@ -72,14 +78,23 @@ export class Interceptor {
       if (f.t === 'client_finish' && this.#victimSide !== undefined) {
         const result = await this.#victimSide.receiveClientFinish(frame);
         this.#victimChannel = result.channel;
-        link.note('client', frame, 'terminate', `session 1 (victim <-> Mallory) established; the victim claims to be ${result.claimedName ?? '?'}`);
+        link.note(
+          'client',
+          frame,
+          'terminate',
+          `session 1 (victim <-> Mallory) established; the victim claims to be ${result.claimedName ?? '?'}`,
+        );
         this.#kdcSide = new ClientHandshake({
           mode: 'insecure',
           groups: [this.#group!],
           group: this.#group!,
           ...(result.claimedName === undefined ? {} : { name: result.claimedName }),
         });
-        link.toServer(this.#kdcSide.clientHello(), 'inject', `Mallory's client_hello to the KDC, as ${result.claimedName ?? 'nobody'}`);
+        link.toServer(
+          this.#kdcSide.clientHello(),
+          'inject',
+          `Mallory's client_hello to the KDC, as ${result.claimedName ?? 'nobody'}`,
+        );
         return;
       }
       link.note('client', frame, 'drop', 'unexpected before the session');
@@ -117,13 +132,25 @@ export class Interceptor {
         link.closeServer(1000, '');
         return;
       }
-      if (this.#kdcSide === undefined) throw new ProtocolError('unexpected_message', 'server frame before Mallory spoke');
+      if (this.#kdcSide === undefined)
+        throw new ProtocolError('unexpected_message', 'server frame before Mallory spoke');
       const { clientFinish, result } = await this.#kdcSide.receiveServerHello(frame);
       this.#kdcChannel = result.channel;
       link.ctx.terminatedInsecure = true;
-      link.note('server', frame, 'terminate', 'session 2 (Mallory <-> KDC): the KDC cannot tell Mallory from the victim');
-      link.toServer(clientFinish, 'inject', "Mallory's client_finish (a valid MAC: she knows this session's DH secret)");
-      link.info('Mallory holds the keys of both sessions: every record is now decrypted, read and re-encrypted');
+      link.note(
+        'server',
+        frame,
+        'terminate',
+        'session 2 (Mallory <-> KDC): the KDC cannot tell Mallory from the victim',
+      );
+      link.toServer(
+        clientFinish,
+        'inject',
+        "Mallory's client_finish (a valid MAC: she knows this session's DH secret)",
+      );
+      link.info(
+        'Mallory holds the keys of both sessions: every record is now decrypted, read and re-encrypted',
+      );
       this.#established = true;
       this.#hooks.established?.();
       for (const req of this.#pending.splice(0)) this.#sendRequest(req, false);
@@ -158,6 +185,10 @@ export class Interceptor {
 
   #sendRequest(req: ClientRequest, rewritten: boolean): void {
     const sealed = this.#kdcChannel!.sealRequest(req.type, req.id, req.body);
-    this.#link.toServer(sealed, 're-encrypt', `${req.type} #${req.id}${rewritten ? ' (REWRITTEN by Mallory)' : ''}`);
+    this.#link.toServer(
+      sealed,
+      're-encrypt',
+      `${req.type} #${req.id}${rewritten ? ' (REWRITTEN by Mallory)' : ''}`,
+    );
   }
 }

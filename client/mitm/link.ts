@@ -75,7 +75,9 @@ export class Link {
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     client.on('message', (data: RawData) => this.#enqueue('client', toBuffer(data)));
     client.on('error', () => {});
-    client.on('close', (code: number, reason: Buffer) => this.#onClose('client', code, reason.toString('utf8')));
+    client.on('close', (code: number, reason: Buffer) =>
+      this.#onClose('client', code, reason.toString('utf8')),
+    );
   }
 
   /** Attach the attack's hooks (the proxy does this right after construction). */
@@ -91,7 +93,14 @@ export class Link {
 
   /** Send to the KDC. `action` is what the watch line says Mallory did with it. */
   toServer(frame: Buffer, action: FrameAction = 'forward', note?: string): void {
-    this.#log(action === 'forward' || action === 'modify' || action === 'replay' || action === 'reorder' ? 'c2s' : 'm2s', frame, action, note);
+    this.#log(
+      action === 'forward' || action === 'modify' || action === 'replay' || action === 'reorder'
+        ? 'c2s'
+        : 'm2s',
+      frame,
+      action,
+      note,
+    );
     if (this.#server === undefined) this.#connectServer();
     if (!this.#serverReady) {
       this.#serverQueue.push(frame);
@@ -102,7 +111,14 @@ export class Link {
 
   /** Send to the victim. */
   toClient(frame: Buffer, action: FrameAction = 'forward', note?: string): void {
-    this.#log(action === 'forward' || action === 'modify' || action === 'replay' || action === 'reorder' ? 's2c' : 'm2c', frame, action, note);
+    this.#log(
+      action === 'forward' || action === 'modify' || action === 'replay' || action === 'reorder'
+        ? 's2c'
+        : 'm2c',
+      frame,
+      action,
+      note,
+    );
     if (this.#client.readyState === WebSocket.OPEN) this.#client.send(frame, { binary: true });
   }
 
@@ -154,7 +170,11 @@ export class Link {
 
   #connectServer(): void {
     this.#serverClosed = false;
-    const ws = new WebSocket(this.#target, { maxPayload: MITM_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(this.#target, {
+      maxPayload: MITM_MAX_PAYLOAD,
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+    });
     ws.binaryType = 'nodebuffer';
     this.#server = ws;
     ws.on('open', () => {
@@ -163,7 +183,10 @@ export class Link {
     });
     ws.on('message', (data: RawData) => this.#enqueue('server', toBuffer(data)));
     ws.on('error', (err: Error) => {
-      if (!this.#serverReady) this.info(`cannot reach the KDC at ${this.#target}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      if (!this.#serverReady)
+        this.info(
+          `cannot reach the KDC at ${this.#target}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+        );
     });
     ws.on('close', (code: number, reason: Buffer) => this.#onClose('server', code, reason.toString('utf8')));
   }
@@ -211,7 +234,14 @@ export class Link {
   #log(dir: EventDirection, frame: Buffer, action: FrameAction, note?: string): void {
     const view = viewFrame(frame);
     const text = [view.info, note].filter((s) => s !== undefined && s !== '').join('; ');
-    this.ctx.record({ conn: this.id, dir, type: view.kind, size: frame.length, action, ...(text === '' ? {} : { note: text }) });
+    this.ctx.record({
+      conn: this.id,
+      dir,
+      type: view.kind,
+      size: frame.length,
+      action,
+      ...(text === '' ? {} : { note: text }),
+    });
   }
 
   #closeSocket(ws: WebSocket, code: number, reason: string): void {
@@ -285,7 +315,11 @@ export class Link {
     if (seen !== undefined) {
       const defence = accepted.includes(seen.code) ? e.defence : defenceForCode(seen.code, WIRE)?.defence;
       if (defence !== undefined) {
-        this.fail(defence, `${e.what}: the ${seen.from === 'server' ? 'KDC' : 'victim'} refused it (${seen.code})`, seen.code);
+        this.fail(
+          defence,
+          `${e.what}: the ${seen.from === 'server' ? 'KDC' : 'victim'} refused it (${seen.code})`,
+          seen.code,
+        );
       } else {
         this.inconclusive(`${e.what}: the connection ended with ${seen.code}, which no defence explains`);
       }
@@ -296,13 +330,23 @@ export class Link {
       this.fail(e.defence, `${e.what}: ${who} closed the connection without another word`);
       return;
     }
-    this.succeed(`${e.what}: ${e.toward === 'client' ? 'the victim' : 'the KDC'} carried on as if nothing happened`);
+    this.succeed(
+      `${e.what}: ${e.toward === 'client' ? 'the victim' : 'the KDC'} carried on as if nothing happened`,
+    );
   }
 }
 
 /** Close codes a peer may send (RFC 6455 7.4.1: 1005, 1006 and 1015 are never sent). */
 function sendable(code: number): number {
-  if (code === 1005 || code === 1006 || code === 1015 || code < 1000 || code > 4999 || (code > 1015 && code < 3000)) return 1000;
+  if (
+    code === 1005 ||
+    code === 1006 ||
+    code === 1015 ||
+    code < 1000 ||
+    code > 4999 ||
+    (code > 1015 && code < 3000)
+  )
+    return 1000;
   return code;
 }
 

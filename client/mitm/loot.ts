@@ -72,27 +72,76 @@ export class Loot {
   /** A response or push Mallory decrypted on its way to the victim. */
   inspectServerMessage(conn: number, victim: string, msg: ServerMessage): void {
     if (msg.kind === 'error') {
-      this.addPlaintext({ conn, dir: 's2c', type: `${msg.type} error`, text: `[${msg.error.code}] ${msg.error.message}` });
+      this.addPlaintext({
+        conn,
+        dir: 's2c',
+        type: `${msg.type} error`,
+        text: `[${msg.error.code}] ${msg.error.message}`,
+      });
       return;
     }
     const b = msg.body as Record<string, unknown>;
-    this.addPlaintext({ conn, dir: 's2c', type: msg.kind === 'ok' ? `${msg.type} ok` : msg.type, text: summarize(b) });
+    this.addPlaintext({
+      conn,
+      dir: 's2c',
+      type: msg.kind === 'ok' ? `${msg.type} ok` : msg.type,
+      text: summarize(b),
+    });
     if (msg.kind === 'ok' && msg.type === 'key.create' && b.key instanceof Uint8Array) {
-      this.addKey({ serial: String(b.serial), key: Buffer.from(b.key), from: victim, to: String(b.peer), source: 'key.create response', conn });
+      this.addKey({
+        serial: String(b.serial),
+        key: Buffer.from(b.key),
+        from: victim,
+        to: String(b.peer),
+        source: 'key.create response',
+        conn,
+      });
     }
-    if (msg.kind === 'push' && msg.type === 'key.delivered' && b.mode === 'kdc' && b.key instanceof Uint8Array) {
-      this.addKey({ serial: String(b.serial), key: Buffer.from(b.key), from: String(b.from), to: String(b.to), source: 'key.delivered push', conn });
+    if (
+      msg.kind === 'push' &&
+      msg.type === 'key.delivered' &&
+      b.mode === 'kdc' &&
+      b.key instanceof Uint8Array
+    ) {
+      this.addKey({
+        serial: String(b.serial),
+        key: Buffer.from(b.key),
+        from: String(b.from),
+        to: String(b.to),
+        source: 'key.delivered push',
+        conn,
+      });
     }
     if (msg.kind === 'push' && msg.type === 'msg') {
-      this.#decryptMessage(conn, 's2c', String(b.serial), String(b.from), String(b.to), b.nonce, b.ciphertext);
+      this.#decryptMessage(
+        conn,
+        's2c',
+        String(b.serial),
+        String(b.from),
+        String(b.to),
+        b.nonce,
+        b.ciphertext,
+      );
     }
   }
 
-  #decryptMessage(conn: number, dir: 'c2s' | 's2c', serial: string, from: string, to: string, nonce: unknown, ciphertext: unknown): void {
+  #decryptMessage(
+    conn: number,
+    dir: 'c2s' | 's2c',
+    serial: string,
+    from: string,
+    to: string,
+    nonce: unknown,
+    ciphertext: unknown,
+  ): void {
     const k = this.keys.get(serial);
     if (k === undefined || !(nonce instanceof Uint8Array) || !(ciphertext instanceof Uint8Array)) return;
     try {
-      const text = openMessage(k.key, { serial, from, to }, { nonce: Buffer.from(nonce), ciphertext: Buffer.from(ciphertext) });
+      const text = openMessage(
+        k.key,
+        { serial, from, to },
+        { nonce: Buffer.from(nonce), ciphertext: Buffer.from(ciphertext) },
+      );
       this.addPlaintext({ conn, dir, type: 'message', text: `${from} -> ${to}: ${text.toString('utf8')}` });
     } catch {
       // not this key after all: nothing learned
@@ -102,8 +151,10 @@ export class Loot {
 
 /** A one-line rendering of a decrypted body: short byte strings in hex, long ones by size. */
 export function summarize(body: unknown, depth = 0): string {
-  if (body instanceof Uint8Array) return body.length <= 64 ? `0x${Buffer.from(body).toString('hex')}` : `<${body.length} bytes>`;
-  if (Array.isArray(body)) return depth > 2 ? '[...]' : `[${body.map((v) => summarize(v, depth + 1)).join(', ')}]`;
+  if (body instanceof Uint8Array)
+    return body.length <= 64 ? `0x${Buffer.from(body).toString('hex')}` : `<${body.length} bytes>`;
+  if (Array.isArray(body))
+    return depth > 2 ? '[...]' : `[${body.map((v) => summarize(v, depth + 1)).join(', ')}]`;
   if (body !== null && typeof body === 'object') {
     if (depth > 2) return '{...}';
     return `{${Object.entries(body)

@@ -5,7 +5,13 @@
 //
 // Mallory is a lab tool: she binds where she is told (default 127.0.0.1) and keeps everything in
 // memory; her own sockets accept frames up to 1 MiB so that she can forward oversized ones.
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -66,7 +72,10 @@ export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
   const port = m === null ? NaN : Number(m[2]);
   if (m === null || !(port >= 0 && port <= 65535)) {
-    throw new InputError('bad_request', `--listen must be host:port (e.g. 127.0.0.1:9443), got ${JSON.stringify(listen)}`);
+    throw new InputError(
+      'bad_request',
+      `--listen must be host:port (e.g. 127.0.0.1:9443), got ${JSON.stringify(listen)}`,
+    );
   }
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
@@ -84,14 +93,22 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
     opts.onEvent ?? (() => {}),
   );
   if (opts.attack.needsIdentity === true && opts.identity === undefined) {
-    ctx.info(0, `attack ${opts.attack.name} needs an identity of Mallory's own (--identity <client home>): it will be inconclusive`);
+    ctx.info(
+      0,
+      `attack ${opts.attack.name} needs an identity of Mallory's own (--identity <client home>): it will be inconclusive`,
+    );
   }
   await opts.attack.prepare?.(ctx);
 
   const links = new Set<Link>();
   let ended = 0;
   const waiters: { n: number; resolve: () => void }[] = [];
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MITM_MAX_PAYLOAD, perMessageDeflate: false, clientTracking: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MITM_MAX_PAYLOAD,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
   const server: Server = createServer((req, res) => relayHttp(target.http, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
@@ -116,7 +133,12 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void =>
-      reject(new EnvironmentError('io_error', `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}: ${err.code ?? err.message}`));
+      reject(
+        new EnvironmentError(
+          'io_error',
+          `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}: ${err.code ?? err.message}`,
+        ),
+      );
     server.once('error', onError);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
       server.off('error', onError);
@@ -147,7 +169,10 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
           link.closeServer(1001, '');
         }
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([Promise.all([...links].map((l) => l.closed)), new Promise((r) => (timer = setTimeout(r, 3_000)))]);
+        await Promise.race([
+          Promise.all([...links].map((l) => l.closed)),
+          new Promise((r) => (timer = setTimeout(r, 3_000))),
+        ]);
         clearTimeout(timer);
         await ctx.settle();
         server.closeAllConnections();

@@ -19,7 +19,10 @@ export interface EnterChannelOptions {
   goal: string;
 }
 
-export function enterChannel(link: Link, opts: EnterChannelOptions): ConnectionHooks & { readonly interceptor: Interceptor | undefined } {
+export function enterChannel(
+  link: Link,
+  opts: EnterChannelOptions,
+): ConnectionHooks & { readonly interceptor: Interceptor | undefined } {
   let interceptor: Interceptor | undefined;
   let group: DhGroup | undefined;
   return {
@@ -77,7 +80,8 @@ export function onFirstRecord(
   act: (frame: Buffer) => void | Promise<void>,
 ): ConnectionHooks {
   let done = false;
-  const pass = (frame: Buffer, side: 'client' | 'server'): void => (side === 'client' ? link.toServer(frame) : link.toClient(frame));
+  const pass = (frame: Buffer, side: 'client' | 'server'): void =>
+    side === 'client' ? link.toServer(frame) : link.toClient(frame);
   const handler = (side: 'client' | 'server') => async (frame: Buffer) => {
     if (side === from && !done && viewFrame(frame).kind === 'record') {
       done = true;

@@ -37,7 +37,8 @@ export class Verdict {
   /** The defences that stopped the attack, first seen first. */
   get defences(): DefenceName[] {
     const out: DefenceName[] = [];
-    for (const f of this.findings) if (f.outcome === 'failed' && f.defence !== undefined && !out.includes(f.defence)) out.push(f.defence);
+    for (const f of this.findings)
+      if (f.outcome === 'failed' && f.defence !== undefined && !out.includes(f.defence)) out.push(f.defence);
     return out;
   }
 

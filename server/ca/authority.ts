@@ -3,7 +3,7 @@
 // "is this serial revoked?" in O(1) for the KDC, verifies certificate files (part 6) and handles
 // enrollment tokens. One instance per process; several processes may share a data directory.
 import { userInfo } from 'node:os';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import { parseCsr, type ParsedCsr } from '../../shared/pki/csr.js';
@@ -32,10 +32,16 @@ import {
   type CaPaths,
   type CaSettings,
 } from './files.js';
+import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
 import { issueCertificate, type IssueResult } from './issue.js';
 import { resolveCaPassphrase, type PassphraseOptions } from './passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
-import { consumeEnrollmentToken, createEnrollmentToken, type CreatedToken } from './tokens.js';
+import {
+  assertEnrollmentTokenUsable,
+  consumeEnrollmentToken,
+  createEnrollmentToken,
+  type CreatedToken,
+} from './tokens.js';
 
 export type { RevocationInfo, RevokeOutcome, RevokedListener, CrlFileRepair } from './crl-publisher.js';
 export type { IssueResult } from './issue.js';
@@ -87,6 +93,8 @@ export class CertificateAuthority {
   readonly readOnly: boolean;
   /** What open found about root_crl.pem (anything but 'ok' means it was rewritten from the store). */
   readonly crlFileRepair: CrlFileRepair;
+  /** What open found about root_ca.pem (anything but 'ok' means it was rewritten from the store). */
+  readonly caFileRepair: CaFileRepair;
   private readonly caKey: KeyObject | undefined;
   private readonly publisher: CrlPublisher;
   private readonly clock: () => number;
@@ -99,6 +107,7 @@ export class CertificateAuthority {
     caKey: KeyObject | undefined;
     publisher: CrlPublisher;
     crlFileRepair: CrlFileRepair;
+    caFileRepair: CaFileRepair;
     clock: () => number;
   }) {
     this.dataDir = init.dataDir;
@@ -112,38 +121,41 @@ export class CertificateAuthority {
     this.readOnly = init.caKey === undefined;
     this.publisher = init.publisher;
     this.crlFileRepair = init.crlFileRepair;
+    this.caFileRepair = init.caFileRepair;
     this.clock = init.clock;
   }
 
   /**
    * Open the CA of `dataDir`. `ca_missing` if it was never initialised; `bad_passphrase` if the
    * passphrase does not decrypt root_private_key.pem. Rebuilds root_crl.pem from the store when it is
-   * missing, corrupt or stale, and re-signs the CRL when it is past half its lifetime.
+   * missing, corrupt or stale, and re-signs the CRL when it is past half its lifetime. Rebuilds
+   * root_ca.pem from the store's CA record when it is missing, unreadable or another certificate, once
+   * the CA key has proven that record is ours (loadCaCertificate).
    */
   static async open(dataDir: string, opts: OpenOptions = {}): Promise<CertificateAuthority> {
     const paths = caPaths(dataDir);
-    if (!existsSync(paths.rootCa) || !existsSync(paths.store)) {
-      throw new EnvironmentError('ca_missing', `no CA in ${dataDir}: run \`kds server init\` first`, {
-        dataDir,
-      });
+    const missing = (): EnvironmentError =>
+      new EnvironmentError('ca_missing', `no CA in ${dataDir}: run \`kds server init\` first`, { dataDir });
+    if (
+      !existsSync(paths.store) ||
+      (!existsSync(paths.rootCa) && (opts.readOnly || !existsSync(paths.rootKey)))
+    ) {
+      throw missing();
     }
-    const caCert = parseCertificate(readText(paths.rootCa));
     let caKey: KeyObject | undefined;
     if (!opts.readOnly) {
       const { passphrase } = resolveCaPassphrase(dataDir, opts);
       caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
-      if (!keyMatchesCertificate(caKey, caCert)) {
-        throw new EnvironmentError('config', `${paths.rootKey} is not the key of ${paths.rootCa}`);
-      }
     }
     const store = openStore(dataDir);
     try {
-      const record = store.activeCertificate(ROOT_CA_NAME);
-      if (record === undefined || record.fingerprint256 !== caCert.fingerprint256) {
-        throw new EnvironmentError(
-          'config',
-          `${paths.rootCa} is not the CA certificate recorded in the store`,
-        );
+      const { caCert, repair: caFileRepair } = loadCaCertificate(
+        paths,
+        store.activeCertificate(ROOT_CA_NAME),
+        caKey,
+      );
+      if (caKey !== undefined && !keyMatchesCertificate(caKey, caCert)) {
+        throw new EnvironmentError('config', `${paths.rootKey} is not the key of ${paths.rootCa}`);
       }
       const settings: CaSettings = {
         ...DEFAULT_CA_SETTINGS,
@@ -162,6 +174,7 @@ export class CertificateAuthority {
         caKey,
         publisher,
         crlFileRepair,
+        caFileRepair,
         clock,
       });
     } catch (err) {
@@ -234,6 +247,9 @@ export class CertificateAuthority {
     days?: number;
   }): Promise<IssueResult> {
     const key = this.requireKey();
+    // The token first: without a usable token, every failure is the same fixed token_invalid, so an
+    // anonymous enrollment session cannot probe which names are enrolled or what the policy says.
+    assertEnrollmentTokenUsable(this.store, { token: opts.token, name: opts.name, now: this.clock() });
     const csr = opts.csr ?? parseCsr(opts.csrPem);
     checkCsrPolicy(csr, opts.name);
     if (isReservedName(opts.name))
@@ -347,4 +363,40 @@ export class CertificateAuthority {
     }
     return this.caKey;
   }
+}
+
+/** What CertificateAuthority.open found about root_ca.pem. */
+export type CaFileRepair = 'ok' | 'missing' | 'unreadable' | 'different';
+
+/**
+ * The root certificate: the store's record of the CA is the truth, root_ca.pem a published copy of it
+ * (what `GET /ca.pem` and enrolling clients get). A copy that is missing, truncated, corrupt or another
+ * certificate is rewritten atomically from the store (issue 8: "the server notices at start and
+ * rebuilds"), but only when the CA private key matches the store's certificate: that proves the record
+ * is this CA's own and not something planted in the store. Without the key (read-only opens) a
+ * damaged copy is an error, as before.
+ */
+function loadCaCertificate(
+  paths: CaPaths,
+  record: CertificateRecord | undefined,
+  caKey: KeyObject | undefined,
+): { caCert: ParsedCertificate; repair: CaFileRepair } {
+  let fromFile: ParsedCertificate | undefined;
+  let repair: CaFileRepair = 'different';
+  try {
+    fromFile = parseCertificate(readFileSync(paths.rootCa, 'utf8'));
+  } catch (err) {
+    repair = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
+  }
+  if (record === undefined || record.pem === null) {
+    throw new EnvironmentError('config', `the store of ${paths.dataDir} records no CA certificate`);
+  }
+  if (fromFile !== undefined && fromFile.fingerprint256 === record.fingerprint256)
+    return { caCert: fromFile, repair: 'ok' };
+  const fromStore = parseCertificate(record.pem);
+  if (caKey === undefined || !keyMatchesCertificate(caKey, fromStore)) {
+    throw new EnvironmentError('config', `${paths.rootCa} is not the CA certificate recorded in the store`);
+  }
+  writeFileAtomic(paths.rootCa, record.pem, PUBLIC_FILE_MODE);
+  return { caCert: fromStore, repair };
 }

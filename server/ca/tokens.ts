@@ -56,6 +56,25 @@ export function createEnrollmentToken(
   return { token, name, expiresAt };
 }
 
+/**
+ * Refuse a token that cannot be consumed for `name` right now (unknown, used, expired, other name) with
+ * the one fixed `token_invalid` error, WITHOUT consuming it. Enrollment calls this before any other check
+ * so that an anonymous peer without a valid token learns nothing (not whether a name is enrolled, not
+ * what the CSR policy says). The atomic consume below still decides races.
+ */
+export function assertEnrollmentTokenUsable(
+  store: Store,
+  opts: { token: string; name: string; now: number },
+): void {
+  if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
+    throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+  }
+  const row = store.getEnrollmentToken(hashToken(opts.token));
+  if (row === undefined || row.name !== opts.name || row.usedAt !== null || row.expiresAt <= opts.now) {
+    throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+  }
+}
+
 /** Consume a token for `name` exactly once; AuthError `token_invalid` (fixed message) otherwise. */
 export function consumeEnrollmentToken(
   store: Store,

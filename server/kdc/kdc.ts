@@ -129,6 +129,9 @@ async function serve(
   log: (line: string) => void,
   passphraseOptions: { passphrase?: string; passphraseFile?: string },
 ): Promise<Kdc> {
+  // The published copies were checked against the store when the CA opened (issue 8): say what was rebuilt.
+  if (ca.caFileRepair !== 'ok') log(`root_ca.pem was ${ca.caFileRepair}: rewritten from the store`);
+  if (ca.crlFileRepair !== 'ok') log(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
   const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
   const credential = loadCredential(opts.dataDir, 'server', passphrase);
   // Refuse to serve with a KDC certificate clients would refuse anyway (expired, not ours, revoked).

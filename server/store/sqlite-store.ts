@@ -328,6 +328,10 @@ export class SqliteStore implements Store {
     return tokenOf(row);
   }
 
+  getEnrollmentToken(tokenHash: string): EnrollmentTokenRecord | undefined {
+    return tokenOf(this.get<TokenRow>('SELECT * FROM enrollment_tokens WHERE token_hash = ?', tokenHash));
+  }
+
   listEnrollmentTokens(): EnrollmentTokenRecord[] {
     return this.all<TokenRow>('SELECT * FROM enrollment_tokens ORDER BY id').map((r) => tokenOf(r)!);
   }

@@ -150,6 +150,8 @@ export interface Store {
    * never both succeed. Returns the row as it is after the update, or undefined.
    */
   consumeEnrollmentToken(tokenHash: string, name: string, now: number): EnrollmentTokenRecord | undefined;
+  /** The token row whatever its state (read-only; used to refuse bad tokens before any other check). */
+  getEnrollmentToken(tokenHash: string): EnrollmentTokenRecord | undefined;
   listEnrollmentTokens(): EnrollmentTokenRecord[];
 
   // audit log (append-only: there is no update or delete method, and the schema forbids both)

@@ -53,5 +53,7 @@ export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): B
     blocks.push(previous);
   }
   const okm = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks);
-  return okm.length === length ? okm : Buffer.from(okm.subarray(0, length));
+  // A view, not Buffer.from(): a short copy would come from Node's shared 8 KiB pool, and session keys
+  // live as long as the session (each would pin a pool slab; bench/sessions.ts).
+  return okm.length === length ? okm : okm.subarray(0, length);
 }

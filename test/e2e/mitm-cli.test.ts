@@ -6,7 +6,16 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ATTACK_NAMES } from '../../client/mitm/catalog.js';
-import { KDS_BIN, REPO_ROOT, adminToken, initDataDir, kdsEnv, parseJson, runKds, startServer } from '../helpers/kds-process.js';
+import {
+  KDS_BIN,
+  REPO_ROOT,
+  adminToken,
+  initDataDir,
+  kdsEnv,
+  parseJson,
+  runKds,
+  startServer,
+} from '../helpers/kds-process.js';
 
 t.setTimeout(180_000);
 
@@ -24,7 +33,10 @@ t.test('kds mitm --list: the catalog, one line each', async (t) => {
     json.map((a) => a.name),
     ATTACK_NAMES,
   );
-  t.ok(json.every((a) => a.position.length > 0), 'each says where Mallory sits');
+  t.ok(
+    json.every((a) => a.position.length > 0),
+    'each says where Mallory sits',
+  );
 });
 
 t.test('usage errors', async (t) => {
@@ -40,20 +52,45 @@ t.test('usage errors', async (t) => {
 
 t.test('insecure mode needs both keys', async (t) => {
   const dataDir = await initDataDir(t);
-  const server = await runKds(['server', 'start', '--insecure-dh', '--data-dir', dataDir, '--port', '0', '--json']);
+  const server = await runKds([
+    'server',
+    'start',
+    '--insecure-dh',
+    '--data-dir',
+    dataDir,
+    '--port',
+    '0',
+    '--json',
+  ]);
   t.equal(server.code, 7, 'server: exit 7 (authentication)');
   const e = parseJson<{ error: { code: string; message: string }; defence?: string }>(server);
   t.equal(e.error.code, 'insecure_refused');
   t.match(e.error.message, /KDS_ALLOW_INSECURE=1/);
   t.equal(e.defence, undefined, 'a local refusal is not reported as a MITM defence');
 
-  const client = await runKds(['client', 'keys', '--name', 'alice', '--insecure-dh', '--data-dir', dataDir, '--json']);
+  const client = await runKds([
+    'client',
+    'keys',
+    '--name',
+    'alice',
+    '--insecure-dh',
+    '--data-dir',
+    dataDir,
+    '--json',
+  ]);
   t.equal(client.code, 7);
   t.equal(parseJson<{ error: { code: string } }>(client).error.code, 'insecure_refused');
 
-  const enroll = await runKds(['client', 'enroll', '--name', 'alice', '--token=x', '--insecure-dh', '--json'], { env: { KDS_ALLOW_INSECURE: '1' } });
+  const enroll = await runKds(
+    ['client', 'enroll', '--name', 'alice', '--token=x', '--insecure-dh', '--json'],
+    { env: { KDS_ALLOW_INSECURE: '1' } },
+  );
   t.equal(enroll.code, 7);
-  t.match(parseJson<{ error: { message: string } }>(enroll).error.message, /does not apply to `kds client enroll`/, 'enrollment stays secure');
+  t.match(
+    parseJson<{ error: { message: string } }>(enroll).error.message,
+    /does not apply to `kds client enroll`/,
+    'enrollment stays secure',
+  );
 
   const flag = await runKds(['mitm', '--list', '--allow-insecure', '1']);
   t.equal(flag.code, 2, 'KDS_ALLOW_INSECURE is not a flag');
@@ -62,10 +99,27 @@ t.test('insecure mode needs both keys', async (t) => {
   const envOk = await runKds(['mitm', '--list'], { env: { KDS_ALLOW_INSECURE: '1' } });
   t.equal(envOk.code, 0, `the environment variable is accepted by every command: ${envOk.stderr}`);
 
-  const warned = await runKds(['client', 'keys', '--name', 'alice', '--insecure-dh', '--data-dir', dataDir, '--server', 'ws://127.0.0.1:1/kds'], {
-    env: { KDS_ALLOW_INSECURE: '1' },
-  });
-  t.match(warned.stderr, /WARNING INSECURE MODE \(--insecure-dh\): this client uses UNAUTHENTICATED Diffie-Hellman/, 'a loud warning on start');
+  const warned = await runKds(
+    [
+      'client',
+      'keys',
+      '--name',
+      'alice',
+      '--insecure-dh',
+      '--data-dir',
+      dataDir,
+      '--server',
+      'ws://127.0.0.1:1/kds',
+    ],
+    {
+      env: { KDS_ALLOW_INSECURE: '1' },
+    },
+  );
+  t.match(
+    warned.stderr,
+    /WARNING INSECURE MODE \(--insecure-dh\): this client uses UNAUTHENTICATED Diffie-Hellman/,
+    'a loud warning on start',
+  );
 });
 
 t.test('the watch output of substitute-dh, and the victim naming the defence', async (t) => {
@@ -73,14 +127,40 @@ t.test('the watch output of substitute-dh, and the victim naming the defence', a
   const server = await startServer(t, dataDir);
   const token = await adminToken(server, 'alice');
   const home = join(dataDir, 'clients', 'alice');
-  const enrolled = await runKds(['client', 'enroll', '--name', 'alice', `--token=${token}`, '--server', server.url, '--ca-fingerprint', server.fingerprint, '--home', home]);
+  const enrolled = await runKds([
+    'client',
+    'enroll',
+    '--name',
+    'alice',
+    `--token=${token}`,
+    '--server',
+    server.url,
+    '--ca-fingerprint',
+    server.fingerprint,
+    '--home',
+    home,
+  ]);
   t.equal(enrolled.code, 0, enrolled.stderr);
 
-  const child = spawn(process.execPath, [KDS_BIN, 'mitm', '--listen', '127.0.0.1:0', '--target', server.url.replace(/\/kds$/, ''), '--attack', 'substitute-dh', '--once'], {
-    cwd: REPO_ROOT,
-    env: kdsEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      KDS_BIN,
+      'mitm',
+      '--listen',
+      '127.0.0.1:0',
+      '--target',
+      server.url.replace(/\/kds$/, ''),
+      '--attack',
+      'substitute-dh',
+      '--once',
+    ],
+    {
+      cwd: REPO_ROOT,
+      env: kdsEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
@@ -96,14 +176,31 @@ t.test('the watch output of substitute-dh, and the victim naming the defence', a
   });
   t.match(url, /^ws:\/\/127\.0\.0\.1:\d+\/kds$/, 'the bound URL is printed (port 0)');
   // As in issue 5: the victim points --server at Mallory's host:port.
-  const victim = await runKds(['client', 'send-key', '--name', 'alice', '--to', 'bob', '--mode', 'kdc', '--home', home, '--server', url.replace(/\/kds$/, '')]);
+  const victim = await runKds([
+    'client',
+    'send-key',
+    '--name',
+    'alice',
+    '--to',
+    'bob',
+    '--mode',
+    'kdc',
+    '--home',
+    home,
+    '--server',
+    url.replace(/\/kds$/, ''),
+  ]);
   t.equal(victim.code, 7);
   t.match(victim.stderr, /error \[bad_signature\]: signature verification failed/);
   t.match(victim.stderr, /handshake failed: server signature over transcript invalid \(possible MITM\)/);
   t.match(victim.stderr, /stopped by: transcript signature/);
   t.equal(await exited, 0);
-  t.match(out, /#1 client {2}-> kdc {4}client_hello +\d+ B {2}modify/, 'one line per frame: direction, type, size, action');
+  t.match(
+    out,
+    /#1 client {2}-> kdc {4}client_hello +\d+ B {2}modify/,
+    'one line per frame: direction, type, size, action',
+  );
   t.match(out, /#1 kdc {5}-> client server_hello +\d+ B {2}modify/);
-  t.notMatch(out, /\u001b\[/, 'no colour when not on a terminal');
+  t.notOk(out.includes('\u001b['), 'no colour when not on a terminal');
   t.match(out, /attack substitute-dh: FAILED — stopped by transcript signature/);
 });

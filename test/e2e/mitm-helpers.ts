@@ -42,7 +42,18 @@ export interface Lab {
 
 /** `kds server start`, with KDS_ALLOW_INSECURE=1 and --insecure-dh for the insecure lab. */
 function startLabServer(t: Test, dataDir: string, insecure: boolean): Promise<ServerProcess> {
-  const args = [KDS_BIN, 'server', 'start', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--json'];
+  const args = [
+    KDS_BIN,
+    'server',
+    'start',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--data-dir',
+    dataDir,
+    '--json',
+  ];
   if (insecure) args.push('--insecure-dh');
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
@@ -88,9 +99,23 @@ export async function startLab(t: Test, mode: Mode): Promise<Lab> {
   const dataDir = await initDataDir(t);
   const server = await startLabServer(t, dataDir, mode === 'insecure');
   if (mode === 'insecure') t.match(server.stderr(), /INSECURE MODE/, 'the insecure KDC prints its warning');
-  const homes = Object.fromEntries(NAMES.map((n) => [n, join(dataDir, 'clients', n)])) as Record<Name, string>;
+  const homes = Object.fromEntries(NAMES.map((n) => [n, join(dataDir, 'clients', n)])) as Record<
+    Name,
+    string
+  >;
   await Promise.all(NAMES.map((n) => enroll(server, n, homes[n])));
-  const revoked = await runKds(['admin', 'revoke-cert', '--name', 'zed', '--reason', 'keyCompromise', '--data-dir', dataDir, '--server', server.url]);
+  const revoked = await runKds([
+    'admin',
+    'revoke-cert',
+    '--name',
+    'zed',
+    '--reason',
+    'keyCompromise',
+    '--data-dir',
+    dataDir,
+    '--server',
+    server.url,
+  ]);
   t.equal(revoked.code, 0, `zed revoked: ${revoked.stderr}`);
   return { mode, server, homes, dir: tempDir(t, 'kds-mitm-') };
 }
@@ -101,7 +126,20 @@ export async function startLab(t: Test, mode: Mode): Promise<Lab> {
  */
 async function enroll(server: ServerProcess, name: string, home: string): Promise<void> {
   const token = await adminToken(server, name);
-  const r = await runKds(['client', 'enroll', '--name', name, `--token=${token}`, '--server', server.url, '--ca-fingerprint', server.fingerprint, '--home', home, '--json']);
+  const r = await runKds([
+    'client',
+    'enroll',
+    '--name',
+    name,
+    `--token=${token}`,
+    '--server',
+    server.url,
+    '--ca-fingerprint',
+    server.fingerprint,
+    '--home',
+    home,
+    '--json',
+  ]);
   if (r.code !== 0) throw new Error(`enroll ${name} failed (${r.code}): ${r.stdout}${r.stderr}`);
 }
 
@@ -112,9 +150,33 @@ export interface MalloryRun {
   kill(): void;
 }
 
-export function startMallory(t: Test, lab: Lab, attack: string, reportPath: string, extra: string[] = []): Promise<MalloryRun> {
-  const args = [KDS_BIN, 'mitm', '--listen', '127.0.0.1:0', '--target', lab.server.url, '--attack', attack, '--report', reportPath, '--once', '--json', ...extra];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+export function startMallory(
+  t: Test,
+  lab: Lab,
+  attack: string,
+  reportPath: string,
+  extra: string[] = [],
+): Promise<MalloryRun> {
+  const args = [
+    KDS_BIN,
+    'mitm',
+    '--listen',
+    '127.0.0.1:0',
+    '--target',
+    lab.server.url,
+    '--attack',
+    attack,
+    '--report',
+    reportPath,
+    '--once',
+    '--json',
+    ...extra,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: kdsEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
@@ -126,7 +188,9 @@ export function startMallory(t: Test, lab: Lab, attack: string, reportPath: stri
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`mallory did not start; ${stdout} ${stderr}`)), 30_000);
-    void exited.then(({ code }) => reject(new Error(`mallory exited (${code}) before listening: ${stdout} ${stderr}`)));
+    void exited.then(({ code }) =>
+      reject(new Error(`mallory exited (${code}) before listening: ${stdout} ${stderr}`)),
+    );
     let listening = false;
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
@@ -145,7 +209,13 @@ export function startMallory(t: Test, lab: Lab, attack: string, reportPath: stri
 }
 
 /** `kds client <args> --home H --server U [--insecure-dh]` (KDS_ALLOW_INSECURE=1 for insecure clients). */
-export function victim(lab: Lab, name: Name, args: string[], server: string, insecure: boolean): Promise<RunResult> {
+export function victim(
+  lab: Lab,
+  name: Name,
+  args: string[],
+  server: string,
+  insecure: boolean,
+): Promise<RunResult> {
   const full = ['client', ...args, '--name', name, '--home', lab.homes[name], '--server', server];
   if (insecure) full.push('--insecure-dh');
   return runKds(full, { env: insecure ? { KDS_ALLOW_INSECURE: '1' } : {}, timeoutMs: 60_000 });
@@ -196,17 +266,34 @@ interface CellPlan {
 const SECRET_TEXT = 'the eagle lands at dawn';
 
 function planFor(attack: string): CellPlan {
-  const sendKdcKey: CellPlan = { victim: 'alice', args: ['send-key', '--to', 'bob', '--mode', 'kdc', '--json'] };
+  const sendKdcKey: CellPlan = {
+    victim: 'alice',
+    args: ['send-key', '--to', 'bob', '--mode', 'kdc', '--json'],
+  };
   switch (attack) {
     case 'passthrough':
       // A message under an active key (the previous honest exchange made one): the text must not leak.
-      return { victim: 'alice', args: ['send', '--to', 'bob', '--message', SECRET_TEXT, '--json'], before: async (lab) => void (await honestExchange(lab)) };
+      return {
+        victim: 'alice',
+        args: ['send', '--to', 'bob', '--message', SECRET_TEXT, '--json'],
+        before: async (lab) => void (await honestExchange(lab)),
+      };
     case 'reorder':
     case 'drop':
       // Bob fetches a queued delivery: key.sync pushes it right before its reply, two records in a row.
-      return { victim: 'bob', args: ['keys', '--json'], extra: ['--hold-ms', '200'], before: async (lab) => void (await directKey(lab, 'kdc')) };
+      return {
+        victim: 'bob',
+        args: ['keys', '--json'],
+        extra: ['--hold-ms', '200'],
+        before: async (lab) => void (await directKey(lab, 'kdc')),
+      };
     case 'unknown-key-share':
-      return { victim: 'bob', args: ['keys', '--json'], identity: 'mallory', before: async (lab) => void (await directKey(lab, 'e2e')) };
+      return {
+        victim: 'bob',
+        args: ['keys', '--json'],
+        identity: 'mallory',
+        before: async (lab) => void (await directKey(lab, 'e2e')),
+      };
     case 'relay-substitute':
       return { victim: 'alice', args: ['send-key', '--to', 'bob', '--json'] };
     case 'impersonate-client':
@@ -227,7 +314,12 @@ export interface CellOptions {
 }
 
 /** One attack against one lab: Mallory, the victim, and every assertion of the matrix. */
-export async function runCell(t: Test, lab: Lab, attack: AttackModule, opts: CellOptions = {}): Promise<void> {
+export async function runCell(
+  t: Test,
+  lab: Lab,
+  attack: AttackModule,
+  opts: CellOptions = {},
+): Promise<void> {
   const insecureClient = opts.clientInsecure ?? lab.mode === 'insecure';
   const expected = opts.expect ?? (insecureClient ? attack.insecure : attack.secure);
   const plan = planFor(attack.name);
@@ -258,7 +350,10 @@ export async function runCell(t: Test, lab: Lab, attack: AttackModule, opts: Cel
   if (v.code !== 0) {
     // --json: the error object carries the defence (shared/defences.ts via cli/output.ts).
     const out = JSON.parse(v.stdout) as { error: { code: string }; defence?: string; explanation?: string };
-    t.ok(out.defence !== undefined && out.explanation !== undefined, `the victim's error names the defence: ${v.stdout}`);
+    t.ok(
+      out.defence !== undefined && out.explanation !== undefined,
+      `the victim's error names the defence: ${v.stdout}`,
+    );
   }
 
   if (!insecureClient) {
@@ -266,10 +361,20 @@ export async function runCell(t: Test, lab: Lab, attack: AttackModule, opts: Cel
     t.equal(report.stolen, null, 'secure: nothing stolen');
     const keys = heldKeys(lab);
     const leaked = keys.filter((k) => raw.includes(k.hex) || raw.includes(k.b64));
-    t.same(leaked.map((k) => k.serial), [], `secure: none of ${keys.length} AES keys held by alice and bob is in the report`);
+    t.same(
+      leaked.map((k) => k.serial),
+      [],
+      `secure: none of ${keys.length} AES keys held by alice and bob is in the report`,
+    );
     t.notOk(raw.includes(SECRET_TEXT), 'secure: no plaintext in the report');
-  } else if (expected.outcome === 'succeeded' && ['substitute-dh', 'impersonate-server', 'impersonate-client'].includes(attack.name)) {
-    t.ok(report.stolen !== null && report.stolen.keys.length > 0, 'insecure: Mallory stole at least one AES key');
+  } else if (
+    expected.outcome === 'succeeded' &&
+    ['substitute-dh', 'impersonate-server', 'impersonate-client'].includes(attack.name)
+  ) {
+    t.ok(
+      report.stolen !== null && report.stolen.keys.length > 0,
+      'insecure: Mallory stole at least one AES key',
+    );
     const held = new Map(heldKeys(lab).map((k) => [k.serial, k.hex]));
     if (attack.name !== 'impersonate-client') {
       // The very key the victim received from the KDC.
@@ -282,7 +387,11 @@ export async function runCell(t: Test, lab: Lab, attack: AttackModule, opts: Cel
   }
 
   const honest = await honestExchange(lab);
-  t.equal(honest.bobState, 'active', `the honest parties still work after ${attack.name}: bob verified ${honest.serial}`);
+  t.equal(
+    honest.bobState,
+    'active',
+    `the honest parties still work after ${attack.name}: bob verified ${honest.serial}`,
+  );
 }
 
 export { ATTACKS };

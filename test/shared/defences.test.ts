@@ -1,7 +1,15 @@
 // The defence table (shared/defences.ts): the wording the client CLI prints and Mallory's summary uses.
 import t from 'tap';
 import { AuthError, KdsError, ProtocolError } from '../../shared/errors.js';
-import { codesOf, defenceForCode, defenceForError, describeDefence, inHandshakePhase, DEFENCES, WIRE } from '../../shared/defences.js';
+import {
+  codesOf,
+  defenceForCode,
+  defenceForError,
+  describeDefence,
+  inHandshakePhase,
+  DEFENCES,
+  WIRE,
+} from '../../shared/defences.js';
 
 t.test("issue 5's example: a bad server signature in the handshake", async (t) => {
   const err = inHandshakePhase(new AuthError('bad_signature', 'signature verification failed')) as KdsError;
@@ -10,7 +18,10 @@ t.test("issue 5's example: a bad server signature in the handshake", async (t) =
 });
 
 t.test('the wording depends on the phase and on who saw it', async (t) => {
-  t.equal(defenceForCode('bad_signature', { phase: 'handshake', remote: true })?.explanation, 'the KDC could not verify our signature over the transcript');
+  t.equal(
+    defenceForCode('bad_signature', { phase: 'handshake', remote: true })?.explanation,
+    'the KDC could not verify our signature over the transcript',
+  );
   t.match(defenceForCode('bad_signature')?.explanation, /key-exchange transcript/);
   t.match(defenceForCode('record_auth', WIRE)?.explanation, /^the KDC received a record/);
   t.match(defenceForCode('record_auth')?.explanation, /^a record failed authentication/);
@@ -36,7 +47,8 @@ t.test('codesOf lists the codes of a defence; every code maps to a named defence
   t.ok(codesOf('record authentication').includes('record_auth'));
   t.ok(codesOf('certificate chain').includes('cert_unknown_issuer'));
   for (const name of Object.keys(DEFENCES) as (keyof typeof DEFENCES)[]) {
-    for (const code of codesOf(name)) t.equal(defenceForCode(code, WIRE)?.defence, name, `${code} -> ${name}`);
+    for (const code of codesOf(name))
+      t.equal(defenceForCode(code, WIRE)?.defence, name, `${code} -> ${name}`);
   }
 });
 

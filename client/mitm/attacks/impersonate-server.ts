@@ -15,11 +15,19 @@ import { Interceptor } from '../interceptor.js';
 export const impersonateServer: AttackModule = {
   name: 'impersonate-server',
   summary: "answer as the KDC with Mallory's own self-signed CA and a `kdc` certificate it issued",
-  position: 'on the path between a client and the KDC; she plays the KDC and never contacts it (secure clients)',
+  position:
+    'on the path between a client and the KDC; she plays the KDC and never contacts it (secure clients)',
   action:
-    "Generates a root CA named like the real one and a server certificate CN=kdc; answers the client_hello with a correctly signed server_hello under that certificate. Against an insecure client she answers without any certificate and relays to the real KDC.",
-  secure: { outcome: 'failed', defence: 'certificate chain', why: 'the client only trusts the root CA it pinned at enrollment' },
-  insecure: { outcome: 'succeeded', why: 'an insecure client checks no certificate: whoever answers is "the KDC"' },
+    'Generates a root CA named like the real one and a server certificate CN=kdc; answers the client_hello with a correctly signed server_hello under that certificate. Against an insecure client she answers without any certificate and relays to the real KDC.',
+  secure: {
+    outcome: 'failed',
+    defence: 'certificate chain',
+    why: 'the client only trusts the root CA it pinned at enrollment',
+  },
+  insecure: {
+    outcome: 'succeeded',
+    why: 'an insecure client checks no certificate: whoever answers is "the KDC"',
+  },
   async prepare(ctx) {
     ctx.info(0, 'forging a root CA "kds root CA" and a certificate CN=kdc (RSA-2048)');
     ctx.scratch.set('forged', await forgeKdc());
@@ -35,15 +43,29 @@ export const impersonateServer: AttackModule = {
         if (v.frame?.t === 'client_hello' && fake === undefined) {
           if (v.frame.mode === 'insecure') {
             interceptor = new Interceptor(link, {
-              established: () => link.succeed('the victim took Mallory for the KDC: an insecure client checks no certificate'),
+              established: () =>
+                link.succeed('the victim took Mallory for the KDC: an insecure client checks no certificate'),
             });
             return interceptor.fromClient(frame);
           }
-          fake = new ServerHandshake({ groups: DH_GROUPS, credentials: forged.credentials, checkClientCertificate: () => {}, allowInsecure: false });
+          fake = new ServerHandshake({
+            groups: DH_GROUPS,
+            credentials: forged.credentials,
+            checkClientCertificate: () => {},
+            allowInsecure: false,
+          });
           const serverHello = await fake.receiveClientHello(frame);
           link.note('client', frame, 'terminate', 'kept: Mallory answers as the KDC');
-          link.toClient(serverHello, 'inject', "server_hello signed under Mallory's certificate CN=kdc (her own root CA)");
-          link.expect({ defence: 'certificate chain', toward: 'client', what: "presented a `kdc` certificate from Mallory's own CA" });
+          link.toClient(
+            serverHello,
+            'inject',
+            "server_hello signed under Mallory's certificate CN=kdc (her own root CA)",
+          );
+          link.expect({
+            defence: 'certificate chain',
+            toward: 'client',
+            what: "presented a `kdc` certificate from Mallory's own CA",
+          });
           return;
         }
         if (v.frame?.t === 'client_finish' && fake !== undefined) {

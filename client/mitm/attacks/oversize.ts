@@ -10,7 +10,11 @@ export const oversize: AttackModule = {
   summary: `pad the client_hello past the ${MAX_FRAME_BYTES / 1024} KiB frame limit`,
   position: 'on the path between a client and the KDC, during the handshake',
   action: `Replaces the client_hello with the same bytes padded to ${MAX_FRAME_BYTES + 1} bytes.`,
-  secure: { outcome: 'failed', defence: 'frame limits', why: 'frames over 64 KiB are refused before they are buffered (close 1009)' },
+  secure: {
+    outcome: 'failed',
+    defence: 'frame limits',
+    why: 'frames over 64 KiB are refused before they are buffered (close 1009)',
+  },
   insecure: { outcome: 'failed', defence: 'frame limits', why: 'limits do not depend on the handshake mode' },
   connection(link) {
     let done = false;
@@ -24,7 +28,12 @@ export const oversize: AttackModule = {
         const big = Buffer.alloc(MAX_FRAME_BYTES + 1);
         frame.copy(big);
         link.toServer(big, 'modify', `padded from ${frame.length} B to ${big.length} B`);
-        link.expect({ defence: 'frame limits', toward: 'server', codes: ['frame_too_large'], what: 'sent a frame over the size limit' });
+        link.expect({
+          defence: 'frame limits',
+          toward: 'server',
+          codes: ['frame_too_large'],
+          what: 'sent a frame over the size limit',
+        });
       },
     };
   },

@@ -9,7 +9,11 @@ export const passthrough: AttackModule = {
   position: 'on the path between a client and the KDC (the client connects to Mallory), passive',
   action:
     'Forwards every frame unchanged and logs its type and size. The handshake is plaintext (mode, groups, DH shares, certificates); every later frame is an AES-GCM record.',
-  secure: { outcome: 'failed', defence: 'record encryption', why: 'after the handshake only ciphertext crosses the wire; the DH secret never does' },
+  secure: {
+    outcome: 'failed',
+    defence: 'record encryption',
+    why: 'after the handshake only ciphertext crosses the wire; the DH secret never does',
+  },
   insecure: {
     outcome: 'failed',
     defence: 'record encryption',
@@ -20,7 +24,10 @@ export const passthrough: AttackModule = {
       closed() {
         const { c2s, s2c } = link.records;
         if (c2s + s2c > 0) {
-          link.fail('record encryption', `saw ${c2s} client and ${s2c} KDC records: ciphertext only, nothing to read`);
+          link.fail(
+            'record encryption',
+            `saw ${c2s} client and ${s2c} KDC records: ciphertext only, nothing to read`,
+          );
         } else {
           link.inconclusive('no session got past its handshake');
         }

@@ -29,8 +29,16 @@ export const relaySubstitute: AttackModule = {
     "inside the SENDER's channel (needs to read and rewrite records: only possible against an insecure client; against a secure one she first has to break the channel, and cannot)",
   action:
     "Terminates Alice's insecure session (as substitute-dh) and replaces the prekey public key in the key.reserve answer with her own X25519 key, keeping Bob's signature; if a key.deposit follows, unwraps the AES key with her private key.",
-  secure: { outcome: 'failed', defence: 'transcript signature', why: "Mallory cannot enter Alice's channel: the KDC's transcript signature exposes her substitution" },
-  insecure: { outcome: 'failed', defence: 'transcript signature', why: "Bob's prekey is signed by his identity key; Alice verifies it against his certificate" },
+  secure: {
+    outcome: 'failed',
+    defence: 'transcript signature',
+    why: "Mallory cannot enter Alice's channel: the KDC's transcript signature exposes her substitution",
+  },
+  insecure: {
+    outcome: 'failed',
+    defence: 'transcript signature',
+    why: "Bob's prekey is signed by his identity key; Alice verifies it against his certificate",
+  },
   connection(link) {
     const swaps = new Map<string, Swap>();
     let ownCertSerial: string | undefined;
@@ -40,7 +48,8 @@ export const relaySubstitute: AttackModule = {
         response(msg) {
           if (msg.kind === 'error') return;
           const b = msg.body as Record<string, unknown>;
-          if (msg.kind === 'push' && msg.type === 'ready' && typeof b.serial === 'string') ownCertSerial = b.serial;
+          if (msg.kind === 'push' && msg.type === 'ready' && typeof b.serial === 'string')
+            ownCertSerial = b.serial;
           if (msg.kind !== 'ok' || msg.type !== 'key.reserve') return;
           const prekey = b.prekey as Record<string, unknown>;
           const mine = generateDhKeyPair('x25519');
@@ -52,7 +61,9 @@ export const relaySubstitute: AttackModule = {
             prekeyId: String(prekey.id),
             mine,
           });
-          link.info(`swapping ${String(b.peer)}'s prekey ${String(prekey.id)} for Mallory's (keeping ${String(b.peer)}'s signature)`);
+          link.info(
+            `swapping ${String(b.peer)}'s prekey ${String(prekey.id)} for Mallory's (keeping ${String(b.peer)}'s signature)`,
+          );
           return { ...msg, body: { ...b, prekey: { ...prekey, publicKey: mine.publicKey } } };
         },
         request(req) {
@@ -71,7 +82,14 @@ export const relaySubstitute: AttackModule = {
           });
           const z = swap.mine.deriveSharedSecret(b.ephemeral as Uint8Array);
           const key = unwrapKey(b.ciphertext as Uint8Array, deriveWrappingKey(z, th), th);
-          link.ctx.loot.addKey({ serial: swap.serial, key, from: link.victimName ?? '?', to: swap.peer, source: 'key.deposit wrapped for Mallory', conn: link.id });
+          link.ctx.loot.addKey({
+            serial: swap.serial,
+            key,
+            from: link.victimName ?? '?',
+            to: swap.peer,
+            source: 'key.deposit wrapped for Mallory',
+            conn: link.id,
+          });
           link.succeed(`${link.victimName ?? 'the victim'} wrapped key ${swap.serial} for Mallory's prekey`);
         },
       },
@@ -82,7 +100,11 @@ export const relaySubstitute: AttackModule = {
       closed() {
         if (link.decided || hooks.interceptor === undefined) return;
         if (swaps.size === 0) link.inconclusive('no end-to-end key exchange passed through this connection');
-        else link.fail('transcript signature', `${link.victimName ?? 'the victim'} refused the substituted prekey: nothing was deposited`);
+        else
+          link.fail(
+            'transcript signature',
+            `${link.victimName ?? 'the victim'} refused the substituted prekey: nothing was deposited`,
+          );
       },
     };
   },

@@ -14,14 +14,23 @@ export const reorder: AttackModule = {
   position: 'on the path between a client and the KDC, after the handshake',
   action:
     'Holds each record briefly; when a second record follows in the same direction, sends the second before the first. Best seen on a client that receives queued notices (e.g. `kds client keys` or `listen` with deliveries waiting).',
-  secure: { outcome: 'failed', defence: 'sequence number', why: 'nonces are the implicit record sequence number: out-of-order records fail authentication' },
+  secure: {
+    outcome: 'failed',
+    defence: 'sequence number',
+    why: 'nonces are the implicit record sequence number: out-of-order records fail authentication',
+  },
   insecure: { outcome: 'failed', defence: 'sequence number', why: 'the same record layer' },
   connection(link) {
     const pair = (toward: 'client' | 'server') => (first: Buffer, second: Buffer) => {
       const send = toward === 'server' ? link.toServer.bind(link) : link.toClient.bind(link);
       send(second, 'reorder', 'sent before the record it follows');
       send(first, 'reorder', 'sent after the record that followed it');
-      link.expect({ defence: 'sequence number', toward, codes: ['record_auth'], what: 'swapped two records' });
+      link.expect({
+        defence: 'sequence number',
+        toward,
+        codes: ['record_auth'],
+        what: 'swapped two records',
+      });
       other(toward).flush();
     };
     const c2s = new BurstWatcher(link, 'client', pair('server'));
@@ -39,7 +48,8 @@ export const reorder: AttackModule = {
       closed() {
         c2s.stop();
         s2c.stop();
-        if (!struck && !c2s.done && !s2c.done) link.inconclusive('no two records ever followed each other in one direction');
+        if (!struck && !c2s.done && !s2c.done)
+          link.inconclusive('no two records ever followed each other in one direction');
       },
     };
   },

@@ -19,13 +19,26 @@ export const replay: AttackModule = {
   position: 'on the path between a client and the KDC; then as a client of her own towards the KDC',
   action:
     "Forwards the client's first record twice; after the victim leaves, replays its client_hello and client_finish on a fresh connection to the KDC.",
-  secure: { outcome: 'failed', defence: 'sequence number', why: 'implicit sequence numbers reject the copy; a new session has a fresh transcript, so the old signature fails' },
-  insecure: { outcome: 'failed', defence: 'sequence number', why: 'the same record layer; a replayed handshake fails its Finished MAC' },
+  secure: {
+    outcome: 'failed',
+    defence: 'sequence number',
+    why: 'implicit sequence numbers reject the copy; a new session has a fresh transcript, so the old signature fails',
+  },
+  insecure: {
+    outcome: 'failed',
+    defence: 'sequence number',
+    why: 'the same record layer; a replayed handshake fails its Finished MAC',
+  },
   connection(link) {
     const hooks = onFirstRecord(link, 'client', (frame) => {
       link.toServer(frame, 'forward');
       link.toServer(frame, 'replay', 'the same record again');
-      link.expect({ defence: 'sequence number', toward: 'server', codes: ['record_auth'], what: 'replayed a record in the same session' });
+      link.expect({
+        defence: 'sequence number',
+        toward: 'server',
+        codes: ['record_auth'],
+        what: 'replayed a record in the same session',
+      });
     });
     return {
       ...hooks,
@@ -41,7 +54,11 @@ export const replay: AttackModule = {
 /** A fresh connection that replays a recorded handshake; its fate is a finding of Mallory's own. */
 function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Buffer): Promise<void> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(ctx.settings.target, { maxPayload: MITM_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(ctx.settings.target, {
+      maxPayload: MITM_MAX_PAYLOAD,
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+    });
     let step = 0;
     let settled = false;
     const done = (finding: () => void): void => {
@@ -52,7 +69,10 @@ function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Bu
       ws.terminate();
       resolve();
     };
-    const timer = setTimeout(() => done(() => ctx.inconclusive(0, 'replayed handshake: no answer in time')), 10_000);
+    const timer = setTimeout(
+      () => done(() => ctx.inconclusive(0, 'replayed handshake: no answer in time')),
+      10_000,
+    );
     const log = (dir: 'side', frame: Buffer, action: 'replay' | 'forward', note: string): void =>
       ctx.record({ conn: 0, dir, type: viewFrame(frame).kind, size: frame.length, action, note });
     ws.on('open', () => {
@@ -85,7 +105,11 @@ function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Bu
     ws.on('close', (code: number, reason: Buffer) => {
       const r = reason.toString('utf8');
       const d = defenceForCode(r, WIRE);
-      done(() => (d !== undefined ? ctx.fail(0, d.defence, 'the KDC refused the replayed handshake', r) : ctx.inconclusive(0, `replayed handshake: connection closed (${code})`)));
+      done(() =>
+        d !== undefined
+          ? ctx.fail(0, d.defence, 'the KDC refused the replayed handshake', r)
+          : ctx.inconclusive(0, `replayed handshake: connection closed (${code})`),
+      );
     });
   });
 }

@@ -12,11 +12,15 @@ import { viewFrame } from '../frames.js';
 export const revokedCert: AttackModule = {
   name: 'revoked-cert',
   summary: 'open a session with a revoked (but otherwise valid) certificate',
-  position: "a client of her own towards the KDC (her connection), holding a revoked client certificate (--identity); victims' traffic passes untouched",
+  position:
+    "a client of her own towards the KDC (her connection), holding a revoked client certificate (--identity); victims' traffic passes untouched",
   action:
-    'When a victim connects, Mallory opens her own session to the KDC with the revoked certificate, in the victim\'s mode (authenticated, or insecure claiming the revoked name).',
+    "When a victim connects, Mallory opens her own session to the KDC with the revoked certificate, in the victim's mode (authenticated, or insecure claiming the revoked name).",
   secure: { outcome: 'failed', defence: 'revocation', why: 'the KDC checks revocation on every handshake' },
-  insecure: { outcome: 'succeeded', why: 'an insecure session presents no certificate: the revoked identity just claims its name' },
+  insecure: {
+    outcome: 'succeeded',
+    why: 'an insecure session presents no certificate: the revoked identity just claims its name',
+  },
   needsIdentity: true,
   connection(link) {
     return {
@@ -39,13 +43,33 @@ async function presentRevoked(ctx: MitmContext, mode: 'auth' | 'insecure'): Prom
     ctx.inconclusive(0, 'no revoked identity to present (--identity)');
     return;
   }
-  const how = mode === 'auth' ? `presents ${id.name}'s revoked certificate (serial ${id.cert.serialHex})` : `claims the name ${id.name} (revoked)`;
-  ctx.record({ conn: 0, dir: 'side', type: 'session', size: 0, action: 'session', note: `Mallory opens her own ${mode} session and ${how}` });
+  const how =
+    mode === 'auth'
+      ? `presents ${id.name}'s revoked certificate (serial ${id.cert.serialHex})`
+      : `claims the name ${id.name} (revoked)`;
+  ctx.record({
+    conn: 0,
+    dir: 'side',
+    type: 'session',
+    size: 0,
+    action: 'session',
+    note: `Mallory opens her own ${mode} session and ${how}`,
+  });
   try {
     const session = await ctx.openOwnSession(mode);
-    ctx.record({ conn: 0, dir: 'side', type: 'session', size: 0, action: 'accepted', note: `session as ${session.facts.identity.name}` });
+    ctx.record({
+      conn: 0,
+      dir: 'side',
+      type: 'session',
+      size: 0,
+      action: 'accepted',
+      note: `session as ${session.facts.identity.name}`,
+    });
     if (mode === 'insecure') ctx.terminatedInsecure = true;
-    ctx.succeed(0, `the KDC accepted a session for ${id.name}, whose certificate is revoked${mode === 'insecure' ? ' (insecure mode checks no certificate)' : ''}`);
+    ctx.succeed(
+      0,
+      `the KDC accepted a session for ${id.name}, whose certificate is revoked${mode === 'insecure' ? ' (insecure mode checks no certificate)' : ''}`,
+    );
     await session.close();
   } catch (err) {
     const e = toKdsError(err);

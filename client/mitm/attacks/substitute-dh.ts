@@ -13,7 +13,11 @@ export const substituteDh: AttackModule = {
   position: 'on the path between a client and the KDC (the client connects to Mallory), active',
   action:
     "Rewrites the DH share in the client_hello and in the server_hello with Mallory's own. Against an insecure client she runs both handshakes herself and re-encrypts every record, reading (and stealing) what is inside.",
-  secure: { outcome: 'failed', defence: 'transcript signature', why: 'the KDC signs the transcript it saw; the client verifies it over its own and refuses' },
+  secure: {
+    outcome: 'failed',
+    defence: 'transcript signature',
+    why: 'the KDC signs the transcript it saw; the client verifies it over its own and refuses',
+  },
   insecure: {
     outcome: 'succeeded',
     why: 'unauthenticated DH: each side completes a valid handshake with Mallory; she decrypts every record and steals KDC-generated keys',
@@ -21,7 +25,9 @@ export const substituteDh: AttackModule = {
   connection(link) {
     const hooks = enterChannel(link, {
       goal: 'read the session',
-      intercept: { established: () => link.succeed('Mallory holds the keys of both sessions: every record is decrypted') },
+      intercept: {
+        established: () => link.succeed('Mallory holds the keys of both sessions: every record is decrypted'),
+      },
     });
     return hooks;
   },

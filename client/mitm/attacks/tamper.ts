@@ -10,8 +10,13 @@ export const tamper: AttackModule = {
   name: 'tamper',
   summary: "flip one bit in the client's first record",
   position: 'on the path between a client and the KDC, after the handshake (she cannot read the records)',
-  action: 'Flips one bit in the middle of the ciphertext of the first record the client sends, then forwards everything else.',
-  secure: { outcome: 'failed', defence: 'record authentication', why: 'the GCM tag covers every ciphertext bit' },
+  action:
+    'Flips one bit in the middle of the ciphertext of the first record the client sends, then forwards everything else.',
+  secure: {
+    outcome: 'failed',
+    defence: 'record authentication',
+    why: 'the GCM tag covers every ciphertext bit',
+  },
   insecure: {
     outcome: 'failed',
     defence: 'record authentication',
@@ -26,7 +31,12 @@ export const tamper: AttackModule = {
         return out;
       });
       link.toServer(modified, 'modify', 'one ciphertext bit flipped');
-      link.expect({ defence: 'record authentication', toward: 'server', codes: ['record_auth'], what: 'flipped a bit in a record' });
+      link.expect({
+        defence: 'record authentication',
+        toward: 'server',
+        codes: ['record_auth'],
+        what: 'flipped a bit in a record',
+      });
     });
   },
 };

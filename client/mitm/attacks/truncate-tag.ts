@@ -13,8 +13,16 @@ export const truncateTag: AttackModule = {
   summary: "cut 4 bytes off the GCM tag of the KDC's first record",
   position: 'on the path between a client and the KDC, after the handshake',
   action: `Removes the last ${CUT} bytes (of the 16-byte authentication tag) from the first record the KDC sends, the \`ready\` push.`,
-  secure: { outcome: 'failed', defence: 'record authentication', why: 'the tag length is fixed at 16 bytes; a short tag fails like a wrong one' },
-  insecure: { outcome: 'failed', defence: 'record authentication', why: 'the record layer is the same in insecure mode' },
+  secure: {
+    outcome: 'failed',
+    defence: 'record authentication',
+    why: 'the tag length is fixed at 16 bytes; a short tag fails like a wrong one',
+  },
+  insecure: {
+    outcome: 'failed',
+    defence: 'record authentication',
+    why: 'the record layer is the same in insecure mode',
+  },
   connection(link) {
     return onFirstRecord(link, 'server', (frame) => {
       link.toClient(
@@ -22,7 +30,12 @@ export const truncateTag: AttackModule = {
         'modify',
         `last ${CUT} tag bytes cut`,
       );
-      link.expect({ defence: 'record authentication', toward: 'client', codes: ['record_auth'], what: 'truncated the GCM tag of a record' });
+      link.expect({
+        defence: 'record authentication',
+        toward: 'client',
+        codes: ['record_auth'],
+        what: 'truncated the GCM tag of a record',
+      });
     });
   },
 };

@@ -20,7 +20,11 @@ export const unknownKeyShare: AttackModule = {
     "inside the RECEIVER's channel (needs to read and rewrite records: only possible against an insecure client; against a secure one she first has to break the channel, and cannot)",
   action:
     "Terminates Bob's insecure session (as substitute-dh) and rewrites each key.delivered push: from -> Mallory, sender certificate -> Mallory's (--identity). Then watches whether Bob verifies or revokes the key.",
-  secure: { outcome: 'failed', defence: 'transcript signature', why: "Mallory cannot enter Bob's channel: the KDC's transcript signature exposes her substitution" },
+  secure: {
+    outcome: 'failed',
+    defence: 'transcript signature',
+    why: "Mallory cannot enter Bob's channel: the KDC's transcript signature exposes her substitution",
+  },
   insecure: {
     outcome: 'failed',
     defence: 'transcript signature',
@@ -39,7 +43,10 @@ export const unknownKeyShare: AttackModule = {
           const serial = String(b.serial);
           if (!rewritten.has(serial)) return undefined;
           if (req.type === 'key.revoke') {
-            link.fail('transcript signature', `${link.victimName ?? 'the victim'} rejected the rewritten delivery of ${serial} and revoked the key`);
+            link.fail(
+              'transcript signature',
+              `${link.victimName ?? 'the victim'} rejected the rewritten delivery of ${serial} and revoked the key`,
+            );
           } else if (req.type === 'key.verify') {
             verifying.set(req.id, serial);
           }
@@ -54,17 +61,32 @@ export const unknownKeyShare: AttackModule = {
             rewritten.add(String(b.serial));
             link.info(`rewriting delivery ${String(b.serial)}: from ${from} -> ${id.name}`);
             const body: Record<string, unknown> =
-              b.mode === 'e2e' ? { ...b, from: id.name, fromCertSerial: id.cert.serialHex, fromCert: id.cert.der } : { ...b, from: id.name, fromCertSerial: id.cert.serialHex };
+              b.mode === 'e2e'
+                ? { ...b, from: id.name, fromCertSerial: id.cert.serialHex, fromCert: id.cert.der }
+                : { ...b, from: id.name, fromCertSerial: id.cert.serialHex };
             return { ...msg, body };
           }
           if ((msg.kind === 'ok' || msg.kind === 'error') && verifying.has(msg.id)) {
             const serial = verifying.get(msg.id)!;
-            if (msg.kind === 'ok' && msg.body !== null && (msg.body as Record<string, unknown>).verdict === 'valid') {
-              link.succeed(`${link.victimName ?? 'the victim'} accepted key ${serial} as shared with ${ctx.settings.identity?.name ?? 'Mallory'}`);
+            if (
+              msg.kind === 'ok' &&
+              msg.body !== null &&
+              (msg.body as Record<string, unknown>).verdict === 'valid'
+            ) {
+              link.succeed(
+                `${link.victimName ?? 'the victim'} accepted key ${serial} as shared with ${ctx.settings.identity?.name ?? 'Mallory'}`,
+              );
             } else if (msg.kind === 'error') {
-              link.fail(defenceForCode(msg.error.code, WIRE)?.defence ?? 'key confirmation', `the KDC refused the verification of ${serial}`, msg.error.code);
+              link.fail(
+                defenceForCode(msg.error.code, WIRE)?.defence ?? 'key confirmation',
+                `the KDC refused the verification of ${serial}`,
+                msg.error.code,
+              );
             } else {
-              link.fail('key confirmation', `the KDC's verdict on ${serial}: ${String((msg.body as Record<string, unknown>).verdict)}`);
+              link.fail(
+                'key confirmation',
+                `the KDC's verdict on ${serial}: ${String((msg.body as Record<string, unknown>).verdict)}`,
+              );
             }
           }
           return undefined;
@@ -76,9 +98,14 @@ export const unknownKeyShare: AttackModule = {
       fromServer: (f) => hooks.fromServer!(f),
       closed() {
         if (link.decided || hooks.interceptor === undefined) return;
-        if (ctx.settings.identity === undefined) link.inconclusive('no identity to put in the delivery (--identity)');
+        if (ctx.settings.identity === undefined)
+          link.inconclusive('no identity to put in the delivery (--identity)');
         else if (rewritten.size === 0) link.inconclusive('no key delivery passed through this connection');
-        else link.fail('transcript signature', `${link.victimName ?? 'the victim'} never confirmed the rewritten delivery`);
+        else
+          link.fail(
+            'transcript signature',
+            `${link.victimName ?? 'the victim'} never confirmed the rewritten delivery`,
+          );
       },
     };
   },

@@ -28,12 +28,19 @@ t.test('the names of issue 5, in order', async (t) => {
 
 t.test('every module describes itself and its expectations', async (t) => {
   for (const a of ATTACKS) {
-    t.ok(a.summary.length > 10 && a.position.length > 10 && a.action.length > 10, `${a.name}: summary, position, action`);
+    t.ok(
+      a.summary.length > 10 && a.position.length > 10 && a.action.length > 10,
+      `${a.name}: summary, position, action`,
+    );
     t.equal(a.secure.outcome, 'failed', `${a.name}: fails against the secure mode`);
     for (const mode of ['secure', 'insecure'] as const) {
       const e = a[mode];
       t.ok(e.why.length > 10, `${a.name}/${mode}: says why`);
-      if (e.outcome === 'failed') t.ok(e.defence !== undefined && Object.hasOwn(DEFENCES, e.defence), `${a.name}/${mode}: a known defence`);
+      if (e.outcome === 'failed')
+        t.ok(
+          e.defence !== undefined && Object.hasOwn(DEFENCES, e.defence),
+          `${a.name}/${mode}: a known defence`,
+        );
       else t.equal(e.defence, undefined, `${a.name}/${mode}: no defence when it succeeds`);
     }
   }

@@ -9,9 +9,15 @@ import { rewriteClientHello, rewriteRecord, viewFrame } from '../../../client/mi
 const hello = new ClientHandshake({ mode: 'insecure', name: 'alice' }).clientHello();
 
 t.test('kinds and public facts', async (t) => {
-  t.match(viewFrame(hello), { kind: 'client_hello', info: 'mode=insecure group=x25519 offered=x25519,ffdhe2048' });
+  t.match(viewFrame(hello), {
+    kind: 'client_hello',
+    info: 'mode=insecure group=x25519 offered=x25519,ffdhe2048',
+  });
   t.match(viewFrame(encodeFrame({ t: 'r', c: randomBytes(40) })), { kind: 'record', info: 'ciphertext' });
-  t.match(viewFrame(encodeFrame({ t: 'alert', code: 'bad_mac', message: 'x' })), { kind: 'alert', info: 'code=bad_mac' });
+  t.match(viewFrame(encodeFrame({ t: 'alert', code: 'bad_mac', message: 'x' })), {
+    kind: 'alert',
+    info: 'code=bad_mac',
+  });
   t.equal(viewFrame(Buffer.from([0xc1, 1, 2])).kind, 'garbage');
   t.equal(viewFrame(Buffer.alloc(MAX_FRAME_BYTES + 1)).kind, 'oversize');
 });
@@ -20,7 +26,8 @@ t.test('rewrites produce valid frames with exactly the change asked for', async 
   const down = decodeFrame(rewriteClientHello(hello, (h) => (h.mode = 'auth')));
   const orig = decodeFrame(hello);
   t.match(down, { t: 'client_hello', mode: 'auth' });
-  if (down.t === 'client_hello' && orig.t === 'client_hello') t.same(down.share, orig.share, 'the share is untouched');
+  if (down.t === 'client_hello' && orig.t === 'client_hello')
+    t.same(down.share, orig.share, 'the share is untouched');
   const c = randomBytes(40);
   const cut = decodeFrame(rewriteRecord(encodeFrame({ t: 'r', c }), (x) => x.subarray(0, 36)));
   t.same(cut, { t: 'r', c: c.subarray(0, 36) });

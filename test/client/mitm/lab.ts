@@ -31,27 +31,49 @@ export interface MitmLab {
   /** An authenticated (or, with `insecure`, an insecure) session of `name` to `server`. */
   session(name: string, server: string, opts?: { insecure?: boolean }): Promise<ClientSession>;
   /** Mallory in-process with `attack`; closed at teardown. `events` collects everything she emits. */
-  mallory(attack: string, opts?: Omit<Partial<MitmOptions>, 'identity'> & { identity?: string }): Promise<Mitm & { events: MitmEvent[] }>;
+  mallory(
+    attack: string,
+    opts?: Omit<Partial<MitmOptions>, 'identity'> & { identity?: string },
+  ): Promise<Mitm & { events: MitmEvent[] }>;
 }
 
 export async function mitmLab(t: TestLike, names: readonly string[]): Promise<MitmLab> {
   const dataDir = await initDataDir(t);
-  const kdc = await startKdc({ dataDir, host: '127.0.0.1', port: 0, passphrase: TEST_CA_PASSPHRASE, rateLimit: false, allowInsecure: true, log: () => {} });
+  const kdc = await startKdc({
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    passphrase: TEST_CA_PASSPHRASE,
+    rateLimit: false,
+    allowInsecure: true,
+    log: () => {},
+  });
   t.teardown(() => kdc.close());
   const home = (name: string): string => join(dataDir, 'clients', name);
   for (const name of names) {
     const keys = await keysFor(name);
     const csr = await createCsr(name, keys.privateKeyPem, keys.publicKeyPem);
     const cert = await kdc.ca.issueFromCsr(csr, { name, actor: 'test' });
-    writeClientHome(home(name), { privateKey: createPrivateKey(keys.privateKeyPem), certPem: cert.pem, caPem: kdc.ca.caCertPem }, undefined);
+    writeClientHome(
+      home(name),
+      { privateKey: createPrivateKey(keys.privateKeyPem), certPem: cert.pem, caPem: kdc.ca.caCertPem },
+      undefined,
+    );
   }
   return {
     kdc,
     home,
     async session(name, server, opts = {}) {
-      if (opts.insecure === true) return openSession({ server, mode: 'insecure', insecureName: name, connectTimeoutMs: 10_000 });
+      if (opts.insecure === true)
+        return openSession({ server, mode: 'insecure', insecureName: name, connectTimeoutMs: 10_000 });
       const files = readClientHome(home(name), undefined);
-      return openSession({ server, mode: 'auth', credentials: { privateKey: files.privateKey, certPem: files.certPem }, caCertPem: files.caPem, connectTimeoutMs: 10_000 });
+      return openSession({
+        server,
+        mode: 'auth',
+        credentials: { privateKey: files.privateKey, certPem: files.certPem },
+        caCertPem: files.caPem,
+        connectTimeoutMs: 10_000,
+      });
     },
     async mallory(attack, opts = {}) {
       const events: MitmEvent[] = [];

@@ -13,25 +13,31 @@ t.setTimeout(180_000);
 
 const lab = await mitmLab(t, ['alice', 'bob', 'mallory']);
 
-t.test('passthrough: sessions and HTTP pass; the report sees only ciphertext and fails the attack', async (t) => {
-  const m = await lab.mallory('passthrough');
-  const res = await fetch(`${m.httpUrl}/healthz`);
-  t.equal(res.status, 200, 'GET /healthz is relayed to the KDC');
-  t.match(await res.json(), { ok: true });
-  const s = await lab.session('alice', m.url);
-  const data = randomBytes(16);
-  const pong = await s.request('ping', { data });
-  t.same(Buffer.from(pong.data as Uint8Array), data, 'the request and its reply cross Mallory intact');
-  await s.close();
-  await m.connectionsEnded(1);
-  const report = await m.close();
-  t.equal(report.outcome, 'failed');
-  t.equal(report.defence, 'record encryption');
-  t.equal(report.stolen, null);
-  t.ok(report.frames.some((f) => f.type === 'record' && f.action === 'forward'), 'records were forwarded');
-  t.notOk(JSON.stringify(report).includes(data.toString('hex')), 'the ping payload is not in the report');
-  t.same(report.victims, { connections: 1, modes: ['auth'] });
-});
+t.test(
+  'passthrough: sessions and HTTP pass; the report sees only ciphertext and fails the attack',
+  async (t) => {
+    const m = await lab.mallory('passthrough');
+    const res = await fetch(`${m.httpUrl}/healthz`);
+    t.equal(res.status, 200, 'GET /healthz is relayed to the KDC');
+    t.match(await res.json(), { ok: true });
+    const s = await lab.session('alice', m.url);
+    const data = randomBytes(16);
+    const pong = await s.request('ping', { data });
+    t.same(Buffer.from(pong.data as Uint8Array), data, 'the request and its reply cross Mallory intact');
+    await s.close();
+    await m.connectionsEnded(1);
+    const report = await m.close();
+    t.equal(report.outcome, 'failed');
+    t.equal(report.defence, 'record encryption');
+    t.equal(report.stolen, null);
+    t.ok(
+      report.frames.some((f) => f.type === 'record' && f.action === 'forward'),
+      'records were forwarded',
+    );
+    t.notOk(JSON.stringify(report).includes(data.toString('hex')), 'the ping payload is not in the report');
+    t.same(report.victims, { connections: 1, modes: ['auth'] });
+  },
+);
 
 t.test('substitute-dh against a secure client: bad_signature in the handshake, nothing stolen', async (t) => {
   const m = await lab.mallory('substitute-dh');
@@ -48,38 +54,59 @@ t.test('substitute-dh against a secure client: bad_signature in the handshake, n
   t.ok(report.frames.some((f) => f.type === 'server_hello' && f.action === 'modify'));
 });
 
-t.test('substitute-dh against an insecure client: Mallory steals the KDC key and reads the message', async (t) => {
-  const m = await lab.mallory('substitute-dh');
-  const s = await lab.session('alice', m.url, { insecure: true });
-  t.equal(s.facts.identity.name, 'alice', 'the KDC (through Mallory) accepted the claimed name');
-  const created = await s.request('key.create', { peer: 'bob' });
-  const key = Buffer.from(created.key as Uint8Array);
-  const serial = String(created.serial);
-  const sealed = sealMessage(key, { serial, from: 'alice', to: 'bob' }, Buffer.from('meet at the old mill', 'utf8'));
-  // The KDC refuses a message under an unverified key, but Mallory reads it on the way in.
-  await s.request('msg.send', { to: 'bob', serial, ...sealed }).catch(() => undefined);
-  await s.close();
-  await m.connectionsEnded(1);
-  const report = await m.close();
-  t.equal(report.outcome, 'succeeded');
-  t.equal(report.summary, `attack substitute-dh: SUCCEEDED — stole key ${key.toString('hex')}`);
-  const stolen = report.stolen?.keys.find((k) => k.serial === serial);
-  t.equal(stolen?.key, key.toString('hex'), 'byte for byte the key the KDC sent alice');
-  t.equal(stolen?.fingerprint, keyFingerprint(key));
-  t.ok(report.stolen?.plaintext.some((p) => p.type === 'message' && p.text.includes('meet at the old mill')), 'the message is decrypted');
-  t.ok(m.events.some((e) => e.event === 'stolen-key'), 'the theft is announced as it happens');
-});
+t.test(
+  'substitute-dh against an insecure client: Mallory steals the KDC key and reads the message',
+  async (t) => {
+    const m = await lab.mallory('substitute-dh');
+    const s = await lab.session('alice', m.url, { insecure: true });
+    t.equal(s.facts.identity.name, 'alice', 'the KDC (through Mallory) accepted the claimed name');
+    const created = await s.request('key.create', { peer: 'bob' });
+    const key = Buffer.from(created.key as Uint8Array);
+    const serial = String(created.serial);
+    const sealed = sealMessage(
+      key,
+      { serial, from: 'alice', to: 'bob' },
+      Buffer.from('meet at the old mill', 'utf8'),
+    );
+    // The KDC refuses a message under an unverified key, but Mallory reads it on the way in.
+    await s.request('msg.send', { to: 'bob', serial, ...sealed }).catch(() => undefined);
+    await s.close();
+    await m.connectionsEnded(1);
+    const report = await m.close();
+    t.equal(report.outcome, 'succeeded');
+    t.equal(report.summary, `attack substitute-dh: SUCCEEDED — stole key ${key.toString('hex')}`);
+    const stolen = report.stolen?.keys.find((k) => k.serial === serial);
+    t.equal(stolen?.key, key.toString('hex'), 'byte for byte the key the KDC sent alice');
+    t.equal(stolen?.fingerprint, keyFingerprint(key));
+    t.ok(
+      report.stolen?.plaintext.some((p) => p.type === 'message' && p.text.includes('meet at the old mill')),
+      'the message is decrypted',
+    );
+    t.ok(
+      m.events.some((e) => e.event === 'stolen-key'),
+      'the theft is announced as it happens',
+    );
+  },
+);
 
 t.test('tamper and truncate-tag: record_auth on the side that receives the record', async (t) => {
   const m = await lab.mallory('tamper');
   const s = await lab.session('alice', m.url);
-  await t.rejects(s.request('ping', {}), { code: 'record_auth' }, 'the KDC refused the flipped record and said so');
+  await t.rejects(
+    s.request('ping', {}),
+    { code: 'record_auth' },
+    'the KDC refused the flipped record and said so',
+  );
   await s.closed;
   await m.connectionsEnded(1);
   t.equal((await m.close()).defence, 'record authentication');
 
   const m2 = await lab.mallory('truncate-tag');
-  await t.rejects(lab.session('bob', m2.url), { code: 'record_auth' }, 'the client refused the ready push with a short tag');
+  await t.rejects(
+    lab.session('bob', m2.url),
+    { code: 'record_auth' },
+    'the client refused the ready push with a short tag',
+  );
   await m2.connectionsEnded(1);
   t.match(await m2.close(), { outcome: 'failed', defence: 'record authentication' });
 });
@@ -91,19 +118,26 @@ t.test('impersonate-server: a `kdc` certificate from another root fails the chai
   t.match(await m.close(), { outcome: 'failed', defence: 'certificate chain', stolen: null });
 });
 
-t.test('impersonate-client: a valid certificate and signature of another name fail the Finished MAC', async (t) => {
-  const m = await lab.mallory('impersonate-client', { identity: 'mallory' });
-  await t.rejects(lab.session('alice', m.url), { code: 'bad_mac', details: { remote: true } });
-  await m.connectionsEnded(1);
-  t.match(await m.close(), { outcome: 'failed', defence: 'key confirmation' });
+t.test(
+  'impersonate-client: a valid certificate and signature of another name fail the Finished MAC',
+  async (t) => {
+    const m = await lab.mallory('impersonate-client', { identity: 'mallory' });
+    await t.rejects(lab.session('alice', m.url), { code: 'bad_mac', details: { remote: true } });
+    await m.connectionsEnded(1);
+    t.match(await m.close(), { outcome: 'failed', defence: 'key confirmation' });
 
-  const m2 = await lab.mallory('impersonate-client');
-  const s = await lab.session('alice', m2.url);
-  t.equal(s.facts.identity.name, 'alice', 'without --identity she has nothing to present and passes the frame');
-  await s.close();
-  await m2.connectionsEnded(1);
-  t.match(await m2.close(), { outcome: 'inconclusive', summary: /no identity of her own/ });
-});
+    const m2 = await lab.mallory('impersonate-client');
+    const s = await lab.session('alice', m2.url);
+    t.equal(
+      s.facts.identity.name,
+      'alice',
+      'without --identity she has nothing to present and passes the frame',
+    );
+    await s.close();
+    await m2.connectionsEnded(1);
+    t.match(await m2.close(), { outcome: 'inconclusive', summary: /no identity of her own/ });
+  },
+);
 
 t.test('downgrade: a secure client refuses the insecure reply of a KDC that allows it', async (t) => {
   const m = await lab.mallory('downgrade');
@@ -121,7 +155,11 @@ t.test('reflect, oversize, garbage', async (t) => {
   for (const [attack, code, defence] of cases) {
     const m = await lab.mallory(attack);
     const err = (await lab.session('alice', m.url).then(
-      async (s) => s.request('ping', {}).then(() => undefined, (e: unknown) => e),
+      async (s) =>
+        s.request('ping', {}).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
       (e: unknown) => e,
     )) as KdsError | undefined;
     t.ok(err !== undefined, `${attack}: the victim failed`);

@@ -22,7 +22,10 @@ t.test('one success wins; else one failure; else inconclusive', async (t) => {
   t.equal(v.outcome, 'failed');
   t.equal(summaryLine('tamper', v), 'attack tamper: FAILED — stopped by record authentication');
   v.add({ outcome: 'failed', conn: 0, detail: 'y', defence: 'transcript signature' });
-  t.equal(summaryLine('replay', v), 'attack replay: FAILED — stopped by record authentication and transcript signature');
+  t.equal(
+    summaryLine('replay', v),
+    'attack replay: FAILED — stopped by record authentication and transcript signature',
+  );
   v.add({ outcome: 'succeeded', conn: 3, detail: 'the KDC accepted it' });
   t.equal(v.outcome, 'succeeded');
   t.equal(summaryLine('x', v), 'attack x: SUCCEEDED — the KDC accepted it');
@@ -53,7 +56,12 @@ t.test('loot: keys only from the messages that carry them; messages decrypt unde
   const ctx = context();
   const key = randomBytes(32);
   const serial = 'bb'.repeat(16);
-  ctx.loot.inspectServerMessage(1, 'alice', { kind: 'ok', type: 'key.create', id: 1, body: { serial, key, peer: 'bob' } });
+  ctx.loot.inspectServerMessage(1, 'alice', {
+    kind: 'ok',
+    type: 'key.create',
+    id: 1,
+    body: { serial, key, peer: 'bob' },
+  });
   ctx.loot.inspectServerMessage(1, 'alice', { kind: 'ok', type: 'key.list', id: 2, body: { keys: [] } });
   t.equal(ctx.loot.keys.size, 1);
   t.same(ctx.loot.keys.get(serial)?.to, 'bob');

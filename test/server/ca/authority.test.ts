@@ -325,6 +325,23 @@ t.test('enrollment tokens: single use, bound to a name, a bad CSR does not burn 
   );
 });
 
+t.test('enrollment without a usable token reveals nothing about names or policy', async (t) => {
+  // trent holds an active certificate. A bogus token must not reveal that (already_active), nor CSR
+  // policy verdicts: the token is checked before anything else.
+  await ca.issueFromCsr(await csrFor('trent'), { name: 'trent', actor: 'test' });
+  const bogus = 'y'.repeat(43);
+  await t.rejects(ca.enroll({ token: bogus, name: 'trent', csrPem: await csrFor('trent'), actor: 'x' }), {
+    code: 'token_invalid',
+  });
+  await t.rejects(ca.enroll({ token: bogus, name: 'nobody', csrPem: await csrFor('other'), actor: 'x' }), {
+    code: 'token_invalid',
+  });
+  const { token } = ca.createEnrollmentToken({ name: 'trent', actor: 'admin' });
+  await t.rejects(ca.enroll({ token, name: 'trent', csrPem: await csrFor('trent'), actor: 'trent' }), {
+    code: 'already_active',
+  });
+});
+
 t.test('audit log: every action recorded, no secrets', async (t) => {
   const actions = new Set(ca.store.listAudit().map((r) => r.action));
   for (const a of ['ca.init', 'cert.issue', 'cert.renew', 'cert.revoke', 'token.create', 'token.consume']) {
