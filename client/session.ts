@@ -53,6 +53,11 @@ export interface OpenSessionOptions {
   /** Expected name in the KDC certificate (default `kdc`). */
   expectServerName?: string;
   connectTimeoutMs?: number;
+  /**
+   * Local address to connect from (a multi-homed host; tests play many hosts from 127.0.0.0/8, each with
+   * its own per-IP handshake budget at the KDC).
+   */
+  localAddress?: string;
   requestTimeoutMs?: number;
 }
 
@@ -185,14 +190,18 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
         }
       : {}),
   });
-  const conn = await connect(opts.server, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+  const conn = await connect(
+    opts.server,
+    opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    opts.localAddress,
+  );
   // Errors before `ready` are handshake failures: marked so the CLI names the defence (shared/defences.ts).
   return establish(conn, handshake, opts, ownCert).catch((err: unknown) => {
     throw inHandshakePhase(err);
   });
 }
 
-function connect(server: string, timeoutMs: number): Promise<WebSocket> {
+function connect(server: string, timeoutMs: number, localAddress?: string): Promise<WebSocket> {
   httpUrlOf(server); // validates the URL shape
   return new Promise((resolve, reject) => {
     // No compression (see server/kdc/kdc.ts); the same frame limit as the server.
@@ -200,6 +209,7 @@ function connect(server: string, timeoutMs: number): Promise<WebSocket> {
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       handshakeTimeout: timeoutMs,
+      ...(localAddress === undefined ? {} : { localAddress }),
     });
     ws.binaryType = 'nodebuffer';
     const onError = (err: Error): void => {

@@ -16,7 +16,12 @@ interface MitmArgs extends OutputOptions {
   peer?: string;
   'hold-ms': number;
   once: boolean;
+  control: boolean;
 }
+
+type Mitm = import('../../client/mitm/proxy.js').Mitm;
+type MitmReport = import('../../client/mitm/report.js').MitmReport;
+type AttackModule = import('../../client/mitm/attack.js').AttackModule;
 
 export function register(y: Argv): void {
   y.command(
@@ -58,12 +63,18 @@ export function register(y: Argv): void {
           default: 400,
           describe: 'reorder/drop: how long to hold a record waiting for the next one',
         })
+        .option('control', {
+          type: 'boolean',
+          default: false,
+          describe: 'read commands on stdin: "attack NAME" switches live (printing the summary), "end" stops the attack',
+        })
         .option('once', {
           type: 'boolean',
           default: false,
           describe: 'stop after the first victim connection has ended',
         })
         .example('$0 mitm --list', 'the attack catalog')
+        .example('$0 mitm --attack passthrough --control', 'then type "attack tamper" to switch live, "end" to stop')
         .example(
           '$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh',
           'then: kds client send-key ... --server ws://127.0.0.1:9443',
@@ -100,6 +111,10 @@ async function handle(argv: MitmArgs): Promise<number> {
     throw new InputError('bad_request', 'name an --attack (kds mitm --list shows them)');
   }
   const attack = findAttack(argv.attack);
+  if (argv.once && argv.control) {
+    const { InputError } = await import('../../shared/errors.js');
+    throw new InputError('bad_request', '--once and --control do not go together');
+  }
   const { startMitm, parseListen } = await import('../../client/mitm/proxy.js');
   const { writeReport } = await import('../../client/mitm/report.js');
   const { loadIdentity } = await import('../../client/mitm/identity.js');
@@ -134,6 +149,25 @@ async function handle(argv: MitmArgs): Promise<number> {
       `mallory listening on ${mitm.url}\n  target: ${target}\n  attack: ${attack.name}: ${attack.summary}\n  where:  ${attack.position}\n`,
     );
   }
+  const { style } = await import('../output.js');
+  let reported: object | undefined;
+  /** The end of one attack: report file, then the summary (a JSON line, or the coloured verdict). */
+  const summarize = (report: MitmReport): void => {
+    reported = report;
+    if (argv.report !== undefined) writeReport(argv.report, report);
+    if (argv.json) {
+      const { frames: _f, ...rest } = report;
+      process.stdout.write(`${JSON.stringify({ event: 'summary', ...rest })}\n`);
+      return;
+    }
+    const paint =
+      report.outcome === 'succeeded' ? style.bad : report.outcome === 'failed' ? style.ok : style.dim;
+    const d = report.findings.find((f) => f.outcome === report.outcome);
+    process.stdout.write(
+      `${paint(style.bold(report.summary))}\n${d === undefined ? '' : `  ${d.detail}${d.code === undefined ? '' : ` (${d.code})`}\n`}`,
+    );
+  };
+  if (argv.control) controlFromStdin(argv, mitm, summarize, findAttack);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -145,20 +179,51 @@ async function handle(argv: MitmArgs): Promise<number> {
     if (argv.once) void mitm.connectionsEnded(1).then(stop);
   });
   const report = await mitm.close();
-  if (argv.report !== undefined) writeReport(argv.report, report);
-  if (argv.json) {
-    const { frames: _f, ...rest } = report;
-    process.stdout.write(`${JSON.stringify({ event: 'summary', ...rest })}\n`);
-  } else {
-    const { style } = await import('../output.js');
-    const paint =
-      report.outcome === 'succeeded' ? style.bad : report.outcome === 'failed' ? style.ok : style.dim;
-    const d = report.findings.find((f) => f.outcome === report.outcome);
-    process.stdout.write(
-      `${paint(style.bold(report.summary))}\n${d === undefined ? '' : `  ${d.detail}${d.code === undefined ? '' : ` (${d.code})`}\n`}`,
-    );
-  }
+  if (report !== reported) summarize(report);
   return 0;
+}
+
+/**
+ * `--control`: commands on stdin, one per line, run in order. `attack NAME` ends the running attack
+ * (its summary is printed, its live connections are cut) and starts NAME; `end` only ends it. For a
+ * class switching attacks live, and for the matrix test (one Mallory per mode).
+ */
+function controlFromStdin(
+  argv: MitmArgs,
+  mitm: Mitm,
+  summarize: (r: MitmReport) => void,
+  findAttack: (name: string) => AttackModule,
+): void {
+  let queue: Promise<void> = Promise.resolve();
+  const run = async (line: string): Promise<void> => {
+    const [verb = '', name] = line.trim().split(/\s+/);
+    if (verb === '') return;
+    try {
+      if (verb !== 'attack' && verb !== 'end') throw new Error('commands: attack NAME | end');
+      const next = verb === 'attack' ? findAttack(name ?? '') : undefined;
+      const report = await mitm.switchAttack(next);
+      if (report !== undefined) summarize(report);
+      if (next !== undefined) {
+        if (argv.json) process.stdout.write(`${JSON.stringify({ event: 'attack', attack: next.name })}\n`);
+        else process.stdout.write(`now attacking: ${next.name}: ${next.summary}\n`);
+      }
+    } catch (err) {
+      const message = (err as Error).message;
+      if (argv.json) process.stdout.write(`${JSON.stringify({ event: 'error', message })}\n`);
+      else process.stderr.write(`mallory: ${message}\n`);
+    }
+  };
+  process.stdin.setEncoding('utf8');
+  let buffer = '';
+  process.stdin.on('data', (d: string) => {
+    buffer += d;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      queue = queue.then(() => run(line));
+    }
+  });
 }
 
 type Event = import('../../client/mitm/context.js').MitmEvent;

@@ -42,13 +42,20 @@ export interface Mitm {
   /** ws://host:port/kds: what victims use as --server. */
   readonly url: string;
   readonly httpUrl: string;
+  /** The running attack's context (bad_request between two attacks). */
   readonly context: MitmContext;
-  /** Victim connections accepted so far. */
+  /** Victim connections of the running attack so far. */
   readonly connections: number;
-  /** Resolves when `n` victim connections have ended. */
+  /** Resolves when `n` victim connections of the running attack have ended. */
   connectionsEnded(n: number): Promise<void>;
   report(): MitmReport;
-  /** Stop accepting, close every link, wait for side tasks; returns the final report. */
+  /**
+   * Live switch (`kds mitm --control`): end the running attack (its live connections are cut with 1012,
+   * its side tasks awaited) and start `next` (none: victims are turned away until the next one).
+   * Resolves with the report of the attack that ended.
+   */
+  switchAttack(next: AttackModule | undefined): Promise<MitmReport | undefined>;
+  /** Stop accepting, close every link, wait for side tasks; returns the report of the last attack. */
   close(): Promise<MitmReport>;
 }
 
@@ -80,29 +87,50 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/** One attack's run: its context (verdict, loot, events) and its victim connections. */
+interface Round {
+  ctx: MitmContext;
+  links: Set<Link>;
+  ended: number;
+  waiters: { n: number; resolve: () => void }[];
+}
+
 export async function startMitm(opts: MitmOptions): Promise<Mitm> {
   const target = normalizeTarget(opts.target);
-  const ctx = new MitmContext(
-    opts.attack,
-    {
-      target: target.ws,
-      ...(opts.identity === undefined ? {} : { identity: opts.identity }),
-      ...(opts.peer === undefined ? {} : { peer: opts.peer }),
-      holdMs: opts.holdMs ?? DEFAULT_HOLD_MS,
-    },
-    opts.onEvent ?? (() => {}),
-  );
-  if (opts.attack.needsIdentity === true && opts.identity === undefined) {
-    ctx.info(
-      0,
-      `attack ${opts.attack.name} needs an identity of Mallory's own (--identity <client home>): it will be inconclusive`,
-    );
-  }
-  await opts.attack.prepare?.(ctx);
+  const settings = {
+    target: target.ws,
+    ...(opts.identity === undefined ? {} : { identity: opts.identity }),
+    ...(opts.peer === undefined ? {} : { peer: opts.peer }),
+    holdMs: opts.holdMs ?? DEFAULT_HOLD_MS,
+  };
+  const emit = opts.onEvent ?? (() => {});
 
-  const links = new Set<Link>();
-  let ended = 0;
-  const waiters: { n: number; resolve: () => void }[] = [];
+  const begin = async (attack: AttackModule): Promise<Round> => {
+    const ctx = new MitmContext(attack, settings, emit);
+    if (attack.needsIdentity === true && opts.identity === undefined) {
+      ctx.info(0, `attack ${attack.name} needs an identity of Mallory's own (--identity <client home>): it will be inconclusive`);
+    }
+    await attack.prepare?.(ctx);
+    return { ctx, links: new Set(), ended: 0, waiters: [] };
+  };
+
+  /** Cut the round's live connections, wait for them and its side tasks, and report it. */
+  const finish = async (r: Round, closeCode: number): Promise<MitmReport> => {
+    for (const link of r.links) {
+      link.closeClient(closeCode, '');
+      link.closeServer(1000, '');
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...r.links].map((l) => l.closed)),
+      new Promise((resolve) => (timer = setTimeout(resolve, 3_000))),
+    ]);
+    clearTimeout(timer);
+    await r.ctx.settle();
+    return buildReport(r.ctx);
+  };
+
+  let round: Round | undefined = await begin(opts.attack);
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MITM_MAX_PAYLOAD,
@@ -113,20 +141,26 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const r = round;
+      if (r === undefined) {
+        // Between two attacks (control mode): nobody is listening to victims; try again later.
+        ws.close(1013, 'unavailable');
+        return;
+      }
       ws.binaryType = 'nodebuffer';
-      ctx.connections += 1;
-      const link = new Link(ctx.connections, ctx, ws, target.ws);
-      links.add(link);
-      link.attach(opts.attack.connection(link));
+      r.ctx.connections += 1;
+      const link = new Link(r.ctx.connections, r.ctx, ws, target.ws);
+      r.links.add(link);
+      link.attach(r.ctx.attack.connection(link));
       link.info(`victim connected from ${req.socket.remoteAddress ?? '?'}`);
       void link.closed.then(() => {
-        links.delete(link);
-        ended += 1;
-        for (const w of waiters.filter((x) => ended >= x.n)) {
-          waiters.splice(waiters.indexOf(w), 1);
+        r.links.delete(link);
+        r.ended += 1;
+        for (const w of r.waiters.filter((x) => r.ended >= x.n)) {
+          r.waiters.splice(r.waiters.indexOf(w), 1);
           w.resolve();
         }
-        opts.onConnectionEnd?.();
+        if (r === round) opts.onConnectionEnd?.();
       });
     });
   });
@@ -147,38 +181,53 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
   });
   const address = server.address() as AddressInfo;
   const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+  const current = (): Round => {
+    if (round === undefined) throw new InputError('bad_request', 'no attack is running');
+    return round;
+  };
 
+  // Rounds switch one at a time, in the order asked.
+  let switching: Promise<unknown> = Promise.resolve();
   let closing: Promise<MitmReport> | undefined;
+  let lastReport: MitmReport | undefined;
   return {
     url: `ws://${host}:${address.port}/kds`,
     httpUrl: `http://${host}:${address.port}`,
-    context: ctx,
+    get context() {
+      return current().ctx;
+    },
     get connections() {
-      return ctx.connections;
+      return round?.ctx.connections ?? 0;
     },
     connectionsEnded(n: number) {
-      if (ended >= n) return Promise.resolve();
-      return new Promise((resolve) => waiters.push({ n, resolve }));
+      const r = current();
+      if (r.ended >= n) return Promise.resolve();
+      return new Promise((resolve) => r.waiters.push({ n, resolve }));
     },
-    report: () => buildReport(ctx),
+    report: () => buildReport(current().ctx),
+    switchAttack(next: AttackModule | undefined) {
+      const step = switching.then(async () => {
+        const old = round;
+        round = undefined;
+        const report = old === undefined ? undefined : await finish(old, 1012);
+        if (report !== undefined) lastReport = report;
+        if (next !== undefined) round = await begin(next);
+        return report;
+      });
+      switching = step.catch(() => undefined);
+      return step;
+    },
     close() {
       closing ??= (async () => {
+        await switching;
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        for (const link of links) {
-          link.closeClient(1001, '');
-          link.closeServer(1001, '');
-        }
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          Promise.all([...links].map((l) => l.closed)),
-          new Promise((r) => (timer = setTimeout(r, 3_000))),
-        ]);
-        clearTimeout(timer);
-        await ctx.settle();
+        const last = round;
+        round = undefined;
+        if (last !== undefined) lastReport = await finish(last, 1001);
         server.closeAllConnections();
         await stopped;
         wss.close();
-        return buildReport(ctx);
+        return lastReport!; // an attack always ran: startMitm begins with one
       })();
       return closing;
     },

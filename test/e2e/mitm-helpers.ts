@@ -7,7 +7,7 @@
 // secret reaches Mallory in secure mode (her report is grepped for every AES key alice and bob hold
 // and for the message text), what she stole in insecure mode, and that the honest parties still work
 // afterwards (a direct KDC key from alice to bob, verified by bob).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -98,7 +98,7 @@ function startLabServer(t: Test, dataDir: string, insecure: boolean): Promise<Se
 export async function startLab(t: Test, mode: Mode): Promise<Lab> {
   const dataDir = await initDataDir(t);
   const server = await startLabServer(t, dataDir, mode === 'insecure');
-  if (mode === 'insecure') t.match(server.stderr(), /INSECURE MODE/, 'the insecure KDC prints its warning');
+  // No assertion here: an assertion at the top level before the subtests exist ends tap's root test.
   const homes = Object.fromEntries(NAMES.map((n) => [n, join(dataDir, 'clients', n)])) as Record<
     Name,
     string
@@ -116,7 +116,7 @@ export async function startLab(t: Test, mode: Mode): Promise<Lab> {
     '--server',
     server.url,
   ]);
-  t.equal(revoked.code, 0, `zed revoked: ${revoked.stderr}`);
+  if (revoked.code !== 0) throw new Error(`revoking zed failed: ${revoked.stdout}${revoked.stderr}`);
   return { mode, server, homes, dir: tempDir(t, 'kds-mitm-') };
 }
 
@@ -208,6 +208,129 @@ export function startMallory(
   });
 }
 
+/**
+ * One Mallory process for a whole lab (`kds mitm --control --json`): `attack NAME` on stdin switches
+ * attacks live, `end` ends the running one and prints its summary (its report file is written first).
+ * She owns mallory's identity (impersonate-client, unknown-key-share, stale-key).
+ */
+export class ControlledMallory {
+  readonly url: string;
+  readonly reportPath: string;
+  readonly #child: ChildProcess;
+  readonly #events: { event: string; attack?: string }[];
+  readonly #wake: Set<() => void>;
+
+  private constructor(
+    url: string,
+    reportPath: string,
+    child: ChildProcess,
+    events: { event: string }[],
+    wake: Set<() => void>,
+  ) {
+    this.url = url;
+    this.reportPath = reportPath;
+    this.#child = child;
+    this.#events = events;
+    this.#wake = wake;
+  }
+
+  static start(t: Test, lab: Lab): Promise<ControlledMallory> {
+    const reportPath = join(lab.dir, 'controlled.json');
+    const args = [
+      KDS_BIN,
+      'mitm',
+      '--listen',
+      '127.0.0.1:0',
+      '--target',
+      lab.server.url,
+      '--attack',
+      'passthrough',
+    ];
+    args.push(
+      '--control',
+      '--json',
+      '--report',
+      reportPath,
+      '--identity',
+      lab.homes.mallory,
+      '--hold-ms',
+      '200',
+    );
+    const child = spawn(process.execPath, args, {
+      cwd: REPO_ROOT,
+      env: kdsEnv(),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    t.teardown(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    });
+    const events: { event: string; url?: string }[] = [];
+    const wake = new Set<() => void>();
+    let buffer = '';
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`mallory did not start: ${stderr}`)), 30_000);
+      void exited.then(() => reject(new Error(`mallory exited: ${stderr}`)));
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        buffer += d;
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const e = JSON.parse(buffer.slice(0, nl)) as { event: string; url?: string };
+          buffer = buffer.slice(nl + 1);
+          events.push(e);
+          if (e.event === 'listening') {
+            clearTimeout(timer);
+            resolve(new ControlledMallory(e.url!, reportPath, child, events, wake));
+          }
+          for (const w of [...wake]) w();
+        }
+      });
+    });
+  }
+
+  /** Resolves once an event at index >= `from` matches `pred`. */
+  #waitFor(
+    from: number,
+    pred: (e: { event: string; attack?: string }) => boolean,
+    what: string,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        if (!this.#events.slice(from).some(pred)) return false;
+        this.#wake.delete(check);
+        clearTimeout(timer);
+        resolve();
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.#wake.delete(check);
+        const seen = JSON.stringify(this.#events.slice(from)).slice(0, 2000);
+        reject(new Error(`mallory: no ${what} in time; events: ${seen}`));
+      }, 60_000);
+      if (!check()) this.#wake.add(check);
+    });
+  }
+
+  async attack(name: string): Promise<void> {
+    const from = this.#events.length;
+    this.#child.stdin!.write(`attack ${name}\n`);
+    await this.#waitFor(from, (e) => e.event === 'attack' && e.attack === name, `switch to ${name}`);
+  }
+
+  /** Ends the running attack; returns the report file it wrote, as text. */
+  async end(): Promise<string> {
+    const from = this.#events.length;
+    this.#child.stdin!.write('end\n');
+    await this.#waitFor(from, (e) => e.event === 'summary', 'summary');
+    return readFileSync(this.reportPath, 'utf8');
+  }
+}
+
 /** `kds client <args> --home H --server U [--insecure-dh]` (KDS_ALLOW_INSECURE=1 for insecure clients). */
 export function victim(
   lab: Lab,
@@ -257,8 +380,8 @@ export async function honestExchange(lab: Lab): Promise<{ serial: string; bobSta
 interface CellPlan {
   victim: Name;
   args: string[];
+  /** Mallory's identity: `mallory` (the controlled Mallory has it) or another (a process of her own). */
   identity?: Name;
-  extra?: string[];
   /** Runs before Mallory starts (queue a delivery for bob, ...). */
   before?: (lab: Lab) => Promise<void>;
 }
@@ -284,7 +407,6 @@ function planFor(attack: string): CellPlan {
       return {
         victim: 'bob',
         args: ['keys', '--json'],
-        extra: ['--hold-ms', '200'],
         before: async (lab) => void (await directKey(lab, 'kdc')),
       };
     case 'unknown-key-share':
@@ -313,10 +435,15 @@ export interface CellOptions {
   expect?: Expectation;
 }
 
-/** One attack against one lab: Mallory, the victim, and every assertion of the matrix. */
+/**
+ * One attack against one lab: Mallory (the lab's controlled one, or a `--once` process of her own when
+ * the attack needs another identity: revoked-cert presents zed's revoked certificate), the victim, and
+ * every assertion of the matrix.
+ */
 export async function runCell(
   t: Test,
   lab: Lab,
+  controlled: ControlledMallory,
   attack: AttackModule,
   opts: CellOptions = {},
 ): Promise<void> {
@@ -324,22 +451,31 @@ export async function runCell(
   const expected = opts.expect ?? (insecureClient ? attack.insecure : attack.secure);
   const plan = planFor(attack.name);
   await plan.before?.(lab);
-  const reportPath = join(lab.dir, `${attack.name}-${opts.label ?? lab.mode}.json`);
-  const extra = [...(plan.extra ?? [])];
-  if (plan.identity !== undefined) extra.push('--identity', lab.homes[plan.identity]);
-  const mallory = await startMallory(t, lab, attack.name, reportPath, extra);
-  const v = await victim(lab, plan.victim, plan.args, mallory.url, insecureClient);
-  let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([
-    mallory.exited,
-    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 45_000))),
-  ]);
-  clearTimeout(timer);
-  if (ended === undefined) {
-    mallory.kill();
-    await mallory.exited;
+  let raw: string;
+  let v: RunResult;
+  if (plan.identity === undefined || plan.identity === 'mallory') {
+    await controlled.attack(attack.name);
+    v = await victim(lab, plan.victim, plan.args, controlled.url, insecureClient);
+    raw = await controlled.end();
+  } else {
+    const reportPath = join(lab.dir, `${attack.name}-${opts.label ?? lab.mode}.json`);
+    const mallory = await startMallory(t, lab, attack.name, reportPath, [
+      '--identity',
+      lab.homes[plan.identity],
+    ]);
+    v = await victim(lab, plan.victim, plan.args, mallory.url, insecureClient);
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      mallory.exited,
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 45_000))),
+    ]);
+    clearTimeout(timer);
+    if (ended === undefined) {
+      mallory.kill();
+      await mallory.exited;
+    }
+    raw = readFileSync(reportPath, 'utf8');
   }
-  const raw = readFileSync(reportPath, 'utf8');
   const report = JSON.parse(raw) as MitmReport;
   const why = `${report.summary}\nvictim (${v.code}): ${v.stdout}${v.stderr}`;
 

@@ -5,11 +5,19 @@
 // defence that does not depend on the handshake (records, limits, signed prekeys, revocation).
 // Plus the downgrade a secure client meets on a KDC that does allow insecure sessions: it refuses.
 import t from 'tap';
-import { ATTACKS, runCell, startLab } from './mitm-helpers.js';
+import { ATTACKS, ControlledMallory, runCell, startLab } from './mitm-helpers.js';
 
 t.setTimeout(240_000);
 
 const lab = await startLab(t, 'insecure');
+const mallory = await ControlledMallory.start(t, lab);
+
+t.test('the insecure KDC warns loudly on start', async (t) => {
+  t.match(
+    lab.server.stderr(),
+    /WARNING INSECURE MODE \(--insecure-dh\): this KDC ACCEPTS UNAUTHENTICATED SESSIONS/,
+  );
+});
 
 t.test('the insecure column expects the naive design to fall', async (t) => {
   t.same(
@@ -19,10 +27,10 @@ t.test('the insecure column expects the naive design to fall', async (t) => {
 });
 
 for (const attack of ATTACKS) {
-  t.test(`${attack.name} x insecure`, (t) => runCell(t, lab, attack));
+  t.test(`${attack.name} x insecure`, (t) => runCell(t, lab, mallory, attack));
 }
 
 t.test('downgrade of a SECURE client on a KDC that allows insecure sessions', (t) => {
   const downgrade = ATTACKS.find((a) => a.name === 'downgrade')!;
-  return runCell(t, lab, downgrade, { clientInsecure: false, label: 'secure-client' });
+  return runCell(t, lab, mallory, downgrade, { clientInsecure: false, label: 'secure-client' });
 });

@@ -3,11 +3,12 @@
 // the defence the catalog names, the victim's error names it, Mallory's report holds no key material
 // and no plaintext, and alice and bob still exchange and verify keys after every attack.
 import t from 'tap';
-import { ATTACKS, runCell, startLab } from './mitm-helpers.js';
+import { ATTACKS, ControlledMallory, runCell, startLab } from './mitm-helpers.js';
 
 t.setTimeout(240_000);
 
 const lab = await startLab(t, 'secure');
+const mallory = await ControlledMallory.start(t, lab);
 
 t.test('the secure column expects no success at all', async (t) => {
   t.same(
@@ -18,5 +19,5 @@ t.test('the secure column expects no success at all', async (t) => {
 });
 
 for (const attack of ATTACKS) {
-  t.test(`${attack.name} x secure`, (t) => runCell(t, lab, attack));
+  t.test(`${attack.name} x secure`, (t) => runCell(t, lab, mallory, attack));
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { KdsError } from '../../../shared/errors.js';
 import { keyFingerprint } from '../../../shared/keys/digest.js';
 import { sealMessage } from '../../../shared/keys/message.js';
+import { findAttack } from '../../../client/mitm/catalog.js';
 import { mitmLab } from './lab.js';
 
 t.setTimeout(180_000);
@@ -167,4 +168,24 @@ t.test('reflect, oversize, garbage', async (t) => {
     await m.connectionsEnded(1);
     t.match(await m.close(), { outcome: 'failed', defence }, `${attack}: stopped by ${defence}`);
   }
+});
+
+t.test('switchAttack: one Mallory runs several attacks in turn (kds mitm --control)', async (t) => {
+  const m = await lab.mallory('passthrough');
+  const live = await lab.session('alice', m.url);
+  await live.request('ping', {});
+  const first = await m.switchAttack(findAttack('tamper'));
+  t.equal(first?.attack, 'passthrough', 'the report of the attack that ended');
+  t.equal(first?.outcome, 'failed');
+  t.equal((await live.closed).code, 1012, 'its live connection was cut (1012 service restart)');
+  t.equal(m.context.attack.name, 'tamper');
+
+  const s = await lab.session('alice', m.url);
+  await t.rejects(s.request('ping', {}), { code: 'record_auth' }, 'new connections meet the new attack');
+  await m.connectionsEnded(1);
+  const second = await m.switchAttack(undefined);
+  t.match(second, { attack: 'tamper', outcome: 'failed', defence: 'record authentication' });
+  t.throws(() => m.context, { code: 'bad_request' }, 'no attack running');
+  await t.rejects(lab.session('alice', m.url), { code: 'unavailable' }, 'between attacks victims are turned away');
+  t.equal((await m.close()).attack, 'tamper', 'close() returns the last report');
 });
