@@ -66,7 +66,8 @@ export function register(y: Argv): void {
         .option('control', {
           type: 'boolean',
           default: false,
-          describe: 'read commands on stdin: "attack NAME" switches live (printing the summary), "end" stops the attack',
+          describe:
+            'read commands on stdin: "attack NAME" switches live (printing the summary), "end" stops the attack',
         })
         .option('once', {
           type: 'boolean',
@@ -74,7 +75,10 @@ export function register(y: Argv): void {
           describe: 'stop after the first victim connection has ended',
         })
         .example('$0 mitm --list', 'the attack catalog')
-        .example('$0 mitm --attack passthrough --control', 'then type "attack tamper" to switch live, "end" to stop')
+        .example(
+          '$0 mitm --attack passthrough --control',
+          'then type "attack tamper" to switch live, "end" to stop',
+        )
         .example(
           '$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh',
           'then: kds client send-key ... --server ws://127.0.0.1:9443',
@@ -167,7 +171,7 @@ async function handle(argv: MitmArgs): Promise<number> {
       `${paint(style.bold(report.summary))}\n${d === undefined ? '' : `  ${d.detail}${d.code === undefined ? '' : ` (${d.code})`}\n`}`,
     );
   };
-  if (argv.control) controlFromStdin(argv, mitm, summarize, findAttack);
+  const stopControl = argv.control ? controlFromStdin(argv, mitm, summarize, findAttack) : () => {};
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -178,6 +182,7 @@ async function handle(argv: MitmArgs): Promise<number> {
     process.on('SIGTERM', stop);
     if (argv.once) void mitm.connectionsEnded(1).then(stop);
   });
+  stopControl();
   const report = await mitm.close();
   if (report !== reported) summarize(report);
   return 0;
@@ -193,7 +198,7 @@ function controlFromStdin(
   mitm: Mitm,
   summarize: (r: MitmReport) => void,
   findAttack: (name: string) => AttackModule,
-): void {
+): () => void {
   let queue: Promise<void> = Promise.resolve();
   const run = async (line: string): Promise<void> => {
     const [verb = '', name] = line.trim().split(/\s+/);
@@ -224,6 +229,8 @@ function controlFromStdin(
       queue = queue.then(() => run(line));
     }
   });
+  // An open stdin keeps the process alive: let it go when Mallory stops.
+  return () => process.stdin.destroy();
 }
 
 type Event = import('../../client/mitm/context.js').MitmEvent;

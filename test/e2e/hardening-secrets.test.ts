@@ -57,15 +57,17 @@ function der(key: KeyObject): Secret[] {
 }
 
 function kekBytes(path: string): Promise<Buffer> {
+  // server/keys/kek.ts: magic (8) | version u32 | log2(N) u8 | r u8 | p u8 | salt (16) = 31 bytes of
+  // header (the AEAD's associated data), then nonce || AES-256-GCM(KEK) || tag.
   const raw = readFileSync(path);
-  const header = raw.subarray(0, 35);
+  const header = raw.subarray(0, 31);
   const salt = header.subarray(15, 31);
   const N = 2 ** header[12]!;
   const r = header[13]!;
   const p = header[14]!;
   return new Promise((resolve, reject) =>
     scrypt(TEST_CA_PASSPHRASE, salt, 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (err, key) =>
-      err ? reject(err) : resolve(openBlob(key, raw.subarray(35), header, 'bad_passphrase')),
+      err ? reject(err) : resolve(openBlob(key, raw.subarray(31), header, 'bad_passphrase')),
     ),
   );
 }
@@ -199,6 +201,15 @@ t.test('no key material in any output, log, audit row or report; private file mo
     if (o.text.includes(passphrase)) hits.push(`the CA passphrase in ${o.what}`);
     for (const token of tokens) if (o.text.includes(token)) hits.push(`an enrollment token in ${o.what}`);
   }
+  // The search must be able to fail: alice's own key.pem (a PEM with line breaks) and a hex dump of an
+  // AES key are found by it.
+  const control = [
+    { what: 'control: key.pem', text: readFileSync(join(homes.alice, 'key.pem'), 'utf8') },
+    { what: 'control: hex', text: `debug: key=${[...symmetric.values()][0]!.bytes.toString('hex')}` },
+  ];
+  const found = (s: Secret, o: { text: string }): boolean => needles(s).some((n) => (n.compact ? o.text.replace(/\s+/g, '') : o.text).includes(n.text));
+  t.ok(der(privateKeys.alice).some((s) => found(s, control[0]!)), 'control: a private key PEM is detected');
+  t.ok(found([...symmetric.values()][0]!, control[1]!), 'control: a hex-dumped AES key is detected');
   t.comment(`searched ${outputs.length} outputs (${outputs.reduce((n, o) => n + o.text.length, 0)} characters) for ${secrets.length} secrets`);
   t.same(hits, [], 'no key material, passphrase or token anywhere in the outputs, the audit log or the report');
 
