@@ -49,7 +49,10 @@ export function reportError(opts: OutputOptions, err: unknown): number {
   const defence = defenceForError(e);
   const because = describeDefence(e);
   if (opts.json) {
-    const out = defence === undefined ? { error: e.toJSON() } : { error: e.toJSON(), defence: defence.defence, explanation: because };
+    const out =
+      defence === undefined
+        ? { error: e.toJSON() }
+        : { error: e.toJSON(), defence: defence.defence, explanation: because };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } else {
     process.stderr.write(`error [${e.code}]: ${e.message}\n`);

@@ -101,7 +101,11 @@ export class Link {
       action,
       note,
     );
-    if (this.#server === undefined) this.#connectServer();
+    if (this.#server === undefined) {
+      // A late frame (a held record released after the victim left) must not open a new connection.
+      if (this.#clientClosed || this.#finished) return;
+      this.#connectServer();
+    }
     if (!this.#serverReady) {
       this.#serverQueue.push(frame);
       return;

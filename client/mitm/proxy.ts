@@ -108,7 +108,10 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
   const begin = async (attack: AttackModule): Promise<Round> => {
     const ctx = new MitmContext(attack, settings, emit);
     if (attack.needsIdentity === true && opts.identity === undefined) {
-      ctx.info(0, `attack ${attack.name} needs an identity of Mallory's own (--identity <client home>): it will be inconclusive`);
+      ctx.info(
+        0,
+        `attack ${attack.name} needs an identity of Mallory's own (--identity <client home>): it will be inconclusive`,
+      );
     }
     await attack.prepare?.(ctx);
     return { ctx, links: new Set(), ended: 0, waiters: [] };

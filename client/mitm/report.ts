@@ -61,7 +61,12 @@ export function buildReport(ctx: MitmContext): MitmReport {
     defence: outcome === 'failed' ? (verdict.defences[0] ?? null) : null,
     stolen: mayHaveLoot ? { keys, plaintext: [...ctx.loot.plaintext] } : null,
     frames: [...ctx.events],
-    summary: summaryLine(ctx.attack.name, verdict, outcome === 'succeeded' ? firstKey : undefined),
+    summary: summaryLine(
+      ctx.attack.name,
+      verdict,
+      outcome === 'succeeded' ? firstKey : undefined,
+      keys.length - 1,
+    ),
     defences: verdict.defences,
     findings: [...verdict.findings],
     position: ctx.attack.position,

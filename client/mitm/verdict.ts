@@ -50,11 +50,12 @@ export class Verdict {
 }
 
 /** `attack substitute-dh: FAILED — stopped by transcript signature` (issue 5's wording). */
-export function summaryLine(attack: string, verdict: Verdict, stolenKeyHex?: string): string {
+export function summaryLine(attack: string, verdict: Verdict, stolenKeyHex?: string, moreKeys = 0): string {
   const outcome = verdict.outcome;
   const head = `attack ${attack}: ${outcome.toUpperCase()} — `;
   if (outcome === 'succeeded') {
-    if (stolenKeyHex !== undefined) return `${head}stole key ${stolenKeyHex}`;
+    if (stolenKeyHex !== undefined)
+      return `${head}stole key ${stolenKeyHex}${moreKeys > 0 ? ` (and ${moreKeys} more)` : ''}`;
     return `${head}${verdict.decisive?.detail ?? 'the defences did not stop it'}`;
   }
   if (outcome === 'failed') {

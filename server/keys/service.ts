@@ -160,11 +160,26 @@ export class KeyService {
     if (this.#store.countPrekeys(caller.name, caller.serialHex) + prekeys.length > MAX_PREKEY_STOCK) {
       throw new PolicyError('rate_limited', `at most ${MAX_PREKEY_STOCK} prekeys are kept per client`);
     }
-    this.#store.transaction(() => {
-      // Prekeys signed under an older certificate of this name can no longer be verified by senders.
-      this.#store.deletePrekeys(caller.name, caller.serialHex);
-      if (prekeys.length > 0) this.#store.insertPrekeys(caller.name, caller.serialHex, prekeys, this.#now());
-    });
+    // A prekey id names one prekey of this client for good (UNIQUE (owner, prekey_id) in the store): a
+    // repeated id is the client's mistake and gets bad_request, not the store's constraint error
+    // (found by test/hardening/fuzz-app.test.ts).
+    if (new Set(prekeys.map((p) => p.prekeyId)).size !== prekeys.length) {
+      throw new InputError('bad_request', 'prekey ids must be distinct');
+    }
+    try {
+      this.#store.transaction(() => {
+        // Prekeys signed under an older certificate of this name can no longer be verified by senders.
+        this.#store.deletePrekeys(caller.name, caller.serialHex);
+        if (prekeys.length > 0)
+          this.#store.insertPrekeys(caller.name, caller.serialHex, prekeys, this.#now());
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: unknown } }).cause;
+      if (cause?.code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new InputError('bad_request', 'a prekey with this id is already stocked');
+      }
+      throw err;
+    }
     const stock = this.#store.countPrekeys(caller.name, caller.serialHex);
     return { stock, wanted: Math.max(0, PREKEY_STOCK - stock) };
   }

@@ -35,7 +35,7 @@ import { decodeExtensions } from './extensions.js';
 import { assertValidName } from './names.js';
 import { OID } from './oids.js';
 import { derToPem, pemToDer } from './pem.js';
-import { rsaSpkiPem } from './spki.js';
+import { importRsaSpki, rsaSpkiPem } from './spki.js';
 import { buildCertificationRequestInfo, sha256WithRsaAlgorithm } from './x509.js';
 
 export interface RequestedExtension {
@@ -103,12 +103,17 @@ function decodeCsr(der: Buffer): ParsedCsr {
   if (readSmallInt(versionTlv) !== 0) throw malformed('version must be v1(0)');
   expectTagOf(attributesTlv, contextTag(0, true));
 
-  // Key type allowlist before any crypto.
+  // Key type allowlist before any crypto. An RSA key in canonical DER is imported through JWK (spki.ts:
+  // ~7x cheaper than OpenSSL's DER decoder); anything else takes OpenSSL's decoder and its messages.
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: spkiTlv.bytes, format: 'der', type: 'spki' });
-  } catch (err) {
-    throw malformed('subject public key', err);
+    key = importRsaSpki(spkiTlv.bytes);
+  } catch {
+    try {
+      key = createPublicKey({ key: spkiTlv.bytes, format: 'der', type: 'spki' });
+    } catch (err) {
+      throw malformed('subject public key', err);
+    }
   }
   if (key.asymmetricKeyType !== 'rsa') {
     throw new InputError(

@@ -1,12 +1,14 @@
 // The MITM lab matrix (issue 5), shared by test/e2e/mitm-matrix-secure.test.ts and
 // mitm-matrix-insecure.test.ts (two files so tap runs the two modes in parallel). Real processes on
 // loopback: one `kds server start` per mode (the insecure one with --insecure-dh and
-// KDS_ALLOW_INSECURE=1), alice, bob, mallory (an enrolled insider) and zed (enrolled, then revoked)
-// enrolled once, then for every attack a `kds mitm --once` process and a victim `kds client ...`
-// process through it. Each cell asserts the catalog's expected outcome and defence, that nothing
-// secret reaches Mallory in secure mode (her report is grepped for every AES key alice and bob hold
-// and for the message text), what she stole in insecure mode, and that the honest parties still work
-// afterwards (a direct KDC key from alice to bob, verified by bob).
+// KDS_ALLOW_INSECURE=1) whose CA issued certificates to alice, bob, mallory (an insider) and zed
+// (revoked) once; one `kds mitm --control` process per mode that switches attacks live (plus a
+// `--once` one for revoked-cert, which needs zed's identity); and for every attack a victim
+// `kds client ...` process through Mallory. Each cell asserts the catalog's expected outcome and
+// defence, that the victim's error names it, that nothing secret reaches Mallory in secure mode (her
+// report is grepped for every AES key alice and bob hold and for the message text), what she stole in
+// insecure mode, and that the honest parties still work afterwards (a direct KDC key from alice to
+// bob, verified by bob).
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Test } from 'tap';
 import { readFileSync } from 'node:fs';
@@ -14,13 +16,17 @@ import { join } from 'node:path';
 import { ATTACKS } from '../../client/mitm/catalog.js';
 import type { AttackModule, Expectation } from '../../client/mitm/attack.js';
 import type { MitmReport } from '../../client/mitm/report.js';
-import { readClientHome } from '../../client/home.js';
+import { createPrivateKey } from 'node:crypto';
+import { readClientHome, writeClientHome } from '../../client/home.js';
+import { CertificateAuthority } from '../../server/ca/authority.js';
+import { generateRsaKeyPair, type RsaKeyPair } from '../../shared/crypto/rsa.js';
+import { createCsr } from '../../shared/pki/csr.js';
 import { ClientKeyStore } from '../../client/keys/key-store.js';
 import { openKeyClient } from '../../client/keys/open.js';
 import {
   KDS_BIN,
   REPO_ROOT,
-  adminToken,
+  TEST_CA_PASSPHRASE,
   initDataDir,
   kdsEnv,
   runKds,
@@ -95,52 +101,45 @@ function startLabServer(t: Test, dataDir: string, insecure: boolean): Promise<Se
   });
 }
 
+/**
+ * A lab: a data directory whose CA has issued certificates to alice, bob, mallory and zed (zed then
+ * revoked), written to their client homes, and a KDC process serving it. The certificates are issued
+ * by the CA in this process BEFORE the server starts (no concurrent writers): the same records and
+ * files enrollment produces, without eight CLI processes per lab (enrollment over the network has its
+ * own tests in test/e2e/channel.test.ts).
+ */
 export async function startLab(t: Test, mode: Mode): Promise<Lab> {
   const dataDir = await initDataDir(t);
-  const server = await startLabServer(t, dataDir, mode === 'insecure');
-  // No assertion here: an assertion at the top level before the subtests exist ends tap's root test.
   const homes = Object.fromEntries(NAMES.map((n) => [n, join(dataDir, 'clients', n)])) as Record<
     Name,
     string
   >;
-  await Promise.all(NAMES.map((n) => enroll(server, n, homes[n])));
-  const revoked = await runKds([
-    'admin',
-    'revoke-cert',
-    '--name',
-    'zed',
-    '--reason',
-    'keyCompromise',
-    '--data-dir',
-    dataDir,
-    '--server',
-    server.url,
-  ]);
-  if (revoked.code !== 0) throw new Error(`revoking zed failed: ${revoked.stdout}${revoked.stderr}`);
+  const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
+  try {
+    for (const name of NAMES) {
+      const keys = await keysFor(name);
+      const csr = await createCsr(name, keys.privateKeyPem, keys.publicKeyPem);
+      const cert = await ca.issueFromCsr(csr, { name, actor: 'test' });
+      writeClientHome(
+        homes[name],
+        { privateKey: createPrivateKey(keys.privateKeyPem), certPem: cert.pem, caPem: ca.caCertPem },
+        undefined,
+      );
+    }
+    await ca.revoke({ name: 'zed' }, 'keyCompromise', 'test');
+  } finally {
+    ca.close();
+  }
+  // No assertion here: an assertion at the top level before the subtests exist ends tap's root test.
+  const server = await startLabServer(t, dataDir, mode === 'insecure');
   return { mode, server, homes, dir: tempDir(t, 'kds-mitm-') };
 }
 
-/**
- * `kds client enroll` with `--token=T` (tokens are base64url and may start with '-', which yargs would
- * read as flags in `--token T`; test/helpers/kds-process.ts enrollClient has that problem).
- */
-async function enroll(server: ServerProcess, name: string, home: string): Promise<void> {
-  const token = await adminToken(server, name);
-  const r = await runKds([
-    'client',
-    'enroll',
-    '--name',
-    name,
-    `--token=${token}`,
-    '--server',
-    server.url,
-    '--ca-fingerprint',
-    server.fingerprint,
-    '--home',
-    home,
-    '--json',
-  ]);
-  if (r.code !== 0) throw new Error(`enroll ${name} failed (${r.code}): ${r.stdout}${r.stderr}`);
+const keyCache = new Map<string, Promise<RsaKeyPair>>();
+function keysFor(name: string): Promise<RsaKeyPair> {
+  let p = keyCache.get(name);
+  if (p === undefined) keyCache.set(name, (p = generateRsaKeyPair(2048)));
+  return p;
 }
 
 export interface MalloryRun {

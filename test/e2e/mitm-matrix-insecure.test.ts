@@ -7,7 +7,7 @@
 import t from 'tap';
 import { ATTACKS, ControlledMallory, runCell, startLab } from './mitm-helpers.js';
 
-t.setTimeout(240_000);
+t.setTimeout(480_000);
 
 const lab = await startLab(t, 'insecure');
 const mallory = await ControlledMallory.start(t, lab);

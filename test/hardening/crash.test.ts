@@ -1,4 +1,4 @@
-// Crash durability: KDS_CRASH_ROUNDS rounds (CI 10, full 100) of
+// Crash durability: KDS_CRASH_ROUNDS rounds (CI 6, full 100) of
 //   start the server process -> run a continuous mix of operations -> SIGKILL it at a random moment
 // and the next start checks everything the dead server had ACKNOWLEDGED (a reply reached the client):
 //   - issuance (admin.token + enroll over the wire): the certificate row, with the PEM the client got;

@@ -3,7 +3,7 @@
 // reaches the envelope check, the catalog schema, the role check and the handler, which a mutated
 // ciphertext never would. Three in five mutants keep the message well-formed and change one field to
 // an edge value of its own type (mutate.ts fieldMutantsOf), the rest are the frame mutators' mix.
-// KDS_FUZZ_APP mutants per request type (CI 1,000; full 10,000), batched on one
+// KDS_FUZZ_APP mutants per request type (CI 200; full 10,000), batched on one
 // session per type: the protocol keeps a session after an `error` answer, and a new one is opened only
 // when a mutant made the server end it. For each mutant the server must, within 5 s, answer with
 //   - `ok` (the mutant was still a valid request) or `error` with a known code, keeping the session, or

@@ -1,14 +1,14 @@
 // Fuzzing the three frames a client can send (client_hello, client_finish, record) through the KDC's
 // real connection handler in-process (test/helpers/frame-harness.ts), KDS_FUZZ_FRAMES mutants per
-// frame type (default 10,000): bit flips, truncation, extension, type confusion, huge length headers,
-// deep nesting, msgpack extension types (test/helpers/mutate.ts). For every mutant the server must
-// answer within 5 s with either
+// frame type (CI 3,000; full 10,000 with KDS_HARDENING_FULL=1): bit flips, truncation, extension, type
+// confusion, huge length headers, deep nesting, msgpack extension types (test/helpers/mutate.ts). For
+// every mutant the server must answer within 5 s with either
 //   - an error code and a close whose code is the one shared/errors.ts maps that error to (an `alert`
 //     before the handshake, a `session.closing` push inside the record layer after it), or
 //   - progress, when the mutant is still a valid frame (a bit flip in a nonce): server_hello / ready;
 // never a code that blames the server (`internal`, `store_error`: test/helpers/fuzz-judge.ts), never
-// a silent close, never a hang. A real-socket session to the same KDC pings throughout and must stay usable.
-// The same mutators run against a live server process in fuzz-live.test.ts.
+// a silent close, never a hang. A real-socket session to the same KDC pings throughout and must stay
+// usable. The same mutators run against a live server process in fuzz-live.test.ts.
 import t from 'tap';
 import fc from 'fast-check';
 import { encodeValue } from '../../shared/protocol/codec.js';

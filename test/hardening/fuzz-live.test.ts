@@ -1,6 +1,6 @@
 // The fuzzers of fuzz-frames.test.ts and fuzz-app.test.ts against a LIVE server process (`kds server
 // start`, default settings): real sockets, real randomness in every handshake, the production wiring of
-// server/kdc/kdc.ts (admission, rate limit, timeouts). KDS_FUZZ_LIVE mutants per frame type (CI 300,
+// server/kdc/kdc.ts (admission, rate limit, timeouts). KDS_FUZZ_LIVE mutants per frame type (CI 200,
 // full 2,000; the in-process tests carry the 10,000-per-type volume, since a frame that ends a
 // connection costs a new TCP connection and, from client_finish on, two RSA signatures here).
 // Each mutant's connection comes from another loopback address (127.0.0.2..251), as many hosts would:

@@ -1,5 +1,5 @@
-// Load: KDS_LOAD_PAIRS pairs (50: 100 concurrent clients) x KDS_LOAD_EXCHANGES key exchanges (10) per
-// flow, both flows (end-to-end with prekeys, and KDC-generated), all pairs at once, against a real
+// Load: KDS_LOAD_PAIRS pairs (50: 100 concurrent clients) x KDS_LOAD_EXCHANGES key exchanges (CI 5,
+// full 10) per flow, both flows (end-to-end with prekeys, and KDC-generated), all pairs at once, against a real
 // server process. The clients are in-process library clients (client/session + client/keys KeyClient,
 // the code every CLI command runs), each connecting from its own loopback address as 100 users would
 // (the per-IP handshake limit stays on). An exchange is complete when BOTH parties hold the key as

@@ -9,18 +9,18 @@ export interface Param {
 
 export const PARAMS = {
   /** Mutated frames per wire frame type (client_hello, client_finish, record), in-process. */
-  fuzzFrames: { env: 'KDS_FUZZ_FRAMES', ci: 10_000, full: 10_000 },
+  fuzzFrames: { env: 'KDS_FUZZ_FRAMES', ci: 3_000, full: 10_000 },
   /** Mutated application messages per request type, in-process, inside authenticated records. */
-  fuzzApp: { env: 'KDS_FUZZ_APP', ci: 1_000, full: 10_000 },
+  fuzzApp: { env: 'KDS_FUZZ_APP', ci: 200, full: 10_000 },
   /** Mutated frames per frame type against the live server process (real sockets and randomness). */
-  fuzzLive: { env: 'KDS_FUZZ_LIVE', ci: 300, full: 2_000 },
+  fuzzLive: { env: 'KDS_FUZZ_LIVE', ci: 200, full: 2_000 },
   /** Connections in the handshake flood. */
   floodConnections: { env: 'KDS_FLOOD_CONNECTIONS', ci: 500, full: 500 },
   /** Client pairs in the load test, and key exchanges per pair and per flow. */
   loadPairs: { env: 'KDS_LOAD_PAIRS', ci: 50, full: 50 },
-  loadExchanges: { env: 'KDS_LOAD_EXCHANGES', ci: 10, full: 10 },
+  loadExchanges: { env: 'KDS_LOAD_EXCHANGES', ci: 5, full: 10 },
   /** SIGKILL rounds in the crash test. */
-  crashRounds: { env: 'KDS_CRASH_ROUNDS', ci: 10, full: 100 },
+  crashRounds: { env: 'KDS_CRASH_ROUNDS', ci: 6, full: 100 },
 } as const satisfies Record<string, Param>;
 
 /** The value of a parameter: its environment variable, else the full figure with KDS_HARDENING_FULL=1, else the CI default. */

@@ -186,6 +186,10 @@ t.test('switchAttack: one Mallory runs several attacks in turn (kds mitm --contr
   const second = await m.switchAttack(undefined);
   t.match(second, { attack: 'tamper', outcome: 'failed', defence: 'record authentication' });
   t.throws(() => m.context, { code: 'bad_request' }, 'no attack running');
-  await t.rejects(lab.session('alice', m.url), { code: 'unavailable' }, 'between attacks victims are turned away');
+  await t.rejects(
+    lab.session('alice', m.url),
+    { code: 'unavailable' },
+    'between attacks victims are turned away',
+  );
   t.equal((await m.close()).attack, 'tamper', 'close() returns the last report');
 });

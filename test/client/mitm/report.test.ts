@@ -50,6 +50,11 @@ t.test('no session keys held: nothing is reported stolen, whatever the loot says
   t.equal(insecure.stolen?.keys[0]?.key, key.toString('hex'));
   t.equal(insecure.summary, `attack substitute-dh: SUCCEEDED — stole key ${key.toString('hex')}`);
   t.same(insecure.expected.secure, findAttack('substitute-dh').secure);
+  ctx.loot.addKey({ serial: 'dd'.repeat(16), key: randomBytes(32), source: 'test', conn: 2 });
+  t.equal(
+    buildReport(ctx).summary,
+    `attack substitute-dh: SUCCEEDED — stole key ${key.toString('hex')} (and 1 more)`,
+  );
 });
 
 t.test('loot: keys only from the messages that carry them; messages decrypt under stolen keys', async (t) => {

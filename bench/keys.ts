@@ -1,0 +1,122 @@
+// keys (issue 4 "Speed", issue 7 item 1): AES-256 keys delivered AND verified per second for both flows
+// (KDC-generated and end-to-end) on established sessions with 100 concurrent pairs, with p50/p99
+// latency, and in the same run a bare ws+msgpackr request/response baseline over as many connections.
+// Target: KDC-generated delivery >= 40% of the bare baseline's rate (the difference is the crypto and
+// the store).
+//
+// The KDC, the pairs' client process and the bare server/client each run in their own process. Each
+// pair sends one key at a time; a key counts once the receiver's key.verify said `valid` (see
+// bench/load/key-pairs.ts for the exact steps, which are the client library's).
+import { BENCH_PASSPHRASE, createBenchCa, issueBenchClients } from './fixture.js';
+import { machine, percentile, perSecond, ratio, summarize, type BenchResult } from './harness.js';
+import { Worker } from './load/ipc.js';
+
+const PAIRS = 100;
+const RUNS = 3;
+/** Keys per pair per run (and bare requests per connection: the baseline runs longer, see below). */
+const KEYS_PER_PAIR = 10;
+const BARE_PER_CONNECTION = 100;
+
+interface RunResult {
+  ms: number;
+  keys: number;
+  latencies: number[];
+  errors: number;
+  firstError?: string;
+}
+
+export async function run(): Promise<BenchResult> {
+  const bench = await createBenchCa({ prefix: 'kds-bench-keys-' });
+  const workers: Worker[] = [];
+  try {
+    const alices = await issueBenchClients(bench.dataDir, 'alice', PAIRS);
+    const bobs = await issueBenchClients(bench.dataDir, 'bob', PAIRS);
+    const kdc = Worker.start('load/kdc-server.js');
+    const load = Worker.start('load/key-pairs.js');
+    const bareServer = Worker.start('load/bare-server.js');
+    const bareClient = Worker.start('load/bare-client.js');
+    workers.push(kdc, load, bareServer, bareClient);
+    const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+    const bare = await bareServer.call<{ url: string }>('start');
+    await load.call('setup', {
+      url,
+      caCertPem: bench.caCertPem,
+      pairs: alices.map((a, i) => ({ alice: a, bob: bobs[i]! })),
+    });
+
+    const keysRound = async (mode: 'kdc' | 'e2e', count: number) => {
+      const c0 = await kdc.call<number>('cpu');
+      const r = await load.call<RunResult>('run', { mode, count });
+      const c1 = await kdc.call<number>('cpu');
+      if (r.errors > 0) throw new Error(`${r.errors} ${mode} keys failed: ${r.firstError}`);
+      return { rate: perSecond(r.keys, r.ms), cpu: (c1 - c0) / r.keys, latencies: r.latencies };
+    };
+    const bareRound = async (count: number) => {
+      const c0 = await bareServer.call<number>('cpu');
+      const r = await bareClient.call<{ ms: number; requests: number; latencies: number[] }>('run', {
+        url: bare.url,
+        connections: PAIRS,
+        count,
+      });
+      const c1 = await bareServer.call<number>('cpu');
+      return { rate: perSecond(r.requests, r.ms), cpu: (c1 - c0) / r.requests, latencies: r.latencies };
+    };
+
+    // Warm-up (JIT, KEK loaded, prekey stocks), then alternate the three so machine load hits all alike.
+    await keysRound('kdc', 3);
+    await keysRound('e2e', 3);
+    await bareRound(20);
+    const acc = {
+      kdc: { rate: [] as number[], cpu: [] as number[], lat: [] as number[] },
+      e2e: { rate: [] as number[], cpu: [] as number[], lat: [] as number[] },
+      bare: { rate: [] as number[], cpu: [] as number[], lat: [] as number[] },
+    };
+    for (let r = 0; r < RUNS; r++) {
+      for (const [name, round] of [
+        ['kdc', () => keysRound('kdc', KEYS_PER_PAIR)],
+        ['e2e', () => keysRound('e2e', KEYS_PER_PAIR)],
+        ['bare', () => bareRound(BARE_PER_CONNECTION)],
+      ] as const) {
+        const res = await round();
+        acc[name].rate.push(res.rate);
+        acc[name].cpu.push(res.cpu);
+        acc[name].lat.push(...res.latencies);
+      }
+    }
+    await load.call('close');
+
+    const fKdc = summarize(acc.kdc.rate, 'keys/s');
+    const fE2e = summarize(acc.e2e.rate, 'keys/s');
+    const fBare = summarize(acc.bare.rate, 'requests/s');
+    const latency = (name: keyof typeof acc, p: number) => summarize([percentile(acc[name].lat, p)], 'ms');
+    return {
+      machine: machine(),
+      figures: {
+        kdc_generated_keys_per_s: fKdc,
+        e2e_keys_per_s: fE2e,
+        bare_ws_msgpackr_requests_per_s: fBare,
+        kdc_generated_latency_p50: latency('kdc', 50),
+        kdc_generated_latency_p99: latency('kdc', 99),
+        e2e_latency_p50: latency('e2e', 50),
+        e2e_latency_p99: latency('e2e', 99),
+        bare_latency_p50: latency('bare', 50),
+        bare_latency_p99: latency('bare', 99),
+        kdc_cpu_per_kdc_generated_key: summarize(acc.kdc.cpu, 'us CPU/key'),
+        kdc_cpu_per_e2e_key: summarize(acc.e2e.cpu, 'us CPU/key'),
+        bare_server_cpu_per_request: summarize(acc.bare.cpu, 'us CPU/request'),
+      },
+      ratios: {
+        kdc_generated_vs_bare: ratio(fKdc.median, fBare.median),
+        e2e_vs_bare: ratio(fE2e.median, fBare.median),
+      },
+      notes: [
+        `${PAIRS} pairs on established sessions, one key in flight per pair; ${RUNS} runs x ${KEYS_PER_PAIR} keys per pair per flow; bare baseline: ${PAIRS} connections x ${BARE_PER_CONNECTION} requests per run`,
+        'a key = delivered to the receiver AND verified `valid` by the KDC (receiver signature checked), deliveries acknowledged',
+        'target: kdc_generated_vs_bare >= 0.4',
+      ],
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    bench.remove();
+  }
+}

@@ -1,0 +1,230 @@
+// Client load for the keys benchmark, in its own process: N pairs (alice_i, bob_i), each party on its own
+// established authenticated session (client/session.ts), exchanging AES-256 keys through the KDC with
+// the protocol steps of client/keys/key-client.ts and the same pure functions (shared/keys: exchange,
+// prekeys, digests), but keeping keys in memory: the real client's encrypted on-disk key store (one
+// fsynced file per key) is the client's own business, not the KDC's rate.
+//
+// One key, KDC-generated (issue 4 flow 2): alice key.create -> bob gets key.delivered -> acceptKdcKey
+// (receiver signature) -> key.verify = valid -> key.ack; alice gets key.verified -> key.ack.
+// One key, end-to-end (flow 1): alice key.reserve -> runSenderExchange -> key.deposit -> bob gets
+// key.delivered -> runReceiverExchange -> key.verify = valid -> key.ack; alice acks key.verified. Bob
+// keeps his prekey stock topped up (key.prekeys) as the real client does.
+// A key counts when bob's key.verify said `valid`; its latency runs from alice's first request.
+//   setup {url, caCertPem, pairs}  -> sessions opened, bob's prekeys published
+//   run {mode, count}              -> `count` keys per pair, pairs in parallel, one key at a time per pair
+//   close
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { openSession, type ClientSession } from '../../client/session.js';
+import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
+import { generatePrekey, type GeneratedPrekey } from '../../shared/keys/prekey.js';
+import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
+import { serve } from './ipc.js';
+
+interface PartySpec {
+  name: string;
+  serialHex: string;
+  certPem: string;
+  keyPem: string;
+}
+
+interface Party {
+  name: string;
+  certSerial: string;
+  privateKey: KeyObject;
+  session: ClientSession;
+}
+
+interface Pair {
+  alice: Party;
+  bob: Party;
+  prekeys: Map<string, GeneratedPrekey>;
+  /** serial -> resolve(valid?) for the key alice is sending now. */
+  waiting: Map<string, (ok: boolean, error?: string) => void>;
+  /** Deliveries bob received before alice's reply told us the serial (KDC mode races). */
+  early: Map<string, boolean>;
+}
+
+const PREKEY_LOW = 4;
+let pairs: Pair[] = [];
+let ca: ParsedCertificate | undefined;
+const bytes = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array));
+
+async function openParty(url: string, caCertPem: string, spec: PartySpec): Promise<Party> {
+  const privateKey = createPrivateKey(spec.keyPem);
+  const session = await openSession({
+    server: url,
+    mode: 'auth',
+    credentials: { privateKey, certPem: spec.certPem },
+    caCertPem,
+    connectTimeoutMs: 120_000,
+    requestTimeoutMs: 120_000,
+  });
+  return { name: spec.name, certSerial: spec.serialHex, privateKey, session };
+}
+
+async function topUp(pair: Pair): Promise<void> {
+  const { bob } = pair;
+  const status = await bob.session.request('key.prekeys', { prekeys: [] });
+  const wanted = Number(status.wanted);
+  if (!(wanted > 0)) return;
+  const made = await Promise.all(
+    Array.from({ length: wanted }, () => generatePrekey({ name: bob.name, certSerial: bob.certSerial }, bob.privateKey)),
+  );
+  for (const p of made) pair.prekeys.set(p.id, p);
+  await bob.session.request('key.prekeys', {
+    prekeys: made.map((p) => ({ id: p.id, publicKey: p.publicKey, signature: p.signature })),
+  });
+}
+
+/** Bob's side of one delivery: accept, sign, verify, acknowledge. */
+async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void> {
+  const { bob } = pair;
+  const serial = String(b.serial);
+  const me = { name: bob.name, certSerial: bob.certSerial, privateKey: bob.privateKey };
+  let digest: Buffer;
+  let signature: Buffer;
+  if (b.mode === 'kdc') {
+    const r = await acceptKdcKey(me, {
+      serial,
+      from: String(b.from),
+      fromCertSerial: String(b.fromCertSerial),
+      to: String(b.to),
+      toCertSerial: String(b.toCertSerial),
+      key: bytes(b.key),
+      expiresAt: Number(b.expiresAt),
+    });
+    ({ digest, signature } = r);
+  } else {
+    const prekey = pair.prekeys.get(String(b.prekeyId));
+    if (prekey === undefined) throw new Error('delivery for an unknown prekey');
+    pair.prekeys.delete(prekey.id);
+    const r = await runReceiverExchange(
+      me,
+      {
+        serial,
+        from: String(b.from),
+        fromCert: bytes(b.fromCert),
+        to: String(b.to),
+        toCertSerial: String(b.toCertSerial),
+        prekeyId: prekey.id,
+        ephemeral: bytes(b.ephemeral),
+        signature: bytes(b.signature),
+        ciphertext: bytes(b.ciphertext),
+        expiresAt: Number(b.expiresAt),
+      },
+      { id: prekey.id, certSerial: bob.certSerial, publicKey: prekey.publicKey, privateKey: prekey.privateKey },
+      { ca: ca!, now: Date.now() },
+    );
+    ({ digest, signature } = r);
+  }
+  const v = await bob.session.request('key.verify', { serial, digest, signature });
+  if (typeof b.d === 'number') await bob.session.request('key.ack', { ids: [b.d] });
+  const ok = v.verdict === 'valid';
+  const done = pair.waiting.get(serial);
+  if (done !== undefined) done(ok, ok ? undefined : `verdict ${String(v.verdict)}`);
+  else pair.early.set(serial, ok);
+  if (b.mode === 'e2e' && pair.prekeys.size <= PREKEY_LOW) await topUp(pair);
+}
+
+/** Alice sends one key to bob and waits for bob's valid verification. */
+async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<void> {
+  const { alice, bob } = pair;
+  let serial: string;
+  if (mode === 'kdc') {
+    const c = await alice.session.request('key.create', { peer: bob.name });
+    serial = String(c.serial);
+  } else {
+    const r = await alice.session.request('key.reserve', { peer: bob.name });
+    const prekey = r.prekey as Record<string, unknown>;
+    const sent = await runSenderExchange(
+      { name: alice.name, certSerial: alice.certSerial, privateKey: alice.privateKey },
+      {
+        serial: String(r.serial),
+        expiresAt: Number(r.expiresAt),
+        peer: String(r.peer),
+        peerCert: bytes(r.peerCert),
+        prekey: { id: String(prekey.id), publicKey: bytes(prekey.publicKey), signature: bytes(prekey.signature) },
+      },
+      { ca: ca!, now: Date.now() },
+    );
+    serial = sent.deposit.serial;
+    const verified = new Promise<void>((resolve, reject) =>
+      pair.waiting.set(serial, (ok, error) => (ok ? resolve() : reject(new Error(error)))),
+    );
+    await alice.session.request('key.deposit', { ...sent.deposit });
+    return verified;
+  }
+  const early = pair.early.get(serial);
+  if (early !== undefined) {
+    pair.early.delete(serial);
+    if (!early) throw new Error('verification failed');
+    return;
+  }
+  await new Promise<void>((resolve, reject) =>
+    pair.waiting.set(serial, (ok, error) => (ok ? resolve() : reject(new Error(error)))),
+  );
+}
+
+serve({
+  setup: async (arg: { url: string; caCertPem: string; pairs: { alice: PartySpec; bob: PartySpec }[] }) => {
+    ca = parseCertificate(arg.caCertPem);
+    pairs = [];
+    for (let i = 0; i < arg.pairs.length; i += 16) {
+      const opened = await Promise.all(
+        arg.pairs.slice(i, i + 16).map(async (p) => {
+          const [alice, bob] = await Promise.all([
+            openParty(arg.url, arg.caCertPem, p.alice),
+            openParty(arg.url, arg.caCertPem, p.bob),
+          ]);
+          return { alice, bob, prekeys: new Map(), waiting: new Map(), early: new Map() } as Pair;
+        }),
+      );
+      pairs.push(...opened);
+    }
+    for (const pair of pairs) {
+      // Bob's deliveries, one at a time in arrival order (as the real client does).
+      let chain: Promise<void> = Promise.resolve();
+      pair.bob.session.onPush('key.delivered', (b) => {
+        chain = chain
+          .then(() => onDelivered(pair, b))
+          .catch((err: unknown) => {
+            const done = pair.waiting.get(String(b.serial));
+            done?.(false, (err as Error).message);
+          });
+      });
+      // Alice acknowledges "bob verified your key" notices so they do not pile up at the KDC.
+      pair.alice.session.onPush('key.verified', (b) => {
+        if (typeof b.d === 'number') void pair.alice.session.request('key.ack', { ids: [b.d] }).catch(() => {});
+      });
+    }
+    await Promise.all(pairs.map((p) => topUp(p)));
+    return pairs.length;
+  },
+  run: async (arg: { mode: 'kdc' | 'e2e'; count: number }) => {
+    const latencies: number[] = [];
+    let errors = 0;
+    let firstError: string | undefined;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      pairs.map(async (pair) => {
+        for (let i = 0; i < arg.count; i++) {
+          const s = process.hrtime.bigint();
+          try {
+            await sendOne(pair, arg.mode);
+            latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
+          } catch (err) {
+            errors += 1;
+            firstError ??= `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
+          }
+        }
+      }),
+    );
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    return { ms, keys: latencies.length, latencies, errors, firstError };
+  },
+  close: async () => {
+    await Promise.all(pairs.flatMap((p) => [p.alice.session.close(), p.bob.session.close()]));
+    pairs = [];
+    return true;
+  },
+});
