@@ -48,7 +48,11 @@ export function benchKeyPair(): Promise<RsaKeyPair> {
 }
 
 /** Issue client certificates `<prefix>-<i>` for the shared key pair, straight from the CA. */
-export async function issueBenchClients(dataDir: string, prefix: string, count: number): Promise<BenchClient[]> {
+export async function issueBenchClients(
+  dataDir: string,
+  prefix: string,
+  count: number,
+): Promise<BenchClient[]> {
   const pair = await benchKeyPair();
   const ca = await CertificateAuthority.open(dataDir, { passphrase: BENCH_PASSPHRASE });
   try {
@@ -65,7 +69,12 @@ export async function issueBenchClients(dataDir: string, prefix: string, count: 
         );
       }
       for (const cert of await Promise.all(batch)) {
-        out.push({ name: cert.subjectCN, serialHex: cert.serialHex, certPem: cert.pem, keyPem: pair.privateKeyPem });
+        out.push({
+          name: cert.subjectCN,
+          serialHex: cert.serialHex,
+          certPem: cert.pem,
+          keyPem: pair.privateKeyPem,
+        });
       }
     }
     return out;
@@ -94,7 +103,14 @@ export function bulkRevoke(dataDir: string, count: number, prefix = 'bulk'): num
       for (let i = 0; i < count; i++) {
         const serialHex = newSerialHex();
         const name = `${prefix}-${stamp}-${i}`;
-        store.reserveCertificate({ serialHex, name, role: 'client', notBefore: now, notAfter: now + 86_400_000, issuedAt: now });
+        store.reserveCertificate({
+          serialHex,
+          name,
+          role: 'client',
+          notBefore: now,
+          notAfter: now + 86_400_000,
+          issuedAt: now,
+        });
         store.activateCertificate(serialHex, 'bench placeholder', randomBytes(32).toString('hex'));
         store.setCertificateStatus(serialHex, 'revoked');
         store.insertRevocation({ serialHex, revokedAt: now, reason: 'superseded' });

@@ -27,7 +27,16 @@ import {
 } from 'node:crypto';
 import { loadCredential } from '../server/ca/credentials.js';
 import { BENCH_PASSPHRASE, createBenchCa, issueBenchClients, type BenchClient } from './fixture.js';
-import { cpuTime, machine, percentile, perSecond, ratio, summarize, warmUntilStable, type BenchResult } from './harness.js';
+import {
+  cpuTime,
+  machine,
+  percentile,
+  perSecond,
+  ratio,
+  summarize,
+  warmUntilStable,
+  type BenchResult,
+} from './harness.js';
 import { Worker } from './load/ipc.js';
 
 const CONCURRENCY = 32;
@@ -68,7 +77,9 @@ export async function measureCryptoBound(opts: {
   const th = randomBytes(32);
   const transcript = randomBytes(1600); // client_hello + server_hello (with certificate) + client_finish
   const certDer = opts.clientCert.raw;
-  const peerRaw = (generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32);
+  const peerRaw = (
+    generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }) as Buffer
+  ).subarray(-32);
   const basePoint = createPublicKey({
     key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), Buffer.from([9]), Buffer.alloc(31)]),
     format: 'der',
@@ -92,13 +103,18 @@ export async function measureCryptoBound(opts: {
     diffieHellman({ privateKey: k, publicKey: basePoint });
   });
   time('x25519_import_derive', () => {
-    const peer = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: peerRaw.toString('base64url') }, format: 'jwk' });
+    const peer = createPublicKey({
+      key: { kty: 'OKP', crv: 'X25519', x: peerRaw.toString('base64url') },
+      format: 'jwk',
+    });
     diffieHellman({ privateKey: keyPair.privateKey, publicKey: peer });
   });
   // The signature as the server makes it: callback form, several in flight.
   const signs = Math.max(64, n / 2);
   const signOnce = (): Promise<void> =>
-    new Promise((resolve, reject) => sign('sha256', th, { key: opts.serverKey, ...pss }, (err) => (err ? reject(err) : resolve())));
+    new Promise((resolve, reject) =>
+      sign('sha256', th, { key: opts.serverKey, ...pss }, (err) => (err ? reject(err) : resolve())),
+    );
   await Promise.all(Array.from({ length: opts.concurrency }, signOnce));
   const before = process.cpuUsage();
   let next = 0;
@@ -116,7 +132,11 @@ export async function measureCryptoBound(opts: {
   time('cert_signature_verify', () => opts.clientCert.verify(opts.caPublicKey));
   time('hashes_hmac_gcm', () => {
     for (const salt of [th, th]) createHmac('sha256', salt).update(z).digest();
-    for (let i = 0; i < 8; i++) createHmac('sha256', z).update('kds v1 label').update(Buffer.from([1])).digest();
+    for (let i = 0; i < 8; i++)
+      createHmac('sha256', z)
+        .update('kds v1 label')
+        .update(Buffer.from([1]))
+        .digest();
     for (let i = 0; i < 2; i++) createHmac('sha256', z).update(th).digest();
     for (let i = 0; i < 5; i++) createHash('sha256').update(transcript).digest();
     createHash('sha256').update(certDer).digest();
@@ -163,7 +183,10 @@ export async function run(): Promise<BenchResult> {
     const kdsLoad = Worker.start('load/session-client.js');
     const tlsLoad = Worker.start('load/tls-client.js');
     workers.push(kdc, tls, kdsLoad, tlsLoad);
-    const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+    const { url } = await kdc.call<{ url: string }>('start', {
+      dataDir: bench.dataDir,
+      passphrase: BENCH_PASSPHRASE,
+    });
     const { port } = await tls.call<{ port: number }>('start', {
       keyPem: kdcKeyPem,
       certPem: kdcCred.certPem,
@@ -171,7 +194,13 @@ export async function run(): Promise<BenchResult> {
     });
     const clientSpecs = clients.map((c) => ({ certPem: c.certPem, keyPem: c.keyPem }));
     const kdsRound = (count: number): Promise<RoundResult> =>
-      kdsLoad.call('handshakes', { url, caCertPem: bench.caCertPem, clients: clientSpecs, count, concurrency: CONCURRENCY });
+      kdsLoad.call('handshakes', {
+        url,
+        caCertPem: bench.caCertPem,
+        clients: clientSpecs,
+        count,
+        concurrency: CONCURRENCY,
+      });
     const tlsRound = (count: number): Promise<RoundResult> =>
       tlsLoad.call('handshakes', {
         port,

@@ -119,7 +119,8 @@ export function resultsDir(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
 }
 
-export function report(name: string, result: BenchResult): void {
+/** Print the table (figures, ratios, notes) and write `<dir>/<name>.json` (default bench/results/). */
+export function report(name: string, result: BenchResult, dir: string = resultsDir()): void {
   const rows = Object.entries(result.figures).map(([k, f]) => [
     k,
     fmt(f.median),
@@ -134,12 +135,12 @@ export function report(name: string, result: BenchResult): void {
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
   for (const [k, v] of Object.entries(result.ratios)) process.stdout.write(`ratio ${k}: ${fmt(v)}\n`);
   for (const n of result.notes ?? []) process.stdout.write(`note: ${n}\n`);
-  const dir = resultsDir();
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
 }
 
-function fmt(n: number): string {
+/** How a figure is printed: 3 significant-ish digits, no exponent for everyday magnitudes. */
+export function fmt(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   if (Math.abs(n) >= 100) return n.toFixed(0);
   if (Math.abs(n) >= 1) return n.toFixed(2);

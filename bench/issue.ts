@@ -15,7 +15,16 @@ import { createCsr } from '../shared/pki/csr.js';
 import { decryptPrivateKey, readText } from '../server/ca/credentials.js';
 import { caPaths } from '../server/ca/files.js';
 import { BENCH_PASSPHRASE, benchKeyPair, createBenchCa } from './fixture.js';
-import { machine, perSecond, percentile, ratio, summarize, wallTime, warmUntilStable, type BenchResult } from './harness.js';
+import {
+  machine,
+  perSecond,
+  percentile,
+  ratio,
+  summarize,
+  wallTime,
+  warmUntilStable,
+  type BenchResult,
+} from './harness.js';
 import { Worker } from './load/ipc.js';
 
 const CONCURRENCY = 32;
@@ -37,7 +46,9 @@ export async function rawSignRate(
   let next = 0;
   const one = (): Promise<void> =>
     new Promise((resolve, reject) =>
-      sign('sha256', data, { key, padding: constants.RSA_PKCS1_PADDING }, (err) => (err ? reject(err) : resolve())),
+      sign('sha256', data, { key, padding: constants.RSA_PKCS1_PADDING }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   const before = process.cpuUsage();
   const ms = await wallTime(() =>
@@ -70,7 +81,10 @@ export async function run(): Promise<BenchResult> {
     const kdc = Worker.start('load/kdc-server.js');
     const load = Worker.start('load/session-client.js');
     workers.push(kdc, load);
-    const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+    const { url } = await kdc.call<{ url: string }>('start', {
+      dataDir: bench.dataDir,
+      passphrase: BENCH_PASSPHRASE,
+    });
 
     // Tokens (created by the KDC) and CSRs (one shared client key) for every certificate of the run.
     const pair = await benchKeyPair();

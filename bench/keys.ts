@@ -36,7 +36,10 @@ export async function run(): Promise<BenchResult> {
     const bareServer = Worker.start('load/bare-server.js');
     const bareClient = Worker.start('load/bare-client.js');
     workers.push(kdc, load, bareServer, bareClient);
-    const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+    const { url } = await kdc.call<{ url: string }>('start', {
+      dataDir: bench.dataDir,
+      passphrase: BENCH_PASSPHRASE,
+    });
     const bare = await bareServer.call<{ url: string }>('start');
     await load.call('setup', {
       url,

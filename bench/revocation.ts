@@ -13,7 +13,13 @@ import { statSync } from 'node:fs';
 import { pemToDer } from '../shared/pki/pem.js';
 import { CertificateAuthority } from '../server/ca/authority.js';
 import { caPaths } from '../server/ca/files.js';
-import { BENCH_PASSPHRASE, bulkRevoke, createBenchCa, issueBenchClients, type BenchClient } from './fixture.js';
+import {
+  BENCH_PASSPHRASE,
+  bulkRevoke,
+  createBenchCa,
+  issueBenchClients,
+  type BenchClient,
+} from './fixture.js';
 import { machine, ratio, summarize, wallTime, type BenchResult, type Figure } from './harness.js';
 import { Worker } from './load/ipc.js';
 
@@ -55,7 +61,9 @@ export async function run(): Promise<BenchResult> {
       try {
         for (const victim of targets.slice(s * REVOKES_PER_SIZE, (s + 1) * REVOKES_PER_SIZE)) {
           const before = process.cpuUsage();
-          samples.push(await wallTime(() => ca!.revoke({ serialHex: victim.serialHex }, 'keyCompromise', 'bench')));
+          samples.push(
+            await wallTime(() => ca!.revoke({ serialHex: victim.serialHex }, 'keyCompromise', 'bench')),
+          );
           const used = process.cpuUsage(before);
           cpu.push((used.user + used.system) / 1000);
         }
@@ -82,13 +90,23 @@ export async function run(): Promise<BenchResult> {
     const kdcBig = Worker.start('load/kdc-server.js');
     const load = Worker.start('load/session-client.js');
     workers.push(kdc0, kdcBig, load);
-    const url0 = (await kdc0.call<{ url: string }>('start', { dataDir: empty.dataDir, passphrase: BENCH_PASSPHRASE })).url;
+    const url0 = (
+      await kdc0.call<{ url: string }>('start', { dataDir: empty.dataDir, passphrase: BENCH_PASSPHRASE })
+    ).url;
     let urlBig = '';
     const startBigMs = await wallTime(async () => {
-      urlBig = (await kdcBig.call<{ url: string }>('start', { dataDir: big.dataDir, passphrase: BENCH_PASSPHRASE })).url;
+      urlBig = (
+        await kdcBig.call<{ url: string }>('start', { dataDir: big.dataDir, passphrase: BENCH_PASSPHRASE })
+      ).url;
     });
     figures.kdc_start_100k = summarize([startBigMs], 'ms');
-    const round = async (server: Worker, url: string, caCertPem: string, clients: BenchClient[], count: number) => {
+    const round = async (
+      server: Worker,
+      url: string,
+      caCertPem: string,
+      clients: BenchClient[],
+      count: number,
+    ) => {
       const c0 = await server.call<number>('cpu');
       const r = await load.call<{ ms: number; errors: number; firstError?: string }>('handshakes', {
         url,

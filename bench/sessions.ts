@@ -40,7 +40,10 @@ export async function run(): Promise<BenchResult> {
     const load = Worker.start('load/session-client.js');
     const kdc = Worker.start('load/kdc-server.js', { execArgv: ['--expose-gc'] });
     workers.push(load, kdc);
-    const { url } = await kdc.call<{ url: string }>('start', { dataDir: bench.dataDir, passphrase: BENCH_PASSPHRASE });
+    const { url } = await kdc.call<{ url: string }>('start', {
+      dataDir: bench.dataDir,
+      passphrase: BENCH_PASSPHRASE,
+    });
     const hold = async (client: number, count: number) => {
       const r = await load.call<{ ms: number; errors: number; firstError?: string; held: number }>('hold', {
         url,
@@ -61,7 +64,9 @@ export async function run(): Promise<BenchResult> {
     /** Revoke the step's certificate: every held session must get the push. */
     const revokeAll = async (client: number, n: number) => {
       await load.call('armPush');
-      const rev = await kdc.call<{ before: bigint; after: bigint }>('revoke', { serialHex: clients[client]!.serialHex });
+      const rev = await kdc.call<{ before: bigint; after: bigint }>('revoke', {
+        serialHex: clients[client]!.serialHex,
+      });
       const push = await load.call<{ received: number; first?: bigint; last?: bigint }>('waitPush', {
         timeoutMs: 120_000,
       });

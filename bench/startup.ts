@@ -20,10 +20,14 @@ async function timeCommand(args: string[], env: NodeJS.ProcessEnv = process.env)
 
 async function serverReady(dataDir: string, env: NodeJS.ProcessEnv): Promise<number> {
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, [kds, 'server', 'start', '--port', '0', '--data-dir', dataDir, '--json'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [kds, 'server', 'start', '--port', '0', '--data-dir', dataDir, '--json'],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       let buf = '';
@@ -47,7 +51,9 @@ export async function run(): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'kds-bench-startup-'));
   const env = { ...process.env, KDS_CA_PASSPHRASE: 'bench-passphrase' };
   try {
-    await exec(process.execPath, [kds, 'server', 'init', '--data-dir', dir, '--ca-key-bits', '2048'], { env });
+    await exec(process.execPath, [kds, 'server', 'init', '--data-dir', dir, '--ca-key-bits', '2048'], {
+      env,
+    });
     const ready = await sample(5, () => serverReady(dir, env));
     const fNode = summarize(node0, 'ms');
     const fHelp = summarize(help, 'ms');
@@ -55,7 +61,10 @@ export async function run(): Promise<BenchResult> {
     return {
       machine: machine(),
       figures: { node_e_0: fNode, kds_help: fHelp, server_start_to_ready: fReady },
-      ratios: { kds_help_vs_node: fHelp.median / fNode.median, server_ready_vs_node: fReady.median / fNode.median },
+      ratios: {
+        kds_help_vs_node: fHelp.median / fNode.median,
+        server_ready_vs_node: fReady.median / fNode.median,
+      },
       notes: [`kds --help median ${fHelp.median.toFixed(0)} ms (target < 500 ms)`],
     };
   } finally {

@@ -41,6 +41,19 @@ export function insecureWarning(role: 'server' | 'client'): string {
   return [rule, ...body, rule].map((l) => `${style.warn('WARNING')} ${l}`).join('\n');
 }
 
+/** The client commands that honour --insecure-dh (their channel to the KDC goes unauthenticated). */
+export const KEY_COMMANDS: readonly string[] = [
+  'send-key',
+  'keys',
+  'verify-key',
+  'send',
+  'revoke-key',
+  'rotate-key',
+  'listen',
+];
+/** Certificate operations always use an authenticated session. */
+const CERTIFICATE_COMMANDS: readonly string[] = ['enroll', 'status', 'revoke-cert', 'cert-status'];
+
 /**
  * yargs middleware for the client commands: `--insecure-dh` is checked (two keys) and announced before
  * any handler runs. Refusals exit here with the error's exit code, like every other CLI error.
@@ -48,8 +61,10 @@ export function insecureWarning(role: 'server' | 'client'): string {
 export function insecureClientMiddleware(argv: Record<string, unknown>): void {
   if (argv['insecure-dh'] !== true) return;
   const command = Array.isArray(argv._) ? String(argv._[1] ?? '') : '';
+  // Other client commands (e.g. the menu) decide for themselves.
+  if (!KEY_COMMANDS.includes(command) && !CERTIFICATE_COMMANDS.includes(command)) return;
   let refusal: AuthError | undefined;
-  if (['enroll', 'status', 'revoke-cert', 'cert-status'].includes(command)) {
+  if (CERTIFICATE_COMMANDS.includes(command)) {
     refusal = new AuthError(
       'insecure_refused',
       `--insecure-dh does not apply to \`kds client ${command}\`: certificate operations always use an authenticated session`,

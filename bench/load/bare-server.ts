@@ -21,7 +21,9 @@ serve(
         ws.on('error', () => {});
         ws.on('message', (data: Buffer) => {
           const req = packr.unpack(data) as { id: number; t: string; b: unknown };
-          ws.send(packr.pack({ t: 'ok', id: req.id, b: { serial: '0'.repeat(32), at: Date.now() } }), { binary: true });
+          ws.send(packr.pack({ t: 'ok', id: req.id, b: { serial: '0'.repeat(32), at: Date.now() } }), {
+            binary: true,
+          });
         });
       });
       await new Promise<void>((resolve) => http!.listen(0, '127.0.0.1', resolve));

@@ -90,7 +90,9 @@ serve(
     },
     tokens: (arg: { names: string[] }) => {
       const k = requireKdc();
-      return arg.names.map((name) => k.ca.createEnrollmentToken({ name, ttlMs: 3_600_000, actor: 'bench' }).token);
+      return arg.names.map(
+        (name) => k.ca.createEnrollmentToken({ name, ttlMs: 3_600_000, actor: 'bench' }).token,
+      );
     },
   },
   async () => {

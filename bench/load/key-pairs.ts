@@ -68,7 +68,9 @@ async function topUp(pair: Pair): Promise<void> {
   const wanted = Number(status.wanted);
   if (!(wanted > 0)) return;
   const made = await Promise.all(
-    Array.from({ length: wanted }, () => generatePrekey({ name: bob.name, certSerial: bob.certSerial }, bob.privateKey)),
+    Array.from({ length: wanted }, () =>
+      generatePrekey({ name: bob.name, certSerial: bob.certSerial }, bob.privateKey),
+    ),
   );
   for (const p of made) pair.prekeys.set(p.id, p);
   await bob.session.request('key.prekeys', {
@@ -112,7 +114,12 @@ async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void
         ciphertext: bytes(b.ciphertext),
         expiresAt: Number(b.expiresAt),
       },
-      { id: prekey.id, certSerial: bob.certSerial, publicKey: prekey.publicKey, privateKey: prekey.privateKey },
+      {
+        id: prekey.id,
+        certSerial: bob.certSerial,
+        publicKey: prekey.publicKey,
+        privateKey: prekey.privateKey,
+      },
       { ca: ca!, now: Date.now() },
     );
     ({ digest, signature } = r);
@@ -143,7 +150,11 @@ async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<void> {
         expiresAt: Number(r.expiresAt),
         peer: String(r.peer),
         peerCert: bytes(r.peerCert),
-        prekey: { id: String(prekey.id), publicKey: bytes(prekey.publicKey), signature: bytes(prekey.signature) },
+        prekey: {
+          id: String(prekey.id),
+          publicKey: bytes(prekey.publicKey),
+          signature: bytes(prekey.signature),
+        },
       },
       { ca: ca!, now: Date.now() },
     );
@@ -194,7 +205,8 @@ serve({
       });
       // Alice acknowledges "bob verified your key" notices so they do not pile up at the KDC.
       pair.alice.session.onPush('key.verified', (b) => {
-        if (typeof b.d === 'number') void pair.alice.session.request('key.ack', { ids: [b.d] }).catch(() => {});
+        if (typeof b.d === 'number')
+          void pair.alice.session.request('key.ack', { ids: [b.d] }).catch(() => {});
       });
     }
     await Promise.all(pairs.map((p) => topUp(p)));

@@ -72,13 +72,25 @@ let pushTimes: bigint[] = [];
 let armed = false;
 
 serve({
-  handshakes: async (arg: { url: string; caCertPem: string; clients: ClientSpec[]; count: number; concurrency: number }) => {
+  handshakes: async (arg: {
+    url: string;
+    caCertPem: string;
+    clients: ClientSpec[];
+    count: number;
+    concurrency: number;
+  }) => {
     return pool(arg.count, arg.concurrency, async (i) => {
       const session = await open(arg.url, arg.caCertPem, arg.clients[i % arg.clients.length]!);
       await session.close();
     });
   },
-  hold: async (arg: { url: string; caCertPem: string; client: ClientSpec; count: number; concurrency: number }) => {
+  hold: async (arg: {
+    url: string;
+    caCertPem: string;
+    client: ClientSpec;
+    count: number;
+    concurrency: number;
+  }) => {
     const r = await pool(arg.count, arg.concurrency, async () => {
       const session = await open(arg.url, arg.caCertPem, arg.client);
       held.push(session);

@@ -6,7 +6,13 @@ import { serve } from './ipc.js';
 
 function handshake(port: number, secureContext: SecureContext): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, secureContext, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' });
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      secureContext,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+    });
     let got = false;
     socket.on('data', () => {
       got = true;

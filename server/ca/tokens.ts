@@ -35,7 +35,10 @@ export function createEnrollmentToken(
   if (!Number.isFinite(ttl) || ttl < 1_000 || ttl > MAX_TOKEN_TTL_MS) {
     throw new InputError('bad_request', `token lifetime must be 1 s..7 days, got ${String(ttl)} ms`);
   }
-  const token = randomBytes(TOKEN_BYTES).toString('base64url');
+  // base64url may start with '-', which a command line reads as a flag (`--token -abc...`): draw again
+  // until it does not (costs 1/64 of the draws; the token keeps its full 256 bits of randomness).
+  let token = randomBytes(TOKEN_BYTES).toString('base64url');
+  while (token.startsWith('-')) token = randomBytes(TOKEN_BYTES).toString('base64url');
   const expiresAt = opts.now + ttl;
   store.transaction(() => {
     store.insertEnrollmentToken({

@@ -116,7 +116,7 @@ on('key.sync', CLIENT, async (ctx) =>
 
 on('key.ack', CLIENT, async (ctx, b) => {
   const ids = Array.isArray(b.ids) ? b.ids.filter((x): x is number => Number.isSafeInteger(x)) : [];
-  return (await keyServiceFor(ctx.kdc)).ack(caller(ctx), ids);
+  return (await keyServiceFor(ctx.kdc)).ackGrouped(caller(ctx), ids); // group commit (bench/keys.ts)
 });
 
 on('msg.send', CLIENT, async (ctx, b) =>

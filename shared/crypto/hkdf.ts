@@ -49,7 +49,11 @@ export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): B
   const blocks: Buffer[] = [];
   let previous = Buffer.alloc(0);
   for (let i = 1; i <= Math.ceil(length / 32); i++) {
-    previous = createHmac('sha256', prk).update(previous).update(info).update(Buffer.from([i])).digest();
+    previous = createHmac('sha256', prk)
+      .update(previous)
+      .update(info)
+      .update(Buffer.from([i]))
+      .digest();
     blocks.push(previous);
   }
   const okm = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks);

@@ -69,7 +69,10 @@ export function derToPem(der: Uint8Array, label: string): string {
   // then one native copy per 64-character line into the output: ~3x less CPU than the earlier regex
   // `replace(/.{64}/g, '$&\n')`, which bench/revocation.ts measured at ~20% of a 100k revocation (a loop
   // over every character would be worse in the CLI's fresh, unoptimized process).
-  const b64 = Buffer.from(Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64'), 'latin1');
+  const b64 = Buffer.from(
+    Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64'),
+    'latin1',
+  );
   const n = b64.length;
   const body = Buffer.allocUnsafe(n + Math.ceil(n / 64));
   let at = 0;

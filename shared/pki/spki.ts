@@ -35,7 +35,8 @@ export function rsaSpkiDer(key: KeyObject): Buffer {
     throw new InputError('unsupported_key', `expected an RSA key, got ${String(key.asymmetricKeyType)}`);
   }
   const jwk = key.export({ format: 'jwk' });
-  if (typeof jwk.n !== 'string' || typeof jwk.e !== 'string') throw new InputError('malformed', 'RSA key without n, e');
+  if (typeof jwk.n !== 'string' || typeof jwk.e !== 'string')
+    throw new InputError('malformed', 'RSA key without n, e');
   const rsaPublicKey = derSequence([
     derUnsignedInteger(Buffer.from(jwk.n, 'base64url')),
     derUnsignedInteger(Buffer.from(jwk.e, 'base64url')),
@@ -63,13 +64,18 @@ export function importRsaSpki(der: Buffer): KeyObject {
     if (oid === undefined || more.length > 0) throw new Error('AlgorithmIdentifier shape');
     const algorithmOid = readOid(oid);
     if (algorithmOid !== OID.rsaEncryption) {
-      throw new InputError('unsupported_key', `expected an RSA key (rsaEncryption), got algorithm ${algorithmOid}`);
+      throw new InputError(
+        'unsupported_key',
+        `expected an RSA key (rsaEncryption), got algorithm ${algorithmOid}`,
+      );
     }
-    if (params === undefined || params.tag !== TAG.NULL || params.content.length !== 0) throw new Error('parameters');
+    if (params === undefined || params.tag !== TAG.NULL || params.content.length !== 0)
+      throw new Error('parameters');
     const { unusedBits, bytes } = readBitString(bits);
     if (unusedBits !== 0) throw new Error('BIT STRING');
     const [modulus, exponent, ...extra] = sequenceOf(readOne(bytes));
-    if (modulus === undefined || exponent === undefined || extra.length > 0) throw new Error('RSAPublicKey shape');
+    if (modulus === undefined || exponent === undefined || extra.length > 0)
+      throw new Error('RSAPublicKey shape');
     const m = readIntegerBytes(modulus);
     const x = readIntegerBytes(exponent);
     if (m.negative || x.negative) throw new Error('negative');
@@ -85,7 +91,10 @@ export function importRsaSpki(der: Buffer): KeyObject {
     throw new InputError('malformed_pem', 'invalid RSA public key', undefined, { cause: err });
   }
   try {
-    return createPublicKey({ key: { kty: 'RSA', n: n.toString('base64url'), e: e.toString('base64url') }, format: 'jwk' });
+    return createPublicKey({
+      key: { kty: 'RSA', n: n.toString('base64url'), e: e.toString('base64url') },
+      format: 'jwk',
+    });
   } catch (err) {
     throw new InputError('malformed_pem', 'invalid RSA public key', undefined, { cause: err });
   }

@@ -309,7 +309,10 @@ function issuerOf(certPem: string): { cert: ParsedCertificate; key: KeyObject } 
 let forgePlaceholderKey: forge.pki.PublicKey | undefined;
 
 /** buildCertificate, returning the parsed certificate (no second parse of the result). */
-export async function buildParsedCertificate(spec: CertificateSpec, sign: Signer): Promise<ParsedCertificate> {
+export async function buildParsedCertificate(
+  spec: CertificateSpec,
+  sign: Signer,
+): Promise<ParsedCertificate> {
   checkSpec(spec);
   const serialHex = normalizeSerialHex(spec.serialHex);
   const subject = importSubjectKey(spec.publicKeyPem);

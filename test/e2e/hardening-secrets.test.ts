@@ -35,7 +35,11 @@ function needles(s: Secret): { what: string; text: string; compact: boolean }[] 
   const add = (form: string, bytes: Buffer): void => {
     out.push({ what: `${s.what} (${form} hex)`, text: bytes.toString('hex'), compact: false });
     out.push({ what: `${s.what} (${form} HEX)`, text: bytes.toString('hex').toUpperCase(), compact: false });
-    out.push({ what: `${s.what} (${form} base64)`, text: bytes.toString('base64').replace(/=+$/, ''), compact: true });
+    out.push({
+      what: `${s.what} (${form} base64)`,
+      text: bytes.toString('base64').replace(/=+$/, ''),
+      compact: true,
+    });
     out.push({ what: `${s.what} (${form} base64url)`, text: bytes.toString('base64url'), compact: true });
   };
   if (s.bytes.length <= 48) {
@@ -44,7 +48,8 @@ function needles(s: Secret): { what: string; text: string; compact: boolean }[] 
   } else {
     // Long DER keys: 3-byte-aligned slices from the secret part (past the common PKCS#8 header), so
     // a PEM with line breaks still matches once whitespace is removed.
-    for (const at of [300, 600, 900]) if (s.bytes.length >= at + 30) add(`bytes ${at}..${at + 30}`, s.bytes.subarray(at, at + 30));
+    for (const at of [300, 600, 900])
+      if (s.bytes.length >= at + 30) add(`bytes ${at}..${at + 30}`, s.bytes.subarray(at, at + 30));
   }
   return out;
 }
@@ -82,155 +87,272 @@ function walk(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-t.test('no key material in any output, log, audit row or report; private file modes', { timeout: 300_000 }, async (t) => {
-  const root = tempDir(t, 'kds-secrets-');
-  const dataDir = join(root, 'data');
-  const homes = { alice: join(root, 'alice'), bob: join(root, 'bob') };
-  const outputs: { what: string; text: string }[] = [];
-  const tokens: string[] = [];
-  const kds = async (args: string[], what = args.slice(0, 2).join(' ')): Promise<RunResult> => {
-    const r = await runKds(args, { env: DEBUG });
-    outputs.push({ what: `${what} stdout`, text: r.stdout }, { what: `${what} stderr`, text: r.stderr });
-    if (r.code !== 0) throw new Error(`kds ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
-    return r;
-  };
+t.test(
+  'no key material in any output, log, audit row or report; private file modes',
+  { timeout: 300_000 },
+  async (t) => {
+    const root = tempDir(t, 'kds-secrets-');
+    const dataDir = join(root, 'data');
+    const homes = { alice: join(root, 'alice'), bob: join(root, 'bob') };
+    const outputs: { what: string; text: string }[] = [];
+    const tokens: string[] = [];
+    const kds = async (args: string[], what = args.slice(0, 2).join(' ')): Promise<RunResult> => {
+      const r = await runKds(args, { env: DEBUG });
+      outputs.push({ what: `${what} stdout`, text: r.stdout }, { what: `${what} stderr`, text: r.stderr });
+      if (r.code !== 0) throw new Error(`kds ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
+      return r;
+    };
 
-  await kds(['server', 'init', '--data-dir', dataDir, '--ca-key-bits', '2048', '--json']);
-  const server = spawnKds(t, ['server', 'start', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--json'], DEBUG);
-  const listening = await server.waitFor((e) => typeof e.url === 'string', 'listening line');
-  const url = String(listening.url);
-  const fingerprint = String(listening.fingerprint);
-  const client = (name: 'alice' | 'bob', command: string, args: string[] = [], via = url): Promise<RunResult> =>
-    kds(['client', command, '--name', name, '--home', homes[name], '--server', via, '--json', ...args], `client ${command} ${name}`);
+    await kds(['server', 'init', '--data-dir', dataDir, '--ca-key-bits', '2048', '--json']);
+    const server = spawnKds(
+      t,
+      ['server', 'start', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--json'],
+      DEBUG,
+    );
+    const listening = await server.waitFor((e) => typeof e.url === 'string', 'listening line');
+    const url = String(listening.url);
+    const fingerprint = String(listening.fingerprint);
+    const client = (
+      name: 'alice' | 'bob',
+      command: string,
+      args: string[] = [],
+      via = url,
+    ): Promise<RunResult> =>
+      kds(
+        ['client', command, '--name', name, '--home', homes[name], '--server', via, '--json', ...args],
+        `client ${command} ${name}`,
+      );
 
-  for (const name of ['alice', 'bob'] as const) {
-    const tokenRun = await runKds(['admin', 'token', '--name', name, '--data-dir', dataDir, '--server', url, '--json'], { env: DEBUG });
-    const token = parseJson<{ token: string }>(tokenRun).token;
-    tokens.push(token);
-    outputs.push({ what: `admin token stderr`, text: tokenRun.stderr }); // its stdout is the token, by design
-    await client(name, 'enroll', ['--token', token, '--ca-fingerprint', fingerprint]);
-  }
-  const listen = spawnKds(t, ['client', 'listen', '--name', 'bob', '--home', homes.bob, '--server', url, '--json'], DEBUG);
-  await listen.waitFor((e) => e.event !== undefined, 'first listen event').catch(() => undefined);
-
-  // AES keys and prekey privates, collected whenever they exist (revocation deletes them later).
-  const privateKeys = { alice: createPrivateKey(readFileSync(join(homes.alice, 'key.pem'))), bob: createPrivateKey(readFileSync(join(homes.bob, 'key.pem'))) };
-  const symmetric = new Map<string, Secret>();
-  const snapshot = (): void => {
     for (const name of ['alice', 'bob'] as const) {
-      const store = ClientKeyStore.open(homes[name], name, privateKeys[name]);
-      for (const k of store.listKeys()) if (k.key !== undefined) symmetric.set(`${name} key ${k.serial}`, { what: `AES key ${k.serial} (${name})`, bytes: Buffer.from(k.key, 'base64') });
-      for (const id of store.prekeyIds()) {
-        const p = store.getPrekey(id);
-        if (p !== undefined) symmetric.set(`${name} prekey ${id}`, { what: `prekey private ${id} (${name})`, bytes: Buffer.from(p.privateKey, 'base64') });
+      const tokenRun = await runKds(
+        ['admin', 'token', '--name', name, '--data-dir', dataDir, '--server', url, '--json'],
+        { env: DEBUG },
+      );
+      const token = parseJson<{ token: string }>(tokenRun).token;
+      tokens.push(token);
+      outputs.push({ what: `admin token stderr`, text: tokenRun.stderr }); // its stdout is the token, by design
+      await client(name, 'enroll', ['--token', token, '--ca-fingerprint', fingerprint]);
+    }
+    const listen = spawnKds(
+      t,
+      ['client', 'listen', '--name', 'bob', '--home', homes.bob, '--server', url, '--json'],
+      DEBUG,
+    );
+    await listen.waitFor((e) => e.event !== undefined, 'first listen event').catch(() => undefined);
+
+    // AES keys and prekey privates, collected whenever they exist (revocation deletes them later).
+    const privateKeys = {
+      alice: createPrivateKey(readFileSync(join(homes.alice, 'key.pem'))),
+      bob: createPrivateKey(readFileSync(join(homes.bob, 'key.pem'))),
+    };
+    const symmetric = new Map<string, Secret>();
+    const snapshot = (): void => {
+      for (const name of ['alice', 'bob'] as const) {
+        const store = ClientKeyStore.open(homes[name], name, privateKeys[name]);
+        for (const k of store.listKeys())
+          if (k.key !== undefined)
+            symmetric.set(`${name} key ${k.serial}`, {
+              what: `AES key ${k.serial} (${name})`,
+              bytes: Buffer.from(k.key, 'base64'),
+            });
+        for (const id of store.prekeyIds()) {
+          const p = store.getPrekey(id);
+          if (p !== undefined)
+            symmetric.set(`${name} prekey ${id}`, {
+              what: `prekey private ${id} (${name})`,
+              bytes: Buffer.from(p.privateKey, 'base64'),
+            });
+        }
+      }
+    };
+
+    const sendKey = async (mode: 'e2e' | 'kdc', via = url): Promise<string> => {
+      const serial = String(
+        parseJson<{ serial: string }>(await client('alice', 'send-key', ['--to', 'bob', '--mode', mode], via))
+          .serial,
+      );
+      await listen.waitFor(
+        (e) => e.event === 'key' && e.serial === serial,
+        `bob receives ${mode} key ${serial}`,
+      );
+      return serial;
+    };
+    const e2e = await sendKey('e2e');
+    const kdc = await sendKey('kdc');
+    await client('alice', 'verify-key', ['--serial', e2e]);
+    await client('alice', 'send', ['--to', 'bob', '--message', 'meet at noon', '--serial', e2e]);
+    await listen.waitFor((e) => e.event === 'message', 'the message');
+    await client('alice', 'keys');
+    await kds(['admin', 'keys', '--data-dir', dataDir, '--server', url, '--json']);
+    snapshot();
+
+    // Mallory in the middle, secure mode: she relays a KDC-generated key exchange and must learn nothing.
+    const reportPath = join(root, 'mallory.json');
+    const mallory = spawnKds(
+      t,
+      [
+        'mitm',
+        '--listen',
+        '127.0.0.1:0',
+        '--target',
+        url.replace(/\/kds$/, ''),
+        '--attack',
+        'passthrough',
+        '--report',
+        reportPath,
+        '--json',
+      ],
+      DEBUG,
+    );
+    const mitmUrl = String((await mallory.waitFor((e) => e.event === 'listening', 'mallory listening')).url);
+    const viaMallory = await sendKey('kdc', mitmUrl);
+    await client('bob', 'verify-key', ['--serial', viaMallory]);
+    snapshot();
+    await mallory.stop('SIGTERM');
+    outputs.push(
+      { what: 'mallory stdout', text: mallory.stdout() },
+      { what: 'mallory stderr', text: mallory.stderr() },
+    );
+    t.ok(existsSync(reportPath), "Mallory's report was written");
+    if (existsSync(reportPath))
+      outputs.push({ what: "Mallory's report", text: readFileSync(reportPath, 'utf8') });
+
+    const rotated = String(
+      parseJson<{ serial: string }>(await client('alice', 'rotate-key', ['--serial', e2e])).serial,
+    );
+    await listen.waitFor((e) => e.event === 'key' && e.serial === rotated, 'the rotated key');
+    snapshot();
+    await client('alice', 'revoke-key', ['--serial', kdc, '--reason', 'keyCompromise']);
+    await kds([
+      'admin',
+      'revoke-cert',
+      '--name',
+      'bob',
+      '--reason',
+      'keyCompromise',
+      '--data-dir',
+      dataDir,
+      '--server',
+      url,
+      '--json',
+    ]);
+    await kds(['crl', 'show', '--data-dir', dataDir, '--json']);
+    await kds(['cert', 'list', '--data-dir', dataDir, '--json']);
+    await listen.stop('SIGTERM');
+    await server.stop('SIGTERM');
+    outputs.push(
+      { what: 'server stdout', text: server.stdout() },
+      { what: 'server stderr', text: server.stderr() },
+      { what: 'listen stdout', text: listen.stdout() },
+      { what: 'listen stderr', text: listen.stderr() },
+    );
+    const db = new Database(join(dataDir, 'kds.sqlite'), { readonly: true });
+    outputs.push({ what: 'audit_log', text: JSON.stringify(db.prepare('SELECT * FROM audit_log').all()) });
+    db.close();
+
+    // Every secret involved.
+    const passphrase = TEST_CA_PASSPHRASE;
+    const decrypt = (file: string): KeyObject =>
+      createPrivateKey({ key: readFileSync(file, 'utf8'), format: 'pem', passphrase });
+    const secrets: Secret[] = [
+      ...der(decrypt(join(dataDir, 'root_private_key.pem'))).map((s) => ({
+        ...s,
+        what: `CA private key ${s.what}`,
+      })),
+      ...der(decrypt(join(dataDir, 'server', 'key.pem'))).map((s) => ({
+        ...s,
+        what: `KDC private key ${s.what}`,
+      })),
+      ...der(decrypt(join(dataDir, 'admin', 'key.pem'))).map((s) => ({
+        ...s,
+        what: `admin private key ${s.what}`,
+      })),
+      ...der(privateKeys.alice).map((s) => ({ ...s, what: `alice private key ${s.what}` })),
+      ...der(privateKeys.bob).map((s) => ({ ...s, what: `bob private key ${s.what}` })),
+      ...symmetric.values(),
+    ];
+    const kekDir = join(dataDir, 'kek');
+    for (const f of readdirSync(kekDir).filter((f) => f.endsWith('.bin')))
+      secrets.push({ what: `KEK ${f}`, bytes: await kekBytes(join(kekDir, f)) });
+    t.ok(
+      symmetric.size >= 6,
+      `collected ${symmetric.size} AES keys and prekey privates from the clients' stores`,
+    );
+    t.ok(
+      [...symmetric.keys()].some((k) => k.includes(viaMallory)),
+      'including the key relayed through Mallory',
+    );
+
+    const hits: string[] = [];
+    for (const s of secrets) {
+      for (const n of needles(s)) {
+        for (const o of outputs) {
+          const hay = n.compact ? o.text.replace(/\s+/g, '') : o.text;
+          if (hay.includes(n.text)) hits.push(`${n.what} in ${o.what}`);
+        }
       }
     }
-  };
+    for (const o of outputs) {
+      if (o.text.includes(passphrase)) hits.push(`the CA passphrase in ${o.what}`);
+      for (const token of tokens) if (o.text.includes(token)) hits.push(`an enrollment token in ${o.what}`);
+    }
+    // The search must be able to fail: alice's own key.pem (a PEM with line breaks) and a hex dump of an
+    // AES key are found by it.
+    const control = [
+      { what: 'control: key.pem', text: readFileSync(join(homes.alice, 'key.pem'), 'utf8') },
+      { what: 'control: hex', text: `debug: key=${[...symmetric.values()][0]!.bytes.toString('hex')}` },
+    ];
+    const found = (s: Secret, o: { text: string }): boolean =>
+      needles(s).some((n) => (n.compact ? o.text.replace(/\s+/g, '') : o.text).includes(n.text));
+    t.ok(
+      der(privateKeys.alice).some((s) => found(s, control[0]!)),
+      'control: a private key PEM is detected',
+    );
+    t.ok(found([...symmetric.values()][0]!, control[1]!), 'control: a hex-dumped AES key is detected');
+    t.comment(
+      `searched ${outputs.length} outputs (${outputs.reduce((n, o) => n + o.text.length, 0)} characters) for ${secrets.length} secrets`,
+    );
+    t.same(
+      hits,
+      [],
+      'no key material, passphrase or token anywhere in the outputs, the audit log or the report',
+    );
 
-  const sendKey = async (mode: 'e2e' | 'kdc', via = url): Promise<string> => {
-    const serial = String(parseJson<{ serial: string }>(await client('alice', 'send-key', ['--to', 'bob', '--mode', mode], via)).serial);
-    await listen.waitFor((e) => e.event === 'key' && e.serial === serial, `bob receives ${mode} key ${serial}`);
-    return serial;
-  };
-  const e2e = await sendKey('e2e');
-  const kdc = await sendKey('kdc');
-  await client('alice', 'verify-key', ['--serial', e2e]);
-  await client('alice', 'send', ['--to', 'bob', '--message', 'meet at noon', '--serial', e2e]);
-  await listen.waitFor((e) => e.event === 'message', 'the message');
-  await client('alice', 'keys');
-  await kds(['admin', 'keys', '--data-dir', dataDir, '--server', url, '--json']);
-  snapshot();
+    // The KDC never stores an AES key in plaintext.
+    const storeBytes = Buffer.concat(
+      ['kds.sqlite', 'kds.sqlite-wal']
+        .map((f) => join(dataDir, f))
+        .filter(existsSync)
+        .map((f) => readFileSync(f)),
+    );
+    const inStore = [...symmetric.values()]
+      .filter((s) => s.what.startsWith('AES') && storeBytes.includes(s.bytes))
+      .map((s) => s.what);
+    t.same(
+      inStore,
+      [],
+      'no AES key appears in plaintext in the KDC store (e2e keys never reach it; KDC keys are KEK-wrapped)',
+    );
 
-  // Mallory in the middle, secure mode: she relays a KDC-generated key exchange and must learn nothing.
-  const reportPath = join(root, 'mallory.json');
-  const mallory = spawnKds(t, ['mitm', '--listen', '127.0.0.1:0', '--target', url.replace(/\/kds$/, ''), '--attack', 'passthrough', '--report', reportPath, '--json'], DEBUG);
-  const mitmUrl = String((await mallory.waitFor((e) => e.event === 'listening', 'mallory listening')).url);
-  const viaMallory = await sendKey('kdc', mitmUrl);
-  await client('bob', 'verify-key', ['--serial', viaMallory], url).catch(() => undefined); // bob's listen session holds his state
-  snapshot();
-  await mallory.stop('SIGTERM');
-  outputs.push({ what: 'mallory stdout', text: mallory.stdout() }, { what: 'mallory stderr', text: mallory.stderr() });
-  t.ok(existsSync(reportPath), "Mallory's report was written");
-  if (existsSync(reportPath)) outputs.push({ what: "Mallory's report", text: readFileSync(reportPath, 'utf8') });
-
-  const rotated = String(parseJson<{ serial: string }>(await client('alice', 'rotate-key', ['--serial', e2e])).serial);
-  await listen.waitFor((e) => e.event === 'key' && e.serial === rotated, 'the rotated key');
-  snapshot();
-  await client('alice', 'revoke-key', ['--serial', kdc, '--reason', 'keyCompromise']);
-  await kds(['admin', 'revoke-cert', '--name', 'bob', '--reason', 'keyCompromise', '--data-dir', dataDir, '--server', url, '--json']);
-  await kds(['crl', 'show', '--data-dir', dataDir, '--json']);
-  await kds(['cert', 'list', '--data-dir', dataDir, '--json']);
-  await listen.stop('SIGTERM');
-  await server.stop('SIGTERM');
-  outputs.push(
-    { what: 'server stdout', text: server.stdout() },
-    { what: 'server stderr', text: server.stderr() },
-    { what: 'listen stdout', text: listen.stdout() },
-    { what: 'listen stderr', text: listen.stderr() },
-  );
-  const db = new Database(join(dataDir, 'kds.sqlite'), { readonly: true });
-  outputs.push({ what: 'audit_log', text: JSON.stringify(db.prepare('SELECT * FROM audit_log').all()) });
-  db.close();
-
-  // Every secret involved.
-  const passphrase = TEST_CA_PASSPHRASE;
-  const decrypt = (file: string): KeyObject => createPrivateKey({ key: readFileSync(file, 'utf8'), format: 'pem', passphrase });
-  const secrets: Secret[] = [
-    ...der(decrypt(join(dataDir, 'root_private_key.pem'))).map((s) => ({ ...s, what: `CA private key ${s.what}` })),
-    ...der(decrypt(join(dataDir, 'server', 'key.pem'))).map((s) => ({ ...s, what: `KDC private key ${s.what}` })),
-    ...der(decrypt(join(dataDir, 'admin', 'key.pem'))).map((s) => ({ ...s, what: `admin private key ${s.what}` })),
-    ...der(privateKeys.alice).map((s) => ({ ...s, what: `alice private key ${s.what}` })),
-    ...der(privateKeys.bob).map((s) => ({ ...s, what: `bob private key ${s.what}` })),
-    ...symmetric.values(),
-  ];
-  const kekDir = join(dataDir, 'kek');
-  for (const f of readdirSync(kekDir).filter((f) => f.endsWith('.bin'))) secrets.push({ what: `KEK ${f}`, bytes: await kekBytes(join(kekDir, f)) });
-  t.ok(symmetric.size >= 6, `collected ${symmetric.size} AES keys and prekey privates from the clients' stores`);
-  t.ok([...symmetric.keys()].some((k) => k.includes(viaMallory)), 'including the key relayed through Mallory');
-
-  const hits: string[] = [];
-  for (const s of secrets) {
-    for (const n of needles(s)) {
-      for (const o of outputs) {
-        const hay = n.compact ? o.text.replace(/\s+/g, '') : o.text;
-        if (hay.includes(n.text)) hits.push(`${n.what} in ${o.what}`);
+    // File modes.
+    const bad: string[] = [];
+    for (const base of [dataDir, homes.alice, homes.bob]) {
+      for (const path of walk(base)) {
+        const st = statSync(path);
+        const mode = st.mode & 0o777;
+        const published = path === join(dataDir, 'root_ca.pem') || path === join(dataDir, 'root_crl.pem');
+        const want = st.isDirectory() ? 0o700 : published ? 0o644 : 0o600;
+        if (mode !== want)
+          bad.push(`${path.slice(root.length)}: ${mode.toString(8)} (want ${want.toString(8)})`);
       }
     }
-  }
-  for (const o of outputs) {
-    if (o.text.includes(passphrase)) hits.push(`the CA passphrase in ${o.what}`);
-    for (const token of tokens) if (o.text.includes(token)) hits.push(`an enrollment token in ${o.what}`);
-  }
-  // The search must be able to fail: alice's own key.pem (a PEM with line breaks) and a hex dump of an
-  // AES key are found by it.
-  const control = [
-    { what: 'control: key.pem', text: readFileSync(join(homes.alice, 'key.pem'), 'utf8') },
-    { what: 'control: hex', text: `debug: key=${[...symmetric.values()][0]!.bytes.toString('hex')}` },
-  ];
-  const found = (s: Secret, o: { text: string }): boolean => needles(s).some((n) => (n.compact ? o.text.replace(/\s+/g, '') : o.text).includes(n.text));
-  t.ok(der(privateKeys.alice).some((s) => found(s, control[0]!)), 'control: a private key PEM is detected');
-  t.ok(found([...symmetric.values()][0]!, control[1]!), 'control: a hex-dumped AES key is detected');
-  t.comment(`searched ${outputs.length} outputs (${outputs.reduce((n, o) => n + o.text.length, 0)} characters) for ${secrets.length} secrets`);
-  t.same(hits, [], 'no key material, passphrase or token anywhere in the outputs, the audit log or the report');
-
-  // The KDC never stores an AES key in plaintext.
-  const storeBytes = Buffer.concat(['kds.sqlite', 'kds.sqlite-wal'].map((f) => join(dataDir, f)).filter(existsSync).map((f) => readFileSync(f)));
-  const inStore = [...symmetric.values()].filter((s) => s.what.startsWith('AES') && storeBytes.includes(s.bytes)).map((s) => s.what);
-  t.same(inStore, [], 'no AES key appears in plaintext in the KDC store (e2e keys never reach it; KDC keys are KEK-wrapped)');
-
-  // File modes.
-  const bad: string[] = [];
-  for (const base of [dataDir, homes.alice, homes.bob]) {
-    for (const path of walk(base)) {
-      const st = statSync(path);
-      const mode = st.mode & 0o777;
-      const published = path === join(dataDir, 'root_ca.pem') || path === join(dataDir, 'root_crl.pem');
-      const want = st.isDirectory() ? 0o700 : published ? 0o644 : 0o600;
-      if (mode !== want) bad.push(`${path.slice(root.length)}: ${mode.toString(8)} (want ${want.toString(8)})`);
-    }
-  }
-  t.same(bad, [], 'every file 0600 and every directory 0700 (root_ca.pem and root_crl.pem 0644)');
-  for (const must of ['root_private_key.pem', 'server/key.pem', 'admin/key.pem', 'kds.sqlite']) t.ok(existsSync(join(dataDir, must)), `${must} exists and was checked`);
-  t.ok(readdirSync(kekDir).some((f) => f.endsWith('.bin')), 'the KEK file exists and was checked');
-  t.ok(readdirSync(join(homes.bob, 'keys')).length > 0, "bob's key store exists and was checked");
-});
+    t.same(bad, [], 'every file 0600 and every directory 0700 (root_ca.pem and root_crl.pem 0644)');
+    for (const must of ['root_private_key.pem', 'server/key.pem', 'admin/key.pem', 'kds.sqlite'])
+      t.ok(existsSync(join(dataDir, must)), `${must} exists and was checked`);
+    t.ok(
+      readdirSync(kekDir).some((f) => f.endsWith('.bin')),
+      'the KEK file exists and was checked',
+    );
+    t.ok(readdirSync(join(homes.bob, 'keys')).length > 0, "bob's key store exists and was checked");
+  },
+);

@@ -26,64 +26,100 @@ function flipOne(text: string): string {
   return lines.join('\n');
 }
 
-t.test('damaged root_ca.pem and root_crl.pem are rebuilt from the store at start', { timeout: 240_000 }, async (t) => {
-  const dataDir = await initDataDir(t);
-  const caPath = join(dataDir, 'root_ca.pem');
-  const crlPath = join(dataDir, 'root_crl.pem');
-  const olderCrl = readFileSync(crlPath, 'utf8');
-  // Give the CRL content: two revoked certificates.
-  const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
-  for (const name of ['gone-1', 'gone-2']) {
-    const c = await issueTestClient(ca, name);
-    await ca.revoke({ serialHex: c.cert.serialHex }, 'keyCompromise', 'test');
-  }
-  ca.close();
-  const otherCert = readFileSync(join(dataDir, 'server', 'cert.pem'), 'utf8');
+t.test(
+  'damaged root_ca.pem and root_crl.pem are rebuilt from the store at start',
+  { timeout: 240_000 },
+  async (t) => {
+    const dataDir = await initDataDir(t);
+    const caPath = join(dataDir, 'root_ca.pem');
+    const crlPath = join(dataDir, 'root_crl.pem');
+    const olderCrl = readFileSync(crlPath, 'utf8');
+    // Give the CRL content: two revoked certificates.
+    const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
+    for (const name of ['gone-1', 'gone-2']) {
+      const c = await issueTestClient(ca, name);
+      await ca.revoke({ serialHex: c.cert.serialHex }, 'keyCompromise', 'test');
+    }
+    ca.close();
+    const otherCert = readFileSync(join(dataDir, 'server', 'cert.pem'), 'utf8');
 
-  const cases: [string, Damage, Damage][] = [
-    ['truncated to half', (p, x) => writeFileSync(p, x.slice(0, x.length >> 1)), (p, x) => writeFileSync(p, x.slice(0, x.length >> 1))],
-    ['emptied', (p) => writeFileSync(p, ''), (p) => writeFileSync(p, '')],
-    ['garbage', (p) => writeFileSync(p, Buffer.from([0, 1, 2, 0xff, 0xfe])), (p) => writeFileSync(p, 'not a CRL\n')],
-    ['one character flipped', (p, x) => writeFileSync(p, flipOne(x)), (p, x) => writeFileSync(p, flipOne(x))],
-    ['deleted', (p) => rmSync(p), (p) => rmSync(p)],
-    ['replaced by another certificate / an older CRL', (p) => writeFileSync(p, otherCert), (p) => writeFileSync(p, olderCrl)],
-  ];
-  for (const [what, damageCa, damageCrl] of cases) {
-    await t.test(what, async (t) => {
-      const goodCa = readFileSync(caPath, 'utf8');
-      const goodCrl = readFileSync(crlPath, 'utf8');
-      damageCa(caPath, goodCa);
-      damageCrl(crlPath, goodCrl);
+    const cases: [string, Damage, Damage][] = [
+      [
+        'truncated to half',
+        (p, x) => writeFileSync(p, x.slice(0, x.length >> 1)),
+        (p, x) => writeFileSync(p, x.slice(0, x.length >> 1)),
+      ],
+      ['emptied', (p) => writeFileSync(p, ''), (p) => writeFileSync(p, '')],
+      [
+        'garbage',
+        (p) => writeFileSync(p, Buffer.from([0, 1, 2, 0xff, 0xfe])),
+        (p) => writeFileSync(p, 'not a CRL\n'),
+      ],
+      [
+        'one character flipped',
+        (p, x) => writeFileSync(p, flipOne(x)),
+        (p, x) => writeFileSync(p, flipOne(x)),
+      ],
+      ['deleted', (p) => rmSync(p), (p) => rmSync(p)],
+      [
+        'replaced by another certificate / an older CRL',
+        (p) => writeFileSync(p, otherCert),
+        (p) => writeFileSync(p, olderCrl),
+      ],
+    ];
+    for (const [what, damageCa, damageCrl] of cases) {
+      await t.test(what, async (t) => {
+        const goodCa = readFileSync(caPath, 'utf8');
+        const goodCrl = readFileSync(crlPath, 'utf8');
+        damageCa(caPath, goodCa);
+        damageCrl(crlPath, goodCrl);
+        const server = await startServer(t, dataDir);
+        // stderr is another pipe than the stdout line startServer waited for: give it a moment.
+        for (let i = 0; i < 40 && !/root_crl\.pem was/.test(server.stderr()); i++)
+          await new Promise((r) => setTimeout(r, 50));
+        t.match(
+          server.stderr(),
+          /root_ca\.pem was (missing|unreadable|different): rewritten from the store/,
+          'the server says it rebuilt root_ca.pem',
+        );
+        t.match(
+          server.stderr(),
+          /root_crl\.pem was (missing|unreadable|different|stale): rewritten from the store/,
+          'and root_crl.pem',
+        );
+
+        const store = openStore(dataDir);
+        const storeCa = store.activeCertificate('root-ca')!.pem!;
+        const storeCrl = store.getCrlState()!;
+        const revoked = store
+          .listRevocations()
+          .map((r) => r.serialHex)
+          .sort();
+        store.close();
+        t.equal(readFileSync(caPath, 'utf8'), storeCa, 'root_ca.pem is the store copy again');
+        t.equal(readFileSync(crlPath, 'utf8'), storeCrl.pem, 'root_crl.pem is the store copy again');
+        t.equal(statSync(caPath).mode & 0o777, 0o644, 'root_ca.pem mode 0644 (public)');
+        t.equal(statSync(crlPath).mode & 0o777, 0o644, 'root_crl.pem mode 0644 (public)');
+        const crl = parseCrl(readFileSync(crlPath, 'utf8'));
+        t.ok(crl.signatureValid(storeCa), 'the CRL on disk verifies under the CA');
+        t.equal(crl.crlNumber, BigInt(storeCrl.crlNumber), 'with the store CRL number');
+        t.same(crl.entries.map((e) => e.serialHex).sort(), revoked, 'and exactly the revoked serials');
+        t.equal(await (await fetch(`${server.httpUrl}/ca.pem`)).text(), storeCa, 'GET /ca.pem serves it');
+        t.equal(
+          await (await fetch(`${server.httpUrl}/crl.pem`)).text(),
+          storeCrl.pem,
+          'GET /crl.pem serves it',
+        );
+        t.same(await server.stop('SIGTERM'), { code: 0, signal: null }, 'clean stop');
+      });
+    }
+
+    await t.test('intact files: no repair and no message', async (t) => {
+      const before = [readFileSync(caPath, 'utf8'), readFileSync(crlPath, 'utf8')];
       const server = await startServer(t, dataDir);
-      // stderr is another pipe than the stdout line startServer waited for: give it a moment.
-      for (let i = 0; i < 40 && !/root_crl\.pem was/.test(server.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
-      t.match(server.stderr(), /root_ca\.pem was (missing|unreadable|different): rewritten from the store/, 'the server says it rebuilt root_ca.pem');
-      t.match(server.stderr(), /root_crl\.pem was (missing|unreadable|different|stale): rewritten from the store/, 'and root_crl.pem');
-
-      const store = openStore(dataDir);
-      const storeCa = store.activeCertificate('root-ca')!.pem!;
-      const storeCrl = store.getCrlState()!;
-      const revoked = store.listRevocations().map((r) => r.serialHex).sort();
-      store.close();
-      t.equal(readFileSync(caPath, 'utf8'), storeCa, 'root_ca.pem is the store copy again');
-      t.equal(readFileSync(crlPath, 'utf8'), storeCrl.pem, 'root_crl.pem is the store copy again');
-      t.equal(statSync(caPath).mode & 0o777, 0o644, 'root_ca.pem mode 0644 (public)');
-      t.equal(statSync(crlPath).mode & 0o777, 0o644, 'root_crl.pem mode 0644 (public)');
-      const crl = parseCrl(readFileSync(crlPath, 'utf8'));
-      t.ok(crl.signatureValid(storeCa), 'the CRL on disk verifies under the CA');
-      t.equal(crl.crlNumber, BigInt(storeCrl.crlNumber), 'with the store CRL number');
-      t.same(crl.entries.map((e) => e.serialHex).sort(), revoked, 'and exactly the revoked serials');
-      t.equal(await (await fetch(`${server.httpUrl}/ca.pem`)).text(), storeCa, 'GET /ca.pem serves it');
-      t.equal(await (await fetch(`${server.httpUrl}/crl.pem`)).text(), storeCrl.pem, 'GET /crl.pem serves it');
-      t.same(await server.stop('SIGTERM'), { code: 0, signal: null }, 'clean stop');
+      t.notMatch(server.stderr(), /rewritten from the store/, 'nothing to say');
+      t.same([readFileSync(caPath, 'utf8'), readFileSync(crlPath, 'utf8')], before, 'files untouched');
+      await server.stop('SIGTERM');
     });
-  }
-
-  await t.test('intact files: no repair and no message', async (t) => {
-    const before = [readFileSync(caPath, 'utf8'), readFileSync(crlPath, 'utf8')];
-    const server = await startServer(t, dataDir);
-    t.notMatch(server.stderr(), /rewritten from the store/, 'nothing to say');
-    t.same([readFileSync(caPath, 'utf8'), readFileSync(crlPath, 'utf8')], before, 'files untouched');
-    await server.stop('SIGTERM');
-  });
-});
+  },
+);

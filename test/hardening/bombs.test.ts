@@ -41,7 +41,13 @@ function open(server: ServerProcess): Promise<RawWs> {
 
 /** msgpack bombs, each a complete binary message well under 64 KiB. */
 function msgpackBombs(): [string, Buffer][] {
-  const hello = (extra: unknown): Buffer => encodeRaw(new Entries([['t', 'client_hello'], ['x', extra]]));
+  const hello = (extra: unknown): Buffer =>
+    encodeRaw(
+      new Entries([
+        ['t', 'client_hello'],
+        ['x', extra],
+      ]),
+    );
   return [
     ['map header claiming 2^32-1 entries', Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff])],
     ['array of 4 GiB entries', hello(new Raw(lyingHeader('array', 0xffffffff)))],
@@ -51,8 +57,14 @@ function msgpackBombs(): [string, Buffer][] {
     ['extension of 4 GiB', hello(new Raw(lyingHeader('ext', 0xffffffff)))],
     ['nesting 60,000 arrays deep', hello(new Raw(nested(60_000)))],
     ['nesting 20,000 maps deep', hello(new Raw(nested(20_000, 'map')))],
-    ['array of 60,000 elements', hello(new Raw(Buffer.concat([Buffer.from([0xdc, 0xea, 0x60]), Buffer.alloc(60_000, 0xc0)])))],
-    ['map of MAX_ARRAY+1 entries', encodeRaw(Object.fromEntries(Array.from({ length: MAX_ARRAY + 1 }, (_, i) => [`k${i}`, 0])))],
+    [
+      'array of 60,000 elements',
+      hello(new Raw(Buffer.concat([Buffer.from([0xdc, 0xea, 0x60]), Buffer.alloc(60_000, 0xc0)]))),
+    ],
+    [
+      'map of MAX_ARRAY+1 entries',
+      encodeRaw(Object.fromEntries(Array.from({ length: MAX_ARRAY + 1 }, (_, i) => [`k${i}`, 0]))),
+    ],
     ['msgpackr record extension', hello(new Raw(extension(0x72, Buffer.alloc(16))))],
     ['timestamp extension', hello(new Raw(extension(0xff, Buffer.alloc(12))))],
   ];
@@ -103,24 +115,29 @@ t.test('bombs', { timeout: 300_000 }, async (t) => {
     ws.destroy();
   });
 
-  await t.test('compression is not negotiated: RSV1 and oversized control frames are protocol errors', async (t) => {
-    const deflate = await rawUpgrade('127.0.0.1', portOf(server), {
-      localAddress: loopbackAddress(next++),
-      headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' },
-    });
-    deflate.writeFrame(OPCODE.binary, Buffer.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), { rsv1: true });
-    const r = await closeCode(deflate);
-    t.not(r, 'hang', 'a "compressed" frame is refused');
-    if (r !== 'hang') t.equal(r.code, 1002, 'RSV1 without the extension -> 1002');
-    deflate.destroy();
+  await t.test(
+    'compression is not negotiated: RSV1 and oversized control frames are protocol errors',
+    async (t) => {
+      const deflate = await rawUpgrade('127.0.0.1', portOf(server), {
+        localAddress: loopbackAddress(next++),
+        headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' },
+      });
+      deflate.writeFrame(OPCODE.binary, Buffer.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), {
+        rsv1: true,
+      });
+      const r = await closeCode(deflate);
+      t.not(r, 'hang', 'a "compressed" frame is refused');
+      if (r !== 'hang') t.equal(r.code, 1002, 'RSV1 without the extension -> 1002');
+      deflate.destroy();
 
-    const ping = await open(server);
-    ping.writeFrame(OPCODE.ping, Buffer.alloc(200, 1));
-    const p = await closeCode(ping);
-    if (p !== 'hang') t.equal(p.code, 1002, 'a 200-byte ping (control frames are at most 125) -> 1002');
-    else t.fail('oversized ping not refused');
-    ping.destroy();
-  });
+      const ping = await open(server);
+      ping.writeFrame(OPCODE.ping, Buffer.alloc(200, 1));
+      const p = await closeCode(ping);
+      if (p !== 'hang') t.equal(p.code, 1002, 'a 200-byte ping (control frames are at most 125) -> 1002');
+      else t.fail('oversized ping not refused');
+      ping.destroy();
+    },
+  );
 
   await t.test('msgpack bombs inside 64 KiB -> bad_frame before decoding', async (t) => {
     for (const [what, bytes] of msgpackBombs()) {
@@ -169,11 +186,16 @@ t.test('bombs', { timeout: 300_000 }, async (t) => {
       return;
     }
     const growth = rssAfter - rssBefore;
-    t.comment(`server RSS ${(rssBefore / MIB).toFixed(1)} MiB -> ${(rssAfter / MIB).toFixed(1)} MiB (${(growth / MIB).toFixed(1)} MiB)`);
+    t.comment(
+      `server RSS ${(rssBefore / MIB).toFixed(1)} MiB -> ${(rssAfter / MIB).toFixed(1)} MiB (${(growth / MIB).toFixed(1)} MiB)`,
+    );
     t.ok(growth < 50 * MIB, `RSS growth ${(growth / MIB).toFixed(1)} MiB < 50 MiB`);
   });
 
-  const health = (await (await fetch(`${server.httpUrl}/healthz`)).json()) as { ok: boolean; connections: number };
+  const health = (await (await fetch(`${server.httpUrl}/healthz`)).json()) as {
+    ok: boolean;
+    connections: number;
+  };
   t.equal(health.ok, true, 'the server is healthy after the bombs');
   t.equal(server.child.exitCode, null, 'the server process is still running');
 });

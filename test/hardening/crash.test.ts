@@ -69,7 +69,12 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
   const caCert = parseCertificate(caCertPem);
   const admin = loadAdminCredentials(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const pair = await testKeyPair();
-  for (const id of [alice, bob]) writeClientHome(join(homes, id.name), { privateKey: id.privateKey, certPem: id.certPem, caPem: caCertPem }, undefined);
+  for (const id of [alice, bob])
+    writeClientHome(
+      join(homes, id.name),
+      { privateKey: id.privateKey, certPem: id.certPem, caPem: caCertPem },
+      undefined,
+    );
 
   const acks: Acks = { issued: new Map(), revokedCerts: new Set(), keys: new Map(), revokedKeys: new Set() };
   const readyMs: number[] = [];
@@ -77,8 +82,17 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
   const inFlightAtKill: number[] = [];
   let enrolled = 0;
 
-  const keyClient = async (server: ServerProcess, id: TestClient): Promise<{ client: KeyClient; session: ClientSession }> => {
-    const session = await openSession({ server: server.url, mode: 'auth', credentials: { privateKey: id.privateKey, certPem: id.certPem }, caCertPem, requestTimeoutMs: 10_000 });
+  const keyClient = async (
+    server: ServerProcess,
+    id: TestClient,
+  ): Promise<{ client: KeyClient; session: ClientSession }> => {
+    const session = await openSession({
+      server: server.url,
+      mode: 'auth',
+      credentials: { privateKey: id.privateKey, certPem: id.certPem },
+      caCertPem,
+      requestTimeoutMs: 10_000,
+    });
     const client = new KeyClient({
       session,
       name: id.name,
@@ -104,32 +118,51 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
     try {
       const integrity = db.pragma('integrity_check', { simple: true });
       if (integrity !== 'ok') unexpected.push(`round ${round}: integrity_check says ${String(integrity)}`);
-      const dupCerts = db.prepare('SELECT serial FROM certificates GROUP BY serial HAVING count(*) > 1').all();
-      if (dupCerts.length > 0) unexpected.push(`round ${round}: duplicated certificate serials ${JSON.stringify(dupCerts)}`);
+      const dupCerts = db
+        .prepare('SELECT serial FROM certificates GROUP BY serial HAVING count(*) > 1')
+        .all();
+      if (dupCerts.length > 0)
+        unexpected.push(`round ${round}: duplicated certificate serials ${JSON.stringify(dupCerts)}`);
       const dupKeys = db.prepare('SELECT serial FROM sym_keys GROUP BY serial HAVING count(*) > 1').all();
-      if (dupKeys.length > 0) unexpected.push(`round ${round}: duplicated key serials ${JSON.stringify(dupKeys)}`);
+      if (dupKeys.length > 0)
+        unexpected.push(`round ${round}: duplicated key serials ${JSON.stringify(dupKeys)}`);
       const certRow = db.prepare('SELECT fingerprint, status FROM certificates WHERE serial = ?');
       for (const [serial, want] of acks.issued) {
         const row = certRow.get(serial) as { fingerprint: string; status: string } | undefined;
-        if (row === undefined || row.fingerprint !== want.fingerprint) unexpected.push(`round ${round}: acknowledged certificate ${serial} (${want.name}) lost`);
+        if (row === undefined || row.fingerprint !== want.fingerprint)
+          unexpected.push(`round ${round}: acknowledged certificate ${serial} (${want.name}) lost`);
       }
-      const revoked = new Set((db.prepare('SELECT serial FROM revocations').all() as { serial: string }[]).map((r) => r.serial));
-      for (const serial of acks.revokedCerts) if (!revoked.has(serial)) unexpected.push(`round ${round}: acknowledged revocation of ${serial} lost`);
-      const crlState = db.prepare('SELECT crl_number AS n, pem FROM crl_state').get() as { n: number; pem: string };
+      const revoked = new Set(
+        (db.prepare('SELECT serial FROM revocations').all() as { serial: string }[]).map((r) => r.serial),
+      );
+      for (const serial of acks.revokedCerts)
+        if (!revoked.has(serial))
+          unexpected.push(`round ${round}: acknowledged revocation of ${serial} lost`);
+      const crlState = db.prepare('SELECT crl_number AS n, pem FROM crl_state').get() as {
+        n: number;
+        pem: string;
+      };
       const onDisk = readFileSync(join(dataDir, 'root_crl.pem'), 'utf8');
-      if (onDisk !== crlState.pem) unexpected.push(`round ${round}: root_crl.pem is not the store's CRL after the restart`);
+      if (onDisk !== crlState.pem)
+        unexpected.push(`round ${round}: root_crl.pem is not the store's CRL after the restart`);
       const crl = parseCrl(onDisk);
       if (!crl.signatureValid(caCert)) unexpected.push(`round ${round}: root_crl.pem does not verify`);
       const entries = crl.entries.map((e) => e.serialHex);
-      if (new Set(entries).size !== entries.length) unexpected.push(`round ${round}: a serial is listed twice in the CRL`);
-      if (entries.length !== revoked.size || entries.some((s) => !revoked.has(s))) unexpected.push(`round ${round}: CRL entries differ from the revocation rows`);
-      if (crl.crlNumber !== BigInt(crlState.n)) unexpected.push(`round ${round}: CRL number ${crl.crlNumber} vs store ${crlState.n}`);
+      if (new Set(entries).size !== entries.length)
+        unexpected.push(`round ${round}: a serial is listed twice in the CRL`);
+      if (entries.length !== revoked.size || entries.some((s) => !revoked.has(s)))
+        unexpected.push(`round ${round}: CRL entries differ from the revocation rows`);
+      if (crl.crlNumber !== BigInt(crlState.n))
+        unexpected.push(`round ${round}: CRL number ${crl.crlNumber} vs store ${crlState.n}`);
       const keyRow = db.prepare('SELECT state, hex(digest) AS digest FROM sym_keys WHERE serial = ?');
       for (const [serial, want] of acks.keys) {
         const row = keyRow.get(serial) as { state: string; digest: string } | undefined;
-        if (row === undefined) unexpected.push(`round ${round}: acknowledged ${want.mode} key ${serial} lost`);
-        else if (row.digest.toLowerCase() !== want.digest) unexpected.push(`round ${round}: key ${serial} digest differs from Alice's`);
-        else if (acks.revokedKeys.has(serial) && row.state !== 'revoked') unexpected.push(`round ${round}: acknowledged key revocation ${serial} lost (${row.state})`);
+        if (row === undefined)
+          unexpected.push(`round ${round}: acknowledged ${want.mode} key ${serial} lost`);
+        else if (row.digest.toLowerCase() !== want.digest)
+          unexpected.push(`round ${round}: key ${serial} digest differs from Alice's`);
+        else if (acks.revokedKeys.has(serial) && row.state !== 'revoked')
+          unexpected.push(`round ${round}: acknowledged key revocation ${serial} lost (${row.state})`);
       }
     } finally {
       db.close();
@@ -141,21 +174,31 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
     for (const [serial, want] of acks.keys) {
       const held = bobClient.store.getKey(serial);
       if (acks.revokedKeys.has(serial)) continue;
-      if (held === undefined) unexpected.push(`round ${round}: Bob never received acknowledged key ${serial}`);
-      else if (held.key !== undefined && !equalBytes(Buffer.from(held.key, 'base64'), want.key)) unexpected.push(`round ${round}: Bob's ${serial} differs from Alice's`);
-      else if (held.key === undefined && held.state !== 'revoked') unexpected.push(`round ${round}: Bob's ${serial} has no key (${held.state})`);
+      if (held === undefined)
+        unexpected.push(`round ${round}: Bob never received acknowledged key ${serial}`);
+      else if (held.key !== undefined && !equalBytes(Buffer.from(held.key, 'base64'), want.key))
+        unexpected.push(`round ${round}: Bob's ${serial} differs from Alice's`);
+      else if (held.key === undefined && held.state !== 'revoked')
+        unexpected.push(`round ${round}: Bob's ${serial} has no key (${held.state})`);
     }
   };
 
   const tolerate = (what: string, err: unknown): void => {
     const code = err instanceof KdsError ? err.code : undefined;
-    if (code === undefined || !CRASH_CODES.has(code)) unexpected.push(`${what}: ${code ?? ''} ${(err as Error).message}`);
+    if (code === undefined || !CRASH_CODES.has(code))
+      unexpected.push(`${what}: ${code ?? ''} ${(err as Error).message}`);
   };
 
   let server = await start();
   for (let round = 0; round < ROUNDS; round++) {
     if (round > 0) verifyStore(round);
-    const adminSession = await openSession({ server: server.url, mode: 'auth', credentials: { privateKey: admin.privateKey, certPem: admin.certPem }, caCertPem, requestTimeoutMs: 10_000 });
+    const adminSession = await openSession({
+      server: server.url,
+      mode: 'auth',
+      credentials: { privateKey: admin.privateKey, certPem: admin.certPem },
+      caCertPem,
+      requestTimeoutMs: 10_000,
+    });
     const a = await keyClient(server, alice);
     const b = await keyClient(server, bob);
     verifyDeliveries(round, b.client);
@@ -169,7 +212,8 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
           await op();
         } catch (err) {
           if (!dead) tolerate(what, err);
-          else if (!(err instanceof KdsError)) unexpected.push(`${what} after the kill: ${(err as Error).message}`);
+          else if (!(err instanceof KdsError))
+            unexpected.push(`${what} after the kill: ${(err as Error).message}`);
         } finally {
           inFlight -= 1;
         }
@@ -181,7 +225,12 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
         const name = `crash-${enrolled++}`;
         const { token } = (await adminSession.request('admin.token', { name })) as { token: string };
         const csr = await createCsr(name, pair.privateKeyPem, pair.publicKeyPem);
-        const enrollSession = await openSession({ server: server.url, mode: 'enroll', caCertPem, requestTimeoutMs: 10_000 });
+        const enrollSession = await openSession({
+          server: server.url,
+          mode: 'enroll',
+          caCertPem,
+          requestTimeoutMs: 10_000,
+        });
         try {
           const reply = await enrollSession.request('enroll', { token, csr });
           const cert = parseCertificate(String(reply.cert));
@@ -233,8 +282,15 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
   b.client.detach();
   await b.session.close();
 
-  t.same(unexpected, [], 'every acknowledged operation survived every kill; store, CRL and deliveries consistent');
-  t.ok(acks.issued.size > 0 && acks.revokedCerts.size > 0 && acks.keys.size > 0, 'each kind of operation was acknowledged at least once');
+  t.same(
+    unexpected,
+    [],
+    'every acknowledged operation survived every kill; store, CRL and deliveries consistent',
+  );
+  t.ok(
+    acks.issued.size > 0 && acks.revokedCerts.size > 0 && acks.keys.size > 0,
+    'each kind of operation was acknowledged at least once',
+  );
   t.comment(
     `acknowledged before kills: ${acks.issued.size} certificates, ${acks.revokedCerts.size} certificate revocations, ${acks.keys.size} keys, ${acks.revokedKeys.size} key revocations; operations in flight at the kills: ${inFlightAtKill.join(' ')}`,
   );
@@ -242,6 +298,9 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
   t.comment(
     `server ready (spawn to listening) over ${sorted.length} starts: p50 ${sorted[sorted.length >> 1]!.toFixed(0)} ms, max ${sorted[sorted.length - 1]!.toFixed(0)} ms (target ${READY_TARGET_MS} ms)`,
   );
-  t.ok(sorted[sorted.length - 1]! < READY_GENEROUS_MS, `every restart was ready within the generous bound of ${READY_GENEROUS_MS} ms`);
+  t.ok(
+    sorted[sorted.length - 1]! < READY_GENEROUS_MS,
+    `every restart was ready within the generous bound of ${READY_GENEROUS_MS} ms`,
+  );
   await server.stop('SIGTERM');
 });

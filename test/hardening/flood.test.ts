@@ -18,6 +18,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type * as Tap from 'tap';
 import { openSession } from '../../client/session.js';
+import { DEFAULT_RATE_LIMIT } from '../../server/kdc/limits.js';
 import { CertificateAuthority } from '../../server/ca/authority.js';
 import { issueTestClient } from '../helpers/kdc-in-process.js';
 import { initDataDir, startServer, TEST_CA_PASSPHRASE, type ServerProcess } from '../helpers/kds-process.js';
@@ -28,6 +29,9 @@ const CONNECTIONS = param(PARAMS.floodConnections);
 const TARGET_MS = 2_000;
 const GENEROUS_MS = 15_000;
 const here = dirname(fileURLToPath(import.meta.url));
+/** server/kdc/limits.ts DEFAULT_RATE_LIMIT, which `kds server start` uses. */
+const RATE_BURST = DEFAULT_RATE_LIMIT.burst;
+const RATE_PER_SECOND = DEFAULT_RATE_LIMIT.perSecond;
 
 interface FloodStats {
   opened: number;
@@ -41,10 +45,20 @@ interface Flood {
 }
 
 /** The attacker: fixtures/flood-worker.js in a child process (its own CPU and event loop). */
-async function flood(t: Tap.Test, server: ServerProcess, caCertPem: string, connections: number, addresses: number): Promise<Flood> {
-  const child = fork(join(here, 'fixtures', 'flood-worker.js'), [JSON.stringify({ url: server.url, caCertPem, connections, addresses })], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+async function flood(
+  t: Tap.Test,
+  server: ServerProcess,
+  caCertPem: string,
+  connections: number,
+  addresses: number,
+): Promise<Flood> {
+  const child = fork(
+    join(here, 'fixtures', 'flood-worker.js'),
+    [JSON.stringify({ url: server.url, caCertPem, connections, addresses })],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   t.teardown(async () => {
     if (child.exitCode === null) {
@@ -97,11 +111,13 @@ t.test('handshake flood', { timeout: 180_000 }, async (t) => {
     ['100 attacker addresses', 100],
   ];
   for (const [label, addresses] of scenarios) {
+    const floodStarted = performance.now();
     const f = await flood(t, server, caCertPem, CONNECTIONS, addresses);
     let stats: FloodStats | undefined;
     try {
       // Let the flood reach its steady state: the cap is full, or the rate limit is refusing.
-      for (let i = 0; i < 60 && (await connectionsOf(server)) < 200; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 60 && (await connectionsOf(server)) < 200; i++)
+        await new Promise((r) => setTimeout(r, 50));
       t.comment(`${label}: ${await connectionsOf(server)} connections open at the server`);
       const ms = await honestHandshake(label);
       t.ok(ms < GENEROUS_MS, `${label}: well within the generous bound`);
@@ -111,12 +127,23 @@ t.test('handshake flood', { timeout: 180_000 }, async (t) => {
       t.comment(`${label}: attacker stopped in ${(performance.now() - stopping).toFixed(0)} ms`);
     }
     t.comment(
-      `${label}: ${stats.opened} attacker connections (${stats.connectErrors} connect errors), ended by ${Object.entries(stats.endedBy)
+      `${label}: ${stats.opened} attacker connections (${stats.connectErrors} connect errors), ended by ${Object.entries(
+        stats.endedBy,
+      )
         .map(([k, v]) => `${k}=${v}`)
         .join(' ')}; ${stats.helloAnswered} server_hellos signed for them`,
     );
+    // The RSA work an address can cause is bounded by its token bucket (64, then 32/s), spent at
+    // admission before the client_hello is read: one signed server_hello per admitted hello at most.
+    const floodSeconds = (performance.now() - floodStarted) / 1000;
+    const bound = addresses * (RATE_BURST + RATE_PER_SECOND * floodSeconds);
+    t.ok(
+      stats.helloAnswered <= bound,
+      `${label}: ${stats.helloAnswered} signatures for the attacker <= ${bound.toFixed(0)} (the rate limit's bound)`,
+    );
     // Drain: every attacker connection goes away, nothing leaks.
-    for (let i = 0; i < 100 && (await connectionsOf(server)) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && (await connectionsOf(server)) > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
     t.equal(await connectionsOf(server), 0, `${label}: no connection left behind after the flood`);
   }
   t.equal(server.child.exitCode, null, 'the server survived both floods');

@@ -19,7 +19,12 @@ import { generatePrekey } from '../../shared/keys/prekey.js';
 import { encodeValue } from '../../shared/protocol/codec.js';
 import { appTypeNames, getAppType } from '../../shared/protocol/app-types.js';
 import { createCsr } from '../../shared/pki/csr.js';
-import { startFrameHarness, type FakeSession, type FixedHandshake, type FrameHarness } from '../helpers/frame-harness.js';
+import {
+  startFrameHarness,
+  type FakeSession,
+  type FixedHandshake,
+  type FrameHarness,
+} from '../helpers/frame-harness.js';
 import { issueTestClient, sessionFor, startTestKdc, testKeyPair } from '../helpers/kdc-in-process.js';
 import { fieldMutantsOf, mutantsOf, tally, type Mutant } from '../helpers/mutate.js';
 import { PARAMS, param, seed } from '../helpers/hardening-params.js';
@@ -86,8 +91,14 @@ t.test('application messages inside authenticated records', { timeout: 600_000 }
   const honest = await sessionFor(kdc, await issueTestClient(kdc.ca, 'honest'));
   const peerSession = await sessionFor(kdc, peer);
   const mine = await sessionFor(kdc, me);
-  const prekeys = await Promise.all(Array.from({ length: 40 }, () => generatePrekey({ name: 'peer-b', certSerial: peer.cert.serialHex }, peer.privateKey)));
-  await peerSession.request('key.prekeys', { prekeys: prekeys.map((p) => ({ id: p.id, publicKey: p.publicKey, signature: p.signature })) });
+  const prekeys = await Promise.all(
+    Array.from({ length: 40 }, () =>
+      generatePrekey({ name: 'peer-b', certSerial: peer.cert.serialHex }, peer.privateKey),
+    ),
+  );
+  await peerSession.request('key.prekeys', {
+    prekeys: prekeys.map((p) => ({ id: p.id, publicKey: p.publicKey, signature: p.signature })),
+  });
   const reservation = await mine.request('key.reserve', { peer: 'peer-b' });
   const prekey = reservation.prekey as Body;
   const sent = await runSenderExchange(
@@ -97,7 +108,11 @@ t.test('application messages inside authenticated records', { timeout: 600_000 }
       expiresAt: Number(reservation.expiresAt),
       peer: 'peer-b',
       peerCert: reservation.peerCert as Buffer,
-      prekey: { id: String(prekey.id), publicKey: prekey.publicKey as Buffer, signature: prekey.signature as Buffer },
+      prekey: {
+        id: String(prekey.id),
+        publicKey: prekey.publicKey as Buffer,
+        signature: prekey.signature as Buffer,
+      },
     },
     { ca: kdc.ca.caCert },
   );
@@ -114,7 +129,13 @@ t.test('application messages inside authenticated records', { timeout: 600_000 }
     { type: 'enroll', role: 'enroll', body: { token: 'A'.repeat(43), csr } },
     { type: 'admin.token', role: 'admin', body: { name: 'newcomer', ttl: 60_000 } },
     { type: 'key.peer', role: 'client', body: { name: 'peer-b' } },
-    { type: 'key.prekeys', role: 'client', body: { prekeys: [{ id: ownPrekey.id, publicKey: ownPrekey.publicKey, signature: ownPrekey.signature }] } },
+    {
+      type: 'key.prekeys',
+      role: 'client',
+      body: {
+        prekeys: [{ id: ownPrekey.id, publicKey: ownPrekey.publicKey, signature: ownPrekey.signature }],
+      },
+    },
     { type: 'key.reserve', role: 'client', body: { peer: 'peer-b', ttl: 3_600_000 } },
     { type: 'key.deposit', role: 'client', body: { ...sent.deposit } },
     { type: 'key.create', role: 'client', body: { peer: 'peer-b', ttl: 3_600_000 } },
@@ -124,7 +145,11 @@ t.test('application messages inside authenticated records', { timeout: 600_000 }
     { type: 'key.revoke', role: 'client', body: { serial: keySerial, reason: 'superseded' } },
     { type: 'key.sync', role: 'client', body: {} },
     { type: 'key.ack', role: 'client', body: { ids: [1, 2, 3] } },
-    { type: 'msg.send', role: 'client', body: { to: 'peer-b', serial: keySerial, nonce: Buffer.alloc(12, 3), ciphertext: Buffer.alloc(48, 4) } },
+    {
+      type: 'msg.send',
+      role: 'client',
+      body: { to: 'peer-b', serial: keySerial, nonce: Buffer.alloc(12, 3), ciphertext: Buffer.alloc(48, 4) },
+    },
     { type: 'admin.keys', role: 'admin', body: { revoked: true } },
     { type: 'admin.key.revoke', role: 'admin', body: { serial: keySerial, reason: 'keyCompromise' } },
   ];
@@ -148,40 +173,56 @@ t.test('application messages inside authenticated records', { timeout: 600_000 }
     const kinds: string[] = [];
     const started = performance.now();
     await fc.assert(
-      fc.asyncProperty(fc.oneof({ weight: 3, arbitrary: fieldMutantsOf(template) }, { weight: 2, arbitrary: mutantsOf(template) }), async (m: Mutant) => {
-        kinds.push(m.kind);
-        const where = `${tp.type} ${m.kind} ${m.bytes.subarray(0, 96).toString('hex')}`;
-        const s = await slot.get();
-        s.send(s.seal(m.bytes));
-        for (;;) {
-          const reply = await s.next();
-          if (reply === 'hang') throw new Error(`no answer within 5 s to ${where}`);
-          if (reply === undefined) throw new Error(`closed (${s.sock.closeCode}) without an error code for ${where}`);
-          if (reply.t === 'ok') {
-            outcomes.push('ok');
-            break;
+      fc.asyncProperty(
+        fc.oneof(
+          { weight: 3, arbitrary: fieldMutantsOf(template) },
+          { weight: 2, arbitrary: mutantsOf(template) },
+        ),
+        async (m: Mutant) => {
+          kinds.push(m.kind);
+          const where = `${tp.type} ${m.kind} ${m.bytes.subarray(0, 96).toString('hex')}`;
+          const s = await slot.get();
+          s.send(s.seal(m.bytes));
+          for (;;) {
+            const reply = await s.next();
+            if (reply === 'hang') throw new Error(`no answer within 5 s to ${where}`);
+            if (reply === undefined)
+              throw new Error(`closed (${s.sock.closeCode}) without an error code for ${where}`);
+            if (reply.t === 'ok') {
+              outcomes.push('ok');
+              break;
+            }
+            if (reply.t === 'error') {
+              const code = String(reply.code);
+              if (!isErrorCode(code) || SERVER_FAULT_CODES.has(code))
+                throw new Error(`error code ${code} for ${where}: ${String(reply.message)}`);
+              outcomes.push(code);
+              break;
+            }
+            if (reply.t === 'session.closing') {
+              const code = String((reply.b as Body).code);
+              if (!isErrorCode(code) || SERVER_FAULT_CODES.has(code))
+                throw new Error(`session closed with ${code} for ${where}`);
+              const closeCode = await s.sock.closed;
+              if (closeCode !== expectedClose(code))
+                throw new Error(
+                  `${code} closed with ${closeCode}, expected ${expectedClose(code)} (${where})`,
+                );
+              if (code === 'cert_revoked') await slot.renewIdentity();
+              outcomes.push(`closed:${code}`);
+              break;
+            }
+            // a push (key.delivered, key.revoked, cert.revoked...): not the answer, keep reading
           }
-          if (reply.t === 'error') {
-            const code = String(reply.code);
-            if (!isErrorCode(code) || SERVER_FAULT_CODES.has(code)) throw new Error(`error code ${code} for ${where}: ${String(reply.message)}`);
-            outcomes.push(code);
-            break;
-          }
-          if (reply.t === 'session.closing') {
-            const code = String((reply.b as Body).code);
-            if (!isErrorCode(code) || SERVER_FAULT_CODES.has(code)) throw new Error(`session closed with ${code} for ${where}`);
-            const closeCode = await s.sock.closed;
-            if (closeCode !== expectedClose(code)) throw new Error(`${code} closed with ${closeCode}, expected ${expectedClose(code)} (${where})`);
-            if (code === 'cert_revoked') await slot.renewIdentity();
-            outcomes.push(`closed:${code}`);
-            break;
-          }
-          // a push (key.delivered, key.revoked, cert.revoked...): not the answer, keep reading
-        }
-      }),
+        },
+      ),
       { numRuns: CASES, seed: SEED, endOnFailure: true },
     );
-    t.equal(outcomes.length, CASES, `${tp.type}: ${CASES} mutants answered (ok, error code, or error code and close)`);
+    t.equal(
+      outcomes.length,
+      CASES,
+      `${tp.type}: ${CASES} mutants answered (ok, error code, or error code and close)`,
+    );
     t.comment(`${tp.type} (${((performance.now() - started) / 1000).toFixed(1)} s): ${tally(outcomes)}`);
     t.comment(`${tp.type} mutations: ${tally(kinds)}`);
     const pong = await honest.request('ping', {});
@@ -193,6 +234,10 @@ t.test('application messages inside authenticated records', { timeout: 600_000 }
     [],
     'no request logged an internal error',
   );
-  t.equal((await honest.request('ping', {})).pong, true, 'the honest session is still usable after the fuzzing');
+  t.equal(
+    (await honest.request('ping', {})).pong,
+    true,
+    'the honest session is still usable after the fuzzing',
+  );
   await Promise.all([honest.close(), peerSession.close(), mine.close()]);
 });

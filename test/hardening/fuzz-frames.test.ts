@@ -54,11 +54,17 @@ t.test('in-process frame fuzzing: client_hello, client_finish, record', { timeou
       }),
       { numRuns: FRAMES, seed: SEED, endOnFailure: true },
     );
-    t.equal(codes.length, FRAMES, `${name}: ${FRAMES} mutants, each answered with an error code and a close, or accepted`);
+    t.equal(
+      codes.length,
+      FRAMES,
+      `${name}: ${FRAMES} mutants, each answered with an error code and a close, or accepted`,
+    );
     t.comment(`${name} outcomes: ${tally(codes)}`);
     t.comment(`${name} mutations: ${tally(kinds)}`);
     const used = process.cpuUsage(cpu);
-    t.comment(`${name}: ${((performance.now() - started) / 1000).toFixed(1)} s, cpu ${((used.user + used.system) / 1e6).toFixed(1)} s`);
+    t.comment(
+      `${name}: ${((performance.now() - started) / 1000).toFixed(1)} s, cpu ${((used.user + used.system) / 1e6).toFixed(1)} s`,
+    );
   };
 
   await run('client_hello', fixed.clientHello, async (m) => {
@@ -82,7 +88,10 @@ t.test('in-process frame fuzzing: client_hello, client_finish, record', { timeou
 
   // The first client record of the fixed session: a ping, sealed at sequence 0 under the known keys.
   const ping = encodeValue({ t: 'ping', id: 1, b: { data: Buffer.alloc(16, 0x5a) } });
-  const firstRecord = encodeFrame({ t: 'r', c: new RecordSealer(fixed.keys.c2sKey, fixed.keys.c2sIv, 'c2s').seal(ping) });
+  const firstRecord = encodeFrame({
+    t: 'r',
+    c: new RecordSealer(fixed.keys.c2sKey, fixed.keys.c2sIv, 'c2s').seal(ping),
+  });
   await run('record', firstRecord, async (m) => {
     const s: FakeSession = await fixed.open();
     s.send(m.bytes);
@@ -91,9 +100,12 @@ t.test('in-process frame fuzzing: client_hello, client_finish, record', { timeou
     if (reply === undefined) return { kind: 'closed-silently', closeCode: s.sock.closeCode };
     if (reply.t === 'ok' || reply.t === 'error') {
       await s.close();
-      return reply.t === 'ok' ? { kind: 'progress' } : { kind: 'alert', code: 'error-response-to-a-broken-record', closeCode: undefined };
+      return reply.t === 'ok'
+        ? { kind: 'progress' }
+        : { kind: 'alert', code: 'error-response-to-a-broken-record', closeCode: undefined };
     }
-    if (reply.t !== 'session.closing') throw new Error(`unexpected ${String(reply.t)} after a mutated record`);
+    if (reply.t !== 'session.closing')
+      throw new Error(`unexpected ${String(reply.t)} after a mutated record`);
     const closeCode = await s.sock.closed;
     return { kind: 'alert', code: String((reply.b as Record<string, unknown>).code), closeCode };
   });

@@ -34,7 +34,8 @@ const SEED = seed();
 
 /** One mutant drawn from the template of THIS connection (client_finish and records differ each time). */
 function draw(template: Buffer, caseSeed: number, family: 'frame' | 'field' = 'frame'): Mutant {
-  const arb = family === 'field' ? fc.oneof(fieldMutantsOf(template), mutantsOf(template)) : mutantsOf(template);
+  const arb =
+    family === 'field' ? fc.oneof(fieldMutantsOf(template), mutantsOf(template)) : mutantsOf(template);
   return fc.sample(arb, { numRuns: 1, seed: caseSeed })[0]!;
 }
 
@@ -52,7 +53,10 @@ async function plaintextAnswer(conn: RawConnection): Promise<Outcome> {
     return { kind: 'progress' }; // a record: the handshake went through
   }
   if (t !== 'alert') return { kind: 'progress' };
-  const closed = await Promise.race([conn.closed, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000))]);
+  const closed = await Promise.race([
+    conn.closed,
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000)),
+  ]);
   return { kind: 'alert', code, closeCode: closed?.code };
 }
 
@@ -65,11 +69,19 @@ t.test('live server fuzzing', { timeout: 600_000 }, async (t) => {
   const server = await startServer(t, dataDir);
   const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
   const creds = { privateKey: fuzzer.privateKey, certPem: fuzzer.certPem };
-  const honest = await openSession({ server: server.url, mode: 'auth', credentials: { privateKey: honestId.privateKey, certPem: honestId.certPem }, caCertPem });
+  const honest = await openSession({
+    server: server.url,
+    mode: 'auth',
+    credentials: { privateKey: honestId.privateKey, certPem: honestId.certPem },
+    caCertPem,
+  });
   t.comment(`seed ${SEED} (KDS_SEED=${SEED} replays), ${CASES} mutants per frame type`);
   let n = 0;
 
-  const run = async (name: string, attempt: (caseSeed: number, address: string) => Promise<{ m: Mutant; out: Outcome }>): Promise<void> => {
+  const run = async (
+    name: string,
+    attempt: (caseSeed: number, address: string) => Promise<{ m: Mutant; out: Outcome }>,
+  ): Promise<void> => {
     const labels: string[] = [];
     const kinds: string[] = [];
     const started = performance.now();
@@ -78,7 +90,8 @@ t.test('live server fuzzing', { timeout: 600_000 }, async (t) => {
         const { m, out } = await attempt(caseSeed, loopbackAddress(n++));
         kinds.push(m.kind);
         labels.push(judge(m, out, `${name} `));
-        if (n % 100 === 0 && (await honest.request('ping', {})).pong !== true) throw new Error('the honest session stopped answering');
+        if (n % 100 === 0 && (await honest.request('ping', {})).pong !== true)
+          throw new Error('the honest session stopped answering');
       }),
       { numRuns: CASES, seed: SEED, endOnFailure: true },
     );
@@ -117,7 +130,12 @@ t.test('live server fuzzing', { timeout: 600_000 }, async (t) => {
     if (reply === 'hang') out = { kind: 'hang' };
     else if (reply === undefined) out = { kind: 'closed-silently', closeCode: (await s.conn.closed).code };
     else if (reply.t === 'ok') out = { kind: 'progress' };
-    else if (reply.t === 'session.closing') out = { kind: 'alert', code: String((reply.b as Record<string, unknown>).code), closeCode: (await s.conn.closed).code };
+    else if (reply.t === 'session.closing')
+      out = {
+        kind: 'alert',
+        code: String((reply.b as Record<string, unknown>).code),
+        closeCode: (await s.conn.closed).code,
+      };
     else out = { kind: 'alert', code: `unexpected ${String(reply.t)}`, closeCode: undefined };
     s.conn.destroy();
     return { m, out };
@@ -134,19 +152,28 @@ t.test('live server fuzzing', { timeout: 600_000 }, async (t) => {
   let live = await rawHandshake({ url: server.url, credentials: creds, caCertPem });
   let id = 0;
   await run('application', async (caseSeed) => {
-    if (live.conn.ws.readyState !== live.conn.ws.OPEN) live = await rawHandshake({ url: server.url, credentials: creds, caCertPem });
+    if (live.conn.ws.readyState !== live.conn.ws.OPEN)
+      live = await rawHandshake({ url: server.url, credentials: creds, caCertPem });
     const [type, body] = templates[Math.abs(caseSeed) % templates.length]!;
     const m = draw(requestPlaintext(type, ++id, body), caseSeed, 'field');
     live.conn.send(live.sealRaw(m.bytes));
     for (;;) {
       const reply = await live.readValue();
       if (reply === 'hang') return { m, out: { kind: 'hang' } };
-      if (reply === undefined) return { m, out: { kind: 'closed-silently', closeCode: (await live.conn.closed).code } };
+      if (reply === undefined)
+        return { m, out: { kind: 'closed-silently', closeCode: (await live.conn.closed).code } };
       if (reply.t === 'ok') return { m, out: { kind: 'progress' } };
       // An `error` answer keeps the session: it is the error code without a close.
       if (reply.t === 'error') return { m, out: { kind: 'answered', code: String(reply.code) } };
       if (reply.t === 'session.closing') {
-        return { m, out: { kind: 'alert', code: String((reply.b as Record<string, unknown>).code), closeCode: (await live.conn.closed).code } };
+        return {
+          m,
+          out: {
+            kind: 'alert',
+            code: String((reply.b as Record<string, unknown>).code),
+            closeCode: (await live.conn.closed).code,
+          },
+        };
       }
     }
   });
@@ -155,7 +182,11 @@ t.test('live server fuzzing', { timeout: 600_000 }, async (t) => {
   t.equal(server.child.signalCode, null, 'the server process was not killed by a signal');
   const health = (await (await fetch(`${server.httpUrl}/healthz`)).json()) as { ok: boolean };
   t.equal(health.ok, true, '/healthz answers ok');
-  t.equal((await honest.request('ping', {})).pong, true, 'the honest session opened before the fuzzing still works');
+  t.equal(
+    (await honest.request('ping', {})).pong,
+    true,
+    'the honest session opened before the fuzzing still works',
+  );
   const fresh = await openSession({ server: server.url, mode: 'auth', credentials: creds, caCertPem });
   t.equal(fresh.facts.identity.name, 'fuzzer', 'a fresh handshake still completes');
   await Promise.all([fresh.close(), honest.close()]);

@@ -22,7 +22,11 @@ t.test('a full cap: a newcomer evicts the oldest connection of the biggest holde
   t.equal(slots.heldBy('A'), 2);
   t.equal(slots.release('a1'), false, 'the evicted connection no longer holds a slot');
   t.same(slots.admit('h2', 'H'), { admitted: true, evicted: 'a2' }, 'A still holds the most (2 vs H 1)');
-  t.same(slots.admit('z1', 'Z'), { admitted: true, evicted: 'h1' }, 'now H holds the most (2): its oldest gives way');
+  t.same(
+    slots.admit('z1', 'Z'),
+    { admitted: true, evicted: 'h1' },
+    'now H holds the most (2): its oldest gives way',
+  );
 });
 
 t.test('an address never displaces its own connections or an equal holder', async (t) => {
@@ -38,17 +42,20 @@ t.test('an address never displaces its own connections or an equal holder', asyn
   t.same(one.admit('y', 'X'), { admitted: false }, 'the same address, cap 1: refused (the wire test)');
 });
 
-t.test('a flood spread over many addresses cannot evict an honest one-slot client while they hold more', async (t) => {
-  const slots = new HandshakeSlots<string>(256);
-  for (let i = 0; i < 255; i++) slots.admit(`atk${i}`, `10.0.0.${i % 100}`);
-  t.same(slots.admit('honest', '192.0.2.1'), { admitted: true });
-  for (let i = 255; i < 2_000; i++) {
-    const r = slots.admit(`atk${i}`, `10.0.0.${i % 100}`);
-    if (r.admitted && r.evicted === 'honest') t.fail(`attacker connection ${i} evicted the honest client`);
-  }
-  t.equal(slots.heldBy('192.0.2.1'), 1, 'the honest client kept its slot through 1,745 attacker arrivals');
-  t.equal(slots.count, 256);
-});
+t.test(
+  'a flood spread over many addresses cannot evict an honest one-slot client while they hold more',
+  async (t) => {
+    const slots = new HandshakeSlots<string>(256);
+    for (let i = 0; i < 255; i++) slots.admit(`atk${i}`, `10.0.0.${i % 100}`);
+    t.same(slots.admit('honest', '192.0.2.1'), { admitted: true });
+    for (let i = 255; i < 2_000; i++) {
+      const r = slots.admit(`atk${i}`, `10.0.0.${i % 100}`);
+      if (r.admitted && r.evicted === 'honest') t.fail(`attacker connection ${i} evicted the honest client`);
+    }
+    t.equal(slots.heldBy('192.0.2.1'), 1, 'the honest client kept its slot through 1,745 attacker arrivals');
+    t.equal(slots.count, 256);
+  },
+);
 
 t.test('invalid cap', async (t) => {
   t.throws(() => new HandshakeSlots(0), RangeError);

@@ -68,7 +68,8 @@ t.test('load: 100 concurrent clients, both flows', { timeout: 600_000 }, async (
   const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const ids: TestClient[] = [];
   // One RSA key for every client (keygen is the slow part; names, certificates and stores differ).
-  for (let i = 0; i < PAIRS; i++) ids.push(await issueTestClient(ca, `alice-${i}`), await issueTestClient(ca, `bob-${i}`));
+  for (let i = 0; i < PAIRS; i++)
+    ids.push(await issueTestClient(ca, `alice-${i}`), await issueTestClient(ca, `bob-${i}`));
   ca.close();
   const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
   const caCert = parseCertificate(caCertPem);
@@ -85,9 +86,17 @@ t.test('load: 100 concurrent clients, both flows', { timeout: 600_000 }, async (
       localAddress: loopbackAddress(i),
       requestTimeoutMs: EXCHANGE_TIMEOUT_MS,
     });
-    const party: Party = { name: id.name, client: undefined as unknown as KeyClient, session, waiting: new Map(), active: new Set(), errors: [] };
+    const party: Party = {
+      name: id.name,
+      client: undefined as unknown as KeyClient,
+      session,
+      waiting: new Map(),
+      active: new Set(),
+      errors: [],
+    };
     const onEvent = (e: KeyEvent): void => {
-      if (e.event === 'key.rejected' || e.event === 'message.rejected') party.errors.push(`${e.event} ${e.serial}: ${e.code}`);
+      if (e.event === 'key.rejected' || e.event === 'message.rejected')
+        party.errors.push(`${e.event} ${e.serial}: ${e.code}`);
       const serial = 'serial' in e ? e.serial : undefined;
       if ((e.event === 'key' || e.event === 'key.verified') && e.state === 'active' && serial !== undefined) {
         party.active.add(serial);
@@ -109,12 +118,17 @@ t.test('load: 100 concurrent clients, both flows', { timeout: 600_000 }, async (
 
   const startedOpen = performance.now();
   const parties = await Promise.all(ids.map((id, i) => open(id, i)));
-  t.comment(`${parties.length} clients connected and published prekeys in ${((performance.now() - startedOpen) / 1000).toFixed(1)} s`);
+  t.comment(
+    `${parties.length} clients connected and published prekeys in ${((performance.now() - startedOpen) / 1000).toFixed(1)} s`,
+  );
 
   const activeAt = (p: Party, serial: string): Promise<void> =>
     new Promise((resolve, reject) => {
       if (p.active.has(serial)) return resolve();
-      const timer = setTimeout(() => reject(new Error(`${p.name}: ${serial} not active within ${EXCHANGE_TIMEOUT_MS} ms`)), EXCHANGE_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`${p.name}: ${serial} not active within ${EXCHANGE_TIMEOUT_MS} ms`)),
+        EXCHANGE_TIMEOUT_MS,
+      );
       p.waiting.set(serial, () => {
         clearTimeout(timer);
         p.waiting.delete(serial);
@@ -148,17 +162,30 @@ t.test('load: 100 concurrent clients, both flows', { timeout: 600_000 }, async (
   const seconds = (performance.now() - startedLoad) / 1000;
   const clientCpu = process.cpuUsage(cpuBefore);
   const serverCpu = processCpuSeconds(server.child.pid!) - serverCpuBefore;
-  t.comment(`CPU during the load: clients ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(1)} s, server ${serverCpu.toFixed(1)} s, wall ${seconds.toFixed(1)} s`);
+  t.comment(
+    `CPU during the load: clients ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(1)} s, server ${serverCpu.toFixed(1)} s, wall ${seconds.toFixed(1)} s`,
+  );
   t.same(failures, [], '0 errors in any exchange');
-  t.same(parties.flatMap((p) => p.errors), [], '0 rejected keys or messages on any client');
+  t.same(
+    parties.flatMap((p) => p.errors),
+    [],
+    '0 rejected keys or messages on any client',
+  );
   t.equal(exchanges.length, PAIRS * EXCHANGES * 2, `all ${PAIRS * EXCHANGES * 2} exchanges completed`);
   for (const mode of ['e2e', 'kdc'] as const) {
-    const ms = exchanges.filter((e) => e.mode === mode).map((e) => e.ms).sort((a, b) => a - b);
+    const ms = exchanges
+      .filter((e) => e.mode === mode)
+      .map((e) => e.ms)
+      .sort((a, b) => a - b);
     if (ms.length > 0) {
-      t.comment(`${mode}: ${ms.length} exchanges, p50 ${percentile(ms, 50).toFixed(0)} ms, p99 ${percentile(ms, 99).toFixed(0)} ms, max ${ms[ms.length - 1]!.toFixed(0)} ms`);
+      t.comment(
+        `${mode}: ${ms.length} exchanges, p50 ${percentile(ms, 50).toFixed(0)} ms, p99 ${percentile(ms, 99).toFixed(0)} ms, max ${ms[ms.length - 1]!.toFixed(0)} ms`,
+      );
     }
   }
-  t.comment(`${exchanges.length} exchanges by ${parties.length} concurrent clients in ${seconds.toFixed(1)} s (${(exchanges.length / seconds).toFixed(0)}/s)`);
+  t.comment(
+    `${exchanges.length} exchanges by ${parties.length} concurrent clients in ${seconds.toFixed(1)} s (${(exchanges.length / seconds).toFixed(0)}/s)`,
+  );
 
   // What Alice, Bob and the KDC hold.
   const store = openStore(dataDir);
@@ -177,11 +204,16 @@ t.test('load: 100 concurrent clients, both flows', { timeout: 600_000 }, async (
     }
     const aKey = Buffer.from(a.key, 'base64');
     const bKey = Buffer.from(b.key, 'base64');
-    if (aKey.length !== 32 || !equalBytes(aKey, bKey)) mismatches.push(`${e.serial}: alice and bob hold different keys`);
-    if (a.state !== 'active' || b.state !== 'active') mismatches.push(`${e.serial}: states ${a.state}/${b.state}`);
-    if (kdc.state !== 'active' || kdc.peerVerifiedAt === null) mismatches.push(`${e.serial}: KDC state ${kdc.state}, verified ${kdc.peerVerifiedAt}`);
-    if (kdc.owner !== alice.name || kdc.peer !== bob.name || kdc.mode !== e.mode) mismatches.push(`${e.serial}: KDC parties ${kdc.owner}->${kdc.peer} ${kdc.mode}`);
-    if (kdc.digest === null || a.digest !== kdc.digest.toString('hex') || b.digest !== a.digest) mismatches.push(`${e.serial}: digests differ`);
+    if (aKey.length !== 32 || !equalBytes(aKey, bKey))
+      mismatches.push(`${e.serial}: alice and bob hold different keys`);
+    if (a.state !== 'active' || b.state !== 'active')
+      mismatches.push(`${e.serial}: states ${a.state}/${b.state}`);
+    if (kdc.state !== 'active' || kdc.peerVerifiedAt === null)
+      mismatches.push(`${e.serial}: KDC state ${kdc.state}, verified ${kdc.peerVerifiedAt}`);
+    if (kdc.owner !== alice.name || kdc.peer !== bob.name || kdc.mode !== e.mode)
+      mismatches.push(`${e.serial}: KDC parties ${kdc.owner}->${kdc.peer} ${kdc.mode}`);
+    if (kdc.digest === null || a.digest !== kdc.digest.toString('hex') || b.digest !== a.digest)
+      mismatches.push(`${e.serial}: digests differ`);
     if (e.mode === 'kdc') {
       const unwrapped = kek.unwrap(e.serial, kdc.wrappedKey!, kdc.kekVersion!);
       if (!equalBytes(unwrapped, aKey)) mismatches.push(`${e.serial}: the KDC's wrapped key is another key`);
@@ -190,9 +222,11 @@ t.test('load: 100 concurrent clients, both flows', { timeout: 600_000 }, async (
   t.same(mismatches, [], '0 lost keys and 0 mismatches between Alice, Bob and the KDC');
   const kdcKeys = store.listSymKeys({ states: ['active'] }).filter((k) => k.owner.startsWith('alice-'));
   t.equal(kdcKeys.length, exchanges.length, 'the KDC holds exactly one active key per exchange, no more');
-  await Promise.all(parties.map(async (p) => {
-    p.client.detach();
-    await p.session.close();
-  }));
+  await Promise.all(
+    parties.map(async (p) => {
+      p.client.detach();
+      await p.session.close();
+    }),
+  );
   t.equal(server.child.exitCode, null, 'the server is still running');
 });

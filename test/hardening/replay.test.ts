@@ -28,7 +28,8 @@ type Body = Record<string, unknown>;
 async function answerToReplay(s: RawSession): Promise<{ code: string; close: number }> {
   const reply = await s.read();
   if (reply === undefined || reply === 'hang') throw new Error(`no answer to the replay (${String(reply)})`);
-  if (reply.kind !== 'push' || reply.type !== 'session.closing') throw new Error(`replay answered with ${JSON.stringify(reply)}`);
+  if (reply.kind !== 'push' || reply.type !== 'session.closing')
+    throw new Error(`replay answered with ${JSON.stringify(reply)}`);
   return { code: String((reply.body as Body).code), close: (await s.conn.closed).code };
 }
 
@@ -66,19 +67,30 @@ t.test('replay', { timeout: 240_000 }, async (t) => {
     // In a new (honest) session: other keys, sequence 0.
     const s2 = await rawHandshake({ url: server.url, credentials: adminCreds, caCertPem });
     s2.conn.send(captured);
-    t.same(await answerToReplay(s2), { code: 'record_auth', close: 4005 }, `${label}: in a new session -> record_auth`);
+    t.same(
+      await answerToReplay(s2),
+      { code: 'record_auth', close: 4005 },
+      `${label}: in a new session -> record_auth`,
+    );
 
     // The whole captured connection: client_hello, client_finish, then the record.
     const conn = await rawConnect(server.url);
     conn.send(s1.clientHello);
     const sh = await conn.next();
-    t.ok(Buffer.isBuffer(sh) && !sh.equals(s1.serverHello), `${label}: the server answers the old hello with a fresh server_hello`);
+    t.ok(
+      Buffer.isBuffer(sh) && !sh.equals(s1.serverHello),
+      `${label}: the server answers the old hello with a fresh server_hello`,
+    );
     conn.send(s1.clientFinish);
     conn.send(captured);
     const alert = await conn.next();
     const { decodeFrame } = await import('../../shared/protocol/messages.js');
     const frame = Buffer.isBuffer(alert) ? decodeFrame(alert) : undefined;
-    t.match(frame, { t: 'alert', code: /^(bad_signature|bad_mac)$/ }, `${label}: the old client_finish is refused`);
+    t.match(
+      frame,
+      { t: 'alert', code: /^(bad_signature|bad_mac)$/ },
+      `${label}: the old client_finish is refused`,
+    );
     t.equal((await conn.closed).code, 4001, `${label}: close 4001 (authentication)`);
     t.equal(tokens(), 1, `${label}: still one token`);
   };
@@ -93,16 +105,42 @@ t.test('replay', { timeout: 240_000 }, async (t) => {
 
   await t.test('20 parallel revocations of one certificate', async (t) => {
     const sessions: ClientSession[] = await Promise.all(
-      Array.from({ length: 20 }, () => openSession({ server: server.url, mode: 'auth', credentials: adminCreds, caCertPem })),
+      Array.from({ length: 20 }, () =>
+        openSession({ server: server.url, mode: 'auth', credentials: adminCreds, caCertPem }),
+      ),
     );
-    const results = await Promise.all(sessions.map((s) => s.request('cert.revoke', { serial: victim.cert.serialHex, reason: 'keyCompromise' })));
+    const results = await Promise.all(
+      sessions.map((s) =>
+        s.request('cert.revoke', { serial: victim.cert.serialHex, reason: 'keyCompromise' }),
+      ),
+    );
     const statuses = results.map((r) => String(r.status)).sort();
-    t.same(statuses, ['revoked', ...Array(19).fill('already_revoked')].sort(), 'one revoked, nineteen already_revoked');
-    t.equal(new Set(results.map((r) => Number(r.crlNumber))).size, 1, 'every answer names the same CRL number');
-    t.equal(store.listRevocations().filter((r) => r.serialHex === victim.cert.serialHex).length, 1, 'one revocation row');
+    t.same(
+      statuses,
+      ['revoked', ...Array(19).fill('already_revoked')].sort(),
+      'one revoked, nineteen already_revoked',
+    );
+    t.equal(
+      new Set(results.map((r) => Number(r.crlNumber))).size,
+      1,
+      'every answer names the same CRL number',
+    );
+    t.equal(
+      store.listRevocations().filter((r) => r.serialHex === victim.cert.serialHex).length,
+      1,
+      'one revocation row',
+    );
     const served = parseCrl(await (await fetch(`${server.httpUrl}/crl.pem`)).text());
-    t.equal(served.entries.filter((e) => e.serialHex === victim.cert.serialHex).length, 1, 'one entry in the served CRL');
-    t.equal(served.crlNumber, BigInt(Number(results[0]!.crlNumber)), 'the served CRL is the one the answers named');
+    t.equal(
+      served.entries.filter((e) => e.serialHex === victim.cert.serialHex).length,
+      1,
+      'one entry in the served CRL',
+    );
+    t.equal(
+      served.crlNumber,
+      BigInt(Number(results[0]!.crlNumber)),
+      'the served CRL is the one the answers named',
+    );
     const onDisk = parseCrl(readFileSync(join(dataDir, 'root_crl.pem'), 'utf8'));
     t.equal(onDisk.pem, served.pem, 'root_crl.pem is the served CRL');
     await Promise.all(sessions.map((s) => s.close()));
@@ -110,24 +148,42 @@ t.test('replay', { timeout: 240_000 }, async (t) => {
 
   await t.test('20 parallel revocations of one key, by both parties and the admin', async (t) => {
     const open = (c: TestClient): Promise<ClientSession> =>
-      openSession({ server: server.url, mode: 'auth', credentials: { privateKey: c.privateKey, certPem: c.certPem }, caCertPem });
+      openSession({
+        server: server.url,
+        mode: 'auth',
+        credentials: { privateKey: c.privateKey, certPem: c.certPem },
+        caCertPem,
+      });
     const a = await open(alice);
     const created = await a.request('key.create', { peer: 'bob' });
     const serial = String(created.serial);
     const sessions = await Promise.all([
       ...Array.from({ length: 7 }, () => open(alice)),
       ...Array.from({ length: 7 }, () => open(bob)),
-      ...Array.from({ length: 6 }, () => openSession({ server: server.url, mode: 'auth', credentials: adminCreds, caCertPem })),
+      ...Array.from({ length: 6 }, () =>
+        openSession({ server: server.url, mode: 'auth', credentials: adminCreds, caCertPem }),
+      ),
     ]);
     const results = await Promise.all(
-      sessions.map((s, i) => s.request(i < 14 ? 'key.revoke' : 'admin.key.revoke', { serial, reason: 'keyCompromise' })),
+      sessions.map((s, i) =>
+        s.request(i < 14 ? 'key.revoke' : 'admin.key.revoke', { serial, reason: 'keyCompromise' }),
+      ),
     );
     const statuses = results.map((r) => String(r.status)).sort();
-    t.same(statuses, ['revoked', ...Array(19).fill('already_revoked')].sort(), 'one revoked, nineteen already_revoked');
-    t.equal(new Set(results.map((r) => Number(r.revokedAt))).size, 1, 'every answer names the same revocation time');
+    t.same(
+      statuses,
+      ['revoked', ...Array(19).fill('already_revoked')].sort(),
+      'one revoked, nineteen already_revoked',
+    );
+    t.equal(
+      new Set(results.map((r) => Number(r.revokedAt))).size,
+      1,
+      'every answer names the same revocation time',
+    );
     t.equal(store.getSymKey(serial)?.state, 'revoked', 'the key is revoked in the store');
     const notices = (name: string): number =>
-      store.listDeliveries(name, 1_000).filter((d) => d.kind === 'key.revoked' && d.keySerial === serial).length;
+      store.listDeliveries(name, 1_000).filter((d) => d.kind === 'key.revoked' && d.keySerial === serial)
+        .length;
     // Parties online may already have taken (and not yet acknowledged) their notice: queued or not, one each.
     t.ok(notices('alice') <= 1 && notices('bob') <= 1, 'at most one revocation notice queued per party');
     t.ok(notices('alice') + notices('bob') >= 1, 'and the notice was queued for the other party');

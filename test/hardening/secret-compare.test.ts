@@ -23,7 +23,21 @@ const EXEMPT_FILES = new Set(['shared/crypto/ct.ts']);
  * (`publicKey`, `peerPublic`). Not `tag`: in this code base that is an ASN.1 tag; GCM tags are checked
  * inside OpenSSL (decipher.final), never compared here.
  */
-const SECRET_WORDS = new Set(['mac', 'hmac', 'digest', 'token', 'secret', 'hash', 'key', 'signature', 'sig', 'passphrase', 'password', 'kek', 'z']);
+const SECRET_WORDS = new Set([
+  'mac',
+  'hmac',
+  'digest',
+  'token',
+  'secret',
+  'hash',
+  'key',
+  'signature',
+  'sig',
+  'passphrase',
+  'password',
+  'kek',
+  'z',
+]);
 
 function isSecretName(name: string): boolean {
   const words = name
@@ -34,19 +48,23 @@ function isSecretName(name: string): boolean {
   return words.length > 0 && SECRET_WORDS.has(words[words.length - 1]!) && !words.includes('public');
 }
 /** Properties that describe a value's shape or kind, never its content. */
-const SHAPE_PROPERTY = /^(length|size|byteLength|count|type|kind|code|mode|state|status|role|name|t|version|algorithm|keyType|keyBits|format)$/;
+const SHAPE_PROPERTY =
+  /^(length|size|byteLength|count|type|kind|code|mode|state|status|role|name|t|version|algorithm|keyType|keyBits|format)$/;
 
 /**
  * Comparisons of PUBLIC values whose names happen to look secret: `file: expression text` -> reason.
  * The expression text is the whole comparison as written (whitespace collapsed).
  */
 const ALLOWED: Record<string, string> = {
-  'server/ca/credentials.ts: fromKey.equals(fromCert)': 'SPKI DER of two PUBLIC keys (does the private key belong to the certificate?)',
-  'client/enroll.ts: ourKey.equals(certKey)': 'SPKI DER of two PUBLIC keys (is the issued certificate for the key we generated?)',
+  'server/ca/credentials.ts: fromKey.equals(fromCert)':
+    'SPKI DER of two PUBLIC keys (does the private key belong to the certificate?)',
+  'client/enroll.ts: ourKey.equals(certKey)':
+    'SPKI DER of two PUBLIC keys (is the issued certificate for the key we generated?)',
   'shared/protocol/transcript.ts: e.key === key': 'a msgpack map key NAME ("sig", "mac"), not key material',
   'client/keys/key-client.ts: bytes(d.digest).equals(sent.digest)':
     'SHA-256 of the ciphertext the client itself just sent, which the KDC echoes: public, and no secret depends on its timing',
-  'client/demo/scenario.ts: e.text === secret': 'the demo\'s sample message text ("the vault code is ..."), a plaintext the demo prints on purpose',
+  'client/demo/scenario.ts: e.text === secret':
+    'the demo\'s sample message text ("the vault code is ..."), a plaintext the demo prints on purpose',
 };
 
 interface Finding {
@@ -69,13 +87,20 @@ function sourceFiles(dir: string): string[] {
 function operandName(node: ts.Expression): string | undefined {
   let n: ts.Node = node;
   for (;;) {
-    if (ts.isParenthesizedExpression(n) || ts.isAsExpression(n) || ts.isNonNullExpression(n) || ts.isTypeAssertionExpression(n)) n = n.expression;
+    if (
+      ts.isParenthesizedExpression(n) ||
+      ts.isAsExpression(n) ||
+      ts.isNonNullExpression(n) ||
+      ts.isTypeAssertionExpression(n)
+    )
+      n = n.expression;
     else if (ts.isAwaitExpression(n)) n = n.expression;
     else break;
   }
   if (ts.isIdentifier(n) || ts.isPrivateIdentifier(n)) return n.text;
   if (ts.isPropertyAccessExpression(n)) return n.name.text;
-  if (ts.isElementAccessExpression(n)) return ts.isStringLiteral(n.argumentExpression) ? n.argumentExpression.text : operandName(n.expression);
+  if (ts.isElementAccessExpression(n))
+    return ts.isStringLiteral(n.argumentExpression) ? n.argumentExpression.text : operandName(n.expression);
   if (ts.isCallExpression(n)) return operandName(n.expression);
   return undefined;
 }
@@ -83,7 +108,8 @@ function operandName(node: ts.Expression): string | undefined {
 /** Literals, undefined/null, typeof and shape properties make a comparison a shape check. */
 function isShapeOperand(node: ts.Expression): boolean {
   let n: ts.Node = node;
-  while (ts.isParenthesizedExpression(n) || ts.isAsExpression(n) || ts.isNonNullExpression(n)) n = n.expression;
+  while (ts.isParenthesizedExpression(n) || ts.isAsExpression(n) || ts.isNonNullExpression(n))
+    n = n.expression;
   if (
     ts.isStringLiteral(n) ||
     ts.isNumericLiteral(n) ||
@@ -129,14 +155,26 @@ function scan(file: string): Finding[] {
         op === ts.SyntaxKind.ExclamationEqualsEqualsToken ||
         op === ts.SyntaxKind.EqualsEqualsToken ||
         op === ts.SyntaxKind.ExclamationEqualsToken;
-      if (equality && !isShapeOperand(node.left) && !isShapeOperand(node.right) && (isSecretOperand(node.left) || isSecretOperand(node.right))) {
+      if (
+        equality &&
+        !isShapeOperand(node.left) &&
+        !isShapeOperand(node.right) &&
+        (isSecretOperand(node.left) || isSecretOperand(node.right))
+      ) {
         report(node);
       }
     } else if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression)) {
       const callee = node.expression;
       const isEquals = callee.name.text === 'equals' && node.arguments.length === 1;
-      const isCompare = callee.name.text === 'compare' && ts.isIdentifier(callee.expression) && callee.expression.text === 'Buffer';
-      const operands = isEquals ? [callee.expression, node.arguments[0]!] : isCompare ? [...node.arguments] : [];
+      const isCompare =
+        callee.name.text === 'compare' &&
+        ts.isIdentifier(callee.expression) &&
+        callee.expression.text === 'Buffer';
+      const operands = isEquals
+        ? [callee.expression, node.arguments[0]!]
+        : isCompare
+          ? [...node.arguments]
+          : [];
       if (operands.length > 0 && operands.some(isSecretOperand)) report(node);
     }
     ts.forEachChild(node, visit);

@@ -14,12 +14,24 @@ export interface Background {
   stderr(): string;
   /** JSON objects printed on stdout so far (non-JSON lines are skipped). */
   events(): Record<string, unknown>[];
-  waitFor(pred: (e: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitFor(
+    pred: (e: Record<string, unknown>) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function spawnKds(t: TestLike, args: string[], env: Record<string, string | undefined> = {}): Background {
-  const child = spawn(process.execPath, [KDS_BIN, ...args], { cwd: REPO_ROOT, env: kdsEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+export function spawnKds(
+  t: TestLike,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Background {
+  const child = spawn(process.execPath, [KDS_BIN, ...args], {
+    cwd: REPO_ROOT,
+    env: kdsEnv(env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -66,7 +78,11 @@ export function spawnKds(t: TestLike, args: string[], env: Record<string, string
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`${args.slice(0, 2).join(' ')}: no ${what} within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
+          reject(
+            new Error(
+              `${args.slice(0, 2).join(' ')}: no ${what} within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`,
+            ),
+          );
         }, timeoutMs);
         if (!check()) waiters.add(check);
       });

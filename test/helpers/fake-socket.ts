@@ -12,7 +12,10 @@ const CLOSED = 3;
 
 /** ws lib/validation.js isValidStatusCode. */
 export function isValidCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+  return (
+    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999)
+  );
 }
 
 export class FakeSocket extends EventEmitter {
@@ -48,8 +51,10 @@ export class FakeSocket extends EventEmitter {
   }
 
   close(code?: number, reason?: string): void {
-    if (code !== undefined && !isValidCloseCode(code)) throw new TypeError('First argument must be a valid error code number');
-    if (reason !== undefined && Buffer.byteLength(reason) > 123) throw new RangeError('The message must not be greater than 123 bytes');
+    if (code !== undefined && !isValidCloseCode(code))
+      throw new TypeError('First argument must be a valid error code number');
+    if (reason !== undefined && Buffer.byteLength(reason) > 123)
+      throw new RangeError('The message must not be greater than 123 bytes');
     if (this.readyState >= CLOSING) return;
     this.readyState = CLOSING;
     this.closeCode = code ?? 1005;

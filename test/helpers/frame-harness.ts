@@ -40,7 +40,6 @@ const SERVER_DH = Buffer.alloc(32, 0x44);
 /** Signatures remembered per side: the fixed transcript needs one; mutated-but-valid hellos get fresh ones. */
 const SIGNATURE_MEMO_LIMIT = 16;
 
-
 /** An established fuzzing session: seal any plaintext as a record that authenticates. */
 export interface FakeSession {
   sock: FakeSocket;
@@ -90,9 +89,10 @@ function memoSigner(key: KeyObject): (data: Buffer) => Promise<Buffer> {
 /** Wait for `p` at most `ms`; 'hang' otherwise. */
 export function within<T>(p: Promise<T>, ms: number): Promise<T | 'hang'> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
+  return Promise.race([
+    p,
+    new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Classify the server's answer to a plaintext (pre-handshake) frame. */
@@ -159,10 +159,15 @@ export async function startFrameHarness(kdc: Kdc, dataDir: string): Promise<Fram
     return { sock, conn };
   };
 
-  const fixedHandshake = async (kind: 'client' | 'admin' | 'enroll', name?: string): Promise<FixedHandshake> => {
+  const fixedHandshake = async (
+    kind: 'client' | 'admin' | 'enroll',
+    name?: string,
+  ): Promise<FixedHandshake> => {
     const mode: HandshakeMode = kind === 'enroll' ? 'enroll' : 'auth';
     const identity =
-      kind === 'enroll' ? undefined : await issueTestClient(kdc.ca, name ?? `fuzz-${kind}`, kind === 'admin' ? { role: 'admin' } : {});
+      kind === 'enroll'
+        ? undefined
+        : await issueTestClient(kdc.ca, name ?? `fuzz-${kind}`, kind === 'admin' ? { role: 'admin' } : {});
     const clientSign = identity === undefined ? undefined : memoSigner(identity.privateKey);
     const ca = kdc.ca.caCert;
     const newClient = (): ClientHandshake =>
@@ -170,7 +175,9 @@ export async function startFrameHarness(kdc: Kdc, dataDir: string): Promise<Fram
         mode,
         groups: DH_GROUPS,
         group: 'x25519',
-        ...(identity === undefined ? {} : { credentials: { certificateDer: identity.cert.der, sign: clientSign! } }),
+        ...(identity === undefined
+          ? {}
+          : { credentials: { certificateDer: identity.cert.der, sign: clientSign! } }),
         checkServerCertificate: (cert) => {
           const verdict = verifyCertificate(cert, ca, { usage: 'serverAuth', expectName: 'kdc' });
           if (verdict.code !== 'ok') throw verdictToError(verdict);
@@ -184,21 +191,24 @@ export async function startFrameHarness(kdc: Kdc, dataDir: string): Promise<Fram
     const clientHello = hs.clientHello();
     first.sock.deliver(clientHello);
     const serverHello = await first.sock.next();
-    if (serverHello === undefined) throw new Error(`fixed handshake refused at hello: close ${first.sock.closeCode}`);
+    if (serverHello === undefined)
+      throw new Error(`fixed handshake refused at hello: close ${first.sock.closeCode}`);
     const { clientFinish } = await hs.receiveServerHello(serverHello);
     const sh = decodeFrame(serverHello) as ServerHello;
     const z = generateDhKeyPair('x25519', CLIENT_DH).deriveSharedSecret(sh.share);
     const keys = deriveTrafficKeys(z, transcriptHash(clientHello, serverHello, clientFinish));
     first.sock.deliver(clientFinish);
     const ready = await first.sock.next();
-    if (ready === undefined) throw new Error(`fixed handshake refused at finish: close ${first.sock.closeCode}`);
+    if (ready === undefined)
+      throw new Error(`fixed handshake refused at finish: close ${first.sock.closeCode}`);
     first.sock.peerClose();
 
     const open = async (): Promise<FakeSession> => {
       const { sock, conn } = connection();
       sock.deliver(clientHello);
       const again = await sock.next();
-      if (again === undefined || !again.equals(serverHello)) throw new Error('the fixed handshake is not reproducible');
+      if (again === undefined || !again.equals(serverHello))
+        throw new Error('the fixed handshake is not reproducible');
       sock.deliver(clientFinish);
       const sealer = new RecordSealer(keys.c2sKey, keys.c2sIv, 'c2s');
       const opener = new RecordOpener(keys.s2cKey, keys.s2cIv, 's2c');

@@ -37,7 +37,9 @@ export function judge(m: Mutant, out: Outcome, context = ''): string {
   if (SERVER_FAULT_CODES.has(out.code)) throw new Error(`server fault ${out.code} for ${where}`);
   if (out.kind === 'answered') return out.code;
   if (out.closeCode !== expectedClose(out.code)) {
-    throw new Error(`${out.code} closed with ${out.closeCode}, expected ${expectedClose(out.code)} (${where})`);
+    throw new Error(
+      `${out.code} closed with ${out.closeCode}, expected ${expectedClose(out.code)} (${where})`,
+    );
   }
   return out.code;
 }

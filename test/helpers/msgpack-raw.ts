@@ -28,7 +28,14 @@ function header(byte: number, length: number, size: 0 | 1 | 2 | 4 | 8): Buffer {
   return b;
 }
 
-function lengthHeader(length: number, fix: number | undefined, fixMax: number, b8: number | undefined, b16: number, b32: number): Buffer {
+function lengthHeader(
+  length: number,
+  fix: number | undefined,
+  fixMax: number,
+  b8: number | undefined,
+  b16: number,
+  b32: number,
+): Buffer {
   if (fix !== undefined && length <= fixMax) return Buffer.from([fix | length]);
   if (b8 !== undefined && length <= 0xff) return header(b8, length, 1);
   if (length <= 0xffff) return header(b16, length, 2);

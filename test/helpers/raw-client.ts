@@ -33,7 +33,10 @@ export interface RawConnection {
   destroy(): void;
 }
 
-export function rawConnect(url: string, opts: { localAddress?: string; timeoutMs?: number } = {}): Promise<RawConnection> {
+export function rawConnect(
+  url: string,
+  opts: { localAddress?: string; timeoutMs?: number } = {},
+): Promise<RawConnection> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
@@ -110,7 +113,9 @@ export interface RawSession {
   /** Seal ANY plaintext bytes as the next record (bypassing request validation); returns the frame. */
   sealRaw(plaintext: Buffer): Buffer;
   /** Next server message through the channel; an `alert` frame is returned as { kind: 'alert' }. */
-  read(timeoutMs?: number): Promise<ServerMessage | { kind: 'alert'; code: string; message: string } | undefined | 'hang'>;
+  read(
+    timeoutMs?: number,
+  ): Promise<ServerMessage | { kind: 'alert'; code: string; message: string } | undefined | 'hang'>;
   /** Next server message decrypted and decoded WITHOUT the channel's request-id bookkeeping (for sealRaw). */
   readValue(timeoutMs?: number): Promise<Record<string, unknown> | undefined | 'hang'>;
 }
@@ -125,7 +130,9 @@ export function newClientHandshake(opts: Omit<RawHandshakeOptions, 'url' | 'loca
     mode: opts.mode ?? 'auth',
     groups: [group, ...DH_GROUPS.filter((g) => g !== group)],
     group,
-    ...(own === undefined || creds === undefined ? {} : { credentials: { certificateDer: own.der, sign: (d: Buffer) => signPss(d, creds.privateKey) } }),
+    ...(own === undefined || creds === undefined
+      ? {}
+      : { credentials: { certificateDer: own.der, sign: (d: Buffer) => signPss(d, creds.privateKey) } }),
     checkServerCertificate: (cert) => {
       const verdict = verifyCertificate(cert, ca, { usage: 'serverAuth', expectName: 'kdc' });
       if (verdict.code !== 'ok') throw verdictToError(verdict);
@@ -134,9 +141,14 @@ export function newClientHandshake(opts: Omit<RawHandshakeOptions, 'url' | 'loca
 }
 
 /** The first half of a handshake: connect and send a fresh client_hello. */
-export async function rawHello(opts: RawHandshakeOptions): Promise<{ conn: RawConnection; hs: ClientHandshake; clientHello: Buffer }> {
+export async function rawHello(
+  opts: RawHandshakeOptions,
+): Promise<{ conn: RawConnection; hs: ClientHandshake; clientHello: Buffer }> {
   const hs = newClientHandshake(opts);
-  const conn = await rawConnect(opts.url, opts.localAddress === undefined ? {} : { localAddress: opts.localAddress });
+  const conn = await rawConnect(
+    opts.url,
+    opts.localAddress === undefined ? {} : { localAddress: opts.localAddress },
+  );
   const clientHello = hs.clientHello();
   conn.send(clientHello);
   return { conn, hs, clientHello };
@@ -146,7 +158,8 @@ export async function rawHello(opts: RawHandshakeOptions): Promise<{ conn: RawCo
 export async function rawHandshake(opts: RawHandshakeOptions): Promise<RawSession> {
   const { conn, hs, clientHello } = await rawHello(opts);
   const serverHello = await conn.next(10_000);
-  if (serverHello === undefined || serverHello === 'hang') throw new Error(`no server_hello (${String(serverHello)})`);
+  if (serverHello === undefined || serverHello === 'hang')
+    throw new Error(`no server_hello (${String(serverHello)})`);
   const { clientFinish, result } = await hs.receiveServerHello(serverHello);
   conn.send(clientFinish);
   const channel = result.channel;

@@ -14,7 +14,11 @@ export interface WsFrame {
 export interface RawWs {
   socket: Socket;
   /** Write one frame. `claimedLength` puts another length in the header than the payload has. */
-  writeFrame(opcode: number, payload: Buffer, opts?: { fin?: boolean; rsv1?: boolean; claimedLength?: bigint }): void;
+  writeFrame(
+    opcode: number,
+    payload: Buffer,
+    opts?: { fin?: boolean; rsv1?: boolean; claimedLength?: bigint },
+  ): void;
   /** The next complete frame from the server, or undefined when the TCP connection ended. */
   nextFrame(timeoutMs?: number): Promise<WsFrame | undefined | 'hang'>;
   /** Resolves when the TCP connection is closed (by either side). */
@@ -22,11 +26,20 @@ export interface RawWs {
   destroy(): void;
 }
 
-export const OPCODE = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
+export const OPCODE = {
+  continuation: 0x0,
+  text: 0x1,
+  binary: 0x2,
+  close: 0x8,
+  ping: 0x9,
+  pong: 0xa,
+} as const;
 
 /** Close frame payload -> code (RFC 6455 section 5.5.1). */
 export function closeCodeOf(frame: WsFrame): number | undefined {
-  return frame.opcode === OPCODE.close && frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : undefined;
+  return frame.opcode === OPCODE.close && frame.payload.length >= 2
+    ? frame.payload.readUInt16BE(0)
+    : undefined;
 }
 
 export function rawUpgrade(
@@ -35,7 +48,11 @@ export function rawUpgrade(
   opts: { path?: string; headers?: Record<string, string>; localAddress?: string } = {},
 ): Promise<RawWs> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) });
+    const socket = connect({
+      host,
+      port,
+      ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
+    });
     let buffer = Buffer.alloc(0);
     let upgraded = false;
     const waiters: ((f: WsFrame | undefined) => void)[] = [];
@@ -45,7 +62,10 @@ export function rawUpgrade(
     void ended.then(() => {
       isEnded = true;
       for (const w of waiters.splice(0)) w(undefined);
-      if (!upgraded) reject(new Error(`connection closed during the upgrade: ${buffer.toString('latin1').split('\r\n')[0]}`));
+      if (!upgraded)
+        reject(
+          new Error(`connection closed during the upgrade: ${buffer.toString('latin1').split('\r\n')[0]}`),
+        );
     });
     socket.on('error', () => {});
     const parse = (): void => {
@@ -140,13 +160,20 @@ export function rawUpgrade(
         'Sec-WebSocket-Version': '13',
         ...opts.headers,
       };
-      socket.write(`GET ${opts.path ?? '/kds'} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+      socket.write(
+        `GET ${opts.path ?? '/kds'} HTTP/1.1\r\n${Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('')}\r\n`,
+      );
     });
   });
 }
 
 /** Read frames until a close frame (its code) or the end of the connection (undefined). */
-export async function closeCode(ws: RawWs, timeoutMs = 5_000): Promise<{ code: number | undefined; frames: WsFrame[] } | 'hang'> {
+export async function closeCode(
+  ws: RawWs,
+  timeoutMs = 5_000,
+): Promise<{ code: number | undefined; frames: WsFrame[] } | 'hang'> {
   const frames: WsFrame[] = [];
   for (;;) {
     const f = await ws.nextFrame(timeoutMs);

@@ -342,6 +342,15 @@ t.test('enrollment without a usable token reveals nothing about names or policy'
   });
 });
 
+t.test('enrollment tokens never start with a dash (a command line would read them as a flag)', async (t) => {
+  for (let i = 0; i < 400; i++) {
+    const { token } = ca.createEnrollmentToken({ name: 'dash', actor: 'admin' });
+    if (token.startsWith('-')) t.fail(`token ${i} starts with '-'`);
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_-]{42}$/.test(token)) t.fail(`token ${i} is not 43 base64url chars`);
+  }
+  t.pass('400 tokens checked');
+});
+
 t.test('audit log: every action recorded, no secrets', async (t) => {
   const actions = new Set(ca.store.listAudit().map((r) => r.action));
   for (const a of ['ca.init', 'cert.issue', 'cert.renew', 'cert.revoke', 'token.create', 'token.consume']) {

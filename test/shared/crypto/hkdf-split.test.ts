@@ -46,7 +46,11 @@ t.test('equals hkdfSha256 for the lengths the key schedule uses and beyond', asy
     const ikm = randomBytes(32);
     const salt = randomBytes(32);
     const info = Buffer.from(`kds v1 label ${length}`);
-    t.same(hkdfExpand(hkdfExtract(salt, ikm), info, length), hkdfSha256(ikm, salt, info, length), `L=${length}`);
+    t.same(
+      hkdfExpand(hkdfExtract(salt, ikm), info, length),
+      hkdfSha256(ikm, salt, info, length),
+      `L=${length}`,
+    );
   }
   // Empty salt: HMAC's empty key equals RFC 5869's "string of HashLen zeros".
   const ikm = randomBytes(32);
@@ -55,7 +59,8 @@ t.test('equals hkdfSha256 for the lengths the key schedule uses and beyond', asy
 
 t.test('bounds', async (t) => {
   const prk = Buffer.alloc(32, 1);
-  for (const n of [0, -1, 8161, 1.5]) t.throws(() => hkdfExpand(prk, Buffer.alloc(0), n), { code: 'bad_request' });
+  for (const n of [0, -1, 8161, 1.5])
+    t.throws(() => hkdfExpand(prk, Buffer.alloc(0), n), { code: 'bad_request' });
   t.throws(() => hkdfExpand(Buffer.alloc(16), Buffer.alloc(0), 32), { code: 'bad_request' });
   t.equal(hkdfExpand(prk, Buffer.alloc(0), 8160).length, 8160);
 });

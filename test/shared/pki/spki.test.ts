@@ -54,7 +54,10 @@ t.test('malformed DER: malformed_pem', async (t) => {
   cases.push(['unused bits', bits]);
   for (const [name, bad] of cases) t.throws(() => importRsaSpki(bad), { code: 'malformed_pem' }, name);
   // A modulus that OpenSSL itself refuses (zero) is malformed too.
-  const zero = Buffer.from('301a300d06092a864886f70d010101050003090030060201000201 03'.replace(/ /g, ''), 'hex');
+  const zero = Buffer.from(
+    '301a300d06092a864886f70d010101050003090030060201000201 03'.replace(/ /g, ''),
+    'hex',
+  );
   t.throws(() => importRsaSpki(zero), { code: 'malformed_pem' });
   t.ok(createPublicKey({ key: der, format: 'der', type: 'spki' }).equals(importRsaSpki(der)));
 });
