@@ -44,7 +44,7 @@ const CLIENTS = 32;
 const RUNS = 5;
 const PER_RUN = 320;
 /** Handshakes per warm-up round (warmUntilStable decides how many rounds). */
-const WARM_ROUND = 200;
+const WARM_ROUND = 250;
 
 export interface CryptoBound {
   /** Microseconds of CPU per server-side handshake, and its parts. */
@@ -221,8 +221,9 @@ export async function run(): Promise<BenchResult> {
       return { rate: perSecond(count, res.ms), cpu: (c1 - c0) / count, latencies: res.latencies ?? [] };
     };
     const kdsWarm = await warmUntilStable(async () => (await measure(kdc, kdsRound, WARM_ROUND)).cpu, {
-      minRounds: 3,
+      minRounds: 4,
       maxRounds: 8,
+      tolerance: 0.08,
     });
     const tlsWarm = await warmUntilStable(async () => (await measure(tls, tlsRound, WARM_ROUND)).cpu, {
       minRounds: 2,

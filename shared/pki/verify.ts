@@ -40,6 +40,9 @@ export interface VerifyOptions {
   revocation?: (serialHex: string) => { reason: ReasonName; revokedAt: number } | undefined;
 }
 
+/** leaf -> the CA certificates it was verified as issued and signed by (steps 2 and 3 below). */
+const chainVerified = new WeakMap<ParsedCertificate, WeakSet<ParsedCertificate>>();
+
 export function verifyCertificate(
   cert: string | Buffer | ParsedCertificate,
   ca: ParsedCertificate,
@@ -65,25 +68,34 @@ export function verifyCertificate(
     return verdict('malformed', `unrecognized critical extension ${leaf.unknownCriticalExtensions[0]}`);
   }
 
-  // 2. issuer: subject/issuer names and AKI/SKI must match, and the CA must be a CA (OpenSSL's
-  //    X509_check_issued also requires keyCertSign when the CA has a keyUsage extension).
-  const leafX509 = x509Of(leaf);
-  const caX509 = x509Of(ca);
-  if (!ca.isCA || !leafX509.checkIssued(caX509)) {
-    return verdict('unknown_issuer', `not issued by ${ca.subject}`);
-  }
+  // Steps 2 and 3 depend only on the two certificates: a pair that passed once is remembered (the KDC
+  // hands the same ParsedCertificate object back for a returning client's certificate: server/kdc/
+  // cert-check.ts caches them by fingerprint), saving an RSA verification per handshake. Failures are
+  // never remembered, and everything from step 4 on is evaluated every time.
+  if (!chainVerified.get(leaf)?.has(ca)) {
+    // 2. issuer: subject/issuer names and AKI/SKI must match, and the CA must be a CA (OpenSSL's
+    //    X509_check_issued also requires keyCertSign when the CA has a keyUsage extension).
+    const leafX509 = x509Of(leaf);
+    const caX509 = x509Of(ca);
+    if (!ca.isCA || !leafX509.checkIssued(caX509)) {
+      return verdict('unknown_issuer', `not issued by ${ca.subject}`);
+    }
 
-  // 3. signature, with the one algorithm kds issues.
-  if (leaf.signatureAlgorithm !== OID.sha256WithRSAEncryption) {
-    return verdict('bad_signature', `unsupported signature algorithm ${leaf.signatureAlgorithm}`);
+    // 3. signature, with the one algorithm kds issues.
+    if (leaf.signatureAlgorithm !== OID.sha256WithRSAEncryption) {
+      return verdict('bad_signature', `unsupported signature algorithm ${leaf.signatureAlgorithm}`);
+    }
+    let signatureOk = false;
+    try {
+      signatureOk = leafX509.verify(caX509.publicKey);
+    } catch {
+      signatureOk = false;
+    }
+    if (!signatureOk) return verdict('bad_signature', 'signature verification failed');
+    let verifiedUnder = chainVerified.get(leaf);
+    if (verifiedUnder === undefined) chainVerified.set(leaf, (verifiedUnder = new WeakSet()));
+    verifiedUnder.add(ca);
   }
-  let signatureOk = false;
-  try {
-    signatureOk = leafX509.verify(caX509.publicKey);
-  } catch {
-    signatureOk = false;
-  }
-  if (!signatureOk) return verdict('bad_signature', 'signature verification failed');
 
   // 4. validity. RFC 5280 4.1.2.5: "The validity period for a certificate is the period of time from
   //    notBefore through notAfter, inclusive." Times in certificates have whole seconds, so compare
