@@ -236,6 +236,18 @@ t.test(
       url,
       '--json',
     ]);
+    // Errors are outputs too: a revoked client, an unknown peer, an unknown key (with KDS_DEBUG=1).
+    for (const [name, args] of [
+      ['bob', ['status']],
+      ['alice', ['send-key', '--to', 'nobody']],
+      ['alice', ['verify-key', '--serial', '0'.repeat(32)]],
+    ] as const) {
+      const r = await runKds(['client', ...args, '--name', name, '--home', homes[name], '--server', url], {
+        env: DEBUG,
+      });
+      t.not(r.code, 0, `client ${args[0]} ${name} fails as it should`);
+      outputs.push({ what: `failing client ${args[0]} ${name}`, text: r.stdout + r.stderr });
+    }
     await kds(['crl', 'show', '--data-dir', dataDir, '--json']);
     await kds(['cert', 'list', '--data-dir', dataDir, '--json']);
     await listen.stop('SIGTERM');

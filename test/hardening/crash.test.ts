@@ -14,6 +14,7 @@
 import t from 'tap';
 import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadAdminCredentials } from '../../client/admin.js';
@@ -35,7 +36,7 @@ import { PARAMS, param, seed } from '../helpers/hardening-params.js';
 const ROUNDS = param(PARAMS.crashRounds);
 const SEED = seed();
 const READY_TARGET_MS = 2_000;
-const READY_GENEROUS_MS = 20_000;
+const READY_GENEROUS_MS = 60_000;
 /** Errors an operation may end with because the server died under it (not a durability failure). */
 const CRASH_CODES = new Set(['session_closed', 'unavailable', 'timeout', 'peer_unavailable']);
 
@@ -64,6 +65,9 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
   const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const alice = await issueTestClient(ca, 'alice');
   const bob = await issueTestClient(ca, 'bob');
+  // Certificates to revoke from the first round on (issuance over the wire is the slowest operation).
+  const preissued = [];
+  for (let i = 0; i < 4; i++) preissued.push(await issueTestClient(ca, `pre-${i}`));
   ca.close();
   const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
   const caCert = parseCertificate(caCertPem);
@@ -77,6 +81,8 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
     );
 
   const acks: Acks = { issued: new Map(), revokedCerts: new Set(), keys: new Map(), revokedKeys: new Set() };
+  for (const c of preissued)
+    acks.issued.set(c.cert.serialHex, { name: c.name, fingerprint: c.cert.fingerprint256 });
   const readyMs: number[] = [];
   const unexpected: string[] = [];
   const inFlightAtKill: number[] = [];
@@ -105,10 +111,14 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
     return { client, session };
   };
 
+  const slowStarts: string[] = [];
   const start = async (): Promise<ServerProcess> => {
     const started = performance.now();
     const server = await startServer(t, dataDir);
-    readyMs.push(performance.now() - started);
+    const ms = performance.now() - started;
+    readyMs.push(ms);
+    if (ms > READY_TARGET_MS * 2)
+      slowStarts.push(`start ${readyMs.length}: ${ms.toFixed(0)} ms, load ${loadavg()[0]!.toFixed(1)}`);
     return server;
   };
 
@@ -298,6 +308,7 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
   t.comment(
     `server ready (spawn to listening) over ${sorted.length} starts: p50 ${sorted[sorted.length >> 1]!.toFixed(0)} ms, max ${sorted[sorted.length - 1]!.toFixed(0)} ms (target ${READY_TARGET_MS} ms)`,
   );
+  if (slowStarts.length > 0) t.comment(`slow starts (load average at the time): ${slowStarts.join('; ')}`);
   t.ok(
     sorted[sorted.length - 1]! < READY_GENEROUS_MS,
     `every restart was ready within the generous bound of ${READY_GENEROUS_MS} ms`,
