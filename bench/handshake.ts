@@ -221,8 +221,8 @@ export async function run(): Promise<BenchResult> {
       return { rate: perSecond(count, res.ms), cpu: (c1 - c0) / count, latencies: res.latencies ?? [] };
     };
     const kdsWarm = await warmUntilStable(async () => (await measure(kdc, kdsRound, WARM_ROUND)).cpu, {
-      minRounds: 4,
-      maxRounds: 8,
+      minRounds: 6,
+      maxRounds: 12,
       tolerance: 0.08,
     });
     const tlsWarm = await warmUntilStable(async () => (await measure(tls, tlsRound, WARM_ROUND)).cpu, {

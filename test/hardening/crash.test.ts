@@ -298,7 +298,7 @@ t.test('SIGKILL during issuance, revocation, key deposit and delivery', { timeou
     'every acknowledged operation survived every kill; store, CRL and deliveries consistent',
   );
   t.ok(
-    acks.issued.size > 0 && acks.revokedCerts.size > 0 && acks.keys.size > 0,
+    acks.issued.size > preissued.length && acks.revokedCerts.size > 0 && acks.keys.size > 0,
     'each kind of operation was acknowledged at least once',
   );
   t.comment(
