@@ -60,7 +60,7 @@ async function plaintextAnswer(conn: RawConnection): Promise<Outcome> {
   return { kind: 'alert', code, closeCode: closed?.code };
 }
 
-t.test('live server fuzzing', { timeout: 600_000 }, async (t) => {
+t.test('live server fuzzing', { timeout: Math.max(600_000, CASES * 4 * 100) }, async (t) => {
   const dataDir = await initDataDir(t);
   const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const fuzzer = await issueTestClient(ca, 'fuzzer');
