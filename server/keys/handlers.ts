@@ -7,6 +7,7 @@ import { registerHandler, type HandlerContext, type Role } from '../kdc/dispatch
 import { keyServiceFor } from './context.js';
 import type { KeySummary } from './service.js';
 import { MAX_KEYS_LISTED } from '../../shared/protocol/messages-keys.js';
+import { MAX_RECORD_PLAINTEXT } from '../../shared/protocol/limits.js';
 
 // 'insecure' sessions exist only on a KDC started with --insecure-dh (the MITM lab's control mode,
 // docs/attacks.md): the naive design lets a session that merely CLAIMS a name act as that client.
@@ -132,10 +133,28 @@ on('admin.keys', ADMIN, async (ctx, b) =>
   listing((await keyServiceFor(ctx.kdc)).adminList({ revoked: b.revoked === true })),
 );
 
-/** The newest MAX_KEYS_LISTED keys (listings are oldest first), flagged when some were left out. */
+/**
+ * Room for a listing inside ONE record (the reply must fit MAX_RECORD_PLAINTEXT, or sealing it fails and
+ * the client gets `internal`: found by test/hardening/fuzz-app.test.ts once a client held ~250 keys).
+ * The envelope `{t, id, b: {keys, truncated}}` takes well under 256 bytes.
+ */
+const LISTING_BUDGET = MAX_RECORD_PLAINTEXT - 256;
+
+/**
+ * The newest keys (listings are oldest first) up to MAX_KEYS_LISTED and up to what fits in one record,
+ * flagged `truncated` when some were left out. A key's JSON length bounds its msgpack size (msgpack
+ * never spends more bytes than JSON on these strings, numbers and booleans).
+ */
 function listing(keys: KeySummary[]): Body {
-  if (keys.length <= MAX_KEYS_LISTED) return { keys };
-  return { keys: keys.slice(keys.length - MAX_KEYS_LISTED), truncated: true };
+  const newest: KeySummary[] = [];
+  let size = 0;
+  for (let i = keys.length - 1; i >= 0 && newest.length < MAX_KEYS_LISTED; i--) {
+    size += JSON.stringify(keys[i]).length;
+    if (size > LISTING_BUDGET) break;
+    newest.push(keys[i]!);
+  }
+  newest.reverse();
+  return newest.length === keys.length ? { keys: newest } : { keys: newest, truncated: true };
 }
 
 on('admin.key.revoke', ADMIN, async (ctx, b) =>

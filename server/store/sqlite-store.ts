@@ -454,7 +454,7 @@ export class SqliteStore implements Store {
        WHERE (? IS NULL OR owner = ? OR peer = ?)
          AND (? IS NULL OR state IN (SELECT value FROM json_each(?)))
          AND (? = 1 OR state <> 'reserved')
-       ORDER BY created_at, serial`,
+       ORDER BY created_at, rowid`,
       ...repeat(filter.party ?? null, 3),
       ...repeat(states === null ? null : JSON.stringify(states), 2),
       filter.includeReserved === true ? 1 : 0,

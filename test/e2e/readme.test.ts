@@ -7,6 +7,8 @@
 //     background name=N ready=RE      started in the background (a terminal left running); the next
 //                                     block runs once its output matches RE; stopped with SIGINT at the
 //                                     end, after every expect=RE of it has matched
+//     ends                            (with background) the command ends by itself (`kds mitm --once`):
+//                                     it is waited for, not interrupted, so no Ctrl-C races its own exit
 //     after="N:RE"                    wait until background N has printed RE (what a reader waits for)
 //     exit=CODE                       the expected exit status (default 0)
 //     expect=RE                       stdout+stderr must match RE (repeatable)
@@ -235,9 +237,24 @@ t.test('every sh block of README.md runs as documented', async (t) => {
       t.match(bg.output(), new RegExp(re), `background ${name}: output matches ${re}`);
     }
   }
-  for (const bg of [...background.values()].reverse()) {
-    if (bg.child.exitCode === null && bg.child.signalCode === null) process.kill(-bg.child.pid!, 'SIGINT');
-    t.equal(await bg.exited, 0, `background ${bg.name} stops cleanly on Ctrl-C (or ended by itself)`);
+  for (const block of blocks.filter((b) => b.marker?.attrs.has('background') === true).reverse()) {
+    const bg = background.get(one(block.marker, 'name')!)!;
+    const endsItself = block.marker!.attrs.has('ends');
+    // A command that ends by itself gets time to do so; Ctrl-C only if it overstays (then it fails).
+    const code = endsItself
+      ? await Promise.race([
+          bg.exited,
+          new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref()),
+        ])
+      : undefined;
+    if (code === 'timeout' || (!endsItself && bg.child.exitCode === null && bg.child.signalCode === null))
+      process.kill(-bg.child.pid!, 'SIGINT');
+    const exited = code === undefined || code === 'timeout' ? await bg.exited : code;
+    const diag = { output: bg.output(), signal: bg.child.signalCode };
+    if (endsItself) {
+      t.not(code, 'timeout', `background ${bg.name} ended by itself within 30 s`, diag);
+      t.equal(exited, 0, `background ${bg.name} exit status`, diag);
+    } else t.equal(exited, 0, `background ${bg.name} stops cleanly on Ctrl-C`, diag);
   }
 });
 
