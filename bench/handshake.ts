@@ -1,8 +1,9 @@
 // handshake (issue 3 "Speed", issue 7): new authenticated kds sessions per second on loopback with 32 in
 // flight, the client load in a separate process and the KDC in another; in the same run, Node's own `tls`
 // doing TLS 1.3 mutual authentication with the same keys (KDC RSA-2048, clients RSA-2048, root RSA-3072,
-// X25519), and the crypto-bound limit: the node:crypto operations one server-side handshake performs,
-// timed alone in this process.
+// X25519), the crypto-bound limit: the node:crypto operations one server-side handshake performs,
+// timed alone in this process, and the transport floor: a bare ws server with the KDC's settings
+// exchanging frames of the same sizes over a new connection each time (bench/load/ws-floor-*.ts).
 //
 // The headline is SERVER CPU per handshake (process.cpuUsage inside each server process, so the pool
 // threads that sign count too), because throughput on loopback also pays for the client's half of the
@@ -10,6 +11,7 @@
 //   server_cost_vs_crypto_bound = kds server CPU per handshake / crypto-bound cost   (target <= 1.3)
 //   kds_vs_tls_per_server_cpu   = TLS server CPU per handshake / kds server CPU per handshake (> 1: kds cheaper)
 //   kds_vs_tls_rate             = kds handshakes/s / TLS handshakes/s (same client concurrency)
+//   server_cost_vs_crypto_plus_transport = kds server CPU / (crypto-bound + transport floor)
 import {
   X509Certificate,
   constants,
@@ -50,32 +52,52 @@ export interface CryptoBound {
   /** Microseconds of CPU per server-side handshake, and its parts. */
   totalUs: number;
   parts: Record<string, number>;
+  /** Measured but NOT in totalUs: operations the server does once per certificate, not per handshake. */
+  perCertificate: Record<string, number>;
+}
+
+/** Byte sizes of the handshake messages, for hashing the same amounts the server hashes. */
+export interface HandshakeSizes {
+  clientHello: number;
+  serverHelloCore: number;
+  serverHello: number;
+  clientFinish: number;
 }
 
 /**
- * CPU microseconds of each node:crypto operation a kds server performs per authenticated handshake,
- * called the way the server calls it, measured by process.cpuUsage (every thread of this process):
+ * CPU microseconds of each node:crypto operation a kds server performs per authenticated handshake of a
+ * RETURNING client (the benchmark's clients all are), called the way the server calls it, each warmed
+ * up first (the first few hundred calls of a cheap operation run cold code: timing them made the
+ * "hashes" part 3-4x too large in the first version) and measured by process.cpuUsage (every thread):
  *   x25519_keygen          generateKeyPairSync + X25519(k, 9) for the raw public key (shared/crypto/dh.ts)
  *   x25519_import_derive   the client's raw share imported (JWK) and the shared secret
  *   rsa_pss_sign_2048      the KDC's CertificateVerify-style signature, CALLBACK form on the libuv pool
  *                          (as the server signs), `concurrency` in flight: dispatch and completion included
- *   rsa_pss_verify_2048    the client's signature
- *   cert_signature_verify  the client certificate's signature under the root (RSA-3072)
+ *   rsa_pss_verify_2048    the client's signature (salt length 32, explicit)
  *   hashes_hmac_gcm        key schedule (2 HKDF-Extract + 8 HKDF-Expand = 10 HMACs), 2 finished MACs,
- *                          5 transcript SHA-256 over ~1.6 kB, the certificate fingerprint, one AES-GCM
- *                          record (the `ready` push)
+ *                          5 transcript SHA-256 over the real message sizes, the certificate fingerprint,
+ *                          one AES-GCM record (the `ready` push)
+ *   random                 the server_hello nonce (32 bytes)
+ * Not per handshake, so reported apart (perCertificate): the client certificate's RSA-3072 signature
+ * under the root, verified once per certificate (shared/pki/verify.ts remembers the result on the parsed
+ * certificate, which server/kdc/cert-check.ts caches by fingerprint).
  */
 export async function measureCryptoBound(opts: {
   serverKey: KeyObject;
   clientKey: KeyObject;
   clientCert: X509Certificate;
   caPublicKey: KeyObject;
+  sizes: HandshakeSizes;
   iterations: number;
   concurrency: number;
 }): Promise<CryptoBound> {
   const pss = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
   const th = randomBytes(32);
-  const transcript = randomBytes(1600); // client_hello + server_hello (with certificate) + client_finish
+  const { sizes } = opts;
+  const ch = randomBytes(sizes.clientHello);
+  const shCore = randomBytes(sizes.serverHelloCore);
+  const sh = randomBytes(sizes.serverHello);
+  const cf = randomBytes(sizes.clientFinish);
   const certDer = opts.clientCert.raw;
   const peerRaw = (
     generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }) as Buffer
@@ -88,21 +110,22 @@ export async function measureCryptoBound(opts: {
   const clientSig = sign('sha256', th, { key: opts.clientKey, ...pss });
   const clientPublic = createPublicKey(opts.clientKey);
   const z = randomBytes(32);
+  const labels = Array.from({ length: 8 }, (_, i) => Buffer.from(`kds v1 label ${i}`, 'latin1'));
   const n = opts.iterations;
-  const parts: Record<string, number> = {};
-  const time = (name: string, fn: () => void, count = n): void => {
-    fn(); // warm
+  const time = (fn: () => void, count = n): number => {
+    for (let i = 0; i < Math.max(200, count / 2); i++) fn(); // warm: JIT and OpenSSL caches
     const us = cpuTime(() => {
       for (let i = 0; i < count; i++) fn();
     });
-    parts[name] = us / count;
+    return us / count;
   };
   const keyPair = generateKeyPairSync('x25519');
-  time('x25519_keygen', () => {
+  const parts: Record<string, number> = {};
+  parts.x25519_keygen = time(() => {
     const k = generateKeyPairSync('x25519').privateKey;
     diffieHellman({ privateKey: k, publicKey: basePoint });
   });
-  time('x25519_import_derive', () => {
+  parts.x25519_import_derive = time(() => {
     const peer = createPublicKey({
       key: { kty: 'OKP', crv: 'X25519', x: peerRaw.toString('base64url') },
       format: 'jwk',
@@ -115,7 +138,7 @@ export async function measureCryptoBound(opts: {
     new Promise((resolve, reject) =>
       sign('sha256', th, { key: opts.serverKey, ...pss }, (err) => (err ? reject(err) : resolve())),
     );
-  await Promise.all(Array.from({ length: opts.concurrency }, signOnce));
+  await Promise.all(Array.from({ length: opts.concurrency * 2 }, signOnce));
   const before = process.cpuUsage();
   let next = 0;
   await Promise.all(
@@ -128,26 +151,32 @@ export async function measureCryptoBound(opts: {
   );
   const d = process.cpuUsage(before);
   parts.rsa_pss_sign_2048 = (d.user + d.system) / signs;
-  time('rsa_pss_verify_2048', () => verify('sha256', th, { key: clientPublic, ...pss }, clientSig));
-  time('cert_signature_verify', () => opts.clientCert.verify(opts.caPublicKey));
-  time('hashes_hmac_gcm', () => {
-    for (const salt of [th, th]) createHmac('sha256', salt).update(z).digest();
+  parts.rsa_pss_verify_2048 = time(() => verify('sha256', th, { key: clientPublic, ...pss }, clientSig));
+  parts.hashes_hmac_gcm = time(() => {
+    const prk1 = createHmac('sha256', th).update(z).digest();
+    const prk2 = createHmac('sha256', th).update(z).digest();
     for (let i = 0; i < 8; i++)
-      createHmac('sha256', z)
-        .update('kds v1 label')
-        .update(Buffer.from([1]))
+      createHmac('sha256', i < 2 ? prk1 : prk2)
+        .update(labels[i]!)
+        .update('\x01', 'latin1')
         .digest();
     for (let i = 0; i < 2; i++) createHmac('sha256', z).update(th).digest();
-    for (let i = 0; i < 5; i++) createHash('sha256').update(transcript).digest();
-    createHash('sha256').update(certDer).digest();
+    createHash('sha256').update(ch).update(shCore).digest(); // TH_hello
+    createHash('sha256').update(ch).update(sh).digest(); // server MAC input (sh without mac)
+    createHash('sha256').update(certDer).digest(); // certificate cache key
+    for (let i = 0; i < 3; i++) createHash('sha256').update(ch).update(sh).update(cf).digest(); // sig, mac, final
     const c = createCipheriv('aes-256-gcm', z, th.subarray(0, 12), { authTagLength: 16 });
     c.setAAD(th.subarray(0, 10));
-    c.update(transcript.subarray(0, 120));
+    c.update(cf.subarray(0, 100));
     c.final();
     c.getAuthTag();
-  });
+  }, n * 4);
+  parts.random = time(() => randomBytes(32), n * 4);
+  const perCertificate = {
+    cert_signature_verify_3072: time(() => opts.clientCert.verify(opts.caPublicKey)),
+  };
   const totalUs = Object.values(parts).reduce((a, b) => a + b, 0);
-  return { totalUs, parts };
+  return { totalUs, parts, perCertificate };
 }
 
 interface RoundResult {
@@ -168,12 +197,21 @@ export async function run(): Promise<BenchResult> {
     // 1. The crypto-bound limit, measured before the servers start (nothing else of ours running).
     const clientCert = new X509Certificate(clients[0]!.certPem);
     const caCert = new X509Certificate(bench.caCertPem);
+    // Approximate wire sizes (msgpack framing within a few bytes): the hashes cover the real amounts,
+    // and the transport floor sends frames of these sizes.
+    const sizes: HandshakeSizes = {
+      clientHello: 120,
+      serverHelloCore: kdcCred.cert.der.length + 120,
+      serverHello: kdcCred.cert.der.length + 120 + 256 + 40,
+      clientFinish: clientCert.raw.length + 256 + 60,
+    };
     const crypto = await measureCryptoBound({
       serverKey: kdcCred.privateKey,
       clientKey: createPrivateKey(clients[0]!.keyPem),
       clientCert,
       caPublicKey: caCert.publicKey,
-      iterations: 400,
+      sizes,
+      iterations: 1000,
       concurrency: CONCURRENCY,
     });
 
@@ -182,7 +220,9 @@ export async function run(): Promise<BenchResult> {
     const tls = Worker.start('load/tls-server.js');
     const kdsLoad = Worker.start('load/session-client.js');
     const tlsLoad = Worker.start('load/tls-client.js');
-    workers.push(kdc, tls, kdsLoad, tlsLoad);
+    const floor = Worker.start('load/ws-floor-server.js');
+    const floorLoad = Worker.start('load/ws-floor-client.js');
+    workers.push(kdc, tls, kdsLoad, tlsLoad, floor, floorLoad);
     const { url } = await kdc.call<{ url: string }>('start', {
       dataDir: bench.dataDir,
       passphrase: BENCH_PASSPHRASE,
@@ -192,6 +232,9 @@ export async function run(): Promise<BenchResult> {
       certPem: kdcCred.certPem,
       caPem: bench.caCertPem,
     });
+    const floorUrl = (
+      await floor.call<{ url: string }>('start', { serverHelloBytes: sizes.serverHello, readyBytes: 120 })
+    ).url;
     const clientSpecs = clients.map((c) => ({ certPem: c.certPem, keyPem: c.keyPem }));
     const kdsRound = (count: number): Promise<RoundResult> =>
       kdsLoad.call('handshakes', {
@@ -207,6 +250,15 @@ export async function run(): Promise<BenchResult> {
         keyPem: clients[0]!.keyPem,
         certPem: clients[0]!.certPem,
         caPem: bench.caCertPem,
+        count,
+        concurrency: CONCURRENCY,
+      });
+
+    const floorRound = (count: number): Promise<RoundResult> =>
+      floorLoad.call('connections', {
+        url: floorUrl,
+        clientHelloBytes: sizes.clientHello,
+        clientFinishBytes: sizes.clientFinish,
         count,
         concurrency: CONCURRENCY,
       });
@@ -229,6 +281,11 @@ export async function run(): Promise<BenchResult> {
       minRounds: 2,
       maxRounds: 5,
     });
+    await warmUntilStable(async () => (await measure(floor, floorRound, WARM_ROUND)).cpu, {
+      minRounds: 2,
+      maxRounds: 5,
+    });
+    const floorCpu: number[] = [];
     const kdsRate: number[] = [];
     const tlsRate: number[] = [];
     const kdsCpu: number[] = [];
@@ -245,6 +302,7 @@ export async function run(): Promise<BenchResult> {
       const t = await measure(tls, tlsRound, PER_RUN);
       tlsRate.push(t.rate);
       tlsCpu.push(t.cpu);
+      floorCpu.push((await measure(floor, floorRound, PER_RUN)).cpu);
     }
     if (profile) await kdc.call('profileStop', { path: profile });
 
@@ -252,6 +310,7 @@ export async function run(): Promise<BenchResult> {
     const fTlsCpu = summarize(tlsCpu, 'us CPU/handshake');
     const fKdsRate = summarize(kdsRate, 'handshakes/s');
     const fTlsRate = summarize(tlsRate, 'handshakes/s');
+    const fFloorCpu = summarize(floorCpu, 'us CPU/connection');
     const perCpuSecond = (f: { median: number; min: number; max: number }) => ({
       median: 1e6 / f.median,
       min: 1e6 / f.max,
@@ -264,6 +323,7 @@ export async function run(): Promise<BenchResult> {
       kds_server_cpu_per_handshake: fKdsCpu,
       tls13_server_cpu_per_handshake: fTlsCpu,
       crypto_bound_cpu_per_handshake: summarize([crypto.totalUs], 'us CPU/handshake'),
+      ws_transport_floor_cpu_per_connection: fFloorCpu,
       kds_per_server_cpu_s: perCpuSecond(fKdsCpu),
       tls13_per_server_cpu_s: perCpuSecond(fTlsCpu),
       crypto_bound_per_cpu_s: { ...summarize([1e6 / crypto.totalUs], 'handshakes/CPU-s') },
@@ -275,6 +335,9 @@ export async function run(): Promise<BenchResult> {
       figures,
       ratios: {
         server_cost_vs_crypto_bound: ratio(fKdsCpu.median, crypto.totalUs),
+        // The crypto plus what a bare WebSocket server pays for the same connection and frames: the
+        // floor of any design that keeps one WebSocket connection per session.
+        server_cost_vs_crypto_plus_transport: ratio(fKdsCpu.median, crypto.totalUs + fFloorCpu.median),
         kds_vs_tls_per_server_cpu: ratio(fTlsCpu.median, fKdsCpu.median),
         kds_vs_tls_rate: ratio(fKdsRate.median, fTlsRate.median),
       },
@@ -282,6 +345,11 @@ export async function run(): Promise<BenchResult> {
         `${RUNS} runs x ${PER_RUN} handshakes each for kds and TLS, alternating; ${CONCURRENCY} in flight; ${CLIENTS} client certificates`,
         `warm-up rounds of ${WARM_ROUND} until the CPU per handshake settled: kds ${kdsWarm.map((c) => c.toFixed(0)).join(' -> ')} us, TLS ${tlsWarm.map((c) => c.toFixed(0)).join(' -> ')} us`,
         `crypto-bound parts (us CPU): ${Object.entries(crypto.parts)
+          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+          .join(', ')}`,
+        `once per client certificate, not in the crypto-bound (us CPU): ${Object.entries(
+          crypto.perCertificate,
+        )
           .map(([k, v]) => `${k} ${v.toFixed(1)}`)
           .join(', ')}`,
         'target: server_cost_vs_crypto_bound <= 1.3',

@@ -85,6 +85,9 @@ export async function run(): Promise<BenchResult> {
       e2e: { rate: [] as number[], cpu: [] as number[], lat: [] as number[] },
       bare: { rate: [] as number[], cpu: [] as number[], lat: [] as number[] },
     };
+    // KDS_BENCH_PROFILE=<file.cpuprofile>: a V8 CPU profile of the KDC over the measured runs.
+    const profile = process.env.KDS_BENCH_PROFILE;
+    if (profile) await kdc.call('profileStart');
     for (let r = 0; r < RUNS; r++) {
       for (const [name, round] of [
         ['kdc', () => keysRound('kdc', KEYS_PER_PAIR)],
@@ -97,6 +100,7 @@ export async function run(): Promise<BenchResult> {
         acc[name].lat.push(...res.latencies);
       }
     }
+    if (profile) await kdc.call('profileStop', { path: profile });
     await load.call('close');
 
     const fKdc = summarize(acc.kdc.rate, 'keys/s');

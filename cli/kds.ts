@@ -1,6 +1,8 @@
-// The `kds` command: yargs root. Each area registers its commands from cli/commands/<area>.ts; those files
-// import only yargs and load their heavy modules (node-forge, better-sqlite3, ws) inside the handler, so
-// `kds --help` stays fast (docs/performance.md measures it).
+// The `kds` command: yargs root. The command areas are listed in cli/commands/index.ts, which loads an
+// area's module (cli/commands/<area>.ts) only when that command runs; those modules load their heavy
+// modules (node-forge, better-sqlite3, ws) inside the handler. So `kds --help` loads yargs and five small
+// modules of ours (docs/performance.md measures it; test/cli/lazy-load.test.ts keeps it so): import
+// nothing else at the top of this file.
 import { createRequire } from 'node:module';
 import type yargsFactory from 'yargs';
 import type * as yargsHelpers from 'yargs/helpers';

@@ -5,13 +5,18 @@
 // fsynced file per key) is the client's own business, not the KDC's rate.
 //
 // One key, KDC-generated (issue 4 flow 2): alice key.create -> bob gets key.delivered -> acceptKdcKey
-// (receiver signature) -> key.verify = valid -> key.ack; alice gets key.verified -> key.ack.
+// (receiver signature) -> key.verify {ack: [delivery]} = valid; alice gets key.verified.
 // One key, end-to-end (flow 1): alice key.reserve -> runSenderExchange -> key.deposit -> bob gets
-// key.delivered -> runReceiverExchange -> key.verify = valid -> key.ack; alice acks key.verified. Bob
+// key.delivered -> runReceiverExchange -> key.verify {ack} = valid; alice gets key.verified. Bob
 // keeps his prekey stock topped up (key.prekeys) as the real client does.
+// Acknowledgements ride on requests (`ack`, shared/protocol/messages-keys.ts): bob's on his key.verify
+// (as client/keys/key-client.ts does), alice's key.verified notices on her next key.create/key.reserve
+// (a long-lived sender's choice: the CLI client, whose sessions are short, acks each notice with key.ack
+// at once), with one key.ack per pair for what is left when a run ends.
 // A key counts when bob's key.verify said `valid`; its latency runs from alice's first request.
 //   setup {url, caCertPem, pairs}  -> sessions opened, bob's prekeys published
 //   run {mode, count}              -> `count` keys per pair, pairs in parallel, one key at a time per pair
+//   cpu                            -> microseconds of CPU (user + system) this process used so far
 //   close
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { openSession, type ClientSession } from '../../client/session.js';
@@ -42,6 +47,8 @@ interface Pair {
   waiting: Map<string, (ok: boolean, error?: string) => void>;
   /** Deliveries bob received before alice's reply told us the serial (KDC mode races). */
   early: Map<string, boolean>;
+  /** Alice's applied key.verified notices, acknowledged with her next key.create / key.reserve. */
+  acks: number[];
 }
 
 const PREKEY_LOW = 4;
@@ -124,8 +131,13 @@ async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void
     );
     ({ digest, signature } = r);
   }
-  const v = await bob.session.request('key.verify', { serial, digest, signature });
-  if (typeof b.d === 'number') await bob.session.request('key.ack', { ids: [b.d] });
+  // The delivery is acknowledged inside key.verify (`ack`), as client/keys/key-client.ts does.
+  const v = await bob.session.request('key.verify', {
+    serial,
+    digest,
+    signature,
+    ...(typeof b.d === 'number' ? { ack: [b.d] } : {}),
+  });
   const ok = v.verdict === 'valid';
   const done = pair.waiting.get(serial);
   if (done !== undefined) done(ok, ok ? undefined : `verdict ${String(v.verdict)}`);
@@ -137,11 +149,13 @@ async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void
 async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<void> {
   const { alice, bob } = pair;
   let serial: string;
+  const ack = pair.acks.splice(0);
+  const withAck = ack.length > 0 ? { ack } : {};
   if (mode === 'kdc') {
-    const c = await alice.session.request('key.create', { peer: bob.name });
+    const c = await alice.session.request('key.create', { peer: bob.name, ...withAck });
     serial = String(c.serial);
   } else {
-    const r = await alice.session.request('key.reserve', { peer: bob.name });
+    const r = await alice.session.request('key.reserve', { peer: bob.name, ...withAck });
     const prekey = r.prekey as Record<string, unknown>;
     const sent = await runSenderExchange(
       { name: alice.name, certSerial: alice.certSerial, privateKey: alice.privateKey },
@@ -187,7 +201,14 @@ serve({
             openParty(arg.url, arg.caCertPem, p.alice),
             openParty(arg.url, arg.caCertPem, p.bob),
           ]);
-          return { alice, bob, prekeys: new Map(), waiting: new Map(), early: new Map() } as Pair;
+          return {
+            alice,
+            bob,
+            prekeys: new Map(),
+            waiting: new Map(),
+            early: new Map(),
+            acks: [],
+          } as Pair;
         }),
       );
       pairs.push(...opened);
@@ -203,10 +224,10 @@ serve({
             done?.(false, (err as Error).message);
           });
       });
-      // Alice acknowledges "bob verified your key" notices so they do not pile up at the KDC.
+      // Alice acknowledges "bob verified your key" notices so they do not pile up at the KDC: with her
+      // next key.create / key.reserve (`ack`), or with key.ack when her run ends (see run below).
       pair.alice.session.onPush('key.verified', (b) => {
-        if (typeof b.d === 'number')
-          void pair.alice.session.request('key.ack', { ids: [b.d] }).catch(() => {});
+        if (typeof b.d === 'number') pair.acks.push(b.d);
       });
     }
     await Promise.all(pairs.map((p) => topUp(p)));
@@ -229,10 +250,16 @@ serve({
             firstError ??= `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
           }
         }
+        const ids = pair.acks.splice(0);
+        if (ids.length > 0) await pair.alice.session.request('key.ack', { ids });
       }),
     );
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     return { ms, keys: latencies.length, latencies, errors, firstError };
+  },
+  cpu: () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
   },
   close: async () => {
     await Promise.all(pairs.flatMap((p) => [p.alice.session.close(), p.bob.session.close()]));

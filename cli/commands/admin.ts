@@ -4,15 +4,14 @@
 import type { Argv } from 'yargs';
 import { adminCommands } from './admin/index.js';
 
-export function register(y: Argv): void {
-  y.command('admin', 'operator commands over the network (enrollment tokens, revocation)', (a) => {
-    for (const command of adminCommands) a.command(command);
-    return a
-      .demandCommand(1, 'name an admin command; see kds admin --help')
-      .example('$0 admin token --name alice', 'one-time enrollment token')
-      .example(
-        '$0 admin revoke-cert --name alice --reason keyCompromise',
-        "end alice's certificate and sessions",
-      );
-  });
+/** `kds admin` (its name and description are in cli/commands/index.ts, which loads this lazily). */
+export function builder(a: Argv): Argv {
+  for (const command of adminCommands) a.command(command);
+  return a
+    .demandCommand(1, 'name an admin command; see kds admin --help')
+    .example('$0 admin token --name alice', 'one-time enrollment token')
+    .example(
+      '$0 admin revoke-cert --name alice --reason keyCompromise',
+      "end alice's certificate and sessions",
+    );
 }

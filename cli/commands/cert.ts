@@ -201,10 +201,19 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
       });
       const record = verdict.serialHex !== undefined ? ca.certificateRecord(verdict.serialHex) : undefined;
       const storeStatus = record === undefined ? 'unknown' : record.status;
-      emit(argv, { ...verdict, storeStatus }, [
+      // The published CRLs as a relying party reads them: the complete CRL and the delta CRL completing
+      // it (RFC 5280 5.2.4). They are built from the same revocation rows as the verdict above; a listing
+      // there that the store lacks still counts (fail closed).
+      const { publishedCrlStatus } = await import('../crl-status.js');
+      const { EXIT } = await import('../../shared/errors.js');
+      const crl = publishedCrlStatus(ca, verdict.serialHex);
+      emit(argv, { ...verdict, storeStatus, crl: crl.json }, [
         `${verdict.code}: ${verdict.detail}`,
         ...(verdict.serialHex !== undefined ? [`  serial ${verdict.serialHex} (store: ${storeStatus})`] : []),
+        `  CRLs: complete ${crl.json.crlNumber}${crl.json.deltaCrlNumber !== undefined ? `, delta ${crl.json.deltaCrlNumber}` : ''}${crl.listed !== undefined ? ` (listed in the ${crl.listed === 'delta' ? 'delta CRL' : 'complete CRL'})` : ''}`,
       ]);
+      if (!crl.signaturesValid) return EXIT.invalid;
+      if (verdict.code === 'ok' && crl.listed !== undefined) return EXIT.revoked;
       return verdict.code === 'ok' ? 0 : verdictToError(verdict).exitCode;
     } finally {
       ca.close();
@@ -319,18 +328,17 @@ const listCommand: CommandModule<object, ListArgs> = {
   }),
 };
 
-export function register(y: Argv): void {
-  y.command('cert', 'issue, show, verify, revoke and list certificates (on the CA host)', (c) =>
-    c
-      .command(issueCommand)
-      .command(showCommand)
-      .command(verifyCommand)
-      .command(revokeCommand)
-      .command(listCommand)
-      .demandCommand(1, 'name a cert command; see kds cert --help')
-      .example('$0 cert issue --csr alice.csr.pem --name alice --out alice.pem', 'offline issuance')
-      .example('$0 cert verify alice.pem', 'exit 0 ok, 3 revoked, 4 invalid, 5 expired'),
-  );
+/** `kds cert` (its name and description are in cli/commands/index.ts, which loads this lazily). */
+export function builder(c: Argv): Argv {
+  return c
+    .command(issueCommand)
+    .command(showCommand)
+    .command(verifyCommand)
+    .command(revokeCommand)
+    .command(listCommand)
+    .demandCommand(1, 'name a cert command; see kds cert --help')
+    .example('$0 cert issue --csr alice.csr.pem --name alice --out alice.pem', 'offline issuance')
+    .example('$0 cert verify alice.pem', 'exit 0 ok, 3 revoked, 4 invalid, 5 expired');
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -4,12 +4,11 @@
 import type { Argv } from 'yargs';
 import { clientCommands } from './client/index.js';
 
-export function register(y: Argv): void {
-  y.command('client', 'client identity: enroll, open sessions, certificate status and revocation', (c) => {
-    for (const command of clientCommands) c.command(command);
-    return c
-      .demandCommand(1, 'name a client command; see kds client --help')
-      .example('$0 client enroll --name alice --token T --ca-fingerprint F', 'get a certificate for alice')
-      .example('$0 client status --name alice', 'open a session and print its facts');
-  });
+/** `kds client` (its name and description are in cli/commands/index.ts, which loads this lazily). */
+export function builder(c: Argv): Argv {
+  for (const command of clientCommands) c.command(command);
+  return c
+    .demandCommand(1, 'name a client command; see kds client --help')
+    .example('$0 client enroll --name alice --token T --ca-fingerprint F', 'get a certificate for alice')
+    .example('$0 client status --name alice', 'open a session and print its facts');
 }

@@ -9,47 +9,44 @@ interface DemoArgs extends OutputOptions {
   step: boolean;
 }
 
-export function register(y: Argv): void {
-  y.command(
-    'demo',
-    'run the narrated end-to-end demo (CA, KDC, Alice, Bob, key exchange, revocation, Mallory) in a temp dir',
-    (d) =>
-      d
-        .option('step', {
-          type: 'boolean',
-          default: false,
-          describe: 'pause before each step until Enter is pressed (for a live audience)',
-        })
-        .example('$0 demo', 'the whole story, narrated, in well under a minute')
-        .example('$0 demo --step', 'one step per Enter')
-        .example('$0 demo --json > demo.jsonl', 'the event log: one JSON object per line'),
-    run(async (argv: DemoArgs) => {
-      const { runDemo } = await import('../../client/demo/run-demo.js');
-      const { style, withProgress } = await import('../output.js');
-      const controller = new AbortController();
-      const stop = (): void => controller.abort();
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      let code: number;
-      try {
-        code = await runDemo({
-          json: argv.json === true,
-          step: argv.step,
-          out: process.stdout,
-          promptOut: process.stderr,
-          input: process.stdin,
-          style: { symbol: style.symbol, ok: style.ok, bad: style.bad, bold: style.bold, dim: style.dim },
-          progress: (label, work) => withProgress(argv, label, work),
-          signal: controller.signal,
-        });
-      } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-      }
-      // Interrupted: everything is cleaned up, but the story's last await may still hold a socket or a
-      // timer; exit now rather than wait for it.
-      if (code === 130) process.exit(130);
-      return code;
-    }),
-  );
+/** `kds demo` (its name and description are in cli/commands/index.ts, which loads this lazily). */
+export function builder(d: Argv): Argv {
+  return d
+    .option('step', {
+      type: 'boolean',
+      default: false,
+      describe: 'pause before each step until Enter is pressed (for a live audience)',
+    })
+    .example('$0 demo', 'the whole story, narrated, in well under a minute')
+    .example('$0 demo --step', 'one step per Enter')
+    .example('$0 demo --json > demo.jsonl', 'the event log: one JSON object per line');
 }
+
+export const handler = run(async (argv: DemoArgs) => {
+  const { runDemo } = await import('../../client/demo/run-demo.js');
+  const { style, withProgress } = await import('../output.js');
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  let code: number;
+  try {
+    code = await runDemo({
+      json: argv.json === true,
+      step: argv.step,
+      out: process.stdout,
+      promptOut: process.stderr,
+      input: process.stdin,
+      style: { symbol: style.symbol, ok: style.ok, bad: style.bad, bold: style.bold, dim: style.dim },
+      progress: (label, work) => withProgress(argv, label, work),
+      signal: controller.signal,
+    });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  // Interrupted: everything is cleaned up, but the story's last await may still hold a socket or a
+  // timer; exit now rather than wait for it.
+  if (code === 130) process.exit(130);
+  return code;
+});

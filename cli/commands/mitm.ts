@@ -23,73 +23,69 @@ type Mitm = import('../../client/mitm/proxy.js').Mitm;
 type MitmReport = import('../../client/mitm/report.js').MitmReport;
 type AttackModule = import('../../client/mitm/attack.js').AttackModule;
 
-export function register(y: Argv): void {
-  y.command(
-    'mitm',
-    'Mallory: a proxy that attacks the protocol live (kds mitm --list for the attacks)',
-    (c) =>
-      c
-        .option('list', {
-          type: 'boolean',
-          default: false,
-          describe: 'print the attack catalog, one line each',
-        })
-        .option('listen', {
-          type: 'string',
-          default: '127.0.0.1:9443',
-          describe: 'host:port victims connect to (port 0: any free port)',
-        })
-        .option('target', {
-          type: 'string',
-          default: 'ws://127.0.0.1:8443',
-          describe: 'the real KDC (ws://host:port; /kds is added)',
-        })
-        .option('attack', { type: 'string', describe: 'attack name (see --list)' })
-        .option('report', {
-          type: 'string',
-          describe: 'write the JSON report here (after each connection and at the end)',
-        })
-        .option('identity', {
-          type: 'string',
-          describe:
-            'a client home Mallory owns (impersonate-client, unknown-key-share, revoked-cert, stale-key)',
-        })
-        .option('peer', {
-          type: 'string',
-          describe: 'a peer name for attacks that create keys (default: learned from the victim)',
-        })
-        .option('hold-ms', {
-          type: 'number',
-          default: 400,
-          describe: 'reorder/drop: how long to hold a record waiting for the next one',
-        })
-        .option('control', {
-          type: 'boolean',
-          default: false,
-          describe:
-            'read commands on stdin: "attack NAME" switches live (printing the summary), "end" stops the attack',
-        })
-        .option('once', {
-          type: 'boolean',
-          default: false,
-          describe: 'stop after the first victim connection has ended',
-        })
-        .example('$0 mitm --list', 'the attack catalog')
-        .example(
-          '$0 mitm --attack passthrough --control',
-          'then type "attack tamper" to switch live, "end" to stop',
-        )
-        .example(
-          '$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh',
-          'then: kds client send-key ... --server ws://127.0.0.1:9443',
-        )
-        .example(
-          '$0 mitm --listen 127.0.0.1:0 --attack tamper --report out.json --json',
-          'any free port; JSON events; a report file',
-        ),
-    run(async (argv: MitmArgs) => handle(argv)),
-  );
+/** `kds mitm` (its name and description are in cli/commands/index.ts, which loads this lazily). */
+export function builder(c: Argv): Argv {
+  return c
+    .option('list', {
+      type: 'boolean',
+      default: false,
+      describe: 'print the attack catalog, one line each',
+    })
+    .option('listen', {
+      type: 'string',
+      default: '127.0.0.1:9443',
+      describe: 'host:port victims connect to (port 0: any free port)',
+    })
+    .option('target', {
+      type: 'string',
+      default: 'ws://127.0.0.1:8443',
+      describe: 'the real KDC (ws://host:port; /kds is added)',
+    })
+    .option('attack', { type: 'string', describe: 'attack name (see --list)' })
+    .option('report', {
+      type: 'string',
+      describe: 'write the JSON report here (after each connection and at the end)',
+    })
+    .option('identity', {
+      type: 'string',
+      describe: 'a client home Mallory owns (impersonate-client, unknown-key-share, revoked-cert, stale-key)',
+    })
+    .option('peer', {
+      type: 'string',
+      describe: 'a peer name for attacks that create keys (default: learned from the victim)',
+    })
+    .option('hold-ms', {
+      type: 'number',
+      default: 400,
+      describe: 'reorder/drop: how long to hold a record waiting for the next one',
+    })
+    .option('control', {
+      type: 'boolean',
+      default: false,
+      describe:
+        'read commands on stdin: "attack NAME" switches live (printing the summary), "end" stops the attack',
+    })
+    .option('once', {
+      type: 'boolean',
+      default: false,
+      describe: 'stop after the first victim connection has ended',
+    })
+    .example('$0 mitm --list', 'the attack catalog')
+    .example(
+      '$0 mitm --attack passthrough --control',
+      'then type "attack tamper" to switch live, "end" to stop',
+    )
+    .example(
+      '$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh',
+      'then: kds client send-key ... --server ws://127.0.0.1:9443',
+    )
+    .example(
+      '$0 mitm --listen 127.0.0.1:0 --attack tamper --report out.json --json',
+      'any free port; JSON events; a report file',
+    );
 }
+
+export const handler = run(async (argv: MitmArgs) => handle(argv));
 
 async function handle(argv: MitmArgs): Promise<number> {
   const { ATTACKS, findAttack } = await import('../../client/mitm/catalog.js');

@@ -100,13 +100,12 @@ function passphraseNote(source: string, path: string | undefined): string {
   return 'from --passphrase-file';
 }
 
-export function register(y: Argv): void {
-  y.command('server', 'set up and run the KDC/CA', (s) => {
-    s.command(initCommand);
-    // `kds server start` is registered here by issue 3 (cli/commands/server-start.ts).
-    s.command(startCommand);
-    return s
-      .demandCommand(1, 'name a server command; see kds server --help')
-      .example('$0 server init', 'create the CA in ./certs');
-  });
+/** `kds server` (its name and description are in cli/commands/index.ts, which loads this lazily). */
+export function builder(s: Argv): Argv {
+  s.command(initCommand);
+  // `kds server start` is registered here by issue 3 (cli/commands/server-start.ts).
+  s.command(startCommand);
+  return s
+    .demandCommand(1, 'name a server command; see kds server --help')
+    .example('$0 server init', 'create the CA in ./certs');
 }

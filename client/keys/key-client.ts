@@ -10,7 +10,10 @@
 //   or `peerVerified` in a key.verify answer). So a relay that breaks the exchange on Bob's side
 //   leaves no usable key anywhere: Bob rejects (and revokes) it, Alice's copy never leaves `pending`.
 // Notices from the KDC are processed one at a time in arrival order and acknowledged (`key.ack`) once
-// applied, so a notice is never lost and a duplicate (at-least-once delivery) changes nothing.
+// applied, so a notice is never lost and a duplicate (at-least-once delivery) changes nothing. A
+// delivered key is acknowledged inside its key.verify (`ack`, one request fewer per key), sent only
+// once the key is stored; if we stop between that verify and storing its verdict, the key is left
+// `pending` locally with its notice gone, so start() verifies such keys again.
 import type { KeyObject } from 'node:crypto';
 import { KdsError, StateError, InputError, toKdsError } from '../../shared/errors.js';
 import { signPss } from '../../shared/crypto/rsa.js';
@@ -102,6 +105,9 @@ export interface KeyListing {
 
 const ZERO_DIGEST = Buffer.alloc(32);
 
+/** A notice handler's outcome: acknowledge it (true), leave it queued (false), or already acknowledged. */
+type Handled = boolean | 'acknowledged';
+
 export class KeyClient {
   readonly name: string;
   readonly store: ClientKeyStore;
@@ -125,7 +131,7 @@ export class KeyClient {
     this.#acceptMessages = opts.acceptMessages === true;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#now = opts.now ?? Date.now;
-    const handlers: Record<string, (body: Record<string, unknown>) => Promise<boolean>> = {
+    const handlers: Record<string, (body: Record<string, unknown>) => Promise<Handled>> = {
       'key.delivered': (b) => this.#onDelivered(b),
       'key.revoked': (b) => this.#onRevoked(b),
       'key.verified': (b) => this.#onVerified(b),
@@ -144,6 +150,19 @@ export class KeyClient {
   async start(): Promise<void> {
     await this.topUpPrekeys();
     await this.sync();
+    await this.#recheckPending();
+  }
+
+  /**
+   * Received keys still `pending` whose notice is no longer queued (see the header): ask for the
+   * verdict again. A key whose notice was redelivered by sync() was verified there already.
+   */
+  async #recheckPending(): Promise<void> {
+    for (const rec of this.store.listKeys()) {
+      if (rec.role === 'receiver' && rec.state === 'pending' && rec.transcriptHash !== undefined) {
+        await this.#verify(rec.serial).catch(() => undefined);
+      }
+    }
   }
 
   /** Keep the stock of one-time prekeys at the KDC full (privates saved locally BEFORE upload). */
@@ -282,11 +301,15 @@ export class KeyClient {
     return this.#verify(serial);
   }
 
-  /** verifyKey without waiting for queued pushes (it runs inside push processing too). */
-  async #verify(serial: string): Promise<VerifyKeyResult> {
+  /**
+   * verifyKey without waiting for queued pushes (it runs inside push processing too); `ack`: delivery
+   * ids the KDC forgets in the same commit (the key.delivered notice of this key, once stored).
+   */
+  async #verify(serial: string, ack?: number): Promise<VerifyKeyResult> {
     const rec = this.store.getKey(serial);
     const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
     const body: Record<string, unknown> = { serial, digest };
+    if (ack !== undefined) body.ack = [ack];
     if (
       rec !== undefined &&
       rec.role === 'receiver' &&
@@ -377,16 +400,16 @@ export class KeyClient {
 
   async #process(
     body: Record<string, unknown>,
-    handle: (body: Record<string, unknown>) => Promise<boolean>,
+    handle: (body: Record<string, unknown>) => Promise<Handled>,
   ): Promise<void> {
-    let ack = true;
+    let ack: Handled = true;
     try {
       ack = await handle(body);
     } catch {
       // A notice we cannot apply now (e.g. the session dropped mid-way) stays queued at the KDC.
       ack = false;
     }
-    if (ack && typeof body.d === 'number') {
+    if (ack === true && typeof body.d === 'number') {
       try {
         await this.#session.request('key.ack', { ids: [body.d] });
       } catch {
@@ -395,7 +418,7 @@ export class KeyClient {
     }
   }
 
-  async #onDelivered(b: Record<string, unknown>): Promise<boolean> {
+  async #onDelivered(b: Record<string, unknown>): Promise<Handled> {
     const serial = String(b.serial);
     const from = String(b.from);
     const existing = this.store.getKey(serial);
@@ -421,7 +444,9 @@ export class KeyClient {
         return true;
       }
     }
-    const v = await this.#verify(serial);
+    // The key is stored (pending): acknowledge its notice inside the verification.
+    const d = typeof b.d === 'number' ? b.d : undefined;
+    const v = await this.#verify(serial, d);
     const now = this.store.getKey(serial)!;
     this.#onEvent({
       event: 'key',
@@ -435,7 +460,7 @@ export class KeyClient {
     });
     // A long-lived listener must not run dry: replace the prekey this sender consumed.
     if (now.mode === 'e2e') await this.topUpPrekeys().catch(() => undefined);
-    return true;
+    return d === undefined ? true : 'acknowledged';
   }
 
   /** Check, decrypt and store a delivered key as `pending`. */

@@ -18,6 +18,7 @@ import { decryptPrivateKey, keyMatchesCertificate, readText } from './credential
 import {
   CrlPublisher,
   type CrlFileRepair,
+  type DeltaCrlState,
   type RevocationInfo,
   type RevokedListener,
   type RevokeOutcome,
@@ -43,7 +44,13 @@ import {
   type CreatedToken,
 } from './tokens.js';
 
-export type { RevocationInfo, RevokeOutcome, RevokedListener, CrlFileRepair } from './crl-publisher.js';
+export type {
+  RevocationInfo,
+  RevokeOutcome,
+  RevokedListener,
+  CrlFileRepair,
+  DeltaCrlState,
+} from './crl-publisher.js';
 export type { IssueResult } from './issue.js';
 
 export interface OpenOptions extends PassphraseOptions {
@@ -54,6 +61,8 @@ export interface OpenOptions extends PassphraseOptions {
   readOnly?: boolean;
   /** Clock for tests (epoch ms). */
   clock?: () => number;
+  /** Override the stored CRL schedule settings for this process (tests, benchmarks). */
+  crlSchedule?: Partial<Pick<CaSettings, 'crlSyncFullMax' | 'crlDeltaMaxEntries' | 'crlFullIntervalMs'>>;
 }
 
 export interface IssueOptions {
@@ -93,11 +102,18 @@ export class CertificateAuthority {
   readonly readOnly: boolean;
   /** What open found about root_crl.pem (anything but 'ok' means it was rewritten from the store). */
   readonly crlFileRepair: CrlFileRepair;
+  /** The same for root_delta_crl.pem. */
+  readonly deltaCrlFileRepair: CrlFileRepair;
   /** What open found about root_ca.pem (anything but 'ok' means it was rewritten from the store). */
   readonly caFileRepair: CaFileRepair;
   private readonly caKey: KeyObject | undefined;
   private readonly publisher: CrlPublisher;
   private readonly clock: () => number;
+  /** A complete CRL re-issue scheduled after a revocation (off its acknowledgement path). */
+  private fullCrlTimer: NodeJS.Immediate | undefined;
+  private closed = false;
+  /** The last failure of a scheduled complete-CRL re-issue (the KDC's timer retries and logs). */
+  crlMaintenanceError: Error | undefined;
 
   private constructor(init: {
     dataDir: string;
@@ -107,6 +123,7 @@ export class CertificateAuthority {
     caKey: KeyObject | undefined;
     publisher: CrlPublisher;
     crlFileRepair: CrlFileRepair;
+    deltaCrlFileRepair: CrlFileRepair;
     caFileRepair: CaFileRepair;
     clock: () => number;
   }) {
@@ -121,6 +138,7 @@ export class CertificateAuthority {
     this.readOnly = init.caKey === undefined;
     this.publisher = init.publisher;
     this.crlFileRepair = init.crlFileRepair;
+    this.deltaCrlFileRepair = init.deltaCrlFileRepair;
     this.caFileRepair = init.caFileRepair;
     this.clock = init.clock;
   }
@@ -160,12 +178,20 @@ export class CertificateAuthority {
       const settings: CaSettings = {
         ...DEFAULT_CA_SETTINGS,
         ...(store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? {}),
+        ...(opts.crlSchedule ?? {}),
       };
       const publisher = CrlPublisher.load({ store, paths, caCert, settings });
       const clock = opts.clock ?? Date.now;
-      // Keep the published CRL fresh (RFC 5280 5.1.2.5 nextUpdate) whenever we can sign.
-      if (caKey !== undefined) publisher.refresh(syncSigner(caKey), clock());
+      // Keep the published CRL fresh (RFC 5280 5.1.2.5 nextUpdate) whenever we can sign, and list the
+      // certificates renewals superseded that are not on it yet (a crash between the two commits).
+      if (caKey !== undefined) {
+        publisher.refresh(syncSigner(caKey), clock());
+        for (const serialHex of await publisher.listSupersededGaps()) {
+          await publisher.supersede(serialHex, 'kds', syncSigner(caKey), clock());
+        }
+      }
       const crlFileRepair = publisher.repairFile();
+      const deltaCrlFileRepair = publisher.repairDeltaFile();
       return new CertificateAuthority({
         dataDir,
         caCert,
@@ -174,6 +200,7 @@ export class CertificateAuthority {
         caKey,
         publisher,
         crlFileRepair,
+        deltaCrlFileRepair,
         caFileRepair,
         clock,
       });
@@ -184,6 +211,11 @@ export class CertificateAuthority {
   }
 
   close(): void {
+    // A scheduled complete-CRL re-issue is dropped: the published pair is consistent without it (the
+    // delta lists what the complete CRL lacks), and the next process that can sign catches up.
+    if (this.fullCrlTimer !== undefined) clearImmediate(this.fullCrlTimer);
+    this.fullCrlTimer = undefined;
+    this.closed = true;
     this.store.close();
   }
 
@@ -208,7 +240,7 @@ export class CertificateAuthority {
       throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
     }
     const now = this.clock();
-    return issueCertificate(
+    const result = await issueCertificate(
       {
         store: this.store,
         caCert: this.caCert,
@@ -224,6 +256,7 @@ export class CertificateAuthority {
         subjectCN: opts.name,
         ...(role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
         publicKeyPem: csr.publicKeyPem,
+        publicKey: csr.publicKey, // imported once, by parseCsr
         ...(role === 'server' ? { sans: { dns: [opts.name] } } : {}),
         ...(opts.days !== undefined ? { days: opts.days } : {}),
         ...(opts.validity !== undefined ? { validity: opts.validity } : {}),
@@ -231,6 +264,15 @@ export class CertificateAuthority {
         actor: opts.actor,
       },
     );
+    if (result.supersededSerialHex !== undefined) {
+      // The replaced certificate goes on the CRL with reasonCode superseded (RFC 5280 5.3.1) before the
+      // renewal is reported, so relying parties that only read the CRL refuse it as the KDC does. No
+      // onRevoked listener runs: a renewal revokes no keys and ends no sessions of the new certificate.
+      // (A crash between the renewal's commit and this one is repaired at the next open.)
+      await this.publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.clock());
+      this.scheduleFullCrl();
+    }
+    return result;
   }
 
   /**
@@ -277,6 +319,7 @@ export class CertificateAuthority {
         profile: 'client',
         subjectCN: opts.name,
         publicKeyPem: csr.publicKeyPem,
+        publicKey: csr.publicKey, // imported once, by parseCsr
         ...(opts.days !== undefined ? { days: opts.days } : {}),
         actor: opts.actor,
         // The token is consumed in the same transaction that reserves the serial (atomic: a token is
@@ -308,10 +351,17 @@ export class CertificateAuthority {
     const key = this.requireKey();
     const target = 'serialHex' in by ? { serialHex: normalizeSerialHex(by.serialHex) } : { name: by.name };
     const parsedReason = parseReason(reason);
-    return this.publisher.revoke(target, parsedReason, actor, syncSigner(key), this.clock());
+    const outcome = await this.publisher.revoke(target, parsedReason, actor, syncSigner(key), this.clock());
+    this.scheduleFullCrl();
+    return outcome;
   }
 
-  /** O(1), from memory; never stale after a revocation this process acknowledged. */
+  /** O(1): revoked or superseded (what the published CRLs list for the serial). */
+  crlStatusOf(serialHex: string): RevocationInfo | undefined {
+    return this.publisher.crlStatusOf(serialHex);
+  }
+
+  /** O(1), from memory; never stale after a revocation this process acknowledged. Not superseded ones. */
   revocationOf(serialHex: string): RevocationInfo | undefined {
     return this.publisher.revocationOf(serialHex);
   }
@@ -333,9 +383,56 @@ export class CertificateAuthority {
     return this.publisher.currentState();
   }
 
-  /** Re-sign the CRL if it is past half its lifetime (or always with force); returns the new state. */
+  /** The current delta CRL (RFC 5280 5.2.4) completing currentCrl(); undefined only in a CA never opened with its key since. */
+  currentDeltaCrl(): DeltaCrlState | undefined {
+    return this.publisher.currentDelta();
+  }
+
+  currentDeltaCrlPem(): string | undefined {
+    return this.publisher.currentDelta()?.pem;
+  }
+
+  /**
+   * Re-sign the complete CRL if it is past half its lifetime or the delta's schedule says so (or always
+   * with force); returns the new state.
+   */
   refreshCrl(force = false): CrlState | undefined {
-    return this.publisher.refresh(syncSigner(this.requireKey()), this.clock(), force);
+    return this.publisher.refresh(syncSigner(this.requireKey()), this.clock(), force ? 'force' : 'due');
+  }
+
+  /** Is a complete CRL due by the schedule (cheap; no key needed)? */
+  fullCrlDue(): boolean {
+    return this.publisher.fullCrlDue(this.clock());
+  }
+
+  /**
+   * The schedule, for a KDC timer: re-issue the complete CRL when fullCrlDue(); otherwise nothing (no
+   * write lock taken). No-op without the CA key.
+   */
+  maintainCrl(): CrlState | undefined {
+    if (this.caKey === undefined || this.closed || !this.publisher.fullCrlDue(this.clock())) return undefined;
+    return this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'due');
+  }
+
+  /** At KDC start and stop: re-issue the complete CRL if the delta lists anything (it is "stale"). */
+  publishFullCrlIfStale(): CrlState | undefined {
+    if (this.caKey === undefined || this.closed) return undefined;
+    return this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'stale');
+  }
+
+  /** After a revocation: re-issue the complete CRL on the next turn of the event loop if it is due. */
+  private scheduleFullCrl(): void {
+    if (this.fullCrlTimer !== undefined || this.closed || this.caKey === undefined) return;
+    if (!this.publisher.fullCrlDue(this.clock())) return;
+    this.fullCrlTimer = setImmediate(() => {
+      this.fullCrlTimer = undefined;
+      try {
+        this.maintainCrl();
+        this.crlMaintenanceError = undefined;
+      } catch (err) {
+        this.crlMaintenanceError = err as Error;
+      }
+    });
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -350,10 +447,11 @@ export class CertificateAuthority {
    * revocation state. Never throws for a bad certificate: the verdict says what is wrong.
    */
   verifyCertificateFile(pem: string | Buffer, opts: Omit<VerifyOptions, 'revocation'> = {}): Verdict {
+    // What the published CRLs say: revocations and the certificates renewals superseded.
     return verifyCertificate(pem, this.caCert, {
       now: this.clock(),
       ...opts,
-      revocation: (serialHex) => this.revocationOf(serialHex),
+      revocation: (serialHex) => this.crlStatusOf(serialHex),
     });
   }
 

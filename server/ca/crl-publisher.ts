@@ -1,19 +1,46 @@
-// Revocation state and CRL publishing (issue 2 part 5; RFC 5280 section 5).
+// Revocation state and CRL publishing (issue 2 part 5, issue 7 part 3(b); RFC 5280 section 5).
 //
 // One CrlPublisher per process keeps, in memory and in sync with the store:
-//   - a CrlBuilder holding every revoked certificate pre-encoded (shared/pki/crl.ts), so a revocation
-//     re-signs a 100k-entry CRL by concatenating buffers instead of re-encoding it;
-//   - a Map serial -> { reason, revokedAt } answering revocationOf() in O(1).
-// Both are loaded once at open and then updated incrementally: our own revocations directly, other
+//   - a CrlBuilder holding every revoked certificate pre-encoded (shared/pki/crl.ts), so a complete CRL
+//     is re-signed by concatenating buffers instead of re-encoding it;
+//   - a small CrlBuilder for the DELTA CRL (RFC 5280 5.2.4): the entries revoked since the complete CRL
+//     it completes (its "base");
+//   - Maps serial -> { reason, revokedAt } answering revocationOf() / crlStatusOf() in O(1).
+// All are loaded once at open and then updated incrementally: our own revocations directly, other
 // processes' by reading revocation rows with an id above the last one seen (ids are monotonic), which
 // happens inside every revocation transaction and whenever the store's change counter moved.
 //
-// Why the CRL is signed with the SYNCHRONOUS crypto.sign inside the transaction: "the revocation row and
+// Two regimes (issue 7: "time to revoke one certificate and publish the new CRL at 100,000 entries <
+// 250 ms"; a complete CRL of 100k entries is 4.9 MB to hash, sign, armor, store and fsync):
+//   - small (fewer than settings.crlSyncFullMax entries, default 10,000): every revocation re-issues the
+//     complete CRL inside its transaction, as before, so root_crl.pem always lists everything;
+//   - large: a revocation issues only a new delta CRL (entries since the base: its cost does not depend
+//     on the total), durably before it is acknowledged. The complete CRL is re-issued OFF the
+//     acknowledgement path: when the delta reaches settings.crlDeltaMaxEntries entries, when it is older
+//     than settings.crlFullIntervalMs with a non-empty delta, at half its lifetime, and at KDC
+//     start/stop if the delta is non-empty (CertificateAuthority.maintainCrl / publishFullCrlIfStale).
+// Either way the published pair (root_crl.pem + root_delta_crl.pem) lists every revocation row the
+// moment the revoking call returns: the complete CRL plus its delta is the revocation state.
+//
+// Numbering (RFC 5280 5.2.3): "If a CRL issuer generates delta CRLs in addition to complete CRLs for a
+// given scope, the complete CRLs and delta CRLs MUST share one numbering sequence. If a delta CRL and a
+// complete CRL that cover the same scope are issued at the same time, they MUST have the same CRL
+// number and provide the same revocation information." So every new CRL takes max(complete, delta) + 1,
+// under the store's write lock; a complete CRL N is issued together with an (empty) delta N whose base
+// is N. The delta's state lives in the store's settings (key `crl.delta`) next to the complete CRL's
+// row, committed in the same transaction as the revocation row.
+//
+// Superseded certificates (a renewal replaced them) are listed too, with reasonCode superseded (RFC
+// 5280 5.3.1), so relying parties that only read the CRL refuse them as the KDC does. They are kept
+// apart from revocations proper: revocationOf() does not report them and onRevoked listeners are not
+// told, because a renewal must not cascade into revoking the holder's keys or ending their sessions.
+//
+// Why CRLs are signed with the SYNCHRONOUS crypto.sign inside the transaction: "the revocation row and
 // the new CRL are committed before the command reports success", in ONE transaction, and several
 // processes (the KDC and `kds cert revoke`) may revoke at once. better-sqlite3 transactions are
 // synchronous, so an await inside one is impossible; holding a manual BEGIN across an await would let
 // every other store call of this process slip into our transaction. Signing synchronously under the
-// write lock is what makes "one row, one CRL entry, CRL numbers strictly increasing, the CRL in the
+// write lock is what makes "one row, one CRL entry, CRL numbers strictly increasing, the CRLs in the
 // store always listing exactly the revocation rows" true by construction. The cost is one RSA private-key
 // operation (about 1-3 ms for RSA-3072) on the event loop per revocation: revocations are rare, and
 // certificates (frequent) keep using the callback form.
@@ -24,7 +51,7 @@ import { isReasonName, type ReasonName } from '../../shared/pki/reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
 import type { CertificateRecord, CrlState, RevocationRecord, Store } from '../store/store.js';
-import { DAY_MS, type CaPaths, type CaSettings } from './files.js';
+import { DAY_MS, deltaCrlUrlOf, type CaPaths, type CaSettings } from './files.js';
 import type { SyncSigner } from './signer.js';
 
 export interface RevocationInfo {
@@ -38,10 +65,28 @@ export interface RevokeOutcome {
   name: string;
   reason: ReasonName;
   revokedAt: number;
+  /** Number of the CRL that first lists it (the delta's in the large regime); the current one if already revoked. */
   crlNumber: number;
+  /** Which CRL this revocation published: the complete CRL (small regime) or only the delta. */
+  published?: 'full' | 'delta';
 }
 
 export type RevokedListener = (serialHex: string, name: string, info: RevocationInfo) => void | Promise<void>;
+
+/** The current delta CRL (RFC 5280 5.2.4), kept in the store's settings under DELTA_SETTING. */
+export interface DeltaCrlState {
+  crlNumber: number;
+  /** BaseCRLNumber: the complete CRL it completes. */
+  baseCrlNumber: number;
+  pem: string;
+  thisUpdate: number;
+  nextUpdate: number;
+  /** Highest revocation id it lists (its entries are the rows above the base's lastRevocationId). */
+  lastRevocationId: number;
+  entries: number;
+}
+
+export const DELTA_SETTING = 'crl.delta';
 
 interface PublisherDeps {
   store: Store;
@@ -50,28 +95,43 @@ interface PublisherDeps {
   settings: CaSettings;
 }
 
-/** What `open` found about root_crl.pem. */
+/** What `open` found about root_crl.pem (or root_delta_crl.pem). */
 export type CrlFileRepair = 'ok' | 'missing' | 'unreadable' | 'stale' | 'different';
+
+/** refresh(): 'due' re-issues when a schedule condition holds, 'stale' also whenever the delta is non-empty. */
+export type RefreshMode = 'due' | 'stale' | 'force';
+
+interface Cached<T> {
+  state: T;
+  counter: number;
+}
 
 export class CrlPublisher {
   private readonly store: Store;
   private readonly paths: CaPaths;
   private readonly caCert: ParsedCertificate;
   private readonly settings: CaSettings;
+  private readonly freshestCrlUrl: string;
   private readonly revoked = new Map<string, RevocationInfo>();
+  /** Certificates on the CRL with reason superseded (renewals): not revocations for the KDC's purposes. */
+  private readonly superseded = new Map<string, RevocationInfo>();
   private builder: CrlBuilder;
-  /** The builder holds entries not in the store (a revocation transaction rolled back): rebuild it. */
+  /** The delta's entries: rows above `base.lastRevocationId` of the complete CRL number `base.crlNumber`. */
+  private delta: { builder: CrlBuilder; base: { crlNumber: number; lastRevocationId: number } } | undefined;
+  /** The builders hold entries not in the store (a revocation transaction rolled back): rebuild them. */
   private builderDirty = false;
   private lastRevocationId = 0;
   private lastChangeCounter: number;
   /**
-   * The current CRL as this process last read or committed it, with the store's change counter at that
-   * moment (bench/revocation.ts: re-reading the row cost ~2 x 90 ms per revocation at 100k entries).
-   * Valid while the counter is unchanged: it moves only when ANOTHER process commits.
+   * The current CRLs as this process last read or committed them, with the store's change counter at
+   * that moment (bench/revocation.ts: re-reading the row cost ~2 x 90 ms per revocation at 100k
+   * entries). Valid while the counter is unchanged: it moves only when ANOTHER process commits.
    */
-  private cached: { state: CrlState; counter: number } | undefined;
-  /** Signed inside the current transaction; becomes `cached` only once that transaction committed. */
-  private uncommitted: { state: CrlState; counter: number } | undefined;
+  private cached: Cached<CrlState> | undefined;
+  private cachedDelta: Cached<DeltaCrlState | undefined> | undefined;
+  /** Signed inside the current transaction; become `cached*` only once that transaction committed. */
+  private uncommitted: Cached<CrlState> | undefined;
+  private uncommittedDelta: Cached<DeltaCrlState> | undefined;
   private readonly listeners: RevokedListener[] = [];
 
   private constructor(deps: PublisherDeps, state: CrlState) {
@@ -79,6 +139,7 @@ export class CrlPublisher {
     this.paths = deps.paths;
     this.caCert = deps.caCert;
     this.settings = deps.settings;
+    this.freshestCrlUrl = deltaCrlUrlOf(deps.settings);
     this.lastChangeCounter = this.store.changeCounter();
     this.builder = this.newBuilder(state);
     this.catchUp();
@@ -99,15 +160,31 @@ export class CrlPublisher {
   // -------------------------------------------------------------------------------------------------
   // Lookups
 
-  /** O(1). Never stale for revocations this process made; others' are picked up via the change counter. */
+  /**
+   * O(1). Never stale for revocations this process made; others' are picked up via the change counter.
+   * Superseded certificates are NOT reported here (see crlStatusOf): the key service and the KDC's
+   * session checks treat a renewal as no revocation.
+   */
   revocationOf(serialHex: string): RevocationInfo | undefined {
     this.refreshIfChanged();
     return this.revoked.get(serialHex.toLowerCase());
   }
 
-  /** Number of revoked certificates known (for status pages and tests). */
+  /** O(1): what the published CRLs say about a serial (a revocation, or reason superseded). */
+  crlStatusOf(serialHex: string): RevocationInfo | undefined {
+    this.refreshIfChanged();
+    const s = serialHex.toLowerCase();
+    return this.revoked.get(s) ?? this.superseded.get(s);
+  }
+
+  /** Number of revoked certificates known (for status pages and tests); superseded ones not included. */
   get size(): number {
     return this.revoked.size;
+  }
+
+  /** Entries of the complete CRL once it is brought up to date (revocations plus superseded). */
+  get crlEntries(): number {
+    return this.builder.size;
   }
 
   currentState(): CrlState {
@@ -118,6 +195,15 @@ export class CrlPublisher {
     const state = this.store.getCrlState();
     if (state === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
     this.cached = { state, counter };
+    return state;
+  }
+
+  /** The current delta CRL; undefined for a data directory no delta was ever issued in. */
+  currentDelta(): DeltaCrlState | undefined {
+    const counter = this.store.changeCounter();
+    if (this.cachedDelta !== undefined && this.cachedDelta.counter === counter) return this.cachedDelta.state;
+    const state = this.store.getSetting<DeltaCrlState>(DELTA_SETTING);
+    this.cachedDelta = { state, counter };
     return state;
   }
 
@@ -141,8 +227,8 @@ export class CrlPublisher {
 
   /**
    * Revoke one certificate: the revocation row, the certificate's status, the next CRL number and the
-   * newly signed CRL commit in ONE transaction; then root_crl.pem is rewritten atomically; then the
-   * listeners run. Only then does this return. Revoking twice changes nothing.
+   * newly signed CRL(s) commit in ONE transaction; then the published file(s) are rewritten atomically;
+   * then the listeners run. Only then does this return. Revoking twice changes nothing.
    */
   async revoke(
     by: { serialHex: string } | { name: string },
@@ -157,10 +243,36 @@ export class CrlPublisher {
         `invalid revocation reason ${JSON.stringify(String(reason).slice(0, 40))}`,
       );
     }
+    return this.record(by, reason, actor, sign, now, 'revoke');
+  }
+
+  /**
+   * A renewal superseded `serialHex` (its status is already `superseded`): list it on the CRL with
+   * reasonCode superseded (RFC 5280 5.3.1), durably, without telling onRevoked listeners (no key
+   * cascade, no sessions ended). Idempotent.
+   */
+  async supersede(
+    serialHex: string,
+    actor: string,
+    sign: SyncSigner,
+    now: number = Date.now(),
+  ): Promise<void> {
+    await this.record({ serialHex }, 'superseded', actor, sign, now, 'supersede');
+  }
+
+  private async record(
+    by: { serialHex: string } | { name: string },
+    reason: ReasonName,
+    actor: string,
+    sign: SyncSigner,
+    nowMs: number,
+    kind: 'revoke' | 'supersede',
+  ): Promise<RevokeOutcome> {
     // CRL times have one-second resolution (RFC 5280 5.1.2.4): record exactly what the CRL will say.
-    now = Math.floor(now / 1000) * 1000;
+    const now = Math.floor(nowMs / 1000) * 1000;
     let fresh: RevocationRecord[] = [];
     let outcome: RevokeOutcome;
+    let wroteFull = false;
     try {
       outcome = this.store.transaction(() => {
         // Under the write lock: catch up first, so the re-check below and the CRL see every row.
@@ -174,18 +286,33 @@ export class CrlPublisher {
             name: cert.name,
             reason: existing.reason as ReasonName,
             revokedAt: existing.revokedAt,
-            crlNumber: this.currentState().crlNumber,
+            crlNumber: this.highestCrlNumber(),
           };
         }
+        if (kind === 'supersede' && cert.status !== 'superseded') {
+          throw new InputError('bad_request', `certificate ${cert.serialHex} was not superseded`, {
+            serialHex: cert.serialHex,
+          });
+        }
         const row = this.store.insertRevocation({ serialHex: cert.serialHex, revokedAt: now, reason });
-        this.store.setCertificateStatus(cert.serialHex, 'revoked');
-        const state = this.signNext(sign, now, { serialHex: cert.serialHex, revokedAt: now, reason }, row.id);
+        if (kind === 'revoke') this.store.setCertificateStatus(cert.serialHex, 'revoked');
+        const entry = { serialHex: cert.serialHex, revokedAt: now, reason };
+        this.builder.add(entry);
+        this.addToDelta(row.id, entry);
+        this.lastRevocationId = Math.max(this.lastRevocationId, row.id);
+        let crlNumber: number;
+        if (this.builder.size < this.settings.crlSyncFullMax) {
+          crlNumber = this.signFull(sign, now).crlNumber;
+          wroteFull = true;
+        } else {
+          crlNumber = this.signDelta(sign, now).crlNumber;
+        }
         this.store.appendAudit({
           at: now,
           actor,
-          action: 'cert.revoke',
+          action: kind === 'revoke' ? 'cert.revoke' : 'cert.supersede',
           subject: cert.name,
-          detail: { serialHex: cert.serialHex, reason, crlNumber: state.crlNumber },
+          detail: { serialHex: cert.serialHex, reason, crlNumber, published: wroteFull ? 'full' : 'delta' },
         });
         return {
           status: 'revoked' as const,
@@ -193,22 +320,24 @@ export class CrlPublisher {
           name: cert.name,
           reason,
           revokedAt: now,
-          crlNumber: state.crlNumber,
+          crlNumber,
+          published: wroteFull ? ('full' as const) : ('delta' as const),
         };
       });
     } catch (err) {
-      // signNext may have added the entry to the builder before the rollback.
+      // The builders may hold the entry although the transaction rolled back.
       this.builderDirty = true;
-      this.uncommitted = undefined;
+      this.dropUncommitted();
       throw err;
     }
     this.promoteCommitted();
     if (outcome.status === 'revoked') {
-      this.revoked.set(outcome.serialHex, { reason: outcome.reason, revokedAt: outcome.revokedAt });
+      const info = { reason: outcome.reason, revokedAt: outcome.revokedAt };
+      (kind === 'revoke' ? this.revoked : this.superseded).set(outcome.serialHex, info);
+      this.writeFiles(wroteFull);
     }
-    this.writeFile();
     await this.notify(fresh);
-    if (outcome.status === 'revoked') {
+    if (outcome.status === 'revoked' && kind === 'revoke') {
       await this.notifyOne(outcome.serialHex, outcome.name, {
         reason: outcome.reason,
         revokedAt: outcome.revokedAt,
@@ -218,44 +347,95 @@ export class CrlPublisher {
   }
 
   /**
-   * Issue a new CRL with the same entries and a fresh thisUpdate/nextUpdate when the current one is past
-   * half its lifetime (or always with force). RFC 5280 5.1.2.5: nextUpdate is "the date by which the
-   * next CRL will be issued"; relying parties refuse an expired CRL, so a KDC must re-sign in time.
+   * Is a complete CRL due by the schedule? (cheap, no transaction: for a timer.) True when the delta
+   * has reached crlDeltaMaxEntries, or is non-empty and the complete CRL is older than
+   * crlFullIntervalMs, or either CRL is past half its lifetime, or a delta was never issued.
    */
-  refresh(sign: SyncSigner, now: number = Date.now(), force = false): CrlState | undefined {
+  fullCrlDue(now: number = Date.now(), mode: RefreshMode = 'due'): boolean {
+    this.refreshIfChanged();
+    if (mode === 'force') return true;
+    const full = this.currentState();
+    const delta = this.currentDelta();
+    const halfLife = (s: { thisUpdate: number; nextUpdate: number }): boolean =>
+      now >= s.thisUpdate + (s.nextUpdate - s.thisUpdate) / 2;
+    if (delta === undefined || delta.baseCrlNumber !== full.crlNumber) return true;
+    if (halfLife(full) || halfLife(delta)) return true;
+    // Revocation rows neither CRL lists (written by an older kds, or straight into the store).
+    if (delta.lastRevocationId < this.lastRevocationId) return true;
+    const pending = this.lastRevocationId > full.lastRevocationId;
+    if (!pending) return false;
+    if (mode === 'stale' || this.builder.size < this.settings.crlSyncFullMax) return true;
+    return (
+      delta.entries >= this.settings.crlDeltaMaxEntries ||
+      now - full.thisUpdate >= this.settings.crlFullIntervalMs
+    );
+  }
+
+  /**
+   * Issue a new complete CRL listing every revocation (and an empty delta with the same number) when
+   * fullCrlDue(now, mode) says so. RFC 5280 5.1.2.5: nextUpdate is "the date by which the next CRL will
+   * be issued"; relying parties refuse an expired CRL, so a KDC must re-sign in time.
+   */
+  refresh(
+    sign: SyncSigner,
+    now: number = Date.now(),
+    mode: RefreshMode | boolean = 'due',
+  ): CrlState | undefined {
+    const m: RefreshMode = mode === true ? 'force' : mode === false ? 'due' : mode;
     now = Math.floor(now / 1000) * 1000;
+    if (!this.fullCrlDue(now, m)) return undefined;
     let state: CrlState | undefined;
     try {
       state = this.store.transaction(() => {
         this.catchUp();
-        const current = this.currentState();
-        const due = now >= current.thisUpdate + (current.nextUpdate - current.thisUpdate) / 2;
-        if (!force && !due && current.lastRevocationId >= this.lastRevocationId) return undefined;
-        return this.signNext(sign, now, undefined, this.lastRevocationId);
+        if (!this.fullCrlDue(now, m)) return undefined; // re-checked under the write lock
+        return this.signFull(sign, now);
       });
     } catch (err) {
-      this.uncommitted = undefined;
+      this.dropUncommitted();
       throw err;
     }
     this.promoteCommitted();
-    if (state !== undefined) this.writeFile();
+    if (state !== undefined) this.writeFiles(true);
     return state;
   }
 
+  /**
+   * Certificates a renewal superseded that are not on the CRL yet (a crash between the renewal's
+   * commit and its CRL, or a data directory from before superseded certificates were listed).
+   */
+  async listSupersededGaps(): Promise<string[]> {
+    return this.store
+      .listCertificates({ status: 'superseded' })
+      .filter((c) => this.crlStatusOf(c.serialHex) === undefined)
+      .map((c) => c.serialHex);
+  }
+
   // -------------------------------------------------------------------------------------------------
-  // root_crl.pem
+  // root_crl.pem and root_delta_crl.pem
 
   /**
    * Make root_crl.pem byte-identical to the store's current CRL, rewriting it atomically if it is
    * missing, unreadable, older or otherwise different ("the server must notice corruption and rebuild").
    */
   repairFile(): CrlFileRepair {
-    const state = this.currentState();
+    return this.repair(this.paths.rootCrl, this.currentState());
+  }
+
+  /** The same for root_delta_crl.pem ('ok' when no delta was ever issued: there is nothing to publish). */
+  repairDeltaFile(): CrlFileRepair {
+    const delta = this.currentDelta();
+    return delta === undefined ? 'ok' : this.repair(this.paths.deltaCrl, delta);
+  }
+
+  private repair(path: string, state: { pem: string; crlNumber: number }): CrlFileRepair {
     let text: string;
+    const rewrite = (): void =>
+      this.store.transaction(() => writeFileAtomic(path, this.latestPem(path), PUBLIC_FILE_MODE));
     try {
-      text = readFileSync(this.paths.rootCrl, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch (err) {
-      this.writeFile();
+      rewrite();
       return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
     }
     if (text === state.pem) return 'ok';
@@ -267,18 +447,27 @@ export class CrlPublisher {
     } catch {
       verdict = 'unreadable';
     }
-    this.writeFile();
+    rewrite();
     return verdict;
   }
 
+  private latestPem(path: string): string {
+    if (path === this.paths.rootCrl) return this.currentState().pem;
+    const delta = this.currentDelta();
+    if (delta === undefined) throw new EnvironmentError('ca_missing', 'the store has no delta CRL');
+    return delta.pem;
+  }
+
   /**
-   * Write the store's CURRENT CRL to root_crl.pem while holding the store's write lock: every writer
-   * does the same, so the file follows commit order and never goes back to an older CRL even when two
-   * processes revoke at the same moment.
+   * Write the store's CURRENT CRLs while holding the store's write lock: every writer does the same, so
+   * the files follow commit order and never go back to an older CRL even when two processes revoke at
+   * the same moment. The delta is written every time; the complete CRL only when it was re-issued.
    */
-  private writeFile(): void {
+  private writeFiles(full: boolean): void {
     this.store.transaction(() => {
-      writeFileAtomic(this.paths.rootCrl, this.currentState().pem, PUBLIC_FILE_MODE);
+      if (full) writeFileAtomic(this.paths.rootCrl, this.currentState().pem, PUBLIC_FILE_MODE);
+      const delta = this.currentDelta();
+      if (delta !== undefined) writeFileAtomic(this.paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
     });
   }
 
@@ -313,36 +502,111 @@ export class CrlPublisher {
     return cert;
   }
 
-  /** Sign CRL number N+1 over every revocation (plus `add`), store it as current. Inside a transaction. */
-  private signNext(
-    sign: SyncSigner,
-    now: number,
-    add: CrlEntry | undefined,
-    lastRevocationId: number,
-  ): CrlState {
+  /** The next number of the one sequence complete and delta CRLs share (RFC 5280 5.2.3). */
+  private highestCrlNumber(): number {
+    return Math.max(this.currentState().crlNumber, this.currentDelta()?.crlNumber ?? 0);
+  }
+
+  /**
+   * Sign complete CRL number N = max(complete, delta) + 1 over every revocation row, and the delta CRL
+   * issued with it: the same number N, base N, no entries ("If a delta CRL and a complete CRL that cover
+   * the same scope are issued at the same time, they MUST have the same CRL number and provide the same
+   * revocation information", RFC 5280 5.2.3). Both stored as current. Inside a transaction, after catchUp.
+   */
+  private signFull(sign: SyncSigner, now: number): CrlState {
     const current = this.currentState();
-    if (add !== undefined) this.builder.add(add);
     // RFC 5280 5.2.3: "CRL issuers conforming to this profile MUST include this extension in all CRLs"
-    // and the number is "monotonically increasing": strictly the stored number plus one, under the lock.
-    const crlNumber = current.crlNumber + 1;
+    // and the number is "monotonically increasing": strictly above every number issued, under the lock.
+    const crlNumber = this.highestCrlNumber() + 1;
     // thisUpdate never goes backwards, even if this process's clock is behind the previous signer's.
     const thisUpdate = Math.max(now, current.thisUpdate);
     const nextUpdate = thisUpdate + this.settings.crlValidityDays * DAY_MS;
     const pem = this.builder.buildSync(sign, { crlNumber, thisUpdate, nextUpdate });
-    const state: CrlState = { crlNumber, pem, thisUpdate, nextUpdate, lastRevocationId };
+    const state: CrlState = {
+      crlNumber,
+      pem,
+      thisUpdate,
+      nextUpdate,
+      lastRevocationId: this.lastRevocationId,
+    };
     // Until the transaction commits, nothing may serve this state from memory.
     this.cached = undefined;
     this.store.saveCrlState(state);
     // Under the write lock no other process can commit, so the counter read now is the one that holds
     // right after our commit (our own commits never move it).
     this.uncommitted = { state, counter: this.store.changeCounter() };
-    if (add !== undefined) this.lastRevocationId = Math.max(this.lastRevocationId, lastRevocationId);
+    this.delta = {
+      builder: this.newBuilder(state, crlNumber),
+      base: { crlNumber, lastRevocationId: state.lastRevocationId },
+    };
+    this.signDelta(sign, thisUpdate, crlNumber);
     return state;
+  }
+
+  /**
+   * Sign the delta CRL over the rows since the current complete CRL (its base), numbered `crlNumber`
+   * (default: the next in the shared sequence), and store it as current. Inside a transaction.
+   */
+  private signDelta(sign: SyncSigner, now: number, crlNumber = this.highestCrlNumber() + 1): DeltaCrlState {
+    const base = this.uncommitted?.state ?? this.currentState();
+    const delta = this.deltaFor(base);
+    const previous = this.currentDelta();
+    const thisUpdate = Math.max(now, base.thisUpdate, previous?.thisUpdate ?? 0);
+    const nextUpdate = thisUpdate + this.settings.crlValidityDays * DAY_MS;
+    const pem = delta.builder.buildSync(sign, { crlNumber, thisUpdate, nextUpdate });
+    const state: DeltaCrlState = {
+      crlNumber,
+      baseCrlNumber: base.crlNumber,
+      pem,
+      thisUpdate,
+      nextUpdate,
+      lastRevocationId: this.lastRevocationId,
+      entries: delta.builder.size,
+    };
+    this.cachedDelta = undefined;
+    this.store.setSetting(DELTA_SETTING, state);
+    this.uncommittedDelta = { state, counter: this.store.changeCounter() };
+    return state;
+  }
+
+  /** The delta builder for `base` (rebuilt from the rows above its lastRevocationId if it moved). */
+  private deltaFor(base: CrlState): NonNullable<CrlPublisher['delta']> {
+    const d = this.delta;
+    if (
+      d !== undefined &&
+      d.base.crlNumber === base.crlNumber &&
+      d.base.lastRevocationId === base.lastRevocationId
+    )
+      return d;
+    const builder = this.newBuilder(base, base.crlNumber);
+    for (const row of this.store.listRevocations(base.lastRevocationId)) {
+      builder.add({ serialHex: row.serialHex, revokedAt: row.revokedAt, reason: row.reason as ReasonName });
+    }
+    this.delta = { builder, base: { crlNumber: base.crlNumber, lastRevocationId: base.lastRevocationId } };
+    return this.delta;
+  }
+
+  private addToDelta(id: number, entry: CrlEntry): void {
+    if (this.delta !== undefined && id > this.delta.base.lastRevocationId) this.delta.builder.add(entry);
   }
 
   private promoteCommitted(): void {
     if (this.uncommitted !== undefined) this.cached = this.uncommitted;
+    if (this.uncommittedDelta !== undefined) this.cachedDelta = this.uncommittedDelta;
     this.uncommitted = undefined;
+    this.uncommittedDelta = undefined;
+  }
+
+  private dropUncommitted(): void {
+    if (this.uncommitted !== undefined || this.uncommittedDelta !== undefined) {
+      // The delta builder may have been re-based on a complete CRL that never committed.
+      this.delta = undefined;
+    }
+    this.uncommitted = undefined;
+    this.uncommittedDelta = undefined;
+    // A read inside the rolled-back transaction may have cached what it wrote: forget both.
+    this.cached = undefined;
+    this.cachedDelta = undefined;
   }
 
   private refreshIfChanged(): void {
@@ -355,14 +619,15 @@ export class CrlPublisher {
   }
 
   /**
-   * Read revocation rows newer than the last seen one into the map and the builder; returns the ones
-   * this process did not know. The map only ever receives committed rows, so it is never wrong; the
-   * builder is rebuilt from every row after a rolled-back revocation may have left an extra entry in it.
+   * Read revocation rows newer than the last seen one into the maps and the builders; returns the
+   * revocations (not the superseded entries) this process did not know. The maps only ever receive
+   * committed rows, so they are never wrong; the builders are rebuilt from every row after a
+   * rolled-back revocation may have left an extra entry in them.
    */
   private catchUp(): RevocationRecord[] {
-    const rebuild = this.builderDirty;
-    if (rebuild) {
+    if (this.builderDirty) {
       this.builder = this.newBuilder(this.currentState());
+      this.delta = undefined;
       this.builderDirty = false;
       this.lastRevocationId = 0;
     }
@@ -370,22 +635,31 @@ export class CrlPublisher {
     const fresh: RevocationRecord[] = [];
     for (const row of rows) {
       const reason = row.reason as ReasonName;
-      if (!this.revoked.has(row.serialHex)) {
+      const info = { reason, revokedAt: row.revokedAt };
+      // A renewal's entry (reason superseded, certificate status superseded) is no revocation for the
+      // KDC; an operator's revocation with reason superseded (status revoked) is one. Renewals are rare,
+      // so looking the certificate up for those rows only keeps catching up O(new rows).
+      if (reason === 'superseded' && this.store.getCertificate(row.serialHex)?.status === 'superseded') {
+        this.superseded.set(row.serialHex, info);
+      } else if (!this.revoked.has(row.serialHex)) {
         fresh.push(row);
-        this.revoked.set(row.serialHex, { reason, revokedAt: row.revokedAt });
+        this.revoked.set(row.serialHex, info);
       }
-      this.builder.add({ serialHex: row.serialHex, revokedAt: row.revokedAt, reason });
+      const entry = { serialHex: row.serialHex, revokedAt: row.revokedAt, reason };
+      this.builder.add(entry);
+      this.addToDelta(row.id, entry);
       this.lastRevocationId = row.id;
     }
     return fresh;
   }
 
-  private newBuilder(state: CrlState): CrlBuilder {
+  private newBuilder(state: CrlState, deltaBase?: number): CrlBuilder {
     return new CrlBuilder({
       issuerCertPem: this.caCert.pem,
       crlNumber: state.crlNumber,
       thisUpdate: state.thisUpdate,
       nextUpdate: state.nextUpdate,
+      ...(deltaBase === undefined ? { freshestCrlUrl: this.freshestCrlUrl } : { deltaBase }),
     });
   }
 
@@ -406,15 +680,17 @@ export class CrlPublisher {
 }
 
 /**
- * The first CRL of a new CA (number 1, no entries), stored and written to root_crl.pem. RFC 5280
- * 5.1.2.6: "When there are no revoked certificates, the revoked certificates list MUST be absent."
+ * The first CRLs of a new CA: complete CRL number 1 (no entries) and, issued with it, delta CRL number 1
+ * (base 1, no entries); stored and written to root_crl.pem / root_delta_crl.pem. RFC 5280 5.1.2.6:
+ * "When there are no revoked certificates, the revoked certificates list MUST be absent."
  */
 export function publishInitialCrl(deps: PublisherDeps & { sign: SyncSigner; now: number }): CrlState {
   const { store, paths, caCert, settings, sign } = deps;
   const now = Math.floor(deps.now / 1000) * 1000;
   const thisUpdate = now;
   const nextUpdate = now + settings.crlValidityDays * DAY_MS;
-  const builder = new CrlBuilder({ issuerCertPem: caCert.pem, crlNumber: 1, thisUpdate, nextUpdate });
+  const spec = { issuerCertPem: caCert.pem, crlNumber: 1, thisUpdate, nextUpdate };
+  const builder = new CrlBuilder({ ...spec, freshestCrlUrl: deltaCrlUrlOf(settings) });
   const state: CrlState = {
     crlNumber: 1,
     pem: builder.buildSync(sign),
@@ -422,9 +698,20 @@ export function publishInitialCrl(deps: PublisherDeps & { sign: SyncSigner; now:
     nextUpdate,
     lastRevocationId: 0,
   };
+  const delta: DeltaCrlState = {
+    crlNumber: 1,
+    baseCrlNumber: 1,
+    pem: new CrlBuilder({ ...spec, deltaBase: 1 }).buildSync(sign),
+    thisUpdate,
+    nextUpdate,
+    lastRevocationId: 0,
+    entries: 0,
+  };
   store.transaction(() => {
     store.saveCrlState(state);
+    store.setSetting(DELTA_SETTING, delta);
     writeFileAtomic(paths.rootCrl, state.pem, PUBLIC_FILE_MODE);
+    writeFileAtomic(paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
   });
   return state;
 }

@@ -10,6 +10,8 @@ export interface CaPaths {
   rootKey: string;
   /** Current CRL v2 (public, 0644), rewritten atomically on every revocation. */
   rootCrl: string;
+  /** Current delta CRL (RFC 5280 5.2.4) completing root_crl.pem (public, 0644), rewritten on every revocation. */
+  deltaCrl: string;
   caDir: string;
   /** Generated CA passphrase (0600), only when none was supplied at init. */
   passphrase: string;
@@ -28,6 +30,7 @@ export function caPaths(dataDir: string): CaPaths {
     rootCa: join(dataDir, 'root_ca.pem'),
     rootKey: join(dataDir, 'root_private_key.pem'),
     rootCrl: join(dataDir, 'root_crl.pem'),
+    deltaCrl: join(dataDir, 'root_delta_crl.pem'),
     caDir: join(dataDir, 'ca'),
     passphrase: join(dataDir, 'ca', 'passphrase'),
     serverDir: join(dataDir, 'server'),
@@ -53,6 +56,16 @@ export interface CaSettings {
   maxDays: number;
   /** nextUpdate - thisUpdate of every CRL. */
   crlValidityDays: number;
+  /**
+   * While fewer certificates than this are revoked, every revocation also re-issues the complete CRL
+   * before it is acknowledged (root_crl.pem always lists everything). From this size on, a revocation
+   * publishes only the delta CRL and the complete CRL is rebuilt on the schedule below.
+   */
+  crlSyncFullMax: number;
+  /** Rebuild the complete CRL (off the acknowledgement path) once the delta lists this many entries. */
+  crlDeltaMaxEntries: number;
+  /** ... or once the delta is non-empty and the complete CRL is older than this (ms). */
+  crlFullIntervalMs: number;
 }
 
 export const DEFAULT_CA_SETTINGS: CaSettings = {
@@ -61,12 +74,20 @@ export const DEFAULT_CA_SETTINGS: CaSettings = {
   defaultDays: 30,
   maxDays: 365,
   crlValidityDays: 7,
+  crlSyncFullMax: 10_000,
+  crlDeltaMaxEntries: 2_000,
+  crlFullIntervalMs: 3_600_000,
 };
 
 /** RFC 3986 host in a URL: IPv6 literals go in brackets. */
 export function crlUrlOf(s: Pick<CaSettings, 'crlHost' | 'crlPort'>): string {
   const host = s.crlHost.includes(':') ? `[${s.crlHost}]` : s.crlHost;
   return `http://${host}:${s.crlPort}/crl.pem`;
+}
+
+/** Where the KDC serves the delta CRL (the complete CRL's Freshest CRL extension names it). */
+export function deltaCrlUrlOf(s: Pick<CaSettings, 'crlHost' | 'crlPort'>): string {
+  return crlUrlOf(s).replace(/\/crl\.pem$/, '/delta-crl.pem');
 }
 
 export const DAY_MS = 86_400_000;

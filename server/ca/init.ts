@@ -256,6 +256,7 @@ function moveAside(dataDir: string, now: number): string {
     p.rootCa,
     p.rootKey,
     p.rootCrl,
+    p.deltaCrl,
     p.store,
     `${p.store}-wal`,
     `${p.store}-shm`,

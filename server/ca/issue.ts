@@ -1,11 +1,16 @@
-// Issuing one certificate (issue 2 part 4): reserve a fresh serial in the store, have shared/pki build the
-// TBSCertificate and node:crypto sign it, then store the PEM and make it the name's active certificate.
-// The CSR checks happen before this (authority.ts); everything here runs for init's own credentials too.
+// Issuing one certificate (issue 2 part 4): draw a fresh serial, have shared/pki build the TBSCertificate
+// and node:crypto sign it, then, in ONE store transaction, record it under its serial and make it the
+// name's active certificate. The CSR checks happen before this (authority.ts); everything here runs for
+// init's own credentials too.
 //
 // RFC 5280 4.1.2.2: "the serial number ... MUST be unique for each certificate issued by a given CA".
-// The serial row is INSERTED (UNIQUE constraint) BEFORE anything is signed, so two signed certificates
-// can never share a serial, even across processes or after a crash (a crash leaves a `pending` row,
-// i.e. a burnt serial, never a duplicate).
+// A certificate is issued when it leaves this function, and it leaves only after the transaction that
+// inserted its serial (UNIQUE constraint) committed: two issued certificates can never share a serial,
+// even across processes or after a crash. A certificate signed under a serial that turns out to be taken
+// (126 random bits: not in practice) is thrown away, never returned; a crash before the commit leaves
+// nothing behind. Until session 2 the serial was reserved in a transaction of its own before signing:
+// that was a second WAL sync per certificate, which bench/issue.ts measured as the largest cost left.
+import type { KeyObject } from 'node:crypto';
 import type { ParsedCertificate, Profile, Signer } from '../../shared/pki/x509.js';
 import { buildParsedCertificate } from '../../shared/pki/x509.js';
 import { newSerialHex } from '../../shared/pki/serial.js';
@@ -37,6 +42,8 @@ export interface IssueRequest {
   subjectCN: string;
   subjectOU?: string;
   publicKeyPem: string;
+  /** publicKeyPem already imported (ParsedCsr.publicKey); see CertificateSpec.publicKey. */
+  publicKey?: KeyObject;
   sans?: { dns?: string[]; ip?: string[] };
   /** Validity in days from now (default settings.defaultDays), capped by settings.maxDays and the CA. */
   days?: number;
@@ -48,9 +55,10 @@ export interface IssueRequest {
   uncapped?: boolean;
   actor: string;
   /**
-   * Runs inside the reservation's transaction, after the active-name check and before the serial is
-   * reserved; a throw refuses the issuance with nothing written (enrollment consumes its token here,
-   * so a token is spent exactly when a serial is reserved for it).
+   * Runs inside the issuance's one transaction (after signing), after the active-name re-check and
+   * before the serial and certificate are recorded; a throw refuses the issuance with nothing written
+   * (enrollment consumes its token here, so a token is spent exactly when a certificate is issued for
+   * it, and a failed signature no longer burns it).
    */
   beforeReserve?: () => void;
 }
@@ -109,11 +117,37 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   const { notBefore, notAfter, capped } = validityFor(req, ctx);
   const serialHex = newSerialHex();
 
-  // Both store steps go through the store's group commit (server/store/group-commit.ts): concurrent
-  // issuances share one WAL sync per step, and each still returns only after its own rows committed.
-  // 1. Reserve the serial (and fail early, before the slow signature, if the name is taken).
+  // 1. Fail early, before the slow signature, if the name is taken (re-checked under the write lock).
+  if (!req.renew) refuseIfActive(store, req.name);
+
+  // 2. Build and sign (async: the RSA private-key operation runs on the thread pool).
+  const cert = await buildParsedCertificate(
+    {
+      serialHex,
+      subjectCN: req.subjectCN,
+      ...(req.subjectOU !== undefined ? { subjectOU: req.subjectOU } : {}),
+      issuer: ctx.caCert === undefined ? 'self' : { certPem: ctx.caCert.pem },
+      publicKeyPem: req.publicKeyPem,
+      ...(req.publicKey !== undefined ? { publicKey: req.publicKey } : {}),
+      notBefore,
+      notAfter,
+      profile: req.profile,
+      ...(req.sans !== undefined ? { sans: req.sans } : {}),
+      ...(ctx.crlUrl !== undefined ? { crlUrl: ctx.crlUrl } : {}),
+    },
+    ctx.sign,
+  );
+
+  // 3. One transaction, through the store's group commit (server/store/group-commit.ts: concurrent
+  // issuances share one WAL sync, and each resolves only after its own rows committed, i.e. the
+  // certificate is durable before anyone sees it): re-check the name, run beforeReserve (enrollment
+  // consumes its token here), record the serial and the certificate, supersede the previous one when
+  // renewing, audit. A throw anywhere rolls back all of it, and the signed certificate is dropped.
+  let supersededSerialHex: string | undefined;
   await groupCommit(store).run(() => {
-    if (!req.renew) refuseIfActive(store, req.name);
+    const current = store.activeCertificate(req.name);
+    // Another request (or process) may have issued for this name since step 1.
+    if (current !== undefined && !req.renew) refuseIfActive(store, req.name);
     req.beforeReserve?.();
     store.reserveCertificate({
       serialHex,
@@ -123,62 +157,25 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
       notAfter,
       issuedAt: ctx.now,
     });
-  });
-
-  // 2. Build and sign (async: the RSA private-key operation runs on the thread pool).
-  let cert: ParsedCertificate;
-  try {
-    cert = await buildParsedCertificate(
-      {
+    if (current !== undefined) {
+      store.setCertificateStatus(current.serialHex, 'superseded');
+      supersededSerialHex = current.serialHex;
+    }
+    store.activateCertificate(serialHex, cert.pem, cert.fingerprint256);
+    store.appendAudit({
+      at: ctx.now,
+      actor: req.actor,
+      action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
+      subject: req.name,
+      detail: {
         serialHex,
-        subjectCN: req.subjectCN,
-        ...(req.subjectOU !== undefined ? { subjectOU: req.subjectOU } : {}),
-        issuer: ctx.caCert === undefined ? 'self' : { certPem: ctx.caCert.pem },
-        publicKeyPem: req.publicKeyPem,
-        notBefore,
+        role: req.role,
         notAfter,
-        profile: req.profile,
-        ...(req.sans !== undefined ? { sans: req.sans } : {}),
-        ...(ctx.crlUrl !== undefined ? { crlUrl: ctx.crlUrl } : {}),
+        fingerprint256: cert.fingerprint256,
+        ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
       },
-      ctx.sign,
-    );
-  } catch (err) {
-    // The serial was never used in anything that left this process: release the reservation.
-    store.discardPendingCertificate(serialHex);
-    throw err;
-  }
-
-  // 3. Activate it, superseding the previous one when renewing; audit in the same transaction.
-  let supersededSerialHex: string | undefined;
-  try {
-    await groupCommit(store).run(() => {
-      const current = store.activeCertificate(req.name);
-      if (current !== undefined) {
-        // Re-checked under the write lock: another process may have issued for this name meanwhile.
-        if (!req.renew) refuseIfActive(store, req.name);
-        store.setCertificateStatus(current.serialHex, 'superseded');
-        supersededSerialHex = current.serialHex;
-      }
-      store.activateCertificate(serialHex, cert.pem, cert.fingerprint256);
-      store.appendAudit({
-        at: ctx.now,
-        actor: req.actor,
-        action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
-        subject: req.name,
-        detail: {
-          serialHex,
-          role: req.role,
-          notAfter,
-          fingerprint256: cert.fingerprint256,
-          ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
-        },
-      });
     });
-  } catch (err) {
-    store.discardPendingCertificate(serialHex);
-    throw err;
-  }
+  });
   return { cert, capped, ...(supersededSerialHex !== undefined ? { supersededSerialHex } : {}) };
 }
 

@@ -53,7 +53,9 @@ export class Connection implements SessionHandle {
   readonly remoteAddress: string;
   /** Counted against the unauthenticated cap until the handshake completes or the socket closes. */
   holdsSlot = false;
-  #id = randomBytes(8).toString('hex');
+  // Drawn on first use: before the handshake completes the id only names the connection in a log line,
+  // and most connections never need one (randomBytes costs ~5-9 us per call, once per connection).
+  #id: string | undefined;
   #identity: Identity = NOBODY;
   #mode: ServerHandshakeResult['mode'] | undefined;
   #phase: Phase = 'handshake';
@@ -85,7 +87,7 @@ export class Connection implements SessionHandle {
 
   /** Session id (hex) once established; a random connection id before. */
   get id(): string {
-    return this.#id;
+    return (this.#id ??= randomBytes(8).toString('hex'));
   }
 
   get identity(): Identity {
@@ -176,7 +178,7 @@ export class Connection implements SessionHandle {
   fail(err: unknown): void {
     if (this.#phase === 'closing' || this.#phase === 'closed') return;
     const e = toKdsError(err);
-    if (e.code === 'internal') this.#host.log(`connection ${this.#id}: internal error: ${describe(err)}`);
+    if (e.code === 'internal') this.#host.log(`connection ${this.id}: internal error: ${describe(err)}`);
     const established = this.#phase === 'open' && this.#channel !== undefined;
     this.#phase = 'closing';
     this.#clearTimer();

@@ -3,6 +3,8 @@
 //   GET /crl.pem  the CURRENT CRL, read from the CA on every request (never a copy taken at start-up:
 //                 RFC 5280 5.1.2.4 makes thisUpdate/nextUpdate the relying party's freshness signal, and a
 //                 CRL served stale after a revocation was acknowledged would be a lie)
+//   GET /delta-crl.pem  the CURRENT delta CRL (RFC 5280 5.2.4) completing /crl.pem; the complete CRL's
+//                 Freshest CRL extension (5.2.6) names this URL. 404 while the CA has issued none.
 //   GET /healthz  JSON { ok, version, sessions, uptimeMs }
 // Everything else is 404; methods other than GET/HEAD are 405. No request body is ever read.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -10,6 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export interface HttpSources {
   caPem(): string;
   crlPem(): string;
+  /** The current delta CRL, or undefined when none was issued (404). Optional for older callers. */
+  deltaCrlPem?(): string | undefined;
   health(): Record<string, unknown>;
 }
 
@@ -33,8 +37,12 @@ export function createHttpHandler(sources: HttpSources): (req: IncomingMessage, 
       return;
     }
     try {
-      const { type, body } = route(sources);
-      send(res, req, 200, type, body);
+      const found = route(sources);
+      if (found === undefined) {
+        send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
+        return;
+      }
+      send(res, req, 200, found.type, found.body);
     } catch {
       // Never echo internals (paths, store errors) to an unauthenticated HTTP client.
       send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -42,12 +50,19 @@ export function createHttpHandler(sources: HttpSources): (req: IncomingMessage, 
   };
 }
 
-type Route = (s: HttpSources) => { type: string; body: string };
+type Route = (s: HttpSources) => { type: string; body: string } | undefined;
 
 // A Map, not an object literal: a request for `/constructor` or `__proto__` must not find a route.
 const ROUTES = new Map<string, Route>([
   ['/ca.pem', (s) => ({ type: 'application/x-pem-file', body: s.caPem() })],
   ['/crl.pem', (s) => ({ type: 'application/x-pem-file', body: s.crlPem() })],
+  [
+    '/delta-crl.pem',
+    (s) => {
+      const body = s.deltaCrlPem?.();
+      return body === undefined ? undefined : { type: 'application/x-pem-file', body };
+    },
+  ],
   ['/healthz', (s) => ({ type: 'application/json', body: `${JSON.stringify(s.health())}\n` })],
 ]);
 

@@ -23,7 +23,7 @@ import { resolveCaPassphrase } from '../ca/passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import '../kdc-handlers/index.js';
 import { attachKeyService } from '../keys/context.js';
-import { CertificateCache, checkClientCertificate } from './cert-check.js';
+import { CertificateCache, CertificateRecordCache, checkClientCertificate } from './cert-check.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import {
   registry as defaultRegistry,
@@ -157,6 +157,7 @@ async function serve(
   const rateLimiter =
     opts.rateLimit === false ? undefined : new HandshakeRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
   const certCache = new CertificateCache();
+  const certRecords = new CertificateRecordCache(ca.store);
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
   const startedAt = Date.now();
   const version = readVersion();
@@ -205,8 +206,20 @@ async function serve(
     endSessionsOf(serialHex, 'cert_revoked', undefined, info).then(() => {}),
   );
   attachKeyService(services, { dataDir: opts.dataDir, passphrase }); // issue 4: key service, revocation cascade
+  // Issue 7: a complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
+  // delta's schedule by the timer below), never on a revocation's acknowledgement path.
+  try {
+    ca.publishFullCrlIfStale();
+  } catch (err) {
+    log(`complete CRL re-issue failed: ${(err as Error).message}`);
+  }
   const syncTimer = setInterval(() => {
     ca.syncRevocations().catch((err: unknown) => log(`revocation sync failed: ${(err as Error).message}`));
+    try {
+      ca.maintainCrl();
+    } catch (err) {
+      log(`complete CRL re-issue failed: ${(err as Error).message}`);
+    }
   }, REVOCATION_SYNC_MS);
   syncTimer.unref();
 
@@ -235,7 +248,7 @@ async function serve(
         },
         checkClientCertificate: (cert, mode) => {
           if (mode !== 'auth') return;
-          onChecked(checkClientCertificate(ca, cert));
+          onChecked(checkClientCertificate(ca, cert, Date.now(), certRecords));
         },
       }),
     authenticated: (conn) => {
@@ -260,6 +273,7 @@ async function serve(
   const handleHttp = createHttpHandler({
     caPem: () => ca.caCertPem,
     crlPem: () => ca.currentCrlPem(),
+    deltaCrlPem: () => ca.currentDeltaCrlPem(),
     health: () => ({
       ok: closing === undefined,
       version,
@@ -363,6 +377,11 @@ async function serve(
       server.closeAllConnections();
       await stopped;
       wss.close();
+      try {
+        ca.publishFullCrlIfStale();
+      } catch (err) {
+        log(`complete CRL re-issue failed: ${(err as Error).message}`);
+      }
       ca.close();
     })();
     return closing;

@@ -8,9 +8,12 @@
 // server restart: delivery is at-least-once and clients handle duplicates idempotently. On connect,
 // a client asks for its backlog with `key.sync`; the pushes precede the reply on the ordered channel.
 //
-// Key notices are rebuilt from the key record when pushed (nothing but a reference is queued), so a
-// KDC-generated key exists at rest only wrapped under the KEK, and a notice always shows the key's
-// current state.
+// What is queued is only a reference (nothing but the key serial), so a KDC-generated key exists at rest
+// only wrapped under the KEK. A notice sent from the queue (key.sync) is rebuilt from the key record and
+// shows the key's current state. A notice pushed live right after the commit that queued it is built
+// from the data the service has in hand (the same fields, read from the same transaction's values:
+// `deliveredPush`, `verifiedPush`): re-reading the record and unwrapping the key again for it cost about
+// a third of the KDC's CPU per key in bench/keys.ts.
 import { pemToDer } from '../../shared/pki/pem.js';
 import type { DeliveryKind, DeliveryRecord, Store, SymKeyRecord } from '../store/store.js';
 import type { KeyEncryptionKeys } from './kek.js';
@@ -104,6 +107,43 @@ function deliveredBody(
   store: Store,
   kek: () => KeyEncryptionKeys | undefined,
 ): Push | undefined {
+  if (key.mode === 'e2e') {
+    const cert = store.getCertificate(key.ownerCert);
+    if (cert?.pem === null || cert?.pem === undefined) return undefined;
+    return deliveredPush(delivery, key, { fromCert: pemToDer(cert.pem, 'CERTIFICATE') });
+  }
+  const ring = kek();
+  if (ring === undefined || key.wrappedKey === null || key.kekVersion === null) return undefined;
+  return deliveredPush(delivery, key, { key: ring.unwrap(key.serial, key.wrappedKey, key.kekVersion) });
+}
+
+/** The key fields a key.delivered notice shows (a subset of SymKeyRecord). */
+export type DeliveredKey = Pick<
+  SymKeyRecord,
+  | 'serial'
+  | 'mode'
+  | 'owner'
+  | 'ownerCert'
+  | 'peer'
+  | 'peerCert'
+  | 'createdAt'
+  | 'expiresAt'
+  | 'prekeyId'
+  | 'ephemeral'
+  | 'ciphertext'
+  | 'senderSignature'
+>;
+
+/**
+ * key.delivered for `delivery` from a key in hand: an e2e key with the sender's certificate (DER), or a
+ * KDC-generated key with its plaintext (sent inside the record layer only). Undefined when the record
+ * lacks what its mode needs.
+ */
+export function deliveredPush(
+  delivery: DeliveryRecord,
+  key: DeliveredKey,
+  extra: { fromCert: Buffer } | { key: Buffer },
+): Push | undefined {
   const common = {
     d: delivery.id,
     serial: key.serial,
@@ -116,10 +156,8 @@ function deliveredBody(
     expiresAt: key.expiresAt,
   };
   if (key.mode === 'e2e') {
-    const cert = store.getCertificate(key.ownerCert);
     if (
-      cert?.pem === null ||
-      cert?.pem === undefined ||
+      !('fromCert' in extra) ||
       key.ephemeral === null ||
       key.ciphertext === null ||
       key.senderSignature === null
@@ -131,7 +169,7 @@ function deliveredBody(
       type: 'key.delivered',
       body: {
         ...common,
-        fromCert: pemToDer(cert.pem, 'CERTIFICATE'),
+        fromCert: extra.fromCert,
         prekeyId: key.prekeyId,
         ephemeral: key.ephemeral,
         signature: key.senderSignature,
@@ -139,11 +177,15 @@ function deliveredBody(
       },
     };
   }
-  const ring = kek();
-  if (ring === undefined || key.wrappedKey === null || key.kekVersion === null) return undefined;
+  if (!('key' in extra)) return undefined;
+  return { recipient: delivery.recipient, type: 'key.delivered', body: { ...common, key: extra.key } };
+}
+
+/** key.verified for `delivery`: the receiver verified key `serial` at `verifiedAt`. */
+export function verifiedPush(delivery: DeliveryRecord, serial: string, verifiedAt: number): Push {
   return {
     recipient: delivery.recipient,
-    type: 'key.delivered',
-    body: { ...common, key: ring.unwrap(key.serial, key.wrappedKey, key.kekVersion) },
+    type: 'key.verified',
+    body: { d: delivery.id, serial, verifiedAt },
   };
 }

@@ -64,16 +64,20 @@ on('key.prekeys', CLIENT, async (ctx, b) => {
 });
 
 on('key.reserve', CLIENT, async (ctx, b) => {
-  const r = (await keyServiceFor(ctx.kdc)).reserve(caller(ctx), {
+  // reserveGrouped / depositGrouped: through the store's group commit (bench/keys.ts, e2e flow).
+  const r = await (
+    await keyServiceFor(ctx.kdc)
+  ).reserveGrouped(caller(ctx), {
     peer: String(b.peer),
     ...withOptional('ttl', optionalNumber(b.ttl)),
     ...withOptional('replaces', optionalString(b.replaces)),
+    ...withOptional('ack', b.ack === undefined ? undefined : deliveryIds(b.ack)),
   });
   return { ...r, prekey: { ...r.prekey } };
 });
 
 on('key.deposit', CLIENT, async (ctx, b) =>
-  (await keyServiceFor(ctx.kdc)).deposit(caller(ctx), {
+  (await keyServiceFor(ctx.kdc)).depositGrouped(caller(ctx), {
     serial: String(b.serial),
     ephemeral: bytes(b.ephemeral),
     signature: bytes(b.signature),
@@ -86,6 +90,7 @@ on('key.create', CLIENT, async (ctx, b) =>
     peer: String(b.peer),
     ...withOptional('ttl', optionalNumber(b.ttl)),
     ...withOptional('replaces', optionalString(b.replaces)),
+    ...withOptional('ack', b.ack === undefined ? undefined : deliveryIds(b.ack)),
   }),
 );
 
@@ -97,6 +102,7 @@ on('key.verify', PARTIES, async (ctx, b) => {
     serial: String(b.serial),
     digest: bytes(b.digest),
     ...withOptional('signature', signature),
+    ...withOptional('ack', b.ack === undefined ? undefined : deliveryIds(b.ack)),
   });
   return { ...result };
 });
@@ -115,10 +121,14 @@ on('key.sync', CLIENT, async (ctx) =>
   (await keyServiceFor(ctx.kdc)).sync(caller(ctx), (type, body) => ctx.session.push(type, body)),
 );
 
-on('key.ack', CLIENT, async (ctx, b) => {
-  const ids = Array.isArray(b.ids) ? b.ids.filter((x): x is number => Number.isSafeInteger(x)) : [];
-  return (await keyServiceFor(ctx.kdc)).ackGrouped(caller(ctx), ids); // group commit (bench/keys.ts)
-});
+on('key.ack', CLIENT, async (ctx, b) =>
+  // group commit (bench/keys.ts)
+  (await keyServiceFor(ctx.kdc)).ackGrouped(caller(ctx), deliveryIds(b.ids)),
+);
+
+function deliveryIds(value: unknown): number[] {
+  return Array.isArray(value) ? value.filter((x): x is number => Number.isSafeInteger(x)) : [];
+}
 
 on('msg.send', CLIENT, async (ctx, b) =>
   (await keyServiceFor(ctx.kdc)).sendMessage(caller(ctx), {

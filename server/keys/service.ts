@@ -30,11 +30,12 @@ import type {
   DeliveryKind,
   DeliveryRecord,
   NewPrekey,
+  PrekeyRecord,
   Store,
   SymKeyMode,
   SymKeyRecord,
 } from '../store/store.js';
-import { buildPush, encodeMessagePayload } from './deliveries.js';
+import { buildPush, deliveredPush, encodeMessagePayload, verifiedPush, type Push } from './deliveries.js';
 import { KeyEncryptionKeys } from './kek.js';
 import { checkTtl, RESERVATION_TTL_MS } from './ttl.js';
 
@@ -95,6 +96,52 @@ export interface VerifyResult {
   revokedAt?: number;
 }
 
+/** Type aliases (not interfaces) so handlers can return them as wire bodies. */
+export type Reservation = {
+  serial: string;
+  createdAt: number;
+  expiresAt: number;
+  peer: string;
+  peerCert: Buffer;
+  prekey: { id: string; publicKey: Buffer; signature: Buffer };
+};
+
+/**
+ * key.reserve / key.create. `ack`: the caller's delivery ids to acknowledge in the same commit (as
+ * key.ack), e.g. a sender's key.verified notices of earlier keys; applied only if the request succeeds
+ * (otherwise they stay queued and come again: delivery is at-least-once).
+ */
+export interface NewKeyRequest {
+  peer: string;
+  ttl?: number;
+  replaces?: string;
+  ack?: readonly number[];
+}
+
+export interface DepositRequest {
+  serial: string;
+  ephemeral: Buffer;
+  signature: Buffer;
+  ciphertext: Buffer;
+}
+
+export type Deposited = {
+  serial: string;
+  createdAt: number;
+  expiresAt: number;
+  digest: Buffer;
+};
+
+/**
+ * A write operation split for either commit path: the checks already ran, `write` runs inside a
+ * transaction (its own, or a savepoint of a group commit), `finish` turns the committed result into the
+ * answer (and sends the pushes) only after the commit.
+ */
+interface Step<W, R> {
+  write: () => W;
+  finish: (written: W) => R;
+}
+
 const CERTIFICATE_REVOKED = 'certificateRevoked';
 /** Storage bounds a client cannot push past: prekeys it keeps, and messages queued for one recipient. */
 export const MAX_PREKEY_STOCK = 100;
@@ -113,7 +160,8 @@ export class KeyService {
   readonly #syncBatch: number;
   #kek: Promise<KeyEncryptionKeys> | undefined;
   #kekReady: KeyEncryptionKeys | undefined;
-  readonly #publicKeys = new Map<string, KeyObject>();
+  /** Certificates by serial: the imported public key and the DER, for signature checks and e2e pushes. */
+  readonly #certs = new Map<string, { key: KeyObject; der: Buffer }>();
 
   constructor(opts: KeyServiceOptions) {
     this.#store = opts.store;
@@ -188,55 +236,68 @@ export class KeyService {
   // -- creating keys -----------------------------------------------------------------------------
 
   /** Flow 1: hand out a serial and one of the peer's one-time prekeys (atomically consumed). */
-  reserve(
+  reserve(caller: Caller, req: NewKeyRequest): Reservation {
+    const step = this.#reserveStep(caller, req);
+    return step.finish(this.#store.transaction(step.write));
+  }
+
+  /** reserve through the store's group commit: what the `key.reserve` handler uses. */
+  async reserveGrouped(
     caller: Caller,
-    req: { peer: string; ttl?: number; replaces?: string },
-  ): {
-    serial: string;
-    createdAt: number;
-    expiresAt: number;
-    peer: string;
-    peerCert: Buffer;
-    prekey: { id: string; publicKey: Buffer; signature: Buffer };
-  } {
+    req: NewKeyRequest,
+  ): Promise<Reservation> {
+    const step = this.#reserveStep(caller, req);
+    return step.finish(await groupCommit(this.#store).run(step.write));
+  }
+
+  /** reserve's checks now, its writes in `write` (one transaction), its answer from `finish`. */
+  #reserveStep(
+    caller: Caller,
+    req: NewKeyRequest,
+  ): Step<PrekeyRecord | undefined, Reservation> {
     const ttl = checkTtl(req.ttl);
     const peerCert = this.#peerCertificate(caller, req.peer);
     if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'e2e');
     const now = this.#now();
-    this.#store.deleteStaleReservations(now - RESERVATION_TTL_MS);
     const serial = newKeySerial();
-    const prekey = this.#store.transaction(() => {
-      const claimed = this.#store.claimPrekey(req.peer, peerCert.serialHex);
-      if (claimed === undefined) return undefined;
-      this.#store.insertSymKey({
-        serial,
-        mode: 'e2e',
-        owner: caller.name,
-        ownerCert: caller.serialHex,
-        peer: req.peer,
-        peerCert: peerCert.serialHex,
-        createdAt: now,
-        expiresAt: now + ttl,
-        state: 'reserved',
-        replaces: req.replaces ?? null,
-        prekeyId: claimed.prekeyId,
-        prekeyPublic: claimed.publicKey,
-      });
-      return claimed;
-    });
-    if (prekey === undefined) {
-      throw new StateError(
-        'peer_unavailable',
-        `${req.peer} has no prekeys left: it must connect once (e.g. kds client listen) before it can receive end-to-end keys`,
-      );
-    }
     return {
-      serial,
-      createdAt: now,
-      expiresAt: now + ttl,
-      peer: req.peer,
-      peerCert: pemToDer(peerCert.pem!, 'CERTIFICATE'),
-      prekey: { id: prekey.prekeyId, publicKey: prekey.publicKey, signature: prekey.signature },
+      write: () => {
+        this.#store.deleteStaleReservations(now - RESERVATION_TTL_MS);
+        const claimed = this.#store.claimPrekey(req.peer, peerCert.serialHex);
+        if (claimed === undefined) return undefined;
+        if (req.ack !== undefined && req.ack.length > 0) this.#store.deleteDeliveries(caller.name, req.ack);
+        this.#store.insertSymKey({
+          serial,
+          mode: 'e2e',
+          owner: caller.name,
+          ownerCert: caller.serialHex,
+          peer: req.peer,
+          peerCert: peerCert.serialHex,
+          createdAt: now,
+          expiresAt: now + ttl,
+          state: 'reserved',
+          replaces: req.replaces ?? null,
+          prekeyId: claimed.prekeyId,
+          prekeyPublic: claimed.publicKey,
+        });
+        return claimed;
+      },
+      finish: (prekey) => {
+        if (prekey === undefined) {
+          throw new StateError(
+            'peer_unavailable',
+            `${req.peer} has no prekeys left: it must connect once (e.g. kds client listen) before it can receive end-to-end keys`,
+          );
+        }
+        return {
+          serial,
+          createdAt: now,
+          expiresAt: now + ttl,
+          peer: req.peer,
+          peerCert: this.#certificate(peerCert.serialHex).der,
+          prekey: { id: prekey.prekeyId, publicKey: prekey.publicKey, signature: prekey.signature },
+        };
+      },
     };
   }
 
@@ -244,10 +305,18 @@ export class KeyService {
    * Flow 1 step 3: store Alice's deposit once her transcript signature verifies against HER session
    * certificate over the KDC's OWN view of the exchange (its reservation record), then deliver.
    */
-  deposit(
-    caller: Caller,
-    req: { serial: string; ephemeral: Buffer; signature: Buffer; ciphertext: Buffer },
-  ): { serial: string; createdAt: number; expiresAt: number; digest: Buffer } {
+  deposit(caller: Caller, req: DepositRequest): Deposited {
+    const step = this.#depositStep(caller, req);
+    return step.finish(this.#store.transaction(step.write));
+  }
+
+  /** deposit through the store's group commit: what the `key.deposit` handler uses. */
+  async depositGrouped(caller: Caller, req: DepositRequest): Promise<Deposited> {
+    const step = this.#depositStep(caller, req);
+    return step.finish(await groupCommit(this.#store).run(step.write));
+  }
+
+  #depositStep(caller: Caller, req: DepositRequest): Step<(DeliveryRecord | Push)[], Deposited> {
     const rec = this.#store.getSymKey(req.serial);
     const now = this.#now();
     if (
@@ -273,30 +342,39 @@ export class KeyService {
       expiresAt: rec.expiresAt,
     });
     const digest = ciphertextDigest(req.ciphertext);
-    verifyTranscriptSignature(
-      'sender',
-      transcriptHash,
-      digest,
-      req.signature,
-      this.#certificateKey(rec.ownerCert),
-    );
-    const pushes = this.#store.transaction(() => {
-      if (!this.#store.activateSymKey(rec.serial, { ...req, senderSignature: req.signature, digest })) {
-        throw new StateError('not_found', 'no such key reservation');
-      }
-      const ids = [this.#enqueue(rec.peer, 'key.delivered', rec.serial)];
-      if (rec.replaces !== null) ids.push(...this.#supersede(rec.replaces, rec.serial, caller.name, now));
-      this.#audit(caller.name, 'key.deposit', rec.serial, { peer: rec.peer, mode: 'e2e' });
-      return ids;
-    });
-    this.#pushAll(pushes);
-    return { serial: rec.serial, createdAt: rec.createdAt, expiresAt: rec.expiresAt, digest };
+    const owner = this.#certificate(rec.ownerCert);
+    verifyTranscriptSignature('sender', transcriptHash, digest, req.signature, owner.key);
+    return {
+      write: () => {
+        if (!this.#store.activateSymKey(rec.serial, { ...req, senderSignature: req.signature, digest })) {
+          throw new StateError('not_found', 'no such key reservation');
+        }
+        const delivery = this.#enqueue(rec.peer, 'key.delivered', rec.serial);
+        // Pushed from the deposit in hand (the same values the row now holds), not re-read from the store.
+        const deposited = {
+          ...rec,
+          ephemeral: req.ephemeral,
+          ciphertext: req.ciphertext,
+          senderSignature: req.signature,
+        };
+        const ids: (DeliveryRecord | Push)[] = [
+          deliveredPush(delivery, deposited, { fromCert: owner.der }) ?? delivery,
+        ];
+        if (rec.replaces !== null) ids.push(...this.#supersede(rec.replaces, rec.serial, caller.name, now));
+        this.#audit(caller.name, 'key.deposit', rec.serial, { peer: rec.peer, mode: 'e2e' });
+        return ids;
+      },
+      finish: (pushes) => {
+        this.#pushAll(pushes);
+        return { serial: rec.serial, createdAt: rec.createdAt, expiresAt: rec.expiresAt, digest };
+      },
+    };
   }
 
   /** Flow 2: the KDC generates the key, stores it wrapped under the current KEK, and delivers it. */
   async create(
     caller: Caller,
-    req: { peer: string; ttl?: number; replaces?: string },
+    req: NewKeyRequest,
   ): Promise<{
     serial: string;
     key: Buffer;
@@ -317,25 +395,35 @@ export class KeyService {
     // Group commit (server/store/group-commit.ts): concurrent creates share one WAL sync; this one still
     // returns (and pushes) only after its own rows committed. bench/keys.ts measured the per-commit
     // fsync as the largest part of the KDC's cost per key.
+    const record = {
+      serial,
+      mode: 'kdc' as const,
+      owner: caller.name,
+      ownerCert: caller.serialHex,
+      peer: req.peer,
+      peerCert: peerCert.serialHex,
+      createdAt: now,
+      expiresAt: now + ttl,
+      prekeyId: null,
+      ephemeral: null,
+      ciphertext: null,
+      senderSignature: null,
+    };
     const pushes = await groupCommit(this.#store).run(() => {
       this.#store.insertSymKey({
-        serial,
-        mode: 'kdc',
-        owner: caller.name,
-        ownerCert: caller.serialHex,
-        peer: req.peer,
-        peerCert: peerCert.serialHex,
-        createdAt: now,
-        expiresAt: now + ttl,
+        ...record,
         state: 'active',
         replaces: req.replaces ?? null,
         digest: kdcKeyDigest(serial, key),
         wrappedKey: wrapped,
         kekVersion: version,
       });
-      const ids = [this.#enqueue(req.peer, 'key.delivered', serial)];
+      const delivery = this.#enqueue(req.peer, 'key.delivered', serial);
+      // Pushed from the key in hand: the plaintext we just wrapped, not an unwrap of the stored copy.
+      const ids: (DeliveryRecord | Push)[] = [deliveredPush(delivery, record, { key }) ?? delivery];
       if (req.replaces !== undefined) ids.push(...this.#supersede(req.replaces, serial, caller.name, now));
       this.#audit(caller.name, 'key.create', serial, { peer: req.peer, mode: 'kdc', kekVersion: version });
+      if (req.ack !== undefined && req.ack.length > 0) this.#store.deleteDeliveries(caller.name, req.ack);
       return ids;
     });
     this.#pushAll(pushes);
@@ -358,13 +446,22 @@ export class KeyService {
    * stored ciphertext, or the KEK-unwrapped key), so tampering with either column says `mismatch`.
    * With a signature from the receiver over the transcript, a `valid` verdict also records that the
    * receiver accepted the key and tells the owner (`key.verified`).
+   *
+   * `ack` (optional) acknowledges the caller's own queued deliveries, as key.ack does, in the same
+   * commit as the verification: the receiver sends the id of the key.delivered notice it has stored,
+   * which saves a request and a commit per key. The ids are deleted before this answers, whatever the
+   * verdict; if the caller disconnects before sending key.verify, the notice stays queued.
    */
   async verify(
     caller: Caller,
-    req: { serial: string; digest: Buffer; signature?: Buffer },
+    req: { serial: string; digest: Buffer; signature?: Buffer; ack?: readonly number[] },
   ): Promise<VerifyResult> {
+    const ack = req.ack ?? [];
     const rec = this.#lookup(caller, req.serial);
-    if (rec === undefined) return { serial: req.serial, verdict: 'not_found', peerVerified: false };
+    if (rec === undefined) {
+      if (ack.length > 0) await this.ackGrouped(caller, ack);
+      return { serial: req.serial, verdict: 'not_found', peerVerified: false };
+    }
     const isPeer = rec.peer === caller.name;
     if (req.signature !== undefined && !isPeer) {
       throw new InputError('bad_request', 'only the receiver of a key signs its verification');
@@ -388,10 +485,13 @@ export class KeyService {
       const pushes = await groupCommit(this.#store).run(() => {
         this.#store.markSymKeyPeerVerified(rec.serial, now);
         this.#audit(caller.name, 'key.verify', rec.serial, { verdict });
-        return [this.#enqueue(rec.owner, 'key.verified', rec.serial)];
+        if (ack.length > 0) this.#store.deleteDeliveries(caller.name, ack);
+        return [verifiedPush(this.#enqueue(rec.owner, 'key.verified', rec.serial), rec.serial, now)];
       });
       this.#pushAll(pushes);
       peerVerified = true;
+    } else if (ack.length > 0) {
+      await this.ackGrouped(caller, ack);
     }
     return {
       serial: rec.serial,
@@ -562,8 +662,13 @@ export class KeyService {
   /** A non-reserved key the caller may see (a party, or the admin), or undefined: one answer for both. */
   #lookup(caller: Caller, serial: string): SymKeyRecord | undefined {
     if (!isKeySerial(serial)) return undefined;
-    this.expireDue();
-    const rec = this.#store.getSymKey(serial);
+    let rec = this.#store.getSymKey(serial);
+    // Expiry is applied lazily: only this record's expiry matters to this lookup, so the store-wide
+    // UPDATE (a write statement on every verify otherwise) runs only when this key is due.
+    if (rec?.state === 'active' && rec.expiresAt <= this.#now()) {
+      this.expireDue();
+      rec = this.#store.getSymKey(serial);
+    }
     if (rec === undefined || rec.state === 'reserved') return undefined;
     if (caller.role !== 'admin' && rec.owner !== caller.name && rec.peer !== caller.name) return undefined;
     return this.#checkParties(rec);
@@ -672,16 +777,25 @@ export class KeyService {
   }
 
   #certificateKey(serialHex: string): KeyObject {
-    let key = this.#publicKeys.get(serialHex);
-    if (key === undefined) {
+    return this.#certificate(serialHex).key;
+  }
+
+  /**
+   * A certificate's public key and DER by serial, cached: a certificate's content never changes (its
+   * status does, and every caller checks revocation through the CA separately).
+   */
+  #certificate(serialHex: string): { key: KeyObject; der: Buffer } {
+    let entry = this.#certs.get(serialHex);
+    if (entry === undefined) {
       const cert = this.#store.getCertificate(serialHex);
       if (cert?.pem === null || cert?.pem === undefined)
         throw new AuthError('bad_signature', 'signature verification failed');
-      key = createPublicKey(cert.pem); // the certificate's SubjectPublicKeyInfo
-      if (this.#publicKeys.size > 4096) this.#publicKeys.clear();
-      this.#publicKeys.set(serialHex, key);
+      // createPublicKey takes the certificate's SubjectPublicKeyInfo.
+      entry = { key: createPublicKey(cert.pem), der: pemToDer(cert.pem, 'CERTIFICATE') };
+      if (this.#certs.size > 4096) this.#certs.clear();
+      this.#certs.set(serialHex, entry);
     }
-    return key;
+    return entry;
   }
 
   #transcriptOf(rec: SymKeyRecord): Buffer {
@@ -747,13 +861,17 @@ export class KeyService {
     this.#store.appendAudit({ at: this.#now(), actor, action, subject, detail });
   }
 
-  /** After commit: push each queued delivery to its recipient's live sessions. Returns sessions reached. */
-  #pushAll(rows: readonly DeliveryRecord[]): number {
+  /**
+   * After commit: push each queued delivery to its recipient's live sessions. Returns sessions reached.
+   * A row is a queued delivery (its push rebuilt from the store) or a push built from the data in hand
+   * by the request that just committed it (no second read of the record, no second unwrap).
+   */
+  #pushAll(rows: readonly (DeliveryRecord | Push)[]): number {
     let reached = 0;
     for (const row of rows) {
       const sessions = this.#sessions.byName(row.recipient).filter((s) => !s.closed);
       if (sessions.length === 0) continue;
-      const p = buildPush(row, this.#store, () => this.#kekReady);
+      const p = 'body' in row ? row : buildPush(row, this.#store, () => this.#kekReady);
       if (p === undefined) continue;
       for (const session of sessions) {
         // The change is committed and the notice queued: a push that fails (a socket closing right now)

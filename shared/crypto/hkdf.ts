@@ -47,13 +47,14 @@ export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): B
   }
   if (prk.length < 32) throw new InputError('bad_request', 'HKDF-Expand needs a PRK of at least 32 bytes');
   const blocks: Buffer[] = [];
-  let previous = Buffer.alloc(0);
+  // T(0) is the empty string, so the first block is HMAC(PRK, info | 0x01); the counter octet i is fed
+  // as a one-character latin1 string (no Buffer per block). A key-schedule output (<= 32 bytes) is one
+  // HMAC with two updates.
+  let previous: Buffer | undefined;
   for (let i = 1; i <= Math.ceil(length / 32); i++) {
-    previous = createHmac('sha256', prk)
-      .update(previous)
-      .update(info)
-      .update(Buffer.from([i]))
-      .digest();
+    const h = createHmac('sha256', prk);
+    if (previous !== undefined) h.update(previous);
+    previous = h.update(info).update(String.fromCharCode(i), 'latin1').digest();
     blocks.push(previous);
   }
   const okm = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks);

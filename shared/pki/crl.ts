@@ -15,6 +15,11 @@
 //             crlEntryExtensions      Extensions OPTIONAL } OPTIONAL,
 //        crlExtensions           [0]  EXPLICIT Extensions OPTIONAL }
 //
+// Delta CRLs (RFC 5280 5.2.4): a CrlSpec with `deltaBase` builds a delta CRL, which carries the critical
+// Delta CRL Indicator naming the complete CRL it completes and lists only what changed since; a complete
+// CRL may carry a Freshest CRL extension (5.2.6) saying where its delta is published
+// (server/ca/crl-publisher.ts decides when each is issued).
+//
 // Speed (target: revoke + publish < 250 ms at 100k entries): each entry is DER-encoded ONCE, when it
 // is added, and kept as a Buffer. build() writes the few header fields, one hand-written length header
 // for revokedCertificates, and concatenates: no per-entry work besides a memcpy. node-forge has no CRL
@@ -24,6 +29,7 @@ import { InputError, KdsError } from '../errors.js';
 import {
   contextTag,
   derBitString,
+  derBoolean,
   derHeader,
   derOctetString,
   derOid,
@@ -34,6 +40,7 @@ import {
   expectTagOf,
   readBigInt,
   readBitString,
+  readBoolean,
   readOid,
   readOne,
   readSmallInt,
@@ -63,6 +70,13 @@ export interface CrlSpec {
   crlNumber: bigint | number;
   thisUpdate: number;
   nextUpdate: number;
+  /**
+   * Build a DELTA CRL completing the complete CRL with this number (RFC 5280 5.2.4 BaseCRLNumber);
+   * absent for a complete CRL.
+   */
+  deltaBase?: bigint | number;
+  /** Complete CRLs only: where the delta CRL is published (RFC 5280 5.2.6 Freshest CRL, a URI). */
+  freshestCrlUrl?: string;
 }
 
 /** What changes from one CRL to the next. */
@@ -136,6 +150,10 @@ export class CrlBuilder {
   private readonly issuerDer: Buffer;
   private readonly akiExtension: Buffer;
   private readonly issuerKey: KeyObject;
+  /** Delta CRL Indicator / Freshest CRL extensions, encoded once (empty when not used). */
+  private readonly extraExtensions: Buffer[] = [];
+  /** RFC 5280 5.2.4 BaseCRLNumber when this builds a delta CRL. */
+  readonly deltaBase: bigint | undefined;
   crlNumber: bigint;
   thisUpdate: number;
   nextUpdate: number;
@@ -158,6 +176,24 @@ export class CrlBuilder {
     this.crlNumber = checkCrlNumber(spec.crlNumber);
     this.thisUpdate = spec.thisUpdate;
     this.nextUpdate = spec.nextUpdate;
+    if (spec.deltaBase !== undefined) {
+      // RFC 5280 5.2.6: the Freshest CRL extension "MUST NOT appear in delta CRLs."
+      if (spec.freshestCrlUrl !== undefined) throw bad('a delta CRL cannot carry a Freshest CRL extension');
+      this.deltaBase = checkCrlNumber(spec.deltaBase);
+      // RFC 5280 5.2.4: "When a conforming CRL issuer generates a delta CRL, the delta CRL MUST include
+      // a critical delta CRL indicator extension."  DeltaCRLIndicator ::= BaseCRLNumber (an INTEGER).
+      this.extraExtensions.push(
+        derSequence([
+          derOid(OID.deltaCRLIndicator),
+          derBoolean(true),
+          derOctetString(derUnsignedInteger(this.deltaBase)),
+        ]),
+      );
+    } else {
+      this.deltaBase = undefined;
+      if (spec.freshestCrlUrl !== undefined)
+        this.extraExtensions.push(freshestCrlExtension(spec.freshestCrlUrl));
+    }
   }
 
   /** A builder holding `entries` (duplicates by serial are kept once). */
@@ -194,6 +230,10 @@ export class CrlBuilder {
   /** The DER of TBSCertList for the current (or updated) number and dates. Updates are kept. */
   tbsCertList(update: CrlUpdate = {}): Buffer {
     if (update.crlNumber !== undefined) this.crlNumber = checkCrlNumber(update.crlNumber);
+    // RFC 5280 5.2.4: the delta CRL's own number follows its base's in the one shared sequence.
+    if (this.deltaBase !== undefined && this.crlNumber < this.deltaBase) {
+      throw bad('a delta CRL cannot be numbered below its base CRL');
+    }
     if (update.thisUpdate !== undefined) this.thisUpdate = update.thisUpdate;
     if (update.nextUpdate !== undefined) this.nextUpdate = update.nextUpdate;
     if (!Number.isFinite(this.thisUpdate) || !Number.isFinite(this.nextUpdate))
@@ -208,6 +248,7 @@ export class CrlBuilder {
         // RFC 5280 5.2.3: cRLNumber "MUST include this extension in all CRLs and MUST mark this extension
         // as non-critical" (so no critical BOOLEAN: DER omits the DEFAULT FALSE).
         derSequence([derOid(OID.cRLNumber), derOctetString(derUnsignedInteger(this.crlNumber))]),
+        ...this.extraExtensions,
       ]),
     ]);
     const head = [
@@ -251,6 +292,18 @@ export class CrlBuilder {
   }
 }
 
+/**
+ * RFC 5280 5.2.6: "The freshest CRL extension identifies how delta CRL information for this complete
+ * CRL is obtained. Conforming CRL issuers MUST mark this extension as non-critical." Its syntax is that
+ * of cRLDistributionPoints: SEQUENCE { DistributionPoint { [0] { fullName [0] { [6] URI } } } }.
+ */
+function freshestCrlExtension(url: string): Buffer {
+  if (!/^[\x21-\x7e]+$/.test(url)) throw bad('the Freshest CRL URL must be printable ASCII');
+  const uri = derTlv(contextTag(6, false), Buffer.from(url, 'ascii'));
+  const point = derSequence([derTlv(contextTag(0, true), [derTlv(contextTag(0, true), [uri])])]);
+  return derSequence([derOid(OID.freshestCRL), derOctetString(derSequence([point]))]);
+}
+
 function checkCrlNumber(n: bigint | number): bigint {
   let v: bigint;
   try {
@@ -277,6 +330,10 @@ export interface ParsedCrl {
   akiHex?: string;
   signatureAlgorithm: string;
   entries: CrlEntry[];
+  /** RFC 5280 5.2.4: set iff this is a delta CRL (the number of the complete CRL it completes). */
+  baseCrlNumber?: bigint;
+  /** RFC 5280 5.2.6 Freshest CRL URIs (complete CRLs): where the delta CRL is published. */
+  freshestCrlUrls: string[];
   /** True iff the issuer Name equals the CA's subject and the signature verifies with the CA's key. */
   signatureValid(caCert: string | ParsedCertificate): boolean;
   verifySignature(caCert: string | ParsedCertificate): boolean; // alias of signatureValid
@@ -341,6 +398,8 @@ function decodeCrl(der: Buffer): ParsedCrl {
   }
   let crlNumber: bigint | undefined;
   let akiHex: string | undefined;
+  let baseCrlNumber: bigint | undefined;
+  const freshestCrlUrls: string[] = [];
   if (tbs[j]?.tag === contextTag(0, true)) {
     const [exts] = sequenceOf(tbs[j]!, contextTag(0, true));
     if (!exts) throw malformed('crlExtensions');
@@ -348,10 +407,21 @@ function decodeCrl(der: Buffer): ParsedCrl {
       const fields = sequenceOf(ext);
       const oid = readOid(fields[0]!);
       const value = expectTagOf(fields[fields.length - 1]!, TAG.OCTET_STRING).content;
+      const critical = fields.length === 3 && readBoolean(fields[1]!);
       if (oid === OID.cRLNumber) crlNumber = readBigInt(readOne(value));
       else if (oid === OID.authorityKeyIdentifier) {
         for (const f of sequenceOf(readOne(value)))
           if (f.tag === contextTag(0, false)) akiHex = f.content.toString('hex');
+      } else if (oid === OID.deltaCRLIndicator) {
+        // RFC 5280 5.2.4: "The delta CRL indicator is a critical CRL extension".
+        if (!critical) throw malformed('the delta CRL indicator must be critical');
+        baseCrlNumber = readBigInt(readOne(value));
+      } else if (oid === OID.freshestCRL) {
+        freshestCrlUrls.push(...distributionPointUris(readOne(value)));
+      } else if (critical) {
+        // RFC 5280 5.2: "If a CRL contains a critical extension that the application cannot process,
+        // then the application MUST NOT use that CRL to determine the status of certificates."
+        throw malformed(`unsupported critical CRL extension ${oid}`);
       }
     }
     j++;
@@ -390,8 +460,13 @@ function decodeCrl(der: Buffer): ParsedCrl {
     entries,
     signatureValid: check,
     verifySignature: check,
+    freshestCrlUrls,
   };
   if (akiHex !== undefined) parsed.akiHex = akiHex;
+  if (baseCrlNumber !== undefined) {
+    if (baseCrlNumber > crlNumber) throw malformed('delta CRL numbered below its base CRL');
+    parsed.baseCrlNumber = baseCrlNumber;
+  }
   return parsed;
 }
 
@@ -436,6 +511,22 @@ function decodeEntries(buf: Buffer): CrlEntry[] {
     }
     out.push(e);
     pos = entry.end;
+  }
+  return out;
+}
+
+/** The URIs in CRLDistributionPoints syntax (fullName GeneralNames of each DistributionPoint). */
+function distributionPointUris(points: Tlv): string[] {
+  const out: string[] = [];
+  for (const point of sequenceOf(points)) {
+    for (const field of sequenceOf(point)) {
+      if (field.tag !== contextTag(0, true)) continue; // distributionPoint
+      for (const name of sequenceOf(field, contextTag(0, true))) {
+        if (name.tag !== contextTag(0, true)) continue; // fullName (nameRelativeToCRLIssuer is not used)
+        for (const general of sequenceOf(name, contextTag(0, true)))
+          if (general.tag === contextTag(6, false)) out.push(general.content.toString('latin1'));
+      }
+    }
   }
   return out;
 }

@@ -58,6 +58,8 @@ export interface ParsedCsr {
   subjectCNs: string[]; // every CN attribute (policy requires exactly one)
   otherSans: string[]; // SANs that are neither dNSName nor iPAddress (email:, uri:, tag[n])
   signatureAlgorithm: string; // OID
+  /** The subject key, imported once (issuance passes it on instead of importing publicKeyPem again). */
+  publicKey: KeyObject;
 }
 
 /** PEM labels of a CSR: RFC 7468 section 7 ("NEW CERTIFICATE REQUEST" is the legacy OpenSSL label). */
@@ -188,6 +190,7 @@ function decodeCsr(der: Buffer): ParsedCsr {
     requestedExtensions,
     der,
     signatureAlgorithm,
+    publicKey: key,
   };
 }
 

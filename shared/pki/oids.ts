@@ -16,6 +16,8 @@ export const OID = {
   basicConstraints: '2.5.29.19',
   cRLNumber: '2.5.29.20',
   reasonCode: '2.5.29.21',
+  deltaCRLIndicator: '2.5.29.27', // RFC 5280 5.2.4
+  freshestCRL: '2.5.29.46', // RFC 5280 5.2.6
   cRLDistributionPoints: '2.5.29.31',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',

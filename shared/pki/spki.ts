@@ -29,8 +29,21 @@ import { derToPem } from './pem.js';
 
 const RSA_ALGORITHM = derSequence([derOid(OID.rsaEncryption), derNull()]);
 
+// The canonical DER of each KeyObject, computed once: issuance needs it for the CSR's key in csr.ts
+// (its PEM), in x509.ts (the certificate's SPKI, the key identifier) and to check that a key passed along
+// is the one a PEM names. KeyObjects are immutable, so the cache cannot go stale.
+const spkiOf = new WeakMap<KeyObject, Buffer>();
+
 /** The canonical SPKI DER of an RSA public (or private: its public half) KeyObject. */
 export function rsaSpkiDer(key: KeyObject): Buffer {
+  const cached = spkiOf.get(key);
+  if (cached !== undefined) return Buffer.from(cached); // a copy: callers may write into theirs
+  const der = encodeRsaSpki(key);
+  spkiOf.set(key, der);
+  return Buffer.from(der);
+}
+
+function encodeRsaSpki(key: KeyObject): Buffer {
   if (key.asymmetricKeyType !== 'rsa') {
     throw new InputError('unsupported_key', `expected an RSA key, got ${String(key.asymmetricKeyType)}`);
   }

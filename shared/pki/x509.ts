@@ -1,16 +1,25 @@
 // X.509 v3 certificates (RFC 5280 section 4): building kds's four certificate profiles and parsing
 // certificates into plain data. The ONLY module that uses node-forge (eslint enforces it).
 //
-// Building: node-forge encodes the TBSCertificate (forge.pki.createCertificate + getTBSCertificate), the
-// Signer callback produces the sha256WithRSAEncryption signature with node:crypto (forge's own RSA is
-// ~50x slower, DEVELOPERS.md), and we assemble Certificate ::= SEQUENCE { tbsCertificate,
-// signatureAlgorithm, signatureValue } ourselves. Two fields of forge's TBS are swapped for exact bytes:
-// the issuer Name (copied byte for byte from the issuer certificate's subject, so name chaining never
-// depends on forge re-encoding strings) and the SubjectPublicKeyInfo (node:crypto's export of the key).
+// Building: asn1-certificate.ts encodes the TBSCertificate (byte for byte what node-forge encoded for
+// kds until bench/issue.ts showed forge's encoder to be a tenth of an issuance; the test of that file
+// compares the two), the Signer callback produces the sha256WithRSAEncryption signature with node:crypto
+// (forge's own RSA is ~50x slower, DEVELOPERS.md), and we assemble Certificate ::= SEQUENCE {
+// tbsCertificate, signatureAlgorithm, signatureValue } ourselves. The issuer Name is copied byte for
+// byte from the issuer certificate's subject (name chaining never depends on re-encoding strings) and the
+// SubjectPublicKeyInfo is the canonical export of the key (spki.ts). forge still encodes the
+// CertificationRequestInfo of the CSRs clients make (createCsr in csr.ts).
 //
 // Parsing: node:crypto's X509Certificate validates the structure and gives the public key and the
 // CA flag; the DER reader in asn1.ts gives exact names, validity, and the extensions node cannot.
-import { createHash, createPublicKey, KeyObject, X509Certificate } from 'node:crypto';
+import {
+  constants,
+  createHash,
+  createPublicKey,
+  KeyObject,
+  verify as cryptoVerify,
+  X509Certificate,
+} from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { InputError, KdsError } from '../errors.js';
@@ -20,7 +29,6 @@ import {
   derNull,
   derOid,
   derSequence,
-  derUnsignedInteger,
   readIntegerBytes,
   readOid,
   readOne,
@@ -29,6 +37,18 @@ import {
   sequenceOf,
   type Tlv,
 } from './asn1.js';
+import {
+  authorityKeyIdentifierValue,
+  basicConstraintsValue,
+  crlDistributionPointsValue,
+  encodeExtension,
+  encodeName,
+  encodeTbsCertificate,
+  extKeyUsageValue,
+  keyUsageValue,
+  subjectAltNameValue,
+  subjectKeyIdentifierValue,
+} from './asn1-certificate.js';
 import { attributeValues, commonNameOf, decodeName, nameToString } from './dn.js';
 import {
   computeKeyIdentifier,
@@ -60,6 +80,11 @@ export interface CertificateSpec {
   profile: Profile;
   sans?: { dns?: string[]; ip?: string[] };
   crlUrl?: string; // CRL distribution point
+  /**
+   * The key of publicKeyPem, already imported (ParsedCsr.publicKey): used instead of importing the PEM
+   * again when it is that key (checked byte for byte against the PEM's DER; otherwise ignored).
+   */
+  publicKey?: KeyObject;
 }
 
 export interface ParsedCertificate {
@@ -100,13 +125,15 @@ export const ADMIN_OU = 'kds-admin';
 
 const MAX_CN_LENGTH = 64; // ub-common-name, RFC 5280 Appendix A.1
 
+const MIN_TIME = Date.UTC(1000, 0, 1);
+const MAX_TIME = Date.UTC(10000, 0, 1);
+
 const PROFILES: Record<Profile, true> = { 'root-ca': true, server: true, client: true, admin: true };
 
 // ---------------------------------------------------------------------------------------------------
 // Building
 
 interface ForgePkiInternals {
-  getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1;
   getCertificationRequestInfo(csr: forge.pki.CertificateSigningRequest): forge.asn1.Asn1;
 }
 const forgePki = forge.pki as unknown as ForgePkiInternals;
@@ -115,16 +142,24 @@ function bad(message: string): InputError {
   return new InputError('bad_request', message);
 }
 
-function toBinary(buf: Buffer): string {
-  return buf.toString('binary');
-}
-
 function asn1ToDer(obj: forge.asn1.Asn1): Buffer {
   return Buffer.from(forge.asn1.toDer(obj).getBytes(), 'binary');
 }
 
 /** Import an SPKI PEM with node:crypto; only RSA (rsaEncryption) keys are certified by kds. */
-function importSubjectKey(publicKeyPem: string): { key: KeyObject; spkiDer: Buffer } {
+function importSubjectKey(
+  publicKeyPem: string,
+  imported?: KeyObject,
+): { key: KeyObject; spkiDer: Buffer } {
+  // The caller's KeyObject when it is exactly the PEM's key: the PEM stays the truth.
+  if (imported instanceof KeyObject && imported.type === 'public' && imported.asymmetricKeyType === 'rsa') {
+    try {
+      const der = pemToDer(publicKeyPem, 'PUBLIC KEY');
+      if (der.equals(rsaSpkiDer(imported))) return { key: imported, spkiDer: der };
+    } catch {
+      // fall through: the general path reports what is wrong with the PEM
+    }
+  }
   // Fast path for what kds issues from (an RSA "PUBLIC KEY" PEM, e.g. parseCsr's): our strict SPKI
   // reader and a JWK import, ~10x cheaper than OpenSSL's PEM decoder and DER encoder (spki.ts). Anything
   // else (other PEM types, non-canonical DER, other algorithms) takes the general path below, with its
@@ -157,7 +192,7 @@ function checkSpec(spec: CertificateSpec): void {
     typeof spec.subjectCN !== 'string' ||
     spec.subjectCN.length === 0 ||
     spec.subjectCN.length > MAX_CN_LENGTH ||
-    /\p{Cc}/u.test(spec.subjectCN) // no control characters
+    /[\p{Cc}\p{Cs}]/u.test(spec.subjectCN) // no control characters, no lone surrogates
   ) {
     throw bad(`subject CN must be 1..${MAX_CN_LENGTH} printable characters`);
   }
@@ -166,7 +201,7 @@ function checkSpec(spec: CertificateSpec): void {
       typeof spec.subjectOU !== 'string' ||
       spec.subjectOU.length === 0 ||
       spec.subjectOU.length > 64 ||
-      /\p{Cc}/u.test(spec.subjectOU)
+      /[\p{Cc}\p{Cs}]/u.test(spec.subjectOU)
     ) {
       throw bad('subject OU must be 1..64 printable characters');
     }
@@ -183,6 +218,8 @@ function checkSpec(spec: CertificateSpec): void {
   ) {
     throw bad('validity: notAfter must be after notBefore');
   }
+  // The Time encodings (RFC 5280 4.1.2.5) hold four-digit years.
+  if (spec.notBefore < MIN_TIME || spec.notAfter >= MAX_TIME) throw bad('validity: years 1000..9999 only');
   if ((spec.issuer === 'self') !== (spec.profile === 'root-ca')) {
     throw bad('only the root-ca profile is self-signed, and it always is');
   }
@@ -222,49 +259,77 @@ function subjectAltNames(spec: CertificateSpec): { dns: string[]; ip: string[] }
   return { dns: [...dns], ip: [...ip] };
 }
 
-/** The extensions of each profile (issue 2 parts 3 and 4); SKI/AKI values are computed by the caller. */
+// Most extensions are the same bytes for every certificate of a profile and issuer (basic constraints,
+// key usages, the AKI and CRL distribution point of one CA): encoded once and reused. A few keys per
+// process (profiles, CAs, CRL URLs), bounded anyway.
+const fixedExtensions = new Map<string, Buffer>();
+function fixed(key: string, make: () => Buffer): Buffer {
+  let der = fixedExtensions.get(key);
+  if (der === undefined) {
+    if (fixedExtensions.size >= 64) fixedExtensions.clear();
+    der = make();
+    fixedExtensions.set(key, der);
+  }
+  return der;
+}
+
+/** The extensions of each profile (issue 2 parts 3 and 4), DER; SKI/AKI values are computed by the caller. */
 function profileExtensions(
   spec: CertificateSpec,
   ski: Buffer,
   aki: Buffer | undefined,
   sans: { dns: string[]; ip: string[] },
-): object[] {
-  const exts: object[] = [];
+): Buffer[] {
+  const exts: Buffer[] = [];
   if (spec.profile === 'root-ca') {
     // pathLenConstraint 0: this CA signs end-entity certificates only, never an intermediate CA.
-    exts.push({ name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true });
-    exts.push({ name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true });
-    exts.push({ name: 'subjectKeyIdentifier', value: octetString(ski) });
+    exts.push(fixed('bc:ca', () => encodeExtension(OID.basicConstraints, true, basicConstraintsValue(true, 0))));
+    exts.push(
+      fixed('ku:ca', () => encodeExtension(OID.keyUsage, true, keyUsageValue(['keyCertSign', 'cRLSign']))),
+    );
+    exts.push(encodeExtension(OID.subjectKeyIdentifier, false, subjectKeyIdentifierValue(ski)));
     // RFC 5280 4.2.1.1: authorityKeyIdentifier "MAY be omitted" in self-signed certificates: omitted.
     return exts;
   }
-  exts.push({ name: 'basicConstraints', cA: false, critical: true });
+  exts.push(fixed('bc:leaf', () => encodeExtension(OID.basicConstraints, true, basicConstraintsValue(false))));
   if (spec.profile === 'server') {
-    exts.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true });
-    exts.push({ name: 'extKeyUsage', serverAuth: true });
+    exts.push(
+      fixed('ku:server', () =>
+        encodeExtension(OID.keyUsage, true, keyUsageValue(['digitalSignature', 'keyEncipherment'])),
+      ),
+    );
+    exts.push(fixed('eku:server', () => encodeExtension(OID.extKeyUsage, false, extKeyUsageValue([OID.serverAuth]))));
   } else {
-    exts.push({ name: 'keyUsage', digitalSignature: true, critical: true });
-    exts.push({ name: 'extKeyUsage', clientAuth: true });
+    exts.push(fixed('ku:client', () => encodeExtension(OID.keyUsage, true, keyUsageValue(['digitalSignature']))));
+    exts.push(fixed('eku:client', () => encodeExtension(OID.extKeyUsage, false, extKeyUsageValue([OID.clientAuth]))));
   }
-  exts.push({
-    name: 'subjectAltName',
-    altNames: [...sans.dns.map((value) => ({ type: 2, value })), ...sans.ip.map((ip) => ({ type: 7, ip }))],
-  });
-  exts.push({ name: 'subjectKeyIdentifier', value: octetString(ski) });
-  if (aki) exts.push({ name: 'authorityKeyIdentifier', keyIdentifier: toBinary(aki) });
+  exts.push(encodeExtension(OID.subjectAltName, false, subjectAltNameValue(sans.dns, sans.ip)));
+  exts.push(encodeExtension(OID.subjectKeyIdentifier, false, subjectKeyIdentifierValue(ski)));
+  if (aki) {
+    exts.push(
+      fixed(`aki:${aki.toString('hex')}`, () =>
+        encodeExtension(OID.authorityKeyIdentifier, false, authorityKeyIdentifierValue(aki)),
+      ),
+    );
+  }
   if (spec.crlUrl !== undefined) {
-    exts.push({ name: 'cRLDistributionPoints', altNames: [{ type: 6, value: spec.crlUrl }] });
+    const url = spec.crlUrl;
+    exts.push(
+      fixed(`crl:${url}`, () => encodeExtension(OID.cRLDistributionPoints, false, crlDistributionPointsValue(url))),
+    );
   }
   return exts;
 }
 
-function octetString(bytes: Buffer): forge.asn1.Asn1 {
-  return forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.OCTETSTRING, false, toBinary(bytes));
+/** The subject Name of kds certificates: [OU=ou,] CN=cn, each a UTF8String (asn1-certificate.ts). */
+function subjectName(cn: string, ou: string | undefined): Buffer {
+  const attrs: { oid: string; value: string }[] = [{ oid: OID.commonName, value: cn }];
+  if (ou !== undefined) attrs.unshift({ oid: OID.organizationalUnitName, value: ou });
+  return encodeName(attrs);
 }
 
 function forgeName(cn: string, ou: string | undefined): forge.pki.CertificateField[] {
-  // UTF8String (RFC 5280 4.1.2.4: "CAs conforming to this profile MUST use either the PrintableString
-  // or UTF8String encoding of DirectoryString"): PrintableString cannot hold '_', which names may.
+  // UTF8String, as subjectName above (forge still encodes the CSRs createCsr makes).
   const utf8 = forge.asn1.Type.UTF8;
   const attrs: forge.pki.CertificateField[] = [];
   if (ou !== undefined)
@@ -302,12 +367,6 @@ function issuerOf(certPem: string): { cert: ParsedCertificate; key: KeyObject } 
   return hit;
 }
 
-// forge encodes the TBSCertificate from a forge public key, but the SubjectPublicKeyInfo it writes is
-// then replaced by node:crypto's exact export of the subject key (below), and SKI/AKI are passed in
-// explicitly, so forge's key only has to be SOME RSA key: parse one once instead of converting every
-// subject key into forge's big integers (~10% of an issuance).
-let forgePlaceholderKey: forge.pki.PublicKey | undefined;
-
 /** buildCertificate, returning the parsed certificate (no second parse of the result). */
 export async function buildParsedCertificate(
   spec: CertificateSpec,
@@ -315,7 +374,7 @@ export async function buildParsedCertificate(
 ): Promise<ParsedCertificate> {
   checkSpec(spec);
   const serialHex = normalizeSerialHex(spec.serialHex);
-  const subject = importSubjectKey(spec.publicKeyPem);
+  const subject = importSubjectKey(spec.publicKeyPem, spec.publicKey);
   const sans = subjectAltNames(spec);
   const ou = spec.profile === 'admin' ? ADMIN_OU : spec.subjectOU;
 
@@ -328,47 +387,43 @@ export async function buildParsedCertificate(
   const ski = computeKeyIdentifier(subject.spkiDer);
   const aki = issuer ? (issuer.skiHex ? Buffer.from(issuer.skiHex, 'hex') : issuerKeyId(issuer)) : undefined;
 
-  const cert = forge.pki.createCertificate();
-  // forge writes serialNumber's bytes verbatim as the INTEGER content: give it the minimal positive
-  // encoding (RFC 5280 4.1.2.2: "The serial number MUST be a positive integer").
-  cert.serialNumber = readOne(derUnsignedInteger(Buffer.from(serialHex, 'hex'))).content.toString('hex');
-  cert.validity.notBefore = new Date(spec.notBefore);
-  cert.validity.notAfter = new Date(spec.notAfter);
-  cert.setSubject(forgeName(spec.subjectCN, ou));
-  cert.setIssuer(forgeName(spec.subjectCN, ou)); // placeholder: replaced by the issuer's exact bytes below
-  forgePlaceholderKey ??= forge.pki.publicKeyFromPem(spec.publicKeyPem);
-  cert.publicKey = forgePlaceholderKey; // replaced by subject.spkiDer below
-  cert.setExtensions(profileExtensions(spec, ski, aki, sans));
-  (cert as unknown as { siginfo: { algorithmOid: string } }).siginfo.algorithmOid =
-    OID.sha256WithRSAEncryption;
-
-  const forgeTbs = asn1ToDer(forgePki.getTBSCertificate(cert));
-  // TBSCertificate fields: [0] version, serialNumber, signature, issuer, validity, subject, spki, [3] exts
-  const fields = sequenceOf(readOne(forgeTbs)).map((f) => f.bytes);
-  if (fields.length < 7) throw new KdsError('internal', 'unexpected TBSCertificate shape');
-  if (issuer) fields[3] = issuer.subjectDer;
-  fields[6] = subject.spkiDer;
-  const tbs = derSequence(fields);
+  const name = subjectName(spec.subjectCN, ou);
+  const tbs = encodeTbsCertificate({
+    serial: Buffer.from(serialHex, 'hex'),
+    // The issuer Name is the issuer certificate's subject byte for byte (RFC 5280 4.1.2.4: name
+    // chaining compares them), never a re-encoding; the root is its own issuer.
+    issuerName: issuer ? issuer.subjectDer : name,
+    notBefore: spec.notBefore,
+    notAfter: spec.notAfter,
+    subjectName: name,
+    spki: subject.spkiDer,
+    extensions: profileExtensions(spec, ski, aki, sans),
+  });
 
   const signature = await sign(tbs);
   const der = derSequence([tbs, SHA256_WITH_RSA, derBitString(signature)]);
 
-  // Self-check before anything leaves this function: a Signer holding the wrong key must fail here,
-  // not in a client months later.
+  // Self-check before anything leaves this function: a Signer holding the wrong key, or returning
+  // anything but a valid signature of these exact TBS bytes, must fail here, not in a client months
+  // later. The check is the signature verification itself, over the bytes just encoded (RFC 5280
+  // 4.1.1.3: "the CA certifies the binding ... by the digital signature over the tbsCertificate"):
+  // ~0.1 ms, where parsing the whole certificate back with X509Certificate cost ~1 ms (bench/issue.ts).
   let verified = false;
-  let x509: X509Certificate | undefined;
   try {
-    x509 = new X509Certificate(der);
-    verified = x509.verify(issuerKey);
+    verified = cryptoVerify(
+      'sha256',
+      tbs,
+      { key: issuerKey, padding: constants.RSA_PKCS1_PADDING },
+      signature,
+    );
   } catch {
     verified = false;
   }
-  if (!verified || x509 === undefined) {
-    throw new KdsError('internal', 'issued certificate does not verify with the issuer key');
-  }
-  const parsed = decodeCertificate(der, x509);
-  x509Cache.set(parsed, x509);
-  return parsed;
+  if (!verified) throw new KdsError('internal', 'issued certificate does not verify with the issuer key');
+  return decodeCertificate(der, {
+    key: subject.key,
+    pem: derToPem(subject.spkiDer, 'PUBLIC KEY'),
+  });
 }
 
 function issuerKeyId(issuer: ParsedCertificate): Buffer {
@@ -439,7 +494,14 @@ export function parseCertificate(pemOrDer: string | Buffer): ParsedCertificate {
   }
   let parsed: ParsedCertificate;
   try {
-    parsed = decodeCertificate(der, x509);
+    const publicKey = x509.publicKey;
+    parsed = decodeCertificate(der, {
+      key: publicKey,
+      pem:
+        publicKey.asymmetricKeyType === 'rsa'
+          ? rsaSpkiPem(publicKey) // identical bytes, without OpenSSL's slow encoder (spki.ts)
+          : publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    });
   } catch (err) {
     if (err instanceof KdsError && err.code === 'malformed')
       throw malformedPem(`not a valid X.509 certificate (${err.message})`, err);
@@ -449,7 +511,11 @@ export function parseCertificate(pemOrDer: string | Buffer): ParsedCertificate {
   return parsed;
 }
 
-function decodeCertificate(der: Buffer, x509: X509Certificate): ParsedCertificate {
+/**
+ * The parsed form of a certificate's DER. `publicKey` is its subject key, already imported (from the
+ * X509Certificate that validated the DER, or the key a certificate was just built for) and as SPKI PEM.
+ */
+function decodeCertificate(der: Buffer, publicKey: { key: KeyObject; pem: string }): ParsedCertificate {
   // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
   const top = sequenceOf(readOne(der));
   if (top.length !== 3) throw new InputError('malformed', 'Certificate has 3 fields');
@@ -506,8 +572,7 @@ function decodeCertificate(der: Buffer, x509: X509Certificate): ParsedCertificat
     }
   }
 
-  const publicKey = x509.publicKey;
-  const keyBits = publicKey.asymmetricKeyDetails?.modulusLength ?? 0;
+  const keyBits = publicKey.key.asymmetricKeyDetails?.modulusLength ?? 0;
   const subjectOUs = attributeValues(subjectName, OID.organizationalUnitName);
   const parsed: ParsedCertificate = {
     pem: derToPem(der, 'CERTIFICATE'),
@@ -522,11 +587,8 @@ function decodeCertificate(der: Buffer, x509: X509Certificate): ParsedCertificat
     keyUsage: ext.keyUsage ?? [],
     extKeyUsage: ext.extKeyUsage ?? [],
     sans: { dns: ext.sans.dns, ip: ext.sans.ip },
-    publicKeyPem:
-      publicKey.asymmetricKeyType === 'rsa'
-        ? rsaSpkiPem(publicKey) // identical bytes, without OpenSSL's slow encoder (spki.ts)
-        : publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-    keyType: publicKey.asymmetricKeyType ?? 'unknown',
+    publicKeyPem: publicKey.pem,
+    keyType: publicKey.key.asymmetricKeyType ?? 'unknown',
     keyBits,
     crlUrls: ext.crlUrls,
     version,

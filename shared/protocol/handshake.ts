@@ -37,7 +37,13 @@ import {
 } from './messages.js';
 import { ClientChannel, ServerChannel } from './secure-channel.js';
 import { canonicalize } from './schema.js';
-import { appendEntries, frameWithout, signatureInput, transcriptHash } from './transcript.js';
+import {
+  appendEntries,
+  frameWithout,
+  frameWithoutParts,
+  signatureInput,
+  transcriptHash,
+} from './transcript.js';
 
 export type { HandshakeMode } from './messages.js';
 
@@ -465,10 +471,10 @@ export class ServerHandshake extends HandshakeBase {
           this.opts.checkClientCertificate,
           mode,
         );
-        const thSig = transcriptHash(ch, sh, frameWithout(cfRaw, layout, 'sig'));
+        const thSig = transcriptHash(ch, sh, ...frameWithoutParts(cfRaw, layout, 'sig'));
         verifyOrThrow(this.verify, signatureInput('client', thSig), cf.sig, clientCertificate);
       }
-      const thMac = transcriptHash(ch, sh, frameWithout(cfRaw, layout, 'mac'));
+      const thMac = transcriptHash(ch, sh, ...frameWithoutParts(cfRaw, layout, 'mac'));
       if (!equalBytes(mac(keys.clientFinishedKey, thMac), cf.mac)) throw new AuthError('bad_mac', MAC_FAILED);
 
       const thFinal = transcriptHash(ch, sh, cfRaw);

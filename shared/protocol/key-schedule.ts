@@ -46,10 +46,15 @@ export interface TrafficKeys {
   exporterSecret: Buffer;
 }
 
+// The labels' bytes, encoded once (not per handshake).
+const LABEL_BYTES = new Map<string, Buffer>(
+  Object.values(LABELS).map((label) => [label, Buffer.from(label, 'latin1')]),
+);
+
 /** HKDF(Z, TH, label, length) for several labels: PRK = Extract(TH, Z) once, Expand per label. */
 function deriver(z: Uint8Array, th: Uint8Array): (label: string, length: number) => Buffer {
   const prk = hkdfExtract(th, z);
-  return (label, length) => hkdfExpand(prk, Buffer.from(label, 'latin1'), length);
+  return (label, length) => hkdfExpand(prk, LABEL_BYTES.get(label) ?? Buffer.from(label, 'latin1'), length);
 }
 
 export function deriveHandshakeKeys(sharedSecret: Uint8Array, thHello: Uint8Array): HandshakeKeys {

@@ -34,6 +34,11 @@ const KEY_STATE = s.enumOf(['active', 'revoked', 'expired', 'superseded'] as con
 const VERDICT = s.enumOf(['valid', 'mismatch', 'revoked', 'expired', 'not_found'] as const);
 const ANY_REASON = s.string({ max: 64, pattern: /^[A-Za-z]+$/ });
 const DELIVERY_ID = s.uint();
+/**
+ * Optional on key.verify, key.reserve and key.create: delivery ids of the caller's own notices to
+ * acknowledge in the same commit as the request (what key.ack does), saving a request per notice.
+ */
+const PIGGYBACK_ACK = s.optional(s.array(DELIVERY_ID, { min: 1, max: 1000 }));
 /** Message plaintext limit (shared/keys/message.ts MAX_MESSAGE_BYTES) plus the 16-byte tag. */
 const MESSAGE_CIPHERTEXT = s.bytes({ min: 16, max: 32 * 1024 + 16 });
 /** Listings carry the newest keys up to this many, with `truncated: true` when there were more. */
@@ -81,7 +86,12 @@ export const KEY_REQUESTS = {
     response: s.map({ stock: s.uint(), wanted: s.uint() }),
   },
   'key.reserve': {
-    request: s.map({ peer: NAME, ttl: s.optional(TTL), replaces: s.optional(KEY_SERIAL) }),
+    request: s.map({
+      peer: NAME,
+      ttl: s.optional(TTL),
+      replaces: s.optional(KEY_SERIAL),
+      ack: PIGGYBACK_ACK,
+    }),
     response: s.map({
       serial: KEY_SERIAL,
       createdAt: TIME,
@@ -101,7 +111,12 @@ export const KEY_REQUESTS = {
     response: s.map({ serial: KEY_SERIAL, createdAt: TIME, expiresAt: TIME, digest: DIGEST }),
   },
   'key.create': {
-    request: s.map({ peer: NAME, ttl: s.optional(TTL), replaces: s.optional(KEY_SERIAL) }),
+    request: s.map({
+      peer: NAME,
+      ttl: s.optional(TTL),
+      replaces: s.optional(KEY_SERIAL),
+      ack: PIGGYBACK_ACK,
+    }),
     response: s.map({
       serial: KEY_SERIAL,
       key: AES_KEY,
@@ -113,7 +128,13 @@ export const KEY_REQUESTS = {
     }),
   },
   'key.verify': {
-    request: s.map({ serial: KEY_SERIAL, digest: DIGEST, signature: s.optional(SIGNATURE) }),
+    // ack: the receiver acknowledges the key.delivered notice of the key it verifies.
+    request: s.map({
+      serial: KEY_SERIAL,
+      digest: DIGEST,
+      signature: s.optional(SIGNATURE),
+      ack: PIGGYBACK_ACK,
+    }),
     response: s.map({
       serial: KEY_SERIAL,
       verdict: VERDICT,

@@ -28,11 +28,20 @@ export function signatureInput(role: 'server' | 'client', th: Uint8Array): Buffe
 
 /** The received frame with the entries from `key` (inclusive) to the end removed. */
 export function frameWithout(raw: Buffer, layout: FrameLayout, key: string): Buffer {
+  return Buffer.concat(frameWithoutParts(raw, layout, key));
+}
+
+/**
+ * frameWithout as its two pieces, the rewritten map header and a view of the rest, for hashing
+ * without a copy: transcriptHash(a, ...frameWithoutParts(raw, layout, key)) hashes the same bytes as
+ * transcriptHash(a, frameWithout(raw, layout, key)).
+ */
+export function frameWithoutParts(raw: Buffer, layout: FrameLayout, key: string): [Buffer, Buffer] {
   const index = layout.entries.findIndex((e) => e.key === key);
   if (index < 0) throw new ProtocolError('schema', `no ${key} entry to cut`);
   const removed = layout.entries.length - index;
   const header = setMapCount(raw.subarray(0, layout.headerLength), layout.entries.length - removed);
-  return Buffer.concat([header, raw.subarray(layout.headerLength, layout.entries[index]!.offset)]);
+  return [header, raw.subarray(layout.headerLength, layout.entries[index]!.offset)];
 }
 
 /** The sender's side: `core` (an encoded map) with the entries appended and the header count raised. */

@@ -105,6 +105,13 @@ t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 3
     reason: 'keyCompromise',
     serialHex: shown.serialHex,
     storeStatus: 'revoked',
+    crl: {
+      crlNumber: '2',
+      deltaCrlNumber: '2',
+      listedIn: 'full',
+      reason: 'keyCompromise',
+      signatures: 'valid',
+    },
   });
 
   const crl = await runKds(['crl', 'show', '--json', ...dd]);
@@ -120,7 +127,13 @@ t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 3
     shownCrl.entries.map((e) => [e.serialHex, e.reason]),
     [[shown.serialHex, 'keyCompromise']],
   );
+  // The delta CRL issued with complete CRL 2 (RFC 5280 5.2.3: same number, same information: empty).
+  t.match(parseJson(crl), { delta: { crlNumber: '2', baseCrlNumber: '2', signature: 'valid', entries: [] } });
+  const delta = await runKds(['crl', 'show', '--delta', '--json', ...dd]);
+  t.equal(delta.code, 0, delta.stderr);
+  t.match(parseJson(delta), { crlNumber: '2', baseCrlNumber: '2', source: /root_delta_crl\.pem$/ });
   const crlHuman = await runKds(['crl', 'show', ...dd]);
+  t.match(crlHuman.stdout, /delta CRL .*root_delta_crl\.pem\n\s+number\s+2\n\s+base CRL\s+2/);
   t.equal(crlHuman.code, 0, crlHuman.stderr);
   t.match(crlHuman.stdout, new RegExp(`${shown.serialHex}\\s+\\S+\\s+keyCompromise`));
 

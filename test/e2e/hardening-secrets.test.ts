@@ -10,7 +10,7 @@
 //   2. the KDC's store never holds an AES key in plaintext (raw bytes of every key searched in
 //      kds.sqlite and its WAL);
 //   3. file modes: under the data directory and both client homes every file is 0600 and every
-//      directory 0700, except the published root_ca.pem and root_crl.pem (0644).
+//      directory 0700, except the published root_ca.pem, root_crl.pem and root_delta_crl.pem (0644).
 import t from 'tap';
 import Database from 'better-sqlite3';
 import { createPrivateKey, scrypt, type KeyObject } from 'node:crypto';
@@ -352,13 +352,15 @@ t.test(
       for (const path of walk(base)) {
         const st = statSync(path);
         const mode = st.mode & 0o777;
-        const published = path === join(dataDir, 'root_ca.pem') || path === join(dataDir, 'root_crl.pem');
+        const published = ['root_ca.pem', 'root_crl.pem', 'root_delta_crl.pem'].some(
+          (f) => path === join(dataDir, f),
+        );
         const want = st.isDirectory() ? 0o700 : published ? 0o644 : 0o600;
         if (mode !== want)
           bad.push(`${path.slice(root.length)}: ${mode.toString(8)} (want ${want.toString(8)})`);
       }
     }
-    t.same(bad, [], 'every file 0600 and every directory 0700 (root_ca.pem and root_crl.pem 0644)');
+    t.same(bad, [], 'every file 0600 and every directory 0700 (root_ca.pem and the CRLs 0644)');
     for (const must of ['root_private_key.pem', 'server/key.pem', 'admin/key.pem', 'kds.sqlite'])
       t.ok(existsSync(join(dataDir, must)), `${must} exists and was checked`);
     t.ok(
