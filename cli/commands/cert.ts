@@ -267,7 +267,7 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
       const what = outcome.status === 'revoked' ? 'revoked' : 'already revoked';
       emit(argv, outcome, [
         what,
-        `  ${outcome.name} serial ${outcome.serialHex}: ${outcome.reason} at ${iso(outcome.revokedAt)}, CRL number ${outcome.crlNumber}`,
+        `  ${outcome.name} serial ${outcome.serialHex}: ${outcome.reason} at ${iso(outcome.revokedAt)}, CRL number ${outcome.crlNumber}${outcome.published === 'delta' ? ' (delta CRL)' : ''}`,
       ]);
     } finally {
       ca.close();

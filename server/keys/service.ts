@@ -242,19 +242,13 @@ export class KeyService {
   }
 
   /** reserve through the store's group commit: what the `key.reserve` handler uses. */
-  async reserveGrouped(
-    caller: Caller,
-    req: NewKeyRequest,
-  ): Promise<Reservation> {
+  async reserveGrouped(caller: Caller, req: NewKeyRequest): Promise<Reservation> {
     const step = this.#reserveStep(caller, req);
     return step.finish(await groupCommit(this.#store).run(step.write));
   }
 
   /** reserve's checks now, its writes in `write` (one transaction), its answer from `finish`. */
-  #reserveStep(
-    caller: Caller,
-    req: NewKeyRequest,
-  ): Step<PrekeyRecord | undefined, Reservation> {
+  #reserveStep(caller: Caller, req: NewKeyRequest): Step<PrekeyRecord | undefined, Reservation> {
     const ttl = checkTtl(req.ttl);
     const peerCert = this.#peerCertificate(caller, req.peer);
     if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'e2e');

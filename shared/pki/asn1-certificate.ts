@@ -180,7 +180,10 @@ export function ipAddressBytes(ip: string): Buffer {
   let tail: number[] = [];
   const lastColon = text.lastIndexOf(':');
   if (text.includes('.', lastColon)) {
-    const v4 = text.slice(lastColon + 1).split('.').map((p) => Number(p));
+    const v4 = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map((p) => Number(p));
     tail = [(v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!];
     text = `${text.slice(0, lastColon + 1)}0`; // placeholder group, removed below
   }

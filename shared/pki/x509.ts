@@ -147,10 +147,7 @@ function asn1ToDer(obj: forge.asn1.Asn1): Buffer {
 }
 
 /** Import an SPKI PEM with node:crypto; only RSA (rsaEncryption) keys are certified by kds. */
-function importSubjectKey(
-  publicKeyPem: string,
-  imported?: KeyObject,
-): { key: KeyObject; spkiDer: Buffer } {
+function importSubjectKey(publicKeyPem: string, imported?: KeyObject): { key: KeyObject; spkiDer: Buffer } {
   // The caller's KeyObject when it is exactly the PEM's key: the PEM stays the truth.
   if (imported instanceof KeyObject && imported.type === 'public' && imported.asymmetricKeyType === 'rsa') {
     try {
@@ -283,7 +280,9 @@ function profileExtensions(
   const exts: Buffer[] = [];
   if (spec.profile === 'root-ca') {
     // pathLenConstraint 0: this CA signs end-entity certificates only, never an intermediate CA.
-    exts.push(fixed('bc:ca', () => encodeExtension(OID.basicConstraints, true, basicConstraintsValue(true, 0))));
+    exts.push(
+      fixed('bc:ca', () => encodeExtension(OID.basicConstraints, true, basicConstraintsValue(true, 0))),
+    );
     exts.push(
       fixed('ku:ca', () => encodeExtension(OID.keyUsage, true, keyUsageValue(['keyCertSign', 'cRLSign']))),
     );
@@ -291,17 +290,25 @@ function profileExtensions(
     // RFC 5280 4.2.1.1: authorityKeyIdentifier "MAY be omitted" in self-signed certificates: omitted.
     return exts;
   }
-  exts.push(fixed('bc:leaf', () => encodeExtension(OID.basicConstraints, true, basicConstraintsValue(false))));
+  exts.push(
+    fixed('bc:leaf', () => encodeExtension(OID.basicConstraints, true, basicConstraintsValue(false))),
+  );
   if (spec.profile === 'server') {
     exts.push(
       fixed('ku:server', () =>
         encodeExtension(OID.keyUsage, true, keyUsageValue(['digitalSignature', 'keyEncipherment'])),
       ),
     );
-    exts.push(fixed('eku:server', () => encodeExtension(OID.extKeyUsage, false, extKeyUsageValue([OID.serverAuth]))));
+    exts.push(
+      fixed('eku:server', () => encodeExtension(OID.extKeyUsage, false, extKeyUsageValue([OID.serverAuth]))),
+    );
   } else {
-    exts.push(fixed('ku:client', () => encodeExtension(OID.keyUsage, true, keyUsageValue(['digitalSignature']))));
-    exts.push(fixed('eku:client', () => encodeExtension(OID.extKeyUsage, false, extKeyUsageValue([OID.clientAuth]))));
+    exts.push(
+      fixed('ku:client', () => encodeExtension(OID.keyUsage, true, keyUsageValue(['digitalSignature']))),
+    );
+    exts.push(
+      fixed('eku:client', () => encodeExtension(OID.extKeyUsage, false, extKeyUsageValue([OID.clientAuth]))),
+    );
   }
   exts.push(encodeExtension(OID.subjectAltName, false, subjectAltNameValue(sans.dns, sans.ip)));
   exts.push(encodeExtension(OID.subjectKeyIdentifier, false, subjectKeyIdentifierValue(ski)));
@@ -315,7 +322,9 @@ function profileExtensions(
   if (spec.crlUrl !== undefined) {
     const url = spec.crlUrl;
     exts.push(
-      fixed(`crl:${url}`, () => encodeExtension(OID.cRLDistributionPoints, false, crlDistributionPointsValue(url))),
+      fixed(`crl:${url}`, () =>
+        encodeExtension(OID.cRLDistributionPoints, false, crlDistributionPointsValue(url)),
+      ),
     );
   }
   return exts;

@@ -105,7 +105,7 @@ t.test('each area loads only its own command modules for --help, nothing heavy',
   const runs = await Promise.all(cases.map((c) => traced(c.args, dir)));
   cases.forEach(({ args, area }, i) => {
     const run = runs[i]!;
-    t.equal(run.code, 0, `kds ${args.join(' ')}: ${run.stderr}`);
+    t.equal(run.code, 0, `kds ${args.join(' ')} exits 0 ${run.stderr}`.trim());
     t.match(run.stdout, /\nExamples:\n/, `kds ${args.join(' ')} prints its help`);
     t.same(heavyOf(run), [], `kds ${args.join(' ')} loads nothing heavy`);
     const others = run.ours.filter(
@@ -130,6 +130,26 @@ t.test('the trace does see heavy modules when a command needs them', async (t) =
   t.ok(
     run.ours.some((m) => m.startsWith('server/ca/')),
     'the CA code loaded',
+  );
+});
+
+t.test('kds server start loads the KDC, and no other command area nor the client library', async (t) => {
+  // No CA in the data dir: the KDC's modules load, then opening the CA fails (before any listening).
+  const dir = tempDir(t);
+  const run = await traced(['server', 'start', '--port', '0', '--data-dir', join(dir, 'no-ca')], dir);
+  t.equal(run.code, 1);
+  t.match(run.stderr, /error \[ca_missing\]/);
+  t.ok(run.ours.includes('server/kdc/kdc.js'), 'the KDC loaded');
+  const otherAreas = run.ours.filter(
+    (m) =>
+      m.startsWith('cli/commands/') && m !== 'cli/commands/index.js' && !m.startsWith('cli/commands/server'),
+  );
+  t.ok(run.ours.includes('cli/commands/server-start.js'), 'the server area loaded');
+  t.same(otherAreas, [], 'no other area of the CLI');
+  t.same(
+    run.ours.filter((m) => m.startsWith('client/')),
+    [],
+    'no client library module',
   );
 });
 

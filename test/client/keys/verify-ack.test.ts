@@ -9,7 +9,10 @@ import { inProcessKdc } from './inproc.js';
 
 t.setTimeout(120_000);
 
-function recording(session: ClientSession, sent: { type: string; body: Record<string, unknown> }[]): KeySession {
+function recording(
+  session: ClientSession,
+  sent: { type: string; body: Record<string, unknown> }[],
+): KeySession {
   return {
     request: (type, body) => {
       sent.push({ type, body });

@@ -21,50 +21,53 @@ async function synced(h: Harness, who: Harness['bob']): Promise<Pushed[]> {
   return out;
 }
 
-t.test('kdc flow: the live push equals the queued one; verify {ack} forgets it in the same commit', async (t) => {
-  const h = await harness(t);
-  h.online.set('bob', []);
-  h.online.set('alice', []);
-  const c = await h.service.create(h.alice.caller, { peer: 'bob' });
-  const live = h.online.get('bob')!;
-  t.equal(live.length, 1);
-  t.equal(live[0]!.type, 'key.delivered');
-  // A restarted service rebuilds the same notice from the store (record re-read, key unwrapped).
-  const queued = await synced(h, h.bob);
-  t.same(
-    queued.map((p) => p.type),
-    ['key.delivered'],
-  );
-  t.strictSame(live[0]!.body, queued[0]!.body, 'built from the data in hand = rebuilt from the store');
-  t.ok((live[0]!.body.key as Buffer).equals(c.key));
+t.test(
+  'kdc flow: the live push equals the queued one; verify {ack} forgets it in the same commit',
+  async (t) => {
+    const h = await harness(t);
+    h.online.set('bob', []);
+    h.online.set('alice', []);
+    const c = await h.service.create(h.alice.caller, { peer: 'bob' });
+    const live = h.online.get('bob')!;
+    t.equal(live.length, 1);
+    t.equal(live[0]!.type, 'key.delivered');
+    // A restarted service rebuilds the same notice from the store (record re-read, key unwrapped).
+    const queued = await synced(h, h.bob);
+    t.same(
+      queued.map((p) => p.type),
+      ['key.delivered'],
+    );
+    t.strictSame(live[0]!.body, queued[0]!.body, 'built from the data in hand = rebuilt from the store');
+    t.ok((live[0]!.body.key as Buffer).equals(c.key));
 
-  // Bob "disconnects" between push and verify: nothing acknowledged, the notice stays queued.
-  t.equal(h.store.countDeliveries('bob'), 1);
-  const acc = await acceptKdcKey(bobId(h), live[0]!.body as never);
-  const d = live[0]!.body.d as number;
-  // Carol cannot acknowledge bob's notice through her own verify call.
-  const cv = await h.service.verify(h.carol.caller, { serial: c.serial, digest: acc.digest, ack: [d] });
-  t.equal(cv.verdict, 'not_found');
-  t.equal(h.store.countDeliveries('bob'), 1, "nobody acknowledges another's delivery");
+    // Bob "disconnects" between push and verify: nothing acknowledged, the notice stays queued.
+    t.equal(h.store.countDeliveries('bob'), 1);
+    const acc = await acceptKdcKey(bobId(h), live[0]!.body as never);
+    const d = live[0]!.body.d as number;
+    // Carol cannot acknowledge bob's notice through her own verify call.
+    const cv = await h.service.verify(h.carol.caller, { serial: c.serial, digest: acc.digest, ack: [d] });
+    t.equal(cv.verdict, 'not_found');
+    t.equal(h.store.countDeliveries('bob'), 1, "nobody acknowledges another's delivery");
 
-  const v = await h.service.verify(h.bob.caller, {
-    serial: c.serial,
-    digest: acc.digest,
-    signature: acc.signature,
-    ack: [d],
-  });
-  t.equal(v.verdict, 'valid');
-  t.equal(v.peerVerified, true);
-  t.equal(h.store.countDeliveries('bob'), 0, 'acknowledged inside key.verify');
-  t.same(await synced(h, h.bob), [], 'bob has nothing left after a restart');
+    const v = await h.service.verify(h.bob.caller, {
+      serial: c.serial,
+      digest: acc.digest,
+      signature: acc.signature,
+      ack: [d],
+    });
+    t.equal(v.verdict, 'valid');
+    t.equal(v.peerVerified, true);
+    t.equal(h.store.countDeliveries('bob'), 0, 'acknowledged inside key.verify');
+    t.same(await synced(h, h.bob), [], 'bob has nothing left after a restart');
 
-  // Alice's key.verified: live push equals the queued one.
-  const aliceLive = h.online.get('alice')!.filter((p) => p.type === 'key.verified');
-  t.equal(aliceLive.length, 1);
-  const aliceQueued = await synced(h, h.alice);
-  t.strictSame(aliceLive[0]!.body, aliceQueued[0]!.body);
-  t.equal(h.store.getSymKey(c.serial)!.peerVerifiedAt, aliceLive[0]!.body.verifiedAt);
-});
+    // Alice's key.verified: live push equals the queued one.
+    const aliceLive = h.online.get('alice')!.filter((p) => p.type === 'key.verified');
+    t.equal(aliceLive.length, 1);
+    const aliceQueued = await synced(h, h.alice);
+    t.strictSame(aliceLive[0]!.body, aliceQueued[0]!.body);
+    t.equal(h.store.getSymKey(c.serial)!.peerVerifiedAt, aliceLive[0]!.body.verifiedAt);
+  },
+);
 
 t.test('verify {ack} acknowledges whatever the verdict, and only the caller’s ids', async (t) => {
   const h = await harness(t);
@@ -93,7 +96,13 @@ t.test('e2e flow through the group commit: reserveGrouped/depositGrouped, live p
   await t.rejects(h.service.reserveGrouped(h.alice.caller, { peer: 'alice' }), { code: 'bad_request' });
   const sent = await runSenderExchange(
     { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
-    { serial: res.serial, expiresAt: res.expiresAt, peer: res.peer, peerCert: res.peerCert, prekey: res.prekey },
+    {
+      serial: res.serial,
+      expiresAt: res.expiresAt,
+      peer: res.peer,
+      peerCert: res.peerCert,
+      prekey: res.prekey,
+    },
     { ca: h.ca, now: h.clock.now },
   );
   await t.rejects(

@@ -31,7 +31,8 @@ const subject = await generateRsaKeyPair(2048);
 const subjectSpki = pemToDer(subject.publicKeyPem, 'PUBLIC KEY');
 
 // Synchronous signing is fine in a test (and keeps fast-check's runs simple).
-const caSign: Signer = async (tbs) => cryptoSign('sha256', tbs, { key: caKey, padding: constants.RSA_PKCS1_PADDING });
+const caSign: Signer = async (tbs) =>
+  cryptoSign('sha256', tbs, { key: caKey, padding: constants.RSA_PKCS1_PADDING });
 const selfSign: Signer = async (tbs) =>
   cryptoSign('sha256', tbs, { key: subject.privateKeyPem, padding: constants.RSA_PKCS1_PADDING });
 
@@ -40,7 +41,8 @@ const selfSign: Signer = async (tbs) =>
 function forgeName(cn: string, ou: string | undefined): forge.pki.CertificateField[] {
   const utf8 = forge.asn1.Type.UTF8;
   const attrs: forge.pki.CertificateField[] = [];
-  if (ou !== undefined) attrs.push({ type: OID.organizationalUnitName, value: ou, valueTagClass: utf8 } as never);
+  if (ou !== undefined)
+    attrs.push({ type: OID.organizationalUnitName, value: ou, valueTagClass: utf8 } as never);
   attrs.push({ type: OID.commonName, value: cn, valueTagClass: utf8 } as never);
   return attrs;
 }
@@ -86,7 +88,8 @@ function forgeTbs(spec: CertificateSpec, serialContentHex: string): Buffer {
   cert.setIssuer(forgeName(spec.subjectCN, ou));
   cert.publicKey = forge.pki.publicKeyFromPem(subject.publicKeyPem);
   cert.setExtensions(exts);
-  (cert as unknown as { siginfo: { algorithmOid: string } }).siginfo.algorithmOid = OID.sha256WithRSAEncryption;
+  (cert as unknown as { siginfo: { algorithmOid: string } }).siginfo.algorithmOid =
+    OID.sha256WithRSAEncryption;
   const internals = forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 };
   const der = Buffer.from(forge.asn1.toDer(internals.getTBSCertificate(cert)).getBytes(), 'binary');
   const fields = sequenceOf(readOne(der)).map((f) => f.bytes);
@@ -141,7 +144,10 @@ const leafSpec = fc.record({
   serialHex: serial,
   name: kdsName,
   serverCN: printable,
-  ou: fc.option(printable.filter((s) => s !== 'kds-admin'), { nil: undefined }),
+  ou: fc.option(
+    printable.filter((s) => s !== 'kds-admin'),
+    { nil: undefined },
+  ),
   a: time,
   b: time,
   dns: fc.array(dnsName, { maxLength: 3 }),
@@ -232,7 +238,11 @@ t.test('the self-check refuses a certificate whose signature does not verify', a
     sig[sig.length >> 1]! ^= 0x01;
     return sig;
   };
-  await t.rejects(buildParsedCertificate(spec, flipped), { code: 'internal' }, 'one bit of the signature flipped');
+  await t.rejects(
+    buildParsedCertificate(spec, flipped),
+    { code: 'internal' },
+    'one bit of the signature flipped',
+  );
   const otherTbs: Signer = async (tbs) => caSign(Buffer.concat([tbs, Buffer.from([0])]));
   await t.rejects(buildParsedCertificate(spec, otherTbs), { code: 'internal' }, 'a signature of other bytes');
   await t.rejects(
@@ -257,7 +267,10 @@ t.test('IP addresses: the octets RFC 5280 4.2.1.6 requires', async (t) => {
   t.equal(ipAddressBytes('::1').toString('hex'), '0'.repeat(31) + '1');
   t.equal(ipAddressBytes('::').toString('hex'), '0'.repeat(32));
   t.equal(ipAddressBytes('fe80::').toString('hex'), 'fe80' + '0'.repeat(28));
-  t.equal(ipAddressBytes('2001:db8::8:800:200c:417a').toString('hex'), '20010db8000000000008080020 0c417a'.replace(' ', ''));
+  t.equal(
+    ipAddressBytes('2001:db8::8:800:200c:417a').toString('hex'),
+    '20010db8000000000008080020 0c417a'.replace(' ', ''),
+  );
   // Forms forge could not encode (its parser split on '.' first): now right.
   t.equal(ipAddressBytes('::ffff:192.0.2.1').toString('hex'), '00000000000000000000ffffc0000201');
   t.equal(ipAddressBytes('64:ff9b::192.0.2.33').toString('hex'), '0064ff9b0000000000000000c0000221');

@@ -13,6 +13,7 @@ import {
 import {
   appendEntries,
   frameWithout,
+  frameWithoutParts,
   signatureInput,
   transcriptHash,
 } from '../../../shared/protocol/transcript.js';
@@ -50,6 +51,37 @@ t.test('appendEntries and frameWithout are inverse (fixmap)', async (t) => {
     { numRuns: 300 },
   );
   t.pass();
+});
+
+t.test('frameWithoutParts: the same bytes as frameWithout, the body a view of the frame', async (t) => {
+  const body = Buffer.from('a16101a3736967c40101a36d6163c40102', 'hex');
+  const prefix = Buffer.from('client hello bytes');
+  for (const header of ['83', 'de0003', 'df00000003']) {
+    const frame = Buffer.concat([Buffer.from(header, 'hex'), body]);
+    const { layout } = decodeValue(frame);
+    for (const key of ['sig', 'mac']) {
+      const parts = frameWithoutParts(frame, layout, key);
+      t.same(Buffer.concat(parts), frameWithout(frame, layout, key), `${header} without ${key}`);
+      t.same(
+        transcriptHash(prefix, ...parts),
+        transcriptHash(prefix, frameWithout(frame, layout, key)),
+        `${header} without ${key}: same transcript hash`,
+      );
+      t.equal(parts[1].buffer, frame.buffer, 'the body is not copied');
+      t.equal(frame.subarray(0, header.length / 2).toString('hex'), header, 'the frame is left unchanged');
+    }
+  }
+  t.throws(
+    () =>
+      frameWithoutParts(
+        Buffer.from('81a16101', 'hex'),
+        decodeValue(Buffer.from('81a16101', 'hex')).layout,
+        'sig',
+      ),
+    {
+      code: 'schema',
+    },
+  );
 });
 
 t.test('map16 and map32 headers keep their format when cut', async (t) => {
