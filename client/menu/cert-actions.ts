@@ -205,7 +205,9 @@ const statusItem: MenuItem = {
   },
 };
 
-async function fetchText(url: string): Promise<string> {
+async function fetchText(url: string): Promise<string>;
+async function fetchText(url: string, opts: { optional: true }): Promise<string | undefined>;
+async function fetchText(url: string, opts: { optional?: boolean } = {}): Promise<string | undefined> {
   let res: Response;
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
@@ -213,6 +215,7 @@ async function fetchText(url: string): Promise<string> {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
     throw new EnvironmentError('unavailable', `cannot fetch ${url}: ${cause}`);
   }
+  if (res.status === 404 && opts.optional === true) return undefined;
   if (res.status !== 200) throw new EnvironmentError('unavailable', `GET ${url}: HTTP ${res.status}`);
   const text = await res.text();
   if (text.length > 8 * 1024 * 1024) throw new InputError('malformed_pem', `${url}: response too large`);
@@ -246,6 +249,26 @@ const showCaCrlItem: MenuItem = {
       `    signature    ${signature}`,
       `    revoked      ${crl.entries.length === 0 ? 'none' : ''}`,
       ...crl.entries.map((e) => `      ${e.serialHex}  ${iso(e.revokedAt)}  ${e.reason}`),
+    );
+    // A large CA publishes each revocation first in a delta CRL (RFC 5280 5.2.4) and folds it into
+    // the complete CRL on a schedule: without the delta this screen would miss recent revocations.
+    const deltaUrl = `${httpUrlOf(ctx.server)}/delta-crl.pem`;
+    const deltaPem = await fetchText(deltaUrl, { optional: true });
+    if (deltaPem === undefined) {
+      ctx.io.print(`  delta CRL ${deltaUrl}: none published`);
+      return;
+    }
+    const delta = parseCrl(deltaPem);
+    const deltaSignature = delta.signatureValid(ca)
+      ? ctx.style.ok('valid (signed by the root CA)')
+      : ctx.style.bad('INVALID: not signed by this root CA');
+    ctx.io.print(
+      `  delta CRL ${deltaUrl}`,
+      `    number       ${delta.crlNumber} (completes CRL ${delta.baseCrlNumber ?? '?'})`,
+      `    this update  ${iso(delta.thisUpdate)}`,
+      `    signature    ${deltaSignature}`,
+      `    revoked      ${delta.entries.length === 0 ? 'none since the complete CRL' : ''}`,
+      ...delta.entries.map((e) => `      ${e.serialHex}  ${iso(e.revokedAt)}  ${e.reason}`),
     );
   },
 };

@@ -292,6 +292,12 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
     await m.waitFor(new RegExp(`${alice.serialHex}  \\d{4}-[^\\n]+keyCompromise`)),
     'the CRL lists it (no session needed)',
   );
+  t.ok(
+    await m.waitFor(
+      /delta CRL \S+\/delta-crl\.pem\n +number +\d+ \(completes CRL \d+\)[\s\S]*signature +valid/,
+    ),
+    'and the delta CRL is shown, signed by the root',
+  );
   await m.waitFor(/choose \[0-6\]: $/);
   m.type('4');
   await m.waitFor(/: $/);
