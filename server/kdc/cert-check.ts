@@ -59,8 +59,8 @@ export class CertificateCache {
  * - commits by OTHER connections (`kds cert revoke`, `kds cert issue --renew` from a shell) move
  *   store.changeCounter() (PRAGMA data_version), which empties the cache before the lookup;
  * - this process's own status writes (revocation, renewal over the network) go through the same Store
- *   object, whose setCertificateStatus the cache wraps to drop the entry BEFORE the write. Store calls are
- *   synchronous, so no handshake can look the record up between the drop and the commit; a rolled-back
+ *   object, which tells the cache (Store.onCertificateStatusChange) right after the UPDATE, inside the
+ *   writer's synchronous transaction, so no handshake can look the record up in between; a rolled-back
  *   write only costs one more read.
  * Revocation is also checked through CertificateAuthority.revocationOf on every handshake, independently.
  */
@@ -74,11 +74,17 @@ export class CertificateRecordCache {
     readonly limit = CACHE_LIMIT,
   ) {
     this.#store = store;
-    const setStatus = store.setCertificateStatus.bind(store);
-    store.setCertificateStatus = (serialHex, status) => {
-      this.#entries.delete(serialHex);
-      setStatus(serialHex, status);
-    };
+    // This process's own writes do not move changeCounter() (PRAGMA data_version counts other
+    // connections' commits), so the store tells the cache about them directly.
+    this.#unsubscribe = store.onCertificateStatusChange((serialHex) => this.#entries.delete(serialHex));
+  }
+
+  readonly #unsubscribe: () => void;
+
+  /** Stop listening to the store (the KDC's close). */
+  dispose(): void {
+    this.#unsubscribe();
+    this.#entries.clear();
   }
 
   /** The store record for `serialHex` (lowercase hex), from the cache when the store has not changed. */

@@ -382,6 +382,7 @@ async function serve(
       } catch (err) {
         log(`complete CRL re-issue failed: ${(err as Error).message}`);
       }
+      certRecords.dispose();
       ca.close();
     })();
     return closing;

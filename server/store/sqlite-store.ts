@@ -199,6 +199,14 @@ export class SqliteStore implements Store {
       serialHex,
     );
     if (changes !== 1) throw new EnvironmentError('store_error', `no issued certificate ${serialHex}`);
+    for (const listener of this.#statusListeners) listener(serialHex);
+  }
+
+  readonly #statusListeners = new Set<(serialHex: string) => void>();
+
+  onCertificateStatusChange(listener: (serialHex: string) => void): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
   }
 
   getCertificate(serialHex: string): CertificateRecord | undefined {

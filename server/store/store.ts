@@ -122,6 +122,13 @@ export interface Store {
   /** Remove a reservation whose signing failed (only `pending` rows can be removed). */
   discardPendingCertificate(serialHex: string): void;
   setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void;
+  /**
+   * Called (synchronously, inside the caller's transaction) after every setCertificateStatus of THIS
+   * store object. Other processes' writes are seen through changeCounter() instead. For caches of
+   * certificate records (server/kdc/cert-check.ts); a listener only invalidates, it must not throw.
+   * Returns the function that removes the listener.
+   */
+  onCertificateStatusChange(listener: (serialHex: string) => void): () => void;
   getCertificate(serialHex: string): CertificateRecord | undefined;
   getCertificateByFingerprint(fingerprint256: string): CertificateRecord | undefined;
   activeCertificate(name: string): CertificateRecord | undefined;
