@@ -22,6 +22,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { openSession, type ClientSession } from '../../client/session.js';
 import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
 import { generatePrekey, type GeneratedPrekey } from '../../shared/keys/prekey.js';
+import { e2eDeliveryOf, kdcDeliveryOf, reservationOf } from '../../shared/keys/wire.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
 import { serve } from './ipc.js';
 
@@ -54,7 +55,6 @@ interface Pair {
 const PREKEY_LOW = 4;
 let pairs: Pair[] = [];
 let ca: ParsedCertificate | undefined;
-const bytes = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array));
 
 async function openParty(url: string, caCertPem: string, spec: PartySpec): Promise<Party> {
   const privateKey = createPrivateKey(spec.keyPem);
@@ -93,15 +93,7 @@ async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void
   let digest: Buffer;
   let signature: Buffer;
   if (b.mode === 'kdc') {
-    const r = await acceptKdcKey(me, {
-      serial,
-      from: String(b.from),
-      fromCertSerial: String(b.fromCertSerial),
-      to: String(b.to),
-      toCertSerial: String(b.toCertSerial),
-      key: bytes(b.key),
-      expiresAt: Number(b.expiresAt),
-    });
+    const r = await acceptKdcKey(me, kdcDeliveryOf(b));
     ({ digest, signature } = r);
   } else {
     const prekey = pair.prekeys.get(String(b.prekeyId));
@@ -109,18 +101,7 @@ async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void
     pair.prekeys.delete(prekey.id);
     const r = await runReceiverExchange(
       me,
-      {
-        serial,
-        from: String(b.from),
-        fromCert: bytes(b.fromCert),
-        to: String(b.to),
-        toCertSerial: String(b.toCertSerial),
-        prekeyId: prekey.id,
-        ephemeral: bytes(b.ephemeral),
-        signature: bytes(b.signature),
-        ciphertext: bytes(b.ciphertext),
-        expiresAt: Number(b.expiresAt),
-      },
+      e2eDeliveryOf(b),
       {
         id: prekey.id,
         certSerial: bob.certSerial,
@@ -156,20 +137,9 @@ async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<void> {
     serial = String(c.serial);
   } else {
     const r = await alice.session.request('key.reserve', { peer: bob.name, ...withAck });
-    const prekey = r.prekey as Record<string, unknown>;
     const sent = await runSenderExchange(
       { name: alice.name, certSerial: alice.certSerial, privateKey: alice.privateKey },
-      {
-        serial: String(r.serial),
-        expiresAt: Number(r.expiresAt),
-        peer: String(r.peer),
-        peerCert: bytes(r.peerCert),
-        prekey: {
-          id: String(prekey.id),
-          publicKey: bytes(prekey.publicKey),
-          signature: bytes(prekey.signature),
-        },
-      },
+      reservationOf(r),
       { ca: ca!, now: Date.now() },
     );
     serial = sent.deposit.serial;

@@ -18,16 +18,11 @@ import type { KeyObject } from 'node:crypto';
 import { KdsError, StateError, InputError, toKdsError } from '../../shared/errors.js';
 import { signPss } from '../../shared/crypto/rsa.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
-import {
-  acceptKdcKey,
-  runReceiverExchange,
-  runSenderExchange,
-  type E2eDelivery,
-  type KdcDelivery,
-} from '../../shared/keys/exchange.js';
+import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
 import { kdcKeyDigest, keyFingerprint } from '../../shared/keys/digest.js';
 import { generatePrekey } from '../../shared/keys/prekey.js';
 import { signedContent } from '../../shared/keys/transcript.js';
+import { e2eDeliveryOf, kdcDeliveryOf, reservationOf, wireBytes } from '../../shared/keys/wire.js';
 import { openMessage, sealMessage } from '../../shared/keys/message.js';
 import type { Verdict } from '../../shared/keys/verdict.js';
 import type { ClientKeyStore, LocalKeyState, StoredKey } from './key-store.js';
@@ -229,7 +224,7 @@ export class KeyClient {
     if (mode === 'kdc') {
       const c = await this.#session.request('key.create', { peer: req.to, ...extra });
       const serial = String(c.serial);
-      const key = bytes(c.key);
+      const key = wireBytes(c.key);
       record = this.#newRecord({
         serial,
         mode,
@@ -246,26 +241,15 @@ export class KeyClient {
       // before a prekey is consumed).
       await this.#session.request('key.peer', { name: req.to });
       const r = await this.#session.request('key.reserve', { peer: req.to, ...extra });
-      const prekey = r.prekey as Record<string, unknown>;
       const sent = await runSenderExchange(
         { name: this.name, certSerial: this.#certSerial, privateKey: this.#identityKey },
-        {
-          serial: String(r.serial),
-          expiresAt: Number(r.expiresAt),
-          peer: String(r.peer),
-          peerCert: bytes(r.peerCert),
-          prekey: {
-            id: String(prekey.id),
-            publicKey: bytes(prekey.publicKey),
-            signature: bytes(prekey.signature),
-          },
-        },
+        reservationOf(r),
         { ca: this.#ca, now: this.#now() },
       );
       if (String(r.peer) !== req.to)
         throw new InputError('bad_request', 'the KDC reserved a key for another peer');
       const d = await this.#session.request('key.deposit', { ...sent.deposit });
-      if (!bytes(d.digest).equals(sent.digest))
+      if (!wireBytes(d.digest).equals(sent.digest))
         throw new KdsError('key_mismatch', 'the KDC stored another ciphertext');
       record = this.#newRecord({
         serial: sent.deposit.serial,
@@ -476,16 +460,7 @@ export class KeyClient {
       expiresAt: Number(b.expiresAt),
     };
     if (b.mode === 'kdc') {
-      const delivery: KdcDelivery = {
-        serial,
-        from: String(b.from),
-        fromCertSerial: String(b.fromCertSerial),
-        to: String(b.to),
-        toCertSerial: String(b.toCertSerial),
-        key: bytes(b.key),
-        expiresAt: Number(b.expiresAt),
-      };
-      const r = await acceptKdcKey(me, delivery);
+      const r = await acceptKdcKey(me, kdcDeliveryOf(b));
       const rec = this.#newRecord({
         ...common,
         mode: 'kdc',
@@ -496,22 +471,11 @@ export class KeyClient {
       this.store.putKey(rec);
       return rec;
     }
-    const prekeyId = String(b.prekeyId);
+    const delivery = e2eDeliveryOf(b);
+    const prekeyId = delivery.prekeyId;
     const prekey = this.store.getPrekey(prekeyId);
     if (prekey === undefined)
       throw new StateError('not_found', 'the prekey of this delivery is unknown or already used');
-    const delivery: E2eDelivery = {
-      serial,
-      from: String(b.from),
-      fromCert: bytes(b.fromCert),
-      to: String(b.to),
-      toCertSerial: String(b.toCertSerial),
-      prekeyId,
-      ephemeral: bytes(b.ephemeral),
-      signature: bytes(b.signature),
-      ciphertext: bytes(b.ciphertext),
-      expiresAt: Number(b.expiresAt),
-    };
     const r = await runReceiverExchange(
       me,
       delivery,
@@ -566,7 +530,7 @@ export class KeyClient {
       const text = openMessage(
         Buffer.from(rec.key!, 'base64'),
         { serial, from, to: this.name },
-        { nonce: bytes(b.nonce), ciphertext: bytes(b.ciphertext) },
+        { nonce: wireBytes(b.nonce), ciphertext: wireBytes(b.ciphertext) },
       );
       this.#onEvent({
         event: 'message',
@@ -681,9 +645,4 @@ export class KeyClient {
       updatedAt: this.#now(),
     };
   }
-}
-
-function bytes(value: unknown): Buffer {
-  if (!(value instanceof Uint8Array)) throw new InputError('malformed', 'expected bytes');
-  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
