@@ -9,6 +9,9 @@
 //   enroll {url, caCertPem, requests: [{token, csr}], concurrency, mode}
 //                 -> certificates issued over `enroll`-mode sessions: `established` (sessions opened
 //                    first, only the requests timed) or `full` (one new session per certificate)
+//   openEnroll {url, caCertPem, count} / closeEnroll -> enroll sessions opened (closed) BEFORE (after)
+//                 the benchmark's CPU window; `established` enrollments use them while they are open
+//   cpu           -> microseconds of CPU (user + system, every thread) this process used so far
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { openSession, type ClientSession } from '../../client/session.js';
 import { serve } from './ipc.js';
@@ -68,6 +71,8 @@ async function pool(
 }
 
 const held: ClientSession[] = [];
+/** Enroll sessions held open between openEnroll and closeEnroll. */
+let enrollSessions: ClientSession[] = [];
 let pushTimes: bigint[] = [];
 let armed = false;
 
@@ -146,7 +151,10 @@ serve({
       });
       return { ms: r.ms, issued, errors: r.errors, firstError: r.firstError, latencies: r.latencies };
     }
-    const sessions = await Promise.all(Array.from({ length: arg.concurrency }, openEnroll));
+    const own = enrollSessions.length === 0;
+    const sessions = own
+      ? await Promise.all(Array.from({ length: arg.concurrency }, openEnroll))
+      : enrollSessions;
     let slot = 0;
     const free = [...sessions];
     const r = await pool(arg.requests.length, arg.concurrency, async (i) => {
@@ -157,7 +165,26 @@ serve({
         free.push(session);
       }
     });
-    await Promise.all(sessions.map((s) => s.close()));
+    if (own) await Promise.all(sessions.map((s) => s.close()));
     return { ms: r.ms, issued, errors: r.errors, firstError: r.firstError, latencies: r.latencies };
+  },
+  openEnroll: async (arg: { url: string; caCertPem: string; count: number }) => {
+    const opened = await Promise.all(
+      Array.from({ length: arg.count }, () =>
+        openSession({ server: arg.url, mode: 'enroll', caCertPem: arg.caCertPem, connectTimeoutMs: 120_000 }),
+      ),
+    );
+    enrollSessions.push(...opened);
+    return enrollSessions.length;
+  },
+  closeEnroll: async () => {
+    const all = enrollSessions;
+    enrollSessions = [];
+    await Promise.all(all.map((s) => s.close().catch(() => {})));
+    return all.length;
+  },
+  cpu: () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
   },
 });

@@ -7,7 +7,9 @@
 // Adding a feature that persists something (issues 3, 4, ...): append a migration to migrations.ts,
 // add the record type and methods here, implement them in sqlite-store.ts. Never edit a shipped
 // migration; never add an UPDATE or DELETE path to the audit log or to revocations.
-import { SqliteStore } from './sqlite-store.js';
+import { SqliteStore, type StoreOptions } from './sqlite-store.js';
+
+export type { StoreOptions } from './sqlite-store.js';
 
 export type CertificateRole = 'client' | 'admin' | 'server' | 'ca';
 /**
@@ -108,6 +110,20 @@ export interface Store {
    * mean nothing changed. Cheap (no table access): used to keep in-memory caches fresh.
    */
   changeCounter(): number;
+  /**
+   * Group commit only (server/store/group-commit.ts): transaction(fn) whose COMMIT returns before the
+   * WAL is on disk (synchronous=NORMAL for this one commit; every other commit stays FULL). The data is
+   * visible at once but NOT durable: nothing may be reported to anyone as done before a
+   * `syncCommitted` called after this returned has completed without error.
+   */
+  transactionUnsynced<T>(fn: () => T): T;
+  /**
+   * Make every commit made so far durable: fsync of the WAL on a dedicated thread (the event loop
+   * keeps running; wal-sync-thread.ts). cb(null) only after a sync that started after this call; an
+   * error means the commits made since the last successful sync may not survive a power loss (the
+   * store is then read-only until reopened: sqlite-store.ts).
+   */
+  syncCommitted(cb: (err: Error | null) => void): void;
   close(): void;
 
   // settings: small JSON values written by `kds server init` (CRL URL host/port, validity limits)
@@ -202,6 +218,13 @@ export interface Store {
   /** Delete acknowledged deliveries, only the recipient's own. Returns how many. */
   deleteDeliveries(recipient: string, ids: readonly number[]): number;
   countDeliveries(recipient?: string): number;
+  /**
+   * Prekey ids of `owner` the KDC still holds, read in one statement (one snapshot): its stock under
+   * `certSerial`, its prekeys claimed by reservations created at or after `reservedSince`, and those of
+   * e2e keys whose `key.delivered` notice is still queued for it. At most `limit` ids (docs/keys.md
+   * "Prekey housekeeping"; session 3).
+   */
+  heldPrekeyIds(owner: string, certSerial: string, reservedSince: number, limit: number): string[];
 }
 
 export type SymKeyMode = 'e2e' | 'kdc';
@@ -301,6 +324,6 @@ export interface DeliveryRecord extends NewDelivery {
 }
 
 /** Open (creating and migrating if needed) the store of a data directory: `<dataDir>/kds.sqlite`. */
-export function openStore(dataDir: string): Store {
-  return SqliteStore.open(dataDir);
+export function openStore(dataDir: string, opts?: StoreOptions): Store {
+  return SqliteStore.open(dataDir, opts);
 }
