@@ -103,6 +103,8 @@ const CODES = {
   peer_unavailable: { exit: EXIT.notFound, close: CLOSE.policy },
   peer_revoked: { exit: EXIT.revoked, close: CLOSE.policy },
   key_unverified: { exit: EXIT.unavailable, close: CLOSE.policy },
+  /** A relayed message whose sequence number the receiver already accepted (or is below its window). */
+  replayed: { exit: EXIT.invalid, close: CLOSE.policy },
   // generic
   config: { exit: EXIT.usage, close: CLOSE.internal },
   internal: { exit: EXIT.failure, close: CLOSE.internal },

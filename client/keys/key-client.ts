@@ -20,7 +20,8 @@ import { signPss } from '../../shared/crypto/rsa.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
 import { kdcKeyDigest, keyFingerprint } from '../../shared/keys/digest.js';
-import { generatePrekey } from '../../shared/keys/prekey.js';
+import { generatePrekey, PREKEY_UPLOAD_GRACE_MS } from '../../shared/keys/prekey.js';
+import { acceptSeq, assertMessageSeq, MAX_MESSAGE_SEQ } from '../../shared/keys/replay-window.js';
 import { signedContent } from '../../shared/keys/transcript.js';
 import { e2eDeliveryOf, kdcDeliveryOf, reservationOf, wireBytes } from '../../shared/keys/wire.js';
 import { openMessage, sealMessage } from '../../shared/keys/message.js';
@@ -115,6 +116,10 @@ export class KeyClient {
   readonly #now: () => number;
   readonly #unsubscribe: (() => void)[] = [];
   #chain: Promise<void> = Promise.resolve();
+  /** topUpPrekeys runs one at a time in this process (its housekeeping reads the store it writes). */
+  #topUps: Promise<unknown> = Promise.resolve();
+  /** Prekey ids whose delivery is being accepted right now: never housekept. */
+  readonly #prekeysInUse = new Set<string>();
 
   constructor(opts: KeyClientOptions) {
     this.name = opts.name;
@@ -143,7 +148,7 @@ export class KeyClient {
 
   /** What every session does first: publish prekeys, then take the queued notices. */
   async start(): Promise<void> {
-    await this.topUpPrekeys();
+    await this.topUpPrekeys({ housekeeping: true });
     await this.sync();
     await this.#recheckPending();
   }
@@ -160,9 +165,28 @@ export class KeyClient {
     }
   }
 
-  /** Keep the stock of one-time prekeys at the KDC full (privates saved locally BEFORE upload). */
-  async topUpPrekeys(): Promise<number> {
-    const status = await this.#session.request('key.prekeys', { prekeys: [] });
+  /**
+   * Keep the stock of one-time prekeys at the KDC full (privates saved locally BEFORE upload), and with
+   * `housekeeping` (start() asks for it: once per session) delete the privates the KDC no longer holds
+   * (see #dropOrphanedPrekeys). Returns how many were made.
+   */
+  topUpPrekeys(opts: { housekeeping?: boolean } = {}): Promise<number> {
+    const housekeeping = opts.housekeeping === true;
+    const run = this.#topUps.then(
+      () => this.#topUpPrekeys(housekeeping),
+      () => this.#topUpPrekeys(housekeeping),
+    );
+    this.#topUps = run.catch(() => undefined);
+    return run;
+  }
+
+  async #topUpPrekeys(housekeeping: boolean): Promise<number> {
+    const asked = this.#now();
+    const status = await this.#session.request('key.prekeys', {
+      prekeys: [],
+      ...(housekeeping ? { listHeld: true } : {}),
+    });
+    if (Array.isArray(status.held)) this.#dropOrphanedPrekeys(new Set(status.held.map(String)), asked);
     const wanted = Number(status.wanted);
     if (!(wanted > 0)) return 0;
     const owner = { name: this.name, certSerial: this.#certSerial };
@@ -182,6 +206,27 @@ export class KeyClient {
       prekeys: made.map((p) => ({ id: p.id, publicKey: p.publicKey, signature: p.signature })),
     });
     return made.length;
+  }
+
+  /**
+   * Prekey housekeeping (docs/keys.md): the KDC's status reply lists every prekey id of ours it still
+   * holds (stock, open reservations, queued deliveries). A private that is not listed can never be
+   * needed again (its public half was never stocked, or was claimed by a reservation that expired, or
+   * dropped with an older certificate, or its key was delivered and acknowledged), so it is key material
+   * kept longer than needed: delete it, unless it is being used right now or was saved less than
+   * PREKEY_UPLOAD_GRACE_MS before we asked (its upload may still be in flight). A file that does not
+   * open with this identity is not ours to judge and stays.
+   */
+  #dropOrphanedPrekeys(held: ReadonlySet<string>, asked: number): number {
+    let dropped = 0;
+    for (const id of this.store.prekeyIds()) {
+      if (held.has(id) || this.#prekeysInUse.has(id)) continue;
+      const p = this.store.getPrekey(id);
+      if (p === undefined || !(p.createdAt <= asked - PREKEY_UPLOAD_GRACE_MS)) continue;
+      this.store.deletePrekey(id);
+      dropped += 1;
+    }
+    return dropped;
   }
 
   /** Ask for the queued notices until none remain, and wait until they are applied. */
@@ -371,9 +416,15 @@ export class KeyClient {
     if (rec.owner !== req.to && rec.peer !== req.to) {
       throw new InputError('bad_request', `key ${rec.serial} is not shared with ${req.to}`);
     }
+    // The next sequence number is stored BEFORE the message leaves (no await in between, so two sends
+    // of this process never share one): a crash after this costs a gap, never a reused number.
+    const seq = this.store.sentSeq(rec.serial) + 1;
+    if (seq > MAX_MESSAGE_SEQ)
+      throw new StateError('key_expired', `key ${rec.serial} has sent its last message`);
+    this.store.putSentSeq(rec.serial, seq);
     const sealed = sealMessage(
       Buffer.from(rec.key!, 'base64'),
-      { serial: rec.serial, from: this.name, to: req.to },
+      { serial: rec.serial, from: this.name, to: req.to, seq },
       Buffer.from(req.text, 'utf8'),
     );
     const r = await this.#session.request('msg.send', { to: req.to, serial: rec.serial, ...sealed });
@@ -473,6 +524,27 @@ export class KeyClient {
     }
     const delivery = e2eDeliveryOf(b);
     const prekeyId = delivery.prekeyId;
+    this.#prekeysInUse.add(prekeyId);
+    try {
+      return await this.#acceptE2e(me, common, delivery);
+    } finally {
+      this.#prekeysInUse.delete(prekeyId);
+    }
+  }
+
+  async #acceptE2e(
+    me: { name: string; certSerial: string; privateKey: KeyObject },
+    common: {
+      serial: string;
+      role: 'receiver';
+      owner: string;
+      peer: string;
+      createdAt: number;
+      expiresAt: number;
+    },
+    delivery: ReturnType<typeof e2eDeliveryOf>,
+  ): Promise<StoredKey> {
+    const prekeyId = delivery.prekeyId;
     const prekey = this.store.getPrekey(prekeyId);
     if (prekey === undefined)
       throw new StateError('not_found', 'the prekey of this delivery is unknown or already used');
@@ -525,13 +597,18 @@ export class KeyClient {
     const from = String(b.from);
     try {
       if (b.to !== this.name) throw new InputError('bad_request', 'a message for someone else');
+      const seq = assertMessageSeq(b.seq);
       const rec = this.#usable(serial);
       if (from !== rec.owner && from !== rec.peer) throw new StateError('not_found', 'no such key');
       const text = openMessage(
         Buffer.from(rec.key!, 'base64'),
-        { serial, from, to: this.name },
+        { serial, from, to: this.name, seq },
         { nonce: wireBytes(b.nonce), ciphertext: wireBytes(b.ciphertext) },
       );
+      // `seq` is authentic now (it is in the AAD). Refuse it if already accepted (`replayed`), and make
+      // the acceptance durable BEFORE showing the text: a crash after this line cannot show it twice.
+      // (Read and write with no await in between: this process never loses one of its own updates.)
+      this.store.putReplayState(serial, acceptSeq(this.store.replayState(serial), seq));
       this.#onEvent({
         event: 'message',
         serial,

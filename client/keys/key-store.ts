@@ -3,6 +3,8 @@
 //
 //   keys/            0700
 //     <serial>.key   0600  one distributed AES key and its metadata
+//     <serial>.sent  0600  the number of the last message we sent under it (docs/keys.md "Messages")
+//     <serial>.recv  0600  our anti-replay window for the messages we received under it
 //     prekeys/       0700
 //       <id>.prekey  0600  the private half of one uploaded one-time prekey
 //
@@ -16,16 +18,18 @@
 //
 // On revocation, expiry or a failed verification the key material is removed: the file is rewritten
 // without it (a tombstone that keeps serial, peer, state and reason, so `kds client keys` can still say
-// why a key is gone), and the receiver's prekey private is deleted as soon as it was used.
+// why a key is gone), and the receiver's prekey private is deleted as soon as it was used (or, when it
+// was never used, once the KDC no longer holds its public half: KeyClient.topUpPrekeys).
 import type { KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { EnvironmentError } from '../../shared/errors.js';
+import { EnvironmentError, InputError } from '../../shared/errors.js';
 import { openBlob, sealBlob } from '../../shared/keys/aes-gcm.js';
 import { hkdfSha256 } from '../../shared/crypto/hkdf.js';
 import { AuthError } from '../../shared/errors.js';
 import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { isKeySerial, isPrekeyId } from '../../shared/keys/serial.js';
+import type { ReplayState } from '../../shared/keys/replay-window.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../server/fs-atomic.js';
 
 const MAGIC = Buffer.from('KDSCKS1\0', 'latin1');
@@ -119,7 +123,57 @@ export class ClientKeyStore {
     if (info.reason !== undefined) next.reason = info.reason;
     if (info.revokedAt !== undefined) next.revokedAt = info.revokedAt;
     this.putKey(next);
+    // The message counters go with the material: a retired key can neither send nor accept messages,
+    // so its replay memory is no longer needed (a key's lifetime bounds that memory).
+    this.#unlink(join(this.dir, `${serial}.sent`));
+    this.#unlink(join(this.dir, `${serial}.recv`));
     return next;
+  }
+
+  // Message counters (docs/keys.md "Messages"). Each in its own file, written by one role only: the
+  // sender's number by `send`, the receiver's window by `listen`. In the key record, a `send` and a
+  // `listen` of the same client (two processes) would each rewrite the other's field from a stale read,
+  // and a lost window update would let a replay through.
+
+  /** The number of the last message we sent under this key (0: none). */
+  sentSeq(serial: string): number {
+    if (!isKeySerial(serial)) return 0;
+    return this.#readCounter<{ seq: number }>(serial, 'sent')?.seq ?? 0;
+  }
+
+  putSentSeq(serial: string, seq: number): void {
+    assertSerial(serial);
+    this.#write(join(this.dir, `${serial}.sent`), 'sent', serial, { seq });
+  }
+
+  /** What we accepted from the other party under this key (shared/keys/replay-window.ts). */
+  replayState(serial: string): ReplayState | undefined {
+    if (!isKeySerial(serial)) return undefined;
+    return this.#readCounter<ReplayState>(serial, 'recv');
+  }
+
+  putReplayState(serial: string, state: ReplayState): void {
+    assertSerial(serial);
+    this.#write(join(this.dir, `${serial}.recv`), 'recv', serial, state);
+  }
+
+  /** A counter file that exists but does not open fails closed: forgetting it would reopen replays. */
+  #readCounter<T>(serial: string, kind: 'sent' | 'recv'): T | undefined {
+    const path = join(this.dir, `${serial}.${kind}`);
+    if (!existsSync(path)) return undefined;
+    const value = this.#read<T>(path, kind, serial);
+    if (value === undefined) {
+      throw new InputError('malformed', `the message counter of key ${serial} is damaged`, { serial });
+    }
+    return value;
+  }
+
+  #unlink(path: string): void {
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 
   putPrekey(p: StoredPrekey): void {
@@ -170,6 +224,11 @@ export class ClientKeyStore {
       throw err;
     }
   }
+}
+
+/** A file name is built from it: only a well-formed serial (32 lowercase hex digits). */
+function assertSerial(serial: string): void {
+  if (!isKeySerial(serial)) throw new InputError('malformed', 'expected a key serial of 32 hex digits');
 }
 
 function aad(kind: string, id: string): Buffer {

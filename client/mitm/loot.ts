@@ -65,7 +65,7 @@ export class Loot {
     const b = req.body as Record<string, unknown>;
     this.addPlaintext({ conn, dir: 'c2s', type: req.type, text: summarize(b) });
     if (req.type === 'msg.send') {
-      this.#decryptMessage(conn, 'c2s', String(b.serial), victim, String(b.to), b.nonce, b.ciphertext);
+      this.#decryptMessage(conn, 'c2s', String(b.serial), victim, String(b.to), b.seq, b.nonce, b.ciphertext);
     }
   }
 
@@ -119,6 +119,7 @@ export class Loot {
         String(b.serial),
         String(b.from),
         String(b.to),
+        b.seq,
         b.nonce,
         b.ciphertext,
       );
@@ -131,15 +132,17 @@ export class Loot {
     serial: string,
     from: string,
     to: string,
+    seq: unknown,
     nonce: unknown,
     ciphertext: unknown,
   ): void {
     const k = this.keys.get(serial);
     if (k === undefined || !(nonce instanceof Uint8Array) || !(ciphertext instanceof Uint8Array)) return;
+    if (typeof seq !== 'number') return;
     try {
       const text = openMessage(
         k.key,
-        { serial, from, to },
+        { serial, from, to, seq },
         { nonce: Buffer.from(nonce), ciphertext: Buffer.from(ciphertext) },
       );
       this.addPlaintext({ conn, dir, type: 'message', text: `${from} -> ${to}: ${text.toString('utf8')}` });

@@ -29,6 +29,8 @@ export interface MessageEnvelope {
   from: string;
   to: string;
   serial: string;
+  /** The sender's sequence number (bound into the AAD; docs/keys.md "Messages"). */
+  seq: number;
   nonce: Buffer;
   ciphertext: Buffer;
   sentAt: number;
@@ -40,6 +42,7 @@ export function encodeMessagePayload(m: MessageEnvelope): Buffer {
       from: m.from,
       to: m.to,
       serial: m.serial,
+      seq: m.seq,
       nonce: m.nonce.toString('base64'),
       ciphertext: m.ciphertext.toString('base64'),
       sentAt: m.sentAt,
@@ -48,12 +51,15 @@ export function encodeMessagePayload(m: MessageEnvelope): Buffer {
   );
 }
 
-function decodeMessagePayload(payload: Buffer): MessageEnvelope {
+/** undefined for a message queued by a v1 KDC (no `seq`): no v2 client could open it (label v2). */
+function decodeMessagePayload(payload: Buffer): MessageEnvelope | undefined {
   const m = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+  if (typeof m.seq !== 'number' || !Number.isSafeInteger(m.seq) || m.seq < 1) return undefined;
   return {
     from: String(m.from),
     to: String(m.to),
     serial: String(m.serial),
+    seq: m.seq,
     nonce: Buffer.from(String(m.nonce), 'base64'),
     ciphertext: Buffer.from(String(m.ciphertext), 'base64'),
     sentAt: Number(m.sentAt),
@@ -73,6 +79,7 @@ export function buildPush(
   if (delivery.kind === 'msg') {
     if (delivery.payload === null) return undefined;
     const m = decodeMessagePayload(delivery.payload);
+    if (m === undefined) return undefined;
     return { ...base, body: { d: delivery.id, ...m } };
   }
   const key = store.getSymKey(delivery.keySerial);

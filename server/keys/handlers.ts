@@ -60,6 +60,7 @@ on('key.prekeys', CLIENT, async (ctx, b) => {
       publicKey: bytes(p.publicKey),
       signature: bytes(p.signature),
     })),
+    { listHeld: b.listHeld === true },
   );
 });
 
@@ -134,6 +135,7 @@ on('msg.send', CLIENT, async (ctx, b) =>
   (await keyServiceFor(ctx.kdc)).sendMessage(caller(ctx), {
     to: String(b.to),
     serial: String(b.serial),
+    seq: Number(b.seq),
     nonce: bytes(b.nonce),
     ciphertext: bytes(b.ciphertext),
   }),

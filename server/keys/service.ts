@@ -24,6 +24,8 @@ import { WRAPPED_KEY_BYTES } from '../../shared/keys/key-wrap.js';
 import { newKeySerial, isKeySerial } from '../../shared/keys/serial.js';
 import { e2eTranscriptHash, kdcTranscriptHash } from '../../shared/keys/transcript.js';
 import { PREKEY_STOCK } from '../../shared/keys/prekey.js';
+import { assertMessageSeq } from '../../shared/keys/replay-window.js';
+import { MAX_HELD_PREKEYS } from '../../shared/protocol/messages-keys.js';
 import { verdictForState, type Verdict, KEY_REVOCATION_REASONS } from '../../shared/keys/verdict.js';
 import type {
   CertificateRecord,
@@ -204,8 +206,18 @@ export class KeyService {
     };
   }
 
-  /** Store signed prekeys for the caller's current certificate; returns the stock and how many to add. */
-  putPrekeys(caller: Caller, prekeys: readonly NewPrekey[]): { stock: number; wanted: number } {
+  /**
+   * Store signed prekeys for the caller's current certificate; returns the stock and how many to add,
+   * and, for a status query (no prekeys) with `listHeld`, `held`: every prekey id of the caller this KDC still needs
+   * (stock, open reservations, queued e2e deliveries), so the client can delete the privates of the
+   * others (docs/keys.md "Prekey housekeeping"). Left out when there are more than MAX_HELD_PREKEYS: the
+   * client then deletes nothing, which only keeps orphans longer.
+   */
+  putPrekeys(
+    caller: Caller,
+    prekeys: readonly NewPrekey[],
+    opts: { listHeld?: boolean } = {},
+  ): { stock: number; wanted: number; held?: string[] } {
     if (this.#store.countPrekeys(caller.name, caller.serialHex) + prekeys.length > MAX_PREKEY_STOCK) {
       throw new PolicyError('rate_limited', `at most ${MAX_PREKEY_STOCK} prekeys are kept per client`);
     }
@@ -230,7 +242,15 @@ export class KeyService {
       throw err;
     }
     const stock = this.#store.countPrekeys(caller.name, caller.serialHex);
-    return { stock, wanted: Math.max(0, PREKEY_STOCK - stock) };
+    const answer = { stock, wanted: Math.max(0, PREKEY_STOCK - stock) };
+    if (prekeys.length > 0 || opts.listHeld !== true) return answer;
+    const held = this.#store.heldPrekeyIds(
+      caller.name,
+      caller.serialHex,
+      this.#now() - RESERVATION_TTL_MS,
+      MAX_HELD_PREKEYS + 1,
+    );
+    return held.length > MAX_HELD_PREKEYS ? answer : { ...answer, held };
   }
 
   // -- creating keys -----------------------------------------------------------------------------
@@ -590,8 +610,10 @@ export class KeyService {
    */
   sendMessage(
     caller: Caller,
-    req: { to: string; serial: string; nonce: Buffer; ciphertext: Buffer },
+    req: { to: string; serial: string; seq: number; nonce: Buffer; ciphertext: Buffer },
   ): { delivered: number; queued: boolean; sentAt: number } {
+    // The KDC only relays `seq` (bound into the AAD, checked by the receiver); 0 is not a sequence number.
+    assertMessageSeq(req.seq);
     const rec = this.#lookup(caller, req.serial);
     if (rec === undefined) throw new StateError('not_found', 'no such key');
     const other = rec.owner === caller.name ? rec.peer : rec.owner;
@@ -607,6 +629,7 @@ export class KeyService {
       from: caller.name,
       to: req.to,
       serial: rec.serial,
+      seq: req.seq,
       nonce: req.nonce,
       ciphertext: req.ciphertext,
       sentAt,

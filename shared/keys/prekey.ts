@@ -17,6 +17,15 @@ import { newPrekeyId } from './serial.js';
 export const PREKEY_LABEL = 'kds v1 prekey';
 /** How many one-time prekeys a client keeps at the KDC. */
 export const PREKEY_STOCK = 10;
+/**
+ * Prekey housekeeping (docs/keys.md): a client deletes the private half of a prekey the KDC no longer
+ * holds only if it saved that private at least this long before it asked. The private is saved BEFORE
+ * its upload is sent, so a status reply computed while an upload is still in flight (this process or
+ * another one of the same client, e.g. `listen` and `send-key` side by side) does not list it yet; an
+ * upload still uncommitted 10 minutes after its private was saved has failed (the request timeout is
+ * 30 s), and its prekey can never be handed out.
+ */
+export const PREKEY_UPLOAD_GRACE_MS = 10 * 60 * 1000;
 
 export interface PrekeyOwner {
   name: string;

@@ -43,6 +43,14 @@ const PIGGYBACK_ACK = s.optional(s.array(DELIVERY_ID, { min: 1, max: 1000 }));
 const MESSAGE_CIPHERTEXT = s.bytes({ min: 16, max: 32 * 1024 + 16 });
 /** Listings carry the newest keys up to this many, with `truncated: true` when there were more. */
 export const MAX_KEYS_LISTED = 1000;
+/**
+ * Most prekey ids a `key.prekeys` reply lists in `held` (~17 KB of msgpack, well inside one record). A
+ * KDC that holds more for one client leaves `held` out, and the client then deletes nothing
+ * (docs/keys.md "Prekey housekeeping").
+ */
+export const MAX_HELD_PREKEYS = 1000;
+/** A sender's message sequence number under one key: 1..2^53-1 (shared/keys/replay-window.ts). */
+const MESSAGE_SEQ = s.uint();
 
 const KEY_SUMMARY = s.map({
   serial: KEY_SERIAL,
@@ -82,8 +90,16 @@ export const KEY_REQUESTS = {
     }),
   },
   'key.prekeys': {
-    request: s.map({ prekeys: s.array(SIGNED_PREKEY, { max: 100 }) }),
-    response: s.map({ stock: s.uint(), wanted: s.uint() }),
+    // listHeld (with no prekeys): also answer `held`, every prekey id of this client the KDC still holds
+    // (stock, open reservations, queued deliveries), so the client can delete orphaned privates. Asked
+    // for, not always sent: it costs the KDC one more query (~80 us), and a client needs it once per
+    // session, not on each top-up after a received key.
+    request: s.map({ prekeys: s.array(SIGNED_PREKEY, { max: 100 }), listHeld: s.optional(s.bool()) }),
+    response: s.map({
+      stock: s.uint(),
+      wanted: s.uint(),
+      held: s.optional(s.array(PREKEY_ID, { max: MAX_HELD_PREKEYS })),
+    }),
   },
   'key.reserve': {
     request: s.map({
@@ -162,6 +178,7 @@ export const KEY_REQUESTS = {
     request: s.map({
       to: NAME,
       serial: KEY_SERIAL,
+      seq: MESSAGE_SEQ,
       nonce: s.bytes({ len: 12 }),
       ciphertext: MESSAGE_CIPHERTEXT,
     }),
@@ -229,6 +246,7 @@ export const KEY_PUSHES = {
     from: NAME,
     to: NAME,
     serial: KEY_SERIAL,
+    seq: MESSAGE_SEQ,
     nonce: s.bytes({ len: 12 }),
     ciphertext: MESSAGE_CIPHERTEXT,
     sentAt: TIME,

@@ -155,6 +155,7 @@ t.test(
         body: {
           to: 'peer-b',
           serial: keySerial,
+          seq: 1,
           nonce: Buffer.alloc(12, 3),
           ciphertext: Buffer.alloc(48, 4),
         },

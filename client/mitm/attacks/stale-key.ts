@@ -83,7 +83,7 @@ async function useStaleKey(
     try {
       const sealed = sealMessage(
         key,
-        { serial, from: id.name, to: peer },
+        { serial, from: id.name, to: peer, seq: 1 },
         Buffer.from('sent under a revoked key', 'utf8'),
       );
       await session.request('msg.send', { to: peer, serial, ...sealed });

@@ -43,7 +43,13 @@ export interface Env {
   /** Open a KeyClient for `name`; `wrap` lets a test play a relay between it and its session. */
   open(
     name: string,
-    opts?: { wrap?: (s: ClientSession) => KeySession; acceptMessages?: boolean; start?: boolean },
+    opts?: {
+      wrap?: (s: ClientSession) => KeySession;
+      acceptMessages?: boolean;
+      start?: boolean;
+      /** The client's clock (prekey housekeeping tests move it past PREKEY_UPLOAD_GRACE_MS). */
+      now?: () => number;
+    },
   ): Promise<OpenedClient>;
   /** Stop the KDC and start it again on the same port and data dir. */
   restart(): Promise<void>;
@@ -105,6 +111,7 @@ export async function inProcessKdc(t: TestLike, names: readonly string[]): Promi
         store: ClientKeyStore.open(home(name), name, files.privateKey),
         acceptMessages: opts.acceptMessages ?? true,
         onEvent: (e) => events.push(e),
+        ...(opts.now === undefined ? {} : { now: opts.now }),
       });
       if (opts.start !== false) await client.start();
       const o: OpenedClient = {

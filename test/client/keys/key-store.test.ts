@@ -102,3 +102,48 @@ t.test('prekeys are stored, listed and deleted', async (t) => {
   t.equal(store.getPrekey(id), undefined);
   t.same(store.prekeyIds(), []);
 });
+
+t.test('message counters: own files, untouched by record writes, gone on retire, fail closed', async (t) => {
+  const home = tempDir(t);
+  const send = ClientKeyStore.open(home, 'bob', idA); // `kds client send`
+  const listen = ClientKeyStore.open(home, 'bob', idA); // `kds client listen`, another process
+  const rec = sample();
+  send.putKey(rec);
+  t.equal(send.sentSeq(rec.serial), 0, 'nothing sent yet');
+  t.equal(send.replayState(rec.serial), undefined);
+  const stale = listen.getKey(rec.serial)!;
+  send.putSentSeq(rec.serial, 5);
+  listen.putReplayState(rec.serial, { highest: 3, bitmap: '0000000000000005' });
+  listen.putKey({ ...stale, updatedAt: 9 }); // a record write from a read made before both
+  t.equal(listen.sentSeq(rec.serial), 5, "the sender's number survives the other process's write");
+  t.same(send.replayState(rec.serial), { highest: 3, bitmap: '0000000000000005' });
+  for (const ext of ['sent', 'recv']) {
+    const file = join(home, 'keys', `${rec.serial}.${ext}`);
+    t.equal(statSync(file).mode & 0o777, 0o600, `${ext} file 0600`);
+    t.notOk(readFileSync(file).includes(Buffer.from('bitmap')), `${ext} file encrypted`);
+  }
+  t.same(
+    send.listKeys().map((k) => k.serial),
+    [rec.serial],
+    'counter files are not listed as keys',
+  );
+  // A damaged window is refused, not forgotten (forgetting it would accept replays again).
+  const recv = join(home, 'keys', `${rec.serial}.recv`);
+  const good = readFileSync(recv);
+  writeFileSync(recv, Buffer.concat([good.subarray(0, 20), Buffer.from([good[20]! ^ 1]), good.subarray(21)]));
+  t.throws(() => listen.replayState(rec.serial), { code: 'malformed' });
+  t.throws(
+    () => ClientKeyStore.open(home, 'bob', idB).sentSeq(rec.serial),
+    { code: 'malformed' },
+    'not ours',
+  );
+  writeFileSync(recv, good);
+  send.retire(rec.serial, 'revoked', { reason: 'keyCompromise' });
+  t.equal(send.sentSeq(rec.serial), 0, 'retired: the sender counter is gone');
+  t.equal(send.replayState(rec.serial), undefined, 'retired: the window is gone');
+  t.same(
+    readdirSync(join(home, 'keys')).filter((f) => f.startsWith(rec.serial)),
+    [`${rec.serial}.key`],
+    'only the tombstone is left',
+  );
+});

@@ -66,7 +66,7 @@ t.test(
     const serial = String(created.serial);
     const sealed = sealMessage(
       key,
-      { serial, from: 'alice', to: 'bob' },
+      { serial, from: 'alice', to: 'bob', seq: 1 },
       Buffer.from('meet at the old mill', 'utf8'),
     );
     // The KDC refuses a message under an unverified key, but Mallory reads it on the way in.

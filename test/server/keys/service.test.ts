@@ -15,6 +15,7 @@ import { ciphertextDigest, kdcKeyDigest } from '../../../shared/keys/digest.js';
 import { newKeySerial } from '../../../shared/keys/serial.js';
 import { sealMessage } from '../../../shared/keys/message.js';
 import { harness, type Client, type Harness, type Pushed } from './fixtures.js';
+import { MAX_HELD_PREKEYS } from '../../../shared/protocol/messages-keys.js';
 
 t.setTimeout(120_000);
 
@@ -360,6 +361,7 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
       h.service.sendMessage(h.alice.caller, {
         to: 'bob',
         serial: a.serial,
+        seq: 1,
         nonce: Buffer.alloc(12),
         ciphertext: Buffer.alloc(20),
       }),
@@ -408,11 +410,18 @@ t.test('expiry, rotation and messages', async (t) => {
   const h = await harness(t);
   const k = await h.service.create(h.alice.caller, { peer: 'bob', ttl: 60_000 });
   h.online.set('bob', []);
-  const sealed = sealMessage(k.key, { serial: k.serial, from: 'alice', to: 'bob' }, Buffer.from('hello'));
+  const sealed = sealMessage(
+    k.key,
+    { serial: k.serial, from: 'alice', to: 'bob', seq: 1 },
+    Buffer.from('hello'),
+  );
   const sent = h.service.sendMessage(h.alice.caller, { to: 'bob', serial: k.serial, ...sealed });
   t.equal(sent.delivered, 1);
   const msg = bodyOf(h.online.get('bob'), 'msg', k.serial)!;
-  t.same([msg.from, msg.to], ['alice', 'bob']);
+  t.same([msg.from, msg.to, msg.seq], ['alice', 'bob', 1], 'seq relayed as is');
+  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: k.serial, ...sealed, seq: 0 }), {
+    code: 'malformed',
+  });
   t.ok((msg.ciphertext as Buffer).equals(sealed.ciphertext), 'relayed as is');
   t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'carol', serial: k.serial, ...sealed }), {
     code: 'bad_request',
@@ -465,4 +474,62 @@ t.test('storage bounds: prekey stock', async (t) => {
   t.throws(() => h.service.putPrekeys(h.bob.caller, many), { code: 'rate_limited' });
   t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 0, 'nothing stored');
   t.same(h.service.putPrekeys(h.bob.caller, many.slice(0, 100)), { stock: 100, wanted: 0 });
+});
+
+t.test('key.prekeys status: held = stock + open reservations + queued e2e deliveries, bounded', async (t) => {
+  const h = await harness(t);
+  const { made, r } = await uploadPrekeys(h, h.bob, 4);
+  t.same(r, { stock: 4, wanted: 6 }, 'an upload reply carries no held list');
+  const ids = made.map((p) => p.id);
+  const held = (caller = h.bob.caller): string[] | undefined =>
+    h.service.putPrekeys(caller, [], { listHeld: true }).held?.slice().sort();
+  t.same(held(), [...ids].sort(), 'the stock');
+  t.same(h.service.putPrekeys(h.bob.caller, []), { stock: 4, wanted: 6 }, 'listed only when asked');
+  const open = h.service.reserve(h.alice.caller, { peer: 'bob' });
+  const used = h.service.reserve(h.alice.caller, { peer: 'bob' });
+  const sent = await runSenderExchange(
+    { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
+    { ...used, prekey: used.prekey },
+    { ca: h.ca, now: h.clock.now },
+  );
+  h.service.deposit(h.alice.caller, sent.deposit);
+  t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 2, 'two prekeys left the stock');
+  t.same(held(), [...ids].sort(), 'an open reservation and a queued delivery still hold theirs');
+  t.same(held(h.alice.caller), [], "nothing of bob's is listed to alice");
+
+  h.clock.now += 6 * 60 * 1000; // the open reservation expires un-deposited
+  t.notOk(held()!.includes(open.prekey.id), 'an expired reservation holds nothing');
+  t.ok(held()!.includes(used.prekey.id), 'a queued delivery holds its prekey whatever its age');
+  const queued = h.store.listDeliveries('bob').map((d) => d.id);
+  h.service.ack(h.bob.caller, queued);
+  t.notOk(held()!.includes(used.prekey.id), 'an acknowledged delivery holds nothing');
+  t.equal(held()!.length, 2, 'the stock remains');
+
+  // A renewal: the status query under the new certificate drops the old stock, so nothing is held.
+  t.same(held({ ...h.bob.caller, serialHex: 'abcdef01' }), [], 'old-certificate stock is not held');
+
+  // Bound: more than MAX_HELD_PREKEYS held ids and the list is left out (the client deletes nothing).
+  for (let i = 0; i <= MAX_HELD_PREKEYS; i++) {
+    h.store.insertSymKey({
+      serial: newKeySerial(),
+      mode: 'e2e',
+      owner: 'alice',
+      ownerCert: h.alice.cert.serialHex,
+      peer: 'bob',
+      peerCert: h.bob.cert.serialHex,
+      createdAt: h.clock.now,
+      expiresAt: h.clock.now + 60_000,
+      state: 'reserved',
+      prekeyId: i.toString(16).padStart(16, '0'),
+      prekeyPublic: Buffer.alloc(32),
+    });
+  }
+  const big = h.service.putPrekeys(h.bob.caller, [], { listHeld: true });
+  t.equal(big.held, undefined, `more than ${MAX_HELD_PREKEYS}: no list`);
+  t.equal(big.wanted, 10, 'the status itself still answers');
+  t.equal(
+    h.store.heldPrekeyIds('bob', h.bob.cert.serialHex, h.clock.now - 1, 5).length,
+    5,
+    'the store query honours its limit',
+  );
 });

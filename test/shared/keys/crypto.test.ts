@@ -2,7 +2,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { deriveWrappingKey, unwrapKey, wrapKey, WRAPPED_KEY_BYTES } from '../../../shared/keys/key-wrap.js';
-import { openMessage, sealMessage, MAX_MESSAGE_BYTES } from '../../../shared/keys/message.js';
+import { messageAad, openMessage, sealMessage, MAX_MESSAGE_BYTES } from '../../../shared/keys/message.js';
 import { ciphertextDigest, kdcKeyDigest, keyFingerprint } from '../../../shared/keys/digest.js';
 import { isKeySerial, newKeySerial, newPrekeyId, assertKeySerial } from '../../../shared/keys/serial.js';
 import { verdictExitCode, verdictForState } from '../../../shared/keys/verdict.js';
@@ -33,11 +33,27 @@ t.test('wrapKey/unwrapKey round-trip and refuse any change', async (t) => {
   t.throws(() => unwrapKey(blob.subarray(0, 59), wk, th), { code: 'malformed' });
 });
 
-t.test('messages: AAD binds serial, sender and receiver', async (t) => {
+t.test('messages: AAD binds serial, sender, receiver and sequence number', async (t) => {
   const key = Buffer.alloc(32, 1);
-  const header = { serial: newKeySerial(), from: 'alice', to: 'bob' };
+  const header = { serial: newKeySerial(), from: 'alice', to: 'bob', seq: 7 };
   const sealed = sealMessage(key, header, Buffer.from('hi bob'));
+  t.equal(sealed.seq, 7, 'the sealed message carries its seq for msg.send');
   t.equal(openMessage(key, header, sealed).toString(), 'hi bob');
+  t.throws(() => openMessage(key, { ...header, seq: 8 }, sealed), { code: 'bad_mac' }, 'seq rewritten');
+  t.throws(() => openMessage(key, { ...header, seq: 0 }, sealed), { code: 'malformed' });
+  t.throws(() => sealMessage(key, { ...header, seq: 2 ** 53 }, Buffer.from('x')), { code: 'malformed' });
+  // v2 AAD, byte for byte: label, 0x00, then 2-byte-length-prefixed serial, from, to, u64(seq).
+  const expected = Buffer.concat([
+    Buffer.from('kds v2 message\0', 'latin1'),
+    Buffer.from([0, 32]),
+    Buffer.from(header.serial),
+    Buffer.from([0, 5]),
+    Buffer.from('alice'),
+    Buffer.from([0, 3]),
+    Buffer.from('bob'),
+    Buffer.from([0, 8, 0, 0, 0, 0, 0, 0, 0, 7]),
+  ]);
+  t.ok(messageAad(header).equals(expected), 'AAD encoding as docs/keys.md specifies');
   t.throws(() => openMessage(key, { ...header, from: 'mallory' }, sealed), { code: 'bad_mac' });
   t.throws(() => openMessage(key, { ...header, to: 'carol' }, sealed), { code: 'bad_mac' });
   t.throws(() => openMessage(key, { ...header, serial: newKeySerial() }, sealed), { code: 'bad_mac' });

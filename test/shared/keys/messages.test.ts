@@ -3,7 +3,7 @@
 import t from 'tap';
 import { getAppType } from '../../../shared/protocol/catalog.js';
 import { validate } from '../../../shared/protocol/schema.js';
-import { KEY_PUSHES, KEY_REQUESTS } from '../../../shared/protocol/messages-keys.js';
+import { KEY_PUSHES, KEY_REQUESTS, MAX_HELD_PREKEYS } from '../../../shared/protocol/messages-keys.js';
 import { newKeySerial, newPrekeyId } from '../../../shared/keys/serial.js';
 
 const serial = newKeySerial();
@@ -60,17 +60,63 @@ t.test('requests: valid bodies pass, bad fields are named', async (t) => {
     () =>
       validate(
         KEY_REQUESTS['msg.send'].request,
-        { to: 'bob', serial, nonce: Buffer.alloc(12), ciphertext: Buffer.alloc(40_000) },
+        { to: 'bob', serial, seq: 1, nonce: Buffer.alloc(12), ciphertext: Buffer.alloc(40_000) },
         'msg.send',
       ),
-    { code: 'schema' },
+    { code: 'schema', message: /msg\.send\.ciphertext/ },
   );
+  // v2 messages: `seq` is required on msg.send and on the msg push, and a non-negative safe integer.
+  const message = { to: 'bob', serial, seq: 1, nonce: Buffer.alloc(12), ciphertext: Buffer.alloc(20) };
+  t.doesNotThrow(() => validate(KEY_REQUESTS['msg.send'].request, message, 'msg.send'));
+  const { seq: _seq, ...v1Message } = message;
+  t.throws(() => validate(KEY_REQUESTS['msg.send'].request, v1Message, 'msg.send'), {
+    code: 'schema',
+    message: /seq/,
+  });
+  t.throws(() => validate(KEY_REQUESTS['msg.send'].request, { ...message, seq: -1 }, 'msg.send'), {
+    code: 'schema',
+  });
+  t.throws(() => validate(KEY_REQUESTS['msg.send'].request, { ...message, seq: 2 ** 53 }, 'msg.send'), {
+    code: 'schema',
+  });
+  const push = {
+    d: 1,
+    from: 'alice',
+    to: 'bob',
+    serial,
+    seq: 3,
+    nonce: Buffer.alloc(12),
+    ciphertext: Buffer.alloc(20),
+    sentAt: 5,
+  };
+  t.doesNotThrow(() => validate(KEY_PUSHES.msg, push, 'msg'));
+  const { seq: _pushSeq, ...v1Push } = push;
+  t.throws(() => validate(KEY_PUSHES.msg, v1Push, 'msg'), { code: 'schema', message: /seq/ });
   const prekeys = Array.from({ length: 3 }, () => ({
     id: newPrekeyId(),
     publicKey: Buffer.alloc(32),
     signature: Buffer.alloc(256),
   }));
   t.doesNotThrow(() => validate(KEY_REQUESTS['key.prekeys'].request, { prekeys }, 'key.prekeys'));
+  t.doesNotThrow(() =>
+    validate(KEY_REQUESTS['key.prekeys'].request, { prekeys: [], listHeld: true }, 'key.prekeys'),
+  );
+  t.throws(() => validate(KEY_REQUESTS['key.prekeys'].request, { prekeys: [], listHeld: 1 }, 'key.prekeys'), {
+    code: 'schema',
+  });
+  // The status reply lists the held prekey ids (bounded); no other new field is accepted.
+  const status = KEY_REQUESTS['key.prekeys'].response;
+  const held = Array.from({ length: MAX_HELD_PREKEYS }, () => newPrekeyId());
+  t.doesNotThrow(() => validate(status, { stock: 3, wanted: 7, held }, 'key.prekeys'));
+  t.doesNotThrow(() => validate(status, { stock: 3, wanted: 7 }, 'key.prekeys'), 'held is optional');
+  t.throws(() => validate(status, { stock: 3, wanted: 7, held: [...held, newPrekeyId()] }, 'key.prekeys'), {
+    code: 'schema',
+  });
+  t.throws(() => validate(status, { stock: 3, wanted: 7, held: ['XYZ'] }, 'key.prekeys'), { code: 'schema' });
+  t.throws(() => validate(status, { stock: 3, wanted: 7, orphans: [] }, 'key.prekeys'), {
+    code: 'schema',
+    message: /orphans: unknown field/,
+  });
 });
 
 t.test('key.delivered: e2e carries the exchange and never a key; kdc carries only the key', async (t) => {
