@@ -34,7 +34,10 @@ async function fetchText(path: string): Promise<{ status: number; body: string }
   return { status: res.status, body: await res.text() };
 }
 
-/** openssl verify -crl_check -use_deltas against the CRLs the KDC serves right now. */
+/**
+ * openssl verify -crl_check -use_deltas -extended_crl against the CRLs the KDC serves right now (why
+ * -extended_crl: crl-delta-openssl.test.ts).
+ */
 async function opensslVerdict(pem: string, label: string): Promise<string> {
   const full = await fetchText('/crl.pem');
   const delta = await fetchText('/delta-crl.pem');
@@ -51,6 +54,7 @@ async function opensslVerdict(pem: string, label: string): Promise<string> {
     'verify',
     '-crl_check',
     '-use_deltas',
+    '-extended_crl',
     '-CAfile',
     ca,
     '-CRLfile',
