@@ -62,8 +62,12 @@ serve(
       await fullGc();
       // V8's heap spaces too: the young generation grows with the allocation RATE (handshakes), not
       // with the sessions held, and that growth shows in RSS.
-      const spaces = Object.fromEntries(getHeapSpaceStatistics().map((sp) => [sp.space_name, sp.space_size]));
-      return { ...process.memoryUsage(), spaces };
+      const stats = getHeapSpaceStatistics();
+      const spaces = Object.fromEntries(stats.map((sp) => [sp.space_name, sp.space_size]));
+      // The part of each space that is resident (touched pages): a grown young generation is committed
+      // at once but becomes resident only as allocation first flows through it.
+      const physical = Object.fromEntries(stats.map((sp) => [sp.space_name, sp.physical_space_size]));
+      return { ...process.memoryUsage(), spaces, physical };
     },
     sessions: () => requireKdc().sessions.size,
     revoke: async (arg: { serialHex: string }) => {
