@@ -144,6 +144,16 @@ interface Step<W, R> {
   finish: (written: W) => R;
 }
 
+/** Run a step in its own transaction (durable when it returns). */
+function commitNow<W, R>(store: Store, step: Step<W, R>): R {
+  return step.finish(store.transaction(step.write));
+}
+
+/** Run a step in the store's next group commit (its answer only after that commit is durable). */
+async function commitGrouped<W, R>(store: Store, step: Step<W, R>): Promise<R> {
+  return step.finish(await groupCommit(store).run(step.write));
+}
+
 const CERTIFICATE_REVOKED = 'certificateRevoked';
 /** Storage bounds a client cannot push past: prekeys it keeps, and messages queued for one recipient. */
 export const MAX_PREKEY_STOCK = 100;
@@ -257,14 +267,12 @@ export class KeyService {
 
   /** Flow 1: hand out a serial and one of the peer's one-time prekeys (atomically consumed). */
   reserve(caller: Caller, req: NewKeyRequest): Reservation {
-    const step = this.#reserveStep(caller, req);
-    return step.finish(this.#store.transaction(step.write));
+    return commitNow(this.#store, this.#reserveStep(caller, req));
   }
 
   /** reserve through the store's group commit: what the `key.reserve` handler uses. */
   async reserveGrouped(caller: Caller, req: NewKeyRequest): Promise<Reservation> {
-    const step = this.#reserveStep(caller, req);
-    return step.finish(await groupCommit(this.#store).run(step.write));
+    return commitGrouped(this.#store, this.#reserveStep(caller, req));
   }
 
   /** reserve's checks now, its writes in `write` (one transaction), its answer from `finish`. */
@@ -320,14 +328,12 @@ export class KeyService {
    * certificate over the KDC's OWN view of the exchange (its reservation record), then deliver.
    */
   deposit(caller: Caller, req: DepositRequest): Deposited {
-    const step = this.#depositStep(caller, req);
-    return step.finish(this.#store.transaction(step.write));
+    return commitNow(this.#store, this.#depositStep(caller, req));
   }
 
   /** deposit through the store's group commit: what the `key.deposit` handler uses. */
   async depositGrouped(caller: Caller, req: DepositRequest): Promise<Deposited> {
-    const step = this.#depositStep(caller, req);
-    return step.finish(await groupCommit(this.#store).run(step.write));
+    return commitGrouped(this.#store, this.#depositStep(caller, req));
   }
 
   #depositStep(caller: Caller, req: DepositRequest): Step<(DeliveryRecord | Push)[], Deposited> {
