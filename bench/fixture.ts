@@ -103,15 +103,16 @@ export function bulkRevoke(dataDir: string, count: number, prefix = 'bulk'): num
       for (let i = 0; i < count; i++) {
         const serialHex = newSerialHex();
         const name = `${prefix}-${stamp}-${i}`;
-        store.reserveCertificate({
+        store.insertIssuedCertificate({
           serialHex,
           name,
           role: 'client',
           notBefore: now,
           notAfter: now + 86_400_000,
           issuedAt: now,
+          pem: 'bench placeholder',
+          fingerprint256: randomBytes(32).toString('hex'),
         });
-        store.activateCertificate(serialHex, 'bench placeholder', randomBytes(32).toString('hex'));
         store.setCertificateStatus(serialHex, 'revoked');
         store.insertRevocation({ serialHex, revokedAt: now, reason: 'superseded' });
       }

@@ -141,27 +141,28 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   // 3. One transaction, through the store's group commit (server/store/group-commit.ts: concurrent
   // issuances share one WAL sync, and each resolves only after its own rows committed, i.e. the
   // certificate is durable before anyone sees it): re-check the name, run beforeReserve (enrollment
-  // consumes its token here), record the serial and the certificate, supersede the previous one when
-  // renewing, audit. A throw anywhere rolls back all of it, and the signed certificate is dropped.
+  // consumes its token here), supersede the previous one when renewing, record the serial and the
+  // certificate in one INSERT (its UNIQUE serial and one-active-per-name index decide races), audit. A throw anywhere rolls back all of it, and the signed certificate is dropped.
   let supersededSerialHex: string | undefined;
   await groupCommit(store).run(() => {
     const current = store.activeCertificate(req.name);
     // Another request (or process) may have issued for this name since step 1.
     if (current !== undefined && !req.renew) refuseIfActive(store, req.name);
     req.beforeReserve?.();
-    store.reserveCertificate({
+    if (current !== undefined) {
+      store.setCertificateStatus(current.serialHex, 'superseded');
+      supersededSerialHex = current.serialHex;
+    }
+    store.insertIssuedCertificate({
       serialHex,
       name: req.name,
       role: req.role,
       notBefore,
       notAfter,
       issuedAt: ctx.now,
+      pem: cert.pem,
+      fingerprint256: cert.fingerprint256,
     });
-    if (current !== undefined) {
-      store.setCertificateStatus(current.serialHex, 'superseded');
-      supersededSerialHex = current.serialHex;
-    }
-    store.activateCertificate(serialHex, cert.pem, cert.fingerprint256);
     store.appendAudit({
       at: ctx.now,
       actor: req.actor,

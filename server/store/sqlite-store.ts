@@ -59,7 +59,7 @@ import type {
   CertificateStatus,
   CrlState,
   EnrollmentTokenRecord,
-  NewCertificate,
+  IssuedCertificate,
   NewEnrollmentToken,
   NewRevocation,
   RevocationRecord,
@@ -376,36 +376,19 @@ export class SqliteStore implements Store {
 
   // certificates
 
-  reserveCertificate(c: NewCertificate): void {
-    this.run(
-      `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
-       VALUES (?, ?, ?, ?, ?, NULL, NULL, 'pending', ?)`,
-      c.serialHex,
-      c.name,
-      c.role,
-      c.notBefore,
-      c.notAfter,
-      c.issuedAt,
-    );
-  }
-
-  activateCertificate(serialHex: string, pem: string, fingerprint256: string): void {
-    let changes: number;
+  insertIssuedCertificate(c: IssuedCertificate): void {
     try {
-      changes = this.statement(
-        `UPDATE certificates SET pem = ?, fingerprint = ?, status = 'active' WHERE serial = ? AND status = 'pending'`,
-      ).run(pem, fingerprint256, serialHex).changes;
+      this.statement(
+        `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?)`,
+      ).run(c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt);
     } catch (err) {
+      // certificates_one_active_per_name (a partial UNIQUE index on name) reports "certificates.name".
       if (isConstraint(err, 'certificates.name')) {
         throw new PolicyError('already_active', 'this name already has an active certificate (use renew)');
       }
       throw storeError(err, 'cannot store the certificate');
     }
-    if (changes !== 1) throw new EnvironmentError('store_error', `no pending certificate ${serialHex}`);
-  }
-
-  discardPendingCertificate(serialHex: string): void {
-    this.run(`DELETE FROM certificates WHERE serial = ? AND status = 'pending'`, serialHex);
   }
 
   setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void {

@@ -28,6 +28,12 @@ export interface NewCertificate {
   issuedAt: number;
 }
 
+/** A signed certificate as it is recorded: its row is `active` from the start. */
+export interface IssuedCertificate extends NewCertificate {
+  pem: string;
+  fingerprint256: string;
+}
+
 export interface CertificateRecord extends NewCertificate {
   id: number;
   status: CertificateStatus;
@@ -131,12 +137,12 @@ export interface Store {
   setSetting(key: string, value: unknown): void;
 
   // certificates
-  /** Insert a `pending` row; the UNIQUE constraint on the serial is checked here (store_error). */
-  reserveCertificate(cert: NewCertificate): void;
-  /** pending -> active with its PEM (the unique index allows one active certificate per name). */
-  activateCertificate(serialHex: string, pem: string, fingerprint256: string): void;
-  /** Remove a reservation whose signing failed (only `pending` rows can be removed). */
-  discardPendingCertificate(serialHex: string): void;
+  /**
+   * Record a signed certificate as the name's `active` one, in one INSERT: a taken serial (UNIQUE) is
+   * store_error, a name that already has an active certificate (partial unique index) already_active.
+   * (Schema 1 also has a `pending` status: rows of a KDC before session 4 reserved the serial first.)
+   */
+  insertIssuedCertificate(cert: IssuedCertificate): void;
   setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void;
   /**
    * Called (synchronously, inside the caller's transaction) after every setCertificateStatus of THIS

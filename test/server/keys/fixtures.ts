@@ -67,15 +67,16 @@ export async function harness(t: TestLike): Promise<Harness> {
   const store = openStore(dir);
   t.teardown(() => store.close());
   for (const c of clients) {
-    store.reserveCertificate({
+    store.insertIssuedCertificate({
       serialHex: c.cert.serialHex,
       name: c.name,
       role: 'client',
       notBefore: c.cert.notBefore,
       notAfter: c.cert.notAfter,
       issuedAt: c.cert.notBefore,
+      pem: c.cert.pem,
+      fingerprint256: c.cert.fingerprint256,
     });
-    store.activateCertificate(c.cert.serialHex, c.cert.pem, c.cert.fingerprint256);
   }
   const revocations = new Map<string, { reason: string; revokedAt: number }>();
   const online = new Map<string, Pushed[]>();

@@ -12,9 +12,12 @@ function cert(serialHex: string, name = 'alice', role: NewCertificate['role'] = 
   return { serialHex, name, role, notBefore: 1_000, notAfter: 1_000 + 30 * DAY, issuedAt: 1_000 };
 }
 
+function issued(serialHex: string, name = 'alice', pem = `-----BEGIN CERTIFICATE-----\n${serialHex}\n`) {
+  return { ...cert(serialHex, name), pem, fingerprint256: `fp${serialHex}` };
+}
+
 function issue(store: ReturnType<typeof openStore>, serialHex: string, name = 'alice'): void {
-  store.reserveCertificate(cert(serialHex, name));
-  store.activateCertificate(serialHex, `-----BEGIN CERTIFICATE-----\n${serialHex}\n`, `fp${serialHex}`);
+  store.insertIssuedCertificate(issued(serialHex, name));
 }
 
 t.test('migrations from empty: latest user_version, every table, 0600 file, WAL', async (t) => {
@@ -73,31 +76,22 @@ t.test('a later migration is applied on top, in order, once', async (t) => {
 t.test('serial UNIQUE is enforced and one active certificate per name', async (t) => {
   const store = openStore(tempDir(t));
   t.teardown(() => store.close());
-  store.reserveCertificate(cert('01'));
-  t.throws(() => store.reserveCertificate(cert('01', 'bob')), { code: 'store_error' });
+  store.insertIssuedCertificate(issued('01', 'alice', 'pem1'));
+  t.throws(() => store.insertIssuedCertificate(issued('01', 'bob')), { code: 'store_error' }, 'serial taken');
   t.throws(
-    () => store.reserveCertificate(cert('XYZ')),
+    () => store.insertIssuedCertificate(issued('XYZ', 'carol')),
     { code: 'store_error' },
     'serial must be lowercase hex',
   );
-  store.activateCertificate('01', 'pem1', 'fp1');
-  t.throws(
-    () => store.activateCertificate('01', 'pem1', 'fp1'),
-    { code: 'store_error' },
-    'no longer pending',
-  );
-  store.reserveCertificate(cert('02'));
-  t.throws(() => store.activateCertificate('02', 'pem2', 'fp2'), { code: 'already_active' });
-  t.equal(store.getCertificate('02')!.status, 'pending');
+  t.throws(() => store.insertIssuedCertificate(issued('02', 'alice', 'pem2')), { code: 'already_active' });
+  t.equal(store.getCertificate('02'), undefined, 'a refused insert leaves no row');
   store.setCertificateStatus('01', 'superseded');
-  store.activateCertificate('02', 'pem2', 'fp2');
+  store.insertIssuedCertificate(issued('02', 'alice', 'pem2'));
   t.equal(store.activeCertificate('alice')!.serialHex, '02');
-  t.equal(store.getCertificateByFingerprint('fp1')!.status, 'superseded');
-  store.reserveCertificate(cert('03'));
-  t.equal(store.latestCertificate('alice')!.serialHex, '02', 'pending rows are not "latest"');
-  store.discardPendingCertificate('03');
-  store.discardPendingCertificate('02');
-  t.equal(store.countCertificates(), 2, 'only pending rows can be discarded');
+  t.equal(store.activeCertificate('alice')!.pem, 'pem2');
+  t.equal(store.getCertificateByFingerprint('fp01')!.status, 'superseded');
+  t.equal(store.latestCertificate('alice')!.serialHex, '02');
+  t.equal(store.countCertificates(), 2);
   t.same(
     store.listCertificates({ status: 'active' }).map((c) => c.serialHex),
     ['02'],
