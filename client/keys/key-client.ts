@@ -21,7 +21,7 @@ import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
 import { kdcKeyDigest, keyFingerprint } from '../../shared/keys/digest.js';
 import { generatePrekey, PREKEY_UPLOAD_GRACE_MS } from '../../shared/keys/prekey.js';
-import { acceptSeq, assertMessageSeq, MAX_MESSAGE_SEQ } from '../../shared/keys/replay-window.js';
+import { assertMessageSeq, MAX_MESSAGE_SEQ } from '../../shared/keys/replay-window.js';
 import { signedContent } from '../../shared/keys/transcript.js';
 import { e2eDeliveryOf, kdcDeliveryOf, reservationOf, wireBytes } from '../../shared/keys/wire.js';
 import { openMessage, sealMessage } from '../../shared/keys/message.js';
@@ -416,12 +416,9 @@ export class KeyClient {
     if (rec.owner !== req.to && rec.peer !== req.to) {
       throw new InputError('bad_request', `key ${rec.serial} is not shared with ${req.to}`);
     }
-    // The next sequence number is stored BEFORE the message leaves (no await in between, so two sends
-    // of this process never share one): a crash after this costs a gap, never a reused number.
-    const seq = this.store.sentSeq(rec.serial) + 1;
-    if (seq > MAX_MESSAGE_SEQ)
-      throw new StateError('key_expired', `key ${rec.serial} has sent its last message`);
-    this.store.putSentSeq(rec.serial, seq);
+    // The next sequence number is stored BEFORE the message leaves, under the counter's lock (two sends,
+    // of this process or of two, never share one): a crash after this costs a gap, never a reused number.
+    const seq = this.store.nextSentSeq(rec.serial, MAX_MESSAGE_SEQ);
     const sealed = sealMessage(
       Buffer.from(rec.key!, 'base64'),
       { serial: rec.serial, from: this.name, to: req.to, seq },
@@ -607,8 +604,8 @@ export class KeyClient {
       );
       // `seq` is authentic now (it is in the AAD). Refuse it if already accepted (`replayed`), and make
       // the acceptance durable BEFORE showing the text: a crash after this line cannot show it twice.
-      // (Read and write with no await in between: this process never loses one of its own updates.)
-      this.store.putReplayState(serial, acceptSeq(this.store.replayState(serial), seq));
+      // (Under the window's lock: a second `listen` of this client cannot lose this update either.)
+      this.store.acceptReceivedSeq(serial, seq);
       this.#onEvent({
         event: 'message',
         serial,

@@ -23,13 +23,14 @@
 import type { KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { EnvironmentError, InputError } from '../../shared/errors.js';
+import { EnvironmentError, InputError, StateError } from '../../shared/errors.js';
 import { openBlob, sealBlob } from '../../shared/keys/aes-gcm.js';
 import { hkdfSha256 } from '../../shared/crypto/hkdf.js';
 import { AuthError } from '../../shared/errors.js';
 import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { isKeySerial, isPrekeyId } from '../../shared/keys/serial.js';
-import type { ReplayState } from '../../shared/keys/replay-window.js';
+import { acceptSeq, type ReplayState } from '../../shared/keys/replay-window.js';
+import { withFileLock } from './file-lock.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../server/fs-atomic.js';
 
 const MAGIC = Buffer.from('KDSCKS1\0', 'latin1');
@@ -133,7 +134,37 @@ export class ClientKeyStore {
   // Message counters (docs/keys.md "Messages"). Each in its own file, written by one role only: the
   // sender's number by `send`, the receiver's window by `listen`. In the key record, a `send` and a
   // `listen` of the same client (two processes) would each rewrite the other's field from a stale read,
-  // and a lost window update would let a replay through.
+  // and a lost window update would let a replay through. Two processes of the same role (two `send`s,
+  // two `listen`s) update a file under its lock (file-lock.ts): nextSentSeq and acceptReceivedSeq.
+
+  /**
+   * Reserve the next message number under this key (durable before it is returned: a crash after this
+   * costs a gap, never a reused number), or `key_expired` past `max`.
+   */
+  nextSentSeq(serial: string, max: number): number {
+    assertSerial(serial);
+    return withFileLock(this.#lockPath(serial, 'sent'), () => {
+      const seq = this.sentSeq(serial) + 1;
+      if (seq > max) throw new StateError('key_expired', `key ${serial} has sent its last message`);
+      this.putSentSeq(serial, seq);
+      return seq;
+    });
+  }
+
+  /**
+   * Accept message `seq` into this key's replay window, durably, or throw `replayed` (shared/keys/
+   * replay-window.ts) leaving the window as it was.
+   */
+  acceptReceivedSeq(serial: string, seq: number): void {
+    assertSerial(serial);
+    withFileLock(this.#lockPath(serial, 'recv'), () => {
+      this.putReplayState(serial, acceptSeq(this.replayState(serial), seq));
+    });
+  }
+
+  #lockPath(serial: string, kind: 'sent' | 'recv'): string {
+    return join(this.dir, `${serial}.${kind}.lock`);
+  }
 
   /** The number of the last message we sent under this key (0: none). */
   sentSeq(serial: string): number {
