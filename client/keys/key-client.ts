@@ -49,7 +49,19 @@ export type KeyEvent =
   | { event: 'key.verified'; serial: string; peer: string; state: LocalKeyState }
   | { event: 'key.revoked'; serial: string; state: string; reason: string; revokedAt: number }
   | { event: 'message'; serial: string; from: string; text: string; sentAt: number }
-  | { event: 'message.rejected'; serial: string; from: string; code: string; message: string };
+  | {
+      event: 'message.rejected';
+      serial: string;
+      from: string;
+      code: string;
+      message: string;
+      /**
+       * true: a local failure that may pass (`io_error`, `timeout`: the key store could not be read or
+       * written, its counter lock stayed held); the message was NOT acknowledged, so the KDC delivers it
+       * again at this client's next session. Otherwise it is refused for good (and acknowledged).
+       */
+      kept?: true;
+    };
 
 export interface KeyClientOptions {
   session: KeySession;
@@ -615,7 +627,18 @@ export class KeyClient {
       });
     } catch (err) {
       const e = toKdsError(err);
-      this.#onEvent({ event: 'message.rejected', serial, from, code: e.code, message: e.message });
+      // Acknowledging would drop the message at the KDC: only for what no retry can change (a forged,
+      // replayed or unknown-key message). A store that could not be read or written keeps it queued.
+      const kept = e.code === 'io_error' || e.code === 'timeout';
+      this.#onEvent({
+        event: 'message.rejected',
+        serial,
+        from,
+        code: e.code,
+        message: e.message,
+        ...(kept ? { kept: true as const } : {}),
+      });
+      return !kept;
     }
     return true;
   }

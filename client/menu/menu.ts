@@ -43,7 +43,9 @@ export function describeKeyEvent(e: KeyEvent): string {
     case 'message':
       return `message from ${e.from} (key ${e.serial}): ${e.text}`;
     case 'message.rejected':
-      return `REJECTED message from ${e.from} (key ${e.serial}): [${e.code}] ${e.message}`;
+      return e.kept === true
+        ? `NOT SHOWN YET message from ${e.from} (key ${e.serial}): [${e.code}] ${e.message}; kept at the KDC, delivered again at the next connection`
+        : `REJECTED message from ${e.from} (key ${e.serial}): [${e.code}] ${e.message}`;
   }
 }
 

@@ -53,7 +53,9 @@ function describe(e: { event: string } & Record<string, unknown>): string {
     case 'message':
       return `message from ${s('from')} (key ${s('serial')}): ${s('text')}`;
     case 'message.rejected':
-      return `REJECTED message from ${s('from')} (key ${s('serial')}): [${s('code')}] ${s('message')}`;
+      return e.kept === true
+        ? `NOT SHOWN YET message from ${s('from')} (key ${s('serial')}): [${s('code')}] ${s('message')}; kept at the KDC, delivered again at the next connection`
+        : `REJECTED message from ${s('from')} (key ${s('serial')}): [${s('code')}] ${s('message')}`;
     case 'disconnected':
       return `disconnected (${s('code')}); reconnecting in ${s('retryInMs')} ms`;
     case 'stopped':

@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { ClientSession } from '../../../client/session.js';
 import type { KeyEvent, KeySession } from '../../../client/keys/key-client.js';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { inProcessKdc } from './inproc.js';
 
@@ -133,3 +133,43 @@ t.test('both parties number their own messages under one shared key', async (t) 
   await bob.close();
   await alice.close();
 });
+
+t.test(
+  'a message the key store cannot record is kept at the KDC and shown at the next session',
+  async (t) => {
+    const env = await inProcessKdc(t, ['alice', 'bob']);
+    let bob = await env.open('bob');
+    const alice = await env.open('alice');
+    const { serial } = await alice.client.sendKey({ to: 'bob' });
+    await bob.client.idle();
+    await alice.client.sync();
+    // Bob's replay window cannot be read (a directory where the file should be: EISDIR, io_error).
+    const windowFile = join(env.home('bob'), 'keys', `${serial}.recv`);
+    mkdirSync(windowFile);
+    await alice.client.sendMessage({ to: 'bob', text: 'do not lose me' });
+    await until(() => messages(bob.events).length === 1);
+    await bob.client.idle();
+    t.match(messages(bob.events), [{ event: 'message.rejected', code: 'io_error', kept: true, serial }]);
+    t.notOk(
+      bob.events.some((e) => e.event === 'message'),
+      'not shown: its acceptance could not be made durable',
+    );
+    await bob.close();
+
+    rmdirSync(windowFile);
+    bob = await env.open('bob');
+    await until(() => messages(bob.events).length === 1);
+    await bob.client.idle();
+    t.match(messages(bob.events), [{ event: 'message', text: 'do not lose me', from: 'alice' }]);
+    t.equal(bob.client.store.replayState(serial)?.highest, 1);
+    await bob.close();
+
+    // Shown and acknowledged now: a third session gets nothing again.
+    bob = await env.open('bob');
+    await bob.client.idle();
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(messages(bob.events), [], 'delivered once');
+    await bob.close();
+    await alice.close();
+  },
+);
