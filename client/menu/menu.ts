@@ -7,7 +7,7 @@
 // printed as a notice above the prompt, so two menus (alice, bob) can talk to each other live.
 import type { DhGroup } from '../../shared/crypto/dh.js';
 import { resolveHome } from '../home.js';
-import type { KeyEvent } from '../keys/key-client.js';
+import { describeKeyEvent } from '../keys/describe-event.js';
 import { CERT_ITEMS } from './cert-actions.js';
 import { MenuConnection } from './connection.js';
 import { PLAIN_STYLE, runSubmenu, type MenuContext, type MenuItem, type MenuStyle } from './context.js';
@@ -28,26 +28,6 @@ export interface MenuOptions extends PrompterStreams {
 
 /** Exit status of the menu: 0 after "0" or end of input, 130 after Ctrl-C (the shell convention). */
 export type MenuExit = 0 | 130;
-
-/** One line per pushed event (never key material: serials and fingerprints only). */
-export function describeKeyEvent(e: KeyEvent): string {
-  switch (e.event) {
-    case 'key':
-      return `key ${e.serial} received from ${e.from} (${e.mode}), fingerprint ${e.fingerprint}: ${e.verdict}, now ${e.state}`;
-    case 'key.rejected':
-      return `REJECTED key ${e.serial} from ${e.from}: [${e.code}] ${e.message}`;
-    case 'key.verified':
-      return `key ${e.serial} verified by ${e.peer}: now ${e.state}`;
-    case 'key.revoked':
-      return `key ${e.serial} ${e.state} (${e.reason}); its material is deleted`;
-    case 'message':
-      return `message from ${e.from} (key ${e.serial}): ${e.text}`;
-    case 'message.rejected':
-      return e.kept === true
-        ? `NOT SHOWN YET message from ${e.from} (key ${e.serial}): [${e.code}] ${e.message}; kept at the KDC, delivered again at the next connection`
-        : `REJECTED message from ${e.from} (key ${e.serial}): [${e.code}] ${e.message}`;
-  }
-}
 
 export async function runMenu(opts: MenuOptions): Promise<MenuExit> {
   const home = resolveHome({ name: opts.name, home: opts.home, dataDir: opts.dataDir });

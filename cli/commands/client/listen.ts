@@ -14,6 +14,7 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
       .example('$0 client listen --name bob --json', 'one JSON object per event per line') as never,
   handler: run(async (argv: ClientArgs) => {
     const { listen } = await import('../../../client/keys/listen.js');
+    const { describeListenEvent } = await import('../../../client/keys/describe-event.js');
     const controller = new AbortController();
     const stop = (): void => controller.abort();
     process.once('SIGINT', stop);
@@ -27,7 +28,7 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
         signal: controller.signal,
         onEvent: (e) => {
           if (argv.json) process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`);
-          else process.stdout.write(`${describe(e)}\n`);
+          else process.stdout.write(`${describeListenEvent(e)}\n`);
         },
       });
     } finally {
@@ -36,31 +37,3 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
     }
   }),
 };
-
-function describe(e: { event: string } & Record<string, unknown>): string {
-  const s = (k: string): string => String(e[k]);
-  switch (e.event) {
-    case 'connected':
-      return `connected as ${s('name')} (certificate ${s('serial')})`;
-    case 'key':
-      return `key ${s('serial')} from ${s('from')} (${s('mode')}), fingerprint ${s('fingerprint')}: ${s('verdict')}`;
-    case 'key.rejected':
-      return `REJECTED key ${s('serial')} from ${s('from')}: [${s('code')}] ${s('message')}`;
-    case 'key.verified':
-      return `key ${s('serial')} verified by ${s('peer')}: now ${s('state')}`;
-    case 'key.revoked':
-      return `key ${s('serial')} ${s('state')} (${s('reason')}); key material deleted`;
-    case 'message':
-      return `message from ${s('from')} (key ${s('serial')}): ${s('text')}`;
-    case 'message.rejected':
-      return e.kept === true
-        ? `NOT SHOWN YET message from ${s('from')} (key ${s('serial')}): [${s('code')}] ${s('message')}; kept at the KDC, delivered again at the next connection`
-        : `REJECTED message from ${s('from')} (key ${s('serial')}): [${s('code')}] ${s('message')}`;
-    case 'disconnected':
-      return `disconnected (${s('code')}); reconnecting in ${s('retryInMs')} ms`;
-    case 'stopped':
-      return e.code === undefined ? 'stopped' : `stopped (${s('code')})`;
-    default:
-      return JSON.stringify(e);
-  }
-}
