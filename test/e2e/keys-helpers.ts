@@ -1,7 +1,7 @@
 // Helpers for the key-distribution end-to-end tests (not a test file): run `kds client ...` commands
 // for a home, a long-running `kds client listen --json` whose events can be awaited, and a server on
 // a fixed port (so a listener can reconnect to it after a restart).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
   TEST_CA_PASSPHRASE,
   kdsEnv,
   runKds,
+  startServer,
   type RunResult,
   type ServerProcess,
 } from '../helpers/kds-process.js';
@@ -191,66 +192,12 @@ export function freePort(): Promise<number> {
 export async function startServerOnPort(t: TestLike, dataDir: string, port: number): Promise<ServerProcess> {
   for (let attempt = 0; ; attempt += 1) {
     try {
-      return await spawnServer(t, dataDir, port);
+      return await startServer(t, dataDir, [], { port });
     } catch (err) {
       if (attempt >= 20 || !String((err as Error).message).includes('EADDRINUSE')) throw err;
       await new Promise((r) => setTimeout(r, 150));
     }
   }
-}
-
-function spawnServer(t: TestLike, dataDir: string, port: number): Promise<ServerProcess> {
-  return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [
-        KDS_BIN,
-        'server',
-        'start',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--data-dir',
-        dataDir,
-        '--json',
-      ],
-      { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    let started = false;
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-      child.on('close', (code, signal) => res({ code, signal })),
-    );
-    t.teardown(async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      const nl = stdout.indexOf('\n');
-      if (started || nl < 0) return;
-      started = true;
-      const info = JSON.parse(stdout.slice(0, nl)) as { url: string; httpUrl: string; fingerprint: string };
-      resolve({
-        ...info,
-        dataDir,
-        child,
-        stderr: () => stderr,
-        stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-          return exited;
-        },
-      });
-    });
-    void exited.then(({ code }) => {
-      if (!started) reject(new Error(`server exited (${code}) before listening: ${stderr}`));
-    });
-  });
 }
 
 export function json<T = Record<string, unknown>>(r: RunResult): T {

@@ -30,6 +30,7 @@ import {
   initDataDir,
   kdsEnv,
   runKds,
+  startServer,
   type RunResult,
   type ServerProcess,
 } from '../helpers/kds-process.js';
@@ -48,57 +49,9 @@ export interface Lab {
 
 /** `kds server start`, with KDS_ALLOW_INSECURE=1 and --insecure-dh for the insecure lab. */
 function startLabServer(t: Test, dataDir: string, insecure: boolean): Promise<ServerProcess> {
-  const args = [
-    KDS_BIN,
-    'server',
-    'start',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--data-dir',
-    dataDir,
-    '--json',
-  ];
-  if (insecure) args.push('--insecure-dh');
-  const child = spawn(process.execPath, args, {
-    cwd: REPO_ROOT,
-    env: kdsEnv(insecure ? { KDS_ALLOW_INSECURE: '1' } : {}),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  );
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start; stderr: ${stderr}`)), 30_000);
-    void exited.then(({ code }) => reject(new Error(`server exited (${code}); stderr: ${stderr}`)));
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      const nl = stdout.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const info = JSON.parse(stdout.slice(0, nl)) as { url: string; httpUrl: string; fingerprint: string };
-      resolve({
-        ...info,
-        dataDir,
-        child,
-        stderr: () => stderr,
-        stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-          return exited;
-        },
-      });
-    });
-  });
+  return insecure
+    ? startServer(t, dataDir, ['--insecure-dh'], { env: { KDS_ALLOW_INSECURE: '1' } })
+    : startServer(t, dataDir);
 }
 
 /**

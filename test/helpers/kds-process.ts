@@ -121,8 +121,17 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** `kds server start --port 0 --json --data-dir D [...args]`: resolves once it printed where it listens. */
-export function startServer(t: TestLike, dataDir: string, args: string[] = []): Promise<ServerProcess> {
+/**
+ * `kds server start --port 0 --json --data-dir D [...args]`: resolves once it printed where it listens.
+ * `opts.port`: a port found free by binding port 0 (a restarted server keeping its URL); `opts.env`:
+ * extra environment (kdsEnv), e.g. KDS_ALLOW_INSECURE for the insecure lab.
+ */
+export function startServer(
+  t: TestLike,
+  dataDir: string,
+  args: string[] = [],
+  opts: { port?: number; env?: Record<string, string | undefined> } = {},
+): Promise<ServerProcess> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(
       process.execPath,
@@ -133,13 +142,13 @@ export function startServer(t: TestLike, dataDir: string, args: string[] = []): 
         '--host',
         '127.0.0.1',
         '--port',
-        '0',
+        String(opts.port ?? 0),
         '--data-dir',
         dataDir,
         '--json',
         ...args,
       ],
-      { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: REPO_ROOT, env: kdsEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     live.add(child);
     let stdout = '';
