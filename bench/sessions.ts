@@ -13,6 +13,15 @@
 // KDC, warms it with as many handshakes as the 1k step at the same concurrency while never holding
 // more than WARM sessions, takes the baseline there, and the figures are the median, min and max over
 // REPS such processes.
+//
+// Idle (session 4). Right after a step the KDC has just run 1,000 (or 4,000) handshakes, and the young
+// generation they grew (16-24 MiB) is resident: 13-15 KiB of a 1k "per session" figure, the same for
+// any number of sessions. V8 gives it back at the first full GC that finds the allocation rate low
+// (Heap::ReduceNewSpaceSize: under ~1 MB/s over its 5 s window), which its memory reducer runs in an
+// idle process; measured: 97.6 MiB with 1k sessions just opened, 82.5 MiB 10 s later with the same
+// sessions held. So the baseline and every step are read twice: right after the step (the `*_1k`,
+// `*_5k` figures: a KDC just after a burst of handshakes) and IDLE_MS later with nothing happening
+// (`*_idle`: an idle KDC holding N idle sessions). The target is read on the idle figures.
 import { BENCH_PASSPHRASE, createBenchCa, issueBenchClients } from './fixture.js';
 import { machine, ratio, summarize, type BenchResult, type Figure } from './harness.js';
 import { Worker } from './load/ipc.js';
@@ -24,6 +33,8 @@ const WARM_ROUNDS = 10;
 const REPS = 3;
 /** Certificates per repetition: the warm-up's, the 1k step's and the 5k step's. */
 const CERTS_PER_REP = 3;
+/** Quiet time before an `*_idle` reading: longer than V8's 5 s allocation-throughput window. */
+const IDLE_MS = 7_000;
 const KIB = 1024;
 const MIB = 2 ** 20;
 
@@ -80,6 +91,8 @@ export async function run(): Promise<BenchResult> {
     for (const [name, s] of Object.entries(samples)) figures[name] = summarize(s.values, s.unit);
     const kib = (name: string) => figures[name]!.median;
     const ratios: Record<string, number> = {
+      rss_per_session_1k_idle_vs_20KiB: ratio(kib('rss_per_session_1k_idle'), 20),
+      rss_per_session_5k_idle_vs_20KiB: ratio(kib('rss_per_session_5k_idle'), 20),
       rss_per_session_1k_vs_20KiB: ratio(kib('rss_per_session_1k'), 20),
       rss_per_session_5k_vs_20KiB: ratio(kib('rss_per_session_5k'), 20),
       rss_per_session_1k_without_young_gen_vs_20KiB: ratio(kib('rss_per_session_1k_without_young_gen'), 20),
@@ -91,11 +104,12 @@ export async function run(): Promise<BenchResult> {
       figures,
       ratios,
       notes: [
-        `${REPS} KDC processes (--expose-gc, memory read after full GCs), one after the other; each warmed with ${WARM_ROUNDS} rounds of ${WARM} sessions opened and closed (as many handshakes as the 1k step, ${CONCURRENCY} in flight, never more than ${WARM} held), then the baseline; all sessions of a step share one certificate`,
-        'per-session figures = (RSS with N sessions - RSS at the baseline) / N, including any growth of the heap, the young generation and the native allocator during the step; warmup_* = what the warm-up itself left behind with no session held (not counted per session); *_without_young_gen subtract the growth of the resident part of V8 young generation (physical_space_size of new_space), which holds no session after the full GCs',
-        `rss_marginal_per_session = (RSS at ${STEPS[1]} - RSS at ${STEPS[0]}) / ${STEPS[1] - STEPS[0]}: what one more idle session costs`,
+        `${REPS} KDC processes (--expose-gc, memory read after full GCs), one after the other; each warmed with ${WARM_ROUNDS} rounds of ${WARM} sessions opened and closed (as many handshakes as the 1k step, ${CONCURRENCY} in flight, never more than ${WARM} held), then the baseline (idle, see *_idle); all sessions of a step share one certificate`,
+        'per-session figures = (RSS right after the N sessions opened - RSS at the baseline) / N, including any growth of the heap, the young generation and the native allocator during the step; warmup_* = what the warm-up itself left behind with no session held (not counted per session); *_without_young_gen subtract the growth of the resident part of V8 young generation (physical_space_size of new_space), which holds no session after the full GCs',
+        `rss_marginal_per_session = (RSS at ${STEPS[1]} - RSS at ${STEPS[0]}, both idle) / ${STEPS[1] - STEPS[0]}: what one more idle session costs`,
         'notify_all: revoke() called in the KDC -> the last session received cert.revoked; revoke_ack: revoke() returned (all closed)',
-        'target: rss per session < 20 KiB at 1k and 5k',
+        `*_idle: (RSS with N sessions, read after ${IDLE_MS / 1000} s without load - the baseline read the same way) / N; idle_young_gen = V8's resident young generation at those readings (it is given back at the first full GC with a low allocation rate)`,
+        'target: rss per session < 20 KiB at 1k and 5k (read on the idle figures)',
       ],
     };
   } finally {
@@ -132,6 +146,13 @@ async function oneProcess(
     }
   };
   const mem = () => kdc.call<Mem>('mem');
+  /** mem() after IDLE_MS with no load (its full GCs then find the allocation rate low). */
+  const idleMem = async () => {
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const m = await mem();
+    add('idle_young_gen', (m.physical.new_space ?? 0) / MIB, 'MiB');
+    return m;
+  };
   /** Revoke the step's certificate: every held session must get the push. */
   const revokeAll = async (cert: number, n: number) => {
     await load.call('armPush');
@@ -158,9 +179,11 @@ async function oneProcess(
     await load.call('closeAll');
     await waitSessions(0);
   }
-  const base = await mem();
-  add('warmup_rss_growth', (base.rss - cold.rss) / MIB, 'MiB');
-  add('warmup_young_gen_growth', ((base.spaces.new_space ?? 0) - (cold.spaces.new_space ?? 0)) / MIB, 'MiB');
+  const warm = await mem();
+  add('warmup_rss_growth', (warm.rss - cold.rss) / MIB, 'MiB');
+  add('warmup_young_gen_growth', ((warm.spaces.new_space ?? 0) - (cold.spaces.new_space ?? 0)) / MIB, 'MiB');
+  // The baseline of every figure: the warmed KDC, idle, no session held.
+  const base = await idleMem();
 
   // Step 1: 1,000 sessions from the baseline.
   const [n1, n5] = STEPS;
@@ -172,13 +195,15 @@ async function oneProcess(
   perSession('rss_per_session_1k_without_young_gen', m1.rss - base.rss - youngGrowth(base, m1), n1);
   perSession('heap_per_session_1k', m1.heapUsed - base.heapUsed, n1);
   perSession('external_per_session_1k', m1.external - base.external, n1);
+  const m1Idle = await idleMem();
+  perSession('rss_per_session_1k_idle', m1Idle.rss - base.rss, n1);
   await revokeAll(1, n1);
 
   // Step 2: 5,000 sessions (in the same process, after step 1's were closed), read at 1,000 and 5,000
   // so the slope (the cost of one more session) is free of one-time growth.
   await hold(2, n1);
   await waitSessions(n1);
-  const m5a = await mem();
+  const m5a = await idleMem();
   const more = await hold(2, n5 - n1);
   await waitSessions(n5);
   const m5 = await mem();
@@ -187,7 +212,10 @@ async function oneProcess(
   perSession('rss_per_session_5k_without_young_gen', m5.rss - base.rss - youngGrowth(base, m5), n5);
   perSession('heap_per_session_5k', m5.heapUsed - base.heapUsed, n5);
   perSession('external_per_session_5k', m5.external - base.external, n5);
-  perSession('rss_marginal_per_session', m5.rss - m5a.rss, n5 - n1);
   perSession('heap_marginal_per_session', m5.heapUsed - m5a.heapUsed, n5 - n1);
+  const m5Idle = await idleMem();
+  perSession('rss_per_session_5k_idle', m5Idle.rss - base.rss, n5);
+  // Both ends idle: what one more idle session costs, free of one-time growth.
+  perSession('rss_marginal_per_session', m5Idle.rss - m5a.rss, n5 - n1);
   await revokeAll(2, n5);
 }
