@@ -6,8 +6,9 @@
 // that message would then be accepted: docs/keys.md "Messages").
 //
 // The lock is `<file>.lock`, created with O_CREAT|O_EXCL ('wx'), which open(2) makes atomic: exactly one
-// process creates it; it holds the holder's pid. It is held for one read and one atomic write (well
-// under a millisecond), so waiters poll with a short sleep. A lock whose holder died (SIGKILL inside
+// process creates it; it holds the holder's pid. It is held for one read and one atomic write (a few
+// milliseconds: the write is fsynced with its directory), so waiters poll with a short sleep (1-20 ms;
+// the event loop waits too, which only `listen` has to care about, for as long as that). A lock whose holder died (SIGKILL inside
 // the critical section) is broken when its pid no longer exists, or, when it holds no readable pid
 // (the holder died between creating and writing it), once it is older than STALE_EMPTY_MS; a lock that
 // names this very process is stale too (the critical section is synchronous, so this process cannot be
