@@ -90,9 +90,13 @@ function acquire(lockPath: string, opts: LockOptions): void {
     }
     try {
       writeSync(fd, `${process.pid}\n`);
-    } finally {
+    } catch (err) {
+      // Not ours after all (a full disk, say): leave no empty lock behind for others to wait out.
       closeSync(fd);
+      unlinkQuiet(lockPath);
+      throw new EnvironmentError('io_error', `cannot write ${lockPath}`, { path: lockPath }, { cause: err });
     }
+    closeSync(fd);
     return;
   }
 }
