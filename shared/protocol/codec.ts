@@ -1,5 +1,6 @@
 // The frame codec: one msgpack value per WebSocket message (docs/protocol.md, "Framing and limits").
-// Decoding is two passes: a strict iterative scan of the raw bytes that enforces every limit and the
+// Encoding is msgpack-encode.ts (smallest forms; integers beyond 32 bits as uint 64 / int 64, never
+// float 64). Decoding is two passes: a strict iterative scan of the raw bytes that enforces every limit and the
 // accepted subset of msgpack BEFORE anything is allocated or recursed into, then msgpackr to build the
 // value. The scan also records where each top-level entry starts, which the transcript needs to cut the
 // signature and MAC entries off a handshake message (transcript.ts).
@@ -12,11 +13,12 @@ import { isUtf8 } from 'node:buffer';
 import { Packr } from 'msgpackr';
 import { ProtocolError } from '../errors.js';
 import { MAX_ARRAY, MAX_BYTES, MAX_DEPTH, MAX_FRAME_BYTES, MAX_STRING } from './limits.js';
+import { msgpackEncode, msgpackSize } from './msgpack-encode.js';
 
+// Decoding only (encoding is msgpack-encode.ts).
 const packr = new Packr({
   useRecords: false, // no msgpackr record extension: plain msgpack maps only
   mapsAsObjects: true,
-  variableMapSize: true, // fixmap/map16/map32 by size (msgpackr's default writes map16 for every object)
   int64AsType: 'number', // uint64/int64 -> number; beyond 2^53 the schema's safe-integer check refuses it
 });
 
@@ -41,21 +43,18 @@ function badFrame(message: string): ProtocolError {
   return new ProtocolError('bad_frame', message);
 }
 
-/** Encodes an already-validated map. The result is a private copy (msgpackr reuses its buffer). */
+/** Encodes an already-validated map into a fresh buffer; over MAX_FRAME_BYTES is frame_too_large. */
 export function encodeValue(value: Record<string, unknown>): Buffer {
-  const packed = packr.pack(value);
-  if (packed.length > MAX_FRAME_BYTES) {
-    throw new ProtocolError(
-      'frame_too_large',
-      `message of ${packed.length} bytes exceeds ${MAX_FRAME_BYTES}`,
-    );
+  const size = msgpackSize(value);
+  if (size > MAX_FRAME_BYTES) {
+    throw new ProtocolError('frame_too_large', `message of ${size} bytes exceeds ${MAX_FRAME_BYTES}`);
   }
-  return Buffer.from(packed);
+  return msgpackEncode(value, size);
 }
 
 /** One map entry (a string key and a binary value) as it appears inside an encoded map. */
 export function encodeEntry(key: string, value: Uint8Array): Buffer {
-  return Buffer.concat([packr.pack(key), packr.pack(Buffer.isBuffer(value) ? value : Buffer.from(value))]);
+  return Buffer.concat([msgpackEncode(key), msgpackEncode(value)]);
 }
 
 /** Scan (limits, subset, layout) then decode. Throws ProtocolError bad_frame / frame_too_large only. */

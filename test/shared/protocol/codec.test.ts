@@ -178,3 +178,70 @@ t.test('Uint8Array input (not a Buffer) decodes the same', async (t) => {
   copy.set(enc);
   t.same(decodeValue(copy).value, { t: 'x', b: Buffer.from([9]) });
 });
+
+t.test('integers beyond 32 bits are written as uint 64 (0xcf) / int 64 (0xd3), never float 64', async (t) => {
+  // A time (epoch ms) as the server sends it in `ready.expiresAt`: 2026-01-01T00:00:00Z.
+  const at = Date.UTC(2026, 0, 1);
+  t.same(
+    encodeValue({ expiresAt: at }),
+    raw(`81 a9 ${Buffer.from('expiresAt').toString('hex')} cf 0000019b76daa800`),
+    'fixmap, fixstr key, uint 64 big-endian',
+  );
+  // Each width at its boundaries, smallest form first (msgpack spec "int format family").
+  const cases: [number, string][] = [
+    [0, '00'],
+    [0x7f, '7f'],
+    [0x80, 'cc80'],
+    [0xff, 'ccff'],
+    [0x100, 'cd0100'],
+    [0xffff, 'cdffff'],
+    [0x10000, 'ce00010000'],
+    [0xffffffff, 'ceffffffff'],
+    [0x100000000, 'cf0000000100000000'],
+    [Number.MAX_SAFE_INTEGER, 'cf001fffffffffffff'],
+    [-1, 'ff'],
+    [-32, 'e0'],
+    [-33, 'd0df'],
+    [-0x80, 'd080'],
+    [-0x81, 'd1ff7f'],
+    [-0x8000, 'd18000'],
+    [-0x8001, 'd2ffff7fff'],
+    [-0x80000000, 'd280000000'],
+    [-0x80000001, 'd3ffffffff7fffffff'],
+    [0.5, 'cb3fe0000000000000'],
+    [2 ** 53, 'cb4340000000000000'],
+  ];
+  for (const [n, hex] of cases) {
+    const enc = encodeValue({ n });
+    t.equal(enc.subarray(3).toString('hex'), hex, `${n}`);
+    t.equal(decodeValue(enc).value.n, n, `${n} decodes back`);
+  }
+  // A float 64 holding an integer (what kds wrote for times before) still decodes, to the same number.
+  t.same(decodeValue(raw(`81${str('n')}cb4279b76daa800000`)).value, { n: 1767225600000 });
+});
+
+t.test(
+  'the encoder writes the smallest str/bin/array/map headers and leaves undefined entries out',
+  async (t) => {
+    const hdr = (v: unknown): string => encodeValue({ v }).subarray(3, 8).toString('hex');
+    t.equal(hdr('a'.repeat(31)).slice(0, 2), 'bf', 'fixstr up to 31 bytes');
+    t.equal(hdr('a'.repeat(32)).slice(0, 4), 'd920', 'str 8');
+    t.equal(hdr('a'.repeat(256)).slice(0, 6), 'da0100', 'str 16');
+    t.equal(hdr(Buffer.alloc(0)).slice(0, 4), 'c400', 'bin 8 (bin has no fix form)');
+    t.equal(hdr(Buffer.alloc(256)).slice(0, 6), 'c50100', 'bin 16');
+    t.equal(hdr(new Array(15).fill(0)).slice(0, 2), '9f', 'fixarray up to 15');
+    t.equal(hdr(new Array(16).fill(0)).slice(0, 6), 'dc0010', 'array 16');
+    t.equal(
+      hdr(Object.fromEntries([...Array(16).keys()].map((i) => [`k${i}`, i]))).slice(0, 6),
+      'de0010',
+      'map 16',
+    );
+    t.equal(encodeValue({ a: 1, b: undefined }).toString('hex'), '81a16101', 'undefined = absent');
+    t.equal(encodeValue({ s: 'é' }).toString('hex'), '81a173a2c3a9', 'UTF-8 bytes are counted');
+    t.throws(() => encodeValue({ a: [undefined] }), { code: 'internal' }, 'undefined in an array');
+    t.throws(() => encodeValue({ d: new Date(0) }), { code: 'internal' }, 'class instances');
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    t.throws(() => encodeValue(cycle), { code: 'internal' }, 'a cycle');
+  },
+);

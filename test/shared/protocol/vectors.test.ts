@@ -198,5 +198,14 @@ for (const c of vectors.cases) {
       const plaintext = Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]);
       t.equal(plaintext.toString('hex'), r.plaintext, `${r.direction} record ${r.sequence}`);
     }
+    if (c.mode === 'auth') {
+      // docs/protocol.md "Integers": a time above 2^32 is uint 64 (0xcf), 8 bytes big-endian.
+      const expiresAt = Buffer.concat([
+        Buffer.from([0xa9]),
+        Buffer.from('expiresAt'),
+        hx('cf0000019b76daa800'),
+      ]);
+      t.ok(hx(c.records[0]!.plaintext).includes(expiresAt), 'ready.expiresAt is uint 64');
+    }
   });
 }
