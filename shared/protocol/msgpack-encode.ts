@@ -53,7 +53,7 @@ function sizeOf(value: unknown, depth: number): number {
         return value < 0x80 ? 1 : value < 0x100 ? 2 : value < 0x10000 ? 3 : value <= UINT32_MAX ? 5 : 9;
       return value >= -32 ? 1 : value >= -0x80 ? 2 : value >= -0x8000 ? 3 : value >= INT32_MIN ? 5 : 9;
     case 'string': {
-      const n = Buffer.byteLength(value, 'utf8');
+      const n = utf8Length(value);
       return headerSize(n, 32, true) + n;
     }
     case 'object': {
@@ -81,6 +81,26 @@ function sizeOf(value: unknown, depth: number): number {
     default:
       throw unsupported(typeof value);
   }
+}
+
+/** UTF-8 length; short strings are measured in JS (a native call costs more than the loop). */
+function utf8Length(s: string): number {
+  if (s.length > 64) return Buffer.byteLength(s, 'utf8');
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    // Lone surrogates become U+FFFD (3 bytes) as Buffer.write does; a pair is 4 bytes for 2 units.
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 2;
+        i += 1;
+      } else n += 2;
+    } else n += 2;
+  }
+  return n;
 }
 
 class Writer {
@@ -115,9 +135,15 @@ class Writer {
         this.number(v);
         return;
       case 'string': {
-        const n = Buffer.byteLength(v, 'utf8');
+        const n = utf8Length(v);
         this.length(n, 0xa0, 32, [0xd9, 0xda, 0xdb]);
-        this.pos += this.buf.write(v, this.pos, n, 'utf8');
+        if (n === v.length) {
+          // ASCII (the names, codes, serials and types that make up most fields): no native call.
+          for (let i = 0; i < n; i++) this.buf[this.pos + i] = v.charCodeAt(i);
+          this.pos += n;
+        } else {
+          this.pos += this.buf.write(v, this.pos, n, 'utf8');
+        }
         return;
       }
       default:
@@ -139,11 +165,15 @@ class Writer {
       return;
     }
     const map = v as Record<string, unknown>;
-    const keys = Object.keys(map).filter((k) => map[k] !== undefined);
-    this.length(keys.length, 0x80, 16, [undefined, 0xde, 0xdf]);
+    const keys = Object.keys(map);
+    let entries = 0;
+    for (const key of keys) if (map[key] !== undefined) entries += 1;
+    this.length(entries, 0x80, 16, [undefined, 0xde, 0xdf]);
     for (const key of keys) {
+      const item = map[key];
+      if (item === undefined) continue;
       this.value(key);
-      this.value(map[key]);
+      this.value(item);
     }
   }
 

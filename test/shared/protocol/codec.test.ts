@@ -1,6 +1,7 @@
 // shared/protocol/codec.ts: the raw-byte scan that enforces the limits and the accepted msgpack subset
 // before msgpackr decodes anything. Each negative test builds the exact bad bytes.
 import t from 'tap';
+import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { decodeValue, encodeEntry, encodeValue } from '../../../shared/protocol/codec.js';
 import { MAX_ARRAY, MAX_DEPTH, MAX_FRAME_BYTES, MAX_STRING } from '../../../shared/protocol/limits.js';
@@ -245,3 +246,45 @@ t.test(
     t.throws(() => encodeValue(cycle), { code: 'internal' }, 'a cycle');
   },
 );
+
+t.test('property: the encoder writes what msgpackr writes, except integers beyond 32 bits', async (t) => {
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+  const leaf = fc.oneof(
+    fc.boolean(),
+    fc.constant(null),
+    fc.integer({ min: -0x80000000, max: 0xffffffff }),
+    fc.double({ noInteger: true }),
+    fc.string({ unit: 'binary', maxLength: 300 }), // lone surrogates included
+    fc.string({ unit: 'grapheme', maxLength: 40 }),
+    fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)),
+  );
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      leaf,
+      fc.array(tie('node'), { maxLength: 20 }),
+      fc.dictionary(
+        fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
+        tie('node'),
+        {
+          maxKeys: 20,
+        },
+      ),
+    ),
+  })).node;
+  fc.assert(
+    fc.property(
+      fc.dictionary(
+        fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
+        value,
+      ),
+      (v) => {
+        const ours = encodeValue(v);
+        const theirs = Buffer.from(packr.pack(v));
+        if (!ours.equals(theirs)) throw new Error(`${ours.toString('hex')} != ${theirs.toString('hex')}`);
+      },
+    ),
+    { numRuns: 500 },
+  );
+  t.pass('500 random values encoded byte for byte as msgpackr does');
+});
