@@ -13,7 +13,7 @@ export const serialHex = s.string({ min: 1, max: 64, pattern: /^[0-9a-f]+$/ });
 export const principalName = s.string({ min: 1, max: 64, pattern: NAME_PATTERN });
 export const revocationReason = s.enumOf(REVOCATION_REASONS);
 /** Epoch milliseconds. */
-export const epochMs = s.uint();
+export const epochMs = s.uint({ unit: 'epoch ms' });
 export const pemText = s.string({ min: 1, max: MAX_STRING, pattern: /^-----BEGIN [A-Z0-9 ]+-----\r?\n/ });
 /** Enrollment tokens: opaque URL-safe strings chosen by the server. */
 export const tokenText = s.string({ min: 16, max: 256, pattern: /^[A-Za-z0-9_-]+$/ });
@@ -46,6 +46,7 @@ export const certStatus = defineAppType('cert.status', {
       (m.status === 'revoked') !== (m.reason !== undefined && m.revokedAt !== undefined)
         ? 'reason and revokedAt are present exactly when status is revoked'
         : undefined,
+    '`reason` and `revokedAt` are present exactly when `status` is `revoked`',
   ),
 });
 
@@ -64,6 +65,7 @@ export const certRevoke = defineAppType('cert.revoke', {
   request: s.map(
     { serial: s.optional(serialHex), name: s.optional(principalName), reason: revocationReason },
     (m) => (m.serial !== undefined && m.name !== undefined ? 'give serial or name, not both' : undefined),
+    "not both `serial` and `name` (neither: the caller's own certificate)",
   ),
   response: s.map({
     status: s.enumOf(['revoked', 'already_revoked']),
@@ -73,7 +75,7 @@ export const certRevoke = defineAppType('cert.revoke', {
 });
 
 export const adminToken = defineAppType('admin.token', {
-  request: s.map({ name: principalName, ttl: s.optional(s.uint({ max: MAX_TOKEN_TTL_MS })) }),
+  request: s.map({ name: principalName, ttl: s.optional(s.uint({ max: MAX_TOKEN_TTL_MS, unit: 'ms' })) }),
   response: s.map({ token: tokenText, expiresAt: epochMs }),
 });
 

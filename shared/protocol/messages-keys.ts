@@ -15,9 +15,9 @@ const DIGEST = s.bytes({ len: 32 });
 const AES_KEY = s.bytes({ len: 32 });
 /** nonce (12) || AES-256-GCM(32-byte key) || tag (16): shared/keys/key-wrap.ts WRAPPED_KEY_BYTES. */
 const WRAPPED_KEY = s.bytes({ len: 60 });
-const TIME = s.uint();
+const TIME = s.uint({ unit: 'epoch ms' });
 /** Key lifetime in ms (server/keys/ttl.ts checks the bounds with a clearer message). */
-const TTL = s.uint({ max: 90 * 24 * 60 * 60 * 1000 });
+const TTL = s.uint({ max: 90 * 24 * 60 * 60 * 1000, unit: 'ms' });
 const MODE = s.enumOf(['e2e', 'kdc'] as const);
 const REASON = s.enumOf([
   'unspecified',
@@ -227,10 +227,14 @@ export const KEY_PUSHES = {
           ? undefined
           : 'an e2e delivery needs fromCert, prekeyId, ephemeral, signature, ciphertext and no key';
       }
-      return v.key !== undefined && v.ciphertext === undefined
+      // A KDC-generated key has no sender-side exchange (docs/keys.md "Flow 2"): the receiver checks
+      // nothing of the sender's, so no field of flow 1 may ride along and suggest otherwise.
+      const e2eOnly = [v.fromCert, v.prekeyId, v.ephemeral, v.signature, v.ciphertext];
+      return v.key !== undefined && e2eOnly.every((f) => f === undefined)
         ? undefined
-        : 'a kdc delivery carries the key only';
+        : 'a kdc delivery carries the key and none of the e2e fields';
     },
+    'e2e: `fromCert`, `prekeyId`, `ephemeral`, `signature` and `ciphertext`, no `key`; kdc: `key` and none of those five',
   ),
   'key.revoked': s.map({
     d: DELIVERY_ID,

@@ -59,10 +59,13 @@ const serverHelloCore = {
   cert: s.optional(cert),
 } as const;
 export const ServerHelloCoreSchema = s.map(serverHelloCore);
-export const ServerHelloSchema = s.map({ ...serverHelloCore, sig: s.optional(sig), mac }, (m) =>
-  (m.cert === undefined) !== (m.sig === undefined)
-    ? 'cert and sig must be both present or both absent'
-    : undefined,
+export const ServerHelloSchema = s.map(
+  { ...serverHelloCore, sig: s.optional(sig), mac },
+  (m) =>
+    (m.cert === undefined) !== (m.sig === undefined)
+      ? 'cert and sig must be both present or both absent'
+      : undefined,
+  '`cert` and `sig` are both present or both absent',
 );
 
 const clientFinishCore = {
@@ -71,10 +74,13 @@ const clientFinishCore = {
   name: s.optional(s.string({ min: 1, max: 64, pattern: NAME_PATTERN })),
 } as const;
 export const ClientFinishCoreSchema = s.map(clientFinishCore);
-export const ClientFinishSchema = s.map({ ...clientFinishCore, sig: s.optional(sig), mac }, (m) =>
-  (m.cert === undefined) !== (m.sig === undefined)
-    ? 'cert and sig must be both present or both absent'
-    : undefined,
+export const ClientFinishSchema = s.map(
+  { ...clientFinishCore, sig: s.optional(sig), mac },
+  (m) =>
+    (m.cert === undefined) !== (m.sig === undefined)
+      ? 'cert and sig must be both present or both absent'
+      : undefined,
+  '`cert` and `sig` are both present or both absent',
 );
 
 export const AlertSchema = s.map({

@@ -2,7 +2,7 @@
 // explicit bounds, maps reject unknown and missing fields, and errors name the field:
 // `client_hello.nonce: expected 32 bytes, got 31` (ProtocolError `schema`). Types are inferred from the
 // schema (Infer<typeof S>) so handlers see exactly what was validated.
-import { ProtocolError, typeName } from '../errors.js';
+import { KdsError, ProtocolError, typeName } from '../errors.js';
 
 export interface BytesSchema {
   readonly kind: 'bytes';
@@ -19,6 +19,8 @@ export interface StringSchema {
 export interface UintSchema {
   readonly kind: 'uint';
   readonly max: number;
+  /** What the number counts, for the reference (docs/messages.md): 'epoch ms', 'ms'. */
+  readonly unit?: string;
 }
 export interface BoolSchema {
   readonly kind: 'bool';
@@ -47,6 +49,8 @@ export interface MapSchema<F extends Fields = Fields> {
   readonly fields: F;
   /** A cross-field rule; returns an error message (prefixed with the map's path) or undefined. */
   readonly refine?: (value: Record<string, unknown>) => string | undefined;
+  /** The refine rule in words (docs/messages.md prints it; a refine without one is refused). */
+  readonly rule?: string;
 }
 export type Schema =
   | BytesSchema
@@ -95,8 +99,9 @@ export const s = {
       ? { kind: 'string', min: opts.min ?? 0, max: opts.max }
       : { kind: 'string', min: opts.min ?? 0, max: opts.max, pattern: opts.pattern };
   },
-  uint(opts: { max?: number } = {}): UintSchema {
-    return { kind: 'uint', max: opts.max ?? Number.MAX_SAFE_INTEGER };
+  uint(opts: { max?: number; unit?: string } = {}): UintSchema {
+    const max = opts.max ?? Number.MAX_SAFE_INTEGER;
+    return opts.unit === undefined ? { kind: 'uint', max } : { kind: 'uint', max, unit: opts.unit };
   },
   bool(): BoolSchema {
     return { kind: 'bool' };
@@ -113,12 +118,59 @@ export const s = {
   optional<S extends Schema>(inner: S): OptionalSchema<S> {
     return { kind: 'optional', inner };
   },
-  map<const F extends Fields>(fields: F, refine?: (value: InferMap<F>) => string | undefined): MapSchema<F> {
-    return refine === undefined
-      ? { kind: 'map', fields }
-      : { kind: 'map', fields, refine: refine as (value: Record<string, unknown>) => string | undefined };
+  /** `rule` says in words what `refine` checks: required with a refine (the reference prints it). */
+  map<const F extends Fields>(
+    fields: F,
+    refine?: (value: InferMap<F>) => string | undefined,
+    rule?: string,
+  ): MapSchema<F> {
+    if (refine === undefined) return { kind: 'map', fields };
+    if (rule === undefined || rule === '')
+      throw new KdsError('internal', 'a map schema with a refine needs its rule');
+    return {
+      kind: 'map',
+      fields,
+      refine: refine as (value: Record<string, unknown>) => string | undefined,
+      rule,
+    };
   },
 };
+
+/**
+ * One line naming what a schema accepts, in the notation of docs/protocol.md "Frames": `bytes[32]`,
+ * `bytes[1..16384]`, `str[1..64] ~ ^[a-z]+$`, `uint(≤255)`, `uint (epoch ms)`, `bool`, `enum{a, b}`,
+ * `"literal"`, `T[] (0..100)`, `map`, and `T?` for an optional field. Pure: the message reference
+ * (docs/messages.md) is rendered from it, so the document says exactly what validate() enforces.
+ */
+export function describeSchema(schema: Schema | OptionalSchema): string {
+  switch (schema.kind) {
+    case 'optional':
+      return `${describeSchema(schema.inner)}?`;
+    case 'bytes':
+      return schema.min === schema.max ? `bytes[${schema.min}]` : `bytes[${schema.min}..${schema.max}]`;
+    case 'string': {
+      const size = schema.min === schema.max ? `str[${schema.min}]` : `str[${schema.min}..${schema.max}]`;
+      return schema.pattern === undefined ? size : `${size} ~ ${schema.pattern.source}`;
+    }
+    case 'uint': {
+      const bound = schema.max === Number.MAX_SAFE_INTEGER ? 'uint' : `uint(≤${schema.max})`;
+      return schema.unit === undefined ? bound : `${bound} (${schema.unit})`;
+    }
+    case 'bool':
+      return 'bool';
+    case 'enum':
+      return `enum{${schema.values.join(', ')}}`;
+    case 'literal':
+      return JSON.stringify(schema.value);
+    case 'array': {
+      const item = schema.of.kind === 'map' ? 'map' : describeSchema(schema.of);
+      const wrapped = /\s/.test(item) ? `(${item})` : item;
+      return `${wrapped}[] (${schema.min}..${schema.max})`;
+    }
+    case 'map':
+      return Object.keys(schema.fields).length === 0 ? 'map (empty)' : 'map';
+  }
+}
 
 /**
  * Checks `value` against `schema`; throws ProtocolError `schema` naming the field (`path`). Returns the
@@ -131,7 +183,7 @@ export function validate<S extends Schema>(schema: S, value: unknown, path: stri
 
 /**
  * The value rebuilt in schema field order with absent optionals dropped (undefined never reaches the
- * encoder: msgpackr would write it as an extension type, which decoders refuse). Validates as it goes.
+ * encoder, which would leave the entry out). Validates as it goes.
  */
 export function canonicalize<S extends Schema>(schema: S, value: unknown, path: string): Infer<S> {
   check(schema, value, path);

@@ -151,4 +151,24 @@ t.test('key.delivered: e2e carries the exchange and never a key; kdc carries onl
   t.throws(() => validate(KEY_PUSHES['key.delivered'], { ...common, mode: 'kdc' }, 'key.delivered'), {
     code: 'schema',
   });
+  // A KDC-generated key has no sender-side exchange: nothing of flow 1 may ride along (docs/keys.md
+  // "Flow 2": the receiver verifies nothing of the sender's, so a `fromCert` would only mislead).
+  for (const [field, value] of [
+    ['fromCert', Buffer.alloc(100)],
+    ['prekeyId', newPrekeyId()],
+    ['ephemeral', Buffer.alloc(32)],
+    ['signature', Buffer.alloc(256)],
+    ['ciphertext', Buffer.alloc(60)],
+  ] as const) {
+    t.throws(
+      () =>
+        validate(
+          KEY_PUSHES['key.delivered'],
+          { ...common, mode: 'kdc', key: Buffer.alloc(32), [field]: value },
+          'key.delivered',
+        ),
+      { code: 'schema', message: 'key.delivered: a kdc delivery carries the key and none of the e2e fields' },
+      `kdc with ${field}`,
+    );
+  }
 });

@@ -1,6 +1,6 @@
 // shared/protocol/schema.ts: every field kind, its bounds, and error messages that name the field.
 import t from 'tap';
-import { canonicalize, s, validate, type Infer } from '../../../shared/protocol/schema.js';
+import { canonicalize, describeSchema, s, validate, type Infer } from '../../../shared/protocol/schema.js';
 
 const S = s.map(
   {
@@ -16,6 +16,7 @@ const S = s.map(
     opt: s.optional(s.string({ max: 3 })),
   },
   (m) => (m.opt === 'bad' ? 'opt must not be bad' : undefined),
+  '`opt` is not "bad"',
 );
 type V = Infer<typeof S>;
 const good = (): V => ({
@@ -104,4 +105,38 @@ t.test('canonicalize orders fields as the schema does and drops absent optionals
   t.same(Object.keys(out), ['t', 'n', 'b', 'r', 'name', 'e', 'f', 'list', 'inner']);
   t.notOk(Object.hasOwn(out, 'opt'));
   t.throws(() => canonicalize(S, { ...shuffled, n: 99 }, 'msg'), { code: 'schema' });
+});
+
+t.test('describeSchema names each kind with its bounds (the notation of docs/messages.md)', async (t) => {
+  const f = S.fields;
+  t.equal(describeSchema(f.t), '"x"');
+  t.equal(describeSchema(f.n), 'uint(≤10)');
+  t.equal(describeSchema(s.uint()), 'uint', 'no bound below 2^53 is printed');
+  t.equal(describeSchema(s.uint({ unit: 'epoch ms' })), 'uint (epoch ms)');
+  t.equal(describeSchema(s.uint({ max: 60, unit: 'ms' })), 'uint(≤60) (ms)');
+  t.equal(describeSchema(f.b), 'bytes[4]');
+  t.equal(describeSchema(f.r), 'bytes[1..3]');
+  t.equal(describeSchema(f.name), 'str[1..5] ~ ^[a-z]+$');
+  t.equal(describeSchema(s.string({ min: 16, max: 16 })), 'str[16]');
+  t.equal(describeSchema(f.e), 'enum{a, b}');
+  t.equal(describeSchema(f.f), 'bool');
+  t.equal(describeSchema(f.list), 'uint[] (1..2)');
+  t.equal(
+    describeSchema(s.array(s.string({ max: 3, pattern: /^a$/ }), { max: 4 })),
+    '(str[0..3] ~ ^a$)[] (0..4)',
+  );
+  t.equal(describeSchema(s.array(s.map({ a: s.bool() }), { max: 4 })), 'map[] (0..4)');
+  t.equal(describeSchema(f.inner), 'map');
+  t.equal(describeSchema(s.map({})), 'map (empty)');
+  t.equal(describeSchema(f.opt), 'str[0..3]?');
+  t.equal(S.rule, '`opt` is not "bad"');
+});
+
+t.test('a map with a cross-field rule must say the rule in words', async (t) => {
+  t.throws(() => s.map({ a: s.bool() }, () => undefined), {
+    code: 'internal',
+    message: 'a map schema with a refine needs its rule',
+  });
+  t.throws(() => s.map({ a: s.bool() }, () => undefined, ''), { code: 'internal' });
+  t.equal(s.map({ a: s.bool() }).rule, undefined);
 });
