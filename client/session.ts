@@ -16,6 +16,7 @@ import {
   KdsError,
   ProtocolError,
   StateError,
+  closeCodeFor,
   isErrorCode,
 } from '../shared/errors.js';
 import { inHandshakePhase } from '../shared/defences.js';
@@ -272,11 +273,17 @@ async function establish(
     opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
   );
 
-  const abort = (err: KdsError): void => {
+  /**
+   * Ends the session with `err`. A failure this side detected closes with its code's close code and the
+   * code as reason (docs/protocol.md "Transport": a record that fails authentication is not answered,
+   * the close says why); one the server reported (alert, session.closing) closes normally.
+   */
+  const abort = (err: KdsError, local = false): void => {
     serverError ??= err;
     if (phase !== 'closed') {
       try {
-        ws.close(1000);
+        if (local && err.code !== 'internal') ws.close(closeCodeFor(err.code), err.code);
+        else ws.close(1000);
       } catch {
         ws.terminate();
       }
@@ -358,6 +365,7 @@ async function establish(
     } catch (err) {
       abort(
         err instanceof KdsError ? err : new KdsError('internal', 'internal error', undefined, { cause: err }),
+        err instanceof KdsError && err.details?.remote !== true,
       );
     }
   };

@@ -1,8 +1,9 @@
 // One WebSocket connection to the KDC, from the first byte to the close: the handshake (driving the
 // pure ServerHandshake of shared/protocol), then the session (records in, requests dispatched through
 // the handler registry, responses and pushes sealed out). Everything that can go wrong ends in ONE
-// place, fail(): an `alert` (before keys exist) or a `session.closing` push (after), then a close with
-// the code shared/errors.ts maps to the error, so the peer always learns why.
+// place, fail(): an `alert` (before keys exist) or a `session.closing` push (after; none for a record
+// that failed authentication), then a close with the code shared/errors.ts maps to the error and the
+// code as its reason, so the peer always learns why.
 //
 // Invariants:
 // - Frames are processed strictly in arrival order (one promise chain), because the handshake steps
@@ -183,7 +184,11 @@ export class Connection implements SessionHandle {
     this.#phase = 'closing';
     this.#clearTimer();
     try {
-      if (established) {
+      if (e.code === 'record_auth') {
+        // A record that failed authentication is never answered (docs/protocol.md "Transport"): its
+        // sender may not hold the session keys, and an answer to a forged tag is an oracle for it. The
+        // close code (4005) and reason still say why.
+      } else if (established) {
         this.#send(this.#channel!.sealPush('session.closing', { code: e.code, reason: e.message }));
       } else {
         this.#send(encodeAlert(e));

@@ -4,7 +4,8 @@
 // confusion, huge length headers, deep nesting, msgpack extension types (test/helpers/mutate.ts). For
 // every mutant the server must answer within 5 s with either
 //   - an error code and a close whose code is the one shared/errors.ts maps that error to (an `alert`
-//     before the handshake, a `session.closing` push inside the record layer after it), or
+//     before the handshake, a `session.closing` push inside the record layer after it, and for a
+//     record that fails authentication no answer at all: a 4005 close whose reason is record_auth), or
 //   - progress, when the mutant is still a valid frame (a bit flip in a nonce): server_hello / ready;
 // never a code that blames the server (`internal`, `store_error`: test/helpers/fuzz-judge.ts), never
 // a silent close, never a hang. A real-socket session to the same KDC pings throughout and must stay
@@ -121,7 +122,8 @@ t.test(
         s.send(m.bytes);
         const reply = await s.next();
         if (reply === 'hang') return { kind: 'hang' };
-        if (reply === undefined) return { kind: 'closed-silently', closeCode: s.sock.closeCode };
+        if (reply === undefined)
+          return { kind: 'closed-silently', closeCode: s.sock.closeCode, closeReason: s.sock.closeReason };
         if (reply.t === 'ok' || reply.t === 'error') {
           await s.close();
           return reply.t === 'ok'

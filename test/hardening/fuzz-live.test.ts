@@ -42,7 +42,10 @@ function draw(template: Buffer, caseSeed: number, family: 'frame' | 'field' = 'f
 async function plaintextAnswer(conn: RawConnection): Promise<Outcome> {
   const frame = await conn.next(5_000);
   if (frame === 'hang') return { kind: 'hang' };
-  if (frame === undefined) return { kind: 'closed-silently', closeCode: (await conn.closed).code };
+  if (frame === undefined) {
+    const closed = await conn.closed;
+    return { kind: 'closed-silently', closeCode: closed.code, closeReason: closed.reason };
+  }
   let t: string;
   let code = '';
   try {
@@ -128,8 +131,10 @@ t.test('live server fuzzing', { timeout: Math.max(600_000, CASES * 4 * 100) }, a
     const reply = await s.readValue();
     let out: Outcome;
     if (reply === 'hang') out = { kind: 'hang' };
-    else if (reply === undefined) out = { kind: 'closed-silently', closeCode: (await s.conn.closed).code };
-    else if (reply.t === 'ok') out = { kind: 'progress' };
+    else if (reply === undefined) {
+      const closed = await s.conn.closed;
+      out = { kind: 'closed-silently', closeCode: closed.code, closeReason: closed.reason };
+    } else if (reply.t === 'ok') out = { kind: 'progress' };
     else if (reply.t === 'session.closing')
       out = {
         kind: 'alert',
@@ -160,8 +165,10 @@ t.test('live server fuzzing', { timeout: Math.max(600_000, CASES * 4 * 100) }, a
     for (;;) {
       const reply = await live.readValue();
       if (reply === 'hang') return { m, out: { kind: 'hang' } };
-      if (reply === undefined)
-        return { m, out: { kind: 'closed-silently', closeCode: (await live.conn.closed).code } };
+      if (reply === undefined) {
+        const closed = await live.conn.closed;
+        return { m, out: { kind: 'closed-silently', closeCode: closed.code, closeReason: closed.reason } };
+      }
       if (reply.t === 'ok') return { m, out: { kind: 'progress' } };
       // An `error` answer keeps the session: it is the error code without a close.
       if (reply.t === 'error') return { m, out: { kind: 'answered', code: String(reply.code) } };

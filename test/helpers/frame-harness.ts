@@ -99,7 +99,8 @@ export function within<T>(p: Promise<T>, ms: number): Promise<T | 'hang'> {
 export async function plaintextOutcome(sock: FakeSocket, timeoutMs = 5_000): Promise<Outcome> {
   const frame = await within(sock.next(), timeoutMs);
   if (frame === 'hang') return { kind: 'hang' };
-  if (frame === undefined) return { kind: 'closed-silently', closeCode: sock.closeCode };
+  if (frame === undefined)
+    return { kind: 'closed-silently', closeCode: sock.closeCode, closeReason: sock.closeReason };
   let decoded: Record<string, unknown>;
   try {
     decoded = decodeFrame(frame) as unknown as Record<string, unknown>;
