@@ -14,6 +14,7 @@ interface StartArgs extends OutputOptions {
   'handshake-timeout': number;
   'max-unauthenticated'?: number;
   'insecure-dh': boolean;
+  'public-url'?: string;
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
@@ -42,6 +43,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
         type: 'number',
         describe: 'cap on connections still in their handshake',
       })
+      .option('public-url', {
+        type: 'string',
+        describe:
+          'public base URL put in what the CA issues from now on (CRL distribution point, Freshest CRL), and stored (env KDS_PUBLIC_URL; default: the one init or an earlier start was given, else http://<host>:<port> listened on)',
+      })
       .option('insecure-dh', {
         type: 'boolean',
         default: false,
@@ -68,6 +74,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       dh: argv.dh,
       handshakeTimeoutMs: argv['handshake-timeout'],
       allowInsecure: argv['insecure-dh'],
+      ...(argv['public-url'] === undefined ? {} : { publicUrl: argv['public-url'] }),
       ...(argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] }),
       ...(argv['max-unauthenticated'] === undefined
         ? {}
@@ -76,10 +83,12 @@ export const startCommand: CommandModule<object, StartArgs> = {
     if (argv.json) {
       // One line, so a supervising script (or test) can read it as soon as it appears.
       process.stdout.write(
-        `${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, fingerprint: kdc.fingerprint })}\n`,
+        `${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, publicUrl: kdc.publicUrl, fingerprint: kdc.fingerprint })}\n`,
       );
     } else {
-      process.stdout.write(`listening on ${kdc.url}\nroot CA fingerprint: ${kdc.fingerprint}\n`);
+      process.stdout.write(
+        `listening on ${kdc.url}\npublic URL: ${kdc.publicUrl}\nroot CA fingerprint: ${kdc.fingerprint}\n`,
+      );
     }
     await new Promise<void>((resolve) => {
       const stop = (): void => {

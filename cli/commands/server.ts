@@ -11,6 +11,7 @@ interface InitArgs extends OutputOptions {
   host: string[];
   port: number;
   'passphrase-file'?: string;
+  'public-url'?: string;
   force: boolean;
 }
 
@@ -37,6 +38,11 @@ export const initCommand: CommandModule<object, InitArgs> = {
         type: 'number',
         default: 8443,
         describe: 'KDC port, used in the CRL distribution point URL',
+      })
+      .option('public-url', {
+        type: 'string',
+        describe:
+          'public base URL of the KDC, put in issued certificates (CRL distribution point) and CRLs (env KDS_PUBLIC_URL; default http://<first --host>:<port>, else the address `server start` listens on)',
       })
       .option('passphrase-file', {
         type: 'string',
@@ -67,6 +73,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
         caKeyBits: argv['ca-key-bits'],
         hosts: argv.host.map(String),
         port: argv.port,
+        ...(argv['public-url'] === undefined ? {} : { publicUrl: argv['public-url'] }),
         force: argv.force,
         actor: cliActor(),
         ...(argv['passphrase-file'] !== undefined ? { passphraseFile: argv['passphrase-file'] } : {}),

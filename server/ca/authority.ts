@@ -28,6 +28,8 @@ import {
   CA_SETTINGS_KEY,
   caPaths,
   crlUrlOf,
+  deltaCrlUrlOf,
+  publicUrlOf,
   DEFAULT_CA_SETTINGS,
   ROOT_CA_NAME,
   type CaPaths,
@@ -97,8 +99,10 @@ export class CertificateAuthority {
   readonly caCert: ParsedCertificate;
   readonly caCertPem: string;
   readonly store: Store;
-  readonly settings: CaSettings;
-  readonly crlUrl: string;
+  /** Changed only by usePublicUrl. */
+  settings: CaSettings;
+  /** The CRL distribution point of the certificates this CA issues (`<public URL>/crl.pem`). */
+  crlUrl: string;
   readonly readOnly: boolean;
   /** What open found about root_crl.pem (anything but 'ok' means it was rewritten from the store). */
   readonly crlFileRepair: CrlFileRepair;
@@ -207,6 +211,30 @@ export class CertificateAuthority {
     } catch (err) {
       store.close();
       throw err;
+    }
+  }
+
+  /** The public base URL this CA puts in what it issues (CaSettings.publicUrl). */
+  get publicUrl(): string {
+    return publicUrlOf(this.settings);
+  }
+
+  /**
+   * From now on, issue under the public base URL `url` (normalized, see normalizePublicUrl): it is the
+   * CRL distribution point of new certificates and the Freshest CRL of new complete CRLs, and it is
+   * stored (so `kds cert issue` and `kds cert revoke` from a shell use it too). `explicit`: given by
+   * the operator, so a later start without --public-url keeps it instead of deriving one. When the
+   * URL changed and the CA key is at hand, a complete CRL naming the new delta URL is issued at once.
+   */
+  usePublicUrl(url: string, explicit: boolean): void {
+    const stored = this.store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? DEFAULT_CA_SETTINGS;
+    if (stored.publicUrl !== url || (stored.publicUrlExplicit ?? false) !== explicit) {
+      this.store.setSetting(CA_SETTINGS_KEY, { ...stored, publicUrl: url, publicUrlExplicit: explicit });
+    }
+    this.settings = { ...this.settings, publicUrl: url, publicUrlExplicit: explicit };
+    this.crlUrl = crlUrlOf(this.settings);
+    if (this.publisher.setFreshestCrlUrl(deltaCrlUrlOf(this.settings)) && this.caKey !== undefined) {
+      this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'force');
     }
   }
 

@@ -111,7 +111,7 @@ export class CrlPublisher {
   private readonly paths: CaPaths;
   private readonly caCert: ParsedCertificate;
   private readonly settings: CaSettings;
-  private readonly freshestCrlUrl: string;
+  private freshestCrlUrl: string;
   private readonly revoked = new Map<string, RevocationInfo>();
   /** Certificates on the CRL with reason superseded (renewals): not revocations for the KDC's purposes. */
   private readonly superseded = new Map<string, RevocationInfo>();
@@ -143,6 +143,22 @@ export class CrlPublisher {
     this.lastChangeCounter = this.store.changeCounter();
     this.builder = this.newBuilder(state);
     this.catchUp();
+  }
+
+  /**
+   * Name `url` in the Freshest CRL extension of the complete CRLs issued from now on (the KDC's public
+   * URL changed). The builders are rebuilt with it at their next use; true when it changed.
+   */
+  setFreshestCrlUrl(url: string): boolean {
+    if (url === this.freshestCrlUrl) return false;
+    this.freshestCrlUrl = url;
+    this.builderDirty = true;
+    return true;
+  }
+
+  /** The Freshest CRL URL complete CRLs are issued with. */
+  get freshestUrl(): string {
+    return this.freshestCrlUrl;
   }
 
   /** Load the revocation state of the store (every row once: O(n) at open, O(1) per lookup after). */

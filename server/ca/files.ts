@@ -1,6 +1,7 @@
 // The on-disk layout of a CA data directory (certs/README.md documents it for users) and the CA settings
 // kept in the store. The seed-compatible artifacts keep their historical names at the top level.
 import { join } from 'node:path';
+import { InputError } from '../../shared/errors.js';
 
 export interface CaPaths {
   dataDir: string;
@@ -47,9 +48,20 @@ export function caPaths(dataDir: string): CaPaths {
 export const CA_SETTINGS_KEY = 'ca';
 
 export interface CaSettings {
-  /** Host and port of the KDC's HTTP endpoint, used in the CRL distribution point URL. */
+  /**
+   * Host and port of the KDC's HTTP endpoint, used in the CRL distribution point URL when no
+   * `publicUrl` is set (data directories made before it existed, and `init` without --host).
+   */
   crlHost: string;
   crlPort: number;
+  /**
+   * The KDC's public base URL (`http://kdc.example:8443`, no trailing slash): issued certificates name
+   * `<publicUrl>/crl.pem` as their CRL distribution point and complete CRLs `<publicUrl>/delta-crl.pem`
+   * as their Freshest CRL. `kds server start` writes the one it serves under (docs/cli.md).
+   */
+  publicUrl?: string;
+  /** true when publicUrl was given (--public-url, KDS_PUBLIC_URL, init --host), not derived. */
+  publicUrlExplicit?: boolean;
   /** Validity of a certificate when --days is not given. */
   defaultDays: number;
   /** Longest validity the CA will sign (also capped by the CA's own notAfter). */
@@ -79,15 +91,47 @@ export const DEFAULT_CA_SETTINGS: CaSettings = {
   crlFullIntervalMs: 3_600_000,
 };
 
-/** RFC 3986 host in a URL: IPv6 literals go in brackets. */
-export function crlUrlOf(s: Pick<CaSettings, 'crlHost' | 'crlPort'>): string {
-  const host = s.crlHost.includes(':') ? `[${s.crlHost}]` : s.crlHost;
-  return `http://${host}:${s.crlPort}/crl.pem`;
+/** `http://host:port` for a host name or IP address (RFC 3986: IPv6 literals go in brackets). */
+export function baseUrlOf(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The public base URL of the settings: `publicUrl`, else `http://crlHost:crlPort`. */
+export function publicUrlOf(s: Pick<CaSettings, 'crlHost' | 'crlPort' | 'publicUrl'>): string {
+  return s.publicUrl ?? baseUrlOf(s.crlHost, s.crlPort);
+}
+
+/** The CRL distribution point of issued certificates: `<public URL>/crl.pem`. */
+export function crlUrlOf(s: Pick<CaSettings, 'crlHost' | 'crlPort' | 'publicUrl'>): string {
+  return `${publicUrlOf(s)}/crl.pem`;
 }
 
 /** Where the KDC serves the delta CRL (the complete CRL's Freshest CRL extension names it). */
-export function deltaCrlUrlOf(s: Pick<CaSettings, 'crlHost' | 'crlPort'>): string {
-  return crlUrlOf(s).replace(/\/crl\.pem$/, '/delta-crl.pem');
+export function deltaCrlUrlOf(s: Pick<CaSettings, 'crlHost' | 'crlPort' | 'publicUrl'>): string {
+  return `${publicUrlOf(s)}/delta-crl.pem`;
+}
+
+/**
+ * A public base URL as given by a user (--public-url, KDS_PUBLIC_URL): an absolute http(s) URL with a
+ * host, no credentials, query or fragment; a path is kept (a reverse proxy's prefix), its trailing
+ * slashes dropped. Printable ASCII only, as it goes into certificates as an IA5String URI (RFC 5280
+ * 4.2.1.13). Throws InputError `bad_request` naming the problem.
+ */
+export function normalizePublicUrl(input: string): string {
+  const bad = (why: string): InputError =>
+    new InputError('bad_request', `--public-url ${JSON.stringify(String(input).slice(0, 120))}: ${why}`);
+  if (typeof input !== 'string' || !/^[\x21-\x7e]+$/.test(input)) throw bad('expected printable ASCII');
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw bad('not an absolute URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad('must start with http:// or https://');
+  if (url.username !== '' || url.password !== '') throw bad('must not carry credentials');
+  if (url.search !== '' || url.hash !== '' || input.includes('?') || input.includes('#'))
+    throw bad('must not have a query or fragment');
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
 export const DAY_MS = 86_400_000;

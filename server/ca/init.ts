@@ -22,10 +22,12 @@ import {
   ADMIN_OU,
   CA_SETTINGS_KEY,
   caPaths,
+  baseUrlOf,
   crlUrlOf,
   DAY_MS,
   DEFAULT_CA_SETTINGS,
   KDC_NAME,
+  normalizePublicUrl,
   ROOT_CA_CN,
   ROOT_CA_NAME,
   type CaSettings,
@@ -50,6 +52,12 @@ export interface InitOptions extends PassphraseOptions {
   hosts?: string[];
   /** Port of the KDC (CRL URL). */
   port?: number;
+  /**
+   * The KDC's public base URL (--public-url, KDS_PUBLIC_URL), put in what the CA issues: CRL
+   * distribution points and the Freshest CRL. Default: `http://<first host>:<port>` when a host is
+   * given; otherwise none is stored and `kds server start` uses the address it listens on.
+   */
+  publicUrl?: string;
   /** Replace an existing CA (the old files are moved into `<dataDir>/replaced-<time>/`, not deleted). */
   force?: boolean;
   actor?: string;
@@ -91,6 +99,12 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
     throw new InputError('bad_request', `--port must be 1..65535, got ${String(port)}`);
   }
   const hosts = (opts.hosts ?? []).map((h) => checkHost(h));
+  const publicUrl =
+    opts.publicUrl !== undefined
+      ? normalizePublicUrl(opts.publicUrl)
+      : hosts[0] !== undefined
+        ? baseUrlOf(hosts[0], port)
+        : undefined;
   const now = opts.now ?? Date.now();
   const actor = opts.actor ?? 'init';
   const paths = caPaths(opts.dataDir);
@@ -133,6 +147,7 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
     ...DEFAULT_CA_SETTINGS,
     crlHost: hosts[0] ?? DEFAULT_CA_SETTINGS.crlHost,
     crlPort: port,
+    ...(publicUrl === undefined ? {} : { publicUrl, publicUrlExplicit: true }),
   };
   const crlUrl = crlUrlOf(settings);
 

@@ -21,6 +21,7 @@ import { CertificateAuthority, type RevocationInfo } from '../ca/authority.js';
 import { loadCredential } from '../ca/credentials.js';
 import { resolveCaPassphrase } from '../ca/passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
+import { baseUrlOf, normalizePublicUrl } from '../ca/files.js';
 import '../kdc-handlers/index.js';
 import { attachKeyService } from '../keys/context.js';
 import { CertificateCache, CertificateRecordCache, checkClientCertificate } from './cert-check.js';
@@ -71,6 +72,12 @@ export interface KdcOptions {
   passphraseFile?: string;
   /** Default lifetime of enrollment tokens (15 minutes). */
   tokenTtlMs?: number;
+  /**
+   * The public base URL (--public-url, KDS_PUBLIC_URL) put in what the CA issues from now on (CRL
+   * distribution points, the Freshest CRL) and stored. Default: the one stored by an earlier explicit
+   * choice (init --public-url / --host, or start --public-url), else `http://<listen address>:<port>`.
+   */
+  publicUrl?: string;
   /** Handler registry (default: the process-wide one the handler modules register into). */
   registry?: HandlerRegistry;
   /** Diagnostics (default: stderr). Never receives key material. */
@@ -82,6 +89,8 @@ export interface Kdc {
   readonly url: string;
   /** http://host:port */
   readonly httpUrl: string;
+  /** The public base URL in what the CA issues (CRL distribution point `<publicUrl>/crl.pem`). */
+  readonly publicUrl: string;
   readonly host: string;
   readonly port: number;
   /** SHA-256 (hex) of the root CA certificate's DER: what clients pin with --ca-fingerprint. */
@@ -113,9 +122,11 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
     ...(opts.passphrase === undefined ? {} : { passphrase: opts.passphrase }),
     ...(opts.passphraseFile === undefined ? {} : { passphraseFile: opts.passphraseFile }),
   };
+  // A bad --public-url is the user's typo: refused before anything is opened.
+  const publicUrl = opts.publicUrl === undefined ? undefined : normalizePublicUrl(opts.publicUrl);
   const ca = await CertificateAuthority.open(opts.dataDir, passphraseOptions);
   try {
-    return await serve(ca, opts, host, log, passphraseOptions);
+    return await serve(ca, opts, host, log, passphraseOptions, publicUrl);
   } catch (err) {
     ca.close();
     throw err;
@@ -128,6 +139,7 @@ async function serve(
   host: string,
   log: (line: string) => void,
   passphraseOptions: { passphrase?: string; passphraseFile?: string },
+  publicUrl: string | undefined,
 ): Promise<Kdc> {
   // The published copies were checked against the store when the CA opened (issue 8): say what was rebuilt.
   if (ca.caFileRepair !== 'ok') log(`root_ca.pem was ${ca.caFileRepair}: rewritten from the store`);
@@ -360,6 +372,21 @@ async function serve(
   const urlHost =
     address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
   const httpUrl = `http://${urlHost}:${address.port}`;
+  // What the CA puts in what it issues from now on: an explicit choice (this start's, or a stored one),
+  // else the address this KDC answers on. A wildcard bind names no reachable host: the stored CRL host
+  // (init's first --host, default 127.0.0.1) with the port bound.
+  const explicit = publicUrl ?? (ca.settings.publicUrlExplicit === true ? ca.settings.publicUrl : undefined);
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  try {
+    ca.usePublicUrl(
+      explicit ?? (wildcard ? baseUrlOf(ca.settings.crlHost, address.port) : httpUrl),
+      explicit !== undefined,
+    );
+  } catch (err) {
+    clearInterval(syncTimer);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  }
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -391,6 +418,7 @@ async function serve(
   return {
     url: `ws://${urlHost}:${address.port}${WS_PATH}`,
     httpUrl,
+    publicUrl: ca.publicUrl,
     host: address.address,
     port: address.port,
     fingerprint: ca.caCert.fingerprint256,

@@ -17,7 +17,7 @@ interface Teardown {
 
 export async function freshCa(
   t: Teardown,
-  extra: { hosts?: string[]; port?: number } = {},
+  extra: { hosts?: string[]; port?: number; publicUrl?: string } = {},
 ): Promise<{ dir: string; init: InitResult }> {
   const dir = tempDir(t);
   const init = await initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE, ...extra });

@@ -109,6 +109,30 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
   t.equal(opened.crlUrl, 'http://kdc.example.org:9443/crl.pem');
 });
 
+t.test(
+  'init --public-url: the distribution point of what the CA issues; a bad one writes nothing',
+  async (t) => {
+    const { dir, init } = await freshCa(t, {
+      hosts: ['kdc.example.org'],
+      publicUrl: 'https://pki.example.org/kds/',
+    });
+    t.equal(init.crlUrl, 'https://pki.example.org/kds/crl.pem', 'wins over the first --host');
+    t.same(loadCredential(dir, 'server', PASSPHRASE).cert.crlUrls, ['https://pki.example.org/kds/crl.pem']);
+    t.same(parseCrl(readFileSync(join(dir, 'root_crl.pem'), 'utf8')).freshestCrlUrls, [
+      'https://pki.example.org/kds/delta-crl.pem',
+    ]);
+    const none = tempDir(t);
+    await t.rejects(
+      initCa({ dataDir: none, caKeyBits: 2048, passphrase: PASSPHRASE, publicUrl: 'kdc:8443' }),
+      {
+        code: 'bad_request',
+        message: /--public-url "kdc:8443": must start with http/,
+      },
+    );
+    t.same(readdirSync(none), [], 'nothing written');
+  },
+);
+
 t.test('init refuses an existing CA unless --force, which keeps the old files aside', async (t) => {
   const { dir, init } = await freshCa(t);
   await t.rejects(initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE }), { code: 'ca_exists' });
