@@ -6,6 +6,7 @@
 // request is answered. A session revoking its own certificate is the exception: it gets its reply
 // first and is closed right after it (closeAfterReply), so the owner learns the revocation succeeded.
 import { PolicyError } from '../../shared/errors.js';
+import { normalizeSerialHex } from '../../shared/pki/serial.js';
 import { registerHandler } from '../kdc/dispatch.js';
 
 registerHandler('cert.revoke', {
@@ -13,7 +14,8 @@ registerHandler('cert.revoke', {
   handle: async (ctx, body) => {
     const { identity, session } = ctx;
     const { store, ca } = ctx.kdc;
-    const serial = body.serial as string | undefined;
+    // Read as the INTEGER value (docs/protocol.md "Serials"), so `00<own serial>` is still one's own.
+    const serial = body.serial === undefined ? undefined : normalizeSerialHex(String(body.serial));
     const name = body.name as string | undefined;
     let target: { serialHex: string } | { name: string };
     if (identity.role === 'admin') {

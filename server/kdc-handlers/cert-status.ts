@@ -1,12 +1,15 @@
 // `cert.status {serial}` -> `{ status: good | revoked | unknown, reason?, revokedAt? }`: the KDC's
 // answer about one certificate, like an OCSP responder (RFC 6960 2.2: "good" means not revoked, not
 // "valid"; "unknown" means this CA never issued that serial). Any authenticated session may ask.
+// The serial is read as the INTEGER value (docs/protocol.md "Serials"): `00ab..` and `ab..`, or a
+// 31-digit form whose leading zero digit was dropped, name the same certificate.
+import { normalizeSerialHex } from '../../shared/pki/serial.js';
 import { registerHandler } from '../kdc/dispatch.js';
 
 registerHandler('cert.status', {
   roles: ['client', 'admin'],
   handle: async (ctx, body) => {
-    const serialHex = String(body.serial).toLowerCase();
+    const serialHex = normalizeSerialHex(String(body.serial));
     const record = ctx.kdc.store.getCertificate(serialHex);
     // A reserved-but-unsigned serial (`pending`) was never issued: unknown, as for a foreign serial.
     if (record === undefined || record.status === 'pending') return { status: 'unknown' };

@@ -107,7 +107,32 @@ t.test('cert.status: good, revoked (reason, time), unknown', async (t) => {
     reason: 'affiliationChanged',
     revokedAt: outcome.revokedAt,
   });
+  // docs/protocol.md "Serials": a serial in a request is read as the INTEGER value, so zero octets
+  // in front (or one zero digit missing in front) name the same certificate.
+  t.same(await session.request('cert.status', { serial: `00${alice.cert.serialHex}` }), { status: 'good' });
+  t.same(await session.request('cert.status', { serial: `0000${victim.cert.serialHex}` }), {
+    status: 'revoked',
+    reason: 'affiliationChanged',
+    revokedAt: outcome.revokedAt,
+  });
+  await t.rejects(
+    session.request('cert.status', { serial: '0' }),
+    { code: 'bad_request' },
+    'zero is no serial',
+  );
   await session.close();
+});
+
+t.test('cert.revoke: a client names its own certificate by the INTEGER value of its serial', async (t) => {
+  const carol = await issueTestClient(kdc.ca, 'serial-carol');
+  const session = await sessionFor(kdc, carol);
+  const reply = await session.request('cert.revoke', {
+    serial: `00${carol.cert.serialHex}`,
+    reason: 'superseded',
+  });
+  t.match(reply, { status: 'revoked', serial: carol.cert.serialHex });
+  const closed = await session.closed;
+  t.equal(closed.error?.code, 'cert_revoked', 'its own session ends after the reply');
 });
 
 t.test('expired certificate -> cert_expired', async (t) => {
