@@ -112,6 +112,9 @@ const CODES = {
 
 export type ErrorCode = keyof typeof CODES;
 
+/** Every error code, in the order of the table above (docs/messages.md lists them with their codes). */
+export const ERROR_CODES = Object.keys(CODES) as readonly ErrorCode[];
+
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(CODES, value);
 }

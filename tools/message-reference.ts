@@ -3,6 +3,7 @@
 // describeSchema for each field, the envelope limits, and the roles the KDC's handler registry allows.
 // Pure: it returns markdown; tools/docs.ts formats it with prettier and writes it, and
 // test/tools/docs.test.ts fails when the committed document differs from what this renders.
+import { closeCodeFor, ERROR_CODES, exitCodeFor } from '../shared/errors.js';
 import { appTypeNames, APP_TYPE_PATTERN, getAppType } from '../shared/protocol/catalog.js';
 import { MAX_APP_TYPE_LENGTH } from '../shared/protocol/app-types.js';
 import { ERROR_CODE_PATTERN, FRAME_SCHEMAS, MAX_ERROR_MESSAGE } from '../shared/protocol/messages.js';
@@ -100,7 +101,8 @@ export function renderMessageReference(opts: ReferenceOptions): string {
     'its message names the field (`key.reserve.peer: missing`). Integers above 2^32 (all times) are',
     'encoded as msgpack uint 64 (`0xcf`); docs/protocol.md "Integers".',
     '',
-    'Contents: [Frames](#frames) · [Envelopes](#envelopes) · [Application types](#application-types):',
+    'Contents: [Frames](#frames) · [Envelopes](#envelopes) · [Error codes](#error-codes) ·',
+    '[Application types](#application-types):',
     chunks(
       types.map((n) => `[\`${n}\`](#${n.replace(/\./g, '')})`),
       6,
@@ -159,5 +161,17 @@ export function renderMessageReference(opts: ReferenceOptions): string {
     }
     if (spec.push !== undefined) out.push('', table('Push body `b`', spec.push));
   }
+  out.push(
+    '',
+    '## Error codes',
+    '',
+    'Every code of shared/errors.ts: the WebSocket close code a failure with it ends a connection with',
+    '(the close reason is the code itself), and the exit status of the `kds` command that meets it. When',
+    'each occurs: docs/protocol.md "Errors".',
+    '',
+    '| code | close | CLI exit |',
+    '| --- | --- | --- |',
+    ...ERROR_CODES.map((c) => `| \`${c}\` | ${closeCodeFor(c)} | ${exitCodeFor(c)} |`),
+  );
   return `${out.join('\n')}\n`;
 }

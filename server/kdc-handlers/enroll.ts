@@ -1,10 +1,11 @@
 // `enroll {token, csr}` -> `{ cert, ca }`: redeem a one-time token for a client certificate, inside an
 // anonymous `enroll`-mode session (the server is authenticated by the client's pinned root; the client
-// has no certificate yet). The name is the CSR's subject CN; CertificateAuthority.enroll checks, in
-// order and failing closed: the CSR's self-signature (proof of possession) and issuance policy, the
-// reserved names, one active certificate per name, and only then consumes the token atomically in the
-// store (bound to that name, unexpired, unused), so a refused CSR does not burn the token. Every token
-// failure is `token_invalid` with one fixed message.
+// has no certificate yet). The name is the CSR's subject CN. Order, failing closed (docs/protocol.md
+// "CSR policy"): the CSR is parsed and its self-signature (proof of possession) verified here; then
+// CertificateAuthority.enroll checks the token (bound to that name, unexpired, unused: every failure is
+// `token_invalid` with one fixed message), the issuance policy, the reserved names and one active
+// certificate per name, and consumes the token atomically with the issuance, so a refused CSR does not
+// burn it.
 import { parseCsr } from '../../shared/pki/csr.js';
 import { registerHandler } from '../kdc/dispatch.js';
 

@@ -144,8 +144,10 @@ export const s = {
  */
 export function describeSchema(schema: Schema | OptionalSchema): string {
   switch (schema.kind) {
-    case 'optional':
-      return `${describeSchema(schema.inner)}?`;
+    case 'optional': {
+      const inner = describeSchema(schema.inner);
+      return /\s/.test(inner) ? `(${inner})?` : `${inner}?`;
+    }
     case 'bytes':
       return schema.min === schema.max ? `bytes[${schema.min}]` : `bytes[${schema.min}..${schema.max}]`;
     case 'string': {

@@ -6,20 +6,12 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cells } from '../helpers/markdown.js';
 
 const DOCS = resolve(dirname(fileURLToPath(import.meta.url)), '../../../docs');
 
-/** Cells of one table row: split on `|` not preceded by a backslash, outer pipes dropped. */
-export function cells(row: string): string[] {
-  const inner = row
-    .trim()
-    .replace(/^\|/, '')
-    .replace(/(?<!\\)\|$/, '');
-  return inner.split(/(?<!\\)\|/);
-}
-
 /** The problems of one Markdown text, as `line N: ...`. */
-export function tableProblems(text: string): string[] {
+function tableProblems(text: string): string[] {
   const out: string[] = [];
   const lines = text.split('\n');
   let fenced = false;

@@ -129,6 +129,7 @@ t.test('describeSchema names each kind with its bounds (the notation of docs/mes
   t.equal(describeSchema(f.inner), 'map');
   t.equal(describeSchema(s.map({})), 'map (empty)');
   t.equal(describeSchema(f.opt), 'str[0..3]?');
+  t.equal(describeSchema(s.optional(s.uint({ unit: 'ms' }))), '(uint (ms))?', 'wrapped when it has spaces');
   t.equal(S.rule, '`opt` is not "bad"');
 });
 
