@@ -255,43 +255,46 @@ t.test(
   },
 );
 
-t.test('inside a session: a tampered or replayed record is never answered: close 4005 record_auth', async (t) => {
-  const { signPss } = await import('../../../shared/crypto/rsa.js');
-  const open = async (): Promise<{ s: Awaited<ReturnType<typeof rawSocket>>; request: Buffer }> => {
-    const hs = new ClientHandshake({
-      mode: 'auth',
-      credentials: { certificateDer: alice.cert.der, sign: (d) => signPss(d, alice.privateKey) },
-      checkServerCertificate: () => {},
-    });
-    const s = await rawSocket(t, kdc.url);
-    s.send(hs.clientHello());
-    await s.next();
-    const { clientFinish, result } = await hs.receiveServerHello(s.raws[0]!);
-    s.send(clientFinish);
-    const ready = await s.next();
-    t.equal(ready.t, 'r', 'the first record (ready) arrives');
-    return { s, request: result.channel.sealRequest('ping', 1, {}) };
-  };
+t.test(
+  'inside a session: a tampered or replayed record is never answered: close 4005 record_auth',
+  async (t) => {
+    const { signPss } = await import('../../../shared/crypto/rsa.js');
+    const open = async (): Promise<{ s: Awaited<ReturnType<typeof rawSocket>>; request: Buffer }> => {
+      const hs = new ClientHandshake({
+        mode: 'auth',
+        credentials: { certificateDer: alice.cert.der, sign: (d) => signPss(d, alice.privateKey) },
+        checkServerCertificate: () => {},
+      });
+      const s = await rawSocket(t, kdc.url);
+      s.send(hs.clientHello());
+      await s.next();
+      const { clientFinish, result } = await hs.receiveServerHello(s.raws[0]!);
+      s.send(clientFinish);
+      const ready = await s.next();
+      t.equal(ready.t, 'r', 'the first record (ready) arrives');
+      return { s, request: result.channel.sealRequest('ping', 1, {}) };
+    };
 
-  const tampered = await open();
-  const bad = Buffer.from(tampered.request);
-  bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
-  const before1 = tampered.s.frames.length;
-  tampered.s.send(bad);
-  const closed1 = await tampered.s.closed;
-  t.equal(closed1.code, CLOSE.record);
-  t.equal(closed1.reason, 'record_auth', 'the close reason names the code');
-  // docs/protocol.md "Transport": no session.closing push (or anything else) answers a failed tag.
-  t.equal(tampered.s.frames.length, before1, 'not answered');
+    const tampered = await open();
+    const bad = Buffer.from(tampered.request);
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+    const before1 = tampered.s.frames.length;
+    tampered.s.send(bad);
+    const closed1 = await tampered.s.closed;
+    t.equal(closed1.code, CLOSE.record);
+    t.equal(closed1.reason, 'record_auth', 'the close reason names the code');
+    // docs/protocol.md "Transport": no session.closing push (or anything else) answers a failed tag.
+    t.equal(tampered.s.frames.length, before1, 'not answered');
 
-  const replayed = await open();
-  replayed.s.send(replayed.request);
-  const pong = await replayed.s.next();
-  t.equal(pong.t, 'r', 'the genuine request is answered');
-  const before2 = replayed.s.frames.length;
-  replayed.s.send(replayed.request);
-  const closed2 = await replayed.s.closed;
-  t.equal(closed2.code, CLOSE.record);
-  t.equal(closed2.reason, 'record_auth');
-  t.equal(replayed.s.frames.length, before2, 'the replay is not answered');
-});
+    const replayed = await open();
+    replayed.s.send(replayed.request);
+    const pong = await replayed.s.next();
+    t.equal(pong.t, 'r', 'the genuine request is answered');
+    const before2 = replayed.s.frames.length;
+    replayed.s.send(replayed.request);
+    const closed2 = await replayed.s.closed;
+    t.equal(closed2.code, CLOSE.record);
+    t.equal(closed2.reason, 'record_auth');
+    t.equal(replayed.s.frames.length, before2, 'the replay is not answered');
+  },
+);

@@ -317,3 +317,38 @@ t.test('parseCertificate refuses garbage, truncation and other PEM types', async
     t.notMatch(String((err as Error).message), /MII/, 'no key material in the message');
   }
 });
+
+t.test('serialHex is what `openssl x509 -serial` prints, lowercased: two digits per octet', async (t) => {
+  // docs/protocol.md "Serials": a leading zero digit stays; DER's sign octet (00 before 0x84) does not.
+  const dir = tempDir(t);
+  for (const [serial, want] of [
+    ['0x04b1c2d3e4f5061728394a5b6c7d8e9f', '04b1c2d3e4f5061728394a5b6c7d8e9f'],
+    ['0x84b1c2', '84b1c2'],
+    ['0x0a', '0a'],
+  ] as const) {
+    const made = await openssl(
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'k.pem',
+        '-out',
+        'c.pem',
+        '-subj',
+        '/CN=x',
+        '-days',
+        '1',
+        '-set_serial',
+        serial,
+      ],
+      dir,
+    );
+    t.equal(made.code, 0, made.stderr);
+    const printed = await openssl(['x509', '-in', 'c.pem', '-noout', '-serial'], dir);
+    t.equal(printed.stdout.trim(), `serial=${want.toUpperCase()}`, `openssl: ${serial}`);
+    t.equal(parseCertificate(readFileSync(join(dir, 'c.pem'), 'utf8')).serialHex, want, `kds: ${serial}`);
+  }
+});
