@@ -2,6 +2,11 @@
 // errors as `error [code]: message` with the exit code of the error's code (docs/cli.md).
 import { KdsError, toKdsError, EXIT } from '../shared/errors.js';
 import { defenceForError, describeDefence } from '../shared/defences.js';
+import { terminalSafe, terminalSafeJson } from '../shared/text/terminal-safe.js';
+
+// Text that came from the network or from a file is made terminal-safe where it is interpolated
+// (shared/text/terminal-safe.ts); re-exported here for the command handlers, which import this module.
+export { terminalSafe, terminalSafeBlock } from '../shared/text/terminal-safe.js';
 
 export interface OutputOptions {
   json?: boolean;
@@ -26,7 +31,7 @@ export const style = {
 /** Print a result: JSON object with --json, otherwise the human lines. */
 export function emit(opts: OutputOptions, json: unknown, human: string | string[]): void {
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    process.stdout.write(`${terminalSafeJson(json, 2)}\n`);
   } else {
     const lines = Array.isArray(human) ? human : [human];
     if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
@@ -53,9 +58,10 @@ export function reportError(opts: OutputOptions, err: unknown): number {
       defence === undefined
         ? { error: e.toJSON() }
         : { error: e.toJSON(), defence: defence.defence, explanation: because };
-    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    process.stdout.write(`${terminalSafeJson(out, 2)}\n`);
   } else {
-    process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    // The message may quote the KDC or a peer (an error it sent, a name it claimed): never raw.
+    process.stderr.write(`error [${e.code}]: ${terminalSafe(e.message)}\n`);
     if (defence !== undefined) process.stderr.write(`${because}\nstopped by: ${defence.defence}\n`);
     if (e.code === 'internal' && process.env.KDS_DEBUG)
       process.stderr.write(`${String((err as Error)?.stack)}\n`);

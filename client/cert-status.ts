@@ -1,6 +1,7 @@
 // Presenting a `cert.status` answer (the KDC's OCSP-like verdict on a serial): serial normalisation,
 // one human line, and the exit code scripts test (0 good, 3 revoked, 6 unknown).
 import { EXIT, InputError } from '../shared/errors.js';
+import { terminalSafe as safe } from '../shared/text/terminal-safe.js';
 
 /** Serials are lowercase hex without colons everywhere in kds; accept `AB:CD` and `0xabcd` from humans. */
 export function normalizeSerial(text: string): string {
@@ -12,9 +13,9 @@ export function normalizeSerial(text: string): string {
 export function describeStatus(serialHex: string, out: Record<string, unknown>): string {
   if (out.status === 'revoked') {
     const at = typeof out.revokedAt === 'number' ? new Date(out.revokedAt).toISOString() : 'unknown time';
-    return `${serialHex}: revoked (${String(out.reason ?? 'unspecified')}, ${at})`;
+    return `${safe(serialHex)}: revoked (${safe(out.reason ?? 'unspecified')}, ${at})`;
   }
-  return `${serialHex}: ${String(out.status)}`;
+  return `${safe(serialHex)}: ${safe(out.status)}`;
 }
 
 export function statusExitCode(out: Record<string, unknown>): number {

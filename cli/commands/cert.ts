@@ -4,6 +4,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption, reasonChoices } from '../options.js';
+import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CertificateRecord } from '../../server/store/store.js';
 
@@ -208,7 +209,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
       const { EXIT } = await import('../../shared/errors.js');
       const crl = publishedCrlStatus(ca, verdict.serialHex);
       emit(argv, { ...verdict, storeStatus, crl: crl.json }, [
-        `${verdict.code}: ${verdict.detail}`,
+        `${verdict.code}: ${safe(verdict.detail)}`,
         ...(verdict.serialHex !== undefined ? [`  serial ${verdict.serialHex} (store: ${storeStatus})`] : []),
         `  CRLs: complete ${crl.json.crlNumber}${crl.json.deltaCrlNumber !== undefined ? `, delta ${crl.json.deltaCrlNumber}` : ''}${crl.listed !== undefined ? ` (listed in the ${crl.listed === 'delta' ? 'delta CRL' : 'complete CRL'})` : ''}`,
       ]);
@@ -415,15 +416,15 @@ function describeCertificate(cert: ParsedCertificate, now: number = Date.now()):
   const has = (name: string): boolean => cert.extensions.some((e) => e.name === name);
   const lines = [
     'Certificate:',
-    `    Subject:       ${cert.subject}`,
-    `    Issuer:        ${cert.issuer}`,
+    `    Subject:       ${safe(cert.subject)}`,
+    `    Issuer:        ${safe(cert.issuer)}`,
     `    Serial:        ${cert.serialHex} (${colons(cert.serialHex)})`,
     `    Version:       ${cert.version}`,
     '    Validity:',
     `        Not Before: ${iso(cert.notBefore)} (${relative(cert.notBefore, now)})`,
     `        Not After:  ${iso(cert.notAfter)} (${now > cert.notAfter ? 'EXPIRED ' : ''}${relative(cert.notAfter, now)})`,
     `    Public Key:    ${cert.keyType.toUpperCase()} ${cert.keyBits} bits`,
-    `    Signature:     ${SIGNATURE_ALGORITHMS[cert.signatureAlgorithm] ?? cert.signatureAlgorithm}`,
+    `    Signature:     ${SIGNATURE_ALGORITHMS[cert.signatureAlgorithm] ?? safe(cert.signatureAlgorithm)}`,
     '    Extensions:',
   ];
   if (has('basicConstraints')) {
@@ -432,20 +433,22 @@ function describeCertificate(cert: ParsedCertificate, now: number = Date.now()):
       `        Basic Constraints${critical('basicConstraints')}: CA:${cert.isCA ? 'TRUE' : 'FALSE'}${path}`,
     );
   }
-  if (has('keyUsage')) lines.push(`        Key Usage${critical('keyUsage')}: ${cert.keyUsage.join(', ')}`);
+  if (has('keyUsage'))
+    lines.push(`        Key Usage${critical('keyUsage')}: ${safe(cert.keyUsage.join(', '))}`);
   if (has('extKeyUsage'))
-    lines.push(`        Extended Key Usage${critical('extKeyUsage')}: ${cert.extKeyUsage.join(', ')}`);
+    lines.push(`        Extended Key Usage${critical('extKeyUsage')}: ${safe(cert.extKeyUsage.join(', '))}`);
   if (has('subjectAltName')) {
     const names = [
       ...cert.sans.dns.map((d) => `DNS:${d}`),
       ...cert.sans.ip.map((i) => `IP:${i}`),
       ...cert.otherSans,
     ];
-    lines.push(`        Subject Alternative Name${critical('subjectAltName')}: ${names.join(', ')}`);
+    lines.push(`        Subject Alternative Name${critical('subjectAltName')}: ${safe(names.join(', '))}`);
   }
   if (cert.skiHex !== undefined) lines.push(`        Subject Key Identifier: ${colons(cert.skiHex)}`);
   if (cert.akiHex !== undefined) lines.push(`        Authority Key Identifier: ${colons(cert.akiHex)}`);
-  if (cert.crlUrls.length > 0) lines.push(`        CRL Distribution Points: ${cert.crlUrls.join(', ')}`);
+  if (cert.crlUrls.length > 0)
+    lines.push(`        CRL Distribution Points: ${safe(cert.crlUrls.join(', '))}`);
   const known = new Set([
     'basicConstraints',
     'keyUsage',
@@ -456,7 +459,7 @@ function describeCertificate(cert: ParsedCertificate, now: number = Date.now()):
     'cRLDistributionPoints',
   ]);
   for (const e of cert.extensions) {
-    if (!known.has(e.name)) lines.push(`        ${e.name}${e.critical ? ' (critical)' : ''}`);
+    if (!known.has(e.name)) lines.push(`        ${safe(e.name)}${e.critical ? ' (critical)' : ''}`);
   }
   lines.push(`    SHA-256 Fingerprint: ${colons(cert.fingerprint256)}`);
   return lines;

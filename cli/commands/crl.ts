@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption } from '../options.js';
 import { EXIT } from '../../shared/errors.js';
+import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 
 interface ShowArgs extends OutputOptions {
   'data-dir': string;
@@ -114,15 +115,15 @@ const showCommand: CommandModule<object, ShowArgs> = {
         ...(crl.baseCrlNumber !== undefined
           ? [`  base CRL     ${crl.baseCrlNumber} (delta CRL indicator)`]
           : []),
-        ...(crl.freshestCrlUrls.length > 0 ? [`  delta at     ${crl.freshestCrlUrls.join(', ')}`] : []),
-        `  issuer       CN=${crl.issuerCN}`,
+        ...(crl.freshestCrlUrls.length > 0 ? [`  delta at     ${safe(crl.freshestCrlUrls.join(', '))}`] : []),
+        `  issuer       CN=${safe(crl.issuerCN)}`,
         `  this update  ${iso(crl.thisUpdate)}`,
         `  next update  ${iso(crl.nextUpdate)}${json.expired ? '  (EXPIRED)' : ''}`,
         `  signature    ${signature}`,
         `  entries      ${crl.entries.length}`,
         ...(crl.entries.length > 0 ? [`    ${'SERIAL'.padEnd(width)}${'REVOKED AT'.padEnd(26)}REASON`] : []),
         ...crl.entries.map(
-          (e) => `    ${e.serialHex.padEnd(width)}${iso(e.revokedAt).padEnd(26)}${e.reason}`,
+          (e) => `    ${safe(e.serialHex).padEnd(width)}${iso(e.revokedAt).padEnd(26)}${safe(e.reason)}`,
         ),
       ];
       return { json, lines, signature };

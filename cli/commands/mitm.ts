@@ -5,6 +5,7 @@
 // --report writes the machine-readable record. Heavy modules load inside the handler.
 import type { Argv } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
+import { terminalSafe, terminalSafeJson } from '../../shared/text/terminal-safe.js';
 
 interface MitmArgs extends OutputOptions {
   list: boolean;
@@ -142,7 +143,7 @@ async function handle(argv: MitmArgs): Promise<number> {
   const target = mitm.context.settings.target;
   if (argv.json) {
     process.stdout.write(
-      `${JSON.stringify({ event: 'listening', url: mitm.url, target, attack: attack.name })}\n`,
+      `${terminalSafeJson({ event: 'listening', url: mitm.url, target, attack: attack.name })}\n`,
     );
   } else {
     process.stdout.write(
@@ -157,14 +158,14 @@ async function handle(argv: MitmArgs): Promise<number> {
     if (argv.report !== undefined) writeReport(argv.report, report);
     if (argv.json) {
       const { frames: _f, ...rest } = report;
-      process.stdout.write(`${JSON.stringify({ event: 'summary', ...rest })}\n`);
+      process.stdout.write(`${terminalSafeJson({ event: 'summary', ...rest })}\n`);
       return;
     }
     const paint =
       report.outcome === 'succeeded' ? style.bad : report.outcome === 'failed' ? style.ok : style.dim;
     const d = report.findings.find((f) => f.outcome === report.outcome);
     process.stdout.write(
-      `${paint(style.bold(report.summary))}\n${d === undefined ? '' : `  ${d.detail}${d.code === undefined ? '' : ` (${d.code})`}\n`}`,
+      `${paint(style.bold(terminalSafe(report.summary)))}\n${d === undefined ? '' : `  ${terminalSafe(d.detail)}${d.code === undefined ? '' : ` (${terminalSafe(d.code)})`}\n`}`,
     );
   };
   const stopControl = argv.control ? controlFromStdin(argv, mitm, summarize, findAttack) : () => {};
@@ -205,13 +206,13 @@ function controlFromStdin(
       const report = await mitm.switchAttack(next);
       if (report !== undefined) summarize(report);
       if (next !== undefined) {
-        if (argv.json) process.stdout.write(`${JSON.stringify({ event: 'attack', attack: next.name })}\n`);
+        if (argv.json) process.stdout.write(`${terminalSafeJson({ event: 'attack', attack: next.name })}\n`);
         else process.stdout.write(`now attacking: ${next.name}: ${next.summary}\n`);
       }
     } catch (err) {
       const message = (err as Error).message;
-      if (argv.json) process.stdout.write(`${JSON.stringify({ event: 'error', message })}\n`);
-      else process.stderr.write(`mallory: ${message}\n`);
+      if (argv.json) process.stdout.write(`${terminalSafeJson({ event: 'error', message })}\n`);
+      else process.stderr.write(`mallory: ${terminalSafe(message)}\n`);
     }
   };
   process.stdin.setEncoding('utf8');
@@ -239,8 +240,11 @@ const ARROWS: Record<string, string> = {
   side: 'mallory <> kdc   ',
 };
 
-/** One line per event: JSON lines with --json, else the watch format (colour only on a terminal). */
-function printer(json: boolean): (e: Event) => void {
+/**
+ * One line per event: JSON lines with --json, else the watch format (colour only on a terminal). What
+ * Mallory relays and decrypts is attacker- or victim-controlled: every field is made terminal-safe.
+ */
+export function printer(json: boolean): (e: Event) => void {
   const isTty =
     Boolean(process.stdout.isTTY) && process.env.NO_COLOR === undefined && process.env.TERM !== 'dumb';
   const c = (code: string, text: string): string => (isTty ? `\u001b[${code}m${text}\u001b[0m` : text);
@@ -262,28 +266,31 @@ function printer(json: boolean): (e: Event) => void {
   };
   return (e) => {
     if (json) {
-      process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`);
+      process.stdout.write(`${terminalSafeJson({ ...e, at: Date.now() })}\n`);
       return;
     }
     let line: string;
     switch (e.event) {
       case 'frame':
-        line = `#${e.conn} ${ARROWS[e.dir] ?? e.dir} ${e.type.padEnd(13)} ${String(e.size).padStart(6)} B  ${c(actionColour[e.action] ?? '0', e.action.padEnd(10))}${e.note === undefined ? '' : ` ${c('2', e.note)}`}`;
+        line = `#${e.conn} ${ARROWS[e.dir] ?? terminalSafe(e.dir)} ${terminalSafe(e.type).padEnd(13)} ${String(e.size).padStart(6)} B  ${c(actionColour[e.action] ?? '0', terminalSafe(e.action).padEnd(10))}${e.note === undefined ? '' : ` ${c('2', terminalSafe(e.note))}`}`;
         break;
       case 'info':
-        line = c('36', `#${e.conn} ${e.text}`);
+        line = c('36', `#${e.conn} ${terminalSafe(e.text)}`);
         break;
       case 'finding':
-        line = `#${e.conn} ${e.outcome === 'succeeded' ? c('31;1', 'ATTACK SUCCEEDED') : e.outcome === 'failed' ? c('32;1', `STOPPED by ${e.defence ?? '?'}`) : c('2', 'inconclusive')}: ${e.detail}${e.code === undefined ? '' : ` (${e.code})`}`;
+        line = `#${e.conn} ${e.outcome === 'succeeded' ? c('31;1', 'ATTACK SUCCEEDED') : e.outcome === 'failed' ? c('32;1', `STOPPED by ${terminalSafe(e.defence ?? '?')}`) : c('2', 'inconclusive')}: ${terminalSafe(e.detail)}${e.code === undefined ? '' : ` (${terminalSafe(e.code)})`}`;
         break;
       case 'stolen-key':
         line = c(
           '31;1',
-          `#${e.conn} STOLEN KEY ${e.key} (serial ${e.serial}, fingerprint ${e.fingerprint}, from ${e.source})`,
+          `#${e.conn} STOLEN KEY ${terminalSafe(e.key)} (serial ${terminalSafe(e.serial)}, fingerprint ${terminalSafe(e.fingerprint)}, from ${terminalSafe(e.source)})`,
         );
         break;
       case 'plaintext':
-        line = c('31', `#${e.conn} decrypted ${e.dir} ${e.type}: ${e.text}`);
+        line = c(
+          '31',
+          `#${e.conn} decrypted ${terminalSafe(e.dir)} ${terminalSafe(e.type)}: ${terminalSafe(e.text)}`,
+        );
         break;
     }
     process.stdout.write(`${line}\n`);

@@ -2,8 +2,11 @@
 // Human mode writes text to stdout (colour only on a terminal, NO_COLOR respected, via the `style`
 // the CLI passes); --json writes the event log instead, one JSON object per line, nothing else on
 // stdout. --step waits for Enter before each step after the first (the prompt goes to stderr).
+// Narration quotes what the participants received (messages, names, error messages, Mallory's loot):
+// every text is made terminal-safe before it is printed (shared/text/terminal-safe.ts).
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { terminalSafe as safe, terminalSafeJson } from '../../shared/text/terminal-safe.js';
 import type { WireFrame } from './wire-tap.js';
 
 export interface DemoStyle {
@@ -73,7 +76,7 @@ export class Narrator {
     if (this.#finished) return;
     const stamped = { ...e, ms: this.#now() - this.#start };
     this.events.push(stamped);
-    if (this.#o.json) this.#o.out.write(`${JSON.stringify(stamped)}\n`);
+    if (this.#o.json) this.#o.out.write(`${terminalSafeJson(stamped)}\n`);
   }
 
   #print(...lines: string[]): void {
@@ -90,7 +93,7 @@ export class Narrator {
     }
     this.#stepNo += 1;
     this.#emit({ event: 'step', n: this.#stepNo, title });
-    this.#print('', this.#o.style.bold(`== ${this.#stepNo}. ${title} ==`));
+    this.#print('', this.#o.style.bold(`== ${this.#stepNo}. ${safe(title)} ==`));
     if (intro.length > 0) this.say(...intro);
   }
 
@@ -105,7 +108,7 @@ export class Narrator {
   say(...lines: string[]): void {
     this.flushWire();
     for (const text of lines) this.#emit({ event: 'say', text });
-    this.#print(...lines.map((l) => `   ${l}`));
+    this.#print(...lines.map((l) => `   ${safe(l)}`));
   }
 
   /** A result worth a check mark: `data` goes into the event log as is. */
@@ -113,8 +116,9 @@ export class Narrator {
     this.flushWire();
     this.#emit({ ...data, event: 'result', ok, text });
     const mark = this.#o.style.symbol(ok);
+    const shown = safe(text);
     this.#print(
-      `   ${ok ? this.#o.style.ok(mark) : this.#o.style.bad(mark)} ${ok ? text : this.#o.style.bad(text)}`,
+      `   ${ok ? this.#o.style.ok(mark) : this.#o.style.bad(mark)} ${ok ? shown : this.#o.style.bad(shown)}`,
     );
   }
 
@@ -122,7 +126,8 @@ export class Narrator {
   mallory(text: string, data: Record<string, unknown>, loud = false): void {
     this.flushWire();
     this.#emit({ ...data, event: 'mallory', text });
-    this.#print(`   ${this.#o.style.dim('mallory')}  ${loud ? this.#o.style.bad(text) : text}`);
+    const shown = safe(text);
+    this.#print(`   ${this.#o.style.dim('mallory')}  ${loud ? this.#o.style.bad(shown) : shown}`);
   }
 
   /** A frame seen by a wire tap: buffered, printed (summarised) at the next narration. */
@@ -181,6 +186,6 @@ function arrow(who: string, dir: 'out' | 'in'): string {
 
 function wireLine(f: WireFrame, style: DemoStyle): string {
   return style.dim(
-    `   wire  ${arrow(f.who, f.dir)}  ${f.frame.padEnd(13)} ${String(f.bytes).padStart(5)} B  ${f.detail}`,
+    `   wire  ${arrow(safe(f.who), f.dir)}  ${safe(f.frame).padEnd(13)} ${String(f.bytes).padStart(5)} B  ${safe(f.detail)}`,
   );
 }

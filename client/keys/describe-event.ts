@@ -1,24 +1,29 @@
 // One line of text per key-client event, for people: `kds client listen` prints these, the menu shows
 // them as notices. Serials, names and fingerprints only: never key material.
+//
+// Every field came from the network (a peer's message text, names and reasons in the KDC's notices,
+// error messages), so each is made terminal-safe here (shared/text/terminal-safe.ts): a message cannot
+// move the cursor, erase or hide lines, reverse text, or start a line that passes for one of ours.
+import { terminalSafe as safe, terminalSafeBlock } from '../../shared/text/terminal-safe.js';
 import type { KeyEvent } from './key-client.js';
 import type { ListenEvent } from './listen.js';
 
 export function describeKeyEvent(e: KeyEvent): string {
   switch (e.event) {
     case 'key':
-      return `key ${e.serial} received from ${e.from} (${e.mode}), fingerprint ${e.fingerprint}: ${e.verdict}, now ${e.state}`;
+      return `key ${safe(e.serial)} received from ${safe(e.from)} (${safe(e.mode)}), fingerprint ${safe(e.fingerprint)}: ${safe(e.verdict)}, now ${safe(e.state)}`;
     case 'key.rejected':
-      return `REJECTED key ${e.serial} from ${e.from}: [${e.code}] ${e.message}`;
+      return `REJECTED key ${safe(e.serial)} from ${safe(e.from)}: [${safe(e.code)}] ${safe(e.message)}`;
     case 'key.verified':
-      return `key ${e.serial} verified by ${e.peer}: now ${e.state}`;
+      return `key ${safe(e.serial)} verified by ${safe(e.peer)}: now ${safe(e.state)}`;
     case 'key.revoked':
-      return `key ${e.serial} ${e.state} (${e.reason}); its material is deleted`;
+      return `key ${safe(e.serial)} ${safe(e.state)} (${safe(e.reason)}); its material is deleted`;
     case 'message':
-      return `message from ${e.from} (key ${e.serial}): ${e.text}`;
+      return `message from ${safe(e.from)} (key ${safe(e.serial)}): ${terminalSafeBlock(e.text)}`;
     case 'message.rejected':
       return e.kept === true
-        ? `NOT SHOWN YET message from ${e.from} (key ${e.serial}): [${e.code}] ${e.message}; kept at the KDC, delivered again at the next connection`
-        : `REJECTED message from ${e.from} (key ${e.serial}): [${e.code}] ${e.message}`;
+        ? `NOT SHOWN YET message from ${safe(e.from)} (key ${safe(e.serial)}): [${safe(e.code)}] ${safe(e.message)}; kept at the KDC, delivered again at the next connection`
+        : `REJECTED message from ${safe(e.from)} (key ${safe(e.serial)}): [${safe(e.code)}] ${safe(e.message)}`;
   }
 }
 
@@ -26,11 +31,11 @@ export function describeKeyEvent(e: KeyEvent): string {
 export function describeListenEvent(e: ListenEvent): string {
   switch (e.event) {
     case 'connected':
-      return `connected as ${e.name} (certificate ${e.serial})`;
+      return `connected as ${safe(e.name)} (certificate ${safe(e.serial)})`;
     case 'disconnected':
-      return `disconnected (${e.code}); reconnecting in ${e.retryInMs} ms`;
+      return `disconnected (${safe(e.code)}); reconnecting in ${e.retryInMs} ms`;
     case 'stopped':
-      return e.code === undefined ? 'stopped' : `stopped (${e.code})`;
+      return e.code === undefined ? 'stopped' : `stopped (${safe(e.code)})`;
     default:
       return describeKeyEvent(e);
   }

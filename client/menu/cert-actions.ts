@@ -8,6 +8,7 @@ import { parseCrl } from '../../shared/pki/crl.js';
 import { isValidName } from '../../shared/pki/names.js';
 import type { ReasonName } from '../../shared/pki/reasons.js';
 import { verifyCertificate } from '../../shared/pki/verify.js';
+import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
 import { describeStatus } from '../cert-status.js';
 import { enroll, fetchRootCa } from '../enroll.js';
@@ -29,9 +30,9 @@ const FETCH_TIMEOUT_MS = 10_000;
 
 function certSummary(cert: ParsedCertificate, indent = '  '): string[] {
   return [
-    `${indent}subject      CN=${cert.subjectCN}${cert.subjectOU === undefined ? '' : `, OU=${cert.subjectOU}`}`,
-    `${indent}issuer       CN=${cert.issuerCN}`,
-    `${indent}serial       ${cert.serialHex}`,
+    `${indent}subject      CN=${safe(cert.subjectCN)}${cert.subjectOU === undefined ? '' : `, OU=${safe(cert.subjectOU)}`}`,
+    `${indent}issuer       CN=${safe(cert.issuerCN)}`,
+    `${indent}serial       ${safe(cert.serialHex)}`,
     `${indent}valid        ${iso(cert.notBefore)} -> ${iso(cert.notAfter)}`,
     `${indent}key          ${cert.keyType.toUpperCase()}-${cert.keyBits}`,
     `${indent}fingerprint  ${cert.fingerprint256}`,
@@ -128,7 +129,7 @@ const verifyItem: MenuItem = {
           cert = parseCertificate(readPemFile(source.path));
         } catch (err) {
           if (!(err instanceof KdsError)) throw err;
-          ctx.io.print(`  ${err.message}; try another file or a client name (0 goes back)`);
+          ctx.io.print(`  ${safe(err.message)}; try another file or a client name (0 goes back)`);
         }
       } else if (source.name === ctx.name) {
         cert = mine;
@@ -140,11 +141,13 @@ const verifyItem: MenuItem = {
           if (!(err instanceof KdsError)) throw err;
           // The KDC hands out only good certificates: a revoked one is the verdict, not a failure.
           if (err.code === 'peer_revoked') {
-            ctx.io.print(`  ${ctx.style.bad('revoked')}: ${err.message} (the KDC no longer hands it out)`);
+            ctx.io.print(
+              `  ${ctx.style.bad('revoked')}: ${safe(err.message)} (the KDC no longer hands it out)`,
+            );
             return;
           }
           if (err.code !== 'peer_unavailable' && err.code !== 'bad_request') throw err;
-          ctx.io.print(`  ${err.message}; try another name or a file (0 goes back)`);
+          ctx.io.print(`  ${safe(err.message)}; try another name or a file (0 goes back)`);
         }
       }
     } while (cert === undefined);
@@ -162,7 +165,7 @@ const verifyItem: MenuItem = {
     });
     const head = verdict.code === 'ok' ? ctx.style.ok('valid') : ctx.style.bad(verdict.code);
     ctx.io.print(
-      `  ${head}: ${verdict.detail}`,
+      `  ${head}: ${safe(verdict.detail)}`,
       ...certSummary(cert),
       `  KDC status   ${describeStatus(cert.serialHex, status)}`,
     );
@@ -248,7 +251,7 @@ const showCaCrlItem: MenuItem = {
       `    next update  ${iso(crl.nextUpdate)}${Date.now() > crl.nextUpdate ? ' (EXPIRED)' : ''}`,
       `    signature    ${signature}`,
       `    revoked      ${crl.entries.length === 0 ? 'none' : ''}`,
-      ...crl.entries.map((e) => `      ${e.serialHex}  ${iso(e.revokedAt)}  ${e.reason}`),
+      ...crl.entries.map((e) => `      ${safe(e.serialHex)}  ${iso(e.revokedAt)}  ${safe(e.reason)}`),
     );
     // A large CA publishes each revocation first in a delta CRL (RFC 5280 5.2.4) and folds it into
     // the complete CRL on a schedule: without the delta this screen would miss recent revocations.
@@ -268,7 +271,7 @@ const showCaCrlItem: MenuItem = {
       `    this update  ${iso(delta.thisUpdate)}`,
       `    signature    ${deltaSignature}`,
       `    revoked      ${delta.entries.length === 0 ? 'none since the complete CRL' : ''}`,
-      ...delta.entries.map((e) => `      ${e.serialHex}  ${iso(e.revokedAt)}  ${e.reason}`),
+      ...delta.entries.map((e) => `      ${safe(e.serialHex)}  ${iso(e.revokedAt)}  ${safe(e.reason)}`),
     );
   },
 };

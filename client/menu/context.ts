@@ -2,6 +2,7 @@
 // question loop that re-asks until an answer is valid. Also the generic numbered sub-menu.
 import type { DhGroup } from '../../shared/crypto/dh.js';
 import { toKdsError } from '../../shared/errors.js';
+import { terminalSafe } from '../../shared/text/terminal-safe.js';
 import { EMPTY_ANSWER, parseChoice, type Parsed } from './answers.js';
 import type { MenuConnection } from './connection.js';
 import { EndOfInput, type Prompter } from './prompter.js';
@@ -98,7 +99,8 @@ export async function runAction(ctx: MenuContext, item: MenuItem): Promise<void>
       return;
     }
     const e = toKdsError(err);
-    ctx.io.print(`  ${ctx.style.bad(`error [${e.code}]`)}: ${e.message}`);
+    // The message may quote what the KDC or a peer sent: never raw to the terminal.
+    ctx.io.print(`  ${ctx.style.bad(`error [${e.code}]`)}: ${terminalSafe(e.message)}`);
   }
 }
 

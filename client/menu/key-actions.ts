@@ -2,6 +2,7 @@
 // revoke a key, check whether a key is revoked, list keys, send a message. Each action is the same
 // KeyClient call the matching `kds client ...` command makes (client/keys/key-client.ts).
 import { KdsError } from '../../shared/errors.js';
+import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import type { KeyListing } from '../keys/key-client.js';
 import {
   REASON_MENU,
@@ -27,7 +28,7 @@ async function askPeer(ctx: MenuContext): Promise<string> {
       return peer;
     } catch (err) {
       if (err instanceof KdsError && PEER_RETRY_CODES.has(err.code)) {
-        ctx.io.print(`  ${err.message}; try another name (0 goes back)`);
+        ctx.io.print(`  ${safe(err.message)}; try another name (0 goes back)`);
         continue;
       }
       throw err;
@@ -36,9 +37,10 @@ async function askPeer(ctx: MenuContext): Promise<string> {
 }
 
 function keyLine(k: KeyListing, me: string): string {
-  const other = k.owner === me ? `-> ${k.peer}` : `<- ${k.owner}`;
-  const why = k.reason === undefined ? '' : ` (${k.reason})`;
-  return `${k.serial}  ${other.padEnd(12)} ${k.mode.padEnd(4)} ${`${k.state}${why}`.padEnd(28)} local ${k.local}`;
+  // Every field is the KDC's answer: terminal-safe before it is shown.
+  const other = k.owner === me ? `-> ${safe(k.peer)}` : `<- ${safe(k.owner)}`;
+  const why = k.reason === undefined ? '' : ` (${safe(k.reason)})`;
+  return `${safe(k.serial)}  ${other.padEnd(12)} ${safe(k.mode).padEnd(4)} ${`${safe(k.state)}${why}`.padEnd(28)} local ${safe(k.local)}`;
 }
 
 /** Show the keys numbered and let the person pick one by number or serial; undefined when there are none. */
@@ -72,7 +74,7 @@ const generateKey: MenuItem = {
     const { client } = await ctx.conn.get();
     const out = await client.sendKey({ to: peer, mode });
     ctx.io.print(
-      `  ${ctx.style.ok('sent')} key ${out.serial} to ${peer} (${mode})`,
+      `  ${ctx.style.ok('sent')} key ${safe(out.serial)} to ${peer} (${mode})`,
       `  fingerprint: ${out.fingerprint} (compare it with ${peer}'s)`,
       `  expires:     ${iso(out.expiresAt)}`,
       `  state:       ${out.state}${out.state === 'pending' ? ` (usable once ${peer} has verified it)` : ''}`,
@@ -87,10 +89,10 @@ const verifyKey: MenuItem = {
     if (serial === undefined) return;
     const { client } = await ctx.conn.get();
     const out = await client.verifyKey(serial);
-    const verdict = out.verdict === 'valid' ? ctx.style.ok(out.verdict) : ctx.style.bad(out.verdict);
+    const verdict = out.verdict === 'valid' ? ctx.style.ok(out.verdict) : ctx.style.bad(safe(out.verdict));
     ctx.io.print(
-      `  ${verdict}: key ${serial}${out.reason === undefined ? '' : ` (${out.reason})`}`,
-      `  local state: ${out.state}; receiver verified: ${out.peerVerified ? 'yes' : 'no'}`,
+      `  ${verdict}: key ${serial}${out.reason === undefined ? '' : ` (${safe(out.reason)})`}`,
+      `  local state: ${safe(out.state)}; receiver verified: ${out.peerVerified ? 'yes' : 'no'}`,
     );
   },
 };
@@ -106,8 +108,8 @@ const revokeKey: MenuItem = {
     const out = await client.revokeKey(serial, reason);
     ctx.io.print(
       out.status === 'already_revoked'
-        ? `  already revoked: ${serial} (${String(out.reason)})`
-        : `  ${ctx.style.ok('revoked')} ${serial} (${String(out.reason)}); both parties are notified and delete it`,
+        ? `  already revoked: ${serial} (${safe(out.reason)})`
+        : `  ${ctx.style.ok('revoked')} ${serial} (${safe(out.reason)}); both parties are notified and delete it`,
     );
   },
 };
@@ -122,13 +124,13 @@ const checkRevoked: MenuItem = {
     if (k.state === 'revoked' || k.state === 'superseded') {
       const at = typeof k.revokedAt === 'number' ? iso(k.revokedAt) : 'unknown time';
       ctx.io.print(
-        `  ${ctx.style.bad('revoked')}: key ${serial} is ${String(k.state)} (${String(k.reason ?? 'unspecified')}, ${at})`,
+        `  ${ctx.style.bad('revoked')}: key ${serial} is ${safe(k.state)} (${safe(k.reason ?? 'unspecified')}, ${at})`,
       );
     } else if (k.state === 'expired') {
       ctx.io.print(`  not revoked, but ${ctx.style.bad('expired')} at ${iso(Number(k.expiresAt))}`);
     } else {
       ctx.io.print(
-        `  ${ctx.style.ok('not revoked')}: key ${serial} is ${String(k.state)} until ${iso(Number(k.expiresAt))}`,
+        `  ${ctx.style.ok('not revoked')}: key ${serial} is ${safe(k.state)} until ${iso(Number(k.expiresAt))}`,
       );
     }
   },
@@ -164,7 +166,7 @@ const sendMessage: MenuItem = {
     }
     ctx.io.print(
       '  peers you share an active key with:',
-      ...peers.map((p, i) => `  ${String(i + 1).padStart(3)}) ${p}`),
+      ...peers.map((p, i) => `  ${String(i + 1).padStart(3)}) ${safe(p)}`),
     );
     const pick = await ask(ctx, `peer [1-${peers.length}] or name: `, (t) =>
       parseListPick(t, peers.length, (name) => {
@@ -178,7 +180,7 @@ const sendMessage: MenuItem = {
     const text = await ask(ctx, 'message: ', parseMessage);
     const out = await client.sendMessage({ to, text });
     ctx.io.print(
-      `  ${ctx.style.ok('sent')} to ${to} with key ${out.serial} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`,
+      `  ${ctx.style.ok('sent')} to ${safe(to)} with key ${safe(out.serial)} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`,
     );
   },
 };

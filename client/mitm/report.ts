@@ -6,6 +6,7 @@
 // therefore holds no key material and no plaintext: frames carry sizes, types and public handshake
 // facts only (modes, groups, certificate names), never payload bytes.
 import { writeFileAtomic } from '../../server/fs-atomic.js';
+import { terminalSafeJson } from '../../shared/text/terminal-safe.js';
 import type { Expectation, Outcome } from './attack.js';
 import type { FrameEvent, MitmContext } from './context.js';
 import type { StolenPlaintext } from './loot.js';
@@ -79,5 +80,6 @@ export function buildReport(ctx: MitmContext): MitmReport {
 
 /** Written atomically (temp file + rename), 0600: a lab report may hold stolen keys. */
 export function writeReport(path: string, report: MitmReport): void {
-  writeFileAtomic(path, `${JSON.stringify(report, null, 2)}\n`, 0o600);
+  // Exactly the same JSON value; the characters a terminal would obey are \u-escaped (`cat report.json`).
+  writeFileAtomic(path, `${terminalSafeJson(report, 2)}\n`, 0o600);
 }

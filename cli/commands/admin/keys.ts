@@ -22,7 +22,7 @@ export const keysCommand: CommandModule<object, KeysArgs> = {
       .example('$0 admin keys --revoked --json', 'the revoked-key list as JSON') as never,
   handler: run(async (argv: KeysArgs) => {
     const { openAdminSession } = await import('../../../client/admin.js');
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const session = await openAdminSession(adminSessionOptions(argv));
     try {
       const out = await session.request('admin.keys', argv.revoked ? { revoked: true } : {});
@@ -30,8 +30,8 @@ export const keysCommand: CommandModule<object, KeysArgs> = {
       const iso = (v: unknown): string => (typeof v === 'number' ? new Date(v).toISOString() : '-');
       const lines = keys.map((k) =>
         argv.revoked
-          ? `${String(k.serial)}  revoked ${iso(k.revokedAt)}  ${String(k.reason ?? 'unspecified')}  (${String(k.owner)} -> ${String(k.peer)})`
-          : `${String(k.serial)}  ${String(k.owner)} -> ${String(k.peer)}  ${String(k.mode)}  ${String(k.state)}  expires ${iso(k.expiresAt)}`,
+          ? `${safe(k.serial)}  revoked ${iso(k.revokedAt)}  ${safe(k.reason ?? 'unspecified')}  (${safe(k.owner)} -> ${safe(k.peer)})`
+          : `${safe(k.serial)}  ${safe(k.owner)} -> ${safe(k.peer)}  ${safe(k.mode)}  ${safe(k.state)}  expires ${iso(k.expiresAt)}`,
       );
       emit(argv, out, lines.length === 0 ? [argv.revoked ? 'no revoked keys' : 'no keys'] : lines);
     } finally {

@@ -36,7 +36,7 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
   handler: run(async (argv: RevokeArgs) => {
     const { openAdminSession } = await import('../../../client/admin.js');
     const { normalizeSerial } = await import('../../../client/cert-status.js');
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const body: Record<string, unknown> = { reason: argv.reason };
     if (argv.serial !== undefined) body.serial = normalizeSerial(argv.serial);
     else body.name = argv.name;
@@ -47,8 +47,8 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
         argv,
         out,
         out.status === 'already_revoked'
-          ? `already revoked: ${String(out.serial)}`
-          : `revoked ${String(out.serial)} (${argv.reason}); CRL number ${String(out.crlNumber)}; its live sessions are closed`,
+          ? `already revoked: ${safe(out.serial)}`
+          : `revoked ${safe(out.serial)} (${argv.reason}); CRL number ${safe(out.crlNumber)}; its live sessions are closed`,
       );
     } finally {
       await session.close();

@@ -25,14 +25,14 @@ export const tokenCommand: CommandModule<object, TokenArgs> = {
   handler: run(async (argv: TokenArgs) => {
     const { parseDuration } = await import('../../duration.js');
     const { openAdminSession } = await import('../../../client/admin.js');
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const ttlMs = parseDuration(argv.ttl, '--ttl');
     const session = await openAdminSession(adminSessionOptions(argv));
     try {
       const out = await session.request('admin.token', { name: argv.name, ttl: ttlMs });
       const expiresAt = Number(out.expiresAt);
       emit(argv, { token: out.token, name: argv.name, expiresAt }, [
-        String(out.token),
+        safe(out.token),
         `(one-time token for ${argv.name}, expires ${new Date(expiresAt).toISOString()})`,
       ]);
     } finally {

@@ -13,12 +13,13 @@ export const keysCommand: CommandModule<object, ClientArgs> = {
       .example('$0 client keys --name alice', "alice's keys")
       .example('$0 client keys --name bob --json', 'as JSON') as never,
   handler: run(async (argv: ClientArgs) => {
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const keys = await withKeyClient(argv, (c) => c.listKeys());
     const lines = keys.map((k) => {
-      const other = k.owner === argv.name ? `-> ${k.peer}` : `<- ${k.owner}`;
-      const why = k.reason === undefined ? '' : ` (${k.reason})`;
-      return `${k.serial}  ${other.padEnd(12)} ${k.mode.padEnd(4)} ${`${k.state}${why}`.padEnd(28)} local ${k.local.padEnd(10)} created ${iso(k.createdAt)}  expires ${iso(k.expiresAt)}`;
+      // The KDC's answer: every field terminal-safe before it is shown.
+      const other = k.owner === argv.name ? `-> ${safe(k.peer)}` : `<- ${safe(k.owner)}`;
+      const why = k.reason === undefined ? '' : ` (${safe(k.reason)})`;
+      return `${safe(k.serial)}  ${other.padEnd(12)} ${safe(k.mode).padEnd(4)} ${`${safe(k.state)}${why}`.padEnd(28)} local ${safe(k.local).padEnd(10)} created ${iso(k.createdAt)}  expires ${iso(k.expiresAt)}`;
     });
     emit(argv, { keys }, keys.length === 0 ? ['no keys'] : lines);
   }),

@@ -15,6 +15,7 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
   handler: run(async (argv: ClientArgs) => {
     const { listen } = await import('../../../client/keys/listen.js');
     const { describeListenEvent } = await import('../../../client/keys/describe-event.js');
+    const { terminalSafeJson } = await import('../../../shared/text/terminal-safe.js');
     const controller = new AbortController();
     const stop = (): void => controller.abort();
     process.once('SIGINT', stop);
@@ -27,7 +28,7 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
         insecure: argv['insecure-dh'] === true,
         signal: controller.signal,
         onEvent: (e) => {
-          if (argv.json) process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`);
+          if (argv.json) process.stdout.write(`${terminalSafeJson({ ...e, at: Date.now() })}\n`);
           else process.stdout.write(`${describeListenEvent(e)}\n`);
         },
       });

@@ -27,15 +27,15 @@ export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
         'the key leaked',
       ) as never,
   handler: run(async (argv: RevokeKeyArgs) => {
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const serial = argv.serial.toLowerCase();
     const out = await withKeyClient(argv, (c) => c.revokeKey(serial, argv.reason));
     emit(
       argv,
       out,
       out.status === 'already_revoked'
-        ? `already revoked: ${serial} (${String(out.reason)})`
-        : `revoked ${serial} (${String(out.reason)})`,
+        ? `already revoked: ${serial} (${safe(out.reason)})`
+        : `revoked ${serial} (${safe(out.reason)})`,
     );
   }),
 };

@@ -19,12 +19,12 @@ export const rotateKeyCommand: CommandModule<object, RotateArgs> = {
       .option('ttl', { type: 'string', describe: 'lifetime of the new key (default 24h)' })
       .example('$0 client rotate-key --name alice --serial 3f...', 'new key, old one superseded') as never,
   handler: run(async (argv: RotateArgs) => {
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const ttlMs = await ttlOf(argv.ttl);
     const out = await withKeyClient(argv, (c) => c.rotateKey(argv.serial.toLowerCase(), ttlMs));
     emit(argv, out, [
-      `rotated ${out.replaces ?? argv.serial} -> ${out.serial} (${out.mode}, peer ${out.peer})`,
-      `  fingerprint: ${out.fingerprint}`,
+      `rotated ${safe(out.replaces ?? argv.serial)} -> ${safe(out.serial)} (${safe(out.mode)}, peer ${safe(out.peer)})`,
+      `  fingerprint: ${safe(out.fingerprint)}`,
       `  expires:     ${iso(out.expiresAt)}`,
     ]);
   }),

@@ -30,16 +30,16 @@ export const sendKeyCommand: CommandModule<object, SendKeyArgs> = {
         'KDC-generated, 1 hour',
       ) as never,
   handler: run(async (argv: SendKeyArgs) => {
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const ttlMs = await ttlOf(argv.ttl);
     const out = await withKeyClient(argv, (c) =>
       c.sendKey({ to: argv.to, mode: argv.mode, ...(ttlMs === undefined ? {} : { ttlMs }) }),
     );
     emit(argv, out, [
-      `sent key ${out.serial} to ${out.peer} (${out.mode})`,
-      `  fingerprint: ${out.fingerprint}`,
+      `sent key ${safe(out.serial)} to ${safe(out.peer)} (${safe(out.mode)})`,
+      `  fingerprint: ${safe(out.fingerprint)}`,
       `  expires:     ${iso(out.expiresAt)}`,
-      `  state:       ${out.state}${out.state === 'pending' ? ` (usable once ${out.peer} has verified it)` : ''}`,
+      `  state:       ${safe(out.state)}${out.state === 'pending' ? ` (usable once ${safe(out.peer)} has verified it)` : ''}`,
     ]);
   }),
 };

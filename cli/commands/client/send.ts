@@ -27,7 +27,7 @@ export const sendCommand: CommandModule<object, SendArgs> = {
         'bob prints it in kds client listen',
       ) as never,
   handler: run(async (argv: SendArgs) => {
-    const { emit } = await import('../../output.js');
+    const { emit, terminalSafe: safe } = await import('../../output.js');
     const out = await withKeyClient(argv, (c) =>
       c.sendMessage({
         to: argv.to,
@@ -38,7 +38,7 @@ export const sendCommand: CommandModule<object, SendArgs> = {
     emit(
       argv,
       out,
-      `sent to ${argv.to} with key ${out.serial} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`,
+      `sent to ${argv.to} with key ${safe(out.serial)} (${out.delivered > 0 ? 'delivered' : 'queued until they connect'})`,
     );
   }),
 };

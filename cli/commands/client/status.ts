@@ -16,7 +16,7 @@ export const statusCommand: CommandModule<object, ClientArgs> = {
       ) as never,
   handler: run(async (argv: ClientArgs) => {
     const { openHomeSession } = await import('../../../client/session.js');
-    const { emit, style } = await import('../../output.js');
+    const { emit, style, terminalSafe: safe } = await import('../../output.js');
     const { EXIT } = await import('../../../shared/errors.js');
     const session = await openHomeSession({ ...homeOf(argv), server: argv.server, dh: argv.dh });
     try {
@@ -38,12 +38,12 @@ export const statusCommand: CommandModule<object, ClientArgs> = {
         `  session id:   ${f.sessionId}`,
         `  DH group:     ${f.group}`,
         `  cipher:       ${f.cipher}`,
-        `  KDC cert:     CN=${f.serverCertificate.subjectCN} sha256=${f.serverCertificate.fingerprint256}`,
-        `  identity:     ${f.identity.name} (${f.identity.role})`,
-        `  own cert:     serial ${f.clientCertificate?.serialHex ?? '-'}, expires ${
+        `  KDC cert:     CN=${safe(f.serverCertificate.subjectCN)} sha256=${f.serverCertificate.fingerprint256}`,
+        `  identity:     ${safe(f.identity.name)} (${safe(f.identity.role)})`,
+        `  own cert:     serial ${safe(f.clientCertificate?.serialHex ?? '-')}, expires ${
           f.clientCertificate ? new Date(f.clientCertificate.notAfter).toISOString() : '-'
         }`,
-        `  cert status:  ${good ? style.ok('good') : style.bad(String(status.status))}`,
+        `  cert status:  ${good ? style.ok('good') : style.bad(safe(status.status))}`,
       ]);
       return good ? EXIT.ok : status.status === 'revoked' ? EXIT.revoked : EXIT.notFound;
     } finally {

@@ -18,14 +18,14 @@ export const verifyKeyCommand: CommandModule<object, VerifyArgs> = {
       .example('$0 client verify-key --name bob --serial 3f...', "check bob's copy of a key")
       .example('$0 client verify-key --name bob --serial 3f... --json', '{"verdict": ...}') as never,
   handler: run(async (argv: VerifyArgs) => {
-    const { emit, style } = await import('../../output.js');
+    const { emit, style, terminalSafe: safe } = await import('../../output.js');
     const { verdictExitCode } = await import('../../../shared/keys/verdict.js');
     const serial = argv.serial.toLowerCase();
     const out = await withKeyClient(argv, (c) => c.verifyKey(serial));
     const good = out.verdict === 'valid';
     emit(argv, out, [
-      `${good ? style.ok(out.verdict) : style.bad(out.verdict)}: key ${serial}${out.reason === undefined ? '' : ` (${out.reason})`}`,
-      `  local state: ${out.state}; receiver verified: ${out.peerVerified ? 'yes' : 'no'}`,
+      `${good ? style.ok(out.verdict) : style.bad(safe(out.verdict))}: key ${serial}${out.reason === undefined ? '' : ` (${safe(out.reason)})`}`,
+      `  local state: ${safe(out.state)}; receiver verified: ${out.peerVerified ? 'yes' : 'no'}`,
     ]);
     return verdictExitCode(out.verdict);
   }),

@@ -36,3 +36,40 @@ t.test('listen adds the connection events and delegates the rest', async (t) => 
   t.equal(describeListenEvent(msg), describeKeyEvent(msg));
   t.equal(describeKeyEvent(msg), `message from alice (key ${serial}): hi`);
 });
+
+t.test('every field is terminal-safe: a hostile message or name cannot forge or hide lines', async (t) => {
+  const esc = '\u001b';
+  const hostile = `x\r${esc}[2K${esc}[1Akey ${serial} revoked (keyCompromise)\u009b2K\u202e${esc}[8m`;
+  const events = [
+    { event: 'message', serial, from: `al${esc}[8mice`, text: `hi\n${hostile}\r\nbye`, sentAt: 1 },
+    { event: 'key.rejected', serial, from: 'alice', code: `c${esc}`, message: hostile },
+    { event: 'message.rejected', serial, from: 'alice', code: 'replayed', message: hostile },
+    { event: 'message.rejected', serial, from: 'alice', code: 'io_error', message: hostile, kept: true },
+    { event: 'key.revoked', serial, state: 'revoked', reason: hostile, revokedAt: 1 },
+    { event: 'key.verified', serial, peer: hostile, state: 'active' },
+    {
+      event: 'key',
+      serial,
+      from: hostile,
+      mode: 'kdc',
+      fingerprint: hostile,
+      verdict: 'valid',
+      state: 'active',
+    },
+  ] as const;
+  for (const e of events) {
+    const line = describeKeyEvent(e as never);
+    // eslint-disable-next-line no-control-regex
+    t.notMatch(line, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/, e.event);
+    // Only the message body may span lines, and its later lines are marked as continuations.
+    for (const later of line.split('\n').slice(1)) t.ok(later.startsWith('  | '), `${e.event}: ${later}`);
+  }
+  t.equal(
+    describeKeyEvent(events[0] as never),
+    `message from al\\x1b[8mice (key ${serial}): hi\n  | x\\r\\x1b[2K\\x1b[1Akey ${serial} revoked (keyCompromise)\\x9b2K\\u202e\\x1b[8m\n  | bye`,
+  );
+  t.equal(
+    describeListenEvent({ event: 'connected', name: `b${esc}ob`, serial: '01', session: 's' }),
+    'connected as b\\x1bob (certificate 01)',
+  );
+});
