@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import type yargsFactory from 'yargs';
 import type * as yargsHelpers from 'yargs/helpers';
-import { EXIT } from '../shared/errors.js';
+import { EXIT, KdsError } from '../shared/errors.js';
 import { commands } from './commands/index.js';
 import { dropForeignEnvironment } from './env.js';
 import { tidyUsageMessage } from './usage-message.js';
@@ -17,6 +17,31 @@ import { tidyUsageMessage } from './usage-message.js';
 const require = createRequire(import.meta.url);
 const yargs = require('yargs') as typeof yargsFactory;
 const { hideBin } = require('yargs/helpers') as typeof yargsHelpers;
+
+/**
+ * A usage error ends the process: exit 2 with `error [bad_request]: ...`. A value refused while parsing
+ * (an option's coerce, cli/option-values.ts: yargs wraps the error as a YError, keeping its message) or
+ * by a command's .check() (a KdsError: its own code and exit code) is one too. Anything else thrown
+ * while parsing is a bug: `internal`, exit 1, no stack trace (KDS_DEBUG=1 shows it).
+ */
+function failUsage(msg: string | null | undefined, err: Error | null | undefined): never {
+  if (err !== undefined && err !== null) {
+    const known = err instanceof KdsError;
+    if (!known && err.name !== 'YError') {
+      process.stderr.write('error [internal]: internal error\n');
+      if (process.env.KDS_DEBUG) process.stderr.write(`${String(err.stack)}\n`);
+      process.exit(EXIT.failure);
+    }
+    process.stderr.write(
+      `error [${known ? err.code : 'bad_request'}]: ${err.message}\n(run with --help for usage)\n`,
+    );
+    process.exit(known ? err.exitCode : EXIT.usage);
+  }
+  process.stderr.write(
+    `error [bad_request]: ${tidyUsageMessage(msg ?? '', hideBin(process.argv))}\n(run with --help for usage)\n`,
+  );
+  process.exit(EXIT.usage);
+}
 
 const parser = yargs(hideBin(process.argv))
   .scriptName('kds')
@@ -46,11 +71,7 @@ const parser = yargs(hideBin(process.argv))
   .alias('h', 'help')
   .version()
   .wrap(Math.min(110, process.stdout.columns || 100))
-  .fail((msg, err) => {
-    if (err) throw err;
-    process.stderr.write(`error [bad_request]: ${tidyUsageMessage(msg)}\n(run with --help for usage)\n`);
-    process.exit(EXIT.usage);
-  });
+  .fail(failUsage);
 
 if (hideBin(process.argv).some((a) => /^--(ca|client)-?passphrase/i.test(a))) {
   process.stderr.write(
@@ -68,4 +89,8 @@ if (hideBin(process.argv).some((a) => /^--allow-?insecure/i.test(a))) {
 
 for (const register of commands) register(parser);
 
-await parser.parseAsync();
+// A leaf area's options (kds mitm, kds demo) are parsed at the root: a value they refuse rejects here
+// instead of reaching .fail().
+await parser
+  .parseAsync()
+  .catch((err: unknown) => failUsage(undefined, err instanceof Error ? err : new Error(String(err))));

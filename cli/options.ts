@@ -1,6 +1,9 @@
 // Options shared by several commands, defined once so every command spells them the same way.
 // Each can also come from the environment as KDS_<NAME> (yargs .env('KDS')), e.g. KDS_DATA_DIR.
 import type { Options } from 'yargs';
+import { KEY_REVOCATION_REASONS, REVOCATION_REASONS } from '../shared/pki/reasons.js';
+import { NAME_RULE } from '../shared/pki/names.js';
+import { certSerialValue, keySerialValue, nameValue, serverUrlValue } from './option-values.js';
 
 export const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
 
@@ -14,12 +17,29 @@ export const serverOption: Options = {
   type: 'string',
   default: DEFAULT_SERVER_URL,
   describe: 'KDC WebSocket URL (env KDS_SERVER)',
+  coerce: serverUrlValue,
 };
 
 export const nameOption: Options = {
   type: 'string',
   demandOption: true,
-  describe: 'client identity name (^[a-z0-9][a-z0-9._-]{0,63}$)',
+  describe: `client identity name (${NAME_RULE.replace(/^a name is /, '')})`,
+  coerce: nameValue('--name'),
+};
+
+/** A symmetric key serial, checked while parsing (32 hex digits). */
+export const keySerialOption: Options = {
+  type: 'string',
+  demandOption: true,
+  describe: 'key serial (32 hex digits)',
+  coerce: keySerialValue,
+};
+
+/** A certificate serial, checked while parsing (hex, colons allowed). */
+export const certSerialOption: Options = {
+  type: 'string',
+  describe: 'certificate serial (hex, colons allowed)',
+  coerce: certSerialValue,
 };
 
 export const homeOption: Options = {
@@ -27,14 +47,7 @@ export const homeOption: Options = {
   describe: 'client state directory (default <data-dir>/clients/<name>; env KDS_HOME)',
 };
 
-export const reasonChoices = [
-  'unspecified',
-  'keyCompromise',
-  'cACompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'privilegeWithdrawn',
-  'aACompromise',
-] as const;
+/** RFC 5280 reasons for revoking a certificate. */
+export const reasonChoices = REVOCATION_REASONS;
+/** The reasons that apply to a symmetric key (shared/pki/reasons.ts says why the others do not). */
+export const keyReasonChoices = KEY_REVOCATION_REASONS;

@@ -79,10 +79,15 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   const ca = await fetchRootCa(opts.server);
   if (pin !== undefined) {
     if (!fingerprintMatches(ca.der, pin)) {
-      throw new AuthError('ca_fingerprint_mismatch', "the server's root CA does not match --ca-fingerprint", {
-        expected: pin,
-        actual: ca.fingerprint256,
-      });
+      // Worded for both the command (--ca-fingerprint) and the menu (a prompt): no flag is named.
+      throw new AuthError(
+        'ca_fingerprint_mismatch',
+        `the server's root CA does not match the root CA fingerprint given (it sent ${ca.fingerprint256}): someone may be in the middle`,
+        {
+          expected: pin,
+          actual: ca.fingerprint256,
+        },
+      );
     }
   } else {
     opts.onTrustOnFirstUse?.(ca.fingerprint256);

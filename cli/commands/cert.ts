@@ -3,7 +3,9 @@
 // imported at the top; the CA and PKI modules load inside each handler so `kds --help` stays fast.
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
-import { dataDirOption, reasonChoices } from '../options.js';
+import { certSerialOption, dataDirOption, reasonChoices } from '../options.js';
+import { integerValue, nameValue } from '../option-values.js';
+import { InputError } from '../../shared/errors.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CertificateRecord } from '../../server/store/store.js';
@@ -54,11 +56,13 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         type: 'string',
         demandOption: true,
         describe: 'identity name; the CSR CN/SAN must be exactly this',
+        coerce: nameValue('--name', { reservedOk: true }),
       })
       .option('out', { type: 'string', describe: 'write the certificate here (else it is printed)' })
       .option('days', {
-        type: 'number',
+        type: 'string',
         describe: 'validity in days (default 30, at most 365 and the CA lifetime)',
+        coerce: integerValue('--days', 1, 3650),
       })
       .option('renew', {
         type: 'boolean',
@@ -183,7 +187,11 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
         default: 'any' as const,
         describe: 'extended key usage the certificate must allow',
       })
-      .option('name', { type: 'string', describe: 'the certificate must name exactly this identity' })
+      .option('name', {
+        type: 'string',
+        describe: 'the certificate must name exactly this identity',
+        coerce: nameValue('--name', { reservedOk: true }),
+      })
       .option('data-dir', dataDirOption)
       .example(
         '$0 cert verify alice.pem',
@@ -236,9 +244,13 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
   describe: 'revoke a certificate and publish the new CRL (durable before this returns)',
   builder: (y) =>
     y
-      .option('name', { type: 'string', describe: "revoke this name's active certificate" })
-      .option('serial', {
+      .option('name', {
         type: 'string',
+        describe: "revoke this name's active certificate",
+        coerce: nameValue('--name', { reservedOk: true }),
+      })
+      .option('serial', {
+        ...certSerialOption,
         describe: 'revoke the certificate with this serial (hex, colons allowed)',
       })
       .option('reason', {
@@ -248,7 +260,8 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
       })
       .conflicts('name', 'serial')
       .check((a) => {
-        if (a.name === undefined && a.serial === undefined) throw new Error('give --name or --serial');
+        if (a.name === undefined && a.serial === undefined)
+          throw new InputError('bad_request', 'give --name or --serial');
         return true;
       })
       .option('data-dir', dataDirOption)
@@ -289,7 +302,11 @@ const listCommand: CommandModule<object, ListArgs> = {
   describe: 'list the certificates this CA issued, with their status',
   builder: (y) =>
     y
-      .option('name', { type: 'string', describe: 'only this name' })
+      .option('name', {
+        type: 'string',
+        describe: 'only this name',
+        coerce: nameValue('--name', { reservedOk: true }),
+      })
       .option('status', {
         choices: ['active', 'revoked', 'superseded', 'pending'] as const,
         describe: 'only this status',

@@ -5,6 +5,7 @@
 // --report writes the machine-readable record. Heavy modules load inside the handler.
 import type { Argv } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
+import { integerValue, nameValue } from '../option-values.js';
 import { terminalSafe, terminalSafeJson } from '../../shared/text/terminal-safe.js';
 
 interface MitmArgs extends OutputOptions {
@@ -54,11 +55,13 @@ export function builder(c: Argv): Argv {
     .option('peer', {
       type: 'string',
       describe: 'a peer name for attacks that create keys (default: learned from the victim)',
+      coerce: nameValue('--peer'),
     })
     .option('hold-ms', {
-      type: 'number',
-      default: 400,
-      describe: 'reorder/drop: how long to hold a record waiting for the next one',
+      type: 'string',
+      default: '400',
+      describe: 'reorder/drop: how long to hold a record waiting for the next one (0 to 60000 ms)',
+      coerce: integerValue('--hold-ms', 0, 60_000),
     })
     .option('control', {
       type: 'boolean',

@@ -4,6 +4,7 @@
 import type { CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption } from '../options.js';
+import { integerValue, portValue } from '../option-values.js';
 
 interface StartArgs extends OutputOptions {
   host: string;
@@ -23,7 +24,12 @@ export const startCommand: CommandModule<object, StartArgs> = {
   builder: (y) =>
     y
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
-      .option('port', { type: 'number', default: 8443, describe: 'TCP port (0 picks a free one)' })
+      .option('port', {
+        type: 'string',
+        default: '8443',
+        describe: 'TCP port (0 picks a free one)',
+        coerce: portValue('--port', { allowZero: true }),
+      })
       .option('data-dir', dataDirOption)
       .option('dh', {
         choices: ['any', 'x25519', 'ffdhe2048'] as const,
@@ -35,13 +41,15 @@ export const startCommand: CommandModule<object, StartArgs> = {
         describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE)',
       })
       .option('handshake-timeout', {
-        type: 'number',
-        default: 10_000,
-        describe: 'milliseconds a connection has to complete its handshake',
+        type: 'string',
+        default: '10000',
+        describe: 'milliseconds a connection has to complete its handshake (100 to 600000)',
+        coerce: integerValue('--handshake-timeout', 100, 600_000),
       })
       .option('max-unauthenticated', {
-        type: 'number',
-        describe: 'cap on connections still in their handshake',
+        type: 'string',
+        describe: 'cap on connections still in their handshake (1 to 100000)',
+        coerce: integerValue('--max-unauthenticated', 1, 100_000),
       })
       .option('public-url', {
         type: 'string',

@@ -3,6 +3,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption } from '../options.js';
+import { portValue } from '../option-values.js';
 import { startCommand } from './server-start.js';
 
 interface InitArgs extends OutputOptions {
@@ -35,9 +36,10 @@ export const initCommand: CommandModule<object, InitArgs> = {
           'extra DNS name or IP of the KDC (repeatable): added to its certificate; the first is the CRL URL host',
       })
       .option('port', {
-        type: 'number',
-        default: 8443,
+        type: 'string',
+        default: '8443',
         describe: 'KDC port, used in the CRL distribution point URL',
+        coerce: portValue('--port'),
       })
       .option('public-url', {
         type: 'string',

@@ -26,7 +26,12 @@ import { e2eTranscriptHash, kdcTranscriptHash } from '../../shared/keys/transcri
 import { PREKEY_STOCK } from '../../shared/keys/prekey.js';
 import { assertMessageSeq } from '../../shared/keys/replay-window.js';
 import { MAX_HELD_PREKEYS } from '../../shared/protocol/messages-keys.js';
-import { verdictForState, type Verdict, KEY_REVOCATION_REASONS } from '../../shared/keys/verdict.js';
+import {
+  verdictForState,
+  type Verdict,
+  CERTIFICATE_REVOKED,
+  KEY_REVOCATION_REASONS,
+} from '../../shared/keys/verdict.js';
 import type {
   CertificateRecord,
   DeliveryKind,
@@ -154,13 +159,11 @@ async function commitGrouped<W, R>(store: Store, step: Step<W, R>): Promise<R> {
   return step.finish(await groupCommit(store).run(step.write));
 }
 
-const CERTIFICATE_REVOKED = 'certificateRevoked';
 /** Storage bounds a client cannot push past: prekeys it keeps, and messages queued for one recipient. */
 export const MAX_PREKEY_STOCK = 100;
 export const MAX_QUEUED_PER_RECIPIENT = 10_000;
-const CLIENT_REVOCATION_REASONS = new Set<string>(
-  KEY_REVOCATION_REASONS.filter((r) => r !== CERTIFICATE_REVOKED),
-);
+/** What a client or the admin may give (certificateRevoked is the cascade's own). */
+const CLIENT_REVOCATION_REASONS = new Set<string>(KEY_REVOCATION_REASONS);
 
 export class KeyService {
   readonly #store: Store;
@@ -552,7 +555,10 @@ export class KeyService {
     req: { serial: string; reason: string },
   ): { serial: string; status: 'revoked' | 'already_revoked'; revokedAt: number; reason: string } {
     if (!CLIENT_REVOCATION_REASONS.has(req.reason)) {
-      throw new InputError('bad_reason', `unknown revocation reason ${req.reason}`);
+      throw new InputError(
+        'bad_reason',
+        `${req.reason.slice(0, 40)} is not a reason for revoking a key; expected one of ${KEY_REVOCATION_REASONS.join(', ')}`,
+      );
     }
     const rec = this.#lookup(caller, req.serial);
     if (rec === undefined) throw new StateError('not_found', 'no such key');

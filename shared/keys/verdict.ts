@@ -12,20 +12,8 @@ export type KeyMode = (typeof KEY_MODES)[number];
 export const VERDICTS = ['valid', 'mismatch', 'revoked', 'expired', 'not_found'] as const;
 export type Verdict = (typeof VERDICTS)[number];
 
-/** Revocation reasons for symmetric keys: the RFC 5280 names plus `certificateRevoked`. */
-export const KEY_REVOCATION_REASONS = [
-  'unspecified',
-  'keyCompromise',
-  'cACompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'privilegeWithdrawn',
-  'aACompromise',
-  'certificateRevoked',
-] as const;
-export type KeyRevocationReason = (typeof KEY_REVOCATION_REASONS)[number];
+/** Revocation reasons for symmetric keys: shared/pki/reasons.ts, with the RFC 5280 reasons. */
+export { KEY_REVOCATION_REASONS, CERTIFICATE_REVOKED, type KeyRevocationReason } from '../pki/reasons.js';
 
 export function verdictExitCode(verdict: Verdict): number {
   switch (verdict) {

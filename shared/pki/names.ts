@@ -9,6 +9,10 @@ import { PolicyError } from '../errors.js';
  */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
+/** NAME_PATTERN in words, for people (error messages never show the regular expression). */
+export const NAME_RULE =
+  "a name is 1 to 64 characters: lowercase letters a-z, digits, '.', '_' or '-', starting with a letter or digit";
+
 /** Names the system itself uses; clients cannot enroll them (the enrollment path checks this). */
 export const RESERVED_NAMES: readonly string[] = ['admin', 'kdc'];
 
@@ -21,7 +25,7 @@ export function assertValidName(name: unknown, title = 'name'): string {
   if (!isValidName(name)) {
     // The value is echoed (it is not secret) but clipped, so a megabyte of junk stays out of logs.
     const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 80)) : typeof name;
-    throw new PolicyError('bad_name', `invalid ${title} ${shown}: expected ${NAME_PATTERN.source}`);
+    throw new PolicyError('bad_name', `invalid ${title} ${shown}: ${NAME_RULE}`);
   }
   return name;
 }

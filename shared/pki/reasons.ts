@@ -47,12 +47,26 @@ export const REVOCATION_REASONS = [
 
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
-/** Symmetric keys use the same names plus one of their own: the owner's certificate was revoked. */
-export type KeyRevocationReason = RevocationReason | 'certificateRevoked';
-export const KEY_REVOCATION_REASONS: readonly KeyRevocationReason[] = [
-  ...REVOCATION_REASONS,
-  'certificateRevoked',
-];
+/**
+ * Reasons a client or the admin may give for revoking a symmetric key: the RFC 5280 names that can be
+ * about a key two parties share. Left out: certificateHold (RFC 5280 5.3.1: a hold is temporary and
+ * can be lifted; revoking a key is final, its material is deleted), cACompromise and aACompromise
+ * (the key of a CA or of an attribute authority, not this key).
+ */
+export const KEY_REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+] as const satisfies readonly RevocationReason[];
+
+/** The reason the KDC itself records when a party's certificate is revoked (never given by a person). */
+export const CERTIFICATE_REVOKED = 'certificateRevoked';
+
+/** What a key revocation may record: a reason a person gave, or the certificate cascade's. */
+export type KeyRevocationReason = (typeof KEY_REVOCATION_REASONS)[number] | typeof CERTIFICATE_REVOKED;
 
 const BY_CODE = new Map<number, ReasonName>(
   Object.entries(REASON_CODES).map(([name, code]) => [code, name as ReasonName]),
@@ -91,10 +105,17 @@ export function parseReason(input: string): RevocationReason {
   );
 }
 
-/** Same as parseReason, plus `certificateRevoked` (symmetric keys only). */
+/** A reason for a symmetric key: KEY_REVOCATION_REASONS (any letter case or code), or `certificateRevoked`. */
 export function parseKeyReason(input: string): KeyRevocationReason {
-  if (String(input).trim().toLowerCase() === 'certificaterevoked') return 'certificateRevoked';
-  return parseReason(input);
+  if (String(input).trim().toLowerCase() === 'certificaterevoked') return CERTIFICATE_REVOKED;
+  const reason = parseReason(input);
+  if (!(KEY_REVOCATION_REASONS as readonly string[]).includes(reason)) {
+    throw new InputError(
+      'bad_reason',
+      `${reason} is not a reason for revoking a key; expected one of ${KEY_REVOCATION_REASONS.join(', ')}`,
+    );
+  }
+  return reason as KeyRevocationReason;
 }
 
 export function isReasonName(value: unknown): value is ReasonName {

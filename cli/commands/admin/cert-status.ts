@@ -2,6 +2,7 @@
 // Exit 0 good, 3 revoked, 6 unknown.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
+import { certSerialOption } from '../../options.js';
 import { adminSessionOptions, withAdminOptions, type AdminArgs } from './common.js';
 
 interface CertStatusArgs extends AdminArgs {
@@ -13,7 +14,7 @@ export const certStatusCommand: CommandModule<object, CertStatusArgs> = {
   describe: 'status of a certificate serial (good / revoked / unknown)',
   builder: (y) =>
     withAdminOptions(y)
-      .option('serial', { type: 'string', demandOption: true, describe: 'certificate serial (hex)' })
+      .option('serial', { ...certSerialOption, demandOption: true })
       .example('$0 admin cert-status --serial 3a9f...', 'good, revoked (reason, time) or unknown') as never,
   handler: run(async (argv: CertStatusArgs) => {
     const { openAdminSession } = await import('../../../client/admin.js');

@@ -3,7 +3,9 @@
 // this command prints its result.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
-import { reasonChoices } from '../../options.js';
+import { certSerialOption, reasonChoices } from '../../options.js';
+import { nameValue } from '../../option-values.js';
+import { InputError } from '../../../shared/errors.js';
 import { adminSessionOptions, withAdminOptions, type AdminArgs } from './common.js';
 
 interface RevokeArgs extends AdminArgs {
@@ -17,8 +19,12 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
   describe: 'revoke a certificate (by --name or --serial); its live sessions end at once',
   builder: (y) =>
     withAdminOptions(y)
-      .option('name', { type: 'string', describe: 'revoke the active certificate of this name' })
-      .option('serial', { type: 'string', describe: 'revoke this certificate serial (hex)' })
+      .option('name', {
+        type: 'string',
+        describe: 'revoke the active certificate of this name',
+        coerce: nameValue('--name', { reservedOk: true }),
+      })
+      .option('serial', { ...certSerialOption, describe: 'revoke this certificate serial (hex)' })
       .option('reason', {
         choices: reasonChoices,
         demandOption: true,
@@ -26,7 +32,8 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
       })
       .conflicts('name', 'serial')
       .check((a) => {
-        if (a.name === undefined && a.serial === undefined) throw new Error('give --name or --serial');
+        if (a.name === undefined && a.serial === undefined)
+          throw new InputError('bad_request', 'give --name or --serial');
         return true;
       })
       .example(

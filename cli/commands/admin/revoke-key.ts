@@ -2,12 +2,12 @@
 // key.revoked notice (now if connected, otherwise when they next connect).
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
-import { reasonChoices } from '../../options.js';
+import { keyReasonChoices, keySerialOption } from '../../options.js';
 import { adminSessionOptions, withAdminOptions, type AdminArgs } from './common.js';
 
 interface RevokeKeyArgs extends AdminArgs {
   serial: string;
-  reason: (typeof reasonChoices)[number];
+  reason: (typeof keyReasonChoices)[number];
 }
 
 export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
@@ -15,11 +15,11 @@ export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
   describe: 'revoke a symmetric key by serial (both parties are notified)',
   builder: (y) =>
     withAdminOptions(y)
-      .option('serial', { type: 'string', demandOption: true, describe: 'key serial (32 hex digits)' })
+      .option('serial', keySerialOption)
       .option('reason', {
-        choices: reasonChoices,
+        choices: keyReasonChoices,
         default: 'unspecified' as const,
-        describe: 'RFC 5280 reason name',
+        describe: 'RFC 5280 reason name (those that apply to a key)',
       })
       .example('$0 admin revoke-key --serial 3f... --reason keyCompromise', 'revoke a leaked key') as never,
   handler: run(async (argv: RevokeKeyArgs) => {

@@ -3,6 +3,7 @@
 // 6 unknown.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
+import { certSerialOption } from '../../options.js';
 import { homeOf, withClientOptions, type ClientArgs } from './common.js';
 
 interface CertStatusArgs extends ClientArgs {
@@ -14,7 +15,7 @@ export const certStatusCommand: CommandModule<object, CertStatusArgs> = {
   describe: 'ask the KDC for the status of a certificate serial (good / revoked / unknown)',
   builder: (y) =>
     withClientOptions(y)
-      .option('serial', { type: 'string', demandOption: true, describe: 'certificate serial (hex)' })
+      .option('serial', { ...certSerialOption, demandOption: true })
       .example(
         '$0 client cert-status --name alice --serial 3a9f...',
         "is bob's certificate still good?",

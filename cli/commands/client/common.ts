@@ -4,6 +4,7 @@ import type { Argv } from 'yargs';
 import type { OutputOptions } from '../../output.js';
 import { dataDirOption, homeOption, nameOption, serverOption } from '../../options.js';
 import { insecureClientMiddleware } from '../../insecure.js';
+import { InputError } from '../../../shared/errors.js';
 
 export interface ClientArgs extends OutputOptions {
   name: string;
@@ -35,6 +36,16 @@ export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
       describe: 'MITM lab only: unauthenticated DH to the KDC (key commands; needs KDS_ALLOW_INSECURE=1)',
     })
     .middleware(insecureClientMiddleware) as unknown as Argv<T & ClientArgs>;
+}
+
+/** `.check()` of the commands with `--to`: a key or a message needs two different parties. */
+export function notSelf(argv: { name?: unknown; to?: unknown }): true {
+  if (argv.to !== undefined && argv.to === argv.name)
+    throw new InputError(
+      'bad_request',
+      `--to: that is --name itself (${String(argv.name)}); name the other party`,
+    );
+  return true;
 }
 
 /** The home location fields, for client/home.ts resolveHome. */

@@ -3,6 +3,7 @@
 // key.pem / cert.pem / ca.pem in the client's home. Only the CSR leaves this machine.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
+import { fingerprintValue, tokenValue } from '../../option-values.js';
 import { homeOf, withClientOptions, type ClientArgs } from './common.js';
 
 interface EnrollArgs extends ClientArgs {
@@ -20,11 +21,13 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
         type: 'string',
         demandOption: true,
         describe: 'one-time enrollment token (kds admin token)',
+        coerce: tokenValue,
       })
       .option('ca-fingerprint', {
         type: 'string',
         describe:
           'SHA-256 of the root CA certificate (hex, colons and case ignored); without it: trust on first use',
+        coerce: fingerprintValue,
       })
       .option('key-bits', {
         type: 'number',

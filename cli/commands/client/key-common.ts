@@ -24,7 +24,8 @@ export async function withKeyClient<T>(argv: ClientArgs, fn: (client: KeyClient)
 export async function ttlOf(ttl: string | undefined): Promise<number | undefined> {
   if (ttl === undefined) return undefined;
   const { parseDuration } = await import('../../duration.js');
-  return parseDuration(ttl, '--ttl');
+  const { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } = await import('../../../server/keys/ttl.js');
+  return parseDuration(ttl, '--ttl', { minMs: MIN_KEY_TTL_MS, maxMs: MAX_KEY_TTL_MS });
 }
 
 export function iso(ms: number): string {

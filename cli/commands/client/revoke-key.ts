@@ -2,13 +2,13 @@
 // before it answers; both parties get a key.revoked notice and delete the key material.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
-import { reasonChoices } from '../../options.js';
+import { keyReasonChoices, keySerialOption } from '../../options.js';
 import { withClientOptions, type ClientArgs } from './common.js';
 import { withKeyClient } from './key-common.js';
 
 interface RevokeKeyArgs extends ClientArgs {
   serial: string;
-  reason: (typeof reasonChoices)[number];
+  reason: (typeof keyReasonChoices)[number];
 }
 
 export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
@@ -16,11 +16,11 @@ export const revokeKeyCommand: CommandModule<object, RevokeKeyArgs> = {
   describe: 'revoke a symmetric key (notifies both parties; the material is deleted)',
   builder: (y) =>
     withClientOptions(y)
-      .option('serial', { type: 'string', demandOption: true, describe: 'key serial (32 hex digits)' })
+      .option('serial', keySerialOption)
       .option('reason', {
-        choices: reasonChoices,
+        choices: keyReasonChoices,
         default: 'unspecified' as const,
-        describe: 'RFC 5280 reason name',
+        describe: 'RFC 5280 reason name (those that apply to a key)',
       })
       .example(
         '$0 client revoke-key --name alice --serial 3f... --reason keyCompromise',

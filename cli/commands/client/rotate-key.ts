@@ -2,6 +2,8 @@
 // becomes superseded (both parties are told and delete it).
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
+import { keySerialOption } from '../../options.js';
+import { keyTtlValue } from '../../option-values.js';
 import { withClientOptions, type ClientArgs } from './common.js';
 import { iso, ttlOf, withKeyClient } from './key-common.js';
 
@@ -15,8 +17,12 @@ export const rotateKeyCommand: CommandModule<object, RotateArgs> = {
   describe: 'replace a key with a new serial (same peer and mode); the old one is superseded',
   builder: (y) =>
     withClientOptions(y)
-      .option('serial', { type: 'string', demandOption: true, describe: 'the key to replace' })
-      .option('ttl', { type: 'string', describe: 'lifetime of the new key (default 24h)' })
+      .option('serial', { ...keySerialOption, describe: 'the key to replace (32 hex digits)' })
+      .option('ttl', {
+        type: 'string',
+        describe: 'lifetime of the new key, 1s to 90d (default 24h)',
+        coerce: keyTtlValue,
+      })
       .example('$0 client rotate-key --name alice --serial 3f...', 'new key, old one superseded') as never,
   handler: run(async (argv: RotateArgs) => {
     const { emit, terminalSafe: safe } = await import('../../output.js');

@@ -3,7 +3,8 @@
 // (`--mode kdc`: the classic key distribution centre). Prints the key's serial and fingerprint.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
-import { withClientOptions, type ClientArgs } from './common.js';
+import { keyTtlValue, nameValue } from '../../option-values.js';
+import { notSelf, withClientOptions, type ClientArgs } from './common.js';
 import { iso, ttlOf, withKeyClient } from './key-common.js';
 
 interface SendKeyArgs extends ClientArgs {
@@ -17,13 +18,23 @@ export const sendKeyCommand: CommandModule<object, SendKeyArgs> = {
   describe: 'create an AES-256 key shared with another client (end-to-end or KDC-generated)',
   builder: (y) =>
     withClientOptions(y)
-      .option('to', { type: 'string', demandOption: true, describe: 'the receiving client' })
+      .option('to', {
+        type: 'string',
+        demandOption: true,
+        describe: 'the receiving client',
+        coerce: nameValue('--to'),
+      })
+      .check(notSelf)
       .option('mode', {
         choices: ['e2e', 'kdc'] as const,
         default: 'e2e' as const,
         describe: 'e2e: the KDC never sees the key; kdc: the KDC generates it',
       })
-      .option('ttl', { type: 'string', describe: 'key lifetime (e.g. 90s, 15m, 24h, 7d; default 24h)' })
+      .option('ttl', {
+        type: 'string',
+        describe: 'key lifetime, 1s to 90d (e.g. 90s, 15m, 24h, 7d; default 24h)',
+        coerce: keyTtlValue,
+      })
       .example('$0 client send-key --name alice --to bob', 'end-to-end key for alice and bob')
       .example(
         '$0 client send-key --name alice --to bob --mode kdc --ttl 1h --json',

@@ -2,7 +2,8 @@
 // KDC relays the ciphertext and never sees the text). The receiver's `kds client listen` prints it.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
-import { withClientOptions, type ClientArgs } from './common.js';
+import { keySerialValue, messageValue, nameValue } from '../../option-values.js';
+import { notSelf, withClientOptions, type ClientArgs } from './common.js';
 import { withKeyClient } from './key-common.js';
 
 interface SendArgs extends ClientArgs {
@@ -16,11 +17,23 @@ export const sendCommand: CommandModule<object, SendArgs> = {
   describe: 'send a message encrypted with the key shared with another client',
   builder: (y) =>
     withClientOptions(y)
-      .option('to', { type: 'string', demandOption: true, describe: 'the receiving client' })
-      .option('message', { type: 'string', demandOption: true, describe: 'the text to send' })
+      .option('to', {
+        type: 'string',
+        demandOption: true,
+        describe: 'the receiving client',
+        coerce: nameValue('--to'),
+      })
+      .check(notSelf)
+      .option('message', {
+        type: 'string',
+        demandOption: true,
+        describe: 'the text to send (at most 32 KiB)',
+        coerce: messageValue,
+      })
       .option('serial', {
         type: 'string',
         describe: 'key to use (default: the newest active key shared with --to)',
+        coerce: keySerialValue,
       })
       .example(
         '$0 client send --name alice --to bob --message "hi"',

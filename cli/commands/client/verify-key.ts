@@ -2,6 +2,7 @@
 // key is still valid. Verdict and exit code: valid 0, revoked 3, mismatch 4, expired 5, not_found 6.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
+import { keySerialOption } from '../../options.js';
 import { withClientOptions, type ClientArgs } from './common.js';
 import { withKeyClient } from './key-common.js';
 
@@ -14,7 +15,7 @@ export const verifyKeyCommand: CommandModule<object, VerifyArgs> = {
   describe: 'verify a key with the KDC (valid / mismatch / revoked / expired / not_found)',
   builder: (y) =>
     withClientOptions(y)
-      .option('serial', { type: 'string', demandOption: true, describe: 'key serial (32 hex digits)' })
+      .option('serial', keySerialOption)
       .example('$0 client verify-key --name bob --serial 3f...', "check bob's copy of a key")
       .example('$0 client verify-key --name bob --serial 3f... --json', '{"verdict": ...}') as never,
   handler: run(async (argv: VerifyArgs) => {

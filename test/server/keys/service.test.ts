@@ -332,6 +332,15 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
     { code: 'bad_reason' },
     'reserved for the cascade',
   );
+  // A symmetric key is revoked for good: a certificate-only reason (a temporary hold, a CA's or an
+  // attribute authority's compromise) is refused, not recorded.
+  for (const reason of ['certificateHold', 'cACompromise', 'aACompromise']) {
+    t.throws(
+      () => h.service.revoke(h.alice.caller, { serial: a.serial, reason }),
+      { code: 'bad_reason' },
+      `${reason} is not a reason for a key`,
+    );
+  }
   const r1 = h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'keyCompromise' });
   t.equal(r1.status, 'revoked');
   t.ok(bodyOf(h.online.get('alice'), 'key.revoked', a.serial));

@@ -55,6 +55,16 @@ t.test('requests: valid bodies pass, bad fields are named', async (t) => {
     { code: 'schema' },
     'the cascade reason is not for clients',
   );
+  for (const type of ['key.revoke', 'admin.key.revoke'] as const) {
+    for (const reason of ['certificateHold', 'cACompromise', 'aACompromise']) {
+      t.throws(
+        () => validate(KEY_REQUESTS[type].request, { serial, reason }, type),
+        { code: 'schema' },
+        `${type} ${reason}`,
+      );
+    }
+    t.doesNotThrow(() => validate(KEY_REQUESTS[type].request, { serial, reason: 'keyCompromise' }, type));
+  }
   t.throws(() => validate(KEY_REQUESTS['key.ack'].request, { ids: [] }, 'key.ack'), { code: 'schema' });
   t.throws(
     () =>

@@ -26,13 +26,16 @@ t.test('valid and invalid names', async (t) => {
   for (const b of bad) {
     t.notOk(isValidName(b));
     t.throws(() => assertValidName(b), { code: 'bad_name', name: 'PolicyError' }, JSON.stringify(b));
+    // Said in words for people, never as the regular expression.
+    t.throws(() => assertValidName(b), { message: /lowercase letters a-z, digits/ });
+    t.throws(() => assertValidName(b), { message: /^(?!.*\[a-z0-9\])/ });
   }
   t.throws(() => assertValidName('Bad Name', 'client name'), {
-    message: /^invalid client name "Bad Name": expected/,
+    message: /^invalid client name "Bad Name": a name is 1 to 64 characters/,
   });
   t.throws(
     () => assertValidName('x'.repeat(1000)),
-    { message: /^invalid name "x{80}": expected/ },
+    { message: /^invalid name "x{80}": a name is/ },
     'long input clipped',
   );
 });

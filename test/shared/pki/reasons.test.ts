@@ -46,4 +46,7 @@ t.test('parseReason: operator input', async (t) => {
   t.equal(parseKeyReason('certificateRevoked'), 'certificateRevoked');
   t.equal(parseKeyReason('keyCompromise'), 'keyCompromise');
   t.throws(() => parseKeyReason('removeFromCRL'), { code: 'bad_reason' });
+  // A key revocation is final and about this key: a hold, or another authority's compromise, is not.
+  for (const r of ['certificateHold', 'cACompromise', 'aACompromise', '6'])
+    t.throws(() => parseKeyReason(r), { code: 'bad_reason', message: /not a reason for revoking a key/ }, r);
 });

@@ -1,0 +1,131 @@
+// The values a person types for options, checked while yargs parses them (each is an option's `coerce`),
+// so a typo is a usage error (exit 2) with a sentence saying what is valid, before any file is opened
+// or any connection made. The rule for every option: whatever the KDC's schema or the CA would refuse
+// is refused here first, so a mistake is never reported as a protocol failure ("a message had the
+// wrong shape (possible MITM)"). cli/kds.ts turns the InputError thrown here into
+// `error [bad_request]: <sentence>` and exit 2.
+//
+// Light on purpose (it loads with an area's builder, also for --help): no crypto, no store, no network.
+import { InputError } from '../shared/errors.js';
+import { NAME_PATTERN, NAME_RULE, RESERVED_NAMES } from '../shared/pki/names.js';
+import { MAX_MESSAGE_BYTES } from '../shared/keys/message.js';
+import { MAX_TOKEN_TTL_MS } from '../server/ca/tokens.js';
+import { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } from '../server/keys/ttl.js';
+import { parseDuration } from './duration.js';
+
+const usage = (message: string): InputError => new InputError('bad_request', message);
+
+/** What was typed, for the message: clipped, quoted. */
+function shown(value: unknown): string {
+  return JSON.stringify(String(value).slice(0, 60));
+}
+
+/** A port: a whole number 1..65535 (0 too where "any free port" makes sense). */
+export function portValue(what: string, opts: { allowZero?: boolean } = {}): (v: unknown) => number {
+  const min = opts.allowZero === true ? 0 : 1;
+  return (v) => {
+    const text = String(v).trim();
+    const n = Number(text);
+    if (!/^[0-9]+$/.test(text) || n < min || n > 65535)
+      throw usage(`${what}: expected a whole number from ${min} to 65535, got ${shown(v)}`);
+    return n;
+  };
+}
+
+/** A whole number in [min, max] (milliseconds, counts). */
+export function integerValue(what: string, min: number, max: number): (v: unknown) => number {
+  return (v) => {
+    const text = String(v).trim();
+    const n = Number(text);
+    if (!/^[0-9]+$/.test(text) || n < min || n > max)
+      throw usage(`${what}: expected a whole number from ${min} to ${max}, got ${shown(v)}`);
+    return n;
+  };
+}
+
+/** A key serial: 32 hex digits (case and surrounding spaces ignored); returned lowercase. */
+export function keySerialValue(v: unknown): string {
+  const hex = String(v).trim().toLowerCase();
+  if (!/^[0-9a-f]{32}$/.test(hex))
+    throw usage(`--serial: a key serial is 32 hex digits (kds client keys lists them), got ${shown(v)}`);
+  return hex;
+}
+
+/** A certificate serial: hex, colons and 0x allowed (as openssl prints them); returned as kds writes it. */
+export function certSerialValue(v: unknown): string {
+  const hex = String(v).trim().replace(/^0x/i, '').replace(/:/g, '').toLowerCase();
+  if (!/^[0-9a-f]{1,64}$/.test(hex))
+    throw usage(
+      `--serial: a certificate serial is 1 to 64 hex digits, colons allowed (kds cert list shows them), got ${shown(v)}`,
+    );
+  return hex;
+}
+
+/** An identity name (the syntax every certificate and wire name follows), said in words. */
+export function nameValue(what: string, opts: { reservedOk?: boolean } = {}): (v: unknown) => string {
+  return (v) => {
+    const name = String(v);
+    if (!NAME_PATTERN.test(name)) throw usage(`${what}: ${NAME_RULE}, got ${shown(v)}`);
+    if (opts.reservedOk !== true && RESERVED_NAMES.includes(name))
+      throw usage(`${what}: "${name}" is reserved for the system, not a client`);
+    return name;
+  };
+}
+
+/** `--ttl` of a key: 1s to 90d. Returned as typed (the handler converts it). */
+export function keyTtlValue(v: unknown): string {
+  parseDuration(String(v), '--ttl', { minMs: MIN_KEY_TTL_MS, maxMs: MAX_KEY_TTL_MS });
+  return String(v);
+}
+
+/** `--ttl` of an enrollment token: 1s to 7d. */
+export function tokenTtlValue(v: unknown): string {
+  parseDuration(String(v), '--ttl', { minMs: 1000, maxMs: MAX_TOKEN_TTL_MS });
+  return String(v);
+}
+
+/** A KDC URL: ws:// or wss://. */
+export function serverUrlValue(v: unknown): string {
+  const text = String(v);
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'ws:' && url.protocol !== 'wss:') || url.hostname === '')
+    throw usage(
+      `--server: expected the KDC's ws:// or wss:// URL (e.g. ws://127.0.0.1:8443/kds), got ${shown(v)}`,
+    );
+  return text;
+}
+
+/** An enrollment token as `kds admin token` prints it. */
+export function tokenValue(v: unknown): string {
+  const text = String(v).trim();
+  if (!/^[A-Za-z0-9_-]{16,256}$/.test(text))
+    throw usage('--token: a token is 16 to 256 letters, digits, "-" or "_" (kds admin token prints one)');
+  return text;
+}
+
+/** A root CA fingerprint: 64 hex digits of SHA-256 (colons, case, "sha256:" accepted). */
+export function fingerprintValue(v: unknown): string {
+  const hex = String(v)
+    .trim()
+    .replace(/^(sha-?256\s*fingerprint\s*=|sha-?256:)/i, '')
+    .replace(/[:\s]/g, '')
+    .toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex))
+    throw usage(
+      '--ca-fingerprint: a fingerprint is the 64 hex digits of SHA-256, colons optional (kds server start prints it)',
+    );
+  return hex;
+}
+
+/** A message to send: at most MAX_MESSAGE_BYTES of UTF-8. */
+export function messageValue(v: unknown): string {
+  const text = String(v);
+  if (Buffer.byteLength(text, 'utf8') > MAX_MESSAGE_BYTES)
+    throw usage(`--message: at most ${MAX_MESSAGE_BYTES} bytes, got ${Buffer.byteLength(text, 'utf8')}`);
+  return text;
+}

@@ -1,0 +1,182 @@
+// A typo is a usage error, not an attack: every command's options are checked while they are parsed,
+// so a value the KDC's schema (or the CA, or the operating system) would refuse gets exit 2 and a
+// sentence saying what is valid, and nothing is sent. Each row runs the real `kds` with --server
+// pointing at a listener that only counts connections (and, for the client and admin commands, with
+// an enrolled home and the admin credential, so that without the check the command WOULD connect).
+import t from 'tap';
+import { createServer, type Socket } from 'node:net';
+import { initDataDir, runKds, startServer, TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
+import { enrollAll } from './keys-helpers.js';
+
+t.setTimeout(240_000);
+
+const dataDir = await initDataDir(t);
+const kdc = await startServer(t, dataDir);
+const homes = await enrollAll(kdc, ['alice']);
+await kdc.stop();
+
+// The listener stands where the KDC would be: every connection to it is a request that went out.
+let connections = 0;
+const sockets = new Set<Socket>();
+const listener = createServer((s) => {
+  connections += 1;
+  sockets.add(s);
+  s.on('close', () => sockets.delete(s));
+  s.destroy();
+});
+await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+t.teardown(() => new Promise<void>((resolve) => listener.close(() => resolve())));
+const address = listener.address();
+const port = typeof address === 'object' && address !== null ? address.port : 0;
+const server = `ws://127.0.0.1:${port}/kds`;
+
+const serial = 'ab'.repeat(16);
+const alice = ['--name', 'alice', '--home', homes.alice!, '--server', server];
+const admin = ['--data-dir', dataDir, '--server', server];
+
+/** [command line, what the message must say]. */
+const rows: [string[], RegExp][] = [
+  // key serials
+  [['client', 'verify-key', ...alice, '--serial', 'xyz'], /--serial: a key serial is 32 hex digits/],
+  [['client', 'revoke-key', ...alice, '--serial', 'xyz'], /--serial: a key serial is 32 hex digits/],
+  [['client', 'rotate-key', ...alice, '--serial', 'xyz'], /--serial: a key serial is 32 hex digits/],
+  [['client', 'verify-key', ...alice, '--serial', `${serial}00`], /32 hex digits/],
+  [
+    ['client', 'send', ...alice, '--to', 'bob', '--message', 'hi', '--serial', 'g'.repeat(32)],
+    /32 hex digits/,
+  ],
+  [['admin', 'revoke-key', ...admin, '--serial', 'xyz'], /--serial: a key serial is 32 hex digits/],
+  // certificate serials
+  [
+    ['client', 'cert-status', ...alice, '--serial', 'xyz'],
+    /--serial: a certificate serial is 1 to 64 hex digits/,
+  ],
+  [['admin', 'cert-status', ...admin, '--serial', 'zz:zz'], /a certificate serial/],
+  [
+    ['admin', 'revoke-cert', ...admin, '--serial', 'a'.repeat(65), '--reason', 'keyCompromise'],
+    /a certificate serial/,
+  ],
+  // lifetimes
+  [['admin', 'token', ...admin, '--name', 'bob', '--ttl', '400d'], /--ttl: at most 7d, got 400d/],
+  [['admin', 'token', ...admin, '--name', 'bob', '--ttl', '0s'], /--ttl: at least 1s/],
+  [
+    ['admin', 'token', ...admin, '--name', 'bob', '--ttl', 'soon'],
+    /--ttl: expected a whole number and a unit/,
+  ],
+  [['client', 'send-key', ...alice, '--to', 'bob', '--ttl', '9999d'], /--ttl: at most 90d, got 9999d/],
+  [['client', 'send-key', ...alice, '--to', 'bob', '--ttl', '99999999999d'], /--ttl: at most 90d/],
+  [['client', 'rotate-key', ...alice, '--serial', serial, '--ttl', '91d'], /--ttl: at most 90d/],
+  // names
+  [['client', 'send-key', ...alice, '--to', 'Bob'], /--to: a name is 1 to 64 characters: lowercase letters/],
+  [['client', 'send-key', ...alice, '--to', 'alice'], /--to: that is --name itself/],
+  [['client', 'send', ...alice, '--to', 'b ob', '--message', 'hi'], /--to: a name is/],
+  [['client', 'status', '--name', 'Alice!', '--server', server], /--name: a name is 1 to 64/],
+  [['admin', 'token', ...admin, '--name', 'kdc'], /"kdc" is reserved for the system/],
+  [['admin', 'token', ...admin, '--name', 'x'.repeat(65)], /--name: a name is 1 to 64/],
+  [['admin', 'revoke-cert', ...admin, '--name', 'B@d', '--reason', 'keyCompromise'], /--name: a name is/],
+  // reasons
+  [['client', 'revoke-key', ...alice, '--serial', serial, '--reason', 'certificateHold'], /Invalid values/],
+  [['admin', 'revoke-key', ...admin, '--serial', serial, '--reason', 'cACompromise'], /Invalid values/],
+  // other values
+  [
+    ['client', 'send', ...alice, '--to', 'bob', '--message', 'x'.repeat(32 * 1024 + 1)],
+    /--message: at most 32768 bytes/,
+  ],
+  [
+    ['client', 'status', '--name', 'alice', '--home', homes.alice!, '--server', `http://127.0.0.1:${port}`],
+    /--server: expected the KDC's ws:\/\/ or wss:\/\/ URL/,
+  ],
+  [
+    ['client', 'enroll', '--name', 'bob', '--token', 'short', '--server', server],
+    /--token: a token is 16 to 256/,
+  ],
+  [
+    [
+      'client',
+      'enroll',
+      '--name',
+      'bob',
+      '--token',
+      'a'.repeat(43),
+      '--ca-fingerprint',
+      'abc',
+      '--server',
+      server,
+    ],
+    /--ca-fingerprint: a fingerprint is the 64 hex digits/,
+  ],
+  [['admin', 'revoke-cert', ...admin, '--reason', 'keyCompromise'], /give --name or --serial/],
+];
+
+/** Options that need no server at all: numbers, checked the same way. */
+const offline: [string[], RegExp][] = [
+  [
+    ['server', 'start', '--data-dir', dataDir, '--port', 'abc'],
+    /--port: expected a whole number from 0 to 65535, got "abc"/,
+  ],
+  [
+    ['server', 'start', '--data-dir', dataDir, '--port', '999999'],
+    /--port: expected a whole number from 0 to 65535/,
+  ],
+  [['server', 'start', '--data-dir', dataDir, '--port', '-5'], /--port: expected a whole number/],
+  [['server', 'start', '--data-dir', dataDir, '--port', '28443.5'], /--port: expected a whole number/],
+  [
+    ['server', 'start', '--data-dir', dataDir, '--port', '0', '--handshake-timeout', 'abc'],
+    /--handshake-timeout: expected a whole number/,
+  ],
+  [
+    ['server', 'start', '--data-dir', dataDir, '--port', '0', '--max-unauthenticated', '-1'],
+    /--max-unauthenticated: expected a whole number/,
+  ],
+  [
+    ['server', 'init', '--data-dir', `${dataDir}-new`, '--port', '99999'],
+    /--port: expected a whole number from 1 to 65535/,
+  ],
+  [
+    ['cert', 'issue', '--data-dir', dataDir, '--csr', 'x.pem', '--name', 'bob', '--days', 'ten'],
+    /--days: expected a whole number/,
+  ],
+  [
+    ['cert', 'revoke', '--data-dir', dataDir, '--serial', 'xyz', '--reason', 'keyCompromise'],
+    /a certificate serial/,
+  ],
+  [['cert', 'revoke', '--data-dir', dataDir, '--reason', 'keyCompromise'], /give --name or --serial/],
+  [['cert', 'list', '--data-dir', dataDir, '--name', 'UPPER'], /--name: a name is/],
+  [
+    ['mitm', '--listen', '127.0.0.1:0', '--attack', 'passthrough', '--hold-ms', 'long'],
+    /--hold-ms: expected a whole number/,
+  ],
+];
+
+t.test('a bad value: exit 2, what is valid, nothing sent', async (t) => {
+  for (const [args, message] of rows) {
+    const before = connections;
+    const r = await runKds(args, { env: { KDS_CA_PASSPHRASE: TEST_CA_PASSPHRASE }, timeoutMs: 30_000 });
+    const what = `kds ${args.filter((a) => a.length < 80).join(' ')}`;
+    t.equal(r.code, 2, `${what}: exit 2 (${r.stderr.trim()})`);
+    t.match(r.stderr, /^error \[bad_request\]: /, `${what}: a usage error`);
+    t.match(r.stderr, message, `${what}: says what is valid`);
+    t.notMatch(r.stderr, /MITM|stopped by|schema|\n\s+at /, `${what}: no attack, no stack trace`);
+    t.equal(connections, before, `${what}: no connection was made`);
+  }
+});
+
+t.test('numeric options of the commands that need no server', async (t) => {
+  for (const [args, message] of offline) {
+    const r = await runKds(args, { timeoutMs: 15_000 });
+    const what = `kds ${args.join(' ')}`;
+    t.equal(r.code, 2, `${what}: exit 2 (${r.stderr.trim()})`);
+    t.match(r.stderr, /^error \[bad_request\]: /, `${what}: a usage error`);
+    t.match(r.stderr, message, `${what}: says what is valid`);
+    t.notMatch(r.stderr, /internal|\n\s+at /, `${what}: no internal error, no stack trace`);
+  }
+});
+
+t.test('wording: an unknown command is named as unknown', async (t) => {
+  const r = await runKds(['clinet']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /unknown command "clinet"; did you mean client\?/);
+  const sub = await runKds(['client', 'sendkey', '--name', 'alice']);
+  t.equal(sub.code, 2);
+  t.match(sub.stderr, /unknown command "sendkey"; did you mean send-key\?/);
+});
