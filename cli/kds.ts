@@ -8,6 +8,7 @@ import type yargsFactory from 'yargs';
 import type * as yargsHelpers from 'yargs/helpers';
 import { EXIT, KdsError } from '../shared/errors.js';
 import { commands } from './commands/index.js';
+import { watchForClosedOutput } from './closed-pipe.js';
 import { dropForeignEnvironment } from './env.js';
 import { tidyUsageMessage } from './usage-message.js';
 
@@ -42,6 +43,9 @@ function failUsage(msg: string | null | undefined, err: Error | null | undefined
   );
   process.exit(EXIT.usage);
 }
+
+// A reader that stops reading (`| head -1`) ends kds quietly with exit 0 (cli/closed-pipe.ts).
+watchForClosedOutput();
 
 const parser = yargs(hideBin(process.argv))
   .scriptName('kds')

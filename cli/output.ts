@@ -3,6 +3,7 @@
 import { KdsError, toKdsError, EXIT } from '../shared/errors.js';
 import { defenceForError, describeDefence } from '../shared/defences.js';
 import { terminalSafe, terminalSafeJson } from '../shared/text/terminal-safe.js';
+import { outputClosed } from './closed-pipe.js';
 
 // Text that came from the network or from a file is made terminal-safe where it is interpolated
 // (shared/text/terminal-safe.ts); re-exported here for the command handlers, which import this module.
@@ -76,9 +77,10 @@ export function run<A extends OutputOptions>(
   return async (argv: A) => {
     try {
       const code = await handler(argv);
-      process.exitCode = code ?? EXIT.ok;
+      // Stopped because the reader of our output went away (cli/closed-pipe.ts): not a failure.
+      process.exitCode = outputClosed() ? EXIT.ok : (code ?? EXIT.ok);
     } catch (err) {
-      process.exitCode = reportError(argv, err);
+      process.exitCode = outputClosed() ? EXIT.ok : reportError(argv, err);
     }
   };
 }

@@ -29,6 +29,10 @@ export const handler = run(async (argv: DemoArgs) => {
   const stop = (): void => controller.abort();
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // The reader went away (`kds demo --json | head`): stop as on Ctrl-C (KDC stopped, directory
+  // removed), then exit 0 (cli/closed-pipe.ts).
+  const { onOutputClosed, outputClosed } = await import('../closed-pipe.js');
+  const unwatch = onOutputClosed(stop);
   let code: number;
   try {
     code = await runDemo({
@@ -44,9 +48,10 @@ export const handler = run(async (argv: DemoArgs) => {
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    unwatch();
   }
   // Interrupted: everything is cleaned up, but the story's last await may still hold a socket or a
   // timer; exit now rather than wait for it.
-  if (code === 130) process.exit(130);
+  if (code === 130) process.exit(outputClosed() ? 0 : 130);
   return code;
 });

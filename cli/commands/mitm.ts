@@ -6,6 +6,7 @@
 import type { Argv } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { integerValue, nameValue } from '../option-values.js';
+import { onOutputClosed } from '../closed-pipe.js';
 import { terminalSafe, terminalSafeJson } from '../../shared/text/terminal-safe.js';
 
 interface MitmArgs extends OutputOptions {
@@ -180,6 +181,8 @@ async function handle(argv: MitmArgs): Promise<number> {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // The reader of the watch output went away: stop as on Ctrl-C (cli/closed-pipe.ts).
+    onOutputClosed(stop);
     if (argv.once) void mitm.connectionsEnded(1).then(stop);
   });
   stopControl();

@@ -75,6 +75,10 @@ export const startCommand: CommandModule<object, StartArgs> = {
       assertInsecureAllowed(); // insecure_refused unless KDS_ALLOW_INSECURE=1 too
       process.stderr.write(`${insecureWarning('server')}\n`);
     }
+    // A KDC keeps serving when nobody reads its output any more (cli/closed-pipe.ts): its clients
+    // matter more than its log reader.
+    const { onOutputClosed } = await import('../closed-pipe.js');
+    onOutputClosed(() => undefined);
     const kdc = await startKdc({
       dataDir: argv['data-dir'],
       host: argv.host,

@@ -20,6 +20,8 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
     const stop = (): void => controller.abort();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    const { onOutputClosed } = await import('../../closed-pipe.js');
+    const unwatch = onOutputClosed(stop);
     try {
       await listen({
         ...homeOf(argv),
@@ -35,6 +37,7 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      unwatch();
     }
   }),
 };

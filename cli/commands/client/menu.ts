@@ -35,6 +35,8 @@ export const menuCommand: CommandModule<object, ClientArgs> = {
     // On a terminal readline sees Ctrl-C itself; with a pipe on stdin the signal comes to the process.
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    const { onOutputClosed } = await import('../../closed-pipe.js');
+    const unwatch = onOutputClosed(stop);
     try {
       return await runMenu({
         name: argv.name,
@@ -51,6 +53,7 @@ export const menuCommand: CommandModule<object, ClientArgs> = {
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      unwatch();
     }
   }),
 };
