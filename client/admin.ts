@@ -3,7 +3,8 @@
 // and open an authenticated session with it; the KDC recognises the role from its own store record of
 // the certificate, so an ordinary client certificate cannot run admin requests (`forbidden`).
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { entryKind } from '../server/fs-errors.js';
 import { EnvironmentError, StateError } from '../shared/errors.js';
 import { caPaths } from '../server/ca/files.js';
 import { resolveCaPassphrase } from '../server/ca/passphrase.js';
@@ -21,7 +22,7 @@ export function loadAdminCredentials(
 ): AdminCredentials {
   const paths = caPaths(dataDir);
   for (const file of [paths.adminKey, paths.adminCert, paths.rootCa]) {
-    if (!existsSync(file)) {
+    if (entryKind(file) === 'missing') {
       throw new StateError(
         'ca_missing',
         `no admin credential in ${dataDir} (missing ${file}); run kds server init`,

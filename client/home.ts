@@ -3,11 +3,12 @@
 // pinned at enrollment, its trust anchor for every later session). Default location
 // `<data-dir>/clients/<name>/`. Directory 0700, files 0600: the private key never leaves this folder.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EnvironmentError, StateError } from '../shared/errors.js';
 import { assertValidName } from '../shared/pki/names.js';
 import { ensurePrivateDir, writeFileAtomic } from '../server/fs-atomic.js';
+import { entryKind, explainFsError } from '../server/fs-errors.js';
 
 export const KEY_FILE = 'key.pem';
 export const CERT_FILE = 'cert.pem';
@@ -42,7 +43,9 @@ export interface ClientFiles {
 }
 
 export function hasCredentials(home: string): boolean {
-  return existsSync(join(home, KEY_FILE)) && existsSync(join(home, CERT_FILE));
+  // entryKind, not existsSync: a home this user may not read is not "not enrolled" (that advice would
+  // be to enroll again); it is permission denied, said as such.
+  return entryKind(join(home, KEY_FILE)) !== 'missing' && entryKind(join(home, CERT_FILE)) !== 'missing';
 }
 
 /**
@@ -73,7 +76,7 @@ export function readClientHome(home: string, passphrase = clientPassphrase()): C
 
 function readHomeFile(home: string, file: string): string {
   const path = join(home, file);
-  if (!existsSync(path)) {
+  if (entryKind(path) === 'missing') {
     throw new StateError(
       'not_found',
       `no client credentials at ${home} (missing ${file}); run kds client enroll`,
@@ -82,7 +85,7 @@ function readHomeFile(home: string, file: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new EnvironmentError('io_error', `cannot read ${path}`, undefined, { cause: err });
+    throw explainFsError(err, 'read', path);
   }
 }
 

@@ -2,6 +2,7 @@
 // client homes). A reader sees either the old file or the new one, never a torn mix: write a temporary
 // file in the same directory, fsync it, rename(2) it over the target (atomic within one file system),
 // then fsync the directory so the rename itself survives a power cut.
+import { explainFsError } from './fs-errors.js';
 import {
   chmodSync,
   closeSync,
@@ -75,12 +76,7 @@ export function ensurePrivateDir(path: string): void {
     // mkdir applies the umask and leaves existing directories alone: set the mode explicitly.
     if ((statSync(path).mode & 0o777) !== PRIVATE_DIR_MODE) chmodSync(path, PRIVATE_DIR_MODE);
   } catch (err) {
-    throw new EnvironmentError(
-      'io_error',
-      `cannot create directory ${path}: ${errnoOf(err)}`,
-      { path },
-      { cause: err },
-    );
+    throw explainFsError(err, 'create the directory', path);
   }
 }
 

@@ -3,7 +3,8 @@
 // "is this serial revoked?" in O(1) for the KDC, verifies certificate files (part 6) and handles
 // enrollment tokens. One instance per process; several processes may share a data directory.
 import { userInfo } from 'node:os';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { entryKind } from '../fs-errors.js';
 import type { KeyObject } from 'node:crypto';
 import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import { parseCsr, type ParsedCsr } from '../../shared/pki/csr.js';
@@ -158,10 +159,10 @@ export class CertificateAuthority {
     const paths = caPaths(dataDir);
     const missing = (): EnvironmentError =>
       new EnvironmentError('ca_missing', `no CA in ${dataDir}: run \`kds server init\` first`, { dataDir });
-    if (
-      !existsSync(paths.store) ||
-      (!existsSync(paths.rootCa) && (opts.readOnly || !existsSync(paths.rootKey)))
-    ) {
+    // entryKind, not existsSync: a CA that is there but out of reach (permission denied, a file in the
+    // way) must not be reported as missing, with the advice to run `kds server init` over it.
+    const absent = (path: string): boolean => entryKind(path) === 'missing';
+    if (absent(paths.store) || (absent(paths.rootCa) && (opts.readOnly || absent(paths.rootKey)))) {
       throw missing();
     }
     let caKey: KeyObject | undefined;

@@ -1,6 +1,7 @@
 // Private keys at rest: PKCS#8 EncryptedPrivateKeyInfo (RFC 5958 section 3; PBES2 with PBKDF2 and
 // AES-256-CBC, RFC 8018) under the CA passphrase, exported and imported by node:crypto. Also loads the
 // credentials `kds server init` wrote (the KDC's and the admin's) for the server and admin commands.
+import { explainFsError } from '../fs-errors.js';
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AuthError, EnvironmentError, InputError } from '../../shared/errors.js';
@@ -69,11 +70,6 @@ export function readText(path: string): string {
     if (code === 'ENOENT') {
       throw new EnvironmentError('ca_missing', `${path} not found: run \`kds server init\` first`, { path });
     }
-    throw new EnvironmentError(
-      'io_error',
-      `cannot read ${path}: ${code ?? 'unknown error'}`,
-      { path },
-      { cause: err },
-    );
+    throw explainFsError(err, 'read', path);
   }
 }

@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError, InputError } from '../../shared/errors.js';
+import { entryKind } from '../fs-errors.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
 import { openStore } from '../store/store.js';
 import { encryptPrivateKey } from './credentials.js';
@@ -86,7 +87,7 @@ export interface InitResult {
 /** Does this data directory already hold a CA (any of its defining files)? */
 export function caExists(dataDir: string): boolean {
   const p = caPaths(dataDir);
-  return [p.rootCa, p.rootKey, p.store].some((f) => existsSync(f));
+  return [p.rootCa, p.rootKey, p.store].some((f) => entryKind(f) !== 'missing');
 }
 
 export async function initCa(opts: InitOptions): Promise<InitResult> {

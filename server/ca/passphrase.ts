@@ -4,8 +4,9 @@
 // `kds server init` generates at `<dataDir>/ca/passphrase` when it was given none of those (with a loud
 // warning: a passphrase stored next to the key it protects only protects against copying the key
 // file alone). A command-line flag beats the environment, as everywhere in kds.
+import { entryKind } from '../fs-errors.js';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { EnvironmentError } from '../../shared/errors.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
 import { caPaths } from './files.js';
@@ -37,7 +38,7 @@ export function resolveCaPassphrase(dataDir: string, opts: PassphraseOptions = {
   const supplied = suppliedPassphrase(opts);
   if (supplied !== undefined) return supplied;
   const stored = caPaths(dataDir).passphrase;
-  if (existsSync(stored)) return readPassphraseFile(stored, 'stored');
+  if (entryKind(stored) !== 'missing') return readPassphraseFile(stored, 'stored');
   throw new EnvironmentError(
     'config',
     `no CA passphrase: set ${PASSPHRASE_ENV} or pass --passphrase-file (or keep ${stored} from init)`,
