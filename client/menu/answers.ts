@@ -4,7 +4,13 @@
 // Whether a well-formed peer name is actually enrolled is the KDC's answer (client/menu/key-actions.ts).
 import { NAME_PATTERN, isReservedName } from '../../shared/pki/names.js';
 import { normalizeFingerprint } from '../../shared/pki/fingerprint.js';
-import { REVOCATION_REASONS, type RevocationReason } from '../../shared/pki/reasons.js';
+import {
+  KEY_REVOCATION_REASONS,
+  REVOCATION_REASONS,
+  type RevocationReason,
+} from '../../shared/pki/reasons.js';
+
+type KeyReason = (typeof KEY_REVOCATION_REASONS)[number];
 import { MAX_MESSAGE_BYTES } from '../../shared/keys/message.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -19,10 +25,18 @@ export const EMPTY_ANSWER = 'please type an answer (0 goes back, Ctrl-D quits)';
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{16,256}$/;
 const KEY_SERIAL_PATTERN = /^[0-9a-f]{32}$/;
 
-/** A menu choice: an integer from 0 to `max`, nothing else ("1.5", "01x", "-1" are refused). */
-export function parseChoice(text: string, max: number): Parsed<number> {
+/**
+ * A menu choice: an integer from `min` (0 for a menu, whose 0 goes back; 1 for a question inside an
+ * action, where `ask` takes 0 as "cancel" before parsing) to `max`, nothing else ("1.5", "01x", "-1").
+ * The sentence names exactly the numbers the prompt offers.
+ */
+export function parseChoice(text: string, max: number, min = 0): Parsed<number> {
   const t = text.trim();
-  if (!/^\d{1,3}$/.test(t) || Number(t) > max) return no(`please choose a number from 0 to ${max}`);
+  if (!/^\d{1,3}$/.test(t) || Number(t) > max || Number(t) < min) {
+    if (min === 0) return no(`please choose a number from 0 to ${max}`);
+    const range = max - min === 1 ? `${min} or ${max}` : `a number from ${min} to ${max}`;
+    return no(`please choose ${range} (0 goes back)`);
+  }
   return ok(Number(t));
 }
 
@@ -107,6 +121,29 @@ export function parseReason(text: string): Parsed<RevocationReason> {
 
 /** The numbered list parseReason understands. */
 export const REASON_MENU: readonly string[] = REVOCATION_REASONS.map((r, i) => `${i + 1}) ${r}`);
+
+/**
+ * A reason for revoking a symmetric key: its number in KEY_REASON_MENU or its name. The certificate-only
+ * reasons are refused with why (a key revocation is final; CA and AA compromise are another key's).
+ */
+export function parseKeyReason(text: string): Parsed<KeyReason> {
+  const t = text.trim();
+  if (/^\d{1,2}$/.test(t)) {
+    const r = KEY_REVOCATION_REASONS[Number(t) - 1];
+    return r === undefined ? no(`please choose a number from 1 to ${KEY_REVOCATION_REASONS.length}`) : ok(r);
+  }
+  const byName = KEY_REVOCATION_REASONS.find((r) => r.toLowerCase() === t.toLowerCase());
+  if (byName !== undefined) return ok(byName);
+  const certOnly = REVOCATION_REASONS.find((r) => r.toLowerCase() === t.toLowerCase());
+  if (certOnly !== undefined)
+    return no(
+      `${certOnly} is not a reason for revoking a key (it is about certificates): choose from the list`,
+    );
+  return no(`unknown reason "${clip(t)}": choose a number from the list`);
+}
+
+/** The numbered list parseKeyReason understands. */
+export const KEY_REASON_MENU: readonly string[] = KEY_REVOCATION_REASONS.map((r, i) => `${i + 1}) ${r}`);
 
 /** A message to send: any text up to the message limit (spaces kept as typed). */
 export function parseMessage(text: string): Parsed<string> {

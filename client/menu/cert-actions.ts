@@ -3,7 +3,7 @@
 // certificate. The same library calls as `kds client enroll | revoke-cert | cert-status`.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { EnvironmentError, InputError, KdsError, StateError } from '../../shared/errors.js';
+import { EnvironmentError, InputError, KdsError, StateError, toKdsError } from '../../shared/errors.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { isValidName } from '../../shared/pki/names.js';
 import type { ReasonName } from '../../shared/pki/reasons.js';
@@ -47,15 +47,50 @@ function ownCertificates(ctx: MenuContext): { cert: ParsedCertificate; ca: Parse
   return { cert: parseCertificate(files.certPem), ca: parseCertificate(files.caPem) };
 }
 
+/**
+ * What the KDC thinks of this client's own certificate: `revoked` (the name may enroll again with a new
+ * token), `good` or `expired` (the KDC still holds it as the name's active certificate and refuses a
+ * new enrollment, already_active), or `unknown` (the KDC could not be asked).
+ */
+async function ownStanding(
+  ctx: MenuContext,
+  cert: ParsedCertificate,
+): Promise<'good' | 'revoked' | 'expired' | 'unknown'> {
+  try {
+    const { session } = await ctx.conn.get();
+    const out = await session.request('cert.status', { serial: cert.serialHex });
+    if (out.status === 'revoked') return 'revoked';
+    return cert.notAfter <= Date.now() ? 'expired' : out.status === 'good' ? 'good' : 'unknown';
+  } catch (err) {
+    const code = toKdsError(err).code;
+    if (code === 'cert_revoked') return 'revoked';
+    if (code === 'cert_expired') return 'expired';
+    return 'unknown';
+  }
+}
+
 const enrollItem: MenuItem = {
   label: 'Enroll: generate a key pair and get a certificate',
   async run(ctx) {
     if (ctx.conn.enrolled) {
+      // Offer only what can work: the KDC enrolls a name again only once its certificate is revoked.
       const { cert } = ownCertificates(ctx);
-      ctx.io.print(
-        `  ${ctx.name} already has a certificate (serial ${cert.serialHex}, expires ${iso(cert.notAfter)})`,
-      );
-      if (!(await ask(ctx, 'enroll again and replace it? [yes/no]: ', parseYesNo))) return;
+      const standing = await ownStanding(ctx, cert);
+      if (standing !== 'revoked') {
+        const said =
+          standing === 'good'
+            ? ', and it is good'
+            : standing === 'expired'
+              ? ', and it has expired'
+              : '; the KDC could not be asked about it';
+        ctx.io.print(
+          `  ${ctx.name} already has a certificate (serial ${cert.serialHex}, expires ${iso(cert.notAfter)})${said}`,
+          '  the KDC enrolls a name again only once its certificate is revoked:',
+          `  to replace it, revoke it first (3 in this menu${standing === 'expired' ? ', or ask your admin: kds admin revoke-cert' : ''}), then enroll with a new token from kds admin token`,
+        );
+        return;
+      }
+      ctx.io.print(`  certificate ${cert.serialHex} is revoked: enroll again with a new token`);
     }
     const token = await ask(ctx, 'enrollment token (from kds admin token): ', parseToken);
     ctx.io.print(

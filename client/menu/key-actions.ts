@@ -1,17 +1,20 @@
 // The "Symmetric keys" sub-menu (issue 6): generate and exchange a key with a peer, verify a key,
 // revoke a key, check whether a key is revoked, list keys, send a message. Each action is the same
 // KeyClient call the matching `kds client ...` command makes (client/keys/key-client.ts).
-import { KdsError } from '../../shared/errors.js';
+import { KdsError, toKdsError } from '../../shared/errors.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import type { KeyListing } from '../keys/key-client.js';
+import { isTransient } from '../keys/listen.js';
+import { listLocalKeys } from '../keys/local-keys.js';
 import {
-  REASON_MENU,
+  KEY_REASON_MENU,
   parseChoice,
+  parseKeyReason,
   parseKeySerial,
   parseListPick,
   parseMessage,
   parsePeerName,
-  parseReason,
+  parseYesNo,
 } from './answers.js';
 import { ask, iso, type MenuContext, type MenuItem } from './context.js';
 
@@ -43,12 +46,24 @@ function keyLine(k: KeyListing, me: string): string {
   return `${safe(k.serial)}  ${other.padEnd(12)} ${safe(k.mode).padEnd(4)} ${`${safe(k.state)}${why}`.padEnd(28)} local ${safe(k.local)}`;
 }
 
-/** Show the keys numbered and let the person pick one by number or serial; undefined when there are none. */
-async function pickKey(ctx: MenuContext, purpose: string): Promise<string | undefined> {
+/**
+ * Show the keys numbered (those `offer` keeps) and let the person pick one by number or serial;
+ * undefined when there are none to offer (`none` says why).
+ */
+async function pickKey(
+  ctx: MenuContext,
+  purpose: string,
+  offer: { keep?: (k: KeyListing) => boolean; none?: string } = {},
+): Promise<{ serial: string; key: KeyListing | undefined } | undefined> {
   const { client } = await ctx.conn.get();
-  const keys = await client.listKeys();
-  if (keys.length === 0) {
+  const all = await client.listKeys();
+  if (all.length === 0) {
     ctx.io.print('  no keys yet: generate one first (1 in this menu)');
+    return undefined;
+  }
+  const keys = offer.keep === undefined ? all : all.filter(offer.keep);
+  if (keys.length === 0) {
+    ctx.io.print(`  ${offer.none ?? 'no keys'}`);
     return undefined;
   }
   ctx.io.print(
@@ -58,7 +73,8 @@ async function pickKey(ctx: MenuContext, purpose: string): Promise<string | unde
   const pick = await ask(ctx, `key [1-${keys.length}] or serial: `, (t) =>
     parseListPick(t, keys.length, parseKeySerial),
   );
-  return typeof pick === 'number' ? keys[pick - 1]!.serial : pick;
+  if (typeof pick === 'number') return { serial: keys[pick - 1]!.serial, key: keys[pick - 1] };
+  return { serial: pick, key: all.find((k) => k.serial === pick) };
 }
 
 const generateKey: MenuItem = {
@@ -70,7 +86,7 @@ const generateKey: MenuItem = {
       '  1) end-to-end: authenticated X25519 with the peer, the KDC never sees the key',
       '  2) KDC-generated: the KDC makes it and delivers it to both',
     );
-    const mode = (await ask(ctx, 'mode [1-2]: ', (t) => parseChoice(t, 2))) === 1 ? 'e2e' : 'kdc';
+    const mode = (await ask(ctx, 'mode [1-2]: ', (t) => parseChoice(t, 2, 1))) === 1 ? 'e2e' : 'kdc';
     const { client } = await ctx.conn.get();
     const out = await client.sendKey({ to: peer, mode });
     ctx.io.print(
@@ -85,8 +101,9 @@ const generateKey: MenuItem = {
 const verifyKey: MenuItem = {
   label: 'Verify a key',
   async run(ctx) {
-    const serial = await pickKey(ctx, 'which one to verify with the KDC?');
-    if (serial === undefined) return;
+    const picked = await pickKey(ctx, 'which one to verify with the KDC?');
+    if (picked === undefined) return;
+    const { serial } = picked;
     const { client } = await ctx.conn.get();
     const out = await client.verifyKey(serial);
     const verdict = out.verdict === 'valid' ? ctx.style.ok(out.verdict) : ctx.style.bad(safe(out.verdict));
@@ -100,10 +117,26 @@ const verifyKey: MenuItem = {
 const revokeKey: MenuItem = {
   label: 'Revoke a key',
   async run(ctx) {
-    const serial = await pickKey(ctx, 'which one to revoke?');
-    if (serial === undefined) return;
-    ctx.io.print('  reason:', ...REASON_MENU.map((r) => `  ${r}`));
-    const reason = await ask(ctx, 'reason [1-9]: ', parseReason);
+    // Only keys that can still be revoked are offered; a revocation is final, so it is confirmed.
+    const picked = await pickKey(ctx, 'which one to revoke?', {
+      keep: (k) => k.state === 'active' && k.expiresAt > Date.now(),
+      none: 'no key to revoke: every key is already revoked, superseded or expired',
+    });
+    if (picked === undefined) return;
+    const { serial, key } = picked;
+    ctx.io.print('  reason:', ...KEY_REASON_MENU.map((r) => `  ${r}`));
+    const reason = await ask(ctx, `reason [1-${KEY_REASON_MENU.length}]: `, parseKeyReason);
+    const other =
+      key === undefined ? '' : ` (shared with ${safe(key.owner === ctx.name ? key.peer : key.owner)})`;
+    const sure = await ask(
+      ctx,
+      `revoke key ${serial}${other} for ${reason}? both parties delete it, this cannot be undone [yes/no]: `,
+      parseYesNo,
+    );
+    if (!sure) {
+      ctx.io.print('  (not revoked)');
+      return;
+    }
     const { client } = await ctx.conn.get();
     const out = await client.revokeKey(serial, reason);
     ctx.io.print(
@@ -117,8 +150,9 @@ const revokeKey: MenuItem = {
 const checkRevoked: MenuItem = {
   label: 'Check whether a key is revoked',
   async run(ctx) {
-    const serial = await pickKey(ctx, 'which one to check?');
-    if (serial === undefined) return;
+    const picked = await pickKey(ctx, 'which one to check?');
+    if (picked === undefined) return;
+    const { serial } = picked;
     const { session } = await ctx.conn.get();
     const k = await session.request('key.get', { serial });
     if (k.state === 'revoked' || k.state === 'superseded') {
@@ -139,8 +173,19 @@ const checkRevoked: MenuItem = {
 const listKeys: MenuItem = {
   label: 'List keys',
   async run(ctx) {
-    const { client } = await ctx.conn.get();
-    const keys = await client.listKeys();
+    let keys: KeyListing[];
+    try {
+      const { client } = await ctx.conn.get();
+      keys = await client.listKeys();
+    } catch (err) {
+      // The keys are local: without the KDC, this client's own records, said to be possibly stale.
+      const e = toKdsError(err);
+      if (!isTransient(e)) throw err;
+      keys = listLocalKeys({ name: ctx.name, home: ctx.home });
+      ctx.io.print(
+        `  the KDC is not reachable (${e.code}): this client's own records, which may be stale (revocations and deliveries since its last session are not in them)`,
+      );
+    }
     if (keys.length === 0) {
       ctx.io.print('  no keys');
       return;

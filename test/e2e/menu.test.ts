@@ -125,7 +125,7 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   m.type('bob');
   await m.waitFor(/mode \[1-2\]: $/);
   m.type('3');
-  await m.waitFor(/please choose a number from 0 to 2\nmode \[1-2\]: $/);
+  await m.waitFor(/please choose 1 or 2 \(0 goes back\)\nmode \[1-2\]: $/);
   m.type('1');
   const sent = await m.waitFor(/sent key ([0-9a-f]{32}) to bob \(e2e\)[\s\S]*choose \[0-6\]: $/);
   const serial = /sent key ([0-9a-f]{32})/.exec(sent)![1]!;
@@ -145,22 +145,40 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   m.type('1');
   t.ok(await m.waitFor(new RegExp(`not revoked: key ${serial} is active`)), 'not revoked');
 
-  // 3) revoke: pick by serial, a bad reason, then a reason by name
+  // 3) revoke: pick by serial, a bad reason, a certificate-only reason, then a reason by name; the
+  // confirmation is asked, and a revoked key is no longer offered.
   await m.waitFor(/choose \[0-6\]: $/);
   m.type('3');
   await m.waitFor(/key \[1-1\] or serial: $/);
   m.type(serial.toUpperCase());
-  await m.waitFor(/reason \[1-9\]: $/);
+  const reasons = await m.waitFor(/[\s\S]*reason \[1-6\]: $/);
+  t.notMatch(reasons, /certificateHold|cACompromise|aACompromise/, 'only the reasons that apply to a key');
   m.type('42');
-  t.ok(await m.waitFor(/please choose a number from 1 to 9\nreason \[1-9\]: $/), 'a bad reason re-prompts');
+  t.ok(await m.waitFor(/please choose a number from 1 to 6\nreason \[1-6\]: $/), 'a bad reason re-prompts');
+  m.type('certificateHold');
+  t.ok(
+    await m.waitFor(/certificateHold is not a reason for revoking a key[^\n]*\nreason \[1-6\]: $/),
+    'a certificate-only reason is refused',
+  );
   m.type('keycompromise');
+  await m.waitFor(
+    new RegExp(`revoke key ${serial} \\(shared with bob\\) for keyCompromise\\?[^\\n]*\\[yes/no\\]: $`),
+  );
+  m.type('yes');
   t.ok(await m.waitFor(new RegExp(`revoked ${serial} \\(keyCompromise\\)`)), 'revoked');
-
-  // 4) check again, 2) verify: revoked
   await m.waitFor(/choose \[0-6\]: $/);
+  m.type('3');
+  t.ok(
+    await m.waitFor(
+      /no key to revoke: every key is already revoked, superseded or expired[\s\S]*choose \[0-6\]: $/,
+    ),
+    'a revoked key is not offered again',
+  );
   m.type('4');
   await m.waitFor(/or serial: $/);
   m.type('1');
+
+  // 4) check again, 2) verify: revoked
   t.ok(await m.waitFor(new RegExp(`revoked: key ${serial} is revoked \\(keyCompromise, `)));
   await m.waitFor(/choose \[0-6\]: $/);
   m.type('2');
@@ -224,6 +242,18 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   await m.waitFor(/choose \[0-2\]: $/);
   m.type('2');
   await m.waitFor(/choose \[0-6\]: $/);
+  // 1) Enroll on an enrolled name: nothing is offered that the KDC would refuse (already_active).
+  m.type('1');
+  const enrolled = await m.waitFor(/[\s\S]*choose \[0-6\]: $/);
+  t.match(
+    enrolled,
+    new RegExp(
+      `alice already has a certificate \\(serial ${alice.serialHex}, expires [^)]+\\), and it is good`,
+    ),
+    'says it is enrolled',
+  );
+  t.match(enrolled, /revoke it first \(3 in this menu\)/, 'says what to do instead');
+  t.notMatch(enrolled, /and replace it\?|enrollment token|\[yes\/no\]/, 'asks nothing that cannot work');
   m.type('4');
   await m.waitFor(/certificate serial \(hex; yours is [0-9a-f]+\): $/);
   m.type('xyz');
@@ -303,6 +333,16 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   await m.waitFor(/: $/);
   m.type(alice.serialHex);
   t.ok(await m.waitFor(/error \[cert_revoked\][\s\S]*choose \[0-6\]: $/), 'refused, not crashed');
+  // Enroll now that the certificate is revoked: offered (a new token re-enrolls the name).
+  m.type('1');
+  t.ok(
+    await m.waitFor(
+      /certificate [0-9a-f]+ is revoked: enroll again with a new token\nenrollment token \(from kds admin token\): $/,
+    ),
+    'a revoked certificate can be replaced',
+  );
+  m.type('0');
+  await m.waitFor(/\(cancelled\)[\s\S]*choose \[0-6\]: $/);
   m.type('0');
   await m.waitFor(/choose \[0-2\]: $/);
   m.type('0');

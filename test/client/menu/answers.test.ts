@@ -12,6 +12,8 @@ import {
   parseMessage,
   parsePeerName,
   parseReason,
+  parseKeyReason,
+  KEY_REASON_MENU,
   parseToken,
   parseYesNo,
 } from '../../../client/menu/answers.js';
@@ -106,4 +108,29 @@ t.test('yes/no, reasons, messages', async (t) => {
     { ok: false, message: /at most 32768 bytes/ },
     'the limit is in bytes',
   );
+});
+
+t.test('parseChoice inside an action (min 1): the sentence names the numbers offered', async (t) => {
+  t.same(parseChoice('3', 2, 1), { ok: false, message: 'please choose 1 or 2 (0 goes back)' });
+  t.same(parseChoice('0', 2, 1), { ok: false, message: 'please choose 1 or 2 (0 goes back)' });
+  t.same(parseChoice('2', 2, 1), { ok: true, value: 2 });
+  t.same(parseChoice('9', 4, 1), { ok: false, message: 'please choose a number from 1 to 4 (0 goes back)' });
+  t.same(parseChoice('3', 2), { ok: false, message: 'please choose a number from 0 to 2' }, 'a menu keeps 0');
+});
+
+t.test('parseKeyReason: only the reasons that apply to a key', async (t) => {
+  t.same(KEY_REASON_MENU, [
+    '1) unspecified',
+    '2) keyCompromise',
+    '3) affiliationChanged',
+    '4) superseded',
+    '5) cessationOfOperation',
+    '6) privilegeWithdrawn',
+  ]);
+  t.same(parseKeyReason('2'), { ok: true, value: 'keyCompromise' });
+  t.same(parseKeyReason('KEYCOMPROMISE'), { ok: true, value: 'keyCompromise' });
+  t.match(parseKeyReason('7'), { ok: false, message: /from 1 to 6/ });
+  for (const r of ['certificateHold', 'cacompromise', 'aACompromise'])
+    t.match(parseKeyReason(r), { ok: false, message: /is not a reason for revoking a key/ }, r);
+  t.match(parseKeyReason('bogus'), { ok: false, message: /unknown reason/ });
 });
