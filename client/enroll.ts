@@ -9,6 +9,7 @@
 //      the client stays anonymous) and sends the one-time token with a CSR for its name;
 //   4. checks what comes back (chain to the pinned root, clientAuth, its name, its own public key) and
 //      stores key.pem, cert.pem and ca.pem in its home.
+import { assertNotCommittable } from '../server/git-exposure.js';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
 import { AuthError, EnvironmentError, InputError, ProtocolError } from '../shared/errors.js';
@@ -18,7 +19,7 @@ import { assertValidName } from '../shared/pki/names.js';
 import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import type { DhGroup } from '../shared/crypto/dh.js';
-import { writeClientHome } from './home.js';
+import { KEY_FILE, writeClientHome } from './home.js';
 import { httpUrlOf, openSession } from './session.js';
 
 export const DEFAULT_KEY_BITS = 2048;
@@ -37,6 +38,8 @@ export interface EnrollOptions {
   dh?: DhGroup;
   /** Called with the fingerprint when no pin was given, before anything is sent to the server. */
   onTrustOnFirstUse?: (fingerprint: string) => void;
+  /** A note for the person (git could not say whether the home would be committed). */
+  onWarning?: (text: string) => void;
 }
 
 export interface EnrollResult {
@@ -76,6 +79,9 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     throw new AuthError('token_invalid', 'enrollment token invalid, expired or already used');
   }
   const pin = opts.caFingerprint === undefined ? undefined : normalizeFingerprint(opts.caFingerprint);
+  // Before the token is spent: never an identity key where `git add .` would commit it.
+  const exposure = assertNotCommittable(opts.home, KEY_FILE, 'a client home');
+  if (exposure !== undefined) opts.onWarning?.(exposure);
   const ca = await fetchRootCa(opts.server);
   if (pin !== undefined) {
     if (!fingerprintMatches(ca.der, pin)) {

@@ -111,6 +111,7 @@ const enrollItem: MenuItem = {
         caFingerprint: pin ?? undefined,
         home: ctx.home,
         ...(ctx.dh === undefined ? {} : { dh: ctx.dh }),
+        onWarning: (text) => ctx.io.print(`  ${ctx.style.bad('warning')}: ${text}`),
         onTrustOnFirstUse: (fp) =>
           ctx.io.print(
             `  ${ctx.style.bad('warning')}: trusting the root CA the server sent: ${fp}`,

@@ -11,10 +11,11 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError, InputError } from '../../shared/errors.js';
 import { entryKind } from '../fs-errors.js';
+import { assertNotCommittable } from '../git-exposure.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
 import { openStore } from '../store/store.js';
 import { encryptPrivateKey } from './credentials.js';
@@ -110,6 +111,13 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
   const actor = opts.actor ?? 'init';
   const paths = caPaths(opts.dataDir);
   const warnings: string[] = [];
+  // Before anything is written: never a CA key where `git add .` would commit it.
+  const exposure = assertNotCommittable(
+    opts.dataDir,
+    relative(opts.dataDir, paths.rootKey),
+    'a CA data directory',
+  );
+  if (exposure !== undefined) warnings.push(exposure);
 
   let replacedDir: string | undefined;
   if (caExists(opts.dataDir)) {

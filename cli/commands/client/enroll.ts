@@ -54,6 +54,7 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
         keyBits: argv['key-bits'],
         home,
         dh: argv.dh,
+        onWarning: warn,
         onTrustOnFirstUse: (fingerprint) =>
           warn(
             `NO --ca-fingerprint GIVEN: trusting the root CA the server sent (trust on first use).\n` +
