@@ -6,8 +6,9 @@
 // `error [bad_request]: <sentence>` and exit 2.
 //
 // Light on purpose (it loads with an area's builder, also for --help): no crypto, no store, no network.
+import { isIP } from 'node:net';
 import { InputError } from '../shared/errors.js';
-import { NAME_PATTERN, NAME_RULE, RESERVED_NAMES } from '../shared/pki/names.js';
+import { HOSTNAME_PATTERN, NAME_PATTERN, NAME_RULE, RESERVED_NAMES } from '../shared/pki/names.js';
 import { MAX_MESSAGE_BYTES } from '../shared/keys/message.js';
 import { MAX_TOKEN_TTL_MS } from '../server/ca/tokens.js';
 import { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } from '../server/keys/ttl.js';
@@ -82,6 +83,14 @@ export function keyTtlValue(v: unknown): string {
 export function tokenTtlValue(v: unknown): string {
   parseDuration(String(v), '--ttl', { minMs: 1000, maxMs: MAX_TOKEN_TTL_MS });
   return String(v);
+}
+
+/** A DNS name (RFC 1123 labels) or an IP address: an address to bind or a name to certify. */
+export function hostValue(v: unknown): string {
+  const h = String(v).trim();
+  if (isIP(h) === 0 && !HOSTNAME_PATTERN.test(h))
+    throw usage(`--host: expected a DNS name or an IP address, got ${shown(v)}`);
+  return h;
 }
 
 /** A KDC URL: ws:// or wss://. */

@@ -4,7 +4,7 @@
 import type { CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption } from '../options.js';
-import { integerValue, portValue } from '../option-values.js';
+import { hostValue, integerValue, portValue } from '../option-values.js';
 
 interface StartArgs extends OutputOptions {
   host: string;
@@ -23,7 +23,12 @@ export const startCommand: CommandModule<object, StartArgs> = {
   describe: 'run the KDC: WebSocket sessions at /kds, GET /ca.pem, /crl.pem, /healthz',
   builder: (y) =>
     y
-      .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
+      .option('host', {
+        type: 'string',
+        default: '127.0.0.1',
+        describe: 'address to bind (an IP address or a DNS name)',
+        coerce: hostValue,
+      })
       .option('port', {
         type: 'string',
         default: '8443',

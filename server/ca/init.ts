@@ -15,6 +15,7 @@ import { join, relative } from 'node:path';
 import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError, InputError } from '../../shared/errors.js';
 import { entryKind } from '../fs-errors.js';
+import { HOSTNAME_PATTERN as HOSTNAME } from '../../shared/pki/names.js';
 import { assertNotCommittable } from '../git-exposure.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
 import { openStore } from '../store/store.js';
@@ -304,8 +305,6 @@ function moveAside(dataDir: string, now: number): string {
   }
   return dir;
 }
-
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 function checkHost(host: string): string {
   const h = String(host).trim();

@@ -13,6 +13,10 @@ export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const NAME_RULE =
   "a name is 1 to 64 characters: lowercase letters a-z, digits, '.', '_' or '-', starting with a letter or digit";
 
+/** A DNS host name (RFC 1123 labels, 253 characters at most), for --host and certificate dNSNames. */
+export const HOSTNAME_PATTERN =
+  /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
 /** Names the system itself uses; clients cannot enroll them (the enrollment path checks this). */
 export const RESERVED_NAMES: readonly string[] = ['admin', 'kdc'];
 

@@ -129,6 +129,10 @@ const offline: [string[], RegExp][] = [
     /--max-unauthenticated: expected a whole number/,
   ],
   [
+    ['server', 'start', '--data-dir', dataDir, '--port', '0', '--host', 'bad_host!'],
+    /--host: expected a DNS name or an IP address/,
+  ],
+  [
     ['server', 'init', '--data-dir', `${dataDir}-new`, '--port', '99999'],
     /--port: expected a whole number from 1 to 65535/,
   ],
