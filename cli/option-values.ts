@@ -8,11 +8,49 @@
 // Light on purpose (it loads with an area's builder, also for --help): no crypto, no store, no network.
 import { isIP } from 'node:net';
 import { InputError } from '../shared/errors.js';
-import { HOSTNAME_PATTERN, NAME_PATTERN, NAME_RULE, RESERVED_NAMES } from '../shared/pki/names.js';
-import { MAX_MESSAGE_BYTES } from '../shared/keys/message.js';
-import { MAX_TOKEN_TTL_MS } from '../server/ca/tokens.js';
-import { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } from '../server/keys/ttl.js';
 import { parseDuration } from './duration.js';
+
+// The rules of the values, as the KDC and the CA apply them. Written out here rather than imported:
+// this module loads with every command's --help, which must load no PKI, key, protocol or server
+// module (test/cli/lazy-load.test.ts); test/cli/option-values.test.ts fails if a copy drifts from its
+// source (named on each line).
+
+/** shared/pki/names.ts NAME_PATTERN, NAME_RULE, RESERVED_NAMES. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const NAME_RULE =
+  "a name is 1 to 64 characters: lowercase letters a-z, digits, '.', '_' or '-', starting with a letter or digit";
+export const RESERVED_NAMES: readonly string[] = ['admin', 'kdc'];
+/** shared/pki/names.ts HOSTNAME_PATTERN. */
+export const HOSTNAME_PATTERN =
+  /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+/** shared/pki/reasons.ts REVOCATION_REASONS (certificates). */
+export const REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'cACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'privilegeWithdrawn',
+  'aACompromise',
+] as const;
+/** shared/pki/reasons.ts KEY_REVOCATION_REASONS (symmetric keys). */
+export const KEY_REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+] as const;
+/** shared/keys/message.ts MAX_MESSAGE_BYTES. */
+export const MAX_MESSAGE_BYTES = 32 * 1024;
+/** server/ca/tokens.ts MAX_TOKEN_TTL_MS. */
+export const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
+/** server/keys/ttl.ts MIN_KEY_TTL_MS, MAX_KEY_TTL_MS. */
+export const MIN_KEY_TTL_MS = 1000;
+export const MAX_KEY_TTL_MS = 90 * 86_400_000;
 
 const usage = (message: string): InputError => new InputError('bad_request', message);
 

@@ -1,9 +1,15 @@
 // Options shared by several commands, defined once so every command spells them the same way.
 // Each can also come from the environment as KDS_<NAME> (yargs .env('KDS')), e.g. KDS_DATA_DIR.
 import type { Options } from 'yargs';
-import { KEY_REVOCATION_REASONS, REVOCATION_REASONS } from '../shared/pki/reasons.js';
-import { NAME_RULE } from '../shared/pki/names.js';
-import { certSerialValue, keySerialValue, nameValue, serverUrlValue } from './option-values.js';
+import {
+  KEY_REVOCATION_REASONS,
+  NAME_RULE,
+  REVOCATION_REASONS,
+  certSerialValue,
+  keySerialValue,
+  nameValue,
+  serverUrlValue,
+} from './option-values.js';
 
 export const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
 
