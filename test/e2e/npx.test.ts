@@ -32,6 +32,8 @@ t.test('package.json declares no `kds` bin (npx would install the checkout into 
   };
   t.equal(pkg.bin?.kds, undefined);
   t.match(pkg.scripts.prepare, /node bin\/link-local-bin\.js/, 'npm install links node_modules/.bin/kds');
+  // Without the link (before npm install), npx must not fetch and run a registry package named kds.
+  t.match(readFileSync(join(REPO_ROOT, '.npmrc'), 'utf8'), /^yes=false$/m, '.npmrc: npx installs nothing');
 });
 
 t.test('a fresh install: the link, then npx runs it, offline, without its cache', async (t) => {
