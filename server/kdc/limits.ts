@@ -164,3 +164,9 @@ export class HandshakeSlots<C> {
     set.add(conn);
   }
 }
+
+/** Requests an anonymous (enrollment) session may send in all. */
+export const MAX_ANONYMOUS_REQUESTS = 3;
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
+export const MAX_IN_FLIGHT_REQUESTS = 32;
+export const MAX_QUEUED_RECORDS = 4096;

@@ -6,6 +6,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ATTACK_NAMES } from '../../client/mitm/catalog.js';
+import { openSession } from '../../client/session.js';
 import {
   KDS_BIN,
   REPO_ROOT,
@@ -119,6 +120,48 @@ t.test('insecure mode needs both keys', async (t) => {
     warned.stderr,
     /WARNING INSECURE MODE \(--insecure-dh\): this client uses UNAUTHENTICATED Diffie-Hellman/,
     'a loud warning on start',
+  );
+});
+
+t.test('the insecure switch cannot come from the environment alone', async (t) => {
+  // yargs .env('KDS') would read KDS_INSECURE_DH=true as --insecure-dh: with KDS_ALLOW_INSECURE=1 also in
+  // the environment, a KDC (or a client) went insecure with no flag typed at all.
+  const both = { KDS_INSECURE_DH: 'true', KDS_ALLOW_INSECURE: '1' };
+  const dataDir = await initDataDir(t);
+  const server = await startServer(t, dataDir, [], { env: both });
+  t.notMatch(server.stderr(), /INSECURE MODE/, 'no insecure warning: the server is not insecure');
+  await t.rejects(
+    openSession({ server: server.url, mode: 'insecure', insecureName: 'alice' }),
+    { code: 'insecure_refused' },
+    'the KDC refuses insecure sessions',
+  );
+  t.match(server.stderr(), /KDS_INSECURE_DH is ignored/, 'and says why the variable had no effect');
+
+  const client = await runKds(
+    ['client', 'keys', '--name', 'alice', '--data-dir', dataDir, '--server', 'ws://127.0.0.1:1/kds'],
+    { env: both },
+  );
+  t.notMatch(client.stderr, /WARNING INSECURE MODE/, 'the client stays authenticated');
+  t.match(client.stderr, /KDS_INSECURE_DH is ignored/);
+
+  const flagged = await runKds(
+    [
+      'client',
+      'keys',
+      '--name',
+      'alice',
+      '--data-dir',
+      dataDir,
+      '--server',
+      'ws://127.0.0.1:1/kds',
+      '--insecure-dh',
+    ],
+    { env: both },
+  );
+  t.match(
+    flagged.stderr,
+    /WARNING INSECURE MODE/,
+    'the flag (with the environment key) still switches it on',
   );
 });
 

@@ -1,7 +1,7 @@
 // A stand-in for a `ws` WebSocket with no network under it, so a test can drive the KDC's real
 // server/kdc/connection.ts (handshake, record layer, dispatch, fail/close logic) frame by frame at
 // in-process speed. It implements exactly what Connection uses (on('message'|'error'|'close'), send,
-// close, terminate, readyState/OPEN) with ws's own rules where they matter: close() refuses an invalid
+// close, terminate, pause/resume, readyState/OPEN) with ws's own rules where they matter: close() refuses an invalid
 // status code (RFC 6455 section 7.4) or a reason over 123 bytes by throwing, as ws does.
 import { EventEmitter } from 'node:events';
 
@@ -24,6 +24,11 @@ export class FakeSocket extends EventEmitter {
   readonly CLOSING = CLOSING;
   readonly CLOSED = CLOSED;
   readyState = OPEN;
+  /**
+   * ws's pause()/resume() stop and restart reading the TCP socket; frames already read keep being
+   * delivered. So here `deliver` ignores it too, and tests read `isPaused` (ws's name) to see it.
+   */
+  isPaused = false;
   /** Frames the server sent, in order. */
   readonly sent: Buffer[] = [];
   /** The close code the server asked for (close()) or 1006 (terminate()); the peer's for peerClose(). */
@@ -61,6 +66,14 @@ export class FakeSocket extends EventEmitter {
     this.closeReason = reason ?? '';
     // The peer answers the close frame on a later tick, as over a real socket.
     setImmediate(() => this.#finish(this.closeCode!));
+  }
+
+  pause(): void {
+    if (this.readyState === OPEN) this.isPaused = true;
+  }
+
+  resume(): void {
+    this.isPaused = false;
   }
 
   terminate(): void {

@@ -26,7 +26,7 @@ import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { loadCredential } from '../../server/ca/credentials.js';
 import { CertificateCache, checkClientCertificate } from '../../server/kdc/cert-check.js';
 import { Connection, type ConnectionHost } from '../../server/kdc/connection.js';
-import { registry } from '../../server/kdc/dispatch.js';
+import { registry as defaultRegistry, type HandlerRegistry } from '../../server/kdc/dispatch.js';
 import { DEFAULT_ANONYMOUS_SESSION_MS, type Kdc } from '../../server/kdc/kdc.js';
 import { FakeSocket } from './fake-socket.js';
 import type { Outcome } from './fuzz-judge.js';
@@ -114,7 +114,18 @@ export async function plaintextOutcome(sock: FakeSocket, timeoutMs = 5_000): Pro
   return { kind: 'progress' }; // server_hello
 }
 
-export async function startFrameHarness(kdc: Kdc, dataDir: string): Promise<FrameHarness> {
+export interface FrameHarnessOptions {
+  /** The handlers to serve (default: the KDC's registry). */
+  registry?: HandlerRegistry;
+  /** The clock the connections read (default Date.now). */
+  now?: () => number;
+}
+
+export async function startFrameHarness(
+  kdc: Kdc,
+  dataDir: string,
+  opts: FrameHarnessOptions = {},
+): Promise<FrameHarness> {
   const logs: string[] = [];
   const credential = loadCredential(dataDir, 'server', TEST_CA_PASSPHRASE);
   const serverSign = memoSigner(credential.privateKey);
@@ -122,7 +133,8 @@ export async function startFrameHarness(kdc: Kdc, dataDir: string): Promise<Fram
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
 
   const host: ConnectionHost = {
-    registry,
+    registry: opts.registry ?? defaultRegistry,
+    ...(opts.now === undefined ? {} : { now: opts.now }),
     services: kdc.services,
     handshakeTimeoutMs: 10_000,
     anonymousSessionMs: DEFAULT_ANONYMOUS_SESSION_MS,

@@ -10,6 +10,7 @@ import {
   type ClientHandshakeOptions,
   type ServerHandshakeOptions,
 } from '../../../shared/protocol/handshake.js';
+import { encodeValue } from '../../../shared/protocol/codec.js';
 import { decodeFrame, encodeAlert, encodeFrame, type Frame } from '../../../shared/protocol/messages.js';
 import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
 import { clientCheck, handshake, makePki, serverCheck, type Pki } from './fixtures.js';
@@ -632,4 +633,51 @@ t.test('order and state: alerts, unexpected messages, single use', async (t) => 
 
 t.test('server policy: enrollment can be switched off', async (t) => {
   t.equal(await codeOf(handshake(clientOpts('enroll'), serverOpts({ allowEnroll: false }))), 'forbidden');
+});
+
+/** The frame's fields in another order: same keys, same values, re-encoded (no crypto redone). */
+function reorder(frame: Buffer, order: readonly string[]): Buffer {
+  const f = decodeFrame(Buffer.from(frame)) as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of order) if (key in f) out[key] = f[key];
+  for (const key of Object.keys(f)) if (!(key in out)) out[key] = f[key];
+  return encodeValue(out);
+}
+
+t.test('field order: sig then mac are the last entries, in both directions (docs/protocol.md)', async (t) => {
+  const lastTwo = { code: 'schema', message: /sig and then mac must be the last entries/ };
+  const lastOne = { code: 'schema', message: /mac must be the last entry/ };
+  // server_hello, checked by the client before any crypto.
+  const shMacFirst = handshake(clientOpts('auth'), serverOpts(), {
+    serverHello: (b) => reorder(b, ['t', 'v', 'group', 'nonce', 'share', 'cert', 'mac', 'sig']),
+  });
+  await t.rejects(shMacFirst, { ...lastTwo, message: /server_hello: sig and then mac/ });
+  const shSigEarly = handshake(clientOpts('enroll'), serverOpts(), {
+    serverHello: (b) => reorder(b, ['t', 'v', 'sig', 'group', 'nonce', 'share', 'cert', 'mac']),
+  });
+  await t.rejects(shSigEarly, lastTwo);
+  const shInsecureMacFirst = handshake(clientOpts('insecure'), serverOpts(), {
+    serverHello: (b) => reorder(b, ['t', 'mac', 'v', 'group', 'nonce', 'share']),
+  });
+  await t.rejects(shInsecureMacFirst, { ...lastOne, message: /server_hello: mac must be the last entry/ });
+  // client_finish, checked by the server before any crypto.
+  const cfMacFirst = handshake(clientOpts('auth'), serverOpts(), {
+    clientFinish: (b) => reorder(b, ['t', 'cert', 'mac', 'sig']),
+  });
+  await t.rejects(cfMacFirst, { ...lastTwo, message: /client_finish: sig and then mac/ });
+  const cfSigFirst = handshake(clientOpts('auth'), serverOpts(), {
+    clientFinish: (b) => reorder(b, ['t', 'sig', 'cert', 'mac']),
+  });
+  await t.rejects(cfSigFirst, lastTwo);
+  const cfEnroll = handshake(clientOpts('enroll'), serverOpts(), {
+    clientFinish: (b) => reorder(b, ['mac', 't']),
+  });
+  await t.rejects(cfEnroll, { ...lastOne, message: /client_finish: mac must be the last entry/ });
+  const cfInsecure = handshake(clientOpts('insecure'), serverOpts(), {
+    clientFinish: (b) => reorder(b, ['t', 'mac', 'name']),
+  });
+  await t.rejects(cfInsecure, lastOne);
+  // The documented order (what the encoders write) is accepted.
+  const fine = await handshake(clientOpts('auth'), serverOpts());
+  t.equal(fine.server.mode, 'auth');
 });

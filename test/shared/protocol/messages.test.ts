@@ -209,6 +209,56 @@ t.test('dispatch on t, version before schema, field-naming schema errors', async
   );
 });
 
+t.test('server_hello and client_finish: sig (when present) then mac are the last entries', async (t) => {
+  const core = {
+    t: 'server_hello',
+    v: 1,
+    group: 'x25519',
+    nonce: Buffer.alloc(32),
+    share: Buffer.alloc(32, 1),
+  };
+  const cert = Buffer.alloc(8, 2);
+  const sig = Buffer.alloc(8, 3);
+  const mac = Buffer.alloc(32, 4);
+  t.ok(decodeFrame(encodeValue({ ...core, cert, sig, mac })), 'the documented order');
+  t.ok(decodeFrame(encodeValue({ ...core, mac })), 'insecure: mac last');
+  t.ok(
+    decodeFrame(
+      encodeValue({ share: core.share, t: core.t, cert, nonce: core.nonce, v: 1, group: 'x25519', sig, mac }),
+    ),
+    'the other fields in any order',
+  );
+  const sigThenMac = { code: 'schema', message: 'server_hello: sig and then mac must be the last entries' };
+  t.throws(() => decodeFrame(encodeValue({ ...core, cert, mac, sig })), sigThenMac);
+  t.throws(() => decodeFrame(encodeValue({ ...core, sig, cert, mac })), sigThenMac);
+  t.throws(() => decodeFrame(encodeValue({ sig, mac, ...core, cert })), sigThenMac);
+  t.throws(
+    () =>
+      decodeFrame(
+        encodeValue({ t: 'server_hello', mac, v: 1, group: 'x25519', nonce: core.nonce, share: core.share }),
+      ),
+    {
+      code: 'schema',
+      message: 'server_hello: mac must be the last entry',
+    },
+  );
+  t.ok(decodeFrame(encodeValue({ t: 'client_finish', cert, sig, mac })));
+  t.ok(decodeFrame(encodeValue({ cert, t: 'client_finish', sig, mac })));
+  t.ok(decodeFrame(encodeValue({ t: 'client_finish', name: 'mallory', mac })));
+  t.throws(() => decodeFrame(encodeValue({ t: 'client_finish', cert, mac, sig })), {
+    code: 'schema',
+    message: 'client_finish: sig and then mac must be the last entries',
+  });
+  t.throws(() => decodeFrame(encodeValue({ mac, t: 'client_finish' })), {
+    code: 'schema',
+    message: 'client_finish: mac must be the last entry',
+  });
+  t.throws(() => decodeFrame(encodeValue({ t: 'client_finish', mac, name: 'mallory' })), {
+    code: 'schema',
+    message: 'client_finish: mac must be the last entry',
+  });
+});
+
 t.test('alerts', async (t) => {
   t.same(decodeFrame(encodeAlert(new AuthError('bad_mac', 'MAC verification failed'))), {
     t: 'alert',
