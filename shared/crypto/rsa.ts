@@ -1,7 +1,13 @@
 // RSA key generation, PKCS#1 v1.5 (RFC 8017 section 8.2) and RSASSA-PSS (RFC 8017 section 8.1) signatures
 // with SHA-256, all on node:crypto. Signing uses the callback form of crypto.sign so the private-key
 // operation runs on the libuv thread pool instead of blocking the event loop (DEVELOPERS.md: ~1,900
-// signs/s on 2 cores vs ~1,000 with the sync form).
+// signs/s on 2 cores vs ~1,000 with the sync form). Verifying a signature that came from the network
+// uses the callback forms too (verifyPssAsync, verifyPkcs1Sha256Async).
+//
+// Every RSA key kds imports must have the public exponent 65537 (RSA_PUBLIC_EXPONENT, docs/security.md):
+// the cost of a verification grows with the exponent's length (17 bits here; a 3,064-bit exponent made
+// one CSR check ~150x dearer, enough for one anonymous peer to freeze the KDC), and 65537 is what every
+// mainstream tool generates.
 //
 // Keys are accepted as KeyObject or PEM. A PEM string is parsed on every call; callers on hot paths
 // import the key once (createPrivateKey/createPublicKey, or toPrivateKey/toPublicKey below) and pass
@@ -38,6 +44,20 @@ export const RSA_MAX_GENERATE_BITS = 8192;
 export const PSS_SALT_LENGTH = 32;
 
 const HASH = 'sha256';
+
+/** The one RSA public exponent kds accepts (F4, RFC 8017 leaves e free; every mainstream tool uses this). */
+export const RSA_PUBLIC_EXPONENT = 65537;
+/** The fixed message of every refusal of another exponent (code `unsupported_key`). */
+export const RSA_EXPONENT_REFUSED = 'RSA public exponent must be 65537';
+const F4 = BigInt(RSA_PUBLIC_EXPONENT);
+
+/** Throws `unsupported_key` unless `key` (public or private RSA) has the public exponent 65537. */
+export function assertRsaPublicExponent(key: KeyObject): KeyObject {
+  if (key.asymmetricKeyDetails?.publicExponent !== F4) {
+    throw new InputError('unsupported_key', RSA_EXPONENT_REFUSED);
+  }
+  return key;
+}
 
 export function generateRsaKeyPair(bits: number): Promise<RsaKeyPair> {
   if (
@@ -110,7 +130,7 @@ function assertRsa(key: KeyObject): KeyObject {
   if (key.asymmetricKeyType !== 'rsa') {
     throw new InputError('unsupported_key', `expected an RSA key, got ${String(key.asymmetricKeyType)}`);
   }
-  return key;
+  return assertRsaPublicExponent(key);
 }
 
 function signAsync(data: Uint8Array, key: Parameters<typeof cryptoSign>[2]): Promise<Buffer> {
@@ -142,6 +162,25 @@ export function verifyPkcs1Sha256(
   return verifyOrFalse(data, signature, { key, padding: constants.RSA_PKCS1_PADDING });
 }
 
+/**
+ * RSASSA-PKCS1-v1_5 verification on the thread pool (the callback form), with SHA-256 or a longer
+ * SHA-2 (what a CSR's self-signature may use): for signatures from the network.
+ */
+export function verifyPkcs1Async(
+  hash: 'sha256' | 'sha384' | 'sha512',
+  data: Uint8Array,
+  signature: Uint8Array,
+  publicKey: PublicKeyInput,
+): Promise<boolean> {
+  let key: KeyObject;
+  try {
+    key = toPublicKey(publicKey);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return verifyAsyncOrFalse(hash, data, signature, { key, padding: constants.RSA_PKCS1_PADDING });
+}
+
 /** RSASSA-PSS, SHA-256, MGF1-SHA-256, salt 32 bytes: handshake and transcript signatures. */
 export function signPss(data: Uint8Array, privateKey: PrivateKeyInput): Promise<Buffer> {
   let key: KeyObject;
@@ -160,6 +199,40 @@ export function verifyPss(data: Uint8Array, signature: Uint8Array, publicKey: Pu
     key,
     padding: constants.RSA_PKCS1_PSS_PADDING,
     saltLength: PSS_SALT_LENGTH,
+  });
+}
+
+/** verifyPss on the thread pool (the callback form): for signatures from the network. */
+export function verifyPssAsync(
+  data: Uint8Array,
+  signature: Uint8Array,
+  publicKey: PublicKeyInput,
+): Promise<boolean> {
+  let key: KeyObject;
+  try {
+    key = toPublicKey(publicKey);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return verifyAsyncOrFalse(HASH, data, signature, {
+    key,
+    padding: constants.RSA_PKCS1_PSS_PADDING,
+    saltLength: PSS_SALT_LENGTH,
+  });
+}
+
+function verifyAsyncOrFalse(
+  hash: string,
+  data: Uint8Array,
+  signature: Uint8Array,
+  key: Parameters<typeof cryptoVerify>[2],
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      cryptoVerify(hash, data, key, signature, (err, ok) => resolve(err === null && ok));
+    } catch {
+      resolve(false);
+    }
   });
 }
 

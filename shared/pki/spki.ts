@@ -10,6 +10,7 @@
 //
 // which is byte for byte what node:crypto exports (test/shared/pki/spki.test.ts compares them).
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { RSA_EXPONENT_REFUSED, RSA_PUBLIC_EXPONENT } from '../crypto/rsa.js';
 import { InputError } from '../errors.js';
 import {
   derBitString,
@@ -28,6 +29,8 @@ import { OID } from './oids.js';
 import { derToPem } from './pem.js';
 
 const RSA_ALGORITHM = derSequence([derOid(OID.rsaEncryption), derNull()]);
+/** The magnitude of RSA_PUBLIC_EXPONENT as a minimal DER INTEGER holds it: 01 00 01. */
+const F4_BYTES = Buffer.from(RSA_PUBLIC_EXPONENT.toString(16).padStart(6, '0'), 'hex');
 
 // The canonical DER of each KeyObject, computed once: issuance needs it for the CSR's key in csr.ts
 // (its PEM), in x509.ts (the certificate's SPKI, the key identifier) and to check that a key passed along
@@ -64,8 +67,10 @@ export function rsaSpkiPem(key: KeyObject): string {
 
 /**
  * Import an RSA SPKI (DER) through JWK. Strict: exactly the structure above (DER, NULL parameters,
- * positive minimal INTEGERs, odd modulus and exponent >= 3, nothing trailing); any other algorithm is
- * `unsupported_key`, anything malformed `malformed_pem`. OpenSSL still checks the key itself when it imports the JWK.
+ * positive minimal INTEGERs, odd modulus and exponent >= 3, nothing trailing); any other algorithm, and
+ * any public exponent but 65537 (RSA_PUBLIC_EXPONENT, read from the DER before OpenSSL sees the key), is
+ * `unsupported_key`, anything malformed `malformed_pem`. OpenSSL still checks the key itself when it
+ * imports the JWK.
  */
 export function importRsaSpki(der: Buffer): KeyObject {
   let n: Buffer;
@@ -99,6 +104,7 @@ export function importRsaSpki(der: Buffer): KeyObject {
     if ((n[n.length - 1]! & 1) === 0 || (e[e.length - 1]! & 1) === 0 || (e.length === 1 && e[0]! < 3)) {
       throw new Error('not an RSA public key');
     }
+    if (!e.equals(F4_BYTES)) throw new InputError('unsupported_key', RSA_EXPONENT_REFUSED);
   } catch (err) {
     if (err instanceof InputError && err.code === 'unsupported_key') throw err;
     throw new InputError('malformed_pem', 'invalid RSA public key', undefined, { cause: err });

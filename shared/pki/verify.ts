@@ -43,6 +43,16 @@ export interface VerifyOptions {
 /** leaf -> the CA certificates it was verified as issued and signed by (steps 2 and 3 below). */
 const chainVerified = new WeakMap<ParsedCertificate, WeakSet<ParsedCertificate>>();
 
+/**
+ * RFC 5280 4.1.2.5: "The validity period for a certificate is the period of time from notBefore through
+ * notAfter, inclusive." Times in certificates have whole seconds, so the comparison is at second
+ * resolution: the whole notAfter second is still valid, and a certificate has expired from
+ * notAfter + 1 s on. The KDC ends a live session at that same moment (server/kdc/connection.ts).
+ */
+export function pastNotAfter(notAfter: number, now: number): boolean {
+  return Math.floor(now / 1000) * 1000 > notAfter;
+}
+
 export function verifyCertificate(
   cert: string | Buffer | ParsedCertificate,
   ca: ParsedCertificate,
@@ -97,13 +107,12 @@ export function verifyCertificate(
     verifiedUnder.add(ca);
   }
 
-  // 4. validity. RFC 5280 4.1.2.5: "The validity period for a certificate is the period of time from
-  //    notBefore through notAfter, inclusive." Times in certificates have whole seconds, so compare
-  //    at second resolution: the whole notAfter second is still valid.
+  // 4. validity (pastNotAfter below for the end of it).
   const now = Math.floor((opts.now ?? Date.now()) / 1000) * 1000;
   if (now < leaf.notBefore)
     return verdict('not_yet_valid', `valid from ${new Date(leaf.notBefore).toISOString()}`);
-  if (now > leaf.notAfter) return verdict('expired', `expired ${new Date(leaf.notAfter).toISOString()}`);
+  if (pastNotAfter(leaf.notAfter, opts.now ?? Date.now()))
+    return verdict('expired', `expired ${new Date(leaf.notAfter).toISOString()}`);
   if (now < ca.notBefore) return verdict('not_yet_valid', 'the issuing CA certificate is not yet valid');
   if (now > ca.notAfter) return verdict('expired', 'the issuing CA certificate has expired');
 

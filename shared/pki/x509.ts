@@ -22,6 +22,7 @@ import {
 } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { assertRsaPublicExponent } from '../crypto/rsa.js';
 import { InputError, KdsError } from '../errors.js';
 import {
   contextTag,
@@ -146,13 +147,16 @@ function asn1ToDer(obj: forge.asn1.Asn1): Buffer {
   return Buffer.from(forge.asn1.toDer(obj).getBytes(), 'binary');
 }
 
-/** Import an SPKI PEM with node:crypto; only RSA (rsaEncryption) keys are certified by kds. */
+/**
+ * Import an SPKI PEM with node:crypto; only RSA (rsaEncryption) keys with the public exponent 65537 are
+ * certified by kds.
+ */
 function importSubjectKey(publicKeyPem: string, imported?: KeyObject): { key: KeyObject; spkiDer: Buffer } {
   // The caller's KeyObject when it is exactly the PEM's key: the PEM stays the truth.
   if (imported instanceof KeyObject && imported.type === 'public' && imported.asymmetricKeyType === 'rsa') {
     try {
       const der = pemToDer(publicKeyPem, 'PUBLIC KEY');
-      if (der.equals(rsaSpkiDer(imported))) return { key: imported, spkiDer: der };
+      if (der.equals(rsaSpkiDer(imported))) return { key: assertRsaPublicExponent(imported), spkiDer: der };
     } catch {
       // fall through: the general path reports what is wrong with the PEM
     }
@@ -177,6 +181,7 @@ function importSubjectKey(publicKeyPem: string, imported?: KeyObject): { key: Ke
   if (key.asymmetricKeyType !== 'rsa') {
     throw new InputError('unsupported_key', `expected an RSA key, got ${String(key.asymmetricKeyType)}`);
   }
+  assertRsaPublicExponent(key);
   return { key, spkiDer: key.export({ type: 'spki', format: 'der' }) };
 }
 
@@ -484,7 +489,8 @@ function malformedPem(message: string, cause?: unknown): InputError {
 /**
  * Parse a certificate (PEM with label CERTIFICATE, or DER). Throws InputError `malformed_pem` for
  * anything that is not exactly one well-formed X.509 certificate: garbage, truncation, trailing bytes,
- * another PEM type (a CSR, a key).
+ * another PEM type (a CSR, a key); `unsupported_key` for an RSA key whose public exponent is not 65537
+ * (crypto/rsa.ts RSA_PUBLIC_EXPONENT: every signature verified with such a key would cost more).
  */
 export function parseCertificate(pemOrDer: string | Buffer): ParsedCertificate {
   let der: Buffer;
@@ -504,6 +510,7 @@ export function parseCertificate(pemOrDer: string | Buffer): ParsedCertificate {
   let parsed: ParsedCertificate;
   try {
     const publicKey = x509.publicKey;
+    if (publicKey.asymmetricKeyType === 'rsa') assertRsaPublicExponent(publicKey);
     parsed = decodeCertificate(der, {
       key: publicKey,
       pem:

@@ -17,7 +17,7 @@ import { DH_GROUPS, generateDhKeyPair, isDhGroup, type DhGroup, type DhKeyPair }
 import { hmacSha256 } from '../crypto/hash.js';
 import { randomBytes } from '../crypto/random.js';
 import type { KeyObject } from 'node:crypto';
-import { toPublicKey, verifyPss } from '../crypto/rsa.js';
+import { toPublicKey, verifyPssAsync } from '../crypto/rsa.js';
 import { AuthError, InputError, KdsError, ProtocolError, toKdsError } from '../errors.js';
 import { parseCertificate as parsePkiCertificate, type ParsedCertificate } from '../pki/x509.js';
 import { encodeValue } from './codec.js';
@@ -49,6 +49,12 @@ export type { HandshakeMode } from './messages.js';
 
 /** Signs with the local RSA key: RSA-PSS, SHA-256, MGF1-SHA-256, salt 32 (e.g. (d) => signPss(d, key)). */
 export type Signer = (data: Buffer) => Promise<Buffer>;
+/** Verifies the peer's RSA-PSS signature with the key of its (already checked) certificate. */
+export type SignatureVerifier = (
+  data: Buffer,
+  signature: Buffer,
+  cert: ParsedCertificate,
+) => boolean | Promise<boolean>;
 /** Refuses a peer certificate by throwing a KdsError (cert_unknown_issuer, cert_revoked, ...). */
 export type CertificateCheck = (cert: ParsedCertificate, mode: HandshakeMode) => void | Promise<void>;
 
@@ -60,8 +66,11 @@ export interface HandshakeCredentials {
 export interface CommonHandshakeOptions {
   /** Default: shared/pki parseCertificate. Servers pass one that caches by fingerprint. */
   parseCertificate?: (der: Buffer) => ParsedCertificate;
-  /** Default: verifyPss(data, signature, cert.publicKeyPem). Must use salt length 32 explicitly. */
-  verifySignature?: (data: Buffer, signature: Buffer, cert: ParsedCertificate) => boolean;
+  /**
+   * Default: verifyPssAsync(data, signature, cert.publicKeyPem) (on the thread pool: the signature came
+   * from the network). Must use salt length 32 explicitly.
+   */
+  verifySignature?: SignatureVerifier;
   /** Records per direction for the resulting channel (default SEQUENCE_LIMIT). */
   sequenceLimit?: number;
   /** Fixed nonce and ephemeral private key: protocol test vectors ONLY. */
@@ -125,13 +134,13 @@ const MAC_FAILED = 'MAC verification failed';
 // itself, and servers cache ParsedCertificate objects by fingerprint, so this hits for returning clients.
 const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
 
-function defaultVerify(data: Buffer, signature: Buffer, cert: ParsedCertificate): boolean {
+function defaultVerify(data: Buffer, signature: Buffer, cert: ParsedCertificate): Promise<boolean> {
   let key = publicKeys.get(cert);
   if (key === undefined) {
     key = toPublicKey(cert.publicKeyPem);
     publicKeys.set(cert, key);
   }
-  return verifyPss(data, signature, key);
+  return verifyPssAsync(data, signature, key);
 }
 
 function peerFrame(
@@ -153,7 +162,11 @@ function mac(key: Buffer, th: Buffer): Buffer {
   return hmacSha256(key, th);
 }
 
-/** Parse, then the caller's policy; a non-KdsError from either is reported without internals. */
+/**
+ * Parse, then the caller's policy; a non-KdsError from either is reported without internals. A key kds
+ * refuses (an RSA public exponent other than 65537) is `unsupported_key`; anything else that does not
+ * parse is `cert_malformed`.
+ */
 async function checkPeerCertificate(
   der: Buffer,
   parse: (der: Buffer) => ParsedCertificate,
@@ -163,7 +176,8 @@ async function checkPeerCertificate(
   let cert: ParsedCertificate;
   try {
     cert = parse(der);
-  } catch {
+  } catch (err) {
+    if (err instanceof KdsError && err.code === 'unsupported_key') throw err;
     throw new AuthError('cert_malformed', 'certificate could not be parsed');
   }
   try {
@@ -174,15 +188,15 @@ async function checkPeerCertificate(
   return cert;
 }
 
-function verifyOrThrow(
-  verify: (data: Buffer, signature: Buffer, cert: ParsedCertificate) => boolean,
+async function verifyOrThrow(
+  verify: SignatureVerifier,
   data: Buffer,
   signature: Buffer,
   cert: ParsedCertificate,
-): void {
+): Promise<void> {
   let ok = false;
   try {
-    ok = verify(data, signature, cert);
+    ok = await verify(data, signature, cert);
   } catch {
     ok = false; // e.g. a non-RSA key: same fixed answer
   }
@@ -192,7 +206,7 @@ function verifyOrThrow(
 abstract class HandshakeBase {
   protected state: string;
   protected readonly parse: (der: Buffer) => ParsedCertificate;
-  protected readonly verify: (data: Buffer, signature: Buffer, cert: ParsedCertificate) => boolean;
+  protected readonly verify: SignatureVerifier;
 
   constructor(
     protected readonly common: CommonHandshakeOptions,
@@ -318,7 +332,7 @@ export class ClientHandshake extends HandshakeBase {
           this.opts.checkServerCertificate!,
           mode,
         );
-        verifyOrThrow(this.verify, signatureInput('server', thHello), sh.sig, serverCertificate);
+        await verifyOrThrow(this.verify, signatureInput('server', thHello), sh.sig, serverCertificate);
       }
       const thServerMac = transcriptHash(ch, frameWithout(shRaw, layout, 'mac'));
       if (!equalBytes(mac(keys.serverFinishedKey, thServerMac), sh.mac))
@@ -472,7 +486,7 @@ export class ServerHandshake extends HandshakeBase {
           mode,
         );
         const thSig = transcriptHash(ch, sh, ...frameWithoutParts(cfRaw, layout, 'sig'));
-        verifyOrThrow(this.verify, signatureInput('client', thSig), cf.sig, clientCertificate);
+        await verifyOrThrow(this.verify, signatureInput('client', thSig), cf.sig, clientCertificate);
       }
       const thMac = transcriptHash(ch, sh, ...frameWithoutParts(cfRaw, layout, 'mac'));
       if (!equalBytes(mac(keys.clientFinishedKey, thMac), cf.mac)) throw new AuthError('bad_mac', MAC_FAILED);

@@ -152,8 +152,30 @@ export function decodeFrameWithLayout(raw: Uint8Array): DecodedFrame {
     );
   }
   const frame = validate(FRAME_SCHEMAS[t as FrameType], value, t) as Frame;
+  if (t === 'server_hello' || t === 'client_finish') checkTrailingEntries(t, layout, value.sig !== undefined);
   const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   return { frame, raw: buf, layout };
+}
+
+/**
+ * docs/protocol.md, server_hello and client_finish: "`sig` (when present) and then `mac` MUST be the
+ * last entries of the map, in that order". The transcript cuts a message at its `sig` (or `mac`) entry
+ * (transcript.ts), so an entry placed after `sig` would travel outside what the signature covers;
+ * checked on the shape, before any certificate is parsed or any signature verified.
+ */
+function checkTrailingEntries(
+  t: 'server_hello' | 'client_finish',
+  layout: FrameLayout,
+  hasSig: boolean,
+): void {
+  const keys = layout.entries.map((e) => e.key);
+  const n = keys.length;
+  if (hasSig) {
+    if (keys[n - 2] !== 'sig' || keys[n - 1] !== 'mac')
+      throw new ProtocolError('schema', `${t}: sig and then mac must be the last entries`);
+  } else if (keys[n - 1] !== 'mac') {
+    throw new ProtocolError('schema', `${t}: mac must be the last entry`);
+  }
 }
 
 /**

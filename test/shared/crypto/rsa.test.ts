@@ -34,6 +34,7 @@ interface WycheproofFile {
   numberOfTests: number;
   testGroups: {
     publicKeyPem: string;
+    publicKey?: { publicExponent?: string };
     sha: string;
     sLen?: number;
     mgfSha?: string;
@@ -52,6 +53,19 @@ t.test('Wycheproof RSASSA-PKCS1-v1_5 2048 SHA-256 through verifyPkcs1Sha256', as
   const mismatches: string[] = [];
   for (const group of file.testGroups) {
     t.equal(group.sha, 'SHA-256');
+    if (group.publicKey?.publicExponent !== '010001') {
+      // kds accepts the public exponent 65537 only (RSA_PUBLIC_EXPONENT): the key itself is refused
+      // before any of its signatures is looked at.
+      for (const v of group.tests) {
+        count++;
+        t.throws(
+          () => verifyPkcs1Sha256(Buffer.from(v.msg, 'hex'), Buffer.from(v.sig, 'hex'), group.publicKeyPem),
+          { code: 'unsupported_key', message: /65537/ },
+          `tcId ${v.tcId}: exponent ${group.publicKey?.publicExponent ?? '?'} refused`,
+        );
+      }
+      continue;
+    }
     for (const v of group.tests) {
       count++;
       const got = verifyPkcs1Sha256(Buffer.from(v.msg, 'hex'), Buffer.from(v.sig, 'hex'), group.publicKeyPem);
@@ -159,4 +173,22 @@ t.test('keys: type and size checks, no key material in errors', async (t) => {
   await t.rejects(generateRsaKeyPair(1000), { code: 'bad_request' });
   await t.rejects(generateRsaKeyPair(2047), { code: 'bad_request' });
   await t.rejects(generateRsaKeyPair(Number.NaN), { code: 'bad_request' });
+});
+
+t.test('keys: the public exponent must be 65537 (RSA_PUBLIC_EXPONENT)', async (t) => {
+  for (const e of [3, 17, 0x10003, 0xffffffff]) {
+    const pair = generateKeyPairSync('rsa', { modulusLength: 1024, publicExponent: e });
+    const refused = { code: 'unsupported_key', message: /public exponent .* 65537/ };
+    t.throws(() => toPublicKey(pair.publicKey), refused, `public key, e=${e}`);
+    t.throws(
+      () => toPublicKey(pair.publicKey.export({ type: 'spki', format: 'pem' }) as string),
+      refused,
+      `PEM, e=${e}`,
+    );
+    t.throws(() => toPrivateKey(pair.privateKey), refused, `private key, e=${e}`);
+    t.throws(() => verifyPss(Buffer.from('x'), Buffer.alloc(128), pair.publicKey), refused);
+    await t.rejects(signPss(Buffer.from('x'), pair.privateKey), refused);
+  }
+  const ok = generateKeyPairSync('rsa', { modulusLength: 1024, publicExponent: 65537 });
+  t.equal(toPublicKey(ok.publicKey).asymmetricKeyDetails?.publicExponent, 65537n);
 });

@@ -4,9 +4,10 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
-import { createCsr, parseCsr, type ParsedCsr } from '../../../shared/pki/csr.js';
+import { createCsr, decodeCsr, parseCsr, verifyCsr, type ParsedCsr } from '../../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../../shared/pki/policy.js';
 import { derToPem, pemToDer } from '../../../shared/pki/pem.js';
+import { hugeExponentCsr } from '../../helpers/hostile-csr.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { openssl, writeFiles } from './pki-fixtures.js';
 
@@ -107,6 +108,45 @@ t.test('bad input: garbage, truncated, wrong-type PEM', async (t) => {
   ];
   for (const [what, input] of cases) t.throws(() => parseCsr(input), { code: 'malformed_pem' }, what);
 });
+
+t.test('a key whose public exponent is not 65537: unsupported_key, before any signature check', async (t) => {
+  const refused = { code: 'unsupported_key', message: /65537/ };
+  const e3 = await opensslCsr([
+    '-newkey',
+    'rsa:2048',
+    '-pkeyopt',
+    'rsa_keygen_pubexp:3',
+    '-subj',
+    '/CN=erin',
+  ]);
+  t.throws(() => parseCsr(e3), refused, 'an openssl CSR with e=3 (validly signed)');
+  await t.rejects(verifyCsr(decodeCsr(e3)), refused, 'the asynchronous verifier too');
+  const huge = await hugeExponentCsr('erin');
+  t.throws(() => parseCsr(huge), refused, 'a 3064-bit exponent (the signature is never checked)');
+  await t.rejects(verifyCsr(decodeCsr(huge)), refused);
+});
+
+t.test(
+  'decodeCsr reads the shape and the requested name only; verifyCsr checks the signature off the event loop',
+  async (t) => {
+    const pem = await createCsr('carol', keys.privateKeyPem, keys.publicKeyPem);
+    const request = decodeCsr(pem);
+    t.same(request.subjectCNs, ['carol'], 'the subject CNs, unverified');
+    const pending = verifyCsr(request);
+    t.ok(pending instanceof Promise, 'a promise: the RSA verification runs on the thread pool');
+    const csr = await pending;
+    t.equal(csr.subjectCN, 'carol');
+    t.same(csr, parseCsr(pem), 'the same result as the synchronous parseCsr');
+    const der = pemToDer(pem, 'CERTIFICATE REQUEST');
+    const sigFlipped = Buffer.from(der);
+    sigFlipped[sigFlipped.length - 1]! ^= 1;
+    await t.rejects(verifyCsr(decodeCsr(derToPem(sigFlipped, 'CERTIFICATE REQUEST'))), {
+      code: 'bad_csr_signature',
+      message: 'CSR signature verification failed',
+    });
+    t.throws(() => decodeCsr('not a csr'), { code: 'malformed_pem' });
+  },
+);
 
 t.test('policy: key type and size', async (t) => {
   const weak = parseCsr(await opensslCsr(['-newkey', 'rsa:1024', '-subj', '/CN=erin']));

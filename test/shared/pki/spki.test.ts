@@ -4,12 +4,12 @@
 import t from 'tap';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { importRsaSpki, rsaSpkiDer, rsaSpkiPem } from '../../../shared/pki/spki.js';
+import { modulusOf, rsaSpki } from '../../helpers/hostile-csr.js';
 
 const keys = [
   generateKeyPairSync('rsa', { modulusLength: 1024 }),
   generateKeyPairSync('rsa', { modulusLength: 2048 }),
   generateKeyPairSync('rsa', { modulusLength: 2056 }), // a modulus length that is not a power of two
-  generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }),
   generateKeyPairSync('rsa', { modulusLength: 3072 }),
 ];
 
@@ -24,6 +24,19 @@ t.test('DER and PEM equal node:crypto export; import round-trips', async (t) => 
     t.ok(imported.equals(publicKey), `import ${bits}`);
     t.equal(imported.type, 'public');
   }
+});
+
+t.test('public exponents other than 65537: unsupported_key, before OpenSSL sees the key', async (t) => {
+  const n = modulusOf(keys[1]!.publicKey);
+  const refused = { code: 'unsupported_key', message: 'RSA public exponent must be 65537' };
+  for (const e of [3n, 17n, 65539n, 2n ** 32n + 1n, 2n ** 3063n + 1n])
+    t.throws(() => importRsaSpki(rsaSpki(n, e)), refused, `e = ${e > 2n ** 64n ? 'a 3064-bit number' : e}`);
+  const e3 = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }).publicKey;
+  t.throws(() => importRsaSpki(e3.export({ type: 'spki', format: 'der' })), refused, 'from node:crypto');
+  t.ok(importRsaSpki(rsaSpki(n, 65537n)).equals(keys[1]!.publicKey), '65537 imports');
+  // An even exponent or one below 3 is not an RSA key at all (malformed), as before.
+  t.throws(() => importRsaSpki(rsaSpki(n, 65536n)), { code: 'malformed_pem' });
+  t.throws(() => importRsaSpki(rsaSpki(n, 1n)), { code: 'malformed_pem' });
 });
 
 t.test('other algorithms: unsupported_key', async (t) => {

@@ -237,6 +237,18 @@ t.test('spec errors are refused with codes', async (t) => {
       'bad_request',
     ],
     ['issuer is not a certificate', { issuer: { certPem: 'garbage' } }, 'malformed_pem'],
+    [
+      'RSA key with public exponent 3',
+      {
+        publicKeyPem: generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }).publicKey.export(
+          {
+            type: 'spki',
+            format: 'pem',
+          },
+        ),
+      },
+      'unsupported_key',
+    ],
   ];
   for (const [what, change, code] of cases) {
     await t.rejects(buildCertificate({ ...base, ...change } as never, ca.sign), { code }, what);
@@ -280,6 +292,41 @@ t.test('parseCertificate reads certificates kds did not make (openssl, EC key)',
     computeKeyIdentifier(pemToDer(c.publicKeyPem, 'PUBLIC KEY')).toString('hex'),
     'openssl uses method 1 too',
   );
+});
+
+t.test('parseCertificate refuses an RSA key whose public exponent is not 65537', async (t) => {
+  const dir = tempDir(t);
+  for (const e of ['3', '65539']) {
+    const r = await openssl(
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-pkeyopt',
+        `rsa_keygen_pubexp:${e}`,
+        '-nodes',
+        '-keyout',
+        `e${e}.key`,
+        '-subj',
+        '/CN=odd exponent',
+        '-days',
+        '2',
+        '-out',
+        `e${e}.pem`,
+      ],
+      dir,
+    );
+    t.equal(r.code, 0, r.stderr);
+    t.throws(
+      () => parseCertificate(readFileSync(join(dir, `e${e}.pem`), 'utf8')),
+      {
+        code: 'unsupported_key',
+        message: 'RSA public exponent must be 65537',
+      },
+      `e=${e}`,
+    );
+  }
 });
 
 t.test('parseCertificate refuses garbage, truncation and other PEM types', async (t) => {

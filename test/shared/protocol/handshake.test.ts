@@ -12,8 +12,12 @@ import {
 } from '../../../shared/protocol/handshake.js';
 import { encodeValue } from '../../../shared/protocol/codec.js';
 import { decodeFrame, encodeAlert, encodeFrame, type Frame } from '../../../shared/protocol/messages.js';
-import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
+import { parseCertificate, pemToDer, type ParsedCertificate } from '../../../shared/pki/x509.js';
 import { clientCheck, handshake, makePki, serverCheck, type Pki } from './fixtures.js';
+import { openssl } from '../pki/pki-fixtures.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 t.setTimeout(180_000);
 
@@ -681,3 +685,43 @@ t.test('field order: sig then mac are the last entries, in both directions (docs
   const fine = await handshake(clientOpts('auth'), serverOpts());
   t.equal(fine.server.mode, 'auth');
 });
+
+t.test(
+  'a peer certificate with an RSA exponent other than 65537: unsupported_key, no signature checked',
+  async (t) => {
+    const dir = tempDir(t);
+    const r = await openssl(
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-pkeyopt',
+        'rsa_keygen_pubexp:3',
+        '-nodes',
+        '-keyout',
+        'k.pem',
+        '-subj',
+        '/CN=alice',
+        '-days',
+        '2',
+        '-out',
+        'c.pem',
+      ],
+      dir,
+    );
+    t.equal(r.code, 0, r.stderr);
+    const der = pemToDer(readFileSync(join(dir, 'c.pem'), 'utf8'), 'CERTIFICATE');
+    const refused = { code: 'unsupported_key', message: 'RSA public exponent must be 65537' };
+    await t.rejects(
+      handshake(clientOpts('auth'), serverOpts(), { clientFinish: (b) => edit(b, (f) => (f.cert = der)) }),
+      refused,
+      'the server refuses such a client certificate',
+    );
+    await t.rejects(
+      handshake(clientOpts('enroll'), serverOpts(), { serverHello: (b) => edit(b, (f) => (f.cert = der)) }),
+      refused,
+      'the client refuses such a server certificate',
+    );
+  },
+);
