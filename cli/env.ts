@@ -4,8 +4,16 @@
 // with "Unknown argument: server", and KDS_DEBUG=1 broke every command. This before-validation
 // middleware drops the values that came from the environment for options the running command does not
 // have. Flags typed on the command line are never dropped, so an unknown FLAG is still an error.
+//
+// Some options are flags only (FLAG_ONLY): the environment never sets them, whatever the command.
+// `--insecure-dh` is one: its second key is KDS_ALLOW_INSECURE=1 in the environment, so if
+// KDS_INSECURE_DH=true could stand in for the flag, an environment alone would switch a KDC or a client
+// to unauthenticated Diffie-Hellman with nothing on the command line to show it.
 
 export const ENV_PREFIX = 'KDS_';
+
+/** Options the environment may never set: they must be typed on the command line. */
+export const FLAG_ONLY: readonly string[] = ['insecure-dh'];
 
 /** KDS_DATA_DIR -> ['data-dir', 'dataDir'] (the two spellings yargs puts in argv). */
 export function envKeys(variable: string): [string, string] {
@@ -18,15 +26,32 @@ function givenAsFlag(args: readonly string[], kebab: string): boolean {
   return args.some((a) => a === `--${kebab}` || a.startsWith(`--${kebab}=`) || a === `--no-${kebab}`);
 }
 
-export function dropForeignEnvironment(args: readonly string[], env: NodeJS.ProcessEnv = process.env) {
+export function dropForeignEnvironment(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+) {
   // yargs calls middleware with (argv, yargs); its types declare only the first parameter.
   return (argv: { [key: string]: unknown }, ...rest: unknown[]): void => {
-    const y = rest[0] as { getOptions(): { key: Record<string, unknown> } };
-    const known = new Set(Object.keys(y.getOptions().key));
+    const y = rest[0] as { getOptions(): { key: Record<string, unknown>; default: Record<string, unknown> } };
+    const options = y.getOptions();
+    const known = new Set(Object.keys(options.key));
     for (const variable of Object.keys(env)) {
       if (!variable.startsWith(ENV_PREFIX)) continue;
       const [kebab, camel] = envKeys(variable);
-      if (known.has(kebab) || known.has(camel) || givenAsFlag(args, kebab)) continue;
+      if (givenAsFlag(args, kebab)) continue;
+      if (FLAG_ONLY.includes(kebab)) {
+        if (known.has(kebab)) {
+          warn(`warning: ${variable} is ignored: --${kebab} is a command-line flag only`);
+          // Back to the option's default (off), as if the variable were not set.
+          argv[kebab] = argv[camel] = options.default[kebab];
+        } else {
+          delete argv[kebab];
+          delete argv[camel];
+        }
+        continue;
+      }
+      if (known.has(kebab) || known.has(camel)) continue;
       delete argv[kebab];
       delete argv[camel];
     }

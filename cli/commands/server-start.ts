@@ -14,6 +14,9 @@ interface StartArgs extends OutputOptions {
   'passphrase-file'?: string;
   'handshake-timeout': number;
   'max-unauthenticated'?: number;
+  'max-connections'?: number;
+  'max-connections-per-address'?: number;
+  'headers-timeout'?: number;
   'insecure-dh': boolean;
   'public-url'?: string;
 }
@@ -61,6 +64,18 @@ export const startCommand: CommandModule<object, StartArgs> = {
         describe:
           'public base URL put in what the CA issues from now on (CRL distribution point, Freshest CRL), and stored (env KDS_PUBLIC_URL; default: the one init or an earlier start was given, else http://<host>:<port> listened on)',
       })
+      .option('max-connections', {
+        type: 'number',
+        describe: 'cap on TCP connections in all, in any phase (default 4096; keep it below ulimit -n)',
+      })
+      .option('max-connections-per-address', {
+        type: 'number',
+        describe: 'cap on TCP connections from one address, counted before any HTTP is read (default 256)',
+      })
+      .option('headers-timeout', {
+        type: 'number',
+        describe: 'milliseconds a connection has to send its HTTP request headers (default 10000)',
+      })
       .option('insecure-dh', {
         type: 'boolean',
         default: false,
@@ -96,6 +111,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
       ...(argv['max-unauthenticated'] === undefined
         ? {}
         : { maxUnauthenticated: argv['max-unauthenticated'] }),
+      ...(argv['max-connections'] === undefined ? {} : { maxConnections: argv['max-connections'] }),
+      ...(argv['max-connections-per-address'] === undefined
+        ? {}
+        : { maxConnectionsPerAddress: argv['max-connections-per-address'] }),
+      ...(argv['headers-timeout'] === undefined ? {} : { headersTimeoutMs: argv['headers-timeout'] }),
     });
     if (argv.json) {
       // One line, so a supervising script (or test) can read it as soon as it appears.

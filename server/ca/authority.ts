@@ -6,8 +6,8 @@ import { userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { entryKind } from '../fs-errors.js';
 import type { KeyObject } from 'node:crypto';
-import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
-import { parseCsr, type ParsedCsr } from '../../shared/pki/csr.js';
+import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
+import { decodeCsr, verifyCsr } from '../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
@@ -41,9 +41,10 @@ import { issueCertificate, type IssueResult } from './issue.js';
 import { resolveCaPassphrase, type PassphraseOptions } from './passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
 import {
-  assertEnrollmentTokenUsable,
   consumeEnrollmentToken,
   createEnrollmentToken,
+  TOKEN_INVALID_MESSAGE,
+  usableEnrollmentTokenName,
   type CreatedToken,
 } from './tokens.js';
 
@@ -262,8 +263,8 @@ export class CertificateAuthority {
     const role = opts.role ?? 'client';
     if (!(role in PROFILE_OF)) throw new InputError('bad_request', `unknown role ${JSON.stringify(role)}`);
     // Everything that can refuse the request runs before the store is touched: a refused CSR leaves
-    // no row behind.
-    const csr = parseCsr(csrPem);
+    // no row behind. The CSR's signature is checked on the thread pool (it is input from outside).
+    const csr = await verifyCsr(decodeCsr(csrPem));
     checkCsrPolicy(csr, opts.name);
     if (role === 'client' && isReservedName(opts.name)) {
       throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
@@ -285,7 +286,7 @@ export class CertificateAuthority {
         subjectCN: opts.name,
         ...(role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
         publicKeyPem: csr.publicKeyPem,
-        publicKey: csr.publicKey, // imported once, by parseCsr
+        publicKey: csr.publicKey, // imported once, by verifyCsr
         ...(role === 'server' ? { sans: { dns: [opts.name] } } : {}),
         ...(opts.days !== undefined ? { days: opts.days } : {}),
         ...(opts.validity !== undefined ? { validity: opts.validity } : {}),
@@ -305,30 +306,31 @@ export class CertificateAuthority {
   }
 
   /**
-   * Enrollment: a client proves it holds a single-use token for `name` and gets a client certificate for
-   * the key in its CSR. The CSR is checked BEFORE the token is consumed (a bad CSR does not burn it).
+   * Enrollment: a client proves it holds a single-use token and gets a client certificate, for the name
+   * the token is bound to, for the key in its CSR. Nothing expensive happens for a peer without a
+   * usable token, and a refused CSR does not burn the token. In order, failing closed:
+   *   1. the token: one hash and one indexed lookup (known, unused, unexpired), else `token_invalid`;
+   *   2. the CSR's shape and the CN it asks for (no key import, no crypto): a CN that is not the token's
+   *      name is a token failure too (`token_invalid`: this token is not for that name);
+   *   3. the key (RSA, public exponent 65537 only) and the proof of possession (the CSR's
+   *      self-signature, verified on the thread pool), then the issuance policy, the reserved names and
+   *      one active certificate per name;
+   *   4. the token is consumed in the transaction that reserves the serial.
+   * Every token failure is `token_invalid` with one fixed message.
    */
-  async enroll(opts: {
-    token: string;
-    name: string;
-    csrPem: string;
-    /** parseCsr(csrPem) when the caller already has it (the enroll handler does: it reads the name). */
-    csr?: ParsedCsr;
-    actor: string;
-    days?: number;
-  }): Promise<IssueResult> {
+  async enroll(opts: { token: string; csrPem: string; actor?: string; days?: number }): Promise<IssueResult> {
     const key = this.requireKey();
-    // The token first: without a usable token, every failure is the same fixed token_invalid, so an
-    // anonymous enrollment session cannot probe which names are enrolled or what the policy says.
-    assertEnrollmentTokenUsable(this.store, { token: opts.token, name: opts.name, now: this.clock() });
-    const csr = opts.csr ?? parseCsr(opts.csrPem);
-    checkCsrPolicy(csr, opts.name);
-    if (isReservedName(opts.name))
-      throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
-    const active = this.store.activeCertificate(opts.name);
+    const name = usableEnrollmentTokenName(this.store, { token: opts.token, now: this.clock() });
+    const request = decodeCsr(opts.csrPem);
+    if (request.subjectCN !== name) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+    const csr = await verifyCsr(request);
+    const actor = opts.actor ?? `enroll:${name}`;
+    checkCsrPolicy(csr, name);
+    if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved for the system`);
+    const active = this.store.activeCertificate(name);
     if (active !== undefined) {
-      throw new PolicyError('already_active', `"${opts.name}" already has an active certificate`, {
-        name: opts.name,
+      throw new PolicyError('already_active', `"${name}" already has an active certificate`, {
+        name: name,
         serialHex: active.serialHex,
       });
     }
@@ -343,18 +345,18 @@ export class CertificateAuthority {
         now,
       },
       {
-        name: opts.name,
+        name: name,
         role: 'client',
         profile: 'client',
-        subjectCN: opts.name,
+        subjectCN: name,
         publicKeyPem: csr.publicKeyPem,
-        publicKey: csr.publicKey, // imported once, by parseCsr
+        publicKey: csr.publicKey, // imported once, by verifyCsr
         ...(opts.days !== undefined ? { days: opts.days } : {}),
-        actor: opts.actor,
+        actor,
         // The token is consumed in the same transaction that reserves the serial (atomic: a token is
         // spent exactly when a certificate is being issued for it), after the active-name re-check.
         beforeReserve: () =>
-          consumeEnrollmentToken(this.store, { token: opts.token, name: opts.name, actor: opts.actor, now }),
+          consumeEnrollmentToken(this.store, { token: opts.token, name: name, actor, now }),
       },
     );
   }

@@ -1,27 +1,18 @@
 // `enroll {token, csr}` -> `{ cert, ca }`: redeem a one-time token for a client certificate, inside an
 // anonymous `enroll`-mode session (the server is authenticated by the client's pinned root; the client
-// has no certificate yet). The name is the CSR's subject CN. Order, failing closed (docs/protocol.md
-// "CSR policy"): the CSR is parsed and its self-signature (proof of possession) verified here; then
-// CertificateAuthority.enroll checks the token (bound to that name, unexpired, unused: every failure is
-// `token_invalid` with one fixed message), the issuance policy, the reserved names and one active
-// certificate per name, and consumes the token atomically with the issuance, so a refused CSR does not
-// burn it.
-import { parseCsr } from '../../shared/pki/csr.js';
+// has no certificate yet). CertificateAuthority.enroll decides (docs/protocol.md "CSR policy"), failing
+// closed and cheapest first: the token (one hash and one indexed lookup) before anything of the CSR is
+// read, the CSR's shape and CN (which must be the token's name) before its key is imported, the key's
+// exponent (65537 only) before its self-signature is verified (on the thread pool), then policy and
+// issuance; a refused CSR does not burn the token, and every token failure is `token_invalid` with one
+// fixed message. The session itself may send only this request type, one at a time, a few times
+// (server/kdc/connection.ts).
 import { registerHandler } from '../kdc/dispatch.js';
 
 registerHandler('enroll', {
   roles: ['anonymous'],
   handle: async (ctx, body) => {
-    const csrPem = String(body.csr);
-    const csr = parseCsr(csrPem);
-    const name = csr.subjectCN;
-    const issued = await ctx.kdc.ca.enroll({
-      token: String(body.token),
-      name,
-      csrPem,
-      csr, // parsed once (its self-signature check is an RSA verification)
-      actor: `enroll:${name}`,
-    });
+    const issued = await ctx.kdc.ca.enroll({ token: String(body.token), csrPem: String(body.csr) });
     return { cert: issued.cert.pem, ca: ctx.kdc.ca.caCertPem };
   },
 });

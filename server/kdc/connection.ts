@@ -9,6 +9,13 @@
 // - Frames are processed strictly in arrival order (one promise chain), because the handshake steps
 //   are asynchronous (RSA signing on the thread pool) and the record layer's sequence numbers are
 //   implicit. Requests are then handled concurrently; replies carry their request id.
+// - Requests in flight are bounded per session (limits.ts): MAX_IN_FLIGHT_REQUESTS for a session with
+//   a name, one for an anonymous (enrollment) session, which may also send only MAX_ANONYMOUS_REQUESTS
+//   in all. Records beyond the bound wait, unopened and in order, while the socket is paused: TCP
+//   backpressure, so a client that pipelines is slowed down, never refused. ws still delivers the frames
+//   it had already read, so the wait queue is bounded too (MAX_QUEUED_RECORDS, then rate_limited).
+// - A session with a certificate ends at the certificate's notAfter: a timer closes it with
+//   cert_expired, and every request is checked against notAfter before it is dispatched.
 // - Sealing and sending happen in one synchronous step, so the send order is the sequence order.
 // - A connection's failure touches only that connection: every callback below catches.
 import { randomBytes } from 'node:crypto';
@@ -24,11 +31,20 @@ import {
 import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protocol/handshake.js';
 import { encodeAlert } from '../../shared/protocol/messages.js';
 import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
+import { pastNotAfter } from '../../shared/pki/verify.js';
 import type { CheckedClient } from './cert-check.js';
 import type { HandlerRegistry, Identity, KdcServices, SessionHandle } from './dispatch.js';
+import {
+  MAX_ANONYMOUS_IN_FLIGHT,
+  MAX_ANONYMOUS_REQUESTS,
+  MAX_IN_FLIGHT_REQUESTS,
+  MAX_QUEUED_RECORDS,
+} from './limits.js';
 
 /** Frames a client may queue while the server is still working on its handshake. */
 const MAX_QUEUED_HANDSHAKE_FRAMES = 4;
+/** setTimeout's largest delay (2^31-1 ms, ~24.8 days); a later notAfter is reached by re-arming. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** After we send a close frame, how long the peer has to answer before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 const NOBODY: Identity = Object.freeze({ name: '', serialHex: '', role: 'anonymous', expiresAt: 0 });
@@ -39,6 +55,10 @@ export interface ConnectionHost {
   readonly handshakeTimeoutMs: number;
   /** Lifetime of an anonymous (enrollment) session: long enough for one `enroll`, no more. */
   readonly anonymousSessionMs: number;
+  /** The clock certificate expiry is read against (default Date.now). */
+  readonly now?: () => number;
+  /** Requests an anonymous session may send in all (default MAX_ANONYMOUS_REQUESTS). */
+  readonly maxAnonymousRequests?: number;
   /** A fresh ServerHandshake whose client-certificate check reports its result through onChecked. */
   createHandshake(onChecked: (checked: CheckedClient) => void): ServerHandshake;
   /** The handshake completed: release the unauthenticated slot, index the session. */
@@ -68,6 +88,12 @@ export class Connection implements SessionHandle {
   #channel: ServerChannel | undefined;
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
+  /** Requests dispatched and not answered yet. */
+  #inFlight = 0;
+  /** Records waiting for a free request slot (socket paused meanwhile); undefined when none wait. */
+  #waiting: Buffer[] | undefined;
+  /** Requests an anonymous session has sent (it may send MAX_ANONYMOUS_REQUESTS). */
+  #requests = 0;
   #timer: NodeJS.Timeout | undefined;
   #closeAfter: { code: ErrorCode; reason: string } | undefined;
   #closedResolve!: () => void;
@@ -183,6 +209,10 @@ export class Connection implements SessionHandle {
     const established = this.#phase === 'open' && this.#channel !== undefined;
     this.#phase = 'closing';
     this.#clearTimer();
+    // Requests still waiting are dropped unanswered (the session.closing push says why), and the socket
+    // is read again so that the peer's close frame can complete the close handshake.
+    this.#waiting = undefined;
+    if (this.#ws.isPaused) this.#ws.resume();
     try {
       if (e.code === 'record_auth') {
         // A record that failed authentication is never answered (docs/protocol.md "Transport"): its
@@ -342,9 +372,70 @@ export class Connection implements SessionHandle {
       ready.expiresAt = identity.expiresAt;
     }
     this.push('ready', ready);
+    // The session ends at the certificate's notAfter (armed now that a session.closing push can say why).
+    if (identity.expiresAt > 0) this.#checkExpiry();
   }
 
+  /** A record of an open session: served now if a request slot is free, else it waits its turn. */
   #onRecord(frame: Buffer): void {
+    if (this.#waiting !== undefined || this.#inFlight >= this.#maxInFlight()) {
+      const waiting = (this.#waiting ??= []);
+      if (waiting.length >= MAX_QUEUED_RECORDS) {
+        this.fail(new ProtocolError('rate_limited', 'too many requests queued on this session'));
+        return;
+      }
+      waiting.push(frame);
+      // Stop reading the socket: the peer's further requests wait in its TCP buffers, not our memory.
+      if (!this.#ws.isPaused) this.#ws.pause();
+      return;
+    }
+    this.#serveRecord(frame);
+  }
+
+  #maxInFlight(): number {
+    return this.#identity.role === 'anonymous' ? MAX_ANONYMOUS_IN_FLIGHT : MAX_IN_FLIGHT_REQUESTS;
+  }
+
+  /** A request finished: serve the records that waited, in order, and read the socket again. */
+  #drain(): void {
+    while (this.#waiting !== undefined && this.#phase === 'open' && this.#inFlight < this.#maxInFlight()) {
+      const frame = this.#waiting.shift()!;
+      if (this.#waiting.length === 0) this.#waiting = undefined;
+      this.#serveRecord(frame);
+    }
+    if (this.#waiting === undefined && this.#phase === 'open' && this.#ws.isPaused) this.#ws.resume();
+  }
+
+  #now(): number {
+    return (this.#host.now ?? Date.now)();
+  }
+
+  /**
+   * A certificate is valid through its notAfter second (shared/pki/verify.ts pastNotAfter, the same rule
+   * as the handshake's check); past it the session ends, like every other close, with a session.closing
+   * push. Otherwise the timer is armed for that moment (or setTimeout's largest delay, then armed again:
+   * certificates outlive it). One timer per session, and only for sessions with a certificate.
+   */
+  #checkExpiry(): void {
+    const now = this.#now();
+    if (pastNotAfter(this.#identity.expiresAt, now)) {
+      this.fail(new AuthError('cert_expired', 'certificate expired'));
+      return;
+    }
+    if (this.#phase !== 'open') return;
+    const left = Math.floor(this.#identity.expiresAt / 1000) * 1000 + 1000 - now;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#checkExpiry(), Math.min(Math.max(left, 1), MAX_TIMER_MS));
+    this.#timer.unref?.();
+  }
+
+  #serveRecord(frame: Buffer): void {
+    // No request is served past notAfter, even if the expiry timer has not fired yet.
+    const expiresAt = this.#identity.expiresAt;
+    if (expiresAt > 0 && pastNotAfter(expiresAt, this.#now())) {
+      this.fail(new AuthError('cert_expired', 'certificate expired'));
+      return;
+    }
     const channel = this.#channel!;
     let request;
     try {
@@ -353,23 +444,48 @@ export class Connection implements SessionHandle {
       // A readable envelope with a bad type or body: answer that request, keep the session. Anything
       // else (record authentication, replay, reordering, garbage) ends the session.
       const id = err instanceof ProtocolError ? err.details?.id : undefined;
-      if (typeof id === 'number')
+      if (typeof id === 'number') {
+        if (this.#overAnonymousLimit(id)) return;
         this.#reply(id, () =>
           channel.sealError(id, err instanceof KdsError ? err.code : 'internal', (err as Error).message),
         );
-      else this.fail(err);
+      } else this.fail(err);
       return;
     }
     const { type, id, body } = request;
+    if (this.#overAnonymousLimit(id)) return;
     const ctx = { session: this as SessionHandle, identity: this.#identity, kdc: this.#host.services };
+    this.#inFlight += 1;
     this.#host.registry.dispatch(ctx, type, body as Record<string, unknown>).then(
-      (reply) => this.#reply(id, () => channel.sealOk(type, id, reply), type),
+      (reply) => {
+        this.#inFlight -= 1;
+        this.#reply(id, () => channel.sealOk(type, id, reply), type);
+        this.#drain();
+      },
       (err: unknown) => {
+        this.#inFlight -= 1;
         const e = toKdsError(err);
         if (e.code === 'internal') this.#host.log(`request ${type}: internal error: ${describe(err)}`);
         this.#reply(id, () => channel.sealError(id, e.code, e.message));
+        this.#drain();
       },
     );
+  }
+
+  /**
+   * An anonymous session gets what enrolling needs and no more: MAX_ANONYMOUS_REQUESTS requests in all
+   * (a retry or two after a typo). The one over it is answered `rate_limited` and the session closed.
+   */
+  #overAnonymousLimit(id: number): boolean {
+    const limit = this.#host.maxAnonymousRequests ?? MAX_ANONYMOUS_REQUESTS;
+    if (this.#identity.role !== 'anonymous' || ++this.#requests <= limit) return false;
+    const refusal = new ProtocolError(
+      'rate_limited',
+      `an enrollment session may send ${limit} requests; open a new one`,
+    );
+    this.#reply(id, () => this.#channel!.sealError(id, refusal.code, refusal.message));
+    this.fail(refusal);
+    return true;
   }
 
   #reply(id: number, seal: () => Buffer, type?: string): void {

@@ -1,8 +1,10 @@
 // The KDC server process: one HTTP server that answers GET /ca.pem, /crl.pem and /healthz and upgrades
 // /kds to a WebSocket carrying the kds protocol (binary frames only, maxPayload = MAX_FRAME_BYTES).
-// It owns the connection accounting (unauthenticated cap, per-IP handshake rate limit, handshake
-// timeout), the table of live sessions, and revocation enforcement: when the CA acknowledges a
-// revocation, every live session of that certificate is told and closed before the revocation returns.
+// It owns the connection accounting: before any HTTP is parsed, a cap on TCP connections per address
+// and in all, and a short headers timeout; after the upgrade, the unauthenticated cap, the per-IP
+// handshake rate limit and the handshake timeout. It also owns the table of live sessions, and
+// revocation enforcement: when the CA acknowledges a revocation, every live session of that certificate
+// is told and closed before the revocation returns.
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -10,8 +12,8 @@ import type { Duplex } from 'node:stream';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
-import { signPss, verifyPss } from '../../shared/crypto/rsa.js';
-import { EnvironmentError, ProtocolError, type ErrorCode } from '../../shared/errors.js';
+import { signPss, verifyPssAsync } from '../../shared/crypto/rsa.js';
+import { EnvironmentError, InputError, ProtocolError, type ErrorCode } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
 import '../../shared/protocol/catalog.js';
@@ -34,6 +36,10 @@ import {
 } from './dispatch.js';
 import { createHttpHandler } from './http.js';
 import {
+  ConnectionCounter,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   DEFAULT_MAX_UNAUTHENTICATED,
   DEFAULT_RATE_LIMIT,
   HandshakeRateLimiter,
@@ -51,6 +57,8 @@ export const WS_PATH = '/kds';
 const REVOCATION_SYNC_MS = 2_000;
 /** close(): how long sessions get to answer the 1001 close before their sockets are destroyed. */
 const SHUTDOWN_GRACE_MS = 3_000;
+/** How often Node's HTTP server looks for connections past the headers timeout (its default: 30 s). */
+const HEADERS_CHECK_INTERVAL_MS = 1_000;
 
 export interface KdcOptions {
   dataDir: string;
@@ -67,6 +75,17 @@ export interface KdcOptions {
   maxUnauthenticated?: number;
   /** Per-IP handshake token bucket; false disables it (benchmarks from one address). */
   rateLimit?: RateLimitOptions | false;
+  /** Concurrent TCP connections in all, in any phase (default 4096; keep it below `ulimit -n`). */
+  maxConnections?: number;
+  /** Concurrent TCP connections from one address, counted before any HTTP is parsed (default 256). */
+  maxConnectionsPerAddress?: number;
+  /** Milliseconds a connection has to send its HTTP request headers, the upgrade's included (default 10 s). */
+  headersTimeoutMs?: number;
+  /**
+   * Requests an anonymous (enrollment) session may send in all (default 3: `kds client enroll` sends
+   * one). Only the issuance benchmark raises it, to spread enrollments over sessions opened in advance.
+   */
+  maxAnonymousRequests?: number;
   /** CA passphrase (else --passphrase-file, KDS_CA_PASSPHRASE, or <dataDir>/ca/passphrase). */
   passphrase?: string;
   passphraseFile?: string;
@@ -115,7 +134,20 @@ function readVersion(): string {
   }
 }
 
+function positiveInteger(name: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+    throw new InputError('bad_request', `${name} must be a positive integer, got ${String(value)}`);
+  }
+}
+
 export async function startKdc(opts: KdcOptions): Promise<Kdc> {
+  // A bad limit is the caller's typo: refused before the CA is opened.
+  positiveInteger('maxConnections', opts.maxConnections);
+  positiveInteger('maxConnectionsPerAddress', opts.maxConnectionsPerAddress);
+  positiveInteger('headersTimeoutMs', opts.headersTimeoutMs);
+  positiveInteger('handshakeTimeoutMs', opts.handshakeTimeoutMs);
+  positiveInteger('maxUnauthenticated', opts.maxUnauthenticated);
+  positiveInteger('maxAnonymousRequests', opts.maxAnonymousRequests);
   const host = opts.host ?? DEFAULT_HOST;
   const log = opts.log ?? ((line: string) => process.stderr.write(`kds server: ${line}\n`));
   const passphraseOptions = {
@@ -244,19 +276,21 @@ async function serve(
     services,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     anonymousSessionMs: opts.anonymousSessionMs ?? DEFAULT_ANONYMOUS_SESSION_MS,
+    ...(opts.maxAnonymousRequests === undefined ? {} : { maxAnonymousRequests: opts.maxAnonymousRequests }),
     createHandshake: (onChecked) =>
       new ServerHandshake({
         groups,
         credentials,
         allowInsecure: opts.allowInsecure === true,
         parseCertificate: (der) => certCache.parse(der),
+        // The client's signature came from the network: verified on the thread pool.
         verifySignature: (data, signature, cert) => {
           let key = publicKeys.get(cert);
           if (key === undefined) {
             key = createPublicKey(cert.publicKeyPem);
             publicKeys.set(cert, key);
           }
-          return verifyPss(data, signature, key);
+          return verifyPssAsync(data, signature, key);
         },
         checkClientCertificate: (cert, mode) => {
           if (mode !== 'auth') return;
@@ -296,7 +330,33 @@ async function serve(
       uptimeMs: Date.now() - startedAt,
     }),
   });
-  const server: Server = createServer(handleHttp);
+  // Node's defaults would hold a connection that never finishes its headers for 60 s (checked every
+  // 30 s), with no cap on how many: limits before the upgrade (limits.ts, "TCP connection limits").
+  const headersTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const server: Server = createServer(
+    {
+      headersTimeout,
+      // No request body is ever read: a request is complete once its headers are.
+      requestTimeout: headersTimeout,
+      connectionsCheckingInterval: Math.min(HEADERS_CHECK_INTERVAL_MS, headersTimeout),
+    },
+    handleHttp,
+  );
+  // Over the global cap, Node closes a new connection before it emits 'connection'.
+  server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const perAddress = new ConnectionCounter(
+    opts.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  );
+  // Counted when the socket is accepted, before a byte of HTTP is read from it. An address at its cap
+  // gets its new connection closed at once, so it can hold no more file descriptors than that.
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    if (!perAddress.admit(address)) {
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => perAddress.release(address));
+  });
   // Per-message deflate is off: compression before encryption leaks plaintext lengths (CRIME), and
   // inflating is a memory-amplification vector. ws enforces maxPayload and closes with 1009 itself.
   const wss = new WebSocketServer({
@@ -348,9 +408,19 @@ async function serve(
     }
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));
   });
-  server.on('clientError', (_err, socket: Socket | Duplex) => {
-    if ((socket as Socket).writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket | Duplex) => {
+    // Answer if the socket can still take it, then close it for good: end() alone would leave it
+    // half-closed (a file descriptor) until a peer that may never answer sends its FIN.
+    if ((socket as Socket).writable) {
+      const status =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? '431 Request Header Fields Too Large'
+            : '400 Bad Request';
+      socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+    }
+    socket.destroy();
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -2,7 +2,8 @@
 // bucket for handshakes. Both are plain in-memory accounting with an injectable clock, so tests can
 // drive them without timers. A handshake is the expensive part for the server (one RSA-PSS signature,
 // one DH, a certificate check), so that is what the bucket meters; authenticated sessions do not count
-// against the unauthenticated cap.
+// against the unauthenticated cap. Below them: the TCP connection limits that apply before any HTTP is
+// parsed (ConnectionCounter), and the per-session request limits server/kdc/connection.ts enforces.
 
 /** Defaults: generous for a lab, small enough that one client cannot monopolise the CPU. */
 export const DEFAULT_MAX_UNAUTHENTICATED = 256;
@@ -165,8 +166,81 @@ export class HandshakeSlots<C> {
   }
 }
 
-/** Requests an anonymous (enrollment) session may send in all. */
-export const MAX_ANONYMOUS_REQUESTS = 3;
-export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
+// Per-session request limits (server/kdc/connection.ts; docs/security.md "Hostile peers").
+
+/**
+ * Requests a session with a name (client, admin, insecure) may have in flight: handlers running, not yet
+ * answered. The rest wait with the socket paused (they are served later, not refused). A kds command
+ * sends one request at a time; `listen` may send one per push it is handling (acknowledgements,
+ * verifications), and those simply wait their turn. 32 bounds what one session can make the KDC work on
+ * at once.
+ */
 export const MAX_IN_FLIGHT_REQUESTS = 32;
+/** An anonymous (enrollment) session: one request at a time. */
+export const MAX_ANONYMOUS_IN_FLIGHT = 1;
+/**
+ * Requests an anonymous session may send in all: `kds client enroll` sends one; two more allow a retry
+ * after a refused CSR. The next is answered `rate_limited` and the session is closed.
+ */
+export const MAX_ANONYMOUS_REQUESTS = 3;
+/**
+ * Records a session may have waiting for a request slot. Pausing the socket stops further reads, but ws
+ * still delivers the frames of the chunk it already read (at most ~64 KiB, ~2,200 of the smallest
+ * records), so this is never reached by a peer that respects TCP flow control; it bounds memory if one
+ * ever does. Over it: `rate_limited`, and the session is closed.
+ */
 export const MAX_QUEUED_RECORDS = 4096;
+
+// TCP connection limits, before any HTTP parsing (server/kdc/kdc.ts; docs/cli.md `kds server start`).
+// Node's HTTP server would otherwise hold any number of connections, each for up to 60 s (checked every
+// 30 s) while it waits for request headers: a file descriptor apiece, so one address sending half
+// requests by the thousand could exhaust them before the WebSocket limits (which apply after the
+// upgrade) ever see it.
+
+/** Concurrent TCP connections from one address (in any phase: headers, handshake, session). */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
+/** Concurrent TCP connections in all (keep it below the process's file descriptor limit, ulimit -n). */
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+/** How long a connection may take to send its request headers (then 408 or a close). */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+
+/**
+ * Concurrent TCP connections per remote address, counted when the socket is accepted: `admit` before
+ * anything is read from it, `release` when it closes. A Map of addresses with at least one connection
+ * (entries are deleted at zero), so its size is bounded by the connections themselves.
+ */
+export class ConnectionCounter {
+  readonly #byAddress = new Map<string, number>();
+  #total = 0;
+
+  constructor(readonly maxPerAddress: number) {
+    if (!(maxPerAddress >= 1)) throw new RangeError('maxConnectionsPerAddress must be >= 1');
+  }
+
+  /** Count one connection from `address`; false (and nothing counted) when the address is at its cap. */
+  admit(address: string): boolean {
+    const held = this.#byAddress.get(address) ?? 0;
+    if (held >= this.maxPerAddress) return false;
+    this.#byAddress.set(address, held + 1);
+    this.#total += 1;
+    return true;
+  }
+
+  /** The connection admitted for `address` closed. */
+  release(address: string): void {
+    const held = this.#byAddress.get(address);
+    if (held === undefined) return;
+    if (held <= 1) this.#byAddress.delete(address);
+    else this.#byAddress.set(address, held - 1);
+    this.#total -= 1;
+  }
+
+  heldBy(address: string): number {
+    return this.#byAddress.get(address) ?? 0;
+  }
+
+  /** Connections admitted and not closed. */
+  get count(): number {
+    return this.#total;
+  }
+}

@@ -6,6 +6,8 @@ import { parseCrl } from '../../../shared/pki/crl.js';
 import { derToPem, pemToDer } from '../../../shared/pki/pem.js';
 import { freshCa, openssl, opensslCsr, PASSPHRASE } from './fixture.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { TOKEN_INVALID_MESSAGE } from '../../../server/ca/tokens.js';
+import { hugeExponentCsr } from '../../helpers/hostile-csr.js';
 
 const DAY = 86_400_000;
 const { dir } = await freshCa(t, { hosts: ['kdc.example.org'], port: 9443 });
@@ -310,23 +312,24 @@ t.test('enrollment tokens: single use, bound to a name, a bad CSR does not burn 
   t.notOk(JSON.stringify(ca.store.listEnrollmentTokens()).includes(token), 'only the hash is stored');
   t.throws(() => ca.createEnrollmentToken({ name: 'admin', actor: 'admin' }), { code: 'bad_name' });
   const csr = await csrFor('oscar');
-  await t.rejects(ca.enroll({ token, name: 'oscar', csrPem: 'junk', actor: 'oscar' }), {
+  await t.rejects(ca.enroll({ token, csrPem: 'junk', actor: 'oscar' }), {
     code: 'malformed_pem',
   });
-  await t.rejects(ca.enroll({ token: 'x'.repeat(43), name: 'oscar', csrPem: csr, actor: 'oscar' }), {
+  await t.rejects(ca.enroll({ token: 'x'.repeat(43), csrPem: csr, actor: 'oscar' }), {
     code: 'token_invalid',
   });
-  await t.rejects(ca.enroll({ token, name: 'peggy', csrPem: await csrFor('peggy'), actor: 'peggy' }), {
+  await t.rejects(ca.enroll({ token, csrPem: await csrFor('peggy'), actor: 'peggy' }), {
     code: 'token_invalid',
   });
-  const issued = await ca.enroll({ token, name: 'oscar', csrPem: csr, actor: 'oscar' });
+  await t.rejects(
+    ca.enroll({ token, csrPem: await hugeExponentCsr('oscar'), actor: 'oscar' }),
+    { code: 'unsupported_key', message: 'RSA public exponent must be 65537' },
+    'a key with another exponent is refused before its signature is checked',
+  );
+  const issued = await ca.enroll({ token, csrPem: csr, actor: 'oscar' });
   t.equal(issued.cert.subjectCN, 'oscar');
   await ca.revoke({ name: 'oscar' }, 'unspecified', 'test');
-  await t.rejects(
-    ca.enroll({ token, name: 'oscar', csrPem: csr, actor: 'oscar' }),
-    { code: 'token_invalid' },
-    'used once',
-  );
+  await t.rejects(ca.enroll({ token, csrPem: csr, actor: 'oscar' }), { code: 'token_invalid' }, 'used once');
 });
 
 t.test('enrollment without a usable token reveals nothing about names or policy', async (t) => {
@@ -334,14 +337,25 @@ t.test('enrollment without a usable token reveals nothing about names or policy'
   // policy verdicts: the token is checked before anything else.
   await ca.issueFromCsr(await csrFor('trent'), { name: 'trent', actor: 'test' });
   const bogus = 'y'.repeat(43);
-  await t.rejects(ca.enroll({ token: bogus, name: 'trent', csrPem: await csrFor('trent'), actor: 'x' }), {
+  await t.rejects(ca.enroll({ token: bogus, csrPem: await csrFor('trent'), actor: 'x' }), {
     code: 'token_invalid',
   });
-  await t.rejects(ca.enroll({ token: bogus, name: 'nobody', csrPem: await csrFor('other'), actor: 'x' }), {
+  await t.rejects(ca.enroll({ token: bogus, csrPem: await csrFor('other'), actor: 'x' }), {
     code: 'token_invalid',
   });
+  // Nothing of the CSR is read without a usable token: not its shape, not its key, not its signature.
+  for (const [what, csrPem] of [
+    ['garbage', 'junk'],
+    ['a huge public exponent', await hugeExponentCsr('trent')],
+  ]) {
+    await t.rejects(
+      ca.enroll({ token: bogus, csrPem: csrPem! }),
+      { code: 'token_invalid', message: TOKEN_INVALID_MESSAGE },
+      what,
+    );
+  }
   const { token } = ca.createEnrollmentToken({ name: 'trent', actor: 'admin' });
-  await t.rejects(ca.enroll({ token, name: 'trent', csrPem: await csrFor('trent'), actor: 'trent' }), {
+  await t.rejects(ca.enroll({ token, csrPem: await csrFor('trent'), actor: 'trent' }), {
     code: 'already_active',
   });
 });

@@ -43,7 +43,7 @@ t.test('32 concurrent enrollments share commits, and each is durable when it res
   const seenCommitted: boolean[] = [];
   await Promise.all(
     names.map(async (name, i) => {
-      const issued = await ca.enroll({ token: tokens[i]!, name, csrPem: csrs[i]!, actor: name });
+      const issued = await ca.enroll({ token: tokens[i]!, csrPem: csrs[i]!, actor: name });
       // At the moment the caller learns of it, another connection already reads it as active.
       const row = other.getCertificate(issued.cert.serialHex);
       seenCommitted[i] = row?.status === 'active' && row.pem === issued.cert.pem;
@@ -70,10 +70,10 @@ t.test('a failure in a batch rolls back only its own issuance', async (t) => {
   const csrs = await Promise.all(good.map((n) => createCsr(n, pair.privateKeyPem, pair.publicKeyPem)));
   // mix-b twice with the same token: one wins, the other is refused in the shared transaction.
   const results = await Promise.allSettled([
-    ca.enroll({ token: tokens[0]!, name: 'mix-a', csrPem: csrs[0]!, actor: 't' }),
-    ca.enroll({ token: tokens[1]!, name: 'mix-b', csrPem: csrs[1]!, actor: 't' }),
-    ca.enroll({ token: tokens[1]!, name: 'mix-b', csrPem: csrs[1]!, actor: 't' }),
-    ca.enroll({ token: tokens[2]!, name: 'mix-c', csrPem: csrs[2]!, actor: 't' }),
+    ca.enroll({ token: tokens[0]!, csrPem: csrs[0]!, actor: 't' }),
+    ca.enroll({ token: tokens[1]!, csrPem: csrs[1]!, actor: 't' }),
+    ca.enroll({ token: tokens[1]!, csrPem: csrs[1]!, actor: 't' }),
+    ca.enroll({ token: tokens[2]!, csrPem: csrs[2]!, actor: 't' }),
   ]);
   t.equal(results[0]!.status, 'fulfilled', 'mix-a issued');
   t.equal(results[3]!.status, 'fulfilled', 'mix-c issued');

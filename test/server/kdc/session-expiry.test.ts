@@ -1,7 +1,9 @@
 // A session ends at its certificate's notAfter (server/kdc/connection.ts, docs/security.md "Hostile
 // peers"): a timer closes it with `cert_expired` after a `session.closing` push, and every request is
 // checked against notAfter when it is dispatched, so none is served after it even if the timer is late.
-// A new handshake with the expired certificate is refused with `cert_expired` (the certificate check).
+// "After notAfter" is the handshake's rule (RFC 5280 4.1.2.5, validity inclusive, at the whole seconds
+// certificates carry): from notAfter + 1 s on. A new handshake with that certificate is then refused
+// with `cert_expired` too.
 import t from 'tap';
 import { CLOSE } from '../../../shared/errors.js';
 import { encodeValue } from '../../../shared/protocol/codec.js';
@@ -37,7 +39,7 @@ t.test('a live session is closed with cert_expired at notAfter', async (t) => {
     await session.close();
     return;
   }
-  t.ok(Date.now() > notAfter, 'not before notAfter');
+  t.ok(Date.now() >= notAfter + 1000, 'not before the notAfter second is over (RFC 5280: inclusive)');
   t.equal(closed.code, CLOSE.auth, 'close code of cert_expired (4001)');
   t.equal(closed.error?.code, 'cert_expired');
   t.match(pushes, [{ code: 'cert_expired' }], 'a session.closing push said why first');
