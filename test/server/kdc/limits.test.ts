@@ -1,5 +1,5 @@
 import t from 'tap';
-import { HandshakeRateLimiter, UnauthenticatedCounter } from '../../../server/kdc/limits.js';
+import { ConnectionCounter, HandshakeRateLimiter, UnauthenticatedCounter } from '../../../server/kdc/limits.js';
 
 t.test('token bucket: burst, then refill at the configured rate, per address', async (t) => {
   let now = 1_000_000;
@@ -57,4 +57,23 @@ t.test('unauthenticated cap: acquire up to max, release frees a slot', async (t)
   c.release();
   c.release();
   t.equal(c.count, 0, 'never negative');
+});
+
+t.test('ConnectionCounter: a cap per address, released on close, nothing kept at zero', async (t) => {
+  t.throws(() => new ConnectionCounter(0), RangeError);
+  const c = new ConnectionCounter(2);
+  t.equal(c.admit('10.0.0.1'), true);
+  t.equal(c.admit('10.0.0.1'), true);
+  t.equal(c.admit('10.0.0.1'), false, 'the third from one address is refused');
+  t.equal(c.admit('10.0.0.2'), true, 'another address is not affected');
+  t.equal(c.count, 3, 'a refused connection is not counted');
+  c.release('10.0.0.1');
+  t.equal(c.heldBy('10.0.0.1'), 1);
+  t.equal(c.admit('10.0.0.1'), true, 'a closed connection frees its place');
+  c.release('10.0.0.1');
+  c.release('10.0.0.1');
+  c.release('10.0.0.1'); // more releases than admissions change nothing
+  c.release('10.0.0.9');
+  t.equal(c.heldBy('10.0.0.1'), 0);
+  t.equal(c.count, 1);
 });
