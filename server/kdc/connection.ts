@@ -14,8 +14,9 @@
 //   in all. Records beyond the bound wait, unopened and in order, while the socket is paused: TCP
 //   backpressure, so a client that pipelines is slowed down, never refused. ws still delivers the frames
 //   it had already read, so the wait queue is bounded too (MAX_QUEUED_RECORDS, then rate_limited).
-// - A session with a certificate ends at the certificate's notAfter: a timer closes it with
-//   cert_expired, and every request is checked against notAfter before it is dispatched.
+// - A session with a certificate ends at the certificate's notAfter: kdc.ts sweeps the session table
+//   every second and closes it with cert_expired, and every request is checked against notAfter here,
+//   before it is dispatched, so none is served after it.
 // - Sealing and sending happen in one synchronous step, so the send order is the sequence order.
 // - A connection's failure touches only that connection: every callback below catches.
 import { randomBytes } from 'node:crypto';
@@ -43,8 +44,6 @@ import {
 
 /** Frames a client may queue while the server is still working on its handshake. */
 const MAX_QUEUED_HANDSHAKE_FRAMES = 4;
-/** setTimeout's largest delay (2^31-1 ms, ~24.8 days); a later notAfter is reached by re-arming. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** After we send a close frame, how long the peer has to answer before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 const NOBODY: Identity = Object.freeze({ name: '', serialHex: '', role: 'anonymous', expiresAt: 0 });
@@ -372,8 +371,6 @@ export class Connection implements SessionHandle {
       ready.expiresAt = identity.expiresAt;
     }
     this.push('ready', ready);
-    // The session ends at the certificate's notAfter (armed now that a session.closing push can say why).
-    if (identity.expiresAt > 0) this.#checkExpiry();
   }
 
   /** A record of an open session: served now if a request slot is free, else it waits its turn. */
@@ -410,27 +407,9 @@ export class Connection implements SessionHandle {
     return (this.#host.now ?? Date.now)();
   }
 
-  /**
-   * A certificate is valid through its notAfter second (shared/pki/verify.ts pastNotAfter, the same rule
-   * as the handshake's check); past it the session ends, like every other close, with a session.closing
-   * push. Otherwise the timer is armed for that moment (or setTimeout's largest delay, then armed again:
-   * certificates outlive it). One timer per session, and only for sessions with a certificate.
-   */
-  #checkExpiry(): void {
-    const now = this.#now();
-    if (pastNotAfter(this.#identity.expiresAt, now)) {
-      this.fail(new AuthError('cert_expired', 'certificate expired'));
-      return;
-    }
-    if (this.#phase !== 'open') return;
-    const left = Math.floor(this.#identity.expiresAt / 1000) * 1000 + 1000 - now;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#checkExpiry(), Math.min(Math.max(left, 1), MAX_TIMER_MS));
-    this.#timer.unref?.();
-  }
-
   #serveRecord(frame: Buffer): void {
-    // No request is served past notAfter, even if the expiry timer has not fired yet.
+    // No request is served past notAfter (shared/pki/verify.ts pastNotAfter: the handshake's rule),
+    // even before the KDC's expiry sweep closes the session.
     const expiresAt = this.#identity.expiresAt;
     if (expiresAt > 0 && pastNotAfter(expiresAt, this.#now())) {
       this.fail(new AuthError('cert_expired', 'certificate expired'));

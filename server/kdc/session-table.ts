@@ -32,6 +32,11 @@ export class SessionTable {
     return [...this.#all];
   }
 
+  /** Every session, without a copy (do not add or delete while iterating). */
+  values(): IterableIterator<SessionHandle> {
+    return this.#all.values();
+  }
+
   get size(): number {
     return this.#all.size;
   }

@@ -163,6 +163,12 @@ t.test('the headers timeout closes connections that never finish their headers',
   );
   t.same(await session.request('ping', {}), { pong: true }, 'the WebSocket session is still served');
   await session.close();
+  // The closed ones gave their places back: the same address may open as many again.
+  const again = holdConnections(kdc.port, 200, ['127.0.0.4'], false);
+  t.teardown(() => again.stop());
+  await again.started;
+  t.equal(again.open(), 200, 'the address can hold its connections again');
+  t.equal(again.closedAfter.length, 0, 'none refused');
 });
 
 t.test('a sustained attack from one address does not lock another out', async (t) => {

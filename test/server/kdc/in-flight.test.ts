@@ -15,7 +15,7 @@ import { defineAppType } from '../../../shared/protocol/catalog.js';
 import { encodeValue } from '../../../shared/protocol/codec.js';
 import { s } from '../../../shared/protocol/schema.js';
 import { startFrameHarness } from '../../helpers/frame-harness.js';
-import { issueTestClient, startTestKdc } from '../../helpers/kdc-in-process.js';
+import { issueTestClient, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
 import { rawHandshake } from '../../helpers/raw-client.js';
 
 t.setTimeout(120_000);
@@ -43,8 +43,11 @@ registry.register('test.gate', {
   },
 });
 
+registry.register('ping', { roles: ['client'], handle: async () => ({ pong: true }) });
+
 const { kdc, dataDir } = await startTestKdc(t, { registry });
 const alice = await issueTestClient(kdc.ca, 'alice');
+const bob = await issueTestClient(kdc.ca, 'bob');
 const caCertPem = kdc.ca.caCertPem;
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
 
@@ -62,6 +65,14 @@ t.test(
     for (let id = 1; id <= total; id++) raw.request('test.gate', id, {});
     await settle();
     t.equal(peak, MAX_IN_FLIGHT_REQUESTS, `at most ${MAX_IN_FLIGHT_REQUESTS} handlers ran at once`);
+    // Meanwhile another client is served as usual.
+    const other = await sessionFor(kdc, bob);
+    t.same(
+      await other.request('ping', {}, { timeoutMs: 10_000 }),
+      { pong: true },
+      'another session is served',
+    );
+    await other.close();
     open();
     const answered = new Set<number>();
     for (let i = 0; i < total; i++) {

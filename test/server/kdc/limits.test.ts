@@ -1,5 +1,9 @@
 import t from 'tap';
-import { ConnectionCounter, HandshakeRateLimiter, UnauthenticatedCounter } from '../../../server/kdc/limits.js';
+import {
+  ConnectionCounter,
+  HandshakeRateLimiter,
+  UnauthenticatedCounter,
+} from '../../../server/kdc/limits.js';
 
 t.test('token bucket: burst, then refill at the configured rate, per address', async (t) => {
   let now = 1_000_000;

@@ -1,6 +1,7 @@
-// A session ends at its certificate's notAfter (server/kdc/connection.ts, docs/security.md "Hostile
-// peers"): a timer closes it with `cert_expired` after a `session.closing` push, and every request is
-// checked against notAfter when it is dispatched, so none is served after it even if the timer is late.
+// A session ends at its certificate's notAfter (docs/security.md "Hostile peers"): the KDC's expiry
+// sweep (server/kdc/kdc.ts, every second) closes it with `cert_expired` after a `session.closing` push,
+// and every request is checked against notAfter when it is dispatched (server/kdc/connection.ts), so
+// none is served after it, even in the second before the sweep comes.
 // "After notAfter" is the handshake's rule (RFC 5280 4.1.2.5, validity inclusive, at the whole seconds
 // certificates carry): from notAfter + 1 s on. A new handshake with that certificate is then refused
 // with `cert_expired` too.
@@ -28,6 +29,7 @@ t.test('a live session is closed with cert_expired at notAfter', async (t) => {
     validity: { notBefore: now - 60_000, notAfter: now + 3_000 },
   });
   const notAfter = shortLived.cert.notAfter;
+  const honest = await sessionFor(kdc, await issueTestClient(kdc.ca, 'long-lived'));
   const session = await sessionFor(kdc, shortLived);
   t.equal(session.facts.identity.expiresAt, notAfter, 'ready says when the certificate expires');
   const pushes: Record<string, unknown>[] = [];
@@ -44,10 +46,13 @@ t.test('a live session is closed with cert_expired at notAfter', async (t) => {
   t.equal(closed.error?.code, 'cert_expired');
   t.match(pushes, [{ code: 'cert_expired' }], 'a session.closing push said why first');
   await t.rejects(sessionFor(kdc, shortLived), { code: 'cert_expired' }, 'and a new handshake is refused');
+  t.same(await honest.request('ping', {}), { pong: true }, 'a session with a valid certificate goes on');
+  await honest.close();
 });
 
-t.test('no request is served after notAfter, even before the timer fires', async (t) => {
-  // The connection reads this clock at dispatch; the real timer is 30 days away.
+t.test('no request is served after notAfter, even before the sweep closes the session', async (t) => {
+  // The connection reads this clock at dispatch; the KDC's sweep reads the real one, by which the
+  // certificate expires in 30 days: only the dispatch check can refuse here.
   let skew = 0;
   const harness = await startFrameHarness(kdc, dataDir, { now: () => Date.now() + skew });
   const session = await (await harness.fixedHandshake('client', 'clock-victim')).open();
