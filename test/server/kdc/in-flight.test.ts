@@ -49,7 +49,12 @@ const { kdc, dataDir } = await startTestKdc(t, { registry });
 const alice = await issueTestClient(kdc.ca, 'alice');
 const bob = await issueTestClient(kdc.ca, 'bob');
 const caCertPem = kdc.ca.caCertPem;
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
+/** Wait until `n` handlers run (or 10 s), then a little longer: had more been let through, they would run by then. */
+async function settleAt(n: number): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (peak < n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+}
 
 t.test(
   'an authenticated session: MAX_IN_FLIGHT_REQUESTS at once, the rest wait and are served',
@@ -63,7 +68,7 @@ t.test(
     });
     const total = MAX_IN_FLIGHT_REQUESTS * 3 + 5;
     for (let id = 1; id <= total; id++) raw.request('test.gate', id, {});
-    await settle();
+    await settleAt(MAX_IN_FLIGHT_REQUESTS);
     t.equal(peak, MAX_IN_FLIGHT_REQUESTS, `at most ${MAX_IN_FLIGHT_REQUESTS} handlers ran at once`);
     // Meanwhile another client is served as usual.
     const other = await sessionFor(kdc, bob);
@@ -93,7 +98,7 @@ t.test('an anonymous session: one request at a time', async (t) => {
   closeGate();
   const raw = await rawHandshake({ url: kdc.url, mode: 'enroll', caCertPem });
   for (let id = 1; id <= MAX_ANONYMOUS_REQUESTS; id++) raw.request('test.gate', id, {});
-  await settle();
+  await settleAt(1);
   t.equal(peak, 1, 'one handler at a time');
   open();
   for (let i = 0; i < MAX_ANONYMOUS_REQUESTS; i++) t.match(await raw.read(10_000), { kind: 'ok' });
