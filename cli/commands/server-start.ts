@@ -65,16 +65,22 @@ export const startCommand: CommandModule<object, StartArgs> = {
           'public base URL put in what the CA issues from now on (CRL distribution point, Freshest CRL), and stored (env KDS_PUBLIC_URL; default: the one init or an earlier start was given, else http://<host>:<port> listened on)',
       })
       .option('max-connections', {
-        type: 'number',
-        describe: 'cap on TCP connections in all, in any phase (default 4096; keep it below ulimit -n)',
+        type: 'string',
+        describe:
+          'cap on TCP connections in all, in any phase (1 to 1000000; default 4096, keep it below ulimit -n)',
+        coerce: integerValue('--max-connections', 1, 1_000_000),
       })
       .option('max-connections-per-address', {
-        type: 'number',
-        describe: 'cap on TCP connections from one address, counted before any HTTP is read (default 256)',
+        type: 'string',
+        describe:
+          'cap on TCP connections from one address, counted before any HTTP is read (1 to 1000000; default 256)',
+        coerce: integerValue('--max-connections-per-address', 1, 1_000_000),
       })
       .option('headers-timeout', {
-        type: 'number',
-        describe: 'milliseconds a connection has to send its HTTP request headers (default 10000)',
+        type: 'string',
+        describe:
+          'milliseconds a connection has to send its HTTP request headers (100 to 600000; default 10000)',
+        coerce: integerValue('--headers-timeout', 100, 600_000),
       })
       .option('insecure-dh', {
         type: 'boolean',
