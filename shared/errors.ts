@@ -89,6 +89,12 @@ const CODES = {
   insecure_refused: { exit: EXIT.auth, close: CLOSE.policy },
   handshake_timeout: { exit: EXIT.unavailable, close: CLOSE.timeout },
   rate_limited: { exit: EXIT.unavailable, close: CLOSE.rateLimited },
+  /**
+   * A per-peer bound of the key service is full (queued notices from one sender to one recipient, active
+   * keys or open reservations of one pair): nothing was written; it frees up as the other party connects,
+   * acknowledges or the keys expire (docs/keys.md "Quotas").
+   */
+  quota_exceeded: { exit: EXIT.unavailable, close: CLOSE.rateLimited },
   too_many_connections: { exit: EXIT.unavailable, close: CLOSE.rateLimited },
   token_invalid: { exit: EXIT.auth, close: CLOSE.auth },
   forbidden: { exit: EXIT.auth, close: CLOSE.policy },

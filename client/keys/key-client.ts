@@ -20,7 +20,12 @@ import { signPss } from '../../shared/crypto/rsa.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
 import { kdcKeyDigest, keyFingerprint } from '../../shared/keys/digest.js';
-import { generatePrekey, PREKEY_UPLOAD_GRACE_MS } from '../../shared/keys/prekey.js';
+import {
+  generatePrekey,
+  LAST_RESORT_PREKEY_MAX_AGE_MS,
+  PREKEY_UPLOAD_GRACE_MS,
+} from '../../shared/keys/prekey.js';
+import { MAX_KEYS_ACCEPTED_PER_SENDER } from '../../shared/keys/quotas.js';
 import { assertMessageSeq, MAX_MESSAGE_SEQ } from '../../shared/keys/replay-window.js';
 import { signedContent } from '../../shared/keys/transcript.js';
 import { e2eDeliveryOf, kdcDeliveryOf, reservationOf, wireBytes } from '../../shared/keys/wire.js';
@@ -116,6 +121,9 @@ const ZERO_DIGEST = Buffer.alloc(32);
 /** A notice handler's outcome: acknowledge it (true), leave it queued (false), or already acknowledged. */
 type Handled = boolean | 'acknowledged';
 
+/** After a prune of a sender's keys found it still at the bound, refuse without re-reading for this long. */
+const SENDER_RECOUNT_MS = 10_000;
+
 export class KeyClient {
   readonly name: string;
   readonly store: ClientKeyStore;
@@ -132,6 +140,13 @@ export class KeyClient {
   #topUps: Promise<unknown> = Promise.resolve();
   /** Prekey ids whose delivery is being accepted right now: never housekept. */
   readonly #prekeysInUse = new Set<string>();
+  /** A top-up asked for by `key.prekeys.low` and not started yet: further notices join it. */
+  #lowTopUp: Promise<unknown> | undefined;
+  /**
+   * Usable keys received from each sender (built from the store on first use), for the bound on what one
+   * sender can put in our home; `recountedAt`: when a prune last found the sender still at the bound.
+   */
+  #fromSender: Map<string, { serials: Set<string>; recountedAt: number }> | undefined;
 
   constructor(opts: KeyClientOptions) {
     this.name = opts.name;
@@ -156,6 +171,18 @@ export class KeyClient {
         }),
       );
     }
+    // Not a queued notice (no `d`): the KDC says our one-time stock runs low; refill it now, so that
+    // senders keep getting one-time prekeys rather than the last-resort one.
+    this.#unsubscribe.push(this.#session.onPush('key.prekeys.low', () => void this.#onPrekeysLow()));
+  }
+
+  #onPrekeysLow(): Promise<unknown> {
+    this.#lowTopUp ??= this.topUpPrekeys()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#lowTopUp = undefined;
+      });
+    return this.#lowTopUp;
   }
 
   /** What every session does first: publish prekeys, then take the queued notices. */
@@ -200,24 +227,56 @@ export class KeyClient {
     });
     if (Array.isArray(status.held)) this.#dropOrphanedPrekeys(new Set(status.held.map(String)), asked);
     const wanted = Number(status.wanted);
-    if (!(wanted > 0)) return 0;
+    const renewLastResort = this.#lastResortDue(
+      typeof status.lastResort === 'string' ? status.lastResort : undefined,
+    );
+    if (!(wanted > 0) && !renewLastResort) return 0;
     const owner = { name: this.name, certSerial: this.#certSerial };
     const made = await Promise.all(
-      Array.from({ length: wanted }, () => generatePrekey(owner, this.#identityKey)),
+      Array.from({ length: Math.max(0, wanted) }, () => generatePrekey(owner, this.#identityKey)),
     );
-    for (const p of made) {
+    const lastResort = renewLastResort
+      ? await generatePrekey(owner, this.#identityKey, { lastResort: true })
+      : undefined;
+    // Privates first, in our encrypted store, then the upload: a prekey the KDC holds always has its
+    // private here (an upload that fails leaves an orphan, which housekeeping deletes later).
+    for (const p of lastResort === undefined ? made : [...made, lastResort]) {
       this.store.putPrekey({
         id: p.id,
         certSerial: this.#certSerial,
         publicKey: p.publicKey.toString('base64'),
         privateKey: p.privateKey.toString('base64'),
         createdAt: this.#now(),
+        ...(p.lastResort === true ? { lastResort: true as const } : {}),
       });
     }
+    const wire = (p: { id: string; publicKey: Buffer; signature: Buffer }) => ({
+      id: p.id,
+      publicKey: p.publicKey,
+      signature: p.signature,
+    });
     await this.#session.request('key.prekeys', {
-      prekeys: made.map((p) => ({ id: p.id, publicKey: p.publicKey, signature: p.signature })),
+      prekeys: made.map(wire),
+      ...(lastResort === undefined ? {} : { lastResort: wire(lastResort) }),
     });
     return made.length;
+  }
+
+  /**
+   * Does the KDC need a new last-resort prekey from us? Yes when it holds none for our certificate,
+   * when ours of that id is not in our store (another home, a lost file: nobody could open exchanges
+   * made with it), or when it is older than LAST_RESORT_PREKEY_MAX_AGE_MS (rotation: bounds how long one
+   * private opens exchanges, docs/keys.md "Last-resort prekey").
+   */
+  #lastResortDue(heldId: string | undefined): boolean {
+    if (heldId === undefined) return true;
+    const mine = this.store.getPrekey(heldId);
+    return (
+      mine === undefined ||
+      mine.lastResort !== true ||
+      mine.certSerial !== this.#certSerial ||
+      !(mine.createdAt > this.#now() - LAST_RESORT_PREKEY_MAX_AGE_MS)
+    );
   }
 
   /**
@@ -469,8 +528,15 @@ export class KeyClient {
     if (existing !== undefined && existing.state !== 'pending') return true; // a duplicate
     let record = existing;
     if (record === undefined) {
+      const refusal = this.#overSenderBound(from);
+      if (refusal !== undefined) {
+        // Acknowledged, not kept: a KDC that enforces its bound never sends this (docs/keys.md "Quotas").
+        this.#onEvent({ event: 'key.rejected', serial, from, code: refusal.code, message: refusal.message });
+        return true;
+      }
       try {
         record = await this.#accept(b);
+        this.#fromSender?.get(from)?.serials.add(serial);
       } catch (err) {
         const e = toKdsError(err);
         this.#onEvent({ event: 'key.rejected', serial, from, code: e.code, message: e.message });
@@ -576,8 +642,53 @@ export class KeyClient {
       transcriptHash: r.transcriptHash,
     });
     this.store.putKey(rec);
-    this.store.deletePrekey(prekeyId); // one-time: the private half is gone once used
+    // One-time: the private half is gone once used. The last-resort one serves every exchange made while
+    // the stock was empty; it goes when it is replaced and no longer held (housekeeping).
+    if (prekey.lastResort !== true) this.store.deletePrekey(prekeyId);
     return rec;
+  }
+
+  /**
+   * The bound on what one sender can put in our home: refuse a new key from `from` while we hold
+   * MAX_KEYS_ACCEPTED_PER_SENDER usable (pending or active, unexpired) keys received from it. Counted in
+   * memory; at the bound the sender's keys are re-read once (some may have been revoked or expired since),
+   * and a sender still at the bound is refused without re-reading for SENDER_RECOUNT_MS.
+   */
+  #overSenderBound(from: string): { code: 'quota_exceeded'; message: string } | undefined {
+    if (this.#fromSender === undefined) {
+      this.#fromSender = new Map();
+      for (const k of this.store.listKeys()) {
+        if (k.role === 'receiver' && this.#usableState(k)) this.#senderEntry(k.owner).serials.add(k.serial);
+      }
+    }
+    const entry = this.#senderEntry(from);
+    if (entry.serials.size < MAX_KEYS_ACCEPTED_PER_SENDER) return undefined;
+    const now = this.#now();
+    if (now - entry.recountedAt >= SENDER_RECOUNT_MS) {
+      for (const serial of entry.serials) {
+        const k = this.store.getKey(serial);
+        if (k === undefined || !this.#usableState(k)) entry.serials.delete(serial);
+      }
+      if (entry.serials.size < MAX_KEYS_ACCEPTED_PER_SENDER) return undefined;
+      entry.recountedAt = now;
+    }
+    return {
+      code: 'quota_exceeded',
+      message: `${from} already gave us ${entry.serials.size} usable keys (at most ${MAX_KEYS_ACCEPTED_PER_SENDER}); this one is refused`,
+    };
+  }
+
+  #senderEntry(from: string): { serials: Set<string>; recountedAt: number } {
+    let entry = this.#fromSender!.get(from);
+    if (entry === undefined) {
+      entry = { serials: new Set(), recountedAt: -Infinity };
+      this.#fromSender!.set(from, entry);
+    }
+    return entry;
+  }
+
+  #usableState(k: StoredKey): boolean {
+    return (k.state === 'pending' || k.state === 'active') && k.expiresAt > this.#now();
   }
 
   async #onRevoked(b: Record<string, unknown>): Promise<boolean> {

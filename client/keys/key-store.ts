@@ -6,7 +6,7 @@
 //     <serial>.sent  0600  the number of the last message we sent under it (docs/keys.md "Messages")
 //     <serial>.recv  0600  our anti-replay window for the messages we received under it
 //     prekeys/       0700
-//       <id>.prekey  0600  the private half of one uploaded one-time prekey
+//       <id>.prekey  0600  the private half of one uploaded one-time (or last-resort) prekey
 //
 // Every file is "KDSCKS1\0" || nonce (12) || AES-256-GCM(store key, JSON record, AAD) || tag (16), with
 // AAD = "kds v1 client key store" || 0x00 || len-prefixed(kind, id), so a file renamed to another
@@ -68,6 +68,8 @@ export interface StoredPrekey {
   publicKey: string; // base64, 32 bytes
   privateKey: string; // base64, the raw 32-byte X25519 private scalar
   createdAt: number;
+  /** Our last-resort prekey: kept when an exchange uses it (docs/keys.md "Last-resort prekey"). */
+  lastResort?: true;
 }
 
 export class ClientKeyStore {

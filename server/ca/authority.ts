@@ -361,7 +361,12 @@ export class CertificateAuthority {
     );
   }
 
-  createEnrollmentToken(opts: { name: string; ttlMs?: number; actor: string }): CreatedToken {
+  createEnrollmentToken(opts: {
+    name: string;
+    ttlMs?: number;
+    actor: string;
+    beforeWrite?: () => void;
+  }): CreatedToken {
     this.requireKey();
     return createEnrollmentToken(this.store, { ...opts, now: this.clock() });
   }
@@ -373,16 +378,26 @@ export class CertificateAuthority {
    * Revoke by serial (hex, any case, colons allowed) or by name (its active certificate, else its latest
    * one). Durable before it returns: revocation row + certificate status + new CRL committed together,
    * then root_crl.pem rewritten, then onRevoked listeners awaited. `already_revoked` changes nothing.
+   * `opts.beforeWrite` runs first inside that transaction and may throw to refuse (the KDC re-checks the
+   * requesting session's own certificate there: server/kdc/caller-status.ts).
    */
   async revoke(
     by: { serialHex: string } | { name: string },
     reason: ReasonName | string,
     actor: string,
+    opts: { beforeWrite?: () => void } = {},
   ): Promise<RevokeOutcome> {
     const key = this.requireKey();
     const target = 'serialHex' in by ? { serialHex: normalizeSerialHex(by.serialHex) } : { name: by.name };
     const parsedReason = parseReason(reason);
-    const outcome = await this.publisher.revoke(target, parsedReason, actor, syncSigner(key), this.clock());
+    const outcome = await this.publisher.revoke(
+      target,
+      parsedReason,
+      actor,
+      syncSigner(key),
+      this.clock(),
+      opts.beforeWrite,
+    );
     this.scheduleFullCrl();
     return outcome;
   }

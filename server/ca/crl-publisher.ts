@@ -252,6 +252,7 @@ export class CrlPublisher {
     actor: string,
     sign: SyncSigner,
     now: number = Date.now(),
+    beforeWrite?: () => void,
   ): Promise<RevokeOutcome> {
     if (!isReasonName(reason) || reason === 'removeFromCRL') {
       throw new InputError(
@@ -259,7 +260,7 @@ export class CrlPublisher {
         `invalid revocation reason ${JSON.stringify(String(reason).slice(0, 40))}`,
       );
     }
-    return this.record(by, reason, actor, sign, now, 'revoke');
+    return this.record(by, reason, actor, sign, now, 'revoke', beforeWrite);
   }
 
   /**
@@ -283,6 +284,7 @@ export class CrlPublisher {
     sign: SyncSigner,
     nowMs: number,
     kind: 'revoke' | 'supersede',
+    beforeWrite?: () => void,
   ): Promise<RevokeOutcome> {
     // CRL times have one-second resolution (RFC 5280 5.1.2.4): record exactly what the CRL will say.
     const now = Math.floor(nowMs / 1000) * 1000;
@@ -291,6 +293,7 @@ export class CrlPublisher {
     let wroteFull = false;
     try {
       outcome = this.store.transaction(() => {
+        beforeWrite?.();
         // Under the write lock: catch up first, so the re-check below and the CRL see every row.
         fresh = this.catchUp();
         const cert = this.target(by);

@@ -27,7 +27,14 @@ export interface CreatedToken {
 
 export function createEnrollmentToken(
   store: Store,
-  opts: { name: string; ttlMs?: number; actor: string; now: number },
+  opts: {
+    name: string;
+    ttlMs?: number;
+    actor: string;
+    now: number;
+    /** Runs first inside the transaction that stores the token; throws to refuse (caller re-check). */
+    beforeWrite?: () => void;
+  },
 ): CreatedToken {
   const name = assertValidName(opts.name);
   if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved and cannot be enrolled`);
@@ -41,6 +48,7 @@ export function createEnrollmentToken(
   while (token.startsWith('-')) token = randomBytes(TOKEN_BYTES).toString('base64url');
   const expiresAt = opts.now + ttl;
   store.transaction(() => {
+    opts.beforeWrite?.();
     store.insertEnrollmentToken({
       tokenHash: hashToken(token),
       name,

@@ -5,8 +5,12 @@
 // to every live session of the certificate and waits for those sockets to close, all BEFORE this
 // request is answered. A session revoking its own certificate is the exception: it gets its reply
 // first and is closed right after it (closeAfterReply), so the owner learns the revocation succeeded.
-import { PolicyError } from '../../shared/errors.js';
+// The requester's own certificate is re-checked inside the revocation's transaction
+// (server/kdc/caller-status.ts): a session whose certificate another process revoked (or that expired)
+// revokes nothing; a client that finds its own certificate already revoked is closed after the reply.
+import { KdsError, PolicyError } from '../../shared/errors.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
+import { assertCallerCurrent } from '../kdc/caller-status.js';
 import { registerHandler } from '../kdc/dispatch.js';
 
 registerHandler('cert.revoke', {
@@ -40,9 +44,11 @@ registerHandler('cert.revoke', {
     if (self) session.closeAfterReply('cert_revoked', 'certificate revoked');
     let result;
     try {
-      result = await ca.revoke(target, String(body.reason), `${identity.role}:${identity.name}`);
+      result = await ca.revoke(target, String(body.reason), `${identity.role}:${identity.name}`, {
+        beforeWrite: () => assertCallerCurrent(store, identity.serialHex, Date.now()),
+      });
     } catch (err) {
-      if (self) session.closeAfterReply(undefined);
+      if (self && !(err instanceof KdsError && err.code === 'cert_revoked')) session.closeAfterReply(undefined);
       throw err;
     }
     // Also covers `already_revoked` (no listener runs then) and a revocation another process made.

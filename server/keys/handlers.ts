@@ -51,17 +51,17 @@ function on(
 
 on('key.peer', CLIENT, async (ctx, b) => (await keyServiceFor(ctx.kdc)).peer(caller(ctx), String(b.name)));
 
+function signedPrekey(p: Body): { prekeyId: string; publicKey: Buffer; signature: Buffer } {
+  return { prekeyId: String(p.id), publicKey: bytes(p.publicKey), signature: bytes(p.signature) };
+}
+
 on('key.prekeys', CLIENT, async (ctx, b) => {
   const list = Array.isArray(b.prekeys) ? (b.prekeys as Body[]) : [];
-  return (await keyServiceFor(ctx.kdc)).putPrekeys(
-    caller(ctx),
-    list.map((p) => ({
-      prekeyId: String(p.id),
-      publicKey: bytes(p.publicKey),
-      signature: bytes(p.signature),
-    })),
-    { listHeld: b.listHeld === true },
-  );
+  const lastResort = b.lastResort === undefined ? undefined : signedPrekey(b.lastResort as Body);
+  return (await keyServiceFor(ctx.kdc)).putPrekeys(caller(ctx), list.map(signedPrekey), {
+    listHeld: b.listHeld === true,
+    ...withOptional('lastResort', lastResort),
+  });
 });
 
 on('key.reserve', CLIENT, async (ctx, b) => {

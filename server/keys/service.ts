@@ -11,6 +11,10 @@
 // - "Revocation is durable before it is acknowledged": the state change and the queued notices commit
 //   in one transaction before the method returns (better-sqlite3 with synchronous=FULL).
 // - "Sending to a revoked, expired or unknown peer fails with its code": #peerCertificate.
+// - Hostile peers (docs/keys.md "Quotas", docs/security.md): every write re-checks the caller's
+//   certificate inside the transaction that makes it (assertCallerCurrent); what one client may queue
+//   for another, the active keys and open reservations of one pair, and the rate at which a client
+//   creates keys are bounded, each checked inside that same transaction (the rate before any work).
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { randomBytes } from '../../shared/crypto/random.js';
 import { groupCommit } from '../store/group-commit.js';
@@ -23,7 +27,17 @@ import { verifyTranscriptSignature } from '../../shared/keys/exchange.js';
 import { WRAPPED_KEY_BYTES } from '../../shared/keys/key-wrap.js';
 import { newKeySerial, isKeySerial } from '../../shared/keys/serial.js';
 import { e2eTranscriptHash, kdcTranscriptHash } from '../../shared/keys/transcript.js';
-import { PREKEY_STOCK } from '../../shared/keys/prekey.js';
+import { PREKEY_LOW_WATER, PREKEY_STOCK } from '../../shared/keys/prekey.js';
+import {
+  KEY_CREATION_BURST,
+  KEY_CREATION_PER_SECOND,
+  MAX_ACTIVE_KEYS_PER_PAIR,
+  MAX_OPEN_RESERVATIONS_PER_PAIR,
+  MAX_QUEUED_KEY_NOTICES_PER_PAIR,
+  MAX_QUEUED_MESSAGES_PER_PAIR,
+} from '../../shared/keys/quotas.js';
+import { assertCallerCurrent } from '../kdc/caller-status.js';
+import { KeyCreationRate, type CreationRateOptions } from './creation-rate.js';
 import { assertMessageSeq } from '../../shared/keys/replay-window.js';
 import { MAX_HELD_PREKEYS } from '../../shared/protocol/messages-keys.js';
 import {
@@ -75,7 +89,26 @@ export interface KeyServiceOptions {
   now?: () => number;
   /** Most pushes one key.sync sends (the client asks again while `remaining` > 0). */
   syncBatch?: number;
+  /** The per-peer bounds (default DEFAULT_KEY_LIMITS; tests and special deployments may change them). */
+  limits?: Partial<KeyLimits>;
 }
+
+/** docs/keys.md "Quotas"; the defaults are shared/keys/quotas.ts. */
+export interface KeyLimits {
+  activeKeysPerPair: number;
+  queuedKeyNoticesPerPair: number;
+  queuedMessagesPerPair: number;
+  openReservationsPerPair: number;
+  creation: CreationRateOptions;
+}
+
+export const DEFAULT_KEY_LIMITS: Readonly<KeyLimits> = Object.freeze({
+  activeKeysPerPair: MAX_ACTIVE_KEYS_PER_PAIR,
+  queuedKeyNoticesPerPair: MAX_QUEUED_KEY_NOTICES_PER_PAIR,
+  queuedMessagesPerPair: MAX_QUEUED_MESSAGES_PER_PAIR,
+  openReservationsPerPair: MAX_OPEN_RESERVATIONS_PER_PAIR,
+  creation: Object.freeze({ burst: KEY_CREATION_BURST, perSecond: KEY_CREATION_PER_SECOND }),
+});
 
 /** A key record as its parties and the admin see it: never key material. */
 export interface KeySummary {
@@ -110,7 +143,8 @@ export type Reservation = {
   expiresAt: number;
   peer: string;
   peerCert: Buffer;
-  prekey: { id: string; publicKey: Buffer; signature: Buffer };
+  /** `lastResort: true`: the peer's last-resort prekey (its one-time stock was empty). */
+  prekey: { id: string; publicKey: Buffer; signature: Buffer; lastResort?: true };
 };
 
 /**
@@ -159,9 +193,8 @@ async function commitGrouped<W, R>(store: Store, step: Step<W, R>): Promise<R> {
   return step.finish(await groupCommit(store).run(step.write));
 }
 
-/** Storage bounds a client cannot push past: prekeys it keeps, and messages queued for one recipient. */
+/** Storage bound a client cannot push past: the one-time prekeys it keeps (its last-resort one apart). */
 export const MAX_PREKEY_STOCK = 100;
-export const MAX_QUEUED_PER_RECIPIENT = 10_000;
 /** What a client or the admin may give (certificateRevoked is the cascade's own). */
 const CLIENT_REVOCATION_REASONS = new Set<string>(KEY_REVOCATION_REASONS);
 
@@ -173,6 +206,8 @@ export class KeyService {
   readonly #passphrase: () => string;
   readonly #now: () => number;
   readonly #syncBatch: number;
+  readonly #limits: KeyLimits;
+  readonly #creation: KeyCreationRate;
   #kek: Promise<KeyEncryptionKeys> | undefined;
   #kekReady: KeyEncryptionKeys | undefined;
   /** Certificates by serial: the imported public key and the DER, for signature checks and e2e pushes. */
@@ -186,6 +221,8 @@ export class KeyService {
     this.#passphrase = opts.passphrase;
     this.#now = opts.now ?? Date.now;
     this.#syncBatch = opts.syncBatch ?? 256;
+    this.#limits = { ...DEFAULT_KEY_LIMITS, ...opts.limits };
+    this.#creation = new KeyCreationRate(this.#limits.creation, () => this.#now());
   }
 
   /** The KEK ring, opened (or created) on first use. */
@@ -220,32 +257,43 @@ export class KeyService {
   }
 
   /**
-   * Store signed prekeys for the caller's current certificate; returns the stock and how many to add,
-   * and, for a status query (no prekeys) with `listHeld`, `held`: every prekey id of the caller this KDC still needs
-   * (stock, open reservations, queued e2e deliveries), so the client can delete the privates of the
-   * others (docs/keys.md "Prekey housekeeping"). Left out when there are more than MAX_HELD_PREKEYS: the
-   * client then deletes nothing, which only keeps orphans longer.
+   * Store signed prekeys for the caller's current certificate (and, with `lastResort`, replace its
+   * last-resort prekey); returns the stock and how many to add, the id of the last-resort prekey the KDC
+   * holds for that certificate (`lastResort`, absent when none), and, for a status query (no prekeys)
+   * with `listHeld`, `held`: every prekey id of the caller this KDC still needs (stock, last-resort,
+   * open reservations, queued e2e deliveries), so the client can delete the privates of the others
+   * (docs/keys.md "Prekey housekeeping"). Left out when there are more than MAX_HELD_PREKEYS: the client
+   * then deletes nothing, which only keeps orphans longer.
    */
   putPrekeys(
     caller: Caller,
     prekeys: readonly NewPrekey[],
-    opts: { listHeld?: boolean } = {},
-  ): { stock: number; wanted: number; held?: string[] } {
-    if (this.#store.countPrekeys(caller.name, caller.serialHex) + prekeys.length > MAX_PREKEY_STOCK) {
-      throw new PolicyError('rate_limited', `at most ${MAX_PREKEY_STOCK} prekeys are kept per client`);
-    }
+    opts: { listHeld?: boolean; lastResort?: NewPrekey } = {},
+  ): { stock: number; wanted: number; held?: string[]; lastResort?: string } {
     // A prekey id names one prekey of this client for good (UNIQUE (owner, prekey_id) in the store): a
     // repeated id is the client's mistake and gets bad_request, not the store's constraint error
     // (found by test/hardening/fuzz-app.test.ts).
-    if (new Set(prekeys.map((p) => p.prekeyId)).size !== prekeys.length) {
+    const ids = prekeys.map((p) => p.prekeyId);
+    if (opts.lastResort !== undefined) ids.push(opts.lastResort.prekeyId);
+    if (new Set(ids).size !== ids.length) {
       throw new InputError('bad_request', 'prekey ids must be distinct');
     }
+    let stock: number;
     try {
-      this.#store.transaction(() => {
+      stock = this.#store.transaction(() => {
+        assertCallerCurrent(this.#store, caller.serialHex, this.#now());
         // Prekeys signed under an older certificate of this name can no longer be verified by senders.
         this.#store.deletePrekeys(caller.name, caller.serialHex);
-        if (prekeys.length > 0)
-          this.#store.insertPrekeys(caller.name, caller.serialHex, prekeys, this.#now());
+        const before = this.#store.countPrekeys(caller.name, caller.serialHex);
+        if (before + prekeys.length > MAX_PREKEY_STOCK) {
+          throw new PolicyError('rate_limited', `at most ${MAX_PREKEY_STOCK} prekeys are kept per client`);
+        }
+        const now = this.#now();
+        if (prekeys.length > 0) this.#store.insertPrekeys(caller.name, caller.serialHex, prekeys, now);
+        if (opts.lastResort !== undefined) {
+          this.#store.putLastResortPrekey(caller.name, caller.serialHex, opts.lastResort, now);
+        }
+        return before + prekeys.length;
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: unknown } }).cause;
@@ -254,9 +302,13 @@ export class KeyService {
       }
       throw err;
     }
-    const stock = this.#store.countPrekeys(caller.name, caller.serialHex);
-    const answer = { stock, wanted: Math.max(0, PREKEY_STOCK - stock) };
-    if (prekeys.length > 0 || opts.listHeld !== true) return answer;
+    const lastResort = this.#store.getLastResortPrekey(caller.name, caller.serialHex)?.prekeyId;
+    const answer = {
+      stock,
+      wanted: Math.max(0, PREKEY_STOCK - stock),
+      ...(lastResort === undefined ? {} : { lastResort }),
+    };
+    if (prekeys.length > 0 || opts.lastResort !== undefined || opts.listHeld !== true) return answer;
     const held = this.#store.heldPrekeyIds(
       caller.name,
       caller.serialHex,
@@ -279,17 +331,44 @@ export class KeyService {
   }
 
   /** reserve's checks now, its writes in `write` (one transaction), its answer from `finish`. */
-  #reserveStep(caller: Caller, req: NewKeyRequest): Step<PrekeyRecord | undefined, Reservation> {
+  #reserveStep(
+    caller: Caller,
+    req: NewKeyRequest,
+  ): Step<{ prekey: PrekeyRecord; lastResort: boolean; low?: number } | undefined, Reservation> {
     const ttl = checkTtl(req.ttl);
     const peerCert = this.#peerCertificate(caller, req.peer);
     if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'e2e');
-    const now = this.#now();
+    this.#creation.take(caller.name);
     const serial = newKeySerial();
+    let createdAt = 0;
     return {
       write: () => {
+        const now = this.#now();
+        createdAt = now;
+        assertCallerCurrent(this.#store, caller.serialHex, now);
         this.#store.deleteStaleReservations(now - RESERVATION_TTL_MS);
-        const claimed = this.#store.claimPrekey(req.peer, peerCert.serialHex);
-        if (claimed === undefined) return undefined;
+        // The reservation becomes an active key at its deposit: refuse now what the deposit would
+        // refuse, before one of the peer's prekeys is consumed for nothing.
+        const counts = this.#store.countPairKeys(caller.name, req.peer, now, now - RESERVATION_TTL_MS);
+        if (counts.reserved >= this.#limits.openReservationsPerPair) {
+          throw new PolicyError(
+            'quota_exceeded',
+            `you already hold ${counts.reserved} open reservations on ${req.peer}'s prekeys (at most ${this.#limits.openReservationsPerPair}): deposit or let them expire`,
+          );
+        }
+        const replacing = req.replaces === undefined ? 0 : 1;
+        if (counts.active + counts.reserved - replacing >= this.#limits.activeKeysPerPair) {
+          throw this.#tooManyActive(req.peer);
+        }
+        this.#checkKeyNoticeQuota(caller.name, req.peer);
+        let lastResort = false;
+        let prekey = this.#store.claimPrekey(req.peer, peerCert.serialHex);
+        if (prekey === undefined) {
+          // The one-time stock is empty: the peer's last-resort prekey, which stays (docs/keys.md).
+          prekey = this.#store.getLastResortPrekey(req.peer, peerCert.serialHex);
+          lastResort = true;
+        }
+        if (prekey === undefined) return undefined;
         if (req.ack !== undefined && req.ack.length > 0) this.#store.deleteDeliveries(caller.name, req.ack);
         this.#store.insertSymKey({
           serial,
@@ -302,25 +381,33 @@ export class KeyService {
           expiresAt: now + ttl,
           state: 'reserved',
           replaces: req.replaces ?? null,
-          prekeyId: claimed.prekeyId,
-          prekeyPublic: claimed.publicKey,
+          prekeyId: prekey.prekeyId,
+          prekeyPublic: prekey.publicKey,
         });
-        return claimed;
+        const stock = lastResort ? 0 : this.#store.countPrekeys(req.peer, peerCert.serialHex);
+        return { prekey, lastResort, ...(stock < PREKEY_LOW_WATER ? { low: stock } : {}) };
       },
-      finish: (prekey) => {
-        if (prekey === undefined) {
+      finish: (claimed) => {
+        if (claimed === undefined) {
           throw new StateError(
             'peer_unavailable',
             `${req.peer} has no prekeys left: it must connect once (e.g. kds client listen) before it can receive end-to-end keys`,
           );
         }
+        if (claimed.low !== undefined) this.#tellPrekeysLow(req.peer, claimed.low);
+        const { prekey } = claimed;
         return {
           serial,
-          createdAt: now,
-          expiresAt: now + ttl,
+          createdAt,
+          expiresAt: createdAt + ttl,
           peer: req.peer,
           peerCert: this.#certificate(peerCert.serialHex).der,
-          prekey: { id: prekey.prekeyId, publicKey: prekey.publicKey, signature: prekey.signature },
+          prekey: {
+            id: prekey.prekeyId,
+            publicKey: prekey.publicKey,
+            signature: prekey.signature,
+            ...(claimed.lastResort ? { lastResort: true as const } : {}),
+          },
         };
       },
     };
@@ -369,10 +456,18 @@ export class KeyService {
     verifyTranscriptSignature('sender', transcriptHash, digest, req.signature, owner.key);
     return {
       write: () => {
+        const at = this.#now();
+        assertCallerCurrent(this.#store, caller.serialHex, at);
+        this.#checkKeyNoticeQuota(caller.name, rec.peer);
+        // The old key of a rotation is superseded first, so its notice is queued (and pushed) before the
+        // new key's delivery: a receiver never holds both as usable (client/keys MAX_KEYS_ACCEPTED_PER_SENDER).
+        const ids: (DeliveryRecord | Push)[] =
+          rec.replaces === null ? [] : this.#supersede(rec.replaces, rec.serial, caller, at);
+        this.#checkActiveKeys(caller.name, rec.peer, at);
         if (!this.#store.activateSymKey(rec.serial, { ...req, senderSignature: req.signature, digest })) {
           throw new StateError('not_found', 'no such key reservation');
         }
-        const delivery = this.#enqueue(rec.peer, 'key.delivered', rec.serial);
+        const delivery = this.#enqueue(rec.peer, 'key.delivered', rec.serial, null, caller.name);
         // Pushed from the deposit in hand (the same values the row now holds), not re-read from the store.
         const deposited = {
           ...rec,
@@ -380,10 +475,7 @@ export class KeyService {
           ciphertext: req.ciphertext,
           senderSignature: req.signature,
         };
-        const ids: (DeliveryRecord | Push)[] = [
-          deliveredPush(delivery, deposited, { fromCert: owner.der }) ?? delivery,
-        ];
-        if (rec.replaces !== null) ids.push(...this.#supersede(rec.replaces, rec.serial, caller.name, now));
+        ids.push(deliveredPush(delivery, deposited, { fromCert: owner.der }) ?? delivery);
         this.#audit(caller.name, 'key.deposit', rec.serial, { peer: rec.peer, mode: 'e2e' });
         return ids;
       },
@@ -410,6 +502,7 @@ export class KeyService {
     const ttl = checkTtl(req.ttl);
     const peerCert = this.#peerCertificate(caller, req.peer);
     if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'kdc');
+    this.#creation.take(caller.name);
     const kek = await this.kek();
     const now = this.#now();
     const serial = newKeySerial();
@@ -433,6 +526,13 @@ export class KeyService {
       senderSignature: null,
     };
     const pushes = await groupCommit(this.#store).run(() => {
+      const at = this.#now();
+      assertCallerCurrent(this.#store, caller.serialHex, at);
+      this.#checkKeyNoticeQuota(caller.name, req.peer);
+      // Old key first (see #depositStep), then the bound on active keys, which a rotation keeps.
+      const ids: (DeliveryRecord | Push)[] =
+        req.replaces === undefined ? [] : this.#supersede(req.replaces, serial, caller, at);
+      this.#checkActiveKeys(caller.name, req.peer, at);
       this.#store.insertSymKey({
         ...record,
         state: 'active',
@@ -441,10 +541,9 @@ export class KeyService {
         wrappedKey: wrapped,
         kekVersion: version,
       });
-      const delivery = this.#enqueue(req.peer, 'key.delivered', serial);
+      const delivery = this.#enqueue(req.peer, 'key.delivered', serial, null, caller.name);
       // Pushed from the key in hand: the plaintext we just wrapped, not an unwrap of the stored copy.
-      const ids: (DeliveryRecord | Push)[] = [deliveredPush(delivery, record, { key }) ?? delivery];
-      if (req.replaces !== undefined) ids.push(...this.#supersede(req.replaces, serial, caller.name, now));
+      ids.push(deliveredPush(delivery, record, { key }) ?? delivery);
       this.#audit(caller.name, 'key.create', serial, { peer: req.peer, mode: 'kdc', kekVersion: version });
       if (req.ack !== undefined && req.ack.length > 0) this.#store.deleteDeliveries(caller.name, req.ack);
       return ids;
@@ -506,10 +605,14 @@ export class KeyService {
     if (verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified) {
       const now = this.#now();
       const pushes = await groupCommit(this.#store).run(() => {
+        assertCallerCurrent(this.#store, caller.serialHex, this.#now());
         this.#store.markSymKeyPeerVerified(rec.serial, now);
         this.#audit(caller.name, 'key.verify', rec.serial, { verdict });
         if (ack.length > 0) this.#store.deleteDeliveries(caller.name, ack);
-        return [verifiedPush(this.#enqueue(rec.owner, 'key.verified', rec.serial), rec.serial, now)];
+        // Counted against the key's owner (its own key.create/key.reserve caused it), never against the
+        // verifier: verifying a delivered key is never refused, and it happens once per key.
+        const notice = this.#enqueue(rec.owner, 'key.verified', rec.serial, null, rec.owner);
+        return [verifiedPush(notice, rec.serial, now)];
       });
       this.#pushAll(pushes);
       peerVerified = true;
@@ -571,7 +674,17 @@ export class KeyService {
       };
     }
     const now = this.#now();
-    const pushes = this.#store.transaction(() => this.#revokeKey(rec, req.reason, caller.name, now));
+    const pushes = this.#store.transaction(() => {
+      assertCallerCurrent(this.#store, caller.serialHex, this.#now());
+      // Revoking a usable key is never refused. One already unusable everywhere (expired, superseded:
+      // both clients dropped or stop using it on their own) only updates its record; its notices count
+      // against the revoker like any other, so revoking old keys cannot fill the other party's queue.
+      const current = this.#store.getSymKey(rec.serial);
+      if (caller.role === 'client' && current !== undefined && current.state !== 'active') {
+        this.#checkKeyNoticeQuota(caller.name, rec.owner === caller.name ? rec.peer : rec.owner);
+      }
+      return this.#revokeKey(rec, req.reason, caller.name, now, caller.role === 'client' ? caller.name : null);
+    });
     this.#pushAll(pushes);
     const after = this.#store.getSymKey(rec.serial)!;
     return {
@@ -593,7 +706,7 @@ export class KeyService {
     const pushes = this.#store.transaction(() => {
       const ids: DeliveryRecord[] = [];
       for (const rec of this.#store.listSymKeys({ party: name, states: ['active'] })) {
-        ids.push(...this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now));
+        ids.push(...this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now, null));
       }
       this.#store.deletePrekeys(name);
       if (ids.length > 0) this.#audit('kdc', 'key.revoke.cascade', serialHex, { name, keys: ids.length / 2 });
@@ -633,9 +746,6 @@ export class KeyService {
       throw new InputError('bad_request', `key ${rec.serial} is shared with ${other}, not ${req.to}`);
     }
     refuseUnusable(rec);
-    if (this.#store.countDeliveries(req.to) >= MAX_QUEUED_PER_RECIPIENT) {
-      throw new PolicyError('rate_limited', `too many undelivered notices for ${req.to}`);
-    }
     const sentAt = this.#now();
     const payload = encodeMessagePayload({
       from: caller.name,
@@ -646,7 +756,19 @@ export class KeyService {
       ciphertext: req.ciphertext,
       sentAt,
     });
-    const delivered = this.#pushAll([this.#enqueue(req.to, 'msg', rec.serial, payload)]);
+    const queued = this.#store.transaction(() => {
+      assertCallerCurrent(this.#store, caller.serialHex, this.#now());
+      // Per (sender, recipient): one sender's backlog never refuses another sender's message.
+      const waiting = this.#store.countQueuedFrom(req.to, caller.name, 'msg');
+      if (waiting >= this.#limits.queuedMessagesPerPair) {
+        throw new PolicyError(
+          'quota_exceeded',
+          `${req.to} has ${waiting} undelivered messages from you (at most ${this.#limits.queuedMessagesPerPair}): they are delivered when ${req.to} connects`,
+        );
+      }
+      return this.#enqueue(req.to, 'msg', rec.serial, payload, caller.name);
+    });
+    const delivered = this.#pushAll([queued]);
     return { delivered, queued: true, sentAt };
   }
 
@@ -678,12 +800,17 @@ export class KeyService {
 
   /** Forget acknowledged deliveries (only the caller's own). */
   ack(caller: Caller, ids: readonly number[]): { acknowledged: number } {
-    return { acknowledged: this.#store.deleteDeliveries(caller.name, ids) };
+    return this.#store.transaction(() => this.#ackWrite(caller, ids));
   }
 
   /** ack through the store's group commit: what the `key.ack` handler uses (two acks per key). */
   async ackGrouped(caller: Caller, ids: readonly number[]): Promise<{ acknowledged: number }> {
-    return groupCommit(this.#store).run(() => this.ack(caller, ids));
+    return groupCommit(this.#store).run(() => this.#ackWrite(caller, ids));
+  }
+
+  #ackWrite(caller: Caller, ids: readonly number[]): { acknowledged: number } {
+    assertCallerCurrent(this.#store, caller.serialHex, this.#now());
+    return { acknowledged: this.#store.deleteDeliveries(caller.name, ids) };
   }
 
   // -- internals ------------------------------------------------------------------------------------
@@ -713,7 +840,9 @@ export class KeyService {
       return rec;
     }
     const now = this.#now();
-    const pushes = this.#store.transaction(() => this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now));
+    const pushes = this.#store.transaction(() =>
+      this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now, null),
+    );
     this.#pushAll(pushes);
     return this.#store.getSymKey(rec.serial) ?? rec;
   }
@@ -727,8 +856,17 @@ export class KeyService {
     }
   }
 
-  /** Inside a transaction: revoke once and queue a notice for both parties. Returns the delivery ids. */
-  #revokeKey(rec: SymKeyRecord, reason: string, by: string, now: number): DeliveryRecord[] {
+  /**
+   * Inside a transaction: revoke once and queue a notice for both parties, counted against `sender` (the
+   * client that revoked; null for the KDC and the admin). Returns the delivery ids.
+   */
+  #revokeKey(
+    rec: SymKeyRecord,
+    reason: string,
+    by: string,
+    now: number,
+    sender: string | null,
+  ): DeliveryRecord[] {
     if (
       !this.#store.setSymKeyState(rec.serial, ['active', 'expired', 'superseded'], 'revoked', {
         at: now,
@@ -740,13 +878,27 @@ export class KeyService {
     }
     this.#audit(by, 'key.revoke', rec.serial, { reason, owner: rec.owner, peer: rec.peer });
     return [
-      this.#enqueue(rec.owner, 'key.revoked', rec.serial),
-      this.#enqueue(rec.peer, 'key.revoked', rec.serial),
+      this.#replaceKeyNotices(rec.owner, rec.serial, sender),
+      this.#replaceKeyNotices(rec.peer, rec.serial, sender),
     ];
   }
 
+  /**
+   * Queue a key.revoked notice for `recipient` in place of whatever notice about the same key is still
+   * queued for it (a key.delivered of a key it never acknowledged, a key.verified, an earlier
+   * key.revoked). Nothing is lost: a queued notice is rebuilt from the key's record when it is sent, so
+   * the new one says all the old ones would have (the key is no longer usable), and a delivery of a key
+   * that is no longer active is dropped at key.sync anyway. So a key has at most one queued notice per
+   * recipient, whatever happens to it (docs/keys.md "Quotas").
+   */
+  #replaceKeyNotices(recipient: string, serial: string, sender: string | null): DeliveryRecord {
+    this.#store.deleteQueuedKeyNotices(recipient, serial);
+    return this.#enqueue(recipient, 'key.revoked', serial, null, sender);
+  }
+
   /** Inside a transaction: the old key of a rotation becomes superseded; both parties are told. */
-  #supersede(oldSerial: string, newSerial: string, by: string, now: number): DeliveryRecord[] {
+  #supersede(oldSerial: string, newSerial: string, caller: Caller, now: number): DeliveryRecord[] {
+    const by = caller.name;
     const old = this.#store.getSymKey(oldSerial);
     if (old === undefined) return [];
     if (
@@ -761,9 +913,50 @@ export class KeyService {
     }
     this.#audit(by, 'key.rotate', oldSerial, { supersededBy: newSerial });
     return [
-      this.#enqueue(old.owner, 'key.revoked', oldSerial),
-      this.#enqueue(old.peer, 'key.revoked', oldSerial),
+      this.#replaceKeyNotices(old.owner, oldSerial, by),
+      this.#replaceKeyNotices(old.peer, oldSerial, by),
     ];
+  }
+
+  /** Inside a transaction: refuse a new key notice `sender` would queue for `recipient` past its quota. */
+  #checkKeyNoticeQuota(sender: string, recipient: string): void {
+    const waiting = this.#store.countQueuedFrom(recipient, sender, 'key');
+    if (waiting >= this.#limits.queuedKeyNoticesPerPair) {
+      throw new PolicyError(
+        'quota_exceeded',
+        `${recipient} has ${waiting} undelivered key notices from you (at most ${this.#limits.queuedKeyNoticesPerPair}): they are delivered when ${recipient} connects`,
+      );
+    }
+  }
+
+  /** Inside a transaction: refuse one more active key of `owner` with `peer` past the pair's bound. */
+  #checkActiveKeys(owner: string, peer: string, now: number): void {
+    if (this.#store.countPairKeys(owner, peer, now, now).active >= this.#limits.activeKeysPerPair) {
+      throw this.#tooManyActive(peer);
+    }
+  }
+
+  #tooManyActive(peer: string): PolicyError {
+    return new PolicyError(
+      'quota_exceeded',
+      `you already hold ${this.#limits.activeKeysPerPair} active keys with ${peer}: rotate (--replaces) or revoke one`,
+    );
+  }
+
+  /**
+   * After the commit of a reservation that left `stock` one-time prekeys: ask the owner's live sessions
+   * to top up (`key.prekeys.low`). Not queued: an offline client tops up at its next session anyway, and
+   * the last-resort prekey serves meanwhile.
+   */
+  #tellPrekeysLow(owner: string, stock: number): void {
+    for (const session of this.#sessions.byName(owner)) {
+      if (session.closed) continue;
+      try {
+        session.push('key.prekeys.low', { stock, wanted: Math.max(0, PREKEY_STOCK - stock) });
+      } catch {
+        // best effort: the stock is checked again at every session start and after every key received
+      }
+    }
   }
 
   /** A rotation must name an active key of the same two parties and mode. */
@@ -875,13 +1068,15 @@ export class KeyService {
     }
   }
 
+  /** `sender`: the client whose quota the notice counts against (null: the KDC or the admin). */
   #enqueue(
     recipient: string,
     kind: DeliveryKind,
     keySerial: string,
-    payload: Buffer | null = null,
+    payload: Buffer | null,
+    sender: string | null,
   ): DeliveryRecord {
-    const delivery = { recipient, kind, keySerial, payload, createdAt: this.#now() };
+    const delivery = { recipient, kind, keySerial, payload, sender, createdAt: this.#now() };
     return { ...delivery, id: this.#store.enqueueDelivery(delivery) };
   }
 

@@ -157,6 +157,33 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pending_deliveries_by_recipient ON pending_deliveries (recipient, id);
     `,
   },
+  {
+    version: 3,
+    name: 'per-peer quotas, last-resort prekeys',
+    up: `
+      -- Whose quota a queued notice counts against (docs/keys.md "Quotas"): the client whose request
+      -- queued it (the sender of a message, the creator of a key, the party that revoked one), NULL when
+      -- the KDC or the admin did (certificate cascade, admin revocation) and for rows queued before.
+      ALTER TABLE pending_deliveries ADD COLUMN sender TEXT;
+      CREATE INDEX pending_deliveries_by_sender ON pending_deliveries (recipient, sender, kind);
+      -- A revocation notice replaces the notices still queued for the same key (coalescing).
+      CREATE INDEX pending_deliveries_by_key ON pending_deliveries (key_serial);
+      -- Active keys and open reservations of one (owner, peer) pair.
+      CREATE INDEX sym_keys_by_pair ON sym_keys (owner, peer, state, expires_at);
+
+      -- One signed last-resort X25519 prekey per client, for its current certificate: handed out only
+      -- when the one-time stock is empty, never deleted on use, replaced by the client (rotation) and
+      -- dropped with the other prekeys of an older certificate.
+      CREATE TABLE last_resort_prekeys (
+        owner       TEXT    PRIMARY KEY,
+        cert_serial TEXT    NOT NULL,
+        prekey_id   TEXT    NOT NULL,
+        public_key  BLOB    NOT NULL CHECK (length(public_key) = 32),
+        signature   BLOB    NOT NULL,
+        created_at  INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -56,6 +56,7 @@ import type {
   AuditRecord,
   CertificateFilter,
   CertificateRecord,
+  CertificateStanding,
   CertificateStatus,
   CrlState,
   EnrollmentTokenRecord,
@@ -69,6 +70,7 @@ import type {
   NewDelivery,
   NewPrekey,
   NewSymKey,
+  PairKeyCounts,
   PrekeyRecord,
   SymKeyDeposit,
   SymKeyFilter,
@@ -412,6 +414,16 @@ export class SqliteStore implements Store {
     return certOf(this.get<CertRow>('SELECT * FROM certificates WHERE serial = ?', serialHex));
   }
 
+  getCertificateStanding(serialHex: string): CertificateStanding | undefined {
+    const row = this.get<{ status: CertificateStatus; not_before: number; not_after: number }>(
+      'SELECT status, not_before, not_after FROM certificates WHERE serial = ?',
+      serialHex,
+    );
+    return row === undefined
+      ? undefined
+      : { status: row.status, notBefore: row.not_before, notAfter: row.not_after };
+  }
+
   getCertificateByFingerprint(fingerprint256: string): CertificateRecord | undefined {
     return certOf(this.get<CertRow>('SELECT * FROM certificates WHERE fingerprint = ?', fingerprint256));
   }
@@ -682,6 +694,25 @@ export class SqliteStore implements Store {
     return this.run(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < ?`, before);
   }
 
+  countPairKeys(owner: string, peer: string, now: number, reservedSince: number): PairKeyCounts {
+    // Two index ranges of sym_keys_by_pair (owner, peer, state, expires_at); reserved rows are few (stale
+    // ones are deleted by every reservation), active ones at most the pair's bound.
+    const row = this.get<{ active: number; reserved: number }>(
+      `SELECT
+         (SELECT count(*) FROM sym_keys WHERE owner = ? AND peer = ? AND state = 'active' AND expires_at > ?)
+           AS active,
+         (SELECT count(*) FROM sym_keys WHERE owner = ? AND peer = ? AND state = 'reserved' AND created_at >= ?)
+           AS reserved`,
+      owner,
+      peer,
+      now,
+      owner,
+      peer,
+      reservedSince,
+    )!;
+    return { active: row.active, reserved: row.reserved };
+  }
+
   insertPrekeys(owner: string, certSerial: string, prekeys: readonly NewPrekey[], at: number): void {
     const insert = this.statement(
       `INSERT INTO prekeys (owner, cert_serial, prekey_id, public_key, signature, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -713,35 +744,72 @@ export class SqliteStore implements Store {
       owner,
       certSerial,
     );
-    return row === undefined
-      ? undefined
-      : {
-          owner: row.owner,
-          certSerial: row.cert_serial,
-          prekeyId: row.prekey_id,
-          publicKey: row.public_key,
-          signature: row.signature,
-          createdAt: row.created_at,
-        };
+    return row === undefined ? undefined : prekeyOf(row);
   }
 
   deletePrekeys(owner: string, keepCertSerial?: string): number {
-    return this.run(
-      'DELETE FROM prekeys WHERE owner = ? AND (? IS NULL OR cert_serial <> ?)',
+    const keep = repeat(keepCertSerial ?? null, 2);
+    this.run(
+      'DELETE FROM last_resort_prekeys WHERE owner = ? AND (? IS NULL OR cert_serial <> ?)',
       owner,
-      ...repeat(keepCertSerial ?? null, 2),
+      ...keep,
     );
+    return this.run('DELETE FROM prekeys WHERE owner = ? AND (? IS NULL OR cert_serial <> ?)', owner, ...keep);
+  }
+
+  putLastResortPrekey(owner: string, certSerial: string, p: NewPrekey, at: number): void {
+    this.run(
+      `INSERT INTO last_resort_prekeys (owner, cert_serial, prekey_id, public_key, signature, created_at)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (owner) DO UPDATE SET cert_serial = excluded.cert_serial, prekey_id = excluded.prekey_id,
+         public_key = excluded.public_key, signature = excluded.signature, created_at = excluded.created_at`,
+      owner,
+      certSerial,
+      p.prekeyId,
+      p.publicKey,
+      p.signature,
+      at,
+    );
+  }
+
+  getLastResortPrekey(owner: string, certSerial: string): PrekeyRecord | undefined {
+    const row = this.get<PrekeyRow>(
+      'SELECT * FROM last_resort_prekeys WHERE owner = ? AND cert_serial = ?',
+      owner,
+      certSerial,
+    );
+    return row === undefined ? undefined : prekeyOf(row);
   }
 
   enqueueDelivery(d: NewDelivery): number {
     try {
       const info = this.statement(
-        'INSERT INTO pending_deliveries (recipient, kind, key_serial, payload, created_at) VALUES (?, ?, ?, ?, ?)',
-      ).run(d.recipient, d.kind, d.keySerial, d.payload ?? null, d.createdAt);
+        `INSERT INTO pending_deliveries (recipient, kind, key_serial, payload, sender, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      ).run(d.recipient, d.kind, d.keySerial, d.payload ?? null, d.sender ?? null, d.createdAt);
       return Number(info.lastInsertRowid);
     } catch (err) {
       throw storeError(err, 'cannot queue a delivery');
     }
+  }
+
+  countQueuedFrom(recipient: string, sender: string, kind: 'msg' | 'key'): number {
+    // pending_deliveries_by_sender (recipient, sender, kind): one index range either way.
+    return this.get<{ n: number }>(
+      kind === 'msg'
+        ? `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ? AND sender = ? AND kind = 'msg'`
+        : `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ? AND sender = ? AND kind <> 'msg'`,
+      recipient,
+      sender,
+    )!.n;
+  }
+
+  deleteQueuedKeyNotices(recipient: string, keySerial: string): number {
+    return this.run(
+      `DELETE FROM pending_deliveries WHERE key_serial = ? AND recipient = ? AND kind <> 'msg'`,
+      keySerial,
+      recipient,
+    );
   }
 
   listDeliveries(recipient: string, limit = -1): DeliveryRecord[] {
@@ -755,6 +823,7 @@ export class SqliteStore implements Store {
       kind: r.kind,
       keySerial: r.key_serial,
       payload: r.payload,
+      sender: r.sender,
       createdAt: r.created_at,
     }));
   }
@@ -786,12 +855,16 @@ export class SqliteStore implements Store {
        UNION
        SELECT s.prekey_id FROM pending_deliveries d JOIN sym_keys s ON s.serial = d.key_serial
          WHERE d.recipient = ? AND d.kind = 'key.delivered' AND s.mode = 'e2e' AND s.prekey_id IS NOT NULL
+       UNION
+       SELECT prekey_id FROM last_resort_prekeys WHERE owner = ? AND cert_serial = ?
        LIMIT ?`,
       owner,
       certSerial,
       owner,
       reservedSince,
       owner,
+      owner,
+      certSerial,
       limit,
     ).map((r) => r.prekey_id);
   }
@@ -881,7 +954,19 @@ interface DeliveryRow {
   kind: DeliveryKind;
   key_serial: string;
   payload: Buffer | null;
+  sender: string | null;
   created_at: number;
+}
+
+function prekeyOf(row: PrekeyRow): PrekeyRecord {
+  return {
+    owner: row.owner,
+    certSerial: row.cert_serial,
+    prekeyId: row.prekey_id,
+    publicKey: row.public_key,
+    signature: row.signature,
+    createdAt: row.created_at,
+  };
 }
 
 /** The same bound value for each repeated anonymous parameter (better-sqlite3 refuses ?NNN reuse). */

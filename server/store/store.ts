@@ -95,6 +95,12 @@ export interface AuditRecord {
   detail: Record<string, unknown>;
 }
 
+export interface CertificateStanding {
+  status: CertificateStatus;
+  notBefore: number;
+  notAfter: number;
+}
+
 export interface CertificateFilter {
   name?: string;
   status?: CertificateStatus;
@@ -152,6 +158,11 @@ export interface Store {
    */
   onCertificateStatusChange(listener: (serialHex: string) => void): () => void;
   getCertificate(serialHex: string): CertificateRecord | undefined;
+  /**
+   * The status and validity of one certificate, read by its serial (the UNIQUE index; no PEM): what a
+   * write re-checks about its caller inside its own transaction (server/kdc/caller-status.ts).
+   */
+  getCertificateStanding(serialHex: string): CertificateStanding | undefined;
   getCertificateByFingerprint(fingerprint256: string): CertificateRecord | undefined;
   activeCertificate(name: string): CertificateRecord | undefined;
   /** The newest certificate (any status except pending) with this name. */
@@ -211,14 +222,37 @@ export interface Store {
   /** Forget reservations (claimed prekey, no deposit) created before `before`; returns how many. */
   deleteStaleReservations(before: number): number;
 
+  /**
+   * Keys of one (owner, peer) pair that bound what the owner may add (docs/keys.md "Quotas"): `active`
+   * ones not expired at `now`, and reservations created at or after `reservedSince`.
+   */
+  countPairKeys(owner: string, peer: string, now: number, reservedSince: number): PairKeyCounts;
+
   insertPrekeys(owner: string, certSerial: string, prekeys: readonly NewPrekey[], at: number): void;
   countPrekeys(owner: string, certSerial: string): number;
   /** Atomically remove and return one prekey of `owner` signed under `certSerial` (oldest first). */
   claimPrekey(owner: string, certSerial: string): PrekeyRecord | undefined;
-  /** Drop prekeys of `owner` signed under any certificate other than `keepCertSerial` (all if omitted). */
+  /**
+   * Drop prekeys of `owner` (one-time and last-resort) signed under any certificate other than
+   * `keepCertSerial` (all if omitted).
+   */
   deletePrekeys(owner: string, keepCertSerial?: string): number;
+  /** Store (or replace) the owner's last-resort prekey for `certSerial`. */
+  putLastResortPrekey(owner: string, certSerial: string, prekey: NewPrekey, at: number): void;
+  /** The owner's last-resort prekey signed under `certSerial`, if any (it is never deleted on use). */
+  getLastResortPrekey(owner: string, certSerial: string): PrekeyRecord | undefined;
 
   enqueueDelivery(delivery: NewDelivery): number;
+  /**
+   * Queued notices `sender` left for `recipient`: its messages (`msg`) or its key notices (every other
+   * kind). The quotas of docs/keys.md "Quotas".
+   */
+  countQueuedFrom(recipient: string, sender: string, kind: 'msg' | 'key'): number;
+  /**
+   * Delete the key notices (not messages) queued for `recipient` about key `keySerial`: a newer notice
+   * about the same key replaces them (a revocation makes a queued delivery or verification obsolete).
+   */
+  deleteQueuedKeyNotices(recipient: string, keySerial: string): number;
   /** Oldest first. */
   listDeliveries(recipient: string, limit?: number): DeliveryRecord[];
   /** Delete acknowledged deliveries, only the recipient's own. Returns how many. */
@@ -227,8 +261,8 @@ export interface Store {
   /**
    * Prekey ids of `owner` the KDC still holds, read in one statement (one snapshot): its stock under
    * `certSerial`, its prekeys claimed by reservations created at or after `reservedSince`, and those of
-   * e2e keys whose `key.delivered` notice is still queued for it. At most `limit` ids (docs/keys.md
-   * "Prekey housekeeping"; session 3).
+   * e2e keys whose `key.delivered` notice is still queued for it, and its last-resort prekey under
+   * `certSerial`. At most `limit` ids (docs/keys.md "Prekey housekeeping").
    */
   heldPrekeyIds(owner: string, certSerial: string, reservedSince: number, limit: number): string[];
 }
@@ -313,6 +347,11 @@ export interface PrekeyRecord extends NewPrekey {
   createdAt: number;
 }
 
+export interface PairKeyCounts {
+  active: number;
+  reserved: number;
+}
+
 export type DeliveryKind = 'key.delivered' | 'key.revoked' | 'key.verified' | 'msg';
 
 export interface NewDelivery {
@@ -321,12 +360,15 @@ export interface NewDelivery {
   keySerial: string;
   /** Opaque bytes for `msg` (the relayed ciphertext envelope); null for key notices. */
   payload?: Buffer | null;
+  /** The client whose quota this notice counts against; null/absent when the KDC or the admin queued it. */
+  sender?: string | null;
   createdAt: number;
 }
 
 export interface DeliveryRecord extends NewDelivery {
   id: number;
   payload: Buffer | null;
+  sender: string | null;
 }
 
 /** Open (creating and migrating if needed) the store of a data directory: `<dataDir>/kds.sqlite`. */

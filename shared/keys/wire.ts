@@ -25,6 +25,7 @@ export function reservationOf(r: Body): Reservation {
       id: String(prekey.id),
       publicKey: wireBytes(prekey.publicKey),
       signature: wireBytes(prekey.signature),
+      ...(prekey.lastResort === true ? { lastResort: true } : {}),
     },
   };
 }

@@ -61,6 +61,16 @@ const KEY_SUMMARY = s.map({
 });
 
 const SIGNED_PREKEY = s.map({ id: PREKEY_ID, publicKey: X25519_PUBLIC, signature: SIGNATURE });
+/**
+ * A prekey handed to a sender: `lastResort: true` when it is the peer's last-resort prekey (its one-time
+ * stock was empty), signed under the last-resort label (shared/keys/prekey.ts), so the flag is checked.
+ */
+const RESERVED_PREKEY = s.map({
+  id: PREKEY_ID,
+  publicKey: X25519_PUBLIC,
+  signature: SIGNATURE,
+  lastResort: s.optional(s.bool()),
+});
 
 const REVOKE_RESULT = s.map({
   serial: KEY_SERIAL,
@@ -86,11 +96,18 @@ export const KEY_REQUESTS = {
     // (stock, open reservations, queued deliveries), so the client can delete orphaned privates. Asked
     // for, not always sent: it costs the KDC one more query (~80 us), and a client needs it once per
     // session, not on each top-up after a received key.
-    request: s.map({ prekeys: s.array(SIGNED_PREKEY, { max: 100 }), listHeld: s.optional(s.bool()) }),
+    // lastResort (request): store or replace the client's last-resort prekey; (response): the id of the
+    // one the KDC holds for the caller's current certificate, absent when none.
+    request: s.map({
+      prekeys: s.array(SIGNED_PREKEY, { max: 100 }),
+      listHeld: s.optional(s.bool()),
+      lastResort: s.optional(SIGNED_PREKEY),
+    }),
     response: s.map({
       stock: s.uint(),
       wanted: s.uint(),
       held: s.optional(s.array(PREKEY_ID, { max: MAX_HELD_PREKEYS })),
+      lastResort: s.optional(PREKEY_ID),
     }),
   },
   'key.reserve': {
@@ -106,7 +123,7 @@ export const KEY_REQUESTS = {
       expiresAt: TIME,
       peer: NAME,
       peerCert: s.bytes({ min: 1, max: MAX_CERT_BYTES }),
-      prekey: SIGNED_PREKEY,
+      prekey: RESERVED_PREKEY,
     }),
   },
   'key.deposit': {
@@ -237,6 +254,9 @@ export const KEY_PUSHES = {
     supersededBy: s.optional(KEY_SERIAL),
   }),
   'key.verified': s.map({ d: DELIVERY_ID, serial: KEY_SERIAL, verifiedAt: TIME }),
+  // Not queued (no `d`, never acknowledged): a reservation left the owner fewer than PREKEY_LOW_WATER
+  // one-time prekeys; its live sessions top the stock up (docs/keys.md "Prekey stock").
+  'key.prekeys.low': s.map({ stock: s.uint(), wanted: s.uint() }),
   msg: s.map({
     d: DELIVERY_ID,
     from: NAME,
