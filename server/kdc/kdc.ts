@@ -26,6 +26,7 @@ import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../ca/files.js';
 import '../kdc-handlers/index.js';
 import { attachKeyService } from '../keys/context.js';
+import type { KeyLimits } from '../keys/service.js';
 import { CertificateCache, CertificateRecordCache, checkClientCertificate } from './cert-check.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import {
@@ -105,6 +106,8 @@ export interface KdcOptions {
    * choice (init --public-url / --host, or start --public-url), else `http://<listen address>:<port>`.
    */
   publicUrl?: string;
+  /** The key service's per-peer bounds (default DEFAULT_KEY_LIMITS, docs/keys.md "Quotas"). */
+  keyLimits?: Partial<KeyLimits>;
   /** Handler registry (default: the process-wide one the handler modules register into). */
   registry?: HandlerRegistry;
   /** Diagnostics (default: stderr). Never receives key material. */
@@ -257,7 +260,12 @@ async function serve(
   ca.onRevoked((serialHex, _name, info) =>
     endSessionsOf(serialHex, 'cert_revoked', undefined, info).then(() => {}),
   );
-  attachKeyService(services, { dataDir: opts.dataDir, passphrase }); // issue 4: key service, revocation cascade
+  // Key service and revocation cascade (docs/keys.md).
+  attachKeyService(services, {
+    dataDir: opts.dataDir,
+    passphrase,
+    ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
+  });
   // Issue 7: a complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
   // delta's schedule by the timer below), never on a revocation's acknowledgement path.
   try {

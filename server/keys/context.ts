@@ -5,13 +5,13 @@
 // passphrase resolved from the environment or <dataDir>/ca/passphrase.
 import type { KdcServices } from '../kdc/dispatch.js';
 import { resolveCaPassphrase } from '../ca/passphrase.js';
-import { KeyService } from './service.js';
+import { KeyService, type KeyLimits } from './service.js';
 
 const services = new WeakMap<KdcServices, KeyService>();
 
 export function attachKeyService(
   kdc: KdcServices,
-  opts: { dataDir: string; passphrase?: string },
+  opts: { dataDir: string; passphrase?: string; limits?: Partial<KeyLimits> },
 ): KeyService {
   const existing = services.get(kdc);
   if (existing !== undefined) return existing;
@@ -22,6 +22,7 @@ export function attachKeyService(
     sessions: kdc.sessions,
     dataDir,
     passphrase: () => opts.passphrase ?? resolveCaPassphrase(dataDir).passphrase,
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
   });
   services.set(kdc, service);
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other

@@ -6,6 +6,13 @@ import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import type { ClientSession } from '../../../client/session.js';
 import type { KeySession } from '../../../client/keys/key-client.js';
+import {
+  LAST_RESORT_PREKEY_MAX_AGE_MS,
+  PREKEY_LOW_WATER,
+  PREKEY_UPLOAD_GRACE_MS,
+} from '../../../shared/keys/prekey.js';
+import { sealMessage } from '../../../shared/keys/message.js';
+import { wireBytes } from '../../../shared/keys/wire.js';
 import { inProcessKdc } from './inproc.js';
 
 t.setTimeout(180_000);
@@ -35,7 +42,7 @@ t.test("ten reservations by eve, then alice's send-key to a listening bob still 
     await new Promise((r) => setTimeout(r, 50));
     await bob.client.idle();
   }
-  t.equal(bob.client.store.getKey(sent.serial)?.state, 'active', 'bob received and verified alice\'s key');
+  t.equal(bob.client.store.getKey(sent.serial)?.state, 'active', "bob received and verified alice's key");
 });
 
 t.test(
@@ -106,4 +113,210 @@ t.test("a KDC pushing more keys from one sender than it may accept: bob's home s
     bob.events.some((e) => e.event === 'key.rejected' && e.code === 'quota_exceeded'),
     'the rest were rejected, and said so',
   );
+});
+
+/** Poll `check` (generous: served at all within `ms`), yielding to the clients in between. */
+async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
+  for (const until = Date.now() + ms; Date.now() < until; ) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return check();
+}
+
+t.test('a listening bob tops up when told his one-time stock runs low (key.prekeys.low)', async (t) => {
+  const env = await inProcessKdc(t, ['alice', 'bob', 'eve', 'carol']);
+  const store = env.kdc.services.store;
+  const bob = await env.open('bob');
+  const serial = bob.session.facts.identity.serialHex;
+  t.equal(store.countPrekeys('bob', serial), 10, 'a full stock');
+  const eve = await env.open('eve', { start: false });
+  const carol = await env.open('carol', { start: false });
+  // Eight open reservations by two requesters (four each, their bound), none deposited.
+  for (const who of [eve, carol]) {
+    for (let i = 0; i < 4; i++) await who.session.request('key.reserve', { peer: 'bob' });
+  }
+  // Without the push the stock would stay at 2 until bob's next session or next received key.
+  t.ok(
+    await eventually(() => store.countPrekeys('bob', serial) >= PREKEY_LOW_WATER),
+    `bob topped his stock up without receiving any key (${store.countPrekeys('bob', serial)} left)`,
+  );
+  const local = new Set(bob.client.store.prekeyIds());
+  const held = store.heldPrekeyIds('bob', serial, Date.now() - 5 * 60 * 1000, 1000);
+  t.equal(held.length, store.countPrekeys('bob', serial) + 8 + 1, 'stock, 8 reservations, last-resort');
+  t.ok(
+    held.every((id) => local.has(id)),
+    'bob has the private of every prekey the KDC holds',
+  );
+});
+
+t.test(
+  "with bob's one-time stock empty, exchanges use his last-resort prekey and still verify",
+  async (t) => {
+    const env = await inProcessKdc(t, ['alice', 'bob']);
+    const store = env.kdc.services.store;
+    const bob = await env.open('bob');
+    const serial = bob.session.facts.identity.serialHex;
+    const alice = await env.open('alice');
+    const lastResort = store.getLastResortPrekey('bob', serial);
+    t.ok(lastResort, "bob's client uploaded a last-resort prekey at its start");
+    t.equal(bob.client.store.getPrekey(lastResort!.prekeyId)?.lastResort, true, 'and keeps its private');
+    for (let round = 0; round < 2; round++) {
+      // What a requester that drained the stock leaves behind (bob refills it between the rounds).
+      while (store.claimPrekey('bob', serial) !== undefined);
+      const sent = await alice.client.sendKey({ to: 'bob' });
+      t.equal(
+        store.getSymKey(sent.serial)!.prekeyId,
+        lastResort!.prekeyId,
+        `round ${round + 1}: last-resort`,
+      );
+      t.ok(
+        await eventually(() => bob.client.store.getKey(sent.serial)?.state === 'active'),
+        'bob received and verified the key',
+      );
+      t.ok(
+        await eventually(() => alice.client.store.getKey(sent.serial)?.state === 'active'),
+        'alice was told it was verified',
+      );
+    }
+    t.ok(bob.client.store.getPrekey(lastResort!.prekeyId), 'the last-resort private is still there');
+  },
+);
+
+t.test('a last-resort prekey older than its lifetime is replaced at the next session', async (t) => {
+  const env = await inProcessKdc(t, ['bob']);
+  const store = env.kdc.services.store;
+  let clock = Date.now();
+  const bob1 = await env.open('bob', { now: () => clock });
+  const serial = bob1.session.facts.identity.serialHex;
+  const first = store.getLastResortPrekey('bob', serial)!.prekeyId;
+  await bob1.close();
+  const again = await env.open('bob', { now: () => clock });
+  t.equal(store.getLastResortPrekey('bob', serial)!.prekeyId, first, 'kept while young');
+  await again.close();
+  clock += LAST_RESORT_PREKEY_MAX_AGE_MS + 1;
+  const later = await env.open('bob', { now: () => clock });
+  const second = store.getLastResortPrekey('bob', serial)!.prekeyId;
+  t.not(second, first, 'replaced once older than its lifetime');
+  t.equal(later.client.store.getPrekey(second)?.lastResort, true);
+  await later.close();
+  clock += PREKEY_UPLOAD_GRACE_MS + 1;
+  const last = await env.open('bob', { now: () => clock });
+  t.notOk(last.client.store.getPrekey(first), 'the old private goes once the KDC no longer holds it');
+  t.ok(last.client.store.getPrekey(second), 'the current one stays');
+});
+
+t.test('the honest clients are served while eve attacks bob', async (t) => {
+  const env = await inProcessKdc(t, ['alice', 'bob', 'carol', 'eve']);
+  const bob = await env.open('bob');
+  const alice = await env.open('alice');
+  const carol = await env.open('carol');
+  const eve = await env.open('eve', { start: false });
+  const refused = new Map<string, number>();
+  let stop = false;
+  // Eve: reservations on bob's prekeys and KDC-generated keys for bob, four requests at a time, as fast
+  // as the KDC answers.
+  const attack = Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        for (const type of ['key.reserve', 'key.create']) {
+          const code = await codeOf(eve.session.request(type, { peer: 'bob' }));
+          refused.set(code, (refused.get(code) ?? 0) + 1);
+        }
+      }
+    }),
+  );
+  try {
+    for (let i = 0; i < 3; i++) {
+      const e2e = await alice.client.sendKey({ to: 'bob' });
+      const kdc = await carol.client.sendKey({ to: 'bob', mode: 'kdc' });
+      for (const [who, s] of [
+        [alice, e2e.serial],
+        [carol, kdc.serial],
+      ] as const) {
+        t.ok(
+          await eventually(() => who.client.store.getKey(s)?.state === 'active'),
+          `${who.client.name}'s key ${i + 1} verified by bob`,
+        );
+      }
+      await alice.client.sendMessage({ to: 'bob', text: `hello ${i}` });
+    }
+    t.ok(
+      await eventually(() => bob.events.filter((e) => e.event === 'message').length === 3),
+      "bob got alice's three messages",
+    );
+  } finally {
+    stop = true;
+    await attack;
+  }
+  t.comment(`eve's requests: ${JSON.stringify(Object.fromEntries(refused))}`);
+  t.ok((refused.get('quota_exceeded') ?? 0) + (refused.get('rate_limited') ?? 0) > 0, 'eve was refused');
+  const fromEve = bob.client.store.listKeys().filter((k) => k.owner === 'eve').length;
+  t.ok(fromEve <= 128, `bob holds a bounded number of eve's keys: ${fromEve}`);
+});
+
+t.test("the honest clients are served while eve floods an offline bob's queue", async (t) => {
+  const env = await inProcessKdc(t, ['alice', 'bob', 'carol', 'eve']);
+  const store = env.kdc.services.store;
+  const eve = await env.open('eve', { start: false });
+  const carol = await env.open('carol');
+  const evesKey = await eve.session.request('key.create', { peer: 'bob' });
+  const counts = new Map<string, number>();
+  let stop = false;
+  let seq = 0;
+  const attack = Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const s = ++seq;
+        const sealed = sealMessage(
+          wireBytes(evesKey.key),
+          { serial: String(evesKey.serial), from: 'eve', to: 'bob', seq: s },
+          Buffer.from('x'.repeat(1000)),
+        );
+        for (const [type, body] of [
+          ['key.create', { peer: 'bob' }],
+          ['msg.send', { to: 'bob', serial: evesKey.serial, ...sealed }],
+        ] as const) {
+          const code = await codeOf(eve.session.request(type, body));
+          counts.set(`${type} ${code}`, (counts.get(`${type} ${code}`) ?? 0) + 1);
+        }
+      }
+    }),
+  );
+  const carolsKeys: string[] = [];
+  try {
+    // Until eve's message quota to bob is full (or a generous while), carol keeps sending too.
+    for (let i = 0; i < 200 && (counts.get('msg.send quota_exceeded') ?? 0) === 0; i++) {
+      const k = await carol.session.request('key.create', { peer: 'bob' });
+      carolsKeys.push(String(k.serial));
+      const sealed = sealMessage(
+        wireBytes(k.key),
+        { serial: String(k.serial), from: 'carol', to: 'bob', seq: 1 },
+        Buffer.from(`hello ${i}`),
+      );
+      await carol.session.request('msg.send', { to: 'bob', serial: k.serial, ...sealed });
+      if (i >= 5 && (counts.get('key.create rate_limited') ?? 0) > 0)
+        await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    stop = true;
+    await attack;
+  }
+  t.comment(`eve: ${JSON.stringify(Object.fromEntries(counts))}; carol: ${carolsKeys.length} keys`);
+  t.ok((counts.get('msg.send quota_exceeded') ?? 0) > 0, "eve's messages to bob hit her quota");
+  t.ok((counts.get('key.create rate_limited') ?? 0) > 0, "eve's key creation hit her rate");
+  t.ok(store.countQueuedFrom('bob', 'eve', 'msg') <= 1000, 'eve queued at most her quota of messages');
+  // Bob comes back: everything carol sent arrives, and eve's share of his home is bounded.
+  const bob = await env.open('bob');
+  t.ok(
+    await eventually(
+      () =>
+        carolsKeys.every((s) => bob.client.store.getKey(s)?.state === 'active') &&
+        bob.events.filter((e) => e.event === 'message' && e.from === 'carol').length === carolsKeys.length,
+      60_000,
+    ),
+    `bob got all ${carolsKeys.length} of carol's keys and messages`,
+  );
+  const fromEve = bob.client.store.listKeys().filter((k) => k.owner === 'eve').length;
+  t.ok(fromEve <= 128, `at most one pair's bound of eve's keys in bob's home: ${fromEve}`);
 });

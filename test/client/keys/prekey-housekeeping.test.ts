@@ -27,7 +27,9 @@ t.test('orphaned prekey privates go on the next session; held and in-flight ones
   };
 
   let bob = await env.open('bob', { now });
-  t.equal(bob.client.store.prekeyIds().length, PREKEY_STOCK, 'a full stock of privates');
+  t.equal(bob.client.store.prekeyIds().length, PREKEY_STOCK + 1, 'a full stock of privates + last-resort');
+  const lastResortId = bob.client.store.prekeyIds().find((id) => bob.client.store.getPrekey(id)!.lastResort);
+  t.ok(lastResortId, 'one of them is the last-resort prekey');
   await bob.close();
   const alice = await env.open('alice');
 
@@ -36,12 +38,17 @@ t.test('orphaned prekey privates go on the next session; held and in-flight ones
   const openId = String((open.prekey as Body).id);
   bob = await nextBob();
   t.ok(bob.client.store.getPrekey(openId), 'an open reservation keeps its private');
-  t.equal(bob.client.store.prekeyIds().length, PREKEY_STOCK + 1, 'stock + the reserved one');
+  t.equal(bob.client.store.prekeyIds().length, PREKEY_STOCK + 2, 'stock + last-resort + the reserved one');
   await bob.close();
   store.deleteStaleReservations(Date.now() + 1); // the reservation expired: the KDC forgot it
   bob = await nextBob();
   t.notOk(bob.client.store.getPrekey(openId), 'the expired reservation: its private is gone');
-  t.equal(bob.client.store.prekeyIds().length, PREKEY_STOCK, 'only the stock is left');
+  t.equal(
+    bob.client.store.prekeyIds().length,
+    PREKEY_STOCK + 1,
+    'only the stock and the last-resort are left',
+  );
+  t.ok(bob.client.store.getPrekey(lastResortId!), 'the last-resort private is held, so kept');
   await bob.close();
 
   // 2. Bob is offline while Alice sends him an end-to-end key: the queued delivery holds its prekey.
@@ -105,7 +112,8 @@ t.test('orphaned prekey privates go on the next session; held and in-flight ones
     'of the old certificate only the private of a still-open reservation is left',
   );
   const fresh = [...left].filter((id) => id !== stillOpenId);
-  t.equal(fresh.length, PREKEY_STOCK, 'a fresh stock');
+  t.equal(fresh.length, PREKEY_STOCK + 1, 'a fresh stock and a fresh last-resort prekey');
+  t.notOk(left.has(lastResortId!), "the old certificate's last-resort private is gone");
   t.ok(
     fresh.every((id) => bob.client.store.getPrekey(id)!.certSerial === renewed.serialHex),
     'signed under the new certificate',

@@ -114,7 +114,13 @@ t.test('e2e flow through the group commit: reserveGrouped/depositGrouped, live p
   const dep = await h.service.depositGrouped(h.alice.caller, sent.deposit);
   t.equal(h.store.getSymKey(res.serial)!.state, 'active', 'committed before the answer');
   await t.rejects(h.service.depositGrouped(h.alice.caller, sent.deposit), { code: 'not_found' });
-  const live = h.online.get('bob')!;
+  const pushes = h.online.get('bob')!;
+  t.same(
+    pushes.filter((p) => p.type === 'key.prekeys.low').map((p) => p.body),
+    [{ stock: 0, wanted: 10 }],
+    'the reservation that took the last one-time prekey told bob to top up',
+  );
+  const live = pushes.filter((p) => p.type === 'key.delivered');
   t.equal(live.length, 1);
   const queued = await synced(h, h.bob);
   t.strictSame(live[0]!.body, queued[0]!.body, 'built from the deposit in hand = rebuilt from the store');

@@ -3,7 +3,7 @@
 import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
 import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
 import { openStore, type Store } from '../../../server/store/store.js';
-import { KeyService } from '../../../server/keys/service.js';
+import { KeyService, type KeyLimits } from '../../../server/keys/service.js';
 import { makeCa, issue } from '../../shared/pki/pki-fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -18,6 +18,8 @@ export interface Pushed {
   type: string;
   body: Record<string, unknown>;
 }
+
+const ADMIN_SERIAL = 'ad';
 
 let material: Promise<{ ca: ParsedCertificate; clients: Client[] }> | undefined;
 
@@ -61,7 +63,7 @@ interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-export async function harness(t: TestLike): Promise<Harness> {
+export async function harness(t: TestLike, opts: { limits?: Partial<KeyLimits> } = {}): Promise<Harness> {
   const { ca, clients } = await identities();
   const dir = tempDir(t);
   const store = openStore(dir);
@@ -78,6 +80,17 @@ export async function harness(t: TestLike): Promise<Harness> {
       fingerprint256: c.cert.fingerprint256,
     });
   }
+  // The admin caller below: every write re-checks its caller's certificate row (server/kdc/caller-status.ts).
+  store.insertIssuedCertificate({
+    serialHex: ADMIN_SERIAL,
+    name: 'admin',
+    role: 'admin',
+    notBefore: Date.now() - 60_000,
+    notAfter: Date.now() + 365 * 24 * 3600 * 1000,
+    issuedAt: Date.now() - 60_000,
+    pem: 'an admin certificate (never parsed by the key-service tests)',
+    fingerprint256: ADMIN_SERIAL,
+  });
   const revocations = new Map<string, { reason: string; revokedAt: number }>();
   const online = new Map<string, Pushed[]>();
   const clock = { now: Date.now() };
@@ -94,6 +107,7 @@ export async function harness(t: TestLike): Promise<Harness> {
       dataDir: dir,
       passphrase: () => 'test-passphrase',
       now: () => clock.now,
+      ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     });
   const [alice, bob, carol] = clients as [Client, Client, Client];
   return {
@@ -107,7 +121,7 @@ export async function harness(t: TestLike): Promise<Harness> {
     alice,
     bob,
     carol,
-    admin: { name: 'admin', serialHex: 'ad', role: 'admin' },
+    admin: { name: 'admin', serialHex: ADMIN_SERIAL, role: 'admin' },
     restart: make,
   };
 }

@@ -36,7 +36,11 @@ async function drain(h: Harness, who: Client): Promise<{ type: string; body: Rec
     const batch: { type: string; body: Record<string, unknown> }[] = [];
     const r = await h.service.sync(who.caller, (type, body) => batch.push({ type, body }));
     got.push(...batch);
-    if (batch.length > 0) h.service.ack(who.caller, batch.map((p) => Number(p.body.d)));
+    if (batch.length > 0)
+      h.service.ack(
+        who.caller,
+        batch.map((p) => Number(p.body.d)),
+      );
     if (r.remaining === 0 || batch.length === 0) return got;
   }
 }
@@ -71,21 +75,32 @@ t.test(
     t.ok(h.store.countDeliveries('bob') <= 600, `bob's queue stays small: ${h.store.countDeliveries('bob')}`);
 
     // The honest traffic still goes through: alice's own message, carol's message and carol's new key.
-    const m1 = h.service.sendMessage(h.alice.caller, message(aliceKey.key, aliceKey.serial, 'alice', 'bob', 1));
+    const m1 = h.service.sendMessage(
+      h.alice.caller,
+      message(aliceKey.key, aliceKey.serial, 'alice', 'bob', 1),
+    );
     t.equal(m1.queued, true, "alice's message to bob is accepted");
-    const m2 = h.service.sendMessage(h.carol.caller, message(carolKey.key, carolKey.serial, 'carol', 'bob', 1));
+    const m2 = h.service.sendMessage(
+      h.carol.caller,
+      message(carolKey.key, carolKey.serial, 'carol', 'bob', 1),
+    );
     t.equal(m2.queued, true, "carol's message to bob is accepted");
     const carolSecond = await h.service.create(h.carol.caller, { peer: 'bob' });
 
     // Bob comes back: every key accepted for him and both messages arrive; nothing accepted was dropped.
     const got = await drain(h, h.bob);
-    const delivered = new Set(got.filter((p) => p.type === 'key.delivered').map((p) => String(p.body.serial)));
+    const delivered = new Set(
+      got.filter((p) => p.type === 'key.delivered').map((p) => String(p.body.serial)),
+    );
     for (const s of [...accepted, carolKey.serial, carolSecond.serial]) {
       if (!delivered.has(s)) t.fail(`accepted key ${s} was not delivered`);
     }
     t.equal(delivered.size, accepted.length + 2, 'every accepted key delivered once');
     t.same(
-      got.filter((p) => p.type === 'msg').map((p) => p.body.from).sort(),
+      got
+        .filter((p) => p.type === 'msg')
+        .map((p) => p.body.from)
+        .sort(),
       ['alice', 'carol'],
       'both messages delivered',
     );
@@ -120,7 +135,11 @@ function revokeElsewhere(h: Harness, who: Client): void {
   const other = openStore(h.dir);
   try {
     other.transaction(() => {
-      other.insertRevocation({ serialHex: who.cert.serialHex, revokedAt: h.clock.now, reason: 'keyCompromise' });
+      other.insertRevocation({
+        serialHex: who.cert.serialHex,
+        revokedAt: h.clock.now,
+        reason: 'keyCompromise',
+      });
       other.setCertificateStatus(who.cert.serialHex, 'revoked');
     });
   } finally {
@@ -148,8 +167,16 @@ t.test(
     );
     // The KDC's in-memory revocation list (h.revocations) has not caught up: only the store knows.
     revokeElsewhere(h, h.alice);
-    await t.rejects(h.service.create(h.alice.caller, { peer: 'bob' }), { code: 'cert_revoked' }, 'key.create');
-    t.throws(() => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'cert_revoked' }, 'key.reserve');
+    await t.rejects(
+      h.service.create(h.alice.caller, { peer: 'bob' }),
+      { code: 'cert_revoked' },
+      'key.create',
+    );
+    t.throws(
+      () => h.service.reserve(h.alice.caller, { peer: 'bob' }),
+      { code: 'cert_revoked' },
+      'key.reserve',
+    );
     t.throws(() => h.service.deposit(h.alice.caller, sent.deposit), { code: 'cert_revoked' }, 'key.deposit');
     t.throws(() => h.service.putPrekeys(h.alice.caller, []), { code: 'cert_revoked' }, 'key.prekeys');
     t.throws(
@@ -186,3 +213,79 @@ t.test('a certificate that expired mid-session: its writes are refused (cert_exp
   await t.rejects(h.service.create(h.alice.caller, { peer: 'bob' }), { code: 'cert_expired' });
   t.throws(() => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'cert_expired' });
 });
+
+t.test(
+  'last-resort prekey: only when the one-time stock is empty, never consumed, replaceable, held',
+  async (t) => {
+    const h = await harness(t);
+    h.online.set('bob', []);
+    const owner = { name: 'bob', certSerial: h.bob.cert.serialHex };
+    const [oneTime] = await uploadPrekeys(h, h.bob, 1);
+    t.equal(h.service.putPrekeys(h.bob.caller, []).lastResort, undefined, 'none held yet');
+    const last = await generatePrekey(owner, h.bob.keys.privateKeyPem, { lastResort: true });
+    const wire = { prekeyId: last.id, publicKey: last.publicKey, signature: last.signature };
+    t.same(h.service.putPrekeys(h.bob.caller, [], { lastResort: wire }), {
+      stock: 1,
+      wanted: 9,
+      lastResort: last.id,
+    });
+    t.throws(
+      () => h.service.putPrekeys(h.bob.caller, [{ ...wire }], { lastResort: wire }),
+      { code: 'bad_request' },
+      'one id for a one-time and the last-resort prekey',
+    );
+
+    const first = h.service.reserve(h.alice.caller, { peer: 'bob' });
+    t.equal(first.prekey.id, oneTime!.id, 'the one-time prekey first');
+    t.equal(first.prekey.lastResort, undefined);
+    const low = h.online.get('bob')!.filter((p) => p.type === 'key.prekeys.low');
+    t.same(
+      low.map((p) => p.body),
+      [{ stock: 0, wanted: 10 }],
+      'bob is told his stock ran out',
+    );
+
+    const serials: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = h.service.reserve(i === 2 ? h.carol.caller : h.alice.caller, { peer: 'bob' });
+      t.equal(r.prekey.id, last.id, `reservation ${i + 2}: the last-resort prekey`);
+      t.equal(r.prekey.lastResort, true, 'flagged');
+      const who = i === 2 ? h.carol : h.alice;
+      const sent = await runSenderExchange(
+        { name: who.name, certSerial: who.cert.serialHex, privateKey: who.keys.privateKeyPem },
+        { serial: r.serial, expiresAt: r.expiresAt, peer: 'bob', peerCert: r.peerCert, prekey: r.prekey },
+        { ca: h.ca, now: h.clock.now },
+      );
+      serials.push(h.service.deposit(who.caller, sent.deposit).serial);
+    }
+    t.ok(h.store.getLastResortPrekey('bob', h.bob.cert.serialHex), 'still held after three uses');
+    const held = h.service.putPrekeys(h.bob.caller, [], { listHeld: true }).held!;
+    t.ok(held.includes(last.id), 'listed in held, so bob keeps its private');
+
+    // Rotation: bob replaces it; the old one is still held while deliveries that used it are queued.
+    const next = await generatePrekey(owner, h.bob.keys.privateKeyPem, { lastResort: true });
+    const replaced = h.service.putPrekeys(h.bob.caller, [], {
+      lastResort: { prekeyId: next.id, publicKey: next.publicKey, signature: next.signature },
+    });
+    t.equal(replaced.lastResort, next.id, 'replaced');
+    t.equal(
+      h.service.reserve(h.carol.caller, { peer: 'bob' }).prekey.id,
+      next.id,
+      'the new one is handed out',
+    );
+    const heldNow = h.service.putPrekeys(h.bob.caller, [], { listHeld: true }).held!;
+    t.ok(heldNow.includes(last.id) && heldNow.includes(next.id), 'old (queued deliveries) and new held');
+    h.store.deleteDeliveries(
+      'bob',
+      h.store.listDeliveries('bob').map((d) => d.id),
+    );
+    t.notOk(
+      h.service.putPrekeys(h.bob.caller, [], { listHeld: true }).held!.includes(last.id),
+      'once those deliveries are acknowledged the old one is no longer held',
+    );
+
+    // A certificate revocation drops every prekey of the name, the last-resort one too.
+    h.service.onCertificateRevoked(h.bob.cert.serialHex, 'bob');
+    t.equal(h.store.getLastResortPrekey('bob', h.bob.cert.serialHex), undefined, 'gone with the certificate');
+  },
+);

@@ -348,3 +348,52 @@ t.test('transcript: every field changes the hash; the encoding is injective', as
     { numRuns: 200 },
   );
 });
+
+t.test('last-resort prekey: its own signature label, so the flag a sender sees is authentic', async (t) => {
+  const owner = { name: 'bob', certSerial: bobCert.serialHex };
+  const last = await generatePrekey(owner, bobKeys.privateKeyPem, { lastResort: true });
+  t.equal(last.lastResort, true);
+  const signed = { id: last.id, publicKey: last.publicKey, signature: last.signature };
+  t.doesNotThrow(() => verifyPrekey(owner, { ...signed, lastResort: true }, bobCert.publicKeyPem));
+  t.throws(
+    () => verifyPrekey(owner, signed, bobCert.publicKeyPem),
+    { code: 'bad_signature', message: 'signature verification failed' },
+    'a last-resort prekey passed off as a one-time one',
+  );
+  const oneTime = await bobPrekey();
+  t.throws(
+    () => verifyPrekey(owner, { ...oneTime.signed, lastResort: true }, bobCert.publicKeyPem),
+    { code: 'bad_signature' },
+    'a one-time prekey passed off as the last-resort one',
+  );
+  // The exchange runs as with a one-time prekey, twice on the same prekey (it is not consumed).
+  const own = {
+    id: last.id,
+    certSerial: bobCert.serialHex,
+    publicKey: last.publicKey,
+    privateKey: last.privateKey,
+  };
+  for (let i = 0; i < 2; i++) {
+    const r = reservationFor({ ...signed, lastResort: true });
+    const sent = await runSenderExchange(alice, r, { ca: caCert });
+    const delivery: E2eDelivery = {
+      serial: r.serial,
+      from: 'alice',
+      fromCert: aliceCert.der,
+      to: 'bob',
+      toCertSerial: bobCert.serialHex,
+      prekeyId: last.id,
+      ephemeral: sent.deposit.ephemeral,
+      signature: sent.deposit.signature,
+      ciphertext: sent.deposit.ciphertext,
+      expiresAt: r.expiresAt,
+    };
+    const got = await runReceiverExchange(bob, delivery, own, { ca: caCert });
+    t.ok(got.key.equals(sent.key), `exchange ${i + 1} over the last-resort prekey`);
+  }
+  await t.rejects(
+    runSenderExchange(alice, reservationFor(signed), { ca: caCert }),
+    { code: 'bad_signature' },
+    'a KDC that drops the flag is caught by the sender',
+  );
+});
