@@ -349,15 +349,16 @@ export class KeyService {
         this.#store.deleteStaleReservations(now - RESERVATION_TTL_MS);
         // The reservation becomes an active key at its deposit: refuse now what the deposit would
         // refuse, before one of the peer's prekeys is consumed for nothing.
-        const counts = this.#store.countPairKeys(caller.name, req.peer, now, now - RESERVATION_TTL_MS);
-        if (counts.reserved >= this.#limits.openReservationsPerPair) {
+        const reserved = this.#store.countOpenReservations(caller.name, req.peer, now - RESERVATION_TTL_MS);
+        if (reserved >= this.#limits.openReservationsPerPair) {
           throw new PolicyError(
             'quota_exceeded',
-            `you already hold ${counts.reserved} open reservations on ${req.peer}'s prekeys (at most ${this.#limits.openReservationsPerPair}): deposit or let them expire`,
+            `you already hold ${reserved} open reservations on ${req.peer}'s prekeys (at most ${this.#limits.openReservationsPerPair}): deposit or let them expire`,
           );
         }
+        const active = this.#store.countActiveKeys(caller.name, req.peer, now);
         const replacing = req.replaces === undefined ? 0 : 1;
-        if (counts.active + counts.reserved - replacing >= this.#limits.activeKeysPerPair) {
+        if (active + reserved - replacing >= this.#limits.activeKeysPerPair) {
           throw this.#tooManyActive(req.peer);
         }
         this.#checkKeyNoticeQuota(caller.name, req.peer);
@@ -683,7 +684,13 @@ export class KeyService {
       if (caller.role === 'client' && current !== undefined && current.state !== 'active') {
         this.#checkKeyNoticeQuota(caller.name, rec.owner === caller.name ? rec.peer : rec.owner);
       }
-      return this.#revokeKey(rec, req.reason, caller.name, now, caller.role === 'client' ? caller.name : null);
+      return this.#revokeKey(
+        rec,
+        req.reason,
+        caller.name,
+        now,
+        caller.role === 'client' ? caller.name : null,
+      );
     });
     this.#pushAll(pushes);
     const after = this.#store.getSymKey(rec.serial)!;
@@ -840,9 +847,7 @@ export class KeyService {
       return rec;
     }
     const now = this.#now();
-    const pushes = this.#store.transaction(() =>
-      this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now, null),
-    );
+    const pushes = this.#store.transaction(() => this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now, null));
     this.#pushAll(pushes);
     return this.#store.getSymKey(rec.serial) ?? rec;
   }
@@ -931,7 +936,7 @@ export class KeyService {
 
   /** Inside a transaction: refuse one more active key of `owner` with `peer` past the pair's bound. */
   #checkActiveKeys(owner: string, peer: string, now: number): void {
-    if (this.#store.countPairKeys(owner, peer, now, now).active >= this.#limits.activeKeysPerPair) {
+    if (this.#store.countActiveKeys(owner, peer, now) >= this.#limits.activeKeysPerPair) {
       throw this.#tooManyActive(peer);
     }
   }

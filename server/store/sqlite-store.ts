@@ -70,7 +70,6 @@ import type {
   NewDelivery,
   NewPrekey,
   NewSymKey,
-  PairKeyCounts,
   PrekeyRecord,
   SymKeyDeposit,
   SymKeyFilter,
@@ -694,23 +693,29 @@ export class SqliteStore implements Store {
     return this.run(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < ?`, before);
   }
 
-  countPairKeys(owner: string, peer: string, now: number, reservedSince: number): PairKeyCounts {
-    // Two index ranges of sym_keys_by_pair (owner, peer, state, expires_at); reserved rows are few (stale
-    // ones are deleted by every reservation), active ones at most the pair's bound.
-    const row = this.get<{ active: number; reserved: number }>(
-      `SELECT
-         (SELECT count(*) FROM sym_keys WHERE owner = ? AND peer = ? AND state = 'active' AND expires_at > ?)
-           AS active,
-         (SELECT count(*) FROM sym_keys WHERE owner = ? AND peer = ? AND state = 'reserved' AND created_at >= ?)
-           AS reserved`,
+  countActiveKeys(owner: string, peer: string, now: number): number {
+    // One range of the covering index sym_keys_by_pair (owner, peer, state, expires_at): at most the
+    // pair's bound of entries (~5 us at 84 keys).
+    return this.get<{ n: number }>(
+      `SELECT count(*) AS n FROM sym_keys INDEXED BY sym_keys_by_pair
+       WHERE owner = ? AND peer = ? AND state = 'active' AND expires_at > ?`,
       owner,
       peer,
       now,
+    )!.n;
+  }
+
+  countOpenReservations(owner: string, peer: string, since: number): number {
+    // INDEXED BY: on its own the planner takes sym_keys_by_peer (peer, created_at), i.e. every key the
+    // peer received in the last five minutes, read row by row; the (owner, peer, 'reserved') range of
+    // sym_keys_by_pair is a few rows (stale reservations are deleted by every reservation).
+    return this.get<{ n: number }>(
+      `SELECT count(*) AS n FROM sym_keys INDEXED BY sym_keys_by_pair
+       WHERE owner = ? AND peer = ? AND state = 'reserved' AND created_at >= ?`,
       owner,
       peer,
-      reservedSince,
-    )!;
-    return { active: row.active, reserved: row.reserved };
+      since,
+    )!.n;
   }
 
   insertPrekeys(owner: string, certSerial: string, prekeys: readonly NewPrekey[], at: number): void {
@@ -754,7 +759,11 @@ export class SqliteStore implements Store {
       owner,
       ...keep,
     );
-    return this.run('DELETE FROM prekeys WHERE owner = ? AND (? IS NULL OR cert_serial <> ?)', owner, ...keep);
+    return this.run(
+      'DELETE FROM prekeys WHERE owner = ? AND (? IS NULL OR cert_serial <> ?)',
+      owner,
+      ...keep,
+    );
   }
 
   putLastResortPrekey(owner: string, certSerial: string, p: NewPrekey, at: number): void {

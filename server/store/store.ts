@@ -222,11 +222,10 @@ export interface Store {
   /** Forget reservations (claimed prekey, no deposit) created before `before`; returns how many. */
   deleteStaleReservations(before: number): number;
 
-  /**
-   * Keys of one (owner, peer) pair that bound what the owner may add (docs/keys.md "Quotas"): `active`
-   * ones not expired at `now`, and reservations created at or after `reservedSince`.
-   */
-  countPairKeys(owner: string, peer: string, now: number, reservedSince: number): PairKeyCounts;
+  /** Active keys of `owner` with `peer` not expired at `now` (docs/keys.md "Quotas"). */
+  countActiveKeys(owner: string, peer: string, now: number): number;
+  /** Reservations of `owner` on `peer`'s prekeys created at or after `since` (docs/keys.md "Quotas"). */
+  countOpenReservations(owner: string, peer: string, since: number): number;
 
   insertPrekeys(owner: string, certSerial: string, prekeys: readonly NewPrekey[], at: number): void;
   countPrekeys(owner: string, certSerial: string): number;
@@ -345,11 +344,6 @@ export interface PrekeyRecord extends NewPrekey {
   owner: string;
   certSerial: string;
   createdAt: number;
-}
-
-export interface PairKeyCounts {
-  active: number;
-  reserved: number;
 }
 
 export type DeliveryKind = 'key.delivered' | 'key.revoked' | 'key.verified' | 'msg';

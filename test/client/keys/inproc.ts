@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { parseCertificate } from '../../../shared/pki/x509.js';
-import { startKdc, type Kdc } from '../../../server/kdc/kdc.js';
+import { startKdc, type Kdc, type KdcOptions } from '../../../server/kdc/kdc.js';
 import { writeClientHome, readClientHome } from '../../../client/home.js';
 import { openSession, type ClientSession } from '../../../client/session.js';
 import { ClientKeyStore } from '../../../client/keys/key-store.js';
@@ -55,7 +55,11 @@ export interface Env {
   restart(): Promise<void>;
 }
 
-export async function inProcessKdc(t: TestLike, names: readonly string[]): Promise<Env> {
+export async function inProcessKdc(
+  t: TestLike,
+  names: readonly string[],
+  opts: { keyLimits?: KdcOptions['keyLimits'] } = {},
+): Promise<Env> {
   const dataDir = await initDataDir(t);
   const start = (port = 0): Promise<Kdc> =>
     startKdc({
@@ -65,6 +69,7 @@ export async function inProcessKdc(t: TestLike, names: readonly string[]): Promi
       passphrase: TEST_CA_PASSPHRASE,
       rateLimit: false,
       log: () => {},
+      ...(opts.keyLimits === undefined ? {} : { keyLimits: opts.keyLimits }),
     });
   let kdc = await start();
   const port = kdc.port;
