@@ -48,7 +48,8 @@ registerHandler('cert.revoke', {
         beforeWrite: () => assertCallerCurrent(store, identity.serialHex, Date.now()),
       });
     } catch (err) {
-      if (self && !(err instanceof KdsError && err.code === 'cert_revoked')) session.closeAfterReply(undefined);
+      if (self && !(err instanceof KdsError && err.code === 'cert_revoked'))
+        session.closeAfterReply(undefined);
       throw err;
     }
     // Also covers `already_revoked` (no listener runs then) and a revocation another process made.

@@ -385,8 +385,12 @@ export class KeyService {
           prekeyId: prekey.prekeyId,
           prekeyPublic: prekey.publicKey,
         });
+        // Tell the owner when this claim takes his stock below the mark, when it takes the last one, and
+        // whenever the last-resort one serves: not at every claim below the mark (a top-up answers the
+        // first notice; the next one comes if the stock still runs out).
         const stock = lastResort ? 0 : this.#store.countPrekeys(req.peer, peerCert.serialHex);
-        return { prekey, lastResort, ...(stock < PREKEY_LOW_WATER ? { low: stock } : {}) };
+        const tell = lastResort || stock === 0 || stock === PREKEY_LOW_WATER - 1;
+        return { prekey, lastResort, ...(tell ? { low: stock } : {}) };
       },
       finish: (claimed) => {
         if (claimed === undefined) {

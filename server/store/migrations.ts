@@ -166,8 +166,6 @@ export const MIGRATIONS: readonly Migration[] = [
       -- the KDC or the admin did (certificate cascade, admin revocation) and for rows queued before.
       ALTER TABLE pending_deliveries ADD COLUMN sender TEXT;
       CREATE INDEX pending_deliveries_by_sender ON pending_deliveries (recipient, sender, kind);
-      -- A revocation notice replaces the notices still queued for the same key (coalescing).
-      CREATE INDEX pending_deliveries_by_key ON pending_deliveries (key_serial);
       -- Active keys and open reservations of one (owner, peer) pair.
       CREATE INDEX sym_keys_by_pair ON sym_keys (owner, peer, state, expires_at);
 

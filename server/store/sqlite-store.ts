@@ -814,10 +814,12 @@ export class SqliteStore implements Store {
   }
 
   deleteQueuedKeyNotices(recipient: string, keySerial: string): number {
+    // Scans the recipient's queue (bounded by the per-pair quotas), on revocations only: an index on
+    // key_serial would cost every notice queued and acknowledged two more b-tree writes instead.
     return this.run(
-      `DELETE FROM pending_deliveries WHERE key_serial = ? AND recipient = ? AND kind <> 'msg'`,
-      keySerial,
+      `DELETE FROM pending_deliveries WHERE recipient = ? AND key_serial = ? AND kind <> 'msg'`,
       recipient,
+      keySerial,
     );
   }
 

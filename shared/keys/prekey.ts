@@ -27,8 +27,9 @@ export const LAST_RESORT_PREKEY_LABEL = 'kds v1 last-resort prekey';
 /** How many one-time prekeys a client keeps at the KDC. */
 export const PREKEY_STOCK = 10;
 /**
- * A reservation that leaves fewer one-time prekeys than this makes the KDC tell the owner's live
- * sessions (`key.prekeys.low`), which top the stock up at once.
+ * A reservation that takes the owner's one-time stock below this (to PREKEY_LOW_WATER - 1), or to 0, or
+ * that hands out the last-resort prekey makes the KDC tell the owner's live sessions
+ * (`key.prekeys.low`), which top the stock up at once.
  */
 export const PREKEY_LOW_WATER = 5;
 /**
