@@ -732,10 +732,18 @@ export class KeyService {
     this.#store.expireSymKeys(this.#now());
   }
 
-  /** At service start: expire, and cascade revocations committed while the KDC was not running. */
+  /**
+   * At service start: expire, cascade revocations committed while the KDC was not running, and drop
+   * the reservations of the sessions that ended with the previous run. A client deposits on the session
+   * that reserved (client/keys/key-client.ts sendKey), so after a restart none of them can be deposited;
+   * left in place they would only count against their requesters' open reservations for 5 minutes (a
+   * KDC killed mid-exchange a few times would lock its clients out of end-to-end keys for that long).
+   * Their prekeys were consumed either way; their owners' housekeeping drops the privates.
+   */
   sweep(): void {
     this.expireDue();
     for (const rec of this.#store.listSymKeys({ states: ['active'] })) this.#checkParties(rec);
+    this.#store.deleteStaleReservations(Number.MAX_SAFE_INTEGER);
   }
 
   // -- messages and deliveries ---------------------------------------------------------------------

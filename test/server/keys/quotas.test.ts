@@ -151,6 +151,13 @@ t.test('open reservations per (requester, peer) are bounded; deposits and expiry
   t.throws(() => h.service.reserve(h.carol.caller, { peer: 'bob' }), { code: 'quota_exceeded' });
   h.clock.now += 5 * 60 * 1000 + 1;
   t.ok(h.service.reserve(h.carol.caller, { peer: 'bob' }), 'so does the expiry of the reservations');
+  const orphan = h.service.reserve(h.carol.caller, { peer: 'bob' });
+  t.throws(() => h.service.reserve(h.carol.caller, { peer: 'bob' }), { code: 'quota_exceeded' });
+  // A KDC restart: the sessions that reserved are gone, and so are their reservations.
+  const restarted = h.restart();
+  restarted.sweep();
+  t.equal(h.store.getSymKey(orphan.serial), undefined, 'reservations of the previous run dropped');
+  t.ok(restarted.reserve(h.carol.caller, { peer: 'bob' }), 'so carol may reserve again at once');
 });
 
 t.test('key creation rate: a token bucket per client (key.create and key.reserve)', async (t) => {
