@@ -49,7 +49,8 @@ export interface KeyVectorFile {
     message_nonce: string;
     message_plaintext: string;
   };
-  prekey: { public: string; signed_data: string };
+  /** last_resort_signed_data: the same prekey signed as a last-resort one (its own label). */
+  prekey: { public: string; signed_data: string; last_resort_signed_data: string };
   e2e: {
     sender_ephemeral_public: string;
     transcript_fields: string;
@@ -166,6 +167,9 @@ export function buildKeyVectors(): KeyVectorFile {
     prekey: {
       public: prekey.publicKey.toString('hex'),
       signed_data: prekeySignedData(receiver, I.prekey_id, prekey.publicKey).toString('hex'),
+      last_resort_signed_data: prekeySignedData(receiver, I.prekey_id, prekey.publicKey, true).toString(
+        'hex',
+      ),
     },
     e2e: {
       sender_ephemeral_public: ephemeral.publicKey.toString('hex'),

@@ -89,6 +89,11 @@ t.test('independent recomputation from docs/keys.md', async (t) => {
     v.prekey.signed_data,
     'prekey signed data',
   );
+  t.equal(
+    fields('kds v1 last-resort prekey', bob, bobCert, prekeyId, prekeyPublic).toString('hex'),
+    v.prekey.last_resort_signed_data,
+    'last-resort prekey signed data',
+  );
 
   // Flow 1.
   const ephemeral = x25519Public(hx(I.sender_ephemeral_private));
