@@ -6,7 +6,7 @@ import t from 'tap';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { generatePrekey } from '../../../shared/keys/prekey.js';
-import { runSenderExchange } from '../../../shared/keys/exchange.js';
+import { acceptKdcKey, runSenderExchange } from '../../../shared/keys/exchange.js';
 import { sealMessage } from '../../../shared/keys/message.js';
 import { openStore } from '../../../server/store/store.js';
 import { harness, type Client, type Harness } from './fixtures.js';
@@ -197,6 +197,41 @@ t.test(
     t.equal(h.store.getSymKey(reserved.serial)?.state, 'reserved', 'the deposit stored nothing');
   },
 );
+
+t.test("the receiver's stored verdict, acknowledgements and the admin's writes re-check too", async (t) => {
+  const h = await harness(t);
+  const k = await h.service.create(h.alice.caller, { peer: 'bob' });
+  const pushes: { type: string; body: Record<string, unknown> }[] = [];
+  await h.service.sync(h.bob.caller, (type, body) => pushes.push({ type, body }));
+  const got = await acceptKdcKey(
+    { name: 'bob', certSerial: h.bob.cert.serialHex, privateKey: h.bob.keys.privateKeyPem },
+    pushes[0]!.body as never,
+  );
+  const d = Number(pushes[0]!.body.d);
+  revokeElsewhere(h, h.bob);
+  await t.rejects(
+    h.service.verify(h.bob.caller, { serial: k.serial, digest: got.digest, signature: got.signature }),
+    { code: 'cert_revoked' },
+    'key.verify with a signature: the verdict is not stored',
+  );
+  t.equal(h.store.getSymKey(k.serial)!.peerVerifiedAt, null, 'not marked verified');
+  t.same(h.store.listDeliveries('alice'), [], 'no key.verified notice for alice');
+  t.throws(() => h.service.ack(h.bob.caller, [d]), { code: 'cert_revoked' }, 'key.ack');
+  await t.rejects(h.service.ackGrouped(h.bob.caller, [d]), { code: 'cert_revoked' }, 'key.ack (grouped)');
+  t.equal(h.store.countDeliveries('bob'), 1, 'nothing acknowledged');
+
+  // The admin: a revoked admin certificate revokes no key.
+  const other = openStore(h.dir);
+  other.transaction(() => {
+    other.insertRevocation({ serialHex: h.admin.serialHex, revokedAt: h.clock.now, reason: 'keyCompromise' });
+    other.setCertificateStatus(h.admin.serialHex, 'revoked');
+  });
+  other.close();
+  t.throws(() => h.service.revoke(h.admin, { serial: k.serial, reason: 'keyCompromise' }), {
+    code: 'cert_revoked',
+  });
+  t.equal(h.store.getSymKey(k.serial)!.state, 'active', 'admin.key.revoke changed nothing');
+});
 
 t.test('a certificate that expired mid-session: its writes are refused (cert_expired)', async (t) => {
   const h = await harness(t);
