@@ -165,8 +165,12 @@ export const MIGRATIONS: readonly Migration[] = [
       -- queued it (the sender of a message, the creator of a key, the party that revoked one), NULL when
       -- the KDC or the admin did (certificate cascade, admin revocation) and for rows queued before.
       ALTER TABLE pending_deliveries ADD COLUMN sender TEXT;
+      -- The quotas count one index range, never the recipient's whole queue (a refused request must
+      -- stay cheap however full that queue is).
       CREATE INDEX pending_deliveries_by_sender ON pending_deliveries (recipient, sender, kind);
-      -- Active keys and open reservations of one (owner, peer) pair.
+      -- Active keys and open reservations of one (owner, peer) pair. It replaces sym_keys_by_owner,
+      -- which no query used (listings by party scan; the pair's prefix serves any owner lookup).
+      DROP INDEX sym_keys_by_owner;
       CREATE INDEX sym_keys_by_pair ON sym_keys (owner, peer, state, expires_at);
 
       -- One signed last-resort X25519 prekey per client, for its current certificate: handed out only
