@@ -14,7 +14,15 @@ import { normalizeSerialHex } from '../../shared/pki/serial.js';
 import { parseReason, type ReasonName } from '../../shared/pki/reasons.js';
 import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
-import { openStore, type CertificateRecord, type CrlState, type Store } from '../store/store.js';
+import {
+  openStore,
+  type CertificateRecord,
+  type CrlState,
+  type RenewalInstall,
+  type RenewalRecord,
+  type Store,
+} from '../store/store.js';
+import { checkRenewable, checkRenewalRate, installableRenewal, refuseSameKey } from './renewal.js';
 import { decryptPrivateKey, keyMatchesCertificate, readText } from './credentials.js';
 import {
   CrlPublisher,
@@ -327,15 +335,17 @@ export class CertificateAuthority {
     const actor = opts.actor ?? `enroll:${name}`;
     checkCsrPolicy(csr, name);
     if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved for the system`);
+    const now = this.clock();
     const active = this.store.activeCertificate(name);
-    if (active !== undefined) {
+    // A certificate past its notAfter is no identity any more: enrolling again with a new token
+    // replaces it (it becomes `superseded`). A revoked one is not `active`, so it never blocks.
+    if (active !== undefined && !(active.notAfter < now)) {
       throw new PolicyError('already_active', `"${name}" already has an active certificate`, {
         name: name,
         serialHex: active.serialHex,
       });
     }
-    const now = this.clock();
-    return issueCertificate(
+    const result = await issueCertificate(
       {
         store: this.store,
         caCert: this.caCert,
@@ -357,8 +367,99 @@ export class CertificateAuthority {
         // spent exactly when a certificate is being issued for it), after the active-name re-check.
         beforeReserve: () =>
           consumeEnrollmentToken(this.store, { token: opts.token, name: name, actor, now }),
+        replaceExpired: true,
       },
     );
+    if (result.supersededSerialHex !== undefined) {
+      await this.publisher.supersede(result.supersededSerialHex, actor, syncSigner(key), this.clock());
+      this.scheduleFullCrl();
+    }
+    return result;
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Renewal by the certificate's holder (server/ca/renewal.ts)
+
+  /**
+   * A client renews its own certificate `serialHex` (the session's) with a CSR for a new key: checked
+   * like an enrollment's CSR (proof of possession, policy), then issued `pending`. See renewal.ts.
+   */
+  async renewClient(opts: { name: string; serialHex: string; csrPem: string; actor: string }): Promise<IssueResult> {
+    const key = this.requireKey();
+    const now = this.clock();
+    const current = this.store.getCertificate(opts.serialHex);
+    checkRenewable(this.store, current, opts.name, now);
+    const request = decodeCsr(opts.csrPem);
+    if (request.subjectCN !== opts.name) {
+      throw new PolicyError('name_mismatch', `a renewal keeps the name: the CSR must be for "${opts.name}"`);
+    }
+    const csr = await verifyCsr(request);
+    checkCsrPolicy(csr, opts.name);
+    refuseSameKey(current!, csr.publicKey);
+    return issueCertificate(
+      {
+        store: this.store,
+        caCert: this.caCert,
+        sign: asyncSigner(key),
+        settings: this.settings,
+        crlUrl: this.crlUrl,
+        now,
+      },
+      {
+        name: opts.name,
+        role: current!.role === 'admin' ? 'admin' : 'client',
+        profile: current!.role === 'admin' ? 'admin' : 'client',
+        subjectCN: opts.name,
+        ...(current!.role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
+        publicKeyPem: csr.publicKeyPem,
+        publicKey: csr.publicKey,
+        actor: opts.actor,
+        renewalOf: opts.serialHex,
+        // Counted and refused inside the transaction that records it, so concurrent sessions of one
+        // name cannot all slip under the limit.
+        beforeReserve: () => checkRenewalRate(this.store, opts.name, this.clock()),
+      },
+    );
+  }
+
+  /**
+   * Can `serialHex` (a `pending` certificate presented in a handshake) be installed? Only the newest
+   * renewal of a certificate that is still the name's active, unrevoked one.
+   */
+  installableRenewal(serialHex: string): RenewalRecord | undefined {
+    return installableRenewal(this.store, serialHex, (s) => this.revocationOf(s) !== undefined);
+  }
+
+  /**
+   * Install a renewal (its holder has just authenticated with it): in one transaction, re-check it,
+   * make it active and supersede what it replaces (and any older, never installed renewal of that
+   * certificate); then list those on the CRL with reasonCode superseded. Returns the install.
+   */
+  installRenewal(serialHex: string, actor: string): { install: RenewalInstall; listed: Promise<void> } {
+    const key = this.requireKey();
+    const now = this.clock();
+    const install = this.store.transaction(() => {
+      const renewal = this.installableRenewal(serialHex);
+      if (renewal === undefined) throw new AuthError('cert_revoked', 'certificate superseded', { serialHex });
+      const done = this.store.installRenewal(serialHex, now);
+      this.store.appendAudit({
+        at: now,
+        actor,
+        action: 'cert.renew',
+        subject: renewal.name,
+        detail: { serialHex, supersedes: done.superseded, ...(done.abandoned.length > 0 ? { abandoned: done.abandoned } : {}) },
+      });
+      return done;
+    });
+    // The status change is committed (the KDC refuses the old certificate from now on); the CRL entries
+    // follow, and a crash before they are written is repaired at the next open (listSupersededGaps).
+    const listed = (async () => {
+      for (const s of [install.superseded, ...install.abandoned]) {
+        await this.publisher.supersede(s, actor, syncSigner(key), this.clock());
+      }
+      this.scheduleFullCrl();
+    })();
+    return { install, listed };
   }
 
   createEnrollmentToken(opts: {

@@ -14,7 +14,7 @@ import type { KeyObject } from 'node:crypto';
 import type { ParsedCertificate, Profile, Signer } from '../../shared/pki/x509.js';
 import { buildParsedCertificate } from '../../shared/pki/x509.js';
 import { newSerialHex } from '../../shared/pki/serial.js';
-import { EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
+import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import type { CertificateRole, Store } from '../store/store.js';
 import { groupCommit } from '../store/group-commit.js';
 import { DAY_MS, type CaSettings } from './files.js';
@@ -51,6 +51,17 @@ export interface IssueRequest {
   validity?: { notBefore: number; notAfter: number };
   /** Replace the name's active certificate (which becomes `superseded`) instead of refusing. */
   renew?: boolean;
+  /**
+   * Replace the name's active certificate only if it has expired (re-enrollment after expiry): an
+   * unexpired one is still refused `already_active`.
+   */
+  replaceExpired?: boolean;
+  /**
+   * A client's renewal of this serial (server/ca/renewal.ts): the new certificate is recorded `pending`
+   * and nothing is superseded until its holder installs it. Refused unless `renewalOf` is still the
+   * name's active certificate when the transaction runs.
+   */
+  renewalOf?: string;
   /** The root's own lifetime is not capped by maxDays. */
   uncapped?: boolean;
   actor: string;
@@ -118,7 +129,11 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   const serialHex = newSerialHex();
 
   // 1. Fail early, before the slow signature, if the name is taken (re-checked under the write lock).
-  if (!req.renew) refuseIfActive(store, req.name);
+  const replaceable = (current: { notAfter: number } | undefined): boolean =>
+    req.renew === true ||
+    req.renewalOf !== undefined ||
+    (req.replaceExpired === true && current !== undefined && current.notAfter < ctx.now);
+  if (!replaceable(store.activeCertificate(req.name))) refuseIfActive(store, req.name);
 
   // 2. Build and sign (async: the RSA private-key operation runs on the thread pool).
   const cert = await buildParsedCertificate(
@@ -147,8 +162,36 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   await groupCommit(store).run(() => {
     const current = store.activeCertificate(req.name);
     // Another request (or process) may have issued for this name since step 1.
-    if (current !== undefined && !req.renew) refuseIfActive(store, req.name);
+    if (current !== undefined && !replaceable(current)) refuseIfActive(store, req.name);
     req.beforeReserve?.();
+    if (req.renewalOf !== undefined) {
+      // Re-checked under the write lock: the renewed certificate must still be the active one.
+      if (current?.serialHex !== req.renewalOf) {
+        throw new AuthError('cert_revoked', 'certificate superseded', { serialHex: req.renewalOf });
+      }
+      store.insertRenewal(
+        {
+          serialHex,
+          name: req.name,
+          role: req.role,
+          notBefore,
+          notAfter,
+          issuedAt: ctx.now,
+          pem: cert.pem,
+          fingerprint256: cert.fingerprint256,
+        },
+        req.renewalOf,
+        ctx.now,
+      );
+      store.appendAudit({
+        at: ctx.now,
+        actor: req.actor,
+        action: 'cert.renew.request',
+        subject: req.name,
+        detail: { serialHex, role: req.role, notAfter, fingerprint256: cert.fingerprint256, renews: req.renewalOf },
+      });
+      return;
+    }
     if (current !== undefined) {
       store.setCertificateStatus(current.serialHex, 'superseded');
       supersededSerialHex = current.serialHex;

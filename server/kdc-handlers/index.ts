@@ -6,3 +6,4 @@ import './cert-revoke.js';
 import './admin-token.js';
 import './enroll.js';
 import '../keys/handlers.js'; // issue 4: key distribution (key.*, msg.send, admin.keys, admin.key.revoke)
+import './cert-renew.js';

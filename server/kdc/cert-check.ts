@@ -116,6 +116,11 @@ export class CertificateRecordCache {
 export interface CheckedClient {
   cert: ParsedCertificate;
   record: CertificateRecord;
+  /**
+   * The certificate is a renewal waiting to be installed (server/ca/renewal.ts): the connection
+   * installs it once the handshake has proven possession of its key.
+   */
+  installsRenewal?: boolean;
 }
 
 /** Throws the AuthError of the first failed check; returns the store record otherwise. */
@@ -138,6 +143,13 @@ export function checkClientCertificate(
   }
   if (record.status === 'revoked') {
     throw new AuthError('cert_revoked', 'certificate revoked', { serialHex: cert.serialHex });
+  }
+  if (record.status === 'pending' && record.pem !== null && ca.installableRenewal(cert.serialHex) !== undefined) {
+    // A renewal's first handshake. Its role is the renewed certificate's (renewClient copied it).
+    if (record.role !== 'client' && record.role !== 'admin') {
+      throw new AuthError('cert_wrong_usage', 'certificate not valid for this use', { serialHex: cert.serialHex });
+    }
+    return { cert, record, installsRenewal: true };
   }
   if (record.status !== 'active') {
     // Superseded by a renewal: the holder has a newer certificate, and this one must not linger.

@@ -60,6 +60,8 @@ export interface ConnectionHost {
   readonly maxAnonymousRequests?: number;
   /** A fresh ServerHandshake whose client-certificate check reports its result through onChecked. */
   createHandshake(onChecked: (checked: CheckedClient) => void): ServerHandshake;
+  /** Install the renewal `serialHex` (its first handshake succeeded); throws to refuse the session. */
+  installRenewal?(serialHex: string): void;
   /** The handshake completed: release the unauthenticated slot, index the session. */
   authenticated(conn: Connection): void;
   /** The socket closed (for whatever reason). */
@@ -319,6 +321,12 @@ export class Connection implements SessionHandle {
       // been acknowledged in between, and revocation only closes sessions already in the table.
       if (this.#host.services.ca.revocationOf(cert.serialHex) !== undefined) {
         throw new AuthError('cert_revoked', 'certificate revoked');
+      }
+      // A renewal's first session: the client has now proven it holds the new key, so the new
+      // certificate becomes active and the renewed one superseded (re-checked under the write lock).
+      if (checked.installsRenewal === true) {
+        if (this.#host.installRenewal === undefined) throw new AuthError('cert_revoked', 'certificate superseded');
+        this.#host.installRenewal(cert.serialHex);
       }
       identity = {
         name: checked.record.name,

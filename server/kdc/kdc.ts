@@ -323,6 +323,15 @@ async function serve(
           onChecked(checkClientCertificate(ca, cert, Date.now(), certRecords));
         },
       }),
+    installRenewal: (serialHex) => {
+      const { install, listed } = ca.installRenewal(serialHex, 'kdc');
+      listed.catch((err: unknown) => log(`listing superseded certificates failed: ${(err as Error).message}`));
+      // Sessions of the renewed certificate cannot write any more (caller-status.ts): end them with a
+      // reason their client can act on.
+      for (const serial of [install.superseded, ...install.abandoned]) {
+        for (const s of sessions.bySerial(serial)) void s.close('cert_revoked', 'certificate superseded by a renewal');
+      }
+    },
     authenticated: (conn) => {
       // Anonymous (enrollment) sessions keep counting against the cap until they close.
       if (conn.holdsSlot && conn.identity.role !== 'anonymous') {

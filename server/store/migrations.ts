@@ -186,6 +186,26 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'certificate renewals',
+    up: `
+      -- A client's renewal (server/ca/renewal.ts): the new certificate is recorded at once (its serial
+      -- taken, RFC 5280 4.1.2.2) with status 'pending' and its PEM, and becomes 'active' only when its
+      -- holder first authenticates with it; the certificate it replaces is then 'superseded'. One row
+      -- per renewal request; installed_at is set when it is installed. The renewal rate of a name is
+      -- counted over (name, requested_at).
+      CREATE TABLE renewals (
+        serial       TEXT    PRIMARY KEY REFERENCES certificates (serial),
+        replaces     TEXT    NOT NULL REFERENCES certificates (serial),
+        name         TEXT    NOT NULL,
+        requested_at INTEGER NOT NULL,
+        installed_at INTEGER
+      );
+      CREATE INDEX renewals_by_replaces ON renewals (replaces);
+      CREATE INDEX renewals_by_name ON renewals (name, requested_at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;

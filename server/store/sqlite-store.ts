@@ -58,6 +58,8 @@ import type {
   CertificateRecord,
   CertificateStanding,
   CertificateStatus,
+  RenewalInstall,
+  RenewalRecord,
   CrlState,
   EnrollmentTokenRecord,
   IssuedCertificate,
@@ -97,6 +99,26 @@ interface CertRow {
   fingerprint: string | null;
   status: CertificateStatus;
   issued_at: number;
+}
+
+interface RenewalRow {
+  serial: string;
+  replaces: string;
+  name: string;
+  requested_at: number;
+  installed_at: number | null;
+}
+
+function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefined {
+  return row === undefined
+    ? undefined
+    : {
+        serialHex: row.serial,
+        replaces: row.replaces,
+        name: row.name,
+        requestedAt: row.requested_at,
+        installedAt: row.installed_at,
+      };
 }
 
 interface RevocationRow {
@@ -449,6 +471,64 @@ export class SqliteStore implements Store {
       { name: filter.name ?? null, status: filter.status ?? null, role: filter.role ?? null },
     );
     return rows.map((r) => certOf(r)!);
+  }
+
+  insertRenewal(c: IssuedCertificate, replaces: string, requestedAt: number): void {
+    try {
+      this.statement(
+        `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+      ).run(c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt);
+      this.statement(
+        'INSERT INTO renewals (serial, replaces, name, requested_at) VALUES (?, ?, ?, ?)',
+      ).run(c.serialHex, replaces, c.name, requestedAt);
+    } catch (err) {
+      throw storeError(err, 'cannot store the renewal');
+    }
+  }
+
+  getRenewal(serialHex: string): RenewalRecord | undefined {
+    return renewalOf(this.get<RenewalRow>('SELECT * FROM renewals WHERE serial = ?', serialHex));
+  }
+
+  latestRenewalOf(serialHex: string): RenewalRecord | undefined {
+    return renewalOf(
+      this.get<RenewalRow>(
+        'SELECT * FROM renewals WHERE replaces = ? ORDER BY requested_at DESC, rowid DESC LIMIT 1',
+        serialHex,
+      ),
+    );
+  }
+
+  countRenewalsSince(name: string, since: number): number {
+    return this.get<{ n: number }>(
+      'SELECT count(*) AS n FROM renewals WHERE name = ? AND requested_at >= ?',
+      name,
+      since,
+    )!.n;
+  }
+
+  installRenewal(serialHex: string, at: number): RenewalInstall {
+    const renewal = this.getRenewal(serialHex);
+    if (renewal === undefined || renewal.installedAt !== null) {
+      throw new EnvironmentError('store_error', `no renewal ${serialHex} waiting to be installed`);
+    }
+    // The old one first: the partial unique index allows one active certificate per name.
+    this.setCertificateStatus(renewal.replaces, 'superseded');
+    if (this.run(`UPDATE certificates SET status = 'active' WHERE serial = ? AND status = 'pending'`, serialHex) !== 1) {
+      throw new EnvironmentError('store_error', `renewal ${serialHex} is not pending`);
+    }
+    this.run('UPDATE renewals SET installed_at = ? WHERE serial = ?', at, serialHex);
+    const abandoned = this.all<{ serial: string }>(
+      `SELECT r.serial FROM renewals r JOIN certificates c ON c.serial = r.serial
+       WHERE r.replaces = ? AND r.installed_at IS NULL AND c.status = 'pending'`,
+      renewal.replaces,
+    ).map((r) => r.serial);
+    for (const serial of abandoned) {
+      this.run(`UPDATE certificates SET status = 'superseded' WHERE serial = ? AND status = 'pending'`, serial);
+    }
+    for (const serial of [serialHex, ...abandoned]) for (const listener of this.#statusListeners) listener(serial);
+    return { superseded: renewal.replaces, abandoned };
   }
 
   countCertificates(): number {

@@ -14,8 +14,10 @@ export type { StoreOptions } from './sqlite-store.js';
 export type CertificateRole = 'client' | 'admin' | 'server' | 'ca';
 /**
  * `pending`: the serial is reserved (inserted before signing, RFC 5280 4.1.2.2 "unique for each
- * certificate issued by a given CA") and the certificate is being signed; `active` once its PEM is
- * stored; `superseded` after a renewal replaced it; `revoked` once a revocation row exists.
+ * certificate issued by a given CA") and the certificate is being signed, or (with its PEM) a client's
+ * renewal waits for its holder to install it (RenewalRecord); `active` once its PEM is stored (or the
+ * renewal is installed); `superseded` after a renewal replaced it; `revoked` once a revocation row
+ * exists.
  */
 export type CertificateStatus = 'pending' | 'active' | 'revoked' | 'superseded';
 
@@ -95,6 +97,25 @@ export interface AuditRecord {
   detail: Record<string, unknown>;
 }
 
+/** A client's renewal request (server/ca/renewal.ts). */
+export interface RenewalRecord {
+  /** The new certificate (status `pending` until installed). */
+  serialHex: string;
+  /** The certificate of the session that asked for it. */
+  replaces: string;
+  name: string;
+  requestedAt: number;
+  installedAt: number | null;
+}
+
+/** What installing a renewal changed. */
+export interface RenewalInstall {
+  /** The certificate it replaced, now `superseded`. */
+  superseded: string;
+  /** Other renewals of the same certificate that were never installed, now `superseded` too. */
+  abandoned: string[];
+}
+
 export interface CertificateStanding {
   status: CertificateStatus;
   notBefore: number;
@@ -169,6 +190,24 @@ export interface Store {
   latestCertificate(name: string): CertificateRecord | undefined;
   listCertificates(filter?: CertificateFilter): CertificateRecord[];
   countCertificates(): number;
+
+  // renewals (server/ca/renewal.ts)
+  /**
+   * Record a renewal's signed certificate as `pending` (its serial taken; not usable until installed)
+   * with its renewals row, in the caller's transaction.
+   */
+  insertRenewal(cert: IssuedCertificate, replaces: string, requestedAt: number): void;
+  getRenewal(serialHex: string): RenewalRecord | undefined;
+  /** The newest renewal request that replaces `serialHex` (the only one that may be installed). */
+  latestRenewalOf(serialHex: string): RenewalRecord | undefined;
+  /** Renewal requests of `name` since `since` (the per-name rate limit). */
+  countRenewalsSince(name: string, since: number): number;
+  /**
+   * Install renewal `serialHex` in the caller's transaction: the certificate it replaces becomes
+   * `superseded`, this one `active`, and every other uninstalled renewal of the same certificate
+   * `superseded`. Status listeners are told about each. The caller checks it may be installed.
+   */
+  installRenewal(serialHex: string, at: number): RenewalInstall;
 
   // revocations (rows are permanent: no update or delete)
   insertRevocation(revocation: NewRevocation): RevocationRecord;

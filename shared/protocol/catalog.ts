@@ -2,6 +2,7 @@
 // in its own shared/protocol/messages-<feature>.ts (calling defineAppType) and ONE import line here.
 import './messages-core.js';
 import './messages-keys.js'; // issue 4: symmetric keys
+import './messages-renewal.js'; // certificate renewal
 
 export {
   defineAppType,
