@@ -2,18 +2,34 @@
 // KDS_CLIENT_PASSPHRASE is set), `cert.pem` (the client's certificate) and `ca.pem` (the root CA it
 // pinned at enrollment, its trust anchor for every later session). Default location
 // `<data-dir>/clients/<name>/`. Directory 0700, files 0600: the private key never leaves this folder.
+//
+// A renewal (client/renew.ts) stages its files in `renewal/` and swaps them in by rename(2), so that a
+// crash at any point leaves a working identity, old or new (recoverRenewal, run before every read):
+//   1. renewal/key.pem and renewal/store-key (the key store's key wrapped for the new key), each
+//      written atomically (temp file, fsync, rename, fsync of the directory), BEFORE the request;
+//   2. renewal/cert.pem, written the same way once the KDC's certificate is checked: the commit point;
+//   3. renames into place: key.pem, keys/store-key, then cert.pem last; then renewal/ is removed.
+// Recovery: renewal/cert.pem present means the renewal committed: finish step 3 (every rename is done
+// only if its source is still there, so it is idempotent). Absent: the renewal never committed, the old
+// key.pem and cert.pem are untouched, and the staged files are deleted. A KDC-side certificate that was
+// issued but never installed is harmless: the KDC keeps the old one active until the new one is used.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { EnvironmentError, StateError } from '../shared/errors.js';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { processAlive } from './keys/file-lock.js';
+import { dirname, join, resolve } from 'node:path';
+import { EnvironmentError, ProtocolError, StateError } from '../shared/errors.js';
 import { assertValidName } from '../shared/pki/names.js';
-import { ensurePrivateDir, writeFileAtomic } from '../server/fs-atomic.js';
+import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../server/fs-atomic.js';
 import { entryKind, explainFsError } from '../server/fs-errors.js';
 
 export const KEY_FILE = 'key.pem';
 export const CERT_FILE = 'cert.pem';
 export const CA_FILE = 'ca.pem';
 const DEFAULT_DATA_DIR = 'certs';
+/** Where a renewal stages its files (see the header). */
+export const RENEWAL_DIR = 'renewal';
+/** The key store's key wrapped for the current identity key (client/keys/key-store.ts). */
+const STORE_KEY_PATH = join('keys', 'store-key');
 
 /** The environment variable that, when set, encrypts the client's key at rest. */
 export const CLIENT_PASSPHRASE_ENV = 'KDS_CLIENT_PASSPHRASE';
@@ -54,6 +70,8 @@ export function hasCredentials(home: string): boolean {
  */
 export function writeClientHome(home: string, files: ClientFiles, passphrase = clientPassphrase()): void {
   ensurePrivateDir(home);
+  // A new identity: a renewal staged for the previous one must never be completed over it.
+  rmSync(join(home, RENEWAL_DIR), { recursive: true, force: true });
   const keyPem =
     passphrase === undefined
       ? files.privateKey.export({ type: 'pkcs8', format: 'pem' })
@@ -65,10 +83,124 @@ export function writeClientHome(home: string, files: ClientFiles, passphrase = c
 
 /** Only the public parts (certificate and pinned CA): no passphrase needed. */
 export function readClientCertificates(home: string): { certPem: string; caPem: string } {
+  recoverRenewal(home);
   return { certPem: readHomeFile(home, CERT_FILE), caPem: readHomeFile(home, CA_FILE) };
 }
 
+/** The private key PEM as stored (encrypted when KDS_CLIENT_PASSPHRASE is set). */
+function exportKeyPem(privateKey: KeyObject, passphrase: string | undefined): string {
+  return String(
+    passphrase === undefined
+      ? privateKey.export({ type: 'pkcs8', format: 'pem' })
+      : privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }),
+  );
+}
+
+/** Renewal step 1: the new key (and the key store's key wrapped for it), staged. */
+export function stageRenewalKey(
+  home: string,
+  privateKey: KeyObject,
+  wrappedStoreKey: Buffer,
+  passphrase = clientPassphrase(),
+): void {
+  const dir = join(home, RENEWAL_DIR);
+  // A leftover of an earlier renewal that never committed is discarded first.
+  rmSync(dir, { recursive: true, force: true });
+  ensurePrivateDir(dir);
+  writeFileAtomic(join(dir, 'store-key'), wrappedStoreKey, 0o600);
+  writeFileAtomic(join(dir, KEY_FILE), exportKeyPem(privateKey, passphrase), 0o600);
+}
+
+/** Renewal step 2, the commit point: the new certificate, staged. */
+export function stageRenewalCertificate(home: string, certPem: string): void {
+  writeFileAtomic(join(home, RENEWAL_DIR, CERT_FILE), certPem, 0o600);
+}
+
+/** Called between the steps of a renewal: a test makes the process die there (docs/cli.md). */
+export type CrashPoint = 'renew-key-staged' | 'renew-cert-staged' | 'renew-key-installed';
+export const CRASH_POINT_ENV = 'KDS_TEST_CRASH_AT';
+export function crashPoint(point: CrashPoint, env: NodeJS.ProcessEnv = process.env): void {
+  if (env[CRASH_POINT_ENV] === point) process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * Finish or discard a renewal a crash interrupted (see the header); also renewal step 3. Returns what
+ * it did. Cheap when there is nothing to do (one failed stat).
+ */
+export function recoverRenewal(home: string): 'none' | 'installed' | 'discarded' {
+  const dir = join(home, RENEWAL_DIR);
+  if (entryKind(dir) === 'missing') return 'none';
+  try {
+    if (entryKind(join(dir, CERT_FILE)) === 'missing') {
+      // Not committed. Discarded only when no live renewal holds the lock (it may be waiting for the
+      // KDC's reply right now).
+      if (renewalLockHolder(home) !== undefined) return 'none';
+      rmSync(dir, { recursive: true, force: true });
+      fsyncDir(home);
+      return 'discarded';
+    }
+    moveIfPresent(join(dir, KEY_FILE), join(home, KEY_FILE));
+    crashPoint('renew-key-installed');
+    ensurePrivateDir(join(home, 'keys'));
+    moveIfPresent(join(dir, 'store-key'), join(home, STORE_KEY_PATH));
+    moveIfPresent(join(dir, CERT_FILE), join(home, CERT_FILE));
+    rmSync(dir, { recursive: true, force: true });
+    fsyncDir(home);
+    return 'installed';
+  } catch (err) {
+    throw explainFsError(err, 'finish the renewal in', home);
+  }
+}
+
+function moveIfPresent(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (err) {
+    // Already moved (by an earlier, interrupted recovery or another process of this client).
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  fsyncDir(dirname(to));
+}
+
+const RENEWAL_LOCK = 'renewal.lock';
+
+/** The pid of a live process renewing this home, if any. */
+function renewalLockHolder(home: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(home, RENEWAL_LOCK), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid) ? pid : undefined;
+}
+
+/**
+ * Take the renewal lock of a home (one renewal at a time per client): `<home>/renewal.lock` created
+ * with O_EXCL, holding our pid; a lock whose process is gone is broken. Returns the release function;
+ * `busy` when another live process holds it.
+ */
+export function lockRenewal(home: string): () => void {
+  const path = join(home, RENEWAL_LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw explainFsError(err, 'create', path);
+      const holder = renewalLockHolder(home);
+      if (holder !== undefined) {
+        throw new ProtocolError('rate_limited', `another process (pid ${holder}) is renewing this client`);
+      }
+      rmSync(path, { force: true }); // a crashed renewal's lock
+    }
+  }
+  throw new ProtocolError('rate_limited', 'cannot take the renewal lock');
+}
+
 export function readClientHome(home: string, passphrase = clientPassphrase()): ClientFiles {
+  recoverRenewal(home);
   const keyPem = readHomeFile(home, KEY_FILE);
   const { certPem, caPem } = readClientCertificates(home);
   return { privateKey: loadPrivateKey(keyPem, passphrase), certPem, caPem };

@@ -31,7 +31,13 @@ export function describeKeyEvent(e: KeyEvent): string {
 export function describeListenEvent(e: ListenEvent): string {
   switch (e.event) {
     case 'connected':
-      return `connected as ${safe(e.name)} (certificate ${safe(e.serial)})`;
+      return e.renewAt === undefined
+        ? `connected as ${safe(e.name)} (certificate ${safe(e.serial)})`
+        : `connected as ${safe(e.name)} (certificate ${safe(e.serial)}; renews itself on ${new Date(e.renewAt).toISOString()})`;
+    case 'renewed':
+      return `renewed the certificate: ${safe(e.serial)} valid until ${new Date(e.notAfter).toISOString()} replaces ${safe(e.previous)}; reconnecting with it`;
+    case 'renew.failed':
+      return `automatic renewal failed (${safe(e.code)}): ${safe(e.message)}; trying again in ${Math.round(e.retryInMs / 1000)} s`;
     case 'disconnected':
       return `disconnected (${safe(e.code)}); reconnecting in ${e.retryInMs} ms`;
     case 'stopped':

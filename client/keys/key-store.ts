@@ -87,9 +87,7 @@ export class ClientKeyStore {
     const dir = join(home, 'keys');
     ensurePrivateDir(dir);
     ensurePrivateDir(join(dir, 'prekeys'));
-    const ikm = identityKey.export({ type: 'pkcs8', format: 'der' });
-    const storeKey = hkdfSha256(ikm, Buffer.from(LABEL, 'latin1'), Buffer.from(name, 'utf8'), 32);
-    return new ClientKeyStore(dir, storeKey);
+    return new ClientKeyStore(dir, storeKeyOf(home, name, identityKey));
   }
 
   getKey(serial: string): StoredKey | undefined {
@@ -257,6 +255,47 @@ export class ClientKeyStore {
       throw err;
     }
   }
+}
+
+/** keys/store-key: the store key, wrapped for the current identity key after a renewal. */
+export const STORE_KEY_FILE = 'store-key';
+const WRAP_INFO = 'store key wrap';
+
+/**
+ * The store key of a home for `identityKey`: unwrapped from keys/store-key when a renewal left one
+ * there, else derived from the identity key (a home never renewed). A renewal gives the client a new
+ * identity key but keeps the store key (wrapStoreKey), so the keys and prekeys it holds carry over
+ * without rewriting a file. A wrap that does not open with this identity (a re-enrollment replaced the
+ * key) is ignored: the store then reads as this identity's, as before renewal existed.
+ */
+export function storeKeyOf(home: string, name: string, identityKey: KeyObject): Buffer {
+  const ikm = identityKey.export({ type: 'pkcs8', format: 'der' });
+  const derived = hkdfSha256(ikm, Buffer.from(LABEL, 'latin1'), Buffer.from(name, 'utf8'), 32);
+  const path = join(home, 'keys', STORE_KEY_FILE);
+  if (!existsSync(path)) return derived;
+  let raw: Buffer;
+  try {
+    raw = readFileSync(path);
+  } catch (err) {
+    throw new EnvironmentError('io_error', `cannot read ${path}`, { path }, { cause: err });
+  }
+  if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) return derived;
+  try {
+    return openBlob(wrappingKey(identityKey, name), raw.subarray(MAGIC.length), aad('store-key', name));
+  } catch (err) {
+    if (err instanceof AuthError) return derived;
+    throw err;
+  }
+}
+
+/** The content of keys/store-key that gives `storeKey` to `identityKey` (a renewal's new key). */
+export function wrapStoreKey(storeKey: Buffer, identityKey: KeyObject, name: string): Buffer {
+  return Buffer.concat([MAGIC, sealBlob(wrappingKey(identityKey, name), storeKey, aad('store-key', name))]);
+}
+
+function wrappingKey(identityKey: KeyObject, name: string): Buffer {
+  const ikm = identityKey.export({ type: 'pkcs8', format: 'der' });
+  return hkdfSha256(ikm, Buffer.from(LABEL, 'latin1'), encodeFields(WRAP_INFO, [text(name)]), 32);
 }
 
 /** A file name is built from it: only a well-formed serial (32 lowercase hex digits). */

@@ -8,10 +8,15 @@
 import { KdsError, toKdsError } from '../../shared/errors.js';
 import { openKeyClient, type OpenKeyClientOptions, type OpenedKeyClient } from './open.js';
 import type { KeyEvent } from './key-client.js';
+import { parseCertificate } from '../../shared/pki/x509.js';
+import { readClientCertificates, resolveHome, type HomeLocation } from '../home.js';
+import { renewClient, renewalTime } from '../renew.js';
 
 export type ListenEvent =
   | KeyEvent
-  | { event: 'connected'; name: string; serial: string; session: string }
+  | { event: 'connected'; name: string; serial: string; session: string; expiresAt?: number; renewAt?: number }
+  | { event: 'renewed'; serial: string; previous: string; notAfter: number }
+  | { event: 'renew.failed'; code: string; message: string; retryInMs: number }
   | { event: 'disconnected'; code: string; retryInMs: number }
   | { event: 'stopped'; code?: string };
 
@@ -23,6 +28,8 @@ export interface ListenOptions extends Omit<OpenKeyClientOptions, 'onEvent' | 'a
   maxBackoffMs?: number;
   /** Test hook: the session opener (default openKeyClient). */
   open?: (opts: OpenKeyClientOptions) => Promise<OpenedKeyClient>;
+  /** Renew the certificate at 2/3 of its lifetime (default: true, except in insecure mode). */
+  autoRenew?: boolean;
 }
 
 export const DEFAULT_INITIAL_BACKOFF_MS = 250;
@@ -55,36 +62,97 @@ export async function listen(opts: ListenOptions): Promise<void> {
   const initial = opts.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS;
   const max = opts.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
   let delay: number | undefined;
-  const { onEvent, signal, open: _o, initialBackoffMs: _i, maxBackoffMs: _m, ...clientOpts } = opts;
+  const {
+    onEvent,
+    signal,
+    open: _o,
+    initialBackoffMs: _i,
+    maxBackoffMs: _m,
+    autoRenew: _r,
+    ...clientOpts
+  } = opts;
+  const autoRenew = opts.autoRenew ?? opts.insecure !== true;
+  let renewRetryMs: number | undefined;
   while (!signal?.aborted) {
     let opened: OpenedKeyClient | undefined;
     let failure: KdsError | undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
       opened = await open({ ...clientOpts, acceptMessages: true, onEvent });
       delay = undefined; // a good connection resets the backoff
       const facts = opened.session.facts;
+      const own = facts.clientCertificate;
+      const renewAt =
+        autoRenew && own !== undefined
+          ? Math.max(renewalTime(own), renewRetryMs === undefined ? 0 : Date.now() + renewRetryMs)
+          : undefined;
       onEvent({
         event: 'connected',
         name: facts.identity.name,
         serial: facts.identity.serialHex,
         session: facts.sessionId,
+        expiresAt: facts.identity.expiresAt,
+        ...(renewAt === undefined ? {} : { renewAt }),
       });
       const stop = new Promise<'stopped'>((resolve) => {
         if (signal === undefined) return;
         if (signal.aborted) resolve('stopped');
         signal.addEventListener('abort', () => resolve('stopped'), { once: true });
       });
-      const outcome = await Promise.race([opened.session.closed, stop]);
+      const due = new Promise<'renew'>((resolve) => {
+        if (renewAt === undefined) return;
+        const arm = (): void => {
+          // setTimeout holds at most ~24.8 days: wait in steps for longer lifetimes.
+          const wait = Math.min(MAX_TIMER_MS, Math.max(0, renewAt - Date.now()));
+          timer = setTimeout(() => (Date.now() >= renewAt ? resolve('renew') : arm()), wait);
+        };
+        arm();
+      });
+      const outcome = await Promise.race([opened.session.closed, stop, due]);
       if (outcome === 'stopped') {
         await opened.close().catch(() => undefined);
         break;
       }
-      failure = outcome.error ?? new KdsError('session_closed', 'the session ended');
+      if (outcome === 'renew') {
+        const session = opened.session;
+        try {
+          const renewed = await renewClient({ ...clientOpts, session, confirm: false });
+          renewRetryMs = undefined;
+          onEvent({
+            event: 'renewed',
+            serial: renewed.serialHex,
+            previous: renewed.previousSerialHex,
+            notAfter: renewed.notAfter,
+          });
+          // The next session, with the new certificate, installs it at the KDC (which then ends this one).
+          await opened.close().catch(() => undefined);
+          continue;
+        } catch (err) {
+          const e = toKdsError(err);
+          const remaining = (own?.notAfter ?? Date.now()) - Date.now();
+          renewRetryMs = Math.max(MIN_RENEW_RETRY_MS, Math.min(MAX_RENEW_RETRY_MS, Math.floor(remaining / 10)));
+          onEvent({ event: 'renew.failed', code: e.code, message: e.message, retryInMs: renewRetryMs });
+          // Reconnect (the next session tries again after renewRetryMs); a certificate that can no
+          // longer authenticate (revoked, expired) then stops the loop with that code.
+          await opened.close().catch(() => undefined);
+          failure = isTransient(e) ? e : new KdsError('session_closed', 'the session ended');
+        }
+      } else {
+        failure = outcome.error ?? new KdsError('session_closed', 'the session ended');
+        // Renewed by another process of this client (`kds client renew`): the KDC ended this session
+        // of the old certificate; reconnect at once with the new one.
+        if (failure.code === 'cert_revoked' && homeRenewedSince(clientOpts, facts.identity.serialHex)) {
+          continue;
+        }
+      }
     } catch (err) {
       failure = toKdsError(err);
       await opened?.close().catch(() => undefined);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
     }
     if (signal?.aborted) break;
+    if (failure === undefined) continue;
     if (!isTransient(failure)) {
       onEvent({ event: 'stopped', code: failure.code });
       throw failure;
@@ -94,6 +162,21 @@ export async function listen(opts: ListenOptions): Promise<void> {
     await sleep(delay, signal);
   }
   onEvent({ event: 'stopped' });
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A failed automatic renewal is retried after a tenth of the time left, within these bounds. */
+const MIN_RENEW_RETRY_MS = 60_000;
+const MAX_RENEW_RETRY_MS = 6 * 3600_000;
+
+/** Does the home now hold a certificate other than `serialHex` (renewed by another process)? */
+function homeRenewedSince(loc: HomeLocation, serialHex: string): boolean {
+  try {
+    const { certPem } = readClientCertificates(resolveHome(loc));
+    return parseCertificate(certPem).serialHex !== serialHex;
+  } catch {
+    return false;
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -12,6 +12,7 @@ import { revokeKeyCommand } from './revoke-key.js';
 import { rotateKeyCommand } from './rotate-key.js';
 import { listenCommand } from './listen.js';
 import { menuCommand } from './menu.js';
+import { renewCommand } from './renew.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each module has its own argv type
 export const clientCommands: CommandModule<any, any>[] = [
@@ -32,3 +33,5 @@ clientCommands.push(
 );
 // issue 6: the interactive menu
 clientCommands.push(menuCommand);
+// certificate renewal
+clientCommands.push(renewCommand);
