@@ -98,7 +98,10 @@ export async function renewClient(opts: RenewOptions): Promise<RenewResult> {
       const ours = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
       const theirs = createPublicKey(cert.publicKeyPem).export({ type: 'spki', format: 'der' });
       if (!ours.equals(theirs)) {
-        throw new ProtocolError('unexpected_message', 'the renewed certificate is not for the key we generated');
+        throw new ProtocolError(
+          'unexpected_message',
+          'the renewed certificate is not for the key we generated',
+        );
       }
       stageRenewalCertificate(home, cert.pem);
       crashPoint('renew-cert-staged');

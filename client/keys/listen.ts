@@ -14,7 +14,14 @@ import { renewClient, renewalTime } from '../renew.js';
 
 export type ListenEvent =
   | KeyEvent
-  | { event: 'connected'; name: string; serial: string; session: string; expiresAt?: number; renewAt?: number }
+  | {
+      event: 'connected';
+      name: string;
+      serial: string;
+      session: string;
+      expiresAt?: number;
+      renewAt?: number;
+    }
   | { event: 'renewed'; serial: string; previous: string; notAfter: number }
   | { event: 'renew.failed'; code: string; message: string; retryInMs: number }
   | { event: 'disconnected'; code: string; retryInMs: number }
@@ -130,7 +137,10 @@ export async function listen(opts: ListenOptions): Promise<void> {
         } catch (err) {
           const e = toKdsError(err);
           const remaining = (own?.notAfter ?? Date.now()) - Date.now();
-          renewRetryMs = Math.max(MIN_RENEW_RETRY_MS, Math.min(MAX_RENEW_RETRY_MS, Math.floor(remaining / 10)));
+          renewRetryMs = Math.max(
+            MIN_RENEW_RETRY_MS,
+            Math.min(MAX_RENEW_RETRY_MS, Math.floor(remaining / 10)),
+          );
           onEvent({ event: 'renew.failed', code: e.code, message: e.message, retryInMs: renewRetryMs });
           // Reconnect (the next session tries again after renewRetryMs); a certificate that can no
           // longer authenticate (revoked, expired) then stops the loop with that code.

@@ -384,7 +384,12 @@ export class CertificateAuthority {
    * A client renews its own certificate `serialHex` (the session's) with a CSR for a new key: checked
    * like an enrollment's CSR (proof of possession, policy), then issued `pending`. See renewal.ts.
    */
-  async renewClient(opts: { name: string; serialHex: string; csrPem: string; actor: string }): Promise<IssueResult> {
+  async renewClient(opts: {
+    name: string;
+    serialHex: string;
+    csrPem: string;
+    actor: string;
+  }): Promise<IssueResult> {
     const key = this.requireKey();
     const now = this.clock();
     const current = this.store.getCertificate(opts.serialHex);
@@ -447,7 +452,11 @@ export class CertificateAuthority {
         actor,
         action: 'cert.renew',
         subject: renewal.name,
-        detail: { serialHex, supersedes: done.superseded, ...(done.abandoned.length > 0 ? { abandoned: done.abandoned } : {}) },
+        detail: {
+          serialHex,
+          supersedes: done.superseded,
+          ...(done.abandoned.length > 0 ? { abandoned: done.abandoned } : {}),
+        },
       });
       return done;
     });

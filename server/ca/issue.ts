@@ -188,7 +188,13 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
         actor: req.actor,
         action: 'cert.renew.request',
         subject: req.name,
-        detail: { serialHex, role: req.role, notAfter, fingerprint256: cert.fingerprint256, renews: req.renewalOf },
+        detail: {
+          serialHex,
+          role: req.role,
+          notAfter,
+          fingerprint256: cert.fingerprint256,
+          renews: req.renewalOf,
+        },
       });
       return;
     }

@@ -30,18 +30,26 @@ export function checkRenewable(
     throw new AuthError('cert_unknown_issuer', 'certificate not issued by the trusted CA');
   }
   if (current.status === 'revoked' || store.getRevocation(current.serialHex) !== undefined) {
-    throw new AuthError('cert_revoked', 'a revoked certificate cannot be renewed: enroll again with a new token', {
-      serialHex: current.serialHex,
-    });
+    throw new AuthError(
+      'cert_revoked',
+      'a revoked certificate cannot be renewed: enroll again with a new token',
+      {
+        serialHex: current.serialHex,
+      },
+    );
   }
   if (current.status !== 'active') {
     throw new AuthError('cert_revoked', 'certificate superseded', { serialHex: current.serialHex });
   }
   // RFC 5280 4.1.2.5: valid "from notBefore through notAfter, inclusive", at one-second resolution.
   if (Math.floor(now / 1000) * 1000 > current.notAfter) {
-    throw new AuthError('cert_expired', 'an expired certificate cannot be renewed: enroll again with a new token', {
-      serialHex: current.serialHex,
-    });
+    throw new AuthError(
+      'cert_expired',
+      'an expired certificate cannot be renewed: enroll again with a new token',
+      {
+        serialHex: current.serialHex,
+      },
+    );
   }
   if (current.role !== 'client' && current.role !== 'admin') {
     throw new AuthError('cert_wrong_usage', 'certificate not valid for this use');
@@ -62,7 +70,10 @@ export function checkRenewalRate(store: Store, name: string, now: number): void 
 export function refuseSameKey(current: CertificateRecord, csrKey: KeyObject): void {
   const old = createPublicKey(current.pem!).export({ type: 'spki', format: 'der' });
   if (old.equals(csrKey.export({ type: 'spki', format: 'der' }))) {
-    throw new InputError('bad_request', 'a renewal needs a new key pair: the CSR has the key of the certificate it renews');
+    throw new InputError(
+      'bad_request',
+      'a renewal needs a new key pair: the CSR has the key of the certificate it renews',
+    );
   }
 }
 

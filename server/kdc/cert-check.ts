@@ -144,10 +144,16 @@ export function checkClientCertificate(
   if (record.status === 'revoked') {
     throw new AuthError('cert_revoked', 'certificate revoked', { serialHex: cert.serialHex });
   }
-  if (record.status === 'pending' && record.pem !== null && ca.installableRenewal(cert.serialHex) !== undefined) {
+  if (
+    record.status === 'pending' &&
+    record.pem !== null &&
+    ca.installableRenewal(cert.serialHex) !== undefined
+  ) {
     // A renewal's first handshake. Its role is the renewed certificate's (renewClient copied it).
     if (record.role !== 'client' && record.role !== 'admin') {
-      throw new AuthError('cert_wrong_usage', 'certificate not valid for this use', { serialHex: cert.serialHex });
+      throw new AuthError('cert_wrong_usage', 'certificate not valid for this use', {
+        serialHex: cert.serialHex,
+      });
     }
     return { cert, record, installsRenewal: true };
   }

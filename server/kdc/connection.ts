@@ -325,7 +325,8 @@ export class Connection implements SessionHandle {
       // A renewal's first session: the client has now proven it holds the new key, so the new
       // certificate becomes active and the renewed one superseded (re-checked under the write lock).
       if (checked.installsRenewal === true) {
-        if (this.#host.installRenewal === undefined) throw new AuthError('cert_revoked', 'certificate superseded');
+        if (this.#host.installRenewal === undefined)
+          throw new AuthError('cert_revoked', 'certificate superseded');
         this.#host.installRenewal(cert.serialHex);
       }
       identity = {

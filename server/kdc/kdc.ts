@@ -325,11 +325,14 @@ async function serve(
       }),
     installRenewal: (serialHex) => {
       const { install, listed } = ca.installRenewal(serialHex, 'kdc');
-      listed.catch((err: unknown) => log(`listing superseded certificates failed: ${(err as Error).message}`));
+      listed.catch((err: unknown) =>
+        log(`listing superseded certificates failed: ${(err as Error).message}`),
+      );
       // Sessions of the renewed certificate cannot write any more (caller-status.ts): end them with a
       // reason their client can act on.
       for (const serial of [install.superseded, ...install.abandoned]) {
-        for (const s of sessions.bySerial(serial)) void s.close('cert_revoked', 'certificate superseded by a renewal');
+        for (const s of sessions.bySerial(serial))
+          void s.close('cert_revoked', 'certificate superseded by a renewal');
       }
     },
     authenticated: (conn) => {

@@ -479,9 +479,12 @@ export class SqliteStore implements Store {
         `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
       ).run(c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt);
-      this.statement(
-        'INSERT INTO renewals (serial, replaces, name, requested_at) VALUES (?, ?, ?, ?)',
-      ).run(c.serialHex, replaces, c.name, requestedAt);
+      this.statement('INSERT INTO renewals (serial, replaces, name, requested_at) VALUES (?, ?, ?, ?)').run(
+        c.serialHex,
+        replaces,
+        c.name,
+        requestedAt,
+      );
     } catch (err) {
       throw storeError(err, 'cannot store the renewal');
     }
@@ -515,7 +518,12 @@ export class SqliteStore implements Store {
     }
     // The old one first: the partial unique index allows one active certificate per name.
     this.setCertificateStatus(renewal.replaces, 'superseded');
-    if (this.run(`UPDATE certificates SET status = 'active' WHERE serial = ? AND status = 'pending'`, serialHex) !== 1) {
+    if (
+      this.run(
+        `UPDATE certificates SET status = 'active' WHERE serial = ? AND status = 'pending'`,
+        serialHex,
+      ) !== 1
+    ) {
       throw new EnvironmentError('store_error', `renewal ${serialHex} is not pending`);
     }
     this.run('UPDATE renewals SET installed_at = ? WHERE serial = ?', at, serialHex);
@@ -525,9 +533,13 @@ export class SqliteStore implements Store {
       renewal.replaces,
     ).map((r) => r.serial);
     for (const serial of abandoned) {
-      this.run(`UPDATE certificates SET status = 'superseded' WHERE serial = ? AND status = 'pending'`, serial);
+      this.run(
+        `UPDATE certificates SET status = 'superseded' WHERE serial = ? AND status = 'pending'`,
+        serial,
+      );
     }
-    for (const serial of [serialHex, ...abandoned]) for (const listener of this.#statusListeners) listener(serial);
+    for (const serial of [serialHex, ...abandoned])
+      for (const listener of this.#statusListeners) listener(serial);
     return { superseded: renewal.replaces, abandoned };
   }
 
