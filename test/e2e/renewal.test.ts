@@ -37,7 +37,7 @@ t.setTimeout(300_000);
 const dataDir = await initDataDir(t);
 const port = await freePort();
 const c: Clients = { server: await startServerOnPort(t, dataDir, port), homes: {} };
-c.homes = await enrollAll(c.server, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']);
+c.homes = await enrollAll(c.server, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina']);
 
 const serialOf = (name: string): string =>
   parseCertificate(readFileSync(join(c.homes[name]!, 'cert.pem'), 'utf8')).serialHex;
@@ -236,29 +236,54 @@ t.test('a revoked certificate cannot renew; a new token re-enrolls the name', as
   t.equal(again.code, 0, again.stderr);
 });
 
+/** Re-issue `name`'s certificate for its own key with the window `validity` (the test process's CA). */
+async function reissue(name: string, validity: { notBefore: number; notAfter: number }): Promise<string> {
+  const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
+  try {
+    const files = readClientHome(c.homes[name]!);
+    const csr = await createCsr(
+      name,
+      files.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      parseCertificate(files.certPem).publicKeyPem,
+    );
+    const cert = await ca.issueFromCsr(csr, { name, renew: true, validity, actor: 'test' });
+    writeClientHome(c.homes[name]!, { ...files, certPem: cert.pem }, undefined);
+    return cert.serialHex;
+  } finally {
+    ca.close();
+  }
+}
+
+t.test('listen renews by itself at 2/3 of the lifetime, says so, and reconnects', async (t) => {
+  const day = 86_400_000;
+  const now = Date.now();
+  // 30 days, 20 of them gone: the 2/3 point is now.
+  const old = await reissue('gina', {
+    notBefore: now - 20 * day - 60_000,
+    notAfter: now + 10 * day - 60_000,
+  });
+  const gina = listen(t, c, 'gina');
+  const first = await gina.waitFor((e) => e.event === 'connected', 'the first session');
+  t.equal(first.serial, old);
+  t.ok(Number(first.renewAt) <= Date.now(), 'the renewal is due');
+  const renewed = await gina.waitFor((e) => e.event === 'renewed', 'the renewal');
+  t.equal(renewed.previous, old);
+  t.equal(serialOf('gina'), renewed.serial, 'the home holds the new certificate');
+  const second = await gina.waitFor(
+    (e) => e.event === 'connected' && e.serial === renewed.serial,
+    'the new session',
+  );
+  t.ok(Number(second.renewAt) > Date.now() + 10 * day, 'the next renewal is 2/3 into the new lifetime');
+  t.equal(certStatus(old), 'superseded', 'installed by the new session');
+  t.equal(await gina.stop(), 0);
+});
+
 t.test(
   'an expired certificate cannot renew; a new token re-enrolls the name (was already_active)',
   async (t) => {
     // frank's certificate re-issued (same key) with a window that ended an hour ago.
-    const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
-    try {
-      const files = readClientHome(c.homes.frank!);
-      const now = Date.now();
-      const csr = await createCsr(
-        'frank',
-        files.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-        parseCertificate(files.certPem).publicKeyPem,
-      );
-      const expired = await ca.issueFromCsr(csr, {
-        name: 'frank',
-        renew: true,
-        validity: { notBefore: now - 3 * 86_400_000, notAfter: now - 3_600_000 },
-        actor: 'test',
-      });
-      writeClientHome(c.homes.frank!, { ...files, certPem: expired.pem }, undefined);
-    } finally {
-      ca.close();
-    }
+    const now = Date.now();
+    await reissue('frank', { notBefore: now - 3 * 86_400_000, notAfter: now - 3_600_000 });
     const r = await client(c, 'frank', 'renew');
     t.equal(r.code, EXIT.expired, 'exit code of cert_expired');
     t.match(r.stderr, /cert_expired.*enroll again with a new token/s);
