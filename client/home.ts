@@ -16,6 +16,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { processAlive } from './keys/file-lock.js';
+import { crashPoint } from '../server/crash-point.js';
 import { dirname, join, resolve } from 'node:path';
 import { EnvironmentError, ProtocolError, StateError } from '../shared/errors.js';
 import { assertValidName } from '../shared/pki/names.js';
@@ -114,13 +115,6 @@ export function stageRenewalKey(
 /** Renewal step 2, the commit point: the new certificate, staged. */
 export function stageRenewalCertificate(home: string, certPem: string): void {
   writeFileAtomic(join(home, RENEWAL_DIR, CERT_FILE), certPem, 0o600);
-}
-
-/** Called between the steps of a renewal: a test makes the process die there (docs/cli.md). */
-export type CrashPoint = 'renew-key-staged' | 'renew-cert-staged' | 'renew-key-installed';
-export const CRASH_POINT_ENV = 'KDS_TEST_CRASH_AT';
-export function crashPoint(point: CrashPoint, env: NodeJS.ProcessEnv = process.env): void {
-  if (env[CRASH_POINT_ENV] === point) process.kill(process.pid, 'SIGKILL');
 }
 
 /**

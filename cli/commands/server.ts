@@ -5,6 +5,7 @@ import { run, type OutputOptions } from '../output.js';
 import { dataDirOption } from '../options.js';
 import { portValue } from '../option-values.js';
 import { startCommand } from './server-start.js';
+import { InputError } from '../../shared/errors.js';
 
 interface InitArgs extends OutputOptions {
   'data-dir': string;
@@ -99,6 +100,65 @@ export const initCommand: CommandModule<object, InitArgs> = {
   }),
 };
 
+interface RenewArgs extends OutputOptions {
+  'data-dir': string;
+  'passphrase-file'?: string;
+  days?: number;
+}
+
+export const renewCommand: CommandModule<object, RenewArgs> = {
+  command: 'renew',
+  describe: "renew the KDC's own certificate with a new key (offline, with the CA passphrase)",
+  builder: (y) =>
+    y
+      .option('data-dir', dataDirOption)
+      .option('passphrase-file', {
+        type: 'string',
+        describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
+      })
+      .option('days', {
+        type: 'number',
+        describe: 'validity in days (default: the CA maximum, as at init)',
+        coerce: (v: unknown) => {
+          const n = Number(v);
+          if (!Number.isSafeInteger(n) || n < 1 || n > 3650) {
+            throw new InputError(
+              'bad_request',
+              `--days: a whole number of days from 1 to 3650, got ${String(v)}`,
+            );
+          }
+          return n;
+        },
+      })
+      .example('$0 server renew', 'new KDC key and certificate in ./certs/server/')
+      .example('$0 server renew --data-dir /srv/kds --json', 'JSON summary') as never,
+  handler: run(async (argv: RenewArgs) => {
+    const { CertificateAuthority, cliActor } = await import('../../server/ca/authority.js');
+    const { resolveCaPassphrase } = await import('../../server/ca/passphrase.js');
+    const { renewServerCredential } = await import('../../server/ca/server-renewal.js');
+    const { emit, warn } = await import('../output.js');
+    const passphraseOptions =
+      argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] };
+    const ca = await CertificateAuthority.open(argv['data-dir'], passphraseOptions);
+    try {
+      const { passphrase } = resolveCaPassphrase(argv['data-dir'], passphraseOptions);
+      const result = await renewServerCredential(ca, {
+        passphrase,
+        actor: cliActor(),
+        ...(argv.days === undefined ? {} : { days: argv.days }),
+      });
+      if (result.capped) warn(`validity capped to ${iso(result.notAfter)} (CA maximum or CA expiry)`);
+      emit(argv, result, [
+        `renewed the KDC certificate: serial ${result.serialHex}, valid until ${iso(result.notAfter)}`,
+        `  replaces ${result.previousSerialHex} (superseded, listed on the CRL)`,
+        '  a running KDC uses the new certificate after a restart',
+      ]);
+    } finally {
+      ca.close();
+    }
+  }),
+};
+
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -114,6 +174,7 @@ export function builder(s: Argv): Argv {
   s.command(initCommand);
   // `kds server start` is registered here by issue 3 (cli/commands/server-start.ts).
   s.command(startCommand);
+  s.command(renewCommand);
   return s
     .demandCommand(1, 'name a server command; see kds server --help')
     .example('$0 server init', 'create the CA in ./certs');

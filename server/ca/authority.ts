@@ -40,6 +40,7 @@ import {
   deltaCrlUrlOf,
   publicUrlOf,
   DEFAULT_CA_SETTINGS,
+  KDC_NAME,
   ROOT_CA_NAME,
   type CaPaths,
   type CaSettings,
@@ -425,6 +426,45 @@ export class CertificateAuthority {
         beforeReserve: () => checkRenewalRate(this.store, opts.name, this.clock()),
       },
     );
+  }
+
+  /**
+   * The KDC's own certificate, renewed offline (server/ca/server-renewal.ts): same name and
+   * subjectAltNames, a new key; the old one is superseded at once and listed on the CRL.
+   */
+  async renewServer(opts: {
+    publicKeyPem: string;
+    sans: { dns: string[]; ip: string[] };
+    actor: string;
+    days?: number;
+  }): Promise<IssueResult> {
+    const key = this.requireKey();
+    const result = await issueCertificate(
+      {
+        store: this.store,
+        caCert: this.caCert,
+        sign: asyncSigner(key),
+        settings: this.settings,
+        crlUrl: this.crlUrl,
+        now: this.clock(),
+      },
+      {
+        name: KDC_NAME,
+        role: 'server',
+        profile: 'server',
+        subjectCN: KDC_NAME,
+        publicKeyPem: opts.publicKeyPem,
+        sans: opts.sans,
+        days: opts.days ?? this.settings.maxDays,
+        renew: true,
+        actor: opts.actor,
+      },
+    );
+    if (result.supersededSerialHex !== undefined) {
+      await this.publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.clock());
+      this.scheduleFullCrl();
+    }
+    return result;
   }
 
   /**

@@ -21,6 +21,7 @@ import { pastNotAfter, verifyCertificate } from '../../shared/pki/verify.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { CertificateAuthority, type RevocationInfo } from '../ca/authority.js';
 import { loadCredential } from '../ca/credentials.js';
+import { EXPIRY_WARNING_MS, recoverServerRenewal } from '../ca/server-renewal.js';
 import { resolveCaPassphrase } from '../ca/passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../ca/files.js';
@@ -188,6 +189,8 @@ async function serve(
   if (ca.caFileRepair !== 'ok') log(`root_ca.pem was ${ca.caFileRepair}: rewritten from the store`);
   if (ca.crlFileRepair !== 'ok') log(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
   const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
+  // A `kds server renew` a crash interrupted is finished (or discarded) before the pair is loaded.
+  if (recoverServerRenewal(ca, passphrase) === 'installed') log('finished an interrupted `kds server renew`');
   const credential = loadCredential(opts.dataDir, 'server', passphrase);
   // Refuse to serve with a KDC certificate clients would refuse anyway (expired, not ours, revoked).
   const own = verifyCertificate(credential.cert, ca.caCert, {
@@ -198,6 +201,19 @@ async function serve(
     throw new EnvironmentError(
       'config',
       `the KDC certificate in ${opts.dataDir}/server is not usable: ${own.detail}`,
+    );
+  }
+  // Say it a week ahead: a KDC whose certificate expired refuses to start (above), and every client
+  // refuses it.
+  const startNow = Date.now();
+  if (credential.cert.notAfter - startNow < EXPIRY_WARNING_MS) {
+    log(
+      `warning: the KDC certificate expires on ${new Date(credential.cert.notAfter).toISOString()}: run \`kds server renew\` (then restart)`,
+    );
+  }
+  if (ca.caCert.notAfter - startNow < EXPIRY_WARNING_MS) {
+    log(
+      `warning: the root CA certificate expires on ${new Date(ca.caCert.notAfter).toISOString()}: nothing it issued is valid after that; a new CA (kds server init --force) means every client enrolls again`,
     );
   }
   const serverKey = credential.privateKey;

@@ -1,0 +1,82 @@
+// `kds server renew` with real processes: the KDC's own certificate renewed offline with the CA
+// passphrase (new key, same name and subjectAltNames, the old certificate superseded on the CRL),
+// `kds server start` warning when it expires within 7 days, and a crash between the issuance and the
+// file swap (KDS_TEST_CRASH_AT=server-renew-issued) repaired at the next start.
+import t from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initDataDir, parseJson, runKds, startServer } from '../helpers/kds-process.js';
+import { enrollAll } from './keys-helpers.js';
+import { parseCertificate } from '../../shared/pki/x509.js';
+import { openHomeSession } from '../../client/session.js';
+
+t.setTimeout(200_000);
+
+const dataDir = await initDataDir(t);
+const kdcCert = () => parseCertificate(readFileSync(join(dataDir, 'server', 'cert.pem'), 'utf8'));
+const renew = (args: string[] = [], env?: Record<string, string>) =>
+  runKds(['server', 'renew', '--data-dir', dataDir, '--json', ...args], env === undefined ? {} : { env });
+
+t.test('renew with a short lifetime: start warns; renew again: no warning, clients accept it', async (t) => {
+  const before = kdcCert();
+  const r = await renew(['--days', '3']);
+  t.equal(r.code, 0, r.stderr);
+  const out = parseJson<{ serialHex: string; previousSerialHex: string; notAfter: number }>(r);
+  t.equal(out.previousSerialHex, before.serialHex);
+  const after = kdcCert();
+  t.equal(after.serialHex, out.serialHex, 'server/cert.pem is the new certificate');
+  t.not(after.publicKeyPem, before.publicKeyPem, 'a new key');
+  t.same(after.sans, before.sans, 'the same subjectAltNames');
+  t.ok(after.notAfter < Date.now() + 4 * 86_400_000, '3 days');
+
+  const server = await startServer(t, dataDir);
+  t.match(server.stderr(), /warning: the KDC certificate expires on .*kds server renew/);
+  const homes = await enrollAll(server, ['alice']);
+  const session = await openHomeSession({ name: 'alice', home: homes.alice!, server: server.url });
+  t.equal(session.facts.serverCertificate.serialHex, out.serialHex, 'clients accept the renewed certificate');
+  const status = await session.request('cert.status', { serial: before.serialHex });
+  t.equal(status.status, 'good', 'superseded is not a revocation for the KDC');
+  await session.close();
+  const crl = await (await fetch(`${server.httpUrl}/crl.pem`)).text();
+  const delta = await fetch(`${server.httpUrl}/delta-crl.pem`);
+  const { parseCrl } = await import('../../shared/pki/crl.js');
+  const entries = [
+    ...parseCrl(crl).entries,
+    ...(delta.status === 200 ? parseCrl(await delta.text()).entries : []),
+  ];
+  t.match(
+    entries.find((e) => e.serialHex === before.serialHex),
+    { reason: 'superseded' },
+    'the old KDC certificate is on the CRL as superseded',
+  );
+  await server.stop();
+
+  const again = await renew();
+  t.equal(again.code, 0, again.stderr);
+  const server2 = await startServer(t, dataDir);
+  t.notMatch(server2.stderr(), /warning: the KDC certificate/, 'no warning with a full lifetime');
+  await server2.stop();
+});
+
+t.test('a crash after the issuance, before the files are swapped: the next start finishes it', async (t) => {
+  const before = kdcCert();
+  const crash = await renew([], { KDS_TEST_CRASH_AT: 'server-renew-issued' });
+  t.equal(crash.signal, 'SIGKILL');
+  t.ok(existsSync(join(dataDir, 'server', 'next-key.pem')), 'the new key was staged');
+  t.equal(kdcCert().serialHex, before.serialHex, 'the old pair is still in place');
+  const server = await startServer(t, dataDir);
+  t.match(server.stderr(), /finished an interrupted `kds server renew`/);
+  t.not(kdcCert().serialHex, before.serialHex, 'the new certificate is installed');
+  t.notOk(existsSync(join(dataDir, 'server', 'next-key.pem')));
+  const homes = await enrollAll(server, ['bob']);
+  const session = await openHomeSession({ name: 'bob', home: homes.bob!, server: server.url });
+  t.equal(session.facts.serverCertificate.serialHex, kdcCert().serialHex);
+  await session.close();
+  await server.stop();
+});
+
+t.test('usage errors before the CA is opened', async (t) => {
+  const r = await renew(['--days', '0']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /--days: a whole number of days/);
+});
