@@ -1,6 +1,7 @@
 // The "Certificates" sub-menu (issue 6): enroll (generate a key pair, get a certificate), verify a
 // certificate, revoke my certificate, check a certificate's status, show the CA and CRL, show my
-// certificate. The same library calls as `kds client enroll | revoke-cert | cert-status`.
+// certificate, renew it. The same library calls as `kds client enroll | revoke-cert | cert-status |
+// renew`.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EnvironmentError, InputError, KdsError, StateError, toKdsError } from '../../shared/errors.js';
@@ -13,6 +14,7 @@ import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.
 import { describeStatus } from '../cert-status.js';
 import { enroll, fetchRootCa } from '../enroll.js';
 import { readClientCertificates } from '../home.js';
+import { renewClient } from '../renew.js';
 import { httpUrlOf } from '../session.js';
 import {
   REASON_MENU,
@@ -48,9 +50,9 @@ function ownCertificates(ctx: MenuContext): { cert: ParsedCertificate; ca: Parse
 }
 
 /**
- * What the KDC thinks of this client's own certificate: `revoked` (the name may enroll again with a new
- * token), `good` or `expired` (the KDC still holds it as the name's active certificate and refuses a
- * new enrollment, already_active), or `unknown` (the KDC could not be asked).
+ * What the KDC thinks of this client's own certificate: `revoked` or `expired` (the name may enroll
+ * again with a new token), `good` (it can be renewed; a new enrollment is refused, already_active),
+ * or `unknown` (the KDC could not be asked).
  */
 async function ownStanding(
   ctx: MenuContext,
@@ -73,24 +75,20 @@ const enrollItem: MenuItem = {
   label: 'Enroll: generate a key pair and get a certificate',
   async run(ctx) {
     if (ctx.conn.enrolled) {
-      // Offer only what can work: the KDC enrolls a name again only once its certificate is revoked.
+      // Offer only what can work: the KDC enrolls a name again only once its certificate is revoked
+      // or expired.
       const { cert } = ownCertificates(ctx);
       const standing = await ownStanding(ctx, cert);
-      if (standing !== 'revoked') {
-        const said =
-          standing === 'good'
-            ? ', and it is good'
-            : standing === 'expired'
-              ? ', and it has expired'
-              : '; the KDC could not be asked about it';
+      if (standing !== 'revoked' && standing !== 'expired') {
+        const said = standing === 'good' ? ', and it is good' : '; the KDC could not be asked about it';
         ctx.io.print(
           `  ${ctx.name} already has a certificate (serial ${cert.serialHex}, expires ${iso(cert.notAfter)})${said}`,
-          '  the KDC enrolls a name again only once its certificate is revoked:',
-          `  to replace it, revoke it first (3 in this menu${standing === 'expired' ? ', or ask your admin: kds admin revoke-cert' : ''}), then enroll with a new token from kds admin token`,
+          `  for a new key and certificate, renew it (${RENEW_ITEM_NUMBER} in this menu); the KDC enrolls a name again only once its certificate is revoked or expired:`,
+          '  to replace it by enrolling, revoke it first (3 in this menu), then enroll with a new token from kds admin token',
         );
         return;
       }
-      ctx.io.print(`  certificate ${cert.serialHex} is revoked: enroll again with a new token`);
+      ctx.io.print(`  certificate ${cert.serialHex} is ${standing}: enroll again with a new token`);
     }
     const token = await ask(ctx, 'enrollment token (from kds admin token): ', parseToken);
     ctx.io.print(
@@ -320,6 +318,40 @@ const showMineItem: MenuItem = {
   },
 };
 
+const renewItem: MenuItem = {
+  label: 'Renew my certificate (a new key pair; the old certificate is superseded)',
+  async run(ctx) {
+    const { cert } = ownCertificates(ctx);
+    if (
+      !(await ask(
+        ctx,
+        `renew ${ctx.name}'s certificate (serial ${cert.serialHex}, expires ${iso(cert.notAfter)}) with a new key pair? [yes/no]: `,
+        parseYesNo,
+      ))
+    ) {
+      ctx.io.print('  (not renewed)');
+      return;
+    }
+    // The KDC ends the sessions of the old certificate once the new one is installed.
+    await ctx.conn.close();
+    const result = await ctx.progress(`generating a new RSA-2048 key pair and renewing ${ctx.name}`, () =>
+      renewClient({
+        server: ctx.server,
+        name: ctx.name,
+        home: ctx.home,
+        ...(ctx.dh === undefined ? {} : { dh: ctx.dh }),
+      }),
+    );
+    ctx.io.print(
+      `  renewed ${ctx.name}: serial ${result.serialHex}, valid until ${iso(result.notAfter)}`,
+      result.installed
+        ? `  replaces ${result.previousSerialHex} (now superseded, listed on the CRL)`
+        : `  replaces ${result.previousSerialHex} (superseded once the KDC sees the new certificate)`,
+      '  keys and messages waiting for you carry over',
+    );
+  },
+};
+
 export const CERT_ITEMS: readonly MenuItem[] = [
   enrollItem,
   verifyItem,
@@ -327,4 +359,7 @@ export const CERT_ITEMS: readonly MenuItem[] = [
   statusItem,
   showCaCrlItem,
   showMineItem,
+  renewItem,
 ];
+/** Its number in the sub-menu (the Enroll item points to it). */
+const RENEW_ITEM_NUMBER = 7;

@@ -42,7 +42,7 @@ t.test(
     m.type('0');
     await m.waitFor(/Main menu[\s\S]*choose \[0-2\]: $/);
     m.type('2');
-    await m.waitFor(/6\) Show my certificate\n {2}0\) Back\nchoose \[0-6\]: $/);
+    await m.waitFor(/7\) Renew my certificate[^\n]*\n {2}0\) Back\nchoose \[0-7\]: $/);
     m.type('1');
     await m.waitFor(/enrollment token \(from kds admin token\): $/);
     m.type('short');
@@ -55,11 +55,11 @@ t.test(
     m.type('12:34');
     t.ok(await m.waitFor(/64 hex digits of SHA-256[\s\S]*root CA fingerprint: $/), 'fingerprint syntax');
     m.type('0');
-    t.ok(await m.waitFor(/\(cancelled\)[\s\S]*choose \[0-6\]: $/), '0 cancels the action');
+    t.ok(await m.waitFor(/\(cancelled\)[\s\S]*choose \[0-7\]: $/), '0 cancels the action');
     m.type('5');
     t.ok(
       await m.waitFor(
-        /error \[unavailable\]: cannot fetch http:\/\/127\.0\.0\.1:1\/ca\.pem[\s\S]*choose \[0-6\]: $/,
+        /error \[unavailable\]: cannot fetch http:\/\/127\.0\.0\.1:1\/ca\.pem[\s\S]*choose \[0-7\]: $/,
       ),
       'no server: an error, not a crash',
     );
@@ -75,7 +75,7 @@ t.test('end of input in the middle of an action exits 0; --json and --insecure-d
   const m = startMenu(t, ['--name', 'alice', '--home', home, '--server', UNREACHABLE]);
   await m.waitFor(/choose \[0-2\]: $/);
   m.type('2');
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('1');
   await m.waitFor(/enrollment token \(from kds admin token\): $/);
   m.endInput();
@@ -241,10 +241,10 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   m.type('0');
   await m.waitFor(/choose \[0-2\]: $/);
   m.type('2');
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   // 1) Enroll on an enrolled name: nothing is offered that the KDC would refuse (already_active).
   m.type('1');
-  const enrolled = await m.waitFor(/[\s\S]*choose \[0-6\]: $/);
+  const enrolled = await m.waitFor(/[\s\S]*choose \[0-7\]: $/);
   t.match(
     enrolled,
     new RegExp(
@@ -261,7 +261,7 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   m.type(bob.serialHex);
   t.ok(await m.waitFor(new RegExp(`${bob.serialHex}: good`)), "bob's certificate is good");
 
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('2');
   await m.waitFor(/client name or certificate file: $/);
   m.type('nobody');
@@ -274,7 +274,7 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
     await m.waitFor(/wrong_usage: a CA certificate is not an end-entity credential/),
     'a file: the root is no client credential',
   );
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('2');
   await m.waitFor(/client name or certificate file: $/);
   m.type(join(bob.home, 'cert.pem'));
@@ -282,7 +282,7 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
     await m.waitFor(/ {2}valid: [\s\S]*subject +CN=bob/),
     "a file: bob's certificate checks out against the pinned root",
   );
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('2');
   await m.waitFor(/client name or certificate file: $/);
   m.type('bob');
@@ -291,7 +291,7 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
     'bob verified',
   );
 
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('5');
   t.ok(
     await m.waitFor(
@@ -300,8 +300,20 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
     'CA and CRL',
   );
 
+  // 7) renew my certificate: a new key pair, the old certificate superseded
+  await m.waitFor(/choose \[0-7\]: $/);
+  m.type('7');
+  await m.waitFor(/with a new key pair\? \[yes\/no\]: $/);
+  m.type('yes');
+  const renewed = await m.waitFor(
+    /renewed alice: serial [0-9a-f]+[^\n]*\n {2}replaces [0-9a-f]+ \(now superseded/,
+  );
+  const renewedSerial = /renewed alice: serial ([0-9a-f]+)/.exec(renewed)![1]!;
+  t.not(renewedSerial, alice.serialHex, 'a new certificate');
+  t.match(renewed, new RegExp(`replaces ${alice.serialHex}`), 'it replaces the enrolled one');
+
   // 3) revoke my certificate: a non-answer to the confirmation re-prompts
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('3');
   await m.waitFor(/reason \[1-9\]: $/);
   m.type('2');
@@ -310,16 +322,16 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   await m.waitFor(/please answer yes or no\n.*\[yes\/no\]: $/);
   m.type('yes');
   t.ok(
-    await m.waitFor(new RegExp(`revoked ${alice.serialHex} \\(keyCompromise\\)`)),
+    await m.waitFor(new RegExp(`revoked ${renewedSerial} \\(keyCompromise\\)`)),
     'own certificate revoked',
   );
   t.ok(await m.waitFor(/\[notice\] the KDC ended the session/), 'the session end is announced');
 
   // Anything needing a session now fails with the certificate's code, and the menu carries on.
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('5');
   t.ok(
-    await m.waitFor(new RegExp(`${alice.serialHex}  \\d{4}-[^\\n]+keyCompromise`)),
+    await m.waitFor(new RegExp(`${renewedSerial}  \\d{4}-[^\\n]+keyCompromise`)),
     'the CRL lists it (no session needed)',
   );
   t.ok(
@@ -328,11 +340,11 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
     ),
     'and the delta CRL is shown, signed by the root',
   );
-  await m.waitFor(/choose \[0-6\]: $/);
+  await m.waitFor(/choose \[0-7\]: $/);
   m.type('4');
   await m.waitFor(/: $/);
   m.type(alice.serialHex);
-  t.ok(await m.waitFor(/error \[cert_revoked\][\s\S]*choose \[0-6\]: $/), 'refused, not crashed');
+  t.ok(await m.waitFor(/error \[cert_revoked\][\s\S]*choose \[0-7\]: $/), 'refused, not crashed');
   // Enroll now that the certificate is revoked: offered (a new token re-enrolls the name).
   m.type('1');
   t.ok(
@@ -342,7 +354,7 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
     'a revoked certificate can be replaced',
   );
   m.type('0');
-  await m.waitFor(/\(cancelled\)[\s\S]*choose \[0-6\]: $/);
+  await m.waitFor(/\(cancelled\)[\s\S]*choose \[0-7\]: $/);
   m.type('0');
   await m.waitFor(/choose \[0-2\]: $/);
   m.type('0');
