@@ -28,6 +28,9 @@ import '../kdc-handlers/index.js';
 import { attachKeyService } from '../keys/context.js';
 import { EventBus } from '../events/bus.js';
 import { CrlWatch } from '../events/crl-watch.js';
+import { KdcMetrics, METRICS_CONTENT_TYPE } from '../events/metrics.js';
+import { startMetricsServer, type MetricsServer } from '../events/metrics-server.js';
+import { groupCommit } from '../store/group-commit.js';
 import type { ConnectionLimit } from '../../shared/events/kdc-events.js';
 import type { KeyLimits } from '../keys/service.js';
 import { CertificateCache, CertificateRecordCache, checkClientCertificate } from './cert-check.js';
@@ -38,7 +41,7 @@ import {
   type KdcServices,
   type SessionHandle,
 } from './dispatch.js';
-import { createHttpHandler } from './http.js';
+import { createHttpHandler, isLoopback } from './http.js';
 import {
   ConnectionCounter,
   DEFAULT_HEADERS_TIMEOUT_MS,
@@ -120,8 +123,13 @@ export interface KdcOptions {
    * already subscribed to see kdc.started; default: a bus of its own, with no readers (`kdc.events`).
    */
   events?: EventBus;
-  /** What kdc.started reports as the metrics address ('' by default: the caller serves metrics). */
-  metricsUrl?: string;
+  /**
+   * GET /metrics (Prometheus): true (default) serves it on the KDC's port to loopback clients only;
+   * false serves none and counts nothing.
+   */
+  metrics?: boolean;
+  /** Serve GET /metrics on this address instead (every client reaching it may read; the KDC port: 404). */
+  metricsListen?: { host: string; port: number };
 }
 
 export interface Kdc {
@@ -140,6 +148,8 @@ export interface Kdc {
   readonly sessions: SessionTable;
   /** Where the KDC reports what it decides: subscribe to read it (docs/operations.md). */
   readonly events: EventBus;
+  /** Where GET /metrics answers ('' when metrics are off). */
+  readonly metricsUrl: string;
   /** Open connections, in any phase. */
   connectionCount(): number;
   /** fn runs at stop, after the last session closed and before the store is closed. */
@@ -280,6 +290,11 @@ async function serve(
   };
 
   const crlWatch = new CrlWatch(ca, events);
+  const metrics = opts.metrics === false ? undefined : new KdcMetrics(events);
+  // Durable group commits (keys, issuance), timed for kds_store_commit_duration_seconds.
+  groupCommit(ca.store).observe((callers, durationMs) => {
+    if (events.wants('store.commit')) events.emit({ type: 'store.commit', callers, durationMs });
+  });
   // The CA awaits its listeners before revoke() returns: sessions are closed before any reply.
   ca.onRevoked((serialHex, name, info) =>
     endSessionsOf(serialHex, 'cert_revoked', undefined, info).then((closed) => {
@@ -410,6 +425,17 @@ async function serve(
       connections: connections.size,
       uptimeMs: Date.now() - startedAt,
     }),
+    ...(metrics === undefined || opts.metricsListen !== undefined
+      ? {}
+      : {
+          metrics: {
+            // Loopback only on the KDC's own port (docs/security.md "Metrics"): what a scraper on the
+            // host needs, and nothing for the network, whose peers are not authenticated on HTTP.
+            allow: (req: IncomingMessage) => isLoopback(req.socket.remoteAddress),
+            contentType: METRICS_CONTENT_TYPE,
+            render: () => metrics.render(),
+          },
+        }),
   });
   // Node's defaults would hold a connection that never finishes its headers for 60 s (checked every
   // 30 s), with no cap on how many: limits before the upgrade (limits.ts, "TCP connection limits").
@@ -578,6 +604,7 @@ async function serve(
       for (const c of connections) c.terminate();
       server.closeAllConnections();
       await stopped;
+      await metricsServer?.close();
       wss.close();
       try {
         ca.publishFullCrlIfStale();
@@ -600,11 +627,37 @@ async function serve(
   };
 
   const url = `ws://${urlHost}:${address.port}${WS_PATH}`;
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && opts.metricsListen !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(opts.metricsListen.host, opts.metricsListen.port, {
+        contentType: METRICS_CONTENT_TYPE,
+        render: () => metrics.render(),
+      });
+    } catch (err) {
+      clearInterval(syncTimer);
+      clearInterval(expirySweep);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
+  }
+  const metricsUrl = metrics === undefined ? '' : (metricsServer?.url ?? `${httpUrl}/metrics`);
+  metrics?.bind({
+    ca,
+    sessionCount: () => sessions.size,
+    connectionCount: () => connections.size,
+    requestTypes: registry.types(),
+    readerErrors: () => events.readerErrors,
+  });
+  beforeClose.push(() => {
+    groupCommit(ca.store).observe(undefined);
+    metrics?.close();
+  });
   events.emit({
     type: 'kdc.started',
     url,
     httpUrl,
-    metricsUrl: opts.metricsUrl ?? '',
+    metricsUrl,
     version,
     pid: process.pid,
   });
@@ -619,6 +672,7 @@ async function serve(
     services,
     sessions,
     events,
+    metricsUrl,
     connectionCount: () => connections.size,
     onClose: (fn: () => void) => beforeClose.push(fn),
     close,

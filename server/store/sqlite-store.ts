@@ -785,6 +785,21 @@ export class SqliteStore implements Store {
     return this.run(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < ?`, before);
   }
 
+  countSymKeysByState(): Record<string, number> {
+    // The covering index sym_keys_by_state (state, expires_at): no table row is read.
+    const out: Record<string, number> = {};
+    for (const row of this.all<{ state: string; n: number }>(
+      'SELECT state, count(*) AS n FROM sym_keys INDEXED BY sym_keys_by_state GROUP BY state',
+    )) {
+      out[row.state] = row.n;
+    }
+    return out;
+  }
+
+  countPendingDeliveries(): number {
+    return this.get<{ n: number }>('SELECT count(*) AS n FROM pending_deliveries')!.n;
+  }
+
   countActiveKeys(owner: string, peer: string, now: number): number {
     // One range of the covering index sym_keys_by_pair (owner, peer, state, expires_at): at most the
     // pair's bound of entries (~5 us at 84 keys).

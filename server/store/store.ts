@@ -261,6 +261,10 @@ export interface Store {
   /** Forget reservations (claimed prekey, no deposit) created before `before`; returns how many. */
   deleteStaleReservations(before: number): number;
 
+  /** Keys per state (reserved, active, revoked, expired, superseded), for the metrics: one index scan. */
+  countSymKeysByState(): Record<string, number>;
+  /** Notices queued for every recipient (the metrics' delivery queue depth). */
+  countPendingDeliveries(): number;
   /** Active keys of `owner` with `peer` not expired at `now` (docs/keys.md "Quotas"). */
   countActiveKeys(owner: string, peer: string, now: number): number;
   /** Reservations of `owner` on `peer`'s prekeys created at or after `since` (docs/keys.md "Quotas"). */
