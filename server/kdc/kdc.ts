@@ -31,6 +31,7 @@ import { CrlWatch } from '../events/crl-watch.js';
 import { KdcMetrics, METRICS_CONTENT_TYPE } from '../events/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../events/metrics-server.js';
 import { groupCommit } from '../store/group-commit.js';
+import { AuditHeadSigner } from '../audit/head-signer.js';
 import type { ConnectionLimit } from '../../shared/events/kdc-events.js';
 import type { KeyLimits } from '../keys/service.js';
 import { CertificateCache, CertificateRecordCache, checkClientCertificate } from './cert-check.js';
@@ -153,7 +154,7 @@ export interface Kdc {
   /** Open connections, in any phase. */
   connectionCount(): number;
   /** fn runs at stop, after the last session closed and before the store is closed. */
-  onClose(fn: () => void): void;
+  onClose(fn: () => void | Promise<void>): void;
   /** Graceful: stop accepting, close sessions with 1001, close the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -248,7 +249,7 @@ async function serve(
   const version = readVersion();
   let closing: Promise<void> | undefined;
   /** Run at stop after the last session closed, before the store closes (the audit signer's last head). */
-  const beforeClose: (() => void)[] = [];
+  const beforeClose: (() => void | Promise<void>)[] = [];
 
   const endSessionsOf = async (
     serialHex: string,
@@ -351,6 +352,17 @@ async function serve(
     certificateDer: credential.cert.der,
     sign: (data: Buffer) => signPss(data, serverKey), // callback form: the thread pool, not the event loop
   };
+  // The audit chain's head, signed with the KDC key now, periodically and (below, at stop) last.
+  const auditSigner = new AuditHeadSigner({
+    store: ca.store,
+    sign: credentials.sign,
+    certSerial: credential.cert.serialHex,
+    events,
+  });
+  auditSigner.start();
+  beforeClose.push(() =>
+    auditSigner.stop().catch((err: unknown) => log(`audit head not signed: ${(err as Error).message}`)),
+  );
   const connectionHost: ConnectionHost = {
     registry,
     services,
@@ -614,7 +626,7 @@ async function serve(
       }
       for (const stopping of beforeClose) {
         try {
-          stopping();
+          await stopping();
         } catch (err) {
           log(`at stop: ${(err as Error).message}`);
         }
