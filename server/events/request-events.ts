@@ -34,6 +34,18 @@ const DESCRIBE = new Map<string, Describe>([
     },
   ],
   [
+    'cert.renew',
+    // Pending until the client's first handshake with it installs it (then the old one is superseded).
+    (caller, _body, reply) => ({
+      type: 'cert.issued',
+      name: caller,
+      serial: text(reply.serial),
+      role: 'client',
+      notAfter: typeof reply.notAfter === 'number' ? reply.notAfter : 0,
+      renewed: true,
+    }),
+  ],
+  [
     'admin.token',
     // Never the token (the reply's `token`): the name it enrolls, who asked, until when.
     (caller, body, reply) => ({
