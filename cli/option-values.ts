@@ -176,3 +176,20 @@ export function messageValue(v: unknown): string {
     throw usage(`--message: at most ${MAX_MESSAGE_BYTES} bytes, got ${Buffer.byteLength(text, 'utf8')}`);
   return text;
 }
+
+/** `--metrics-listen HOST:PORT` (an IPv6 address in brackets: `[::1]:9464`). */
+export function hostPortValue(what: string): (v: unknown) => { host: string; port: number } {
+  return (v) => {
+    const text = String(v).trim();
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]+)$/.exec(text);
+    const host = m?.[1] ?? m?.[2];
+    if (m === null || host === undefined || (isIP(host) === 0 && !HOSTNAME_PATTERN.test(host))) {
+      throw usage(`${what}: expected HOST:PORT (an IPv6 address in brackets), got ${shown(v)}`);
+    }
+    const port = Number(m[3]);
+    if (!Number.isSafeInteger(port) || port > 65535) {
+      throw usage(`${what}: expected a port from 0 to 65535, got ${shown(v)}`);
+    }
+    return { host, port };
+  };
+}

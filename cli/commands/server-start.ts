@@ -4,7 +4,7 @@
 import type { CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption } from '../options.js';
-import { hostValue, integerValue, portValue } from '../option-values.js';
+import { hostPortValue, hostValue, integerValue, portValue } from '../option-values.js';
 
 interface StartArgs extends OutputOptions {
   host: string;
@@ -19,6 +19,9 @@ interface StartArgs extends OutputOptions {
   'headers-timeout'?: number;
   'insecure-dh': boolean;
   'public-url'?: string;
+  'log-level': 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  'log-format': 'text' | 'json';
+  'metrics-listen'?: { host: string; port: number };
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
@@ -82,6 +85,23 @@ export const startCommand: CommandModule<object, StartArgs> = {
           'milliseconds a connection has to send its HTTP request headers (100 to 600000; default 10000)',
         coerce: integerValue('--headers-timeout', 100, 600_000),
       })
+      .option('log-level', {
+        choices: ['debug', 'info', 'warn', 'error', 'silent'] as const,
+        default: 'info' as const,
+        describe:
+          'events the log shows (stderr): debug adds every connection and request; silent shows none (env KDS_LOG_LEVEL)',
+      })
+      .option('log-format', {
+        choices: ['text', 'json'] as const,
+        default: 'text' as const,
+        describe: 'text: one readable line per event; json: one JSON object per line, for a log collector',
+      })
+      .option('metrics-listen', {
+        type: 'string',
+        describe:
+          'serve GET /metrics (Prometheus) on HOST:PORT, to every client reaching it, instead of to loopback clients on the KDC port',
+        coerce: hostPortValue('--metrics-listen'),
+      })
       .option('insecure-dh', {
         type: 'boolean',
         default: false,
@@ -96,6 +116,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
       ) as never,
   handler: run(async (argv: StartArgs) => {
     const { startKdc } = await import('../../server/kdc/kdc.js');
+    const { EventBus } = await import('../../server/events/bus.js');
+    const { attachLogReader } = await import('../../server/events/log-reader.js');
+    // The log reads the bus from before the start, so kdc.started is its first line.
+    const events = new EventBus();
+    const logReader = attachLogReader(events, { format: argv['log-format'], level: argv['log-level'] });
     if (argv['insecure-dh']) {
       const { assertInsecureAllowed, insecureWarning } = await import('../insecure.js');
       assertInsecureAllowed(); // insecure_refused unless KDS_ALLOW_INSECURE=1 too
@@ -122,15 +147,20 @@ export const startCommand: CommandModule<object, StartArgs> = {
         ? {}
         : { maxConnectionsPerAddress: argv['max-connections-per-address'] }),
       ...(argv['headers-timeout'] === undefined ? {} : { headersTimeoutMs: argv['headers-timeout'] }),
+      ...(argv['metrics-listen'] === undefined ? {} : { metricsListen: argv['metrics-listen'] }),
+      events,
+      // Warnings are kdc.warning events: the log reader writes them (at warn and below).
+      log: () => undefined,
     });
     if (argv.json) {
       // One line, so a supervising script (or test) can read it as soon as it appears.
       process.stdout.write(
-        `${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, publicUrl: kdc.publicUrl, fingerprint: kdc.fingerprint })}\n`,
+        `${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, publicUrl: kdc.publicUrl, fingerprint: kdc.fingerprint, metricsUrl: kdc.metricsUrl })}\n`,
       );
     } else {
       process.stdout.write(
-        `listening on ${kdc.url}\npublic URL: ${kdc.publicUrl}\nroot CA fingerprint: ${kdc.fingerprint}\n`,
+        `listening on ${kdc.url}\npublic URL: ${kdc.publicUrl}\nroot CA fingerprint: ${kdc.fingerprint}\n` +
+          (kdc.metricsUrl === '' ? '' : `metrics: ${kdc.metricsUrl}\n`),
       );
     }
     await new Promise<void>((resolve) => {
@@ -143,6 +173,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       process.on('SIGTERM', stop);
     });
     await kdc.close();
+    logReader.close();
     if (!argv.json) process.stderr.write('stopped\n');
     return 0;
   }),

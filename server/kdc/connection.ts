@@ -20,6 +20,7 @@
 // - Sealing and sending happen in one synchronous step, so the send order is the sequence order.
 // - A connection's failure touches only that connection: every callback below catches.
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { RawData, WebSocket } from 'ws';
 import {
   AuthError,
@@ -33,6 +34,9 @@ import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protoc
 import { encodeAlert } from '../../shared/protocol/messages.js';
 import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
 import { pastNotAfter } from '../../shared/pki/verify.js';
+import { defenceForCode } from '../../shared/defences.js';
+import type { EventBus } from '../events/bus.js';
+import { describeRequest, REFUSAL_CODES } from '../events/request-events.js';
 import type { CheckedClient } from './cert-check.js';
 import type { HandlerRegistry, Identity, KdcServices, SessionHandle } from './dispatch.js';
 import {
@@ -58,8 +62,14 @@ export interface ConnectionHost {
   readonly now?: () => number;
   /** Requests an anonymous session may send in all (default MAX_ANONYMOUS_REQUESTS). */
   readonly maxAnonymousRequests?: number;
-  /** A fresh ServerHandshake whose client-certificate check reports its result through onChecked. */
-  createHandshake(onChecked: (checked: CheckedClient) => void): ServerHandshake;
+  /**
+   * A fresh ServerHandshake whose client-certificate check reports its result through onChecked, and
+   * (for the event log) the subject CN of any certificate presented, before it is checked.
+   */
+  createHandshake(
+    onChecked: (checked: CheckedClient) => void,
+    onPresented?: (subjectCN: string) => void,
+  ): ServerHandshake;
   /** Install the renewal `serialHex` (its first handshake succeeded); throws to refuse the session. */
   installRenewal?(serialHex: string): void;
   /** The handshake completed: release the unauthenticated slot, index the session. */
@@ -100,11 +110,21 @@ export class Connection implements SessionHandle {
   #closedResolve!: () => void;
   readonly #closedPromise: Promise<void>;
   #closeCode: number | undefined;
+  readonly #events: EventBus;
+  /** performance.now() at accept: handshake and connection durations. */
+  readonly #openedAt = performance.now();
+  /** Refused before its handshake began (kdc.ts reported it as connection.refused). */
+  #refused = false;
+  /** The CN of the certificate the peer presented (unverified), for a refused handshake's event. */
+  #presented: string | undefined;
+  /** Our error code, when we closed the connection. */
+  #failCode: string | undefined;
 
   constructor(ws: WebSocket, remoteAddress: string, host: ConnectionHost) {
     this.#ws = ws;
     this.remoteAddress = remoteAddress;
     this.#host = host;
+    this.#events = host.services.events;
     this.#closedPromise = new Promise((resolve) => (this.#closedResolve = resolve));
     ws.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(data, isBinary));
     // ws reports protocol violations it detects itself (frame over maxPayload -> it closes with 1009,
@@ -147,10 +167,17 @@ export class Connection implements SessionHandle {
   /** Begin: `refusal` (cap or rate limit) fails the connection at once; else the handshake clock starts. */
   start(refusal?: KdsError): void {
     if (refusal !== undefined) {
+      this.#refused = true;
       this.fail(refusal);
       return;
     }
-    this.#handshake = this.#host.createHandshake((checked) => (this.#checked = checked));
+    if (this.#events.wants('connection.opened')) {
+      this.#events.emit({ type: 'connection.opened', connection: this.id, address: this.remoteAddress });
+    }
+    this.#handshake = this.#host.createHandshake(
+      (checked) => (this.#checked = checked),
+      (cn) => (this.#presented = cn),
+    );
     this.#timer = setTimeout(
       () => this.fail(new ProtocolError('handshake_timeout', 'handshake not completed in time')),
       this.#host.handshakeTimeoutMs,
@@ -172,6 +199,15 @@ export class Connection implements SessionHandle {
       throw err; // a body that does not match its push schema is the caller's bug
     }
     this.#send(frame);
+    // A key handed to its recipient (live, or replayed by key.sync): the push names sender and serial.
+    if (type === 'key.delivered' && this.#events.readers !== 0) {
+      this.#events.emit({
+        type: 'key.delivered',
+        serial: typeof body.serial === 'string' ? body.serial : '',
+        from: typeof body.from === 'string' ? body.from : '',
+        to: this.#identity.name,
+      });
+    }
   }
 
   /** session.closing push, then close with the close code of `code`; resolves once the socket closed. */
@@ -207,6 +243,8 @@ export class Connection implements SessionHandle {
     if (this.#phase === 'closing' || this.#phase === 'closed') return;
     const e = toKdsError(err);
     if (e.code === 'internal') this.#host.log(`connection ${this.id}: internal error: ${describe(err)}`);
+    this.#failCode = e.code;
+    if (this.#phase === 'handshake' && !this.#refused) this.#reportRefusal(e);
     const established = this.#phase === 'open' && this.#channel !== undefined;
     this.#phase = 'closing';
     this.#clearTimer();
@@ -252,7 +290,38 @@ export class Connection implements SessionHandle {
     this.#timer = undefined;
   }
 
+  /** A refused (or abandoned) handshake: who refused, with which code, stopped by which defence. */
+  #reportRefusal(e: KdsError): void {
+    if (!this.#events.wants('handshake.refused')) return;
+    const by = e.details?.remote === true ? 'peer' : 'kdc';
+    const defence = defenceForCode(e.code, { phase: 'handshake', remote: by === 'peer' })?.defence;
+    const group = this.#handshake?.negotiatedGroup;
+    this.#events.emit({
+      type: 'handshake.refused',
+      connection: this.id,
+      address: this.remoteAddress,
+      ...(this.#presented === undefined ? {} : { claimedName: this.#presented }),
+      code: e.code,
+      by,
+      ...(defence === undefined ? {} : { defence }),
+      ...(group === undefined ? {} : { group }),
+      durationMs: performance.now() - this.#openedAt,
+    });
+  }
+
   #onClose(code: number): void {
+    if (this.#events.wants('connection.closed') && !this.#refused) {
+      this.#events.emit({
+        type: 'connection.closed',
+        connection: this.id,
+        address: this.remoteAddress,
+        name: this.#identity.name,
+        role: this.#identity.role,
+        closeCode: code,
+        ...(this.#failCode === undefined ? {} : { code: this.#failCode }),
+        durationMs: performance.now() - this.#openedAt,
+      });
+    }
     this.#clearTimer();
     this.#phase = 'closed';
     this.#closeCode = code;
@@ -369,6 +438,19 @@ export class Connection implements SessionHandle {
     this.#channel = result.channel;
     this.#phase = 'open';
     this.#host.authenticated(this);
+    if (this.#events.wants('handshake.completed')) {
+      this.#events.emit({
+        type: 'handshake.completed',
+        connection: this.id,
+        address: this.remoteAddress,
+        name: identity.name,
+        serial: identity.serialHex,
+        role: identity.role,
+        mode: result.mode,
+        group: result.group,
+        durationMs: performance.now() - this.#openedAt,
+      });
+    }
     const ready: Record<string, unknown> = {
       session: result.sessionId,
       mode: result.mode,
@@ -442,12 +524,19 @@ export class Connection implements SessionHandle {
     }
     const { type, id, body } = request;
     if (this.#overAnonymousLimit(id)) return;
-    const ctx = { session: this as SessionHandle, identity: this.#identity, kdc: this.#host.services };
+    const identity = this.#identity;
+    const ctx = { session: this as SessionHandle, identity, kdc: this.#host.services };
+    const startedAt = this.#events.readers === 0 ? 0 : performance.now();
     this.#inFlight += 1;
     this.#host.registry.dispatch(ctx, type, body as Record<string, unknown>).then(
       (reply) => {
         this.#inFlight -= 1;
         this.#reply(id, () => channel.sealOk(type, id, reply), type);
+        if (this.#events.readers !== 0) {
+          const event = describeRequest(type, identity.name, body as Record<string, unknown>, reply);
+          if (event !== undefined) this.#events.emit(event);
+          this.#reportRequest(type, 'ok', startedAt);
+        }
         this.#drain();
       },
       (err: unknown) => {
@@ -455,9 +544,43 @@ export class Connection implements SessionHandle {
         const e = toKdsError(err);
         if (e.code === 'internal') this.#host.log(`request ${type}: internal error: ${describe(err)}`);
         this.#reply(id, () => channel.sealError(id, e.code, e.message));
+        if (this.#events.readers !== 0) {
+          if (REFUSAL_CODES.has(e.code)) {
+            this.#events.emit({
+              type: 'request.refused',
+              connection: this.id,
+              name: identity.name,
+              role: identity.role,
+              request: type,
+              code: e.code,
+              message: e.message,
+            });
+          } else if (e.code === 'store_error') {
+            this.#events.emit({
+              type: 'store.error',
+              stage: typeof e.details?.stage === 'string' ? e.details.stage : type,
+              code: e.code,
+              message: e.message,
+            });
+          }
+          this.#reportRequest(type, e.code, startedAt);
+        }
         this.#drain();
       },
     );
+  }
+
+  #reportRequest(type: string, code: string, startedAt: number): void {
+    if (!this.#events.wants('request.served')) return;
+    this.#events.emit({
+      type: 'request.served',
+      connection: this.id,
+      name: this.#identity.name,
+      role: this.#identity.role,
+      request: type,
+      code,
+      durationMs: performance.now() - startedAt,
+    });
   }
 
   /**

@@ -9,6 +9,7 @@ import { PolicyError, ProtocolError, AuthError } from '../../shared/errors.js';
 import type { ErrorCode } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { Store } from '../store/store.js';
+import type { EventBus } from '../events/bus.js';
 import type { SessionTable } from './session-table.js';
 
 /**
@@ -50,6 +51,8 @@ export interface KdcServices {
   readonly ca: CertificateAuthority;
   readonly store: Store;
   readonly sessions: SessionTable;
+  /** Where the KDC reports what it decides (shared/events/kdc-events.ts). */
+  readonly events: EventBus;
   readonly startedAt: number;
   /**
    * End every live session of a certificate: push `cert.revoked` + `session.closing`, close with the

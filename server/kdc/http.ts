@@ -6,6 +6,9 @@
 //   GET /delta-crl.pem  the CURRENT delta CRL (RFC 5280 5.2.4) completing /crl.pem; the complete CRL's
 //                 Freshest CRL extension (5.2.6) names this URL. 404 while the CA has issued none.
 //   GET /healthz  JSON { ok, version, sessions, uptimeMs }
+//   GET /metrics  Prometheus text format (server/events/metrics.ts), to the clients `metrics.allow` admits
+//                 (kdc.ts: loopback peers only, unless --metrics-listen serves it elsewhere: then 404
+//                 here); everyone else gets the 404 of a path that does not exist (docs/security.md).
 // Everything else is 404; methods other than GET/HEAD are 405. No request body is ever read.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -15,6 +18,21 @@ export interface HttpSources {
   /** The current delta CRL, or undefined when none was issued (404). Optional for older callers. */
   deltaCrlPem?(): string | undefined;
   health(): Record<string, unknown>;
+  metrics?: MetricsSource;
+}
+
+export interface MetricsSource {
+  /** Whether this client may read the metrics (checked before anything is rendered). */
+  allow(req: IncomingMessage): boolean;
+  contentType: string;
+  render(): Promise<string>;
+}
+
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (a dual-stack listener reports `::ffff:127.0.0.1`). */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
 }
 
 const SECURITY_HEADERS = {
@@ -26,6 +44,10 @@ export function createHttpHandler(sources: HttpSources): (req: IncomingMessage, 
   return (req, res) => {
     // Only the path matters; a query string is ignored rather than refused.
     const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/metrics' && sources.metrics !== undefined && sources.metrics.allow(req)) {
+      serveMetrics(sources.metrics, req, res);
+      return;
+    }
     const route = ROUTES.get(path ?? '');
     if (route === undefined) {
       send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
@@ -65,6 +87,18 @@ const ROUTES = new Map<string, Route>([
   ],
   ['/healthz', (s) => ({ type: 'application/json', body: `${JSON.stringify(s.health())}\n` })],
 ]);
+
+function serveMetrics(metrics: MetricsSource, req: IncomingMessage, res: ServerResponse): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    send(res, req, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    return;
+  }
+  metrics.render().then(
+    (body) => send(res, req, 200, metrics.contentType, body),
+    () => send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n'),
+  );
+}
 
 function send(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {
   const bytes = Buffer.from(body, 'utf8');

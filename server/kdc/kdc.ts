@@ -27,6 +27,13 @@ import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../ca/files.js';
 import '../kdc-handlers/index.js';
 import { attachKeyService } from '../keys/context.js';
+import { EventBus } from '../events/bus.js';
+import { CrlWatch } from '../events/crl-watch.js';
+import { KdcMetrics, METRICS_CONTENT_TYPE } from '../events/metrics.js';
+import { startMetricsServer, type MetricsServer } from '../events/metrics-server.js';
+import { groupCommit } from '../store/group-commit.js';
+import { AuditHeadSigner } from '../audit/head-signer.js';
+import type { ConnectionLimit } from '../../shared/events/kdc-events.js';
 import type { KeyLimits } from '../keys/service.js';
 import { CertificateCache, CertificateRecordCache, checkClientCertificate } from './cert-check.js';
 import { Connection, type ConnectionHost } from './connection.js';
@@ -36,7 +43,7 @@ import {
   type KdcServices,
   type SessionHandle,
 } from './dispatch.js';
-import { createHttpHandler } from './http.js';
+import { createHttpHandler, isLoopback } from './http.js';
 import {
   ConnectionCounter,
   DEFAULT_HEADERS_TIMEOUT_MS,
@@ -111,8 +118,20 @@ export interface KdcOptions {
   keyLimits?: Partial<KeyLimits>;
   /** Handler registry (default: the process-wide one the handler modules register into). */
   registry?: HandlerRegistry;
-  /** Diagnostics (default: stderr). Never receives key material. */
+  /** Diagnostics (default: stderr). Never receives key material. Each line is also a kdc.warning event. */
   log?: (line: string) => void;
+  /**
+   * The event bus the KDC reports its decisions on (shared/events/kdc-events.ts). Pass one with readers
+   * already subscribed to see kdc.started; default: a bus of its own, with no readers (`kdc.events`).
+   */
+  events?: EventBus;
+  /**
+   * GET /metrics (Prometheus): true (default) serves it on the KDC's port to loopback clients only;
+   * false serves none and counts nothing.
+   */
+  metrics?: boolean;
+  /** Serve GET /metrics on this address instead (every client reaching it may read; the KDC port: 404). */
+  metricsListen?: { host: string; port: number };
 }
 
 export interface Kdc {
@@ -129,8 +148,14 @@ export interface Kdc {
   readonly ca: CertificateAuthority;
   readonly services: KdcServices;
   readonly sessions: SessionTable;
+  /** Where the KDC reports what it decides: subscribe to read it (docs/operations.md). */
+  readonly events: EventBus;
+  /** Where GET /metrics answers ('' when metrics are off). */
+  readonly metricsUrl: string;
   /** Open connections, in any phase. */
   connectionCount(): number;
+  /** fn runs at stop, after the last session closed and before the store is closed. */
+  onClose(fn: () => void | Promise<void>): void;
   /** Graceful: stop accepting, close sessions with 1001, close the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -161,7 +186,12 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   positiveInteger('maxUnauthenticated', opts.maxUnauthenticated);
   positiveInteger('maxAnonymousRequests', opts.maxAnonymousRequests);
   const host = opts.host ?? DEFAULT_HOST;
-  const log = opts.log ?? ((line: string) => process.stderr.write(`kds server: ${line}\n`));
+  const events = opts.events ?? new EventBus();
+  const writeLog = opts.log ?? ((line: string) => process.stderr.write(`kds server: ${line}\n`));
+  const log = (line: string): void => {
+    events.emit({ type: 'kdc.warning', message: line });
+    writeLog(line);
+  };
   const passphraseOptions = {
     ...(opts.passphrase === undefined ? {} : { passphrase: opts.passphrase }),
     ...(opts.passphraseFile === undefined ? {} : { passphraseFile: opts.passphraseFile }),
@@ -170,7 +200,7 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   const publicUrl = opts.publicUrl === undefined ? undefined : normalizePublicUrl(opts.publicUrl);
   const ca = await CertificateAuthority.open(opts.dataDir, passphraseOptions);
   try {
-    return await serve(ca, opts, host, log, passphraseOptions, publicUrl);
+    return await serve(ca, opts, host, log, events, passphraseOptions, publicUrl);
   } catch (err) {
     ca.close();
     throw err;
@@ -182,6 +212,7 @@ async function serve(
   opts: KdcOptions,
   host: string,
   log: (line: string) => void,
+  events: EventBus,
   passphraseOptions: { passphrase?: string; passphraseFile?: string },
   publicUrl: string | undefined,
 ): Promise<Kdc> {
@@ -233,6 +264,8 @@ async function serve(
   const startedAt = Date.now();
   const version = readVersion();
   let closing: Promise<void> | undefined;
+  /** Run at stop after the last session closed, before the store closes (the audit signer's last head). */
+  const beforeClose: (() => void | Promise<void>)[] = [];
 
   const endSessionsOf = async (
     serialHex: string,
@@ -267,14 +300,30 @@ async function serve(
     ca,
     store: ca.store,
     sessions,
+    events,
     startedAt,
     endSessionsOf,
     tokenTtlMs: opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
   };
 
+  const crlWatch = new CrlWatch(ca, events);
+  const metrics = opts.metrics === false ? undefined : new KdcMetrics(events);
+  // Durable group commits (keys, issuance), timed for kds_store_commit_duration_seconds.
+  groupCommit(ca.store).observe((callers, durationMs) => {
+    if (events.wants('store.commit')) events.emit({ type: 'store.commit', callers, durationMs });
+  });
   // The CA awaits its listeners before revoke() returns: sessions are closed before any reply.
-  ca.onRevoked((serialHex, _name, info) =>
-    endSessionsOf(serialHex, 'cert_revoked', undefined, info).then(() => {}),
+  ca.onRevoked((serialHex, name, info) =>
+    endSessionsOf(serialHex, 'cert_revoked', undefined, info).then((closed) => {
+      events.emit({
+        type: 'cert.revoked',
+        name,
+        serial: serialHex,
+        reason: info?.reason ?? ca.revocationOf(serialHex)?.reason ?? 'unspecified',
+        sessionsClosed: closed,
+      });
+      crlWatch.check();
+    }),
   );
   // Key service and revocation cascade (docs/keys.md).
   attachKeyService(services, {
@@ -289,12 +338,18 @@ async function serve(
   } catch (err) {
     log(`complete CRL re-issue failed: ${(err as Error).message}`);
   }
+  crlWatch.check();
   const syncTimer = setInterval(() => {
     ca.syncRevocations().catch((err: unknown) => log(`revocation sync failed: ${(err as Error).message}`));
     try {
       ca.maintainCrl();
     } catch (err) {
       log(`complete CRL re-issue failed: ${(err as Error).message}`);
+    }
+    try {
+      crlWatch.check();
+    } catch (err) {
+      log(`CRL state unreadable: ${(err as Error).message}`);
     }
   }, REVOCATION_SYNC_MS);
   syncTimer.unref();
@@ -313,18 +368,33 @@ async function serve(
     certificateDer: credential.cert.der,
     sign: (data: Buffer) => signPss(data, serverKey), // callback form: the thread pool, not the event loop
   };
+  // The audit chain's head, signed with the KDC key now, periodically and (below, at stop) last.
+  const auditSigner = new AuditHeadSigner({
+    store: ca.store,
+    sign: credentials.sign,
+    certSerial: credential.cert.serialHex,
+    events,
+  });
+  auditSigner.start();
+  beforeClose.push(() =>
+    auditSigner.stop().catch((err: unknown) => log(`audit head not signed: ${(err as Error).message}`)),
+  );
   const connectionHost: ConnectionHost = {
     registry,
     services,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     anonymousSessionMs: opts.anonymousSessionMs ?? DEFAULT_ANONYMOUS_SESSION_MS,
     ...(opts.maxAnonymousRequests === undefined ? {} : { maxAnonymousRequests: opts.maxAnonymousRequests }),
-    createHandshake: (onChecked) =>
+    createHandshake: (onChecked, onPresented) =>
       new ServerHandshake({
         groups,
         credentials,
         allowInsecure: opts.allowInsecure === true,
-        parseCertificate: (der) => certCache.parse(der),
+        parseCertificate: (der) => {
+          const cert = certCache.parse(der);
+          onPresented?.(cert.subjectCN);
+          return cert;
+        },
         // The client's signature came from the network: verified on the thread pool.
         verifySignature: (data, signature, cert) => {
           let key = publicKeys.get(cert);
@@ -383,6 +453,17 @@ async function serve(
       connections: connections.size,
       uptimeMs: Date.now() - startedAt,
     }),
+    ...(metrics === undefined || opts.metricsListen !== undefined
+      ? {}
+      : {
+          metrics: {
+            // Loopback only on the KDC's own port (docs/security.md "Metrics"): what a scraper on the
+            // host needs, and nothing for the network, whose peers are not authenticated on HTTP.
+            allow: (req: IncomingMessage) => isLoopback(req.socket.remoteAddress),
+            contentType: METRICS_CONTENT_TYPE,
+            render: () => metrics.render(),
+          },
+        }),
   });
   // Node's defaults would hold a connection that never finishes its headers for 60 s (checked every
   // 30 s), with no cap on how many: limits before the upgrade (limits.ts, "TCP connection limits").
@@ -412,6 +493,12 @@ async function serve(
   server.on('connection', (socket: Socket) => {
     if (!perAddress.admit(socket.remoteAddress ?? 'unknown')) {
       socket.destroy();
+      events.emit({
+        type: 'connection.refused',
+        address: socket.remoteAddress ?? 'unknown',
+        code: 'too_many_connections',
+        limit: 'per_address_cap',
+      });
       return;
     }
     socket.on('close', releaseAddress);
@@ -430,12 +517,14 @@ async function serve(
     const conn = new Connection(ws, address, connectionHost);
     connections.add(conn);
     let refusal: ProtocolError | undefined;
+    let limit: ConnectionLimit = 'shutting_down';
     // The rate limit comes first: a refused peer costs no slot and can evict nobody.
     let evicted: Connection | undefined;
     if (closing !== undefined) {
       refusal = new ProtocolError('unavailable', 'server shutting down');
     } else if (rateLimiter !== undefined && !rateLimiter.take(address)) {
       refusal = new ProtocolError('rate_limited', 'too many handshakes from this address; retry later');
+      limit = 'handshake_rate';
     } else {
       const admission = unauthenticated.admit(conn, address);
       if (!admission.admitted) {
@@ -443,15 +532,25 @@ async function serve(
           'too_many_connections',
           'too many connections in their handshake; retry later',
         );
+        limit = 'unauthenticated_cap';
       } else {
         conn.holdsSlot = true;
         evicted = admission.evicted;
       }
     }
+    if (refusal !== undefined) {
+      events.emit({ type: 'connection.refused', address, code: refusal.code, limit });
+    }
     conn.start(refusal);
     if (evicted !== undefined) {
       // Its slot now belongs to the newcomer (released inside admit).
       evicted.holdsSlot = false;
+      events.emit({
+        type: 'connection.refused',
+        address: evicted.remoteAddress,
+        code: 'too_many_connections',
+        limit: 'evicted',
+      });
       evicted.fail(
         new ProtocolError('too_many_connections', 'evicted: too many connections in their handshake'),
       );
@@ -533,20 +632,65 @@ async function serve(
       for (const c of connections) c.terminate();
       server.closeAllConnections();
       await stopped;
+      await metricsServer?.close();
       wss.close();
       try {
         ca.publishFullCrlIfStale();
+        crlWatch.check();
       } catch (err) {
         log(`complete CRL re-issue failed: ${(err as Error).message}`);
       }
+      for (const stopping of beforeClose) {
+        try {
+          await stopping();
+        } catch (err) {
+          log(`at stop: ${(err as Error).message}`);
+        }
+      }
+      events.emit({ type: 'kdc.stopped', uptimeMs: Date.now() - startedAt });
       certRecords.dispose();
       ca.close();
     })();
     return closing;
   };
 
+  const url = `ws://${urlHost}:${address.port}${WS_PATH}`;
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && opts.metricsListen !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(opts.metricsListen.host, opts.metricsListen.port, {
+        contentType: METRICS_CONTENT_TYPE,
+        render: () => metrics.render(),
+      });
+    } catch (err) {
+      clearInterval(syncTimer);
+      clearInterval(expirySweep);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
+  }
+  const metricsUrl = metrics === undefined ? '' : (metricsServer?.url ?? `${httpUrl}/metrics`);
+  metrics?.bind({
+    ca,
+    sessionCount: () => sessions.size,
+    connectionCount: () => connections.size,
+    requestTypes: registry.types(),
+    readerErrors: () => events.readerErrors,
+  });
+  beforeClose.push(() => {
+    groupCommit(ca.store).observe(undefined);
+    metrics?.close();
+  });
+  events.emit({
+    type: 'kdc.started',
+    url,
+    httpUrl,
+    metricsUrl,
+    version,
+    pid: process.pid,
+  });
   return {
-    url: `ws://${urlHost}:${address.port}${WS_PATH}`,
+    url,
     httpUrl,
     publicUrl: ca.publicUrl,
     host: address.address,
@@ -555,7 +699,10 @@ async function serve(
     ca,
     services,
     sessions,
+    events,
+    metricsUrl,
     connectionCount: () => connections.size,
+    onClose: (fn: () => void) => beforeClose.push(fn),
     close,
   };
 }

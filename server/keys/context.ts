@@ -28,7 +28,8 @@ export function attachKeyService(
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other
   // processes committed (kds cert revoke) when it syncs: the cascade is durable before either returns.
   kdc.ca.onRevoked((serialHex: string, name: string) => {
-    service.onCertificateRevoked(serialHex, name);
+    const keys = service.onCertificateRevoked(serialHex, name);
+    if (keys > 0) kdc.events.emit({ type: 'key.cascade', name, certSerial: serialHex, keys });
   });
   // Keys that expired, or whose certificates were revoked, while the KDC was not running.
   service.sweep();

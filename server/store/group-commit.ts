@@ -21,6 +21,7 @@
 // writes and rejects only its own promise (with its own error, at once: nothing of it was written).
 // Every function runs under the one write lock, in submission order, so the re-checks each makes are
 // as true as in a transaction of its own.
+import { performance } from 'node:perf_hooks';
 import type { Store } from './store.js';
 
 interface Pending {
@@ -39,9 +40,16 @@ export class GroupCommit {
   /** Committed batches no sync in flight covers yet (their commits came after it started). */
   #unsynced: Settle[] = [];
   #syncing = false;
+  /** Told of each durable batch: its committed callers and the time from BEGIN to the end of its sync. */
+  #observer: ((callers: number, durationMs: number) => void) | undefined;
 
   constructor(store: Store) {
     this.#store = store;
+  }
+
+  /** Report each durable batch (the KDC's store.commit event; one observer, the last one set). */
+  observe(observer: ((callers: number, durationMs: number) => void) | undefined): void {
+    this.#observer = observer;
   }
 
   /** Run `fn` (synchronous, like Store.transaction) in the next group transaction. */
@@ -69,6 +77,7 @@ export class GroupCommit {
     if (this.#syncing) return; // the sync's callback schedules the next flush
     const batch = this.#queue;
     this.#queue = [];
+    const began = this.#observer === undefined ? 0 : performance.now();
     const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
     try {
       this.#store.transactionUnsynced(() => {
@@ -93,6 +102,9 @@ export class GroupCommit {
     // Every item rolled back: the commit wrote nothing, so there is nothing to wait for.
     if (outcomes.every((o) => !o.ok)) return;
     this.#unsynced.push((syncErr) => {
+      if (syncErr === null && this.#observer !== undefined && began !== 0) {
+        this.#observer(outcomes.filter((o) => o.ok).length, performance.now() - began);
+      }
       batch.forEach((item, i) => {
         const o = outcomes[i]!;
         if (!o.ok) return;

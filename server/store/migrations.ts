@@ -8,6 +8,7 @@
 // the previous version, and two processes opening a fresh store at once cannot both run it.
 import type Database from 'better-sqlite3';
 import { EnvironmentError } from '../../shared/errors.js';
+import { AUDIT_CHAIN_MIGRATION_NAME, migrateAuditChain } from './migrations/audit-chain.js';
 
 export interface Migration {
   version: number;
@@ -206,6 +207,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX renewals_by_name ON renewals (name, requested_at);
     `,
   },
+  { version: 5, name: AUDIT_CHAIN_MIGRATION_NAME, up: migrateAuditChain },
 ];
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -44,6 +44,7 @@
 // a reader may have seen: a certificate row in a listing (its subject never received it), a consumed
 // token (a retry fails with token_invalid: fail closed), a key row a peer fetched (the KDC then no
 // longer knows the key: its verify fails, fail closed).
+import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
 import Database from 'better-sqlite3';
 import { closeSync, chmodSync, fstatSync, fsyncSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,7 +54,10 @@ import { migrate, userVersion } from './migrations.js';
 import { fsyncOnSyncThread } from './wal-sync-thread.js';
 import type {
   AuditEntry,
+  AuditHeadRecord,
+  AuditQuery,
   AuditRecord,
+  NewAuditHead,
   CertificateFilter,
   CertificateRecord,
   CertificateStanding,
@@ -653,17 +657,45 @@ export class SqliteStore implements Store {
     for (const key of Object.keys(detail)) {
       if (SECRET_KEY.test(key)) throw new Error(`audit detail key "${key}" looks like a secret`);
     }
-    return this.insert(
-      'INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)',
-      e.at,
-      e.actor,
-      e.action,
-      e.subject ?? null,
-      JSON.stringify(detail),
+    // Round-tripped through JSON so that the hash covers exactly what a reader parses back.
+    const detailText = JSON.stringify(detail);
+    return this.transaction(() => {
+      const tail = this.auditTail();
+      // AUTOINCREMENT's counter, not max(id) + 1: the id is part of the hash and must be the one the
+      // INSERT gets, and an id once used is never given again.
+      const seq =
+        this.get<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'`)?.seq ?? 0;
+      const id = Math.max(seq, tail?.id ?? 0) + 1;
+      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
+      const hash = auditEntryHash(prevHash, {
+        id,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject ?? null,
+        detail: JSON.parse(detailText) as Record<string, unknown>,
+      });
+      return this.insert(
+        'INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        id,
+        e.at,
+        e.actor,
+        e.action,
+        e.subject ?? null,
+        detailText,
+        prevHash,
+        hash,
+      );
+    });
+  }
+
+  auditTail(): { id: number; hash: string | null } | undefined {
+    return this.get<{ id: number; hash: string | null }>(
+      'SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1',
     );
   }
 
-  listAudit(opts: { afterId?: number; limit?: number; action?: string } = {}): AuditRecord[] {
+  listAudit(opts: AuditQuery = {}): AuditRecord[] {
     const rows = this.all<{
       id: number;
       at: number;
@@ -671,12 +703,58 @@ export class SqliteStore implements Store {
       action: string;
       subject: string | null;
       detail: string;
+      prev_hash: string | null;
+      hash: string | null;
     }>(
       `SELECT * FROM audit_log WHERE id > @afterId AND (@action IS NULL OR action = @action)
+         AND (@since IS NULL OR at >= @since)
        ORDER BY id LIMIT @limit`,
-      { afterId: opts.afterId ?? 0, action: opts.action ?? null, limit: opts.limit ?? -1 },
+      {
+        afterId: opts.afterId ?? 0,
+        action: opts.action ?? null,
+        since: opts.since ?? null,
+        limit: opts.limit ?? -1,
+      },
     );
-    return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      actor: r.actor,
+      action: r.action,
+      subject: r.subject,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+      prevHash: r.prev_hash,
+      hash: r.hash,
+    }));
+  }
+
+  appendAuditHead(head: NewAuditHead): number {
+    return this.insert(
+      'INSERT INTO audit_heads (entry_id, hash, signed_at, cert_serial, signature) VALUES (?, ?, ?, ?, ?)',
+      head.entryId,
+      head.hash,
+      head.signedAt,
+      head.certSerial,
+      head.signature,
+    );
+  }
+
+  listAuditHeads(): AuditHeadRecord[] {
+    return this.all<{
+      id: number;
+      entry_id: number;
+      hash: string;
+      signed_at: number;
+      cert_serial: string;
+      signature: Buffer;
+    }>('SELECT * FROM audit_heads ORDER BY id').map((r) => ({
+      id: r.id,
+      entryId: r.entry_id,
+      hash: r.hash,
+      signedAt: r.signed_at,
+      certSerial: r.cert_serial,
+      signature: r.signature,
+    }));
   }
 
   countAudit(): number {
@@ -783,6 +861,21 @@ export class SqliteStore implements Store {
 
   deleteStaleReservations(before: number): number {
     return this.run(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < ?`, before);
+  }
+
+  countSymKeysByState(): Record<string, number> {
+    // The covering index sym_keys_by_state (state, expires_at): no table row is read.
+    const out: Record<string, number> = {};
+    for (const row of this.all<{ state: string; n: number }>(
+      'SELECT state, count(*) AS n FROM sym_keys INDEXED BY sym_keys_by_state GROUP BY state',
+    )) {
+      out[row.state] = row.n;
+    }
+    return out;
+  }
+
+  countPendingDeliveries(): number {
+    return this.get<{ n: number }>('SELECT count(*) AS n FROM pending_deliveries')!.n;
   }
 
   countActiveKeys(owner: string, peer: string, now: number): number {

@@ -7,6 +7,7 @@
 // Adding a feature that persists something (issues 3, 4, ...): append a migration to migrations.ts,
 // add the record type and methods here, implement them in sqlite-store.ts. Never edit a shipped
 // migration; never add an UPDATE or DELETE path to the audit log or to revocations.
+import type { AuditHeadRecord } from '../../shared/audit/chain.js';
 import { SqliteStore, type StoreOptions } from './sqlite-store.js';
 
 export type { StoreOptions } from './sqlite-store.js';
@@ -95,6 +96,9 @@ export interface AuditRecord {
   action: string;
   subject: string | null;
   detail: Record<string, unknown>;
+  /** The hash chain (shared/audit/chain.ts): hex; null only in a row nobody chained (a bad row). */
+  prevHash: string | null;
+  hash: string | null;
 }
 
 /** A client's renewal request (server/ca/renewal.ts). */
@@ -115,6 +119,17 @@ export interface RenewalInstall {
   /** Other renewals of the same certificate that were never installed, now `superseded` too. */
   abandoned: string[];
 }
+
+export interface AuditQuery {
+  afterId?: number;
+  limit?: number;
+  action?: string;
+  /** Entries at or after this time (epoch ms). */
+  since?: number;
+}
+
+export type { AuditHeadRecord };
+export type NewAuditHead = Omit<AuditHeadRecord, 'id'>;
 
 export interface CertificateStanding {
   status: CertificateStatus;
@@ -234,9 +249,17 @@ export interface Store {
   listEnrollmentTokens(): EnrollmentTokenRecord[];
 
   // audit log (append-only: there is no update or delete method, and the schema forbids both)
+  /**
+   * Append an entry chained to the last one (shared/audit/chain.ts auditEntryHash), atomically: the
+   * chain read and the insert run in one transaction (a savepoint inside the caller's).
+   */
   appendAudit(entry: AuditEntry): number;
-  listAudit(opts?: { afterId?: number; limit?: number; action?: string }): AuditRecord[];
+  listAudit(opts?: AuditQuery): AuditRecord[];
   countAudit(): number;
+  /** The last entry's id and hash (undefined when the log is empty). */
+  auditTail(): { id: number; hash: string | null } | undefined;
+  appendAuditHead(head: NewAuditHead): number;
+  listAuditHeads(): AuditHeadRecord[];
 
   // symmetric keys, prekeys and pending deliveries (issue 4; server/keys/)
   insertSymKey(key: NewSymKey): void;
@@ -261,6 +284,10 @@ export interface Store {
   /** Forget reservations (claimed prekey, no deposit) created before `before`; returns how many. */
   deleteStaleReservations(before: number): number;
 
+  /** Keys per state (reserved, active, revoked, expired, superseded), for the metrics: one index scan. */
+  countSymKeysByState(): Record<string, number>;
+  /** Notices queued for every recipient (the metrics' delivery queue depth). */
+  countPendingDeliveries(): number;
   /** Active keys of `owner` with `peer` not expired at `now` (docs/keys.md "Quotas"). */
   countActiveKeys(owner: string, peer: string, now: number): number;
   /** Reservations of `owner` on `peer`'s prekeys created at or after `since` (docs/keys.md "Quotas"). */

@@ -395,6 +395,11 @@ export class ServerHandshake extends HandshakeBase {
     }
   }
 
+  /** The DH group of the client_hello once it was accepted (undefined before). */
+  get negotiatedGroup(): DhGroup | undefined {
+    return this.group;
+  }
+
   /** Checks the client_hello; returns the server_hello to send. */
   async receiveClientHello(raw: Uint8Array): Promise<Buffer> {
     this.expectState('wait_client_hello', 'receiveClientHello');

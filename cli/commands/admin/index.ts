@@ -5,8 +5,11 @@ import { revokeCertCommand } from './revoke-cert.js';
 import { certStatusCommand } from './cert-status.js';
 import { keysCommand } from './keys.js';
 import { revokeKeyCommand } from './revoke-key.js';
+import { auditCommand } from './audit.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each module has its own argv type
 export const adminCommands: CommandModule<any, any>[] = [tokenCommand, revokeCertCommand, certStatusCommand];
 // issue 4: key distribution
 adminCommands.push(keysCommand, revokeKeyCommand);
+// the audit trail: read it, verify its chain
+adminCommands.push(auditCommand);

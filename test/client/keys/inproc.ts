@@ -58,7 +58,7 @@ export interface Env {
 export async function inProcessKdc(
   t: TestLike,
   names: readonly string[],
-  opts: { keyLimits?: KdcOptions['keyLimits'] } = {},
+  opts: { keyLimits?: KdcOptions['keyLimits']; events?: KdcOptions['events'] } = {},
 ): Promise<Env> {
   const dataDir = await initDataDir(t);
   const start = (port = 0): Promise<Kdc> =>
@@ -70,6 +70,7 @@ export async function inProcessKdc(
       rateLimit: false,
       log: () => {},
       ...(opts.keyLimits === undefined ? {} : { keyLimits: opts.keyLimits }),
+      ...(opts.events === undefined ? {} : { events: opts.events }),
     });
   let kdc = await start();
   const port = kdc.port;

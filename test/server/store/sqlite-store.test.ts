@@ -182,10 +182,18 @@ t.test('audit log: appended in order, append-only, no secrets', async (t) => {
   });
   const b = store.appendAudit({ at: 2, actor: 'cli:root', action: 'cert.issue', subject: 'alice' });
   t.ok(b > a);
-  t.same(store.listAudit(), [
-    { id: a, at: 1, actor: 'cli:root', action: 'ca.init', subject: 'root-ca', detail: { bits: 3072 } },
-    { id: b, at: 2, actor: 'cli:root', action: 'cert.issue', subject: 'alice', detail: {} },
-  ]);
+  const listed = store.listAudit();
+  t.same(
+    listed.map(({ prevHash: _p, hash: _h, ...content }) => content),
+    [
+      { id: a, at: 1, actor: 'cli:root', action: 'ca.init', subject: 'root-ca', detail: { bits: 3072 } },
+      { id: b, at: 2, actor: 'cli:root', action: 'cert.issue', subject: 'alice', detail: {} },
+    ],
+  );
+  // Chained: the first commits to the genesis hash, the second to the first's hash.
+  t.equal(listed[0]!.prevHash, '0'.repeat(64));
+  t.equal(listed[1]!.prevHash, listed[0]!.hash);
+  t.match(listed[1]!.hash, /^[0-9a-f]{64}$/);
   t.same(
     store.listAudit({ action: 'cert.issue' }).map((r) => r.id),
     [b],

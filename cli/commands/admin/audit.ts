@@ -1,0 +1,134 @@
+// `kds admin audit [--since --type --name --json]`: the audit trail of a data directory, oldest first.
+// `kds admin audit verify`: walk its hash chain and check the KDC's signed heads; exit 0 when intact,
+// 4 naming the first bad entry otherwise. Both read the store directly (server/audit/read-audit.ts
+// says why verification does not ask the running KDC), so they need the data directory, no passphrase.
+import type { CommandModule } from 'yargs';
+import { InputError } from '../../../shared/errors.js';
+import { run, type OutputOptions } from '../../output.js';
+import { dataDirOption } from '../../options.js';
+import { nameValue } from '../../option-values.js';
+
+interface AuditArgs extends OutputOptions {
+  'data-dir': string;
+  since?: number;
+  type?: string;
+  name?: string;
+  limit?: number;
+}
+
+/** `--since`: an ISO 8601 time, or a duration ago (`90s`, `15m`, `2h`, `7d`). */
+export function sinceValue(v: unknown): number {
+  const text = String(v).trim();
+  const ago = /^([0-9]{1,9})(s|m|h|d)$/.exec(text);
+  if (ago !== null) {
+    const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[ago[2] as 's' | 'm' | 'h' | 'd'];
+    return Date.now() - Number(ago[1]) * unit;
+  }
+  const at = /^[0-9]{4}-[0-9]{2}-[0-9]{2}/.test(text) ? Date.parse(text) : NaN;
+  if (Number.isNaN(at)) {
+    throw new InputError(
+      'bad_request',
+      `--since: expected an ISO time (2026-12-06T04:00:00Z) or a duration ago (15m, 2h, 7d), got ${JSON.stringify(text)}`,
+    );
+  }
+  return at;
+}
+
+function typeValue(v: unknown): string {
+  const text = String(v);
+  if (!/^[a-z][a-z0-9.]{0,63}$/.test(text)) {
+    throw new InputError(
+      'bad_request',
+      `--type: an action such as cert.revoke or key.create, got ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
+}
+
+const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string }> = {
+  command: 'verify',
+  describe: 'check the audit hash chain and the KDC-signed heads; name the first bad entry',
+  builder: (y) =>
+    y
+      .option('data-dir', dataDirOption)
+      .example(
+        '$0 admin audit verify',
+        'exit 0 when intact, 4 with the first edited, deleted or moved entry',
+      ) as never,
+  handler: run(async (argv) => {
+    const { verifyAudit } = await import('../../../server/audit/read-audit.js');
+    const { emit } = await import('../../output.js');
+    const { EXIT } = await import('../../../shared/errors.js');
+    const report = verifyAudit(argv['data-dir']);
+    const span =
+      report.entries === 0
+        ? 'no entries'
+        : `${report.entries} entries (#${report.firstEntry}-#${report.lastEntry})`;
+    const lines = report.ok
+      ? [
+          `audit trail intact: ${span}, ${report.heads} signed head${report.heads === 1 ? '' : 's'}, signed through #${report.signedThrough}`,
+          ...(report.unsigned > 0
+            ? [`${report.unsigned} entries after the last signed head are protected by their hash links only`]
+            : []),
+          `heads checked against the root CA ${report.caFingerprint}`,
+        ]
+      : [
+          `audit trail BROKEN at entry #${report.finding!.entryId} (${report.finding!.problem}): ${report.finding!.detail}`,
+          `${span}; heads checked against the root CA ${report.caFingerprint}`,
+        ];
+    emit(argv, report, lines);
+    return report.ok ? EXIT.ok : EXIT.invalid;
+  }),
+};
+
+export const auditCommand: CommandModule<object, AuditArgs> = {
+  command: 'audit',
+  describe: 'read the audit trail (oldest first); `audit verify` checks its hash chain and signed heads',
+  builder: (y) =>
+    y
+      .command(verifyCommand)
+      .option('data-dir', dataDirOption)
+      .option('since', {
+        type: 'string',
+        describe: 'entries at or after this time: ISO 8601, or a duration ago (15m, 2h, 7d)',
+        coerce: sinceValue,
+      })
+      .option('type', {
+        type: 'string',
+        describe: 'only this action (cert.revoke, key.create, token.create, ...)',
+        coerce: typeValue,
+      })
+      .option('name', {
+        type: 'string',
+        describe: 'only entries about this party (subject, actor or a party of the key)',
+        coerce: nameValue('--name', { reservedOk: true }),
+      })
+      .option('limit', {
+        type: 'number',
+        describe: 'only the newest N matching entries',
+      })
+      .example('$0 admin audit --since 1h', 'what happened in the last hour')
+      .example('$0 admin audit --name mallory --json', 'everything about mallory, as JSON') as never,
+  handler: run(async (argv: AuditArgs) => {
+    const { readAudit } = await import('../../../server/audit/read-audit.js');
+    const { emit } = await import('../../output.js');
+    const { terminalSafe } = await import('../../../shared/text/terminal-safe.js');
+    if (argv.limit !== undefined && !(Number.isSafeInteger(argv.limit) && argv.limit >= 1)) {
+      throw new InputError(
+        'bad_request',
+        `--limit: expected a whole number from 1, got ${String(argv.limit)}`,
+      );
+    }
+    const rows = readAudit(argv['data-dir'], {
+      ...(argv.since === undefined ? {} : { since: argv.since }),
+      ...(argv.type === undefined ? {} : { type: argv.type }),
+      ...(argv.name === undefined ? {} : { name: argv.name }),
+      ...(argv.limit === undefined ? {} : { limit: argv.limit }),
+    });
+    const lines = rows.map(
+      (r) =>
+        `#${r.id}  ${new Date(r.at).toISOString()}  ${terminalSafe(r.action).padEnd(18)} ${terminalSafe(r.subject ?? '-').padEnd(12)} by ${terminalSafe(r.actor)}  ${terminalSafe(JSON.stringify(r.detail))}`,
+    );
+    emit(argv, rows, rows.length === 0 ? ['no audit entries match'] : lines);
+  }),
+};

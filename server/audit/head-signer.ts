@@ -1,0 +1,66 @@
+// The KDC signs the audit chain's head (the last entry's id and hash, shared/audit/chain.ts) with its
+// certificate key: at start, every AUDIT_HEAD_INTERVAL_MS while new entries arrive, and at stop. A
+// signed head is what makes a rewrite of the whole chain (every hash recomputed from some entry on)
+// detectable by `kds admin audit verify`; between two heads the entries are protected by their links.
+import type { Store } from '../store/store.js';
+import type { EventBus } from '../events/bus.js';
+import { auditHeadSignedData } from '../../shared/audit/chain.js';
+
+/** How often a new head is signed while entries keep arriving (nothing is signed when none did). */
+export const AUDIT_HEAD_INTERVAL_MS = 60_000;
+
+export interface AuditHeadSignerOptions {
+  store: Store;
+  /** RSA-PSS SHA-256 with the KDC certificate's key (the callback form: the thread pool). */
+  sign: (data: Buffer) => Promise<Buffer>;
+  certSerial: string;
+  events: EventBus;
+  now?: () => number;
+  intervalMs?: number;
+}
+
+export class AuditHeadSigner {
+  readonly #opts: AuditHeadSignerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #signed: number;
+  #running: Promise<void> | undefined;
+
+  constructor(opts: AuditHeadSignerOptions) {
+    this.#opts = opts;
+    const heads = opts.store.listAuditHeads();
+    this.#signed = heads.reduce((max, h) => Math.max(max, h.entryId), 0);
+  }
+
+  start(): void {
+    void this.signHead().catch(() => undefined);
+    this.#timer = setInterval(() => {
+      void this.signHead().catch(() => undefined);
+    }, this.#opts.intervalMs ?? AUDIT_HEAD_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  /** Sign the current head if entries were added since the last one (one signing at a time). */
+  signHead(): Promise<void> {
+    this.#running ??= this.#signNow().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  /** At stop: the last head, after every entry of this run. */
+  async stop(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => undefined);
+    await this.signHead();
+  }
+
+  async #signNow(): Promise<void> {
+    const { store, events } = this.#opts;
+    const tail = store.auditTail();
+    if (tail === undefined || tail.hash === null || tail.id <= this.#signed) return;
+    const head = { entryId: tail.id, hash: tail.hash, signedAt: (this.#opts.now ?? Date.now)() };
+    const signature = await this.#opts.sign(auditHeadSignedData(head));
+    store.appendAuditHead({ ...head, certSerial: this.#opts.certSerial, signature });
+    this.#signed = head.entryId;
+    events.emit({ type: 'audit.signed', entry: head.entryId, hash: head.hash });
+  }
+}

@@ -1,0 +1,100 @@
+// The KDC's event bus: emitters (kdc.ts, connection.ts, the CA, the key service) hand it typed events
+// (shared/events/kdc-events.ts); readers (the terminal and JSON logs, the metrics, the audit signer,
+// the browser console) subscribe. Delivery is synchronous, in emission order, on the emitter's stack:
+// a reader that needs to do I/O queues it itself (pino's destination does).
+//
+// Cost without readers: emitters on hot paths (per connection, per request) test `wants(level)` before
+// building an event, so a KDC nobody reads pays one comparison per site. bench/events.ts measures the
+// cost with the default readers on.
+//
+// A reader that throws is cut off from that one event and counted (`readerErrors`), never allowed to
+// fail the decision being reported: the KDC's behaviour does not depend on who watches it.
+import {
+  EVENT_LEVEL,
+  EVENT_LEVELS,
+  type EventInput,
+  type EventLevel,
+  type KdcEvent,
+  type KdcEventType,
+} from '../../shared/events/kdc-events.js';
+
+export type EventReader = (event: KdcEvent) => void;
+
+export interface SubscribeOptions {
+  /** The lowest level this reader wants (default 'debug': everything). */
+  level?: EventLevel;
+  /** Only these types (default: all). */
+  types?: readonly KdcEventType[];
+}
+
+interface Subscription {
+  reader: EventReader;
+  rank: number;
+  types: ReadonlySet<KdcEventType> | undefined;
+}
+
+export class EventBus {
+  #subs: Subscription[] = [];
+  /** The lowest level rank any reader wants; EVENT_LEVELS.length when nobody reads. */
+  #floor: number = EVENT_LEVELS.length;
+  readonly #now: () => number;
+  #readerErrors = 0;
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Add a reader; returns the function that removes it. */
+  subscribe(reader: EventReader, opts: SubscribeOptions = {}): () => void {
+    const sub: Subscription = {
+      reader,
+      rank: EVENT_LEVELS.indexOf(opts.level ?? 'debug'),
+      types: opts.types === undefined ? undefined : new Set(opts.types),
+    };
+    // Copy on write: a reader that unsubscribes (or subscribes another) during an emit changes the
+    // next emit, not the one in progress.
+    this.#subs = [...this.#subs, sub];
+    this.#recompute();
+    return () => {
+      this.#subs = this.#subs.filter((s) => s !== sub);
+      this.#recompute();
+    };
+  }
+
+  /** Some reader wants events of this level (or of this type's level). */
+  wants(levelOrType: EventLevel | KdcEventType): boolean {
+    const level = (EVENT_LEVEL as Record<string, EventLevel>)[levelOrType] ?? (levelOrType as EventLevel);
+    return EVENT_LEVELS.indexOf(level) >= this.#floor;
+  }
+
+  /** Number of readers. */
+  get readers(): number {
+    return this.#subs.length;
+  }
+
+  /** Events a reader threw on (each reader that threw counts once per event). */
+  get readerErrors(): number {
+    return this.#readerErrors;
+  }
+
+  /** Stamp `at` and hand the event to every reader that wants it. */
+  emit<T extends KdcEventType>(input: EventInput<T>): void {
+    const subs = this.#subs;
+    if (subs.length === 0) return;
+    const rank = EVENT_LEVELS.indexOf(EVENT_LEVEL[input.type]);
+    if (rank < this.#floor) return;
+    const event = { ...input, at: this.#now() } as KdcEvent;
+    for (const sub of subs) {
+      if (rank < sub.rank || (sub.types !== undefined && !sub.types.has(event.type))) continue;
+      try {
+        sub.reader(event);
+      } catch {
+        this.#readerErrors += 1;
+      }
+    }
+  }
+
+  #recompute(): void {
+    this.#floor = this.#subs.reduce<number>((min, s) => Math.min(min, s.rank), EVENT_LEVELS.length);
+  }
+}
