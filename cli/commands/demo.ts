@@ -7,6 +7,7 @@ import { run, type OutputOptions } from '../output.js';
 
 interface DemoArgs extends OutputOptions {
   step: boolean;
+  console: boolean;
 }
 
 /** `kds demo` (its name and description are in cli/commands/index.ts, which loads this lazily). */
@@ -17,7 +18,14 @@ export function builder(d: Argv): Argv {
       default: false,
       describe: 'pause before each step until Enter is pressed (for a live audience)',
     })
+    .option('console', {
+      type: 'boolean',
+      default: false,
+      describe:
+        'the KDC also serves the live console (its URL is printed): watch every exchange in a browser',
+    })
     .example('$0 demo', 'the whole story, narrated, in well under a minute')
+    .example('$0 demo --console --step', 'one step per Enter, drawn live in the browser')
     .example('$0 demo --step', 'one step per Enter')
     .example('$0 demo --json > demo.jsonl', 'the event log: one JSON object per line');
 }
@@ -38,6 +46,7 @@ export const handler = run(async (argv: DemoArgs) => {
     code = await runDemo({
       json: argv.json === true,
       step: argv.step,
+      console: argv.console,
       out: process.stdout,
       promptOut: process.stderr,
       input: process.stdin,

@@ -22,6 +22,7 @@ interface StartArgs extends OutputOptions {
   'log-level': 'debug' | 'info' | 'warn' | 'error' | 'silent';
   'log-format': 'text' | 'json';
   'metrics-listen'?: { host: string; port: number };
+  console: boolean;
 }
 
 export const startCommand: CommandModule<object, StartArgs> = {
@@ -108,7 +109,14 @@ export const startCommand: CommandModule<object, StartArgs> = {
         describe:
           'MITM lab only: also accept unauthenticated "insecure" sessions (needs KDS_ALLOW_INSECURE=1)',
       })
+      .option('console', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'serve the live console (sequence diagrams, state, timeline) at /console on the same port; loopback clients only unless given the key in the printed URL',
+      })
       .example('$0 server start', 'listen on ws://127.0.0.1:8443/kds')
+      .example('$0 server start --console', 'print the URL of the live console too')
       .example('$0 server start --port 0 --json', 'pick a free port, print {"url","httpUrl","fingerprint"}')
       .example(
         '$0 server start --dh ffdhe2048 --host 0.0.0.0',
@@ -137,6 +145,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       dh: argv.dh,
       handshakeTimeoutMs: argv['handshake-timeout'],
       allowInsecure: argv['insecure-dh'],
+      console: argv.console,
       ...(argv['public-url'] === undefined ? {} : { publicUrl: argv['public-url'] }),
       ...(argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] }),
       ...(argv['max-unauthenticated'] === undefined
@@ -155,13 +164,14 @@ export const startCommand: CommandModule<object, StartArgs> = {
     if (argv.json) {
       // One line, so a supervising script (or test) can read it as soon as it appears.
       process.stdout.write(
-        `${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, publicUrl: kdc.publicUrl, fingerprint: kdc.fingerprint, metricsUrl: kdc.metricsUrl })}\n`,
+        `${JSON.stringify({ url: kdc.url, httpUrl: kdc.httpUrl, publicUrl: kdc.publicUrl, fingerprint: kdc.fingerprint, metricsUrl: kdc.metricsUrl, ...(kdc.consoleUrl === undefined ? {} : { consoleUrl: kdc.consoleUrl }) })}\n`,
       );
     } else {
       process.stdout.write(
         `listening on ${kdc.url}\npublic URL: ${kdc.publicUrl}\nroot CA fingerprint: ${kdc.fingerprint}\n` +
           (kdc.metricsUrl === '' ? '' : `metrics: ${kdc.metricsUrl}\n`),
       );
+      if (kdc.consoleUrl !== undefined) process.stdout.write(`console: ${kdc.consoleUrl}\n`);
     }
     await new Promise<void>((resolve) => {
       const stop = (): void => {

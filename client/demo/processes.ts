@@ -17,6 +17,8 @@ export interface KdcInfo {
   url: string;
   httpUrl: string;
   fingerprint: string;
+  /** With --console: the live console's URL. */
+  consoleUrl?: string;
 }
 
 export interface KdcProcess extends KdcInfo {
@@ -77,10 +79,18 @@ export class ProcessGroup {
     });
   }
 
-  /** `kds server start --port 0 --json ...`: resolves once the KDC printed where it listens. */
-  startKdc(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 30_000): Promise<KdcProcess> {
+  /**
+   * `kds server start --port <port> --json ...` (port 0: a free one): resolves once the KDC printed
+   * where it listens.
+   */
+  startKdc(
+    args: string[],
+    extraEnv: Record<string, string> = {},
+    timeoutMs = 30_000,
+    port = 0,
+  ): Promise<KdcProcess> {
     const child = this.spawnKds(
-      ['server', 'start', '--host', '127.0.0.1', '--port', '0', '--json', ...args],
+      ['server', 'start', '--host', '127.0.0.1', '--port', String(port), '--json', ...args],
       extraEnv,
     );
     const exited = new Promise<void>((r) => child.on('close', () => r()));

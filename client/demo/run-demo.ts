@@ -22,6 +22,8 @@ export interface DemoOptions {
   input: Readable;
   style: DemoStyle;
   progress?: <T>(label: string, work: () => Promise<T>) => Promise<T>;
+  /** The KDC serves the live console (`kds demo --console`). */
+  console?: boolean;
   /** Aborted on Ctrl-C: the demo cleans up and resolves with 130. */
   signal?: AbortSignal;
 }
@@ -55,6 +57,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
     dataDir: join(tmp, 'certs'),
     passphrase,
     progress: opts.progress ?? ((_label, work) => work()),
+    console: opts.console === true,
     closers: [],
   };
   const started = Date.now();

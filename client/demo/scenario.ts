@@ -33,6 +33,8 @@ export interface DemoState {
   dataDir: string;
   passphrase: string;
   progress: <T>(label: string, work: () => Promise<T>) => Promise<T>;
+  /** `--console`: the KDC serves the live console (its URL is printed when it starts). */
+  console?: boolean;
   kdc?: KdcProcess;
   caFingerprint?: string;
   adminTap?: WireTap;
@@ -61,6 +63,10 @@ function iso(ms: number): string {
 function check(s: DemoState, ok: boolean, text: string, data: Record<string, unknown> = {}): void {
   s.n.result(ok, text, data);
   if (!ok) throw new KdsError('internal', `demo check failed: ${text}`);
+}
+
+function consoleArgs(s: DemoState): string[] {
+  return s.console === true ? ['--console'] : [];
 }
 
 function need<T>(value: T | undefined, what: string): T {
@@ -143,8 +149,13 @@ export async function stepStartKdc(s: DemoState): Promise<void> {
     '`kds server start` runs the key distribution centre as its own process: WebSocket sessions at /kds, and',
     'the public files GET /ca.pem and /crl.pem over plain HTTP (they are signed, so they need no secrecy).',
   );
-  s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir]);
+  s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir, ...consoleArgs(s)]);
   check(s, true, `KDC process ${s.kdc.pid} listening on ${s.kdc.url}`, { url: s.kdc.url, pid: s.kdc.pid });
+  if (s.kdc.consoleUrl !== undefined) {
+    check(s, true, `live console: ${s.kdc.consoleUrl} (open it in a browser)`, {
+      consoleUrl: s.kdc.consoleUrl,
+    });
+  }
   s.adminTap = await startWireTap({
     who: 'admin',
     target: () => need(s.kdc, 'KDC').url,
@@ -534,8 +545,15 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   );
   const mallory = await loadMallory();
   for (const p of [alice, bob]) await p.opened?.close().catch(() => undefined);
-  await need(s.kdc, 'KDC').stop();
-  s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir, '--insecure-dh'], ALLOW_INSECURE);
+  const previous = need(s.kdc, 'KDC');
+  await previous.stop();
+  // With a console, the same port again: the open page reconnects by itself and keeps its history.
+  s.kdc = await s.procs.startKdc(
+    ['--data-dir', s.dataDir, '--insecure-dh', ...consoleArgs(s)],
+    ALLOW_INSECURE,
+    undefined,
+    s.console === true ? Number(new URL(previous.url).port) : 0,
+  );
   check(s, true, `KDC restarted in lab mode on ${s.kdc.url} (process ${s.kdc.pid})`, {
     url: s.kdc.url,
     pid: s.kdc.pid,

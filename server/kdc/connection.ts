@@ -31,7 +31,7 @@ import {
   type ErrorCode,
 } from '../../shared/errors.js';
 import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protocol/handshake.js';
-import { encodeAlert } from '../../shared/protocol/messages.js';
+import { decodeFrame, encodeAlert } from '../../shared/protocol/messages.js';
 import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
 import { pastNotAfter } from '../../shared/pki/verify.js';
 import { defenceForCode } from '../../shared/defences.js';
@@ -77,6 +77,29 @@ export interface ConnectionHost {
   /** The socket closed (for whatever reason). */
   closed(conn: Connection): void;
   log(line: string): void;
+  /** The console's observer (server/console); absent unless a console was asked for: then it costs nothing. */
+  readonly watch?: ConnectionWatch;
+}
+
+/**
+ * What the console draws of a connection: the frames that crossed (name and size only; inside a record,
+ * the message type the record carried), how the handshake ended, and the close.
+ */
+export interface ConnectionWatch {
+  opened(conn: Connection): void;
+  /** `name`: client_hello, server_hello, client_finish, alert, or the type inside a record. */
+  frame(
+    conn: Connection,
+    dir: 'in' | 'out',
+    name: string,
+    bytes: number,
+    sealed: boolean,
+    code?: string,
+  ): void;
+  established(conn: Connection, group: string): void;
+  failed(conn: Connection, err: KdsError, established: boolean): void;
+  /** `reason`: the close frame's reason, as sent by whichever side closed first (network input). */
+  closed(conn: Connection, code: number, reason: string): void;
 }
 
 type Phase = 'handshake' | 'open' | 'closing' | 'closed';
@@ -130,7 +153,7 @@ export class Connection implements SessionHandle {
     // ws reports protocol violations it detects itself (frame over maxPayload -> it closes with 1009,
     // bad UTF-8, bad opcodes) as 'error' and then closes: nothing to do but not crash.
     ws.on('error', () => {});
-    ws.on('close', (code: number) => this.#onClose(code));
+    ws.on('close', (code: number, reason: Buffer) => this.#onClose(code, reason));
   }
 
   /** Session id (hex) once established; a random connection id before. */
@@ -166,6 +189,7 @@ export class Connection implements SessionHandle {
 
   /** Begin: `refusal` (cap or rate limit) fails the connection at once; else the handshake clock starts. */
   start(refusal?: KdsError): void {
+    this.#host.watch?.opened(this);
     if (refusal !== undefined) {
       this.#refused = true;
       this.fail(refusal);
@@ -208,6 +232,7 @@ export class Connection implements SessionHandle {
         to: this.#identity.name,
       });
     }
+    this.#host.watch?.frame(this, 'out', type, frame.length, true);
   }
 
   /** session.closing push, then close with the close code of `code`; resolves once the socket closed. */
@@ -247,6 +272,7 @@ export class Connection implements SessionHandle {
     if (this.#phase === 'handshake' && !this.#refused) this.#reportRefusal(e);
     const established = this.#phase === 'open' && this.#channel !== undefined;
     this.#phase = 'closing';
+    this.#host.watch?.failed(this, e, established);
     this.#clearTimer();
     // Requests still waiting are dropped unanswered (the session.closing push says why), and the socket
     // is read again so that the peer's close frame can complete the close handshake.
@@ -258,9 +284,15 @@ export class Connection implements SessionHandle {
         // sender may not hold the session keys, and an answer to a forged tag is an oracle for it. The
         // close code (4005) and reason still say why.
       } else if (established) {
-        this.#send(this.#channel!.sealPush('session.closing', { code: e.code, reason: e.message }));
+        const push = this.#channel!.sealPush('session.closing', { code: e.code, reason: e.message });
+        this.#send(push);
+        this.#host.watch?.frame(this, 'out', 'session.closing', push.length, true, e.code);
       } else {
-        this.#send(encodeAlert(e));
+        const alert = encodeAlert(e);
+        this.#send(alert);
+        // The peer's own alert, sent back, is no news on the diagram.
+        if (e.details?.remote !== true)
+          this.#host.watch?.frame(this, 'out', 'alert', alert.length, false, e.code);
       }
     } catch {
       // Cannot even seal (sequence exhausted): the close code still says why.
@@ -309,7 +341,7 @@ export class Connection implements SessionHandle {
     });
   }
 
-  #onClose(code: number): void {
+  #onClose(code: number, reason: Buffer): void {
     if (this.#events.wants('connection.closed') && !this.#refused) {
       this.#events.emit({
         type: 'connection.closed',
@@ -326,6 +358,7 @@ export class Connection implements SessionHandle {
     this.#phase = 'closed';
     this.#closeCode = code;
     this.#host.closed(this);
+    this.#host.watch?.closed(this, code, reason.toString('utf8'));
     this.#closedResolve();
   }
 
@@ -361,12 +394,18 @@ export class Connection implements SessionHandle {
     try {
       const hs = this.#handshake;
       if (hs === undefined) throw new ProtocolError('unexpected_message', 'connection not admitted');
+      const watch = this.#host.watch;
       if (!this.#helloDone) {
+        watch?.frame(this, 'in', 'client_hello', frame.length, false);
         const serverHello = await hs.receiveClientHello(frame);
         this.#helloDone = true;
-        if (this.#phase === 'handshake') this.#send(serverHello);
+        if (this.#phase === 'handshake') {
+          this.#send(serverHello);
+          watch?.frame(this, 'out', 'server_hello', serverHello.length, false);
+        }
         return;
       }
+      watch?.frame(this, 'in', isAlertFrame(frame) ? 'alert' : 'client_finish', frame.length, false);
       const result = await hs.receiveClientFinish(frame);
       if (this.#phase === 'handshake') this.#establish(result);
     } catch (err) {
@@ -451,6 +490,7 @@ export class Connection implements SessionHandle {
         durationMs: performance.now() - this.#openedAt,
       });
     }
+    this.#host.watch?.established(this, result.group);
     const ready: Record<string, unknown> = {
       session: result.sessionId,
       mode: result.mode,
@@ -523,6 +563,7 @@ export class Connection implements SessionHandle {
       return;
     }
     const { type, id, body } = request;
+    this.#host.watch?.frame(this, 'in', type, frame.length, true);
     if (this.#overAnonymousLimit(id)) return;
     const identity = this.#identity;
     const ctx = { session: this as SessionHandle, identity, kdc: this.#host.services };
@@ -543,7 +584,7 @@ export class Connection implements SessionHandle {
         this.#inFlight -= 1;
         const e = toKdsError(err);
         if (e.code === 'internal') this.#host.log(`request ${type}: internal error: ${describe(err)}`);
-        this.#reply(id, () => channel.sealError(id, e.code, e.message));
+        this.#reply(id, () => channel.sealError(id, e.code, e.message), type, e.code);
         if (this.#events.readers !== 0) {
           if (REFUSAL_CODES.has(e.code)) {
             this.#events.emit({
@@ -599,7 +640,7 @@ export class Connection implements SessionHandle {
     return true;
   }
 
-  #reply(id: number, seal: () => Buffer, type?: string): void {
+  #reply(id: number, seal: () => Buffer, type?: string, code?: string): void {
     if (this.#phase !== 'open') return;
     let frame: Buffer;
     try {
@@ -613,13 +654,31 @@ export class Connection implements SessionHandle {
       // The handler's reply did not match its response schema: a server bug, reported as such.
       this.#host.log(`reply to ${type ?? 'request'}: ${describe(err)}`);
       frame = this.#channel!.sealError(id, 'internal', 'internal error');
+      code = 'internal';
     }
     this.#send(frame);
+    this.#host.watch?.frame(
+      this,
+      'out',
+      `${type ?? 'request'} ${code === undefined ? 'ok' : 'error'}`,
+      frame.length,
+      true,
+      code,
+    );
     if (this.#closeAfter !== undefined) {
       const { code, reason } = this.#closeAfter;
       this.#closeAfter = undefined;
       this.fail(new KdsError(code, reason));
     }
+  }
+}
+
+/** For the console only: whether a handshake-phase frame is the peer's alert rather than its finish. */
+function isAlertFrame(frame: Buffer): boolean {
+  try {
+    return decodeFrame(frame).t === 'alert';
+  } catch {
+    return false;
   }
 }
 

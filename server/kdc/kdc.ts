@@ -132,6 +132,8 @@ export interface KdcOptions {
   metrics?: boolean;
   /** Serve GET /metrics on this address instead (every client reaching it may read; the KDC port: 404). */
   metricsListen?: { host: string; port: number };
+  /** Serve the live console at /console (server/console; docs/console.md). Off by default. */
+  console?: boolean;
 }
 
 export interface Kdc {
@@ -152,6 +154,8 @@ export interface Kdc {
   readonly events: EventBus;
   /** Where GET /metrics answers ('' when metrics are off). */
   readonly metricsUrl: string;
+  /** The live console's URL (`console: true` only). */
+  readonly consoleUrl?: string;
   /** Open connections, in any phase. */
   connectionCount(): number;
   /** fn runs at stop, after the last session closed and before the store is closed. */
@@ -379,7 +383,13 @@ async function serve(
   beforeClose.push(() =>
     auditSigner.stop().catch((err: unknown) => log(`audit head not signed: ${(err as Error).message}`)),
   );
+  // Loaded only when asked for: without a console no module, timer or object of it exists.
+  const kdcConsole =
+    opts.console === true
+      ? (await import('../console/kdc-console.js')).startKdcConsole({ ca, sessions, log })
+      : undefined;
   const connectionHost: ConnectionHost = {
+    ...(kdcConsole === undefined ? {} : { watch: kdcConsole.watch }),
     registry,
     services,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -475,7 +485,11 @@ async function serve(
       requestTimeout: headersTimeout,
       connectionsCheckingInterval: Math.min(HEADERS_CHECK_INTERVAL_MS, headersTimeout),
     },
-    handleHttp,
+    kdcConsole === undefined
+      ? handleHttp
+      : (req, res) => {
+          if (!kdcConsole.routes.handle(req, res)) handleHttp(req, res);
+        },
   );
   // Over the global cap, Node closes a new connection before it emits 'connection'.
   server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
@@ -583,6 +597,7 @@ async function serve(
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
+      kdcConsole?.close();
       reject(
         new EnvironmentError(
           'io_error',
@@ -612,6 +627,7 @@ async function serve(
     );
   } catch (err) {
     clearInterval(syncTimer);
+    kdcConsole?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
   }
@@ -620,6 +636,7 @@ async function serve(
     closing ??= (async () => {
       clearInterval(syncTimer);
       clearInterval(expirySweep);
+      kdcConsole?.close();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       const all = [...connections];
       const done = Promise.all(all.map((c) => c.shutdown()));
@@ -701,6 +718,7 @@ async function serve(
     sessions,
     events,
     metricsUrl,
+    ...(kdcConsole === undefined ? {} : { consoleUrl: kdcConsole.urlFor(httpUrl, address.address) }),
     connectionCount: () => connections.size,
     onClose: (fn: () => void) => beforeClose.push(fn),
     close,

@@ -1,0 +1,180 @@
+// The console page: reads the feed (Server-Sent Events from the process it watches), keeps every
+// event, and draws the diagram and the state at the timeline's cursor. Live mode follows the newest
+// event; stepping back (buttons, slider, arrow keys) freezes the picture at an earlier event while
+// new ones keep arriving. No framework: a few DOM calls (dom.ts) redrawn at most once per frame.
+import { byId, el } from './dom.js';
+import { exchangeKey, exchangeLabel, laneTitle, renderDiagram } from './diagram.js';
+import { Model, num, str, type Kept } from './model.js';
+import { renderPanel } from './panel.js';
+
+const model = new Model();
+const epochs = new WeakMap<Kept, number>();
+const epochOf = (e: Kept): number => epochs.get(e) ?? 0;
+
+let cursor = -1;
+let live = true;
+let exchange = '';
+let large =
+  new URLSearchParams(location.search).get('large') === '1' ||
+  localStorage.getItem('kds-console-large') === '1';
+let scheduled = false;
+
+const status = byId('status');
+const timeline = byId<HTMLInputElement>('timeline');
+const select = byId<HTMLSelectElement>('exchange');
+const knownExchanges = new Set<string>();
+
+function setStatus(text: string): void {
+  status.textContent = text;
+  status.setAttribute('data-status', text);
+}
+
+function schedule(): void {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    draw();
+  });
+}
+
+function describe(e: Kept | undefined): string {
+  if (e === undefined) return 'no event yet';
+  const time = new Date(num(e.at)).toLocaleTimeString();
+  const key = exchangeKey(e, epochOf);
+  const where = key === '' ? '' : ` ${exchangeLabel(key)}`;
+  switch (e.kind) {
+    case 'message':
+      return `${time}${where} ${laneTitle(str(e.from, 64))} -> ${laneTitle(str(e.to, 64))}: ${str(e.name, 64)}`;
+    case 'refused':
+      return `${time}${where} refused: ${str(e.code, 64)}`;
+    case 'established':
+      return `${time}${where} session open: ${str(e.party, 64)}`;
+    case 'change':
+      return `${time} ${str(e.what, 32)}: ${str(e.subject, 140)}`;
+    default:
+      return `${time}${where} ${e.kind}`;
+  }
+}
+
+function draw(): void {
+  const events = model.events;
+  if (live) cursor = events.length - 1;
+  timeline.max = String(Math.max(events.length - 1, 0));
+  timeline.value = String(Math.max(cursor, 0));
+  byId('live').setAttribute('aria-pressed', String(live));
+  byId('cursor-label').textContent = `${cursor + 1}/${events.length}  ${describe(events[cursor])}`;
+  byId('view').textContent = model.view === 'mallory' ? "Mallory's view" : 'KDC';
+  document.documentElement.classList.toggle('large', large);
+  byId('large').setAttribute('aria-pressed', String(large));
+  const pane = byId('diagram-pane');
+  const current = renderDiagram(
+    byId('lanes'),
+    byId('diagram'),
+    { events, cursor, exchange, epochOf, onPick: pick },
+    { width: pane.clientWidth - 8, large },
+  );
+  if (live) pane.scrollTop = pane.scrollHeight;
+  else current?.scrollIntoView({ block: 'nearest' });
+  renderPanel(model.stateAt(cursor), events, cursor);
+}
+
+function pick(key: string): void {
+  exchange = key;
+  select.value = key === '' ? '0' : key;
+  schedule();
+}
+
+function addExchangeOption(e: Kept): void {
+  const key = exchangeKey(e, epochOf);
+  if (key === '' || knownExchanges.has(key)) return;
+  knownExchanges.add(key);
+  select.appendChild(el('option', { value: key }, exchangeLabel(key)));
+}
+
+function renameExchangeOption(e: Kept): void {
+  const key = exchangeKey(e, epochOf);
+  for (const option of select.options) {
+    if (option.value !== key) continue;
+    const what =
+      e.kind === 'established'
+        ? `${str(e.party, 64)} ${str(e.role, 16)}`
+        : e.kind === 'refused'
+          ? `refused ${str(e.code, 64)}`
+          : '';
+    option.textContent = `${exchangeLabel(key)} ${what}`;
+  }
+}
+
+function step(delta: number): void {
+  live = false;
+  cursor = Math.min(Math.max(cursor + delta, 0), model.events.length - 1);
+  schedule();
+}
+
+function connect(): void {
+  const key = new URLSearchParams(location.search).get('key');
+  const source = new EventSource(
+    key === null ? '/console/events' : `/console/events?key=${encodeURIComponent(key)}`,
+  );
+  source.addEventListener('open', () => setStatus('live'));
+  source.addEventListener('error', () => setStatus('reconnecting'));
+  source.addEventListener('hello', (m) => {
+    let data: unknown;
+    try {
+      data = JSON.parse((m as MessageEvent<string>).data);
+    } catch {
+      return;
+    }
+    const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+    model.hello(str(d.instance, 64), str(d.view, 16));
+  });
+  source.addEventListener('message', (m) => {
+    let data: unknown;
+    try {
+      data = JSON.parse(m.data as string);
+    } catch {
+      return;
+    }
+    if (!model.add(data)) return;
+    const kept = model.events[model.events.length - 1]!;
+    epochs.set(kept, model.restarts);
+    addExchangeOption(kept);
+    if (kept.kind === 'established' || kept.kind === 'refused') renameExchangeOption(kept);
+    schedule();
+  });
+}
+
+byId('back').addEventListener('click', () => step(-1));
+byId('forward').addEventListener('click', () => step(1));
+byId('live').addEventListener('click', () => {
+  live = true;
+  schedule();
+});
+byId('large').addEventListener('click', () => {
+  large = !large;
+  localStorage.setItem('kds-console-large', large ? '1' : '0');
+  schedule();
+});
+timeline.addEventListener('input', () => {
+  live = false;
+  cursor = Number(timeline.value);
+  schedule();
+});
+select.addEventListener('change', () => {
+  exchange = select.value === '0' ? '' : select.value;
+  schedule();
+});
+document.addEventListener('keydown', (ev) => {
+  if (ev.target instanceof HTMLSelectElement || ev.target instanceof HTMLInputElement) return;
+  if (ev.key === 'ArrowLeft') step(-1);
+  else if (ev.key === 'ArrowRight') step(1);
+  else if (ev.key === 'End') {
+    live = true;
+    schedule();
+  }
+});
+window.addEventListener('resize', schedule);
+
+connect();
+schedule();

@@ -1,0 +1,78 @@
+// The state panel: sessions open, certificates and keys with their states, the CRL number, and the
+// changes (revocations and their cascade) up to the timeline's cursor.
+import type { ConsoleState } from '../../shared/console/events.js';
+import { byId, clear, el } from './dom.js';
+import { num, str, type Kept } from './model.js';
+
+function short(serial: string): string {
+  return serial.length > 12 ? `${serial.slice(0, 12)}...` : serial;
+}
+
+function rows<T>(value: unknown): T[] {
+  return Array.isArray(value) ? (value as T[]) : [];
+}
+
+export function renderPanel(state: ConsoleState | undefined, events: Kept[], cursor: number): void {
+  const sessions = byId('sessions');
+  const certs = byId('certs');
+  const keys = byId('keys');
+  const changes = byId('changes');
+  for (const list of [sessions, certs, keys, changes]) clear(list);
+  const s = rows<ConsoleState['sessions'][number]>(state?.sessions);
+  byId('session-count').textContent = String(s.length);
+  for (const row of s) {
+    sessions.appendChild(
+      el(
+        'li',
+        { 'data-role': str(row.role, 16) },
+        `${str(row.name, 64) || '(anonymous)'} `,
+        el('span', { class: 'dim' }, `${str(row.role, 16)} #${num(row.exchange)}`),
+      ),
+    );
+  }
+  const counts = state?.counts;
+  byId('cert-counts').textContent =
+    counts === undefined ? '' : `${num(counts.certsActive)} active, ${num(counts.certsRevoked)} revoked`;
+  for (const row of rows<ConsoleState['certs'][number]>(state?.certs)) {
+    const status = str(row.status, 16);
+    certs.appendChild(
+      el(
+        'li',
+        { 'data-status': status, 'data-serial': str(row.serial, 80), title: str(row.serial, 80) },
+        `${str(row.name, 64)} `,
+        el('span', { class: 'dim' }, `${str(row.role, 16)} ${short(str(row.serial, 80))} `),
+        el('span', { class: 'state' }, status),
+      ),
+    );
+  }
+  byId('key-counts').textContent =
+    counts === undefined
+      ? ''
+      : `${num(counts.keysActive)} active, ${num(counts.keysRevoked)} revoked, ${num(counts.keysExpired)} expired`;
+  for (const row of rows<ConsoleState['keys'][number]>(state?.keys)) {
+    const st = str(row.state, 16);
+    const reason = str(row.reason, 40);
+    keys.appendChild(
+      el(
+        'li',
+        { 'data-status': st, 'data-serial': str(row.serial, 80), title: str(row.serial, 80) },
+        `${str(row.owner, 64)} -> ${str(row.peer, 64)} `,
+        el('span', { class: 'dim' }, `${short(str(row.serial, 80))} `),
+        el('span', { class: 'state' }, reason === '' ? st : `${st} (${reason})`),
+      ),
+    );
+  }
+  byId('crl-number').textContent = String(num(state?.crlNumber));
+  const recent = events
+    .slice(0, cursor + 1)
+    .filter((e) => e.kind === 'change')
+    .slice(-30)
+    .reverse();
+  for (const e of recent) {
+    if (e.kind !== 'change') continue;
+    const what = str(e.what, 32);
+    changes.appendChild(
+      el('li', { 'data-what': what }, `${what} `, el('b', {}, str(e.subject, 140)), ` ${str(e.detail, 200)}`),
+    );
+  }
+}
