@@ -637,6 +637,9 @@ export async function stepMallorySecure(s: DemoState): Promise<void> {
     );
     if (d !== undefined) check(s, true, `stopped by: ${d.defence}`, { defence: d.defence });
   }
+  // Alice's close carries her reason (bad_signature); Mallory passes it on to the KDC before she stops,
+  // so the KDC's side (its console) learns why the handshake ended too.
+  await mitm.connectionsEnded(1);
   const report = await mitm.close();
   check(
     s,

@@ -34,11 +34,15 @@ function drawn(e: Kept): boolean {
   );
 }
 
+/**
+ * Lifelines, left to right: the first client seen, Mallory when she is (or may be) on the path, the
+ * KDC, the other clients, then the admin, newcomers and unknown peers.
+ */
 function lanesOf(rows: Kept[]): string[] {
-  const seen: string[] = [];
-  const add = (lane: string): void => {
-    if (lane !== '' && lane !== KDC && lane !== MALLORY && !seen.includes(lane)) seen.push(lane);
-  };
+  const clients: string[] = [];
+  const others: string[] = [];
+  const roles = new Map<string, string>();
+  for (const e of rows) if (e.kind === 'established') roles.set(str(e.party, 64), str(e.role, 16));
   let mallory = false;
   for (const e of rows) {
     const names =
@@ -53,12 +57,15 @@ function lanesOf(rows: Kept[]): string[] {
               : [];
     for (const name of names) {
       if (name === MALLORY) mallory = true;
-      add(name);
+      if (name === '' || name === KDC || name === MALLORY || clients.includes(name) || others.includes(name))
+        continue;
+      const role = roles.get(name);
+      (role === 'client' || role === 'insecure' ? clients : others).push(name);
     }
     if (e.kind === 'refused' && e.possibleMitm === true) mallory = true;
   }
-  const [first, ...rest] = seen;
-  return [...(first === undefined ? [] : [first]), ...(mallory ? [MALLORY] : []), KDC, ...rest];
+  const [first, ...rest] = clients;
+  return [...(first === undefined ? [] : [first]), ...(mallory ? [MALLORY] : []), KDC, ...rest, ...others];
 }
 
 export function laneTitle(lane: string): string {
