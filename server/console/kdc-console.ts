@@ -1,7 +1,6 @@
 // `kds server start --console`: the console of a KDC, wired together. Loaded (and anything of it
 // created) only when the console was asked for, so a KDC without it runs exactly as before.
 import { randomBytes } from '../../shared/crypto/random.js';
-import type { ConsoleState } from '../../shared/console/events.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { Connection } from '../kdc/connection.js';
 import type { SessionTable } from '../kdc/session-table.js';
@@ -10,7 +9,9 @@ import { loadConsoleAssets } from './assets.js';
 import { ConsoleFeed } from './feed.js';
 import { createConsoleRoutes, type ConsoleRoutes } from './http.js';
 import { KdcWatch } from './kdc-watch.js';
-import { publishStateChanges, readKdcState } from './kdc-state.js';
+import { readChanges } from './kdc-changes.js';
+import { publishState, readKdcState } from './kdc-state.js';
+import type { EventBus } from '../events/bus.js';
 
 /** How often the state panel is re-read when something happened. */
 const STATE_TICK_MS = 500;
@@ -29,6 +30,7 @@ export interface KdcConsole {
 export function startKdcConsole(src: {
   ca: CertificateAuthority;
   sessions: SessionTable;
+  events: EventBus;
   log: (line: string) => void;
 }): KdcConsole {
   const assets = loadConsoleAssets();
@@ -36,7 +38,6 @@ export function startKdcConsole(src: {
   const watch = new KdcWatch(feed);
   const access = new ConsoleAccess(randomBytes(24).toString('base64url'));
   const routes = createConsoleRoutes(feed, access, assets);
-  let last: ConsoleState | undefined;
   let lastJson = '';
   let idle = 0;
   const refresh = (): void => {
@@ -48,8 +49,7 @@ export function startKdcConsole(src: {
     });
     const json = JSON.stringify(next);
     if (json === lastJson) return;
-    publishStateChanges(feed, last, next, (serial) => src.ca.revocationOf(serial)?.reason);
-    last = next;
+    publishState(feed, next);
     lastJson = json;
   };
   const tick = (): void => {
@@ -62,6 +62,7 @@ export function startKdcConsole(src: {
       src.log(`console: state read failed: ${(err as Error).message}`);
     }
   };
+  const unsubscribe = readChanges(src.events, feed, () => (watch.dirty = true));
   refresh();
   const timer = setInterval(tick, STATE_TICK_MS);
   timer.unref();
@@ -76,6 +77,7 @@ export function startKdcConsole(src: {
     },
     close() {
       clearInterval(timer);
+      unsubscribe();
       routes.close();
     },
   };

@@ -1,7 +1,7 @@
 // The console's state panel for a KDC: sessions open, certificates, keys, the CRL number, read from
-// the session table and the store. Rebuilt on a timer only when something may have changed, and the
-// difference with the previous picture becomes the feed's change events (a revocation and the keys it
-// took with it, a new key, a CRL). Only names, serials, states and reasons: never a key's bytes.
+// the session table and the store. Rebuilt on a timer only when something may have changed (the
+// changes themselves come from the event stream: kdc-changes.ts). Only names, serials, states and
+// reasons: never a key's bytes.
 import type { ConsoleState, CertRow, KeyRow } from '../../shared/console/events.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { SessionTable } from '../kdc/session-table.js';
@@ -51,76 +51,7 @@ export function readKdcState(src: StateSources): ConsoleState {
   };
 }
 
-function short(serial: string): string {
-  return serial.length > 12 ? `${serial.slice(0, 12)}...` : serial;
-}
-
-/** Publish what changed between two pictures, then the new picture itself. */
-export function publishStateChanges(
-  feed: ConsoleFeed,
-  before: ConsoleState | undefined,
-  after: ConsoleState,
-  reasonOf: (serial: string) => string | undefined,
-): void {
-  if (before !== undefined) {
-    const certsBefore = new Map(before.certs.map((c) => [c.serial, c.status]));
-    for (const c of after.certs) {
-      const was = certsBefore.get(c.serial);
-      if (was === c.status) continue;
-      if (c.status === 'revoked') {
-        const reason = reasonOf(c.serial);
-        feed.publish({
-          kind: 'change',
-          what: 'cert.revoked',
-          subject: c.name,
-          detail: `certificate ${short(c.serial)} revoked${reason === undefined ? '' : ` (${reason})`}`,
-        });
-      } else if (was === undefined && c.status === 'active') {
-        feed.publish({
-          kind: 'change',
-          what: 'cert.issued',
-          subject: c.name,
-          detail: `certificate ${short(c.serial)} issued (${c.role})`,
-        });
-      }
-    }
-    const keysBefore = new Map(before.keys.map((k) => [k.serial, k.state]));
-    for (const k of after.keys) {
-      const was = keysBefore.get(k.serial);
-      if (was === k.state) continue;
-      const pair = `${k.owner} -> ${k.peer}`;
-      if (k.state === 'revoked') {
-        const cascade = k.reason === 'certificateRevoked';
-        feed.publish({
-          kind: 'change',
-          what: 'key.revoked',
-          subject: pair,
-          detail: `key ${short(k.serial)} revoked${k.reason === undefined ? '' : ` (${k.reason})`}${cascade ? ': cascade from a revoked certificate' : ''}`,
-        });
-      } else if (k.state === 'active' && was !== 'active') {
-        feed.publish({
-          kind: 'change',
-          what: 'key.created',
-          subject: pair,
-          detail: `key ${short(k.serial)} active`,
-        });
-      } else if (k.state === 'expired') {
-        feed.publish({
-          kind: 'change',
-          what: 'key.expired',
-          subject: pair,
-          detail: `key ${short(k.serial)} expired`,
-        });
-      }
-    }
-    if (after.crlNumber !== before.crlNumber) {
-      feed.publish({
-        kind: 'change',
-        what: 'crl.published',
-        subject: 'kdc',
-        detail: `CRL number ${after.crlNumber}`,
-      });
-    }
-  }
-  feed.publish({ kind: 'state', state: after });
+/** Publish the new picture of the state. */
+export function publishState(feed: ConsoleFeed, state: ConsoleState): void {
+  feed.publish({ kind: 'state', state });
 }

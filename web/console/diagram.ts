@@ -175,7 +175,8 @@ export function renderDiagram(
   rows.forEach((e, i) => {
     const y = i * rowH + 28 * scale;
     const g = svg('g', { class: 'row', 'data-kind': e.kind, 'data-index': e.index });
-    if (e.index === input.cursor) {
+    // The cursor may stand on an event that draws nothing (a state update): its last row is current.
+    if (i === rows.length - 1) {
       g.setAttribute('class', 'row current');
       current = g;
     }
@@ -285,7 +286,7 @@ function drawRow(g: SVGElement, e: Kept, x: (lane: string) => number, y: number,
     }
     case 'change': {
       const what = str(e.what, 32);
-      const revocation = what.endsWith('.revoked');
+      const revocation = what.endsWith('.revoked') || what === 'key.cascade';
       g.appendChild(
         svg(
           'text',
