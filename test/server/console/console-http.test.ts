@@ -1,0 +1,176 @@
+// The console's HTTP side on a real KDC (in process): the page and its files with a CSP that allows no
+// inline script, the feed for loopback clients under a loopback Host only (DNS rebinding) or with the
+// console key, the arrows of a real handshake with their sizes, a refused exchange with its code and
+// defence, and nothing secret in the feed. Without --console the routes do not exist.
+import t from 'tap';
+import { request, type IncomingMessage } from 'node:http';
+import { ConsoleAccess } from '../../../server/console/access.js';
+import { CONSOLE_CSP } from '../../../server/console/http.js';
+import type { ConsoleEvent } from '../../../shared/console/events.js';
+import { issueTestClient, rawSocket, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
+
+t.setTimeout(60_000);
+
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+function get(url: string, opts: { host?: string; method?: string } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.host === undefined ? {} : { host: opts.host } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Read the feed until `done` holds for the events so far. */
+function readFeed(
+  url: string,
+  done: (events: ConsoleEvent[]) => boolean,
+): Promise<{ events: ConsoleEvent[]; raw: string }> {
+  return new Promise((resolve, reject) => {
+    const events: ConsoleEvent[] = [];
+    let raw = '';
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`feed: not there in time; got ${raw.slice(-2000)}`));
+    }, 20_000);
+    const req = request(url, (res) => {
+      res.setEncoding('utf8').on('data', (d: string) => {
+        raw += d;
+        events.length = 0;
+        for (const line of raw.split('\n')) {
+          if (!line.startsWith('data: ')) continue;
+          const data = JSON.parse(line.slice(6)) as ConsoleEvent & { instance?: string };
+          if ('kind' in data) events.push(data);
+        }
+        if (done(events)) {
+          clearTimeout(timer);
+          req.destroy();
+          resolve({ events, raw });
+        }
+      });
+    });
+    req.on('error', () => undefined);
+    req.end();
+  });
+}
+
+t.test('the page, its files and its headers', async (t) => {
+  const { kdc } = await startTestKdc(t, { console: true });
+  t.equal(kdc.consoleUrl, `${kdc.httpUrl}/console`, 'a loopback KDC prints the URL without a key');
+  const page = await get(`${kdc.httpUrl}/console`);
+  t.equal(page.status, 200);
+  t.match(page.headers['content-type'], /^text\/html/);
+  t.equal(page.headers['content-security-policy'], CONSOLE_CSP);
+  t.notMatch(CONSOLE_CSP, /unsafe-inline|unsafe-eval/, 'no inline script or eval is allowed');
+  t.match(CONSOLE_CSP, /script-src 'self'/);
+  t.match(CONSOLE_CSP, /connect-src 'self'/);
+  t.equal(page.headers['x-frame-options'], 'DENY');
+  t.notMatch(page.body, /<script>|<script [^>]*>[^<]/, 'no inline script in the page');
+  t.notMatch(page.body, /\son[a-z]+=/i, 'no inline event handler in the page');
+  const app = await get(`${kdc.httpUrl}/console/app.js`);
+  t.equal(app.status, 200);
+  t.match(app.headers['content-type'], /^text\/javascript/);
+  t.equal(app.headers['content-security-policy'], CONSOLE_CSP, 'every answer carries the CSP');
+  t.equal((await get(`${kdc.httpUrl}/console/../package.json`)).status, 404, 'no path outside the set');
+  t.equal((await get(`${kdc.httpUrl}/console/%2e%2e/package.json`)).status, 404);
+  t.equal((await get(`${kdc.httpUrl}/console/nope.js`)).status, 404);
+  t.equal((await get(`${kdc.httpUrl}/console`, { method: 'POST' })).status, 405);
+  t.equal((await get(`${kdc.httpUrl}/ca.pem`)).status, 200, "the KDC's own routes still answer");
+});
+
+t.test('the feed: loopback under a loopback name, or the key', async (t) => {
+  const { kdc } = await startTestKdc(t, { console: true });
+  const rebound = await get(`${kdc.httpUrl}/console/events`, { host: 'attacker.example:80' });
+  t.equal(rebound.status, 403, 'a loopback connection under a foreign Host name (DNS rebinding) is refused');
+  const wrongKey = await get(`${kdc.httpUrl}/console/events?key=nope`, { method: 'HEAD' });
+  t.equal(wrongKey.status, 403, 'a wrong key is refused, even from loopback');
+  const head = await get(`${kdc.httpUrl}/console/events`, { method: 'HEAD' });
+  t.equal(head.status, 200);
+  t.match(head.headers['content-type'], /^text\/event-stream/);
+
+  const access = new ConsoleAccess('s3cret-console-key');
+  const fake = (address: string, host: string): IncomingMessage =>
+    ({ socket: { remoteAddress: address }, headers: { host } }) as unknown as IncomingMessage;
+  t.notOk(access.allows(fake('192.0.2.7', 'kdc.example:8443'), null), 'a remote peer without the key: no');
+  t.notOk(
+    access.allows(fake('192.0.2.7', 'kdc.example:8443'), 'wrong'),
+    'a remote peer with a wrong key: no',
+  );
+  t.ok(access.allows(fake('192.0.2.7', 'kdc.example:8443'), 's3cret-console-key'), 'with the key: yes');
+  t.ok(
+    access.allows(fake('::ffff:127.0.0.1', 'localhost:8443'), null),
+    'loopback (v4-mapped) under localhost: yes',
+  );
+  t.ok(access.allows(fake('::1', '[::1]:8443'), null), 'IPv6 loopback: yes');
+  t.notOk(access.allows(fake('127.0.0.1', 'evil.example'), null), 'loopback under a foreign name: no');
+});
+
+t.test('a handshake, a request and a refusal, as arrows; nothing secret', async (t) => {
+  const { kdc } = await startTestKdc(t, { console: true });
+  const alice = await issueTestClient(kdc.ca, 'alice');
+  const session = await sessionFor(kdc, alice);
+  await session.request('ping', {});
+  await session.close();
+  const raw = await rawSocket(t, kdc.url);
+  raw.send(Buffer.from('not a kds frame'));
+  await raw.closed;
+  const { events, raw: text } = await readFeed(`${kdc.httpUrl}/console/events`, (es) =>
+    es.some((e) => e.kind === 'refused' && e.code === 'bad_frame'),
+  );
+  const arrows = events.filter((e) => e.kind === 'message');
+  for (const [name, from, to, sealed] of [
+    ['client_hello', 'alice', 'kdc', false],
+    ['server_hello', 'kdc', 'alice', false],
+    ['client_finish', 'alice', 'kdc', false],
+    ['ready', 'kdc', 'alice', true],
+    ['ping', 'alice', 'kdc', true],
+    ['ping ok', 'kdc', 'alice', true],
+  ] as const) {
+    const a = arrows.find((e) => e.name === name);
+    t.ok(a, `${name} is drawn`);
+    t.match(a, { from, to, sealed }, `${name}: ${from} -> ${to}, ${sealed ? 'inside a record' : 'in clear'}`);
+    t.ok((a?.bytes ?? 0) > 0, `${name} has its size`);
+  }
+  t.match(
+    events.find((e) => e.kind === 'established'),
+    { party: 'alice', role: 'client', group: 'x25519' },
+    'the session is shown authenticated, with its group',
+  );
+  t.match(
+    events.find((e) => e.kind === 'refused'),
+    {
+      by: 'kdc',
+      peer: 'mallory',
+      code: 'bad_frame',
+      defence: 'input validation',
+      phase: 'handshake',
+      possibleMitm: true,
+    },
+    'the refusal names its code and defence; a peer that never said who it is and sent garbage is drawn as Mallory',
+  );
+  const state = [...events].reverse().find((e) => e.kind === 'state');
+  t.ok(state?.kind === 'state' && state.state.certs.some((c) => c.name === 'alice' && c.status === 'active'));
+  const der = alice.cert.der.toString('base64');
+  t.notOk(text.includes(der.slice(0, 40)), 'no certificate bytes in the feed');
+  t.notOk(text.includes(alice.certPem.split('\n')[1]!), 'no PEM in the feed');
+  t.notOk(/PRIVATE KEY|passphrase/i.test(text), 'no key material in the feed');
+});
+
+t.test('without --console there is no console', async (t) => {
+  const { kdc } = await startTestKdc(t);
+  t.equal(kdc.consoleUrl, undefined);
+  t.equal((await get(`${kdc.httpUrl}/console`)).status, 404);
+  t.equal((await get(`${kdc.httpUrl}/console/events`)).status, 404);
+});
