@@ -28,7 +28,7 @@
 import { sign, constants, randomBytes, type KeyObject } from 'node:crypto';
 import { createCsr } from '../shared/pki/csr.js';
 import { decryptPrivateKey, readText } from '../server/ca/credentials.js';
-import { caPaths } from '../server/ca/files.js';
+import { caPaths } from '../io/ca-files.js';
 import { BENCH_PASSPHRASE, benchKeyPair, createBenchCa } from './fixture.js';
 import {
   machine,

@@ -17,7 +17,7 @@
 import { statSync } from 'node:fs';
 import { pemToDer } from '../shared/pki/pem.js';
 import { CertificateAuthority } from '../server/ca/authority.js';
-import { caPaths } from '../server/ca/files.js';
+import { caPaths } from '../io/ca-files.js';
 import {
   BENCH_PASSPHRASE,
   bulkRevoke,

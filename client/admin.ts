@@ -4,10 +4,10 @@
 // the certificate, so an ordinary client certificate cannot run admin requests (`forbidden`).
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { entryKind } from '../server/fs-errors.js';
+import { entryKind } from '../io/fs-errors.js';
 import { EnvironmentError, StateError } from '../shared/errors.js';
-import { caPaths } from '../server/ca/files.js';
-import { resolveCaPassphrase } from '../server/ca/passphrase.js';
+import { caPaths } from '../io/ca-files.js';
+import { resolveCaPassphrase } from '../io/ca-passphrase.js';
 import { openSession, type ClientSession } from './session.js';
 
 export interface AdminCredentials {

@@ -9,7 +9,7 @@
 //      the client stays anonymous) and sends the one-time token with a CSR for its name;
 //   4. checks what comes back (chain to the pinned root, clientAuth, its name, its own public key) and
 //      stores key.pem, cert.pem and ca.pem in its home.
-import { assertNotCommittable } from '../server/git-exposure.js';
+import { assertNotCommittable } from '../io/git-exposure.js';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
 import { AuthError, EnvironmentError, InputError, ProtocolError } from '../shared/errors.js';

@@ -19,8 +19,8 @@ import { processAlive } from './keys/file-lock.js';
 import { dirname, join, resolve } from 'node:path';
 import { EnvironmentError, ProtocolError, StateError } from '../shared/errors.js';
 import { assertValidName } from '../shared/pki/names.js';
-import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../server/fs-atomic.js';
-import { entryKind, explainFsError } from '../server/fs-errors.js';
+import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../io/fs-atomic.js';
+import { entryKind, explainFsError } from '../io/fs-errors.js';
 
 export const KEY_FILE = 'key.pem';
 export const CERT_FILE = 'cert.pem';

@@ -29,7 +29,7 @@ import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
 
-/** The KDC's certificate names it `kdc` (server/ca/files.ts KDC_NAME). */
+/** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
 export const KDC_CERT_NAME = 'kdc';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;

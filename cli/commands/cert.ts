@@ -106,7 +106,7 @@ const issueCommand: CommandModule<object, IssueArgs> = {
       });
       const { cert } = result;
       if (argv.out !== undefined) {
-        const { writeFileAtomic, PUBLIC_FILE_MODE } = await import('../../server/fs-atomic.js');
+        const { writeFileAtomic, PUBLIC_FILE_MODE } = await import('../../io/fs-atomic.js');
         writeFileAtomic(argv.out, cert.pem, PUBLIC_FILE_MODE);
       }
       if (result.capped)

@@ -5,7 +5,7 @@
 // terminated on both sides) and took something from it. A report of a run against secure clients
 // therefore holds no key material and no plaintext: frames carry sizes, types and public handshake
 // facts only (modes, groups, certificate names), never payload bytes.
-import { writeFileAtomic } from '../../server/fs-atomic.js';
+import { writeFileAtomic } from '../../io/fs-atomic.js';
 import { terminalSafeJson } from '../../shared/text/terminal-safe.js';
 import type { Expectation, Outcome } from './attack.js';
 import type { FrameEvent, MitmContext } from './context.js';

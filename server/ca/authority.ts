@@ -4,7 +4,7 @@
 // enrollment tokens. One instance per process; several processes may share a data directory.
 import { userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { entryKind } from '../fs-errors.js';
+import { entryKind } from '../../io/fs-errors.js';
 import type { KeyObject } from 'node:crypto';
 import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import { decodeCsr, verifyCsr } from '../../shared/pki/csr.js';
@@ -43,10 +43,10 @@ import {
   ROOT_CA_NAME,
   type CaPaths,
   type CaSettings,
-} from './files.js';
-import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+} from '../../io/ca-files.js';
+import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import { issueCertificate, type IssueResult } from './issue.js';
-import { resolveCaPassphrase, type PassphraseOptions } from './passphrase.js';
+import { resolveCaPassphrase, type PassphraseOptions } from '../../io/ca-passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
 import {
   consumeEnrollmentToken,

@@ -49,9 +49,9 @@ import { EnvironmentError, InputError, StateError } from '../../shared/errors.js
 import { CrlBuilder, parseCrl, type CrlEntry } from '../../shared/pki/crl.js';
 import { isReasonName, type ReasonName } from '../../shared/pki/reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
-import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import type { CertificateRecord, CrlState, RevocationRecord, Store } from '../store/store.js';
-import { DAY_MS, deltaCrlUrlOf, type CaPaths, type CaSettings } from './files.js';
+import { DAY_MS, deltaCrlUrlOf, type CaPaths, type CaSettings } from '../../io/ca-files.js';
 import type { SyncSigner } from './signer.js';
 
 export interface RevocationInfo {

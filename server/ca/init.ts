@@ -14,10 +14,15 @@ import { isIP } from 'node:net';
 import { join, relative } from 'node:path';
 import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError, InputError } from '../../shared/errors.js';
-import { entryKind } from '../fs-errors.js';
+import { entryKind } from '../../io/fs-errors.js';
 import { HOSTNAME_PATTERN as HOSTNAME } from '../../shared/pki/names.js';
-import { assertNotCommittable } from '../git-exposure.js';
-import { ensurePrivateDir, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+import { assertNotCommittable } from '../../io/git-exposure.js';
+import {
+  ensurePrivateDir,
+  PRIVATE_FILE_MODE,
+  PUBLIC_FILE_MODE,
+  writeFileAtomic,
+} from '../../io/fs-atomic.js';
 import { openStore } from '../store/store.js';
 import { encryptPrivateKey } from './credentials.js';
 import {
@@ -34,9 +39,9 @@ import {
   ROOT_CA_CN,
   ROOT_CA_NAME,
   type CaSettings,
-} from './files.js';
+} from '../../io/ca-files.js';
 import { issueCertificate } from './issue.js';
-import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } from './passphrase.js';
+import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } from '../../io/ca-passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
 import { publishInitialCrl } from './crl-publisher.js';
 

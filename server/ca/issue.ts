@@ -17,7 +17,7 @@ import { newSerialHex } from '../../shared/pki/serial.js';
 import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import type { CertificateRole, Store } from '../store/store.js';
 import { groupCommit } from '../store/group-commit.js';
-import { DAY_MS, type CaSettings } from './files.js';
+import { DAY_MS, type CaSettings } from '../../io/ca-files.js';
 
 /**
  * notBefore is set this far in the past: a client whose clock is a little behind the CA's must not see

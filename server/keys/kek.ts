@@ -32,7 +32,7 @@ import { AuthError, EnvironmentError, InputError } from '../../shared/errors.js'
 import { openBlob, sealBlob } from '../../shared/keys/aes-gcm.js';
 import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { assertKeySerial } from '../../shared/keys/serial.js';
-import { ensurePrivateDir, fsyncDir, PRIVATE_FILE_MODE } from '../fs-atomic.js';
+import { ensurePrivateDir, fsyncDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
 
 export const KEK_DIR = 'kek';
 const MAGIC = Buffer.from('KDSKEK1\0', 'latin1');

@@ -48,7 +48,7 @@ import Database from 'better-sqlite3';
 import { closeSync, chmodSync, fstatSync, fsyncSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvironmentError, KdsError, PolicyError } from '../../shared/errors.js';
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../fs-atomic.js';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
 import { migrate, userVersion } from './migrations.js';
 import { fsyncOnSyncThread } from './wal-sync-thread.js';
 import type {

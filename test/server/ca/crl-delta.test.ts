@@ -7,7 +7,7 @@ import t from 'tap';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
-import { CA_SETTINGS_KEY, DEFAULT_CA_SETTINGS, type CaSettings } from '../../../server/ca/files.js';
+import { CA_SETTINGS_KEY, DEFAULT_CA_SETTINGS, type CaSettings } from '../../../io/ca-files.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import type { ParsedCertificate } from '../../../shared/pki/x509.js';
 import { freshCa, openssl, opensslCsr, PASSPHRASE } from './fixture.js';
