@@ -3,6 +3,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+import historyComments from './tools/eslint/no-history-comments.js';
+
 // Folder boundaries (docs/architecture.md "Who may import whom"). Flat config replaces a rule's options
 // per matching block instead of merging them, so each block repeats the node-forge restriction.
 const FORGE = {
@@ -27,8 +29,14 @@ const IO_MODULES = [
 const SHARED_PATHS = [
   FORGE,
   ...IO_MODULES.flatMap((m) => [
-    { name: m, message: 'shared/ does no I/O: move this to io/, server/ or client/.' },
-    { name: `node:${m}`, message: 'shared/ does no I/O: move this to io/, server/ or client/.' },
+    {
+      name: m,
+      message: 'shared/ does no I/O: move this to io/, server/ or client/.',
+    },
+    {
+      name: `node:${m}`,
+      message: 'shared/ does no I/O: move this to io/, server/ or client/.',
+    },
   ]),
   {
     name: 'node:net',
@@ -47,7 +55,9 @@ const folder = (names, message) => ({
 const restrict = (paths, patterns = []) => ['error', { paths, patterns }];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'certs/**', '.tap/**', 'bench/results/**'] },
+  {
+    ignores: ['dist/**', 'node_modules/**', 'certs/**', '.tap/**', 'bench/results/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -107,6 +117,12 @@ export default tseslint.config(
         [folder(['client', 'cli'], 'server/ never links client code; put what both use in shared/ or io/.')],
       ),
     },
+  },
+  {
+    // Comments say why the code is as it is; work-tracking labels mean nothing to a reader of the tree.
+    files: ['**/*.ts', '**/*.js'],
+    plugins: { kds: { rules: { 'no-history-comments': historyComments } } },
+    rules: { 'kds/no-history-comments': 'error' },
   },
   {
     // The one node-forge user (STYLE.md): still pure like the rest of shared/.

@@ -1,4 +1,4 @@
-// Enrollment over the network (issue 3): the client
+// Enrollment over the network (docs/protocol.md "Certificates and enrollment"): the client
 //   1. gets the root CA: GET /ca.pem over plain HTTP, which is safe only because the certificate is then
 //      checked against the fingerprint the user pinned (--ca-fingerprint: SHA-256 of its DER, compared
 //      in constant time). Without a pin it is trust on first use: the caller prints the fingerprint

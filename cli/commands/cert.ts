@@ -1,4 +1,4 @@
-// `kds cert ...`: offline certificate operations on the CA's data directory (issue 2): issue from a CSR,
+// `kds cert ...`: offline certificate operations on the CA's data directory: issue from a CSR,
 // show, verify (chain, validity, usage, revocation), revoke, list. Only yargs and cli/ helpers are
 // imported at the top; the CA and PKI modules load inside each handler so `kds --help` stays fast.
 import type { Argv, CommandModule } from 'yargs';

@@ -112,7 +112,7 @@ function passphraseNote(source: string, path: string | undefined): string {
 /** `kds server` (its name and description are in cli/commands/index.ts, which loads this lazily). */
 export function builder(s: Argv): Argv {
   s.command(initCommand);
-  // `kds server start` is registered here by issue 3 (cli/commands/server-start.ts).
+  // `kds server start` lives in cli/commands/server-start.ts: it loads the KDC, which init does not need.
   s.command(startCommand);
   return s
     .demandCommand(1, 'name a server command; see kds server --help')

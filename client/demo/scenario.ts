@@ -1,4 +1,4 @@
-// The story `npm run demo` tells (issue 6), one step per function, each narrated in plain words with
+// The story `npm run demo` tells, one step per function, each narrated in plain words with
 // what crossed the wire. The KDC is a real child process (`kds server init`, `kds server start`);
 // Alice, Bob and the admin are the same library calls the `kds client` / `kds admin` commands make,
 // each behind a wire tap (client/demo/wire-tap.ts) that shows their frames; Mallory is the MITM lab's

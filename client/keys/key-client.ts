@@ -1,11 +1,11 @@
-// The client side of key distribution (issue 4) on one authenticated session: it keeps the prekey stock
+// The client side of key distribution (docs/keys.md) on one authenticated session: it keeps the prekey stock
 // at the KDC topped up, receives and verifies delivered keys, applies revocation notices, and offers
 // send-key / verify-key / revoke-key / rotate-key / keys / send. Every CLI command and `listen` use it.
 //
 // Local key states (client/keys/key-store.ts): a key is `pending` until the exchange is confirmed end
 // to end, then `active` (the only usable state):
 // - the receiver marks it active when the KDC's verdict on his digest and signature is `valid`
-//   (issue 4: "Only then does Bob mark the key usable");
+//   (a key is usable only once its receiver acknowledged it);
 // - the sender marks it active when the KDC tells her the receiver verified it (`key.verified` push,
 //   or `peerVerified` in a key.verify answer). So a relay that breaks the exchange on Bob's side
 //   leaves no usable key anywhere: Bob rejects (and revokes) it, Alice's copy never leaves `pending`.
@@ -353,7 +353,7 @@ export class KeyClient {
         digest: kdcKeyDigest(serial, key),
       });
     } else {
-      // Issue 4 flow 1 step 1: the peer's certificate and revocation status (refused peers fail here,
+      // Flow 1 step 1 (docs/keys.md): the peer's certificate and revocation status (refused peers fail here,
       // before a prekey is consumed).
       await this.#session.request('key.peer', { name: req.to });
       const r = await this.#session.request('key.reserve', { peer: req.to, ...extra });

@@ -1,4 +1,4 @@
-// The client's encrypted key store (issue 4: "Client-side key storage: keys encrypted at rest in the
+// The client's encrypted key store (docs/keys.md "Requirements": "Client-side key storage: keys encrypted at rest in the
 // client's home (0600), deleted on revocation"). Layout under the client home:
 //
 //   keys/            0700

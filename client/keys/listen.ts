@@ -1,6 +1,6 @@
 // `kds client listen`: stay connected, receive and verify keys, print messages and revocation
 // notices, and reconnect with exponential backoff (with jitter) when the connection drops, e.g.
-// while the server restarts (issue 4: "reconnects with backoff if the server restarts").
+// while the server restarts (a listener outlives a KDC restart: it reconnects with backoff).
 //
 // Only transient failures are retried (the server unreachable, going away, timing out or rate
 // limiting); anything that will not fix itself by waiting (a revoked or wrong certificate, a bad

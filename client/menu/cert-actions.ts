@@ -1,4 +1,4 @@
-// The "Certificates" sub-menu (issue 6): enroll (generate a key pair, get a certificate), verify a
+// The "Certificates" sub-menu: enroll (generate a key pair, get a certificate), verify a
 // certificate, revoke my certificate, check a certificate's status, show the CA and CRL, show my
 // certificate. The same library calls as `kds client enroll | revoke-cert | cert-status`.
 import { existsSync, readFileSync, statSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Mallory's machine-readable record (issue 5): {attack, outcome: succeeded|failed|inconclusive,
+// Mallory's machine-readable record (docs/attacks.md): {attack, outcome: succeeded|failed|inconclusive,
 // defence, stolen, frames} plus the findings behind the outcome.
 //
 // `stolen` is null unless Mallory actually held a victim's session keys (an insecure session she

@@ -1,6 +1,6 @@
 // The certificate authority of a data directory: opens the root key with the CA passphrase and the store,
-// issues certificates from CSRs (issue 2 part 4), revokes them and publishes the CRL (part 5), answers
-// "is this serial revoked?" in O(1) for the KDC, verifies certificate files (part 6) and handles
+// issues certificates from CSRs, revokes them and publishes the CRL, answers
+// "is this serial revoked?" in O(1) for the KDC, verifies certificate files and handles
 // enrollment tokens. One instance per process; several processes may share a data directory.
 import { userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -625,7 +625,7 @@ export type CaFileRepair = 'ok' | 'missing' | 'unreadable' | 'different';
 /**
  * The root certificate: the store's record of the CA is the truth, root_ca.pem a published copy of it
  * (what `GET /ca.pem` and enrolling clients get). A copy that is missing, truncated, corrupt or another
- * certificate is rewritten atomically from the store (issue 8: "the server notices at start and
+ * certificate is rewritten atomically from the store (a damaged published copy: "the server notices at start and
  * rebuilds"), but only when the CA private key matches the store's certificate: that proves the record
  * is this CA's own and not something planted in the store. Without the key (read-only opens) a
  * damaged copy is an error, as before.

@@ -1,4 +1,4 @@
-// `kds server init` (issue 2 part 3): create the root CA, the KDC's own credential, the admin credential,
+// `kds server init`: create the root CA, the KDC's own credential, the admin credential,
 // the store and the first (empty) CRL in a data directory.
 //
 //   root CA   RSA-3072 by default, self-signed, 10 years, basicConstraints CA:true critical,
@@ -48,7 +48,7 @@ import { publishInitialCrl } from './crl-publisher.js';
 export const CA_KEY_BITS = [2048, 3072, 4096] as const;
 export type CaKeyBits = (typeof CA_KEY_BITS)[number];
 export const DEFAULT_CA_KEY_BITS: CaKeyBits = 3072;
-/** The KDC and admin keys: RSA-2048 (issue 2 part 3). */
+/** The KDC and admin keys: RSA-2048, the size clients accept for identities (shared/pki/policy.ts). */
 export const CREDENTIAL_KEY_BITS = 2048;
 export const CA_LIFETIME_DAYS = 3650;
 export const DEFAULT_PORT = 8443;

@@ -184,7 +184,7 @@ async function serve(
   passphraseOptions: { passphrase?: string; passphraseFile?: string },
   publicUrl: string | undefined,
 ): Promise<Kdc> {
-  // The published copies were checked against the store when the CA opened (issue 8): say what was rebuilt.
+  // The published copies were checked against the store when the CA opened (docs/security.md): say what was rebuilt.
   if (ca.caFileRepair !== 'ok') log(`root_ca.pem was ${ca.caFileRepair}: rewritten from the store`);
   if (ca.crlFileRepair !== 'ok') log(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
   const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
@@ -266,7 +266,7 @@ async function serve(
     passphrase,
     ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
   });
-  // Issue 7: a complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
+  // A complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
   // delta's schedule by the timer below), never on a revocation's acknowledgement path.
   try {
     ca.publishFullCrlIfStale();

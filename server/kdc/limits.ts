@@ -103,7 +103,7 @@ export class UnauthenticatedCounter {
 export type Admission<C> = { admitted: true; evicted?: C } | { admitted: false };
 
 /**
- * The unauthenticated cap with per-address fairness (issue 8, handshake flood). A plain counter lets
+ * The unauthenticated cap with per-address fairness (docs/attacks.md, handshake flood). A plain counter lets
  * any flood that fills the cap lock every honest client out until the attacker's connections time out.
  * Here, when the cap is full, a newcomer takes the slot of the OLDEST connection of the address that
  * holds the most slots, provided that address holds strictly more slots than the newcomer's own; else

@@ -1,4 +1,4 @@
-// The key-encryption keys (KEKs) of the KDC-generated flow (issue 4, flow 2): "The KDC generates the
+// The key-encryption keys (KEKs) of the KDC-generated flow (docs/keys.md "Requirements", flow 2): "The KDC generates the
 // key, stores it wrapped under a key-encryption key (never plaintext at rest; the KEK lives under the
 // data dir, encrypted like the CA key, with a version so it can be rotated)".
 //

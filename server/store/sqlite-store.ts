@@ -4,7 +4,7 @@
 // was reported done must not come back), busy_timeout so concurrent processes wait instead of failing,
 // foreign keys on (a revocation must name an issued certificate).
 //
-// Durability contract (session 3): every commit is durable when the call that made it returns, as
+// Durability contract: every commit is durable when the call that made it returns, as
 // before, with ONE exception that only the group commit uses: `transactionUnsynced(fn)` commits with
 // synchronous=NORMAL for that one commit and `syncCommitted(cb)` then fsyncs the WAL on a dedicated
 // thread (wal-sync-thread.ts); the group commit settles its callers only in that callback
@@ -683,7 +683,7 @@ export class SqliteStore implements Store {
     return this.get<{ n: number }>('SELECT count(*) AS n FROM audit_log')!.n;
   }
 
-  // symmetric keys, prekeys and pending deliveries (issue 4)
+  // symmetric keys, prekeys and pending deliveries (docs/keys.md)
 
   insertSymKey(k: NewSymKey): void {
     this.run(

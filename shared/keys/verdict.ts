@@ -1,4 +1,4 @@
-// Key states and verification verdicts of the symmetric-key service (issue 4), with the CLI exit code
+// Key states and verification verdicts of the symmetric-key service (docs/keys.md), with the CLI exit code
 // of each verdict (`kds client verify-key`: valid 0, revoked 3, mismatch 4, expired 5, not_found 6).
 import { EXIT } from '../errors.js';
 

@@ -1,4 +1,4 @@
-// Issuance policy for client CSRs (issue 2 part 4): what a verified CSR may ask for before the CA
+// Issuance policy for client CSRs: what a verified CSR may ask for before the CA
 // certifies its key. Runs after parseCsr (which already proved possession of the key). Fixed order:
 // name -> key type -> key size -> names in the CSR -> requested powers; the first failure is reported.
 import { PolicyError } from '../errors.js';

@@ -1,4 +1,4 @@
-// Catalog entries of the key-distribution service (issue 4; docs/keys.md):
+// Catalog entries of the key-distribution service (docs/keys.md):
 // request and response bodies of every key.* / msg.* / admin.key* type and the bodies of its pushes.
 // The catalog (messages.ts) imports this file; nothing else needs to change to add these types.
 import { s } from './schema.js';

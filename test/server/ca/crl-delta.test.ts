@@ -1,4 +1,4 @@
-// Delta CRLs (issue 7 part 3(b); RFC 5280 5.2.4 / 5.2.6) in both regimes, with openssl as the
+// Delta CRLs (RFC 5280 5.2.4 / 5.2.6) in both regimes, with openssl as the
 // independent verifier: below crlSyncFullMax every revocation re-issues the complete CRL (and an empty
 // delta with the same number); from it on a revocation publishes only the delta, and the complete CRL is
 // re-issued on the schedule (delta size, interval, KDC start/stop), never on the revocation's path.
