@@ -15,7 +15,7 @@
 // once the key is stored; if we stop between that verify and storing its verdict, the key is left
 // `pending` locally with its notice gone, so start() verifies such keys again.
 import type { KeyObject } from 'node:crypto';
-import { KdsError, StateError, InputError, toKdsError } from '../../shared/errors.js';
+import { StateError, InputError, toKdsError, errorFor } from '../../shared/errors.js';
 import { signPss } from '../../shared/crypto/rsa.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
@@ -366,7 +366,7 @@ export class KeyClient {
         throw new InputError('bad_request', 'the KDC reserved a key for another peer');
       const d = await this.#session.request('key.deposit', { ...sent.deposit });
       if (!wireBytes(d.digest).equals(sent.digest))
-        throw new KdsError('key_mismatch', 'the KDC stored another ciphertext');
+        throw errorFor('key_mismatch', 'the KDC stored another ciphertext');
       record = this.#newRecord({
         serial: sent.deposit.serial,
         mode,

@@ -13,7 +13,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
 import { signPss, verifyPssAsync } from '../../shared/crypto/rsa.js';
-import { EnvironmentError, InputError, ProtocolError, type ErrorCode } from '../../shared/errors.js';
+import { KdsError, InputError, PolicyError, EnvironmentError, type ErrorCode } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
 import '../../shared/protocol/catalog.js';
@@ -413,17 +413,17 @@ async function serve(
     const address = req.socket.remoteAddress ?? 'unknown';
     const conn = new Connection(ws, address, connectionHost);
     connections.add(conn);
-    let refusal: ProtocolError | undefined;
+    let refusal: KdsError | undefined;
     // The rate limit comes first: a refused peer costs no slot and can evict nobody.
     let evicted: Connection | undefined;
     if (closing !== undefined) {
-      refusal = new ProtocolError('unavailable', 'server shutting down');
+      refusal = new EnvironmentError('unavailable', 'server shutting down');
     } else if (rateLimiter !== undefined && !rateLimiter.take(address)) {
-      refusal = new ProtocolError('rate_limited', 'too many handshakes from this address; retry later');
+      refusal = new PolicyError('rate_limited', 'too many handshakes from this address; retry later');
     } else {
       const admission = unauthenticated.admit(conn, address);
       if (!admission.admitted) {
-        refusal = new ProtocolError(
+        refusal = new PolicyError(
           'too_many_connections',
           'too many connections in their handshake; retry later',
         );
@@ -437,7 +437,7 @@ async function serve(
       // Its slot now belongs to the newcomer (released inside admit).
       evicted.holdsSlot = false;
       evicted.fail(
-        new ProtocolError('too_many_connections', 'evicted: too many connections in their handshake'),
+        new PolicyError('too_many_connections', 'evicted: too many connections in their handshake'),
       );
     }
   };

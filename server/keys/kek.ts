@@ -28,7 +28,7 @@ import {
   chmodSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { AuthError, EnvironmentError, InputError } from '../../shared/errors.js';
+import { InputError, AuthError, EnvironmentError, InternalError } from '../../shared/errors.js';
 import { openBlob, sealBlob } from '../../shared/keys/aes-gcm.js';
 import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { assertKeySerial } from '../../shared/keys/serial.js';
@@ -227,7 +227,7 @@ function deriveFileKey(passphrase: string, salt: Buffer, cost: ScryptCost): Prom
       { N, r: cost.r, p: cost.p, maxmem: 256 * N * cost.r + 1024 * 1024 },
       (err, key) =>
         err
-          ? reject(new EnvironmentError('internal', 'scrypt failed', undefined, { cause: err }))
+          ? reject(new InternalError('internal', 'scrypt failed', undefined, { cause: err }))
           : resolve(key),
     );
   });

@@ -47,7 +47,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, chmodSync, fstatSync, fsyncSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { EnvironmentError, KdsError, PolicyError } from '../../shared/errors.js';
+import { EnvironmentError, KdsError, PolicyError, InternalError } from '../../shared/errors.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
 import { migrate, userVersion } from './migrations.js';
 import { fsyncOnSyncThread } from './wal-sync-thread.js';
@@ -227,7 +227,7 @@ export class SqliteStore implements Store {
     if (this.db.inTransaction) {
       // Inside another transaction this would be a savepoint of a commit that syncs anyway; refusing
       // keeps the NORMAL window exactly one top-level commit wide.
-      throw new KdsError('internal', 'transactionUnsynced cannot be nested');
+      throw new InternalError('internal', 'transactionUnsynced cannot be nested');
     }
     if (this.syncFailure !== undefined) throw this.syncFailure;
     // db.exec, not a cached statement: SQLite applies `PRAGMA synchronous = N` when the statement is

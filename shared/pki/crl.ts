@@ -25,7 +25,7 @@
 // for revokedCertificates, and concatenates: no per-entry work besides a memcpy. node-forge has no CRL
 // builder and re-encoding 100k forge ASN.1 objects per revocation would take seconds.
 import { createPublicKey, KeyObject, verify as cryptoVerify } from 'node:crypto';
-import { InputError, KdsError } from '../errors.js';
+import { InputError, KdsError, InternalError } from '../errors.js';
 import {
   contextTag,
   derBitString,
@@ -286,7 +286,7 @@ export class CrlBuilder {
     // Self-check (one public-key operation plus a hash of the list, small next to the signature): a
     // signer with the wrong key must fail here, not in every relying party.
     if (!cryptoVerify('sha256', tbs, this.issuerKey, signature)) {
-      throw new KdsError('internal', 'CRL signature does not verify with the issuer key');
+      throw new InternalError('internal', 'CRL signature does not verify with the issuer key');
     }
     return derToPem(derSequence([tbs, sha256WithRsaAlgorithm(), derBitString(signature)]), 'X509 CRL');
   }

@@ -23,7 +23,7 @@ import {
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { assertRsaPublicExponent } from '../crypto/rsa.js';
-import { InputError, KdsError } from '../errors.js';
+import { InputError, KdsError, InternalError } from '../errors.js';
 import {
   contextTag,
   derBitString,
@@ -433,7 +433,8 @@ export async function buildParsedCertificate(
   } catch {
     verified = false;
   }
-  if (!verified) throw new KdsError('internal', 'issued certificate does not verify with the issuer key');
+  if (!verified)
+    throw new InternalError('internal', 'issued certificate does not verify with the issuer key');
   return decodeCertificate(der, {
     key: subject.key,
     pem: derToPem(subject.spkiDer, 'PUBLIC KEY'),
