@@ -8,7 +8,7 @@ import {
   KEY_REVOCATION_REASONS,
   REVOCATION_REASONS,
   type RevocationReason,
-} from '../../shared/pki/reasons.js';
+} from '../../shared/revocation-reasons.js';
 
 type KeyReason = (typeof KEY_REVOCATION_REASONS)[number];
 import { MAX_MESSAGE_BYTES } from '../../shared/keys/message.js';

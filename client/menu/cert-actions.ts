@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { EnvironmentError, InputError, KdsError, StateError, toKdsError } from '../../shared/errors.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { isValidName } from '../../shared/pki/names.js';
-import type { ReasonName } from '../../shared/pki/reasons.js';
+import type { ReasonName } from '../../shared/revocation-reasons.js';
 import { verifyCertificate } from '../../shared/pki/verify.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';

@@ -47,7 +47,7 @@
 import { readFileSync } from 'node:fs';
 import { EnvironmentError, InputError, StateError } from '../../shared/errors.js';
 import { CrlBuilder, parseCrl, type CrlEntry } from '../../shared/pki/crl.js';
-import { isReasonName, type ReasonName } from '../../shared/pki/reasons.js';
+import { isReasonName, type ReasonName } from '../../shared/revocation-reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import type { CertificateRecord, CrlState, RevocationRecord, Store } from '../store/store.js';

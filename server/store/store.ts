@@ -47,7 +47,7 @@ export interface CertificateRecord extends NewCertificate {
 export interface NewRevocation {
   serialHex: string;
   revokedAt: number;
-  /** RFC 5280 5.3.1 reason name (shared/pki/reasons.ts). */
+  /** RFC 5280 5.3.1 reason name (shared/revocation-reasons.ts). */
   reason: string;
 }
 

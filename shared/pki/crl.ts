@@ -55,7 +55,7 @@ import { commonNameOf, decodeName } from './dn.js';
 import { computeKeyIdentifier } from './extensions.js';
 import { OID } from './oids.js';
 import { derToPem, pemToDer } from './pem.js';
-import { reasonCode, reasonFromCode, type ReasonName } from './reasons.js';
+import { reasonCode, reasonFromCode, type ReasonName } from '../revocation-reasons.js';
 import { normalizeSerialHex, serialHexFromBytes } from './serial.js';
 import { parseCertificate, sha256WithRsaAlgorithm, type ParsedCertificate, type Signer } from './x509.js';
 

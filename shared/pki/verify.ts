@@ -9,7 +9,7 @@
 import { KdsError, AuthError, InternalError, type CodeOf } from '../errors.js';
 import { parseCertificate, x509Of, type ParsedCertificate } from './x509.js';
 import { OID } from './oids.js';
-import type { ReasonName } from './reasons.js';
+import type { ReasonName } from '../revocation-reasons.js';
 
 export { fingerprint, fingerprintMatches, normalizeFingerprint } from './fingerprint.js';
 
