@@ -77,29 +77,6 @@ export class HandshakeRateLimiter {
   }
 }
 
-/** Counts connections that have not finished their handshake. */
-export class UnauthenticatedCounter {
-  #count = 0;
-  constructor(readonly max: number) {
-    if (!(max >= 1)) throw new RangeError('maxUnauthenticated must be >= 1');
-  }
-
-  /** Reserve a slot; false when the cap is reached. Every true must be paired with one release(). */
-  tryAcquire(): boolean {
-    if (this.#count >= this.max) return false;
-    this.#count += 1;
-    return true;
-  }
-
-  release(): void {
-    if (this.#count > 0) this.#count -= 1;
-  }
-
-  get count(): number {
-    return this.#count;
-  }
-}
-
 export type Admission<C> = { admitted: true; evicted?: C } | { admitted: false };
 
 /**
