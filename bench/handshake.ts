@@ -1,4 +1,4 @@
-// handshake (issue 3 "Speed", issue 7): new authenticated kds sessions per second on loopback with 32 in
+// handshake (docs/performance.md): new authenticated kds sessions per second on loopback with 32 in
 // flight, the client load in a separate process and the KDC in another; in the same run, Node's own `tls`
 // doing TLS 1.3 mutual authentication with the same keys (KDC RSA-2048, clients RSA-2048, root RSA-3072,
 // X25519), the crypto-bound limit: the node:crypto operations one server-side handshake performs,
@@ -68,7 +68,7 @@ export interface HandshakeSizes {
  * CPU microseconds of each node:crypto operation a kds server performs per authenticated handshake of a
  * RETURNING client (the benchmark's clients all are), called the way the server calls it, each warmed
  * up first (the first few hundred calls of a cheap operation run cold code: timing them made the
- * "hashes" part 3-4x too large in the first version) and measured by process.cpuUsage (every thread):
+ * "hashes" share 3-4x too large in the first version) and measured by process.cpuUsage (every thread):
  *   x25519_keygen          generateKeyPairSync + X25519(k, 9) for the raw public key (shared/crypto/dh.ts)
  *   x25519_import_derive   the client's raw share imported (JWK) and the shared secret
  *   rsa_pss_sign_2048      the KDC's CertificateVerify-style signature, CALLBACK form on the libuv pool

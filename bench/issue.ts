@@ -1,4 +1,4 @@
-// issue (issue 7 item 2): certificates issued per second from CSRs over the network, through the
+// issue (docs/performance.md): certificates issued per second from CSRs over the network, through the
 // enrollment path (token check and consumption, CSR proof of possession and policy, store writes,
 // signing with the root key), versus the raw node:crypto signing rate of the same CA key measured in the
 // same run (callback form, the same concurrency). Target: >= 0.6x of raw signing.
@@ -7,13 +7,13 @@
 // before the clock starts (a client's key generation and CSR signing are the client's business). Two
 // shapes:
 //   established: enroll sessions opened first, the requests spread over them (the issuance path
-//                alone: the headline figure and the ratio). Since session 3 the sessions are opened
+//                alone: the headline figure and the ratio). The sessions are opened
 //                before the KDC's CPU window and closed after it: their handshakes (~0.4 ms of KDC
 //                CPU per certificate of a 160-certificate run) are not issuance; "full" counts them;
 //   full:        one new enroll session per certificate, as `kds client enroll` does (adds a handshake,
 //                i.e. one more RSA-2048 signature for the KDC, per certificate).
 //
-// In flight (session 4): the headline is 64 enrollments at once, and 32 is reported next to it. A raw
+// In flight: the headline is 64 enrollments at once, and 32 is reported next to it. A raw
 // signature is pure CPU, so any concurrency of a few saturates both cores; an issuance also holds its
 // request through a durable commit, whose fsync on this machine's disk takes 3 ms at the median and
 // 15-60 ms in its tail (measured in the KDC during this benchmark). During a long sync every request
@@ -21,14 +21,14 @@
 // requests / ~50 ms = the rate), while 64 keep them busy and give bigger group commits (fewer syncs
 // per certificate). A server's capacity is measured saturated; the 32 figure shows the latency bound.
 //
-// Warm-up (session 4): V8 compiles the issuance path's ~200 functions over the first ~1,000-1,500
+// Warm-up: V8 compiles the issuance path's ~200 functions over the first ~1,000-1,500
 // issuances (--trace-opt in the KDC: 217 functions, 1.7 s of background compiling), and the old
 // criterion (two rounds of 96 within 10%) stopped after 3 rounds, at 2.5 ms per certificate on the way
 // to 1.8: the runs then measured the compiler too (0.47 -> 0.57 by rate with the same code).
 import { sign, constants, randomBytes, type KeyObject } from 'node:crypto';
 import { createCsr } from '../shared/pki/csr.js';
 import { decryptPrivateKey, readText } from '../server/ca/credentials.js';
-import { caPaths } from '../server/ca/files.js';
+import { caPaths } from '../io/ca-files.js';
 import { BENCH_PASSPHRASE, benchKeyPair, createBenchCa } from './fixture.js';
 import {
   machine,

@@ -1,4 +1,4 @@
-// keys (issue 4 "Speed", issue 7 item 1): AES-256 keys delivered AND verified per second for both flows
+// keys (docs/performance.md, docs/keys.md): AES-256 keys delivered AND verified per second for both flows
 // (KDC-generated and end-to-end) on established sessions with 100 concurrent pairs, with p50/p99
 // latency, and in the same run a bare ws+msgpackr request/response baseline over as many connections.
 // Target: KDC-generated delivery >= 40% of the bare baseline's rate (the difference is the crypto and

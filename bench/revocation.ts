@@ -1,4 +1,4 @@
-// revocation (issue 7 item 3), at the sizes where other CAs degrade (hashicorp/vault#9176: 2-3 s per
+// revocation (docs/performance.md), at the sizes where other CAs degrade (hashicorp/vault#9176: 2-3 s per
 // revocation at ~17k entries):
 //   (a) server CPU per authenticated handshake with 0 and with 100,000 revoked certificates in the
 //       store, two KDC processes measured alternately -> ratios.handshake_100k_vs_0 (target <= 1.1: the
@@ -17,7 +17,7 @@
 import { statSync } from 'node:fs';
 import { pemToDer } from '../shared/pki/pem.js';
 import { CertificateAuthority } from '../server/ca/authority.js';
-import { caPaths } from '../server/ca/files.js';
+import { caPaths } from '../io/ca-files.js';
 import {
   BENCH_PASSPHRASE,
   bulkRevoke,
@@ -182,7 +182,7 @@ export async function run(): Promise<BenchResult> {
     };
     // Warm both KDCs until their CPU per handshake settles: V8 keeps optimizing a KDC over its first
     // ~1,500-2,000 handshakes (bench/handshake.ts), and a KDC still warming up while the other is warm
-    // moved this ratio by +-15% between whole runs (0.81-1.11 in session 3 with 3-6 rounds of 200).
+    // moved this ratio by +-15% between whole runs (0.81-1.11 with 3-6 rounds of 200).
     const settle = { minRounds: 10, maxRounds: 16, tolerance: 0.08 };
     const warm0 = await warmUntilStable(
       () => round(kdc0, url0, empty.caCertPem, emptyClients, WARM_ROUND),

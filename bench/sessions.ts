@@ -1,4 +1,4 @@
-// sessions (issue 7 item 4): resident memory per idle authenticated session on the KDC at 1,000 and
+// sessions (docs/performance.md): resident memory per idle authenticated session on the KDC at 1,000 and
 // 5,000 concurrent sessions (target < 20 KiB each), and the time for a revocation push to reach all of
 // them. The KDC runs in its own process with --expose-gc (memory read after full collections); the
 // sessions are held by one client process. All sessions of a step belong to ONE client certificate, so
@@ -14,7 +14,7 @@
 // more than WARM sessions, takes the baseline there, and the figures are the median, min and max over
 // REPS such processes.
 //
-// Idle (session 4). Right after a step the KDC has just run 1,000 (or 4,000) handshakes, and the young
+// Idle. Right after a step the KDC has just run 1,000 (or 4,000) handshakes, and the young
 // generation they grew (16-24 MiB) is resident: 13-15 KiB of a 1k "per session" figure, the same for
 // any number of sessions. V8 gives it back at the first full GC that finds the allocation rate low
 // (Heap::ReduceNewSpaceSize: under ~1 MB/s over its 5 s window), which its memory reducer runs in an

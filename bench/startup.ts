@@ -1,5 +1,5 @@
 // startup: `kds --help` and KDC start-to-ready, each against `node -e 0` measured in the same run
-// (issue 6 asks for --help under 0.5 s; the ratio shows what kds adds on top of Node itself), plus the
+// (docs/performance.md: --help under 0.5 s; the ratio shows what kds adds on top of Node itself), plus the
 // floor of any yargs CLI (a one-command yargs parser printing its help) as a second baseline.
 //
 // Wall-clock figures move with the machine's load more than with anything kds does, so each figure is

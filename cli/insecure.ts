@@ -1,4 +1,4 @@
-// The insecure control mode of the MITM lab (issue 5): `--insecure-dh` switches a server or a client
+// The insecure control mode of the MITM lab (docs/attacks.md): `--insecure-dh` switches a server or a client
 // to unauthenticated Diffie-Hellman (the naive design: no certificates, no signatures). It takes two
 // keys: the flag AND KDS_ALLOW_INSECURE=1 in the environment; either alone is refused with
 // `insecure_refused`. Every start in this mode prints a loud warning (docs/attacks.md).

@@ -23,27 +23,6 @@ export const RESERVED_NAMES: readonly string[] = ['admin', 'kdc'];
 /** shared/pki/names.ts HOSTNAME_PATTERN. */
 export const HOSTNAME_PATTERN =
   /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
-/** shared/pki/reasons.ts REVOCATION_REASONS (certificates). */
-export const REVOCATION_REASONS = [
-  'unspecified',
-  'keyCompromise',
-  'cACompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'privilegeWithdrawn',
-  'aACompromise',
-] as const;
-/** shared/pki/reasons.ts KEY_REVOCATION_REASONS (symmetric keys). */
-export const KEY_REVOCATION_REASONS = [
-  'unspecified',
-  'keyCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'privilegeWithdrawn',
-] as const;
 /** shared/keys/message.ts MAX_MESSAGE_BYTES. */
 export const MAX_MESSAGE_BYTES = 32 * 1024;
 /** server/ca/tokens.ts MAX_TOKEN_TTL_MS. */

@@ -1,15 +1,8 @@
 // Options shared by several commands, defined once so every command spells them the same way.
 // Each can also come from the environment as KDS_<NAME> (yargs .env('KDS')), e.g. KDS_DATA_DIR.
 import type { Options } from 'yargs';
-import {
-  KEY_REVOCATION_REASONS,
-  NAME_RULE,
-  REVOCATION_REASONS,
-  certSerialValue,
-  keySerialValue,
-  nameValue,
-  serverUrlValue,
-} from './option-values.js';
+import { KEY_REVOCATION_REASONS, REVOCATION_REASONS } from '../shared/revocation-reasons.js';
+import { NAME_RULE, certSerialValue, keySerialValue, nameValue, serverUrlValue } from './option-values.js';
 
 export const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
 
@@ -55,5 +48,5 @@ export const homeOption: Options = {
 
 /** RFC 5280 reasons for revoking a certificate. */
 export const reasonChoices = REVOCATION_REASONS;
-/** The reasons that apply to a symmetric key (shared/pki/reasons.ts says why the others do not). */
+/** The reasons that apply to a symmetric key (shared/revocation-reasons.ts says why the others do not). */
 export const keyReasonChoices = KEY_REVOCATION_REASONS;

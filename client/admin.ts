@@ -4,10 +4,10 @@
 // the certificate, so an ordinary client certificate cannot run admin requests (`forbidden`).
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { entryKind } from '../server/fs-errors.js';
-import { EnvironmentError, StateError } from '../shared/errors.js';
-import { caPaths } from '../server/ca/files.js';
-import { resolveCaPassphrase } from '../server/ca/passphrase.js';
+import { entryKind } from '../io/fs-errors.js';
+import { AuthError, EnvironmentError } from '../shared/errors.js';
+import { caPaths } from '../io/ca-files.js';
+import { resolveCaPassphrase } from '../io/ca-passphrase.js';
 import { openSession, type ClientSession } from './session.js';
 
 export interface AdminCredentials {
@@ -23,7 +23,7 @@ export function loadAdminCredentials(
   const paths = caPaths(dataDir);
   for (const file of [paths.adminKey, paths.adminCert, paths.rootCa]) {
     if (entryKind(file) === 'missing') {
-      throw new StateError(
+      throw new EnvironmentError(
         'ca_missing',
         `no admin credential in ${dataDir} (missing ${file}); run kds server init`,
       );
@@ -34,12 +34,9 @@ export function loadAdminCredentials(
   try {
     privateKey = createPrivateKey({ key: readFileSync(paths.adminKey, 'utf8'), format: 'pem', passphrase });
   } catch (err) {
-    throw new EnvironmentError(
-      'bad_passphrase',
-      'cannot decrypt the admin key (wrong CA passphrase?)',
-      undefined,
-      { cause: err },
-    );
+    throw new AuthError('bad_passphrase', 'cannot decrypt the admin key (wrong CA passphrase?)', undefined, {
+      cause: err,
+    });
   }
   return {
     privateKey,

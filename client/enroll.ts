@@ -1,4 +1,4 @@
-// Enrollment over the network (issue 3): the client
+// Enrollment over the network (docs/protocol.md "Certificates and enrollment"): the client
 //   1. gets the root CA: GET /ca.pem over plain HTTP, which is safe only because the certificate is then
 //      checked against the fingerprint the user pinned (--ca-fingerprint: SHA-256 of its DER, compared
 //      in constant time). Without a pin it is trust on first use: the caller prints the fingerprint
@@ -9,7 +9,7 @@
 //      the client stays anonymous) and sends the one-time token with a CSR for its name;
 //   4. checks what comes back (chain to the pinned root, clientAuth, its name, its own public key) and
 //      stores key.pem, cert.pem and ca.pem in its home.
-import { assertNotCommittable } from '../server/git-exposure.js';
+import { assertNotCommittable } from '../io/git-exposure.js';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
 import { AuthError, EnvironmentError, InputError, ProtocolError } from '../shared/errors.js';

@@ -16,12 +16,12 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { processAlive } from './keys/file-lock.js';
-import { crashPoint } from '../server/crash-point.js';
+import { crashPoint } from '../io/crash-point.js';
 import { dirname, join, resolve } from 'node:path';
-import { EnvironmentError, ProtocolError, StateError } from '../shared/errors.js';
+import { InputError, PolicyError, AuthError, StateError } from '../shared/errors.js';
 import { assertValidName } from '../shared/pki/names.js';
-import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../server/fs-atomic.js';
-import { entryKind, explainFsError } from '../server/fs-errors.js';
+import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../io/fs-atomic.js';
+import { entryKind, explainFsError } from '../io/fs-errors.js';
 
 export const KEY_FILE = 'key.pem';
 export const CERT_FILE = 'cert.pem';
@@ -185,12 +185,12 @@ export function lockRenewal(home: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw explainFsError(err, 'create', path);
       const holder = renewalLockHolder(home);
       if (holder !== undefined) {
-        throw new ProtocolError('rate_limited', `another process (pid ${holder}) is renewing this client`);
+        throw new PolicyError('rate_limited', `another process (pid ${holder}) is renewing this client`);
       }
       rmSync(path, { force: true }); // a crashed renewal's lock
     }
   }
-  throw new ProtocolError('rate_limited', 'cannot take the renewal lock');
+  throw new PolicyError('rate_limited', 'cannot take the renewal lock');
 }
 
 export function readClientHome(home: string, passphrase = clientPassphrase()): ClientFiles {
@@ -218,23 +218,18 @@ function readHomeFile(home: string, file: string): string {
 function loadPrivateKey(pem: string, passphrase: string | undefined): KeyObject {
   const encrypted = pem.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----');
   if (encrypted && passphrase === undefined) {
-    throw new EnvironmentError('bad_passphrase', `the client key is encrypted: set ${CLIENT_PASSPHRASE_ENV}`);
+    throw new AuthError('bad_passphrase', `the client key is encrypted: set ${CLIENT_PASSPHRASE_ENV}`);
   }
   try {
     return encrypted ? createPrivateKey({ key: pem, format: 'pem', passphrase }) : createPrivateKey(pem);
   } catch (err) {
     // A fixed message: whether the passphrase or the file is wrong is not the reader's business.
     if (encrypted)
-      throw new EnvironmentError('bad_passphrase', 'cannot decrypt the client key', undefined, {
+      throw new AuthError('bad_passphrase', 'cannot decrypt the client key', undefined, {
         cause: err,
       });
-    throw new EnvironmentError(
-      'malformed_pem',
-      'the client key file is not a PKCS#8 private key',
-      undefined,
-      {
-        cause: err,
-      },
-    );
+    throw new InputError('malformed_pem', 'the client key file is not a PKCS#8 private key', undefined, {
+      cause: err,
+    });
   }
 }

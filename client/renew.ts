@@ -19,7 +19,7 @@ import { pastNotAfter, verifyCertificate, verdictToError } from '../shared/pki/v
 import { parseCertificate } from '../shared/pki/x509.js';
 import type { DhGroup } from '../shared/crypto/dh.js';
 import { DEFAULT_KEY_BITS } from './enroll.js';
-import { crashPoint } from '../server/crash-point.js';
+import { crashPoint } from '../io/crash-point.js';
 import {
   lockRenewal,
   readClientHome,

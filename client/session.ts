@@ -11,13 +11,15 @@ import WebSocket from 'ws';
 import { DH_GROUPS, type DhGroup } from '../shared/crypto/dh.js';
 import { signPss } from '../shared/crypto/rsa.js';
 import {
-  AuthError,
-  EnvironmentError,
   KdsError,
+  InputError,
+  AuthError,
   ProtocolError,
   StateError,
-  closeCodeFor,
+  EnvironmentError,
+  InternalError,
   isErrorCode,
+  closeCodeFor,
 } from '../shared/errors.js';
 import { inHandshakePhase } from '../shared/defences.js';
 import { ClientHandshake, type HandshakeMode } from '../shared/protocol/handshake.js';
@@ -29,7 +31,7 @@ import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
 
-/** The KDC's certificate names it `kdc` (server/ca/files.ts KDC_NAME). */
+/** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
 export const KDC_CERT_NAME = 'kdc';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -124,10 +126,10 @@ export function httpUrlOf(server: string): string {
   try {
     url = new URL(server);
   } catch {
-    throw new ProtocolError('bad_request', `invalid server URL ${JSON.stringify(server)}`);
+    throw new InputError('bad_request', `invalid server URL ${JSON.stringify(server)}`);
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new ProtocolError('bad_request', `server URL must start with ws:// or wss://, got ${url.protocol}`);
+    throw new InputError('bad_request', `server URL must start with ws:// or wss://, got ${url.protocol}`);
   }
   return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
 }
@@ -163,7 +165,7 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
   let ca: ParsedCertificate | undefined;
   if (mode !== 'insecure') {
     if (opts.caCertPem === undefined)
-      throw new ProtocolError('bad_request', `mode ${mode} needs the pinned CA certificate`);
+      throw new InputError('bad_request', `mode ${mode} needs the pinned CA certificate`);
     ca = parseCertificate(opts.caCertPem);
   }
   let ownCert: ParsedCertificate | undefined;
@@ -176,7 +178,7 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
     ...(mode === 'auth'
       ? (() => {
           if (opts.credentials === undefined)
-            throw new ProtocolError('bad_request', 'auth mode needs credentials');
+            throw new InputError('bad_request', 'auth mode needs credentials');
           ownCert = parseCertificate(opts.credentials.certPem);
           const key = opts.credentials.privateKey;
           return { credentials: { certificateDer: ownCert.der, sign: (d: Buffer) => signPss(d, key) } };
@@ -240,7 +242,7 @@ function connect(server: string, timeoutMs: number, localAddress?: string): Prom
 function errorFromClose(code: number, reason: string): KdsError {
   if (isErrorCode(reason)) return errorFromWire(reason, 'connection closed by the server');
   if (code === 1009) return new ProtocolError('frame_too_large', 'frame too large');
-  if (code === 1001) return new StateError('unavailable', 'server going away');
+  if (code === 1001) return new EnvironmentError('unavailable', 'server going away');
   return new StateError('session_closed', `connection closed (${code})`);
 }
 
@@ -269,7 +271,7 @@ async function establish(
   let resolveClosed!: (info: CloseInfo) => void;
   const closed = new Promise<CloseInfo>((resolve) => (resolveClosed = resolve));
   const timeout = setTimeout(
-    () => abort(new ProtocolError('timeout', 'the server did not complete the handshake in time')),
+    () => abort(new EnvironmentError('timeout', 'the server did not complete the handshake in time')),
     opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
   );
 
@@ -364,7 +366,9 @@ async function establish(
       onServerMessage(channel!.open(frame));
     } catch (err) {
       abort(
-        err instanceof KdsError ? err : new KdsError('internal', 'internal error', undefined, { cause: err }),
+        err instanceof KdsError
+          ? err
+          : new InternalError('internal', 'internal error', undefined, { cause: err }),
         err instanceof KdsError && err.details?.remote !== true,
       );
     }
@@ -396,7 +400,7 @@ async function establish(
   try {
     ws.send(handshake.clientHello(), { binary: true });
   } catch (err) {
-    abort(err instanceof KdsError ? err : new KdsError('internal', 'internal error'));
+    abort(err instanceof KdsError ? err : new InternalError('internal', 'internal error'));
   }
   const facts = await ready;
 
@@ -420,7 +424,7 @@ async function establish(
         const timer = setTimeout(
           () => {
             pending.delete(id);
-            reject(new ProtocolError('timeout', `no reply to ${type} in time`));
+            reject(new EnvironmentError('timeout', `no reply to ${type} in time`));
           },
           ropts?.timeoutMs ?? opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
         );

@@ -1,4 +1,4 @@
-// The defences of kds, and which error code is the trace each one leaves (issue 5, "the victim's error
+// The defences of kds, and which error code is the trace each one leaves (docs/attacks.md, "the victim's error
 // names the defence that stopped it"). ONE table, used by both ends of the MITM lab: the client CLI
 // (cli/output.ts) prints the defence under a failed command, and Mallory (client/mitm) names it in her
 // summary. Pure data: no I/O.

@@ -34,86 +34,93 @@ export const CLOSE = {
   version: 4006,
 } as const;
 
+/**
+ * Which class of the hierarchy carries a code. Each code has exactly one, so `err instanceof AuthError`
+ * tells the truth about every code it can hold; the constructors below accept only their own codes.
+ */
+type ErrorKind = 'input' | 'policy' | 'auth' | 'protocol' | 'state' | 'environment' | 'internal';
+
 interface CodeInfo {
   exit: number;
   close: number;
+  kind: ErrorKind;
 }
 
 const CODES = {
   // input and encoding
-  malformed: { exit: EXIT.invalid, close: CLOSE.protocol },
-  malformed_pem: { exit: EXIT.invalid, close: CLOSE.protocol },
-  bad_request: { exit: EXIT.usage, close: CLOSE.protocol },
+  malformed: { exit: EXIT.invalid, close: CLOSE.protocol, kind: 'input' },
+  malformed_pem: { exit: EXIT.invalid, close: CLOSE.protocol, kind: 'input' },
+  bad_request: { exit: EXIT.usage, close: CLOSE.protocol, kind: 'input' },
   // CSR / issuance policy
-  bad_csr_signature: { exit: EXIT.invalid, close: CLOSE.policy },
-  unsupported_key: { exit: EXIT.invalid, close: CLOSE.policy },
-  weak_key: { exit: EXIT.invalid, close: CLOSE.policy },
-  bad_name: { exit: EXIT.invalid, close: CLOSE.policy },
-  name_mismatch: { exit: EXIT.invalid, close: CLOSE.policy },
-  forbidden_extension: { exit: EXIT.invalid, close: CLOSE.policy },
-  already_active: { exit: EXIT.failure, close: CLOSE.policy },
+  bad_csr_signature: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'auth' },
+  unsupported_key: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'input' },
+  weak_key: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'policy' },
+  bad_name: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'policy' },
+  name_mismatch: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'policy' },
+  forbidden_extension: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'policy' },
+  already_active: { exit: EXIT.failure, close: CLOSE.policy, kind: 'policy' },
   // CA state and storage
-  ca_exists: { exit: EXIT.failure, close: CLOSE.internal },
-  ca_missing: { exit: EXIT.failure, close: CLOSE.internal },
-  bad_passphrase: { exit: EXIT.auth, close: CLOSE.internal },
-  store_error: { exit: EXIT.failure, close: CLOSE.internal },
-  io_error: { exit: EXIT.failure, close: CLOSE.internal },
+  ca_exists: { exit: EXIT.failure, close: CLOSE.internal, kind: 'environment' },
+  ca_missing: { exit: EXIT.failure, close: CLOSE.internal, kind: 'environment' },
+  bad_passphrase: { exit: EXIT.auth, close: CLOSE.internal, kind: 'auth' },
+  store_error: { exit: EXIT.failure, close: CLOSE.internal, kind: 'environment' },
+  io_error: { exit: EXIT.failure, close: CLOSE.internal, kind: 'environment' },
   // revocation and lookups
-  not_found: { exit: EXIT.notFound, close: CLOSE.policy },
-  unknown_serial: { exit: EXIT.notFound, close: CLOSE.policy },
-  already_revoked: { exit: EXIT.ok, close: CLOSE.policy },
-  bad_reason: { exit: EXIT.usage, close: CLOSE.policy },
+  not_found: { exit: EXIT.notFound, close: CLOSE.policy, kind: 'state' },
+  unknown_serial: { exit: EXIT.notFound, close: CLOSE.policy, kind: 'state' },
+  already_revoked: { exit: EXIT.ok, close: CLOSE.policy, kind: 'state' },
+  bad_reason: { exit: EXIT.usage, close: CLOSE.policy, kind: 'input' },
   // certificate verification verdicts surfaced as errors
-  cert_expired: { exit: EXIT.expired, close: CLOSE.auth },
-  cert_not_yet_valid: { exit: EXIT.invalid, close: CLOSE.auth },
-  cert_revoked: { exit: EXIT.revoked, close: CLOSE.revoked },
-  cert_bad_signature: { exit: EXIT.invalid, close: CLOSE.auth },
-  cert_unknown_issuer: { exit: EXIT.invalid, close: CLOSE.auth },
-  cert_wrong_usage: { exit: EXIT.invalid, close: CLOSE.auth },
-  cert_wrong_name: { exit: EXIT.invalid, close: CLOSE.auth },
-  cert_malformed: { exit: EXIT.invalid, close: CLOSE.auth },
-  ca_fingerprint_mismatch: { exit: EXIT.auth, close: CLOSE.auth },
+  cert_expired: { exit: EXIT.expired, close: CLOSE.auth, kind: 'auth' },
+  cert_not_yet_valid: { exit: EXIT.invalid, close: CLOSE.auth, kind: 'auth' },
+  cert_revoked: { exit: EXIT.revoked, close: CLOSE.revoked, kind: 'auth' },
+  cert_bad_signature: { exit: EXIT.invalid, close: CLOSE.auth, kind: 'auth' },
+  cert_unknown_issuer: { exit: EXIT.invalid, close: CLOSE.auth, kind: 'auth' },
+  cert_wrong_usage: { exit: EXIT.invalid, close: CLOSE.auth, kind: 'auth' },
+  cert_wrong_name: { exit: EXIT.invalid, close: CLOSE.auth, kind: 'auth' },
+  cert_malformed: { exit: EXIT.invalid, close: CLOSE.auth, kind: 'auth' },
+  ca_fingerprint_mismatch: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
   // wire protocol
-  frame_too_large: { exit: EXIT.failure, close: CLOSE.tooBig },
-  bad_frame: { exit: EXIT.failure, close: CLOSE.protocol },
-  unknown_type: { exit: EXIT.failure, close: CLOSE.protocol },
-  schema: { exit: EXIT.failure, close: CLOSE.protocol },
-  unexpected_message: { exit: EXIT.failure, close: CLOSE.protocol },
-  version_unsupported: { exit: EXIT.failure, close: CLOSE.version },
-  no_common_group: { exit: EXIT.failure, close: CLOSE.version },
-  bad_dh_public: { exit: EXIT.auth, close: CLOSE.auth },
-  bad_signature: { exit: EXIT.auth, close: CLOSE.auth },
-  bad_mac: { exit: EXIT.auth, close: CLOSE.auth },
-  record_auth: { exit: EXIT.auth, close: CLOSE.record },
-  sequence_exhausted: { exit: EXIT.failure, close: CLOSE.record },
-  insecure_refused: { exit: EXIT.auth, close: CLOSE.policy },
-  handshake_timeout: { exit: EXIT.unavailable, close: CLOSE.timeout },
-  rate_limited: { exit: EXIT.unavailable, close: CLOSE.rateLimited },
+  frame_too_large: { exit: EXIT.failure, close: CLOSE.tooBig, kind: 'protocol' },
+  bad_frame: { exit: EXIT.failure, close: CLOSE.protocol, kind: 'protocol' },
+  unknown_type: { exit: EXIT.failure, close: CLOSE.protocol, kind: 'protocol' },
+  schema: { exit: EXIT.failure, close: CLOSE.protocol, kind: 'protocol' },
+  unexpected_message: { exit: EXIT.failure, close: CLOSE.protocol, kind: 'protocol' },
+  version_unsupported: { exit: EXIT.failure, close: CLOSE.version, kind: 'protocol' },
+  no_common_group: { exit: EXIT.failure, close: CLOSE.version, kind: 'protocol' },
+  bad_dh_public: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
+  bad_signature: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
+  bad_mac: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
+  record_auth: { exit: EXIT.auth, close: CLOSE.record, kind: 'auth' },
+  sequence_exhausted: { exit: EXIT.failure, close: CLOSE.record, kind: 'protocol' },
+  insecure_refused: { exit: EXIT.auth, close: CLOSE.policy, kind: 'auth' },
+  handshake_timeout: { exit: EXIT.unavailable, close: CLOSE.timeout, kind: 'protocol' },
+  rate_limited: { exit: EXIT.unavailable, close: CLOSE.rateLimited, kind: 'policy' },
   /**
    * A per-peer bound of the key service is full (queued notices from one sender to one recipient, active
    * keys or open reservations of one pair): nothing was written; it frees up as the other party connects,
    * acknowledges or the keys expire (docs/keys.md "Quotas").
    */
-  quota_exceeded: { exit: EXIT.unavailable, close: CLOSE.rateLimited },
-  too_many_connections: { exit: EXIT.unavailable, close: CLOSE.rateLimited },
-  token_invalid: { exit: EXIT.auth, close: CLOSE.auth },
-  forbidden: { exit: EXIT.auth, close: CLOSE.policy },
-  not_authenticated: { exit: EXIT.auth, close: CLOSE.policy },
-  session_closed: { exit: EXIT.unavailable, close: CLOSE.normal },
-  unavailable: { exit: EXIT.unavailable, close: CLOSE.goingAway },
-  timeout: { exit: EXIT.unavailable, close: CLOSE.timeout },
+  quota_exceeded: { exit: EXIT.unavailable, close: CLOSE.rateLimited, kind: 'policy' },
+  too_many_connections: { exit: EXIT.unavailable, close: CLOSE.rateLimited, kind: 'policy' },
+  token_invalid: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
+  forbidden: { exit: EXIT.auth, close: CLOSE.policy, kind: 'policy' },
+  not_authenticated: { exit: EXIT.auth, close: CLOSE.policy, kind: 'auth' },
+  session_closed: { exit: EXIT.unavailable, close: CLOSE.normal, kind: 'state' },
+  unavailable: { exit: EXIT.unavailable, close: CLOSE.goingAway, kind: 'environment' },
+  timeout: { exit: EXIT.unavailable, close: CLOSE.timeout, kind: 'environment' },
   // symmetric keys
-  key_revoked: { exit: EXIT.revoked, close: CLOSE.policy },
-  key_expired: { exit: EXIT.expired, close: CLOSE.policy },
-  key_mismatch: { exit: EXIT.invalid, close: CLOSE.policy },
-  peer_unavailable: { exit: EXIT.notFound, close: CLOSE.policy },
-  peer_revoked: { exit: EXIT.revoked, close: CLOSE.policy },
-  key_unverified: { exit: EXIT.unavailable, close: CLOSE.policy },
+  key_revoked: { exit: EXIT.revoked, close: CLOSE.policy, kind: 'state' },
+  key_expired: { exit: EXIT.expired, close: CLOSE.policy, kind: 'state' },
+  key_mismatch: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'state' },
+  peer_unavailable: { exit: EXIT.notFound, close: CLOSE.policy, kind: 'state' },
+  peer_revoked: { exit: EXIT.revoked, close: CLOSE.policy, kind: 'state' },
+  key_unverified: { exit: EXIT.unavailable, close: CLOSE.policy, kind: 'state' },
   /** A relayed message whose sequence number the receiver already accepted (or is below its window). */
-  replayed: { exit: EXIT.invalid, close: CLOSE.policy },
+  replayed: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'state' },
   // generic
-  config: { exit: EXIT.usage, close: CLOSE.internal },
-  internal: { exit: EXIT.failure, close: CLOSE.internal },
+  config: { exit: EXIT.usage, close: CLOSE.internal, kind: 'environment' },
+  internal: { exit: EXIT.failure, close: CLOSE.internal, kind: 'internal' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof CODES;
@@ -125,6 +132,11 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(CODES, value);
 }
 
+/** The codes that belong to one class of the hierarchy. */
+export type CodeOf<K extends ErrorKind> = {
+  [C in ErrorCode]: (typeof CODES)[C]['kind'] extends K ? C : never;
+}[ErrorCode];
+
 export function exitCodeFor(code: ErrorCode): number {
   return CODES[code].exit;
 }
@@ -133,8 +145,12 @@ export function closeCodeFor(code: ErrorCode): number {
   return CODES[code].close;
 }
 
-/** Base class: every error kds raises on purpose is a KdsError with a stable `code`. */
-export class KdsError extends Error {
+/**
+ * Base class: every error kds raises on purpose is a KdsError with a stable `code`. Abstract: an error
+ * is built as the class its code belongs to (the subclasses below, or `errorFor(code)` when the code is
+ * only known at run time).
+ */
+export abstract class KdsError extends Error {
   readonly code: ErrorCode;
   /** Structured, non-secret facts for --json output and audit (never key material). */
   readonly details: Record<string, unknown> | undefined;
@@ -166,34 +182,88 @@ export class KdsError extends Error {
   }
 }
 
+type ErrorArgs<K extends ErrorKind> = [
+  code: CodeOf<K>,
+  message: string,
+  details?: Record<string, unknown>,
+  options?: { cause?: unknown },
+];
+
 /** Bad bytes, bad PEM, bad shapes: the input is not what it claims to be. */
-export class InputError extends KdsError {}
-/** A well-formed request that policy refuses (names, key sizes, extensions, roles). */
-export class PolicyError extends KdsError {}
-/** Authentication failed: signatures, MACs, certificates, tokens. Fixed messages only. */
-export class AuthError extends KdsError {}
-/** The wire protocol was violated (framing, schema, order, versions). */
-export class ProtocolError extends KdsError {}
-/** Something looked up does not exist, or is revoked/expired. */
-export class StateError extends KdsError {}
-/** Local environment problems: files, store, configuration. */
-export class EnvironmentError extends KdsError {}
+export class InputError extends KdsError {
+  declare readonly code: CodeOf<'input'>;
+  constructor(...args: ErrorArgs<'input'>) {
+    super(...args);
+  }
+}
+/** A well-formed request that policy refuses (names, key sizes, extensions, roles, rates, quotas). */
+export class PolicyError extends KdsError {
+  declare readonly code: CodeOf<'policy'>;
+  constructor(...args: ErrorArgs<'policy'>) {
+    super(...args);
+  }
+}
+/** Authentication failed: signatures, MACs, certificates, tokens, passphrases. Fixed messages only. */
+export class AuthError extends KdsError {
+  declare readonly code: CodeOf<'auth'>;
+  constructor(...args: ErrorArgs<'auth'>) {
+    super(...args);
+  }
+}
+/** The wire protocol was violated (framing, schema, order, versions, deadlines). */
+export class ProtocolError extends KdsError {
+  declare readonly code: CodeOf<'protocol'>;
+  constructor(...args: ErrorArgs<'protocol'>) {
+    super(...args);
+  }
+}
+/** Something looked up does not exist, or is revoked/expired, or the session it needs is gone. */
+export class StateError extends KdsError {
+  declare readonly code: CodeOf<'state'>;
+  constructor(...args: ErrorArgs<'state'>) {
+    super(...args);
+  }
+}
+/** Local environment problems: files, store, configuration, a server that cannot be reached. */
+export class EnvironmentError extends KdsError {
+  declare readonly code: CodeOf<'environment'>;
+  constructor(...args: ErrorArgs<'environment'>) {
+    super(...args);
+  }
+}
+/** A defect or an unexpected failure; its message says nothing about internals. */
+export class InternalError extends KdsError {
+  declare readonly code: CodeOf<'internal'>;
+  constructor(...args: ErrorArgs<'internal'>) {
+    super(...args);
+  }
+}
+
+const CLASS_OF_KIND = {
+  input: InputError,
+  policy: PolicyError,
+  auth: AuthError,
+  protocol: ProtocolError,
+  state: StateError,
+  environment: EnvironmentError,
+  internal: InternalError,
+} as const;
+
+/** The error for a code known only at run time (a peer's alert, a limit's verdict), as its own class. */
+export function errorFor(
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+  options?: { cause?: unknown },
+): KdsError {
+  const Class = CLASS_OF_KIND[CODES[code].kind] as new (...args: ErrorArgs<ErrorKind>) => KdsError;
+  return new Class(code, message, details, options);
+}
 
 /** Wrap anything thrown into a KdsError without leaking internals (used at process/wire edges). */
 export function toKdsError(err: unknown): KdsError {
   if (err instanceof KdsError) return err;
-  return new KdsError('internal', 'internal error', undefined, { cause: err });
-}
-
-/** Assertion helper naming the bad value (noble-curves ensureBytes style). */
-export function ensureBytes(title: string, value: unknown, length?: number): Uint8Array {
-  if (!(value instanceof Uint8Array)) {
-    throw new InputError('malformed', `expected ${title} as bytes, got ${typeName(value)}`);
-  }
-  if (length !== undefined && value.length !== length) {
-    throw new InputError('malformed', `expected ${title} of ${length} bytes, got ${value.length}`);
-  }
-  return value;
+  return new InternalError('internal', 'internal error', undefined, { cause: err });
 }
 
 export function typeName(value: unknown): string {

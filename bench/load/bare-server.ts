@@ -1,6 +1,6 @@
 // The baseline server of the keys benchmark: a bare WebSocket server (ws, no compression, binary frames)
 // that decodes each msgpackr request and answers it, with no handshake, no encryption, no schema and no
-// store. What kds's key distribution costs on top of this is "the crypto and the store" (issue 4).
+// store. What kds's key distribution costs on top of this is "the crypto and the store".
 //   start -> {url};  cpu -> microseconds of CPU used so far
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -4,7 +4,7 @@
 // prekeys, digests), but keeping keys in memory: the real client's encrypted on-disk key store (one
 // fsynced file per key) is the client's own business, not the KDC's rate.
 //
-// One key, KDC-generated (issue 4 flow 2): alice key.create -> bob gets key.delivered -> acceptKdcKey
+// One key, KDC-generated (docs/keys.md, flow 2): alice key.create -> bob gets key.delivered -> acceptKdcKey
 // (receiver signature) -> key.verify {ack: [delivery]} = valid; alice gets key.verified.
 // One key, end-to-end (flow 1): alice key.reserve -> runSenderExchange -> key.deposit -> bob gets
 // key.delivered -> runReceiverExchange -> key.verify {ack} = valid; alice gets key.verified. Bob

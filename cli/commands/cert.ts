@@ -1,4 +1,4 @@
-// `kds cert ...`: offline certificate operations on the CA's data directory (issue 2): issue from a CSR,
+// `kds cert ...`: offline certificate operations on the CA's data directory: issue from a CSR,
 // show, verify (chain, validity, usage, revocation), revoke, list. Only yargs and cli/ helpers are
 // imported at the top; the CA and PKI modules load inside each handler so `kds --help` stays fast.
 import type { Argv, CommandModule } from 'yargs';
@@ -106,7 +106,7 @@ const issueCommand: CommandModule<object, IssueArgs> = {
       });
       const { cert } = result;
       if (argv.out !== undefined) {
-        const { writeFileAtomic, PUBLIC_FILE_MODE } = await import('../../server/fs-atomic.js');
+        const { writeFileAtomic, PUBLIC_FILE_MODE } = await import('../../io/fs-atomic.js');
         writeFileAtomic(argv.out, cert.pem, PUBLIC_FILE_MODE);
       }
       if (result.capped)

@@ -84,7 +84,7 @@ const showCommand: CommandModule<object, ShowArgs> = {
         );
       }
       source = argv.file;
-      const { caPaths } = await import('../../server/ca/files.js');
+      const { caPaths } = await import('../../io/ca-files.js');
       try {
         caCertPem = readFileSync(caPaths(argv['data-dir']).rootCa, 'utf8');
       } catch {

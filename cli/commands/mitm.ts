@@ -1,4 +1,4 @@
-// `kds mitm`: Mallory, the MITM lab (issue 5; docs/attacks.md). A proxy that clients use as their
+// `kds mitm`: Mallory, the MITM lab (docs/attacks.md). A proxy that clients use as their
 // --server; it forwards to --target (the real KDC) and mounts one named attack on what passes. Made to
 // be watched: one line per frame (direction, type, size, action), colour on a terminal, the findings as
 // they happen and a summary at the end; --json prints one JSON object per event per line instead, and

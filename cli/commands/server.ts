@@ -134,7 +134,7 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
       .example('$0 server renew --data-dir /srv/kds --json', 'JSON summary') as never,
   handler: run(async (argv: RenewArgs) => {
     const { CertificateAuthority, cliActor } = await import('../../server/ca/authority.js');
-    const { resolveCaPassphrase } = await import('../../server/ca/passphrase.js');
+    const { resolveCaPassphrase } = await import('../../io/ca-passphrase.js');
     const { renewServerCredential } = await import('../../server/ca/server-renewal.js');
     const { emit, warn } = await import('../output.js');
     const passphraseOptions =
@@ -172,7 +172,7 @@ function passphraseNote(source: string, path: string | undefined): string {
 /** `kds server` (its name and description are in cli/commands/index.ts, which loads this lazily). */
 export function builder(s: Argv): Argv {
   s.command(initCommand);
-  // `kds server start` is registered here by issue 3 (cli/commands/server-start.ts).
+  // `kds server start` lives in cli/commands/server-start.ts: it loads the KDC, which init does not need.
   s.command(startCommand);
   s.command(renewCommand);
   return s

@@ -1,7 +1,7 @@
 // Events a demo participant received (keys delivered, verified, revoked, messages), with a way to wait
 // for one: the demo's steps wait for the notice that proves what they narrate ("Bob was told"), with a
 // deadline so that a broken build fails the demo with a clear message instead of hanging it.
-import { ProtocolError } from '../../shared/errors.js';
+import { EnvironmentError } from '../../shared/errors.js';
 
 export const DEFAULT_WAIT_MS = 20_000;
 
@@ -28,7 +28,7 @@ export class EventLog<E extends { event: string }> {
       };
       const timer = setTimeout(() => {
         this.#waiters.delete(check);
-        reject(new ProtocolError('timeout', `${this.who} did not get ${what} within ${timeoutMs} ms`));
+        reject(new EnvironmentError('timeout', `${this.who} did not get ${what} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#waiters.add(check);
       check();

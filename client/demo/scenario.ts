@@ -1,4 +1,4 @@
-// The story `npm run demo` tells (issue 6), one step per function, each narrated in plain words with
+// The story `npm run demo` tells, one step per function, each narrated in plain words with
 // what crossed the wire. The KDC is a real child process (`kds server init`, `kds server start`);
 // Alice, Bob and the admin are the same library calls the `kds client` / `kds admin` commands make,
 // each behind a wire tap (client/demo/wire-tap.ts) that shows their frames; Mallory is the MITM lab's
@@ -6,7 +6,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeDefence, defenceForError } from '../../shared/defences.js';
-import { KdsError, toKdsError } from '../../shared/errors.js';
+import { toKdsError, InternalError } from '../../shared/errors.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { openAdminSession } from '../admin.js';
 import { enroll } from '../enroll.js';
@@ -62,7 +62,7 @@ function iso(ms: number): string {
 /** Print a result; a false one ends the demo with a failure (exit 1) after cleaning up. */
 function check(s: DemoState, ok: boolean, text: string, data: Record<string, unknown> = {}): void {
   s.n.result(ok, text, data);
-  if (!ok) throw new KdsError('internal', `demo check failed: ${text}`);
+  if (!ok) throw new InternalError('internal', `demo check failed: ${text}`);
 }
 
 function consoleArgs(s: DemoState): string[] {
@@ -71,7 +71,7 @@ function consoleArgs(s: DemoState): string[] {
 
 function need<T>(value: T | undefined, what: string): T {
   if (value === undefined)
-    throw new KdsError('internal', `demo: ${what} is missing (a previous step failed)`);
+    throw new InternalError('internal', `demo: ${what} is missing (a previous step failed)`);
   return value;
 }
 
@@ -278,7 +278,7 @@ export async function stepBobVerifies(s: DemoState): Promise<void> {
     'key usable; then the KDC tells Alice (key.verified).',
   );
   const got = await bob.log.waitFor((e) => e.event === 'key' && e.serial === serial, 'the key');
-  if (got.event !== 'key') throw new KdsError('internal', 'unexpected event');
+  if (got.event !== 'key') throw new InternalError('internal', 'unexpected event');
   const sent = need(alice.opened, 'alice session').client.store.getKey(serial);
   const same = sent?.fingerprint === got.fingerprint;
   check(

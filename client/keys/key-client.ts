@@ -1,11 +1,11 @@
-// The client side of key distribution (issue 4) on one authenticated session: it keeps the prekey stock
+// The client side of key distribution (docs/keys.md) on one authenticated session: it keeps the prekey stock
 // at the KDC topped up, receives and verifies delivered keys, applies revocation notices, and offers
 // send-key / verify-key / revoke-key / rotate-key / keys / send. Every CLI command and `listen` use it.
 //
 // Local key states (client/keys/key-store.ts): a key is `pending` until the exchange is confirmed end
 // to end, then `active` (the only usable state):
 // - the receiver marks it active when the KDC's verdict on his digest and signature is `valid`
-//   (issue 4: "Only then does Bob mark the key usable");
+//   (a key is usable only once its receiver acknowledged it);
 // - the sender marks it active when the KDC tells her the receiver verified it (`key.verified` push,
 //   or `peerVerified` in a key.verify answer). So a relay that breaks the exchange on Bob's side
 //   leaves no usable key anywhere: Bob rejects (and revokes) it, Alice's copy never leaves `pending`.
@@ -15,7 +15,7 @@
 // once the key is stored; if we stop between that verify and storing its verdict, the key is left
 // `pending` locally with its notice gone, so start() verifies such keys again.
 import type { KeyObject } from 'node:crypto';
-import { KdsError, StateError, InputError, toKdsError } from '../../shared/errors.js';
+import { StateError, InputError, toKdsError, errorFor } from '../../shared/errors.js';
 import { signPss } from '../../shared/crypto/rsa.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { acceptKdcKey, runReceiverExchange, runSenderExchange } from '../../shared/keys/exchange.js';
@@ -353,7 +353,7 @@ export class KeyClient {
         digest: kdcKeyDigest(serial, key),
       });
     } else {
-      // Issue 4 flow 1 step 1: the peer's certificate and revocation status (refused peers fail here,
+      // Flow 1 step 1 (docs/keys.md): the peer's certificate and revocation status (refused peers fail here,
       // before a prekey is consumed).
       await this.#session.request('key.peer', { name: req.to });
       const r = await this.#session.request('key.reserve', { peer: req.to, ...extra });
@@ -366,7 +366,7 @@ export class KeyClient {
         throw new InputError('bad_request', 'the KDC reserved a key for another peer');
       const d = await this.#session.request('key.deposit', { ...sent.deposit });
       if (!wireBytes(d.digest).equals(sent.digest))
-        throw new KdsError('key_mismatch', 'the KDC stored another ciphertext');
+        throw errorFor('key_mismatch', 'the KDC stored another ciphertext');
       record = this.#newRecord({
         serial: sent.deposit.serial,
         mode,

@@ -1,4 +1,4 @@
-// The client's encrypted key store (issue 4: "Client-side key storage: keys encrypted at rest in the
+// The client's encrypted key store (docs/keys.md "Requirements": "Client-side key storage: keys encrypted at rest in the
 // client's home (0600), deleted on revocation"). Layout under the client home:
 //
 //   keys/            0700
@@ -31,7 +31,7 @@ import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { isKeySerial, isPrekeyId } from '../../shared/keys/serial.js';
 import { acceptSeq, type ReplayState } from '../../shared/keys/replay-window.js';
 import { withFileLock } from './file-lock.js';
-import { ensurePrivateDir, writeFileAtomic } from '../../server/fs-atomic.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../io/fs-atomic.js';
 
 const MAGIC = Buffer.from('KDSCKS1\0', 'latin1');
 const LABEL = 'kds v1 client key store';

@@ -1,11 +1,11 @@
 // `kds client listen`: stay connected, receive and verify keys, print messages and revocation
 // notices, and reconnect with exponential backoff (with jitter) when the connection drops, e.g.
-// while the server restarts (issue 4: "reconnects with backoff if the server restarts").
+// while the server restarts (a listener outlives a KDC restart: it reconnects with backoff).
 //
 // Only transient failures are retried (the server unreachable, going away, timing out or rate
 // limiting); anything that will not fix itself by waiting (a revoked or wrong certificate, a bad
 // passphrase, missing credentials) ends the loop with that error.
-import { KdsError, toKdsError } from '../../shared/errors.js';
+import { KdsError, StateError, toKdsError } from '../../shared/errors.js';
 import { openKeyClient, type OpenKeyClientOptions, type OpenedKeyClient } from './open.js';
 import type { KeyEvent } from './key-client.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
@@ -145,10 +145,10 @@ export async function listen(opts: ListenOptions): Promise<void> {
           // Reconnect (the next session tries again after renewRetryMs); a certificate that can no
           // longer authenticate (revoked, expired) then stops the loop with that code.
           await opened.close().catch(() => undefined);
-          failure = isTransient(e) ? e : new KdsError('session_closed', 'the session ended');
+          failure = isTransient(e) ? e : new StateError('session_closed', 'the session ended');
         }
       } else {
-        failure = outcome.error ?? new KdsError('session_closed', 'the session ended');
+        failure = outcome.error ?? new StateError('session_closed', 'the session ended');
         // Renewed by another process of this client (`kds client renew`): the KDC ended this session
         // of the old certificate; reconnect at once with the new one.
         if (failure.code === 'cert_revoked' && homeRenewedSince(clientOpts, facts.identity.serialHex)) {

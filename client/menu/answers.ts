@@ -1,4 +1,4 @@
-// Parsing and validating what a person types at the menu's prompts (issue 6: "validates every answer
+// Parsing and validating what a person types at the menu's prompts (the menu "validates every answer
 // (bad numbers, unknown peers, empty input re-prompt with a clear message)"). Each parser returns the
 // value or the sentence to show before asking again; none throws, so a typo can never end the menu.
 // Whether a well-formed peer name is actually enrolled is the KDC's answer (client/menu/key-actions.ts).
@@ -8,7 +8,7 @@ import {
   KEY_REVOCATION_REASONS,
   REVOCATION_REASONS,
   type RevocationReason,
-} from '../../shared/pki/reasons.js';
+} from '../../shared/revocation-reasons.js';
 
 type KeyReason = (typeof KEY_REVOCATION_REASONS)[number];
 import { MAX_MESSAGE_BYTES } from '../../shared/keys/message.js';

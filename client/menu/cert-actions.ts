@@ -1,4 +1,4 @@
-// The "Certificates" sub-menu (issue 6): enroll (generate a key pair, get a certificate), verify a
+// The "Certificates" sub-menu: enroll (generate a key pair, get a certificate), verify a
 // certificate, revoke my certificate, check a certificate's status, show the CA and CRL, show my
 // certificate, renew it. The same library calls as `kds client enroll | revoke-cert | cert-status |
 // renew`.
@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { EnvironmentError, InputError, KdsError, StateError, toKdsError } from '../../shared/errors.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { isValidName } from '../../shared/pki/names.js';
-import type { ReasonName } from '../../shared/pki/reasons.js';
+import type { ReasonName } from '../../shared/revocation-reasons.js';
 import { verifyCertificate } from '../../shared/pki/verify.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';

@@ -1,4 +1,4 @@
-// The "Symmetric keys" sub-menu (issue 6): generate and exchange a key with a peer, verify a key,
+// The "Symmetric keys" sub-menu: generate and exchange a key with a peer, verify a key,
 // revoke a key, check whether a key is revoked, list keys, send a message. Each action is the same
 // KeyClient call the matching `kds client ...` command makes (client/keys/key-client.ts).
 import { KdsError, toKdsError } from '../../shared/errors.js';
@@ -21,7 +21,7 @@ import { ask, iso, type MenuContext, type MenuItem } from './context.js';
 /** KDC answers that mean "ask for another peer" rather than "the action failed". */
 const PEER_RETRY_CODES = new Set(['peer_unavailable', 'peer_revoked', 'bad_request', 'bad_name']);
 
-/** Ask for a peer until the KDC knows it as an enrolled, unrevoked client (issue 4 flow 1 step 1). */
+/** Ask for a peer until the KDC knows it as an enrolled, unrevoked client (docs/keys.md flow 1 step 1). */
 async function askPeer(ctx: MenuContext): Promise<string> {
   const { session } = await ctx.conn.get();
   for (;;) {

@@ -1,5 +1,5 @@
 // `kds client menu`: the interactive terminal menu the original single-process tool had, now a
-// networked client (issue 6). Numbered choices, two sub-menus (client/menu/key-actions.ts and
+// networked client. Numbered choices, two sub-menus (client/menu/key-actions.ts and
 // client/menu/cert-actions.ts); it asks for what it needs, re-asks on bad answers, prints every failure
 // as `error [code]: message` and carries on, and exits on 0 or at the end of input (Ctrl-D).
 //

@@ -1,4 +1,4 @@
-// The shape of one attack of the MITM lab (issue 5, "The attack catalog"): a module with a name, a
+// The shape of one attack of the MITM lab (docs/attacks.md): a module with a name, a
 // description that says WHERE Mallory sits, the defence it expects to be stopped by, what should
 // happen in the insecure control mode, and hooks on the frames of each victim connection.
 //

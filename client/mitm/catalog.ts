@@ -1,4 +1,4 @@
-// The attack catalog of the MITM lab (issue 5): exactly these names, in this order, in
+// The attack catalog of the MITM lab (docs/attacks.md): exactly these names, in this order, in
 // `kds mitm --list` and docs/attacks.md. One module per attack under client/mitm/attacks/.
 import { InputError } from '../../shared/errors.js';
 import type { AttackModule } from './attack.js';

@@ -4,8 +4,8 @@
 // certificate, no signature, and the Finished MACs only prove each end shares a key with *someone*.
 //
 //   victim --client_hello-->  Mallory (ServerHandshake)   --server_hello (Mallory's share)--> victim
-//   victim --client_finish--> Mallory                      (session 1: victim <-> Mallory)
-//   Mallory (ClientHandshake, claiming the victim's name) <--> KDC    (session 2: Mallory <-> KDC)
+//   victim --client_finish--> Mallory                      (victim-side session: victim <-> Mallory)
+//   Mallory (ClientHandshake, claiming the victim's name) <--> KDC    (KDC-side session: Mallory <-> KDC)
 //   every record: open with one session's keys, read, optionally rewrite, seal with the other's.
 //
 // This is the classic man-in-the-middle against unauthenticated Diffie-Hellman, built only from the

@@ -1,4 +1,4 @@
-// What Mallory stole (issue 5: "Mallory prints the AES key and decrypted messages it stole"). Loot only
+// What Mallory stole (docs/attacks.md: "Mallory prints the AES key and decrypted messages it stole"). Loot only
 // exists where Mallory holds session keys, i.e. when she terminated an insecure (unauthenticated) DH
 // session on both sides (client/mitm/interceptor.ts). Against the secure mode nothing ever lands here:
 // the report of a secure run has `stolen: null`, and a test greps it for the honest parties' keys.

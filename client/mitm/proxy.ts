@@ -1,4 +1,4 @@
-// Mallory's proxy (issue 5): an HTTP + WebSocket server that victims take for the KDC. Each WebSocket
+// Mallory's proxy (docs/attacks.md): an HTTP + WebSocket server that victims take for the KDC. Each WebSocket
 // a client opens to her becomes a Link to the real KDC (client/mitm/link.ts) driven by the chosen
 // attack; plain HTTP GETs (/ca.pem, /crl.pem, /healthz) are relayed to the KDC unchanged. When the
 // run ends, the verdict, the loot and every frame event become the report (client/mitm/report.ts).

@@ -1,11 +1,11 @@
-// Mallory's machine-readable record (issue 5): {attack, outcome: succeeded|failed|inconclusive,
+// Mallory's machine-readable record (docs/attacks.md): {attack, outcome: succeeded|failed|inconclusive,
 // defence, stolen, frames} plus the findings behind the outcome.
 //
 // `stolen` is null unless Mallory actually held a victim's session keys (an insecure session she
 // terminated on both sides) and took something from it. A report of a run against secure clients
 // therefore holds no key material and no plaintext: frames carry sizes, types and public handshake
 // facts only (modes, groups, certificate names), never payload bytes.
-import { writeFileAtomic } from '../../server/fs-atomic.js';
+import { writeFileAtomic } from '../../io/fs-atomic.js';
 import { terminalSafeJson } from '../../shared/text/terminal-safe.js';
 import type { Expectation, Outcome } from './attack.js';
 import type { FrameEvent, MitmContext } from './context.js';

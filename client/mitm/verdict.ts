@@ -49,7 +49,7 @@ export class Verdict {
   }
 }
 
-/** `attack substitute-dh: FAILED — stopped by transcript signature` (issue 5's wording). */
+/** `attack substitute-dh: FAILED — stopped by transcript signature` (the wording docs/attacks.md shows). */
 export function summaryLine(attack: string, verdict: Verdict, stolenKeyHex?: string, moreKeys = 0): string {
   const outcome = verdict.outcome;
   const head = `attack ${attack}: ${outcome.toUpperCase()} — `;

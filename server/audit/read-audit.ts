@@ -15,7 +15,7 @@ import {
 } from '../../shared/audit/chain.js';
 import { verifyCertificate } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
-import { caPaths } from '../ca/files.js';
+import { caPaths } from '../../io/ca-files.js';
 import { openStore, type AuditRecord, type Store } from '../store/store.js';
 
 export interface AuditFilter {

@@ -1,17 +1,17 @@
 // The certificate authority of a data directory: opens the root key with the CA passphrase and the store,
-// issues certificates from CSRs (issue 2 part 4), revokes them and publishes the CRL (part 5), answers
-// "is this serial revoked?" in O(1) for the KDC, verifies certificate files (part 6) and handles
+// issues certificates from CSRs, revokes them and publishes the CRL, answers
+// "is this serial revoked?" in O(1) for the KDC, verifies certificate files and handles
 // enrollment tokens. One instance per process; several processes may share a data directory.
 import { userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { entryKind } from '../fs-errors.js';
+import { entryKind } from '../../io/fs-errors.js';
 import type { KeyObject } from 'node:crypto';
 import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import { decodeCsr, verifyCsr } from '../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
-import { parseReason, type ReasonName } from '../../shared/pki/reasons.js';
+import { parseReason, type ReasonName } from '../../shared/revocation-reasons.js';
 import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
 import {
@@ -44,10 +44,10 @@ import {
   ROOT_CA_NAME,
   type CaPaths,
   type CaSettings,
-} from './files.js';
-import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+} from '../../io/ca-files.js';
+import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import { issueCertificate, type IssueResult } from './issue.js';
-import { resolveCaPassphrase, type PassphraseOptions } from './passphrase.js';
+import { resolveCaPassphrase, type PassphraseOptions } from '../../io/ca-passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
 import {
   consumeEnrollmentToken,
@@ -665,7 +665,7 @@ export type CaFileRepair = 'ok' | 'missing' | 'unreadable' | 'different';
 /**
  * The root certificate: the store's record of the CA is the truth, root_ca.pem a published copy of it
  * (what `GET /ca.pem` and enrolling clients get). A copy that is missing, truncated, corrupt or another
- * certificate is rewritten atomically from the store (issue 8: "the server notices at start and
+ * certificate is rewritten atomically from the store (a damaged published copy: "the server notices at start and
  * rebuilds"), but only when the CA private key matches the store's certificate: that proves the record
  * is this CA's own and not something planted in the store. Without the key (read-only opens) a
  * damaged copy is an error, as before.

@@ -1,12 +1,12 @@
 // Private keys at rest: PKCS#8 EncryptedPrivateKeyInfo (RFC 5958 section 3; PBES2 with PBKDF2 and
 // AES-256-CBC, RFC 8018) under the CA passphrase, exported and imported by node:crypto. Also loads the
 // credentials `kds server init` wrote (the KDC's and the admin's) for the server and admin commands.
-import { explainFsError } from '../fs-errors.js';
+import { explainFsError } from '../../io/fs-errors.js';
 import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AuthError, EnvironmentError, InputError } from '../../shared/errors.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
-import { caPaths } from './files.js';
+import { caPaths } from '../../io/ca-files.js';
 
 /** The cipher node:crypto uses inside PBES2 for every key kds writes. */
 export const KEY_CIPHER = 'aes-256-cbc';

@@ -1,4 +1,4 @@
-// Revocation state and CRL publishing (issue 2 part 5, issue 7 part 3(b); RFC 5280 section 5).
+// Revocation state and CRL publishing (RFC 5280 section 5; delta CRLs 5.2.4).
 //
 // One CrlPublisher per process keeps, in memory and in sync with the store:
 //   - a CrlBuilder holding every revoked certificate pre-encoded (shared/pki/crl.ts), so a complete CRL
@@ -10,7 +10,7 @@
 // processes' by reading revocation rows with an id above the last one seen (ids are monotonic), which
 // happens inside every revocation transaction and whenever the store's change counter moved.
 //
-// Two regimes (issue 7: "time to revoke one certificate and publish the new CRL at 100,000 entries <
+// Two regimes (the target: "time to revoke one certificate and publish the new CRL at 100,000 entries <
 // 250 ms"; a complete CRL of 100k entries is 4.9 MB to hash, sign, armor, store and fsync):
 //   - small (fewer than settings.crlSyncFullMax entries, default 10,000): every revocation re-issues the
 //     complete CRL inside its transaction, as before, so root_crl.pem always lists everything;
@@ -47,11 +47,11 @@
 import { readFileSync } from 'node:fs';
 import { EnvironmentError, InputError, StateError } from '../../shared/errors.js';
 import { CrlBuilder, parseCrl, type CrlEntry } from '../../shared/pki/crl.js';
-import { isReasonName, type ReasonName } from '../../shared/pki/reasons.js';
+import { isReasonName, type ReasonName } from '../../shared/revocation-reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
-import { PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import type { CertificateRecord, CrlState, RevocationRecord, Store } from '../store/store.js';
-import { DAY_MS, deltaCrlUrlOf, type CaPaths, type CaSettings } from './files.js';
+import { DAY_MS, deltaCrlUrlOf, type CaPaths, type CaSettings } from '../../io/ca-files.js';
 import type { SyncSigner } from './signer.js';
 
 export interface RevocationInfo {

@@ -1,4 +1,4 @@
-// `kds server init` (issue 2 part 3): create the root CA, the KDC's own credential, the admin credential,
+// `kds server init`: create the root CA, the KDC's own credential, the admin credential,
 // the store and the first (empty) CRL in a data directory.
 //
 //   root CA   RSA-3072 by default, self-signed, 10 years, basicConstraints CA:true critical,
@@ -14,10 +14,15 @@ import { isIP } from 'node:net';
 import { join, relative } from 'node:path';
 import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError, InputError } from '../../shared/errors.js';
-import { entryKind } from '../fs-errors.js';
+import { entryKind } from '../../io/fs-errors.js';
 import { HOSTNAME_PATTERN as HOSTNAME } from '../../shared/pki/names.js';
-import { assertNotCommittable } from '../git-exposure.js';
-import { ensurePrivateDir, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+import { assertNotCommittable } from '../../io/git-exposure.js';
+import {
+  ensurePrivateDir,
+  PRIVATE_FILE_MODE,
+  PUBLIC_FILE_MODE,
+  writeFileAtomic,
+} from '../../io/fs-atomic.js';
 import { openStore } from '../store/store.js';
 import { encryptPrivateKey } from './credentials.js';
 import {
@@ -34,16 +39,16 @@ import {
   ROOT_CA_CN,
   ROOT_CA_NAME,
   type CaSettings,
-} from './files.js';
+} from '../../io/ca-files.js';
 import { issueCertificate } from './issue.js';
-import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } from './passphrase.js';
+import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } from '../../io/ca-passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
 import { publishInitialCrl } from './crl-publisher.js';
 
 export const CA_KEY_BITS = [2048, 3072, 4096] as const;
 export type CaKeyBits = (typeof CA_KEY_BITS)[number];
 export const DEFAULT_CA_KEY_BITS: CaKeyBits = 3072;
-/** The KDC and admin keys: RSA-2048 (issue 2 part 3). */
+/** The KDC and admin keys: RSA-2048, the size clients accept for identities (shared/pki/policy.ts). */
 export const CREDENTIAL_KEY_BITS = 2048;
 export const CA_LIFETIME_DAYS = 3650;
 export const DEFAULT_PORT = 8443;

@@ -1,4 +1,4 @@
-// Issuing one certificate (issue 2 part 4): draw a fresh serial, have shared/pki build the TBSCertificate
+// Issuing one certificate: draw a fresh serial, have shared/pki build the TBSCertificate
 // and node:crypto sign it, then, in ONE store transaction, record it under its serial and make it the
 // name's active certificate. The CSR checks happen before this (authority.ts); everything here runs for
 // init's own credentials too.
@@ -8,8 +8,8 @@
 // inserted its serial (UNIQUE constraint) committed: two issued certificates can never share a serial,
 // even across processes or after a crash. A certificate signed under a serial that turns out to be taken
 // (126 random bits: not in practice) is thrown away, never returned; a crash before the commit leaves
-// nothing behind. Until session 2 the serial was reserved in a transaction of its own before signing:
-// that was a second WAL sync per certificate, which bench/issue.ts measured as the largest cost left.
+// nothing behind. Reserving the serial in a transaction of its own before signing
+// would be a second WAL sync per certificate, which bench/issue.ts measured as the largest cost left.
 import type { KeyObject } from 'node:crypto';
 import type { ParsedCertificate, Profile, Signer } from '../../shared/pki/x509.js';
 import { buildParsedCertificate } from '../../shared/pki/x509.js';
@@ -17,7 +17,7 @@ import { newSerialHex } from '../../shared/pki/serial.js';
 import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
 import type { CertificateRole, Store } from '../store/store.js';
 import { groupCommit } from '../store/group-commit.js';
-import { DAY_MS, type CaSettings } from './files.js';
+import { DAY_MS, type CaSettings } from '../../io/ca-files.js';
 
 /**
  * notBefore is set this far in the past: a client whose clock is a little behind the CA's must not see

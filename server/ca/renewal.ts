@@ -12,7 +12,7 @@
 //      again under the write lock). Until then the old certificate keeps working, so a renewal the
 //      client never installs (a crash, a lost reply) leaves it with a valid identity.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { AuthError, InputError, ProtocolError } from '../../shared/errors.js';
+import { InputError, PolicyError, AuthError } from '../../shared/errors.js';
 import type { CertificateRecord, RenewalRecord, Store } from '../store/store.js';
 
 /** Renewal requests one name may make per window (a renewal costs the CA an RSA signature). */
@@ -59,7 +59,7 @@ export function checkRenewable(
 /** Step 2, inside the issuing transaction. */
 export function checkRenewalRate(store: Store, name: string, now: number): void {
   if (store.countRenewalsSince(name, now - RENEWAL_WINDOW_MS) >= MAX_RENEWALS_PER_WINDOW) {
-    throw new ProtocolError(
+    throw new PolicyError(
       'rate_limited',
       `at most ${MAX_RENEWALS_PER_WINDOW} renewals per hour for one name; try again later`,
     );

@@ -14,12 +14,12 @@ import { dirname, join } from 'node:path';
 import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError } from '../../shared/errors.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
-import { entryKind } from '../fs-errors.js';
-import { fsyncDir, PRIVATE_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
+import { entryKind } from '../../io/fs-errors.js';
+import { fsyncDir, PRIVATE_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import type { CertificateAuthority } from './authority.js';
 import { decryptPrivateKey, encryptPrivateKey, loadCredential, readText } from './credentials.js';
-import { KDC_NAME } from './files.js';
-import { crashPoint } from '../crash-point.js';
+import { KDC_NAME } from '../../io/ca-files.js';
+import { crashPoint } from '../../io/crash-point.js';
 
 export const SERVER_KEY_BITS = 2048;
 /** `kds server start` warns when the KDC certificate (or the root CA) expires within this. */

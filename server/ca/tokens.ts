@@ -1,4 +1,4 @@
-// Enrollment tokens (issue 3 uses them; the store has them from issue 2): a random single-use secret
+// Enrollment tokens (enrollment spends them, docs/protocol.md "Certificates and enrollment"): a random single-use secret
 // bound to one name, with an expiry. Only SHA-256(token) is stored, so a copy of the database cannot be
 // used to enroll; the token itself is shown once, to the admin who created it.
 //

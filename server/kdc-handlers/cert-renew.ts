@@ -6,7 +6,7 @@
 //
 // One renewal in flight per session: each costs the CA an RSA signature on the thread pool, and a
 // session's 32 request slots must not all be spent on them.
-import { ProtocolError } from '../../shared/errors.js';
+import { PolicyError } from '../../shared/errors.js';
 import { registerHandler, type SessionHandle } from '../kdc/dispatch.js';
 
 const inFlight = new WeakSet<SessionHandle>();
@@ -16,7 +16,7 @@ registerHandler('cert.renew', {
   handle: async (ctx, body) => {
     const { identity, session } = ctx;
     if (inFlight.has(session)) {
-      throw new ProtocolError('rate_limited', 'a renewal is already in progress on this session');
+      throw new PolicyError('rate_limited', 'a renewal is already in progress on this session');
     }
     inFlight.add(session);
     try {

@@ -5,5 +5,5 @@ import './cert-status.js';
 import './cert-revoke.js';
 import './admin-token.js';
 import './enroll.js';
-import '../keys/handlers.js'; // issue 4: key distribution (key.*, msg.send, admin.keys, admin.key.revoke)
+import '../keys/handlers.js'; // key distribution (key.*, msg.send, admin.keys, admin.key.revoke)
 import './cert-renew.js';

@@ -1,5 +1,5 @@
 // The KDC's checks on a client certificate, run by ServerHandshake for every 'auth' handshake before the
-// client's signature is verified (issue 3, "Server": chain to our root, validity window, key usage,
+// client's signature is verified (docs/protocol.md: chain to our root, validity window, key usage,
 // revocation; O(1) per handshake, cached, never stale after a revocation is acknowledged):
 //   1. shared/pki verifyCertificate: issued by our root (name, AKI, signature), validity window,
 //      end-entity with clientAuth, and revocation through CertificateAuthority.revocationOf (an

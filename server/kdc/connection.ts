@@ -23,9 +23,13 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RawData, WebSocket } from 'ws';
 import {
-  AuthError,
   KdsError,
+  PolicyError,
+  AuthError,
   ProtocolError,
+  EnvironmentError,
+  InternalError,
+  errorFor,
   closeCodeFor,
   toKdsError,
   type ErrorCode,
@@ -237,7 +241,7 @@ export class Connection implements SessionHandle {
 
   /** session.closing push, then close with the close code of `code`; resolves once the socket closed. */
   close(code: ErrorCode, reason?: string): Promise<void> {
-    this.fail(new KdsError(code, reason ?? code));
+    this.fail(errorFor(code, reason ?? code));
     return this.#closedPromise;
   }
 
@@ -251,7 +255,7 @@ export class Connection implements SessionHandle {
 
   /** Server shutdown: 1001 going away (with a session.closing push when a session is open). */
   shutdown(): Promise<void> {
-    this.fail(new KdsError('unavailable', 'server shutting down'));
+    this.fail(errorFor('unavailable', 'server shutting down'));
     return this.#closedPromise;
   }
 
@@ -423,7 +427,7 @@ export class Connection implements SessionHandle {
       const checked = checkedClient;
       const cert = result.clientCertificate;
       if (checked === undefined || cert === undefined || checked.cert !== cert) {
-        throw new KdsError('internal', 'handshake finished without a checked certificate');
+        throw new InternalError('internal', 'handshake finished without a checked certificate');
       }
       // The certificate was checked before the (asynchronous) signature step; a revocation may have
       // been acknowledged in between, and revocation only closes sessions already in the table.
@@ -466,7 +470,7 @@ export class Connection implements SessionHandle {
       // Nobody is authenticated on an enrollment session: it gets a short lifetime (and keeps its
       // unauthenticated slot, see kdc.ts), so idle anonymous sessions cannot pile up.
       this.#timer = setTimeout(
-        () => this.fail(new ProtocolError('timeout', 'enrollment session lifetime exceeded')),
+        () => this.fail(new EnvironmentError('timeout', 'enrollment session lifetime exceeded')),
         this.#host.anonymousSessionMs,
       );
       this.#timer.unref?.();
@@ -509,7 +513,7 @@ export class Connection implements SessionHandle {
     if (this.#waiting !== undefined || this.#inFlight >= this.#maxInFlight()) {
       const waiting = (this.#waiting ??= []);
       if (waiting.length >= MAX_QUEUED_RECORDS) {
-        this.fail(new ProtocolError('rate_limited', 'too many requests queued on this session'));
+        this.fail(new PolicyError('rate_limited', 'too many requests queued on this session'));
         return;
       }
       waiting.push(frame);
@@ -631,7 +635,7 @@ export class Connection implements SessionHandle {
   #overAnonymousLimit(id: number): boolean {
     const limit = this.#host.maxAnonymousRequests ?? MAX_ANONYMOUS_REQUESTS;
     if (this.#identity.role !== 'anonymous' || ++this.#requests <= limit) return false;
-    const refusal = new ProtocolError(
+    const refusal = new PolicyError(
       'rate_limited',
       `an enrollment session may send ${limit} requests; open a new one`,
     );
@@ -668,7 +672,7 @@ export class Connection implements SessionHandle {
     if (this.#closeAfter !== undefined) {
       const { code, reason } = this.#closeAfter;
       this.#closeAfter = undefined;
-      this.fail(new KdsError(code, reason));
+      this.fail(errorFor(code, reason));
     }
   }
 }

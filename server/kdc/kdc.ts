@@ -13,7 +13,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
 import { signPss, verifyPssAsync } from '../../shared/crypto/rsa.js';
-import { EnvironmentError, InputError, ProtocolError, type ErrorCode } from '../../shared/errors.js';
+import { KdsError, InputError, PolicyError, EnvironmentError, type ErrorCode } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
 import '../../shared/protocol/catalog.js';
@@ -22,9 +22,9 @@ import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { CertificateAuthority, type RevocationInfo } from '../ca/authority.js';
 import { loadCredential } from '../ca/credentials.js';
 import { EXPIRY_WARNING_MS, recoverServerRenewal } from '../ca/server-renewal.js';
-import { resolveCaPassphrase } from '../ca/passphrase.js';
+import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
-import { baseUrlOf, normalizePublicUrl } from '../ca/files.js';
+import { baseUrlOf, normalizePublicUrl } from '../../io/ca-files.js';
 import '../kdc-handlers/index.js';
 import { attachKeyService } from '../keys/context.js';
 import { EventBus } from '../events/bus.js';
@@ -220,7 +220,7 @@ async function serve(
   passphraseOptions: { passphrase?: string; passphraseFile?: string },
   publicUrl: string | undefined,
 ): Promise<Kdc> {
-  // The published copies were checked against the store when the CA opened (issue 8): say what was rebuilt.
+  // The published copies were checked against the store when the CA opened (docs/security.md): say what was rebuilt.
   if (ca.caFileRepair !== 'ok') log(`root_ca.pem was ${ca.caFileRepair}: rewritten from the store`);
   if (ca.crlFileRepair !== 'ok') log(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
   const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
@@ -335,7 +335,7 @@ async function serve(
     passphrase,
     ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
   });
-  // Issue 7: a complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
+  // A complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
   // delta's schedule by the timer below), never on a revocation's acknowledgement path.
   try {
     ca.publishFullCrlIfStale();
@@ -530,19 +530,19 @@ async function serve(
     const address = req.socket.remoteAddress ?? 'unknown';
     const conn = new Connection(ws, address, connectionHost);
     connections.add(conn);
-    let refusal: ProtocolError | undefined;
+    let refusal: KdsError | undefined;
     let limit: ConnectionLimit = 'shutting_down';
     // The rate limit comes first: a refused peer costs no slot and can evict nobody.
     let evicted: Connection | undefined;
     if (closing !== undefined) {
-      refusal = new ProtocolError('unavailable', 'server shutting down');
+      refusal = new EnvironmentError('unavailable', 'server shutting down');
     } else if (rateLimiter !== undefined && !rateLimiter.take(address)) {
-      refusal = new ProtocolError('rate_limited', 'too many handshakes from this address; retry later');
+      refusal = new PolicyError('rate_limited', 'too many handshakes from this address; retry later');
       limit = 'handshake_rate';
     } else {
       const admission = unauthenticated.admit(conn, address);
       if (!admission.admitted) {
-        refusal = new ProtocolError(
+        refusal = new PolicyError(
           'too_many_connections',
           'too many connections in their handshake; retry later',
         );
@@ -566,7 +566,7 @@ async function serve(
         limit: 'evicted',
       });
       evicted.fail(
-        new ProtocolError('too_many_connections', 'evicted: too many connections in their handshake'),
+        new PolicyError('too_many_connections', 'evicted: too many connections in their handshake'),
       );
     }
   };

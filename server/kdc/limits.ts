@@ -77,33 +77,10 @@ export class HandshakeRateLimiter {
   }
 }
 
-/** Counts connections that have not finished their handshake. */
-export class UnauthenticatedCounter {
-  #count = 0;
-  constructor(readonly max: number) {
-    if (!(max >= 1)) throw new RangeError('maxUnauthenticated must be >= 1');
-  }
-
-  /** Reserve a slot; false when the cap is reached. Every true must be paired with one release(). */
-  tryAcquire(): boolean {
-    if (this.#count >= this.max) return false;
-    this.#count += 1;
-    return true;
-  }
-
-  release(): void {
-    if (this.#count > 0) this.#count -= 1;
-  }
-
-  get count(): number {
-    return this.#count;
-  }
-}
-
 export type Admission<C> = { admitted: true; evicted?: C } | { admitted: false };
 
 /**
- * The unauthenticated cap with per-address fairness (issue 8, handshake flood). A plain counter lets
+ * The unauthenticated cap with per-address fairness (docs/attacks.md, handshake flood). A plain counter lets
  * any flood that fills the cap lock every honest client out until the attacker's connections time out.
  * Here, when the cap is full, a newcomer takes the slot of the OLDEST connection of the address that
  * holds the most slots, provided that address holds strictly more slots than the newcomer's own; else

@@ -4,7 +4,7 @@
 // files); a KDC embedded without that call still gets one on the first key request, with the
 // passphrase resolved from the environment or <dataDir>/ca/passphrase.
 import type { KdcServices } from '../kdc/dispatch.js';
-import { resolveCaPassphrase } from '../ca/passphrase.js';
+import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { KeyService, type KeyLimits } from './service.js';
 
 const services = new WeakMap<KdcServices, KeyService>();

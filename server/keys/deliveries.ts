@@ -1,4 +1,4 @@
-// The durable push queue of the key service (issue 4): "The KDC delivers the record to Bob now, or
+// The durable push queue of the key service (docs/keys.md "Requirements"): "The KDC delivers the record to Bob now, or
 // queues it durably until Bob next connects", and revocation notices reach both parties "at once if
 // connected, otherwise at next connect".
 //

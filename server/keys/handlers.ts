@@ -1,4 +1,4 @@
-// The key-distribution request types of the KDC (issue 4), registered into the handler registry
+// The key-distribution request types of the KDC (docs/keys.md), registered into the handler registry
 // (server/kdc/dispatch.ts) when this module is imported (one line in server/kdc-handlers/index.ts).
 // Bodies arrive validated against shared/protocol/messages-keys.ts; each handler only adapts them to
 // server/keys/service.ts, where the rules live.

@@ -1,4 +1,4 @@
-// The key-encryption keys (KEKs) of the KDC-generated flow (issue 4, flow 2): "The KDC generates the
+// The key-encryption keys (KEKs) of the KDC-generated flow (docs/keys.md "Requirements", flow 2): "The KDC generates the
 // key, stores it wrapped under a key-encryption key (never plaintext at rest; the KEK lives under the
 // data dir, encrypted like the CA key, with a version so it can be rotated)".
 //
@@ -28,11 +28,11 @@ import {
   chmodSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { AuthError, EnvironmentError, InputError } from '../../shared/errors.js';
+import { InputError, AuthError, EnvironmentError, InternalError } from '../../shared/errors.js';
 import { openBlob, sealBlob } from '../../shared/keys/aes-gcm.js';
 import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { assertKeySerial } from '../../shared/keys/serial.js';
-import { ensurePrivateDir, fsyncDir, PRIVATE_FILE_MODE } from '../fs-atomic.js';
+import { ensurePrivateDir, fsyncDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
 
 export const KEK_DIR = 'kek';
 const MAGIC = Buffer.from('KDSKEK1\0', 'latin1');
@@ -227,7 +227,7 @@ function deriveFileKey(passphrase: string, salt: Buffer, cost: ScryptCost): Prom
       { N, r: cost.r, p: cost.p, maxmem: 256 * N * cost.r + 1024 * 1024 },
       (err, key) =>
         err
-          ? reject(new EnvironmentError('internal', 'scrypt failed', undefined, { cause: err }))
+          ? reject(new InternalError('internal', 'scrypt failed', undefined, { cause: err }))
           : resolve(key),
     );
   });

@@ -1,10 +1,10 @@
-// The KDC's symmetric-key service (issue 4): reservations and deposits of end-to-end keys, KDC-generated
+// The KDC's symmetric-key service (docs/keys.md): reservations and deposits of end-to-end keys, KDC-generated
 // keys wrapped under the KEK, verification verdicts, revocation (by a party, the admin, or a
 // certificate revocation cascading to every key of that identity), rotation, expiry, the prekey
 // stock, the relayed encrypted messages and the durable delivery queue. Handlers (handlers.ts) are
 // thin adapters from wire requests to these methods.
 //
-// Rules enforced here (issue 4, "Lifecycle and rules"):
+// Rules enforced here (docs/keys.md "Requirements, and why"):
 // - "Only the two parties (and the admin) may fetch, verify or revoke a key; anyone else gets
 //   `not_found` (no oracle telling which serials exist)": every lookup goes through #partyKey, which
 //   answers an unknown serial and somebody else's key identically.
@@ -241,7 +241,7 @@ export class KeyService {
 
   // -- peers and prekeys ------------------------------------------------------------------------
 
-  /** Issue 4 flow 1 step 1: "Alice asks the KDC for Bob's certificate; the KDC answers with it and its revocation status." */
+  /** Flow 1 step 1 (docs/keys.md "Requirements"): "Alice asks the KDC for Bob's certificate; the KDC answers with it and its revocation status." */
   peer(
     caller: Caller,
     name: string,
@@ -568,7 +568,7 @@ export class KeyService {
   // -- verification, lookup, lifecycle -------------------------------------------------------------
 
   /**
-   * Issue 4 flow 1 step 5: "it compares the digest of what Bob received with what it stored, and the
+   * Flow 1 step 5 (docs/keys.md "Requirements"): "it compares the digest of what Bob received with what it stored, and the
    * key's state". The stored record is checked against itself too (the digest column against the
    * stored ciphertext, or the KEK-unwrapped key), so tampering with either column says `mismatch`.
    * With a signature from the receiver over the transcript, a `valid` verdict also records that the
@@ -707,7 +707,7 @@ export class KeyService {
   }
 
   /**
-   * Issue 4: "Revoking a certificate moves every key that involves that identity to revoked with
+   * docs/keys.md "Requirements": "Revoking a certificate moves every key that involves that identity to revoked with
    * reason `certificateRevoked`, and notifies the other party." Called from the CA's onRevoked (in
    * the revoking request, before it is answered); keys of certificates revoked by another process
    * (`kds cert revoke` against the data dir) are caught by #checkParties on their next use.
@@ -749,7 +749,7 @@ export class KeyService {
   // -- messages and deliveries ---------------------------------------------------------------------
 
   /**
-   * Relay a message encrypted with a shared key (the KDC never sees its plaintext). Issue 4: "Stale
+   * Relay a message encrypted with a shared key (the KDC never sees its plaintext). docs/keys.md "Requirements": "Stale
    * (revoked) keys are refused by both the KDC (`key_revoked`) and the clients."
    */
   sendMessage(
@@ -992,7 +992,7 @@ export class KeyService {
     refuseUnusable(rec);
   }
 
-  /** The peer's active certificate, or the code issue 4 asks for: peer_revoked / peer_unavailable. */
+  /** The peer's active certificate, or the code docs/keys.md names: peer_revoked / peer_unavailable. */
   #peerCertificate(caller: Caller, name: string): CertificateRecord {
     assertValidName(name);
     if (caller.role !== 'client') throw new InputError('bad_request', 'only enrolled clients exchange keys');

@@ -1,4 +1,4 @@
-// Key lifetimes (issue 4: "expired (default lifetime 24 h, `--ttl`)").
+// Key lifetimes (docs/keys.md "Requirements": "expired (default lifetime 24 h, `--ttl`)").
 import { InputError } from '../../shared/errors.js';
 
 export const DEFAULT_KEY_TTL_MS = 24 * 60 * 60 * 1000;

@@ -4,7 +4,7 @@
 // sync instead of N; bench/issue.ts measured the per-commit fsync (5-10 ms on the benchmark machines)
 // as the largest part of an issuance.
 //
-// Session 3: the sync is off the event loop. A batch commits with `store.transactionUnsynced`
+// The sync is off the event loop. A batch commits with `store.transactionUnsynced`
 // (synchronous=NORMAL for that one commit: the frames are written to the WAL, not yet synced), then
 // `store.syncCommitted` fsyncs the WAL on a dedicated thread, and the batch's promises settle only
 // in that callback, so the promises of a batch never settle before a sync that STARTED after its

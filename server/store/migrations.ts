@@ -1,7 +1,7 @@
 // Versioned schema migrations for the sqlite store. The applied version lives in SQLite's
 // `PRAGMA user_version` (a header field, so it commits or rolls back with the migration itself).
 //
-// HOW TO ADD A MIGRATION (issues 3, 4, ...): append ONE object to MIGRATIONS with the next version
+// HOW TO ADD A MIGRATION: append ONE object to MIGRATIONS with the next version
 // number (the list must stay ordered and gapless), a short name, and its SQL. Never edit or reorder a
 // migration that has shipped: databases in the field already ran it. Each migration runs in its own
 // BEGIN IMMEDIATE transaction together with the user_version bump, so a crash leaves the database at

@@ -4,7 +4,7 @@
 // was reported done must not come back), busy_timeout so concurrent processes wait instead of failing,
 // foreign keys on (a revocation must name an issued certificate).
 //
-// Durability contract (session 3): every commit is durable when the call that made it returns, as
+// Durability contract: every commit is durable when the call that made it returns, as
 // before, with ONE exception that only the group commit uses: `transactionUnsynced(fn)` commits with
 // synchronous=NORMAL for that one commit and `syncCommitted(cb)` then fsyncs the WAL on a dedicated
 // thread (wal-sync-thread.ts); the group commit settles its callers only in that callback
@@ -48,8 +48,8 @@ import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
 import Database from 'better-sqlite3';
 import { closeSync, chmodSync, fstatSync, fsyncSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { EnvironmentError, KdsError, PolicyError } from '../../shared/errors.js';
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../fs-atomic.js';
+import { EnvironmentError, KdsError, PolicyError, InternalError } from '../../shared/errors.js';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
 import { migrate, userVersion } from './migrations.js';
 import { fsyncOnSyncThread } from './wal-sync-thread.js';
 import type {
@@ -231,7 +231,7 @@ export class SqliteStore implements Store {
     if (this.db.inTransaction) {
       // Inside another transaction this would be a savepoint of a commit that syncs anyway; refusing
       // keeps the NORMAL window exactly one top-level commit wide.
-      throw new KdsError('internal', 'transactionUnsynced cannot be nested');
+      throw new InternalError('internal', 'transactionUnsynced cannot be nested');
     }
     if (this.syncFailure !== undefined) throw this.syncFailure;
     // db.exec, not a cached statement: SQLite applies `PRAGMA synchronous = N` when the statement is
@@ -761,7 +761,7 @@ export class SqliteStore implements Store {
     return this.get<{ n: number }>('SELECT count(*) AS n FROM audit_log')!.n;
   }
 
-  // symmetric keys, prekeys and pending deliveries (issue 4)
+  // symmetric keys, prekeys and pending deliveries (docs/keys.md)
 
   insertSymKey(k: NewSymKey): void {
     this.run(

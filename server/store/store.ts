@@ -4,7 +4,7 @@
 // `transaction(fn)`, which takes the write lock up front (BEGIN IMMEDIATE) so that a read-then-write
 // sequence is never interleaved with another process's write.
 //
-// Adding a feature that persists something (issues 3, 4, ...): append a migration to migrations.ts,
+// Adding a feature that persists something: append a migration to migrations.ts,
 // add the record type and methods here, implement them in sqlite-store.ts. Never edit a shipped
 // migration; never add an UPDATE or DELETE path to the audit log or to revocations.
 import type { AuditHeadRecord } from '../../shared/audit/chain.js';
@@ -48,7 +48,7 @@ export interface CertificateRecord extends NewCertificate {
 export interface NewRevocation {
   serialHex: string;
   revokedAt: number;
-  /** RFC 5280 5.3.1 reason name (shared/pki/reasons.ts). */
+  /** RFC 5280 5.3.1 reason name (shared/revocation-reasons.ts). */
   reason: string;
 }
 
@@ -182,7 +182,7 @@ export interface Store {
   /**
    * Record a signed certificate as the name's `active` one, in one INSERT: a taken serial (UNIQUE) is
    * store_error, a name that already has an active certificate (partial unique index) already_active.
-   * (Schema 1 also has a `pending` status: rows of a KDC before session 4 reserved the serial first.)
+   * (Schema 1 also has a `pending` status: rows of an older KDC, which reserved the serial before signing.)
    */
   insertIssuedCertificate(cert: IssuedCertificate): void;
   setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void;
@@ -261,7 +261,7 @@ export interface Store {
   appendAuditHead(head: NewAuditHead): number;
   listAuditHeads(): AuditHeadRecord[];
 
-  // symmetric keys, prekeys and pending deliveries (issue 4; server/keys/)
+  // symmetric keys, prekeys and pending deliveries (server/keys/)
   insertSymKey(key: NewSymKey): void;
   getSymKey(serial: string): SymKeyRecord | undefined;
   /** reserved -> active with the deposited exchange values; false if the row is not `reserved`. */

@@ -3,7 +3,7 @@
 // decipher accepts any tag length from 4 bytes up (setAuthTag with a truncated tag), which turns a
 // 128-bit forgery bound into a 32-bit one.
 import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
-import { AuthError, InputError, type ErrorCode } from '../errors.js';
+import { InputError, AuthError, type CodeOf } from '../errors.js';
 
 export const AES_256_GCM_KEY_BYTES = 32;
 export const AES_GCM_NONCE_BYTES = 12;
@@ -35,7 +35,7 @@ export function aesGcmOpen(
   nonce: Uint8Array,
   sealed: Uint8Array,
   aad: Uint8Array,
-  code: ErrorCode = 'record_auth',
+  code: CodeOf<'auth'> = 'record_auth',
 ): Buffer {
   checkKeyAndNonce(key, nonce);
   const message = code === 'record_auth' ? 'record authentication failed' : 'decryption failed';

@@ -3,8 +3,7 @@
 // shared/crypto/aead.ts; this file only fixes the blob layout. Random 96-bit nonces are safe here
 // because no key seals more than a few blobs (NIST SP 800-38D section 8.3 bounds random-IV use at 2^32
 // invocations per key).
-import type { ErrorCode } from '../errors.js';
-import { AuthError } from '../errors.js';
+import { AuthError, type CodeOf } from '../errors.js';
 import { aesGcmOpen, aesGcmSeal, AES_GCM_NONCE_BYTES, AES_GCM_TAG_BYTES } from '../crypto/aead.js';
 import { randomBytes } from '../crypto/random.js';
 
@@ -21,7 +20,7 @@ export function openBlob(
   key: Uint8Array,
   blob: Uint8Array,
   aad: Uint8Array,
-  code: ErrorCode = 'bad_mac',
+  code: CodeOf<'auth'> = 'bad_mac',
 ): Buffer {
   if (blob.length < GCM_NONCE_BYTES + GCM_TAG_BYTES) throw new AuthError(code, 'decryption failed');
   return aesGcmOpen(key, blob.subarray(0, GCM_NONCE_BYTES), blob.subarray(GCM_NONCE_BYTES), aad, code);

@@ -1,4 +1,4 @@
-// The two ends of the end-to-end key exchange (issue 4, flow 1) and the receiver's acknowledgement of a
+// The two ends of the end-to-end key exchange (docs/keys.md, flow 1) and the receiver's acknowledgement of a
 // KDC-generated key (flow 2), as pure functions: the client drives them with what the KDC relayed.
 //
 // Sender (Alice), given Bob's certificate and one of his signed prekeys (key.reserve):

@@ -1,4 +1,4 @@
-// Wrapping the AES-256 key for its receiver in the end-to-end flow (issue 4, flow 1, step 3):
+// Wrapping the AES-256 key for its receiver in the end-to-end flow (docs/keys.md, flow 1, step 3):
 // "Alice generates the AES-256 key, encrypts it under the DH-derived key (AES-256-GCM)".
 //
 // wrapping key = HKDF-SHA256(IKM = X25519(ephemeral, prekey), salt = TH, info = "kds v1 e2e key wrap", L = 32)

@@ -1,11 +1,11 @@
-// Messages encrypted with a distributed key (issue 4: "messages round-trip with the shared key").
+// Messages encrypted with a distributed key (docs/keys.md "Messages").
 //
 // ciphertext = AES-256-GCM(key, nonce, plaintext, AAD), nonce = 12 random bytes sent alongside, and
 // AAD = "kds v2 message" || 0x00 || len-prefixed(serial, from, to, u64(seq)). Binding the serial and
 // both names means the KDC (which relays the message and sees these fields) cannot re-address a message
 // to a different key, sender or receiver: the receiver's decryption fails (`bad_mac`).
 //
-// v2 (session 3) adds `seq`, the sender's sequence number under this key (1, 2, 3, ...), so that the
+// v2 adds `seq`, the sender's sequence number under this key (1, 2, 3, ...), so that the
 // receiver can refuse a message the relay delivers twice (shared/keys/replay-window.ts; docs/keys.md
 // "Messages"). The label changed with the AAD ("kds v1 message" -> "kds v2 message"): a v1 message
 // never opens as v2 and the other way round. The nonce stays random rather than derived from `seq`:

@@ -1,4 +1,4 @@
-// Authenticating the other party's certificate inside a key exchange (issue 4): "checks the other's
+// Authenticating the other party's certificate inside a key exchange (docs/keys.md "Requirements"): "checks the other's
 // signature and certificate". The certificate must chain to the pinned root, be valid now, carry
 // clientAuth and name exactly the expected party.
 //

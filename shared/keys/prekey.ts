@@ -1,4 +1,4 @@
-// Signed one-time prekeys (issue 4, flow 1): what lets Alice run an authenticated DH with Bob whether
+// Signed one-time prekeys (docs/keys.md, flow 1): what lets Alice run an authenticated DH with Bob whether
 // he is online or not (the X3DH idea: Signal's "one-time prekeys", signal.org/docs/specifications/x3dh
 // section 2.5). Bob's client uploads a stock of fresh X25519 public keys, each signed with his RSA
 // identity key; the KDC hands one to Alice and deletes it (atomically consumed); Alice checks the

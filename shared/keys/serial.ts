@@ -1,4 +1,4 @@
-// Identifiers of the symmetric-key service (issue 4): key serials and prekey ids.
+// Identifiers of the symmetric-key service (docs/keys.md): key serials and prekey ids.
 //
 // Key serials are 16 random bytes written as 32 lowercase hex digits (docs/architecture.md
 // "Conventions"): unguessable, so a serial alone reveals nothing and cannot be enumerated. Prekey ids

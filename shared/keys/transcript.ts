@@ -1,6 +1,6 @@
-// The end-to-end key-exchange transcript (issue 4, flow 1) and the KDC-flow receipt transcript (flow 2).
+// The end-to-end key-exchange transcript (docs/keys.md, flow 1) and the KDC-flow receipt transcript (flow 2).
 //
-// Issue 4: "each side signs a transcript that binds both names, both certificate serials, both
+// docs/keys.md "Requirements": "each side signs a transcript that binds both names, both certificate serials, both
 // ephemeral keys and the key's serial with its own identity key, and checks the other's signature and
 // certificate. A relay (or a proxy) that swaps a value makes the exchange fail."
 //

@@ -1,4 +1,4 @@
-// Key states and verification verdicts of the symmetric-key service (issue 4), with the CLI exit code
+// Key states and verification verdicts of the symmetric-key service (docs/keys.md), with the CLI exit code
 // of each verdict (`kds client verify-key`: valid 0, revoked 3, mismatch 4, expired 5, not_found 6).
 import { EXIT } from '../errors.js';
 
@@ -12,8 +12,12 @@ export type KeyMode = (typeof KEY_MODES)[number];
 export const VERDICTS = ['valid', 'mismatch', 'revoked', 'expired', 'not_found'] as const;
 export type Verdict = (typeof VERDICTS)[number];
 
-/** Revocation reasons for symmetric keys: shared/pki/reasons.ts, with the RFC 5280 reasons. */
-export { KEY_REVOCATION_REASONS, CERTIFICATE_REVOKED, type KeyRevocationReason } from '../pki/reasons.js';
+/** Revocation reasons for symmetric keys: shared/revocation-reasons.ts, with the RFC 5280 reasons. */
+export {
+  KEY_REVOCATION_REASONS,
+  CERTIFICATE_REVOKED,
+  type KeyRevocationReason,
+} from '../revocation-reasons.js';
 
 export function verdictExitCode(verdict: Verdict): number {
   switch (verdict) {

@@ -25,7 +25,7 @@
 // for revokedCertificates, and concatenates: no per-entry work besides a memcpy. node-forge has no CRL
 // builder and re-encoding 100k forge ASN.1 objects per revocation would take seconds.
 import { createPublicKey, KeyObject, verify as cryptoVerify } from 'node:crypto';
-import { InputError, KdsError } from '../errors.js';
+import { InputError, KdsError, InternalError } from '../errors.js';
 import {
   contextTag,
   derBitString,
@@ -55,7 +55,7 @@ import { commonNameOf, decodeName } from './dn.js';
 import { computeKeyIdentifier } from './extensions.js';
 import { OID } from './oids.js';
 import { derToPem, pemToDer } from './pem.js';
-import { reasonCode, reasonFromCode, type ReasonName } from './reasons.js';
+import { reasonCode, reasonFromCode, type ReasonName } from '../revocation-reasons.js';
 import { normalizeSerialHex, serialHexFromBytes } from './serial.js';
 import { parseCertificate, sha256WithRsaAlgorithm, type ParsedCertificate, type Signer } from './x509.js';
 
@@ -286,7 +286,7 @@ export class CrlBuilder {
     // Self-check (one public-key operation plus a hash of the list, small next to the signature): a
     // signer with the wrong key must fail here, not in every relying party.
     if (!cryptoVerify('sha256', tbs, this.issuerKey, signature)) {
-      throw new KdsError('internal', 'CRL signature does not verify with the issuer key');
+      throw new InternalError('internal', 'CRL signature does not verify with the issuer key');
     }
     return derToPem(derSequence([tbs, sha256WithRsaAlgorithm(), derBitString(signature)]), 'X509 CRL');
   }

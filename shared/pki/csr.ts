@@ -19,7 +19,7 @@
 // anonymous peer (server/ca/authority.ts). Issuance policy (sizes, names, forbidden extensions) is a
 // separate step: policy.ts.
 import { createPublicKey, KeyObject, verify as cryptoVerify } from 'node:crypto';
-import { AuthError, InputError, KdsError } from '../errors.js';
+import { KdsError, InputError, AuthError, StateError } from '../errors.js';
 import {
   assertRsaPublicExponent,
   RSA_EXPONENT_REFUSED,
@@ -287,7 +287,7 @@ export async function createCsr(name: string, privateKeyPem: string, publicKeyPe
   const cri = buildCertificationRequestInfo(name, publicKeyPem);
   const signature = await signPkcs1Sha256(cri, privateKeyPem);
   if (!verifyPkcs1Sha256(cri, signature, publicKeyPem)) {
-    throw new InputError('key_mismatch', 'the private key does not match the public key');
+    throw new StateError('key_mismatch', 'the private key does not match the public key');
   }
   return derToPem(
     derSequence([cri, sha256WithRsaAlgorithm(), derBitString(signature)]),

@@ -1,7 +1,7 @@
-// Issuance policy for client CSRs (issue 2 part 4): what a verified CSR may ask for before the CA
+// Issuance policy for client CSRs: what a verified CSR may ask for before the CA
 // certifies its key. Runs after parseCsr (which already proved possession of the key). Fixed order:
 // name -> key type -> key size -> names in the CSR -> requested powers; the first failure is reported.
-import { PolicyError } from '../errors.js';
+import { InputError, PolicyError } from '../errors.js';
 import type { ParsedCsr } from './csr.js';
 import { assertValidName } from './names.js';
 
@@ -22,7 +22,7 @@ export function checkCsrPolicy(csr: ParsedCsr, expectedName: string): void {
   assertValidName(expectedName);
 
   if (csr.keyType !== 'rsa') {
-    throw new PolicyError('unsupported_key', `only RSA keys are certified, got ${csr.keyType}`);
+    throw new InputError('unsupported_key', `only RSA keys are certified, got ${csr.keyType}`);
   }
   if (csr.keyBits < MIN_RSA_BITS) {
     throw new PolicyError(
@@ -31,7 +31,7 @@ export function checkCsrPolicy(csr: ParsedCsr, expectedName: string): void {
     );
   }
   if (csr.keyBits > MAX_RSA_BITS) {
-    throw new PolicyError(
+    throw new InputError(
       'unsupported_key',
       `RSA key of ${csr.keyBits} bits: at most ${MAX_RSA_BITS} supported`,
     );

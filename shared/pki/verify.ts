@@ -6,10 +6,10 @@
 //   name (wrong_name) -> revocation (revoked).
 // Signature and issuer checks are node:crypto's X509Certificate (OpenSSL's X509_check_issued and
 // X509_verify), not our own parsing.
-import { AuthError, KdsError, type ErrorCode } from '../errors.js';
+import { KdsError, AuthError, InternalError, type CodeOf } from '../errors.js';
 import { parseCertificate, x509Of, type ParsedCertificate } from './x509.js';
 import { OID } from './oids.js';
-import type { ReasonName } from './reasons.js';
+import type { ReasonName } from '../revocation-reasons.js';
 
 export { fingerprint, fingerprintMatches, normalizeFingerprint } from './fingerprint.js';
 
@@ -154,7 +154,7 @@ function namesMatch(cert: ParsedCertificate, name: string): boolean {
   return cert.sans.dns.some((d) => d.toLowerCase() === lower) || cert.sans.ip.includes(name);
 }
 
-const ERROR_OF: Record<Exclude<VerdictCode, 'ok'>, { code: ErrorCode; message: string }> = {
+const ERROR_OF: Record<Exclude<VerdictCode, 'ok'>, { code: CodeOf<'auth'>; message: string }> = {
   expired: { code: 'cert_expired', message: 'certificate expired' },
   not_yet_valid: { code: 'cert_not_yet_valid', message: 'certificate not yet valid' },
   bad_signature: { code: 'cert_bad_signature', message: 'certificate signature verification failed' },
@@ -170,7 +170,7 @@ const ERROR_OF: Record<Exclude<VerdictCode, 'ok'>, { code: ErrorCode; message: s
  * in details. An `ok` verdict is not an error: asking for one is a bug and yields code `internal`.
  */
 export function verdictToError(verdict: Verdict): KdsError {
-  if (verdict.code === 'ok') return new KdsError('internal', 'verdict ok is not an error');
+  if (verdict.code === 'ok') return new InternalError('internal', 'verdict ok is not an error');
   const { code, message } = ERROR_OF[verdict.code];
   const details: Record<string, unknown> = { verdict: verdict.code };
   if (verdict.serialHex !== undefined) details.serialHex = verdict.serialHex;

@@ -23,7 +23,7 @@ import {
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { assertRsaPublicExponent } from '../crypto/rsa.js';
-import { InputError, KdsError } from '../errors.js';
+import { InputError, KdsError, InternalError } from '../errors.js';
 import {
   contextTag,
   derBitString,
@@ -240,7 +240,7 @@ function subjectAltNames(spec: CertificateSpec): { dns: string[]; ip: string[] }
   const dns = spec.sans?.dns ?? [];
   const ip = spec.sans?.ip ?? [];
   if (spec.profile === 'client' || spec.profile === 'admin') {
-    // The identity profiles name exactly one principal: SAN dNSName = the name (issue 2 part 4).
+    // The identity profiles name exactly one principal: SAN dNSName = the name, so a certificate cannot speak for anyone else.
     if (ip.length > 0 || dns.some((d) => d !== spec.subjectCN))
       throw bad('client SAN must be the subject name');
     return { dns: [spec.subjectCN], ip: [] };
@@ -275,7 +275,7 @@ function fixed(key: string, make: () => Buffer): Buffer {
   return der;
 }
 
-/** The extensions of each profile (issue 2 parts 3 and 4), DER; SKI/AKI values are computed by the caller. */
+/** The extensions of each profile (docs/architecture.md "shared/pki"), DER; SKI/AKI values are computed by the caller. */
 function profileExtensions(
   spec: CertificateSpec,
   ski: Buffer,
@@ -433,7 +433,8 @@ export async function buildParsedCertificate(
   } catch {
     verified = false;
   }
-  if (!verified) throw new KdsError('internal', 'issued certificate does not verify with the issuer key');
+  if (!verified)
+    throw new InternalError('internal', 'issued certificate does not verify with the issuer key');
   return decodeCertificate(der, {
     key: subject.key,
     pem: derToPem(subject.spkiDer, 'PUBLIC KEY'),

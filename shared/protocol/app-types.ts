@@ -2,7 +2,7 @@
 // messages"). Each type declares the schema of its request body and response body (a request type), or
 // of its push body (a server push), or both. Feature files (messages-core.ts, messages-keys.ts, ...)
 // register their types at import; catalog.ts imports them all.
-import { KdsError } from '../errors.js';
+import { InternalError } from '../errors.js';
 import type { MapSchema } from './schema.js';
 
 /** Dotted lowercase names: `cert.status`, `admin.token`, `key.request`. */
@@ -24,14 +24,17 @@ const registry = new Map<string, AppType>();
 /** Registers a type; a programming error (bad name, duplicate, request without response) throws. */
 export function defineAppType<const S extends AppTypeSchemas>(name: string, schemas: S): AppType<S> {
   if (!APP_TYPE_PATTERN.test(name) || name.length > MAX_APP_TYPE_LENGTH || RESERVED.has(name)) {
-    throw new KdsError('internal', `invalid application type name ${JSON.stringify(name)}`);
+    throw new InternalError('internal', `invalid application type name ${JSON.stringify(name)}`);
   }
-  if (registry.has(name)) throw new KdsError('internal', `application type ${name} is defined twice`);
+  if (registry.has(name)) throw new InternalError('internal', `application type ${name} is defined twice`);
   if ((schemas.request === undefined) !== (schemas.response === undefined)) {
-    throw new KdsError('internal', `application type ${name} needs both a request and a response schema`);
+    throw new InternalError(
+      'internal',
+      `application type ${name} needs both a request and a response schema`,
+    );
   }
   if (schemas.request === undefined && schemas.push === undefined) {
-    throw new KdsError('internal', `application type ${name} has no schema`);
+    throw new InternalError('internal', `application type ${name} has no schema`);
   }
   const type = Object.freeze({ ...schemas, name }) as AppType<S>;
   registry.set(name, type);

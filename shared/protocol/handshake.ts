@@ -18,7 +18,7 @@ import { hmacSha256 } from '../crypto/hash.js';
 import { randomBytes } from '../crypto/random.js';
 import type { KeyObject } from 'node:crypto';
 import { toPublicKey, verifyPssAsync } from '../crypto/rsa.js';
-import { AuthError, InputError, KdsError, ProtocolError, toKdsError } from '../errors.js';
+import { KdsError, InputError, PolicyError, AuthError, ProtocolError, toKdsError } from '../errors.js';
 import { parseCertificate as parsePkiCertificate, type ParsedCertificate } from '../pki/x509.js';
 import { encodeValue } from './codec.js';
 import { deriveHandshakeKeys, deriveTrafficKeys, type HandshakeKeys } from './key-schedule.js';
@@ -420,7 +420,7 @@ export class ServerHandshake extends HandshakeBase {
         throw new AuthError('insecure_refused', 'this server does not accept insecure sessions');
       }
       if (ch.mode === 'enroll' && this.opts.allowEnroll === false) {
-        throw new AuthError('forbidden', 'this server does not accept enrollment sessions');
+        throw new PolicyError('forbidden', 'this server does not accept enrollment sessions');
       }
       const keyPair = generateDhKeyPair(group, this.opts.testing?.dhPrivateKey);
       const z = keyPair.deriveSharedSecret(ch.share);

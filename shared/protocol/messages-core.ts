@@ -2,7 +2,7 @@
 // certificate status (an OCSP-like query), enrollment, ping, revocation and enrollment tokens.
 // Request types have a request and a response body; pushes (server -> client, no id) a push body.
 import { NAME_PATTERN } from '../pki/names.js';
-import { REVOCATION_REASONS } from '../pki/reasons.js';
+import { REVOCATION_REASONS } from '../revocation-reasons.js';
 import { defineAppType } from './app-types.js';
 import { HANDSHAKE_MODES, ERROR_CODE_PATTERN, MAX_ERROR_MESSAGE } from './messages.js';
 import { MAX_STRING } from './limits.js';

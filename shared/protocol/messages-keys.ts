@@ -1,10 +1,10 @@
-// Catalog entries of the key-distribution service (issue 4; docs/keys.md):
+// Catalog entries of the key-distribution service (docs/keys.md):
 // request and response bodies of every key.* / msg.* / admin.key* type and the bodies of its pushes.
 // The catalog (messages.ts) imports this file; nothing else needs to change to add these types.
 import { s } from './schema.js';
 import { defineAppType } from './app-types.js';
 import { MAX_CERT_BYTES, MAX_SIGNATURE_BYTES } from './limits.js';
-import { KEY_REVOCATION_REASONS } from '../pki/reasons.js';
+import { KEY_REVOCATION_REASONS } from '../revocation-reasons.js';
 
 const NAME = s.string({ min: 1, max: 64, pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/ });
 const CERT_SERIAL = s.string({ min: 1, max: 40, pattern: /^[0-9a-f]{1,40}$/ });
@@ -20,7 +20,7 @@ const TIME = s.uint({ unit: 'epoch ms' });
 /** Key lifetime in ms (server/keys/ttl.ts checks the bounds with a clearer message). */
 const TTL = s.uint({ max: 90 * 24 * 60 * 60 * 1000, unit: 'ms' });
 const MODE = s.enumOf(['e2e', 'kdc'] as const);
-/** A reason a client or the admin may give for revoking a key (shared/pki/reasons.ts). */
+/** A reason a client or the admin may give for revoking a key (shared/revocation-reasons.ts). */
 const REASON = s.enumOf(KEY_REVOCATION_REASONS);
 const KEY_STATE = s.enumOf(['active', 'revoked', 'expired', 'superseded'] as const);
 const VERDICT = s.enumOf(['valid', 'mismatch', 'revoked', 'expired', 'not_found'] as const);

@@ -1,15 +1,7 @@
 // The plaintext frames of kds wire protocol v1 (docs/protocol.md, "Frames"): the three handshake
 // messages, the alert (an error before keys exist) and the record that carries everything after the
 // handshake. Each is one msgpack map with a `t` field naming its type.
-import {
-  AuthError,
-  isErrorCode,
-  KdsError,
-  PolicyError,
-  ProtocolError,
-  StateError,
-  type ErrorCode,
-} from '../errors.js';
+import { KdsError, ProtocolError, InternalError, errorFor, isErrorCode } from '../errors.js';
 import { NAME_PATTERN } from '../pki/names.js';
 import { decodeValue, encodeValue, type FrameLayout } from './codec.js';
 import {
@@ -183,7 +175,7 @@ function checkTrailingEntries(
  * with a fixed message, so no internal detail reaches the peer.
  */
 export function encodeAlert(err: unknown): Buffer {
-  const e = err instanceof KdsError ? err : new KdsError('internal', 'internal error');
+  const e = err instanceof KdsError ? err : new InternalError('internal', 'internal error');
   return encodeFrame({ t: 'alert', code: e.code, message: clip(e.message, MAX_ERROR_MESSAGE) });
 }
 
@@ -194,46 +186,6 @@ export function clip(text: string, maxBytes: number): string {
   return out;
 }
 
-const AUTH_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'bad_dh_public',
-  'bad_signature',
-  'bad_mac',
-  'record_auth',
-  'insecure_refused',
-  'token_invalid',
-  'forbidden',
-  'not_authenticated',
-  'ca_fingerprint_mismatch',
-  'cert_expired',
-  'cert_not_yet_valid',
-  'cert_revoked',
-  'cert_bad_signature',
-  'cert_unknown_issuer',
-  'cert_wrong_usage',
-  'cert_wrong_name',
-  'cert_malformed',
-]);
-const PROTOCOL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'frame_too_large',
-  'bad_frame',
-  'unknown_type',
-  'schema',
-  'unexpected_message',
-  'version_unsupported',
-  'no_common_group',
-  'sequence_exhausted',
-  'handshake_timeout',
-]);
-const POLICY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'bad_csr_signature',
-  'unsupported_key',
-  'weak_key',
-  'bad_name',
-  'name_mismatch',
-  'forbidden_extension',
-  'already_active',
-]);
-
 /**
  * The KdsError for a code and message received from the peer (alert or `error` response). Unknown
  * codes (a newer peer) become `internal`; the peer's message is kept, clipped: it is text, not code.
@@ -241,19 +193,7 @@ const POLICY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 export function errorFromWire(code: string, message: string): KdsError {
   const details = { remote: true };
   if (!isErrorCode(code))
-    return new KdsError('internal', clip(`peer error ${code}: ${message}`, MAX_ERROR_MESSAGE), details);
-  const text = clip(message, MAX_ERROR_MESSAGE);
-  if (AUTH_CODES.has(code)) return new AuthError(code, text, details);
-  if (PROTOCOL_CODES.has(code)) return new ProtocolError(code, text, details);
-  if (POLICY_CODES.has(code)) return new PolicyError(code, text, details);
-  if (
-    code.startsWith('key_') ||
-    code.startsWith('peer_') ||
-    code === 'not_found' ||
-    code === 'unknown_serial' ||
-    code === 'already_revoked'
-  ) {
-    return new StateError(code, text, details);
-  }
-  return new KdsError(code, text, details);
+    return new InternalError('internal', clip(`peer error ${code}: ${message}`, MAX_ERROR_MESSAGE), details);
+  // The class is the code's own (shared/errors.ts), as if the error had been raised on this side.
+  return errorFor(code, clip(message, MAX_ERROR_MESSAGE), details);
 }

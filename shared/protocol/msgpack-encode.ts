@@ -15,18 +15,18 @@
 //
 // Map entries whose value is `undefined` are left out (an absent optional field); nothing else that has
 // no msgpack form (undefined in an array, functions, symbols, class instances, cycles) is encoded: it
-// throws ProtocolError `internal`, a bug of the caller, since values are schema-checked before this.
+// throws InternalError `internal`, a bug of the caller, since values are schema-checked before this.
 // Two passes: the exact size first (so an oversized frame is refused before anything is written), then
 // the bytes into one buffer of that size.
-import { ProtocolError } from '../errors.js';
+import { InternalError } from '../errors.js';
 
 /** Deeper than any schema allows (MAX_DEPTH is 8): only a cycle or a caller's bug gets here. */
 const MAX_ENCODE_DEPTH = 64;
 const UINT32_MAX = 0xffffffff;
 const INT32_MIN = -0x80000000;
 
-function unsupported(what: string): ProtocolError {
-  return new ProtocolError('internal', `cannot encode ${what} as msgpack`);
+function unsupported(what: string): InternalError {
+  return new InternalError('internal', `cannot encode ${what} as msgpack`);
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {
@@ -223,6 +223,6 @@ export function msgpackSize(value: unknown): number {
 export function msgpackEncode(value: unknown, size = msgpackSize(value)): Buffer {
   const w = new Writer(Buffer.allocUnsafe(size));
   w.value(value);
-  if (w.pos !== size) throw new ProtocolError('internal', 'msgpack size mismatch');
+  if (w.pos !== size) throw new InternalError('internal', 'msgpack size mismatch');
   return w.buf;
 }

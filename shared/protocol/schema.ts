@@ -2,7 +2,7 @@
 // explicit bounds, maps reject unknown and missing fields, and errors name the field:
 // `client_hello.nonce: expected 32 bytes, got 31` (ProtocolError `schema`). Types are inferred from the
 // schema (Infer<typeof S>) so handlers see exactly what was validated.
-import { KdsError, ProtocolError, typeName } from '../errors.js';
+import { ProtocolError, typeName, InternalError } from '../errors.js';
 
 export interface BytesSchema {
   readonly kind: 'bytes';
@@ -126,7 +126,7 @@ export const s = {
   ): MapSchema<F> {
     if (refine === undefined) return { kind: 'map', fields };
     if (rule === undefined || rule === '')
-      throw new KdsError('internal', 'a map schema with a refine needs its rule');
+      throw new InternalError('internal', 'a map schema with a refine needs its rule');
     return {
       kind: 'map',
       fields,

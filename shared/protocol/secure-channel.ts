@@ -4,7 +4,7 @@
 // against the catalog schema of its type before it is returned or sealed.
 //
 // Sealing order must equal sending order (the sequence number is implicit): seal and send in one step.
-import { ProtocolError, type ErrorCode, type KdsError } from '../errors.js';
+import { KdsError, InputError, ProtocolError, type ErrorCode } from '../errors.js';
 import { getAppType, APP_TYPE_PATTERN } from './catalog.js';
 import { decodeValue, encodeValue } from './codec.js';
 import { exportKeyingMaterial, type TrafficKeys } from './key-schedule.js';
@@ -131,8 +131,7 @@ export class ClientChannel extends Channel {
   sealRequest(type: string, id: number, body: unknown): Buffer {
     const schema = bodySchema(type, 'request');
     checkId(id, 'request');
-    if (this.#pending.has(id))
-      throw new ProtocolError('bad_request', `request id ${id} is already in flight`);
+    if (this.#pending.has(id)) throw new InputError('bad_request', `request id ${id} is already in flight`);
     const b = canonicalize(schema, body, `${type}.b`);
     const frame = this.sealValue({ t: type, id, b });
     this.#pending.set(id, type);

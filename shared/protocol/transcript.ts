@@ -7,7 +7,7 @@
 // reduced by the number of entries removed (the header keeps its format: fixmap, map16 or map32). The
 // receiver cuts the exact bytes it received, so no re-encoding (and no canonical form) is ever needed.
 import { sha256 } from '../crypto/hash.js';
-import { KdsError, ProtocolError } from '../errors.js';
+import { ProtocolError, InternalError } from '../errors.js';
 import { encodeEntry, type FrameLayout } from './codec.js';
 
 export const SERVER_SIGNATURE_CONTEXT = 'kds v1 server CertificateVerify';
@@ -56,13 +56,13 @@ function readMapHeader(frame: Buffer): { count: number; headerLength: number } {
   if (b >= 0x80 && b <= 0x8f) return { count: b & 0x0f, headerLength: 1 };
   if (b === 0xde) return { count: frame.readUInt16BE(1), headerLength: 3 };
   if (b === 0xdf) return { count: frame.readUInt32BE(1), headerLength: 5 };
-  throw new KdsError('internal', 'not a msgpack map');
+  throw new InternalError('internal', 'not a msgpack map');
 }
 
 function setMapCount(header: Buffer, count: number): Buffer {
   const out = Buffer.from(header);
   if (out.length === 1) {
-    if (count > 15) throw new KdsError('internal', 'fixmap overflow');
+    if (count > 15) throw new InternalError('internal', 'fixmap overflow');
     out[0] = 0x80 | count;
   } else if (out.length === 3) {
     out.writeUInt16BE(count, 1);

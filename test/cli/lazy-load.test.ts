@@ -1,4 +1,4 @@
-// Start-up cost of the CLI (issue 6: `kds --help` under 0.5 s; issue 7 part 5): `kds --help` and the help
+// Start-up cost of the CLI (docs/performance.md: `kds --help` under 0.5 s): `kds --help` and the help
 // of every area load no heavy module (node-forge, better-sqlite3, ws, msgpackr, the CA/KDC/client code)
 // and no command area's module; the areas register lazily (cli/commands/index.ts). The loaded modules
 // are recorded by a preload (test/cli/module-trace.ts) in a real `node bin/kds.js` process.

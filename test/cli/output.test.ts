@@ -2,7 +2,7 @@
 // terminal raw; the JSON stays the exact value.
 import t from 'tap';
 import { emit, reportError } from '../../cli/output.js';
-import { KdsError } from '../../shared/errors.js';
+import { errorFor } from '../../shared/errors.js';
 
 const hostile = 'denied\r\u001b[2K\u001b[1Aok: key verified\n\u009b2K\u202e\u001b[8m';
 
@@ -25,11 +25,11 @@ function capture(fn: () => void): { stdout: string; stderr: string } {
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/;
 
 t.test('error [code]: message, with a message from the network', async (t) => {
-  const human = capture(() => reportError({}, new KdsError('forbidden', hostile)));
+  const human = capture(() => reportError({}, errorFor('forbidden', hostile)));
   t.notMatch(human.stderr, CONTROL);
   t.equal(human.stderr.split('\n').filter((l) => l !== '').length, 1, human.stderr);
   t.match(human.stderr, /^error \[forbidden\]: denied\\r\\x1b\[2K/);
-  const json = capture(() => reportError({ json: true }, new KdsError('forbidden', hostile)));
+  const json = capture(() => reportError({ json: true }, errorFor('forbidden', hostile)));
   t.notMatch(json.stdout, CONTROL);
   t.equal((JSON.parse(json.stdout) as { error: { message: string } }).error.message, hostile);
 });

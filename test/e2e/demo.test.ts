@@ -1,4 +1,4 @@
-// `npm run demo` (issue 6), the README's quick-start command, run for real: every step does what its
+// `npm run demo`, the README's quick-start command, run for real: every step does what its
 // narration says (checked on the --json event log), Mallory steals the key in insecure mode and is
 // stopped by the transcript signature in secure mode, and nothing is left behind: no temporary
 // directory, no KDC process. Then `--step` waits for Enter, and Ctrl-C in the middle cleans up too.

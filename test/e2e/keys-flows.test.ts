@@ -1,4 +1,4 @@
-// Issue 4 with real processes: a server process, bob's `kds client listen --json` process, alice's and
+// Key distribution (docs/keys.md) with real processes: a server process, bob's `kds client listen --json` process, alice's and
 // carol's commands through the CLI (plus an in-process client where only the protocol matters, to keep
 // the file quick). Both flows; verify valid; messages round-trip; revocation by either party and by
 // the admin with notices reaching both; a third client cannot fetch, verify or revoke another's key;

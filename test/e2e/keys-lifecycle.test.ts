@@ -1,4 +1,4 @@
-// Issue 4 with real processes, across time: bob offline then online (durable queue), server restarts
+// Key distribution (docs/keys.md) with real processes, across time: bob offline then online (durable queue), server restarts
 // in the middle (deliveries and records survive; `listen` reconnects with backoff), tampering with the
 // stored record (mismatch), and a certificate revocation cascading to keys.
 import t, { type Test } from 'tap';

@@ -1,4 +1,4 @@
-// `kds client menu` (issue 6) through scripted stdin, as a person would use it: bad numbers, empty
+// `kds client menu` through scripted stdin, as a person would use it: bad numbers, empty
 // answers, malformed and unknown names re-prompt with a clear message; failures print their code and
 // the menu goes on; 0 and the end of input (Ctrl-D) exit 0. With a real KDC: both sub-menus end to end
 // (send, list, verify, check, revoke a key; status, verify, CA and CRL, revoke my certificate).

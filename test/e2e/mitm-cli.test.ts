@@ -1,7 +1,7 @@
 // `kds mitm` and the insecure flags as a user meets them: the catalog listing, usage errors, the two
 // keys of insecure mode (flag AND KDS_ALLOW_INSECURE=1, refused with insecure_refused otherwise), the
 // warning banner, and the watch output of one attack with the victim's error naming the defence
-// (issue 5's example: "handshake failed: server signature over transcript invalid (possible MITM)").
+// (docs/attacks.md's example: "handshake failed: server signature over transcript invalid (possible MITM)").
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -218,7 +218,7 @@ t.test('the watch output of substitute-dh, and the victim naming the defence', a
     });
   });
   t.match(url, /^ws:\/\/127\.0\.0\.1:\d+\/kds$/, 'the bound URL is printed (port 0)');
-  // As in issue 5: the victim points --server at Mallory's host:port.
+  // As in docs/attacks.md: the victim points --server at Mallory's host:port.
   const victim = await runKds([
     'client',
     'send-key',

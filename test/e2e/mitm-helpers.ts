@@ -1,4 +1,4 @@
-// The MITM lab matrix (issue 5), shared by test/e2e/mitm-matrix-secure.test.ts and
+// The MITM lab matrix (docs/attacks.md), shared by test/e2e/mitm-matrix-secure.test.ts and
 // mitm-matrix-insecure.test.ts (two files so tap runs the two modes in parallel). Real processes on
 // loopback: one `kds server start` per mode (the insecure one with --insecure-dh and
 // KDS_ALLOW_INSECURE=1) whose CA issued certificates to alice, bob, mallory (an insider) and zed

@@ -1,4 +1,4 @@
-// The MITM lab matrix, insecure column (issue 5): every attack against `--insecure-dh` clients and a
+// The MITM lab matrix, insecure column (docs/attacks.md): every attack against `--insecure-dh` clients and a
 // KDC that allows them (KDS_ALLOW_INSECURE=1), real processes on loopback (test/e2e/mitm-helpers.ts).
 // The attacks that should succeed do (substitute-dh and impersonate-server steal the very key the
 // victim got; impersonate-client acts as the victim; revoked-cert gets in), the others fail with the

@@ -1,4 +1,4 @@
-// The MITM lab matrix, secure column (issue 5): every attack of the catalog against the default mode,
+// The MITM lab matrix, secure column (docs/attacks.md): every attack of the catalog against the default mode,
 // real processes on loopback (test/e2e/mitm-helpers.ts). Target: 0 successes; each attack fails with
 // the defence the catalog names, the victim's error names it, Mallory's report holds no key material
 // and no plaintext, and alice and bob still exchange and verify keys after every attack.

@@ -1,4 +1,4 @@
-// The CLI as a whole, and its reference page (issue 6): every command has --help with an example and
+// The CLI as a whole, and its reference page (docs/cli.md): every command has --help with an example and
 // is documented in docs/cli.md; unknown flags are usage errors (exit 2) in every area; the exit-code
 // table of docs/cli.md is exactly shared/errors.ts; KDS_* variables configure the commands that have
 // the option and do not break the others; colour appears on a terminal only, and NO_COLOR removes it.

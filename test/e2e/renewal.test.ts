@@ -30,7 +30,7 @@ import { openHomeSession } from '../../client/session.js';
 import { readClientHome, writeClientHome } from '../../client/home.js';
 import { CertificateAuthority } from '../../server/ca/authority.js';
 import { MAX_RENEWALS_PER_WINDOW } from '../../server/ca/renewal.js';
-import { caPaths } from '../../server/ca/files.js';
+import { caPaths } from '../../io/ca-files.js';
 
 t.setTimeout(300_000);
 

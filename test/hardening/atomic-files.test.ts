@@ -1,6 +1,6 @@
 // The files the server publishes are copies of what the store holds: root_ca.pem (the trust anchor
 // clients pin and GET /ca.pem) and root_crl.pem (the CRL, GET /crl.pem). A crash cannot tear them
-// (server/fs-atomic.ts writes a temporary file, fsyncs it, renames it over the target and fsyncs the
+// (io/fs-atomic.ts writes a temporary file, fsyncs it, renames it over the target and fsyncs the
 // directory), but a disk, an editor or an operator can. This test damages them in every way it can
 // think of (truncated, emptied, garbage, one flipped character, deleted, an older CRL, another
 // certificate) and starts the real server: it must notice, say so on stderr, rewrite each file from the

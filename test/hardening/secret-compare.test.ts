@@ -1,4 +1,4 @@
-// "Secrets compared only with timingSafeEqual" (DEVELOPERS.md, issue 8), enforced on the source: every
+// "Secrets compared only with timingSafeEqual" (DEVELOPERS.md), enforced on the source: every
 // .ts file under shared/, server/ and client/ is parsed with the TypeScript compiler and every
 //   a === b, a !== b, a == b, a != b, a.equals(b), Buffer.compare(a, b)
 // whose operands look like secrets (the last word of the last name in the expression is mac, digest,

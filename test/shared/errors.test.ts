@@ -2,12 +2,20 @@ import t from 'tap';
 import {
   KdsError,
   AuthError,
+  EnvironmentError,
+  InputError,
+  InternalError,
+  PolicyError,
+  ProtocolError,
+  StateError,
+  ERROR_CODES,
+  errorFor,
   isErrorCode,
   exitCodeFor,
   closeCodeFor,
   toKdsError,
-  ensureBytes,
   EXIT,
+  CLOSE,
 } from '../../shared/errors.js';
 
 t.test('codes map to exit and close codes', async (t) => {
@@ -32,14 +40,48 @@ t.test('isErrorCode only accepts known codes', async (t) => {
 t.test('toKdsError hides internals', async (t) => {
   const e = toKdsError(new Error('secret path /x/y'));
   t.equal(e.code, 'internal');
+  t.ok(e instanceof InternalError);
   t.equal(e.message, 'internal error');
 });
 
-t.test('ensureBytes names the bad value', async (t) => {
-  t.throws(() => ensureBytes('DH public key', new Uint8Array(31), 32), {
-    code: 'malformed',
-    message: 'expected DH public key of 32 bytes, got 31',
+t.test('each code has exactly one class, whichever way the error is made', async (t) => {
+  const classes = [
+    InputError,
+    PolicyError,
+    AuthError,
+    ProtocolError,
+    StateError,
+    EnvironmentError,
+    InternalError,
+  ];
+  for (const code of ERROR_CODES) {
+    const e = errorFor(code, 'm');
+    t.equal(e.code, code);
+    t.equal(classes.filter((C) => e instanceof C).length, 1, `${code} is an instance of exactly one class`);
+    t.equal(e.exitCode, exitCodeFor(code), `${code} keeps its exit code`);
+  }
+  // The codes that used to be thrown under several classes now have one (instanceof tells the truth).
+  t.ok(errorFor('bad_passphrase', 'm') instanceof AuthError);
+  t.ok(errorFor('unavailable', 'm') instanceof EnvironmentError);
+  t.ok(errorFor('forbidden', 'm') instanceof PolicyError);
+  t.ok(errorFor('session_closed', 'm') instanceof StateError);
+  t.ok(errorFor('internal', 'm') instanceof InternalError);
+  t.ok(errorFor('bad_request', 'm') instanceof InputError);
+  t.ok(errorFor('rate_limited', 'm') instanceof PolicyError);
+  t.ok(errorFor('timeout', 'm') instanceof EnvironmentError);
+  t.equal(errorFor('cert_revoked', 'm', { serialHex: '01' }).closeCode, CLOSE.revoked);
+  t.same(errorFor('not_found', 'm', { serialHex: '01' }).toJSON(), {
+    code: 'not_found',
+    message: 'm',
+    details: { serialHex: '01' },
   });
-  t.throws(() => ensureBytes('nonce', 'abc'), { message: 'expected nonce as bytes, got string' });
-  t.equal(ensureBytes('x', new Uint8Array(2)).length, 2);
+});
+
+t.test('a class refuses codes that are not its own (checked by the compiler)', async (t) => {
+  // @ts-expect-error bad_passphrase is an AuthError code
+  t.ok(new EnvironmentError('bad_passphrase', 'm') instanceof KdsError);
+  // @ts-expect-error unavailable is an EnvironmentError code
+  t.ok(new StateError('unavailable', 'm') instanceof KdsError);
+  // @ts-expect-error KdsError is abstract: errors are made as their code's class
+  t.ok(new KdsError('internal', 'm') instanceof Error);
 });

@@ -9,7 +9,7 @@ import { auditCommand } from './audit.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each module has its own argv type
 export const adminCommands: CommandModule<any, any>[] = [tokenCommand, revokeCertCommand, certStatusCommand];
-// issue 4: key distribution
+// key distribution (docs/keys.md)
 adminCommands.push(keysCommand, revokeKeyCommand);
 // the audit trail: read it, verify its chain
 adminCommands.push(auditCommand);

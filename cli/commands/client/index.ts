@@ -21,7 +21,7 @@ export const clientCommands: CommandModule<any, any>[] = [
   revokeCertCommand,
   certStatusCommand,
 ];
-// issue 4: key distribution
+// key distribution (docs/keys.md)
 clientCommands.push(
   sendKeyCommand,
   keysCommand,
@@ -31,7 +31,7 @@ clientCommands.push(
   rotateKeyCommand,
   listenCommand,
 );
-// issue 6: the interactive menu
+// the interactive menu
 clientCommands.push(menuCommand);
 // certificate renewal
 clientCommands.push(renewCommand);

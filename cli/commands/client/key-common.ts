@@ -1,4 +1,4 @@
-// Shared by the key-distribution subcommands of `kds client` (issue 4): open a key client for the
+// Shared by the key-distribution subcommands of `kds client` (docs/keys.md): open a key client for the
 // home (session + encrypted key store; prekeys topped up and queued notices applied first), run the
 // command, then close after pending notices are applied.
 import type { ClientArgs } from './common.js';

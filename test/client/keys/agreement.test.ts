@@ -1,4 +1,4 @@
-// Issue 4 property: "for any sequence of send/verify/revoke/restart operations, the states seen by
+// A property docs/keys.md "Requirements" states: "for any sequence of send/verify/revoke/restart operations, the states seen by
 // Alice, Bob and the KDC agree at the end". In-process KDC (restarts are cheap), real sessions, real
 // stores; fast-check generates the sequences.
 import t from 'tap';

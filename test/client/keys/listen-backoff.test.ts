@@ -2,7 +2,7 @@
 // only transient failures are retried; the loop stops on its signal.
 import t from 'tap';
 import { isTransient, listen, nextBackoff, type ListenEvent } from '../../../client/keys/listen.js';
-import { KdsError } from '../../../shared/errors.js';
+import { errorFor } from '../../../shared/errors.js';
 
 t.test('backoff doubles up to the cap with bounded jitter', async (t) => {
   let d: number | undefined;
@@ -18,10 +18,10 @@ t.test('backoff doubles up to the cap with bounded jitter', async (t) => {
 });
 
 t.test('transient vs fatal failures', async (t) => {
-  t.ok(isTransient(new KdsError('unavailable', 'x')));
-  t.ok(isTransient(new KdsError('session_closed', 'x')));
-  t.notOk(isTransient(new KdsError('cert_revoked', 'x')));
-  t.notOk(isTransient(new KdsError('bad_passphrase', 'x')));
+  t.ok(isTransient(errorFor('unavailable', 'x')));
+  t.ok(isTransient(errorFor('session_closed', 'x')));
+  t.notOk(isTransient(errorFor('cert_revoked', 'x')));
+  t.notOk(isTransient(errorFor('bad_passphrase', 'x')));
 });
 
 t.test('listen retries transient failures, stops on fatal ones', async (t) => {
@@ -36,7 +36,7 @@ t.test('listen retries transient failures, stops on fatal ones', async (t) => {
       onEvent: (e) => events.push(e),
       open: async () => {
         attempts += 1;
-        throw new KdsError(attempts < 4 ? 'unavailable' : 'cert_revoked', 'nope');
+        throw errorFor(attempts < 4 ? 'unavailable' : 'cert_revoked', 'nope');
       },
     }),
     { code: 'cert_revoked' },
@@ -58,7 +58,7 @@ t.test('listen ends when its signal aborts', async (t) => {
     signal: controller.signal,
     onEvent: (e) => events.push(e),
     open: async () => {
-      throw new KdsError('unavailable', 'down');
+      throw errorFor('unavailable', 'down');
     },
   });
   setTimeout(() => controller.abort(), 20);

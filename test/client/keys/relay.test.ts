@@ -1,4 +1,4 @@
-// The relay test of issue 4: "a test relay that substitutes Bob's ephemeral key or certificate makes
+// The relay test docs/keys.md "Requirements" asks for: "a test relay that substitutes Bob's ephemeral key or certificate makes
 // flow 1 fail with a signature error on both sides and no key is stored as valid". The relay sits
 // between a client and its (authenticated, encrypted) session, so it sees and rewrites the messages
 // exactly as a compromised KDC or a relay process would.

@@ -2,7 +2,7 @@
 // is terminal-safe (client/menu/context.ts runAction).
 import t from 'tap';
 import { runAction, PLAIN_STYLE, type MenuContext } from '../../../client/menu/context.js';
-import { KdsError } from '../../../shared/errors.js';
+import { errorFor } from '../../../shared/errors.js';
 
 t.test('an error message from the network is printed escaped, on one line', async (t) => {
   const printed: string[] = [];
@@ -13,7 +13,7 @@ t.test('an error message from the network is printed escaped, on one line', asyn
   await runAction(ctx, {
     label: 'x',
     run: async () => {
-      throw new KdsError('forbidden', 'no\r\u001b[1A  [notice] key revoked\n\u009b2K');
+      throw errorFor('forbidden', 'no\r\u001b[1A  [notice] key revoked\n\u009b2K');
     },
   });
   t.same(printed, ['  error [forbidden]: no\\r\\x1b[1A  [notice] key revoked\\n\\x9b2K']);

@@ -1,4 +1,4 @@
-// The attack catalog of issue 5: exactly these names in this order, each with a description that says
+// The attack catalog (docs/attacks.md): exactly these names in this order, each with a description that says
 // where Mallory sits, an expected outcome per mode, and a defence the defence table knows.
 import t from 'tap';
 import { ATTACKS, ATTACK_NAMES, findAttack } from '../../../client/mitm/catalog.js';

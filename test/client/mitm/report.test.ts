@@ -1,4 +1,4 @@
-// Mallory's verdict and report: the outcome precedence, issue 5's summary wording, and the rule that
+// Mallory's verdict and report: the outcome precedence, the summary wording of docs/attacks.md, and the rule that
 // nothing is reported stolen unless Mallory held a victim's session keys (a secure run's report can
 // hold no key material).
 import t from 'tap';

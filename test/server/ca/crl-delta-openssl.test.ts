@@ -12,7 +12,7 @@ import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
-import { CA_SETTINGS_KEY, DEFAULT_CA_SETTINGS, type CaSettings } from '../../../server/ca/files.js';
+import { CA_SETTINGS_KEY, DEFAULT_CA_SETTINGS, type CaSettings } from '../../../io/ca-files.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import { freshCa, openssl, opensslCsr, PASSPHRASE } from './fixture.js';
 import { tempDir } from '../../helpers/tmp.js';

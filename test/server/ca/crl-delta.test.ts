@@ -1,4 +1,4 @@
-// Delta CRLs (issue 7 part 3(b); RFC 5280 5.2.4 / 5.2.6) in both regimes, with openssl as the
+// Delta CRLs (RFC 5280 5.2.4 / 5.2.6) in both regimes, with openssl as the
 // independent verifier: below crlSyncFullMax every revocation re-issues the complete CRL (and an empty
 // delta with the same number); from it on a revocation publishes only the delta, and the complete CRL is
 // re-issued on the schedule (delta size, interval, KDC start/stop), never on the revocation's path.
@@ -7,7 +7,7 @@ import t from 'tap';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
-import { CA_SETTINGS_KEY, DEFAULT_CA_SETTINGS, type CaSettings } from '../../../server/ca/files.js';
+import { CA_SETTINGS_KEY, DEFAULT_CA_SETTINGS, type CaSettings } from '../../../io/ca-files.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import type { ParsedCertificate } from '../../../shared/pki/x509.js';
 import { freshCa, openssl, opensslCsr, PASSPHRASE } from './fixture.js';

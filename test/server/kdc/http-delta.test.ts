@@ -1,4 +1,4 @@
-// GET /delta-crl.pem (issue 7 part 3(b)): served from the CA on every request next to /crl.pem, 404
+// GET /delta-crl.pem: served from the CA on every request next to /crl.pem, 404
 // while the CA has issued no delta CRL (a data directory not yet opened with its key since the upgrade),
 // never a 500 or a stale copy.
 import t from 'tap';

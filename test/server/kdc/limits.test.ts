@@ -1,9 +1,5 @@
 import t from 'tap';
-import {
-  ConnectionCounter,
-  HandshakeRateLimiter,
-  UnauthenticatedCounter,
-} from '../../../server/kdc/limits.js';
+import { ConnectionCounter, HandshakeRateLimiter } from '../../../server/kdc/limits.js';
 
 t.test('token bucket: burst, then refill at the configured rate, per address', async (t) => {
   let now = 1_000_000;
@@ -46,21 +42,6 @@ t.test('the address map stays bounded under a flood of addresses', async (t) => 
 t.test('invalid limits are refused', async (t) => {
   t.throws(() => new HandshakeRateLimiter({ burst: 0, perSecond: 1 }), RangeError);
   t.throws(() => new HandshakeRateLimiter({ burst: 1, perSecond: 0 }), RangeError);
-  t.throws(() => new UnauthenticatedCounter(0), RangeError);
-});
-
-t.test('unauthenticated cap: acquire up to max, release frees a slot', async (t) => {
-  const c = new UnauthenticatedCounter(2);
-  t.ok(c.tryAcquire());
-  t.ok(c.tryAcquire());
-  t.notOk(c.tryAcquire());
-  t.equal(c.count, 2);
-  c.release();
-  t.ok(c.tryAcquire());
-  c.release();
-  c.release();
-  c.release();
-  t.equal(c.count, 0, 'never negative');
 });
 
 t.test('ConnectionCounter: a cap per address, released on close, nothing kept at zero', async (t) => {

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
-import { CA_SETTINGS_KEY, normalizePublicUrl, type CaSettings } from '../../../server/ca/files.js';
+import { CA_SETTINGS_KEY, normalizePublicUrl, type CaSettings } from '../../../io/ca-files.js';
 import { startKdc } from '../../../server/kdc/kdc.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import { issueTestClient, startTestKdc } from '../../helpers/kdc-in-process.js';

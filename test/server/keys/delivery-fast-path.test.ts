@@ -1,4 +1,4 @@
-// The key service's fast paths (issue 7, bench/keys.ts): live pushes built from the data in hand must be
+// The key service's fast paths (bench/keys.ts): live pushes built from the data in hand must be
 // exactly what the durable queue would rebuild from the store; key.verify's piggybacked `ack` must keep
 // the queue's semantics (a notice survives until the receiver acknowledges it, only its own); and the
 // group-committed reserve/deposit must behave like their one-transaction forms.

@@ -10,7 +10,7 @@ import { openStore } from '../../../server/store/store.js';
 import { SqliteStore, type WalSync } from '../../../server/store/sqlite-store.js';
 import { GroupCommit } from '../../../server/store/group-commit.js';
 import { fsyncOnSyncThread } from '../../../server/store/wal-sync-thread.js';
-import { KdsError } from '../../../shared/errors.js';
+import { errorFor } from '../../../shared/errors.js';
 
 /** A WalSync that holds every sync until the test completes it, and logs what happened when. */
 function heldSync(): {
@@ -128,7 +128,7 @@ t.test('an item that throws is rejected with its own error; the others commit', 
   const ok = g.run(() => store.setSetting('ok', true));
   const bad = g.run(() => {
     store.setSetting('bad', true);
-    throw new KdsError('bad_request', 'refused');
+    throw errorFor('bad_request', 'refused');
   });
   await t.rejects(bad, { code: 'bad_request' }, 'rejected at once: nothing of it was written');
   t.equal(store.getSetting('bad'), undefined, 'its savepoint rolled back');
@@ -183,7 +183,7 @@ t.test('plain transactions stay FULL; transactionUnsynced does not nest', async 
   const db = Reflect.get(store, 'db') as { pragma: (s: string, o: object) => unknown };
   t.equal(db.pragma('temp_store', { simple: true }), 2, 'temp_store = MEMORY');
   const p = g.run(() => {
-    throw new KdsError('bad_request', 'refused');
+    throw errorFor('bad_request', 'refused');
   });
   await t.rejects(p, { code: 'bad_request' });
   t.equal(store.synchronousLevel(), 2, 'FULL after a batch whose items all failed');

@@ -36,7 +36,7 @@ const caSign: Signer = async (tbs) =>
 const selfSign: Signer = async (tbs) =>
   cryptoSign('sha256', tbs, { key: subject.privateKeyPem, padding: constants.RSA_PKCS1_PADDING });
 
-// ---- the forge encoder x509.ts used until session 2 (buildParsedCertificate, unchanged in substance) ----
+// ---- the forge encoder x509.ts used before asn1-certificate.ts (buildParsedCertificate, unchanged in substance) ----
 
 function forgeName(cn: string, ou: string | undefined): forge.pki.CertificateField[] {
   const utf8 = forge.asn1.Type.UTF8;

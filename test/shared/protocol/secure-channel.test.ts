@@ -2,7 +2,7 @@
 // the catalog on both sides, and the errors a broken or hostile peer gets.
 import t from 'tap';
 import fc from 'fast-check';
-import { AuthError, KdsError } from '../../../shared/errors.js';
+import { KdsError, PolicyError } from '../../../shared/errors.js';
 import { encodeValue } from '../../../shared/protocol/codec.js';
 import { deriveTrafficKeys } from '../../../shared/protocol/key-schedule.js';
 import { MAX_FRAME_BYTES, MAX_RECORD_PLAINTEXT } from '../../../shared/protocol/limits.js';
@@ -46,7 +46,7 @@ t.test('request -> ok, request -> error, push', async (t) => {
   t.equal(err.kind, 'error');
   if (err.kind === 'error') {
     t.equal(err.type, 'admin.token');
-    t.ok(err.error instanceof AuthError);
+    t.ok(err.error instanceof PolicyError, 'forbidden is a PolicyError on both sides');
     t.match(err.error, { code: 'forbidden', message: 'admin only' });
   }
   t.same(

@@ -1,10 +1,10 @@
-// server/fs-errors.ts: errno codes classified, and each said in words (synthetic errors, so the
+// io/fs-errors.ts: errno codes classified, and each said in words (synthetic errors, so the
 // classification is tested whatever user runs the tests; test/e2e/unreadable-data-dir.test.ts makes
 // them happen for real).
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { classifyErrno, describeFsProblem, entryKind, explainFsError } from '../../server/fs-errors.js';
+import { classifyErrno, describeFsProblem, entryKind, explainFsError } from '../../io/fs-errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.test('errno codes', async (t) => {

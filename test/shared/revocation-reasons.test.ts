@@ -1,4 +1,4 @@
-// shared/pki/reasons.ts: RFC 5280 5.3.1 CRLReason names and codes.
+// shared/revocation-reasons.ts: RFC 5280 5.3.1 CRLReason names and codes.
 import t from 'tap';
 import {
   parseKeyReason,
@@ -7,8 +7,8 @@ import {
   reasonFromCode,
   REASON_CODES,
   REVOCATION_REASONS,
-} from '../../../shared/pki/reasons.js';
-import { reasonChoices } from '../../../cli/options.js';
+} from '../../shared/revocation-reasons.js';
+import { reasonChoices } from '../../cli/options.js';
 
 t.test('names <-> codes per RFC 5280 5.3.1', async (t) => {
   t.same(REASON_CODES, {

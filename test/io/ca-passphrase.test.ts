@@ -1,8 +1,8 @@
 import t from 'tap';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCaPassphrase, resolveCaPassphrase } from '../../../server/ca/passphrase.js';
-import { tempDir } from '../../helpers/tmp.js';
+import { createCaPassphrase, resolveCaPassphrase } from '../../io/ca-passphrase.js';
+import { tempDir } from '../helpers/tmp.js';
 
 t.test('precedence: option, file, environment, stored', async (t) => {
   const dir = tempDir(t);

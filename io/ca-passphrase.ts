@@ -4,12 +4,12 @@
 // `kds server init` generates at `<dataDir>/ca/passphrase` when it was given none of those (with a loud
 // warning: a passphrase stored next to the key it protects only protects against copying the key
 // file alone). A command-line flag beats the environment, as everywhere in kds.
-import { entryKind } from '../fs-errors.js';
+import { entryKind } from './fs-errors.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { EnvironmentError } from '../../shared/errors.js';
-import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from '../fs-atomic.js';
-import { caPaths } from './files.js';
+import { EnvironmentError } from '../shared/errors.js';
+import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from './fs-atomic.js';
+import { caPaths } from './ca-files.js';
 
 export const PASSPHRASE_ENV = 'KDS_CA_PASSPHRASE';
 /** 32 random bytes, base64url: 256 bits, well above anything PBKDF2 stretching needs. */

@@ -1,7 +1,7 @@
 // The on-disk layout of a CA data directory (certs/README.md documents it for users) and the CA settings
 // kept in the store. The seed-compatible artifacts keep their historical names at the top level.
 import { join } from 'node:path';
-import { InputError } from '../../shared/errors.js';
+import { InputError } from '../shared/errors.js';
 
 export interface CaPaths {
   dataDir: string;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePrivateDir, writeFileAtomic } from '../../server/fs-atomic.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../io/fs-atomic.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.test('writeFileAtomic replaces the file with exactly the mode asked', async (t) => {

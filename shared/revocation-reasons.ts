@@ -1,4 +1,6 @@
-// Revocation reasons: the CRLReason enumeration of RFC 5280 section 5.3.1, names <-> integer codes.
+// Revocation reasons: the CRLReason enumeration of RFC 5280 section 5.3.1, names <-> integer codes. The
+// one list of them: the CRL codec, the schema, the CLI options and the key service all read it here.
+// Outside shared/pki/ and importing only errors.ts, so the CLI can use it while loading --help.
 //
 //   CRLReason ::= ENUMERATED {
 //        unspecified             (0),
@@ -12,7 +14,7 @@
 //        removeFromCRL           (8),
 //        privilegeWithdrawn      (9),
 //        aACompromise           (10) }
-import { InputError } from '../errors.js';
+import { InputError } from './errors.js';
 
 export const REASON_CODES = {
   unspecified: 0,

@@ -1,0 +1,95 @@
+// The lint rules that keep the tree's shape (eslint.config.js; docs/architecture.md "Who may import
+// whom"): each rule is run through ESLint with the repository's own configuration on a made-up file
+// placed in the folder under test, so a rule that silently stops matching fails here, not in review.
+import t from 'tap';
+import { ESLint } from 'eslint';
+import { REPO_ROOT } from '../helpers/kds-process.js';
+
+const eslint = new ESLint({ cwd: REPO_ROOT });
+
+async function ruleHits(filePath: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath });
+  return (result?.messages ?? []).map((m) => `${m.ruleId}: ${m.message}`);
+}
+
+t.test('shared/ imports no I/O and nothing from server/, client/, cli/ or io/', async (t) => {
+  const hits = await ruleHits(
+    'shared/pki/made-up.ts',
+    [
+      "import { a } from '../../server/ca/init.js';",
+      "import { b } from '../../client/session.js';",
+      "import { c } from '../../io/fs-atomic.js';",
+      "import { d } from '../../cli/output.js';",
+      "import { readFileSync } from 'node:fs';",
+      "import { connect } from 'node:net';",
+      "import WebSocket from 'ws';",
+      'export const all = [a, b, c, d, readFileSync, connect, WebSocket];',
+    ].join('\n'),
+  );
+  t.equal(hits.filter((h) => h.startsWith('no-restricted-imports')).length, 7, hits.join('\n'));
+  t.same(
+    await ruleHits(
+      'shared/pki/made-up.ts',
+      "import { isIP } from 'node:net';\nimport { createHash } from 'node:crypto';\nexport const f = [isIP, createHash];\n",
+    ),
+    [],
+    'the pure parts of node: are allowed',
+  );
+});
+
+t.test(
+  'client/ never imports server/; server/ never imports client/; both may use io/ and shared/',
+  async (t) => {
+    const client = await ruleHits(
+      'client/made-up.ts',
+      "import { a } from '../server/kdc/kdc.js';\nexport const x = a;\n",
+    );
+    t.match(client, [/^no-restricted-imports: .*client\/ never links server code/]);
+    const server = await ruleHits(
+      'server/kdc/made-up.ts',
+      "import { a } from '../../client/session.js';\nexport const x = a;\n",
+    );
+    t.match(server, [/^no-restricted-imports: .*server\/ never links client code/]);
+    const io = await ruleHits(
+      'io/made-up.ts',
+      "import { a } from '../server/kdc/kdc.js';\nexport const x = a;\n",
+    );
+    t.match(io, [/^no-restricted-imports: /]);
+    t.same(
+      await ruleHits(
+        'client/made-up.ts',
+        "import { writeFileAtomic } from '../io/fs-atomic.js';\nimport { KdsError } from '../shared/errors.js';\nexport const x = [writeFileAtomic, KdsError];\n",
+      ),
+      [],
+    );
+  },
+);
+
+t.test('node-forge only in shared/pki/x509.ts', async (t) => {
+  const code = "import forge from 'node-forge';\nexport const f = forge;\n";
+  t.match(await ruleHits('shared/pki/made-up.ts', code), [/^no-restricted-imports: .*node-forge/]);
+  t.match(await ruleHits('server/made-up.ts', code), [/^no-restricted-imports: .*node-forge/]);
+  t.same(await ruleHits('shared/pki/x509.ts', code), []);
+});
+
+t.test('comments that cite work-tracking labels are refused; other numbers are not', async (t) => {
+  for (const comment of [
+    '// Enrollment (issue 3): the client',
+    '// see Issue #12',
+    '/** The extensions (issue 2 parts 3 and 4). */',
+    '// Delta CRLs (part 3(b))',
+    '// Until session 2 the serial was reserved',
+    '// wave 1 of the rollout',
+  ]) {
+    const hits = await ruleHits('server/made-up.ts', `${comment}\nexport const x = 1;\n`);
+    t.match(hits, [/^kds\/no-history-comments: /], comment);
+  }
+  for (const comment of [
+    '// opened in waves of WAVE so that the accept queue never overflows',
+    '// 1,000 sessions at once',
+    '// an issue of the CRL every 5 minutes',
+    '// the first part of the handshake',
+  ]) {
+    t.same(await ruleHits('server/made-up.ts', `${comment}\nexport const x = 1;\n`), [], comment);
+  }
+});
