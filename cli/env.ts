@@ -13,7 +13,7 @@
 export const ENV_PREFIX = 'KDS_';
 
 /** Options the environment may never set: they must be typed on the command line. */
-export const FLAG_ONLY: readonly string[] = ['insecure-dh'];
+export const FLAG_ONLY: readonly string[] = ['insecure-dh', 'lab-disable'];
 
 /** KDS_DATA_DIR -> ['data-dir', 'dataDir'] (the two spellings yargs puts in argv). */
 export function envKeys(variable: string): [string, string] {

@@ -22,6 +22,7 @@ import {
   closeCodeFor,
 } from '../shared/errors.js';
 import { inHandshakePhase } from '../shared/defences.js';
+import { labOff, type Defences } from '../shared/lab-switches.js';
 import { ClientHandshake, type HandshakeMode } from '../shared/protocol/handshake.js';
 import { MAX_FRAME_BYTES } from '../shared/protocol/limits.js';
 import { decodeFrame, errorFromWire } from '../shared/protocol/messages.js';
@@ -62,6 +63,8 @@ export interface OpenSessionOptions {
    */
   localAddress?: string;
   requestTimeoutMs?: number;
+  /** The MITM lab's ablation switches (shared/lab-switches.ts; `--lab-disable`); default all on. */
+  defences?: Defences;
 }
 
 export interface CertificateFacts {
@@ -174,6 +177,7 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
     mode,
     groups,
     group,
+    ...(opts.defences === undefined ? {} : { defences: opts.defences }),
     ...(mode === 'insecure' && opts.insecureName !== undefined ? { name: opts.insecureName } : {}),
     ...(mode === 'auth'
       ? (() => {
@@ -187,6 +191,8 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
     ...(ca !== undefined
       ? {
           checkServerCertificate: (cert: ParsedCertificate) => {
+            // LAB SWITCH certificate-chain: any certificate is taken as the KDC's (its key still signs).
+            if (labOff(opts.defences, 'certificate-chain')) return;
             const verdict = verifyCertificate(cert, ca!, { usage: 'serverAuth', expectName });
             if (verdict.code !== 'ok') throw verdictToError(verdict);
           },

@@ -5,6 +5,7 @@ import type { CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption } from '../options.js';
 import { hostPortValue, hostValue, integerValue, portValue } from '../option-values.js';
+import { LAB_DISABLE_OPTION } from '../lab-switches.js';
 
 interface StartArgs extends OutputOptions {
   host: string;
@@ -18,6 +19,7 @@ interface StartArgs extends OutputOptions {
   'max-connections-per-address'?: number;
   'headers-timeout'?: number;
   'insecure-dh': boolean;
+  'lab-disable'?: string[];
   'public-url'?: string;
   'log-level': 'debug' | 'info' | 'warn' | 'error' | 'silent';
   'log-format': 'text' | 'json';
@@ -115,6 +117,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
         describe:
           'serve the live console (sequence diagrams, state, timeline) at /console on the same port; loopback clients only unless given the key in the printed URL',
       })
+      .option('lab-disable', LAB_DISABLE_OPTION)
       .example('$0 server start', 'listen on ws://127.0.0.1:8443/kds')
       .example('$0 server start --console', 'print the URL of the live console too')
       .example('$0 server start --port 0 --json', 'pick a free port, print {"url","httpUrl","fingerprint"}')
@@ -134,6 +137,14 @@ export const startCommand: CommandModule<object, StartArgs> = {
       assertInsecureAllowed(); // insecure_refused unless KDS_ALLOW_INSECURE=1 too
       process.stderr.write(`${insecureWarning('server')}\n`);
     }
+    // --lab-disable: the same two keys, its own loud warning (cli/lab-switches.ts).
+    const { serverDefences } = await import('../lab-switches.js');
+    const { labOff } = await import('../../shared/lab-switches.js');
+    const { defences, off } = serverDefences(argv);
+    if (off.includes('authentication') && !argv['insecure-dh']) {
+      const { insecureWarning } = await import('../insecure.js');
+      process.stderr.write(`${insecureWarning('server')}\n`);
+    }
     // A KDC keeps serving when nobody reads its output any more (cli/closed-pipe.ts): its clients
     // matter more than its log reader.
     const { onOutputClosed } = await import('../closed-pipe.js');
@@ -144,7 +155,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
       port: argv.port,
       dh: argv.dh,
       handshakeTimeoutMs: argv['handshake-timeout'],
-      allowInsecure: argv['insecure-dh'],
+      // LAB SWITCH authentication: unauthenticated sessions are accepted (as with --insecure-dh).
+      allowInsecure: labOff(defences, 'authentication'),
+      defences,
       console: argv.console,
       ...(argv['public-url'] === undefined ? {} : { publicUrl: argv['public-url'] }),
       ...(argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] }),

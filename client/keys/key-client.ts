@@ -31,6 +31,7 @@ import { signedContent } from '../../shared/keys/transcript.js';
 import { e2eDeliveryOf, kdcDeliveryOf, reservationOf, wireBytes } from '../../shared/keys/wire.js';
 import { openMessage, sealMessage } from '../../shared/keys/message.js';
 import type { Verdict } from '../../shared/keys/verdict.js';
+import { ALL_DEFENCES_ON, labOff, type Defences } from '../../shared/lab-switches.js';
 import type { ClientKeyStore, LocalKeyState, StoredKey } from './key-store.js';
 
 /** The part of a ClientSession the key client uses (tests wrap it to play a malicious relay). */
@@ -80,6 +81,8 @@ export interface KeyClientOptions {
   acceptMessages?: boolean;
   onEvent?: (event: KeyEvent) => void;
   now?: () => number;
+  /** The MITM lab's ablation switches (shared/lab-switches.ts; `--lab-disable`); default all on. */
+  defences?: Defences;
 }
 
 export interface SendKeyResult {
@@ -134,6 +137,7 @@ export class KeyClient {
   readonly #acceptMessages: boolean;
   readonly #onEvent: (event: KeyEvent) => void;
   readonly #now: () => number;
+  readonly #defences: Defences;
   readonly #unsubscribe: (() => void)[] = [];
   #chain: Promise<void> = Promise.resolve();
   /** topUpPrekeys runs one at a time in this process (its housekeeping reads the store it writes). */
@@ -158,6 +162,7 @@ export class KeyClient {
     this.#acceptMessages = opts.acceptMessages === true;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#now = opts.now ?? Date.now;
+    this.#defences = opts.defences ?? ALL_DEFENCES_ON;
     const handlers: Record<string, (body: Record<string, unknown>) => Promise<Handled>> = {
       'key.delivered': (b) => this.#onDelivered(b),
       'key.revoked': (b) => this.#onRevoked(b),
@@ -360,7 +365,7 @@ export class KeyClient {
       const sent = await runSenderExchange(
         { name: this.name, certSerial: this.#certSerial, privateKey: this.#identityKey },
         reservationOf(r),
-        { ca: this.#ca, now: this.#now() },
+        { ca: this.#ca, now: this.#now(), defences: this.#defences },
       );
       if (String(r.peer) !== req.to)
         throw new InputError('bad_request', 'the KDC reserved a key for another peer');
@@ -632,7 +637,7 @@ export class KeyClient {
         publicKey: Buffer.from(prekey.publicKey, 'base64'),
         privateKey: Buffer.from(prekey.privateKey, 'base64'),
       },
-      { ca: this.#ca, now: this.#now() },
+      { ca: this.#ca, now: this.#now(), defences: this.#defences },
     );
     const rec = this.#newRecord({
       ...common,
@@ -728,7 +733,8 @@ export class KeyClient {
       // `seq` is authentic now (it is in the AAD). Refuse it if already accepted (`replayed`), and make
       // the acceptance durable BEFORE showing the text: a crash after this line cannot show it twice.
       // (Under the window's lock: a second `listen` of this client cannot lose this update either.)
-      this.store.acceptReceivedSeq(serial, seq);
+      // LAB SWITCH replay-window: a message number already accepted under this key is accepted again.
+      if (!labOff(this.#defences, 'replay-window')) this.store.acceptReceivedSeq(serial, seq);
       this.#onEvent({
         event: 'message',
         serial,

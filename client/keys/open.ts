@@ -8,6 +8,7 @@ import { readClientHome, resolveHome, type HomeLocation } from '../home.js';
 import { openSession, type ClientSession } from '../session.js';
 import { ClientKeyStore } from './key-store.js';
 import { KeyClient, type KeyEvent } from './key-client.js';
+import type { Defences } from '../../shared/lab-switches.js';
 
 export interface OpenKeyClientOptions extends HomeLocation {
   server: string;
@@ -18,6 +19,8 @@ export interface OpenKeyClientOptions extends HomeLocation {
    * signatures); only the channel to the KDC is left unauthenticated.
    */
   insecure?: boolean;
+  /** The MITM lab's ablation switches (shared/lab-switches.ts; `--lab-disable`); default all on. */
+  defences?: Defences;
   acceptMessages?: boolean;
   onEvent?: (event: KeyEvent) => void;
 }
@@ -42,6 +45,7 @@ export async function openKeyClient(opts: OpenKeyClientOptions): Promise<OpenedK
           caCertPem: files.caPem,
         }),
     ...(opts.dh === undefined ? {} : { dh: opts.dh }),
+    ...(opts.defences === undefined ? {} : { defences: opts.defences }),
   });
   try {
     if (session.facts.identity.name !== opts.name) {
@@ -58,6 +62,7 @@ export async function openKeyClient(opts: OpenKeyClientOptions): Promise<OpenedK
       ca: parseCertificate(files.caPem),
       store: ClientKeyStore.open(home, opts.name, files.privateKey),
       ...(opts.acceptMessages === undefined ? {} : { acceptMessages: opts.acceptMessages }),
+      ...(opts.defences === undefined ? {} : { defences: opts.defences }),
       ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
     });
     await client.start();

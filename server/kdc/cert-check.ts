@@ -16,6 +16,7 @@
 // client's handshake reads no certificate row.
 import { createHash } from 'node:crypto';
 import { AuthError } from '../../shared/errors.js';
+import { labOff, type Defences } from '../../shared/lab-switches.js';
 import { verifyCertificate, verdictToError } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CertificateAuthority } from '../ca/authority.js';
@@ -113,6 +114,15 @@ export class CertificateRecordCache {
   }
 }
 
+/** MITM lab only (certificate-chain off): what verifyCertificate would still say about revocation. */
+function checkRevocationOnly(
+  cert: ParsedCertificate,
+  revocationOf: ((serialHex: string) => unknown) | undefined,
+): void {
+  if (revocationOf !== undefined && revocationOf(cert.serialHex) !== undefined)
+    throw new AuthError('cert_revoked', 'certificate revoked', { serialHex: cert.serialHex });
+}
+
 export interface CheckedClient {
   cert: ParsedCertificate;
   record: CertificateRecord;
@@ -129,19 +139,27 @@ export function checkClientCertificate(
   cert: ParsedCertificate,
   now = Date.now(),
   records?: CertificateRecordCache,
+  defences?: Defences,
 ): CheckedClient {
-  const verdict = verifyCertificate(cert, ca.caCert, {
-    now,
-    usage: 'clientAuth',
-    revocation: (serialHex) => ca.revocationOf(serialHex),
-  });
-  if (verdict.code !== 'ok') throw verdictToError(verdict);
+  // LAB SWITCH revocation: the CRL lookup is left out of the certificate verification.
+  const revocationOf = labOff(defences, 'revocation')
+    ? undefined
+    : (serialHex: string) => ca.revocationOf(serialHex);
+  const revocation = revocationOf === undefined ? {} : { revocation: revocationOf };
+  // LAB SWITCH certificate-chain: issuer, signature, validity and usage are not verified (revocation is).
+  if (labOff(defences, 'certificate-chain')) checkRevocationOnly(cert, revocationOf);
+  else {
+    const verdict = verifyCertificate(cert, ca.caCert, { now, usage: 'clientAuth', ...revocation });
+    if (verdict.code !== 'ok') throw verdictToError(verdict);
+  }
   const record =
     records !== undefined ? records.get(cert.serialHex) : ca.store.getCertificate(cert.serialHex);
+  // Even with the chain unchecked the KDC needs its record of the certificate: the name and role.
   if (record === undefined || record.fingerprint256 !== cert.fingerprint256) {
     throw new AuthError('cert_unknown_issuer', NOT_OURS, { serialHex: cert.serialHex });
   }
-  if (record.status === 'revoked') {
+  // LAB SWITCH revocation: a certificate the store marks revoked is accepted.
+  if (record.status === 'revoked' && !labOff(defences, 'revocation')) {
     throw new AuthError('cert_revoked', 'certificate revoked', { serialHex: cert.serialHex });
   }
   if (
@@ -157,6 +175,7 @@ export function checkClientCertificate(
     }
     return { cert, record, installsRenewal: true };
   }
+  if (record.status === 'revoked') return { cert, record: { ...record, status: 'active' } };
   if (record.status !== 'active') {
     // Superseded by a renewal: the holder has a newer certificate, and this one must not linger.
     throw new AuthError('cert_revoked', 'certificate superseded', {

@@ -15,7 +15,7 @@ import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
 import { signPss, verifyPssAsync } from '../../shared/crypto/rsa.js';
 import { KdsError, InputError, PolicyError, EnvironmentError, type ErrorCode } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
-import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
+import { LAB_MAX_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
 import '../../shared/protocol/catalog.js';
 import { pastNotAfter, verifyCertificate } from '../../shared/pki/verify.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
@@ -56,6 +56,13 @@ import {
   type RateLimitOptions,
 } from './limits.js';
 import { SessionTable } from './session-table.js';
+import {
+  ALL_DEFENCES_ON,
+  labOff,
+  switchedOff,
+  type Defences,
+  type LabSwitch,
+} from '../../shared/lab-switches.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8443;
@@ -85,6 +92,11 @@ export interface KdcOptions {
   dh?: DhGroup | 'any';
   /** Accept the MITM lab's unauthenticated 'insecure' handshake (default false). */
   allowInsecure?: boolean;
+  /**
+   * The MITM lab's ablation switches (shared/lab-switches.ts; `kds server start --lab-disable`):
+   * default ALL_DEFENCES_ON. Enrollment sessions always run with every defence on.
+   */
+  defences?: Defences;
   handshakeTimeoutMs?: number;
   /** Lifetime of anonymous (enrollment) sessions (default 60 s). */
   anonymousSessionMs?: number;
@@ -160,6 +172,8 @@ export interface Kdc {
   connectionCount(): number;
   /** fn runs at stop, after the last session closed and before the store is closed. */
   onClose(fn: () => void | Promise<void>): void;
+  /** The MITM lab switches this KDC runs with: [] unless `--lab-disable` (also in /healthz). */
+  readonly labDisabled: readonly LabSwitch[];
   /** Graceful: stop accepting, close sessions with 1001, close the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -262,6 +276,8 @@ async function serve(
   );
   const rateLimiter =
     opts.rateLimit === false ? undefined : new HandshakeRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
+  const defences = opts.defences ?? ALL_DEFENCES_ON;
+  const labDisabled = Object.freeze(switchedOff(defences));
   const certCache = new CertificateCache();
   const certRecords = new CertificateRecordCache(ca.store);
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
@@ -334,6 +350,7 @@ async function serve(
     dataDir: opts.dataDir,
     passphrase,
     ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
+    defences,
   });
   // A complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
   // delta's schedule by the timer below), never on a revocation's acknowledgement path.
@@ -400,6 +417,7 @@ async function serve(
         groups,
         credentials,
         allowInsecure: opts.allowInsecure === true,
+        defences,
         parseCertificate: (der) => {
           const cert = certCache.parse(der);
           onPresented?.(cert.subjectCN);
@@ -416,7 +434,7 @@ async function serve(
         },
         checkClientCertificate: (cert, mode) => {
           if (mode !== 'auth') return;
-          onChecked(checkClientCertificate(ca, cert, Date.now(), certRecords));
+          onChecked(checkClientCertificate(ca, cert, Date.now(), certRecords, defences));
         },
       }),
     installRenewal: (serialHex) => {
@@ -462,6 +480,8 @@ async function serve(
       authenticated: sessions.size,
       connections: connections.size,
       uptimeMs: Date.now() - startedAt,
+      // Only a MITM lab KDC has the field: which defences `--lab-disable` switched off.
+      ...(labDisabled.length > 0 ? { labDisabled } : {}),
     }),
     ...(metrics === undefined || opts.metricsListen !== undefined
       ? {}
@@ -521,7 +541,8 @@ async function serve(
   // inflating is a memory-amplification vector. ws enforces maxPayload and closes with 1009 itself.
   const wss = new WebSocketServer({
     noServer: true,
-    maxPayload: MAX_FRAME_BYTES,
+    // LAB SWITCH frame-limits: ws reads messages up to 1 MiB (the handshake then decides).
+    maxPayload: labOff(defences, 'frame-limits') ? LAB_MAX_FRAME_BYTES : MAX_FRAME_BYTES,
     perMessageDeflate: false,
     clientTracking: false,
   });
@@ -721,6 +742,7 @@ async function serve(
     ...(kdcConsole === undefined ? {} : { consoleUrl: kdcConsole.urlFor(httpUrl, address.address) }),
     connectionCount: () => connections.size,
     onClose: (fn: () => void) => beforeClose.push(fn),
+    labDisabled,
     close,
   };
 }

@@ -6,12 +6,13 @@
 import type { KdcServices } from '../kdc/dispatch.js';
 import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { KeyService, type KeyLimits } from './service.js';
+import type { Defences } from '../../shared/lab-switches.js';
 
 const services = new WeakMap<KdcServices, KeyService>();
 
 export function attachKeyService(
   kdc: KdcServices,
-  opts: { dataDir: string; passphrase?: string; limits?: Partial<KeyLimits> },
+  opts: { dataDir: string; passphrase?: string; limits?: Partial<KeyLimits>; defences?: Defences },
 ): KeyService {
   const existing = services.get(kdc);
   if (existing !== undefined) return existing;
@@ -23,6 +24,7 @@ export function attachKeyService(
     dataDir,
     passphrase: () => opts.passphrase ?? resolveCaPassphrase(dataDir).passphrase,
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+    ...(opts.defences === undefined ? {} : { defences: opts.defences }),
   });
   services.set(kdc, service);
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other

@@ -20,6 +20,7 @@ import { randomBytes } from '../../shared/crypto/random.js';
 import { groupCommit } from '../store/group-commit.js';
 import { equalBytes } from '../../shared/crypto/ct.js';
 import { AuthError, InputError, PolicyError, StateError } from '../../shared/errors.js';
+import { ALL_DEFENCES_ON, labOff, type Defences } from '../../shared/lab-switches.js';
 import { pemToDer } from '../../shared/pki/pem.js';
 import { assertValidName } from '../../shared/pki/names.js';
 import { ciphertextDigest, kdcKeyDigest, AES_KEY_BYTES } from '../../shared/keys/digest.js';
@@ -91,6 +92,8 @@ export interface KeyServiceOptions {
   syncBatch?: number;
   /** The per-peer bounds (default DEFAULT_KEY_LIMITS; tests and special deployments may change them). */
   limits?: Partial<KeyLimits>;
+  /** The MITM lab's ablation switches (shared/lab-switches.ts); default every defence on. */
+  defences?: Defences;
 }
 
 /** docs/keys.md "Quotas"; the defaults are shared/keys/quotas.ts. */
@@ -208,6 +211,7 @@ export class KeyService {
   readonly #syncBatch: number;
   readonly #limits: KeyLimits;
   readonly #creation: KeyCreationRate;
+  readonly #defences: Defences;
   #kek: Promise<KeyEncryptionKeys> | undefined;
   #kekReady: KeyEncryptionKeys | undefined;
   /** Certificates by serial: the imported public key and the DER, for signature checks and e2e pushes. */
@@ -223,6 +227,7 @@ export class KeyService {
     this.#syncBatch = opts.syncBatch ?? 256;
     this.#limits = { ...DEFAULT_KEY_LIMITS, ...opts.limits };
     this.#creation = new KeyCreationRate(this.#limits.creation, () => this.#now());
+    this.#defences = opts.defences ?? ALL_DEFENCES_ON;
   }
 
   /** The KEK ring, opened (or created) on first use. */
@@ -764,7 +769,8 @@ export class KeyService {
     if (req.to !== other || caller.role !== 'client') {
       throw new InputError('bad_request', `key ${rec.serial} is shared with ${other}, not ${req.to}`);
     }
-    refuseUnusable(rec);
+    // LAB SWITCH revocation: a message under a revoked key is relayed.
+    if (!labOff(this.#defences, 'revocation')) refuseUnusable(rec);
     const sentAt = this.#now();
     const payload = encodeMessagePayload({
       from: caller.name,

@@ -14,6 +14,7 @@
 //   4. receiver signature = RSA-PSS(receiver context || TH || digest), sent with key.verify.
 // Anything a relay swaps (prekey, either certificate, either ephemeral, serial, expiry, blob) changes
 // TH or the digest on one side only, so a signature check fails and no key is accepted.
+import { labOff, type Defences } from '../lab-switches.js';
 import { AuthError, InputError } from '../errors.js';
 import { signPss, verifyPss, type PrivateKeyInput, type PublicKeyInput } from '../crypto/rsa.js';
 import { generateDhKeyPair } from '../crypto/dh.js';
@@ -58,18 +59,20 @@ export interface SenderResult {
 export async function runSenderExchange(
   me: LocalIdentity,
   reservation: Reservation,
-  opts: { ca: ParsedCertificate; now?: number },
+  opts: { ca: ParsedCertificate; now?: number; defences?: Defences },
 ): Promise<SenderResult> {
   const peerCert = authenticatePeerCertificate(reservation.peerCert, {
     ca: opts.ca,
     expectName: reservation.peer,
     ...(opts.now === undefined ? {} : { now: opts.now }),
   });
-  verifyPrekey(
-    { name: reservation.peer, certSerial: peerCert.serialHex },
-    reservation.prekey,
-    peerCert.publicKeyPem,
-  );
+  // LAB SWITCH e2e-transcript-signature: the peer's prekey signature is not verified.
+  if (!labOff(opts.defences, 'e2e-transcript-signature'))
+    verifyPrekey(
+      { name: reservation.peer, certSerial: peerCert.serialHex },
+      reservation.prekey,
+      peerCert.publicKeyPem,
+    );
   const ephemeral = generateDhKeyPair('x25519');
   const shared = ephemeral.deriveSharedSecret(reservation.prekey.publicKey);
   const transcriptHash = e2eTranscriptHash({
@@ -130,7 +133,7 @@ export async function runReceiverExchange(
   me: LocalIdentity,
   delivery: E2eDelivery,
   prekey: OwnPrekey,
-  opts: { ca: ParsedCertificate; now?: number },
+  opts: { ca: ParsedCertificate; now?: number; defences?: Defences },
 ): Promise<ReceiverResult> {
   if (delivery.to !== me.name || delivery.prekeyId !== prekey.id) {
     throw new AuthError('bad_signature', 'signature verification failed');
@@ -151,7 +154,9 @@ export async function runReceiverExchange(
     expiresAt: delivery.expiresAt,
   });
   const digest = ciphertextDigest(delivery.ciphertext);
-  verifyTranscriptSignature('sender', transcriptHash, digest, delivery.signature, senderCert.publicKeyPem);
+  // LAB SWITCH e2e-transcript-signature: the sender's signature over the key transcript is not verified.
+  if (!labOff(opts.defences, 'e2e-transcript-signature'))
+    verifyTranscriptSignature('sender', transcriptHash, digest, delivery.signature, senderCert.publicKeyPem);
   const shared = generateDhKeyPair('x25519', prekey.privateKey).deriveSharedSecret(delivery.ephemeral);
   const key = unwrapKey(delivery.ciphertext, deriveWrappingKey(shared, transcriptHash), transcriptHash);
   const signature = await signPss(signedContent('receiver', transcriptHash, digest), me.privateKey);

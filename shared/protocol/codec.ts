@@ -37,6 +37,8 @@ export interface FrameLayout {
 export interface DecodedValue {
   readonly value: Record<string, unknown>;
   readonly layout: FrameLayout;
+  /** With LabDecodeLimits.ignoreTrailing only: the bytes of the message, without what followed it. */
+  readonly used?: Buffer;
 }
 
 function badFrame(message: string): ProtocolError {
@@ -57,14 +59,25 @@ export function encodeEntry(key: string, value: Uint8Array): Buffer {
   return Buffer.concat([msgpackEncode(key), msgpackEncode(value)]);
 }
 
+/**
+ * The MITM lab's relaxations of the decoder (shared/lab-switches.ts; only the KDC's handshake passes
+ * them, and only with its switch off): a larger frame size, and bytes after the map ignored.
+ */
+export interface LabDecodeLimits {
+  maxBytes?: number;
+  ignoreTrailing?: boolean;
+}
+
 /** Scan (limits, subset, layout) then decode. Throws ProtocolError bad_frame / frame_too_large only. */
-export function decodeValue(raw: Uint8Array): DecodedValue {
+export function decodeValue(raw: Uint8Array, lab: LabDecodeLimits = {}): DecodedValue {
   if (!(raw instanceof Uint8Array)) throw badFrame('expected a binary frame');
-  if (raw.length > MAX_FRAME_BYTES) {
+  const maxBytes = lab.maxBytes ?? MAX_FRAME_BYTES;
+  if (raw.length > maxBytes) {
     throw new ProtocolError('frame_too_large', `frame of ${raw.length} bytes exceeds ${MAX_FRAME_BYTES}`);
   }
-  const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const layout = scan(buf);
+  const whole = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const { layout, end } = scan(whole, lab.ignoreTrailing === true);
+  const buf = end === whole.length ? whole : whole.subarray(0, end);
   let value: unknown;
   try {
     value = packr.unpack(buf);
@@ -75,7 +88,7 @@ export function decodeValue(raw: Uint8Array): DecodedValue {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
     throw badFrame('top-level value must be a map');
   }
-  return { value: value as Record<string, unknown>, layout };
+  return { value: value as Record<string, unknown>, layout, ...(buf !== whole ? { used: buf } : {}) };
 }
 
 interface Container {
@@ -88,7 +101,7 @@ interface Container {
  * Iterative scan of one msgpack value. Depth is the number of open containers, so a depth bomb costs
  * one stack entry per level up to MAX_DEPTH and is refused at MAX_DEPTH + 1 without recursion.
  */
-function scan(buf: Buffer): FrameLayout {
+function scan(buf: Buffer, ignoreTrailing = false): { layout: FrameLayout; end: number } {
   const end = buf.length;
   if (end === 0) throw badFrame('empty frame');
   let pos = 0;
@@ -237,6 +250,6 @@ function scan(buf: Buffer): FrameLayout {
     }
     while (stack.length > 0 && stack[stack.length - 1]!.remaining === 0) stack.pop();
   }
-  if (pos !== end) throw badFrame('trailing bytes after the message');
-  return { headerLength, entries };
+  if (pos !== end && !ignoreTrailing) throw badFrame('trailing bytes after the message');
+  return { layout: { headerLength, entries }, end: pos };
 }

@@ -20,9 +20,10 @@ import type { KeyObject } from 'node:crypto';
 import { toPublicKey, verifyPssAsync } from '../crypto/rsa.js';
 import { KdsError, InputError, PolicyError, AuthError, ProtocolError, toKdsError } from '../errors.js';
 import { parseCertificate as parsePkiCertificate, type ParsedCertificate } from '../pki/x509.js';
-import { encodeValue } from './codec.js';
+import { encodeValue, type LabDecodeLimits } from './codec.js';
+import { ALL_DEFENCES_ON, labOff, type Defences } from '../lab-switches.js';
 import { deriveHandshakeKeys, deriveTrafficKeys, type HandshakeKeys } from './key-schedule.js';
-import { NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
+import { LAB_MAX_FRAME_BYTES, NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
 import {
   ClientFinishCoreSchema,
   decodeFrameWithLayout,
@@ -73,6 +74,11 @@ export interface CommonHandshakeOptions {
   verifySignature?: SignatureVerifier;
   /** Records per direction for the resulting channel (default SEQUENCE_LIMIT). */
   sequenceLimit?: number;
+  /**
+   * The MITM lab's ablation switches (shared/lab-switches.ts), for this handshake and its channel.
+   * Default ALL_DEFENCES_ON. An 'enroll' handshake always runs with every defence on.
+   */
+  defences?: Defences;
   /** Fixed nonce and ephemeral private key: protocol test vectors ONLY. */
   testing?: { nonce?: Buffer; dhPrivateKey?: Buffer };
 }
@@ -146,10 +152,11 @@ function defaultVerify(data: Buffer, signature: Buffer, cert: ParsedCertificate)
 function peerFrame(
   raw: Uint8Array,
   expected: 'client_hello' | 'server_hello' | 'client_finish',
+  lab: LabDecodeLimits = {},
 ): DecodedFrame {
   // A private copy: the transcript must hash exactly these bytes even if the caller reuses its buffer
   // while we wait for a signature (decoded fields are views into it).
-  const decoded = decodeFrameWithLayout(Buffer.from(raw));
+  const decoded = decodeFrameWithLayout(Buffer.from(raw), lab);
   const { frame } = decoded;
   // An alert in place of the next handshake message is the peer's refusal: surface its code.
   if (frame.t === 'alert') throw errorFromWire(frame.code, frame.message);
@@ -215,6 +222,11 @@ abstract class HandshakeBase {
     this.state = initial;
     this.parse = common.parseCertificate ?? ((der) => parsePkiCertificate(der));
     this.verify = common.verifySignature ?? defaultVerify;
+  }
+
+  /** The switches for a handshake in `mode`: enrollment always runs with every defence on. */
+  protected defencesFor(mode: HandshakeMode): Defences {
+    return mode === 'enroll' ? ALL_DEFENCES_ON : (this.common.defences ?? ALL_DEFENCES_ON);
   }
 
   protected expectState(state: string, action: string): void {
@@ -303,6 +315,7 @@ export class ClientHandshake extends HandshakeBase {
       const sh = frame as ServerHello;
       const ch = this.clientHelloRaw!;
       const mode = this.opts.mode;
+      const defences = this.defencesFor(mode);
       // The server must answer with the group of our key share (no retry in v1).
       if (sh.group !== this.group) {
         throw new ProtocolError(
@@ -316,7 +329,9 @@ export class ClientHandshake extends HandshakeBase {
       } else if (sh.cert === undefined || sh.sig === undefined) {
         // A server_hello without certificate and signature in auth/enroll mode is a downgrade to
         // the insecure mode: refuse (the MITM lab's "strip authentication" attack stops here).
-        throw new AuthError('insecure_refused', 'server did not authenticate');
+        // LAB SWITCH downgrade-protection: the unauthenticated reply is taken as it is.
+        if (!labOff(defences, 'downgrade-protection'))
+          throw new AuthError('insecure_refused', 'server did not authenticate');
       }
 
       const z = this.keyPair!.deriveSharedSecret(sh.share);
@@ -332,10 +347,13 @@ export class ClientHandshake extends HandshakeBase {
           this.opts.checkServerCertificate!,
           mode,
         );
-        await verifyOrThrow(this.verify, signatureInput('server', thHello), sh.sig, serverCertificate);
+        // LAB SWITCH transcript-signature: the server's signature over the transcript is not verified.
+        if (!labOff(defences, 'transcript-signature'))
+          await verifyOrThrow(this.verify, signatureInput('server', thHello), sh.sig, serverCertificate);
       }
       const thServerMac = transcriptHash(ch, frameWithout(shRaw, layout, 'mac'));
-      if (!equalBytes(mac(keys.serverFinishedKey, thServerMac), sh.mac))
+      // LAB SWITCH finished-mac: the server's Finished MAC is not compared.
+      if (!labOff(defences, 'finished-mac') && !equalBytes(mac(keys.serverFinishedKey, thServerMac), sh.mac))
         throw new AuthError('bad_mac', MAC_FAILED);
 
       const clientFinish = await this.buildClientFinish(ch, shRaw, keys);
@@ -344,7 +362,7 @@ export class ClientHandshake extends HandshakeBase {
       z.fill(0);
       keys.clientFinishedKey.fill(0);
       keys.serverFinishedKey.fill(0);
-      const channel = new ClientChannel(traffic, { sequenceLimit: this.opts.sequenceLimit });
+      const channel = new ClientChannel(traffic, { sequenceLimit: this.opts.sequenceLimit, defences });
       const result: ClientHandshakeResult = {
         mode,
         group: this.group,
@@ -404,7 +422,7 @@ export class ServerHandshake extends HandshakeBase {
   async receiveClientHello(raw: Uint8Array): Promise<Buffer> {
     this.expectState('wait_client_hello', 'receiveClientHello');
     return this.step('wait_client_finish', async () => {
-      const { frame, raw: chRaw } = peerFrame(raw, 'client_hello');
+      const { frame, raw: chRaw } = this.#decodeClientHello(raw);
       const ch = frame as ClientHello;
       if (!ch.groups.includes(ch.group)) {
         throw new ProtocolError('no_common_group', 'client_hello.group is not one of client_hello.groups');
@@ -459,6 +477,28 @@ export class ServerHandshake extends HandshakeBase {
     });
   }
 
+  /**
+   * The client_hello, decoded with every limit; only when that fails with the code of a switched-off
+   * defence (MITM lab) is it decoded again without that limit, and never for an enrollment.
+   */
+  #decodeClientHello(raw: Uint8Array): DecodedFrame {
+    try {
+      return peerFrame(raw, 'client_hello');
+    } catch (err) {
+      const defences = this.common.defences;
+      const lab: LabDecodeLimits = {};
+      // LAB SWITCH frame-limits: a hello over 64 KiB is read (up to LAB_MAX_FRAME_BYTES).
+      if (labOff(defences, 'frame-limits')) lab.maxBytes = LAB_MAX_FRAME_BYTES;
+      // LAB SWITCH input-validation: bytes after the hello's map are ignored instead of refused.
+      if (labOff(defences, 'input-validation')) lab.ignoreTrailing = true;
+      if (Object.keys(lab).length === 0 || !(err instanceof ProtocolError)) throw err;
+      if (err.code !== 'frame_too_large' && err.code !== 'bad_frame') throw err;
+      const relaxed = peerFrame(raw, 'client_hello', lab);
+      if ((relaxed.frame as ClientHello).mode === 'enroll') throw err; // enrollment: every defence on
+      return relaxed;
+    }
+  }
+
   /** Checks the client_finish; returns the established session. */
   async receiveClientFinish(raw: Uint8Array): Promise<ServerHandshakeResult> {
     this.expectState('wait_client_finish', 'receiveClientFinish');
@@ -469,6 +509,7 @@ export class ServerHandshake extends HandshakeBase {
       const ch = this.clientHelloRaw!;
       const sh = this.serverHelloRaw!;
       const keys = this.keys!;
+      const defences = this.defencesFor(mode);
       if (mode === 'auth') {
         if (cf.cert === undefined)
           throw new ProtocolError('schema', 'client_finish.cert: missing (required in auth mode)');
@@ -491,10 +532,14 @@ export class ServerHandshake extends HandshakeBase {
           mode,
         );
         const thSig = transcriptHash(ch, sh, ...frameWithoutParts(cfRaw, layout, 'sig'));
-        await verifyOrThrow(this.verify, signatureInput('client', thSig), cf.sig, clientCertificate);
+        // LAB SWITCH transcript-signature: the client's signature over the transcript is not verified.
+        if (!labOff(defences, 'transcript-signature'))
+          await verifyOrThrow(this.verify, signatureInput('client', thSig), cf.sig, clientCertificate);
       }
       const thMac = transcriptHash(ch, sh, ...frameWithoutParts(cfRaw, layout, 'mac'));
-      if (!equalBytes(mac(keys.clientFinishedKey, thMac), cf.mac)) throw new AuthError('bad_mac', MAC_FAILED);
+      // LAB SWITCH finished-mac: the client's Finished MAC is not compared.
+      if (!labOff(defences, 'finished-mac') && !equalBytes(mac(keys.clientFinishedKey, thMac), cf.mac))
+        throw new AuthError('bad_mac', MAC_FAILED);
 
       const thFinal = transcriptHash(ch, sh, cfRaw);
       const z = this.z!;
@@ -504,7 +549,7 @@ export class ServerHandshake extends HandshakeBase {
       keys.serverFinishedKey.fill(0);
       this.z = undefined;
       this.keys = undefined;
-      const channel = new ServerChannel(traffic, { sequenceLimit: this.opts.sequenceLimit });
+      const channel = new ServerChannel(traffic, { sequenceLimit: this.opts.sequenceLimit, defences });
       const result: ServerHandshakeResult = {
         mode,
         group: this.group!,

@@ -5,6 +5,8 @@ export const PROTOCOL_VERSION = 1;
 
 /** Largest WebSocket message (one frame = one msgpack value). Bigger -> frame_too_large, close 1009. */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/** MITM lab only, with the frame-limits switch off (shared/lab-switches.ts): the KDC reads up to this. */
+export const LAB_MAX_FRAME_BYTES = 1024 * 1024;
 /** Deepest nesting of maps/arrays; the top-level map is depth 1. Checked on the raw bytes, iteratively. */
 export const MAX_DEPTH = 8;
 /** Longest msgpack string, in UTF-8 bytes (PEM CSRs and certificates are the big ones, ~1-3 KiB). */

@@ -3,7 +3,7 @@
 // handshake. Each is one msgpack map with a `t` field naming its type.
 import { KdsError, ProtocolError, InternalError, errorFor, isErrorCode } from '../errors.js';
 import { NAME_PATTERN } from '../pki/names.js';
-import { decodeValue, encodeValue, type FrameLayout } from './codec.js';
+import { decodeValue, encodeValue, type FrameLayout, type LabDecodeLimits } from './codec.js';
 import {
   MAC_BYTES,
   MAX_BYTES,
@@ -125,8 +125,8 @@ export function decodeFrame(raw: Uint8Array): Frame {
   return decodeFrameWithLayout(raw).frame;
 }
 
-export function decodeFrameWithLayout(raw: Uint8Array): DecodedFrame {
-  const { value, layout } = decodeValue(raw);
+export function decodeFrameWithLayout(raw: Uint8Array, lab: LabDecodeLimits = {}): DecodedFrame {
+  const { value, layout, used } = decodeValue(raw, lab);
   const t = value.t;
   if (typeof t !== 'string') throw new ProtocolError('schema', 'frame.t: expected string');
   if (!Object.hasOwn(FRAME_SCHEMAS, t)) {
@@ -145,7 +145,7 @@ export function decodeFrameWithLayout(raw: Uint8Array): DecodedFrame {
   }
   const frame = validate(FRAME_SCHEMAS[t as FrameType], value, t) as Frame;
   if (t === 'server_hello' || t === 'client_finish') checkTrailingEntries(t, layout, value.sig !== undefined);
-  const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const buf = used ?? (Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
   return { frame, raw: buf, layout };
 }
 

@@ -12,7 +12,10 @@
 // Additional data: the ASCII string "kds v1 c2s" or "kds v1 s2c", binding the protocol version and the
 // direction (a record reflected back to its sender fails even though the keys already differ).
 import { aesGcmOpen, aesGcmSeal, AES_256_GCM_KEY_BYTES, AES_GCM_NONCE_BYTES } from '../crypto/aead.js';
+import { createDecipheriv } from 'node:crypto';
+import { AES_GCM_TAG_BYTES } from '../crypto/aead.js';
 import { AuthError, InputError, ProtocolError } from '../errors.js';
+import { labOff, type Defences } from '../lab-switches.js';
 import { SEQUENCE_LIMIT } from './limits.js';
 
 export type Direction = 'c2s' | 's2c';
@@ -76,20 +79,73 @@ export class RecordSealer extends RecordState {
   }
 }
 
+/** Records behind or ahead of the expected one that a lab opener with the sequence number off tries. */
+export const LAB_SEQUENCE_WINDOW = 64;
+
 export class RecordOpener extends RecordState {
   private failed = false;
+  readonly #defences: Defences | undefined;
+
+  constructor(key: Buffer, iv: Buffer, direction: Direction, sequenceLimit?: number, defences?: Defences) {
+    super(key, iv, direction, sequenceLimit);
+    this.#defences = defences;
+  }
 
   /** Opens the next record; any failure is AuthError record_auth and poisons the opener. */
   open(sealed: Uint8Array): Buffer {
     if (this.failed) throw new AuthError('record_auth', 'record authentication failed');
     this.checkLimit();
     try {
-      const plaintext = aesGcmOpen(this.key, recordNonce(this.iv, this.seq), sealed, this.aad, 'record_auth');
+      // LAB SWITCH sequence-number: any sequence number near the expected one opens the record.
+      if (labOff(this.#defences, 'sequence-number')) return this.#openAnySequence(sealed);
+      const plaintext = this.#openAt(sealed, this.seq);
       this.seq += 1;
       return plaintext;
     } catch (err) {
       this.failed = true;
       throw err;
     }
+  }
+
+  #openAt(sealed: Uint8Array, sequence: number): Buffer {
+    // LAB SWITCH record-authentication: the GCM tag is not checked (CTR decryption of the ciphertext).
+    if (labOff(this.#defences, 'record-authentication')) return this.#openWithoutTag(sealed, sequence);
+    return aesGcmOpen(this.key, recordNonce(this.iv, sequence), sealed, this.aad, 'record_auth');
+  }
+
+  /**
+   * MITM lab only (the sequence-number switch): the nonce is still IV XOR sequence number, but instead
+   * of insisting on the next number the opener tries the expected one, then the others in a window
+   * around it, and continues after the one that opened. A replayed, reordered or skipped record opens.
+   */
+  #openAnySequence(sealed: Uint8Array): Buffer {
+    const from = Math.max(0, this.seq - LAB_SEQUENCE_WINDOW);
+    const candidates = [this.seq];
+    for (let s = from; s <= this.seq + LAB_SEQUENCE_WINDOW && s < this.limit; s++)
+      if (s !== this.seq) candidates.push(s);
+    for (const s of candidates) {
+      let plaintext: Buffer;
+      try {
+        plaintext = this.#openAt(sealed, s);
+      } catch {
+        continue;
+      }
+      this.seq = Math.max(this.seq, s + 1);
+      return plaintext;
+    }
+    throw new AuthError('record_auth', 'record authentication failed');
+  }
+
+  /**
+   * MITM lab only (the record-authentication switch): GCM encrypts with AES-CTR starting at counter
+   * block nonce || 0x00000002 (NIST SP 800-38D section 7.1, J0 = IV || 0^31 || 1 for a 96-bit IV, and
+   * the first block uses inc32(J0)); decrypting that way skips the tag. The tag must still be there.
+   */
+  #openWithoutTag(sealed: Uint8Array, sequence: number): Buffer {
+    if (sealed.length < AES_GCM_TAG_BYTES) throw new AuthError('record_auth', 'record authentication failed');
+    const counter = Buffer.concat([recordNonce(this.iv, sequence), Buffer.from([0, 0, 0, 2])]);
+    const decipher = createDecipheriv('aes-256-ctr', this.key, counter);
+    const body = Buffer.from(sealed.subarray(0, sealed.length - AES_GCM_TAG_BYTES));
+    return Buffer.concat([decipher.update(body), decipher.final()]);
   }
 }

@@ -19,6 +19,7 @@ import {
 import { MAX_RECORD_PLAINTEXT, MAX_REQUEST_ID } from './limits.js';
 import { RecordOpener, RecordSealer } from './record-layer.js';
 import { canonicalize, validate, type MapSchema } from './schema.js';
+import { ALL_DEFENCES_ON, labOff, type Defences } from '../lab-switches.js';
 
 export type ServerMessage =
   | { kind: 'ok'; type: string; id: number; body: unknown }
@@ -34,6 +35,8 @@ export interface ClientRequest {
 export interface ChannelOptions {
   /** Records per direction before sequence_exhausted (default SEQUENCE_LIMIT; tests lower it). */
   sequenceLimit?: number;
+  /** The MITM lab's ablation switches (shared/lab-switches.ts); default: every defence on. */
+  defences?: Defences;
 }
 
 abstract class Channel {
@@ -44,12 +47,16 @@ abstract class Channel {
 
   constructor(role: 'client' | 'server', keys: TrafficKeys, opts: ChannelOptions = {}) {
     this.sessionId = keys.sessionId.toString('hex');
+    const defences = opts.defences ?? ALL_DEFENCES_ON;
     const c2s = [keys.c2sKey, keys.c2sIv] as const;
-    const s2c = [keys.s2cKey, keys.s2cIv] as const;
-    const [outKey, outIv, outDir] = role === 'client' ? [...c2s, 'c2s' as const] : [...s2c, 's2c' as const];
-    const [inKey, inIv, inDir] = role === 'client' ? [...s2c, 's2c' as const] : [...c2s, 'c2s' as const];
+    let s2c = [keys.s2cKey, keys.s2cIv] as const;
+    let s2cDir: 'c2s' | 's2c' = 's2c';
+    // LAB SWITCH direction-bound-keys: the server sends with the client's key, IV and additional data.
+    if (labOff(defences, 'direction-bound-keys')) [s2c, s2cDir] = [c2s, 'c2s'];
+    const [outKey, outIv, outDir] = role === 'client' ? [...c2s, 'c2s' as const] : [...s2c, s2cDir];
+    const [inKey, inIv, inDir] = role === 'client' ? [...s2c, s2cDir] : [...c2s, 'c2s' as const];
     this.sealer = new RecordSealer(outKey, outIv, outDir, opts.sequenceLimit);
-    this.opener = new RecordOpener(inKey, inIv, inDir, opts.sequenceLimit);
+    this.opener = new RecordOpener(inKey, inIv, inDir, opts.sequenceLimit, defences);
     this.#exporterSecret = keys.exporterSecret;
   }
 

@@ -4,6 +4,7 @@ import type { Argv } from 'yargs';
 import type { OutputOptions } from '../../output.js';
 import { dataDirOption, homeOption, nameOption, serverOption } from '../../options.js';
 import { insecureClientMiddleware } from '../../insecure.js';
+import { LAB_DISABLE_OPTION, labClientMiddleware } from '../../lab-switches.js';
 import { InputError } from '../../../shared/errors.js';
 
 export interface ClientArgs extends OutputOptions {
@@ -14,6 +15,8 @@ export interface ClientArgs extends OutputOptions {
   dh: 'x25519' | 'ffdhe2048';
   /** MITM lab control mode (cli/insecure.ts): unauthenticated DH to the KDC; needs KDS_ALLOW_INSECURE=1. */
   'insecure-dh'?: boolean;
+  /** MITM lab ablation switches (cli/lab-switches.ts); needs KDS_ALLOW_INSECURE=1. */
+  'lab-disable'?: string[];
 }
 
 export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
@@ -35,7 +38,9 @@ export function withClientOptions<T>(y: Argv<T>): Argv<T & ClientArgs> {
       default: false,
       describe: 'MITM lab only: unauthenticated DH to the KDC (key commands; needs KDS_ALLOW_INSECURE=1)',
     })
-    .middleware(insecureClientMiddleware) as unknown as Argv<T & ClientArgs>;
+    .option('lab-disable', LAB_DISABLE_OPTION)
+    .middleware(insecureClientMiddleware)
+    .middleware(labClientMiddleware) as unknown as Argv<T & ClientArgs>;
 }
 
 /** `.check()` of the commands with `--to`: a key or a message needs two different parties. */

@@ -7,11 +7,16 @@ import type { KeyClient } from '../../../client/keys/key-client.js';
 
 export async function withKeyClient<T>(argv: ClientArgs, fn: (client: KeyClient) => Promise<T>): Promise<T> {
   const { openKeyClient } = await import('../../../client/keys/open.js');
+  const { clientDefences } = await import('../../lab-switches.js');
+  const { labOff } = await import('../../../shared/lab-switches.js');
+  const defences = clientDefences(argv);
   const opened = await openKeyClient({
     ...homeOf(argv),
     server: argv.server,
     dh: argv.dh,
-    insecure: argv['insecure-dh'] === true,
+    // LAB SWITCH authentication: the same unauthenticated session as --insecure-dh.
+    insecure: labOff(defences, 'authentication') || argv['insecure-dh'] === true,
+    defences,
   });
   try {
     return await fn(opened.client);

@@ -16,6 +16,9 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
     const { listen } = await import('../../../client/keys/listen.js');
     const { describeListenEvent } = await import('../../../client/keys/describe-event.js');
     const { terminalSafeJson } = await import('../../../shared/text/terminal-safe.js');
+    const { clientDefences } = await import('../../lab-switches.js');
+    const { labOff } = await import('../../../shared/lab-switches.js');
+    const defences = clientDefences(argv);
     const controller = new AbortController();
     const stop = (): void => controller.abort();
     process.once('SIGINT', stop);
@@ -27,7 +30,9 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
         ...homeOf(argv),
         server: argv.server,
         dh: argv.dh,
-        insecure: argv['insecure-dh'] === true,
+        // LAB SWITCH authentication: the same unauthenticated session as --insecure-dh.
+        insecure: labOff(defences, 'authentication') || argv['insecure-dh'] === true,
+        defences,
         signal: controller.signal,
         onEvent: (e) => {
           if (argv.json) process.stdout.write(`${terminalSafeJson({ ...e, at: Date.now() })}\n`);
