@@ -103,6 +103,7 @@ export async function renewClient(opts: RenewOptions): Promise<RenewResult> {
           'the renewed certificate is not for the key we generated',
         );
       }
+      crashPoint('renew-cert-received');
       stageRenewalCertificate(home, cert.pem);
       crashPoint('renew-cert-staged');
     } finally {

@@ -4,6 +4,7 @@
 // those tests) it costs one environment lookup. Documented in docs/cli.md ("Environment").
 export type CrashPoint =
   | 'renew-key-staged'
+  | 'renew-cert-received'
   | 'renew-cert-staged'
   | 'renew-key-installed'
   | 'server-renew-issued';

@@ -164,32 +164,50 @@ t.test(
   },
 );
 
-t.test('a crash after the new key is staged, before the certificate: the old identity works', async (t) => {
-  const before = serialOf('carol');
-  const r = await client(c, 'carol', 'renew', []);
-  t.equal(r.code, 0, r.stderr);
-  const renewed = serialOf('carol');
-  const crash = await runKds(
-    ['client', 'renew', '--name', 'carol', '--home', c.homes.carol!, '--server', c.server.url],
-    { env: { KDS_TEST_CRASH_AT: 'renew-key-staged' } },
-  );
-  t.equal(crash.signal, 'SIGKILL', 'killed at the crash point');
-  t.ok(existsSync(join(c.homes.carol!, 'renewal', 'key.pem')), 'the new key was staged');
-  t.not(before, renewed);
-  const status = await client(c, 'carol', 'status', ['--json']);
-  t.equal(status.code, 0, status.stderr);
-  t.equal(
-    json<{ identity: { serialHex: string } }>(status).identity.serialHex,
-    renewed,
-    'the old (current) identity',
-  );
-  t.notOk(existsSync(join(c.homes.carol!, 'renewal')), 'the uncommitted renewal was discarded');
-  t.equal(certStatus(renewed), 'active', 'the KDC still has it active');
-  // A renewal after it works, and the one never installed is superseded with it.
-  const again = await client(c, 'carol', 'renew', ['--json']);
-  t.equal(again.code, 0, again.stderr);
-  t.equal(json<{ installed: boolean }>(again).installed, true);
-});
+t.test(
+  'a crash after the new key is staged, before the certificate is installed: the old identity works',
+  async (t) => {
+    const before = serialOf('carol');
+    const r = await client(c, 'carol', 'renew', []);
+    t.equal(r.code, 0, r.stderr);
+    const current = serialOf('carol');
+    t.not(before, current);
+    // renew-key-staged: before the request is sent; renew-cert-received: the KDC has issued (pending),
+    // the client dies before staging the certificate.
+    for (const point of ['renew-key-staged', 'renew-cert-received']) {
+      const crash = await runKds(
+        ['client', 'renew', '--name', 'carol', '--home', c.homes.carol!, '--server', c.server.url],
+        { env: { KDS_TEST_CRASH_AT: point } },
+      );
+      t.equal(crash.signal, 'SIGKILL', `killed at ${point}`);
+      t.ok(existsSync(join(c.homes.carol!, 'renewal', 'key.pem')), `${point}: the new key was staged`);
+      t.notOk(existsSync(join(c.homes.carol!, 'renewal', 'cert.pem')), `${point}: no certificate staged`);
+      const status = await client(c, 'carol', 'status', ['--json']);
+      t.equal(status.code, 0, status.stderr);
+      t.equal(
+        json<{ identity: { serialHex: string } }>(status).identity.serialHex,
+        current,
+        `${point}: the old (current) identity`,
+      );
+      t.notOk(existsSync(join(c.homes.carol!, 'renewal')), `${point}: the uncommitted renewal was discarded`);
+      t.equal(certStatus(current), 'active', `${point}: the KDC still has it active`);
+    }
+    const abandoned = (
+      store().prepare(`SELECT serial FROM renewals WHERE name = 'carol' AND installed_at IS NULL`).all() as {
+        serial: string;
+      }[]
+    ).map((r) => r.serial);
+    t.equal(abandoned.length, 1, 'renew-cert-received left a certificate the KDC never installed');
+    t.equal(certStatus(abandoned[0]!), 'pending');
+    // A renewal after it works, and the one never installed is superseded with the old certificate.
+    const again = await client(c, 'carol', 'renew', ['--json']);
+    t.equal(again.code, 0, again.stderr);
+    t.equal(json<{ installed: boolean }>(again).installed, true);
+    t.equal(certStatus(current), 'superseded');
+    t.equal(certStatus(abandoned[0]!), 'superseded', 'the abandoned renewal is superseded with it');
+    t.equal(await waitFor(() => crlReason(abandoned[0]!), 'its CRL entry'), 'superseded');
+  },
+);
 
 t.test('a crash after the certificate is staged, or mid-swap: the new identity works', async (t) => {
   for (const point of ['renew-cert-staged', 'renew-key-installed']) {

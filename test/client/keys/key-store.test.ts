@@ -4,7 +4,13 @@ import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClientKeyStore, type StoredKey } from '../../../client/keys/key-store.js';
+import {
+  ClientKeyStore,
+  STORE_KEY_FILE,
+  storeKeyOf,
+  wrapStoreKey,
+  type StoredKey,
+} from '../../../client/keys/key-store.js';
 import { newKeySerial, newPrekeyId } from '../../../shared/keys/serial.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -146,4 +152,36 @@ t.test('message counters: own files, untouched by record writes, gone on retire,
     [`${rec.serial}.key`],
     'only the tombstone is left',
   );
+});
+
+t.test('a renewal keeps the store: keys/store-key wraps the store key for the new identity', async (t) => {
+  const home = tempDir(t);
+  const oldIdentity = generateKeyPairSync('ed25519').privateKey;
+  const newIdentity = generateKeyPairSync('ed25519').privateKey;
+  const before = ClientKeyStore.open(home, 'alice', oldIdentity);
+  const rec = sample();
+  before.putKey(rec);
+  t.equal(
+    ClientKeyStore.open(home, 'alice', newIdentity).getKey(rec.serial),
+    undefined,
+    'without the wrap: unreadable',
+  );
+  const wrapped = wrapStoreKey(storeKeyOf(home, 'alice', oldIdentity), newIdentity, 'alice');
+  writeFileSync(join(home, 'keys', STORE_KEY_FILE), wrapped, { mode: 0o600 });
+  const after = ClientKeyStore.open(home, 'alice', newIdentity);
+  t.same(after.getKey(rec.serial), rec, 'the new identity reads what the old one wrote');
+  const rec2 = sample();
+  after.putKey(rec2);
+  t.same(ClientKeyStore.open(home, 'alice', newIdentity).getKey(rec2.serial), rec2);
+  // The wrap is bound to the identity key and the name; with another key it is ignored (derived key).
+  t.equal(
+    ClientKeyStore.open(home, 'alice', generateKeyPairSync('ed25519').privateKey).getKey(rec.serial),
+    undefined,
+    'another key',
+  );
+  t.equal(ClientKeyStore.open(home, 'bob', newIdentity).getKey(rec.serial), undefined, 'another name');
+  const flipped = Buffer.from(wrapped);
+  flipped[flipped.length - 1]! ^= 1;
+  writeFileSync(join(home, 'keys', STORE_KEY_FILE), flipped);
+  t.equal(ClientKeyStore.open(home, 'alice', newIdentity).getKey(rec.serial), undefined, 'a tampered wrap');
 });
