@@ -27,6 +27,8 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
+import { cpSync, rmSync } from 'node:fs';
+import { get, type ClientRequest } from 'node:http';
 import { loadCredential } from '../server/ca/credentials.js';
 import { BENCH_PASSPHRASE, createBenchCa, issueBenchClients, type BenchClient } from './fixture.js';
 import {
@@ -47,6 +49,18 @@ const RUNS = 5;
 const PER_RUN = 320;
 /** Handshakes per warm-up round (warmUntilStable decides how many rounds). */
 const WARM_ROUND = 250;
+
+/** An open console page: reads the feed and throws it away (what a browser costs the KDC). */
+function readFeed(url: string): Promise<ClientRequest> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, (res) => {
+      if (res.statusCode !== 200) reject(new Error(`console feed: HTTP ${res.statusCode ?? 0}`));
+      res.resume();
+      resolve(req);
+    });
+    req.on('error', (err) => reject(err));
+  });
+}
 
 export interface CryptoBound {
   /** Microseconds of CPU per server-side handshake, and its parts. */
@@ -189,6 +203,7 @@ interface RoundResult {
 export async function run(): Promise<BenchResult> {
   const bench = await createBenchCa({ prefix: 'kds-bench-handshake-' });
   const workers: Worker[] = [];
+  const cleanups: (() => void)[] = [];
   try {
     const clients: BenchClient[] = await issueBenchClients(bench.dataDir, 'hs', CLIENTS);
     const kdcCred = loadCredential(bench.dataDir, 'server', BENCH_PASSPHRASE);
@@ -221,16 +236,28 @@ export async function run(): Promise<BenchResult> {
 
     // 2. Servers and load generators, each in its own process.
     const kdc = Worker.start('load/kdc-server.js');
+    // The same KDC with the live console on (a copy of the data directory) and a page reading its feed.
+    const consoleKdc = Worker.start('load/kdc-server.js');
     const tls = Worker.start('load/tls-server.js');
     const kdsLoad = Worker.start('load/session-client.js');
     const tlsLoad = Worker.start('load/tls-client.js');
     const floor = Worker.start('load/ws-floor-server.js');
     const floorLoad = Worker.start('load/ws-floor-client.js');
-    workers.push(kdc, tls, kdsLoad, tlsLoad, floor, floorLoad);
+    workers.push(kdc, consoleKdc, tls, kdsLoad, tlsLoad, floor, floorLoad);
     const { url } = await kdc.call<{ url: string }>('start', {
       dataDir: bench.dataDir,
       passphrase: BENCH_PASSPHRASE,
     });
+    const consoleDir = `${bench.dataDir}-console`;
+    cpSync(bench.dataDir, consoleDir, { recursive: true });
+    cleanups.push(() => rmSync(consoleDir, { recursive: true, force: true }));
+    const withConsole = await consoleKdc.call<{ url: string; consoleUrl: string }>('start', {
+      dataDir: consoleDir,
+      passphrase: BENCH_PASSPHRASE,
+      console: true,
+    });
+    const page = await readFeed(`${withConsole.consoleUrl}/events`);
+    cleanups.push(() => page.destroy());
     const { port } = await tls.call<{ port: number }>('start', {
       keyPem: kdcKeyPem,
       certPem: kdcCred.certPem,
@@ -243,6 +270,14 @@ export async function run(): Promise<BenchResult> {
     const kdsRound = (count: number): Promise<RoundResult> =>
       kdsLoad.call('handshakes', {
         url,
+        caCertPem: bench.caCertPem,
+        clients: clientSpecs,
+        count,
+        concurrency: CONCURRENCY,
+      });
+    const consoleRound = (count: number): Promise<RoundResult> =>
+      kdsLoad.call('handshakes', {
+        url: withConsole.url,
         caCertPem: bench.caCertPem,
         clients: clientSpecs,
         count,
@@ -281,6 +316,11 @@ export async function run(): Promise<BenchResult> {
       maxRounds: 12,
       tolerance: 0.08,
     });
+    await warmUntilStable(async () => (await measure(consoleKdc, consoleRound, WARM_ROUND)).cpu, {
+      minRounds: 6,
+      maxRounds: 12,
+      tolerance: 0.08,
+    });
     const tlsWarm = await warmUntilStable(async () => (await measure(tls, tlsRound, WARM_ROUND)).cpu, {
       minRounds: 2,
       maxRounds: 5,
@@ -294,6 +334,8 @@ export async function run(): Promise<BenchResult> {
     const tlsRate: number[] = [];
     const kdsCpu: number[] = [];
     const tlsCpu: number[] = [];
+    const consoleCpu: number[] = [];
+    const consoleRate: number[] = [];
     const latencies: number[] = [];
     // KDS_BENCH_PROFILE=<file.cpuprofile>: a V8 CPU profile of the KDC over the measured runs.
     const profile = process.env.KDS_BENCH_PROFILE;
@@ -303,6 +345,9 @@ export async function run(): Promise<BenchResult> {
       kdsRate.push(k.rate);
       kdsCpu.push(k.cpu);
       latencies.push(...k.latencies);
+      const c = await measure(consoleKdc, consoleRound, PER_RUN);
+      consoleCpu.push(c.cpu);
+      consoleRate.push(c.rate);
       const t = await measure(tls, tlsRound, PER_RUN);
       tlsRate.push(t.rate);
       tlsCpu.push(t.cpu);
@@ -316,6 +361,8 @@ export async function run(): Promise<BenchResult> {
     const fKdsRate = summarize(kdsRate, 'handshakes/s');
     const fTlsRate = summarize(tlsRate, 'handshakes/s');
     const fFloorCpu = summarize(floorCpu, 'us CPU/connection');
+    const fConsoleCpu = summarize(consoleCpu, 'us CPU/handshake');
+    const fConsoleRate = summarize(consoleRate, 'handshakes/s');
     const fCrypto = summarize(cryptoUs, 'us CPU/handshake');
     const perCpuSecond = (f: { median: number; min: number; max: number }) => ({
       median: 1e6 / f.median,
@@ -327,6 +374,8 @@ export async function run(): Promise<BenchResult> {
       kds_handshakes_per_s: fKdsRate,
       tls13_mtls_handshakes_per_s: fTlsRate,
       kds_server_cpu_per_handshake: fKdsCpu,
+      kds_with_console_server_cpu_per_handshake: fConsoleCpu,
+      kds_with_console_handshakes_per_s: fConsoleRate,
       tls13_server_cpu_per_handshake: fTlsCpu,
       crypto_bound_cpu_per_handshake: fCrypto,
       ws_transport_floor_cpu_per_connection: fFloorCpu,
@@ -351,6 +400,9 @@ export async function run(): Promise<BenchResult> {
         server_cost_vs_crypto_plus_transport: ratio(fKdsCpu.median, fCrypto.median + fFloorCpu.median),
         kds_vs_tls_per_server_cpu: ratio(fTlsCpu.median, fKdsCpu.median),
         kds_vs_tls_rate: ratio(fKdsRate.median, fTlsRate.median),
+        // The live console on (kds server start --console, one page reading the feed) vs off.
+        console_on_vs_off_server_cpu: ratio(fConsoleCpu.median, fKdsCpu.median),
+        console_on_vs_off_rate: ratio(fConsoleRate.median, fKdsRate.median),
       },
       notes: [
         `${RUNS} runs x ${PER_RUN} handshakes each for kds and TLS, alternating; ${CONCURRENCY} in flight; ${CLIENTS} client certificates`,
@@ -366,9 +418,11 @@ export async function run(): Promise<BenchResult> {
           .map(([k, v]) => `${k} ${v.toFixed(1)}`)
           .join(', ')}`,
         'target: server_cost_vs_crypto_bound <= 1.3',
+        'target: console_on_vs_off_server_cpu < 1.05 (the console moves the handshake cost by less than 5%)',
       ],
     };
   } finally {
+    for (const cleanup of cleanups) cleanup();
     await Promise.all(workers.map((w) => w.stop()));
     bench.remove();
   }

@@ -1,7 +1,8 @@
 // The KDC under test, in its own process (started by bench/load/ipc.ts Worker.start), so that its CPU time
 // (process.cpuUsage: every thread of the process, the libuv pool that signs included) and its resident
 // memory are measured apart from the load generator's. Driven over IPC:
-//   start {dataDir, passphrase}  -> {url, httpUrl}     the real startKdc on 127.0.0.1:0, no rate limit
+//   start {dataDir, passphrase, console?} -> {url, httpUrl, consoleUrl?}  the real startKdc on
+//                                   127.0.0.1:0, no rate limit (console: the live console on too)
 //   cpu                          -> microseconds of CPU (user + system) used so far
 //   mem                          -> process.memoryUsage() after full GCs (run with --expose-gc)
 //   sessions                     -> number of authenticated sessions in the table
@@ -41,7 +42,12 @@ async function fullGc(): Promise<void> {
 
 serve(
   {
-    start: async (arg: { dataDir: string; passphrase: string; maxUnauthenticated?: number }) => {
+    start: async (arg: {
+      dataDir: string;
+      passphrase: string;
+      maxUnauthenticated?: number;
+      console?: boolean;
+    }) => {
       kdc = await startKdc({
         dataDir: arg.dataDir,
         passphrase: arg.passphrase,
@@ -57,8 +63,9 @@ serve(
         maxConnectionsPerAddress: 1_000_000,
         maxAnonymousRequests: 1_000_000,
         log: (line) => process.stderr.write(`kdc: ${line}\n`),
+        ...(arg.console === true ? { console: true } : {}),
       });
-      return { url: kdc.url, httpUrl: kdc.httpUrl };
+      return { url: kdc.url, httpUrl: kdc.httpUrl, consoleUrl: kdc.consoleUrl };
     },
     cpu: () => {
       const u = process.cpuUsage();
