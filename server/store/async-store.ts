@@ -71,7 +71,11 @@ export type AsyncEnrollmentTokens = Pick<
 export type AsyncAudit = Pick<AsyncStoreData, 'appendAudit' | 'listAudit' | 'countAudit'>;
 export type AsyncKeyStore = Omit<
   AsyncStoreData,
-  keyof AsyncSettings | keyof AsyncCertificates | keyof AsyncRevocations | keyof AsyncEnrollmentTokens | keyof AsyncAudit
+  | keyof AsyncSettings
+  | keyof AsyncCertificates
+  | keyof AsyncRevocations
+  | keyof AsyncEnrollmentTokens
+  | keyof AsyncAudit
 >;
 
 /** The view of the store inside a transaction. */

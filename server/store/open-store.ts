@@ -15,7 +15,10 @@ export interface StoreLocation {
 }
 
 /** The store URL a command uses: its --store option, else $KDS_STORE, else none (SQLite). */
-export function storeUrlFrom(option: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function storeUrlFrom(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   const url = option ?? env[STORE_ENV];
   return url === undefined || url === '' ? undefined : url;
 }

@@ -154,7 +154,9 @@ abstract class PgData {
   }
 
   async getCertificateByFingerprint(fingerprint256: string): Promise<CertificateRecord | undefined> {
-    return certOf(await this.row<CertRow>('SELECT * FROM certificates WHERE fingerprint = $1', [fingerprint256]));
+    return certOf(
+      await this.row<CertRow>('SELECT * FROM certificates WHERE fingerprint = $1', [fingerprint256]),
+    );
   }
 
   async activeCertificate(name: string): Promise<CertificateRecord | undefined> {
@@ -199,13 +201,15 @@ abstract class PgData {
   }
 
   async getRevocation(serialHex: string): Promise<RevocationRecord | undefined> {
-    return revocationOf(await this.row<RevocationRow>('SELECT * FROM revocations WHERE serial = $1', [serialHex]));
+    return revocationOf(
+      await this.row<RevocationRow>('SELECT * FROM revocations WHERE serial = $1', [serialHex]),
+    );
   }
 
   async listRevocations(afterId = 0): Promise<RevocationRecord[]> {
-    return (await this.rows<RevocationRow>('SELECT * FROM revocations WHERE id > $1 ORDER BY id', [afterId])).map(
-      (r) => revocationOf(r)!,
-    );
+    return (
+      await this.rows<RevocationRow>('SELECT * FROM revocations WHERE id > $1 ORDER BY id', [afterId])
+    ).map((r) => revocationOf(r)!);
   }
 
   async countRevocations(): Promise<number> {
@@ -277,11 +281,15 @@ abstract class PgData {
   }
 
   async getEnrollmentToken(tokenHash: string): Promise<EnrollmentTokenRecord | undefined> {
-    return tokenOf(await this.row<TokenRow>('SELECT * FROM enrollment_tokens WHERE token_hash = $1', [tokenHash]));
+    return tokenOf(
+      await this.row<TokenRow>('SELECT * FROM enrollment_tokens WHERE token_hash = $1', [tokenHash]),
+    );
   }
 
   async listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]> {
-    return (await this.rows<TokenRow>('SELECT * FROM enrollment_tokens ORDER BY id', [])).map((r) => tokenOf(r)!);
+    return (await this.rows<TokenRow>('SELECT * FROM enrollment_tokens ORDER BY id', [])).map(
+      (r) => tokenOf(r)!,
+    );
   }
 
   // audit log
@@ -307,10 +315,11 @@ abstract class PgData {
       action: string;
       subject: string | null;
       detail: string;
-    }>(
-      `SELECT * FROM audit_log WHERE id > $1 AND ($2::text IS NULL OR action = $2) ORDER BY id LIMIT $3`,
-      [opts.afterId ?? 0, opts.action ?? null, opts.limit === undefined || opts.limit < 0 ? null : opts.limit],
-    );
+    }>(`SELECT * FROM audit_log WHERE id > $1 AND ($2::text IS NULL OR action = $2) ORDER BY id LIMIT $3`, [
+      opts.afterId ?? 0,
+      opts.action ?? null,
+      opts.limit === undefined || opts.limit < 0 ? null : opts.limit,
+    ]);
     return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
   }
 
@@ -377,10 +386,10 @@ abstract class PgData {
   }
 
   async markSymKeyPeerVerified(serial: string, at: number): Promise<void> {
-    await this.count('UPDATE sym_keys SET peer_verified_at = coalesce(peer_verified_at, $1) WHERE serial = $2', [
-      at,
-      serial,
-    ]);
+    await this.count(
+      'UPDATE sym_keys SET peer_verified_at = coalesce(peer_verified_at, $1) WHERE serial = $2',
+      [at, serial],
+    );
   }
 
   async listSymKeys(filter: SymKeyFilter = {}): Promise<SymKeyRecord[]> {
@@ -390,7 +399,11 @@ abstract class PgData {
          AND ($2::text[] IS NULL OR state = ANY($2::text[]))
          AND ($3 OR state <> 'reserved')
        ORDER BY created_at, seq`,
-      [filter.party ?? null, filter.states === undefined ? null : [...filter.states], filter.includeReserved === true],
+      [
+        filter.party ?? null,
+        filter.states === undefined ? null : [...filter.states],
+        filter.includeReserved === true,
+      ],
     );
     return rows.map((r) => symKeyOf(r)!);
   }
@@ -426,7 +439,12 @@ abstract class PgData {
     );
   }
 
-  async insertPrekeys(owner: string, certSerial: string, prekeys: readonly NewPrekey[], at: number): Promise<void> {
+  async insertPrekeys(
+    owner: string,
+    certSerial: string,
+    prekeys: readonly NewPrekey[],
+    at: number,
+  ): Promise<void> {
     if (prekeys.length === 0) return;
     // One statement: all of them or none.
     await this.count(
@@ -447,7 +465,10 @@ abstract class PgData {
   }
 
   async countPrekeys(owner: string, certSerial: string): Promise<number> {
-    return this.n('SELECT count(*) AS n FROM prekeys WHERE owner = $1 AND cert_serial = $2', [owner, certSerial]);
+    return this.n('SELECT count(*) AS n FROM prekeys WHERE owner = $1 AND cert_serial = $2', [
+      owner,
+      certSerial,
+    ]);
   }
 
   async claimPrekey(owner: string, certSerial: string): Promise<PrekeyRecord | undefined> {
@@ -520,10 +541,10 @@ abstract class PgData {
 
   async listDeliveries(recipient: string, limit = -1): Promise<DeliveryRecord[]> {
     return (
-      await this.rows<DeliveryRow>('SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2', [
-        recipient,
-        limit < 0 ? null : limit,
-      ])
+      await this.rows<DeliveryRow>(
+        'SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2',
+        [recipient, limit < 0 ? null : limit],
+      )
     ).map((r) => ({
       id: r.id,
       recipient: r.recipient,
@@ -549,7 +570,12 @@ abstract class PgData {
     ]);
   }
 
-  async heldPrekeyIds(owner: string, certSerial: string, reservedSince: number, limit: number): Promise<string[]> {
+  async heldPrekeyIds(
+    owner: string,
+    certSerial: string,
+    reservedSince: number,
+    limit: number,
+  ): Promise<string[]> {
     // One statement, one snapshot: a prekey moving between the stock, a reservation and a queued
     // delivery is seen in exactly one branch (sqlite-store.ts).
     return (
@@ -678,8 +704,9 @@ export class PgStore extends PgData implements AsyncStore {
       await client.query(
         `CREATE TABLE IF NOT EXISTS kds_schema_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)`,
       );
-      const before = (await client.query<{ version: number }>('SELECT version FROM kds_schema_version')).rows[0]
-        ?.version ?? 0;
+      const before =
+        (await client.query<{ version: number }>('SELECT version FROM kds_schema_version')).rows[0]
+          ?.version ?? 0;
       if (before > PG_MIGRATIONS.length) {
         throw new EnvironmentError(
           'store_error',
@@ -809,7 +836,10 @@ export function parseStoreUrl(url: string): { connectionString: string; schema: 
 function isUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
   if (typeof code !== 'string') {
-    return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(err.message);
+    return (
+      err instanceof Error &&
+      /Connection terminated|timeout exceeded when trying to connect/i.test(err.message)
+    );
   }
   return (
     code.startsWith('08') ||
@@ -832,7 +862,9 @@ function isUniqueViolation(err: unknown, constraint: string): boolean {
 function pgError(err: unknown, what: string): KdsError {
   if (err instanceof KdsError) return err;
   if (isUnavailable(err)) {
-    return new EnvironmentError('unavailable', `the database is unavailable: ${what}`, undefined, { cause: err });
+    return new EnvironmentError('unavailable', `the database is unavailable: ${what}`, undefined, {
+      cause: err,
+    });
   }
   const e = err as { code?: unknown; message?: unknown } | undefined;
   const detail = typeof e?.code === 'string' ? `${e.code}: ${String(e.message)}` : String(err);
@@ -971,7 +1003,9 @@ function certOf(r: CertRow | undefined): CertificateRecord | undefined {
 }
 
 function revocationOf(r: RevocationRow | undefined): RevocationRecord | undefined {
-  return r === undefined ? undefined : { id: r.id, serialHex: r.serial, revokedAt: r.revoked_at, reason: r.reason };
+  return r === undefined
+    ? undefined
+    : { id: r.id, serialHex: r.serial, revokedAt: r.revoked_at, reason: r.reason };
 }
 
 function tokenOf(r: TokenRow | undefined): EnrollmentTokenRecord | undefined {

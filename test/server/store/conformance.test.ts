@@ -125,7 +125,12 @@ for (const engine of ENGINES) {
       const seen: string[] = [];
       const off = store.onCertificateStatusChange((s) => seen.push(s));
       await store.insertIssuedCertificate(cert('0a'));
-      await rejectsWithCode(t, store.insertIssuedCertificate(cert('0a', 'bob')), 'store_error', 'serial taken');
+      await rejectsWithCode(
+        t,
+        store.insertIssuedCertificate(cert('0a', 'bob')),
+        'store_error',
+        'serial taken',
+      );
       await rejectsWithCode(t, store.insertIssuedCertificate(cert('0b')), 'already_active', 'second active');
       await store.setCertificateStatus('0a', 'superseded');
       await store.insertIssuedCertificate(cert('0b'));
@@ -137,9 +142,19 @@ for (const engine of ENGINES) {
       t.same(seen, ['0a'], 'a removed listener is not called');
 
       const a = await store.getCertificate('0b');
-      t.match(a, { serialHex: '0b', name: 'alice', role: 'client', status: 'active', notAfter: 1_000 + 30 * DAY });
+      t.match(a, {
+        serialHex: '0b',
+        name: 'alice',
+        role: 'client',
+        status: 'active',
+        notAfter: 1_000 + 30 * DAY,
+      });
       t.equal(typeof a!.id, 'number');
-      t.same(await store.getCertificateStanding('0c'), { status: 'revoked', notBefore: 1_000, notAfter: 1_000 + 30 * DAY });
+      t.same(await store.getCertificateStanding('0c'), {
+        status: 'revoked',
+        notBefore: 1_000,
+        notAfter: 1_000 + 30 * DAY,
+      });
       t.equal(await store.getCertificateStanding('99'), undefined);
       t.equal((await store.getCertificateByFingerprint('fp0a'))?.serialHex, '0a');
       t.equal((await store.activeCertificate('alice'))?.serialHex, '0b');
@@ -160,44 +175,58 @@ for (const engine of ENGINES) {
       t.equal(await store.countCertificates(), 3);
     });
 
-    t.test('revocations: ids increase, listed after an id, need an issued certificate; CRL state', async (t) => {
-      const { store } = await engine.open(t);
-      await store.insertIssuedCertificate(cert('0a'));
-      await store.insertIssuedCertificate(cert('0b', 'bob'));
-      const r1 = await store.insertRevocation({ serialHex: '0a', revokedAt: 5, reason: 'keyCompromise' });
-      const r2 = await store.insertRevocation({ serialHex: '0b', revokedAt: 6, reason: 'unspecified' });
-      t.ok(r2.id > r1.id);
-      await rejectsWithCode(
-        t,
-        store.insertRevocation({ serialHex: '0a', revokedAt: 7, reason: 'unspecified' }),
-        'store_error',
-        'twice',
-      );
-      await rejectsWithCode(
-        t,
-        store.insertRevocation({ serialHex: 'ee', revokedAt: 7, reason: 'unspecified' }),
-        'store_error',
-        'not issued',
-      );
-      t.same(await store.getRevocation('0a'), { id: r1.id, serialHex: '0a', revokedAt: 5, reason: 'keyCompromise' });
-      t.same(
-        (await store.listRevocations(r1.id)).map((r) => r.serialHex),
-        ['0b'],
-      );
-      t.equal((await store.listRevocations()).length, 2);
-      t.equal(await store.countRevocations(), 2);
-      t.equal(await store.lastRevocationId(), r2.id);
+    t.test(
+      'revocations: ids increase, listed after an id, need an issued certificate; CRL state',
+      async (t) => {
+        const { store } = await engine.open(t);
+        await store.insertIssuedCertificate(cert('0a'));
+        await store.insertIssuedCertificate(cert('0b', 'bob'));
+        const r1 = await store.insertRevocation({ serialHex: '0a', revokedAt: 5, reason: 'keyCompromise' });
+        const r2 = await store.insertRevocation({ serialHex: '0b', revokedAt: 6, reason: 'unspecified' });
+        t.ok(r2.id > r1.id);
+        await rejectsWithCode(
+          t,
+          store.insertRevocation({ serialHex: '0a', revokedAt: 7, reason: 'unspecified' }),
+          'store_error',
+          'twice',
+        );
+        await rejectsWithCode(
+          t,
+          store.insertRevocation({ serialHex: 'ee', revokedAt: 7, reason: 'unspecified' }),
+          'store_error',
+          'not issued',
+        );
+        t.same(await store.getRevocation('0a'), {
+          id: r1.id,
+          serialHex: '0a',
+          revokedAt: 5,
+          reason: 'keyCompromise',
+        });
+        t.same(
+          (await store.listRevocations(r1.id)).map((r) => r.serialHex),
+          ['0b'],
+        );
+        t.equal((await store.listRevocations()).length, 2);
+        t.equal(await store.countRevocations(), 2);
+        t.equal(await store.lastRevocationId(), r2.id);
 
-      t.equal(await store.getCrlState(), undefined);
-      const crl = { crlNumber: 1, pem: 'PEM1', thisUpdate: 1, nextUpdate: 2, lastRevocationId: r1.id };
-      await store.saveCrlState(crl);
-      await store.saveCrlState({ ...crl, crlNumber: 2, pem: 'PEM2', lastRevocationId: r2.id });
-      t.same(await store.getCrlState(), { ...crl, crlNumber: 2, pem: 'PEM2', lastRevocationId: r2.id });
-    });
+        t.equal(await store.getCrlState(), undefined);
+        const crl = { crlNumber: 1, pem: 'PEM1', thisUpdate: 1, nextUpdate: 2, lastRevocationId: r1.id };
+        await store.saveCrlState(crl);
+        await store.saveCrlState({ ...crl, crlNumber: 2, pem: 'PEM2', lastRevocationId: r2.id });
+        t.same(await store.getCrlState(), { ...crl, crlNumber: 2, pem: 'PEM2', lastRevocationId: r2.id });
+      },
+    );
 
     t.test('enrollment tokens: consumed once (also concurrently), bound to a name, expire', async (t) => {
       const { store, again } = await engine.open(t);
-      const tok = (h: string) => ({ tokenHash: h, name: 'alice', createdAt: 1, expiresAt: 100, createdBy: 'admin' });
+      const tok = (h: string) => ({
+        tokenHash: h,
+        name: 'alice',
+        createdAt: 1,
+        expiresAt: 100,
+        createdBy: 'admin',
+      });
       await store.insertEnrollmentToken(tok('h1'));
       await store.insertEnrollmentToken(tok('h2'));
       await store.insertEnrollmentToken(tok('h3'));
@@ -223,11 +252,20 @@ for (const engine of ENGINES) {
 
     t.test('audit log: in order, filtered, limited, no secrets', async (t) => {
       const { store } = await engine.open(t);
-      const id1 = await store.appendAudit({ at: 1, actor: 'admin', action: 'cert.issue', subject: 'alice', detail: { serial: '0a' } });
+      const id1 = await store.appendAudit({
+        at: 1,
+        actor: 'admin',
+        action: 'cert.issue',
+        subject: 'alice',
+        detail: { serial: '0a' },
+      });
       const id2 = await store.appendAudit({ at: 2, actor: 'admin', action: 'cert.revoke' });
       const id3 = await store.appendAudit({ at: 3, actor: 'bob', action: 'cert.issue', detail: { n: 2 } });
       t.ok(id1 < id2 && id2 < id3);
-      await t.rejects(store.appendAudit({ at: 4, actor: 'x', action: 'y', detail: { passphrase: 'p' } }), /secret/);
+      await t.rejects(
+        store.appendAudit({ at: 4, actor: 'x', action: 'y', detail: { passphrase: 'p' } }),
+        /secret/,
+      );
       t.same(await store.listAudit({ action: 'cert.issue' }), [
         { id: id1, at: 1, actor: 'admin', action: 'cert.issue', subject: 'alice', detail: { serial: '0a' } },
         { id: id3, at: 3, actor: 'bob', action: 'cert.issue', subject: null, detail: { n: 2 } },
@@ -239,55 +277,63 @@ for (const engine of ENGINES) {
       t.equal(await store.countAudit(), 3);
     });
 
-    t.test('transactions: commit, roll back, savepoints, errors unchanged, store calls outside', async (t) => {
-      const { store } = await engine.open(t);
-      const v = await store.transaction(async (tx) => {
-        await tx.setSetting('a', 1);
-        return 'done';
-      });
-      t.equal(v, 'done');
-      const boom = new Error('boom');
-      let outside: Promise<void> | undefined;
-      await t.rejects(
-        store.transaction(async (tx) => {
-          await tx.setSetting('a', 2);
-          await tx.insertIssuedCertificate(cert('0a'));
-          // A call on the store itself is not part of the transaction: it survives the rollback.
-          outside = store.setSetting('outside', true);
-          throw boom;
-        }),
-        boom,
-        'the error fn threw, unchanged',
-      );
-      await outside;
-      t.equal(await store.getSetting('a'), 1, 'rolled back');
-      t.equal(await store.countCertificates(), 0, 'rolled back');
-      t.equal(await store.getSetting('outside'), true);
-
-      await store.transaction(async (tx) => {
-        await tx.setSetting('b', 1);
+    t.test(
+      'transactions: commit, roll back, savepoints, errors unchanged, store calls outside',
+      async (t) => {
+        const { store } = await engine.open(t);
+        const v = await store.transaction(async (tx) => {
+          await tx.setSetting('a', 1);
+          return 'done';
+        });
+        t.equal(v, 'done');
+        const boom = new Error('boom');
+        let outside: Promise<void> | undefined;
         await t.rejects(
-          tx.transaction(async (inner) => {
-            await inner.setSetting('b', 2);
-            await inner.insertIssuedCertificate(cert('0a'));
-            await inner.insertIssuedCertificate(cert('0b'));
+          store.transaction(async (tx) => {
+            await tx.setSetting('a', 2);
+            await tx.insertIssuedCertificate(cert('0a'));
+            // A call on the store itself is not part of the transaction: it survives the rollback.
+            outside = store.setSetting('outside', true);
+            throw boom;
           }),
-          { code: 'already_active' },
+          boom,
+          'the error fn threw, unchanged',
         );
-        t.equal(await tx.getSetting('b'), 1, 'the savepoint rolled back its own writes only');
-        t.equal(await tx.countCertificates(), 0);
-        await tx.transaction(async (inner) => inner.setSetting('c', 3));
-      });
-      t.equal(await store.getSetting('b'), 1);
-      t.equal(await store.getSetting('c'), 3);
+        await outside;
+        t.equal(await store.getSetting('a'), 1, 'rolled back');
+        t.equal(await store.countCertificates(), 0, 'rolled back');
+        t.equal(await store.getSetting('outside'), true);
 
-      let leaked: Parameters<Parameters<AsyncStore['transaction']>[0]>[0] | undefined;
-      await store.transaction(async (tx) => {
-        leaked = tx;
-        return Promise.resolve();
-      });
-      await rejectsWithCode(t, leaked!.setSetting('late', 1), 'internal', 'a transaction used after it ended');
-    });
+        await store.transaction(async (tx) => {
+          await tx.setSetting('b', 1);
+          await t.rejects(
+            tx.transaction(async (inner) => {
+              await inner.setSetting('b', 2);
+              await inner.insertIssuedCertificate(cert('0a'));
+              await inner.insertIssuedCertificate(cert('0b'));
+            }),
+            { code: 'already_active' },
+          );
+          t.equal(await tx.getSetting('b'), 1, 'the savepoint rolled back its own writes only');
+          t.equal(await tx.countCertificates(), 0);
+          await tx.transaction(async (inner) => inner.setSetting('c', 3));
+        });
+        t.equal(await store.getSetting('b'), 1);
+        t.equal(await store.getSetting('c'), 3);
+
+        let leaked: Parameters<Parameters<AsyncStore['transaction']>[0]>[0] | undefined;
+        await store.transaction(async (tx) => {
+          leaked = tx;
+          return Promise.resolve();
+        });
+        await rejectsWithCode(
+          t,
+          leaked!.setSetting('late', 1),
+          'internal',
+          'a transaction used after it ended',
+        );
+      },
+    );
 
     t.test('transactions hold the write lock: concurrent read-modify-writes all apply', async (t) => {
       const { store, again } = await engine.open(t);
@@ -346,9 +392,16 @@ for (const engine of ENGINES) {
           createdAt: 10_000,
         }),
       );
-      await store.insertSymKey(symKey(serial32(3), { owner: 'carol', peer: 'alice', createdAt: 20_000, expiresAt: 30_000 }));
+      await store.insertSymKey(
+        symKey(serial32(3), { owner: 'carol', peer: 'alice', createdAt: 20_000, expiresAt: 30_000 }),
+      );
       await rejectsWithCode(t, store.insertSymKey(symKey(serial32(1))), 'store_error', 'serial taken');
-      const dep = { ephemeral: Buffer.from('e'), senderSignature: Buffer.from('s'), ciphertext: Buffer.from('c'), digest: Buffer.alloc(32, 2) };
+      const dep = {
+        ephemeral: Buffer.from('e'),
+        senderSignature: Buffer.from('s'),
+        ciphertext: Buffer.from('c'),
+        digest: Buffer.alloc(32, 2),
+      };
       t.equal(await store.activateSymKey(serial32(2), dep), true);
       t.equal(await store.activateSymKey(serial32(2), dep), false, 'only a reservation');
       const k2 = await store.getSymKey(serial32(2));
@@ -357,15 +410,32 @@ for (const engine of ENGINES) {
       t.ok(k2!.prekeyPublic!.equals(Buffer.alloc(32, 9)));
       t.ok((await store.getSymKey(serial32(1)))!.wrappedKey!.equals(Buffer.from('wrapped')));
 
-      t.equal(await store.setSymKeyState(serial32(1), ['active'], 'revoked', { at: 11, reason: 'r', by: 'alice' }), true);
+      t.equal(
+        await store.setSymKeyState(serial32(1), ['active'], 'revoked', { at: 11, reason: 'r', by: 'alice' }),
+        true,
+      );
       t.equal(await store.setSymKeyState(serial32(1), ['active'], 'revoked', { at: 12 }), false, 'once');
       t.equal(await store.setSymKeyState(serial32(1), [], 'revoked', { at: 12 }), false);
-      t.match(await store.getSymKey(serial32(1)), { state: 'revoked', stateChangedAt: 11, revokedReason: 'r', revokedBy: 'alice' });
+      t.match(await store.getSymKey(serial32(1)), {
+        state: 'revoked',
+        stateChangedAt: 11,
+        revokedReason: 'r',
+        revokedBy: 'alice',
+      });
       await store.markSymKeyPeerVerified(serial32(2), 50);
       await store.markSymKeyPeerVerified(serial32(2), 60);
       t.equal((await store.getSymKey(serial32(2)))!.peerVerifiedAt, 50, 'the first verification stays');
 
-      await store.insertSymKey(symKey(serial32(4), { state: 'reserved', mode: 'e2e', digest: null, wrappedKey: null, kekVersion: null, createdAt: 5 }));
+      await store.insertSymKey(
+        symKey(serial32(4), {
+          state: 'reserved',
+          mode: 'e2e',
+          digest: null,
+          wrappedKey: null,
+          kekVersion: null,
+          createdAt: 5,
+        }),
+      );
       t.same(
         (await store.listSymKeys()).map((k) => k.serial),
         [serial32(1), serial32(2), serial32(3)],
@@ -398,7 +468,12 @@ for (const engine of ENGINES) {
     t.test('prekeys: stock, claims (also concurrent), last resort, cleanup', async (t) => {
       const { store, again } = await engine.open(t);
       await store.insertPrekeys('bob', 'c1', ['a', 'b', 'c', 'd', 'e', 'f'].map(prekey), 100);
-      await rejectsWithCode(t, store.insertPrekeys('bob', 'c1', [prekey('g'), prekey('a')], 101), 'store_error', 'duplicate id');
+      await rejectsWithCode(
+        t,
+        store.insertPrekeys('bob', 'c1', [prekey('g'), prekey('a')], 101),
+        'store_error',
+        'duplicate id',
+      );
       t.equal(await store.countPrekeys('bob', 'c1'), 6, 'all or nothing');
       const first = await store.claimPrekey('bob', 'c1');
       t.match(first, { owner: 'bob', certSerial: 'c1', prekeyId: 'a', createdAt: 100 });
@@ -427,36 +502,104 @@ for (const engine of ENGINES) {
       t.equal(await store.claimPrekey('bob', 'c2'), undefined);
     });
 
-    t.test('deliveries: queued in order, counted per sender, acknowledged by the recipient only', async (t) => {
-      const { store } = await engine.open(t);
-      const d1 = await store.enqueueDelivery({ recipient: 'bob', kind: 'key.delivered', keySerial: serial32(1), sender: 'alice', createdAt: 1 });
-      const d2 = await store.enqueueDelivery({ recipient: 'bob', kind: 'msg', keySerial: serial32(1), payload: Buffer.from('hi'), sender: 'alice', createdAt: 2 });
-      const d3 = await store.enqueueDelivery({ recipient: 'bob', kind: 'key.revoked', keySerial: serial32(1), createdAt: 3 });
-      const d4 = await store.enqueueDelivery({ recipient: 'carol', kind: 'msg', keySerial: serial32(2), payload: Buffer.from('yo'), sender: 'alice', createdAt: 4 });
-      t.ok(d1 < d2 && d2 < d3 && d3 < d4);
-      const list = await store.listDeliveries('bob');
-      t.same(list.map((d) => d.id), [d1, d2, d3]);
-      t.match(list[0], { recipient: 'bob', kind: 'key.delivered', keySerial: serial32(1), payload: null, sender: 'alice', createdAt: 1 });
-      t.ok(list[1]!.payload!.equals(Buffer.from('hi')));
-      t.equal(list[2]!.sender, null);
-      t.same((await store.listDeliveries('bob', 2)).map((d) => d.id), [d1, d2]);
-      t.equal(await store.countQueuedFrom('bob', 'alice', 'msg'), 1);
-      t.equal(await store.countQueuedFrom('bob', 'alice', 'key'), 1);
-      t.equal(await store.deleteQueuedKeyNotices('bob', serial32(1)), 2, 'key notices, not the message');
-      t.equal(await store.deleteDeliveries('bob', [d2, d4]), 1, 'only the recipient own');
-      t.equal(await store.deleteDeliveries('bob', []), 0);
-      t.equal(await store.countDeliveries('bob'), 0);
-      t.equal(await store.countDeliveries(), 1);
-    });
+    t.test(
+      'deliveries: queued in order, counted per sender, acknowledged by the recipient only',
+      async (t) => {
+        const { store } = await engine.open(t);
+        const d1 = await store.enqueueDelivery({
+          recipient: 'bob',
+          kind: 'key.delivered',
+          keySerial: serial32(1),
+          sender: 'alice',
+          createdAt: 1,
+        });
+        const d2 = await store.enqueueDelivery({
+          recipient: 'bob',
+          kind: 'msg',
+          keySerial: serial32(1),
+          payload: Buffer.from('hi'),
+          sender: 'alice',
+          createdAt: 2,
+        });
+        const d3 = await store.enqueueDelivery({
+          recipient: 'bob',
+          kind: 'key.revoked',
+          keySerial: serial32(1),
+          createdAt: 3,
+        });
+        const d4 = await store.enqueueDelivery({
+          recipient: 'carol',
+          kind: 'msg',
+          keySerial: serial32(2),
+          payload: Buffer.from('yo'),
+          sender: 'alice',
+          createdAt: 4,
+        });
+        t.ok(d1 < d2 && d2 < d3 && d3 < d4);
+        const list = await store.listDeliveries('bob');
+        t.same(
+          list.map((d) => d.id),
+          [d1, d2, d3],
+        );
+        t.match(list[0], {
+          recipient: 'bob',
+          kind: 'key.delivered',
+          keySerial: serial32(1),
+          payload: null,
+          sender: 'alice',
+          createdAt: 1,
+        });
+        t.ok(list[1]!.payload!.equals(Buffer.from('hi')));
+        t.equal(list[2]!.sender, null);
+        t.same(
+          (await store.listDeliveries('bob', 2)).map((d) => d.id),
+          [d1, d2],
+        );
+        t.equal(await store.countQueuedFrom('bob', 'alice', 'msg'), 1);
+        t.equal(await store.countQueuedFrom('bob', 'alice', 'key'), 1);
+        t.equal(await store.deleteQueuedKeyNotices('bob', serial32(1)), 2, 'key notices, not the message');
+        t.equal(await store.deleteDeliveries('bob', [d2, d4]), 1, 'only the recipient own');
+        t.equal(await store.deleteDeliveries('bob', []), 0);
+        t.equal(await store.countDeliveries('bob'), 0);
+        t.equal(await store.countDeliveries(), 1);
+      },
+    );
 
     t.test('heldPrekeyIds: stock, open reservations, queued e2e deliveries, last resort', async (t) => {
       const { store } = await engine.open(t);
       await store.insertPrekeys('bob', 'c1', [prekey('s1')], 1);
       await store.insertPrekeys('bob', 'c0', [prekey('old')], 1);
-      await store.insertSymKey(symKey(serial32(1), { mode: 'e2e', state: 'reserved', peer: 'bob', digest: null, wrappedKey: null, kekVersion: null, prekeyId: 'r1', createdAt: 500 }));
-      await store.insertSymKey(symKey(serial32(2), { mode: 'e2e', state: 'reserved', peer: 'bob', digest: null, wrappedKey: null, kekVersion: null, prekeyId: 'r0', createdAt: 5 }));
+      await store.insertSymKey(
+        symKey(serial32(1), {
+          mode: 'e2e',
+          state: 'reserved',
+          peer: 'bob',
+          digest: null,
+          wrappedKey: null,
+          kekVersion: null,
+          prekeyId: 'r1',
+          createdAt: 500,
+        }),
+      );
+      await store.insertSymKey(
+        symKey(serial32(2), {
+          mode: 'e2e',
+          state: 'reserved',
+          peer: 'bob',
+          digest: null,
+          wrappedKey: null,
+          kekVersion: null,
+          prekeyId: 'r0',
+          createdAt: 5,
+        }),
+      );
       await store.insertSymKey(symKey(serial32(3), { mode: 'e2e', peer: 'bob', prekeyId: 'q1' }));
-      await store.enqueueDelivery({ recipient: 'bob', kind: 'key.delivered', keySerial: serial32(3), createdAt: 1 });
+      await store.enqueueDelivery({
+        recipient: 'bob',
+        kind: 'key.delivered',
+        keySerial: serial32(3),
+        createdAt: 1,
+      });
       await store.putLastResortPrekey('bob', 'c1', prekey('lr'), 1);
       t.same((await store.heldPrekeyIds('bob', 'c1', 100, 10)).sort(), ['lr', 'q1', 'r1', 's1']);
       t.equal((await store.heldPrekeyIds('bob', 'c1', 100, 2)).length, 2);
