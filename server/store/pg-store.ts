@@ -59,6 +59,8 @@ export const PG_CONNECT_TIMEOUT_MS = 5_000;
 
 export interface PgStoreOptions {
   poolSize?: number;
+  /** The connections' application_name (pg_stat_activity); tests tell their own connections apart by it. */
+  applicationName?: string;
 }
 
 const types: pg.CustomTypesConfig = {
@@ -661,7 +663,7 @@ export class PgStore extends PgData implements AsyncStore {
       max: opts.poolSize ?? PG_POOL_SIZE,
       connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
       types,
-      application_name: 'kds',
+      application_name: opts.applicationName ?? 'kds',
       // Every connection of the pool works in the store's schema (created below before first use).
       options: `-c search_path=${schema}`,
     });
@@ -696,6 +698,8 @@ export class PgStore extends PgData implements AsyncStore {
 
   private async migrate(): Promise<void> {
     const client = await this.pool.connect();
+    const onError = (): void => undefined; // as in transaction(): the failing query reports it
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       // Nodes starting at once: one migrates, the others wait here and then find nothing to do.
@@ -727,6 +731,7 @@ export class PgStore extends PgData implements AsyncStore {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      client.off('error', onError);
       client.release();
     }
   }
@@ -747,6 +752,13 @@ export class PgStore extends PgData implements AsyncStore {
     }
     const tx = new PgTx(client, this);
     let broken = false;
+    // A checked-out connection the server terminates between two statements emits 'error' on the client
+    // (the pool listens only on idle ones): without a listener that is an uncaught exception, i.e. a
+    // crashed node. The next statement then fails with the same error, which is what the caller sees.
+    const onError = (): void => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       try {
         await client.query('BEGIN');
@@ -776,6 +788,7 @@ export class PgStore extends PgData implements AsyncStore {
       return value;
     } finally {
       tx.open = false;
+      client.off('error', onError);
       // A connection in an unknown state is destroyed, not returned to the pool.
       client.release(broken ? true : undefined);
     }
@@ -836,9 +849,12 @@ export function parseStoreUrl(url: string): { connectionString: string; schema: 
 function isUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
   if (typeof code !== 'string') {
+    // node-postgres's own errors for a connection that died or could not be had.
     return (
       err instanceof Error &&
-      /Connection terminated|timeout exceeded when trying to connect/i.test(err.message)
+      /Connection terminated|connection error and is not queryable|Client was closed|timeout exceeded when trying to connect/i.test(
+        err.message,
+      )
     );
   }
   return (
