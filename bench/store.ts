@@ -2,7 +2,7 @@
 // certificate, append the audit row) and the same point read, through
 //   - the synchronous SqliteStore (the group commit of group-commit.ts; a direct call for reads),
 //   - the asynchronous contract on SQLite (sqlite-async-store.ts: batch(); an awaited call),
-//   - PostgreSQL (pg-store.ts: batch() = a transaction under the write lock; 1 and 2 "nodes", i.e. one
+//   - PostgreSQL (pg-store.ts: batch(), a group commit under the write lock; 1 and 2 "nodes", i.e. one
 //     or two pools on the same database).
 // Ratios: async SQLite / sync SQLite (the contract must not cost SQLite its speed: ~1.0), PostgreSQL /
 // SQLite (issue 17's target for issuance is >= 0.5). Needs PostgreSQL at KDS_TEST_PG_URL or

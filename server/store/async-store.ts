@@ -16,8 +16,8 @@
 //
 // `batch(fn)` is the group commit (group-commit.ts): fn runs in a transaction that may be shared with
 // other concurrent callers, each in its own savepoint, and the promise settles only once the shared
-// COMMIT is durable. PostgreSQL already batches concurrent commits into one WAL flush by itself, so
-// there it is `transaction`.
+// COMMIT is durable; on both engines, since one write lock serialises the transactions, sharing one
+// lock and one COMMIT between many callers is what keeps a burst of writes fast.
 import type { Store } from './store.js';
 
 /** Lifecycle, locking and SQLite's own durability hooks: not data methods. */

@@ -11,7 +11,8 @@
 //   a transaction are atomic by themselves (consumeEnrollmentToken, claimPrekey: UPDATE/DELETE ...
 //   RETURNING, re-evaluated on the row's latest version under READ COMMITTED).
 // - Durability: synchronous_commit is the server's (on by default: COMMIT returns once the WAL is
-//   flushed); concurrent commits share flushes inside PostgreSQL, which is why batch() is transaction().
+//   flushed). batch() is a group commit like SQLite's: the write lock serialises transactions across
+//   nodes, so one lock and one COMMIT for many callers is what keeps issuance fast.
 // - Errors: a lost connection or a database that refuses connections is `unavailable` (the caller may
 //   retry later; the pool reconnects by itself), every other failure `store_error`; PostgreSQL's
 //   messages name constraints, never values (DETAIL, which quotes values, is never surfaced).
@@ -744,6 +745,19 @@ export class PgStore extends PgData implements AsyncStore {
   }
 
   async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
+    // Transactions wait for a slot HERE, not in the pool: the pool's connect timeout must measure the
+    // database (a slow or refused connection is `unavailable`), not the queue of a busy node. They run
+    // one at a time across nodes anyway (the write lock), so a few slots keep the lock busy and leave
+    // the other connections to reads.
+    await this.#txSlots.acquire();
+    try {
+      return await this.#transaction(fn);
+    } finally {
+      this.#txSlots.release();
+    }
+  }
+
+  async #transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -794,8 +808,54 @@ export class PgStore extends PgData implements AsyncStore {
     }
   }
 
+  /**
+   * The group commit: callers queued while a batch runs form the next one, one transaction (one write
+   * lock acquisition, one COMMIT and its WAL flush) for all of them, each in its own savepoint. Every
+   * caller's promise settles after that COMMIT; a caller whose fn throws is rolled back alone.
+   */
   batch<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
-    return this.transaction(fn);
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  #queue: BatchItem[] = [];
+  #flushing = false;
+  readonly #txSlots = new Slots(TX_SLOTS);
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        let outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
+        try {
+          outcomes = await this.transaction(async (tx) => {
+            const out: typeof outcomes = [];
+            for (const item of batch) {
+              try {
+                out.push({ ok: true, value: await tx.transaction(item.fn) });
+              } catch (err) {
+                out.push({ ok: false, err });
+              }
+            }
+            return out;
+          });
+        } catch (err) {
+          for (const item of batch) item.reject(err);
+          continue;
+        }
+        batch.forEach((item, i) => {
+          const o = outcomes[i]!;
+          if (o.ok) item.resolve(o.value);
+          else item.reject(o.err);
+        });
+      }
+    } finally {
+      this.#flushing = false;
+    }
   }
 
   async changeCounter(): Promise<number> {
@@ -811,6 +871,38 @@ export class PgStore extends PgData implements AsyncStore {
     if (this.closed) return;
     this.closed = true;
     await this.pool.end();
+  }
+}
+
+/** Concurrent transactions per node (each holds a connection; they queue for the write lock anyway). */
+const TX_SLOTS = 3;
+
+interface BatchItem {
+  fn: (tx: AsyncStoreTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A counting semaphore (FIFO). */
+class Slots {
+  #free: number;
+  readonly #waiters: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+
+  acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free -= 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next !== undefined) next();
+    else this.#free += 1;
   }
 }
 
