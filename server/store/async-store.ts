@@ -53,6 +53,11 @@ export type AsyncCertificates = Pick<
   | 'latestCertificate'
   | 'listCertificates'
   | 'countCertificates'
+  | 'insertRenewal'
+  | 'getRenewal'
+  | 'latestRenewalOf'
+  | 'countRenewalsSince'
+  | 'installRenewal'
 >;
 export type AsyncRevocations = Pick<
   AsyncStoreData,
@@ -121,6 +126,11 @@ export const DATA_METHODS = [
   'latestCertificate',
   'listCertificates',
   'countCertificates',
+  'insertRenewal',
+  'getRenewal',
+  'latestRenewalOf',
+  'countRenewalsSince',
+  'installRenewal',
   'insertRevocation',
   'getRevocation',
   'listRevocations',

@@ -8,8 +8,8 @@
 //   identity column (never reused, like AUTOINCREMENT).
 // - JSON columns stay TEXT (the same bytes on both engines), with a CHECK that casts to jsonb in place
 //   of json_valid.
-// - sym_keys has a `seq` identity column: SQLite orders key listings by rowid (insertion order), which a
-//   PostgreSQL table does not have.
+// - sym_keys and renewals have a `seq` identity column: SQLite orders by rowid (insertion order), which
+//   a PostgreSQL table does not have.
 // - Each append-only table also refuses TRUNCATE (SQLite has no TRUNCATE).
 // - The applied version is a row of kds_schema_version (SQLite: PRAGMA user_version).
 // - INDEXED BY (a SQLite planner hint) has no equivalent; the planner picks sym_keys_by_pair itself.
@@ -174,6 +174,22 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         signature   BYTEA  NOT NULL,
         created_at  BIGINT NOT NULL
       );
+    `,
+  },
+  {
+    version: 4,
+    name: 'certificate renewals',
+    up: `
+      CREATE TABLE renewals (
+        serial       TEXT   PRIMARY KEY REFERENCES certificates (serial),
+        replaces     TEXT   NOT NULL REFERENCES certificates (serial),
+        name         TEXT   NOT NULL,
+        requested_at BIGINT NOT NULL,
+        installed_at BIGINT,
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+      );
+      CREATE INDEX renewals_by_replaces ON renewals (replaces);
+      CREATE INDEX renewals_by_name ON renewals (name, requested_at);
     `,
   },
 ];

@@ -30,6 +30,8 @@ import type {
   CertificateStanding,
   CertificateStatus,
   CrlState,
+  RenewalInstall,
+  RenewalRecord,
   DeliveryKind,
   DeliveryRecord,
   EnrollmentTokenRecord,
@@ -186,6 +188,82 @@ abstract class PgData {
       [filter.name ?? null, filter.status ?? null, filter.role ?? null],
     );
     return rows.map((r) => certOf(r)!);
+  }
+
+  // renewals
+
+  async insertRenewal(c: IssuedCertificate, replaces: string, requestedAt: number): Promise<void> {
+    // One statement, both rows (the renewals row's foreign key is checked at the statement's end).
+    await this.count(
+      `WITH cert AS (
+         INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) RETURNING serial
+       )
+       INSERT INTO renewals (serial, replaces, name, requested_at) SELECT serial, $9, $2, $10 FROM cert`,
+      [
+        c.serialHex,
+        c.name,
+        c.role,
+        c.notBefore,
+        c.notAfter,
+        c.pem,
+        c.fingerprint256,
+        c.issuedAt,
+        replaces,
+        requestedAt,
+      ],
+      'cannot store the renewal',
+    );
+  }
+
+  async getRenewal(serialHex: string): Promise<RenewalRecord | undefined> {
+    return renewalOf(await this.row<RenewalRow>('SELECT * FROM renewals WHERE serial = $1', [serialHex]));
+  }
+
+  async latestRenewalOf(serialHex: string): Promise<RenewalRecord | undefined> {
+    return renewalOf(
+      await this.row<RenewalRow>(
+        'SELECT * FROM renewals WHERE replaces = $1 ORDER BY requested_at DESC, seq DESC LIMIT 1',
+        [serialHex],
+      ),
+    );
+  }
+
+  async countRenewalsSince(name: string, since: number): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM renewals WHERE name = $1 AND requested_at >= $2', [name, since]);
+  }
+
+  async installRenewal(serialHex: string, at: number): Promise<RenewalInstall> {
+    // Several statements: the caller runs this inside its transaction (Store.installRenewal).
+    const renewal = await this.getRenewal(serialHex);
+    if (renewal === undefined || renewal.installedAt !== null) {
+      throw new EnvironmentError('store_error', `no renewal ${serialHex} waiting to be installed`);
+    }
+    // The old one first: the partial unique index allows one active certificate per name.
+    await this.setCertificateStatus(renewal.replaces, 'superseded');
+    if (
+      (await this.count(
+        `UPDATE certificates SET status = 'active' WHERE serial = $1 AND status = 'pending'`,
+        [serialHex],
+      )) !== 1
+    ) {
+      throw new EnvironmentError('store_error', `renewal ${serialHex} is not pending`);
+    }
+    await this.count('UPDATE renewals SET installed_at = $1 WHERE serial = $2', [at, serialHex]);
+    const abandoned = (
+      await this.rows<{ serial: string }>(
+        `UPDATE certificates SET status = 'superseded'
+         WHERE status = 'pending' AND serial IN (
+           SELECT serial FROM renewals WHERE replaces = $1 AND installed_at IS NULL
+         ) RETURNING serial`,
+        [renewal.replaces],
+        'store write failed',
+      )
+    )
+      .map((r) => r.serial)
+      .sort();
+    for (const serial of [serialHex, ...abandoned]) this.statusChanged(serial);
+    return { superseded: renewal.replaces, abandoned };
   }
 
   async countCertificates(): Promise<number> {
@@ -990,6 +1068,26 @@ interface CertRow {
   fingerprint: string | null;
   status: CertificateStatus;
   issued_at: number;
+}
+
+interface RenewalRow {
+  serial: string;
+  replaces: string;
+  name: string;
+  requested_at: number;
+  installed_at: number | null;
+}
+
+function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefined {
+  return row === undefined
+    ? undefined
+    : {
+        serialHex: row.serial,
+        replaces: row.replaces,
+        name: row.name,
+        requestedAt: row.requested_at,
+        installedAt: row.installed_at,
+      };
 }
 
 interface RevocationRow {

@@ -25,8 +25,8 @@ interface Schema {
 
 /** PostgreSQL-only on purpose (pg-migrations.ts's header). */
 const PG_ONLY_TABLES = ['kds_schema_version'];
-const PG_ONLY_COLUMNS = ['sym_keys.seq'];
-const PG_ONLY_UNIQUES = ['sym_keys(seq)'];
+const PG_ONLY_COLUMNS = ['sym_keys.seq', 'renewals.seq'];
+const PG_ONLY_UNIQUES = ['sym_keys(seq)', 'renewals(seq)'];
 const PG_ONLY_TRIGGER = /_no_truncate$/;
 
 const typeClass = (type: string): string => {
