@@ -18,6 +18,7 @@
 // other concurrent callers, each in its own savepoint, and the promise settles only once the shared
 // COMMIT is durable; on both engines, since one write lock serialises the transactions, sharing one
 // lock and one COMMIT between many callers is what keeps a burst of writes fast.
+import { InputError } from '../../shared/errors.js';
 import type { Store } from './store.js';
 
 /** Lifecycle, locking and SQLite's own durability hooks: not data methods. */
@@ -87,6 +88,26 @@ export type AsyncKeyStore = Omit<
 export interface AsyncStoreTx extends AsyncStoreData {
   /** A savepoint: fn throwing rolls back only what fn wrote. */
   transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Tell every listener of `channel` (every node's, on PostgreSQL) once this transaction has committed;
+   * never if it (or the savepoint around this call) rolls back. At most MAX_NOTIFY_PAYLOAD bytes.
+   */
+  notify(channel: string, payload: string): Promise<void>;
+}
+
+/** Channel names: short lower-case identifiers (they become part of a PostgreSQL channel name). */
+export const CHANNEL_NAME = /^[a-z][a-z0-9_]{0,29}$/;
+/** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; the same limit on both engines. */
+export const MAX_NOTIFY_PAYLOAD = 7_999;
+
+export interface StoreListener {
+  /** Called with each payload notified on the channel, after its transaction committed. */
+  onNotify(payload: string): void;
+  /**
+   * Called when notifications may have been missed (PostgreSQL: the listening connection was lost and
+   * is back): the listener must catch up from the store itself.
+   */
+  onGap?(): void;
 }
 
 export type StoreEngine = 'sqlite' | 'postgres';
@@ -107,6 +128,8 @@ export interface AsyncStore extends AsyncStoreData {
   changeCounter(): Promise<number>;
   /** As Store.onCertificateStatusChange: this store object's own status changes, after they are written. */
   onCertificateStatusChange(listener: (serialHex: string) => void): () => void;
+  /** Listen on `channel`; resolves once listening (a notify committed after that is delivered). */
+  listen(channel: string, listener: StoreListener): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -173,3 +196,16 @@ export const DATA_METHODS = [
 type Missing = Exclude<keyof StoreData, (typeof DATA_METHODS)[number]>;
 /** `true` only when DATA_METHODS names every data method (else: a compile error naming the missing one). */
 export const DATA_METHODS_COMPLETE: [Missing] extends [never] ? true : Missing = true;
+
+/** Refuse a channel name or payload the contract does not allow (the same on both engines). */
+export function checkNotification(channel: string, payload?: string): void {
+  if (!CHANNEL_NAME.test(channel)) {
+    throw new InputError(
+      'bad_request',
+      `expected a store channel name (${String(CHANNEL_NAME)}), got ${JSON.stringify(channel)}`,
+    );
+  }
+  if (payload !== undefined && Buffer.byteLength(payload) > MAX_NOTIFY_PAYLOAD) {
+    throw new InputError('bad_request', `a store notification carries at most ${MAX_NOTIFY_PAYLOAD} bytes`);
+  }
+}

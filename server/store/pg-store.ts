@@ -20,7 +20,7 @@
 import pg from 'pg';
 import { createHash } from 'node:crypto';
 import { EnvironmentError, InputError, KdsError, PolicyError } from '../../shared/errors.js';
-import type { AsyncStore, AsyncStoreTx } from './async-store.js';
+import { checkNotification, type AsyncStore, type AsyncStoreTx, type StoreListener } from './async-store.js';
 import { PG_MIGRATIONS } from './pg-migrations.js';
 import type {
   AuditEntry,
@@ -696,6 +696,17 @@ class PgTx extends PgData {
     this.owner.notifyStatusChange(serialHex);
   }
 
+  async notify(channel: string, payload: string): Promise<void> {
+    checkNotification(channel, payload);
+    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback (also of the
+    // savepoint around it), to every connection LISTENing on the channel, on every node.
+    await this.count(
+      'SELECT pg_notify($1, $2)',
+      [this.owner.pgChannel(channel), payload],
+      'store write failed',
+    );
+  }
+
   async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     const name = `kds_sp${++this.#depth}`;
     try {
@@ -726,12 +737,21 @@ export class PgStore extends PgData implements AsyncStore {
   readonly #statusListeners = new Set<(serialHex: string) => void>();
   private closed = false;
 
-  private constructor(location: string, schema: string, pool: pg.Pool) {
+  private readonly channelPrefix: string;
+
+  private constructor(
+    location: string,
+    schema: string,
+    pool: pg.Pool,
+    private readonly connectionString: string,
+    private readonly applicationName: string,
+  ) {
     super();
     this.location = location;
     this.schema = schema;
     this.pool = pool;
     this.writeLockKey = lockKey(`kds:write:${schema}`);
+    this.channelPrefix = createHash('sha256').update(schema).digest('hex').slice(0, 12);
   }
 
   /** Open (creating the schema and migrating if needed) the store at a postgres:// URL. */
@@ -749,7 +769,7 @@ export class PgStore extends PgData implements AsyncStore {
     // An idle connection the server closed (restart, admin shutdown) must not crash the process: the
     // pool drops it and the next call opens a new one (or fails with `unavailable`).
     pool.on('error', () => undefined);
-    const store = new PgStore(location, schema, pool);
+    const store = new PgStore(location, schema, pool, connectionString, opts.applicationName ?? 'kds');
     try {
       await store.migrate();
       return store;
@@ -945,12 +965,125 @@ export class PgStore extends PgData implements AsyncStore {
     return hi! * 2 ** 32 + lo!;
   }
 
+  /** The PostgreSQL channel of a store channel: per schema, so two stores in one database stay apart. */
+  pgChannel(channel: string): string {
+    return `kds_${this.channelPrefix}_${channel}`;
+  }
+
+  readonly #listeners = new Map<string, Set<StoreListener>>();
+  #listenClient: pg.Client | undefined;
+  #listenReady: Promise<pg.Client> | undefined;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+
+  async listen(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
+    checkNotification(channel);
+    const name = this.pgChannel(channel);
+    let set = this.#listeners.get(name);
+    const first = set === undefined;
+    if (set === undefined) this.#listeners.set(name, (set = new Set()));
+    set.add(listener);
+    try {
+      const client = await this.#listenConnection();
+      if (first) await client.query(`LISTEN ${name}`);
+    } catch (err) {
+      set.delete(listener);
+      if (set.size === 0) this.#listeners.delete(name);
+      throw pgError(err, 'cannot listen');
+    }
+    return async () => {
+      const current = this.#listeners.get(name);
+      if (current === undefined || !current.delete(listener) || current.size > 0) return;
+      this.#listeners.delete(name);
+      await this.#listenClient?.query(`UNLISTEN ${name}`).catch(() => undefined);
+    };
+  }
+
+  /** The one connection of this store that LISTENs (never a pooled one: LISTEN belongs to a session). */
+  #listenConnection(): Promise<pg.Client> {
+    this.#listenReady ??= (async () => {
+      const client = new pg.Client({
+        connectionString: this.connectionString,
+        connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+        application_name: this.applicationName,
+      });
+      client.on('notification', (msg) => {
+        if (msg.payload === undefined) return;
+        for (const l of this.#listeners.get(msg.channel) ?? []) {
+          try {
+            l.onNotify(msg.payload);
+          } catch {
+            // a listener's failure is its own; the others still hear
+          }
+        }
+      });
+      const lost = (): void => this.#listenLost(client);
+      client.on('error', lost);
+      client.on('end', lost);
+      try {
+        await client.connect();
+      } catch (err) {
+        this.#listenReady = undefined;
+        throw err;
+      }
+      this.#listenClient = client;
+      return client;
+    })();
+    return this.#listenReady;
+  }
+
+  /**
+   * The listening connection is gone (PostgreSQL restarted, the connection was killed): reconnect,
+   * LISTEN again on every channel, then tell every listener it may have missed notifications (onGap).
+   */
+  #listenLost(client: pg.Client): void {
+    if (this.#listenClient !== client) return;
+    this.#listenClient = undefined;
+    this.#listenReady = undefined;
+    client.end().catch(() => undefined);
+    if (this.closed) return;
+    const attempt = (delay: number): void => {
+      this.#reconnectTimer = setTimeout(() => {
+        this.#reconnectTimer = undefined;
+        if (this.closed || this.#listeners.size === 0) return;
+        void (async () => {
+          try {
+            const c = await this.#listenConnection();
+            for (const name of this.#listeners.keys()) await c.query(`LISTEN ${name}`);
+          } catch {
+            this.#listenReady = undefined;
+            attempt(Math.min(delay * 2, LISTEN_RETRY_MAX_MS));
+            return;
+          }
+          for (const set of this.#listeners.values()) {
+            for (const l of set) {
+              try {
+                l.onGap?.();
+              } catch {
+                // as above
+              }
+            }
+          }
+        })();
+      }, delay);
+      this.#reconnectTimer.unref();
+    };
+    attempt(LISTEN_RETRY_MIN_MS);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    const listening = this.#listenClient;
+    this.#listenClient = undefined;
+    await listening?.end().catch(() => undefined);
     await this.pool.end();
   }
 }
+
+/** Reconnection of the listening connection: from 100 ms, doubling, at most 2 s apart. */
+const LISTEN_RETRY_MIN_MS = 100;
+const LISTEN_RETRY_MAX_MS = 2_000;
 
 /** Concurrent transactions per node (each holds a connection; they queue for the write lock anyway). */
 const TX_SLOTS = 3;

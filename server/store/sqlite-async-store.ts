@@ -20,7 +20,9 @@
 import { realpathSync } from 'node:fs';
 import { KdsError } from '../../shared/errors.js';
 import {
+  checkNotification,
   DATA_METHODS,
+  type StoreListener,
   type AsyncStore,
   type AsyncStoreData,
   type AsyncStoreTx,
@@ -66,15 +68,45 @@ class Lock {
 /** One lock per database file for every handle of this process (see the header). */
 const fileLocks = new Map<string, { lock: Lock; handles: number }>();
 
+/**
+ * Listeners per database file and channel, for every handle of this process. SQLite has no server to
+ * carry a notification to another process: one SQLite file is one node (other processes on the same
+ * file, such as the CLI, are seen through changeCounter()).
+ */
+const fileListeners = new Map<string, Map<string, Set<StoreListener>>>();
+
+function deliver(file: string, notes: readonly { channel: string; payload: string }[]): void {
+  if (notes.length === 0) return;
+  // The listeners at COMMIT (as PostgreSQL: a LISTEN that starts later does not hear it), called after
+  // the current turn: a listener never runs inside the committing caller's code.
+  const channels = fileListeners.get(file);
+  if (channels === undefined) return;
+  const calls = notes.map((n) => ({ payload: n.payload, to: [...(channels.get(n.channel) ?? [])] }));
+  setImmediate(() => {
+    for (const c of calls) {
+      for (const l of c.to) {
+        try {
+          l.onNotify(c.payload);
+        } catch {
+          // a listener's failure is its own; the others still hear
+        }
+      }
+    }
+  });
+}
+
 /** The view inside one transaction: forwards straight to the connection while the transaction is open. */
 class SqliteTx {
   open = true;
   #depth = 0;
+  /** Notifications to deliver once the transaction is committed (and durable). */
+  readonly pending: { channel: string; payload: string }[] = [];
   constructor(readonly store: SqliteStore) {}
 
   async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     this.assertOpen();
     const name = `kds_sp${++this.#depth}`;
+    const mark = this.pending.length;
     this.store.savepoint(name);
     try {
       const value = await fn(this as unknown as AsyncStoreTx);
@@ -82,10 +114,19 @@ class SqliteTx {
       return value;
     } catch (err) {
       this.store.rollbackToSavepoint(name);
+      this.pending.length = mark;
       throw err;
     } finally {
       this.#depth -= 1;
     }
+  }
+
+  notify(channel: string, payload: string): Promise<void> {
+    return settled(() => {
+      this.assertOpen();
+      checkNotification(channel, payload);
+      this.pending.push({ channel, payload });
+    });
   }
 
   assertOpen(): void {
@@ -170,6 +211,7 @@ class SqliteAsyncStoreImpl {
         const value = await fn(tx as unknown as AsyncStoreTx);
         tx.open = false;
         this.sync.commit();
+        deliver(this.#lockKey, tx.pending);
         return value;
       } catch (err) {
         tx.open = false;
@@ -239,6 +281,7 @@ class SqliteAsyncStoreImpl {
       return;
     }
     this.#unsynced.push((syncErr) => {
+      if (syncErr === null) deliver(this.#lockKey, tx.pending);
       batch.forEach((item, i) => {
         const o = outcomes[i]!;
         if (!o.ok) return;
@@ -262,10 +305,38 @@ class SqliteAsyncStoreImpl {
   }
 
   #closed = false;
+  readonly #mine = new Set<{ channel: string; listener: StoreListener }>();
+
+  listen(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
+    return settled(() => {
+      checkNotification(channel);
+      let channels = fileListeners.get(this.#lockKey);
+      if (channels === undefined) fileListeners.set(this.#lockKey, (channels = new Map()));
+      let set = channels.get(channel);
+      if (set === undefined) channels.set(channel, (set = new Set()));
+      set.add(listener);
+      const entry = { channel, listener };
+      this.#mine.add(entry);
+      return () => {
+        this.#unlisten(entry);
+        return Promise.resolve();
+      };
+    });
+  }
+
+  #unlisten(entry: { channel: string; listener: StoreListener }): void {
+    this.#mine.delete(entry);
+    const channels = fileListeners.get(this.#lockKey);
+    const set = channels?.get(entry.channel);
+    set?.delete(entry.listener);
+    if (set?.size === 0) channels!.delete(entry.channel);
+    if (channels?.size === 0) fileListeners.delete(this.#lockKey);
+  }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const entry of [...this.#mine]) this.#unlisten(entry);
     await this.#lock.acquire();
     try {
       this.sync.close();

@@ -605,6 +605,78 @@ for (const engine of ENGINES) {
       t.equal((await store.heldPrekeyIds('bob', 'c1', 100, 2)).length, 2);
     });
 
+    t.test('notifications: delivered to every handle after COMMIT, never for what rolled back', async (t) => {
+      const { store, again } = await engine.open(t);
+      const other = await again();
+      const heard: string[] = [];
+      const waiters: (() => void)[] = [];
+      const unlisten = await other.listen('revoked', {
+        onNotify: (p) => {
+          heard.push(p);
+          for (const w of waiters.splice(0)) w();
+        },
+      });
+      const until = async (payload: string): Promise<void> => {
+        const deadline = Date.now() + 5_000;
+        while (!heard.includes(payload) && Date.now() < deadline) {
+          await new Promise<void>((resolve) => {
+            waiters.push(resolve);
+            setTimeout(resolve, 100);
+          });
+        }
+      };
+      await t.rejects(
+        store.transaction(async (tx) => {
+          await tx.notify('revoked', 'rolled-back');
+          throw new Error('no');
+        }),
+      );
+      await store.transaction(async (tx) => {
+        await tx.notify('revoked', 'one');
+        await t.rejects(
+          tx.transaction(async (inner) => {
+            await inner.notify('revoked', 'savepoint-rolled-back');
+            throw new Error('no');
+          }),
+        );
+        t.same(heard, [], 'nothing before COMMIT');
+        await tx.notify('revoked', 'two');
+      });
+      await Promise.allSettled([
+        store.batch((tx) => tx.notify('revoked', 'batch-ok')),
+        store.batch(async (tx) => {
+          await tx.notify('revoked', 'batch-failed');
+          throw new Error('no');
+        }),
+      ]);
+      await store.transaction((tx) => tx.notify('revoked', 'marker'));
+      await until('marker');
+      t.same(heard, ['one', 'two', 'batch-ok', 'marker'], 'committed ones, in commit order');
+
+      await unlisten();
+      await store.transaction((tx) => tx.notify('revoked', 'after-unlisten'));
+      const probe: string[] = [];
+      await other.listen('revoked', { onNotify: (p) => probe.push(p) });
+      await store.transaction((tx) => tx.notify('revoked', 'probe'));
+      const deadline = Date.now() + 5_000;
+      while (!probe.includes('probe') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      t.same(probe, ['probe']);
+      t.notOk(heard.includes('after-unlisten'), 'an unlistened listener hears nothing');
+
+      await rejectsWithCode(
+        t,
+        store.listen('Bad-Name', { onNotify: () => undefined }),
+        'bad_request',
+        'channel name',
+      );
+      await rejectsWithCode(
+        t,
+        store.transaction((tx) => tx.notify('revoked', 'x'.repeat(8_000))),
+        'bad_request',
+        'payload too large',
+      );
+    });
+
     t.test('changeCounter moves when another handle commits', async (t) => {
       const { store, again } = await engine.open(t);
       const other = await again();

@@ -75,3 +75,31 @@ t.test('a malformed store URL is a usage error before anything connects', async 
   await t.rejects(PgStore.open('postgres://x@y/z?schema=Robert%27);DROP'), { code: 'bad_request' });
   await t.rejects(PgStore.open('not a url'), { code: 'bad_request' });
 });
+
+t.test(
+  'the listening connection lost: reconnected, listeners told of the gap, notifications flow again',
+  async (t) => {
+    const app = `kds-test-${randomBytes(4).toString('hex')}`;
+    const opened: PgStore[] = [];
+    const { url } = pgTestSchema(t, async () => {
+      for (const s of opened) await s.close();
+    });
+    const node1 = await PgStore.open(url, { applicationName: app });
+    const node2 = await PgStore.open(url, { applicationName: `${app}-2` });
+    opened.push(node1, node2);
+    const heard: string[] = [];
+    let gaps = 0;
+    await node1.listen('revoked', { onNotify: (p) => heard.push(p), onGap: () => (gaps += 1) });
+    const waitFor = async (cond: () => boolean): Promise<boolean> => {
+      const deadline = Date.now() + 10_000;
+      while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return cond();
+    };
+    await node2.transaction((tx) => tx.notify('revoked', 'before'));
+    t.ok(await waitFor(() => heard.includes('before')), 'heard across nodes');
+    t.ok((await terminate(app)) >= 1, 'node 1 connections terminated (its listening one included)');
+    t.ok(await waitFor(() => gaps === 1), 'the listener was told it may have missed notifications');
+    await node2.transaction((tx) => tx.notify('revoked', 'after'));
+    t.ok(await waitFor(() => heard.includes('after')), 'heard again after reconnecting');
+  },
+);
