@@ -74,7 +74,10 @@ export type AsyncEnrollmentTokens = Pick<
   AsyncStoreData,
   'insertEnrollmentToken' | 'consumeEnrollmentToken' | 'getEnrollmentToken' | 'listEnrollmentTokens'
 >;
-export type AsyncAudit = Pick<AsyncStoreData, 'appendAudit' | 'listAudit' | 'countAudit'>;
+export type AsyncAudit = Pick<
+  AsyncStoreData,
+  'appendAudit' | 'listAudit' | 'countAudit' | 'auditTail' | 'appendAuditHead' | 'listAuditHeads'
+>;
 export type AsyncKeyStore = Omit<
   AsyncStoreData,
   | keyof AsyncSettings
@@ -168,6 +171,9 @@ export const DATA_METHODS = [
   'appendAudit',
   'listAudit',
   'countAudit',
+  'auditTail',
+  'appendAuditHead',
+  'listAuditHeads',
   'insertSymKey',
   'getSymKey',
   'activateSymKey',
@@ -176,6 +182,8 @@ export const DATA_METHODS = [
   'listSymKeys',
   'expireSymKeys',
   'deleteStaleReservations',
+  'countSymKeysByState',
+  'countPendingDeliveries',
   'countActiveKeys',
   'countOpenReservations',
   'insertPrekeys',

@@ -17,7 +17,8 @@
 export interface PgMigration {
   version: number;
   name: string;
-  up: string;
+  /** SQL, or a function for migrations that transform data (run in the migration's transaction). */
+  up: string | ((client: pg.ClientBase) => Promise<void>);
 }
 
 const APPEND_ONLY = (table: string, message: string): string => `
@@ -28,6 +29,48 @@ const APPEND_ONLY = (table: string, message: string): string => `
   CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table}
     FOR EACH STATEMENT EXECUTE FUNCTION kds_refuse('${message}');
 `;
+
+import type pg from 'pg';
+import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
+import { AUDIT_CHAIN_MIGRATION_NAME } from './migrations/audit-chain.js';
+
+/** migrations/audit-chain.ts in PostgreSQL's dialect: the same columns, table, triggers and backfill. */
+async function migrateAuditChain(client: pg.ClientBase): Promise<void> {
+  await client.query(`
+    ALTER TABLE audit_log ADD COLUMN prev_hash TEXT CHECK (prev_hash IS NULL OR length(prev_hash) = 64);
+    ALTER TABLE audit_log ADD COLUMN hash TEXT CHECK (hash IS NULL OR length(hash) = 64);
+    CREATE TABLE audit_heads (
+      id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      entry_id    BIGINT NOT NULL,
+      hash        TEXT   NOT NULL CHECK (length(hash) = 64),
+      signed_at   BIGINT NOT NULL,
+      cert_serial TEXT   NOT NULL,
+      signature   BYTEA  NOT NULL
+    );
+    ${APPEND_ONLY('audit_heads', 'audit heads are append-only')}
+    DROP TRIGGER audit_log_no_update ON audit_log;
+  `);
+  const rows = (
+    await client.query<{
+      id: number;
+      at: number;
+      actor: string;
+      action: string;
+      subject: string | null;
+      detail: string;
+    }>('SELECT id, at, actor, action, subject, detail FROM audit_log ORDER BY id')
+  ).rows;
+  let prev = GENESIS_HASH;
+  for (const row of rows) {
+    const hash = auditEntryHash(prev, { ...row, detail: JSON.parse(row.detail) as Record<string, unknown> });
+    await client.query('UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE id = $3', [prev, hash, row.id]);
+    prev = hash;
+  }
+  await client.query(`
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+      FOR EACH ROW EXECUTE FUNCTION kds_refuse('the audit log is append-only');
+  `);
+}
 
 export const PG_MIGRATIONS: readonly PgMigration[] = [
   {
@@ -192,4 +235,5 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX renewals_by_name ON renewals (name, requested_at);
     `,
   },
+  { version: 5, name: AUDIT_CHAIN_MIGRATION_NAME, up: migrateAuditChain },
 ];

@@ -22,9 +22,13 @@ import { createHash } from 'node:crypto';
 import { EnvironmentError, InputError, KdsError, PolicyError } from '../../shared/errors.js';
 import { checkNotification, type AsyncStore, type AsyncStoreTx, type StoreListener } from './async-store.js';
 import { PG_MIGRATIONS } from './pg-migrations.js';
+import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
 import type {
   AuditEntry,
+  AuditHeadRecord,
+  AuditQuery,
   AuditRecord,
+  NewAuditHead,
   CertificateFilter,
   CertificateRecord,
   CertificateStanding,
@@ -80,7 +84,7 @@ abstract class PgData {
   protected abstract exec: Exec;
   protected abstract statusChanged(serialHex: string): void;
 
-  private async rows<T>(sql: string, params: unknown[], what = 'store read failed'): Promise<T[]> {
+  protected async rows<T>(sql: string, params: unknown[], what = 'store read failed'): Promise<T[]> {
     try {
       return (await this.exec(sql, params)).rows as T[];
     } catch (err) {
@@ -88,7 +92,7 @@ abstract class PgData {
     }
   }
 
-  private async row<T>(sql: string, params: unknown[], what?: string): Promise<T | undefined> {
+  protected async row<T>(sql: string, params: unknown[], what?: string): Promise<T | undefined> {
     return (await this.rows<T>(sql, params, what))[0];
   }
 
@@ -100,7 +104,7 @@ abstract class PgData {
     }
   }
 
-  private async n(sql: string, params: unknown[]): Promise<number> {
+  protected async n(sql: string, params: unknown[]): Promise<number> {
     return (await this.row<{ n: number }>(sql, params))!.n;
   }
 
@@ -375,20 +379,50 @@ abstract class PgData {
 
   // audit log
 
+  /** Run fn under the store's write lock: in the caller's transaction, or in a transaction of its own. */
+  protected abstract underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T>;
+
   async appendAudit(e: AuditEntry): Promise<number> {
     const detail = e.detail ?? {};
     for (const key of Object.keys(detail)) {
       if (SECRET_KEY.test(key)) throw new Error(`audit detail key "${key}" looks like a secret`);
     }
-    const row = await this.row<{ id: number }>(
-      'INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id',
-      [e.at, e.actor, e.action, e.subject ?? null, JSON.stringify(detail)],
-      'store write failed',
-    );
-    return row!.id;
+    const detailText = JSON.stringify(detail);
+    // The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so the
+    // tail is read and the next entry written under the write lock, whichever node appends.
+    return this.underWriteLock(async (d) => {
+      const tail = await d.auditTail();
+      const id = (await d.row<{ id: number }>(
+        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id`,
+        [],
+        'store write failed',
+      ))!.id;
+      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
+      const hash = auditEntryHash(prevHash, {
+        id,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject ?? null,
+        detail: JSON.parse(detailText) as Record<string, unknown>,
+      });
+      await d.count(
+        `INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [id, e.at, e.actor, e.action, e.subject ?? null, detailText, prevHash, hash],
+      );
+      return id;
+    });
   }
 
-  async listAudit(opts: { afterId?: number; limit?: number; action?: string } = {}): Promise<AuditRecord[]> {
+  async auditTail(): Promise<{ id: number; hash: string | null } | undefined> {
+    return this.row<{ id: number; hash: string | null }>(
+      'SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1',
+      [],
+    );
+  }
+
+  async listAudit(opts: AuditQuery = {}): Promise<AuditRecord[]> {
     const rows = await this.rows<{
       id: number;
       at: number;
@@ -396,12 +430,58 @@ abstract class PgData {
       action: string;
       subject: string | null;
       detail: string;
-    }>(`SELECT * FROM audit_log WHERE id > $1 AND ($2::text IS NULL OR action = $2) ORDER BY id LIMIT $3`, [
-      opts.afterId ?? 0,
-      opts.action ?? null,
-      opts.limit === undefined || opts.limit < 0 ? null : opts.limit,
-    ]);
-    return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+      prev_hash: string | null;
+      hash: string | null;
+    }>(
+      `SELECT * FROM audit_log WHERE id > $1 AND ($2::text IS NULL OR action = $2)
+         AND ($3::bigint IS NULL OR at >= $3)
+       ORDER BY id LIMIT $4`,
+      [
+        opts.afterId ?? 0,
+        opts.action ?? null,
+        opts.since ?? null,
+        opts.limit === undefined || opts.limit < 0 ? null : opts.limit,
+      ],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      actor: r.actor,
+      action: r.action,
+      subject: r.subject,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+      prevHash: r.prev_hash,
+      hash: r.hash,
+    }));
+  }
+
+  async appendAuditHead(head: NewAuditHead): Promise<number> {
+    return (await this.row<{ id: number }>(
+      `INSERT INTO audit_heads (entry_id, hash, signed_at, cert_serial, signature) VALUES ($1, $2, $3, $4, $5)
+       RETURNING id`,
+      [head.entryId, head.hash, head.signedAt, head.certSerial, head.signature],
+      'store write failed',
+    ))!.id;
+  }
+
+  async listAuditHeads(): Promise<AuditHeadRecord[]> {
+    return (
+      await this.rows<{
+        id: number;
+        entry_id: number;
+        hash: string;
+        signed_at: number;
+        cert_serial: string;
+        signature: Buffer;
+      }>('SELECT * FROM audit_heads ORDER BY id', [])
+    ).map((r) => ({
+      id: r.id,
+      entryId: r.entry_id,
+      hash: r.hash,
+      signedAt: r.signed_at,
+      certSerial: r.cert_serial,
+      signature: r.signature,
+    }));
   }
 
   async countAudit(): Promise<number> {
@@ -502,6 +582,21 @@ abstract class PgData {
 
   async deleteStaleReservations(before: number): Promise<number> {
     return this.count(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < $1`, [before]);
+  }
+
+  async countSymKeysByState(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const row of await this.rows<{ state: string; n: number }>(
+      'SELECT state, count(*) AS n FROM sym_keys GROUP BY state',
+      [],
+    )) {
+      out[row.state] = row.n;
+    }
+    return out;
+  }
+
+  async countPendingDeliveries(): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM pending_deliveries', []);
   }
 
   async countActiveKeys(owner: string, peer: string, now: number): Promise<number> {
@@ -696,6 +791,10 @@ class PgTx extends PgData {
     this.owner.notifyStatusChange(serialHex);
   }
 
+  protected underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T> {
+    return fn(this); // a transaction holds the write lock from its start
+  }
+
   async notify(channel: string, payload: string): Promise<void> {
     checkNotification(channel, payload);
     // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback (also of the
@@ -818,7 +917,8 @@ export class PgStore extends PgData implements AsyncStore {
       }
       for (const m of PG_MIGRATIONS) {
         if (m.version <= before) continue;
-        await client.query(m.up);
+        if (typeof m.up === 'string') await client.query(m.up);
+        else await m.up(client);
       }
       await client.query(
         `INSERT INTO kds_schema_version (id, version) VALUES (1, $1)
@@ -963,6 +1063,10 @@ export class PgStore extends PgData implements AsyncStore {
     const row = (await this.exec('SELECT pg_current_wal_lsn()::text AS lsn', [])).rows[0] as { lsn: string };
     const [hi, lo] = row.lsn.split('/').map((h) => parseInt(h, 16));
     return hi! * 2 ** 32 + lo!;
+  }
+
+  protected underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T> {
+    return this.transaction((tx) => fn(tx as unknown as PgData));
   }
 
   /** The PostgreSQL channel of a store channel: per schema, so two stores in one database stay apart. */

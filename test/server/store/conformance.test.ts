@@ -11,6 +11,7 @@ import { PgStore } from '../../../server/store/pg-store.js';
 import { MIGRATIONS } from '../../../server/store/migrations.js';
 import type { NewCertificate, NewPrekey, NewSymKey } from '../../../server/store/store.js';
 import { KdsError } from '../../../shared/errors.js';
+import { auditEntryHash, GENESIS_HASH } from '../../../shared/audit/chain.js';
 
 const DAY = 86_400_000;
 
@@ -250,8 +251,8 @@ for (const engine of ENGINES) {
       );
     });
 
-    t.test('audit log: in order, filtered, limited, no secrets', async (t) => {
-      const { store } = await engine.open(t);
+    t.test('audit log: in order, filtered, limited, no secrets, one hash chain across handles', async (t) => {
+      const { store, again } = await engine.open(t);
       const id1 = await store.appendAudit({
         at: 1,
         actor: 'admin',
@@ -266,7 +267,7 @@ for (const engine of ENGINES) {
         store.appendAudit({ at: 4, actor: 'x', action: 'y', detail: { passphrase: 'p' } }),
         /secret/,
       );
-      t.same(await store.listAudit({ action: 'cert.issue' }), [
+      t.match(await store.listAudit({ action: 'cert.issue' }), [
         { id: id1, at: 1, actor: 'admin', action: 'cert.issue', subject: 'alice', detail: { serial: '0a' } },
         { id: id3, at: 3, actor: 'bob', action: 'cert.issue', subject: null, detail: { n: 2 } },
       ]);
@@ -274,7 +275,38 @@ for (const engine of ENGINES) {
         (await store.listAudit({ afterId: id1, limit: 1 })).map((r) => r.id),
         [id2],
       );
-      t.equal(await store.countAudit(), 3);
+      t.same(
+        (await store.listAudit({ since: 2 })).map((r) => r.id),
+        [id2, id3],
+      );
+      // Appends from two handles at once (two nodes on PostgreSQL) still form one chain.
+      const other = await again();
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 === 0 ? store : other).appendAudit({ at: 10 + i, actor: 'n', action: 'x', detail: { i } }),
+        ),
+      );
+      const all = await store.listAudit();
+      t.equal(all.length, 13);
+      t.equal(await store.countAudit(), 13);
+      let prev = GENESIS_HASH;
+      let linked = 0;
+      for (const r of all) {
+        if (r.prevHash === prev && r.hash === auditEntryHash(prev, r)) linked += 1;
+        prev = r.hash ?? '';
+      }
+      t.equal(linked, 13, 'every entry links to the one before it and hashes its own content');
+      t.same(await store.auditTail(), { id: all[12]!.id, hash: all[12]!.hash });
+      const hid = await store.appendAuditHead({
+        entryId: all[12]!.id,
+        hash: all[12]!.hash!,
+        signedAt: 99,
+        certSerial: '0a',
+        signature: Buffer.from('sig'),
+      });
+      const heads = await store.listAuditHeads();
+      t.match(heads, [{ id: hid, entryId: all[12]!.id, signedAt: 99, certSerial: '0a' }]);
+      t.ok(heads[0]!.signature.equals(Buffer.from('sig')));
     });
 
     t.test(
@@ -461,6 +493,7 @@ for (const engine of ENGINES) {
         [serial32(3)],
       );
       t.equal((await store.getSymKey(serial32(3)))!.state, 'expired');
+      t.same(await store.countSymKeysByState(), { revoked: 1, active: 1, expired: 1, reserved: 1 });
       t.equal(await store.deleteStaleReservations(6), 1);
       t.equal(await store.getSymKey(serial32(4)), undefined);
     });
@@ -562,6 +595,7 @@ for (const engine of ENGINES) {
         t.equal(await store.deleteDeliveries('bob', []), 0);
         t.equal(await store.countDeliveries('bob'), 0);
         t.equal(await store.countDeliveries(), 1);
+        t.equal(await store.countPendingDeliveries(), 1);
       },
     );
 
