@@ -19,7 +19,7 @@
 // - BIGINT columns come back as numbers (times in ms and ids stay far below 2^53).
 import pg from 'pg';
 import { createHash } from 'node:crypto';
-import { EnvironmentError, InputError, KdsError, PolicyError } from '../../shared/errors.js';
+import { EnvironmentError, InputError, InternalError, KdsError, PolicyError } from '../../shared/errors.js';
 import { checkNotification, type AsyncStore, type AsyncStoreTx, type StoreListener } from './async-store.js';
 import { PG_MIGRATIONS } from './pg-migrations.js';
 import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
@@ -783,7 +783,7 @@ class PgTx extends PgData {
   }
 
   protected exec: Exec = (sql, params) => {
-    if (!this.open) return Promise.reject(new KdsError('internal', 'store transaction used after it ended'));
+    if (!this.open) return Promise.reject(new InternalError('internal', 'store transaction used after it ended'));
     return this.client.query(sql, params);
   };
 

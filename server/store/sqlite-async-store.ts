@@ -18,7 +18,7 @@
 // every promise settles after a WAL fsync that started after the COMMIT (sqlite-store.ts's header says
 // why that is the durability of synchronous=FULL).
 import { realpathSync } from 'node:fs';
-import { KdsError } from '../../shared/errors.js';
+import { InternalError } from '../../shared/errors.js';
 import {
   checkNotification,
   DATA_METHODS,
@@ -130,7 +130,7 @@ class SqliteTx {
   }
 
   assertOpen(): void {
-    if (!this.open) throw new KdsError('internal', 'store transaction used after it ended');
+    if (!this.open) throw new InternalError('internal', 'store transaction used after it ended');
   }
 }
 

@@ -262,7 +262,7 @@ export class SqliteStore implements Store {
 
   /** BEGIN IMMEDIATE; `unsynced` is transactionUnsynced's commit (synchronous=NORMAL for this one). */
   begin(unsynced = false): void {
-    if (this.db.inTransaction) throw new KdsError('internal', 'a transaction is already open');
+    if (this.db.inTransaction) throw new InternalError('internal', 'a transaction is already open');
     if (this.syncFailure !== undefined) throw this.syncFailure;
     if (unsynced) this.db.exec('PRAGMA synchronous = NORMAL');
     this.openUnsynced = unsynced;
