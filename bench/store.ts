@@ -5,7 +5,7 @@
 //   - PostgreSQL (pg-store.ts: batch(), a group commit under the write lock; 1 and 2 "nodes", i.e. one
 //     or two pools on the same database).
 // Ratios: async SQLite / sync SQLite (the contract must not cost SQLite its speed: ~1.0), PostgreSQL /
-// SQLite (the target for issuance is >= 0.5, docs/performance.md). Needs PostgreSQL at KDS_TEST_PG_URL or
+// SQLite (the target for issuance on PostgreSQL is >= 0.5). Needs PostgreSQL at KDS_TEST_PG_URL or
 // 127.0.0.1:5432/test (a scratch schema, dropped at the end).
 import pg from 'pg';
 import { mkdtempSync, rmSync } from 'node:fs';
