@@ -255,6 +255,79 @@ export class SqliteStore implements Store {
     }
   }
 
+  // Explicit transaction control for the asynchronous contract (sqlite-async-store.ts): its transaction
+  // bodies await, so they cannot run inside better-sqlite3's synchronous db.transaction(fn). The caller
+  // guarantees that nothing else uses this connection between begin and commit/rollback (one lock per
+  // store object), and better-sqlite3's own db.transaction() nests as savepoints inside (insertPrekeys).
+
+  /** BEGIN IMMEDIATE; `unsynced` is transactionUnsynced's commit (synchronous=NORMAL for this one). */
+  begin(unsynced = false): void {
+    if (this.db.inTransaction) throw new InternalError('internal', 'a transaction is already open');
+    if (this.syncFailure !== undefined) throw this.syncFailure;
+    if (unsynced) this.db.exec('PRAGMA synchronous = NORMAL');
+    this.openUnsynced = unsynced;
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      this.restoreFull();
+      throw storeError(err, 'store transaction failed');
+    }
+  }
+
+  commit(): void {
+    try {
+      this.db.exec('COMMIT');
+      if (this.openUnsynced) this.unsyncedCommits += 1;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw storeError(err, 'store transaction failed');
+    } finally {
+      this.restoreFull();
+    }
+  }
+
+  rollback(): void {
+    try {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    } finally {
+      this.restoreFull();
+    }
+  }
+
+  /** SAVEPOINT / RELEASE / ROLLBACK TO + RELEASE, by name (the caller nests them properly). */
+  savepoint(name: string): void {
+    this.db.exec(`SAVEPOINT ${name}`);
+  }
+
+  releaseSavepoint(name: string): void {
+    this.db.exec(`RELEASE ${name}`);
+  }
+
+  rollbackToSavepoint(name: string): void {
+    // A failed statement may already have ended the transaction (SQLITE_FULL...): nothing to undo then.
+    if (!this.db.inTransaction) return;
+    this.db.exec(`ROLLBACK TO ${name}`);
+    this.db.exec(`RELEASE ${name}`);
+  }
+
+  get inTransaction(): boolean {
+    return this.db.inTransaction;
+  }
+
+  private openUnsynced = false;
+
+  private restoreFull(): void {
+    if (!this.openUnsynced) return;
+    this.openUnsynced = false;
+    try {
+      this.db.exec('PRAGMA synchronous = FULL');
+    } catch (err) {
+      // Never leave the connection at NORMAL for the ordinary paths: close it (fail closed).
+      this.close();
+      throw storeError(err, 'cannot restore synchronous = FULL; the store was closed');
+    }
+  }
+
   syncCommitted(cb: (err: Error | null) => void): void {
     if (this.syncFailure !== undefined) {
       process.nextTick(cb, this.syncFailure);

@@ -1,0 +1,1466 @@
+// The asynchronous Store contract (async-store.ts) on PostgreSQL, through node-postgres (`pg`) with a pool
+// of connections; every KDC node of a cluster opens the same database (docs/deployment.md).
+//
+// - Schema: pg-migrations.ts, applied at open under an advisory lock (nodes starting together migrate
+//   once), inside one transaction per migration (PostgreSQL's DDL is transactional). A URL parameter
+//   `schema=NAME` puts the tables in that schema (created if missing) instead of `public`.
+// - transaction(fn): BEGIN, then pg_advisory_xact_lock on the store's write lock, held until COMMIT or
+//   ROLLBACK: the write transactions of every node run one at a time, as SQLite's BEGIN IMMEDIATE makes
+//   them on one machine, so a read-check-write inside fn is still true at its COMMIT whichever node
+//   runs it (a token redeemed on two nodes at once: the second sees it used). Single statements outside
+//   a transaction are atomic by themselves (consumeEnrollmentToken, claimPrekey: UPDATE/DELETE ...
+//   RETURNING, re-evaluated on the row's latest version under READ COMMITTED).
+// - Durability: synchronous_commit is the server's (on by default: COMMIT returns once the WAL is
+//   flushed). batch() is a group commit like SQLite's: the write lock serialises transactions across
+//   nodes, so one lock and one COMMIT for many callers is what keeps issuance fast.
+// - Errors: a lost connection or a database that refuses connections is `unavailable` (the caller may
+//   retry later; the pool reconnects by itself), every other failure `store_error`; PostgreSQL's
+//   messages name constraints, never values (DETAIL, which quotes values, is never surfaced).
+// - BIGINT columns come back as numbers (times in ms and ids stay far below 2^53).
+import pg from 'pg';
+import { createHash } from 'node:crypto';
+import { EnvironmentError, InputError, InternalError, KdsError, PolicyError } from '../../shared/errors.js';
+import { checkNotification, type AsyncStore, type AsyncStoreTx, type StoreListener } from './async-store.js';
+import { PG_MIGRATIONS } from './pg-migrations.js';
+import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
+import type {
+  AuditEntry,
+  AuditHeadRecord,
+  AuditQuery,
+  AuditRecord,
+  NewAuditHead,
+  CertificateFilter,
+  CertificateRecord,
+  CertificateStanding,
+  CertificateStatus,
+  CrlState,
+  RenewalInstall,
+  RenewalRecord,
+  DeliveryKind,
+  DeliveryRecord,
+  EnrollmentTokenRecord,
+  IssuedCertificate,
+  NewDelivery,
+  NewEnrollmentToken,
+  NewPrekey,
+  NewRevocation,
+  NewSymKey,
+  PrekeyRecord,
+  RevocationRecord,
+  SymKeyDeposit,
+  SymKeyFilter,
+  SymKeyMode,
+  SymKeyRecord,
+  SymKeyState,
+  SymKeyStateChange,
+} from './store.js';
+
+/** Audit details must never carry secrets (the same tripwire as sqlite-store.ts). */
+const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const INT8_OID = 20;
+/** Connections per node: enough for concurrent transactions plus reads; PostgreSQL's default max is 100. */
+export const PG_POOL_SIZE = 10;
+/** How long a new connection may take before the call fails with `unavailable`. */
+export const PG_CONNECT_TIMEOUT_MS = 5_000;
+
+export interface PgStoreOptions {
+  poolSize?: number;
+  /** The connections' application_name (pg_stat_activity); tests tell their own connections apart by it. */
+  applicationName?: string;
+}
+
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+type Exec = (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
+
+/** The data methods, on whatever runs the SQL: the pool (one statement, autocommit) or a transaction's client. */
+abstract class PgData {
+  protected abstract exec: Exec;
+  protected abstract statusChanged(serialHex: string): void;
+
+  protected async rows<T>(sql: string, params: unknown[], what = 'store read failed'): Promise<T[]> {
+    try {
+      return (await this.exec(sql, params)).rows as T[];
+    } catch (err) {
+      throw pgError(err, what);
+    }
+  }
+
+  protected async row<T>(sql: string, params: unknown[], what?: string): Promise<T | undefined> {
+    return (await this.rows<T>(sql, params, what))[0];
+  }
+
+  protected async count(sql: string, params: unknown[], what = 'store write failed'): Promise<number> {
+    try {
+      return (await this.exec(sql, params)).rowCount ?? 0;
+    } catch (err) {
+      throw pgError(err, what);
+    }
+  }
+
+  protected async n(sql: string, params: unknown[]): Promise<number> {
+    return (await this.row<{ n: number }>(sql, params))!.n;
+  }
+
+  // settings
+
+  async getSetting<T>(key: string): Promise<T | undefined> {
+    const row = await this.row<{ value: string }>('SELECT value FROM settings WHERE key = $1', [key]);
+    return row === undefined ? undefined : (JSON.parse(row.value) as T);
+  }
+
+  async setSetting(key: string, value: unknown): Promise<void> {
+    await this.count(
+      'INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      [key, JSON.stringify(value)],
+    );
+  }
+
+  // certificates
+
+  async insertIssuedCertificate(c: IssuedCertificate): Promise<void> {
+    try {
+      await this.exec(
+        `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8)`,
+        [c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt],
+      );
+    } catch (err) {
+      if (isUniqueViolation(err, 'certificates_one_active_per_name')) {
+        throw new PolicyError('already_active', 'this name already has an active certificate (use renew)');
+      }
+      throw pgError(err, 'cannot store the certificate');
+    }
+  }
+
+  async setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): Promise<void> {
+    const changes = await this.count(
+      `UPDATE certificates SET status = $1 WHERE serial = $2 AND status <> 'pending'`,
+      [status, serialHex],
+    );
+    if (changes !== 1) throw new EnvironmentError('store_error', `no issued certificate ${serialHex}`);
+    this.statusChanged(serialHex);
+  }
+
+  async getCertificate(serialHex: string): Promise<CertificateRecord | undefined> {
+    return certOf(await this.row<CertRow>('SELECT * FROM certificates WHERE serial = $1', [serialHex]));
+  }
+
+  async getCertificateStanding(serialHex: string): Promise<CertificateStanding | undefined> {
+    const row = await this.row<{ status: CertificateStatus; not_before: number; not_after: number }>(
+      'SELECT status, not_before, not_after FROM certificates WHERE serial = $1',
+      [serialHex],
+    );
+    return row === undefined
+      ? undefined
+      : { status: row.status, notBefore: row.not_before, notAfter: row.not_after };
+  }
+
+  async getCertificateByFingerprint(fingerprint256: string): Promise<CertificateRecord | undefined> {
+    return certOf(
+      await this.row<CertRow>('SELECT * FROM certificates WHERE fingerprint = $1', [fingerprint256]),
+    );
+  }
+
+  async activeCertificate(name: string): Promise<CertificateRecord | undefined> {
+    return certOf(
+      await this.row<CertRow>(`SELECT * FROM certificates WHERE name = $1 AND status = 'active'`, [name]),
+    );
+  }
+
+  async latestCertificate(name: string): Promise<CertificateRecord | undefined> {
+    return certOf(
+      await this.row<CertRow>(
+        `SELECT * FROM certificates WHERE name = $1 AND status <> 'pending' ORDER BY id DESC LIMIT 1`,
+        [name],
+      ),
+    );
+  }
+
+  async listCertificates(filter: CertificateFilter = {}): Promise<CertificateRecord[]> {
+    const rows = await this.rows<CertRow>(
+      `SELECT * FROM certificates
+       WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR status = $2)
+         AND ($3::text IS NULL OR role = $3)
+       ORDER BY id`,
+      [filter.name ?? null, filter.status ?? null, filter.role ?? null],
+    );
+    return rows.map((r) => certOf(r)!);
+  }
+
+  // renewals
+
+  async insertRenewal(c: IssuedCertificate, replaces: string, requestedAt: number): Promise<void> {
+    // One statement, both rows (the renewals row's foreign key is checked at the statement's end).
+    await this.count(
+      `WITH cert AS (
+         INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) RETURNING serial
+       )
+       INSERT INTO renewals (serial, replaces, name, requested_at) SELECT serial, $9, $2, $10 FROM cert`,
+      [
+        c.serialHex,
+        c.name,
+        c.role,
+        c.notBefore,
+        c.notAfter,
+        c.pem,
+        c.fingerprint256,
+        c.issuedAt,
+        replaces,
+        requestedAt,
+      ],
+      'cannot store the renewal',
+    );
+  }
+
+  async getRenewal(serialHex: string): Promise<RenewalRecord | undefined> {
+    return renewalOf(await this.row<RenewalRow>('SELECT * FROM renewals WHERE serial = $1', [serialHex]));
+  }
+
+  async latestRenewalOf(serialHex: string): Promise<RenewalRecord | undefined> {
+    return renewalOf(
+      await this.row<RenewalRow>(
+        'SELECT * FROM renewals WHERE replaces = $1 ORDER BY requested_at DESC, seq DESC LIMIT 1',
+        [serialHex],
+      ),
+    );
+  }
+
+  async countRenewalsSince(name: string, since: number): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM renewals WHERE name = $1 AND requested_at >= $2', [name, since]);
+  }
+
+  async installRenewal(serialHex: string, at: number): Promise<RenewalInstall> {
+    // Several statements: the caller runs this inside its transaction (Store.installRenewal).
+    const renewal = await this.getRenewal(serialHex);
+    if (renewal === undefined || renewal.installedAt !== null) {
+      throw new EnvironmentError('store_error', `no renewal ${serialHex} waiting to be installed`);
+    }
+    // The old one first: the partial unique index allows one active certificate per name.
+    await this.setCertificateStatus(renewal.replaces, 'superseded');
+    if (
+      (await this.count(
+        `UPDATE certificates SET status = 'active' WHERE serial = $1 AND status = 'pending'`,
+        [serialHex],
+      )) !== 1
+    ) {
+      throw new EnvironmentError('store_error', `renewal ${serialHex} is not pending`);
+    }
+    await this.count('UPDATE renewals SET installed_at = $1 WHERE serial = $2', [at, serialHex]);
+    const abandoned = (
+      await this.rows<{ serial: string }>(
+        `UPDATE certificates SET status = 'superseded'
+         WHERE status = 'pending' AND serial IN (
+           SELECT serial FROM renewals WHERE replaces = $1 AND installed_at IS NULL
+         ) RETURNING serial`,
+        [renewal.replaces],
+        'store write failed',
+      )
+    )
+      .map((r) => r.serial)
+      .sort();
+    for (const serial of [serialHex, ...abandoned]) this.statusChanged(serial);
+    return { superseded: renewal.replaces, abandoned };
+  }
+
+  async countCertificates(): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM certificates', []);
+  }
+
+  // revocations
+
+  async insertRevocation(r: NewRevocation): Promise<RevocationRecord> {
+    const row = await this.row<{ id: number }>(
+      'INSERT INTO revocations (serial, revoked_at, reason) VALUES ($1, $2, $3) RETURNING id',
+      [r.serialHex, r.revokedAt, r.reason],
+      'store write failed',
+    );
+    return { id: row!.id, serialHex: r.serialHex, revokedAt: r.revokedAt, reason: r.reason };
+  }
+
+  async getRevocation(serialHex: string): Promise<RevocationRecord | undefined> {
+    return revocationOf(
+      await this.row<RevocationRow>('SELECT * FROM revocations WHERE serial = $1', [serialHex]),
+    );
+  }
+
+  async listRevocations(afterId = 0): Promise<RevocationRecord[]> {
+    return (
+      await this.rows<RevocationRow>('SELECT * FROM revocations WHERE id > $1 ORDER BY id', [afterId])
+    ).map((r) => revocationOf(r)!);
+  }
+
+  async countRevocations(): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM revocations', []);
+  }
+
+  async lastRevocationId(): Promise<number> {
+    return (await this.row<{ id: number | null }>('SELECT max(id) AS id FROM revocations', []))!.id ?? 0;
+  }
+
+  // CRL
+
+  async getCrlState(): Promise<CrlState | undefined> {
+    const row = await this.row<{
+      crl_number: number;
+      pem: string;
+      this_update: number;
+      next_update: number;
+      last_revocation_id: number;
+    }>('SELECT * FROM crl_state WHERE id = 1', []);
+    return row === undefined
+      ? undefined
+      : {
+          crlNumber: row.crl_number,
+          pem: row.pem,
+          thisUpdate: row.this_update,
+          nextUpdate: row.next_update,
+          lastRevocationId: row.last_revocation_id,
+        };
+  }
+
+  async saveCrlState(s: CrlState): Promise<void> {
+    await this.count(
+      `INSERT INTO crl_state (id, crl_number, pem, this_update, next_update, last_revocation_id)
+       VALUES (1, $1, $2, $3, $4, $5)
+       ON CONFLICT (id) DO UPDATE SET crl_number = excluded.crl_number, pem = excluded.pem,
+         this_update = excluded.this_update, next_update = excluded.next_update,
+         last_revocation_id = excluded.last_revocation_id`,
+      [s.crlNumber, s.pem, s.thisUpdate, s.nextUpdate, s.lastRevocationId],
+    );
+  }
+
+  // enrollment tokens
+
+  async insertEnrollmentToken(t: NewEnrollmentToken): Promise<void> {
+    await this.count(
+      `INSERT INTO enrollment_tokens (token_hash, name, created_at, expires_at, used_at, created_by)
+       VALUES ($1, $2, $3, $4, NULL, $5)`,
+      [t.tokenHash, t.name, t.createdAt, t.expiresAt, t.createdBy],
+    );
+  }
+
+  async consumeEnrollmentToken(
+    tokenHash: string,
+    name: string,
+    now: number,
+  ): Promise<EnrollmentTokenRecord | undefined> {
+    // One statement: under READ COMMITTED a concurrent UPDATE of the same row waits for the first to
+    // commit, then re-evaluates `used_at IS NULL` on the row's new version and matches nothing.
+    return tokenOf(
+      await this.row<TokenRow>(
+        `UPDATE enrollment_tokens SET used_at = $1
+         WHERE token_hash = $2 AND name = $3 AND used_at IS NULL AND expires_at > $1
+         RETURNING *`,
+        [now, tokenHash, name],
+        'store write failed',
+      ),
+    );
+  }
+
+  async getEnrollmentToken(tokenHash: string): Promise<EnrollmentTokenRecord | undefined> {
+    return tokenOf(
+      await this.row<TokenRow>('SELECT * FROM enrollment_tokens WHERE token_hash = $1', [tokenHash]),
+    );
+  }
+
+  async listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]> {
+    return (await this.rows<TokenRow>('SELECT * FROM enrollment_tokens ORDER BY id', [])).map(
+      (r) => tokenOf(r)!,
+    );
+  }
+
+  // audit log
+
+  /** Run fn under the store's write lock: in the caller's transaction, or in a transaction of its own. */
+  protected abstract underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T>;
+
+  async appendAudit(e: AuditEntry): Promise<number> {
+    const detail = e.detail ?? {};
+    for (const key of Object.keys(detail)) {
+      if (SECRET_KEY.test(key)) throw new Error(`audit detail key "${key}" looks like a secret`);
+    }
+    const detailText = JSON.stringify(detail);
+    // The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so the
+    // tail is read and the next entry written under the write lock, whichever node appends.
+    return this.underWriteLock(async (d) => {
+      const tail = await d.auditTail();
+      const id = (await d.row<{ id: number }>(
+        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id`,
+        [],
+        'store write failed',
+      ))!.id;
+      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
+      const hash = auditEntryHash(prevHash, {
+        id,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject ?? null,
+        detail: JSON.parse(detailText) as Record<string, unknown>,
+      });
+      await d.count(
+        `INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [id, e.at, e.actor, e.action, e.subject ?? null, detailText, prevHash, hash],
+      );
+      return id;
+    });
+  }
+
+  async auditTail(): Promise<{ id: number; hash: string | null } | undefined> {
+    return this.row<{ id: number; hash: string | null }>(
+      'SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1',
+      [],
+    );
+  }
+
+  async listAudit(opts: AuditQuery = {}): Promise<AuditRecord[]> {
+    const rows = await this.rows<{
+      id: number;
+      at: number;
+      actor: string;
+      action: string;
+      subject: string | null;
+      detail: string;
+      prev_hash: string | null;
+      hash: string | null;
+    }>(
+      `SELECT * FROM audit_log WHERE id > $1 AND ($2::text IS NULL OR action = $2)
+         AND ($3::bigint IS NULL OR at >= $3)
+       ORDER BY id LIMIT $4`,
+      [
+        opts.afterId ?? 0,
+        opts.action ?? null,
+        opts.since ?? null,
+        opts.limit === undefined || opts.limit < 0 ? null : opts.limit,
+      ],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      actor: r.actor,
+      action: r.action,
+      subject: r.subject,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+      prevHash: r.prev_hash,
+      hash: r.hash,
+    }));
+  }
+
+  async appendAuditHead(head: NewAuditHead): Promise<number> {
+    return (await this.row<{ id: number }>(
+      `INSERT INTO audit_heads (entry_id, hash, signed_at, cert_serial, signature) VALUES ($1, $2, $3, $4, $5)
+       RETURNING id`,
+      [head.entryId, head.hash, head.signedAt, head.certSerial, head.signature],
+      'store write failed',
+    ))!.id;
+  }
+
+  async listAuditHeads(): Promise<AuditHeadRecord[]> {
+    return (
+      await this.rows<{
+        id: number;
+        entry_id: number;
+        hash: string;
+        signed_at: number;
+        cert_serial: string;
+        signature: Buffer;
+      }>('SELECT * FROM audit_heads ORDER BY id', [])
+    ).map((r) => ({
+      id: r.id,
+      entryId: r.entry_id,
+      hash: r.hash,
+      signedAt: r.signed_at,
+      certSerial: r.cert_serial,
+      signature: r.signature,
+    }));
+  }
+
+  async countAudit(): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM audit_log', []);
+  }
+
+  // symmetric keys, prekeys and pending deliveries
+
+  async insertSymKey(k: NewSymKey): Promise<void> {
+    await this.count(
+      `INSERT INTO sym_keys (serial, mode, owner, owner_cert, peer, peer_cert, created_at, expires_at, state,
+         replaces, digest, prekey_id, prekey_public, wrapped_key, kek_version)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+      [
+        k.serial,
+        k.mode,
+        k.owner,
+        k.ownerCert,
+        k.peer,
+        k.peerCert,
+        k.createdAt,
+        k.expiresAt,
+        k.state,
+        k.replaces ?? null,
+        k.digest ?? null,
+        k.prekeyId ?? null,
+        k.prekeyPublic ?? null,
+        k.wrappedKey ?? null,
+        k.kekVersion ?? null,
+      ],
+    );
+  }
+
+  async getSymKey(serial: string): Promise<SymKeyRecord | undefined> {
+    return symKeyOf(await this.row<SymKeyRow>('SELECT * FROM sym_keys WHERE serial = $1', [serial]));
+  }
+
+  async activateSymKey(serial: string, d: SymKeyDeposit): Promise<boolean> {
+    return (
+      (await this.count(
+        `UPDATE sym_keys SET state = 'active', ephemeral = $1, sender_signature = $2, ciphertext = $3, digest = $4
+         WHERE serial = $5 AND state = 'reserved'`,
+        [d.ephemeral, d.senderSignature, d.ciphertext, d.digest, serial],
+      )) === 1
+    );
+  }
+
+  async setSymKeyState(
+    serial: string,
+    from: readonly SymKeyState[],
+    to: SymKeyState,
+    c: SymKeyStateChange,
+  ): Promise<boolean> {
+    if (from.length === 0) return false;
+    return (
+      (await this.count(
+        `UPDATE sym_keys SET state = $1, state_changed_at = $2, revoked_reason = $3, revoked_by = $4,
+           superseded_by = $5
+         WHERE serial = $6 AND state = ANY($7::text[])`,
+        [to, c.at, c.reason ?? null, c.by ?? null, c.supersededBy ?? null, serial, [...from]],
+      )) === 1
+    );
+  }
+
+  async markSymKeyPeerVerified(serial: string, at: number): Promise<void> {
+    await this.count(
+      'UPDATE sym_keys SET peer_verified_at = coalesce(peer_verified_at, $1) WHERE serial = $2',
+      [at, serial],
+    );
+  }
+
+  async listSymKeys(filter: SymKeyFilter = {}): Promise<SymKeyRecord[]> {
+    const rows = await this.rows<SymKeyRow>(
+      `SELECT * FROM sym_keys
+       WHERE ($1::text IS NULL OR owner = $1 OR peer = $1)
+         AND ($2::text[] IS NULL OR state = ANY($2::text[]))
+         AND ($3 OR state <> 'reserved')
+       ORDER BY created_at, seq`,
+      [
+        filter.party ?? null,
+        filter.states === undefined ? null : [...filter.states],
+        filter.includeReserved === true,
+      ],
+    );
+    return rows.map((r) => symKeyOf(r)!);
+  }
+
+  async expireSymKeys(now: number): Promise<SymKeyRecord[]> {
+    return (
+      await this.rows<SymKeyRow>(
+        `UPDATE sym_keys SET state = 'expired', state_changed_at = $1
+         WHERE state = 'active' AND expires_at <= $1 RETURNING *`,
+        [now],
+        'store write failed',
+      )
+    ).map((r) => symKeyOf(r)!);
+  }
+
+  async deleteStaleReservations(before: number): Promise<number> {
+    return this.count(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < $1`, [before]);
+  }
+
+  async countSymKeysByState(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const row of await this.rows<{ state: string; n: number }>(
+      'SELECT state, count(*) AS n FROM sym_keys GROUP BY state',
+      [],
+    )) {
+      out[row.state] = row.n;
+    }
+    return out;
+  }
+
+  async countPendingDeliveries(): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM pending_deliveries', []);
+  }
+
+  async countActiveKeys(owner: string, peer: string, now: number): Promise<number> {
+    return this.n(
+      `SELECT count(*) AS n FROM sym_keys
+       WHERE owner = $1 AND peer = $2 AND state = 'active' AND expires_at > $3`,
+      [owner, peer, now],
+    );
+  }
+
+  async countOpenReservations(owner: string, peer: string, since: number): Promise<number> {
+    return this.n(
+      `SELECT count(*) AS n FROM sym_keys
+       WHERE owner = $1 AND peer = $2 AND state = 'reserved' AND created_at >= $3`,
+      [owner, peer, since],
+    );
+  }
+
+  async insertPrekeys(
+    owner: string,
+    certSerial: string,
+    prekeys: readonly NewPrekey[],
+    at: number,
+  ): Promise<void> {
+    if (prekeys.length === 0) return;
+    // One statement: all of them or none.
+    await this.count(
+      `INSERT INTO prekeys (owner, cert_serial, prekey_id, public_key, signature, created_at)
+       SELECT $1, $2, p.id, p.pub, p.sig, $6
+       FROM unnest($3::text[], $4::bytea[], $5::bytea[]) WITH ORDINALITY AS p (id, pub, sig, ord)
+       ORDER BY p.ord`,
+      [
+        owner,
+        certSerial,
+        prekeys.map((p) => p.prekeyId),
+        prekeys.map((p) => p.publicKey),
+        prekeys.map((p) => p.signature),
+        at,
+      ],
+      'cannot store prekeys',
+    );
+  }
+
+  async countPrekeys(owner: string, certSerial: string): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM prekeys WHERE owner = $1 AND cert_serial = $2', [
+      owner,
+      certSerial,
+    ]);
+  }
+
+  async claimPrekey(owner: string, certSerial: string): Promise<PrekeyRecord | undefined> {
+    // SKIP LOCKED: a concurrent claim on another node takes the next prekey instead of waiting for this
+    // one and then finding it gone (which would report an empty stock that is not empty).
+    const row = await this.row<PrekeyRow>(
+      `DELETE FROM prekeys WHERE id = (
+         SELECT id FROM prekeys WHERE owner = $1 AND cert_serial = $2 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+       ) RETURNING *`,
+      [owner, certSerial],
+      'store write failed',
+    );
+    return row === undefined ? undefined : prekeyOf(row);
+  }
+
+  async deletePrekeys(owner: string, keepCertSerial?: string): Promise<number> {
+    // One statement, both tables.
+    return this.count(
+      `WITH last_resort AS (
+         DELETE FROM last_resort_prekeys WHERE owner = $1 AND ($2::text IS NULL OR cert_serial <> $2)
+       )
+       DELETE FROM prekeys WHERE owner = $1 AND ($2::text IS NULL OR cert_serial <> $2)`,
+      [owner, keepCertSerial ?? null],
+    );
+  }
+
+  async putLastResortPrekey(owner: string, certSerial: string, p: NewPrekey, at: number): Promise<void> {
+    await this.count(
+      `INSERT INTO last_resort_prekeys (owner, cert_serial, prekey_id, public_key, signature, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (owner) DO UPDATE SET cert_serial = excluded.cert_serial, prekey_id = excluded.prekey_id,
+         public_key = excluded.public_key, signature = excluded.signature, created_at = excluded.created_at`,
+      [owner, certSerial, p.prekeyId, p.publicKey, p.signature, at],
+    );
+  }
+
+  async getLastResortPrekey(owner: string, certSerial: string): Promise<PrekeyRecord | undefined> {
+    const row = await this.row<PrekeyRow>(
+      'SELECT * FROM last_resort_prekeys WHERE owner = $1 AND cert_serial = $2',
+      [owner, certSerial],
+    );
+    return row === undefined ? undefined : prekeyOf(row);
+  }
+
+  async enqueueDelivery(d: NewDelivery): Promise<number> {
+    const row = await this.row<{ id: number }>(
+      `INSERT INTO pending_deliveries (recipient, kind, key_serial, payload, sender, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+      [d.recipient, d.kind, d.keySerial, d.payload ?? null, d.sender ?? null, d.createdAt],
+      'cannot queue a delivery',
+    );
+    return row!.id;
+  }
+
+  async countQueuedFrom(recipient: string, sender: string, kind: 'msg' | 'key'): Promise<number> {
+    return this.n(
+      kind === 'msg'
+        ? `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = $1 AND sender = $2 AND kind = 'msg'`
+        : `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = $1 AND sender = $2 AND kind <> 'msg'`,
+      [recipient, sender],
+    );
+  }
+
+  async deleteQueuedKeyNotices(recipient: string, keySerial: string): Promise<number> {
+    return this.count(
+      `DELETE FROM pending_deliveries WHERE recipient = $1 AND key_serial = $2 AND kind <> 'msg'`,
+      [recipient, keySerial],
+    );
+  }
+
+  async listDeliveries(recipient: string, limit = -1): Promise<DeliveryRecord[]> {
+    return (
+      await this.rows<DeliveryRow>(
+        'SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2',
+        [recipient, limit < 0 ? null : limit],
+      )
+    ).map((r) => ({
+      id: r.id,
+      recipient: r.recipient,
+      kind: r.kind,
+      keySerial: r.key_serial,
+      payload: r.payload,
+      sender: r.sender,
+      createdAt: r.created_at,
+    }));
+  }
+
+  async deleteDeliveries(recipient: string, ids: readonly number[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.count('DELETE FROM pending_deliveries WHERE recipient = $1 AND id = ANY($2::bigint[])', [
+      recipient,
+      [...ids],
+    ]);
+  }
+
+  async countDeliveries(recipient?: string): Promise<number> {
+    return this.n('SELECT count(*) AS n FROM pending_deliveries WHERE ($1::text IS NULL OR recipient = $1)', [
+      recipient ?? null,
+    ]);
+  }
+
+  async heldPrekeyIds(
+    owner: string,
+    certSerial: string,
+    reservedSince: number,
+    limit: number,
+  ): Promise<string[]> {
+    // One statement, one snapshot: a prekey moving between the stock, a reservation and a queued
+    // delivery is seen in exactly one branch (sqlite-store.ts).
+    return (
+      await this.rows<{ prekey_id: string }>(
+        `SELECT prekey_id FROM prekeys WHERE owner = $1 AND cert_serial = $2
+         UNION
+         SELECT prekey_id FROM sym_keys
+           WHERE peer = $1 AND state = 'reserved' AND created_at >= $3 AND prekey_id IS NOT NULL
+         UNION
+         SELECT s.prekey_id FROM pending_deliveries d JOIN sym_keys s ON s.serial = d.key_serial
+           WHERE d.recipient = $1 AND d.kind = 'key.delivered' AND s.mode = 'e2e' AND s.prekey_id IS NOT NULL
+         UNION
+         SELECT prekey_id FROM last_resort_prekeys WHERE owner = $1 AND cert_serial = $2
+         LIMIT $4`,
+        [owner, certSerial, reservedSince, limit],
+      )
+    ).map((r) => r.prekey_id);
+  }
+}
+
+class PgTx extends PgData {
+  open = true;
+  #depth = 0;
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly owner: PgStore,
+  ) {
+    super();
+  }
+
+  protected exec: Exec = (sql, params) => {
+    if (!this.open) return Promise.reject(new InternalError('internal', 'store transaction used after it ended'));
+    return this.client.query(sql, params);
+  };
+
+  protected statusChanged(serialHex: string): void {
+    this.owner.notifyStatusChange(serialHex);
+  }
+
+  protected underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T> {
+    return fn(this); // a transaction holds the write lock from its start
+  }
+
+  async notify(channel: string, payload: string): Promise<void> {
+    checkNotification(channel, payload);
+    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback (also of the
+    // savepoint around it), to every connection LISTENing on the channel, on every node.
+    await this.count(
+      'SELECT pg_notify($1, $2)',
+      [this.owner.pgChannel(channel), payload],
+      'store write failed',
+    );
+  }
+
+  async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
+    const name = `kds_sp${++this.#depth}`;
+    try {
+      await this.count(`SAVEPOINT ${name}`, [], 'store transaction failed');
+      let value: T;
+      try {
+        value = await fn(this as unknown as AsyncStoreTx);
+      } catch (err) {
+        // What fn threw is the caller's error; the rollback's own failure (a lost connection) surfaces
+        // at the outer COMMIT.
+        await this.exec(`ROLLBACK TO SAVEPOINT ${name}`, []).catch(() => undefined);
+        throw err;
+      }
+      await this.count(`RELEASE SAVEPOINT ${name}`, [], 'store transaction failed');
+      return value;
+    } finally {
+      this.#depth -= 1;
+    }
+  }
+}
+
+export class PgStore extends PgData implements AsyncStore {
+  readonly engine = 'postgres' as const;
+  readonly location: string;
+  readonly schema: string;
+  private readonly pool: pg.Pool;
+  private readonly writeLockKey: string;
+  readonly #statusListeners = new Set<(serialHex: string) => void>();
+  private closed = false;
+
+  private readonly channelPrefix: string;
+
+  private constructor(
+    location: string,
+    schema: string,
+    pool: pg.Pool,
+    private readonly connectionString: string,
+    private readonly applicationName: string,
+  ) {
+    super();
+    this.location = location;
+    this.schema = schema;
+    this.pool = pool;
+    this.writeLockKey = lockKey(`kds:write:${schema}`);
+    this.channelPrefix = createHash('sha256').update(schema).digest('hex').slice(0, 12);
+  }
+
+  /** Open (creating the schema and migrating if needed) the store at a postgres:// URL. */
+  static async open(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
+    const { connectionString, schema, location } = parseStoreUrl(url);
+    const pool = new pg.Pool({
+      connectionString,
+      max: opts.poolSize ?? PG_POOL_SIZE,
+      connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+      types,
+      application_name: opts.applicationName ?? 'kds',
+      // Every connection of the pool works in the store's schema (created below before first use).
+      options: `-c search_path=${schema}`,
+    });
+    // An idle connection the server closed (restart, admin shutdown) must not crash the process: the
+    // pool drops it and the next call opens a new one (or fails with `unavailable`).
+    pool.on('error', () => undefined);
+    const store = new PgStore(location, schema, pool, connectionString, opts.applicationName ?? 'kds');
+    try {
+      await store.migrate();
+      return store;
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw pgError(err, `cannot open the store ${location}`);
+    }
+  }
+
+  protected exec: Exec = (sql, params) => this.pool.query(sql, params);
+
+  protected statusChanged(serialHex: string): void {
+    this.notifyStatusChange(serialHex);
+  }
+
+  /** @internal for transactions of this store */
+  notifyStatusChange(serialHex: string): void {
+    for (const listener of this.#statusListeners) listener(serialHex);
+  }
+
+  onCertificateStatusChange(listener: (serialHex: string) => void): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
+  }
+
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    const onError = (): void => undefined; // as in transaction(): the failing query reports it
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN');
+      // Nodes starting at once: one migrates, the others wait here and then find nothing to do.
+      await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(`kds:migrate:${this.schema}`)]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS kds_schema_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)`,
+      );
+      const before =
+        (await client.query<{ version: number }>('SELECT version FROM kds_schema_version')).rows[0]
+          ?.version ?? 0;
+      if (before > PG_MIGRATIONS.length) {
+        throw new EnvironmentError(
+          'store_error',
+          `the store has schema version ${before}, newer than this kds (${PG_MIGRATIONS.length}); upgrade kds`,
+        );
+      }
+      for (const m of PG_MIGRATIONS) {
+        if (m.version <= before) continue;
+        if (typeof m.up === 'string') await client.query(m.up);
+        else await m.up(client);
+      }
+      await client.query(
+        `INSERT INTO kds_schema_version (id, version) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version`,
+        [Math.max(before, PG_MIGRATIONS.length)],
+      );
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release();
+    }
+  }
+
+  async schemaVersion(): Promise<number> {
+    const row = (await this.exec('SELECT version FROM kds_schema_version', [])).rows[0] as
+      | { version: number }
+      | undefined;
+    return row?.version ?? 0;
+  }
+
+  async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
+    // Transactions wait for a slot HERE, not in the pool: the pool's connect timeout must measure the
+    // database (a slow or refused connection is `unavailable`), not the queue of a busy node. They run
+    // one at a time across nodes anyway (the write lock), so a few slots keep the lock busy and leave
+    // the other connections to reads.
+    await this.#txSlots.acquire();
+    try {
+      return await this.#transaction(fn);
+    } finally {
+      this.#txSlots.release();
+    }
+  }
+
+  async #transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw pgError(err, 'store transaction failed');
+    }
+    const tx = new PgTx(client, this);
+    let broken = false;
+    // A checked-out connection the server terminates between two statements emits 'error' on the client
+    // (the pool listens only on idle ones): without a listener that is an uncaught exception, i.e. a
+    // crashed node. The next statement then fails with the same error, which is what the caller sees.
+    const onError = (): void => {
+      broken = true;
+    };
+    client.on('error', onError);
+    try {
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1)', [this.writeLockKey]);
+      } catch (err) {
+        broken = true;
+        throw pgError(err, 'store transaction failed');
+      }
+      let value: T;
+      try {
+        value = await fn(tx as unknown as AsyncStoreTx);
+      } catch (err) {
+        tx.open = false;
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw err;
+      }
+      tx.open = false;
+      try {
+        await client.query('COMMIT');
+      } catch (err) {
+        broken = true;
+        // A COMMIT whose connection was lost has an unknown outcome: say so.
+        throw pgError(err, 'store commit failed (outcome unknown if the connection was lost)');
+      }
+      return value;
+    } finally {
+      tx.open = false;
+      client.off('error', onError);
+      // A connection in an unknown state is destroyed, not returned to the pool.
+      client.release(broken ? true : undefined);
+    }
+  }
+
+  /**
+   * The group commit: callers queued while a batch runs form the next one, one transaction (one write
+   * lock acquisition, one COMMIT and its WAL flush) for all of them, each in its own savepoint. Every
+   * caller's promise settles after that COMMIT; a caller whose fn throws is rolled back alone.
+   */
+  batch<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  #queue: BatchItem[] = [];
+  #flushing = false;
+  readonly #txSlots = new Slots(TX_SLOTS);
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        let outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
+        try {
+          outcomes = await this.transaction(async (tx) => {
+            const out: typeof outcomes = [];
+            for (const item of batch) {
+              try {
+                out.push({ ok: true, value: await tx.transaction(item.fn) });
+              } catch (err) {
+                out.push({ ok: false, err });
+              }
+            }
+            return out;
+          });
+        } catch (err) {
+          for (const item of batch) item.reject(err);
+          continue;
+        }
+        batch.forEach((item, i) => {
+          const o = outcomes[i]!;
+          if (o.ok) item.resolve(o.value);
+          else item.reject(o.err);
+        });
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async changeCounter(): Promise<number> {
+    // The position of the server's WAL: it moves with every commit of any connection (including ours and
+    // other databases': caches are emptied more often than needed, never less), read without touching a
+    // table.
+    const row = (await this.exec('SELECT pg_current_wal_lsn()::text AS lsn', [])).rows[0] as { lsn: string };
+    const [hi, lo] = row.lsn.split('/').map((h) => parseInt(h, 16));
+    return hi! * 2 ** 32 + lo!;
+  }
+
+  protected underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T> {
+    return this.transaction((tx) => fn(tx as unknown as PgData));
+  }
+
+  /** The PostgreSQL channel of a store channel: per schema, so two stores in one database stay apart. */
+  pgChannel(channel: string): string {
+    return `kds_${this.channelPrefix}_${channel}`;
+  }
+
+  readonly #listeners = new Map<string, Set<StoreListener>>();
+  #listenClient: pg.Client | undefined;
+  #listenReady: Promise<pg.Client> | undefined;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+
+  async listen(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
+    checkNotification(channel);
+    const name = this.pgChannel(channel);
+    let set = this.#listeners.get(name);
+    const first = set === undefined;
+    if (set === undefined) this.#listeners.set(name, (set = new Set()));
+    set.add(listener);
+    try {
+      const client = await this.#listenConnection();
+      if (first) await client.query(`LISTEN ${name}`);
+    } catch (err) {
+      set.delete(listener);
+      if (set.size === 0) this.#listeners.delete(name);
+      throw pgError(err, 'cannot listen');
+    }
+    return async () => {
+      const current = this.#listeners.get(name);
+      if (current === undefined || !current.delete(listener) || current.size > 0) return;
+      this.#listeners.delete(name);
+      await this.#listenClient?.query(`UNLISTEN ${name}`).catch(() => undefined);
+    };
+  }
+
+  /** The one connection of this store that LISTENs (never a pooled one: LISTEN belongs to a session). */
+  #listenConnection(): Promise<pg.Client> {
+    this.#listenReady ??= (async () => {
+      const client = new pg.Client({
+        connectionString: this.connectionString,
+        connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+        application_name: this.applicationName,
+      });
+      client.on('notification', (msg) => {
+        if (msg.payload === undefined) return;
+        for (const l of this.#listeners.get(msg.channel) ?? []) {
+          try {
+            l.onNotify(msg.payload);
+          } catch {
+            // a listener's failure is its own; the others still hear
+          }
+        }
+      });
+      const lost = (): void => this.#listenLost(client);
+      client.on('error', lost);
+      client.on('end', lost);
+      try {
+        await client.connect();
+      } catch (err) {
+        this.#listenReady = undefined;
+        throw err;
+      }
+      this.#listenClient = client;
+      return client;
+    })();
+    return this.#listenReady;
+  }
+
+  /**
+   * The listening connection is gone (PostgreSQL restarted, the connection was killed): reconnect,
+   * LISTEN again on every channel, then tell every listener it may have missed notifications (onGap).
+   */
+  #listenLost(client: pg.Client): void {
+    if (this.#listenClient !== client) return;
+    this.#listenClient = undefined;
+    this.#listenReady = undefined;
+    client.end().catch(() => undefined);
+    if (this.closed) return;
+    const attempt = (delay: number): void => {
+      this.#reconnectTimer = setTimeout(() => {
+        this.#reconnectTimer = undefined;
+        if (this.closed || this.#listeners.size === 0) return;
+        void (async () => {
+          try {
+            const c = await this.#listenConnection();
+            for (const name of this.#listeners.keys()) await c.query(`LISTEN ${name}`);
+          } catch {
+            this.#listenReady = undefined;
+            attempt(Math.min(delay * 2, LISTEN_RETRY_MAX_MS));
+            return;
+          }
+          for (const set of this.#listeners.values()) {
+            for (const l of set) {
+              try {
+                l.onGap?.();
+              } catch {
+                // as above
+              }
+            }
+          }
+        })();
+      }, delay);
+      this.#reconnectTimer.unref();
+    };
+    attempt(LISTEN_RETRY_MIN_MS);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
+    const listening = this.#listenClient;
+    this.#listenClient = undefined;
+    await listening?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+}
+
+/** Reconnection of the listening connection: from 100 ms, doubling, at most 2 s apart. */
+const LISTEN_RETRY_MIN_MS = 100;
+const LISTEN_RETRY_MAX_MS = 2_000;
+
+/** Concurrent transactions per node (each holds a connection; they queue for the write lock anyway). */
+const TX_SLOTS = 3;
+
+interface BatchItem {
+  fn: (tx: AsyncStoreTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A counting semaphore (FIFO). */
+class Slots {
+  #free: number;
+  readonly #waiters: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+
+  acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free -= 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next !== undefined) next();
+    else this.#free += 1;
+  }
+}
+
+/** A 64-bit advisory lock key (as a decimal string) derived from a name. */
+function lockKey(name: string): string {
+  return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * Split a store URL into what pg connects to and the schema (`?schema=NAME`, default `public`); the
+ * location shown to users has no password.
+ */
+export function parseStoreUrl(url: string): { connectionString: string; schema: string; location: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InputError('bad_request', 'the store URL is not a URL (expected postgres://user@host/db)');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new InputError('bad_request', `the store URL must start with postgres:// (got ${u.protocol}//)`);
+  }
+  const schema = u.searchParams.get('schema') ?? 'public';
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new InputError('bad_request', 'the store URL schema must be a lower-case SQL identifier');
+  }
+  u.searchParams.delete('schema');
+  const connectionString = u.toString();
+  const shown = new URL(connectionString);
+  if (shown.password !== '') shown.password = '***';
+  if (schema !== 'public') shown.searchParams.set('schema', schema);
+  return { connectionString, schema, location: shown.toString() };
+}
+
+/** Connection-level failures (SQLSTATE classes 08 and 57P, socket errors): the database is unreachable. */
+function isUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') {
+    // node-postgres's own errors for a connection that died or could not be had.
+    return (
+      err instanceof Error &&
+      /Connection terminated|connection error and is not queryable|Client was closed|timeout exceeded when trying to connect/i.test(
+        err.message,
+      )
+    );
+  }
+  return (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === '57P03' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ETIMEDOUT' ||
+    code === 'ENOTFOUND' ||
+    code === 'EPIPE'
+  );
+}
+
+function isUniqueViolation(err: unknown, constraint: string): boolean {
+  const e = err as { code?: unknown; constraint?: unknown } | undefined;
+  return e?.code === '23505' && e.constraint === constraint;
+}
+
+function pgError(err: unknown, what: string): KdsError {
+  if (err instanceof KdsError) return err;
+  if (isUnavailable(err)) {
+    return new EnvironmentError('unavailable', `the database is unavailable: ${what}`, undefined, {
+      cause: err,
+    });
+  }
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const detail = typeof e?.code === 'string' ? `${e.code}: ${String(e.message)}` : String(err);
+  return new EnvironmentError('store_error', `${what} (${detail})`, undefined, { cause: err });
+}
+
+interface CertRow {
+  id: number;
+  serial: string;
+  name: string;
+  role: CertificateRecord['role'];
+  not_before: number;
+  not_after: number;
+  pem: string | null;
+  fingerprint: string | null;
+  status: CertificateStatus;
+  issued_at: number;
+}
+
+interface RenewalRow {
+  serial: string;
+  replaces: string;
+  name: string;
+  requested_at: number;
+  installed_at: number | null;
+}
+
+function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefined {
+  return row === undefined
+    ? undefined
+    : {
+        serialHex: row.serial,
+        replaces: row.replaces,
+        name: row.name,
+        requestedAt: row.requested_at,
+        installedAt: row.installed_at,
+      };
+}
+
+interface RevocationRow {
+  id: number;
+  serial: string;
+  revoked_at: number;
+  reason: string;
+}
+
+interface TokenRow {
+  id: number;
+  token_hash: string;
+  name: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  created_by: string;
+}
+
+interface SymKeyRow {
+  serial: string;
+  mode: SymKeyMode;
+  owner: string;
+  owner_cert: string;
+  peer: string;
+  peer_cert: string;
+  created_at: number;
+  expires_at: number;
+  state: SymKeyState;
+  state_changed_at: number | null;
+  revoked_reason: string | null;
+  revoked_by: string | null;
+  replaces: string | null;
+  superseded_by: string | null;
+  digest: Buffer | null;
+  prekey_id: string | null;
+  prekey_public: Buffer | null;
+  ephemeral: Buffer | null;
+  sender_signature: Buffer | null;
+  ciphertext: Buffer | null;
+  wrapped_key: Buffer | null;
+  kek_version: number | null;
+  peer_verified_at: number | null;
+}
+
+interface PrekeyRow {
+  owner: string;
+  cert_serial: string;
+  prekey_id: string;
+  public_key: Buffer;
+  signature: Buffer;
+  created_at: number;
+}
+
+interface DeliveryRow {
+  id: number;
+  recipient: string;
+  kind: DeliveryKind;
+  key_serial: string;
+  payload: Buffer | null;
+  sender: string | null;
+  created_at: number;
+}
+
+function prekeyOf(row: PrekeyRow): PrekeyRecord {
+  return {
+    owner: row.owner,
+    certSerial: row.cert_serial,
+    prekeyId: row.prekey_id,
+    publicKey: row.public_key,
+    signature: row.signature,
+    createdAt: row.created_at,
+  };
+}
+
+function symKeyOf(r: SymKeyRow | undefined): SymKeyRecord | undefined {
+  if (r === undefined) return undefined;
+  return {
+    serial: r.serial,
+    mode: r.mode,
+    owner: r.owner,
+    ownerCert: r.owner_cert,
+    peer: r.peer,
+    peerCert: r.peer_cert,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    state: r.state,
+    stateChangedAt: r.state_changed_at,
+    revokedReason: r.revoked_reason,
+    revokedBy: r.revoked_by,
+    replaces: r.replaces,
+    supersededBy: r.superseded_by,
+    digest: r.digest,
+    prekeyId: r.prekey_id,
+    prekeyPublic: r.prekey_public,
+    ephemeral: r.ephemeral,
+    senderSignature: r.sender_signature,
+    ciphertext: r.ciphertext,
+    wrappedKey: r.wrapped_key,
+    kekVersion: r.kek_version,
+    peerVerifiedAt: r.peer_verified_at,
+  };
+}
+
+function certOf(r: CertRow | undefined): CertificateRecord | undefined {
+  if (r === undefined) return undefined;
+  return {
+    id: r.id,
+    serialHex: r.serial,
+    name: r.name,
+    role: r.role,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    pem: r.pem,
+    fingerprint256: r.fingerprint,
+    status: r.status,
+    issuedAt: r.issued_at,
+  };
+}
+
+function revocationOf(r: RevocationRow | undefined): RevocationRecord | undefined {
+  return r === undefined
+    ? undefined
+    : { id: r.id, serialHex: r.serial, revokedAt: r.revoked_at, reason: r.reason };
+}
+
+function tokenOf(r: TokenRow | undefined): EnrollmentTokenRecord | undefined {
+  return r === undefined
+    ? undefined
+    : {
+        id: r.id,
+        tokenHash: r.token_hash,
+        name: r.name,
+        createdAt: r.created_at,
+        expiresAt: r.expires_at,
+        usedAt: r.used_at,
+        createdBy: r.created_by,
+      };
+}

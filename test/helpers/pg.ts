@@ -1,0 +1,36 @@
+// PostgreSQL for tests: the server the development and CI machines run (127.0.0.1:5432, trust auth,
+// database `test`; .ci/run starts it), or KDS_TEST_PG_URL. Each test gets its own schema, dropped when
+// the test ends. When PostgreSQL is not running the test FAILS (the open is refused): never a skip.
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+
+export const PG_TEST_URL = process.env.KDS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+/** A fresh schema name in the test database; `before` runs at teardown before the schema is dropped. */
+export function pgTestSchema(t: Teardown, before?: () => Promise<void>): { url: string; schema: string } {
+  const schema = `kds_t_${randomBytes(6).toString('hex')}`;
+  t.teardown(async () => {
+    await before?.();
+    const client = new pg.Client({ connectionString: PG_TEST_URL });
+    await client.connect();
+    try {
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    } finally {
+      await client.end();
+    }
+  });
+  const sep = PG_TEST_URL.includes('?') ? '&' : '?';
+  return { url: `${PG_TEST_URL}${sep}schema=${schema}`, schema };
+}
+
+/** A plain client working in `schema` (raw SQL for schema checks). */
+export async function pgRawClient(t: Teardown, schema: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: PG_TEST_URL, options: `-c search_path=${schema}` });
+  await client.connect();
+  t.teardown(() => client.end());
+  return client;
+}
