@@ -783,7 +783,8 @@ class PgTx extends PgData {
   }
 
   protected exec: Exec = (sql, params) => {
-    if (!this.open) return Promise.reject(new InternalError('internal', 'store transaction used after it ended'));
+    if (!this.open)
+      return Promise.reject(new InternalError('internal', 'store transaction used after it ended'));
     return this.client.query(sql, params);
   };
 
