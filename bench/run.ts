@@ -1,7 +1,15 @@
 // `npm run bench` runs every benchmark; `npm run bench -- <name> [<name>...]` runs the named ones.
 import { report, type BenchResult } from './harness.js';
 
-export const BENCHMARKS = ['startup', 'handshake', 'keys', 'issue', 'revocation', 'sessions'] as const;
+export const BENCHMARKS = [
+  'startup',
+  'handshake',
+  'keys',
+  'issue',
+  'revocation',
+  'sessions',
+  'events',
+] as const;
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !(BENCHMARKS as readonly string[]).includes(w));
