@@ -9,6 +9,7 @@ export const BENCHMARKS = [
   'revocation',
   'sessions',
   'store',
+  'events',
 ] as const;
 
 const wanted = process.argv.slice(2);

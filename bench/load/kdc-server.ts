@@ -11,7 +11,9 @@
 //   tokens {names}               -> one enrollment token per name
 //   profileStart / profileStop {path} -> a V8 CPU profile of the KDC between the two (for digging into
 //                                   a figure: load the .cpuprofile in Chrome DevTools)
-import { writeFileSync } from 'node:fs';
+import { openSync, writeFileSync, writeSync } from 'node:fs';
+import { EventBus } from '../../server/events/bus.js';
+import { attachLogReader } from '../../server/events/log-reader.js';
 import { Session } from 'node:inspector';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { startKdc, type Kdc } from '../../server/kdc/kdc.js';
@@ -47,8 +49,20 @@ serve(
       passphrase: string;
       maxUnauthenticated?: number;
       console?: boolean;
+      /**
+       * bench/events.ts: 'off' = no reader at all (no metrics, no log); 'default' = what `kds server
+       * start` runs with (metrics, the text log at info, written to /dev/null). Default: metrics only.
+       */
+      events?: 'off' | 'default';
     }) => {
+      const events = new EventBus();
+      if (arg.events === 'default') {
+        const devNull = openSync('/dev/null', 'w');
+        attachLogReader(events, { format: 'text', level: 'info', write: (line) => writeSync(devNull, line) });
+      }
       kdc = await startKdc({
+        events,
+        metrics: arg.events !== 'off',
         dataDir: arg.dataDir,
         passphrase: arg.passphrase,
         host: '127.0.0.1',

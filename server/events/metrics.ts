@@ -49,6 +49,12 @@ export class KdcMetrics {
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
+  readonly #sessionFailures = new Counter({
+    name: 'kds_sessions_failed_total',
+    help: 'Established sessions ended by a defence (record authentication, sequence number, frame limits), by code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
   readonly #refusedConnections = new Counter({
     name: 'kds_connections_refused_total',
     help: 'Connections refused before their handshake, by the limit that refused them.',
@@ -216,6 +222,9 @@ export class KdcMetrics {
       case 'handshake.refused':
         this.#handshakes.inc({ outcome: 'refused', group: e.group ?? 'none', code: e.code });
         this.#handshakeSeconds.observe({ outcome: 'refused' }, e.durationMs / 1000);
+        return;
+      case 'session.failed':
+        this.#sessionFailures.inc({ code: e.code });
         return;
       case 'connection.refused':
         this.#refusedConnections.inc({ limit: e.limit });

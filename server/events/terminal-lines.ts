@@ -61,6 +61,11 @@ export function describeEvent(e: KdcEvent): [string, string] {
       const by = e.by === 'peer' ? 'handshake refused by the client' : 'handshake refused';
       return [who, `${by}: ${s(e.code)}${e.defence === undefined ? '' : ` (${s(e.defence)})`}`];
     }
+    case 'session.failed':
+      return [
+        s(e.name || e.address),
+        `session ended: ${s(e.code)}${e.defence === undefined ? '' : ` (${s(e.defence)})`}`,
+      ];
     case 'request.served':
       return [s(e.name || e.role), `${s(e.request)} ${s(e.code)} (${ms(e.durationMs)})`];
     case 'request.refused':

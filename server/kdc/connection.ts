@@ -274,6 +274,7 @@ export class Connection implements SessionHandle {
     if (e.code === 'internal') this.#host.log(`connection ${this.id}: internal error: ${describe(err)}`);
     this.#failCode = e.code;
     if (this.#phase === 'handshake' && !this.#refused) this.#reportRefusal(e);
+    else if (this.#phase === 'open') this.#reportSessionFailure(e);
     const established = this.#phase === 'open' && this.#channel !== undefined;
     this.#phase = 'closing';
     this.#host.watch?.failed(this, e, established);
@@ -345,7 +346,38 @@ export class Connection implements SessionHandle {
     });
   }
 
+  /** An open session ended by one of the defences (docs/operations.md): reported at warn. */
+  #reportSessionFailure(e: KdsError): void {
+    if (!this.#events.wants('session.failed')) return;
+    const defence = defenceForCode(e.code, { remote: e.details?.remote === true })?.defence;
+    if (defence === undefined) return; // revocation, expiry, shutdown, limits: not an attack on the channel
+    if (e.code === 'cert_revoked' || e.code === 'cert_expired') return;
+    this.#events.emit({
+      type: 'session.failed',
+      connection: this.id,
+      address: this.remoteAddress,
+      name: this.#identity.name,
+      role: this.#identity.role,
+      code: e.code,
+      defence,
+    });
+  }
+
   #onClose(code: number, reason: Buffer): void {
+    // The peer closed in the middle of the handshake without an alert: a client that refused our
+    // server_hello (a man in the middle substituted something it checks), or one that gave up.
+    if (this.#phase === 'handshake' && !this.#refused && this.#events.wants('handshake.refused')) {
+      this.#events.emit({
+        type: 'handshake.refused',
+        connection: this.id,
+        address: this.remoteAddress,
+        ...(this.#presented === undefined ? {} : { claimedName: this.#presented }),
+        code: this.#helloDone ? 'abandoned_after_server_hello' : 'abandoned',
+        by: 'peer',
+        ...(this.#handshake?.negotiatedGroup === undefined ? {} : { group: this.#handshake.negotiatedGroup }),
+        durationMs: performance.now() - this.#openedAt,
+      });
+    }
     if (this.#events.wants('connection.closed') && !this.#refused) {
       this.#events.emit({
         type: 'connection.closed',

@@ -92,7 +92,10 @@ export interface HandshakeRefused extends Base<'handshake.refused'> {
   address: string;
   /** The CN of the certificate presented, or the insecure mode's claimed name: NOT verified. */
   claimedName?: string;
-  /** The error code: the one our alert sent, or the one the peer's alert sent (`by`). */
+  /**
+   * The error code: the one our alert sent, or the one the peer's alert sent (`by`); `abandoned` or
+   * `abandoned_after_server_hello` when the peer closed without an alert.
+   */
   code: string;
   /** Who refused: the KDC (its checks failed) or the peer (the client's checks failed: its alert). */
   by: 'kdc' | 'peer';
@@ -101,6 +104,20 @@ export interface HandshakeRefused extends Base<'handshake.refused'> {
   /** The DH group, when the client_hello got that far. */
   group?: string;
   durationMs: number;
+}
+
+/**
+ * An established session ended by a defence (a record that failed authentication, a replayed or
+ * reordered record, a malformed frame): someone tampered with the channel, or the peer is broken.
+ * Ordinary ends (revocation, expiry, shutdown, the peer's close) are connection.closed only.
+ */
+export interface SessionFailed extends Base<'session.failed'> {
+  connection: string;
+  address: string;
+  name: string;
+  role: EventRole;
+  code: string;
+  defence?: string;
 }
 
 /** One request of a session answered (ok or an error code). */
@@ -245,6 +262,7 @@ export type KdcEvent =
   | ConnectionClosed
   | HandshakeCompleted
   | HandshakeRefused
+  | SessionFailed
   | RequestServed
   | RequestRefused
   | TokenCreated
@@ -283,6 +301,7 @@ export const EVENT_LEVEL: { readonly [T in KdcEventType]: EventLevel } = {
   'connection.closed': 'debug',
   'handshake.completed': 'info',
   'handshake.refused': 'warn',
+  'session.failed': 'warn',
   'request.served': 'debug',
   'request.refused': 'warn',
   'token.created': 'info',

@@ -2,7 +2,9 @@
 // bob, `listen`, both key flows, verify, a message, Mallory relaying a key exchange (passthrough: the
 // secure mode, where she must learn nothing), rotation, key revocation, certificate revocation, CRL and
 // listings. Then:
-//   1. no key material in any output: every stdout/stderr, Mallory's report file and the audit table
+//   1. no key material in any output: every stdout/stderr (the KDC's event log at debug level as JSON
+//      lines, whose `msg` is the text line of each event), GET /metrics, Mallory's report file and the
+//      audit table
 //      are searched for every key involved (RSA private keys of the CA, the KDC, the admin and both
 //      clients, the KEK, every AES key and prekey private from both clients' stores) as hex and base64
 //      (whole, and slices, with line breaks ignored), and for the CA passphrase and the enrollment
@@ -106,7 +108,21 @@ t.test(
     await kds(['server', 'init', '--data-dir', dataDir, '--ca-key-bits', '2048', '--json']);
     const server = spawnKds(
       t,
-      ['server', 'start', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--json'],
+      [
+        'server',
+        'start',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--data-dir',
+        dataDir,
+        '--json',
+        '--log-level',
+        'debug',
+        '--log-format',
+        'json',
+      ],
       DEBUG,
     );
     const listening = await server.waitFor((e) => typeof e.url === 'string', 'listening line');
@@ -250,8 +266,37 @@ t.test(
     }
     await kds(['crl', 'show', '--data-dir', dataDir, '--json']);
     await kds(['cert', 'list', '--data-dir', dataDir, '--json']);
+    const metrics = await fetch(`${String(listening.httpUrl)}/metrics`);
+    t.equal(metrics.status, 200, 'metrics served to a loopback client');
+    outputs.push({ what: 'GET /metrics', text: await metrics.text() });
     await listen.stop('SIGTERM');
     await server.stop('SIGTERM');
+    // The event log covered the flow: one JSON object per line, every kind of decision in it.
+    const logged = new Set(
+      server
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => String((JSON.parse(l) as { event?: unknown }).event)),
+    );
+    for (const kind of [
+      'kdc.started',
+      'handshake.completed',
+      'request.served',
+      'token.created',
+      'cert.issued',
+      'key.created',
+      'key.deposited',
+      'key.delivered',
+      'key.verified',
+      'key.revoked',
+      'message.relayed',
+      'cert.revoked',
+      'crl.published',
+      'kdc.stopped',
+    ]) {
+      t.ok(logged.has(kind), `the JSON log has ${kind}`);
+    }
     outputs.push(
       { what: 'server stdout', text: server.stdout() },
       { what: 'server stderr', text: server.stderr() },
@@ -260,6 +305,10 @@ t.test(
     );
     const db = new Database(join(dataDir, 'kds.sqlite'), { readonly: true });
     outputs.push({ what: 'audit_log', text: JSON.stringify(db.prepare('SELECT * FROM audit_log').all()) });
+    outputs.push({
+      what: 'audit_heads',
+      text: JSON.stringify(db.prepare('SELECT entry_id, hash, cert_serial FROM audit_heads').all()),
+    });
     db.close();
 
     // Every secret involved.
