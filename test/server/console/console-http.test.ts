@@ -126,8 +126,12 @@ t.test('a handshake, a request and a refusal, as arrows; nothing secret', async 
   const raw = await rawSocket(t, kdc.url);
   raw.send(Buffer.from('not a kds frame'));
   await raw.closed;
-  const { events, raw: text } = await readFeed(`${kdc.httpUrl}/console/events`, (es) =>
-    es.some((e) => e.kind === 'refused' && e.code === 'bad_frame'),
+  // The state panel is re-read on a 500 ms tick after a change, so it may arrive after the refusal.
+  const aliceActive = (e: ConsoleEvent): boolean =>
+    e.kind === 'state' && e.state.certs.some((c) => c.name === 'alice' && c.status === 'active');
+  const { events, raw: text } = await readFeed(
+    `${kdc.httpUrl}/console/events`,
+    (es) => es.some((e) => e.kind === 'refused' && e.code === 'bad_frame') && es.some(aliceActive),
   );
   const arrows = events.filter((e) => e.kind === 'message');
   for (const [name, from, to, sealed] of [
