@@ -1,0 +1,264 @@
+// `kds mitm --ablation`: the whole ablation table, live (docs/attacks.md, "Ablation"). Self-contained
+// like `kds demo`: a temporary directory (0700) with a CA of its own (`kds server init` as a child
+// process), certificates for alice, bob, mallory and zed (zed then revoked), and for every cell a copy
+// of that lab, a real KDC child process, the honest clients and the victim as `kds client` children,
+// and Mallory in this process. Every attack runs twice: with all defences on, and with its row's
+// switches off (client/mitm/ablation-plan.ts); only the children of that second run get the switches
+// (`--lab-disable`, with KDS_ALLOW_INSECURE=1 in their environment only). Nothing is left behind: every
+// child is stopped and the directory removed, on success, on failure and on Ctrl-C.
+//
+// Outcomes are Mallory's own verdicts (client/mitm/verdict.ts): she judges each attack by what she saw
+// (a replayed request answered, a victim that carried on after an altered record, a session the KDC
+// accepted), never by which switches were given.
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPrivateKey } from 'node:crypto';
+import { randomBytes } from '../../shared/crypto/random.js';
+import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
+import { EnvironmentError } from '../../shared/errors.js';
+import type { LabSwitch } from '../../shared/lab-switches.js';
+import { createCsr } from '../../shared/pki/csr.js';
+import { CertificateAuthority } from '../../server/ca/authority.js';
+import { writeClientHome } from '../home.js';
+import { ProcessGroup, type KdcProcess } from '../demo/processes.js';
+import type { Outcome } from './attack.js';
+import { ABLATION_ROWS, cellPlan, rowSwitches, type AblationRow, type LabName } from './ablation-plan.js';
+import { findAttack } from './catalog.js';
+import { loadIdentity } from './identity.js';
+import { startMitm } from './proxy.js';
+import type { MitmReport } from './report.js';
+
+const NAMES: readonly LabName[] = ['alice', 'bob', 'mallory', 'zed'];
+/** The lab's CA: RSA-2048 to be quick (the default is 3072), as in `kds demo`. */
+const LAB_CA_BITS = '2048';
+const VICTIM_TIMEOUT_MS = 45_000;
+
+/** One line of the JSON report (`kds mitm --ablation --report FILE`). */
+export interface AblationResult {
+  attack: string;
+  /** The switches off in the row's second run (KDC and clients together). */
+  defences: LabSwitch[];
+  /** Mallory's verdict with every defence on. */
+  withDefences: Outcome;
+  /** Mallory's verdict with `defences` off. */
+  without: Outcome;
+  /** The defence that stopped the attack with every defence on (null unless it failed). */
+  stoppedBy: string | null;
+  /** The defence that still stopped it with `defences` off (null unless it failed). */
+  stoppedWithout: string | null;
+}
+
+/** A finished cell, for progress output. */
+export interface CellEvent {
+  attack: string;
+  defences: LabSwitch[];
+  outcome: Outcome;
+  summary: string;
+}
+
+export interface AblationOptions {
+  /** The attacks to run (default: every row, in catalog order). */
+  attacks?: readonly string[];
+  /** Cells run at once (default 2: one per core of a small machine). */
+  concurrency?: number;
+  onCell?: (cell: CellEvent) => void;
+  signal?: AbortSignal;
+}
+
+interface Lab {
+  tmp: string;
+  base: string;
+  procs: ProcessGroup;
+  cells: number;
+}
+
+/** Runs the table; resolves with one result per row, in the order of ABLATION_ROWS. */
+export async function runAblation(opts: AblationOptions = {}): Promise<AblationResult[]> {
+  const rows = ABLATION_ROWS.filter((r) => opts.attacks === undefined || opts.attacks.includes(r.attack));
+  const tmp = mkdtempSync(join(tmpdir(), 'kds-ablation-'));
+  chmodSync(tmp, 0o700);
+  const passphrase = randomBytes(24).toString('base64url');
+  const procs = new ProcessGroup({ KDS_CA_PASSPHRASE: passphrase });
+  const lastResort = (): void => {
+    procs.killAll();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  process.on('exit', lastResort);
+  const abort = (): void => void procs.stopAll(500);
+  opts.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const lab: Lab = { tmp, base: join(tmp, 'base'), procs, cells: 0 };
+    await prepareLab(lab, passphrase);
+    type Job = { row: AblationRow; off: boolean };
+    const jobs: Job[] = rows.flatMap((row) => [
+      { row, off: false },
+      { row, off: true },
+    ]);
+    const results = new Map<string, { on?: MitmReport; off?: MitmReport }>();
+    const worker = async (): Promise<void> => {
+      for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
+        if (opts.signal?.aborted === true) throw new EnvironmentError('unavailable', 'interrupted');
+        const report = await runCell(lab, job.row, job.off);
+        const entry = results.get(job.row.attack) ?? {};
+        if (job.off) entry.off = report;
+        else entry.on = report;
+        results.set(job.row.attack, entry);
+        opts.onCell?.({
+          attack: job.row.attack,
+          defences: job.off ? rowSwitches(job.row) : [],
+          outcome: report.outcome,
+          summary: report.summary,
+        });
+      }
+    };
+    const n = Math.max(1, Math.min(opts.concurrency ?? 2, jobs.length));
+    await Promise.all(Array.from({ length: n }, () => worker()));
+    return rows.map((row) => {
+      const r = results.get(row.attack)!;
+      return {
+        attack: row.attack,
+        defences: rowSwitches(row),
+        withDefences: r.on!.outcome,
+        without: r.off!.outcome,
+        stoppedBy: r.on!.defence,
+        stoppedWithout: r.off!.defence,
+      };
+    });
+  } finally {
+    opts.signal?.removeEventListener('abort', abort);
+    await procs.stopAll(2_000);
+    rmSync(tmp, { recursive: true, force: true });
+    process.off('exit', lastResort);
+  }
+}
+
+/**
+ * The lab every cell copies: a data directory whose CA issued certificates to alice, bob, mallory and
+ * zed (zed's then revoked), written to their client homes. Issued by the CA in this process before any
+ * KDC runs (no concurrent writer): the same records and files enrollment produces.
+ */
+async function prepareLab(lab: Lab, passphrase: string): Promise<void> {
+  const dataDir = join(lab.base, 'certs');
+  mkdirSync(lab.base, { recursive: true, mode: 0o700 });
+  await lab.procs.runKds(['server', 'init', '--data-dir', dataDir, '--ca-key-bits', LAB_CA_BITS, '--json']);
+  const keys = await Promise.all(NAMES.map(() => generateRsaKeyPair(2048)));
+  const ca = await CertificateAuthority.open(dataDir, { passphrase });
+  try {
+    for (const [i, name] of NAMES.entries()) {
+      const k = keys[i]!;
+      const csr = await createCsr(name, k.privateKeyPem, k.publicKeyPem);
+      const cert = await ca.issueFromCsr(csr, { name, actor: 'ablation' });
+      writeClientHome(
+        join(lab.base, 'homes', name),
+        { privateKey: createPrivateKey(k.privateKeyPem), certPem: cert.pem, caPem: ca.caCertPem },
+        undefined,
+      );
+    }
+    await ca.revoke({ name: 'zed' }, 'keyCompromise', 'ablation');
+  } finally {
+    ca.close();
+  }
+}
+
+function labArgs(off: readonly LabSwitch[]): string[] {
+  return off.flatMap((s) => ['--lab-disable', s]);
+}
+
+/** One attack against a fresh copy of the lab, with every defence on or with the row's switches off. */
+async function runCell(lab: Lab, row: AblationRow, off: boolean): Promise<MitmReport> {
+  const dir = join(lab.tmp, `cell-${++lab.cells}`);
+  cpSync(lab.base, dir, { recursive: true });
+  const kdcOff = off ? row.kdc : [];
+  const clientOff = off ? row.client : [];
+  const env = { KDS_ALLOW_INSECURE: '1' };
+  const home = (name: LabName): string => join(dir, 'homes', name);
+  let kdc: KdcProcess | undefined;
+  try {
+    kdc = await lab.procs.startKdc(
+      ['--data-dir', join(dir, 'certs'), ...labArgs(kdcOff)],
+      kdcOff.length > 0 ? env : {},
+    );
+    const client = (
+      name: LabName,
+      args: string[],
+      server: string,
+      off: readonly LabSwitch[] = clientOff,
+    ): Promise<ChildResult> =>
+      runChild(
+        lab.procs,
+        ['client', ...args, '--name', name, '--home', home(name), '--server', server, ...labArgs(off)],
+        off.length > 0 ? env : {},
+      );
+    // The honest steps that set the scene keep their authentication (an end-to-end key needs it); they
+    // share the record-layer switches, without which they could not talk to this KDC at all.
+    const honestOff = clientOff.filter((s) => s !== 'authentication');
+    const plan = cellPlan(row.attack);
+    for (const step of plan.before ?? []) {
+      if (step === 'bob-keys') await expectOk(client('bob', ['keys', '--json'], kdc.url, honestOff));
+      else {
+        const mode = step === 'e2e-key' ? 'e2e' : 'kdc';
+        await expectOk(
+          client('alice', ['send-key', '--to', 'bob', '--mode', mode, '--json'], kdc.url, honestOff),
+        );
+      }
+    }
+    const mitm = await startMitm({
+      attack: findAttack(row.attack),
+      target: kdc.url,
+      host: '127.0.0.1',
+      port: 0,
+      holdMs: 200,
+      ...(plan.identity === undefined ? {} : { identity: loadIdentity(home(plan.identity)) }),
+    });
+    try {
+      await client(plan.victim, plan.args, mitm.url);
+      await Promise.race([mitm.connectionsEnded(1), delay(5_000)]);
+    } catch (err) {
+      await mitm.close().catch(() => undefined);
+      throw err;
+    }
+    // Ends the attack: live links cut, side tasks (a replayed handshake, Mallory's own sessions) awaited.
+    return await mitm.close();
+  } finally {
+    await kdc?.stop(3_000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface ChildResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runChild(procs: ProcessGroup, args: string[], env: Record<string, string>): Promise<ChildResult> {
+  const child = procs.spawnKds(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), VICTIM_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.on('error', () => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr });
+    });
+  });
+}
+
+async function expectOk(p: Promise<ChildResult>): Promise<void> {
+  const r = await p;
+  if (r.code !== 0) {
+    const last = `${r.stdout}${r.stderr}`.trim().split('\n').slice(-3).join(' ');
+    throw new EnvironmentError('unavailable', `an honest step of the ablation lab failed: ${last}`);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
