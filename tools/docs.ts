@@ -5,6 +5,7 @@
 //   npm run docs -- --check exit 1 (and say so) when docs/messages.md is not what the code renders
 //   npm run docs -- --ablation  also run the MITM lab's ablation table (`kds mitm --ablation`, a minute
 //                           or two of real processes) and write it into docs/attacks.md
+//   npm run docs -- --ablation-from FILE  the same from the report of `kds mitm --ablation --report FILE`
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
@@ -46,7 +47,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     writeFileSync(MESSAGES_MD, wanted);
     process.stdout.write('wrote docs/messages.md\n');
   }
-  if (process.argv.includes('--ablation')) {
+  const from = process.argv.indexOf('--ablation-from');
+  if (from > 0) {
+    // The report of a `kds mitm --ablation --report FILE` run: the same table without running it again.
+    const results = JSON.parse(readFileSync(process.argv[from + 1] ?? '', 'utf8')) as AblationResult[];
+    writeFileSync(ATTACKS_MD, await attacksMarkdown(results));
+    process.stdout.write('wrote the ablation table into docs/attacks.md\n');
+  } else if (process.argv.includes('--ablation')) {
     const { runAblation } = await import('../client/mitm/ablation.js');
     const results = await runAblation({
       onCell: (c) =>

@@ -98,8 +98,8 @@ export const ABLATION_ROWS: readonly AblationRow[] = [
   {
     attack: 'unknown-key-share',
     ...both('authentication', 'e2e-transcript-signature'),
-    without: 'succeeded',
-    why: "two defences: Mallory must first be inside the receiver's channel (authentication off), then the sender's signature that names both parties must go unchecked",
+    without: 'failed',
+    why: "Mallory is inside the receiver's channel (authentication off) and the sender's signature goes unchecked, yet Bob still refuses: the wrapped key is sealed under the same transcript (both names), so renaming the sender breaks the unwrap; no switch removes that binding",
   },
   {
     attack: 'relay-substitute',

@@ -1,8 +1,9 @@
 // `kds mitm --ablation`: the whole ablation table, live (docs/attacks.md, "Ablation"). Self-contained
 // like `kds demo`: a temporary directory (0700) with a CA of its own (`kds server init` as a child
-// process), certificates for alice, bob, mallory and zed (zed then revoked), and for every cell a copy
-// of that lab, a real KDC child process, the honest clients and the victim as `kds client` children,
-// and Mallory in this process. Every attack runs twice: with all defences on, and with its row's
+// process), certificates for alice, bob, mallory and zed (zed then revoked); a real KDC child process
+// with every defence on that the all-on cells share one after the other (each sets its own scene, as in
+// the matrix test), and for every cell with switches off a fresh copy of the lab and a KDC of its own;
+// the honest clients and the victim as `kds client` children, and Mallory in this process. Every attack runs twice: with all defences on, and with its row's
 // switches off (client/mitm/ablation-plan.ts); only the children of that second run get the switches
 // (`--lab-disable`, with KDS_ALLOW_INSECURE=1 in their environment only). Nothing is left behind: every
 // child is stopped and the directory removed, on success, on failure and on Ctrl-C.
@@ -91,15 +92,29 @@ export async function runAblation(opts: AblationOptions = {}): Promise<AblationR
     const lab: Lab = { tmp, base: join(tmp, 'base'), procs, cells: 0 };
     await prepareLab(lab, passphrase);
     type Job = { row: AblationRow; off: boolean };
-    const jobs: Job[] = rows.flatMap((row) => [
-      { row, off: false },
-      { row, off: true },
-    ]);
+    // The all-on cells share one KDC, one after the other (as the matrix test does: each cell sets its
+    // own scene); every cell with switches off gets a fresh copy of the lab and a KDC of its own.
+    const onJobs: Job[] = rows.map((row) => ({ row, off: false }));
+    const offJobs: Job[] = rows.map((row) => ({ row, off: true }));
+    let shared: Promise<Scene> | undefined;
     const results = new Map<string, { on?: MitmReport; off?: MitmReport }>();
-    const worker = async (): Promise<void> => {
-      for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) {
+    const worker = async (takesAllOn: boolean): Promise<void> => {
+      const next = (): Job | undefined =>
+        takesAllOn ? (onJobs.shift() ?? offJobs.shift()) : offJobs.shift();
+      for (let job = next(); job !== undefined; job = next()) {
         if (opts.signal?.aborted === true) throw new EnvironmentError('unavailable', 'interrupted');
-        const report = await runCell(lab, job.row, job.off);
+        let report: MitmReport;
+        if (job.off) {
+          const scene = await openScene(lab, job.row.kdc);
+          try {
+            report = await playCell(lab, scene, job.row, job.row.client);
+          } finally {
+            await scene.close();
+          }
+        } else {
+          shared ??= openScene(lab, []);
+          report = await playCell(lab, await shared, job.row, []);
+        }
         const entry = results.get(job.row.attack) ?? {};
         if (job.off) entry.off = report;
         else entry.on = report;
@@ -112,8 +127,12 @@ export async function runAblation(opts: AblationOptions = {}): Promise<AblationR
         });
       }
     };
-    const n = Math.max(1, Math.min(opts.concurrency ?? 2, jobs.length));
-    await Promise.all(Array.from({ length: n }, () => worker()));
+    const n = Math.max(1, Math.min(opts.concurrency ?? 2, rows.length * 2));
+    try {
+      await Promise.all(Array.from({ length: n }, (_, i) => worker(i === 0)));
+    } finally {
+      await (await shared?.catch(() => undefined))?.close();
+    }
     return rows.map((row) => {
       const r = results.get(row.attack)!;
       return {
@@ -165,65 +184,88 @@ function labArgs(off: readonly LabSwitch[]): string[] {
   return off.flatMap((s) => ['--lab-disable', s]);
 }
 
-/** One attack against a fresh copy of the lab, with every defence on or with the row's switches off. */
-async function runCell(lab: Lab, row: AblationRow, off: boolean): Promise<MitmReport> {
+const LAB_ENV = { KDS_ALLOW_INSECURE: '1' };
+
+/** A copy of the lab and a KDC serving it, with `kdcOff` switched off. */
+interface Scene {
+  dir: string;
+  kdc: KdcProcess;
+  close(): Promise<void>;
+}
+
+async function openScene(lab: Lab, kdcOff: readonly LabSwitch[]): Promise<Scene> {
   const dir = join(lab.tmp, `cell-${++lab.cells}`);
   cpSync(lab.base, dir, { recursive: true });
-  const kdcOff = off ? row.kdc : [];
-  const clientOff = off ? row.client : [];
-  const env = { KDS_ALLOW_INSECURE: '1' };
-  const home = (name: LabName): string => join(dir, 'homes', name);
-  let kdc: KdcProcess | undefined;
   try {
-    kdc = await lab.procs.startKdc(
+    const kdc = await lab.procs.startKdc(
       ['--data-dir', join(dir, 'certs'), ...labArgs(kdcOff)],
-      kdcOff.length > 0 ? env : {},
+      kdcOff.length > 0 ? LAB_ENV : {},
     );
-    const client = (
-      name: LabName,
-      args: string[],
-      server: string,
-      off: readonly LabSwitch[] = clientOff,
-    ): Promise<ChildResult> =>
-      runChild(
-        lab.procs,
-        ['client', ...args, '--name', name, '--home', home(name), '--server', server, ...labArgs(off)],
-        off.length > 0 ? env : {},
-      );
-    // The honest steps that set the scene keep their authentication (an end-to-end key needs it); they
-    // share the record-layer switches, without which they could not talk to this KDC at all.
-    const honestOff = clientOff.filter((s) => s !== 'authentication');
-    const plan = cellPlan(row.attack);
-    for (const step of plan.before ?? []) {
-      if (step === 'bob-keys') await expectOk(client('bob', ['keys', '--json'], kdc.url, honestOff));
-      else {
-        const mode = step === 'e2e-key' ? 'e2e' : 'kdc';
-        await expectOk(
-          client('alice', ['send-key', '--to', 'bob', '--mode', mode, '--json'], kdc.url, honestOff),
-        );
-      }
-    }
-    const mitm = await startMitm({
-      attack: findAttack(row.attack),
-      target: kdc.url,
-      host: '127.0.0.1',
-      port: 0,
-      holdMs: 200,
-      ...(plan.identity === undefined ? {} : { identity: loadIdentity(home(plan.identity)) }),
-    });
-    try {
-      await client(plan.victim, plan.args, mitm.url);
-      await Promise.race([mitm.connectionsEnded(1), delay(5_000)]);
-    } catch (err) {
-      await mitm.close().catch(() => undefined);
-      throw err;
-    }
-    // Ends the attack: live links cut, side tasks (a replayed handshake, Mallory's own sessions) awaited.
-    return await mitm.close();
-  } finally {
-    await kdc?.stop(3_000);
+    return {
+      dir,
+      kdc,
+      close: async () => {
+        await kdc.stop(3_000);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
     rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
+}
+
+/** One attack in a scene: the honest steps, Mallory, the victim (with `clientOff`), Mallory's report. */
+async function playCell(
+  lab: Lab,
+  scene: Scene,
+  row: AblationRow,
+  clientOff: readonly LabSwitch[],
+): Promise<MitmReport> {
+  const { dir, kdc } = scene;
+  const env = LAB_ENV;
+  const home = (name: LabName): string => join(dir, 'homes', name);
+  const client = (
+    name: LabName,
+    args: string[],
+    server: string,
+    off: readonly LabSwitch[] = clientOff,
+  ): Promise<ChildResult> =>
+    runChild(
+      lab.procs,
+      ['client', ...args, '--name', name, '--home', home(name), '--server', server, ...labArgs(off)],
+      off.length > 0 ? env : {},
+    );
+  // The honest steps that set the scene keep their authentication (an end-to-end key needs it); they
+  // share the record-layer switches, without which they could not talk to this KDC at all.
+  const honestOff = clientOff.filter((s) => s !== 'authentication');
+  const plan = cellPlan(row.attack);
+  for (const step of plan.before ?? []) {
+    if (step === 'bob-keys') await expectOk(client('bob', ['keys', '--json'], kdc.url, honestOff));
+    else {
+      const mode = step === 'e2e-key' ? 'e2e' : 'kdc';
+      await expectOk(
+        client('alice', ['send-key', '--to', 'bob', '--mode', mode, '--json'], kdc.url, honestOff),
+      );
+    }
+  }
+  const mitm = await startMitm({
+    attack: findAttack(row.attack),
+    target: kdc.url,
+    host: '127.0.0.1',
+    port: 0,
+    holdMs: 200,
+    ...(plan.identity === undefined ? {} : { identity: loadIdentity(home(plan.identity)) }),
+  });
+  try {
+    await client(plan.victim, plan.args, mitm.url);
+    await Promise.race([mitm.connectionsEnded(1), delay(5_000)]);
+  } catch (err) {
+    await mitm.close().catch(() => undefined);
+    throw err;
+  }
+  // Ends the attack: live links cut, side tasks (a replayed handshake, Mallory's own sessions) awaited.
+  return await mitm.close();
 }
 
 interface ChildResult {

@@ -93,6 +93,18 @@ t.test('no source outside cli/ reads the environment next to a switch', async (t
   );
 });
 
+t.test('docs/attacks.md lists every switch with what it removes', async (t) => {
+  const doc = readFileSync(join(ROOT, 'docs', 'attacks.md'), 'utf8');
+  for (const s of LAB_SWITCHES)
+    t.match(
+      doc,
+      new RegExp(
+        `\\| \`${s}\` +\\| [^|]+\\| [^|]*${LAB_SWITCH_EFFECT[s].slice(0, 30).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`,
+      ),
+      s,
+    );
+});
+
 t.test('the default is all on, frozen; a set with switches off is frozen too', async (t) => {
   t.ok(Object.isFrozen(ALL_DEFENCES_ON));
   t.same(switchedOff(ALL_DEFENCES_ON), []);
