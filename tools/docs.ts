@@ -55,7 +55,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stdout.write('wrote the ablation table into docs/attacks.md\n');
   } else if (process.argv.includes('--ablation')) {
     const { runAblation } = await import('../client/mitm/ablation.js');
+    const { issueLabIdentities } = await import('../cli/ablation-lab.js');
     const results = await runAblation({
+      issueIdentities: issueLabIdentities,
       onCell: (c) =>
         process.stderr.write(`${c.attack} [${c.defences.join(' + ') || 'all on'}]: ${c.outcome}\n`),
     });

@@ -328,7 +328,9 @@ async function ablation(argv: MitmArgs): Promise<number> {
   process.once('SIGTERM', stop);
   let results;
   try {
+    const { issueLabIdentities } = await import('../ablation-lab.js');
     results = await runAblation({
+      issueIdentities: issueLabIdentities,
       signal: controller.signal,
       onCell: (c) =>
         process.stderr.write(

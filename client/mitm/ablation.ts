@@ -14,14 +14,9 @@
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPrivateKey } from 'node:crypto';
 import { randomBytes } from '../../shared/crypto/random.js';
-import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError } from '../../shared/errors.js';
 import type { LabSwitch } from '../../shared/lab-switches.js';
-import { createCsr } from '../../shared/pki/csr.js';
-import { CertificateAuthority } from '../../server/ca/authority.js';
-import { writeClientHome } from '../home.js';
 import { ProcessGroup, type KdcProcess } from '../demo/processes.js';
 import type { Outcome } from './attack.js';
 import { ABLATION_ROWS, cellPlan, rowSwitches, type AblationRow, type LabName } from './ablation-plan.js';
@@ -58,7 +53,21 @@ export interface CellEvent {
   summary: string;
 }
 
+/**
+ * Issues certificates to `names` from the CA in `dataDir` (passphrase given) into client homes under
+ * `homesDir/<name>`, then revokes `revoke`'s. Supplied by the caller (cli/ablation-lab.ts): client/
+ * never links the CA's code, and no KDC runs yet, so it is the only writer.
+ */
+export type IssueLabIdentities = (
+  dataDir: string,
+  passphrase: string,
+  homesDir: string,
+  names: readonly string[],
+  revoke: string,
+) => Promise<void>;
+
 export interface AblationOptions {
+  issueIdentities: IssueLabIdentities;
   /** The attacks to run (default: every row, in catalog order). */
   attacks?: readonly string[];
   /** Cells run at once (default 2: one per core of a small machine). */
@@ -75,7 +84,7 @@ interface Lab {
 }
 
 /** Runs the table; resolves with one result per row, in the order of ABLATION_ROWS. */
-export async function runAblation(opts: AblationOptions = {}): Promise<AblationResult[]> {
+export async function runAblation(opts: AblationOptions): Promise<AblationResult[]> {
   const rows = ABLATION_ROWS.filter((r) => opts.attacks === undefined || opts.attacks.includes(r.attack));
   const tmp = mkdtempSync(join(tmpdir(), 'kds-ablation-'));
   chmodSync(tmp, 0o700);
@@ -90,7 +99,7 @@ export async function runAblation(opts: AblationOptions = {}): Promise<AblationR
   opts.signal?.addEventListener('abort', abort, { once: true });
   try {
     const lab: Lab = { tmp, base: join(tmp, 'base'), procs, cells: 0 };
-    await prepareLab(lab, passphrase);
+    await prepareLab(lab, passphrase, opts.issueIdentities);
     type Job = { row: AblationRow; off: boolean };
     // The all-on cells share one KDC, one after the other (as the matrix test does: each cell sets its
     // own scene); every cell with switches off gets a fresh copy of the lab and a KDC of its own.
@@ -157,27 +166,11 @@ export async function runAblation(opts: AblationOptions = {}): Promise<AblationR
  * zed (zed's then revoked), written to their client homes. Issued by the CA in this process before any
  * KDC runs (no concurrent writer): the same records and files enrollment produces.
  */
-async function prepareLab(lab: Lab, passphrase: string): Promise<void> {
+async function prepareLab(lab: Lab, passphrase: string, issue: IssueLabIdentities): Promise<void> {
   const dataDir = join(lab.base, 'certs');
   mkdirSync(lab.base, { recursive: true, mode: 0o700 });
   await lab.procs.runKds(['server', 'init', '--data-dir', dataDir, '--ca-key-bits', LAB_CA_BITS, '--json']);
-  const keys = await Promise.all(NAMES.map(() => generateRsaKeyPair(2048)));
-  const ca = await CertificateAuthority.open(dataDir, { passphrase });
-  try {
-    for (const [i, name] of NAMES.entries()) {
-      const k = keys[i]!;
-      const csr = await createCsr(name, k.privateKeyPem, k.publicKeyPem);
-      const cert = await ca.issueFromCsr(csr, { name, actor: 'ablation' });
-      writeClientHome(
-        join(lab.base, 'homes', name),
-        { privateKey: createPrivateKey(k.privateKeyPem), certPem: cert.pem, caPem: ca.caCertPem },
-        undefined,
-      );
-    }
-    await ca.revoke({ name: 'zed' }, 'keyCompromise', 'ablation');
-  } finally {
-    ca.close();
-  }
+  await issue(dataDir, passphrase, join(lab.base, 'homes'), NAMES, 'zed');
 }
 
 function labArgs(off: readonly LabSwitch[]): string[] {
