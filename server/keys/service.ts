@@ -463,7 +463,9 @@ export class KeyService {
     });
     const digest = ciphertextDigest(req.ciphertext);
     const owner = this.#certificate(rec.ownerCert);
-    verifyTranscriptSignature('sender', transcriptHash, digest, req.signature, owner.key);
+    // LAB SWITCH e2e-transcript-signature: the sender's signature over the key transcript is not verified.
+    if (!labOff(this.#defences, 'e2e-transcript-signature'))
+      verifyTranscriptSignature('sender', transcriptHash, digest, req.signature, owner.key);
     return {
       write: () => {
         const at = this.#now();
@@ -601,7 +603,8 @@ export class KeyService {
     // The digests first: if the record no longer matches itself or the caller's copy, that is the
     // answer (`mismatch`), whatever the signature says (a tampered record changes the transcript too).
     const consistent = (await this.#recordConsistent(rec)) && equalBytes(req.digest, rec.digest!);
-    if (consistent && req.signature !== undefined) {
+    // LAB SWITCH e2e-transcript-signature: the receiver's signature over the key transcript is not verified.
+    if (consistent && req.signature !== undefined && !labOff(this.#defences, 'e2e-transcript-signature')) {
       verifyTranscriptSignature(
         'receiver',
         this.#transcriptOf(rec),

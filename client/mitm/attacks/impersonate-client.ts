@@ -40,7 +40,18 @@ export const impersonateClient: AttackModule = {
   connection(link) {
     const ctx = link.ctx;
     let acted = false;
+    let forgedAs: string | undefined;
     return {
+      fromServer(frame) {
+        // After the forged client_finish the KDC answers with an alert (bad_mac) or, having accepted
+        // the handshake, with its first record: the session is established under Mallory's certificate.
+        if (forgedAs !== undefined && !link.decided && viewFrame(frame).kind === 'record') {
+          link.succeed(
+            `the KDC established ${link.victimName ?? 'the victim'}'s connection as ${forgedAs}: it accepted a Finished MAC computed over another transcript`,
+          );
+        }
+        link.toClient(frame);
+      },
       async fromClient(frame) {
         const v = viewFrame(frame);
         if (v.frame?.t === 'client_finish' && !acted) {
@@ -69,6 +80,7 @@ export const impersonateClient: AttackModule = {
             const sig = await signPss(signatureInput('client', th), id.privateKey);
             const mac = (decodeFrame(frame) as { mac: Uint8Array }).mac;
             const forged = appendEntries(appendEntries(core, [['sig', sig]]), [['mac', mac]]);
+            forgedAs = id.name;
             link.toServer(
               forged,
               'modify',

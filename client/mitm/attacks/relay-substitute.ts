@@ -98,7 +98,7 @@ export const relaySubstitute: AttackModule = {
       fromClient: (f) => hooks.fromClient!(f),
       fromServer: (f) => hooks.fromServer!(f),
       closed() {
-        if (link.decided || hooks.interceptor === undefined) return;
+        if (link.decided || hooks.interceptor?.established !== true) return;
         if (swaps.size === 0) link.inconclusive('no end-to-end key exchange passed through this connection');
         else
           link.fail(

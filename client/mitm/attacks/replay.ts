@@ -9,6 +9,7 @@ import WebSocket, { type RawData } from 'ws';
 import { defenceForCode, WIRE } from '../../../shared/defences.js';
 import type { AttackModule } from '../attack.js';
 import type { MitmContext } from '../context.js';
+import type { Link } from '../link.js';
 import { viewFrame } from '../frames.js';
 import { MITM_MAX_PAYLOAD } from '../link.js';
 import { onFirstRecord } from '../tactics.js';
@@ -30,19 +31,18 @@ export const replay: AttackModule = {
     why: 'the same record layer; a replayed handshake fails its Finished MAC',
   },
   connection(link) {
+    // KDC records seen when the copy went out: a KDC that refuses it closes with record_auth; one that
+    // accepts it answers it like the original and goes on.
+    let repliesBefore: number | undefined;
     const hooks = onFirstRecord(link, 'client', (frame) => {
       link.toServer(frame, 'forward');
       link.toServer(frame, 'replay', 'the same record again');
-      link.expect({
-        defence: 'sequence number',
-        toward: 'server',
-        codes: ['record_auth'],
-        what: 'replayed a record in the same session',
-      });
+      repliesBefore = link.records.s2c;
     });
     return {
       ...hooks,
       closed() {
+        if (repliesBefore !== undefined) judgeSameSession(link, repliesBefore);
         const ch = link.clientHello;
         const cf = link.clientFinish;
         if (ch !== undefined && cf !== undefined) link.ctx.task(() => replayHandshake(link.ctx, ch, cf));
@@ -50,6 +50,44 @@ export const replay: AttackModule = {
     };
   },
 };
+
+/**
+ * The copy's fate, from what the KDC did after it: a code of its own (record_auth: the sequence number
+ * at work) is a failure; no refusal and more records from the KDC mean it opened the copy and answered
+ * it (the victim, which asked once, then gets a second answer: unexpected_message on its side).
+ */
+function judgeSameSession(link: Link, repliesBefore: number): void {
+  // The first code seen: a close is mirrored to the other side, so a later code may be an echo.
+  const first = link.observed[0];
+  const refusal = first?.from === 'server' ? first : undefined;
+  if (refusal !== undefined) {
+    // The copy's tag is intact: record_auth here is the sequence number at work (wrong nonce).
+    const d =
+      refusal.code === 'record_auth'
+        ? { defence: 'sequence number' as const }
+        : defenceForCode(refusal.code, WIRE);
+    if (d !== undefined)
+      link.fail(
+        d.defence,
+        `replayed a record in the same session: the KDC refused it (${refusal.code})`,
+        refusal.code,
+      );
+    else link.inconclusive(`replayed a record: the KDC ended the session with ${refusal.code}`);
+    return;
+  }
+  const after = link.records.s2c - repliesBefore;
+  if (after > 0) {
+    const victim = link.observed.find((o) => o.from === 'client');
+    link.succeed(
+      `replayed a record in the same session: the KDC opened the copy and went on (${after} record${after === 1 ? '' : 's'} after it)${victim?.code === 'unexpected_message' ? '; the victim got a second answer to a request it sent once' : ''}`,
+    );
+    return;
+  }
+  link.fail(
+    'sequence number',
+    'replayed a record in the same session: the KDC closed the session without another word',
+  );
+}
 
 /** A fresh connection that replays a recorded handshake; its fate is a finding of Mallory's own. */
 function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Buffer): Promise<void> {

@@ -97,7 +97,7 @@ export const unknownKeyShare: AttackModule = {
       fromClient: (f) => hooks.fromClient!(f),
       fromServer: (f) => hooks.fromServer!(f),
       closed() {
-        if (link.decided || hooks.interceptor === undefined) return;
+        if (link.decided || hooks.interceptor?.established !== true) return;
         if (ctx.settings.identity === undefined)
           link.inconclusive('no identity to put in the delivery (--identity)');
         else if (rewritten.size === 0) link.inconclusive('no key delivery passed through this connection');
