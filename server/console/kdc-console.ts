@@ -32,6 +32,7 @@ export function startKdcConsole(src: {
   sessions: SessionTable;
   events: EventBus;
   log: (line: string) => void;
+  labDisabled?: readonly string[];
 }): KdcConsole {
   const assets = loadConsoleAssets();
   const feed = new ConsoleFeed();
@@ -46,6 +47,7 @@ export function startKdcConsole(src: {
       ca: src.ca,
       sessions: src.sessions,
       exchangeOf: (s) => watch.exchangeOf(s as Connection),
+      ...(src.labDisabled === undefined ? {} : { labDisabled: src.labDisabled }),
     });
     const json = JSON.stringify(next);
     if (json === lastJson) return;

@@ -17,6 +17,8 @@ export interface StateSources {
   sessions: SessionTable;
   /** The exchange number of a session (the console's own numbering). */
   exchangeOf(session: unknown): number;
+  /** The defences switched off by `--lab-disable` (empty outside the MITM lab). */
+  labDisabled?: readonly string[];
 }
 
 export function readKdcState(src: StateSources): ConsoleState {
@@ -41,6 +43,9 @@ export function readKdcState(src: StateSources): ConsoleState {
     keys: keys.slice(-MAX_ROWS),
     crlNumber: src.store.getCrlState()?.crlNumber ?? 0,
     truncated: certs.length > MAX_ROWS || keys.length > MAX_ROWS,
+    ...(src.labDisabled === undefined || src.labDisabled.length === 0
+      ? {}
+      : { labDisabled: [...src.labDisabled] }),
     counts: {
       certsActive: count(certs, (c) => c.status === 'active'),
       certsRevoked: count(certs, (c) => c.status === 'revoked'),

@@ -133,6 +133,8 @@ export interface ConsoleState {
   crlNumber: number;
   /** True when the lists were cut to their limit (the counts stay exact). */
   truncated: boolean;
+  /** MITM lab only: the defences this KDC runs with switched off (`--lab-disable`); absent otherwise. */
+  labDisabled?: string[];
   counts: {
     certsActive: number;
     certsRevoked: number;

@@ -73,6 +73,7 @@ t.test('markup in every network-sourced string stays text', async (t) => {
       keys: PAYLOADS.map((p) => ({ serial: p, owner: p, peer: p, state: p, reason: p })),
       crlNumber: 1,
       truncated: false,
+      labDisabled: PAYLOADS,
       counts: { certsActive: 0, certsRevoked: 0, keysActive: 0, keysRevoked: 0, keysExpired: 0 },
     },
   });
@@ -105,6 +106,12 @@ t.test('markup in every network-sourced string stays text', async (t) => {
   t.ok(
     (await page.locator('#exchange option').allTextContents()).some((o) => o.includes('<img')),
     'the exchange picker shows the name as text',
+  );
+  t.ok(await page.locator('#lab-disabled').isVisible(), 'the switched-off defences are shown');
+  t.match(
+    (await page.locator('#lab-disabled').textContent()) ?? '',
+    /^MITM lab: defences OFF: /,
+    'named as text after a fixed label',
   );
   t.same(problems, [], 'no script error or dialog');
 });

@@ -30,6 +30,12 @@ export function renderPanel(state: ConsoleState | undefined, events: Kept[], cur
       ),
     );
   }
+  // A MITM lab KDC with defences switched off says so above everything else: what the page shows
+  // then is an experiment, not the protocol.
+  const off = rows<unknown>(state?.labDisabled).map((name) => str(name, 40));
+  const lab = byId('lab-disabled');
+  lab.hidden = off.length === 0;
+  lab.textContent = off.length === 0 ? '' : `MITM lab: defences OFF: ${off.join(', ')}`;
   const counts = state?.counts;
   byId('cert-counts').textContent =
     counts === undefined ? '' : `${num(counts.certsActive)} active, ${num(counts.certsRevoked)} revoked`;

@@ -7,6 +7,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { ConsoleAccess } from '../../../server/console/access.js';
 import { CONSOLE_CSP } from '../../../server/console/http.js';
 import type { ConsoleEvent } from '../../../shared/console/events.js';
+import { defencesWithout } from '../../../shared/lab-switches.js';
 import { issueTestClient, rawSocket, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
 
 t.setTimeout(60_000);
@@ -178,3 +179,24 @@ t.test('without --console there is no console', async (t) => {
   t.equal((await get(`${kdc.httpUrl}/console`)).status, 404);
   t.equal((await get(`${kdc.httpUrl}/console/events`)).status, 404);
 });
+
+t.test(
+  'a MITM lab KDC says in the state panel which defences are off; a normal KDC says nothing',
+  async (t) => {
+    const firstState = async (url: string): Promise<ConsoleEvent> => {
+      const { events } = await readFeed(url, (es) => es.some((e) => e.kind === 'state'));
+      return events.find((e) => e.kind === 'state')!;
+    };
+    const lab = await startTestKdc(t, {
+      console: true,
+      defences: defencesWithout(['sequence-number', 'finished-mac']),
+    });
+    const labState = await firstState(`${lab.kdc.httpUrl}/console/events`);
+    t.ok(labState.kind === 'state');
+    if (labState.kind === 'state')
+      t.same([...(labState.state.labDisabled ?? [])].sort(), ['finished-mac', 'sequence-number']);
+    const normal = await startTestKdc(t, { console: true });
+    const normalState = await firstState(`${normal.kdc.httpUrl}/console/events`);
+    t.ok(normalState.kind === 'state' && !('labDisabled' in normalState.state), 'no labDisabled field');
+  },
+);
