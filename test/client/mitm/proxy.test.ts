@@ -52,7 +52,15 @@ t.test('substitute-dh against a secure client: bad_signature in the handshake, n
   const report = await m.close();
   t.equal(report.summary, 'attack substitute-dh: FAILED — stopped by transcript signature');
   t.equal(report.stolen, null);
-  t.ok(report.frames.some((f) => f.type === 'server_hello' && f.action === 'modify'));
+  // She keeps the KDC's server_hello and sends her own (her DH share under the KDC's certificate).
+  t.ok(
+    report.frames.some((f) => f.type === 'server_hello' && f.action === 'terminate'),
+    "the KDC's hello kept",
+  );
+  t.ok(
+    report.frames.some((f) => f.type === 'server_hello' && f.action === 'inject'),
+    'her own hello sent',
+  );
 });
 
 t.test(
