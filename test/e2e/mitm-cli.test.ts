@@ -238,12 +238,15 @@ t.test('the watch output of substitute-dh, and the victim naming the defence', a
   t.match(victim.stderr, /handshake failed: server signature over transcript invalid \(possible MITM\)/);
   t.match(victim.stderr, /stopped by: transcript signature/);
   t.equal(await exited, 0);
+  // Against an authenticated client Mallory keeps each hello and sends her own in its place.
   t.match(
     out,
-    /#1 client {2}-> kdc {4}client_hello +\d+ B {2}modify/,
+    /#1 client {2}-> kdc {4}client_hello +\d+ B {2}terminate/,
     'one line per frame: direction, type, size, action',
   );
-  t.match(out, /#1 kdc {5}-> client server_hello +\d+ B {2}modify/);
+  t.match(out, /#1 mallory -> kdc {4}client_hello +\d+ B {2}inject/);
+  t.match(out, /#1 kdc {5}-> client server_hello +\d+ B {2}terminate/);
+  t.match(out, /#1 mallory -> client server_hello +\d+ B {2}inject/);
   t.notOk(out.includes('\u001b['), 'no colour when not on a terminal');
   t.match(out, /attack substitute-dh: FAILED — stopped by transcript signature/);
 });
