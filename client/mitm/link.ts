@@ -321,7 +321,7 @@ export class Link {
       if (defence !== undefined) {
         this.fail(
           defence,
-          `${e.what}: the ${seen.from === 'server' ? 'KDC' : 'victim'} refused it (${seen.code})`,
+          `${e.what}: the ${seen.from === 'server' ? 'KDC' : 'victim'} refused it`,
           seen.code,
         );
       } else {
