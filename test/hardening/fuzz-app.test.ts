@@ -125,12 +125,15 @@ t.test(
     const ownPrekey = await generatePrekey({ name: me.name, certSerial: me.cert.serialHex }, me.privateKey);
     const pair = await testKeyPair();
     const csr = await createCsr('newcomer', pair.privateKeyPem, pair.publicKeyPem);
+    const renewPair = await testKeyPair();
+    const renewCsr = await createCsr(me.name, renewPair.privateKeyPem, renewPair.publicKeyPem);
 
     const templates: Template[] = [
       { type: 'ping', role: 'client', body: { data: Buffer.alloc(16, 7) } },
       { type: 'cert.status', role: 'client', body: { serial: peer.cert.serialHex } },
       { type: 'cert.revoke', role: 'client', body: { serial: peer.cert.serialHex, reason: 'keyCompromise' } },
       { type: 'enroll', role: 'enroll', body: { token: 'A'.repeat(43), csr } },
+      { type: 'cert.renew', role: 'client', body: { csr: renewCsr } },
       { type: 'admin.token', role: 'admin', body: { name: 'newcomer', ttl: 60_000 } },
       { type: 'key.peer', role: 'client', body: { name: 'peer-b' } },
       {
