@@ -403,7 +403,13 @@ async function serve(
   // Loaded only when asked for: without a console no module, timer or object of it exists.
   const kdcConsole =
     opts.console === true
-      ? (await import('../console/kdc-console.js')).startKdcConsole({ ca, sessions, events, log, labDisabled })
+      ? (await import('../console/kdc-console.js')).startKdcConsole({
+          ca,
+          sessions,
+          events,
+          log,
+          labDisabled,
+        })
       : undefined;
   const connectionHost: ConnectionHost = {
     ...(kdcConsole === undefined ? {} : { watch: kdcConsole.watch }),
