@@ -1,10 +1,15 @@
-// The suite's own set-up (test/helpers/preload.ts, test/helpers/tap-build.ts): test processes run
-// without the module loaders of the tap plugins .taprc leaves out, and the processes a test starts run
-// without tap's process-info loader unless coverage is collected (then they keep it, to be covered).
+// The suite's own set-up (test/helpers/preload.ts, tap-build.ts, template.ts): test processes run
+// without the module loaders of the tap plugins .taprc leaves out, the processes a test starts run
+// without tap's process-info loader unless coverage is collected (then they keep it, to be covered),
+// and the run builds the initialised data directory and key pairs that test processes copy once.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { initDataDir } from '../helpers/kds-process.js';
 import { withoutProcessInfo } from '../helpers/node-options.js';
+import { pooledKeyPair, runTemplate, templateDir } from '../helpers/template.js';
 
 const run = promisify(execFile);
 const coverage = process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1';
@@ -40,3 +45,28 @@ t.test(`a child process ${coverage ? 'keeps' : 'starts without'} the process-inf
     t.same(seen.e, [], 'coverage off: none of its variables either');
   }
 });
+
+t.test(
+  'the run builds one template: data directory 0700, private files 0600, copied per caller',
+  async (t) => {
+    const dir = await runTemplate();
+    t.equal(dir, templateDir(), 'under tap: the run has a template, named after the runner');
+    if (dir === undefined) return;
+    const shared = join(dir, 'data');
+    t.equal(statSync(templateDir()).mode & 0o777, 0o700, 'template directory 0700');
+    t.equal(statSync(join(templateDir(), 'keys.json')).mode & 0o777, 0o600, 'pooled keys 0600');
+    const a = await initDataDir(t);
+    const b = await initDataDir(t);
+    t.not(a, b, 'each caller gets its own copy');
+    t.not(a, shared, 'never the template itself');
+    for (const dir of [shared, a]) {
+      t.equal(statSync(dir).mode & 0o777, 0o700, `${dir} is 0700`);
+      for (const f of ['root_private_key.pem', 'server/key.pem', 'admin/key.pem']) {
+        t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, `${f} is 0600`);
+      }
+    }
+    const [k0, k0again, k1] = await Promise.all([pooledKeyPair(0), pooledKeyPair(0), pooledKeyPair(1)]);
+    t.equal(k0.publicKeyPem, k0again.publicKeyPem, 'the same index, the same pair');
+    t.not(k0.publicKeyPem, k1.publicKeyPem, 'another index, another pair');
+  },
+);
