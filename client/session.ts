@@ -9,7 +9,7 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
 import { DH_GROUPS, type DhGroup } from '../shared/crypto/dh.js';
-import { signPss } from '../shared/crypto/rsa.js';
+import { pssSigner } from '../shared/crypto/signer.js';
 import {
   KdsError,
   InputError,
@@ -185,7 +185,7 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
             throw new InputError('bad_request', 'auth mode needs credentials');
           ownCert = parseCertificate(opts.credentials.certPem);
           const key = opts.credentials.privateKey;
-          return { credentials: { certificateDer: ownCert.der, sign: (d: Buffer) => signPss(d, key) } };
+          return { credentials: { certificateDer: ownCert.der, sign: pssSigner(key) } };
         })()
       : {}),
     ...(ca !== undefined

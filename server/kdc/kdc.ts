@@ -12,7 +12,8 @@ import type { Duplex } from 'node:stream';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
-import { signPss, verifyPssAsync } from '../../shared/crypto/rsa.js';
+import { verifyPssAsync } from '../../shared/crypto/rsa.js';
+import { pssSigner } from '../../shared/crypto/signer.js';
 import { KdsError, InputError, PolicyError, EnvironmentError, type ErrorCode } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import { LAB_MAX_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
@@ -387,7 +388,7 @@ async function serve(
 
   const credentials = {
     certificateDer: credential.cert.der,
-    sign: (data: Buffer) => signPss(data, serverKey), // callback form: the thread pool, not the event loop
+    sign: pssSigner(serverKey), // callback form: the thread pool, not the event loop
   };
   // The audit chain's head, signed with the KDC key now, periodically and (below, at stop) last.
   const auditSigner = new AuditHeadSigner({

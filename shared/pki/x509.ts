@@ -59,6 +59,7 @@ import {
 } from './extensions.js';
 import { assertValidName } from './names.js';
 import { OID } from './oids.js';
+import { PKCS1_SHA256, requireScheme, type CertificateSigner } from '../crypto/signer.js';
 import { derToPem, pemToDer } from './pem.js';
 import { importRsaSpki, rsaSpkiDer, rsaSpkiPem } from './spki.js';
 import { normalizeSerialHex, serialHexFromBytes } from './serial.js';
@@ -66,7 +67,7 @@ import { normalizeSerialHex, serialHexFromBytes } from './serial.js';
 export { derToPem, pemToDer } from './pem.js';
 
 /** Produces the sha256WithRSAEncryption (RSASSA-PKCS1-v1_5, SHA-256) signature of the DER bytes given. */
-export type Signer = (tbsDer: Buffer) => Promise<Buffer>;
+export type Signer = CertificateSigner;
 
 export type Profile = 'root-ca' | 'server' | 'client' | 'admin';
 
@@ -414,6 +415,7 @@ export async function buildParsedCertificate(
     extensions: profileExtensions(spec, ski, aki, sans),
   });
 
+  requireScheme(sign, PKCS1_SHA256, 'a certificate');
   const signature = await sign(tbs);
   const der = derSequence([tbs, SHA256_WITH_RSA, derBitString(signature)]);
 
