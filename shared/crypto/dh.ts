@@ -61,7 +61,8 @@ export const FFDHE2048_PRIVATE_BYTES = 32;
 
 const P_MINUS_1 = (() => {
   const b = Buffer.from(FFDHE2048_PRIME);
-  b[b.length - 1] -= 1; // p ends in 0xff: no borrow
+  const last = b.length - 1;
+  b.writeUInt8(b.readUInt8(last) - 1, last); // p ends in 0xff: no borrow
   return b;
 })();
 
