@@ -33,9 +33,9 @@ import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js'
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
 
 /** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
-export const KDC_CERT_NAME = 'kdc';
-export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const KDC_CERT_NAME = 'kdc';
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export interface SessionCredentials {
   privateKey: KeyObject;
@@ -113,7 +113,7 @@ export interface ClientSession {
   exportKeyingMaterial(label: string, length: number): Buffer;
 }
 
-export function certificateFacts(cert: ParsedCertificate): CertificateFacts {
+function certificateFacts(cert: ParsedCertificate): CertificateFacts {
   return {
     subjectCN: cert.subjectCN,
     serialHex: cert.serialHex,

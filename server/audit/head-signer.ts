@@ -8,7 +8,7 @@ import { auditHeadSignedData } from '../../shared/audit/chain.js';
 import type { PssSigner } from '../../shared/crypto/signer.js';
 
 /** How often a new head is signed while entries keep arriving (nothing is signed when none did). */
-export const AUDIT_HEAD_INTERVAL_MS = 60_000;
+const AUDIT_HEAD_INTERVAL_MS = 60_000;
 
 export interface AuditHeadSignerOptions {
   store: Store;

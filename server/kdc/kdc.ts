@@ -65,11 +65,11 @@ import {
   type LabSwitch,
 } from '../../shared/lab-switches.js';
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 8443;
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_PORT = 8443;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_ANONYMOUS_SESSION_MS = 60_000;
-export const WS_PATH = '/kds';
+const WS_PATH = '/kds';
 /** How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. */
 const REVOCATION_SYNC_MS = 2_000;
 /** close(): how long sessions get to answer the 1001 close before their sockets are destroyed. */

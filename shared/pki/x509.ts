@@ -123,7 +123,7 @@ export interface ParsedCertificate {
 }
 
 /** The admin profile's subject OU: the marker the server's role check reads. */
-export const ADMIN_OU = 'kds-admin';
+const ADMIN_OU = 'kds-admin';
 
 const MAX_CN_LENGTH = 64; // ub-common-name, RFC 5280 Appendix A.1
 

@@ -88,7 +88,7 @@ function memoSigner(key: KeyObject): PssSigner {
 }
 
 /** Wait for `p` at most `ms`; 'hang' otherwise. */
-export function within<T>(p: Promise<T>, ms: number): Promise<T | 'hang'> {
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'hang'> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p,

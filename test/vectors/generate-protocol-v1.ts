@@ -83,7 +83,7 @@ export function vectorSign(role: 'server' | 'client', data: Buffer): Buffer {
 }
 
 /** A DER-looking opaque certificate: SEQUENCE, length 0x0100, then a fixed pattern. */
-export function opaqueCert(label: string): Buffer {
+function opaqueCert(label: string): Buffer {
   const body = Buffer.alloc(256);
   for (let i = 0; i < body.length; i++) body[i] = (i * 7 + label.charCodeAt(i % label.length)) & 0xff;
   return Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00]), body]);

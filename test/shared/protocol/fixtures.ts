@@ -23,7 +23,7 @@ import {
 } from '../../../shared/protocol/handshake.js';
 import { certificateSigner, pssSigner, type CertificateSigner } from '../../../shared/crypto/signer.js';
 
-export const DAY = 86_400_000;
+const DAY = 86_400_000;
 
 export interface Party {
   certPem: string;
