@@ -4,7 +4,7 @@ import type { Options } from 'yargs';
 import { KEY_REVOCATION_REASONS, REVOCATION_REASONS } from '../shared/revocation-reasons.js';
 import { NAME_RULE, certSerialValue, keySerialValue, nameValue, serverUrlValue } from './option-values.js';
 
-export const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
+const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
 
 export const dataDirOption: Options = {
   type: 'string',

@@ -28,7 +28,7 @@ const TRICKY_BYTES = [
 const HUGE = [0xffffffff, 0x7fffffff, 0x10001, MAX_STRING + 1, 2 ** 31];
 
 /** Values of every msgpack type, and the well-known bombs, to put where the schema expects another. */
-export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
+const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.constant(null),
   fc.boolean(),
   fc.integer({ min: -(2 ** 31), max: 2 ** 32 }),
