@@ -17,6 +17,9 @@ import { verifyCertificate } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
 import { caPaths } from '../../io/ca-files.js';
 import { openStore, type AuditRecord, type Store } from '../store/store.js';
+import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
+import { resolveCaPassphrase, type PassphraseOptions } from '../../io/ca-passphrase.js';
+import { decryptPrivateKey, readText } from '../ca/credentials.js';
 
 export interface AuditFilter {
   since?: number;
@@ -89,6 +92,32 @@ export function verifyAudit(dataDir: string): AuditVerifyReport {
     };
     const result = verifyAuditChain(store.listAudit(), store.listAuditHeads(), verifyHead);
     return { ...result, caFingerprint: ca.fingerprint256 };
+  } finally {
+    store.close();
+  }
+}
+
+export interface AuditHashReport {
+  /** `hmac-sha256:<hex>` of the value under this deployment's audit key. */
+  hmac: string;
+  /** The entries whose detail holds it, oldest first. */
+  entries: AuditRecord[];
+}
+
+/**
+ * `kds admin audit hash`: the audit trail's HMAC of a value the operator holds (shared/audit/hmac.ts)
+ * and the entries that carry it. Needs the CA passphrase (the key is derived from the CA key), so a
+ * reader of the store alone cannot test guesses. Nothing is written.
+ */
+export function auditHashOf(dataDir: string, value: string, opts: PassphraseOptions = {}): AuditHashReport {
+  const paths = caPaths(dataDir);
+  const store = openExisting(dataDir);
+  try {
+    const { passphrase } = resolveCaPassphrase(dataDir, opts);
+    const caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
+    const hmac = auditHmac(deriveAuditHmacKey(caKey), value);
+    const entries = store.listAudit({}).filter((r) => Object.values(r.detail).includes(hmac));
+    return { hmac, entries };
   } finally {
     store.close();
   }

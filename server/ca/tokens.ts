@@ -32,6 +32,8 @@ export function createEnrollmentToken(
     ttlMs?: number;
     actor: string;
     now: number;
+    /** The audit trail's HMAC of a sensitive value (shared/audit/hmac.ts): the token is never in it. */
+    auditHash: (value: string) => string;
     /** Runs first inside the transaction that stores the token; throws to refuse (caller re-check). */
     beforeWrite?: () => void;
   },
@@ -61,7 +63,7 @@ export function createEnrollmentToken(
       actor: opts.actor,
       action: 'token.create',
       subject: name,
-      detail: { expiresAt },
+      detail: { expiresAt, tokenHmac: opts.auditHash(token) },
     });
   });
   return { token, name, expiresAt };
@@ -88,7 +90,7 @@ export function usableEnrollmentTokenName(store: Store, opts: { token: string; n
 /** Consume a token for `name` exactly once; AuthError `token_invalid` (fixed message) otherwise. */
 export function consumeEnrollmentToken(
   store: Store,
-  opts: { token: string; name: string; actor: string; now: number },
+  opts: { token: string; name: string; actor: string; now: number; auditHash: (value: string) => string },
 ): void {
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
@@ -101,7 +103,7 @@ export function consumeEnrollmentToken(
       actor: opts.actor,
       action: 'token.consume',
       subject: opts.name,
-      detail: { tokenId: row.id },
+      detail: { tokenId: row.id, tokenHmac: opts.auditHash(opts.token) },
     });
   });
 }
