@@ -83,6 +83,11 @@ export async function run(): Promise<BenchResult> {
         tolerance: 0.1,
       });
     }
+    // KDS_BENCH_PROFILE=<file.cpuprofile>: a V8 CPU profile of the KDC with its readers on, over the
+    // measured rounds (where its event readers spend their time).
+    const profile = process.env.KDS_BENCH_PROFILE;
+    const onKdc = sides.find((s) => s.label === 'on')!.kdc;
+    if (profile) await onKdc.call('profileStart');
     const samples: Record<string, number[]> = {};
     const add = (k: string, v: number): void => void (samples[k] ??= []).push(v);
     for (let round = 0; round < ROUNDS; round++) {
@@ -96,6 +101,7 @@ export async function run(): Promise<BenchResult> {
         }
       }
     }
+    if (profile) await onKdc.call('profileStop', { path: profile });
     const fig = (k: string, unit: string) => summarize(samples[k]!, unit);
     const figures = {
       handshake_kdc_cpu_events_off: fig('handshakes_cpu_off', 'us/handshake'),
