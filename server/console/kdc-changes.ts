@@ -4,7 +4,7 @@
 // it. Names, serials, reasons and numbers only, as the events carry them.
 import type { KdcEvent, KdcEventType } from '../../shared/events/kdc-events.js';
 import type { EventBus } from '../events/bus.js';
-import type { ConsoleFeed } from './feed.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
 
 export const CHANGE_TYPES: readonly KdcEventType[] = [
   'cert.issued',

@@ -1,13 +1,11 @@
 // `kds server start --console`: the console of a KDC, wired together. Loaded (and anything of it
 // created) only when the console was asked for, so a KDC without it runs exactly as before.
-import { randomBytes } from '../../shared/crypto/random.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { Connection } from '../kdc/connection.js';
 import type { SessionTable } from '../kdc/session-table.js';
-import { ConsoleAccess, isLoopbackAddress } from './access.js';
-import { loadConsoleAssets } from './assets.js';
-import { ConsoleFeed } from './feed.js';
-import { createConsoleRoutes, type ConsoleRoutes } from './http.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
+import type { ConsoleRoutes } from '../../io/console/http.js';
+import { openConsole } from '../../io/console/open.js';
 import { KdcWatch } from './kdc-watch.js';
 import { readChanges } from './kdc-changes.js';
 import { publishState, readKdcState } from './kdc-state.js';
@@ -34,11 +32,9 @@ export function startKdcConsole(src: {
   log: (line: string) => void;
   labDisabled?: readonly string[];
 }): KdcConsole {
-  const assets = loadConsoleAssets();
-  const feed = new ConsoleFeed();
+  const opened = openConsole('kdc');
+  const { feed, routes } = opened;
   const watch = new KdcWatch(feed);
-  const access = new ConsoleAccess(randomBytes(24).toString('base64url'));
-  const routes = createConsoleRoutes(feed, access, assets);
   let lastJson = '';
   let idle = 0;
   const refresh = (): void => {
@@ -72,15 +68,11 @@ export function startKdcConsole(src: {
     watch,
     routes,
     feed,
-    urlFor(httpUrl, boundAddress) {
-      return isLoopbackAddress(boundAddress)
-        ? `${httpUrl}/console`
-        : `${httpUrl}/console?key=${encodeURIComponent(access.key)}`;
-    },
+    urlFor: (httpUrl, boundAddress) => opened.urlFor(httpUrl, boundAddress),
     close() {
       clearInterval(timer);
       unsubscribe();
-      routes.close();
+      opened.close();
     },
   };
 }

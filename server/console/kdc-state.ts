@@ -6,7 +6,7 @@ import type { ConsoleState, CertRow, KeyRow } from '../../shared/console/events.
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { SessionTable } from '../kdc/session-table.js';
 import type { Store } from '../store/store.js';
-import type { ConsoleFeed } from './feed.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** Rows per list on the page; the counts stay exact. */
 export const MAX_ROWS = 200;

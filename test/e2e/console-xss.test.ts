@@ -5,10 +5,10 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConsoleAccess } from '../../server/console/access.js';
-import { loadConsoleAssets } from '../../server/console/assets.js';
-import { ConsoleFeed } from '../../server/console/feed.js';
-import { createConsoleRoutes } from '../../server/console/http.js';
+import { ConsoleAccess } from '../../io/console/access.js';
+import { loadConsoleAssets } from '../../io/console/assets.js';
+import { ConsoleFeed } from '../../io/console/feed.js';
+import { createConsoleRoutes } from '../../io/console/http.js';
 import { launchBrowser, openPage } from '../helpers/browser.js';
 
 t.setTimeout(90_000);
