@@ -1,6 +1,8 @@
 // The console's event feed: a bounded history (so a page opened late, or reloaded, can step back
 // through what already happened) and the pages subscribed to it. Publishing costs one array push and
-// one write per open page; when no console was asked for, nothing of this exists (kdc.ts).
+// a string append; the events of one turn of the event loop reach each open page in one write (a
+// handshake publishes several, and a write per event was a system call per event per page). When no
+// console was asked for, nothing of this exists (kdc.ts).
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from '../../shared/crypto/random.js';
 import type { ConsoleEvent, ConsoleState } from '../../shared/console/events.js';
@@ -19,6 +21,9 @@ export class ConsoleFeed {
   readonly #subscribers = new Set<ServerResponse>();
   #seq = 0;
   #state: ConsoleState | undefined;
+  /** Events published since the last write to the pages. */
+  #pending = '';
+  #flushing: NodeJS.Immediate | undefined;
 
   /** This process's feed: a page that reconnects to another instance knows it restarted. */
   readonly instance = randomBytes(8).toString('hex');
@@ -43,8 +48,8 @@ export class ConsoleFeed {
     this.#history.push(event);
     if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     if (this.#subscribers.size > 0) {
-      const chunk = sseChunk(event);
-      for (const res of this.#subscribers) this.#write(res, chunk);
+      this.#pending += sseChunk(event);
+      this.#flushing ??= setImmediate(() => this.#flush());
     }
     return event;
   }
@@ -57,6 +62,8 @@ export class ConsoleFeed {
   /** Start an event stream on `res`: the history first, then every new event. False when full. */
   subscribe(res: ServerResponse): boolean {
     if (this.#subscribers.size >= MAX_SUBSCRIBERS) return false;
+    // What is waiting goes to the pages already open: the history below has it for this one.
+    this.#flush();
     this.#subscribers.add(res);
     res.on('close', () => this.#subscribers.delete(res));
     this.#write(
@@ -69,8 +76,18 @@ export class ConsoleFeed {
 
   /** End every stream (the process is stopping). */
   close(): void {
+    this.#flush();
     for (const res of this.#subscribers) res.end();
     this.#subscribers.clear();
+  }
+
+  #flush(): void {
+    if (this.#flushing !== undefined) clearImmediate(this.#flushing);
+    this.#flushing = undefined;
+    const chunk = this.#pending;
+    this.#pending = '';
+    if (chunk === '') return;
+    for (const res of this.#subscribers) this.#write(res, chunk);
   }
 
   #write(res: ServerResponse, chunk: string): void {

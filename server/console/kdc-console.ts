@@ -8,7 +8,7 @@ import type { ConsoleRoutes } from '../../io/console/http.js';
 import { openConsole } from '../../io/console/open.js';
 import { KdcWatch } from './kdc-watch.js';
 import { readChanges } from './kdc-changes.js';
-import { publishState, readKdcState } from './kdc-state.js';
+import { publishState, readKdcState, readStoreRows, type StoreRows } from './kdc-state.js';
 import type { EventBus } from '../events/bus.js';
 
 /** How often the state panel is re-read when something happened. */
@@ -37,20 +37,37 @@ export function startKdcConsole(src: {
   const watch = new KdcWatch(feed);
   let lastJson = '';
   let idle = 0;
+  // The store's rows are re-read only when the store may have changed: a change event of this KDC,
+  // another process's commit (changeCounter), or the idle re-read; a busy KDC's sessions come and go
+  // on every tick without a certificate or key changing.
+  let rows: StoreRows | undefined;
+  let storeDirty = true;
+  let counter = src.ca.store.changeCounter();
   const refresh = (): void => {
-    const next = readKdcState({
-      store: src.ca.store,
-      ca: src.ca,
-      sessions: src.sessions,
-      exchangeOf: (s) => watch.exchangeOf(s as Connection),
-      ...(src.labDisabled === undefined ? {} : { labDisabled: src.labDisabled }),
-    });
+    const now = src.ca.store.changeCounter();
+    if (now !== counter) storeDirty = true;
+    counter = now;
+    if (storeDirty || rows === undefined) rows = readStoreRows(src.ca.store);
+    storeDirty = false;
+    const next = readKdcState(
+      {
+        store: src.ca.store,
+        ca: src.ca,
+        sessions: src.sessions,
+        exchangeOf: (s) => watch.exchangeOf(s as Connection),
+        ...(src.labDisabled === undefined ? {} : { labDisabled: src.labDisabled }),
+      },
+      rows,
+    );
     const json = JSON.stringify(next);
     if (json === lastJson) return;
     publishState(feed, next);
     lastJson = json;
   };
+  let ticks = 0;
   const tick = (): void => {
+    // A key that expires is no event: the store is read again at least this often, busy or not.
+    if (++ticks % STATE_IDLE_TICKS === 0) storeDirty = true;
     if (!watch.dirty && ++idle < STATE_IDLE_TICKS) return;
     watch.dirty = false;
     idle = 0;
@@ -60,7 +77,10 @@ export function startKdcConsole(src: {
       src.log(`console: state read failed: ${(err as Error).message}`);
     }
   };
-  const unsubscribe = readChanges(src.events, feed, () => (watch.dirty = true));
+  const unsubscribe = readChanges(src.events, feed, () => {
+    storeDirty = true;
+    watch.dirty = true;
+  });
   refresh();
   const timer = setInterval(tick, STATE_TICK_MS);
   timer.unref();

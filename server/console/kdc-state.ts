@@ -21,12 +21,15 @@ export interface StateSources {
   labDisabled?: readonly string[];
 }
 
-export function readKdcState(src: StateSources): ConsoleState {
-  const certs: CertRow[] = src.store
+/** What the panel shows from the store: the part that changes only when the store does. */
+export type StoreRows = Pick<ConsoleState, 'certs' | 'keys' | 'crlNumber' | 'truncated' | 'counts'>;
+
+export function readStoreRows(store: Store): StoreRows {
+  const certs: CertRow[] = store
     .listCertificates()
     .filter((c) => c.status !== 'pending')
     .map((c) => ({ serial: c.serialHex, name: c.name, role: c.role, status: c.status }));
-  const keys: KeyRow[] = src.store.listSymKeys().map((k) => ({
+  const keys: KeyRow[] = store.listSymKeys().map((k) => ({
     serial: k.serial,
     owner: k.owner,
     peer: k.peer,
@@ -35,17 +38,10 @@ export function readKdcState(src: StateSources): ConsoleState {
   }));
   const count = <T>(rows: T[], pred: (r: T) => boolean): number => rows.filter(pred).length;
   return {
-    view: 'kdc',
-    sessions: src.sessions
-      .all()
-      .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
     certs: certs.slice(-MAX_ROWS),
     keys: keys.slice(-MAX_ROWS),
-    crlNumber: src.store.getCrlState()?.crlNumber ?? 0,
+    crlNumber: store.getCrlState()?.crlNumber ?? 0,
     truncated: certs.length > MAX_ROWS || keys.length > MAX_ROWS,
-    ...(src.labDisabled === undefined || src.labDisabled.length === 0
-      ? {}
-      : { labDisabled: [...src.labDisabled] }),
     counts: {
       certsActive: count(certs, (c) => c.status === 'active'),
       certsRevoked: count(certs, (c) => c.status === 'revoked'),
@@ -53,6 +49,20 @@ export function readKdcState(src: StateSources): ConsoleState {
       keysRevoked: count(keys, (k) => k.state === 'revoked'),
       keysExpired: count(keys, (k) => k.state === 'expired'),
     },
+  };
+}
+
+/** The whole panel; `rows` when the store part is known not to have changed since it was read. */
+export function readKdcState(src: StateSources, rows: StoreRows = readStoreRows(src.store)): ConsoleState {
+  return {
+    view: 'kdc',
+    sessions: src.sessions
+      .all()
+      .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
+    ...rows,
+    ...(src.labDisabled === undefined || src.labDisabled.length === 0
+      ? {}
+      : { labDisabled: [...src.labDisabled] }),
   };
 }
 
