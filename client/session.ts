@@ -31,6 +31,7 @@ import '../shared/protocol/catalog.js';
 import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
+import { withFailover } from './failover.js';
 
 /** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
 export const KDC_CERT_NAME = 'kdc';
@@ -43,7 +44,7 @@ export interface SessionCredentials {
 }
 
 export interface OpenSessionOptions {
-  /** ws://host:port/kds */
+  /** ws://host:port/kds, or several nodes' URLs separated by commas (tried in order). */
   server: string;
   mode?: HandshakeMode;
   /** Required for 'auth'. */
@@ -96,6 +97,8 @@ export interface CloseInfo {
 
 export interface ClientSession {
   readonly facts: SessionFacts;
+  /** The KDC node this session is with (one URL, also when several were given). */
+  readonly server: string;
   /** Send a request; resolves with the response body, rejects with the KdsError the server returned. */
   request(
     type: string,
@@ -161,7 +164,15 @@ export async function openHomeSession(
   return session;
 }
 
-export async function openSession(opts: OpenSessionOptions): Promise<ClientSession> {
+/**
+ * Open a session with the KDC. `opts.server` may list several nodes (client/server-list.ts): they are
+ * tried in order, each with a fresh handshake, and the session says which one answered.
+ */
+export function openSession(opts: OpenSessionOptions): Promise<ClientSession> {
+  return withFailover(opts.server, (server) => openSessionWith({ ...opts, server }));
+}
+
+async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession> {
   const mode = opts.mode ?? 'auth';
   const group = opts.dh ?? DH_GROUPS[0]!;
   const groups = [group, ...DH_GROUPS.filter((g) => g !== group)];
@@ -412,6 +423,7 @@ async function establish(
 
   const session: ClientSession = {
     facts,
+    server: opts.server,
     closed,
     get isOpen() {
       return phase === 'open';

@@ -16,6 +16,8 @@ export type ListenEvent =
   | KeyEvent
   | {
       event: 'connected';
+      /** The KDC node that answered (one of `--server`'s URLs). */
+      server: string;
       name: string;
       serial: string;
       session: string;
@@ -95,6 +97,7 @@ export async function listen(opts: ListenOptions): Promise<void> {
           : undefined;
       onEvent({
         event: 'connected',
+        server: opened.session.server,
         name: facts.identity.name,
         serial: facts.identity.serialHex,
         session: facts.sessionId,
