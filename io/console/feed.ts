@@ -38,15 +38,19 @@ export class ConsoleFeed {
     return this.#subscribers.size;
   }
 
+  /** The last HISTORY_LIMIT events, oldest first. */
   get history(): readonly ConsoleEvent[] {
-    return this.#history;
+    return this.#history.length > HISTORY_LIMIT ? this.#history.slice(-HISTORY_LIMIT) : this.#history;
   }
 
   publish(draft: Draft): ConsoleEvent {
     const event = { ...draft, seq: ++this.#seq, at: this.now() } as ConsoleEvent;
     if (event.kind === 'state') this.#state = event.state;
     this.#history.push(event);
-    if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
+    // Trimmed in one go once it holds twice the limit: cutting the oldest event off a 5,000-long
+    // array on every publish moved the whole array each time, most of the console's cost per handshake.
+    if (this.#history.length >= 2 * HISTORY_LIMIT)
+      this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     if (this.#subscribers.size > 0) {
       this.#pending += sseChunk(event);
       this.#flushing ??= setImmediate(() => this.#flush());
@@ -70,7 +74,7 @@ export class ConsoleFeed {
       res,
       `event: hello\ndata: ${JSON.stringify({ instance: this.instance, view: this.view })}\n\n`,
     );
-    for (const event of this.#history) this.#write(res, sseChunk(event));
+    this.#write(res, this.history.map(sseChunk).join(''));
     return true;
   }
 
