@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { launchBrowser, openPage } from '../helpers/browser.js';
-import { KDS_BIN, REPO_ROOT, kdsEnv } from '../helpers/kds-process.js';
+import { KDS_BIN, REPO_ROOT, kdsEnv, trackChild } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(180_000);
@@ -34,6 +34,7 @@ t.test('the demo, drawn live', async (t) => {
     env: kdsEnv({ TMPDIR: tmp, KDS_CA_PASSPHRASE: undefined }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  trackChild(child);
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
