@@ -16,6 +16,7 @@ import {
   runKds,
   startServer,
   type RunResult,
+  trackChild,
 } from '../helpers/kds-process.js';
 
 t.setTimeout(230_000);
@@ -160,6 +161,7 @@ t.test('human output of server start, and SIGINT exits 0', async (t) => {
     env: kdsEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackChild(child);
   t.teardown(() => {
     child.kill('SIGKILL');
   });

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { KDS_BIN, REPO_ROOT, initDataDir, kdsEnv, startServer } from '../helpers/kds-process.js';
+import { KDS_BIN, REPO_ROOT, initDataDir, kdsEnv, startServer, trackChild } from '../helpers/kds-process.js';
 import { enrollAll, keyClient, type Clients } from './keys-helpers.js';
 
 t.setTimeout(180_000);
@@ -24,6 +24,7 @@ function pipeToHead(args: string[]): Pipeline {
     ['-c', `'${process.execPath}' '${KDS_BIN}' ${quoted} | head -1; echo "kds-status=\${PIPESTATUS[0]}" >&2`],
     { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  trackChild(child);
   let stdout = '';
   let stderr = '';
   const firstLine = new Promise<string>((resolve) => {

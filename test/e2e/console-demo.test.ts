@@ -17,7 +17,7 @@ import {
   openPage,
   type DomPage,
 } from '../helpers/browser.js';
-import { KDS_BIN, REPO_ROOT, kdsEnv } from '../helpers/kds-process.js';
+import { KDS_BIN, REPO_ROOT, kdsEnv, trackChild } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(240_000);
@@ -37,6 +37,7 @@ t.test('the demo, drawn live', async (t) => {
     env: kdsEnv({ TMPDIR: tmp, KDS_CA_PASSPHRASE: undefined }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  trackChild(child);
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {

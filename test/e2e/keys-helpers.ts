@@ -13,6 +13,7 @@ import {
   startServer,
   type RunResult,
   type ServerProcess,
+  trackChild,
 } from '../helpers/kds-process.js';
 import { openAdminSession } from '../../client/admin.js';
 import { enroll } from '../../client/enroll.js';
@@ -113,6 +114,7 @@ export function listen(t: TestLike, c: Clients, name: string, server = c.server.
     [KDS_BIN, 'client', 'listen', '--name', name, '--home', c.homes[name]!, '--server', server, '--json'],
     { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  trackChild(child);
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {

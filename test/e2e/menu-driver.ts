@@ -1,7 +1,7 @@
 // Drives `kds client menu` like a person at a terminal (not a test file): spawn it with a piped stdin,
 // type one answer at a time, and wait for what the menu prints next. The process is killed at teardown.
 import { spawn } from 'node:child_process';
-import { KDS_BIN, REPO_ROOT, kdsEnv } from '../helpers/kds-process.js';
+import { KDS_BIN, REPO_ROOT, kdsEnv, trackChild } from '../helpers/kds-process.js';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
@@ -32,6 +32,7 @@ export function startMenu(
     env: kdsEnv(env),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  trackChild(child);
   const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {

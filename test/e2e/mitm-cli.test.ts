@@ -16,6 +16,7 @@ import {
   parseJson,
   runKds,
   startServer,
+  trackChild,
 } from '../helpers/kds-process.js';
 
 t.setTimeout(180_000);
@@ -252,6 +253,7 @@ t.test('the watch output of substitute-dh, and the victim naming the defence', a
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  trackChild(child);
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });

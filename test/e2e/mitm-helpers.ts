@@ -33,6 +33,7 @@ import {
   startServer,
   type RunResult,
   type ServerProcess,
+  trackChild,
 } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -129,6 +130,7 @@ function startMallory(
     env: kdsEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackChild(child);
   let stdout = '';
   let stderr = '';
   const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
@@ -213,6 +215,7 @@ export class ControlledMallory {
       env: kdsEnv(),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    trackChild(child);
     const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
     t.teardown(async () => {
       if (child.exitCode === null && child.signalCode === null) {

@@ -6,7 +6,7 @@
 // attack must still be there.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { KDS_BIN, REPO_ROOT, initDataDir, kdsEnv, startServer } from '../helpers/kds-process.js';
+import { KDS_BIN, REPO_ROOT, initDataDir, kdsEnv, startServer, trackChild } from '../helpers/kds-process.js';
 import { client, enrollAll, json, type Clients } from './keys-helpers.js';
 
 t.setTimeout(120_000);
@@ -18,6 +18,7 @@ function humanListen(c: Clients, name: string) {
     [KDS_BIN, 'client', 'listen', '--name', name, '--home', c.homes[name]!, '--server', c.server.url],
     { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  trackChild(child);
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();

@@ -2,7 +2,7 @@
 // (JSON events with --json) can be awaited and whose whole output is kept for inspection. Killed in
 // t.teardown. test/helpers/kds-process.ts startServer has no environment parameter; this does.
 import { spawn } from 'node:child_process';
-import { KDS_BIN, REPO_ROOT, kdsEnv } from './kds-process.js';
+import { KDS_BIN, REPO_ROOT, kdsEnv, trackChild } from './kds-process.js';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
@@ -32,6 +32,7 @@ export function spawnKds(
     env: kdsEnv(env),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  trackChild(child);
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {

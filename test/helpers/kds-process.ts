@@ -40,9 +40,25 @@ export function kdsEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
 }
 
 const live = new Set<ChildProcess>();
-process.on('exit', () => {
+const killLive = (): void => {
   for (const child of live) child.kill('SIGKILL');
-});
+};
+process.on('exit', killLive);
+// tap ends a test file that runs past its timeout with SIGTERM, which skips both the teardowns and
+// 'exit': without this its KDC (a child with its own data directory) kept running after the run. The
+// signal is raised again once the children are gone, so the process still ends as signalled.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killLive();
+    process.kill(process.pid, signal);
+  });
+}
+
+/** Kills `child` when this test process ends, however it ends (for children spawned elsewhere). */
+export function trackChild(child: ChildProcess): void {
+  live.add(child);
+  child.once('close', () => live.delete(child));
+}
 
 /** Run `kds <args>` to completion (killed after timeoutMs, which then shows as signal SIGKILL). */
 export function runKds(
