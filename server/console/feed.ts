@@ -24,10 +24,13 @@ export class ConsoleFeed {
   readonly instance = randomBytes(8).toString('hex');
 
   /** `view`: whose view it is, `kdc` or `mallory`. */
-  constructor(
-    readonly view: 'kdc' | 'mallory' = 'kdc',
-    private readonly now: () => number = Date.now,
-  ) {}
+  readonly view: 'kdc' | 'mallory';
+  readonly #now: () => number;
+
+  constructor(view: 'kdc' | 'mallory' = 'kdc', now: () => number = Date.now) {
+    this.view = view;
+    this.#now = now;
+  }
 
   get subscriberCount(): number {
     return this.#subscribers.size;
@@ -38,7 +41,7 @@ export class ConsoleFeed {
   }
 
   publish(draft: Draft): ConsoleEvent {
-    const event = { ...draft, seq: ++this.#seq, at: this.now() } as ConsoleEvent;
+    const event = { ...draft, seq: ++this.#seq, at: this.#now() } as ConsoleEvent;
     if (event.kind === 'state') this.#state = event.state;
     this.#history.push(event);
     if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
