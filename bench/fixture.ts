@@ -36,7 +36,7 @@ export async function createBenchCa(opts: { caKeyBits?: number; prefix?: string 
   await initCa({ dataDir, caKeyBits: opts.caKeyBits ?? 3072, passphrase: BENCH_PASSPHRASE, actor: 'bench' });
   const ca = await CertificateAuthority.open(dataDir, { passphrase: BENCH_PASSPHRASE });
   const caCertPem = ca.caCertPem;
-  ca.close();
+  await ca.close();
   return { dataDir, caCertPem, remove: () => rmSync(dataDir, { recursive: true, force: true }) };
 }
 
@@ -79,7 +79,7 @@ export async function issueBenchClients(
     }
     return out;
   } finally {
-    ca.close();
+    await ca.close();
   }
 }
 

@@ -153,9 +153,9 @@ export async function startFrameHarness(
           }
           return verifyPss(data, signature, key);
         },
-        checkClientCertificate: (cert, mode) => {
+        checkClientCertificate: async (cert, mode) => {
           if (mode !== 'auth') return;
-          onChecked(checkClientCertificate(kdc.ca, cert));
+          onChecked(await checkClientCertificate(kdc.ca, cert));
         },
         testing: { nonce: SERVER_NONCE, dhPrivateKey: SERVER_DH },
       }),

@@ -5,11 +5,12 @@
 import type { CommandModule } from 'yargs';
 import { InputError } from '../../../shared/errors.js';
 import { run, type OutputOptions } from '../../output.js';
-import { dataDirOption } from '../../options.js';
+import { dataDirOption, storeOption } from '../../options.js';
 import { nameValue } from '../../option-values.js';
 
 interface AuditArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
   since?: number;
   type?: string;
   name?: string;
@@ -45,12 +46,13 @@ function typeValue(v: unknown): string {
   return text;
 }
 
-const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string }> = {
+const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string; store?: string }> = {
   command: 'verify',
   describe: 'check the audit hash chain and the KDC-signed heads; name the first bad entry',
   builder: (y) =>
     y
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .example(
         '$0 admin audit verify',
         'exit 0 when intact, 4 with the first edited, deleted or moved entry',
@@ -59,7 +61,7 @@ const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string 
     const { verifyAudit } = await import('../../../server/audit/read-audit.js');
     const { emit } = await import('../../output.js');
     const { EXIT } = await import('../../../shared/errors.js');
-    const report = verifyAudit(argv['data-dir']);
+    const report = await verifyAudit(argv['data-dir'], argv.store);
     const span =
       report.entries === 0
         ? 'no entries'
@@ -88,6 +90,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     y
       .command(verifyCommand)
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('since', {
         type: 'string',
         describe: 'entries at or after this time: ISO 8601, or a duration ago (15m, 2h, 7d)',
@@ -119,12 +122,16 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
         `--limit: expected a whole number from 1, got ${String(argv.limit)}`,
       );
     }
-    const rows = readAudit(argv['data-dir'], {
-      ...(argv.since === undefined ? {} : { since: argv.since }),
-      ...(argv.type === undefined ? {} : { type: argv.type }),
-      ...(argv.name === undefined ? {} : { name: argv.name }),
-      ...(argv.limit === undefined ? {} : { limit: argv.limit }),
-    });
+    const rows = await readAudit(
+      argv['data-dir'],
+      {
+        ...(argv.since === undefined ? {} : { since: argv.since }),
+        ...(argv.type === undefined ? {} : { type: argv.type }),
+        ...(argv.name === undefined ? {} : { name: argv.name }),
+        ...(argv.limit === undefined ? {} : { limit: argv.limit }),
+      },
+      argv.store,
+    );
     const lines = rows.map(
       (r) =>
         `#${r.id}  ${new Date(r.at).toISOString()}  ${terminalSafe(r.action).padEnd(18)} ${terminalSafe(r.subject ?? '-').padEnd(12)} by ${terminalSafe(r.actor)}  ${terminalSafe(JSON.stringify(r.detail))}`,
