@@ -141,6 +141,27 @@ export default tseslint.config(
     },
   },
   {
+    // Private members are `#` fields (docs/architecture.md "Conventions"): a TypeScript `private` member is
+    // an ordinary property at run time, which spread, JSON.stringify and an object dump show. A private
+    // constructor has no `#` form and stays allowed.
+    files: ['**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        ...[
+          "PropertyDefinition[accessibility='private']",
+          "MethodDefinition[accessibility='private'][kind!='constructor']",
+          "TSParameterProperty[accessibility='private']",
+          "TSAbstractPropertyDefinition[accessibility='private']",
+          "TSAbstractMethodDefinition[accessibility='private']",
+        ].map((selector) => ({
+          selector,
+          message: 'Use a #private member: TypeScript `private` is an ordinary property at run time.',
+        })),
+      ],
+    },
+  },
+  {
     // Tests reach across folders on purpose (an independent decoder, a server for a client test).
     files: ['test/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },

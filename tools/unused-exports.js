@@ -127,8 +127,9 @@ const NOT_CHECKED = {
 };
 /** Folders not checked, with the reason. */
 const NOT_CHECKED_UNDER = [
-  // Moving to the asynchronous store (their exports change with it): `--list` shows their findings,
-  // and they are checked again once that lands.
+  // Not checked yet: `--list` shows their findings (constants used only in their own file, names only
+  // tests import that need a reason in TEST_ONLY, compile-time assertions such as DATA_METHODS_COMPLETE
+  // that need a form the check understands); each is to be settled before the folder is checked.
   'server/ca/',
   'server/keys/',
   'server/store/',

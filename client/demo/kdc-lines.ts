@@ -47,10 +47,13 @@ export class KdcLines {
   #from = 0;
 
   /** `enabled` false (`kds demo --no-kdc-log`): the KDC runs silent and nothing is waited for. */
-  constructor(
-    readonly enabled: boolean,
-    private readonly onLine: (l: KdcLine) => void,
-  ) {}
+  readonly enabled: boolean;
+  readonly #onLine: (l: KdcLine) => void;
+
+  constructor(enabled: boolean, onLine: (l: KdcLine) => void) {
+    this.enabled = enabled;
+    this.#onLine = onLine;
+  }
 
   /** Bytes from the KDC's stderr, in any chunking. */
   feed = (chunk: string): void => {
@@ -62,7 +65,7 @@ export class KdcLines {
       if (raw.trim() === '') continue;
       const l = parseKdcLine(raw);
       this.lines.push(l);
-      this.onLine(l);
+      this.#onLine(l);
     }
     for (const w of [...this.#waiters]) w();
   };

@@ -101,7 +101,11 @@ export class MalloryWatch implements MitmWatch {
   #stolenCount = 0;
   #attack: NonNullable<ConsoleState['attack']> | undefined;
 
-  constructor(private readonly feed: ConsoleFeed) {}
+  readonly #feed: ConsoleFeed;
+
+  constructor(feed: ConsoleFeed) {
+    this.#feed = feed;
+  }
 
   attackStarted(attack: AttackModule): void {
     this.#attack = {
@@ -113,7 +117,7 @@ export class MalloryWatch implements MitmWatch {
     };
     this.#stolenCount = 0;
     this.#stolen.length = 0;
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'attack',
       name: attack.name,
       outcome: 'running',
@@ -132,7 +136,7 @@ export class MalloryWatch implements MitmWatch {
         : report.outcome === 'succeeded'
           ? `${decisive?.detail ?? 'the defences did not stop it'}${report.stolen === null ? '' : `; keys stolen: ${report.stolen.keys.length}`}`
           : (decisive?.detail ?? 'no victim connection was attacked');
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'attack',
       name: report.attack,
       outcome,
@@ -148,7 +152,7 @@ export class MalloryWatch implements MitmWatch {
 
   opened(link: Link): void {
     this.#victims.set(link.id, { link, lane: undefined, pending: [] });
-    this.feed.publish({ kind: 'exchange.open', exchange: link.id });
+    this.#feed.publish({ kind: 'exchange.open', exchange: link.id });
     this.#publishState();
   }
 
@@ -170,7 +174,7 @@ export class MalloryWatch implements MitmWatch {
   intercepted(link: Link): void {
     const v = this.#victims.get(link.id);
     const lane = v === undefined ? (link.victimName ?? UNKNOWN_LANE) : this.#settle(v);
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'established',
       exchange: link.id,
       party: lane,
@@ -183,7 +187,7 @@ export class MalloryWatch implements MitmWatch {
     const v = this.#victims.get(link.id);
     if (v !== undefined) this.#settle(v);
     this.#victims.delete(link.id);
-    this.feed.publish({ kind: 'exchange.close', exchange: link.id });
+    this.#feed.publish({ kind: 'exchange.close', exchange: link.id });
     this.#publishState();
   }
 
@@ -200,7 +204,7 @@ export class MalloryWatch implements MitmWatch {
         ...(handshake ? { phase: 'handshake' as const } : {}),
         ...(byKdc ? { remote: true } : {}),
       });
-      this.feed.publish({
+      this.#feed.publish({
         kind: 'refused',
         exchange: f.conn,
         by: byKdc ? KDC_LANE : lane,
@@ -212,7 +216,7 @@ export class MalloryWatch implements MitmWatch {
         phase: handshake ? 'handshake' : 'session',
       });
     }
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'attack',
       name: attack,
       outcome: outcomeWord(f.outcome),
@@ -247,7 +251,7 @@ export class MalloryWatch implements MitmWatch {
         state: 'stolen',
         reason: k.source,
       });
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'change',
       what: 'key.stolen',
       subject: k.serial,
@@ -261,7 +265,7 @@ export class MalloryWatch implements MitmWatch {
     // Every record she re-encrypts is already an arrow named by its type; what is news is an
     // end-to-end message opened with a key she stole.
     if (p.type !== 'message') return;
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'change',
       what: 'message.read',
       subject: `exchange #${p.conn}`,
@@ -316,7 +320,7 @@ export class MalloryWatch implements MitmWatch {
   }
 
   #draw(arrow: Arrow, lane: string): void {
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'message',
       ...arrow,
       from: arrow.from === VICTIM ? lane : arrow.from,
@@ -330,7 +334,7 @@ export class MalloryWatch implements MitmWatch {
       role: v.link.mode ?? 'victim',
       exchange: v.link.id,
     }));
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'state',
       state: {
         view: 'mallory',

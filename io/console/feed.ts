@@ -29,10 +29,13 @@ export class ConsoleFeed {
   readonly instance = randomBytes(8).toString('hex');
 
   /** `view`: whose view it is, `kdc` or `mallory`. */
-  constructor(
-    readonly view: 'kdc' | 'mallory' = 'kdc',
-    private readonly now: () => number = Date.now,
-  ) {}
+  readonly view: 'kdc' | 'mallory';
+  readonly #now: () => number;
+
+  constructor(view: 'kdc' | 'mallory' = 'kdc', now: () => number = Date.now) {
+    this.view = view;
+    this.#now = now;
+  }
 
   get subscriberCount(): number {
     return this.#subscribers.size;
@@ -44,7 +47,7 @@ export class ConsoleFeed {
   }
 
   publish(draft: Draft): ConsoleEvent {
-    const event = { ...draft, seq: ++this.#seq, at: this.now() } as ConsoleEvent;
+    const event = { ...draft, seq: ++this.#seq, at: this.#now() } as ConsoleEvent;
     if (event.kind === 'state') this.#state = event.state;
     this.#history.push(event);
     // Trimmed in one go once it holds twice the limit: cutting the oldest event off a 5,000-long

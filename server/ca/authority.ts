@@ -120,14 +120,14 @@ export class CertificateAuthority {
   readonly deltaCrlFileRepair: CrlFileRepair;
   /** What open found about root_ca.pem (anything but 'ok' means it was rewritten from the store). */
   readonly caFileRepair: CaFileRepair;
-  private readonly caKey: KeyObject | undefined;
+  readonly #caKey: KeyObject | undefined;
   /** The audit trail's HMAC key (shared/audit/hmac.ts), derived from the CA key when it is open. */
-  private readonly auditKey: Buffer | undefined;
-  private readonly publisher: CrlPublisher;
-  private readonly clock: () => number;
+  readonly #auditKey: Buffer | undefined;
+  readonly #publisher: CrlPublisher;
+  readonly #clock: () => number;
   /** A complete CRL re-issue scheduled after a revocation (off its acknowledgement path). */
-  private fullCrlTimer: NodeJS.Immediate | undefined;
-  private closed = false;
+  #fullCrlTimer: NodeJS.Immediate | undefined;
+  #closed = false;
   /** The last failure of a scheduled complete-CRL re-issue (the KDC's timer retries and logs). */
   crlMaintenanceError: Error | undefined;
 
@@ -150,14 +150,14 @@ export class CertificateAuthority {
     this.store = init.store;
     this.settings = init.settings;
     this.crlUrl = crlUrlOf(init.settings);
-    this.caKey = init.caKey;
-    this.auditKey = init.caKey === undefined ? undefined : deriveAuditHmacKey(init.caKey);
+    this.#caKey = init.caKey;
+    this.#auditKey = init.caKey === undefined ? undefined : deriveAuditHmacKey(init.caKey);
     this.readOnly = init.caKey === undefined;
-    this.publisher = init.publisher;
+    this.#publisher = init.publisher;
     this.crlFileRepair = init.crlFileRepair;
     this.deltaCrlFileRepair = init.deltaCrlFileRepair;
     this.caFileRepair = init.caFileRepair;
-    this.clock = init.clock;
+    this.#clock = init.clock;
   }
 
   /**
@@ -259,17 +259,17 @@ export class CertificateAuthority {
     }
     this.settings = { ...this.settings, publicUrl: url, publicUrlExplicit: explicit };
     this.crlUrl = crlUrlOf(this.settings);
-    if (this.publisher.setFreshestCrlUrl(deltaCrlUrlOf(this.settings)) && this.caKey !== undefined) {
-      await this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'force');
+    if (this.#publisher.setFreshestCrlUrl(deltaCrlUrlOf(this.settings)) && this.#caKey !== undefined) {
+      await this.#publisher.refresh(syncSigner(this.#caKey), this.#clock(), 'force');
     }
   }
 
   async close(): Promise<void> {
     // A scheduled complete-CRL re-issue is dropped: the published pair is consistent without it (the
     // delta lists what the complete CRL lacks), and the next process that can sign catches up.
-    if (this.fullCrlTimer !== undefined) clearImmediate(this.fullCrlTimer);
-    this.fullCrlTimer = undefined;
-    this.closed = true;
+    if (this.#fullCrlTimer !== undefined) clearImmediate(this.#fullCrlTimer);
+    this.#fullCrlTimer = undefined;
+    this.#closed = true;
     await this.store.close();
   }
 
@@ -283,7 +283,7 @@ export class CertificateAuthority {
 
   /** issueFromCsr with the details the CLI reports (superseded serial, capped validity). */
   async issue(csrPem: string, opts: IssueOptions): Promise<IssueResult> {
-    const key = this.requireKey();
+    const key = this.#requireKey();
     const role = opts.role ?? 'client';
     if (!(role in PROFILE_OF)) throw new InputError('bad_request', `unknown role ${JSON.stringify(role)}`);
     // Everything that can refuse the request runs before the store is touched: a refused CSR leaves
@@ -293,7 +293,7 @@ export class CertificateAuthority {
     if (role === 'client' && isReservedName(opts.name)) {
       throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
     }
-    const now = this.clock();
+    const now = this.#clock();
     const result = await issueCertificate(
       {
         store: this.store,
@@ -323,8 +323,8 @@ export class CertificateAuthority {
       // renewal is reported, so relying parties that only read the CRL refuse it as the KDC does. No
       // onRevoked listener runs: a renewal revokes no keys and ends no sessions of the new certificate.
       // (A crash between the renewal's commit and this one is repaired at the next open.)
-      await this.publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.clock());
-      this.scheduleFullCrl();
+      await this.#publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.#clock());
+      this.#scheduleFullCrl();
     }
     return result;
   }
@@ -343,15 +343,15 @@ export class CertificateAuthority {
    * Every token failure is `token_invalid` with one fixed message.
    */
   async enroll(opts: { token: string; csrPem: string; actor?: string; days?: number }): Promise<IssueResult> {
-    const key = this.requireKey();
-    const name = await usableEnrollmentTokenName(this.store, { token: opts.token, now: this.clock() });
+    const key = this.#requireKey();
+    const name = await usableEnrollmentTokenName(this.store, { token: opts.token, now: this.#clock() });
     const request = decodeCsr(opts.csrPem);
     if (request.subjectCN !== name) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
     const csr = await verifyCsr(request);
     const actor = opts.actor ?? `enroll:${name}`;
     checkCsrPolicy(csr, name);
     if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved for the system`);
-    const now = this.clock();
+    const now = this.#clock();
     const active = await this.store.activeCertificate(name);
     // A certificate past its notAfter is no identity any more: enrolling again with a new token
     // replaces it (it becomes `superseded`). A revoked one is not `active`, so it never blocks.
@@ -393,8 +393,8 @@ export class CertificateAuthority {
       },
     );
     if (result.supersededSerialHex !== undefined) {
-      await this.publisher.supersede(result.supersededSerialHex, actor, syncSigner(key), this.clock());
-      this.scheduleFullCrl();
+      await this.#publisher.supersede(result.supersededSerialHex, actor, syncSigner(key), this.#clock());
+      this.#scheduleFullCrl();
     }
     return result;
   }
@@ -412,8 +412,8 @@ export class CertificateAuthority {
     csrPem: string;
     actor: string;
   }): Promise<IssueResult> {
-    const key = this.requireKey();
-    const now = this.clock();
+    const key = this.#requireKey();
+    const now = this.#clock();
     const current = await this.store.getCertificate(opts.serialHex);
     await checkRenewable(this.store, current, opts.name, now);
     const request = decodeCsr(opts.csrPem);
@@ -444,7 +444,7 @@ export class CertificateAuthority {
         renewalOf: opts.serialHex,
         // Counted and refused inside the transaction that records it, so concurrent sessions of one
         // name cannot all slip under the limit.
-        beforeReserve: (tx) => checkRenewalRate(tx, opts.name, this.clock()),
+        beforeReserve: (tx) => checkRenewalRate(tx, opts.name, this.#clock()),
       },
     );
   }
@@ -459,7 +459,7 @@ export class CertificateAuthority {
     actor: string;
     days?: number;
   }): Promise<IssueResult> {
-    const key = this.requireKey();
+    const key = this.#requireKey();
     const result = await issueCertificate(
       {
         store: this.store,
@@ -467,7 +467,7 @@ export class CertificateAuthority {
         sign: asyncSigner(key),
         settings: this.settings,
         crlUrl: this.crlUrl,
-        now: this.clock(),
+        now: this.#clock(),
       },
       {
         name: KDC_NAME,
@@ -482,8 +482,8 @@ export class CertificateAuthority {
       },
     );
     if (result.supersededSerialHex !== undefined) {
-      await this.publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.clock());
-      this.scheduleFullCrl();
+      await this.#publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.#clock());
+      this.#scheduleFullCrl();
     }
     return result;
   }
@@ -505,8 +505,8 @@ export class CertificateAuthority {
     serialHex: string,
     actor: string,
   ): Promise<{ install: RenewalInstall; listed: Promise<void> }> {
-    const key = this.requireKey();
-    const now = this.clock();
+    const key = this.#requireKey();
+    const now = this.#clock();
     const install = await this.store.transaction(async (tx) => {
       const renewal = await this.installableRenewal(serialHex, tx);
       if (renewal === undefined) throw new AuthError('cert_revoked', 'certificate superseded', { serialHex });
@@ -528,9 +528,9 @@ export class CertificateAuthority {
     // follow, and a crash before they are written is repaired at the next open (listSupersededGaps).
     const listed = (async () => {
       for (const s of [install.superseded, ...install.abandoned]) {
-        await this.publisher.supersede(s, actor, syncSigner(key), this.clock());
+        await this.#publisher.supersede(s, actor, syncSigner(key), this.#clock());
       }
-      this.scheduleFullCrl();
+      this.#scheduleFullCrl();
     })();
     return { install, listed };
   }
@@ -541,10 +541,10 @@ export class CertificateAuthority {
     actor: string;
     beforeWrite?: (tx: AsyncStoreTx) => Promise<void>;
   }): Promise<CreatedToken> {
-    this.requireKey();
+    this.#requireKey();
     return createEnrollmentToken(this.store, {
       ...opts,
-      now: this.clock(),
+      now: this.#clock(),
       auditHash: (v) => this.auditHash(v),
     });
   }
@@ -554,8 +554,8 @@ export class CertificateAuthority {
    * enrollment token hold instead of the token, and what `kds admin audit hash` prints to find them.
    */
   auditHash(value: string): string {
-    this.requireKey();
-    return auditHmac(this.auditKey!, value);
+    this.#requireKey();
+    return auditHmac(this.#auditKey!, value);
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -574,33 +574,33 @@ export class CertificateAuthority {
     actor: string,
     opts: { beforeWrite?: (tx: AsyncStoreData) => Promise<void> } = {},
   ): Promise<RevokeOutcome> {
-    const key = this.requireKey();
+    const key = this.#requireKey();
     const target = 'serialHex' in by ? { serialHex: normalizeSerialHex(by.serialHex) } : { name: by.name };
     const parsedReason = parseReason(reason);
-    const outcome = await this.publisher.revoke(
+    const outcome = await this.#publisher.revoke(
       target,
       parsedReason,
       actor,
       syncSigner(key),
-      this.clock(),
+      this.#clock(),
       opts.beforeWrite,
     );
-    this.scheduleFullCrl();
+    this.#scheduleFullCrl();
     return outcome;
   }
 
   /** O(1): revoked or superseded (what the published CRLs list for the serial). */
   crlStatusOf(serialHex: string): RevocationInfo | undefined {
-    return this.publisher.crlStatusOf(serialHex);
+    return this.#publisher.crlStatusOf(serialHex);
   }
 
   /** O(1), from memory; never stale after a revocation this process acknowledged. Not superseded ones. */
   revocationOf(serialHex: string): RevocationInfo | undefined {
-    return this.publisher.revocationOf(serialHex);
+    return this.#publisher.revocationOf(serialHex);
   }
 
   onRevoked(listener: RevokedListener): void {
-    this.publisher.onRevoked(listener);
+    this.#publisher.onRevoked(listener);
   }
 
   /**
@@ -608,24 +608,24 @@ export class CertificateAuthority {
    * when nothing changed (one look at the store's change counter).
    */
   async syncRevocations(): Promise<number> {
-    return (await this.publisher.sync()).length;
+    return (await this.#publisher.sync()).length;
   }
 
   currentCrlPem(): string {
-    return this.publisher.currentState().pem;
+    return this.#publisher.currentState().pem;
   }
 
   currentCrl(): CrlState {
-    return this.publisher.currentState();
+    return this.#publisher.currentState();
   }
 
   /** The current delta CRL (RFC 5280 5.2.4) completing currentCrl(); undefined only in a CA never opened with its key since. */
   currentDeltaCrl(): DeltaCrlState | undefined {
-    return this.publisher.currentDelta();
+    return this.#publisher.currentDelta();
   }
 
   currentDeltaCrlPem(): string | undefined {
-    return this.publisher.currentDelta()?.pem;
+    return this.#publisher.currentDelta()?.pem;
   }
 
   /**
@@ -633,12 +633,12 @@ export class CertificateAuthority {
    * with force); returns the new state.
    */
   refreshCrl(force = false): Promise<CrlState | undefined> {
-    return this.publisher.refresh(syncSigner(this.requireKey()), this.clock(), force ? 'force' : 'due');
+    return this.#publisher.refresh(syncSigner(this.#requireKey()), this.#clock(), force ? 'force' : 'due');
   }
 
   /** Is a complete CRL due by the schedule (cheap; no key needed)? */
   fullCrlDue(): boolean {
-    return this.publisher.fullCrlDue(this.clock());
+    return this.#publisher.fullCrlDue(this.#clock());
   }
 
   /**
@@ -646,22 +646,23 @@ export class CertificateAuthority {
    * write lock taken). No-op without the CA key.
    */
   async maintainCrl(): Promise<CrlState | undefined> {
-    if (this.caKey === undefined || this.closed || !this.publisher.fullCrlDue(this.clock())) return undefined;
-    return this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'due');
+    if (this.#caKey === undefined || this.#closed || !this.#publisher.fullCrlDue(this.#clock()))
+      return undefined;
+    return this.#publisher.refresh(syncSigner(this.#caKey), this.#clock(), 'due');
   }
 
   /** At KDC start and stop: re-issue the complete CRL if the delta lists anything (it is "stale"). */
   async publishFullCrlIfStale(): Promise<CrlState | undefined> {
-    if (this.caKey === undefined || this.closed) return undefined;
-    return this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'stale');
+    if (this.#caKey === undefined || this.#closed) return undefined;
+    return this.#publisher.refresh(syncSigner(this.#caKey), this.#clock(), 'stale');
   }
 
   /** After a revocation: re-issue the complete CRL on the next turn of the event loop if it is due. */
-  private scheduleFullCrl(): void {
-    if (this.fullCrlTimer !== undefined || this.closed || this.caKey === undefined) return;
-    if (!this.publisher.fullCrlDue(this.clock())) return;
-    this.fullCrlTimer = setImmediate(() => {
-      this.fullCrlTimer = undefined;
+  #scheduleFullCrl(): void {
+    if (this.#fullCrlTimer !== undefined || this.#closed || this.#caKey === undefined) return;
+    if (!this.#publisher.fullCrlDue(this.#clock())) return;
+    this.#fullCrlTimer = setImmediate(() => {
+      this.#fullCrlTimer = undefined;
       this.maintainCrl().then(
         () => (this.crlMaintenanceError = undefined),
         (err: unknown) => (this.crlMaintenanceError = err as Error),
@@ -683,17 +684,17 @@ export class CertificateAuthority {
   verifyCertificateFile(pem: string | Buffer, opts: Omit<VerifyOptions, 'revocation'> = {}): Verdict {
     // What the published CRLs say: revocations and the certificates renewals superseded.
     return verifyCertificate(pem, this.caCert, {
-      now: this.clock(),
+      now: this.#clock(),
       ...opts,
       revocation: (serialHex) => this.crlStatusOf(serialHex),
     });
   }
 
-  private requireKey(): KeyObject {
-    if (this.caKey === undefined) {
+  #requireKey(): KeyObject {
+    if (this.#caKey === undefined) {
       throw new EnvironmentError('config', 'the CA was opened read-only (no passphrase): cannot sign');
     }
-    return this.caKey;
+    return this.#caKey;
   }
 }
 

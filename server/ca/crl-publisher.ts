@@ -113,43 +113,49 @@ interface Snapshot {
   counter: number;
 }
 
+/** The delta CRL being built on top of the complete CRL `base`. */
+interface DeltaBuilder {
+  builder: CrlBuilder;
+  base: { crlNumber: number; lastRevocationId: number };
+}
+
 export class CrlPublisher {
-  private readonly store: AsyncStore;
-  private readonly paths: CaPaths;
-  private readonly caCert: ParsedCertificate;
-  private readonly settings: CaSettings;
-  private freshestCrlUrl: string;
-  private readonly revoked = new Map<string, RevocationInfo>();
+  readonly #store: AsyncStore;
+  readonly #paths: CaPaths;
+  readonly #caCert: ParsedCertificate;
+  readonly #settings: CaSettings;
+  #freshestCrlUrl: string;
+  readonly #revoked = new Map<string, RevocationInfo>();
   /** Certificates on the CRL with reason superseded (renewals): not revocations for the KDC's purposes. */
-  private readonly superseded = new Map<string, RevocationInfo>();
-  private builder: CrlBuilder;
+  readonly #superseded = new Map<string, RevocationInfo>();
+  #builder: CrlBuilder;
   /** The delta's entries: rows above `base.lastRevocationId` of the complete CRL number `base.crlNumber`. */
-  private delta: { builder: CrlBuilder; base: { crlNumber: number; lastRevocationId: number } } | undefined;
+  #delta: DeltaBuilder | undefined;
   /** The builders hold entries not in the store (a revocation transaction rolled back): rebuild them. */
-  private builderDirty = false;
-  private lastRevocationId = 0;
-  private lastChangeCounter: number;
+  #builderDirty = false;
+  #lastRevocationId = 0;
+  #lastChangeCounter: number;
   /**
    * The current CRLs as this process last read or committed them, with the store's change counter at
    * that moment (bench/revocation.ts: re-reading the row cost ~2 x 90 ms per revocation at 100k
    * entries). Valid while the counter is unchanged (SQLite: it moves only when ANOTHER process commits).
    */
-  private snap: Snapshot;
+  #snap: Snapshot;
   /** Signed inside the current transaction; becomes `snap` only once that transaction committed. */
-  private uncommitted: Snapshot | undefined;
-  private readonly listeners: RevokedListener[] = [];
+  #uncommitted: Snapshot | undefined;
+  readonly #listeners: RevokedListener[] = [];
   /** One catch-up, refresh or revocation of this process at a time (they share the builders and maps). */
-  private queue: Promise<unknown> = Promise.resolve();
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(deps: PublisherDeps, snap: Snapshot) {
-    this.store = deps.store;
-    this.paths = deps.paths;
-    this.caCert = deps.caCert;
-    this.settings = deps.settings;
-    this.freshestCrlUrl = deltaCrlUrlOf(deps.settings);
-    this.lastChangeCounter = snap.counter;
-    this.snap = snap;
-    this.builder = this.newBuilder(snap.full);
+    this.#store = deps.store;
+    this.#paths = deps.paths;
+    this.#caCert = deps.caCert;
+    this.#settings = deps.settings;
+    this.#freshestCrlUrl = deltaCrlUrlOf(deps.settings);
+    this.#lastChangeCounter = snap.counter;
+    this.#snap = snap;
+    this.#builder = this.#newBuilder(snap.full);
   }
 
   /**
@@ -157,15 +163,15 @@ export class CrlPublisher {
    * URL changed). The builders are rebuilt with it at their next use; true when it changed.
    */
   setFreshestCrlUrl(url: string): boolean {
-    if (url === this.freshestCrlUrl) return false;
-    this.freshestCrlUrl = url;
-    this.builderDirty = true;
+    if (url === this.#freshestCrlUrl) return false;
+    this.#freshestCrlUrl = url;
+    this.#builderDirty = true;
     return true;
   }
 
   /** The Freshest CRL URL complete CRLs are issued with. */
   get freshestUrl(): string {
-    return this.freshestCrlUrl;
+    return this.#freshestCrlUrl;
   }
 
   /** Load the revocation state of the store (every row once: O(n) at open, O(1) per lookup after). */
@@ -180,14 +186,14 @@ export class CrlPublisher {
     }
     const delta = await deps.store.getSetting<DeltaCrlState>(DELTA_SETTING);
     const publisher = new CrlPublisher(deps, { full, delta, counter });
-    await publisher.catchUp(deps.store);
+    await publisher.#catchUp(deps.store);
     return publisher;
   }
 
   /** Run `fn` after every catch-up, refresh and revocation this process started before it. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
     return run;
   }
 
@@ -200,37 +206,37 @@ export class CrlPublisher {
    * session checks treat a renewal as no revocation.
    */
   revocationOf(serialHex: string): RevocationInfo | undefined {
-    return this.revoked.get(serialHex.toLowerCase());
+    return this.#revoked.get(serialHex.toLowerCase());
   }
 
   /** O(1): what the published CRLs say about a serial (a revocation, or reason superseded). */
   crlStatusOf(serialHex: string): RevocationInfo | undefined {
     const s = serialHex.toLowerCase();
-    return this.revoked.get(s) ?? this.superseded.get(s);
+    return this.#revoked.get(s) ?? this.#superseded.get(s);
   }
 
   /** Number of revoked certificates known (for status pages and tests); superseded ones not included. */
   get size(): number {
-    return this.revoked.size;
+    return this.#revoked.size;
   }
 
   /** Entries of the complete CRL once it is brought up to date (revocations plus superseded). */
   get crlEntries(): number {
-    return this.builder.size;
+    return this.#builder.size;
   }
 
   /** The current complete CRL as of the last refresh (or this process's last commit). */
   currentState(): CrlState {
-    return this.snap.full;
+    return this.#snap.full;
   }
 
   /** The current delta CRL; undefined for a data directory no delta was ever issued in. */
   currentDelta(): DeltaCrlState | undefined {
-    return this.snap.delta;
+    return this.#snap.delta;
   }
 
   onRevoked(listener: RevokedListener): void {
-    this.listeners.push(listener);
+    this.#listeners.push(listener);
   }
 
   /**
@@ -238,15 +244,15 @@ export class CrlPublisher {
    * moved, and tell the listeners of the revocations among it. Returns those revocations.
    */
   async sync(): Promise<RevocationRecord[]> {
-    const fresh = await this.exclusive(async () => {
-      const counter = await this.store.changeCounter();
-      if (counter === this.lastChangeCounter) return [];
-      const rows = await this.catchUp(this.store);
-      await this.reload(this.store, counter);
-      this.lastChangeCounter = counter;
+    const fresh = await this.#exclusive(async () => {
+      const counter = await this.#store.changeCounter();
+      if (counter === this.#lastChangeCounter) return [];
+      const rows = await this.#catchUp(this.#store);
+      await this.#reload(this.#store, counter);
+      this.#lastChangeCounter = counter;
       return rows;
     });
-    await this.notify(fresh);
+    await this.#notify(fresh);
     return fresh;
   }
 
@@ -272,7 +278,7 @@ export class CrlPublisher {
         `invalid revocation reason ${JSON.stringify(String(reason).slice(0, 40))}`,
       );
     }
-    return this.record(by, reason, actor, sign, now, 'revoke', beforeWrite);
+    return this.#record(by, reason, actor, sign, now, 'revoke', beforeWrite);
   }
 
   /**
@@ -286,10 +292,10 @@ export class CrlPublisher {
     sign: SyncSigner,
     now: number = Date.now(),
   ): Promise<void> {
-    await this.record({ serialHex }, 'superseded', actor, sign, now, 'supersede');
+    await this.#record({ serialHex }, 'superseded', actor, sign, now, 'supersede');
   }
 
-  private async record(
+  async #record(
     by: { serialHex: string } | { name: string },
     reason: ReasonName,
     actor: string,
@@ -301,16 +307,16 @@ export class CrlPublisher {
     // CRL times have one-second resolution (RFC 5280 5.1.2.4): record exactly what the CRL will say.
     const now = Math.floor(nowMs / 1000) * 1000;
     let fresh: RevocationRecord[] = [];
-    const outcome = await this.exclusive(async () => {
+    const outcome = await this.#exclusive(async () => {
       let wroteFull = false;
       let result: RevokeOutcome;
       try {
-        result = await this.store.transaction(async (tx) => {
+        result = await this.#store.transaction(async (tx) => {
           await beforeWrite?.(tx);
           // Under the write lock: catch up first, so the re-check below and the CRL see every row.
-          fresh = await this.catchUp(tx);
-          await this.reload(tx, await this.store.changeCounter());
-          const cert = await this.target(tx, by);
+          fresh = await this.#catchUp(tx);
+          await this.#reload(tx, await this.#store.changeCounter());
+          const cert = await this.#target(tx, by);
           const existing = await tx.getRevocation(cert.serialHex);
           if (existing !== undefined) {
             return {
@@ -319,7 +325,7 @@ export class CrlPublisher {
               name: cert.name,
               reason: existing.reason as ReasonName,
               revokedAt: existing.revokedAt,
-              crlNumber: this.highestCrlNumber(),
+              crlNumber: this.#highestCrlNumber(),
             };
           }
           if (kind === 'supersede' && cert.status !== 'superseded') {
@@ -330,15 +336,15 @@ export class CrlPublisher {
           const row = await tx.insertRevocation({ serialHex: cert.serialHex, revokedAt: now, reason });
           if (kind === 'revoke') await tx.setCertificateStatus(cert.serialHex, 'revoked');
           const entry = { serialHex: cert.serialHex, revokedAt: now, reason };
-          this.builder.add(entry);
-          this.addToDelta(row.id, entry);
-          this.lastRevocationId = Math.max(this.lastRevocationId, row.id);
+          this.#builder.add(entry);
+          this.#addToDelta(row.id, entry);
+          this.#lastRevocationId = Math.max(this.#lastRevocationId, row.id);
           let crlNumber: number;
-          if (this.builder.size < this.settings.crlSyncFullMax) {
-            crlNumber = (await this.signFull(tx, sign, now)).crlNumber;
+          if (this.#builder.size < this.#settings.crlSyncFullMax) {
+            crlNumber = (await this.#signFull(tx, sign, now)).crlNumber;
             wroteFull = true;
           } else {
-            crlNumber = (await this.signDelta(tx, sign, now)).crlNumber;
+            crlNumber = (await this.#signDelta(tx, sign, now)).crlNumber;
           }
           await tx.appendAudit({
             at: now,
@@ -361,21 +367,21 @@ export class CrlPublisher {
         });
       } catch (err) {
         // The builders may hold the entry although the transaction rolled back.
-        this.builderDirty = true;
-        this.dropUncommitted();
+        this.#builderDirty = true;
+        this.#dropUncommitted();
         throw err;
       }
-      this.promoteCommitted();
+      this.#promoteCommitted();
       if (result.status === 'revoked') {
         const info = { reason: result.reason, revokedAt: result.revokedAt };
-        (kind === 'revoke' ? this.revoked : this.superseded).set(result.serialHex, info);
-        await this.writeFiles(wroteFull);
+        (kind === 'revoke' ? this.#revoked : this.#superseded).set(result.serialHex, info);
+        await this.#writeFiles(wroteFull);
       }
       return result;
     });
-    await this.notify(fresh);
+    await this.#notify(fresh);
     if (outcome.status === 'revoked' && kind === 'revoke') {
-      await this.notifyOne(outcome.serialHex, outcome.name, {
+      await this.#notifyOne(outcome.serialHex, outcome.name, {
         reason: outcome.reason,
         revokedAt: outcome.revokedAt,
       });
@@ -397,13 +403,13 @@ export class CrlPublisher {
     if (delta === undefined || delta.baseCrlNumber !== full.crlNumber) return true;
     if (halfLife(full) || halfLife(delta)) return true;
     // Revocation rows neither CRL lists (written by an older kds, or straight into the store).
-    if (delta.lastRevocationId < this.lastRevocationId) return true;
-    const pending = this.lastRevocationId > full.lastRevocationId;
+    if (delta.lastRevocationId < this.#lastRevocationId) return true;
+    const pending = this.#lastRevocationId > full.lastRevocationId;
     if (!pending) return false;
-    if (mode === 'stale' || this.builder.size < this.settings.crlSyncFullMax) return true;
+    if (mode === 'stale' || this.#builder.size < this.#settings.crlSyncFullMax) return true;
     return (
-      delta.entries >= this.settings.crlDeltaMaxEntries ||
-      now - full.thisUpdate >= this.settings.crlFullIntervalMs
+      delta.entries >= this.#settings.crlDeltaMaxEntries ||
+      now - full.thisUpdate >= this.#settings.crlFullIntervalMs
     );
   }
 
@@ -422,24 +428,24 @@ export class CrlPublisher {
     now = Math.floor(now / 1000) * 1000;
     if (!this.fullCrlDue(now, m)) return undefined;
     let fresh: RevocationRecord[] = [];
-    const state = await this.exclusive(async () => {
+    const state = await this.#exclusive(async () => {
       let signed: CrlState | undefined;
       try {
-        signed = await this.store.transaction(async (tx) => {
-          fresh = await this.catchUp(tx);
-          await this.reload(tx, await this.store.changeCounter());
+        signed = await this.#store.transaction(async (tx) => {
+          fresh = await this.#catchUp(tx);
+          await this.#reload(tx, await this.#store.changeCounter());
           if (!this.fullCrlDue(now, m)) return undefined; // re-checked under the write lock
-          return this.signFull(tx, sign, now);
+          return this.#signFull(tx, sign, now);
         });
       } catch (err) {
-        this.dropUncommitted();
+        this.#dropUncommitted();
         throw err;
       }
-      this.promoteCommitted();
-      if (signed !== undefined) await this.writeFiles(true);
+      this.#promoteCommitted();
+      if (signed !== undefined) await this.#writeFiles(true);
       return signed;
     });
-    await this.notify(fresh);
+    await this.#notify(fresh);
     return state;
   }
 
@@ -448,7 +454,7 @@ export class CrlPublisher {
    * commit and its CRL, or a data directory from before superseded certificates were listed).
    */
   async listSupersededGaps(): Promise<string[]> {
-    return (await this.store.listCertificates({ status: 'superseded' }))
+    return (await this.#store.listCertificates({ status: 'superseded' }))
       .filter((c) => this.crlStatusOf(c.serialHex) === undefined)
       .map((c) => c.serialHex);
   }
@@ -461,21 +467,21 @@ export class CrlPublisher {
    * missing, unreadable, older or otherwise different ("the server must notice corruption and rebuild").
    */
   repairFile(): Promise<CrlFileRepair> {
-    return this.repair(this.paths.rootCrl, this.currentState());
+    return this.#repair(this.#paths.rootCrl, this.currentState());
   }
 
   /** The same for root_delta_crl.pem ('ok' when no delta was ever issued: there is nothing to publish). */
   async repairDeltaFile(): Promise<CrlFileRepair> {
     const delta = this.currentDelta();
-    return delta === undefined ? 'ok' : this.repair(this.paths.deltaCrl, delta);
+    return delta === undefined ? 'ok' : this.#repair(this.#paths.deltaCrl, delta);
   }
 
-  private async repair(path: string, state: { pem: string; crlNumber: number }): Promise<CrlFileRepair> {
+  async #repair(path: string, state: { pem: string; crlNumber: number }): Promise<CrlFileRepair> {
     let text: string;
     const rewrite = (): Promise<void> =>
-      this.store.transaction(async (tx) => {
-        await this.reload(tx, await this.store.changeCounter());
-        writeFileAtomic(path, this.latestPem(path), PUBLIC_FILE_MODE);
+      this.#store.transaction(async (tx) => {
+        await this.#reload(tx, await this.#store.changeCounter());
+        writeFileAtomic(path, this.#latestPem(path), PUBLIC_FILE_MODE);
       });
     try {
       text = readFileSync(path, 'utf8');
@@ -487,7 +493,7 @@ export class CrlPublisher {
     let verdict: CrlFileRepair = 'different';
     try {
       const onDisk = parseCrl(text);
-      if (!onDisk.signatureValid(this.caCert)) verdict = 'unreadable';
+      if (!onDisk.signatureValid(this.#caCert)) verdict = 'unreadable';
       else if (onDisk.crlNumber < BigInt(state.crlNumber)) verdict = 'stale';
     } catch {
       verdict = 'unreadable';
@@ -496,8 +502,8 @@ export class CrlPublisher {
     return verdict;
   }
 
-  private latestPem(path: string): string {
-    if (path === this.paths.rootCrl) return this.currentState().pem;
+  #latestPem(path: string): string {
+    if (path === this.#paths.rootCrl) return this.currentState().pem;
     const delta = this.currentDelta();
     if (delta === undefined) throw new EnvironmentError('ca_missing', 'the store has no delta CRL');
     return delta.pem;
@@ -508,12 +514,12 @@ export class CrlPublisher {
    * the files follow commit order and never go back to an older CRL even when two processes revoke at
    * the same moment. The delta is written every time; the complete CRL only when it was re-issued.
    */
-  private async writeFiles(full: boolean): Promise<void> {
-    await this.store.transaction(async (tx) => {
-      await this.reload(tx, await this.store.changeCounter());
-      if (full) writeFileAtomic(this.paths.rootCrl, this.currentState().pem, PUBLIC_FILE_MODE);
+  async #writeFiles(full: boolean): Promise<void> {
+    await this.#store.transaction(async (tx) => {
+      await this.#reload(tx, await this.#store.changeCounter());
+      if (full) writeFileAtomic(this.#paths.rootCrl, this.currentState().pem, PUBLIC_FILE_MODE);
       const delta = this.currentDelta();
-      if (delta !== undefined) writeFileAtomic(this.paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
+      if (delta !== undefined) writeFileAtomic(this.#paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
     });
   }
 
@@ -521,15 +527,15 @@ export class CrlPublisher {
   // internals
 
   /** Re-read the current CRLs from `db` when the store's change counter is no longer `counter`'s. */
-  private async reload(db: AsyncStoreData, counter: number): Promise<void> {
-    if (this.snap.counter === counter) return;
+  async #reload(db: AsyncStoreData, counter: number): Promise<void> {
+    if (this.#snap.counter === counter) return;
     const full = await db.getCrlState();
     if (full === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
     const delta = await db.getSetting<DeltaCrlState>(DELTA_SETTING);
-    this.snap = { full, delta, counter };
+    this.#snap = { full, delta, counter };
   }
 
-  private async target(
+  async #target(
     db: AsyncStoreData,
     by: { serialHex: string } | { name: string },
   ): Promise<CertificateRecord> {
@@ -561,9 +567,9 @@ export class CrlPublisher {
   }
 
   /** The highest number of the one sequence complete and delta CRLs share (RFC 5280 5.2.3). */
-  private highestCrlNumber(): number {
-    const full = this.uncommitted?.full ?? this.currentState();
-    const delta = this.uncommitted?.delta ?? this.currentDelta();
+  #highestCrlNumber(): number {
+    const full = this.#uncommitted?.full ?? this.currentState();
+    const delta = this.#uncommitted?.delta ?? this.currentDelta();
     return Math.max(full.crlNumber, delta?.crlNumber ?? 0);
   }
 
@@ -574,32 +580,32 @@ export class CrlPublisher {
    * revocation information", RFC 5280 5.2.3). Both stored as current. Inside a transaction, after
    * catchUp and reload.
    */
-  private async signFull(tx: AsyncStoreData, sign: SyncSigner, now: number): Promise<CrlState> {
+  async #signFull(tx: AsyncStoreData, sign: SyncSigner, now: number): Promise<CrlState> {
     const current = this.currentState();
     // RFC 5280 5.2.3: "CRL issuers conforming to this profile MUST include this extension in all CRLs"
     // and the number is "monotonically increasing": strictly above every number issued, under the lock.
-    const crlNumber = this.highestCrlNumber() + 1;
+    const crlNumber = this.#highestCrlNumber() + 1;
     // thisUpdate never goes backwards, even if this process's clock is behind the previous signer's.
     const thisUpdate = Math.max(now, current.thisUpdate);
-    const nextUpdate = thisUpdate + this.settings.crlValidityDays * DAY_MS;
-    const pem = this.builder.buildSync(sign, { crlNumber, thisUpdate, nextUpdate });
+    const nextUpdate = thisUpdate + this.#settings.crlValidityDays * DAY_MS;
+    const pem = this.#builder.buildSync(sign, { crlNumber, thisUpdate, nextUpdate });
     const state: CrlState = {
       crlNumber,
       pem,
       thisUpdate,
       nextUpdate,
-      lastRevocationId: this.lastRevocationId,
+      lastRevocationId: this.#lastRevocationId,
     };
     await tx.saveCrlState(state);
     // Until the transaction commits, nothing may serve this state from memory. The counter: on SQLite
     // our own commits never move it and no other process can commit under the lock, so the one read now
     // holds right after our commit; on PostgreSQL the commit moves it, and the next look re-reads.
-    this.uncommitted = { full: state, delta: this.currentDelta(), counter: this.snap.counter };
-    this.delta = {
-      builder: this.newBuilder(state, crlNumber),
+    this.#uncommitted = { full: state, delta: this.currentDelta(), counter: this.#snap.counter };
+    this.#delta = {
+      builder: this.#newBuilder(state, crlNumber),
       base: { crlNumber, lastRevocationId: state.lastRevocationId },
     };
-    await this.signDelta(tx, sign, thisUpdate, crlNumber);
+    await this.#signDelta(tx, sign, thisUpdate, crlNumber);
     return state;
   }
 
@@ -607,17 +613,17 @@ export class CrlPublisher {
    * Sign the delta CRL over the rows since the current complete CRL (its base), numbered `crlNumber`
    * (default: the next in the shared sequence), and store it as current. Inside a transaction.
    */
-  private async signDelta(
+  async #signDelta(
     tx: AsyncStoreData,
     sign: SyncSigner,
     now: number,
-    crlNumber = this.highestCrlNumber() + 1,
+    crlNumber = this.#highestCrlNumber() + 1,
   ): Promise<DeltaCrlState> {
-    const base = this.uncommitted?.full ?? this.currentState();
-    const delta = await this.deltaFor(tx, base);
+    const base = this.#uncommitted?.full ?? this.currentState();
+    const delta = await this.#deltaFor(tx, base);
     const previous = this.currentDelta();
     const thisUpdate = Math.max(now, base.thisUpdate, previous?.thisUpdate ?? 0);
-    const nextUpdate = thisUpdate + this.settings.crlValidityDays * DAY_MS;
+    const nextUpdate = thisUpdate + this.#settings.crlValidityDays * DAY_MS;
     const pem = delta.builder.buildSync(sign, { crlNumber, thisUpdate, nextUpdate });
     const state: DeltaCrlState = {
       crlNumber,
@@ -625,48 +631,48 @@ export class CrlPublisher {
       pem,
       thisUpdate,
       nextUpdate,
-      lastRevocationId: this.lastRevocationId,
+      lastRevocationId: this.#lastRevocationId,
       entries: delta.builder.size,
     };
     await tx.setSetting(DELTA_SETTING, state);
-    this.uncommitted = { full: base, delta: state, counter: this.snap.counter };
+    this.#uncommitted = { full: base, delta: state, counter: this.#snap.counter };
     return state;
   }
 
   /** The delta builder for `base` (rebuilt from the rows above its lastRevocationId if it moved). */
-  private async deltaFor(db: AsyncStoreData, base: CrlState): Promise<NonNullable<CrlPublisher['delta']>> {
-    const d = this.delta;
+  async #deltaFor(db: AsyncStoreData, base: CrlState): Promise<DeltaBuilder> {
+    const d = this.#delta;
     if (
       d !== undefined &&
       d.base.crlNumber === base.crlNumber &&
       d.base.lastRevocationId === base.lastRevocationId
     )
       return d;
-    const builder = this.newBuilder(base, base.crlNumber);
+    const builder = this.#newBuilder(base, base.crlNumber);
     for (const row of await db.listRevocations(base.lastRevocationId)) {
       builder.add({ serialHex: row.serialHex, revokedAt: row.revokedAt, reason: row.reason as ReasonName });
     }
-    this.delta = { builder, base: { crlNumber: base.crlNumber, lastRevocationId: base.lastRevocationId } };
-    return this.delta;
+    this.#delta = { builder, base: { crlNumber: base.crlNumber, lastRevocationId: base.lastRevocationId } };
+    return this.#delta;
   }
 
-  private addToDelta(id: number, entry: CrlEntry): void {
-    if (this.delta !== undefined && id > this.delta.base.lastRevocationId) this.delta.builder.add(entry);
+  #addToDelta(id: number, entry: CrlEntry): void {
+    if (this.#delta !== undefined && id > this.#delta.base.lastRevocationId) this.#delta.builder.add(entry);
   }
 
-  private promoteCommitted(): void {
-    if (this.uncommitted !== undefined) this.snap = this.uncommitted;
-    this.uncommitted = undefined;
+  #promoteCommitted(): void {
+    if (this.#uncommitted !== undefined) this.#snap = this.#uncommitted;
+    this.#uncommitted = undefined;
   }
 
-  private dropUncommitted(): void {
-    if (this.uncommitted !== undefined) {
+  #dropUncommitted(): void {
+    if (this.#uncommitted !== undefined) {
       // The delta builder may have been re-based on a complete CRL that never committed.
-      this.delta = undefined;
+      this.#delta = undefined;
     }
-    this.uncommitted = undefined;
+    this.#uncommitted = undefined;
     // A read inside the rolled-back transaction may have loaded what it wrote: read again next time.
-    this.snap = { ...this.snap, counter: Number.NaN };
+    this.#snap = { ...this.#snap, counter: Number.NaN };
   }
 
   /**
@@ -675,16 +681,16 @@ export class CrlPublisher {
    * committed rows, so they are never wrong; the builders are rebuilt from every row after a
    * rolled-back revocation may have left an extra entry in them.
    */
-  private async catchUp(db: AsyncStoreData): Promise<RevocationRecord[]> {
-    if (this.builderDirty) {
+  async #catchUp(db: AsyncStoreData): Promise<RevocationRecord[]> {
+    if (this.#builderDirty) {
       const full = await db.getCrlState();
       if (full === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
-      this.builder = this.newBuilder(full);
-      this.delta = undefined;
-      this.builderDirty = false;
-      this.lastRevocationId = 0;
+      this.#builder = this.#newBuilder(full);
+      this.#delta = undefined;
+      this.#builderDirty = false;
+      this.#lastRevocationId = 0;
     }
-    const rows = await db.listRevocations(this.lastRevocationId);
+    const rows = await db.listRevocations(this.#lastRevocationId);
     const fresh: RevocationRecord[] = [];
     for (const row of rows) {
       const reason = row.reason as ReasonName;
@@ -693,42 +699,42 @@ export class CrlPublisher {
       // KDC; an operator's revocation with reason superseded (status revoked) is one. Renewals are rare,
       // so looking the certificate up for those rows only keeps catching up O(new rows).
       if (reason === 'superseded' && (await db.getCertificate(row.serialHex))?.status === 'superseded') {
-        this.superseded.set(row.serialHex, info);
-      } else if (!this.revoked.has(row.serialHex)) {
+        this.#superseded.set(row.serialHex, info);
+      } else if (!this.#revoked.has(row.serialHex)) {
         fresh.push(row);
-        this.revoked.set(row.serialHex, info);
+        this.#revoked.set(row.serialHex, info);
       }
       const entry = { serialHex: row.serialHex, revokedAt: row.revokedAt, reason };
-      this.builder.add(entry);
-      this.addToDelta(row.id, entry);
-      this.lastRevocationId = row.id;
+      this.#builder.add(entry);
+      this.#addToDelta(row.id, entry);
+      this.#lastRevocationId = row.id;
     }
     return fresh;
   }
 
-  private newBuilder(state: CrlState, deltaBase?: number): CrlBuilder {
+  #newBuilder(state: CrlState, deltaBase?: number): CrlBuilder {
     return new CrlBuilder({
-      issuerCertPem: this.caCert.pem,
+      issuerCertPem: this.#caCert.pem,
       crlNumber: state.crlNumber,
       thisUpdate: state.thisUpdate,
       nextUpdate: state.nextUpdate,
-      ...(deltaBase === undefined ? { freshestCrlUrl: this.freshestCrlUrl } : { deltaBase }),
+      ...(deltaBase === undefined ? { freshestCrlUrl: this.#freshestCrlUrl } : { deltaBase }),
     });
   }
 
-  private async notify(rows: RevocationRecord[]): Promise<void> {
+  async #notify(rows: RevocationRecord[]): Promise<void> {
     for (const row of rows) {
-      const name = (await this.store.getCertificate(row.serialHex))?.name ?? '';
-      await this.notifyOne(row.serialHex, name, {
+      const name = (await this.#store.getCertificate(row.serialHex))?.name ?? '';
+      await this.#notifyOne(row.serialHex, name, {
         reason: row.reason as ReasonName,
         revokedAt: row.revokedAt,
       });
     }
   }
 
-  private async notifyOne(serialHex: string, name: string, info: RevocationInfo): Promise<void> {
+  async #notifyOne(serialHex: string, name: string, info: RevocationInfo): Promise<void> {
     // A failing listener must not turn a committed revocation into an error for the caller.
-    await Promise.allSettled(this.listeners.map(async (l) => l(serialHex, name, info)));
+    await Promise.allSettled(this.#listeners.map(async (l) => l(serialHex, name, info)));
   }
 }
 

@@ -50,7 +50,11 @@ export class KdcWatch implements ConnectionWatch {
   /** Set when something may have changed the state panel (a request was answered, a session came or went). */
   dirty = true;
 
-  constructor(private readonly feed: ConsoleFeed) {}
+  readonly #feed: ConsoleFeed;
+
+  constructor(feed: ConsoleFeed) {
+    this.#feed = feed;
+  }
 
   /** The exchange number of a connection (0 when the console never saw it open). */
   exchangeOf(conn: Connection): number {
@@ -60,7 +64,7 @@ export class KdcWatch implements ConnectionWatch {
   opened(conn: Connection): void {
     const n = ++this.#next;
     this.#exchanges.set(conn, { n, lane: undefined, pending: [], refused: false, mode: undefined });
-    this.feed.publish({ kind: 'exchange.open', exchange: n });
+    this.#feed.publish({ kind: 'exchange.open', exchange: n });
   }
 
   frame(
@@ -88,7 +92,7 @@ export class KdcWatch implements ConnectionWatch {
     x.mode = conn.mode;
     x.lane = role === 'anonymous' ? ENROLLING_LANE : name === '' ? UNKNOWN_LANE : name;
     this.#flush(x);
-    this.feed.publish({ kind: 'established', exchange: x.n, party: x.lane, role, group });
+    this.#feed.publish({ kind: 'established', exchange: x.n, party: x.lane, role, group });
     this.dirty = true;
   }
 
@@ -112,7 +116,7 @@ export class KdcWatch implements ConnectionWatch {
       x.lane = UNKNOWN_LANE;
       this.#flush(x);
     }
-    this.feed.publish({ kind: 'exchange.close', exchange: x.n });
+    this.#feed.publish({ kind: 'exchange.close', exchange: x.n });
     this.dirty = true;
   }
 
@@ -129,7 +133,7 @@ export class KdcWatch implements ConnectionWatch {
       x.lane = possibleMitm ? MALLORY_LANE : UNKNOWN_LANE;
       this.#flush(x);
     }
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'refused',
       exchange: x.n,
       by: byPeer ? x.lane : KDC_LANE,
@@ -150,7 +154,7 @@ export class KdcWatch implements ConnectionWatch {
   #draw(lane: string, arrow: Arrow, mode: string | undefined): void {
     const { dir, ...rest } = arrow;
     const step = stepOf(arrow.name, mode);
-    this.feed.publish({
+    this.#feed.publish({
       kind: 'message',
       ...rest,
       from: dir === 'in' ? lane : KDC_LANE,

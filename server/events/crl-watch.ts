@@ -27,26 +27,27 @@ export function countCrlEntries(der: Buffer): number {
 }
 
 export class CrlWatch {
+  readonly #ca: CertificateAuthority;
+  readonly #events: EventBus;
   #full: number;
   #delta: number;
 
-  constructor(
-    private readonly ca: CertificateAuthority,
-    private readonly events: EventBus,
-  ) {
+  constructor(ca: CertificateAuthority, events: EventBus) {
+    this.#ca = ca;
+    this.#events = events;
     // What was published before this KDC started is not news.
     this.#full = ca.currentCrl().crlNumber;
     this.#delta = ca.currentDeltaCrl()?.crlNumber ?? 0;
   }
 
   check(): void {
-    if (!this.events.wants('crl.published')) return;
-    const full = this.ca.currentCrl();
+    if (!this.#events.wants('crl.published')) return;
+    const full = this.#ca.currentCrl();
     if (full.crlNumber !== this.#full) {
       this.#full = full.crlNumber;
       this.#report('full', full);
     }
-    const delta = this.ca.currentDeltaCrl();
+    const delta = this.#ca.currentDeltaCrl();
     if (delta !== undefined && delta.crlNumber !== this.#delta) {
       this.#delta = delta.crlNumber;
       this.#report('delta', delta);
@@ -55,7 +56,7 @@ export class CrlWatch {
 
   #report(kind: 'full' | 'delta', state: Published): void {
     const der = pemToDer(state.pem, 'X509 CRL');
-    this.events.emit({
+    this.#events.emit({
       type: 'crl.published',
       kind,
       crlNumber: String(state.crlNumber),

@@ -776,21 +776,22 @@ abstract class PgData {
 class PgTx extends PgData {
   open = true;
   #depth = 0;
-  constructor(
-    private readonly client: pg.PoolClient,
-    private readonly owner: PgStore,
-  ) {
+  readonly #client: pg.PoolClient;
+  readonly #owner: PgStore;
+  constructor(client: pg.PoolClient, owner: PgStore) {
     super();
+    this.#client = client;
+    this.#owner = owner;
   }
 
   protected exec: Exec = (sql, params) => {
     if (!this.open)
       return Promise.reject(new InternalError('internal', 'store transaction used after it ended'));
-    return this.client.query(sql, params);
+    return this.#client.query(sql, params);
   };
 
   protected statusChanged(serialHex: string): void {
-    this.owner.notifyStatusChange(serialHex);
+    this.#owner.notifyStatusChange(serialHex);
   }
 
   protected underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T> {
@@ -803,7 +804,7 @@ class PgTx extends PgData {
     // savepoint around it), to every connection LISTENing on the channel, on every node.
     await this.count(
       'SELECT pg_notify($1, $2)',
-      [this.owner.pgChannel(channel), payload],
+      [this.#owner.pgChannel(channel), payload],
       'store write failed',
     );
   }
@@ -833,26 +834,30 @@ export class PgStore extends PgData implements AsyncStore {
   readonly engine = 'postgres' as const;
   readonly location: string;
   readonly schema: string;
-  private readonly pool: pg.Pool;
-  private readonly writeLockKey: string;
+  readonly #pool: pg.Pool;
+  readonly #writeLockKey: string;
   readonly #statusListeners = new Set<(serialHex: string) => void>();
-  private closed = false;
+  #closed = false;
 
-  private readonly channelPrefix: string;
+  readonly #channelPrefix: string;
+  readonly #connectionString: string;
+  readonly #applicationName: string;
 
   private constructor(
     location: string,
     schema: string,
     pool: pg.Pool,
-    private readonly connectionString: string,
-    private readonly applicationName: string,
+    connectionString: string,
+    applicationName: string,
   ) {
     super();
+    this.#connectionString = connectionString;
+    this.#applicationName = applicationName;
     this.location = location;
     this.schema = schema;
-    this.pool = pool;
-    this.writeLockKey = lockKey(`kds:write:${schema}`);
-    this.channelPrefix = createHash('sha256').update(schema).digest('hex').slice(0, 12);
+    this.#pool = pool;
+    this.#writeLockKey = lockKey(`kds:write:${schema}`);
+    this.#channelPrefix = createHash('sha256').update(schema).digest('hex').slice(0, 12);
   }
 
   /** Open (creating the schema and migrating if needed) the store at a postgres:// URL. */
@@ -872,7 +877,7 @@ export class PgStore extends PgData implements AsyncStore {
     pool.on('error', () => undefined);
     const store = new PgStore(location, schema, pool, connectionString, opts.applicationName ?? 'kds');
     try {
-      await store.migrate();
+      await store.#migrate();
       return store;
     } catch (err) {
       await pool.end().catch(() => undefined);
@@ -880,7 +885,7 @@ export class PgStore extends PgData implements AsyncStore {
     }
   }
 
-  protected exec: Exec = (sql, params) => this.pool.query(sql, params);
+  protected exec: Exec = (sql, params) => this.#pool.query(sql, params);
 
   protected statusChanged(serialHex: string): void {
     this.notifyStatusChange(serialHex);
@@ -896,8 +901,8 @@ export class PgStore extends PgData implements AsyncStore {
     return () => this.#statusListeners.delete(listener);
   }
 
-  private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
+  async #migrate(): Promise<void> {
+    const client = await this.#pool.connect();
     const onError = (): void => undefined; // as in transaction(): the failing query reports it
     client.on('error', onError);
     try {
@@ -960,7 +965,7 @@ export class PgStore extends PgData implements AsyncStore {
   async #transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await this.#pool.connect();
     } catch (err) {
       throw pgError(err, 'store transaction failed');
     }
@@ -976,7 +981,7 @@ export class PgStore extends PgData implements AsyncStore {
     try {
       try {
         await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock($1)', [this.writeLockKey]);
+        await client.query('SELECT pg_advisory_xact_lock($1)', [this.#writeLockKey]);
       } catch (err) {
         broken = true;
         throw pgError(err, 'store transaction failed');
@@ -1080,7 +1085,7 @@ export class PgStore extends PgData implements AsyncStore {
 
   /** The PostgreSQL channel of a store channel: per schema, so two stores in one database stay apart. */
   pgChannel(channel: string): string {
-    return `kds_${this.channelPrefix}_${channel}`;
+    return `kds_${this.#channelPrefix}_${channel}`;
   }
 
   readonly #listeners = new Map<string, Set<StoreListener>>();
@@ -1115,9 +1120,9 @@ export class PgStore extends PgData implements AsyncStore {
   #listenConnection(): Promise<pg.Client> {
     this.#listenReady ??= (async () => {
       const client = new pg.Client({
-        connectionString: this.connectionString,
+        connectionString: this.#connectionString,
         connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
-        application_name: this.applicationName,
+        application_name: this.#applicationName,
       });
       client.on('notification', (msg) => {
         if (msg.payload === undefined) return;
@@ -1153,11 +1158,11 @@ export class PgStore extends PgData implements AsyncStore {
     this.#listenClient = undefined;
     this.#listenReady = undefined;
     client.end().catch(() => undefined);
-    if (this.closed) return;
+    if (this.#closed) return;
     const attempt = (delay: number): void => {
       this.#reconnectTimer = setTimeout(() => {
         this.#reconnectTimer = undefined;
-        if (this.closed || this.#listeners.size === 0) return;
+        if (this.#closed || this.#listeners.size === 0) return;
         void (async () => {
           try {
             const c = await this.#listenConnection();
@@ -1184,13 +1189,13 @@ export class PgStore extends PgData implements AsyncStore {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     const listening = this.#listenClient;
     this.#listenClient = undefined;
     await listening?.end().catch(() => undefined);
-    await this.pool.end();
+    await this.#pool.end();
   }
 }
 

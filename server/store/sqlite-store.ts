@@ -151,27 +151,27 @@ export interface StoreOptions {
 
 export class SqliteStore implements Store {
   readonly location: string;
-  private readonly db: Database.Database;
-  private readonly stmts = new Map<string, Database.Statement>();
-  private closed = false;
-  private readonly walPath: string;
-  private readonly walSync: WalSync;
+  readonly #db: Database.Database;
+  readonly #stmts = new Map<string, Database.Statement>();
+  #closed = false;
+  readonly #walPath: string;
+  readonly #walSync: WalSync;
   /** The file syncCommitted fsyncs: the WAL (the database file if the WAL does not exist). */
-  private syncFile: { path: string; fd: number; ino: number } | undefined;
-  private syncsInFlight = 0;
+  #syncFile: { path: string; fd: number; ino: number } | undefined;
+  #syncsInFlight = 0;
   /** Descriptors replaced while a sync used them: closed when no sync is in flight. */
-  private readonly retiredFds: number[] = [];
+  readonly #retiredFds: number[] = [];
   /** Commits made by transactionUnsynced, and how many of them a completed sync covers. */
-  private unsyncedCommits = 0;
-  private syncedCommits = 0;
+  #unsyncedCommits = 0;
+  #syncedCommits = 0;
   /** Set by the first failed WAL sync: the store is read-only from then on (see the header). */
-  private syncFailure: KdsError | undefined;
+  #syncFailure: KdsError | undefined;
 
   private constructor(location: string, db: Database.Database, opts: StoreOptions) {
     this.location = location;
-    this.db = db;
-    this.walPath = `${location}-wal`;
-    this.walSync = opts.walSync ?? fsyncOnSyncThread;
+    this.#db = db;
+    this.#walPath = `${location}-wal`;
+    this.#walSync = opts.walSync ?? fsyncOnSyncThread;
   }
 
   static open(dataDir: string, opts: StoreOptions = {}): SqliteStore {
@@ -211,16 +211,16 @@ export class SqliteStore implements Store {
   }
 
   schemaVersion(): number {
-    return userVersion(this.db);
+    return userVersion(this.#db);
   }
 
   transaction<T>(fn: () => T): T {
-    if (this.syncFailure !== undefined && !this.db.inTransaction) throw this.syncFailure;
+    if (this.#syncFailure !== undefined && !this.#db.inTransaction) throw this.#syncFailure;
     try {
       // .immediate(): BEGIN IMMEDIATE takes the write lock first, so the re-checks fn makes are still
       // true when it writes (a deferred transaction could not upgrade its read lock under WAL and would
       // fail with SQLITE_BUSY instead of waiting).
-      return this.db.transaction(fn).immediate();
+      return this.#db.transaction(fn).immediate();
     } catch (err) {
       if (err instanceof KdsError) throw err;
       throw storeError(err, 'store transaction failed');
@@ -228,24 +228,24 @@ export class SqliteStore implements Store {
   }
 
   transactionUnsynced<T>(fn: () => T): T {
-    if (this.db.inTransaction) {
+    if (this.#db.inTransaction) {
       // Inside another transaction this would be a savepoint of a commit that syncs anyway; refusing
       // keeps the NORMAL window exactly one top-level commit wide.
       throw new InternalError('internal', 'transactionUnsynced cannot be nested');
     }
-    if (this.syncFailure !== undefined) throw this.syncFailure;
+    if (this.#syncFailure !== undefined) throw this.#syncFailure;
     // db.exec, not a cached statement: SQLite applies `PRAGMA synchronous = N` when the statement is
     // PREPARED (it compiles to no instructions), so re-running a prepared one would change nothing.
-    this.db.exec('PRAGMA synchronous = NORMAL');
+    this.#db.exec('PRAGMA synchronous = NORMAL');
     let committed = false;
     try {
       const value = this.transaction(fn);
       committed = true;
       return value;
     } finally {
-      if (committed) this.unsyncedCommits += 1;
+      if (committed) this.#unsyncedCommits += 1;
       try {
-        this.db.exec('PRAGMA synchronous = FULL');
+        this.#db.exec('PRAGMA synchronous = FULL');
       } catch (err) {
         // Never leave the connection at NORMAL for the ordinary paths: close it (fail closed).
         this.close();
@@ -262,65 +262,65 @@ export class SqliteStore implements Store {
 
   /** BEGIN IMMEDIATE; `unsynced` is transactionUnsynced's commit (synchronous=NORMAL for this one). */
   begin(unsynced = false): void {
-    if (this.db.inTransaction) throw new InternalError('internal', 'a transaction is already open');
-    if (this.syncFailure !== undefined) throw this.syncFailure;
-    if (unsynced) this.db.exec('PRAGMA synchronous = NORMAL');
-    this.openUnsynced = unsynced;
+    if (this.#db.inTransaction) throw new InternalError('internal', 'a transaction is already open');
+    if (this.#syncFailure !== undefined) throw this.#syncFailure;
+    if (unsynced) this.#db.exec('PRAGMA synchronous = NORMAL');
+    this.#openUnsynced = unsynced;
     try {
-      this.db.exec('BEGIN IMMEDIATE');
+      this.#db.exec('BEGIN IMMEDIATE');
     } catch (err) {
-      this.restoreFull();
+      this.#restoreFull();
       throw storeError(err, 'store transaction failed');
     }
   }
 
   commit(): void {
     try {
-      this.db.exec('COMMIT');
-      if (this.openUnsynced) this.unsyncedCommits += 1;
+      this.#db.exec('COMMIT');
+      if (this.#openUnsynced) this.#unsyncedCommits += 1;
     } catch (err) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
       throw storeError(err, 'store transaction failed');
     } finally {
-      this.restoreFull();
+      this.#restoreFull();
     }
   }
 
   rollback(): void {
     try {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
     } finally {
-      this.restoreFull();
+      this.#restoreFull();
     }
   }
 
   /** SAVEPOINT / RELEASE / ROLLBACK TO + RELEASE, by name (the caller nests them properly). */
   savepoint(name: string): void {
-    this.db.exec(`SAVEPOINT ${name}`);
+    this.#db.exec(`SAVEPOINT ${name}`);
   }
 
   releaseSavepoint(name: string): void {
-    this.db.exec(`RELEASE ${name}`);
+    this.#db.exec(`RELEASE ${name}`);
   }
 
   rollbackToSavepoint(name: string): void {
     // A failed statement may already have ended the transaction (SQLITE_FULL...): nothing to undo then.
-    if (!this.db.inTransaction) return;
-    this.db.exec(`ROLLBACK TO ${name}`);
-    this.db.exec(`RELEASE ${name}`);
+    if (!this.#db.inTransaction) return;
+    this.#db.exec(`ROLLBACK TO ${name}`);
+    this.#db.exec(`RELEASE ${name}`);
   }
 
   get inTransaction(): boolean {
-    return this.db.inTransaction;
+    return this.#db.inTransaction;
   }
 
-  private openUnsynced = false;
+  #openUnsynced = false;
 
-  private restoreFull(): void {
-    if (!this.openUnsynced) return;
-    this.openUnsynced = false;
+  #restoreFull(): void {
+    if (!this.#openUnsynced) return;
+    this.#openUnsynced = false;
     try {
-      this.db.exec('PRAGMA synchronous = FULL');
+      this.#db.exec('PRAGMA synchronous = FULL');
     } catch (err) {
       // Never leave the connection at NORMAL for the ordinary paths: close it (fail closed).
       this.close();
@@ -329,37 +329,37 @@ export class SqliteStore implements Store {
   }
 
   syncCommitted(cb: (err: Error | null) => void): void {
-    if (this.syncFailure !== undefined) {
-      process.nextTick(cb, this.syncFailure);
+    if (this.#syncFailure !== undefined) {
+      process.nextTick(cb, this.#syncFailure);
       return;
     }
-    if (this.closed) {
+    if (this.#closed) {
       // close() synced whatever was unsynced (or recorded why it could not).
       process.nextTick(cb, null);
       return;
     }
-    const covers = this.unsyncedCommits;
+    const covers = this.#unsyncedCommits;
     let fd: number;
     try {
-      fd = this.syncTarget();
+      fd = this.#syncTarget();
     } catch (err) {
-      process.nextTick(cb, this.failSync(err));
+      process.nextTick(cb, this.#failSync(err));
       return;
     }
-    this.syncsInFlight += 1;
-    this.walSync(fd, (err) => {
-      this.syncsInFlight -= 1;
-      if (this.syncsInFlight === 0) this.closeRetiredFds();
+    this.#syncsInFlight += 1;
+    this.#walSync(fd, (err) => {
+      this.#syncsInFlight -= 1;
+      if (this.#syncsInFlight === 0) this.#closeRetiredFds();
       if (err !== null) {
-        cb(this.failSync(err));
+        cb(this.#failSync(err));
         return;
       }
-      if (this.syncFailure !== undefined) {
+      if (this.#syncFailure !== undefined) {
         // An earlier sync failed while this one was in flight: its success proves nothing (header).
-        cb(this.syncFailure);
+        cb(this.#syncFailure);
         return;
       }
-      this.syncedCommits = Math.max(this.syncedCommits, covers);
+      this.#syncedCommits = Math.max(this.#syncedCommits, covers);
       cb(null);
     });
   }
@@ -369,35 +369,35 @@ export class SqliteStore implements Store {
    * and creates a new one later; a checkpoint that completed before it was deleted synced the
    * database file, so the commits it held are durable there); the database file when there is no WAL.
    */
-  private syncTarget(): number {
-    for (const path of [this.walPath, this.location]) {
+  #syncTarget(): number {
+    for (const path of [this.#walPath, this.location]) {
       let ino: number;
       try {
         ino = statSync(path).ino;
       } catch (err) {
-        if (path === this.walPath && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        if (path === this.#walPath && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw err;
       }
-      const cur = this.syncFile;
+      const cur = this.#syncFile;
       if (cur !== undefined && cur.path === path && cur.ino === ino) return cur.fd;
-      this.retireSyncFile();
+      this.#retireSyncFile();
       const fd = openSync(path, 'r');
       // Replaced between the stat and the open? Remember the inode of what was opened.
-      this.syncFile = { path, fd, ino: fstatSync(fd).ino };
+      this.#syncFile = { path, fd, ino: fstatSync(fd).ino };
       return fd;
     }
     throw new EnvironmentError('store_error', `cannot find the store file ${this.location}`);
   }
 
-  private retireSyncFile(): void {
-    if (this.syncFile === undefined) return;
-    this.retiredFds.push(this.syncFile.fd);
-    this.syncFile = undefined;
-    if (this.syncsInFlight === 0) this.closeRetiredFds();
+  #retireSyncFile(): void {
+    if (this.#syncFile === undefined) return;
+    this.#retiredFds.push(this.#syncFile.fd);
+    this.#syncFile = undefined;
+    if (this.#syncsInFlight === 0) this.#closeRetiredFds();
   }
 
-  private closeRetiredFds(): void {
-    for (const fd of this.retiredFds.splice(0)) {
+  #closeRetiredFds(): void {
+    for (const fd of this.#retiredFds.splice(0)) {
       try {
         closeSync(fd);
       } catch {
@@ -406,10 +406,10 @@ export class SqliteStore implements Store {
     }
   }
 
-  private failSync(err: unknown): KdsError {
-    if (this.syncFailure === undefined) {
+  #failSync(err: unknown): KdsError {
+    if (this.#syncFailure === undefined) {
       const errno = (err as NodeJS.ErrnoException | undefined)?.code;
-      this.syncFailure = new EnvironmentError(
+      this.#syncFailure = new EnvironmentError(
         'store_error',
         'store sync failed: recent commits may not be durable; the store is read-only until reopened',
         { stage: 'sync', ...(typeof errno === 'string' ? { errno } : {}) },
@@ -417,17 +417,22 @@ export class SqliteStore implements Store {
       );
       // Every later write on this connection fails (SQLITE_READONLY -> store_error): see the header.
       try {
-        this.db.exec('PRAGMA query_only = ON');
+        this.#db.exec('PRAGMA query_only = ON');
       } catch {
         // transaction() and syncCommitted() refuse on syncFailure anyway
       }
     }
-    return this.syncFailure;
+    return this.#syncFailure;
   }
 
   /** PRAGMA synchronous of this connection (2 = FULL, 1 = NORMAL): tests check it is FULL between batches. */
   synchronousLevel(): number {
-    return this.db.pragma('synchronous', { simple: true }) as number;
+    return this.#db.pragma('synchronous', { simple: true }) as number;
+  }
+
+  /** Where SQLite keeps temporary tables and savepoint journals (PRAGMA temp_store; 2 = MEMORY). */
+  tempStoreLevel(): number {
+    return this.#db.pragma('temp_store', { simple: true }) as number;
   }
 
   changeCounter(): number {
@@ -436,38 +441,38 @@ export class SqliteStore implements Store {
     // interim." (sqlite.org/pragma.html#pragma_data_version)
     // A cached prepared statement: db.pragma() compiles the statement on every call (~18 us vs ~8 us),
     // and the KDC asks on every handshake (revocation lookups keep their cache fresh with it).
-    return this.get<{ data_version: number }>('PRAGMA data_version')!.data_version;
+    return this.#get<{ data_version: number }>('PRAGMA data_version')!.data_version;
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     // Commits of transactionUnsynced not yet covered by a completed sync (one may be in flight): sync
     // them here, synchronously, so nothing committed is left unsynced by closing. A failure is
     // recorded for the syncCommitted callers still waiting.
-    if (this.syncFailure === undefined && this.syncedCommits < this.unsyncedCommits) {
+    if (this.#syncFailure === undefined && this.#syncedCommits < this.#unsyncedCommits) {
       try {
-        fsyncSync(this.syncTarget());
-        this.syncedCommits = this.unsyncedCommits;
+        fsyncSync(this.#syncTarget());
+        this.#syncedCommits = this.#unsyncedCommits;
       } catch (err) {
-        this.failSync(err);
+        this.#failSync(err);
       }
     }
     // A sync still in flight on the sync thread keeps its descriptor until its callback.
-    this.retireSyncFile();
-    this.stmts.clear();
-    this.db.close();
+    this.#retireSyncFile();
+    this.#stmts.clear();
+    this.#db.close();
   }
 
   // settings
 
   getSetting<T>(key: string): T | undefined {
-    const row = this.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', key);
+    const row = this.#get<{ value: string }>('SELECT value FROM settings WHERE key = ?', key);
     return row === undefined ? undefined : (JSON.parse(row.value) as T);
   }
 
   setSetting(key: string, value: unknown): void {
-    this.run(
+    this.#run(
       'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       key,
       JSON.stringify(value),
@@ -478,7 +483,7 @@ export class SqliteStore implements Store {
 
   insertIssuedCertificate(c: IssuedCertificate): void {
     try {
-      this.statement(
+      this.#statement(
         `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?)`,
       ).run(c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt);
@@ -492,7 +497,7 @@ export class SqliteStore implements Store {
   }
 
   setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void {
-    const changes = this.run(
+    const changes = this.#run(
       `UPDATE certificates SET status = ? WHERE serial = ? AND status <> 'pending'`,
       status,
       serialHex,
@@ -509,11 +514,11 @@ export class SqliteStore implements Store {
   }
 
   getCertificate(serialHex: string): CertificateRecord | undefined {
-    return certOf(this.get<CertRow>('SELECT * FROM certificates WHERE serial = ?', serialHex));
+    return certOf(this.#get<CertRow>('SELECT * FROM certificates WHERE serial = ?', serialHex));
   }
 
   getCertificateStanding(serialHex: string): CertificateStanding | undefined {
-    const row = this.get<{ status: CertificateStatus; not_before: number; not_after: number }>(
+    const row = this.#get<{ status: CertificateStatus; not_before: number; not_after: number }>(
       'SELECT status, not_before, not_after FROM certificates WHERE serial = ?',
       serialHex,
     );
@@ -523,16 +528,18 @@ export class SqliteStore implements Store {
   }
 
   getCertificateByFingerprint(fingerprint256: string): CertificateRecord | undefined {
-    return certOf(this.get<CertRow>('SELECT * FROM certificates WHERE fingerprint = ?', fingerprint256));
+    return certOf(this.#get<CertRow>('SELECT * FROM certificates WHERE fingerprint = ?', fingerprint256));
   }
 
   activeCertificate(name: string): CertificateRecord | undefined {
-    return certOf(this.get<CertRow>(`SELECT * FROM certificates WHERE name = ? AND status = 'active'`, name));
+    return certOf(
+      this.#get<CertRow>(`SELECT * FROM certificates WHERE name = ? AND status = 'active'`, name),
+    );
   }
 
   latestCertificate(name: string): CertificateRecord | undefined {
     return certOf(
-      this.get<CertRow>(
+      this.#get<CertRow>(
         `SELECT * FROM certificates WHERE name = ? AND status <> 'pending' ORDER BY id DESC LIMIT 1`,
         name,
       ),
@@ -540,7 +547,7 @@ export class SqliteStore implements Store {
   }
 
   listCertificates(filter: CertificateFilter = {}): CertificateRecord[] {
-    const rows = this.all<CertRow>(
+    const rows = this.#all<CertRow>(
       `SELECT * FROM certificates
        WHERE (@name IS NULL OR name = @name) AND (@status IS NULL OR status = @status)
          AND (@role IS NULL OR role = @role)
@@ -552,11 +559,11 @@ export class SqliteStore implements Store {
 
   insertRenewal(c: IssuedCertificate, replaces: string, requestedAt: number): void {
     try {
-      this.statement(
+      this.#statement(
         `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
       ).run(c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt);
-      this.statement('INSERT INTO renewals (serial, replaces, name, requested_at) VALUES (?, ?, ?, ?)').run(
+      this.#statement('INSERT INTO renewals (serial, replaces, name, requested_at) VALUES (?, ?, ?, ?)').run(
         c.serialHex,
         replaces,
         c.name,
@@ -568,12 +575,12 @@ export class SqliteStore implements Store {
   }
 
   getRenewal(serialHex: string): RenewalRecord | undefined {
-    return renewalOf(this.get<RenewalRow>('SELECT * FROM renewals WHERE serial = ?', serialHex));
+    return renewalOf(this.#get<RenewalRow>('SELECT * FROM renewals WHERE serial = ?', serialHex));
   }
 
   latestRenewalOf(serialHex: string): RenewalRecord | undefined {
     return renewalOf(
-      this.get<RenewalRow>(
+      this.#get<RenewalRow>(
         'SELECT * FROM renewals WHERE replaces = ? ORDER BY requested_at DESC, rowid DESC LIMIT 1',
         serialHex,
       ),
@@ -581,7 +588,7 @@ export class SqliteStore implements Store {
   }
 
   countRenewalsSince(name: string, since: number): number {
-    return this.get<{ n: number }>(
+    return this.#get<{ n: number }>(
       'SELECT count(*) AS n FROM renewals WHERE name = ? AND requested_at >= ?',
       name,
       since,
@@ -596,21 +603,21 @@ export class SqliteStore implements Store {
     // The old one first: the partial unique index allows one active certificate per name.
     this.setCertificateStatus(renewal.replaces, 'superseded');
     if (
-      this.run(
+      this.#run(
         `UPDATE certificates SET status = 'active' WHERE serial = ? AND status = 'pending'`,
         serialHex,
       ) !== 1
     ) {
       throw new EnvironmentError('store_error', `renewal ${serialHex} is not pending`);
     }
-    this.run('UPDATE renewals SET installed_at = ? WHERE serial = ?', at, serialHex);
-    const abandoned = this.all<{ serial: string }>(
+    this.#run('UPDATE renewals SET installed_at = ? WHERE serial = ?', at, serialHex);
+    const abandoned = this.#all<{ serial: string }>(
       `SELECT r.serial FROM renewals r JOIN certificates c ON c.serial = r.serial
        WHERE r.replaces = ? AND r.installed_at IS NULL AND c.status = 'pending'`,
       renewal.replaces,
     ).map((r) => r.serial);
     for (const serial of abandoned) {
-      this.run(
+      this.#run(
         `UPDATE certificates SET status = 'superseded' WHERE serial = ? AND status = 'pending'`,
         serial,
       );
@@ -621,13 +628,13 @@ export class SqliteStore implements Store {
   }
 
   countCertificates(): number {
-    return this.get<{ n: number }>('SELECT count(*) AS n FROM certificates')!.n;
+    return this.#get<{ n: number }>('SELECT count(*) AS n FROM certificates')!.n;
   }
 
   // revocations
 
   insertRevocation(r: NewRevocation): RevocationRecord {
-    const id = this.insert(
+    const id = this.#insert(
       'INSERT INTO revocations (serial, revoked_at, reason) VALUES (?, ?, ?)',
       r.serialHex,
       r.revokedAt,
@@ -637,27 +644,27 @@ export class SqliteStore implements Store {
   }
 
   getRevocation(serialHex: string): RevocationRecord | undefined {
-    return revocationOf(this.get<RevocationRow>('SELECT * FROM revocations WHERE serial = ?', serialHex));
+    return revocationOf(this.#get<RevocationRow>('SELECT * FROM revocations WHERE serial = ?', serialHex));
   }
 
   listRevocations(afterId = 0): RevocationRecord[] {
-    return this.all<RevocationRow>('SELECT * FROM revocations WHERE id > ? ORDER BY id', afterId).map(
+    return this.#all<RevocationRow>('SELECT * FROM revocations WHERE id > ? ORDER BY id', afterId).map(
       (r) => revocationOf(r)!,
     );
   }
 
   countRevocations(): number {
-    return this.get<{ n: number }>('SELECT count(*) AS n FROM revocations')!.n;
+    return this.#get<{ n: number }>('SELECT count(*) AS n FROM revocations')!.n;
   }
 
   lastRevocationId(): number {
-    return this.get<{ id: number | null }>('SELECT max(id) AS id FROM revocations')!.id ?? 0;
+    return this.#get<{ id: number | null }>('SELECT max(id) AS id FROM revocations')!.id ?? 0;
   }
 
   // CRL
 
   getCrlState(): CrlState | undefined {
-    const row = this.get<{
+    const row = this.#get<{
       crl_number: number;
       pem: string;
       this_update: number;
@@ -676,7 +683,7 @@ export class SqliteStore implements Store {
   }
 
   saveCrlState(s: CrlState): void {
-    this.run(
+    this.#run(
       `INSERT INTO crl_state (id, crl_number, pem, this_update, next_update, last_revocation_id)
        VALUES (1, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET crl_number = excluded.crl_number, pem = excluded.pem,
@@ -693,7 +700,7 @@ export class SqliteStore implements Store {
   // enrollment tokens
 
   insertEnrollmentToken(t: NewEnrollmentToken): void {
-    this.run(
+    this.#run(
       `INSERT INTO enrollment_tokens (token_hash, name, created_at, expires_at, used_at, created_by)
        VALUES (?, ?, ?, ?, NULL, ?)`,
       t.tokenHash,
@@ -706,7 +713,7 @@ export class SqliteStore implements Store {
 
   consumeEnrollmentToken(tokenHash: string, name: string, now: number): EnrollmentTokenRecord | undefined {
     // One statement: SQLite executes it under the write lock, so "unused" is checked and set atomically.
-    const row = this.get<TokenRow>(
+    const row = this.#get<TokenRow>(
       `UPDATE enrollment_tokens SET used_at = @now
        WHERE token_hash = @tokenHash AND name = @name AND used_at IS NULL AND expires_at > @now
        RETURNING *`,
@@ -716,11 +723,11 @@ export class SqliteStore implements Store {
   }
 
   getEnrollmentToken(tokenHash: string): EnrollmentTokenRecord | undefined {
-    return tokenOf(this.get<TokenRow>('SELECT * FROM enrollment_tokens WHERE token_hash = ?', tokenHash));
+    return tokenOf(this.#get<TokenRow>('SELECT * FROM enrollment_tokens WHERE token_hash = ?', tokenHash));
   }
 
   listEnrollmentTokens(): EnrollmentTokenRecord[] {
-    return this.all<TokenRow>('SELECT * FROM enrollment_tokens ORDER BY id').map((r) => tokenOf(r)!);
+    return this.#all<TokenRow>('SELECT * FROM enrollment_tokens ORDER BY id').map((r) => tokenOf(r)!);
   }
 
   // audit log
@@ -737,7 +744,7 @@ export class SqliteStore implements Store {
       // AUTOINCREMENT's counter, not max(id) + 1: the id is part of the hash and must be the one the
       // INSERT gets, and an id once used is never given again.
       const seq =
-        this.get<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'`)?.seq ?? 0;
+        this.#get<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'`)?.seq ?? 0;
       const id = Math.max(seq, tail?.id ?? 0) + 1;
       const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
       const hash = auditEntryHash(prevHash, {
@@ -748,7 +755,7 @@ export class SqliteStore implements Store {
         subject: e.subject ?? null,
         detail: JSON.parse(detailText) as Record<string, unknown>,
       });
-      return this.insert(
+      return this.#insert(
         'INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
         id,
         e.at,
@@ -763,13 +770,13 @@ export class SqliteStore implements Store {
   }
 
   auditTail(): { id: number; hash: string | null } | undefined {
-    return this.get<{ id: number; hash: string | null }>(
+    return this.#get<{ id: number; hash: string | null }>(
       'SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1',
     );
   }
 
   listAudit(opts: AuditQuery = {}): AuditRecord[] {
-    const rows = this.all<{
+    const rows = this.#all<{
       id: number;
       at: number;
       actor: string;
@@ -802,7 +809,7 @@ export class SqliteStore implements Store {
   }
 
   appendAuditHead(head: NewAuditHead): number {
-    return this.insert(
+    return this.#insert(
       'INSERT INTO audit_heads (entry_id, hash, signed_at, cert_serial, signature) VALUES (?, ?, ?, ?, ?)',
       head.entryId,
       head.hash,
@@ -813,7 +820,7 @@ export class SqliteStore implements Store {
   }
 
   listAuditHeads(): AuditHeadRecord[] {
-    return this.all<{
+    return this.#all<{
       id: number;
       entry_id: number;
       hash: string;
@@ -831,13 +838,13 @@ export class SqliteStore implements Store {
   }
 
   countAudit(): number {
-    return this.get<{ n: number }>('SELECT count(*) AS n FROM audit_log')!.n;
+    return this.#get<{ n: number }>('SELECT count(*) AS n FROM audit_log')!.n;
   }
 
   // symmetric keys, prekeys and pending deliveries (docs/keys.md)
 
   insertSymKey(k: NewSymKey): void {
-    this.run(
+    this.#run(
       `INSERT INTO sym_keys (serial, mode, owner, owner_cert, peer, peer_cert, created_at, expires_at, state,
          replaces, digest, prekey_id, prekey_public, wrapped_key, kek_version)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -860,12 +867,12 @@ export class SqliteStore implements Store {
   }
 
   getSymKey(serial: string): SymKeyRecord | undefined {
-    return symKeyOf(this.get<SymKeyRow>('SELECT * FROM sym_keys WHERE serial = ?', serial));
+    return symKeyOf(this.#get<SymKeyRow>('SELECT * FROM sym_keys WHERE serial = ?', serial));
   }
 
   activateSymKey(serial: string, d: SymKeyDeposit): boolean {
     return (
-      this.run(
+      this.#run(
         `UPDATE sym_keys SET state = 'active', ephemeral = ?, sender_signature = ?, ciphertext = ?, digest = ?
          WHERE serial = ? AND state = 'reserved'`,
         d.ephemeral,
@@ -886,7 +893,7 @@ export class SqliteStore implements Store {
     if (from.length === 0) return false;
     const placeholders = from.map(() => '?').join(', ');
     return (
-      this.run(
+      this.#run(
         `UPDATE sym_keys SET state = ?, state_changed_at = ?, revoked_reason = ?, revoked_by = ?, superseded_by = ?
          WHERE serial = ? AND state IN (${placeholders})`,
         to,
@@ -901,7 +908,7 @@ export class SqliteStore implements Store {
   }
 
   markSymKeyPeerVerified(serial: string, at: number): void {
-    this.run(
+    this.#run(
       'UPDATE sym_keys SET peer_verified_at = coalesce(peer_verified_at, ?) WHERE serial = ?',
       at,
       serial,
@@ -910,7 +917,7 @@ export class SqliteStore implements Store {
 
   listSymKeys(filter: SymKeyFilter = {}): SymKeyRecord[] {
     const states = filter.states ?? null;
-    const rows = this.all<SymKeyRow>(
+    const rows = this.#all<SymKeyRow>(
       `SELECT * FROM sym_keys
        WHERE (? IS NULL OR owner = ? OR peer = ?)
          AND (? IS NULL OR state IN (SELECT value FROM json_each(?)))
@@ -924,7 +931,7 @@ export class SqliteStore implements Store {
   }
 
   expireSymKeys(now: number): SymKeyRecord[] {
-    return this.all<SymKeyRow>(
+    return this.#all<SymKeyRow>(
       `UPDATE sym_keys SET state = 'expired', state_changed_at = ?
        WHERE state = 'active' AND expires_at <= ? RETURNING *`,
       now,
@@ -933,13 +940,13 @@ export class SqliteStore implements Store {
   }
 
   deleteStaleReservations(before: number): number {
-    return this.run(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < ?`, before);
+    return this.#run(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < ?`, before);
   }
 
   countSymKeysByState(): Record<string, number> {
     // The covering index sym_keys_by_state (state, expires_at): no table row is read.
     const out: Record<string, number> = {};
-    for (const row of this.all<{ state: string; n: number }>(
+    for (const row of this.#all<{ state: string; n: number }>(
       'SELECT state, count(*) AS n FROM sym_keys INDEXED BY sym_keys_by_state GROUP BY state',
     )) {
       out[row.state] = row.n;
@@ -948,13 +955,13 @@ export class SqliteStore implements Store {
   }
 
   countPendingDeliveries(): number {
-    return this.get<{ n: number }>('SELECT count(*) AS n FROM pending_deliveries')!.n;
+    return this.#get<{ n: number }>('SELECT count(*) AS n FROM pending_deliveries')!.n;
   }
 
   countActiveKeys(owner: string, peer: string, now: number): number {
     // One range of the covering index sym_keys_by_pair (owner, peer, state, expires_at): at most the
     // pair's bound of entries (~5 us at 84 keys).
-    return this.get<{ n: number }>(
+    return this.#get<{ n: number }>(
       `SELECT count(*) AS n FROM sym_keys INDEXED BY sym_keys_by_pair
        WHERE owner = ? AND peer = ? AND state = 'active' AND expires_at > ?`,
       owner,
@@ -967,7 +974,7 @@ export class SqliteStore implements Store {
     // INDEXED BY: on its own the planner takes sym_keys_by_peer (peer, created_at), i.e. every key the
     // peer received in the last five minutes, read row by row; the (owner, peer, 'reserved') range of
     // sym_keys_by_pair is a few rows (stale reservations are deleted by every reservation).
-    return this.get<{ n: number }>(
+    return this.#get<{ n: number }>(
       `SELECT count(*) AS n FROM sym_keys INDEXED BY sym_keys_by_pair
        WHERE owner = ? AND peer = ? AND state = 'reserved' AND created_at >= ?`,
       owner,
@@ -977,11 +984,11 @@ export class SqliteStore implements Store {
   }
 
   insertPrekeys(owner: string, certSerial: string, prekeys: readonly NewPrekey[], at: number): void {
-    const insert = this.statement(
+    const insert = this.#statement(
       `INSERT INTO prekeys (owner, cert_serial, prekey_id, public_key, signature, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
     );
     try {
-      this.db.transaction(() => {
+      this.#db.transaction(() => {
         for (const p of prekeys) insert.run(owner, certSerial, p.prekeyId, p.publicKey, p.signature, at);
       })();
     } catch (err) {
@@ -990,7 +997,7 @@ export class SqliteStore implements Store {
   }
 
   countPrekeys(owner: string, certSerial: string): number {
-    return this.get<{ n: number }>(
+    return this.#get<{ n: number }>(
       'SELECT count(*) AS n FROM prekeys WHERE owner = ? AND cert_serial = ?',
       owner,
       certSerial,
@@ -1000,7 +1007,7 @@ export class SqliteStore implements Store {
   claimPrekey(owner: string, certSerial: string): PrekeyRecord | undefined {
     // One statement: the row is chosen and deleted under the write lock, so two senders can never
     // claim the same one-time prekey.
-    const row = this.get<PrekeyRow>(
+    const row = this.#get<PrekeyRow>(
       `DELETE FROM prekeys WHERE id = (
          SELECT id FROM prekeys WHERE owner = ? AND cert_serial = ? ORDER BY id LIMIT 1
        ) RETURNING *`,
@@ -1012,12 +1019,12 @@ export class SqliteStore implements Store {
 
   deletePrekeys(owner: string, keepCertSerial?: string): number {
     const keep = repeat(keepCertSerial ?? null, 2);
-    this.run(
+    this.#run(
       'DELETE FROM last_resort_prekeys WHERE owner = ? AND (? IS NULL OR cert_serial <> ?)',
       owner,
       ...keep,
     );
-    return this.run(
+    return this.#run(
       'DELETE FROM prekeys WHERE owner = ? AND (? IS NULL OR cert_serial <> ?)',
       owner,
       ...keep,
@@ -1025,7 +1032,7 @@ export class SqliteStore implements Store {
   }
 
   putLastResortPrekey(owner: string, certSerial: string, p: NewPrekey, at: number): void {
-    this.run(
+    this.#run(
       `INSERT INTO last_resort_prekeys (owner, cert_serial, prekey_id, public_key, signature, created_at)
        VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (owner) DO UPDATE SET cert_serial = excluded.cert_serial, prekey_id = excluded.prekey_id,
@@ -1040,7 +1047,7 @@ export class SqliteStore implements Store {
   }
 
   getLastResortPrekey(owner: string, certSerial: string): PrekeyRecord | undefined {
-    const row = this.get<PrekeyRow>(
+    const row = this.#get<PrekeyRow>(
       'SELECT * FROM last_resort_prekeys WHERE owner = ? AND cert_serial = ?',
       owner,
       certSerial,
@@ -1050,7 +1057,7 @@ export class SqliteStore implements Store {
 
   enqueueDelivery(d: NewDelivery): number {
     try {
-      const info = this.statement(
+      const info = this.#statement(
         `INSERT INTO pending_deliveries (recipient, kind, key_serial, payload, sender, created_at)
          VALUES (?, ?, ?, ?, ?, ?)`,
       ).run(d.recipient, d.kind, d.keySerial, d.payload ?? null, d.sender ?? null, d.createdAt);
@@ -1062,7 +1069,7 @@ export class SqliteStore implements Store {
 
   countQueuedFrom(recipient: string, sender: string, kind: 'msg' | 'key'): number {
     // pending_deliveries_by_sender (recipient, sender, kind): one index range either way.
-    return this.get<{ n: number }>(
+    return this.#get<{ n: number }>(
       kind === 'msg'
         ? `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ? AND sender = ? AND kind = 'msg'`
         : `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ? AND sender = ? AND kind <> 'msg'`,
@@ -1074,7 +1081,7 @@ export class SqliteStore implements Store {
   deleteQueuedKeyNotices(recipient: string, keySerial: string): number {
     // Scans the recipient's queue (bounded by the per-pair quotas), on revocations only: an index on
     // key_serial would cost every notice queued and acknowledged two more b-tree writes instead.
-    return this.run(
+    return this.#run(
       `DELETE FROM pending_deliveries WHERE recipient = ? AND key_serial = ? AND kind <> 'msg'`,
       recipient,
       keySerial,
@@ -1082,7 +1089,7 @@ export class SqliteStore implements Store {
   }
 
   listDeliveries(recipient: string, limit = -1): DeliveryRecord[] {
-    return this.all<DeliveryRow>(
+    return this.#all<DeliveryRow>(
       'SELECT * FROM pending_deliveries WHERE recipient = ? ORDER BY id LIMIT ?',
       recipient,
       limit,
@@ -1099,7 +1106,7 @@ export class SqliteStore implements Store {
 
   deleteDeliveries(recipient: string, ids: readonly number[]): number {
     if (ids.length === 0) return 0;
-    return this.run(
+    return this.#run(
       'DELETE FROM pending_deliveries WHERE recipient = ? AND id IN (SELECT value FROM json_each(?))',
       recipient,
       JSON.stringify(ids),
@@ -1107,7 +1114,7 @@ export class SqliteStore implements Store {
   }
 
   countDeliveries(recipient?: string): number {
-    return this.get<{ n: number }>(
+    return this.#get<{ n: number }>(
       'SELECT count(*) AS n FROM pending_deliveries WHERE (? IS NULL OR recipient = ?)',
       ...repeat(recipient ?? null, 2),
     )!.n;
@@ -1116,7 +1123,7 @@ export class SqliteStore implements Store {
   heldPrekeyIds(owner: string, certSerial: string, reservedSince: number, limit: number): string[] {
     // One compound SELECT: a prekey moving from the stock to a reservation (claimPrekey) or from a
     // reservation to a queued delivery (deposit) is seen in exactly one branch, never in none.
-    return this.all<{ prekey_id: string }>(
+    return this.#all<{ prekey_id: string }>(
       `SELECT prekey_id FROM prekeys WHERE owner = ? AND cert_serial = ?
        UNION
        SELECT prekey_id FROM sym_keys
@@ -1140,42 +1147,42 @@ export class SqliteStore implements Store {
 
   // statement helpers: prepared once per connection, errors mapped to store_error
 
-  private statement(sql: string): Database.Statement {
-    let s = this.stmts.get(sql);
+  #statement(sql: string): Database.Statement {
+    let s = this.#stmts.get(sql);
     if (s === undefined) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
+      s = this.#db.prepare(sql);
+      this.#stmts.set(sql, s);
     }
     return s;
   }
 
-  private run(sql: string, ...params: unknown[]): number {
+  #run(sql: string, ...params: unknown[]): number {
     try {
-      return this.statement(sql).run(...params).changes;
+      return this.#statement(sql).run(...params).changes;
     } catch (err) {
       throw storeError(err, 'store write failed');
     }
   }
 
-  private insert(sql: string, ...params: unknown[]): number {
+  #insert(sql: string, ...params: unknown[]): number {
     try {
-      return Number(this.statement(sql).run(...params).lastInsertRowid);
+      return Number(this.#statement(sql).run(...params).lastInsertRowid);
     } catch (err) {
       throw storeError(err, 'store write failed');
     }
   }
 
-  private get<T>(sql: string, ...params: unknown[]): T | undefined {
+  #get<T>(sql: string, ...params: unknown[]): T | undefined {
     try {
-      return this.statement(sql).get(...params) as T | undefined;
+      return this.#statement(sql).get(...params) as T | undefined;
     } catch (err) {
       throw storeError(err, 'store read failed');
     }
   }
 
-  private all<T>(sql: string, ...params: unknown[]): T[] {
+  #all<T>(sql: string, ...params: unknown[]): T[] {
     try {
-      return this.statement(sql).all(...params) as T[];
+      return this.#statement(sql).all(...params) as T[];
     } catch (err) {
       throw storeError(err, 'store read failed');
     }

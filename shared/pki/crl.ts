@@ -148,14 +148,14 @@ export function encodeCrlEntry(entry: CrlEntry): Buffer {
 export class CrlBuilder {
   // Entries are only ever appended, so their DER lives in one growing Buffer (the "arena"): build()
   // copies it once into the TBSCertList instead of concatenating 100k small Buffers.
-  private readonly serials = new Set<string>();
-  private arena: Buffer = Buffer.allocUnsafe(64 * 1024);
-  private arenaLength = 0;
-  private readonly issuerDer: Buffer;
-  private readonly akiExtension: Buffer;
-  private readonly issuerKey: KeyObject;
+  readonly #serials = new Set<string>();
+  #arena: Buffer = Buffer.allocUnsafe(64 * 1024);
+  #arenaLength = 0;
+  readonly #issuerDer: Buffer;
+  readonly #akiExtension: Buffer;
+  readonly #issuerKey: KeyObject;
   /** Delta CRL Indicator / Freshest CRL extensions, encoded once (empty when not used). */
-  private readonly extraExtensions: Buffer[] = [];
+  readonly #extraExtensions: Buffer[] = [];
   /** RFC 5280 5.2.4 BaseCRLNumber when this builds a delta CRL. */
   readonly deltaBase: bigint | undefined;
   crlNumber: bigint;
@@ -166,14 +166,14 @@ export class CrlBuilder {
     const ca: ParsedCertificate = parseCertificate(spec.issuerCertPem);
     // RFC 5280 4.2.1.3: "the cRLSign bit ... MUST be asserted" in the key usage of a CRL issuer.
     if (!ca.isCA || !ca.keyUsage.includes('cRLSign')) throw bad('CRL issuer must be a CA with cRLSign');
-    this.issuerDer = ca.subjectDer;
-    this.issuerKey = createPublicKey(ca.publicKeyPem);
+    this.#issuerDer = ca.subjectDer;
+    this.#issuerKey = createPublicKey(ca.publicKeyPem);
     // RFC 5280 5.2.1: "Conforming CRL issuers MUST use the key identifier method, and MUST include this
     // extension in all CRLs issued." keyIdentifier = the CA certificate's subjectKeyIdentifier.
     const keyId = ca.skiHex
       ? Buffer.from(ca.skiHex, 'hex')
-      : computeKeyIdentifier(this.issuerKey.export({ type: 'spki', format: 'der' }));
-    this.akiExtension = derSequence([
+      : computeKeyIdentifier(this.#issuerKey.export({ type: 'spki', format: 'der' }));
+    this.#akiExtension = derSequence([
       derOid(OID.authorityKeyIdentifier),
       derOctetString(derSequence([derTlv(contextTag(0, false), keyId)])),
     ]);
@@ -186,7 +186,7 @@ export class CrlBuilder {
       this.deltaBase = checkCrlNumber(spec.deltaBase);
       // RFC 5280 5.2.4: "When a conforming CRL issuer generates a delta CRL, the delta CRL MUST include
       // a critical delta CRL indicator extension."  DeltaCRLIndicator ::= BaseCRLNumber (an INTEGER).
-      this.extraExtensions.push(
+      this.#extraExtensions.push(
         derSequence([
           derOid(OID.deltaCRLIndicator),
           derBoolean(true),
@@ -196,7 +196,7 @@ export class CrlBuilder {
     } else {
       this.deltaBase = undefined;
       if (spec.freshestCrlUrl !== undefined)
-        this.extraExtensions.push(freshestCrlExtension(spec.freshestCrlUrl));
+        this.#extraExtensions.push(freshestCrlExtension(spec.freshestCrlUrl));
     }
   }
 
@@ -210,25 +210,25 @@ export class CrlBuilder {
   /** Add a revoked certificate; false (and no change) if its serial is already listed. */
   add(entry: CrlEntry): boolean {
     const serialHex = normalizeSerialHex(entry.serialHex);
-    if (this.serials.has(serialHex)) return false;
+    if (this.#serials.has(serialHex)) return false;
     const der = encodeCrlEntry({ ...entry, serialHex });
-    if (this.arenaLength + der.length > this.arena.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arenaLength + der.length));
-      this.arena.copy(grown, 0, 0, this.arenaLength);
-      this.arena = grown;
+    if (this.#arenaLength + der.length > this.#arena.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.#arena.length * 2, this.#arenaLength + der.length));
+      this.#arena.copy(grown, 0, 0, this.#arenaLength);
+      this.#arena = grown;
     }
-    der.copy(this.arena, this.arenaLength);
-    this.arenaLength += der.length;
-    this.serials.add(serialHex);
+    der.copy(this.#arena, this.#arenaLength);
+    this.#arenaLength += der.length;
+    this.#serials.add(serialHex);
     return true;
   }
 
   has(serialHex: string): boolean {
-    return this.serials.has(normalizeSerialHex(serialHex));
+    return this.#serials.has(normalizeSerialHex(serialHex));
   }
 
   get size(): number {
-    return this.serials.size;
+    return this.#serials.size;
   }
 
   /** The DER of TBSCertList for the current (or updated) number and dates. Updates are kept. */
@@ -248,25 +248,25 @@ export class CrlBuilder {
 
     const crlExtensions = derTlv(contextTag(0, true), [
       derSequence([
-        this.akiExtension,
+        this.#akiExtension,
         // RFC 5280 5.2.3: cRLNumber "MUST include this extension in all CRLs and MUST mark this extension
         // as non-critical" (so no critical BOOLEAN: DER omits the DEFAULT FALSE).
         derSequence([derOid(OID.cRLNumber), derOctetString(derUnsignedInteger(this.crlNumber))]),
-        ...this.extraExtensions,
+        ...this.#extraExtensions,
       ]),
     ]);
     const head = [
       derUnsignedInteger(1), // version v2 (RFC 5280 5.1.2.1: "this field MUST be present" with extensions)
       sha256WithRsaAlgorithm(),
-      this.issuerDer, // exact bytes of the CA certificate's subject (RFC 5280 5.1.2.3)
+      this.#issuerDer, // exact bytes of the CA certificate's subject (RFC 5280 5.1.2.3)
       derTime(this.thisUpdate),
       derTime(this.nextUpdate),
     ];
     const parts: Buffer[] = [...head];
     // RFC 5280 5.1.2.6: "When there are no revoked certificates, the revoked certificates list MUST be
     // absent."
-    if (this.arenaLength > 0) {
-      parts.push(derHeader(TAG.SEQUENCE, this.arenaLength), this.arena.subarray(0, this.arenaLength));
+    if (this.#arenaLength > 0) {
+      parts.push(derHeader(TAG.SEQUENCE, this.#arenaLength), this.#arena.subarray(0, this.#arenaLength));
     }
     parts.push(crlExtensions);
     let length = 0;
@@ -278,20 +278,20 @@ export class CrlBuilder {
   async build(sign: CertificateSigner, update?: CrlUpdate): Promise<string> {
     requireScheme(sign, PKCS1_SHA256, 'a CRL');
     const tbs = this.tbsCertList(update);
-    return this.finish(tbs, await sign(tbs));
+    return this.#finish(tbs, await sign(tbs));
   }
 
   /** Same with a synchronous signer, for callers that must sign inside a synchronous DB transaction. */
   buildSync(sign: SyncCertificateSigner, update?: CrlUpdate): string {
     requireScheme(sign, PKCS1_SHA256, 'a CRL');
     const tbs = this.tbsCertList(update);
-    return this.finish(tbs, sign(tbs));
+    return this.#finish(tbs, sign(tbs));
   }
 
-  private finish(tbs: Buffer, signature: Buffer): string {
+  #finish(tbs: Buffer, signature: Buffer): string {
     // Self-check (one public-key operation plus a hash of the list, small next to the signature): a
     // signer with the wrong key must fail here, not in every relying party.
-    if (!cryptoVerify('sha256', tbs, this.issuerKey, signature)) {
+    if (!cryptoVerify('sha256', tbs, this.#issuerKey, signature)) {
       throw new InternalError('internal', 'CRL signature does not verify with the issuer key');
     }
     return derToPem(derSequence([tbs, sha256WithRsaAlgorithm(), derBitString(signature)]), 'X509 CRL');

@@ -260,18 +260,22 @@ abstract class HandshakeBase {
 }
 
 export class ClientHandshake extends HandshakeBase {
-  private readonly opts: ClientHandshakeOptions;
-  private readonly offered: readonly DhGroup[];
-  private readonly group: DhGroup;
-  private keyPair: DhKeyPair | undefined;
-  private clientHelloRaw: Buffer | undefined;
+  readonly #opts: ClientHandshakeOptions;
+  readonly #offered: readonly DhGroup[];
+  readonly #group: DhGroup;
+  #keyPair: DhKeyPair | undefined;
+  #clientHelloRaw: Buffer | undefined;
 
   constructor(opts: ClientHandshakeOptions) {
     super(opts, 'start');
-    this.opts = opts;
-    this.offered = opts.groups ?? DH_GROUPS;
-    this.group = opts.group ?? this.offered[0]!;
-    if (this.offered.length === 0 || !this.offered.every(isDhGroup) || !this.offered.includes(this.group)) {
+    this.#opts = opts;
+    this.#offered = opts.groups ?? DH_GROUPS;
+    this.#group = opts.group ?? this.#offered[0]!;
+    if (
+      this.#offered.length === 0 ||
+      !this.#offered.every(isDhGroup) ||
+      !this.#offered.includes(this.#group)
+    ) {
       throw new InputError('bad_request', 'the key share group must be one of the offered groups');
     }
     if (opts.mode === 'auth' && opts.credentials === undefined) {
@@ -286,19 +290,19 @@ export class ClientHandshake extends HandshakeBase {
   clientHello(): Buffer {
     this.expectState('start', 'clientHello');
     try {
-      this.keyPair = generateDhKeyPair(this.group, this.opts.testing?.dhPrivateKey);
+      this.#keyPair = generateDhKeyPair(this.#group, this.#opts.testing?.dhPrivateKey);
       const hello: ClientHello = {
         t: 'client_hello',
         v: PROTOCOL_VERSION,
-        mode: this.opts.mode,
-        groups: [...this.offered],
-        group: this.group,
+        mode: this.#opts.mode,
+        groups: [...this.#offered],
+        group: this.#group,
         nonce: this.nonce(),
-        share: this.keyPair.publicKey,
+        share: this.#keyPair.publicKey,
       };
-      this.clientHelloRaw = encodeFrame(hello);
+      this.#clientHelloRaw = encodeFrame(hello);
       this.state = 'wait_server_hello';
-      return Buffer.from(this.clientHelloRaw); // the caller's copy; ours stays as hashed
+      return Buffer.from(this.#clientHelloRaw); // the caller's copy; ours stays as hashed
     } catch (err) {
       this.state = 'failed';
       throw err;
@@ -313,11 +317,11 @@ export class ClientHandshake extends HandshakeBase {
     return this.step('done', async () => {
       const { frame, raw: shRaw, layout } = peerFrame(raw, 'server_hello');
       const sh = frame as ServerHello;
-      const ch = this.clientHelloRaw!;
-      const mode = this.opts.mode;
+      const ch = this.#clientHelloRaw!;
+      const mode = this.#opts.mode;
       const defences = this.defencesFor(mode);
       // The server must answer with the group of our key share (no retry in v1).
-      if (sh.group !== this.group) {
+      if (sh.group !== this.#group) {
         throw new ProtocolError(
           'no_common_group',
           `server chose ${sh.group.slice(0, 32)}, which was not the key share sent`,
@@ -334,7 +338,7 @@ export class ClientHandshake extends HandshakeBase {
           throw new AuthError('insecure_refused', 'server did not authenticate');
       }
 
-      const z = this.keyPair!.deriveSharedSecret(sh.share);
+      const z = this.#keyPair!.deriveSharedSecret(sh.share);
       const core = frameWithout(shRaw, layout, sh.sig !== undefined ? 'sig' : 'mac');
       const thHello = transcriptHash(ch, core);
       const keys = deriveHandshakeKeys(z, thHello);
@@ -344,7 +348,7 @@ export class ClientHandshake extends HandshakeBase {
         serverCertificate = await checkPeerCertificate(
           sh.cert,
           this.parse,
-          this.opts.checkServerCertificate!,
+          this.#opts.checkServerCertificate!,
           mode,
         );
         // LAB SWITCH transcript-signature: the server's signature over the transcript is not verified.
@@ -356,16 +360,16 @@ export class ClientHandshake extends HandshakeBase {
       if (!labOff(defences, 'finished-mac') && !equalBytes(mac(keys.serverFinishedKey, thServerMac), sh.mac))
         throw new AuthError('bad_mac', MAC_FAILED);
 
-      const clientFinish = await this.buildClientFinish(ch, shRaw, keys);
+      const clientFinish = await this.#buildClientFinish(ch, shRaw, keys);
       const thFinal = transcriptHash(ch, shRaw, clientFinish);
       const traffic = deriveTrafficKeys(z, thFinal);
       z.fill(0);
       keys.clientFinishedKey.fill(0);
       keys.serverFinishedKey.fill(0);
-      const channel = new ClientChannel(traffic, { sequenceLimit: this.opts.sequenceLimit, defences });
+      const channel = new ClientChannel(traffic, { sequenceLimit: this.#opts.sequenceLimit, defences });
       const result: ClientHandshakeResult = {
         mode,
-        group: this.group,
+        group: this.#group,
         cipher: 'AES-256-GCM',
         sessionId: channel.sessionId,
         transcriptHash: thFinal,
@@ -376,17 +380,17 @@ export class ClientHandshake extends HandshakeBase {
     });
   }
 
-  private async buildClientFinish(ch: Buffer, shRaw: Buffer, keys: HandshakeKeys): Promise<Buffer> {
-    const { mode } = this.opts;
+  async #buildClientFinish(ch: Buffer, shRaw: Buffer, keys: HandshakeKeys): Promise<Buffer> {
+    const { mode } = this.#opts;
     const base: Omit<ClientFinish, 'mac'> = { t: 'client_finish' };
-    if (mode === 'auth') base.cert = this.opts.credentials!.certificateDer;
-    if (mode === 'insecure' && this.opts.name !== undefined) base.name = this.opts.name;
+    if (mode === 'auth') base.cert = this.#opts.credentials!.certificateDer;
+    if (mode === 'insecure' && this.#opts.name !== undefined) base.name = this.#opts.name;
     // Validate the fields we send (name syntax, certificate size) before any signing.
     const core = encodeValue(canonicalize(ClientFinishCoreSchema, base, 'client_finish'));
     let withSig = core;
     if (mode === 'auth') {
       const thSig = transcriptHash(ch, shRaw, core);
-      const { sign } = this.opts.credentials!;
+      const { sign } = this.#opts.credentials!;
       requireScheme(sign, PSS_SHA256, 'a handshake');
       const signature = await sign(signatureInput('client', thSig));
       withSig = appendEntries(core, [['sig', signature]]);
@@ -397,27 +401,27 @@ export class ClientHandshake extends HandshakeBase {
 }
 
 export class ServerHandshake extends HandshakeBase {
-  private readonly opts: ServerHandshakeOptions;
-  private readonly supported: readonly DhGroup[];
-  private mode: HandshakeMode | undefined;
-  private group: DhGroup | undefined;
-  private z: Buffer | undefined;
-  private keys: HandshakeKeys | undefined;
-  private clientHelloRaw: Buffer | undefined;
-  private serverHelloRaw: Buffer | undefined;
+  readonly #opts: ServerHandshakeOptions;
+  readonly #supported: readonly DhGroup[];
+  #mode: HandshakeMode | undefined;
+  #group: DhGroup | undefined;
+  #z: Buffer | undefined;
+  #keys: HandshakeKeys | undefined;
+  #clientHelloRaw: Buffer | undefined;
+  #serverHelloRaw: Buffer | undefined;
 
   constructor(opts: ServerHandshakeOptions) {
     super(opts, 'wait_client_hello');
-    this.opts = opts;
-    this.supported = opts.groups ?? DH_GROUPS;
-    if (this.supported.length === 0 || !this.supported.every(isDhGroup)) {
+    this.#opts = opts;
+    this.#supported = opts.groups ?? DH_GROUPS;
+    if (this.#supported.length === 0 || !this.#supported.every(isDhGroup)) {
       throw new InputError('bad_request', 'server groups must be known DH groups');
     }
   }
 
   /** The DH group of the client_hello once it was accepted (undefined before). */
   get negotiatedGroup(): DhGroup | undefined {
-    return this.group;
+    return this.#group;
   }
 
   /** Checks the client_hello; returns the server_hello to send. */
@@ -430,19 +434,19 @@ export class ServerHandshake extends HandshakeBase {
         throw new ProtocolError('no_common_group', 'client_hello.group is not one of client_hello.groups');
       }
       const group = ch.group;
-      if (!isDhGroup(group) || !this.supported.includes(group)) {
+      if (!isDhGroup(group) || !this.#supported.includes(group)) {
         throw new ProtocolError(
           'no_common_group',
-          `group ${group} is not supported (supported: ${this.supported.join(', ')})`,
+          `group ${group} is not supported (supported: ${this.#supported.join(', ')})`,
         );
       }
-      if (ch.mode === 'insecure' && this.opts.allowInsecure !== true) {
+      if (ch.mode === 'insecure' && this.#opts.allowInsecure !== true) {
         throw new AuthError('insecure_refused', 'this server does not accept insecure sessions');
       }
-      if (ch.mode === 'enroll' && this.opts.allowEnroll === false) {
+      if (ch.mode === 'enroll' && this.#opts.allowEnroll === false) {
         throw new PolicyError('forbidden', 'this server does not accept enrollment sessions');
       }
-      const keyPair = generateDhKeyPair(group, this.opts.testing?.dhPrivateKey);
+      const keyPair = generateDhKeyPair(group, this.#opts.testing?.dhPrivateKey);
       const z = keyPair.deriveSharedSecret(ch.share);
 
       const authenticated = ch.mode !== 'insecure';
@@ -454,7 +458,7 @@ export class ServerHandshake extends HandshakeBase {
           group,
           nonce: this.nonce(),
           share: keyPair.publicKey,
-          cert: authenticated ? this.opts.credentials.certificateDer : undefined,
+          cert: authenticated ? this.#opts.credentials.certificateDer : undefined,
         },
         'server_hello',
       );
@@ -463,7 +467,7 @@ export class ServerHandshake extends HandshakeBase {
       const keys = deriveHandshakeKeys(z, thHello);
       let withSig = core;
       if (authenticated) {
-        const { sign } = this.opts.credentials;
+        const { sign } = this.#opts.credentials;
         requireScheme(sign, PSS_SHA256, 'a handshake');
         const signature = await sign(signatureInput('server', thHello));
         withSig = appendEntries(core, [['sig', signature]]);
@@ -471,12 +475,12 @@ export class ServerHandshake extends HandshakeBase {
       const serverMac = mac(keys.serverFinishedKey, transcriptHash(chRaw, withSig));
       const serverHello = appendEntries(withSig, [['mac', serverMac]]);
 
-      this.mode = ch.mode;
-      this.group = group;
-      this.z = z;
-      this.keys = keys;
-      this.clientHelloRaw = chRaw;
-      this.serverHelloRaw = serverHello;
+      this.#mode = ch.mode;
+      this.#group = group;
+      this.#z = z;
+      this.#keys = keys;
+      this.#clientHelloRaw = chRaw;
+      this.#serverHelloRaw = serverHello;
       return Buffer.from(serverHello);
     });
   }
@@ -509,10 +513,10 @@ export class ServerHandshake extends HandshakeBase {
     return this.step('done', async () => {
       const { frame, raw: cfRaw, layout } = peerFrame(raw, 'client_finish');
       const cf = frame as ClientFinish;
-      const mode = this.mode!;
-      const ch = this.clientHelloRaw!;
-      const sh = this.serverHelloRaw!;
-      const keys = this.keys!;
+      const mode = this.#mode!;
+      const ch = this.#clientHelloRaw!;
+      const sh = this.#serverHelloRaw!;
+      const keys = this.#keys!;
       const defences = this.defencesFor(mode);
       if (mode === 'auth') {
         if (cf.cert === undefined)
@@ -532,7 +536,7 @@ export class ServerHandshake extends HandshakeBase {
         clientCertificate = await checkPeerCertificate(
           cf.cert,
           this.parse,
-          this.opts.checkClientCertificate,
+          this.#opts.checkClientCertificate,
           mode,
         );
         const thSig = transcriptHash(ch, sh, ...frameWithoutParts(cfRaw, layout, 'sig'));
@@ -546,17 +550,17 @@ export class ServerHandshake extends HandshakeBase {
         throw new AuthError('bad_mac', MAC_FAILED);
 
       const thFinal = transcriptHash(ch, sh, cfRaw);
-      const z = this.z!;
+      const z = this.#z!;
       const traffic = deriveTrafficKeys(z, thFinal);
       z.fill(0);
       keys.clientFinishedKey.fill(0);
       keys.serverFinishedKey.fill(0);
-      this.z = undefined;
-      this.keys = undefined;
-      const channel = new ServerChannel(traffic, { sequenceLimit: this.opts.sequenceLimit, defences });
+      this.#z = undefined;
+      this.#keys = undefined;
+      const channel = new ServerChannel(traffic, { sequenceLimit: this.#opts.sequenceLimit, defences });
       const result: ServerHandshakeResult = {
         mode,
-        group: this.group!,
+        group: this.#group!,
         cipher: 'AES-256-GCM',
         sessionId: channel.sessionId,
         transcriptHash: thFinal,

@@ -83,7 +83,7 @@ export class RecordSealer extends RecordState {
 const LAB_SEQUENCE_WINDOW = 64;
 
 export class RecordOpener extends RecordState {
-  private failed = false;
+  #failed = false;
   readonly #defences: Defences | undefined;
 
   constructor(key: Buffer, iv: Buffer, direction: Direction, sequenceLimit?: number, defences?: Defences) {
@@ -93,7 +93,7 @@ export class RecordOpener extends RecordState {
 
   /** Opens the next record; any failure is AuthError record_auth and poisons the opener. */
   open(sealed: Uint8Array): Buffer {
-    if (this.failed) throw new AuthError('record_auth', 'record authentication failed');
+    if (this.#failed) throw new AuthError('record_auth', 'record authentication failed');
     this.checkLimit();
     try {
       // LAB SWITCH sequence-number: any sequence number near the expected one opens the record.
@@ -102,7 +102,7 @@ export class RecordOpener extends RecordState {
       this.seq += 1;
       return plaintext;
     } catch (err) {
-      this.failed = true;
+      this.#failed = true;
       throw err;
     }
   }

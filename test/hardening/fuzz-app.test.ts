@@ -46,11 +46,11 @@ class SessionSlot {
   #session: FakeSession | undefined;
   #fixed: FixedHandshake;
   #generation = 0;
-  constructor(
-    private readonly h: FrameHarness,
-    private readonly role: Role,
-    fixed: FixedHandshake,
-  ) {
+  readonly #h: FrameHarness;
+  readonly #role: Role;
+  constructor(h: FrameHarness, role: Role, fixed: FixedHandshake) {
+    this.#h = h;
+    this.#role = role;
     this.#fixed = fixed;
   }
 
@@ -70,7 +70,7 @@ class SessionSlot {
   /** The identity's certificate was revoked by a mutant (cert.revoke without a serial): get another. */
   async renewIdentity(): Promise<void> {
     this.#generation += 1;
-    this.#fixed = await this.h.fixedHandshake(this.role, `fuzz-${this.role}-${this.#generation}`);
+    this.#fixed = await this.#h.fixedHandshake(this.#role, `fuzz-${this.#role}-${this.#generation}`);
     this.#session = undefined;
   }
 }

@@ -96,3 +96,30 @@ t.test('comments that cite work-tracking labels are refused; other numbers are n
     t.same(await ruleHits('server/made-up.ts', `${comment}\nexport const x = 1;\n`), [], comment);
   }
 });
+
+t.test('private members are # fields; a TypeScript `private` member is refused', async (t) => {
+  for (const member of [
+    'private x = 1;',
+    'private readonly y: number = 2;',
+    'private m(): number { return 1; }',
+    'private static s = 3;',
+    'constructor(private readonly p: number) {}',
+  ]) {
+    const hits = await ruleHits('shared/made-up.ts', `export class A {\n  ${member}\n}\n`);
+    t.match(hits, [/^no-restricted-syntax: Use a #private member/], member);
+  }
+  for (const member of [
+    '#x = 1;',
+    'readonly #y: number = 2;',
+    '#m(): number { return 1; }',
+    'private constructor() {}',
+    'protected z = 4;',
+  ]) {
+    const hits = await ruleHits('client/made-up.ts', `export class A {\n  ${member}\n}\n`);
+    t.same(
+      hits.filter((h) => h.startsWith('no-restricted-syntax')),
+      [],
+      member,
+    );
+  }
+});

@@ -180,8 +180,7 @@ t.test('plain transactions stay FULL; transactionUnsynced does not nest', async 
   const g = new GroupCommit(store);
   t.equal(store.synchronousLevel(), 2, 'opened FULL');
   // Savepoint journals stay in memory (a batch's journal spilled to a temporary file: sqlite-store.ts).
-  const db = Reflect.get(store, 'db') as { pragma: (s: string, o: object) => unknown };
-  t.equal(db.pragma('temp_store', { simple: true }), 2, 'temp_store = MEMORY');
+  t.equal(store.tempStoreLevel(), 2, 'temp_store = MEMORY');
   const p = g.run(() => {
     throw errorFor('bad_request', 'refused');
   });
