@@ -2,7 +2,7 @@
 // key sizes unless told: root RSA-3072, KDC and clients RSA-2048), client certificates issued straight by
 // the CA (one RSA key pair shared by every bench client: key generation is the slow part and is not what
 // is measured), and bulk revocation rows written through the Store in one transaction.
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,11 +81,6 @@ export async function issueBenchClients(
   } finally {
     await ca.close();
   }
-}
-
-/** The private key object of a bench client (workers import it once per process). */
-export function clientKey(client: BenchClient): ReturnType<typeof createPrivateKey> {
-  return createPrivateKey(client.keyPem);
 }
 
 /**

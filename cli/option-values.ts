@@ -8,6 +8,7 @@
 // Light on purpose (it loads with an area's builder, also for --help): no crypto, no store, no network.
 import { isIP } from 'node:net';
 import { InputError } from '../shared/errors.js';
+import { parseServerList } from '../shared/server-urls.js';
 import { parseDuration } from './duration.js';
 
 // The rules of the values, as the KDC and the CA apply them. Written out here rather than imported:
@@ -136,19 +137,20 @@ export function hostValue(v: unknown): string {
   return h;
 }
 
-/** A KDC URL: ws:// or wss://. */
+/**
+ * A KDC URL (ws:// or wss://), or several nodes' URLs separated by commas, tried in order
+ * (shared/server-urls.ts).
+ */
 export function serverUrlValue(v: unknown): string {
   const text = String(v);
-  let url: URL | undefined;
   try {
-    url = new URL(text);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== 'ws:' && url.protocol !== 'wss:') || url.hostname === '')
+    parseServerList(text);
+  } catch (err) {
+    const why = err instanceof InputError && text.includes(',') ? ` (${err.message})` : '';
     throw usage(
-      `--server: expected the KDC's ws:// or wss:// URL (e.g. ws://127.0.0.1:8443/kds), got ${shown(v)}`,
+      `--server: expected the KDC's ws:// or wss:// URL (e.g. ws://127.0.0.1:8443/kds), or several separated by commas${why}, got ${shown(v)}`,
     );
+  }
   return text;
 }
 

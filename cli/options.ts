@@ -11,7 +11,7 @@ import {
   storeUrlValue,
 } from './option-values.js';
 
-export const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
+const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
 
 export const dataDirOption: Options = {
   type: 'string',

@@ -20,6 +20,7 @@ import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import type { DhGroup } from '../shared/crypto/dh.js';
 import { KEY_FILE, writeClientHome } from './home.js';
+import { withFailover } from './failover.js';
 import { httpUrlOf, openSession } from './session.js';
 
 export const DEFAULT_KEY_BITS = 2048;
@@ -53,7 +54,11 @@ export interface EnrollResult {
 }
 
 /** GET <http>/ca.pem (bounded size, timeout); the result is NOT trusted until its fingerprint is checked. */
-export async function fetchRootCa(server: string): Promise<ParsedCertificate> {
+export function fetchRootCa(server: string): Promise<ParsedCertificate> {
+  return withFailover(server, fetchRootCaFrom);
+}
+
+async function fetchRootCaFrom(server: string): Promise<ParsedCertificate> {
   const url = `${httpUrlOf(server)}/ca.pem`;
   let text: string;
   try {

@@ -9,7 +9,7 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
 import { DH_GROUPS, type DhGroup } from '../shared/crypto/dh.js';
-import { signPss } from '../shared/crypto/rsa.js';
+import { pssSigner } from '../shared/crypto/signer.js';
 import {
   KdsError,
   InputError,
@@ -31,11 +31,12 @@ import '../shared/protocol/catalog.js';
 import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
+import { withFailover } from './failover.js';
 
 /** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
-export const KDC_CERT_NAME = 'kdc';
-export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const KDC_CERT_NAME = 'kdc';
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export interface SessionCredentials {
   privateKey: KeyObject;
@@ -43,7 +44,7 @@ export interface SessionCredentials {
 }
 
 export interface OpenSessionOptions {
-  /** ws://host:port/kds */
+  /** ws://host:port/kds, or several nodes' URLs separated by commas (tried in order). */
   server: string;
   mode?: HandshakeMode;
   /** Required for 'auth'. */
@@ -96,6 +97,8 @@ export interface CloseInfo {
 
 export interface ClientSession {
   readonly facts: SessionFacts;
+  /** The KDC node this session is with (one URL, also when several were given). */
+  readonly server: string;
   /** Send a request; resolves with the response body, rejects with the KdsError the server returned. */
   request(
     type: string,
@@ -113,7 +116,7 @@ export interface ClientSession {
   exportKeyingMaterial(label: string, length: number): Buffer;
 }
 
-export function certificateFacts(cert: ParsedCertificate): CertificateFacts {
+function certificateFacts(cert: ParsedCertificate): CertificateFacts {
   return {
     subjectCN: cert.subjectCN,
     serialHex: cert.serialHex,
@@ -161,7 +164,15 @@ export async function openHomeSession(
   return session;
 }
 
-export async function openSession(opts: OpenSessionOptions): Promise<ClientSession> {
+/**
+ * Open a session with the KDC. `opts.server` may list several nodes (client/server-list.ts): they are
+ * tried in order, each with a fresh handshake, and the session says which one answered.
+ */
+export function openSession(opts: OpenSessionOptions): Promise<ClientSession> {
+  return withFailover(opts.server, (server) => openSessionWith({ ...opts, server }));
+}
+
+async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession> {
   const mode = opts.mode ?? 'auth';
   const group = opts.dh ?? DH_GROUPS[0]!;
   const groups = [group, ...DH_GROUPS.filter((g) => g !== group)];
@@ -185,7 +196,7 @@ export async function openSession(opts: OpenSessionOptions): Promise<ClientSessi
             throw new InputError('bad_request', 'auth mode needs credentials');
           ownCert = parseCertificate(opts.credentials.certPem);
           const key = opts.credentials.privateKey;
-          return { credentials: { certificateDer: ownCert.der, sign: (d: Buffer) => signPss(d, key) } };
+          return { credentials: { certificateDer: ownCert.der, sign: pssSigner(key) } };
         })()
       : {}),
     ...(ca !== undefined
@@ -412,6 +423,7 @@ async function establish(
 
   const session: ClientSession = {
     facts,
+    server: opts.server,
     closed,
     get isOpen() {
       return phase === 'open';

@@ -17,7 +17,7 @@ import { renderMessageReference } from './message-reference.js';
 import { renderAblationTable, spliceAblationTable } from './ablation-table.js';
 import type { AblationResult } from '../client/mitm/ablation.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const MESSAGES_MD = resolve(ROOT, 'docs/messages.md');
 export const ATTACKS_MD = resolve(ROOT, 'docs/attacks.md');
 

@@ -32,8 +32,8 @@ export function describeListenEvent(e: ListenEvent): string {
   switch (e.event) {
     case 'connected':
       return e.renewAt === undefined
-        ? `connected as ${safe(e.name)} (certificate ${safe(e.serial)})`
-        : `connected as ${safe(e.name)} (certificate ${safe(e.serial)}; renews itself on ${new Date(e.renewAt).toISOString()})`;
+        ? `connected as ${safe(e.name)} (certificate ${safe(e.serial)}) to ${safe(e.server)}`
+        : `connected as ${safe(e.name)} (certificate ${safe(e.serial)}; renews itself on ${new Date(e.renewAt).toISOString()}) to ${safe(e.server)}`;
     case 'renewed':
       return `renewed the certificate: ${safe(e.serial)} valid until ${new Date(e.notAfter).toISOString()} replaces ${safe(e.previous)}; reconnecting with it`;
     case 'renew.failed':

@@ -16,6 +16,8 @@ export type ListenEvent =
   | KeyEvent
   | {
       event: 'connected';
+      /** The KDC node that answered (one of `--server`'s URLs). */
+      server: string;
       name: string;
       serial: string;
       session: string;
@@ -39,8 +41,8 @@ export interface ListenOptions extends Omit<OpenKeyClientOptions, 'onEvent' | 'a
   autoRenew?: boolean;
 }
 
-export const DEFAULT_INITIAL_BACKOFF_MS = 250;
-export const DEFAULT_MAX_BACKOFF_MS = 8_000;
+const DEFAULT_INITIAL_BACKOFF_MS = 250;
+const DEFAULT_MAX_BACKOFF_MS = 8_000;
 
 const TRANSIENT = new Set([
   'unavailable',
@@ -95,6 +97,7 @@ export async function listen(opts: ListenOptions): Promise<void> {
           : undefined;
       onEvent({
         event: 'connected',
+        server: opened.session.server,
         name: facts.identity.name,
         serial: facts.identity.serialHex,
         session: facts.sessionId,

@@ -15,6 +15,7 @@ import { describeStatus } from '../cert-status.js';
 import { enroll, fetchRootCa } from '../enroll.js';
 import { readClientCertificates } from '../home.js';
 import { renewClient } from '../renew.js';
+import { withFailover } from '../failover.js';
 import { httpUrlOf } from '../session.js';
 import {
   REASON_MENU,
@@ -273,8 +274,12 @@ const showCaCrlItem: MenuItem = {
         ...certSummary(ca, '    '),
       );
     }
-    const url = `${httpUrlOf(ctx.server)}/crl.pem`;
-    const crl = parseCrl(await fetchText(url));
+    // From the first node that answers (several may be given); the delta CRL from the same node.
+    const { node, url, text } = await withFailover(ctx.server, async (node) => {
+      const url = `${httpUrlOf(node)}/crl.pem`;
+      return { node, url, text: await fetchText(url) };
+    });
+    const crl = parseCrl(text);
     const signature = crl.signatureValid(ca)
       ? ctx.style.ok('valid (signed by the root CA)')
       : ctx.style.bad('INVALID: not signed by this root CA');
@@ -289,7 +294,7 @@ const showCaCrlItem: MenuItem = {
     );
     // A large CA publishes each revocation first in a delta CRL (RFC 5280 5.2.4) and folds it into
     // the complete CRL on a schedule: without the delta this screen would miss recent revocations.
-    const deltaUrl = `${httpUrlOf(ctx.server)}/delta-crl.pem`;
+    const deltaUrl = `${httpUrlOf(node)}/delta-crl.pem`;
     const deltaPem = await fetchText(deltaUrl, { optional: true });
     if (deltaPem === undefined) {
       ctx.io.print(`  delta CRL ${deltaUrl}: none published`);

@@ -5,14 +5,15 @@
 import type { AsyncStoreData } from '../store/async-store.js';
 import type { EventBus } from '../events/bus.js';
 import { auditHeadSignedData } from '../../shared/audit/chain.js';
+import type { PssSigner } from '../../shared/crypto/signer.js';
 
 /** How often a new head is signed while entries keep arriving (nothing is signed when none did). */
-export const AUDIT_HEAD_INTERVAL_MS = 60_000;
+const AUDIT_HEAD_INTERVAL_MS = 60_000;
 
 export interface AuditHeadSignerOptions {
   store: Pick<AsyncStoreData, 'listAuditHeads' | 'auditTail' | 'appendAuditHead'>;
-  /** RSA-PSS SHA-256 with the KDC certificate's key (the callback form: the thread pool). */
-  sign: (data: Buffer) => Promise<Buffer>;
+  /** RSA-PSS SHA-256 with the KDC certificate's key (pssSigner: the callback form, the thread pool). */
+  sign: PssSigner;
   certSerial: string;
   events: EventBus;
   now?: () => number;

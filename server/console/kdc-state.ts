@@ -9,7 +9,7 @@ import type { AsyncStoreData } from '../store/async-store.js';
 import type { ConsoleFeed } from './feed.js';
 
 /** Rows per list on the page; the counts stay exact. */
-export const MAX_ROWS = 200;
+const MAX_ROWS = 200;
 
 export interface StateSources {
   store: Pick<AsyncStoreData, 'listCertificates' | 'listSymKeys' | 'getCrlState'>;

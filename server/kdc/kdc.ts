@@ -12,7 +12,8 @@ import type { Duplex } from 'node:stream';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
-import { signPss, verifyPssAsync } from '../../shared/crypto/rsa.js';
+import { verifyPssAsync } from '../../shared/crypto/rsa.js';
+import { pssSigner } from '../../shared/crypto/signer.js';
 import { KdsError, InputError, PolicyError, EnvironmentError, type ErrorCode } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import { LAB_MAX_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
@@ -63,11 +64,11 @@ import {
   type LabSwitch,
 } from '../../shared/lab-switches.js';
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 8443;
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_PORT = 8443;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_ANONYMOUS_SESSION_MS = 60_000;
-export const WS_PATH = '/kds';
+const WS_PATH = '/kds';
 /** How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. */
 const REVOCATION_SYNC_MS = 2_000;
 /** close(): how long sessions get to answer the 1001 close before their sockets are destroyed. */
@@ -399,7 +400,7 @@ async function serve(
 
   const credentials = {
     certificateDer: credential.cert.der,
-    sign: (data: Buffer) => signPss(data, serverKey), // callback form: the thread pool, not the event loop
+    sign: pssSigner(serverKey), // callback form: the thread pool, not the event loop
   };
   // The audit chain's head, signed with the KDC key now, periodically and (below, at stop) last.
   const auditSigner = new AuditHeadSigner({

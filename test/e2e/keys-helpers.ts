@@ -103,22 +103,14 @@ export interface Listener {
   stop(): Promise<number | null>;
 }
 
-/** `kds client listen --json` as a background process, killed at teardown. */
-export function listen(t: TestLike, c: Clients, name: string): Listener {
+/**
+ * `kds client listen --json` as a background process, killed at teardown. `server` overrides the
+ * `--server` value (several nodes, comma-separated).
+ */
+export function listen(t: TestLike, c: Clients, name: string, server = c.server.url): Listener {
   const child = spawn(
     process.execPath,
-    [
-      KDS_BIN,
-      'client',
-      'listen',
-      '--name',
-      name,
-      '--home',
-      c.homes[name]!,
-      '--server',
-      c.server.url,
-      '--json',
-    ],
+    [KDS_BIN, 'client', 'listen', '--name', name, '--home', c.homes[name]!, '--server', server, '--json'],
     { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));

@@ -18,7 +18,7 @@ interface AuditArgs extends OutputOptions {
 }
 
 /** `--since`: an ISO 8601 time, or a duration ago (`90s`, `15m`, `2h`, `7d`). */
-export function sinceValue(v: unknown): number {
+function sinceValue(v: unknown): number {
   const text = String(v).trim();
   const ago = /^([0-9]{1,9})(s|m|h|d)$/.exec(text);
   if (ago !== null) {

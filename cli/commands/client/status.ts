@@ -23,7 +23,7 @@ export const statusCommand: CommandModule<object, ClientArgs> = {
       const f = session.facts;
       const status = await session.request('cert.status', { serial: f.identity.serialHex });
       const out = {
-        server: argv.server,
+        server: session.server,
         sessionId: f.sessionId,
         group: f.group,
         cipher: f.cipher,
@@ -34,7 +34,7 @@ export const statusCommand: CommandModule<object, ClientArgs> = {
       };
       const good = status.status === 'good';
       emit(argv, out, [
-        `${style.symbol(true)} session with ${argv.server}`,
+        `${style.symbol(true)} session with ${safe(session.server)}`,
         `  session id:   ${f.sessionId}`,
         `  DH group:     ${f.group}`,
         `  cipher:       ${f.cipher}`,

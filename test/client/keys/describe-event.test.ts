@@ -23,8 +23,14 @@ t.test('a message refused for good vs one kept at the KDC', async (t) => {
 
 t.test('listen adds the connection events and delegates the rest', async (t) => {
   t.equal(
-    describeListenEvent({ event: 'connected', name: 'bob', serial: '01', session: 's' }),
-    'connected as bob (certificate 01)',
+    describeListenEvent({
+      event: 'connected',
+      server: 'ws://127.0.0.1:8443/kds',
+      name: 'bob',
+      serial: '01',
+      session: 's',
+    }),
+    'connected as bob (certificate 01) to ws://127.0.0.1:8443/kds',
   );
   t.equal(
     describeListenEvent({ event: 'disconnected', code: 'unavailable', retryInMs: 500 }),
@@ -69,7 +75,13 @@ t.test('every field is terminal-safe: a hostile message or name cannot forge or 
     `message from al\\x1b[8mice (key ${serial}): hi\n  | x\\r\\x1b[2K\\x1b[1Akey ${serial} revoked (keyCompromise)\\x9b2K\\u202e\\x1b[8m\n  | bye`,
   );
   t.equal(
-    describeListenEvent({ event: 'connected', name: `b${esc}ob`, serial: '01', session: 's' }),
-    'connected as b\\x1bob (certificate 01)',
+    describeListenEvent({
+      event: 'connected',
+      server: `ws://h${esc}/kds`,
+      name: `b${esc}ob`,
+      serial: '01',
+      session: 's',
+    }),
+    'connected as b\\x1bob (certificate 01) to ws://h\\x1b/kds',
   );
 });

@@ -10,6 +10,7 @@ import { openStore } from '../../../server/store/store.js';
 import type { SqliteStore } from '../../../server/store/sqlite-store.js';
 import { freshCa, PASSPHRASE } from './fixture.js';
 import { sqliteOf } from '../../helpers/sqlite-view.js';
+import { certificateSigner } from '../../../shared/crypto/signer.js';
 
 const { dir } = await freshCa(t);
 const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
@@ -88,13 +89,12 @@ t.test('a certificate that fails its self-check leaves nothing and spends nothin
   const before = other.countCertificates();
   let spent = false;
   const wrong = await generateRsaKeyPair(2048);
-  const { signPkcs1Sha256 } = await import('../../../shared/crypto/rsa.js');
   await t.rejects(
     issueCertificate(
       {
         store: ca.store,
         caCert: ca.caCert,
-        sign: (tbs) => signPkcs1Sha256(tbs, wrong.privateKeyPem), // not the CA's key
+        sign: certificateSigner(wrong.privateKeyPem), // not the CA's key
         settings: ca.settings,
         crlUrl: ca.crlUrl,
         now: Date.now(),

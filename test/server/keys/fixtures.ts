@@ -25,7 +25,7 @@ const ADMIN_SERIAL = 'ad';
 let material: Promise<{ ca: ParsedCertificate; clients: Client[] }> | undefined;
 
 /** One CA and three client identities per test process (RSA keygen is slow). */
-export function identities(): Promise<{ ca: ParsedCertificate; clients: Client[] }> {
+function identities(): Promise<{ ca: ParsedCertificate; clients: Client[] }> {
   material ??= (async () => {
     const keys = await Promise.all([0, 1, 2, 3].map(() => generateRsaKeyPair(2048)));
     const ca = await makeCa('kds test root', keys[0]);

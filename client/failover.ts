@@ -1,0 +1,37 @@
+// Client-side failover between KDC nodes. Several nodes sharing one PostgreSQL store are one KDC; the
+// client tries the URLs of `--server` (shared/server-urls.ts) in order and uses the first that answers.
+//
+// Only "cannot reach it" moves on to the next node: a refused connection, a timeout, a node going away
+// or a node whose store is unavailable (`unavailable`). Every other refusal (a bad certificate, a
+// revoked identity, a rate limit, a wrong token) is the deployment's answer, the same on every node, so
+// it is reported at once: retrying it elsewhere would only hide it, and would turn one refused attempt
+// into as many as there are nodes.
+import { EnvironmentError, KdsError } from '../shared/errors.js';
+import { parseServerList } from '../shared/server-urls.js';
+
+/** Whether an attempt's failure means "try the next node" (see the header). */
+function isUnreachable(err: unknown): boolean {
+  return err instanceof KdsError && err.code === 'unavailable';
+}
+
+/**
+ * Run `attempt` against each node of `servers` in order until one succeeds. A failure that is not
+ * "unreachable" ends the search at once with that failure; when every node is unreachable the error
+ * is `unavailable` and names each node's reason (one node: its own error unchanged).
+ */
+export async function withFailover<T>(servers: string, attempt: (server: string) => Promise<T>): Promise<T> {
+  const list = parseServerList(servers);
+  const reasons: string[] = [];
+  let last: unknown;
+  for (const server of list) {
+    try {
+      return await attempt(server);
+    } catch (err) {
+      if (!isUnreachable(err)) throw err;
+      last = err;
+      reasons.push((err as KdsError).message);
+    }
+  }
+  if (list.length === 1) throw last;
+  throw new EnvironmentError('unavailable', `no KDC node answered: ${reasons.join('; ')}`);
+}
