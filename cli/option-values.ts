@@ -41,7 +41,7 @@ function shown(value: unknown): string {
 
 /** A port: a whole number 1..65535 (0 too where "any free port" makes sense). */
 /** server/store/pg-store.ts SCHEMA_NAME (the `?schema=` of a store URL). */
-export const STORE_SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+const STORE_SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
  * --store / KDS_STORE: a PostgreSQL URL (postgres://user@host/db, optionally ?schema=NAME), or empty for

@@ -3,7 +3,7 @@
 // deadline so that a broken build fails the demo with a clear message instead of hanging it.
 import { EnvironmentError } from '../../shared/errors.js';
 
-const DEFAULT_WAIT_MS = 20_000;
+export const DEFAULT_WAIT_MS = 20_000;
 
 export class EventLog<E extends { event: string }> {
   readonly events: E[] = [];

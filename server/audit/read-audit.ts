@@ -19,6 +19,9 @@ import { caPaths } from '../../io/ca-files.js';
 import type { AuditRecord } from '../store/store.js';
 import type { AsyncStore } from '../store/async-store.js';
 import { openAsyncStore } from '../store/open-store.js';
+import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
+import { resolveCaPassphrase, type PassphraseOptions } from '../../io/ca-passphrase.js';
+import { decryptPrivateKey, readText } from '../ca/credentials.js';
 
 export interface AuditFilter {
   since?: number;
@@ -103,6 +106,37 @@ export async function verifyAudit(dataDir: string, storeUrl?: string): Promise<A
     };
     const result = verifyAuditChain(entries, heads, verifyHead);
     return { ...result, caFingerprint: ca.fingerprint256 };
+  } finally {
+    await store.close();
+  }
+}
+
+export interface AuditHashReport {
+  /** `hmac-sha256:<hex>` of the value under this deployment's audit key. */
+  hmac: string;
+  /** The entries whose detail holds it, oldest first. */
+  entries: AuditRecord[];
+}
+
+/**
+ * `kds admin audit hash`: the audit trail's HMAC of a value the operator holds (shared/audit/hmac.ts)
+ * and the entries that carry it. Needs the CA passphrase (the key is derived from the CA key), so a
+ * reader of the store alone cannot test guesses. Nothing is written.
+ */
+export async function auditHashOf(
+  dataDir: string,
+  value: string,
+  opts: PassphraseOptions = {},
+  storeUrl?: string,
+): Promise<AuditHashReport> {
+  const paths = caPaths(dataDir);
+  const store = await openExisting(dataDir, storeUrl);
+  try {
+    const { passphrase } = resolveCaPassphrase(dataDir, opts);
+    const caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
+    const hmac = auditHmac(deriveAuditHmacKey(caKey), value);
+    const entries = (await store.listAudit({})).filter((r) => Object.values(r.detail).includes(hmac));
+    return { hmac, entries };
   } finally {
     await store.close();
   }

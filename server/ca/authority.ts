@@ -12,6 +12,7 @@ import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
 import { parseReason, type ReasonName } from '../../shared/revocation-reasons.js';
+import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
 import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
 import type { CertificateRecord, CrlState, RenewalInstall, RenewalRecord } from '../store/store.js';
@@ -120,6 +121,8 @@ export class CertificateAuthority {
   /** What open found about root_ca.pem (anything but 'ok' means it was rewritten from the store). */
   readonly caFileRepair: CaFileRepair;
   private readonly caKey: KeyObject | undefined;
+  /** The audit trail's HMAC key (shared/audit/hmac.ts), derived from the CA key when it is open. */
+  private readonly auditKey: Buffer | undefined;
   private readonly publisher: CrlPublisher;
   private readonly clock: () => number;
   /** A complete CRL re-issue scheduled after a revocation (off its acknowledgement path). */
@@ -148,6 +151,7 @@ export class CertificateAuthority {
     this.settings = init.settings;
     this.crlUrl = crlUrlOf(init.settings);
     this.caKey = init.caKey;
+    this.auditKey = init.caKey === undefined ? undefined : deriveAuditHmacKey(init.caKey);
     this.readOnly = init.caKey === undefined;
     this.publisher = init.publisher;
     this.crlFileRepair = init.crlFileRepair;
@@ -377,7 +381,14 @@ export class CertificateAuthority {
         actor,
         // The token is consumed in the same transaction that reserves the serial (atomic: a token is
         // spent exactly when a certificate is being issued for it), after the active-name re-check.
-        beforeReserve: (tx) => consumeEnrollmentToken(tx, { token: opts.token, name: name, actor, now }),
+        beforeReserve: (tx) =>
+          consumeEnrollmentToken(tx, {
+            token: opts.token,
+            name: name,
+            actor,
+            now,
+            auditHash: (v) => this.auditHash(v),
+          }),
         replaceExpired: true,
       },
     );
@@ -531,7 +542,20 @@ export class CertificateAuthority {
     beforeWrite?: (tx: AsyncStoreTx) => Promise<void>;
   }): Promise<CreatedToken> {
     this.requireKey();
-    return createEnrollmentToken(this.store, { ...opts, now: this.clock() });
+    return createEnrollmentToken(this.store, {
+      ...opts,
+      now: this.clock(),
+      auditHash: (v) => this.auditHash(v),
+    });
+  }
+
+  /**
+   * The audit trail's HMAC of a sensitive value (`hmac-sha256:<hex>`): what the entries about an
+   * enrollment token hold instead of the token, and what `kds admin audit hash` prints to find them.
+   */
+  auditHash(value: string): string {
+    this.requireKey();
+    return auditHmac(this.auditKey!, value);
   }
 
   // -------------------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ export async function createEnrollmentToken(
     ttlMs?: number;
     actor: string;
     now: number;
+    /** The audit trail's HMAC of a sensitive value (shared/audit/hmac.ts): the token is never in it. */
+    auditHash: (value: string) => string;
     /** Runs first inside the transaction that stores the token; throws to refuse (caller re-check). */
     beforeWrite?: (tx: AsyncStoreTx) => Promise<void>;
   },
@@ -61,7 +63,7 @@ export async function createEnrollmentToken(
       actor: opts.actor,
       action: 'token.create',
       subject: name,
-      detail: { expiresAt },
+      detail: { expiresAt, tokenHmac: opts.auditHash(token) },
     });
   });
   return { token, name, expiresAt };
@@ -94,7 +96,7 @@ export async function usableEnrollmentTokenName(
  */
 export async function consumeEnrollmentToken(
   tx: AsyncStoreTx,
-  opts: { token: string; name: string; actor: string; now: number },
+  opts: { token: string; name: string; actor: string; now: number; auditHash: (value: string) => string },
 ): Promise<void> {
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
@@ -107,7 +109,7 @@ export async function consumeEnrollmentToken(
       actor: opts.actor,
       action: 'token.consume',
       subject: opts.name,
-      detail: { tokenId: row.id },
+      detail: { tokenId: row.id, tokenHmac: opts.auditHash(opts.token) },
     });
   });
 }

@@ -8,7 +8,7 @@
 // handler registry knows, limits, verdicts): never a name, serial or address, so a peer cannot grow
 // the series count (an unknown request type is counted as `unknown`).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { KdcEvent } from '../../shared/events/kdc-events.js';
+import type { KdcEvent, KdcEventType } from '../../shared/events/kdc-events.js';
 import { pemToDer } from '../../shared/pki/pem.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { EventBus } from './bus.js';
@@ -27,6 +27,28 @@ export interface MetricsSources {
   requestTypes: readonly string[];
   readerErrors(): number;
 }
+
+/** The events the counters and histograms read (#count); the gauges read the KDC when scraped. */
+const COUNTED: readonly KdcEventType[] = [
+  'handshake.completed',
+  'handshake.refused',
+  'session.failed',
+  'connection.refused',
+  'request.served',
+  'request.refused',
+  'cert.issued',
+  'token.created',
+  'cert.revoked',
+  'key.revoked',
+  'key.cascade',
+  'key.created',
+  'key.delivered',
+  'key.verified',
+  'message.relayed',
+  'store.commit',
+  'store.error',
+  'kdc.warning',
+];
 
 export class KdcMetrics {
   readonly registry = new Registry();
@@ -135,7 +157,9 @@ export class KdcMetrics {
 
   constructor(bus: EventBus) {
     collectDefaultMetrics({ register: this.registry, prefix: '' });
-    this.#off = bus.subscribe((e) => this.#count(e));
+    // Only the types #count counts: the bus then builds no event for the others (a connection opened,
+    // a prekey upload) when no other reader wants them either.
+    this.#off = bus.subscribe((e) => this.#count(e), { types: COUNTED });
     this.#gauge('kds_sessions_open', 'Authenticated sessions open (a name and a certificate).', [], (g) =>
       g.set(this.#sources?.sessionCount() ?? 0),
     );

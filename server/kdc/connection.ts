@@ -32,6 +32,7 @@ import {
   InternalError,
   errorFor,
   closeCodeFor,
+  isErrorCode,
   toKdsError,
   type ErrorCode,
 } from '../../shared/errors.js';
@@ -368,15 +369,25 @@ export class Connection implements SessionHandle {
 
   #onClose(code: number, reason: Buffer): void {
     // The peer closed in the middle of the handshake without an alert: a client that refused our
-    // server_hello (a man in the middle substituted something it checks), or one that gave up.
+    // server_hello (a man in the middle substituted something it checks), or one that gave up. A kds
+    // client closes with its error code as the reason; a proxy in the middle that passes the close on
+    // lets the KDC say which check refused. The reason is the peer's claim: only a known code whose
+    // close code matches is taken, anything else reads as abandoned.
     if (this.#phase === 'handshake' && !this.#refused && this.#events.wants('handshake.refused')) {
+      const said = reason.toString('utf8');
+      const known = isErrorCode(said) && closeCodeFor(said) === code ? said : undefined;
+      const defence =
+        known === undefined
+          ? undefined
+          : defenceForCode(known, { phase: 'handshake', remote: true })?.defence;
       this.#events.emit({
         type: 'handshake.refused',
         connection: this.id,
         address: this.remoteAddress,
         ...(this.#presented === undefined ? {} : { claimedName: this.#presented }),
-        code: this.#helloDone ? 'abandoned_after_server_hello' : 'abandoned',
+        code: known ?? (this.#helloDone ? 'abandoned_after_server_hello' : 'abandoned'),
         by: 'peer',
+        ...(defence === undefined ? {} : { defence }),
         ...(this.#handshake?.negotiatedGroup === undefined ? {} : { group: this.#handshake.negotiatedGroup }),
         durationMs: performance.now() - this.#openedAt,
       });

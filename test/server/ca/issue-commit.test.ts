@@ -9,8 +9,8 @@ import { issueCertificate } from '../../../server/ca/issue.js';
 import { openStore } from '../../../server/store/store.js';
 import type { SqliteStore } from '../../../server/store/sqlite-store.js';
 import { freshCa, PASSPHRASE } from './fixture.js';
-import { sqliteOf } from '../../helpers/sqlite-view.js';
 import { certificateSigner } from '../../../shared/crypto/signer.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 const { dir } = await freshCa(t);
 const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
