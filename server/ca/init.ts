@@ -25,6 +25,7 @@ import {
 } from '../../io/fs-atomic.js';
 import { openAsyncStore } from '../store/open-store.js';
 import { storeCredentials } from './shared-credentials.js';
+import { KeyEncryptionKeys } from '../keys/kek.js';
 import { encryptPrivateKey } from './credentials.js';
 import {
   ADMIN_NAME,
@@ -253,7 +254,11 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
       settings,
       now,
     });
-    if (storeUrl !== undefined) await storeCredentials(store, paths);
+    if (storeUrl !== undefined) {
+      // The KEK of KDC-generated keys is made now, once, so every node shares its versions.
+      await KeyEncryptionKeys.open(opts.dataDir, passphrase);
+      await storeCredentials(store, paths);
+    }
     await store.appendAudit({
       at: now,
       actor,

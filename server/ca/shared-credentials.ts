@@ -3,12 +3,16 @@
 // file is copied by hand (docs/deployment.md).
 //
 // What is stored (settings key `ca.credentials`): the CA private key and the KDC's private key exactly as
-// they are on disk, PKCS#8-encrypted under the CA passphrase (credentials.ts), and the KDC's certificate.
+// they are on disk, PKCS#8-encrypted under the CA passphrase (credentials.ts), the KDC's certificate, and
+// the key-encryption keys of KDC-generated keys (server/keys/kek.ts files, each encrypted under the
+// passphrase): every node must unwrap the keys any node wrapped, so all use the same KEK versions.
 // The database therefore holds nothing a passphrase-less reader can use: the same protection the files
 // have in a data directory. The root certificate needs no copy (the store's certificate record is the
 // truth; authority.ts loadCaCertificate publishes it as root_ca.pem).
 //
 // On a SQLite store the files are the only copy, as before: one data directory is one node.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { entryKind } from '../../io/fs-errors.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import { readText } from './credentials.js';
@@ -24,7 +28,11 @@ export interface StoredCredentials {
   serverKey: string;
   /** server/cert.pem. */
   serverCert: string;
+  /** kek/<file name> -> the file's bytes, base64 (each one encrypted under the CA passphrase). */
+  kek?: Record<string, string>;
 }
+
+const KEK_FILE = /^kek-v\d+\.bin$/;
 
 /** Copy the data directory's encrypted keys and the KDC certificate into the store. */
 export async function storeCredentials(
@@ -35,6 +43,12 @@ export async function storeCredentials(
     rootKey: readText(paths.rootKey),
     serverKey: readText(paths.serverKey),
     serverCert: readText(paths.serverCert),
+    kek: Object.fromEntries(
+      kekFiles(paths).map((name) => [
+        name,
+        readFileSync(join(paths.dataDir, 'kek', name)).toString('base64'),
+      ]),
+    ),
   };
   await store.setSetting(CREDENTIALS_SETTING, creds);
 }
@@ -64,5 +78,21 @@ export async function materializeCredentials(
     writeFileAtomic(paths.serverCert, creds.serverCert, PRIVATE_FILE_MODE);
     wrote = true;
   }
+  for (const [name, bytes] of Object.entries(creds.kek ?? {})) {
+    if (!KEK_FILE.test(name)) continue;
+    const path = join(paths.dataDir, 'kek', name);
+    if (entryKind(path) !== 'missing') continue;
+    ensurePrivateDir(join(paths.dataDir, 'kek'));
+    writeFileAtomic(path, Buffer.from(bytes, 'base64'), PRIVATE_FILE_MODE);
+    wrote = true;
+  }
   return wrote ? 'written' : 'present';
+}
+
+function kekFiles(paths: CaPaths): string[] {
+  try {
+    return readdirSync(join(paths.dataDir, 'kek')).filter((n) => KEK_FILE.test(n));
+  } catch {
+    return [];
+  }
 }
