@@ -22,7 +22,7 @@ import { renderAblationTable, spliceAblationTable } from './ablation-table.js';
 import type { AblationResult } from '../client/mitm/ablation.js';
 import { renderKdcSide, spliceKdcSide, type DemoLogEvent } from './kdc-side.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const MESSAGES_MD = resolve(ROOT, 'docs/messages.md');
 export const ATTACKS_MD = resolve(ROOT, 'docs/attacks.md');
 

@@ -119,11 +119,12 @@ serve(
       inspector = undefined;
       return arg.path;
     },
-    tokens: (arg: { names: string[] }) => {
+    tokens: async (arg: { names: string[] }) => {
       const k = requireKdc();
-      return arg.names.map(
-        (name) => k.ca.createEnrollmentToken({ name, ttlMs: 3_600_000, actor: 'bench' }).token,
-      );
+      const out: string[] = [];
+      for (const name of arg.names)
+        out.push((await k.ca.createEnrollmentToken({ name, ttlMs: 3_600_000, actor: 'bench' })).token);
+      return out;
     },
   },
   async () => {

@@ -7,11 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { EnvironmentError } from '../../shared/errors.js';
 
 /** dist/client/demo/processes.js -> <checkout>/bin/kds.js */
-export const KDS_BIN = join(
-  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'),
-  'bin',
-  'kds.js',
-);
+const KDS_BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'bin', 'kds.js');
 
 export interface KdcInfo {
   url: string;

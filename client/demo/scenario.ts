@@ -126,7 +126,7 @@ async function adminSession(s: DemoState): Promise<ClientSession> {
 
 // ---------------------------------------------------------------------------------------------------
 
-export async function stepCreateCa(s: DemoState): Promise<void> {
+async function stepCreateCa(s: DemoState): Promise<void> {
   await s.n.step(
     'Create the certificate authority',
     '`kds server init` makes a root CA (a self-signed RSA certificate), a certificate for the KDC and one for',
@@ -155,7 +155,7 @@ export async function stepCreateCa(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepStartKdc(s: DemoState): Promise<void> {
+async function stepStartKdc(s: DemoState): Promise<void> {
   await s.n.step(
     'Start the KDC',
     '`kds server start` runs the key distribution centre as its own process: WebSocket sessions at /kds, and',
@@ -180,7 +180,7 @@ export async function stepStartKdc(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepEnroll(s: DemoState): Promise<void> {
+async function stepEnroll(s: DemoState): Promise<void> {
   await s.n.step(
     'Enroll Alice and Bob',
     'The admin opens an authenticated session (admin certificate) and asks for one-time enrollment tokens.',
@@ -228,7 +228,7 @@ export async function stepEnroll(s: DemoState): Promise<void> {
   }
 }
 
-export async function stepHandshakes(s: DemoState): Promise<void> {
+async function stepHandshakes(s: DemoState): Promise<void> {
   await s.n.step(
     'Authenticated handshakes',
     'Each client opens a session: fresh X25519 Diffie-Hellman keys on both sides; the KDC sends its certificate',
@@ -258,7 +258,7 @@ export async function stepHandshakes(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepE2eKey(s: DemoState): Promise<void> {
+async function stepE2eKey(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   await s.n.step(
     'End-to-end key exchange (the KDC never sees the key)',
@@ -289,7 +289,7 @@ export async function stepE2eKey(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepBobVerifies(s: DemoState): Promise<void> {
+async function stepBobVerifies(s: DemoState): Promise<void> {
   const serial = need(s.e2eSerial, 'e2e key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -325,7 +325,7 @@ export async function stepBobVerifies(s: DemoState): Promise<void> {
   });
 }
 
-export async function stepMessages(s: DemoState): Promise<void> {
+async function stepMessages(s: DemoState): Promise<void> {
   const serial = need(s.e2eSerial, 'e2e key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -353,7 +353,7 @@ export async function stepMessages(s: DemoState): Promise<void> {
   }
 }
 
-export async function stepKdcKey(s: DemoState): Promise<void> {
+async function stepKdcKey(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
   await s.n.step(
@@ -387,7 +387,7 @@ export async function stepKdcKey(s: DemoState): Promise<void> {
   check(s, true, 'alice: key active on both sides');
 }
 
-export async function stepRevokeKey(s: DemoState): Promise<void> {
+async function stepRevokeKey(s: DemoState): Promise<void> {
   const serial = need(s.e2eSerial, 'e2e key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -424,7 +424,7 @@ export async function stepRevokeKey(s: DemoState): Promise<void> {
   }
 }
 
-export async function stepRevokeCert(s: DemoState): Promise<void> {
+async function stepRevokeCert(s: DemoState): Promise<void> {
   const kdcSerial = need(s.kdcSerial, 'KDC key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -577,7 +577,7 @@ function malloryLine(s: DemoState, e: MitmEvent): void {
   }
 }
 
-export async function stepMalloryInsecure(s: DemoState): Promise<void> {
+async function stepMalloryInsecure(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
   await s.n.step(
@@ -668,7 +668,7 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepMallorySecure(s: DemoState): Promise<void> {
+async function stepMallorySecure(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   await s.n.step(
     'Mallory against the secure mode',
@@ -723,7 +723,7 @@ export async function stepMallorySecure(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepCleanUp(s: DemoState): Promise<void> {
+async function stepCleanUp(s: DemoState): Promise<void> {
   await s.n.step('Clean up', 'Stop the KDC, close every connection and remove the temporary directory.');
   await closeAll(s);
   check(s, true, 'KDC stopped, temporary data removed: nothing is left behind');

@@ -6,7 +6,7 @@ import type { KdcEvent, KdcEventType } from '../../shared/events/kdc-events.js';
 import type { EventBus } from '../events/bus.js';
 import type { ConsoleFeed } from './feed.js';
 
-export const CHANGE_TYPES: readonly KdcEventType[] = [
+const CHANGE_TYPES: readonly KdcEventType[] = [
   'cert.issued',
   'cert.revoked',
   'crl.published',
@@ -21,7 +21,7 @@ function short(serial: string): string {
 }
 
 /** The change row for an event, or undefined for the types the console does not draw. */
-export function changeOf(e: KdcEvent): { what: string; subject: string; detail: string } | undefined {
+function changeOf(e: KdcEvent): { what: string; subject: string; detail: string } | undefined {
   switch (e.type) {
     case 'cert.issued':
       return {

@@ -27,13 +27,13 @@ export interface KdcConsole {
   close(): void;
 }
 
-export function startKdcConsole(src: {
+export async function startKdcConsole(src: {
   ca: CertificateAuthority;
   sessions: SessionTable;
   events: EventBus;
   log: (line: string) => void;
   labDisabled?: readonly string[];
-}): KdcConsole {
+}): Promise<KdcConsole> {
   const assets = loadConsoleAssets();
   const feed = new ConsoleFeed();
   const watch = new KdcWatch(feed);
@@ -41,8 +41,8 @@ export function startKdcConsole(src: {
   const routes = createConsoleRoutes(feed, access, assets);
   let lastJson = '';
   let idle = 0;
-  const refresh = (): void => {
-    const next = readKdcState({
+  const refresh = async (): Promise<void> => {
+    const next = await readKdcState({
       store: src.ca.store,
       ca: src.ca,
       sessions: src.sessions,
@@ -58,14 +58,10 @@ export function startKdcConsole(src: {
     if (!watch.dirty && ++idle < STATE_IDLE_TICKS) return;
     watch.dirty = false;
     idle = 0;
-    try {
-      refresh();
-    } catch (err) {
-      src.log(`console: state read failed: ${(err as Error).message}`);
-    }
+    refresh().catch((err: unknown) => src.log(`console: state read failed: ${(err as Error).message}`));
   };
   const unsubscribe = readChanges(src.events, feed, () => (watch.dirty = true));
-  refresh();
+  await refresh();
   const timer = setInterval(tick, STATE_TICK_MS);
   timer.unref();
   return {

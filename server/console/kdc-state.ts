@@ -5,14 +5,14 @@
 import type { ConsoleState, CertRow, KeyRow } from '../../shared/console/events.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { SessionTable } from '../kdc/session-table.js';
-import type { Store } from '../store/store.js';
+import type { AsyncStoreData } from '../store/async-store.js';
 import type { ConsoleFeed } from './feed.js';
 
 /** Rows per list on the page; the counts stay exact. */
-export const MAX_ROWS = 200;
+const MAX_ROWS = 200;
 
 export interface StateSources {
-  store: Store;
+  store: Pick<AsyncStoreData, 'listCertificates' | 'listSymKeys' | 'getCrlState'>;
   ca: CertificateAuthority;
   sessions: SessionTable;
   /** The exchange number of a session (the console's own numbering). */
@@ -21,12 +21,11 @@ export interface StateSources {
   labDisabled?: readonly string[];
 }
 
-export function readKdcState(src: StateSources): ConsoleState {
-  const certs: CertRow[] = src.store
-    .listCertificates()
+export async function readKdcState(src: StateSources): Promise<ConsoleState> {
+  const certs: CertRow[] = (await src.store.listCertificates())
     .filter((c) => c.status !== 'pending')
     .map((c) => ({ serial: c.serialHex, name: c.name, role: c.role, status: c.status }));
-  const keys: KeyRow[] = src.store.listSymKeys().map((k) => ({
+  const keys: KeyRow[] = (await src.store.listSymKeys()).map((k) => ({
     serial: k.serial,
     owner: k.owner,
     peer: k.peer,
@@ -41,7 +40,7 @@ export function readKdcState(src: StateSources): ConsoleState {
       .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
     certs: certs.slice(-MAX_ROWS),
     keys: keys.slice(-MAX_ROWS),
-    crlNumber: src.store.getCrlState()?.crlNumber ?? 0,
+    crlNumber: (await src.store.getCrlState())?.crlNumber ?? 0,
     truncated: certs.length > MAX_ROWS || keys.length > MAX_ROWS,
     ...(src.labDisabled === undefined || src.labDisabled.length === 0
       ? {}

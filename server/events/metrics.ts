@@ -224,7 +224,13 @@ export class KdcMetrics {
   }
 
   /** The exposition text. */
-  render(): Promise<string> {
+  async render(): Promise<string> {
+    // The store gauges are read here (the store answers asynchronously), the registry's collect after.
+    try {
+      await this.#refreshStore();
+    } catch {
+      // An unreachable store: the gauges keep their last values; the scrape still answers.
+    }
     return this.registry.metrics();
   }
 
@@ -301,19 +307,22 @@ export class KdcMetrics {
     }
   }
 
-  #readStore(): { keys: Record<string, number>; queue: number } | undefined {
+  async #refreshStore(): Promise<void> {
     const sources = this.#sources;
-    if (sources === undefined) return undefined;
+    if (sources === undefined) return;
     const now = Date.now();
     if (this.#storeGauges === undefined || now - this.#storeGauges.at >= STORE_GAUGE_TTL_MS) {
       const store = sources.ca.store;
       this.#storeGauges = {
         at: now,
-        keys: store.countSymKeysByState(),
-        queue: store.countPendingDeliveries(),
+        keys: await store.countSymKeysByState(),
+        queue: await store.countPendingDeliveries(),
       };
     }
-    return this.#storeGauges;
+  }
+
+  #readStore(): { keys: Record<string, number>; queue: number } | undefined {
+    return this.#sources === undefined ? undefined : this.#storeGauges;
   }
 
   #crls(): CrlFacts[] {

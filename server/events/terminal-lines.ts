@@ -12,7 +12,7 @@ import { terminalSafe } from '../../shared/text/terminal-safe.js';
 const WHO_WIDTH = 10;
 
 /** A serial shortened for reading (the full one is in --log-format json and `kds admin audit`). */
-export function shortSerial(serial: string): string {
+function shortSerial(serial: string): string {
   const safe = terminalSafe(serial);
   return safe.length > 12 ? `${safe.slice(0, 8)}...` : safe;
 }

@@ -77,7 +77,7 @@ export interface ConnectionHost {
     onPresented?: (subjectCN: string) => void,
   ): ServerHandshake;
   /** Install the renewal `serialHex` (its first handshake succeeded); throws to refuse the session. */
-  installRenewal?(serialHex: string): void;
+  installRenewal?(serialHex: string): Promise<void>;
   /** The handshake completed: release the unauthenticated slot, index the session. */
   authenticated(conn: Connection): void;
   /** The socket closed (for whatever reason). */
@@ -457,13 +457,13 @@ export class Connection implements SessionHandle {
       }
       watch?.frame(this, 'in', isAlertFrame(frame) ? 'alert' : 'client_finish', frame.length, false);
       const result = await hs.receiveClientFinish(frame);
-      if (this.#phase === 'handshake') this.#establish(result);
+      if (this.#phase === 'handshake') await this.#establish(result);
     } catch (err) {
       this.fail(err);
     }
   }
 
-  #establish(result: ServerHandshakeResult): void {
+  async #establish(result: ServerHandshakeResult): Promise<void> {
     this.#handshake = undefined;
     const checkedClient = this.#checked;
     // Only needed until here: the store record holds the certificate's PEM, ~1.5 kB per idle session.
@@ -486,7 +486,7 @@ export class Connection implements SessionHandle {
       if (checked.installsRenewal === true) {
         if (this.#host.installRenewal === undefined)
           throw new AuthError('cert_revoked', 'certificate superseded');
-        this.#host.installRenewal(cert.serialHex);
+        await this.#host.installRenewal(cert.serialHex);
       }
       identity = {
         name: checked.record.name,
@@ -500,7 +500,7 @@ export class Connection implements SessionHandle {
       // MITM lab control mode (kds server start --insecure-dh, docs/attacks.md): the naive KDC believes
       // the claimed name and acts for that name's current client certificate. Nothing is verified.
       const claimed = result.claimedName ?? '';
-      const cert = claimed === '' ? undefined : this.#host.services.store.activeCertificate(claimed);
+      const cert = claimed === '' ? undefined : await this.#host.services.store.activeCertificate(claimed);
       const usable =
         cert !== undefined &&
         cert.role === 'client' &&
@@ -512,6 +512,8 @@ export class Connection implements SessionHandle {
         expiresAt: usable ? cert.notAfter : 0,
       };
     }
+    // The socket may have closed (or the handshake timed out) while the store answered.
+    if (this.#phase !== 'handshake') return;
     this.#clearTimer();
     if (identity.role === 'anonymous') {
       // Nobody is authenticated on an enrollment session: it gets a short lifetime (and keeps its

@@ -25,8 +25,8 @@ t.test('an enrollment token is audited as its HMAC; audit hash finds it', async 
   t.teardown(async () => {
     if (!closed) await kdc.close();
   });
-  const { token } = kdc.ca.createEnrollmentToken({ name: 'alice', actor: 'admin:admin' });
-  const other = kdc.ca.createEnrollmentToken({ name: 'bob', actor: 'admin:admin' }).token;
+  const { token } = await kdc.ca.createEnrollmentToken({ name: 'alice', actor: 'admin:admin' });
+  const other = (await kdc.ca.createEnrollmentToken({ name: 'bob', actor: 'admin:admin' })).token;
   await enroll({
     server: kdc.url,
     name: 'alice',

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-export const CHROMIUM = process.env.KDS_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.KDS_CHROMIUM ?? '/usr/bin/chromium';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;

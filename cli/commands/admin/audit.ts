@@ -7,11 +7,12 @@
 import type { CommandModule } from 'yargs';
 import { InputError } from '../../../shared/errors.js';
 import { run, type OutputOptions } from '../../output.js';
-import { dataDirOption } from '../../options.js';
+import { dataDirOption, storeOption } from '../../options.js';
 import { nameValue } from '../../option-values.js';
 
 interface AuditArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
   since?: number;
   type?: string;
   name?: string;
@@ -19,7 +20,7 @@ interface AuditArgs extends OutputOptions {
 }
 
 /** `--since`: an ISO 8601 time, or a duration ago (`90s`, `15m`, `2h`, `7d`). */
-export function sinceValue(v: unknown): number {
+function sinceValue(v: unknown): number {
   const text = String(v).trim();
   const ago = /^([0-9]{1,9})(s|m|h|d)$/.exec(text);
   if (ago !== null) {
@@ -47,12 +48,13 @@ function typeValue(v: unknown): string {
   return text;
 }
 
-const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string }> = {
+const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string; store?: string }> = {
   command: 'verify',
   describe: 'check the audit hash chain and the KDC-signed heads; name the first bad entry',
   builder: (y) =>
     y
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .example(
         '$0 admin audit verify',
         'exit 0 when intact, 4 with the first edited, deleted or moved entry',
@@ -61,7 +63,7 @@ const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string 
     const { verifyAudit } = await import('../../../server/audit/read-audit.js');
     const { emit } = await import('../../output.js');
     const { EXIT } = await import('../../../shared/errors.js');
-    const report = verifyAudit(argv['data-dir']);
+    const report = await verifyAudit(argv['data-dir'], argv.store);
     const span =
       report.entries === 0
         ? 'no entries'
@@ -85,6 +87,7 @@ const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string 
 
 interface HashArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
   value?: string;
   'passphrase-file'?: string;
 }
@@ -112,6 +115,7 @@ const hashCommand: CommandModule<object, HashArgs> = {
   builder: (y) =>
     y
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('value', {
         type: 'string',
         describe: 'the value (else the first line of stdin, which keeps it out of ps and the shell history)',
@@ -126,10 +130,11 @@ const hashCommand: CommandModule<object, HashArgs> = {
     const { emit } = await import('../../output.js');
     const { terminalSafe } = await import('../../../shared/text/terminal-safe.js');
     const value = await valueToHash(argv);
-    const report = auditHashOf(
+    const report = await auditHashOf(
       argv['data-dir'],
       value,
       argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] },
+      argv.store,
     );
     const lines = [
       report.hmac,
@@ -152,6 +157,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
       .command(verifyCommand)
       .command(hashCommand)
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('since', {
         type: 'string',
         describe: 'entries at or after this time: ISO 8601, or a duration ago (15m, 2h, 7d)',
@@ -183,12 +189,16 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
         `--limit: expected a whole number from 1, got ${String(argv.limit)}`,
       );
     }
-    const rows = readAudit(argv['data-dir'], {
-      ...(argv.since === undefined ? {} : { since: argv.since }),
-      ...(argv.type === undefined ? {} : { type: argv.type }),
-      ...(argv.name === undefined ? {} : { name: argv.name }),
-      ...(argv.limit === undefined ? {} : { limit: argv.limit }),
-    });
+    const rows = await readAudit(
+      argv['data-dir'],
+      {
+        ...(argv.since === undefined ? {} : { since: argv.since }),
+        ...(argv.type === undefined ? {} : { type: argv.type }),
+        ...(argv.name === undefined ? {} : { name: argv.name }),
+        ...(argv.limit === undefined ? {} : { limit: argv.limit }),
+      },
+      argv.store,
+    );
     const lines = rows.map(
       (r) =>
         `#${r.id}  ${new Date(r.at).toISOString()}  ${terminalSafe(r.action).padEnd(18)} ${terminalSafe(r.subject ?? '-').padEnd(12)} by ${terminalSafe(r.actor)}  ${terminalSafe(JSON.stringify(r.detail))}`,
