@@ -34,7 +34,7 @@ export async function attacksMarkdown(results: readonly AblationResult[]): Promi
 }
 
 /** docs/attacks.md with the KDC's side of the demo run whose --json log is `events`, prettier-formatted. */
-export async function attacksMarkdownWithKdcSide(events: readonly DemoLogEvent[]): Promise<string> {
+async function attacksMarkdownWithKdcSide(events: readonly DemoLogEvent[]): Promise<string> {
   const doc = spliceKdcSide(readFileSync(ATTACKS_MD, 'utf8'), renderKdcSide(events));
   const config = (await prettier.resolveConfig(ATTACKS_MD)) ?? {};
   return prettier.format(doc, { ...config, filepath: ATTACKS_MD });

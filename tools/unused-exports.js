@@ -28,6 +28,22 @@ const JS_IMPORTERS = ['bin/kds.js'];
  * module exports them.
  */
 const TEST_ONLY = {
+  'io/console/http.ts': {
+    names: ['CONSOLE_CSP'],
+    why: 'the KDC and Mallory console tests compare the header each serves with the one policy',
+  },
+  'server/events/terminal-lines.ts': {
+    names: ['clock'],
+    why: "the log reader's test renders the expected lines with the KDC's own clock format",
+  },
+  'tools/kdc-side.ts': {
+    names: ['kdcSideShape', 'extractKdcSide'],
+    why: "the demo test compares docs/attacks.md's KDC side with a real run through the docs tool's own reading of it",
+  },
+  'client/demo/kdc-lines.ts': {
+    names: ['parseKdcLine'],
+    why: "the narrator test feeds the KDC's terminal lines through the demo's own parser",
+  },
   'cli/commands/index.ts': {
     names: ['areas', 'registerArea'],
     why: 'test/cli/lazy-load.test.ts registers each area on a bare parser to prove its module loads only when its command runs',

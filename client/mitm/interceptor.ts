@@ -179,6 +179,7 @@ export class Interceptor {
         'Mallory holds the keys of both sessions: every record is now decrypted, read and re-encrypted',
       );
       this.#established = true;
+      link.ctx.watch?.intercepted(link);
       this.#hooks.established?.();
       for (const req of this.#pending.splice(0)) this.#sendRequest(req, false);
       return;
@@ -218,6 +219,7 @@ export class Interceptor {
       link.info(
         "the KDC took Mallory's client_finish: she holds the keys of both sessions, every record is decrypted",
       );
+      link.ctx.watch?.intercepted(link);
       this.#hooks.established?.();
     }
     link.ctx.loot.inspectServerMessage(link.id, link.victimName ?? '?', msg);

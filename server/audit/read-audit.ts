@@ -130,11 +130,11 @@ export async function auditHashOf(
   storeUrl?: string,
 ): Promise<AuditHashReport> {
   const paths = caPaths(dataDir);
-  const { passphrase } = resolveCaPassphrase(dataDir, opts);
-  const caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
-  const hmac = auditHmac(deriveAuditHmacKey(caKey), value);
   const store = await openExisting(dataDir, storeUrl);
   try {
+    const { passphrase } = resolveCaPassphrase(dataDir, opts);
+    const caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
+    const hmac = auditHmac(deriveAuditHmacKey(caKey), value);
     const entries = (await store.listAudit({})).filter((r) => Object.values(r.detail).includes(hmac));
     return { hmac, entries };
   } finally {

@@ -6,7 +6,7 @@ import type { ConsoleState, CertRow, KeyRow } from '../../shared/console/events.
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { SessionTable } from '../kdc/session-table.js';
 import type { AsyncStoreData } from '../store/async-store.js';
-import type { ConsoleFeed } from './feed.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** Rows per list on the page; the counts stay exact. */
 const MAX_ROWS = 200;
@@ -21,11 +21,14 @@ export interface StateSources {
   labDisabled?: readonly string[];
 }
 
-export async function readKdcState(src: StateSources): Promise<ConsoleState> {
-  const certs: CertRow[] = (await src.store.listCertificates())
+/** What the panel shows from the store: the part that changes only when the store does. */
+export type StoreRows = Pick<ConsoleState, 'certs' | 'keys' | 'crlNumber' | 'truncated' | 'counts'>;
+
+export async function readStoreRows(store: StateSources['store']): Promise<StoreRows> {
+  const certs: CertRow[] = (await store.listCertificates())
     .filter((c) => c.status !== 'pending')
     .map((c) => ({ serial: c.serialHex, name: c.name, role: c.role, status: c.status }));
-  const keys: KeyRow[] = (await src.store.listSymKeys()).map((k) => ({
+  const keys: KeyRow[] = (await store.listSymKeys()).map((k) => ({
     serial: k.serial,
     owner: k.owner,
     peer: k.peer,
@@ -34,17 +37,10 @@ export async function readKdcState(src: StateSources): Promise<ConsoleState> {
   }));
   const count = <T>(rows: T[], pred: (r: T) => boolean): number => rows.filter(pred).length;
   return {
-    view: 'kdc',
-    sessions: src.sessions
-      .all()
-      .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
     certs: certs.slice(-MAX_ROWS),
     keys: keys.slice(-MAX_ROWS),
-    crlNumber: (await src.store.getCrlState())?.crlNumber ?? 0,
+    crlNumber: (await store.getCrlState())?.crlNumber ?? 0,
     truncated: certs.length > MAX_ROWS || keys.length > MAX_ROWS,
-    ...(src.labDisabled === undefined || src.labDisabled.length === 0
-      ? {}
-      : { labDisabled: [...src.labDisabled] }),
     counts: {
       certsActive: count(certs, (c) => c.status === 'active'),
       certsRevoked: count(certs, (c) => c.status === 'revoked'),
@@ -52,6 +48,20 @@ export async function readKdcState(src: StateSources): Promise<ConsoleState> {
       keysRevoked: count(keys, (k) => k.state === 'revoked'),
       keysExpired: count(keys, (k) => k.state === 'expired'),
     },
+  };
+}
+
+/** The whole panel; `rows` when the store part is known not to have changed since it was read. */
+export function readKdcState(src: StateSources, rows: StoreRows): ConsoleState {
+  return {
+    view: 'kdc',
+    sessions: src.sessions
+      .all()
+      .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
+    ...rows,
+    ...(src.labDisabled === undefined || src.labDisabled.length === 0
+      ? {}
+      : { labDisabled: [...src.labDisabled] }),
   };
 }
 

@@ -7,7 +7,7 @@ import { defenceForCode } from '../../shared/defences.js';
 import { isErrorCode, type KdsError } from '../../shared/errors.js';
 import { KDC_LANE, MALLORY_LANE, UNKNOWN_LANE, type MessageEvent } from '../../shared/console/events.js';
 import type { Connection, ConnectionWatch } from '../kdc/connection.js';
-import type { ConsoleFeed } from './feed.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** The lane of a session that is enrolling: it has no name yet. */
 const ENROLLING_LANE = 'newcomer';

@@ -13,7 +13,7 @@
 import { createHmac, hkdfSync, type KeyObject } from 'node:crypto';
 
 /** What a hashed value looks like in an entry's detail: `hmac-sha256:` + 64 hex digits. */
-export const AUDIT_HMAC_PREFIX = 'hmac-sha256:';
+const AUDIT_HMAC_PREFIX = 'hmac-sha256:';
 const SALT = Buffer.from('kds audit hmac salt v1', 'utf8');
 const INFO = Buffer.from('kds v1 audit hmac key', 'utf8');
 
