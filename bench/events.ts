@@ -1,4 +1,4 @@
-// What the KDC's event readers cost (docs/performance.md "Event log and metrics"): two KDC processes on
+// What the KDC's event readers cost (docs/performance.md "events"): two KDC processes on
 // one data directory, one with no reader at all (no metrics, no log), one as `kds server start` runs by
 // default (metrics, plus the text log at info written to /dev/null), measured in the same run with
 // alternating rounds so that drifting machine load hits both alike. Figures: the KDC's CPU per
