@@ -63,7 +63,7 @@ function readFeed(url: string): Promise<ClientRequest> {
   });
 }
 
-export interface CryptoBound {
+interface CryptoBound {
   /** Microseconds of CPU per server-side handshake, and its parts. */
   totalUs: number;
   parts: Record<string, number>;
@@ -97,7 +97,7 @@ export interface HandshakeSizes {
  * under the root, verified once per certificate (shared/pki/verify.ts remembers the result on the parsed
  * certificate, which server/kdc/cert-check.ts caches by fingerprint).
  */
-export async function measureCryptoBound(opts: {
+async function measureCryptoBound(opts: {
   serverKey: KeyObject;
   clientKey: KeyObject;
   clientCert: X509Certificate;

@@ -10,9 +10,9 @@ import type { ConsoleEvent, ConsoleState } from '../../shared/console/events.js'
 /** Events kept for pages that connect later (a class's whole demo fits several times over). */
 export const HISTORY_LIMIT = 5_000;
 /** Pages open at once; one more is refused (503) rather than let pages pile up. */
-export const MAX_SUBSCRIBERS = 16;
+const MAX_SUBSCRIBERS = 16;
 /** A page that stops reading is dropped once this much is waiting for it (bounded memory per reader). */
-export const MAX_BUFFERED_BYTES = 1 << 20;
+const MAX_BUFFERED_BYTES = 1 << 20;
 
 type Draft = ConsoleEvent extends infer E ? (E extends ConsoleEvent ? Omit<E, 'seq' | 'at'> : never) : never;
 
@@ -108,6 +108,6 @@ export class ConsoleFeed {
  * One Server-Sent Event. JSON.stringify escapes every control character, so a network-sourced string
  * can never end the `data:` line early and forge another event.
  */
-export function sseChunk(event: ConsoleEvent): string {
+function sseChunk(event: ConsoleEvent): string {
   return `id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`;
 }

@@ -11,7 +11,7 @@ import {
 import type { EventBus } from '../events/bus.js';
 import type { ConsoleFeed } from '../../io/console/feed.js';
 
-export const CHANGE_TYPES: readonly KdcEventType[] = [
+const CHANGE_TYPES: readonly KdcEventType[] = [
   'cert.issued',
   'cert.revoked',
   'crl.published',
@@ -30,7 +30,7 @@ function short(serial: string): string {
 }
 
 /** The change row for an event, or undefined for the types the console does not draw. */
-export function changeOf(e: KdcEvent): { what: string; subject: string; detail: string } | undefined {
+function changeOf(e: KdcEvent): { what: string; subject: string; detail: string } | undefined {
   switch (e.type) {
     case 'cert.issued':
       return {

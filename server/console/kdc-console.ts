@@ -25,30 +25,28 @@ export interface KdcConsole {
   close(): void;
 }
 
-export function startKdcConsole(src: {
+export async function startKdcConsole(src: {
   ca: CertificateAuthority;
   sessions: SessionTable;
   events: EventBus;
   log: (line: string) => void;
   labDisabled?: readonly string[];
-}): KdcConsole {
+}): Promise<KdcConsole> {
   const opened = openConsole('kdc');
   const { feed, routes } = opened;
   const watch = new KdcWatch(feed);
   let lastJson = '';
   let idle = 0;
-  // The store's rows are re-read only when the store may have changed: a change event of this KDC,
-  // another process's commit (changeCounter), or the idle re-read; a busy KDC's sessions come and go
-  // on every tick without a certificate or key changing.
+  // The store's rows are re-read only when the store may have changed: a change event of this KDC, or
+  // the idle re-read (another process or node may have written); a busy KDC's sessions come and go on
+  // every tick without a certificate or key changing.
   let rows: StoreRows | undefined;
   let storeDirty = true;
-  let counter = src.ca.store.changeCounter();
-  const refresh = (): void => {
-    const now = src.ca.store.changeCounter();
-    if (now !== counter) storeDirty = true;
-    counter = now;
-    if (storeDirty || rows === undefined) rows = readStoreRows(src.ca.store);
-    storeDirty = false;
+  const refresh = async (): Promise<void> => {
+    if (storeDirty || rows === undefined) {
+      storeDirty = false;
+      rows = await readStoreRows(src.ca.store);
+    }
     const next = readKdcState(
       {
         store: src.ca.store,
@@ -71,17 +69,13 @@ export function startKdcConsole(src: {
     if (!watch.dirty && ++idle < STATE_IDLE_TICKS) return;
     watch.dirty = false;
     idle = 0;
-    try {
-      refresh();
-    } catch (err) {
-      src.log(`console: state read failed: ${(err as Error).message}`);
-    }
+    refresh().catch((err: unknown) => src.log(`console: state read failed: ${(err as Error).message}`));
   };
   const unsubscribe = readChanges(src.events, feed, () => {
     storeDirty = true;
     watch.dirty = true;
   });
-  refresh();
+  await refresh();
   const timer = setInterval(tick, STATE_TICK_MS);
   timer.unref();
   return {

@@ -5,14 +5,14 @@
 import type { ConsoleState, CertRow, KeyRow } from '../../shared/console/events.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { SessionTable } from '../kdc/session-table.js';
-import type { Store } from '../store/store.js';
+import type { AsyncStoreData } from '../store/async-store.js';
 import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** Rows per list on the page; the counts stay exact. */
-export const MAX_ROWS = 200;
+const MAX_ROWS = 200;
 
 export interface StateSources {
-  store: Store;
+  store: Pick<AsyncStoreData, 'listCertificates' | 'listSymKeys' | 'getCrlState'>;
   ca: CertificateAuthority;
   sessions: SessionTable;
   /** The exchange number of a session (the console's own numbering). */
@@ -24,12 +24,11 @@ export interface StateSources {
 /** What the panel shows from the store: the part that changes only when the store does. */
 export type StoreRows = Pick<ConsoleState, 'certs' | 'keys' | 'crlNumber' | 'truncated' | 'counts'>;
 
-export function readStoreRows(store: Store): StoreRows {
-  const certs: CertRow[] = store
-    .listCertificates()
+export async function readStoreRows(store: StateSources['store']): Promise<StoreRows> {
+  const certs: CertRow[] = (await store.listCertificates())
     .filter((c) => c.status !== 'pending')
     .map((c) => ({ serial: c.serialHex, name: c.name, role: c.role, status: c.status }));
-  const keys: KeyRow[] = store.listSymKeys().map((k) => ({
+  const keys: KeyRow[] = (await store.listSymKeys()).map((k) => ({
     serial: k.serial,
     owner: k.owner,
     peer: k.peer,
@@ -40,7 +39,7 @@ export function readStoreRows(store: Store): StoreRows {
   return {
     certs: certs.slice(-MAX_ROWS),
     keys: keys.slice(-MAX_ROWS),
-    crlNumber: store.getCrlState()?.crlNumber ?? 0,
+    crlNumber: (await store.getCrlState())?.crlNumber ?? 0,
     truncated: certs.length > MAX_ROWS || keys.length > MAX_ROWS,
     counts: {
       certsActive: count(certs, (c) => c.status === 'active'),
@@ -53,7 +52,7 @@ export function readStoreRows(store: Store): StoreRows {
 }
 
 /** The whole panel; `rows` when the store part is known not to have changed since it was read. */
-export function readKdcState(src: StateSources, rows: StoreRows = readStoreRows(src.store)): ConsoleState {
+export function readKdcState(src: StateSources, rows: StoreRows): ConsoleState {
   return {
     view: 'kdc',
     sessions: src.sessions

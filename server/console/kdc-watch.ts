@@ -10,7 +10,7 @@ import type { Connection, ConnectionWatch } from '../kdc/connection.js';
 import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** The lane of a session that is enrolling: it has no name yet. */
-export const ENROLLING_LANE = 'newcomer';
+const ENROLLING_LANE = 'newcomer';
 
 type Arrow = Omit<MessageEvent, 'seq' | 'at' | 'from' | 'to' | 'kind'> & { dir: 'in' | 'out' };
 

@@ -7,11 +7,11 @@ import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { Browser as PuppeteerBrowser, Page as PuppeteerPage } from 'puppeteer-core';
 
-export const CHROMIUM = process.env.KDS_CHROMIUM ?? '/usr/bin/chromium';
-export const FIREFOX = process.env.KDS_FIREFOX ?? '/usr/bin/firefox-esr';
+const CHROMIUM = process.env.KDS_CHROMIUM ?? '/usr/bin/chromium';
+const FIREFOX = process.env.KDS_FIREFOX ?? '/usr/bin/firefox-esr';
 
 /** The size the console promises to work at (and the screenshots' size). */
-export const VIEWPORT = { width: 1280, height: 720 } as const;
+const VIEWPORT = { width: 1280, height: 720 } as const;
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;

@@ -6,7 +6,7 @@ import { clear, svg } from './dom.js';
 import { KDC, MALLORY, num, str, type Kept } from './model.js';
 
 /** Rows drawn at most (the timeline reaches the older ones). */
-export const MAX_ROWS = 400;
+const MAX_ROWS = 400;
 
 export interface Layout {
   width: number;
