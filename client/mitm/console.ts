@@ -255,7 +255,7 @@ export class MalloryWatch implements MitmWatch {
       kind: 'change',
       what: 'key.stolen',
       subject: k.serial,
-      detail: `${k.from ?? '?'} -> ${k.to ?? '?'}: Mallory read it from a ${k.source} (the bytes are in her report, not here)`,
+      detail: `${k.from ?? '?'} -> ${k.to ?? '?'}, read from a ${k.source}; its bytes are in her report only`,
     });
     if (this.#attack !== undefined) this.#attack = { ...this.#attack, stolenKeys: this.#stolenCount };
     this.#publishState();
@@ -269,7 +269,7 @@ export class MalloryWatch implements MitmWatch {
       kind: 'change',
       what: 'message.read',
       subject: `exchange #${p.conn}`,
-      detail: `Mallory decrypted an end-to-end message ${p.dir === 'c2s' ? 'from' : 'to'} the victim with a key she stole (the text is in her report, not here)`,
+      detail: `a message ${p.dir === 'c2s' ? 'from' : 'to'} the victim, opened with a stolen key; its text is in her report only`,
     });
   }
 

@@ -25,7 +25,9 @@ t.test("Mallory's view: her frames, a refusal, then her success in the insecure 
   const opened = await openPage(browser, m.consoleUrl!);
   const p = domPage('chromium', opened.page, opened.problems);
   await p.waitFor('#status[data-status="live"]');
-  t.equal((await p.texts('#view'))[0], "Mallory's view", 'the page says whose view it is');
+  // The view comes with the stream's hello, drawn on the next frame.
+  await p.waitFor('#view', { hasText: "Mallory's view" });
+  t.pass('the page says whose view it is');
 
   // A secure victim: she cannot sign as the KDC, and alice refuses her.
   const err = (await lab.session('alice', m.url).then(
@@ -99,6 +101,9 @@ t.test("Mallory's view: her frames, a refusal, then her success in the insecure 
   t.notOk(body.includes(key.toString('hex')), "the page never shows the key's bytes");
   t.notOk(body.includes('meet at the old mill'), 'nor the message she decrypted');
   await p.screenshot(join(shots, 'mallory-succeeded.png'));
+  // `npm run docs:console` regenerates the screenshot of Mallory's view in docs/console.md from here.
+  const docsPng = process.env.KDS_CONSOLE_MALLORY_PNG;
+  if (docsPng !== undefined && docsPng !== '') await p.screenshot(docsPng);
 
   // Switching the attack off ends it: its verdict over both victims.
   await m.switchAttack(undefined);

@@ -66,6 +66,8 @@ function lanesOf(rows: Kept[], view: string): string[] {
     }
     if (e.kind === 'refused' && e.possibleMitm === true) mallory = true;
   }
+  // Her victims stand on her side of the picture: she sits between each of them and the KDC.
+  if (malloryView) return [...clients, MALLORY, KDC, ...others];
   const [first, ...rest] = clients;
   return [...(first === undefined ? [] : [first]), ...(mallory ? [MALLORY] : []), KDC, ...rest, ...others];
 }
@@ -191,14 +193,21 @@ export function renderDiagram(
       tag.addEventListener('click', () => input.onPick(key));
       g.appendChild(tag);
     }
-    drawRow(g, e, x, y, scale);
+    drawRow(g, e, x, y, scale, input.view);
     root.appendChild(g);
   });
   body.appendChild(root);
   return current;
 }
 
-function drawRow(g: SVGElement, e: Kept, x: (lane: string) => number, y: number, scale: number): void {
+function drawRow(
+  g: SVGElement,
+  e: Kept,
+  x: (lane: string) => number,
+  y: number,
+  scale: number,
+  view: string,
+): void {
   const small = 13 * scale;
   switch (e.kind) {
     case 'message': {
@@ -293,10 +302,13 @@ function drawRow(g: SVGElement, e: Kept, x: (lane: string) => number, y: number,
     case 'change': {
       const what = str(e.what, 32);
       const revocation = what.endsWith('.revoked') || what === 'key.cascade';
+      // On Mallory's view the KDC is the last lifeline: her rows (stolen keys) start from the left.
+      const where =
+        view === MALLORY ? { x: 44 * scale, 'text-anchor': 'start' } : { x: x(KDC), 'text-anchor': 'middle' };
       g.appendChild(
         svg(
           'text',
-          { x: x(KDC), y, 'text-anchor': 'middle', class: revocation ? 'change revocation' : 'change' },
+          { ...where, y, class: revocation ? 'change revocation' : 'change' },
           `${what}: ${str(e.subject, 140)}  ${str(e.detail, 200)}`,
         ),
       );
@@ -311,9 +323,10 @@ function drawRow(g: SVGElement, e: Kept, x: (lane: string) => number, y: number,
         svg(
           'text',
           {
-            x: x(MALLORY),
+            // From the left edge (after the exchange tag): the longest rows, kept whole.
+            x: 44 * scale,
             y,
-            'text-anchor': 'middle',
+            'text-anchor': 'start',
             class: `attack${e.final === true ? ' final' : ''}`,
             'data-outcome': outcome,
           },

@@ -30,10 +30,15 @@ function renderAttack(state: ConsoleState | undefined, mallory: boolean): void {
   line.setAttribute('data-outcome', outcome);
   const defences = rows<unknown>(attack?.defences).map((d) => str(d, 64));
   const stolen = num(attack?.stolenKeys);
+  // One success makes the attack a success; defences that stopped her on other connections are named
+  // after it, so the line never reads as if they had stopped this one.
+  const stopped = defences.join(' and ');
   line.textContent =
     attack === undefined
       ? ''
-      : `${outcome.toUpperCase()}${defences.length === 0 ? '' : ` - stopped by ${defences.join(' and ')}`}${stolen === 0 ? '' : ` - ${stolen} key(s) stolen`}`;
+      : outcome === 'succeeded'
+        ? `SUCCEEDED${stolen === 0 ? '' : ` - ${stolen} key(s) stolen`}${stopped === '' ? '' : ` (stopped by ${stopped} on another connection)`}`
+        : `${outcome.toUpperCase()}${stopped === '' ? '' : ` - stopped by ${stopped}`}`;
 }
 
 export function renderPanel(
