@@ -36,6 +36,7 @@ import {
   type ErrorCode,
 } from '../../shared/errors.js';
 import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protocol/handshake.js';
+import type { TicketIdentity } from './ticket-keys.js';
 import { decodeFrame, encodeAlert } from '../../shared/protocol/messages.js';
 import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
 import { pastNotAfter } from '../../shared/pki/verify.js';
@@ -75,6 +76,8 @@ export interface ConnectionHost {
     onChecked: (checked: CheckedClient) => void,
     onPresented?: (subjectCN: string) => void,
   ): ServerHandshake;
+  /** A resumption ticket for a new session (absent: the KDC does not resume sessions). */
+  issueTicket?(who: TicketIdentity, psk: Buffer): { ticket: Buffer; expiresAt: number } | undefined;
   /** Install the renewal `serialHex` (its first handshake succeeded); throws to refuse the session. */
   installRenewal?(serialHex: string): void;
   /** The handshake completed: release the unauthenticated slot, index the session. */
@@ -483,6 +486,20 @@ export class Connection implements SessionHandle {
         role: checked.record.role === 'admin' ? 'admin' : 'client',
         expiresAt: cert.notAfter,
       };
+    } else if (result.mode === 'resume') {
+      const resumed = result.resumed;
+      if (resumed === undefined) throw new InternalError('internal', 'resumed without a ticket');
+      // As for a full handshake: a revocation acknowledged while the handshake ran is seen here.
+      // LAB SWITCH revocation: the second look at the revocation list is skipped too.
+      if (!labOff(this.#host.defences, 'revocation') && this.#host.services.ca.revocationOf(resumed.serial)) {
+        throw new AuthError('cert_revoked', 'certificate revoked');
+      }
+      identity = {
+        name: resumed.name,
+        serialHex: resumed.serial,
+        role: resumed.role,
+        expiresAt: resumed.notAfter,
+      };
     } else if (result.mode === 'enroll') {
       identity = NOBODY;
     } else {
@@ -542,6 +559,21 @@ export class Connection implements SessionHandle {
       ready.expiresAt = identity.expiresAt;
     }
     this.push('ready', ready);
+    // A ticket for the next session (docs/protocol.md "Resumption"): authenticated sessions only.
+    const psk = result.resumptionSecret;
+    if (psk !== undefined && (identity.role === 'client' || identity.role === 'admin')) {
+      const ticket = this.#host.issueTicket?.(
+        {
+          name: identity.name,
+          serialHex: identity.serialHex,
+          role: identity.role,
+          notAfter: identity.expiresAt,
+        },
+        psk,
+      );
+      psk.fill(0);
+      if (ticket !== undefined) this.push('session.ticket', ticket);
+    }
   }
 
   /** A record of an open session: served now if a request slot is free, else it waits its turn. */
