@@ -382,17 +382,6 @@ async function establish(
         settleReady.resolve(facts);
         return;
       }
-      if (msg.type === 'session.ticket' && opts.onTicket !== undefined && result?.resumptionSecret) {
-        try {
-          opts.onTicket({
-            ticket: Buffer.from(body.ticket as Uint8Array),
-            psk: Buffer.from(result.resumptionSecret),
-            expiresAt: Number(body.expiresAt),
-          });
-        } catch {
-          // keeping a ticket is an optimisation: never a reason to break the session
-        }
-      }
       for (const key of [msg.type, '*']) {
         for (const fn of listeners.get(key) ?? []) {
           try {
@@ -471,7 +460,6 @@ async function establish(
     abort(err instanceof KdsError ? err : new InternalError('internal', 'internal error'));
   }
   const facts = await ready;
-
   const session: ClientSession = {
     facts,
     server: opts.server,
@@ -522,5 +510,19 @@ async function establish(
       return channel!.exportKeyingMaterial(label, length);
     },
   };
+  // Ask for the ticket of the next session at once (docs/protocol.md "Resumption"); the psk is this
+  // session's resumption secret, which never travels. Failing to get one costs nothing but the next
+  // session's full handshake.
+  const psk = result?.resumptionSecret;
+  if (opts.onTicket !== undefined && psk !== undefined) {
+    const onTicket = opts.onTicket;
+    void session
+      .request('session.ticket', {})
+      .then((r) =>
+        onTicket({ ticket: Buffer.from(r.ticket as Uint8Array), psk, expiresAt: Number(r.expiresAt) }),
+      )
+      .catch(() => undefined);
+  }
+
   return session;
 }

@@ -36,7 +36,6 @@ import {
   type ErrorCode,
 } from '../../shared/errors.js';
 import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protocol/handshake.js';
-import type { TicketIdentity } from './ticket-keys.js';
 import { decodeFrame, encodeAlert } from '../../shared/protocol/messages.js';
 import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
 import { pastNotAfter } from '../../shared/pki/verify.js';
@@ -76,8 +75,6 @@ export interface ConnectionHost {
     onChecked: (checked: CheckedClient) => void,
     onPresented?: (subjectCN: string) => void,
   ): ServerHandshake;
-  /** A resumption ticket for a new session (absent: the KDC does not resume sessions). */
-  issueTicket?(who: TicketIdentity, psk: Buffer): { ticket: Buffer; expiresAt: number } | undefined;
   /** Install the renewal `serialHex` (its first handshake succeeded); throws to refuse the session. */
   installRenewal?(serialHex: string): void;
   /** The handshake completed: release the unauthenticated slot, index the session. */
@@ -122,6 +119,7 @@ export class Connection implements SessionHandle {
   // and most connections never need one (randomBytes costs ~5-9 us per call, once per connection).
   #id: string | undefined;
   #identity: Identity = NOBODY;
+  #resumptionSecret: Buffer | undefined;
   #mode: ServerHandshakeResult['mode'] | undefined;
   #phase: Phase = 'handshake';
   readonly #ws: WebSocket;
@@ -369,7 +367,16 @@ export class Connection implements SessionHandle {
     });
   }
 
+  /** The session's resumption secret, handed out once (the session's one ticket), then forgotten. */
+  takeResumptionSecret(): Buffer | undefined {
+    const psk = this.#resumptionSecret;
+    this.#resumptionSecret = undefined;
+    return psk;
+  }
+
   #onClose(code: number, reason: Buffer): void {
+    this.#resumptionSecret?.fill(0);
+    this.#resumptionSecret = undefined;
     // The peer closed in the middle of the handshake without an alert: a client that refused our
     // server_hello (a man in the middle substituted something it checks), or one that gave up.
     if (this.#phase === 'handshake' && !this.#refused && this.#events.wants('handshake.refused')) {
@@ -559,20 +566,11 @@ export class Connection implements SessionHandle {
       ready.expiresAt = identity.expiresAt;
     }
     this.push('ready', ready);
-    // A ticket for the next session (docs/protocol.md "Resumption"): authenticated sessions only.
-    const psk = result.resumptionSecret;
-    if (psk !== undefined && (identity.role === 'client' || identity.role === 'admin')) {
-      const ticket = this.#host.issueTicket?.(
-        {
-          name: identity.name,
-          serialHex: identity.serialHex,
-          role: identity.role,
-          notAfter: identity.expiresAt,
-        },
-        psk,
-      );
-      psk.fill(0);
-      if (ticket !== undefined) this.push('session.ticket', ticket);
+    // The secret of this session's resumption ticket, until the client asks for it (session.ticket).
+    if (result.resumptionSecret !== undefined) {
+      if (identity.role === 'client' || identity.role === 'admin')
+        this.#resumptionSecret = result.resumptionSecret;
+      else result.resumptionSecret.fill(0);
     }
   }
 

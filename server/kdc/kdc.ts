@@ -325,7 +325,22 @@ async function serve(
     return targets.length;
   };
 
+  // Resumption tickets (docs/protocol.md "Resumption"): keys in the store, wrapped under the KEK, so
+  // a ticket opens on every node and after a restart. Without them (resumption off) every session is
+  // a full handshake.
+  const tickets =
+    opts.resumption === false
+      ? undefined
+      : await TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase));
+  if (tickets !== undefined) {
+    const ticketTimer = setInterval(() => {
+      tickets.refresh().catch((err: unknown) => log(`ticket keys not refreshed: ${(err as Error).message}`));
+    }, REFRESH_MS);
+    ticketTimer.unref();
+    beforeClose.push(() => clearInterval(ticketTimer));
+  }
   const services: KdcServices = {
+    ...(tickets === undefined ? {} : { tickets }),
     ca,
     store: ca.store,
     sessions,
@@ -420,22 +435,7 @@ async function serve(
           labDisabled,
         })
       : undefined;
-  // Resumption tickets (docs/protocol.md "Resumption"): keys in the store, wrapped under the KEK, so
-  // a ticket opens on every node and after a restart. Without them (resumption off) every session is
-  // a full handshake.
-  const tickets =
-    opts.resumption === false
-      ? undefined
-      : await TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase));
-  if (tickets !== undefined) {
-    const ticketTimer = setInterval(() => {
-      tickets.refresh().catch((err: unknown) => log(`ticket keys not refreshed: ${(err as Error).message}`));
-    }, REFRESH_MS);
-    ticketTimer.unref();
-    beforeClose.push(() => clearInterval(ticketTimer));
-  }
   const connectionHost: ConnectionHost = {
-    ...(tickets === undefined ? {} : { issueTicket: (who, psk) => tickets.issue(who, psk) }),
     ...(kdcConsole === undefined ? {} : { watch: kdcConsole.watch }),
     registry,
     services,

@@ -80,12 +80,13 @@ export const adminToken = defineAppType('admin.token', {
 });
 
 /**
- * Server push after `ready` on an `auth` or `resume` session: a ticket to resume the next session
- * without RSA (docs/protocol.md "Resumption"). Its psk is the session's resumption secret, which the
+ * A ticket to resume the next session without RSA (docs/protocol.md "Resumption"), once per `auth` or
+ * `resume` session, asked for by the client. Its psk is the session's resumption secret, which the
  * client derives itself: it never travels.
  */
 export const sessionTicket = defineAppType('session.ticket', {
-  push: s.map({ ticket: s.bytes({ min: 1, max: MAX_TICKET_BYTES }), expiresAt: epochMs }),
+  request: s.map({}),
+  response: s.map({ ticket: s.bytes({ min: 1, max: MAX_TICKET_BYTES }), expiresAt: epochMs }),
 });
 
 /** Server push right before the server closes the session (revocation, shutdown, policy). */
@@ -113,5 +114,5 @@ export type CertRevokeResponse = Infer<typeof certRevoke.response>;
 export type AdminTokenRequest = Infer<typeof adminToken.request>;
 export type AdminTokenResponse = Infer<typeof adminToken.response>;
 export type SessionClosingPush = Infer<typeof sessionClosing.push>;
-export type SessionTicketPush = Infer<typeof sessionTicket.push>;
+export type SessionTicketResponse = Infer<typeof sessionTicket.response>;
 export type CertRevokedPush = Infer<typeof certRevoked.push>;
