@@ -23,6 +23,12 @@ interface RoundResult {
   firstError?: string;
 }
 
+function onReaders(): 'default' | 'metrics' | 'log' | 'off' {
+  const v = process.env.KDS_BENCH_EVENTS_ON ?? 'default';
+  if (v === 'default' || v === 'metrics' || v === 'log' || v === 'off') return v;
+  throw new Error(`KDS_BENCH_EVENTS_ON: default, metrics, log or off, got ${v}`);
+}
+
 export async function run(): Promise<BenchResult> {
   const bench = await createBenchCa({ prefix: 'kds-bench-events-' });
   const workers: Worker[] = [];
@@ -38,7 +44,9 @@ export async function run(): Promise<BenchResult> {
       const { url } = await kdc.call<{ url: string }>('start', {
         dataDir: bench.dataDir,
         passphrase: BENCH_PASSPHRASE,
-        events: label === 'off' ? 'off' : 'default',
+        // KDS_BENCH_EVENTS_ON: what the "on" side runs: default (metrics + log), metrics, log, or off
+        // (an A/A run: the noise floor of the comparison).
+        events: label === 'off' ? 'off' : onReaders(),
       });
       // Disjoint pairs per KDC: a key's live delivery comes from the KDC that created it.
       const alices = await issueBenchClients(bench.dataDir, `alice-${label}`, PAIRS);
@@ -83,6 +91,11 @@ export async function run(): Promise<BenchResult> {
         tolerance: 0.1,
       });
     }
+    // KDS_BENCH_PROFILE=<file.cpuprofile>: a V8 CPU profile of the KDC with its readers on, over the
+    // measured rounds (where its event readers spend their time).
+    const profile = process.env.KDS_BENCH_PROFILE;
+    const onKdc = sides.find((s) => s.label === 'on')!.kdc;
+    if (profile) await onKdc.call('profileStart');
     const samples: Record<string, number[]> = {};
     const add = (k: string, v: number): void => void (samples[k] ??= []).push(v);
     for (let round = 0; round < ROUNDS; round++) {
@@ -96,6 +109,7 @@ export async function run(): Promise<BenchResult> {
         }
       }
     }
+    if (profile) await onKdc.call('profileStop', { path: profile });
     const fig = (k: string, unit: string) => summarize(samples[k]!, unit);
     const figures = {
       handshake_kdc_cpu_events_off: fig('handshakes_cpu_off', 'us/handshake'),

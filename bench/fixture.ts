@@ -2,7 +2,7 @@
 // key sizes unless told: root RSA-3072, KDC and clients RSA-2048), client certificates issued straight by
 // the CA (one RSA key pair shared by every bench client: key generation is the slow part and is not what
 // is measured), and bulk revocation rows written through the Store in one transaction.
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ export async function createBenchCa(opts: { caKeyBits?: number; prefix?: string 
   await initCa({ dataDir, caKeyBits: opts.caKeyBits ?? 3072, passphrase: BENCH_PASSPHRASE, actor: 'bench' });
   const ca = await CertificateAuthority.open(dataDir, { passphrase: BENCH_PASSPHRASE });
   const caCertPem = ca.caCertPem;
-  ca.close();
+  await ca.close();
   return { dataDir, caCertPem, remove: () => rmSync(dataDir, { recursive: true, force: true }) };
 }
 
@@ -79,13 +79,8 @@ export async function issueBenchClients(
     }
     return out;
   } finally {
-    ca.close();
+    await ca.close();
   }
-}
-
-/** The private key object of a bench client (workers import it once per process). */
-export function clientKey(client: BenchClient): ReturnType<typeof createPrivateKey> {
-  return createPrivateKey(client.keyPem);
 }
 
 /**

@@ -114,7 +114,7 @@ export function settled(a: number, b: number, tolerance: number): boolean {
   return top === 0 || Math.abs(a - b) / top < tolerance;
 }
 
-export function resultsDir(): string {
+function resultsDir(): string {
   // dist/bench/harness.js -> <repo>/bench/results
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
 }

@@ -56,7 +56,7 @@ const FULL_CONCURRENCY = 32;
  * Signatures per second with the callback form, `concurrency` in flight, over TBS-sized data, and the
  * CPU time (this process, every thread) per signature.
  */
-export async function rawSignRate(
+async function rawSignRate(
   key: KeyObject,
   count: number,
   concurrency: number,

@@ -115,7 +115,7 @@ export async function run(): Promise<BenchResult> {
           figures.crl_file_bytes_100k = summarize([statSync(caPaths(big.dataDir).rootCrl).size], 'bytes');
         }
       } finally {
-        ca!.close();
+        await ca!.close();
       }
       revokeMs[label(size)] = samples;
       notes.push(

@@ -1,7 +1,7 @@
 // `npm run bench` runs every benchmark; `npm run bench -- <name> [<name>...]` runs the named ones.
 import { report, type BenchResult } from './harness.js';
 
-export const BENCHMARKS = [
+const BENCHMARKS = [
   'startup',
   'handshake',
   'keys',

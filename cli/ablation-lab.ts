@@ -31,6 +31,6 @@ export async function issueLabIdentities(
     }
     await ca.revoke({ name: revoke }, 'keyCompromise', 'ablation');
   } finally {
-    ca.close();
+    await ca.close();
   }
 }

@@ -24,7 +24,7 @@ export interface PublishedCrlStatus {
  * one); it adds information only when its own number is above the complete CRL's (the rule openssl's
  * -use_deltas applies too). Any other delta is ignored.
  */
-export function deltaApplies(full: ParsedCrl, delta: ParsedCrl): boolean {
+function deltaApplies(full: ParsedCrl, delta: ParsedCrl): boolean {
   return (
     delta.baseCrlNumber !== undefined &&
     delta.baseCrlNumber <= full.crlNumber &&

@@ -13,7 +13,7 @@ export interface DurationBounds {
 }
 
 /** 604800000 -> "7d", 90000 -> "90s": the largest unit that divides the value. */
-export function formatDuration(ms: number): string {
+function formatDuration(ms: number): string {
   for (const unit of ['d', 'h', 'm'] as const) {
     if (ms % UNITS[unit]! === 0) return `${ms / UNITS[unit]!}${unit}`;
   }

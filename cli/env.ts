@@ -10,13 +10,13 @@
 // KDS_INSECURE_DH=true could stand in for the flag, an environment alone would switch a KDC or a client
 // to unauthenticated Diffie-Hellman with nothing on the command line to show it.
 
-export const ENV_PREFIX = 'KDS_';
+const ENV_PREFIX = 'KDS_';
 
 /** Options the environment may never set: they must be typed on the command line. */
-export const FLAG_ONLY: readonly string[] = ['insecure-dh', 'lab-disable'];
+const FLAG_ONLY: readonly string[] = ['insecure-dh', 'lab-disable'];
 
 /** KDS_DATA_DIR -> ['data-dir', 'dataDir'] (the two spellings yargs puts in argv). */
-export function envKeys(variable: string): [string, string] {
+function envKeys(variable: string): [string, string] {
   const kebab = variable.slice(ENV_PREFIX.length).toLowerCase().replace(/_/g, '-');
   return [kebab, kebab.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())];
 }

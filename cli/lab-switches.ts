@@ -26,7 +26,7 @@ export const LAB_DISABLE_OPTION = {
 } as const;
 
 /** The switch names given (`--lab-disable a --lab-disable b` or `--lab-disable a,b`), checked. */
-export function parseLabDisable(value: unknown): LabSwitch[] {
+function parseLabDisable(value: unknown): LabSwitch[] {
   if (value === undefined) return [];
   const raw = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(','));
   const out: LabSwitch[] = [];
@@ -43,7 +43,7 @@ export function parseLabDisable(value: unknown): LabSwitch[] {
 }
 
 /** Throws insecure_refused unless KDS_ALLOW_INSECURE=1 too. */
-export function assertLabAllowed(off: readonly LabSwitch[], env: NodeJS.ProcessEnv = process.env): void {
+function assertLabAllowed(off: readonly LabSwitch[], env: NodeJS.ProcessEnv = process.env): void {
   if (off.length > 0 && !insecureAllowed(env)) {
     throw new AuthError(
       'insecure_refused',
@@ -53,7 +53,7 @@ export function assertLabAllowed(off: readonly LabSwitch[], env: NodeJS.ProcessE
 }
 
 /** The warning printed on every start with a switch (stderr, also with --json). */
-export function labWarning(role: 'server' | 'client', off: readonly LabSwitch[]): string {
+function labWarning(role: 'server' | 'client', off: readonly LabSwitch[]): string {
   const rule = '#'.repeat(78);
   const who = role === 'server' ? 'this KDC' : 'this client';
   const body = [

@@ -40,6 +40,32 @@ function shown(value: unknown): string {
 }
 
 /** A port: a whole number 1..65535 (0 too where "any free port" makes sense). */
+/** server/store/pg-store.ts SCHEMA_NAME (the `?schema=` of a store URL). */
+const STORE_SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * --store / KDS_STORE: a PostgreSQL URL (postgres://user@host/db, optionally ?schema=NAME), or empty for
+ * the data directory's SQLite file. Checked as server/store/pg-store.ts parseStoreUrl checks it.
+ */
+export function storeUrlValue(v: unknown): string | undefined {
+  const text = String(v ?? '');
+  if (text === '') return undefined;
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw usage('--store must be a URL such as postgres://kds@db/kds (or leave it out for SQLite)');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw usage(`--store must start with postgres:// (got ${shown(u.protocol)}); leave it out for SQLite`);
+  }
+  const schema = u.searchParams.get('schema');
+  if (schema !== null && !STORE_SCHEMA_PATTERN.test(schema)) {
+    throw usage('--store: ?schema= must be a lower-case SQL identifier');
+  }
+  return text;
+}
+
 export function portValue(what: string, opts: { allowZero?: boolean } = {}): (v: unknown) => number {
   const min = opts.allowZero === true ? 0 : 1;
   return (v) => {

@@ -2,14 +2,28 @@
 // Each can also come from the environment as KDS_<NAME> (yargs .env('KDS')), e.g. KDS_DATA_DIR.
 import type { Options } from 'yargs';
 import { KEY_REVOCATION_REASONS, REVOCATION_REASONS } from '../shared/revocation-reasons.js';
-import { NAME_RULE, certSerialValue, keySerialValue, nameValue, serverUrlValue } from './option-values.js';
+import {
+  NAME_RULE,
+  certSerialValue,
+  keySerialValue,
+  nameValue,
+  serverUrlValue,
+  storeUrlValue,
+} from './option-values.js';
 
-export const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
+const DEFAULT_SERVER_URL = 'ws://127.0.0.1:8443/kds';
 
 export const dataDirOption: Options = {
   type: 'string',
   default: 'certs',
   describe: 'data directory of the KDC/CA (env KDS_DATA_DIR)',
+};
+
+export const storeOption: Options = {
+  type: 'string',
+  describe:
+    'the store: a PostgreSQL URL (postgres://user@host/db[?schema=NAME]) shared by several KDC nodes (env KDS_STORE); default the SQLite file of the data directory',
+  coerce: storeUrlValue,
 };
 
 export const serverOption: Options = {

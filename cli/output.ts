@@ -7,7 +7,7 @@ import { outputClosed } from './closed-pipe.js';
 
 // Text that came from the network or from a file is made terminal-safe where it is interpolated
 // (shared/text/terminal-safe.ts); re-exported here for the command handlers, which import this module.
-export { terminalSafe, terminalSafeBlock } from '../shared/text/terminal-safe.js';
+export { terminalSafe } from '../shared/text/terminal-safe.js';
 
 export interface OutputOptions {
   json?: boolean;

@@ -10,7 +10,7 @@ import { EnvironmentError, KdsError } from '../shared/errors.js';
 import { parseServerList } from '../shared/server-urls.js';
 
 /** Whether an attempt's failure means "try the next node" (see the header). */
-export function isUnreachable(err: unknown): boolean {
+function isUnreachable(err: unknown): boolean {
   return err instanceof KdsError && err.code === 'unavailable';
 }
 

@@ -24,16 +24,16 @@ import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../io/fs-atomic.js'
 import { entryKind, explainFsError } from '../io/fs-errors.js';
 
 export const KEY_FILE = 'key.pem';
-export const CERT_FILE = 'cert.pem';
-export const CA_FILE = 'ca.pem';
+const CERT_FILE = 'cert.pem';
+const CA_FILE = 'ca.pem';
 const DEFAULT_DATA_DIR = 'certs';
 /** Where a renewal stages its files (see the header). */
-export const RENEWAL_DIR = 'renewal';
+const RENEWAL_DIR = 'renewal';
 /** The key store's key wrapped for the current identity key (client/keys/key-store.ts). */
 const STORE_KEY_PATH = join('keys', 'store-key');
 
 /** The environment variable that, when set, encrypts the client's key at rest. */
-export const CLIENT_PASSPHRASE_ENV = 'KDS_CLIENT_PASSPHRASE';
+const CLIENT_PASSPHRASE_ENV = 'KDS_CLIENT_PASSPHRASE';
 
 export interface HomeLocation {
   name: string;

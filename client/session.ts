@@ -9,7 +9,7 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
 import { DH_GROUPS, type DhGroup } from '../shared/crypto/dh.js';
-import { signPss } from '../shared/crypto/rsa.js';
+import { pssSigner } from '../shared/crypto/signer.js';
 import {
   KdsError,
   InputError,
@@ -35,9 +35,9 @@ import { withFailover } from './failover.js';
 import { saveTicket, takeTicket } from './ticket-file.js';
 
 /** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
-export const KDC_CERT_NAME = 'kdc';
-export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const KDC_CERT_NAME = 'kdc';
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export interface SessionCredentials {
   privateKey: KeyObject;
@@ -121,7 +121,7 @@ export interface ClientSession {
   exportKeyingMaterial(label: string, length: number): Buffer;
 }
 
-export function certificateFacts(cert: ParsedCertificate): CertificateFacts {
+function certificateFacts(cert: ParsedCertificate): CertificateFacts {
   return {
     subjectCN: cert.subjectCN,
     serialHex: cert.serialHex,
@@ -236,7 +236,7 @@ async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession>
             throw new InputError('bad_request', `${mode} mode needs credentials`);
           ownCert = parseCertificate(opts.credentials.certPem);
           const key = opts.credentials.privateKey;
-          return { credentials: { certificateDer: ownCert.der, sign: (d: Buffer) => signPss(d, key) } };
+          return { credentials: { certificateDer: ownCert.der, sign: pssSigner(key) } };
         })()
       : {}),
     ...(ca !== undefined

@@ -85,6 +85,6 @@ export function takeTicket(
   }
 }
 
-export function discardTicket(home: string): void {
+function discardTicket(home: string): void {
   rmSync(join(home, TICKET_FILE), { force: true });
 }

@@ -11,7 +11,7 @@ import { EnvironmentError } from '../shared/errors.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from './fs-atomic.js';
 import { caPaths } from './ca-files.js';
 
-export const PASSPHRASE_ENV = 'KDS_CA_PASSPHRASE';
+const PASSPHRASE_ENV = 'KDS_CA_PASSPHRASE';
 /** 32 random bytes, base64url: 256 bits, well above anything PBKDF2 stretching needs. */
 const GENERATED_BYTES = 32;
 const MAX_PASSPHRASE_CHARS = 1024;

@@ -9,7 +9,7 @@ export type CrashPoint =
   | 'renew-key-installed'
   | 'server-renew-issued';
 
-export const CRASH_POINT_ENV = 'KDS_TEST_CRASH_AT';
+const CRASH_POINT_ENV = 'KDS_TEST_CRASH_AT';
 
 export function crashPoint(point: CrashPoint, env: NodeJS.ProcessEnv = process.env): void {
   if (env[CRASH_POINT_ENV] === point) process.kill(process.pid, 'SIGKILL');

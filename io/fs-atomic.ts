@@ -24,7 +24,7 @@ export const PRIVATE_FILE_MODE = 0o600;
 /** Files that are public by design (the root certificate, the CRL). */
 export const PUBLIC_FILE_MODE = 0o644;
 /** Every directory kds creates. */
-export const PRIVATE_DIR_MODE = 0o700;
+const PRIVATE_DIR_MODE = 0o700;
 
 /**
  * Replace `path` with `data` atomically and durably, with exactly `mode` (the umask is not applied:

@@ -11,7 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { EnvironmentError } from '../shared/errors.js';
 
 /** The work tree holding `path`: the nearest ancestor with a `.git` entry (a directory, or a file for worktrees). */
-export function workTreeOf(path: string): string | undefined {
+function workTreeOf(path: string): string | undefined {
   for (let p = resolve(path); ; p = dirname(p)) {
     try {
       statSync(join(p, '.git'));

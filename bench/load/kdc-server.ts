@@ -53,16 +53,16 @@ serve(
        * bench/events.ts: 'off' = no reader at all (no metrics, no log); 'default' = what `kds server
        * start` runs with (metrics, the text log at info, written to /dev/null). Default: metrics only.
        */
-      events?: 'off' | 'default';
+      events?: 'off' | 'default' | 'log' | 'metrics';
     }) => {
       const events = new EventBus();
-      if (arg.events === 'default') {
+      if (arg.events === 'default' || arg.events === 'log') {
         const devNull = openSync('/dev/null', 'w');
         attachLogReader(events, { format: 'text', level: 'info', write: (line) => writeSync(devNull, line) });
       }
       kdc = await startKdc({
         events,
-        metrics: arg.events !== 'off',
+        metrics: arg.events !== 'off' && arg.events !== 'log',
         dataDir: arg.dataDir,
         passphrase: arg.passphrase,
         host: '127.0.0.1',
@@ -119,11 +119,12 @@ serve(
       inspector = undefined;
       return arg.path;
     },
-    tokens: (arg: { names: string[] }) => {
+    tokens: async (arg: { names: string[] }) => {
       const k = requireKdc();
-      return arg.names.map(
-        (name) => k.ca.createEnrollmentToken({ name, ttlMs: 3_600_000, actor: 'bench' }).token,
-      );
+      const out: string[] = [];
+      for (const name of arg.names)
+        out.push((await k.ca.createEnrollmentToken({ name, ttlMs: 3_600_000, actor: 'bench' })).token);
+      return out;
     },
   },
   async () => {

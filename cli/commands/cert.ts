@@ -3,7 +3,7 @@
 // imported at the top; the CA and PKI modules load inside each handler so `kds --help` stays fast.
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
-import { certSerialOption, dataDirOption, reasonChoices } from '../options.js';
+import { certSerialOption, dataDirOption, reasonChoices, storeOption } from '../options.js';
 import { integerValue, nameValue } from '../option-values.js';
 import { InputError } from '../../shared/errors.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
@@ -12,6 +12,7 @@ import type { CertificateRecord } from '../../server/store/store.js';
 
 interface DataDirArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
 }
 
 interface SigningArgs extends DataDirArgs {
@@ -28,6 +29,7 @@ async function openCa(argv: SigningArgs, readOnly: boolean) {
   const { warn } = await import('../output.js');
   const ca = await CertificateAuthority.open(argv['data-dir'], {
     readOnly,
+    storeUrl: argv.store,
     ...(argv['passphrase-file'] !== undefined ? { passphraseFile: argv['passphrase-file'] } : {}),
   });
   if (ca.crlFileRepair !== 'ok') warn(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
@@ -75,6 +77,7 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         describe: 'certificate profile',
       })
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('passphrase-file', passphraseFileOption)
       .example('$0 cert issue --csr alice.csr.pem --name alice --out alice.pem', 'certify alice for 30 days')
       .example(
@@ -139,7 +142,7 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         emit(argv, json, cert.pem.trimEnd());
       }
     } finally {
-      ca.close();
+      await ca.close();
     }
   }),
 };
@@ -193,6 +196,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
         coerce: nameValue('--name', { reservedOk: true }),
       })
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .example(
         '$0 cert verify alice.pem',
         'prints "ok" (exit 0) or the verdict: revoked 3, expired 5, invalid 4',
@@ -208,7 +212,8 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
         usage: argv.usage,
         ...(argv.name !== undefined ? { expectName: argv.name } : {}),
       });
-      const record = verdict.serialHex !== undefined ? ca.certificateRecord(verdict.serialHex) : undefined;
+      const record =
+        verdict.serialHex !== undefined ? await ca.certificateRecord(verdict.serialHex) : undefined;
       const storeStatus = record === undefined ? 'unknown' : record.status;
       // The published CRLs as a relying party reads them: the complete CRL and the delta CRL completing
       // it (RFC 5280 5.2.4). They are built from the same revocation rows as the verdict above; a listing
@@ -225,7 +230,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
       if (verdict.code === 'ok' && crl.listed !== undefined) return EXIT.revoked;
       return verdict.code === 'ok' ? 0 : verdictToError(verdict).exitCode;
     } finally {
-      ca.close();
+      await ca.close();
     }
   }),
 };
@@ -265,6 +270,7 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
         return true;
       })
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('passphrase-file', passphraseFileOption)
       .example('$0 cert revoke --name alice --reason keyCompromise', "revoke alice's certificate")
       .example(
@@ -284,7 +290,7 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
         `  ${outcome.name} serial ${outcome.serialHex}: ${outcome.reason} at ${iso(outcome.revokedAt)}, CRL number ${outcome.crlNumber}${outcome.published === 'delta' ? ' (delta CRL)' : ''}`,
       ]);
     } finally {
-      ca.close();
+      await ca.close();
     }
   }),
 };
@@ -312,13 +318,14 @@ const listCommand: CommandModule<object, ListArgs> = {
         describe: 'only this status',
       })
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .example('$0 cert list', 'every certificate')
       .example('$0 cert list --status revoked --json', 'revoked ones as JSON') as never,
   handler: run(async (argv: ListArgs) => {
     const { emit } = await import('../output.js');
     const ca = await openCa(argv, true);
     try {
-      const rows = ca.store.listCertificates({
+      const rows = await ca.store.listCertificates({
         ...(argv.name !== undefined ? { name: argv.name } : {}),
         ...(argv.status !== undefined ? { status: argv.status } : {}),
       });
@@ -341,7 +348,7 @@ const listCommand: CommandModule<object, ListArgs> = {
         ...lines,
       ]);
     } finally {
-      ca.close();
+      await ca.close();
     }
   }),
 };

@@ -3,12 +3,13 @@
 // Heavy modules load inside the handler so `kds --help` stays fast.
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
-import { dataDirOption } from '../options.js';
+import { dataDirOption, storeOption } from '../options.js';
 import { EXIT } from '../../shared/errors.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 
 interface ShowArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
   file?: string;
   delta: boolean;
 }
@@ -26,6 +27,7 @@ const showCommand: CommandModule<object, ShowArgs> = {
         describe: 'show only the current delta CRL (RFC 5280 5.2.4)',
       })
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .example(
         '$0 crl show',
         'CRL number, dates and every revoked serial with its reason, then the delta CRL',
@@ -47,7 +49,7 @@ const showCommand: CommandModule<object, ShowArgs> = {
     let source: string;
     let deltaSource = '';
     if (argv.file === undefined) {
-      const ca = await CertificateAuthority.open(argv['data-dir'], { readOnly: true });
+      const ca = await CertificateAuthority.open(argv['data-dir'], { readOnly: true, storeUrl: argv.store });
       try {
         if (ca.crlFileRepair !== 'ok') warn(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
         if (ca.deltaCrlFileRepair !== 'ok')
@@ -58,7 +60,7 @@ const showCommand: CommandModule<object, ShowArgs> = {
         source = ca.paths.rootCrl;
         deltaSource = ca.paths.deltaCrl;
       } finally {
-        ca.close();
+        await ca.close();
       }
       if (argv.delta) {
         if (deltaPem === undefined) {

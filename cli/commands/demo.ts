@@ -8,6 +8,7 @@ import { run, type OutputOptions } from '../output.js';
 interface DemoArgs extends OutputOptions {
   step: boolean;
   console: boolean;
+  'kdc-log': boolean;
 }
 
 /** `kds demo` (its name and description are in cli/commands/index.ts, which loads this lazily). */
@@ -23,6 +24,11 @@ export function builder(d: Argv): Argv {
       default: false,
       describe:
         'the KDC also serves the live console (its URL is printed): watch every exchange in a browser',
+    })
+    .option('kdc-log', {
+      type: 'boolean',
+      default: true,
+      describe: "show the KDC's own log lines (KDC | ...) under each step; --no-kdc-log hides them",
     })
     .example('$0 demo', 'the whole story, narrated, in well under a minute')
     .example('$0 demo --console --step', 'one step per Enter, drawn live in the browser')
@@ -47,6 +53,7 @@ export const handler = run(async (argv: DemoArgs) => {
       json: argv.json === true,
       step: argv.step,
       console: argv.console,
+      kdcLog: argv['kdc-log'],
       out: process.stdout,
       promptOut: process.stderr,
       input: process.stdin,

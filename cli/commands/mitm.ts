@@ -21,6 +21,7 @@ interface MitmArgs extends OutputOptions {
   once: boolean;
   control: boolean;
   ablation: boolean;
+  console: boolean;
 }
 
 type Mitm = import('../../client/mitm/proxy.js').Mitm;
@@ -77,12 +78,19 @@ export function builder(c: Argv): Argv {
       describe:
         'run the whole ablation table (every attack with all defences on, then with its own off) in a lab of its own; --report writes it as JSON',
     })
+    .option('console', {
+      type: 'boolean',
+      default: false,
+      describe:
+        "serve Mallory's live console at /console on her own port (its URL is printed): every frame she forwarded, changed, dropped, injected or replayed, her attack and its outcome; loopback clients only unless given the key in the printed URL",
+    })
     .option('once', {
       type: 'boolean',
       default: false,
       describe: 'stop after the first victim connection has ended',
     })
     .example('$0 mitm --list', 'the attack catalog')
+    .example('$0 mitm --attack substitute-dh --console', "and open the printed URL: Mallory's view, live")
     .example('$0 mitm --ablation --report ablation.json', 'every defence earns its place: the table, live')
     .example(
       '$0 mitm --attack passthrough --control',
@@ -119,6 +127,10 @@ async function handle(argv: MitmArgs): Promise<number> {
     );
     return 0;
   }
+  if (argv.ablation && argv.console) {
+    const { InputError } = await import('../../shared/errors.js');
+    throw new InputError('bad_request', '--console watches one attack; it does not go with --ablation');
+  }
   if (argv.ablation) return ablation(argv);
   if (argv.attack === undefined) {
     const { InputError } = await import('../../shared/errors.js');
@@ -151,16 +163,17 @@ async function handle(argv: MitmArgs): Promise<number> {
     ...(argv.peer === undefined ? {} : { peer: argv.peer }),
     onEvent: print,
     onConnectionEnd: saveReport,
+    ...(argv.console ? { console: true } : {}),
   });
   running.mitm = mitm;
   const target = mitm.context.settings.target;
   if (argv.json) {
     process.stdout.write(
-      `${terminalSafeJson({ event: 'listening', url: mitm.url, target, attack: attack.name })}\n`,
+      `${terminalSafeJson({ event: 'listening', url: mitm.url, target, attack: attack.name, ...(mitm.consoleUrl === undefined ? {} : { consoleUrl: mitm.consoleUrl }) })}\n`,
     );
   } else {
     process.stdout.write(
-      `mallory listening on ${mitm.url}\n  target: ${target}\n  attack: ${attack.name}: ${attack.summary}\n  where:  ${attack.position}\n`,
+      `mallory listening on ${mitm.url}\n  target: ${target}\n  attack: ${attack.name}: ${attack.summary}\n  where:  ${attack.position}\n${mitm.consoleUrl === undefined ? '' : `console: ${mitm.consoleUrl}\n`}`,
     );
   }
   const { style } = await import('../output.js');

@@ -3,7 +3,7 @@
 // inside the handler so `kds --help` stays fast.
 import type { CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
-import { dataDirOption } from '../options.js';
+import { dataDirOption, storeOption } from '../options.js';
 import { hostPortValue, hostValue, integerValue, portValue } from '../option-values.js';
 import { LAB_DISABLE_OPTION } from '../lab-switches.js';
 
@@ -11,6 +11,7 @@ interface StartArgs extends OutputOptions {
   host: string;
   port: number;
   'data-dir': string;
+  store?: string;
   dh: 'x25519' | 'ffdhe2048' | 'any';
   'passphrase-file'?: string;
   'handshake-timeout': number;
@@ -45,6 +46,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
         coerce: portValue('--port', { allowZero: true }),
       })
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('dh', {
         choices: ['any', 'x25519', 'ffdhe2048'] as const,
         default: 'any' as const,
@@ -151,6 +153,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
     onOutputClosed(() => undefined);
     const kdc = await startKdc({
       dataDir: argv['data-dir'],
+      storeUrl: argv.store,
       host: argv.host,
       port: argv.port,
       dh: argv.dh,

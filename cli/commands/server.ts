@@ -2,13 +2,14 @@
 // here; the CA code (node-forge, better-sqlite3) loads inside the handler so `kds --help` stays fast.
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
-import { dataDirOption } from '../options.js';
+import { dataDirOption, storeOption } from '../options.js';
 import { portValue } from '../option-values.js';
 import { startCommand } from './server-start.js';
 import { InputError } from '../../shared/errors.js';
 
 interface InitArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
   'ca-key-bits': number;
   host: string[];
   port: number;
@@ -23,6 +24,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
   builder: (y) =>
     y
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('ca-key-bits', {
         type: 'number',
         choices: [2048, 3072, 4096],
@@ -78,6 +80,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
         port: argv.port,
         ...(argv['public-url'] === undefined ? {} : { publicUrl: argv['public-url'] }),
         force: argv.force,
+        storeUrl: argv.store,
         actor: cliActor(),
         ...(argv['passphrase-file'] !== undefined ? { passphraseFile: argv['passphrase-file'] } : {}),
       }),
@@ -102,6 +105,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
 
 interface RenewArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
   'passphrase-file'?: string;
   days?: number;
 }
@@ -112,6 +116,7 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
   builder: (y) =>
     y
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('passphrase-file', {
         type: 'string',
         describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
@@ -139,7 +144,10 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
     const { emit, warn } = await import('../output.js');
     const passphraseOptions =
       argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] };
-    const ca = await CertificateAuthority.open(argv['data-dir'], passphraseOptions);
+    const ca = await CertificateAuthority.open(argv['data-dir'], {
+      ...passphraseOptions,
+      storeUrl: argv.store,
+    });
     try {
       const { passphrase } = resolveCaPassphrase(argv['data-dir'], passphraseOptions);
       const result = await renewServerCredential(ca, {
@@ -154,7 +162,7 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
         '  a running KDC uses the new certificate after a restart',
       ]);
     } finally {
-      ca.close();
+      await ca.close();
     }
   }),
 };

@@ -7,6 +7,7 @@
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { terminalSafe as safe, terminalSafeJson } from '../../shared/text/terminal-safe.js';
+import { kdcText, type KdcLine } from './kdc-lines.js';
 import type { WireFrame } from './wire-tap.js';
 
 export interface DemoStyle {
@@ -41,6 +42,7 @@ export class Narrator {
   readonly #now: () => number;
   #stepNo = 0;
   #wire: WireFrame[] = [];
+  #kdc: KdcLine[] = [];
   #rl: Interface | undefined;
   #lines: string[] = [];
   #lineWaiter: ((line: string | undefined) => void) | undefined;
@@ -136,8 +138,25 @@ export class Narrator {
     this.#wire.push(frame);
   }
 
-  /** Print the buffered frames: all of them when few, else handshake frames plus record totals per direction. */
+  /** A line of the KDC's own log: buffered, printed (after the wire) at the next narration. */
+  kdc(line: KdcLine): void {
+    this.#emit({ ...line, event: 'kdc', text: kdcText(line) });
+    this.#kdc.push(line);
+  }
+
+  /**
+   * Print what is buffered: the frames (all of them when few, else handshake frames plus record
+   * totals per direction), then the KDC's lines about them.
+   */
   flushWire(): void {
+    this.#flushFrames();
+    const lines = this.#kdc;
+    this.#kdc = [];
+    if (this.#o.json || lines.length === 0) return;
+    this.#print(...lines.map((l) => `   ${this.#o.style.dim('KDC |')} ${safe(kdcText(l))}`));
+  }
+
+  #flushFrames(): void {
     const frames = this.#wire;
     this.#wire = [];
     if (this.#o.json || frames.length === 0) return;

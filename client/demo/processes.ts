@@ -7,11 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { EnvironmentError } from '../../shared/errors.js';
 
 /** dist/client/demo/processes.js -> <checkout>/bin/kds.js */
-export const KDS_BIN = join(
-  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'),
-  'bin',
-  'kds.js',
-);
+const KDS_BIN = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'bin', 'kds.js');
 
 export interface KdcInfo {
   url: string;
@@ -81,13 +77,14 @@ export class ProcessGroup {
 
   /**
    * `kds server start --port <port> --json ...` (port 0: a free one): resolves once the KDC printed
-   * where it listens.
+   * where it listens. `onStderr` reads the KDC's log (its stderr: one line per decision) as it comes.
    */
   startKdc(
     args: string[],
     extraEnv: Record<string, string> = {},
     timeoutMs = 30_000,
     port = 0,
+    onStderr?: (chunk: string) => void,
   ): Promise<KdcProcess> {
     const child = this.spawnKds(
       ['server', 'start', '--host', '127.0.0.1', '--port', String(port), '--json', ...args],
@@ -96,7 +93,11 @@ export class ProcessGroup {
     const exited = new Promise<void>((r) => child.on('close', () => r()));
     let stdout = '';
     let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      // The tail only: enough for the last line of an error, bounded however long the KDC logs.
+      stderr = (stderr + d).slice(-8192);
+      onStderr?.(d);
+    });
     return new Promise((resolvePromise, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { randomBytes } from '../../shared/crypto/random.js';
 import { toKdsError } from '../../shared/errors.js';
+import { KdcLines } from './kdc-lines.js';
 import { Narrator, type DemoStyle } from './narrator.js';
 import { ProcessGroup } from './processes.js';
 import { STEPS, closeAll, type DemoState } from './scenario.js';
@@ -24,6 +25,8 @@ export interface DemoOptions {
   progress?: <T>(label: string, work: () => Promise<T>) => Promise<T>;
   /** The KDC serves the live console (`kds demo --console`). */
   console?: boolean;
+  /** Show the KDC's own log lines under each step (default); false: `kds demo --no-kdc-log`. */
+  kdcLog?: boolean;
   /** Aborted on Ctrl-C: the demo cleans up and resolves with 130. */
   signal?: AbortSignal;
 }
@@ -58,6 +61,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
     passphrase,
     progress: opts.progress ?? ((_label, work) => work()),
     console: opts.console === true,
+    kdcLines: new KdcLines(opts.kdcLog !== false, (l) => n.kdc(l)),
     closers: [],
   };
   const started = Date.now();
@@ -70,7 +74,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
     opts.signal?.addEventListener('abort', () => resolve('interrupted'), { once: true });
   });
   const story = (async (): Promise<void> => {
-    for (const step of STEPS) await step(state);
+    for (const step of STEPS) {
+      state.kdcLines.nextStep();
+      await step(state);
+    }
   })();
   story.catch(() => undefined); // observed below; an interrupted story may reject later
 

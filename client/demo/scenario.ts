@@ -14,6 +14,7 @@ import type { KeyEvent } from '../keys/key-client.js';
 import { openKeyClient, type OpenedKeyClient } from '../keys/open.js';
 import type { ClientSession } from '../session.js';
 import { EventLog } from './event-log.js';
+import type { KdcLines } from './kdc-lines.js';
 import type { Narrator } from './narrator.js';
 import type { KdcProcess, ProcessGroup } from './processes.js';
 import { startWireTap, type WireTap } from './wire-tap.js';
@@ -35,6 +36,8 @@ export interface DemoState {
   progress: <T>(label: string, work: () => Promise<T>) => Promise<T>;
   /** `--console`: the KDC serves the live console (its URL is printed when it starts). */
   console?: boolean;
+  /** The KDC's own log lines (its stderr), shown under each step unless `--no-kdc-log`. */
+  kdcLines: KdcLines;
   kdc?: KdcProcess;
   caFingerprint?: string;
   adminTap?: WireTap;
@@ -65,8 +68,17 @@ function check(s: DemoState, ok: boolean, text: string, data: Record<string, unk
   if (!ok) throw new InternalError('internal', `demo check failed: ${text}`);
 }
 
-function consoleArgs(s: DemoState): string[] {
-  return s.console === true ? ['--console'] : [];
+/** The KDC's options every start of the demo shares: the console, and a silent log with --no-kdc-log. */
+function kdcArgs(s: DemoState): string[] {
+  return [
+    ...(s.console === true ? ['--console'] : []),
+    ...(s.kdcLines.enabled ? [] : ['--log-level', 'silent']),
+  ];
+}
+
+/** Wait until the KDC logged each of `lines` (`who what`, see kdc-lines.ts) in this step. */
+async function kdcLogged(s: DemoState, what: string, ...lines: RegExp[]): Promise<void> {
+  await s.kdcLines.waitForAll(lines, what);
 }
 
 function need<T>(value: T | undefined, what: string): T {
@@ -114,7 +126,7 @@ async function adminSession(s: DemoState): Promise<ClientSession> {
 
 // ---------------------------------------------------------------------------------------------------
 
-export async function stepCreateCa(s: DemoState): Promise<void> {
+async function stepCreateCa(s: DemoState): Promise<void> {
   await s.n.step(
     'Create the certificate authority',
     '`kds server init` makes a root CA (a self-signed RSA certificate), a certificate for the KDC and one for',
@@ -143,13 +155,14 @@ export async function stepCreateCa(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepStartKdc(s: DemoState): Promise<void> {
+async function stepStartKdc(s: DemoState): Promise<void> {
   await s.n.step(
     'Start the KDC',
     '`kds server start` runs the key distribution centre as its own process: WebSocket sessions at /kds, and',
     'the public files GET /ca.pem and /crl.pem over plain HTTP (they are signed, so they need no secrecy).',
   );
-  s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir, ...consoleArgs(s)]);
+  s.kdc = await s.procs.startKdc(['--data-dir', s.dataDir, ...kdcArgs(s)], {}, undefined, 0, s.kdcLines.feed);
+  await kdcLogged(s, 'its start', /^kdc +started/);
   check(s, true, `KDC process ${s.kdc.pid} listening on ${s.kdc.url}`, { url: s.kdc.url, pid: s.kdc.pid });
   if (s.kdc.consoleUrl !== undefined) {
     check(s, true, `live console: ${s.kdc.consoleUrl} (open it in a browser)`, {
@@ -167,7 +180,7 @@ export async function stepStartKdc(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepEnroll(s: DemoState): Promise<void> {
+async function stepEnroll(s: DemoState): Promise<void> {
   await s.n.step(
     'Enroll Alice and Bob',
     'The admin opens an authenticated session (admin certificate) and asks for one-time enrollment tokens.',
@@ -182,6 +195,7 @@ export async function stepEnroll(s: DemoState): Promise<void> {
   } finally {
     await admin.close();
   }
+  await kdcLogged(s, 'the tokens', /^admin +enrollment token for alice/, /^admin +enrollment token for bob/);
   check(
     s,
     true,
@@ -204,6 +218,7 @@ export async function stepEnroll(s: DemoState): Promise<void> {
         home: p.home,
       }),
     );
+    await kdcLogged(s, `${p.name}'s certificate`, new RegExp(`^${p.name} +certificate \\S+ issued`));
     check(
       s,
       true,
@@ -213,7 +228,7 @@ export async function stepEnroll(s: DemoState): Promise<void> {
   }
 }
 
-export async function stepHandshakes(s: DemoState): Promise<void> {
+async function stepHandshakes(s: DemoState): Promise<void> {
   await s.n.step(
     'Authenticated handshakes',
     'Each client opens a session: fresh X25519 Diffie-Hellman keys on both sides; the KDC sends its certificate',
@@ -223,6 +238,7 @@ export async function stepHandshakes(s: DemoState): Promise<void> {
   );
   for (const p of [need(s.alice, 'alice'), need(s.bob, 'bob')]) {
     p.opened = await connect(s, p);
+    await kdcLogged(s, `${p.name}'s handshake`, new RegExp(`^${p.name} +handshake ok`));
     const f = p.opened.session.facts;
     check(
       s,
@@ -242,7 +258,7 @@ export async function stepHandshakes(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepE2eKey(s: DemoState): Promise<void> {
+async function stepE2eKey(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   await s.n.step(
     'End-to-end key exchange (the KDC never sees the key)',
@@ -254,6 +270,13 @@ export async function stepE2eKey(s: DemoState): Promise<void> {
   );
   const out = await need(alice.opened, 'alice session').client.sendKey({ to: 'bob', mode: 'e2e' });
   s.e2eSerial = out.serial;
+  await kdcLogged(
+    s,
+    'the deposit',
+    /^alice +key \S+ created for bob \(end-to-end/,
+    /^alice +key \S+ deposited/,
+    /^bob +key \S+ delivered from alice/,
+  );
   check(
     s,
     true,
@@ -266,7 +289,7 @@ export async function stepE2eKey(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepBobVerifies(s: DemoState): Promise<void> {
+async function stepBobVerifies(s: DemoState): Promise<void> {
   const serial = need(s.e2eSerial, 'e2e key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -279,6 +302,7 @@ export async function stepBobVerifies(s: DemoState): Promise<void> {
   );
   const got = await bob.log.waitFor((e) => e.event === 'key' && e.serial === serial, 'the key');
   if (got.event !== 'key') throw new InternalError('internal', 'unexpected event');
+  await kdcLogged(s, "bob's verdict", /^bob +key \S+ verified valid/);
   const sent = need(alice.opened, 'alice session').client.store.getKey(serial);
   const same = sent?.fingerprint === got.fingerprint;
   check(
@@ -301,7 +325,7 @@ export async function stepBobVerifies(s: DemoState): Promise<void> {
   });
 }
 
-export async function stepMessages(s: DemoState): Promise<void> {
+async function stepMessages(s: DemoState): Promise<void> {
   const serial = need(s.e2eSerial, 'e2e key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -320,6 +344,7 @@ export async function stepMessages(s: DemoState): Promise<void> {
       (e) => e.event === 'message' && e.from === from.name && e.text === text,
       `the message from ${from.name}`,
     );
+    await kdcLogged(s, 'the relay', new RegExp(`^${from.name} +message to ${to.name} relayed`));
     check(s, m.event === 'message', `${to.name} decrypted: "${text}"`, {
       from: from.name,
       to: to.name,
@@ -328,7 +353,7 @@ export async function stepMessages(s: DemoState): Promise<void> {
   }
 }
 
-export async function stepKdcKey(s: DemoState): Promise<void> {
+async function stepKdcKey(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
   await s.n.step(
@@ -344,7 +369,14 @@ export async function stepKdcKey(s: DemoState): Promise<void> {
     mode: 'kdc',
     fingerprint: out.fingerprint,
   });
+  await kdcLogged(
+    s,
+    'the new key',
+    /^alice +key \S+ created for bob \(KDC-generated/,
+    /^bob +key \S+ delivered from alice/,
+  );
   const got = await bob.log.waitFor((e) => e.event === 'key' && e.serial === kdcSerial, 'the KDC key');
+  await kdcLogged(s, "bob's verdict", /^bob +key \S+ verified valid/);
   check(
     s,
     got.event === 'key' && got.verdict === 'valid',
@@ -355,7 +387,7 @@ export async function stepKdcKey(s: DemoState): Promise<void> {
   check(s, true, 'alice: key active on both sides');
 }
 
-export async function stepRevokeKey(s: DemoState): Promise<void> {
+async function stepRevokeKey(s: DemoState): Promise<void> {
   const serial = need(s.e2eSerial, 'e2e key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -366,6 +398,7 @@ export async function stepRevokeKey(s: DemoState): Promise<void> {
   );
   const aliceClient = need(alice.opened, 'alice session').client;
   const r = await aliceClient.revokeKey(serial, 'keyCompromise');
+  await kdcLogged(s, 'the revocation', /^alice +key \S+ revoked: keyCompromise/);
   check(s, true, `alice revoked ${serial} (${String(r.reason)})`, { serial: serial, reason: r.reason });
   const notice = await bob.log.waitFor(
     (e) => e.event === 'key.revoked' && e.serial === serial,
@@ -378,6 +411,7 @@ export async function stepRevokeKey(s: DemoState): Promise<void> {
     { name: 'bob', notice: 'key.revoked' },
   );
   const v = await need(bob.opened, 'bob session').client.verifyKey(serial);
+  await kdcLogged(s, "bob's verdict", /^bob +key \S+ verified revoked/);
   check(s, v.verdict === 'revoked', `verifying it now says: ${v.verdict}`, { verdict: v.verdict });
   try {
     await aliceClient.sendMessage({ to: 'bob', text: 'still there?', serial: serial });
@@ -390,7 +424,7 @@ export async function stepRevokeKey(s: DemoState): Promise<void> {
   }
 }
 
-export async function stepRevokeCert(s: DemoState): Promise<void> {
+async function stepRevokeCert(s: DemoState): Promise<void> {
   const kdcSerial = need(s.kdcSerial, 'KDC key');
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
@@ -407,6 +441,13 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
     const out = await admin.request('cert.revoke', { name: 'bob', reason: 'keyCompromise' });
     crlNumber = out.crlNumber;
     s.revokedCertSerial = String(out.serial);
+    await kdcLogged(
+      s,
+      'the revocation',
+      /^bob +certificate \S+ revoked: keyCompromise/,
+      /^bob +\d+ keys? revoked with certificate/,
+      /^kdc +CRL \d+ published/,
+    );
     check(
       s,
       true,
@@ -439,6 +480,7 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
   } catch (err) {
     const e = toKdsError(err);
     bob.opened = undefined;
+    await kdcLogged(s, 'the refusal', /^bob\? +handshake refused: cert_revoked/);
     check(s, e.code === 'cert_revoked', `bob tries to reconnect: refused [${e.code}]`, { code: e.code });
   }
   const res = await fetch(`${need(s.kdc, 'KDC').httpUrl}/crl.pem`, { signal: AbortSignal.timeout(10_000) });
@@ -473,6 +515,7 @@ export async function stepRevokeCert(s: DemoState): Promise<void> {
   );
   s.bob = newBob;
   newBob.opened = await connect(s, newBob);
+  await kdcLogged(s, "bob's new certificate", /^bob +certificate \S+ issued/, /^bob +handshake ok/);
   check(s, true, `bob is back with certificate ${short(r.serialHex)}`, { certSerial: r.serialHex });
 }
 
@@ -534,7 +577,7 @@ function malloryLine(s: DemoState, e: MitmEvent): void {
   }
 }
 
-export async function stepMalloryInsecure(s: DemoState): Promise<void> {
+async function stepMalloryInsecure(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   const bob = need(s.bob, 'bob');
   await s.n.step(
@@ -549,16 +592,19 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   await previous.stop();
   // With a console, the same port again: the open page reconnects by itself and keeps its history.
   s.kdc = await s.procs.startKdc(
-    ['--data-dir', s.dataDir, '--insecure-dh', ...consoleArgs(s)],
+    ['--data-dir', s.dataDir, '--insecure-dh', ...kdcArgs(s)],
     ALLOW_INSECURE,
     undefined,
     s.console === true ? Number(new URL(previous.url).port) : 0,
+    s.kdcLines.feed,
   );
+  await kdcLogged(s, 'its restart', /^kdc +stopped/, /^kdc +started/);
   check(s, true, `KDC restarted in lab mode on ${s.kdc.url} (process ${s.kdc.pid})`, {
     url: s.kdc.url,
     pid: s.kdc.pid,
   });
   bob.opened = await connect(s, bob);
+  await kdcLogged(s, "bob's handshake", /^bob +handshake ok/);
   const revoked = need(s.revokedCertSerial, "bob's revoked certificate");
   const crl = parseCrl(
     await (await fetch(`${s.kdc.httpUrl}/crl.pem`, { signal: AbortSignal.timeout(10_000) })).text(),
@@ -577,6 +623,12 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   s.n.say(`Mallory listens on ${mitm.url}; Alice's client is pointed at her, thinking it is the KDC.`);
   const victim = await connect(s, alice, mitm.url, true);
   const out = await victim.client.sendKey({ to: 'bob', mode: 'kdc' });
+  await kdcLogged(
+    s,
+    "alice's insecure session",
+    /^alice +handshake ok \(.*INSECURE/,
+    /^alice +key \S+ created for bob \(KDC-generated/,
+  );
   check(
     s,
     true,
@@ -588,6 +640,13 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   const secret = 'the vault code is 7-4-1-9';
   await victim.client.sendMessage({ to: 'bob', text: secret, serial: out.serial });
   await bob.log.waitFor((e) => e.event === 'message' && e.text === secret, "alice's message");
+  await kdcLogged(
+    s,
+    'the lab key and message',
+    /^bob +key \S+ delivered from alice/,
+    /^bob +key \S+ verified valid/,
+    /^alice +message to bob relayed/,
+  );
   check(s, true, `bob received "${secret}" and has no idea Mallory read it too`);
   await victim.close();
   const report = await mitm.close();
@@ -609,7 +668,7 @@ export async function stepMalloryInsecure(s: DemoState): Promise<void> {
   );
 }
 
-export async function stepMallorySecure(s: DemoState): Promise<void> {
+async function stepMallorySecure(s: DemoState): Promise<void> {
   const alice = need(s.alice, 'alice');
   await s.n.step(
     'Mallory against the secure mode',
@@ -640,6 +699,11 @@ export async function stepMallorySecure(s: DemoState): Promise<void> {
   // Alice's close carries her reason (bad_signature); Mallory passes it on to the KDC before she stops,
   // so the KDC's side (its console) learns why the handshake ended too.
   await mitm.connectionsEnded(1);
+  await kdcLogged(
+    s,
+    'the refused handshake',
+    /handshake refused by the client: bad_signature \(transcript signature\)/,
+  );
   const report = await mitm.close();
   check(
     s,
@@ -655,10 +719,11 @@ export async function stepMallorySecure(s: DemoState): Promise<void> {
   s.n.say(
     "The KDC signed the transcript it saw, which holds Mallory's DH key; Alice checks that signature over her own",
     'transcript, which holds hers. They differ, so Alice stops before sending anything: Mallory learns nothing.',
+    "The KDC's line names the check too: Alice closed with her reason and Mallory's proxy passed the close on.",
   );
 }
 
-export async function stepCleanUp(s: DemoState): Promise<void> {
+async function stepCleanUp(s: DemoState): Promise<void> {
   await s.n.step('Clean up', 'Stop the KDC, close every connection and remove the temporary directory.');
   await closeAll(s);
   check(s, true, 'KDC stopped, temporary data removed: nothing is left behind');

@@ -31,7 +31,7 @@ export interface WireTap {
 }
 
 /** One line describing a frame as an observer sees it. Exported for tests. */
-export function describeFrame(raw: Buffer): { frame: string; detail: string } {
+function describeFrame(raw: Buffer): { frame: string; detail: string } {
   let f: Record<string, unknown>;
   try {
     f = decodeFrame(raw) as unknown as Record<string, unknown>;

@@ -19,7 +19,7 @@ import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } fr
 import { EnvironmentError } from '../../shared/errors.js';
 
 /** How long a waiter tries before failing with `timeout`. */
-export const LOCK_TIMEOUT_MS = 5_000;
+const LOCK_TIMEOUT_MS = 5_000;
 /** A lock file without a readable pid older than this is a crashed holder's. */
 export const STALE_EMPTY_MS = 10_000;
 

@@ -41,8 +41,8 @@ export interface ListenOptions extends Omit<OpenKeyClientOptions, 'onEvent' | 'a
   autoRenew?: boolean;
 }
 
-export const DEFAULT_INITIAL_BACKOFF_MS = 250;
-export const DEFAULT_MAX_BACKOFF_MS = 8_000;
+const DEFAULT_INITIAL_BACKOFF_MS = 250;
+const DEFAULT_MAX_BACKOFF_MS = 8_000;
 
 const TRANSIENT = new Set([
   'unavailable',

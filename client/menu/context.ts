@@ -30,7 +30,7 @@ export interface MenuContext {
 }
 
 /** Thrown when the person answers 0 inside an action: back to the sub-menu, nothing done. */
-export class BackToMenu extends Error {
+class BackToMenu extends Error {
   constructor() {
     super('back');
     this.name = 'BackToMenu';

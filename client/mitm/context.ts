@@ -7,6 +7,7 @@ import type { HandshakeMode } from '../../shared/protocol/handshake.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { ClientSession } from '../session.js';
 import type { AttackModule } from './attack.js';
+import type { Link } from './link.js';
 import { Loot, type StolenKey, type StolenPlaintext } from './loot.js';
 import { Verdict, type Finding } from './verdict.js';
 
@@ -66,6 +67,25 @@ export interface MitmSettings {
   holdMs: number;
 }
 
+/**
+ * Mallory's live console (`kds mitm --console`, client/mitm/console.ts) watches her through this;
+ * absent unless the console was asked for, when every call below is one test of an absent field.
+ * It is told names, sizes, codes and verdicts only: stolen keys and decrypted text stay in the report.
+ */
+export interface MitmWatch {
+  /** A victim connected (the proxy made its link). */
+  opened(link: Link): void;
+  /** A frame event as the report records it, with the error code the frame or close carried. */
+  frame(e: FrameEvent, code?: string): void;
+  /** Mallory holds the session keys on both sides of this victim's (insecure) session. */
+  intercepted(link: Link): void;
+  /** Both of the connection's sockets are closed and it has been judged. */
+  ended(link: Link): void;
+  finding(f: Finding): void;
+  stolenKey(k: { serial: string; from?: string; to?: string; source: string; conn: number }): void;
+  decrypted(p: { conn: number; dir: 'c2s' | 's2c'; type: string }): void;
+}
+
 /** Most frame events kept for the report (the watch output shows them all). */
 const MAX_EVENTS = 20_000;
 
@@ -83,6 +103,8 @@ export class MitmContext {
   #emit: (e: MitmEvent) => void;
   /** Per-attack scratch space (e.g. a forged CA from prepare()). */
   readonly scratch = new Map<string, unknown>();
+  /** The live console's watcher, when one runs (set by the proxy before any connection). */
+  watch: MitmWatch | undefined;
 
   constructor(
     readonly attack: AttackModule,
@@ -90,9 +112,12 @@ export class MitmContext {
     emit: (e: MitmEvent) => void,
   ) {
     this.#emit = emit;
-    this.verdict = new Verdict((f) => this.#emit({ event: 'finding', ...f }));
+    this.verdict = new Verdict((f) => {
+      this.#emit({ event: 'finding', ...f });
+      this.watch?.finding(f);
+    });
     this.loot = new Loot({
-      onKey: (k: StolenKey) =>
+      onKey: (k: StolenKey) => {
         this.#emit({
           event: 'stolen-key',
           conn: k.conn,
@@ -100,15 +125,28 @@ export class MitmContext {
           key: k.key.toString('hex'),
           fingerprint: k.fingerprint,
           source: k.source,
-        }),
-      onPlaintext: (p: StolenPlaintext) => this.#emit({ event: 'plaintext', ...p }),
+        });
+        this.watch?.stolenKey({
+          serial: k.serial,
+          source: k.source,
+          conn: k.conn,
+          ...(k.from === undefined ? {} : { from: k.from }),
+          ...(k.to === undefined ? {} : { to: k.to }),
+        });
+      },
+      onPlaintext: (p: StolenPlaintext) => {
+        this.#emit({ event: 'plaintext', ...p });
+        this.watch?.decrypted({ conn: p.conn, dir: p.dir, type: p.type });
+      },
     });
   }
 
-  record(e: Omit<FrameEvent, 't'>): void {
+  /** `code`: the error code the frame (an alert) or the close (its reason) carried, for the console. */
+  record(e: Omit<FrameEvent, 't'>, code?: string): void {
     const event: FrameEvent = { t: Date.now() - this.startedAt, ...e };
     if (this.events.length < MAX_EVENTS) this.events.push(event);
     this.#emit({ event: 'frame', ...event });
+    this.watch?.frame(event, code);
   }
 
   info(conn: number, text: string): void {

@@ -2,7 +2,8 @@
 // the real one ("kds root CA") and a server certificate named `kdc` issued by it, valid, with the
 // serverAuth usage and the KDC's addresses. Everything a certificate can say, it says; what it cannot
 // say is that the pinned root signed it, and that is the only thing a kds client checks first.
-import { generateRsaKeyPair, signPkcs1Sha256, signPss, toPrivateKey } from '../../shared/crypto/rsa.js';
+import { generateRsaKeyPair, toPrivateKey } from '../../shared/crypto/rsa.js';
+import { certificateSigner, pssSigner } from '../../shared/crypto/signer.js';
 import { buildCertificate, parseCertificate } from '../../shared/pki/x509.js';
 import { newSerialHex } from '../../shared/pki/serial.js';
 import type { HandshakeCredentials } from '../../shared/protocol/handshake.js';
@@ -19,7 +20,7 @@ export async function forgeKdc(now = Date.now()): Promise<ForgedKdc> {
   const [caKeys, kdcKeys] = await Promise.all([generateRsaKeyPair(2048), generateRsaKeyPair(2048)]);
   const caKey = toPrivateKey(caKeys.privateKeyPem);
   const kdcKey = toPrivateKey(kdcKeys.privateKeyPem);
-  const signWithCa = (tbs: Buffer): Promise<Buffer> => signPkcs1Sha256(tbs, caKey);
+  const signWithCa = certificateSigner(caKey);
   const caPem = await buildCertificate(
     {
       serialHex: newSerialHex(),
@@ -50,7 +51,7 @@ export async function forgeKdc(now = Date.now()): Promise<ForgedKdc> {
     certPem,
     credentials: {
       certificateDer: parseCertificate(certPem).der,
-      sign: (data: Buffer) => signPss(data, kdcKey),
+      sign: pssSigner(kdcKey),
     },
   };
 }

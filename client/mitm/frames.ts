@@ -80,10 +80,6 @@ export function certName(der: Uint8Array): string {
   }
 }
 
-export function isRecord(raw: Uint8Array): boolean {
-  return viewFrame(raw).kind === 'record';
-}
-
 export function rewriteClientHello(raw: Uint8Array, edit: (hello: ClientHello) => void): Buffer {
   const frame = decodeFrame(raw);
   if (frame.t !== 'client_hello')

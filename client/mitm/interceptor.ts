@@ -29,11 +29,13 @@ import type {
 } from '../../shared/protocol/secure-channel.js';
 import type { Link } from './link.js';
 import { randomBytes } from '../../shared/crypto/random.js';
+import { asPssSigner } from '../../shared/crypto/signer.js';
 import { defenceForCode, WIRE } from '../../shared/defences.js';
 
 /** What an RSA-2048 signature looks like on the wire: Mallory's stand-in for signatures she cannot make. */
 const FAKE_SIGNATURE_BYTES = 256;
-const fakeSign = (): Promise<Buffer> => Promise.resolve(randomBytes(FAKE_SIGNATURE_BYTES));
+// Tagged PSS because it stands where the victim's PSS signer would; the peer's verification refuses it.
+const fakeSign = asPssSigner(() => Promise.resolve(randomBytes(FAKE_SIGNATURE_BYTES)));
 
 export interface InterceptHooks {
   /** Both sessions are up: Mallory holds the keys of each. */
@@ -88,7 +90,10 @@ export class Interceptor {
           allowInsecure: true,
           allowEnroll: false,
           // Never used: an insecure server_hello carries no certificate and no signature.
-          credentials: { certificateDer: Buffer.alloc(0), sign: () => Promise.reject(new Error('unused')) },
+          credentials: {
+            certificateDer: Buffer.alloc(0),
+            sign: asPssSigner(() => Promise.reject(new Error('unused'))),
+          },
           checkClientCertificate: () => {},
         });
         const serverHello = await this.#victimSide.receiveClientHello(frame);
@@ -174,6 +179,7 @@ export class Interceptor {
         'Mallory holds the keys of both sessions: every record is now decrypted, read and re-encrypted',
       );
       this.#established = true;
+      link.ctx.watch?.intercepted(link);
       this.#hooks.established?.();
       for (const req of this.#pending.splice(0)) this.#sendRequest(req, false);
       return;
@@ -213,6 +219,7 @@ export class Interceptor {
       link.info(
         "the KDC took Mallory's client_finish: she holds the keys of both sessions, every record is decrypted",
       );
+      link.ctx.watch?.intercepted(link);
       this.#hooks.established?.();
     }
     link.ctx.loot.inspectServerMessage(link.id, link.victimName ?? '?', msg);

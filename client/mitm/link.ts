@@ -238,14 +238,17 @@ export class Link {
   #log(dir: EventDirection, frame: Buffer, action: FrameAction, note?: string): void {
     const view = viewFrame(frame);
     const text = [view.info, note].filter((s) => s !== undefined && s !== '').join('; ');
-    this.ctx.record({
-      conn: this.id,
-      dir,
-      type: view.kind,
-      size: frame.length,
-      action,
-      ...(text === '' ? {} : { note: text }),
-    });
+    this.ctx.record(
+      {
+        conn: this.id,
+        dir,
+        type: view.kind,
+        size: frame.length,
+        action,
+        ...(text === '' ? {} : { note: text }),
+      },
+      view.frame?.t === 'alert' ? view.frame.code : undefined,
+    );
   }
 
   #closeSocket(ws: WebSocket, code: number, reason: string): void {
@@ -275,14 +278,17 @@ export class Link {
       }
       const observed = code === 1009 ? 'frame_too_large' : isErrorCode(reason) ? reason : undefined;
       if (observed !== undefined) this.observed.push({ code: observed, from: side });
-      this.ctx.record({
-        conn: this.id,
-        dir: side === 'client' ? 'c2s' : 's2c',
-        type: 'close',
-        size: 0,
-        action: 'close',
-        note: `code ${code}${reason === '' ? '' : ` reason ${reason}`}`,
-      });
+      this.ctx.record(
+        {
+          conn: this.id,
+          dir: side === 'client' ? 'c2s' : 's2c',
+          type: 'close',
+          size: 0,
+          action: 'close',
+          note: `code ${code}${reason === '' ? '' : ` reason ${reason}`}`,
+        },
+        observed,
+      );
       // Mirror the close to the other side, code and reason included (the KDC's reason is its error code).
       if (side === 'client') this.closeServer(code, reason);
       else this.closeClient(code, reason);
@@ -307,6 +313,7 @@ export class Link {
       this.info(`attack step failed: ${(err as Error)?.message ?? String(err)}`);
     }
     if (!this.#decided) this.#judge();
+    this.ctx.watch?.ended(this);
     this.#resolveClosed();
   }
 

@@ -36,12 +36,16 @@ export interface MitmOptions {
   onEvent?: (event: MitmEvent) => void;
   /** Called after each victim connection ends (e.g. to rewrite the report file). */
   onConnectionEnd?: () => void;
+  /** Serve Mallory's live console at /console on her own port (client/mitm/console.ts). */
+  console?: boolean;
 }
 
 export interface Mitm {
   /** ws://host:port/kds: what victims use as --server. */
   readonly url: string;
   readonly httpUrl: string;
+  /** Mallory's live console (`console: true` only); the key is in it when she listens beyond loopback. */
+  readonly consoleUrl?: string;
   /** The running attack's context (bad_request between two attacks). */
   readonly context: MitmContext;
   /** Victim connections of the running attack so far. */
@@ -104,9 +108,15 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
     holdMs: opts.holdMs ?? DEFAULT_HOLD_MS,
   };
   const emit = opts.onEvent ?? (() => {});
+  // Loaded only when asked for: without a console no module or object of it exists.
+  const live = opts.console === true ? (await import('./console.js')).startMalloryConsole() : undefined;
 
   const begin = async (attack: AttackModule): Promise<Round> => {
     const ctx = new MitmContext(attack, settings, emit);
+    if (live !== undefined) {
+      ctx.watch = live.watch;
+      live.attackStarted(attack);
+    }
     if (attack.needsIdentity === true && opts.identity === undefined) {
       ctx.info(
         0,
@@ -130,7 +140,9 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
     ]);
     clearTimeout(timer);
     await r.ctx.settle();
-    return buildReport(r.ctx);
+    const report = buildReport(r.ctx);
+    live?.attackEnded(report);
+    return report;
   };
 
   let round: Round | undefined = await begin(opts.attack);
@@ -140,7 +152,10 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
     perMessageDeflate: false,
     clientTracking: false,
   });
-  const server: Server = createServer((req, res) => relayHttp(target.http, req, res));
+  const server: Server = createServer((req, res) => {
+    if (live?.routes.handle(req, res) === true) return;
+    relayHttp(target.http, req, res);
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
@@ -154,6 +169,7 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
       r.ctx.connections += 1;
       const link = new Link(r.ctx.connections, r.ctx, ws, target.ws);
       r.links.add(link);
+      r.ctx.watch?.opened(link);
       link.attach(r.ctx.attack.connection(link));
       link.info(`victim connected from ${req.socket.remoteAddress ?? '?'}`);
       void link.closed.then(() => {
@@ -169,13 +185,15 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
   });
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void =>
+    const onError = (err: NodeJS.ErrnoException): void => {
+      live?.close();
       reject(
         new EnvironmentError(
           'io_error',
           `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}: ${err.code ?? err.message}`,
         ),
       );
+    };
     server.once('error', onError);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
       server.off('error', onError);
@@ -193,9 +211,11 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
   let switching: Promise<unknown> = Promise.resolve();
   let closing: Promise<MitmReport> | undefined;
   let lastReport: MitmReport | undefined;
+  const httpUrl = `http://${host}:${address.port}`;
   return {
     url: `ws://${host}:${address.port}/kds`,
-    httpUrl: `http://${host}:${address.port}`,
+    httpUrl,
+    ...(live === undefined ? {} : { consoleUrl: live.urlFor(httpUrl, address.address) }),
     get context() {
       return current().ctx;
     },
@@ -227,6 +247,7 @@ export async function startMitm(opts: MitmOptions): Promise<Mitm> {
         const last = round;
         round = undefined;
         if (last !== undefined) lastReport = await finish(last, 1001);
+        live?.close();
         server.closeAllConnections();
         await stopped;
         wss.close();

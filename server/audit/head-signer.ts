@@ -2,17 +2,18 @@
 // certificate key: at start, every AUDIT_HEAD_INTERVAL_MS while new entries arrive, and at stop. A
 // signed head is what makes a rewrite of the whole chain (every hash recomputed from some entry on)
 // detectable by `kds admin audit verify`; between two heads the entries are protected by their links.
-import type { Store } from '../store/store.js';
+import type { AsyncStoreData } from '../store/async-store.js';
 import type { EventBus } from '../events/bus.js';
 import { auditHeadSignedData } from '../../shared/audit/chain.js';
+import type { PssSigner } from '../../shared/crypto/signer.js';
 
 /** How often a new head is signed while entries keep arriving (nothing is signed when none did). */
-export const AUDIT_HEAD_INTERVAL_MS = 60_000;
+const AUDIT_HEAD_INTERVAL_MS = 60_000;
 
 export interface AuditHeadSignerOptions {
-  store: Store;
-  /** RSA-PSS SHA-256 with the KDC certificate's key (the callback form: the thread pool). */
-  sign: (data: Buffer) => Promise<Buffer>;
+  store: Pick<AsyncStoreData, 'listAuditHeads' | 'auditTail' | 'appendAuditHead'>;
+  /** RSA-PSS SHA-256 with the KDC certificate's key (pssSigner: the callback form, the thread pool). */
+  sign: PssSigner;
   certSerial: string;
   events: EventBus;
   now?: () => number;
@@ -22,13 +23,12 @@ export interface AuditHeadSignerOptions {
 export class AuditHeadSigner {
   readonly #opts: AuditHeadSignerOptions;
   #timer: NodeJS.Timeout | undefined;
-  #signed: number;
+  /** The last entry a head covers; read from the store at the first signing. */
+  #signed: number | undefined;
   #running: Promise<void> | undefined;
 
   constructor(opts: AuditHeadSignerOptions) {
     this.#opts = opts;
-    const heads = opts.store.listAuditHeads();
-    this.#signed = heads.reduce((max, h) => Math.max(max, h.entryId), 0);
   }
 
   start(): void {
@@ -55,11 +55,12 @@ export class AuditHeadSigner {
 
   async #signNow(): Promise<void> {
     const { store, events } = this.#opts;
-    const tail = store.auditTail();
+    this.#signed ??= (await store.listAuditHeads()).reduce((max, h) => Math.max(max, h.entryId), 0);
+    const tail = await store.auditTail();
     if (tail === undefined || tail.hash === null || tail.id <= this.#signed) return;
     const head = { entryId: tail.id, hash: tail.hash, signedAt: (this.#opts.now ?? Date.now)() };
     const signature = await this.#opts.sign(auditHeadSignedData(head));
-    store.appendAuditHead({ ...head, certSerial: this.#opts.certSerial, signature });
+    await store.appendAuditHead({ ...head, certSerial: this.#opts.certSerial, signature });
     this.#signed = head.entryId;
     events.emit({ type: 'audit.signed', entry: head.entryId, hash: head.hash });
   }

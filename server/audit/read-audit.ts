@@ -16,7 +16,12 @@ import {
 import { verifyCertificate } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
 import { caPaths } from '../../io/ca-files.js';
-import { openStore, type AuditRecord, type Store } from '../store/store.js';
+import type { AuditRecord } from '../store/store.js';
+import type { AsyncStore } from '../store/async-store.js';
+import { openAsyncStore } from '../store/open-store.js';
+import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
+import { resolveCaPassphrase, type PassphraseOptions } from '../../io/ca-passphrase.js';
+import { decryptPrivateKey, readText } from '../ca/credentials.js';
 
 export interface AuditFilter {
   since?: number;
@@ -25,12 +30,12 @@ export interface AuditFilter {
   limit?: number;
 }
 
-function openExisting(dataDir: string): Store {
+async function openExisting(dataDir: string, storeUrl: string | undefined): Promise<AsyncStore> {
   const paths = caPaths(dataDir);
-  if (!existsSync(paths.store)) {
+  if (storeUrl === undefined && !existsSync(paths.store)) {
     throw new EnvironmentError('ca_missing', `no kds store in ${dataDir} (run kds server init)`);
   }
-  return openStore(dataDir);
+  return openAsyncStore({ dataDir, url: storeUrl });
 }
 
 /** Whether an entry is about `name`: its subject, its actor (`admin:name`, `enroll:name`), or a party in its detail. */
@@ -40,17 +45,21 @@ function concerns(entry: AuditRecord, name: string): boolean {
   return d.name === name || d.owner === name || d.peer === name;
 }
 
-export function readAudit(dataDir: string, filter: AuditFilter = {}): AuditRecord[] {
-  const store = openExisting(dataDir);
+export async function readAudit(
+  dataDir: string,
+  filter: AuditFilter = {},
+  storeUrl?: string,
+): Promise<AuditRecord[]> {
+  const store = await openExisting(dataDir, storeUrl);
   try {
-    const rows = store.listAudit({
+    const rows = await store.listAudit({
       ...(filter.since === undefined ? {} : { since: filter.since }),
       ...(filter.type === undefined ? {} : { action: filter.type }),
     });
     const picked = filter.name === undefined ? rows : rows.filter((r) => concerns(r, filter.name!));
     return filter.limit === undefined ? picked : picked.slice(-filter.limit);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -59,16 +68,24 @@ export interface AuditVerifyReport extends AuditVerification {
   caFingerprint: string;
 }
 
-export function verifyAudit(dataDir: string): AuditVerifyReport {
+export async function verifyAudit(dataDir: string, storeUrl?: string): Promise<AuditVerifyReport> {
   const paths = caPaths(dataDir);
-  const store = openExisting(dataDir);
+  const store = await openExisting(dataDir, storeUrl);
   try {
     const ca = parseCertificate(readFileSync(paths.rootCa, 'utf8'));
+    const entries = await store.listAudit();
+    const heads = await store.listAuditHeads();
+    // The KDC certificates the heads name, read before the (synchronous) chain walk.
+    const records = new Map<string, Awaited<ReturnType<AsyncStore['getCertificate']>>>();
+    for (const head of heads) {
+      if (!records.has(head.certSerial))
+        records.set(head.certSerial, await store.getCertificate(head.certSerial));
+    }
     const kdcCerts = new Map<string, ParsedCertificate | null>();
     const kdcCert = (serial: string): ParsedCertificate | null => {
       let cert = kdcCerts.get(serial);
       if (cert === undefined) {
-        const record = store.getCertificate(serial);
+        const record = records.get(serial);
         cert = null;
         if (record !== undefined && record.pem !== null && record.role === 'server') {
           const parsed = parseCertificate(record.pem);
@@ -87,9 +104,40 @@ export function verifyAudit(dataDir: string): AuditVerifyReport {
       if (head.signedAt < cert.notBefore || head.signedAt > cert.notAfter) return false;
       return verifyPss(auditHeadSignedData(head), head.signature, createPublicKey(cert.publicKeyPem));
     };
-    const result = verifyAuditChain(store.listAudit(), store.listAuditHeads(), verifyHead);
+    const result = verifyAuditChain(entries, heads, verifyHead);
     return { ...result, caFingerprint: ca.fingerprint256 };
   } finally {
-    store.close();
+    await store.close();
+  }
+}
+
+export interface AuditHashReport {
+  /** `hmac-sha256:<hex>` of the value under this deployment's audit key. */
+  hmac: string;
+  /** The entries whose detail holds it, oldest first. */
+  entries: AuditRecord[];
+}
+
+/**
+ * `kds admin audit hash`: the audit trail's HMAC of a value the operator holds (shared/audit/hmac.ts)
+ * and the entries that carry it. Needs the CA passphrase (the key is derived from the CA key), so a
+ * reader of the store alone cannot test guesses. Nothing is written.
+ */
+export async function auditHashOf(
+  dataDir: string,
+  value: string,
+  opts: PassphraseOptions = {},
+  storeUrl?: string,
+): Promise<AuditHashReport> {
+  const paths = caPaths(dataDir);
+  const store = await openExisting(dataDir, storeUrl);
+  try {
+    const { passphrase } = resolveCaPassphrase(dataDir, opts);
+    const caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
+    const hmac = auditHmac(deriveAuditHmacKey(caKey), value);
+    const entries = (await store.listAudit({})).filter((r) => Object.values(r.detail).includes(hmac));
+    return { hmac, entries };
+  } finally {
+    await store.close();
   }
 }

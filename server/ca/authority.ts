@@ -12,18 +12,15 @@ import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
 import { parseReason, type ReasonName } from '../../shared/revocation-reasons.js';
+import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
 import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
-import {
-  openStore,
-  type CertificateRecord,
-  type CrlState,
-  type RenewalInstall,
-  type RenewalRecord,
-  type Store,
-} from '../store/store.js';
+import type { CertificateRecord, CrlState, RenewalInstall, RenewalRecord } from '../store/store.js';
+import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
+import { openAsyncStore } from '../store/open-store.js';
 import { checkRenewable, checkRenewalRate, installableRenewal, refuseSameKey } from './renewal.js';
 import { decryptPrivateKey, keyMatchesCertificate, readText } from './credentials.js';
+import { materializeCredentials } from './shared-credentials.js';
 import {
   CrlPublisher,
   type CrlFileRepair,
@@ -76,6 +73,8 @@ export interface OpenOptions extends PassphraseOptions {
   clock?: () => number;
   /** Override the stored CRL schedule settings for this process (tests, benchmarks). */
   crlSchedule?: Partial<Pick<CaSettings, 'crlSyncFullMax' | 'crlDeltaMaxEntries' | 'crlFullIntervalMs'>>;
+  /** The store's URL (postgres://...); undefined: the data directory's SQLite file. */
+  storeUrl?: string | undefined;
 }
 
 export interface IssueOptions {
@@ -109,7 +108,7 @@ export class CertificateAuthority {
   readonly paths: CaPaths;
   readonly caCert: ParsedCertificate;
   readonly caCertPem: string;
-  readonly store: Store;
+  readonly store: AsyncStore;
   /** Changed only by usePublicUrl. */
   settings: CaSettings;
   /** The CRL distribution point of the certificates this CA issues (`<public URL>/crl.pem`). */
@@ -122,6 +121,8 @@ export class CertificateAuthority {
   /** What open found about root_ca.pem (anything but 'ok' means it was rewritten from the store). */
   readonly caFileRepair: CaFileRepair;
   private readonly caKey: KeyObject | undefined;
+  /** The audit trail's HMAC key (shared/audit/hmac.ts), derived from the CA key when it is open. */
+  private readonly auditKey: Buffer | undefined;
   private readonly publisher: CrlPublisher;
   private readonly clock: () => number;
   /** A complete CRL re-issue scheduled after a revocation (off its acknowledgement path). */
@@ -133,7 +134,7 @@ export class CertificateAuthority {
   private constructor(init: {
     dataDir: string;
     caCert: ParsedCertificate;
-    store: Store;
+    store: AsyncStore;
     settings: CaSettings;
     caKey: KeyObject | undefined;
     publisher: CrlPublisher;
@@ -150,6 +151,7 @@ export class CertificateAuthority {
     this.settings = init.settings;
     this.crlUrl = crlUrlOf(init.settings);
     this.caKey = init.caKey;
+    this.auditKey = init.caKey === undefined ? undefined : deriveAuditHmacKey(init.caKey);
     this.readOnly = init.caKey === undefined;
     this.publisher = init.publisher;
     this.crlFileRepair = init.crlFileRepair;
@@ -172,19 +174,28 @@ export class CertificateAuthority {
     // entryKind, not existsSync: a CA that is there but out of reach (permission denied, a file in the
     // way) must not be reported as missing, with the advice to run `kds server init` over it.
     const absent = (path: string): boolean => entryKind(path) === 'missing';
-    if (absent(paths.store) || (absent(paths.rootCa) && (opts.readOnly || absent(paths.rootKey)))) {
+    const url = opts.storeUrl === '' ? undefined : opts.storeUrl;
+    if (url === undefined && absent(paths.store)) throw missing();
+    const store = await openAsyncStore({ dataDir, url });
+    try {
+      if (url !== undefined) await materializeCredentials(store, paths);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    if (absent(paths.rootCa) && (opts.readOnly || absent(paths.rootKey))) {
+      await store.close();
       throw missing();
     }
-    let caKey: KeyObject | undefined;
-    if (!opts.readOnly) {
-      const { passphrase } = resolveCaPassphrase(dataDir, opts);
-      caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
-    }
-    const store = openStore(dataDir);
     try {
+      let caKey: KeyObject | undefined;
+      if (!opts.readOnly) {
+        const { passphrase } = resolveCaPassphrase(dataDir, opts);
+        caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
+      }
       const { caCert, repair: caFileRepair } = loadCaCertificate(
         paths,
-        store.activeCertificate(ROOT_CA_NAME),
+        await store.activeCertificate(ROOT_CA_NAME),
         caKey,
       );
       if (caKey !== undefined && !keyMatchesCertificate(caKey, caCert)) {
@@ -192,21 +203,21 @@ export class CertificateAuthority {
       }
       const settings: CaSettings = {
         ...DEFAULT_CA_SETTINGS,
-        ...(store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? {}),
+        ...((await store.getSetting<CaSettings>(CA_SETTINGS_KEY)) ?? {}),
         ...(opts.crlSchedule ?? {}),
       };
-      const publisher = CrlPublisher.load({ store, paths, caCert, settings });
+      const publisher = await CrlPublisher.load({ store, paths, caCert, settings });
       const clock = opts.clock ?? Date.now;
       // Keep the published CRL fresh (RFC 5280 5.1.2.5 nextUpdate) whenever we can sign, and list the
       // certificates renewals superseded that are not on it yet (a crash between the two commits).
       if (caKey !== undefined) {
-        publisher.refresh(syncSigner(caKey), clock());
+        await publisher.refresh(syncSigner(caKey), clock());
         for (const serialHex of await publisher.listSupersededGaps()) {
           await publisher.supersede(serialHex, 'kds', syncSigner(caKey), clock());
         }
       }
-      const crlFileRepair = publisher.repairFile();
-      const deltaCrlFileRepair = publisher.repairDeltaFile();
+      const crlFileRepair = await publisher.repairFile();
+      const deltaCrlFileRepair = await publisher.repairDeltaFile();
       return new CertificateAuthority({
         dataDir,
         caCert,
@@ -220,7 +231,7 @@ export class CertificateAuthority {
         clock,
       });
     } catch (err) {
-      store.close();
+      await store.close();
       throw err;
     }
   }
@@ -237,25 +248,29 @@ export class CertificateAuthority {
    * the operator, so a later start without --public-url keeps it instead of deriving one. When the
    * URL changed and the CA key is at hand, a complete CRL naming the new delta URL is issued at once.
    */
-  usePublicUrl(url: string, explicit: boolean): void {
-    const stored = this.store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? DEFAULT_CA_SETTINGS;
+  async usePublicUrl(url: string, explicit: boolean): Promise<void> {
+    const stored = (await this.store.getSetting<CaSettings>(CA_SETTINGS_KEY)) ?? DEFAULT_CA_SETTINGS;
     if (stored.publicUrl !== url || (stored.publicUrlExplicit ?? false) !== explicit) {
-      this.store.setSetting(CA_SETTINGS_KEY, { ...stored, publicUrl: url, publicUrlExplicit: explicit });
+      await this.store.setSetting(CA_SETTINGS_KEY, {
+        ...stored,
+        publicUrl: url,
+        publicUrlExplicit: explicit,
+      });
     }
     this.settings = { ...this.settings, publicUrl: url, publicUrlExplicit: explicit };
     this.crlUrl = crlUrlOf(this.settings);
     if (this.publisher.setFreshestCrlUrl(deltaCrlUrlOf(this.settings)) && this.caKey !== undefined) {
-      this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'force');
+      await this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'force');
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     // A scheduled complete-CRL re-issue is dropped: the published pair is consistent without it (the
     // delta lists what the complete CRL lacks), and the next process that can sign catches up.
     if (this.fullCrlTimer !== undefined) clearImmediate(this.fullCrlTimer);
     this.fullCrlTimer = undefined;
     this.closed = true;
-    this.store.close();
+    await this.store.close();
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -329,7 +344,7 @@ export class CertificateAuthority {
    */
   async enroll(opts: { token: string; csrPem: string; actor?: string; days?: number }): Promise<IssueResult> {
     const key = this.requireKey();
-    const name = usableEnrollmentTokenName(this.store, { token: opts.token, now: this.clock() });
+    const name = await usableEnrollmentTokenName(this.store, { token: opts.token, now: this.clock() });
     const request = decodeCsr(opts.csrPem);
     if (request.subjectCN !== name) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
     const csr = await verifyCsr(request);
@@ -337,7 +352,7 @@ export class CertificateAuthority {
     checkCsrPolicy(csr, name);
     if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved for the system`);
     const now = this.clock();
-    const active = this.store.activeCertificate(name);
+    const active = await this.store.activeCertificate(name);
     // A certificate past its notAfter is no identity any more: enrolling again with a new token
     // replaces it (it becomes `superseded`). A revoked one is not `active`, so it never blocks.
     if (active !== undefined && !(active.notAfter < now)) {
@@ -366,8 +381,14 @@ export class CertificateAuthority {
         actor,
         // The token is consumed in the same transaction that reserves the serial (atomic: a token is
         // spent exactly when a certificate is being issued for it), after the active-name re-check.
-        beforeReserve: () =>
-          consumeEnrollmentToken(this.store, { token: opts.token, name: name, actor, now }),
+        beforeReserve: (tx) =>
+          consumeEnrollmentToken(tx, {
+            token: opts.token,
+            name: name,
+            actor,
+            now,
+            auditHash: (v) => this.auditHash(v),
+          }),
         replaceExpired: true,
       },
     );
@@ -393,8 +414,8 @@ export class CertificateAuthority {
   }): Promise<IssueResult> {
     const key = this.requireKey();
     const now = this.clock();
-    const current = this.store.getCertificate(opts.serialHex);
-    checkRenewable(this.store, current, opts.name, now);
+    const current = await this.store.getCertificate(opts.serialHex);
+    await checkRenewable(this.store, current, opts.name, now);
     const request = decodeCsr(opts.csrPem);
     if (request.subjectCN !== opts.name) {
       throw new PolicyError('name_mismatch', `a renewal keeps the name: the CSR must be for "${opts.name}"`);
@@ -423,7 +444,7 @@ export class CertificateAuthority {
         renewalOf: opts.serialHex,
         // Counted and refused inside the transaction that records it, so concurrent sessions of one
         // name cannot all slip under the limit.
-        beforeReserve: () => checkRenewalRate(this.store, opts.name, this.clock()),
+        beforeReserve: (tx) => checkRenewalRate(tx, opts.name, this.clock()),
       },
     );
   }
@@ -471,8 +492,8 @@ export class CertificateAuthority {
    * Can `serialHex` (a `pending` certificate presented in a handshake) be installed? Only the newest
    * renewal of a certificate that is still the name's active, unrevoked one.
    */
-  installableRenewal(serialHex: string): RenewalRecord | undefined {
-    return installableRenewal(this.store, serialHex, (s) => this.revocationOf(s) !== undefined);
+  installableRenewal(serialHex: string, db: AsyncStoreData = this.store): Promise<RenewalRecord | undefined> {
+    return installableRenewal(db, serialHex, (s) => this.revocationOf(s) !== undefined);
   }
 
   /**
@@ -480,14 +501,17 @@ export class CertificateAuthority {
    * make it active and supersede what it replaces (and any older, never installed renewal of that
    * certificate); then list those on the CRL with reasonCode superseded. Returns the install.
    */
-  installRenewal(serialHex: string, actor: string): { install: RenewalInstall; listed: Promise<void> } {
+  async installRenewal(
+    serialHex: string,
+    actor: string,
+  ): Promise<{ install: RenewalInstall; listed: Promise<void> }> {
     const key = this.requireKey();
     const now = this.clock();
-    const install = this.store.transaction(() => {
-      const renewal = this.installableRenewal(serialHex);
+    const install = await this.store.transaction(async (tx) => {
+      const renewal = await this.installableRenewal(serialHex, tx);
       if (renewal === undefined) throw new AuthError('cert_revoked', 'certificate superseded', { serialHex });
-      const done = this.store.installRenewal(serialHex, now);
-      this.store.appendAudit({
+      const done = await tx.installRenewal(serialHex, now);
+      await tx.appendAudit({
         at: now,
         actor,
         action: 'cert.renew',
@@ -515,10 +539,23 @@ export class CertificateAuthority {
     name: string;
     ttlMs?: number;
     actor: string;
-    beforeWrite?: () => void;
-  }): CreatedToken {
+    beforeWrite?: (tx: AsyncStoreTx) => Promise<void>;
+  }): Promise<CreatedToken> {
     this.requireKey();
-    return createEnrollmentToken(this.store, { ...opts, now: this.clock() });
+    return createEnrollmentToken(this.store, {
+      ...opts,
+      now: this.clock(),
+      auditHash: (v) => this.auditHash(v),
+    });
+  }
+
+  /**
+   * The audit trail's HMAC of a sensitive value (`hmac-sha256:<hex>`): what the entries about an
+   * enrollment token hold instead of the token, and what `kds admin audit hash` prints to find them.
+   */
+  auditHash(value: string): string {
+    this.requireKey();
+    return auditHmac(this.auditKey!, value);
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -535,7 +572,7 @@ export class CertificateAuthority {
     by: { serialHex: string } | { name: string },
     reason: ReasonName | string,
     actor: string,
-    opts: { beforeWrite?: () => void } = {},
+    opts: { beforeWrite?: (tx: AsyncStoreData) => Promise<void> } = {},
   ): Promise<RevokeOutcome> {
     const key = this.requireKey();
     const target = 'serialHex' in by ? { serialHex: normalizeSerialHex(by.serialHex) } : { name: by.name };
@@ -566,7 +603,10 @@ export class CertificateAuthority {
     this.publisher.onRevoked(listener);
   }
 
-  /** Pick up (and announce to listeners) revocations other processes committed. */
+  /**
+   * Pick up (and announce to listeners) revocations and CRLs other processes or nodes committed; cheap
+   * when nothing changed (one look at the store's change counter).
+   */
   async syncRevocations(): Promise<number> {
     return (await this.publisher.sync()).length;
   }
@@ -592,7 +632,7 @@ export class CertificateAuthority {
    * Re-sign the complete CRL if it is past half its lifetime or the delta's schedule says so (or always
    * with force); returns the new state.
    */
-  refreshCrl(force = false): CrlState | undefined {
+  refreshCrl(force = false): Promise<CrlState | undefined> {
     return this.publisher.refresh(syncSigner(this.requireKey()), this.clock(), force ? 'force' : 'due');
   }
 
@@ -605,13 +645,13 @@ export class CertificateAuthority {
    * The schedule, for a KDC timer: re-issue the complete CRL when fullCrlDue(); otherwise nothing (no
    * write lock taken). No-op without the CA key.
    */
-  maintainCrl(): CrlState | undefined {
+  async maintainCrl(): Promise<CrlState | undefined> {
     if (this.caKey === undefined || this.closed || !this.publisher.fullCrlDue(this.clock())) return undefined;
     return this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'due');
   }
 
   /** At KDC start and stop: re-issue the complete CRL if the delta lists anything (it is "stale"). */
-  publishFullCrlIfStale(): CrlState | undefined {
+  async publishFullCrlIfStale(): Promise<CrlState | undefined> {
     if (this.caKey === undefined || this.closed) return undefined;
     return this.publisher.refresh(syncSigner(this.caKey), this.clock(), 'stale');
   }
@@ -622,19 +662,17 @@ export class CertificateAuthority {
     if (!this.publisher.fullCrlDue(this.clock())) return;
     this.fullCrlTimer = setImmediate(() => {
       this.fullCrlTimer = undefined;
-      try {
-        this.maintainCrl();
-        this.crlMaintenanceError = undefined;
-      } catch (err) {
-        this.crlMaintenanceError = err as Error;
-      }
+      this.maintainCrl().then(
+        () => (this.crlMaintenanceError = undefined),
+        (err: unknown) => (this.crlMaintenanceError = err as Error),
+      );
     });
   }
 
   // -------------------------------------------------------------------------------------------------
   // Lookups and verification
 
-  certificateRecord(serialHex: string): CertificateRecord | undefined {
+  certificateRecord(serialHex: string): Promise<CertificateRecord | undefined> {
     return this.store.getCertificate(serialHex.toLowerCase());
   }
 

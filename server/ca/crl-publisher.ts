@@ -37,20 +37,25 @@
 //
 // Why CRLs are signed with the SYNCHRONOUS crypto.sign inside the transaction: "the revocation row and
 // the new CRL are committed before the command reports success", in ONE transaction, and several
-// processes (the KDC and `kds cert revoke`) may revoke at once. better-sqlite3 transactions are
-// synchronous, so an await inside one is impossible; holding a manual BEGIN across an await would let
-// every other store call of this process slip into our transaction. Signing synchronously under the
-// write lock is what makes "one row, one CRL entry, CRL numbers strictly increasing, the CRLs in the
-// store always listing exactly the revocation rows" true by construction. The cost is one RSA private-key
-// operation (about 1-3 ms for RSA-3072) on the event loop per revocation: revocations are rare, and
-// certificates (frequent) keep using the callback form.
+// processes or nodes (KDCs on one PostgreSQL, the KDC and `kds cert revoke`) may revoke at once. The
+// transaction holds the store's write lock (every node's writers wait for it), so it must be short: a
+// synchronous signature is one RSA private-key operation (about 1-3 ms for RSA-3072) with no wait on the
+// thread pool's queue in between. Under that lock "one row, one CRL entry, CRL numbers strictly
+// increasing across every node, the CRLs in the store always listing exactly the revocation rows" is
+// true by construction. Certificates (frequent) keep using the callback form, outside any transaction.
+//
+// Lookups (revocationOf, crlStatusOf, currentState, currentDelta) answer from memory, synchronously: this
+// process's own revocations are there before revoke() returns, other processes' and nodes' after the next
+// sync() (the KDC calls it before every handshake check, on its timer and when the store notifies a
+// revocation).
 import { readFileSync } from 'node:fs';
 import { EnvironmentError, InputError, StateError } from '../../shared/errors.js';
 import { CrlBuilder, parseCrl, type CrlEntry } from '../../shared/pki/crl.js';
 import { isReasonName, type ReasonName } from '../../shared/revocation-reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
-import type { CertificateRecord, CrlState, RevocationRecord, Store } from '../store/store.js';
+import type { CertificateRecord, CrlState, RevocationRecord } from '../store/store.js';
+import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
 import { DAY_MS, deltaCrlUrlOf, type CaPaths, type CaSettings } from '../../io/ca-files.js';
 import type { SyncSigner } from './signer.js';
 
@@ -89,7 +94,7 @@ export interface DeltaCrlState {
 export const DELTA_SETTING = 'crl.delta';
 
 interface PublisherDeps {
-  store: Store;
+  store: AsyncStore;
   paths: CaPaths;
   caCert: ParsedCertificate;
   settings: CaSettings;
@@ -101,13 +106,15 @@ export type CrlFileRepair = 'ok' | 'missing' | 'unreadable' | 'stale' | 'differe
 /** refresh(): 'due' re-issues when a schedule condition holds, 'stale' also whenever the delta is non-empty. */
 export type RefreshMode = 'due' | 'stale' | 'force';
 
-interface Cached<T> {
-  state: T;
+/** The store's current CRLs, as of the store's change counter `counter`. */
+interface Snapshot {
+  full: CrlState;
+  delta: DeltaCrlState | undefined;
   counter: number;
 }
 
 export class CrlPublisher {
-  private readonly store: Store;
+  private readonly store: AsyncStore;
   private readonly paths: CaPaths;
   private readonly caCert: ParsedCertificate;
   private readonly settings: CaSettings;
@@ -125,24 +132,24 @@ export class CrlPublisher {
   /**
    * The current CRLs as this process last read or committed them, with the store's change counter at
    * that moment (bench/revocation.ts: re-reading the row cost ~2 x 90 ms per revocation at 100k
-   * entries). Valid while the counter is unchanged: it moves only when ANOTHER process commits.
+   * entries). Valid while the counter is unchanged (SQLite: it moves only when ANOTHER process commits).
    */
-  private cached: Cached<CrlState> | undefined;
-  private cachedDelta: Cached<DeltaCrlState | undefined> | undefined;
-  /** Signed inside the current transaction; become `cached*` only once that transaction committed. */
-  private uncommitted: Cached<CrlState> | undefined;
-  private uncommittedDelta: Cached<DeltaCrlState> | undefined;
+  private snap: Snapshot;
+  /** Signed inside the current transaction; becomes `snap` only once that transaction committed. */
+  private uncommitted: Snapshot | undefined;
   private readonly listeners: RevokedListener[] = [];
+  /** One catch-up, refresh or revocation of this process at a time (they share the builders and maps). */
+  private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(deps: PublisherDeps, state: CrlState) {
+  private constructor(deps: PublisherDeps, snap: Snapshot) {
     this.store = deps.store;
     this.paths = deps.paths;
     this.caCert = deps.caCert;
     this.settings = deps.settings;
     this.freshestCrlUrl = deltaCrlUrlOf(deps.settings);
-    this.lastChangeCounter = this.store.changeCounter();
-    this.builder = this.newBuilder(state);
-    this.catchUp();
+    this.lastChangeCounter = snap.counter;
+    this.snap = snap;
+    this.builder = this.newBuilder(snap.full);
   }
 
   /**
@@ -162,33 +169,42 @@ export class CrlPublisher {
   }
 
   /** Load the revocation state of the store (every row once: O(n) at open, O(1) per lookup after). */
-  static load(deps: PublisherDeps): CrlPublisher {
-    const state = deps.store.getCrlState();
-    if (state === undefined) {
+  static async load(deps: PublisherDeps): Promise<CrlPublisher> {
+    const counter = await deps.store.changeCounter();
+    const full = await deps.store.getCrlState();
+    if (full === undefined) {
       throw new EnvironmentError(
         'ca_missing',
         'the store has no CRL: the CA was not initialised (kds server init)',
       );
     }
-    return new CrlPublisher(deps, state);
+    const delta = await deps.store.getSetting<DeltaCrlState>(DELTA_SETTING);
+    const publisher = new CrlPublisher(deps, { full, delta, counter });
+    await publisher.catchUp(deps.store);
+    return publisher;
+  }
+
+  /** Run `fn` after every catch-up, refresh and revocation this process started before it. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Lookups
+  // Lookups (memory only)
 
   /**
-   * O(1). Never stale for revocations this process made; others' are picked up via the change counter.
+   * O(1). Never stale for revocations this process made; others' are picked up by refresh().
    * Superseded certificates are NOT reported here (see crlStatusOf): the key service and the KDC's
    * session checks treat a renewal as no revocation.
    */
   revocationOf(serialHex: string): RevocationInfo | undefined {
-    this.refreshIfChanged();
     return this.revoked.get(serialHex.toLowerCase());
   }
 
   /** O(1): what the published CRLs say about a serial (a revocation, or reason superseded). */
   crlStatusOf(serialHex: string): RevocationInfo | undefined {
-    this.refreshIfChanged();
     const s = serialHex.toLowerCase();
     return this.revoked.get(s) ?? this.superseded.get(s);
   }
@@ -203,24 +219,14 @@ export class CrlPublisher {
     return this.builder.size;
   }
 
+  /** The current complete CRL as of the last refresh (or this process's last commit). */
   currentState(): CrlState {
-    // The CRL row of a 100k-entry CA is ~6.6 MB of PEM: read it from the store only when another
-    // process may have replaced it (the store's change counter moved) or this process has not seen it.
-    const counter = this.store.changeCounter();
-    if (this.cached !== undefined && this.cached.counter === counter) return this.cached.state;
-    const state = this.store.getCrlState();
-    if (state === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
-    this.cached = { state, counter };
-    return state;
+    return this.snap.full;
   }
 
   /** The current delta CRL; undefined for a data directory no delta was ever issued in. */
   currentDelta(): DeltaCrlState | undefined {
-    const counter = this.store.changeCounter();
-    if (this.cachedDelta !== undefined && this.cachedDelta.counter === counter) return this.cachedDelta.state;
-    const state = this.store.getSetting<DeltaCrlState>(DELTA_SETTING);
-    this.cachedDelta = { state, counter };
-    return state;
+    return this.snap.delta;
   }
 
   onRevoked(listener: RevokedListener): void {
@@ -228,12 +234,18 @@ export class CrlPublisher {
   }
 
   /**
-   * Pick up revocations committed by other processes now (the KDC can call this on a timer so that
-   * `kds cert revoke` run from a shell ends live sessions promptly). Notifies listeners.
+   * Pick up what other processes or nodes committed (revocations, CRLs) when the store's change counter
+   * moved, and tell the listeners of the revocations among it. Returns those revocations.
    */
   async sync(): Promise<RevocationRecord[]> {
-    this.lastChangeCounter = this.store.changeCounter();
-    const fresh = this.catchUp();
+    const fresh = await this.exclusive(async () => {
+      const counter = await this.store.changeCounter();
+      if (counter === this.lastChangeCounter) return [];
+      const rows = await this.catchUp(this.store);
+      await this.reload(this.store, counter);
+      this.lastChangeCounter = counter;
+      return rows;
+    });
     await this.notify(fresh);
     return fresh;
   }
@@ -252,7 +264,7 @@ export class CrlPublisher {
     actor: string,
     sign: SyncSigner,
     now: number = Date.now(),
-    beforeWrite?: () => void,
+    beforeWrite?: (tx: AsyncStoreData) => Promise<void>,
   ): Promise<RevokeOutcome> {
     if (!isReasonName(reason) || reason === 'removeFromCRL') {
       throw new InputError(
@@ -284,77 +296,83 @@ export class CrlPublisher {
     sign: SyncSigner,
     nowMs: number,
     kind: 'revoke' | 'supersede',
-    beforeWrite?: () => void,
+    beforeWrite?: (tx: AsyncStoreData) => Promise<void>,
   ): Promise<RevokeOutcome> {
     // CRL times have one-second resolution (RFC 5280 5.1.2.4): record exactly what the CRL will say.
     const now = Math.floor(nowMs / 1000) * 1000;
     let fresh: RevocationRecord[] = [];
-    let outcome: RevokeOutcome;
-    let wroteFull = false;
-    try {
-      outcome = this.store.transaction(() => {
-        beforeWrite?.();
-        // Under the write lock: catch up first, so the re-check below and the CRL see every row.
-        fresh = this.catchUp();
-        const cert = this.target(by);
-        const existing = this.store.getRevocation(cert.serialHex);
-        if (existing !== undefined) {
+    const outcome = await this.exclusive(async () => {
+      let wroteFull = false;
+      let result: RevokeOutcome;
+      try {
+        result = await this.store.transaction(async (tx) => {
+          await beforeWrite?.(tx);
+          // Under the write lock: catch up first, so the re-check below and the CRL see every row.
+          fresh = await this.catchUp(tx);
+          await this.reload(tx, await this.store.changeCounter());
+          const cert = await this.target(tx, by);
+          const existing = await tx.getRevocation(cert.serialHex);
+          if (existing !== undefined) {
+            return {
+              status: 'already_revoked' as const,
+              serialHex: cert.serialHex,
+              name: cert.name,
+              reason: existing.reason as ReasonName,
+              revokedAt: existing.revokedAt,
+              crlNumber: this.highestCrlNumber(),
+            };
+          }
+          if (kind === 'supersede' && cert.status !== 'superseded') {
+            throw new InputError('bad_request', `certificate ${cert.serialHex} was not superseded`, {
+              serialHex: cert.serialHex,
+            });
+          }
+          const row = await tx.insertRevocation({ serialHex: cert.serialHex, revokedAt: now, reason });
+          if (kind === 'revoke') await tx.setCertificateStatus(cert.serialHex, 'revoked');
+          const entry = { serialHex: cert.serialHex, revokedAt: now, reason };
+          this.builder.add(entry);
+          this.addToDelta(row.id, entry);
+          this.lastRevocationId = Math.max(this.lastRevocationId, row.id);
+          let crlNumber: number;
+          if (this.builder.size < this.settings.crlSyncFullMax) {
+            crlNumber = (await this.signFull(tx, sign, now)).crlNumber;
+            wroteFull = true;
+          } else {
+            crlNumber = (await this.signDelta(tx, sign, now)).crlNumber;
+          }
+          await tx.appendAudit({
+            at: now,
+            actor,
+            action: kind === 'revoke' ? 'cert.revoke' : 'cert.supersede',
+            subject: cert.name,
+            detail: { serialHex: cert.serialHex, reason, crlNumber, published: wroteFull ? 'full' : 'delta' },
+          });
+          // Every node hears of it (the KDCs' sessions of this certificate end, their lookups refresh).
+          if (kind === 'revoke') await tx.notify(REVOKED_CHANNEL, cert.serialHex);
           return {
-            status: 'already_revoked' as const,
+            status: 'revoked' as const,
             serialHex: cert.serialHex,
             name: cert.name,
-            reason: existing.reason as ReasonName,
-            revokedAt: existing.revokedAt,
-            crlNumber: this.highestCrlNumber(),
+            reason,
+            revokedAt: now,
+            crlNumber,
+            published: wroteFull ? ('full' as const) : ('delta' as const),
           };
-        }
-        if (kind === 'supersede' && cert.status !== 'superseded') {
-          throw new InputError('bad_request', `certificate ${cert.serialHex} was not superseded`, {
-            serialHex: cert.serialHex,
-          });
-        }
-        const row = this.store.insertRevocation({ serialHex: cert.serialHex, revokedAt: now, reason });
-        if (kind === 'revoke') this.store.setCertificateStatus(cert.serialHex, 'revoked');
-        const entry = { serialHex: cert.serialHex, revokedAt: now, reason };
-        this.builder.add(entry);
-        this.addToDelta(row.id, entry);
-        this.lastRevocationId = Math.max(this.lastRevocationId, row.id);
-        let crlNumber: number;
-        if (this.builder.size < this.settings.crlSyncFullMax) {
-          crlNumber = this.signFull(sign, now).crlNumber;
-          wroteFull = true;
-        } else {
-          crlNumber = this.signDelta(sign, now).crlNumber;
-        }
-        this.store.appendAudit({
-          at: now,
-          actor,
-          action: kind === 'revoke' ? 'cert.revoke' : 'cert.supersede',
-          subject: cert.name,
-          detail: { serialHex: cert.serialHex, reason, crlNumber, published: wroteFull ? 'full' : 'delta' },
         });
-        return {
-          status: 'revoked' as const,
-          serialHex: cert.serialHex,
-          name: cert.name,
-          reason,
-          revokedAt: now,
-          crlNumber,
-          published: wroteFull ? ('full' as const) : ('delta' as const),
-        };
-      });
-    } catch (err) {
-      // The builders may hold the entry although the transaction rolled back.
-      this.builderDirty = true;
-      this.dropUncommitted();
-      throw err;
-    }
-    this.promoteCommitted();
-    if (outcome.status === 'revoked') {
-      const info = { reason: outcome.reason, revokedAt: outcome.revokedAt };
-      (kind === 'revoke' ? this.revoked : this.superseded).set(outcome.serialHex, info);
-      this.writeFiles(wroteFull);
-    }
+      } catch (err) {
+        // The builders may hold the entry although the transaction rolled back.
+        this.builderDirty = true;
+        this.dropUncommitted();
+        throw err;
+      }
+      this.promoteCommitted();
+      if (result.status === 'revoked') {
+        const info = { reason: result.reason, revokedAt: result.revokedAt };
+        (kind === 'revoke' ? this.revoked : this.superseded).set(result.serialHex, info);
+        await this.writeFiles(wroteFull);
+      }
+      return result;
+    });
     await this.notify(fresh);
     if (outcome.status === 'revoked' && kind === 'revoke') {
       await this.notifyOne(outcome.serialHex, outcome.name, {
@@ -366,12 +384,11 @@ export class CrlPublisher {
   }
 
   /**
-   * Is a complete CRL due by the schedule? (cheap, no transaction: for a timer.) True when the delta
+   * Is a complete CRL due by the schedule? (cheap, memory only: for a timer.) True when the delta
    * has reached crlDeltaMaxEntries, or is non-empty and the complete CRL is older than
    * crlFullIntervalMs, or either CRL is past half its lifetime, or a delta was never issued.
    */
   fullCrlDue(now: number = Date.now(), mode: RefreshMode = 'due'): boolean {
-    this.refreshIfChanged();
     if (mode === 'force') return true;
     const full = this.currentState();
     const delta = this.currentDelta();
@@ -393,29 +410,36 @@ export class CrlPublisher {
   /**
    * Issue a new complete CRL listing every revocation (and an empty delta with the same number) when
    * fullCrlDue(now, mode) says so. RFC 5280 5.1.2.5: nextUpdate is "the date by which the next CRL will
-   * be issued"; relying parties refuse an expired CRL, so a KDC must re-sign in time.
+   * be issued"; relying parties refuse an expired CRL, so a KDC must re-sign in time. Several nodes may
+   * find it due at once: the re-check under the store's write lock lets only the first one sign.
    */
-  refresh(
+  async refresh(
     sign: SyncSigner,
     now: number = Date.now(),
     mode: RefreshMode | boolean = 'due',
-  ): CrlState | undefined {
+  ): Promise<CrlState | undefined> {
     const m: RefreshMode = mode === true ? 'force' : mode === false ? 'due' : mode;
     now = Math.floor(now / 1000) * 1000;
     if (!this.fullCrlDue(now, m)) return undefined;
-    let state: CrlState | undefined;
-    try {
-      state = this.store.transaction(() => {
-        this.catchUp();
-        if (!this.fullCrlDue(now, m)) return undefined; // re-checked under the write lock
-        return this.signFull(sign, now);
-      });
-    } catch (err) {
-      this.dropUncommitted();
-      throw err;
-    }
-    this.promoteCommitted();
-    if (state !== undefined) this.writeFiles(true);
+    let fresh: RevocationRecord[] = [];
+    const state = await this.exclusive(async () => {
+      let signed: CrlState | undefined;
+      try {
+        signed = await this.store.transaction(async (tx) => {
+          fresh = await this.catchUp(tx);
+          await this.reload(tx, await this.store.changeCounter());
+          if (!this.fullCrlDue(now, m)) return undefined; // re-checked under the write lock
+          return this.signFull(tx, sign, now);
+        });
+      } catch (err) {
+        this.dropUncommitted();
+        throw err;
+      }
+      this.promoteCommitted();
+      if (signed !== undefined) await this.writeFiles(true);
+      return signed;
+    });
+    await this.notify(fresh);
     return state;
   }
 
@@ -424,8 +448,7 @@ export class CrlPublisher {
    * commit and its CRL, or a data directory from before superseded certificates were listed).
    */
   async listSupersededGaps(): Promise<string[]> {
-    return this.store
-      .listCertificates({ status: 'superseded' })
+    return (await this.store.listCertificates({ status: 'superseded' }))
       .filter((c) => this.crlStatusOf(c.serialHex) === undefined)
       .map((c) => c.serialHex);
   }
@@ -437,24 +460,27 @@ export class CrlPublisher {
    * Make root_crl.pem byte-identical to the store's current CRL, rewriting it atomically if it is
    * missing, unreadable, older or otherwise different ("the server must notice corruption and rebuild").
    */
-  repairFile(): CrlFileRepair {
+  repairFile(): Promise<CrlFileRepair> {
     return this.repair(this.paths.rootCrl, this.currentState());
   }
 
   /** The same for root_delta_crl.pem ('ok' when no delta was ever issued: there is nothing to publish). */
-  repairDeltaFile(): CrlFileRepair {
+  async repairDeltaFile(): Promise<CrlFileRepair> {
     const delta = this.currentDelta();
     return delta === undefined ? 'ok' : this.repair(this.paths.deltaCrl, delta);
   }
 
-  private repair(path: string, state: { pem: string; crlNumber: number }): CrlFileRepair {
+  private async repair(path: string, state: { pem: string; crlNumber: number }): Promise<CrlFileRepair> {
     let text: string;
-    const rewrite = (): void =>
-      this.store.transaction(() => writeFileAtomic(path, this.latestPem(path), PUBLIC_FILE_MODE));
+    const rewrite = (): Promise<void> =>
+      this.store.transaction(async (tx) => {
+        await this.reload(tx, await this.store.changeCounter());
+        writeFileAtomic(path, this.latestPem(path), PUBLIC_FILE_MODE);
+      });
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
-      rewrite();
+      await rewrite();
       return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
     }
     if (text === state.pem) return 'ok';
@@ -466,7 +492,7 @@ export class CrlPublisher {
     } catch {
       verdict = 'unreadable';
     }
-    rewrite();
+    await rewrite();
     return verdict;
   }
 
@@ -482,8 +508,9 @@ export class CrlPublisher {
    * the files follow commit order and never go back to an older CRL even when two processes revoke at
    * the same moment. The delta is written every time; the complete CRL only when it was re-issued.
    */
-  private writeFiles(full: boolean): void {
-    this.store.transaction(() => {
+  private async writeFiles(full: boolean): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      await this.reload(tx, await this.store.changeCounter());
       if (full) writeFileAtomic(this.paths.rootCrl, this.currentState().pem, PUBLIC_FILE_MODE);
       const delta = this.currentDelta();
       if (delta !== undefined) writeFileAtomic(this.paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
@@ -493,10 +520,22 @@ export class CrlPublisher {
   // -------------------------------------------------------------------------------------------------
   // internals
 
-  private target(by: { serialHex: string } | { name: string }): CertificateRecord {
+  /** Re-read the current CRLs from `db` when the store's change counter is no longer `counter`'s. */
+  private async reload(db: AsyncStoreData, counter: number): Promise<void> {
+    if (this.snap.counter === counter) return;
+    const full = await db.getCrlState();
+    if (full === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
+    const delta = await db.getSetting<DeltaCrlState>(DELTA_SETTING);
+    this.snap = { full, delta, counter };
+  }
+
+  private async target(
+    db: AsyncStoreData,
+    by: { serialHex: string } | { name: string },
+  ): Promise<CertificateRecord> {
     let cert: CertificateRecord | undefined;
     if ('serialHex' in by) {
-      cert = this.store.getCertificate(by.serialHex);
+      cert = await db.getCertificate(by.serialHex);
       if (cert === undefined || cert.status === 'pending') {
         throw new StateError(
           'unknown_serial',
@@ -507,7 +546,7 @@ export class CrlPublisher {
         );
       }
     } else {
-      cert = this.store.activeCertificate(by.name) ?? this.store.latestCertificate(by.name);
+      cert = (await db.activeCertificate(by.name)) ?? (await db.latestCertificate(by.name));
       if (cert === undefined) {
         throw new StateError('not_found', `no certificate was issued for ${JSON.stringify(by.name)}`, {
           name: by.name,
@@ -521,18 +560,21 @@ export class CrlPublisher {
     return cert;
   }
 
-  /** The next number of the one sequence complete and delta CRLs share (RFC 5280 5.2.3). */
+  /** The highest number of the one sequence complete and delta CRLs share (RFC 5280 5.2.3). */
   private highestCrlNumber(): number {
-    return Math.max(this.currentState().crlNumber, this.currentDelta()?.crlNumber ?? 0);
+    const full = this.uncommitted?.full ?? this.currentState();
+    const delta = this.uncommitted?.delta ?? this.currentDelta();
+    return Math.max(full.crlNumber, delta?.crlNumber ?? 0);
   }
 
   /**
    * Sign complete CRL number N = max(complete, delta) + 1 over every revocation row, and the delta CRL
    * issued with it: the same number N, base N, no entries ("If a delta CRL and a complete CRL that cover
    * the same scope are issued at the same time, they MUST have the same CRL number and provide the same
-   * revocation information", RFC 5280 5.2.3). Both stored as current. Inside a transaction, after catchUp.
+   * revocation information", RFC 5280 5.2.3). Both stored as current. Inside a transaction, after
+   * catchUp and reload.
    */
-  private signFull(sign: SyncSigner, now: number): CrlState {
+  private async signFull(tx: AsyncStoreData, sign: SyncSigner, now: number): Promise<CrlState> {
     const current = this.currentState();
     // RFC 5280 5.2.3: "CRL issuers conforming to this profile MUST include this extension in all CRLs"
     // and the number is "monotonically increasing": strictly above every number issued, under the lock.
@@ -548,17 +590,16 @@ export class CrlPublisher {
       nextUpdate,
       lastRevocationId: this.lastRevocationId,
     };
-    // Until the transaction commits, nothing may serve this state from memory.
-    this.cached = undefined;
-    this.store.saveCrlState(state);
-    // Under the write lock no other process can commit, so the counter read now is the one that holds
-    // right after our commit (our own commits never move it).
-    this.uncommitted = { state, counter: this.store.changeCounter() };
+    await tx.saveCrlState(state);
+    // Until the transaction commits, nothing may serve this state from memory. The counter: on SQLite
+    // our own commits never move it and no other process can commit under the lock, so the one read now
+    // holds right after our commit; on PostgreSQL the commit moves it, and the next look re-reads.
+    this.uncommitted = { full: state, delta: this.currentDelta(), counter: this.snap.counter };
     this.delta = {
       builder: this.newBuilder(state, crlNumber),
       base: { crlNumber, lastRevocationId: state.lastRevocationId },
     };
-    this.signDelta(sign, thisUpdate, crlNumber);
+    await this.signDelta(tx, sign, thisUpdate, crlNumber);
     return state;
   }
 
@@ -566,9 +607,14 @@ export class CrlPublisher {
    * Sign the delta CRL over the rows since the current complete CRL (its base), numbered `crlNumber`
    * (default: the next in the shared sequence), and store it as current. Inside a transaction.
    */
-  private signDelta(sign: SyncSigner, now: number, crlNumber = this.highestCrlNumber() + 1): DeltaCrlState {
-    const base = this.uncommitted?.state ?? this.currentState();
-    const delta = this.deltaFor(base);
+  private async signDelta(
+    tx: AsyncStoreData,
+    sign: SyncSigner,
+    now: number,
+    crlNumber = this.highestCrlNumber() + 1,
+  ): Promise<DeltaCrlState> {
+    const base = this.uncommitted?.full ?? this.currentState();
+    const delta = await this.deltaFor(tx, base);
     const previous = this.currentDelta();
     const thisUpdate = Math.max(now, base.thisUpdate, previous?.thisUpdate ?? 0);
     const nextUpdate = thisUpdate + this.settings.crlValidityDays * DAY_MS;
@@ -582,14 +628,13 @@ export class CrlPublisher {
       lastRevocationId: this.lastRevocationId,
       entries: delta.builder.size,
     };
-    this.cachedDelta = undefined;
-    this.store.setSetting(DELTA_SETTING, state);
-    this.uncommittedDelta = { state, counter: this.store.changeCounter() };
+    await tx.setSetting(DELTA_SETTING, state);
+    this.uncommitted = { full: base, delta: state, counter: this.snap.counter };
     return state;
   }
 
   /** The delta builder for `base` (rebuilt from the rows above its lastRevocationId if it moved). */
-  private deltaFor(base: CrlState): NonNullable<CrlPublisher['delta']> {
+  private async deltaFor(db: AsyncStoreData, base: CrlState): Promise<NonNullable<CrlPublisher['delta']>> {
     const d = this.delta;
     if (
       d !== undefined &&
@@ -598,7 +643,7 @@ export class CrlPublisher {
     )
       return d;
     const builder = this.newBuilder(base, base.crlNumber);
-    for (const row of this.store.listRevocations(base.lastRevocationId)) {
+    for (const row of await db.listRevocations(base.lastRevocationId)) {
       builder.add({ serialHex: row.serialHex, revokedAt: row.revokedAt, reason: row.reason as ReasonName });
     }
     this.delta = { builder, base: { crlNumber: base.crlNumber, lastRevocationId: base.lastRevocationId } };
@@ -610,31 +655,18 @@ export class CrlPublisher {
   }
 
   private promoteCommitted(): void {
-    if (this.uncommitted !== undefined) this.cached = this.uncommitted;
-    if (this.uncommittedDelta !== undefined) this.cachedDelta = this.uncommittedDelta;
+    if (this.uncommitted !== undefined) this.snap = this.uncommitted;
     this.uncommitted = undefined;
-    this.uncommittedDelta = undefined;
   }
 
   private dropUncommitted(): void {
-    if (this.uncommitted !== undefined || this.uncommittedDelta !== undefined) {
+    if (this.uncommitted !== undefined) {
       // The delta builder may have been re-based on a complete CRL that never committed.
       this.delta = undefined;
     }
     this.uncommitted = undefined;
-    this.uncommittedDelta = undefined;
-    // A read inside the rolled-back transaction may have cached what it wrote: forget both.
-    this.cached = undefined;
-    this.cachedDelta = undefined;
-  }
-
-  private refreshIfChanged(): void {
-    const counter = this.store.changeCounter();
-    if (counter === this.lastChangeCounter) return;
-    this.lastChangeCounter = counter;
-    const fresh = this.catchUp();
-    // Listeners are told asynchronously: a lookup must stay synchronous and O(1).
-    if (fresh.length > 0) void this.notify(fresh);
+    // A read inside the rolled-back transaction may have loaded what it wrote: read again next time.
+    this.snap = { ...this.snap, counter: Number.NaN };
   }
 
   /**
@@ -643,14 +675,16 @@ export class CrlPublisher {
    * committed rows, so they are never wrong; the builders are rebuilt from every row after a
    * rolled-back revocation may have left an extra entry in them.
    */
-  private catchUp(): RevocationRecord[] {
+  private async catchUp(db: AsyncStoreData): Promise<RevocationRecord[]> {
     if (this.builderDirty) {
-      this.builder = this.newBuilder(this.currentState());
+      const full = await db.getCrlState();
+      if (full === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
+      this.builder = this.newBuilder(full);
       this.delta = undefined;
       this.builderDirty = false;
       this.lastRevocationId = 0;
     }
-    const rows = this.store.listRevocations(this.lastRevocationId);
+    const rows = await db.listRevocations(this.lastRevocationId);
     const fresh: RevocationRecord[] = [];
     for (const row of rows) {
       const reason = row.reason as ReasonName;
@@ -658,7 +692,7 @@ export class CrlPublisher {
       // A renewal's entry (reason superseded, certificate status superseded) is no revocation for the
       // KDC; an operator's revocation with reason superseded (status revoked) is one. Renewals are rare,
       // so looking the certificate up for those rows only keeps catching up O(new rows).
-      if (reason === 'superseded' && this.store.getCertificate(row.serialHex)?.status === 'superseded') {
+      if (reason === 'superseded' && (await db.getCertificate(row.serialHex))?.status === 'superseded') {
         this.superseded.set(row.serialHex, info);
       } else if (!this.revoked.has(row.serialHex)) {
         fresh.push(row);
@@ -684,7 +718,7 @@ export class CrlPublisher {
 
   private async notify(rows: RevocationRecord[]): Promise<void> {
     for (const row of rows) {
-      const name = this.store.getCertificate(row.serialHex)?.name ?? '';
+      const name = (await this.store.getCertificate(row.serialHex))?.name ?? '';
       await this.notifyOne(row.serialHex, name, {
         reason: row.reason as ReasonName,
         revokedAt: row.revokedAt,
@@ -698,12 +732,17 @@ export class CrlPublisher {
   }
 }
 
+/** The store channel a revocation is announced on (payload: the serial), to every node. */
+export const REVOKED_CHANNEL = 'revoked';
+
 /**
  * The first CRLs of a new CA: complete CRL number 1 (no entries) and, issued with it, delta CRL number 1
  * (base 1, no entries); stored and written to root_crl.pem / root_delta_crl.pem. RFC 5280 5.1.2.6:
  * "When there are no revoked certificates, the revoked certificates list MUST be absent."
  */
-export function publishInitialCrl(deps: PublisherDeps & { sign: SyncSigner; now: number }): CrlState {
+export async function publishInitialCrl(
+  deps: PublisherDeps & { sign: SyncSigner; now: number },
+): Promise<CrlState> {
   const { store, paths, caCert, settings, sign } = deps;
   const now = Math.floor(deps.now / 1000) * 1000;
   const thisUpdate = now;
@@ -726,9 +765,9 @@ export function publishInitialCrl(deps: PublisherDeps & { sign: SyncSigner; now:
     lastRevocationId: 0,
     entries: 0,
   };
-  store.transaction(() => {
-    store.saveCrlState(state);
-    store.setSetting(DELTA_SETTING, delta);
+  await store.transaction(async (tx) => {
+    await tx.saveCrlState(state);
+    await tx.setSetting(DELTA_SETTING, delta);
     writeFileAtomic(paths.rootCrl, state.pem, PUBLIC_FILE_MODE);
     writeFileAtomic(paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
   });

@@ -23,7 +23,8 @@ import {
   PUBLIC_FILE_MODE,
   writeFileAtomic,
 } from '../../io/fs-atomic.js';
-import { openStore } from '../store/store.js';
+import { openAsyncStore } from '../store/open-store.js';
+import { storeCredentials } from './shared-credentials.js';
 import { encryptPrivateKey } from './credentials.js';
 import {
   ADMIN_NAME,
@@ -68,6 +69,12 @@ export interface InitOptions extends PassphraseOptions {
   publicUrl?: string;
   /** Replace an existing CA (the old files are moved into `<dataDir>/replaced-<time>/`, not deleted). */
   force?: boolean;
+  /**
+   * The store's URL (postgres://...): the CA is created there, with the encrypted keys and the KDC's
+   * certificate in its settings for other nodes (shared-credentials.ts). Undefined: the data directory's
+   * SQLite file.
+   */
+  storeUrl?: string | undefined;
   actor?: string;
   now?: number;
 }
@@ -166,9 +173,21 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
   };
   const crlUrl = crlUrlOf(settings);
 
-  const store = openStore(opts.dataDir);
+  const storeUrl = opts.storeUrl === '' ? undefined : opts.storeUrl;
+  const store = await openAsyncStore({ dataDir: opts.dataDir, url: storeUrl });
   try {
-    store.setSetting(CA_SETTINGS_KEY, settings);
+    if (
+      storeUrl !== undefined &&
+      (await store.activeCertificate(ROOT_CA_NAME)) !== undefined &&
+      !opts.force
+    ) {
+      throw new EnvironmentError(
+        'ca_exists',
+        `a CA already exists in ${store.location}; use --force to replace it`,
+        { store: store.location },
+      );
+    }
+    await store.setSetting(CA_SETTINGS_KEY, settings);
     const sign = asyncSigner(caKey);
 
     const root = await issueCertificate(
@@ -226,7 +245,7 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
     writeFileAtomic(paths.adminCert, admin.cert.pem, PRIVATE_FILE_MODE);
 
     // RFC 5280 5.2.3: the first CRL is number 1; it lists nothing yet.
-    const crl = publishInitialCrl({
+    const crl = await publishInitialCrl({
       store,
       paths,
       caCert: root.cert,
@@ -234,7 +253,8 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
       settings,
       now,
     });
-    store.appendAudit({
+    if (storeUrl !== undefined) await storeCredentials(store, paths);
+    await store.appendAudit({
       at: now,
       actor,
       action: 'ca.init',
@@ -273,7 +293,7 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
       warnings,
     };
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

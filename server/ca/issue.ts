@@ -15,8 +15,8 @@ import type { ParsedCertificate, Profile, Signer } from '../../shared/pki/x509.j
 import { buildParsedCertificate } from '../../shared/pki/x509.js';
 import { newSerialHex } from '../../shared/pki/serial.js';
 import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
-import type { CertificateRole, Store } from '../store/store.js';
-import { groupCommit } from '../store/group-commit.js';
+import type { CertificateRole } from '../store/store.js';
+import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
 import { DAY_MS, type CaSettings } from '../../io/ca-files.js';
 
 /**
@@ -26,7 +26,7 @@ import { DAY_MS, type CaSettings } from '../../io/ca-files.js';
 export const BACKDATE_MS = 5 * 60_000;
 
 export interface IssueContext {
-  store: Store;
+  store: AsyncStore;
   /** undefined when issuing the self-signed root itself. */
   caCert: ParsedCertificate | undefined;
   sign: Signer;
@@ -71,7 +71,7 @@ export interface IssueRequest {
    * (enrollment consumes its token here, so a token is spent exactly when a certificate is issued for
    * it, and a failed signature no longer burns it).
    */
-  beforeReserve?: () => void;
+  beforeReserve?: (tx: AsyncStoreTx) => Promise<void>;
 }
 
 export interface IssueResult {
@@ -133,7 +133,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
     req.renew === true ||
     req.renewalOf !== undefined ||
     (req.replaceExpired === true && current !== undefined && current.notAfter < ctx.now);
-  if (!replaceable(store.activeCertificate(req.name))) refuseIfActive(store, req.name);
+  if (!replaceable(await store.activeCertificate(req.name))) await refuseIfActive(store, req.name);
 
   // 2. Build and sign (async: the RSA private-key operation runs on the thread pool).
   const cert = await buildParsedCertificate(
@@ -153,23 +153,23 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
     ctx.sign,
   );
 
-  // 3. One transaction, through the store's group commit (server/store/group-commit.ts: concurrent
+  // 3. One transaction, through the store's group commit (AsyncStore.batch: concurrent
   // issuances share one WAL sync, and each resolves only after its own rows committed, i.e. the
   // certificate is durable before anyone sees it): re-check the name, run beforeReserve (enrollment
   // consumes its token here), supersede the previous one when renewing, record the serial and the
   // certificate in one INSERT (its UNIQUE serial and one-active-per-name index decide races), audit. A throw anywhere rolls back all of it, and the signed certificate is dropped.
   let supersededSerialHex: string | undefined;
-  await groupCommit(store).run(() => {
-    const current = store.activeCertificate(req.name);
+  await store.batch(async (tx) => {
+    const current = await tx.activeCertificate(req.name);
     // Another request (or process) may have issued for this name since step 1.
-    if (current !== undefined && !replaceable(current)) refuseIfActive(store, req.name);
-    req.beforeReserve?.();
+    if (current !== undefined && !replaceable(current)) await refuseIfActive(tx, req.name);
+    await req.beforeReserve?.(tx);
     if (req.renewalOf !== undefined) {
       // Re-checked under the write lock: the renewed certificate must still be the active one.
       if (current?.serialHex !== req.renewalOf) {
         throw new AuthError('cert_revoked', 'certificate superseded', { serialHex: req.renewalOf });
       }
-      store.insertRenewal(
+      await tx.insertRenewal(
         {
           serialHex,
           name: req.name,
@@ -183,7 +183,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
         req.renewalOf,
         ctx.now,
       );
-      store.appendAudit({
+      await tx.appendAudit({
         at: ctx.now,
         actor: req.actor,
         action: 'cert.renew.request',
@@ -199,10 +199,10 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
       return;
     }
     if (current !== undefined) {
-      store.setCertificateStatus(current.serialHex, 'superseded');
+      await tx.setCertificateStatus(current.serialHex, 'superseded');
       supersededSerialHex = current.serialHex;
     }
-    store.insertIssuedCertificate({
+    await tx.insertIssuedCertificate({
       serialHex,
       name: req.name,
       role: req.role,
@@ -212,7 +212,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
       pem: cert.pem,
       fingerprint256: cert.fingerprint256,
     });
-    store.appendAudit({
+    await tx.appendAudit({
       at: ctx.now,
       actor: req.actor,
       action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
@@ -229,8 +229,8 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   return { cert, capped, ...(supersededSerialHex !== undefined ? { supersededSerialHex } : {}) };
 }
 
-function refuseIfActive(store: Store, name: string): void {
-  const active = store.activeCertificate(name);
+async function refuseIfActive(store: Pick<AsyncStoreData, 'activeCertificate'>, name: string): Promise<void> {
+  const active = await store.activeCertificate(name);
   if (active !== undefined) {
     throw new PolicyError(
       'already_active',

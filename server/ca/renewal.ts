@@ -13,23 +13,24 @@
 //      client never installs (a crash, a lost reply) leaves it with a valid identity.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { InputError, PolicyError, AuthError } from '../../shared/errors.js';
-import type { CertificateRecord, RenewalRecord, Store } from '../store/store.js';
+import type { CertificateRecord, RenewalRecord } from '../store/store.js';
+import type { AsyncStoreData } from '../store/async-store.js';
 
 /** Renewal requests one name may make per window (a renewal costs the CA an RSA signature). */
 export const MAX_RENEWALS_PER_WINDOW = 3;
 export const RENEWAL_WINDOW_MS = 60 * 60_000;
 
 /** Step 1: `current` (the session's certificate record) may be renewed by `name` at `now`. */
-export function checkRenewable(
-  store: Store,
+export async function checkRenewable(
+  store: Pick<AsyncStoreData, 'getRevocation'>,
   current: CertificateRecord | undefined,
   name: string,
   now: number,
-): void {
+): Promise<void> {
   if (current === undefined || current.name !== name || current.pem === null) {
     throw new AuthError('cert_unknown_issuer', 'certificate not issued by the trusted CA');
   }
-  if (current.status === 'revoked' || store.getRevocation(current.serialHex) !== undefined) {
+  if (current.status === 'revoked' || (await store.getRevocation(current.serialHex)) !== undefined) {
     throw new AuthError(
       'cert_revoked',
       'a revoked certificate cannot be renewed: enroll again with a new token',
@@ -57,8 +58,12 @@ export function checkRenewable(
 }
 
 /** Step 2, inside the issuing transaction. */
-export function checkRenewalRate(store: Store, name: string, now: number): void {
-  if (store.countRenewalsSince(name, now - RENEWAL_WINDOW_MS) >= MAX_RENEWALS_PER_WINDOW) {
+export async function checkRenewalRate(
+  store: Pick<AsyncStoreData, 'countRenewalsSince'>,
+  name: string,
+  now: number,
+): Promise<void> {
+  if ((await store.countRenewalsSince(name, now - RENEWAL_WINDOW_MS)) >= MAX_RENEWALS_PER_WINDOW) {
     throw new PolicyError(
       'rate_limited',
       `at most ${MAX_RENEWALS_PER_WINDOW} renewals per hour for one name; try again later`,
@@ -78,17 +83,20 @@ export function refuseSameKey(current: CertificateRecord, csrKey: KeyObject): vo
 }
 
 /** Step 4: the renewal `serialHex` may be installed now (else undefined). */
-export function installableRenewal(
-  store: Store,
+export async function installableRenewal(
+  store: Pick<
+    AsyncStoreData,
+    'getRenewal' | 'getCertificateStanding' | 'activeCertificate' | 'latestRenewalOf'
+  >,
   serialHex: string,
   isRevoked: (serialHex: string) => boolean,
-): RenewalRecord | undefined {
-  const renewal = store.getRenewal(serialHex);
+): Promise<RenewalRecord | undefined> {
+  const renewal = await store.getRenewal(serialHex);
   if (renewal === undefined || renewal.installedAt !== null) return undefined;
-  if (store.getCertificateStanding(serialHex)?.status !== 'pending') return undefined;
-  if (store.activeCertificate(renewal.name)?.serialHex !== renewal.replaces) return undefined;
+  if ((await store.getCertificateStanding(serialHex))?.status !== 'pending') return undefined;
+  if ((await store.activeCertificate(renewal.name))?.serialHex !== renewal.replaces) return undefined;
   if (isRevoked(renewal.replaces)) return undefined;
   // Only the newest request: an older one the client abandoned (it asked again) is never installed.
-  if (store.latestRenewalOf(renewal.replaces)?.serialHex !== serialHex) return undefined;
+  if ((await store.latestRenewalOf(renewal.replaces))?.serialHex !== serialHex) return undefined;
   return renewal;
 }

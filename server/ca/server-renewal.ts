@@ -16,6 +16,7 @@ import { EnvironmentError } from '../../shared/errors.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
 import { entryKind } from '../../io/fs-errors.js';
 import { fsyncDir, PRIVATE_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
+import { storeCredentials } from './shared-credentials.js';
 import type { CertificateAuthority } from './authority.js';
 import { decryptPrivateKey, encryptPrivateKey, loadCredential, readText } from './credentials.js';
 import { KDC_NAME } from '../../io/ca-files.js';
@@ -40,7 +41,7 @@ export async function renewServerCredential(
   ca: CertificateAuthority,
   opts: { passphrase: string; actor: string; days?: number },
 ): Promise<ServerRenewal> {
-  recoverServerRenewal(ca, opts.passphrase);
+  await recoverServerRenewal(ca, opts.passphrase);
   const current = loadCredential(ca.dataDir, 'server', opts.passphrase);
   const staged = stagedPaths(ca);
   const pair = await generateRsaKeyPair(SERVER_KEY_BITS);
@@ -53,7 +54,7 @@ export async function renewServerCredential(
   });
   crashPoint('server-renew-issued');
   writeFileAtomic(staged.cert, issued.cert.pem, PRIVATE_FILE_MODE);
-  finish(ca);
+  await finish(ca);
   return {
     serialHex: issued.cert.serialHex,
     notAfter: issued.cert.notAfter,
@@ -62,30 +63,32 @@ export async function renewServerCredential(
   };
 }
 
-export function recoverServerRenewal(
+export async function recoverServerRenewal(
   ca: CertificateAuthority,
   passphrase: string,
-): 'none' | 'installed' | 'discarded' {
+): Promise<'none' | 'installed' | 'discarded'> {
   const staged = stagedPaths(ca);
   if (entryKind(staged.cert) === 'missing') {
     if (entryKind(staged.key) === 'missing') return 'none';
     const key = decryptPrivateKey(readText(staged.key), passphrase);
-    const active = ca.store.activeCertificate(KDC_NAME);
+    const active = await ca.store.activeCertificate(KDC_NAME);
     if (active === undefined || active.pem === null || !sameKey(key, active.pem)) {
       rmSync(staged.key, { force: true });
       return 'discarded';
     }
     writeFileAtomic(staged.cert, active.pem, PRIVATE_FILE_MODE);
   }
-  finish(ca);
+  await finish(ca);
   return 'installed';
 }
 
-function finish(ca: CertificateAuthority): void {
+async function finish(ca: CertificateAuthority): Promise<void> {
   const staged = stagedPaths(ca);
   // The key first, the certificate last: after a crash in between, next-cert.pem says "finish".
   move(staged.key, ca.paths.serverKey);
   move(staged.cert, ca.paths.serverCert);
+  // A shared store carries the KDC credential to the other nodes (they pick it up at their next start).
+  if (ca.store.engine === 'postgres') await storeCredentials(ca.store, ca.paths);
 }
 
 function move(from: string, to: string): void {

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AuthError, InputError, PolicyError } from '../../shared/errors.js';
 import { assertValidName, isReservedName } from '../../shared/pki/names.js';
-import type { Store } from '../store/store.js';
+import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
 
 export const TOKEN_BYTES = 32;
 export const DEFAULT_TOKEN_TTL_MS = 15 * 60_000;
@@ -25,17 +25,19 @@ export interface CreatedToken {
   expiresAt: number;
 }
 
-export function createEnrollmentToken(
-  store: Store,
+export async function createEnrollmentToken(
+  store: AsyncStore,
   opts: {
     name: string;
     ttlMs?: number;
     actor: string;
     now: number;
+    /** The audit trail's HMAC of a sensitive value (shared/audit/hmac.ts): the token is never in it. */
+    auditHash: (value: string) => string;
     /** Runs first inside the transaction that stores the token; throws to refuse (caller re-check). */
-    beforeWrite?: () => void;
+    beforeWrite?: (tx: AsyncStoreTx) => Promise<void>;
   },
-): CreatedToken {
+): Promise<CreatedToken> {
   const name = assertValidName(opts.name);
   if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved and cannot be enrolled`);
   const ttl = opts.ttlMs ?? DEFAULT_TOKEN_TTL_MS;
@@ -47,21 +49,21 @@ export function createEnrollmentToken(
   let token = randomBytes(TOKEN_BYTES).toString('base64url');
   while (token.startsWith('-')) token = randomBytes(TOKEN_BYTES).toString('base64url');
   const expiresAt = opts.now + ttl;
-  store.transaction(() => {
-    opts.beforeWrite?.();
-    store.insertEnrollmentToken({
+  await store.transaction(async (tx) => {
+    await opts.beforeWrite?.(tx);
+    await tx.insertEnrollmentToken({
       tokenHash: hashToken(token),
       name,
       createdAt: opts.now,
       expiresAt,
       createdBy: opts.actor,
     });
-    store.appendAudit({
+    await tx.appendAudit({
       at: opts.now,
       actor: opts.actor,
       action: 'token.create',
       subject: name,
-      detail: { expiresAt },
+      detail: { expiresAt, tokenHmac: opts.auditHash(token) },
     });
   });
   return { token, name, expiresAt };
@@ -74,34 +76,40 @@ export function createEnrollmentToken(
  * (not whether a name is enrolled, not what the CSR policy says) and costs one hash and one indexed
  * lookup. The atomic consume below still decides races.
  */
-export function usableEnrollmentTokenName(store: Store, opts: { token: string; now: number }): string {
+export async function usableEnrollmentTokenName(
+  store: Pick<AsyncStoreData, 'getEnrollmentToken'>,
+  opts: { token: string; now: number },
+): Promise<string> {
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
-  const row = store.getEnrollmentToken(hashToken(opts.token));
+  const row = await store.getEnrollmentToken(hashToken(opts.token));
   if (row === undefined || row.usedAt !== null || row.expiresAt <= opts.now) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
   return row.name;
 }
 
-/** Consume a token for `name` exactly once; AuthError `token_invalid` (fixed message) otherwise. */
-export function consumeEnrollmentToken(
-  store: Store,
-  opts: { token: string; name: string; actor: string; now: number },
-): void {
+/**
+ * Consume a token for `name` exactly once; AuthError `token_invalid` (fixed message) otherwise. Runs in
+ * the caller's transaction (`tx`), as a savepoint: the consume and its audit row commit together.
+ */
+export async function consumeEnrollmentToken(
+  tx: AsyncStoreTx,
+  opts: { token: string; name: string; actor: string; now: number; auditHash: (value: string) => string },
+): Promise<void> {
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
-  store.transaction(() => {
-    const row = store.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
+  await tx.transaction(async (sp) => {
+    const row = await sp.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
     if (row === undefined) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
-    store.appendAudit({
+    await sp.appendAudit({
       at: opts.now,
       actor: opts.actor,
       action: 'token.consume',
       subject: opts.name,
-      detail: { tokenId: row.id },
+      detail: { tokenId: row.id, tokenHmac: opts.auditHash(opts.token) },
     });
   });
 }

@@ -2,11 +2,16 @@
 // state panel (certificates issued and revoked, keys created, revoked and cascaded, CRLs published)
 // becomes a `change` row of the diagram and a line of the panel's changes, the moment the KDC decides
 // it. Names, serials, reasons and numbers only, as the events carry them.
-import type { KdcEvent, KdcEventType } from '../../shared/events/kdc-events.js';
+import {
+  EVENT_LEVEL,
+  EVENT_LEVELS,
+  type KdcEvent,
+  type KdcEventType,
+} from '../../shared/events/kdc-events.js';
 import type { EventBus } from '../events/bus.js';
-import type { ConsoleFeed } from './feed.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
 
-export const CHANGE_TYPES: readonly KdcEventType[] = [
+const CHANGE_TYPES: readonly KdcEventType[] = [
   'cert.issued',
   'cert.revoked',
   'crl.published',
@@ -16,12 +21,16 @@ export const CHANGE_TYPES: readonly KdcEventType[] = [
   'key.verified',
 ];
 
+/** The lowest level among CHANGE_TYPES. */
+const CHANGE_LEVEL =
+  EVENT_LEVELS[Math.min(...CHANGE_TYPES.map((t) => EVENT_LEVELS.indexOf(EVENT_LEVEL[t])))]!;
+
 function short(serial: string): string {
   return serial.length > 12 ? `${serial.slice(0, 12)}...` : serial;
 }
 
 /** The change row for an event, or undefined for the types the console does not draw. */
-export function changeOf(e: KdcEvent): { what: string; subject: string; detail: string } | undefined {
+function changeOf(e: KdcEvent): { what: string; subject: string; detail: string } | undefined {
   switch (e.type) {
     case 'cert.issued':
       return {
@@ -71,6 +80,8 @@ export function readChanges(bus: EventBus, feed: ConsoleFeed, changed: () => voi
       feed.publish({ kind: 'change', ...change });
       changed();
     },
-    { types: CHANGE_TYPES },
+    // The lowest level of the types it draws: a subscriber at `debug` would make every connection and
+    // request build its debug events, for a reader that drops them.
+    { types: CHANGE_TYPES, level: CHANGE_LEVEL },
   );
 }

@@ -1,16 +1,14 @@
 // `kds server start --console`: the console of a KDC, wired together. Loaded (and anything of it
 // created) only when the console was asked for, so a KDC without it runs exactly as before.
-import { randomBytes } from '../../shared/crypto/random.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { Connection } from '../kdc/connection.js';
 import type { SessionTable } from '../kdc/session-table.js';
-import { ConsoleAccess, isLoopbackAddress } from './access.js';
-import { loadConsoleAssets } from './assets.js';
-import { ConsoleFeed } from './feed.js';
-import { createConsoleRoutes, type ConsoleRoutes } from './http.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
+import type { ConsoleRoutes } from '../../io/console/http.js';
+import { openConsole } from '../../io/console/open.js';
 import { KdcWatch } from './kdc-watch.js';
 import { readChanges } from './kdc-changes.js';
-import { publishState, readKdcState } from './kdc-state.js';
+import { publishState, readKdcState, readStoreRows, type StoreRows } from './kdc-state.js';
 import type { EventBus } from '../events/bus.js';
 
 /** How often the state panel is re-read when something happened. */
@@ -27,60 +25,68 @@ export interface KdcConsole {
   close(): void;
 }
 
-export function startKdcConsole(src: {
+export async function startKdcConsole(src: {
   ca: CertificateAuthority;
   sessions: SessionTable;
   events: EventBus;
   log: (line: string) => void;
   labDisabled?: readonly string[];
-}): KdcConsole {
-  const assets = loadConsoleAssets();
-  const feed = new ConsoleFeed();
+}): Promise<KdcConsole> {
+  const opened = openConsole('kdc');
+  const { feed, routes } = opened;
   const watch = new KdcWatch(feed);
-  const access = new ConsoleAccess(randomBytes(24).toString('base64url'));
-  const routes = createConsoleRoutes(feed, access, assets);
   let lastJson = '';
   let idle = 0;
-  const refresh = (): void => {
-    const next = readKdcState({
-      store: src.ca.store,
-      ca: src.ca,
-      sessions: src.sessions,
-      exchangeOf: (s) => watch.exchangeOf(s as Connection),
-      ...(src.labDisabled === undefined ? {} : { labDisabled: src.labDisabled }),
-    });
+  // The store's rows are re-read only when the store may have changed: a change event of this KDC, or
+  // the idle re-read (another process or node may have written); a busy KDC's sessions come and go on
+  // every tick without a certificate or key changing.
+  let rows: StoreRows | undefined;
+  let storeDirty = true;
+  const refresh = async (): Promise<void> => {
+    if (storeDirty || rows === undefined) {
+      storeDirty = false;
+      rows = await readStoreRows(src.ca.store);
+    }
+    const next = readKdcState(
+      {
+        store: src.ca.store,
+        ca: src.ca,
+        sessions: src.sessions,
+        exchangeOf: (s) => watch.exchangeOf(s as Connection),
+        ...(src.labDisabled === undefined ? {} : { labDisabled: src.labDisabled }),
+      },
+      rows,
+    );
     const json = JSON.stringify(next);
     if (json === lastJson) return;
     publishState(feed, next);
     lastJson = json;
   };
+  let ticks = 0;
   const tick = (): void => {
+    // A key that expires is no event: the store is read again at least this often, busy or not.
+    if (++ticks % STATE_IDLE_TICKS === 0) storeDirty = true;
     if (!watch.dirty && ++idle < STATE_IDLE_TICKS) return;
     watch.dirty = false;
     idle = 0;
-    try {
-      refresh();
-    } catch (err) {
-      src.log(`console: state read failed: ${(err as Error).message}`);
-    }
+    refresh().catch((err: unknown) => src.log(`console: state read failed: ${(err as Error).message}`));
   };
-  const unsubscribe = readChanges(src.events, feed, () => (watch.dirty = true));
-  refresh();
+  const unsubscribe = readChanges(src.events, feed, () => {
+    storeDirty = true;
+    watch.dirty = true;
+  });
+  await refresh();
   const timer = setInterval(tick, STATE_TICK_MS);
   timer.unref();
   return {
     watch,
     routes,
     feed,
-    urlFor(httpUrl, boundAddress) {
-      return isLoopbackAddress(boundAddress)
-        ? `${httpUrl}/console`
-        : `${httpUrl}/console?key=${encodeURIComponent(access.key)}`;
-    },
+    urlFor: (httpUrl, boundAddress) => opened.urlFor(httpUrl, boundAddress),
     close() {
       clearInterval(timer);
       unsubscribe();
-      routes.close();
+      opened.close();
     },
   };
 }

@@ -5,14 +5,14 @@
 import type { ConsoleState, CertRow, KeyRow } from '../../shared/console/events.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { SessionTable } from '../kdc/session-table.js';
-import type { Store } from '../store/store.js';
-import type { ConsoleFeed } from './feed.js';
+import type { AsyncStoreData } from '../store/async-store.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** Rows per list on the page; the counts stay exact. */
-export const MAX_ROWS = 200;
+const MAX_ROWS = 200;
 
 export interface StateSources {
-  store: Store;
+  store: Pick<AsyncStoreData, 'listCertificates' | 'listSymKeys' | 'getCrlState'>;
   ca: CertificateAuthority;
   sessions: SessionTable;
   /** The exchange number of a session (the console's own numbering). */
@@ -21,12 +21,14 @@ export interface StateSources {
   labDisabled?: readonly string[];
 }
 
-export function readKdcState(src: StateSources): ConsoleState {
-  const certs: CertRow[] = src.store
-    .listCertificates()
+/** What the panel shows from the store: the part that changes only when the store does. */
+export type StoreRows = Pick<ConsoleState, 'certs' | 'keys' | 'crlNumber' | 'truncated' | 'counts'>;
+
+export async function readStoreRows(store: StateSources['store']): Promise<StoreRows> {
+  const certs: CertRow[] = (await store.listCertificates())
     .filter((c) => c.status !== 'pending')
     .map((c) => ({ serial: c.serialHex, name: c.name, role: c.role, status: c.status }));
-  const keys: KeyRow[] = src.store.listSymKeys().map((k) => ({
+  const keys: KeyRow[] = (await store.listSymKeys()).map((k) => ({
     serial: k.serial,
     owner: k.owner,
     peer: k.peer,
@@ -35,17 +37,10 @@ export function readKdcState(src: StateSources): ConsoleState {
   }));
   const count = <T>(rows: T[], pred: (r: T) => boolean): number => rows.filter(pred).length;
   return {
-    view: 'kdc',
-    sessions: src.sessions
-      .all()
-      .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
     certs: certs.slice(-MAX_ROWS),
     keys: keys.slice(-MAX_ROWS),
-    crlNumber: src.store.getCrlState()?.crlNumber ?? 0,
+    crlNumber: (await store.getCrlState())?.crlNumber ?? 0,
     truncated: certs.length > MAX_ROWS || keys.length > MAX_ROWS,
-    ...(src.labDisabled === undefined || src.labDisabled.length === 0
-      ? {}
-      : { labDisabled: [...src.labDisabled] }),
     counts: {
       certsActive: count(certs, (c) => c.status === 'active'),
       certsRevoked: count(certs, (c) => c.status === 'revoked'),
@@ -53,6 +48,20 @@ export function readKdcState(src: StateSources): ConsoleState {
       keysRevoked: count(keys, (k) => k.state === 'revoked'),
       keysExpired: count(keys, (k) => k.state === 'expired'),
     },
+  };
+}
+
+/** The whole panel; `rows` when the store part is known not to have changed since it was read. */
+export function readKdcState(src: StateSources, rows: StoreRows): ConsoleState {
+  return {
+    view: 'kdc',
+    sessions: src.sessions
+      .all()
+      .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
+    ...rows,
+    ...(src.labDisabled === undefined || src.labDisabled.length === 0
+      ? {}
+      : { labDisabled: [...src.labDisabled] }),
   };
 }
 

@@ -7,10 +7,10 @@ import { defenceForCode } from '../../shared/defences.js';
 import { isErrorCode, type KdsError } from '../../shared/errors.js';
 import { KDC_LANE, MALLORY_LANE, UNKNOWN_LANE, type MessageEvent } from '../../shared/console/events.js';
 import type { Connection, ConnectionWatch } from '../kdc/connection.js';
-import type { ConsoleFeed } from './feed.js';
+import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** The lane of a session that is enrolling: it has no name yet. */
-export const ENROLLING_LANE = 'newcomer';
+const ENROLLING_LANE = 'newcomer';
 
 type Arrow = Omit<MessageEvent, 'seq' | 'at' | 'from' | 'to' | 'kind'> & { dir: 'in' | 'out' };
 

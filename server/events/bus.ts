@@ -3,9 +3,11 @@
 // the browser console) subscribe. Delivery is synchronous, in emission order, on the emitter's stack:
 // a reader that needs to do I/O queues it itself (pino's destination does).
 //
-// Cost without readers: emitters on hot paths (per connection, per request) test `wants(level)` before
-// building an event, so a KDC nobody reads pays one comparison per site. bench/events.ts measures the
-// cost with the default readers on.
+// Cost without readers: emitters on hot paths (per connection, per request) test `wants(type)` before
+// building an event, so a KDC nobody reads pays one set lookup per site. The answer is per type: a
+// reader that takes a few types (the metrics) does not make the bus build every event of their level
+// (a connection opened, a prekey upload), only those. bench/events.ts measures the cost with the
+// default readers on.
 //
 // A reader that throws is cut off from that one event and counted (`readerErrors`), never allowed to
 // fail the decision being reported: the KDC's behaviour does not depend on who watches it.
@@ -37,6 +39,8 @@ export class EventBus {
   #subs: Subscription[] = [];
   /** The lowest level rank any reader wants; EVENT_LEVELS.length when nobody reads. */
   #floor: number = EVENT_LEVELS.length;
+  /** The types some reader takes (its level and its type filter both let them through). */
+  #wanted: ReadonlySet<KdcEventType> = new Set();
   readonly #now: () => number;
   #readerErrors = 0;
 
@@ -61,10 +65,10 @@ export class EventBus {
     };
   }
 
-  /** Some reader wants events of this level (or of this type's level). */
+  /** Some reader takes events of this type (or, given a level, some events of this level). */
   wants(levelOrType: EventLevel | KdcEventType): boolean {
-    const level = (EVENT_LEVEL as Record<string, EventLevel>)[levelOrType] ?? (levelOrType as EventLevel);
-    return EVENT_LEVELS.indexOf(level) >= this.#floor;
+    if (Object.hasOwn(EVENT_LEVEL, levelOrType)) return this.#wanted.has(levelOrType as KdcEventType);
+    return EVENT_LEVELS.indexOf(levelOrType as EventLevel) >= this.#floor;
   }
 
   /** Number of readers. */
@@ -80,9 +84,8 @@ export class EventBus {
   /** Stamp `at` and hand the event to every reader that wants it. */
   emit<T extends KdcEventType>(input: EventInput<T>): void {
     const subs = this.#subs;
-    if (subs.length === 0) return;
+    if (!this.#wanted.has(input.type)) return;
     const rank = EVENT_LEVELS.indexOf(EVENT_LEVEL[input.type]);
-    if (rank < this.#floor) return;
     const event = { ...input, at: this.#now() } as KdcEvent;
     for (const sub of subs) {
       if (rank < sub.rank || (sub.types !== undefined && !sub.types.has(event.type))) continue;
@@ -96,5 +99,11 @@ export class EventBus {
 
   #recompute(): void {
     this.#floor = this.#subs.reduce<number>((min, s) => Math.min(min, s.rank), EVENT_LEVELS.length);
+    this.#wanted = new Set(
+      (Object.keys(EVENT_LEVEL) as KdcEventType[]).filter((type) => {
+        const rank = EVENT_LEVELS.indexOf(EVENT_LEVEL[type]);
+        return this.#subs.some((s) => rank >= s.rank && (s.types === undefined || s.types.has(type)));
+      }),
+    );
   }
 }

@@ -17,7 +17,6 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 /** `silent` writes nothing (the readers that are not logs still read). */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 
 export interface LogReaderOptions {
   format: LogFormat;

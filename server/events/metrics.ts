@@ -8,7 +8,7 @@
 // handler registry knows, limits, verdicts): never a name, serial or address, so a peer cannot grow
 // the series count (an unknown request type is counted as `unknown`).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { KdcEvent } from '../../shared/events/kdc-events.js';
+import type { KdcEvent, KdcEventType } from '../../shared/events/kdc-events.js';
 import { pemToDer } from '../../shared/pki/pem.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { EventBus } from './bus.js';
@@ -27,6 +27,28 @@ export interface MetricsSources {
   requestTypes: readonly string[];
   readerErrors(): number;
 }
+
+/** The events the counters and histograms read (#count); the gauges read the KDC when scraped. */
+const COUNTED: readonly KdcEventType[] = [
+  'handshake.completed',
+  'handshake.refused',
+  'session.failed',
+  'connection.refused',
+  'request.served',
+  'request.refused',
+  'cert.issued',
+  'token.created',
+  'cert.revoked',
+  'key.revoked',
+  'key.cascade',
+  'key.created',
+  'key.delivered',
+  'key.verified',
+  'message.relayed',
+  'store.commit',
+  'store.error',
+  'kdc.warning',
+];
 
 export class KdcMetrics {
   readonly registry = new Registry();
@@ -135,7 +157,9 @@ export class KdcMetrics {
 
   constructor(bus: EventBus) {
     collectDefaultMetrics({ register: this.registry, prefix: '' });
-    this.#off = bus.subscribe((e) => this.#count(e));
+    // Only the types #count counts: the bus then builds no event for the others (a connection opened,
+    // a prekey upload) when no other reader wants them either.
+    this.#off = bus.subscribe((e) => this.#count(e), { types: COUNTED });
     this.#gauge('kds_sessions_open', 'Authenticated sessions open (a name and a certificate).', [], (g) =>
       g.set(this.#sources?.sessionCount() ?? 0),
     );
@@ -200,7 +224,13 @@ export class KdcMetrics {
   }
 
   /** The exposition text. */
-  render(): Promise<string> {
+  async render(): Promise<string> {
+    // The store gauges are read here (the store answers asynchronously), the registry's collect after.
+    try {
+      await this.#refreshStore();
+    } catch {
+      // An unreachable store: the gauges keep their last values; the scrape still answers.
+    }
     return this.registry.metrics();
   }
 
@@ -277,19 +307,22 @@ export class KdcMetrics {
     }
   }
 
-  #readStore(): { keys: Record<string, number>; queue: number } | undefined {
+  async #refreshStore(): Promise<void> {
     const sources = this.#sources;
-    if (sources === undefined) return undefined;
+    if (sources === undefined) return;
     const now = Date.now();
     if (this.#storeGauges === undefined || now - this.#storeGauges.at >= STORE_GAUGE_TTL_MS) {
       const store = sources.ca.store;
       this.#storeGauges = {
         at: now,
-        keys: store.countSymKeysByState(),
-        queue: store.countPendingDeliveries(),
+        keys: await store.countSymKeysByState(),
+        queue: await store.countPendingDeliveries(),
       };
     }
-    return this.#storeGauges;
+  }
+
+  #readStore(): { keys: Record<string, number>; queue: number } | undefined {
+    return this.#sources === undefined ? undefined : this.#storeGauges;
   }
 
   #crls(): CrlFacts[] {

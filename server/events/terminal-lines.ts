@@ -12,7 +12,7 @@ import { terminalSafe } from '../../shared/text/terminal-safe.js';
 const WHO_WIDTH = 10;
 
 /** A serial shortened for reading (the full one is in --log-format json and `kds admin audit`). */
-export function shortSerial(serial: string): string {
+function shortSerial(serial: string): string {
   const safe = terminalSafe(serial);
   return safe.length > 12 ? `${safe.slice(0, 8)}...` : safe;
 }
@@ -25,8 +25,19 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function clock(at: number): string {
-  return new Date(at).toISOString().slice(11, 23);
+function two(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/**
+ * HH:MM:SS.mmm (UTC) of an epoch-ms time: what `new Date(at).toISOString().slice(11, 23)` gives, by
+ * arithmetic (a line per event: the Date and its 24-character string were the text log's largest cost).
+ */
+export function clock(at: number): string {
+  const day = ((Math.floor(at) % 86_400_000) + 86_400_000) % 86_400_000;
+  const ms = day % 1000;
+  const seconds = Math.floor(day / 1000);
+  return `${two(Math.floor(seconds / 3600))}:${two(Math.floor(seconds / 60) % 60)}:${two(seconds % 60)}.${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}`;
 }
 
 /** [who, what] of an event; both terminal-safe. */

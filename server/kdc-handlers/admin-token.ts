@@ -8,11 +8,11 @@ import { registerHandler } from '../kdc/dispatch.js';
 registerHandler('admin.token', {
   roles: ['admin'],
   handle: async (ctx, body) => {
-    const created = ctx.kdc.ca.createEnrollmentToken({
+    const created = await ctx.kdc.ca.createEnrollmentToken({
       name: String(body.name),
       ttlMs: body.ttl === undefined ? ctx.kdc.tokenTtlMs : Number(body.ttl),
       actor: `admin:${ctx.identity.name}`,
-      beforeWrite: () => assertCallerCurrent(ctx.kdc.store, ctx.identity.serialHex, Date.now()),
+      beforeWrite: (tx) => assertCallerCurrent(tx, ctx.identity.serialHex, Date.now()),
     });
     return { token: created.token, expiresAt: created.expiresAt };
   },

@@ -27,7 +27,7 @@ registerHandler('cert.revoke', {
       else if (name !== undefined) {
         // Resolve the name the way the CA does (active certificate, else the latest), so we know
         // whether the requester is revoking its own certificate.
-        const record = store.activeCertificate(name) ?? store.latestCertificate(name);
+        const record = (await store.activeCertificate(name)) ?? (await store.latestCertificate(name));
         target = record === undefined ? { name } : { serialHex: record.serialHex };
       } else target = { serialHex: identity.serialHex };
     } else {
@@ -45,7 +45,7 @@ registerHandler('cert.revoke', {
     let result;
     try {
       result = await ca.revoke(target, String(body.reason), `${identity.role}:${identity.name}`, {
-        beforeWrite: () => assertCallerCurrent(store, identity.serialHex, Date.now()),
+        beforeWrite: (tx) => assertCallerCurrent(tx, identity.serialHex, Date.now()),
       });
     } catch (err) {
       if (self && !(err instanceof KdsError && err.code === 'cert_revoked'))

@@ -10,7 +10,7 @@ registerHandler('cert.status', {
   roles: ['client', 'admin'],
   handle: async (ctx, body) => {
     const serialHex = normalizeSerialHex(String(body.serial));
-    const record = ctx.kdc.store.getCertificate(serialHex);
+    const record = await ctx.kdc.store.getCertificate(serialHex);
     // A reserved-but-unsigned serial (`pending`) was never issued: unknown, as for a foreign serial.
     if (record === undefined || record.status === 'pending') return { status: 'unknown' };
     const revocation = ctx.kdc.ca.revocationOf(serialHex);

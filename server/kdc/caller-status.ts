@@ -8,7 +8,7 @@
 //
 // Cost: one SELECT through the UNIQUE index on certificates.serial, three columns, no PEM (~3 us).
 import { AuthError } from '../../shared/errors.js';
-import type { Store } from '../store/store.js';
+import type { AsyncStoreData } from '../store/async-store.js';
 
 /**
  * Throws `cert_revoked` (revoked, or superseded by a renewal), `cert_expired` (past notAfter, at the
@@ -16,8 +16,12 @@ import type { Store } from '../store/store.js';
  * `cert_unknown_issuer` (no such certificate in the store) unless the certificate `serialHex` is the
  * active, unexpired certificate of its holder at `now`. Call it inside the transaction that writes.
  */
-export function assertCallerCurrent(store: Store, serialHex: string, now: number): void {
-  const row = store.getCertificateStanding(serialHex);
+export async function assertCallerCurrent(
+  store: Pick<AsyncStoreData, 'getCertificateStanding'>,
+  serialHex: string,
+  now: number,
+): Promise<void> {
+  const row = await store.getCertificateStanding(serialHex);
   if (row === undefined) {
     throw new AuthError('cert_unknown_issuer', 'certificate not issued by the trusted CA', { serialHex });
   }

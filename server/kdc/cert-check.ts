@@ -20,7 +20,8 @@ import { labOff, type Defences } from '../../shared/lab-switches.js';
 import { verifyCertificate, verdictToError } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CertificateAuthority } from '../ca/authority.js';
-import type { CertificateRecord, Store } from '../store/store.js';
+import type { CertificateRecord } from '../store/store.js';
+import type { AsyncStore } from '../store/async-store.js';
 
 const CACHE_LIMIT = 4096;
 const NOT_OURS = 'certificate not issued by the trusted CA';
@@ -67,11 +68,11 @@ export class CertificateCache {
  */
 export class CertificateRecordCache {
   readonly #entries = new Map<string, CertificateRecord>();
-  readonly #store: Store;
+  readonly #store: AsyncStore;
   #counter: number | undefined;
 
   constructor(
-    store: Store,
+    store: AsyncStore,
     readonly limit = CACHE_LIMIT,
   ) {
     this.#store = store;
@@ -89,15 +90,15 @@ export class CertificateRecordCache {
   }
 
   /** The store record for `serialHex` (lowercase hex), from the cache when the store has not changed. */
-  get(serialHex: string): CertificateRecord | undefined {
-    const counter = this.#store.changeCounter();
+  async get(serialHex: string): Promise<CertificateRecord | undefined> {
+    const counter = await this.#store.changeCounter();
     if (counter !== this.#counter) {
       this.#entries.clear();
       this.#counter = counter;
     }
     const hit = this.#entries.get(serialHex);
     if (hit !== undefined) return hit;
-    const record = this.#store.getCertificate(serialHex);
+    const record = await this.#store.getCertificate(serialHex);
     if (record !== undefined && record.status === 'active') {
       if (this.#entries.size >= this.limit) {
         const oldest = this.#entries.keys().next().value;
@@ -134,13 +135,16 @@ export interface CheckedClient {
 }
 
 /** Throws the AuthError of the first failed check; returns the store record otherwise. */
-export function checkClientCertificate(
+export async function checkClientCertificate(
   ca: CertificateAuthority,
   cert: ParsedCertificate,
   now = Date.now(),
   records?: CertificateRecordCache,
   defences?: Defences,
-): CheckedClient {
+): Promise<CheckedClient> {
+  // What other processes and nodes revoked since the last look (one look at the change counter when
+  // nothing changed), so the in-memory revocation list below is the store's.
+  await ca.syncRevocations();
   // LAB SWITCH revocation: the CRL lookup is left out of the certificate verification.
   const revocationOf = labOff(defences, 'revocation')
     ? undefined
@@ -153,7 +157,7 @@ export function checkClientCertificate(
     if (verdict.code !== 'ok') throw verdictToError(verdict);
   }
   const record =
-    records !== undefined ? records.get(cert.serialHex) : ca.store.getCertificate(cert.serialHex);
+    records !== undefined ? await records.get(cert.serialHex) : await ca.store.getCertificate(cert.serialHex);
   // Even with the chain unchecked the KDC needs its record of the certificate: the name and role.
   if (record === undefined || record.fingerprint256 !== cert.fingerprint256) {
     throw new AuthError('cert_unknown_issuer', NOT_OURS, { serialHex: cert.serialHex });
@@ -165,7 +169,7 @@ export function checkClientCertificate(
   if (
     record.status === 'pending' &&
     record.pem !== null &&
-    ca.installableRenewal(cert.serialHex) !== undefined
+    (await ca.installableRenewal(cert.serialHex)) !== undefined
   ) {
     // A renewal's first handshake. Its role is the renewed certificate's (renewClient copied it).
     if (record.role !== 'client' && record.role !== 'admin') {
@@ -196,18 +200,19 @@ export function checkClientCertificate(
  * still be this KDC's, active (not revoked, not superseded by a renewal) and of the ticket's name and
  * role. The same answers as a full handshake's certificate check, from the same records.
  */
-export function checkResumedIdentity(
+export async function checkResumedIdentity(
   ca: CertificateAuthority,
   ticket: { name: string; serial: string; role: string },
   records?: CertificateRecordCache,
   defences?: Defences,
-): void {
+): Promise<void> {
   const serialHex = ticket.serial;
   // LAB SWITCH revocation: neither the revocation list nor the store's revoked mark is consulted.
   const checkRevocation = !labOff(defences, 'revocation');
   if (checkRevocation && ca.revocationOf(serialHex) !== undefined)
     throw new AuthError('cert_revoked', 'certificate revoked', { serialHex });
-  const record = records !== undefined ? records.get(serialHex) : ca.store.getCertificate(serialHex);
+  const record =
+    records !== undefined ? await records.get(serialHex) : await ca.store.getCertificate(serialHex);
   if (record === undefined || record.name !== ticket.name || record.role !== ticket.role)
     throw new AuthError('cert_unknown_issuer', NOT_OURS, { serialHex });
   if (record.status === 'revoked') {

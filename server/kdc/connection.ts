@@ -32,6 +32,7 @@ import {
   InternalError,
   errorFor,
   closeCodeFor,
+  isErrorCode,
   toKdsError,
   type ErrorCode,
 } from '../../shared/errors.js';
@@ -76,7 +77,7 @@ export interface ConnectionHost {
     onPresented?: (subjectCN: string) => void,
   ): ServerHandshake;
   /** Install the renewal `serialHex` (its first handshake succeeded); throws to refuse the session. */
-  installRenewal?(serialHex: string): void;
+  installRenewal?(serialHex: string): Promise<void>;
   /** The handshake completed: release the unauthenticated slot, index the session. */
   authenticated(conn: Connection): void;
   /** The socket closed (for whatever reason). */
@@ -378,15 +379,25 @@ export class Connection implements SessionHandle {
     this.#resumptionSecret?.fill(0);
     this.#resumptionSecret = undefined;
     // The peer closed in the middle of the handshake without an alert: a client that refused our
-    // server_hello (a man in the middle substituted something it checks), or one that gave up.
+    // server_hello (a man in the middle substituted something it checks), or one that gave up. A kds
+    // client closes with its error code as the reason; a proxy in the middle that passes the close on
+    // lets the KDC say which check refused. The reason is the peer's claim: only a known code whose
+    // close code matches is taken, anything else reads as abandoned.
     if (this.#phase === 'handshake' && !this.#refused && this.#events.wants('handshake.refused')) {
+      const said = reason.toString('utf8');
+      const known = isErrorCode(said) && closeCodeFor(said) === code ? said : undefined;
+      const defence =
+        known === undefined
+          ? undefined
+          : defenceForCode(known, { phase: 'handshake', remote: true })?.defence;
       this.#events.emit({
         type: 'handshake.refused',
         connection: this.id,
         address: this.remoteAddress,
         ...(this.#presented === undefined ? {} : { claimedName: this.#presented }),
-        code: this.#helloDone ? 'abandoned_after_server_hello' : 'abandoned',
+        code: known ?? (this.#helloDone ? 'abandoned_after_server_hello' : 'abandoned'),
         by: 'peer',
+        ...(defence === undefined ? {} : { defence }),
         ...(this.#handshake?.negotiatedGroup === undefined ? {} : { group: this.#handshake.negotiatedGroup }),
         durationMs: performance.now() - this.#openedAt,
       });
@@ -456,13 +467,13 @@ export class Connection implements SessionHandle {
       }
       watch?.frame(this, 'in', isAlertFrame(frame) ? 'alert' : 'client_finish', frame.length, false);
       const result = await hs.receiveClientFinish(frame);
-      if (this.#phase === 'handshake') this.#establish(result);
+      if (this.#phase === 'handshake') await this.#establish(result);
     } catch (err) {
       this.fail(err);
     }
   }
 
-  #establish(result: ServerHandshakeResult): void {
+  async #establish(result: ServerHandshakeResult): Promise<void> {
     this.#handshake = undefined;
     const checkedClient = this.#checked;
     // Only needed until here: the store record holds the certificate's PEM, ~1.5 kB per idle session.
@@ -485,7 +496,7 @@ export class Connection implements SessionHandle {
       if (checked.installsRenewal === true) {
         if (this.#host.installRenewal === undefined)
           throw new AuthError('cert_revoked', 'certificate superseded');
-        this.#host.installRenewal(cert.serialHex);
+        await this.#host.installRenewal(cert.serialHex);
       }
       identity = {
         name: checked.record.name,
@@ -513,7 +524,7 @@ export class Connection implements SessionHandle {
       // MITM lab control mode (kds server start --insecure-dh, docs/attacks.md): the naive KDC believes
       // the claimed name and acts for that name's current client certificate. Nothing is verified.
       const claimed = result.claimedName ?? '';
-      const cert = claimed === '' ? undefined : this.#host.services.store.activeCertificate(claimed);
+      const cert = claimed === '' ? undefined : await this.#host.services.store.activeCertificate(claimed);
       const usable =
         cert !== undefined &&
         cert.role === 'client' &&
@@ -525,6 +536,8 @@ export class Connection implements SessionHandle {
         expiresAt: usable ? cert.notAfter : 0,
       };
     }
+    // The socket may have closed (or the handshake timed out) while the store answered.
+    if (this.#phase !== 'handshake') return;
     this.#clearTimer();
     if (identity.role === 'anonymous') {
       // Nobody is authenticated on an enrollment session: it gets a short lifetime (and keeps its

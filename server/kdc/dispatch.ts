@@ -8,7 +8,7 @@
 import { PolicyError, ProtocolError, AuthError } from '../../shared/errors.js';
 import type { ErrorCode } from '../../shared/errors.js';
 import type { CertificateAuthority } from '../ca/authority.js';
-import type { Store } from '../store/store.js';
+import type { AsyncStore } from '../store/async-store.js';
 import type { EventBus } from '../events/bus.js';
 import type { SessionTable } from './session-table.js';
 
@@ -59,7 +59,7 @@ export interface SessionHandle {
 /** The server-side services a handler may use. */
 export interface KdcServices {
   readonly ca: CertificateAuthority;
-  readonly store: Store;
+  readonly store: AsyncStore;
   readonly sessions: SessionTable;
   /** Where the KDC reports what it decides (shared/events/kdc-events.ts). */
   readonly events: EventBus;

@@ -12,7 +12,8 @@ import type { Duplex } from 'node:stream';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
-import { signPss, verifyPssAsync } from '../../shared/crypto/rsa.js';
+import { verifyPssAsync } from '../../shared/crypto/rsa.js';
+import { pssSigner } from '../../shared/crypto/signer.js';
 import { KdsError, InputError, PolicyError, EnvironmentError, type ErrorCode } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import { LAB_MAX_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
@@ -31,7 +32,6 @@ import { EventBus } from '../events/bus.js';
 import { CrlWatch } from '../events/crl-watch.js';
 import { KdcMetrics, METRICS_CONTENT_TYPE } from '../events/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../events/metrics-server.js';
-import { groupCommit } from '../store/group-commit.js';
 import { AuditHeadSigner } from '../audit/head-signer.js';
 import type { ConnectionLimit } from '../../shared/events/kdc-events.js';
 import type { KeyLimits } from '../keys/service.js';
@@ -71,11 +71,11 @@ import {
   type LabSwitch,
 } from '../../shared/lab-switches.js';
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 8443;
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_PORT = 8443;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_ANONYMOUS_SESSION_MS = 60_000;
-export const WS_PATH = '/kds';
+const WS_PATH = '/kds';
 /** How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. */
 const REVOCATION_SYNC_MS = 2_000;
 /** close(): how long sessions get to answer the 1001 close before their sockets are destroyed. */
@@ -127,6 +127,8 @@ export interface KdcOptions {
   /** CA passphrase (else --passphrase-file, KDS_CA_PASSPHRASE, or <dataDir>/ca/passphrase). */
   passphrase?: string;
   passphraseFile?: string;
+  /** The store's URL (postgres://..., docs/deployment.md); undefined: the data directory's SQLite file. */
+  storeUrl?: string | undefined;
   /** Default lifetime of enrollment tokens (15 minutes). */
   tokenTtlMs?: number;
   /**
@@ -225,11 +227,11 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   };
   // A bad --public-url is the user's typo: refused before anything is opened.
   const publicUrl = opts.publicUrl === undefined ? undefined : normalizePublicUrl(opts.publicUrl);
-  const ca = await CertificateAuthority.open(opts.dataDir, passphraseOptions);
+  const ca = await CertificateAuthority.open(opts.dataDir, { ...passphraseOptions, storeUrl: opts.storeUrl });
   try {
     return await serve(ca, opts, host, log, events, passphraseOptions, publicUrl);
   } catch (err) {
-    ca.close();
+    await ca.close();
     throw err;
   }
 }
@@ -248,7 +250,8 @@ async function serve(
   if (ca.crlFileRepair !== 'ok') log(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
   const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
   // A `kds server renew` a crash interrupted is finished (or discarded) before the pair is loaded.
-  if (recoverServerRenewal(ca, passphrase) === 'installed') log('finished an interrupted `kds server renew`');
+  if ((await recoverServerRenewal(ca, passphrase)) === 'installed')
+    log('finished an interrupted `kds server renew`');
   const credential = loadCredential(opts.dataDir, 'server', passphrase);
   // Refuse to serve with a KDC certificate clients would refuse anyway (expired, not ours, revoked).
   const own = verifyCertificate(credential.cert, ca.caCert, {
@@ -353,7 +356,7 @@ async function serve(
   const crlWatch = new CrlWatch(ca, events);
   const metrics = opts.metrics === false ? undefined : new KdcMetrics(events);
   // Durable group commits (keys, issuance), timed for kds_store_commit_duration_seconds.
-  groupCommit(ca.store).observe((callers, durationMs) => {
+  ca.store.observeCommits((callers, durationMs) => {
     if (events.wants('store.commit')) events.emit({ type: 'store.commit', callers, durationMs });
   });
   // The CA awaits its listeners before revoke() returns: sessions are closed before any reply.
@@ -370,7 +373,7 @@ async function serve(
     }),
   );
   // Key service and revocation cascade (docs/keys.md).
-  attachKeyService(services, {
+  await attachKeyService(services, {
     dataDir: opts.dataDir,
     passphrase,
     ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
@@ -379,23 +382,33 @@ async function serve(
   // A complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
   // delta's schedule by the timer below), never on a revocation's acknowledgement path.
   try {
-    ca.publishFullCrlIfStale();
+    await ca.publishFullCrlIfStale();
   } catch (err) {
     log(`complete CRL re-issue failed: ${(err as Error).message}`);
   }
   crlWatch.check();
+  let maintaining = false;
   const syncTimer = setInterval(() => {
-    ca.syncRevocations().catch((err: unknown) => log(`revocation sync failed: ${(err as Error).message}`));
-    try {
-      ca.maintainCrl();
-    } catch (err) {
-      log(`complete CRL re-issue failed: ${(err as Error).message}`);
-    }
-    try {
-      crlWatch.check();
-    } catch (err) {
-      log(`CRL state unreadable: ${(err as Error).message}`);
-    }
+    // One round at a time: on a slow or unreachable store the next tick waits for this one.
+    if (maintaining) return;
+    maintaining = true;
+    void (async () => {
+      try {
+        await ca.syncRevocations();
+      } catch (err) {
+        log(`revocation sync failed: ${(err as Error).message}`);
+      }
+      try {
+        await ca.maintainCrl();
+      } catch (err) {
+        log(`complete CRL re-issue failed: ${(err as Error).message}`);
+      }
+      try {
+        crlWatch.check();
+      } catch (err) {
+        log(`CRL state unreadable: ${(err as Error).message}`);
+      }
+    })().finally(() => (maintaining = false));
   }, REVOCATION_SYNC_MS);
   syncTimer.unref();
   const expirySweep = setInterval(() => {
@@ -411,7 +424,7 @@ async function serve(
 
   const credentials = {
     certificateDer: credential.cert.der,
-    sign: (data: Buffer) => signPss(data, serverKey), // callback form: the thread pool, not the event loop
+    sign: pssSigner(serverKey), // callback form: the thread pool, not the event loop
   };
   // The audit chain's head, signed with the KDC key now, periodically and (below, at stop) last.
   const auditSigner = new AuditHeadSigner({
@@ -427,7 +440,9 @@ async function serve(
   // Loaded only when asked for: without a console no module, timer or object of it exists.
   const kdcConsole =
     opts.console === true
-      ? (await import('../console/kdc-console.js')).startKdcConsole({
+      ? await (
+          await import('../console/kdc-console.js')
+        ).startKdcConsole({
           ca,
           sessions,
           events,
@@ -462,9 +477,9 @@ async function serve(
           }
           return verifyPssAsync(data, signature, key);
         },
-        checkClientCertificate: (cert, mode) => {
+        checkClientCertificate: async (cert, mode) => {
           if (mode !== 'auth') return;
-          onChecked(checkClientCertificate(ca, cert, Date.now(), certRecords, defences));
+          onChecked(await checkClientCertificate(ca, cert, Date.now(), certRecords, defences));
         },
         ...(tickets === undefined
           ? {}
@@ -475,8 +490,8 @@ async function serve(
               },
             }),
       }),
-    installRenewal: (serialHex) => {
-      const { install, listed } = ca.installRenewal(serialHex, 'kdc');
+    installRenewal: async (serialHex) => {
+      const { install, listed } = await ca.installRenewal(serialHex, 'kdc');
       listed.catch((err: unknown) =>
         log(`listing superseded certificates failed: ${(err as Error).message}`),
       );
@@ -681,7 +696,7 @@ async function serve(
   const explicit = publicUrl ?? (ca.settings.publicUrlExplicit === true ? ca.settings.publicUrl : undefined);
   const wildcard = address.address === '0.0.0.0' || address.address === '::';
   try {
-    ca.usePublicUrl(
+    await ca.usePublicUrl(
       explicit ?? (wildcard ? baseUrlOf(ca.settings.crlHost, address.port) : httpUrl),
       explicit !== undefined,
     );
@@ -712,7 +727,7 @@ async function serve(
       await metricsServer?.close();
       wss.close();
       try {
-        ca.publishFullCrlIfStale();
+        await ca.publishFullCrlIfStale();
         crlWatch.check();
       } catch (err) {
         log(`complete CRL re-issue failed: ${(err as Error).message}`);
@@ -726,7 +741,7 @@ async function serve(
       }
       events.emit({ type: 'kdc.stopped', uptimeMs: Date.now() - startedAt });
       certRecords.dispose();
-      ca.close();
+      await ca.close();
     })();
     return closing;
   };
@@ -755,7 +770,7 @@ async function serve(
     readerErrors: () => events.readerErrors,
   });
   beforeClose.push(() => {
-    groupCommit(ca.store).observe(undefined);
+    ca.store.observeCommits(undefined);
     metrics?.close();
   });
   events.emit({

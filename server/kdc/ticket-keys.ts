@@ -18,12 +18,12 @@ import type { KeyEncryptionKeys } from '../keys/kek.js';
 import { InternalError } from '../../shared/errors.js';
 
 /** How long a ticket lives: bounds how long a resumed session relies on an earlier full handshake. */
-export const TICKET_LIFETIME_MS = 12 * 3600_000;
+const TICKET_LIFETIME_MS = 12 * 3600_000;
 /** How long one key seals new tickets. */
-export const ROTATE_MS = 12 * 3600_000;
+const ROTATE_MS = 12 * 3600_000;
 /** How often a node re-reads the keys (other nodes' rotations). */
 export const REFRESH_MS = 5 * 60_000;
-export const SETTING = 'ticket_keys';
+const SETTING = 'ticket_keys';
 
 interface StoredKey {
   id: string;
@@ -34,8 +34,8 @@ interface StoredKey {
 
 /** The settings the ticket keys need from the store. */
 export interface TicketKeySettings {
-  getSetting<T>(key: string): T | undefined;
-  setSetting(key: string, value: unknown): void;
+  getSetting<T>(key: string): Promise<T | undefined>;
+  setSetting(key: string, value: unknown): Promise<void>;
 }
 
 export interface TicketIdentity {
@@ -51,7 +51,6 @@ export class TicketKeys {
   readonly #kek: KeyEncryptionKeys;
   readonly #now: () => number;
   #ring: TicketKeyRing | undefined;
-  #currentCreatedAt = 0;
 
   private constructor(store: TicketKeySettings, kek: KeyEncryptionKeys, now: () => number) {
     this.#store = store;
@@ -79,7 +78,7 @@ export class TicketKeys {
   async refresh(): Promise<void> {
     const now = this.#now();
     await this.#kek.reload(); // a KEK version another process created since
-    const live = this.#read().filter((k) => now - k.createdAt < ROTATE_MS + TICKET_LIFETIME_MS);
+    const live = (await this.#read()).filter((k) => now - k.createdAt < ROTATE_MS + TICKET_LIFETIME_MS);
     const newest = live.reduce<StoredKey | undefined>(
       (a, k) => (a === undefined || k.createdAt > a.createdAt ? k : a),
       undefined,
@@ -88,7 +87,7 @@ export class TicketKeys {
       const key = newTicketKey();
       const { wrapped, version } = this.#kek.wrap(key.id.toString('hex'), key.key);
       live.push({ id: key.id.toString('hex'), wrapped: wrapped.toString('base64'), version, createdAt: now });
-      this.#store.setSetting(SETTING, { keys: live });
+      await this.#store.setSetting(SETTING, { keys: live });
     }
     const opened: { key: TicketKey; createdAt: number }[] = [];
     for (const k of live) {
@@ -102,7 +101,6 @@ export class TicketKeys {
     opened.sort((a, b) => b.createdAt - a.createdAt);
     const current = opened[0];
     if (current === undefined) throw new InternalError('internal', 'no usable ticket key');
-    this.#currentCreatedAt = current.createdAt;
     this.#ring = { current: current.key, all: opened.map((o) => o.key) };
   }
 
@@ -123,13 +121,8 @@ export class TicketKeys {
     return { ticket, expiresAt };
   }
 
-  /** When the current key was created (for tests and the operator's view). */
-  get currentCreatedAt(): number {
-    return this.#currentCreatedAt;
-  }
-
-  #read(): StoredKey[] {
-    const value = this.#store.getSetting<{ keys?: unknown }>(SETTING);
+  async #read(): Promise<StoredKey[]> {
+    const value = await this.#store.getSetting<{ keys?: unknown }>(SETTING);
     const keys = Array.isArray(value?.keys) ? (value.keys as unknown[]) : [];
     return keys.filter(
       (k): k is StoredKey =>

@@ -10,10 +10,10 @@ import type { Defences } from '../../shared/lab-switches.js';
 
 const services = new WeakMap<KdcServices, KeyService>();
 
-export function attachKeyService(
+export async function attachKeyService(
   kdc: KdcServices,
   opts: { dataDir: string; passphrase?: string; limits?: Partial<KeyLimits>; defences?: Defences },
-): KeyService {
+): Promise<KeyService> {
   const existing = services.get(kdc);
   if (existing !== undefined) return existing;
   const { dataDir } = opts;
@@ -29,12 +29,12 @@ export function attachKeyService(
   services.set(kdc, service);
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other
   // processes committed (kds cert revoke) when it syncs: the cascade is durable before either returns.
-  kdc.ca.onRevoked((serialHex: string, name: string) => {
-    const keys = service.onCertificateRevoked(serialHex, name);
+  kdc.ca.onRevoked(async (serialHex: string, name: string) => {
+    const keys = await service.onCertificateRevoked(serialHex, name);
     if (keys > 0) kdc.events.emit({ type: 'key.cascade', name, certSerial: serialHex, keys });
   });
   // Keys that expired, or whose certificates were revoked, while the KDC was not running.
-  service.sweep();
+  await service.sweep();
   return service;
 }
 

@@ -15,7 +15,8 @@
 // `deliveredPush`, `verifiedPush`): re-reading the record and unwrapping the key again for it cost about
 // a third of the KDC's CPU per key in bench/keys.ts.
 import { pemToDer } from '../../shared/pki/pem.js';
-import type { DeliveryKind, DeliveryRecord, Store, SymKeyRecord } from '../store/store.js';
+import type { DeliveryKind, DeliveryRecord, SymKeyRecord } from '../store/store.js';
+import type { AsyncStoreData } from '../store/async-store.js';
 import type { KeyEncryptionKeys } from './kek.js';
 
 /** A push ready to send: `{ t: type, b: body }`; `body.d` is the delivery id to acknowledge. */
@@ -70,11 +71,11 @@ function decodeMessagePayload(payload: Buffer): MessageEnvelope | undefined {
  * The push body for a queued delivery, or undefined when the notice is obsolete (a key delivery for a
  * key that is no longer active: the receiver gets the key.revoked notice instead).
  */
-export function buildPush(
+export async function buildPush(
   delivery: DeliveryRecord,
-  store: Store,
+  store: Pick<AsyncStoreData, 'getSymKey' | 'getCertificate'>,
   kek: () => KeyEncryptionKeys | undefined,
-): Push | undefined {
+): Promise<Push | undefined> {
   const base = { recipient: delivery.recipient, type: delivery.kind };
   if (delivery.kind === 'msg') {
     if (delivery.payload === null) return undefined;
@@ -82,7 +83,7 @@ export function buildPush(
     if (m === undefined) return undefined;
     return { ...base, body: { d: delivery.id, ...m } };
   }
-  const key = store.getSymKey(delivery.keySerial);
+  const key = await store.getSymKey(delivery.keySerial);
   if (key === undefined || key.state === 'reserved') return undefined;
   switch (delivery.kind) {
     case 'key.delivered':
@@ -108,14 +109,14 @@ export function buildPush(
   }
 }
 
-function deliveredBody(
+async function deliveredBody(
   delivery: DeliveryRecord,
   key: SymKeyRecord,
-  store: Store,
+  store: Pick<AsyncStoreData, 'getCertificate'>,
   kek: () => KeyEncryptionKeys | undefined,
-): Push | undefined {
+): Promise<Push | undefined> {
   if (key.mode === 'e2e') {
-    const cert = store.getCertificate(key.ownerCert);
+    const cert = await store.getCertificate(key.ownerCert);
     if (cert?.pem === null || cert?.pem === undefined) return undefined;
     return deliveredPush(delivery, key, { fromCert: pemToDer(cert.pem, 'CERTIFICATE') });
   }

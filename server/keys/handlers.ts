@@ -109,10 +109,10 @@ on('key.verify', PARTIES, async (ctx, b) => {
 });
 
 on('key.get', PARTIES, async (ctx, b) => ({
-  ...(await keyServiceFor(ctx.kdc)).get(caller(ctx), String(b.serial)),
+  ...(await (await keyServiceFor(ctx.kdc)).get(caller(ctx), String(b.serial))),
 }));
 
-on('key.list', CLIENT, async (ctx) => listing((await keyServiceFor(ctx.kdc)).list(caller(ctx))));
+on('key.list', CLIENT, async (ctx) => listing(await (await keyServiceFor(ctx.kdc)).list(caller(ctx))));
 
 on('key.revoke', PARTIES, async (ctx, b) =>
   (await keyServiceFor(ctx.kdc)).revoke(caller(ctx), { serial: String(b.serial), reason: String(b.reason) }),
@@ -142,7 +142,7 @@ on('msg.send', CLIENT, async (ctx, b) =>
 );
 
 on('admin.keys', ADMIN, async (ctx, b) =>
-  listing((await keyServiceFor(ctx.kdc)).adminList({ revoked: b.revoked === true })),
+  listing(await (await keyServiceFor(ctx.kdc)).adminList({ revoked: b.revoked === true })),
 );
 
 /**

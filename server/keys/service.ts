@@ -17,7 +17,6 @@
 //   creates keys are bounded, each checked inside that same transaction (the rate before any work).
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { randomBytes } from '../../shared/crypto/random.js';
-import { groupCommit } from '../store/group-commit.js';
 import { equalBytes } from '../../shared/crypto/ct.js';
 import { AuthError, InputError, PolicyError, StateError } from '../../shared/errors.js';
 import { ALL_DEFENCES_ON, labOff, type Defences } from '../../shared/lab-switches.js';
@@ -53,10 +52,10 @@ import type {
   DeliveryRecord,
   NewPrekey,
   PrekeyRecord,
-  Store,
   SymKeyMode,
   SymKeyRecord,
 } from '../store/store.js';
+import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
 import { buildPush, deliveredPush, encodeMessagePayload, verifiedPush, type Push } from './deliveries.js';
 import { KeyEncryptionKeys } from './kek.js';
 import { checkTtl, RESERVATION_TTL_MS } from './ttl.js';
@@ -81,7 +80,7 @@ export interface LiveSessions {
 }
 
 export interface KeyServiceOptions {
-  store: Store;
+  store: AsyncStore;
   ca: RevocationSource;
   sessions: LiveSessions;
   dataDir: string;
@@ -182,18 +181,18 @@ export type Deposited = {
  * answer (and sends the pushes) only after the commit.
  */
 interface Step<W, R> {
-  write: () => W;
-  finish: (written: W) => R;
+  write: (tx: AsyncStoreData) => Promise<W>;
+  finish: (written: W) => R | Promise<R>;
 }
 
 /** Run a step in its own transaction (durable when it returns). */
-function commitNow<W, R>(store: Store, step: Step<W, R>): R {
-  return step.finish(store.transaction(step.write));
+async function commitNow<W, R>(store: AsyncStore, step: Step<W, R>): Promise<R> {
+  return step.finish(await store.transaction(step.write));
 }
 
 /** Run a step in the store's next group commit (its answer only after that commit is durable). */
-async function commitGrouped<W, R>(store: Store, step: Step<W, R>): Promise<R> {
-  return step.finish(await groupCommit(store).run(step.write));
+async function commitGrouped<W, R>(store: AsyncStore, step: Step<W, R>): Promise<R> {
+  return step.finish(await store.batch(step.write));
 }
 
 /** Storage bound a client cannot push past: the one-time prekeys it keeps (its last-resort one apart). */
@@ -202,7 +201,7 @@ export const MAX_PREKEY_STOCK = 100;
 const CLIENT_REVOCATION_REASONS = new Set<string>(KEY_REVOCATION_REASONS);
 
 export class KeyService {
-  readonly #store: Store;
+  readonly #store: AsyncStore;
   readonly #ca: RevocationSource;
   readonly #sessions: LiveSessions;
   readonly #dataDir: string;
@@ -247,11 +246,11 @@ export class KeyService {
   // -- peers and prekeys ------------------------------------------------------------------------
 
   /** Flow 1 step 1 (docs/keys.md "Requirements"): "Alice asks the KDC for Bob's certificate; the KDC answers with it and its revocation status." */
-  peer(
+  async peer(
     caller: Caller,
     name: string,
-  ): { name: string; cert: Buffer; serial: string; notAfter: number; status: 'good' } {
-    const cert = this.#peerCertificate(caller, name);
+  ): Promise<{ name: string; cert: Buffer; serial: string; notAfter: number; status: 'good' }> {
+    const cert = await this.#peerCertificate(caller, name);
     return {
       name,
       cert: pemToDer(cert.pem!, 'CERTIFICATE'),
@@ -270,11 +269,11 @@ export class KeyService {
    * (docs/keys.md "Prekey housekeeping"). Left out when there are more than MAX_HELD_PREKEYS: the client
    * then deletes nothing, which only keeps orphans longer.
    */
-  putPrekeys(
+  async putPrekeys(
     caller: Caller,
     prekeys: readonly NewPrekey[],
     opts: { listHeld?: boolean; lastResort?: NewPrekey } = {},
-  ): { stock: number; wanted: number; held?: string[]; lastResort?: string } {
+  ): Promise<{ stock: number; wanted: number; held?: string[]; lastResort?: string }> {
     // A prekey id names one prekey of this client for good (UNIQUE (owner, prekey_id) in the store): a
     // repeated id is the client's mistake and gets bad_request, not the store's constraint error
     // (found by test/hardening/fuzz-app.test.ts).
@@ -285,36 +284,37 @@ export class KeyService {
     }
     let stock: number;
     try {
-      stock = this.#store.transaction(() => {
-        assertCallerCurrent(this.#store, caller.serialHex, this.#now());
+      stock = await this.#store.transaction(async (tx) => {
+        await assertCallerCurrent(tx, caller.serialHex, this.#now());
         // Prekeys signed under an older certificate of this name can no longer be verified by senders.
-        this.#store.deletePrekeys(caller.name, caller.serialHex);
-        const before = this.#store.countPrekeys(caller.name, caller.serialHex);
+        await tx.deletePrekeys(caller.name, caller.serialHex);
+        const before = await tx.countPrekeys(caller.name, caller.serialHex);
         if (before + prekeys.length > MAX_PREKEY_STOCK) {
           throw new PolicyError('rate_limited', `at most ${MAX_PREKEY_STOCK} prekeys are kept per client`);
         }
         const now = this.#now();
-        if (prekeys.length > 0) this.#store.insertPrekeys(caller.name, caller.serialHex, prekeys, now);
+        if (prekeys.length > 0) await tx.insertPrekeys(caller.name, caller.serialHex, prekeys, now);
         if (opts.lastResort !== undefined) {
-          this.#store.putLastResortPrekey(caller.name, caller.serialHex, opts.lastResort, now);
+          await tx.putLastResortPrekey(caller.name, caller.serialHex, opts.lastResort, now);
         }
         return before + prekeys.length;
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: unknown } }).cause;
-      if (cause?.code === 'SQLITE_CONSTRAINT_UNIQUE') {
+      // SQLite's and PostgreSQL's codes for a UNIQUE violation (pg-store.ts keeps the driver's error as the cause).
+      if (cause?.code === 'SQLITE_CONSTRAINT_UNIQUE' || cause?.code === '23505') {
         throw new InputError('bad_request', 'a prekey with this id is already stocked');
       }
       throw err;
     }
-    const lastResort = this.#store.getLastResortPrekey(caller.name, caller.serialHex)?.prekeyId;
+    const lastResort = (await this.#store.getLastResortPrekey(caller.name, caller.serialHex))?.prekeyId;
     const answer = {
       stock,
       wanted: Math.max(0, PREKEY_STOCK - stock),
       ...(lastResort === undefined ? {} : { lastResort }),
     };
     if (prekeys.length > 0 || opts.lastResort !== undefined || opts.listHeld !== true) return answer;
-    const held = this.#store.heldPrekeyIds(
+    const held = await this.#store.heldPrekeyIds(
       caller.name,
       caller.serialHex,
       this.#now() - RESERVATION_TTL_MS,
@@ -326,57 +326,57 @@ export class KeyService {
   // -- creating keys -----------------------------------------------------------------------------
 
   /** Flow 1: hand out a serial and one of the peer's one-time prekeys (atomically consumed). */
-  reserve(caller: Caller, req: NewKeyRequest): Reservation {
-    return commitNow(this.#store, this.#reserveStep(caller, req));
+  async reserve(caller: Caller, req: NewKeyRequest): Promise<Reservation> {
+    return commitNow(this.#store, await this.#reserveStep(caller, req));
   }
 
   /** reserve through the store's group commit: what the `key.reserve` handler uses. */
   async reserveGrouped(caller: Caller, req: NewKeyRequest): Promise<Reservation> {
-    return commitGrouped(this.#store, this.#reserveStep(caller, req));
+    return commitGrouped(this.#store, await this.#reserveStep(caller, req));
   }
 
   /** reserve's checks now, its writes in `write` (one transaction), its answer from `finish`. */
-  #reserveStep(
+  async #reserveStep(
     caller: Caller,
     req: NewKeyRequest,
-  ): Step<{ prekey: PrekeyRecord; lastResort: boolean; low?: number } | undefined, Reservation> {
+  ): Promise<Step<{ prekey: PrekeyRecord; lastResort: boolean; low?: number } | undefined, Reservation>> {
     const ttl = checkTtl(req.ttl);
-    const peerCert = this.#peerCertificate(caller, req.peer);
-    if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'e2e');
+    const peerCert = await this.#peerCertificate(caller, req.peer);
+    if (req.replaces !== undefined) await this.#replaceable(caller, req.replaces, req.peer, 'e2e');
     this.#creation.take(caller.name);
     const serial = newKeySerial();
     let createdAt = 0;
     return {
-      write: () => {
+      write: async (tx) => {
         const now = this.#now();
         createdAt = now;
-        assertCallerCurrent(this.#store, caller.serialHex, now);
-        this.#store.deleteStaleReservations(now - RESERVATION_TTL_MS);
+        await assertCallerCurrent(tx, caller.serialHex, now);
+        await tx.deleteStaleReservations(now - RESERVATION_TTL_MS);
         // The reservation becomes an active key at its deposit: refuse now what the deposit would
         // refuse, before one of the peer's prekeys is consumed for nothing.
-        const reserved = this.#store.countOpenReservations(caller.name, req.peer, now - RESERVATION_TTL_MS);
+        const reserved = await tx.countOpenReservations(caller.name, req.peer, now - RESERVATION_TTL_MS);
         if (reserved >= this.#limits.openReservationsPerPair) {
           throw new PolicyError(
             'quota_exceeded',
             `you already hold ${reserved} open reservations on ${req.peer}'s prekeys (at most ${this.#limits.openReservationsPerPair}): deposit or let them expire`,
           );
         }
-        const active = this.#store.countActiveKeys(caller.name, req.peer, now);
+        const active = await tx.countActiveKeys(caller.name, req.peer, now);
         const replacing = req.replaces === undefined ? 0 : 1;
         if (active + reserved - replacing >= this.#limits.activeKeysPerPair) {
           throw this.#tooManyActive(req.peer);
         }
-        this.#checkKeyNoticeQuota(caller.name, req.peer);
+        await this.#checkKeyNoticeQuota(tx, caller.name, req.peer);
         let lastResort = false;
-        let prekey = this.#store.claimPrekey(req.peer, peerCert.serialHex);
+        let prekey = await tx.claimPrekey(req.peer, peerCert.serialHex);
         if (prekey === undefined) {
           // The one-time stock is empty: the peer's last-resort prekey, which stays (docs/keys.md).
-          prekey = this.#store.getLastResortPrekey(req.peer, peerCert.serialHex);
+          prekey = await tx.getLastResortPrekey(req.peer, peerCert.serialHex);
           lastResort = true;
         }
         if (prekey === undefined) return undefined;
-        if (req.ack !== undefined && req.ack.length > 0) this.#store.deleteDeliveries(caller.name, req.ack);
-        this.#store.insertSymKey({
+        if (req.ack !== undefined && req.ack.length > 0) await tx.deleteDeliveries(caller.name, req.ack);
+        await tx.insertSymKey({
           serial,
           mode: 'e2e',
           owner: caller.name,
@@ -393,11 +393,11 @@ export class KeyService {
         // Tell the owner when this claim takes his stock below the mark, when it takes the last one, and
         // whenever the last-resort one serves: not at every claim below the mark (a top-up answers the
         // first notice; the next one comes if the stock still runs out).
-        const stock = lastResort ? 0 : this.#store.countPrekeys(req.peer, peerCert.serialHex);
+        const stock = lastResort ? 0 : await tx.countPrekeys(req.peer, peerCert.serialHex);
         const tell = lastResort || stock === 0 || stock === PREKEY_LOW_WATER - 1;
         return { prekey, lastResort, ...(tell ? { low: stock } : {}) };
       },
-      finish: (claimed) => {
+      finish: async (claimed) => {
         if (claimed === undefined) {
           throw new StateError(
             'peer_unavailable',
@@ -411,7 +411,7 @@ export class KeyService {
           createdAt,
           expiresAt: createdAt + ttl,
           peer: req.peer,
-          peerCert: this.#certificate(peerCert.serialHex).der,
+          peerCert: (await this.#certificate(peerCert.serialHex)).der,
           prekey: {
             id: prekey.prekeyId,
             publicKey: prekey.publicKey,
@@ -427,17 +427,20 @@ export class KeyService {
    * Flow 1 step 3: store Alice's deposit once her transcript signature verifies against HER session
    * certificate over the KDC's OWN view of the exchange (its reservation record), then deliver.
    */
-  deposit(caller: Caller, req: DepositRequest): Deposited {
-    return commitNow(this.#store, this.#depositStep(caller, req));
+  async deposit(caller: Caller, req: DepositRequest): Promise<Deposited> {
+    return commitNow(this.#store, await this.#depositStep(caller, req));
   }
 
   /** deposit through the store's group commit: what the `key.deposit` handler uses. */
   async depositGrouped(caller: Caller, req: DepositRequest): Promise<Deposited> {
-    return commitGrouped(this.#store, this.#depositStep(caller, req));
+    return commitGrouped(this.#store, await this.#depositStep(caller, req));
   }
 
-  #depositStep(caller: Caller, req: DepositRequest): Step<(DeliveryRecord | Push)[], Deposited> {
-    const rec = this.#store.getSymKey(req.serial);
+  async #depositStep(
+    caller: Caller,
+    req: DepositRequest,
+  ): Promise<Step<(DeliveryRecord | Push)[], Deposited>> {
+    const rec = await this.#store.getSymKey(req.serial);
     const now = this.#now();
     if (
       rec === undefined ||
@@ -462,24 +465,24 @@ export class KeyService {
       expiresAt: rec.expiresAt,
     });
     const digest = ciphertextDigest(req.ciphertext);
-    const owner = this.#certificate(rec.ownerCert);
+    const owner = await this.#certificate(rec.ownerCert);
     // LAB SWITCH e2e-transcript-signature: the sender's signature over the key transcript is not verified.
     if (!labOff(this.#defences, 'e2e-transcript-signature'))
       verifyTranscriptSignature('sender', transcriptHash, digest, req.signature, owner.key);
     return {
-      write: () => {
+      write: async (tx) => {
         const at = this.#now();
-        assertCallerCurrent(this.#store, caller.serialHex, at);
-        this.#checkKeyNoticeQuota(caller.name, rec.peer);
+        await assertCallerCurrent(tx, caller.serialHex, at);
+        await this.#checkKeyNoticeQuota(tx, caller.name, rec.peer);
         // The old key of a rotation is superseded first, so its notice is queued (and pushed) before the
         // new key's delivery: a receiver never holds both as usable (client/keys MAX_KEYS_ACCEPTED_PER_SENDER).
         const ids: (DeliveryRecord | Push)[] =
-          rec.replaces === null ? [] : this.#supersede(rec.replaces, rec.serial, caller, at);
-        this.#checkActiveKeys(caller.name, rec.peer, at);
-        if (!this.#store.activateSymKey(rec.serial, { ...req, senderSignature: req.signature, digest })) {
+          rec.replaces === null ? [] : await this.#supersede(tx, rec.replaces, rec.serial, caller, at);
+        await this.#checkActiveKeys(tx, caller.name, rec.peer, at);
+        if (!(await tx.activateSymKey(rec.serial, { ...req, senderSignature: req.signature, digest }))) {
           throw new StateError('not_found', 'no such key reservation');
         }
-        const delivery = this.#enqueue(rec.peer, 'key.delivered', rec.serial, null, caller.name);
+        const delivery = await this.#enqueue(tx, rec.peer, 'key.delivered', rec.serial, null, caller.name);
         // Pushed from the deposit in hand (the same values the row now holds), not re-read from the store.
         const deposited = {
           ...rec,
@@ -488,11 +491,11 @@ export class KeyService {
           senderSignature: req.signature,
         };
         ids.push(deliveredPush(delivery, deposited, { fromCert: owner.der }) ?? delivery);
-        this.#audit(caller.name, 'key.deposit', rec.serial, { peer: rec.peer, mode: 'e2e' });
+        await this.#audit(tx, caller.name, 'key.deposit', rec.serial, { peer: rec.peer, mode: 'e2e' });
         return ids;
       },
-      finish: (pushes) => {
-        this.#pushAll(pushes);
+      finish: async (pushes) => {
+        await this.#pushAll(pushes);
         return { serial: rec.serial, createdAt: rec.createdAt, expiresAt: rec.expiresAt, digest };
       },
     };
@@ -512,8 +515,8 @@ export class KeyService {
     peerCertSerial: string;
   }> {
     const ttl = checkTtl(req.ttl);
-    const peerCert = this.#peerCertificate(caller, req.peer);
-    if (req.replaces !== undefined) this.#replaceable(caller, req.replaces, req.peer, 'kdc');
+    const peerCert = await this.#peerCertificate(caller, req.peer);
+    if (req.replaces !== undefined) await this.#replaceable(caller, req.replaces, req.peer, 'kdc');
     this.#creation.take(caller.name);
     const kek = await this.kek();
     const now = this.#now();
@@ -537,15 +540,15 @@ export class KeyService {
       ciphertext: null,
       senderSignature: null,
     };
-    const pushes = await groupCommit(this.#store).run(() => {
+    const pushes = await this.#store.batch(async (tx) => {
       const at = this.#now();
-      assertCallerCurrent(this.#store, caller.serialHex, at);
-      this.#checkKeyNoticeQuota(caller.name, req.peer);
+      await assertCallerCurrent(tx, caller.serialHex, at);
+      await this.#checkKeyNoticeQuota(tx, caller.name, req.peer);
       // Old key first (see #depositStep), then the bound on active keys, which a rotation keeps.
       const ids: (DeliveryRecord | Push)[] =
-        req.replaces === undefined ? [] : this.#supersede(req.replaces, serial, caller, at);
-      this.#checkActiveKeys(caller.name, req.peer, at);
-      this.#store.insertSymKey({
+        req.replaces === undefined ? [] : await this.#supersede(tx, req.replaces, serial, caller, at);
+      await this.#checkActiveKeys(tx, caller.name, req.peer, at);
+      await tx.insertSymKey({
         ...record,
         state: 'active',
         replaces: req.replaces ?? null,
@@ -553,14 +556,18 @@ export class KeyService {
         wrappedKey: wrapped,
         kekVersion: version,
       });
-      const delivery = this.#enqueue(req.peer, 'key.delivered', serial, null, caller.name);
+      const delivery = await this.#enqueue(tx, req.peer, 'key.delivered', serial, null, caller.name);
       // Pushed from the key in hand: the plaintext we just wrapped, not an unwrap of the stored copy.
       ids.push(deliveredPush(delivery, record, { key }) ?? delivery);
-      this.#audit(caller.name, 'key.create', serial, { peer: req.peer, mode: 'kdc', kekVersion: version });
-      if (req.ack !== undefined && req.ack.length > 0) this.#store.deleteDeliveries(caller.name, req.ack);
+      await this.#audit(tx, caller.name, 'key.create', serial, {
+        peer: req.peer,
+        mode: 'kdc',
+        kekVersion: version,
+      });
+      if (req.ack !== undefined && req.ack.length > 0) await tx.deleteDeliveries(caller.name, req.ack);
       return ids;
     });
-    this.#pushAll(pushes);
+    await this.#pushAll(pushes);
     return {
       serial,
       key,
@@ -591,7 +598,7 @@ export class KeyService {
     req: { serial: string; digest: Buffer; signature?: Buffer; ack?: readonly number[] },
   ): Promise<VerifyResult> {
     const ack = req.ack ?? [];
-    const rec = this.#lookup(caller, req.serial);
+    const rec = await this.#lookup(caller, req.serial);
     if (rec === undefined) {
       if (ack.length > 0) await this.ackGrouped(caller, ack);
       return { serial: req.serial, verdict: 'not_found', peerVerified: false };
@@ -610,24 +617,24 @@ export class KeyService {
         this.#transcriptOf(rec),
         req.digest,
         req.signature,
-        this.#certificateKey(caller.serialHex),
+        await this.#certificateKey(caller.serialHex),
       );
     }
     const verdict: Verdict = consistent ? verdictForState(asKeyState(rec.state)) : 'mismatch';
     let peerVerified = rec.peerVerifiedAt !== null;
     if (verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified) {
       const now = this.#now();
-      const pushes = await groupCommit(this.#store).run(() => {
-        assertCallerCurrent(this.#store, caller.serialHex, this.#now());
-        this.#store.markSymKeyPeerVerified(rec.serial, now);
-        this.#audit(caller.name, 'key.verify', rec.serial, { verdict });
-        if (ack.length > 0) this.#store.deleteDeliveries(caller.name, ack);
+      const pushes = await this.#store.batch(async (tx) => {
+        await assertCallerCurrent(tx, caller.serialHex, this.#now());
+        await tx.markSymKeyPeerVerified(rec.serial, now);
+        await this.#audit(tx, caller.name, 'key.verify', rec.serial, { verdict });
+        if (ack.length > 0) await tx.deleteDeliveries(caller.name, ack);
         // Counted against the key's owner (its own key.create/key.reserve caused it), never against the
         // verifier: verifying a delivered key is never refused, and it happens once per key.
-        const notice = this.#enqueue(rec.owner, 'key.verified', rec.serial, null, rec.owner);
+        const notice = await this.#enqueue(tx, rec.owner, 'key.verified', rec.serial, null, rec.owner);
         return [verifiedPush(notice, rec.serial, now)];
       });
-      this.#pushAll(pushes);
+      await this.#pushAll(pushes);
       peerVerified = true;
     } else if (ack.length > 0) {
       await this.ackGrouped(caller, ack);
@@ -643,40 +650,43 @@ export class KeyService {
   }
 
   /** One key's record, for its parties and the admin only. */
-  get(caller: Caller, serial: string): KeySummary {
-    const rec = this.#lookup(caller, serial);
+  async get(caller: Caller, serial: string): Promise<KeySummary> {
+    const rec = await this.#lookup(caller, serial);
     if (rec === undefined) throw new StateError('not_found', 'no such key');
     return summarize(rec);
   }
 
-  list(caller: Caller): KeySummary[] {
-    this.expireDue();
-    return this.#store.listSymKeys({ party: caller.name }).map((r) => summarize(this.#checkParties(r)));
+  async list(caller: Caller): Promise<KeySummary[]> {
+    await this.expireDue();
+    const out: KeySummary[] = [];
+    for (const r of await this.#store.listSymKeys({ party: caller.name }))
+      out.push(summarize(await this.#checkParties(r)));
+    return out;
   }
 
   /** `kds admin keys [--revoked]`: every key, or the revoked-key list (serial, time, reason). */
-  adminList(opts: { revoked?: boolean } = {}): KeySummary[] {
-    this.expireDue();
-    return this.#store
-      .listSymKeys(opts.revoked === true ? { states: ['revoked'] } : {})
-      .map((r) => summarize(r));
+  async adminList(opts: { revoked?: boolean } = {}): Promise<KeySummary[]> {
+    await this.expireDue();
+    return (await this.#store.listSymKeys(opts.revoked === true ? { states: ['revoked'] } : {})).map((r) =>
+      summarize(r),
+    );
   }
 
   /**
    * Revoke a key (either party or the admin). Durable, with both parties' notices queued, before this
    * returns; notices go out at once to whoever is connected.
    */
-  revoke(
+  async revoke(
     caller: Caller,
     req: { serial: string; reason: string },
-  ): { serial: string; status: 'revoked' | 'already_revoked'; revokedAt: number; reason: string } {
+  ): Promise<{ serial: string; status: 'revoked' | 'already_revoked'; revokedAt: number; reason: string }> {
     if (!CLIENT_REVOCATION_REASONS.has(req.reason)) {
       throw new InputError(
         'bad_reason',
         `${req.reason.slice(0, 40)} is not a reason for revoking a key; expected one of ${KEY_REVOCATION_REASONS.join(', ')}`,
       );
     }
-    const rec = this.#lookup(caller, req.serial);
+    const rec = await this.#lookup(caller, req.serial);
     if (rec === undefined) throw new StateError('not_found', 'no such key');
     if (rec.state === 'revoked') {
       return {
@@ -687,16 +697,17 @@ export class KeyService {
       };
     }
     const now = this.#now();
-    const pushes = this.#store.transaction(() => {
-      assertCallerCurrent(this.#store, caller.serialHex, this.#now());
+    const pushes = await this.#store.transaction(async (tx) => {
+      await assertCallerCurrent(tx, caller.serialHex, this.#now());
       // Revoking a usable key is never refused. One already unusable everywhere (expired, superseded:
       // both clients dropped or stop using it on their own) only updates its record; its notices count
       // against the revoker like any other, so revoking old keys cannot fill the other party's queue.
-      const current = this.#store.getSymKey(rec.serial);
+      const current = await tx.getSymKey(rec.serial);
       if (caller.role === 'client' && current !== undefined && current.state !== 'active') {
-        this.#checkKeyNoticeQuota(caller.name, rec.owner === caller.name ? rec.peer : rec.owner);
+        await this.#checkKeyNoticeQuota(tx, caller.name, rec.owner === caller.name ? rec.peer : rec.owner);
       }
       return this.#revokeKey(
+        tx,
         rec,
         req.reason,
         caller.name,
@@ -704,8 +715,8 @@ export class KeyService {
         caller.role === 'client' ? caller.name : null,
       );
     });
-    this.#pushAll(pushes);
-    const after = this.#store.getSymKey(rec.serial)!;
+    await this.#pushAll(pushes);
+    const after = (await this.#store.getSymKey(rec.serial))!;
     return {
       serial: rec.serial,
       status: pushes.length > 0 ? 'revoked' : 'already_revoked',
@@ -720,24 +731,25 @@ export class KeyService {
    * the revoking request, before it is answered); keys of certificates revoked by another process
    * (`kds cert revoke` against the data dir) are caught by #checkParties on their next use.
    */
-  onCertificateRevoked(serialHex: string, name: string): number {
+  async onCertificateRevoked(serialHex: string, name: string): Promise<number> {
     const now = this.#now();
-    const pushes = this.#store.transaction(() => {
+    const pushes = await this.#store.transaction(async (tx) => {
       const ids: DeliveryRecord[] = [];
-      for (const rec of this.#store.listSymKeys({ party: name, states: ['active'] })) {
-        ids.push(...this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now, null));
+      for (const rec of await tx.listSymKeys({ party: name, states: ['active'] })) {
+        ids.push(...(await this.#revokeKey(tx, rec, CERTIFICATE_REVOKED, 'kdc', now, null)));
       }
-      this.#store.deletePrekeys(name);
-      if (ids.length > 0) this.#audit('kdc', 'key.revoke.cascade', serialHex, { name, keys: ids.length / 2 });
+      await tx.deletePrekeys(name);
+      if (ids.length > 0)
+        await this.#audit(tx, 'kdc', 'key.revoke.cascade', serialHex, { name, keys: ids.length / 2 });
       return ids;
     });
-    this.#pushAll(pushes);
+    await this.#pushAll(pushes);
     return pushes.length / 2;
   }
 
   /** Active keys past their expiry become `expired` (lazily, on every listing and lookup). */
-  expireDue(): void {
-    this.#store.expireSymKeys(this.#now());
+  async expireDue(): Promise<void> {
+    await this.#store.expireSymKeys(this.#now());
   }
 
   /**
@@ -748,10 +760,10 @@ export class KeyService {
    * KDC killed mid-exchange a few times would lock its clients out of end-to-end keys for that long).
    * Their prekeys were consumed either way; their owners' housekeeping drops the privates.
    */
-  sweep(): void {
-    this.expireDue();
-    for (const rec of this.#store.listSymKeys({ states: ['active'] })) this.#checkParties(rec);
-    this.#store.deleteStaleReservations(Number.MAX_SAFE_INTEGER);
+  async sweep(): Promise<void> {
+    await this.expireDue();
+    for (const rec of await this.#store.listSymKeys({ states: ['active'] })) await this.#checkParties(rec);
+    await this.#store.deleteStaleReservations(Number.MAX_SAFE_INTEGER);
   }
 
   // -- messages and deliveries ---------------------------------------------------------------------
@@ -760,13 +772,13 @@ export class KeyService {
    * Relay a message encrypted with a shared key (the KDC never sees its plaintext). docs/keys.md "Requirements": "Stale
    * (revoked) keys are refused by both the KDC (`key_revoked`) and the clients."
    */
-  sendMessage(
+  async sendMessage(
     caller: Caller,
     req: { to: string; serial: string; seq: number; nonce: Buffer; ciphertext: Buffer },
-  ): { delivered: number; queued: boolean; sentAt: number } {
+  ): Promise<{ delivered: number; queued: boolean; sentAt: number }> {
     // The KDC only relays `seq` (bound into the AAD, checked by the receiver); 0 is not a sequence number.
     assertMessageSeq(req.seq);
-    const rec = this.#lookup(caller, req.serial);
+    const rec = await this.#lookup(caller, req.serial);
     if (rec === undefined) throw new StateError('not_found', 'no such key');
     const other = rec.owner === caller.name ? rec.peer : rec.owner;
     if (req.to !== other || caller.role !== 'client') {
@@ -784,19 +796,19 @@ export class KeyService {
       ciphertext: req.ciphertext,
       sentAt,
     });
-    const queued = this.#store.transaction(() => {
-      assertCallerCurrent(this.#store, caller.serialHex, this.#now());
+    const queued = await this.#store.transaction(async (tx) => {
+      await assertCallerCurrent(tx, caller.serialHex, this.#now());
       // Per (sender, recipient): one sender's backlog never refuses another sender's message.
-      const waiting = this.#store.countQueuedFrom(req.to, caller.name, 'msg');
+      const waiting = await tx.countQueuedFrom(req.to, caller.name, 'msg');
       if (waiting >= this.#limits.queuedMessagesPerPair) {
         throw new PolicyError(
           'quota_exceeded',
           `${req.to} has ${waiting} undelivered messages from you (at most ${this.#limits.queuedMessagesPerPair}): they are delivered when ${req.to} connects`,
         );
       }
-      return this.#enqueue(req.to, 'msg', rec.serial, payload, caller.name);
+      return this.#enqueue(tx, req.to, 'msg', rec.serial, payload, caller.name);
     });
-    const delivered = this.#pushAll([queued]);
+    const delivered = await this.#pushAll([queued]);
     return { delivered, queued: true, sentAt };
   }
 
@@ -808,13 +820,13 @@ export class KeyService {
     caller: Caller,
     push: (type: string, body: Record<string, unknown>) => void,
   ): Promise<{ pushed: number; remaining: number }> {
-    this.expireDue();
-    const rows = this.#store.listDeliveries(caller.name, this.#syncBatch);
+    await this.expireDue();
+    const rows = await this.#store.listDeliveries(caller.name, this.#syncBatch);
     if (rows.some((r) => r.kind === 'key.delivered')) await this.#kekIfKdcKeys(rows.map((r) => r.keySerial));
     let pushed = 0;
     const obsolete: number[] = [];
     for (const row of rows) {
-      const p = buildPush(row, this.#store, () => this.#kekReady);
+      const p = await buildPush(row, this.#store, () => this.#kekReady);
       if (p === undefined) {
         obsolete.push(row.id);
         continue;
@@ -822,36 +834,40 @@ export class KeyService {
       push(p.type, p.body);
       pushed += 1;
     }
-    if (obsolete.length > 0) this.#store.deleteDeliveries(caller.name, obsolete);
-    return { pushed, remaining: Math.max(0, this.#store.countDeliveries(caller.name) - pushed) };
+    if (obsolete.length > 0) await this.#store.deleteDeliveries(caller.name, obsolete);
+    return { pushed, remaining: Math.max(0, (await this.#store.countDeliveries(caller.name)) - pushed) };
   }
 
   /** Forget acknowledged deliveries (only the caller's own). */
-  ack(caller: Caller, ids: readonly number[]): { acknowledged: number } {
-    return this.#store.transaction(() => this.#ackWrite(caller, ids));
+  ack(caller: Caller, ids: readonly number[]): Promise<{ acknowledged: number }> {
+    return this.#store.transaction((tx) => this.#ackWrite(tx, caller, ids));
   }
 
   /** ack through the store's group commit: what the `key.ack` handler uses (two acks per key). */
   async ackGrouped(caller: Caller, ids: readonly number[]): Promise<{ acknowledged: number }> {
-    return groupCommit(this.#store).run(() => this.#ackWrite(caller, ids));
+    return this.#store.batch((tx) => this.#ackWrite(tx, caller, ids));
   }
 
-  #ackWrite(caller: Caller, ids: readonly number[]): { acknowledged: number } {
-    assertCallerCurrent(this.#store, caller.serialHex, this.#now());
-    return { acknowledged: this.#store.deleteDeliveries(caller.name, ids) };
+  async #ackWrite(
+    tx: AsyncStoreData,
+    caller: Caller,
+    ids: readonly number[],
+  ): Promise<{ acknowledged: number }> {
+    await assertCallerCurrent(tx, caller.serialHex, this.#now());
+    return { acknowledged: await tx.deleteDeliveries(caller.name, ids) };
   }
 
   // -- internals ------------------------------------------------------------------------------------
 
   /** A non-reserved key the caller may see (a party, or the admin), or undefined: one answer for both. */
-  #lookup(caller: Caller, serial: string): SymKeyRecord | undefined {
+  async #lookup(caller: Caller, serial: string): Promise<SymKeyRecord | undefined> {
     if (!isKeySerial(serial)) return undefined;
-    let rec = this.#store.getSymKey(serial);
+    let rec = await this.#store.getSymKey(serial);
     // Expiry is applied lazily: only this record's expiry matters to this lookup, so the store-wide
     // UPDATE (a write statement on every verify otherwise) runs only when this key is due.
     if (rec?.state === 'active' && rec.expiresAt <= this.#now()) {
-      this.expireDue();
-      rec = this.#store.getSymKey(serial);
+      await this.expireDue();
+      rec = await this.#store.getSymKey(serial);
     }
     if (rec === undefined || rec.state === 'reserved') return undefined;
     if (caller.role !== 'admin' && rec.owner !== caller.name && rec.peer !== caller.name) return undefined;
@@ -859,7 +875,7 @@ export class KeyService {
   }
 
   /** Cascade a certificate revocation the KDC has not applied yet (revoked by another process). */
-  #checkParties(rec: SymKeyRecord): SymKeyRecord {
+  async #checkParties(rec: SymKeyRecord): Promise<SymKeyRecord> {
     if (rec.state !== 'active') return rec;
     if (
       this.#ca.revocationOf(rec.ownerCert) === undefined &&
@@ -868,9 +884,11 @@ export class KeyService {
       return rec;
     }
     const now = this.#now();
-    const pushes = this.#store.transaction(() => this.#revokeKey(rec, CERTIFICATE_REVOKED, 'kdc', now, null));
-    this.#pushAll(pushes);
-    return this.#store.getSymKey(rec.serial) ?? rec;
+    const pushes = await this.#store.transaction((tx) =>
+      this.#revokeKey(tx, rec, CERTIFICATE_REVOKED, 'kdc', now, null),
+    );
+    await this.#pushAll(pushes);
+    return (await this.#store.getSymKey(rec.serial)) ?? rec;
   }
 
   #refuseRevokedParties(rec: SymKeyRecord): void {
@@ -886,26 +904,27 @@ export class KeyService {
    * Inside a transaction: revoke once and queue a notice for both parties, counted against `sender` (the
    * client that revoked; null for the KDC and the admin). Returns the delivery ids.
    */
-  #revokeKey(
+  async #revokeKey(
+    tx: AsyncStoreData,
     rec: SymKeyRecord,
     reason: string,
     by: string,
     now: number,
     sender: string | null,
-  ): DeliveryRecord[] {
+  ): Promise<DeliveryRecord[]> {
     if (
-      !this.#store.setSymKeyState(rec.serial, ['active', 'expired', 'superseded'], 'revoked', {
+      !(await tx.setSymKeyState(rec.serial, ['active', 'expired', 'superseded'], 'revoked', {
         at: now,
         reason,
         by,
-      })
+      }))
     ) {
       return [];
     }
-    this.#audit(by, 'key.revoke', rec.serial, { reason, owner: rec.owner, peer: rec.peer });
+    await this.#audit(tx, by, 'key.revoke', rec.serial, { reason, owner: rec.owner, peer: rec.peer });
     return [
-      this.#replaceKeyNotices(rec.owner, rec.serial, sender),
-      this.#replaceKeyNotices(rec.peer, rec.serial, sender),
+      await this.#replaceKeyNotices(tx, rec.owner, rec.serial, sender),
+      await this.#replaceKeyNotices(tx, rec.peer, rec.serial, sender),
     ];
   }
 
@@ -917,36 +936,47 @@ export class KeyService {
    * that is no longer active is dropped at key.sync anyway. So a key has at most one queued notice per
    * recipient, whatever happens to it (docs/keys.md "Quotas").
    */
-  #replaceKeyNotices(recipient: string, serial: string, sender: string | null): DeliveryRecord {
-    this.#store.deleteQueuedKeyNotices(recipient, serial);
-    return this.#enqueue(recipient, 'key.revoked', serial, null, sender);
+  async #replaceKeyNotices(
+    tx: AsyncStoreData,
+    recipient: string,
+    serial: string,
+    sender: string | null,
+  ): Promise<DeliveryRecord> {
+    await tx.deleteQueuedKeyNotices(recipient, serial);
+    return this.#enqueue(tx, recipient, 'key.revoked', serial, null, sender);
   }
 
   /** Inside a transaction: the old key of a rotation becomes superseded; both parties are told. */
-  #supersede(oldSerial: string, newSerial: string, caller: Caller, now: number): DeliveryRecord[] {
+  async #supersede(
+    tx: AsyncStoreData,
+    oldSerial: string,
+    newSerial: string,
+    caller: Caller,
+    now: number,
+  ): Promise<DeliveryRecord[]> {
     const by = caller.name;
-    const old = this.#store.getSymKey(oldSerial);
+    const old = await tx.getSymKey(oldSerial);
     if (old === undefined) return [];
     if (
-      !this.#store.setSymKeyState(oldSerial, ['active'], 'superseded', {
+      !(await tx.setSymKeyState(oldSerial, ['active'], 'superseded', {
         at: now,
         reason: 'superseded',
         by,
         supersededBy: newSerial,
-      })
+      }))
     ) {
       throw new StateError('key_revoked', `key ${oldSerial} is no longer active`);
     }
-    this.#audit(by, 'key.rotate', oldSerial, { supersededBy: newSerial });
+    await this.#audit(tx, by, 'key.rotate', oldSerial, { supersededBy: newSerial });
     return [
-      this.#replaceKeyNotices(old.owner, oldSerial, by),
-      this.#replaceKeyNotices(old.peer, oldSerial, by),
+      await this.#replaceKeyNotices(tx, old.owner, oldSerial, by),
+      await this.#replaceKeyNotices(tx, old.peer, oldSerial, by),
     ];
   }
 
   /** Inside a transaction: refuse a new key notice `sender` would queue for `recipient` past its quota. */
-  #checkKeyNoticeQuota(sender: string, recipient: string): void {
-    const waiting = this.#store.countQueuedFrom(recipient, sender, 'key');
+  async #checkKeyNoticeQuota(tx: AsyncStoreData, sender: string, recipient: string): Promise<void> {
+    const waiting = await tx.countQueuedFrom(recipient, sender, 'key');
     if (waiting >= this.#limits.queuedKeyNoticesPerPair) {
       throw new PolicyError(
         'quota_exceeded',
@@ -956,8 +986,8 @@ export class KeyService {
   }
 
   /** Inside a transaction: refuse one more active key of `owner` with `peer` past the pair's bound. */
-  #checkActiveKeys(owner: string, peer: string, now: number): void {
-    if (this.#store.countActiveKeys(owner, peer, now) >= this.#limits.activeKeysPerPair) {
+  async #checkActiveKeys(tx: AsyncStoreData, owner: string, peer: string, now: number): Promise<void> {
+    if ((await tx.countActiveKeys(owner, peer, now)) >= this.#limits.activeKeysPerPair) {
       throw this.#tooManyActive(peer);
     }
   }
@@ -986,8 +1016,8 @@ export class KeyService {
   }
 
   /** A rotation must name an active key of the same two parties and mode. */
-  #replaceable(caller: Caller, serial: string, peer: string, mode: SymKeyMode): void {
-    const rec = this.#lookup(caller, serial);
+  async #replaceable(caller: Caller, serial: string, peer: string, mode: SymKeyMode): Promise<void> {
+    const rec = await this.#lookup(caller, serial);
     const pair = rec === undefined ? [] : [rec.owner, rec.peer].sort();
     if (
       rec === undefined ||
@@ -1002,13 +1032,13 @@ export class KeyService {
   }
 
   /** The peer's active certificate, or the code docs/keys.md names: peer_revoked / peer_unavailable. */
-  #peerCertificate(caller: Caller, name: string): CertificateRecord {
+  async #peerCertificate(caller: Caller, name: string): Promise<CertificateRecord> {
     assertValidName(name);
     if (caller.role !== 'client') throw new InputError('bad_request', 'only enrolled clients exchange keys');
     if (name === caller.name) throw new InputError('bad_request', 'a key needs two different parties');
-    const cert = this.#store.activeCertificate(name);
+    const cert = await this.#store.activeCertificate(name);
     if (cert === undefined || cert.role !== 'client' || cert.pem === null) {
-      const latest = this.#store.latestCertificate(name);
+      const latest = await this.#store.latestCertificate(name);
       if (latest?.status === 'revoked' && latest.role === 'client') {
         throw new StateError('peer_revoked', `the certificate of ${name} is revoked`);
       }
@@ -1024,18 +1054,18 @@ export class KeyService {
     return cert;
   }
 
-  #certificateKey(serialHex: string): KeyObject {
-    return this.#certificate(serialHex).key;
+  async #certificateKey(serialHex: string): Promise<KeyObject> {
+    return (await this.#certificate(serialHex)).key;
   }
 
   /**
    * A certificate's public key and DER by serial, cached: a certificate's content never changes (its
    * status does, and every caller checks revocation through the CA separately).
    */
-  #certificate(serialHex: string): { key: KeyObject; der: Buffer } {
+  async #certificate(serialHex: string): Promise<{ key: KeyObject; der: Buffer }> {
     let entry = this.#certs.get(serialHex);
     if (entry === undefined) {
-      const cert = this.#store.getCertificate(serialHex);
+      const cert = await this.#store.getCertificate(serialHex);
       if (cert?.pem === null || cert?.pem === undefined)
         throw new AuthError('bad_signature', 'signature verification failed');
       // createPublicKey takes the certificate's SubjectPublicKeyInfo.
@@ -1087,7 +1117,7 @@ export class KeyService {
 
   async #kekIfKdcKeys(serials: string[]): Promise<void> {
     for (const serial of serials) {
-      if (this.#store.getSymKey(serial)?.mode === 'kdc') {
+      if ((await this.#store.getSymKey(serial))?.mode === 'kdc') {
         await this.kek();
         return;
       }
@@ -1095,20 +1125,27 @@ export class KeyService {
   }
 
   /** `sender`: the client whose quota the notice counts against (null: the KDC or the admin). */
-  #enqueue(
+  async #enqueue(
+    tx: AsyncStoreData,
     recipient: string,
     kind: DeliveryKind,
     keySerial: string,
     payload: Buffer | null,
     sender: string | null,
-  ): DeliveryRecord {
+  ): Promise<DeliveryRecord> {
     const delivery = { recipient, kind, keySerial, payload, sender, createdAt: this.#now() };
-    return { ...delivery, id: this.#store.enqueueDelivery(delivery) };
+    return { ...delivery, id: await tx.enqueueDelivery(delivery) };
   }
 
   /** Audit rows name serials, parties, reasons: never key material (the store refuses secret-looking keys). */
-  #audit(actor: string, action: string, subject: string, detail: Record<string, unknown>): void {
-    this.#store.appendAudit({ at: this.#now(), actor, action, subject, detail });
+  async #audit(
+    tx: AsyncStoreData,
+    actor: string,
+    action: string,
+    subject: string,
+    detail: Record<string, unknown>,
+  ): Promise<void> {
+    await tx.appendAudit({ at: this.#now(), actor, action, subject, detail });
   }
 
   /**
@@ -1116,12 +1153,12 @@ export class KeyService {
    * A row is a queued delivery (its push rebuilt from the store) or a push built from the data in hand
    * by the request that just committed it (no second read of the record, no second unwrap).
    */
-  #pushAll(rows: readonly (DeliveryRecord | Push)[]): number {
+  async #pushAll(rows: readonly (DeliveryRecord | Push)[]): Promise<number> {
     let reached = 0;
     for (const row of rows) {
       const sessions = this.#sessions.byName(row.recipient).filter((s) => !s.closed);
       if (sessions.length === 0) continue;
-      const p = 'body' in row ? row : buildPush(row, this.#store, () => this.#kekReady);
+      const p = 'body' in row ? row : await buildPush(row, this.#store, () => this.#kekReady);
       if (p === undefined) continue;
       for (const session of sessions) {
         // The change is committed and the notice queued: a push that fails (a socket closing right now)

@@ -37,8 +37,10 @@ export type StoreData = Omit<Store, NonDataMethods>;
 
 type Promised<F> = F extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
 
-/** Each data method of the Store, returning a promise. */
-export type AsyncStoreData = { [K in keyof StoreData]: Promised<StoreData[K]> };
+/** Each data method of the Store, returning a promise (getSetting keeps its type parameter). */
+export type AsyncStoreData = { [K in Exclude<keyof StoreData, 'getSetting'>]: Promised<StoreData[K]> } & {
+  getSetting<T>(key: string): Promise<T | undefined>;
+};
 
 // The table families, for code that needs only one of them (a function that issues certificates takes
 // the certificate, revocation and token families, not the key store).
@@ -124,6 +126,11 @@ export interface AsyncStore extends AsyncStoreData {
   transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T>;
   /** Group commit: see the header. */
   batch<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Report each durable group commit: its committed callers and the time from its BEGIN until it was
+   * durable (the KDC's store.commit event). One observer, the last one set; undefined removes it.
+   */
+  observeCommits(observer: ((callers: number, durationMs: number) => void) | undefined): void;
   /**
    * Changes whenever another connection or node may have committed a write since the last call; equal
    * values mean nothing changed. For caches (certificate standing, the CRL) only.

@@ -17,6 +17,7 @@
 //   retry later; the pool reconnects by itself), every other failure `store_error`; PostgreSQL's
 //   messages name constraints, never values (DETAIL, which quotes values, is never surfaced).
 // - BIGINT columns come back as numbers (times in ms and ids stay far below 2^53).
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createHash } from 'node:crypto';
 import { EnvironmentError, InputError, InternalError, KdsError, PolicyError } from '../../shared/errors.js';
@@ -1021,6 +1022,11 @@ export class PgStore extends PgData implements AsyncStore {
 
   #queue: BatchItem[] = [];
   #flushing = false;
+  #observer: ((callers: number, durationMs: number) => void) | undefined;
+
+  observeCommits(observer: ((callers: number, durationMs: number) => void) | undefined): void {
+    this.#observer = observer;
+  }
   readonly #txSlots = new Slots(TX_SLOTS);
 
   async #flush(): Promise<void> {
@@ -1030,6 +1036,7 @@ export class PgStore extends PgData implements AsyncStore {
         const batch = this.#queue;
         this.#queue = [];
         let outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
+        const startedAt = performance.now();
         try {
           outcomes = await this.transaction(async (tx) => {
             const out: typeof outcomes = [];
@@ -1046,6 +1053,7 @@ export class PgStore extends PgData implements AsyncStore {
           for (const item of batch) item.reject(err);
           continue;
         }
+        this.#observer?.(outcomes.filter((o) => o.ok).length, performance.now() - startedAt);
         batch.forEach((item, i) => {
           const o = outcomes[i]!;
           if (o.ok) item.resolve(o.value);

@@ -18,6 +18,7 @@
 // every promise settles after a WAL fsync that started after the COMMIT (sqlite-store.ts's header says
 // why that is the durability of synchronous=FULL).
 import { realpathSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { InternalError } from '../../shared/errors.js';
 import {
   checkNotification,
@@ -161,6 +162,11 @@ class SqliteAsyncStoreImpl {
   #scheduled = false;
   #syncing = false;
   #unsynced: ((err: Error | null) => void)[] = [];
+  #observer: ((callers: number, durationMs: number) => void) | undefined;
+
+  observeCommits(observer: ((callers: number, durationMs: number) => void) | undefined): void {
+    this.#observer = observer;
+  }
 
   constructor(store: SqliteStore) {
     this.sync = store;
@@ -245,6 +251,7 @@ class SqliteAsyncStoreImpl {
     this.#queue = [];
     if (batch.length === 0) return;
     await this.#lock.acquire();
+    const startedAt = performance.now();
     const tx = new SqliteTx(this.sync);
     const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
     try {
@@ -281,7 +288,10 @@ class SqliteAsyncStoreImpl {
       return;
     }
     this.#unsynced.push((syncErr) => {
-      if (syncErr === null) deliver(this.#lockKey, tx.pending);
+      if (syncErr === null) {
+        deliver(this.#lockKey, tx.pending);
+        this.#observer?.(outcomes.filter((o) => o.ok).length, performance.now() - startedAt);
+      }
       batch.forEach((item, i) => {
         const o = outcomes[i]!;
         if (!o.ok) return;

@@ -2,7 +2,8 @@
 // one JSON object per Server-Sent Event. It is a projection made for drawing, never a copy of protocol
 // data: names, serials, sizes, codes and the defence that refused something. No key bytes, tokens,
 // passphrases, signatures or message text ever enter it (docs/console.md "What the page never sees").
-// Pure types: the page (web/console) and the server (server/console) both import them.
+// Pure types: the page (web/console), the KDC (server/console) and Mallory (client/mitm/console.ts)
+// all import them.
 
 /** A lifeline: a party's name, `kdc`, `mallory`, or `?` for a peer that never said who it is. */
 export type Lifeline = string;
@@ -36,7 +37,7 @@ export interface MessageEvent extends Base {
   /** An error code it carries (an alert, an error reply, a session.closing push). */
   code?: string;
   /** What Mallory did to it (her own console only). */
-  action?: 'forwarded' | 'changed' | 'dropped' | 'replayed' | 'injected';
+  action?: MalloryAction;
 }
 
 export interface ExchangeOpenEvent extends Base {
@@ -84,6 +85,25 @@ export interface StateChangeEvent extends Base {
   detail: string;
 }
 
+/**
+ * What Mallory did with a frame, in her own view: passed it on unchanged, changed it, kept it from its
+ * addressee (dropped, held back, kept because she answers it herself), sent one of her own, sent an
+ * old one again, sent one back to its sender, sent records out of order, or sealed a record again with
+ * the keys of the other session (the insecure control mode), or saw a close.
+ */
+export type MalloryAction =
+  | 'forwarded'
+  | 'changed'
+  | 'dropped'
+  | 'held'
+  | 'kept'
+  | 'injected'
+  | 'replayed'
+  | 'reflected'
+  | 'reordered'
+  | 're-encrypted'
+  | 'closed';
+
 /** Mallory's own view (`kds mitm --console`): her attack and its outcome. */
 export interface AttackEvent extends Base {
   kind: 'attack';
@@ -91,6 +111,14 @@ export interface AttackEvent extends Base {
   /** running, defended, succeeded, inconclusive */
   outcome: string;
   detail: string;
+  /** The victim connection the finding is about (absent: the attack as a whole, or her own sessions). */
+  exchange?: number;
+  /** The defence that stopped it (outcome `defended`). */
+  defence?: string;
+  /** The error code that showed the defence at work. */
+  code?: string;
+  /** The attack's end: its verdict over every connection. */
+  final?: boolean;
 }
 
 export interface StateEvent extends Base {
@@ -135,6 +163,8 @@ export interface ConsoleState {
   truncated: boolean;
   /** MITM lab only: the defences this KDC runs with switched off (`--lab-disable`); absent otherwise. */
   labDisabled?: string[];
+  /** Mallory's view only: the attack running and where it stands. */
+  attack?: { name: string; outcome: string; summary: string; defences: string[]; stolenKeys: number };
   counts: {
     certsActive: number;
     certsRevoked: number;

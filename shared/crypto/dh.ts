@@ -50,18 +50,19 @@ export const FFDHE2048_PRIME = Buffer.from(
     'C58EF1837D1683B2C6F34A26C1B2EFFA886B423861285C97FFFFFFFFFFFFFFFF',
   'hex',
 );
-export const FFDHE2048_GENERATOR = 2;
-export const FFDHE2048_BYTES = 256;
+const FFDHE2048_GENERATOR = 2;
+const FFDHE2048_BYTES = 256;
 /**
  * Private exponent size for ffdhe2048: 256 random bits. RFC 7919 section 5.2 allows short exponents
  * sized to the group's security strength (it lists 225 bits for ffdhe2048); 256 bits keeps a margin and
  * makes the modular exponentiation ~8x cheaper than a full-size exponent.
  */
-export const FFDHE2048_PRIVATE_BYTES = 32;
+const FFDHE2048_PRIVATE_BYTES = 32;
 
 const P_MINUS_1 = (() => {
   const b = Buffer.from(FFDHE2048_PRIME);
-  b[b.length - 1] -= 1; // p ends in 0xff: no borrow
+  const last = b.length - 1;
+  b.writeUInt8(b.readUInt8(last) - 1, last); // p ends in 0xff: no borrow
   return b;
 })();
 

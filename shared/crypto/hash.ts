@@ -2,8 +2,6 @@
 // Parts are fed in order with no separators: callers that need framing encode it themselves.
 import { createHash, createHmac } from 'node:crypto';
 
-export const SHA256_BYTES = 32;
-
 export function sha256(...parts: readonly Uint8Array[]): Buffer {
   const h = createHash('sha256');
   for (const part of parts) h.update(part);

@@ -32,8 +32,8 @@ export interface RsaKeyPair {
 }
 
 /** Accepted modulus sizes for generation. 1024 only exists so tests can build weak keys to be refused. */
-export const RSA_MIN_GENERATE_BITS = 1024;
-export const RSA_MAX_GENERATE_BITS = 8192;
+const RSA_MIN_GENERATE_BITS = 1024;
+const RSA_MAX_GENERATE_BITS = 8192;
 
 /**
  * RSASSA-PSS salt length, fixed and explicit on BOTH sign and verify. Node's verify default is

@@ -93,8 +93,8 @@ export interface HandshakeRefused extends Base<'handshake.refused'> {
   /** The CN of the certificate presented, or the insecure mode's claimed name: NOT verified. */
   claimedName?: string;
   /**
-   * The error code: the one our alert sent, or the one the peer's alert sent (`by`); `abandoned` or
-   * `abandoned_after_server_hello` when the peer closed without an alert.
+   * The error code: the one our alert sent, or the one the peer's alert or close reason gave (`by`);
+   * `abandoned` or `abandoned_after_server_hello` when the peer closed without saying why.
    */
   code: string;
   /** Who refused: the KDC (its checks failed) or the peer (the client's checks failed: its alert). */

@@ -14,7 +14,6 @@ import { bytes, text } from './transcript.js';
 import { assertKeySerial } from './serial.js';
 
 export const AES_KEY_BYTES = 32;
-export const DIGEST_BYTES = 32;
 const KDC_DIGEST_LABEL = 'kds v1 kdc key digest';
 
 export function ciphertextDigest(blob: Uint8Array): Buffer {

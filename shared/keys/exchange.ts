@@ -22,13 +22,7 @@ import { randomBytes } from '../crypto/random.js';
 import type { ParsedCertificate } from '../pki/x509.js';
 import { authenticatePeerCertificate } from './peer-certificate.js';
 import { verifyPrekey, type SignedPrekey } from './prekey.js';
-import {
-  e2eTranscriptHash,
-  kdcTranscriptHash,
-  signedContent,
-  type Party,
-  type SignerRole,
-} from './transcript.js';
+import { e2eTranscriptHash, kdcTranscriptHash, signedContent, type SignerRole } from './transcript.js';
 import { ciphertextDigest, kdcKeyDigest, AES_KEY_BYTES } from './digest.js';
 import { deriveWrappingKey, unwrapKey, wrapKey } from './key-wrap.js';
 
@@ -207,5 +201,3 @@ export function verifyTranscriptSignature(
     throw new AuthError('bad_signature', 'signature verification failed');
   }
 }
-
-export type { Party };

@@ -13,7 +13,7 @@ import { AES_KEY_BYTES } from './digest.js';
 import { openBlob, sealBlob, GCM_NONCE_BYTES, GCM_TAG_BYTES } from './aes-gcm.js';
 import { bytes } from './transcript.js';
 
-export const WRAP_INFO = 'kds v1 e2e key wrap';
+const WRAP_INFO = 'kds v1 e2e key wrap';
 export const WRAPPED_KEY_BYTES = GCM_NONCE_BYTES + AES_KEY_BYTES + GCM_TAG_BYTES;
 
 export function deriveWrappingKey(sharedSecret: Uint8Array, transcriptHash: Uint8Array): Buffer {

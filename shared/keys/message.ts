@@ -21,7 +21,7 @@ import { bytes, encodeFields, text, uint64 } from './transcript.js';
 import { assertKeySerial } from './serial.js';
 import { assertMessageSeq } from './replay-window.js';
 
-export const MESSAGE_AAD_LABEL = 'kds v2 message';
+const MESSAGE_AAD_LABEL = 'kds v2 message';
 /** Plaintext limit: a message must fit a 64 KiB frame with its envelope. */
 export const MAX_MESSAGE_BYTES = 32 * 1024;
 

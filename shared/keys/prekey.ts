@@ -22,8 +22,8 @@ import { randomBytes } from '../crypto/random.js';
 import { encodeFields, text, bytes } from './transcript.js';
 import { newPrekeyId } from './serial.js';
 
-export const PREKEY_LABEL = 'kds v1 prekey';
-export const LAST_RESORT_PREKEY_LABEL = 'kds v1 last-resort prekey';
+const PREKEY_LABEL = 'kds v1 prekey';
+const LAST_RESORT_PREKEY_LABEL = 'kds v1 last-resort prekey';
 /** How many one-time prekeys a client keeps at the KDC. */
 export const PREKEY_STOCK = 10;
 /**

@@ -6,8 +6,8 @@
 import { randomBytes } from '../crypto/random.js';
 import { InputError } from '../errors.js';
 
-export const KEY_SERIAL_BYTES = 16;
-export const PREKEY_ID_BYTES = 8;
+const KEY_SERIAL_BYTES = 16;
+const PREKEY_ID_BYTES = 8;
 
 const KEY_SERIAL_PATTERN = /^[0-9a-f]{32}$/;
 const PREKEY_ID_PATTERN = /^[0-9a-f]{16}$/;
@@ -34,7 +34,3 @@ export function assertKeySerial(value: unknown): string {
 export function isPrekeyId(value: unknown): value is string {
   return typeof value === 'string' && PREKEY_ID_PATTERN.test(value);
 }
-
-/** Regular-expression sources for the message catalog (shared/protocol/messages-keys.ts). */
-export const KEY_SERIAL_REGEX = KEY_SERIAL_PATTERN;
-export const PREKEY_ID_REGEX = PREKEY_ID_PATTERN;

@@ -18,8 +18,8 @@ import { assertKeySerial } from './serial.js';
 
 export const E2E_TRANSCRIPT_LABEL = 'kds v1 key exchange e2e';
 export const KDC_TRANSCRIPT_LABEL = 'kds v1 key exchange kdc';
-export const SENDER_CONTEXT = 'kds v1 key sender signature';
-export const RECEIVER_CONTEXT = 'kds v1 key receiver signature';
+const SENDER_CONTEXT = 'kds v1 key sender signature';
+const RECEIVER_CONTEXT = 'kds v1 key receiver signature';
 
 export type SignerRole = 'sender' | 'receiver';
 

@@ -6,18 +6,11 @@ import { EXIT } from '../errors.js';
 export const KEY_STATES = ['active', 'revoked', 'expired', 'superseded'] as const;
 export type KeyState = (typeof KEY_STATES)[number];
 
-export const KEY_MODES = ['e2e', 'kdc'] as const;
-export type KeyMode = (typeof KEY_MODES)[number];
-
 export const VERDICTS = ['valid', 'mismatch', 'revoked', 'expired', 'not_found'] as const;
 export type Verdict = (typeof VERDICTS)[number];
 
 /** Revocation reasons for symmetric keys: shared/revocation-reasons.ts, with the RFC 5280 reasons. */
-export {
-  KEY_REVOCATION_REASONS,
-  CERTIFICATE_REVOKED,
-  type KeyRevocationReason,
-} from '../revocation-reasons.js';
+export { KEY_REVOCATION_REASONS, CERTIFICATE_REVOKED } from '../revocation-reasons.js';
 
 export function verdictExitCode(verdict: Verdict): number {
   switch (verdict) {

@@ -57,7 +57,13 @@ import { OID } from './oids.js';
 import { derToPem, pemToDer } from './pem.js';
 import { reasonCode, reasonFromCode, type ReasonName } from '../revocation-reasons.js';
 import { normalizeSerialHex, serialHexFromBytes } from './serial.js';
-import { parseCertificate, sha256WithRsaAlgorithm, type ParsedCertificate, type Signer } from './x509.js';
+import { parseCertificate, sha256WithRsaAlgorithm, type ParsedCertificate } from './x509.js';
+import {
+  PKCS1_SHA256,
+  requireScheme,
+  type CertificateSigner,
+  type SyncCertificateSigner,
+} from '../crypto/signer.js';
 
 export interface CrlEntry {
   serialHex: string;
@@ -85,8 +91,6 @@ export interface CrlUpdate {
   thisUpdate?: number;
   nextUpdate?: number;
 }
-
-export type SyncSigner = (tbsDer: Buffer) => Buffer;
 
 /** RFC 5280 5.2.3: "CRL issuers conforming to this profile MUST NOT use CRLNumber values longer than 20 octets." */
 const MAX_CRL_NUMBER = (1n << 159n) - 1n;
@@ -271,13 +275,15 @@ export class CrlBuilder {
   }
 
   /** Sign (async Signer, e.g. node:crypto callback form) and return the CRL as PEM (label X509 CRL). */
-  async build(sign: Signer, update?: CrlUpdate): Promise<string> {
+  async build(sign: CertificateSigner, update?: CrlUpdate): Promise<string> {
+    requireScheme(sign, PKCS1_SHA256, 'a CRL');
     const tbs = this.tbsCertList(update);
     return this.finish(tbs, await sign(tbs));
   }
 
   /** Same with a synchronous signer, for callers that must sign inside a synchronous DB transaction. */
-  buildSync(sign: SyncSigner, update?: CrlUpdate): string {
+  buildSync(sign: SyncCertificateSigner, update?: CrlUpdate): string {
+    requireScheme(sign, PKCS1_SHA256, 'a CRL');
     const tbs = this.tbsCertList(update);
     return this.finish(tbs, sign(tbs));
   }

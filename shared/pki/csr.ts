@@ -90,7 +90,7 @@ export interface CsrRequest {
 }
 
 /** PEM labels of a CSR: RFC 7468 section 7 ("NEW CERTIFICATE REQUEST" is the legacy OpenSSL label). */
-export const CSR_PEM_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'] as const;
+const CSR_PEM_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'] as const;
 
 /** Hashes accepted on a CSR's PKCS#1 v1.5 self-signature. SHA-1 and MD5 are refused. */
 const SIGNATURE_HASHES: Record<string, 'sha256' | 'sha384' | 'sha512'> = {
@@ -100,7 +100,7 @@ const SIGNATURE_HASHES: Record<string, 'sha256' | 'sha384' | 'sha512'> = {
 };
 
 /** One fixed message for every failed proof of possession (errors.ts: auth failures leak nothing). */
-export const CSR_SIGNATURE_FAILED = 'CSR signature verification failed';
+const CSR_SIGNATURE_FAILED = 'CSR signature verification failed';
 
 function malformed(what: string, cause?: unknown): InputError {
   return new InputError(

@@ -116,7 +116,7 @@ function decodeBasicConstraints(value: Buffer): { ca: boolean; pathLen?: number 
 }
 
 /** GeneralNames into dns / ip / other (other = `email:`, `uri:`, or `tag[n]` for the rest). */
-export function decodeGeneralNames(seq: Tlv, into: { dns: string[]; ip: string[]; other: string[] }): void {
+function decodeGeneralNames(seq: Tlv, into: { dns: string[]; ip: string[]; other: string[] }): void {
   for (const gn of sequenceOf(seq)) {
     switch (gn.tag) {
       case contextTag(2, false): // dNSName [2] IA5String

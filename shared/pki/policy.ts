@@ -5,8 +5,8 @@ import { InputError, PolicyError } from '../errors.js';
 import type { ParsedCsr } from './csr.js';
 import { assertValidName } from './names.js';
 
-export const MIN_RSA_BITS = 2048;
-export const MAX_RSA_BITS = 4096;
+const MIN_RSA_BITS = 2048;
+const MAX_RSA_BITS = 4096;
 
 /**
  * Throws PolicyError with `bad_name`, `unsupported_key`, `weak_key`, `name_mismatch` or

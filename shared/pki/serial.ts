@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { InputError } from '../errors.js';
 
-export const SERIAL_BYTES = 16;
+const SERIAL_BYTES = 16;
 const MAX_SERIAL_OCTETS = 20;
 
 /**

@@ -7,8 +7,9 @@
 // (forge's own RSA is ~50x slower, DEVELOPERS.md), and we assemble Certificate ::= SEQUENCE {
 // tbsCertificate, signatureAlgorithm, signatureValue } ourselves. The issuer Name is copied byte for
 // byte from the issuer certificate's subject (name chaining never depends on re-encoding strings) and the
-// SubjectPublicKeyInfo is the canonical export of the key (spki.ts). forge still encodes the
-// CertificationRequestInfo of the CSRs clients make (createCsr in csr.ts).
+// SubjectPublicKeyInfo is the canonical export of the key (spki.ts). forge still encodes the version and
+// the extensionRequest attribute of the CertificationRequestInfo of the CSRs clients make (createCsr in
+// csr.ts); the subject and the key in it are ours, as in a certificate.
 //
 // Parsing: node:crypto's X509Certificate validates the structure and gives the public key and the
 // CA flag; the DER reader in asn1.ts gives exact names, validity, and the extensions node cannot.
@@ -59,6 +60,7 @@ import {
 } from './extensions.js';
 import { assertValidName } from './names.js';
 import { OID } from './oids.js';
+import { PKCS1_SHA256, requireScheme, type CertificateSigner } from '../crypto/signer.js';
 import { derToPem, pemToDer } from './pem.js';
 import { importRsaSpki, rsaSpkiDer, rsaSpkiPem } from './spki.js';
 import { normalizeSerialHex, serialHexFromBytes } from './serial.js';
@@ -66,7 +68,7 @@ import { normalizeSerialHex, serialHexFromBytes } from './serial.js';
 export { derToPem, pemToDer } from './pem.js';
 
 /** Produces the sha256WithRSAEncryption (RSASSA-PKCS1-v1_5, SHA-256) signature of the DER bytes given. */
-export type Signer = (tbsDer: Buffer) => Promise<Buffer>;
+export type Signer = CertificateSigner;
 
 export type Profile = 'root-ca' | 'server' | 'client' | 'admin';
 
@@ -122,7 +124,7 @@ export interface ParsedCertificate {
 }
 
 /** The admin profile's subject OU: the marker the server's role check reads. */
-export const ADMIN_OU = 'kds-admin';
+const ADMIN_OU = 'kds-admin';
 
 const MAX_CN_LENGTH = 64; // ub-common-name, RFC 5280 Appendix A.1
 
@@ -133,11 +135,6 @@ const PROFILES: Record<Profile, true> = { 'root-ca': true, server: true, client:
 
 // ---------------------------------------------------------------------------------------------------
 // Building
-
-interface ForgePkiInternals {
-  getCertificationRequestInfo(csr: forge.pki.CertificateSigningRequest): forge.asn1.Asn1;
-}
-const forgePki = forge.pki as unknown as ForgePkiInternals;
 
 function bad(message: string): InputError {
   return new InputError('bad_request', message);
@@ -342,16 +339,6 @@ function subjectName(cn: string, ou: string | undefined): Buffer {
   return encodeName(attrs);
 }
 
-function forgeName(cn: string, ou: string | undefined): forge.pki.CertificateField[] {
-  // UTF8String, as subjectName above (forge still encodes the CSRs createCsr makes).
-  const utf8 = forge.asn1.Type.UTF8;
-  const attrs: forge.pki.CertificateField[] = [];
-  if (ou !== undefined)
-    attrs.push({ type: OID.organizationalUnitName, value: ou, valueTagClass: utf8 } as never);
-  attrs.push({ type: OID.commonName, value: cn, valueTagClass: utf8 } as never);
-  return attrs;
-}
-
 const SHA256_WITH_RSA = derSequence([derOid(OID.sha256WithRSAEncryption), derNull()]);
 
 /** AlgorithmIdentifier for sha256WithRSAEncryption (RFC 4055 section 5: parameters NULL). */
@@ -414,6 +401,7 @@ export async function buildParsedCertificate(
     extensions: profileExtensions(spec, ski, aki, sans),
   });
 
+  requireScheme(sign, PKCS1_SHA256, 'a certificate');
   const signature = await sign(tbs);
   const der = derSequence([tbs, SHA256_WITH_RSA, derBitString(signature)]);
 
@@ -446,7 +434,7 @@ function issuerKeyId(issuer: ParsedCertificate): Buffer {
 }
 
 /**
- * The CertificationRequestInfo (RFC 2986 section 4.1) for `createCsr` in csr.ts, encoded by forge:
+ * The CertificationRequestInfo (RFC 2986 section 4.1) for `createCsr` in csr.ts:
  * version 0, subject CN=name (UTF8String), the SPKI given, and an extensionRequest attribute
  * (RFC 2985 5.4.2) asking for subjectAltName dNSName=name. Returns DER.
  */
@@ -454,16 +442,19 @@ export function buildCertificationRequestInfo(name: string, publicKeyPem: string
   const subject = importSubjectKey(publicKeyPem);
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
-  csr.setSubject(forgeName(name, undefined));
   csr.setAttributes([
     {
       name: 'extensionRequest',
       extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
     },
-  ] as never);
-  const cri = asn1ToDer(forgePki.getCertificationRequestInfo(csr));
-  // CertificationRequestInfo fields: version, subject, subjectPKInfo, [0] attributes
+  ]);
+  // Declared in node-forge-csr.d.ts (public in forge, missing from its type declarations).
+  const cri = asn1ToDer(forge.pki.getCertificationRequestInfo(csr));
+  // CertificationRequestInfo fields: version, subject, subjectPKInfo, [0] attributes. The subject is
+  // encoded as a certificate's (UTF8String CN, subjectName) and the key as its canonical SPKI; forge
+  // encodes the version and the extensionRequest attribute.
   const fields = sequenceOf(readOne(cri)).map((f) => f.bytes);
+  fields[1] = subjectName(name, undefined);
   fields[2] = subject.spkiDer;
   return derSequence(fields);
 }

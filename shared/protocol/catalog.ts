@@ -4,11 +4,4 @@ import './messages-core.js';
 import './messages-keys.js'; // symmetric keys (docs/keys.md)
 import './messages-renewal.js'; // certificate renewal
 
-export {
-  defineAppType,
-  getAppType,
-  appTypeNames,
-  APP_TYPE_PATTERN,
-  type AppType,
-  type AppTypeSchemas,
-} from './app-types.js';
+export { defineAppType, getAppType, appTypeNames, APP_TYPE_PATTERN } from './app-types.js';

@@ -24,6 +24,7 @@ import { hmacSha256 } from '../crypto/hash.js';
 import { randomBytes } from '../crypto/random.js';
 import type { KeyObject } from 'node:crypto';
 import { toPublicKey, verifyPssAsync } from '../crypto/rsa.js';
+import { PSS_SHA256, requireScheme, type PssSigner } from '../crypto/signer.js';
 import { KdsError, InputError, PolicyError, AuthError, ProtocolError, toKdsError } from '../errors.js';
 import { parseCertificate as parsePkiCertificate, type ParsedCertificate } from '../pki/x509.js';
 import { encodeValue, type LabDecodeLimits } from './codec.js';
@@ -62,8 +63,6 @@ import {
 
 export type { HandshakeMode } from './messages.js';
 
-/** Signs with the local RSA key: RSA-PSS, SHA-256, MGF1-SHA-256, salt 32 (e.g. (d) => signPss(d, key)). */
-export type Signer = (data: Buffer) => Promise<Buffer>;
 /** Verifies the peer's RSA-PSS signature with the key of its (already checked) certificate. */
 export type SignatureVerifier = (
   data: Buffer,
@@ -75,7 +74,8 @@ export type CertificateCheck = (cert: ParsedCertificate, mode: HandshakeMode) =>
 
 export interface HandshakeCredentials {
   certificateDer: Buffer;
-  sign: Signer;
+  /** RSA-PSS with the certificate's key (shared/crypto/signer.ts pssSigner). */
+  sign: PssSigner;
 }
 
 export interface CommonHandshakeOptions {
@@ -434,7 +434,9 @@ export class ClientHandshake extends HandshakeBase {
     let withSig = core;
     if (mode === 'auth') {
       const thSig = transcriptHash(ch, shRaw, core);
-      const signature = await this.opts.credentials!.sign(signatureInput('client', thSig));
+      const { sign } = this.opts.credentials!;
+      requireScheme(sign, PSS_SHA256, 'a handshake');
+      const signature = await sign(signatureInput('client', thSig));
       withSig = appendEntries(core, [['sig', signature]]);
     }
     const thMac = transcriptHash(ch, shRaw, withSig);
@@ -527,7 +529,9 @@ export class ServerHandshake extends HandshakeBase {
       const keys = deriveHandshakeKeys(z, thHello);
       let withSig = core;
       if (authenticated) {
-        const signature = await this.opts.credentials.sign(signatureInput('server', thHello));
+        const { sign } = this.opts.credentials;
+        requireScheme(sign, PSS_SHA256, 'a handshake');
+        const signature = await sign(signatureInput('server', thHello));
         withSig = appendEntries(core, [['sig', signature]]);
       }
       const serverMac = mac(keys.serverFinishedKey, transcriptHash(chRaw, withSig));

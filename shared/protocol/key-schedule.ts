@@ -39,9 +39,9 @@ export const LABELS = {
   binder: 'kds v1 resumption binder',
 } as const;
 
-export const FINISHED_KEY_BYTES = 32;
-export const SESSION_ID_BYTES = 16;
-export const EXPORTER_SECRET_BYTES = 32;
+const FINISHED_KEY_BYTES = 32;
+const SESSION_ID_BYTES = 16;
+const EXPORTER_SECRET_BYTES = 32;
 export const RESUMPTION_SECRET_BYTES = 32;
 
 export interface HandshakeKeys {

@@ -80,7 +80,7 @@ export class RecordSealer extends RecordState {
 }
 
 /** Records behind or ahead of the expected one that a lab opener with the sequence number off tries. */
-export const LAB_SEQUENCE_WINDOW = 64;
+const LAB_SEQUENCE_WINDOW = 64;
 
 export class RecordOpener extends RecordState {
   private failed = false;

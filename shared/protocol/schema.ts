@@ -288,7 +288,7 @@ function rebuild(schema: Schema, value: unknown): unknown {
   return out;
 }
 
-export function isPlainRecord(value: unknown): value is Record<string, unknown> {
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
     return false;
   const proto: unknown = Object.getPrototypeOf(value);

@@ -34,7 +34,7 @@ export interface ClientRequest {
 
 export interface ChannelOptions {
   /** Records per direction before sequence_exhausted (default SEQUENCE_LIMIT; tests lower it). */
-  sequenceLimit?: number;
+  sequenceLimit?: number | undefined;
   /** The MITM lab's ablation switches (shared/lab-switches.ts); default: every defence on. */
   defences?: Defences;
 }

@@ -23,8 +23,8 @@ import { MAX_TICKET_BYTES } from './limits.js';
 import { s, validate, type Infer } from './schema.js';
 import { NAME_PATTERN } from '../pki/names.js';
 
-export const TICKET_KEY_ID_BYTES = 16;
-export const TICKET_KEY_BYTES = 32;
+const TICKET_KEY_ID_BYTES = 16;
+const TICKET_KEY_BYTES = 32;
 const AAD_LABEL = Buffer.from('kds v1 ticket\0', 'latin1');
 export const TICKET_INVALID = 'resumption ticket invalid or expired';
 

@@ -10,8 +10,8 @@ import { sha256 } from '../crypto/hash.js';
 import { ProtocolError, InternalError } from '../errors.js';
 import { encodeEntry, type FrameLayout } from './codec.js';
 
-export const SERVER_SIGNATURE_CONTEXT = 'kds v1 server CertificateVerify';
-export const CLIENT_SIGNATURE_CONTEXT = 'kds v1 client CertificateVerify';
+const SERVER_SIGNATURE_CONTEXT = 'kds v1 server CertificateVerify';
+const CLIENT_SIGNATURE_CONTEXT = 'kds v1 client CertificateVerify';
 
 export function transcriptHash(...messages: readonly Uint8Array[]): Buffer {
   return sha256(...messages);

@@ -12,6 +12,7 @@ import { hashToken } from '../../server/ca/tokens.js';
 import { TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
 import { startTestKdc } from '../helpers/kdc-in-process.js';
 import { tempDir } from '../helpers/tmp.js';
+import { sqliteOf } from '../helpers/sqlite-view.js';
 
 t.setTimeout(120_000);
 
@@ -48,7 +49,7 @@ t.test('enroll with a pinned fingerprint (colons, upper case), then sessions as 
   t.match(result.serialHex, /^[0-9a-f]+$/);
   t.equal(statSync(join(home, 'key.pem')).mode & 0o777, 0o600);
   t.equal(readFileSync(join(home, 'ca.pem'), 'utf8'), kdc.ca.caCertPem);
-  t.equal(kdc.ca.store.getCertificate(result.serialHex)?.name, 'alice');
+  t.equal(sqliteOf(kdc.ca.store).getCertificate(result.serialHex)?.name, 'alice');
 
   const session = await openHomeSession({ name: 'alice', home, server: kdc.url });
   t.equal(session.facts.identity.serialHex, result.serialHex);
@@ -148,7 +149,7 @@ t.test('token failures are all token_invalid with one message', async (t) => {
   // An expired token, written straight into the store so no test waits on a clock.
   const expired = 'expiredtoken_0123456789abcdefABCDEF';
   const now = Date.now();
-  kdc.ca.store.insertEnrollmentToken({
+  sqliteOf(kdc.ca.store).insertEnrollmentToken({
     tokenHash: hashToken(expired),
     name: 'late',
     createdAt: now - 60_000,
@@ -191,8 +192,8 @@ t.test('token failures are all token_invalid with one message', async (t) => {
       message: TOKEN_MESSAGE,
     },
   );
-  t.equal(kdc.ca.store.activeCertificate('late'), undefined);
-  t.equal(kdc.ca.store.activeCertificate('other'), undefined);
+  t.equal(sqliteOf(kdc.ca.store).activeCertificate('late'), undefined);
+  t.equal(sqliteOf(kdc.ca.store).activeCertificate('other'), undefined);
 });
 
 t.test('admin.token refuses reserved names and out-of-range lifetimes', async (t) => {

@@ -11,6 +11,7 @@ import { openSession } from '../../client/session.js';
 import { CLOSE } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import '../../shared/protocol/catalog.js';
+import { asPssSigner } from '../../shared/crypto/signer.js';
 
 interface Seen {
   frames: number;
@@ -25,7 +26,7 @@ async function forgingServer(t: Tap.Test): Promise<{ url: string; seen: Promise<
   const seen = new Promise<Seen>((resolve) => {
     wss.once('connection', (ws: WebSocket) => {
       const hs = new ServerHandshake({
-        credentials: { certificateDer: Buffer.alloc(1), sign: async () => Buffer.alloc(1) },
+        credentials: { certificateDer: Buffer.alloc(1), sign: asPssSigner(async () => Buffer.alloc(1)) },
         checkClientCertificate: () => undefined,
         allowInsecure: true,
       });

@@ -1,10 +1,14 @@
 // `npm run demo`, the README's quick-start command, run for real: every step does what its
 // narration says (checked on the --json event log), Mallory steals the key in insecure mode and is
 // stopped by the transcript signature in secure mode, and nothing is left behind: no temporary
-// directory, no KDC process. Then `--step` waits for Enter, and Ctrl-C in the middle cleans up too.
+// directory, no KDC process. The KDC's own log lines appear under the steps that caused them, and
+// docs/attacks.md shows the same lines. Then `--step` waits for Enter, and Ctrl-C in the middle cleans
+// up too (with the KDC's lines switched off).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { ATTACKS_MD } from '../../tools/docs.js';
+import { extractKdcSide, kdcSideShape, renderKdcSide } from '../../tools/kdc-side.js';
 import { KDS_BIN, REPO_ROOT, kdsEnv } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -226,11 +230,83 @@ t.test('npm run demo: the whole story, every check passing, nothing left behind'
     .filter((p): p is number => typeof p === 'number');
   t.ok(pids.length >= 1, 'the KDC ran as a child process');
   for (const pid of pids) t.notOk(alive(pid), `KDC process ${pid} has exited`);
+
+  // The KDC's side of each step: its own log lines (the text log of `kds server start`), under the
+  // step that caused them.
+  const kdcOf = (title: string): string[] => {
+    const at = events.findIndex((e) => e.event === 'step' && e.title === title);
+    const next = events.findIndex((e, i) => i > at && e.event === 'step');
+    return events
+      .slice(at, next < 0 ? undefined : next)
+      .filter((e) => e.event === 'kdc')
+      .map((e) => String(e.text));
+  };
+  const expectKdc: [string, RegExp[]][] = [
+    ['Start the KDC', [/^kdc +started \(kds /]],
+    [
+      'Enroll Alice and Bob',
+      [
+        /^admin +enrollment token for alice/,
+        /^127\.0\.0\.1 +enrollment session open/,
+        /^alice +certificate [0-9a-f]{8}\.\.\. issued \(client/,
+        /^bob +certificate [0-9a-f]{8}\.\.\. issued \(client/,
+      ],
+    ],
+    ['Authenticated handshakes', [/^alice +handshake ok \(x25519, /, /^bob +handshake ok \(x25519, /]],
+    [
+      'End-to-end key exchange (the KDC never sees the key)',
+      [/^alice +key \S+ created for bob \(end-to-end\)/, /^bob +key \S+ delivered from alice/],
+    ],
+    ["Bob's verification", [/^bob +key \S+ verified valid/]],
+    ['Encrypted messages both ways', [/^alice +message to bob relayed \(\d+ bytes/]],
+    ['A KDC-generated key (the classic key distribution centre)', [/created for bob \(KDC-generated\)/]],
+    ['Revoke a key', [/^alice +key \S+ revoked: keyCompromise/]],
+    [
+      'Revoke a certificate',
+      [
+        /^bob +certificate \S+ revoked: keyCompromise \(1 session closed\)/,
+        /^bob +\d+ keys? revoked with certificate/,
+        /^kdc +CRL \d+ published \(1 entry/,
+        /^bob\? +handshake refused: cert_revoked \(revocation\)/,
+      ],
+    ],
+    [
+      'Mallory against the insecure mode (the control group)',
+      [/^WARNING INSECURE MODE/, /^alice +handshake ok \(x25519, INSECURE: name not verified/],
+    ],
+    [
+      'Mallory against the secure mode',
+      [/^127\.0\.0\.1 +handshake refused by the client: bad_signature \(transcript signature\)$/],
+    ],
+    ['Clean up', [/^kdc +stopped after /]],
+  ];
+  for (const [title, res] of expectKdc) {
+    const lines = kdcOf(title);
+    for (const re of res)
+      t.ok(
+        lines.some((l) => re.test(l)),
+        `KDC | ${String(re)} in "${title}"`,
+        { lines },
+      );
+  }
+  t.notOk(
+    kdcOf('Mallory against the secure mode').some((l) => /^alice/.test(l)),
+    'the KDC never learns the name of the client Mallory attacked in secure mode',
+  );
+
+  // docs/attacks.md shows what this run's KDC said, step by step (serials, durations, sizes aside).
+  const documented = kdcSideShape(extractKdcSide(readFileSync(ATTACKS_MD, 'utf8')));
+  const ran = kdcSideShape(renderKdcSide(events));
+  t.same(
+    Object.fromEntries(documented),
+    Object.fromEntries(ran),
+    'docs/attacks.md "The KDC\'s side" matches this run (regenerate: npm run docs -- --demo)',
+  );
 });
 
 t.test('--step waits for Enter; Ctrl-C stops the KDC and removes the temporary directory', async (t) => {
   const tmp = tempDir(t, 'kds-demo-test-');
-  const demo = startDemo(t, process.execPath, [KDS_BIN, 'demo', '--step', '--json'], tmp);
+  const demo = startDemo(t, process.execPath, [KDS_BIN, 'demo', '--step', '--json', '--no-kdc-log'], tmp);
   await demo.waitForStderr(/press Enter for step 2: Start the KDC/);
   t.same(
     demo.events.filter((e) => e.event === 'step').map((e) => e.n),
@@ -248,6 +324,10 @@ t.test('--step waits for Enter; Ctrl-C stops the KDC and removes the temporary d
   t.notOk(existsSync(String(start?.tmp)), 'the temporary directory is gone');
   t.same(readdirSync(tmp), [], 'nothing left in TMPDIR');
   t.notOk(alive(Number(kdc.pid)), 'the KDC process has exited');
+  t.notOk(
+    demo.events.some((e) => e.event === 'kdc'),
+    '--no-kdc-log: no KDC line, though the KDC started',
+  );
 });
 
 t.test('kds demo refuses unknown flags', async (t) => {

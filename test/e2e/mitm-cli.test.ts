@@ -49,6 +49,54 @@ t.test('usage errors', async (t) => {
   t.match(parseJson<{ error: { message: string } }>(unknown).error.message, /unknown attack "nope"/);
   const listen = await runKds(['mitm', '--attack', 'tamper', '--listen', 'nowhere', '--json']);
   t.equal(parseJson<{ error: { code: string } }>(listen).error.code, 'bad_request');
+  const table = await runKds(['mitm', '--ablation', '--console', '--json']);
+  t.equal(table.code, 2, 'the console watches one attack, not the ablation table');
+  t.match(parseJson<{ error: { message: string } }>(table).error.message, /--console/);
+});
+
+t.test("kds mitm --console: the URL of Mallory's view, served on her own port", async (t) => {
+  const child = spawn(
+    process.execPath,
+    [
+      KDS_BIN,
+      'mitm',
+      '--listen',
+      '127.0.0.1:0',
+      '--target',
+      'ws://127.0.0.1:9',
+      '--attack',
+      'passthrough',
+      '--console',
+      '--json',
+    ],
+    { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  let out = '';
+  const listening = await new Promise<{ url: string; consoleUrl: string }>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('"listening"'));
+      if (line !== undefined) resolve(JSON.parse(line) as { url: string; consoleUrl: string });
+    });
+    child.on('close', () => reject(new Error(`mitm exited: ${out}`)));
+  });
+  const base = listening.url.replace(/^ws:/, 'http:').replace(/\/kds$/, '');
+  t.equal(listening.consoleUrl, `${base}/console`, 'a loopback Mallory prints the URL without a key');
+  const page = await fetch(listening.consoleUrl);
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-security-policy'), /script-src 'self'/, 'with its CSP');
+  await page.text();
+  const feed = await fetch(`${base}/console/events`, { method: 'HEAD' });
+  t.equal(feed.status, 200, 'the feed answers a loopback client');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'Ctrl-C stops her cleanly');
 });
 
 t.test('insecure mode needs both keys', async (t) => {

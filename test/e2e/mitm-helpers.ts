@@ -95,14 +95,14 @@ function keysFor(name: string): Promise<RsaKeyPair> {
   return p;
 }
 
-export interface MalloryRun {
+interface MalloryRun {
   url: string;
   /** Resolves when `kds mitm --once` has exited (after the first victim connection and its side tasks). */
   exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
   kill(): void;
 }
 
-export function startMallory(
+function startMallory(
   t: Test,
   lab: Lab,
   attack: string,
@@ -284,20 +284,14 @@ export class ControlledMallory {
 }
 
 /** `kds client <args> --home H --server U [--insecure-dh]` (KDS_ALLOW_INSECURE=1 for insecure clients). */
-export function victim(
-  lab: Lab,
-  name: Name,
-  args: string[],
-  server: string,
-  insecure: boolean,
-): Promise<RunResult> {
+function victim(lab: Lab, name: Name, args: string[], server: string, insecure: boolean): Promise<RunResult> {
   const full = ['client', ...args, '--name', name, '--home', lab.homes[name], '--server', server];
   if (insecure) full.push('--insecure-dh');
   return runKds(full, { env: insecure ? { KDS_ALLOW_INSECURE: '1' } : {}, timeoutMs: 60_000 });
 }
 
 /** Every AES key alice and bob hold, hex and base64 (what must never appear in a secure report). */
-export function heldKeys(lab: Lab): { serial: string; hex: string; b64: string }[] {
+function heldKeys(lab: Lab): { serial: string; hex: string; b64: string }[] {
   const out: { serial: string; hex: string; b64: string }[] = [];
   for (const name of ['alice', 'bob'] as const) {
     const files = readClientHome(lab.homes[name], undefined);
@@ -310,7 +304,7 @@ export function heldKeys(lab: Lab): { serial: string; hex: string; b64: string }
 }
 
 /** A KDC key from alice to bob straight to the KDC (no Mallory), not yet fetched by bob. */
-export async function directKey(lab: Lab, mode: 'kdc' | 'e2e'): Promise<string> {
+async function directKey(lab: Lab, mode: 'kdc' | 'e2e'): Promise<string> {
   const a = await openKeyClient({ name: 'alice', home: lab.homes.alice, server: lab.server.url });
   try {
     return (await a.client.sendKey({ to: 'bob', mode })).serial;
@@ -320,7 +314,7 @@ export async function directKey(lab: Lab, mode: 'kdc' | 'e2e'): Promise<string> 
 }
 
 /** The honest parties still work: a direct key from alice to bob that bob receives and verifies. */
-export async function honestExchange(lab: Lab): Promise<{ serial: string; bobState: string | undefined }> {
+async function honestExchange(lab: Lab): Promise<{ serial: string; bobState: string | undefined }> {
   const serial = await directKey(lab, 'kdc');
   // Opening bob's key client takes his queued deliveries and verifies each (key.verify: valid).
   const b = await openKeyClient({ name: 'bob', home: lab.homes.bob, server: lab.server.url });

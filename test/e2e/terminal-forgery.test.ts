@@ -87,7 +87,8 @@ t.test("a forging message cannot rewrite bob's screen", async (t) => {
   const lines = out.split('\n');
   const messageLines = lines.filter((l) => l.startsWith('message from '));
   t.equal(messageLines.length, 2, `two messages, two message lines: ${JSON.stringify(messageLines)}`);
-  t.ok(messageLines[0]!.startsWith(`message from alice (key ${serial}): see you at 5`), messageLines[0]);
+  const first = messageLines[0] ?? '';
+  t.ok(first.startsWith(`message from alice (key ${serial}): see you at 5`), first);
   t.equal(messageLines[1], `message from alice (key ${serial}): the line after`);
   t.notOk(
     lines.some((l) => l.startsWith('key 00000000000000000000000000000000')),

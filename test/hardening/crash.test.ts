@@ -71,7 +71,7 @@ t.test(
     // Certificates to revoke from the first round on (issuance over the wire is the slowest operation).
     const preissued = [];
     for (let i = 0; i < 4; i++) preissued.push(await issueTestClient(ca, `pre-${i}`));
-    ca.close();
+    await ca.close();
     const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
     const caCert = parseCertificate(caCertPem);
     const admin = loadAdminCredentials(dataDir, { passphrase: TEST_CA_PASSPHRASE });

@@ -11,7 +11,7 @@ const CLOSING = 2;
 const CLOSED = 3;
 
 /** ws lib/validation.js isValidStatusCode. */
-export function isValidCloseCode(code: number): boolean {
+function isValidCloseCode(code: number): boolean {
   return (
     (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
     (code >= 3000 && code <= 4999)

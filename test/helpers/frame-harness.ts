@@ -32,6 +32,7 @@ import { FakeSocket } from './fake-socket.js';
 import type { Outcome } from './fuzz-judge.js';
 import { issueTestClient, type TestClient } from './kdc-in-process.js';
 import { TEST_CA_PASSPHRASE } from './kds-process.js';
+import { asPssSigner, type PssSigner } from '../../shared/crypto/signer.js';
 
 const CLIENT_NONCE = Buffer.alloc(32, 0x11);
 const CLIENT_DH = Buffer.alloc(32, 0x22);
@@ -73,9 +74,9 @@ export interface FrameHarness {
   fixedHandshake(kind: 'client' | 'admin' | 'enroll', name?: string): Promise<FixedHandshake>;
 }
 
-function memoSigner(key: KeyObject): (data: Buffer) => Promise<Buffer> {
+function memoSigner(key: KeyObject): PssSigner {
   const memo = new Map<string, Promise<Buffer>>();
-  return (data) => {
+  return asPssSigner((data) => {
     const k = data.toString('hex');
     let p = memo.get(k);
     if (p === undefined) {
@@ -83,11 +84,11 @@ function memoSigner(key: KeyObject): (data: Buffer) => Promise<Buffer> {
       if (memo.size < SIGNATURE_MEMO_LIMIT) memo.set(k, p);
     }
     return p;
-  };
+  });
 }
 
 /** Wait for `p` at most `ms`; 'hang' otherwise. */
-export function within<T>(p: Promise<T>, ms: number): Promise<T | 'hang'> {
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'hang'> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p,
@@ -152,9 +153,9 @@ export async function startFrameHarness(
           }
           return verifyPss(data, signature, key);
         },
-        checkClientCertificate: (cert, mode) => {
+        checkClientCertificate: async (cert, mode) => {
           if (mode !== 'auth') return;
-          onChecked(checkClientCertificate(kdc.ca, cert));
+          onChecked(await checkClientCertificate(kdc.ca, cert));
         },
         testing: { nonce: SERVER_NONCE, dhPrivateKey: SERVER_DH },
       }),

@@ -20,7 +20,7 @@ import { sha256WithRsaAlgorithm } from '../../shared/pki/x509.js';
 import { testKeyPair } from './kdc-in-process.js';
 
 /** A random odd exponent of `bits` bits (top bit set). */
-export function hugeExponent(bits: number): Buffer {
+function hugeExponent(bits: number): Buffer {
   const e = randomBytes(Math.ceil(bits / 8));
   const spare = e.length * 8 - bits;
   e[0] = (e[0]! & (0xff >> spare)) | (0x80 >> spare);
@@ -43,7 +43,7 @@ export function modulusOf(key: KeyObject): Buffer {
 
 let modulus3072: Buffer | undefined;
 /** A real RSA-3072 modulus (OpenSSL caps the exponent at 64 bits only above 3,072-bit moduli). */
-export function rsa3072Modulus(): Buffer {
+function rsa3072Modulus(): Buffer {
   modulus3072 ??= modulusOf(generateKeyPairSync('rsa', { modulusLength: 3072 }).publicKey);
   return modulus3072;
 }
@@ -52,7 +52,7 @@ export function rsa3072Modulus(): Buffer {
  * A CSR for CN=`name` whose key is `spki` (DER) and whose signature is random bytes of the modulus
  * size, just below the modulus (so a verifier cannot refuse it before exponentiating).
  */
-export async function csrWithSpki(name: string, spki: Buffer, modulusBytes = 384): Promise<string> {
+async function csrWithSpki(name: string, spki: Buffer, modulusBytes = 384): Promise<string> {
   const pair = await testKeyPair();
   const honest = pemToDer(
     await createCsr(name, pair.privateKeyPem, pair.publicKeyPem),

@@ -4,7 +4,7 @@
 // bytes no honest client would send. Everything is closed in t.teardown.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
-import { generateRsaKeyPair, type RsaKeyPair } from '../../shared/crypto/rsa.js';
+import type { RsaKeyPair } from '../../shared/crypto/rsa.js';
 import { createCsr } from '../../shared/pki/csr.js';
 import { decodeFrame } from '../../shared/protocol/messages.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
@@ -12,16 +12,15 @@ import type { CertificateAuthority } from '../../server/ca/authority.js';
 import { startKdc, type Kdc, type KdcOptions } from '../../server/kdc/kdc.js';
 import { openSession, type ClientSession } from '../../client/session.js';
 import { initDataDir, TEST_CA_PASSPHRASE } from './kds-process.js';
+import { pooledKeyPair } from './template.js';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-let sharedKey: Promise<RsaKeyPair> | undefined;
-/** One RSA-2048 key pair per test process, shared by every test certificate. */
+/** One RSA-2048 key pair per test process (from the run's pool), shared by every test certificate. */
 export function testKeyPair(): Promise<RsaKeyPair> {
-  sharedKey ??= generateRsaKeyPair(2048);
-  return sharedKey;
+  return pooledKeyPair(0);
 }
 
 export interface TestKdc {

@@ -1,5 +1,5 @@
 // Real-process helpers for end-to-end tests: run `node bin/kds.js ...`, initialise a data directory
-// quickly (one RSA-2048 init per test process, copied for each test that needs a fresh one), start a
+// quickly (one RSA-2048 init per tap run, copied for each test that needs a fresh one), start a
 // KDC on 127.0.0.1 port 0 and parse the URL it prints, enroll a client. Every spawned process is
 // killed in t.teardown, and every directory comes from tempDir(t).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -87,11 +87,13 @@ let template: Promise<string> | undefined;
 
 /**
  * A freshly initialised data directory (RSA-2048 CA so it is quick, CA passphrase TEST_CA_PASSPHRASE).
- * The CA is created once per test process (in-process initCa) into a template directory; every caller
- * gets its own copy, so tests never share state.
+ * The CA is created once per tap run (test/helpers/template.ts), or once per test process when it runs
+ * outside tap (in-process initCa); every caller gets its own copy, so tests never share state.
  */
 export async function initDataDir(t: TestLike): Promise<string> {
   template ??= (async () => {
+    const shared = await (await import('./template.js')).runTemplate();
+    if (shared !== undefined) return join(shared, 'data');
     const dir = mkdtempSync(join(tmpdir(), 'kds-template-'));
     process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
     const { initCa } = await import('../../server/ca/init.js');

@@ -6,7 +6,6 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
-import { signPss } from '../../shared/crypto/rsa.js';
 import { ClientHandshake, type HandshakeMode } from '../../shared/protocol/handshake.js';
 import { decodeValue, encodeValue } from '../../shared/protocol/codec.js';
 import { decodeFrame, encodeFrame } from '../../shared/protocol/messages.js';
@@ -15,6 +14,7 @@ import type { ClientChannel, ServerMessage } from '../../shared/protocol/secure-
 import '../../shared/protocol/catalog.js';
 import { verifyCertificate, verdictToError } from '../../shared/pki/verify.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
+import { pssSigner } from '../../shared/crypto/signer.js';
 
 /** 127.0.0.2 .. 127.0.0.251: a different "host" per index (127.0.0.1 is left to honest clients). */
 export function loopbackAddress(i: number): string {
@@ -132,7 +132,7 @@ export function newClientHandshake(opts: Omit<RawHandshakeOptions, 'url' | 'loca
     group,
     ...(own === undefined || creds === undefined
       ? {}
-      : { credentials: { certificateDer: own.der, sign: (d: Buffer) => signPss(d, creds.privateKey) } }),
+      : { credentials: { certificateDer: own.der, sign: pssSigner(creds.privateKey) } }),
     checkServerCertificate: (cert) => {
       const verdict = verifyCertificate(cert, ca, { usage: 'serverAuth', expectName: 'kdc' });
       if (verdict.code !== 'ok') throw verdictToError(verdict);

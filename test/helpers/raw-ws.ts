@@ -36,7 +36,7 @@ export const OPCODE = {
 } as const;
 
 /** Close frame payload -> code (RFC 6455 section 5.5.1). */
-export function closeCodeOf(frame: WsFrame): number | undefined {
+function closeCodeOf(frame: WsFrame): number | undefined {
   return frame.opcode === OPCODE.close && frame.payload.length >= 2
     ? frame.payload.readUInt16BE(0)
     : undefined;

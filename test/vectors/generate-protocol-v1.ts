@@ -25,6 +25,7 @@ import { hmacSha256 } from '../../shared/crypto/hash.js';
 import { generateDhKeyPair } from '../../shared/crypto/dh.js';
 import { frameWithout, signatureInput, transcriptHash } from '../../shared/protocol/transcript.js';
 import { decodeFrame } from '../../shared/protocol/messages.js';
+import { asPssSigner } from '../../shared/crypto/signer.js';
 
 export interface VectorCase {
   name: string;
@@ -82,7 +83,7 @@ export function vectorSign(role: 'server' | 'client', data: Buffer): Buffer {
 }
 
 /** A DER-looking opaque certificate: SEQUENCE, length 0x0100, then a fixed pattern. */
-export function opaqueCert(label: string): Buffer {
+function opaqueCert(label: string): Buffer {
   const body = Buffer.alloc(256);
   for (let i = 0; i < body.length; i++) body[i] = (i * 7 + label.charCodeAt(i % label.length)) & 0xff;
   return Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00]), body]);
@@ -165,10 +166,13 @@ async function buildCase(spec: CaseSpec): Promise<VectorCase> {
     testing: { nonce: clientNonce, dhPrivateKey: Buffer.from(spec.clientPrivate, 'hex') },
   };
   if (spec.mode === 'auth')
-    clientOpts.credentials = { certificateDer: clientCert, sign: async (d) => vectorSign('client', d) };
+    clientOpts.credentials = {
+      certificateDer: clientCert,
+      sign: asPssSigner(async (d) => vectorSign('client', d)),
+    };
   if (spec.mode === 'insecure') clientOpts.name = 'mallory';
   const serverOpts: ServerHandshakeOptions = {
-    credentials: { certificateDer: serverCert, sign: async (d) => vectorSign('server', d) },
+    credentials: { certificateDer: serverCert, sign: asPssSigner(async (d) => vectorSign('server', d)) },
     checkClientCertificate: () => undefined,
     parseCertificate: (der) => stubCertificate(der, 'client'),
     verifySignature: verify('client'),

@@ -45,13 +45,15 @@ function describe(e: Kept | undefined): string {
   const where = key === '' ? '' : ` ${exchangeLabel(key)}`;
   switch (e.kind) {
     case 'message':
-      return `${time}${where} ${laneTitle(str(e.from, 64))} -> ${laneTitle(str(e.to, 64))}: ${str(e.name, 64)}`;
+      return `${time}${where} ${laneTitle(str(e.from, 64), model.view)} -> ${laneTitle(str(e.to, 64), model.view)}: ${str(e.name, 64)}${e.action === undefined ? '' : ` (${str(e.action, 16)})`}`;
     case 'refused':
       return `${time}${where} refused: ${str(e.code, 64)}`;
     case 'established':
       return `${time}${where} session open: ${str(e.party, 64)}`;
     case 'change':
       return `${time} ${str(e.what, 32)}: ${str(e.subject, 140)}`;
+    case 'attack':
+      return `${time}${where} attack ${str(e.name, 64)}: ${str(e.outcome, 32)}`;
     default:
       return `${time}${where} ${e.kind}`;
   }
@@ -71,12 +73,12 @@ function draw(): void {
   const current = renderDiagram(
     byId('lanes'),
     byId('diagram'),
-    { events, cursor, exchange, epochOf, onPick: pick },
+    { events, cursor, exchange, epochOf, onPick: pick, view: model.view },
     { width: pane.clientWidth - 8, large },
   );
   if (live) pane.scrollTop = pane.scrollHeight;
   else current?.scrollIntoView({ block: 'nearest' });
-  renderPanel(model.stateAt(cursor), events, cursor);
+  renderPanel(model.stateAt(cursor), events, cursor, model.view);
 }
 
 function pick(key: string): void {
@@ -101,7 +103,9 @@ function renameExchangeOption(e: Kept): void {
         ? `${str(e.party, 64)} ${str(e.role, 16)}`
         : e.kind === 'refused'
           ? `refused ${str(e.code, 64)}`
-          : '';
+          : e.kind === 'attack'
+            ? `${str(e.outcome, 32)}`
+            : '';
     option.textContent = `${exchangeLabel(key)} ${what}`;
   }
 }
@@ -140,7 +144,8 @@ function connect(): void {
     const kept = model.events[model.events.length - 1]!;
     epochs.set(kept, model.restarts);
     addExchangeOption(kept);
-    if (kept.kind === 'established' || kept.kind === 'refused') renameExchangeOption(kept);
+    if (kept.kind === 'established' || kept.kind === 'refused' || kept.kind === 'attack')
+      renameExchangeOption(kept);
     schedule();
   });
 }

@@ -6,7 +6,7 @@ import { clear, svg } from './dom.js';
 import { KDC, MALLORY, num, str, type Kept } from './model.js';
 
 /** Rows drawn at most (the timeline reaches the older ones). */
-export const MAX_ROWS = 400;
+const MAX_ROWS = 400;
 
 export interface Layout {
   width: number;
@@ -36,14 +36,16 @@ function drawn(e: Kept): boolean {
 
 /**
  * Lifelines, left to right: the first client seen, Mallory when she is (or may be) on the path, the
- * KDC, the other clients, then the admin, newcomers and unknown peers.
+ * KDC, the other clients, then the admin, newcomers and unknown peers. In Mallory's own view she is
+ * always there, and every other party is one of her victims.
  */
-function lanesOf(rows: Kept[]): string[] {
+function lanesOf(rows: Kept[], view: string): string[] {
   const clients: string[] = [];
   const others: string[] = [];
   const roles = new Map<string, string>();
   for (const e of rows) if (e.kind === 'established') roles.set(str(e.party, 64), str(e.role, 16));
-  let mallory = false;
+  const malloryView = view === MALLORY;
+  let mallory = malloryView;
   for (const e of rows) {
     const names =
       e.kind === 'message'
@@ -60,7 +62,7 @@ function lanesOf(rows: Kept[]): string[] {
       if (name === '' || name === KDC || name === MALLORY || clients.includes(name) || others.includes(name))
         continue;
       const role = roles.get(name);
-      (role === 'client' || role === 'insecure' ? clients : others).push(name);
+      (malloryView || role === 'client' || role === 'insecure' ? clients : others).push(name);
     }
     if (e.kind === 'refused' && e.possibleMitm === true) mallory = true;
   }
@@ -68,10 +70,11 @@ function lanesOf(rows: Kept[]): string[] {
   return [...(first === undefined ? [] : [first]), ...(mallory ? [MALLORY] : []), KDC, ...rest, ...others];
 }
 
-export function laneTitle(lane: string): string {
+/** A lifeline's name on the page: on the KDC's console Mallory is a suspicion, on her own a fact. */
+export function laneTitle(lane: string, view = KDC): string {
   if (lane === KDC) return 'KDC';
-  if (lane === MALLORY) return 'Mallory?';
-  if (lane === '?') return 'unknown peer';
+  if (lane === MALLORY) return view === MALLORY ? 'Mallory' : 'Mallory?';
+  if (lane === '?') return view === MALLORY ? 'victim' : 'unknown peer';
   return lane;
 }
 
@@ -82,6 +85,8 @@ export interface DiagramInput {
   exchange: string;
   epochOf: (e: Kept) => number;
   onPick: (exchange: string) => void;
+  /** Whose view: `kdc` or `mallory`. */
+  view: string;
 }
 
 /** Draw into `header` (lifeline names) and `body` (the rows); returns the current row's element. */
@@ -95,7 +100,7 @@ export function renderDiagram(
   const rows = (
     input.exchange === '' ? upTo : upTo.filter((e) => exchangeKey(e, input.epochOf) === input.exchange)
   ).slice(-MAX_ROWS);
-  const lanes = lanesOf(rows);
+  const lanes = lanesOf(rows, input.view);
   const scale = layout.large ? 1.5 : 1;
   const rowH = 46 * scale;
   const margin = 70 * scale;
@@ -119,7 +124,7 @@ export function renderDiagram(
           'text-anchor': 'middle',
           'data-lane': lane,
         },
-        laneTitle(lane),
+        laneTitle(lane, input.view),
       ),
     );
   }
@@ -211,6 +216,7 @@ function drawRow(g: SVGElement, e: Kept, x: (lane: string) => number, y: number,
           y2: y,
           class: `arrow ${sealed ? 'sealed' : 'clear'}${code === '' ? '' : ' error'}`,
           'marker-end': 'url(#arrow)',
+          ...(action === '' ? {} : { 'data-action': action }),
         }),
       );
       g.appendChild(
@@ -297,11 +303,21 @@ function drawRow(g: SVGElement, e: Kept, x: (lane: string) => number, y: number,
       return;
     }
     case 'attack': {
+      const outcome = str(e.outcome, 32);
+      const defence = str(e.defence, 64);
+      const code = str(e.code, 64);
+      const stopped = defence === '' ? '' : ` - stopped by ${defence}${code === '' ? '' : ` (${code})`}`;
       g.appendChild(
         svg(
           'text',
-          { x: x(MALLORY), y, 'text-anchor': 'middle', class: 'attack' },
-          `attack ${str(e.name, 64)}: ${str(e.outcome, 32)}  ${str(e.detail, 200)}`,
+          {
+            x: x(MALLORY),
+            y,
+            'text-anchor': 'middle',
+            class: `attack${e.final === true ? ' final' : ''}`,
+            'data-outcome': outcome,
+          },
+          `${e.final === true ? 'verdict: ' : ''}attack ${str(e.name, 64)}: ${outcome.toUpperCase()}  ${str(e.detail, 200)}${stopped}`,
         ),
       );
       return;

@@ -12,7 +12,38 @@ function rows<T>(value: unknown): T[] {
   return Array.isArray(value) ? (value as T[]) : [];
 }
 
-export function renderPanel(state: ConsoleState | undefined, events: Kept[], cursor: number): void {
+/**
+ * In Mallory's view the panel shows her attack, her victims' connections and the keys she stole;
+ * the KDC's certificates and CRL are not hers to see.
+ */
+function renderAttack(state: ConsoleState | undefined, mallory: boolean): void {
+  const box = byId('attack-box');
+  box.hidden = !mallory;
+  for (const node of document.querySelectorAll<HTMLElement>('.kdc-only')) node.hidden = mallory;
+  byId('sessions-title').textContent = mallory ? 'Victim connections' : 'Sessions';
+  byId('keys-title').textContent = mallory ? 'Keys stolen' : 'Keys';
+  const attack = state?.attack;
+  const outcome = str(attack?.outcome, 32);
+  byId('attack-name').textContent =
+    attack === undefined ? '' : `${str(attack.name, 64)}: ${str(attack.summary, 200)}`;
+  const line = byId('attack-outcome');
+  line.setAttribute('data-outcome', outcome);
+  const defences = rows<unknown>(attack?.defences).map((d) => str(d, 64));
+  const stolen = num(attack?.stolenKeys);
+  line.textContent =
+    attack === undefined
+      ? ''
+      : `${outcome.toUpperCase()}${defences.length === 0 ? '' : ` - stopped by ${defences.join(' and ')}`}${stolen === 0 ? '' : ` - ${stolen} key(s) stolen`}`;
+}
+
+export function renderPanel(
+  state: ConsoleState | undefined,
+  events: Kept[],
+  cursor: number,
+  view: string,
+): void {
+  const mallory = view === 'mallory';
+  renderAttack(state, mallory);
   const sessions = byId('sessions');
   const certs = byId('certs');
   const keys = byId('keys');
@@ -51,8 +82,9 @@ export function renderPanel(state: ConsoleState | undefined, events: Kept[], cur
       ),
     );
   }
-  byId('key-counts').textContent =
-    counts === undefined
+  byId('key-counts').textContent = mallory
+    ? String(num(state?.attack?.stolenKeys))
+    : counts === undefined
       ? ''
       : `${num(counts.keysActive)} active, ${num(counts.keysRevoked)} revoked, ${num(counts.keysExpired)} expired`;
   for (const row of rows<ConsoleState['keys'][number]>(state?.keys)) {

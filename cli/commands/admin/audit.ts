@@ -2,14 +2,17 @@
 // `kds admin audit verify`: walk its hash chain and check the KDC's signed heads; exit 0 when intact,
 // 4 naming the first bad entry otherwise. Both read the store directly (server/audit/read-audit.ts
 // says why verification does not ask the running KDC), so they need the data directory, no passphrase.
+// `kds admin audit hash [--value V]`: the HMAC the trail holds instead of a sensitive value (an
+// enrollment token), and the entries that carry it; it needs the CA passphrase (shared/audit/hmac.ts).
 import type { CommandModule } from 'yargs';
 import { InputError } from '../../../shared/errors.js';
 import { run, type OutputOptions } from '../../output.js';
-import { dataDirOption } from '../../options.js';
+import { dataDirOption, storeOption } from '../../options.js';
 import { nameValue } from '../../option-values.js';
 
 interface AuditArgs extends OutputOptions {
   'data-dir': string;
+  store?: string;
   since?: number;
   type?: string;
   name?: string;
@@ -17,7 +20,7 @@ interface AuditArgs extends OutputOptions {
 }
 
 /** `--since`: an ISO 8601 time, or a duration ago (`90s`, `15m`, `2h`, `7d`). */
-export function sinceValue(v: unknown): number {
+function sinceValue(v: unknown): number {
   const text = String(v).trim();
   const ago = /^([0-9]{1,9})(s|m|h|d)$/.exec(text);
   if (ago !== null) {
@@ -45,12 +48,13 @@ function typeValue(v: unknown): string {
   return text;
 }
 
-const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string }> = {
+const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string; store?: string }> = {
   command: 'verify',
   describe: 'check the audit hash chain and the KDC-signed heads; name the first bad entry',
   builder: (y) =>
     y
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .example(
         '$0 admin audit verify',
         'exit 0 when intact, 4 with the first edited, deleted or moved entry',
@@ -59,7 +63,7 @@ const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string 
     const { verifyAudit } = await import('../../../server/audit/read-audit.js');
     const { emit } = await import('../../output.js');
     const { EXIT } = await import('../../../shared/errors.js');
-    const report = verifyAudit(argv['data-dir']);
+    const report = await verifyAudit(argv['data-dir'], argv.store);
     const span =
       report.entries === 0
         ? 'no entries'
@@ -81,13 +85,79 @@ const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string 
   }),
 };
 
+interface HashArgs extends OutputOptions {
+  'data-dir': string;
+  store?: string;
+  value?: string;
+  'passphrase-file'?: string;
+}
+
+/** The value to hash: --value, else the first line of stdin (kept out of `ps` and the shell history). */
+async function valueToHash(argv: HashArgs): Promise<string> {
+  if (argv.value !== undefined) return argv.value;
+  if (process.stdin.isTTY === true) {
+    throw new InputError('bad_request', '--value: give the value, or pipe it on stdin');
+  }
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.length > 4096) throw new InputError('bad_request', 'the value on stdin is over 4096 bytes');
+  }
+  const line = text.split(/\r?\n/, 1)[0] ?? '';
+  if (line === '') throw new InputError('bad_request', 'no value on stdin');
+  return line;
+}
+
+const hashCommand: CommandModule<object, HashArgs> = {
+  command: 'hash',
+  describe:
+    'the HMAC the audit trail keeps instead of a sensitive value (an enrollment token), and its entries',
+  builder: (y) =>
+    y
+      .option('data-dir', dataDirOption)
+      .option('store', storeOption)
+      .option('value', {
+        type: 'string',
+        describe: 'the value (else the first line of stdin, which keeps it out of ps and the shell history)',
+      })
+      .option('passphrase-file', {
+        type: 'string',
+        describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
+      })
+      .example('$0 admin audit hash < token.txt', 'which entries are about this enrollment token') as never,
+  handler: run(async (argv: HashArgs) => {
+    const { auditHashOf } = await import('../../../server/audit/read-audit.js');
+    const { emit } = await import('../../output.js');
+    const { terminalSafe } = await import('../../../shared/text/terminal-safe.js');
+    const value = await valueToHash(argv);
+    const report = await auditHashOf(
+      argv['data-dir'],
+      value,
+      argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] },
+      argv.store,
+    );
+    const lines = [
+      report.hmac,
+      ...(report.entries.length === 0
+        ? ['no audit entry holds it']
+        : report.entries.map(
+            (r) =>
+              `#${r.id}  ${new Date(r.at).toISOString()}  ${terminalSafe(r.action).padEnd(18)} ${terminalSafe(r.subject ?? '-').padEnd(12)} by ${terminalSafe(r.actor)}`,
+          )),
+    ];
+    emit(argv, report, lines);
+  }),
+};
+
 export const auditCommand: CommandModule<object, AuditArgs> = {
   command: 'audit',
   describe: 'read the audit trail (oldest first); `audit verify` checks its hash chain and signed heads',
   builder: (y) =>
     y
       .command(verifyCommand)
+      .command(hashCommand)
       .option('data-dir', dataDirOption)
+      .option('store', storeOption)
       .option('since', {
         type: 'string',
         describe: 'entries at or after this time: ISO 8601, or a duration ago (15m, 2h, 7d)',
@@ -119,12 +189,16 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
         `--limit: expected a whole number from 1, got ${String(argv.limit)}`,
       );
     }
-    const rows = readAudit(argv['data-dir'], {
-      ...(argv.since === undefined ? {} : { since: argv.since }),
-      ...(argv.type === undefined ? {} : { type: argv.type }),
-      ...(argv.name === undefined ? {} : { name: argv.name }),
-      ...(argv.limit === undefined ? {} : { limit: argv.limit }),
-    });
+    const rows = await readAudit(
+      argv['data-dir'],
+      {
+        ...(argv.since === undefined ? {} : { since: argv.since }),
+        ...(argv.type === undefined ? {} : { type: argv.type }),
+        ...(argv.name === undefined ? {} : { name: argv.name }),
+        ...(argv.limit === undefined ? {} : { limit: argv.limit }),
+      },
+      argv.store,
+    );
     const lines = rows.map(
       (r) =>
         `#${r.id}  ${new Date(r.at).toISOString()}  ${terminalSafe(r.action).padEnd(18)} ${terminalSafe(r.subject ?? '-').padEnd(12)} by ${terminalSafe(r.actor)}  ${terminalSafe(JSON.stringify(r.detail))}`,

@@ -2,6 +2,7 @@
 // terminal raw, and the --json event log keeps every text exactly.
 import t from 'tap';
 import { PassThrough } from 'node:stream';
+import { KdcLines, parseKdcLine } from '../../../client/demo/kdc-lines.js';
 import { Narrator, type DemoStyle } from '../../../client/demo/narrator.js';
 
 const plain: DemoStyle = {
@@ -31,6 +32,8 @@ function narrate(json: boolean): { out: () => string } {
   n.result(false, hostile);
   n.mallory(hostile, { kind: 'plaintext' }, true);
   n.wire({ who: 'alice', dir: 'out', frame: 'alert', bytes: 10, detail: hostile });
+  // A line of the KDC's stderr quoting a hostile name (as if the KDC had not escaped it).
+  n.kdc(parseKdcLine(`07:41:02.113  ${hostile}  handshake refused: bad_signature`));
   n.done(true);
   return { out: () => text };
 }
@@ -41,6 +44,30 @@ t.test('human narration: no control character, nothing starts a line of its own'
   t.notMatch(text, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
   t.notOk(text.split('\n').some((l) => l.startsWith('forged') || l.startsWith('line')));
   t.match(text, /hi\\r\\x1b\[2K\\x1b\[1Aforged\\nline\\x9b2K\\u202e\\x1b\[8m/);
+  t.match(text, /^ {3}KDC \| hi\\r\\x1b\[2K.*handshake refused: bad_signature$/m, "the KDC's line, escaped");
+});
+
+t.test("the KDC's stderr: lines in any chunking, escaped, split into who and what", async (t) => {
+  const seen: string[] = [];
+  const lines = new KdcLines(true, (l) => seen.push(`${l.who}|${l.what}`));
+  const waited = lines.waitFor(/^bob +key \S+ verified valid/, 'the verdict');
+  lines.feed('07:41:02.113  alice      handshake ok (x25519, 1.3 ms)\n07:41:02.2');
+  lines.feed('00  bob        key 3f2a9c01... verified valid\nWARNING \u001b[31mred\n');
+  await waited;
+  t.same(seen, [
+    'alice|handshake ok (x25519, 1.3 ms)',
+    'bob|key 3f2a9c01... verified valid',
+    '|WARNING \\x1b[31mred',
+  ]);
+  lines.nextStep();
+  await t.rejects(
+    lines.waitFor(/^alice/, 'an old line', 50),
+    { code: 'timeout' },
+    'a new step waits for new lines',
+  );
+  const off = new KdcLines(false, () => {});
+  await off.waitFor(/never/, 'anything');
+  t.pass('--no-kdc-log: nothing is waited for');
 });
 
 t.test('--json: the exact texts, and still safe to print', async (t) => {

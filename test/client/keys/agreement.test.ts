@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import type { LocalKeyState } from '../../../client/keys/key-store.js';
 import { KdsError } from '../../../shared/errors.js';
 import { inProcessKdc, type OpenedClient } from './inproc.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(300_000);
 
@@ -44,7 +45,10 @@ t.test('alice, bob and the KDC agree after any send/verify/revoke/restart sequen
       delete live[w];
     }
   };
-  const serials = (): string[] => env.kdc.services.store.listSymKeys({}).map((k) => k.serial);
+  const serials = (): string[] =>
+    sqliteOf(env.kdc.services.store)
+      .listSymKeys({})
+      .map((k) => k.serial);
 
   const run = async (ops: Op[]): Promise<void> => {
     for (const op of ops) {
@@ -77,7 +81,7 @@ t.test('alice, bob and the KDC agree after any send/verify/revoke/restart sequen
     }
     const local = (w: Who, serial: string): LocalKeyState | undefined =>
       live[w]!.client.store.getKey(serial)?.state;
-    for (const rec of env.kdc.services.store.listSymKeys({})) {
+    for (const rec of sqliteOf(env.kdc.services.store).listSymKeys({})) {
       const owner = rec.owner as Who;
       const receiver = rec.peer as Who;
       const seen = {
@@ -108,7 +112,7 @@ t.test('alice, bob and the KDC agree after any send/verify/revoke/restart sequen
     for (const w of ['alice', 'bob'] as const) {
       for (const k of live[w]!.client.store.listKeys()) {
         if (k.state !== 'active') continue;
-        const rec = env.kdc.services.store.getSymKey(k.serial);
+        const rec = sqliteOf(env.kdc.services.store).getSymKey(k.serial);
         t.equal(rec?.state, 'active', `${w}'s active ${k.serial} is active at the KDC`);
       }
     }

@@ -14,6 +14,7 @@ import {
 import { sealMessage } from '../../../shared/keys/message.js';
 import { wireBytes } from '../../../shared/keys/wire.js';
 import { inProcessKdc } from './inproc.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(180_000);
 
@@ -59,11 +60,15 @@ t.test(
     } finally {
       offline.close();
     }
-    const store = env.kdc.services.store;
-    const before = store.listSymKeys({ party: 'alice' }).length;
+    const store = sqliteOf(env.kdc.services.store);
+    const before = (await store.listSymKeys({ party: 'alice' })).length;
     const code = await codeOf(alice.session.request('key.create', { peer: 'bob' }));
     t.ok(['cert_revoked', 'session_closed'].includes(code), `refused: ${code}`);
-    t.equal(store.listSymKeys({ party: 'alice' }).length, before, 'no key created after the revocation');
+    t.equal(
+      (await store.listSymKeys({ party: 'alice' })).length,
+      before,
+      'no key created after the revocation',
+    );
   },
 );
 
@@ -126,7 +131,7 @@ async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000):
 
 t.test('a listening bob tops up when told his one-time stock runs low (key.prekeys.low)', async (t) => {
   const env = await inProcessKdc(t, ['alice', 'bob', 'eve', 'carol']);
-  const store = env.kdc.services.store;
+  const store = sqliteOf(env.kdc.services.store);
   const bob = await env.open('bob');
   const serial = bob.session.facts.identity.serialHex;
   t.equal(store.countPrekeys('bob', serial), 10, 'a full stock');
@@ -154,7 +159,7 @@ t.test(
   "with bob's one-time stock empty, exchanges use his last-resort prekey and still verify",
   async (t) => {
     const env = await inProcessKdc(t, ['alice', 'bob']);
-    const store = env.kdc.services.store;
+    const store = sqliteOf(env.kdc.services.store);
     const bob = await env.open('bob');
     const serial = bob.session.facts.identity.serialHex;
     const alice = await env.open('alice');
@@ -185,7 +190,7 @@ t.test(
 
 t.test('a last-resort prekey older than its lifetime is replaced at the next session', async (t) => {
   const env = await inProcessKdc(t, ['bob']);
-  const store = env.kdc.services.store;
+  const store = sqliteOf(env.kdc.services.store);
   let clock = Date.now();
   const bob1 = await env.open('bob', { now: () => clock });
   const serial = bob1.session.facts.identity.serialHex;
@@ -260,7 +265,7 @@ t.test("the honest clients are served while eve floods an offline bob's queue", 
   const env = await inProcessKdc(t, ['alice', 'bob', 'carol', 'eve'], {
     keyLimits: { queuedMessagesPerPair: 100, activeKeysPerPair: 20, creation: { burst: 30, perSecond: 1 } },
   });
-  const store = env.kdc.services.store;
+  const store = sqliteOf(env.kdc.services.store);
   const eve = await env.open('eve', { start: false });
   const carol = await env.open('carol');
   const evesKey = await eve.session.request('key.create', { peer: 'bob' });

@@ -10,6 +10,7 @@ import { readClientHome, writeClientHome } from '../../../client/home.js';
 import type { ClientSession } from '../../../client/session.js';
 import type { KeySession } from '../../../client/keys/key-client.js';
 import { inProcessKdc } from './inproc.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(120_000);
 
@@ -17,7 +18,7 @@ type Body = Record<string, unknown>;
 
 t.test('orphaned prekey privates go on the next session; held and in-flight ones stay', async (t) => {
   const env = await inProcessKdc(t, ['alice', 'bob']);
-  const store = env.kdc.services.store;
+  const store = sqliteOf(env.kdc.services.store);
   let clock = Date.now();
   const now = (): number => clock;
   /** Bob's next session, his clock past the upload grace since the last one. */

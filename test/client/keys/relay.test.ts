@@ -10,6 +10,7 @@ import { pemToDer } from '../../../shared/pki/pem.js';
 import type { ClientSession } from '../../../client/session.js';
 import type { KeySession } from '../../../client/keys/key-client.js';
 import { inProcessKdc, type Env } from './inproc.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(180_000);
 
@@ -38,7 +39,7 @@ function carolCertDer(env: Env): Buffer {
 
 /** Nothing usable anywhere: no active KDC record that both verified, no active local copy. */
 async function assertNoValidKey(t: Test, env: Env): Promise<void> {
-  const records = env.kdc.services.store.listSymKeys({});
+  const records = sqliteOf(env.kdc.services.store).listSymKeys({});
   t.notOk(
     records.some((r) => r.state === 'active' && r.peerVerifiedAt !== null),
     'no key verified at the KDC',
@@ -74,7 +75,7 @@ t.test(
       await alice.close();
     }
     t.equal(
-      env.kdc.services.store.listSymKeys({}).length,
+      (await sqliteOf(env.kdc.services.store).listSymKeys({})).length,
       0,
       'no key record at the KDC (only unused reservations)',
     );
@@ -107,7 +108,7 @@ t.test(
         `${what}: bob rejects it`,
       );
       t.equal(bob.client.store.getKey(sent.serial), undefined, `${what}: bob stored nothing`);
-      const record = env.kdc.services.store.getSymKey(sent.serial)!;
+      const record = sqliteOf(env.kdc.services.store).getSymKey(sent.serial)!;
       t.equal(record.peerVerifiedAt, null, 'never verified at the KDC');
       t.equal(record.state, 'revoked', "bob's rejection revokes the exchange");
       await alice.client.sync();

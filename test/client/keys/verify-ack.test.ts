@@ -6,6 +6,7 @@ import t from 'tap';
 import type { ClientSession } from '../../../client/session.js';
 import type { KeySession } from '../../../client/keys/key-client.js';
 import { inProcessKdc } from './inproc.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(120_000);
 
@@ -37,7 +38,7 @@ for (const mode of ['kdc', 'e2e'] as const) {
       sent.some((r) => r.type === 'key.ack'),
       'no separate key.ack for the delivery',
     );
-    const store = env.kdc.services.store;
+    const store = sqliteOf(env.kdc.services.store);
     t.equal(store.countDeliveries('bob'), 0, 'the KDC forgot the notice');
     t.not(store.getSymKey(serial)!.peerVerifiedAt, null);
 

@@ -23,14 +23,14 @@ const { dir } = await freshCa(t, { hosts: ['kdc.example.org'], port: 9443 });
 const work = tempDir(t);
 // Lower the regime threshold so the third revocation publishes only a delta.
 const setup = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
-const settings = setup.store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? DEFAULT_CA_SETTINGS;
-setup.store.setSetting(CA_SETTINGS_KEY, {
+const settings = (await setup.store.getSetting<CaSettings>(CA_SETTINGS_KEY)) ?? DEFAULT_CA_SETTINGS;
+await setup.store.setSetting(CA_SETTINGS_KEY, {
   ...settings,
   crlSyncFullMax: 3,
   crlDeltaMaxEntries: 3,
   crlFullIntervalMs: 86_400_000,
 });
-setup.close();
+await setup.close();
 const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
 t.teardown(() => ca.close());
 

@@ -24,9 +24,9 @@ const deltaFile = join(dir, 'root_delta_crl.pem');
 /** Lower the regime thresholds in the store's CA settings, then (re)open the CA with them. */
 async function openWith(settings: Partial<CaSettings>): Promise<CertificateAuthority> {
   const setup = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
-  const current = setup.store.getSetting<CaSettings>(CA_SETTINGS_KEY) ?? DEFAULT_CA_SETTINGS;
-  setup.store.setSetting(CA_SETTINGS_KEY, { ...current, ...settings });
-  setup.close();
+  const current = (await setup.store.getSetting<CaSettings>(CA_SETTINGS_KEY)) ?? DEFAULT_CA_SETTINGS;
+  await setup.store.setSetting(CA_SETTINGS_KEY, { ...current, ...settings });
+  await setup.close();
   return CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
 }
 
@@ -161,7 +161,7 @@ t.test('the schedule: the complete CRL is re-issued after the acknowledgement', 
   t.equal(ca.currentDeltaCrl()!.entries, 0, 'a fresh, empty delta');
   t.match(await opensslVerdict('erin', true), /certificate revoked/);
   t.match(await opensslVerdict('erin', false), /certificate revoked/);
-  t.equal(ca.maintainCrl(), undefined, 'nothing due any more');
+  t.equal(await ca.maintainCrl(), undefined, 'nothing due any more');
 });
 
 t.test('KDC start/stop: publishFullCrlIfStale folds a non-empty delta in', async (t) => {
@@ -169,11 +169,11 @@ t.test('KDC start/stop: publishFullCrlIfStale folds a non-empty delta in', async
   recordNumbers();
   const before = ca.currentCrl().crlNumber;
   t.equal(ca.fullCrlDue(), false, 'one entry: not due by the schedule');
-  const state = ca.publishFullCrlIfStale();
+  const state = await ca.publishFullCrlIfStale();
   recordNumbers();
   t.ok(state !== undefined && state.crlNumber > before);
   t.equal(parseCrl(readFileSync(fullFile, 'utf8')).entries.length, 6);
-  t.equal(ca.publishFullCrlIfStale(), undefined, 'not stale any more');
+  t.equal(await ca.publishFullCrlIfStale(), undefined, 'not stale any more');
 });
 
 t.test('one numbering sequence, strictly increasing, for complete and delta CRLs', async (t) => {
@@ -185,11 +185,11 @@ t.test('one numbering sequence, strictly increasing, for complete and delta CRLs
 
 t.test('a one-shot process leaves consistent files; damaged delta files are rebuilt', async (t) => {
   // Like `kds cert revoke`: open, revoke, close at once (a scheduled re-issue would be dropped).
-  ca.close();
+  await ca.close();
   ca = await openWith({ crlDeltaMaxEntries: 1 });
   const out = await ca.revoke({ name: 'grace' }, 'keyCompromise', 'test');
   t.match(out, { published: 'delta' });
-  ca.close();
+  await ca.close();
   const full = parseCrl(readFileSync(fullFile, 'utf8'));
   const delta = parseCrl(readFileSync(deltaFile, 'utf8'));
   const listed = new Set([...full.entries, ...delta.entries].map((e) => e.serialHex));
@@ -207,7 +207,7 @@ t.test('a one-shot process leaves consistent files; damaged delta files are rebu
     const again = await CertificateAuthority.open(dir, { readOnly: true });
     t.equal(again.deltaCrlFileRepair, expected, what);
     t.equal(readFileSync(deltaFile, 'utf8'), good, `${what}: rebuilt from the store`);
-    again.close();
+    await again.close();
   }
   // With the key, opening folds the due delta into a new complete CRL (the threshold is 1).
   ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });

@@ -8,6 +8,7 @@ import { parseCertificate } from '../../../shared/pki/x509.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import { freshCa, openssl, PASSPHRASE } from './fixture.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
 
@@ -99,8 +100,7 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
   t.teardown(() => opened.close());
   // The KDC's and the admin's certificates are issued concurrently: their order in the store is the
   // order their key generation finished in.
-  const roles = opened.store
-    .listCertificates()
+  const roles = (await opened.store.listCertificates())
     .map((c) => [c.name, c.role, c.status])
     .sort((a, b) => (a[0] === 'root-ca' ? -1 : b[0] === 'root-ca' ? 1 : b[0]!.localeCompare(a[0]!)));
   t.same(roles, [
@@ -108,7 +108,7 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
     ['kdc', 'server', 'active'],
     ['admin', 'admin', 'active'],
   ]);
-  t.match(opened.store.listAudit({ action: 'ca.init' }), [
+  t.match(await opened.store.listAudit({ action: 'ca.init' }), [
     { subject: 'root-ca', detail: { caKeyBits: 2048 } },
   ]);
   t.equal(opened.crlUrl, 'http://kdc.example.org:9443/crl.pem');
@@ -154,8 +154,8 @@ t.test('init refuses an existing CA unless --force, which keeps the old files as
   t.ok(existsSync(join(again.replacedDir!, 'kds.sqlite')));
   const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
   t.equal(ca.caCert.fingerprint256, again.caFingerprint256);
-  t.equal(ca.store.countCertificates(), 3, 'fresh store');
-  ca.close();
+  t.equal(sqliteOf(ca.store).countCertificates(), 3, 'fresh store');
+  await ca.close();
 });
 
 t.test('without a passphrase, one is generated into ca/passphrase (0600) with a warning', async (t) => {
@@ -171,8 +171,8 @@ t.test('without a passphrase, one is generated into ca/passphrase (0600) with a 
   t.ok(stored.length >= 40);
   // Later commands find it on their own; the passphrase never appears in the store.
   const ca = await CertificateAuthority.open(dir, { env: {} });
-  t.notOk(JSON.stringify(ca.store.listAudit()).includes(stored));
-  ca.close();
+  t.notOk(JSON.stringify(sqliteOf(ca.store).listAudit()).includes(stored));
+  await ca.close();
 });
 
 t.test('--passphrase-file and KDS_CA_PASSPHRASE', async (t) => {
@@ -187,7 +187,7 @@ t.test('--passphrase-file and KDS_CA_PASSPHRASE', async (t) => {
   });
   t.equal(init.passphraseSource, 'file', 'the flag beats the environment');
   const ca = await CertificateAuthority.open(dir, { env: { KDS_CA_PASSPHRASE: 'from a file' } });
-  ca.close();
+  await ca.close();
   await t.rejects(CertificateAuthority.open(dir, { env: { KDS_CA_PASSPHRASE: 'from a file\n' } }), {
     code: 'bad_passphrase',
   });

@@ -6,8 +6,11 @@ import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { issueCertificate } from '../../../server/ca/issue.js';
-import { openStore, type Store } from '../../../server/store/store.js';
+import { openStore } from '../../../server/store/store.js';
+import type { SqliteStore } from '../../../server/store/sqlite-store.js';
 import { freshCa, PASSPHRASE } from './fixture.js';
+import { certificateSigner } from '../../../shared/crypto/signer.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 const { dir } = await freshCa(t);
 const ca = await CertificateAuthority.open(dir, { passphrase: PASSPHRASE });
@@ -17,28 +20,23 @@ const other = openStore(dir);
 t.teardown(() => other.close());
 const pair = await generateRsaKeyPair(2048);
 
-/** Count the store's top-level transactions (nested ones are savepoints of the same commit). */
-function countCommits(store: Store): { count: () => number; restore: () => void } {
-  const original = store.transaction.bind(store);
-  let depth = 0;
+/** Count the store's commits (a group commit's callers are savepoints of one of them). */
+function countCommits(store: SqliteStore): { count: () => number; restore: () => void } {
+  const original = store.commit.bind(store);
   let commits = 0;
-  store.transaction = <T>(fn: () => T): T => {
-    if (depth === 0) commits++;
-    depth++;
-    try {
-      return original(fn);
-    } finally {
-      depth--;
-    }
+  store.commit = (): void => {
+    commits++;
+    original();
   };
-  return { count: () => commits, restore: () => void (store.transaction = original) };
+  return { count: () => commits, restore: () => void (store.commit = original) };
 }
 
 t.test('32 concurrent enrollments share commits, and each is durable when it resolves', async (t) => {
   const names = Array.from({ length: 32 }, (_, i) => `burst-${i}`);
-  const tokens = names.map((name) => ca.createEnrollmentToken({ name, actor: 'test' }).token);
+  const tokens: string[] = [];
+  for (const name of names) tokens.push((await ca.createEnrollmentToken({ name, actor: 'test' })).token);
   const csrs = await Promise.all(names.map((n) => createCsr(n, pair.privateKeyPem, pair.publicKeyPem)));
-  const commits = countCommits(ca.store);
+  const commits = countCommits(sqliteOf(ca.store));
   t.teardown(commits.restore);
   const seenCommitted: boolean[] = [];
   await Promise.all(
@@ -66,7 +64,8 @@ t.test('32 concurrent enrollments share commits, and each is durable when it res
 
 t.test('a failure in a batch rolls back only its own issuance', async (t) => {
   const good = ['mix-a', 'mix-b', 'mix-c'];
-  const tokens = good.map((name) => ca.createEnrollmentToken({ name, actor: 'test' }).token);
+  const tokens: string[] = [];
+  for (const name of good) tokens.push((await ca.createEnrollmentToken({ name, actor: 'test' })).token);
   const csrs = await Promise.all(good.map((n) => createCsr(n, pair.privateKeyPem, pair.publicKeyPem)));
   // mix-b twice with the same token: one wins, the other is refused in the shared transaction.
   const results = await Promise.allSettled([
@@ -90,13 +89,12 @@ t.test('a certificate that fails its self-check leaves nothing and spends nothin
   const before = other.countCertificates();
   let spent = false;
   const wrong = await generateRsaKeyPair(2048);
-  const { signPkcs1Sha256 } = await import('../../../shared/crypto/rsa.js');
   await t.rejects(
     issueCertificate(
       {
         store: ca.store,
         caCert: ca.caCert,
-        sign: (tbs) => signPkcs1Sha256(tbs, wrong.privateKeyPem), // not the CA's key
+        sign: certificateSigner(wrong.privateKeyPem), // not the CA's key
         settings: ca.settings,
         crlUrl: ca.crlUrl,
         now: Date.now(),
@@ -108,7 +106,7 @@ t.test('a certificate that fails its self-check leaves nothing and spends nothin
         subjectCN: 'selfcheck',
         publicKeyPem: pair.publicKeyPem,
         actor: 'test',
-        beforeReserve: () => {
+        beforeReserve: async () => {
           spent = true;
         },
       },

@@ -14,6 +14,7 @@ import { TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import { issueTestClient, sessionFor, startTestKdc, testKeyPair } from '../../helpers/kdc-in-process.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { openssl } from './fixture.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(180_000);
 
@@ -98,8 +99,8 @@ t.test('renewal in the KDC process: old certificate on the CRL, keys and new ses
   t.equal(kdc.ca.verifyCertificateFile(renewed.cert.pem).code, 'ok');
 
   // Keys made with the old certificate survive: list() re-checks both parties' certificates.
-  service.list(caller({ name: 'alice', cert: renewed.cert }));
-  t.equal(kdc.ca.store.getSymKey(key.serial)!.state, 'active', 'the key survives the renewal');
+  await service.list(caller({ name: 'alice', cert: renewed.cert }));
+  t.equal(sqliteOf(kdc.ca.store).getSymKey(key.serial)!.state, 'active', 'the key survives the renewal');
 
   const crl = parseCrl(kdc.ca.currentCrlPem());
   t.match(
@@ -137,9 +138,9 @@ t.test('renewal by another process: picked up without a cascade', async (t) => {
   t.equal(await kdc.ca.syncRevocations(), 0, 'nothing announced');
   t.same(announced, []);
   t.match(kdc.ca.crlStatusOf(bob.cert.serialHex), { reason: 'superseded' });
-  service.list(caller({ name: 'bob', cert: renewed.cert }));
-  service.sweep();
-  t.equal(kdc.ca.store.getSymKey(key.serial)!.state, 'active', 'the key survives');
+  await service.list(caller({ name: 'bob', cert: renewed.cert }));
+  await service.sweep();
+  t.equal(sqliteOf(kdc.ca.store).getSymKey(key.serial)!.state, 'active', 'the key survives');
   const fresh = await sessionFor(kdc, { privateKey: bob.privateKey, certPem: renewed.cert.pem });
   t.teardown(() => fresh.close());
   t.same(await fresh.request('ping', {}), { pong: true });
@@ -150,7 +151,7 @@ t.test('renewal by another process: picked up without a cascade', async (t) => {
   const key2 = await service.create(caller({ name: 'bob', cert: renewed.cert }), { peer: 'alice' });
   await kdc.ca.revoke({ serialHex: renewed.cert.serialHex }, 'keyCompromise', 'test');
   t.same(announced, [renewed.cert.serialHex]);
-  t.equal(kdc.ca.store.getSymKey(key2.serial)!.state, 'revoked');
+  t.equal(sqliteOf(kdc.ca.store).getSymKey(key2.serial)!.state, 'revoked');
 });
 
 t.test(
@@ -158,7 +159,7 @@ t.test(
   async (t) => {
     const carol = await issueTestClient(kdc.ca, 'carol');
     // What a crash right after the renewal's commit leaves: status superseded, no CRL entry.
-    kdc.ca.store.setCertificateStatus(carol.cert.serialHex, 'superseded');
+    sqliteOf(kdc.ca.store).setCertificateStatus(carol.cert.serialHex, 'superseded');
     t.equal(kdc.ca.crlStatusOf(carol.cert.serialHex), undefined);
     const reopened = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
     t.teardown(() => reopened.close());

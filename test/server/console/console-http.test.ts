@@ -4,8 +4,8 @@
 // defence, and nothing secret in the feed. Without --console the routes do not exist.
 import t from 'tap';
 import { request, type IncomingMessage } from 'node:http';
-import { ConsoleAccess } from '../../../server/console/access.js';
-import { CONSOLE_CSP } from '../../../server/console/http.js';
+import { ConsoleAccess } from '../../../io/console/access.js';
+import { CONSOLE_CSP } from '../../../io/console/http.js';
 import type { ConsoleEvent } from '../../../shared/console/events.js';
 import { defencesWithout } from '../../../shared/lab-switches.js';
 import { issueTestClient, rawSocket, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';

@@ -67,6 +67,26 @@ t.test('wants() follows the lowest level any reader asked for', async (t) => {
   t.notOk(bus.wants('error'));
 });
 
+t.test('wants() is per type: a reader of some types makes no other event of their level built', async (t) => {
+  const bus = new EventBus();
+  const seen: string[] = [];
+  const off = bus.subscribe((e) => seen.push(e.type), { types: ['request.served', 'store.commit'] });
+  t.ok(bus.wants('request.served'));
+  t.notOk(bus.wants('connection.opened'), 'another debug type: nobody takes it');
+  t.notOk(bus.wants('prekeys.uploaded'));
+  t.ok(bus.wants('debug'), 'some debug events are wanted');
+  bus.emit({ type: 'connection.opened', connection: 'c1', address: '127.0.0.1' });
+  bus.emit({ type: 'store.commit', callers: 1, durationMs: 1 });
+  t.same(seen, ['store.commit']);
+  const off2 = bus.subscribe(() => {}, { level: 'info' });
+  t.notOk(bus.wants('connection.opened'), 'an info reader does not take a debug type');
+  t.ok(bus.wants('handshake.completed'));
+  off2();
+  t.notOk(bus.wants('handshake.completed'), 'not once the info reader left');
+  off();
+  t.notOk(bus.wants('request.served'));
+});
+
 t.test('a throwing reader is counted and does not stop the others', async (t) => {
   const bus = new EventBus();
   const seen: string[] = [];

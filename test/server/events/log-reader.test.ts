@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { EventBus } from '../../../server/events/bus.js';
 import { attachLogReader } from '../../../server/events/log-reader.js';
-import { eventLine } from '../../../server/events/terminal-lines.js';
+import { clock, eventLine } from '../../../server/events/terminal-lines.js';
 import { EVENT_TYPES, type KdcEvent } from '../../../shared/events/kdc-events.js';
 import { isTerminalSafe } from '../../../shared/text/terminal-safe.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -82,4 +82,13 @@ t.test('silent writes nothing', async (t) => {
   bus.emit({ type: 'kdc.warning', message: 'x' });
   t.equal(bus.readers, 0);
   reader.close();
+});
+
+t.test('the line clock is the UTC time of day, as toISOString gives it', async (t) => {
+  const times = [
+    0, 1, 999, 1_000, 59_999, 3_599_999, 86_399_999, 86_400_000, 1_796_542_039_386, 1_765_000_000_123.7,
+  ];
+  for (let i = 0; i < 200; i++) times.push(Math.floor(Math.random() * 4_102_444_800_000));
+  for (const at of times)
+    t.equal(clock(at), new Date(Math.floor(at)).toISOString().slice(11, 23), String(at));
 });

@@ -6,16 +6,19 @@ import { openSession } from '../../../client/session.js';
 import { loadAdminCredentials } from '../../../client/admin.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { assertCallerCurrent } from '../../../server/kdc/caller-status.js';
-import { openStore } from '../../../server/store/store.js';
+import { SqliteStore } from '../../../server/store/sqlite-store.js';
+import { asyncSqliteStore } from '../../../server/store/sqlite-async-store.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import { issueTestClient, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(120_000);
 
 t.test('assertCallerCurrent: active and unexpired, at the second resolution of RFC 5280', async (t) => {
-  const store = openStore(tempDir(t));
-  t.teardown(() => store.close());
+  const store = SqliteStore.open(tempDir(t));
+  const asyncStore = asyncSqliteStore(store);
+  t.teardown(() => asyncStore.close());
   const notAfter = 1_700_000_000_000;
   const insert = (serialHex: string, name: string) =>
     store.insertIssuedCertificate({
@@ -31,26 +34,26 @@ t.test('assertCallerCurrent: active and unexpired, at the second resolution of R
   insert('0a', 'alice');
   insert('0b', 'bob');
   insert('0c', 'carol');
-  t.doesNotThrow(
-    () => assertCallerCurrent(store, '0a', notAfter + 999),
+  await t.resolves(
+    assertCallerCurrent(asyncStore, '0a', notAfter + 999),
     'the whole notAfter second is valid',
   );
-  t.throws(() => assertCallerCurrent(store, '0a', notAfter + 1000), {
+  await t.rejects(assertCallerCurrent(asyncStore, '0a', notAfter + 1000), {
     code: 'cert_expired',
     message: 'certificate expired',
   });
   store.insertRevocation({ serialHex: '0b', revokedAt: notAfter - 1, reason: 'keyCompromise' });
   store.setCertificateStatus('0b', 'revoked');
-  t.throws(() => assertCallerCurrent(store, '0b', notAfter - 10_000), {
+  await t.rejects(assertCallerCurrent(asyncStore, '0b', notAfter - 10_000), {
     code: 'cert_revoked',
     message: 'certificate revoked',
   });
   store.setCertificateStatus('0c', 'superseded');
-  t.throws(() => assertCallerCurrent(store, '0c', notAfter - 10_000), {
+  await t.rejects(assertCallerCurrent(asyncStore, '0c', notAfter - 10_000), {
     code: 'cert_revoked',
     message: 'certificate superseded',
   });
-  t.throws(() => assertCallerCurrent(store, '0d', notAfter - 10_000), { code: 'cert_unknown_issuer' });
+  await t.rejects(assertCallerCurrent(asyncStore, '0d', notAfter - 10_000), { code: 'cert_unknown_issuer' });
 });
 
 /** `kds cert revoke` from a shell: its own CA object and store connection, not the KDC's. */
@@ -75,15 +78,23 @@ t.test('admin.token and cert.revoke on a session whose certificate was just revo
   });
   t.teardown(() => adminSession.close().catch(() => undefined));
   t.ok(await adminSession.request('admin.token', { name: 'dave' }), 'before: a token');
-  const tokensBefore = kdc.services.store.listEnrollmentTokens().length;
+  const tokensBefore = (await sqliteOf(kdc.services.store).listEnrollmentTokens()).length;
   await revokeOffline(dataDir, { serialHex: adminSession.facts.identity.serialHex });
   await t.rejects(adminSession.request('admin.token', { name: 'erin' }), { code: 'cert_revoked' });
-  t.equal(kdc.services.store.listEnrollmentTokens().length, tokensBefore, 'no token stored');
+  t.equal(
+    (await sqliteOf(kdc.services.store).listEnrollmentTokens()).length,
+    tokensBefore,
+    'no token stored',
+  );
   await t.rejects(
     adminSession.request('cert.revoke', { serial: bob.cert.serialHex, reason: 'keyCompromise' }),
     { code: 'cert_revoked' },
   );
-  t.equal(kdc.services.store.getCertificate(bob.cert.serialHex)!.status, 'active', 'bob was not revoked');
+  t.equal(
+    sqliteOf(kdc.services.store).getCertificate(bob.cert.serialHex)!.status,
+    'active',
+    'bob was not revoked',
+  );
 
   // A client whose certificate another process revoked, revoking it itself: told so, then closed.
   const carol = await issueTestClient(kdc.ca, 'carol');

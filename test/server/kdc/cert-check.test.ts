@@ -8,6 +8,7 @@ import { createCsr } from '../../../shared/pki/csr.js';
 import { CertificateRecordCache, checkClientCertificate } from '../../../server/kdc/cert-check.js';
 import { openStore, type Store } from '../../../server/store/store.js';
 import { issueTestClient, sessionFor, startTestKdc, testKeyPair } from '../../helpers/kdc-in-process.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(120_000);
 
@@ -33,16 +34,16 @@ async function renew(name: string): Promise<void> {
 
 // One cache and one row counter for the whole file (wrapping the store again per test would stack).
 const records = new CertificateRecordCache(ca.store, 3);
-const reads = countRowReads(ca.store);
+const reads = countRowReads(sqliteOf(ca.store));
 
 t.test('a returning certificate is checked without reading its row again', async (t) => {
   const alice = await issueTestClient(ca, 'cache-alice');
   const before = reads.count;
-  const first = checkClientCertificate(ca, alice.cert, Date.now(), records);
+  const first = await checkClientCertificate(ca, alice.cert, Date.now(), records);
   t.equal(first.record.status, 'active');
   t.equal(first.record.name, 'cache-alice');
   t.equal(reads.count, before + 1, 'first check reads the row');
-  const second = checkClientCertificate(ca, alice.cert, Date.now(), records);
+  const second = await checkClientCertificate(ca, alice.cert, Date.now(), records);
   t.equal(reads.count, before + 1, 'second check is served from the cache');
   t.equal(second.record.fingerprint256, alice.cert.fingerprint256);
   t.equal(second.record.role, 'client');
@@ -51,9 +52,9 @@ t.test('a returning certificate is checked without reading its row again', async
 
 t.test('revocation in this process: the next check refuses', async (t) => {
   const bob = await issueTestClient(ca, 'cache-bob');
-  checkClientCertificate(ca, bob.cert, Date.now(), records);
+  await checkClientCertificate(ca, bob.cert, Date.now(), records);
   await ca.revoke({ serialHex: bob.cert.serialHex }, 'keyCompromise', 'test');
-  t.throws(() => checkClientCertificate(ca, bob.cert, Date.now(), records), { code: 'cert_revoked' });
+  await t.rejects(checkClientCertificate(ca, bob.cert, Date.now(), records), { code: 'cert_revoked' });
   await t.rejects(sessionFor(kdc, bob), { code: 'cert_revoked' }, 'and so does a handshake');
 });
 
@@ -61,9 +62,9 @@ t.test('renewal in this process: the superseded certificate is refused at once',
   const carol = await issueTestClient(ca, 'cache-carol');
   const session = await sessionFor(kdc, carol); // the KDC's own cache now holds carol's record
   await session.close();
-  checkClientCertificate(ca, carol.cert, Date.now(), records);
+  await checkClientCertificate(ca, carol.cert, Date.now(), records);
   await renew('cache-carol');
-  t.throws(() => checkClientCertificate(ca, carol.cert, Date.now(), records), {
+  await t.rejects(checkClientCertificate(ca, carol.cert, Date.now(), records), {
     code: 'cert_revoked',
     message: 'certificate superseded',
   });
@@ -74,13 +75,13 @@ t.test('a change committed by another connection empties the cache', async (t) =
   const dave = await issueTestClient(ca, 'cache-dave');
   const session = await sessionFor(kdc, dave);
   await session.close();
-  checkClientCertificate(ca, dave.cert, Date.now(), records);
+  await checkClientCertificate(ca, dave.cert, Date.now(), records);
   const other = openStore(dataDir);
   t.teardown(() => other.close());
   // A status change only (no revocation row): nothing but the store record can refuse it.
   other.setCertificateStatus(dave.cert.serialHex, 'superseded');
   t.equal(ca.revocationOf(dave.cert.serialHex), undefined, 'not a revocation');
-  t.throws(() => checkClientCertificate(ca, dave.cert, Date.now(), records), {
+  await t.rejects(checkClientCertificate(ca, dave.cert, Date.now(), records), {
     code: 'cert_revoked',
     message: 'certificate superseded',
   });
@@ -88,22 +89,22 @@ t.test('a change committed by another connection empties the cache', async (t) =
 });
 
 t.test('only active records are kept, at most `limit` of them', async (t) => {
-  const unknown = records.get('7f'.repeat(16));
+  const unknown = await records.get('7f'.repeat(16));
   t.equal(unknown, undefined, 'an unknown serial is not found');
   const clients = [];
   for (const name of ['cache-e1', 'cache-e2', 'cache-e3', 'cache-e4']) {
     const c = await issueTestClient(ca, name);
     clients.push(c);
-    checkClientCertificate(ca, c.cert, Date.now(), records);
+    await checkClientCertificate(ca, c.cert, Date.now(), records);
   }
   t.equal(records.size, 3, 'bounded by the limit');
   const before = reads.count;
-  checkClientCertificate(ca, clients[0]!.cert, Date.now(), records);
+  await checkClientCertificate(ca, clients[0]!.cert, Date.now(), records);
   t.equal(reads.count, before + 1, 'the oldest entry was evicted and is read again');
   await ca.revoke({ serialHex: clients[3]!.cert.serialHex }, 'superseded', 'test');
-  const revoked = records.get(clients[3]!.cert.serialHex);
+  const revoked = await records.get(clients[3]!.cert.serialHex);
   t.equal(revoked?.status, 'revoked', 'the store answers for a revoked certificate');
   const again = reads.count;
-  records.get(clients[3]!.cert.serialHex);
+  await records.get(clients[3]!.cert.serialHex);
   t.equal(reads.count, again + 1, 'a revoked record is not cached');
 });

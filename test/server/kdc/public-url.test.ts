@@ -14,6 +14,7 @@ import { parseCrl } from '../../../shared/pki/crl.js';
 import { issueTestClient, startTestKdc } from '../../helpers/kdc-in-process.js';
 import { initDataDir, TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 const run = promisify(execFile);
 
@@ -40,7 +41,7 @@ t.test('default: the address the KDC listens on, whatever the port; both URLs an
   t.equal(parseCrl(await delta.text()).baseCrlNumber, served.crlNumber, 'a delta of this complete CRL');
 
   // Stored, so what a shell's `kds cert issue` signs while this KDC runs names it too.
-  const stored = kdc.ca.store.getSetting<CaSettings>(CA_SETTINGS_KEY);
+  const stored = sqliteOf(kdc.ca.store).getSetting<CaSettings>(CA_SETTINGS_KEY);
   t.match(stored, { publicUrl: kdc.httpUrl, publicUrlExplicit: false });
   await kdc.close();
   const offline = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });

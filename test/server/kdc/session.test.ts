@@ -178,7 +178,7 @@ t.test('a KDC presenting a CA-signed certificate for another name -> cert_wrong_
     role: 'server',
     actor: 'test',
   });
-  ca.close();
+  await ca.close();
   writeFileSync(join(evilDir, 'server', 'cert.pem'), cert.pem);
   writeFileSync(
     join(evilDir, 'server', 'key.pem'),

@@ -12,6 +12,7 @@ import { MAX_FRAME_BYTES } from '../../../shared/protocol/limits.js';
 import { encodeFrame } from '../../../shared/protocol/messages.js';
 import { openSession } from '../../../client/session.js';
 import { issueTestClient, rawSocket, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
+import { pssSigner } from '../../../shared/crypto/signer.js';
 
 t.setTimeout(120_000);
 
@@ -258,11 +259,10 @@ t.test(
 t.test(
   'inside a session: a tampered or replayed record is never answered: close 4005 record_auth',
   async (t) => {
-    const { signPss } = await import('../../../shared/crypto/rsa.js');
     const open = async (): Promise<{ s: Awaited<ReturnType<typeof rawSocket>>; request: Buffer }> => {
       const hs = new ClientHandshake({
         mode: 'auth',
-        credentials: { certificateDer: alice.cert.der, sign: (d) => signPss(d, alice.privateKey) },
+        credentials: { certificateDer: alice.cert.der, sign: pssSigner(alice.privateKey) },
         checkServerCertificate: () => {},
       });
       const s = await rawSocket(t, kdc.url);

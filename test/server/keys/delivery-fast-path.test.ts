@@ -87,7 +87,9 @@ t.test('e2e flow through the group commit: reserveGrouped/depositGrouped, live p
   const h = await harness(t);
   const owner = { name: 'bob', certSerial: h.bob.cert.serialHex };
   const pk = await generatePrekey(owner, h.bob.keys.privateKeyPem);
-  h.service.putPrekeys(h.bob.caller, [{ prekeyId: pk.id, publicKey: pk.publicKey, signature: pk.signature }]);
+  await h.service.putPrekeys(h.bob.caller, [
+    { prekeyId: pk.id, publicKey: pk.publicKey, signature: pk.signature },
+  ]);
   h.online.set('bob', []);
   const res = await h.service.reserveGrouped(h.alice.caller, { peer: 'bob' });
   t.equal(h.store.getSymKey(res.serial)!.state, 'reserved', 'committed before the answer');

@@ -2,10 +2,11 @@
 // test CA built with shared/pki), a revocation map standing in for the CA, and recording sessions.
 import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
 import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
-import { openStore, type Store } from '../../../server/store/store.js';
+import { SqliteStore } from '../../../server/store/sqlite-store.js';
 import { KeyService, type KeyLimits } from '../../../server/keys/service.js';
 import { makeCa, issue } from '../../shared/pki/pki-fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { asyncSqliteStore } from '../../../server/store/sqlite-async-store.js';
 
 export interface Client {
   name: string;
@@ -24,7 +25,7 @@ const ADMIN_SERIAL = 'ad';
 let material: Promise<{ ca: ParsedCertificate; clients: Client[] }> | undefined;
 
 /** One CA and three client identities per test process (RSA keygen is slow). */
-export function identities(): Promise<{ ca: ParsedCertificate; clients: Client[] }> {
+function identities(): Promise<{ ca: ParsedCertificate; clients: Client[] }> {
   material ??= (async () => {
     const keys = await Promise.all([0, 1, 2, 3].map(() => generateRsaKeyPair(2048)));
     const ca = await makeCa('kds test root', keys[0]);
@@ -45,7 +46,7 @@ export function identities(): Promise<{ ca: ParsedCertificate; clients: Client[]
 
 export interface Harness {
   dir: string;
-  store: Store;
+  store: SqliteStore;
   service: KeyService;
   revocations: Map<string, { reason: string; revokedAt: number }>;
   online: Map<string, Pushed[]>;
@@ -66,7 +67,7 @@ interface TestLike {
 export async function harness(t: TestLike, opts: { limits?: Partial<KeyLimits> } = {}): Promise<Harness> {
   const { ca, clients } = await identities();
   const dir = tempDir(t);
-  const store = openStore(dir);
+  const store = SqliteStore.open(dir);
   t.teardown(() => store.close());
   for (const c of clients) {
     store.insertIssuedCertificate({
@@ -94,9 +95,10 @@ export async function harness(t: TestLike, opts: { limits?: Partial<KeyLimits> }
   const revocations = new Map<string, { reason: string; revokedAt: number }>();
   const online = new Map<string, Pushed[]>();
   const clock = { now: Date.now() };
+  const asyncStore = asyncSqliteStore(store);
   const make = (): KeyService =>
     new KeyService({
-      store,
+      store: asyncStore,
       ca: { revocationOf: (s) => revocations.get(s) },
       sessions: {
         byName: (name) => {

@@ -18,7 +18,7 @@ async function uploadPrekeys(h: Harness, who: Client, n: number) {
   const made = await Promise.all(
     Array.from({ length: n }, () => generatePrekey(owner, who.keys.privateKeyPem)),
   );
-  h.service.putPrekeys(
+  await h.service.putPrekeys(
     who.caller,
     made.map((p) => ({ prekeyId: p.id, publicKey: p.publicKey, signature: p.signature })),
   );
@@ -37,7 +37,7 @@ async function drain(h: Harness, who: Client): Promise<{ type: string; body: Rec
     const r = await h.service.sync(who.caller, (type, body) => batch.push({ type, body }));
     got.push(...batch);
     if (batch.length > 0)
-      h.service.ack(
+      await h.service.ack(
         who.caller,
         batch.map((p) => Number(p.body.d)),
       );
@@ -75,12 +75,12 @@ t.test(
     t.ok(h.store.countDeliveries('bob') <= 600, `bob's queue stays small: ${h.store.countDeliveries('bob')}`);
 
     // The honest traffic still goes through: alice's own message, carol's message and carol's new key.
-    const m1 = h.service.sendMessage(
+    const m1 = await h.service.sendMessage(
       h.alice.caller,
       message(aliceKey.key, aliceKey.serial, 'alice', 'bob', 1),
     );
     t.equal(m1.queued, true, "alice's message to bob is accepted");
-    const m2 = h.service.sendMessage(
+    const m2 = await h.service.sendMessage(
       h.carol.caller,
       message(carolKey.key, carolKey.serial, 'carol', 'bob', 1),
     );
@@ -114,20 +114,24 @@ t.test("eve's reservations cannot drain bob's prekeys: alice can still reserve",
   const codes: string[] = [];
   for (let i = 0; i < 10; i++) {
     try {
-      h.service.reserve(eve.caller, { peer: 'bob' });
+      await h.service.reserve(eve.caller, { peer: 'bob' });
       codes.push('ok');
     } catch (err) {
       codes.push(String((err as { code?: unknown }).code));
     }
   }
   t.ok(codes.includes('quota_exceeded'), `eve's open reservations are bounded: ${codes.join(' ')}`);
-  const res = h.service.reserve(h.alice.caller, { peer: 'bob' });
+  const res = await h.service.reserve(h.alice.caller, { peer: 'bob' });
   const sent = await runSenderExchange(
     { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
     { serial: res.serial, expiresAt: res.expiresAt, peer: 'bob', peerCert: res.peerCert, prekey: res.prekey },
     { ca: h.ca, now: h.clock.now },
   );
-  t.equal(h.service.deposit(h.alice.caller, sent.deposit).serial, res.serial, "alice's exchange completes");
+  t.equal(
+    (await h.service.deposit(h.alice.caller, sent.deposit)).serial,
+    res.serial,
+    "alice's exchange completes",
+  );
 });
 
 /** Revoke `who`'s certificate through another connection to the same database (`kds cert revoke`). */
@@ -153,7 +157,7 @@ t.test(
     const h = await harness(t);
     await uploadPrekeys(h, h.bob, 3);
     const before = await h.service.create(h.alice.caller, { peer: 'bob' });
-    const reserved = h.service.reserve(h.alice.caller, { peer: 'bob' });
+    const reserved = await h.service.reserve(h.alice.caller, { peer: 'bob' });
     const sent = await runSenderExchange(
       { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
       {
@@ -172,25 +176,34 @@ t.test(
       { code: 'cert_revoked' },
       'key.create',
     );
-    t.throws(
-      () => h.service.reserve(h.alice.caller, { peer: 'bob' }),
+    await t.rejects(
+      async () => h.service.reserve(h.alice.caller, { peer: 'bob' }),
       { code: 'cert_revoked' },
       'key.reserve',
     );
-    t.throws(() => h.service.deposit(h.alice.caller, sent.deposit), { code: 'cert_revoked' }, 'key.deposit');
-    t.throws(() => h.service.putPrekeys(h.alice.caller, []), { code: 'cert_revoked' }, 'key.prekeys');
-    t.throws(
-      () => h.service.sendMessage(h.alice.caller, message(before.key, before.serial, 'alice', 'bob', 1)),
+    await t.rejects(
+      async () => h.service.deposit(h.alice.caller, sent.deposit),
+      { code: 'cert_revoked' },
+      'key.deposit',
+    );
+    await t.rejects(
+      async () => h.service.putPrekeys(h.alice.caller, []),
+      { code: 'cert_revoked' },
+      'key.prekeys',
+    );
+    await t.rejects(
+      async () =>
+        h.service.sendMessage(h.alice.caller, message(before.key, before.serial, 'alice', 'bob', 1)),
       { code: 'cert_revoked' },
       'msg.send',
     );
-    t.throws(
-      () => h.service.revoke(h.alice.caller, { serial: before.serial, reason: 'keyCompromise' }),
+    await t.rejects(
+      async () => h.service.revoke(h.alice.caller, { serial: before.serial, reason: 'keyCompromise' }),
       { code: 'cert_revoked' },
       'key.revoke',
     );
     t.same(
-      h.service.list(h.bob.caller).map((k) => k.serial),
+      (await h.service.list(h.bob.caller)).map((k) => k.serial),
       [before.serial],
       'no key was created after the revocation',
     );
@@ -216,7 +229,7 @@ t.test("the receiver's stored verdict, acknowledgements and the admin's writes r
   );
   t.equal(h.store.getSymKey(k.serial)!.peerVerifiedAt, null, 'not marked verified');
   t.same(h.store.listDeliveries('alice'), [], 'no key.verified notice for alice');
-  t.throws(() => h.service.ack(h.bob.caller, [d]), { code: 'cert_revoked' }, 'key.ack');
+  await t.rejects(async () => h.service.ack(h.bob.caller, [d]), { code: 'cert_revoked' }, 'key.ack');
   await t.rejects(h.service.ackGrouped(h.bob.caller, [d]), { code: 'cert_revoked' }, 'key.ack (grouped)');
   t.equal(h.store.countDeliveries('bob'), 1, 'nothing acknowledged');
 
@@ -227,7 +240,7 @@ t.test("the receiver's stored verdict, acknowledgements and the admin's writes r
     other.setCertificateStatus(h.admin.serialHex, 'revoked');
   });
   other.close();
-  t.throws(() => h.service.revoke(h.admin, { serial: k.serial, reason: 'keyCompromise' }), {
+  await t.rejects(async () => h.service.revoke(h.admin, { serial: k.serial, reason: 'keyCompromise' }), {
     code: 'cert_revoked',
   });
   t.equal(h.store.getSymKey(k.serial)!.state, 'active', 'admin.key.revoke changed nothing');
@@ -246,7 +259,7 @@ t.test('a certificate that expired mid-session: its writes are refused (cert_exp
   t.ok(await h.service.create(h.alice.caller, { peer: 'bob' }), 'still valid: accepted');
   h.clock.now += 2000;
   await t.rejects(h.service.create(h.alice.caller, { peer: 'bob' }), { code: 'cert_expired' });
-  t.throws(() => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'cert_expired' });
+  await t.rejects(async () => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'cert_expired' });
 });
 
 t.test(
@@ -256,21 +269,21 @@ t.test(
     h.online.set('bob', []);
     const owner = { name: 'bob', certSerial: h.bob.cert.serialHex };
     const [oneTime] = await uploadPrekeys(h, h.bob, 1);
-    t.equal(h.service.putPrekeys(h.bob.caller, []).lastResort, undefined, 'none held yet');
+    t.equal((await h.service.putPrekeys(h.bob.caller, [])).lastResort, undefined, 'none held yet');
     const last = await generatePrekey(owner, h.bob.keys.privateKeyPem, { lastResort: true });
     const wire = { prekeyId: last.id, publicKey: last.publicKey, signature: last.signature };
-    t.same(h.service.putPrekeys(h.bob.caller, [], { lastResort: wire }), {
+    t.same(await h.service.putPrekeys(h.bob.caller, [], { lastResort: wire }), {
       stock: 1,
       wanted: 9,
       lastResort: last.id,
     });
-    t.throws(
-      () => h.service.putPrekeys(h.bob.caller, [{ ...wire }], { lastResort: wire }),
+    await t.rejects(
+      async () => h.service.putPrekeys(h.bob.caller, [{ ...wire }], { lastResort: wire }),
       { code: 'bad_request' },
       'one id for a one-time and the last-resort prekey',
     );
 
-    const first = h.service.reserve(h.alice.caller, { peer: 'bob' });
+    const first = await h.service.reserve(h.alice.caller, { peer: 'bob' });
     t.equal(first.prekey.id, oneTime!.id, 'the one-time prekey first');
     t.equal(first.prekey.lastResort, undefined);
     const low = h.online.get('bob')!.filter((p) => p.type === 'key.prekeys.low');
@@ -282,7 +295,7 @@ t.test(
 
     const serials: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = h.service.reserve(i === 2 ? h.carol.caller : h.alice.caller, { peer: 'bob' });
+      const r = await h.service.reserve(i === 2 ? h.carol.caller : h.alice.caller, { peer: 'bob' });
       t.equal(r.prekey.id, last.id, `reservation ${i + 2}: the last-resort prekey`);
       t.equal(r.prekey.lastResort, true, 'flagged');
       const who = i === 2 ? h.carol : h.alice;
@@ -291,36 +304,36 @@ t.test(
         { serial: r.serial, expiresAt: r.expiresAt, peer: 'bob', peerCert: r.peerCert, prekey: r.prekey },
         { ca: h.ca, now: h.clock.now },
       );
-      serials.push(h.service.deposit(who.caller, sent.deposit).serial);
+      serials.push((await h.service.deposit(who.caller, sent.deposit)).serial);
     }
     t.ok(h.store.getLastResortPrekey('bob', h.bob.cert.serialHex), 'still held after three uses');
-    const held = h.service.putPrekeys(h.bob.caller, [], { listHeld: true }).held!;
+    const held = (await h.service.putPrekeys(h.bob.caller, [], { listHeld: true })).held!;
     t.ok(held.includes(last.id), 'listed in held, so bob keeps its private');
 
     // Rotation: bob replaces it; the old one is still held while deliveries that used it are queued.
     const next = await generatePrekey(owner, h.bob.keys.privateKeyPem, { lastResort: true });
-    const replaced = h.service.putPrekeys(h.bob.caller, [], {
+    const replaced = await h.service.putPrekeys(h.bob.caller, [], {
       lastResort: { prekeyId: next.id, publicKey: next.publicKey, signature: next.signature },
     });
     t.equal(replaced.lastResort, next.id, 'replaced');
     t.equal(
-      h.service.reserve(h.carol.caller, { peer: 'bob' }).prekey.id,
+      (await h.service.reserve(h.carol.caller, { peer: 'bob' })).prekey.id,
       next.id,
       'the new one is handed out',
     );
-    const heldNow = h.service.putPrekeys(h.bob.caller, [], { listHeld: true }).held!;
+    const heldNow = (await h.service.putPrekeys(h.bob.caller, [], { listHeld: true })).held!;
     t.ok(heldNow.includes(last.id) && heldNow.includes(next.id), 'old (queued deliveries) and new held');
     h.store.deleteDeliveries(
       'bob',
       h.store.listDeliveries('bob').map((d) => d.id),
     );
     t.notOk(
-      h.service.putPrekeys(h.bob.caller, [], { listHeld: true }).held!.includes(last.id),
+      (await h.service.putPrekeys(h.bob.caller, [], { listHeld: true })).held!.includes(last.id),
       'once those deliveries are acknowledged the old one is no longer held',
     );
 
     // A certificate revocation drops every prekey of the name, the last-resort one too.
-    h.service.onCertificateRevoked(h.bob.cert.serialHex, 'bob');
+    await h.service.onCertificateRevoked(h.bob.cert.serialHex, 'bob');
     t.equal(h.store.getLastResortPrekey('bob', h.bob.cert.serialHex), undefined, 'gone with the certificate');
   },
 );

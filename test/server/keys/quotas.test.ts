@@ -26,7 +26,7 @@ async function uploadPrekeys(h: Harness, who: Client, n: number) {
   const made = await Promise.all(
     Array.from({ length: n }, () => generatePrekey(owner, who.keys.privateKeyPem)),
   );
-  h.service.putPrekeys(
+  await h.service.putPrekeys(
     who.caller,
     made.map((p) => ({ prekeyId: p.id, publicKey: p.publicKey, signature: p.signature })),
   );
@@ -46,7 +46,7 @@ async function sync(h: Harness, who: Client, ack = true): Promise<Sync> {
     got.push(...batch);
     if (!ack) return got;
     if (batch.length > 0)
-      h.service.ack(
+      await h.service.ack(
         who.caller,
         batch.map((p) => Number(p.body.d)),
       );
@@ -82,23 +82,23 @@ t.test('messages: per (sender, recipient), so one backlog never refuses another 
   const a = await h.service.create(h.alice.caller, { peer: 'bob' });
   const c = await h.service.create(h.carol.caller, { peer: 'bob' });
   for (let seq = 1; seq <= 3; seq++)
-    h.service.sendMessage(h.alice.caller, message(a.key, a.serial, 'alice', 'bob', seq));
-  t.throws(
-    () => h.service.sendMessage(h.alice.caller, message(a.key, a.serial, 'alice', 'bob', 4)),
+    await h.service.sendMessage(h.alice.caller, message(a.key, a.serial, 'alice', 'bob', seq));
+  await t.rejects(
+    async () => h.service.sendMessage(h.alice.caller, message(a.key, a.serial, 'alice', 'bob', 4)),
     { code: 'quota_exceeded', message: /bob has 3 undelivered messages from you \(at most 3\)/ },
     'the 4th message from alice waits for bob',
   );
   t.equal(h.store.countQueuedFrom('bob', 'alice', 'msg'), 3, 'the refused message left nothing behind');
-  h.service.sendMessage(h.carol.caller, message(c.key, c.serial, 'carol', 'bob', 1));
+  await h.service.sendMessage(h.carol.caller, message(c.key, c.serial, 'carol', 'bob', 1));
   // bob (the recipient) can still message alice: the bound is per direction
-  h.service.sendMessage(h.bob.caller, message(a.key, a.serial, 'bob', 'alice', 1));
+  await h.service.sendMessage(h.bob.caller, message(a.key, a.serial, 'bob', 'alice', 1));
   const got = await sync(h, h.bob);
   t.same(
     got.filter((p) => p.type === 'msg').map((p) => `${String(p.body.from)}:${String(p.body.seq)}`),
     ['alice:1', 'alice:2', 'alice:3', 'carol:1'],
     'every accepted message delivered, in order',
   );
-  h.service.sendMessage(h.alice.caller, message(a.key, a.serial, 'alice', 'bob', 4));
+  await h.service.sendMessage(h.alice.caller, message(a.key, a.serial, 'alice', 'bob', 4));
   t.pass('once bob acknowledged them, alice may send again');
 });
 
@@ -117,7 +117,7 @@ t.test(
     t.equal(h.store.getSymKey(keys[0]!.serial)!.state, 'superseded', 'a rotation at the bound is allowed');
     t.ok(await h.service.create(h.alice.caller, { peer: 'carol' }), 'another peer: its own bound');
     t.ok(await h.service.create(h.bob.caller, { peer: 'alice' }), 'the other direction: its own bound');
-    h.service.revoke(h.alice.caller, { serial: rotated.serial, reason: 'unspecified' });
+    await h.service.revoke(h.alice.caller, { serial: rotated.serial, reason: 'unspecified' });
     t.ok(await h.service.create(h.alice.caller, { peer: 'bob' }), 'a revoked key frees its place');
     h.clock.now = keys[1]!.expiresAt + 1;
     t.ok(await h.service.create(h.alice.caller, { peer: 'bob' }), 'so does an expired one');
@@ -125,7 +125,9 @@ t.test(
     await uploadPrekeys(h, h.bob, 3);
     await h.service.create(h.alice.caller, { peer: 'bob' });
     await h.service.create(h.alice.caller, { peer: 'bob' });
-    t.throws(() => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'quota_exceeded' });
+    await t.rejects(async () => h.service.reserve(h.alice.caller, { peer: 'bob' }), {
+      code: 'quota_exceeded',
+    });
     t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 3, 'no prekey consumed');
   },
 );
@@ -133,31 +135,31 @@ t.test(
 t.test('open reservations per (requester, peer) are bounded; deposits and expiry free them', async (t) => {
   const h = await harness(t, { limits: { openReservationsPerPair: 2 } });
   await uploadPrekeys(h, h.bob, 10);
-  const first = h.service.reserve(h.carol.caller, { peer: 'bob' });
-  h.service.reserve(h.carol.caller, { peer: 'bob' });
-  t.throws(() => h.service.reserve(h.carol.caller, { peer: 'bob' }), {
+  const first = await h.service.reserve(h.carol.caller, { peer: 'bob' });
+  await h.service.reserve(h.carol.caller, { peer: 'bob' });
+  await t.rejects(async () => h.service.reserve(h.carol.caller, { peer: 'bob' }), {
     code: 'quota_exceeded',
     message: /2 open reservations on bob's prekeys/,
   });
   t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 8, 'the refused one consumed nothing');
-  t.ok(h.service.reserve(h.alice.caller, { peer: 'bob' }), 'another requester is not affected');
+  t.ok(await h.service.reserve(h.alice.caller, { peer: 'bob' }), 'another requester is not affected');
   const sent = await runSenderExchange(
     { name: 'carol', certSerial: h.carol.cert.serialHex, privateKey: h.carol.keys.privateKeyPem },
     { ...first, prekey: first.prekey },
     { ca: h.ca, now: h.clock.now },
   );
-  h.service.deposit(h.carol.caller, sent.deposit);
-  t.ok(h.service.reserve(h.carol.caller, { peer: 'bob' }), 'a deposit frees its place');
-  t.throws(() => h.service.reserve(h.carol.caller, { peer: 'bob' }), { code: 'quota_exceeded' });
+  await h.service.deposit(h.carol.caller, sent.deposit);
+  t.ok(await h.service.reserve(h.carol.caller, { peer: 'bob' }), 'a deposit frees its place');
+  await t.rejects(async () => h.service.reserve(h.carol.caller, { peer: 'bob' }), { code: 'quota_exceeded' });
   h.clock.now += 5 * 60 * 1000 + 1;
-  t.ok(h.service.reserve(h.carol.caller, { peer: 'bob' }), 'so does the expiry of the reservations');
-  const orphan = h.service.reserve(h.carol.caller, { peer: 'bob' });
-  t.throws(() => h.service.reserve(h.carol.caller, { peer: 'bob' }), { code: 'quota_exceeded' });
+  t.ok(await h.service.reserve(h.carol.caller, { peer: 'bob' }), 'so does the expiry of the reservations');
+  const orphan = await h.service.reserve(h.carol.caller, { peer: 'bob' });
+  await t.rejects(async () => h.service.reserve(h.carol.caller, { peer: 'bob' }), { code: 'quota_exceeded' });
   // A KDC restart: the sessions that reserved are gone, and so are their reservations.
   const restarted = h.restart();
-  restarted.sweep();
+  await restarted.sweep();
   t.equal(h.store.getSymKey(orphan.serial), undefined, 'reservations of the previous run dropped');
-  t.ok(restarted.reserve(h.carol.caller, { peer: 'bob' }), 'so carol may reserve again at once');
+  t.ok(await restarted.reserve(h.carol.caller, { peer: 'bob' }), 'so carol may reserve again at once');
 });
 
 t.test('key creation rate: a token bucket per client (key.create and key.reserve)', async (t) => {
@@ -165,12 +167,12 @@ t.test('key creation rate: a token bucket per client (key.create and key.reserve
   await uploadPrekeys(h, h.bob, 5);
   await h.service.create(h.alice.caller, { peer: 'bob' });
   await h.service.create(h.alice.caller, { peer: 'carol' });
-  h.service.reserve(h.alice.caller, { peer: 'bob' });
+  await h.service.reserve(h.alice.caller, { peer: 'bob' });
   await t.rejects(h.service.create(h.alice.caller, { peer: 'carol' }), {
     code: 'rate_limited',
     message: /too many keys created by alice: at most 3 at once, then 1 per second/,
   });
-  t.throws(() => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'rate_limited' });
+  await t.rejects(async () => h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'rate_limited' });
   t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 4, 'a refused reservation took no prekey');
   t.ok(await h.service.create(h.carol.caller, { peer: 'bob' }), "carol's bucket is her own");
   h.clock.now += 1000;
@@ -190,7 +192,7 @@ t.test('key notices per (sender, recipient): bounded; revoking a usable key is n
 
   // Revocation of a key whose delivery is still queued: the notice replaces the delivery.
   t.equal(
-    h.service.revoke(h.alice.caller, { serial: keys[0]!.serial, reason: 'keyCompromise' }).status,
+    (await h.service.revoke(h.alice.caller, { serial: keys[0]!.serial, reason: 'keyCompromise' })).status,
     'revoked',
   );
   t.equal(h.store.countQueuedFrom('bob', 'alice', 'key'), 3, 'coalesced: still one notice per key');
@@ -211,7 +213,10 @@ t.test('key notices per (sender, recipient): bounded; revoking a usable key is n
   // Bob is offline again; alice fills her quota, then revokes her usable keys: never refused.
   for (let i = 0; i < 3; i++) keys.push(await h.service.create(h.alice.caller, { peer: 'bob' }));
   for (const k of [keys[1]!, keys[2]!]) {
-    t.equal(h.service.revoke(h.alice.caller, { serial: k.serial, reason: 'unspecified' }).status, 'revoked');
+    t.equal(
+      (await h.service.revoke(h.alice.caller, { serial: k.serial, reason: 'unspecified' })).status,
+      'revoked',
+    );
   }
   t.equal(h.store.countQueuedFrom('bob', 'alice', 'key'), 5, 'over the quota by the usable keys revoked');
   // A key already unusable (expired): its revocation counts like any notice, and waits.
@@ -226,7 +231,7 @@ t.test('key notices per (sender, recipient): bounded; revoking a usable key is n
   const second = await sync(h, h.bob);
   t.equal(second.filter((p) => p.type === 'key.revoked').length, 2, 'both revocations delivered');
   t.equal(
-    h.service.revoke(h.alice.caller, { serial: stale.serial, reason: 'unspecified' }).status,
+    (await h.service.revoke(h.alice.caller, { serial: stale.serial, reason: 'unspecified' })).status,
     'revoked',
   );
 });
@@ -235,8 +240,8 @@ t.test('revocations by the admin and the certificate cascade count against nobod
   const h = await harness(t, { limits: { queuedKeyNoticesPerPair: 2 } });
   const a = await h.service.create(h.alice.caller, { peer: 'bob' });
   const b = await h.service.create(h.alice.caller, { peer: 'bob' });
-  h.service.revoke(h.admin, { serial: a.serial, reason: 'keyCompromise' });
-  h.service.onCertificateRevoked(h.alice.cert.serialHex, 'alice');
+  await h.service.revoke(h.admin, { serial: a.serial, reason: 'keyCompromise' });
+  await h.service.onCertificateRevoked(h.alice.cert.serialHex, 'alice');
   const rows = h.store.listDeliveries('bob');
   t.same(
     rows.map((r) => [r.kind, r.keySerial, r.sender]),

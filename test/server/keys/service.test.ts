@@ -24,7 +24,7 @@ async function uploadPrekeys(h: Harness, who: Client, n = 3) {
   const made = await Promise.all(
     Array.from({ length: n }, () => generatePrekey(owner, who.keys.privateKeyPem)),
   );
-  const r = h.service.putPrekeys(
+  const r = await h.service.putPrekeys(
     who.caller,
     made.map((p) => ({ prekeyId: p.id, publicKey: p.publicKey, signature: p.signature })),
   );
@@ -34,7 +34,7 @@ async function uploadPrekeys(h: Harness, who: Client, n = 3) {
 /** Alice -> Bob end to end through the service; returns what each side holds. */
 async function e2e(h: Harness, opts: { ttl?: number; replaces?: string } = {}) {
   const { made } = await uploadPrekeys(h, h.bob, 1);
-  const res = h.service.reserve(h.alice.caller, { peer: 'bob', ...opts });
+  const res = await h.service.reserve(h.alice.caller, { peer: 'bob', ...opts });
   const sent = await runSenderExchange(
     { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
     {
@@ -46,7 +46,7 @@ async function e2e(h: Harness, opts: { ttl?: number; replaces?: string } = {}) {
     },
     { ca: h.ca, now: h.clock.now },
   );
-  const dep = h.service.deposit(h.alice.caller, sent.deposit);
+  const dep = await h.service.deposit(h.alice.caller, sent.deposit);
   const pk = made.find((p) => p.id === res.prekey.id)!;
   return { res, sent, dep, pk };
 }
@@ -133,92 +133,104 @@ t.test('flow 1 end to end with verification and key.verified to the owner', asyn
     'mismatch',
   );
   t.same(
-    h.service.list(h.bob.caller).map((k) => [k.serial, k.state, k.peerVerified]),
+    (await h.service.list(h.bob.caller)).map((k) => [k.serial, k.state, k.peerVerified]),
     [[res.serial, 'active', true]],
   );
-  t.same(h.service.list(h.carol.caller), []);
+  t.same(await h.service.list(h.carol.caller), []);
 });
 
 t.test('deposit checks: owner only, signature over the KDC view, reservation single use', async (t) => {
   const h = await harness(t);
   await uploadPrekeys(h, h.bob, 2);
-  const res = h.service.reserve(h.alice.caller, { peer: 'bob' });
+  const res = await h.service.reserve(h.alice.caller, { peer: 'bob' });
   const sent = await runSenderExchange(
     { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
     { serial: res.serial, expiresAt: res.expiresAt, peer: 'bob', peerCert: res.peerCert, prekey: res.prekey },
     { ca: h.ca, now: h.clock.now },
   );
-  t.throws(
-    () => h.service.deposit(h.carol.caller, sent.deposit),
+  await t.rejects(
+    async () => h.service.deposit(h.carol.caller, sent.deposit),
     { code: 'not_found' },
     'someone else cannot deposit',
   );
   const other = Buffer.from(sent.deposit.ephemeral);
   other[0]! ^= 1;
-  t.throws(
-    () => h.service.deposit(h.alice.caller, { ...sent.deposit, ephemeral: other }),
+  await t.rejects(
+    async () => h.service.deposit(h.alice.caller, { ...sent.deposit, ephemeral: other }),
     { code: 'bad_signature' },
     'relay-swapped ephemeral',
   );
   const blob = Buffer.from(sent.deposit.ciphertext);
   blob[20]! ^= 1;
-  t.throws(
-    () => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob }),
+  await t.rejects(
+    async () => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob }),
     { code: 'bad_signature' },
     'relay-swapped ciphertext',
   );
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob.subarray(1) }), {
-    code: 'malformed',
-  });
+  await t.rejects(
+    async () => h.service.deposit(h.alice.caller, { ...sent.deposit, ciphertext: blob.subarray(1) }),
+    {
+      code: 'malformed',
+    },
+  );
   t.equal(h.store.getSymKey(res.serial)!.state, 'reserved', 'nothing stored by failed deposits');
-  h.service.deposit(h.alice.caller, sent.deposit);
-  t.throws(
-    () => h.service.deposit(h.alice.caller, sent.deposit),
+  await h.service.deposit(h.alice.caller, sent.deposit);
+  await t.rejects(
+    async () => h.service.deposit(h.alice.caller, sent.deposit),
     { code: 'not_found' },
     'a reservation is used once',
   );
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: newKeySerial() }), {
-    code: 'not_found',
-  });
+  await t.rejects(
+    async () => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: newKeySerial() }),
+    {
+      code: 'not_found',
+    },
+  );
   // an old reservation cannot be deposited
-  const late = h.service.reserve(h.alice.caller, { peer: 'bob' });
+  const late = await h.service.reserve(h.alice.caller, { peer: 'bob' });
   h.clock.now += 6 * 60 * 1000;
-  t.throws(() => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: late.serial }), {
+  await t.rejects(async () => h.service.deposit(h.alice.caller, { ...sent.deposit, serial: late.serial }), {
     code: 'not_found',
   });
 });
 
 t.test('peers: unknown, revoked, self, no prekeys; ttl bounds', async (t) => {
   const h = await harness(t);
-  t.throws(() => h.service.reserve(h.alice.caller, { peer: 'nobody' }), { code: 'peer_unavailable' });
-  t.throws(
-    () => h.service.reserve(h.alice.caller, { peer: 'bob' }),
+  await t.rejects(async () => h.service.reserve(h.alice.caller, { peer: 'nobody' }), {
+    code: 'peer_unavailable',
+  });
+  await t.rejects(
+    async () => h.service.reserve(h.alice.caller, { peer: 'bob' }),
     { code: 'peer_unavailable' },
     'bob has no prekeys yet',
   );
-  t.throws(() => h.service.reserve(h.alice.caller, { peer: 'alice' }), { code: 'bad_request' });
-  t.throws(() => h.service.reserve(h.alice.caller, { peer: 'Bad Name' }), { code: 'bad_name' });
+  await t.rejects(async () => h.service.reserve(h.alice.caller, { peer: 'alice' }), { code: 'bad_request' });
+  await t.rejects(async () => h.service.reserve(h.alice.caller, { peer: 'Bad Name' }), { code: 'bad_name' });
   await t.rejects(h.service.create(h.alice.caller, { peer: 'bob', ttl: 10 }), { code: 'bad_request' });
   await t.rejects(
     h.service.create(h.admin, { peer: 'bob' }),
     { code: 'bad_request' },
     'the admin is not a key party',
   );
-  const peer = h.service.peer(h.alice.caller, 'bob');
+  const peer = await h.service.peer(h.alice.caller, 'bob');
   t.equal(peer.serial, h.bob.cert.serialHex);
   t.equal(peer.status, 'good');
   h.revocations.set(h.bob.cert.serialHex, { reason: 'keyCompromise', revokedAt: h.clock.now });
-  t.throws(() => h.service.peer(h.alice.caller, 'bob'), { code: 'peer_revoked' });
+  await t.rejects(async () => h.service.peer(h.alice.caller, 'bob'), { code: 'peer_revoked' });
   await t.rejects(h.service.create(h.alice.caller, { peer: 'bob' }), { code: 'peer_revoked' });
   h.revocations.clear();
   h.store.setCertificateStatus(h.carol.cert.serialHex, 'revoked');
-  t.throws(
-    () => h.service.peer(h.alice.caller, 'carol'),
+  await t.rejects(
+    async () => h.service.peer(h.alice.caller, 'carol'),
     { code: 'peer_revoked' },
     'no active certificate, latest revoked',
   );
   h.clock.now = h.bob.cert.notAfter + 1;
-  t.throws(() => h.service.peer(h.alice.caller, 'bob'), { code: 'peer_unavailable' }, 'expired certificate');
+  await t.rejects(
+    async () => h.service.peer(h.alice.caller, 'bob'),
+    { code: 'peer_unavailable' },
+    'expired certificate',
+  );
 });
 
 t.test('flow 2: KDC-generated key wrapped under the KEK, delivered when bob syncs', async (t) => {
@@ -251,11 +263,11 @@ t.test('flow 2: KDC-generated key wrapped under the KEK, delivered when bob sync
   await h.restart().sync(h.bob.caller, (type, b) => again.push({ type, body: b }));
   t.equal(again.filter((p) => p.type === 'key.delivered').length, 1, 'redelivered until acknowledged');
   t.same(
-    h.service.ack(h.carol.caller, [body.d as number]),
+    await h.service.ack(h.carol.caller, [body.d as number]),
     { acknowledged: 0 },
     "nobody acknowledges another's delivery",
   );
-  t.same(h.service.ack(h.bob.caller, [body.d as number]), { acknowledged: 1 });
+  t.same(await h.service.ack(h.bob.caller, [body.d as number]), { acknowledged: 1 });
   const after: Pushed[] = [];
   await h.restart().sync(h.bob.caller, (type, b) => after.push({ type, body: b }));
   t.same(
@@ -318,56 +330,59 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
   const c = await h.service.create(h.bob.caller, { peer: 'alice' });
   h.online.set('alice', []);
   h.online.set('bob', []);
-  t.throws(() => h.service.revoke(h.carol.caller, { serial: a.serial, reason: 'keyCompromise' }), {
-    code: 'not_found',
-  });
-  t.throws(() => h.service.get(h.carol.caller, a.serial), { code: 'not_found' });
-  t.throws(
-    () => h.service.get(h.carol.caller, newKeySerial()),
+  await t.rejects(
+    async () => h.service.revoke(h.carol.caller, { serial: a.serial, reason: 'keyCompromise' }),
+    {
+      code: 'not_found',
+    },
+  );
+  await t.rejects(async () => h.service.get(h.carol.caller, a.serial), { code: 'not_found' });
+  await t.rejects(
+    async () => h.service.get(h.carol.caller, newKeySerial()),
     { code: 'not_found' },
     'same answer for an unknown serial',
   );
-  t.throws(
-    () => h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'certificateRevoked' }),
+  await t.rejects(
+    async () => h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'certificateRevoked' }),
     { code: 'bad_reason' },
     'reserved for the cascade',
   );
   // A symmetric key is revoked for good: a certificate-only reason (a temporary hold, a CA's or an
   // attribute authority's compromise) is refused, not recorded.
   for (const reason of ['certificateHold', 'cACompromise', 'aACompromise']) {
-    t.throws(
-      () => h.service.revoke(h.alice.caller, { serial: a.serial, reason }),
+    await t.rejects(
+      async () => h.service.revoke(h.alice.caller, { serial: a.serial, reason }),
       { code: 'bad_reason' },
       `${reason} is not a reason for a key`,
     );
   }
-  const r1 = h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'keyCompromise' });
+  const r1 = await h.service.revoke(h.alice.caller, { serial: a.serial, reason: 'keyCompromise' });
   t.equal(r1.status, 'revoked');
   t.ok(bodyOf(h.online.get('alice'), 'key.revoked', a.serial));
   t.equal(bodyOf(h.online.get('bob'), 'key.revoked', a.serial)!.reason, 'keyCompromise');
   t.equal(
-    h.service.revoke(h.bob.caller, { serial: a.serial, reason: 'unspecified' }).status,
+    (await h.service.revoke(h.bob.caller, { serial: a.serial, reason: 'unspecified' })).status,
     'already_revoked',
   );
   t.equal(
-    h.service.revoke(h.bob.caller, { serial: b.serial, reason: 'superseded' }).status,
+    (await h.service.revoke(h.bob.caller, { serial: b.serial, reason: 'superseded' })).status,
     'revoked',
     'the receiver may revoke',
   );
   t.equal(
-    h.service.revoke(h.admin, { serial: c.serial, reason: 'cessationOfOperation' }).status,
+    (await h.service.revoke(h.admin, { serial: c.serial, reason: 'cessationOfOperation' })).status,
     'revoked',
     'the admin may revoke',
   );
-  t.equal(h.restart().get(h.alice.caller, a.serial).state, 'revoked', 'durable across a restart');
+  t.equal((await h.restart().get(h.alice.caller, a.serial)).state, 'revoked', 'durable across a restart');
   t.equal(
     (await h.service.verify(h.bob.caller, { serial: a.serial, digest: kdcKeyDigest(a.serial, a.key) }))
       .verdict,
     'revoked',
   );
-  t.throws(
-    () =>
-      h.service.sendMessage(h.alice.caller, {
+  await t.rejects(
+    async () =>
+      await h.service.sendMessage(h.alice.caller, {
         to: 'bob',
         serial: a.serial,
         seq: 1,
@@ -376,7 +391,7 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
       }),
     { code: 'key_revoked' },
   );
-  const revoked = h.service.adminList({ revoked: true });
+  const revoked = await h.service.adminList({ revoked: true });
   t.same(
     revoked.map((k) => [k.serial, k.reason]).sort(),
     [
@@ -386,7 +401,7 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
     ].sort(),
   );
   t.ok(revoked.every((k) => typeof k.revokedAt === 'number'));
-  t.equal(h.service.adminList().length, 3);
+  t.equal((await h.service.adminList()).length, 3);
 });
 
 t.test('certificate revocation cascades to every key of that identity', async (t) => {
@@ -396,14 +411,14 @@ t.test('certificate revocation cascades to every key of that identity', async (t
   const ac = await h.service.create(h.alice.caller, { peer: 'carol' });
   await uploadPrekeys(h, h.bob, 2);
   h.online.set('alice', []);
-  t.equal(h.service.onCertificateRevoked(h.bob.cert.serialHex, 'bob'), 2);
+  t.equal(await h.service.onCertificateRevoked(h.bob.cert.serialHex, 'bob'), 2);
   for (const s of [ab.serial, ba.serial]) {
-    const k = h.service.get(h.alice.caller, s);
+    const k = await h.service.get(h.alice.caller, s);
     t.equal(k.state, 'revoked');
     t.equal(k.reason, 'certificateRevoked');
     t.ok(bodyOf(h.online.get('alice'), 'key.revoked', s), 'the other party is told at once');
   }
-  t.equal(h.service.get(h.alice.caller, ac.serial).state, 'active', 'keys of others untouched');
+  t.equal((await h.service.get(h.alice.caller, ac.serial)).state, 'active', 'keys of others untouched');
   t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 0, "bob's prekeys are dropped");
   // a revocation committed elsewhere (e.g. `kds cert revoke` while the KDC ran) is applied on next use
   h.revocations.set(h.carol.cert.serialHex, { reason: 'keyCompromise', revokedAt: h.clock.now });
@@ -424,27 +439,36 @@ t.test('expiry, rotation and messages', async (t) => {
     { serial: k.serial, from: 'alice', to: 'bob', seq: 1 },
     Buffer.from('hello'),
   );
-  const sent = h.service.sendMessage(h.alice.caller, { to: 'bob', serial: k.serial, ...sealed });
+  const sent = await h.service.sendMessage(h.alice.caller, { to: 'bob', serial: k.serial, ...sealed });
   t.equal(sent.delivered, 1);
   const msg = bodyOf(h.online.get('bob'), 'msg', k.serial)!;
   t.same([msg.from, msg.to, msg.seq], ['alice', 'bob', 1], 'seq relayed as is');
-  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: k.serial, ...sealed, seq: 0 }), {
-    code: 'malformed',
-  });
+  await t.rejects(
+    async () => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: k.serial, ...sealed, seq: 0 }),
+    {
+      code: 'malformed',
+    },
+  );
   t.ok((msg.ciphertext as Buffer).equals(sealed.ciphertext), 'relayed as is');
-  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'carol', serial: k.serial, ...sealed }), {
-    code: 'bad_request',
-  });
-  t.throws(() => h.service.sendMessage(h.carol.caller, { to: 'bob', serial: k.serial, ...sealed }), {
-    code: 'not_found',
-  });
+  await t.rejects(
+    async () => h.service.sendMessage(h.alice.caller, { to: 'carol', serial: k.serial, ...sealed }),
+    {
+      code: 'bad_request',
+    },
+  );
+  await t.rejects(
+    async () => h.service.sendMessage(h.carol.caller, { to: 'bob', serial: k.serial, ...sealed }),
+    {
+      code: 'not_found',
+    },
+  );
   // rotation: a new serial, the old one superseded, both told
   h.online.set('alice', []);
   const r = await h.service.create(h.alice.caller, { peer: 'bob', replaces: k.serial });
-  t.equal(h.service.get(h.bob.caller, k.serial).state, 'superseded');
-  t.equal(h.service.get(h.bob.caller, k.serial).supersededBy, r.serial);
+  t.equal((await h.service.get(h.bob.caller, k.serial)).state, 'superseded');
+  t.equal((await h.service.get(h.bob.caller, k.serial)).supersededBy, r.serial);
   t.equal(bodyOf(h.online.get('bob'), 'key.revoked', k.serial)!.state, 'superseded');
-  t.equal(h.service.get(h.bob.caller, r.serial).replaces, k.serial);
+  t.equal((await h.service.get(h.bob.caller, r.serial)).replaces, k.serial);
   await t.rejects(
     h.service.create(h.alice.caller, { peer: 'bob', replaces: k.serial }),
     { code: 'key_revoked' },
@@ -466,10 +490,13 @@ t.test('expiry, rotation and messages', async (t) => {
       .verdict,
     'expired',
   );
-  t.throws(() => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: r.serial, ...sealed }), {
-    code: 'key_expired',
-  });
-  t.equal(h.service.list(h.alice.caller).find((x) => x.serial === r.serial)!.state, 'expired');
+  await t.rejects(
+    async () => h.service.sendMessage(h.alice.caller, { to: 'bob', serial: r.serial, ...sealed }),
+    {
+      code: 'key_expired',
+    },
+  );
+  t.equal((await h.service.list(h.alice.caller)).find((x) => x.serial === r.serial)!.state, 'expired');
 });
 
 t.test('storage bounds: prekey stock', async (t) => {
@@ -480,9 +507,9 @@ t.test('storage bounds: prekey stock', async (t) => {
     publicKey: p.publicKey,
     signature: p.signature,
   }));
-  t.throws(() => h.service.putPrekeys(h.bob.caller, many), { code: 'rate_limited' });
+  await t.rejects(async () => h.service.putPrekeys(h.bob.caller, many), { code: 'rate_limited' });
   t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 0, 'nothing stored');
-  t.same(h.service.putPrekeys(h.bob.caller, many.slice(0, 100)), { stock: 100, wanted: 0 });
+  t.same(await h.service.putPrekeys(h.bob.caller, many.slice(0, 100)), { stock: 100, wanted: 0 });
 });
 
 t.test('key.prekeys status: held = stock + open reservations + queued e2e deliveries, bounded', async (t) => {
@@ -490,29 +517,29 @@ t.test('key.prekeys status: held = stock + open reservations + queued e2e delive
   const { made, r } = await uploadPrekeys(h, h.bob, 4);
   t.same(r, { stock: 4, wanted: 6 }, 'an upload reply carries no held list');
   const ids = made.map((p) => p.id);
-  const held = (caller = h.bob.caller): string[] | undefined =>
-    h.service.putPrekeys(caller, [], { listHeld: true }).held?.slice().sort();
-  t.same(held(), [...ids].sort(), 'the stock');
-  t.same(h.service.putPrekeys(h.bob.caller, []), { stock: 4, wanted: 6 }, 'listed only when asked');
-  const open = h.service.reserve(h.alice.caller, { peer: 'bob' });
-  const used = h.service.reserve(h.alice.caller, { peer: 'bob' });
+  const held = async (caller = h.bob.caller): Promise<string[] | undefined> =>
+    (await h.service.putPrekeys(caller, [], { listHeld: true })).held?.slice().sort();
+  t.same(await held(), [...ids].sort(), 'the stock');
+  t.same(await h.service.putPrekeys(h.bob.caller, []), { stock: 4, wanted: 6 }, 'listed only when asked');
+  const open = await h.service.reserve(h.alice.caller, { peer: 'bob' });
+  const used = await h.service.reserve(h.alice.caller, { peer: 'bob' });
   const sent = await runSenderExchange(
     { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
     { ...used, prekey: used.prekey },
     { ca: h.ca, now: h.clock.now },
   );
-  h.service.deposit(h.alice.caller, sent.deposit);
+  await h.service.deposit(h.alice.caller, sent.deposit);
   t.equal(h.store.countPrekeys('bob', h.bob.cert.serialHex), 2, 'two prekeys left the stock');
-  t.same(held(), [...ids].sort(), 'an open reservation and a queued delivery still hold theirs');
-  t.same(held(h.alice.caller), [], "nothing of bob's is listed to alice");
+  t.same(await held(), [...ids].sort(), 'an open reservation and a queued delivery still hold theirs');
+  t.same(await held(h.alice.caller), [], "nothing of bob's is listed to alice");
 
   h.clock.now += 6 * 60 * 1000; // the open reservation expires un-deposited
-  t.notOk(held()!.includes(open.prekey.id), 'an expired reservation holds nothing');
-  t.ok(held()!.includes(used.prekey.id), 'a queued delivery holds its prekey whatever its age');
+  t.notOk((await held())!.includes(open.prekey.id), 'an expired reservation holds nothing');
+  t.ok((await held())!.includes(used.prekey.id), 'a queued delivery holds its prekey whatever its age');
   const queued = h.store.listDeliveries('bob').map((d) => d.id);
-  h.service.ack(h.bob.caller, queued);
-  t.notOk(held()!.includes(used.prekey.id), 'an acknowledged delivery holds nothing');
-  t.equal(held()!.length, 2, 'the stock remains');
+  await h.service.ack(h.bob.caller, queued);
+  t.notOk((await held())!.includes(used.prekey.id), 'an acknowledged delivery holds nothing');
+  t.equal((await held())!.length, 2, 'the stock remains');
 
   // Bound: more than MAX_HELD_PREKEYS held ids and the list is left out (the client deletes nothing).
   for (let i = 0; i <= MAX_HELD_PREKEYS; i++) {
@@ -530,7 +557,7 @@ t.test('key.prekeys status: held = stock + open reservations + queued e2e delive
       prekeyPublic: Buffer.alloc(32),
     });
   }
-  const big = h.service.putPrekeys(h.bob.caller, [], { listHeld: true });
+  const big = await h.service.putPrekeys(h.bob.caller, [], { listHeld: true });
   t.equal(big.held, undefined, `more than ${MAX_HELD_PREKEYS}: no list`);
   t.equal(big.wanted, 8, 'the status itself still answers (two in stock)');
   t.equal(
@@ -553,5 +580,5 @@ t.test('key.prekeys status: held = stock + open reservations + queued e2e delive
   });
   const renewed = { ...h.bob.caller, serialHex: 'abcdef01' };
   h.clock.now += 6 * 60 * 1000; // the reservations of the bound check above expire
-  t.same(held(renewed), [], 'old-certificate stock is not held');
+  t.same(await held(renewed), [], 'old-certificate stock is not held');
 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const WYCHEPROOF_DIR = resolve(
+const WYCHEPROOF_DIR = resolve(
   dirname(fileURLToPath(import.meta.url)),
   '../../../../test/vectors/wycheproof',
 );

@@ -23,6 +23,7 @@ import {
   type Signer,
 } from '../../../shared/pki/x509.js';
 import { DAY, makeCa } from './pki-fixtures.js';
+import { asCertificateSigner } from '../../../shared/crypto/signer.js';
 
 const ca = await makeCa('kds reference root');
 const caKey = createPrivateKey(ca.keys.privateKeyPem);
@@ -31,10 +32,12 @@ const subject = await generateRsaKeyPair(2048);
 const subjectSpki = pemToDer(subject.publicKeyPem, 'PUBLIC KEY');
 
 // Synchronous signing is fine in a test (and keeps fast-check's runs simple).
-const caSign: Signer = async (tbs) =>
-  cryptoSign('sha256', tbs, { key: caKey, padding: constants.RSA_PKCS1_PADDING });
-const selfSign: Signer = async (tbs) =>
-  cryptoSign('sha256', tbs, { key: subject.privateKeyPem, padding: constants.RSA_PKCS1_PADDING });
+const caSign: Signer = asCertificateSigner(async (tbs) =>
+  cryptoSign('sha256', tbs, { key: caKey, padding: constants.RSA_PKCS1_PADDING }),
+);
+const selfSign: Signer = asCertificateSigner(async (tbs) =>
+  cryptoSign('sha256', tbs, { key: subject.privateKeyPem, padding: constants.RSA_PKCS1_PADDING }),
+);
 
 // ---- the forge encoder x509.ts used before asn1-certificate.ts (buildParsedCertificate, unchanged in substance) ----
 
@@ -233,25 +236,31 @@ t.test('the self-check refuses a certificate whose signature does not verify', a
     notAfter: now + DAY,
     profile: 'client',
   };
-  const flipped: Signer = async (tbs) => {
+  const flipped: Signer = asCertificateSigner(async (tbs) => {
     const sig = await caSign(tbs);
     sig[sig.length >> 1]! ^= 0x01;
     return sig;
-  };
+  });
   await t.rejects(
     buildParsedCertificate(spec, flipped),
     { code: 'internal' },
     'one bit of the signature flipped',
   );
-  const otherTbs: Signer = async (tbs) => caSign(Buffer.concat([tbs, Buffer.from([0])]));
+  const otherTbs: Signer = asCertificateSigner(async (tbs) => caSign(Buffer.concat([tbs, Buffer.from([0])])));
   await t.rejects(buildParsedCertificate(spec, otherTbs), { code: 'internal' }, 'a signature of other bytes');
   await t.rejects(
-    buildParsedCertificate(spec, async () => Buffer.alloc(256)),
+    buildParsedCertificate(
+      spec,
+      asCertificateSigner(async () => Buffer.alloc(256)),
+    ),
     { code: 'internal' },
     'zeros of the right length',
   );
   await t.rejects(
-    buildParsedCertificate(spec, async () => Buffer.alloc(0)),
+    buildParsedCertificate(
+      spec,
+      asCertificateSigner(async () => Buffer.alloc(0)),
+    ),
     { code: 'internal' },
     'an empty signature',
   );

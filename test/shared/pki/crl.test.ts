@@ -9,6 +9,7 @@ import { newSerialHex } from '../../../shared/pki/serial.js';
 import { parseCertificate } from '../../../shared/pki/x509.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { DAY, issue, makeCa, openssl, signerFor, writeFiles } from './pki-fixtures.js';
+import { asSyncCertificateSigner } from '../../../shared/crypto/signer.js';
 
 const ca = await makeCa('kds crl root');
 const otherCa = await makeCa('kds crl root'); // same name, different key
@@ -149,11 +150,14 @@ t.test('builder: duplicates, updates, sync signing, times after 2049', async (t)
   t.notOk(b.has(newSerialHex()));
 
   const later = Date.UTC(2050, 0, 1, 0, 0, 0);
-  const pem = b.buildSync((tbs) => cryptoSign('sha256', tbs, ca.keys.privateKeyPem), {
-    crlNumber: 2,
-    thisUpdate: later - DAY,
-    nextUpdate: later,
-  });
+  const pem = b.buildSync(
+    asSyncCertificateSigner((tbs) => cryptoSign('sha256', tbs, ca.keys.privateKeyPem)),
+    {
+      crlNumber: 2,
+      thisUpdate: later - DAY,
+      nextUpdate: later,
+    },
+  );
   t.equal(b.crlNumber, 2n, 'update is kept');
   const crl = parseCrl(pem);
   t.equal(crl.crlNumber, 2n);

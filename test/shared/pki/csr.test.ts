@@ -10,6 +10,8 @@ import { derToPem, pemToDer } from '../../../shared/pki/pem.js';
 import { hugeExponentCsr } from '../../helpers/hostile-csr.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { openssl, writeFiles } from './pki-fixtures.js';
+import forge from 'node-forge';
+import { buildCertificationRequestInfo } from '../../../shared/pki/x509.js';
 
 const keys = await generateRsaKeyPair(2048);
 const dir = tempDir(t);
@@ -200,4 +202,27 @@ t.test('policy: CA powers are refused', async (t) => {
   t.throws(() => checkCsrPolicy(crlSign, 'alice'), { code: 'forbidden_extension' });
   const notCa = parseCsr(await opensslCsr(['-subj', '/CN=alice', '-addext', 'basicConstraints=CA:FALSE']));
   t.doesNotThrow(() => checkCsrPolicy(notCa, 'alice'), 'CA:FALSE is harmless');
+});
+
+t.test('the CertificationRequestInfo is byte for byte what forge encodes for the same request', async (t) => {
+  // x509.ts lets forge encode only the version and the extensionRequest attribute; the subject and the
+  // key are its own (as in a certificate). All of forge, subject included, must give the same bytes.
+  const { publicKeyPem } = await generateRsaKeyPair(2048);
+  for (const name of ['alice', 'a', 'x'.repeat(64), 'my-host.example_1']) {
+    const csr = forge.pki.createCertificationRequest();
+    csr.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+    // forge reads valueTagClass as the value's universal type (UTF8String); @types calls it a Class.
+    csr.setSubject([{ type: '2.5.4.3', value: name, valueTagClass: forge.asn1.Type.UTF8 as number }]);
+    csr.setAttributes([
+      {
+        name: 'extensionRequest',
+        extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: name }] }],
+      },
+    ]);
+    const whole = Buffer.from(
+      forge.asn1.toDer(forge.pki.getCertificationRequestInfo(csr)).getBytes(),
+      'binary',
+    );
+    t.ok(buildCertificationRequestInfo(name, publicKeyPem).equals(whole), name);
+  }
 });

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateRsaKeyPair, signPkcs1Sha256, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
 import { newSerialHex } from '../../../shared/pki/serial.js';
 import {
   buildCertificate,
@@ -11,6 +11,7 @@ import {
   type Profile,
   type Signer,
 } from '../../../shared/pki/x509.js';
+import { certificateSigner } from '../../../shared/crypto/signer.js';
 
 export const DAY = 86_400_000;
 
@@ -21,7 +22,7 @@ export interface TestCa {
 }
 
 export function signerFor(keys: RsaKeyPair): Signer {
-  return (tbs) => signPkcs1Sha256(tbs, keys.privateKeyPem);
+  return certificateSigner(keys.privateKeyPem);
 }
 
 export async function makeCa(cn = 'kds test root', keys?: RsaKeyPair, now = Date.now()): Promise<TestCa> {

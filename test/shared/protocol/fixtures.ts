@@ -1,7 +1,7 @@
 // Fixtures for the shared/protocol tests: one root CA and real server/client certificates built with
 // shared/pki (three RSA-2048 keys per test file that imports this, generated once), the certificate
 // checks a client and a server would run, and a driver that moves frames between the two state machines.
-import { generateRsaKeyPair, signPkcs1Sha256, signPss, toPrivateKey } from '../../../shared/crypto/rsa.js';
+import { generateRsaKeyPair, toPrivateKey } from '../../../shared/crypto/rsa.js';
 import { newSerialHex } from '../../../shared/pki/serial.js';
 import { verdictToError, verifyCertificate } from '../../../shared/pki/verify.js';
 import {
@@ -21,8 +21,9 @@ import {
   type ServerHandshakeOptions,
   type ServerHandshakeResult,
 } from '../../../shared/protocol/handshake.js';
+import { certificateSigner, pssSigner, type CertificateSigner } from '../../../shared/crypto/signer.js';
 
-export const DAY = 86_400_000;
+const DAY = 86_400_000;
 
 export interface Party {
   certPem: string;
@@ -33,7 +34,7 @@ export interface Party {
 
 export interface Pki {
   ca: ParsedCertificate;
-  caSign: (tbs: Buffer) => Promise<Buffer>;
+  caSign: CertificateSigner;
   server: Party;
   client: Party;
   /** Issue another certificate for an existing key (e.g. an expired one for the client key). */
@@ -58,7 +59,7 @@ async function build(): Promise<Pki> {
     generateRsaKeyPair(2048),
     generateRsaKeyPair(2048),
   ]);
-  const caSign = (tbs: Buffer): Promise<Buffer> => signPkcs1Sha256(tbs, caKeys.privateKeyPem);
+  const caSign = certificateSigner(caKeys.privateKeyPem);
   const now = Date.now();
   const caPem = await buildCertificate(
     {
@@ -94,7 +95,7 @@ async function build(): Promise<Pki> {
       certPem: pem,
       certDer,
       cert: parseCertificate(pem),
-      credentials: { certificateDer: certDer, sign: (d) => signPss(d, privateKey) },
+      credentials: { certificateDer: certDer, sign: pssSigner(privateKey) },
     };
   };
   return {

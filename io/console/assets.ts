@@ -11,7 +11,7 @@ export interface Asset {
   body: Buffer;
 }
 
-/** dist/server/console/assets.js -> the checkout. */
+/** dist/io/console/assets.js -> the checkout. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export function loadConsoleAssets(root = ROOT): Map<string, Asset> {

@@ -1,6 +1,8 @@
 // The console's event feed: a bounded history (so a page opened late, or reloaded, can step back
 // through what already happened) and the pages subscribed to it. Publishing costs one array push and
-// one write per open page; when no console was asked for, nothing of this exists (kdc.ts).
+// a string append; the events of one turn of the event loop reach each open page in one write (a
+// handshake publishes several, and a write per event was a system call per event per page). When no
+// console was asked for, nothing of this exists (kdc.ts).
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from '../../shared/crypto/random.js';
 import type { ConsoleEvent, ConsoleState } from '../../shared/console/events.js';
@@ -8,9 +10,9 @@ import type { ConsoleEvent, ConsoleState } from '../../shared/console/events.js'
 /** Events kept for pages that connect later (a class's whole demo fits several times over). */
 export const HISTORY_LIMIT = 5_000;
 /** Pages open at once; one more is refused (503) rather than let pages pile up. */
-export const MAX_SUBSCRIBERS = 16;
+const MAX_SUBSCRIBERS = 16;
 /** A page that stops reading is dropped once this much is waiting for it (bounded memory per reader). */
-export const MAX_BUFFERED_BYTES = 1 << 20;
+const MAX_BUFFERED_BYTES = 1 << 20;
 
 type Draft = ConsoleEvent extends infer E ? (E extends ConsoleEvent ? Omit<E, 'seq' | 'at'> : never) : never;
 
@@ -19,6 +21,9 @@ export class ConsoleFeed {
   readonly #subscribers = new Set<ServerResponse>();
   #seq = 0;
   #state: ConsoleState | undefined;
+  /** Events published since the last write to the pages. */
+  #pending = '';
+  #flushing: NodeJS.Immediate | undefined;
 
   /** This process's feed: a page that reconnects to another instance knows it restarted. */
   readonly instance = randomBytes(8).toString('hex');
@@ -33,18 +38,22 @@ export class ConsoleFeed {
     return this.#subscribers.size;
   }
 
+  /** The last HISTORY_LIMIT events, oldest first. */
   get history(): readonly ConsoleEvent[] {
-    return this.#history;
+    return this.#history.length > HISTORY_LIMIT ? this.#history.slice(-HISTORY_LIMIT) : this.#history;
   }
 
   publish(draft: Draft): ConsoleEvent {
     const event = { ...draft, seq: ++this.#seq, at: this.now() } as ConsoleEvent;
     if (event.kind === 'state') this.#state = event.state;
     this.#history.push(event);
-    if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
+    // Trimmed in one go once it holds twice the limit: cutting the oldest event off a 5,000-long
+    // array on every publish moved the whole array each time, most of the console's cost per handshake.
+    if (this.#history.length >= 2 * HISTORY_LIMIT)
+      this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     if (this.#subscribers.size > 0) {
-      const chunk = sseChunk(event);
-      for (const res of this.#subscribers) this.#write(res, chunk);
+      this.#pending += sseChunk(event);
+      this.#flushing ??= setImmediate(() => this.#flush());
     }
     return event;
   }
@@ -57,20 +66,32 @@ export class ConsoleFeed {
   /** Start an event stream on `res`: the history first, then every new event. False when full. */
   subscribe(res: ServerResponse): boolean {
     if (this.#subscribers.size >= MAX_SUBSCRIBERS) return false;
+    // What is waiting goes to the pages already open: the history below has it for this one.
+    this.#flush();
     this.#subscribers.add(res);
     res.on('close', () => this.#subscribers.delete(res));
     this.#write(
       res,
       `event: hello\ndata: ${JSON.stringify({ instance: this.instance, view: this.view })}\n\n`,
     );
-    for (const event of this.#history) this.#write(res, sseChunk(event));
+    this.#write(res, this.history.map(sseChunk).join(''));
     return true;
   }
 
   /** End every stream (the process is stopping). */
   close(): void {
+    this.#flush();
     for (const res of this.#subscribers) res.end();
     this.#subscribers.clear();
+  }
+
+  #flush(): void {
+    if (this.#flushing !== undefined) clearImmediate(this.#flushing);
+    this.#flushing = undefined;
+    const chunk = this.#pending;
+    this.#pending = '';
+    if (chunk === '') return;
+    for (const res of this.#subscribers) this.#write(res, chunk);
   }
 
   #write(res: ServerResponse, chunk: string): void {
@@ -87,6 +108,6 @@ export class ConsoleFeed {
  * One Server-Sent Event. JSON.stringify escapes every control character, so a network-sourced string
  * can never end the `data:` line early and forge another event.
  */
-export function sseChunk(event: ConsoleEvent): string {
+function sseChunk(event: ConsoleEvent): string {
   return `id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`;
 }

@@ -1,0 +1,394 @@
+// The KDC's notices to this client on one session (docs/keys.md "Delivery queue"): delivered keys
+// (checked, decrypted, stored `pending`, then verified), revocations, the receiver's confirmation of a
+// key we sent, and messages. Notices are processed one at a time in arrival order and acknowledged
+// (`key.ack`) once applied, so a notice is never lost and a duplicate (at-least-once delivery) changes
+// nothing. A delivered key is acknowledged inside its key.verify (`ack`, one request fewer per key),
+// sent only once the key is stored; if we stop between that verify and storing its verdict, the key is
+// left `pending` locally with its notice gone, so recheckPending() verifies such keys again.
+import type { KeyObject } from 'node:crypto';
+import { StateError, InputError, toKdsError } from '../../shared/errors.js';
+import { acceptKdcKey, runReceiverExchange } from '../../shared/keys/exchange.js';
+import { MAX_KEYS_ACCEPTED_PER_SENDER } from '../../shared/keys/quotas.js';
+import { assertMessageSeq } from '../../shared/keys/replay-window.js';
+import { e2eDeliveryOf, kdcDeliveryOf, wireBytes } from '../../shared/keys/wire.js';
+import { openMessage } from '../../shared/keys/message.js';
+import type { Verdict } from '../../shared/keys/verdict.js';
+import { labOff } from '../../shared/lab-switches.js';
+import type { KeyParty } from './key-party.js';
+import { newRecord, usableKey, verifyAtKdc } from './key-records.js';
+import type { LocalKeyState, StoredKey } from './key-store.js';
+import type { PrekeyStock } from './prekey-stock.js';
+
+export type KeyEvent =
+  | {
+      event: 'key';
+      serial: string;
+      from: string;
+      mode: string;
+      fingerprint: string;
+      verdict: Verdict;
+      state: LocalKeyState;
+      expiresAt: number;
+    }
+  | { event: 'key.rejected'; serial: string; from: string; code: string; message: string }
+  | { event: 'key.verified'; serial: string; peer: string; state: LocalKeyState }
+  | { event: 'key.revoked'; serial: string; state: string; reason: string; revokedAt: number }
+  | { event: 'message'; serial: string; from: string; text: string; sentAt: number }
+  | {
+      event: 'message.rejected';
+      serial: string;
+      from: string;
+      code: string;
+      message: string;
+      /**
+       * true: a local failure that may pass (`io_error`, `timeout`: the key store could not be read or
+       * written, its counter lock stayed held); the message was NOT acknowledged, so the KDC delivers it
+       * again at this client's next session. Otherwise it is refused for good (and acknowledged).
+       */
+      kept?: true;
+    };
+
+export interface KeyInboxOptions {
+  /** Decrypt and acknowledge `msg` pushes (listen). Other commands leave messages queued for listen. */
+  acceptMessages: boolean;
+  onEvent: (event: KeyEvent) => void;
+}
+
+/** A notice handler's outcome: acknowledge it (true), leave it queued (false), or already acknowledged. */
+type Handled = boolean | 'acknowledged';
+
+/** After a prune of a sender's keys found it still at the bound, refuse without re-reading for this long. */
+const SENDER_RECOUNT_MS = 10_000;
+
+export class KeyInbox {
+  readonly #party: KeyParty;
+  readonly #prekeys: PrekeyStock;
+  readonly #acceptMessages: boolean;
+  readonly #onEvent: (event: KeyEvent) => void;
+  readonly #unsubscribe: (() => void)[] = [];
+  #chain: Promise<void> = Promise.resolve();
+  /**
+   * Usable keys received from each sender (built from the store on first use), for the bound on what one
+   * sender can put in our home; `recountedAt`: when a prune last found the sender still at the bound.
+   */
+  #fromSender: Map<string, { serials: Set<string>; recountedAt: number }> | undefined;
+
+  constructor(party: KeyParty, prekeys: PrekeyStock, opts: KeyInboxOptions) {
+    this.#party = party;
+    this.#prekeys = prekeys;
+    this.#acceptMessages = opts.acceptMessages;
+    this.#onEvent = opts.onEvent;
+    const handlers: Record<string, (body: Record<string, unknown>) => Promise<Handled>> = {
+      'key.delivered': (b) => this.#onDelivered(b),
+      'key.revoked': (b) => this.#onRevoked(b),
+      'key.verified': (b) => this.#onVerified(b),
+      msg: (b) => this.#onMessage(b),
+    };
+    for (const [type, handle] of Object.entries(handlers)) {
+      this.#unsubscribe.push(
+        party.session.onPush(type, (body) => {
+          this.#chain = this.#chain.then(() => this.#process(body, handle));
+        }),
+      );
+    }
+    // Not a queued notice (no `d`): the KDC says our one-time stock runs low; refill it now, so that
+    // senders keep getting one-time prekeys rather than the last-resort one.
+    this.#unsubscribe.push(party.session.onPush('key.prekeys.low', () => void prekeys.onLow()));
+  }
+
+  /** Ask for the queued notices until none remain, and wait until they are applied. */
+  async sync(): Promise<void> {
+    for (let round = 0; round < 100; round += 1) {
+      const r = await this.#party.session.request('key.sync', {});
+      await this.idle();
+      if (Number(r.remaining) === 0 || Number(r.pushed) === 0) return;
+    }
+  }
+
+  /** Resolves once every push received so far has been processed. */
+  async idle(): Promise<void> {
+    let current: Promise<void>;
+    do {
+      current = this.#chain;
+      await current;
+    } while (current !== this.#chain);
+  }
+
+  detach(): void {
+    for (const off of this.#unsubscribe.splice(0)) off();
+  }
+
+  /**
+   * Received keys still `pending` whose notice is no longer queued (see the header): ask for the
+   * verdict again. A key whose notice was redelivered by sync() was verified there already.
+   */
+  async recheckPending(): Promise<void> {
+    for (const rec of this.#party.store.listKeys()) {
+      if (rec.role === 'receiver' && rec.state === 'pending' && rec.transcriptHash !== undefined) {
+        await verifyAtKdc(this.#party, rec.serial).catch(() => undefined);
+      }
+    }
+  }
+
+  async #process(
+    body: Record<string, unknown>,
+    handle: (body: Record<string, unknown>) => Promise<Handled>,
+  ): Promise<void> {
+    let ack: Handled = true;
+    try {
+      ack = await handle(body);
+    } catch {
+      // A notice we cannot apply now (e.g. the session dropped mid-way) stays queued at the KDC.
+      ack = false;
+    }
+    if (ack === true && typeof body.d === 'number') {
+      try {
+        await this.#party.session.request('key.ack', { ids: [body.d] });
+      } catch {
+        // Not acknowledged: it comes again on the next sync, and applying it twice changes nothing.
+      }
+    }
+  }
+
+  async #onDelivered(b: Record<string, unknown>): Promise<Handled> {
+    const { store, session } = this.#party;
+    const serial = String(b.serial);
+    const from = String(b.from);
+    const existing = store.getKey(serial);
+    if (existing !== undefined && existing.state !== 'pending') return true; // a duplicate
+    let record = existing;
+    if (record === undefined) {
+      const refusal = this.#overSenderBound(from);
+      if (refusal !== undefined) {
+        // Acknowledged, not kept: a KDC that enforces its bound never sends this (docs/keys.md "Quotas").
+        this.#onEvent({ event: 'key.rejected', serial, from, code: refusal.code, message: refusal.message });
+        return true;
+      }
+      try {
+        record = await this.#accept(b);
+        this.#fromSender?.get(from)?.serials.add(serial);
+      } catch (err) {
+        const e = toKdsError(err);
+        this.#onEvent({ event: 'key.rejected', serial, from, code: e.code, message: e.message });
+        if (
+          e.code === 'bad_signature' ||
+          e.code === 'bad_mac' ||
+          e.code === 'bad_dh_public' ||
+          e.code === 'peer_revoked'
+        ) {
+          // Tell the KDC (and so the sender) this exchange failed: the key must not be used by anyone.
+          await session.request('key.revoke', { serial, reason: 'keyCompromise' }).catch(() => undefined);
+        }
+        return true;
+      }
+    }
+    // The key is stored (pending): acknowledge its notice inside the verification.
+    const d = typeof b.d === 'number' ? b.d : undefined;
+    const v = await verifyAtKdc(this.#party, serial, d);
+    const now = store.getKey(serial);
+    if (now === undefined) throw new StateError('not_found', `key ${serial} left the store while verified`);
+    this.#onEvent({
+      event: 'key',
+      serial,
+      from,
+      mode: now.mode,
+      fingerprint: now.fingerprint,
+      verdict: v.verdict,
+      state: now.state,
+      expiresAt: now.expiresAt,
+    });
+    // A long-lived listener must not run dry: replace the prekey this sender consumed.
+    if (now.mode === 'e2e') await this.#prekeys.topUp().catch(() => undefined);
+    return d === undefined ? true : 'acknowledged';
+  }
+
+  /** Check, decrypt and store a delivered key as `pending`. */
+  async #accept(b: Record<string, unknown>): Promise<StoredKey> {
+    const { name, certSerial, identityKey, store, now } = this.#party;
+    const serial = String(b.serial);
+    const me = { name, certSerial, privateKey: identityKey };
+    const common = {
+      serial,
+      role: 'receiver' as const,
+      owner: String(b.from),
+      peer: name,
+      createdAt: Number(b.createdAt),
+      expiresAt: Number(b.expiresAt),
+    };
+    if (b.mode === 'kdc') {
+      const r = await acceptKdcKey(me, kdcDeliveryOf(b));
+      const rec = newRecord(now(), {
+        ...common,
+        mode: 'kdc',
+        key: r.key,
+        digest: r.digest,
+        transcriptHash: r.transcriptHash,
+      });
+      store.putKey(rec);
+      return rec;
+    }
+    const delivery = e2eDeliveryOf(b);
+    return this.#prekeys.using(delivery.prekeyId, () => this.#acceptE2e(me, common, delivery));
+  }
+
+  async #acceptE2e(
+    me: { name: string; certSerial: string; privateKey: KeyObject },
+    common: {
+      serial: string;
+      role: 'receiver';
+      owner: string;
+      peer: string;
+      createdAt: number;
+      expiresAt: number;
+    },
+    delivery: ReturnType<typeof e2eDeliveryOf>,
+  ): Promise<StoredKey> {
+    const { store, ca, now, defences } = this.#party;
+    const prekeyId = delivery.prekeyId;
+    const prekey = store.getPrekey(prekeyId);
+    if (prekey === undefined)
+      throw new StateError('not_found', 'the prekey of this delivery is unknown or already used');
+    const r = await runReceiverExchange(
+      me,
+      delivery,
+      {
+        id: prekey.id,
+        certSerial: prekey.certSerial,
+        publicKey: Buffer.from(prekey.publicKey, 'base64'),
+        privateKey: Buffer.from(prekey.privateKey, 'base64'),
+      },
+      { ca, now: now(), defences },
+    );
+    const rec = newRecord(now(), {
+      ...common,
+      mode: 'e2e',
+      key: r.key,
+      digest: r.digest,
+      transcriptHash: r.transcriptHash,
+    });
+    store.putKey(rec);
+    // One-time: the private half is gone once used. The last-resort one serves every exchange made while
+    // the stock was empty; it goes when it is replaced and no longer held (housekeeping).
+    if (prekey.lastResort !== true) store.deletePrekey(prekeyId);
+    return rec;
+  }
+
+  /**
+   * The bound on what one sender can put in our home: refuse a new key from `from` while we hold
+   * MAX_KEYS_ACCEPTED_PER_SENDER usable (pending or active, unexpired) keys received from it. Counted in
+   * memory; at the bound the sender's keys are re-read once (some may have been revoked or expired since),
+   * and a sender still at the bound is refused without re-reading for SENDER_RECOUNT_MS.
+   */
+  #overSenderBound(from: string): { code: 'quota_exceeded'; message: string } | undefined {
+    const { store, now } = this.#party;
+    const counts = this.#senderCounts();
+    const entry = senderEntry(counts, from);
+    if (entry.serials.size < MAX_KEYS_ACCEPTED_PER_SENDER) return undefined;
+    const at = now();
+    if (at - entry.recountedAt >= SENDER_RECOUNT_MS) {
+      for (const serial of entry.serials) {
+        const k = store.getKey(serial);
+        if (k === undefined || !this.#usableState(k)) entry.serials.delete(serial);
+      }
+      if (entry.serials.size < MAX_KEYS_ACCEPTED_PER_SENDER) return undefined;
+      entry.recountedAt = at;
+    }
+    return {
+      code: 'quota_exceeded',
+      message: `${from} already gave us ${entry.serials.size} usable keys (at most ${MAX_KEYS_ACCEPTED_PER_SENDER}); this one is refused`,
+    };
+  }
+
+  #senderCounts(): Map<string, { serials: Set<string>; recountedAt: number }> {
+    if (this.#fromSender === undefined) {
+      const counts = new Map<string, { serials: Set<string>; recountedAt: number }>();
+      for (const k of this.#party.store.listKeys()) {
+        if (k.role === 'receiver' && this.#usableState(k)) senderEntry(counts, k.owner).serials.add(k.serial);
+      }
+      this.#fromSender = counts;
+    }
+    return this.#fromSender;
+  }
+
+  #usableState(k: StoredKey): boolean {
+    return (k.state === 'pending' || k.state === 'active') && k.expiresAt > this.#party.now();
+  }
+
+  async #onRevoked(b: Record<string, unknown>): Promise<boolean> {
+    const serial = String(b.serial);
+    const state = b.state === 'superseded' ? 'superseded' : 'revoked';
+    const info = { reason: String(b.reason), revokedAt: Number(b.revokedAt) };
+    this.#party.store.retire(serial, state, info);
+    this.#onEvent({ event: 'key.revoked', serial, state, ...info });
+    return true;
+  }
+
+  async #onVerified(b: Record<string, unknown>): Promise<boolean> {
+    const { store, now } = this.#party;
+    const serial = String(b.serial);
+    const rec = store.getKey(serial);
+    if (rec !== undefined && rec.state === 'pending' && rec.role === 'sender' && rec.key !== undefined) {
+      store.putKey({ ...rec, state: 'active', updatedAt: now() });
+    }
+    const after = store.getKey(serial);
+    this.#onEvent({ event: 'key.verified', serial, peer: rec?.peer ?? '', state: after?.state ?? 'pending' });
+    return true;
+  }
+
+  async #onMessage(b: Record<string, unknown>): Promise<boolean> {
+    if (!this.#acceptMessages) return false; // left queued for `kds client listen`
+    const { name, store, defences } = this.#party;
+    const serial = String(b.serial);
+    const from = String(b.from);
+    try {
+      if (b.to !== name) throw new InputError('bad_request', 'a message for someone else');
+      const seq = assertMessageSeq(b.seq);
+      const rec = usableKey(this.#party, serial);
+      if (from !== rec.owner && from !== rec.peer) throw new StateError('not_found', 'no such key');
+      const text = openMessage(
+        Buffer.from(rec.key!, 'base64'),
+        { serial, from, to: name, seq },
+        { nonce: wireBytes(b.nonce), ciphertext: wireBytes(b.ciphertext) },
+      );
+      // `seq` is authentic now (it is in the AAD). Refuse it if already accepted (`replayed`), and make
+      // the acceptance durable BEFORE showing the text: a crash after this line cannot show it twice.
+      // (Under the window's lock: a second `listen` of this client cannot lose this update either.)
+      // LAB SWITCH replay-window: a message number already accepted under this key is accepted again.
+      if (!labOff(defences, 'replay-window')) store.acceptReceivedSeq(serial, seq);
+      this.#onEvent({
+        event: 'message',
+        serial,
+        from,
+        text: text.toString('utf8'),
+        sentAt: Number(b.sentAt),
+      });
+    } catch (err) {
+      const e = toKdsError(err);
+      // Acknowledging would drop the message at the KDC: only for what no retry can change (a forged,
+      // replayed or unknown-key message). A store that could not be read or written keeps it queued.
+      const kept = e.code === 'io_error' || e.code === 'timeout';
+      this.#onEvent({
+        event: 'message.rejected',
+        serial,
+        from,
+        code: e.code,
+        message: e.message,
+        ...(kept ? { kept: true as const } : {}),
+      });
+      return !kept;
+    }
+    return true;
+  }
+}
+
+function senderEntry(
+  counts: Map<string, { serials: Set<string>; recountedAt: number }>,
+  from: string,
+): { serials: Set<string>; recountedAt: number } {
+  let entry = counts.get(from);
+  if (entry === undefined) {
+    entry = { serials: new Set(), recountedAt: -Infinity };
+    counts.set(from, entry);
+  }
+  return entry;
+}

@@ -1,0 +1,159 @@
+// This client's key records as the commands and the inbox both change them: a new record, expiry
+// applied on read, the key a message may use, and the KDC's verdict on our copy applied locally
+// (docs/keys.md "Local key states": a key is usable only once active).
+import { StateError } from '../../shared/errors.js';
+import { signPss } from '../../shared/crypto/rsa.js';
+import { keyFingerprint } from '../../shared/keys/digest.js';
+import { signedContent } from '../../shared/keys/transcript.js';
+import type { Verdict } from '../../shared/keys/verdict.js';
+import type { KeyParty } from './key-party.js';
+import type { LocalKeyState, StoredKey } from './key-store.js';
+
+export interface VerifyKeyResult {
+  serial: string;
+  verdict: Verdict;
+  peerVerified: boolean;
+  state: LocalKeyState | 'none';
+  reason?: string;
+}
+
+const ZERO_DIGEST = Buffer.alloc(32);
+
+/**
+ * Ask the KDC for its verdict on our copy of `serial` and apply it locally (without waiting for queued
+ * pushes: the inbox calls it while it processes one). `ack`: delivery ids the KDC forgets in the same
+ * commit (the key.delivered notice of this key, once stored).
+ */
+export async function verifyAtKdc(party: KeyParty, serial: string, ack?: number): Promise<VerifyKeyResult> {
+  const rec = party.store.getKey(serial);
+  const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
+  const body: Record<string, unknown> = { serial, digest };
+  if (ack !== undefined) body.ack = [ack];
+  if (
+    rec !== undefined &&
+    rec.role === 'receiver' &&
+    rec.transcriptHash !== undefined &&
+    rec.key !== undefined
+  ) {
+    body.signature = await signPss(
+      signedContent('receiver', Buffer.from(rec.transcriptHash, 'hex'), digest),
+      party.identityKey,
+    );
+  }
+  const v = await party.session.request('key.verify', body);
+  const verdict = v.verdict as Verdict;
+  const after = rec === undefined ? undefined : applyVerdict(party, rec, verdict, v);
+  return {
+    serial,
+    verdict,
+    peerVerified: v.peerVerified === true,
+    state: after?.state ?? 'none',
+    ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+  };
+}
+
+function applyVerdict(
+  party: KeyParty,
+  rec: StoredKey,
+  verdict: Verdict,
+  v: Record<string, unknown>,
+): StoredKey | undefined {
+  const { store } = party;
+  const reason = typeof v.reason === 'string' ? v.reason : undefined;
+  const revokedAt = typeof v.revokedAt === 'number' ? v.revokedAt : undefined;
+  const info = {
+    ...(reason === undefined ? {} : { reason }),
+    ...(revokedAt === undefined ? {} : { revokedAt }),
+  };
+  switch (verdict) {
+    case 'valid': {
+      const confirmed = rec.role === 'receiver' || v.peerVerified === true;
+      if (confirmed && rec.state === 'pending' && rec.key !== undefined) {
+        store.putKey({ ...rec, state: 'active', updatedAt: party.now() });
+      }
+      return store.getKey(rec.serial);
+    }
+    case 'revoked':
+      return store.retire(rec.serial, v.state === 'superseded' ? 'superseded' : 'revoked', info);
+    case 'expired':
+      return store.retire(rec.serial, 'expired', info);
+    case 'mismatch':
+      // Fail closed: what the KDC holds is not what we hold, so nobody can vouch for this key.
+      return store.retire(rec.serial, 'mismatch', { reason: 'digest mismatch' });
+    case 'not_found':
+      return rec;
+  }
+}
+
+/** The local record with expiry applied. */
+export function localState(party: KeyParty, rec: StoredKey): StoredKey {
+  if ((rec.state === 'active' || rec.state === 'pending') && rec.expiresAt <= party.now()) {
+    return party.store.retire(rec.serial, 'expired', { revokedAt: rec.expiresAt }) ?? rec;
+  }
+  return rec;
+}
+
+/** A key we may encrypt or decrypt with: present, active, unexpired. */
+export function usableKey(party: KeyParty, serial: string): StoredKey {
+  const found = party.store.getKey(serial);
+  if (found === undefined) throw new StateError('not_found', 'no such key in this client');
+  const rec = localState(party, found);
+  if (rec.state === 'revoked' || rec.state === 'superseded' || rec.state === 'mismatch') {
+    throw new StateError('key_revoked', `key ${serial} is ${rec.state}`);
+  }
+  if (rec.state === 'expired') throw new StateError('key_expired', `key ${serial} has expired`);
+  if (rec.state !== 'active' || rec.key === undefined) {
+    throw new StateError('key_unverified', `key ${serial} is not verified yet by its receiver`);
+  }
+  return rec;
+}
+
+/** The newest active key shared with `peer`. */
+export function newestKeyWith(party: KeyParty, peer: string): StoredKey {
+  const shared = party.store
+    .listKeys()
+    .filter((k) => k.owner === peer || k.peer === peer)
+    .map((k) => localState(party, k));
+  const active = shared.filter((k) => k.state === 'active' && k.key !== undefined);
+  if (active.length > 0) return active[active.length - 1]!;
+  if (shared.some((k) => k.state === 'pending')) {
+    throw new StateError('key_unverified', `the key shared with ${peer} is not verified yet by its receiver`);
+  }
+  throw new StateError(
+    'not_found',
+    `no active key shared with ${peer}: run kds client send-key --to ${peer}`,
+  );
+}
+
+/** A key just made or received: `pending` until the exchange is confirmed end to end. */
+export function newRecord(
+  now: number,
+  r: {
+    serial: string;
+    mode: 'e2e' | 'kdc';
+    role: 'sender' | 'receiver';
+    owner: string;
+    peer: string;
+    createdAt: number;
+    expiresAt: number;
+    key: Buffer;
+    digest: Buffer;
+    transcriptHash?: Buffer;
+  },
+): StoredKey {
+  return {
+    serial: r.serial,
+    mode: r.mode,
+    role: r.role,
+    owner: r.owner,
+    peer: r.peer,
+    state: 'pending',
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    digest: r.digest.toString('hex'),
+    fingerprint: keyFingerprint(r.key),
+    ...(r.transcriptHash === undefined ? {} : { transcriptHash: r.transcriptHash.toString('hex') }),
+    key: r.key.toString('base64'),
+    updatedAt: now,
+  };
+}

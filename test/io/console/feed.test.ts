@@ -1,0 +1,64 @@
+// The console feed's bounded history and its batched writes: a page that connects late gets exactly the
+// last HISTORY_LIMIT events, in order, after its hello; the events of one event-loop turn reach an open
+// page in one write, in the order published, and closing the feed delivers what was still waiting.
+import t from 'tap';
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { ConsoleFeed, HISTORY_LIMIT } from '../../../io/console/feed.js';
+
+/** What the feed uses of a response: write, writableLength, end, destroy and the close event. */
+function fakePage(): { res: ServerResponse; writes: string[]; ended: () => boolean } {
+  const writes: string[] = [];
+  let ended = false;
+  const res = Object.assign(new EventEmitter(), {
+    writableLength: 0,
+    write: (chunk: string) => writes.push(chunk) > 0,
+    end: () => {
+      ended = true;
+    },
+    destroy: () => undefined,
+  });
+  return { res: res as unknown as ServerResponse, writes, ended: () => ended };
+}
+
+const seqs = (text: string): number[] => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+
+t.test('a late page gets the last HISTORY_LIMIT events, in order', async (t) => {
+  const feed = new ConsoleFeed('kdc', () => 0);
+  const total = HISTORY_LIMIT * 2 + 123;
+  for (let i = 0; i < total; i++) feed.publish({ kind: 'exchange.open', exchange: i + 1 });
+  t.equal(feed.history.length, HISTORY_LIMIT);
+  t.equal(feed.history[0]!.seq, total - HISTORY_LIMIT + 1, 'the oldest kept');
+  t.equal(feed.history.at(-1)!.seq, total, 'the newest');
+  const page = fakePage();
+  t.ok(feed.subscribe(page.res));
+  t.match(page.writes[0], /^event: hello\n/, 'the hello first');
+  const got = seqs(page.writes.slice(1).join(''));
+  t.same(
+    got,
+    feed.history.map((e) => e.seq),
+    'then exactly the history, in order',
+  );
+});
+
+t.test('one write per event-loop turn; close delivers what is waiting', async (t) => {
+  const feed = new ConsoleFeed('kdc', () => 0);
+  const page = fakePage();
+  feed.subscribe(page.res);
+  const before = page.writes.length;
+  for (let i = 0; i < 10; i++) feed.publish({ kind: 'exchange.open', exchange: i + 1 });
+  t.equal(page.writes.length, before, 'nothing written within the turn');
+  await new Promise((r) => setImmediate(r));
+  t.equal(page.writes.length, before + 1, 'one write for the turn');
+  t.same(seqs(page.writes.at(-1)!), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  feed.publish({ kind: 'exchange.open', exchange: 11 });
+  const late = fakePage();
+  feed.subscribe(late.res);
+  t.same(seqs(page.writes.at(-1)!), [11], 'a new page first flushes the waiting events to the open ones');
+  t.same(seqs(late.writes.slice(1).join('')), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 'the new page: history');
+  feed.publish({ kind: 'exchange.open', exchange: 12 });
+  feed.close();
+  t.same(seqs(page.writes.at(-1)!), [12], 'close writes what was waiting');
+  t.ok(page.ended() && late.ended(), 'and ends every stream');
+  t.same(seqs(late.writes.at(-1)!), [12]);
+});

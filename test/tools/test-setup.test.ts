@@ -1,0 +1,72 @@
+// The suite's own set-up (test/helpers/preload.ts, tap-build.ts, template.ts): test processes run
+// without the module loaders of the tap plugins .taprc leaves out, the processes a test starts run
+// without tap's process-info loader unless coverage is collected (then they keep it, to be covered),
+// and the run builds the initialised data directory and key pairs that test processes copy once.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { initDataDir } from '../helpers/kds-process.js';
+import { withoutProcessInfo } from '../helpers/node-options.js';
+import { pooledKeyPair, runTemplate, templateDir } from '../helpers/template.js';
+
+const run = promisify(execFile);
+const coverage = process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1';
+const PI = '--import=file:///x/node_modules/@tapjs/processinfo/dist/esm/import.mjs';
+
+t.test('withoutProcessInfo takes out the process-info loader and nothing else', async (t) => {
+  t.equal(withoutProcessInfo(undefined), undefined);
+  t.equal(withoutProcessInfo(PI), undefined, 'nothing left: no NODE_OPTIONS at all');
+  t.equal(withoutProcessInfo(`--max-old-space-size=512 ${PI}`), '--max-old-space-size=512');
+  t.equal(withoutProcessInfo(`"${PI.replace('/x/', '/a b/')}" --trace-warnings`), '--trace-warnings');
+  t.equal(withoutProcessInfo('--import=./other.js'), '--import=./other.js', 'another loader stays');
+});
+
+t.test('this test process runs without the loaders of the plugins .taprc leaves out', async (t) => {
+  const loaders = process.execArgv.filter((a) => /@tapjs[\\/](typescript|mock)[\\/]/.test(a));
+  t.same(
+    loaders,
+    [],
+    'no TypeScript or mock loader (npm test rebuilds tap first: test/helpers/tap-build.ts)',
+  );
+});
+
+t.test(`a child process ${coverage ? 'keeps' : 'starts without'} the process-info loader`, async (t) => {
+  const { stdout } = await run(process.execPath, [
+    '-e',
+    'process.stdout.write(JSON.stringify({ o: process.env.NODE_OPTIONS ?? "", e: Object.keys(process.env).filter((k) => k.startsWith("_TAPJS_PROCESSINFO_")) }))',
+  ]);
+  const seen = JSON.parse(stdout) as { o: string; e: string[] };
+  if (coverage) {
+    t.match(seen.o, /@tapjs[\\/]processinfo/, 'coverage on: the child is covered too');
+  } else {
+    t.notMatch(seen.o, /@tapjs[\\/]processinfo/, 'coverage off: no process-info loader in NODE_OPTIONS');
+    t.same(seen.e, [], 'coverage off: none of its variables either');
+  }
+});
+
+t.test(
+  'the run builds one template: data directory 0700, private files 0600, copied per caller',
+  async (t) => {
+    const dir = await runTemplate();
+    t.equal(dir, templateDir(), 'under tap: the run has a template, named after the runner');
+    if (dir === undefined) return;
+    const shared = join(dir, 'data');
+    t.equal(statSync(templateDir()).mode & 0o777, 0o700, 'template directory 0700');
+    t.equal(statSync(join(templateDir(), 'keys.json')).mode & 0o777, 0o600, 'pooled keys 0600');
+    const a = await initDataDir(t);
+    const b = await initDataDir(t);
+    t.not(a, b, 'each caller gets its own copy');
+    t.not(a, shared, 'never the template itself');
+    for (const dir of [shared, a]) {
+      t.equal(statSync(dir).mode & 0o777, 0o700, `${dir} is 0700`);
+      for (const f of ['root_private_key.pem', 'server/key.pem', 'admin/key.pem']) {
+        t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, `${f} is 0600`);
+      }
+    }
+    const [k0, k0again, k1] = await Promise.all([pooledKeyPair(0), pooledKeyPair(0), pooledKeyPair(1)]);
+    t.equal(k0.publicKeyPem, k0again.publicKeyPem, 'the same index, the same pair');
+    t.not(k0.publicKeyPem, k1.publicKeyPem, 'another index, another pair');
+  },
+);
