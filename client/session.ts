@@ -32,6 +32,7 @@ import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
 import { withFailover } from './failover.js';
+import { saveTicket, takeTicket } from './ticket-file.js';
 
 /** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
 const KDC_CERT_NAME = 'kdc';
@@ -66,6 +67,10 @@ export interface OpenSessionOptions {
   requestTimeoutMs?: number;
   /** The MITM lab's ablation switches (shared/lab-switches.ts; `--lab-disable`); default all on. */
   defences?: Defences;
+  /** Mode 'resume': the ticket and its psk (client/ticket-file.ts). */
+  resumption?: { ticket: Buffer; psk: Buffer };
+  /** Called with each ticket the KDC pushes (`session.ticket`), with this session's psk for it. */
+  onTicket?: (t: { ticket: Buffer; psk: Buffer; expiresAt: number }) => void;
 }
 
 export interface CertificateFacts {
@@ -140,19 +145,53 @@ export function httpUrlOf(server: string): string {
   return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
 }
 
-/** Open a session with the credentials stored in a client home (key.pem, cert.pem, ca.pem). */
+/**
+ * Open a session with the credentials stored in a client home (key.pem, cert.pem, ca.pem). With a
+ * ticket from an earlier session (client/ticket-file.ts) the session is resumed: no RSA on either side
+ * (docs/protocol.md "Resumption"); a ticket the KDC no longer opens (`ticket_invalid`) falls back to a
+ * full handshake, every other refusal stands. `resume: false` always runs the full handshake (e.g.
+ * `kds client status`, which shows the KDC's certificate). Every session keeps the ticket it is given.
+ */
 export async function openHomeSession(
-  opts: HomeLocation & Omit<OpenSessionOptions, 'credentials' | 'caCertPem' | 'mode'>,
+  opts: HomeLocation &
+    Omit<OpenSessionOptions, 'credentials' | 'caCertPem' | 'mode' | 'resumption' | 'onTicket'> & {
+      resume?: boolean;
+    },
 ): Promise<ClientSession> {
   const home = resolveHome(opts);
   const files = readClientHome(home);
-  const { name: _n, home: _h, dataDir: _d, ...rest } = opts;
-  const session = await openSession({
+  const { name: _n, home: _h, dataDir: _d, resume = true, ...rest } = opts;
+  const ownSerial = parseCertificate(files.certPem).serialHex;
+  const keepTicket = (t: { ticket: Buffer; psk: Buffer; expiresAt: number }): void => {
+    try {
+      saveTicket(home, opts.name, files.privateKey, { ...t, serialHex: ownSerial });
+    } catch {
+      // A ticket we cannot keep only costs the next session a full handshake.
+    }
+  };
+  const base = {
     ...rest,
-    mode: 'auth',
     credentials: { privateKey: files.privateKey, certPem: files.certPem },
     caCertPem: files.caPem,
-  });
+    onTicket: keepTicket,
+  };
+  const stored = resume ? takeTicket(home, opts.name, files.privateKey, ownSerial) : undefined;
+  let session: ClientSession | undefined;
+  if (stored !== undefined) {
+    try {
+      session = await openSession({
+        ...base,
+        mode: 'resume',
+        resumption: { ticket: stored.ticket, psk: stored.psk },
+      });
+    } catch (err) {
+      // The KDC no longer opens this ticket (its keys rotated past it, another KDC): a full handshake.
+      if (!(err instanceof KdsError && err.code === 'ticket_invalid')) throw err;
+    } finally {
+      stored.psk.fill(0);
+    }
+  }
+  session ??= await openSession({ ...base, mode: 'auth' });
   if (session.facts.identity.name !== opts.name) {
     // The home holds another identity's certificate: refuse rather than act under the wrong name.
     await session.close();
@@ -165,7 +204,7 @@ export async function openHomeSession(
 }
 
 /**
- * Open a session with the KDC. `opts.server` may list several nodes (client/server-list.ts): they are
+ * Open a session with the KDC. `opts.server` may list several nodes (client/failover.ts): they are
  * tried in order, each with a fresh handshake, and the session says which one answered.
  */
 export function openSession(opts: OpenSessionOptions): Promise<ClientSession> {
@@ -190,10 +229,11 @@ async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession>
     group,
     ...(opts.defences === undefined ? {} : { defences: opts.defences }),
     ...(mode === 'insecure' && opts.insecureName !== undefined ? { name: opts.insecureName } : {}),
-    ...(mode === 'auth'
+    ...(mode === 'resume' && opts.resumption !== undefined ? { resumption: opts.resumption } : {}),
+    ...(mode === 'auth' || mode === 'resume'
       ? (() => {
           if (opts.credentials === undefined)
-            throw new InputError('bad_request', 'auth mode needs credentials');
+            throw new InputError('bad_request', `${mode} mode needs credentials`);
           ownCert = parseCertificate(opts.credentials.certPem);
           const key = opts.credentials.privateKey;
           return { credentials: { certificateDer: ownCert.der, sign: pssSigner(key) } };
@@ -420,7 +460,6 @@ async function establish(
     abort(err instanceof KdsError ? err : new InternalError('internal', 'internal error'));
   }
   const facts = await ready;
-
   const session: ClientSession = {
     facts,
     server: opts.server,
@@ -471,5 +510,19 @@ async function establish(
       return channel!.exportKeyingMaterial(label, length);
     },
   };
+  // Ask for the ticket of the next session at once (docs/protocol.md "Resumption"); the psk is this
+  // session's resumption secret, which never travels. Failing to get one costs nothing but the next
+  // session's full handshake.
+  const psk = result?.resumptionSecret;
+  if (opts.onTicket !== undefined && psk !== undefined) {
+    const onTicket = opts.onTicket;
+    void session
+      .request('session.ticket', {})
+      .then((r) =>
+        onTicket({ ticket: Buffer.from(r.ticket as Uint8Array), psk, expiresAt: Number(r.expiresAt) }),
+      )
+      .catch(() => undefined);
+  }
+
   return session;
 }

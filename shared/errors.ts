@@ -91,6 +91,7 @@ const CODES = {
   bad_dh_public: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
   bad_signature: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
   bad_mac: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
+  ticket_invalid: { exit: EXIT.auth, close: CLOSE.auth, kind: 'auth' },
   record_auth: { exit: EXIT.auth, close: CLOSE.record, kind: 'auth' },
   sequence_exhausted: { exit: EXIT.failure, close: CLOSE.record, kind: 'protocol' },
   insecure_refused: { exit: EXIT.auth, close: CLOSE.policy, kind: 'auth' },

@@ -28,6 +28,10 @@ const JS_IMPORTERS = ['bin/kds.js'];
  * module exports them.
  */
 const TEST_ONLY = {
+  'client/ticket-file.ts': {
+    names: ['TICKET_FILE'],
+    why: "the resumption test checks the ticket file's mode and sealing where the client keeps it",
+  },
   'io/console/http.ts': {
     names: ['CONSOLE_CSP'],
     why: 'the KDC and Mallory console tests compare the header each serves with the one policy',

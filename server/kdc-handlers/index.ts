@@ -7,3 +7,4 @@ import './admin-token.js';
 import './enroll.js';
 import '../keys/handlers.js'; // key distribution (key.*, msg.send, admin.keys, admin.key.revoke)
 import './cert-renew.js';
+import './session-ticket.js';

@@ -194,3 +194,31 @@ export async function checkClientCertificate(
   }
   return { cert, record };
 }
+
+/**
+ * A resumed session's identity (docs/protocol.md "Resumption"): the certificate the ticket names must
+ * still be this KDC's, active (not revoked, not superseded by a renewal) and of the ticket's name and
+ * role. The same answers as a full handshake's certificate check, from the same records.
+ */
+export async function checkResumedIdentity(
+  ca: CertificateAuthority,
+  ticket: { name: string; serial: string; role: string },
+  records?: CertificateRecordCache,
+  defences?: Defences,
+): Promise<void> {
+  const serialHex = ticket.serial;
+  // LAB SWITCH revocation: neither the revocation list nor the store's revoked mark is consulted.
+  const checkRevocation = !labOff(defences, 'revocation');
+  if (checkRevocation && ca.revocationOf(serialHex) !== undefined)
+    throw new AuthError('cert_revoked', 'certificate revoked', { serialHex });
+  const record =
+    records !== undefined ? await records.get(serialHex) : await ca.store.getCertificate(serialHex);
+  if (record === undefined || record.name !== ticket.name || record.role !== ticket.role)
+    throw new AuthError('cert_unknown_issuer', NOT_OURS, { serialHex });
+  if (record.status === 'revoked') {
+    if (checkRevocation) throw new AuthError('cert_revoked', 'certificate revoked', { serialHex });
+    return;
+  }
+  if (record.status !== 'active')
+    throw new AuthError('cert_revoked', 'certificate superseded', { serialHex, status: record.status });
+}

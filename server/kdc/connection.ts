@@ -120,6 +120,7 @@ export class Connection implements SessionHandle {
   // and most connections never need one (randomBytes costs ~5-9 us per call, once per connection).
   #id: string | undefined;
   #identity: Identity = NOBODY;
+  #resumptionSecret: Buffer | undefined;
   #mode: ServerHandshakeResult['mode'] | undefined;
   #phase: Phase = 'handshake';
   readonly #ws: WebSocket;
@@ -367,7 +368,16 @@ export class Connection implements SessionHandle {
     });
   }
 
+  /** The session's resumption secret, handed out once (the session's one ticket), then forgotten. */
+  takeResumptionSecret(): Buffer | undefined {
+    const psk = this.#resumptionSecret;
+    this.#resumptionSecret = undefined;
+    return psk;
+  }
+
   #onClose(code: number, reason: Buffer): void {
+    this.#resumptionSecret?.fill(0);
+    this.#resumptionSecret = undefined;
     // The peer closed in the middle of the handshake without an alert: a client that refused our
     // server_hello (a man in the middle substituted something it checks), or one that gave up. A kds
     // client closes with its error code as the reason; a proxy in the middle that passes the close on
@@ -494,6 +504,20 @@ export class Connection implements SessionHandle {
         role: checked.record.role === 'admin' ? 'admin' : 'client',
         expiresAt: cert.notAfter,
       };
+    } else if (result.mode === 'resume') {
+      const resumed = result.resumed;
+      if (resumed === undefined) throw new InternalError('internal', 'resumed without a ticket');
+      // As for a full handshake: a revocation acknowledged while the handshake ran is seen here.
+      // LAB SWITCH revocation: the second look at the revocation list is skipped too.
+      if (!labOff(this.#host.defences, 'revocation') && this.#host.services.ca.revocationOf(resumed.serial)) {
+        throw new AuthError('cert_revoked', 'certificate revoked');
+      }
+      identity = {
+        name: resumed.name,
+        serialHex: resumed.serial,
+        role: resumed.role,
+        expiresAt: resumed.notAfter,
+      };
     } else if (result.mode === 'enroll') {
       identity = NOBODY;
     } else {
@@ -555,6 +579,12 @@ export class Connection implements SessionHandle {
       ready.expiresAt = identity.expiresAt;
     }
     this.push('ready', ready);
+    // The secret of this session's resumption ticket, until the client asks for it (session.ticket).
+    if (result.resumptionSecret !== undefined) {
+      if (identity.role === 'client' || identity.role === 'admin')
+        this.#resumptionSecret = result.resumptionSecret;
+      else result.resumptionSecret.fill(0);
+    }
   }
 
   /** A record of an open session: served now if a request slot is free, else it waits its turn. */

@@ -28,6 +28,14 @@ export interface Identity {
 }
 
 /** What a handler can do to the session that sent the request. */
+/** Seals a resumption ticket for a session's identity (server/kdc/ticket-keys.ts). */
+export interface TicketIssuer {
+  issue(
+    who: { name: string; serialHex: string; role: 'client' | 'admin'; notAfter: number },
+    psk: Buffer,
+  ): { ticket: Buffer; expiresAt: number };
+}
+
 export interface SessionHandle {
   readonly id: string;
   readonly identity: Identity;
@@ -44,6 +52,8 @@ export interface SessionHandle {
   /** A closeAfterReply is pending: revocation leaves this session to its own request's reply. */
   readonly closingAfterReply: boolean;
   readonly closed: boolean;
+  /** The session's resumption secret, once (docs/protocol.md "Resumption"); undefined afterwards. */
+  takeResumptionSecret(): Buffer | undefined;
 }
 
 /** The server-side services a handler may use. */
@@ -54,6 +64,8 @@ export interface KdcServices {
   /** Where the KDC reports what it decides (shared/events/kdc-events.ts). */
   readonly events: EventBus;
   readonly startedAt: number;
+  /** Resumption tickets (absent: this KDC does not resume sessions). */
+  readonly tickets?: TicketIssuer;
   /**
    * End every live session of a certificate: push `cert.revoked` + `session.closing`, close with the
    * close code of `code`, and resolve once those sockets are closed (or were forcibly terminated).

@@ -35,7 +35,14 @@ import { startMetricsServer, type MetricsServer } from '../events/metrics-server
 import { AuditHeadSigner } from '../audit/head-signer.js';
 import type { ConnectionLimit } from '../../shared/events/kdc-events.js';
 import type { KeyLimits } from '../keys/service.js';
-import { CertificateCache, CertificateRecordCache, checkClientCertificate } from './cert-check.js';
+import {
+  CertificateCache,
+  CertificateRecordCache,
+  checkClientCertificate,
+  checkResumedIdentity,
+} from './cert-check.js';
+import { REFRESH_MS, TicketKeys } from './ticket-keys.js';
+import { KeyEncryptionKeys } from '../keys/kek.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import {
   registry as defaultRegistry,
@@ -86,6 +93,8 @@ const EXPIRY_SWEEP_MS = 1_000;
 
 export interface KdcOptions {
   dataDir: string;
+  /** Issue and accept resumption tickets (default true; docs/protocol.md "Resumption"). */
+  resumption?: boolean;
   host?: string;
   port?: number;
   /** Accepted DH groups: one group, or 'any' (default: both x25519 and ffdhe2048). */
@@ -319,7 +328,22 @@ async function serve(
     return targets.length;
   };
 
+  // Resumption tickets (docs/protocol.md "Resumption"): keys in the store, wrapped under the KEK, so
+  // a ticket opens on every node and after a restart. Without them (resumption off) every session is
+  // a full handshake.
+  const tickets =
+    opts.resumption === false
+      ? undefined
+      : await TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase));
+  if (tickets !== undefined) {
+    const ticketTimer = setInterval(() => {
+      tickets.refresh().catch((err: unknown) => log(`ticket keys not refreshed: ${(err as Error).message}`));
+    }, REFRESH_MS);
+    ticketTimer.unref();
+    beforeClose.push(() => clearInterval(ticketTimer));
+  }
   const services: KdcServices = {
+    ...(tickets === undefined ? {} : { tickets }),
     ca,
     store: ca.store,
     sessions,
@@ -457,6 +481,14 @@ async function serve(
           if (mode !== 'auth') return;
           onChecked(await checkClientCertificate(ca, cert, Date.now(), certRecords, defences));
         },
+        ...(tickets === undefined
+          ? {}
+          : {
+              resumption: {
+                keys: () => tickets.ring,
+                check: (ticket) => checkResumedIdentity(ca, ticket, certRecords, defences),
+              },
+            }),
       }),
     installRenewal: async (serialHex) => {
       const { install, listed } = await ca.installRenewal(serialHex, 'kdc');

@@ -71,7 +71,7 @@ export interface ConnectionClosed extends Base<'connection.closed'> {
   durationMs: number;
 }
 
-export type HandshakeMode = 'auth' | 'enroll' | 'insecure';
+export type HandshakeMode = 'auth' | 'enroll' | 'insecure' | 'resume';
 
 export interface HandshakeCompleted extends Base<'handshake.completed'> {
   /** The session id (hex). */

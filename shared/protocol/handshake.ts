@@ -5,6 +5,12 @@
 //   server_hello  {v, group, nonce, share, cert, sig, mac}                       S -> C
 //   client_finish {cert, sig, mac} | {mac} (enroll) | {name, mac} (insecure)     C -> S
 //
+// and its resumed form (mode `resume`: no certificate, no signature, a fresh DH all the same):
+//
+//   client_hello  {v, mode, groups, group, nonce, share, ticket, binder}           C -> S
+//   server_hello  {v, group, nonce, share, mac}                                    S -> C
+//   client_finish {mac}                                                            C -> S
+//
 // Two pure state machines, ClientHandshake and ServerHandshake: bytes in, bytes out, no I/O. The caller
 // (client/session.ts, server/kdc) moves the frames and supplies the policy callbacks: the certificate
 // checks (chain, validity, usage, revocation) and the RSA-PSS signer for its own key.
@@ -23,10 +29,17 @@ import { KdsError, InputError, PolicyError, AuthError, ProtocolError, toKdsError
 import { parseCertificate as parsePkiCertificate, type ParsedCertificate } from '../pki/x509.js';
 import { encodeValue, type LabDecodeLimits } from './codec.js';
 import { ALL_DEFENCES_ON, labOff, type Defences } from '../lab-switches.js';
-import { deriveHandshakeKeys, deriveTrafficKeys, type HandshakeKeys } from './key-schedule.js';
+import {
+  binderKey,
+  deriveHandshakeKeys,
+  deriveTrafficKeys,
+  resumptionIkm,
+  type HandshakeKeys,
+} from './key-schedule.js';
 import { LAB_MAX_FRAME_BYTES, NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
 import {
   ClientFinishCoreSchema,
+  ClientHelloCoreSchema,
   decodeFrameWithLayout,
   encodeFrame,
   errorFromWire,
@@ -38,6 +51,7 @@ import {
   type ServerHello,
 } from './messages.js';
 import { ClientChannel, ServerChannel } from './secure-channel.js';
+import { openTicket, TICKET_INVALID, type TicketContents, type TicketKeyRing } from './ticket.js';
 import { canonicalize } from './schema.js';
 import {
   appendEntries,
@@ -93,8 +107,10 @@ export interface ClientHandshakeOptions extends CommonHandshakeOptions {
   credentials?: HandshakeCredentials;
   /** 'insecure' only: the name claimed (unauthenticated). */
   name?: string;
-  /** Required unless 'insecure': chain to the pinned root, validity, serverAuth. */
+  /** Required unless 'insecure' or 'resume': chain to the pinned root, validity, serverAuth. */
   checkServerCertificate?: CertificateCheck;
+  /** Required in 'resume': the ticket and its secret, from an earlier session's `session.ticket`. */
+  resumption?: { ticket: Buffer; psk: Buffer };
 }
 
 export interface ServerHandshakeOptions extends CommonHandshakeOptions {
@@ -107,6 +123,16 @@ export interface ServerHandshakeOptions extends CommonHandshakeOptions {
   allowInsecure?: boolean;
   /** Accept anonymous clients that only enroll (default true). */
   allowEnroll?: boolean;
+  /**
+   * Accept resumed sessions (absent: every `resume` hello is `ticket_invalid`, and the client falls back
+   * to a full handshake). `keys` opens tickets; `check` refuses the ticket's identity by throwing (the
+   * certificate revoked, expired or superseded since), exactly as checkClientCertificate would.
+   */
+  resumption?: {
+    keys: () => TicketKeyRing;
+    check: (ticket: TicketContents) => void | Promise<void>;
+    now?: () => number;
+  };
 }
 
 export interface HandshakeResult {
@@ -117,6 +143,8 @@ export interface HandshakeResult {
   sessionId: string;
   /** TH_final: SHA-256 over the three handshake messages as sent. */
   transcriptHash: Buffer;
+  /** 'auth' and 'resume': the psk of the ticket this session may issue (docs/protocol.md "Resumption"). */
+  resumptionSecret?: Buffer;
 }
 
 export interface ClientHandshakeResult extends HandshakeResult {
@@ -130,10 +158,13 @@ export interface ServerHandshakeResult extends HandshakeResult {
   clientCertificate?: ParsedCertificate;
   /** 'insecure' only: whatever name the client claimed. NOT authenticated. */
   claimedName?: string;
+  /** 'resume' only: the ticket's identity (proven by the binder and the Finished MAC), without its psk. */
+  resumed?: Omit<TicketContents, 'psk'>;
   channel: ServerChannel;
 }
 
 const SIGNATURE_FAILED = 'signature verification failed';
+const BINDER_FAILED = 'resumption binder verification failed';
 const MAC_FAILED = 'MAC verification failed';
 
 // Imported public keys per parsed certificate: importing a PEM costs more than the RSA verification
@@ -281,8 +312,11 @@ export class ClientHandshake extends HandshakeBase {
     if (opts.mode === 'auth' && opts.credentials === undefined) {
       throw new InputError('bad_request', "mode 'auth' needs client credentials");
     }
-    if (opts.mode !== 'insecure' && opts.checkServerCertificate === undefined) {
+    if (opts.mode !== 'insecure' && opts.mode !== 'resume' && opts.checkServerCertificate === undefined) {
       throw new InputError('bad_request', `mode '${opts.mode}' needs checkServerCertificate`);
+    }
+    if ((opts.mode === 'resume') !== (opts.resumption !== undefined)) {
+      throw new InputError('bad_request', "a ticket and its psk are given exactly in mode 'resume'");
     }
   }
 
@@ -300,7 +334,16 @@ export class ClientHandshake extends HandshakeBase {
         nonce: this.nonce(),
         share: this.#keyPair.publicKey,
       };
-      this.#clientHelloRaw = encodeFrame(hello);
+      const resumption = this.#opts.resumption;
+      if (resumption === undefined) {
+        this.#clientHelloRaw = encodeFrame(hello);
+      } else {
+        // The binder proves we hold the ticket's psk, over the hello cut before the binder itself.
+        hello.ticket = resumption.ticket;
+        const core = encodeValue(canonicalize(ClientHelloCoreSchema, hello, 'client_hello'));
+        const binder = mac(binderKey(resumption.psk), transcriptHash(core));
+        this.#clientHelloRaw = appendEntries(core, [['binder', binder]]);
+      }
       this.state = 'wait_server_hello';
       return Buffer.from(this.#clientHelloRaw); // the caller's copy; ours stays as hashed
     } catch (err) {
@@ -327,9 +370,9 @@ export class ClientHandshake extends HandshakeBase {
           `server chose ${sh.group.slice(0, 32)}, which was not the key share sent`,
         );
       }
-      if (mode === 'insecure') {
+      if (mode === 'insecure' || mode === 'resume') {
         if (sh.cert !== undefined)
-          throw new ProtocolError('schema', 'server_hello.cert: not allowed in insecure mode');
+          throw new ProtocolError('schema', `server_hello.cert: not allowed in ${mode} mode`);
       } else if (sh.cert === undefined || sh.sig === undefined) {
         // A server_hello without certificate and signature in auth/enroll mode is a downgrade to
         // the insecure mode: refuse (the MITM lab's "strip authentication" attack stops here).
@@ -338,7 +381,10 @@ export class ClientHandshake extends HandshakeBase {
           throw new AuthError('insecure_refused', 'server did not authenticate');
       }
 
-      const z = this.#keyPair!.deriveSharedSecret(sh.share);
+      const dh = this.#keyPair!.deriveSharedSecret(sh.share);
+      // Resumed: the keys need both the fresh DH secret and the ticket's psk (key-schedule.ts).
+      const z = this.#opts.resumption === undefined ? dh : resumptionIkm(dh, this.#opts.resumption.psk);
+      if (z !== dh) dh.fill(0);
       const core = frameWithout(shRaw, layout, sh.sig !== undefined ? 'sig' : 'mac');
       const thHello = transcriptHash(ch, core);
       const keys = deriveHandshakeKeys(z, thHello);
@@ -375,6 +421,8 @@ export class ClientHandshake extends HandshakeBase {
         transcriptHash: thFinal,
         channel,
       };
+      if (mode === 'auth' || mode === 'resume') result.resumptionSecret = traffic.resumptionSecret;
+      else traffic.resumptionSecret.fill(0);
       if (serverCertificate !== undefined) result.serverCertificate = serverCertificate;
       return { clientFinish: Buffer.from(clientFinish), result };
     });
@@ -409,6 +457,7 @@ export class ServerHandshake extends HandshakeBase {
   #keys: HandshakeKeys | undefined;
   #clientHelloRaw: Buffer | undefined;
   #serverHelloRaw: Buffer | undefined;
+  #resumed: TicketContents | undefined;
 
   constructor(opts: ServerHandshakeOptions) {
     super(opts, 'wait_client_hello');
@@ -428,7 +477,7 @@ export class ServerHandshake extends HandshakeBase {
   async receiveClientHello(raw: Uint8Array): Promise<Buffer> {
     this.expectState('wait_client_hello', 'receiveClientHello');
     return this.step('wait_client_finish', async () => {
-      const { frame, raw: chRaw } = this.#decodeClientHello(raw);
+      const { frame, raw: chRaw, layout } = this.#decodeClientHello(raw);
       const ch = frame as ClientHello;
       if (!ch.groups.includes(ch.group)) {
         throw new ProtocolError('no_common_group', 'client_hello.group is not one of client_hello.groups');
@@ -446,10 +495,27 @@ export class ServerHandshake extends HandshakeBase {
       if (ch.mode === 'enroll' && this.#opts.allowEnroll === false) {
         throw new PolicyError('forbidden', 'this server does not accept enrollment sessions');
       }
+      // Resumed: the ticket must open (cheap: one AES-GCM), the binder prove its psk, and the identity
+      // it names must still stand, all before any Diffie-Hellman is computed.
+      let ticket: TicketContents | undefined;
+      if (ch.mode === 'resume') {
+        const resumption = this.#opts.resumption;
+        if (resumption === undefined) throw new AuthError('ticket_invalid', TICKET_INVALID);
+        ticket = openTicket(resumption.keys(), ch.ticket!, (resumption.now ?? Date.now)());
+        const expected = mac(binderKey(ticket.psk), transcriptHash(frameWithout(chRaw, layout, 'binder')));
+        if (!equalBytes(expected, ch.binder!)) throw new AuthError('ticket_invalid', BINDER_FAILED);
+        try {
+          await resumption.check(ticket);
+        } catch (err) {
+          throw toKdsError(err);
+        }
+      }
       const keyPair = generateDhKeyPair(group, this.#opts.testing?.dhPrivateKey);
-      const z = keyPair.deriveSharedSecret(ch.share);
+      const dh = keyPair.deriveSharedSecret(ch.share);
+      const z = ticket === undefined ? dh : resumptionIkm(dh, ticket.psk);
+      if (z !== dh) dh.fill(0);
 
-      const authenticated = ch.mode !== 'insecure';
+      const authenticated = ch.mode !== 'insecure' && ch.mode !== 'resume';
       const hello = canonicalize(
         ServerHelloCoreSchema,
         {
@@ -477,6 +543,7 @@ export class ServerHandshake extends HandshakeBase {
 
       this.#mode = ch.mode;
       this.#group = group;
+      this.#resumed = ticket;
       this.#z = z;
       this.#keys = keys;
       this.#clientHelloRaw = chRaw;
@@ -526,7 +593,7 @@ export class ServerHandshake extends HandshakeBase {
       } else {
         if (cf.cert !== undefined)
           throw new ProtocolError('schema', `client_finish.cert: not allowed in ${mode} mode`);
-        if (mode === 'enroll' && cf.name !== undefined) {
+        if ((mode === 'enroll' || mode === 'resume') && cf.name !== undefined) {
           throw new ProtocolError('schema', 'client_finish.name: only allowed in insecure mode');
         }
       }
@@ -566,6 +633,14 @@ export class ServerHandshake extends HandshakeBase {
         transcriptHash: thFinal,
         channel,
       };
+      if (mode === 'auth' || mode === 'resume') result.resumptionSecret = traffic.resumptionSecret;
+      else traffic.resumptionSecret.fill(0);
+      if (this.#resumed !== undefined) {
+        const { psk, ...identity } = this.#resumed;
+        psk.fill(0);
+        result.resumed = identity;
+        this.#resumed = undefined;
+      }
       if (clientCertificate !== undefined) result.clientCertificate = clientCertificate;
       if (mode === 'insecure' && cf.name !== undefined) result.claimedName = cf.name;
       return result;

@@ -13,6 +13,15 @@
 // cannot be spliced onto another identity. Every output is HKDF(Z, TH, label, length) exactly as above;
 // the implementation extracts once per stage and expands per label (shared/crypto/hkdf.ts: one
 // OpenSSL HKDF call costs ~5 HMACs, and a handshake derives 8 outputs).
+//
+// Resumption (docs/protocol.md, "Resumption"): every authenticated session also derives
+//     resumption_secret = HKDF(IKM, TH_final, "kds v1 resumption", 32)
+// which the KDC seals into a ticket and the client keeps. A resumed handshake proves both sides hold it
+// and still runs a fresh Diffie-Hellman: its input keying material is IKM = Z || psk (the new shared
+// secret, then the ticket's secret), so its keys need BOTH (forward secrecy from Z, authentication from
+// psk), as TLS 1.3's psk_dhe_ke mixes the PSK and the (EC)DHE secret (RFC 8446 section 7.1). The
+// client's binder over its hello is HMAC(binder_key, SHA-256(client_hello without binder)) with
+//     binder_key = HKDF(psk, salt = empty, "kds v1 resumption binder", 32).
 import { hkdfExpand, hkdfExtract, hkdfSha256 } from '../crypto/hkdf.js';
 import { AES_256_GCM_KEY_BYTES, AES_GCM_NONCE_BYTES } from '../crypto/aead.js';
 import { InputError } from '../errors.js';
@@ -26,11 +35,14 @@ export const LABELS = {
   s2cIv: 'kds v1 s2c iv',
   sessionId: 'kds v1 session id',
   exporter: 'kds v1 exporter',
+  resumption: 'kds v1 resumption',
+  binder: 'kds v1 resumption binder',
 } as const;
 
 const FINISHED_KEY_BYTES = 32;
 const SESSION_ID_BYTES = 16;
 const EXPORTER_SECRET_BYTES = 32;
+export const RESUMPTION_SECRET_BYTES = 32;
 
 export interface HandshakeKeys {
   serverFinishedKey: Buffer;
@@ -44,6 +56,8 @@ export interface TrafficKeys {
   s2cIv: Buffer;
   sessionId: Buffer;
   exporterSecret: Buffer;
+  /** The psk of the ticket this session may issue (docs/protocol.md, "Resumption"). */
+  resumptionSecret: Buffer;
 }
 
 // The labels' bytes, encoded once (not per handshake).
@@ -74,7 +88,18 @@ export function deriveTrafficKeys(sharedSecret: Uint8Array, thFinal: Uint8Array)
     s2cIv: derive(LABELS.s2cIv, AES_GCM_NONCE_BYTES),
     sessionId: derive(LABELS.sessionId, SESSION_ID_BYTES),
     exporterSecret: derive(LABELS.exporter, EXPORTER_SECRET_BYTES),
+    resumptionSecret: derive(LABELS.resumption, RESUMPTION_SECRET_BYTES),
   };
+}
+
+/** A resumed handshake's input keying material: the fresh DH secret, then the ticket's psk. */
+export function resumptionIkm(sharedSecret: Uint8Array, psk: Uint8Array): Buffer {
+  return Buffer.concat([sharedSecret, psk]);
+}
+
+/** The key of a resumption binder: HKDF(psk, salt = empty, "kds v1 resumption binder", 32). */
+export function binderKey(psk: Uint8Array): Buffer {
+  return hkdfSha256(psk, Buffer.alloc(0), Buffer.from(LABELS.binder, 'latin1'), FINISHED_KEY_BYTES);
 }
 
 const EXPORTER_LABEL = /^[a-z0-9][a-z0-9 ._-]{0,63}$/;

@@ -28,6 +28,8 @@ export const SEQUENCE_LIMIT = 2 ** 32;
 
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
+/** A resumption ticket (shared/protocol/ticket.ts): key id, nonce, sealed contents and tag, with room. */
+export const MAX_TICKET_BYTES = 512;
 /** A DER certificate in a handshake message (RSA-8192 certificates are ~2 KiB). */
 export const MAX_CERT_BYTES = 16 * 1024;
 /** An RSA signature: the modulus size, up to RSA-8192. */

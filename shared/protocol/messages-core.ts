@@ -5,7 +5,7 @@ import { NAME_PATTERN } from '../pki/names.js';
 import { REVOCATION_REASONS } from '../revocation-reasons.js';
 import { defineAppType } from './app-types.js';
 import { HANDSHAKE_MODES, ERROR_CODE_PATTERN, MAX_ERROR_MESSAGE } from './messages.js';
-import { MAX_STRING } from './limits.js';
+import { MAX_STRING, MAX_TICKET_BYTES } from './limits.js';
 import { s, type Infer } from './schema.js';
 
 /** Lowercase hex without colons (docs/architecture.md, "Serials"). */
@@ -79,6 +79,16 @@ export const adminToken = defineAppType('admin.token', {
   response: s.map({ token: tokenText, expiresAt: epochMs }),
 });
 
+/**
+ * A ticket to resume the next session without RSA (docs/protocol.md "Resumption"), once per `auth` or
+ * `resume` session, asked for by the client. Its psk is the session's resumption secret, which the
+ * client derives itself: it never travels.
+ */
+export const sessionTicket = defineAppType('session.ticket', {
+  request: s.map({}),
+  response: s.map({ ticket: s.bytes({ min: 1, max: MAX_TICKET_BYTES }), expiresAt: epochMs }),
+});
+
 /** Server push right before the server closes the session (revocation, shutdown, policy). */
 export const sessionClosing = defineAppType('session.closing', {
   push: s.map({
@@ -104,4 +114,5 @@ export type CertRevokeResponse = Infer<typeof certRevoke.response>;
 export type AdminTokenRequest = Infer<typeof adminToken.request>;
 export type AdminTokenResponse = Infer<typeof adminToken.response>;
 export type SessionClosingPush = Infer<typeof sessionClosing.push>;
+export type SessionTicketResponse = Infer<typeof sessionTicket.response>;
 export type CertRevokedPush = Infer<typeof certRevoked.push>;

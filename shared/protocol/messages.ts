@@ -10,12 +10,13 @@ import {
   MAX_CERT_BYTES,
   MAX_GROUPS,
   MAX_SIGNATURE_BYTES,
+  MAX_TICKET_BYTES,
   NONCE_BYTES,
   PROTOCOL_VERSION,
 } from './limits.js';
 import { canonicalize, s, validate, type Infer } from './schema.js';
 
-export const HANDSHAKE_MODES = ['auth', 'enroll', 'insecure'] as const;
+export const HANDSHAKE_MODES = ['auth', 'enroll', 'insecure', 'resume'] as const;
 export type HandshakeMode = (typeof HANDSHAKE_MODES)[number];
 
 /** Group names on the wire: unknown names are allowed in `groups` (ignored), like TLS. */
@@ -30,7 +31,9 @@ const mac = s.bytes({ len: MAC_BYTES });
 export const ERROR_CODE_PATTERN = /^[a-z][a-z0-9_]{0,39}$/;
 export const MAX_ERROR_MESSAGE = 512;
 
-export const ClientHelloSchema = s.map({
+// In `resume` mode the hello also carries the ticket and, as its LAST entry, the binder (transcript.ts
+// cuts it off to compute it); both are present exactly in that mode.
+const clientHelloCore = {
   t: s.literal('client_hello'),
   v: version,
   mode: s.enumOf(HANDSHAKE_MODES),
@@ -38,7 +41,18 @@ export const ClientHelloSchema = s.map({
   group: groupName,
   nonce,
   share,
-});
+  ticket: s.optional(s.bytes({ min: 1, max: MAX_TICKET_BYTES })),
+} as const;
+export const ClientHelloCoreSchema = s.map(clientHelloCore);
+export const ClientHelloSchema = s.map(
+  { ...clientHelloCore, binder: s.optional(mac) },
+  (m) =>
+    (m.mode === 'resume') !== (m.ticket !== undefined) ||
+    (m.ticket === undefined) !== (m.binder === undefined)
+      ? 'ticket and binder are present exactly in resume mode'
+      : undefined,
+  '`ticket` and `binder` are present exactly when `mode` is `resume`',
+);
 
 // Field order is part of the protocol: `sig` then `mac` are the LAST entries (transcript.ts). The
 // "core" schemas are what the sender encodes before it can compute them.
@@ -145,6 +159,9 @@ export function decodeFrameWithLayout(raw: Uint8Array, lab: LabDecodeLimits = {}
   }
   const frame = validate(FRAME_SCHEMAS[t as FrameType], value, t) as Frame;
   if (t === 'server_hello' || t === 'client_finish') checkTrailingEntries(t, layout, value.sig !== undefined);
+  if (t === 'client_hello' && value.binder !== undefined && layout.entries.at(-1)?.key !== 'binder')
+    // The binder covers the hello cut at its `binder` entry: an entry after it would not be covered.
+    throw new ProtocolError('schema', 'client_hello: binder must be the last entry');
   const buf = used ?? (Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
   return { frame, raw: buf, layout };
 }

@@ -134,6 +134,7 @@ t.test(
       { type: 'cert.revoke', role: 'client', body: { serial: peer.cert.serialHex, reason: 'keyCompromise' } },
       { type: 'enroll', role: 'enroll', body: { token: 'A'.repeat(43), csr } },
       { type: 'cert.renew', role: 'client', body: { csr: renewCsr } },
+      { type: 'session.ticket', role: 'client', body: {} },
       { type: 'admin.token', role: 'admin', body: { name: 'newcomer', ttl: 60_000 } },
       { type: 'key.peer', role: 'client', body: { name: 'peer-b' } },
       {

@@ -18,7 +18,12 @@ export const statusCommand: CommandModule<object, ClientArgs> = {
     const { openHomeSession } = await import('../../../client/session.js');
     const { emit, style, terminalSafe: safe } = await import('../../output.js');
     const { EXIT } = await import('../../../shared/errors.js');
-    const session = await openHomeSession({ ...homeOf(argv), server: argv.server, dh: argv.dh });
+    const session = await openHomeSession({
+      ...homeOf(argv),
+      server: argv.server,
+      dh: argv.dh,
+      resume: false,
+    });
     try {
       const f = session.facts;
       const status = await session.request('cert.status', { serial: f.identity.serialHex });

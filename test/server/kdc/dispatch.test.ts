@@ -17,6 +17,7 @@ function fakeSession(identity: Identity): SessionHandle {
     closeAfterReply: () => {},
     closingAfterReply: false,
     closed: false,
+    takeResumptionSecret: () => undefined,
   };
 }
 
