@@ -12,6 +12,8 @@
 //   kds_vs_tls_per_server_cpu   = TLS server CPU per handshake / kds server CPU per handshake (> 1: kds cheaper)
 //   kds_vs_tls_rate             = kds handshakes/s / TLS handshakes/s (same client concurrency)
 //   server_cost_vs_crypto_plus_transport = kds server CPU / (crypto-bound + transport floor)
+//   resumed_vs_full             = kds server CPU per RESUMED handshake (docs/protocol.md "Resumption",
+//                                 its next ticket included) / per full handshake (target <= 0.35)
 import {
   X509Certificate,
   constants,
@@ -294,6 +296,16 @@ export async function run(): Promise<BenchResult> {
         concurrency: CONCURRENCY,
       });
 
+    const resumedRound = (count: number): Promise<RoundResult> =>
+      kdsLoad.call('resumed', {
+        url,
+        caCertPem: bench.caCertPem,
+        clients: clientSpecs,
+        count,
+        concurrency: CONCURRENCY,
+      });
+    await kdsLoad.call('primeTickets', { url, caCertPem: bench.caCertPem, clients: clientSpecs });
+
     const floorRound = (count: number): Promise<RoundResult> =>
       floorLoad.call('connections', {
         url: floorUrl,
@@ -322,6 +334,11 @@ export async function run(): Promise<BenchResult> {
       maxRounds: 12,
       tolerance: 0.08,
     });
+    await warmUntilStable(async () => (await measure(kdc, resumedRound, WARM_ROUND)).cpu, {
+      minRounds: 4,
+      maxRounds: 10,
+      tolerance: 0.08,
+    });
     const tlsWarm = await warmUntilStable(async () => (await measure(tls, tlsRound, WARM_ROUND)).cpu, {
       minRounds: 2,
       maxRounds: 5,
@@ -336,6 +353,8 @@ export async function run(): Promise<BenchResult> {
     const kdsCpu: number[] = [];
     const tlsCpu: number[] = [];
     const consoleCpu: number[] = [];
+    const resumedCpu: number[] = [];
+    const resumedRate: number[] = [];
     const consoleRate: number[] = [];
     // The console's own work per handshake, in this process (bench/console-work.ts): the two-KDC
     // ratio above varies with the machine's load by more than the 5% it checks.
@@ -349,6 +368,9 @@ export async function run(): Promise<BenchResult> {
       kdsRate.push(k.rate);
       kdsCpu.push(k.cpu);
       latencies.push(...k.latencies);
+      const rs = await measure(kdc, resumedRound, PER_RUN);
+      resumedCpu.push(rs.cpu);
+      resumedRate.push(rs.rate);
       const c = await measure(consoleKdc, consoleRound, PER_RUN);
       consoleCpu.push(c.cpu);
       consoleRate.push(c.rate);
@@ -370,6 +392,8 @@ export async function run(): Promise<BenchResult> {
     const fConsoleRate = summarize(consoleRate, 'handshakes/s');
     const fCrypto = summarize(cryptoUs, 'us CPU/handshake');
     const fConsoleWork = summarize(consoleWork, 'us CPU/handshake');
+    const fResumedCpu = summarize(resumedCpu, 'us CPU/handshake');
+    const fResumedRate = summarize(resumedRate, 'handshakes/s');
     const perCpuSecond = (f: { median: number; min: number; max: number }) => ({
       median: 1e6 / f.median,
       min: 1e6 / f.max,
@@ -380,6 +404,8 @@ export async function run(): Promise<BenchResult> {
       kds_handshakes_per_s: fKdsRate,
       tls13_mtls_handshakes_per_s: fTlsRate,
       kds_server_cpu_per_handshake: fKdsCpu,
+      kds_resumed_server_cpu_per_handshake: fResumedCpu,
+      kds_resumed_handshakes_per_s: fResumedRate,
       kds_with_console_server_cpu_per_handshake: fConsoleCpu,
       kds_with_console_handshakes_per_s: fConsoleRate,
       console_work_per_handshake: fConsoleWork,
@@ -402,6 +428,8 @@ export async function run(): Promise<BenchResult> {
       figures,
       ratios: {
         server_cost_vs_crypto_bound: ratio(fKdsCpu.median, fCrypto.median),
+        // A resumed session (no RSA; a fresh X25519; its next ticket asked for and sealed) vs a full one.
+        resumed_vs_full: ratio(fResumedCpu.median, fKdsCpu.median),
         // The crypto plus what a bare WebSocket server pays for the same connection and frames: the
         // floor of any design that keeps one WebSocket connection per session.
         server_cost_vs_crypto_plus_transport: ratio(fKdsCpu.median, fCrypto.median + fFloorCpu.median),

@@ -11,6 +11,10 @@
 //                    first, only the requests timed) or `full` (one new session per certificate)
 //   openEnroll {url, caCertPem, count} / closeEnroll -> enroll sessions opened (closed) BEFORE (after)
 //                 the benchmark's CPU window; `established` enrollments use them while they are open
+//   primeTickets {url, caCertPem, clients} -> one full session per client, keeping the resumption ticket
+//                                       it asks for (docs/protocol.md "Resumption")
+//   resumed {url, caCertPem, clients, count, concurrency} -> sessions resumed with the clients' tickets,
+//                                       each asking for the next ticket before it closes (its cost counts)
 //   cpu           -> microseconds of CPU (user + system, every thread) this process used so far
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { openSession, type ClientSession } from '../../client/session.js';
@@ -39,6 +43,36 @@ function open(url: string, caCertPem: string, client: ClientSpec): Promise<Clien
     caCertPem,
     connectTimeoutMs: 120_000,
   });
+}
+
+type Ticket = { ticket: Buffer; psk: Buffer };
+/** The last ticket of each client (by its certificate); the KDC accepts a ticket more than once. */
+const tickets = new Map<string, Ticket>();
+
+/** A session of `client` that waits for its ticket before closing; resumed when `resume` is given. */
+async function sessionWithTicket(
+  url: string,
+  caCertPem: string,
+  client: ClientSpec,
+  resume: Ticket | undefined,
+): Promise<void> {
+  let got!: () => void;
+  const ticketed = new Promise<void>((r) => (got = r));
+  const session = await openSession({
+    server: url,
+    mode: resume === undefined ? 'auth' : 'resume',
+    ...(resume === undefined ? {} : { resumption: resume }),
+    credentials: { privateKey: keyOf(client.keyPem), certPem: client.certPem },
+    caCertPem,
+    connectTimeoutMs: 120_000,
+    onTicket: (t) => {
+      tickets.set(client.certPem, { ticket: t.ticket, psk: Buffer.from(t.psk) });
+      got();
+    },
+  });
+  if (resume !== undefined && session.facts.mode !== 'resume') throw new Error('not resumed');
+  await ticketed;
+  await session.close();
 }
 
 /** Run `count` tasks with `concurrency` in flight; returns per-task latencies (ms) and the errors. */
@@ -87,6 +121,24 @@ serve({
     return pool(arg.count, arg.concurrency, async (i) => {
       const session = await open(arg.url, arg.caCertPem, arg.clients[i % arg.clients.length]!);
       await session.close();
+    });
+  },
+  primeTickets: async (arg: { url: string; caCertPem: string; clients: ClientSpec[] }) => {
+    for (const client of arg.clients) await sessionWithTicket(arg.url, arg.caCertPem, client, undefined);
+    return tickets.size;
+  },
+  resumed: async (arg: {
+    url: string;
+    caCertPem: string;
+    clients: ClientSpec[];
+    count: number;
+    concurrency: number;
+  }) => {
+    return pool(arg.count, arg.concurrency, async (i) => {
+      const client = arg.clients[i % arg.clients.length]!;
+      const ticket = tickets.get(client.certPem);
+      if (ticket === undefined) throw new Error('no ticket: primeTickets first');
+      await sessionWithTicket(arg.url, arg.caCertPem, client, ticket);
     });
   },
   hold: async (arg: {

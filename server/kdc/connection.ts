@@ -138,7 +138,7 @@ export class Connection implements SessionHandle {
   /** Requests an anonymous session has sent (it may send MAX_ANONYMOUS_REQUESTS). */
   #requests = 0;
   #timer: NodeJS.Timeout | undefined;
-  #closeAfter: { code: ErrorCode; reason: string } | undefined;
+  #closeAfter: { code: ErrorCode; reason: string; id?: number } | undefined;
   #closedResolve!: () => void;
   readonly #closedPromise: Promise<void>;
   #closeCode: number | undefined;
@@ -250,8 +250,32 @@ export class Connection implements SessionHandle {
     return this.#closedPromise;
   }
 
+  /**
+   * Close after the reply to the request that asked (see #handleFor); without a request (the session
+   * itself), after the next reply.
+   */
   closeAfterReply(code: ErrorCode | undefined, reason?: string): void {
     this.#closeAfter = code === undefined ? undefined : { code, reason: reason ?? code };
+  }
+
+  /**
+   * The session as one request's handler sees it: its closeAfterReply waits for THAT request's reply.
+   * Requests run concurrently (up to MAX_IN_FLIGHT_REQUESTS), so "the next reply" could be another
+   * request's (a client's ticket request answered while its self-revocation is still being written):
+   * the session would close before the revocation's own reply, and its owner would never learn it
+   * succeeded.
+   */
+  #handleFor(id: number): SessionHandle {
+    return new Proxy(this as SessionHandle, {
+      get: (target, prop) => {
+        if (prop === 'closeAfterReply')
+          return (code: ErrorCode | undefined, reason?: string): void => {
+            this.#closeAfter = code === undefined ? undefined : { code, reason: reason ?? code, id };
+          };
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   }
 
   get closingAfterReply(): boolean {
@@ -649,7 +673,7 @@ export class Connection implements SessionHandle {
     this.#host.watch?.frame(this, 'in', type, frame.length, true);
     if (this.#overAnonymousLimit(id)) return;
     const identity = this.#identity;
-    const ctx = { session: this as SessionHandle, identity, kdc: this.#host.services };
+    const ctx = { session: this.#handleFor(id), identity, kdc: this.#host.services };
     const startedAt = this.#events.readers === 0 ? 0 : performance.now();
     this.#inFlight += 1;
     this.#host.registry.dispatch(ctx, type, body as Record<string, unknown>).then(
@@ -748,7 +772,7 @@ export class Connection implements SessionHandle {
       true,
       code,
     );
-    if (this.#closeAfter !== undefined) {
+    if (this.#closeAfter !== undefined && (this.#closeAfter.id === undefined || this.#closeAfter.id === id)) {
       const { code, reason } = this.#closeAfter;
       this.#closeAfter = undefined;
       this.fail(errorFor(code, reason));
