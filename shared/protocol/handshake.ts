@@ -383,8 +383,9 @@ export class ClientHandshake extends HandshakeBase {
 
       const dh = this.#keyPair!.deriveSharedSecret(sh.share);
       // Resumed: the keys need both the fresh DH secret and the ticket's psk (key-schedule.ts).
-      const z = this.#opts.resumption === undefined ? dh : resumptionIkm(dh, this.#opts.resumption.psk);
-      if (z !== dh) dh.fill(0);
+      const resumption = this.#opts.resumption;
+      const z = resumption === undefined ? dh : resumptionIkm(dh, resumption.psk);
+      if (resumption !== undefined) dh.fill(0); // copied into z
       const core = frameWithout(shRaw, layout, sh.sig !== undefined ? 'sig' : 'mac');
       const thHello = transcriptHash(ch, core);
       const keys = deriveHandshakeKeys(z, thHello);
@@ -513,7 +514,7 @@ export class ServerHandshake extends HandshakeBase {
       const keyPair = generateDhKeyPair(group, this.#opts.testing?.dhPrivateKey);
       const dh = keyPair.deriveSharedSecret(ch.share);
       const z = ticket === undefined ? dh : resumptionIkm(dh, ticket.psk);
-      if (z !== dh) dh.fill(0);
+      if (ticket !== undefined) dh.fill(0); // copied into z
 
       const authenticated = ch.mode !== 'insecure' && ch.mode !== 'resume';
       const hello = canonicalize(
