@@ -41,7 +41,7 @@ registerHandler('cert.revoke', {
       target = { serialHex: identity.serialHex };
     }
     const self = 'serialHex' in target && target.serialHex === identity.serialHex;
-    if (self) session.closeAfterReply('cert_revoked', 'certificate revoked');
+    if (self) session.closeAfterReply('cert_revoked', 'certificate revoked', ctx.requestId);
     let result;
     try {
       result = await ca.revoke(target, String(body.reason), `${identity.role}:${identity.name}`, {

@@ -251,31 +251,16 @@ export class Connection implements SessionHandle {
   }
 
   /**
-   * Close after the reply to the request that asked (see #handleFor); without a request (the session
-   * itself), after the next reply.
+   * Close right after the reply to request `requestId` (without one: after the next reply). Requests run
+   * concurrently (up to MAX_IN_FLIGHT_REQUESTS), so "the next reply" may be another request's: a
+   * client's ticket request answered while its self-revocation is being written would close the
+   * session before the revocation's own reply, and its owner would never learn it succeeded.
    */
-  closeAfterReply(code: ErrorCode | undefined, reason?: string): void {
-    this.#closeAfter = code === undefined ? undefined : { code, reason: reason ?? code };
-  }
-
-  /**
-   * The session as one request's handler sees it: its closeAfterReply waits for THAT request's reply.
-   * Requests run concurrently (up to MAX_IN_FLIGHT_REQUESTS), so "the next reply" could be another
-   * request's (a client's ticket request answered while its self-revocation is still being written):
-   * the session would close before the revocation's own reply, and its owner would never learn it
-   * succeeded.
-   */
-  #handleFor(id: number): SessionHandle {
-    return new Proxy(this as SessionHandle, {
-      get: (target, prop) => {
-        if (prop === 'closeAfterReply')
-          return (code: ErrorCode | undefined, reason?: string): void => {
-            this.#closeAfter = code === undefined ? undefined : { code, reason: reason ?? code, id };
-          };
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+  closeAfterReply(code: ErrorCode | undefined, reason?: string, requestId?: number): void {
+    this.#closeAfter =
+      code === undefined
+        ? undefined
+        : { code, reason: reason ?? code, ...(requestId === undefined ? {} : { id: requestId }) };
   }
 
   get closingAfterReply(): boolean {
@@ -673,7 +658,7 @@ export class Connection implements SessionHandle {
     this.#host.watch?.frame(this, 'in', type, frame.length, true);
     if (this.#overAnonymousLimit(id)) return;
     const identity = this.#identity;
-    const ctx = { session: this.#handleFor(id), identity, kdc: this.#host.services };
+    const ctx = { session: this as SessionHandle, identity, kdc: this.#host.services, requestId: id };
     const startedAt = this.#events.readers === 0 ? 0 : performance.now();
     this.#inFlight += 1;
     this.#host.registry.dispatch(ctx, type, body as Record<string, unknown>).then(

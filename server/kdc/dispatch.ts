@@ -45,10 +45,10 @@ export interface SessionHandle {
   /** Close now with the close code mapped from `code` (a session.closing push precedes it). */
   close(code: ErrorCode, reason?: string): Promise<void>;
   /**
-   * Close right after the reply to the current request has been sent (self-revocation); `undefined`
-   * cancels it (the request failed after all).
+   * Close right after the reply to request `requestId` has been sent (self-revocation; the handler's
+   * ctx.requestId); `undefined` cancels it (the request failed after all).
    */
-  closeAfterReply(code: ErrorCode | undefined, reason?: string): void;
+  closeAfterReply(code: ErrorCode | undefined, reason?: string, requestId?: number): void;
   /** A closeAfterReply is pending: revocation leaves this session to its own request's reply. */
   readonly closingAfterReply: boolean;
   readonly closed: boolean;
@@ -80,6 +80,8 @@ export interface HandlerContext {
   session: SessionHandle;
   identity: Identity;
   kdc: KdcServices;
+  /** The id of the request being handled (closeAfterReply waits for ITS reply). */
+  requestId?: number;
 }
 
 export interface Handler {
