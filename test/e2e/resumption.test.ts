@@ -3,12 +3,12 @@
 // live in the store), a revoked identity cannot resume, and a ticket the KDC no longer opens falls back
 // to a full handshake.
 import t from 'tap';
+import { codeOf } from '../helpers/code-of.js';
 import Database from 'better-sqlite3';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openHomeSession } from '../../client/session.js';
 import { TICKET_FILE } from '../../client/ticket-file.js';
-import { KdsError } from '../../shared/errors.js';
 import { initDataDir, runKds, startServer, type ServerProcess } from '../helpers/kds-process.js';
 import { admin, enrollAll, type Clients } from './keys-helpers.js';
 
@@ -37,16 +37,6 @@ async function sessionMode(name: string, server: ServerProcess = c.server): Prom
   } finally {
     await session.close();
   }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof KdsError) return err.code;
-    throw err;
-  }
-  return 'succeeded';
 }
 
 t.test('the first session leaves a ticket; the next resumes with it and gets a new one', async (t) => {

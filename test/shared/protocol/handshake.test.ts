@@ -2,8 +2,9 @@
 // (auth, enroll, insecure x x25519, ffdhe2048) with real RSA keys and certificates from shared/pki,
 // then every way an attacker or a broken peer can deviate, each asserting its error code.
 import t from 'tap';
+import { codeOf } from '../../helpers/code-of.js';
 import { FFDHE2048_PRIME, generateDhKeyPair, type DhGroup } from '../../../shared/crypto/dh.js';
-import { AuthError, KdsError } from '../../../shared/errors.js';
+import { AuthError } from '../../../shared/errors.js';
 import {
   ClientHandshake,
   ServerHandshake,
@@ -53,16 +54,6 @@ function edit(frame: Buffer, fn: (f: Record<string, unknown>) => void): Buffer {
   const f = decodeFrame(Buffer.from(frame)) as unknown as Record<string, unknown>; // decoded bytes are views: copy
   fn(f);
   return encodeFrame(f as unknown as Frame);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof KdsError) return err.code;
-    throw err;
-  }
-  return 'succeeded';
 }
 
 t.test('full handshakes: every mode with both groups', async (t) => {

@@ -3,7 +3,8 @@
 // Diffie-Hellman and no RSA operation on either side; and every way to misuse a ticket is refused with
 // its code before any Diffie-Hellman is computed.
 import t from 'tap';
-import { AuthError, KdsError } from '../../../shared/errors.js';
+import { codeOf } from '../../helpers/code-of.js';
+import { AuthError } from '../../../shared/errors.js';
 import {
   ClientHandshake,
   ServerHandshake,
@@ -89,16 +90,6 @@ function resumeServer(
       ...extra,
     },
   };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof KdsError) return err.code;
-    throw err;
-  }
-  return 'succeeded';
 }
 
 t.test(
