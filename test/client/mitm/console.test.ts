@@ -4,9 +4,9 @@
 // with its code and defence; in the insecure control mode her success and the serial of the key she
 // stole, but never the key's bytes nor the message she decrypted. Without --console nothing of it exists.
 import t from 'tap';
+import { readFeed } from '../../helpers/console-feed.js';
 import { request, type IncomingMessage } from 'node:http';
 import { CONSOLE_CSP } from '../../../io/console/http.js';
-import type { ConsoleEvent } from '../../../shared/console/events.js';
 import type { KdsError } from '../../../shared/errors.js';
 import { sealMessage } from '../../../shared/keys/message.js';
 import { mitmLab } from './lab.js';
@@ -22,39 +22,6 @@ function get(url: string, host?: string): Promise<{ status: number; headers: Inc
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
     });
     req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Read the feed until `done` holds for the events so far. */
-function readFeed(
-  url: string,
-  done: (events: ConsoleEvent[]) => boolean,
-): Promise<{ events: ConsoleEvent[]; raw: string }> {
-  return new Promise((resolve, reject) => {
-    const events: ConsoleEvent[] = [];
-    let raw = '';
-    const timer = setTimeout(() => {
-      req.destroy();
-      reject(new Error(`feed: not there in time; got ${raw.slice(-3000)}`));
-    }, 30_000);
-    const req = request(url, (res) => {
-      res.setEncoding('utf8').on('data', (d: string) => {
-        raw += d;
-        events.length = 0;
-        for (const line of raw.split('\n')) {
-          if (!line.startsWith('data: ')) continue;
-          const data = JSON.parse(line.slice(6)) as ConsoleEvent & { instance?: string };
-          if ('kind' in data) events.push(data);
-        }
-        if (done(events)) {
-          clearTimeout(timer);
-          req.destroy();
-          resolve({ events, raw });
-        }
-      });
-    });
-    req.on('error', () => undefined);
     req.end();
   });
 }

@@ -3,6 +3,7 @@
 // console key, the arrows of a real handshake with their sizes, a refused exchange with its code and
 // defence, and nothing secret in the feed. Without --console the routes do not exist.
 import t from 'tap';
+import { readFeed } from '../../helpers/console-feed.js';
 import { request, type IncomingMessage } from 'node:http';
 import { ConsoleAccess } from '../../../io/console/access.js';
 import { CONSOLE_CSP } from '../../../io/console/http.js';
@@ -30,39 +31,6 @@ function get(url: string, opts: { host?: string; method?: string } = {}): Promis
       },
     );
     req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Read the feed until `done` holds for the events so far. */
-function readFeed(
-  url: string,
-  done: (events: ConsoleEvent[]) => boolean,
-): Promise<{ events: ConsoleEvent[]; raw: string }> {
-  return new Promise((resolve, reject) => {
-    const events: ConsoleEvent[] = [];
-    let raw = '';
-    const timer = setTimeout(() => {
-      req.destroy();
-      reject(new Error(`feed: not there in time; got ${raw.slice(-2000)}`));
-    }, 20_000);
-    const req = request(url, (res) => {
-      res.setEncoding('utf8').on('data', (d: string) => {
-        raw += d;
-        events.length = 0;
-        for (const line of raw.split('\n')) {
-          if (!line.startsWith('data: ')) continue;
-          const data = JSON.parse(line.slice(6)) as ConsoleEvent & { instance?: string };
-          if ('kind' in data) events.push(data);
-        }
-        if (done(events)) {
-          clearTimeout(timer);
-          req.destroy();
-          resolve({ events, raw });
-        }
-      });
-    });
-    req.on('error', () => undefined);
     req.end();
   });
 }
