@@ -17,7 +17,7 @@
 //                                       each asking for the next ticket before it closes (its cost counts)
 //   cpu           -> microseconds of CPU (user + system, every thread) this process used so far
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { openSession, type ClientSession } from '../../client/session.js';
+import { openSession, type ClientSession, type OpenSessionOptions } from '../../client/session.js';
 import { serve } from './ipc.js';
 
 interface ClientSpec {
@@ -35,13 +35,19 @@ function keyOf(pem: string): KeyObject {
   return key;
 }
 
-function open(url: string, caCertPem: string, client: ClientSpec): Promise<ClientSession> {
+function open(
+  url: string,
+  caCertPem: string,
+  client: ClientSpec,
+  extra: Partial<OpenSessionOptions> = {},
+): Promise<ClientSession> {
   return openSession({
     server: url,
     mode: 'auth',
     credentials: { privateKey: keyOf(client.keyPem), certPem: client.certPem },
     caCertPem,
     connectTimeoutMs: 120_000,
+    ...extra,
   });
 }
 
@@ -58,13 +64,8 @@ async function sessionWithTicket(
 ): Promise<void> {
   let got!: () => void;
   const ticketed = new Promise<void>((r) => (got = r));
-  const session = await openSession({
-    server: url,
-    mode: resume === undefined ? 'auth' : 'resume',
-    ...(resume === undefined ? {} : { resumption: resume }),
-    credentials: { privateKey: keyOf(client.keyPem), certPem: client.certPem },
-    caCertPem,
-    connectTimeoutMs: 120_000,
+  const session = await open(url, caCertPem, client, {
+    ...(resume === undefined ? {} : { mode: 'resume', resumption: resume }),
     onTicket: (t) => {
       tickets.set(client.certPem, { ticket: t.ticket, psk: Buffer.from(t.psk) });
       got();

@@ -84,17 +84,9 @@ t.test('two nodes on one PostgreSQL store', async (t) => {
 
   await t.test('a revocation on node 1 is refused by node 2 and on the CRL node 2 serves', async (t) => {
     const home = join(d2, 'clients', 'alice');
-    const before = await runKds([
-      'client',
-      'status',
-      '--name',
-      'alice',
-      '--home',
-      home,
-      '--server',
-      node2.url,
-      '--json',
-    ]);
+    const statusOnNode2 = () =>
+      runKds(['client', 'status', '--name', 'alice', '--home', home, '--server', node2.url, '--json']);
+    const before = await statusOnNode2();
     t.equal(before.code, 0, `alice works on node 2: ${before.stderr}`);
     const revoke = await runKds([
       'cert',
@@ -110,17 +102,7 @@ t.test('two nodes on one PostgreSQL store', async (t) => {
       '--json',
     ]);
     t.equal(revoke.code, 0, revoke.stderr);
-    const after = await runKds([
-      'client',
-      'status',
-      '--name',
-      'alice',
-      '--home',
-      home,
-      '--server',
-      node2.url,
-      '--json',
-    ]);
+    const after = await statusOnNode2();
     t.equal(after.code, 3, `node 2 refuses the revoked certificate: ${after.stderr}`);
     const res = await fetch(`${node2.httpUrl}/crl.pem`);
     const crl = parseCrl(await res.text());
