@@ -1,8 +1,9 @@
 // The KDC under test, in its own process (started by bench/load/ipc.ts Worker.start), so that its CPU time
 // (process.cpuUsage: every thread of the process, the libuv pool that signs included) and its resident
 // memory are measured apart from the load generator's. Driven over IPC:
-//   start {dataDir, passphrase, console?} -> {url, httpUrl, consoleUrl?}  the real startKdc on
-//                                   127.0.0.1:0, no rate limit (console: the live console on too)
+//   start {dataDir, passphrase, console?, port?} -> {url, httpUrl, consoleUrl?}  the real startKdc on
+//                                   127.0.0.1 (port 0 unless given: a restart takes its old one), no
+//                                   rate limit (console: the live console on too)
 //   cpu                          -> microseconds of CPU (user + system) used so far
 //   mem                          -> process.memoryUsage() after full GCs (run with --expose-gc)
 //   sessions                     -> number of authenticated sessions in the table
@@ -49,6 +50,7 @@ serve(
       passphrase: string;
       maxUnauthenticated?: number;
       console?: boolean;
+      port?: number;
       /**
        * bench/events.ts: 'off' = no reader at all (no metrics, no log); 'default' = what `kds server
        * start` runs with (metrics, the text log at info, written to /dev/null). Default: metrics only.
@@ -66,7 +68,7 @@ serve(
         dataDir: arg.dataDir,
         passphrase: arg.passphrase,
         host: '127.0.0.1',
-        port: 0,
+        port: arg.port ?? 0,
         rateLimit: false,
         maxUnauthenticated: arg.maxUnauthenticated ?? 1024,
         handshakeTimeoutMs: 60_000,
