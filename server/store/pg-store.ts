@@ -943,9 +943,7 @@ export class PgStore extends PgData implements AsyncStore {
   }
 
   async schemaVersion(): Promise<number> {
-    const row = (await this.exec('SELECT version FROM kds_schema_version', [])).rows[0] as
-      | { version: number }
-      | undefined;
+    const row = await this.row<{ version: number }>('SELECT version FROM kds_schema_version', []);
     return row?.version ?? 0;
   }
 
@@ -1074,7 +1072,9 @@ export class PgStore extends PgData implements AsyncStore {
     // The position of the server's WAL: it moves with every commit of any connection (including ours and
     // other databases': caches are emptied more often than needed, never less), read without touching a
     // table.
-    const row = (await this.exec('SELECT pg_current_wal_lsn()::text AS lsn', [])).rows[0] as { lsn: string };
+    // Through row(): a lost database is `unavailable` here too. This runs before every handshake's
+    // certificate check, where node-postgres's own error would have become `internal`.
+    const row = (await this.row<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn', []))!;
     const [hi, lo] = row.lsn.split('/').map((h) => parseInt(h, 16));
     return hi! * 2 ** 32 + lo!;
   }
