@@ -61,15 +61,21 @@ t.test('node 1 killed under load: its clients fail over, nothing acknowledged lo
     t.equal((await node1.stop('SIGKILL')).signal, 'SIGKILL', 'node 1 killed');
     await run.waitFor(
       () =>
-        VIA_1.every((w) => count((a) => a.worker === w, killedAt) >= 3) &&
+        VIA_1.every((w) => count((a) => a.worker === w && a.node === node2.url, killedAt) >= 3) &&
         count((a) => a.kind === 'enroll' && a.worker === 'via1', killedAt) >= 1,
       "node 1's clients served again",
     );
-    t.same(
-      run.acks.filter((a) => a.seq >= killedAt && a.kind !== 'enroll' && a.node !== node2.url),
-      [],
-      'after the kill every acknowledgement came from node 2',
-    );
+    // A reply node 1 sent just before it died may still be read after the kill: at most the one
+    // operation each client had in flight, and none once that client is on node 2.
+    const stale = [...VIA_1, ...VIA_2].flatMap((w) => {
+      const mine = run.acks.filter((a) => a.seq >= killedAt && a.worker === w);
+      const firstOn2 = mine.findIndex((a) => a.node === node2.url);
+      const on1 = mine.filter((a) => a.node !== node2.url);
+      return on1.length <= 1 && (firstOn2 < 0 || mine.slice(firstOn2).every((a) => a.node === node2.url))
+        ? []
+        : on1;
+    });
+    t.same(stale, [], 'after the kill the clients are served by node 2');
   } finally {
     await run.stop();
   }

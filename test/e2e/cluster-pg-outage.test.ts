@@ -15,6 +15,7 @@ import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { checkLoad, LoadRun, unexpectedFailures } from '../helpers/cluster-load.js';
 import { openKeyClient } from '../../client/keys/open.js';
 import { enrollAll } from './keys-helpers.js';
+import { codeOf } from '../helpers/code-of.js';
 
 t.setTimeout(180_000);
 
@@ -46,9 +47,13 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
   const node1 = await startServer(t, d1, ['--store', proxied.toString()]);
   const node2 = await startServer(t, d2, ['--store', proxied.toString()]);
   const nodes = [node1, node2];
-  const homes = await enrollAll(node1, [SINK, 'cli', ...WORKERS]);
+  const homes = await enrollAll(node1, [SINK, 'cli', 'keeper', ...WORKERS]);
   await (await openKeyClient({ name: SINK, home: homes[SINK]!, server: node2.url })).close();
   const raw = await pgRawClient(t, schema);
+  // A session opened before the outage and kept through it (no request of its own while it lasts but one).
+  const keeper = await openKeyClient({ name: 'keeper', home: homes.keeper!, server: node1.url });
+  t.teardown(() => keeper.close().catch(() => undefined));
+  let keeperDuring = '';
   const both = `${node1.url},${node2.url}`;
   const sendKeyCli = (): Promise<RunResult> =>
     runKds([
@@ -88,9 +93,10 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
   const stderrAt = (n: ServerProcess): number => n.stderr().length;
 
   let during: RunResult;
-  let metrics: Response;
+  let metrics: { status: number; text: string };
   let afterCli: RunResult;
   const logFrom: number[] = [];
+  const outageLog: string[] = [];
   try {
     await run.waitFor(() => WORKERS.every((w) => acksOf(w, 0) >= 2), 'load before the outage');
     logFrom.push(stderrAt(node1), stderrAt(node2));
@@ -106,17 +112,20 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
     await waitUntil(
       () =>
         Date.now() - cutAt >= OUTAGE_MS &&
-        logFrom.every((from, i) => /the database is unavailable/.test(nodes[i]!.stderr().slice(from))),
+        logFrom.every((from, i) => /store unavailable/.test(nodes[i]!.stderr().slice(from))),
       'the nodes to log the outage',
     );
     during = await sendKeyCli();
-    metrics = await fetch(`${node1.httpUrl}/metrics`);
+    keeperDuring = await codeOf(keeper.client.sendKey({ to: SINK, mode: 'kdc' }));
+    const res = await fetch(`${node1.httpUrl}/metrics`);
+    metrics = { status: res.status, text: await res.text() };
     const failuresDuring = run.unacked.slice(failedBefore);
     t.same(
       failuresDuring.filter((u) => u.code !== 'unavailable' && u.code !== 'session_closed'),
       [],
       `every failure during the outage is unavailable or a session it ended (${failuresDuring.length})`,
     );
+    outageLog.push(...nodes.map((n, i) => n.stderr().slice(logFrom[i])));
     await proxy.restore();
     const restoredAt = run.mark();
     await run.waitFor(
@@ -126,6 +135,13 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
       'service after the outage',
     );
     afterCli = await sendKeyCli();
+    await waitUntil(
+      () =>
+        nodes.every((n, i) =>
+          /store available again/.test(n.stderr().slice(logFrom[i]! + outageLog[i]!.length)),
+        ),
+      'the nodes to log the recovery',
+    );
   } finally {
     await run.stop();
   }
@@ -136,25 +152,32 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
     t.equal(during.code, EXIT.unavailable, `exit 8: ${during.stdout}${during.stderr}`);
     t.match(JSON.parse(during.stdout), { error: { code: 'unavailable' } });
     t.notMatch(`${during.stdout}${during.stderr}`, /\n\s+at /, 'no stack trace');
+    t.equal(keeperDuring, 'unavailable', 'a request on a session opened before: unavailable');
     t.equal(metrics.status, 200, 'GET /metrics still answers');
-    t.match(await metrics.text(), /kds_requests_total\{type="[a-z.]+",code="unavailable"\} [1-9]/);
-    for (const [i, node] of [node1, node2].entries()) {
+    t.match(metrics.text, /kds_requests_total\{type="[a-z.]+",code="unavailable"\} [1-9]/);
+    t.match(metrics.text, /kds_handshakes_total\{[^}]*code="unavailable"[^}]*\} [1-9]/);
+    for (const [i, node] of nodes.entries()) {
       t.equal(node.child.exitCode, null, `node ${i + 1} stayed up`);
-      const log = node.stderr().slice(logFrom[i]);
-      t.match(log, /the database is unavailable/, `node ${i + 1} says so on stderr`);
-      t.notMatch(log, /\n\s+at /, 'no stack trace in its log');
-      t.comment(
-        log
-          .split('\n')
-          .filter((l) => /kdc /.test(l))
-          .slice(0, 20)
-          .join('\n'),
+      const lines = outageLog[i]!.split('\n').filter((l) => /store unavailable/.test(l));
+      t.equal(lines.length, 1, `node ${i + 1} logged the outage once`);
+      t.match(
+        lines[0],
+        /warning: store unavailable \(the database is unavailable: .*\): requests that need it fail/,
       );
+      t.notMatch(outageLog[i], /internal error/, 'nothing taken for an internal error');
+      t.notMatch(outageLog[i], /\n\s+at /, 'no stack trace in its log');
     }
   });
 
   await t.test('after the outage: the same processes serve again', async (t) => {
+    for (const [i, node] of nodes.entries()) {
+      t.equal(node.child.exitCode, null, `node ${i + 1} was never restarted`);
+      t.match(node.stderr().slice(logFrom[i]! + outageLog[i]!.length), /warning: store available again/);
+    }
     t.equal(afterCli.code, 0, `a new handshake and key: ${afterCli.stderr}`);
+    t.ok(keeper.session.isOpen, 'the session opened before the outage is still open');
+    const kept = await keeper.client.sendKey({ to: SINK, mode: 'kdc' });
+    t.equal(kept.mode, 'kdc', 'and serves again');
     const { serial } = JSON.parse(afterCli.stdout) as { serial: string };
     const stored = await raw.query(
       `SELECT k.state, (SELECT count(*)::int FROM pending_deliveries d WHERE d.key_serial = k.serial) AS n
