@@ -64,11 +64,22 @@ const INT8_OID = 20;
 export const PG_POOL_SIZE = 10;
 /** How long a new connection may take before the call fails with `unavailable`. */
 export const PG_CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long a connection may sit inside a transaction without sending anything before PostgreSQL ends its
+ * session (idle_in_transaction_session_timeout). A node frozen mid-transaction (host lost without a FIN,
+ * VM paused, process stopped) holds the store's write lock, and PostgreSQL would only notice by TCP
+ * keepalive (2 h by default): every write of every node waited behind it. kds transactions send their
+ * statements back to back (signing and key generation happen before BEGIN), so 15 s is never reached by
+ * a live node, and is well inside the 30 s a client waits for a reply.
+ */
+const PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 15_000;
 
 export interface PgStoreOptions {
   poolSize?: number;
   /** The connections' application_name (pg_stat_activity); tests tell their own connections apart by it. */
   applicationName?: string;
+  /** idle_in_transaction_session_timeout of every connection (default PG_IDLE_IN_TRANSACTION_TIMEOUT_MS). */
+  idleInTransactionTimeoutMs?: number;
 }
 
 const types: pg.CustomTypesConfig = {
@@ -869,8 +880,11 @@ export class PgStore extends PgData implements AsyncStore {
       connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
       types,
       application_name: opts.applicationName ?? 'kds',
-      // Every connection of the pool works in the store's schema (created below before first use).
-      options: `-c search_path=${schema}`,
+      // Every connection of the pool works in the store's schema (created below before first use), and
+      // a session frozen inside a transaction is ended by the server (PG_IDLE_IN_TRANSACTION_TIMEOUT_MS).
+      options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${Math.ceil(
+        opts.idleInTransactionTimeoutMs ?? PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      )}`,
     });
     // An idle connection the server closed (restart, admin shutdown) must not crash the process: the
     // pool drops it and the next call opens a new one (or fails with `unavailable`).
@@ -907,6 +921,9 @@ export class PgStore extends PgData implements AsyncStore {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
+      // A migration may compute between statements for as long as the data takes (the audit chain's
+      // hashes): it is not a frozen node, and no other write runs until it is done anyway.
+      await client.query('SET LOCAL idle_in_transaction_session_timeout = 0');
       // Nodes starting at once: one migrates, the others wait here and then find nothing to do.
       await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(`kds:migrate:${this.schema}`)]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
