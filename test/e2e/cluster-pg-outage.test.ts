@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { checkLoad, LoadRun, unexpectedFailures } from '../helpers/cluster-load.js';
 import { openKeyClient } from '../../client/keys/open.js';
-import { enrollAll } from './keys-helpers.js';
+import { enrollAll, listen } from './keys-helpers.js';
 import { codeOf } from '../helpers/code-of.js';
 
 t.setTimeout(180_000);
@@ -47,13 +47,16 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
   const node1 = await startServer(t, d1, ['--store', proxied.toString()]);
   const node2 = await startServer(t, d2, ['--store', proxied.toString()]);
   const nodes = [node1, node2];
-  const homes = await enrollAll(node1, [SINK, 'cli', 'keeper', ...WORKERS]);
+  const homes = await enrollAll(node1, [SINK, 'cli', 'keeper', 'watcher', ...WORKERS]);
   await (await openKeyClient({ name: SINK, home: homes[SINK]!, server: node2.url })).close();
   const raw = await pgRawClient(t, schema);
   // A session opened before the outage and kept through it (no request of its own while it lasts but one).
   const keeper = await openKeyClient({ name: 'keeper', home: homes.keeper!, server: node1.url });
   t.teardown(() => keeper.close().catch(() => undefined));
   let keeperDuring = '';
+  // `kds client listen` through the outage: it must neither stop nor miss what comes after.
+  const watcher = listen(t, { server: node1, homes }, 'watcher', `${node1.url},${node2.url}`);
+  await watcher.waitFor((e) => e.event === 'connected', 'the listener connected');
   const both = `${node1.url},${node2.url}`;
   const sendKeyCli = (): Promise<RunResult> =>
     runKds([
@@ -176,8 +179,17 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
     }
     t.equal(afterCli.code, 0, `a new handshake and key: ${afterCli.stderr}`);
     t.ok(keeper.session.isOpen, 'the session opened before the outage is still open');
-    const kept = await keeper.client.sendKey({ to: SINK, mode: 'kdc' });
+    const kept = await keeper.client.sendKey({ to: 'watcher', mode: 'kdc' });
     t.equal(kept.mode, 'kdc', 'and serves again');
+    t.match(
+      await watcher.waitFor((e) => e.event === 'key' && e.serial === kept.serial, 'the key after the outage'),
+      { verdict: 'valid' },
+      'the listener that lived through the outage receives it',
+    );
+    t.notOk(
+      watcher.events.some((e) => e.event === 'stopped'),
+      `the listener never stopped: ${JSON.stringify(watcher.events.filter((e) => e.event !== 'key'))}`,
+    );
     const { serial } = JSON.parse(afterCli.stdout) as { serial: string };
     const stored = await raw.query(
       `SELECT k.state, (SELECT count(*)::int FROM pending_deliveries d WHERE d.key_serial = k.serial) AS n
