@@ -375,5 +375,21 @@ export async function checkLoad(
     'one cert.issue audit entry per certificate',
     names.filter((n) => (issued.get(n) ?? 0) !== certs.filter((c) => c.name === n).length),
   );
+  // A token request whose answer was lost: at most one token for that name, never used (nobody knows
+  // it), and no certificate.
+  const lostTokens = run.unacked.filter((u) => u.kind === 'token').map((u) => u.id!);
+  const unknown = (
+    await raw.query<{ name: string; used_at: number | null }>(
+      `SELECT t.name, t.used_at FROM enrollment_tokens t WHERE t.name = ANY($1)
+       UNION ALL SELECT c.name, -1 FROM certificates c WHERE c.name = ANY($1)`,
+      [lostTokens],
+    )
+  ).rows;
+  const perName = new Map<string, number>();
+  for (const r of unknown) perName.set(r.name, (perName.get(r.name) ?? 0) + 1);
+  check(
+    `${lostTokens.length} unanswered token requests left at most an unused token`,
+    unknown.filter((r) => r.used_at !== null || perName.get(r.name)! > 1),
+  );
   return checks;
 }
