@@ -1,7 +1,9 @@
 // A TCP proxy in the test process (node:net) between KDC nodes and PostgreSQL: `cut()` destroys every
 // proxied connection and refuses new ones (the listening socket is closed, so a connect gets
 // ECONNREFUSED, what a restarting PostgreSQL gives), `restore()` listens again on the same port. The
-// machine's real PostgreSQL is never restarted: other tests use it at the same time.
+// machine's real PostgreSQL is never restarted: other tests use it at the same time. `stall()` turns
+// the connections open at that moment into black holes (nothing forwarded, nothing closed: a peer whose
+// host vanished, a NAT or firewall that dropped their state) while new connections pass as before.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 interface TestLike {
@@ -17,6 +19,8 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Listen again on the same port. */
   restore(): Promise<void>;
+  /** Stop forwarding on every connection open now, without closing them; new ones are not affected. */
+  stall(): void;
 }
 
 function listen(server: Server, port: number): Promise<number> {
@@ -33,6 +37,7 @@ function listen(server: Server, port: number): Promise<number> {
 /** Start a proxy to target (host, port), closed at teardown. */
 export async function startTcpProxy(t: TestLike, targetHost: string, targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<Socket>();
+  const stalled = new Set<Socket>();
   let accepted = 0;
   let server: Server;
   const make = (): Server =>
@@ -59,8 +64,9 @@ export async function startTcpProxy(t: TestLike, targetHost: string, targetPort:
     if (listening) {
       listening = false;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of pairs) s.destroy();
+      for (const s of [...pairs, ...stalled]) s.destroy();
       pairs.clear();
+      stalled.clear();
       await closed;
     }
   };
@@ -71,6 +77,18 @@ export async function startTcpProxy(t: TestLike, targetHost: string, targetPort:
       return accepted;
     },
     cut,
+    stall: () => {
+      for (const s of pairs) {
+        s.unpipe();
+        s.pause();
+        // Their 'close' must not end anything any more: they are simply gone quiet.
+        s.removeAllListeners('close');
+        s.removeAllListeners('error');
+        s.on('error', () => undefined);
+        stalled.add(s);
+      }
+      pairs.clear();
+    },
     restore: async () => {
       if (listening) return;
       server = make();
