@@ -34,7 +34,9 @@ export async function withFailover<T>(servers: string, attempt: (server: string)
     } catch (err) {
       if (!isUnreachable(err)) throw err;
       last = err;
-      reasons.push((err as KdsError).message);
+      // Each reason names its node: a node's own answer ("the database is unavailable") does not.
+      const reason = (err as KdsError).message;
+      reasons.push(reason.includes(server) ? reason : `${server}: ${reason}`);
     }
   }
   if (list.length === 1) throw last;

@@ -42,6 +42,6 @@ t.test('a node that never completes the handshake is skipped for the next one', 
   const other = await hungNode(t);
   await t.rejects(open(`${hung},${other}`), {
     code: 'unavailable',
-    message: /^no KDC node answered: the server did not complete the handshake in time; /,
+    message: `no KDC node answered: ${hung}: the server did not complete the handshake in time; ${other}: the server did not complete the handshake in time`,
   });
 });
