@@ -63,6 +63,7 @@ import {
   type RateLimitOptions,
 } from './limits.js';
 import { SessionTable } from './session-table.js';
+import { StoreHealth } from './store-health.js';
 import {
   ALL_DEFENCES_ON,
   labOff,
@@ -388,6 +389,7 @@ async function serve(
   }
   crlWatch.check();
   let maintaining = false;
+  const storeHealth = new StoreHealth(log);
   const syncTimer = setInterval(() => {
     // One round at a time: on a slow or unreachable store the next tick waits for this one.
     if (maintaining) return;
@@ -395,13 +397,14 @@ async function serve(
     void (async () => {
       try {
         await ca.syncRevocations();
+        storeHealth.answered();
       } catch (err) {
-        log(`revocation sync failed: ${(err as Error).message}`);
+        storeHealth.failed('revocation sync failed', err);
       }
       try {
         await ca.maintainCrl();
       } catch (err) {
-        log(`complete CRL re-issue failed: ${(err as Error).message}`);
+        storeHealth.failed('complete CRL re-issue failed', err);
       }
       try {
         crlWatch.check();
