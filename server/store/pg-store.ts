@@ -722,15 +722,17 @@ abstract class PgData {
         'SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2',
         [recipient, limit < 0 ? null : limit],
       )
-    ).map((r) => ({
-      id: r.id,
-      recipient: r.recipient,
-      kind: r.kind,
-      keySerial: r.key_serial,
-      payload: r.payload,
-      sender: r.sender,
-      createdAt: r.created_at,
-    }));
+    ).map(deliveryOf);
+  }
+
+  async getDelivery(recipient: string, id: number): Promise<DeliveryRecord | undefined> {
+    const row = (
+      await this.rows<DeliveryRow>('SELECT * FROM pending_deliveries WHERE recipient = $1 AND id = $2', [
+        recipient,
+        id,
+      ])
+    )[0];
+    return row === undefined ? undefined : deliveryOf(row);
   }
 
   async deleteDeliveries(recipient: string, ids: readonly number[]): Promise<number> {
@@ -798,13 +800,30 @@ class PgTx extends PgData {
     return fn(this); // a transaction holds the write lock from its start
   }
 
-  async notify(channel: string, payload: string): Promise<void> {
-    checkNotification(channel, payload);
-    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback (also of the
-    // savepoint around it), to every connection LISTENing on the channel, on every node.
+  /** Notifications made in this transaction, with the savepoint depth each was made at. */
+  readonly #notes: { depth: number; channel: string; payload: string }[] = [];
+
+  notify(channel: string, payload: string): Promise<void> {
+    try {
+      checkNotification(channel, payload);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback, to every
+    // connection LISTENing on the channel, on every node. Held here and sent in one statement just
+    // before COMMIT (sendNotes): a round trip per notification would be spent under the write lock,
+    // and every queued key notice makes one (bench/cluster.ts).
+    this.#notes.push({ depth: this.#depth, channel: this.#owner.pgChannel(channel), payload });
+    return Promise.resolve();
+  }
+
+  /** Send the notifications this transaction kept (in the order they were made), before its COMMIT. */
+  async sendNotes(): Promise<void> {
+    if (this.#notes.length === 0) return;
     await this.count(
-      'SELECT pg_notify($1, $2)',
-      [this.#owner.pgChannel(channel), payload],
+      // unnest returns the rows in array order: the notifications are queued in the order they were made.
+      'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)',
+      [this.#notes.map((n) => n.channel), this.#notes.map((n) => n.payload)],
       'store write failed',
     );
   }
@@ -820,6 +839,10 @@ class PgTx extends PgData {
         // What fn threw is the caller's error; the rollback's own failure (a lost connection) surfaces
         // at the outer COMMIT.
         await this.exec(`ROLLBACK TO SAVEPOINT ${name}`, []).catch(() => undefined);
+        // What the savepoint (and the ones inside it) notified is rolled back with it.
+        const depth = this.#depth;
+        for (let i = this.#notes.length - 1; i >= 0; i--)
+          if (this.#notes[i]!.depth >= depth) this.#notes.splice(i, 1);
         throw err;
       }
       await this.count(`RELEASE SAVEPOINT ${name}`, [], 'store transaction failed');
@@ -989,6 +1012,7 @@ export class PgStore extends PgData implements AsyncStore {
       let value: T;
       try {
         value = await fn(tx as unknown as AsyncStoreTx);
+        await tx.sendNotes();
       } catch (err) {
         tx.open = false;
         await client.query('ROLLBACK').catch(() => {
@@ -1401,6 +1425,18 @@ interface DeliveryRow {
   payload: Buffer | null;
   sender: string | null;
   created_at: number;
+}
+
+function deliveryOf(r: DeliveryRow): DeliveryRecord {
+  return {
+    id: r.id,
+    recipient: r.recipient,
+    kind: r.kind,
+    keySerial: r.key_serial,
+    payload: r.payload,
+    sender: r.sender,
+    createdAt: r.created_at,
+  };
 }
 
 function prekeyOf(row: PrekeyRow): PrekeyRecord {

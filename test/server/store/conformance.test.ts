@@ -584,6 +584,9 @@ for (const engine of ENGINES) {
         });
         t.ok(list[1]!.payload!.equals(Buffer.from('hi')));
         t.equal(list[2]!.sender, null);
+        t.same(await store.getDelivery('bob', d2), list[1], 'one delivery by id, as listed');
+        t.equal(await store.getDelivery('carol', d2), undefined, 'only the recipient own');
+        t.equal(await store.getDelivery('bob', d4 + 1000), undefined, 'no such id');
         t.same(
           (await store.listDeliveries('bob', 2)).map((d) => d.id),
           [d1, d2],
