@@ -1173,7 +1173,9 @@ export class KeyService {
       const delivery = await this.#store.getDelivery(a.recipient, a.id);
       // Acknowledged already (through another node), or replaced by a newer notice about its key.
       if (delivery === undefined) return;
-      if (delivery.kind === 'key.delivered') await this.#kekIfKdcKeys([delivery.keySerial]);
+      // The KEK ring is opened once per process: after that, no look at the key's mode first.
+      if (delivery.kind === 'key.delivered' && this.#kekReady === undefined)
+        await this.#kekIfKdcKeys([delivery.keySerial]);
       await this.#pushAll([delivery]);
     });
     // A failed read leaves the notice to the queue (key.sync at the next connect); later ones still go.

@@ -392,13 +392,17 @@ abstract class PgData {
     // The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so the
     // tail is read and the next entry written under the write lock, whichever node appends.
     return this.underWriteLock(async (d) => {
-      const tail = await d.auditTail();
-      const id = (await d.row<{ id: number }>(
-        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id`,
+      // The tail and the next id in one round trip: appends run under the write lock, where every round
+      // trip holds up every node's writers (an issuance appends twice: bench/cluster.ts).
+      const next = (await d.row<{ id: number; tail_hash: string | null }>(
+        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id, t.hash AS tail_hash
+         FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1) AS t ON true`,
         [],
         'store write failed',
-      ))!.id;
-      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
+      ))!;
+      const id = next.id;
+      const prevHash = next.tail_hash ?? GENESIS_HASH;
       const hash = auditEntryHash(prevHash, {
         id,
         at: e.at,
