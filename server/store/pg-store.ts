@@ -804,8 +804,8 @@ class PgTx extends PgData {
     return fn(this); // a transaction holds the write lock from its start
   }
 
-  /** Notifications made in this transaction, with the savepoint depth each was made at. */
-  readonly #notes: { depth: number; channel: string; payload: string }[] = [];
+  /** Notifications made in this transaction, in order (a savepoint's rollback truncates it). */
+  readonly #notes: { channel: string; payload: string }[] = [];
 
   notify(channel: string, payload: string): Promise<void> {
     try {
@@ -817,7 +817,7 @@ class PgTx extends PgData {
     // connection LISTENing on the channel, on every node. Held here and sent in one statement just
     // before COMMIT (sendNotes): a round trip per notification would be spent under the write lock,
     // and every queued key notice makes one (bench/cluster.ts).
-    this.#notes.push({ depth: this.#depth, channel: this.#owner.pgChannel(channel), payload });
+    this.#notes.push({ channel: this.#owner.pgChannel(channel), payload });
     return Promise.resolve();
   }
 
@@ -834,6 +834,8 @@ class PgTx extends PgData {
 
   async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     const name = `kds_sp${++this.#depth}`;
+    // Savepoints nest: every notification made after this point is this savepoint's (or a child's).
+    const notesBefore = this.#notes.length;
     try {
       await this.count(`SAVEPOINT ${name}`, [], 'store transaction failed');
       let value: T;
@@ -843,10 +845,9 @@ class PgTx extends PgData {
         // What fn threw is the caller's error; the rollback's own failure (a lost connection) surfaces
         // at the outer COMMIT.
         await this.exec(`ROLLBACK TO SAVEPOINT ${name}`, []).catch(() => undefined);
-        // What the savepoint (and the ones inside it) notified is rolled back with it.
-        const depth = this.#depth;
-        for (let i = this.#notes.length - 1; i >= 0; i--)
-          if (this.#notes[i]!.depth >= depth) this.#notes.splice(i, 1);
+        // What the savepoint (and the ones inside it) notified is rolled back with it; what an earlier,
+        // released sibling notified stays.
+        this.#notes.length = notesBefore;
         throw err;
       }
       await this.count(`RELEASE SAVEPOINT ${name}`, [], 'store transaction failed');

@@ -679,6 +679,16 @@ for (const engine of ENGINES) {
         t.same(heard, [], 'nothing before COMMIT');
         await tx.notify('revoked', 'two');
       });
+      // The group commit's shape: sibling savepoints, the first released, the second rolled back.
+      await store.transaction(async (tx) => {
+        await tx.transaction((sp) => sp.notify('revoked', 'sibling-released'));
+        await t.rejects(
+          tx.transaction(async (sp) => {
+            await sp.notify('revoked', 'sibling-rolled-back');
+            throw new Error('no');
+          }),
+        );
+      });
       await Promise.allSettled([
         store.batch((tx) => tx.notify('revoked', 'batch-ok')),
         store.batch(async (tx) => {
@@ -688,7 +698,11 @@ for (const engine of ENGINES) {
       ]);
       await store.transaction((tx) => tx.notify('revoked', 'marker'));
       await until('marker');
-      t.same(heard, ['one', 'two', 'batch-ok', 'marker'], 'committed ones, in commit order');
+      t.same(
+        heard,
+        ['one', 'two', 'sibling-released', 'batch-ok', 'marker'],
+        'committed ones, in commit order',
+      );
 
       await unlisten();
       await store.transaction((tx) => tx.notify('revoked', 'after-unlisten'));
