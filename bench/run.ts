@@ -11,6 +11,7 @@ const BENCHMARKS = [
   'store',
   'events',
   'reconnect',
+  'cluster',
 ] as const;
 
 const wanted = process.argv.slice(2);

@@ -3,6 +3,7 @@
 // (server/kdc/kdc.ts calls attachKeyService with the CA passphrase it resolved, which protects the KEK
 // files); a KDC embedded without that call still gets one on the first key request, with the
 // passphrase resolved from the environment or <dataDir>/ca/passphrase.
+import { randomBytes } from 'node:crypto';
 import type { KdcServices } from '../kdc/dispatch.js';
 import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { KeyService, type KeyLimits } from './service.js';
@@ -17,6 +18,9 @@ export async function attachKeyService(
   const existing = services.get(kdc);
   if (existing !== undefined) return existing;
   const { dataDir } = opts;
+  // Nodes sharing a PostgreSQL store announce what they queue to each other (server/kdc/cluster-push.ts),
+  // each under a name of its own to recognise its own announcements.
+  const node = kdc.store.engine === 'postgres' ? randomBytes(8).toString('hex') : undefined;
   const service = new KeyService({
     store: kdc.store,
     ca: kdc.ca,
@@ -25,6 +29,7 @@ export async function attachKeyService(
     passphrase: () => opts.passphrase ?? resolveCaPassphrase(dataDir).passphrase,
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     ...(opts.defences === undefined ? {} : { defences: opts.defences }),
+    ...(node === undefined ? {} : { node }),
   });
   services.set(kdc, service);
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other

@@ -203,6 +203,7 @@ export const DATA_METHODS = [
   'countQueuedFrom',
   'deleteQueuedKeyNotices',
   'listDeliveries',
+  'getDelivery',
   'deleteDeliveries',
   'countDeliveries',
   'heldPrekeyIds',

@@ -414,13 +414,17 @@ abstract class PgData {
     // The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so the
     // tail is read and the next entry written under the write lock, whichever node appends.
     return this.underWriteLock(async (d) => {
-      const tail = await d.auditTail();
-      const id = (await d.row<{ id: number }>(
-        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id`,
+      // The tail and the next id in one round trip: appends run under the write lock, where every round
+      // trip holds up every node's writers (an issuance appends twice: bench/cluster.ts).
+      const next = (await d.row<{ id: number; tail_hash: string | null }>(
+        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id, t.hash AS tail_hash
+         FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1) AS t ON true`,
         [],
         'store write failed',
-      ))!.id;
-      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
+      ))!;
+      const id = next.id;
+      const prevHash = next.tail_hash ?? GENESIS_HASH;
       const hash = auditEntryHash(prevHash, {
         id,
         at: e.at,
@@ -744,15 +748,17 @@ abstract class PgData {
         'SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2',
         [recipient, limit < 0 ? null : limit],
       )
-    ).map((r) => ({
-      id: r.id,
-      recipient: r.recipient,
-      kind: r.kind,
-      keySerial: r.key_serial,
-      payload: r.payload,
-      sender: r.sender,
-      createdAt: r.created_at,
-    }));
+    ).map(deliveryOf);
+  }
+
+  async getDelivery(recipient: string, id: number): Promise<DeliveryRecord | undefined> {
+    const row = (
+      await this.rows<DeliveryRow>('SELECT * FROM pending_deliveries WHERE recipient = $1 AND id = $2', [
+        recipient,
+        id,
+      ])
+    )[0];
+    return row === undefined ? undefined : deliveryOf(row);
   }
 
   async deleteDeliveries(recipient: string, ids: readonly number[]): Promise<number> {
@@ -820,19 +826,38 @@ class PgTx extends PgData {
     return fn(this); // a transaction holds the write lock from its start
   }
 
-  async notify(channel: string, payload: string): Promise<void> {
-    checkNotification(channel, payload);
-    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback (also of the
-    // savepoint around it), to every connection LISTENing on the channel, on every node.
+  /** Notifications made in this transaction, in order (a savepoint's rollback truncates it). */
+  readonly #notes: { channel: string; payload: string }[] = [];
+
+  notify(channel: string, payload: string): Promise<void> {
+    try {
+      checkNotification(channel, payload);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback, to every
+    // connection LISTENing on the channel, on every node. Held here and sent in one statement just
+    // before COMMIT (sendNotes): a round trip per notification would be spent under the write lock,
+    // and every queued key notice makes one (bench/cluster.ts).
+    this.#notes.push({ channel: this.#owner.pgChannel(channel), payload });
+    return Promise.resolve();
+  }
+
+  /** Send the notifications this transaction kept (in the order they were made), before its COMMIT. */
+  async sendNotes(): Promise<void> {
+    if (this.#notes.length === 0) return;
     await this.count(
-      'SELECT pg_notify($1, $2)',
-      [this.#owner.pgChannel(channel), payload],
+      // unnest returns the rows in array order: the notifications are queued in the order they were made.
+      'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)',
+      [this.#notes.map((n) => n.channel), this.#notes.map((n) => n.payload)],
       'store write failed',
     );
   }
 
   async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     const name = `kds_sp${++this.#depth}`;
+    // Savepoints nest: every notification made after this point is this savepoint's (or a child's).
+    const notesBefore = this.#notes.length;
     try {
       await this.count(`SAVEPOINT ${name}`, [], 'store transaction failed');
       let value: T;
@@ -842,6 +867,9 @@ class PgTx extends PgData {
         // What fn threw is the caller's error; the rollback's own failure (a lost connection) surfaces
         // at the outer COMMIT.
         await this.exec(`ROLLBACK TO SAVEPOINT ${name}`, []).catch(() => undefined);
+        // What the savepoint (and the ones inside it) notified is rolled back with it; what an earlier,
+        // released sibling notified stays.
+        this.#notes.length = notesBefore;
         throw err;
       }
       await this.count(`RELEASE SAVEPOINT ${name}`, [], 'store transaction failed');
@@ -1021,6 +1049,7 @@ export class PgStore extends PgData implements AsyncStore {
       let value: T;
       try {
         value = await fn(tx as unknown as AsyncStoreTx);
+        await tx.sendNotes();
       } catch (err) {
         tx.open = false;
         if (err instanceof KdsError && err.code === 'unavailable') {
@@ -1441,6 +1470,18 @@ interface DeliveryRow {
   payload: Buffer | null;
   sender: string | null;
   created_at: number;
+}
+
+function deliveryOf(r: DeliveryRow): DeliveryRecord {
+  return {
+    id: r.id,
+    recipient: r.recipient,
+    kind: r.kind,
+    keySerial: r.key_serial,
+    payload: r.payload,
+    sender: r.sender,
+    createdAt: r.created_at,
+  };
 }
 
 function prekeyOf(row: PrekeyRow): PrekeyRecord {
