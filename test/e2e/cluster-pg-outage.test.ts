@@ -191,6 +191,24 @@ t.test('PostgreSQL cut off under load: unavailable, then the same nodes serve ag
       { verdict: 'valid' },
       'the listener that lived through the outage receives it',
     );
+    // Across nodes after the outage: node 2's announcement reaches the watcher on node 1 only if node 1's
+    // listening connection came back (a delivery is never polled while a session stays open).
+    t.equal(
+      watcher.events.filter((e) => e.event === 'connected').length,
+      1,
+      'the listener kept its one session on node 1',
+    );
+    const other = await openKeyClient({ name: 'cli', home: homes.cli!, server: node2.url });
+    try {
+      const across = await other.client.sendKey({ to: 'watcher', mode: 'kdc' });
+      t.match(
+        await watcher.waitFor((e) => e.event === 'key' && e.serial === across.serial, 'the key from node 2'),
+        { verdict: 'valid' },
+        'a key sent through node 2 after the outage reaches the listener on node 1',
+      );
+    } finally {
+      await other.close();
+    }
     t.notOk(
       watcher.events.some((e) => e.event === 'stopped'),
       `the listener never stopped: ${JSON.stringify(watcher.events.filter((e) => e.event !== 'key'))}`,
