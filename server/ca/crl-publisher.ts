@@ -91,7 +91,7 @@ export interface DeltaCrlState {
   entries: number;
 }
 
-export const DELTA_SETTING = 'crl.delta';
+const DELTA_SETTING = 'crl.delta';
 
 interface PublisherDeps {
   store: AsyncStore;
@@ -739,7 +739,7 @@ export class CrlPublisher {
 }
 
 /** The store channel a revocation is announced on (payload: the serial), to every node. */
-export const REVOKED_CHANNEL = 'revoked';
+const REVOKED_CHANNEL = 'revoked';
 
 /**
  * The first CRLs of a new CA: complete CRL number 1 (no entries) and, issued with it, delta CRL number 1
