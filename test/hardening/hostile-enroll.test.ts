@@ -44,7 +44,7 @@ const setup = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PAS
 const honestId = await issueTestClient(setup, 'honest');
 const holderToken = (await setup.createEnrollmentToken({ name: 'holder', actor: 'test' })).token;
 const newcomerToken = (await setup.createEnrollmentToken({ name: 'newcomer', actor: 'test' })).token;
-setup.close();
+await setup.close();
 const server = await startServer(t, dataDir);
 const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
 const attackCsr = await hugeExponentCsr('victim');

@@ -133,7 +133,7 @@ t.test('renewal by another process: picked up without a cascade', async (t) => {
   t.teardown(() => bobSession.close());
   const other = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const renewed = await other.issue(await renewCsr('bob'), { name: 'bob', renew: true, actor: 'test' });
-  other.close();
+  await other.close();
   t.equal(await kdc.ca.syncRevocations(), 0, 'nothing announced');
   t.same(announced, []);
   t.match(kdc.ca.crlStatusOf(bob.cert.serialHex), { reason: 'superseded' });
