@@ -739,7 +739,7 @@ export class CrlPublisher {
 }
 
 /** The store channel a revocation is announced on (payload: the serial), to every node. */
-const REVOKED_CHANNEL = 'revoked';
+export const REVOKED_CHANNEL = 'revoked';
 
 /**
  * The first CRLs of a new CA: complete CRL number 1 (no entries) and, issued with it, delta CRL number 1

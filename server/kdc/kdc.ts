@@ -58,6 +58,8 @@ import {
   type RateLimitOptions,
 } from './limits.js';
 import { SessionTable } from './session-table.js';
+import { StoreHealth } from './store-health.js';
+import { listenAcrossNodes } from './cluster-push.js';
 import {
   ALL_DEFENCES_ON,
   labOff,
@@ -71,7 +73,10 @@ const DEFAULT_PORT = 8443;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_ANONYMOUS_SESSION_MS = 60_000;
 const WS_PATH = '/kds';
-/** How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. */
+/**
+ * How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. Nodes on one
+ * PostgreSQL store are told at once (cluster-push.ts); this is their safety net.
+ */
 const REVOCATION_SYNC_MS = 2_000;
 /** close(): how long sessions get to answer the 1001 close before their sockets are destroyed. */
 const SHUTDOWN_GRACE_MS = 3_000;
@@ -152,6 +157,11 @@ export interface KdcOptions {
   metricsListen?: { host: string; port: number };
   /** Serve the live console at /console (server/console; docs/console.md). Off by default. */
   console?: boolean;
+  /**
+   * Milliseconds between periodic revocation syncs (default 2 s). Tests lengthen it to show that a
+   * revocation on another node arrives by notification, not by this sync.
+   */
+  revocationSyncMs?: number;
 }
 
 export interface Kdc {
@@ -209,6 +219,7 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   positiveInteger('handshakeTimeoutMs', opts.handshakeTimeoutMs);
   positiveInteger('maxUnauthenticated', opts.maxUnauthenticated);
   positiveInteger('maxAnonymousRequests', opts.maxAnonymousRequests);
+  positiveInteger('revocationSyncMs', opts.revocationSyncMs);
   const host = opts.host ?? DEFAULT_HOST;
   const events = opts.events ?? new EventBus();
   const writeLog = opts.log ?? ((line: string) => process.stderr.write(`kds server: ${line}\n`));
@@ -377,6 +388,9 @@ async function serve(
     endSessionsOf,
     tokenTtlMs: opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
   };
+  // Other nodes' revocations and queued notices, pushed to this node's sessions (PostgreSQL only).
+  const stopListening = await listenAcrossNodes({ store: ca.store, ca, keys, sessions, log });
+  beforeClose.push(stopListening);
   // A complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
   // delta's schedule by the timer below), never on a revocation's acknowledgement path.
   try {
@@ -386,6 +400,7 @@ async function serve(
   }
   crlWatch.check();
   let maintaining = false;
+  const storeHealth = new StoreHealth(log);
   const syncTimer = setInterval(() => {
     // One round at a time: on a slow or unreachable store the next tick waits for this one.
     if (maintaining) return;
@@ -393,13 +408,14 @@ async function serve(
     void (async () => {
       try {
         await ca.syncRevocations();
+        storeHealth.answered();
       } catch (err) {
-        log(`revocation sync failed: ${(err as Error).message}`);
+        storeHealth.failed('revocation sync failed', err);
       }
       try {
         await ca.maintainCrl();
       } catch (err) {
-        log(`complete CRL re-issue failed: ${(err as Error).message}`);
+        storeHealth.failed('complete CRL re-issue failed', err);
       }
       try {
         crlWatch.check();
@@ -407,7 +423,7 @@ async function serve(
         log(`CRL state unreadable: ${(err as Error).message}`);
       }
     })().finally(() => (maintaining = false));
-  }, REVOCATION_SYNC_MS);
+  }, opts.revocationSyncMs ?? REVOCATION_SYNC_MS);
   syncTimer.unref();
   const expirySweep = setInterval(() => {
     const now = Date.now();

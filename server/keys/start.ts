@@ -2,6 +2,7 @@
 // handlers in its services (ctx.kdc.keys). It is wired to the KDC's store, CA (revocation lookups,
 // and onRevoked for the certificate-revocation cascade) and live sessions; the CA passphrase the KDC
 // resolved protects the KEK files.
+import { randomBytes } from 'node:crypto';
 import type { Defences } from '../../shared/lab-switches.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { EventBus } from '../events/bus.js';
@@ -13,6 +14,9 @@ export async function startKeyService(
   opts: { dataDir: string; passphrase: string; limits?: Partial<KeyLimits>; defences?: Defences },
 ): Promise<KeyService> {
   const { ca, events } = kdc;
+  // Nodes sharing a PostgreSQL store announce what they queue to each other (server/kdc/cluster-push.ts),
+  // each under a name of its own to recognise its own announcements.
+  const node = ca.store.engine === 'postgres' ? randomBytes(8).toString('hex') : undefined;
   const service = new KeyService({
     store: ca.store,
     ca,
@@ -21,6 +25,7 @@ export async function startKeyService(
     passphrase: () => opts.passphrase,
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     ...(opts.defences === undefined ? {} : { defences: opts.defences }),
+    ...(node === undefined ? {} : { node }),
   });
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other
   // processes committed (kds cert revoke) when it syncs: the cascade is durable before either returns.

@@ -169,6 +169,7 @@ export const DATA_METHODS = everyDataMethod([
   'countQueuedFrom',
   'deleteQueuedKeyNotices',
   'listDeliveries',
+  'getDelivery',
   'deleteDeliveries',
   'countDeliveries',
   'heldPrekeyIds',

@@ -1093,15 +1093,16 @@ export class SqliteStore implements Store {
       'SELECT * FROM pending_deliveries WHERE recipient = ? ORDER BY id LIMIT ?',
       recipient,
       limit,
-    ).map((r) => ({
-      id: r.id,
-      recipient: r.recipient,
-      kind: r.kind,
-      keySerial: r.key_serial,
-      payload: r.payload,
-      sender: r.sender,
-      createdAt: r.created_at,
-    }));
+    ).map(deliveryOf);
+  }
+
+  getDelivery(recipient: string, id: number): DeliveryRecord | undefined {
+    const row = this.#get<DeliveryRow>(
+      'SELECT * FROM pending_deliveries WHERE recipient = ? AND id = ?',
+      recipient,
+      id,
+    );
+    return row === undefined ? undefined : deliveryOf(row);
   }
 
   deleteDeliveries(recipient: string, ids: readonly number[]): number {
@@ -1222,6 +1223,18 @@ interface PrekeyRow {
   public_key: Buffer;
   signature: Buffer;
   created_at: number;
+}
+
+function deliveryOf(r: DeliveryRow): DeliveryRecord {
+  return {
+    id: r.id,
+    recipient: r.recipient,
+    kind: r.kind,
+    keySerial: r.key_serial,
+    payload: r.payload,
+    sender: r.sender,
+    createdAt: r.created_at,
+  };
 }
 
 interface DeliveryRow {
