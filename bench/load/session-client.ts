@@ -201,7 +201,7 @@ serve({
   },
   reconnect: async (arg: { url: string; caCertPem: string; resume: boolean; concurrency: number }) => {
     // The old sessions died with their KDC; closing them only drops them.
-    await Promise.all(resumable.map((r) => r.session?.close().catch(() => {})));
+    await Promise.all(resumable.map((r) => r.session?.close().catch(() => {}) ?? Promise.resolve()));
     const tickets: Promise<void>[] = [];
     const r = await pool(resumable.length, arg.concurrency, async (i) => {
       tickets.push((await openResumable(resumable[i]!, arg.url, arg.caCertPem, arg.resume)).ticketed);

@@ -9,7 +9,7 @@ import { AuthError, InputError, PolicyError } from '../../shared/errors.js';
 import { assertValidName, isReservedName } from '../../shared/pki/names.js';
 import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
 
-export const TOKEN_BYTES = 32;
+const TOKEN_BYTES = 32;
 export const DEFAULT_TOKEN_TTL_MS = 15 * 60_000;
 export const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
 /** One message for every token failure (unknown, used, expired, other name): nothing to probe. */

@@ -26,8 +26,8 @@ import { EXPIRY_WARNING_MS, recoverServerRenewal } from '../ca/server-renewal.js
 import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../../io/ca-files.js';
-import '../kdc-handlers/index.js';
-import { attachKeyService } from '../keys/context.js';
+import { KDC_HANDLERS } from '../kdc-handlers/index.js';
+import { startKeyService } from '../keys/start.js';
 import { EventBus } from '../events/bus.js';
 import { CrlWatch } from '../events/crl-watch.js';
 import { KdcMetrics, METRICS_CONTENT_TYPE } from '../events/metrics.js';
@@ -44,12 +44,7 @@ import {
 import { REFRESH_MS, TicketKeys } from './ticket-keys.js';
 import { KeyEncryptionKeys } from '../keys/kek.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import {
-  registry as defaultRegistry,
-  type HandlerRegistry,
-  type KdcServices,
-  type SessionHandle,
-} from './dispatch.js';
+import { HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
 import { createHttpHandler, isLoopback } from './http.js';
 import {
   ConnectionCounter,
@@ -144,7 +139,7 @@ export interface KdcOptions {
   publicUrl?: string;
   /** The key service's per-peer bounds (default DEFAULT_KEY_LIMITS, docs/keys.md "Quotas"). */
   keyLimits?: Partial<KeyLimits>;
-  /** Handler registry (default: the process-wide one the handler modules register into). */
+  /** The handlers to serve (default: the KDC's own, server/kdc-handlers/index.ts). */
   registry?: HandlerRegistry;
   /** Diagnostics (default: stderr). Never receives key material. Each line is also a kdc.warning event. */
   log?: (line: string) => void;
@@ -290,7 +285,7 @@ async function serve(
   }
   const serverKey = credential.privateKey;
   const groups: readonly DhGroup[] = opts.dh === undefined || opts.dh === 'any' ? DH_GROUPS : [opts.dh];
-  const registry = opts.registry ?? defaultRegistry;
+  const registry = opts.registry ?? new HandlerRegistry(KDC_HANDLERS);
   const sessions = new SessionTable();
   const connections = new Set<Connection>();
   // Fair per-address slots (limits.ts HandshakeSlots): a flood that fills the cap cannot lock others out.
@@ -353,17 +348,6 @@ async function serve(
     ticketTimer.unref();
     beforeClose.push(() => clearInterval(ticketTimer));
   }
-  const services: KdcServices = {
-    ...(tickets === undefined ? {} : { tickets }),
-    ca,
-    store: ca.store,
-    sessions,
-    events,
-    startedAt,
-    endSessionsOf,
-    tokenTtlMs: opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
-  };
-
   const crlWatch = new CrlWatch(ca, events);
   const metrics = opts.metrics === false ? undefined : new KdcMetrics(events);
   // Durable group commits (keys, issuance), timed for kds_store_commit_duration_seconds.
@@ -384,12 +368,26 @@ async function serve(
     }),
   );
   // Key service and revocation cascade (docs/keys.md).
-  const keys = await attachKeyService(services, {
-    dataDir: opts.dataDir,
-    passphrase,
-    ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
-    defences,
-  });
+  const keys = await startKeyService(
+    { ca, sessions, events },
+    {
+      dataDir: opts.dataDir,
+      passphrase,
+      ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
+      defences,
+    },
+  );
+  const services: KdcServices = {
+    ...(tickets === undefined ? {} : { tickets }),
+    ca,
+    store: ca.store,
+    keys,
+    sessions,
+    events,
+    startedAt,
+    endSessionsOf,
+    tokenTtlMs: opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
+  };
   // Other nodes' revocations and queued notices, pushed to this node's sessions (PostgreSQL only).
   const stopListening = await listenAcrossNodes({ store: ca.store, ca, keys, sessions, log });
   beforeClose.push(stopListening);

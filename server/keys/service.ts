@@ -211,7 +211,7 @@ async function commitGrouped<W, R>(store: AsyncStore, step: Step<W, R>): Promise
 }
 
 /** Storage bound a client cannot push past: the one-time prekeys it keeps (its last-resort one apart). */
-export const MAX_PREKEY_STOCK = 100;
+const MAX_PREKEY_STOCK = 100;
 /** What a client or the admin may give (certificateRevoked is the cascade's own). */
 const CLIENT_REVOCATION_REASONS = new Set<string>(KEY_REVOCATION_REASONS);
 

@@ -61,9 +61,9 @@ const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|k
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const INT8_OID = 20;
 /** Connections per node: enough for concurrent transactions plus reads; PostgreSQL's default max is 100. */
-export const PG_POOL_SIZE = 10;
+const PG_POOL_SIZE = 10;
 /** How long a new connection may take before the call fails with `unavailable`. */
-export const PG_CONNECT_TIMEOUT_MS = 5_000;
+const PG_CONNECT_TIMEOUT_MS = 5_000;
 /**
  * How long a connection may sit inside a transaction without sending anything before PostgreSQL ends its
  * session (idle_in_transaction_session_timeout). A node frozen mid-transaction (host lost without a FIN,
@@ -1313,7 +1313,7 @@ function lockKey(name: string): string {
  * Split a store URL into what pg connects to and the schema (`?schema=NAME`, default `public`); the
  * location shown to users has no password.
  */
-export function parseStoreUrl(url: string): { connectionString: string; schema: string; location: string } {
+function parseStoreUrl(url: string): { connectionString: string; schema: string; location: string } {
   let u: URL;
   try {
     u = new URL(url);

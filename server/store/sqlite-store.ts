@@ -85,9 +85,9 @@ import type {
   SymKeyStateChange,
 } from './store.js';
 
-export const STORE_FILE = 'kds.sqlite';
+const STORE_FILE = 'kds.sqlite';
 /** How long a writer waits for another process's transaction before giving up with store_error. */
-export const BUSY_TIMEOUT_MS = 10_000;
+const BUSY_TIMEOUT_MS = 10_000;
 
 /** Audit details must never carry secrets: refuse keys that name one (a cheap, explicit tripwire). */
 const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;

@@ -84,7 +84,7 @@ export async function startLab(t: Test, mode: Mode): Promise<Lab> {
     }
     await ca.revoke({ name: 'zed' }, 'keyCompromise', 'test');
   } finally {
-    ca.close();
+    await ca.close();
   }
   // No assertion here: an assertion at the top level before the subtests exist ends tap's root test.
   const server = await startLabServer(t, dataDir, mode === 'insecure');

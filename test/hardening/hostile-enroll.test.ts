@@ -49,7 +49,7 @@ const honestId = await issueTestClient(setup, 'honest');
 const holderToken = (await setup.createEnrollmentToken({ name: 'holder', actor: 'test' })).token;
 const newcomerToken = (await setup.createEnrollmentToken({ name: 'newcomer', actor: 'test' })).token;
 const baselineToken = (await setup.createEnrollmentToken({ name: 'baseline', actor: 'test' })).token;
-setup.close();
+await setup.close();
 const server = await startServer(t, dataDir);
 const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
 const attackCsr = await hugeExponentCsr('victim');
