@@ -24,6 +24,28 @@ import { EnvironmentError, InputError, InternalError, KdsError, PolicyError } fr
 import { checkNotification, type AsyncStore, type AsyncStoreTx, type StoreListener } from './async-store.js';
 import { PG_MIGRATIONS } from './pg-migrations.js';
 import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
+import {
+  auditHeadOf,
+  auditOf,
+  certOf,
+  crlStateOf,
+  deliveryOf,
+  prekeyOf,
+  renewalOf,
+  revocationOf,
+  symKeyOf,
+  tokenOf,
+  type AuditHeadRow,
+  type AuditRow,
+  type CertRow,
+  type CrlStateRow,
+  type DeliveryRow,
+  type PrekeyRow,
+  type RenewalRow,
+  type RevocationRow,
+  type SymKeyRow,
+  type TokenRow,
+} from './rows.js';
 import type {
   AuditEntry,
   AuditHeadRecord,
@@ -37,7 +59,6 @@ import type {
   CrlState,
   RenewalInstall,
   RenewalRecord,
-  DeliveryKind,
   DeliveryRecord,
   EnrollmentTokenRecord,
   IssuedCertificate,
@@ -50,7 +71,6 @@ import type {
   RevocationRecord,
   SymKeyDeposit,
   SymKeyFilter,
-  SymKeyMode,
   SymKeyRecord,
   SymKeyState,
   SymKeyStateChange,
@@ -331,22 +351,7 @@ abstract class PgData {
   // CRL
 
   async getCrlState(): Promise<CrlState | undefined> {
-    const row = await this.row<{
-      crl_number: number;
-      pem: string;
-      this_update: number;
-      next_update: number;
-      last_revocation_id: number;
-    }>('SELECT * FROM crl_state WHERE id = 1', []);
-    return row === undefined
-      ? undefined
-      : {
-          crlNumber: row.crl_number,
-          pem: row.pem,
-          thisUpdate: row.this_update,
-          nextUpdate: row.next_update,
-          lastRevocationId: row.last_revocation_id,
-        };
+    return crlStateOf(await this.row<CrlStateRow>('SELECT * FROM crl_state WHERE id = 1', []));
   }
 
   async saveCrlState(s: CrlState): Promise<void> {
@@ -450,16 +455,7 @@ abstract class PgData {
   }
 
   async listAudit(opts: AuditQuery = {}): Promise<AuditRecord[]> {
-    const rows = await this.rows<{
-      id: number;
-      at: number;
-      actor: string;
-      action: string;
-      subject: string | null;
-      detail: string;
-      prev_hash: string | null;
-      hash: string | null;
-    }>(
+    const rows = await this.rows<AuditRow>(
       `SELECT * FROM audit_log WHERE id > $1 AND ($2::text IS NULL OR action = $2)
          AND ($3::bigint IS NULL OR at >= $3)
        ORDER BY id LIMIT $4`,
@@ -470,16 +466,7 @@ abstract class PgData {
         opts.limit === undefined || opts.limit < 0 ? null : opts.limit,
       ],
     );
-    return rows.map((r) => ({
-      id: r.id,
-      at: r.at,
-      actor: r.actor,
-      action: r.action,
-      subject: r.subject,
-      detail: JSON.parse(r.detail) as Record<string, unknown>,
-      prevHash: r.prev_hash,
-      hash: r.hash,
-    }));
+    return rows.map(auditOf);
   }
 
   async appendAuditHead(head: NewAuditHead): Promise<number> {
@@ -492,23 +479,7 @@ abstract class PgData {
   }
 
   async listAuditHeads(): Promise<AuditHeadRecord[]> {
-    return (
-      await this.rows<{
-        id: number;
-        entry_id: number;
-        hash: string;
-        signed_at: number;
-        cert_serial: string;
-        signature: Buffer;
-      }>('SELECT * FROM audit_heads ORDER BY id', [])
-    ).map((r) => ({
-      id: r.id,
-      entryId: r.entry_id,
-      hash: r.hash,
-      signedAt: r.signed_at,
-      certSerial: r.cert_serial,
-      signature: r.signature,
-    }));
+    return (await this.rows<AuditHeadRow>('SELECT * FROM audit_heads ORDER BY id', [])).map(auditHeadOf);
   }
 
   async countAudit(): Promise<number> {
@@ -1375,187 +1346,4 @@ function pgError(err: unknown, what: string): KdsError {
   const e = err as { code?: unknown; message?: unknown } | undefined;
   const detail = typeof e?.code === 'string' ? `${e.code}: ${String(e.message)}` : String(err);
   return new EnvironmentError('store_error', `${what} (${detail})`, undefined, { cause: err });
-}
-
-interface CertRow {
-  id: number;
-  serial: string;
-  name: string;
-  role: CertificateRecord['role'];
-  not_before: number;
-  not_after: number;
-  pem: string | null;
-  fingerprint: string | null;
-  status: CertificateStatus;
-  issued_at: number;
-}
-
-interface RenewalRow {
-  serial: string;
-  replaces: string;
-  name: string;
-  requested_at: number;
-  installed_at: number | null;
-}
-
-function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefined {
-  return row === undefined
-    ? undefined
-    : {
-        serialHex: row.serial,
-        replaces: row.replaces,
-        name: row.name,
-        requestedAt: row.requested_at,
-        installedAt: row.installed_at,
-      };
-}
-
-interface RevocationRow {
-  id: number;
-  serial: string;
-  revoked_at: number;
-  reason: string;
-}
-
-interface TokenRow {
-  id: number;
-  token_hash: string;
-  name: string;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  created_by: string;
-}
-
-interface SymKeyRow {
-  serial: string;
-  mode: SymKeyMode;
-  owner: string;
-  owner_cert: string;
-  peer: string;
-  peer_cert: string;
-  created_at: number;
-  expires_at: number;
-  state: SymKeyState;
-  state_changed_at: number | null;
-  revoked_reason: string | null;
-  revoked_by: string | null;
-  replaces: string | null;
-  superseded_by: string | null;
-  digest: Buffer | null;
-  prekey_id: string | null;
-  prekey_public: Buffer | null;
-  ephemeral: Buffer | null;
-  sender_signature: Buffer | null;
-  ciphertext: Buffer | null;
-  wrapped_key: Buffer | null;
-  kek_version: number | null;
-  peer_verified_at: number | null;
-}
-
-interface PrekeyRow {
-  owner: string;
-  cert_serial: string;
-  prekey_id: string;
-  public_key: Buffer;
-  signature: Buffer;
-  created_at: number;
-}
-
-interface DeliveryRow {
-  id: number;
-  recipient: string;
-  kind: DeliveryKind;
-  key_serial: string;
-  payload: Buffer | null;
-  sender: string | null;
-  created_at: number;
-}
-
-function deliveryOf(r: DeliveryRow): DeliveryRecord {
-  return {
-    id: r.id,
-    recipient: r.recipient,
-    kind: r.kind,
-    keySerial: r.key_serial,
-    payload: r.payload,
-    sender: r.sender,
-    createdAt: r.created_at,
-  };
-}
-
-function prekeyOf(row: PrekeyRow): PrekeyRecord {
-  return {
-    owner: row.owner,
-    certSerial: row.cert_serial,
-    prekeyId: row.prekey_id,
-    publicKey: row.public_key,
-    signature: row.signature,
-    createdAt: row.created_at,
-  };
-}
-
-function symKeyOf(r: SymKeyRow | undefined): SymKeyRecord | undefined {
-  if (r === undefined) return undefined;
-  return {
-    serial: r.serial,
-    mode: r.mode,
-    owner: r.owner,
-    ownerCert: r.owner_cert,
-    peer: r.peer,
-    peerCert: r.peer_cert,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    state: r.state,
-    stateChangedAt: r.state_changed_at,
-    revokedReason: r.revoked_reason,
-    revokedBy: r.revoked_by,
-    replaces: r.replaces,
-    supersededBy: r.superseded_by,
-    digest: r.digest,
-    prekeyId: r.prekey_id,
-    prekeyPublic: r.prekey_public,
-    ephemeral: r.ephemeral,
-    senderSignature: r.sender_signature,
-    ciphertext: r.ciphertext,
-    wrappedKey: r.wrapped_key,
-    kekVersion: r.kek_version,
-    peerVerifiedAt: r.peer_verified_at,
-  };
-}
-
-function certOf(r: CertRow | undefined): CertificateRecord | undefined {
-  if (r === undefined) return undefined;
-  return {
-    id: r.id,
-    serialHex: r.serial,
-    name: r.name,
-    role: r.role,
-    notBefore: r.not_before,
-    notAfter: r.not_after,
-    pem: r.pem,
-    fingerprint256: r.fingerprint,
-    status: r.status,
-    issuedAt: r.issued_at,
-  };
-}
-
-function revocationOf(r: RevocationRow | undefined): RevocationRecord | undefined {
-  return r === undefined
-    ? undefined
-    : { id: r.id, serialHex: r.serial, revokedAt: r.revoked_at, reason: r.reason };
-}
-
-function tokenOf(r: TokenRow | undefined): EnrollmentTokenRecord | undefined {
-  return r === undefined
-    ? undefined
-    : {
-        id: r.id,
-        tokenHash: r.token_hash,
-        name: r.name,
-        createdAt: r.created_at,
-        expiresAt: r.expires_at,
-        usedAt: r.used_at,
-        createdBy: r.created_by,
-      };
 }

@@ -52,6 +52,28 @@ import { EnvironmentError, KdsError, PolicyError, InternalError } from '../../sh
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
 import { migrate, userVersion } from './migrations.js';
 import { fsyncOnSyncThread } from './wal-sync-thread.js';
+import {
+  auditHeadOf,
+  auditOf,
+  certOf,
+  crlStateOf,
+  deliveryOf,
+  prekeyOf,
+  renewalOf,
+  revocationOf,
+  symKeyOf,
+  tokenOf,
+  type AuditHeadRow,
+  type AuditRow,
+  type CertRow,
+  type CrlStateRow,
+  type DeliveryRow,
+  type PrekeyRow,
+  type RenewalRow,
+  type RevocationRow,
+  type SymKeyRow,
+  type TokenRow,
+} from './rows.js';
 import type {
   AuditEntry,
   AuditHeadRecord,
@@ -71,7 +93,6 @@ import type {
   NewRevocation,
   RevocationRecord,
   Store,
-  DeliveryKind,
   DeliveryRecord,
   NewDelivery,
   NewPrekey,
@@ -79,7 +100,6 @@ import type {
   PrekeyRecord,
   SymKeyDeposit,
   SymKeyFilter,
-  SymKeyMode,
   SymKeyRecord,
   SymKeyState,
   SymKeyStateChange,
@@ -91,56 +111,6 @@ const BUSY_TIMEOUT_MS = 10_000;
 
 /** Audit details must never carry secrets: refuse keys that name one (a cheap, explicit tripwire). */
 const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
-
-interface CertRow {
-  id: number;
-  serial: string;
-  name: string;
-  role: CertificateRecord['role'];
-  not_before: number;
-  not_after: number;
-  pem: string | null;
-  fingerprint: string | null;
-  status: CertificateStatus;
-  issued_at: number;
-}
-
-interface RenewalRow {
-  serial: string;
-  replaces: string;
-  name: string;
-  requested_at: number;
-  installed_at: number | null;
-}
-
-function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefined {
-  return row === undefined
-    ? undefined
-    : {
-        serialHex: row.serial,
-        replaces: row.replaces,
-        name: row.name,
-        requestedAt: row.requested_at,
-        installedAt: row.installed_at,
-      };
-}
-
-interface RevocationRow {
-  id: number;
-  serial: string;
-  revoked_at: number;
-  reason: string;
-}
-
-interface TokenRow {
-  id: number;
-  token_hash: string;
-  name: string;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  created_by: string;
-}
 
 /** How the WAL file is synced: fsync(2) on the WAL sync thread by default; tests inject failures and counts. */
 export type WalSync = (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void;
@@ -664,22 +634,7 @@ export class SqliteStore implements Store {
   // CRL
 
   getCrlState(): CrlState | undefined {
-    const row = this.#get<{
-      crl_number: number;
-      pem: string;
-      this_update: number;
-      next_update: number;
-      last_revocation_id: number;
-    }>('SELECT * FROM crl_state WHERE id = 1');
-    return row === undefined
-      ? undefined
-      : {
-          crlNumber: row.crl_number,
-          pem: row.pem,
-          thisUpdate: row.this_update,
-          nextUpdate: row.next_update,
-          lastRevocationId: row.last_revocation_id,
-        };
+    return crlStateOf(this.#get<CrlStateRow>('SELECT * FROM crl_state WHERE id = 1'));
   }
 
   saveCrlState(s: CrlState): void {
@@ -776,16 +731,7 @@ export class SqliteStore implements Store {
   }
 
   listAudit(opts: AuditQuery = {}): AuditRecord[] {
-    const rows = this.#all<{
-      id: number;
-      at: number;
-      actor: string;
-      action: string;
-      subject: string | null;
-      detail: string;
-      prev_hash: string | null;
-      hash: string | null;
-    }>(
+    const rows = this.#all<AuditRow>(
       `SELECT * FROM audit_log WHERE id > @afterId AND (@action IS NULL OR action = @action)
          AND (@since IS NULL OR at >= @since)
        ORDER BY id LIMIT @limit`,
@@ -796,16 +742,7 @@ export class SqliteStore implements Store {
         limit: opts.limit ?? -1,
       },
     );
-    return rows.map((r) => ({
-      id: r.id,
-      at: r.at,
-      actor: r.actor,
-      action: r.action,
-      subject: r.subject,
-      detail: JSON.parse(r.detail) as Record<string, unknown>,
-      prevHash: r.prev_hash,
-      hash: r.hash,
-    }));
+    return rows.map(auditOf);
   }
 
   appendAuditHead(head: NewAuditHead): number {
@@ -820,21 +757,7 @@ export class SqliteStore implements Store {
   }
 
   listAuditHeads(): AuditHeadRecord[] {
-    return this.#all<{
-      id: number;
-      entry_id: number;
-      hash: string;
-      signed_at: number;
-      cert_serial: string;
-      signature: Buffer;
-    }>('SELECT * FROM audit_heads ORDER BY id').map((r) => ({
-      id: r.id,
-      entryId: r.entry_id,
-      hash: r.hash,
-      signedAt: r.signed_at,
-      certSerial: r.cert_serial,
-      signature: r.signature,
-    }));
+    return this.#all<AuditHeadRow>('SELECT * FROM audit_heads ORDER BY id').map(auditHeadOf);
   }
 
   countAudit(): number {
@@ -1190,142 +1113,9 @@ export class SqliteStore implements Store {
   }
 }
 
-interface SymKeyRow {
-  serial: string;
-  mode: SymKeyMode;
-  owner: string;
-  owner_cert: string;
-  peer: string;
-  peer_cert: string;
-  created_at: number;
-  expires_at: number;
-  state: SymKeyState;
-  state_changed_at: number | null;
-  revoked_reason: string | null;
-  revoked_by: string | null;
-  replaces: string | null;
-  superseded_by: string | null;
-  digest: Buffer | null;
-  prekey_id: string | null;
-  prekey_public: Buffer | null;
-  ephemeral: Buffer | null;
-  sender_signature: Buffer | null;
-  ciphertext: Buffer | null;
-  wrapped_key: Buffer | null;
-  kek_version: number | null;
-  peer_verified_at: number | null;
-}
-
-interface PrekeyRow {
-  owner: string;
-  cert_serial: string;
-  prekey_id: string;
-  public_key: Buffer;
-  signature: Buffer;
-  created_at: number;
-}
-
-function deliveryOf(r: DeliveryRow): DeliveryRecord {
-  return {
-    id: r.id,
-    recipient: r.recipient,
-    kind: r.kind,
-    keySerial: r.key_serial,
-    payload: r.payload,
-    sender: r.sender,
-    createdAt: r.created_at,
-  };
-}
-
-interface DeliveryRow {
-  id: number;
-  recipient: string;
-  kind: DeliveryKind;
-  key_serial: string;
-  payload: Buffer | null;
-  sender: string | null;
-  created_at: number;
-}
-
-function prekeyOf(row: PrekeyRow): PrekeyRecord {
-  return {
-    owner: row.owner,
-    certSerial: row.cert_serial,
-    prekeyId: row.prekey_id,
-    publicKey: row.public_key,
-    signature: row.signature,
-    createdAt: row.created_at,
-  };
-}
-
 /** The same bound value for each repeated anonymous parameter (better-sqlite3 refuses ?NNN reuse). */
 function repeat<T>(value: T, times: number): T[] {
   return Array.from({ length: times }, () => value);
-}
-
-function symKeyOf(r: SymKeyRow | undefined): SymKeyRecord | undefined {
-  if (r === undefined) return undefined;
-  return {
-    serial: r.serial,
-    mode: r.mode,
-    owner: r.owner,
-    ownerCert: r.owner_cert,
-    peer: r.peer,
-    peerCert: r.peer_cert,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    state: r.state,
-    stateChangedAt: r.state_changed_at,
-    revokedReason: r.revoked_reason,
-    revokedBy: r.revoked_by,
-    replaces: r.replaces,
-    supersededBy: r.superseded_by,
-    digest: r.digest,
-    prekeyId: r.prekey_id,
-    prekeyPublic: r.prekey_public,
-    ephemeral: r.ephemeral,
-    senderSignature: r.sender_signature,
-    ciphertext: r.ciphertext,
-    wrappedKey: r.wrapped_key,
-    kekVersion: r.kek_version,
-    peerVerifiedAt: r.peer_verified_at,
-  };
-}
-
-function certOf(r: CertRow | undefined): CertificateRecord | undefined {
-  if (r === undefined) return undefined;
-  return {
-    id: r.id,
-    serialHex: r.serial,
-    name: r.name,
-    role: r.role,
-    notBefore: r.not_before,
-    notAfter: r.not_after,
-    pem: r.pem,
-    fingerprint256: r.fingerprint,
-    status: r.status,
-    issuedAt: r.issued_at,
-  };
-}
-
-function revocationOf(r: RevocationRow | undefined): RevocationRecord | undefined {
-  return r === undefined
-    ? undefined
-    : { id: r.id, serialHex: r.serial, revokedAt: r.revoked_at, reason: r.reason };
-}
-
-function tokenOf(r: TokenRow | undefined): EnrollmentTokenRecord | undefined {
-  return r === undefined
-    ? undefined
-    : {
-        id: r.id,
-        tokenHash: r.token_hash,
-        name: r.name,
-        createdAt: r.created_at,
-        expiresAt: r.expires_at,
-        usedAt: r.used_at,
-        createdBy: r.created_by,
-      };
 }
 
 function isConstraint(err: unknown, column: string): boolean {
