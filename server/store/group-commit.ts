@@ -15,7 +15,7 @@
 // under 32 concurrent enrollments), i.e. more WAL pages written and synced per certificate: slower
 // where the CPU is the limit. Why NORMAL plus that fsync is the durability FULL gives, and what a
 // failed sync does (the whole covered batch is rejected with store_error, details.stage 'sync', and
-// the store accepts no write until reopened): server/store/sqlite-store.ts's header.
+// the store accepts no write until reopened): server/store/sqlite-wal-sync.ts's header.
 //
 // Isolation per caller is kept by the savepoints: a function that throws rolls back only its own
 // writes and rejects only its own promise (with its own error, at once: nothing of it was written).

@@ -76,7 +76,7 @@ import type {
   SymKeyStateChange,
 } from './store.js';
 
-/** Audit details must never carry secrets (the same tripwire as sqlite-store.ts). */
+/** Audit details must never carry secrets (the same tripwire as sqlite-audit.ts). */
 const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const INT8_OID = 20;
@@ -753,7 +753,7 @@ abstract class PgData {
     limit: number,
   ): Promise<string[]> {
     // One statement, one snapshot: a prekey moving between the stock, a reservation and a queued
-    // delivery is seen in exactly one branch (sqlite-store.ts).
+    // delivery is seen in exactly one branch (sqlite-keys.ts).
     return (
       await this.rows<{ prekey_id: string }>(
         `SELECT prekey_id FROM prekeys WHERE owner = $1 AND cert_serial = $2

@@ -15,7 +15,7 @@
 //
 // The group commit (`batch`) is group-commit.ts's algorithm with awaiting bodies: queued callers run
 // one after another in one transaction, each in a savepoint, the COMMIT at synchronous=NORMAL, and
-// every promise settles after a WAL fsync that started after the COMMIT (sqlite-store.ts's header says
+// every promise settles after a WAL fsync that started after the COMMIT (sqlite-wal-sync.ts's header says
 // why that is the durability of synchronous=FULL).
 import { realpathSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';

@@ -5,8 +5,9 @@
 // sequence is never interleaved with another process's write.
 //
 // Adding a feature that persists something: append a migration to migrations.ts,
-// add the record type and methods here, implement them in sqlite-store.ts. Never edit a shipped
-// migration; never add an UPDATE or DELETE path to the audit log or to revocations.
+// add the record type and methods here, implement them in the sqlite-*.ts module of the table
+// (delegated from sqlite-store.ts). Never edit a shipped migration; never add an UPDATE or DELETE
+// path to the audit log or to revocations.
 import type { AuditHeadRecord } from '../../shared/audit/chain.js';
 import { SqliteStore, type StoreOptions } from './sqlite-store.js';
 
@@ -169,7 +170,7 @@ export interface Store {
    * Make every commit made so far durable: fsync of the WAL on a dedicated thread (the event loop
    * keeps running; wal-sync-thread.ts). cb(null) only after a sync that started after this call; an
    * error means the commits made since the last successful sync may not survive a power loss (the
-   * store is then read-only until reopened: sqlite-store.ts).
+   * store is then read-only until reopened: sqlite-wal-sync.ts).
    */
   syncCommitted(cb: (err: Error | null) => void): void;
   close(): void;

@@ -1,11 +1,11 @@
-// A dedicated thread for the group commit's WAL fsyncs (server/store/sqlite-store.ts syncCommitted).
+// A dedicated thread for the group commit's WAL fsyncs (server/store/sqlite-wal-sync.ts, behind SqliteStore.syncCommitted).
 //
 // Why not fs.fsync on the libuv thread pool: that pool is FIFO and shared with the CA's signatures
 // (crypto.sign's callback form): under 32 concurrent enrollments an fsync queued behind ~30 RSA-3072
 // signing jobs waited ~24 ms for a thread instead of taking its 5-10 ms (measured in-process), and every
 // request of the batch waited with it. One worker thread (started on the first sync, one per process,
 // shared by every store) runs fsync(2) on the descriptor it is given: descriptors are process-wide, and
-// sqlite-store.ts keeps the descriptor open until the answer arrives. The worker is referenced only
+// sqlite-wal-sync.ts keeps the descriptor open until the answer arrives. The worker is referenced only
 // while a sync is in flight, so an idle one never keeps a process alive, and a pending sync always does.
 import { Worker } from 'node:worker_threads';
 

@@ -7,7 +7,8 @@ import { closeSync, openSync, readdirSync, readlinkSync, statSync } from 'node:f
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/tmp.js';
 import { openStore } from '../../../server/store/store.js';
-import { SqliteStore, type WalSync } from '../../../server/store/sqlite-store.js';
+import { SqliteStore } from '../../../server/store/sqlite-store.js';
+import type { WalSync } from '../../../server/store/sqlite-wal-sync.js';
 import { GroupCommit } from '../../../server/store/group-commit.js';
 import { fsyncOnSyncThread } from '../../../server/store/wal-sync-thread.js';
 import { errorFor } from '../../../shared/errors.js';

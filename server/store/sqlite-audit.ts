@@ -1,0 +1,97 @@
+// The audit log on SQLite: a hash chain (shared/audit/chain.ts) appended inside a write transaction so
+// that its tail cannot move between reading it and inserting, and the signed heads that anchor it.
+import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
+import { auditHeadOf, auditOf, type AuditHeadRow, type AuditRow } from './rows.js';
+import type { SqliteSql } from './sqlite-sql.js';
+import type { AuditEntry, AuditHeadRecord, AuditQuery, AuditRecord, NewAuditHead } from './store.js';
+
+/** Audit details must never carry secrets: refuse keys that name one (a cheap, explicit tripwire). */
+const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
+
+export class SqliteAudit {
+  readonly #sql: SqliteSql;
+  /** The store's write transaction (BEGIN IMMEDIATE, refused after a failed WAL sync). */
+  readonly #transaction: <T>(fn: () => T) => T;
+
+  constructor(sql: SqliteSql, transaction: <T>(fn: () => T) => T) {
+    this.#sql = sql;
+    this.#transaction = transaction;
+  }
+
+  appendAudit(e: AuditEntry): number {
+    const detail = e.detail ?? {};
+    for (const key of Object.keys(detail)) {
+      if (SECRET_KEY.test(key)) throw new Error(`audit detail key "${key}" looks like a secret`);
+    }
+    // Round-tripped through JSON so that the hash covers exactly what a reader parses back.
+    const detailText = JSON.stringify(detail);
+    return this.#transaction(() => {
+      const tail = this.auditTail();
+      // AUTOINCREMENT's counter, not max(id) + 1: the id is part of the hash and must be the one the
+      // INSERT gets, and an id once used is never given again.
+      const seq =
+        this.#sql.get<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'`)?.seq ?? 0;
+      const id = Math.max(seq, tail?.id ?? 0) + 1;
+      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
+      const hash = auditEntryHash(prevHash, {
+        id,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject ?? null,
+        detail: JSON.parse(detailText) as Record<string, unknown>,
+      });
+      return this.#sql.insert(
+        'INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        id,
+        e.at,
+        e.actor,
+        e.action,
+        e.subject ?? null,
+        detailText,
+        prevHash,
+        hash,
+      );
+    });
+  }
+
+  auditTail(): { id: number; hash: string | null } | undefined {
+    return this.#sql.get<{ id: number; hash: string | null }>(
+      'SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1',
+    );
+  }
+
+  listAudit(opts: AuditQuery = {}): AuditRecord[] {
+    const rows = this.#sql.all<AuditRow>(
+      `SELECT * FROM audit_log WHERE id > @afterId AND (@action IS NULL OR action = @action)
+         AND (@since IS NULL OR at >= @since)
+       ORDER BY id LIMIT @limit`,
+      {
+        afterId: opts.afterId ?? 0,
+        action: opts.action ?? null,
+        since: opts.since ?? null,
+        limit: opts.limit ?? -1,
+      },
+    );
+    return rows.map(auditOf);
+  }
+
+  appendAuditHead(head: NewAuditHead): number {
+    return this.#sql.insert(
+      'INSERT INTO audit_heads (entry_id, hash, signed_at, cert_serial, signature) VALUES (?, ?, ?, ?, ?)',
+      head.entryId,
+      head.hash,
+      head.signedAt,
+      head.certSerial,
+      head.signature,
+    );
+  }
+
+  listAuditHeads(): AuditHeadRecord[] {
+    return this.#sql.all<AuditHeadRow>('SELECT * FROM audit_heads ORDER BY id').map(auditHeadOf);
+  }
+
+  countAudit(): number {
+    return this.#sql.get<{ n: number }>('SELECT count(*) AS n FROM audit_log')!.n;
+  }
+}
