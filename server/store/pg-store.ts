@@ -23,16 +23,19 @@ import { createHash } from 'node:crypto';
 import { EnvironmentError, InputError, InternalError, KdsError, PolicyError } from '../../shared/errors.js';
 import { checkNotification, type AsyncStore, type AsyncStoreTx, type StoreListener } from './async-store.js';
 import { PG_MIGRATIONS } from './pg-migrations.js';
-import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
+import { GENESIS_HASH } from '../../shared/audit/chain.js';
 import {
+  auditDetailText,
   auditHeadOf,
   auditOf,
+  auditRowValues,
   certOf,
   crlStateOf,
   deliveryOf,
   prekeyOf,
   renewalOf,
   revocationOf,
+  symKeyInsertValues,
   symKeyOf,
   tokenOf,
   type AuditHeadRow,
@@ -76,8 +79,6 @@ import type {
   SymKeyStateChange,
 } from './store.js';
 
-/** Audit details must never carry secrets (the same tripwire as sqlite-audit.ts). */
-const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const INT8_OID = 20;
 /** Connections per node: enough for concurrent transactions plus reads; PostgreSQL's default max is 100. */
@@ -411,11 +412,7 @@ abstract class PgData {
   protected abstract underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T>;
 
   async appendAudit(e: AuditEntry): Promise<number> {
-    const detail = e.detail ?? {};
-    for (const key of Object.keys(detail)) {
-      if (SECRET_KEY.test(key)) throw new Error(`audit detail key "${key}" looks like a secret`);
-    }
-    const detailText = JSON.stringify(detail);
+    const detailText = auditDetailText(e);
     // The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so the
     // tail is read and the next entry written under the write lock, whichever node appends.
     return this.underWriteLock(async (d) => {
@@ -429,19 +426,10 @@ abstract class PgData {
         'store write failed',
       ))!;
       const id = next.id;
-      const prevHash = next.tail_hash ?? GENESIS_HASH;
-      const hash = auditEntryHash(prevHash, {
-        id,
-        at: e.at,
-        actor: e.actor,
-        action: e.action,
-        subject: e.subject ?? null,
-        detail: JSON.parse(detailText) as Record<string, unknown>,
-      });
       await d.count(
         `INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)
          OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [id, e.at, e.actor, e.action, e.subject ?? null, detailText, prevHash, hash],
+        auditRowValues(e, id, next.tail_hash ?? GENESIS_HASH, detailText),
       );
       return id;
     });
@@ -493,23 +481,7 @@ abstract class PgData {
       `INSERT INTO sym_keys (serial, mode, owner, owner_cert, peer, peer_cert, created_at, expires_at, state,
          replaces, digest, prekey_id, prekey_public, wrapped_key, kek_version)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-      [
-        k.serial,
-        k.mode,
-        k.owner,
-        k.ownerCert,
-        k.peer,
-        k.peerCert,
-        k.createdAt,
-        k.expiresAt,
-        k.state,
-        k.replaces ?? null,
-        k.digest ?? null,
-        k.prekeyId ?? null,
-        k.prekeyPublic ?? null,
-        k.wrappedKey ?? null,
-        k.kekVersion ?? null,
-      ],
+      symKeyInsertValues(k),
     );
   }
 

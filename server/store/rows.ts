@@ -3,7 +3,11 @@
 // integers as JS numbers, binary columns as Buffers. Both drivers already deliver that shape
 // (better-sqlite3 natively; pg-store.ts parses int8 to number and bytea to Buffer), so each store only
 // adapts its driver's quirks before calling a mapper here, and the two can no longer drift apart.
+// The other direction too where both engines write the same values (a new key, an audit entry): each
+// keeps its own SQL (placeholders, RETURNING, id allocation) and binds the values built here.
+import { auditEntryHash } from '../../shared/audit/chain.js';
 import type {
+  AuditEntry,
   AuditHeadRecord,
   AuditRecord,
   CertificateRecord,
@@ -12,6 +16,7 @@ import type {
   DeliveryKind,
   DeliveryRecord,
   EnrollmentTokenRecord,
+  NewSymKey,
   PrekeyRecord,
   RenewalRecord,
   RevocationRecord,
@@ -266,4 +271,58 @@ export function deliveryOf(r: DeliveryRow): DeliveryRecord {
     sender: r.sender,
     createdAt: r.created_at,
   };
+}
+
+/** Audit details must never carry secrets: refuse keys that name one (a cheap, explicit tripwire). */
+const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
+
+/** The details column of an audit entry (JSON text), after refusing any key that names a secret. */
+export function auditDetailText(e: AuditEntry): string {
+  const detail = e.detail ?? {};
+  for (const key of Object.keys(detail)) {
+    if (SECRET_KEY.test(key)) throw new Error(`audit detail key "${key}" looks like a secret`);
+  }
+  return JSON.stringify(detail);
+}
+
+/**
+ * The values of an audit_log row, in column order (id, at, actor, action, subject, detail, prev_hash,
+ * hash), its hash chained on prevHash. The hash covers the details parsed back from detailText, so
+ * it covers exactly what a reader gets.
+ */
+export function auditRowValues(e: AuditEntry, id: number, prevHash: string, detailText: string): unknown[] {
+  const hash = auditEntryHash(prevHash, {
+    id,
+    at: e.at,
+    actor: e.actor,
+    action: e.action,
+    subject: e.subject ?? null,
+    detail: JSON.parse(detailText) as Record<string, unknown>,
+  });
+  return [id, e.at, e.actor, e.action, e.subject ?? null, detailText, prevHash, hash];
+}
+
+/**
+ * The values of a new sym_keys row, in the column order of both stores' INSERT (serial, mode, owner,
+ * owner_cert, peer, peer_cert, created_at, expires_at, state, replaces, digest, prekey_id,
+ * prekey_public, wrapped_key, kek_version).
+ */
+export function symKeyInsertValues(k: NewSymKey): unknown[] {
+  return [
+    k.serial,
+    k.mode,
+    k.owner,
+    k.ownerCert,
+    k.peer,
+    k.peerCert,
+    k.createdAt,
+    k.expiresAt,
+    k.state,
+    k.replaces ?? null,
+    k.digest ?? null,
+    k.prekeyId ?? null,
+    k.prekeyPublic ?? null,
+    k.wrappedKey ?? null,
+    k.kekVersion ?? null,
+  ];
 }

@@ -1,12 +1,16 @@
 // The audit log on SQLite: a hash chain (shared/audit/chain.ts) appended inside a write transaction so
 // that its tail cannot move between reading it and inserting, and the signed heads that anchor it.
-import { auditEntryHash, GENESIS_HASH } from '../../shared/audit/chain.js';
-import { auditHeadOf, auditOf, type AuditHeadRow, type AuditRow } from './rows.js';
+import { GENESIS_HASH } from '../../shared/audit/chain.js';
+import {
+  auditDetailText,
+  auditHeadOf,
+  auditOf,
+  auditRowValues,
+  type AuditHeadRow,
+  type AuditRow,
+} from './rows.js';
 import type { SqliteSql } from './sqlite-sql.js';
 import type { AuditEntry, AuditHeadRecord, AuditQuery, AuditRecord, NewAuditHead } from './store.js';
-
-/** Audit details must never carry secrets: refuse keys that name one (a cheap, explicit tripwire). */
-const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
 
 export class SqliteAudit {
   readonly #sql: SqliteSql;
@@ -19,12 +23,7 @@ export class SqliteAudit {
   }
 
   appendAudit(e: AuditEntry): number {
-    const detail = e.detail ?? {};
-    for (const key of Object.keys(detail)) {
-      if (SECRET_KEY.test(key)) throw new Error(`audit detail key "${key}" looks like a secret`);
-    }
-    // Round-tripped through JSON so that the hash covers exactly what a reader parses back.
-    const detailText = JSON.stringify(detail);
+    const detailText = auditDetailText(e);
     return this.#transaction(() => {
       const tail = this.auditTail();
       // AUTOINCREMENT's counter, not max(id) + 1: the id is part of the hash and must be the one the
@@ -33,24 +32,9 @@ export class SqliteAudit {
         this.#sql.get<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'`)?.seq ?? 0;
       const id = Math.max(seq, tail?.id ?? 0) + 1;
       const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
-      const hash = auditEntryHash(prevHash, {
-        id,
-        at: e.at,
-        actor: e.actor,
-        action: e.action,
-        subject: e.subject ?? null,
-        detail: JSON.parse(detailText) as Record<string, unknown>,
-      });
       return this.#sql.insert(
         'INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        id,
-        e.at,
-        e.actor,
-        e.action,
-        e.subject ?? null,
-        detailText,
-        prevHash,
-        hash,
+        ...auditRowValues(e, id, prevHash, detailText),
       );
     });
   }

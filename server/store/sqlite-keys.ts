@@ -1,5 +1,13 @@
 // Symmetric keys, prekeys and pending deliveries on SQLite (docs/keys.md).
-import { deliveryOf, prekeyOf, symKeyOf, type DeliveryRow, type PrekeyRow, type SymKeyRow } from './rows.js';
+import {
+  deliveryOf,
+  prekeyOf,
+  symKeyInsertValues,
+  symKeyOf,
+  type DeliveryRow,
+  type PrekeyRow,
+  type SymKeyRow,
+} from './rows.js';
 import { storeError, repeat, type SqliteSql } from './sqlite-sql.js';
 import type {
   DeliveryRecord,
@@ -28,21 +36,7 @@ export class SqliteKeys {
       `INSERT INTO sym_keys (serial, mode, owner, owner_cert, peer, peer_cert, created_at, expires_at, state,
          replaces, digest, prekey_id, prekey_public, wrapped_key, kek_version)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      k.serial,
-      k.mode,
-      k.owner,
-      k.ownerCert,
-      k.peer,
-      k.peerCert,
-      k.createdAt,
-      k.expiresAt,
-      k.state,
-      k.replaces ?? null,
-      k.digest ?? null,
-      k.prekeyId ?? null,
-      k.prekeyPublic ?? null,
-      k.wrappedKey ?? null,
-      k.kekVersion ?? null,
+      ...symKeyInsertValues(k),
     );
   }
 
