@@ -164,9 +164,9 @@ export class SqliteKeys {
       `INSERT INTO prekeys (owner, cert_serial, prekey_id, public_key, signature, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
     );
     try {
-      this.#sql.db.transaction(() => {
+      this.#sql.atomic(() => {
         for (const p of prekeys) insert.run(owner, certSerial, p.prekeyId, p.publicKey, p.signature, at);
-      })();
+      });
     } catch (err) {
       throw storeError(err, 'cannot store prekeys');
     }

@@ -5,12 +5,11 @@ import Database from 'better-sqlite3';
 import { EnvironmentError, KdsError } from '../../shared/errors.js';
 
 export class SqliteSql {
-  /** The connection, for better-sqlite3's nested db.transaction() (a savepoint inside an open transaction). */
-  readonly db: Database.Database;
+  readonly #db: Database.Database;
   readonly #stmts = new Map<string, Database.Statement>();
 
   constructor(db: Database.Database) {
-    this.db = db;
+    this.#db = db;
   }
 
   /** Forgets the prepared statements (the connection is closing). */
@@ -18,10 +17,18 @@ export class SqliteSql {
     this.#stmts.clear();
   }
 
+  /**
+   * fn in better-sqlite3's db.transaction(): its own transaction, or a savepoint inside the one already
+   * open, so a multi-row write is all or nothing either way.
+   */
+  atomic<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
   statement(sql: string): Database.Statement {
     let s = this.#stmts.get(sql);
     if (s === undefined) {
-      s = this.db.prepare(sql);
+      s = this.#db.prepare(sql);
       this.#stmts.set(sql, s);
     }
     return s;

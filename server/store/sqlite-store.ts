@@ -170,7 +170,8 @@ export class SqliteStore implements Store {
   // Explicit transaction control for the asynchronous contract (sqlite-async-store.ts): its transaction
   // bodies await, so they cannot run inside better-sqlite3's synchronous db.transaction(fn). The caller
   // guarantees that nothing else uses this connection between begin and commit/rollback (one lock per
-  // store object), and better-sqlite3's own db.transaction() nests as savepoints inside (insertPrekeys).
+  // store object), and better-sqlite3's own db.transaction() nests as savepoints inside
+  // (SqliteSql.atomic: insertPrekeys).
 
   /** BEGIN IMMEDIATE; `unsynced` is transactionUnsynced's commit (synchronous=NORMAL for this one). */
   begin(unsynced = false): void {
