@@ -55,6 +55,18 @@ export interface KeyServiceOptions {
   node?: string;
 }
 
+/**
+ * key.reserve / key.create. `ack`: the caller's delivery ids to acknowledge in the same commit (as
+ * key.ack), e.g. a sender's key.verified notices of earlier keys; applied only if the request succeeds
+ * (otherwise they stay queued and come again: delivery is at-least-once).
+ */
+export interface NewKeyRequest {
+  peer: string;
+  ttl?: number;
+  replaces?: string;
+  ack?: readonly number[];
+}
+
 export class KeyContext {
   readonly store: AsyncStore;
   readonly ca: RevocationSource;
@@ -197,16 +209,4 @@ export class KeyContext {
     }
     return reached;
   }
-}
-
-/**
- * key.reserve / key.create. `ack`: the caller's delivery ids to acknowledge in the same commit (as
- * key.ack), e.g. a sender's key.verified notices of earlier keys; applied only if the request succeeds
- * (otherwise they stay queued and come again: delivery is at-least-once).
- */
-export interface NewKeyRequest {
-  peer: string;
-  ttl?: number;
-  replaces?: string;
-  ack?: readonly number[];
 }
