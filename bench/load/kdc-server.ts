@@ -11,7 +11,7 @@
 //   tokens {names}               -> one enrollment token per name
 //   profileStart / profileStop {path} -> a V8 CPU profile of the KDC between the two (for digging into
 //                                   a figure: load the .cpuprofile in Chrome DevTools)
-import { openSync, writeFileSync, writeSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { EventBus } from '../../server/events/bus.js';
 import { attachLogReader } from '../../server/events/log-reader.js';
 import { Session } from 'node:inspector';
@@ -51,14 +51,14 @@ serve(
       console?: boolean;
       /**
        * bench/events.ts: 'off' = no reader at all (no metrics, no log); 'default' = what `kds server
-       * start` runs with (metrics, the text log at info, written to /dev/null). Default: metrics only.
+       * start` runs with (metrics, the text log at info through its writer to /dev/null). Default:
+       * metrics only.
        */
       events?: 'off' | 'default' | 'log' | 'metrics';
     }) => {
       const events = new EventBus();
       if (arg.events === 'default' || arg.events === 'log') {
-        const devNull = openSync('/dev/null', 'w');
-        attachLogReader(events, { format: 'text', level: 'info', write: (line) => writeSync(devNull, line) });
+        attachLogReader(events, { format: 'text', level: 'info', fd: openSync('/dev/null', 'w') });
       }
       kdc = await startKdc({
         events,
