@@ -22,7 +22,7 @@ import { Worker } from './load/ipc.js';
 const CALLGRIND = process.env.KDS_BENCH_CALLGRIND;
 const CLIENTS = 16;
 const PAIRS = CALLGRIND === undefined ? 40 : 16;
-const CONCURRENCY = 16;
+const CONCURRENCY = CALLGRIND === undefined ? 16 : 4;
 const HANDSHAKES_PER_ROUND = CALLGRIND === undefined ? 300 : 96;
 /**
  * Keys per pair per round (key-pairs.ts counts per pair); the per-pair quota (128 active) bounds the
@@ -96,6 +96,7 @@ export async function run(): Promise<BenchResult> {
         // KDS_BENCH_EVENTS_ON: what the "on" side runs: default (metrics + log), metrics, log, or off
         // (then all three sides are identical).
         events: label === 'on' ? onReaders() : 'off',
+        ...(CALLGRIND === undefined ? {} : { slow: true }),
       });
       // Disjoint pairs per KDC: a key's live delivery comes from the KDC that created it.
       const alices = await issueBenchClients(bench.dataDir, `alice-${label}`, PAIRS);

@@ -55,6 +55,8 @@ serve(
        * metrics only.
        */
       events?: 'off' | 'default' | 'log' | 'metrics';
+      /** Run under valgrind (about 50 times slower): the connection and handshake timeouts lifted. */
+      slow?: boolean;
     }) => {
       const events = new EventBus();
       if (arg.events === 'default' || arg.events === 'log') {
@@ -69,7 +71,8 @@ serve(
         port: 0,
         rateLimit: false,
         maxUnauthenticated: arg.maxUnauthenticated ?? 1024,
-        handshakeTimeoutMs: 60_000,
+        handshakeTimeoutMs: arg.slow === true ? 600_000 : 60_000,
+        ...(arg.slow === true ? { headersTimeoutMs: 600_000 } : {}),
         // Every load comes from one address, thousands of sessions at a time (bench/sessions.ts), and
         // bench/issue.ts spreads its enrollments over enroll sessions opened in advance: the limits
         // meant for hostile peers are lifted, as the handshake rate limit is.
