@@ -82,6 +82,8 @@ export async function measureEventsWork(opts: {
   readers: Readers;
   operations: number;
   inFlight: number;
+  /** Measure only one of the two (callgrind: one count per sequence); default both. */
+  only?: 'handshake' | 'key';
 }): Promise<{ handshake: number; key: number }> {
   const bus = new EventBus();
   const devNull = openSync('/dev/null', 'w');
@@ -107,8 +109,8 @@ export async function measureEventsWork(opts: {
     await cpu(emit.handshake, 2_000);
     await cpu(emit.key, 2_000);
     return {
-      handshake: await cpu(emit.handshake, opts.operations),
-      key: await cpu(emit.key, opts.operations),
+      handshake: opts.only === 'key' ? Number.NaN : await cpu(emit.handshake, opts.operations),
+      key: opts.only === 'handshake' ? Number.NaN : await cpu(emit.key, opts.operations),
     };
   } finally {
     log?.close();
@@ -117,11 +119,19 @@ export async function measureEventsWork(opts: {
   }
 }
 
-// `node dist/bench/events-work.js default|metrics|log|off [operations]`: one fixed run, for callgrind.
+// `node dist/bench/events-work.js default|metrics|log|off [operations] [handshake|key]`: one fixed run,
+// for callgrind. The readers' instructions per operation are the difference of two runs with different
+// `operations` (the start and the warm-up cancel out), less the same difference with `off`.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const readers = (process.argv[2] ?? 'default') as Readers;
   const operations = Number(process.argv[3] ?? 20_000);
-  const r = await measureEventsWork({ readers, operations, inFlight: 16 });
+  const only = process.argv[4] === 'handshake' || process.argv[4] === 'key' ? process.argv[4] : undefined;
+  const r = await measureEventsWork({
+    readers,
+    operations,
+    inFlight: 16,
+    ...(only === undefined ? {} : { only }),
+  });
   process.stdout.write(`${JSON.stringify({ readers, operations, ...r })}\n`);
   // collectDefaultMetrics's timers would keep the process alive.
   process.exit(0);

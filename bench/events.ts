@@ -84,6 +84,9 @@ export async function run(): Promise<BenchResult> {
                 '--instr-atstart=no',
                 `--callgrind-out-file=${join(CALLGRIND, `kdc-${label}.%p`)}`,
                 process.execPath,
+                // No V8 compiler or GC helper threads: their share of the work depends on timing, and
+                // callgrind counts every thread.
+                '--single-threaded',
               ],
             },
       );
