@@ -10,7 +10,9 @@
 // KDS_BENCH_CALLGRIND=DIR: the KDCs run under `valgrind --tool=callgrind` and the figures are the
 // instructions each executed per handshake and per key over fixed measured rounds (zeroed before each
 // round and dumped after it with callgrind_control, into DIR): counts that the machine's load does not
-// move. Slow (about 50 times): fewer operations per round.
+// move. Slow (about 50 times): fewer operations per round, so V8 is still optimizing and sweeping during
+// them, a share that differs from one KDC to another by up to 10% (docs/performance.md "events"); the
+// readers' exact count per operation is bench/events-work.ts's under callgrind.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,9 +86,6 @@ export async function run(): Promise<BenchResult> {
                 '--instr-atstart=no',
                 `--callgrind-out-file=${join(CALLGRIND, `kdc-${label}.%p`)}`,
                 process.execPath,
-                // No V8 compiler or GC helper threads: their share of the work depends on timing, and
-                // callgrind counts every thread.
-                '--single-threaded',
               ],
             },
       );
