@@ -219,6 +219,17 @@ export async function run(): Promise<BenchResult> {
       ),
       key_rate_on_vs_off: ratio(median('keys_per_s_events_on'), median('keys_per_s_events_off')),
     };
+    // The same comparisons round by round (the three sides of a round run back to back, so a load
+    // that drifts between rounds cancels out): the median of the per-round ratios.
+    const paired = (what: 'handshakes' | 'keys', side: Label): number =>
+      summarize(
+        samples[`${what}_cost_${side}`]!.map((v, i) => ratio(v, samples[`${what}_cost_off`]![i]!)),
+        '',
+      ).median;
+    ratios[`handshake_${cost}_on_vs_off_paired`] = paired('handshakes', 'on');
+    ratios[`key_${cost}_on_vs_off_paired`] = paired('keys', 'on');
+    ratios[`handshake_${cost}_aa_vs_off_paired`] = paired('handshakes', 'aa');
+    ratios[`key_${cost}_aa_vs_off_paired`] = paired('keys', 'aa');
     if (CALLGRIND === undefined) {
       // The readers' own work, in this process (no network, no second process: steady under load), as a
       // share of the "off" KDC's CPU per operation.
