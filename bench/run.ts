@@ -10,6 +10,8 @@ const BENCHMARKS = [
   'sessions',
   'store',
   'events',
+  'reconnect',
+  'cluster',
 ] as const;
 
 const wanted = process.argv.slice(2);
