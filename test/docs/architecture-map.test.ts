@@ -17,7 +17,7 @@ t.test('every path in the map exists', async (t) => {
   }
 });
 
-t.test('the modules named for client/keys/, server/keys/ and shared/crypto/ exist', async (t) => {
+t.test('the modules named for client/keys/, server/keys/, shared/crypto/ and server/ca/ exist', async (t) => {
   for (const [folder, names] of [
     [
       'client/keys',
@@ -42,6 +42,7 @@ t.test('the modules named for client/keys/, server/keys/ and shared/crypto/ exis
       ],
     ],
     ['shared/crypto', ['dh', 'aead', 'hkdf', 'hash', 'ct', 'random', 'rsa', 'signer']],
+    ['server/ca', ['init', 'issue', 'revocations', 'revocation-index', 'revoke', 'crl-sign', 'crl-files']],
   ] as const) {
     for (const name of names) {
       t.ok(map.includes(name), `${name} is on the map`);
