@@ -30,7 +30,6 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { cpSync, rmSync } from 'node:fs';
-import { get, type ClientRequest } from 'node:http';
 import { loadCredential } from '../server/ca/credentials.js';
 import { BENCH_PASSPHRASE, createBenchCa, issueBenchClients, type BenchClient } from './fixture.js';
 import {
@@ -45,6 +44,7 @@ import {
 } from './harness.js';
 import { Worker } from './load/ipc.js';
 import { measureConsoleWork } from './console-work.js';
+import { readFeed } from './console-page.js';
 
 const CONCURRENCY = 32;
 const CLIENTS = 32;
@@ -52,18 +52,6 @@ const RUNS = 5;
 const PER_RUN = 320;
 /** Handshakes per warm-up round (warmUntilStable decides how many rounds). */
 const WARM_ROUND = 250;
-
-/** An open console page: reads the feed and throws it away (what a browser costs the KDC). */
-function readFeed(url: string): Promise<ClientRequest> {
-  return new Promise((resolve, reject) => {
-    const req = get(url, (res) => {
-      if (res.statusCode !== 200) reject(new Error(`console feed: HTTP ${res.statusCode ?? 0}`));
-      res.resume();
-      resolve(req);
-    });
-    req.on('error', (err) => reject(err));
-  });
-}
 
 interface CryptoBound {
   /** Microseconds of CPU per server-side handshake, and its parts. */
@@ -379,7 +367,7 @@ export async function run(): Promise<BenchResult> {
       tlsCpu.push(t.cpu);
       floorCpu.push((await measure(floor, floorRound, PER_RUN)).cpu);
       cryptoUs.push((await measureCryptoBound(cryptoOpts)).totalUs);
-      consoleWork.push(await measureConsoleWork({ handshakes: 3_000, inFlight: CONCURRENCY }));
+      consoleWork.push(await measureConsoleWork({ handshakes: 3_000, inFlight: CONCURRENCY, rate: c.rate }));
     }
     if (profile) await kdc.call('profileStop', { path: profile });
 

@@ -10,6 +10,7 @@ const BENCHMARKS = [
   'sessions',
   'store',
   'events',
+  'console',
 ] as const;
 
 const wanted = process.argv.slice(2);
