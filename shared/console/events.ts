@@ -181,6 +181,8 @@ export interface ConsoleState {
   /** Mallory's view only: the attack running and where it stands. */
   attack?: { name: string; outcome: string; summary: string; defences: string[]; stolenKeys: number };
   counts: {
+    /** Sessions open, when the list was cut to its limit (a KDC with thousands open). */
+    sessions?: number;
     certsActive: number;
     certsRevoked: number;
     keysActive: number;
