@@ -2,9 +2,9 @@
 // through what already happened) and the pages subscribed to it. Publishing costs one array push and,
 // with a page open, a string append; what was published reaches each open page in one write at most
 // every FLUSH_MS. A write per event-loop turn was too many under load: a busy KDC's turns each carry one
-// or two handshake steps, and each write is a chunk of an HTTP response and a system call (a tenth of
-// the KDC's CPU per handshake with one page open, measured by bench/console.ts). When no console was
-// asked for, nothing of this exists (kdc.ts).
+// or two handshake steps, and each write is a chunk of an HTTP response and a system call (7.5% of the
+// KDC's CPU with one page open, in a profile under handshake load: docs/performance.md). When no
+// console was asked for, nothing of this exists (kdc.ts).
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from '../../shared/crypto/random.js';

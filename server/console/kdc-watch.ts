@@ -8,7 +8,8 @@
 // diagrams a second, and drawing them cost the KDC a tenth of its CPU per handshake. So exchanges are
 // drawn in full up to DRAWN_PER_SECOND (a token bucket: a demo's bursts are drawn whole); beyond it an
 // exchange is only counted, and the count reaches the page as one `undrawn` row ("N more exchanges
-// not drawn") every STATE_TICK of the console. A refused exchange is always drawn: it is the news.
+// not drawn") on each state tick of the console (kdc-console.ts). A refused exchange is always drawn:
+// it is the news.
 import { defenceForCode } from '../../shared/defences.js';
 import { isErrorCode, type KdsError } from '../../shared/errors.js';
 import { KDC_LANE, MALLORY_LANE, UNKNOWN_LANE, type MessageEvent } from '../../shared/console/events.js';
@@ -25,11 +26,11 @@ export const DRAWN_PER_SECOND = 10;
 /** Exchanges drawn in full in a burst (the bucket's size): a demo step's handshakes are drawn whole. */
 export const DRAWN_BURST = 30;
 
-/**
- * `raw`: the peer's second handshake frame, until it is known whether it was its finish or an alert in
- * its place (decoded only for a handshake that failed).
- */
 type Arrow = Omit<MessageEvent, 'seq' | 'at' | 'from' | 'to' | 'kind'> & { dir: 'in' | 'out' };
+/**
+ * An arrow held until the handshake ends. `raw`: the peer's second handshake frame, until it is known
+ * whether it was its finish or an alert in its place (decoded only for a handshake that failed).
+ */
 type PendingArrow = Arrow & { raw?: Buffer };
 
 interface Exchange {
