@@ -162,6 +162,30 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware rules, the promise ones only: a promise nobody awaits or handles loses its rejection
+    // (an unhandled rejection ends the process), and a promise where a boolean or a void callback is
+    // expected is always truthy or never awaited. The project service reads each file's own tsconfig
+    // (web/console has its own).
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          // tap runs the subtests a test file starts (`t.test(...)` at the top level) and reports their
+          // failures itself: its promise is never left unhandled.
+          allowForKnownSafePromises: [
+            { from: 'package', name: 'PromiseWithSubtest', package: '@tapjs/core' },
+          ],
+        },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+    },
+  },
+  {
     // Tests reach across folders on purpose (an independent decoder, a server for a client test).
     files: ['test/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },

@@ -31,10 +31,22 @@ export interface BenchCa {
   remove(): void;
 }
 
-export async function createBenchCa(opts: { caKeyBits?: number; prefix?: string } = {}): Promise<BenchCa> {
+/** `storeUrl`: the CA in that PostgreSQL store (the data directory then holds the node's files only). */
+export async function createBenchCa(
+  opts: { caKeyBits?: number; prefix?: string; storeUrl?: string | undefined } = {},
+): Promise<BenchCa> {
   const dataDir = mkdtempSync(join(tmpdir(), opts.prefix ?? 'kds-bench-'));
-  await initCa({ dataDir, caKeyBits: opts.caKeyBits ?? 3072, passphrase: BENCH_PASSPHRASE, actor: 'bench' });
-  const ca = await CertificateAuthority.open(dataDir, { passphrase: BENCH_PASSPHRASE });
+  await initCa({
+    dataDir,
+    caKeyBits: opts.caKeyBits ?? 3072,
+    passphrase: BENCH_PASSPHRASE,
+    actor: 'bench',
+    storeUrl: opts.storeUrl,
+  });
+  const ca = await CertificateAuthority.open(dataDir, {
+    passphrase: BENCH_PASSPHRASE,
+    storeUrl: opts.storeUrl,
+  });
   const caCertPem = ca.caCertPem;
   await ca.close();
   return { dataDir, caCertPem, remove: () => rmSync(dataDir, { recursive: true, force: true }) };
@@ -52,9 +64,10 @@ export async function issueBenchClients(
   dataDir: string,
   prefix: string,
   count: number,
+  storeUrl?: string,
 ): Promise<BenchClient[]> {
   const pair = await benchKeyPair();
-  const ca = await CertificateAuthority.open(dataDir, { passphrase: BENCH_PASSPHRASE });
+  const ca = await CertificateAuthority.open(dataDir, { passphrase: BENCH_PASSPHRASE, storeUrl });
   try {
     const out: BenchClient[] = [];
     // A few at a time: each issuance signs on the thread pool.

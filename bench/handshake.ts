@@ -14,6 +14,8 @@
 //   server_cost_vs_crypto_plus_transport = kds server CPU / (crypto-bound + transport floor)
 //   resumed_vs_full             = kds server CPU per RESUMED handshake (docs/protocol.md "Resumption",
 //                                 its next ticket included) / per full handshake (target <= 0.35)
+//   resumed_vs_tls_resumption   = kds server CPU per resumed handshake / TLS 1.3 server CPU per resumed
+//                                 handshake (session tickets, psk_dhe_ke; < 1: kds cheaper)
 import {
   X509Certificate,
   constants,
@@ -293,6 +295,16 @@ export async function run(): Promise<BenchResult> {
         concurrency: CONCURRENCY,
       });
     await kdsLoad.call('primeTickets', { url, caCertPem: bench.caCertPem, clients: clientSpecs });
+    // TLS 1.3 resumption: one session per connection in flight, each resumed and replaced in turn.
+    const tlsResumedRound = (count: number): Promise<RoundResult> =>
+      tlsLoad.call('resumed', { port, count, concurrency: CONCURRENCY });
+    await tlsLoad.call('primeSessions', {
+      port,
+      keyPem: clients[0]!.keyPem,
+      certPem: clients[0]!.certPem,
+      caPem: bench.caCertPem,
+      slots: CONCURRENCY,
+    });
 
     const floorRound = (count: number): Promise<RoundResult> =>
       floorLoad.call('connections', {
@@ -331,6 +343,10 @@ export async function run(): Promise<BenchResult> {
       minRounds: 2,
       maxRounds: 5,
     });
+    await warmUntilStable(async () => (await measure(tls, tlsResumedRound, WARM_ROUND)).cpu, {
+      minRounds: 2,
+      maxRounds: 5,
+    });
     await warmUntilStable(async () => (await measure(floor, floorRound, WARM_ROUND)).cpu, {
       minRounds: 2,
       maxRounds: 5,
@@ -343,6 +359,8 @@ export async function run(): Promise<BenchResult> {
     const consoleCpu: number[] = [];
     const resumedCpu: number[] = [];
     const resumedRate: number[] = [];
+    const tlsResumedCpu: number[] = [];
+    const tlsResumedRate: number[] = [];
     const consoleRate: number[] = [];
     // Each console round over the plain round of the same run: load drifting between runs cancels.
     const consolePairs: number[] = [];
@@ -368,6 +386,9 @@ export async function run(): Promise<BenchResult> {
       const t = await measure(tls, tlsRound, PER_RUN);
       tlsRate.push(t.rate);
       tlsCpu.push(t.cpu);
+      const tr = await measure(tls, tlsResumedRound, PER_RUN);
+      tlsResumedCpu.push(tr.cpu);
+      tlsResumedRate.push(tr.rate);
       floorCpu.push((await measure(floor, floorRound, PER_RUN)).cpu);
       cryptoUs.push((await measureCryptoBound(cryptoOpts)).totalUs);
       consoleWork.push(await measureConsoleWork({ handshakes: 3_000, inFlight: CONCURRENCY, rate: c.rate }));
@@ -385,6 +406,8 @@ export async function run(): Promise<BenchResult> {
     const fConsoleWork = summarize(consoleWork, 'us CPU/handshake');
     const fResumedCpu = summarize(resumedCpu, 'us CPU/handshake');
     const fResumedRate = summarize(resumedRate, 'handshakes/s');
+    const fTlsResumedCpu = summarize(tlsResumedCpu, 'us CPU/handshake');
+    const fTlsResumedRate = summarize(tlsResumedRate, 'handshakes/s');
     const perCpuSecond = (f: { median: number; min: number; max: number }) => ({
       median: 1e6 / f.median,
       min: 1e6 / f.max,
@@ -397,6 +420,8 @@ export async function run(): Promise<BenchResult> {
       kds_server_cpu_per_handshake: fKdsCpu,
       kds_resumed_server_cpu_per_handshake: fResumedCpu,
       kds_resumed_handshakes_per_s: fResumedRate,
+      tls13_resumed_server_cpu_per_handshake: fTlsResumedCpu,
+      tls13_resumed_handshakes_per_s: fTlsResumedRate,
       kds_with_console_server_cpu_per_handshake: fConsoleCpu,
       kds_with_console_handshakes_per_s: fConsoleRate,
       console_work_per_handshake: fConsoleWork,
@@ -421,6 +446,8 @@ export async function run(): Promise<BenchResult> {
         server_cost_vs_crypto_bound: ratio(fKdsCpu.median, fCrypto.median),
         // A resumed session (no RSA; a fresh X25519; its next ticket asked for and sealed) vs a full one.
         resumed_vs_full: ratio(fResumedCpu.median, fKdsCpu.median),
+        // The same against Node's TLS 1.3 resuming with a session ticket (and issuing the next one).
+        resumed_vs_tls_resumption: ratio(fResumedCpu.median, fTlsResumedCpu.median),
         // The crypto plus what a bare WebSocket server pays for the same connection and frames: the
         // floor of any design that keeps one WebSocket connection per session.
         server_cost_vs_crypto_plus_transport: ratio(fKdsCpu.median, fCrypto.median + fFloorCpu.median),
@@ -436,6 +463,7 @@ export async function run(): Promise<BenchResult> {
       },
       notes: [
         `${RUNS} runs x ${PER_RUN} handshakes each for kds and TLS, alternating; ${CONCURRENCY} in flight; ${CLIENTS} client certificates`,
+        "TLS 1.3 resumption: Node's default server (stateless tickets under its automatic ticket keys), one session per connection in flight; it issues no new ticket after a resumption (kds seals one per resumed session, asked for by the client), so each slot offers its ticket again",
         `warm-up rounds of ${WARM_ROUND} until the CPU per handshake settled: kds ${kdsWarm.map((c) => c.toFixed(0)).join(' -> ')} us, TLS ${tlsWarm.map((c) => c.toFixed(0)).join(' -> ')} us`,
         `crypto-bound: measured ${cryptoUs.length} times (before the servers start, then after each run); parts of the first (us CPU): ${Object.entries(
           crypto.parts,

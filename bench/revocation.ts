@@ -98,7 +98,7 @@ export async function run(): Promise<BenchResult> {
         // The complete CRL re-issue (the schedule runs it after the acknowledgements; KDC start/stop too).
         const cpuBefore = process.cpuUsage();
         const reissueMs = await wallTime(async () => {
-          ca!.publishFullCrlIfStale();
+          await ca!.publishFullCrlIfStale();
         });
         const used = process.cpuUsage(cpuBefore);
         figures[`full_crl_reissue_${label(size)}`] = summarize([reissueMs], 'ms');
@@ -136,7 +136,7 @@ export async function run(): Promise<BenchResult> {
           }
           revoked = fullCa.currentCrl().lastRevocationId;
         } finally {
-          fullCa.close();
+          await fullCa.close();
         }
         figures.revoke_full_sync_100k = summarize(full, 'ms');
       }

@@ -10,6 +10,8 @@ const BENCHMARKS = [
   'sessions',
   'store',
   'events',
+  'reconnect',
+  'cluster',
   'console',
 ] as const;
 

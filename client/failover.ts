@@ -9,9 +9,14 @@
 import { EnvironmentError, KdsError } from '../shared/errors.js';
 import { parseServerList } from '../shared/server-urls.js';
 
-/** Whether an attempt's failure means "try the next node" (see the header). */
+/**
+ * Whether an attempt's failure means "try the next node" (see the header). `timeout` is a node that
+ * accepted the connection and then did not complete the handshake in time (a hung process, a node whose
+ * certificate check waits on a store gone quiet): no answer at all, like a refused connection. Every
+ * attempt given here is a session opening or a GET, so trying it on another node applies nothing twice.
+ */
 function isUnreachable(err: unknown): boolean {
-  return err instanceof KdsError && err.code === 'unavailable';
+  return err instanceof KdsError && (err.code === 'unavailable' || err.code === 'timeout');
 }
 
 /**
@@ -29,7 +34,9 @@ export async function withFailover<T>(servers: string, attempt: (server: string)
     } catch (err) {
       if (!isUnreachable(err)) throw err;
       last = err;
-      reasons.push((err as KdsError).message);
+      // Each reason names its node: a node's own answer ("the database is unavailable") does not.
+      const reason = (err as KdsError).message;
+      reasons.push(reason.includes(server) ? reason : `${server}: ${reason}`);
     }
   }
   if (list.length === 1) throw last;

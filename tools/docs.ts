@@ -15,8 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import * as prettier from 'prettier';
 import '../shared/protocol/catalog.js';
-import { registry } from '../server/kdc/dispatch.js';
-import '../server/kdc-handlers/index.js';
+import { HandlerRegistry } from '../server/kdc/dispatch.js';
+import { KDC_HANDLERS } from '../server/kdc-handlers/index.js';
 import { renderMessageReference } from './message-reference.js';
 import { renderAblationTable, spliceAblationTable } from './ablation-table.js';
 import type { AblationResult } from '../client/mitm/ablation.js';
@@ -68,7 +68,8 @@ async function runDemoForDocs(): Promise<DemoLogEvent[]> {
 
 /** docs/messages.md as the code renders it, prettier-formatted. */
 export async function messagesMarkdown(): Promise<string> {
-  const text = renderMessageReference({ rolesOf: (type) => registry.get(type)?.roles });
+  const handlers = new HandlerRegistry(KDC_HANDLERS);
+  const text = renderMessageReference({ rolesOf: (type) => handlers.rolesOf(type) });
   const config = (await prettier.resolveConfig(MESSAGES_MD)) ?? {};
   return prettier.format(text, { ...config, filepath: MESSAGES_MD });
 }

@@ -93,6 +93,13 @@ export class Worker {
     });
   }
 
+  /** SIGKILL the child (a crash: nothing of its own runs) and wait until it is gone. */
+  async kill(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    this.#child.kill('SIGKILL');
+    await this.#exited;
+  }
+
   /** Ask the child to exit; SIGKILL it if it has not within `graceMs`. */
   async stop(graceMs = 10_000): Promise<void> {
     if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;

@@ -1,8 +1,10 @@
 // The KDC under test, in its own process (started by bench/load/ipc.ts Worker.start), so that its CPU time
 // (process.cpuUsage: every thread of the process, the libuv pool that signs included) and its resident
 // memory are measured apart from the load generator's. Driven over IPC:
-//   start {dataDir, passphrase, console?} -> {url, httpUrl, consoleUrl?}  the real startKdc on
-//                                   127.0.0.1:0, no rate limit (console: the live console on too)
+//   start {dataDir, passphrase, console?, port?, storeUrl?, revocationSyncMs?} -> {url, httpUrl, consoleUrl?}
+//                                   the real startKdc on 127.0.0.1 (port 0 unless given: a restart takes
+//                                   its old one), no rate limit (console: the live console on too;
+//                                   storeUrl: a PostgreSQL store, one node of several)
 //   cpu                          -> microseconds of CPU (user + system) used so far
 //   mem                          -> process.memoryUsage() after full GCs (run with --expose-gc)
 //   sessions                     -> number of authenticated sessions in the table
@@ -49,11 +51,16 @@ serve(
       passphrase: string;
       maxUnauthenticated?: number;
       console?: boolean;
+      port?: number;
       /**
        * bench/events.ts: 'off' = no reader at all (no metrics, no log); 'default' = what `kds server
        * start` runs with (metrics, the text log at info, written to /dev/null). Default: metrics only.
        */
       events?: 'off' | 'default' | 'log' | 'metrics';
+      /** A PostgreSQL store (bench/cluster.ts: several of these processes on one store are its nodes). */
+      storeUrl?: string;
+      /** The periodic revocation sync's interval (bench/cluster.ts lengthens it: notifications only). */
+      revocationSyncMs?: number;
     }) => {
       const events = new EventBus();
       if (arg.events === 'default' || arg.events === 'log') {
@@ -66,7 +73,7 @@ serve(
         dataDir: arg.dataDir,
         passphrase: arg.passphrase,
         host: '127.0.0.1',
-        port: 0,
+        port: arg.port ?? 0,
         rateLimit: false,
         maxUnauthenticated: arg.maxUnauthenticated ?? 1024,
         handshakeTimeoutMs: 60_000,
@@ -78,6 +85,8 @@ serve(
         maxAnonymousRequests: 1_000_000,
         log: (line) => process.stderr.write(`kdc: ${line}\n`),
         ...(arg.console === true ? { console: true } : {}),
+        ...(arg.storeUrl === undefined ? {} : { storeUrl: arg.storeUrl }),
+        ...(arg.revocationSyncMs === undefined ? {} : { revocationSyncMs: arg.revocationSyncMs }),
       });
       return { url: kdc.url, httpUrl: kdc.httpUrl, consoleUrl: kdc.consoleUrl };
     },

@@ -14,8 +14,11 @@
 // (a long-lived sender's choice: the CLI client, whose sessions are short, acks each notice with key.ack
 // at once), with one key.ack per pair for what is left when a run ends.
 // A key counts when bob's key.verify said `valid`; its latency runs from alice's first request.
-//   setup {url, caCertPem, pairs}  -> sessions opened, bob's prekeys published
-//   run {mode, count}              -> `count` keys per pair, pairs in parallel, one key at a time per pair
+//   setup {url, bobUrl?, caCertPem, pairs} -> sessions opened (the bobs on bobUrl if given), bob's
+//                                     prekeys published
+//   run {mode, count, pairs?}      -> `count` keys per pair (the first `pairs` pairs), pairs in parallel,
+//                                     one key at a time per pair; with the latencies of KDC-generated
+//                                     keys' deliveries (alice's key.create -> bob's key.delivered push)
 //   cpu                            -> microseconds of CPU (user + system) this process used so far
 //   close
 import { createPrivateKey, type KeyObject } from 'node:crypto';
@@ -50,6 +53,8 @@ interface Pair {
   early: Map<string, boolean>;
   /** Alice's applied key.verified notices, acknowledged with her next key.create / key.reserve. */
   acks: number[];
+  /** serial -> when bob's key.delivered push arrived (hrtime), for the delivery latency. */
+  arrived: Map<string, bigint>;
 }
 
 const PREKEY_LOW = 4;
@@ -126,9 +131,13 @@ async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void
   if (b.mode === 'e2e' && pair.prekeys.size <= PREKEY_LOW) await topUp(pair);
 }
 
-/** Alice sends one key to bob and waits for bob's valid verification. */
-async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<void> {
+/**
+ * Alice sends one key to bob and waits for bob's valid verification. Returns the delivery latency
+ * (KDC-generated keys): from alice's key.create until bob's key.delivered push arrived, in ms.
+ */
+async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<number | undefined> {
   const { alice, bob } = pair;
+  const startedAt = process.hrtime.bigint();
   let serial: string;
   const ack = pair.acks.splice(0);
   const withAck = ack.length > 0 ? { ack } : {};
@@ -147,21 +156,32 @@ async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<void> {
       pair.waiting.set(serial, (ok, error) => (ok ? resolve() : reject(new Error(error)))),
     );
     await alice.session.request('key.deposit', { ...sent.deposit });
-    return verified;
+    await verified;
+    pair.arrived.delete(serial);
+    return undefined;
   }
   const early = pair.early.get(serial);
   if (early !== undefined) {
     pair.early.delete(serial);
     if (!early) throw new Error('verification failed');
-    return;
+  } else {
+    await new Promise<void>((resolve, reject) =>
+      pair.waiting.set(serial, (ok, error) => (ok ? resolve() : reject(new Error(error)))),
+    );
   }
-  await new Promise<void>((resolve, reject) =>
-    pair.waiting.set(serial, (ok, error) => (ok ? resolve() : reject(new Error(error)))),
-  );
+  const arrived = pair.arrived.get(serial);
+  pair.arrived.delete(serial);
+  return arrived === undefined ? undefined : Number(arrived - startedAt) / 1e6;
 }
 
 serve({
-  setup: async (arg: { url: string; caCertPem: string; pairs: { alice: PartySpec; bob: PartySpec }[] }) => {
+  setup: async (arg: {
+    url: string;
+    /** Where the bobs connect (bench/cluster.ts: another node of the store); default `url`. */
+    bobUrl?: string;
+    caCertPem: string;
+    pairs: { alice: PartySpec; bob: PartySpec }[];
+  }) => {
     ca = parseCertificate(arg.caCertPem);
     pairs = [];
     for (let i = 0; i < arg.pairs.length; i += 16) {
@@ -169,7 +189,7 @@ serve({
         arg.pairs.slice(i, i + 16).map(async (p) => {
           const [alice, bob] = await Promise.all([
             openParty(arg.url, arg.caCertPem, p.alice),
-            openParty(arg.url, arg.caCertPem, p.bob),
+            openParty(arg.bobUrl ?? arg.url, arg.caCertPem, p.bob),
           ]);
           return {
             alice,
@@ -178,6 +198,7 @@ serve({
             waiting: new Map(),
             early: new Map(),
             acks: [],
+            arrived: new Map(),
           } as Pair;
         }),
       );
@@ -187,6 +208,7 @@ serve({
       // Bob's deliveries, one at a time in arrival order (as the real client does).
       let chain: Promise<void> = Promise.resolve();
       pair.bob.session.onPush('key.delivered', (b) => {
+        pair.arrived.set(String(b.serial), process.hrtime.bigint());
         chain = chain
           .then(() => onDelivered(pair, b))
           .catch((err: unknown) => {
@@ -203,18 +225,20 @@ serve({
     await Promise.all(pairs.map((p) => topUp(p)));
     return pairs.length;
   },
-  run: async (arg: { mode: 'kdc' | 'e2e'; count: number }) => {
+  run: async (arg: { mode: 'kdc' | 'e2e'; count: number; pairs?: number }) => {
     const latencies: number[] = [];
+    const deliveries: number[] = [];
     let errors = 0;
     let firstError: string | undefined;
     const t0 = process.hrtime.bigint();
     await Promise.all(
-      pairs.map(async (pair) => {
+      pairs.slice(0, arg.pairs ?? pairs.length).map(async (pair) => {
         for (let i = 0; i < arg.count; i++) {
           const s = process.hrtime.bigint();
           try {
-            await sendOne(pair, arg.mode);
+            const delivered = await sendOne(pair, arg.mode);
             latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
+            if (delivered !== undefined) deliveries.push(delivered);
           } catch (err) {
             errors += 1;
             firstError ??= `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
@@ -225,7 +249,7 @@ serve({
       }),
     );
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    return { ms, keys: latencies.length, latencies, errors, firstError };
+    return { ms, keys: latencies.length, latencies, deliveries, errors, firstError };
   },
   cpu: () => {
     const u = process.cpuUsage();

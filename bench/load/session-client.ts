@@ -15,6 +15,13 @@
 //                                       it asks for (docs/protocol.md "Resumption")
 //   resumed {url, caCertPem, clients, count, concurrency} -> sessions resumed with the clients' tickets,
 //                                       each asking for the next ticket before it closes (its cost counts)
+//   holdResumable {url, caCertPem, clients, count, concurrency} -> `count` sessions opened and held (full
+//                                       handshakes), client i on certificate i mod clients.length, each
+//                                       keeping its ticket (bench/reconnect.ts)
+//   reconnect {url, caCertPem, clients, resume, concurrency} -> the held sessions (dead: their KDC was
+//                                       killed) opened again, `concurrency` at a time, resumed with their
+//                                       tickets or full; `ms` until the last is in session, then every
+//                                       new ticket awaited (not timed) for the next reconnect
 //   cpu           -> microseconds of CPU (user + system, every thread) this process used so far
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { openSession, type ClientSession, type OpenSessionOptions } from '../../client/session.js';
@@ -105,6 +112,39 @@ async function pool(
   return firstError === undefined ? { ms, latencies, errors } : { ms, latencies, errors, firstError };
 }
 
+/** One reconnecting client of bench/reconnect.ts: its live session and the ticket it keeps. */
+interface Resumable {
+  client: ClientSpec;
+  session?: ClientSession;
+  ticket?: Ticket;
+}
+let resumable: Resumable[] = [];
+
+/**
+ * Open a session for slot `r` (resumed with its ticket when `resume`). Resolves once in session, with
+ * a promise of its next ticket.
+ */
+async function openResumable(
+  r: Resumable,
+  url: string,
+  caCertPem: string,
+  resume: boolean,
+): Promise<{ ticketed: Promise<void> }> {
+  let got!: () => void;
+  const ticketed = new Promise<void>((resolve) => (got = resolve));
+  const ticket = r.ticket;
+  if (resume && ticket === undefined) throw new Error('no ticket to resume with');
+  r.session = await open(url, caCertPem, r.client, {
+    ...(resume && ticket !== undefined ? { mode: 'resume', resumption: ticket } : {}),
+    onTicket: (t) => {
+      r.ticket = { ticket: t.ticket, psk: Buffer.from(t.psk) };
+      got();
+    },
+  });
+  if (resume && r.session.facts.mode !== 'resume') throw new Error('not resumed');
+  return { ticketed };
+}
+
 const held: ClientSession[] = [];
 /** Enroll sessions held open between openEnroll and closeEnroll. */
 let enrollSessions: ClientSession[] = [];
@@ -141,6 +181,33 @@ serve({
       if (ticket === undefined) throw new Error('no ticket: primeTickets first');
       await sessionWithTicket(arg.url, arg.caCertPem, client, ticket);
     });
+  },
+  holdResumable: async (arg: {
+    url: string;
+    caCertPem: string;
+    clients: ClientSpec[];
+    count: number;
+    concurrency: number;
+  }) => {
+    resumable = Array.from({ length: arg.count }, (_, i) => ({
+      client: arg.clients[i % arg.clients.length]!,
+    }));
+    const tickets: Promise<void>[] = [];
+    const r = await pool(arg.count, arg.concurrency, async (i) => {
+      tickets.push((await openResumable(resumable[i]!, arg.url, arg.caCertPem, false)).ticketed);
+    });
+    await Promise.all(tickets);
+    return { ms: r.ms, errors: r.errors, firstError: r.firstError, held: resumable.length };
+  },
+  reconnect: async (arg: { url: string; caCertPem: string; resume: boolean; concurrency: number }) => {
+    // The old sessions died with their KDC; closing them only drops them.
+    await Promise.all(resumable.map((r) => r.session?.close().catch(() => {}) ?? Promise.resolve()));
+    const tickets: Promise<void>[] = [];
+    const r = await pool(resumable.length, arg.concurrency, async (i) => {
+      tickets.push((await openResumable(resumable[i]!, arg.url, arg.caCertPem, arg.resume)).ticketed);
+    });
+    await Promise.all(tickets);
+    return { ms: r.ms, errors: r.errors, firstError: r.firstError, sessions: resumable.length };
   },
   hold: async (arg: {
     url: string;

@@ -53,7 +53,8 @@ export function builder(c: Argv): Argv {
     })
     .option('identity', {
       type: 'string',
-      describe: 'a client home Mallory owns (impersonate-client, unknown-key-share, revoked-cert, stale-key)',
+      describe:
+        'a client home Mallory owns (impersonate-client, unknown-key-share, revoked-cert, stale-key; revoked-ticket revokes its certificate)',
     })
     .option('peer', {
       type: 'string',

@@ -173,6 +173,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
         : { maxConnectionsPerAddress: argv['max-connections-per-address'] }),
       ...(argv['headers-timeout'] === undefined ? {} : { headersTimeoutMs: argv['headers-timeout'] }),
       ...(argv['metrics-listen'] === undefined ? {} : { metricsListen: argv['metrics-listen'] }),
+      ...revocationSyncForTests(),
       events,
       // Warnings are kdc.warning events: the log reader writes them (at warn and below).
       log: () => undefined,
@@ -204,3 +205,13 @@ export const startCommand: CommandModule<object, StartArgs> = {
     return 0;
   }),
 };
+
+/**
+ * KDS_TEST_REVOCATION_SYNC_MS (tests only, docs/cli.md): the periodic revocation sync's interval, which
+ * the cluster tests lengthen to show that another node's revocation arrives by notification. A value
+ * that is not a positive integer is refused by startKdc (`bad_request`).
+ */
+function revocationSyncForTests(env: NodeJS.ProcessEnv = process.env): { revocationSyncMs?: number } {
+  const value = env.KDS_TEST_REVOCATION_SYNC_MS;
+  return value === undefined ? {} : { revocationSyncMs: Number(value) };
+}

@@ -10,8 +10,8 @@
 import type { LabSwitch } from '../../shared/lab-switches.js';
 import type { Outcome } from './attack.js';
 
-export type LabName = 'alice' | 'bob' | 'mallory' | 'zed';
-export type HonestStep = 'bob-keys' | 'kdc-key' | 'e2e-key';
+export type LabName = 'alice' | 'bob' | 'mallory' | 'zed' | 'yan';
+export type HonestStep = 'bob-keys' | 'kdc-key' | 'e2e-key' | 'alice-ticket';
 
 export interface AblationRow {
   attack: string;
@@ -133,6 +133,26 @@ export const ABLATION_ROWS: readonly AblationRow[] = [
     without: 'failed',
     why: 'random bytes are not a message: with input validation off the KDC still cannot decode them (bad_frame), so there is nothing to accept',
   },
+  {
+    attack: 'ticket-replay',
+    kdc: ['finished-mac'],
+    client: [],
+    without: 'succeeded',
+    why: "the KDC no longer compares the replayed client_finish with its transcript: it opens a session in the victim's name for a replayer who holds neither its DH key nor the ticket's psk (tickets are replay-bounded by the Finished MAC, not single-use)",
+  },
+  {
+    attack: 'revoked-ticket',
+    ...both('revocation'),
+    without: 'succeeded',
+    why: 'the KDC no longer looks up the identity a ticket names: the revoked insider resumes with the ticket she kept',
+  },
+  {
+    attack: 'resume-downgrade',
+    kdc: ['authentication'],
+    client: [],
+    without: 'failed',
+    why: "the KDC takes the stripped hello as an insecure session, but the victim's keys hash the ticket's psk and its own hello: the KDC's Finished MAC fails at the victim (bad_mac); no switch lets it through, as the two ends never hold the same keys",
+  },
 ];
 
 /** The switches of a row, both sides, in LAB_SWITCHES order of first appearance. */
@@ -148,9 +168,12 @@ export interface CellPlan {
   args: string[];
   /** Mallory's identity: a client home of hers (mallory, or zed whose certificate is revoked). */
   identity?: LabName;
+  /** The victim's args end with `--serial <its own certificate's serial>` (`cert-status`). */
+  ownSerial?: true;
   /**
    * Honest steps first, straight to the KDC: bob comes online (`bob-keys`: he publishes prekeys and
-   * takes what is queued for him) or alice sends bob a KDC (`kdc-key`) or end-to-end (`e2e-key`) key.
+   * takes what is queued for him), alice sends bob a KDC (`kdc-key`) or end-to-end (`e2e-key`) key, or
+   * asks for her certificate's status (`alice-ticket`), which leaves her a resumption ticket.
    */
   before?: readonly HonestStep[];
 }
@@ -185,6 +208,13 @@ export function cellPlan(attack: string): CellPlan {
       return { ...sendKdcKey, identity: 'mallory' };
     case 'revoked-cert':
       return { ...sendKdcKey, identity: 'zed' };
+    case 'ticket-replay':
+    case 'resume-downgrade':
+      // The key commands always run a full handshake; `cert-status` resumes with the ticket alice's
+      // honest session left her.
+      return { victim: 'alice', args: ['cert-status', '--json'], ownSerial: true, before: ['alice-ticket'] };
+    case 'revoked-ticket':
+      return { ...sendKdcKey, identity: 'yan' };
     default:
       return sendKdcKey;
   }

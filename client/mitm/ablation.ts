@@ -1,8 +1,8 @@
 // `kds mitm --ablation`: the whole ablation table, live (docs/attacks.md, "Ablation"). Self-contained
 // like `kds demo`: a temporary directory (0700) with a CA of its own (`kds server init` as a child
-// process), certificates for alice, bob, mallory and zed (zed then revoked); a real KDC child process
-// with every defence on that the all-on cells share one after the other (each sets its own scene, as in
-// the matrix test), and for every cell with switches off a fresh copy of the lab and a KDC of its own;
+// process), certificates for alice, bob, mallory, zed (zed then revoked) and yan (an insider revoked
+// during revoked-ticket); a real KDC child process with every defence on that the all-on cells share
+// one after the other (each sets its own scene, as in the matrix test), and for every cell with switches off a fresh copy of the lab and a KDC of its own;
 // the honest clients and the victim as `kds client` children, and Mallory in this process. Every attack runs twice: with all defences on, and with its row's
 // switches off (client/mitm/ablation-plan.ts); only the children of that second run get the switches
 // (`--lab-disable`, with KDS_ALLOW_INSECURE=1 in their environment only). Nothing is left behind: every
@@ -25,7 +25,7 @@ import { loadIdentity } from './identity.js';
 import { startMitm } from './proxy.js';
 import type { MitmReport } from './report.js';
 
-const NAMES: readonly LabName[] = ['alice', 'bob', 'mallory', 'zed'];
+const NAMES: readonly LabName[] = ['alice', 'bob', 'mallory', 'zed', 'yan'];
 /** The lab's CA: RSA-2048 to be quick (the default is 3072), as in `kds demo`. */
 const LAB_CA_BITS = '2048';
 const VICTIM_TIMEOUT_MS = 45_000;
@@ -162,8 +162,8 @@ export async function runAblation(opts: AblationOptions): Promise<AblationResult
 }
 
 /**
- * The lab every cell copies: a data directory whose CA issued certificates to alice, bob, mallory and
- * zed (zed's then revoked), written to their client homes. Issued by the CA in this process before any
+ * The lab every cell copies: a data directory whose CA issued certificates to alice, bob, mallory, zed
+ * (zed's then revoked) and yan, written to their client homes. Issued by the CA in this process before any
  * KDC runs (no concurrent writer): the same records and files enrollment produces.
  */
 async function prepareLab(lab: Lab, passphrase: string, issue: IssueLabIdentities): Promise<void> {
@@ -233,8 +233,11 @@ async function playCell(
   // share the record-layer switches, without which they could not talk to this KDC at all.
   const honestOff = clientOff.filter((s) => s !== 'authentication');
   const plan = cellPlan(row.attack);
+  const ownSerial = (name: LabName): string[] => ['--serial', loadIdentity(home(name)).cert.serialHex];
   for (const step of plan.before ?? []) {
     if (step === 'bob-keys') await expectOk(client('bob', ['keys', '--json'], kdc.url, honestOff));
+    else if (step === 'alice-ticket')
+      await expectOk(client('alice', ['cert-status', ...ownSerial('alice'), '--json'], kdc.url, honestOff));
     else {
       const mode = step === 'e2e-key' ? 'e2e' : 'kdc';
       await expectOk(
@@ -251,7 +254,7 @@ async function playCell(
     ...(plan.identity === undefined ? {} : { identity: loadIdentity(home(plan.identity)) }),
   });
   try {
-    await client(plan.victim, plan.args, mitm.url);
+    await client(plan.victim, [...plan.args, ...(plan.ownSerial ? ownSerial(plan.victim) : [])], mitm.url);
     await Promise.race([mitm.connectionsEnded(1), delay(5_000)]);
   } catch (err) {
     await mitm.close().catch(() => undefined);

@@ -19,6 +19,9 @@ import { revokedCert } from './attacks/revoked-cert.js';
 import { staleKey } from './attacks/stale-key.js';
 import { oversize } from './attacks/oversize.js';
 import { garbage } from './attacks/garbage.js';
+import { ticketReplay } from './attacks/ticket-replay.js';
+import { revokedTicket } from './attacks/revoked-ticket.js';
+import { resumeDowngrade } from './attacks/resume-downgrade.js';
 
 export const ATTACKS: readonly AttackModule[] = [
   passthrough,
@@ -38,6 +41,9 @@ export const ATTACKS: readonly AttackModule[] = [
   staleKey,
   oversize,
   garbage,
+  ticketReplay,
+  revokedTicket,
+  resumeDowngrade,
 ];
 
 export const ATTACK_NAMES: readonly string[] = ATTACKS.map((a) => a.name);

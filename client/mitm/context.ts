@@ -191,7 +191,7 @@ export class MitmContext {
    * Mallory's own session with the real KDC, under her identity: 'auth' presents her certificate,
    * 'insecure' only claims a name (`as`, default her identity's name).
    */
-  async openOwnSession(mode: 'auth' | 'insecure', as?: string): Promise<ClientSession> {
+  async openOwnSession(mode: 'auth' | 'insecure', as?: string, onTicket?: OnTicket): Promise<ClientSession> {
     const { openSession } = await import('../session.js');
     const id = this.settings.identity;
     if (mode === 'auth') {
@@ -203,6 +203,7 @@ export class MitmContext {
         caCertPem: id.caPem,
         connectTimeoutMs: 10_000,
         requestTimeoutMs: 10_000,
+        ...(onTicket === undefined ? {} : { onTicket }),
       });
     }
     const name = as ?? id?.name;
@@ -214,4 +215,23 @@ export class MitmContext {
       requestTimeoutMs: 10_000,
     });
   }
+
+  /** Mallory's own resumed session (mode 'resume'), with a ticket and psk one of her sessions was given. */
+  async resumeOwnSession(resumption: { ticket: Buffer; psk: Buffer }): Promise<ClientSession> {
+    const { openSession } = await import('../session.js');
+    const id = this.settings.identity;
+    if (id === undefined) throw new Error('no identity');
+    return openSession({
+      server: this.settings.target,
+      mode: 'resume',
+      resumption,
+      credentials: { privateKey: id.privateKey, certPem: id.certPem },
+      caCertPem: id.caPem,
+      connectTimeoutMs: 10_000,
+      requestTimeoutMs: 10_000,
+    });
+  }
 }
+
+/** Receives the resumption ticket the KDC hands one of Mallory's own sessions. */
+type OnTicket = (t: { ticket: Buffer; psk: Buffer; expiresAt: number }) => void;

@@ -9,7 +9,7 @@ import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.
 import { caPaths } from '../../io/ca-files.js';
 
 /** The cipher node:crypto uses inside PBES2 for every key kds writes. */
-export const KEY_CIPHER = 'aes-256-cbc';
+const KEY_CIPHER = 'aes-256-cbc';
 
 export function encryptPrivateKey(key: KeyObject | string, passphrase: string): string {
   const obj = typeof key === 'string' ? createPrivateKey(key) : key;

@@ -91,7 +91,7 @@ export interface DeltaCrlState {
   entries: number;
 }
 
-export const DELTA_SETTING = 'crl.delta';
+const DELTA_SETTING = 'crl.delta';
 
 interface PublisherDeps {
   store: AsyncStore;

@@ -47,13 +47,13 @@ import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } fro
 import { asyncSigner, syncSigner } from './signer.js';
 import { publishInitialCrl } from './crl-publisher.js';
 
-export const CA_KEY_BITS = [2048, 3072, 4096] as const;
-export type CaKeyBits = (typeof CA_KEY_BITS)[number];
-export const DEFAULT_CA_KEY_BITS: CaKeyBits = 3072;
+const CA_KEY_BITS = [2048, 3072, 4096] as const;
+type CaKeyBits = (typeof CA_KEY_BITS)[number];
+const DEFAULT_CA_KEY_BITS: CaKeyBits = 3072;
 /** The KDC and admin keys: RSA-2048, the size clients accept for identities (shared/pki/policy.ts). */
-export const CREDENTIAL_KEY_BITS = 2048;
-export const CA_LIFETIME_DAYS = 3650;
-export const DEFAULT_PORT = 8443;
+const CREDENTIAL_KEY_BITS = 2048;
+const CA_LIFETIME_DAYS = 3650;
+const DEFAULT_PORT = 8443;
 
 export interface InitOptions extends PassphraseOptions {
   dataDir: string;
@@ -100,7 +100,7 @@ export interface InitResult {
 }
 
 /** Does this data directory already hold a CA (any of its defining files)? */
-export function caExists(dataDir: string): boolean {
+function caExists(dataDir: string): boolean {
   const p = caPaths(dataDir);
   return [p.rootCa, p.rootKey, p.store].some((f) => entryKind(f) !== 'missing');
 }

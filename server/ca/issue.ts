@@ -23,7 +23,7 @@ import { DAY_MS, type CaSettings } from '../../io/ca-files.js';
  * notBefore is set this far in the past: a client whose clock is a little behind the CA's must not see
  * a brand-new certificate as "not yet valid" (common CA practice; the 30-day lifetime is unaffected).
  */
-export const BACKDATE_MS = 5 * 60_000;
+const BACKDATE_MS = 5 * 60_000;
 
 export interface IssueContext {
   store: AsyncStore;
@@ -83,7 +83,7 @@ export interface IssueResult {
 }
 
 /** The validity window the CA will sign for a request. */
-export function validityFor(
+function validityFor(
   req: Pick<IssueRequest, 'days' | 'validity' | 'uncapped'>,
   ctx: Pick<IssueContext, 'settings' | 'caCert' | 'now'>,
 ): { notBefore: number; notAfter: number; capped: boolean } {

@@ -18,7 +18,7 @@ import type { AsyncStoreData } from '../store/async-store.js';
 
 /** Renewal requests one name may make per window (a renewal costs the CA an RSA signature). */
 export const MAX_RENEWALS_PER_WINDOW = 3;
-export const RENEWAL_WINDOW_MS = 60 * 60_000;
+const RENEWAL_WINDOW_MS = 60 * 60_000;
 
 /** Step 1: `current` (the session's certificate record) may be renewed by `name` at `now`. */
 export async function checkRenewable(

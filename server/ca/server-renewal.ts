@@ -22,7 +22,7 @@ import { decryptPrivateKey, encryptPrivateKey, loadCredential, readText } from '
 import { KDC_NAME } from '../../io/ca-files.js';
 import { crashPoint } from '../../io/crash-point.js';
 
-export const SERVER_KEY_BITS = 2048;
+const SERVER_KEY_BITS = 2048;
 /** `kds server start` warns when the KDC certificate (or the root CA) expires within this. */
 export const EXPIRY_WARNING_MS = 7 * 86_400_000;
 

@@ -19,7 +19,7 @@ import { readText } from './credentials.js';
 import type { CaPaths } from '../../io/ca-files.js';
 import type { AsyncStoreData } from '../store/async-store.js';
 
-export const CREDENTIALS_SETTING = 'ca.credentials';
+const CREDENTIALS_SETTING = 'ca.credentials';
 
 export interface StoredCredentials {
   /** root_private_key.pem: encrypted PKCS#8 PEM. */

@@ -9,7 +9,7 @@ import { AuthError, InputError, PolicyError } from '../../shared/errors.js';
 import { assertValidName, isReservedName } from '../../shared/pki/names.js';
 import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
 
-export const TOKEN_BYTES = 32;
+const TOKEN_BYTES = 32;
 export const DEFAULT_TOKEN_TTL_MS = 15 * 60_000;
 export const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
 /** One message for every token failure (unknown, used, expired, other name): nothing to probe. */
@@ -92,7 +92,10 @@ export async function usableEnrollmentTokenName(
 
 /**
  * Consume a token for `name` exactly once; AuthError `token_invalid` (fixed message) otherwise. Runs in
- * the caller's transaction (`tx`), as a savepoint: the consume and its audit row commit together.
+ * the caller's transaction (`tx`): the consume and its audit row commit together, and a throw here rolls
+ * back with what the caller wrote (issuance runs it inside its own savepoint of the group commit, and
+ * never goes on after a throw). No savepoint of its own: on PostgreSQL that was two more round trips
+ * under the write lock per enrollment (bench/cluster.ts).
  */
 export async function consumeEnrollmentToken(
   tx: AsyncStoreTx,
@@ -101,15 +104,13 @@ export async function consumeEnrollmentToken(
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
-  await tx.transaction(async (sp) => {
-    const row = await sp.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
-    if (row === undefined) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
-    await sp.appendAudit({
-      at: opts.now,
-      actor: opts.actor,
-      action: 'token.consume',
-      subject: opts.name,
-      detail: { tokenId: row.id, tokenHmac: opts.auditHash(opts.token) },
-    });
+  const row = await tx.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
+  if (row === undefined) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+  await tx.appendAudit({
+    at: opts.now,
+    actor: opts.actor,
+    action: 'token.consume',
+    subject: opts.name,
+    detail: { tokenId: row.id, tokenHmac: opts.auditHash(opts.token) },
   });
 }

@@ -3,17 +3,17 @@
 // reserved names refused). Admin only. The admin's own certificate is re-checked inside the transaction
 // that stores the token (server/kdc/caller-status.ts).
 import { assertCallerCurrent } from '../kdc/caller-status.js';
-import { registerHandler } from '../kdc/dispatch.js';
+import type { KdcHandler } from '../kdc/dispatch.js';
 
-registerHandler('admin.token', {
+export const adminToken: KdcHandler<'admin.token'> = {
   roles: ['admin'],
   handle: async (ctx, body) => {
     const created = await ctx.kdc.ca.createEnrollmentToken({
-      name: String(body.name),
-      ttlMs: body.ttl === undefined ? ctx.kdc.tokenTtlMs : Number(body.ttl),
+      name: body.name,
+      ttlMs: body.ttl ?? ctx.kdc.tokenTtlMs,
       actor: `admin:${ctx.identity.name}`,
       beforeWrite: (tx) => assertCallerCurrent(tx, ctx.identity.serialHex, Date.now()),
     });
     return { token: created.token, expiresAt: created.expiresAt };
   },
-});
+};

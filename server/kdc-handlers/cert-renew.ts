@@ -7,11 +7,11 @@
 // One renewal in flight per session: each costs the CA an RSA signature on the thread pool, and a
 // session's 32 request slots must not all be spent on them.
 import { PolicyError } from '../../shared/errors.js';
-import { registerHandler, type SessionHandle } from '../kdc/dispatch.js';
+import type { KdcHandler, SessionHandle } from '../kdc/dispatch.js';
 
 const inFlight = new WeakSet<SessionHandle>();
 
-registerHandler('cert.renew', {
+export const certRenew: KdcHandler<'cert.renew'> = {
   roles: ['client', 'admin'],
   handle: async (ctx, body) => {
     const { identity, session } = ctx;
@@ -23,7 +23,7 @@ registerHandler('cert.renew', {
       const issued = await ctx.kdc.ca.renewClient({
         name: identity.name,
         serialHex: identity.serialHex,
-        csrPem: String(body.csr),
+        csrPem: body.csr,
         actor: `${identity.role}:${identity.name}`,
       });
       return {
@@ -36,4 +36,4 @@ registerHandler('cert.renew', {
       inFlight.delete(session);
     }
   },
-});
+};

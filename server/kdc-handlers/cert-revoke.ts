@@ -11,16 +11,16 @@
 import { KdsError, PolicyError } from '../../shared/errors.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
 import { assertCallerCurrent } from '../kdc/caller-status.js';
-import { registerHandler } from '../kdc/dispatch.js';
+import type { KdcHandler } from '../kdc/dispatch.js';
 
-registerHandler('cert.revoke', {
+export const certRevoke: KdcHandler<'cert.revoke'> = {
   roles: ['client', 'admin'],
   handle: async (ctx, body) => {
     const { identity, session } = ctx;
     const { store, ca } = ctx.kdc;
     // Read as the INTEGER value (docs/protocol.md "Serials"), so `00<own serial>` is still one's own.
-    const serial = body.serial === undefined ? undefined : normalizeSerialHex(String(body.serial));
-    const name = body.name as string | undefined;
+    const serial = body.serial === undefined ? undefined : normalizeSerialHex(body.serial);
+    const name = body.name;
     let target: { serialHex: string } | { name: string };
     if (identity.role === 'admin') {
       if (serial !== undefined) target = { serialHex: serial };
@@ -44,7 +44,7 @@ registerHandler('cert.revoke', {
     if (self) session.closeAfterReply('cert_revoked', 'certificate revoked', ctx.requestId);
     let result;
     try {
-      result = await ca.revoke(target, String(body.reason), `${identity.role}:${identity.name}`, {
+      result = await ca.revoke(target, body.reason, `${identity.role}:${identity.name}`, {
         beforeWrite: (tx) => assertCallerCurrent(tx, identity.serialHex, Date.now()),
       });
     } catch (err) {
@@ -56,4 +56,4 @@ registerHandler('cert.revoke', {
     await ctx.kdc.endSessionsOf(result.serialHex, 'cert_revoked', session);
     return { status: result.status, serial: result.serialHex, crlNumber: Number(result.crlNumber) };
   },
-});
+};

@@ -4,12 +4,12 @@
 // The serial is read as the INTEGER value (docs/protocol.md "Serials"): `00ab..` and `ab..`, or a
 // 31-digit form whose leading zero digit was dropped, name the same certificate.
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
-import { registerHandler } from '../kdc/dispatch.js';
+import type { KdcHandler } from '../kdc/dispatch.js';
 
-registerHandler('cert.status', {
+export const certStatus: KdcHandler<'cert.status'> = {
   roles: ['client', 'admin'],
   handle: async (ctx, body) => {
-    const serialHex = normalizeSerialHex(String(body.serial));
+    const serialHex = normalizeSerialHex(body.serial);
     const record = await ctx.kdc.store.getCertificate(serialHex);
     // A reserved-but-unsigned serial (`pending`) was never issued: unknown, as for a foreign serial.
     if (record === undefined || record.status === 'pending') return { status: 'unknown' };
@@ -19,4 +19,4 @@ registerHandler('cert.status', {
     }
     return { status: 'good' };
   },
-});
+};

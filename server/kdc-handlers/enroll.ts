@@ -7,12 +7,12 @@
 // issuance; a refused CSR does not burn the token, and every token failure is `token_invalid` with one
 // fixed message. The session itself may send only this request type, one at a time, a few times
 // (server/kdc/connection.ts).
-import { registerHandler } from '../kdc/dispatch.js';
+import type { KdcHandler } from '../kdc/dispatch.js';
 
-registerHandler('enroll', {
+export const enroll: KdcHandler<'enroll'> = {
   roles: ['anonymous'],
   handle: async (ctx, body) => {
-    const issued = await ctx.kdc.ca.enroll({ token: String(body.token), csrPem: String(body.csr) });
+    const issued = await ctx.kdc.ca.enroll({ token: body.token, csrPem: body.csr });
     return { cert: issued.cert.pem, ca: ctx.kdc.ca.caCertPem };
   },
-});
+};

@@ -2,9 +2,9 @@
 // admin, the MITM lab's insecure ones). Not for anonymous enrollment sessions: they get exactly what
 // enrolling needs, the `enroll` request (docs/security.md). `data` (at most 1 KiB) is echoed, so a
 // client can match a pong to its ping.
-import { registerHandler } from '../kdc/dispatch.js';
+import type { KdcHandler } from '../kdc/dispatch.js';
 
-registerHandler('ping', {
+export const ping: KdcHandler<'ping'> = {
   roles: ['client', 'admin', 'insecure'],
   handle: async (_ctx, body) => (body.data === undefined ? { pong: true } : { pong: true, data: body.data }),
-});
+};

@@ -3,9 +3,9 @@
 // secret, which the connection hands out once and then forgets. Authenticated sessions only (an
 // anonymous or insecure session has no identity a ticket could carry).
 import { PolicyError } from '../../shared/errors.js';
-import { registerHandler } from '../kdc/dispatch.js';
+import type { KdcHandler } from '../kdc/dispatch.js';
 
-registerHandler('session.ticket', {
+export const sessionTicket: KdcHandler<'session.ticket'> = {
   roles: ['client', 'admin'],
   handle: async (ctx) => {
     const tickets = ctx.kdc.tickets;
@@ -28,4 +28,4 @@ registerHandler('session.ticket', {
       psk.fill(0);
     }
   },
-});
+};

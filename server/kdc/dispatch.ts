@@ -1,15 +1,18 @@
-// The KDC's request registry and dispatcher: every application request type is served by one handler
-// registered here with the roles allowed to call it. Features add request types by registering a
-// handler from their own module (`registerHandler('key.reserve', { roles: ['client'], handle })`) and
-// adding one import line to server/kdc-handlers/index.ts; nothing else in the KDC changes.
+// The KDC's request dispatcher: every application request type is served by one handler with the roles
+// allowed to call it. The KDC's handlers are one table keyed by request type
+// (server/kdc-handlers/index.ts, typed KdcHandlers): a request type without a handler, or a handler
+// whose body is not its schema's inferred type, does not compile.
 //
 // The body a handler receives has already been validated by the codec against the catalog schema of
-// its type (shared/protocol), so handlers never see unknown fields or wrong types.
+// its type (shared/protocol/secure-channel.ts ServerChannel.open), so handlers never see unknown fields
+// or wrong types, and read it as RequestBody<T> without checking or converting.
 import { PolicyError, ProtocolError, AuthError } from '../../shared/errors.js';
 import type { ErrorCode } from '../../shared/errors.js';
+import type { RequestBody, RequestType } from '../../shared/protocol/catalog.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { AsyncStore } from '../store/async-store.js';
 import type { EventBus } from '../events/bus.js';
+import type { KeyService } from '../keys/service.js';
 import type { SessionTable } from './session-table.js';
 
 /**
@@ -56,10 +59,12 @@ export interface SessionHandle {
   takeResumptionSecret(): Buffer | undefined;
 }
 
-/** The server-side services a handler may use. */
+/** The server-side services a handler may use: built once by the KDC (server/kdc/kdc.ts startKdc). */
 export interface KdcServices {
   readonly ca: CertificateAuthority;
   readonly store: AsyncStore;
+  /** Key distribution (docs/keys.md), wired to this KDC's store, CA and sessions. */
+  readonly keys: KeyService;
   readonly sessions: SessionTable;
   /** Where the KDC reports what it decides (shared/events/kdc-events.ts). */
   readonly events: EventBus;
@@ -84,27 +89,44 @@ export interface HandlerContext {
   requestId?: number;
 }
 
-export interface Handler {
+/** A handler of requests whose validated body is `B`, answering `R`. */
+export interface Handler<B, R> {
   /** Roles allowed to call this type; anything else gets `forbidden` (or `not_authenticated`). */
-  roles: readonly Role[];
-  handle(ctx: HandlerContext, body: Record<string, unknown>): Promise<Record<string, unknown>>;
+  readonly roles: readonly Role[];
+  // A function-typed property, not a method: its parameter is then checked contravariantly, so a
+  // handler expecting a body its schema does not guarantee is a compile error.
+  readonly handle: (ctx: HandlerContext, body: B) => Promise<R>;
 }
 
+/**
+ * The handler of request type `T`: it receives what `T`'s request schema validated. Its reply is
+ * checked against `T`'s response schema when it is sealed (ServerChannel.sealOk), not typed by it here:
+ * the key service's summaries carry wider types (a key state as a string) than the wire's enums.
+ */
+export type KdcHandler<T extends RequestType> = Handler<RequestBody<T>, Record<string, unknown>>;
+
+/** One handler per request type of the catalog: the KDC's table (server/kdc-handlers/index.ts). */
+export type KdcHandlers = { readonly [T in RequestType]: KdcHandler<T> };
+
+/**
+ * Any table of handlers: the KDC serves KdcHandlers; a test may serve request types of its own. The
+ * body is `never` here because the registry cannot know it: only the table's own type can.
+ */
+type HandlerTable = { readonly [type: string]: Handler<never, Record<string, unknown>> };
+
 export class HandlerRegistry {
-  readonly #handlers = new Map<string, Handler>();
+  readonly #handlers = new Map<string, Handler<never, Record<string, unknown>>>();
 
-  register(type: string, handler: Handler): void {
-    if (this.#handlers.has(type)) throw new Error(`handler for ${type} registered twice`);
-    if (handler.roles.length === 0) throw new Error(`handler for ${type} allows no role`);
-    this.#handlers.set(type, handler);
+  constructor(handlers: HandlerTable) {
+    for (const [type, handler] of Object.entries(handlers)) {
+      if (handler.roles.length === 0) throw new Error(`handler for ${type} allows no role`);
+      this.#handlers.set(type, handler);
+    }
   }
 
-  get(type: string): Handler | undefined {
-    return this.#handlers.get(type);
-  }
-
-  has(type: string): boolean {
-    return this.#handlers.has(type);
+  /** The roles allowed to send `type` (undefined: no handler); docs/messages.md prints them. */
+  rolesOf(type: string): readonly Role[] | undefined {
+    return this.#handlers.get(type)?.roles;
   }
 
   types(): string[] {
@@ -115,11 +137,7 @@ export class HandlerRegistry {
    * Route one validated request: unknown type, then role, then the handler. Errors propagate as
    * KdsErrors; the connection turns them into `{ t: 'error', id, code, message }`.
    */
-  async dispatch(
-    ctx: HandlerContext,
-    type: string,
-    body: Record<string, unknown>,
-  ): Promise<Record<string, unknown>> {
+  async dispatch(ctx: HandlerContext, type: string, body: unknown): Promise<Record<string, unknown>> {
     const handler = this.#handlers.get(type);
     if (handler === undefined) throw new ProtocolError('unknown_type', `unknown request type ${type}`);
     if (!handler.roles.includes(ctx.identity.role)) {
@@ -130,13 +148,8 @@ export class HandlerRegistry {
       }
       throw new PolicyError('forbidden', `role ${ctx.identity.role} may not call ${type}`);
     }
-    return handler.handle(ctx, body);
+    // ServerChannel.open validated `body` against the request schema of `type`, which is the schema
+    // the handler's table typed it with: the one place the body's type is asserted.
+    return handler.handle(ctx, body as never);
   }
-}
-
-/** The registry the KDC serves from. Feature modules register into it at import time. */
-export const registry = new HandlerRegistry();
-
-export function registerHandler(type: string, handler: Handler): void {
-  registry.register(type, handler);
 }

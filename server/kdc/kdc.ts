@@ -26,8 +26,8 @@ import { EXPIRY_WARNING_MS, recoverServerRenewal } from '../ca/server-renewal.js
 import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../../io/ca-files.js';
-import '../kdc-handlers/index.js';
-import { attachKeyService } from '../keys/context.js';
+import { KDC_HANDLERS } from '../kdc-handlers/index.js';
+import { startKeyService } from '../keys/start.js';
 import { EventBus } from '../events/bus.js';
 import { CrlWatch } from '../events/crl-watch.js';
 import { KdcMetrics, METRICS_CONTENT_TYPE } from '../events/metrics.js';
@@ -44,12 +44,7 @@ import {
 import { REFRESH_MS, TicketKeys } from './ticket-keys.js';
 import { KeyEncryptionKeys } from '../keys/kek.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import {
-  registry as defaultRegistry,
-  type HandlerRegistry,
-  type KdcServices,
-  type SessionHandle,
-} from './dispatch.js';
+import { HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
 import { createHttpHandler, isLoopback } from './http.js';
 import {
   ConnectionCounter,
@@ -63,6 +58,8 @@ import {
   type RateLimitOptions,
 } from './limits.js';
 import { SessionTable } from './session-table.js';
+import { StoreHealth } from './store-health.js';
+import { listenAcrossNodes } from './cluster-push.js';
 import {
   ALL_DEFENCES_ON,
   labOff,
@@ -76,7 +73,10 @@ const DEFAULT_PORT = 8443;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_ANONYMOUS_SESSION_MS = 60_000;
 const WS_PATH = '/kds';
-/** How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. */
+/**
+ * How often revocations committed by OTHER processes (`kds cert revoke`) are picked up. Nodes on one
+ * PostgreSQL store are told at once (cluster-push.ts); this is their safety net.
+ */
 const REVOCATION_SYNC_MS = 2_000;
 /** close(): how long sessions get to answer the 1001 close before their sockets are destroyed. */
 const SHUTDOWN_GRACE_MS = 3_000;
@@ -139,7 +139,7 @@ export interface KdcOptions {
   publicUrl?: string;
   /** The key service's per-peer bounds (default DEFAULT_KEY_LIMITS, docs/keys.md "Quotas"). */
   keyLimits?: Partial<KeyLimits>;
-  /** Handler registry (default: the process-wide one the handler modules register into). */
+  /** The handlers to serve (default: the KDC's own, server/kdc-handlers/index.ts). */
   registry?: HandlerRegistry;
   /** Diagnostics (default: stderr). Never receives key material. Each line is also a kdc.warning event. */
   log?: (line: string) => void;
@@ -157,6 +157,11 @@ export interface KdcOptions {
   metricsListen?: { host: string; port: number };
   /** Serve the live console at /console (server/console; docs/console.md). Off by default. */
   console?: boolean;
+  /**
+   * Milliseconds between periodic revocation syncs (default 2 s). Tests lengthen it to show that a
+   * revocation on another node arrives by notification, not by this sync.
+   */
+  revocationSyncMs?: number;
 }
 
 export interface Kdc {
@@ -214,6 +219,7 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   positiveInteger('handshakeTimeoutMs', opts.handshakeTimeoutMs);
   positiveInteger('maxUnauthenticated', opts.maxUnauthenticated);
   positiveInteger('maxAnonymousRequests', opts.maxAnonymousRequests);
+  positiveInteger('revocationSyncMs', opts.revocationSyncMs);
   const host = opts.host ?? DEFAULT_HOST;
   const events = opts.events ?? new EventBus();
   const writeLog = opts.log ?? ((line: string) => process.stderr.write(`kds server: ${line}\n`));
@@ -279,7 +285,7 @@ async function serve(
   }
   const serverKey = credential.privateKey;
   const groups: readonly DhGroup[] = opts.dh === undefined || opts.dh === 'any' ? DH_GROUPS : [opts.dh];
-  const registry = opts.registry ?? defaultRegistry;
+  const registry = opts.registry ?? new HandlerRegistry(KDC_HANDLERS);
   const sessions = new SessionTable();
   const connections = new Set<Connection>();
   // Fair per-address slots (limits.ts HandshakeSlots): a flood that fills the cap cannot lock others out.
@@ -342,17 +348,6 @@ async function serve(
     ticketTimer.unref();
     beforeClose.push(() => clearInterval(ticketTimer));
   }
-  const services: KdcServices = {
-    ...(tickets === undefined ? {} : { tickets }),
-    ca,
-    store: ca.store,
-    sessions,
-    events,
-    startedAt,
-    endSessionsOf,
-    tokenTtlMs: opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
-  };
-
   const crlWatch = new CrlWatch(ca, events);
   const metrics = opts.metrics === false ? undefined : new KdcMetrics(events);
   // Durable group commits (keys, issuance), timed for kds_store_commit_duration_seconds.
@@ -373,12 +368,29 @@ async function serve(
     }),
   );
   // Key service and revocation cascade (docs/keys.md).
-  await attachKeyService(services, {
-    dataDir: opts.dataDir,
-    passphrase,
-    ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
-    defences,
-  });
+  const keys = await startKeyService(
+    { ca, sessions, events },
+    {
+      dataDir: opts.dataDir,
+      passphrase,
+      ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
+      defences,
+    },
+  );
+  const services: KdcServices = {
+    ...(tickets === undefined ? {} : { tickets }),
+    ca,
+    store: ca.store,
+    keys,
+    sessions,
+    events,
+    startedAt,
+    endSessionsOf,
+    tokenTtlMs: opts.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS,
+  };
+  // Other nodes' revocations and queued notices, pushed to this node's sessions (PostgreSQL only).
+  const stopListening = await listenAcrossNodes({ store: ca.store, ca, keys, sessions, log });
+  beforeClose.push(stopListening);
   // A complete CRL that the delta CRL has outgrown is re-issued at start (and stop, and on the
   // delta's schedule by the timer below), never on a revocation's acknowledgement path.
   try {
@@ -388,6 +400,7 @@ async function serve(
   }
   crlWatch.check();
   let maintaining = false;
+  const storeHealth = new StoreHealth(log);
   const syncTimer = setInterval(() => {
     // One round at a time: on a slow or unreachable store the next tick waits for this one.
     if (maintaining) return;
@@ -395,13 +408,14 @@ async function serve(
     void (async () => {
       try {
         await ca.syncRevocations();
+        storeHealth.answered();
       } catch (err) {
-        log(`revocation sync failed: ${(err as Error).message}`);
+        storeHealth.failed('revocation sync failed', err);
       }
       try {
         await ca.maintainCrl();
       } catch (err) {
-        log(`complete CRL re-issue failed: ${(err as Error).message}`);
+        storeHealth.failed('complete CRL re-issue failed', err);
       }
       try {
         crlWatch.check();
@@ -409,7 +423,7 @@ async function serve(
         log(`CRL state unreadable: ${(err as Error).message}`);
       }
     })().finally(() => (maintaining = false));
-  }, REVOCATION_SYNC_MS);
+  }, opts.revocationSyncMs ?? REVOCATION_SYNC_MS);
   syncTimer.unref();
   const expirySweep = setInterval(() => {
     const now = Date.now();

@@ -197,3 +197,37 @@ export function verifiedPush(delivery: DeliveryRecord, serial: string, verifiedA
     body: { d: delivery.id, serial, verifiedAt },
   };
 }
+
+/**
+ * The store channel a queued notice is announced on, for the KDC nodes sharing a PostgreSQL store: the
+ * node holding the recipient's session reads the delivery from the store and pushes it. The payload
+ * names the delivery only (announcementOf), never what it carries: a key's material stays in the
+ * store's rows, wrapped under the KEK, and in the record layer.
+ */
+export const DELIVERY_CHANNEL = 'delivery';
+
+/** Which delivery was queued, for whom, by which node (that node pushed it to its own sessions). */
+export interface Announcement {
+  node: string;
+  id: number;
+  recipient: string;
+}
+
+export function encodeAnnouncement(a: Announcement): string {
+  return JSON.stringify({ n: a.node, d: a.id, r: a.recipient });
+}
+
+/** undefined for a payload that is not an announcement (the channel is open to anyone on the database). */
+export function decodeAnnouncement(payload: string): Announcement | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { n, d, r } = v as Record<string, unknown>;
+  if (typeof n !== 'string' || typeof r !== 'string' || !Number.isSafeInteger(d) || (d as number) < 1)
+    return undefined;
+  return { node: n, id: d as number, recipient: r };
+}

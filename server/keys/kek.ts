@@ -34,7 +34,7 @@ import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { assertKeySerial } from '../../shared/keys/serial.js';
 import { ensurePrivateDir, fsyncDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
 
-export const KEK_DIR = 'kek';
+const KEK_DIR = 'kek';
 const MAGIC = Buffer.from('KDSKEK1\0', 'latin1');
 const HEADER_BYTES = MAGIC.length + 4 + 3 + 16;
 const FILE_BYTES = HEADER_BYTES + 12 + 32 + 16;
@@ -47,7 +47,7 @@ export interface ScryptCost {
   r: number;
   p: number;
 }
-export const DEFAULT_SCRYPT_COST: ScryptCost = { log2N: 15, r: 8, p: 1 };
+const DEFAULT_SCRYPT_COST: ScryptCost = { log2N: 15, r: 8, p: 1 };
 
 export interface WrappedKey {
   wrapped: Buffer;

@@ -55,8 +55,17 @@ import type {
   SymKeyMode,
   SymKeyRecord,
 } from '../store/store.js';
-import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
-import { buildPush, deliveredPush, encodeMessagePayload, verifiedPush, type Push } from './deliveries.js';
+import type { AsyncStore, AsyncStoreTx } from '../store/async-store.js';
+import {
+  buildPush,
+  decodeAnnouncement,
+  deliveredPush,
+  DELIVERY_CHANNEL,
+  encodeAnnouncement,
+  encodeMessagePayload,
+  verifiedPush,
+  type Push,
+} from './deliveries.js';
 import { KeyEncryptionKeys } from './kek.js';
 import { checkTtl, RESERVATION_TTL_MS } from './ttl.js';
 
@@ -93,6 +102,12 @@ export interface KeyServiceOptions {
   limits?: Partial<KeyLimits>;
   /** The MITM lab's ablation switches (shared/lab-switches.ts); default every defence on. */
   defences?: Defences;
+  /**
+   * This node's name among the KDC nodes sharing the store (PostgreSQL): every queued notice is then
+   * also announced on DELIVERY_CHANNEL, in its transaction, for the node holding the recipient's
+   * session (pushAnnounced). Unset (one node, SQLite): nothing is announced.
+   */
+  node?: string;
 }
 
 /** docs/keys.md "Quotas"; the defaults are shared/keys/quotas.ts. */
@@ -181,7 +196,7 @@ export type Deposited = {
  * answer (and sends the pushes) only after the commit.
  */
 interface Step<W, R> {
-  write: (tx: AsyncStoreData) => Promise<W>;
+  write: (tx: AsyncStoreTx) => Promise<W>;
   finish: (written: W) => R | Promise<R>;
 }
 
@@ -196,7 +211,7 @@ async function commitGrouped<W, R>(store: AsyncStore, step: Step<W, R>): Promise
 }
 
 /** Storage bound a client cannot push past: the one-time prekeys it keeps (its last-resort one apart). */
-export const MAX_PREKEY_STOCK = 100;
+const MAX_PREKEY_STOCK = 100;
 /** What a client or the admin may give (certificateRevoked is the cascade's own). */
 const CLIENT_REVOCATION_REASONS = new Set<string>(KEY_REVOCATION_REASONS);
 
@@ -211,6 +226,9 @@ export class KeyService {
   readonly #limits: KeyLimits;
   readonly #creation: KeyCreationRate;
   readonly #defences: Defences;
+  readonly #node: string | undefined;
+  /** Announced deliveries being pushed, one after the other (in commit order). */
+  #announced: Promise<void> = Promise.resolve();
   #kek: Promise<KeyEncryptionKeys> | undefined;
   #kekReady: KeyEncryptionKeys | undefined;
   /** Certificates by serial: the imported public key and the DER, for signature checks and e2e pushes. */
@@ -227,6 +245,7 @@ export class KeyService {
     this.#limits = { ...DEFAULT_KEY_LIMITS, ...opts.limits };
     this.#creation = new KeyCreationRate(this.#limits.creation, () => this.#now());
     this.#defences = opts.defences ?? ALL_DEFENCES_ON;
+    this.#node = opts.node;
   }
 
   /** The KEK ring, opened (or created) on first use. */
@@ -849,7 +868,7 @@ export class KeyService {
   }
 
   async #ackWrite(
-    tx: AsyncStoreData,
+    tx: AsyncStoreTx,
     caller: Caller,
     ids: readonly number[],
   ): Promise<{ acknowledged: number }> {
@@ -905,7 +924,7 @@ export class KeyService {
    * client that revoked; null for the KDC and the admin). Returns the delivery ids.
    */
   async #revokeKey(
-    tx: AsyncStoreData,
+    tx: AsyncStoreTx,
     rec: SymKeyRecord,
     reason: string,
     by: string,
@@ -937,7 +956,7 @@ export class KeyService {
    * recipient, whatever happens to it (docs/keys.md "Quotas").
    */
   async #replaceKeyNotices(
-    tx: AsyncStoreData,
+    tx: AsyncStoreTx,
     recipient: string,
     serial: string,
     sender: string | null,
@@ -948,7 +967,7 @@ export class KeyService {
 
   /** Inside a transaction: the old key of a rotation becomes superseded; both parties are told. */
   async #supersede(
-    tx: AsyncStoreData,
+    tx: AsyncStoreTx,
     oldSerial: string,
     newSerial: string,
     caller: Caller,
@@ -975,7 +994,7 @@ export class KeyService {
   }
 
   /** Inside a transaction: refuse a new key notice `sender` would queue for `recipient` past its quota. */
-  async #checkKeyNoticeQuota(tx: AsyncStoreData, sender: string, recipient: string): Promise<void> {
+  async #checkKeyNoticeQuota(tx: AsyncStoreTx, sender: string, recipient: string): Promise<void> {
     const waiting = await tx.countQueuedFrom(recipient, sender, 'key');
     if (waiting >= this.#limits.queuedKeyNoticesPerPair) {
       throw new PolicyError(
@@ -986,7 +1005,7 @@ export class KeyService {
   }
 
   /** Inside a transaction: refuse one more active key of `owner` with `peer` past the pair's bound. */
-  async #checkActiveKeys(tx: AsyncStoreData, owner: string, peer: string, now: number): Promise<void> {
+  async #checkActiveKeys(tx: AsyncStoreTx, owner: string, peer: string, now: number): Promise<void> {
     if ((await tx.countActiveKeys(owner, peer, now)) >= this.#limits.activeKeysPerPair) {
       throw this.#tooManyActive(peer);
     }
@@ -1126,7 +1145,7 @@ export class KeyService {
 
   /** `sender`: the client whose quota the notice counts against (null: the KDC or the admin). */
   async #enqueue(
-    tx: AsyncStoreData,
+    tx: AsyncStoreTx,
     recipient: string,
     kind: DeliveryKind,
     keySerial: string,
@@ -1134,12 +1153,58 @@ export class KeyService {
     sender: string | null,
   ): Promise<DeliveryRecord> {
     const delivery = { recipient, kind, keySerial, payload, sender, createdAt: this.#now() };
-    return { ...delivery, id: await tx.enqueueDelivery(delivery) };
+    const id = await tx.enqueueDelivery(delivery);
+    if (this.#node !== undefined)
+      await tx.notify(DELIVERY_CHANNEL, encodeAnnouncement({ node: this.#node, id, recipient }));
+    return { ...delivery, id };
+  }
+
+  /**
+   * Another node queued a notice (a DELIVERY_CHANNEL payload): push it to the recipient's sessions on
+   * this node, read from the store. That node pushed it to its own sessions; this node's are reached
+   * only here, so each session gets it once. Pushes run one at a time, in the order announced.
+   */
+  pushAnnounced(payload: string): Promise<void> {
+    const a = decodeAnnouncement(payload);
+    // Ours (already pushed after the commit), or nobody to push to here: not even a read.
+    if (a === undefined || a.node === this.#node || !this.#hasLiveSession(a.recipient))
+      return this.#announced;
+    this.#announced = this.#announced.then(async () => {
+      const delivery = await this.#store.getDelivery(a.recipient, a.id);
+      // Acknowledged already (through another node), or replaced by a newer notice about its key.
+      if (delivery === undefined) return;
+      // The KEK ring is opened once per process: after that, no look at the key's mode first.
+      if (delivery.kind === 'key.delivered' && this.#kekReady === undefined)
+        await this.#kekIfKdcKeys([delivery.keySerial]);
+      await this.#pushAll([delivery]);
+    });
+    // A failed read leaves the notice to the queue (key.sync at the next connect); later ones still go.
+    this.#announced = this.#announced.catch(() => undefined);
+    return this.#announced;
+  }
+
+  /**
+   * Announcements may have been missed (the store's listening connection was lost): push the backlog of
+   * every identity with a session on this node. Notices pushed before are pushed again; clients take a
+   * notice twice as once (docs/keys.md "Requirements": at-least-once).
+   */
+  async pushBacklogs(names: Iterable<string>): Promise<void> {
+    for (const name of names) {
+      if (!this.#hasLiveSession(name)) continue;
+      const rows = await this.#store.listDeliveries(name, this.#syncBatch);
+      if (rows.some((r) => r.kind === 'key.delivered'))
+        await this.#kekIfKdcKeys(rows.map((r) => r.keySerial));
+      await this.#pushAll(rows);
+    }
+  }
+
+  #hasLiveSession(name: string): boolean {
+    return this.#sessions.byName(name).some((s) => !s.closed);
   }
 
   /** Audit rows name serials, parties, reasons: never key material (the store refuses secret-looking keys). */
   async #audit(
-    tx: AsyncStoreData,
+    tx: AsyncStoreTx,
     actor: string,
     action: string,
     subject: string,

@@ -1,7 +1,7 @@
 // Key lifetimes (docs/keys.md "Requirements": "expired (default lifetime 24 h, `--ttl`)").
 import { InputError } from '../../shared/errors.js';
 
-export const DEFAULT_KEY_TTL_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_KEY_TTL_MS = 24 * 60 * 60 * 1000;
 /** Short lifetimes exist for demonstrations and tests of expiry; below a second is a typo. */
 export const MIN_KEY_TTL_MS = 1000;
 export const MAX_KEY_TTL_MS = 90 * 24 * 60 * 60 * 1000;

@@ -42,53 +42,6 @@ export type AsyncStoreData = { [K in Exclude<keyof StoreData, 'getSetting'>]: Pr
   getSetting<T>(key: string): Promise<T | undefined>;
 };
 
-// The table families, for code that needs only one of them (a function that issues certificates takes
-// the certificate, revocation and token families, not the key store).
-export type AsyncSettings = Pick<AsyncStoreData, 'getSetting' | 'setSetting'>;
-export type AsyncCertificates = Pick<
-  AsyncStoreData,
-  | 'insertIssuedCertificate'
-  | 'setCertificateStatus'
-  | 'getCertificate'
-  | 'getCertificateStanding'
-  | 'getCertificateByFingerprint'
-  | 'activeCertificate'
-  | 'latestCertificate'
-  | 'listCertificates'
-  | 'countCertificates'
-  | 'insertRenewal'
-  | 'getRenewal'
-  | 'latestRenewalOf'
-  | 'countRenewalsSince'
-  | 'installRenewal'
->;
-export type AsyncRevocations = Pick<
-  AsyncStoreData,
-  | 'insertRevocation'
-  | 'getRevocation'
-  | 'listRevocations'
-  | 'countRevocations'
-  | 'lastRevocationId'
-  | 'getCrlState'
-  | 'saveCrlState'
->;
-export type AsyncEnrollmentTokens = Pick<
-  AsyncStoreData,
-  'insertEnrollmentToken' | 'consumeEnrollmentToken' | 'getEnrollmentToken' | 'listEnrollmentTokens'
->;
-export type AsyncAudit = Pick<
-  AsyncStoreData,
-  'appendAudit' | 'listAudit' | 'countAudit' | 'auditTail' | 'appendAuditHead' | 'listAuditHeads'
->;
-export type AsyncKeyStore = Omit<
-  AsyncStoreData,
-  | keyof AsyncSettings
-  | keyof AsyncCertificates
-  | keyof AsyncRevocations
-  | keyof AsyncEnrollmentTokens
-  | keyof AsyncAudit
->;
-
 /** The view of the store inside a transaction. */
 export interface AsyncStoreTx extends AsyncStoreData {
   /** A savepoint: fn throwing rolls back only what fn wrote. */
@@ -101,9 +54,9 @@ export interface AsyncStoreTx extends AsyncStoreData {
 }
 
 /** Channel names: short lower-case identifiers (they become part of a PostgreSQL channel name). */
-export const CHANNEL_NAME = /^[a-z][a-z0-9_]{0,29}$/;
+const CHANNEL_NAME = /^[a-z][a-z0-9_]{0,29}$/;
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; the same limit on both engines. */
-export const MAX_NOTIFY_PAYLOAD = 7_999;
+const MAX_NOTIFY_PAYLOAD = 7_999;
 
 export interface StoreListener {
   /** Called with each payload notified on the channel, after its transaction committed. */
@@ -147,7 +100,20 @@ export interface AsyncStore extends AsyncStoreData {
  * Every data method by name, for engines that forward them (sqlite-async-store.ts). The type below fails
  * to compile when a method is added to the Store and not here.
  */
-export const DATA_METHODS = [
+/**
+ * Its argument, typed as given, when it names every data method of StoreData; otherwise a compile
+ * error whose `missing` property names the method left out.
+ */
+function everyDataMethod<const M extends readonly (keyof StoreData)[]>(
+  methods: M &
+    ([Exclude<keyof StoreData, M[number]>] extends [never]
+      ? unknown
+      : { missing: Exclude<keyof StoreData, M[number]> }),
+): M {
+  return methods;
+}
+
+export const DATA_METHODS = everyDataMethod([
   'getSetting',
   'setSetting',
   'insertIssuedCertificate',
@@ -203,14 +169,11 @@ export const DATA_METHODS = [
   'countQueuedFrom',
   'deleteQueuedKeyNotices',
   'listDeliveries',
+  'getDelivery',
   'deleteDeliveries',
   'countDeliveries',
   'heldPrekeyIds',
-] as const satisfies readonly (keyof StoreData)[];
-
-type Missing = Exclude<keyof StoreData, (typeof DATA_METHODS)[number]>;
-/** `true` only when DATA_METHODS names every data method (else: a compile error naming the missing one). */
-export const DATA_METHODS_COMPLETE: [Missing] extends [never] ? true : Missing = true;
+]);
 
 /** Refuse a channel name or payload the contract does not allow (the same on both engines). */
 export function checkNotification(channel: string, payload?: string): void {

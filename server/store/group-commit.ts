@@ -128,15 +128,3 @@ export class GroupCommit {
     });
   }
 }
-
-const perStore = new WeakMap<Store, GroupCommit>();
-
-/** The group committer of `store` (one per Store object, so every caller shares the same batches). */
-export function groupCommit(store: Store): GroupCommit {
-  let g = perStore.get(store);
-  if (g === undefined) {
-    g = new GroupCommit(store);
-    perStore.set(store, g);
-  }
-  return g;
-}

@@ -210,8 +210,6 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: AUDIT_CHAIN_MIGRATION_NAME, up: migrateAuditChain },
 ];
 
-export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-
 /** Bring `db` up to the latest version; returns the version it was at before. */
 export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
   migrations.forEach((m, i) => {

@@ -61,14 +61,36 @@ const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|k
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const INT8_OID = 20;
 /** Connections per node: enough for concurrent transactions plus reads; PostgreSQL's default max is 100. */
-export const PG_POOL_SIZE = 10;
+const PG_POOL_SIZE = 10;
 /** How long a new connection may take before the call fails with `unavailable`. */
-export const PG_CONNECT_TIMEOUT_MS = 5_000;
+const PG_CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long a connection may sit inside a transaction without sending anything before PostgreSQL ends its
+ * session (idle_in_transaction_session_timeout). A node frozen mid-transaction (host lost without a FIN,
+ * VM paused, process stopped) holds the store's write lock, and PostgreSQL would only notice by TCP
+ * keepalive (2 h by default): every write of every node waited behind it. kds transactions send their
+ * statements back to back (signing and key generation happen before BEGIN), so 15 s is never reached by
+ * a live node, and is well inside the 30 s a client waits for a reply.
+ */
+const PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 15_000;
+/**
+ * How long a statement may go without an answer before it fails as `unavailable` and its connection is
+ * dropped (node-postgres's query_timeout). A connection that went quiet without closing (the primary
+ * moved behind a virtual IP, a NAT or firewall dropped its state) otherwise held its caller until TCP gave
+ * up, about 15 minutes, and a transaction on it held one of the node's few transaction slots. Below the
+ * 30 s a client waits for a reply: past that nobody is waiting for the answer. The write lock is waited
+ * for under it too; a holder frozen mid-transaction is ended after PG_IDLE_IN_TRANSACTION_TIMEOUT_MS.
+ */
+const PG_QUERY_TIMEOUT_MS = 25_000;
 
 export interface PgStoreOptions {
   poolSize?: number;
   /** The connections' application_name (pg_stat_activity); tests tell their own connections apart by it. */
   applicationName?: string;
+  /** idle_in_transaction_session_timeout of every connection (default PG_IDLE_IN_TRANSACTION_TIMEOUT_MS). */
+  idleInTransactionTimeoutMs?: number;
+  /** The bound on each statement (default PG_QUERY_TIMEOUT_MS). */
+  queryTimeoutMs?: number;
 }
 
 const types: pg.CustomTypesConfig = {
@@ -392,13 +414,17 @@ abstract class PgData {
     // The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so the
     // tail is read and the next entry written under the write lock, whichever node appends.
     return this.underWriteLock(async (d) => {
-      const tail = await d.auditTail();
-      const id = (await d.row<{ id: number }>(
-        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id`,
+      // The tail and the next id in one round trip: appends run under the write lock, where every round
+      // trip holds up every node's writers (an issuance appends twice: bench/cluster.ts).
+      const next = (await d.row<{ id: number; tail_hash: string | null }>(
+        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id, t.hash AS tail_hash
+         FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1) AS t ON true`,
         [],
         'store write failed',
-      ))!.id;
-      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
+      ))!;
+      const id = next.id;
+      const prevHash = next.tail_hash ?? GENESIS_HASH;
       const hash = auditEntryHash(prevHash, {
         id,
         at: e.at,
@@ -722,15 +748,17 @@ abstract class PgData {
         'SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2',
         [recipient, limit < 0 ? null : limit],
       )
-    ).map((r) => ({
-      id: r.id,
-      recipient: r.recipient,
-      kind: r.kind,
-      keySerial: r.key_serial,
-      payload: r.payload,
-      sender: r.sender,
-      createdAt: r.created_at,
-    }));
+    ).map(deliveryOf);
+  }
+
+  async getDelivery(recipient: string, id: number): Promise<DeliveryRecord | undefined> {
+    const row = (
+      await this.rows<DeliveryRow>('SELECT * FROM pending_deliveries WHERE recipient = $1 AND id = $2', [
+        recipient,
+        id,
+      ])
+    )[0];
+    return row === undefined ? undefined : deliveryOf(row);
   }
 
   async deleteDeliveries(recipient: string, ids: readonly number[]): Promise<number> {
@@ -798,19 +826,38 @@ class PgTx extends PgData {
     return fn(this); // a transaction holds the write lock from its start
   }
 
-  async notify(channel: string, payload: string): Promise<void> {
-    checkNotification(channel, payload);
-    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback (also of the
-    // savepoint around it), to every connection LISTENing on the channel, on every node.
+  /** Notifications made in this transaction, in order (a savepoint's rollback truncates it). */
+  readonly #notes: { channel: string; payload: string }[] = [];
+
+  notify(channel: string, payload: string): Promise<void> {
+    try {
+      checkNotification(channel, payload);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback, to every
+    // connection LISTENing on the channel, on every node. Held here and sent in one statement just
+    // before COMMIT (sendNotes): a round trip per notification would be spent under the write lock,
+    // and every queued key notice makes one (bench/cluster.ts).
+    this.#notes.push({ channel: this.#owner.pgChannel(channel), payload });
+    return Promise.resolve();
+  }
+
+  /** Send the notifications this transaction kept (in the order they were made), before its COMMIT. */
+  async sendNotes(): Promise<void> {
+    if (this.#notes.length === 0) return;
     await this.count(
-      'SELECT pg_notify($1, $2)',
-      [this.#owner.pgChannel(channel), payload],
+      // unnest returns the rows in array order: the notifications are queued in the order they were made.
+      'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)',
+      [this.#notes.map((n) => n.channel), this.#notes.map((n) => n.payload)],
       'store write failed',
     );
   }
 
   async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     const name = `kds_sp${++this.#depth}`;
+    // Savepoints nest: every notification made after this point is this savepoint's (or a child's).
+    const notesBefore = this.#notes.length;
     try {
       await this.count(`SAVEPOINT ${name}`, [], 'store transaction failed');
       let value: T;
@@ -820,6 +867,9 @@ class PgTx extends PgData {
         // What fn threw is the caller's error; the rollback's own failure (a lost connection) surfaces
         // at the outer COMMIT.
         await this.exec(`ROLLBACK TO SAVEPOINT ${name}`, []).catch(() => undefined);
+        // What the savepoint (and the ones inside it) notified is rolled back with it; what an earlier,
+        // released sibling notified stays.
+        this.#notes.length = notesBefore;
         throw err;
       }
       await this.count(`RELEASE SAVEPOINT ${name}`, [], 'store transaction failed');
@@ -863,21 +913,29 @@ export class PgStore extends PgData implements AsyncStore {
   /** Open (creating the schema and migrating if needed) the store at a postgres:// URL. */
   static async open(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
     const { connectionString, schema, location } = parseStoreUrl(url);
-    const pool = new pg.Pool({
+    const base: pg.ClientConfig = {
       connectionString,
-      max: opts.poolSize ?? PG_POOL_SIZE,
       connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
       types,
       application_name: opts.applicationName ?? 'kds',
-      // Every connection of the pool works in the store's schema (created below before first use).
-      options: `-c search_path=${schema}`,
+      // Every connection works in the store's schema (created by the migration before first use), and a
+      // session frozen inside a transaction is ended by the server (PG_IDLE_IN_TRANSACTION_TIMEOUT_MS).
+      options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${Math.ceil(
+        opts.idleInTransactionTimeoutMs ?? PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      )}`,
+    };
+    const pool = new pg.Pool({
+      ...base,
+      max: opts.poolSize ?? PG_POOL_SIZE,
+      // A statement with no answer in time fails (`unavailable`) and its connection is dropped.
+      query_timeout: Math.ceil(opts.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS),
     });
     // An idle connection the server closed (restart, admin shutdown) must not crash the process: the
     // pool drops it and the next call opens a new one (or fails with `unavailable`).
     pool.on('error', () => undefined);
     const store = new PgStore(location, schema, pool, connectionString, opts.applicationName ?? 'kds');
     try {
-      await store.#migrate();
+      await store.#migrate(base);
       return store;
     } catch (err) {
       await pool.end().catch(() => undefined);
@@ -901,12 +959,17 @@ export class PgStore extends PgData implements AsyncStore {
     return () => this.#statusListeners.delete(listener);
   }
 
-  async #migrate(): Promise<void> {
-    const client = await this.#pool.connect();
-    const onError = (): void => undefined; // as in transaction(): the failing query reports it
-    client.on('error', onError);
+  async #migrate(config: pg.ClientConfig): Promise<void> {
+    // A connection of its own, without the pool's bound on each statement: a migration takes as long as
+    // the data it rewrites, and a node starting while another migrates waits for it here.
+    const client = new pg.Client(config);
+    client.on('error', () => undefined); // as in transaction(): the failing query reports it
+    await client.connect();
     try {
       await client.query('BEGIN');
+      // A migration may compute between statements for as long as the data takes (the audit chain's
+      // hashes): it is not a frozen node, and no other write runs until it is done anyway.
+      await client.query('SET LOCAL idle_in_transaction_session_timeout = 0');
       // Nodes starting at once: one migrates, the others wait here and then find nothing to do.
       await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(`kds:migrate:${this.schema}`)]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
@@ -937,15 +1000,12 @@ export class PgStore extends PgData implements AsyncStore {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      client.off('error', onError);
-      client.release();
+      await client.end().catch(() => undefined);
     }
   }
 
   async schemaVersion(): Promise<number> {
-    const row = (await this.exec('SELECT version FROM kds_schema_version', [])).rows[0] as
-      | { version: number }
-      | undefined;
+    const row = await this.row<{ version: number }>('SELECT version FROM kds_schema_version', []);
     return row?.version ?? 0;
   }
 
@@ -989,11 +1049,18 @@ export class PgStore extends PgData implements AsyncStore {
       let value: T;
       try {
         value = await fn(tx as unknown as AsyncStoreTx);
+        await tx.sendNotes();
       } catch (err) {
         tx.open = false;
-        await client.query('ROLLBACK').catch(() => {
+        if (err instanceof KdsError && err.code === 'unavailable') {
+          // The connection is lost or has gone quiet: a ROLLBACK would wait on it too. Dropped instead;
+          // the server rolls back when the session ends (or is ended, PG_IDLE_IN_TRANSACTION_TIMEOUT_MS).
           broken = true;
-        });
+        } else {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+        }
         throw err;
       }
       tx.open = false;
@@ -1074,7 +1141,9 @@ export class PgStore extends PgData implements AsyncStore {
     // The position of the server's WAL: it moves with every commit of any connection (including ours and
     // other databases': caches are emptied more often than needed, never less), read without touching a
     // table.
-    const row = (await this.exec('SELECT pg_current_wal_lsn()::text AS lsn', [])).rows[0] as { lsn: string };
+    // Through row(): a lost database is `unavailable` here too. This runs before every handshake's
+    // certificate check, where node-postgres's own error would have become `internal`.
+    const row = (await this.row<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn', []))!;
     const [hi, lo] = row.lsn.split('/').map((h) => parseInt(h, 16));
     return hi! * 2 ** 32 + lo!;
   }
@@ -1244,7 +1313,7 @@ function lockKey(name: string): string {
  * Split a store URL into what pg connects to and the schema (`?schema=NAME`, default `public`); the
  * location shown to users has no password.
  */
-export function parseStoreUrl(url: string): { connectionString: string; schema: string; location: string } {
+function parseStoreUrl(url: string): { connectionString: string; schema: string; location: string } {
   let u: URL;
   try {
     u = new URL(url);
@@ -1273,7 +1342,7 @@ function isUnavailable(err: unknown): boolean {
     // node-postgres's own errors for a connection that died or could not be had.
     return (
       err instanceof Error &&
-      /Connection terminated|connection error and is not queryable|Client was closed|timeout exceeded when trying to connect/i.test(
+      /Connection terminated|connection error and is not queryable|Client was closed|timeout exceeded when trying to connect|Query read timeout/i.test(
         err.message,
       )
     );
@@ -1401,6 +1470,18 @@ interface DeliveryRow {
   payload: Buffer | null;
   sender: string | null;
   created_at: number;
+}
+
+function deliveryOf(r: DeliveryRow): DeliveryRecord {
+  return {
+    id: r.id,
+    recipient: r.recipient,
+    kind: r.kind,
+    keySerial: r.key_serial,
+    payload: r.payload,
+    sender: r.sender,
+    createdAt: r.created_at,
+  };
 }
 
 function prekeyOf(row: PrekeyRow): PrekeyRecord {

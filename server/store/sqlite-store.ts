@@ -85,9 +85,9 @@ import type {
   SymKeyStateChange,
 } from './store.js';
 
-export const STORE_FILE = 'kds.sqlite';
+const STORE_FILE = 'kds.sqlite';
 /** How long a writer waits for another process's transaction before giving up with store_error. */
-export const BUSY_TIMEOUT_MS = 10_000;
+const BUSY_TIMEOUT_MS = 10_000;
 
 /** Audit details must never carry secrets: refuse keys that name one (a cheap, explicit tripwire). */
 const SECRET_KEY = /^(pass(word|phrase)?|secret|token|key|private_?key(_?pem)?|key_?pem)$/i;
@@ -1093,15 +1093,16 @@ export class SqliteStore implements Store {
       'SELECT * FROM pending_deliveries WHERE recipient = ? ORDER BY id LIMIT ?',
       recipient,
       limit,
-    ).map((r) => ({
-      id: r.id,
-      recipient: r.recipient,
-      kind: r.kind,
-      keySerial: r.key_serial,
-      payload: r.payload,
-      sender: r.sender,
-      createdAt: r.created_at,
-    }));
+    ).map(deliveryOf);
+  }
+
+  getDelivery(recipient: string, id: number): DeliveryRecord | undefined {
+    const row = this.#get<DeliveryRow>(
+      'SELECT * FROM pending_deliveries WHERE recipient = ? AND id = ?',
+      recipient,
+      id,
+    );
+    return row === undefined ? undefined : deliveryOf(row);
   }
 
   deleteDeliveries(recipient: string, ids: readonly number[]): number {
@@ -1222,6 +1223,18 @@ interface PrekeyRow {
   public_key: Buffer;
   signature: Buffer;
   created_at: number;
+}
+
+function deliveryOf(r: DeliveryRow): DeliveryRecord {
+  return {
+    id: r.id,
+    recipient: r.recipient,
+    kind: r.kind,
+    keySerial: r.key_serial,
+    payload: r.payload,
+    sender: r.sender,
+    createdAt: r.created_at,
+  };
 }
 
 interface DeliveryRow {

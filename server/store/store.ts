@@ -320,6 +320,8 @@ export interface Store {
   deleteQueuedKeyNotices(recipient: string, keySerial: string): number;
   /** Oldest first. */
   listDeliveries(recipient: string, limit?: number): DeliveryRecord[];
+  /** One queued delivery of `recipient` (undefined once acknowledged or replaced, or not theirs). */
+  getDelivery(recipient: string, id: number): DeliveryRecord | undefined;
   /** Delete acknowledged deliveries, only the recipient's own. Returns how many. */
   deleteDeliveries(recipient: string, ids: readonly number[]): number;
   countDeliveries(recipient?: string): number;

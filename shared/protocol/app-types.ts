@@ -17,12 +17,18 @@ export interface AppTypeSchemas {
   readonly push?: MapSchema;
 }
 
-export type AppType<S extends AppTypeSchemas = AppTypeSchemas> = S & { readonly name: string };
+/** `name` keeps its literal type, so the catalog can key request types by it (catalog.ts RequestType). */
+export type AppType<S extends AppTypeSchemas = AppTypeSchemas, N extends string = string> = S & {
+  readonly name: N;
+};
 
 const registry = new Map<string, AppType>();
 
 /** Registers a type; a programming error (bad name, duplicate, request without response) throws. */
-export function defineAppType<const S extends AppTypeSchemas>(name: string, schemas: S): AppType<S> {
+export function defineAppType<const N extends string, const S extends AppTypeSchemas>(
+  name: N,
+  schemas: S,
+): AppType<S, N> {
   if (!APP_TYPE_PATTERN.test(name) || name.length > MAX_APP_TYPE_LENGTH || RESERVED.has(name)) {
     throw new InternalError('internal', `invalid application type name ${JSON.stringify(name)}`);
   }
@@ -36,7 +42,7 @@ export function defineAppType<const S extends AppTypeSchemas>(name: string, sche
   if (schemas.request === undefined && schemas.push === undefined) {
     throw new InternalError('internal', `application type ${name} has no schema`);
   }
-  const type = Object.freeze({ ...schemas, name }) as AppType<S>;
+  const type = Object.freeze({ ...schemas, name }) as AppType<S, N>;
   registry.set(name, type);
   return type;
 }

@@ -6,24 +6,24 @@ import { REVOCATION_REASONS } from '../revocation-reasons.js';
 import { defineAppType } from './app-types.js';
 import { HANDSHAKE_MODES, ERROR_CODE_PATTERN, MAX_ERROR_MESSAGE } from './messages.js';
 import { MAX_STRING, MAX_TICKET_BYTES } from './limits.js';
-import { s, type Infer } from './schema.js';
+import { s } from './schema.js';
 
 /** Lowercase hex without colons (docs/architecture.md, "Serials"). */
 export const serialHex = s.string({ min: 1, max: 64, pattern: /^[0-9a-f]+$/ });
-export const principalName = s.string({ min: 1, max: 64, pattern: NAME_PATTERN });
-export const revocationReason = s.enumOf(REVOCATION_REASONS);
+const principalName = s.string({ min: 1, max: 64, pattern: NAME_PATTERN });
+const revocationReason = s.enumOf(REVOCATION_REASONS);
 /** Epoch milliseconds. */
 export const epochMs = s.uint({ unit: 'epoch ms' });
 export const pemText = s.string({ min: 1, max: MAX_STRING, pattern: /^-----BEGIN [A-Z0-9 ]+-----\r?\n/ });
 /** Enrollment tokens: opaque URL-safe strings chosen by the server. */
-export const tokenText = s.string({ min: 16, max: 256, pattern: /^[A-Za-z0-9_-]+$/ });
+const tokenText = s.string({ min: 16, max: 256, pattern: /^[A-Za-z0-9_-]+$/ });
 /** Session roles the server reports in `ready`. */
-export const SESSION_ROLES = ['client', 'admin', 'anonymous', 'insecure'] as const;
+const SESSION_ROLES = ['client', 'admin', 'anonymous', 'insecure'] as const;
 /** Longest enrollment-token lifetime an admin may ask for: 7 days. */
 export const MAX_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** Server push, first record after the handshake: who the server thinks this session is. */
-export const ready = defineAppType('ready', {
+defineAppType('ready', {
   push: s.map({
     session: s.string({ min: 32, max: 32, pattern: /^[0-9a-f]{32}$/ }), // session id, hex
     mode: s.enumOf(HANDSHAKE_MODES),
@@ -90,7 +90,7 @@ export const sessionTicket = defineAppType('session.ticket', {
 });
 
 /** Server push right before the server closes the session (revocation, shutdown, policy). */
-export const sessionClosing = defineAppType('session.closing', {
+defineAppType('session.closing', {
   push: s.map({
     code: s.string({ min: 1, max: 40, pattern: ERROR_CODE_PATTERN }),
     reason: s.string({ max: MAX_ERROR_MESSAGE }),
@@ -98,21 +98,6 @@ export const sessionClosing = defineAppType('session.closing', {
 });
 
 /** Server push: a certificate this session relies on (its own) was revoked. */
-export const certRevoked = defineAppType('cert.revoked', {
+defineAppType('cert.revoked', {
   push: s.map({ serial: serialHex, reason: revocationReason, revokedAt: epochMs }),
 });
-
-export type ReadyPush = Infer<typeof ready.push>;
-export type CertStatusRequest = Infer<typeof certStatus.request>;
-export type CertStatusResponse = Infer<typeof certStatus.response>;
-export type EnrollRequest = Infer<typeof enroll.request>;
-export type EnrollResponse = Infer<typeof enroll.response>;
-export type PingRequest = Infer<typeof ping.request>;
-export type PingResponse = Infer<typeof ping.response>;
-export type CertRevokeRequest = Infer<typeof certRevoke.request>;
-export type CertRevokeResponse = Infer<typeof certRevoke.response>;
-export type AdminTokenRequest = Infer<typeof adminToken.request>;
-export type AdminTokenResponse = Infer<typeof adminToken.response>;
-export type SessionClosingPush = Infer<typeof sessionClosing.push>;
-export type SessionTicketResponse = Infer<typeof sessionTicket.response>;
-export type CertRevokedPush = Infer<typeof certRevoked.push>;

@@ -6,7 +6,7 @@
 // leaves the renewed certificate as it was.
 import { defineAppType } from './app-types.js';
 import { epochMs, pemText, serialHex } from './messages-core.js';
-import { s, type Infer } from './schema.js';
+import { s } from './schema.js';
 
 export const certRenew = defineAppType('cert.renew', {
   request: s.map({ csr: pemText }),
@@ -17,6 +17,3 @@ export const certRenew = defineAppType('cert.renew', {
     supersedes: serialHex, // the certificate of the session that asked (superseded once installed)
   }),
 });
-
-export type CertRenewRequest = Infer<typeof certRenew.request>;
-export type CertRenewResponse = Infer<typeof certRenew.response>;

@@ -26,7 +26,7 @@ async function auditedDataDir(t: Test): Promise<{ dir: string; ids: number[] }> 
   const dir = await initDataDir(t);
   const kdc = await startKdc({ dataDir: dir, port: 0, passphrase: TEST_CA_PASSPHRASE, log: () => {} });
   for (const name of ['alice', 'bob', 'carol', 'dave']) {
-    kdc.ca.createEnrollmentToken({ name, actor: 'admin:admin' });
+    await kdc.ca.createEnrollmentToken({ name, actor: 'admin:admin' });
   }
   await kdc.close(); // signs the head covering every entry
   const db = new Database(join(dir, 'kds.sqlite'), { readonly: true });

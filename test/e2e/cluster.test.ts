@@ -1,7 +1,13 @@
 // Two KDC nodes on one PostgreSQL store, as real processes (docs/deployment.md): the second starts from an
 // empty data directory (the encrypted credentials come from the store), an enrollment token made through
-// node 1 is redeemed on node 2, a token redeemed on both nodes at once gives one certificate, and a
-// revocation made on node 1 is refused by node 2's handshakes and listed on the CRL node 2 serves.
+// node 1 is redeemed on node 2, a token redeemed on both nodes at once gives one certificate, pushes
+// cross nodes (a key sent through node 1 reaches its receiver listening on node 2, and so do a key
+// revocation and a certificate revocation, which closes the session on node 2), and a revocation made
+// on node 1 is refused by node 2's handshakes and listed on the CRL node 2 serves.
+//
+// The nodes' periodic revocation sync is lengthened to 10 minutes (KDS_TEST_REVOCATION_SYNC_MS): what
+// reaches a session already open on node 2 can only have come by the store's notifications. A key
+// delivery has no periodic path at all (a listener is pushed to, never polls).
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +15,9 @@ import { adminToken, runKds, startServer, type ServerProcess } from '../helpers/
 import { pgTestSchema } from '../helpers/pg.js';
 import { tempDir } from '../helpers/tmp.js';
 import { parseCrl } from '../../shared/pki/crl.js';
+import { openHomeSession } from '../../client/session.js';
+import { CLOSE, EXIT } from '../../shared/errors.js';
+import { admin, client, enrollAll, json, listen, type Clients } from './keys-helpers.js';
 
 t.setTimeout(240_000);
 
@@ -43,8 +52,9 @@ t.test('two nodes on one PostgreSQL store', async (t) => {
   );
   t.equal(init.code, 0, `init on the store: ${init.stderr}`);
 
-  const node1 = await startServer(t, d1, ['--store', url]);
-  const node2 = await startServer(t, d2, ['--store', url]);
+  const slowSync = { env: { KDS_TEST_REVOCATION_SYNC_MS: '600000' } };
+  const node1 = await startServer(t, d1, ['--store', url], slowSync);
+  const node2 = await startServer(t, d2, ['--store', url], slowSync);
 
   await t.test('the second node starts from an empty data directory with the store URL only', async (t) => {
     t.equal(node2.fingerprint, node1.fingerprint, 'one CA');
@@ -80,6 +90,57 @@ t.test('two nodes on one PostgreSQL store', async (t) => {
     const list = await runKds(['cert', 'list', '--name', 'bob', '--data-dir', d1, '--store', url, '--json']);
     t.equal(list.code, 0, list.stderr);
     t.equal((JSON.parse(list.stdout) as unknown[]).length, 1, 'one certificate for bob in the store');
+  });
+
+  await t.test('pushes cross nodes: what is done through node 1 reaches dave on node 2', async (t) => {
+    const homes = await enrollAll(node1, ['carol', 'dave']);
+    const on1: Clients = { server: node1, homes };
+    const on2: Clients = { server: node2, homes };
+    const dave = listen(t, on2, 'dave');
+    await dave.waitFor((e) => e.event === 'connected', 'dave connected to node 2');
+
+    const kdcKey = await client(on1, 'carol', 'send-key', ['--to', 'dave', '--mode', 'kdc', '--json']);
+    t.equal(kdcKey.code, 0, kdcKey.stderr);
+    const kdcSerial = json<{ serial: string }>(kdcKey).serial;
+    t.match(
+      await dave.waitFor((e) => e.event === 'key' && e.serial === kdcSerial, 'the KDC-generated key'),
+      { from: 'carol', mode: 'kdc', verdict: 'valid', state: 'active' },
+      'a KDC-generated key created on node 1 is pushed live by node 2',
+    );
+    const e2eKey = await client(on1, 'carol', 'send-key', ['--to', 'dave', '--json']);
+    t.equal(e2eKey.code, 0, e2eKey.stderr);
+    const e2eSerial = json<{ serial: string }>(e2eKey).serial;
+    t.match(
+      await dave.waitFor((e) => e.event === 'key' && e.serial === e2eSerial, 'the end-to-end key'),
+      { from: 'carol', mode: 'e2e', verdict: 'valid', state: 'active' },
+      'an end-to-end key deposited on node 1 is pushed live by node 2',
+    );
+    t.equal(dave.events.filter((e) => e.event === 'key' && e.serial === kdcSerial).length, 1, 'pushed once');
+
+    const revokeKey = await client(on1, 'carol', 'revoke-key', ['--serial', kdcSerial, '--json']);
+    t.equal(revokeKey.code, 0, revokeKey.stderr);
+    t.match(
+      await dave.waitFor((e) => e.event === 'key.revoked' && e.serial === kdcSerial, 'the key revocation'),
+      { state: 'revoked' },
+      'a key revocation made on node 1 reaches the listener on node 2',
+    );
+
+    // A second session of dave on node 2, through the client library: the close code it is given.
+    const session = await openHomeSession({ name: 'dave', home: homes.dave!, server: node2.url });
+    const seen: string[] = [];
+    session.onPush('*', (_b, type) => seen.push(type));
+    const revokeCert = await admin(on1, 'revoke-cert', ['--name', 'dave', '--reason', 'keyCompromise']);
+    t.equal(revokeCert.code, 0, revokeCert.stderr);
+    const closed = await session.closed;
+    t.equal(closed.code, CLOSE.revoked, 'closed by node 2 with the revocation close code');
+    t.equal(closed.error?.code, 'cert_revoked');
+    t.ok(seen.includes('cert.revoked'), `told why before the close: ${seen.join(', ')}`);
+    t.match(
+      await dave.waitFor((e) => e.event === 'stopped', 'the listener stopped'),
+      { code: 'cert_revoked' },
+      'the listener on node 2 was closed as revoked',
+    );
+    t.equal(await dave.exited, EXIT.revoked, `listen exits as revoked: ${dave.rest()}`);
   });
 
   await t.test('a revocation on node 1 is refused by node 2 and on the CRL node 2 serves', async (t) => {

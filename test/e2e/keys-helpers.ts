@@ -101,6 +101,10 @@ export interface Listener {
     timeoutMs?: number,
   ): Promise<Record<string, unknown>>;
   stderr(): string;
+  /** What stdout held besides the events: the error document a failing `listen --json` ends with. */
+  rest(): string;
+  /** Resolves with the exit code once the process has ended by itself (or been stopped). */
+  exited: Promise<number | null>;
   stop(): Promise<number | null>;
 }
 
@@ -126,6 +130,7 @@ export function listen(t: TestLike, c: Clients, name: string, server = c.server.
   const waiters = new Set<() => void>();
   let buffer = '';
   let stderr = '';
+  let rest = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     buffer += d;
@@ -134,13 +139,23 @@ export function listen(t: TestLike, c: Clients, name: string, server = c.server.
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
       if (line.trim() === '') continue;
-      events.push(JSON.parse(line) as Record<string, unknown>);
+      // One event per line; the error document of a listen that stops spans several lines.
+      let event: Record<string, unknown>;
+      try {
+        event = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        rest += `${line}\n`;
+        continue;
+      }
+      events.push(event);
       for (const w of [...waiters]) w();
     }
   });
   return {
     events,
     stderr: () => stderr,
+    rest: () => rest,
+    exited,
     waitFor(pred, what, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const check = (): boolean => {

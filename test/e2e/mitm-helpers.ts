@@ -1,9 +1,9 @@
 // The MITM lab matrix (docs/attacks.md), shared by test/e2e/mitm-matrix-secure.test.ts and
 // mitm-matrix-insecure.test.ts (two files so tap runs the two modes in parallel). Real processes on
 // loopback: one `kds server start` per mode (the insecure one with --insecure-dh and
-// KDS_ALLOW_INSECURE=1) whose CA issued certificates to alice, bob, mallory (an insider) and zed
-// (revoked) once; one `kds mitm --control` process per mode that switches attacks live (plus a
-// `--once` one for revoked-cert, which needs zed's identity); and for every attack a victim
+// KDS_ALLOW_INSECURE=1) whose CA issued certificates to alice, bob, mallory (an insider), zed
+// (revoked) and yan (an insider revoked during revoked-ticket) once; one `kds mitm --control` process per mode that switches attacks live (plus a
+// `--once` one for revoked-cert and revoked-ticket, which need zed's and yan's identities); and for every attack a victim
 // `kds client ...` process through Mallory. Each cell asserts the catalog's expected outcome and
 // defence, that the victim's error names it, that nothing secret reaches Mallory in secure mode (her
 // report is grepped for every AES key alice and bob hold and for the message text), what she stole in
@@ -23,6 +23,8 @@ import { generateRsaKeyPair, type RsaKeyPair } from '../../shared/crypto/rsa.js'
 import { createCsr } from '../../shared/pki/csr.js';
 import { ClientKeyStore } from '../../client/keys/key-store.js';
 import { openKeyClient } from '../../client/keys/open.js';
+import { openHomeSession } from '../../client/session.js';
+import { parseCertificate } from '../../shared/pki/x509.js';
 import {
   KDS_BIN,
   REPO_ROOT,
@@ -38,7 +40,7 @@ import {
 import { tempDir } from '../helpers/tmp.js';
 
 type Mode = 'secure' | 'insecure';
-const NAMES = ['alice', 'bob', 'mallory', 'zed'] as const;
+const NAMES = ['alice', 'bob', 'mallory', 'zed', 'yan'] as const;
 type Name = (typeof NAMES)[number];
 
 export interface Lab {
@@ -82,7 +84,7 @@ export async function startLab(t: Test, mode: Mode): Promise<Lab> {
     }
     await ca.revoke({ name: 'zed' }, 'keyCompromise', 'test');
   } finally {
-    ca.close();
+    await ca.close();
   }
   // No assertion here: an assertion at the top level before the subtests exist ends tap's root test.
   const server = await startLabServer(t, dataDir, mode === 'insecure');
@@ -337,7 +339,22 @@ interface CellPlan {
 
 const SECRET_TEXT = 'the eagle lands at dawn';
 
-function planFor(attack: string): CellPlan {
+function ownSerial(lab: Lab, name: Name): string {
+  return parseCertificate(readClientHome(lab.homes[name], undefined).certPem).serialHex;
+}
+
+/** An honest session of `name` straight to the KDC, which leaves a resumption ticket in its home. */
+async function leaveTicket(lab: Lab, name: Name): Promise<void> {
+  const session = await openHomeSession({ name, home: lab.homes[name], server: lab.server.url });
+  try {
+    // The ticket was asked for first: its answer (and the file) comes before this one.
+    await session.request('ping', {});
+  } finally {
+    await session.close();
+  }
+}
+
+function planFor(attack: string, lab: Lab, insecureClient: boolean): CellPlan {
   const sendKdcKey: CellPlan = {
     victim: 'alice',
     args: ['send-key', '--to', 'bob', '--mode', 'kdc', '--json'],
@@ -372,6 +389,19 @@ function planFor(attack: string): CellPlan {
       return { ...sendKdcKey, identity: 'mallory' };
     case 'revoked-cert':
       return { ...sendKdcKey, identity: 'zed' };
+    case 'ticket-replay':
+    case 'resume-downgrade':
+      // An insecure victim has no ticket. The key commands always run a full handshake; `cert-status`
+      // resumes with the ticket alice's honest session left her.
+      if (insecureClient) return sendKdcKey;
+      return {
+        victim: 'alice',
+        args: ['cert-status', '--serial', ownSerial(lab, 'alice'), '--json'],
+        before: (lab) => leaveTicket(lab, 'alice'),
+      };
+    case 'revoked-ticket':
+      // yan, an insider: Mallory keeps a ticket of his, revokes his certificate, then resumes.
+      return { ...sendKdcKey, identity: 'yan' };
     default:
       return sendKdcKey;
   }
@@ -398,7 +428,7 @@ export async function runCell(
 ): Promise<void> {
   const insecureClient = opts.clientInsecure ?? lab.mode === 'insecure';
   const expected = opts.expect ?? (insecureClient ? attack.insecure : attack.secure);
-  const plan = planFor(attack.name);
+  const plan = planFor(attack.name, lab, insecureClient);
   await plan.before?.(lab);
   let raw: string;
   let v: RunResult;

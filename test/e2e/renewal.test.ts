@@ -268,7 +268,7 @@ async function reissue(name: string, validity: { notBefore: number; notAfter: nu
     writeClientHome(c.homes[name]!, { ...files, certPem: cert.pem }, undefined);
     return cert.serialHex;
   } finally {
-    ca.close();
+    await ca.close();
   }
 }
 

@@ -40,7 +40,7 @@ t.test(
       const c = await issueTestClient(ca, name);
       await ca.revoke({ serialHex: c.cert.serialHex }, 'keyCompromise', 'test');
     }
-    ca.close();
+    await ca.close();
     const otherCert = readFileSync(join(dataDir, 'server', 'cert.pem'), 'utf8');
 
     const cases: [string, Damage, Damage][] = [

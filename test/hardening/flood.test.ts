@@ -89,7 +89,7 @@ t.test('handshake flood', { timeout: 180_000 }, async (t) => {
   const dataDir = await initDataDir(t);
   const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const honestId = await issueTestClient(ca, 'honest');
-  ca.close();
+  await ca.close();
   const server = await startServer(t, dataDir);
   const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
 

@@ -68,7 +68,7 @@ t.test('live server fuzzing', { timeout: Math.max(600_000, CASES * 4 * 100) }, a
   const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const fuzzer = await issueTestClient(ca, 'fuzzer');
   const honestId = await issueTestClient(ca, 'honest');
-  ca.close();
+  await ca.close();
   const server = await startServer(t, dataDir);
   const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
   const creds = { privateKey: fuzzer.privateKey, certPem: fuzzer.certPem };

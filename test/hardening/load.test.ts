@@ -70,7 +70,7 @@ t.test('load: 100 concurrent clients, both flows', { timeout: 600_000 }, async (
   // One RSA key for every client (keygen is the slow part; names, certificates and stores differ).
   for (let i = 0; i < PAIRS; i++)
     ids.push(await issueTestClient(ca, `alice-${i}`), await issueTestClient(ca, `bob-${i}`));
-  ca.close();
+  await ca.close();
   const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
   const caCert = parseCertificate(caCertPem);
   const server = await startServer(t, dataDir);

@@ -41,7 +41,7 @@ t.test('replay', { timeout: 240_000 }, async (t) => {
   const alice = await issueTestClient(ca, 'alice');
   const bob = await issueTestClient(ca, 'bob');
   const victim = await issueTestClient(ca, 'victim');
-  ca.close();
+  await ca.close();
   const admin = loadAdminCredentials(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
   const adminCreds = { privateKey: admin.privateKey, certPem: admin.certPem };

@@ -26,7 +26,8 @@ import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { loadCredential } from '../../server/ca/credentials.js';
 import { CertificateCache, checkClientCertificate } from '../../server/kdc/cert-check.js';
 import { Connection, type ConnectionHost } from '../../server/kdc/connection.js';
-import { registry as defaultRegistry, type HandlerRegistry } from '../../server/kdc/dispatch.js';
+import { HandlerRegistry } from '../../server/kdc/dispatch.js';
+import { KDC_HANDLERS } from '../../server/kdc-handlers/index.js';
 import { DEFAULT_ANONYMOUS_SESSION_MS, type Kdc } from '../../server/kdc/kdc.js';
 import { FakeSocket } from './fake-socket.js';
 import type { Outcome } from './fuzz-judge.js';
@@ -116,7 +117,7 @@ export async function plaintextOutcome(sock: FakeSocket, timeoutMs = 5_000): Pro
 }
 
 export interface FrameHarnessOptions {
-  /** The handlers to serve (default: the KDC's registry). */
+  /** The handlers to serve (default: the KDC's own, server/kdc-handlers/index.ts). */
   registry?: HandlerRegistry;
   /** The clock the connections read (default Date.now). */
   now?: () => number;
@@ -134,7 +135,7 @@ export async function startFrameHarness(
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
 
   const host: ConnectionHost = {
-    registry: opts.registry ?? defaultRegistry,
+    registry: opts.registry ?? new HandlerRegistry(KDC_HANDLERS),
     ...(opts.now === undefined ? {} : { now: opts.now }),
     services: kdc.services,
     handshakeTimeoutMs: 10_000,

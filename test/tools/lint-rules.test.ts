@@ -5,7 +5,22 @@ import t from 'tap';
 import { ESLint } from 'eslint';
 import { REPO_ROOT } from '../helpers/kds-process.js';
 
-const eslint = new ESLint({ cwd: REPO_ROOT });
+// The made-up files exist only as text: the type-aware rules' project service, which finds a file's
+// tsconfig on disk, types them with the repository's tsconfig instead (its default project).
+const eslint = new ESLint({
+  cwd: REPO_ROOT,
+  overrideConfig: {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: {
+        projectService: {
+          allowDefaultProject: ['*/made-up.ts', '*/*/made-up.ts', 'test/*/made-up.test.ts'],
+          defaultProject: 'tsconfig.json',
+        },
+      },
+    },
+  },
+});
 
 async function ruleHits(filePath: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath });
@@ -122,4 +137,54 @@ t.test('private members are # fields; a TypeScript `private` member is refused',
       member,
     );
   }
+});
+
+t.test('a promise is awaited or handled, and never used where a boolean or a void callback is', async (t) => {
+  const hits = await ruleHits(
+    'server/kdc/made-up.ts',
+    [
+      'async function work(): Promise<number> { return 1; }',
+      'work();',
+      'export const each = [1].forEach(async () => { await work(); });',
+      'export function when(): number { return work() ? 1 : 0; }',
+      'export async function plain(): Promise<number> { return await 1; }',
+    ].join('\n'),
+  );
+  t.same(
+    hits.map((h) => h.split(':')[0]),
+    [
+      '@typescript-eslint/no-floating-promises',
+      '@typescript-eslint/no-misused-promises',
+      '@typescript-eslint/no-misused-promises',
+      '@typescript-eslint/await-thenable',
+    ],
+    hits.join('\n'),
+  );
+  t.same(
+    await ruleHits(
+      'server/kdc/made-up.ts',
+      [
+        'async function work(): Promise<number> { return 1; }',
+        'void work();',
+        'work().catch(() => undefined);',
+        'export async function awaited(): Promise<number> { return await work(); }',
+      ].join('\n'),
+    ),
+    [],
+    'awaited, caught or explicitly voided',
+  );
+  const test = await ruleHits(
+    'test/server/made-up.test.ts',
+    [
+      "import t from 'tap';",
+      "t.test('runs', async (t) => { t.pass('ran'); });",
+      'async function work(): Promise<number> { return 1; }',
+      'work();',
+    ].join('\n'),
+  );
+  t.same(
+    test.map((h) => h.split(':')[0]),
+    ['@typescript-eslint/no-floating-promises'],
+    "tap's own subtests are not floating; any other promise is",
+  );
 });

@@ -45,7 +45,8 @@ function problems(
 }
 
 // docs/protocol.md: nonces 32, DH private keys 32 (X25519 scalars; 256-bit ffdhe2048 exponents),
-// transcript hashes and MACs 32, key schedule as in "Key schedule", stand-in signatures 256.
+// transcript hashes and MACs 32, key schedule as in "Key schedule", stand-in signatures 256, the
+// resumed case's ticket, binder and IKM as in "Resumption".
 const PROTOCOL_TEXT = new Set([
   'description',
   'signer',
@@ -62,11 +63,21 @@ const PROTOCOL_SIZES: [RegExp, number][] = [
   [/\.transcript\.th_\w+$/, 32],
   [/\.transcript\.server_signature_input$/, 'kds v1 server CertificateVerify'.length + 1 + 32],
   [/\.transcript\.client_signature_input$/, 'kds v1 client CertificateVerify'.length + 1 + 32],
-  [/\.keys\.(server_finished_key|client_finished_key|c2s_key|s2c_key|exporter_secret)$/, 32],
+  [
+    /\.keys\.(server_finished_key|client_finished_key|c2s_key|s2c_key|exporter_secret|resumption_secret)$/,
+    32,
+  ],
   [/\.keys\.(c2s_iv|s2c_iv)$/, 12],
   [/\.keys\.session_id$/, 16],
   [/\.macs\.\w+$/, 32],
   [/\.signatures\.\w+$/, 256],
+  // docs/protocol.md "Resumption": ticket key id 16, ticket key 32, nonce 12, aad label + 0x00 + key id,
+  // psk, binder key, binder and its transcript hash 32, IKM = Z || psk (X25519: 64).
+  [/\.resumption\.(psk|ticket_key|binder_key|th_binder|binder)$/, 32],
+  [/\.resumption\.ticket_key_id$/, 16],
+  [/\.resumption\.ticket_nonce$/, 12],
+  [/\.resumption\.ticket_aad$/, 'kds v1 ticket'.length + 1 + 16],
+  [/\.resumption\.ikm$/, 64],
 ];
 
 function protocolSize(file: Record<string, unknown>): (path: string) => number | undefined {
@@ -114,7 +125,7 @@ t.test('protocol-v1.json: even-length lowercase hex everywhere, sizes as documen
   const file = load('protocol-v1.json');
   t.same(problems(file, PROTOCOL_TEXT, protocolSize(file)), []);
   const cases = file.cases as { inputs: Record<string, unknown> }[];
-  t.equal(cases.length, 4);
+  t.equal(cases.length, 5);
   // The checker itself: the defect this file once had (a 65-digit private key) is reported.
   const broken = structuredClone(file);
   (broken.cases as { inputs: Record<string, string> }[])[1]!.inputs.server_dh_private += '6';

@@ -8,6 +8,10 @@
 // that is NOT a signature scheme: sig = SHA-256("kds vector signer " || role || data) repeated 8 times
 // (256 bytes, the size of an RSA-2048 signature). Certificates are opaque DER-looking blobs. Everything
 // else (encoding, transcript, DH, key schedule, MACs, records) is the real code path.
+//
+// The resumed case (docs/protocol.md "Resumption") resumes the `auth-x25519` session: its psk is that
+// case's resumption_secret, sealed into a ticket under a fixed ticket key and nonce, with fixed times
+// and a fixed "now" for the KDC's expiry check.
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
@@ -20,7 +24,14 @@ import {
   type ServerHandshakeOptions,
 } from '../../shared/protocol/handshake.js';
 import { decodeValue, encodeValue } from '../../shared/protocol/codec.js';
-import { deriveHandshakeKeys, deriveTrafficKeys } from '../../shared/protocol/key-schedule.js';
+import {
+  binderKey,
+  deriveHandshakeKeys,
+  deriveTrafficKeys,
+  resumptionIkm,
+} from '../../shared/protocol/key-schedule.js';
+import { sealTicket, type TicketContents, type TicketKeyRing } from '../../shared/protocol/ticket.js';
+import { aesGcmOpen } from '../../shared/crypto/aead.js';
 import { hmacSha256 } from '../../shared/crypto/hash.js';
 import { generateDhKeyPair } from '../../shared/crypto/dh.js';
 import { frameWithout, signatureInput, transcriptHash } from '../../shared/protocol/transcript.js';
@@ -61,7 +72,23 @@ export interface VectorCase {
     s2c_iv: string;
     session_id: string;
     exporter_secret: string;
+    /** HKDF(IKM, TH_final, "kds v1 resumption", 32): the psk of the next ticket ('auth' and 'resume'). */
+    resumption_secret: string | null;
   };
+  /** 'resume' only: the ticket, the binder and the input keying material Z || psk. */
+  resumption: {
+    psk: string;
+    ticket_key_id: string;
+    ticket_key: string;
+    ticket_nonce: string;
+    ticket_contents: string;
+    ticket_aad: string;
+    ticket: string;
+    binder_key: string;
+    th_binder: string;
+    binder: string;
+    ikm: string;
+  } | null;
   macs: { server: string; client: string };
   signatures: { server: string | null; client: string | null };
   records: { direction: 'c2s' | 's2c'; sequence: number; plaintext: string; frame: string }[];
@@ -108,6 +135,14 @@ interface CaseSpec {
   serverPrivate: string;
 }
 
+/** The resumed case's ticket key, nonce and times (epoch ms); "now" lies between issuedAt and expiresAt. */
+const TICKET_KEY_ID = '00112233445566778899aabbccddeeff';
+const TICKET_KEY = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+const TICKET_NONCE = 'a0a1a2a3a4a5a6a7a8a9aaab';
+const TICKET_ISSUED_AT = 1767182400000;
+const TICKET_NOW = 1767186000000;
+const TICKET_EXPIRES_AT = 1767225600000;
+
 const X25519_CLIENT = '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'; // RFC 7748 6.1 Alice
 const X25519_SERVER = '5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb'; // RFC 7748 6.1 Bob
 const FF_CLIENT = '3ea3c8b27c4e8f1a0d5b6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3';
@@ -142,9 +177,39 @@ const CASES: CaseSpec[] = [
     clientPrivate: X25519_CLIENT,
     serverPrivate: X25519_SERVER,
   },
+  {
+    name: 'resume-x25519',
+    mode: 'resume',
+    group: 'x25519',
+    clientPrivate: X25519_CLIENT,
+    serverPrivate: X25519_SERVER,
+  },
 ];
 
-async function buildCase(spec: CaseSpec): Promise<VectorCase> {
+interface Resumption {
+  psk: Buffer;
+  ring: TicketKeyRing;
+  ticket: Buffer;
+}
+
+/** The ticket the KDC would hand the `auth` session whose resumption secret is `psk`. */
+function vectorTicket(psk: Buffer): Resumption {
+  const key = { id: Buffer.from(TICKET_KEY_ID, 'hex'), key: Buffer.from(TICKET_KEY, 'hex') };
+  const ring: TicketKeyRing = { current: key, all: [key] };
+  const contents: TicketContents = {
+    v: 1,
+    name: 'alice',
+    serial: '0123456789abcdef',
+    role: 'client',
+    notAfter: TICKET_EXPIRES_AT,
+    issuedAt: TICKET_ISSUED_AT,
+    expiresAt: TICKET_EXPIRES_AT,
+    psk,
+  };
+  return { psk, ring, ticket: sealTicket(ring, contents, Buffer.from(TICKET_NONCE, 'hex')) };
+}
+
+async function buildCase(spec: CaseSpec, resumed?: Resumption): Promise<VectorCase> {
   const clientNonce = Buffer.alloc(32);
   const serverNonce = Buffer.alloc(32);
   for (let i = 0; i < 32; i++) {
@@ -171,6 +236,7 @@ async function buildCase(spec: CaseSpec): Promise<VectorCase> {
       sign: asPssSigner(async (d) => vectorSign('client', d)),
     };
   if (spec.mode === 'insecure') clientOpts.name = 'mallory';
+  if (resumed !== undefined) clientOpts.resumption = { ticket: resumed.ticket, psk: resumed.psk };
   const serverOpts: ServerHandshakeOptions = {
     credentials: { certificateDer: serverCert, sign: asPssSigner(async (d) => vectorSign('server', d)) },
     checkClientCertificate: () => undefined,
@@ -179,6 +245,8 @@ async function buildCase(spec: CaseSpec): Promise<VectorCase> {
     allowInsecure: true,
     testing: { nonce: serverNonce, dhPrivateKey: Buffer.from(spec.serverPrivate, 'hex') },
   };
+  if (resumed !== undefined)
+    serverOpts.resumption = { keys: () => resumed.ring, check: () => undefined, now: () => TICKET_NOW };
   const c = new ClientHandshake(clientOpts);
   const s = new ServerHandshake(serverOpts);
   const ch = c.clientHello();
@@ -194,14 +262,16 @@ async function buildCase(spec: CaseSpec): Promise<VectorCase> {
   const cfLayout = decodeValue(cf).layout;
   const shFrame = decodeFrame(sh) as { sig?: Buffer; mac: Buffer };
   const cfFrame = decodeFrame(cf) as { sig?: Buffer; mac: Buffer };
-  const authenticated = spec.mode !== 'insecure';
+  const authenticated = spec.mode !== 'insecure' && spec.mode !== 'resume';
   const thHello = transcriptHash(ch, frameWithout(sh, shLayout, authenticated ? 'sig' : 'mac'));
   const thServerMac = transcriptHash(ch, frameWithout(sh, shLayout, 'mac'));
   const thClientSig = spec.mode === 'auth' ? transcriptHash(ch, sh, frameWithout(cf, cfLayout, 'sig')) : null;
   const thClientMac = transcriptHash(ch, sh, frameWithout(cf, cfLayout, 'mac'));
   const thFinal = transcriptHash(ch, sh, cf);
-  const hk = deriveHandshakeKeys(z, thHello);
-  const tk = deriveTrafficKeys(z, thFinal);
+  // Resumed: the key schedule's input keying material is Z || psk.
+  const ikm = resumed === undefined ? z : resumptionIkm(z, resumed.psk);
+  const hk = deriveHandshakeKeys(ikm, thHello);
+  const tk = deriveTrafficKeys(ikm, thFinal);
   if (!hmacSha256(hk.serverFinishedKey, thServerMac).equals(shFrame.mac))
     throw new Error('server mac mismatch');
   if (!thFinal.equals(client.transcriptHash) || client.sessionId !== server.sessionId)
@@ -212,8 +282,14 @@ async function buildCase(spec: CaseSpec): Promise<VectorCase> {
   const readyBody: Record<string, unknown> = {
     session: server.sessionId,
     mode: spec.mode,
-    role: spec.mode === 'auth' ? 'client' : spec.mode === 'enroll' ? 'anonymous' : 'insecure',
+    role:
+      spec.mode === 'auth' || spec.mode === 'resume'
+        ? 'client'
+        : spec.mode === 'enroll'
+          ? 'anonymous'
+          : 'insecure',
   };
+  if (spec.mode === 'resume') readyBody.name = 'alice';
   if (spec.mode === 'auth')
     Object.assign(readyBody, { name: 'alice', serial: '0123456789abcdef', expiresAt: 1767225600000 });
   const data = Buffer.from('hello kds');
@@ -286,16 +362,55 @@ async function buildCase(spec: CaseSpec): Promise<VectorCase> {
       s2c_iv: tk.s2cIv.toString('hex'),
       session_id: tk.sessionId.toString('hex'),
       exporter_secret: tk.exporterSecret.toString('hex'),
+      resumption_secret: h(client.resumptionSecret),
     },
+    resumption: resumed === undefined ? null : resumptionFacts(resumed, ch, ikm),
     macs: { server: shFrame.mac.toString('hex'), client: cfFrame.mac.toString('hex') },
     signatures: { server: h(shFrame.sig), client: h(cfFrame.sig) },
     records,
   };
 }
 
+/** The resumed case's ticket, binder and IKM, recomputed from the messages with the spec-level helpers. */
+function resumptionFacts(r: Resumption, ch: Buffer, ikm: Buffer): NonNullable<VectorCase['resumption']> {
+  const { id, key } = r.ring.current;
+  const nonce = r.ticket.subarray(id.length, id.length + 12);
+  const contents = aesGcmOpen(key, nonce, r.ticket.subarray(id.length + 12), ticketAad(id), 'ticket_invalid');
+  const chFrame = decodeFrame(ch) as { binder?: Buffer };
+  const thBinder = transcriptHash(frameWithout(ch, decodeValue(ch).layout, 'binder'));
+  const bk = binderKey(r.psk);
+  if (!hmacSha256(bk, thBinder).equals(chFrame.binder!)) throw new Error('binder mismatch');
+  return {
+    psk: r.psk.toString('hex'),
+    ticket_key_id: id.toString('hex'),
+    ticket_key: key.toString('hex'),
+    ticket_nonce: nonce.toString('hex'),
+    ticket_contents: contents.toString('hex'),
+    ticket_aad: ticketAad(id).toString('hex'),
+    ticket: r.ticket.toString('hex'),
+    binder_key: bk.toString('hex'),
+    th_binder: thBinder.toString('hex'),
+    binder: chFrame.binder!.toString('hex'),
+    ikm: ikm.toString('hex'),
+  };
+}
+
+/** docs/protocol.md "Resumption": aad = "kds v1 ticket" || 0x00 || key_id. */
+function ticketAad(keyId: Buffer): Buffer {
+  return Buffer.concat([Buffer.from('kds v1 ticket\0', 'latin1'), keyId]);
+}
+
 export async function buildProtocolVectors(): Promise<VectorFile> {
   const cases: VectorCase[] = [];
-  for (const spec of CASES) cases.push(await buildCase(spec));
+  for (const spec of CASES) {
+    // The resumed case resumes the auth-x25519 session: its psk is that session's resumption secret.
+    const auth = cases.find((c) => c.name === 'auth-x25519');
+    const resumed =
+      spec.mode === 'resume' && auth !== undefined
+        ? vectorTicket(Buffer.from(auth.keys.resumption_secret!, 'hex'))
+        : undefined;
+    cases.push(await buildCase(spec, resumed));
+  }
   return {
     description:
       'kds wire protocol v1 known-answer vectors (docs/protocol.md). All values are lowercase hex. ' +

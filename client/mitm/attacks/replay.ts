@@ -89,8 +89,11 @@ function judgeSameSession(link: Link, repliesBefore: number): void {
   );
 }
 
-/** A fresh connection that replays a recorded handshake; its fate is a finding of Mallory's own. */
-function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Buffer): Promise<void> {
+/**
+ * A fresh connection that replays a recorded handshake; its fate is a finding of Mallory's own. A KDC
+ * that accepted it pushes `ready`, its first record, even though Mallory cannot read it.
+ */
+export function replayHandshake(ctx: MitmContext, clientHello: Buffer, clientFinish: Buffer): Promise<void> {
   return new Promise((resolve) => {
     const ws = new WebSocket(ctx.settings.target, {
       maxPayload: MITM_MAX_PAYLOAD,

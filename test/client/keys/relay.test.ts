@@ -75,7 +75,7 @@ t.test(
       await alice.close();
     }
     t.equal(
-      (await sqliteOf(env.kdc.services.store).listSymKeys({})).length,
+      sqliteOf(env.kdc.services.store).listSymKeys({}).length,
       0,
       'no key record at the KDC (only unused reservations)',
     );

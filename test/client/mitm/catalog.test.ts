@@ -4,7 +4,7 @@ import t from 'tap';
 import { ATTACKS, ATTACK_NAMES, findAttack } from '../../../client/mitm/catalog.js';
 import { DEFENCES } from '../../../shared/defences.js';
 
-t.test('the names of issue 5, in order', async (t) => {
+t.test('the names of the catalog, in order', async (t) => {
   t.same(ATTACK_NAMES, [
     'passthrough',
     'substitute-dh',
@@ -23,6 +23,9 @@ t.test('the names of issue 5, in order', async (t) => {
     'stale-key',
     'oversize',
     'garbage',
+    'ticket-replay',
+    'revoked-ticket',
+    'resume-downgrade',
   ]);
 });
 
@@ -46,12 +49,20 @@ t.test('every module describes itself and its expectations', async (t) => {
   }
   t.same(
     ATTACKS.filter((a) => a.insecure.outcome === 'succeeded').map((a) => a.name),
-    ['substitute-dh', 'impersonate-server', 'impersonate-client', 'revoked-cert'],
+    [
+      'substitute-dh',
+      'impersonate-server',
+      'impersonate-client',
+      'revoked-cert',
+      'ticket-replay',
+      'revoked-ticket',
+      'resume-downgrade',
+    ],
     'the attacks the insecure mode falls to',
   );
   t.same(
     ATTACKS.filter((a) => a.needsIdentity === true).map((a) => a.name),
-    ['impersonate-client', 'unknown-key-share', 'revoked-cert', 'stale-key'],
+    ['impersonate-client', 'unknown-key-share', 'revoked-cert', 'stale-key', 'revoked-ticket'],
   );
 });
 

@@ -179,10 +179,7 @@ t.test('one active certificate per name; renew supersedes the old one', async (t
   t.equal(sqliteOf(ca.store).activeCertificate('heidi')!.serialHex, second.cert.serialHex);
   t.equal(second.capped, false);
   t.equal(second.cert.notAfter, (await ca.certificateRecord(second.cert.serialHex))!.notAfter);
-  t.same(
-    (await sqliteOf(ca.store).listAudit({ action: 'cert.renew' })).at(-1)!.detail.supersedes,
-    first.serialHex,
-  );
+  t.same(sqliteOf(ca.store).listAudit({ action: 'cert.renew' }).at(-1)!.detail.supersedes, first.serialHex);
 });
 
 t.test('validity: capped by the configured maximum and by the CA', async (t) => {
@@ -384,7 +381,11 @@ t.test('enrollment tokens never start with a dash (a command line would read the
 });
 
 t.test('audit log: every action recorded, no secrets', async (t) => {
-  const actions = new Set((await sqliteOf(ca.store).listAudit()).map((r) => r.action));
+  const actions = new Set(
+    sqliteOf(ca.store)
+      .listAudit()
+      .map((r) => r.action),
+  );
   for (const a of ['ca.init', 'cert.issue', 'cert.renew', 'cert.revoke', 'token.create', 'token.consume']) {
     t.ok(actions.has(a), a);
   }

@@ -7,7 +7,6 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
-import { keyServiceFor } from '../../../server/keys/context.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import { TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
@@ -69,7 +68,7 @@ async function opensslVerdict(pem: string, label: string): Promise<string> {
 
 const alice = await issueTestClient(kdc.ca, 'alice');
 const bob = await issueTestClient(kdc.ca, 'bob');
-const service = await keyServiceFor(kdc.services);
+const service = kdc.services.keys;
 const caller = (c: { name: string; cert: { serialHex: string } }) => ({
   name: c.name,
   serialHex: c.cert.serialHex,
@@ -134,7 +133,7 @@ t.test('renewal by another process: picked up without a cascade', async (t) => {
   t.teardown(() => bobSession.close());
   const other = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
   const renewed = await other.issue(await renewCsr('bob'), { name: 'bob', renew: true, actor: 'test' });
-  other.close();
+  await other.close();
   t.equal(await kdc.ca.syncRevocations(), 0, 'nothing announced');
   t.same(announced, []);
   t.match(kdc.ca.crlStatusOf(bob.cert.serialHex), { reason: 'superseded' });

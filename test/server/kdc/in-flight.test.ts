@@ -31,19 +31,19 @@ function closeGate(): void {
   running = 0;
   peak = 0;
 }
-const registry = new HandlerRegistry();
-registry.register('test.gate', {
-  roles: ['client', 'anonymous'],
-  handle: async () => {
-    running += 1;
-    peak = Math.max(peak, running);
-    await gate;
-    running -= 1;
-    return {};
+const registry = new HandlerRegistry({
+  'test.gate': {
+    roles: ['client', 'anonymous'],
+    handle: async () => {
+      running += 1;
+      peak = Math.max(peak, running);
+      await gate;
+      running -= 1;
+      return {};
+    },
   },
+  ping: { roles: ['client'], handle: async () => ({ pong: true }) },
 });
-
-registry.register('ping', { roles: ['client'], handle: async () => ({ pong: true }) });
 
 const { kdc, dataDir } = await startTestKdc(t, { registry });
 const alice = await issueTestClient(kdc.ca, 'alice');

@@ -7,6 +7,7 @@ import { KeyService, type KeyLimits } from '../../../server/keys/service.js';
 import { makeCa, issue } from '../../shared/pki/pki-fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { asyncSqliteStore } from '../../../server/store/sqlite-async-store.js';
+import type { AsyncStore } from '../../../server/store/async-store.js';
 
 export interface Client {
   name: string;
@@ -58,6 +59,10 @@ export interface Harness {
   admin: { name: string; serialHex: string; role: string };
   /** A new KeyService on the same store (a server restart). */
   restart(): KeyService;
+  /** The async view of the store the services use. */
+  asyncStore: AsyncStore;
+  /** Another node's KeyService on the same store: announcing as `name`, its own sessions `online`. */
+  node(name: string, online: Map<string, Pushed[]>): KeyService;
 }
 
 interface TestLike {
@@ -96,13 +101,13 @@ export async function harness(t: TestLike, opts: { limits?: Partial<KeyLimits> }
   const online = new Map<string, Pushed[]>();
   const clock = { now: Date.now() };
   const asyncStore = asyncSqliteStore(store);
-  const make = (): KeyService =>
+  const make = (node?: string, sessions = online): KeyService =>
     new KeyService({
       store: asyncStore,
       ca: { revocationOf: (s) => revocations.get(s) },
       sessions: {
         byName: (name) => {
-          const box = online.get(name);
+          const box = sessions.get(name);
           return box === undefined ? [] : [{ closed: false, push: (type, body) => box.push({ type, body }) }];
         },
       },
@@ -110,6 +115,7 @@ export async function harness(t: TestLike, opts: { limits?: Partial<KeyLimits> }
       passphrase: () => 'test-passphrase',
       now: () => clock.now,
       ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+      ...(node === undefined ? {} : { node }),
     });
   const [alice, bob, carol] = clients as [Client, Client, Client];
   return {
@@ -124,6 +130,8 @@ export async function harness(t: TestLike, opts: { limits?: Partial<KeyLimits> }
     bob,
     carol,
     admin: { name: 'admin', serialHex: ADMIN_SERIAL, role: 'admin' },
-    restart: make,
+    restart: () => make(),
+    asyncStore,
+    node: make,
   };
 }

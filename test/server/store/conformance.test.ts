@@ -584,6 +584,9 @@ for (const engine of ENGINES) {
         });
         t.ok(list[1]!.payload!.equals(Buffer.from('hi')));
         t.equal(list[2]!.sender, null);
+        t.same(await store.getDelivery('bob', d2), list[1], 'one delivery by id, as listed');
+        t.equal(await store.getDelivery('carol', d2), undefined, 'only the recipient own');
+        t.equal(await store.getDelivery('bob', d4 + 1000), undefined, 'no such id');
         t.same(
           (await store.listDeliveries('bob', 2)).map((d) => d.id),
           [d1, d2],
@@ -676,6 +679,16 @@ for (const engine of ENGINES) {
         t.same(heard, [], 'nothing before COMMIT');
         await tx.notify('revoked', 'two');
       });
+      // The group commit's shape: sibling savepoints, the first released, the second rolled back.
+      await store.transaction(async (tx) => {
+        await tx.transaction((sp) => sp.notify('revoked', 'sibling-released'));
+        await t.rejects(
+          tx.transaction(async (sp) => {
+            await sp.notify('revoked', 'sibling-rolled-back');
+            throw new Error('no');
+          }),
+        );
+      });
       await Promise.allSettled([
         store.batch((tx) => tx.notify('revoked', 'batch-ok')),
         store.batch(async (tx) => {
@@ -685,7 +698,11 @@ for (const engine of ENGINES) {
       ]);
       await store.transaction((tx) => tx.notify('revoked', 'marker'));
       await until('marker');
-      t.same(heard, ['one', 'two', 'batch-ok', 'marker'], 'committed ones, in commit order');
+      t.same(
+        heard,
+        ['one', 'two', 'sibling-released', 'batch-ok', 'marker'],
+        'committed ones, in commit order',
+      );
 
       await unlisten();
       await store.transaction((tx) => tx.notify('revoked', 'after-unlisten'));

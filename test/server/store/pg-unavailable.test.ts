@@ -6,6 +6,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pgTestSchema, PG_TEST_URL } from '../../helpers/pg.js';
+import { startTcpProxy } from '../../helpers/tcp-proxy.js';
 import { PgStore } from '../../../server/store/pg-store.js';
 import { KdsError } from '../../../shared/errors.js';
 
@@ -68,6 +69,42 @@ t.test('terminated connections: unavailable, nothing half-written, recovery with
 t.test('a database that refuses connections: unavailable at open and on calls', async (t) => {
   // Port 1 on the loopback: nothing listens there.
   await t.rejects(PgStore.open('postgres://postgres@127.0.0.1:1/test'), { code: 'unavailable' });
+});
+
+t.test('a database cut off after open: every kind of call is unavailable, then works again', async (t) => {
+  // Through a proxy (test/helpers/tcp-proxy.ts) that drops its connections and refuses new ones: what a
+  // node sees while PostgreSQL restarts. changeCounter() runs before every handshake's certificate check
+  // (server/kdc/cert-check.ts): it once let node-postgres's own error through, which the KDC turned into
+  // `internal` and a logged stack trace instead of `unavailable`.
+  const opened: PgStore[] = [];
+  const { url } = pgTestSchema(t, async () => {
+    for (const s of opened) await s.close();
+  });
+  const target = new URL(PG_TEST_URL);
+  const proxy = await startTcpProxy(t, target.hostname, Number(target.port || '5432'));
+  const proxied = new URL(url);
+  proxied.host = `127.0.0.1:${proxy.port}`;
+  const store = await PgStore.open(proxied.toString());
+  opened.push(store);
+  await store.setSetting('before', 1);
+  await proxy.cut();
+  const calls: [string, () => Promise<unknown>][] = [
+    ['changeCounter', () => store.changeCounter()],
+    ['schemaVersion', () => store.schemaVersion()],
+    ['getSetting', () => store.getSetting('before')],
+    ['setSetting', () => store.setSetting('during', 1)],
+    ['transaction', () => store.transaction((tx) => tx.setSetting('during', 1))],
+    ['batch', () => store.batch((tx) => tx.setSetting('during', 1))],
+    ['listCertificates', () => store.listCertificates()],
+    ['countSymKeysByState', () => store.countSymKeysByState()],
+  ];
+  for (const [name, call] of calls) {
+    await t.rejects(call(), { code: 'unavailable', message: /the database is unavailable/ }, name);
+  }
+  await proxy.restore();
+  t.equal(await store.getSetting('before'), 1, 'the same store object answers again');
+  t.type(await store.changeCounter(), 'number');
+  t.equal(await store.getSetting('during'), undefined, 'nothing was written while it was cut off');
 });
 
 t.test('a malformed store URL is a usage error before anything connects', async (t) => {

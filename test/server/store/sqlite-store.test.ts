@@ -4,9 +4,11 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers/tmp.js';
 import { openStore, type NewCertificate } from '../../../server/store/store.js';
-import { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate } from '../../../server/store/migrations.js';
+import { MIGRATIONS, migrate } from '../../../server/store/migrations.js';
 
 const DAY = 86_400_000;
+/** The version the last migration brings a database to. */
+const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
 
 function cert(serialHex: string, name = 'alice', role: NewCertificate['role'] = 'client'): NewCertificate {
   return { serialHex, name, role, notBefore: 1_000, notAfter: 1_000 + 30 * DAY, issuedAt: 1_000 };

@@ -16,7 +16,7 @@ import {
   type ClientHello,
   type Frame,
 } from '../../../shared/protocol/messages.js';
-import { certRevoke, certStatus, ready } from '../../../shared/protocol/messages-core.js';
+import { certRevoke, certStatus } from '../../../shared/protocol/messages-core.js';
 import { s, validate } from '../../../shared/protocol/schema.js';
 
 const bytes = (len: number) => fc.uint8Array({ minLength: len, maxLength: len }).map((u) => Buffer.from(u));
@@ -310,7 +310,7 @@ t.test('application type registry', async (t) => {
   t.same(names, [...names].sort(), 'names are listed sorted');
   t.equal(getAppType('cert.status'), certStatus);
   t.equal(getAppType('nope'), undefined);
-  t.ok(ready.push && getAppType('ready')!.request === undefined);
+  t.ok(getAppType('ready')!.push && getAppType('ready')!.request === undefined);
   const m = s.map({ x: s.uint() });
   t.throws(() => defineAppType('Bad Name', { push: m }), { code: 'internal' });
   t.throws(() => defineAppType('ok', { push: m }), { code: 'internal' }, 'reserved envelope name');
@@ -355,8 +355,9 @@ t.test('core bodies', async (t) => {
     'b: give serial or name, not both',
   );
   no(certRevoke.request, { name: 'Alice', reason: 'keyCompromise' }, /b.name: expected string matching/);
-  ok(ready.push, { session: 'a'.repeat(32), mode: 'enroll', role: 'anonymous' });
-  no(ready.push, { session: 'A'.repeat(32), mode: 'enroll', role: 'anonymous' }, /b.session/);
+  const ready = getAppType('ready')!;
+  ok(ready.push!, { session: 'a'.repeat(32), mode: 'enroll', role: 'anonymous' });
+  no(ready.push!, { session: 'A'.repeat(32), mode: 'enroll', role: 'anonymous' }, /b.session/);
   const enrollT = getAppType('enroll')!;
   ok(enrollT.request!, {
     token: 'abcdefghijklmnopqrstuvwxyz012345',

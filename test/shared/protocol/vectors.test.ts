@@ -1,8 +1,9 @@
 // test/vectors/protocol-v1.json: (1) the implementation still produces every byte of the checked-in
 // vectors; (2) an independent reading of docs/protocol.md, written here with node:crypto directly and
 // without the shared/protocol helpers, reproduces the transcript hashes, the shared secrets, every HKDF
-// output, the MACs, the stand-in signatures and the first records from the vector file alone.
-import t from 'tap';
+// output, the MACs, the stand-in signatures and the first records from the vector file alone; and for
+// the resumed case the ticket (opened with its key), the binder and the key schedule over Z || psk.
+import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +36,7 @@ const sha256 = (...parts: Buffer[]): Buffer => {
 
 t.test('the implementation reproduces test/vectors/protocol-v1.json byte for byte', async (t) => {
   const fresh = await buildProtocolVectors();
-  t.equal(fresh.cases.length, 4);
+  t.equal(fresh.cases.length, 5);
   for (const c of fresh.cases) {
     const stored = vectors.cases.find((v) => v.name === c.name);
     t.same(c, stored, c.name);
@@ -92,7 +93,7 @@ for (const c of vectors.cases) {
     const ch = hx(c.messages.client_hello);
     const sh = hx(c.messages.server_hello);
     const cf = hx(c.messages.client_finish);
-    const authenticated = c.mode !== 'insecure';
+    const authenticated = c.mode !== 'insecure' && c.mode !== 'resume';
     const sSig = c.signatures.server === null ? null : hx(c.signatures.server);
     const cSig = c.signatures.client === null ? null : hx(c.signatures.client);
     const sMac = hx(c.macs.server);
@@ -156,8 +157,12 @@ for (const c of vectors.cases) {
     const shareLen = c.group === 'x25519' ? 32 : 256;
     const headerLen = shareLen < 256 ? 2 : 3;
     const serverShare = sh.subarray(serverShareAt + 6 + headerLen, serverShareAt + 6 + headerLen + shareLen);
-    const z = sharedSecret(c, serverShare);
-    t.equal(z.toString('hex'), c.keys.shared_secret, 'Z');
+    const dh = sharedSecret(c, serverShare);
+    t.equal(dh.toString('hex'), c.keys.shared_secret, 'Z');
+    // Resumed: IKM = Z || psk (docs/protocol.md "Resumption"); otherwise IKM = Z.
+    const z = c.mode === 'resume' ? Buffer.concat([dh, resumedPsk(t, c, ch)]) : dh;
+    if (c.mode === 'resume') t.equal(z.toString('hex'), c.resumption!.ikm, 'IKM = Z || psk');
+    else t.equal(c.resumption, null, 'no resumption facts outside mode resume');
     const sfk = labelled(z, thHello, 'kds v1 server finished', 32);
     const cfk = labelled(z, thHello, 'kds v1 client finished', 32);
     t.equal(sfk.toString('hex'), c.keys.server_finished_key);
@@ -179,6 +184,14 @@ for (const c of vectors.cases) {
       exporter_secret: labelled(z, thFinal, 'kds v1 exporter', 32),
     };
     for (const [k, v] of Object.entries(keys)) t.equal(v.toString('hex'), c.keys[k as keyof typeof keys], k);
+    // The psk of the next ticket: authenticated and resumed sessions only.
+    t.equal(
+      c.keys.resumption_secret,
+      c.mode === 'auth' || c.mode === 'resume'
+        ? labelled(z, thFinal, 'kds v1 resumption', 32).toString('hex')
+        : null,
+      'resumption_secret',
+    );
 
     // Records: {t: 'r', c: ciphertext || tag}, nonce = IV XOR seq, AAD "kds v1 <dir>".
     for (const r of c.records) {
@@ -208,4 +221,41 @@ for (const c of vectors.cases) {
       t.ok(hx(c.records[0]!.plaintext).includes(expiresAt), 'ready.expiresAt is uint 64');
     }
   });
+}
+
+/**
+ * The resumed case's psk, from the vector file alone: the ticket opens under its key (AES-256-GCM, aad
+ * "kds v1 ticket" || 0x00 || key_id) to contents holding the psk, the psk is the resumed session's
+ * (auth-x25519) resumption secret, and the client_hello's binder is HMAC(binder_key, SHA-256(client_hello
+ * cut before the binder)) with binder_key = HKDF(psk, salt = empty, "kds v1 resumption binder", 32).
+ */
+function resumedPsk(t: Test, c: VectorCase, ch: Buffer): Buffer {
+  const r = c.resumption!;
+  const psk = hx(r.psk);
+  const auth = vectors.cases.find((v) => v.name === 'auth-x25519')!;
+  t.equal(r.psk, auth.keys.resumption_secret, "the psk is the auth-x25519 session's resumption secret");
+  const ticket = hx(r.ticket);
+  const keyId = hx(r.ticket_key_id);
+  t.same(ticket.subarray(0, 16), keyId, 'the ticket starts with its key id');
+  t.same(ticket.subarray(16, 28), hx(r.ticket_nonce), 'then its nonce');
+  const aad = Buffer.concat([Buffer.from('kds v1 ticket'), Buffer.from([0]), keyId]);
+  t.equal(aad.toString('hex'), r.ticket_aad, 'ticket aad');
+  const d = createDecipheriv('aes-256-gcm', hx(r.ticket_key), hx(r.ticket_nonce), { authTagLength: 16 });
+  d.setAAD(aad);
+  d.setAuthTag(ticket.subarray(ticket.length - 16));
+  const contents = Buffer.concat([d.update(ticket.subarray(28, ticket.length - 16)), d.final()]);
+  t.equal(contents.toString('hex'), r.ticket_contents, 'the ticket opens to its contents');
+  // msgpack: the key "psk" (fixstr 3), then bin 8 of 32 bytes: the psk.
+  const pskEntry = Buffer.concat([Buffer.from([0xa3]), Buffer.from('psk'), Buffer.from([0xc4, 32]), psk]);
+  t.ok(contents.includes(pskEntry), 'the contents carry the psk');
+  t.ok(ch.includes(ticket), 'the client_hello carries the ticket');
+  const binderKey = Buffer.from(
+    hkdfSync('sha256', psk, Buffer.alloc(0), Buffer.from('kds v1 resumption binder'), 32),
+  );
+  t.equal(binderKey.toString('hex'), r.binder_key, 'binder_key');
+  const binder = hx(r.binder);
+  const thBinder = sha256(cut(ch, [{ key: 'binder', value: binder }]));
+  t.equal(thBinder.toString('hex'), r.th_binder, 'the binder covers the hello cut before it');
+  t.equal(createHmac('sha256', binderKey).update(thBinder).digest('hex'), r.binder, 'binder');
+  return psk;
 }

@@ -1,0 +1,39 @@
+// The KDC's key service, started once per running KDC (server/kdc/kdc.ts), which hands it to the
+// handlers in its services (ctx.kdc.keys). It is wired to the KDC's store, CA (revocation lookups,
+// and onRevoked for the certificate-revocation cascade) and live sessions; the CA passphrase the KDC
+// resolved protects the KEK files.
+import { randomBytes } from 'node:crypto';
+import type { Defences } from '../../shared/lab-switches.js';
+import type { CertificateAuthority } from '../ca/authority.js';
+import type { EventBus } from '../events/bus.js';
+import type { SessionTable } from '../kdc/session-table.js';
+import { KeyService, type KeyLimits } from './service.js';
+
+export async function startKeyService(
+  kdc: { ca: CertificateAuthority; sessions: SessionTable; events: EventBus },
+  opts: { dataDir: string; passphrase: string; limits?: Partial<KeyLimits>; defences?: Defences },
+): Promise<KeyService> {
+  const { ca, events } = kdc;
+  // Nodes sharing a PostgreSQL store announce what they queue to each other (server/kdc/cluster-push.ts),
+  // each under a name of its own to recognise its own announcements.
+  const node = ca.store.engine === 'postgres' ? randomBytes(8).toString('hex') : undefined;
+  const service = new KeyService({
+    store: ca.store,
+    ca,
+    sessions: kdc.sessions,
+    dataDir: opts.dataDir,
+    passphrase: () => opts.passphrase,
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+    ...(opts.defences === undefined ? {} : { defences: opts.defences }),
+    ...(node === undefined ? {} : { node }),
+  });
+  // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other
+  // processes committed (kds cert revoke) when it syncs: the cascade is durable before either returns.
+  ca.onRevoked(async (serialHex: string, name: string) => {
+    const keys = await service.onCertificateRevoked(serialHex, name);
+    if (keys > 0) events.emit({ type: 'key.cascade', name, certSerial: serialHex, keys });
+  });
+  // Keys that expired, or whose certificates were revoked, while the KDC was not running.
+  await service.sweep();
+  return service;
+}
