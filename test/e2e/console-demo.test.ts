@@ -240,8 +240,9 @@ t.test('the demo, drawn live', async (t) => {
       'parseFloat(getComputedStyle(document.querySelector("g.row text")).fontSize)',
     );
     await p.click('#large');
-    t.match(await p.attr('html', 'class'), /\blarge\b/, `${b}: large text is on`);
+    // The page redraws on the next animation frame: the button's state and the class change together.
     await p.waitFor('#large[aria-pressed="true"]');
+    t.match(await p.attr('html', 'class'), /\blarge\b/, `${b}: large text is on`);
     const large = await p.evaluate<number>(
       'parseFloat(getComputedStyle(document.querySelector("g.row text")).fontSize)',
     );
