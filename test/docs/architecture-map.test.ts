@@ -17,13 +17,14 @@ t.test('every path in the map exists', async (t) => {
   }
 });
 
-t.test('the modules named for client/keys/ and shared/crypto/ exist', async (t) => {
+t.test('the modules named for client/keys/, shared/crypto/ and server/ca/ exist', async (t) => {
   for (const [folder, names] of [
     [
       'client/keys',
       ['key-client', 'key-inbox', 'prekey-stock', 'key-records', 'key-party', 'key-store', 'listen', 'open'],
     ],
     ['shared/crypto', ['dh', 'aead', 'hkdf', 'hash', 'ct', 'random', 'rsa', 'signer']],
+    ['server/ca', ['init', 'issue', 'revocations', 'revocation-index', 'revoke', 'crl-sign', 'crl-files']],
   ] as const) {
     for (const name of names) {
       t.ok(map.includes(name), `${name} is on the map`);
