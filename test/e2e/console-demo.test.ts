@@ -108,6 +108,8 @@ t.test('the demo, drawn live', async (t) => {
   for (const p of pages) {
     const b = p.name;
     await p.waitFor('#changes li[data-what="cert.revoked"]');
+    // The change rows come with the KDC's events; the panel's lists with its next state tick (500 ms).
+    await p.waitFor('#certs li[data-status="revoked"]');
     const labels = await p.texts('g.row[data-kind="message"] .name');
     for (const name of ['client_hello', 'server_hello', 'client_finish', 'ready']) {
       t.ok(labels.includes(name), `${b}: a ${name} arrow is drawn`);
