@@ -12,6 +12,7 @@ const BENCHMARKS = [
   'events',
   'reconnect',
   'cluster',
+  'console',
 ] as const;
 
 const wanted = process.argv.slice(2);

@@ -120,7 +120,7 @@ const TEST_ONLY = {
     names: ['hashToken'],
     why: 'the enrollment test stores an expired token the way the CA stores one (its hash only)',
   },
-  'server/keys/service.ts': {
+  'server/keys/key-quotas.ts': {
     names: ['DEFAULT_KEY_LIMITS'],
     why: 'the quota test checks the defaults are the documented figures of shared/keys/quotas.ts',
   },

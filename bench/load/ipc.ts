@@ -66,8 +66,14 @@ export class Worker {
   }
 
   /** Fork `script` (a path under dist/bench, e.g. 'load/kdc-server.js'). */
-  static start(script: string, opts: { execArgv?: string[]; env?: NodeJS.ProcessEnv } = {}): Worker {
+  static start(
+    script: string,
+    opts: { execArgv?: string[]; env?: NodeJS.ProcessEnv; execPath?: string } = {},
+  ): Worker {
     const child = fork(join(BENCH_DIR, script), [], {
+      // execPath: another launcher (bench/events.ts runs the KDC under valgrind: execArgv then holds
+      // valgrind's options and node's path).
+      ...(opts.execPath === undefined ? {} : { execPath: opts.execPath }),
       execArgv: opts.execArgv ?? [],
       env: opts.env ?? process.env,
       serialization: 'advanced',

@@ -13,7 +13,7 @@
 //   tokens {names}               -> one enrollment token per name
 //   profileStart / profileStop {path} -> a V8 CPU profile of the KDC between the two (for digging into
 //                                   a figure: load the .cpuprofile in Chrome DevTools)
-import { openSync, writeFileSync, writeSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { EventBus } from '../../server/events/bus.js';
 import { attachLogReader } from '../../server/events/log-reader.js';
 import { Session } from 'node:inspector';
@@ -54,9 +54,12 @@ serve(
       port?: number;
       /**
        * bench/events.ts: 'off' = no reader at all (no metrics, no log); 'default' = what `kds server
-       * start` runs with (metrics, the text log at info, written to /dev/null). Default: metrics only.
+       * start` runs with (metrics, the text log at info through its writer to /dev/null). Default:
+       * metrics only.
        */
       events?: 'off' | 'default' | 'log' | 'metrics';
+      /** Run under valgrind (about 50 times slower): the connection and handshake timeouts lifted. */
+      slow?: boolean;
       /** A PostgreSQL store (bench/cluster.ts: several of these processes on one store are its nodes). */
       storeUrl?: string;
       /** The periodic revocation sync's interval (bench/cluster.ts lengthens it: notifications only). */
@@ -64,8 +67,7 @@ serve(
     }) => {
       const events = new EventBus();
       if (arg.events === 'default' || arg.events === 'log') {
-        const devNull = openSync('/dev/null', 'w');
-        attachLogReader(events, { format: 'text', level: 'info', write: (line) => writeSync(devNull, line) });
+        attachLogReader(events, { format: 'text', level: 'info', fd: openSync('/dev/null', 'w') });
       }
       kdc = await startKdc({
         events,
@@ -76,7 +78,8 @@ serve(
         port: arg.port ?? 0,
         rateLimit: false,
         maxUnauthenticated: arg.maxUnauthenticated ?? 1024,
-        handshakeTimeoutMs: 60_000,
+        handshakeTimeoutMs: arg.slow === true ? 600_000 : 60_000,
+        ...(arg.slow === true ? { headersTimeoutMs: 600_000 } : {}),
         // Every load comes from one address, thousands of sessions at a time (bench/sessions.ts), and
         // bench/issue.ts spreads its enrollments over enroll sessions opened in advance: the limits
         // meant for hostile peers are lifted, as the handshake rate limit is.

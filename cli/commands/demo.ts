@@ -23,7 +23,7 @@ export function builder(d: Argv): Argv {
       type: 'boolean',
       default: false,
       describe:
-        'the KDC also serves the live console (its URL is printed): watch every exchange in a browser',
+        'the KDC also serves the live console, and Mallory her view of it (both URLs are printed): watch every exchange in a browser',
     })
     .option('kdc-log', {
       type: 'boolean',

@@ -12,6 +12,7 @@ import { openAdminSession } from '../admin.js';
 import { enroll } from '../enroll.js';
 import type { KeyEvent } from '../keys/key-client.js';
 import { openKeyClient, type OpenedKeyClient } from '../keys/open.js';
+import type { Mitm } from '../mitm/proxy.js';
 import type { ClientSession } from '../session.js';
 import { EventLog } from './event-log.js';
 import type { KdcLines } from './kdc-lines.js';
@@ -34,7 +35,10 @@ export interface DemoState {
   dataDir: string;
   passphrase: string;
   progress: <T>(label: string, work: () => Promise<T>) => Promise<T>;
-  /** `--console`: the KDC serves the live console (its URL is printed when it starts). */
+  /**
+   * `--console`: the KDC serves the live console (its URL is printed when it starts), and Mallory serves
+   * hers, her view of the same attacks (its URL is printed when she starts).
+   */
   console?: boolean;
   /** The KDC's own log lines (its stderr), shown under each step unless `--no-kdc-log`. */
   kdcLines: KdcLines;
@@ -47,6 +51,11 @@ export interface DemoState {
   kdcSerial?: string;
   /** Bob's first certificate, revoked in step 10. */
   revokedCertSerial?: string;
+  /**
+   * Mallory's proxy: started against the insecure mode, kept for the secure mode (same proxy, same
+   * attack, a new round of it), so that her console is one page with both runs on it.
+   */
+  mitm?: Mitm;
   /** Closed by the cleanup step (or on failure / Ctrl-C). */
   closers: (() => Promise<void>)[];
 }
@@ -618,9 +627,18 @@ async function stepMalloryInsecure(s: DemoState): Promise<void> {
     attack: mallory.findAttack('substitute-dh'),
     target: s.kdc.url,
     onEvent: (e) => malloryLine(s, e),
+    ...(s.console === true ? { console: true } : {}),
   });
+  s.mitm = mitm;
   s.closers.push(async () => void (await mitm.close()));
   s.n.say(`Mallory listens on ${mitm.url}; Alice's client is pointed at her, thinking it is the KDC.`);
+  if (mitm.consoleUrl !== undefined) {
+    // Her own page, beside the KDC's: what she forwarded, changed and injected, and how each attack
+    // ended. The KDC's page shows her only as a suspicion (Mallory?), when a refusal looks like her.
+    check(s, true, `Mallory's console: ${mitm.consoleUrl} (open it beside the KDC's)`, {
+      malloryConsoleUrl: mitm.consoleUrl,
+    });
+  }
   const victim = await connect(s, alice, mitm.url, true);
   const out = await victim.client.sendKey({ to: 'bob', mode: 'kdc' });
   await kdcLogged(
@@ -649,7 +667,11 @@ async function stepMalloryInsecure(s: DemoState): Promise<void> {
   );
   check(s, true, `bob received "${secret}" and has no idea Mallory read it too`);
   await victim.close();
-  const report = await mitm.close();
+  // The attack's round ends (its verdict is drawn on her console) and a new one starts for the secure
+  // mode, on the same proxy.
+  const report = await mitm.switchAttack(mallory.findAttack('substitute-dh'));
+  if (report === undefined)
+    throw new InternalError('internal', 'the insecure round of the attack did not end');
   const stolen = report.stolen?.keys.find((k) => k.serial === out.serial);
   check(s, report.outcome === 'succeeded', `Mallory's report: ${report.summary}`, {
     attack: report.attack,
@@ -674,13 +696,7 @@ async function stepMallorySecure(s: DemoState): Promise<void> {
     'Mallory against the secure mode',
     'Same KDC, same proxy, same attack; Alice uses the default authenticated handshake.',
   );
-  const mallory = await loadMallory();
-  const mitm = await mallory.startMitm({
-    attack: mallory.findAttack('substitute-dh'),
-    target: need(s.kdc, 'KDC').url,
-    onEvent: (e) => malloryLine(s, e),
-  });
-  s.closers.push(async () => void (await mitm.close()));
+  const mitm = need(s.mitm, 'Mallory');
   try {
     const opened = await connect(s, alice, mitm.url);
     await opened.close();

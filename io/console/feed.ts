@@ -1,9 +1,12 @@
 // The console's event feed: a bounded history (so a page opened late, or reloaded, can step back
-// through what already happened) and the pages subscribed to it. Publishing costs one array push and
-// a string append; the events of one turn of the event loop reach each open page in one write (a
-// handshake publishes several, and a write per event was a system call per event per page). When no
+// through what already happened) and the pages subscribed to it. Publishing costs one array push and,
+// with a page open, a string append; what was published reaches each open page in one write at most
+// every FLUSH_MS. A write per event-loop turn was too many under load: a busy KDC's turns each carry one
+// or two handshake steps, and each write is a chunk of an HTTP response and a system call (7.5% of the
+// KDC's CPU with one page open, in a profile under handshake load: docs/performance.md). When no
 // console was asked for, nothing of this exists (kdc.ts).
 import type { ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from '../../shared/crypto/random.js';
 import type { ConsoleEvent, ConsoleState } from '../../shared/console/events.js';
 
@@ -13,6 +16,11 @@ export const HISTORY_LIMIT = 5_000;
 const MAX_SUBSCRIBERS = 16;
 /** A page that stops reading is dropped once this much is waiting for it (bounded memory per reader). */
 const MAX_BUFFERED_BYTES = 1 << 20;
+/**
+ * Writes to the pages are at least this far apart (ten a second): the first event after a quiet spell
+ * still goes out at once, so a demo's single steps show without delay.
+ */
+export const FLUSH_MS = 100;
 
 type Draft = ConsoleEvent extends infer E ? (E extends ConsoleEvent ? Omit<E, 'seq' | 'at'> : never) : never;
 
@@ -23,7 +31,9 @@ export class ConsoleFeed {
   #state: ConsoleState | undefined;
   /** Events published since the last write to the pages. */
   #pending = '';
-  #flushing: NodeJS.Immediate | undefined;
+  #flushing: NodeJS.Timeout | undefined;
+  /** performance.now() of the last write to the pages. */
+  #flushedAt = -Infinity;
 
   /** This process's feed: a page that reconnects to another instance knows it restarted. */
   readonly instance = randomBytes(8).toString('hex');
@@ -56,7 +66,12 @@ export class ConsoleFeed {
       this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     if (this.#subscribers.size > 0) {
       this.#pending += sseChunk(event);
-      this.#flushing ??= setImmediate(() => this.#flush());
+      if (this.#flushing === undefined) {
+        const wait = Math.max(0, this.#flushedAt + FLUSH_MS - performance.now());
+        this.#flushing = setTimeout(() => this.#flush(), wait);
+        // A stopping process does not wait for it: close() writes what is left.
+        this.#flushing.unref();
+      }
     }
     return event;
   }
@@ -89,11 +104,12 @@ export class ConsoleFeed {
   }
 
   #flush(): void {
-    if (this.#flushing !== undefined) clearImmediate(this.#flushing);
+    if (this.#flushing !== undefined) clearTimeout(this.#flushing);
     this.#flushing = undefined;
     const chunk = this.#pending;
     this.#pending = '';
     if (chunk === '') return;
+    this.#flushedAt = performance.now();
     for (const res of this.#subscribers) this.#write(res, chunk);
   }
 

@@ -21,14 +21,11 @@ import { openAsyncStore } from '../store/open-store.js';
 import { checkRenewable, checkRenewalRate, installableRenewal, refuseSameKey } from './renewal.js';
 import { decryptPrivateKey, keyMatchesCertificate, readText } from './credentials.js';
 import { materializeCredentials } from './shared-credentials.js';
-import {
-  CrlPublisher,
-  type CrlFileRepair,
-  type DeltaCrlState,
-  type RevocationInfo,
-  type RevokedListener,
-  type RevokeOutcome,
-} from './crl-publisher.js';
+import { Revocations } from './revocations.js';
+import type { RevocationInfo } from './revocation-index.js';
+import type { RevokedListener, RevokeOutcome } from './revoke.js';
+import type { DeltaCrlState } from './crl-sign.js';
+import type { CrlFileRepair } from './crl-files.js';
 import {
   ADMIN_OU,
   CA_SETTINGS_KEY,
@@ -54,13 +51,10 @@ import {
   type CreatedToken,
 } from './tokens.js';
 
-export type {
-  RevocationInfo,
-  RevokeOutcome,
-  RevokedListener,
-  CrlFileRepair,
-  DeltaCrlState,
-} from './crl-publisher.js';
+export type { RevocationInfo } from './revocation-index.js';
+export type { RevokeOutcome, RevokedListener } from './revoke.js';
+export type { CrlFileRepair } from './crl-files.js';
+export type { DeltaCrlState } from './crl-sign.js';
 export type { IssueResult } from './issue.js';
 
 export interface OpenOptions extends PassphraseOptions {
@@ -123,7 +117,7 @@ export class CertificateAuthority {
   readonly #caKey: KeyObject | undefined;
   /** The audit trail's HMAC key (shared/audit/hmac.ts), derived from the CA key when it is open. */
   readonly #auditKey: Buffer | undefined;
-  readonly #publisher: CrlPublisher;
+  readonly #revocations: Revocations;
   readonly #clock: () => number;
   /** A complete CRL re-issue scheduled after a revocation (off its acknowledgement path). */
   #fullCrlTimer: NodeJS.Immediate | undefined;
@@ -137,7 +131,7 @@ export class CertificateAuthority {
     store: AsyncStore;
     settings: CaSettings;
     caKey: KeyObject | undefined;
-    publisher: CrlPublisher;
+    revocations: Revocations;
     crlFileRepair: CrlFileRepair;
     deltaCrlFileRepair: CrlFileRepair;
     caFileRepair: CaFileRepair;
@@ -153,7 +147,7 @@ export class CertificateAuthority {
     this.#caKey = init.caKey;
     this.#auditKey = init.caKey === undefined ? undefined : deriveAuditHmacKey(init.caKey);
     this.readOnly = init.caKey === undefined;
-    this.#publisher = init.publisher;
+    this.#revocations = init.revocations;
     this.crlFileRepair = init.crlFileRepair;
     this.deltaCrlFileRepair = init.deltaCrlFileRepair;
     this.caFileRepair = init.caFileRepair;
@@ -206,25 +200,25 @@ export class CertificateAuthority {
         ...((await store.getSetting<CaSettings>(CA_SETTINGS_KEY)) ?? {}),
         ...(opts.crlSchedule ?? {}),
       };
-      const publisher = await CrlPublisher.load({ store, paths, caCert, settings });
+      const revocations = await Revocations.load({ store, paths, caCert, settings });
       const clock = opts.clock ?? Date.now;
       // Keep the published CRL fresh (RFC 5280 5.1.2.5 nextUpdate) whenever we can sign, and list the
       // certificates renewals superseded that are not on it yet (a crash between the two commits).
       if (caKey !== undefined) {
-        await publisher.refresh(syncSigner(caKey), clock());
-        for (const serialHex of await publisher.listSupersededGaps()) {
-          await publisher.supersede(serialHex, 'kds', syncSigner(caKey), clock());
+        await revocations.refresh(syncSigner(caKey), clock());
+        for (const serialHex of await revocations.listSupersededGaps()) {
+          await revocations.supersede(serialHex, 'kds', syncSigner(caKey), clock());
         }
       }
-      const crlFileRepair = await publisher.repairFile();
-      const deltaCrlFileRepair = await publisher.repairDeltaFile();
+      const crlFileRepair = await revocations.repairFile();
+      const deltaCrlFileRepair = await revocations.repairDeltaFile();
       return new CertificateAuthority({
         dataDir,
         caCert,
         store,
         settings,
         caKey,
-        publisher,
+        revocations,
         crlFileRepair,
         deltaCrlFileRepair,
         caFileRepair,
@@ -259,8 +253,8 @@ export class CertificateAuthority {
     }
     this.settings = { ...this.settings, publicUrl: url, publicUrlExplicit: explicit };
     this.crlUrl = crlUrlOf(this.settings);
-    if (this.#publisher.setFreshestCrlUrl(deltaCrlUrlOf(this.settings)) && this.#caKey !== undefined) {
-      await this.#publisher.refresh(syncSigner(this.#caKey), this.#clock(), 'force');
+    if (this.#revocations.setFreshestCrlUrl(deltaCrlUrlOf(this.settings)) && this.#caKey !== undefined) {
+      await this.#revocations.refresh(syncSigner(this.#caKey), this.#clock(), 'force');
     }
   }
 
@@ -323,7 +317,12 @@ export class CertificateAuthority {
       // renewal is reported, so relying parties that only read the CRL refuse it as the KDC does. No
       // onRevoked listener runs: a renewal revokes no keys and ends no sessions of the new certificate.
       // (A crash between the renewal's commit and this one is repaired at the next open.)
-      await this.#publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.#clock());
+      await this.#revocations.supersede(
+        result.supersededSerialHex,
+        opts.actor,
+        syncSigner(key),
+        this.#clock(),
+      );
       this.#scheduleFullCrl();
     }
     return result;
@@ -393,7 +392,7 @@ export class CertificateAuthority {
       },
     );
     if (result.supersededSerialHex !== undefined) {
-      await this.#publisher.supersede(result.supersededSerialHex, actor, syncSigner(key), this.#clock());
+      await this.#revocations.supersede(result.supersededSerialHex, actor, syncSigner(key), this.#clock());
       this.#scheduleFullCrl();
     }
     return result;
@@ -482,7 +481,12 @@ export class CertificateAuthority {
       },
     );
     if (result.supersededSerialHex !== undefined) {
-      await this.#publisher.supersede(result.supersededSerialHex, opts.actor, syncSigner(key), this.#clock());
+      await this.#revocations.supersede(
+        result.supersededSerialHex,
+        opts.actor,
+        syncSigner(key),
+        this.#clock(),
+      );
       this.#scheduleFullCrl();
     }
     return result;
@@ -528,7 +532,7 @@ export class CertificateAuthority {
     // follow, and a crash before they are written is repaired at the next open (listSupersededGaps).
     const listed = (async () => {
       for (const s of [install.superseded, ...install.abandoned]) {
-        await this.#publisher.supersede(s, actor, syncSigner(key), this.#clock());
+        await this.#revocations.supersede(s, actor, syncSigner(key), this.#clock());
       }
       this.#scheduleFullCrl();
     })();
@@ -577,7 +581,7 @@ export class CertificateAuthority {
     const key = this.#requireKey();
     const target = 'serialHex' in by ? { serialHex: normalizeSerialHex(by.serialHex) } : { name: by.name };
     const parsedReason = parseReason(reason);
-    const outcome = await this.#publisher.revoke(
+    const outcome = await this.#revocations.revoke(
       target,
       parsedReason,
       actor,
@@ -591,16 +595,16 @@ export class CertificateAuthority {
 
   /** O(1): revoked or superseded (what the published CRLs list for the serial). */
   crlStatusOf(serialHex: string): RevocationInfo | undefined {
-    return this.#publisher.crlStatusOf(serialHex);
+    return this.#revocations.crlStatusOf(serialHex);
   }
 
   /** O(1), from memory; never stale after a revocation this process acknowledged. Not superseded ones. */
   revocationOf(serialHex: string): RevocationInfo | undefined {
-    return this.#publisher.revocationOf(serialHex);
+    return this.#revocations.revocationOf(serialHex);
   }
 
   onRevoked(listener: RevokedListener): void {
-    this.#publisher.onRevoked(listener);
+    this.#revocations.onRevoked(listener);
   }
 
   /**
@@ -608,24 +612,24 @@ export class CertificateAuthority {
    * when nothing changed (one look at the store's change counter).
    */
   async syncRevocations(): Promise<number> {
-    return (await this.#publisher.sync()).length;
+    return (await this.#revocations.sync()).length;
   }
 
   currentCrlPem(): string {
-    return this.#publisher.currentState().pem;
+    return this.#revocations.currentState().pem;
   }
 
   currentCrl(): CrlState {
-    return this.#publisher.currentState();
+    return this.#revocations.currentState();
   }
 
   /** The current delta CRL (RFC 5280 5.2.4) completing currentCrl(); undefined only in a CA never opened with its key since. */
   currentDeltaCrl(): DeltaCrlState | undefined {
-    return this.#publisher.currentDelta();
+    return this.#revocations.currentDelta();
   }
 
   currentDeltaCrlPem(): string | undefined {
-    return this.#publisher.currentDelta()?.pem;
+    return this.#revocations.currentDelta()?.pem;
   }
 
   /**
@@ -633,12 +637,12 @@ export class CertificateAuthority {
    * with force); returns the new state.
    */
   refreshCrl(force = false): Promise<CrlState | undefined> {
-    return this.#publisher.refresh(syncSigner(this.#requireKey()), this.#clock(), force ? 'force' : 'due');
+    return this.#revocations.refresh(syncSigner(this.#requireKey()), this.#clock(), force ? 'force' : 'due');
   }
 
   /** Is a complete CRL due by the schedule (cheap; no key needed)? */
   fullCrlDue(): boolean {
-    return this.#publisher.fullCrlDue(this.#clock());
+    return this.#revocations.fullCrlDue(this.#clock());
   }
 
   /**
@@ -646,21 +650,21 @@ export class CertificateAuthority {
    * write lock taken). No-op without the CA key.
    */
   async maintainCrl(): Promise<CrlState | undefined> {
-    if (this.#caKey === undefined || this.#closed || !this.#publisher.fullCrlDue(this.#clock()))
+    if (this.#caKey === undefined || this.#closed || !this.#revocations.fullCrlDue(this.#clock()))
       return undefined;
-    return this.#publisher.refresh(syncSigner(this.#caKey), this.#clock(), 'due');
+    return this.#revocations.refresh(syncSigner(this.#caKey), this.#clock(), 'due');
   }
 
   /** At KDC start and stop: re-issue the complete CRL if the delta lists anything (it is "stale"). */
   async publishFullCrlIfStale(): Promise<CrlState | undefined> {
     if (this.#caKey === undefined || this.#closed) return undefined;
-    return this.#publisher.refresh(syncSigner(this.#caKey), this.#clock(), 'stale');
+    return this.#revocations.refresh(syncSigner(this.#caKey), this.#clock(), 'stale');
   }
 
   /** After a revocation: re-issue the complete CRL on the next turn of the event loop if it is due. */
   #scheduleFullCrl(): void {
     if (this.#fullCrlTimer !== undefined || this.#closed || this.#caKey === undefined) return;
-    if (!this.#publisher.fullCrlDue(this.#clock())) return;
+    if (!this.#revocations.fullCrlDue(this.#clock())) return;
     this.#fullCrlTimer = setImmediate(() => {
       this.#fullCrlTimer = undefined;
       this.maintainCrl().then(

@@ -45,7 +45,7 @@ import {
 import { issueCertificate } from './issue.js';
 import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } from '../../io/ca-passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
-import { publishInitialCrl } from './crl-publisher.js';
+import { publishInitialCrl } from './crl-files.js';
 
 const CA_KEY_BITS = [2048, 3072, 4096] as const;
 type CaKeyBits = (typeof CA_KEY_BITS)[number];

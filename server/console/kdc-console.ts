@@ -64,6 +64,7 @@ export async function startKdcConsole(src: {
   };
   let ticks = 0;
   const tick = (): void => {
+    watch.publishUndrawn();
     // A key that expires is no event: the store is read again at least this often, busy or not.
     if (++ticks % STATE_IDLE_TICKS === 0) storeDirty = true;
     if (!watch.dirty && ++idle < STATE_IDLE_TICKS) return;

@@ -53,12 +53,21 @@ export async function readStoreRows(store: StateSources['store']): Promise<Store
 
 /** The whole panel; `rows` when the store part is known not to have changed since it was read. */
 export function readKdcState(src: StateSources, rows: StoreRows): ConsoleState {
+  // The newest sessions only: the state is serialised on every tick and kept in the feed's history, and
+  // a KDC may hold thousands of sessions.
+  const all = src.sessions.all();
+  const open = all.length > MAX_ROWS ? all.slice(-MAX_ROWS) : all;
   return {
     view: 'kdc',
-    sessions: src.sessions
-      .all()
-      .map((s) => ({ name: s.identity.name, role: s.identity.role, exchange: src.exchangeOf(s) })),
+    sessions: open.map((s) => ({
+      name: s.identity.name,
+      role: s.identity.role,
+      exchange: src.exchangeOf(s),
+    })),
     ...rows,
+    ...(open.length === all.length
+      ? {}
+      : { truncated: true, counts: { ...rows.counts, sessions: all.length } }),
     ...(src.labDisabled === undefined || src.labDisabled.length === 0
       ? {}
       : { labDisabled: [...src.labDisabled] }),

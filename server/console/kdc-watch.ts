@@ -3,23 +3,53 @@
 // ends, because only then is it known on whose lifeline they belong: the authenticated name, the
 // enrolling newcomer, or a peer that never proved who it is (drawn as Mallory when the failure is one
 // an attacker in the middle would cause).
+//
+// A teacher watching a KDC under load (hundreds of handshakes a second) cannot read hundreds of
+// diagrams a second, and drawing them cost the KDC a tenth of its CPU per handshake. So exchanges are
+// drawn in full up to DRAWN_PER_SECOND (a token bucket: a demo's bursts are drawn whole); beyond it an
+// exchange is only counted, and the count reaches the page as one `undrawn` row ("N more exchanges
+// not drawn") on each state tick of the console (kdc-console.ts). A refused exchange is always drawn:
+// it is the news.
 import { defenceForCode } from '../../shared/defences.js';
 import { isErrorCode, type KdsError } from '../../shared/errors.js';
 import { KDC_LANE, MALLORY_LANE, UNKNOWN_LANE, type MessageEvent } from '../../shared/console/events.js';
+import { performance } from 'node:perf_hooks';
+import { decodeFrame } from '../../shared/protocol/messages.js';
 import type { Connection, ConnectionWatch } from '../kdc/connection.js';
 import type { ConsoleFeed } from '../../io/console/feed.js';
 
 /** The lane of a session that is enrolling: it has no name yet. */
 const ENROLLING_LANE = 'newcomer';
 
+/** Exchanges drawn in full per second, on average; the rest are counted. */
+export const DRAWN_PER_SECOND = 10;
+/** Exchanges drawn in full in a burst (the bucket's size): a demo step's handshakes are drawn whole. */
+export const DRAWN_BURST = 30;
+
 type Arrow = Omit<MessageEvent, 'seq' | 'at' | 'from' | 'to' | 'kind'> & { dir: 'in' | 'out' };
+/**
+ * An arrow held until the handshake ends. `raw`: the peer's second handshake frame, until it is known
+ * whether it was its finish or an alert in its place (decoded only for a handshake that failed).
+ */
+type PendingArrow = Arrow & { raw?: Buffer };
 
 interface Exchange {
   n: number;
   lane: string | undefined;
-  pending: Arrow[];
+  pending: PendingArrow[];
   refused: boolean;
   mode: string | undefined;
+  /** False while the exchange is only counted (over the drawing budget, and not refused). */
+  drawn: boolean;
+}
+
+/** For the console only: whether a handshake-phase frame is the peer's alert rather than its finish. */
+function isAlertFrame(frame: Buffer): boolean {
+  try {
+    return decodeFrame(frame).t === 'alert';
+  } catch {
+    return false;
+  }
 }
 
 /** What each handshake message carries, in the words of docs/protocol.md. */
@@ -51,9 +81,19 @@ export class KdcWatch implements ConnectionWatch {
   dirty = true;
 
   readonly #feed: ConsoleFeed;
+  readonly #now: () => number;
+  /** The drawing budget: exchanges that may still be drawn in full, refilled over time. */
+  #tokens = DRAWN_BURST;
+  #refilledAt: number;
+  /** Exchanges only counted since the last `undrawn` row, and since the start. */
+  #undrawn = 0;
+  #undrawnTotal = 0;
 
-  constructor(feed: ConsoleFeed) {
+  /** `now`: milliseconds, for the drawing budget (a test's clock). */
+  constructor(feed: ConsoleFeed, now: () => number = () => performance.now()) {
     this.#feed = feed;
+    this.#now = now;
+    this.#refilledAt = now();
   }
 
   /** The exchange number of a connection (0 when the console never saw it open). */
@@ -63,8 +103,33 @@ export class KdcWatch implements ConnectionWatch {
 
   opened(conn: Connection): void {
     const n = ++this.#next;
-    this.#exchanges.set(conn, { n, lane: undefined, pending: [], refused: false, mode: undefined });
-    this.#feed.publish({ kind: 'exchange.open', exchange: n });
+    const drawn = this.#takeToken();
+    this.#exchanges.set(conn, { n, lane: undefined, pending: [], refused: false, mode: undefined, drawn });
+    if (drawn) this.#feed.publish({ kind: 'exchange.open', exchange: n });
+  }
+
+  /**
+   * Publish the count of exchanges not drawn since the last call, if any (called on the console's state
+   * tick: one row for a spell of load, not one per exchange).
+   */
+  publishUndrawn(): void {
+    if (this.#undrawn === 0) return;
+    this.#feed.publish({
+      kind: 'undrawn',
+      count: this.#undrawn,
+      total: this.#undrawnTotal,
+      perSecond: DRAWN_PER_SECOND,
+    });
+    this.#undrawn = 0;
+  }
+
+  #takeToken(): boolean {
+    const now = this.#now();
+    this.#tokens = Math.min(DRAWN_BURST, this.#tokens + ((now - this.#refilledAt) * DRAWN_PER_SECOND) / 1000);
+    this.#refilledAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
   }
 
   frame(
@@ -77,12 +142,28 @@ export class KdcWatch implements ConnectionWatch {
   ): void {
     const x = this.#exchanges.get(conn);
     if (x === undefined) return;
+    if (sealed && name.endsWith(' ok')) this.dirty = true;
+    // A session that is only counted draws nothing more, unless it is refused (then from that point).
+    if (!x.drawn && x.lane !== undefined) return;
     if (x.mode === undefined && conn.mode !== undefined) x.mode = conn.mode;
     const arrow: Arrow = { exchange: x.n, name, bytes, sealed, dir };
     if (code !== undefined) arrow.code = code;
-    if (sealed && name.endsWith(' ok')) this.dirty = true;
     if (x.lane === undefined) x.pending.push(arrow);
     else this.#draw(x.lane, arrow, x.mode);
+  }
+
+  finish(conn: Connection, frame: Buffer): void {
+    const x = this.#exchanges.get(conn);
+    if (x === undefined) return;
+    if (x.mode === undefined && conn.mode !== undefined) x.mode = conn.mode;
+    x.pending.push({
+      exchange: x.n,
+      name: 'client_finish',
+      bytes: frame.length,
+      sealed: false,
+      dir: 'in',
+      raw: frame,
+    });
   }
 
   established(conn: Connection, group: string): void {
@@ -91,9 +172,13 @@ export class KdcWatch implements ConnectionWatch {
     const { name, role } = conn.identity;
     x.mode = conn.mode;
     x.lane = role === 'anonymous' ? ENROLLING_LANE : name === '' ? UNKNOWN_LANE : name;
-    this.#flush(x);
-    this.#feed.publish({ kind: 'established', exchange: x.n, party: x.lane, role, group });
     this.dirty = true;
+    if (!x.drawn) {
+      x.pending = [];
+      return;
+    }
+    this.#flush(x, true);
+    this.#feed.publish({ kind: 'established', exchange: x.n, party: x.lane, role, group });
   }
 
   failed(conn: Connection, err: KdsError, established: boolean): void {
@@ -112,16 +197,27 @@ export class KdcWatch implements ConnectionWatch {
     if (x.lane === undefined && !x.refused && code >= 4000 && isErrorCode(reason)) {
       this.#refuse(x, reason, true, false);
     }
+    this.dirty = true;
+    if (!x.drawn) {
+      // Counted when it ends: one that was refused meanwhile was drawn after all.
+      this.#undrawn += 1;
+      this.#undrawnTotal += 1;
+      return;
+    }
     if (x.lane === undefined) {
       x.lane = UNKNOWN_LANE;
-      this.#flush(x);
+      this.#flush(x, false);
     }
     this.#feed.publish({ kind: 'exchange.close', exchange: x.n });
-    this.dirty = true;
   }
 
   #refuse(x: Exchange, code: string, byPeer: boolean, established: boolean): void {
     x.refused = true;
+    if (!x.drawn) {
+      // Over the budget, but a refusal is always drawn: from its opening, with the frames still known.
+      x.drawn = true;
+      this.#feed.publish({ kind: 'exchange.open', exchange: x.n });
+    }
     // The table's wording is the client's (shared/defences.ts): a refusal by the KDC is "remote" to it.
     const phase = established ? 'session' : 'handshake';
     const verdict = defenceForCode(code, {
@@ -131,7 +227,7 @@ export class KdcWatch implements ConnectionWatch {
     const possibleMitm = verdict?.possibleMitm === true;
     if (x.lane === undefined) {
       x.lane = possibleMitm ? MALLORY_LANE : UNKNOWN_LANE;
-      this.#flush(x);
+      this.#flush(x, false);
     }
     this.#feed.publish({
       kind: 'refused',
@@ -145,9 +241,14 @@ export class KdcWatch implements ConnectionWatch {
     });
   }
 
-  #flush(x: Exchange): void {
+  /** Draw the frames held back until the handshake ended; `completed`: it ended in a session. */
+  #flush(x: Exchange, completed: boolean): void {
     const lane = x.lane!;
-    for (const arrow of x.pending) this.#draw(lane, arrow, x.mode);
+    for (const { raw, ...arrow } of x.pending) {
+      // Only a handshake that did not complete can have had an alert in place of the finish.
+      if (raw !== undefined && !completed && isAlertFrame(raw)) arrow.name = 'alert';
+      this.#draw(lane, arrow, x.mode);
+    }
     x.pending = [];
   }
 

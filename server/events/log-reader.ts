@@ -1,7 +1,9 @@
 // The KDC's log: its events (shared/events/kdc-events.ts) written as readable lines (terminal-lines.ts)
 // or as JSON lines for a collector. JSON goes through pino, the Node ecosystem's structured logger:
 // newline-delimited JSON with numeric levels and epoch-ms `time` (what every collector parses; no
-// hand-written formatting to get wrong), and a buffered destination off the request path.
+// hand-written formatting to get wrong). Both formats write through one LineWriter (line-writer.ts):
+// lines gathered and written together every few milliseconds, a warn or error line at once, nothing
+// lost at stop, exit or crash.
 //
 // Every string field of a JSON line is made terminal-safe as the text lines are (a hostile certificate
 // CN reaches `claimedName`): a valid name never changes, a hostile one reads as its escapes, so a log
@@ -10,6 +12,7 @@ import { pino, type Logger } from 'pino';
 import { EVENT_LEVEL, isEventLevel, type EventLevel, type KdcEvent } from '../../shared/events/kdc-events.js';
 import { terminalSafe } from '../../shared/text/terminal-safe.js';
 import type { EventBus } from './bus.js';
+import { LineWriter, fdSink } from './line-writer.js';
 import { describeEvent, eventLine } from './terminal-lines.js';
 
 export const LOG_FORMATS = ['text', 'json'] as const;
@@ -23,16 +26,21 @@ export interface LogReaderOptions {
   level: LogLevel;
   /** Default: the process's stderr (stdout carries the command's own answer, e.g. `--json`'s line). */
   fd?: number;
-  /** Text lines only: where to write instead (tests). */
-  write?: (line: string) => void;
+  /** Where the lines go instead of `fd` (tests): each call is one flush, whole lines in order. */
+  write?: (chunk: string) => void;
+  /** How long a line may wait for the next flush (default line-writer.ts FLUSH_MS). */
+  flushMs?: number;
 }
 
 export interface LogReader {
-  /** Write what is buffered (at stop). */
+  /** Write what is buffered now. */
   flush(): void;
   /** Stop reading the bus and flush. */
   close(): void;
 }
+
+/** Ranks at and above which a line is written at once (warn, error): see line-writer.ts. */
+const URGENT: Readonly<Record<EventLevel, boolean>> = { debug: false, info: false, warn: true, error: true };
 
 function safeFields(e: KdcEvent): Record<string, unknown> {
   const out: Record<string, unknown> = { event: e.type };
@@ -46,16 +54,24 @@ function safeFields(e: KdcEvent): Record<string, unknown> {
 export function attachLogReader(bus: EventBus, opts: LogReaderOptions): LogReader {
   if (opts.level === 'silent') return { flush: () => {}, close: () => {} };
   const level: EventLevel = isEventLevel(opts.level) ? opts.level : 'info';
-  const fd = opts.fd ?? 2;
+  const writer = new LineWriter({
+    sink: opts.write ?? fdSink(opts.fd ?? 2),
+    ...(opts.flushMs === undefined ? {} : { flushMs: opts.flushMs }),
+  });
+  const reader = (off: () => void): LogReader => ({
+    flush: () => writer.flush(),
+    close: () => {
+      off();
+      writer.close();
+    },
+  });
   if (opts.format === 'text') {
-    // process.stderr: synchronous for files, terminals and (on Linux) pipes, so lines are never lost
-    // at exit and appear in the order of the decisions.
-    const write =
-      opts.write ?? ((line: string) => void (fd === 1 ? process.stdout : process.stderr).write(line));
-    const off = bus.subscribe((e) => write(`${eventLine(e)}\n`), { level });
-    return { flush: () => {}, close: off };
+    return reader(
+      bus.subscribe((e) => writer.write(`${eventLine(e)}\n`, URGENT[EVENT_LEVEL[e.type]]), { level }),
+    );
   }
-  const destination = pino.destination({ fd, sync: false, minLength: 4096 });
+  // pino writes each line to its destination with one write(line) call; the writer is that destination.
+  let urgent = false;
   const logger: Logger = pino(
     {
       level,
@@ -63,29 +79,19 @@ export function attachLogReader(bus: EventBus, opts: LogReaderOptions): LogReade
       timestamp: false, // `time` is the event's own (when the KDC decided), set below
       messageKey: 'msg',
     },
-    destination,
+    { write: (line: string) => writer.write(line, urgent) },
   );
-  const off = bus.subscribe(
-    (e) => {
-      const fields = safeFields(e);
-      fields.time = e.at;
-      const [who, what] = describeEvent(e);
-      logger[EVENT_LEVEL[e.type]](fields, `${who} ${what}`);
-    },
-    { level },
+  return reader(
+    bus.subscribe(
+      (e) => {
+        const fields = safeFields(e);
+        fields.time = e.at;
+        const [who, what] = describeEvent(e);
+        const eventLevel = EVENT_LEVEL[e.type];
+        urgent = URGENT[eventLevel];
+        logger[eventLevel](fields, `${who} ${what}`);
+      },
+      { level },
+    ),
   );
-  const flush = (): void => {
-    try {
-      destination.flushSync();
-    } catch {
-      // Nothing buffered yet (sonic-boom refuses flushSync before its fd opened), or the reader is gone.
-    }
-  };
-  return {
-    flush,
-    close: () => {
-      off();
-      flush();
-    },
-  };
 }

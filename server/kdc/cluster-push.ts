@@ -14,7 +14,7 @@
 // nothing else writes to its sessions (a `kds cert revoke` from a shell is picked up by the periodic
 // sync and before every handshake).
 import type { CertificateAuthority } from '../ca/authority.js';
-import { REVOKED_CHANNEL } from '../ca/crl-publisher.js';
+import { REVOKED_CHANNEL } from '../ca/revoke.js';
 import { DELIVERY_CHANNEL } from '../keys/deliveries.js';
 import type { KeyService } from '../keys/service.js';
 import type { AsyncStore } from '../store/async-store.js';

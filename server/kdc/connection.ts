@@ -37,7 +37,7 @@ import {
   type ErrorCode,
 } from '../../shared/errors.js';
 import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protocol/handshake.js';
-import { decodeFrame, encodeAlert } from '../../shared/protocol/messages.js';
+import { encodeAlert } from '../../shared/protocol/messages.js';
 import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
 import { pastNotAfter } from '../../shared/pki/verify.js';
 import { defenceForCode } from '../../shared/defences.js';
@@ -104,6 +104,11 @@ export interface ConnectionWatch {
     sealed: boolean,
     code?: string,
   ): void;
+  /**
+   * The peer's second handshake frame: its finish, or an alert in its place. The watch tells which only
+   * if the handshake fails (a decode the handshakes that succeed are spared).
+   */
+  finish(conn: Connection, frame: Buffer): void;
   established(conn: Connection, group: string): void;
   failed(conn: Connection, err: KdsError, established: boolean): void;
   /** `reason`: the close frame's reason, as sent by whichever side closed first (network input). */
@@ -474,7 +479,7 @@ export class Connection implements SessionHandle {
         }
         return;
       }
-      watch?.frame(this, 'in', isAlertFrame(frame) ? 'alert' : 'client_finish', frame.length, false);
+      watch?.finish(this, frame);
       const result = await hs.receiveClientFinish(frame);
       if (this.#phase === 'handshake') await this.#establish(result);
     } catch (err) {
@@ -762,15 +767,6 @@ export class Connection implements SessionHandle {
       this.#closeAfter = undefined;
       this.fail(errorFor(code, reason));
     }
-  }
-}
-
-/** For the console only: whether a handshake-phase frame is the peer's alert rather than its finish. */
-function isAlertFrame(frame: Buffer): boolean {
-  try {
-    return decodeFrame(frame).t === 'alert';
-  } catch {
-    return false;
   }
 }
 

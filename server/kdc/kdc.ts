@@ -34,7 +34,7 @@ import { KdcMetrics, METRICS_CONTENT_TYPE } from '../events/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../events/metrics-server.js';
 import { AuditHeadSigner } from '../audit/head-signer.js';
 import type { ConnectionLimit } from '../../shared/events/kdc-events.js';
-import type { KeyLimits } from '../keys/service.js';
+import type { KeyLimits } from '../keys/key-quotas.js';
 import {
   CertificateCache,
   CertificateRecordCache,

@@ -1,10 +1,10 @@
 // The key-distribution request types of the KDC (docs/keys.md): their handlers, which
 // server/kdc-handlers/index.ts puts in the KDC's handler table. Bodies arrive validated against
 // shared/protocol/messages-keys.ts and typed by it; each handler only adapts them to
-// server/keys/service.ts (ctx.kdc.keys), where the rules live.
+// server/keys/service.ts (ctx.kdc.keys), the facade over the files that hold the rules.
 import { AuthError } from '../../shared/errors.js';
 import type { KdcHandlers, HandlerContext, Role } from '../kdc/dispatch.js';
-import type { KeySummary } from './service.js';
+import type { KeySummary } from './key-lookup.js';
 import { MAX_KEYS_LISTED, type KEY_REQUESTS } from '../../shared/protocol/messages-keys.js';
 import { MAX_RECORD_PLAINTEXT } from '../../shared/protocol/limits.js';
 import type { RequestBody } from '../../shared/protocol/catalog.js';
@@ -70,8 +70,8 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
   'key.reserve': {
     roles: CLIENT,
     handle: async (ctx, b) => {
-      // reserveGrouped / depositGrouped: through the store's group commit (bench/keys.ts, e2e flow).
-      const r = await ctx.kdc.keys.reserveGrouped(caller(ctx), {
+      // reserve / deposit: through the store's group commit (bench/keys.ts, e2e flow).
+      const r = await ctx.kdc.keys.reserve(caller(ctx), {
         peer: b.peer,
         ...withOptional('ttl', b.ttl),
         ...withOptional('replaces', b.replaces),
@@ -84,7 +84,7 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
   'key.deposit': {
     roles: CLIENT,
     handle: async (ctx, b) =>
-      ctx.kdc.keys.depositGrouped(caller(ctx), {
+      ctx.kdc.keys.deposit(caller(ctx), {
         serial: b.serial,
         ephemeral: b.ephemeral,
         signature: b.signature,
@@ -134,7 +134,7 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
   },
 
   // group commit (bench/keys.ts)
-  'key.ack': { roles: CLIENT, handle: async (ctx, b) => ctx.kdc.keys.ackGrouped(caller(ctx), b.ids) },
+  'key.ack': { roles: CLIENT, handle: async (ctx, b) => ctx.kdc.keys.ack(caller(ctx), b.ids) },
 
   'msg.send': {
     roles: CLIENT,

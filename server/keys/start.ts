@@ -7,7 +7,8 @@ import type { Defences } from '../../shared/lab-switches.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { EventBus } from '../events/bus.js';
 import type { SessionTable } from '../kdc/session-table.js';
-import { KeyService, type KeyLimits } from './service.js';
+import type { KeyLimits } from './key-quotas.js';
+import { KeyService } from './service.js';
 
 export async function startKeyService(
   kdc: { ca: CertificateAuthority; sessions: SessionTable; events: EventBus },

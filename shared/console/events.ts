@@ -86,6 +86,20 @@ export interface StateChangeEvent extends Base {
 }
 
 /**
+ * Exchanges the KDC ran but the console did not draw, to keep its cost and the picture in bounds under
+ * load (server/console/kdc-watch.ts): one row for a spell of them. Refused exchanges are always drawn.
+ */
+export interface UndrawnEvent extends Base {
+  kind: 'undrawn';
+  /** Exchanges not drawn since the previous such row. */
+  count: number;
+  /** Since the console started. */
+  total: number;
+  /** The drawing budget: exchanges drawn in full per second, on average. */
+  perSecond: number;
+}
+
+/**
  * What Mallory did with a frame, in her own view: passed it on unchanged, changed it, kept it from its
  * addressee (dropped, held back, kept because she answers it herself), sent one of her own, sent an
  * old one again, sent one back to its sender, sent records out of order, or sealed a record again with
@@ -133,6 +147,7 @@ export type ConsoleEvent =
   | RefusedEvent
   | ExchangeCloseEvent
   | StateChangeEvent
+  | UndrawnEvent
   | AttackEvent
   | StateEvent;
 
@@ -166,6 +181,8 @@ export interface ConsoleState {
   /** Mallory's view only: the attack running and where it stands. */
   attack?: { name: string; outcome: string; summary: string; defences: string[]; stolenKeys: number };
   counts: {
+    /** Sessions open, when the list was cut to its limit (a KDC with thousands open). */
+    sessions?: number;
     certsActive: number;
     certsRevoked: number;
     keysActive: number;

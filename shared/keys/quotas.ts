@@ -1,6 +1,6 @@
 // Per-peer bounds of the key service (docs/keys.md "Quotas"): what one enrolled client may make the KDC
 // hold for another, so that no client can fill another's delivery queue, pile keys on it, or drain its
-// one-time prekeys. The KDC enforces them (server/keys/service.ts, inside the transaction that writes);
+// one-time prekeys. The KDC enforces them (server/keys/key-quotas.ts, inside the transaction that writes);
 // the client checks the one that protects its own home (client/keys/key-client.ts). Named here, in one
 // place, because both sides and the documentation reason about the same numbers.
 

@@ -18,7 +18,7 @@
 // Delta CRLs (RFC 5280 5.2.4): a CrlSpec with `deltaBase` builds a delta CRL, which carries the critical
 // Delta CRL Indicator naming the complete CRL it completes and lists only what changed since; a complete
 // CRL may carry a Freshest CRL extension (5.2.6) saying where its delta is published
-// (server/ca/crl-publisher.ts decides when each is issued).
+// (server/ca/crl-sign.ts decides when each is issued).
 //
 // Speed (target: revoke + publish < 250 ms at 100k entries): each entry is DER-encoded ONCE, when it
 // is added, and kept as a Buffer. build() writes the few header fields, one hand-written length header

@@ -17,13 +17,32 @@ t.test('every path in the map exists', async (t) => {
   }
 });
 
-t.test('the modules named for client/keys/ and shared/crypto/ exist', async (t) => {
+t.test('the modules named for client/keys/, server/keys/, shared/crypto/ and server/ca/ exist', async (t) => {
   for (const [folder, names] of [
     [
       'client/keys',
       ['key-client', 'key-inbox', 'prekey-stock', 'key-records', 'key-party', 'key-store', 'listen', 'open'],
     ],
+    [
+      'server/keys',
+      [
+        'service',
+        'key-context',
+        'key-parties',
+        'key-prekeys',
+        'e2e-deposit',
+        'key-create',
+        'key-verify',
+        'key-lookup',
+        'key-revoke',
+        'key-sweep',
+        'key-quotas',
+        'key-messages',
+        'delivery-queue',
+      ],
+    ],
     ['shared/crypto', ['dh', 'aead', 'hkdf', 'hash', 'ct', 'random', 'rsa', 'signer']],
+    ['server/ca', ['init', 'issue', 'revocations', 'revocation-index', 'revoke', 'crl-sign', 'crl-files']],
   ] as const) {
     for (const name of names) {
       t.ok(map.includes(name), `${name} is on the map`);

@@ -4,7 +4,9 @@
 // control run (a session nobody authenticated), and Mallory's refused exchange marked with its code and
 // defence, in the CLI's words; large-text (projector) mode on both. The test paces the demo with Enter
 // (--step), so the pages are checked after each part of the story; the KDC restarts on the same port in
-// the middle and the pages must follow it without losing history.
+// the middle and the pages must follow it without losing history. When Mallory starts, the demo prints
+// her console's URL too: her view, opened in Chromium beside the KDC's, shows her winning against the
+// insecure mode, then, on the same page, the secure mode refusing her, with the defence that did it.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -106,6 +108,8 @@ t.test('the demo, drawn live', async (t) => {
   for (const p of pages) {
     const b = p.name;
     await p.waitFor('#changes li[data-what="cert.revoked"]');
+    // The change rows come with the KDC's events; the panel's lists with its next state tick (500 ms).
+    await p.waitFor('#certs li[data-status="revoked"]');
     const labels = await p.texts('g.row[data-kind="message"] .name');
     for (const name of ['client_hello', 'server_hello', 'client_finish', 'ready']) {
       t.ok(labels.includes(name), `${b}: a ${name} arrow is drawn`);
@@ -150,8 +154,31 @@ t.test('the demo, drawn live', async (t) => {
   }
   child.stdin!.write('\n');
 
-  // Step 11 ran (KDC restarted in lab mode, Mallory's substitute-dh succeeds): the pages followed.
-  await next(12);
+  // Step 11 ran (KDC restarted in lab mode, Mallory's substitute-dh succeeds): Mallory's own console,
+  // opened late, has her whole run.
+  await until(() => stderr.includes('press Enter for step 12:'), 'prompt for step 12');
+  const malloryUrl = events.find((e) => typeof e.malloryConsoleUrl === 'string')?.malloryConsoleUrl;
+  t.match(malloryUrl, /^http:\/\/127\.0\.0\.1:\d+\/console$/, "Mallory's console: a loopback URL, no key");
+  t.not(
+    new URL(String(malloryUrl)).port,
+    new URL(url).port,
+    "on her own port: the KDC's page and hers side by side",
+  );
+  const malloryOpened = await openPage(browser, String(malloryUrl));
+  const mallory = domPage('chromium', malloryOpened.page, malloryOpened.problems);
+  await mallory.waitFor('#status[data-status="live"]');
+  await mallory.waitFor('#view', { hasText: "Mallory's view" });
+  await mallory.waitFor('g.row[data-kind="established"]', { hasText: 'NOT authenticated' });
+  await mallory.waitFor('g.row[data-kind="attack"]', { hasText: 'verdict: attack substitute-dh: SUCCEEDED' });
+  t.ok(
+    (await mallory.texts('g.row[data-kind="message"] .action')).some((a) => a.trim() === 're-encrypted'),
+    "Mallory's page: the records she opened and sealed again, in the insecure mode",
+  );
+  t.ok(
+    (await mallory.count('#changes li[data-what="key.stolen"]')) >= 1,
+    "Mallory's page: the key she stole, in the changes",
+  );
+  child.stdin!.write('\n');
   for (const p of pages) {
     await p.waitFor('g.row[data-kind="established"]', { hasText: 'NOT authenticated' });
     t.ok(
@@ -162,9 +189,9 @@ t.test('the demo, drawn live', async (t) => {
 
   // Step 12 ran: Mallory against the secure mode is refused (the KDC is still up until step 13).
   await until(() => stderr.includes('press Enter for step 13:'), 'prompt for step 13');
+  const label = 'refused: bad_signature - transcript signature';
   for (const p of pages) {
     const b = p.name;
-    const label = 'refused: bad_signature - transcript signature';
     await p.waitFor('g.row[data-kind="refused"]', { hasText: label });
     t.match(
       (await p.texts('g.row[data-kind="refused"]', label))[0] ?? '',
@@ -174,6 +201,28 @@ t.test('the demo, drawn live', async (t) => {
     t.ok((await p.texts('#lanes .lane-name')).includes('Mallory?'), `${b}: Mallory's lifeline is drawn`);
     await p.screenshot(join(shots, `${b}-mallory-refused.png`));
   }
+  // Her own page: the same refusal, from where she sits, and the attack's outcome with its defence.
+  await mallory.waitFor('g.row[data-kind="refused"]', { hasText: label });
+  t.match(
+    (await mallory.texts('g.row[data-kind="refused"]', label))[0] ?? '',
+    /server signature over transcript invalid/,
+    "Mallory's page: the refusal in the CLI's words",
+  );
+  await mallory.waitFor('g.row[data-kind="attack"] text[data-outcome="defended"]');
+  await mallory.waitFor('#attack-outcome[data-outcome="defended"]');
+  t.match(
+    (await mallory.texts('#attack-outcome'))[0],
+    /^DEFENDED - stopped by transcript signature/,
+    "Mallory's panel: the attack stopped, and by which defence",
+  );
+  const malloryLanes = await mallory.texts('#lanes .lane-name');
+  for (const lane of ['Mallory', 'KDC'])
+    t.ok(malloryLanes.includes(lane), `Mallory's page: a lifeline for ${lane}`);
+  t.ok(
+    (await mallory.count('g.row[data-kind="attack"]', 'SUCCEEDED')) >= 1,
+    "Mallory's page: her insecure-mode success is still in the same picture",
+  );
+  await mallory.screenshot(join(shots, 'mallory-view-refused.png'));
   // `npm run docs:console` regenerates the screenshot of docs/console.md from this very moment.
   const docsPng = process.env.KDS_CONSOLE_DOCS_PNG;
   if (docsPng !== undefined && docsPng !== '') await page.screenshot({ path: docsPng });
@@ -193,8 +242,9 @@ t.test('the demo, drawn live', async (t) => {
       'parseFloat(getComputedStyle(document.querySelector("g.row text")).fontSize)',
     );
     await p.click('#large');
-    t.match(await p.attr('html', 'class'), /\blarge\b/, `${b}: large text is on`);
+    // The page redraws on the next animation frame: the button's state and the class change together.
     await p.waitFor('#large[aria-pressed="true"]');
+    t.match(await p.attr('html', 'class'), /\blarge\b/, `${b}: large text is on`);
     const large = await p.evaluate<number>(
       'parseFloat(getComputedStyle(document.querySelector("g.row text")).fontSize)',
     );
@@ -216,5 +266,12 @@ t.test('the demo, drawn live', async (t) => {
       const png = readFileSync(join(shots, `${b}-${file}`));
       t.same([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], `${b}-${file} is a PNG`);
     }
-  for (const p of pages) t.same(p.problems, [], `${p.name}: no script error, CSP violation or dialog`);
+  const malloryPng = readFileSync(join(shots, 'mallory-view-refused.png'));
+  t.same([...malloryPng.subarray(1, 4)], [0x50, 0x4e, 0x47], 'mallory-view-refused.png is a PNG');
+  for (const p of [...pages, mallory])
+    t.same(
+      p.problems,
+      [],
+      `${p === mallory ? "Mallory's page" : p.name}: no script error, CSP violation or dialog`,
+    );
 });

@@ -74,7 +74,11 @@ async function hostileConsole(t: Test, view: 'kdc' | 'mallory'): Promise<string>
     feed.publish({ kind: 'attack', name: p, outcome: p, detail: p });
     feed.publish({ kind: 'attack', name: p, outcome: p, detail: p, exchange: x, defence: p, code: p });
     feed.publish({ kind: 'attack', name: p, outcome: p, detail: p, final: true, defence: p });
+    // Numbers only, but the page takes them from the network all the same.
+    const notNumber = p as unknown as number;
+    feed.publish({ kind: 'undrawn', count: notNumber, total: notNumber, perSecond: notNumber });
   });
+  feed.publish({ kind: 'undrawn', count: 280, total: 280, perSecond: 10 });
   const state: Extract<ConsoleEvent, { kind: 'state' }>['state'] = {
     view,
     sessions: PAYLOADS.map((p, i) => ({ name: p, role: p, exchange: i + 1 })),
@@ -105,6 +109,22 @@ async function checkEscaped(t: Test, p: DomPage, view: 'kdc' | 'mallory'): Promi
   const b = `${p.name}, ${view}`;
   await p.waitFor('g.row[data-kind="attack"]', { min: PAYLOADS.length * 3 });
   await p.waitFor('#keys li', { min: PAYLOADS.length });
+  const undrawn = await p.texts('g.row[data-kind="undrawn"]');
+  t.equal(undrawn.length, PAYLOADS.length + 1, `${b}: a row per count of exchanges not drawn`);
+  t.ok(
+    undrawn
+      .slice(0, -1)
+      .every(
+        (u) =>
+          u.trim() === '... 0 more exchanges not drawn (the console draws 0 a second; refusals always) ...',
+      ),
+    `${b}: a count that is no number is drawn as 0`,
+  );
+  t.equal(
+    undrawn.at(-1)?.trim(),
+    '... 280 more exchanges not drawn (the console draws 10 a second; refusals always) ...',
+    `${b}: the count of exchanges not drawn`,
+  );
   // Every exchange in the picker too.
   await p.evaluate(
     '(() => { const s = document.getElementById("exchange"); s.selectedIndex = 1; s.dispatchEvent(new Event("change")); return true; })()',

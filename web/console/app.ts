@@ -52,6 +52,8 @@ function describe(e: Kept | undefined): string {
       return `${time}${where} session open: ${str(e.party, 64)}`;
     case 'change':
       return `${time} ${str(e.what, 32)}: ${str(e.subject, 140)}`;
+    case 'undrawn':
+      return `${time} ${num(e.count)} more exchanges not drawn`;
     case 'attack':
       return `${time}${where} attack ${str(e.name, 64)}: ${str(e.outcome, 32)}`;
     default:

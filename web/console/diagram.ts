@@ -30,6 +30,7 @@ function drawn(e: Kept): boolean {
     e.kind === 'refused' ||
     e.kind === 'established' ||
     e.kind === 'change' ||
+    e.kind === 'undrawn' ||
     e.kind === 'attack'
   );
 }
@@ -310,6 +311,17 @@ function drawRow(
           'text',
           { ...where, y, class: revocation ? 'change revocation' : 'change' },
           `${what}: ${str(e.subject, 140)}  ${str(e.detail, 200)}`,
+        ),
+      );
+      return;
+    }
+    case 'undrawn': {
+      const count = num(e.count);
+      g.appendChild(
+        svg(
+          'text',
+          { x: x(KDC), y, 'text-anchor': 'middle', class: 'undrawn', 'data-count': count },
+          `... ${count} more exchange${count === 1 ? '' : 's'} not drawn (the console draws ${num(e.perSecond)} a second; refusals always) ...`,
         ),
       );
       return;

@@ -17,6 +17,7 @@ const KINDS = new Set([
   'refused',
   'exchange.close',
   'change',
+  'undrawn',
   'attack',
   'state',
 ]);

@@ -55,7 +55,9 @@ export function renderPanel(
   const changes = byId('changes');
   for (const list of [sessions, certs, keys, changes]) clear(list);
   const s = rows<ConsoleState['sessions'][number]>(state?.sessions);
-  byId('session-count').textContent = String(s.length);
+  // A KDC with more sessions open than the list holds says how many.
+  const open = (state?.counts as Partial<ConsoleState['counts']> | undefined)?.sessions;
+  byId('session-count').textContent = String(open === undefined ? s.length : num(open));
   for (const row of s) {
     sessions.appendChild(
       el(

@@ -1,10 +1,11 @@
 // The console feed's bounded history and its batched writes: a page that connects late gets exactly the
-// last HISTORY_LIMIT events, in order, after its hello; the events of one event-loop turn reach an open
-// page in one write, in the order published, and closing the feed delivers what was still waiting.
+// last HISTORY_LIMIT events, in order, after its hello; what is published reaches an open page in one
+// write at most every FLUSH_MS, in the order published, and closing the feed delivers what was still
+// waiting.
 import t from 'tap';
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { ConsoleFeed, HISTORY_LIMIT } from '../../../io/console/feed.js';
+import { ConsoleFeed, FLUSH_MS, HISTORY_LIMIT } from '../../../io/console/feed.js';
 
 /** What the feed uses of a response: write, writableLength, end, destroy and the close event. */
 function fakePage(): { res: ServerResponse; writes: string[]; ended: () => boolean } {
@@ -41,24 +42,45 @@ t.test('a late page gets the last HISTORY_LIMIT events, in order', async (t) => 
   );
 });
 
-t.test('one write per event-loop turn; close delivers what is waiting', async (t) => {
+/** Past the next write to the pages: timers run in the order of their due times. */
+const afterFlush = (): Promise<void> => new Promise((r) => setTimeout(r, FLUSH_MS + 10));
+
+t.test('one write per FLUSH_MS at most; close delivers what is waiting', async (t) => {
   const feed = new ConsoleFeed('kdc', () => 0);
   const page = fakePage();
   feed.subscribe(page.res);
   const before = page.writes.length;
   for (let i = 0; i < 10; i++) feed.publish({ kind: 'exchange.open', exchange: i + 1 });
   t.equal(page.writes.length, before, 'nothing written within the turn');
-  await new Promise((r) => setImmediate(r));
-  t.equal(page.writes.length, before + 1, 'one write for the turn');
+  await afterFlush();
+  t.equal(page.writes.length, before + 1, 'one write for the ten events');
   t.same(seqs(page.writes.at(-1)!), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  // Right after a write, the next waits its turn: events published over several turns share it.
   feed.publish({ kind: 'exchange.open', exchange: 11 });
+  await new Promise((r) => setTimeout(r, 1));
+  t.same(seqs(page.writes.at(-1)!), [11], 'after a quiet spell, the first event goes out at once');
+  for (let i = 0; i < 2; i++) {
+    feed.publish({ kind: 'exchange.open', exchange: 12 + i });
+    await new Promise((r) => setImmediate(r));
+  }
+  await afterFlush();
+  t.same(
+    page.writes.slice(before + 2).map(seqs),
+    [[12, 13]],
+    'events published in two turns right after a write: one write',
+  );
+  feed.publish({ kind: 'exchange.open', exchange: 14 });
   const late = fakePage();
   feed.subscribe(late.res);
-  t.same(seqs(page.writes.at(-1)!), [11], 'a new page first flushes the waiting events to the open ones');
-  t.same(seqs(late.writes.slice(1).join('')), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 'the new page: history');
-  feed.publish({ kind: 'exchange.open', exchange: 12 });
+  t.same(seqs(page.writes.at(-1)!), [14], 'a new page first flushes the waiting events to the open ones');
+  t.same(
+    seqs(late.writes.slice(1).join('')),
+    Array.from({ length: 14 }, (_, i) => i + 1),
+    'the new page: history',
+  );
+  feed.publish({ kind: 'exchange.open', exchange: 15 });
   feed.close();
-  t.same(seqs(page.writes.at(-1)!), [12], 'close writes what was waiting');
+  t.same(seqs(page.writes.at(-1)!), [15], 'close writes what was waiting');
   t.ok(page.ended() && late.ended(), 'and ends every stream');
-  t.same(seqs(late.writes.at(-1)!), [12]);
+  t.same(seqs(late.writes.at(-1)!), [15]);
 });

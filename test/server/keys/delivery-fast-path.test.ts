@@ -83,7 +83,7 @@ t.test('verify {ack} acknowledges whatever the verdict, and only the caller’s 
   t.equal(h.store.countDeliveries('alice'), 0, 'no key.verified for a mismatch');
 });
 
-t.test('e2e flow through the group commit: reserveGrouped/depositGrouped, live push = queued', async (t) => {
+t.test('e2e flow through the group commit: reserve/deposit, live push = queued', async (t) => {
   const h = await harness(t);
   const owner = { name: 'bob', certSerial: h.bob.cert.serialHex };
   const pk = await generatePrekey(owner, h.bob.keys.privateKeyPem);
@@ -91,11 +91,11 @@ t.test('e2e flow through the group commit: reserveGrouped/depositGrouped, live p
     { prekeyId: pk.id, publicKey: pk.publicKey, signature: pk.signature },
   ]);
   h.online.set('bob', []);
-  const res = await h.service.reserveGrouped(h.alice.caller, { peer: 'bob' });
+  const res = await h.service.reserve(h.alice.caller, { peer: 'bob' });
   t.equal(h.store.getSymKey(res.serial)!.state, 'reserved', 'committed before the answer');
   t.ok(res.peerCert.equals(h.bob.cert.der));
-  await t.rejects(h.service.reserveGrouped(h.alice.caller, { peer: 'bob' }), { code: 'peer_unavailable' });
-  await t.rejects(h.service.reserveGrouped(h.alice.caller, { peer: 'alice' }), { code: 'bad_request' });
+  await t.rejects(h.service.reserve(h.alice.caller, { peer: 'bob' }), { code: 'peer_unavailable' });
+  await t.rejects(h.service.reserve(h.alice.caller, { peer: 'alice' }), { code: 'bad_request' });
   const sent = await runSenderExchange(
     { name: 'alice', certSerial: h.alice.cert.serialHex, privateKey: h.alice.keys.privateKeyPem },
     {
@@ -107,15 +107,14 @@ t.test('e2e flow through the group commit: reserveGrouped/depositGrouped, live p
     },
     { ca: h.ca, now: h.clock.now },
   );
-  await t.rejects(
-    h.service.depositGrouped(h.alice.caller, { ...sent.deposit, signature: Buffer.alloc(256, 1) }),
-    { code: 'bad_signature' },
-  );
+  await t.rejects(h.service.deposit(h.alice.caller, { ...sent.deposit, signature: Buffer.alloc(256, 1) }), {
+    code: 'bad_signature',
+  });
   t.equal(h.store.getSymKey(res.serial)!.state, 'reserved');
-  await t.rejects(h.service.depositGrouped(h.carol.caller, sent.deposit), { code: 'not_found' });
-  const dep = await h.service.depositGrouped(h.alice.caller, sent.deposit);
+  await t.rejects(h.service.deposit(h.carol.caller, sent.deposit), { code: 'not_found' });
+  const dep = await h.service.deposit(h.alice.caller, sent.deposit);
   t.equal(h.store.getSymKey(res.serial)!.state, 'active', 'committed before the answer');
-  await t.rejects(h.service.depositGrouped(h.alice.caller, sent.deposit), { code: 'not_found' });
+  await t.rejects(h.service.deposit(h.alice.caller, sent.deposit), { code: 'not_found' });
   const pushes = h.online.get('bob')!;
   t.same(
     pushes.filter((p) => p.type === 'key.prekeys.low').map((p) => p.body),

@@ -3,7 +3,8 @@
 import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
 import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
 import { SqliteStore } from '../../../server/store/sqlite-store.js';
-import { KeyService, type KeyLimits } from '../../../server/keys/service.js';
+import type { KeyLimits } from '../../../server/keys/key-quotas.js';
+import { KeyService } from '../../../server/keys/service.js';
 import { makeCa, issue } from '../../shared/pki/pki-fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { asyncSqliteStore } from '../../../server/store/sqlite-async-store.js';

@@ -7,7 +7,7 @@ import { generatePrekey } from '../../../shared/keys/prekey.js';
 import { runSenderExchange } from '../../../shared/keys/exchange.js';
 import { acceptKdcKey } from '../../../shared/keys/exchange.js';
 import { sealMessage } from '../../../shared/keys/message.js';
-import { DEFAULT_KEY_LIMITS } from '../../../server/keys/service.js';
+import { DEFAULT_KEY_LIMITS } from '../../../server/keys/key-quotas.js';
 import {
   KEY_CREATION_BURST,
   MAX_ACTIVE_KEYS_PER_PAIR,

@@ -1,0 +1,211 @@
+// The revocation state of one process, kept in step with the store: the revocation index
+// (revocation-index.ts), the CRLs and their builders (crl-sign.ts) and the published files
+// (crl-files.ts), changed by one operation at a time (load, sync, refresh, revoke, supersede).
+//
+// All are loaded once at open and then updated incrementally: our own revocations directly (revoke.ts),
+// other processes' by reading revocation rows with an id above the last one seen (ids are monotonic),
+// which happens inside every revocation transaction and whenever the store's change counter moved.
+//
+// Lookups (revocationOf, crlStatusOf, currentState, currentDelta) answer from memory, synchronously: this
+// process's own revocations are there before revoke() returns, other processes' and nodes' after the next
+// sync() (the KDC calls it before every handshake check, on its timer and when the store notifies a
+// revocation).
+import type { ReasonName } from '../../shared/revocation-reasons.js';
+import type { ParsedCertificate } from '../../shared/pki/x509.js';
+import type { CrlState, RevocationRecord } from '../store/store.js';
+import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
+import type { CaPaths, CaSettings } from '../../io/ca-files.js';
+import { RevocationIndex, type RevocationInfo } from './revocation-index.js';
+import { CrlSigner, type DeltaCrlState, type RefreshMode } from './crl-sign.js';
+import { CrlFiles, type CrlFileRepair } from './crl-files.js';
+import {
+  revokeCertificate,
+  RevokedListeners,
+  supersedeCertificate,
+  type RevocationContext,
+  type RevokedListener,
+  type RevokeOutcome,
+} from './revoke.js';
+import type { SyncSigner } from './signer.js';
+
+export class Revocations {
+  readonly #store: AsyncStore;
+  readonly #index = new RevocationIndex();
+  readonly #crls: CrlSigner;
+  readonly #files: CrlFiles;
+  readonly #listeners = new RevokedListeners();
+  /** The store's change counter when sync() last caught up. */
+  #lastChangeCounter: number;
+  /** One catch-up, refresh or revocation of this process at a time (they share the builders and maps). */
+  #queue: Promise<unknown> = Promise.resolve();
+  readonly #context: RevocationContext;
+
+  private constructor(store: AsyncStore, crls: CrlSigner, files: CrlFiles) {
+    this.#store = store;
+    this.#crls = crls;
+    this.#files = files;
+    this.#lastChangeCounter = crls.counter;
+    this.#context = {
+      store,
+      index: this.#index,
+      crls,
+      files,
+      listeners: this.#listeners,
+      exclusive: (fn) => this.#exclusive(fn),
+      catchUp: (db) => this.#catchUp(db),
+    };
+  }
+
+  /** Load the revocation state of the store (every row once: O(n) at open, O(1) per lookup after). */
+  static async load(deps: {
+    store: AsyncStore;
+    paths: CaPaths;
+    caCert: ParsedCertificate;
+    settings: CaSettings;
+  }): Promise<Revocations> {
+    const crls = await CrlSigner.load(deps.store, deps.caCert, deps.settings);
+    const files = new CrlFiles({ store: deps.store, paths: deps.paths, caCert: deps.caCert, crls });
+    const revocations = new Revocations(deps.store, crls, files);
+    await revocations.#catchUp(deps.store);
+    return revocations;
+  }
+
+  /** Run `fn` after every catch-up, refresh and revocation this process started before it. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Read the rows of `db` this process has not seen into the index, then into the CRL builders. */
+  async #catchUp(db: AsyncStoreData): Promise<RevocationRecord[]> {
+    const { rows, fresh } = await this.#index.catchUp(db);
+    await this.#crls.catchUp(db, rows);
+    return fresh;
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Lookups (memory only)
+
+  /** O(1); superseded certificates are not revocations here (revocation-index.ts). */
+  revocationOf(serialHex: string): RevocationInfo | undefined {
+    return this.#index.revocationOf(serialHex);
+  }
+
+  /** O(1): what the published CRLs say about a serial (a revocation, or reason superseded). */
+  crlStatusOf(serialHex: string): RevocationInfo | undefined {
+    return this.#index.crlStatusOf(serialHex);
+  }
+
+  /** The current complete CRL as of the last sync (or this process's last commit). */
+  currentState(): CrlState {
+    return this.#crls.currentState();
+  }
+
+  /** The current delta CRL; undefined for a data directory no delta was ever issued in. */
+  currentDelta(): DeltaCrlState | undefined {
+    return this.#crls.currentDelta();
+  }
+
+  /** Is a complete CRL due by the schedule? (memory only; crl-sign.ts fullCrlDue.) */
+  fullCrlDue(now: number = Date.now()): boolean {
+    return this.#crls.fullCrlDue(now);
+  }
+
+  /** Name `url` in the Freshest CRL extension of the complete CRLs issued from now on; true when it changed. */
+  setFreshestCrlUrl(url: string): boolean {
+    return this.#crls.setFreshestCrlUrl(url);
+  }
+
+  onRevoked(listener: RevokedListener): void {
+    this.#listeners.add(listener);
+  }
+
+  /** Certificates a renewal superseded that are not on the CRL yet (revocation-index.ts). */
+  listSupersededGaps(): Promise<string[]> {
+    return this.#index.listSupersededGaps(this.#store);
+  }
+
+  /** Make root_crl.pem byte-identical to the store's current CRL (crl-files.ts). */
+  repairFile(): Promise<CrlFileRepair> {
+    return this.#files.repairFile();
+  }
+
+  /** The same for root_delta_crl.pem. */
+  repairDeltaFile(): Promise<CrlFileRepair> {
+    return this.#files.repairDeltaFile();
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Changes
+
+  /**
+   * Pick up what other processes or nodes committed (revocations, CRLs) when the store's change counter
+   * moved, and tell the listeners of the revocations among it. Returns those revocations.
+   */
+  async sync(): Promise<RevocationRecord[]> {
+    const fresh = await this.#exclusive(async () => {
+      const counter = await this.#store.changeCounter();
+      if (counter === this.#lastChangeCounter) return [];
+      const rows = await this.#catchUp(this.#store);
+      await this.#crls.reload(this.#store, counter);
+      this.#lastChangeCounter = counter;
+      return rows;
+    });
+    await this.#listeners.announceRows(this.#store, fresh);
+    return fresh;
+  }
+
+  /** Revoke one certificate, durably, then announce it (revoke.ts). */
+  revoke(
+    by: { serialHex: string } | { name: string },
+    reason: ReasonName,
+    actor: string,
+    sign: SyncSigner,
+    now: number = Date.now(),
+    beforeWrite?: (tx: AsyncStoreData) => Promise<void>,
+  ): Promise<RevokeOutcome> {
+    return revokeCertificate(this.#context, by, reason, actor, sign, now, beforeWrite);
+  }
+
+  /** List a renewal's superseded certificate on the CRL (revoke.ts). */
+  supersede(serialHex: string, actor: string, sign: SyncSigner, now: number = Date.now()): Promise<void> {
+    return supersedeCertificate(this.#context, serialHex, actor, sign, now);
+  }
+
+  /**
+   * Issue a new complete CRL listing every revocation (and an empty delta with the same number) when
+   * fullCrlDue(now, mode) says so. RFC 5280 5.1.2.5: nextUpdate is "the date by which the next CRL will
+   * be issued"; relying parties refuse an expired CRL, so a KDC must re-sign in time. Several nodes may
+   * find it due at once: the re-check under the store's write lock lets only the first one sign.
+   */
+  async refresh(
+    sign: SyncSigner,
+    now: number = Date.now(),
+    mode: RefreshMode | boolean = 'due',
+  ): Promise<CrlState | undefined> {
+    const m: RefreshMode = mode === true ? 'force' : mode === false ? 'due' : mode;
+    now = Math.floor(now / 1000) * 1000;
+    if (!this.#crls.fullCrlDue(now, m)) return undefined;
+    let fresh: RevocationRecord[] = [];
+    const state = await this.#exclusive(async () => {
+      let signed: CrlState | undefined;
+      try {
+        signed = await this.#store.transaction(async (tx) => {
+          fresh = await this.#catchUp(tx);
+          await this.#crls.reload(tx, await this.#store.changeCounter());
+          if (!this.#crls.fullCrlDue(now, m)) return undefined; // re-checked under the write lock
+          return this.#crls.signFull(tx, sign, now);
+        });
+      } catch (err) {
+        this.#crls.rollBack(false);
+        throw err;
+      }
+      this.#crls.commit();
+      if (signed !== undefined) await this.#files.write(true);
+      return signed;
+    });
+    await this.#listeners.announceRows(this.#store, fresh);
+    return state;
+  }
+}

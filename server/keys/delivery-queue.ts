@@ -1,0 +1,102 @@
+// The durable delivery queue as its recipients see it (docs/keys.md "Delivery queue"): key.sync pushes
+// the caller's queued notices, key.ack forgets them, and on PostgreSQL the notices other nodes queued
+// (announced on DELIVERY_CHANNEL, deliveries.ts) or missed are pushed to this node's live sessions.
+// Delivery is at-least-once: a notice stays queued until its recipient acknowledges it.
+import { assertCallerCurrent } from '../kdc/caller-status.js';
+import type { AsyncStoreTx } from '../store/async-store.js';
+import { buildPush, decodeAnnouncement } from './deliveries.js';
+import type { Caller, KeyContext } from './key-context.js';
+import { expireDue } from './key-sweep.js';
+
+export class DeliveryQueue {
+  readonly #ctx: KeyContext;
+  /** Announced deliveries being pushed, one after the other (in commit order). */
+  #announced: Promise<void> = Promise.resolve();
+
+  constructor(ctx: KeyContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Push the caller's queued notices (oldest first) to `push`, then say how many remain. The pushes
+   * precede the reply on the ordered channel, so when the client sees the reply it has them all.
+   */
+  async sync(
+    caller: Caller,
+    push: (type: string, body: Record<string, unknown>) => void,
+  ): Promise<{ pushed: number; remaining: number }> {
+    const ctx = this.#ctx;
+    await expireDue(ctx);
+    const rows = await ctx.store.listDeliveries(caller.name, ctx.syncBatch);
+    if (rows.some((r) => r.kind === 'key.delivered')) await ctx.kekIfKdcKeys(rows.map((r) => r.keySerial));
+    let pushed = 0;
+    const obsolete: number[] = [];
+    for (const row of rows) {
+      const p = await buildPush(row, ctx.store, () => ctx.kekReady());
+      if (p === undefined) {
+        obsolete.push(row.id);
+        continue;
+      }
+      push(p.type, p.body);
+      pushed += 1;
+    }
+    if (obsolete.length > 0) await ctx.store.deleteDeliveries(caller.name, obsolete);
+    return { pushed, remaining: Math.max(0, (await ctx.store.countDeliveries(caller.name)) - pushed) };
+  }
+
+  /**
+   * Forget acknowledged deliveries (only the caller's own), through the store's group commit: what the
+   * `key.ack` handler uses (two acks per key).
+   */
+  async ack(caller: Caller, ids: readonly number[]): Promise<{ acknowledged: number }> {
+    return this.#ctx.store.batch((tx) => this.#ackWrite(tx, caller, ids));
+  }
+
+  async #ackWrite(
+    tx: AsyncStoreTx,
+    caller: Caller,
+    ids: readonly number[],
+  ): Promise<{ acknowledged: number }> {
+    await assertCallerCurrent(tx, caller.serialHex, this.#ctx.now());
+    return { acknowledged: await tx.deleteDeliveries(caller.name, ids) };
+  }
+
+  /**
+   * Another node queued a notice (a DELIVERY_CHANNEL payload): push it to the recipient's sessions on
+   * this node, read from the store. That node pushed it to its own sessions; this node's are reached
+   * only here, so each session gets it once. Pushes run one at a time, in the order announced.
+   */
+  pushAnnounced(payload: string): Promise<void> {
+    const ctx = this.#ctx;
+    const a = decodeAnnouncement(payload);
+    // Ours (already pushed after the commit), or nobody to push to here: not even a read.
+    if (a === undefined || a.node === ctx.node || !ctx.hasLiveSession(a.recipient)) return this.#announced;
+    this.#announced = this.#announced.then(async () => {
+      const delivery = await ctx.store.getDelivery(a.recipient, a.id);
+      // Acknowledged already (through another node), or replaced by a newer notice about its key.
+      if (delivery === undefined) return;
+      // The KEK ring is opened once per process: after that, no look at the key's mode first.
+      if (delivery.kind === 'key.delivered' && ctx.kekReady() === undefined)
+        await ctx.kekIfKdcKeys([delivery.keySerial]);
+      await ctx.pushAll([delivery]);
+    });
+    // A failed read leaves the notice to the queue (key.sync at the next connect); later ones still go.
+    this.#announced = this.#announced.catch(() => undefined);
+    return this.#announced;
+  }
+
+  /**
+   * Announcements may have been missed (the store's listening connection was lost): push the backlog of
+   * every identity with a session on this node. Notices pushed before are pushed again; clients take a
+   * notice twice as once (docs/keys.md "Requirements": at-least-once).
+   */
+  async pushBacklogs(names: Iterable<string>): Promise<void> {
+    const ctx = this.#ctx;
+    for (const name of names) {
+      if (!ctx.hasLiveSession(name)) continue;
+      const rows = await ctx.store.listDeliveries(name, ctx.syncBatch);
+      if (rows.some((r) => r.kind === 'key.delivered')) await ctx.kekIfKdcKeys(rows.map((r) => r.keySerial));
+      await ctx.pushAll(rows);
+    }
+  }
+}

@@ -1,0 +1,105 @@
+// Looking keys up (docs/keys.md "Requirements"): "Only the two parties (and the admin) may fetch, verify
+// or revoke a key; anyone else gets `not_found` (no oracle telling which serials exist)": every lookup
+// of the key service goes through KeyLookup.find, which answers an unknown serial and somebody else's
+// key identically. Also the listings and the summary a party or the admin sees (never key material).
+import { StateError } from '../../shared/errors.js';
+import { isKeySerial } from '../../shared/keys/serial.js';
+import type { SymKeyMode, SymKeyRecord } from '../store/store.js';
+import type { Caller, KeyContext } from './key-context.js';
+import { expireDue } from './key-sweep.js';
+
+/** A key record as its parties and the admin see it: never key material. */
+export interface KeySummary {
+  serial: string;
+  mode: SymKeyMode;
+  owner: string;
+  peer: string;
+  state: string;
+  createdAt: number;
+  expiresAt: number;
+  peerVerified: boolean;
+  revokedAt?: number;
+  reason?: string;
+  revokedBy?: string;
+  replaces?: string;
+  supersededBy?: string;
+}
+
+/** key-revoke.ts KeyRevocation.checkParties: a record after any certificate-revocation cascade it missed. */
+type CheckParties = (rec: SymKeyRecord) => Promise<SymKeyRecord>;
+
+export class KeyLookup {
+  readonly #ctx: KeyContext;
+  readonly #checkParties: CheckParties;
+
+  constructor(ctx: KeyContext, checkParties: CheckParties) {
+    this.#ctx = ctx;
+    this.#checkParties = checkParties;
+  }
+
+  /** A non-reserved key the caller may see (a party, or the admin), or undefined: one answer for both. */
+  async find(caller: Caller, serial: string): Promise<SymKeyRecord | undefined> {
+    const ctx = this.#ctx;
+    if (!isKeySerial(serial)) return undefined;
+    let rec = await ctx.store.getSymKey(serial);
+    // Expiry is applied lazily: only this record's expiry matters to this lookup, so the store-wide
+    // UPDATE (a write statement on every verify otherwise) runs only when this key is due.
+    if (rec?.state === 'active' && rec.expiresAt <= ctx.now()) {
+      await expireDue(ctx);
+      rec = await ctx.store.getSymKey(serial);
+    }
+    if (rec === undefined || rec.state === 'reserved') return undefined;
+    if (caller.role !== 'admin' && rec.owner !== caller.name && rec.peer !== caller.name) return undefined;
+    return this.#checkParties(rec);
+  }
+
+  /** One key's record, for its parties and the admin only. */
+  async get(caller: Caller, serial: string): Promise<KeySummary> {
+    const rec = await this.find(caller, serial);
+    if (rec === undefined) throw new StateError('not_found', 'no such key');
+    return summarize(rec);
+  }
+
+  async list(caller: Caller): Promise<KeySummary[]> {
+    await expireDue(this.#ctx);
+    const out: KeySummary[] = [];
+    for (const r of await this.#ctx.store.listSymKeys({ party: caller.name }))
+      out.push(summarize(await this.#checkParties(r)));
+    return out;
+  }
+
+  /** `kds admin keys [--revoked]`: every key, or the revoked-key list (serial, time, reason). */
+  async adminList(opts: { revoked?: boolean } = {}): Promise<KeySummary[]> {
+    await expireDue(this.#ctx);
+    return (await this.#ctx.store.listSymKeys(opts.revoked === true ? { states: ['revoked'] } : {})).map(
+      (r) => summarize(r),
+    );
+  }
+}
+
+/** key_revoked / key_expired for a key that can no longer be used (rotated, messaged under). */
+export function refuseUnusable(rec: SymKeyRecord): void {
+  if (rec.state === 'revoked' || rec.state === 'superseded') {
+    throw new StateError('key_revoked', `key ${rec.serial} is ${rec.state}`);
+  }
+  if (rec.state === 'expired') throw new StateError('key_expired', `key ${rec.serial} has expired`);
+}
+
+function summarize(rec: SymKeyRecord): KeySummary {
+  const out: KeySummary = {
+    serial: rec.serial,
+    mode: rec.mode,
+    owner: rec.owner,
+    peer: rec.peer,
+    state: rec.state,
+    createdAt: rec.createdAt,
+    expiresAt: rec.expiresAt,
+    peerVerified: rec.peerVerifiedAt !== null,
+  };
+  if (rec.state !== 'active' && rec.stateChangedAt !== null) out.revokedAt = rec.stateChangedAt;
+  if (rec.revokedReason !== null) out.reason = rec.revokedReason;
+  if (rec.revokedBy !== null) out.revokedBy = rec.revokedBy;
+  if (rec.replaces !== null) out.replaces = rec.replaces;
+  if (rec.supersededBy !== null) out.supersededBy = rec.supersededBy;
+  return out;
+}

@@ -1,0 +1,150 @@
+// Verification verdicts (docs/keys.md "Requirements", flow 1 step 5): the digest a party received
+// against the stored record, the record against itself (digest column against the stored ciphertext
+// or the KEK-unwrapped key), the receiver's transcript signature, and the key's state.
+import { AuthError, InputError } from '../../shared/errors.js';
+import { equalBytes } from '../../shared/crypto/ct.js';
+import { labOff } from '../../shared/lab-switches.js';
+import { ciphertextDigest, kdcKeyDigest } from '../../shared/keys/digest.js';
+import { verifyTranscriptSignature } from '../../shared/keys/exchange.js';
+import { e2eTranscriptHash, kdcTranscriptHash } from '../../shared/keys/transcript.js';
+import { verdictForState, type Verdict } from '../../shared/keys/verdict.js';
+import { assertCallerCurrent } from '../kdc/caller-status.js';
+import type { SymKeyRecord } from '../store/store.js';
+import { verifiedPush } from './deliveries.js';
+import type { DeliveryQueue } from './delivery-queue.js';
+import type { Caller, KeyContext } from './key-context.js';
+import type { KeyLookup } from './key-lookup.js';
+
+export interface VerifyResult {
+  serial: string;
+  verdict: Verdict;
+  peerVerified: boolean;
+  state?: string;
+  reason?: string;
+  revokedAt?: number;
+}
+
+export class KeyVerification {
+  readonly #ctx: KeyContext;
+  readonly #lookup: KeyLookup;
+  readonly #queue: DeliveryQueue;
+
+  constructor(ctx: KeyContext, lookup: KeyLookup, queue: DeliveryQueue) {
+    this.#ctx = ctx;
+    this.#lookup = lookup;
+    this.#queue = queue;
+  }
+
+  /**
+   * Flow 1 step 5 (docs/keys.md "Requirements"): "it compares the digest of what Bob received with what it stored, and the
+   * key's state". The stored record is checked against itself too (the digest column against the
+   * stored ciphertext, or the KEK-unwrapped key), so tampering with either column says `mismatch`.
+   * With a signature from the receiver over the transcript, a `valid` verdict also records that the
+   * receiver accepted the key and tells the owner (`key.verified`).
+   *
+   * `ack` (optional) acknowledges the caller's own queued deliveries, as key.ack does, in the same
+   * commit as the verification: the receiver sends the id of the key.delivered notice it has stored,
+   * which saves a request and a commit per key. The ids are deleted before this answers, whatever the
+   * verdict; if the caller disconnects before sending key.verify, the notice stays queued.
+   */
+  async verify(
+    caller: Caller,
+    req: { serial: string; digest: Buffer; signature?: Buffer; ack?: readonly number[] },
+  ): Promise<VerifyResult> {
+    const ctx = this.#ctx;
+    const ack = req.ack ?? [];
+    const rec = await this.#lookup.find(caller, req.serial);
+    if (rec === undefined) {
+      if (ack.length > 0) await this.#queue.ack(caller, ack);
+      return { serial: req.serial, verdict: 'not_found', peerVerified: false };
+    }
+    const isPeer = rec.peer === caller.name;
+    if (req.signature !== undefined && !isPeer) {
+      throw new InputError('bad_request', 'only the receiver of a key signs its verification');
+    }
+    // The digests first: if the record no longer matches itself or the caller's copy, that is the
+    // answer (`mismatch`), whatever the signature says (a tampered record changes the transcript too).
+    const consistent = (await this.#recordConsistent(rec)) && equalBytes(req.digest, rec.digest!);
+    // LAB SWITCH e2e-transcript-signature: the receiver's signature over the key transcript is not verified.
+    if (consistent && req.signature !== undefined && !labOff(ctx.defences, 'e2e-transcript-signature')) {
+      verifyTranscriptSignature(
+        'receiver',
+        transcriptOf(rec),
+        req.digest,
+        req.signature,
+        await ctx.certificateKey(caller.serialHex),
+      );
+    }
+    const verdict: Verdict = consistent ? verdictForState(asKeyState(rec.state)) : 'mismatch';
+    let peerVerified = rec.peerVerifiedAt !== null;
+    if (verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified) {
+      const now = ctx.now();
+      const pushes = await ctx.store.batch(async (tx) => {
+        await assertCallerCurrent(tx, caller.serialHex, ctx.now());
+        await tx.markSymKeyPeerVerified(rec.serial, now);
+        await ctx.audit(tx, caller.name, 'key.verify', rec.serial, { verdict });
+        if (ack.length > 0) await tx.deleteDeliveries(caller.name, ack);
+        // Counted against the key's owner (its own key.create/key.reserve caused it), never against the
+        // verifier: verifying a delivered key is never refused, and it happens once per key.
+        const notice = await ctx.enqueue(tx, rec.owner, 'key.verified', rec.serial, null, rec.owner);
+        return [verifiedPush(notice, rec.serial, now)];
+      });
+      await ctx.pushAll(pushes);
+      peerVerified = true;
+    } else if (ack.length > 0) {
+      await this.#queue.ack(caller, ack);
+    }
+    return {
+      serial: rec.serial,
+      verdict,
+      peerVerified,
+      state: rec.state,
+      ...(rec.revokedReason === null ? {} : { reason: rec.revokedReason }),
+      ...(rec.stateChangedAt === null || rec.state === 'active' ? {} : { revokedAt: rec.stateChangedAt }),
+    };
+  }
+
+  /** Does the stored digest still describe the stored ciphertext / wrapped key? */
+  async #recordConsistent(rec: SymKeyRecord): Promise<boolean> {
+    if (rec.digest === null || rec.digest.length !== 32) return false;
+    if (rec.mode === 'e2e') {
+      return rec.ciphertext !== null && equalBytes(ciphertextDigest(rec.ciphertext), rec.digest);
+    }
+    if (rec.wrappedKey === null || rec.kekVersion === null) return false;
+    try {
+      const key = (await this.#ctx.kek()).unwrap(rec.serial, rec.wrappedKey, rec.kekVersion);
+      return equalBytes(kdcKeyDigest(rec.serial, key), rec.digest);
+    } catch (err) {
+      if (err instanceof AuthError) return false;
+      throw err;
+    }
+  }
+}
+
+/** The transcript hash both parties signed, rebuilt from the KDC's record. */
+function transcriptOf(rec: SymKeyRecord): Buffer {
+  const sender = { name: rec.owner, certSerial: rec.ownerCert };
+  const receiver = { name: rec.peer, certSerial: rec.peerCert };
+  if (rec.mode === 'kdc') {
+    return kdcTranscriptHash({
+      serial: rec.serial,
+      sender,
+      receiver,
+      digest: rec.digest!,
+      expiresAt: rec.expiresAt,
+    });
+  }
+  return e2eTranscriptHash({
+    serial: rec.serial,
+    sender,
+    receiver,
+    prekeyId: rec.prekeyId ?? '',
+    prekeyPublic: rec.prekeyPublic ?? Buffer.alloc(0),
+    ephemeralPublic: rec.ephemeral ?? Buffer.alloc(0),
+    expiresAt: rec.expiresAt,
+  });
+}
+
+function asKeyState(state: SymKeyRecord['state']): 'active' | 'revoked' | 'expired' | 'superseded' {
+  return state === 'reserved' ? 'revoked' : state;
+}

@@ -1,0 +1,95 @@
+// The metrics reader counts what the bus carries: labelled counters by their label values, summed per
+// series, the same totals on every scrape (a scrape reads the counts, it never adds them again), a
+// cascade counted by its number of keys; a request type the handler registry does not know is
+// `unknown`. Read back through a Prometheus text-format parser, as a scraper reads them.
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import t from 'tap';
+import { EventBus } from '../../../server/events/bus.js';
+import { KdcMetrics } from '../../../server/events/metrics.js';
+
+type Families = ReturnType<typeof parsePrometheusTextFormat>;
+
+function series(families: Families, name: string): Record<string, number> {
+  const family = families.find((f) => f.name === name);
+  if (family === undefined) return {};
+  return Object.fromEntries(
+    family.metrics.map((m) => [
+      Object.entries(m.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+      Number(m.value),
+    ]),
+  );
+}
+
+t.test('counters by label values; every scrape gives the same totals', async (t) => {
+  const bus = new EventBus();
+  const metrics = new KdcMetrics(bus);
+  t.teardown(() => metrics.close());
+  const handshake = (group: string): void =>
+    bus.emit({
+      type: 'handshake.completed',
+      connection: 'c',
+      address: '127.0.0.1',
+      name: 'alice',
+      serial: 'ab',
+      role: 'client',
+      mode: 'auth',
+      group,
+      durationMs: 2,
+    });
+  handshake('x25519');
+  handshake('x25519');
+  handshake('ffdhe2048');
+  bus.emit({
+    type: 'handshake.refused',
+    connection: 'c',
+    address: '127.0.0.1',
+    code: 'bad_signature',
+    by: 'kdc',
+    durationMs: 1,
+  });
+  for (const code of ['ok', 'ok', 'not_found'])
+    bus.emit({
+      type: 'request.served',
+      connection: 'c',
+      name: 'alice',
+      role: 'client',
+      request: 'key.create',
+      code,
+      durationMs: 1,
+    });
+  bus.emit({ type: 'key.created', serial: 's', owner: 'alice', peer: 'bob', mode: 'kdc' });
+  bus.emit({ type: 'key.created', serial: 's', owner: 'alice', peer: 'bob', mode: 'e2e' });
+  bus.emit({ type: 'key.revoked', serial: 's', by: 'alice', reason: 'superseded' });
+  bus.emit({ type: 'key.cascade', name: 'bob', certSerial: 'cd', keys: 5 });
+  bus.emit({ type: 'key.verified', serial: 's', by: 'bob', verdict: 'valid' });
+
+  const first = await metrics.render();
+  const families = parsePrometheusTextFormat(first);
+  t.same(series(families, 'kds_handshakes_total'), {
+    'outcome=ok,group=x25519,code=ok': 2,
+    'outcome=ok,group=ffdhe2048,code=ok': 1,
+    'outcome=refused,group=none,code=bad_signature': 1,
+  });
+  t.same(series(families, 'kds_requests_total'), {
+    'type=unknown,code=ok': 2,
+    'type=unknown,code=not_found': 1,
+  });
+  t.same(series(families, 'kds_keys_created_total'), { 'mode=kdc': 1, 'mode=e2e': 1 });
+  t.same(series(families, 'kds_revocations_total'), { 'kind=key': 1, 'kind=key_cascade': 5 });
+  t.same(series(families, 'kds_key_verifications_total'), { 'verdict=valid': 1 });
+  t.same(series(families, 'kds_request_refusals_total'), {}, 'no series before the first refusal');
+
+  const second = parsePrometheusTextFormat(await metrics.render());
+  for (const name of ['kds_handshakes_total', 'kds_requests_total', 'kds_revocations_total'])
+    t.same(series(second, name), series(families, name), `${name}: a second scrape adds nothing`);
+
+  handshake('x25519');
+  t.equal(
+    series(parsePrometheusTextFormat(await metrics.render()), 'kds_handshakes_total')[
+      'outcome=ok,group=x25519,code=ok'
+    ],
+    3,
+  );
+});
