@@ -1,6 +1,7 @@
-// What the live console costs a KDC under handshake load (docs/performance.md "console"): two KDC
-// processes on copies of one data directory, one without the console, one started with it and one page
-// reading its feed (Server-Sent Events, read and thrown away, as a browser tab would), loaded in
+// What the live console costs a KDC under handshake load (docs/performance.md "console"): three KDC
+// processes on copies of one data directory, two without the console ("off", and "aa", the A/A control
+// whose ratio to "off" is this run's noise floor: two identical processes differ by several percent on
+// this machine), one started with it and one page reading its feed (Server-Sent Events, read and thrown away, as a browser tab would), loaded in
 // alternating rounds by one load generator so that drifting machine load hits both alike. The headline
 // is the ratio of their server CPU per handshake: the median of the per-round pairs (each "on" round
 // over the "off" round just before it), which cancels the load drifting between rounds better than a
@@ -40,8 +41,8 @@ export async function run(): Promise<BenchResult> {
     const pageOn = process.env.KDS_BENCH_CONSOLE_PAGE !== '0';
     const load = Worker.start('load/session-client.js');
     workers.push(load);
-    const sides: { label: 'off' | 'on'; kdc: Worker; url: string }[] = [];
-    for (const label of ['off', 'on'] as const) {
+    const sides: { label: 'off' | 'on' | 'aa'; kdc: Worker; url: string }[] = [];
+    for (const label of ['off', 'on', 'aa'] as const) {
       const kdc = Worker.start('load/kdc-server.js');
       workers.push(kdc);
       const dataDir = `${bench.dataDir}-${label}`;
@@ -73,7 +74,8 @@ export async function run(): Promise<BenchResult> {
         throw new Error(`${r.errors} handshakes failed on the ${side.label} KDC: ${r.firstError}`);
       return { rate: perSecond(count, r.ms), cpu: (c1 - c0) / count };
     };
-    const [off, on] = sides as [(typeof sides)[number], (typeof sides)[number]];
+    type Side = (typeof sides)[number];
+    const [off, on, aa] = sides as [Side, Side, Side];
     const warm: Record<string, number[]> = {};
     for (const side of sides)
       warm[side.label] = await warmUntilStable(async () => (await measure(side, WARM_ROUND)).cpu, {
@@ -86,17 +88,18 @@ export async function run(): Promise<BenchResult> {
     const offRate: number[] = [];
     const onRate: number[] = [];
     const pairs: number[] = [];
+    const aaPairs: number[] = [];
     const profile = process.env.KDS_BENCH_PROFILE;
     if (profile) await on.kdc.call('profileStart');
     for (let r = 0; r < ROUNDS; r++) {
-      // Which side goes first alternates too: a round right after the other side's may inherit its
+      // Which side goes first rotates too: a round right after another side's may inherit its
       // leftovers (a collection, a compile) on a 2-CPU machine.
-      const first = r % 2 === 0 ? off : on;
-      const second = first === off ? on : off;
-      const a = await measure(first, PER_ROUND);
-      const b = await measure(second, PER_ROUND);
-      const o = first === off ? a : b;
-      const c = first === off ? b : a;
+      const order = [off, on, aa].map((_, i, all) => all[(i + r) % all.length]!);
+      const got = new Map<Side, { rate: number; cpu: number }>();
+      for (const side of order) got.set(side, await measure(side, PER_ROUND));
+      const o = got.get(off)!;
+      const c = got.get(on)!;
+      aaPairs.push(got.get(aa)!.cpu / o.cpu);
       offCpu.push(o.cpu);
       onCpu.push(c.cpu);
       offRate.push(o.rate);
@@ -107,6 +110,7 @@ export async function run(): Promise<BenchResult> {
     const fOff = summarize(offCpu, 'us CPU/handshake');
     const fOn = summarize(onCpu, 'us CPU/handshake');
     const fPairs = summarize(pairs, 'on/off');
+    const fAaPairs = summarize(aaPairs, 'aa/off');
     const fOffRate = summarize(offRate, 'handshakes/s');
     const fOnRate = summarize(onRate, 'handshakes/s');
     const loadAfter = loadavg();
@@ -116,17 +120,20 @@ export async function run(): Promise<BenchResult> {
         kds_server_cpu_per_handshake: fOff,
         kds_with_console_server_cpu_per_handshake: fOn,
         console_on_vs_off_per_round: fPairs,
+        console_aa_vs_off_per_round: fAaPairs,
         kds_handshakes_per_s: fOffRate,
         kds_with_console_handshakes_per_s: fOnRate,
       },
       ratios: {
         console_on_vs_off_server_cpu: fPairs.median,
+        console_aa_vs_off_server_cpu: fAaPairs.median,
         console_on_vs_off_server_cpu_medians: ratio(fOn.median, fOff.median),
         console_on_vs_off_rate: ratio(fOnRate.median, fOffRate.median),
       },
       notes: [
-        `${ROUNDS} rounds x ${PER_ROUND} handshakes per side, alternating, ${CONCURRENCY} in flight; the "on" KDC ${consoleOn ? `runs the console${pageOn ? ' with one page reading' : ' with no page reading'}` : 'runs WITHOUT the console (A/A run)'}`,
-        `warm-up (us CPU/handshake): off ${warm.off!.map((c) => c.toFixed(0)).join(' -> ')}; on ${warm.on!.map((c) => c.toFixed(0)).join(' -> ')}`,
+        `${ROUNDS} rounds x ${PER_ROUND} handshakes per side, rotating, ${CONCURRENCY} in flight; the "on" KDC ${consoleOn ? `runs the console${pageOn ? ' with one page reading' : ' with no page reading'}` : 'runs WITHOUT the console (A/A run)'}`,
+        `warm-up (us CPU/handshake): off ${warm.off!.map((c) => c.toFixed(0)).join(' -> ')}; on ${warm.on!.map((c) => c.toFixed(0)).join(' -> ')}; aa ${warm.aa!.map((c) => c.toFixed(0)).join(' -> ')}`,
+        'aa: a second KDC without the console, measured like the others: console_aa_vs_off_server_cpu is the noise floor of console_on_vs_off_server_cpu',
         `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
         'target: console_on_vs_off_server_cpu < 1.05 (the console moves the handshake cost by less than 5%)',
       ],
