@@ -196,18 +196,12 @@ async function handle(argv: MitmArgs): Promise<number> {
     );
   };
   const stopControl = argv.control ? controlFromStdin(argv, mitm, summarize, findAttack) : () => {};
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-    // The reader of the watch output went away: stop as on Ctrl-C (cli/closed-pipe.ts).
-    onOutputClosed(stop);
-    if (argv.once) void mitm.connectionsEnded(1).then(stop);
-  });
+  const { untilStopped } = await import('../stop-signal.js');
+  const { done, stop } = untilStopped();
+  // The reader of the watch output went away: stop as on Ctrl-C (cli/closed-pipe.ts).
+  onOutputClosed(stop);
+  if (argv.once) void mitm.connectionsEnded(1).then(stop);
+  await done;
   stopControl();
   const report = await mitm.close();
   if (report !== reported) summarize(report);

@@ -178,17 +178,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
       // Warnings are kdc.warning events: the log reader writes them (at warn and below).
       log: () => undefined,
     });
-    // Listening for SIGINT/SIGTERM before the lines below are printed: whoever reads them may stop the
-    // KDC at once, and a signal with no listener yet would kill the process without closing the store.
-    const stopped = new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    // Before the lines below: whoever reads them may stop the KDC at once (cli/stop-signal.ts).
+    const { untilStopped } = await import('../stop-signal.js');
+    const stopped = untilStopped();
     if (argv.json) {
       // One line, so a supervising script (or test) can read it as soon as it appears.
       process.stdout.write(
@@ -201,7 +193,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       );
       if (kdc.consoleUrl !== undefined) process.stdout.write(`console: ${kdc.consoleUrl}\n`);
     }
-    await stopped;
+    await stopped.done;
     await kdc.close();
     logReader.close();
     if (!argv.json) process.stderr.write('stopped\n');
