@@ -3,6 +3,7 @@
 // inside the handler so `kds --help` stays fast.
 import type { CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
+import { InputError } from '../../shared/errors.js';
 import { dataDirOption, storeOption } from '../options.js';
 import { hostPortValue, hostValue, integerValue, portValue } from '../option-values.js';
 import { LAB_DISABLE_OPTION } from '../lab-switches.js';
@@ -133,7 +134,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
     const { attachLogReader } = await import('../../server/events/log-reader.js');
     // The log reads the bus from before the start, so kdc.started is its first line.
     const events = new EventBus();
-    const logReader = attachLogReader(events, { format: argv['log-format'], level: argv['log-level'] });
+    const logReader = attachLogReader(events, {
+      format: argv['log-format'],
+      level: argv['log-level'],
+      ...logFlush(),
+    });
     if (argv['insecure-dh']) {
       const { assertInsecureAllowed, insecureWarning } = await import('../insecure.js');
       assertInsecureAllowed(); // insecure_refused unless KDS_ALLOW_INSECURE=1 too
@@ -206,6 +211,24 @@ export const startCommand: CommandModule<object, StartArgs> = {
  * the cluster tests lengthen to show that another node's revocation arrives by notification. A value
  * that is not a positive integer is refused by startKdc (`bad_request`).
  */
+/**
+ * KDS_LOG_FLUSH_MS (docs/cli.md): how long a log line may wait to be written with the next ones (default
+ * 20 ms, server/events/line-writer.ts); 0 writes each line when it happens. The demo sets 0: it shows
+ * each KDC line under the step that caused it, and a line held back with the next step's would land
+ * under the wrong one.
+ */
+function logFlush(env: NodeJS.ProcessEnv = process.env): { flushMs?: number } {
+  const value = env.KDS_LOG_FLUSH_MS;
+  if (value === undefined) return {};
+  if (!/^\d{1,4}$/.test(value) || Number(value) > 1000) {
+    throw new InputError(
+      'bad_request',
+      `KDS_LOG_FLUSH_MS must be an integer from 0 to 1000 (ms), got ${JSON.stringify(value)}`,
+    );
+  }
+  return { flushMs: Number(value) };
+}
+
 function revocationSyncForTests(env: NodeJS.ProcessEnv = process.env): { revocationSyncMs?: number } {
   const value = env.KDS_TEST_REVOCATION_SYNC_MS;
   return value === undefined ? {} : { revocationSyncMs: Number(value) };

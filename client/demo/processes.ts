@@ -88,7 +88,9 @@ export class ProcessGroup {
   ): Promise<KdcProcess> {
     const child = this.spawnKds(
       ['server', 'start', '--host', '127.0.0.1', '--port', String(port), '--json', ...args],
-      extraEnv,
+      // Each log line when it happens (not gathered for up to 20 ms): the demo shows every KDC line
+      // under the step that caused it, and a line written together with the next step's would not be.
+      { KDS_LOG_FLUSH_MS: '0', ...extraEnv },
     );
     const exited = new Promise<void>((r) => child.on('close', () => r()));
     let stdout = '';

@@ -19,7 +19,7 @@ const MAX_PENDING = 16 * 1024;
 export interface LineWriterOptions {
   /** Receives each flush: all pending lines, in order, as one string. */
   sink: (chunk: string) => void;
-  /** Default FLUSH_MS. */
+  /** Default FLUSH_MS; 0 writes every line at once (one write per line, as before batching). */
   flushMs?: number;
 }
 
@@ -43,7 +43,7 @@ export class LineWriter {
   write(text: string, now = false): void {
     if (this.#closed) return;
     this.#pending += text;
-    if (now || this.#pending.length >= MAX_PENDING) this.flush();
+    if (now || this.#flushMs === 0 || this.#pending.length >= MAX_PENDING) this.flush();
     else if (this.#timer === undefined) {
       this.#timer = setTimeout(this.#flush, this.#flushMs);
       // A pending flush never keeps the process alive: exit writes what is left.

@@ -184,3 +184,16 @@ t.test('wording: an unknown command is named as unknown', async (t) => {
   t.equal(sub.code, 2);
   t.match(sub.stderr, /unknown command "sendkey"; did you mean send-key\?/);
 });
+
+t.test('KDS_LOG_FLUSH_MS: a bad value stops server start before it listens', async (t) => {
+  const dir = await initDataDir(t);
+  for (const value of ['-1', '1001', 'soon', '2.5']) {
+    const r = await runKds(['server', 'start', '--port', '0', '--data-dir', dir], {
+      env: { KDS_CA_PASSPHRASE: TEST_CA_PASSPHRASE, KDS_LOG_FLUSH_MS: value },
+      timeoutMs: 30_000,
+    });
+    t.equal(r.code, 2, `KDS_LOG_FLUSH_MS=${value}: exit 2 (${r.stderr.trim()})`);
+    t.match(r.stderr, /^error \[bad_request\]: KDS_LOG_FLUSH_MS must be an integer from 0 to 1000/);
+    t.notMatch(r.stdout, /listening/, 'never listened');
+  }
+});

@@ -31,6 +31,16 @@ t.test('lines wait for one flush, in order; the timer writes them', async (t) =>
   t.same(chunks, ['a\nb\nc\n'], 'one write, in order');
 });
 
+t.test('flushMs 0 (KDS_LOG_FLUSH_MS=0, the demo): every line is written when it comes', async (t) => {
+  const chunks: string[] = [];
+  const w = new LineWriter({ sink: (c) => chunks.push(c), flushMs: 0 });
+  t.teardown(() => w.close());
+  w.write('a\n');
+  t.same(chunks, ['a\n'], 'written on the writer stack');
+  w.write('b\n');
+  t.same(chunks, ['a\n', 'b\n'], 'one write per line, in order');
+});
+
 t.test('an urgent line goes out at once, with what waited before it', async (t) => {
   const chunks: string[] = [];
   const w = new LineWriter({ sink: (c) => chunks.push(c), flushMs: 3_600_000 });
