@@ -38,6 +38,30 @@ async function openExisting(dataDir: string, storeUrl: string | undefined): Prom
   return openAsyncStore({ dataDir, url: storeUrl });
 }
 
+/**
+ * Every audit entry matching `query`, oldest first, read in pages of AUDIT_PAGE entries. One query for
+ * the whole log would be one statement whose time grows with the log, and PostgreSQL's store ends any
+ * statement that runs longer than its query timeout (server/store/pg-store.ts): an operator with a long
+ * audit trail could not verify it at all. Each page is an index range on the primary key.
+ */
+async function allAudit(
+  store: AsyncStore,
+  query: { action?: string; since?: number } = {},
+): Promise<AuditRecord[]> {
+  const all: AuditRecord[] = [];
+  let afterId = 0;
+  for (;;) {
+    const page = await store.listAudit({ ...query, afterId, limit: AUDIT_PAGE });
+    for (const entry of page) all.push(entry);
+    const last = page.at(-1);
+    if (page.length < AUDIT_PAGE || last === undefined) return all;
+    afterId = last.id;
+  }
+}
+
+/** Entries per audit read (see allAudit). */
+export const AUDIT_PAGE = 5_000;
+
 /** Whether an entry is about `name`: its subject, its actor (`admin:name`, `enroll:name`), or a party in its detail. */
 function concerns(entry: AuditRecord, name: string): boolean {
   if (entry.subject === name || entry.actor === name || entry.actor.endsWith(`:${name}`)) return true;
@@ -52,7 +76,7 @@ export async function readAudit(
 ): Promise<AuditRecord[]> {
   const store = await openExisting(dataDir, storeUrl);
   try {
-    const rows = await store.listAudit({
+    const rows = await allAudit(store, {
       ...(filter.since === undefined ? {} : { since: filter.since }),
       ...(filter.type === undefined ? {} : { action: filter.type }),
     });
@@ -73,7 +97,7 @@ export async function verifyAudit(dataDir: string, storeUrl?: string): Promise<A
   const store = await openExisting(dataDir, storeUrl);
   try {
     const ca = parseCertificate(readFileSync(paths.rootCa, 'utf8'));
-    const entries = await store.listAudit();
+    const entries = await allAudit(store);
     const heads = await store.listAuditHeads();
     // The KDC certificates the heads name, read before the (synchronous) chain walk.
     const records = new Map<string, Awaited<ReturnType<AsyncStore['getCertificate']>>>();
@@ -135,7 +159,7 @@ export async function auditHashOf(
     const { passphrase } = resolveCaPassphrase(dataDir, opts);
     const caKey = decryptPrivateKey(readText(paths.rootKey), passphrase);
     const hmac = auditHmac(deriveAuditHmacKey(caKey), value);
-    const entries = (await store.listAudit({})).filter((r) => Object.values(r.detail).includes(hmac));
+    const entries = (await allAudit(store)).filter((r) => Object.values(r.detail).includes(hmac));
     return { hmac, entries };
   } finally {
     await store.close();

@@ -8,6 +8,8 @@ import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { auditEntryHash } from '../../shared/audit/chain.js';
 import { startKdc } from '../../server/kdc/kdc.js';
+import { AUDIT_PAGE, readAudit } from '../../server/audit/read-audit.js';
+import { openStore } from '../../server/store/store.js';
 import { initDataDir, runKds, TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -163,4 +165,50 @@ t.test('kds admin audit filters by type and name, and refuses a bad --since', as
   const badSince = await runKds(['admin', 'audit', '--data-dir', dir, '--since', 'yesterday']);
   t.equal(badSince.code, 2);
   t.match(badSince.stderr, /--since/);
+});
+
+t.test('audit verify and audit read a trail longer than one page, in order, each entry once', async (t) => {
+  const dir = await initDataDir(t);
+  // More than two pages, written in one transaction (the store's own appendAudit, so the chain is real).
+  const extra = AUDIT_PAGE * 2 + 7;
+  const store = openStore(dir);
+  store.transaction(() => {
+    for (let i = 0; i < extra; i++) {
+      store.appendAudit({ at: Date.now(), actor: 'test', action: 'test.bulk', subject: `s${i}` });
+    }
+  });
+  const total = store.countAudit();
+  store.close();
+  const kdc = await startKdc({ dataDir: dir, port: 0, passphrase: TEST_CA_PASSPHRASE, log: () => {} });
+  await kdc.close(); // signs a head over every entry
+  const db = new Database(join(dir, 'kds.sqlite'), { readonly: true });
+  const ids = (db.prepare('SELECT id FROM audit_log ORDER BY id').all() as { id: number }[]).map((r) => r.id);
+  db.close();
+  t.ok(total > AUDIT_PAGE * 2, `${total} entries`);
+
+  const intact = await verify(dir);
+  t.equal(intact.code, 0, intact.out);
+  t.match(intact.json, { ok: true, entries: ids.length, signedThrough: ids[ids.length - 1] });
+
+  const bulk = await readAudit(dir, { type: 'test.bulk' });
+  t.equal(bulk.length, extra, 'every entry of the type, none twice');
+  t.same(
+    bulk.map((r) => r.subject),
+    Array.from({ length: extra }, (_, i) => `s${i}`),
+    'oldest first',
+  );
+  t.equal(
+    (await readAudit(dir, { type: 'test.bulk', limit: 3 })).map((r) => r.subject).join(),
+    [`s${extra - 3}`, `s${extra - 2}`, `s${extra - 1}`].join(),
+    '--limit keeps the newest',
+  );
+
+  // An edit past the first page is found where it is.
+  const late = ids[AUDIT_PAGE + 10]!;
+  const bad = tamper(dir, t, (db) =>
+    db.prepare(`UPDATE audit_log SET subject = 'mallory' WHERE id = ?`).run(late),
+  );
+  const r = await verify(bad);
+  t.equal(r.code, 4);
+  t.match(r.json, { ok: false, finding: { entryId: late, problem: 'edited' } });
 });
