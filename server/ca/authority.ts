@@ -11,7 +11,7 @@ import { decodeCsr, verifyCsr } from '../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
-import { parseReason, type ReasonName } from '../../shared/revocation-reasons.js';
+import { parseReason, type RevocationReason } from '../../shared/revocation-reasons.js';
 import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
 import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
@@ -574,7 +574,7 @@ export class CertificateAuthority {
    */
   async revoke(
     by: { serialHex: string } | { name: string },
-    reason: ReasonName | string,
+    reason: RevocationReason | string,
     actor: string,
     opts: { beforeWrite?: (tx: AsyncStoreData) => Promise<void> } = {},
   ): Promise<RevokeOutcome> {
