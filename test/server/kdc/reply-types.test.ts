@@ -4,7 +4,10 @@
 // (`npm run build`), so each `@ts-expect-error` below is itself a test: were the reply types widened
 // again, the directive would be unused and the build would fail (TS2578). At run time the same replies
 // are refused by the channel that seals them (ServerChannel.sealOk), with `schema` naming the field.
+// The client side reads a reply as the same type (client/session.ts ClientSession.request): the last
+// test shows what it may and may not read, through a real channel pair.
 import t from 'tap';
+import type { ClientSession } from '../../../client/session.js';
 import type { HandlerContext, KdcHandler } from '../../../server/kdc/dispatch.js';
 import { deriveTrafficKeys } from '../../../shared/protocol/key-schedule.js';
 import { ClientChannel, ServerChannel } from '../../../shared/protocol/secure-channel.js';
@@ -98,5 +101,38 @@ t.test('a well-typed reply is sealed and read back as sent', async (t) => {
     type: 'admin.token',
     id: 1,
     body: { token: 't'.repeat(16), expiresAt: 1 },
+  });
+});
+
+/** A session whose requests go through a real channel pair to `answer`, as ClientSession's do. */
+function loopback(answer: (type: string) => Record<string, unknown>): Pick<ClientSession, 'request'> {
+  const { client, server } = channels();
+  let id = 0;
+  return {
+    request: async (type, body) => {
+      id += 1;
+      const request = server.open(client.sealRequest(type, id, body));
+      const reply = client.open(server.sealOk(request.type, request.id, answer(request.type)));
+      if (reply.kind !== 'ok') throw new Error(`expected ok, got ${reply.kind}`);
+      // As in client/session.ts: ClientChannel.open validated it against `type`'s response schema.
+      return reply.body as never;
+    },
+  };
+}
+
+t.test("the client reads a reply as its response schema's type", async (t) => {
+  const session = loopback(() => ({ pushed: 2, remaining: 0 }));
+  const reply = await session.request('key.sync', {});
+  const pushed: number = reply.pushed;
+  t.equal(pushed, 2);
+  // @ts-expect-error `remaining` is a number: no String() or cast needed, and none accepted
+  const remaining: string = reply.remaining;
+  t.equal(remaining, 0);
+  // @ts-expect-error the key.sync reply has no `keys`
+  t.equal(reply.keys, undefined);
+  // @ts-expect-error a request body is typed too: key.sync takes no field (its empty map infers Record<string, never>)
+  await t.rejects(session.request('key.sync', { peer: 'bob' }), {
+    code: 'schema',
+    message: 'key.sync.b.peer: unknown field',
   });
 });
