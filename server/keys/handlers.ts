@@ -71,12 +71,7 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
     roles: CLIENT,
     handle: async (ctx, b) => {
       // reserve / deposit: through the store's group commit (bench/keys.ts, e2e flow).
-      const r = await ctx.kdc.keys.reserve(caller(ctx), {
-        peer: b.peer,
-        ...withOptional('ttl', b.ttl),
-        ...withOptional('replaces', b.replaces),
-        ...withOptional('ack', b.ack),
-      });
+      const r = await ctx.kdc.keys.reserve(caller(ctx), newKey(b));
       return { ...r, prekey: { ...r.prekey } };
     },
   },
@@ -94,13 +89,7 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
 
   'key.create': {
     roles: CLIENT,
-    handle: async (ctx, b) =>
-      ctx.kdc.keys.create(caller(ctx), {
-        peer: b.peer,
-        ...withOptional('ttl', b.ttl),
-        ...withOptional('replaces', b.replaces),
-        ...withOptional('ack', b.ack),
-      }),
+    handle: async (ctx, b) => ctx.kdc.keys.create(caller(ctx), newKey(b)),
   },
 
   'key.verify': {
@@ -159,6 +148,21 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
       ctx.kdc.keys.revoke(caller(ctx), { serial: b.serial, reason: b.reason ?? 'unspecified' }),
   },
 };
+
+/** key.reserve and key.create share their request schema (messages-keys.ts NEW_KEY). */
+function newKey(b: RequestBody<'key.create'>): {
+  peer: string;
+  ttl?: number;
+  replaces?: string;
+  ack?: number[];
+} {
+  return {
+    peer: b.peer,
+    ...withOptional('ttl', b.ttl),
+    ...withOptional('replaces', b.replaces),
+    ...withOptional('ack', b.ack),
+  };
+}
 
 function withOptional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };

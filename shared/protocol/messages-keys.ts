@@ -74,6 +74,14 @@ const RESERVED_PREKEY = s.map({
   lastResort: s.optional(s.bool()),
 });
 
+/** key.reserve (end to end) and key.create (KDC-generated) ask for the same: a key with `peer`. */
+const NEW_KEY = s.map({
+  peer: NAME,
+  ttl: s.optional(TTL),
+  replaces: s.optional(KEY_SERIAL),
+  ack: PIGGYBACK_ACK,
+});
+
 const REVOKE_RESULT = s.map({
   serial: KEY_SERIAL,
   status: s.enumOf(['revoked', 'already_revoked'] as const),
@@ -113,12 +121,7 @@ export const KEY_REQUESTS = {
     }),
   },
   'key.reserve': {
-    request: s.map({
-      peer: NAME,
-      ttl: s.optional(TTL),
-      replaces: s.optional(KEY_SERIAL),
-      ack: PIGGYBACK_ACK,
-    }),
+    request: NEW_KEY,
     response: s.map({
       serial: KEY_SERIAL,
       createdAt: TIME,
@@ -138,12 +141,7 @@ export const KEY_REQUESTS = {
     response: s.map({ serial: KEY_SERIAL, createdAt: TIME, expiresAt: TIME, digest: DIGEST }),
   },
   'key.create': {
-    request: s.map({
-      peer: NAME,
-      ttl: s.optional(TTL),
-      replaces: s.optional(KEY_SERIAL),
-      ack: PIGGYBACK_ACK,
-    }),
+    request: NEW_KEY,
     response: s.map({
       serial: KEY_SERIAL,
       key: AES_KEY,
