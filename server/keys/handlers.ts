@@ -78,13 +78,7 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
 
   'key.deposit': {
     roles: CLIENT,
-    handle: async (ctx, b) =>
-      ctx.kdc.keys.deposit(caller(ctx), {
-        serial: b.serial,
-        ephemeral: b.ephemeral,
-        signature: b.signature,
-        ciphertext: b.ciphertext,
-      }),
+    handle: async (ctx, b) => ctx.kdc.keys.deposit(caller(ctx), b),
   },
 
   'key.create': {
@@ -127,14 +121,7 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
 
   'msg.send': {
     roles: CLIENT,
-    handle: async (ctx, b) =>
-      ctx.kdc.keys.sendMessage(caller(ctx), {
-        to: b.to,
-        serial: b.serial,
-        seq: b.seq,
-        nonce: b.nonce,
-        ciphertext: b.ciphertext,
-      }),
+    handle: async (ctx, b) => ctx.kdc.keys.sendMessage(caller(ctx), b),
   },
 
   'admin.keys': {
