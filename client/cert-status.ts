@@ -2,6 +2,10 @@
 // one human line, and the exit code scripts test (0 good, 3 revoked, 6 unknown).
 import { EXIT, InputError } from '../shared/errors.js';
 import { terminalSafe as safe } from '../shared/text/terminal-safe.js';
+import type { ResponseBody } from '../shared/protocol/catalog.js';
+import type { RevocationReason } from '../shared/revocation-reasons.js';
+
+type CertStatus = ResponseBody<'cert.status'>;
 
 /** Serials are lowercase hex without colons everywhere in kds; accept `AB:CD` and `0xabcd` from humans. */
 export function normalizeSerial(text: string): string {
@@ -10,15 +14,25 @@ export function normalizeSerial(text: string): string {
   return hex;
 }
 
-export function describeStatus(serialHex: string, out: Record<string, unknown>): string {
+/**
+ * The revocation a `cert.status` answer reports, if any. The schema's rule guarantees `reason` and
+ * `revokedAt` exactly when the status is `revoked`; its type cannot say so, hence the check.
+ */
+export function revocationIn(out: CertStatus): { reason: RevocationReason; revokedAt: number } | undefined {
+  return out.status === 'revoked' && out.reason !== undefined && out.revokedAt !== undefined
+    ? { reason: out.reason, revokedAt: out.revokedAt }
+    : undefined;
+}
+
+export function describeStatus(serialHex: string, out: CertStatus): string {
   if (out.status === 'revoked') {
-    const at = typeof out.revokedAt === 'number' ? new Date(out.revokedAt).toISOString() : 'unknown time';
+    const at = out.revokedAt === undefined ? 'unknown time' : new Date(out.revokedAt).toISOString();
     return `${safe(serialHex)}: revoked (${safe(out.reason ?? 'unspecified')}, ${at})`;
   }
   return `${safe(serialHex)}: ${safe(out.status)}`;
 }
 
-export function statusExitCode(out: Record<string, unknown>): number {
+export function statusExitCode(out: CertStatus): number {
   if (out.status === 'good') return EXIT.ok;
   if (out.status === 'revoked') return EXIT.revoked;
   return EXIT.notFound;

@@ -19,6 +19,7 @@ import { assertValidName } from '../shared/pki/names.js';
 import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import type { DhGroup } from '../shared/crypto/dh.js';
+import type { ResponseBody } from '../shared/protocol/catalog.js';
 import { KEY_FILE, writeClientHome } from './home.js';
 import { withFailover } from './failover.js';
 import { httpUrlOf, openSession } from './session.js';
@@ -114,14 +115,14 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     caCertPem: ca.pem,
     ...(opts.dh === undefined ? {} : { dh: opts.dh }),
   });
-  let reply: Record<string, unknown>;
+  let reply: ResponseBody<'enroll'>;
   try {
     reply = await session.request('enroll', { token: opts.token, csr });
   } finally {
     await session.close();
   }
 
-  const cert = parseCertificate(String(reply.cert));
+  const cert = parseCertificate(reply.cert);
   const verdict = verifyCertificate(cert, ca, { usage: 'clientAuth', expectName: name });
   if (verdict.code !== 'ok') throw verdictToError(verdict);
   const ourKey = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });

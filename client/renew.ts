@@ -92,7 +92,7 @@ export async function renewClient(opts: RenewOptions): Promise<RenewResult> {
       crashPoint('renew-key-staged');
       const csr = await createCsr(name, privateKeyPem, publicKeyPem);
       const reply = await session.request('cert.renew', { csr });
-      cert = parseCertificate(String(reply.cert));
+      cert = parseCertificate(reply.cert);
       const verdict = verifyCertificate(cert, ca, { usage: 'clientAuth', expectName: name });
       if (verdict.code !== 'ok') throw verdictToError(verdict);
       const ours = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });

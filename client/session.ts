@@ -27,7 +27,7 @@ import { ClientHandshake, type HandshakeMode } from '../shared/protocol/handshak
 import { MAX_FRAME_BYTES } from '../shared/protocol/limits.js';
 import { decodeFrame, errorFromWire } from '../shared/protocol/messages.js';
 import type { ClientChannel, ServerMessage } from '../shared/protocol/secure-channel.js';
-import '../shared/protocol/catalog.js';
+import type { RequestBody, RequestType, ResponseBody } from '../shared/protocol/catalog.js';
 import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
@@ -104,12 +104,16 @@ export interface ClientSession {
   readonly facts: SessionFacts;
   /** The KDC node this session is with (one URL, also when several were given). */
   readonly server: string;
-  /** Send a request; resolves with the response body, rejects with the KdsError the server returned. */
-  request(
-    type: string,
-    body: Record<string, unknown>,
+  /**
+   * Send a request; resolves with the response body, rejects with the KdsError the server returned. The
+   * body is typed by `type`'s request schema and the reply by its response schema, which the channel
+   * validated the reply against before it resolves (ClientChannel.open).
+   */
+  request<T extends RequestType>(
+    type: T,
+    body: RequestBody<T>,
     opts?: { timeoutMs?: number },
-  ): Promise<Record<string, unknown>>;
+  ): Promise<ResponseBody<T>>;
   /** Subscribe to a push type (`*` for every push). Returns the unsubscribe function. */
   onPush(type: string, fn: (body: Record<string, unknown>, type: string) => void): () => void;
   /** Resolves when the session ends, for whatever reason. */
@@ -318,7 +322,7 @@ async function establish(
   let result: Awaited<ReturnType<ClientHandshake['receiveServerHello']>>['result'] | undefined;
   const pending = new Map<
     number,
-    { resolve: (b: Record<string, unknown>) => void; reject: (e: KdsError) => void; timer: NodeJS.Timeout }
+    { resolve: (b: unknown) => void; reject: (e: KdsError) => void; timer: NodeJS.Timeout }
   >();
   const listeners = new Map<string, Set<(body: Record<string, unknown>, type: string) => void>>();
   let nextId = 1;
@@ -397,7 +401,7 @@ async function establish(
     if (waiter === undefined) return;
     pending.delete(msg.id);
     clearTimeout(waiter.timer);
-    if (msg.kind === 'ok') waiter.resolve(msg.body as Record<string, unknown>);
+    if (msg.kind === 'ok') waiter.resolve(msg.body);
     else waiter.reject(msg.error);
   };
 
@@ -467,7 +471,11 @@ async function establish(
     get isOpen() {
       return phase === 'open';
     },
-    request(type, body, ropts) {
+    request<T extends RequestType>(
+      type: T,
+      body: RequestBody<T>,
+      ropts?: { timeoutMs?: number },
+    ): Promise<ResponseBody<T>> {
       if (phase !== 'open')
         return Promise.reject(serverError ?? new StateError('session_closed', 'session closed'));
       const id = nextId++;
@@ -486,7 +494,9 @@ async function establish(
           ropts?.timeoutMs ?? opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
         );
         timer.unref();
-        pending.set(id, { resolve, reject, timer });
+        // ClientChannel.open validated the reply against the response schema of the type it recorded for
+        // this id, `type`'s: the one place the reply's type is asserted.
+        pending.set(id, { resolve: (b) => resolve(b as ResponseBody<T>), reject, timer });
         ws.send(frame, { binary: true });
       });
     },
@@ -518,9 +528,7 @@ async function establish(
     const onTicket = opts.onTicket;
     void session
       .request('session.ticket', {})
-      .then((r) =>
-        onTicket({ ticket: Buffer.from(r.ticket as Uint8Array), psk, expiresAt: Number(r.expiresAt) }),
-      )
+      .then((r) => onTicket({ ticket: r.ticket, psk, expiresAt: r.expiresAt }))
       .catch(() => undefined);
   }
 

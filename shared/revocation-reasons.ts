@@ -120,6 +120,7 @@ export function parseKeyReason(input: string): KeyRevocationReason {
   return reason as KeyRevocationReason;
 }
 
-export function isReasonName(value: unknown): value is ReasonName {
-  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(REASON_CODES, value);
+/** A reason kds records for a certificate: any CRLReason but removeFromCRL (REVOCATION_REASONS). */
+export function isRevocationReason(value: unknown): value is RevocationReason {
+  return typeof value === 'string' && (REVOCATION_REASONS as readonly string[]).includes(value);
 }

@@ -77,7 +77,7 @@ async function openParty(url: string, caCertPem: string, spec: PartySpec): Promi
 async function topUp(pair: Pair): Promise<void> {
   const { bob } = pair;
   const status = await bob.session.request('key.prekeys', { prekeys: [] });
-  const wanted = Number(status.wanted);
+  const { wanted } = status;
   if (!(wanted > 0)) return;
   const made = await Promise.all(
     Array.from({ length: wanted }, () =>
@@ -126,7 +126,7 @@ async function onDelivered(pair: Pair, b: Record<string, unknown>): Promise<void
   });
   const ok = v.verdict === 'valid';
   const done = pair.waiting.get(serial);
-  if (done !== undefined) done(ok, ok ? undefined : `verdict ${String(v.verdict)}`);
+  if (done !== undefined) done(ok, ok ? undefined : `verdict ${v.verdict}`);
   else pair.early.set(serial, ok);
   if (b.mode === 'e2e' && pair.prekeys.size <= PREKEY_LOW) await topUp(pair);
 }
@@ -143,7 +143,7 @@ async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<number | undefi
   const withAck = ack.length > 0 ? { ack } : {};
   if (mode === 'kdc') {
     const c = await alice.session.request('key.create', { peer: bob.name, ...withAck });
-    serial = String(c.serial);
+    serial = c.serial;
   } else {
     const r = await alice.session.request('key.reserve', { peer: bob.name, ...withAck });
     const sent = await runSenderExchange(

@@ -2,8 +2,11 @@
 // the demo, exactly as a user would run them, with a data directory and a CA passphrase of the demo's
 // own. Every child is tracked so that the demo can end them all, on success, on failure and on Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from '../../shared/crypto/random.js';
 import { EnvironmentError } from '../../shared/errors.js';
 
 /** dist/client/demo/processes.js -> <checkout>/bin/kds.js */
@@ -164,4 +167,28 @@ function lastLine(text: string): string {
     .split('\n')
     .filter((l) => l.trim() !== '');
   return lines[lines.length - 1] ?? 'no output';
+}
+
+/**
+ * A throwaway KDC's scene (the demo's, the ablation table's): a fresh 0700 directory, the group of its
+ * child processes, and the CA passphrase of its throwaway CA (random, handed to the children in their
+ * environment only). `lastResort` ends the children and removes the directory; it is registered on
+ * process exit until the caller removes it.
+ */
+export function throwawayScene(prefix: string): {
+  tmp: string;
+  passphrase: string;
+  procs: ProcessGroup;
+  lastResort: () => void;
+} {
+  const tmp = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(tmp, 0o700);
+  const passphrase = randomBytes(24).toString('base64url');
+  const procs = new ProcessGroup({ KDS_CA_PASSPHRASE: passphrase });
+  const lastResort = (): void => {
+    procs.killAll();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  process.on('exit', lastResort);
+  return { tmp, passphrase, procs, lastResort };
 }

@@ -3,15 +3,12 @@
 // closed, the KDC child process is stopped and the directory removed, on success, on failure and when
 // the user interrupts it (the CLI aborts `signal` on SIGINT/SIGTERM). A process 'exit' hook is the last
 // resort (children SIGKILLed, directory removed) should anything escape.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { randomBytes } from '../../shared/crypto/random.js';
 import { toKdsError } from '../../shared/errors.js';
 import { KdcLines } from './kdc-lines.js';
 import { Narrator, type DemoStyle } from './narrator.js';
-import { ProcessGroup } from './processes.js';
+import { throwawayScene } from './processes.js';
 import { STEPS, closeAll, type DemoState } from './scenario.js';
 
 export interface DemoOptions {
@@ -35,16 +32,7 @@ export interface DemoOptions {
 export type DemoExit = 0 | 1 | 130;
 
 export async function runDemo(opts: DemoOptions): Promise<DemoExit> {
-  const tmp = mkdtempSync(join(tmpdir(), 'kds-demo-'));
-  chmodSync(tmp, 0o700);
-  // The CA passphrase of this throwaway CA: random, handed to the children in their environment only.
-  const passphrase = randomBytes(24).toString('base64url');
-  const procs = new ProcessGroup({ KDS_CA_PASSPHRASE: passphrase });
-  const lastResort = (): void => {
-    procs.killAll();
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  process.on('exit', lastResort);
+  const { tmp, passphrase, procs, lastResort } = throwawayScene('kds-demo-');
   const n = new Narrator({
     json: opts.json,
     step: opts.step,

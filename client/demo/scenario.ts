@@ -199,7 +199,7 @@ async function stepEnroll(s: DemoState): Promise<void> {
   try {
     for (const name of ['alice', 'bob']) {
       const t = await admin.request('admin.token', { name, ttl: 15 * 60_000 });
-      tokens[name] = String(t.token);
+      tokens[name] = t.token;
     }
   } finally {
     await admin.close();
@@ -408,7 +408,7 @@ async function stepRevokeKey(s: DemoState): Promise<void> {
   const aliceClient = need(alice.opened, 'alice session').client;
   const r = await aliceClient.revokeKey(serial, 'keyCompromise');
   await kdcLogged(s, 'the revocation', /^alice +key \S+ revoked: keyCompromise/);
-  check(s, true, `alice revoked ${serial} (${String(r.reason)})`, { serial: serial, reason: r.reason });
+  check(s, true, `alice revoked ${serial} (${r.reason})`, { serial: serial, reason: r.reason });
   const notice = await bob.log.waitFor(
     (e) => e.event === 'key.revoked' && e.serial === serial,
     'the revocation notice',
@@ -449,7 +449,7 @@ async function stepRevokeCert(s: DemoState): Promise<void> {
   try {
     const out = await admin.request('cert.revoke', { name: 'bob', reason: 'keyCompromise' });
     crlNumber = out.crlNumber;
-    s.revokedCertSerial = String(out.serial);
+    s.revokedCertSerial = out.serial;
     await kdcLogged(
       s,
       'the revocation',
@@ -457,12 +457,10 @@ async function stepRevokeCert(s: DemoState): Promise<void> {
       /^bob +\d+ keys? revoked with certificate/,
       /^kdc +CRL \d+ published/,
     );
-    check(
-      s,
-      true,
-      `revoked bob's certificate ${short(String(out.serial))}; CRL number ${String(out.crlNumber)}`,
-      { serial: out.serial, crlNumber: out.crlNumber },
-    );
+    check(s, true, `revoked bob's certificate ${short(out.serial)}; CRL number ${out.crlNumber}`, {
+      serial: out.serial,
+      crlNumber: out.crlNumber,
+    });
   } finally {
     await admin.close();
   }
@@ -508,7 +506,7 @@ async function stepRevokeCert(s: DemoState): Promise<void> {
   const admin2 = await adminSession(s);
   let token: string;
   try {
-    token = String((await admin2.request('admin.token', { name: 'bob', ttl: 15 * 60_000 })).token);
+    token = (await admin2.request('admin.token', { name: 'bob', ttl: 15 * 60_000 })).token;
   } finally {
     await admin2.close();
   }

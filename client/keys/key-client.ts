@@ -16,7 +16,9 @@ import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { runSenderExchange } from '../../shared/keys/exchange.js';
 import { kdcKeyDigest } from '../../shared/keys/digest.js';
 import { MAX_MESSAGE_SEQ } from '../../shared/keys/replay-window.js';
-import { reservationOf, wireBytes } from '../../shared/keys/wire.js';
+import { reservationOf } from '../../shared/keys/wire.js';
+import type { KeyState } from '../../shared/keys/verdict.js';
+import type { RequestBody, ResponseBody } from '../../shared/protocol/catalog.js';
 import { sealMessage } from '../../shared/keys/message.js';
 import { ALL_DEFENCES_ON, type Defences } from '../../shared/lab-switches.js';
 import { KeyInbox, type KeyEvent } from './key-inbox.js';
@@ -64,10 +66,11 @@ export interface SendKeyResult {
 
 export interface KeyListing {
   serial: string;
-  mode: string;
+  mode: 'e2e' | 'kdc';
   owner: string;
   peer: string;
-  state: string;
+  /** The KDC's state of the key; the local one when the KDC was not asked (local-keys.ts). */
+  state: KeyState | LocalKeyState;
   local: LocalKeyState | 'none';
   createdAt: number;
   expiresAt: number;
@@ -147,18 +150,16 @@ export class KeyClient {
     let record: StoredKey;
     if (mode === 'kdc') {
       const c = await this.#party.session.request('key.create', { peer: req.to, ...extra });
-      const serial = String(c.serial);
-      const key = wireBytes(c.key);
       record = newRecord(this.#party.now(), {
-        serial,
+        serial: c.serial,
         mode,
         role: 'sender',
         owner: this.name,
         peer: req.to,
-        createdAt: Number(c.createdAt),
-        expiresAt: Number(c.expiresAt),
-        key,
-        digest: kdcKeyDigest(serial, key),
+        createdAt: c.createdAt,
+        expiresAt: c.expiresAt,
+        key: c.key,
+        digest: kdcKeyDigest(c.serial, c.key),
       });
     } else {
       // Flow 1 step 1 (docs/keys.md): the peer's certificate and revocation status (refused peers fail here,
@@ -170,19 +171,17 @@ export class KeyClient {
         reservationOf(r),
         { ca: this.#party.ca, now: this.#party.now(), defences: this.#party.defences },
       );
-      if (String(r.peer) !== req.to)
-        throw new InputError('bad_request', 'the KDC reserved a key for another peer');
+      if (r.peer !== req.to) throw new InputError('bad_request', 'the KDC reserved a key for another peer');
       const d = await this.#party.session.request('key.deposit', { ...sent.deposit });
-      if (!wireBytes(d.digest).equals(sent.digest))
-        throw errorFor('key_mismatch', 'the KDC stored another ciphertext');
+      if (!d.digest.equals(sent.digest)) throw errorFor('key_mismatch', 'the KDC stored another ciphertext');
       record = newRecord(this.#party.now(), {
         serial: sent.deposit.serial,
         mode,
         role: 'sender',
         owner: this.name,
         peer: req.to,
-        createdAt: Number(r.createdAt),
-        expiresAt: Number(r.expiresAt),
+        createdAt: r.createdAt,
+        expiresAt: r.expiresAt,
         key: sent.key,
         digest: sent.digest,
         transcriptHash: sent.transcriptHash,
@@ -210,19 +209,21 @@ export class KeyClient {
   }
 
   /** `kds client revoke-key`: durable at the KDC before it answers; our material goes at once. */
-  async revokeKey(serial: string, reason: string): Promise<Record<string, unknown>> {
+  async revokeKey(
+    serial: string,
+    reason: RequestBody<'key.revoke'>['reason'],
+  ): Promise<ResponseBody<'key.revoke'>> {
     const r = await this.#party.session.request('key.revoke', { serial, reason });
-    this.store.retire(serial, 'revoked', { reason: String(r.reason), revokedAt: Number(r.revokedAt) });
+    this.store.retire(serial, 'revoked', { reason: r.reason, revokedAt: r.revokedAt });
     return r;
   }
 
   /** `kds client rotate-key`: a new key with the same peer and mode; the old one becomes superseded. */
   async rotateKey(serial: string, ttlMs?: number): Promise<SendKeyResult> {
     const old = await this.#party.session.request('key.get', { serial });
-    const peer = old.owner === this.name ? String(old.peer) : String(old.owner);
     return this.sendKey({
-      to: peer,
-      mode: old.mode === 'kdc' ? 'kdc' : 'e2e',
+      to: old.owner === this.name ? old.peer : old.owner,
+      mode: old.mode,
       replaces: serial,
       ...(ttlMs === undefined ? {} : { ttlMs }),
     });
@@ -233,21 +234,21 @@ export class KeyClient {
     await this.idle();
     const r = await this.#party.session.request('key.list', {});
     const local = new Map(this.store.listKeys().map((k) => [k.serial, k]));
-    return (r.keys as Record<string, unknown>[]).map((k) => {
-      const mine = local.get(String(k.serial));
+    return r.keys.map((k) => {
+      const mine = local.get(k.serial);
       return {
-        serial: String(k.serial),
-        mode: String(k.mode),
-        owner: String(k.owner),
-        peer: String(k.peer),
-        state: String(k.state),
+        serial: k.serial,
+        mode: k.mode,
+        owner: k.owner,
+        peer: k.peer,
+        state: k.state,
         local: mine === undefined ? 'none' : localState(this.#party, mine).state,
-        createdAt: Number(k.createdAt),
-        expiresAt: Number(k.expiresAt),
-        peerVerified: k.peerVerified === true,
+        createdAt: k.createdAt,
+        expiresAt: k.expiresAt,
+        peerVerified: k.peerVerified,
         ...(mine === undefined ? {} : { fingerprint: mine.fingerprint }),
-        ...(typeof k.reason === 'string' ? { reason: k.reason } : {}),
-        ...(typeof k.revokedAt === 'number' ? { revokedAt: k.revokedAt } : {}),
+        ...(k.reason === undefined ? {} : { reason: k.reason }),
+        ...(k.revokedAt === undefined ? {} : { revokedAt: k.revokedAt }),
       };
     });
   }
@@ -273,6 +274,6 @@ export class KeyClient {
       Buffer.from(req.text, 'utf8'),
     );
     const r = await this.#party.session.request('msg.send', { to: req.to, serial: rec.serial, ...sealed });
-    return { serial: rec.serial, delivered: Number(r.delivered), sentAt: Number(r.sentAt) };
+    return { serial: rec.serial, delivered: r.delivered, sentAt: r.sentAt };
   }
 }

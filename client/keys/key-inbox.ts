@@ -101,7 +101,7 @@ export class KeyInbox {
     for (let round = 0; round < 100; round += 1) {
       const r = await this.#party.session.request('key.sync', {});
       await this.idle();
-      if (Number(r.remaining) === 0 || Number(r.pushed) === 0) return;
+      if (r.remaining === 0 || r.pushed === 0) return;
     }
   }
 

@@ -4,13 +4,14 @@
 import type { KeyObject } from 'node:crypto';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { Defences } from '../../shared/lab-switches.js';
+import type { ClientSession } from '../session.js';
 import type { ClientKeyStore } from './key-store.js';
 
-/** The part of a ClientSession the key client uses (tests wrap it to play a malicious relay). */
-export interface KeySession {
-  request(type: string, body: Record<string, unknown>): Promise<Record<string, unknown>>;
-  onPush(type: string, fn: (body: Record<string, unknown>, type: string) => void): () => void;
-}
+/**
+ * The part of a ClientSession the key client uses (tests wrap it to play a malicious relay): requests
+ * typed by the catalog, so what the client reads of a reply is what its response schema validated.
+ */
+export type KeySession = Pick<ClientSession, 'request' | 'onPush'>;
 
 export interface KeyParty {
   readonly session: KeySession;

@@ -6,6 +6,7 @@ import { signPss } from '../../shared/crypto/rsa.js';
 import { keyFingerprint } from '../../shared/keys/digest.js';
 import { signedContent } from '../../shared/keys/transcript.js';
 import type { Verdict } from '../../shared/keys/verdict.js';
+import type { RequestBody, ResponseBody } from '../../shared/protocol/catalog.js';
 import type { KeyParty } from './key-party.js';
 import type { LocalKeyState, StoredKey } from './key-store.js';
 
@@ -27,7 +28,7 @@ const ZERO_DIGEST = Buffer.alloc(32);
 export async function verifyAtKdc(party: KeyParty, serial: string, ack?: number): Promise<VerifyKeyResult> {
   const rec = party.store.getKey(serial);
   const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
-  const body: Record<string, unknown> = { serial, digest };
+  const body: RequestBody<'key.verify'> = { serial, digest };
   if (ack !== undefined) body.ack = [ack];
   if (
     rec !== undefined &&
@@ -41,14 +42,13 @@ export async function verifyAtKdc(party: KeyParty, serial: string, ack?: number)
     );
   }
   const v = await party.session.request('key.verify', body);
-  const verdict = v.verdict as Verdict;
-  const after = rec === undefined ? undefined : applyVerdict(party, rec, verdict, v);
+  const after = rec === undefined ? undefined : applyVerdict(party, rec, v.verdict, v);
   return {
     serial,
-    verdict,
-    peerVerified: v.peerVerified === true,
+    verdict: v.verdict,
+    peerVerified: v.peerVerified,
     state: after?.state ?? 'none',
-    ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+    ...(v.reason === undefined ? {} : { reason: v.reason }),
   };
 }
 
@@ -56,18 +56,16 @@ function applyVerdict(
   party: KeyParty,
   rec: StoredKey,
   verdict: Verdict,
-  v: Record<string, unknown>,
+  v: ResponseBody<'key.verify'>,
 ): StoredKey | undefined {
   const { store } = party;
-  const reason = typeof v.reason === 'string' ? v.reason : undefined;
-  const revokedAt = typeof v.revokedAt === 'number' ? v.revokedAt : undefined;
   const info = {
-    ...(reason === undefined ? {} : { reason }),
-    ...(revokedAt === undefined ? {} : { revokedAt }),
+    ...(v.reason === undefined ? {} : { reason: v.reason }),
+    ...(v.revokedAt === undefined ? {} : { revokedAt: v.revokedAt }),
   };
   switch (verdict) {
     case 'valid': {
-      const confirmed = rec.role === 'receiver' || v.peerVerified === true;
+      const confirmed = rec.role === 'receiver' || v.peerVerified;
       if (confirmed && rec.state === 'pending' && rec.key !== undefined) {
         store.putKey({ ...rec, state: 'active', updatedAt: party.now() });
       }

@@ -64,11 +64,9 @@ export class PrekeyStock {
       prekeys: [],
       ...(housekeeping ? { listHeld: true } : {}),
     });
-    if (Array.isArray(status.held)) this.#dropOrphans(new Set(status.held.map(String)), asked);
-    const wanted = Number(status.wanted);
-    const renewLastResort = this.#lastResortDue(
-      typeof status.lastResort === 'string' ? status.lastResort : undefined,
-    );
+    if (status.held !== undefined) this.#dropOrphans(new Set(status.held), asked);
+    const { wanted } = status;
+    const renewLastResort = this.#lastResortDue(status.lastResort);
     if (!(wanted > 0) && !renewLastResort) return 0;
     const owner = { name, certSerial };
     const made = await Promise.all(

@@ -7,11 +7,10 @@ import { resolve } from 'node:path';
 import { EnvironmentError, InputError, KdsError, StateError, toKdsError } from '../../shared/errors.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { isValidName } from '../../shared/pki/names.js';
-import type { ReasonName } from '../../shared/revocation-reasons.js';
 import { verifyCertificate } from '../../shared/pki/verify.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
-import { describeStatus } from '../cert-status.js';
+import { describeStatus, revocationIn } from '../cert-status.js';
 import { enroll, fetchRootCa } from '../enroll.js';
 import { readClientCertificates } from '../home.js';
 import { renewClient } from '../renew.js';
@@ -171,7 +170,7 @@ const verifyItem: MenuItem = {
       } else {
         try {
           const peer = await session.request('key.peer', { name: source.name });
-          cert = parseCertificate(Buffer.from(peer.cert as Uint8Array));
+          cert = parseCertificate(peer.cert);
         } catch (err) {
           if (!(err instanceof KdsError)) throw err;
           // The KDC hands out only good certificates: a revoked one is the verdict, not a failure.
@@ -189,10 +188,7 @@ const verifyItem: MenuItem = {
     // The KDC is the revocation authority (like OCSP); the chain, dates and usage are checked here,
     // against the root CA this client pinned when it enrolled.
     const status = await session.request('cert.status', { serial: cert.serialHex });
-    const revocation =
-      status.status === 'revoked'
-        ? { reason: String(status.reason) as ReasonName, revokedAt: Number(status.revokedAt) }
-        : undefined;
+    const revocation = revocationIn(status);
     const verdict = verifyCertificate(cert, ca, {
       usage: 'any',
       ...(source.kind === 'name' ? { expectName: source.name } : {}),

@@ -156,15 +156,15 @@ const checkRevoked: MenuItem = {
     const { session } = await ctx.conn.get();
     const k = await session.request('key.get', { serial });
     if (k.state === 'revoked' || k.state === 'superseded') {
-      const at = typeof k.revokedAt === 'number' ? iso(k.revokedAt) : 'unknown time';
+      const at = k.revokedAt === undefined ? 'unknown time' : iso(k.revokedAt);
       ctx.io.print(
         `  ${ctx.style.bad('revoked')}: key ${serial} is ${safe(k.state)} (${safe(k.reason ?? 'unspecified')}, ${at})`,
       );
     } else if (k.state === 'expired') {
-      ctx.io.print(`  not revoked, but ${ctx.style.bad('expired')} at ${iso(Number(k.expiresAt))}`);
+      ctx.io.print(`  not revoked, but ${ctx.style.bad('expired')} at ${iso(k.expiresAt)}`);
     } else {
       ctx.io.print(
-        `  ${ctx.style.ok('not revoked')}: key ${serial} is ${safe(k.state)} until ${iso(Number(k.expiresAt))}`,
+        `  ${ctx.style.ok('not revoked')}: key ${serial} is ${safe(k.state)} until ${iso(k.expiresAt)}`,
       );
     }
   },

@@ -11,13 +11,11 @@
 // Outcomes are Mallory's own verdicts (client/mitm/verdict.ts): she judges each attack by what she saw
 // (a replayed request answered, a victim that carried on after an altered record, a session the KDC
 // accepted), never by which switches were given.
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from '../../shared/crypto/random.js';
 import { EnvironmentError } from '../../shared/errors.js';
 import type { LabSwitch } from '../../shared/lab-switches.js';
-import { ProcessGroup, type KdcProcess } from '../demo/processes.js';
+import { throwawayScene, type ProcessGroup, type KdcProcess } from '../demo/processes.js';
 import type { Outcome } from './attack.js';
 import { ABLATION_ROWS, cellPlan, rowSwitches, type AblationRow, type LabName } from './ablation-plan.js';
 import { findAttack } from './catalog.js';
@@ -86,15 +84,7 @@ interface Lab {
 /** Runs the table; resolves with one result per row, in the order of ABLATION_ROWS. */
 export async function runAblation(opts: AblationOptions): Promise<AblationResult[]> {
   const rows = ABLATION_ROWS.filter((r) => opts.attacks === undefined || opts.attacks.includes(r.attack));
-  const tmp = mkdtempSync(join(tmpdir(), 'kds-ablation-'));
-  chmodSync(tmp, 0o700);
-  const passphrase = randomBytes(24).toString('base64url');
-  const procs = new ProcessGroup({ KDS_CA_PASSPHRASE: passphrase });
-  const lastResort = (): void => {
-    procs.killAll();
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  process.on('exit', lastResort);
+  const { tmp, passphrase, procs, lastResort } = throwawayScene('kds-ablation-');
   const abort = (): void => void procs.stopAll(500);
   opts.signal?.addEventListener('abort', abort, { once: true });
   try {

@@ -3,6 +3,8 @@
 // (a server push followed by a reply, e.g. key.sync delivering queued notices). Mallory holds each
 // record for a short while: if another follows in time she has her pair; if not, she lets the held
 // one go, late but intact, and waits for the next chance. Holding only delays: it never changes bytes.
+import type { ConnectionHooks } from './attack.js';
+import { viewFrame } from './frames.js';
 import type { Link } from './link.js';
 
 export class BurstWatcher {
@@ -72,4 +74,28 @@ export class BurstWatcher {
     if (this.#from === 'client') this.#link.toServer(frame, action, note);
     else this.#link.toClient(frame, action, note);
   }
+}
+
+/**
+ * The hooks of an attack that strikes on the first pair of records in either direction (reorder, drop):
+ * records go to their direction's watcher until one of them found its pair; everything else, and
+ * everything after, passes. A connection that never had a pair is inconclusive.
+ */
+export function burstHooks(link: Link, c2s: BurstWatcher, s2c: BurstWatcher): ConnectionHooks {
+  let struck = false;
+  const watch = (w: BurstWatcher, frame: Buffer, pass: () => void): void => {
+    struck ||= c2s.done || s2c.done;
+    if (!struck && viewFrame(frame).kind === 'record') w.offer(frame);
+    else pass();
+  };
+  return {
+    fromClient: (frame) => watch(c2s, frame, () => link.toServer(frame)),
+    fromServer: (frame) => watch(s2c, frame, () => link.toClient(frame)),
+    closed() {
+      c2s.stop();
+      s2c.stop();
+      if (!struck && !c2s.done && !s2c.done)
+        link.inconclusive('no two records ever followed each other in one direction');
+    },
+  };
 }

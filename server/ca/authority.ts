@@ -11,7 +11,7 @@ import { decodeCsr, verifyCsr } from '../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
 import { normalizeSerialHex } from '../../shared/pki/serial.js';
-import { parseReason, type ReasonName } from '../../shared/revocation-reasons.js';
+import { parseReason, type RevocationReason } from '../../shared/revocation-reasons.js';
 import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
 import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
@@ -40,7 +40,7 @@ import {
   type CaSettings,
 } from '../../io/ca-files.js';
 import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
-import { issueCertificate, type IssueResult } from './issue.js';
+import { issueCertificate, type IssueContext, type IssueResult } from './issue.js';
 import { resolveCaPassphrase, type PassphraseOptions } from '../../io/ca-passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
 import {
@@ -288,44 +288,21 @@ export class CertificateAuthority {
       throw new PolicyError('bad_name', `"${opts.name}" is reserved for the system`);
     }
     const now = this.#clock();
-    const result = await issueCertificate(
-      {
-        store: this.store,
-        caCert: this.caCert,
-        sign: asyncSigner(key),
-        settings: this.settings,
-        crlUrl: this.crlUrl,
-        now,
-      },
-      {
-        name: opts.name,
-        role,
-        profile: PROFILE_OF[role],
-        subjectCN: opts.name,
-        ...(role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
-        publicKeyPem: csr.publicKeyPem,
-        publicKey: csr.publicKey, // imported once, by verifyCsr
-        ...(role === 'server' ? { sans: { dns: [opts.name] } } : {}),
-        ...(opts.days !== undefined ? { days: opts.days } : {}),
-        ...(opts.validity !== undefined ? { validity: opts.validity } : {}),
-        renew: opts.renew ?? false,
-        actor: opts.actor,
-      },
-    );
-    if (result.supersededSerialHex !== undefined) {
-      // The replaced certificate goes on the CRL with reasonCode superseded (RFC 5280 5.3.1) before the
-      // renewal is reported, so relying parties that only read the CRL refuse it as the KDC does. No
-      // onRevoked listener runs: a renewal revokes no keys and ends no sessions of the new certificate.
-      // (A crash between the renewal's commit and this one is repaired at the next open.)
-      await this.#revocations.supersede(
-        result.supersededSerialHex,
-        opts.actor,
-        syncSigner(key),
-        this.#clock(),
-      );
-      this.#scheduleFullCrl();
-    }
-    return result;
+    const result = await issueCertificate(this.#issueContext(key, now), {
+      name: opts.name,
+      role,
+      profile: PROFILE_OF[role],
+      subjectCN: opts.name,
+      ...(role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
+      publicKeyPem: csr.publicKeyPem,
+      publicKey: csr.publicKey, // imported once, by verifyCsr
+      ...(role === 'server' ? { sans: { dns: [opts.name] } } : {}),
+      ...(opts.days !== undefined ? { days: opts.days } : {}),
+      ...(opts.validity !== undefined ? { validity: opts.validity } : {}),
+      renew: opts.renew ?? false,
+      actor: opts.actor,
+    });
+    return this.#listSuperseded(result, opts.actor, key);
   }
 
   /**
@@ -360,42 +337,28 @@ export class CertificateAuthority {
         serialHex: active.serialHex,
       });
     }
-    const result = await issueCertificate(
-      {
-        store: this.store,
-        caCert: this.caCert,
-        sign: asyncSigner(key),
-        settings: this.settings,
-        crlUrl: this.crlUrl,
-        now,
-      },
-      {
-        name: name,
-        role: 'client',
-        profile: 'client',
-        subjectCN: name,
-        publicKeyPem: csr.publicKeyPem,
-        publicKey: csr.publicKey, // imported once, by verifyCsr
-        ...(opts.days !== undefined ? { days: opts.days } : {}),
-        actor,
-        // The token is consumed in the same transaction that reserves the serial (atomic: a token is
-        // spent exactly when a certificate is being issued for it), after the active-name re-check.
-        beforeReserve: (tx) =>
-          consumeEnrollmentToken(tx, {
-            token: opts.token,
-            name: name,
-            actor,
-            now,
-            auditHash: (v) => this.auditHash(v),
-          }),
-        replaceExpired: true,
-      },
-    );
-    if (result.supersededSerialHex !== undefined) {
-      await this.#revocations.supersede(result.supersededSerialHex, actor, syncSigner(key), this.#clock());
-      this.#scheduleFullCrl();
-    }
-    return result;
+    const result = await issueCertificate(this.#issueContext(key, now), {
+      name: name,
+      role: 'client',
+      profile: 'client',
+      subjectCN: name,
+      publicKeyPem: csr.publicKeyPem,
+      publicKey: csr.publicKey, // imported once, by verifyCsr
+      ...(opts.days !== undefined ? { days: opts.days } : {}),
+      actor,
+      // The token is consumed in the same transaction that reserves the serial (atomic: a token is
+      // spent exactly when a certificate is being issued for it), after the active-name re-check.
+      beforeReserve: (tx) =>
+        consumeEnrollmentToken(tx, {
+          token: opts.token,
+          name: name,
+          actor,
+          now,
+          auditHash: (v) => this.auditHash(v),
+        }),
+      replaceExpired: true,
+    });
+    return this.#listSuperseded(result, actor, key);
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -422,30 +385,20 @@ export class CertificateAuthority {
     const csr = await verifyCsr(request);
     checkCsrPolicy(csr, opts.name);
     refuseSameKey(current!, csr.publicKey);
-    return issueCertificate(
-      {
-        store: this.store,
-        caCert: this.caCert,
-        sign: asyncSigner(key),
-        settings: this.settings,
-        crlUrl: this.crlUrl,
-        now,
-      },
-      {
-        name: opts.name,
-        role: current!.role === 'admin' ? 'admin' : 'client',
-        profile: current!.role === 'admin' ? 'admin' : 'client',
-        subjectCN: opts.name,
-        ...(current!.role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
-        publicKeyPem: csr.publicKeyPem,
-        publicKey: csr.publicKey,
-        actor: opts.actor,
-        renewalOf: opts.serialHex,
-        // Counted and refused inside the transaction that records it, so concurrent sessions of one
-        // name cannot all slip under the limit.
-        beforeReserve: (tx) => checkRenewalRate(tx, opts.name, this.#clock()),
-      },
-    );
+    return issueCertificate(this.#issueContext(key, now), {
+      name: opts.name,
+      role: current!.role === 'admin' ? 'admin' : 'client',
+      profile: current!.role === 'admin' ? 'admin' : 'client',
+      subjectCN: opts.name,
+      ...(current!.role === 'admin' ? { subjectOU: ADMIN_OU } : {}),
+      publicKeyPem: csr.publicKeyPem,
+      publicKey: csr.publicKey,
+      actor: opts.actor,
+      renewalOf: opts.serialHex,
+      // Counted and refused inside the transaction that records it, so concurrent sessions of one
+      // name cannot all slip under the limit.
+      beforeReserve: (tx) => checkRenewalRate(tx, opts.name, this.#clock()),
+    });
   }
 
   /**
@@ -459,37 +412,18 @@ export class CertificateAuthority {
     days?: number;
   }): Promise<IssueResult> {
     const key = this.#requireKey();
-    const result = await issueCertificate(
-      {
-        store: this.store,
-        caCert: this.caCert,
-        sign: asyncSigner(key),
-        settings: this.settings,
-        crlUrl: this.crlUrl,
-        now: this.#clock(),
-      },
-      {
-        name: KDC_NAME,
-        role: 'server',
-        profile: 'server',
-        subjectCN: KDC_NAME,
-        publicKeyPem: opts.publicKeyPem,
-        sans: opts.sans,
-        days: opts.days ?? this.settings.maxDays,
-        renew: true,
-        actor: opts.actor,
-      },
-    );
-    if (result.supersededSerialHex !== undefined) {
-      await this.#revocations.supersede(
-        result.supersededSerialHex,
-        opts.actor,
-        syncSigner(key),
-        this.#clock(),
-      );
-      this.#scheduleFullCrl();
-    }
-    return result;
+    const result = await issueCertificate(this.#issueContext(key, this.#clock()), {
+      name: KDC_NAME,
+      role: 'server',
+      profile: 'server',
+      subjectCN: KDC_NAME,
+      publicKeyPem: opts.publicKeyPem,
+      sans: opts.sans,
+      days: opts.days ?? this.settings.maxDays,
+      renew: true,
+      actor: opts.actor,
+    });
+    return this.#listSuperseded(result, opts.actor, key);
   }
 
   /**
@@ -574,7 +508,7 @@ export class CertificateAuthority {
    */
   async revoke(
     by: { serialHex: string } | { name: string },
-    reason: ReasonName | string,
+    reason: RevocationReason | string,
     actor: string,
     opts: { beforeWrite?: (tx: AsyncStoreData) => Promise<void> } = {},
   ): Promise<RevokeOutcome> {
@@ -692,6 +626,32 @@ export class CertificateAuthority {
       ...opts,
       revocation: (serialHex) => this.crlStatusOf(serialHex),
     });
+  }
+
+  /** What issueCertificate needs of this CA, signing with `key` at `now`. */
+  #issueContext(key: KeyObject, now: number): IssueContext {
+    return {
+      store: this.store,
+      caCert: this.caCert,
+      sign: asyncSigner(key),
+      settings: this.settings,
+      crlUrl: this.crlUrl,
+      now,
+    };
+  }
+
+  /**
+   * An issuance that replaced a certificate puts it on the CRL with reasonCode superseded (RFC 5280
+   * 5.3.1) before it is reported, so relying parties that only read the CRL refuse it as the KDC does.
+   * No onRevoked listener runs: a renewal revokes no keys and ends no sessions of the new certificate.
+   * (A crash between the issuance's commit and this one is repaired at the next open.)
+   */
+  async #listSuperseded(result: IssueResult, actor: string, key: KeyObject): Promise<IssueResult> {
+    if (result.supersededSerialHex !== undefined) {
+      await this.#revocations.supersede(result.supersededSerialHex, actor, syncSigner(key), this.#clock());
+      this.#scheduleFullCrl();
+    }
+    return result;
   }
 
   #requireKey(): KeyObject {

@@ -40,11 +40,11 @@
 // true by construction. Certificates (frequent) keep using the callback form, outside any transaction.
 import { EnvironmentError } from '../../shared/errors.js';
 import { CrlBuilder, type CrlEntry } from '../../shared/pki/crl.js';
-import type { ReasonName } from '../../shared/revocation-reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CrlState, RevocationRecord } from '../store/store.js';
 import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
 import { DAY_MS, deltaCrlUrlOf, type CaSettings } from '../../io/ca-files.js';
+import { rowReason } from './revocation-index.js';
 import type { SyncSigner } from './signer.js';
 
 /** The current delta CRL (RFC 5280 5.2.4), kept in the store's settings under DELTA_SETTING. */
@@ -279,7 +279,7 @@ export class CrlSigner {
       return d;
     const builder = this.#newBuilder(base, base.crlNumber);
     for (const row of await db.listRevocations(base.lastRevocationId)) {
-      builder.add({ serialHex: row.serialHex, revokedAt: row.revokedAt, reason: row.reason as ReasonName });
+      builder.add({ serialHex: row.serialHex, revokedAt: row.revokedAt, reason: rowReason(row) });
     }
     this.#delta = { builder, base: { crlNumber: base.crlNumber, lastRevocationId: base.lastRevocationId } };
     return this.#delta;
@@ -331,7 +331,7 @@ export class CrlSigner {
   }
 
   #addRow(row: RevocationRecord): void {
-    const entry = { serialHex: row.serialHex, revokedAt: row.revokedAt, reason: row.reason as ReasonName };
+    const entry = { serialHex: row.serialHex, revokedAt: row.revokedAt, reason: rowReason(row) };
     this.#builder.add(entry);
     this.#addToDelta(row.id, entry);
     this.#lastRevocationId = row.id;

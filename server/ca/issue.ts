@@ -159,6 +159,17 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   // consumes its token here), supersede the previous one when renewing, record the serial and the
   // certificate in one INSERT (its UNIQUE serial and one-active-per-name index decide races), audit. A throw anywhere rolls back all of it, and the signed certificate is dropped.
   let supersededSerialHex: string | undefined;
+  // The row recorded, as a renewal (pending until installed) or as the name's certificate.
+  const issued = {
+    serialHex,
+    name: req.name,
+    role: req.role,
+    notBefore,
+    notAfter,
+    issuedAt: ctx.now,
+    pem: cert.pem,
+    fingerprint256: cert.fingerprint256,
+  };
   await store.batch(async (tx) => {
     const current = await tx.activeCertificate(req.name);
     // Another request (or process) may have issued for this name since step 1.
@@ -169,20 +180,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
       if (current?.serialHex !== req.renewalOf) {
         throw new AuthError('cert_revoked', 'certificate superseded', { serialHex: req.renewalOf });
       }
-      await tx.insertRenewal(
-        {
-          serialHex,
-          name: req.name,
-          role: req.role,
-          notBefore,
-          notAfter,
-          issuedAt: ctx.now,
-          pem: cert.pem,
-          fingerprint256: cert.fingerprint256,
-        },
-        req.renewalOf,
-        ctx.now,
-      );
+      await tx.insertRenewal(issued, req.renewalOf, ctx.now);
       await tx.appendAudit({
         at: ctx.now,
         actor: req.actor,
@@ -202,16 +200,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
       await tx.setCertificateStatus(current.serialHex, 'superseded');
       supersededSerialHex = current.serialHex;
     }
-    await tx.insertIssuedCertificate({
-      serialHex,
-      name: req.name,
-      role: req.role,
-      notBefore,
-      notAfter,
-      issuedAt: ctx.now,
-      pem: cert.pem,
-      fingerprint256: cert.fingerprint256,
-    });
+    await tx.insertIssuedCertificate(issued);
     await tx.appendAudit({
       at: ctx.now,
       actor: req.actor,

@@ -9,12 +9,17 @@
 // Superseded certificates (a renewal replaced them) are on the CRL with reasonCode superseded (RFC 5280
 // 5.3.1) but kept apart from revocations proper: revocationOf() does not report them and they are not
 // announced, because a renewal must not cascade into revoking the holder's keys or ending their sessions.
-import type { ReasonName } from '../../shared/revocation-reasons.js';
-import type { RevocationRecord } from '../store/store.js';
+import type { RevocationReason } from '../../shared/revocation-reasons.js';
+import type { NewRevocation, RevocationRecord } from '../store/store.js';
 import type { AsyncStoreData } from '../store/async-store.js';
 
 export interface RevocationInfo {
-  reason: ReasonName;
+  /**
+   * Never removeFromCRL: RFC 5280 5.3.1 says it "is for use with delta CRLs and indicates that a
+   * certificate is to be removed from a CRL", and a certificate kds revoked stays revoked (its delta
+   * CRLs only ever add entries). revokeCertificate refuses it (server/ca/revoke.ts).
+   */
+  reason: RevocationReason;
   revokedAt: number;
 }
 
@@ -60,7 +65,7 @@ export class RevocationIndex {
     const rows = await db.listRevocations(this.#lastRevocationId);
     const fresh: RevocationRecord[] = [];
     for (const row of rows) {
-      const reason = row.reason as ReasonName;
+      const reason = rowReason(row);
       const info = { reason, revokedAt: row.revokedAt };
       // A renewal's entry (reason superseded, certificate status superseded) is no revocation for the
       // KDC; an operator's revocation with reason superseded (status revoked) is one. Renewals are rare,
@@ -91,4 +96,13 @@ export class RevocationIndex {
       .filter((c) => this.crlStatusOf(c.serialHex) === undefined)
       .map((c) => c.serialHex);
   }
+}
+
+/**
+ * The reason of a stored revocation row. Rows are written only by revokeCertificate and
+ * supersedeCertificate (server/ca/revoke.ts), which record REVOCATION_REASONS only: the store keeps the
+ * name as text, and this is the one place it is read back as the type.
+ */
+export function rowReason(row: NewRevocation): RevocationReason {
+  return row.reason as RevocationReason;
 }

@@ -10,7 +10,7 @@
 // process's own revocations are there before revoke() returns, other processes' and nodes' after the next
 // sync() (the KDC calls it before every handshake check, on its timer and when the store notifies a
 // revocation).
-import type { ReasonName } from '../../shared/revocation-reasons.js';
+import type { RevocationReason } from '../../shared/revocation-reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CrlState, RevocationRecord } from '../store/store.js';
 import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
@@ -159,7 +159,7 @@ export class Revocations {
   /** Revoke one certificate, durably, then announce it (revoke.ts). */
   revoke(
     by: { serialHex: string } | { name: string },
-    reason: ReasonName,
+    reason: RevocationReason,
     actor: string,
     sign: SyncSigner,
     now: number = Date.now(),

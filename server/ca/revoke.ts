@@ -8,10 +8,10 @@
 // the certificate's sessions, the key service cascades to the holder's keys). Only then does revoke()
 // return. Revoking twice changes nothing.
 import { InputError, StateError } from '../../shared/errors.js';
-import { isReasonName, type ReasonName } from '../../shared/revocation-reasons.js';
+import { isRevocationReason, type RevocationReason } from '../../shared/revocation-reasons.js';
 import type { CertificateRecord, RevocationRecord } from '../store/store.js';
 import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
-import type { RevocationIndex, RevocationInfo } from './revocation-index.js';
+import { rowReason, type RevocationIndex, type RevocationInfo } from './revocation-index.js';
 import type { CrlSigner } from './crl-sign.js';
 import type { CrlFiles } from './crl-files.js';
 import type { SyncSigner } from './signer.js';
@@ -20,7 +20,7 @@ export interface RevokeOutcome {
   status: 'revoked' | 'already_revoked';
   serialHex: string;
   name: string;
-  reason: ReasonName;
+  reason: RevocationReason;
   revokedAt: number;
   /** Number of the CRL that first lists it (the delta's in the large regime); the current one if already revoked. */
   crlNumber: number;
@@ -46,7 +46,7 @@ export class RevokedListeners {
     for (const row of rows) {
       const name = (await store.getCertificate(row.serialHex))?.name ?? '';
       await this.announce(row.serialHex, name, {
-        reason: row.reason as ReasonName,
+        reason: rowReason(row),
         revokedAt: row.revokedAt,
       });
     }
@@ -82,13 +82,15 @@ type Target = { serialHex: string } | { name: string };
 export async function revokeCertificate(
   ctx: RevocationContext,
   by: Target,
-  reason: ReasonName,
+  reason: RevocationReason,
   actor: string,
   sign: SyncSigner,
   now: number = Date.now(),
   beforeWrite?: (tx: AsyncStoreData) => Promise<void>,
 ): Promise<RevokeOutcome> {
-  if (!isReasonName(reason) || reason === 'removeFromCRL') {
+  // Checked again at run time for callers the compiler did not see. RFC 5280 5.3.1: "removeFromCRL
+  // (8) ... is for use with delta CRLs": no revocation of a certificate has it.
+  if (!isRevocationReason(reason)) {
     throw new InputError(
       'bad_reason',
       `invalid revocation reason ${JSON.stringify(String(reason).slice(0, 40))}`,
@@ -115,7 +117,7 @@ export async function supersedeCertificate(
 async function record(
   ctx: RevocationContext,
   by: Target,
-  reason: ReasonName,
+  reason: RevocationReason,
   actor: string,
   sign: SyncSigner,
   nowMs: number,
@@ -142,7 +144,7 @@ async function record(
             status: 'already_revoked' as const,
             serialHex: cert.serialHex,
             name: cert.name,
-            reason: existing.reason as ReasonName,
+            reason: rowReason(existing),
             revokedAt: existing.revokedAt,
             crlNumber: crls.highestCrlNumber(),
           };

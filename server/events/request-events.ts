@@ -2,6 +2,9 @@
 // relayed, prekeys uploaded), read from the request's validated body and its reply after the reply's
 // commit. One table, so that the key service stays free of reporting and every field an event takes
 // from a reply is named here: a reply may carry key material (key.create's `key`), an event never does.
+// It reads the reply as a plain map, field by field, on purpose: it runs after the reply was sealed, and
+// also when sealing refused it (a handler's bug, answered `internal`), where a reading typed by the
+// response schema could throw inside the connection's promise callback instead of describing less.
 import type { EventInput } from '../../shared/events/kdc-events.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
 

@@ -1,6 +1,6 @@
 // The request types the KDC serves: one handler per request type of the message catalog, in one table.
-// Its type (KdcHandlers) makes a request type without a handler, or a handler typed for another body,
-// a compile error; a feature adds its handler here.
+// Its type (KdcHandlers) makes a request type without a handler, or a handler typed for another body
+// or reply, a compile error; a feature adds its handler here.
 import type { KdcHandlers } from '../kdc/dispatch.js';
 import { KEY_HANDLERS } from '../keys/handlers.js';
 import { adminToken } from './admin-token.js';

@@ -1,14 +1,14 @@
 // The KDC's request dispatcher: every application request type is served by one handler with the roles
 // allowed to call it. The KDC's handlers are one table keyed by request type
 // (server/kdc-handlers/index.ts, typed KdcHandlers): a request type without a handler, or a handler
-// whose body is not its schema's inferred type, does not compile.
+// whose body or reply is not its schema's inferred type, does not compile.
 //
 // The body a handler receives has already been validated by the codec against the catalog schema of
 // its type (shared/protocol/secure-channel.ts ServerChannel.open), so handlers never see unknown fields
 // or wrong types, and read it as RequestBody<T> without checking or converting.
 import { PolicyError, ProtocolError, AuthError } from '../../shared/errors.js';
 import type { ErrorCode } from '../../shared/errors.js';
-import type { RequestBody, RequestType } from '../../shared/protocol/catalog.js';
+import type { RequestBody, RequestType, ResponseBody } from '../../shared/protocol/catalog.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { AsyncStore } from '../store/async-store.js';
 import type { EventBus } from '../events/bus.js';
@@ -99,11 +99,13 @@ export interface Handler<B, R> {
 }
 
 /**
- * The handler of request type `T`: it receives what `T`'s request schema validated. Its reply is
- * checked against `T`'s response schema when it is sealed (ServerChannel.sealOk), not typed by it here:
- * the key service's summaries carry wider types (a key state as a string) than the wire's enums.
+ * The handler of request type `T`: it receives what `T`'s request schema validated and answers what
+ * `T`'s response schema infers, so a missing field, a wrong type or a value outside the wire's enum is
+ * a compile error (test/server/kdc/reply-types.test.ts). The reply is validated again when it is
+ * sealed (ServerChannel.sealOk), which also refuses what the compiler cannot see: unknown fields, a
+ * cross-field rule (`refine`), a bound.
  */
-export type KdcHandler<T extends RequestType> = Handler<RequestBody<T>, Record<string, unknown>>;
+export type KdcHandler<T extends RequestType> = Handler<RequestBody<T>, ResponseBody<T>>;
 
 /** One handler per request type of the catalog: the KDC's table (server/kdc-handlers/index.ts). */
 export type KdcHandlers = { readonly [T in RequestType]: KdcHandler<T> };

@@ -71,36 +71,19 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
     roles: CLIENT,
     handle: async (ctx, b) => {
       // reserve / deposit: through the store's group commit (bench/keys.ts, e2e flow).
-      const r = await ctx.kdc.keys.reserve(caller(ctx), {
-        peer: b.peer,
-        ...withOptional('ttl', b.ttl),
-        ...withOptional('replaces', b.replaces),
-        ...withOptional('ack', b.ack),
-      });
+      const r = await ctx.kdc.keys.reserve(caller(ctx), newKey(b));
       return { ...r, prekey: { ...r.prekey } };
     },
   },
 
   'key.deposit': {
     roles: CLIENT,
-    handle: async (ctx, b) =>
-      ctx.kdc.keys.deposit(caller(ctx), {
-        serial: b.serial,
-        ephemeral: b.ephemeral,
-        signature: b.signature,
-        ciphertext: b.ciphertext,
-      }),
+    handle: async (ctx, b) => ctx.kdc.keys.deposit(caller(ctx), b),
   },
 
   'key.create': {
     roles: CLIENT,
-    handle: async (ctx, b) =>
-      ctx.kdc.keys.create(caller(ctx), {
-        peer: b.peer,
-        ...withOptional('ttl', b.ttl),
-        ...withOptional('replaces', b.replaces),
-        ...withOptional('ack', b.ack),
-      }),
+    handle: async (ctx, b) => ctx.kdc.keys.create(caller(ctx), newKey(b)),
   },
 
   'key.verify': {
@@ -138,14 +121,7 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
 
   'msg.send': {
     roles: CLIENT,
-    handle: async (ctx, b) =>
-      ctx.kdc.keys.sendMessage(caller(ctx), {
-        to: b.to,
-        serial: b.serial,
-        seq: b.seq,
-        nonce: b.nonce,
-        ciphertext: b.ciphertext,
-      }),
+    handle: async (ctx, b) => ctx.kdc.keys.sendMessage(caller(ctx), b),
   },
 
   'admin.keys': {
@@ -159,6 +135,21 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
       ctx.kdc.keys.revoke(caller(ctx), { serial: b.serial, reason: b.reason ?? 'unspecified' }),
   },
 };
+
+/** key.reserve and key.create share their request schema (messages-keys.ts NEW_KEY). */
+function newKey(b: RequestBody<'key.create'>): {
+  peer: string;
+  ttl?: number;
+  replaces?: string;
+  ack?: number[];
+} {
+  return {
+    peer: b.peer,
+    ...withOptional('ttl', b.ttl),
+    ...withOptional('replaces', b.replaces),
+    ...withOptional('ack', b.ack),
+  };
+}
 
 function withOptional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };

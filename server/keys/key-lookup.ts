@@ -2,8 +2,9 @@
 // or revoke a key; anyone else gets `not_found` (no oracle telling which serials exist)": every lookup
 // of the key service goes through KeyLookup.find, which answers an unknown serial and somebody else's
 // key identically. Also the listings and the summary a party or the admin sees (never key material).
-import { StateError } from '../../shared/errors.js';
+import { InternalError, StateError } from '../../shared/errors.js';
 import { isKeySerial } from '../../shared/keys/serial.js';
+import type { KeyState } from '../../shared/keys/verdict.js';
 import type { SymKeyMode, SymKeyRecord } from '../store/store.js';
 import type { Caller, KeyContext } from './key-context.js';
 import { expireDue } from './key-sweep.js';
@@ -14,7 +15,7 @@ export interface KeySummary {
   mode: SymKeyMode;
   owner: string;
   peer: string;
-  state: string;
+  state: KeyState;
   createdAt: number;
   expiresAt: number;
   peerVerified: boolean;
@@ -85,13 +86,22 @@ export function refuseUnusable(rec: SymKeyRecord): void {
   if (rec.state === 'expired') throw new StateError('key_expired', `key ${rec.serial} has expired`);
 }
 
+/**
+ * A key's state as its parties see it. A reserved serial is not a key yet: find() and the listings
+ * leave reserved rows out, so one reaching here is a bug (the reply's schema would refuse it too).
+ */
+export function issuedState(rec: SymKeyRecord): KeyState {
+  if (rec.state === 'reserved') throw new InternalError('internal', `key ${rec.serial} is still reserved`);
+  return rec.state;
+}
+
 function summarize(rec: SymKeyRecord): KeySummary {
   const out: KeySummary = {
     serial: rec.serial,
     mode: rec.mode,
     owner: rec.owner,
     peer: rec.peer,
-    state: rec.state,
+    state: issuedState(rec),
     createdAt: rec.createdAt,
     expiresAt: rec.expiresAt,
     peerVerified: rec.peerVerifiedAt !== null,

@@ -7,19 +7,19 @@ import { labOff } from '../../shared/lab-switches.js';
 import { ciphertextDigest, kdcKeyDigest } from '../../shared/keys/digest.js';
 import { verifyTranscriptSignature } from '../../shared/keys/exchange.js';
 import { e2eTranscriptHash, kdcTranscriptHash } from '../../shared/keys/transcript.js';
-import { verdictForState, type Verdict } from '../../shared/keys/verdict.js';
+import { verdictForState, type KeyState, type Verdict } from '../../shared/keys/verdict.js';
 import { assertCallerCurrent } from '../kdc/caller-status.js';
 import type { SymKeyRecord } from '../store/store.js';
 import { verifiedPush } from './deliveries.js';
 import type { DeliveryQueue } from './delivery-queue.js';
 import type { Caller, KeyContext } from './key-context.js';
-import type { KeyLookup } from './key-lookup.js';
+import { issuedState, type KeyLookup } from './key-lookup.js';
 
 export interface VerifyResult {
   serial: string;
   verdict: Verdict;
   peerVerified: boolean;
-  state?: string;
+  state?: KeyState;
   reason?: string;
   revokedAt?: number;
 }
@@ -75,7 +75,7 @@ export class KeyVerification {
         await ctx.certificateKey(caller.serialHex),
       );
     }
-    const verdict: Verdict = consistent ? verdictForState(asKeyState(rec.state)) : 'mismatch';
+    const verdict: Verdict = consistent ? verdictForState(issuedState(rec)) : 'mismatch';
     let peerVerified = rec.peerVerifiedAt !== null;
     if (verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified) {
       const now = ctx.now();
@@ -98,7 +98,7 @@ export class KeyVerification {
       serial: rec.serial,
       verdict,
       peerVerified,
-      state: rec.state,
+      state: issuedState(rec),
       ...(rec.revokedReason === null ? {} : { reason: rec.revokedReason }),
       ...(rec.stateChangedAt === null || rec.state === 'active' ? {} : { revokedAt: rec.stateChangedAt }),
     };
@@ -143,8 +143,4 @@ function transcriptOf(rec: SymKeyRecord): Buffer {
     ephemeralPublic: rec.ephemeral ?? Buffer.alloc(0),
     expiresAt: rec.expiresAt,
   });
-}
-
-function asKeyState(state: SymKeyRecord['state']): 'active' | 'revoked' | 'expired' | 'superseded' {
-  return state === 'reserved' ? 'revoked' : state;
 }

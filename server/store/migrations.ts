@@ -93,7 +93,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 2,
-    name: 'symmetric keys, prekeys, pending deliveries (issue 4)',
+    name: 'symmetric keys, prekeys, pending deliveries (docs/keys.md)',
     up: `
       -- One row per distributed AES-256 key (and per e2e reservation before its deposit). Never the key
       -- in plaintext: e2e rows hold only the ciphertext the KDC cannot open; kdc rows hold the key

@@ -143,7 +143,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   },
   {
     version: 2,
-    name: 'symmetric keys, prekeys, pending deliveries (issue 4)',
+    name: 'symmetric keys, prekeys, pending deliveries (docs/keys.md)',
     up: `
       CREATE TABLE sym_keys (
         serial           TEXT    PRIMARY KEY CHECK (serial ~ '^[0-9a-f]{32}$'),

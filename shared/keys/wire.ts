@@ -3,6 +3,7 @@
 // place, so that the client (client/keys/key-client.ts) and the benchmark's load generator
 // (bench/load/key-pairs.ts) read the wire the same way.
 import { InputError } from '../errors.js';
+import type { ResponseBody } from '../protocol/catalog.js';
 import type { E2eDelivery, KdcDelivery, Reservation } from './exchange.js';
 
 type Body = Record<string, unknown>;
@@ -13,18 +14,18 @@ export function wireBytes(value: unknown): Buffer {
   return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
-/** The `key.reserve` reply: what runSenderExchange needs. */
-export function reservationOf(r: Body): Reservation {
-  const prekey = r.prekey as Body;
+/** The `key.reserve` reply (typed by its response schema): what runSenderExchange needs. */
+export function reservationOf(r: ResponseBody<'key.reserve'>): Reservation {
+  const { prekey } = r;
   return {
-    serial: String(r.serial),
-    expiresAt: Number(r.expiresAt),
-    peer: String(r.peer),
-    peerCert: wireBytes(r.peerCert),
+    serial: r.serial,
+    expiresAt: r.expiresAt,
+    peer: r.peer,
+    peerCert: r.peerCert,
     prekey: {
-      id: String(prekey.id),
-      publicKey: wireBytes(prekey.publicKey),
-      signature: wireBytes(prekey.signature),
+      id: prekey.id,
+      publicKey: prekey.publicKey,
+      signature: prekey.signature,
       ...(prekey.lastResort === true ? { lastResort: true } : {}),
     },
   };

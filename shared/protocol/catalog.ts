@@ -3,7 +3,8 @@
 //
 // It also names every request type with the types of its bodies, inferred from the schemas the codec
 // validates them with: the KDC's handler table (server/kdc-handlers/index.ts) is keyed by RequestType,
-// and each handler receives RequestBody<T>, so a handler can only read what its schema guarantees.
+// and each handler receives RequestBody<T> and answers ResponseBody<T>, so a handler can only read what
+// its request schema guarantees and only answer what its response schema allows.
 import './messages-core.js';
 import './messages-keys.js'; // symmetric keys (docs/keys.md)
 import './messages-renewal.js'; // certificate renewal
@@ -34,3 +35,5 @@ type RequestSchemas = { [A in NamedRequestTypes as A['name']]: A } & typeof KEY_
 export type RequestType = keyof RequestSchemas;
 /** The body of a `T` request as the codec validated it (ServerChannel.open). */
 export type RequestBody<T extends RequestType> = Infer<RequestSchemas[T]['request']>;
+/** The body of the `ok` reply to a `T` request, as the codec validates it (ServerChannel.sealOk). */
+export type ResponseBody<T extends RequestType> = Infer<RequestSchemas[T]['response']>;

@@ -5,6 +5,7 @@ import { s } from './schema.js';
 import { defineAppType } from './app-types.js';
 import { MAX_CERT_BYTES, MAX_SIGNATURE_BYTES } from './limits.js';
 import { KEY_REVOCATION_REASONS } from '../revocation-reasons.js';
+import { KEY_STATES, VERDICTS } from '../keys/verdict.js';
 
 const NAME = s.string({ min: 1, max: 64, pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/ });
 const CERT_SERIAL = s.string({ min: 1, max: 40, pattern: /^[0-9a-f]{1,40}$/ });
@@ -22,8 +23,9 @@ const TTL = s.uint({ max: 90 * 24 * 60 * 60 * 1000, unit: 'ms' });
 const MODE = s.enumOf(['e2e', 'kdc'] as const);
 /** A reason a client or the admin may give for revoking a key (shared/revocation-reasons.ts). */
 const REASON = s.enumOf(KEY_REVOCATION_REASONS);
-const KEY_STATE = s.enumOf(['active', 'revoked', 'expired', 'superseded'] as const);
-const VERDICT = s.enumOf(['valid', 'mismatch', 'revoked', 'expired', 'not_found'] as const);
+/** shared/keys/verdict.ts holds the lists: the service's types and the wire's enums are one. */
+const KEY_STATE = s.enumOf(KEY_STATES);
+const VERDICT = s.enumOf(VERDICTS);
 const ANY_REASON = s.string({ max: 64, pattern: /^[A-Za-z]+$/ });
 const DELIVERY_ID = s.uint();
 /**
@@ -72,6 +74,14 @@ const RESERVED_PREKEY = s.map({
   lastResort: s.optional(s.bool()),
 });
 
+/** key.reserve (end to end) and key.create (KDC-generated) ask for the same: a key with `peer`. */
+const NEW_KEY = s.map({
+  peer: NAME,
+  ttl: s.optional(TTL),
+  replaces: s.optional(KEY_SERIAL),
+  ack: PIGGYBACK_ACK,
+});
+
 const REVOKE_RESULT = s.map({
   serial: KEY_SERIAL,
   status: s.enumOf(['revoked', 'already_revoked'] as const),
@@ -111,12 +121,7 @@ export const KEY_REQUESTS = {
     }),
   },
   'key.reserve': {
-    request: s.map({
-      peer: NAME,
-      ttl: s.optional(TTL),
-      replaces: s.optional(KEY_SERIAL),
-      ack: PIGGYBACK_ACK,
-    }),
+    request: NEW_KEY,
     response: s.map({
       serial: KEY_SERIAL,
       createdAt: TIME,
@@ -136,12 +141,7 @@ export const KEY_REQUESTS = {
     response: s.map({ serial: KEY_SERIAL, createdAt: TIME, expiresAt: TIME, digest: DIGEST }),
   },
   'key.create': {
-    request: s.map({
-      peer: NAME,
-      ttl: s.optional(TTL),
-      replaces: s.optional(KEY_SERIAL),
-      ack: PIGGYBACK_ACK,
-    }),
+    request: NEW_KEY,
     response: s.map({
       serial: KEY_SERIAL,
       key: AES_KEY,

@@ -66,9 +66,10 @@ type Simplify<T> = { [K in keyof T]: T[K] } & {};
 type RequiredKeys<F extends Fields> = { [K in keyof F]: F[K] extends OptionalSchema ? never : K }[keyof F];
 type OptionalKeys<F extends Fields> = { [K in keyof F]: F[K] extends OptionalSchema ? K : never }[keyof F];
 type InferField<S> = S extends OptionalSchema<infer I> ? Infer<I> : Infer<S>;
-export type InferMap<F extends Fields> = Simplify<
-  { [K in RequiredKeys<F>]: InferField<F[K]> } & { [K in OptionalKeys<F>]?: InferField<F[K]> }
->;
+/** An empty map is Record<string, never>, not `{}`: `{}` would accept any object, and the schema accepts none. */
+export type InferMap<F extends Fields> = [keyof F] extends [never]
+  ? Record<string, never>
+  : Simplify<{ [K in RequiredKeys<F>]: InferField<F[K]> } & { [K in OptionalKeys<F>]?: InferField<F[K]> }>;
 export type Infer<S> = S extends BytesSchema
   ? Buffer
   : S extends StringSchema

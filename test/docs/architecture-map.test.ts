@@ -1,7 +1,8 @@
 // docs/architecture.md is the map of the tree: every path its map names (the first column, and the
-// modules listed for a folder) must exist, so a file moved or renamed without the map fails here.
+// modules listed for a folder) must exist, so a file moved or renamed without the map fails here; and
+// every source folder is on the map, so a folder added without it fails too.
 import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/kds-process.js';
 
@@ -63,4 +64,21 @@ t.test('the modules named for the folders split into modules exist', async (t) =
       t.ok(existsSync(join(REPO_ROOT, folder, `${name}.ts`)), `${folder}/${name}.ts`);
     }
   }
+});
+
+t.test('every source folder is on the map', async (t) => {
+  const SOURCE = /\.(ts|js|html|css)$/;
+  const folders: string[] = [];
+  for (const top of ['cli', 'shared', 'io', 'server', 'client', 'web', 'bench', 'tools']) {
+    const walk = (dir: string): void => {
+      const entries = readdirSync(join(REPO_ROOT, dir), { withFileTypes: true });
+      if (entries.some((e) => e.isFile() && SOURCE.test(e.name))) folders.push(dir);
+      // bench/results holds measurements (git-ignored), not code.
+      for (const e of entries)
+        if (e.isDirectory() && `${dir}/${e.name}` !== 'bench/results') walk(`${dir}/${e.name}`);
+    };
+    walk(top);
+  }
+  t.ok(folders.length >= 30, `the tree has its folders (${folders.length})`);
+  for (const folder of folders) t.ok(map.includes(`${folder}/`), `${folder}/ is on the map`);
 });

@@ -11,11 +11,17 @@ import {
   WIRE,
 } from '../../shared/defences.js';
 
-t.test("issue 5's example: a bad server signature in the handshake", async (t) => {
-  const err = inHandshakePhase(new AuthError('bad_signature', 'signature verification failed')) as KdsError;
-  t.equal(describeDefence(err), 'handshake failed: server signature over transcript invalid (possible MITM)');
-  t.equal(defenceForError(err)?.defence, 'transcript signature');
-});
+t.test(
+  'a bad server signature in the handshake: the line the client prints (docs/attacks.md substitute-dh)',
+  async (t) => {
+    const err = inHandshakePhase(new AuthError('bad_signature', 'signature verification failed')) as KdsError;
+    t.equal(
+      describeDefence(err),
+      'handshake failed: server signature over transcript invalid (possible MITM)',
+    );
+    t.equal(defenceForError(err)?.defence, 'transcript signature');
+  },
+);
 
 t.test('the wording depends on the phase and on who saw it', async (t) => {
   t.equal(

@@ -1,6 +1,7 @@
 // shared/revocation-reasons.ts: RFC 5280 5.3.1 CRLReason names and codes.
 import t from 'tap';
 import {
+  isRevocationReason,
   parseKeyReason,
   parseReason,
   reasonCode,
@@ -49,4 +50,11 @@ t.test('parseReason: operator input', async (t) => {
   // A key revocation is final and about this key: a hold, or another authority's compromise, is not.
   for (const r of ['certificateHold', 'cACompromise', 'aACompromise', '6'])
     t.throws(() => parseKeyReason(r), { code: 'bad_reason', message: /not a reason for revoking a key/ }, r);
+});
+
+t.test('isRevocationReason: what kds records for a certificate', async (t) => {
+  for (const name of REVOCATION_REASONS) t.ok(isRevocationReason(name), name);
+  // RFC 5280 5.3.1: removeFromCRL "is for use with delta CRLs", never the reason a certificate is revoked.
+  for (const bad of ['removeFromCRL', 'keycompromise', '1', 'certificateRevoked', '', 1, undefined, null])
+    t.notOk(isRevocationReason(bad), String(bad));
 });

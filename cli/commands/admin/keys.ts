@@ -26,9 +26,8 @@ export const keysCommand: CommandModule<object, KeysArgs> = {
     const session = await openAdminSession(adminSessionOptions(argv));
     try {
       const out = await session.request('admin.keys', argv.revoked ? { revoked: true } : {});
-      const keys = out.keys as Record<string, unknown>[];
-      const iso = (v: unknown): string => (typeof v === 'number' ? new Date(v).toISOString() : '-');
-      const lines = keys.map((k) =>
+      const iso = (v: number | undefined): string => (v === undefined ? '-' : new Date(v).toISOString());
+      const lines = out.keys.map((k) =>
         argv.revoked
           ? `${safe(k.serial)}  revoked ${iso(k.revokedAt)}  ${safe(k.reason ?? 'unspecified')}  (${safe(k.owner)} -> ${safe(k.peer)})`
           : `${safe(k.serial)}  ${safe(k.owner)} -> ${safe(k.peer)}  ${safe(k.mode)}  ${safe(k.state)}  expires ${iso(k.expiresAt)}`,

@@ -44,9 +44,10 @@ export const revokeCertCommand: CommandModule<object, RevokeArgs> = {
     const { openAdminSession } = await import('../../../client/admin.js');
     const { normalizeSerial } = await import('../../../client/cert-status.js');
     const { emit, terminalSafe: safe } = await import('../../output.js');
-    const body: Record<string, unknown> = { reason: argv.reason };
-    if (argv.serial !== undefined) body.serial = normalizeSerial(argv.serial);
-    else body.name = argv.name;
+    const body =
+      argv.serial !== undefined
+        ? { reason: argv.reason, serial: normalizeSerial(argv.serial) }
+        : { reason: argv.reason, ...(argv.name === undefined ? {} : { name: argv.name }) };
     const session = await openAdminSession(adminSessionOptions(argv));
     try {
       const out = await session.request('cert.revoke', body);

@@ -37,7 +37,7 @@ export const tokenCommand: CommandModule<object, TokenArgs> = {
     const session = await openAdminSession(adminSessionOptions(argv));
     try {
       const out = await session.request('admin.token', { name: argv.name, ttl: ttlMs });
-      const expiresAt = Number(out.expiresAt);
+      const { expiresAt } = out;
       emit(argv, { token: out.token, name: argv.name, expiresAt }, [
         safe(out.token),
         `(one-time token for ${argv.name}, expires ${new Date(expiresAt).toISOString()})`,

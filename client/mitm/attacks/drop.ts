@@ -4,8 +4,7 @@
 // Like reorder, Mallory waits for two records in a row in one direction, drops the first and
 // forwards the second.
 import type { AttackModule } from '../attack.js';
-import { BurstWatcher } from '../burst.js';
-import { viewFrame } from '../frames.js';
+import { BurstWatcher, burstHooks } from '../burst.js';
 
 export const drop: AttackModule = {
   name: 'drop',
@@ -34,21 +33,6 @@ export const drop: AttackModule = {
     };
     const c2s = new BurstWatcher(link, 'client', pair('client'));
     const s2c = new BurstWatcher(link, 'server', pair('server'));
-    let struck = false;
-    const watch = (w: BurstWatcher, frame: Buffer, pass: () => void): void => {
-      struck ||= c2s.done || s2c.done;
-      if (!struck && viewFrame(frame).kind === 'record') w.offer(frame);
-      else pass();
-    };
-    return {
-      fromClient: (frame) => watch(c2s, frame, () => link.toServer(frame)),
-      fromServer: (frame) => watch(s2c, frame, () => link.toClient(frame)),
-      closed() {
-        c2s.stop();
-        s2c.stop();
-        if (!struck && !c2s.done && !s2c.done)
-          link.inconclusive('no two records ever followed each other in one direction');
-      },
-    };
+    return burstHooks(link, c2s, s2c);
   },
 };

@@ -134,26 +134,22 @@ async function actAs(ctx: MitmContext, link: Link, victim: string): Promise<void
       note: `the KDC accepted Mallory as ${victim}`,
     });
     const list = await session.request('key.list', {});
-    const keys = Array.isArray(list.keys) ? (list.keys as Record<string, unknown>[]) : [];
-    const peers = keys
-      .map((k) => (k.owner === victim ? String(k.peer) : String(k.owner)))
-      .filter((p) => p !== victim);
+    const keys = list.keys;
+    const peers = keys.map((k) => (k.owner === victim ? k.peer : k.owner)).filter((p) => p !== victim);
     const peer = ctx.settings.peer ?? peers[0];
     let detail = `the KDC accepted Mallory as ${victim} and listed ${keys.length} of ${victim}'s keys`;
     if (peer !== undefined && peer !== victim) {
       try {
         const c = await session.request('key.create', { peer });
-        if (c.key instanceof Uint8Array) {
-          ctx.loot.addKey({
-            serial: String(c.serial),
-            key: Buffer.from(c.key),
-            from: victim,
-            to: peer,
-            source: `key.create as ${victim}`,
-            conn: link.id,
-          });
-          detail += `; created key ${String(c.serial)} that ${peer} will believe comes from ${victim}`;
-        }
+        ctx.loot.addKey({
+          serial: c.serial,
+          key: Buffer.from(c.key),
+          from: victim,
+          to: peer,
+          source: `key.create as ${victim}`,
+          conn: link.id,
+        });
+        detail += `; created key ${c.serial} that ${peer} will believe comes from ${victim}`;
       } catch (err) {
         detail += `; key.create to ${peer} failed (${toKdsError(err).code})`;
       }

@@ -5,8 +5,7 @@
 // moment and strikes when a second follows in time (e.g. queued deliveries pushed before the reply
 // to key.sync). Until then she only delays records.
 import type { AttackModule } from '../attack.js';
-import { BurstWatcher } from '../burst.js';
-import { viewFrame } from '../frames.js';
+import { BurstWatcher, burstHooks } from '../burst.js';
 
 export const reorder: AttackModule = {
   name: 'reorder',
@@ -36,21 +35,6 @@ export const reorder: AttackModule = {
     const c2s = new BurstWatcher(link, 'client', pair('server'));
     const s2c = new BurstWatcher(link, 'server', pair('client'));
     const other = (toward: 'client' | 'server'): BurstWatcher => (toward === 'server' ? s2c : c2s);
-    let struck = false;
-    const watch = (w: BurstWatcher, frame: Buffer, pass: () => void): void => {
-      struck ||= c2s.done || s2c.done;
-      if (!struck && viewFrame(frame).kind === 'record') w.offer(frame);
-      else pass();
-    };
-    return {
-      fromClient: (frame) => watch(c2s, frame, () => link.toServer(frame)),
-      fromServer: (frame) => watch(s2c, frame, () => link.toClient(frame)),
-      closed() {
-        c2s.stop();
-        s2c.stop();
-        if (!struck && !c2s.done && !s2c.done)
-          link.inconclusive('no two records ever followed each other in one direction');
-      },
-    };
+    return burstHooks(link, c2s, s2c);
   },
 };

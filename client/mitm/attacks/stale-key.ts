@@ -69,8 +69,8 @@ async function useStaleKey(
   const session = await ctx.openOwnSession(mode);
   try {
     const created = await session.request('key.create', { peer });
-    const serial = String(created.serial);
-    const key = Buffer.from(created.key as Uint8Array);
+    const serial = created.serial;
+    const key = Buffer.from(created.key);
     await session.request('key.revoke', { serial, reason: 'keyCompromise' });
     ctx.record({
       conn: 0,
@@ -110,7 +110,7 @@ async function useStaleKey(
       type: 'session',
       size: 0,
       action: v.verdict === 'valid' ? 'accepted' : 'refused',
-      note: `key.verify: ${String(v.verdict)}`,
+      note: `key.verify: ${v.verdict}`,
     });
     if (v.verdict === 'valid') ctx.succeed(0, `the KDC still calls revoked key ${serial} valid`);
     key.fill(0);

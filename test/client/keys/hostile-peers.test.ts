@@ -13,7 +13,7 @@ import {
 } from '../../../shared/keys/prekey.js';
 import { sealMessage } from '../../../shared/keys/message.js';
 import { wireBytes } from '../../../shared/keys/wire.js';
-import { inProcessKdc } from './inproc.js';
+import { inProcessKdc, relayRequest } from './inproc.js';
 import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(180_000);
@@ -76,15 +76,15 @@ t.test("a KDC pushing more keys from one sender than it may accept: bob's home s
   // A relay in front of bob's session that can push key.delivered notices of its own making (what a
   // KDC that does not enforce the per-pair bound could send), and answers their key.verify itself.
   const relay = (s: ClientSession): KeySession => ({
-    request: async (type, body) => {
+    request: relayRequest(s, async (type, body, forward) => {
       if (type === 'key.verify' && String(body.serial).startsWith('f')) {
         return { serial: body.serial, verdict: 'valid', peerVerified: true, state: 'active' };
       }
       if (type === 'key.ack' && (body.ids as number[]).every((d) => d >= 1_000_000)) {
         return { acknowledged: (body.ids as number[]).length };
       }
-      return s.request(type, body);
-    },
+      return forward();
+    }),
     onPush: (type, fn) => {
       if (type === 'key.delivered') inject = (b) => fn(b, type);
       return s.onPush(type, fn);
@@ -220,7 +220,7 @@ t.test('the honest clients are served while eve attacks bob', async (t) => {
   const attack = Promise.all(
     Array.from({ length: 4 }, async () => {
       while (!stop) {
-        for (const type of ['key.reserve', 'key.create']) {
+        for (const type of ['key.reserve', 'key.create'] as const) {
           const code = await codeOf(eve.session.request(type, { peer: 'bob' }));
           refused.set(code, (refused.get(code) ?? 0) + 1);
         }

@@ -28,6 +28,21 @@ function keysFor(name: string): Promise<RsaKeyPair> {
   return p;
 }
 
+type Body = Record<string, unknown>;
+
+/**
+ * The request function of a test relay that answers or rewrites replies itself. The catalog's types
+ * bind the client's own code; a relay playing a hostile KDC answers whatever it likes (the client under
+ * test must cope), so what it returns is a plain map: the one place the relays' replies are cast.
+ * `forward` sends the request on to the real session.
+ */
+export function relayRequest(
+  s: KeySession,
+  fn: (type: string, body: Body, forward: () => Promise<Body>) => Promise<Body>,
+): KeySession['request'] {
+  return (type, body) => fn(type, body as Body, () => s.request(type, body)) as Promise<never>;
+}
+
 export interface OpenedClient {
   client: KeyClient;
   session: ClientSession;

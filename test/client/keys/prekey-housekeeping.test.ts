@@ -9,12 +9,10 @@ import { PREKEY_STOCK, PREKEY_UPLOAD_GRACE_MS } from '../../../shared/keys/preke
 import { readClientHome, writeClientHome } from '../../../client/home.js';
 import type { ClientSession } from '../../../client/session.js';
 import type { KeySession } from '../../../client/keys/key-client.js';
-import { inProcessKdc } from './inproc.js';
+import { inProcessKdc, relayRequest } from './inproc.js';
 import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(120_000);
-
-type Body = Record<string, unknown>;
 
 t.test('orphaned prekey privates go on the next session; held and in-flight ones stay', async (t) => {
   const env = await inProcessKdc(t, ['alice', 'bob']);
@@ -36,7 +34,7 @@ t.test('orphaned prekey privates go on the next session; held and in-flight ones
 
   // 1. A sender reserves one of Bob's prekeys and never deposits.
   const open = await alice.session.request('key.reserve', { peer: 'bob' });
-  const openId = String((open.prekey as Body).id);
+  const openId = open.prekey.id;
   bob = await nextBob();
   t.ok(bob.client.store.getPrekey(openId), 'an open reservation keeps its private');
   t.equal(bob.client.store.prekeyIds().length, PREKEY_STOCK + 2, 'stock + last-resort + the reserved one');
@@ -67,14 +65,14 @@ t.test('orphaned prekey privates go on the next session; held and in-flight ones
 
   // 3. An upload in flight in one Bob process while another one asks: its privates stay.
   const stillOpen = await alice.session.request('key.reserve', { peer: 'bob' }); // stock short by one
-  const stillOpenId = String((stillOpen.prekey as Body).id);
+  const stillOpenId = stillOpen.prekey.id;
   let release: () => void = () => {};
   const released = new Promise<void>((r) => (release = r));
   const slowUpload = (s: ClientSession): KeySession => ({
-    request: async (type, body) => {
+    request: relayRequest(s, async (type, body, forward) => {
       if (type === 'key.prekeys' && (body.prekeys as unknown[]).length > 0) await released;
-      return s.request(type, body);
-    },
+      return forward();
+    }),
     onPush: (type, fn) => s.onPush(type, fn),
   });
   clock += PREKEY_UPLOAD_GRACE_MS + 1;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pemToDer } from '../../../shared/pki/pem.js';
 import type { ClientSession } from '../../../client/session.js';
 import type { KeySession } from '../../../client/keys/key-client.js';
-import { inProcessKdc, type Env } from './inproc.js';
+import { inProcessKdc, relayRequest, type Env } from './inproc.js';
 import { sqliteOf } from '../../helpers/sqlite-view.js';
 
 t.setTimeout(180_000);
@@ -17,10 +17,10 @@ t.setTimeout(180_000);
 /** A relay that rewrites the body of one response type. */
 function rewriteResponse(type: string, fn: (body: Record<string, unknown>) => Record<string, unknown>) {
   return (s: ClientSession): KeySession => ({
-    request: async (t, b) => {
-      const reply = await s.request(t, b);
+    request: relayRequest(s, async (t, _b, forward) => {
+      const reply = await forward();
       return t === type ? fn(reply) : reply;
-    },
+    }),
     onPush: (t, f) => s.onPush(t, f),
   });
 }

@@ -15,6 +15,7 @@ import { ciphertextDigest, kdcKeyDigest } from '../../../shared/keys/digest.js';
 import { newKeySerial } from '../../../shared/keys/serial.js';
 import { sealMessage } from '../../../shared/keys/message.js';
 import { harness, type Client, type Harness, type Pushed } from './fixtures.js';
+import { issuedState } from '../../../server/keys/key-lookup.js';
 import { MAX_HELD_PREKEYS } from '../../../shared/protocol/messages-keys.js';
 
 t.setTimeout(120_000);
@@ -581,4 +582,26 @@ t.test('key.prekeys status: held = stock + open reservations + queued e2e delive
   const renewed = { ...h.bob.caller, serialHex: 'abcdef01' };
   h.clock.now += 6 * 60 * 1000; // the reservations of the bound check above expire
   t.same(await held(renewed), [], 'old-certificate stock is not held');
+});
+
+t.test('a reserved serial is no key: not listed, not found, and never summarized', async (t) => {
+  const h = await harness(t);
+  await uploadPrekeys(h, h.bob, 1);
+  const res = await h.service.reserve(h.alice.caller, { peer: 'bob' });
+  t.equal(h.store.getSymKey(res.serial)!.state, 'reserved');
+  t.same(await h.service.list(h.alice.caller), [], 'not in the owner listing');
+  t.same(await h.service.list(h.bob.caller), [], 'nor in the peer listing');
+  await t.rejects(h.service.get(h.alice.caller, res.serial), { code: 'not_found' });
+  t.same(await h.service.verify(h.alice.caller, { serial: res.serial, digest: Buffer.alloc(32) }), {
+    serial: res.serial,
+    verdict: 'not_found',
+    peerVerified: false,
+  });
+  // Had one slipped through, its summary would name a state the wire's enum lacks: a bug, said so.
+  t.throws(() => issuedState(h.store.getSymKey(res.serial)!), {
+    code: 'internal',
+    message: `key ${res.serial} is still reserved`,
+  });
+  const sent = await e2e(h);
+  t.equal(issuedState(h.store.getSymKey(sent.res.serial)!), 'active');
 });

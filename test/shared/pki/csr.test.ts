@@ -26,35 +26,38 @@ async function opensslCsr(args: string[]): Promise<string> {
   return readFileSync(join(dir, out), 'utf8');
 }
 
-t.test('an openssl CSR parses and passes policy (the issue 2 command line)', async (t) => {
-  const pem = await opensslCsr([
-    '-newkey',
-    'rsa:2048',
-    '-subj',
-    '/CN=alice',
-    '-addext',
-    'subjectAltName=DNS:alice',
-  ]);
-  const csr = parseCsr(pem);
-  t.equal(csr.subjectCN, 'alice');
-  t.same(csr.subjectCNs, ['alice']);
-  t.same(csr.sans, { dns: ['alice'], ip: [] });
-  t.equal(csr.keyType, 'rsa');
-  t.equal(csr.keyBits, 2048);
-  t.match(csr.publicKeyPem, /^-----BEGIN PUBLIC KEY-----/);
-  t.same(csr.requestedExtensions, [{ name: 'subjectAltName' }]);
-  t.equal(csr.signatureAlgorithm, '1.2.840.113549.1.1.11');
-  t.doesNotThrow(() => checkCsrPolicy(csr, 'alice'));
-  // The legacy label openssl once wrote is accepted too.
-  const legacy = pem.replace(/CERTIFICATE REQUEST/g, 'NEW CERTIFICATE REQUEST');
-  t.equal(parseCsr(legacy).subjectCN, 'alice');
-  // No SAN at all is fine: CN is the name, and the CA writes the SAN itself.
-  const noSan = parseCsr(await opensslCsr(['-subj', '/CN=alice']));
-  t.doesNotThrow(() => checkCsrPolicy(noSan, 'alice'));
-  // Other subject attributes are ignored (the CA builds the subject from the name alone).
-  const withOrg = parseCsr(await opensslCsr(['-subj', '/O=Example/CN=alice']));
-  t.doesNotThrow(() => checkCsrPolicy(withOrg, 'alice'));
-});
+t.test(
+  'an openssl CSR parses and passes policy (openssl req -newkey rsa:2048 with a subjectAltName)',
+  async (t) => {
+    const pem = await opensslCsr([
+      '-newkey',
+      'rsa:2048',
+      '-subj',
+      '/CN=alice',
+      '-addext',
+      'subjectAltName=DNS:alice',
+    ]);
+    const csr = parseCsr(pem);
+    t.equal(csr.subjectCN, 'alice');
+    t.same(csr.subjectCNs, ['alice']);
+    t.same(csr.sans, { dns: ['alice'], ip: [] });
+    t.equal(csr.keyType, 'rsa');
+    t.equal(csr.keyBits, 2048);
+    t.match(csr.publicKeyPem, /^-----BEGIN PUBLIC KEY-----/);
+    t.same(csr.requestedExtensions, [{ name: 'subjectAltName' }]);
+    t.equal(csr.signatureAlgorithm, '1.2.840.113549.1.1.11');
+    t.doesNotThrow(() => checkCsrPolicy(csr, 'alice'));
+    // The legacy label openssl once wrote is accepted too.
+    const legacy = pem.replace(/CERTIFICATE REQUEST/g, 'NEW CERTIFICATE REQUEST');
+    t.equal(parseCsr(legacy).subjectCN, 'alice');
+    // No SAN at all is fine: CN is the name, and the CA writes the SAN itself.
+    const noSan = parseCsr(await opensslCsr(['-subj', '/CN=alice']));
+    t.doesNotThrow(() => checkCsrPolicy(noSan, 'alice'));
+    // Other subject attributes are ignored (the CA builds the subject from the name alone).
+    const withOrg = parseCsr(await opensslCsr(['-subj', '/O=Example/CN=alice']));
+    t.doesNotThrow(() => checkCsrPolicy(withOrg, 'alice'));
+  },
+);
 
 t.test('createCsr output passes openssl req -verify and parses back', async (t) => {
   const pem = await createCsr('bob.example', keys.privateKeyPem, keys.publicKeyPem);
