@@ -328,15 +328,9 @@ export class CertificateAuthority {
     checkCsrPolicy(csr, name);
     if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved for the system`);
     const now = this.#clock();
-    const active = await this.store.activeCertificate(name);
     // A certificate past its notAfter is no identity any more: enrolling again with a new token
-    // replaces it (it becomes `superseded`). A revoked one is not `active`, so it never blocks.
-    if (active !== undefined && !(active.notAfter < now)) {
-      throw new PolicyError('already_active', `"${name}" already has an active certificate`, {
-        name: name,
-        serialHex: active.serialHex,
-      });
-    }
+    // replaces it (it becomes `superseded`); an unexpired one is refused `already_active` before the
+    // signature (issueCertificate, replaceExpired). A revoked one is not `active`, so it never blocks.
     const result = await issueCertificate(this.#issueContext(key, now), {
       name: name,
       role: 'client',

@@ -15,8 +15,8 @@ import type { ParsedCertificate, Profile, Signer } from '../../shared/pki/x509.j
 import { buildParsedCertificate } from '../../shared/pki/x509.js';
 import { newSerialHex } from '../../shared/pki/serial.js';
 import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
-import type { CertificateRole } from '../store/store.js';
-import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
+import type { AuditEntry, CertificateRole } from '../store/store.js';
+import type { AsyncStore, AsyncStoreTx } from '../store/async-store.js';
 import { DAY_MS, type CaSettings } from '../../io/ca-files.js';
 
 /**
@@ -69,9 +69,10 @@ export interface IssueRequest {
    * Runs inside the issuance's one transaction (after signing), after the active-name re-check and
    * before the serial and certificate are recorded; a throw refuses the issuance with nothing written
    * (enrollment consumes its token here, so a token is spent exactly when a certificate is issued for
-   * it, and a failed signature no longer burns it).
+   * it, and a failed signature no longer burns it). What it returns is appended to the audit log before
+   * the issuance's own entry, with the certificate (one statement on PostgreSQL).
    */
-  beforeReserve?: (tx: AsyncStoreTx) => Promise<void>;
+  beforeReserve?: (tx: AsyncStoreTx) => Promise<AuditEntry | void>;
 }
 
 export interface IssueResult {
@@ -128,12 +129,18 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
   const { notBefore, notAfter, capped } = validityFor(req, ctx);
   const serialHex = newSerialHex();
 
-  // 1. Fail early, before the slow signature, if the name is taken (re-checked under the write lock).
+  // 1. Fail early, before the slow signature, if the name is taken (decided again under the write lock).
   const replaceable = (current: { notAfter: number } | undefined): boolean =>
     req.renew === true ||
     req.renewalOf !== undefined ||
     (req.replaceExpired === true && current !== undefined && current.notAfter < ctx.now);
-  if (!replaceable(await store.activeCertificate(req.name))) await refuseIfActive(store, req.name);
+  const seen = await store.activeCertificate(req.name);
+  if (!replaceable(seen)) refuseIfActive(seen, req.name);
+  // Under the write lock the name is re-read only when what replaces what depends on it (a renewal, or an
+  // active certificate seen here). Otherwise a certificate issued for the name meanwhile (another request,
+  // another node) makes the INSERT fail on the one-active-per-name index, `already_active` as well, with
+  // nothing written: the re-read would only repeat that check at the cost of a round trip under the lock.
+  const recheck = seen !== undefined || req.renew === true || req.renewalOf !== undefined;
 
   // 2. Build and sign (async: the RSA private-key operation runs on the thread pool).
   const cert = await buildParsedCertificate(
@@ -155,7 +162,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
 
   // 3. One transaction, through the store's group commit (AsyncStore.batch: concurrent
   // issuances share one WAL sync, and each resolves only after its own rows committed, i.e. the
-  // certificate is durable before anyone sees it): re-check the name, run beforeReserve (enrollment
+  // certificate is durable before anyone sees it): re-check the name if needed, run beforeReserve (enrollment
   // consumes its token here), supersede the previous one when renewing, record the serial and the
   // certificate in one INSERT (its UNIQUE serial and one-active-per-name index decide races), audit. A throw anywhere rolls back all of it, and the signed certificate is dropped.
   let supersededSerialHex: string | undefined;
@@ -171,16 +178,18 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
     fingerprint256: cert.fingerprint256,
   };
   await store.batch(async (tx) => {
-    const current = await tx.activeCertificate(req.name);
+    const current = recheck ? await tx.activeCertificate(req.name) : undefined;
     // Another request (or process) may have issued for this name since step 1.
-    if (current !== undefined && !replaceable(current)) await refuseIfActive(tx, req.name);
-    await req.beforeReserve?.(tx);
+    if (current !== undefined && !replaceable(current)) refuseIfActive(current, req.name);
+    const before = await req.beforeReserve?.(tx);
+    const beforeEntries = before ? [before] : [];
     if (req.renewalOf !== undefined) {
       // Re-checked under the write lock: the renewed certificate must still be the active one.
       if (current?.serialHex !== req.renewalOf) {
         throw new AuthError('cert_revoked', 'certificate superseded', { serialHex: req.renewalOf });
       }
       await tx.insertRenewal(issued, req.renewalOf, ctx.now);
+      for (const e of beforeEntries) await tx.appendAudit(e);
       await tx.appendAudit({
         at: ctx.now,
         actor: req.actor,
@@ -200,26 +209,32 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
       await tx.setCertificateStatus(current.serialHex, 'superseded');
       supersededSerialHex = current.serialHex;
     }
-    await tx.insertIssuedCertificate(issued);
-    await tx.appendAudit({
-      at: ctx.now,
-      actor: req.actor,
-      action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
-      subject: req.name,
-      detail: {
-        serialHex,
-        role: req.role,
-        notAfter,
-        fingerprint256: cert.fingerprint256,
-        ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
-      },
-    });
+    // The certificate and the audit entries in one call: one statement, one round trip under the write
+    // lock, on PostgreSQL (Store.insertIssuedCertificate).
+    await tx.insertIssuedCertificate(
+      issued,
+      [
+        ...beforeEntries,
+        {
+          at: ctx.now,
+          actor: req.actor,
+          action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
+          subject: req.name,
+          detail: {
+            serialHex,
+            role: req.role,
+            notAfter,
+            fingerprint256: cert.fingerprint256,
+            ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
+          },
+        },
+      ],
+    );
   });
   return { cert, capped, ...(supersededSerialHex !== undefined ? { supersededSerialHex } : {}) };
 }
 
-async function refuseIfActive(store: Pick<AsyncStoreData, 'activeCertificate'>, name: string): Promise<void> {
-  const active = await store.activeCertificate(name);
+function refuseIfActive(active: { serialHex: string } | undefined, name: string): void {
   if (active !== undefined) {
     throw new PolicyError(
       'already_active',

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { AuthError, InputError, PolicyError } from '../../shared/errors.js';
 import { assertValidName, isReservedName } from '../../shared/pki/names.js';
 import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
+import type { AuditEntry } from '../store/store.js';
 
 const TOKEN_BYTES = 32;
 export const DEFAULT_TOKEN_TTL_MS = 15 * 60_000;
@@ -92,25 +93,27 @@ export async function usableEnrollmentTokenName(
 
 /**
  * Consume a token for `name` exactly once; AuthError `token_invalid` (fixed message) otherwise. Runs in
- * the caller's transaction (`tx`): the consume and its audit row commit together, and a throw here rolls
- * back with what the caller wrote (issuance runs it inside its own savepoint of the group commit, and
- * never goes on after a throw). No savepoint of its own: on PostgreSQL that was two more round trips
- * under the write lock per enrollment (bench/cluster.ts).
+ * the caller's transaction (`tx`), and returns the consume's audit entry, which the caller MUST append
+ * in that transaction (issuance hands it to insertIssuedCertificate: the certificate and both entries in
+ * one statement on PostgreSQL), so the consume and its entry commit together; a throw here rolls back
+ * with what the caller wrote (issuance runs it inside its own savepoint of the group commit, and never
+ * goes on after a throw). No savepoint of its own: on PostgreSQL that was two more round trips under
+ * the write lock per enrollment (bench/cluster.ts).
  */
 export async function consumeEnrollmentToken(
   tx: AsyncStoreTx,
   opts: { token: string; name: string; actor: string; now: number; auditHash: (value: string) => string },
-): Promise<void> {
+): Promise<AuditEntry> {
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
   const row = await tx.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
   if (row === undefined) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
-  await tx.appendAudit({
+  return {
     at: opts.now,
     actor: opts.actor,
     action: 'token.consume',
     subject: opts.name,
     detail: { tokenId: row.id, tokenHmac: opts.auditHash(opts.token) },
-  });
+  };
 }

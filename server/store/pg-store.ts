@@ -123,6 +123,36 @@ const types: pg.CustomTypesConfig = {
 
 type Exec = (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
 
+const statementNames = new Map<string, string | null>();
+/** A statement whose result columns are a table's `*`: its row type changes when a migration adds a column. */
+const RETURNS_STAR = /\b(SELECT|RETURNING)\s+\*/i;
+/**
+ * Statements as named (prepared) ones: node-postgres parses a name once per connection, then only binds
+ * and executes it, so PostgreSQL no longer parses and plans the statement on every call, the ones run
+ * under the write lock included (bench/cluster.ts: about a third less PostgreSQL CPU per issuance). The
+ * name is derived from the text (kds's statements are a fixed set; values are always parameters).
+ * Not those that return `*`: PostgreSQL refuses to run a prepared statement whose result columns changed
+ * ("cached plan must not change result type"), which is what a migration adding a column, run by a newer
+ * node, would do to a running one.
+ */
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = RETURNS_STAR.test(text)
+      ? null
+      : `kds_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return name === null ? { text, values } : { name, text, values };
+}
+
+/**
+ * The columns of the rows the issuance path reads, named rather than `*` so that their statements can
+ * be prepared (see prepared()).
+ */
+const CERT_COLUMNS = 'id, serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at';
+const TOKEN_COLUMNS = 'id, token_hash, name, created_at, expires_at, used_at, created_by';
+
 /** The data methods, on whatever runs the SQL: the pool (one statement, autocommit) or a transaction's client. */
 abstract class PgData {
   protected abstract exec: Exec;
@@ -168,12 +198,32 @@ abstract class PgData {
 
   // certificates
 
-  async insertIssuedCertificate(c: IssuedCertificate): Promise<void> {
+  abstract insertIssuedCertificate(c: IssuedCertificate, audit?: readonly AuditEntry[]): Promise<void>;
+
+  /**
+   * The certificate's INSERT, then `then` (SQL after it: the audit entries' CTEs and INSERT) with its
+   * parameters numbered from $9, in one statement.
+   */
+  protected async insertCertificate(
+    c: IssuedCertificate,
+    then?: { sql: (first: number) => string; params: unknown[] },
+  ): Promise<void> {
+    const insert = `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8)`;
+    const params = [
+      c.serialHex,
+      c.name,
+      c.role,
+      c.notBefore,
+      c.notAfter,
+      c.pem,
+      c.fingerprint256,
+      c.issuedAt,
+    ];
     try {
       await this.exec(
-        `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8)`,
-        [c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt],
+        then === undefined ? insert : `WITH cert AS (${insert} RETURNING 1), ${then.sql(params.length + 1)}`,
+        then === undefined ? params : [...params, ...then.params],
       );
     } catch (err) {
       if (isUniqueViolation(err, 'certificates_one_active_per_name')) {
@@ -193,7 +243,9 @@ abstract class PgData {
   }
 
   async getCertificate(serialHex: string): Promise<CertificateRecord | undefined> {
-    return certOf(await this.row<CertRow>('SELECT * FROM certificates WHERE serial = $1', [serialHex]));
+    return certOf(
+      await this.row<CertRow>(`SELECT ${CERT_COLUMNS} FROM certificates WHERE serial = $1`, [serialHex]),
+    );
   }
 
   async getCertificateStanding(serialHex: string): Promise<CertificateStanding | undefined> {
@@ -208,20 +260,25 @@ abstract class PgData {
 
   async getCertificateByFingerprint(fingerprint256: string): Promise<CertificateRecord | undefined> {
     return certOf(
-      await this.row<CertRow>('SELECT * FROM certificates WHERE fingerprint = $1', [fingerprint256]),
+      await this.row<CertRow>(`SELECT ${CERT_COLUMNS} FROM certificates WHERE fingerprint = $1`, [
+        fingerprint256,
+      ]),
     );
   }
 
   async activeCertificate(name: string): Promise<CertificateRecord | undefined> {
     return certOf(
-      await this.row<CertRow>(`SELECT * FROM certificates WHERE name = $1 AND status = 'active'`, [name]),
+      await this.row<CertRow>(
+        `SELECT ${CERT_COLUMNS} FROM certificates WHERE name = $1 AND status = 'active'`,
+        [name],
+      ),
     );
   }
 
   async latestCertificate(name: string): Promise<CertificateRecord | undefined> {
     return certOf(
       await this.row<CertRow>(
-        `SELECT * FROM certificates WHERE name = $1 AND status <> 'pending' ORDER BY id DESC LIMIT 1`,
+        `SELECT ${CERT_COLUMNS} FROM certificates WHERE name = $1 AND status <> 'pending' ORDER BY id DESC LIMIT 1`,
         [name],
       ),
     );
@@ -229,7 +286,7 @@ abstract class PgData {
 
   async listCertificates(filter: CertificateFilter = {}): Promise<CertificateRecord[]> {
     const rows = await this.rows<CertRow>(
-      `SELECT * FROM certificates
+      `SELECT ${CERT_COLUMNS} FROM certificates
        WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR status = $2)
          AND ($3::text IS NULL OR role = $3)
        ORDER BY id`,
@@ -387,7 +444,7 @@ abstract class PgData {
       await this.row<TokenRow>(
         `UPDATE enrollment_tokens SET used_at = $1
          WHERE token_hash = $2 AND name = $3 AND used_at IS NULL AND expires_at > $1
-         RETURNING *`,
+         RETURNING ${TOKEN_COLUMNS}`,
         [now, tokenHash, name],
         'store write failed',
       ),
@@ -396,44 +453,26 @@ abstract class PgData {
 
   async getEnrollmentToken(tokenHash: string): Promise<EnrollmentTokenRecord | undefined> {
     return tokenOf(
-      await this.row<TokenRow>('SELECT * FROM enrollment_tokens WHERE token_hash = $1', [tokenHash]),
+      await this.row<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM enrollment_tokens WHERE token_hash = $1`, [
+        tokenHash,
+      ]),
     );
   }
 
   async listEnrollmentTokens(): Promise<EnrollmentTokenRecord[]> {
-    return (await this.rows<TokenRow>('SELECT * FROM enrollment_tokens ORDER BY id', [])).map(
+    return (await this.rows<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM enrollment_tokens ORDER BY id`, [])).map(
       (r) => tokenOf(r)!,
     );
   }
 
   // audit log
 
-  /** Run fn under the store's write lock: in the caller's transaction, or in a transaction of its own. */
-  protected abstract underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T>;
-
-  async appendAudit(e: AuditEntry): Promise<number> {
-    const detailText = auditDetailText(e);
-    // The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so the
-    // tail is read and the next entry written under the write lock, whichever node appends.
-    return this.underWriteLock(async (d) => {
-      // The tail and the next id in one round trip: appends run under the write lock, where every round
-      // trip holds up every node's writers (an issuance appends twice: bench/cluster.ts).
-      const next = (await d.row<{ id: number; tail_hash: string | null }>(
-        `SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id, t.hash AS tail_hash
-         FROM (SELECT 1) AS one
-         LEFT JOIN LATERAL (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1) AS t ON true`,
-        [],
-        'store write failed',
-      ))!;
-      const id = next.id;
-      await d.count(
-        `INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)
-         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        auditRowValues(e, id, next.tail_hash ?? GENESIS_HASH, detailText),
-      );
-      return id;
-    });
-  }
+  /**
+   * The chain (shared/audit/chain.ts): each entry's hash covers its id and the previous hash, so an entry
+   * is written under the write lock, whichever node appends: in the caller's transaction, or in one of
+   * its own (PgTx.appendAudit).
+   */
+  abstract appendAudit(e: AuditEntry): Promise<number>;
 
   async auditTail(): Promise<{ id: number; hash: string | null } | undefined> {
     return this.row<{ id: number; hash: string | null }>(
@@ -744,29 +783,89 @@ abstract class PgData {
   }
 }
 
+/** The audit chain's last entry (null: the log is empty). */
+type AuditTail = { id: number; hash: string | null } | null;
+
 class PgTx extends PgData {
   open = true;
   #depth = 0;
   readonly #client: pg.PoolClient;
   readonly #owner: PgStore;
-  constructor(client: pg.PoolClient, owner: PgStore) {
+  /**
+   * The audit chain's tail as this transaction sees it: read right after the write lock was taken (in
+   * BEGIN's round trip) and moved by each append of this transaction. No other writer can append while
+   * the lock is held, so an append needs no read of its own: it is one INSERT, one round trip under the
+   * lock instead of two.
+   */
+  #auditTail: AuditTail;
+  constructor(client: pg.PoolClient, owner: PgStore, auditTail: AuditTail) {
     super();
     this.#client = client;
     this.#owner = owner;
+    this.#auditTail = auditTail;
+  }
+
+  /**
+   * `entries` chained onto this transaction's audit tail: the SQL that inserts them (a CTE list and an
+   * INSERT that ends a statement, its parameters numbered from `first`), its parameters, and the tail
+   * once they are written (set by the caller after the statement succeeded).
+   *
+   * An entry's id is the tail's plus one, not the identity sequence's next value: a sequence is not rolled
+   * back with a savepoint, so an append rolled back with its savepoint (a refused issuance in a group
+   * commit) left a gap in the ids, which the chain's verification reports as deleted entries. The sequence
+   * is still moved along (setval, in the same statement) for any writer that takes its ids from it.
+   */
+  #chainAudit(entries: readonly AuditEntry[]): {
+    sql: (first: number) => string;
+    params: unknown[];
+    ids: number[];
+    tail: AuditTail;
+  } {
+    let id = this.#auditTail?.id ?? 0;
+    let prevHash = this.#auditTail?.hash ?? GENESIS_HASH;
+    const columns: unknown[][] = [[], [], [], [], [], [], [], []];
+    const ids: number[] = [];
+    for (const e of entries) {
+      id += 1;
+      const values = auditRowValues(e, id, prevHash, auditDetailText(e));
+      values.forEach((v, i) => columns[i]!.push(v));
+      ids.push(id);
+      prevHash = values[7] as string;
+    }
+    return {
+      sql: (n) => `seq AS (SELECT setval(pg_get_serial_sequence('audit_log', 'id'), $${n}::bigint))
+        INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash) OVERRIDING SYSTEM VALUE
+        SELECT a.* FROM unnest($${n + 1}::bigint[], $${n + 2}::bigint[], $${n + 3}::text[], $${n + 4}::text[],
+          $${n + 5}::text[], $${n + 6}::text[], $${n + 7}::text[], $${n + 8}::text[]) AS a, seq`,
+      params: [id, ...columns],
+      ids,
+      tail: { id, hash: prevHash },
+    };
+  }
+
+  async appendAudit(e: AuditEntry): Promise<number> {
+    const chained = this.#chainAudit([e]);
+    await this.count(`WITH ${chained.sql(1)}`, chained.params);
+    this.#auditTail = chained.tail;
+    return chained.ids[0]!;
+  }
+
+  async insertIssuedCertificate(c: IssuedCertificate, audit: readonly AuditEntry[] = []): Promise<void> {
+    if (audit.length === 0) return this.insertCertificate(c);
+    // One statement: the certificate, then its entries (a failed INSERT writes none of them).
+    const chained = this.#chainAudit(audit);
+    await this.insertCertificate(c, chained);
+    this.#auditTail = chained.tail;
   }
 
   protected exec: Exec = (sql, params) => {
     if (!this.open)
       return Promise.reject(new InternalError('internal', 'store transaction used after it ended'));
-    return this.#client.query(sql, params);
+    return this.#client.query(prepared(sql, params));
   };
 
   protected statusChanged(serialHex: string): void {
     this.#owner.notifyStatusChange(serialHex);
-  }
-
-  protected underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T> {
-    return fn(this); // a transaction holds the write lock from its start
   }
 
   /** Notifications made in this transaction, in order (a savepoint's rollback truncates it). */
@@ -797,10 +896,21 @@ class PgTx extends PgData {
     );
   }
 
-  async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
+    return this.savepoint(fn, true);
+  }
+
+  /**
+   * fn in a savepoint. `release: false` leaves it in place when fn succeeds (one round trip fewer): the
+   * group commit's callers, siblings under the transaction itself, each get one. PostgreSQL keeps an
+   * unreleased savepoint until COMMIT, and ROLLBACK TO a name goes to the most recent savepoint of that
+   * name, i.e. the failing caller's own, so the callers before it keep their writes as with RELEASE.
+   */
+  async savepoint<T>(fn: (tx: AsyncStoreTx) => Promise<T>, release: boolean): Promise<T> {
     const name = `kds_sp${++this.#depth}`;
     // Savepoints nest: every notification made after this point is this savepoint's (or a child's).
     const notesBefore = this.#notes.length;
+    const auditTailBefore = this.#auditTail;
     try {
       await this.count(`SAVEPOINT ${name}`, [], 'store transaction failed');
       let value: T;
@@ -811,11 +921,12 @@ class PgTx extends PgData {
         // at the outer COMMIT.
         await this.exec(`ROLLBACK TO SAVEPOINT ${name}`, []).catch(() => undefined);
         // What the savepoint (and the ones inside it) notified is rolled back with it; what an earlier,
-        // released sibling notified stays.
+        // released sibling notified stays. So are its audit entries: the next append takes their ids.
         this.#notes.length = notesBefore;
+        this.#auditTail = auditTailBefore;
         throw err;
       }
-      await this.count(`RELEASE SAVEPOINT ${name}`, [], 'store transaction failed');
+      if (release) await this.count(`RELEASE SAVEPOINT ${name}`, [], 'store transaction failed');
       return value;
     } finally {
       this.#depth -= 1;
@@ -886,7 +997,7 @@ export class PgStore extends PgData implements AsyncStore {
     }
   }
 
-  protected exec: Exec = (sql, params) => this.#pool.query(sql, params);
+  protected exec: Exec = (sql, params) => this.#pool.query(prepared(sql, params));
 
   protected statusChanged(serialHex: string): void {
     this.notifyStatusChange(serialHex);
@@ -972,7 +1083,7 @@ export class PgStore extends PgData implements AsyncStore {
     } catch (err) {
       throw pgError(err, 'store transaction failed');
     }
-    const tx = new PgTx(client, this);
+    let tx: PgTx | undefined;
     let broken = false;
     // A checked-out connection the server terminates between two statements emits 'error' on the client
     // (the pool listens only on idle ones): without a listener that is an uncaught exception, i.e. a
@@ -983,8 +1094,14 @@ export class PgStore extends PgData implements AsyncStore {
     client.on('error', onError);
     try {
       try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock($1)', [this.#writeLockKey]);
+        // One round trip (the simple query protocol runs the three statements in order): the write lock
+        // is waited for here, and the audit chain's tail is read after it was taken, by a statement of
+        // its own, i.e. on a snapshot that sees every transaction that held the lock before (PgTx).
+        const results = (await client.query(
+          `BEGIN; SELECT pg_advisory_xact_lock('${this.#writeLockKey}'::bigint);
+           SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`,
+        )) as unknown as pg.QueryResult<{ id: number; hash: string | null }>[];
+        tx = new PgTx(client, this, results[2]?.rows[0] ?? null);
       } catch (err) {
         broken = true;
         throw pgError(err, 'store transaction failed');
@@ -1016,7 +1133,7 @@ export class PgStore extends PgData implements AsyncStore {
       }
       return value;
     } finally {
-      tx.open = false;
+      if (tx !== undefined) tx.open = false;
       client.off('error', onError);
       // A connection in an unknown state is destroyed, not returned to the pool.
       client.release(broken ? true : undefined);
@@ -1052,12 +1169,27 @@ export class PgStore extends PgData implements AsyncStore {
         this.#queue = [];
         let outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
         const startedAt = performance.now();
+        if (batch.length === 1) {
+          // One caller: the transaction is its own, so no savepoint (two round trips fewer under the
+          // write lock); fn throwing rolls back the transaction, which holds nothing else.
+          const item = batch[0]!;
+          let value: unknown;
+          try {
+            value = await this.transaction(item.fn);
+          } catch (err) {
+            item.reject(err);
+            continue;
+          }
+          this.#observer?.(1, performance.now() - startedAt);
+          item.resolve(value);
+          continue;
+        }
         try {
           outcomes = await this.transaction(async (tx) => {
             const out: typeof outcomes = [];
             for (const item of batch) {
               try {
-                out.push({ ok: true, value: await tx.transaction(item.fn) });
+                out.push({ ok: true, value: await (tx as unknown as PgTx).savepoint(item.fn, false) });
               } catch (err) {
                 out.push({ ok: false, err });
               }
@@ -1091,8 +1223,14 @@ export class PgStore extends PgData implements AsyncStore {
     return hi! * 2 ** 32 + lo!;
   }
 
-  protected underWriteLock<T>(fn: (data: PgData) => Promise<T>): Promise<T> {
-    return this.transaction((tx) => fn(tx as unknown as PgData));
+  appendAudit(e: AuditEntry): Promise<number> {
+    return this.transaction((tx) => tx.appendAudit(e));
+  }
+
+  insertIssuedCertificate(c: IssuedCertificate, audit: readonly AuditEntry[] = []): Promise<void> {
+    // Entries need the write lock (the chain): then a transaction of its own.
+    if (audit.length === 0) return this.insertCertificate(c);
+    return this.transaction((tx) => tx.insertIssuedCertificate(c, audit));
   }
 
   /** The PostgreSQL channel of a store channel: per schema, so two stores in one database stay apart. */

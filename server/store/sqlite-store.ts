@@ -289,8 +289,16 @@ export class SqliteStore implements Store {
 
   // certificates, revocations, CRL (sqlite-certificates.ts)
 
-  insertIssuedCertificate(c: IssuedCertificate): void {
-    this.#certificates.insertIssuedCertificate(c);
+  insertIssuedCertificate(c: IssuedCertificate, audit: readonly AuditEntry[] = []): void {
+    if (audit.length === 0) {
+      this.#certificates.insertIssuedCertificate(c);
+      return;
+    }
+    // Atomic with its entries (a savepoint inside the caller's transaction).
+    this.transaction(() => {
+      this.#certificates.insertIssuedCertificate(c);
+      for (const e of audit) this.#audit.appendAudit(e);
+    });
   }
 
   setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void {

@@ -184,8 +184,11 @@ export interface Store {
    * Record a signed certificate as the name's `active` one, in one INSERT: a taken serial (UNIQUE) is
    * store_error, a name that already has an active certificate (partial unique index) already_active.
    * (Schema 1 also has a `pending` status: rows of an older KDC, which reserved the serial before signing.)
+   * `audit`: entries appended after it, in order, atomically with it (as appendAudit would). Issuance
+   * hands its entries here rather than to appendAudit: PostgreSQL writes the certificate and its entries
+   * in one statement, i.e. one round trip under the store's write lock instead of one per entry more.
    */
-  insertIssuedCertificate(cert: IssuedCertificate): void;
+  insertIssuedCertificate(cert: IssuedCertificate, audit?: readonly AuditEntry[]): void;
   setCertificateStatus(serialHex: string, status: 'revoked' | 'superseded'): void;
   /**
    * Called (synchronously, inside the caller's transaction) after every setCertificateStatus of THIS

@@ -11,7 +11,7 @@ import { PgStore } from '../../../server/store/pg-store.js';
 import { MIGRATIONS } from '../../../server/store/migrations.js';
 import type { NewCertificate, NewPrekey, NewSymKey } from '../../../server/store/store.js';
 import { KdsError } from '../../../shared/errors.js';
-import { auditEntryHash, GENESIS_HASH } from '../../../shared/audit/chain.js';
+import { auditEntryHash, GENESIS_HASH, verifyAuditChain } from '../../../shared/audit/chain.js';
 
 const DAY = 86_400_000;
 
@@ -307,6 +307,118 @@ for (const engine of ENGINES) {
       const heads = await store.listAuditHeads();
       t.match(heads, [{ id: hid, entryId: all[12]!.id, signedAt: 99, certSerial: '0a' }]);
       t.ok(heads[0]!.signature.equals(Buffer.from('sig')));
+    });
+
+    t.test('audit log: appends that rolled back leave no gap in the chain', async (t) => {
+      const { store, again } = await engine.open(t);
+      const entry = (n: number) => ({ at: n, actor: 'admin', action: 'x', detail: { n } });
+      await store.appendAudit(entry(1));
+      // A savepoint that appended, then failed; its sibling after it appends.
+      await store.transaction(async (tx) => {
+        await tx.appendAudit(entry(2));
+        await t.rejects(
+          tx.transaction(async (sp) => {
+            await sp.appendAudit(entry(-1));
+            throw new Error('no');
+          }),
+        );
+        await tx.appendAudit(entry(3));
+      });
+      // A whole transaction that appended, then failed.
+      await t.rejects(
+        store.transaction(async (tx) => {
+          await tx.appendAudit(entry(-2));
+          throw new Error('no');
+        }),
+      );
+      // Group-commit callers, the middle one refused after its append (the shape of a refused issuance).
+      const results = await Promise.allSettled(
+        [4, -3, 5, -4, 6].map((n) =>
+          store.batch(async (tx) => {
+            await tx.appendAudit(entry(n));
+            if (n < 0) throw new Error('refused');
+          }),
+        ),
+      );
+      t.same(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'],
+      );
+      // Another handle (another node) appends after all of it.
+      await (await again()).appendAudit(entry(7));
+      const all = await store.listAudit();
+      t.same(
+        all.map((r) => r.detail.n),
+        [1, 2, 3, 4, 5, 6, 7],
+        'only what committed, in order',
+      );
+      t.same(
+        all.map((r) => r.id),
+        [1, 2, 3, 4, 5, 6, 7],
+        'consecutive ids: no entry looks deleted',
+      );
+      t.match(
+        verifyAuditChain(all, [], () => true),
+        { ok: true, entries: 7 },
+      );
+    });
+
+    t.test('insertIssuedCertificate with audit entries: written together, or neither', async (t) => {
+      const { store, again } = await engine.open(t);
+      const entry = (n: number) => ({
+        at: n,
+        actor: 'ca',
+        action: 'cert.issue',
+        subject: 'alice',
+        detail: { n },
+      });
+      await store.appendAudit(entry(1));
+      // On the store itself (a transaction of its own), then inside one with an append before it.
+      await store.insertIssuedCertificate(cert('0a', 'alice'), [entry(2), entry(3)]);
+      await store.transaction(async (tx) => {
+        await tx.appendAudit(entry(4));
+        await tx.insertIssuedCertificate(cert('0b', 'bob'), [entry(5)]);
+        await tx.appendAudit(entry(6));
+      });
+      // Refused (alice is active): no certificate and no entry, outside and inside a transaction.
+      await rejectsWithCode(
+        t,
+        store.insertIssuedCertificate(cert('0c', 'alice'), [entry(-1)]),
+        'already_active',
+        'the one-active-per-name index, on the store',
+      );
+      await store.transaction(async (tx) => {
+        await rejectsWithCode(
+          t,
+          tx.transaction((sp) => sp.insertIssuedCertificate(cert('0d', 'alice'), [entry(-2), entry(-3)])),
+          'already_active',
+          'in a savepoint',
+        );
+        await tx.appendAudit(entry(7));
+      });
+      // A secret-looking detail key refuses the whole call, the certificate included.
+      await t.rejects(
+        store.insertIssuedCertificate(cert('0e', 'carol'), [
+          { at: 0, actor: 'x', action: 'y', detail: { privateKey: 'k' } },
+        ]),
+        /secret/,
+      );
+      t.equal(await store.activeCertificate('carol'), undefined, 'nothing written');
+      await (await again()).insertIssuedCertificate(cert('0f', 'dave'), [entry(8)]);
+      t.same(
+        (await store.listCertificates()).map((c) => c.serialHex),
+        ['0a', '0b', '0f'],
+      );
+      const all = await store.listAudit();
+      t.same(
+        all.map((r) => r.detail.n),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        'the entries in call order',
+      );
+      t.match(
+        verifyAuditChain(all, [], () => true),
+        { ok: true, entries: 8 },
+      );
     });
 
     t.test(
