@@ -1104,6 +1104,8 @@ export class PgStore extends PgData implements AsyncStore {
   #listenClient: pg.Client | undefined;
   #listenReady: Promise<pg.Client> | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
+  /** The listening connection was lost and is not back yet (attempts are scheduled). */
+  #reconnecting = false;
 
   async listen(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
     checkNotification(channel);
@@ -1146,9 +1148,8 @@ export class PgStore extends PgData implements AsyncStore {
           }
         }
       });
-      const lost = (): void => this.#listenLost(client);
-      client.on('error', lost);
-      client.on('end', lost);
+      client.on('error', (err: Error) => this.#listenLost(client, err.message));
+      client.on('end', () => this.#listenLost(client, 'the connection closed'));
       try {
         await client.connect();
       } catch (err) {
@@ -1165,25 +1166,48 @@ export class PgStore extends PgData implements AsyncStore {
    * The listening connection is gone (PostgreSQL restarted, the connection was killed): reconnect,
    * LISTEN again on every channel, then tell every listener it may have missed notifications (onGap).
    */
-  #listenLost(client: pg.Client): void {
+  #listenLost(client: pg.Client, reason: string): void {
     if (this.#listenClient !== client) return;
     this.#listenClient = undefined;
     this.#listenReady = undefined;
     client.end().catch(() => undefined);
-    if (this.#closed) return;
+    // A connection lost while reconnecting (killed between its connect and its LISTEN): the attempt in
+    // progress fails and schedules the next one; one chain of attempts, one onLost per loss.
+    if (this.#closed || this.#reconnecting) return;
+    this.#reconnecting = true;
+    for (const set of this.#listeners.values()) {
+      for (const l of set) {
+        try {
+          l.onLost?.(reason);
+        } catch {
+          // a listener's failure is its own
+        }
+      }
+    }
     const attempt = (delay: number): void => {
       this.#reconnectTimer = setTimeout(() => {
         this.#reconnectTimer = undefined;
-        if (this.#closed || this.#listeners.size === 0) return;
+        if (this.#closed || this.#listeners.size === 0) {
+          this.#reconnecting = false;
+          return;
+        }
         void (async () => {
+          let c: pg.Client | undefined;
           try {
-            const c = await this.#listenConnection();
+            c = await this.#listenConnection();
             for (const name of this.#listeners.keys()) await c.query(`LISTEN ${name}`);
           } catch {
+            // A connection that came up but could not LISTEN is not kept (nor leaked): the next attempt
+            // opens a fresh one.
+            if (c !== undefined && this.#listenClient === c) {
+              this.#listenClient = undefined;
+              c.end().catch(() => undefined);
+            }
             this.#listenReady = undefined;
             attempt(Math.min(delay * 2, LISTEN_RETRY_MAX_MS));
             return;
           }
+          this.#reconnecting = false;
           for (const set of this.#listeners.values()) {
             for (const l of set) {
               try {
