@@ -19,7 +19,9 @@
 // larger share of an issuance, so the PostgreSQL/SQLite ratio is the stricter for it. Each KDC node runs
 // in its own process (bench/load/kdc-server.ts), each load generator in another; PostgreSQL's own CPU is
 // not in the KDC CPU figures. KDS_BENCH_PG_URL: the database (default the test one, 127.0.0.1:5432); each
-// store is a schema of its own, dropped at the end.
+// store is a schema of its own, dropped at the end. KDS_BENCH_CLUSTER_ONLY=latency measures the delivery
+// latency alone (after a short warm-up of the key path), for before/after runs of the push path that the
+// throughput rounds and the 5,000-session revocation would make several minutes long.
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -48,6 +50,7 @@ import { Worker } from './load/ipc.js';
 
 const PG_URL = process.env.KDS_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SESSIONS = Number(process.env.KDS_BENCH_CLUSTER_SESSIONS ?? 5_000);
+const ONLY = process.env.KDS_BENCH_CLUSTER_ONLY;
 const RUNS = 3;
 const HANDSHAKES = 200;
 const HANDSHAKE_CONCURRENCY = 16;
@@ -269,11 +272,45 @@ async function revocationRound(t: Topology): Promise<Record<string, number>> {
   return out;
 }
 
+/** KDS_BENCH_CLUSTER_ONLY=latency: the delivery latency of each topology, after a warm-up of the key path. */
+async function latencyOnly(topologies: Topology[]): Promise<BenchResult> {
+  for (const t of topologies) await keysRound(t, KEYS_PER_PAIR);
+  const samples = Object.fromEntries(NAMES.map((n) => [n, [] as number[]])) as Record<Name, number[]>;
+  // Rounds alternate between the topologies, so the machine's load hits all three alike.
+  for (let r = 0; r < RUNS; r++) {
+    for (const t of topologies) {
+      const k = await keysRound(t, LATENCY_KEYS, LATENCY_PAIRS);
+      samples[t.name].push(...k.deliveries);
+    }
+  }
+  const figures: Record<string, Figure> = {};
+  for (const n of NAMES) {
+    const label = n === 'pg2' ? 'cross_node_delivery' : `delivery_${n}`;
+    figures[`${label}_p50_ms`] = summarize([percentile(samples[n], 50)], 'ms');
+    figures[`${label}_p99_ms`] = summarize([percentile(samples[n], 99)], 'ms');
+  }
+  return {
+    machine: machine(),
+    figures,
+    ratios: {},
+    notes: [
+      `delivery latency only (KDS_BENCH_CLUSTER_ONLY=latency): ${RUNS} rounds of ${LATENCY_PAIRS} pairs x ${LATENCY_KEYS} keys per topology, one in flight per pair, the topologies alternating (${samples.pg2.length} samples on two nodes)`,
+      `load average at the end: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+      'target: cross_node_delivery_p99_ms < 50',
+    ],
+  };
+}
+
 export async function run(): Promise<BenchResult> {
   if (!(Number.isSafeInteger(SESSIONS) && SESSIONS >= 2)) {
     throw new Error(
       `KDS_BENCH_CLUSTER_SESSIONS must be an integer >= 2, got ${process.env.KDS_BENCH_CLUSTER_SESSIONS}`,
     );
+  }
+  if (ONLY !== undefined && ONLY !== 'latency') {
+    throw new Error(`KDS_BENCH_CLUSTER_ONLY must be 'latency' or unset, got ${ONLY}`);
   }
   const workers: Worker[] = [];
   const schemas: string[] = [];
@@ -281,6 +318,7 @@ export async function run(): Promise<BenchResult> {
   const notes: string[] = [];
   try {
     for (const name of NAMES) topologies.push(await startTopology(name, workers, schemas));
+    if (ONLY === 'latency') return await latencyOnly(topologies);
     const acc = Object.fromEntries(
       NAMES.map((n) => [
         n,

@@ -8,7 +8,8 @@
 //     recipient has a session here, read the delivery from the store and push it.
 // When notifications may have been missed (the listening connection was lost and is back), the node
 // catches up from the store: a revocation sync, and the queued backlog of every identity connected here.
-// The KDC's periodic revocation sync stays, as the safety net.
+// The KDC's periodic revocation sync stays, as the safety net. The loss and the return are each one log
+// line (kdc.warning): while it lasts, nothing another node does reaches this node's sessions live.
 //
 // A single node on SQLite listens to nothing: it pushes what it commits itself, as it always did, and
 // nothing else writes to its sessions (a `kds cert revoke` from a shell is picked up by the periodic
@@ -45,9 +46,24 @@ export async function listenAcrossNodes(deps: ClusterPushDeps): Promise<() => Pr
       log(`queued notices not pushed: ${(err as Error).message}`);
     });
   };
+  // One connection listens on both channels: its loss and return are logged once, by this listener.
+  let lostAt: number | undefined;
   const stopRevoked = await store.listen(REVOKED_CHANNEL, {
     onNotify: syncRevocations,
-    onGap: syncRevocations,
+    onLost: (reason) => {
+      lostAt = Date.now();
+      log(
+        `store notifications lost (${reason}): other nodes' revocations and key notices do not reach this node's sessions until it listens again; reconnecting`,
+      );
+    },
+    onGap: () => {
+      const seconds = lostAt === undefined ? 0 : Math.max(0, Math.round((Date.now() - lostAt) / 1000));
+      lostAt = undefined;
+      log(
+        `store notifications back (lost for about ${seconds} s): revocations synced, queued notices of the clients connected here pushed again`,
+      );
+      syncRevocations();
+    },
   });
   try {
     const stopDelivery = await store.listen(DELIVERY_CHANNEL, {

@@ -8,10 +8,19 @@ import { buildPush, decodeAnnouncement } from './deliveries.js';
 import type { Caller, KeyContext } from './key-context.js';
 import { expireDue } from './key-sweep.js';
 
+/**
+ * Reads of announced deliveries in flight at once: enough to overlap their round trips, few enough that a
+ * burst of announcements (a revocation cascading to many keys) leaves the pool's connections to requests.
+ */
+const ANNOUNCED_READS = 4;
+
 export class DeliveryQueue {
   readonly #ctx: KeyContext;
   /** Announced deliveries being pushed, one after the other (in commit order). */
   #announced: Promise<void> = Promise.resolve();
+  /** Reads of announced deliveries in flight (at most ANNOUNCED_READS; the others wait, in order). */
+  #reading = 0;
+  readonly #readWaiters: (() => void)[] = [];
 
   constructor(ctx: KeyContext) {
     this.#ctx = ctx;
@@ -64,25 +73,46 @@ export class DeliveryQueue {
   /**
    * Another node queued a notice (a DELIVERY_CHANNEL payload): push it to the recipient's sessions on
    * this node, read from the store. That node pushed it to its own sessions; this node's are reached
-   * only here, so each session gets it once. Pushes run one at a time, in the order announced.
+   * only here, so each session gets it once. Pushes are sent one at a time, in the order announced; the
+   * reads behind them start at once (a few at a time): a notice announced while the previous one is
+   * still being read no longer waits for that read's round trips before its own begin.
    */
   pushAnnounced(payload: string): Promise<void> {
     const ctx = this.#ctx;
     const a = decodeAnnouncement(payload);
     // Ours (already pushed after the commit), or nobody to push to here: not even a read.
     if (a === undefined || a.node === ctx.node || !ctx.hasLiveSession(a.recipient)) return this.#announced;
-    this.#announced = this.#announced.then(async () => {
+    const read = this.#read(async () => {
       const delivery = await ctx.store.getDelivery(a.recipient, a.id);
       // Acknowledged already (through another node), or replaced by a newer notice about its key.
-      if (delivery === undefined) return;
+      if (delivery === undefined) return undefined;
       // The KEK ring is opened once per process: after that, no look at the key's mode first.
       if (delivery.kind === 'key.delivered' && ctx.kekReady() === undefined)
         await ctx.kekIfKdcKeys([delivery.keySerial]);
-      await ctx.pushAll([delivery]);
+      return buildPush(delivery, ctx.store, () => ctx.kekReady());
+    });
+    // Unhandled until the chain below reaches it: a rejection is handled there.
+    read.catch(() => undefined);
+    this.#announced = this.#announced.then(async () => {
+      const push = await read;
+      if (push !== undefined) await ctx.pushAll([push]);
     });
     // A failed read leaves the notice to the queue (key.sync at the next connect); later ones still go.
     this.#announced = this.#announced.catch(() => undefined);
     return this.#announced;
+  }
+
+  /** Run `fn` once fewer than ANNOUNCED_READS reads are in flight (FIFO). */
+  async #read<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#reading >= ANNOUNCED_READS) await new Promise<void>((r) => this.#readWaiters.push(r));
+    else this.#reading += 1;
+    try {
+      return await fn();
+    } finally {
+      const next = this.#readWaiters.shift();
+      if (next !== undefined) next();
+      else this.#reading -= 1;
+    }
   }
 
   /**

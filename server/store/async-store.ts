@@ -66,6 +66,12 @@ export interface StoreListener {
    * is back): the listener must catch up from the store itself.
    */
   onGap?(): void;
+  /**
+   * Called once when the listening connection is lost, with why (PostgreSQL's message, or that the
+   * connection closed); notifications are missed from then until onGap. Not called again for each failed
+   * reconnection.
+   */
+  onLost?(reason: string): void;
 }
 
 export type StoreEngine = 'sqlite' | 'postgres';

@@ -878,22 +878,28 @@ class PgTx extends PgData {
       return Promise.reject(err as Error);
     }
     // NOTIFY is transactional: PostgreSQL delivers it at COMMIT, drops it with a rollback, to every
-    // connection LISTENing on the channel, on every node. Held here and sent in one statement just
-    // before COMMIT (sendNotes): a round trip per notification would be spent under the write lock,
-    // and every queued key notice makes one (bench/cluster.ts).
+    // connection LISTENing on the channel, on every node. Held here and sent with the COMMIT itself
+    // (commitStatement): a round trip per notification, or one for all of them, would be spent under the
+    // write lock, which every node's writers wait for, and every queued key notice makes one
+    // (bench/cluster.ts).
     this.#notes.push({ channel: this.#owner.pgChannel(channel), payload });
     return Promise.resolve();
   }
 
-  /** Send the notifications this transaction kept (in the order they were made), before its COMMIT. */
-  async sendNotes(): Promise<void> {
-    if (this.#notes.length === 0) return;
-    await this.count(
-      // unnest returns the rows in array order: the notifications are queued in the order they were made.
-      'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)',
-      [this.#notes.map((n) => n.channel), this.#notes.map((n) => n.payload)],
-      'store write failed',
-    );
+  /**
+   * The COMMIT of this transaction, preceded by the notifications it kept (in the order they were made)
+   * in the same simple query: one round trip. A simple query takes no parameters, so the channels (our
+   * own names, checkNotification) and payloads are quoted as literals (node-postgres's escapeLiteral).
+   * If the notifications fail, PostgreSQL skips the COMMIT and the transaction ends rolled back.
+   */
+  commitStatement(): string {
+    if (this.#notes.length === 0) return 'COMMIT';
+    const array = (values: string[]): string =>
+      `ARRAY[${values.map((v) => pg.escapeLiteral(v)).join(',')}]::text[]`;
+    // unnest returns the rows in array order: the notifications are queued in the order they were made.
+    return `SELECT pg_notify(c, p) FROM unnest(${array(this.#notes.map((n) => n.channel))}, ${array(
+      this.#notes.map((n) => n.payload),
+    )}) AS n(c, p); COMMIT`;
   }
 
   transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
@@ -1109,7 +1115,6 @@ export class PgStore extends PgData implements AsyncStore {
       let value: T;
       try {
         value = await fn(tx as unknown as AsyncStoreTx);
-        await tx.sendNotes();
       } catch (err) {
         tx.open = false;
         if (err instanceof KdsError && err.code === 'unavailable') {
@@ -1125,7 +1130,7 @@ export class PgStore extends PgData implements AsyncStore {
       }
       tx.open = false;
       try {
-        await client.query('COMMIT');
+        await client.query(tx.commitStatement());
       } catch (err) {
         broken = true;
         // A COMMIT whose connection was lost has an unknown outcome: say so.
@@ -1167,23 +1172,12 @@ export class PgStore extends PgData implements AsyncStore {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
         this.#queue = [];
-        let outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
-        const startedAt = performance.now();
         if (batch.length === 1) {
-          // One caller: the transaction is its own, so no savepoint (two round trips fewer under the
-          // write lock); fn throwing rolls back the transaction, which holds nothing else.
-          const item = batch[0]!;
-          let value: unknown;
-          try {
-            value = await this.transaction(item.fn);
-          } catch (err) {
-            item.reject(err);
-            continue;
-          }
-          this.#observer?.(1, performance.now() - startedAt);
-          item.resolve(value);
+          await this.#runAlone(batch[0]!);
           continue;
         }
+        let outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
+        const startedAt = performance.now();
         try {
           outcomes = await this.transaction(async (tx) => {
             const out: typeof outcomes = [];
@@ -1210,6 +1204,24 @@ export class PgStore extends PgData implements AsyncStore {
     } finally {
       this.#flushing = false;
     }
+  }
+
+  /**
+   * A batch of one (a write at light load): its own transaction, without the savepoint that isolates it
+   * from other callers. That is two round trips fewer (SAVEPOINT, RELEASE) under the write lock; a throw
+   * rolls the whole transaction back, which is exactly what the savepoint's rollback left committed.
+   */
+  async #runAlone(item: BatchItem): Promise<void> {
+    const startedAt = performance.now();
+    let value: unknown;
+    try {
+      value = await this.transaction(item.fn);
+    } catch (err) {
+      item.reject(err);
+      return;
+    }
+    this.#observer?.(1, performance.now() - startedAt);
+    item.resolve(value);
   }
 
   async changeCounter(): Promise<number> {
@@ -1242,6 +1254,8 @@ export class PgStore extends PgData implements AsyncStore {
   #listenClient: pg.Client | undefined;
   #listenReady: Promise<pg.Client> | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
+  /** The listening connection was lost and is not back yet (attempts are scheduled). */
+  #reconnecting = false;
 
   async listen(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
     checkNotification(channel);
@@ -1284,9 +1298,8 @@ export class PgStore extends PgData implements AsyncStore {
           }
         }
       });
-      const lost = (): void => this.#listenLost(client);
-      client.on('error', lost);
-      client.on('end', lost);
+      client.on('error', (err: Error) => this.#listenLost(client, err.message));
+      client.on('end', () => this.#listenLost(client, 'the connection closed'));
       try {
         await client.connect();
       } catch (err) {
@@ -1303,25 +1316,48 @@ export class PgStore extends PgData implements AsyncStore {
    * The listening connection is gone (PostgreSQL restarted, the connection was killed): reconnect,
    * LISTEN again on every channel, then tell every listener it may have missed notifications (onGap).
    */
-  #listenLost(client: pg.Client): void {
+  #listenLost(client: pg.Client, reason: string): void {
     if (this.#listenClient !== client) return;
     this.#listenClient = undefined;
     this.#listenReady = undefined;
     client.end().catch(() => undefined);
-    if (this.#closed) return;
+    // A connection lost while reconnecting (killed between its connect and its LISTEN): the attempt in
+    // progress fails and schedules the next one; one chain of attempts, one onLost per loss.
+    if (this.#closed || this.#reconnecting) return;
+    this.#reconnecting = true;
+    for (const set of this.#listeners.values()) {
+      for (const l of set) {
+        try {
+          l.onLost?.(reason);
+        } catch {
+          // a listener's failure is its own
+        }
+      }
+    }
     const attempt = (delay: number): void => {
       this.#reconnectTimer = setTimeout(() => {
         this.#reconnectTimer = undefined;
-        if (this.#closed || this.#listeners.size === 0) return;
+        if (this.#closed || this.#listeners.size === 0) {
+          this.#reconnecting = false;
+          return;
+        }
         void (async () => {
+          let c: pg.Client | undefined;
           try {
-            const c = await this.#listenConnection();
+            c = await this.#listenConnection();
             for (const name of this.#listeners.keys()) await c.query(`LISTEN ${name}`);
           } catch {
+            // A connection that came up but could not LISTEN is not kept (nor leaked): the next attempt
+            // opens a fresh one.
+            if (c !== undefined && this.#listenClient === c) {
+              this.#listenClient = undefined;
+              c.end().catch(() => undefined);
+            }
             this.#listenReady = undefined;
             attempt(Math.min(delay * 2, LISTEN_RETRY_MAX_MS));
             return;
           }
+          this.#reconnecting = false;
           for (const set of this.#listeners.values()) {
             for (const l of set) {
               try {

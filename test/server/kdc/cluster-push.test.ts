@@ -1,7 +1,8 @@
 // server/kdc/cluster-push.ts, the wiring: on PostgreSQL a node listens on the revocation and delivery
 // channels; a revocation notification (and a gap) syncs revocations, at most one sync at a time with
 // one more for whatever arrived meanwhile; a delivery notification goes to the key service; a gap on
-// the delivery channel pushes the backlog of the identities connected here. On SQLite nothing listens.
+// the delivery channel pushes the backlog of the identities connected here; the loss of the listening
+// connection and its return are one log line each. On SQLite nothing listens.
 // The real store and processes: test/e2e/cluster.test.ts.
 import t from 'tap';
 import { listenAcrossNodes, type ClusterPushDeps } from '../../../server/kdc/cluster-push.js';
@@ -16,6 +17,7 @@ function fakes(engine: 'sqlite' | 'postgres') {
   let release: (() => void) | undefined;
   const announced: string[] = [];
   const backlogs: string[][] = [];
+  const logged: string[] = [];
   const sessions = new SessionTable();
   for (const name of ['bob', 'bob', 'carol']) {
     sessions.add({ identity: { name, serialHex: `${name}-${Math.random()}` } } as unknown as SessionHandle);
@@ -48,7 +50,7 @@ function fakes(engine: 'sqlite' | 'postgres') {
       },
     },
     sessions,
-    log: () => undefined,
+    log: (line: string) => logged.push(line),
   } as unknown as ClusterPushDeps;
   const finishSync = async (): Promise<void> => {
     const r = release;
@@ -62,6 +64,7 @@ function fakes(engine: 'sqlite' | 'postgres') {
     unlistened,
     announced,
     backlogs,
+    logged,
     finishSync,
     syncs: () => syncs,
   };
@@ -102,4 +105,22 @@ t.test('PostgreSQL: revocations sync, coalesced; deliveries go to the key servic
 
   await stop();
   t.same(f.unlistened.sort(), ['delivery', 'revoked'], 'both channels unlistened at stop');
+});
+
+t.test('PostgreSQL: the listening connection lost and back is one log line each', async (t) => {
+  const f = fakes('postgres');
+  await listenAcrossNodes(f.deps);
+  // The store tells every listener of its one connection; the node says it once.
+  for (const l of f.listeners.values()) l.onLost?.('terminating connection due to administrator command');
+  t.equal(f.logged.length, 1, 'one line for the loss');
+  t.match(
+    f.logged[0],
+    /^store notifications lost \(terminating connection due to administrator command\): .* reconnecting$/,
+  );
+  for (const l of f.listeners.values()) l.onGap?.();
+  t.equal(f.logged.length, 2, 'one line for the return');
+  t.match(f.logged[1], /^store notifications back \(lost for about \d+ s\): revocations synced/);
+  t.equal(f.syncs(), 1, 'and the revocations are synced');
+  t.same(f.backlogs, [['bob', 'carol']], 'and the backlogs pushed');
+  await f.finishSync();
 });
