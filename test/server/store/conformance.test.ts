@@ -10,7 +10,7 @@ import { openSqliteAsyncStore } from '../../../server/store/sqlite-async-store.j
 import { PgStore } from '../../../server/store/pg-store.js';
 import { MIGRATIONS } from '../../../server/store/migrations.js';
 import type { NewCertificate, NewPrekey, NewSymKey } from '../../../server/store/store.js';
-import { KdsError } from '../../../shared/errors.js';
+import { KdsError, PolicyError } from '../../../shared/errors.js';
 import { auditEntryHash, GENESIS_HASH } from '../../../shared/audit/chain.js';
 
 const DAY = 86_400_000;
@@ -308,6 +308,57 @@ for (const engine of ENGINES) {
       t.match(heads, [{ id: hid, entryId: all[12]!.id, signedAt: 99, certSerial: '0a' }]);
       t.ok(heads[0]!.signature.equals(Buffer.from('sig')));
     });
+
+    t.test(
+      'audit log inside a batch: a caller rolled back leaves no entry and no break in the chain',
+      async (t) => {
+        const { store, again } = await engine.open(t);
+        const first = await store.appendAudit({ at: 1, actor: 'kdc', action: 'start' });
+        const other = await again();
+        const append = (tx: { appendAudit: AsyncStore['appendAudit'] }, i: number) =>
+          tx.appendAudit({
+            at: 10 + i,
+            actor: 'alice',
+            action: 'key.create',
+            subject: `k${i}`,
+            detail: { i },
+          });
+        const results = await Promise.allSettled([
+          store.batch(async (tx) => append(tx, 1)),
+          store.batch(async (tx) => {
+            // Two entries, then a failure: both are rolled back with the caller's savepoint.
+            await append(tx, 2);
+            await append(tx, 3);
+            throw new PolicyError('quota_exceeded', 'refused after its audit rows');
+          }),
+          store.batch(async (tx) => append(tx, 4)),
+          // An entry from another handle between batches, and one inside a plain transaction.
+          other.appendAudit({ at: 20, actor: 'cli', action: 'cert.revoke' }),
+          store.transaction(async (tx) => append(tx, 5)),
+        ]);
+        t.same(
+          results.map((r) => r.status),
+          ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+        );
+        const all = await store.listAudit();
+        t.same(all.map((r) => r.subject ?? '').sort(), ['', '', 'k1', 'k4', 'k5']);
+        t.equal(all[0]!.id, first);
+        let prev = GENESIS_HASH;
+        let linked = 0;
+        for (const r of all) {
+          if (r.prevHash === prev && r.hash === auditEntryHash(prev, r)) linked += 1;
+          prev = r.hash ?? '';
+        }
+        t.equal(linked, all.length, 'every entry links to the one before it and hashes its own content');
+        const ids = all.map((r) => r.id);
+        t.same(
+          ids,
+          [...ids].sort((a, b) => a - b),
+          'ids in chain order',
+        );
+        t.equal(new Set(ids).size, ids.length, 'no id given twice');
+      },
+    );
 
     t.test(
       'transactions: commit, roll back, savepoints, errors unchanged, store calls outside',
