@@ -23,6 +23,7 @@ import { SqliteSql, storeError } from './sqlite-sql.js';
 import { SqliteTokens } from './sqlite-tokens.js';
 import { WalSyncEngine, type WalSync } from './sqlite-wal-sync.js';
 import type {
+  ActiveCertificateSummary,
   AuditEntry,
   AuditHeadRecord,
   AuditQuery,
@@ -319,6 +320,10 @@ export class SqliteStore implements Store {
 
   activeCertificate(name: string): CertificateRecord | undefined {
     return this.#certificates.activeCertificate(name);
+  }
+
+  activeCertificateSummary(name: string): ActiveCertificateSummary | undefined {
+    return this.#certificates.activeCertificateSummary(name);
   }
 
   latestCertificate(name: string): CertificateRecord | undefined {

@@ -160,6 +160,16 @@ for (const engine of ENGINES) {
       t.equal((await store.getCertificateByFingerprint('fp0a'))?.serialHex, '0a');
       t.equal((await store.activeCertificate('alice'))?.serialHex, '0b');
       t.equal(await store.activeCertificate('bob'), undefined);
+      // The summary: the active row's serial, role and validity only (alice's older 0a is superseded,
+      // bob's only certificate revoked).
+      t.strictSame(await store.activeCertificateSummary('alice'), {
+        serialHex: '0b',
+        role: 'client',
+        notBefore: 1_000,
+        notAfter: 1_000 + 30 * DAY,
+      });
+      t.equal(await store.activeCertificateSummary('bob'), undefined);
+      t.equal(await store.activeCertificateSummary('nobody'), undefined);
       t.equal((await store.latestCertificate('alice'))?.serialHex, '0b');
       t.same(
         (await store.listCertificates()).map((c) => c.serialHex),
