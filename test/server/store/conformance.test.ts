@@ -655,11 +655,15 @@ for (const engine of ENGINES) {
         t.equal(await store.countQueuedFrom('bob', 'alice', 'msg'), 1);
         t.equal(await store.countQueuedFrom('bob', 'alice', 'key'), 1);
         t.equal(await store.deleteQueuedKeyNotices('bob', serial32(1)), 2, 'key notices, not the message');
+        t.equal(await store.deleteDeliveries('bob', [d4]), 0, 'one id: only the recipient own');
         t.equal(await store.deleteDeliveries('bob', [d2, d4]), 1, 'only the recipient own');
         t.equal(await store.deleteDeliveries('bob', []), 0);
         t.equal(await store.countDeliveries('bob'), 0);
         t.equal(await store.countDeliveries(), 1);
         t.equal(await store.countPendingDeliveries(), 1);
+        t.equal(await store.deleteDeliveries('carol', [d4]), 1, 'one id');
+        t.equal(await store.deleteDeliveries('carol', [d4]), 0, 'once');
+        t.equal(await store.countPendingDeliveries(), 0);
       },
     );
 
