@@ -2,9 +2,8 @@
 // step 1, and every key creation: "Sending to a revoked, expired or unknown peer fails with its code"),
 // and the key a rotation replaces (an active key of the same two parties and mode).
 import { InputError, StateError } from '../../shared/errors.js';
-import { pemToDer } from '../../shared/pki/pem.js';
 import { assertValidName } from '../../shared/pki/names.js';
-import type { CertificateRecord, SymKeyMode } from '../store/store.js';
+import type { ActiveCertificateSummary, SymKeyMode } from '../store/store.js';
 import type { Caller, KeyContext } from './key-context.js';
 import { refuseUnusable, type KeyLookup } from './key-lookup.js';
 
@@ -25,21 +24,25 @@ export class KeyParties {
     const cert = await this.peerCertificate(caller, name);
     return {
       name,
-      cert: pemToDer(cert.pem!, 'CERTIFICATE'),
+      cert: (await this.#ctx.certificate(cert.serialHex)).der,
       serial: cert.serialHex,
       notAfter: cert.notAfter,
       status: 'good',
     };
   }
 
-  /** The peer's active certificate, or the code docs/keys.md names: peer_revoked / peer_unavailable. */
-  async peerCertificate(caller: Caller, name: string): Promise<CertificateRecord> {
+  /**
+   * The peer's active certificate, or the code docs/keys.md names: peer_revoked / peer_unavailable. Its
+   * serial, role and validity only: read on every key.create and key.reserve, the PEM is not (a
+   * certificate's content is cached by serial, KeyContext.certificate).
+   */
+  async peerCertificate(caller: Caller, name: string): Promise<ActiveCertificateSummary> {
     const ctx = this.#ctx;
     assertValidName(name);
     if (caller.role !== 'client') throw new InputError('bad_request', 'only enrolled clients exchange keys');
     if (name === caller.name) throw new InputError('bad_request', 'a key needs two different parties');
-    const cert = await ctx.store.activeCertificate(name);
-    if (cert === undefined || cert.role !== 'client' || cert.pem === null) {
+    const cert = await ctx.store.activeCertificateSummary(name);
+    if (cert === undefined || cert.role !== 'client') {
       const latest = await ctx.store.latestCertificate(name);
       if (latest?.status === 'revoked' && latest.role === 'client') {
         throw new StateError('peer_revoked', `the certificate of ${name} is revoked`);

@@ -37,7 +37,11 @@ export async function putPrekeys(
   }
   let stock: number;
   try {
-    stock = await ctx.store.transaction(async (tx) => {
+    // Through the group commit, as reserve and deposit: a client tops its stock up with two requests
+    // (the status query, then the upload) while keys are being exchanged, and each of them was a
+    // transaction of its own with its own WAL sync on the event loop. The answer still follows the
+    // durable commit.
+    stock = await ctx.store.batch(async (tx) => {
       await assertCallerCurrent(tx, caller.serialHex, ctx.now());
       // Prekeys signed under an older certificate of this name can no longer be verified by senders.
       await tx.deletePrekeys(caller.name, caller.serialHex);

@@ -15,6 +15,14 @@ import type { DeliveryQueue } from './delivery-queue.js';
 import type { Caller, KeyContext } from './key-context.js';
 import { issuedState, type KeyLookup } from './key-lookup.js';
 
+/** key.verify's request: the caller's digest, the receiver's transcript signature, delivery ids to ack. */
+export interface VerifyRequest {
+  serial: string;
+  digest: Buffer;
+  signature?: Buffer;
+  ack?: readonly number[];
+}
+
 export interface VerifyResult {
   serial: string;
   verdict: Verdict;
@@ -47,10 +55,7 @@ export class KeyVerification {
    * which saves a request and a commit per key. The ids are deleted before this answers, whatever the
    * verdict; if the caller disconnects before sending key.verify, the notice stays queued.
    */
-  async verify(
-    caller: Caller,
-    req: { serial: string; digest: Buffer; signature?: Buffer; ack?: readonly number[] },
-  ): Promise<VerifyResult> {
+  async verify(caller: Caller, req: VerifyRequest): Promise<VerifyResult> {
     const ctx = this.#ctx;
     const ack = req.ack ?? [];
     const rec = await this.#lookup.find(caller, req.serial);

@@ -34,7 +34,7 @@ import { KeyParties } from './key-parties.js';
 import { putPrekeys } from './key-prekeys.js';
 import { KeyRevocation } from './key-revoke.js';
 import { sweep } from './key-sweep.js';
-import { KeyVerification, type VerifyResult } from './key-verify.js';
+import { KeyVerification, type VerifyRequest, type VerifyResult } from './key-verify.js';
 
 export class KeyService {
   readonly #ctx: KeyContext;
@@ -90,10 +90,7 @@ export class KeyService {
 
   // -- verification, lookup, lifecycle
 
-  verify(
-    caller: Caller,
-    req: { serial: string; digest: Buffer; signature?: Buffer; ack?: readonly number[] },
-  ): Promise<VerifyResult> {
+  verify(caller: Caller, req: VerifyRequest): Promise<VerifyResult> {
     return this.#verification.verify(caller, req);
   }
 

@@ -128,6 +128,7 @@ export const DATA_METHODS = everyDataMethod([
   'getCertificateStanding',
   'getCertificateByFingerprint',
   'activeCertificate',
+  'activeCertificateSummary',
   'latestCertificate',
   'listCertificates',
   'countCertificates',

@@ -29,6 +29,7 @@ import {
   auditHeadOf,
   auditOf,
   auditRowValues,
+  certificateSummaryOf,
   certOf,
   crlStateOf,
   deliveryOf,
@@ -40,6 +41,7 @@ import {
   tokenOf,
   type AuditHeadRow,
   type AuditRow,
+  type CertificateSummaryRow,
   type CertRow,
   type CrlStateRow,
   type DeliveryRow,
@@ -50,6 +52,7 @@ import {
   type TokenRow,
 } from './rows.js';
 import type {
+  ActiveCertificateSummary,
   AuditEntry,
   AuditHeadRecord,
   AuditQuery,
@@ -270,6 +273,15 @@ abstract class PgData {
     return certOf(
       await this.row<CertRow>(
         `SELECT ${CERT_COLUMNS} FROM certificates WHERE name = $1 AND status = 'active'`,
+        [name],
+      ),
+    );
+  }
+
+  async activeCertificateSummary(name: string): Promise<ActiveCertificateSummary | undefined> {
+    return certificateSummaryOf(
+      await this.row<CertificateSummaryRow>(
+        `SELECT serial, role, not_before, not_after FROM certificates WHERE name = $1 AND status = 'active'`,
         [name],
       ),
     );

@@ -7,6 +7,7 @@
 // keeps its own SQL (placeholders, RETURNING, id allocation) and binds the values built here.
 import { auditEntryHash } from '../../shared/audit/chain.js';
 import type {
+  ActiveCertificateSummary,
   AuditEntry,
   AuditHeadRecord,
   AuditRecord,
@@ -151,6 +152,21 @@ export function certOf(r: CertRow | undefined): CertificateRecord | undefined {
     status: r.status,
     issuedAt: r.issued_at,
   };
+}
+
+/** The columns ActiveCertificateSummary is read from. */
+export interface CertificateSummaryRow {
+  serial: string;
+  role: ActiveCertificateSummary['role'];
+  not_before: number;
+  not_after: number;
+}
+
+export function certificateSummaryOf(
+  r: CertificateSummaryRow | undefined,
+): ActiveCertificateSummary | undefined {
+  if (r === undefined) return undefined;
+  return { serialHex: r.serial, role: r.role, notBefore: r.not_before, notAfter: r.not_after };
 }
 
 export function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefined {

@@ -24,19 +24,27 @@ export class SqliteAudit {
 
   appendAudit(e: AuditEntry): number {
     const detailText = auditDetailText(e);
-    return this.#transaction(() => {
-      const tail = this.auditTail();
-      // AUTOINCREMENT's counter, not max(id) + 1: the id is part of the hash and must be the one the
-      // INSERT gets, and an id once used is never given again.
-      const seq =
-        this.#sql.get<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'`)?.seq ?? 0;
-      const id = Math.max(seq, tail?.id ?? 0) + 1;
-      const prevHash = tail === undefined ? GENESIS_HASH : (tail.hash ?? GENESIS_HASH);
-      return this.#sql.insert(
-        'INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        ...auditRowValues(e, id, prevHash, detailText),
-      );
-    });
+    // Inside a transaction already (every key operation's group commit): the tail read and the INSERT
+    // are in that one transaction, which holds the write lock (BEGIN IMMEDIATE) or fails to take it at
+    // the INSERT, so the chain cannot fork, and one INSERT is all or nothing: a savepoint of its own
+    // would add two statements and nothing else. Outside one, BEGIN IMMEDIATE around the read and write.
+    if (this.#sql.inTransaction) return this.#append(e, detailText);
+    return this.#transaction(() => this.#append(e, detailText));
+  }
+
+  #append(e: AuditEntry, detailText: string): number {
+    // The tail and AUTOINCREMENT's counter in one statement. The counter, not max(id) + 1: the id is
+    // part of the hash and must be the one the INSERT gets, and an id once used is never given again.
+    const t = this.#sql.get<{ seq: number | null; id: number | null; hash: string | null }>(
+      `SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log') AS seq, tail.id AS id, tail.hash AS hash
+         FROM (SELECT 1) LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS tail`,
+    )!;
+    const id = Math.max(t.seq ?? 0, t.id ?? 0) + 1;
+    const prevHash = t.id === null ? GENESIS_HASH : (t.hash ?? GENESIS_HASH);
+    return this.#sql.insert(
+      'INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ...auditRowValues(e, id, prevHash, detailText),
+    );
   }
 
   auditTail(): { id: number; hash: string | null } | undefined {

@@ -2,10 +2,12 @@
 // The status listeners live here because only these methods change a certificate's status.
 import { EnvironmentError, PolicyError } from '../../shared/errors.js';
 import {
+  certificateSummaryOf,
   certOf,
   crlStateOf,
   renewalOf,
   revocationOf,
+  type CertificateSummaryRow,
   type CertRow,
   type CrlStateRow,
   type RenewalRow,
@@ -13,6 +15,7 @@ import {
 } from './rows.js';
 import { isConstraint, storeError, type SqliteSql } from './sqlite-sql.js';
 import type {
+  ActiveCertificateSummary,
   CertificateFilter,
   CertificateRecord,
   CertificateStanding,
@@ -89,6 +92,15 @@ export class SqliteCertificates {
   activeCertificate(name: string): CertificateRecord | undefined {
     return certOf(
       this.#sql.get<CertRow>(`SELECT * FROM certificates WHERE name = ? AND status = 'active'`, name),
+    );
+  }
+
+  activeCertificateSummary(name: string): ActiveCertificateSummary | undefined {
+    return certificateSummaryOf(
+      this.#sql.get<CertificateSummaryRow>(
+        `SELECT serial, role, not_before, not_after FROM certificates WHERE name = ? AND status = 'active'`,
+        name,
+      ),
     );
   }
 

@@ -287,6 +287,15 @@ export class SqliteKeys {
 
   deleteDeliveries(recipient: string, ids: readonly number[]): number {
     if (ids.length === 0) return 0;
+    // One id is the common case (a receiver acknowledges the delivery of the key it verifies): the
+    // primary key directly, no JSON text and no json_each table for it.
+    if (ids.length === 1) {
+      return this.#sql.run(
+        'DELETE FROM pending_deliveries WHERE recipient = ? AND id = ?',
+        recipient,
+        ids[0],
+      );
+    }
     return this.#sql.run(
       'DELETE FROM pending_deliveries WHERE recipient = ? AND id IN (SELECT value FROM json_each(?))',
       recipient,

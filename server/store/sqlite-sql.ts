@@ -25,6 +25,11 @@ export class SqliteSql {
     return this.#db.transaction(fn)();
   }
 
+  /** Inside an open transaction (or savepoint) of this connection. */
+  get inTransaction(): boolean {
+    return this.#db.inTransaction;
+  }
+
   statement(sql: string): Database.Statement {
     let s = this.#stmts.get(sql);
     if (s === undefined) {

@@ -23,6 +23,7 @@ import { SqliteSql, storeError } from './sqlite-sql.js';
 import { SqliteTokens } from './sqlite-tokens.js';
 import { WalSyncEngine, type WalSync } from './sqlite-wal-sync.js';
 import type {
+  ActiveCertificateSummary,
   AuditEntry,
   AuditHeadRecord,
   AuditQuery,
@@ -180,7 +181,7 @@ export class SqliteStore implements Store {
     if (unsynced) this.#db.exec('PRAGMA synchronous = NORMAL');
     this.#openUnsynced = unsynced;
     try {
-      this.#db.exec('BEGIN IMMEDIATE');
+      this.#sql.statement('BEGIN IMMEDIATE').run();
     } catch (err) {
       this.#restoreFull();
       throw storeError(err, 'store transaction failed');
@@ -189,7 +190,7 @@ export class SqliteStore implements Store {
 
   commit(): void {
     try {
-      this.#db.exec('COMMIT');
+      this.#sql.statement('COMMIT').run();
       if (this.#openUnsynced) this.#wal.noteUnsyncedCommit();
     } catch (err) {
       if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
@@ -207,13 +208,17 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** SAVEPOINT / RELEASE / ROLLBACK TO + RELEASE, by name (the caller nests them properly). */
+  /**
+   * SAVEPOINT / RELEASE / ROLLBACK TO + RELEASE, by name (the caller nests them properly). SAVEPOINT,
+   * RELEASE, BEGIN and COMMIT run as cached prepared statements (the names are few: one per nesting
+   * depth): db.exec compiles its SQL on every call, and the group commit runs a savepoint per caller.
+   */
   savepoint(name: string): void {
-    this.#db.exec(`SAVEPOINT ${name}`);
+    this.#sql.statement(`SAVEPOINT ${name}`).run();
   }
 
   releaseSavepoint(name: string): void {
-    this.#db.exec(`RELEASE ${name}`);
+    this.#sql.statement(`RELEASE ${name}`).run();
   }
 
   rollbackToSavepoint(name: string): void {
@@ -323,6 +328,10 @@ export class SqliteStore implements Store {
 
   activeCertificate(name: string): CertificateRecord | undefined {
     return this.#certificates.activeCertificate(name);
+  }
+
+  activeCertificateSummary(name: string): ActiveCertificateSummary | undefined {
+    return this.#certificates.activeCertificateSummary(name);
   }
 
   latestCertificate(name: string): CertificateRecord | undefined {

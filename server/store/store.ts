@@ -138,6 +138,17 @@ export interface CertificateStanding {
   notAfter: number;
 }
 
+/**
+ * A name's active certificate as a key creation checks its peer (server/keys/key-parties.ts): the serial,
+ * role and validity, without the PEM (the certificate's content is cached by serial).
+ */
+export interface ActiveCertificateSummary {
+  serialHex: string;
+  role: CertificateRole;
+  notBefore: number;
+  notAfter: number;
+}
+
 export interface CertificateFilter {
   name?: string;
   status?: CertificateStatus;
@@ -205,6 +216,8 @@ export interface Store {
   getCertificateStanding(serialHex: string): CertificateStanding | undefined;
   getCertificateByFingerprint(fingerprint256: string): CertificateRecord | undefined;
   activeCertificate(name: string): CertificateRecord | undefined;
+  /** activeCertificate without the PEM (the partial unique index on name for active rows; no PEM read). */
+  activeCertificateSummary(name: string): ActiveCertificateSummary | undefined;
   /** The newest certificate (any status except pending) with this name. */
   latestCertificate(name: string): CertificateRecord | undefined;
   listCertificates(filter?: CertificateFilter): CertificateRecord[];

@@ -10,7 +10,7 @@ import { openSqliteAsyncStore } from '../../../server/store/sqlite-async-store.j
 import { PgStore } from '../../../server/store/pg-store.js';
 import { MIGRATIONS } from '../../../server/store/migrations.js';
 import type { NewCertificate, NewPrekey, NewSymKey } from '../../../server/store/store.js';
-import { KdsError } from '../../../shared/errors.js';
+import { KdsError, PolicyError } from '../../../shared/errors.js';
 import { auditEntryHash, GENESIS_HASH, verifyAuditChain } from '../../../shared/audit/chain.js';
 
 const DAY = 86_400_000;
@@ -160,6 +160,16 @@ for (const engine of ENGINES) {
       t.equal((await store.getCertificateByFingerprint('fp0a'))?.serialHex, '0a');
       t.equal((await store.activeCertificate('alice'))?.serialHex, '0b');
       t.equal(await store.activeCertificate('bob'), undefined);
+      // The summary: the active row's serial, role and validity only (alice's older 0a is superseded,
+      // bob's only certificate revoked).
+      t.strictSame(await store.activeCertificateSummary('alice'), {
+        serialHex: '0b',
+        role: 'client',
+        notBefore: 1_000,
+        notAfter: 1_000 + 30 * DAY,
+      });
+      t.equal(await store.activeCertificateSummary('bob'), undefined);
+      t.equal(await store.activeCertificateSummary('nobody'), undefined);
       t.equal((await store.latestCertificate('alice'))?.serialHex, '0b');
       t.same(
         (await store.listCertificates()).map((c) => c.serialHex),
@@ -420,6 +430,57 @@ for (const engine of ENGINES) {
         { ok: true, entries: 8 },
       );
     });
+
+    t.test(
+      'audit log inside a batch: a caller rolled back leaves no entry and no break in the chain',
+      async (t) => {
+        const { store, again } = await engine.open(t);
+        const first = await store.appendAudit({ at: 1, actor: 'kdc', action: 'start' });
+        const other = await again();
+        const append = (tx: { appendAudit: AsyncStore['appendAudit'] }, i: number) =>
+          tx.appendAudit({
+            at: 10 + i,
+            actor: 'alice',
+            action: 'key.create',
+            subject: `k${i}`,
+            detail: { i },
+          });
+        const results = await Promise.allSettled([
+          store.batch(async (tx) => append(tx, 1)),
+          store.batch(async (tx) => {
+            // Two entries, then a failure: both are rolled back with the caller's savepoint.
+            await append(tx, 2);
+            await append(tx, 3);
+            throw new PolicyError('quota_exceeded', 'refused after its audit rows');
+          }),
+          store.batch(async (tx) => append(tx, 4)),
+          // An entry from another handle between batches, and one inside a plain transaction.
+          other.appendAudit({ at: 20, actor: 'cli', action: 'cert.revoke' }),
+          store.transaction(async (tx) => append(tx, 5)),
+        ]);
+        t.same(
+          results.map((r) => r.status),
+          ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+        );
+        const all = await store.listAudit();
+        t.same(all.map((r) => r.subject ?? '').sort(), ['', '', 'k1', 'k4', 'k5']);
+        t.equal(all[0]!.id, first);
+        let prev = GENESIS_HASH;
+        let linked = 0;
+        for (const r of all) {
+          if (r.prevHash === prev && r.hash === auditEntryHash(prev, r)) linked += 1;
+          prev = r.hash ?? '';
+        }
+        t.equal(linked, all.length, 'every entry links to the one before it and hashes its own content');
+        const ids = all.map((r) => r.id);
+        t.same(
+          ids,
+          [...ids].sort((a, b) => a - b),
+          'ids in chain order',
+        );
+        t.equal(new Set(ids).size, ids.length, 'no id given twice');
+      },
+    );
 
     t.test(
       'transactions: commit, roll back, savepoints, errors unchanged, store calls outside',
@@ -706,11 +767,15 @@ for (const engine of ENGINES) {
         t.equal(await store.countQueuedFrom('bob', 'alice', 'msg'), 1);
         t.equal(await store.countQueuedFrom('bob', 'alice', 'key'), 1);
         t.equal(await store.deleteQueuedKeyNotices('bob', serial32(1)), 2, 'key notices, not the message');
+        t.equal(await store.deleteDeliveries('bob', [d4]), 0, 'one id: only the recipient own');
         t.equal(await store.deleteDeliveries('bob', [d2, d4]), 1, 'only the recipient own');
         t.equal(await store.deleteDeliveries('bob', []), 0);
         t.equal(await store.countDeliveries('bob'), 0);
         t.equal(await store.countDeliveries(), 1);
         t.equal(await store.countPendingDeliveries(), 1);
+        t.equal(await store.deleteDeliveries('carol', [d4]), 1, 'one id');
+        t.equal(await store.deleteDeliveries('carol', [d4]), 0, 'once');
+        t.equal(await store.countPendingDeliveries(), 0);
       },
     );
 
