@@ -123,7 +123,7 @@ export async function run(): Promise<BenchResult> {
       },
       notes: [
         `${n} clients (KDS_BENCH_STORM_CLIENTS) on ${CERTIFICATES} certificates, ${STORM_CONCURRENCY} handshakes in flight from one load process; ${PAIRS} resumed and ${PAIRS} full storms, alternated`,
-        'each storm: SIGKILL the KDC, start it again on the same port and data directory, then every client reconnects; the time runs from the KDC listening to the last client in session (its next ticket awaited afterwards, untimed)',
+        'each storm: SIGKILL the KDC, start it again on the same port and data directory, then every client reconnects; the time runs from the KDC listening to the last client in session (a next ticket asked for is awaited afterwards, untimed; a resumed client keeps its ticket until it is due)',
         'the load generator shares the cores and pays an RSA signature per full handshake: the time ratio includes that, the KDC CPU ratio does not',
         'target: storm_resumed_vs_full <= 0.4',
       ],

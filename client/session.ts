@@ -32,7 +32,8 @@ import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
 import { withFailover } from './failover.js';
-import { saveTicket, takeTicket } from './ticket-file.js';
+import { discardTicket, readTicket, saveTicket } from './ticket-file.js';
+import { wantsNewTicket } from './ticket-renewal.js';
 
 /** The KDC's certificate names it `kdc` (io/ca-files.ts KDC_NAME). */
 const KDC_CERT_NAME = 'kdc';
@@ -67,9 +68,15 @@ export interface OpenSessionOptions {
   requestTimeoutMs?: number;
   /** The MITM lab's ablation switches (shared/lab-switches.ts; `--lab-disable`); default all on. */
   defences?: Defences;
-  /** Mode 'resume': the ticket and its psk (client/ticket-file.ts). */
-  resumption?: { ticket: Buffer; psk: Buffer };
-  /** Called with each ticket the KDC pushes (`session.ticket`), with this session's psk for it. */
+  /**
+   * Mode 'resume': the ticket and its psk (client/ticket-file.ts), and its expiry when known: a resumed
+   * session asks for a new ticket only when this one is due (client/ticket-renewal.ts).
+   */
+  resumption?: { ticket: Buffer; psk: Buffer; expiresAt?: number };
+  /**
+   * Called with each ticket the KDC gives this session (`session.ticket`, asked for when
+   * client/ticket-renewal.ts says so), with this session's psk for it.
+   */
   onTicket?: (t: { ticket: Buffer; psk: Buffer; expiresAt: number }) => void;
 }
 
@@ -152,9 +159,10 @@ export function httpUrlOf(server: string): string {
 /**
  * Open a session with the credentials stored in a client home (key.pem, cert.pem, ca.pem). With a
  * ticket from an earlier session (client/ticket-file.ts) the session is resumed: no RSA on either side
- * (docs/protocol.md "Resumption"); a ticket the KDC no longer opens (`ticket_invalid`) falls back to a
- * full handshake, every other refusal stands. `resume: false` always runs the full handshake (e.g.
- * `kds client status`, which shows the KDC's certificate). Every session keeps the ticket it is given.
+ * (docs/protocol.md "Resumption"); a ticket the KDC no longer opens (`ticket_invalid`) is discarded and
+ * the session falls back to a full handshake, every other refusal stands. `resume: false` always runs the
+ * full handshake (e.g. `kds client status`, which shows the KDC's certificate). The ticket stays in the
+ * home for the next sessions until a session is given a new one (client/ticket-renewal.ts).
  */
 export async function openHomeSession(
   opts: HomeLocation &
@@ -179,18 +187,20 @@ export async function openHomeSession(
     caCertPem: files.caPem,
     onTicket: keepTicket,
   };
-  const stored = resume ? takeTicket(home, opts.name, files.privateKey, ownSerial) : undefined;
+  const stored = resume ? readTicket(home, opts.name, files.privateKey, ownSerial) : undefined;
   let session: ClientSession | undefined;
   if (stored !== undefined) {
     try {
       session = await openSession({
         ...base,
         mode: 'resume',
-        resumption: { ticket: stored.ticket, psk: stored.psk },
+        resumption: { ticket: stored.ticket, psk: stored.psk, expiresAt: stored.expiresAt },
       });
     } catch (err) {
-      // The KDC no longer opens this ticket (its keys rotated past it, another KDC): a full handshake.
+      // The KDC no longer opens this ticket (its keys rotated past it, another KDC): a full handshake,
+      // which brings a new one.
       if (!(err instanceof KdsError && err.code === 'ticket_invalid')) throw err;
+      discardTicket(home);
     } finally {
       stored.psk.fill(0);
     }
@@ -233,7 +243,9 @@ async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession>
     group,
     ...(opts.defences === undefined ? {} : { defences: opts.defences }),
     ...(mode === 'insecure' && opts.insecureName !== undefined ? { name: opts.insecureName } : {}),
-    ...(mode === 'resume' && opts.resumption !== undefined ? { resumption: opts.resumption } : {}),
+    ...(mode === 'resume' && opts.resumption !== undefined
+      ? { resumption: { ticket: opts.resumption.ticket, psk: opts.resumption.psk } }
+      : {}),
     ...(mode === 'auth' || mode === 'resume'
       ? (() => {
           if (opts.credentials === undefined)
@@ -520,11 +532,15 @@ async function establish(
       return channel!.exportKeyingMaterial(label, length);
     },
   };
-  // Ask for the ticket of the next session at once (docs/protocol.md "Resumption"); the psk is this
-  // session's resumption secret, which never travels. Failing to get one costs nothing but the next
-  // session's full handshake.
+  // Ask for the ticket of the next session at once when one is due (docs/protocol.md "Resumption",
+  // client/ticket-renewal.ts); the psk is this session's resumption secret, which never travels. Failing
+  // to get one costs nothing but the next session's full handshake.
   const psk = result?.resumptionSecret;
-  if (opts.onTicket !== undefined && psk !== undefined) {
+  if (
+    opts.onTicket !== undefined &&
+    psk !== undefined &&
+    wantsNewTicket(facts.mode, opts.resumption, facts.identity.expiresAt, Date.now())
+  ) {
     const onTicket = opts.onTicket;
     void session
       .request('session.ticket', {})

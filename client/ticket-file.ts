@@ -6,8 +6,9 @@
 // info = name): whoever can use the identity key can resume, nobody else; KDS_CLIENT_PASSPHRASE on
 // key.pem protects the ticket too.
 //
-// A ticket is used once: loading it for a resumption deletes the file, and the session it opens brings a
-// new one. Anything wrong with the file (another identity's, unreadable, expired, for a certificate the
+// A ticket serves every session until a session is given a new one (client/ticket-renewal.ts: when it is
+// due, or after a full handshake), which replaces the file; one the KDC refuses as `ticket_invalid` is
+// discarded. Anything wrong with the file (another identity's, unreadable, expired, for a certificate the
 // home no longer holds) simply means "no ticket": the next session is a full handshake.
 import type { KeyObject } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
@@ -49,10 +50,10 @@ export function saveTicket(home: string, name: string, identityKey: KeyObject, t
 }
 
 /**
- * Takes the ticket out of the home (the file is deleted: a ticket is used once) if it is usable for
- * the certificate `serialHex` at `now`; undefined otherwise.
+ * The ticket in the home if it is usable for the certificate `serialHex` at `now` (the file stays: the
+ * next sessions resume with it too); undefined otherwise, and an unusable file is removed.
  */
-export function takeTicket(
+export function readTicket(
   home: string,
   name: string,
   identityKey: KeyObject,
@@ -66,7 +67,18 @@ export function takeTicket(
   } catch {
     return undefined;
   }
-  discardTicket(home);
+  const usable = openTicketFile(raw, name, identityKey, serialHex, now);
+  if (usable === undefined) discardTicket(home);
+  return usable;
+}
+
+function openTicketFile(
+  raw: Buffer,
+  name: string,
+  identityKey: KeyObject,
+  serialHex: string,
+  now: number,
+): StoredTicket | undefined {
   if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   try {
     const json = JSON.parse(
@@ -85,6 +97,7 @@ export function takeTicket(
   }
 }
 
-function discardTicket(home: string): void {
+/** Forget the home's ticket (the KDC refused it, or it is unusable). */
+export function discardTicket(home: string): void {
   rmSync(join(home, TICKET_FILE), { force: true });
 }

@@ -14,17 +14,19 @@
 //   primeTickets {url, caCertPem, clients} -> one full session per client, keeping the resumption ticket
 //                                       it asks for (docs/protocol.md "Resumption")
 //   resumed {url, caCertPem, clients, count, concurrency} -> sessions resumed with the clients' tickets,
-//                                       each asking for the next ticket before it closes (its cost counts)
+//                                       each asking for the next ticket before it closes when the client
+//                                       would (client/ticket-renewal.ts: a ticket is kept until it is due)
 //   holdResumable {url, caCertPem, clients, count, concurrency} -> `count` sessions opened and held (full
 //                                       handshakes), client i on certificate i mod clients.length, each
 //                                       keeping its ticket (bench/reconnect.ts)
 //   reconnect {url, caCertPem, clients, resume, concurrency} -> the held sessions (dead: their KDC was
 //                                       killed) opened again, `concurrency` at a time, resumed with their
 //                                       tickets or full; `ms` until the last is in session, then every
-//                                       new ticket awaited (not timed) for the next reconnect
+//                                       new ticket asked for awaited (not timed) for the next reconnect
 //   cpu           -> microseconds of CPU (user + system, every thread) this process used so far
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { openSession, type ClientSession, type OpenSessionOptions } from '../../client/session.js';
+import { wantsNewTicket } from '../../client/ticket-renewal.js';
 import { serve } from './ipc.js';
 
 interface ClientSpec {
@@ -58,11 +60,15 @@ function open(
   });
 }
 
-type Ticket = { ticket: Buffer; psk: Buffer };
+type Ticket = { ticket: Buffer; psk: Buffer; expiresAt: number };
 /** The last ticket of each client (by its certificate); the KDC accepts a ticket more than once. */
 const tickets = new Map<string, Ticket>();
 
-/** A session of `client` that waits for its ticket before closing; resumed when `resume` is given. */
+/**
+ * A session of `client`, resumed when `resume` is given, that waits for its next ticket before closing
+ * when it asks for one (a full session always does; a resumed one when its ticket is due:
+ * client/ticket-renewal.ts).
+ */
 async function sessionWithTicket(
   url: string,
   caCertPem: string,
@@ -74,13 +80,18 @@ async function sessionWithTicket(
   const session = await open(url, caCertPem, client, {
     ...(resume === undefined ? {} : { mode: 'resume', resumption: resume }),
     onTicket: (t) => {
-      tickets.set(client.certPem, { ticket: t.ticket, psk: Buffer.from(t.psk) });
+      tickets.set(client.certPem, { ticket: t.ticket, psk: Buffer.from(t.psk), expiresAt: t.expiresAt });
       got();
     },
   });
   if (resume !== undefined && session.facts.mode !== 'resume') throw new Error('not resumed');
-  await ticketed;
+  if (asksTicket(session, resume)) await ticketed;
   await session.close();
+}
+
+/** Whether `session` asked for a ticket (the client's own rule), so that one is on its way. */
+function asksTicket(session: ClientSession, resumedWith: Ticket | undefined): boolean {
+  return wantsNewTicket(session.facts.mode, resumedWith, session.facts.identity.expiresAt, Date.now());
 }
 
 /** Run `count` tasks with `concurrency` in flight; returns per-task latencies (ms) and the errors. */
@@ -122,7 +133,7 @@ let resumable: Resumable[] = [];
 
 /**
  * Open a session for slot `r` (resumed with its ticket when `resume`). Resolves once in session, with
- * a promise of its next ticket.
+ * a promise of its next ticket (settled at once when it asks for none).
  */
 async function openResumable(
   r: Resumable,
@@ -137,12 +148,12 @@ async function openResumable(
   r.session = await open(url, caCertPem, r.client, {
     ...(resume && ticket !== undefined ? { mode: 'resume', resumption: ticket } : {}),
     onTicket: (t) => {
-      r.ticket = { ticket: t.ticket, psk: Buffer.from(t.psk) };
+      r.ticket = { ticket: t.ticket, psk: Buffer.from(t.psk), expiresAt: t.expiresAt };
       got();
     },
   });
   if (resume && r.session.facts.mode !== 'resume') throw new Error('not resumed');
-  return { ticketed };
+  return { ticketed: asksTicket(r.session, resume ? ticket : undefined) ? ticketed : Promise.resolve() };
 }
 
 const held: ClientSession[] = [];

@@ -97,9 +97,15 @@ export function resumptionIkm(sharedSecret: Uint8Array, psk: Uint8Array): Buffer
   return Buffer.concat([sharedSecret, psk]);
 }
 
-/** The key of a resumption binder: HKDF(psk, salt = empty, "kds v1 resumption binder", 32). */
+const EMPTY_SALT = Buffer.alloc(0);
+
+/**
+ * The key of a resumption binder: HKDF(psk, salt = empty, "kds v1 resumption binder", 32), as one
+ * Extract and one Expand over HMAC (the same bytes as hkdfSha256): the KDC derives it on every resumed
+ * hello, and one OpenSSL HKDF call costs several HMACs (shared/crypto/hkdf.ts).
+ */
 export function binderKey(psk: Uint8Array): Buffer {
-  return hkdfSha256(psk, Buffer.alloc(0), Buffer.from(LABELS.binder, 'latin1'), FINISHED_KEY_BYTES);
+  return hkdfExpand(hkdfExtract(EMPTY_SALT, psk), LABEL_BYTES.get(LABELS.binder)!, FINISHED_KEY_BYTES);
 }
 
 const EXPORTER_LABEL = /^[a-z0-9][a-z0-9 ._-]{0,63}$/;
