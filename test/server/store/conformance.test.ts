@@ -341,6 +341,13 @@ for (const engine of ENGINES) {
           throw new Error('no');
         }),
       );
+      // A group-commit caller alone in its transaction, refused after its append.
+      await t.rejects(
+        store.batch(async (tx) => {
+          await tx.appendAudit(entry(-5));
+          throw new Error('refused');
+        }),
+      );
       // Group-commit callers, the middle one refused after its append (the shape of a refused issuance).
       const results = await Promise.allSettled(
         [4, -3, 5, -4, 6].map((n) =>
