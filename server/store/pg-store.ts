@@ -132,11 +132,11 @@ const RETURNS_STAR = /\b(SELECT|RETURNING)\s+\*/i;
 /**
  * Statements as named (prepared) ones: node-postgres parses a name once per connection, then only binds
  * and executes it, so PostgreSQL no longer parses and plans the statement on every call, the ones run
- * under the write lock included (bench/cluster.ts: about a third less PostgreSQL CPU per issuance). The
- * name is derived from the text (kds's statements are a fixed set; values are always parameters).
- * Not those that return `*`: PostgreSQL refuses to run a prepared statement whose result columns changed
- * ("cached plan must not change result type"), which is what a migration adding a column, run by a newer
- * node, would do to a running one.
+ * under the write lock included (docs/performance.md "cluster": about a third less PostgreSQL CPU per
+ * enrollment). The name is derived from the text (kds's statements are a fixed set; values are always
+ * parameters). Not those that return `*`: PostgreSQL refuses to run a prepared statement whose result
+ * columns changed ("cached plan must not change result type"), which is what a migration adding a
+ * column, run by a newer node, would do to a running one.
  */
 function prepared(text: string, values: unknown[]): pg.QueryConfig {
   let name = statementNames.get(text);
@@ -1115,8 +1115,11 @@ export class PgStore extends PgData implements AsyncStore {
         // One round trip (the simple query protocol runs the three statements in order): the write lock
         // is waited for here, and the audit chain's tail is read after it was taken, by a statement of
         // its own, i.e. on a snapshot that sees every transaction that held the lock before (PgTx).
+        // READ COMMITTED whatever the server's default: a snapshot per statement is what makes a read
+        // after the lock see the previous holder's writes (a REPEATABLE READ snapshot would be taken by
+        // the lock's statement, before the wait).
         const results = (await client.query(
-          `BEGIN; SELECT pg_advisory_xact_lock('${this.#writeLockKey}'::bigint);
+          `BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock('${this.#writeLockKey}'::bigint);
            SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1`,
         )) as unknown as pg.QueryResult<{ id: number; hash: string | null }>[];
         tx = new PgTx(client, this, results[2]?.rows[0] ?? null);
