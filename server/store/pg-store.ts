@@ -803,6 +803,41 @@ class PgTx extends PgData {
     )}) AS n(c, p); COMMIT`;
   }
 
+  /**
+   * The callers of a group commit, one after the other, each in its own savepoint (a throw rolls back
+   * only that caller's writes and notifications). Cheaper in round trips under the write lock than a
+   * nested transaction() each: one caller's RELEASE goes with the next one's SAVEPOINT, and the last one's
+   * is left to the COMMIT, which releases it. A failure of the savepoint statements themselves (a lost
+   * connection) fails the whole batch.
+   */
+  async runEach(
+    fns: ((tx: AsyncStoreTx) => Promise<unknown>)[],
+  ): Promise<({ ok: true; value: unknown } | { ok: false; err: unknown })[]> {
+    const out: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+    let opened = false;
+    for (const fn of fns) {
+      // RELEASE then SAVEPOINT again under the same name: the previous caller's writes join the
+      // transaction, the next caller gets a fresh savepoint (after a rollback to it, the old one is
+      // still there, and is released the same way).
+      await this.count(
+        opened ? 'RELEASE SAVEPOINT kds_item; SAVEPOINT kds_item' : 'SAVEPOINT kds_item',
+        [],
+        'store transaction failed',
+      );
+      opened = true;
+      const notesBefore = this.#notes.length;
+      try {
+        out.push({ ok: true, value: await fn(this as unknown as AsyncStoreTx) });
+      } catch (err) {
+        // As in transaction(): the rollback's own failure (a lost connection) surfaces at the COMMIT.
+        await this.exec('ROLLBACK TO SAVEPOINT kds_item', []).catch(() => undefined);
+        this.#notes.length = notesBefore;
+        out.push({ ok: false, err });
+      }
+    }
+    return out;
+  }
+
   async transaction<T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> {
     const name = `kds_sp${++this.#depth}`;
     // Savepoints nest: every notification made after this point is this savepoint's (or a child's).
@@ -1063,17 +1098,9 @@ export class PgStore extends PgData implements AsyncStore {
         let outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
         const startedAt = performance.now();
         try {
-          outcomes = await this.transaction(async (tx) => {
-            const out: typeof outcomes = [];
-            for (const item of batch) {
-              try {
-                out.push({ ok: true, value: await tx.transaction(item.fn) });
-              } catch (err) {
-                out.push({ ok: false, err });
-              }
-            }
-            return out;
-          });
+          outcomes = await this.transaction((tx) =>
+            (tx as unknown as PgTx).runEach(batch.map((item) => item.fn)),
+          );
         } catch (err) {
           for (const item of batch) item.reject(err);
           continue;
