@@ -211,25 +211,22 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
     }
     // The certificate and the audit entries in one call: one statement, one round trip under the write
     // lock, on PostgreSQL (Store.insertIssuedCertificate).
-    await tx.insertIssuedCertificate(
-      issued,
-      [
-        ...beforeEntries,
-        {
-          at: ctx.now,
-          actor: req.actor,
-          action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
-          subject: req.name,
-          detail: {
-            serialHex,
-            role: req.role,
-            notAfter,
-            fingerprint256: cert.fingerprint256,
-            ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
-          },
+    await tx.insertIssuedCertificate(issued, [
+      ...beforeEntries,
+      {
+        at: ctx.now,
+        actor: req.actor,
+        action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
+        subject: req.name,
+        detail: {
+          serialHex,
+          role: req.role,
+          notAfter,
+          fingerprint256: cert.fingerprint256,
+          ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
         },
-      ],
-    );
+      },
+    ]);
   });
   return { cert, capped, ...(supersededSerialHex !== undefined ? { supersededSerialHex } : {}) };
 }
