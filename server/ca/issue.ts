@@ -177,6 +177,8 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
     pem: cert.pem,
     fingerprint256: cert.fingerprint256,
   };
+  // What every audit entry of this certificate says about it (non-secret facts only).
+  const certDetail = { serialHex, role: req.role, notAfter, fingerprint256: cert.fingerprint256 };
   await store.batch(async (tx) => {
     const current = recheck ? await tx.activeCertificate(req.name) : undefined;
     // Another request (or process) may have issued for this name since step 1.
@@ -195,13 +197,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
         actor: req.actor,
         action: 'cert.renew.request',
         subject: req.name,
-        detail: {
-          serialHex,
-          role: req.role,
-          notAfter,
-          fingerprint256: cert.fingerprint256,
-          renews: req.renewalOf,
-        },
+        detail: { ...certDetail, renews: req.renewalOf },
       });
       return;
     }
@@ -219,10 +215,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
         action: supersededSerialHex === undefined ? 'cert.issue' : 'cert.renew',
         subject: req.name,
         detail: {
-          serialHex,
-          role: req.role,
-          notAfter,
-          fingerprint256: cert.fingerprint256,
+          ...certDetail,
           ...(supersededSerialHex !== undefined ? { supersedes: supersededSerialHex } : {}),
         },
       },

@@ -213,16 +213,7 @@ abstract class PgData {
   ): Promise<void> {
     const insert = `INSERT INTO certificates (serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8)`;
-    const params = [
-      c.serialHex,
-      c.name,
-      c.role,
-      c.notBefore,
-      c.notAfter,
-      c.pem,
-      c.fingerprint256,
-      c.issuedAt,
-    ];
+    const params = certificateParams(c);
     try {
       await this.exec(
         then === undefined ? insert : `WITH cert AS (${insert} RETURNING 1), ${then.sql(params.length + 1)}`,
@@ -317,18 +308,7 @@ abstract class PgData {
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) RETURNING serial
        )
        INSERT INTO renewals (serial, replaces, name, requested_at) SELECT serial, $9, $2, $10 FROM cert`,
-      [
-        c.serialHex,
-        c.name,
-        c.role,
-        c.notBefore,
-        c.notAfter,
-        c.pem,
-        c.fingerprint256,
-        c.issuedAt,
-        replaces,
-        requestedAt,
-      ],
+      [...certificateParams(c), replaces, requestedAt],
       'cannot store the renewal',
     );
   }
@@ -950,6 +930,11 @@ class PgTx extends PgData {
       this.#depth -= 1;
     }
   }
+}
+
+/** $1-$8 of a certificate row's INSERT (serial, name, role, not_before, not_after, pem, fingerprint, issued_at). */
+function certificateParams(c: IssuedCertificate): unknown[] {
+  return [c.serialHex, c.name, c.role, c.notBefore, c.notAfter, c.pem, c.fingerprint256, c.issuedAt];
 }
 
 export class PgStore extends PgData implements AsyncStore {
