@@ -50,7 +50,7 @@ const token = (f: ReturnType<typeof fresh>) => ({
 });
 
 function syncWrite(s: Store, f: ReturnType<typeof fresh>): void {
-  if (s.consumeEnrollmentToken(f.tokenHash, f.name, 2) === undefined) throw new Error('token');
+  if (s.consumeEnrollmentToken(f.tokenHash, f.name, 2, f.serialHex) === undefined) throw new Error('token');
   s.insertIssuedCertificate(certOf(f));
   s.appendAudit({
     at: 2,
@@ -62,7 +62,8 @@ function syncWrite(s: Store, f: ReturnType<typeof fresh>): void {
 }
 
 async function asyncWrite(tx: AsyncStoreTx, f: ReturnType<typeof fresh>): Promise<void> {
-  if ((await tx.consumeEnrollmentToken(f.tokenHash, f.name, 2)) === undefined) throw new Error('token');
+  if ((await tx.consumeEnrollmentToken(f.tokenHash, f.name, 2, f.serialHex)) === undefined)
+    throw new Error('token');
   await tx.insertIssuedCertificate(certOf(f));
   await tx.appendAudit({
     at: 2,

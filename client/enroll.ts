@@ -9,10 +9,18 @@
 //      the client stays anonymous) and sends the one-time token with a CSR for its name;
 //   4. checks what comes back (chain to the pinned root, clientAuth, its name, its own public key) and
 //      stores key.pem, cert.pem and ca.pem in its home.
+// A lost answer (the connection closed, the node went away or no reply came in time, after the request
+// was sent) may hide a certificate the CA already issued and a token already spent. The client then
+// sends the SAME request once more, in a new session (on the next node of the list if the first is
+// gone): the CA answers a replay of the enrollment that spent the token with that same certificate
+// (docs/protocol.md "Lost answers"), and a first attempt that never arrived is simply served now. Only
+// the same CSR can be replayed (the same key, proven again), so the retry happens here, while the key
+// is still in memory; a new run of the command has a new key and meets token_invalid.
+
 import { assertNotCommittable } from '../io/git-exposure.js';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
-import { AuthError, EnvironmentError, InputError, ProtocolError } from '../shared/errors.js';
+import { AuthError, EnvironmentError, InputError, KdsError, ProtocolError } from '../shared/errors.js';
 import { createCsr } from '../shared/pki/csr.js';
 import { fingerprintMatches, normalizeFingerprint } from '../shared/pki/fingerprint.js';
 import { assertValidName } from '../shared/pki/names.js';
@@ -28,6 +36,11 @@ export const DEFAULT_KEY_BITS = 2048;
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{16,256}$/;
 const FETCH_TIMEOUT_MS = 15_000;
 const MAX_CA_PEM_BYTES = 64 * 1024;
+/**
+ * Failures of a sent request that say nothing about whether the KDC acted on it: the answer was lost.
+ * Every other failure is the KDC's answer, and retrying it would only repeat it.
+ */
+const LOST_ANSWER_CODES: ReadonlySet<string> = new Set(['session_closed', 'unavailable', 'timeout']);
 
 export interface EnrollOptions {
   server: string;
@@ -42,6 +55,8 @@ export interface EnrollOptions {
   onTrustOnFirstUse?: (fingerprint: string) => void;
   /** A note for the person (git could not say whether the home would be committed). */
   onWarning?: (text: string) => void;
+  /** Called when the first answer was lost and the same request is about to be sent once more. */
+  onLostAnswer?: (err: KdsError) => void;
 }
 
 export interface EnrollResult {
@@ -52,6 +67,12 @@ export interface EnrollResult {
   caFingerprint: string;
   /** true when the root was pinned by --ca-fingerprint, false for trust on first use. */
   pinned: boolean;
+  /**
+   * Present when the first answer was lost and the same request was sent again: the code of that loss.
+   * The certificate is then the one the KDC had issued for the token (or issued now, if the first
+   * request never reached it): either way the same key, the only one this token will ever certify.
+   */
+  lostAnswer?: string;
 }
 
 /** GET <http>/ca.pem (bounded size, timeout); the result is NOT trusted until its fingerprint is checked. */
@@ -109,17 +130,37 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   const { privateKeyPem, publicKeyPem } = await generateRsaKeyPair(keyBits);
   const csr = await createCsr(name, privateKeyPem, publicKeyPem);
 
-  const session = await openSession({
-    server: opts.server,
-    mode: 'enroll',
-    caCertPem: ca.pem,
-    ...(opts.dh === undefined ? {} : { dh: opts.dh }),
-  });
+  const send = async (): Promise<ResponseBody<'enroll'>> => {
+    // Opening the session sends nothing of the request: its failure is final (failover already tried
+    // every node of the list).
+    const session = await openSession({
+      server: opts.server,
+      mode: 'enroll',
+      caCertPem: ca.pem,
+      ...(opts.dh === undefined ? {} : { dh: opts.dh }),
+    });
+    try {
+      return await session.request('enroll', { token: opts.token, csr });
+    } catch (err) {
+      throw err instanceof KdsError && LOST_ANSWER_CODES.has(err.code) ? new LostAnswer(err) : err;
+    } finally {
+      await session.close();
+    }
+  };
   let reply: ResponseBody<'enroll'>;
+  let lostAnswer: string | undefined;
   try {
-    reply = await session.request('enroll', { token: opts.token, csr });
-  } finally {
-    await session.close();
+    reply = await send();
+  } catch (err) {
+    if (!(err instanceof LostAnswer)) throw err;
+    lostAnswer = err.lost.code;
+    opts.onLostAnswer?.(err.lost);
+    // Once: a second loss is reported as it is (the person can see whether the KDC is reachable).
+    try {
+      reply = await send();
+    } catch (again) {
+      throw again instanceof LostAnswer ? again.lost : again;
+    }
   }
 
   const cert = parseCertificate(reply.cert);
@@ -142,5 +183,13 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     home: opts.home,
     caFingerprint: ca.fingerprint256,
     pinned: pin !== undefined,
+    ...(lostAnswer === undefined ? {} : { lostAnswer }),
   };
+}
+
+/** A sent enrollment request whose answer was lost (`lost`: how), as opposed to the KDC's refusal. */
+class LostAnswer extends Error {
+  constructor(readonly lost: KdsError) {
+    super(lost.message);
+  }
 }

@@ -1,4 +1,5 @@
-// Crash points for the tests of crash-safe multi-file updates (a client's renewal, `kds server renew`):
+// Crash points for the tests of crash-safe multi-file updates (a client's renewal, `kds server renew`)
+// and of lost answers (a KDC node dying after an enrollment committed, before its answer left):
 // when KDS_TEST_CRASH_AT names the point a process reaches, it kills itself with SIGKILL there, as a
 // power cut or `kill -9` would, so a test can check what the next process finds. Unset (always, outside
 // those tests) it costs one environment lookup. Documented in docs/cli.md ("Environment").
@@ -7,7 +8,8 @@ export type CrashPoint =
   | 'renew-cert-received'
   | 'renew-cert-staged'
   | 'renew-key-installed'
-  | 'server-renew-issued';
+  | 'server-renew-issued'
+  | 'enroll-committed';
 
 const CRASH_POINT_ENV = 'KDS_TEST_CRASH_AT';
 

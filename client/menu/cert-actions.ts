@@ -110,6 +110,10 @@ const enrollItem: MenuItem = {
         home: ctx.home,
         ...(ctx.dh === undefined ? {} : { dh: ctx.dh }),
         onWarning: (text) => ctx.io.print(`  ${ctx.style.bad('warning')}: ${text}`),
+        onLostAnswer: (err) =>
+          ctx.io.print(
+            `  ${ctx.style.bad('warning')}: the answer was lost (${err.code}); sending the same request again`,
+          ),
         onTrustOnFirstUse: (fp) =>
           ctx.io.print(
             `  ${ctx.style.bad('warning')}: trusting the root CA the server sent: ${fp}`,

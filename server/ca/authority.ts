@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { entryKind } from '../../io/fs-errors.js';
 import type { KeyObject } from 'node:crypto';
-import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shared/errors.js';
+import { AuthError, EnvironmentError, InputError, KdsError, PolicyError } from '../../shared/errors.js';
 import { decodeCsr, verifyCsr } from '../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../shared/pki/policy.js';
 import { isReservedName } from '../../shared/pki/names.js';
@@ -46,10 +46,12 @@ import { asyncSigner, syncSigner } from './signer.js';
 import {
   consumeEnrollmentToken,
   createEnrollmentToken,
+  lookupEnrollmentToken,
   TOKEN_INVALID_MESSAGE,
-  usableEnrollmentTokenName,
   type CreatedToken,
+  type TokenLookup,
 } from './tokens.js';
+import { replayCsrKey, replayEnrollment } from './enroll-replay.js';
 
 export type { RevocationInfo } from './revocation-index.js';
 export type { RevokeOutcome, RevokedListener } from './revoke.js';
@@ -315,44 +317,92 @@ export class CertificateAuthority {
    *   3. the key (RSA, public exponent 65537 only) and the proof of possession (the CSR's
    *      self-signature, verified on the thread pool), then the issuance policy, the reserved names and
    *      one active certificate per name;
-   *   4. the token is consumed in the transaction that reserves the serial.
-   * Every token failure is `token_invalid` with one fixed message.
+   *   4. the token is consumed in the transaction that reserves the serial, and remembers the serial.
+   * Every token failure is `token_invalid` with one fixed message. A token already spent, still within
+   * its lifetime, is answered only for a replay of the enrollment that spent it (same name, same key,
+   * proven again): the certificate it produced, `replayed`, nothing issued (enroll-replay.ts).
    */
-  async enroll(opts: { token: string; csrPem: string; actor?: string; days?: number }): Promise<IssueResult> {
+  async enroll(opts: {
+    token: string;
+    csrPem: string;
+    actor?: string;
+    days?: number;
+  }): Promise<IssueResult & { replayed?: true }> {
     const key = this.#requireKey();
-    const name = await usableEnrollmentTokenName(this.store, { token: opts.token, now: this.#clock() });
+    const lookup = await lookupEnrollmentToken(this.store, { token: opts.token, now: this.#clock() });
+    const name = lookup.name;
+    const actor = opts.actor ?? `enroll:${name}`;
+    if (lookup.kind === 'spent') {
+      const publicKey = await replayCsrKey(name, opts.csrPem);
+      return this.#replay(lookup, publicKey, opts.token, actor);
+    }
     const request = decodeCsr(opts.csrPem);
     if (request.subjectCN !== name) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
     const csr = await verifyCsr(request);
-    const actor = opts.actor ?? `enroll:${name}`;
     checkCsrPolicy(csr, name);
     if (isReservedName(name)) throw new PolicyError('bad_name', `"${name}" is reserved for the system`);
     const now = this.#clock();
     // A certificate past its notAfter is no identity any more: enrolling again with a new token
     // replaces it (it becomes `superseded`); an unexpired one is refused `already_active` before the
     // signature (issueCertificate, replaceExpired). A revoked one is not `active`, so it never blocks.
-    const result = await issueCertificate(this.#issueContext(key, now), {
-      name: name,
-      role: 'client',
-      profile: 'client',
-      subjectCN: name,
-      publicKeyPem: csr.publicKeyPem,
-      publicKey: csr.publicKey, // imported once, by verifyCsr
-      ...(opts.days !== undefined ? { days: opts.days } : {}),
-      actor,
-      // The token is consumed in the same transaction that reserves the serial (atomic: a token is
-      // spent exactly when a certificate is being issued for it), after the active-name re-check.
-      beforeReserve: (tx) =>
-        consumeEnrollmentToken(tx, {
-          token: opts.token,
-          name: name,
-          actor,
-          now,
-          auditHash: (v) => this.auditHash(v),
-        }),
-      replaceExpired: true,
-    });
+    let result: IssueResult;
+    try {
+      result = await issueCertificate(this.#issueContext(key, now), {
+        name: name,
+        role: 'client',
+        profile: 'client',
+        subjectCN: name,
+        publicKeyPem: csr.publicKeyPem,
+        publicKey: csr.publicKey, // imported once, by verifyCsr
+        ...(opts.days !== undefined ? { days: opts.days } : {}),
+        actor,
+        // The token is consumed in the same transaction that reserves the serial (atomic: a token is
+        // spent exactly when a certificate is being issued for it), after the active-name re-check.
+        beforeReserve: (tx, serialHex) =>
+          consumeEnrollmentToken(tx, {
+            token: opts.token,
+            name: name,
+            actor,
+            now,
+            serialHex,
+            auditHash: (v) => this.auditHash(v),
+          }),
+        replaceExpired: true,
+      });
+    } catch (err) {
+      // A retry that raced its own first attempt (the client gave up waiting and asked again, maybe on
+      // another node, while the first was still signing): the first committed while this one signed, so
+      // this one finds the token spent (or the name taken by the first's certificate). If it is the
+      // same enrollment, it gets the first's certificate; otherwise the refusal stands as it was.
+      if (!(err instanceof KdsError) || (err.code !== 'token_invalid' && err.code !== 'already_active')) {
+        throw err;
+      }
+      const again = await lookupEnrollmentToken(this.store, { token: opts.token, now: this.#clock() }).catch(
+        () => undefined,
+      );
+      if (again?.kind !== 'spent') throw err;
+      return this.#replay(again, csr.publicKey, opts.token, actor).catch(() => {
+        throw err;
+      });
+    }
     return this.#listSuperseded(result, actor, key);
+  }
+
+  async #replay(
+    spent: Extract<TokenLookup, { kind: 'spent' }>,
+    publicKey: KeyObject,
+    token: string,
+    actor: string,
+  ): Promise<IssueResult & { replayed: true }> {
+    const record = await replayEnrollment(this.store, {
+      spent,
+      publicKey,
+      token,
+      actor,
+      now: this.#clock(),
+      auditHash: (v) => this.auditHash(v),
+    });
+    return { cert: parseCertificate(record.pem!), capped: false, replayed: true };
   }
 
   // -------------------------------------------------------------------------------------------------

@@ -70,9 +70,10 @@ export interface IssueRequest {
    * before the serial and certificate are recorded; a throw refuses the issuance with nothing written
    * (enrollment consumes its token here, so a token is spent exactly when a certificate is issued for
    * it, and a failed signature no longer burns it). What it returns is appended to the audit log before
-   * the issuance's own entry, with the certificate (one statement on PostgreSQL).
+   * the issuance's own entry, with the certificate (one statement on PostgreSQL). `serialHex` is the
+   * serial of the certificate about to be recorded (the token remembers it).
    */
-  beforeReserve?: (tx: AsyncStoreTx) => Promise<AuditEntry | void>;
+  beforeReserve?: (tx: AsyncStoreTx, serialHex: string) => Promise<AuditEntry | void>;
 }
 
 export interface IssueResult {
@@ -183,7 +184,7 @@ export async function issueCertificate(ctx: IssueContext, req: IssueRequest): Pr
     const current = recheck ? await tx.activeCertificate(req.name) : undefined;
     // Another request (or process) may have issued for this name since step 1.
     if (current !== undefined && !replaceable(current)) refuseIfActive(current, req.name);
-    const before = await req.beforeReserve?.(tx);
+    const before = await req.beforeReserve?.(tx, serialHex);
     const beforeEntries = before ? [before] : [];
     if (req.renewalOf !== undefined) {
       // Re-checked under the write lock: the renewed certificate must still be the active one.

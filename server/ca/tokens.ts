@@ -1,5 +1,6 @@
 // Enrollment tokens (enrollment spends them, docs/protocol.md "Certificates and enrollment"): a random single-use secret
-// bound to one name, with an expiry. Only SHA-256(token) is stored, so a copy of the database cannot be
+// bound to one name, with an expiry. A spent token remembers the certificate it produced, so that a retry
+// of that same enrollment (its answer lost) gets it back until the token's expiry (enroll-replay.ts). Only SHA-256(token) is stored, so a copy of the database cannot be
 // used to enroll; the token itself is shown once, to the admin who created it.
 //
 // Lookup by hash: the hash of a 256-bit random token is itself unguessable, so an equality lookup in
@@ -70,25 +71,41 @@ export async function createEnrollmentToken(
   return { token, name, expiresAt };
 }
 
+/** What a presented token allows: a first enrollment, or the replay of the one that spent it. */
+export type TokenLookup =
+  | { kind: 'usable'; name: string }
+  | {
+      kind: 'spent';
+      name: string;
+      tokenId: number;
+      /** The certificate issued when it was spent (server/ca/enroll-replay.ts). */
+      serialHex: string;
+    };
+
 /**
- * The name a token is bound to, if it can be consumed right now (known, unused, unexpired); otherwise the
- * one fixed `token_invalid` error, WITHOUT consuming it. Enrollment calls this before it reads anything
- * else of the request (not even the CSR), so that an anonymous peer without a valid token learns nothing
- * (not whether a name is enrolled, not what the CSR policy says) and costs one hash and one indexed
- * lookup. The atomic consume below still decides races.
+ * What a token allows right now, WITHOUT consuming it: `usable` (known, unused, unexpired), `spent` (known,
+ * unexpired, and spent by an enrollment whose certificate is recorded: only a replay of that same
+ * enrollment may follow, server/ca/enroll-replay.ts), otherwise the one fixed `token_invalid` error.
+ * Enrollment calls this before it reads anything else of the request (not even the CSR), so that an
+ * anonymous peer without a valid token learns nothing (not whether a name is enrolled, not what the CSR
+ * policy says) and costs one hash and one indexed lookup. The atomic consume below still decides races.
+ * A spent token is answerable only within its original lifetime (expires_at): the window the operator
+ * granted for this enrollment, no longer.
  */
-export async function usableEnrollmentTokenName(
+export async function lookupEnrollmentToken(
   store: Pick<AsyncStoreData, 'getEnrollmentToken'>,
   opts: { token: string; now: number },
-): Promise<string> {
+): Promise<TokenLookup> {
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
   const row = await store.getEnrollmentToken(hashToken(opts.token));
-  if (row === undefined || row.usedAt !== null || row.expiresAt <= opts.now) {
+  if (row === undefined || row.expiresAt <= opts.now)
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
-  }
-  return row.name;
+  if (row.usedAt === null) return { kind: 'usable', name: row.name };
+  // Spent before the store remembered the certificate (schema 6): nothing to give back.
+  if (row.certSerial === null) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+  return { kind: 'spent', name: row.name, tokenId: row.id, serialHex: row.certSerial };
 }
 
 /**
@@ -102,12 +119,20 @@ export async function usableEnrollmentTokenName(
  */
 export async function consumeEnrollmentToken(
   tx: AsyncStoreTx,
-  opts: { token: string; name: string; actor: string; now: number; auditHash: (value: string) => string },
+  opts: {
+    token: string;
+    name: string;
+    actor: string;
+    now: number;
+    /** The certificate being issued for it, remembered for a replay (server/ca/enroll-replay.ts). */
+    serialHex: string;
+    auditHash: (value: string) => string;
+  },
 ): Promise<AuditEntry> {
   if (typeof opts.token !== 'string' || opts.token.length === 0 || opts.token.length > 256) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
-  const row = await tx.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now);
+  const row = await tx.consumeEnrollmentToken(hashToken(opts.token), opts.name, opts.now, opts.serialHex);
   if (row === undefined) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   return {
     at: opts.now,

@@ -20,12 +20,26 @@ function byteLength(value: unknown): number {
 
 type Describe = (caller: string, body: Body, reply: Body) => EventInput | undefined;
 
+/**
+ * Marks a reply that hands out again what an earlier request already did (an enrollment replayed,
+ * server/ca/enroll-replay.ts), so that its event says so instead of counting a second issuance. A symbol
+ * key: the wire never sees it (the reply is validated and rebuilt field by field from its schema).
+ */
+const REPLAYED = Symbol('replayed');
+
+export function markReplayed<R extends object>(reply: R): R {
+  return Object.assign(reply, { [REPLAYED]: true });
+}
+
 const DESCRIBE = new Map<string, Describe>([
   [
     'enroll',
     (_caller, _body, reply) => {
       // The certificate the CA just signed (its own output), read back for its serial and notAfter.
       const cert = parseCertificate(text(reply.cert));
+      if ((reply as { [REPLAYED]?: boolean })[REPLAYED] === true) {
+        return { type: 'cert.replayed', name: cert.subjectCN, serial: cert.serialHex };
+      }
       return {
         type: 'cert.issued',
         name: cert.subjectCN,

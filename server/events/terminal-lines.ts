@@ -88,6 +88,11 @@ export function describeEvent(e: KdcEvent): [string, string] {
         s(e.name),
         `certificate ${shortSerial(e.serial)} ${e.renewed ? 'renewed' : 'issued'} (${s(e.role)}, until ${new Date(e.notAfter).toISOString().slice(0, 10)})`,
       ];
+    case 'cert.replayed':
+      return [
+        s(e.name),
+        `certificate ${shortSerial(e.serial)} sent again (a retried enrollment; nothing issued)`,
+      ];
     case 'cert.revoked':
       return [
         s(e.name),

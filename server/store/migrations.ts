@@ -208,6 +208,20 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   { version: 5, name: AUDIT_CHAIN_MIGRATION_NAME, up: migrateAuditChain },
+  {
+    version: 6,
+    name: 'the certificate an enrollment token produced',
+    up: `
+      -- The serial of the certificate issued when the token was spent (server/ca/enroll-replay.ts): a
+      -- retry of that same enrollment whose answer was lost gets that certificate back instead of
+      -- token_invalid. NULL while unused, and for tokens spent before this migration (their retries stay
+      -- refused). No REFERENCES: the token is spent inside the issuing transaction BEFORE the certificate
+      -- row is written (its audit entry rides in the certificate's INSERT, server/ca/issue.ts), which an
+      -- immediate foreign key refuses, and a deferred one would fail at COMMIT, which the group commit
+      -- shares between concurrent issuances (one bad row would fail them all).
+      ALTER TABLE enrollment_tokens ADD COLUMN cert_serial TEXT;
+    `,
+  },
 ];
 
 /** Bring `db` up to the latest version; returns the version it was at before. */

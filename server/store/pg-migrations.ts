@@ -236,4 +236,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     `,
   },
   { version: 5, name: AUDIT_CHAIN_MIGRATION_NAME, up: migrateAuditChain },
+  {
+    version: 6,
+    name: 'the certificate an enrollment token produced',
+    up: `ALTER TABLE enrollment_tokens ADD COLUMN cert_serial TEXT;`,
+  },
 ];

@@ -154,7 +154,7 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
  * be prepared (see prepared()).
  */
 const CERT_COLUMNS = 'id, serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at';
-const TOKEN_COLUMNS = 'id, token_hash, name, created_at, expires_at, used_at, created_by';
+const TOKEN_COLUMNS = 'id, token_hash, name, created_at, expires_at, used_at, created_by, cert_serial';
 
 /** The data methods, on whatever runs the SQL: the pool (one statement, autocommit) or a transaction's client. */
 abstract class PgData {
@@ -429,15 +429,16 @@ abstract class PgData {
     tokenHash: string,
     name: string,
     now: number,
+    certSerial: string,
   ): Promise<EnrollmentTokenRecord | undefined> {
     // One statement: under READ COMMITTED a concurrent UPDATE of the same row waits for the first to
     // commit, then re-evaluates `used_at IS NULL` on the row's new version and matches nothing.
     return tokenOf(
       await this.row<TokenRow>(
-        `UPDATE enrollment_tokens SET used_at = $1
+        `UPDATE enrollment_tokens SET used_at = $1, cert_serial = $4
          WHERE token_hash = $2 AND name = $3 AND used_at IS NULL AND expires_at > $1
          RETURNING ${TOKEN_COLUMNS}`,
-        [now, tokenHash, name],
+        [now, tokenHash, name, certSerial],
         'store write failed',
       ),
     );

@@ -70,6 +70,7 @@ export interface TokenRow {
   expires_at: number;
   used_at: number | null;
   created_by: string;
+  cert_serial: string | null;
 }
 
 export interface AuditRow {
@@ -210,6 +211,7 @@ export function tokenOf(r: TokenRow | undefined): EnrollmentTokenRecord | undefi
         expiresAt: r.expires_at,
         usedAt: r.used_at,
         createdBy: r.created_by,
+        certSerial: r.cert_serial,
       };
 }
 

@@ -400,8 +400,13 @@ export class SqliteStore implements Store {
     this.#tokens.insertEnrollmentToken(t);
   }
 
-  consumeEnrollmentToken(tokenHash: string, name: string, now: number): EnrollmentTokenRecord | undefined {
-    return this.#tokens.consumeEnrollmentToken(tokenHash, name, now);
+  consumeEnrollmentToken(
+    tokenHash: string,
+    name: string,
+    now: number,
+    certSerial: string,
+  ): EnrollmentTokenRecord | undefined {
+    return this.#tokens.consumeEnrollmentToken(tokenHash, name, now, certSerial);
   }
 
   getEnrollmentToken(tokenHash: string): EnrollmentTokenRecord | undefined {

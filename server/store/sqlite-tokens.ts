@@ -22,13 +22,18 @@ export class SqliteTokens {
     );
   }
 
-  consumeEnrollmentToken(tokenHash: string, name: string, now: number): EnrollmentTokenRecord | undefined {
+  consumeEnrollmentToken(
+    tokenHash: string,
+    name: string,
+    now: number,
+    certSerial: string,
+  ): EnrollmentTokenRecord | undefined {
     // One statement: SQLite executes it under the write lock, so "unused" is checked and set atomically.
     const row = this.#sql.get<TokenRow>(
-      `UPDATE enrollment_tokens SET used_at = @now
+      `UPDATE enrollment_tokens SET used_at = @now, cert_serial = @certSerial
        WHERE token_hash = @tokenHash AND name = @name AND used_at IS NULL AND expires_at > @now
        RETURNING *`,
-      { now, tokenHash, name },
+      { now, tokenHash, name, certSerial },
     );
     return tokenOf(row);
   }

@@ -79,6 +79,11 @@ export interface NewEnrollmentToken {
 export interface EnrollmentTokenRecord extends NewEnrollmentToken {
   id: number;
   usedAt: number | null;
+  /**
+   * The certificate issued when the token was spent (null while unused, and for tokens spent before
+   * schema 6): what a retry of that enrollment gets back (server/ca/enroll-replay.ts).
+   */
+  certSerial: string | null;
 }
 
 export interface AuditEntry {
@@ -256,11 +261,17 @@ export interface Store {
   // enrollment tokens
   insertEnrollmentToken(token: NewEnrollmentToken): void;
   /**
-   * Mark the token used if and only if it exists, is bound to `name`, is unused and unexpired, in one
-   * statement (UPDATE ... WHERE used_at IS NULL AND expires_at > now): two concurrent consumers can
-   * never both succeed. Returns the row as it is after the update, or undefined.
+   * Mark the token used, by the certificate `certSerial` (being issued in the same transaction), if and
+   * only if it exists, is bound to `name`, is unused and unexpired, in one statement (UPDATE ... WHERE
+   * used_at IS NULL AND expires_at > now): two concurrent consumers can never both succeed. Returns the
+   * row as it is after the update, or undefined.
    */
-  consumeEnrollmentToken(tokenHash: string, name: string, now: number): EnrollmentTokenRecord | undefined;
+  consumeEnrollmentToken(
+    tokenHash: string,
+    name: string,
+    now: number,
+    certSerial: string,
+  ): EnrollmentTokenRecord | undefined;
   /** The token row whatever its state (read-only; used to refuse bad tokens before any other check). */
   getEnrollmentToken(tokenHash: string): EnrollmentTokenRecord | undefined;
   listEnrollmentTokens(): EnrollmentTokenRecord[];

@@ -158,6 +158,15 @@ export interface CertIssued extends Base<'cert.issued'> {
   renewed: boolean;
 }
 
+/**
+ * An enrollment retried after its answer was lost got the certificate its token had already produced
+ * (server/ca/enroll-replay.ts): nothing was issued.
+ */
+export interface CertReplayed extends Base<'cert.replayed'> {
+  name: string;
+  serial: string;
+}
+
 export interface CertRevoked extends Base<'cert.revoked'> {
   name: string;
   serial: string;
@@ -267,6 +276,7 @@ export type KdcEvent =
   | RequestRefused
   | TokenCreated
   | CertIssued
+  | CertReplayed
   | CertRevoked
   | CrlPublished
   | KeyCreated
@@ -306,6 +316,7 @@ export const EVENT_LEVEL: { readonly [T in KdcEventType]: EventLevel } = {
   'request.refused': 'warn',
   'token.created': 'info',
   'cert.issued': 'info',
+  'cert.replayed': 'info',
   'cert.revoked': 'info',
   'crl.published': 'info',
   'key.created': 'info',

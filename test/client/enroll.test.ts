@@ -1,8 +1,11 @@
 // Enrollment over the network against an in-process KDC: pinning the root by fingerprint (any case,
 // colons optional), trust on first use, and every token failure answered with token_invalid and one
 // fixed message: reused, expired, bound to another name, unknown. Then the enrolled home opens
-// sessions as that name, and a home holding another name's certificate is refused.
+// sessions as that name, and a home holding another name's certificate is refused. A lost answer (the
+// connection cut after the KDC committed the certificate, before its answer arrived) is retried once
+// with the same CSR, and the client recovers the certificate already issued; a second loss is reported.
 import t from 'tap';
+import type * as Tap from 'tap';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { enroll } from '../../client/enroll.js';
@@ -13,6 +16,9 @@ import { TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
 import { startTestKdc } from '../helpers/kdc-in-process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { sqliteOf } from '../helpers/sqlite-view.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { parseCertificate } from '../../shared/pki/x509.js';
+import type { CertificateAuthority } from '../../server/ca/authority.js';
 
 t.setTimeout(120_000);
 
@@ -240,3 +246,114 @@ t.test(
     await t.rejects(openHomeSession({ name: 'secret', home, server: kdc.url }), { code: 'bad_passphrase' });
   },
 );
+
+/** The KDC's URL through a proxy listening on `port`. */
+function viaProxy(port: number): string {
+  const url = new URL(kdc.url);
+  url.port = String(port);
+  return url.href;
+}
+
+/**
+ * Cut every connection through `proxy` once the KDC's CA has committed an enrollment and before the
+ * KDC answers, for the first `times` enrollments: the answer is lost, the certificate issued.
+ */
+function loseAnswers(
+  t: Tap.Test,
+  ca: CertificateAuthority,
+  proxy: Awaited<ReturnType<typeof startTcpProxy>>,
+  times: number,
+): { calls: () => number } {
+  let calls = 0;
+  const real = ca.enroll.bind(ca);
+  ca.enroll = async (opts) => {
+    const result = await real(opts);
+    calls += 1;
+    if (calls <= times) {
+      await proxy.cut();
+      await proxy.restore();
+    }
+    return result;
+  };
+  t.teardown(() => {
+    ca.enroll = real;
+  });
+  return { calls: () => calls };
+}
+
+t.test('a lost answer: the same request once more recovers the certificate already issued', async (t) => {
+  const proxy = await startTcpProxy(t, '127.0.0.1', Number(new URL(kdc.url).port));
+  const lost = loseAnswers(t, kdc.services.ca, proxy, 1);
+  const home = join(tempDir(t), 'lost');
+  const seen: string[] = [];
+  const auditBefore = sqliteOf(kdc.ca.store).countAudit();
+  const result = await enroll({
+    server: viaProxy(proxy.port),
+    name: 'lost',
+    token: await token('lost'),
+    caFingerprint: kdc.fingerprint,
+    home,
+    onLostAnswer: (err) => seen.push(err.code),
+  });
+  t.same(seen, ['session_closed'], 'told of the lost answer once');
+  t.equal(result.lostAnswer, 'session_closed', 'the result says so');
+  t.equal(lost.calls(), 2, 'two requests reached the CA');
+  const certs = sqliteOf(kdc.ca.store).listCertificates({ name: 'lost' });
+  t.same(
+    certs.map((c) => c.serialHex),
+    [result.serialHex],
+    'one certificate: the one issued for the first request',
+  );
+  t.equal(parseCertificate(readFileSync(join(home, 'cert.pem'), 'utf8')).serialHex, result.serialHex);
+  const actions = sqliteOf(kdc.ca.store)
+    .listAudit({ afterId: 0 })
+    .slice(auditBefore)
+    .filter((e) => e.subject === 'lost')
+    .map((e) => e.action);
+  t.same(
+    actions,
+    ['token.create', 'token.consume', 'cert.issue', 'enroll.replayed'],
+    'issued once, replayed once',
+  );
+  const session = await openHomeSession({ name: 'lost', home, server: kdc.url });
+  t.equal(session.facts.identity.serialHex, result.serialHex, 'the recovered identity works');
+  await session.close();
+});
+
+t.test('a second lost answer is reported as it is, after one retry', async (t) => {
+  const proxy = await startTcpProxy(t, '127.0.0.1', Number(new URL(kdc.url).port));
+  const lost = loseAnswers(t, kdc.services.ca, proxy, 2);
+  const seen: string[] = [];
+  await t.rejects(
+    enroll({
+      server: viaProxy(proxy.port),
+      name: 'lost-twice',
+      token: await token('lost-twice'),
+      caFingerprint: kdc.fingerprint,
+      home: join(tempDir(t), 'lost-twice'),
+      onLostAnswer: (err) => seen.push(err.code),
+    }),
+    { code: 'session_closed' },
+  );
+  t.same(seen, ['session_closed']);
+  t.equal(lost.calls(), 2, 'one retry, no more');
+  t.equal(sqliteOf(kdc.ca.store).listCertificates({ name: 'lost-twice' }).length, 1, 'issued once');
+});
+
+t.test("the KDC's refusal is not retried", async (t) => {
+  const seen: string[] = [];
+  const used = await token('refused-once');
+  await enroll({ server: kdc.url, name: 'refused-once', token: used, home: join(tempDir(t), 'a') });
+  await t.rejects(
+    enroll({
+      server: kdc.url,
+      name: 'refused-once',
+      token: used,
+      home: join(tempDir(t), 'b'),
+      onLostAnswer: (err) => seen.push(err.code),
+    }),
+    { code: 'token_invalid', message: TOKEN_MESSAGE },
+    'a new key with a spent token',
+  );
+  t.same(seen, [], 'no retry');
+});

@@ -66,6 +66,8 @@ const ALLOWED: Record<string, string> = {
     'hex SHA-256 hashes of the audit chain: public by design (anyone holding the store recomputes them; the chain head is signed), no secret in either operand',
   'server/ca/credentials.ts: fromKey.equals(fromCert)':
     'SPKI DER of two PUBLIC keys (does the private key belong to the certificate?)',
+  "server/ca/enroll-replay.ts: issuedKey.equals(opts.publicKey.export({ type: 'spki', format: 'der' }))":
+    'SPKI DER of two PUBLIC keys (is the replayed CSR for the key of the certificate the token produced?)',
   'client/enroll.ts: ourKey.equals(certKey)':
     'SPKI DER of two PUBLIC keys (is the issued certificate for the key we generated?)',
   'shared/protocol/transcript.ts: e.key === key': 'a msgpack map key NAME ("sig", "mac"), not key material',

@@ -1,6 +1,7 @@
 // `kds client enroll`: generate an RSA key locally, authenticate the KDC by the pinned root CA
 // fingerprint (or trust on first use, loudly), redeem a one-time token for a certificate, and store
-// key.pem / cert.pem / ca.pem in the client's home. Only the CSR leaves this machine.
+// key.pem / cert.pem / ca.pem in the client's home. Only the CSR leaves this machine. A lost answer is
+// retried once with the same CSR, and said so (client/enroll.ts).
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
 import { fingerprintValue, tokenValue } from '../../option-values.js';
@@ -55,6 +56,11 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
         home,
         dh: argv.dh,
         onWarning: warn,
+        onLostAnswer: (err) =>
+          warn(
+            `the answer to the enrollment was lost (${err.code}: ${err.message}); sending the same request again ` +
+              `(same key, same token: the KDC answers a repeat with the certificate it already issued)`,
+          ),
         onTrustOnFirstUse: (fingerprint) =>
           warn(
             `NO --ca-fingerprint GIVEN: trusting the root CA the server sent (trust on first use).\n` +
@@ -69,6 +75,11 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
       `  expires:  ${new Date(result.notAfter).toISOString()}`,
       `  home:     ${result.home}`,
       `  root CA:  ${result.caFingerprint}${result.pinned ? ' (pinned)' : ' (trusted on first use)'}`,
+      ...(result.lostAnswer === undefined
+        ? []
+        : [
+            `  recovered: the first answer was lost (${result.lostAnswer}); the repeated request got this certificate`,
+          ]),
     ]);
   }),
 };

@@ -339,8 +339,14 @@ t.test('enrollment tokens: single use, bound to a name, a bad CSR does not burn 
   );
   const issued = await ca.enroll({ token, csrPem: csr, actor: 'oscar' });
   t.equal(issued.cert.subjectCN, 'oscar');
+  await t.rejects(
+    ca.enroll({ token, csrPem: await csrFor('oscar'), actor: 'oscar' }),
+    { code: 'token_invalid' },
+    'used once: another key gets nothing',
+  );
+  // The same CSR again is a replay (test/server/ca/enroll-replay.test.ts), refused once revoked.
   await ca.revoke({ name: 'oscar' }, 'unspecified', 'test');
-  await t.rejects(ca.enroll({ token, csrPem: csr, actor: 'oscar' }), { code: 'token_invalid' }, 'used once');
+  await t.rejects(ca.enroll({ token, csrPem: csr, actor: 'oscar' }), { code: 'cert_revoked' }, 'revoked');
 });
 
 t.test('enrollment without a usable token reveals nothing about names or policy', async (t) => {

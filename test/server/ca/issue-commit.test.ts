@@ -67,11 +67,14 @@ t.test('a failure in a batch rolls back only its own issuance', async (t) => {
   const tokens: string[] = [];
   for (const name of good) tokens.push((await ca.createEnrollmentToken({ name, actor: 'test' })).token);
   const csrs = await Promise.all(good.map((n) => createCsr(n, pair.privateKeyPem, pair.publicKeyPem)));
-  // mix-b twice with the same token: one wins, the other is refused in the shared transaction.
+  // mix-b twice with the same token and two keys: one wins, the other is refused in the shared
+  // transaction (the same key twice would be a replay, answered with the winner's certificate).
+  const otherPair = await generateRsaKeyPair(2048);
+  const otherCsr = await createCsr('mix-b', otherPair.privateKeyPem, otherPair.publicKeyPem);
   const results = await Promise.allSettled([
     ca.enroll({ token: tokens[0]!, csrPem: csrs[0]!, actor: 't' }),
     ca.enroll({ token: tokens[1]!, csrPem: csrs[1]!, actor: 't' }),
-    ca.enroll({ token: tokens[1]!, csrPem: csrs[1]!, actor: 't' }),
+    ca.enroll({ token: tokens[1]!, csrPem: otherCsr, actor: 't' }),
     ca.enroll({ token: tokens[2]!, csrPem: csrs[2]!, actor: 't' }),
   ]);
   t.equal(results[0]!.status, 'fulfilled', 'mix-a issued');

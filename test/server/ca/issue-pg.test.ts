@@ -1,5 +1,5 @@
 // server/ca/issue.ts on PostgreSQL, two CA handles (two nodes) on one store: races for a name or a
-// token issue one certificate, the loser leaves no row, no audit entry and (for a name race) an unspent
+// token issue one certificate (the same request on both nodes: the second answer replays the first's), the loser leaves no row, no audit entry and (for a name race) an unspent
 // token; the audit chain stays one unbroken sequence; an enrollment holds the write lock for three
 // round trips (the token, the certificate with its audit entries in one statement, COMMIT).
 import t from 'tap';
@@ -46,17 +46,32 @@ t.test('two nodes, one name, two tokens: one certificate, the loser spends nothi
   t.same(actions, ['token.consume', 'cert.issue'], "the winner's two entries only");
 });
 
-t.test('two nodes, one token: one certificate', async (t) => {
+t.test('two nodes, one token, one CSR: one certificate, the other answer a replay of it', async (t) => {
   const { token } = await node1.createEnrollmentToken({ name: 'twice', actor: 'test' });
   const csr = await createCsr('twice', pair.privateKeyPem, pair.publicKeyPem);
-  const results = await Promise.allSettled([
+  const results = await Promise.all([
     node1.enroll({ token, csrPem: csr }),
     node2.enroll({ token, csrPem: csr }),
+  ]);
+  t.equal(results[0].cert.serialHex, results[1].cert.serialHex, 'the same certificate');
+  t.equal(results.filter((r) => r.replayed === true).length, 1, 'one issued, one replayed');
+  t.equal((await node1.store.listCertificates({ name: 'twice' })).length, 1);
+});
+
+t.test('two nodes, one token, two keys: one certificate', async (t) => {
+  const { token } = await node1.createEnrollmentToken({ name: 'thrice', actor: 'test' });
+  const otherPair = await generateRsaKeyPair(2048);
+  const results = await Promise.allSettled([
+    node1.enroll({ token, csrPem: await createCsr('thrice', pair.privateKeyPem, pair.publicKeyPem) }),
+    node2.enroll({
+      token,
+      csrPem: await createCsr('thrice', otherPair.privateKeyPem, otherPair.publicKeyPem),
+    }),
   ]);
   t.same(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
   const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
   t.match((refused.reason as { code: string }).code, /^(token_invalid|already_active)$/);
-  t.equal((await node1.store.listCertificates({ name: 'twice' })).length, 1);
+  t.equal((await node1.store.listCertificates({ name: 'thrice' })).length, 1);
 });
 
 t.test('enrollments spread over both nodes: unique serials, one unbroken audit chain', async (t) => {

@@ -229,37 +229,60 @@ for (const engine of ENGINES) {
       },
     );
 
-    t.test('enrollment tokens: consumed once (also concurrently), bound to a name, expire', async (t) => {
-      const { store, again } = await engine.open(t);
-      const tok = (h: string) => ({
-        tokenHash: h,
-        name: 'alice',
-        createdAt: 1,
-        expiresAt: 100,
-        createdBy: 'admin',
-      });
-      await store.insertEnrollmentToken(tok('h1'));
-      await store.insertEnrollmentToken(tok('h2'));
-      await store.insertEnrollmentToken(tok('h3'));
-      t.equal(await store.consumeEnrollmentToken('h1', 'bob', 50), undefined, 'wrong name');
-      t.equal(await store.consumeEnrollmentToken('h1', 'alice', 100), undefined, 'expired');
-      t.match(await store.consumeEnrollmentToken('h1', 'alice', 50), { tokenHash: 'h1', usedAt: 50 });
-      t.equal(await store.consumeEnrollmentToken('h1', 'alice', 51), undefined, 'used');
-      // Two handles (two connections; for PostgreSQL what two nodes are) redeem the same token at once.
-      const other = await again();
-      const results = await Promise.all([
-        store.consumeEnrollmentToken('h2', 'alice', 60),
-        other.consumeEnrollmentToken('h2', 'alice', 60),
-        store.consumeEnrollmentToken('h2', 'alice', 60),
-        other.consumeEnrollmentToken('h2', 'alice', 60),
-      ]);
-      t.equal(results.filter((r) => r !== undefined).length, 1, 'exactly one redemption wins');
-      t.match(await store.getEnrollmentToken('h3'), { usedAt: null, createdBy: 'admin' });
-      t.same(
-        (await store.listEnrollmentTokens()).map((r) => r.tokenHash),
-        ['h1', 'h2', 'h3'],
-      );
-    });
+    t.test(
+      'enrollment tokens: consumed once (also concurrently), bound to a name, expire, remember the certificate',
+      async (t) => {
+        const { store, again } = await engine.open(t);
+        const tok = (h: string) => ({
+          tokenHash: h,
+          name: 'alice',
+          createdAt: 1,
+          expiresAt: 100,
+          createdBy: 'admin',
+        });
+        await store.insertEnrollmentToken(tok('h1'));
+        await store.insertEnrollmentToken(tok('h2'));
+        await store.insertEnrollmentToken(tok('h3'));
+        t.equal(await store.consumeEnrollmentToken('h1', 'bob', 50, 'a1'), undefined, 'wrong name');
+        t.equal(await store.consumeEnrollmentToken('h1', 'alice', 100, 'a1'), undefined, 'expired');
+        t.match(await store.consumeEnrollmentToken('h1', 'alice', 50, 'a1'), {
+          tokenHash: 'h1',
+          usedAt: 50,
+          certSerial: 'a1',
+        });
+        t.equal(await store.consumeEnrollmentToken('h1', 'alice', 51, 'a2'), undefined, 'used');
+        // What a replay reads back (server/ca/enroll-replay.ts), through another handle (another node).
+        const other = await again();
+        t.match(
+          await other.getEnrollmentToken('h1'),
+          { usedAt: 50, certSerial: 'a1' },
+          'the first serial stays',
+        );
+        // Two handles (two connections; for PostgreSQL what two nodes are) redeem the same token at once.
+        const results = await Promise.all([
+          store.consumeEnrollmentToken('h2', 'alice', 60, 'b1'),
+          other.consumeEnrollmentToken('h2', 'alice', 60, 'b2'),
+          store.consumeEnrollmentToken('h2', 'alice', 60, 'b3'),
+          other.consumeEnrollmentToken('h2', 'alice', 60, 'b4'),
+        ]);
+        const winners = results.filter((r) => r !== undefined);
+        t.equal(winners.length, 1, 'exactly one redemption wins');
+        t.equal(
+          (await store.getEnrollmentToken('h2'))?.certSerial,
+          winners[0]?.certSerial,
+          "the winner's serial",
+        );
+        t.match(await store.getEnrollmentToken('h3'), { usedAt: null, createdBy: 'admin', certSerial: null });
+        t.same(
+          (await store.listEnrollmentTokens()).map((r) => [r.tokenHash, r.certSerial]),
+          [
+            ['h1', 'a1'],
+            ['h2', winners[0]?.certSerial],
+            ['h3', null],
+          ],
+        );
+      },
+    );
 
     t.test('audit log: in order, filtered, limited, no secrets, one hash chain across handles', async (t) => {
       const { store, again } = await engine.open(t);

@@ -235,12 +235,14 @@ t.test('enrollment token: consumed exactly once, bound to its name, expires', as
   const base = { createdAt: 100, expiresAt: 1_000, createdBy: 'admin' };
   store.insertEnrollmentToken({ tokenHash: 'h1', name: 'alice', ...base });
   store.insertEnrollmentToken({ tokenHash: 'h2', name: 'bob', ...base });
-  t.equal(store.consumeEnrollmentToken('h1', 'bob', 500), undefined, 'wrong name');
-  t.equal(store.consumeEnrollmentToken('nope', 'alice', 500), undefined, 'unknown token');
-  const used = store.consumeEnrollmentToken('h1', 'alice', 500);
-  t.match(used, { tokenHash: 'h1', name: 'alice', usedAt: 500, createdBy: 'admin' });
-  t.equal(store.consumeEnrollmentToken('h1', 'alice', 501), undefined, 'second use refused');
-  t.equal(store.consumeEnrollmentToken('h2', 'bob', 1_000), undefined, 'expired at expires_at');
+  t.equal(store.consumeEnrollmentToken('h1', 'bob', 500, 'a1'), undefined, 'wrong name');
+  t.equal(store.consumeEnrollmentToken('nope', 'alice', 500, 'a1'), undefined, 'unknown token');
+  const used = store.consumeEnrollmentToken('h1', 'alice', 500, 'a1');
+  t.match(used, { tokenHash: 'h1', name: 'alice', usedAt: 500, createdBy: 'admin', certSerial: 'a1' });
+  t.equal(store.consumeEnrollmentToken('h1', 'alice', 501, 'a2'), undefined, 'second use refused');
+  t.equal(store.getEnrollmentToken('h1')?.certSerial, 'a1', 'a refused second use leaves the serial');
+  t.equal(store.consumeEnrollmentToken('h2', 'bob', 1_000, 'b1'), undefined, 'expired at expires_at');
+  t.equal(store.getEnrollmentToken('h2')?.certSerial, null, 'an unused token has no serial');
   t.same(
     store.listEnrollmentTokens().map((r) => [r.name, r.usedAt]),
     [
