@@ -14,11 +14,13 @@
 // sends the SAME request once more, in a new session (on the next node of the list if the first is
 // gone): the CA answers a replay of the enrollment that spent the token with that same certificate
 // (docs/protocol.md "Lost answers"), and a first attempt that never arrived is simply served now. Only
-// the same CSR can be replayed (the same key, proven again), so the retry happens here, while the key
-// is still in memory; a new run of the command has a new key and meets token_invalid.
+// the same CSR can be replayed (the same key, proven again), so the key and the CSR are staged in the
+// home (client/home.ts) before the request is sent: when every retry goes unanswered, or the process is
+// killed, running the command again with the same token sends them again and recovers the certificate.
 
 import { assertNotCommittable } from '../io/git-exposure.js';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { equalBytes } from '../shared/crypto/ct.js';
 import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
 import { AuthError, EnvironmentError, InputError, KdsError, ProtocolError } from '../shared/errors.js';
 import { createCsr } from '../shared/pki/csr.js';
@@ -28,7 +30,13 @@ import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import type { DhGroup } from '../shared/crypto/dh.js';
 import type { ResponseBody } from '../shared/protocol/catalog.js';
-import { KEY_FILE, writeClientHome } from './home.js';
+import {
+  discardStagedEnrollment,
+  KEY_FILE,
+  readStagedEnrollment,
+  stageEnrollment,
+  writeClientHome,
+} from './home.js';
 import { withFailover } from './failover.js';
 import { httpUrlOf, openSession } from './session.js';
 
@@ -57,6 +65,8 @@ export interface EnrollOptions {
   onWarning?: (text: string) => void;
   /** Called when the first answer was lost and the same request is about to be sent once more. */
   onLostAnswer?: (err: KdsError) => void;
+  /** Called when the key and request staged by an earlier run with this token are sent again. */
+  onResume?: () => void;
 }
 
 export interface EnrollResult {
@@ -73,6 +83,8 @@ export interface EnrollResult {
    * request never reached it): either way the same key, the only one this token will ever certify.
    */
   lostAnswer?: string;
+  /** Present when the key and request of an earlier run with this token (its answer lost) were sent again. */
+  resumed?: true;
 }
 
 /** GET <http>/ca.pem (bounded size, timeout); the result is NOT trusted until its fingerprint is checked. */
@@ -126,10 +138,32 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     opts.onTrustOnFirstUse?.(ca.fingerprint256);
   }
 
-  const keyBits = opts.keyBits ?? DEFAULT_KEY_BITS;
-  const { privateKeyPem, publicKeyPem } = await generateRsaKeyPair(keyBits);
-  const csr = await createCsr(name, privateKeyPem, publicKeyPem);
+  // The key and CSR of an earlier run with this token whose answer was lost for good (client/home.ts
+  // "enrollment/"): sent again as they were, so the KDC can answer with the certificate it issued for
+  // them. Anything else staged (another name, another token) is an abandoned enrollment: start over.
+  const tokenHash = createHash('sha256').update(opts.token, 'utf8').digest();
+  const staged = readStagedEnrollment(opts.home);
+  let privateKey: KeyObject;
+  let csr: string;
+  const resumed =
+    staged !== undefined &&
+    staged.name === name &&
+    /^[0-9a-f]{64}$/.test(staged.tokenHash) &&
+    equalBytes(Buffer.from(staged.tokenHash, 'hex'), tokenHash);
+  if (resumed) {
+    ({ privateKey, csr } = staged);
+    opts.onResume?.();
+  } else {
+    const keyBits = opts.keyBits ?? DEFAULT_KEY_BITS;
+    const pair = await generateRsaKeyPair(keyBits);
+    privateKey = createPrivateKey(pair.privateKeyPem);
+    csr = await createCsr(name, pair.privateKeyPem, pair.publicKeyPem);
+    // Before anything is sent: a process killed while the request is in flight can still replay it.
+    stageEnrollment(opts.home, { name, tokenHash: tokenHash.toString('hex'), csr, privateKey });
+  }
 
+  // Set when the KDC answered the request with a refusal: the staged request is then useless.
+  let refused = false;
   const send = async (): Promise<ResponseBody<'enroll'>> => {
     // Opening the session sends nothing of the request: its failure is final (failover already tried
     // every node of the list).
@@ -142,7 +176,9 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     try {
       return await session.request('enroll', { token: opts.token, csr });
     } catch (err) {
-      throw err instanceof KdsError && LOST_ANSWER_CODES.has(err.code) ? new LostAnswer(err) : err;
+      if (err instanceof KdsError && LOST_ANSWER_CODES.has(err.code)) throw new LostAnswer(err);
+      refused = true;
+      throw err;
     } finally {
       await session.close();
     }
@@ -150,32 +186,35 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   let reply: ResponseBody<'enroll'>;
   let lostAnswer: string | undefined;
   try {
-    reply = await send();
-  } catch (err) {
-    if (!(err instanceof LostAnswer)) throw err;
-    lostAnswer = err.lost.code;
-    opts.onLostAnswer?.(err.lost);
-    // Once: a second loss is reported as it is (the person can see whether the KDC is reachable).
     try {
       reply = await send();
-    } catch (again) {
-      throw again instanceof LostAnswer ? again.lost : again;
+    } catch (err) {
+      if (!(err instanceof LostAnswer)) throw err;
+      lostAnswer = err.lost.code;
+      opts.onLostAnswer?.(err.lost);
+      // Once: a second loss is reported as it is (the person can see whether the KDC is reachable), and
+      // the staged request waits for the command to be run again.
+      try {
+        reply = await send();
+      } catch (again) {
+        throw again instanceof LostAnswer ? again.lost : again;
+      }
     }
+  } catch (err) {
+    if (refused) discardStagedEnrollment(opts.home);
+    throw err;
   }
 
   const cert = parseCertificate(reply.cert);
   const verdict = verifyCertificate(cert, ca, { usage: 'clientAuth', expectName: name });
   if (verdict.code !== 'ok') throw verdictToError(verdict);
-  const ourKey = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
+  const ourKey = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
   const certKey = createPublicKey(cert.publicKeyPem).export({ type: 'spki', format: 'der' });
   if (!ourKey.equals(certKey)) {
     throw new ProtocolError('unexpected_message', 'the issued certificate is not for the key we generated');
   }
-  writeClientHome(opts.home, {
-    privateKey: createPrivateKey(privateKeyPem),
-    certPem: cert.pem,
-    caPem: ca.pem,
-  });
+  writeClientHome(opts.home, { privateKey, certPem: cert.pem, caPem: ca.pem });
+  discardStagedEnrollment(opts.home);
   return {
     name,
     serialHex: cert.serialHex,
@@ -184,6 +223,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     caFingerprint: ca.fingerprint256,
     pinned: pin !== undefined,
     ...(lostAnswer === undefined ? {} : { lostAnswer }),
+    ...(resumed ? { resumed: true as const } : {}),
   };
 }
 

@@ -13,6 +13,13 @@
 // only if its source is still there, so it is idempotent). Absent: the renewal never committed, the old
 // key.pem and cert.pem are untouched, and the staged files are deleted. A KDC-side certificate that was
 // issued but never installed is harmless: the KDC keeps the old one active until the new one is used.
+//
+// An enrollment (client/enroll.ts) keeps its new key and its CSR in `enrollment/` from before the
+// request is sent until the certificate is saved: `enrollment/key.pem` (encrypted like key.pem) and
+// `enrollment/request.json` ({name, tokenHash, csr}: the SHA-256 of the token, never the token). If the
+// answer is lost for good (every retry unanswered, the process killed), running `kds client enroll`
+// again with the same token sends the same CSR, which the KDC answers with the certificate it issued
+// for it (docs/protocol.md "Lost answers"); another token starts over with a new key.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { processAlive } from './keys/file-lock.js';
@@ -29,6 +36,9 @@ const CA_FILE = 'ca.pem';
 const DEFAULT_DATA_DIR = 'certs';
 /** Where a renewal stages its files (see the header). */
 const RENEWAL_DIR = 'renewal';
+/** Where an enrollment keeps its key and CSR until its certificate is saved (see the header). */
+const ENROLLMENT_DIR = 'enrollment';
+const ENROLLMENT_REQUEST = 'request.json';
 /** The key store's key wrapped for the current identity key (client/keys/key-store.ts). */
 const STORE_KEY_PATH = join('keys', 'store-key');
 
@@ -191,6 +201,57 @@ export function lockRenewal(home: string): () => void {
     }
   }
   throw new PolicyError('rate_limited', 'cannot take the renewal lock');
+}
+
+/** An enrollment in progress, as staged in the home (see the header). */
+export interface StagedEnrollment {
+  name: string;
+  /** SHA-256 (hex) of the token it was made for. */
+  tokenHash: string;
+  csr: string;
+  privateKey: KeyObject;
+}
+
+/** Stage an enrollment's key and CSR before its request is sent (replacing any earlier one). */
+export function stageEnrollment(
+  home: string,
+  staged: StagedEnrollment,
+  passphrase = clientPassphrase(),
+): void {
+  const dir = join(home, ENROLLMENT_DIR);
+  rmSync(dir, { recursive: true, force: true });
+  ensurePrivateDir(dir);
+  writeFileAtomic(join(dir, KEY_FILE), exportKeyPem(staged.privateKey, passphrase), 0o600);
+  const request = { name: staged.name, tokenHash: staged.tokenHash, csr: staged.csr };
+  writeFileAtomic(join(dir, ENROLLMENT_REQUEST), JSON.stringify(request), 0o600);
+}
+
+/**
+ * The enrollment staged in `home`, if there is a complete one; undefined otherwise (nothing staged, or
+ * a crash between the two files: nothing was sent then, the request is written second).
+ */
+export function readStagedEnrollment(
+  home: string,
+  passphrase = clientPassphrase(),
+): StagedEnrollment | undefined {
+  const dir = join(home, ENROLLMENT_DIR);
+  if (entryKind(join(dir, ENROLLMENT_REQUEST)) === 'missing') return undefined;
+  let request: { name?: unknown; tokenHash?: unknown; csr?: unknown };
+  let keyPem: string;
+  try {
+    request = JSON.parse(readFileSync(join(dir, ENROLLMENT_REQUEST), 'utf8')) as typeof request;
+    keyPem = readFileSync(join(dir, KEY_FILE), 'utf8');
+  } catch {
+    return undefined; // unreadable or torn: start over (a new key, a new CSR)
+  }
+  const { name, tokenHash, csr } = request;
+  if (typeof name !== 'string' || typeof tokenHash !== 'string' || typeof csr !== 'string') return undefined;
+  return { name, tokenHash, csr, privateKey: loadPrivateKey(keyPem, passphrase) };
+}
+
+/** Drop a staged enrollment (its certificate is saved, or the KDC refused it for good). */
+export function discardStagedEnrollment(home: string): void {
+  rmSync(join(home, ENROLLMENT_DIR), { recursive: true, force: true });
 }
 
 export function readClientHome(home: string, passphrase = clientPassphrase()): ClientFiles {

@@ -114,6 +114,10 @@ const enrollItem: MenuItem = {
           ctx.io.print(
             `  ${ctx.style.bad('warning')}: the answer was lost (${err.code}); sending the same request again`,
           ),
+        onResume: () =>
+          ctx.io.print(
+            `  an earlier attempt with this token got no answer: sending its key and request again`,
+          ),
         onTrustOnFirstUse: (fp) =>
           ctx.io.print(
             `  ${ctx.style.bad('warning')}: trusting the root CA the server sent: ${fp}`,

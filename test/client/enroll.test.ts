@@ -6,9 +6,13 @@
 // with the same CSR, and the client recovers the certificate already issued; a second loss is reported.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import { enroll } from '../../client/enroll.js';
+import { stageEnrollment } from '../../client/home.js';
+import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
+import { createCsr } from '../../shared/pki/csr.js';
 import { openAdminSession } from '../../client/admin.js';
 import { openHomeSession, type ClientSession } from '../../client/session.js';
 import { hashToken } from '../../server/ca/tokens.js';
@@ -287,6 +291,14 @@ t.test('a lost answer: the same request once more recovers the certificate alrea
   const home = join(tempDir(t), 'lost');
   const seen: string[] = [];
   const auditBefore = sqliteOf(kdc.ca.store).countAudit();
+  const events: string[] = [];
+  const off = kdc.services.events.subscribe(
+    (e) => {
+      if ((e.type === 'cert.issued' || e.type === 'cert.replayed') && e.name === 'lost') events.push(e.type);
+    },
+    { types: ['cert.issued', 'cert.replayed'] },
+  );
+  t.teardown(off);
   const result = await enroll({
     server: viaProxy(proxy.port),
     name: 'lost',
@@ -315,6 +327,8 @@ t.test('a lost answer: the same request once more recovers the certificate alrea
     ['token.create', 'token.consume', 'cert.issue', 'enroll.replayed'],
     'issued once, replayed once',
   );
+  // The first request's event is emitted after its reply was attempted (on the cut connection).
+  t.same(events.sort(), ['cert.issued', 'cert.replayed'], 'the KDC reports one issuance and one replay');
   const session = await openHomeSession({ name: 'lost', home, server: kdc.url });
   t.equal(session.facts.identity.serialHex, result.serialHex, 'the recovered identity works');
   await session.close();
@@ -344,16 +358,97 @@ t.test("the KDC's refusal is not retried", async (t) => {
   const seen: string[] = [];
   const used = await token('refused-once');
   await enroll({ server: kdc.url, name: 'refused-once', token: used, home: join(tempDir(t), 'a') });
+  const second = join(tempDir(t), 'b');
   await t.rejects(
     enroll({
       server: kdc.url,
       name: 'refused-once',
       token: used,
-      home: join(tempDir(t), 'b'),
+      home: second,
       onLostAnswer: (err) => seen.push(err.code),
     }),
     { code: 'token_invalid', message: TOKEN_MESSAGE },
     'a new key with a spent token',
   );
   t.same(seen, [], 'no retry');
+  t.ok(existsSync(second), 'the home was made (the request was staged before it was sent)');
+  t.notOk(existsSync(join(second, 'enrollment')), 'a refused request is not kept');
+});
+
+t.test(
+  'answers lost for good: the next run with the same token sends the staged request again',
+  async (t) => {
+    const proxy = await startTcpProxy(t, '127.0.0.1', Number(new URL(kdc.url).port));
+    loseAnswers(t, kdc.services.ca, proxy, 2);
+    const home = join(tempDir(t), 'staged');
+    const tok = await token('staged');
+    await t.rejects(
+      enroll({
+        server: viaProxy(proxy.port),
+        name: 'staged',
+        token: tok,
+        caFingerprint: kdc.fingerprint,
+        home,
+      }),
+      { code: 'session_closed' },
+    );
+    t.notOk(existsSync(join(home, 'key.pem')), 'no identity yet');
+    t.equal(statSync(join(home, 'enrollment', 'key.pem')).mode & 0o777, 0o600, 'the key is staged, 0600');
+    t.notOk(readFileSync(join(home, 'enrollment', 'request.json'), 'utf8').includes(tok), 'never the token');
+    const issued = sqliteOf(kdc.ca.store).listCertificates({ name: 'staged' });
+    t.equal(issued.length, 1, 'the KDC issued it, the client never heard');
+
+    let resumed = 0;
+    const result = await enroll({
+      server: kdc.url,
+      name: 'staged',
+      token: tok,
+      caFingerprint: kdc.fingerprint,
+      home,
+      onResume: () => (resumed += 1),
+    });
+    t.equal(resumed, 1, 'told it resumes');
+    t.equal(result.resumed, true);
+    t.equal(result.serialHex, issued[0]!.serialHex, 'the certificate issued for the first run');
+    t.equal(sqliteOf(kdc.ca.store).listCertificates({ name: 'staged' }).length, 1, 'nothing more issued');
+    t.notOk(
+      existsSync(join(home, 'enrollment')),
+      'the staged request is dropped once the certificate is saved',
+    );
+    const session = await openHomeSession({ name: 'staged', home, server: kdc.url });
+    t.equal(session.facts.identity.serialHex, result.serialHex);
+    await session.close();
+  },
+);
+
+t.test('a request staged for another token is not sent: a new key', async (t) => {
+  const home = join(tempDir(t), 'restart');
+  const old = await generateRsaKeyPair(2048);
+  const oldCsr = await createCsr('restart', old.privateKeyPem, old.publicKeyPem);
+  stageEnrollment(home, {
+    name: 'restart',
+    tokenHash: hashToken('an-abandoned-token-of-an-earlier-run'),
+    csr: oldCsr,
+    privateKey: createPrivateKey(old.privateKeyPem),
+  });
+  let resumed = 0;
+  const result = await enroll({
+    server: kdc.url,
+    name: 'restart',
+    token: await token('restart'),
+    caFingerprint: kdc.fingerprint,
+    home,
+    onResume: () => (resumed += 1),
+  });
+  t.equal(resumed, 0);
+  t.equal(result.resumed, undefined);
+  const certKey = createPublicKey(readFileSync(join(home, 'cert.pem'), 'utf8')).export({
+    type: 'spki',
+    format: 'der',
+  });
+  t.notOk(
+    certKey.equals(createPublicKey(old.publicKeyPem).export({ type: 'spki', format: 'der' })),
+    'a new key',
+  );
+  t.notOk(existsSync(join(home, 'enrollment')));
 });

@@ -5,10 +5,13 @@
 // the certificate node 1 issued (docs/protocol.md "Lost answers"): one certificate in the store, the
 // client's home holds it and works, the audit log says it was replayed. Without the replay the retry
 // was `token_invalid` and the person needed a new token.
+// Then one node on SQLite, killed the same way: the client's retry finds nobody (exit 8), its key and
+// request stay staged in its home; once the KDC is back, the same command with the same token sends
+// them again and gets the certificate issued before the crash.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminToken, runKds, startServer } from '../helpers/kds-process.js';
+import { adminToken, initDataDir, runKds, startServer } from '../helpers/kds-process.js';
 import { pgRawClient, pgTestSchema } from '../helpers/pg.js';
 import { tempDir } from '../helpers/tmp.js';
 import { openHomeSession } from '../../client/session.js';
@@ -83,5 +86,48 @@ t.test('node 1 dies after the commit: the client recovers its certificate from n
 
   const session = await openHomeSession({ name: 'alice', home, server: node2.url });
   t.equal(session.facts.identity.serialHex, out.serialHex, 'the recovered identity opens sessions');
+  await session.close();
+});
+
+t.test('one node dies after the commit: the next run with the same token recovers', async (t) => {
+  const dataDir = await initDataDir(t);
+  const crashing = await startServer(t, dataDir, [], { env: { KDS_TEST_CRASH_AT: 'enroll-committed' } });
+  const token = await adminToken(crashing, 'bob');
+  const home = join(tempDir(t), 'bob');
+  const args = [
+    'client',
+    'enroll',
+    '--name',
+    'bob',
+    '--token',
+    token,
+    '--server',
+    crashing.url,
+    '--ca-fingerprint',
+    crashing.fingerprint,
+    '--home',
+    home,
+    '--json',
+  ];
+  const first = await runKds(args);
+  t.equal((await crashing.stop()).signal, 'SIGKILL', 'the node died at the crash point');
+  t.equal(first.code, 8, `no KDC for the retry: ${first.stdout}`);
+  t.match(JSON.parse(first.stdout), { error: { code: 'unavailable' } });
+  t.match(first.stderr, /the answer to the enrollment was lost/);
+
+  const node = await startServer(t, dataDir, [], { port: Number(new URL(crashing.url).port) });
+  const second = await runKds(args);
+  t.equal(second.code, 0, `${second.stdout}${second.stderr}`);
+  const out = JSON.parse(second.stdout) as { serialHex: string; resumed?: boolean };
+  t.equal(out.resumed, true, 'the staged request was sent again');
+  t.match(second.stderr, /an earlier run with this token did not get its answer/);
+  const list = await runKds(['cert', 'list', '--name', 'bob', '--data-dir', dataDir, '--json']);
+  t.same(
+    (JSON.parse(list.stdout) as { serialHex: string }[]).map((c) => c.serialHex),
+    [out.serialHex],
+    'one certificate: the one issued before the crash',
+  );
+  const session = await openHomeSession({ name: 'bob', home, server: node.url });
+  t.equal(session.facts.identity.serialHex, out.serialHex);
   await session.close();
 });

@@ -8,9 +8,11 @@
 //   end-to-end in turn (key.create; key.peer + key.reserve + key.deposit). A failed operation is not
 //   retried (nothing on the wire makes it idempotent): the session is closed and opened again, which is
 //   where failover happens;
-// - enroll workers: an admin token for a new name (admin session), then an enrollment with it; an
-//   enrollment that got no answer is retried with the same token, as a person would, so a token
-//   consumed by an attempt whose answer was lost must give `token_invalid`, never a second certificate.
+// - enroll workers: an admin token for a new name (admin session), then an enrollment with it. enroll()
+//   itself sends the same CSR once more when an answer is lost (the KDC replays the certificate already
+//   issued); an enrollment that still got no answer is retried with the same token and a NEW key, as a
+//   person re-running the command would, so a token consumed by an attempt whose answers were lost
+//   must give `token_invalid`, never a second certificate.
 import { join } from 'node:path';
 import type pg from 'pg';
 import { openAdminSession } from '../../client/admin.js';

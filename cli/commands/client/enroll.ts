@@ -1,7 +1,8 @@
 // `kds client enroll`: generate an RSA key locally, authenticate the KDC by the pinned root CA
 // fingerprint (or trust on first use, loudly), redeem a one-time token for a certificate, and store
 // key.pem / cert.pem / ca.pem in the client's home. Only the CSR leaves this machine. A lost answer is
-// retried once with the same CSR, and said so (client/enroll.ts).
+// retried once with the same CSR, and a run whose answer never came is resumed by the next run with the
+// same token, each said so (client/enroll.ts).
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
 import { fingerprintValue, tokenValue } from '../../option-values.js';
@@ -61,6 +62,11 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
             `the answer to the enrollment was lost (${err.code}: ${err.message}); sending the same request again ` +
               `(same key, same token: the KDC answers a repeat with the certificate it already issued)`,
           ),
+        onResume: () =>
+          warn(
+            `an earlier run with this token did not get its answer: sending its key and request again ` +
+              `(kept in ${home}/enrollment until the certificate is saved)`,
+          ),
         onTrustOnFirstUse: (fingerprint) =>
           warn(
             `NO --ca-fingerprint GIVEN: trusting the root CA the server sent (trust on first use).\n` +
@@ -75,6 +81,11 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
       `  expires:  ${new Date(result.notAfter).toISOString()}`,
       `  home:     ${result.home}`,
       `  root CA:  ${result.caFingerprint}${result.pinned ? ' (pinned)' : ' (trusted on first use)'}`,
+      ...(result.resumed === true
+        ? [
+            '  recovered: the request of an earlier run with this token was sent again and got this certificate',
+          ]
+        : []),
       ...(result.lostAnswer === undefined
         ? []
         : [
