@@ -49,6 +49,16 @@ const MAX_CA_PEM_BYTES = 64 * 1024;
  * Every other failure is the KDC's answer, and retrying it would only repeat it.
  */
 const LOST_ANSWER_CODES: ReadonlySet<string> = new Set(['session_closed', 'unavailable', 'timeout']);
+/**
+ * Refusals that say "not now" rather than "not this request": the staged request (client/home.ts) is
+ * kept for them, as for a lost answer; any other refusal drops it.
+ */
+const PASSING_REFUSALS: ReadonlySet<string> = new Set([
+  'rate_limited',
+  'too_many_connections',
+  'store_error',
+  'internal',
+]);
 
 export interface EnrollOptions {
   server: string;
@@ -162,7 +172,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     stageEnrollment(opts.home, { name, tokenHash: tokenHash.toString('hex'), csr, privateKey });
   }
 
-  // Set when the KDC answered the request with a refusal: the staged request is then useless.
+  // Set when the KDC refused the request for good: the staged request is then useless.
   let refused = false;
   const send = async (): Promise<ResponseBody<'enroll'>> => {
     // Opening the session sends nothing of the request: its failure is final (failover already tried
@@ -177,7 +187,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
       return await session.request('enroll', { token: opts.token, csr });
     } catch (err) {
       if (err instanceof KdsError && LOST_ANSWER_CODES.has(err.code)) throw new LostAnswer(err);
-      refused = true;
+      refused = !(err instanceof KdsError && PASSING_REFUSALS.has(err.code));
       throw err;
     } finally {
       await session.close();

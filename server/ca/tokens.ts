@@ -1,7 +1,8 @@
 // Enrollment tokens (enrollment spends them, docs/protocol.md "Certificates and enrollment"): a random single-use secret
-// bound to one name, with an expiry. A spent token remembers the certificate it produced, so that a retry
-// of that same enrollment (its answer lost) gets it back until the token's expiry (enroll-replay.ts). Only SHA-256(token) is stored, so a copy of the database cannot be
-// used to enroll; the token itself is shown once, to the admin who created it.
+// bound to one name, with an expiry. Only SHA-256(token) is stored, so a copy of the database cannot be
+// used to enroll; the token itself is shown once, to the admin who created it. A spent token remembers
+// the certificate it produced, so that a retry of that same enrollment (its answer lost) gets that
+// certificate back until the token's expiry (enroll-replay.ts), and never a second one.
 //
 // Lookup by hash: the hash of a 256-bit random token is itself unguessable, so an equality lookup in
 // the store leaks nothing useful through timing (the secret is the token, never compared directly).
@@ -100,8 +101,9 @@ export async function lookupEnrollmentToken(
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
   }
   const row = await store.getEnrollmentToken(hashToken(opts.token));
-  if (row === undefined || row.expiresAt <= opts.now)
+  if (row === undefined || row.expiresAt <= opts.now) {
     throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);
+  }
   if (row.usedAt === null) return { kind: 'usable', name: row.name };
   // Spent before the store remembered the certificate (schema 6): nothing to give back.
   if (row.certSerial === null) throw new AuthError('token_invalid', TOKEN_INVALID_MESSAGE);

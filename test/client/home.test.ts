@@ -1,12 +1,15 @@
 // The client's state directory: location, file modes, and the private key encrypted at rest when
-// KDS_CLIENT_PASSPHRASE is set.
+// KDS_CLIENT_PASSPHRASE is set; an enrollment's staged key and request (enrollment/).
 import t from 'tap';
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   clientPassphrase,
+  discardStagedEnrollment,
   hasCredentials,
+  readStagedEnrollment,
+  stageEnrollment,
   readClientCertificates,
   readClientHome,
   resolveHome,
@@ -83,4 +86,38 @@ t.test('missing or corrupt files', async (t) => {
   );
   writeFileSync(join(home, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
   t.throws(() => readClientHome(home, undefined), { code: 'malformed_pem' });
+});
+
+t.test('a staged enrollment: read back as written, encrypted like key.pem, torn means none', async (t) => {
+  const home = join(tempDir(t), 'h');
+  const pair = await testKeyPair();
+  const privateKey = createPrivateKey(pair.privateKeyPem);
+  const staged = { name: 'alice', tokenHash: 'ab'.repeat(32), csr: 'CSR PEM', privateKey };
+  t.equal(readStagedEnrollment(home), undefined, 'nothing staged');
+  stageEnrollment(home, staged, 'staging passphrase');
+  t.equal(statSync(join(home, 'enrollment')).mode & 0o777, 0o700);
+  t.equal(statSync(join(home, 'enrollment', 'key.pem')).mode & 0o777, 0o600);
+  t.match(
+    readFileSync(join(home, 'enrollment', 'key.pem'), 'utf8'),
+    /^-----BEGIN ENCRYPTED PRIVATE KEY-----/,
+  );
+  t.throws(() => readStagedEnrollment(home, undefined), { code: 'bad_passphrase' });
+  const back = readStagedEnrollment(home, 'staging passphrase')!;
+  t.same(
+    { name: back.name, tokenHash: back.tokenHash, csr: back.csr },
+    { name: 'alice', tokenHash: 'ab'.repeat(32), csr: 'CSR PEM' },
+  );
+  t.ok(
+    back.privateKey
+      .export({ type: 'pkcs8', format: 'der' })
+      .equals(privateKey.export({ type: 'pkcs8', format: 'der' })),
+    'the same key',
+  );
+  // A crash between the key and the request (the request is written second, before anything is sent).
+  rmSync(join(home, 'enrollment', 'request.json'));
+  t.equal(readStagedEnrollment(home, 'staging passphrase'), undefined, 'torn: start over');
+  writeFileSync(join(home, 'enrollment', 'request.json'), '{"name": 1}');
+  t.equal(readStagedEnrollment(home, 'staging passphrase'), undefined, 'not a request: start over');
+  discardStagedEnrollment(home);
+  t.notOk(existsSync(join(home, 'enrollment')));
 });
