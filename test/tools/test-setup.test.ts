@@ -1,13 +1,15 @@
-// The suite's own set-up (test/helpers/preload.ts, tap-build.ts, template.ts): test processes run
-// without the module loaders of the tap plugins .taprc leaves out, the processes a test starts run
-// without tap's process-info loader unless coverage is collected (then they keep it, to be covered),
-// and the run builds the initialised data directory and key pairs that test processes copy once.
+// The suite's own set-up (test/helpers/preload.ts, no-loader-thread.cts, tap-build.ts, template.ts):
+// test processes run without the module loaders of the tap plugins .taprc leaves out, and without tap's
+// process-info loader thread unless coverage is collected; the processes a test starts run without
+// tap's process-info loader unless coverage is collected (then they keep it, to be covered), and the
+// run builds the initialised data directory and key pairs that test processes copy once.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { initDataDir } from '../helpers/kds-process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { initDataDir, REPO_ROOT } from '../helpers/kds-process.js';
 import { withoutProcessInfo } from '../helpers/node-options.js';
 import { pooledKeyPair, runTemplate, templateDir } from '../helpers/template.js';
 
@@ -30,6 +32,21 @@ t.test('this test process runs without the loaders of the plugins .taprc leaves 
     [],
     'no TypeScript or mock loader (npm test rebuilds tap first: test/helpers/tap-build.ts)',
   );
+});
+
+t.test(`this test process ${coverage ? 'records' : 'does not record'} the modules it loads`, async (t) => {
+  // The process-info loader reports each module it loads to the main thread; kds-process.js was
+  // imported above, so with the loader its report arrives within a few event-loop turns.
+  const helper = join(REPO_ROOT, 'dist', 'test', 'helpers', 'kds-process.js');
+  const recorded = (): boolean => {
+    const info = (globalThis as Record<symbol, { files?: string[] } | undefined>)[
+      Symbol.for('@tapjs/processinfo.ProcessInfoNodeData')
+    ];
+    return info?.files?.includes(helper) === true;
+  };
+  for (let waited = 0; !recorded() && waited < 1_000; waited += 20) await sleep(20);
+  if (coverage) t.ok(recorded(), 'coverage on: the process-info loader records the imported modules');
+  else t.notOk(recorded(), 'coverage off: no process-info loader thread (test/helpers/no-loader-thread.cts)');
 });
 
 t.test(`a child process ${coverage ? 'keeps' : 'starts without'} the process-info loader`, async (t) => {
