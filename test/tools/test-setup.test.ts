@@ -7,11 +7,13 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { initDataDir, REPO_ROOT } from '../helpers/kds-process.js';
 import { withoutProcessInfo } from '../helpers/node-options.js';
 import { pooledKeyPair, runTemplate, templateDir } from '../helpers/template.js';
+import { MIN_FREE_BYTES, testTmpdir } from '../helpers/test-tmpdir.js';
 
 const run = promisify(execFile);
 const coverage = process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1';
@@ -61,6 +63,32 @@ t.test(`a child process ${coverage ? 'keeps' : 'starts without'} the process-inf
     t.notMatch(seen.o, /@tapjs[\\/]processinfo/, 'coverage off: no process-info loader in NODE_OPTIONS');
     t.same(seen.e, [], 'coverage off: none of its variables either');
   }
+});
+
+t.test('temporary directories go to /dev/shm when it is a tmpfs with room', async (t) => {
+  const TMPFS = 0x01021994;
+  const EXT4 = 0xef53;
+  const fs = (type: number, bytes: number) => () => ({ type, bsize: 4096, bavail: Math.floor(bytes / 4096) });
+  t.equal(testTmpdir({}, fs(TMPFS, 24 * 1024 ** 3)), '/dev/shm', 'a large tmpfs');
+  t.equal(testTmpdir({}, fs(TMPFS, MIN_FREE_BYTES + 4096)), '/dev/shm', 'just enough room');
+  t.equal(testTmpdir({}, fs(TMPFS, 64 * 1024 ** 2)), undefined, "a container's 64 MiB /dev/shm: left alone");
+  t.equal(testTmpdir({}, fs(EXT4, 24 * 1024 ** 3)), undefined, 'not a tmpfs: left alone');
+  const missing = (): never => {
+    throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  };
+  t.equal(testTmpdir({}, missing), undefined, 'no /dev/shm: left alone');
+  t.equal(testTmpdir({ KDS_TEST_TMPDIR: '/srv/t' }, fs(EXT4, 0)), '/srv/t', 'KDS_TEST_TMPDIR chooses');
+  t.equal(
+    testTmpdir({ KDS_TEST_TMPDIR: 'default' }, fs(TMPFS, 24 * 1024 ** 3)),
+    undefined,
+    'or keeps TMPDIR',
+  );
+
+  const chosen = testTmpdir(process.env);
+  if (chosen === undefined) return;
+  t.equal(tmpdir(), chosen, 'this test process uses it (test/helpers/preload.ts)');
+  const { stdout } = await run(process.execPath, ['-e', 'process.stdout.write(require("node:os").tmpdir())']);
+  t.equal(stdout, chosen, 'and so do the processes it starts');
 });
 
 t.test(
