@@ -20,6 +20,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readClientHome, writeClientHome } from '../../client/home.js';
 import { CertificateAuthority } from '../../server/ca/authority.js';
 import { generateRsaKeyPair, type RsaKeyPair } from '../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../helpers/template.js';
 import { createCsr } from '../../shared/pki/csr.js';
 import { ClientKeyStore } from '../../client/keys/key-store.js';
 import { openKeyClient } from '../../client/keys/open.js';
@@ -91,10 +92,24 @@ export async function startLab(t: Test, mode: Mode): Promise<Lab> {
   return { mode, server, homes, dir: tempDir(t, 'kds-mitm-') };
 }
 
+/**
+ * The lab's key pairs: from the run's pool (test/helpers/template.ts; slot 0 is kdc-in-process.ts's), one
+ * per name, or generated once per test process for another name.
+ */
+const POOLED = new Map([
+  ['alice', 1],
+  ['bob', 2],
+  ['mallory', 3],
+  ['zed', 4],
+  ['yan', 5],
+]);
 const keyCache = new Map<string, Promise<RsaKeyPair>>();
 function keysFor(name: string): Promise<RsaKeyPair> {
   let p = keyCache.get(name);
-  if (p === undefined) keyCache.set(name, (p = generateRsaKeyPair(2048)));
+  if (p === undefined) {
+    const slot = POOLED.get(name);
+    keyCache.set(name, (p = slot === undefined ? generateRsaKeyPair(2048) : pooledKeyPair(slot)));
+  }
   return p;
 }
 

@@ -12,6 +12,11 @@
 // tap), nothing changes and children merely start slower.
 
 import { withoutProcessInfo } from './node-options.js';
+import { testTmpdir } from './test-tmpdir.js';
+
+// Temporary directories on a tmpfs when there is one with room (test/helpers/test-tmpdir.ts says why).
+const tmp = testTmpdir(process.env);
+if (tmp !== undefined) process.env.TMPDIR = tmp;
 
 interface SpawnOptions {
   env: Record<string, string | undefined>;

@@ -1,15 +1,19 @@
-// The suite's own set-up (test/helpers/preload.ts, tap-build.ts, template.ts): test processes run
-// without the module loaders of the tap plugins .taprc leaves out, the processes a test starts run
-// without tap's process-info loader unless coverage is collected (then they keep it, to be covered),
-// and the run builds the initialised data directory and key pairs that test processes copy once.
+// The suite's own set-up (test/helpers/preload.ts, no-loader-thread.cts, tap-build.ts, template.ts):
+// test processes run without the module loaders of the tap plugins .taprc leaves out, and without tap's
+// process-info loader thread unless coverage is collected; the processes a test starts run without
+// tap's process-info loader unless coverage is collected (then they keep it, to be covered), and the
+// run builds the initialised data directory and key pairs that test processes copy once.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initDataDir } from '../helpers/kds-process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { initDataDir, REPO_ROOT } from '../helpers/kds-process.js';
 import { withoutProcessInfo } from '../helpers/node-options.js';
 import { pooledKeyPair, runTemplate, templateDir } from '../helpers/template.js';
+import { MIN_FREE_BYTES, testTmpdir } from '../helpers/test-tmpdir.js';
 
 const run = promisify(execFile);
 const coverage = process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1';
@@ -32,6 +36,21 @@ t.test('this test process runs without the loaders of the plugins .taprc leaves 
   );
 });
 
+t.test(`this test process ${coverage ? 'records' : 'does not record'} the modules it loads`, async (t) => {
+  // The process-info loader reports each module it loads to the main thread; kds-process.js was
+  // imported above, so with the loader its report arrives within a few event-loop turns.
+  const helper = join(REPO_ROOT, 'dist', 'test', 'helpers', 'kds-process.js');
+  const recorded = (): boolean => {
+    const info = (globalThis as Record<symbol, { files?: string[] } | undefined>)[
+      Symbol.for('@tapjs/processinfo.ProcessInfoNodeData')
+    ];
+    return info?.files?.includes(helper) === true;
+  };
+  for (let waited = 0; !recorded() && waited < 1_000; waited += 20) await sleep(20);
+  if (coverage) t.ok(recorded(), 'coverage on: the process-info loader records the imported modules');
+  else t.notOk(recorded(), 'coverage off: no process-info loader thread (test/helpers/no-loader-thread.cts)');
+});
+
 t.test(`a child process ${coverage ? 'keeps' : 'starts without'} the process-info loader`, async (t) => {
   const { stdout } = await run(process.execPath, [
     '-e',
@@ -44,6 +63,32 @@ t.test(`a child process ${coverage ? 'keeps' : 'starts without'} the process-inf
     t.notMatch(seen.o, /@tapjs[\\/]processinfo/, 'coverage off: no process-info loader in NODE_OPTIONS');
     t.same(seen.e, [], 'coverage off: none of its variables either');
   }
+});
+
+t.test('temporary directories go to /dev/shm when it is a tmpfs with room', async (t) => {
+  const TMPFS = 0x01021994;
+  const EXT4 = 0xef53;
+  const fs = (type: number, bytes: number) => () => ({ type, bsize: 4096, bavail: Math.floor(bytes / 4096) });
+  t.equal(testTmpdir({}, fs(TMPFS, 24 * 1024 ** 3)), '/dev/shm', 'a large tmpfs');
+  t.equal(testTmpdir({}, fs(TMPFS, MIN_FREE_BYTES + 4096)), '/dev/shm', 'just enough room');
+  t.equal(testTmpdir({}, fs(TMPFS, 64 * 1024 ** 2)), undefined, "a container's 64 MiB /dev/shm: left alone");
+  t.equal(testTmpdir({}, fs(EXT4, 24 * 1024 ** 3)), undefined, 'not a tmpfs: left alone');
+  const missing = (): never => {
+    throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  };
+  t.equal(testTmpdir({}, missing), undefined, 'no /dev/shm: left alone');
+  t.equal(testTmpdir({ KDS_TEST_TMPDIR: '/srv/t' }, fs(EXT4, 0)), '/srv/t', 'KDS_TEST_TMPDIR chooses');
+  t.equal(
+    testTmpdir({ KDS_TEST_TMPDIR: 'default' }, fs(TMPFS, 24 * 1024 ** 3)),
+    undefined,
+    'or keeps TMPDIR',
+  );
+
+  const chosen = testTmpdir(process.env);
+  if (chosen === undefined) return;
+  t.equal(tmpdir(), chosen, 'this test process uses it (test/helpers/preload.ts)');
+  const { stdout } = await run(process.execPath, ['-e', 'process.stdout.write(require("node:os").tmpdir())']);
+  t.equal(stdout, chosen, 'and so do the processes it starts');
 });
 
 t.test(

@@ -1,7 +1,8 @@
 // An in-process KDC for key-distribution tests that need to reach inside (a malicious relay wrapping a
 // session, many quick restarts for the property test): a data dir from `kds server init` (the shared
 // test template), startKdc on 127.0.0.1 port 0, and clients whose certificates the KDC's own CA
-// issues directly (no enrollment round trip). RSA keys are generated once per test process.
+// issues directly (no enrollment round trip). RSA keys come from the run's pool (test/helpers/template.ts:
+// generated once per tap run, distinct per name), or are generated once per test process for other names.
 import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
@@ -13,16 +14,25 @@ import { openSession, type ClientSession } from '../../../client/session.js';
 import { ClientKeyStore } from '../../../client/keys/key-store.js';
 import { KeyClient, type KeyEvent, type KeySession } from '../../../client/keys/key-client.js';
 import { initDataDir, TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
 }
 
+/** Pool slots of the usual names (slot 0 is test/helpers/kdc-in-process.ts's): one key pair per name. */
+const POOLED = new Map([
+  ['alice', 1],
+  ['bob', 2],
+  ['carol', 3],
+  ['eve', 4],
+]);
 const keyCache = new Map<string, Promise<RsaKeyPair>>();
 function keysFor(name: string): Promise<RsaKeyPair> {
   let p = keyCache.get(name);
   if (p === undefined) {
-    p = generateRsaKeyPair(2048);
+    const slot = POOLED.get(name);
+    p = slot === undefined ? generateRsaKeyPair(2048) : pooledKeyPair(slot);
     keyCache.set(name, p);
   }
   return p;
