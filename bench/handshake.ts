@@ -42,7 +42,7 @@ import {
   perSecond,
   ratio,
   summarize,
-  warmUntilStable,
+  warmUntilSettled,
   type BenchResult,
 } from './harness.js';
 import { Worker } from './load/ipc.js';
@@ -53,8 +53,13 @@ const CONCURRENCY = 32;
 const CLIENTS = 32;
 const RUNS = 5;
 const PER_RUN = 320;
-/** Handshakes per warm-up round (warmUntilStable decides how many rounds). */
+/** Handshakes per warm-up round (warmUntilSettled decides how many rounds, the same rule for every server). */
 const WARM_ROUND = 250;
+/** Rounds per mean compared: settled when the last WARM_WINDOW are < WARM_MAX_FALL below the ones before. */
+const WARM_WINDOW = 4;
+const WARM_MAX_FALL = 0.03;
+/** The cap: 7,500 handshakes; a server still falling then is reported as not settled. */
+const WARM_MAX_ROUNDS = 30;
 
 interface CryptoBound {
   /** Microseconds of CPU per server-side handshake, and its parts. */
@@ -316,8 +321,10 @@ export async function run(): Promise<BenchResult> {
         concurrency: CONCURRENCY,
       });
 
-    // Warm both until their CPU per handshake settles (JIT), then alternate the two so that drifting
-    // machine load hits both alike.
+    // Every server is warmed by the same rule (bench/harness.ts warmUntilSettled, docs/performance.md
+    // "handshake"): rounds of WARM_ROUND until the mean CPU per handshake of the last WARM_WINDOW rounds
+    // is less than WARM_MAX_FALL below that of the WARM_WINDOW rounds before, at most WARM_MAX_ROUNDS.
+    // Then the servers are measured alternately, so that drifting machine load hits them alike.
     const measure = async (server: Worker, round: (n: number) => Promise<RoundResult>, count: number) => {
       const c0 = await server.call<number>('cpu');
       const res = await round(count);
@@ -325,33 +332,19 @@ export async function run(): Promise<BenchResult> {
       if (res.errors > 0) throw new Error(`${res.errors} handshakes failed: ${res.firstError}`);
       return { rate: perSecond(count, res.ms), cpu: (c1 - c0) / count, latencies: res.latencies ?? [] };
     };
-    const kdsWarm = await warmUntilStable(async () => (await measure(kdc, kdsRound, WARM_ROUND)).cpu, {
-      minRounds: 6,
-      maxRounds: 12,
-      tolerance: 0.08,
-    });
-    await warmUntilStable(async () => (await measure(consoleKdc, consoleRound, WARM_ROUND)).cpu, {
-      minRounds: 6,
-      maxRounds: 12,
-      tolerance: 0.08,
-    });
-    await warmUntilStable(async () => (await measure(kdc, resumedRound, WARM_ROUND)).cpu, {
-      minRounds: 4,
-      maxRounds: 10,
-      tolerance: 0.08,
-    });
-    const tlsWarm = await warmUntilStable(async () => (await measure(tls, tlsRound, WARM_ROUND)).cpu, {
-      minRounds: 2,
-      maxRounds: 5,
-    });
-    await warmUntilStable(async () => (await measure(tls, tlsResumedRound, WARM_ROUND)).cpu, {
-      minRounds: 2,
-      maxRounds: 5,
-    });
-    await warmUntilStable(async () => (await measure(floor, floorRound, WARM_ROUND)).cpu, {
-      minRounds: 2,
-      maxRounds: 5,
-    });
+    const warm = (server: Worker, round: (n: number) => Promise<RoundResult>) =>
+      warmUntilSettled(async () => (await measure(server, round, WARM_ROUND)).cpu, {
+        window: WARM_WINDOW,
+        maxFall: WARM_MAX_FALL,
+        maxRounds: WARM_MAX_ROUNDS,
+      });
+    const warmUps: [string, { costs: number[]; settled: boolean }][] = [];
+    warmUps.push(['kds', await warm(kdc, kdsRound)]);
+    warmUps.push(['kds console', await warm(consoleKdc, consoleRound)]);
+    warmUps.push(['kds resumed', await warm(kdc, resumedRound)]);
+    warmUps.push(['TLS', await warm(tls, tlsRound)]);
+    warmUps.push(['TLS resumed', await warm(tls, tlsResumedRound)]);
+    warmUps.push(['ws floor', await warm(floor, floorRound)]);
     const floorCpu: number[] = [];
     const kdsRate: number[] = [];
     const tlsRate: number[] = [];
@@ -465,7 +458,14 @@ export async function run(): Promise<BenchResult> {
       notes: [
         `${RUNS} runs x ${PER_RUN} handshakes each for kds and TLS, alternating; ${CONCURRENCY} in flight; ${CLIENTS} client certificates`,
         "TLS 1.3 resumption: Node's default server (stateless tickets under its automatic ticket keys), one session per connection in flight; it issues no new ticket after a resumption, and neither does kds while the client's ticket has 6 h or more left (client/ticket-renewal.ts), so each slot offers its ticket again",
-        `warm-up rounds of ${WARM_ROUND} until the CPU per handshake settled: kds ${kdsWarm.map((c) => c.toFixed(0)).join(' -> ')} us, TLS ${tlsWarm.map((c) => c.toFixed(0)).join(' -> ')} us`,
+        `warm-up (each server the same rule: rounds of ${WARM_ROUND} until the mean of the last ${WARM_WINDOW} fell < ${WARM_MAX_FALL * 100}% from the ${WARM_WINDOW} before, at most ${WARM_MAX_ROUNDS}), us CPU per handshake: ${warmUps
+          .map(
+            ([name, w]) =>
+              `${name} ${w.costs.map((c) => c.toFixed(0)).join(' -> ')}${w.settled ? '' : ' (NOT settled: cap reached)'}`,
+          )
+          .join('; ')}`,
+        // A server still settling would show as a falling sequence here.
+        `measured runs in order, us CPU per handshake: kds ${kdsCpu.map((c) => c.toFixed(0)).join(', ')}; TLS ${tlsCpu.map((c) => c.toFixed(0)).join(', ')}; ws floor ${floorCpu.map((c) => c.toFixed(0)).join(', ')}`,
         `crypto-bound: measured ${cryptoUs.length} times (before the servers start, then after each run); parts of the first (us CPU): ${Object.entries(
           crypto.parts,
         )

@@ -144,16 +144,24 @@ export class Revocations {
    * moved, and tell the listeners of the revocations among it. Returns those revocations.
    */
   async sync(): Promise<RevocationRecord[]> {
-    const fresh = await this.#exclusive(async () => {
+    return (await this.syncAt()).fresh;
+  }
+
+  /**
+   * sync(), also answering the store's change counter that look read: a caller that needs the counter
+   * in the same step (cert-check.ts CertificateRecordCache) reuses it instead of reading it again.
+   */
+  async syncAt(): Promise<{ fresh: RevocationRecord[]; counter: number }> {
+    const seen = await this.#exclusive(async () => {
       const counter = await this.#store.changeCounter();
-      if (counter === this.#lastChangeCounter) return [];
+      if (counter === this.#lastChangeCounter) return { fresh: [], counter };
       const rows = await this.#catchUp(this.#store);
       await this.#crls.reload(this.#store, counter);
       this.#lastChangeCounter = counter;
-      return rows;
+      return { fresh: rows, counter };
     });
-    await this.#listeners.announceRows(this.#store, fresh);
-    return fresh;
+    if (seen.fresh.length > 0) await this.#listeners.announceRows(this.#store, seen.fresh);
+    return seen;
   }
 
   /** Revoke one certificate, durably, then announce it (revoke.ts). */

@@ -89,9 +89,14 @@ export class CertificateRecordCache {
     this.#entries.clear();
   }
 
-  /** The store record for `serialHex` (lowercase hex), from the cache when the store has not changed. */
-  async get(serialHex: string): Promise<CertificateRecord | undefined> {
-    const counter = await this.#store.changeCounter();
+  /**
+   * The store record for `serialHex` (lowercase hex), from the cache when the store has not changed.
+   * `counter`: the store's change counter as the caller has just read it in the same step (the
+   * revocation sync before a certificate check); reading it again microseconds later would answer for
+   * no commit the handshake could tell apart from one made just after its check.
+   */
+  async get(serialHex: string, counter?: number): Promise<CertificateRecord | undefined> {
+    counter ??= await this.#store.changeCounter();
     if (counter !== this.#counter) {
       this.#entries.clear();
       this.#counter = counter;
@@ -143,8 +148,9 @@ export async function checkClientCertificate(
   defences?: Defences,
 ): Promise<CheckedClient> {
   // What other processes and nodes revoked since the last look (one look at the change counter when
-  // nothing changed), so the in-memory revocation list below is the store's.
-  await ca.syncRevocations();
+  // nothing changed), so the in-memory revocation list below is the store's. The record lookup below
+  // reuses the counter that look read: both checks answer for the same moment of the store.
+  const counter = await ca.syncRevocationsAt();
   // LAB SWITCH revocation: the CRL lookup is left out of the certificate verification.
   const revocationOf = labOff(defences, 'revocation')
     ? undefined
@@ -157,7 +163,9 @@ export async function checkClientCertificate(
     if (verdict.code !== 'ok') throw verdictToError(verdict);
   }
   const record =
-    records !== undefined ? await records.get(cert.serialHex) : await ca.store.getCertificate(cert.serialHex);
+    records !== undefined
+      ? await records.get(cert.serialHex, counter)
+      : await ca.store.getCertificate(cert.serialHex);
   // Even with the chain unchecked the KDC needs its record of the certificate: the name and role.
   if (record === undefined || record.fingerprint256 !== cert.fingerprint256) {
     throw new AuthError('cert_unknown_issuer', NOT_OURS, { serialHex: cert.serialHex });

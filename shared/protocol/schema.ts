@@ -193,6 +193,19 @@ export function canonicalize<S extends Schema>(schema: S, value: unknown, path: 
   return rebuild(schema, value) as Infer<S>;
 }
 
+// Each map schema's fields as entries, listed once: Object.entries allocated an array of pairs on every
+// check of every map, several per frame (schemas are built at load time and never change).
+const fieldEntries = new WeakMap<Fields, readonly (readonly [string, Schema | OptionalSchema])[]>();
+
+function entriesOf(fields: Fields): readonly (readonly [string, Schema | OptionalSchema])[] {
+  let entries = fieldEntries.get(fields);
+  if (entries === undefined) {
+    entries = Object.entries(fields);
+    fieldEntries.set(fields, entries);
+  }
+  return entries;
+}
+
 function fail(path: string, message: string): never {
   throw new ProtocolError('schema', `${path}: ${message}`, { field: path });
 }
@@ -257,7 +270,7 @@ function check(schema: Schema, value: unknown, path: string): void {
       for (const key of Object.keys(value)) {
         if (!Object.hasOwn(schema.fields, key)) fail(`${path}.${key}`, 'unknown field');
       }
-      for (const [key, field] of Object.entries(schema.fields)) {
+      for (const [key, field] of entriesOf(schema.fields)) {
         const present = Object.hasOwn(value, key) && value[key] !== undefined;
         if (field.kind === 'optional') {
           if (present) check(field.inner, value[key], `${path}.${key}`);
@@ -281,7 +294,7 @@ function rebuild(schema: Schema, value: unknown): unknown {
   if (schema.kind !== 'map') return value;
   const source = value as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(schema.fields)) {
+  for (const [key, field] of entriesOf(schema.fields)) {
     const v = Object.hasOwn(source, key) ? source[key] : undefined;
     if (v === undefined) continue;
     out[key] = rebuild(field.kind === 'optional' ? field.inner : field, v);

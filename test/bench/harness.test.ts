@@ -12,7 +12,9 @@ import {
   ratio,
   report,
   settled,
+  stoppedFalling,
   summarize,
+  warmUntilSettled,
   warmUntilStable,
 } from '../../bench/harness.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -66,6 +68,34 @@ t.test('settled and warmUntilStable', async (t) => {
   let n = 1;
   const wild = await warmUntilStable(async () => (n *= 2), { minRounds: 1, maxRounds: 4 });
   t.equal(wild.length, 4);
+});
+
+t.test('stoppedFalling and warmUntilSettled: a trend over windows, not two neighbours', async (t) => {
+  t.notOk(stoppedFalling([100, 90, 80], 2, 0.03), 'fewer than two windows: not judged yet');
+  t.ok(stoppedFalling([100, 100, 99, 100], 2, 0.03), 'flat');
+  t.notOk(stoppedFalling([100, 100, 90, 90], 2, 0.03), 'a 10% fall between the windows');
+  t.ok(stoppedFalling([100, 100, 130, 120], 2, 0.03), 'a rise (load) is not a fall');
+  // The warm-up bench/handshake.ts stopped too early with warmUntilStable: a slow descent with two
+  // neighbours under 8% apart (2,100 -> 1,965) after 7 rounds, while the cost kept falling.
+  const descent = [
+    3145, 2700, 2450, 2300, 2200, 2100, 1965, 1850, 1750, 1660, 1600, 1560, 1540, 1530, 1525, 1528,
+  ];
+  let calls = 0;
+  const old = await warmUntilStable(async () => descent[calls++]!, {
+    minRounds: 6,
+    maxRounds: 12,
+    tolerance: 0.08,
+  });
+  t.equal(old.length, 6, 'the neighbour rule stops while the cost is still falling');
+  calls = 0;
+  const warm = await warmUntilSettled(async () => descent[calls++]!, { window: 3, maxFall: 0.03 });
+  t.ok(warm.settled);
+  t.ok(warm.costs.length >= 14, `settled only once the descent levelled off (${warm.costs.length} rounds)`);
+  t.ok(warm.costs.at(-1)! < 1560);
+  // The cap: a cost that keeps falling is reported as not settled.
+  let c = 1000;
+  const never = await warmUntilSettled(async () => (c *= 0.9), { window: 2, maxFall: 0.03, maxRounds: 9 });
+  t.same([never.settled, never.costs.length], [false, 9]);
 });
 
 t.test('report writes the documented JSON shape', async (t) => {

@@ -50,6 +50,24 @@ t.test('a returning certificate is checked without reading its row again', async
   t.equal(second.record.pem, null, 'the cached copy does not keep the PEM');
 });
 
+t.test('one read of the change counter per check: the revocation sync and the record share it', async (t) => {
+  const erin = await issueTestClient(ca, 'cache-erin');
+  await checkClientCertificate(ca, erin.cert, Date.now(), records);
+  const store = ca.store;
+  const read = store.changeCounter.bind(store);
+  let looks = 0;
+  store.changeCounter = () => {
+    looks += 1;
+    return read();
+  };
+  t.teardown(() => {
+    store.changeCounter = read;
+  });
+  const checked = await checkClientCertificate(ca, erin.cert, Date.now(), records);
+  t.equal(checked.record.name, 'cache-erin');
+  t.equal(looks, 1, 'the record cache reused the counter the revocation sync read');
+});
+
 t.test('revocation in this process: the next check refuses', async (t) => {
   const bob = await issueTestClient(ca, 'cache-bob');
   await checkClientCertificate(ca, bob.cert, Date.now(), records);
