@@ -15,10 +15,11 @@
 // the certificate has closed) waits as before for the peer's FIN: the peer has then finished its side
 // of the close too, not only sent its close frame.
 //
-// And only then: before the peer's close frame has arrived (a close we started, the peer still talking),
-// closing the descriptor with the peer's bytes unread would make the kernel answer with a reset, and
-// a reset can discard our alert and close frame before the peer reads them: the peer would not learn
-// why. And only when Node holds nothing unwritten for the socket (backpressure): destroy() would drop it.
+// And never before the peer's close frame has arrived (ws also calls end() on a write error, or on the
+// peer's FIN without a close frame): closing the descriptor with the peer's bytes unread would make
+// the kernel answer with a reset, and a reset can discard our alert and close frame before the peer
+// reads them, so the peer would not learn why. Nor while Node holds bytes not yet written to the socket
+// (backpressure): destroy() would drop them.
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 
