@@ -51,6 +51,7 @@ import {
   MAX_IN_FLIGHT_REQUESTS,
   MAX_QUEUED_RECORDS,
 } from './limits.js';
+import { closeStartedHere } from './socket-close.js';
 
 /** Frames a client may queue while the server is still working on its handshake. */
 const MAX_QUEUED_HANDSHAKE_FRAMES = 4;
@@ -326,6 +327,7 @@ export class Connection implements SessionHandle {
 
   #closeSocket(code: number, reason: string): void {
     try {
+      closeStartedHere(this.#ws);
       this.#ws.close(code, reason);
     } catch {
       this.#ws.terminate();

@@ -43,6 +43,7 @@ import {
 } from './cert-check.js';
 import { REFRESH_MS, TicketKeys } from './ticket-keys.js';
 import { KeyEncryptionKeys } from '../keys/kek.js';
+import { closeAfterCloseHandshake } from './socket-close.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
 import { createHttpHandler, isLoopback } from './http.js';
@@ -667,7 +668,10 @@ async function serve(
       rejectUpgrade(socket, 404, 'Not Found');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      closeAfterCloseHandshake(ws, socket);
+      onConnection(ws, req);
+    });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket | Duplex) => {
     // Answer if the socket can still take it, then close it for good: end() alone would leave it

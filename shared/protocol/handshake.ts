@@ -21,7 +21,7 @@
 import { equalBytes } from '../crypto/ct.js';
 import { DH_GROUPS, generateDhKeyPair, isDhGroup, type DhGroup, type DhKeyPair } from '../crypto/dh.js';
 import { hmacSha256 } from '../crypto/hash.js';
-import { randomBytes } from '../crypto/random.js';
+import { publicRandomBytes } from '../crypto/random.js';
 import type { KeyObject } from 'node:crypto';
 import { toPublicKey, verifyPssAsync } from '../crypto/rsa.js';
 import { PSS_SHA256, requireScheme, type PssSigner } from '../crypto/signer.js';
@@ -286,7 +286,8 @@ abstract class HandshakeBase {
     const fixed = this.common.testing?.nonce;
     if (fixed !== undefined && fixed.length !== NONCE_BYTES)
       throw new InputError('bad_request', 'testing nonce must be 32 bytes');
-    return fixed ?? randomBytes(NONCE_BYTES);
+    // Sent in the clear: cut from the pooled CSPRNG output (shared/crypto/random.ts).
+    return fixed ?? publicRandomBytes(NONCE_BYTES);
   }
 }
 

@@ -3,7 +3,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { equalBytes } from '../../../shared/crypto/ct.js';
 import { hmacSha256, sha256 } from '../../../shared/crypto/hash.js';
-import { randomBytes } from '../../../shared/crypto/random.js';
+import { publicRandomBytes, randomBytes } from '../../../shared/crypto/random.js';
 
 t.test('sha256 (FIPS 180-4 "abc") and parts concatenate', async (t) => {
   t.equal(
@@ -38,4 +38,29 @@ t.test('equalBytes', async (t) => {
 t.test('randomBytes', async (t) => {
   t.equal(randomBytes(32).length, 32);
   t.not(randomBytes(32).toString('hex'), randomBytes(32).toString('hex'));
+});
+
+t.test('publicRandomBytes: every byte of the pool handed out once, across refills', async (t) => {
+  // 600 nonces of 32 bytes: the 4 KiB pool is drawn 5 times; a pool cut twice at the same place, or
+  // reused after a refill, would repeat a value.
+  const seen = new Set<string>();
+  const held: Buffer[] = [];
+  for (let i = 0; i < 600; i++) {
+    const n = publicRandomBytes(32);
+    t.equal(n.length, 32);
+    seen.add(n.toString('hex'));
+    held.push(n);
+  }
+  t.equal(seen.size, 600, 'no value repeats');
+  // Odd sizes still fit the pool's end exactly or move to a new pool.
+  for (const len of [1, 7, 31, 33, 511, 512]) t.equal(publicRandomBytes(len).length, len);
+  // Larger requests come straight from the CSPRNG.
+  t.equal(publicRandomBytes(4096).length, 4096);
+  // A value handed out is its caller's own: wiping it changes no other value.
+  const before = held.map((b) => b.toString('hex'));
+  held[0]!.fill(0);
+  t.same(
+    held.slice(1).map((b) => b.toString('hex')),
+    before.slice(1),
+  );
 });
