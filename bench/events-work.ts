@@ -90,7 +90,7 @@ export async function measureEventsWork(opts: {
   const metrics = opts.readers === 'default' || opts.readers === 'metrics' ? new KdcMetrics(bus) : undefined;
   const log =
     opts.readers === 'default' || opts.readers === 'log'
-      ? attachLogReader(bus, { format: 'text', level: 'info', fd: devNull })
+      ? await attachLogReader(bus, { format: 'text', level: 'info', fd: devNull })
       : undefined;
   try {
     const emit = emitters(bus);

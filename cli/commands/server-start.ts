@@ -134,7 +134,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
     const { attachLogReader } = await import('../../server/events/log-reader.js');
     // The log reads the bus from before the start, so kdc.started is its first line.
     const events = new EventBus();
-    const logReader = attachLogReader(events, {
+    const logReader = await attachLogReader(events, {
       format: argv['log-format'],
       level: argv['log-level'],
       ...logFlush(),
