@@ -41,7 +41,7 @@ import {
   checkClientCertificate,
   checkResumedIdentity,
 } from './cert-check.js';
-import { REFRESH_MS, TicketKeys } from './ticket-keys.js';
+import { DeferredTicketKeys, REFRESH_MS, TicketKeys } from './ticket-keys.js';
 import { KeyEncryptionKeys } from '../keys/kek.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
@@ -337,10 +337,13 @@ async function serve(
   // Resumption tickets (docs/protocol.md "Resumption"): keys in the store, wrapped under the KEK, so
   // a ticket opens on every node and after a restart. Without them (resumption off) every session is
   // a full handshake.
+  // Opened once the KDC listens (below): DeferredTicketKeys says why.
   const tickets =
     opts.resumption === false
       ? undefined
-      : await TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase));
+      : new DeferredTicketKeys(async () =>
+          TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase)),
+        );
   if (tickets !== undefined) {
     const ticketTimer = setInterval(() => {
       tickets.refresh().catch((err: unknown) => log(`ticket keys not refreshed: ${(err as Error).message}`));
@@ -499,7 +502,7 @@ async function serve(
           ? {}
           : {
               resumption: {
-                keys: () => tickets.ring,
+                keys: () => tickets.ring(),
                 check: (ticket) => checkResumedIdentity(ca, ticket, certRecords, defences),
               },
             }),
@@ -795,6 +798,13 @@ async function serve(
     version,
     pid: process.pid,
   });
+  // The ticket keys once the caller has had its turn to announce the URL (DeferredTicketKeys).
+  if (tickets !== undefined) {
+    setImmediate(() => {
+      if (closing !== undefined) return;
+      tickets.open().catch((err: unknown) => log(`ticket keys not opened: ${(err as Error).message}`));
+    });
+  }
   return {
     url,
     httpUrl,

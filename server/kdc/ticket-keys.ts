@@ -136,3 +136,49 @@ export class TicketKeys {
     );
   }
 }
+
+/**
+ * The ticket keys of a running KDC, opened after it started listening rather than before: opening
+ * derives the KEK from the CA passphrase (scrypt, N = 2^15: ~0.1 s of CPU and 32 MiB here), 40% of
+ * what `kds server start` cost before it listened (docs/performance.md "startup"). A resumed hello or a
+ * `session.ticket` request that arrives first waits for it (the same answer, later); a failed opening
+ * is reported by `open()`'s caller and retried by the next use or refresh, and until then a resumed
+ * hello fails and its client falls back to a full handshake.
+ */
+export class DeferredTicketKeys {
+  readonly #open: () => Promise<TicketKeys>;
+  #opening: Promise<TicketKeys> | undefined;
+  #keys: TicketKeys | undefined;
+
+  constructor(open: () => Promise<TicketKeys>) {
+    this.#open = open;
+  }
+
+  /** Open the keys (once; again after a failure). */
+  open(): Promise<TicketKeys> {
+    if (this.#keys !== undefined) return Promise.resolve(this.#keys);
+    this.#opening ??= this.#open().then(
+      (keys) => (this.#keys = keys),
+      (err: unknown) => {
+        this.#opening = undefined;
+        throw err;
+      },
+    );
+    return this.#opening;
+  }
+
+  /** The ring that opens tickets: at once when the keys are open, else when they are. */
+  ring(): TicketKeyRing | Promise<TicketKeyRing> {
+    return this.#keys?.ring ?? this.open().then((keys) => keys.ring);
+  }
+
+  async issue(who: TicketIdentity, psk: Buffer): Promise<{ ticket: Buffer; expiresAt: number }> {
+    return (this.#keys ?? (await this.open())).issue(who, psk);
+  }
+
+  /** Re-read the stored keys (opens them first if that has not happened yet). */
+  async refresh(): Promise<void> {
+    if (this.#keys === undefined) await this.open();
+    else await this.#keys.refresh();
+  }
+}
