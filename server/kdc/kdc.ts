@@ -798,13 +798,13 @@ async function serve(
     version,
     pid: process.pid,
   });
-  // The ticket keys once the caller has had its turn to announce the URL (DeferredTicketKeys).
-  if (tickets !== undefined) {
-    setImmediate(() => {
-      if (closing !== undefined) return;
-      tickets.open().catch((err: unknown) => log(`ticket keys not opened: ${(err as Error).message}`));
-    });
-  }
+  // Work that can wait until the caller has had its turn to announce the URL: the ticket keys
+  // (DeferredTicketKeys) and prom-client (metrics.ts load()).
+  setImmediate(() => {
+    if (closing !== undefined) return;
+    tickets?.open().catch((err: unknown) => log(`ticket keys not opened: ${(err as Error).message}`));
+    metrics?.load().catch((err: unknown) => log(`metrics not loaded: ${(err as Error).message}`));
+  });
   return {
     url,
     httpUrl,

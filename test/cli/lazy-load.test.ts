@@ -166,7 +166,7 @@ t.test(
   async (t) => {
     // Each of these is 25-45 ms of CPU to load (docs/performance.md "startup") and none is used: pg only
     // for a --store postgres:// URL, pino only for --log-format json, the console only with --console.
-    // prom-client is used (GET /metrics is served by default).
+    // prom-client is used (GET /metrics is served by default), loaded once the KDC listens (metrics.ts).
     const dir = tempDir(t);
     const dataDir = await initDataDir(t);
     const start = ['server', 'start', '--port', '0', '--data-dir', dataDir, '--json'];
