@@ -11,11 +11,12 @@
 import {
   newTicketKey,
   sealTicket,
+  TICKET_INVALID,
   type TicketKey,
   type TicketKeyRing,
 } from '../../shared/protocol/ticket.js';
 import type { KeyEncryptionKeys } from '../keys/kek.js';
-import { InternalError } from '../../shared/errors.js';
+import { AuthError, InternalError } from '../../shared/errors.js';
 
 /** How long a ticket lives: bounds how long a resumed session relies on an earlier full handshake. */
 const TICKET_LIFETIME_MS = 12 * 3600_000;
@@ -139,11 +140,11 @@ export class TicketKeys {
 
 /**
  * The ticket keys of a running KDC, opened after it started listening rather than before: opening
- * derives the KEK from the CA passphrase (scrypt, N = 2^15: ~0.1 s of CPU and 32 MiB here), 40% of
- * what `kds server start` cost before it listened (docs/performance.md "startup"). A resumed hello or a
+ * derives the KEK from the CA passphrase (scrypt, N = 2^15: ~0.1 s of CPU and 32 MiB here), a fifth
+ * of what `kds server start` cost before it listened (docs/performance.md "startup"). A resumed hello or a
  * `session.ticket` request that arrives first waits for it (the same answer, later); a failed opening
- * is reported by `open()`'s caller and retried by the next use or refresh, and until then a resumed
- * hello fails and its client falls back to a full handshake.
+ * is reported by `open()`'s caller and retried by the next use or refresh; a resumed hello it fails
+ * is `ticket_invalid`, so that its client falls back to a full handshake.
  */
 export class DeferredTicketKeys {
   readonly #open: () => Promise<TicketKeys>;
@@ -169,7 +170,13 @@ export class DeferredTicketKeys {
 
   /** The ring that opens tickets: at once when the keys are open, else when they are. */
   ring(): TicketKeyRing | Promise<TicketKeyRing> {
-    return this.#keys?.ring ?? this.open().then((keys) => keys.ring);
+    if (this.#keys !== undefined) return this.#keys.ring;
+    return this.open().then(
+      (keys) => keys.ring,
+      () => {
+        throw new AuthError('ticket_invalid', TICKET_INVALID);
+      },
+    );
   }
 
   async issue(who: TicketIdentity, psk: Buffer): Promise<{ ticket: Buffer; expiresAt: number }> {

@@ -50,18 +50,20 @@ t.test('one opening for every early caller; then the ring at once', async (t) =>
   t.equal(opened, 1, 'a refresh re-reads, it does not open again');
 });
 
-t.test('a failed opening is retried by the next use', async (t) => {
+t.test('a failed opening is retried by the next use; a hello it fails is ticket_invalid', async (t) => {
   const dir = tempDir(t);
   let attempts = 0;
   const deferred = new DeferredTicketKeys(async () => {
     attempts += 1;
-    if (attempts === 1) throw new Error('store unreachable');
+    if (attempts <= 2) throw new Error('store unreachable');
     return TicketKeys.open(memorySettings(), await KeyEncryptionKeys.open(dir, 'pass', { cost: FAST }));
   });
   await t.rejects(deferred.open(), /store unreachable/);
+  // A resumed hello meanwhile: ticket_invalid, on which a client falls back to a full handshake.
+  await t.rejects(Promise.resolve(deferred.ring()), { code: 'ticket_invalid' });
   const ring = await deferred.ring();
   t.ok(ring.current.key.length > 0, 'the next use opened the keys');
-  t.equal(attempts, 2);
+  t.equal(attempts, 3);
 });
 
 t.test('a client resumes on a KDC it reaches the moment the KDC started', async (t) => {
