@@ -88,9 +88,10 @@ export async function measureEventsWork(opts: {
   const bus = new EventBus();
   const devNull = openSync('/dev/null', 'w');
   const metrics = opts.readers === 'default' || opts.readers === 'metrics' ? new KdcMetrics(bus) : undefined;
+  await metrics?.load(); // as a running KDC has it (metrics.ts: loaded once the KDC listens)
   const log =
     opts.readers === 'default' || opts.readers === 'log'
-      ? attachLogReader(bus, { format: 'text', level: 'info', fd: devNull })
+      ? await attachLogReader(bus, { format: 'text', level: 'info', fd: devNull })
       : undefined;
   try {
     const emit = emitters(bus);

@@ -67,7 +67,7 @@ serve(
     }) => {
       const events = new EventBus();
       if (arg.events === 'default' || arg.events === 'log') {
-        attachLogReader(events, { format: 'text', level: 'info', fd: openSync('/dev/null', 'w') });
+        await attachLogReader(events, { format: 'text', level: 'info', fd: openSync('/dev/null', 'w') });
       }
       kdc = await startKdc({
         events,

@@ -134,7 +134,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
     const { attachLogReader } = await import('../../server/events/log-reader.js');
     // The log reads the bus from before the start, so kdc.started is its first line.
     const events = new EventBus();
-    const logReader = attachLogReader(events, {
+    const logReader = await attachLogReader(events, {
       format: argv['log-format'],
       level: argv['log-level'],
       ...logFlush(),
@@ -156,6 +156,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
     // matter more than its log reader.
     const { onOutputClosed } = await import('../closed-pipe.js');
     onOutputClosed(() => undefined);
+    // Imported before the start so that the URL is written as soon as startKdc returns, before the
+    // work the KDC leaves for after it listens (the ticket keys, prom-client: server/kdc/kdc.ts).
+    const { untilStopped } = await import('../stop-signal.js');
     const kdc = await startKdc({
       dataDir: argv['data-dir'],
       storeUrl: argv.store,
@@ -184,7 +187,6 @@ export const startCommand: CommandModule<object, StartArgs> = {
       log: () => undefined,
     });
     // Before the lines below: whoever reads them may stop the KDC at once (cli/stop-signal.ts).
-    const { untilStopped } = await import('../stop-signal.js');
     const stopped = untilStopped();
     if (argv.json) {
       // One line, so a supervising script (or test) can read it as soon as it appears.

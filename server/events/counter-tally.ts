@@ -2,7 +2,7 @@
 // values (one Map lookup), and prom-client is given the totals when /metrics is scraped. prom-client's
 // own inc() builds a label object, validates it and hashes it into a string on every call; the metrics
 // reader makes five to six such calls per KDC-generated key (docs/performance.md "events").
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
 
 interface Cell {
   labels: Record<string, string>;
@@ -13,10 +13,14 @@ export class CounterTally {
   readonly #labelNames: readonly string[];
   readonly #cells = new Map<string, Cell>();
 
-  constructor(opts: { name: string; help: string; labelNames: readonly string[]; registry: Registry }) {
+  /** `counter`: prom-client's Counter class (metrics.ts loads prom-client when the KDC listens). */
+  constructor(
+    counter: typeof Counter,
+    opts: { name: string; help: string; labelNames: readonly string[]; registry: Registry },
+  ) {
     this.#labelNames = opts.labelNames;
     const cells = this.#cells;
-    new Counter({
+    new counter({
       name: opts.name,
       help: opts.help,
       labelNames: opts.labelNames,

@@ -8,7 +8,7 @@
 // Every string field of a JSON line is made terminal-safe as the text lines are (a hostile certificate
 // CN reaches `claimedName`): a valid name never changes, a hostile one reads as its escapes, so a log
 // line shown with `tail -f` obeys nothing it carries.
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { EVENT_LEVEL, isEventLevel, type EventLevel, type KdcEvent } from '../../shared/events/kdc-events.js';
 import { terminalSafe } from '../../shared/text/terminal-safe.js';
 import type { EventBus } from './bus.js';
@@ -51,7 +51,11 @@ function safeFields(e: KdcEvent): Record<string, unknown> {
   return out;
 }
 
-export function attachLogReader(bus: EventBus, opts: LogReaderOptions): LogReader {
+/**
+ * Subscribe the log to `bus`. Asynchronous because pino (~25 ms of CPU to load) is imported only for
+ * the JSON format: a KDC logging text lines, the default, never loads it (test/cli/lazy-load.test.ts).
+ */
+export async function attachLogReader(bus: EventBus, opts: LogReaderOptions): Promise<LogReader> {
   if (opts.level === 'silent') return { flush: () => {}, close: () => {} };
   const level: EventLevel = isEventLevel(opts.level) ? opts.level : 'info';
   const writer = new LineWriter({
@@ -71,6 +75,7 @@ export function attachLogReader(bus: EventBus, opts: LogReaderOptions): LogReade
     );
   }
   // pino writes each line to its destination with one write(line) call; the writer is that destination.
+  const { pino } = await import('pino');
   let urgent = false;
   const logger: Logger = pino(
     {

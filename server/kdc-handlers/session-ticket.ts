@@ -14,7 +14,7 @@ export const sessionTicket: KdcHandler<'session.ticket'> = {
     if (psk === undefined) throw new PolicyError('forbidden', 'this session already has its ticket');
     const { identity } = ctx;
     try {
-      const { ticket, expiresAt } = tickets.issue(
+      const { ticket, expiresAt } = await tickets.issue(
         {
           name: identity.name,
           serialHex: identity.serialHex,

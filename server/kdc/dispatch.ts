@@ -36,7 +36,7 @@ export interface TicketIssuer {
   issue(
     who: { name: string; serialHex: string; role: 'client' | 'admin'; notAfter: number },
     psk: Buffer,
-  ): { ticket: Buffer; expiresAt: number };
+  ): Promise<{ ticket: Buffer; expiresAt: number }>;
 }
 
 export interface SessionHandle {

@@ -41,7 +41,7 @@ import {
   checkClientCertificate,
   checkResumedIdentity,
 } from './cert-check.js';
-import { REFRESH_MS, TicketKeys } from './ticket-keys.js';
+import { DeferredTicketKeys, REFRESH_MS, TicketKeys } from './ticket-keys.js';
 import { KeyEncryptionKeys } from '../keys/kek.js';
 import { closeAfterCloseHandshake } from './socket-close.js';
 import { Connection, type ConnectionHost } from './connection.js';
@@ -338,10 +338,13 @@ async function serve(
   // Resumption tickets (docs/protocol.md "Resumption"): keys in the store, wrapped under the KEK, so
   // a ticket opens on every node and after a restart. Without them (resumption off) every session is
   // a full handshake.
+  // Opened once the KDC listens (below): DeferredTicketKeys says why.
   const tickets =
     opts.resumption === false
       ? undefined
-      : await TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase));
+      : new DeferredTicketKeys(async () =>
+          TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase)),
+        );
   if (tickets !== undefined) {
     const ticketTimer = setInterval(() => {
       tickets.refresh().catch((err: unknown) => log(`ticket keys not refreshed: ${(err as Error).message}`));
@@ -500,7 +503,7 @@ async function serve(
           ? {}
           : {
               resumption: {
-                keys: () => tickets.ring,
+                keys: () => tickets.ring(),
                 check: (ticket) => checkResumedIdentity(ca, ticket, certRecords, defences),
               },
             }),
@@ -798,6 +801,13 @@ async function serve(
     metricsUrl,
     version,
     pid: process.pid,
+  });
+  // Work that can wait until the caller has had its turn to announce the URL: the ticket keys
+  // (DeferredTicketKeys) and prom-client (metrics.ts load()).
+  setImmediate(() => {
+    if (closing !== undefined) return;
+    tickets?.open().catch((err: unknown) => log(`ticket keys not opened: ${(err as Error).message}`));
+    metrics?.load().catch((err: unknown) => log(`metrics not loaded: ${(err as Error).message}`));
   });
   return {
     url,

@@ -11,11 +11,12 @@
 import {
   newTicketKey,
   sealTicket,
+  TICKET_INVALID,
   type TicketKey,
   type TicketKeyRing,
 } from '../../shared/protocol/ticket.js';
 import type { KeyEncryptionKeys } from '../keys/kek.js';
-import { InternalError } from '../../shared/errors.js';
+import { AuthError, InternalError } from '../../shared/errors.js';
 
 /** How long a ticket lives: bounds how long a resumed session relies on an earlier full handshake. */
 const TICKET_LIFETIME_MS = 12 * 3600_000;
@@ -134,5 +135,57 @@ export class TicketKeys {
         Number.isInteger((k as StoredKey).version) &&
         Number.isFinite((k as StoredKey).createdAt),
     );
+  }
+}
+
+/**
+ * The ticket keys of a running KDC, opened after it started listening rather than before: opening
+ * derives the KEK from the CA passphrase (scrypt, N = 2^15: ~0.1 s of CPU and 32 MiB here), a fifth
+ * of what `kds server start` cost before it listened (docs/performance.md "startup"). A resumed hello or a
+ * `session.ticket` request that arrives first waits for it (the same answer, later); a failed opening
+ * is reported by `open()`'s caller and retried by the next use or refresh; a resumed hello it fails
+ * is `ticket_invalid`, so that its client falls back to a full handshake.
+ */
+export class DeferredTicketKeys {
+  readonly #open: () => Promise<TicketKeys>;
+  #opening: Promise<TicketKeys> | undefined;
+  #keys: TicketKeys | undefined;
+
+  constructor(open: () => Promise<TicketKeys>) {
+    this.#open = open;
+  }
+
+  /** Open the keys (once; again after a failure). */
+  open(): Promise<TicketKeys> {
+    if (this.#keys !== undefined) return Promise.resolve(this.#keys);
+    this.#opening ??= this.#open().then(
+      (keys) => (this.#keys = keys),
+      (err: unknown) => {
+        this.#opening = undefined;
+        throw err;
+      },
+    );
+    return this.#opening;
+  }
+
+  /** The ring that opens tickets: at once when the keys are open, else when they are. */
+  ring(): TicketKeyRing | Promise<TicketKeyRing> {
+    if (this.#keys !== undefined) return this.#keys.ring;
+    return this.open().then(
+      (keys) => keys.ring,
+      () => {
+        throw new AuthError('ticket_invalid', TICKET_INVALID);
+      },
+    );
+  }
+
+  async issue(who: TicketIdentity, psk: Buffer): Promise<{ ticket: Buffer; expiresAt: number }> {
+    return (this.#keys ?? (await this.open())).issue(who, psk);
+  }
+
+  /** Re-read the stored keys (opens them first if that has not happened yet). */
+  async refresh(): Promise<void> {
+    if (this.#keys === undefined) await this.open();
+    else await this.#keys.refresh();
   }
 }

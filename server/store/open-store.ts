@@ -3,7 +3,6 @@
 // a small team needs no database server.
 import { InputError } from '../../shared/errors.js';
 import type { AsyncStore } from './async-store.js';
-import { PgStore } from './pg-store.js';
 import { openSqliteAsyncStore } from './sqlite-async-store.js';
 
 export interface StoreLocation {
@@ -17,5 +16,8 @@ export async function openAsyncStore(where: StoreLocation): Promise<AsyncStore> 
   if (!/^postgres(ql)?:\/\//.test(where.url)) {
     throw new InputError('bad_request', 'the store URL must start with postgres:// (or omit it for SQLite)');
   }
+  // Imported only here: pg and the PostgreSQL store are ~45 ms of CPU to load, which a KDC on its
+  // SQLite file (the default) never needs (test/cli/lazy-load.test.ts).
+  const { PgStore } = await import('./pg-store.js');
   return PgStore.open(where.url);
 }

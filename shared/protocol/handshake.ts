@@ -126,10 +126,11 @@ export interface ServerHandshakeOptions extends CommonHandshakeOptions {
   /**
    * Accept resumed sessions (absent: every `resume` hello is `ticket_invalid`, and the client falls back
    * to a full handshake). `keys` opens tickets; `check` refuses the ticket's identity by throwing (the
-   * certificate revoked, expired or superseded since), exactly as checkClientCertificate would.
+   * certificate revoked, expired or superseded since), exactly as checkClientCertificate would. `keys`
+   * may answer later (a KDC derives them after it started listening, server/kdc/ticket-keys.ts).
    */
   resumption?: {
-    keys: () => TicketKeyRing;
+    keys: () => TicketKeyRing | Promise<TicketKeyRing>;
     check: (ticket: TicketContents) => void | Promise<void>;
     now?: () => number;
   };
@@ -503,7 +504,12 @@ export class ServerHandshake extends HandshakeBase {
       if (ch.mode === 'resume') {
         const resumption = this.#opts.resumption;
         if (resumption === undefined) throw new AuthError('ticket_invalid', TICKET_INVALID);
-        ticket = openTicket(resumption.keys(), ch.ticket!, (resumption.now ?? Date.now)());
+        const ring = resumption.keys();
+        ticket = openTicket(
+          ring instanceof Promise ? await ring : ring,
+          ch.ticket!,
+          (resumption.now ?? Date.now)(),
+        );
         const expected = mac(binderKey(ticket.psk), transcriptHash(frameWithout(chRaw, layout, 'binder')));
         if (!equalBytes(expected, ch.binder!)) throw new AuthError('ticket_invalid', BINDER_FAILED);
         try {

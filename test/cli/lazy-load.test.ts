@@ -9,14 +9,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { areas, registerArea, type CommandArea } from '../../cli/commands/index.js';
-import { KDS_BIN, kdsEnv, REPO_ROOT } from '../helpers/kds-process.js';
+import { initDataDir, KDS_BIN, kdsEnv, REPO_ROOT } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(120_000);
 
 const TRACE = fileURLToPath(new URL('./module-trace.js', import.meta.url));
 const DIST = `file://${join(REPO_ROOT, 'dist')}/`;
-const NODE_MODULES = `file://${join(REPO_ROOT, 'node_modules')}/`;
 /** The packages `kds --help` must not load: each costs 10-60 ms of CPU to load (docs/performance.md). */
 const HEAVY_PACKAGES = ['node-forge', 'better-sqlite3', 'ws', 'msgpackr', 'msgpackr-extract'];
 /** Our own heavy code: the CA, KDC, client library, PKI and protocol modules. */
@@ -44,7 +43,11 @@ interface Traced {
   packages: Set<string>;
 }
 
-async function traced(args: string[], dir: string): Promise<Traced> {
+/**
+ * Run `kds <args>` under the trace until it exits, or (untilStdout) until its stdout matches, then stop
+ * it with SIGTERM as a supervisor would (the CommonJS modules are read at exit).
+ */
+async function traced(args: string[], dir: string, untilStdout?: RegExp): Promise<Traced> {
   const out = join(dir, `trace-${args.join('_').replace(/[^a-z0-9_-]/gi, '')}.txt`);
   const child = spawn(process.execPath, ['--import', TRACE, KDS_BIN, ...args], {
     cwd: dir,
@@ -54,17 +57,22 @@ async function traced(args: string[], dir: string): Promise<Traced> {
   children.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (untilStdout?.test(stdout) === true) child.kill('SIGTERM');
+  });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   children.delete(child);
   const urls = [...new Set(readFileSync(out, 'utf8').split('\n').filter(Boolean))];
   const ours = urls.filter((u) => u.startsWith(DIST)).map((u) => u.slice(DIST.length));
+  // By the last node_modules/ of the URL, not by the checkout's own: a node_modules/ that is a symbolic
+  // link (a git worktree sharing one) loads its modules from the link's target.
   const packages = new Set(
     urls
-      .filter((u) => u.startsWith(NODE_MODULES))
+      .filter((u) => u.includes('/node_modules/'))
       .map((u) => {
-        const parts = u.slice(NODE_MODULES.length).split('/');
+        const parts = u.slice(u.lastIndexOf('/node_modules/') + '/node_modules/'.length).split('/');
         return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
       }),
   );
@@ -152,6 +160,40 @@ t.test('kds server start loads the KDC, and no other command area nor the client
     'no client library module',
   );
 });
+
+t.test(
+  'a default KDC (SQLite, text log, no console) reaches listening without pg, pino or the console',
+  async (t) => {
+    // Each of these is 25-45 ms of CPU to load (docs/performance.md "startup") and none is used: pg only
+    // for a --store postgres:// URL, pino only for --log-format json, the console only with --console.
+    // prom-client is used (GET /metrics is served by default), loaded once the KDC listens (metrics.ts).
+    const dir = tempDir(t);
+    const dataDir = await initDataDir(t);
+    const start = ['server', 'start', '--port', '0', '--data-dir', dataDir, '--json'];
+    const run = await traced(start, dir, /"url"/);
+    t.match(run.stdout, /"url":"ws:\/\/127\.0\.0\.1:\d+/, `it listened ${run.stderr}`);
+    t.ok(
+      run.packages.has('better-sqlite3') && run.packages.has('prom-client'),
+      'the packages it uses loaded',
+    );
+    for (const unused of ['pg', 'pino']) t.notOk(run.packages.has(unused), `${unused} not loaded`);
+    t.same(
+      run.ours.filter((m) => m.startsWith('server/store/pg-') || m.startsWith('server/console/')),
+      [],
+      'no PostgreSQL store or console module',
+    );
+    // The same trace does see them when the options ask for them.
+    const json = await traced([...start, '--log-format', 'json'], dir, /"url"/);
+    t.match(json.stdout, /"url"/, `--log-format json listened ${json.stderr}`);
+    t.ok(json.packages.has('pino'), '--log-format json loads pino');
+    // No server on port 1: the store fails to connect, after pg loaded.
+    const pg = await traced([...start, '--store', 'postgres://127.0.0.1:1/none'], dir);
+    t.equal(pg.code, 8, pg.stderr);
+    t.match(pg.stdout + pg.stderr, /unavailable/);
+    t.ok(pg.packages.has('pg'), '--store postgres:// loads pg');
+    t.ok(pg.ours.includes('server/store/pg-store.js'), 'and the PostgreSQL store');
+  },
+);
 
 t.test('registerArea: an area module loads only when its command is parsed', async (t) => {
   let loads = 0;

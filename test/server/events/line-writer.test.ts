@@ -74,7 +74,7 @@ t.test('a burst is written without waiting for the timer; close writes the rest,
 t.test('log reader: warn lines at once, info lines on the timer, every line at close', async (t) => {
   const bus = new EventBus({ now: () => 0 });
   const chunks: string[] = [];
-  const reader = attachLogReader(bus, {
+  const reader = await attachLogReader(bus, {
     format: 'text',
     level: 'info',
     write: (c) => chunks.push(c),

@@ -50,7 +50,7 @@ t.test('JSON lines: pino format, safe strings, level filter', async (t) => {
   const file = join(tempDir(t), 'kdc.log');
   const fd = openSync(file, 'w');
   const bus = new EventBus({ now: () => 1_800_000_000_000 });
-  const reader = attachLogReader(bus, { format: 'json', level: 'warn', fd });
+  const reader = await attachLogReader(bus, { format: 'json', level: 'warn', fd });
   bus.emit({ ...refused });
   bus.emit({ type: 'key.created', serial: 'ab'.repeat(16), owner: 'alice', peer: 'bob', mode: 'kdc' }); // info: filtered
   bus.emit({ type: 'store.error', stage: 'sync', code: 'store_error', message: 'disk full' });
@@ -78,7 +78,11 @@ t.test('JSON lines: pino format, safe strings, level filter', async (t) => {
 
 t.test('silent writes nothing', async (t) => {
   const bus = new EventBus();
-  const reader = attachLogReader(bus, { format: 'text', level: 'silent', write: () => t.fail('wrote') });
+  const reader = await attachLogReader(bus, {
+    format: 'text',
+    level: 'silent',
+    write: () => t.fail('wrote'),
+  });
   bus.emit({ type: 'kdc.warning', message: 'x' });
   t.equal(bus.readers, 0);
   reader.close();

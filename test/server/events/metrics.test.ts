@@ -22,6 +22,27 @@ function series(families: Families, name: string): Record<string, number> {
   );
 }
 
+t.test('prom-client loads only with load(); the events before it are all counted', async (t) => {
+  // First in this file: nothing before it loaded prom-client. A KDC calls load() once it listens (kds server start is ~45 ms of CPU shorter before it listens).
+  const { createRequire } = await import('node:module');
+  const cache = createRequire(import.meta.url).cache;
+  const promLoaded = (): boolean => Object.keys(cache).some((path) => path.includes('/prom-client/'));
+  const bus = new EventBus();
+  const metrics = new KdcMetrics(bus);
+  t.teardown(() => metrics.close());
+  for (let i = 0; i < 3; i++)
+    bus.emit({ type: 'key.created', serial: `s${i}`, owner: 'alice', peer: 'bob', mode: 'kdc' });
+  bus.emit({ type: 'store.commit', callers: 4, durationMs: 3 });
+  t.notOk(promLoaded(), 'not loaded by counting');
+  await metrics.load();
+  t.ok(promLoaded(), 'loaded by load()');
+  bus.emit({ type: 'key.created', serial: 's3', owner: 'alice', peer: 'bob', mode: 'e2e' });
+  const families = parsePrometheusTextFormat(await metrics.render());
+  t.same(series(families, 'kds_keys_created_total'), { 'mode=kdc': 3, 'mode=e2e': 1 });
+  const commits = families.find((f) => f.name === 'kds_store_commit_duration_seconds');
+  t.equal(Number((commits?.metrics[0] as { count?: string } | undefined)?.count), 1, 'the early commit');
+});
+
 t.test('counters by label values; every scrape gives the same totals', async (t) => {
   const bus = new EventBus();
   const metrics = new KdcMetrics(bus);

@@ -4,7 +4,13 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
-import { buildCertificate, derToPem, parseCertificate, pemToDer } from '../../../shared/pki/x509.js';
+import {
+  buildCertificate,
+  derToPem,
+  parseCertificate,
+  pemToDer,
+  readCertificateSummary,
+} from '../../../shared/pki/x509.js';
 import { computeKeyIdentifier } from '../../../shared/pki/extensions.js';
 import { newSerialHex } from '../../../shared/pki/serial.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -362,6 +368,53 @@ t.test('parseCertificate refuses garbage, truncation and other PEM types', async
     parseCertificate(subjectKeys.privateKeyPem);
   } catch (err) {
     t.notMatch(String((err as Error).message), /MII/, 'no key material in the message');
+  }
+});
+
+t.test('readCertificateSummary reads the serial, CN and notAfter parseCertificate reads', async (t) => {
+  // The KDC names each certificate it issues (the cert.issued event) with this light reader instead of
+  // a full parse: it must give the same three values on every shape of certificate kds issues.
+  const now = Date.now();
+  const certs = [
+    ca.certPem,
+    await issue(ca, 'client', 'alice', subjectKeys.publicKeyPem),
+    await issue(ca, 'admin', 'root-admin', subjectKeys.publicKeyPem, { subjectOU: 'kds-admin' }),
+    await issue(ca, 'server', 'kdc.example', subjectKeys.publicKeyPem, {
+      sans: { dns: ['kdc.example'], ip: ['127.0.0.1'] },
+    }),
+    // One serial octet, and twenty with the high bit set (DER's sign octet in front).
+    await issue(ca, 'client', 'short', subjectKeys.publicKeyPem, { serialHex: '01' }),
+    await issue(ca, 'client', 'long', subjectKeys.publicKeyPem, { serialHex: '7f' + 'ab'.repeat(19) }),
+    // GeneralizedTime (from 2050, RFC 5280 4.1.2.5).
+    await issue(ca, 'client', 'late', subjectKeys.publicKeyPem, { notAfter: Date.UTC(2060, 0, 2) }),
+  ];
+  // A certificate kds did not make: openssl's own encoder, a UTF-8 CN between two other attributes.
+  const dir = tempDir(t);
+  const r = await openssl(
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem'].concat([
+      '-subj',
+      '/O=lab/CN=Zoë 名前/OU=x',
+      '-utf8',
+      '-days',
+      '2',
+      '-set_serial',
+      '0x84b1c2',
+    ]),
+    dir,
+  );
+  t.equal(r.code, 0, r.stderr);
+  t.equal(parseCertificate(readFileSync(join(dir, 'c.pem'), 'utf8')).subjectCN, 'Zoë 名前');
+  certs.push(readFileSync(join(dir, 'c.pem'), 'utf8'));
+  for (const pem of certs) {
+    const full = parseCertificate(pem);
+    const want = { serialHex: full.serialHex, subjectCN: full.subjectCN, notAfter: full.notAfter };
+    t.same(readCertificateSummary(pem), want, full.subjectCN);
+    t.same(readCertificateSummary(pemToDer(pem, 'CERTIFICATE')), want, `${full.subjectCN} (DER)`);
+  }
+  t.equal(readCertificateSummary(certs[5]!).serialHex, '7f' + 'ab'.repeat(19));
+  t.ok(readCertificateSummary(certs[6]!).notAfter > now);
+  for (const bad of ['', 'hello', subjectKeys.publicKeyPem, Buffer.from('3003020101', 'hex')]) {
+    t.throws(() => readCertificateSummary(bad), { code: /malformed/ }, 'not a certificate');
   }
 });
 
