@@ -39,6 +39,8 @@ import { wantsNewTicket } from './ticket-renewal.js';
 const KDC_CERT_NAME = 'kdc';
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** How long close() waits for this session's ticket request, at most (see close()). */
+const TICKET_CLOSE_WAIT_MS = 2_000;
 
 export interface SessionCredentials {
   privateKey: KeyObject;
@@ -331,6 +333,8 @@ async function establish(
   let phase: 'hello' | 'ready' | 'open' | 'closed' = 'hello';
   let serverError: KdsError | undefined;
   let weClosed = false;
+  /** The `session.ticket` request of this session, until it is answered (or fails). */
+  let ticketInFlight: Promise<void> | undefined;
   let result: Awaited<ReturnType<ClientHandshake['receiveServerHello']>>['result'] | undefined;
   const pending = new Map<
     number,
@@ -519,6 +523,20 @@ async function establish(
       return () => set!.delete(fn);
     },
     async close() {
+      // A ticket asked for at the start of this session may still be on its way (the KDC opens its
+      // ticket keys once it listens, so a session right after a KDC start waits for them): a short
+      // command closes before the answer and its next session would pay a full handshake. Wait for it,
+      // briefly: a ticket saves the next session's signatures, not this one's work.
+      if (ticketInFlight !== undefined && phase !== 'closed') {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          ticketInFlight,
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, TICKET_CLOSE_WAIT_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
       if (phase !== 'closed') {
         weClosed = true;
         ws.close(1000);
@@ -542,10 +560,13 @@ async function establish(
     wantsNewTicket(facts.mode, opts.resumption, facts.identity.expiresAt, Date.now())
   ) {
     const onTicket = opts.onTicket;
-    void session
+    ticketInFlight = session
       .request('session.ticket', {})
       .then((r) => onTicket({ ticket: r.ticket, psk, expiresAt: r.expiresAt }))
-      .catch(() => undefined);
+      .catch(() => undefined)
+      .finally(() => {
+        ticketInFlight = undefined;
+      });
   }
 
   return session;

@@ -99,3 +99,24 @@ t.test('a client resumes on a KDC it reaches the moment the KDC started', async 
     await resumed?.close();
   }
 });
+
+t.test(
+  'a session closed at once still gets the ticket it asked for from a KDC that just started',
+  async (t) => {
+    // The KDC opens its ticket keys after it listens, so its answer to `session.ticket` can come after a
+    // short command is done: the client's close waits for it (client/session.ts), or that command's next
+    // session would be a full handshake.
+    const { kdc } = await startTestKdc(t);
+    const alice = await issueTestClient(kdc.ca, 'alice');
+    let ticket: { ticket: Buffer; psk: Buffer } | undefined;
+    const session = await openSession({
+      server: kdc.url,
+      mode: 'auth',
+      credentials: { privateKey: alice.privateKey, certPem: alice.certPem },
+      caCertPem: kdc.ca.caCertPem,
+      onTicket: (got) => (ticket = got),
+    });
+    await session.close();
+    t.ok(ticket !== undefined && ticket.ticket.length > 0, 'the ticket arrived before close() returned');
+  },
+);
