@@ -160,6 +160,9 @@ function createMetrics(p: PromClient, registry: Registry) {
   };
 }
 
+/** At most this many events are held while prom-client loads (a few dozen in practice). */
+const MAX_EARLY_EVENTS = 10_000;
+
 export class KdcMetrics {
   #sources: MetricsSources | undefined;
   #knownTypes: ReadonlySet<string> = new Set();
@@ -170,24 +173,49 @@ export class KdcMetrics {
   #registry: Registry | undefined;
   #m: ReturnType<typeof createMetrics> | undefined;
   #loading: Promise<void> | undefined;
-  /** Events counted before prom-client was loaded, in order (load() counts them). */
+  /**
+   * Events counted before prom-client was loaded, in order (load() counts them). Bounded: the KDC loads
+   * prom-client as soon as it listens (~45 ms), so a full buffer means the import is stuck, and a
+   * failed import empties it and stops buffering; past the bound events are dropped and counted.
+   */
   #early: KdcEvent[] = [];
+  #earlyDropped = 0;
+  #failed = false;
+  readonly #importPromClient: () => Promise<PromClient>;
 
-  constructor(bus: EventBus) {
+  constructor(bus: EventBus, opts: { importPromClient?: () => Promise<PromClient> } = {}) {
+    this.#importPromClient = opts.importPromClient ?? (() => import('prom-client'));
     // Only the types #count counts: the bus then builds no event for the others (a connection opened,
     // a prekey upload) when no other reader wants them either.
     this.#off = bus.subscribe(
       (e) => {
-        if (this.#m === undefined) this.#early.push(e);
-        else this.#count(e);
+        if (this.#m !== undefined) this.#count(e);
+        else if (this.#failed) return;
+        else if (this.#early.length < MAX_EARLY_EVENTS) this.#early.push(e);
+        else this.#earlyDropped++;
       },
       { types: COUNTED },
     );
   }
 
-  /** Load prom-client and count the events kept until now (once; the KDC calls it when it listens). */
+  /** Events held until prom-client loads, and those dropped past the bound (for tests and the log). */
+  get early(): { held: number; dropped: number } {
+    return { held: this.#early.length, dropped: this.#earlyDropped };
+  }
+
+  /**
+   * Load prom-client and count the events kept until now (once; the KDC calls it when it listens). If
+   * the import fails, the events held are let go and no more are kept; a scrape then fails (500).
+   */
   load(): Promise<void> {
-    this.#loading ??= import('prom-client').then((p) => this.#build(p));
+    this.#loading ??= this.#importPromClient().then(
+      (p) => this.#build(p),
+      (err: unknown) => {
+        this.#failed = true;
+        this.#early = [];
+        throw err;
+      },
+    );
     return this.#loading;
   }
 
@@ -239,9 +267,9 @@ export class KdcMetrics {
     this.#gauge(
       p,
       'kds_event_reader_errors',
-      'Events a reader (log, metrics, console) failed on since start.',
+      'Events a reader (log, metrics, console) failed on since start, or metrics dropped while loading.',
       [],
-      (g) => g.set(this.#sources?.readerErrors() ?? 0),
+      (g) => g.set((this.#sources?.readerErrors() ?? 0) + this.#earlyDropped),
     );
     const early = this.#early;
     this.#early = [];

@@ -114,3 +114,47 @@ t.test('counters by label values; every scrape gives the same totals', async (t)
     3,
   );
 });
+
+t.test(
+  'while prom-client loads, at most 10,000 events are held; the rest are counted as reader errors',
+  async (t) => {
+    const bus = new EventBus();
+    let release: (() => void) | undefined;
+    const metrics = new KdcMetrics(bus, {
+      importPromClient: async () => {
+        await new Promise<void>((resolve) => (release = resolve));
+        return import('prom-client');
+      },
+    });
+    t.teardown(() => metrics.close());
+    const loading = metrics.load();
+    for (let i = 0; i < 10_005; i++)
+      bus.emit({ type: 'key.created', serial: `s${i}`, owner: 'alice', peer: 'bob', mode: 'kdc' });
+    t.same(metrics.early, { held: 10_000, dropped: 5 }, 'bounded while the import hangs');
+    release!();
+    await loading;
+    t.same(metrics.early, { held: 0, dropped: 5 }, 'the held events counted and let go');
+    metrics.bind({
+      sessionCount: () => 0,
+      connectionCount: () => 0,
+      readerErrors: () => 1,
+      requestTypes: [],
+    } as unknown as Parameters<KdcMetrics['bind']>[0]);
+    const families = parsePrometheusTextFormat(await metrics.render());
+    t.same(series(families, 'kds_keys_created_total'), { 'mode=kdc': 10_000 });
+    t.same(series(families, 'kds_event_reader_errors'), { '': 6 }, 'the dropped ones show as reader errors');
+  },
+);
+
+t.test('a failed import lets the held events go and keeps no more; a scrape fails', async (t) => {
+  const bus = new EventBus();
+  const metrics = new KdcMetrics(bus, { importPromClient: () => Promise.reject(new Error('no module')) });
+  t.teardown(() => metrics.close());
+  bus.emit({ type: 'key.created', serial: 's0', owner: 'alice', peer: 'bob', mode: 'kdc' });
+  t.same(metrics.early, { held: 1, dropped: 0 });
+  await t.rejects(metrics.load(), { message: 'no module' });
+  for (let i = 0; i < 100; i++)
+    bus.emit({ type: 'key.created', serial: `s${i}`, owner: 'alice', peer: 'bob', mode: 'kdc' });
+  t.same(metrics.early, { held: 0, dropped: 0 }, 'nothing held after the failure');
+  await t.rejects(metrics.render(), { message: 'no module' }, 'the scrape fails (the endpoint answers 500)');
+});
