@@ -29,7 +29,8 @@ import { decodeFrame, errorFromWire } from '../shared/protocol/messages.js';
 import type { ClientChannel, ServerMessage } from '../shared/protocol/secure-channel.js';
 import type { RequestBody, RequestType, ResponseBody } from '../shared/protocol/catalog.js';
 import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
-import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
+import { CertificateCache } from '../shared/pki/certificate-cache.js';
+import type { ParsedCertificate } from '../shared/pki/x509.js';
 import { readClientHome, resolveHome, type HomeLocation } from './home.js';
 import { withFailover } from './failover.js';
 import { discardTicket, readTicket, saveTicket } from './ticket-file.js';
@@ -134,6 +135,13 @@ export interface ClientSession {
   exportKeyingMaterial(label: string, length: number): Buffer;
 }
 
+/**
+ * The certificates a client parses at every session it opens (the pinned CA, its own, the KDC's):
+ * parsed once, then found by the SHA-256 of their DER. Verdicts are not cached: the KDC's certificate
+ * is verified against the CA at every full handshake.
+ */
+const certificates = new CertificateCache(64);
+
 function certificateFacts(cert: ParsedCertificate): CertificateFacts {
   return {
     subjectCN: cert.subjectCN,
@@ -175,7 +183,7 @@ export async function openHomeSession(
   const home = resolveHome(opts);
   const files = readClientHome(home);
   const { name: _n, home: _h, dataDir: _d, resume = true, ...rest } = opts;
-  const ownSerial = parseCertificate(files.certPem).serialHex;
+  const ownSerial = certificates.parsePem(files.certPem).serialHex;
   const keepTicket = (t: { ticket: Buffer; psk: Buffer; expiresAt: number }): void => {
     try {
       saveTicket(home, opts.name, files.privateKey, { ...t, serialHex: ownSerial });
@@ -235,7 +243,7 @@ async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession>
   if (mode !== 'insecure') {
     if (opts.caCertPem === undefined)
       throw new InputError('bad_request', `mode ${mode} needs the pinned CA certificate`);
-    ca = parseCertificate(opts.caCertPem);
+    ca = certificates.parsePem(opts.caCertPem);
   }
   let ownCert: ParsedCertificate | undefined;
   const expectName = opts.expectServerName ?? KDC_CERT_NAME;
@@ -243,6 +251,7 @@ async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession>
     mode,
     groups,
     group,
+    parseCertificate: (der) => certificates.parse(der),
     ...(opts.defences === undefined ? {} : { defences: opts.defences }),
     ...(mode === 'insecure' && opts.insecureName !== undefined ? { name: opts.insecureName } : {}),
     ...(mode === 'resume' && opts.resumption !== undefined
@@ -252,7 +261,7 @@ async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession>
       ? (() => {
           if (opts.credentials === undefined)
             throw new InputError('bad_request', `${mode} mode needs credentials`);
-          ownCert = parseCertificate(opts.credentials.certPem);
+          ownCert = certificates.parsePem(opts.credentials.certPem);
           const key = opts.credentials.privateKey;
           return { credentials: { certificateDer: ownCert.der, sign: pssSigner(key) } };
         })()
@@ -464,13 +473,15 @@ async function establish(
     const wasOpen = phase === 'open';
     phase = 'closed';
     const err = serverError ?? (weClosed ? undefined : errorFromClose(code, reasonBuf.toString('utf8')));
-    const failure = err ?? new StateError('session_closed', 'session closed');
+    // Built only when someone is waiting: an Error's stack trace costs more than the rest of a clean close.
+    let failure: KdsError | undefined;
+    const failed = (): KdsError => (failure ??= err ?? new StateError('session_closed', 'session closed'));
     for (const [, waiter] of pending) {
       clearTimeout(waiter.timer);
-      waiter.reject(failure);
+      waiter.reject(failed());
     }
     pending.clear();
-    if (!wasOpen) settleReady.reject(failure);
+    if (!wasOpen) settleReady.reject(failed());
     resolveClosed(err === undefined ? { code } : { code, error: err });
   });
 

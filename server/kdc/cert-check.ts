@@ -14,40 +14,17 @@
 // The store records of active certificates are cached too (CertificateRecordCache below), invalidated
 // by the store's change counter and by this process's own status writes: never stale, and a returning
 // client's handshake reads no certificate row.
-import { createHash } from 'node:crypto';
 import { AuthError } from '../../shared/errors.js';
 import { labOff, type Defences } from '../../shared/lab-switches.js';
 import { verifyCertificate, verdictToError } from '../../shared/pki/verify.js';
-import { parseCertificate, type ParsedCertificate } from '../../shared/pki/x509.js';
+import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { CertificateRecord } from '../store/store.js';
 import type { AsyncStore } from '../store/async-store.js';
 
-const CACHE_LIMIT = 4096;
+/** Parsed client certificates (shared/pki/certificate-cache.ts) and active records the KDC keeps. */
+export const CACHE_LIMIT = 4096;
 const NOT_OURS = 'certificate not issued by the trusted CA';
-
-/** A bounded cache of parsed certificates keyed by SHA-256 of their DER (insertion-order eviction). */
-export class CertificateCache {
-  readonly #entries = new Map<string, ParsedCertificate>();
-  constructor(readonly limit = CACHE_LIMIT) {}
-
-  parse(der: Buffer): ParsedCertificate {
-    const key = createHash('sha256').update(der).digest('hex');
-    const hit = this.#entries.get(key);
-    if (hit !== undefined) return hit;
-    const parsed = parseCertificate(der);
-    if (this.#entries.size >= this.limit) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest !== undefined) this.#entries.delete(oldest);
-    }
-    this.#entries.set(key, parsed);
-    return parsed;
-  }
-
-  get size(): number {
-    return this.#entries.size;
-  }
-}
 
 /**
  * The store records of the `active` certificates recently presented, by serial. A handshake then reads

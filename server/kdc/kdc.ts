@@ -35,8 +35,9 @@ import { startMetricsServer, type MetricsServer } from '../events/metrics-server
 import { AuditHeadSigner } from '../audit/head-signer.js';
 import type { ConnectionLimit } from '../../shared/events/kdc-events.js';
 import type { KeyLimits } from '../keys/key-quotas.js';
+import { CertificateCache } from '../../shared/pki/certificate-cache.js';
 import {
-  CertificateCache,
+  CACHE_LIMIT,
   CertificateRecordCache,
   checkClientCertificate,
   checkResumedIdentity,
@@ -297,7 +298,7 @@ async function serve(
     opts.rateLimit === false ? undefined : new HandshakeRateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
   const defences = opts.defences ?? ALL_DEFENCES_ON;
   const labDisabled = Object.freeze(switchedOff(defences));
-  const certCache = new CertificateCache();
+  const certCache = new CertificateCache(CACHE_LIMIT);
   const certRecords = new CertificateRecordCache(ca.store);
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
   const startedAt = Date.now();

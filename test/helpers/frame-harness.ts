@@ -24,7 +24,8 @@ import { transcriptHash } from '../../shared/protocol/transcript.js';
 import { verifyCertificate, verdictToError } from '../../shared/pki/verify.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { loadCredential } from '../../server/ca/credentials.js';
-import { CertificateCache, checkClientCertificate } from '../../server/kdc/cert-check.js';
+import { CertificateCache } from '../../shared/pki/certificate-cache.js';
+import { checkClientCertificate } from '../../server/kdc/cert-check.js';
 import { Connection, type ConnectionHost } from '../../server/kdc/connection.js';
 import { HandlerRegistry } from '../../server/kdc/dispatch.js';
 import { KDC_HANDLERS } from '../../server/kdc-handlers/index.js';
@@ -131,7 +132,7 @@ export async function startFrameHarness(
   const logs: string[] = [];
   const credential = loadCredential(dataDir, 'server', TEST_CA_PASSPHRASE);
   const serverSign = memoSigner(credential.privateKey);
-  const certCache = new CertificateCache();
+  const certCache = new CertificateCache(64);
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
 
   const host: ConnectionHost = {

@@ -210,4 +210,9 @@ t.test('a client that pins another root refuses the KDC -> cert_unknown_issuer',
     }),
     { code: 'cert_unknown_issuer' },
   );
+  // The client keeps parsed certificates (shared/pki/certificate-cache.ts), never verdicts: the KDC's
+  // certificate, parsed by the sessions before, was refused above, and the right root accepts it again.
+  const again = await sessionFor(kdc, alice);
+  t.equal(again.facts.serverCertificate.subjectCN, 'kdc');
+  await again.close();
 });
