@@ -336,6 +336,21 @@ async function serve(
     return targets.length;
   };
 
+  // One KEK ring for the ticket keys and the symmetric keys, opened at the first use of either: opening
+  // derives each KEK version from the passphrase (scrypt, ~0.1 s of CPU and 32 MiB), which two rings
+  // paid twice (the first key request after a start waited for its own). Both only add versions to it
+  // (reload), a failed opening is retried by the next use.
+  let kekRing: Promise<KeyEncryptionKeys> | undefined;
+  const openKek = (): Promise<KeyEncryptionKeys> => {
+    if (kekRing === undefined) {
+      const opening = KeyEncryptionKeys.open(opts.dataDir, passphrase);
+      kekRing = opening;
+      opening.catch(() => {
+        if (kekRing === opening) kekRing = undefined;
+      });
+    }
+    return kekRing;
+  };
   // Resumption tickets (docs/protocol.md "Resumption"): keys in the store, wrapped under the KEK, so
   // a ticket opens on every node and after a restart. Without them (resumption off) every session is
   // a full handshake.
@@ -343,9 +358,7 @@ async function serve(
   const tickets =
     opts.resumption === false
       ? undefined
-      : new DeferredTicketKeys(async () =>
-          TicketKeys.open(ca.store, await KeyEncryptionKeys.open(opts.dataDir, passphrase)),
-        );
+      : new DeferredTicketKeys(async () => TicketKeys.open(ca.store, await openKek()));
   if (tickets !== undefined) {
     const ticketTimer = setInterval(() => {
       tickets.refresh().catch((err: unknown) => log(`ticket keys not refreshed: ${(err as Error).message}`));
@@ -378,6 +391,7 @@ async function serve(
     {
       dataDir: opts.dataDir,
       passphrase,
+      openKek,
       ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
       defences,
     },

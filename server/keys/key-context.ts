@@ -40,6 +40,8 @@ export interface KeyServiceOptions {
   dataDir: string;
   /** The CA passphrase that protects the KEK files; asked for only when a KEK is first needed. */
   passphrase: () => string;
+  /** Opens the KEK ring (the KDC shares one with its ticket keys); default KeyEncryptionKeys.open. */
+  openKek?: () => Promise<KeyEncryptionKeys>;
   now?: () => number;
   /** Most pushes one key.sync sends (the client asks again while `remaining` > 0). */
   syncBatch?: number;
@@ -79,6 +81,7 @@ export class KeyContext {
   readonly #now: () => number;
   readonly #dataDir: string;
   readonly #passphrase: () => string;
+  readonly #openKek: (() => Promise<KeyEncryptionKeys>) | undefined;
   #kek: Promise<KeyEncryptionKeys> | undefined;
   #kekReady: KeyEncryptionKeys | undefined;
   /** Certificates by serial: the imported public key and the DER, for signature checks and e2e pushes. */
@@ -90,6 +93,7 @@ export class KeyContext {
     this.sessions = opts.sessions;
     this.#dataDir = opts.dataDir;
     this.#passphrase = opts.passphrase;
+    this.#openKek = opts.openKek;
     this.#now = opts.now ?? Date.now;
     this.syncBatch = opts.syncBatch ?? 256;
     this.limits = { ...DEFAULT_KEY_LIMITS, ...opts.limits };
@@ -105,7 +109,8 @@ export class KeyContext {
   /** The KEK ring, opened (or created) on first use. */
   kek(): Promise<KeyEncryptionKeys> {
     if (this.#kek === undefined) {
-      this.#kek = KeyEncryptionKeys.open(this.#dataDir, this.#passphrase()).then((ring) => {
+      const opening = this.#openKek?.() ?? KeyEncryptionKeys.open(this.#dataDir, this.#passphrase());
+      this.#kek = opening.then((ring) => {
         this.#kekReady = ring;
         return ring;
       });

@@ -7,12 +7,20 @@ import type { Defences } from '../../shared/lab-switches.js';
 import type { CertificateAuthority } from '../ca/authority.js';
 import type { EventBus } from '../events/bus.js';
 import type { SessionTable } from '../kdc/session-table.js';
+import type { KeyEncryptionKeys } from './kek.js';
 import type { KeyLimits } from './key-quotas.js';
 import { KeyService } from './service.js';
 
 export async function startKeyService(
   kdc: { ca: CertificateAuthority; sessions: SessionTable; events: EventBus },
-  opts: { dataDir: string; passphrase: string; limits?: Partial<KeyLimits>; defences?: Defences },
+  opts: {
+    dataDir: string;
+    passphrase: string;
+    /** The KDC's KEK ring, shared with its ticket keys (default: the service opens its own). */
+    openKek?: () => Promise<KeyEncryptionKeys>;
+    limits?: Partial<KeyLimits>;
+    defences?: Defences;
+  },
 ): Promise<KeyService> {
   const { ca, events } = kdc;
   // Nodes sharing a PostgreSQL store announce what they queue to each other (server/kdc/cluster-push.ts),
@@ -24,6 +32,7 @@ export async function startKeyService(
     sessions: kdc.sessions,
     dataDir: opts.dataDir,
     passphrase: () => opts.passphrase,
+    ...(opts.openKek === undefined ? {} : { openKek: opts.openKek }),
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     ...(opts.defences === undefined ? {} : { defences: opts.defences }),
     ...(node === undefined ? {} : { node }),

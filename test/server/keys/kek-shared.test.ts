@@ -1,0 +1,48 @@
+// The KDC opens one KEK ring for its resumption ticket keys and its symmetric keys (server/kdc/kdc.ts
+// openKek): opening derives each KEK version from the CA passphrase with scrypt (~0.1 s of CPU, 32 MiB),
+// and with a ring each the first key request after a start paid a second derivation. Counted here by
+// wrapping node:crypto's scrypt (server/keys/kek.ts imports it by name: syncBuiltinESMExports makes the
+// wrapper what that binding calls).
+import t from 'tap';
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
+import { issueTestClient, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
+
+let derivations = 0;
+const original = crypto.scrypt;
+crypto.scrypt = ((...args: Parameters<typeof crypto.scrypt>) => {
+  derivations += 1;
+  return (original as (...a: unknown[]) => void)(...args);
+}) as typeof crypto.scrypt;
+syncBuiltinESMExports();
+t.teardown(() => {
+  crypto.scrypt = original;
+  syncBuiltinESMExports();
+});
+
+t.test('ticket keys and symmetric keys share one KEK derivation', async (t) => {
+  const { kdc } = await startTestKdc(t);
+  const alice = await sessionFor(kdc, await issueTestClient(kdc.ca, 'alice'));
+  await issueTestClient(kdc.ca, 'bob');
+  // The ticket keys open once the KDC listens; a ticket request waits for them. (Other scrypt calls,
+  // e.g. decrypting the KDC's own key at start, happened before: only what follows is counted.)
+  await alice.request('session.ticket', {});
+  const opened = derivations;
+  const created = await alice.request('key.create', { peer: 'bob' });
+  t.match(created.serial, /^[0-9a-f]{32}$/);
+  t.equal(derivations - opened, 0, 'the first key request derived nothing more');
+  await alice.close();
+});
+
+t.test('a KDC without resumption opens the ring at its first key request, and only then', async (t) => {
+  const { kdc } = await startTestKdc(t, { resumption: false });
+  const alice = await sessionFor(kdc, await issueTestClient(kdc.ca, 'alice'));
+  await issueTestClient(kdc.ca, 'bob');
+  const before = derivations;
+  await alice.request('key.create', { peer: 'bob' });
+  t.ok(derivations > before, 'the first key request opened (here: created) the KEK');
+  const opened = derivations;
+  await alice.request('key.create', { peer: 'bob' });
+  t.equal(derivations - opened, 0, 'the next one found it open');
+  await alice.close();
+});
