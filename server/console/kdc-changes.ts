@@ -1,5 +1,5 @@
 // The console as one more reader of the KDC's event stream (server/events/bus.ts): what changes the
-// state panel (certificates issued and revoked, keys created, revoked and cascaded, CRLs published)
+// state panel (certificates issued and revoked, an enrollment's lost answer replayed, keys created, revoked and cascaded, CRLs published)
 // becomes a `change` row of the diagram and a line of the panel's changes, the moment the KDC decides
 // it. Names, serials, reasons and numbers only, as the events carry them.
 import {
@@ -13,6 +13,7 @@ import type { ConsoleFeed } from '../../io/console/feed.js';
 
 const CHANGE_TYPES: readonly KdcEventType[] = [
   'cert.issued',
+  'cert.replayed',
   'cert.revoked',
   'crl.published',
   'key.created',
@@ -37,6 +38,15 @@ function changeOf(e: KdcEvent): { what: string; subject: string; detail: string 
         what: e.type,
         subject: e.name,
         detail: `certificate ${short(e.serial)} ${e.renewed ? 'renewed' : 'issued'} (${e.role})`,
+      };
+    case 'cert.replayed':
+      // Nothing changed in the store: an enrollment whose answer was lost was sent again, and got the
+      // certificate its token had produced (server/ca/enroll-replay.ts). Shown, because repeated
+      // replays of one name are worth a look.
+      return {
+        what: e.type,
+        subject: e.name,
+        detail: `certificate ${short(e.serial)} handed out again (a lost enrollment answer, nothing issued)`,
       };
     case 'cert.revoked':
       return {
