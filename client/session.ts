@@ -137,8 +137,8 @@ export interface ClientSession {
 
 /**
  * The certificates a client parses at every session it opens (the pinned CA, its own, the KDC's):
- * parsed once, then found by the SHA-256 of their DER. Verdicts are not cached: the KDC's certificate
- * is verified against the CA at every full handshake.
+ * parsed once, then found by their PEM text or the SHA-256 of their DER. Verdicts are not cached: the
+ * KDC's certificate is verified against the CA at every full handshake.
  */
 const certificates = new CertificateCache(64);
 
