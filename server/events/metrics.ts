@@ -198,7 +198,7 @@ export class KdcMetrics {
     );
   }
 
-  /** Events held until prom-client loads, and those dropped past the bound (for tests and the log). */
+  /** Events held until prom-client loads, and those dropped past the bound (what a test can read). */
   get early(): { held: number; dropped: number } {
     return { held: this.#early.length, dropped: this.#earlyDropped };
   }
