@@ -14,6 +14,10 @@
 //   in all. Records beyond the bound wait, unopened and in order, while the socket is paused: TCP
 //   backpressure, so a client that pipelines is slowed down, never refused. ws still delivers the frames
 //   it had already read, so the wait queue is bounded too (MAX_QUEUED_RECORDS, then rate_limited).
+// - What the KDC sends and the peer has not read is bounded too: over SEND_HIGH_WATER_BYTES its requests
+//   wait (the socket is paused) until the backlog has gone out; over MAX_SEND_BACKLOG_BYTES (pushes keep
+//   coming) the session is closed with rate_limited. A peer that stops reading cannot make the KDC hold
+//   its replies and pushes in memory without end.
 // - A session with a certificate ends at the certificate's notAfter: kdc.ts sweeps the session table
 //   every second and closes it with cert_expired, and every request is checked against notAfter here,
 //   before it is dispatched, so none is served after it.
@@ -50,6 +54,8 @@ import {
   MAX_ANONYMOUS_REQUESTS,
   MAX_IN_FLIGHT_REQUESTS,
   MAX_QUEUED_RECORDS,
+  MAX_SEND_BACKLOG_BYTES,
+  SEND_HIGH_WATER_BYTES,
 } from './limits.js';
 import { closeStartedHere } from './socket-close.js';
 
@@ -141,6 +147,17 @@ export class Connection implements SessionHandle {
   #inFlight = 0;
   /** Records waiting for a free request slot (socket paused meanwhile); undefined when none wait. */
   #waiting: Buffer[] | undefined;
+  /**
+   * More than SEND_HIGH_WATER_BYTES sent and not yet taken by the kernel: requests wait until it has
+   * gone out. While set, every frame is sent with #flushed as its callback, so the last one's callback
+   * (FIFO: everything before it went out too) ends the wait.
+   */
+  #backlogged = false;
+  readonly #flushed = (): void => {
+    if (!this.#backlogged || this.#ws.bufferedAmount > SEND_HIGH_WATER_BYTES / 2) return;
+    this.#backlogged = false;
+    this.#drain();
+  };
   /** Requests an anonymous session has sent (it may send MAX_ANONYMOUS_REQUESTS). */
   #requests = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -340,7 +357,25 @@ export class Connection implements SessionHandle {
   }
 
   #send(frame: Buffer): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(frame, { binary: true });
+    const ws = this.#ws;
+    if (ws.readyState !== ws.OPEN) return;
+    if (!this.#backlogged && ws.bufferedAmount + frame.length <= SEND_HIGH_WATER_BYTES) {
+      ws.send(frame, { binary: true });
+      return;
+    }
+    this.#backlogged = true;
+    ws.send(frame, { binary: true }, this.#flushed);
+    if (
+      ws.bufferedAmount > MAX_SEND_BACKLOG_BYTES &&
+      (this.#phase === 'open' || this.#phase === 'handshake')
+    ) {
+      this.fail(
+        new PolicyError(
+          'rate_limited',
+          `the peer does not read what the KDC sends (over ${MAX_SEND_BACKLOG_BYTES >> 20} MiB unread)`,
+        ),
+      );
+    }
   }
 
   #clearTimer(): void {
@@ -605,7 +640,7 @@ export class Connection implements SessionHandle {
 
   /** A record of an open session: served now if a request slot is free, else it waits its turn. */
   #onRecord(frame: Buffer): void {
-    if (this.#waiting !== undefined || this.#inFlight >= this.#maxInFlight()) {
+    if (this.#waiting !== undefined || this.#backlogged || this.#inFlight >= this.#maxInFlight()) {
       const waiting = (this.#waiting ??= []);
       if (waiting.length >= MAX_QUEUED_RECORDS) {
         this.fail(new PolicyError('rate_limited', 'too many requests queued on this session'));
@@ -623,14 +658,23 @@ export class Connection implements SessionHandle {
     return this.#identity.role === 'anonymous' ? MAX_ANONYMOUS_IN_FLIGHT : MAX_IN_FLIGHT_REQUESTS;
   }
 
-  /** A request finished: serve the records that waited, in order, and read the socket again. */
+  /**
+   * A request finished, or the send backlog went out: serve the records that waited, in order, and read
+   * the socket again.
+   */
   #drain(): void {
-    while (this.#waiting !== undefined && this.#phase === 'open' && this.#inFlight < this.#maxInFlight()) {
+    while (
+      this.#waiting !== undefined &&
+      this.#phase === 'open' &&
+      !this.#backlogged &&
+      this.#inFlight < this.#maxInFlight()
+    ) {
       const frame = this.#waiting.shift()!;
       if (this.#waiting.length === 0) this.#waiting = undefined;
       this.#serveRecord(frame);
     }
-    if (this.#waiting === undefined && this.#phase === 'open' && this.#ws.isPaused) this.#ws.resume();
+    if (this.#waiting === undefined && !this.#backlogged && this.#phase === 'open' && this.#ws.isPaused)
+      this.#ws.resume();
   }
 
   #now(): number {

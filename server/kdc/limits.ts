@@ -167,6 +167,24 @@ export const MAX_ANONYMOUS_REQUESTS = 3;
  * ever does. Over it: `rate_limited`, and the session is closed.
  */
 export const MAX_QUEUED_RECORDS = 4096;
+/**
+ * What the KDC has sent a session and the peer has not read yet (ws `bufferedAmount`: bytes written
+ * to the socket that the kernel has not taken). A peer that stops reading would otherwise make the KDC
+ * keep every reply and push in memory: measured before this bound, one session pipelining 100,000 1 KiB
+ * pings without reading grew the KDC by 420 MiB. Over SEND_HIGH_WATER_BYTES the KDC stops reading the
+ * session's requests (they wait in the peer's TCP buffers, as with MAX_IN_FLIGHT_REQUESTS) until what it
+ * sent has gone out; the replies of requests already running and pushes still queue.
+ */
+export const SEND_HIGH_WATER_BYTES = 1024 * 1024;
+/**
+ * Over this the session is closed (`rate_limited`): pushes (key notices, relayed messages) do not wait
+ * for the peer's requests, so pausing alone does not bound them. Nothing is lost: every notice and
+ * relayed message is in the durable delivery queue until acknowledged, and `key.sync` sends it again.
+ * 16 MiB is above anything an honest client can have in flight towards it: one `key.sync` batch (256
+ * pushes; the largest, a relayed 32 KiB message, is ~33 KiB sealed: ~8.5 MiB) plus 32 replies of at
+ * most 64 KiB.
+ */
+export const MAX_SEND_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 // TCP connection limits, before any HTTP parsing (server/kdc/kdc.ts; docs/cli.md `kds server start`).
 // Node's HTTP server would otherwise hold any number of connections, each for up to 60 s (checked every

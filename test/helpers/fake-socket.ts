@@ -1,7 +1,7 @@
 // A stand-in for a `ws` WebSocket with no network under it, so a test can drive the KDC's real
 // server/kdc/connection.ts (handshake, record layer, dispatch, fail/close logic) frame by frame at
-// in-process speed. It implements exactly what Connection uses (on('message'|'error'|'close'), send,
-// close, terminate, pause/resume, readyState/OPEN) with ws's own rules where they matter: close() refuses an invalid
+// in-process speed. It implements exactly what Connection uses (on('message'|'error'|'close'), send
+// and its callback, bufferedAmount, close, terminate, pause/resume, readyState/OPEN) with ws's own rules where they matter: close() refuses an invalid
 // status code (RFC 6455 section 7.4) or a reason over 123 bytes by throwing, as ws does.
 import { EventEmitter } from 'node:events';
 
@@ -29,6 +29,11 @@ export class FakeSocket extends EventEmitter {
    * delivered. So here `deliver` ignores it too, and tests read `isPaused` (ws's name) to see it.
    */
   isPaused = false;
+  /**
+   * Bytes sent and not yet taken by the network: none, a test reads `sent` at once. A test that wants
+   * a peer that does not read sets it (Connection then holds requests back, see server/kdc/limits.ts).
+   */
+  bufferedAmount = 0;
   /** Frames the server sent, in order. */
   readonly sent: Buffer[] = [];
   /** The close code the server asked for (close()) or 1006 (terminate()); the peer's for peerClose(). */
@@ -44,8 +49,10 @@ export class FakeSocket extends EventEmitter {
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
-  send(data: Buffer | Uint8Array, _opts?: unknown): void {
+  send(data: Buffer | Uint8Array, _opts?: unknown, cb?: (err?: Error) => void): void {
     if (this.readyState !== OPEN) return;
+    // ws calls it once the frame is written out: here, on a later tick, as over a real socket.
+    if (cb !== undefined) setImmediate(cb);
     const frame = Buffer.from(data);
     this.sent.push(frame);
     const waiter = this.#waiters.shift();

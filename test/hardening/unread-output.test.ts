@@ -1,0 +1,192 @@
+// Peers that send and never read what the KDC answers (docs/security.md "Hostile peers"). Whatever the
+// KDC writes and the peer does not read stays in the KDC's memory, so each case asserts that the KDC
+// ends or pauses such a peer, and does not grow with it:
+//   1. WebSocket pings from a peer that has not even begun its handshake and reads nothing: ws answers
+//      each with a pong and closes the connection once 60 pongs wait unsent (ws `maxPendingAutoPongs`).
+//      Before (ws 8.18): 400,000 pings (50 MiB) grew a KDC by ~200 MiB, and the connection stayed open.
+//   2. An enrolled client pipelining 1 KiB pings without reading the replies: over 1 MiB unread the KDC
+//      stops reading the session (server/kdc/limits.ts SEND_HIGH_WATER_BYTES); once the client reads
+//      again, every request is answered, in order. Before: 100,000 of them grew a KDC by ~420 MiB.
+//   3. Pushes to a session that does not read (pushes do not wait for the peer's requests): past
+//      MAX_SEND_BACKLOG_BYTES unread the session is closed with `rate_limited`.
+// A KDC process's growth is read from /proc/<pid>/status (VmRSS); the bounds are tens of MiB against
+// growths of hundreds. Meanwhile an honest session on the same KDC is served.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { openSession, type ClientSession } from '../../client/session.js';
+import { CertificateAuthority } from '../../server/ca/authority.js';
+import { HandlerRegistry } from '../../server/kdc/dispatch.js';
+import { MAX_SEND_BACKLOG_BYTES, SEND_HIGH_WATER_BYTES } from '../../server/kdc/limits.js';
+import { defineAppType } from '../../shared/protocol/catalog.js';
+import { s } from '../../shared/protocol/schema.js';
+import { issueTestClient, startTestKdc, type TestClient } from '../helpers/kdc-in-process.js';
+import { initDataDir, startServer, TEST_CA_PASSPHRASE, type ServerProcess } from '../helpers/kds-process.js';
+import { rawHandshake, type RawSession } from '../helpers/raw-client.js';
+import { OPCODE, rawUpgrade } from '../helpers/raw-ws.js';
+
+t.setTimeout(120_000);
+const MIB = 1024 * 1024;
+
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The TCP socket under a raw session's ws client: a hostile test client stops reading it. */
+function socketOf(session: RawSession): Socket {
+  return (session.conn.ws as unknown as { _socket: Socket })._socket;
+}
+
+/** Write without waiting for the kernel, but yield now and then so the event loop turns. */
+async function writeMany(count: number, write: (i: number) => void, stop: () => boolean): Promise<number> {
+  let i = 0;
+  while (i < count && !stop()) {
+    const end = Math.min(count, i + 500);
+    for (; i < end; i++) write(i);
+    await new Promise((r) => setImmediate(r));
+  }
+  return i;
+}
+
+const dataDir = await initDataDir(t);
+const ca = await CertificateAuthority.open(dataDir, { passphrase: TEST_CA_PASSPHRASE });
+const honestId = await issueTestClient(ca, 'honest');
+const slowId = await issueTestClient(ca, 'slow');
+await ca.close();
+const caCertPem = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
+const server: ServerProcess = await startServer(t, dataDir);
+const pid = server.child.pid!;
+const honest: ClientSession = await openSession({
+  server: server.url,
+  mode: 'auth',
+  credentials: { privateKey: honestId.privateKey, certPem: honestId.certPem },
+  caCertPem,
+});
+t.teardown(() => honest.close());
+
+t.test('WebSocket pings from a peer that reads nothing: the connection is closed', async (t) => {
+  const before = rss(pid);
+  const ws = await rawUpgrade('127.0.0.1', Number(new URL(server.httpUrl).port));
+  ws.socket.pause();
+  let closed = false;
+  void ws.ended.then(() => (closed = true));
+  const payload = Buffer.alloc(125, 7); // the largest control frame (RFC 6455 5.5)
+  const sent = await writeMany(
+    400_000,
+    () => ws.writeFrame(OPCODE.ping, payload),
+    () => closed,
+  );
+  await Promise.race([ws.ended, pause(10_000)]);
+  const grew = (rss(pid) - before) / MIB;
+  t.comment(`${sent} pings sent before the close; the KDC grew by ${grew.toFixed(1)} MiB`);
+  t.ok(closed, 'the KDC closed the connection');
+  t.ok(sent < 400_000, 'before the flood was over');
+  t.ok(grew < 40, `the KDC grew by less than 40 MiB (${grew.toFixed(1)})`);
+  t.same(
+    await honest.request('ping', {}, { timeoutMs: 10_000 }),
+    { pong: true },
+    'an honest session is served',
+  );
+  ws.destroy();
+});
+
+t.test('a session that pipelines requests and reads no reply is paused, then served', async (t) => {
+  const session = await rawHandshake({
+    url: server.url,
+    caCertPem,
+    credentials: { privateKey: slowId.privateKey, certPem: slowId.certPem },
+  });
+  const sock = socketOf(session);
+  sock.pause();
+  const before = rss(pid);
+  const total = 40_000;
+  const data = Buffer.alloc(1024, 1);
+  await writeMany(
+    total,
+    (i) => session.request('ping', i + 1, { data }),
+    () => false,
+  );
+  // The requests go out as fast as the KDC takes them; give it time to read, answer and pause.
+  await pause(3_000);
+  const grew = (rss(pid) - before) / MIB;
+  t.comment(
+    `${total} requests of 1 KiB sent (${sock.writableLength} bytes still unsent); the KDC grew by ${grew.toFixed(1)} MiB`,
+  );
+  t.ok(sock.writableLength > SEND_HIGH_WATER_BYTES, 'the KDC stopped reading: requests wait in the client');
+  t.ok(grew < 40, `the KDC grew by less than 40 MiB (${grew.toFixed(1)}; ~170 MiB without the bound)`);
+  t.same(
+    await honest.request('ping', {}, { timeoutMs: 10_000 }),
+    { pong: true },
+    'an honest session is served',
+  );
+  sock.resume();
+  let inOrder = 0;
+  for (let i = 0; i < total; i++) {
+    const m = await session.read(20_000);
+    if (typeof m !== 'object' || m.kind !== 'ok' || m.id !== i + 1) {
+      t.fail(`reply ${i + 1}: ${JSON.stringify(m)?.slice(0, 200)}`);
+      break;
+    }
+    inOrder++;
+  }
+  t.equal(inOrder, total, 'once it reads again, every request is answered, in order');
+  session.conn.destroy();
+});
+
+// In process: a request type whose handler pushes as much as it is told to, to the caller itself.
+defineAppType('test.blobs', { request: s.map({ count: s.uint() }), response: s.map({}) });
+defineAppType('test.blob', { push: s.map({ data: s.bytes({ max: 60 * 1024 }) }) });
+const BLOB = Buffer.alloc(60 * 1024, 3);
+const registry = new HandlerRegistry({
+  'test.blobs': {
+    roles: ['client'],
+    handle: async (ctx, body) => {
+      for (let i = 0; i < (body as { count: number }).count; i++)
+        ctx.session.push('test.blob', { data: BLOB });
+      return {};
+    },
+  },
+  ping: { roles: ['client'], handle: async () => ({ pong: true }) },
+});
+
+t.test('pushes to a session that reads nothing: closed with rate_limited past the bound', async (t) => {
+  const { kdc } = await startTestKdc(t, { registry });
+  const reader: TestClient = await issueTestClient(kdc.ca, 'reader');
+  const session = await rawHandshake({
+    url: kdc.url,
+    caCertPem: kdc.ca.caCertPem,
+    credentials: { privateKey: reader.privateKey, certPem: reader.certPem },
+  });
+  const sock = socketOf(session);
+  sock.pause();
+  const asked = Math.ceil((2 * MAX_SEND_BACKLOG_BYTES) / BLOB.length);
+  session.request('test.blobs', 1, { count: asked });
+  const closed = new Promise<number>((r) => session.conn.ws.once('close', (code: number) => r(code)));
+  await pause(500);
+  sock.resume(); // within the KDC's 2 s wait for the close handshake: the whole story can be read
+  let blobs = 0;
+  let closing: unknown;
+  for (;;) {
+    const m = await session.read(10_000);
+    if (typeof m !== 'object') break;
+    if (m.kind === 'push' && m.type === 'test.blob') blobs++;
+    else if (m.kind === 'push' && m.type === 'session.closing') closing = m.body;
+    else if (m.kind !== 'push' || m.type !== 'ready') t.fail(`unexpected ${JSON.stringify(m).slice(0, 200)}`);
+  }
+  const sentBytes = blobs * BLOB.length;
+  t.comment(`${blobs} of ${asked} pushes of 60 KiB sent before the close`);
+  t.ok(blobs < asked, 'the KDC stopped pushing');
+  t.ok(sentBytes > MAX_SEND_BACKLOG_BYTES - 2 * MIB, 'but not before the bound');
+  t.match(closing, { code: 'rate_limited' }, 'session.closing says rate_limited');
+  t.equal(
+    await Promise.race([closed, pause(10_000).then(() => 'not closed')]),
+    4004,
+    'closed with the rate_limited close code',
+  );
+  session.conn.destroy();
+});
