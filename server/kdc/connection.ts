@@ -58,6 +58,7 @@ import {
   SEND_HIGH_WATER_BYTES,
 } from './limits.js';
 import { closeStartedHere } from './socket-close.js';
+import type { UnsentBudget } from './unsent-budget.js';
 
 /** Frames a client may queue while the server is still working on its handshake. */
 const MAX_QUEUED_HANDSHAKE_FRAMES = 4;
@@ -94,6 +95,8 @@ export interface ConnectionHost {
   readonly watch?: ConnectionWatch;
   /** The MITM lab's ablation switches (shared/lab-switches.ts); default every defence on. */
   defences?: Defences;
+  /** Unread output of all sessions together (unsent-budget.ts); absent: only each session's own bounds. */
+  readonly unsent?: UnsentBudget<Connection>;
 }
 
 /**
@@ -154,10 +157,14 @@ export class Connection implements SessionHandle {
    */
   #backlogged = false;
   readonly #flushed = (): void => {
-    if (!this.#backlogged || this.#ws.bufferedAmount > SEND_HIGH_WATER_BYTES / 2) return;
+    const unsent = this.#ws.bufferedAmount;
+    this.#reportUnsent(unsent);
+    if (!this.#backlogged || unsent > SEND_HIGH_WATER_BYTES / 2) return;
     this.#backlogged = false;
     this.#drain();
   };
+  /** This session has unsent bytes counted in the host's UnsentBudget. */
+  #counted = false;
   /** Requests an anonymous session has sent (it may send MAX_ANONYMOUS_REQUESTS). */
   #requests = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -310,6 +317,7 @@ export class Connection implements SessionHandle {
     const e = toKdsError(err);
     if (e.code === 'internal') this.#host.log(`connection ${this.id}: internal error: ${describe(err)}`);
     this.#failCode = e.code;
+    this.#host.unsent?.forget(this);
     if (this.#phase === 'handshake' && !this.#refused) this.#reportRefusal(e);
     else if (this.#phase === 'open') this.#reportSessionFailure(e);
     const established = this.#phase === 'open' && this.#channel !== undefined;
@@ -361,21 +369,39 @@ export class Connection implements SessionHandle {
     if (ws.readyState !== ws.OPEN) return;
     if (!this.#backlogged && ws.bufferedAmount + frame.length <= SEND_HIGH_WATER_BYTES) {
       ws.send(frame, { binary: true });
+      // Usually 0: the kernel took the frame at once. Otherwise counted until a later send or the close.
+      const unsent = ws.bufferedAmount;
+      if (unsent !== 0 || this.#counted) this.#reportUnsent(unsent);
       return;
     }
     this.#backlogged = true;
     ws.send(frame, { binary: true }, this.#flushed);
-    if (
-      ws.bufferedAmount > MAX_SEND_BACKLOG_BYTES &&
-      (this.#phase === 'open' || this.#phase === 'handshake')
-    ) {
+    const unsent = ws.bufferedAmount;
+    if (unsent > MAX_SEND_BACKLOG_BYTES && (this.#phase === 'open' || this.#phase === 'handshake')) {
       this.fail(
         new PolicyError(
           'rate_limited',
           `the peer does not read what the KDC sends (over ${MAX_SEND_BACKLOG_BYTES >> 20} MiB unread)`,
         ),
       );
+      return;
     }
+    this.#reportUnsent(unsent);
+  }
+
+  /** Tell the host's UnsentBudget what this session holds; close whichever session it blames. */
+  #reportUnsent(unsent: number): void {
+    const budget = this.#host.unsent;
+    if (budget === undefined || this.#phase === 'closing' || this.#phase === 'closed') return;
+    this.#counted = unsent !== 0;
+    budget
+      .report(this, unsent)
+      ?.fail(
+        new PolicyError(
+          'rate_limited',
+          'the KDC holds too much unread output for its sessions; this one has left it unread longest',
+        ),
+      );
   }
 
   #clearTimer(): void {
@@ -427,6 +453,7 @@ export class Connection implements SessionHandle {
   }
 
   #onClose(code: number, reason: Buffer): void {
+    this.#host.unsent?.forget(this);
     this.#resumptionSecret?.fill(0);
     this.#resumptionSecret = undefined;
     // The peer closed in the middle of the handshake without an alert: a client that refused our

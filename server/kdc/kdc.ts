@@ -46,6 +46,7 @@ import { DeferredTicketKeys, REFRESH_MS, TicketKeys } from './ticket-keys.js';
 import { KeyEncryptionKeys } from '../keys/kek.js';
 import { closeAfterCloseHandshake } from './socket-close.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import { UnsentBudget } from './unsent-budget.js';
 import { HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
 import { createHttpHandler, isLoopback } from './http.js';
 import {
@@ -121,6 +122,11 @@ export interface KdcOptions {
   maxConnectionsPerAddress?: number;
   /** Milliseconds a connection has to send its HTTP request headers, the upgrade's included (default 10 s). */
   headersTimeoutMs?: number;
+  /**
+   * Bytes all sessions together may have sent and their peers not read (default 256 MiB); over it the
+   * session that has left its output unread longest is closed (server/kdc/unsent-budget.ts).
+   */
+  maxUnsentBytes?: number;
   /**
    * Requests an anonymous (enrollment) session may send in all (default 3: `kds client enroll` sends
    * one). Only the issuance benchmark raises it, to spread enrollments over sessions opened in advance.
@@ -218,6 +224,7 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   positiveInteger('maxConnections', opts.maxConnections);
   positiveInteger('maxConnectionsPerAddress', opts.maxConnectionsPerAddress);
   positiveInteger('headersTimeoutMs', opts.headersTimeoutMs);
+  positiveInteger('maxUnsentBytes', opts.maxUnsentBytes);
   positiveInteger('handshakeTimeoutMs', opts.handshakeTimeoutMs);
   positiveInteger('maxUnauthenticated', opts.maxUnauthenticated);
   positiveInteger('maxAnonymousRequests', opts.maxAnonymousRequests);
@@ -485,6 +492,7 @@ async function serve(
       : undefined;
   const connectionHost: ConnectionHost = {
     ...(kdcConsole === undefined ? {} : { watch: kdcConsole.watch }),
+    unsent: new UnsentBudget<Connection>(opts.maxUnsentBytes),
     registry,
     services,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,

@@ -27,6 +27,7 @@ import { loadCredential } from '../../server/ca/credentials.js';
 import { CertificateCache } from '../../shared/pki/certificate-cache.js';
 import { checkClientCertificate } from '../../server/kdc/cert-check.js';
 import { Connection, type ConnectionHost } from '../../server/kdc/connection.js';
+import type { UnsentBudget } from '../../server/kdc/unsent-budget.js';
 import { HandlerRegistry } from '../../server/kdc/dispatch.js';
 import { KDC_HANDLERS } from '../../server/kdc-handlers/index.js';
 import { DEFAULT_ANONYMOUS_SESSION_MS, type Kdc } from '../../server/kdc/kdc.js';
@@ -122,6 +123,8 @@ export interface FrameHarnessOptions {
   registry?: HandlerRegistry;
   /** The clock the connections read (default Date.now). */
   now?: () => number;
+  /** The unread-output budget the connections share (server/kdc/unsent-budget.ts); default none. */
+  unsent?: UnsentBudget<Connection>;
 }
 
 export async function startFrameHarness(
@@ -138,6 +141,7 @@ export async function startFrameHarness(
   const host: ConnectionHost = {
     registry: opts.registry ?? new HandlerRegistry(KDC_HANDLERS),
     ...(opts.now === undefined ? {} : { now: opts.now }),
+    ...(opts.unsent === undefined ? {} : { unsent: opts.unsent }),
     services: kdc.services,
     handshakeTimeoutMs: 10_000,
     anonymousSessionMs: DEFAULT_ANONYMOUS_SESSION_MS,
