@@ -20,6 +20,7 @@ interface StartArgs extends OutputOptions {
   'max-connections'?: number;
   'max-connections-per-address'?: number;
   'headers-timeout'?: number;
+  'max-unsent-mib'?: number;
   'insecure-dh': boolean;
   'lab-disable'?: string[];
   'public-url'?: string;
@@ -90,6 +91,12 @@ export const startCommand: CommandModule<object, StartArgs> = {
         describe:
           'milliseconds a connection has to send its HTTP request headers (100 to 600000; default 10000)',
         coerce: integerValue('--headers-timeout', 100, 600_000),
+      })
+      .option('max-unsent-mib', {
+        type: 'string',
+        describe:
+          'MiB of replies and pushes all sessions together may leave unread; over it the session unread longest is closed (1 to 1048576; default 256)',
+        coerce: integerValue('--max-unsent-mib', 1, 1_048_576),
       })
       .option('log-level', {
         choices: ['debug', 'info', 'warn', 'error', 'silent'] as const,
@@ -180,6 +187,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
         ? {}
         : { maxConnectionsPerAddress: argv['max-connections-per-address'] }),
       ...(argv['headers-timeout'] === undefined ? {} : { headersTimeoutMs: argv['headers-timeout'] }),
+      ...(argv['max-unsent-mib'] === undefined
+        ? {}
+        : { maxUnsentBytes: argv['max-unsent-mib'] * 1024 * 1024 }),
       ...(argv['metrics-listen'] === undefined ? {} : { metricsListen: argv['metrics-listen'] }),
       ...revocationSyncForTests(),
       events,

@@ -158,10 +158,11 @@ export class Connection implements SessionHandle {
   #backlogged = false;
   readonly #flushed = (): void => {
     const unsent = this.#ws.bufferedAmount;
-    this.#reportUnsent(unsent);
-    if (!this.#backlogged || unsent > SEND_HIGH_WATER_BYTES / 2) return;
-    this.#backlogged = false;
-    this.#drain();
+    if (this.#backlogged && unsent <= SEND_HIGH_WATER_BYTES / 2) {
+      this.#backlogged = false;
+      this.#reportUnsent(unsent);
+      this.#drain();
+    } else this.#reportUnsent(unsent);
   };
   /** This session has unsent bytes counted in the host's UnsentBudget. */
   #counted = false;
@@ -395,7 +396,7 @@ export class Connection implements SessionHandle {
     if (budget === undefined || this.#phase === 'closing' || this.#phase === 'closed') return;
     this.#counted = unsent !== 0;
     budget
-      .report(this, unsent)
+      .report(this, unsent, this.#backlogged)
       ?.fail(
         new PolicyError(
           'rate_limited',

@@ -7,6 +7,8 @@
 //   2. An enrolled client pipelining 1 KiB pings without reading the replies: over 1 MiB unread the KDC
 //      stops reading the session (server/kdc/limits.ts SEND_HIGH_WATER_BYTES); once the client reads
 //      again, every request is answered, in order. Before: 100,000 of them grew a KDC by ~420 MiB.
+//   2b. Two such sessions against `kds server start --max-unsent-mib 1`: all sessions together may hold
+//      1 MiB, so one is closed (`rate_limited`) instead of paused (server/kdc/unsent-budget.ts).
 //   3. Pushes to a session that does not read (pushes do not wait for the peer's requests): past
 //      MAX_SEND_BACKLOG_BYTES unread the session is closed with `rate_limited`.
 // A KDC process's growth is read from /proc/<pid>/status (VmRSS); the bounds are tens of MiB against
@@ -22,7 +24,13 @@ import { MAX_SEND_BACKLOG_BYTES, SEND_HIGH_WATER_BYTES } from '../../server/kdc/
 import { defineAppType } from '../../shared/protocol/catalog.js';
 import { s } from '../../shared/protocol/schema.js';
 import { issueTestClient, startTestKdc, type TestClient } from '../helpers/kdc-in-process.js';
-import { initDataDir, startServer, TEST_CA_PASSPHRASE, type ServerProcess } from '../helpers/kds-process.js';
+import {
+  initDataDir,
+  runKds,
+  startServer,
+  TEST_CA_PASSPHRASE,
+  type ServerProcess,
+} from '../helpers/kds-process.js';
 import { rawHandshake, type RawSession } from '../helpers/raw-client.js';
 import { OPCODE, rawUpgrade } from '../helpers/raw-ws.js';
 
@@ -136,6 +144,73 @@ t.test('a session that pipelines requests and reads no reply is paused, then ser
   }
   t.equal(inOrder, total, 'once it reads again, every request is answered, in order');
   session.conn.destroy();
+});
+
+t.test('kds server start --max-unsent-mib: the budget of all sessions together', async (t) => {
+  const bad = await runKds([
+    'server',
+    'start',
+    '--data-dir',
+    dataDir,
+    '--port',
+    '0',
+    '--max-unsent-mib',
+    '0',
+  ]);
+  t.equal(bad.code, 2, 'not a positive integer: a usage error');
+  t.match(bad.stderr, /--max-unsent-mib: expected a whole number from 1 to 1048576, got "0"/);
+
+  // Two sessions that stop reading each hold ~1 MiB (the high water) unread: 2 MiB together, over a
+  // budget of 1 MiB, so the one held back longest is closed instead of waiting.
+  const small = await startServer(t, await initDataDir(t), ['--max-unsent-mib', '1', '--log-level', 'debug']);
+  const smallCa = readFileSync(join(small.dataDir, 'root_ca.pem'), 'utf8');
+  const ca = await CertificateAuthority.open(small.dataDir, { passphrase: TEST_CA_PASSPHRASE });
+  const ids = [await issueTestClient(ca, 'slow-1'), await issueTestClient(ca, 'slow-2')];
+  await ca.close();
+  const sessions = await Promise.all(
+    ids.map((id) =>
+      rawHandshake({
+        url: small.url,
+        caCertPem: smallCa,
+        credentials: { privateKey: id.privateKey, certPem: id.certPem },
+      }),
+    ),
+  );
+  const total = 20_000;
+  const data = Buffer.alloc(1024, 1);
+  for (const session of sessions) socketOf(session).pause();
+  await Promise.all(
+    sessions.map((session) =>
+      writeMany(
+        total,
+        (i) => session.request('ping', i + 1, { data }),
+        () => false,
+      ),
+    ),
+  );
+  // Its close code is 1006 when it had not read our close frame within the 2 s the KDC waits for it.
+  const logged = /slow-[12] +session closed \(\d+ rate_limited/;
+  for (let i = 0; i < 100 && !logged.test(small.stderr()); i++) await pause(100);
+  t.match(small.stderr(), logged, 'the KDC closed one of them with rate_limited');
+  // Both read again; the one closed gets fewer than all its replies (and its session.closing push if it
+  // reads it before the KDC destroys the socket, 2 s after its close frame).
+  const replies = await Promise.all(
+    sessions.map(async (session) => {
+      socketOf(session).resume();
+      let n = 0;
+      for (;;) {
+        const m = await session.read(10_000);
+        if (typeof m !== 'object') return n;
+        if (m.kind === 'ok') n++;
+        else if (m.kind === 'push' && m.type === 'session.closing')
+          t.match(m.body, { code: 'rate_limited' }, 'session.closing says rate_limited');
+        if (n === total) return n;
+      }
+    }),
+  );
+  t.comment(`replies read: ${replies.join(', ')} of ${total} each`);
+  t.ok(Math.min(...replies) < total, 'a session was closed, not paused');
+  for (const session of sessions) session.conn.destroy();
 });
 
 // In process: a request type whose handler pushes as much as it is told to, to the caller itself.

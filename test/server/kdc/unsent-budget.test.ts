@@ -15,29 +15,29 @@ const HIGH = SEND_HIGH_WATER_BYTES;
 
 t.test('the sum, and whom it blames', async (t) => {
   const b = new UnsentBudget<string>(5 * MIB);
-  t.equal(b.report('a', 2 * MIB), undefined, 'within the limit: nobody');
-  t.equal(b.report('b', 2 * MIB), undefined);
+  t.equal(b.report('a', 2 * MIB, true), undefined, 'within the limit: nobody');
+  t.equal(b.report('b', 2 * MIB, true), undefined);
   t.equal(b.total, 4 * MIB);
-  t.equal(b.report('c', 512 * 1024), undefined, '4.5 MiB: still within');
+  t.equal(b.report('c', 512 * 1024, false), undefined, '4.5 MiB: still within');
   t.equal(
-    b.report('b', 3 * MIB),
+    b.report('b', 3 * MIB, true),
     'a',
-    'over: the session over the high water longest (a), not the one reporting',
+    'over: the session held back longest (a), not the one reporting',
   );
   b.forget('a');
   t.equal(b.total, 3.5 * MIB, 'a closing is no longer counted');
-  t.equal(b.report('c', 0), undefined);
+  t.equal(b.report('c', 0, false), undefined);
   t.equal(b.total, 3 * MIB, 'a session that drained counts nothing');
-  // b drains below half the high water: no longer "over", so it is not blamed first later.
-  t.equal(b.report('b', HIGH / 2), undefined);
-  t.equal(b.report('d', 2 * MIB), undefined);
-  t.equal(b.report('e', 3 * MIB), 'd', 'd went over before e; b is back under the high water');
-  t.equal(b.report('d', 3 * MIB), 'd', 'the same session keeps its place in the order');
+  // b drains (Connection: below half the high water): no longer held back, so not blamed first later.
+  t.equal(b.report('b', HIGH / 2, false), undefined);
+  t.equal(b.report('d', 2 * MIB, true), undefined);
+  t.equal(b.report('e', 3 * MIB, true), 'd', 'd was held back before e; b no longer is');
+  t.equal(b.report('d', 3 * MIB, true), 'd', 'the same session keeps its place in the order');
 });
 
-t.test('over the limit with nobody over the high water: nobody is blamed', async (t) => {
+t.test('over the limit with no session held back: nobody is blamed', async (t) => {
   const b = new UnsentBudget<number>(HIGH);
-  for (let i = 0; i < 4; i++) t.equal(b.report(i, HIGH / 2), undefined);
+  for (let i = 0; i < 4; i++) t.equal(b.report(i, HIGH / 2, false), undefined);
   t.ok(b.total > HIGH);
 });
 
