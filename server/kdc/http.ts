@@ -9,7 +9,8 @@
 //   GET /metrics  Prometheus text format (server/events/metrics.ts), to the clients `metrics.allow` admits
 //                 (kdc.ts: loopback peers only, unless --metrics-listen serves it elsewhere: then 404
 //                 here); everyone else gets the 404 of a path that does not exist (docs/security.md).
-// Everything else is 404; methods other than GET/HEAD are 405. No request body is ever read.
+// Everything else is 404; methods other than GET/HEAD are 405. No request body is ever read. A client
+// may pipeline at most MAX_PIPELINED_REQUESTS requests (boundPipelining, around the console's routes too).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface HttpSources {
@@ -33,6 +34,44 @@ export function isLoopback(address: string | undefined): boolean {
   if (address === undefined) return false;
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
   return v4.startsWith('127.') || address === '::1';
+}
+
+/**
+ * Requests one connection may have waiting for their responses (pipelined: RFC 9112 section 9.3.2).
+ * Node's server parses a whole read (64 KiB: ~1,800 small requests) before it pauses, and keeps every
+ * response queued until the ones before it are written: a client that pipelines GETs and never reads
+ * held ~4 MiB of CRLs per connection, with no timeout. kds clients and Prometheus do not pipeline; a
+ * browser or curl that does goes a few deep.
+ */
+const MAX_PIPELINED_REQUESTS = 16;
+
+/**
+ * Wrap a request listener: a connection with more than MAX_PIPELINED_REQUESTS responses not yet
+ * finished (written to the kernel) is destroyed, with everything queued for it.
+ */
+export function boundPipelining(
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+  max = MAX_PIPELINED_REQUESTS,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const pending = new WeakMap<object, number>();
+  return (req, res) => {
+    const socket = req.socket;
+    const count = (pending.get(socket) ?? 0) + 1;
+    if (count > max) {
+      socket.destroy();
+      return;
+    }
+    pending.set(socket, count);
+    let done = false;
+    const finished = (): void => {
+      if (done) return;
+      done = true;
+      pending.set(socket, (pending.get(socket) ?? 1) - 1);
+    };
+    res.once('finish', finished);
+    res.once('close', finished);
+    handle(req, res);
+  };
 }
 
 const SECURITY_HEADERS = {

@@ -48,7 +48,7 @@ import { closeAfterCloseHandshake } from './socket-close.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { UnsentBudget } from './unsent-budget.js';
 import { HandlerRegistry, type KdcServices, type SessionHandle } from './dispatch.js';
-import { createHttpHandler, isLoopback } from './http.js';
+import { boundPipelining, createHttpHandler, isLoopback } from './http.js';
 import {
   ConnectionCounter,
   DEFAULT_HEADERS_TIMEOUT_MS,
@@ -600,11 +600,13 @@ async function serve(
       requestTimeout: headersTimeout,
       connectionsCheckingInterval: Math.min(HEADERS_CHECK_INTERVAL_MS, headersTimeout),
     },
-    kdcConsole === undefined
-      ? handleHttp
-      : (req, res) => {
-          if (!kdcConsole.routes.handle(req, res)) handleHttp(req, res);
-        },
+    boundPipelining(
+      kdcConsole === undefined
+        ? handleHttp
+        : (req, res) => {
+            if (!kdcConsole.routes.handle(req, res)) handleHttp(req, res);
+          },
+    ),
   );
   // Over the global cap, Node closes a new connection before it emits 'connection'.
   server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;

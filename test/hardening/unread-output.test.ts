@@ -11,8 +11,13 @@
 //      1 MiB, so one is closed (`rate_limited`) instead of paused (server/kdc/unsent-budget.ts).
 //   3. Pushes to a session that does not read (pushes do not wait for the peer's requests): past
 //      MAX_SEND_BACKLOG_BYTES unread the session is closed with `rate_limited`.
+//   4. Plain HTTP: pipelined `GET /crl.pem` requests on connections that never read. Node parses a whole
+//      read (~1,800 requests) before it pauses and keeps each response queued for as long as the
+//      connection stays open: 100 such connections held ~500 MiB, with no timeout. Over 16 waiting
+//      responses (server/kdc/http.ts boundPipelining) the connection is destroyed; a client that
+//      pipelines a few and reads is served.
 // A KDC process's growth is read from /proc/<pid>/status (VmRSS); the bounds are tens of MiB against
-// growths of hundreds. Meanwhile an honest session on the same KDC is served.
+// growths of hundreds (not for 4, see there). Meanwhile an honest session on the same KDC is served.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,9 +38,12 @@ import {
 } from '../helpers/kds-process.js';
 import { rawHandshake, type RawSession } from '../helpers/raw-client.js';
 import { OPCODE, rawUpgrade } from '../helpers/raw-ws.js';
+import { connect } from 'node:net';
 
 t.setTimeout(120_000);
 const MIB = 1024 * 1024;
+/** server/kdc/http.ts MAX_PIPELINED_REQUESTS: responses one HTTP connection may have waiting. */
+const PIPELINED = 16;
 
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -211,6 +219,59 @@ t.test('kds server start --max-unsent-mib: the budget of all sessions together',
   t.comment(`replies read: ${replies.join(', ')} of ${total} each`);
   t.ok(Math.min(...replies) < total, 'a session was closed, not paused');
   for (const session of sessions) session.conn.destroy();
+});
+
+t.test('pipelined HTTP requests on connections that never read: the connections are closed', async (t) => {
+  const port = Number(new URL(server.httpUrl).port);
+  const before = rss(pid);
+  const request = Buffer.from('GET /crl.pem HTTP/1.1\r\nHost: kdc\r\n\r\n'.repeat(1000));
+  // Waves of connections: without the bound each one keeps its queued responses (~4 MiB) for as long as
+  // it stays open, and the client keeps them all open; with it, each is closed and what the KDC parsed
+  // for it is garbage the next wave reuses.
+  const waves = 4;
+  const perWave = 20;
+  let closedCount = 0;
+  for (let w = 0; w < waves; w++) {
+    const closed = await Promise.all(
+      Array.from({ length: perWave }, async () => {
+        const socket = connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.pause();
+        const ended = new Promise<boolean>((r) => socket.once('close', () => r(true)));
+        await new Promise((r) => socket.once('connect', r));
+        for (let i = 0; i < 20; i++) socket.write(request); // 20,000 requests, ~0.7 MiB
+        await pause(500);
+        // A paused socket does not notice its end: read now, and what the KDC sent (if anything) is
+        // followed by the end of the connection.
+        socket.resume();
+        return Promise.race([ended, pause(10_000).then(() => false)]);
+      }),
+    );
+    closedCount += closed.filter(Boolean).length;
+  }
+  t.comment(
+    `${waves * perWave} connections x 20,000 pipelined GET /crl.pem; the KDC's resident memory moved by ${((rss(pid) - before) / MIB).toFixed(1)} MiB`,
+  );
+  // Memory is not asserted here: Node parses the whole read (64 KiB, ~1,800 requests) whatever the
+  // listener does, and that garbage lifts the resident size for a while as much as the queued responses
+  // did. What the bound changes is that nothing stays held for a connection that does not read: without
+  // it, none of these connections was ever closed.
+  t.equal(closedCount, waves * perWave, 'the KDC closed every one of them');
+
+  // A client that pipelines a few requests and reads is served in full.
+  const honestHttp = connect(port, '127.0.0.1');
+  let text = '';
+  honestHttp.setEncoding('latin1').on('data', (d: string) => (text += d));
+  await new Promise((r) => honestHttp.once('connect', r));
+  honestHttp.write('GET /healthz HTTP/1.1\r\nHost: kdc\r\n\r\n'.repeat(PIPELINED));
+  for (let i = 0; i < 100 && (text.match(/HTTP\/1\.1 200/g) ?? []).length < PIPELINED; i++) await pause(50);
+  t.equal(
+    (text.match(/HTTP\/1\.1 200/g) ?? []).length,
+    PIPELINED,
+    `${PIPELINED} pipelined requests are all answered`,
+  );
+  honestHttp.destroy();
+  t.equal((await fetch(`${server.httpUrl}/healthz`)).status, 200, 'the KDC serves HTTP on');
 });
 
 // In process: a request type whose handler pushes as much as it is told to, to the caller itself.
