@@ -4,10 +4,14 @@
 // key identically. Also the listings and the summary a party or the admin sees (never key material).
 import { InternalError, StateError } from '../../shared/errors.js';
 import { isKeySerial } from '../../shared/keys/serial.js';
+import { MAX_KEYS_LISTED } from '../../shared/protocol/messages-keys.js';
 import type { KeyState } from '../../shared/keys/verdict.js';
 import type { SymKeyMode, SymKeyRecord } from '../store/store.js';
 import type { Caller, KeyContext } from './key-context.js';
 import { expireDue } from './key-sweep.js';
+
+/** Rows a listing reads: what it shows, and one more to know whether there were more (`truncated`). */
+const LISTED_KEYS = MAX_KEYS_LISTED + 1;
 
 /** A key record as its parties and the admin see it: never key material. */
 export interface KeySummary {
@@ -61,20 +65,23 @@ export class KeyLookup {
     return summarize(rec);
   }
 
+  /**
+   * The caller's newest keys, at most LISTED_KEYS: a listing shows MAX_KEYS_LISTED and says when there
+   * were more (one extra tells). Only those rows are read, however many keys the KDC or the caller holds.
+   */
   async list(caller: Caller): Promise<KeySummary[]> {
     await expireDue(this.#ctx);
     const out: KeySummary[] = [];
-    for (const r of await this.#ctx.store.listSymKeys({ party: caller.name }))
+    for (const r of await this.#ctx.store.listSymKeys({ party: caller.name, newest: LISTED_KEYS }))
       out.push(summarize(await this.#checkParties(r)));
     return out;
   }
 
-  /** `kds admin keys [--revoked]`: every key, or the revoked-key list (serial, time, reason). */
+  /** `kds admin keys [--revoked]`: the newest keys, or the newest revoked ones (serial, time, reason). */
   async adminList(opts: { revoked?: boolean } = {}): Promise<KeySummary[]> {
     await expireDue(this.#ctx);
-    return (await this.#ctx.store.listSymKeys(opts.revoked === true ? { states: ['revoked'] } : {})).map(
-      (r) => summarize(r),
-    );
+    const filter = opts.revoked === true ? { states: ['revoked' as const] } : {};
+    return (await this.#ctx.store.listSymKeys({ ...filter, newest: LISTED_KEYS })).map((r) => summarize(r));
   }
 }
 

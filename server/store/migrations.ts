@@ -222,6 +222,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE enrollment_tokens ADD COLUMN cert_serial TEXT;
     `,
   },
+  {
+    version: 7,
+    name: 'the keys of one owner, newest first',
+    up: `
+      -- key.list reads a client's newest keys (as owner here, as peer through sym_keys_by_peer), each
+      -- index read backwards and stopped at the listing's size. Without it the listing read every key
+      -- of the KDC: a client that kept 32 listings in flight held the event loop (docs/attacks.md).
+      CREATE INDEX sym_keys_by_owner ON sym_keys (owner, created_at);
+    `,
+  },
 ];
 
 /** Bring `db` up to the latest version; returns the version it was at before. */

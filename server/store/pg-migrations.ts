@@ -241,4 +241,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     name: 'the certificate an enrollment token produced',
     up: `ALTER TABLE enrollment_tokens ADD COLUMN cert_serial TEXT;`,
   },
+  {
+    version: 7,
+    name: 'the keys of one owner, newest first',
+    up: `CREATE INDEX sym_keys_by_owner ON sym_keys (owner, created_at);`,
+  },
 ];

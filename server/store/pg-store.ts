@@ -556,6 +556,7 @@ abstract class PgData {
   }
 
   async listSymKeys(filter: SymKeyFilter = {}): Promise<SymKeyRecord[]> {
+    if (filter.newest !== undefined) return this.#newestSymKeys(filter, filter.newest);
     const rows = await this.rows<SymKeyRow>(
       `SELECT * FROM sym_keys
        WHERE ($1::text IS NULL OR owner = $1 OR peer = $1)
@@ -569,6 +570,29 @@ abstract class PgData {
       ],
     );
     return rows.map((r) => symKeyOf(r)!);
+  }
+
+  /** As the SQLite store's: each index (sym_keys_by_owner, sym_keys_by_peer) read backwards to `limit`. */
+  async #newestSymKeys(filter: SymKeyFilter, limit: number): Promise<SymKeyRecord[]> {
+    const where = `($2::text[] IS NULL OR state = ANY($2::text[])) AND ($3 OR state <> 'reserved')`;
+    const states = filter.states === undefined ? null : [...filter.states];
+    const reserved = filter.includeReserved === true;
+    const rows =
+      filter.party === undefined
+        ? await this.rows<SymKeyRow>(
+            `SELECT * FROM sym_keys WHERE $1::text IS NULL AND ${where}
+             ORDER BY created_at DESC, seq DESC LIMIT $4`,
+            [null, states, reserved, limit],
+          )
+        : await this.rows<SymKeyRow>(
+            `(SELECT * FROM sym_keys WHERE owner = $1 AND ${where} ORDER BY created_at DESC, seq DESC LIMIT $4)
+             UNION ALL
+             (SELECT * FROM sym_keys WHERE peer = $1 AND owner <> $1 AND ${where}
+              ORDER BY created_at DESC, seq DESC LIMIT $4)
+             ORDER BY created_at DESC, seq DESC LIMIT $4`,
+            [filter.party, states, reserved, limit],
+          );
+    return rows.reverse().map((r) => symKeyOf(r)!);
   }
 
   async expireSymKeys(now: number): Promise<SymKeyRecord[]> {
@@ -745,9 +769,9 @@ abstract class PgData {
   }
 
   async countDeliveries(recipient?: string): Promise<number> {
-    return this.n('SELECT count(*) AS n FROM pending_deliveries WHERE ($1::text IS NULL OR recipient = $1)', [
-      recipient ?? null,
-    ]);
+    // As the SQLite store's: one statement per form, so the recipient's count reads its index range.
+    if (recipient === undefined) return this.n('SELECT count(*) AS n FROM pending_deliveries', []);
+    return this.n('SELECT count(*) AS n FROM pending_deliveries WHERE recipient = $1', [recipient]);
   }
 
   async heldPrekeyIds(

@@ -22,6 +22,23 @@ import type {
   SymKeyStateChange,
 } from './store.js';
 
+/** The state and reservation filters of the newest-keys listings (states JSON twice, includeReserved). */
+const KEY_FILTER = `(? IS NULL OR state IN (SELECT value FROM json_each(?))) AND (? = 1 OR state <> 'reserved')`;
+/** The whole table's newest keys: SQLite keeps only LIMIT rows while it sorts. */
+const NEWEST_KEYS_SQL = `SELECT rowid AS rid, * FROM sym_keys WHERE ${KEY_FILTER}
+  ORDER BY created_at DESC, rowid DESC LIMIT ?`;
+/**
+ * One party's newest keys: as owner through sym_keys_by_owner, as peer through sym_keys_by_peer, each
+ * index read backwards and stopped at LIMIT, then the two merged. Never a scan of the table.
+ */
+export const NEWEST_KEYS_OF_PARTY_SQL = `SELECT * FROM (
+    SELECT * FROM (SELECT rowid AS rid, * FROM sym_keys WHERE owner = ? AND ${KEY_FILTER}
+                   ORDER BY created_at DESC, rowid DESC LIMIT ?)
+    UNION ALL
+    SELECT * FROM (SELECT rowid AS rid, * FROM sym_keys WHERE peer = ? AND owner <> ? AND ${KEY_FILTER}
+                   ORDER BY created_at DESC, rowid DESC LIMIT ?))
+  ORDER BY created_at DESC, rid DESC LIMIT ?`;
+
 export class SqliteKeys {
   readonly #sql: SqliteSql;
 
@@ -91,6 +108,7 @@ export class SqliteKeys {
 
   listSymKeys(filter: SymKeyFilter = {}): SymKeyRecord[] {
     const states = filter.states ?? null;
+    if (filter.newest !== undefined) return this.#newestSymKeys(filter, filter.newest);
     const rows = this.#sql.all<SymKeyRow>(
       `SELECT * FROM sym_keys
        WHERE (? IS NULL OR owner = ? OR peer = ?)
@@ -102,6 +120,26 @@ export class SqliteKeys {
       filter.includeReserved === true ? 1 : 0,
     );
     return rows.map((r) => symKeyOf(r)!);
+  }
+
+  /**
+   * The newest `limit` keys: with a party, the newest of its keys as owner (sym_keys_by_owner) and as
+   * peer (sym_keys_by_peer), each index read backwards and stopped at `limit`; without one, the whole
+   * table's top `limit` (SQLite keeps only `limit` rows while it sorts).
+   */
+  #newestSymKeys(filter: SymKeyFilter, limit: number): SymKeyRecord[] {
+    const states = filter.states === undefined ? null : JSON.stringify(filter.states);
+    const reserved = filter.includeReserved === true ? 1 : 0;
+    const rows =
+      filter.party === undefined
+        ? this.#sql.all<SymKeyRow & { rid: number }>(NEWEST_KEYS_SQL, states, states, reserved, limit)
+        : this.#sql.all<SymKeyRow & { rid: number }>(
+            NEWEST_KEYS_OF_PARTY_SQL,
+            ...[filter.party, states, states, reserved, limit],
+            ...[filter.party, filter.party, states, states, reserved, limit],
+            limit,
+          );
+    return rows.reverse().map((r) => symKeyOf(r)!);
   }
 
   expireSymKeys(now: number): SymKeyRecord[] {
@@ -304,9 +342,13 @@ export class SqliteKeys {
   }
 
   countDeliveries(recipient?: string): number {
+    // Two statements, not one with `(? IS NULL OR recipient = ?)`: that form counts the whole queue's
+    // index whoever asks, and every key.sync asks for its own recipient.
+    if (recipient === undefined)
+      return this.#sql.get<{ n: number }>('SELECT count(*) AS n FROM pending_deliveries')!.n;
     return this.#sql.get<{ n: number }>(
-      'SELECT count(*) AS n FROM pending_deliveries WHERE (? IS NULL OR recipient = ?)',
-      ...repeat(recipient ?? null, 2),
+      'SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ?',
+      recipient,
     )!.n;
   }
 

@@ -428,6 +428,12 @@ export interface SymKeyFilter {
   party?: string;
   states?: readonly SymKeyState[];
   includeReserved?: boolean;
+  /**
+   * At most this many, the newest (still listed oldest first). With `party`, read through the owner
+   * and peer indexes: the cost is this many rows whatever the table holds (a listing a client asks for
+   * must not read every key of the KDC, nor every key it ever had).
+   */
+  newest?: number;
 }
 
 export interface NewPrekey {

@@ -612,6 +612,44 @@ for (const engine of ENGINES) {
       );
     });
 
+    t.test('the newest keys of a party (key.list): the tail of the whole listing', async (t) => {
+      const { store } = await engine.open(t);
+      const keys: [number, Partial<NewSymKey>][] = [
+        [1, { owner: 'alice', peer: 'bob', createdAt: 100 }],
+        [2, { owner: 'bob', peer: 'alice', createdAt: 200 }],
+        [3, { owner: 'alice', peer: 'carol', createdAt: 200 }],
+        [4, { owner: 'carol', peer: 'dave', createdAt: 300 }],
+        [
+          5,
+          { owner: 'alice', peer: 'bob', createdAt: 400, state: 'reserved', digest: null, wrappedKey: null },
+        ],
+        [6, { owner: 'alice', peer: 'bob', createdAt: 50 }],
+      ];
+      for (const [n, over] of keys) await store.insertSymKey(symKey(serial32(n), over));
+      const serials = (ks: { serial: string }[]): number[] => ks.map((k) => parseInt(k.serial, 16));
+      t.same(serials(await store.listSymKeys({ party: 'alice' })), [6, 1, 2, 3], 'the whole listing');
+      for (let n = 0; n <= 5; n++) {
+        t.same(
+          serials(await store.listSymKeys({ party: 'alice', newest: n })),
+          [6, 1, 2, 3].slice(Math.max(0, 4 - n)),
+          `newest ${n}: the last ${n}, oldest first (created, then inserted: 2 before 3)`,
+        );
+      }
+      t.same(
+        serials(await store.listSymKeys({ party: 'alice', newest: 3, includeReserved: true })),
+        [2, 3, 5],
+      );
+      t.same(
+        serials(await store.listSymKeys({ party: 'alice', newest: 9, states: ['active'] })),
+        [6, 1, 2, 3],
+      );
+      t.same(serials(await store.listSymKeys({ party: 'dave', newest: 9 })), [4], 'as peer only');
+      t.same(serials(await store.listSymKeys({ newest: 2 })), [3, 4], 'no party: the whole table');
+      t.same(serials(await store.listSymKeys({ newest: 9, states: ['reserved'], includeReserved: true })), [
+        5,
+      ]);
+    });
+
     t.test('symmetric keys: reserve, activate, state changes, listings, expiry, quotas', async (t) => {
       const { store } = await engine.open(t);
       await store.insertSymKey(symKey(serial32(1)));

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { tempDir } from '../../helpers/tmp.js';
 import { openStore, type NewCertificate } from '../../../server/store/store.js';
 import { MIGRATIONS, migrate } from '../../../server/store/migrations.js';
+import { NEWEST_KEYS_OF_PARTY_SQL } from '../../../server/store/sqlite-keys.js';
 
 const DAY = 86_400_000;
 /** The version the last migration brings a database to. */
@@ -271,4 +272,36 @@ t.test('settings round-trip; changeCounter moves only on other connections', asy
   t.equal(a.changeCounter(), before, 'own writes do not count');
   b.setSetting('x', 2);
   t.not(a.changeCounter(), before, 'another connection committed');
+});
+
+t.test("a client's key listing reads its keys through indexes, never the whole table", async (t) => {
+  // The listing a client asks for (key.list) once read every key of the KDC on the event loop: with
+  // 200,000 keys, 32 listings in flight held an honest client's ping for seconds. Its plan must search
+  // sym_keys_by_owner and sym_keys_by_peer, each read in order (no sort of the table's rows).
+  const db = new Database(':memory:');
+  migrate(db);
+  const plan = (
+    db
+      .prepare(`EXPLAIN QUERY PLAN ${NEWEST_KEYS_OF_PARTY_SQL}`)
+      .all('alice', null, null, 0, 1001, 'alice', 'alice', null, null, 0, 1001, 1001) as { detail: string }[]
+  ).map((r) => r.detail);
+  t.ok(
+    plan.some((d) => /SEARCH sym_keys USING INDEX sym_keys_by_owner \(owner=\?\)/.test(d)),
+    'as owner',
+  );
+  t.ok(
+    plan.some((d) => /SEARCH sym_keys USING INDEX sym_keys_by_peer \(peer=\?\)/.test(d)),
+    'as peer',
+  );
+  t.notOk(
+    plan.some((d) => /^SCAN sym_keys/.test(d)),
+    `no scan of the table (${plan.join('; ')})`,
+  );
+  // A sort may only ever be of a subquery's rows (at most LIMIT of them), never of sym_keys itself: the
+  // line after each SEARCH is not a temporary B-tree.
+  for (let i = 0; i < plan.length - 1; i++) {
+    if (/^SEARCH sym_keys/.test(plan[i]!))
+      t.notMatch(plan[i + 1]!, /TEMP B-TREE/, `the index gives the order: ${plan[i]}`);
+  }
+  db.close();
 });
