@@ -12,7 +12,7 @@ import type { ConsoleFeed } from '../../io/console/feed.js';
 const MAX_ROWS = 200;
 
 export interface StateSources {
-  store: Pick<AsyncStoreData, 'listCertificates' | 'listSymKeys' | 'getCrlState'>;
+  store: Pick<AsyncStoreData, 'listCertificates' | 'listSymKeys' | 'countSymKeysByState' | 'getCrlState'>;
   ca: CertificateAuthority;
   sessions: SessionTable;
   /** The exchange number of a session (the console's own numbering). */
@@ -28,7 +28,9 @@ export async function readStoreRows(store: StateSources['store']): Promise<Store
   const certs: CertRow[] = (await store.listCertificates())
     .filter((c) => c.status !== 'pending')
     .map((c) => ({ serial: c.serialHex, name: c.name, role: c.role, status: c.status }));
-  const keys: KeyRow[] = (await store.listSymKeys()).map((k) => ({
+  // The newest keys only, and the counts from the state index: the panel is re-read every half second
+  // while the KDC is busy, and the store may hold many keys (each one a client created, ever).
+  const keys: KeyRow[] = (await store.listSymKeys({ newest: MAX_ROWS + 1 })).map((k) => ({
     serial: k.serial,
     owner: k.owner,
     peer: k.peer,
@@ -36,6 +38,7 @@ export async function readStoreRows(store: StateSources['store']): Promise<Store
     ...(k.revokedReason === null ? {} : { reason: k.revokedReason }),
   }));
   const count = <T>(rows: T[], pred: (r: T) => boolean): number => rows.filter(pred).length;
+  const keyCounts = await store.countSymKeysByState();
   return {
     certs: certs.slice(-MAX_ROWS),
     keys: keys.slice(-MAX_ROWS),
@@ -44,9 +47,9 @@ export async function readStoreRows(store: StateSources['store']): Promise<Store
     counts: {
       certsActive: count(certs, (c) => c.status === 'active'),
       certsRevoked: count(certs, (c) => c.status === 'revoked'),
-      keysActive: count(keys, (k) => k.state === 'active'),
-      keysRevoked: count(keys, (k) => k.state === 'revoked'),
-      keysExpired: count(keys, (k) => k.state === 'expired'),
+      keysActive: keyCounts.active ?? 0,
+      keysRevoked: keyCounts.revoked ?? 0,
+      keysExpired: keyCounts.expired ?? 0,
     },
   };
 }

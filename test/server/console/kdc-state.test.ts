@@ -1,8 +1,11 @@
-// The state panel of a KDC holding more sessions than the panel lists: the newest MAX_ROWS are listed,
-// the count stays exact, and the state says it was cut.
+// The state panel of a KDC holding more sessions (or keys) than the panel lists: the newest MAX_ROWS are
+// listed, the counts stay exact, and the state says it was cut. Keys are read newest first, MAX_ROWS + 1
+// of them, and counted from the store's state index: never every key the store holds.
 import t from 'tap';
 import type { CertificateAuthority } from '../../../server/ca/authority.js';
-import { readKdcState, type StoreRows } from '../../../server/console/kdc-state.js';
+import { readKdcState, readStoreRows, type StoreRows } from '../../../server/console/kdc-state.js';
+import { openStore } from '../../../server/store/store.js';
+import { tempDir } from '../../helpers/tmp.js';
 import type { SessionTable } from '../../../server/kdc/session-table.js';
 
 const ROWS: StoreRows = {
@@ -46,4 +49,42 @@ t.test('thousands of sessions: the newest 200 listed, the count exact', async (t
   t.same(state.sessions.at(-1), { name: 'c4999', role: 'client', exchange: 5000 }, 'the newest');
   t.equal(state.truncated, true);
   t.equal(state.counts.sessions, 5_000);
+});
+
+t.test("the store's rows: the newest 200 keys read, the counts of all of them exact", async (t) => {
+  const dir = tempDir(t);
+  const store = openStore(dir);
+  t.teardown(() => store.close());
+  const states = [...Array(210).fill('active'), ...Array(30).fill('revoked'), ...Array(10).fill('expired')];
+  states.forEach((state: string, i) =>
+    store.insertSymKey({
+      serial: (i + 1).toString(16).padStart(32, '0'),
+      mode: 'kdc',
+      owner: 'alice',
+      ownerCert: 'a1',
+      peer: 'bob',
+      peerCert: 'b1',
+      createdAt: 1_000 + i,
+      expiresAt: 10_000_000,
+      state: state as 'active',
+      digest: Buffer.alloc(32, 1),
+      wrappedKey: Buffer.from('wrapped'),
+      kekVersion: 1,
+    }),
+  );
+  const asked: unknown[] = [];
+  const rows = await readStoreRows({
+    listCertificates: async () => store.listCertificates(),
+    listSymKeys: async (filter) => {
+      asked.push(filter);
+      return store.listSymKeys(filter);
+    },
+    countSymKeysByState: async () => store.countSymKeysByState(),
+    getCrlState: async () => store.getCrlState(),
+  });
+  t.same(asked, [{ newest: 201 }], 'the keys are read newest first, one more than listed');
+  t.equal(rows.keys.length, 200);
+  t.equal(rows.keys.at(-1)?.serial, (250).toString(16).padStart(32, '0'), 'the newest last');
+  t.equal(rows.truncated, true);
+  t.match(rows.counts, { keysActive: 210, keysRevoked: 30, keysExpired: 10 }, 'counted over all keys');
 });
