@@ -13,6 +13,7 @@ import { EVENT_LEVEL, isEventLevel, type EventLevel, type KdcEvent } from '../..
 import { terminalSafe } from '../../shared/text/terminal-safe.js';
 import type { EventBus } from './bus.js';
 import { LineWriter, fdSink } from './line-writer.js';
+import { LogThrottle } from './log-throttle.js';
 import { describeEvent, eventLine } from './terminal-lines.js';
 
 export const LOG_FORMATS = ['text', 'json'] as const;
@@ -30,6 +31,8 @@ export interface LogReaderOptions {
   write?: (chunk: string) => void;
   /** How long a line may wait for the next flush (default line-writer.ts FLUSH_MS). */
   flushMs?: number;
+  /** The clock of the repeated-refusal throttle (log-throttle.ts; default Date.now). */
+  now?: () => number;
 }
 
 export interface LogReader {
@@ -62,17 +65,36 @@ export async function attachLogReader(bus: EventBus, opts: LogReaderOptions): Pr
     sink: opts.write ?? fdSink(opts.fd ?? 2),
     ...(opts.flushMs === undefined ? {} : { flushMs: opts.flushMs }),
   });
+  // Repeated refusals (log-throttle.ts): the first of a kind per window, then one line with the count.
+  let write: (e: KdcEvent) => void = () => {};
+  const throttle = new LogThrottle({
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+    onSuppressed: (sample, n, windowMs) => {
+      const [who, what] = describeEvent(sample);
+      write({
+        type: 'kdc.warning',
+        at: (opts.now ?? Date.now)(),
+        message: `${n} more lines like "${who} ${what}" in the last ${windowMs / 1000} s were not written (the metrics count every one)`,
+      });
+    },
+  });
+  const timer = setInterval(() => throttle.flush(), 1_000);
+  timer.unref();
   const reader = (off: () => void): LogReader => ({
     flush: () => writer.flush(),
     close: () => {
       off();
+      clearInterval(timer);
+      throttle.close();
       writer.close();
     },
   });
+  const read = (e: KdcEvent): void => {
+    if (throttle.admit(e)) write(e);
+  };
   if (opts.format === 'text') {
-    return reader(
-      bus.subscribe((e) => writer.write(`${eventLine(e)}\n`, URGENT[EVENT_LEVEL[e.type]]), { level }),
-    );
+    write = (e) => writer.write(`${eventLine(e)}\n`, URGENT[EVENT_LEVEL[e.type]]);
+    return reader(bus.subscribe(read, { level }));
   }
   // pino writes each line to its destination with one write(line) call; the writer is that destination.
   const { pino } = await import('pino');
@@ -86,17 +108,13 @@ export async function attachLogReader(bus: EventBus, opts: LogReaderOptions): Pr
     },
     { write: (line: string) => writer.write(line, urgent) },
   );
-  return reader(
-    bus.subscribe(
-      (e) => {
-        const fields = safeFields(e);
-        fields.time = e.at;
-        const [who, what] = describeEvent(e);
-        const eventLevel = EVENT_LEVEL[e.type];
-        urgent = URGENT[eventLevel];
-        logger[eventLevel](fields, `${who} ${what}`);
-      },
-      { level },
-    ),
-  );
+  write = (e) => {
+    const fields = safeFields(e);
+    fields.time = e.at;
+    const [who, what] = describeEvent(e);
+    const eventLevel = EVENT_LEVEL[e.type];
+    urgent = URGENT[eventLevel];
+    logger[eventLevel](fields, `${who} ${what}`);
+  };
+  return reader(bus.subscribe(read, { level }));
 }
