@@ -233,9 +233,8 @@ export class KeyClient {
   async listKeys(): Promise<KeyListing[]> {
     await this.idle();
     const r = await this.#party.session.request('key.list', {});
-    const local = new Map(this.store.listKeys().map((k) => [k.serial, k]));
     return r.keys.map((k) => {
-      const mine = local.get(k.serial);
+      const mine = this.store.getKey(k.serial);
       return {
         serial: k.serial,
         mode: k.mode,

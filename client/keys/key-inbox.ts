@@ -15,7 +15,7 @@ import { openMessage } from '../../shared/keys/message.js';
 import type { Verdict } from '../../shared/keys/verdict.js';
 import { labOff } from '../../shared/lab-switches.js';
 import type { KeyParty } from './key-party.js';
-import { newRecord, usableKey, verifyAtKdc } from './key-records.js';
+import { liveKeys, newRecord, usableKey, verifyAtKdc } from './key-records.js';
 import type { LocalKeyState, StoredKey } from './key-store.js';
 import type { PrekeyStock } from './prekey-stock.js';
 
@@ -123,7 +123,7 @@ export class KeyInbox {
    * verdict again. A key whose notice was redelivered by sync() was verified there already.
    */
   async recheckPending(): Promise<void> {
-    for (const rec of this.#party.store.listKeys()) {
+    for (const rec of liveKeys(this.#party)) {
       if (rec.role === 'receiver' && rec.state === 'pending' && rec.transcriptHash !== undefined) {
         await verifyAtKdc(this.#party, rec.serial).catch(() => undefined);
       }
@@ -302,7 +302,7 @@ export class KeyInbox {
   #senderCounts(): Map<string, { serials: Set<string>; recountedAt: number }> {
     if (this.#fromSender === undefined) {
       const counts = new Map<string, { serials: Set<string>; recountedAt: number }>();
-      for (const k of this.#party.store.listKeys()) {
+      for (const k of liveKeys(this.#party)) {
         if (k.role === 'receiver' && this.#usableState(k)) senderEntry(counts, k.owner).serials.add(k.serial);
       }
       this.#fromSender = counts;

@@ -106,12 +106,20 @@ export function usableKey(party: KeyParty, serial: string): StoredKey {
   return rec;
 }
 
+/**
+ * The keys that may still be used, oldest first, with expiry applied: one that has expired is retired
+ * on the way, so the live keys stay the ones a peer's quota and their lifetimes allow (key-store.ts).
+ */
+export function liveKeys(party: KeyParty): StoredKey[] {
+  return party.store
+    .listLiveKeys()
+    .map((k) => localState(party, k))
+    .filter((k) => k.state === 'pending' || k.state === 'active');
+}
+
 /** The newest active key shared with `peer`. */
 export function newestKeyWith(party: KeyParty, peer: string): StoredKey {
-  const shared = party.store
-    .listKeys()
-    .filter((k) => k.owner === peer || k.peer === peer)
-    .map((k) => localState(party, k));
+  const shared = liveKeys(party).filter((k) => k.owner === peer || k.peer === peer);
   const active = shared.filter((k) => k.state === 'active' && k.key !== undefined);
   if (active.length > 0) return active[active.length - 1]!;
   if (shared.some((k) => k.state === 'pending')) {

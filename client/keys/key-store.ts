@@ -2,11 +2,14 @@
 // client's home (0600), deleted on revocation"). Layout under the client home:
 //
 //   keys/            0700
-//     <serial>.key   0600  one distributed AES key and its metadata
+//     <serial>.key   0600  one distributed AES key (pending or active) and its metadata
 //     <serial>.sent  0600  the number of the last message we sent under it (docs/keys.md "Messages")
 //     <serial>.recv  0600  our anti-replay window for the messages we received under it
 //     prekeys/       0700
 //       <id>.prekey  0600  the private half of one uploaded one-time (or last-resort) prekey
+//     retired/       0700
+//       <serial>.key 0600  the tombstone of a retired key (below)
+//       .swept       0600  empty; its mtime is when retired/ was last pruned
 //
 // Every file is "KDSCKS1\0" || nonce (12) || AES-256-GCM(store key, JSON record, AAD) || tag (16), with
 // AAD = "kds v1 client key store" || 0x00 || len-prefixed(kind, id), so a file renamed to another
@@ -20,8 +23,29 @@
 // without it (a tombstone that keeps serial, peer, state and reason, so `kds client keys` can still say
 // why a key is gone), and the receiver's prekey private is deleted as soon as it was used (or, when it
 // was never used, once the KDC no longer holds its public half: KeyClient.topUpPrekeys).
+//
+// Tombstones live apart from the live keys, in retired/, because a peer decides how many there are: an
+// enrolled sender may give us a short-lived key every second, and each one ends as a tombstone. What
+// runs on every session open and every send (the pending re-check, the per-sender bound, the newest
+// key with a peer) reads only the live keys (listLiveKeys), so its cost follows the keys we can use,
+// not the keys we ever had. retired/ is pruned (pruneRetired, docs/keys.md "Client key store"): a
+// tombstone is kept TOMBSTONE_GRACE_MS after its key's expiry, and while retired/ holds more than
+// MAX_TOMBSTONES, tombstones of expired keys go at once, oldest first. A tombstone is never removed
+// before its key expires: it is what makes a redelivered serial a duplicate (docs/keys.md
+// "Last-resort prekey"), and once the key has expired a redelivery is refused as expired anyway. The
+// file's mtime is set to that expiry, so the pruning pass needs no decryption to find candidates; it
+// decrypts a candidate before removing it, so a copied store (whose mtimes were reset) loses nothing.
 import type { KeyObject } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { EnvironmentError, InputError, StateError } from '../../shared/errors.js';
 import { openBlob, sealBlob } from '../../shared/keys/aes-gcm.js';
@@ -35,6 +59,15 @@ import { ensurePrivateDir, writeFileAtomic } from '../../io/fs-atomic.js';
 
 const MAGIC = Buffer.from('KDSCKS1\0', 'latin1');
 const LABEL = 'kds v1 client key store';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** How long a tombstone outlives its key's expiry: `kds client keys` can say why a key went. */
+export const TOMBSTONE_GRACE_MS = 30 * DAY_MS;
+/** Past this many tombstones, those of expired keys are pruned without the grace period. */
+export const MAX_TOMBSTONES = 10_000;
+/** retired/ is pruned at most this often (by any process of the client: the .swept file's mtime). */
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+const KEY_FILE = /^([0-9a-f]{32})\.key$/;
 
 /** Local states: `pending` until the exchange is confirmed (see client/keys/key-client.ts). */
 export type LocalKeyState = 'pending' | 'active' | 'revoked' | 'expired' | 'superseded' | 'mismatch';
@@ -72,46 +105,86 @@ export interface StoredPrekey {
   lastResort?: true;
 }
 
+export interface KeyStoreOptions {
+  /** The clock of retirement and of the pruning of retired/ (tests move it). */
+  now?: () => number;
+  /** MAX_TOMBSTONES unless given (tests use a few). */
+  maxTombstones?: number;
+}
+
 export class ClientKeyStore {
   readonly dir: string;
   readonly #prekeyDir: string;
+  readonly #retiredDir: string;
   readonly #storeKey: Buffer;
+  readonly #now: () => number;
+  readonly #maxTombstones: number;
+  #prunedAt = -Infinity;
 
-  private constructor(dir: string, storeKey: Buffer) {
+  private constructor(dir: string, storeKey: Buffer, opts: KeyStoreOptions) {
     this.dir = dir;
     this.#prekeyDir = join(dir, 'prekeys');
+    this.#retiredDir = join(dir, 'retired');
     this.#storeKey = storeKey;
+    this.#now = opts.now ?? Date.now;
+    this.#maxTombstones = opts.maxTombstones ?? MAX_TOMBSTONES;
   }
 
-  static open(home: string, name: string, identityKey: KeyObject): ClientKeyStore {
+  static open(
+    home: string,
+    name: string,
+    identityKey: KeyObject,
+    opts: KeyStoreOptions = {},
+  ): ClientKeyStore {
     const dir = join(home, 'keys');
     ensurePrivateDir(dir);
     ensurePrivateDir(join(dir, 'prekeys'));
-    return new ClientKeyStore(dir, storeKeyOf(home, name, identityKey));
+    ensurePrivateDir(join(dir, 'retired'));
+    return new ClientKeyStore(dir, storeKeyOf(home, name, identityKey), opts);
   }
 
+  /** The record of `serial`, live or retired. */
   getKey(serial: string): StoredKey | undefined {
     if (!isKeySerial(serial)) return undefined;
-    return this.#read<StoredKey>(join(this.dir, `${serial}.key`), 'key', serial);
+    return (
+      this.#read<StoredKey>(this.#livePath(serial), 'key', serial) ??
+      this.#read<StoredKey>(this.#retiredPath(serial), 'key', serial)
+    );
   }
 
+  /** Store a pending or active key (retire() writes tombstones). */
   putKey(record: StoredKey): void {
-    this.#write(join(this.dir, `${record.serial}.key`), 'key', record.serial, record);
+    this.#write(this.#livePath(record.serial), 'key', record.serial, record);
   }
 
-  /** Every key record, oldest first. Files that do not open with this identity are skipped. */
+  /**
+   * Every key record, live and retired, oldest first: what `kds client keys` shows without the KDC.
+   * Files that do not open with this identity are skipped.
+   */
   listKeys(): StoredKey[] {
-    const out: StoredKey[] = [];
-    for (const entry of safeReaddir(this.dir)) {
-      const m = /^([0-9a-f]{32})\.key$/.exec(entry);
-      if (!m) continue;
-      const rec = this.getKey(m[1]!);
-      if (rec !== undefined) out.push(rec);
-    }
-    return out.sort((a, b) => a.createdAt - b.createdAt || a.serial.localeCompare(b.serial));
+    const bySerial = new Map<string, StoredKey>();
+    for (const rec of this.#readDir(this.dir)) bySerial.set(rec.serial, rec);
+    for (const rec of this.#readDir(this.#retiredDir))
+      if (!bySerial.has(rec.serial)) bySerial.set(rec.serial, rec);
+    return byAge([...bySerial.values()]);
   }
 
-  /** Remove the key material, keeping a tombstone with the new state. */
+  /**
+   * The keys that may still be used (pending or active; some may have expired since they were read),
+   * oldest first, without reading a tombstone. A tombstone found among them (a retirement cut short by
+   * a crash, or a home from before retired/ existed) is moved to retired/.
+   */
+  listLiveKeys(): StoredKey[] {
+    this.pruneRetired();
+    const out: StoredKey[] = [];
+    for (const rec of this.#readDir(this.dir)) {
+      if (rec.state === 'pending' || rec.state === 'active') out.push(rec);
+      else this.#moveToRetired(rec);
+    }
+    return byAge(out);
+  }
+
+  /** Remove the key material, keeping a tombstone with the new state (in retired/). */
   retire(
     serial: string,
     state: Exclude<LocalKeyState, 'pending' | 'active'>,
@@ -120,15 +193,107 @@ export class ClientKeyStore {
     const rec = this.getKey(serial);
     if (rec === undefined) return undefined;
     const { key: _material, ...rest } = rec;
-    const next: StoredKey = { ...rest, state, updatedAt: Date.now() };
+    const next: StoredKey = { ...rest, state, updatedAt: this.#now() };
     if (info.reason !== undefined) next.reason = info.reason;
     if (info.revokedAt !== undefined) next.revokedAt = info.revokedAt;
-    this.putKey(next);
+    // The material goes first, in place (one atomic rewrite); then the tombstone moves to retired/. A
+    // crash in between leaves a tombstone among the live keys, which listLiveKeys moves on.
+    this.#write(this.#livePath(serial), 'key', serial, next);
+    this.#moveToRetired(next);
     // The message counters go with the material: a retired key can neither send nor accept messages,
     // so its replay memory is no longer needed (a key's lifetime bounds that memory).
     this.#unlink(join(this.dir, `${serial}.sent`));
     this.#unlink(join(this.dir, `${serial}.recv`));
+    this.pruneRetired();
     return next;
+  }
+
+  /**
+   * Prune retired/ (see the header), at most once per PRUNE_INTERVAL_MS across the client's processes
+   * unless `force`. Returns how many tombstones were removed.
+   */
+  pruneRetired(force = false): number {
+    const now = this.#now();
+    if (!force && now - this.#prunedAt < PRUNE_INTERVAL_MS) return 0;
+    const stamp = join(this.#retiredDir, '.swept');
+    if (!force) {
+      const last = mtimeOf(stamp);
+      if (last !== undefined && now - last < PRUNE_INTERVAL_MS && last <= now) {
+        this.#prunedAt = last;
+        return 0;
+      }
+    }
+    this.#prunedAt = now;
+    const files: { serial: string; keepUntil: number }[] = [];
+    for (const entry of safeReaddir(this.#retiredDir)) {
+      const m = KEY_FILE.exec(entry);
+      const keepUntil = m ? mtimeOf(join(this.#retiredDir, entry)) : undefined;
+      if (m && keepUntil !== undefined) files.push({ serial: m[1]!, keepUntil });
+    }
+    // Past the grace period; then, over the bound, expired ones oldest first until within it.
+    const due = new Set(files.filter((f) => f.keepUntil + TOMBSTONE_GRACE_MS <= now).map((f) => f.serial));
+    let excess = files.length - due.size - this.#maxTombstones;
+    if (excess > 0) {
+      for (const f of files.filter((x) => !due.has(x.serial)).sort((a, b) => a.keepUntil - b.keepUntil)) {
+        if (excess <= 0 || f.keepUntil > now) break;
+        due.add(f.serial);
+        excess--;
+      }
+    }
+    const overBound = files.length > this.#maxTombstones;
+    let removed = 0;
+    for (const serial of due) {
+      const path = this.#retiredPath(serial);
+      try {
+        const rec = this.#read<StoredKey>(path, 'key', serial);
+        // The mtime only nominates: the record decides (a copy of the store has fresh mtimes, a file of
+        // another identity cannot be judged and waits a grace period more).
+        const keepUntil = rec === undefined ? now : tombstoneKeepUntil(rec);
+        if (rec !== undefined && keepUntil + (overBound ? 0 : TOMBSTONE_GRACE_MS) <= now) {
+          this.#unlink(path);
+          removed++;
+        } else {
+          setMtime(path, keepUntil);
+        }
+      } catch {
+        // Housekeeping: a file that cannot be read or touched (removed by another process of this
+        // client, damaged) stays as it is; the live keys do not depend on it.
+      }
+    }
+    writeFileSync(stamp, '', { mode: 0o600 });
+    setMtime(stamp, now);
+    return removed;
+  }
+
+  #livePath(serial: string): string {
+    return join(this.dir, `${serial}.key`);
+  }
+
+  #retiredPath(serial: string): string {
+    return join(this.#retiredDir, `${serial}.key`);
+  }
+
+  /** A tombstone written among the live keys goes to retired/, its mtime set to its key's expiry. */
+  #moveToRetired(rec: StoredKey): void {
+    const from = this.#livePath(rec.serial);
+    try {
+      setMtime(from, tombstoneKeepUntil(rec));
+      renameSync(from, this.#retiredPath(rec.serial));
+    } catch (err) {
+      // Another process of this client moved it first.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  #readDir(dir: string): StoredKey[] {
+    const out: StoredKey[] = [];
+    for (const entry of safeReaddir(dir)) {
+      const m = KEY_FILE.exec(entry);
+      if (!m) continue;
+      const rec = this.#read<StoredKey>(join(dir, entry), 'key', m[1]!);
+      if (rec !== undefined) out.push(rec);
+    }
+    return out;
   }
 
   // Message counters (docs/keys.md "Messages"). Each in its own file, written by one role only: the
@@ -296,6 +461,28 @@ export function wrapStoreKey(storeKey: Buffer, identityKey: KeyObject, name: str
 function wrappingKey(identityKey: KeyObject, name: string): Buffer {
   const ikm = identityKey.export({ type: 'pkcs8', format: 'der' });
   return hkdfSha256(ikm, Buffer.from(LABEL, 'latin1'), encodeFields(WRAP_INFO, [text(name)]), 32);
+}
+
+/** When a tombstone stops being what makes its serial a duplicate: its key's expiry (or retirement). */
+function tombstoneKeepUntil(rec: StoredKey): number {
+  return Math.max(rec.expiresAt, rec.updatedAt);
+}
+
+function byAge(keys: StoredKey[]): StoredKey[] {
+  return keys.sort((a, b) => a.createdAt - b.createdAt || a.serial.localeCompare(b.serial));
+}
+
+function mtimeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+function setMtime(path: string, ms: number): void {
+  const s = Math.max(0, ms) / 1000;
+  utimesSync(path, s, s);
 }
 
 /** A file name is built from it: only a well-formed serial (32 lowercase hex digits). */

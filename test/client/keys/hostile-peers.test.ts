@@ -2,6 +2,8 @@
 // eve reserving bob's one-time prekeys while bob listens, a certificate revoked by another process
 // while its session is live, and a KDC (or relay) that pushes more keys than the KDC may accept.
 import t from 'tap';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import type { ClientSession } from '../../../client/session.js';
@@ -115,6 +117,56 @@ t.test("a KDC pushing more keys from one sender than it may accept: bob's home s
     'the rest were rejected, and said so',
   );
 });
+
+t.test(
+  "eve's short-lived keys end in retired/: bob's session open and send read only his live keys",
+  async (t) => {
+    const env = await inProcessKdc(t, ['alice', 'bob', 'eve']);
+    const bob = await env.open('bob');
+    const alice = await env.open('alice');
+    const honest = await alice.client.sendKey({ to: 'bob' });
+    const eve = await env.open('eve');
+    const flood = 30;
+    const sent: string[] = [];
+    for (let i = 0; i < flood; i++)
+      sent.push((await eve.client.sendKey({ to: 'bob', mode: 'kdc', ttlMs: 1_000 })).serial);
+    t.ok(
+      await eventually(() => sent.every((s) => bob.client.store.getKey(s)?.state === 'active')),
+      "bob received and verified all of eve's keys",
+    );
+    await bob.close();
+    await new Promise((r) => setTimeout(r, 1_100)); // every one of eve's keys has expired
+    const keysDir = join(env.home('bob'), 'keys');
+    const liveFiles = (): string[] => readdirSync(keysDir).filter((f) => f.endsWith('.key'));
+    t.equal(
+      liveFiles().length,
+      flood + 1,
+      "before bob's next session: eve's expired keys are still among his live keys",
+    );
+
+    // The next session's start (the pending re-check, the per-sender bound) retires them on the way.
+    const again = await env.open('bob');
+    t.same(liveFiles(), [`${honest.serial}.key`], "only alice's key is left among the live keys");
+    const retired = readdirSync(join(keysDir, 'retired')).filter((f) => f.endsWith('.key'));
+    t.same(retired.sort(), sent.map((s) => `${s}.key`).sort(), "eve's keys are tombstones in retired/");
+    t.equal(
+      again.client.store.getKey(sent[0]!)?.state,
+      'expired',
+      'a tombstone still answers for its serial',
+    );
+    t.equal(again.client.store.getKey(sent[0]!)?.key, undefined, 'without the key');
+
+    // Every tombstone made unreadable (a directory in place of each file): the hot paths never open one.
+    for (const f of retired) {
+      rmSync(join(keysDir, 'retired', f));
+      mkdirSync(join(keysDir, 'retired', f));
+    }
+    await again.close();
+    const third = await env.open('bob');
+    const msg = await third.client.sendMessage({ to: 'alice', text: 'still here' });
+    t.equal(msg.serial, honest.serial, "bob's send picks alice's key without reading a tombstone");
+  },
+);
 
 /** Poll `check` (generous: served at all within `ms`), yielding to the clients in between. */
 async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {

@@ -2,11 +2,22 @@
 // the identity key, renamed or tampered files ignored, retirement removes key material.
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
-import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   ClientKeyStore,
+  MAX_TOMBSTONES,
   STORE_KEY_FILE,
+  TOMBSTONE_GRACE_MS,
   storeKeyOf,
   wrapStoreKey,
   type StoredKey,
@@ -149,6 +160,11 @@ t.test('message counters: own files, untouched by record writes, gone on retire,
   t.equal(send.replayState(rec.serial), undefined, 'retired: the window is gone');
   t.same(
     readdirSync(join(home, 'keys')).filter((f) => f.startsWith(rec.serial)),
+    [],
+    'no counter, no record among the live keys',
+  );
+  t.same(
+    readdirSync(join(home, 'keys', 'retired')).filter((f) => f.endsWith('.key')),
     [`${rec.serial}.key`],
     'only the tombstone is left',
   );
@@ -184,4 +200,173 @@ t.test('a renewal keeps the store: keys/store-key wraps the store key for the ne
   flipped[flipped.length - 1]! ^= 1;
   writeFileSync(join(home, 'keys', STORE_KEY_FILE), flipped);
   t.equal(ClientKeyStore.open(home, 'alice', newIdentity).getKey(rec.serial), undefined, 'a tampered wrap');
+});
+
+// Tombstones (key-store.ts header, docs/keys.md "Client key store"): a peer decides how many keys we
+// retire, so what runs on every session open and every send reads only the live keys, and retired/ is
+// pruned once a tombstone no longer stands for an unexpired key.
+const HOUR = 60 * 60 * 1000;
+const DAY = 24 * HOUR;
+
+function retiredFiles(home: string): string[] {
+  return readdirSync(join(home, 'keys', 'retired'))
+    .filter((f) => f.endsWith('.key'))
+    .map((f) => f.slice(0, 32))
+    .sort();
+}
+
+t.test(
+  'a retired key leaves the live keys: its tombstone is in retired/, still found by serial',
+  async (t) => {
+    const home = tempDir(t);
+    let now = 1_000 * DAY;
+    const store = ClientKeyStore.open(home, 'bob', idA, { now: () => now });
+    const live = { ...sample(), expiresAt: now + DAY };
+    const gone = { ...sample(), expiresAt: now + 2 * DAY };
+    store.putKey(live);
+    store.putKey(gone);
+    store.retire(gone.serial, 'revoked', { reason: 'keyCompromise' });
+    t.equal(statSync(join(home, 'keys', 'retired')).mode & 0o777, 0o700, 'retired/ is 0700');
+    const tomb = join(home, 'keys', 'retired', `${gone.serial}.key`);
+    t.equal(statSync(tomb).mode & 0o777, 0o600, 'a tombstone is 0600');
+    t.equal(statSync(tomb).mtimeMs, gone.expiresAt, "its mtime is its key's expiry");
+    t.same(retiredFiles(home), [gone.serial]);
+    t.equal(
+      store.getKey(gone.serial)?.state,
+      'revoked',
+      'getKey finds the tombstone (a redelivery is a duplicate)',
+    );
+    t.same(
+      store.listLiveKeys().map((k) => k.serial),
+      [live.serial],
+    );
+    t.same(
+      store
+        .listKeys()
+        .map((k) => k.serial)
+        .sort(),
+      [live.serial, gone.serial].sort(),
+      'listKeys shows both',
+    );
+
+    // listLiveKeys never reads retired/: a tombstone that cannot be read at all (a directory in its
+    // place) breaks the full listing, not the live one.
+    unlinkSync(tomb);
+    mkdirSync(tomb);
+    t.throws(() => store.listKeys(), { code: 'io_error' }, 'the full listing reads every tombstone');
+    now += 2 * HOUR; // past the pruning interval: the pass runs and leaves what it cannot read alone
+    t.same(
+      store.listLiveKeys().map((k) => k.serial),
+      [live.serial],
+      'the live listing does not',
+    );
+  },
+);
+
+t.test(
+  'a tombstone among the live keys (an older home, a crash mid-retire) is moved to retired/',
+  async (t) => {
+    const home = tempDir(t);
+    const store = ClientKeyStore.open(home, 'bob', idA);
+    const old = { ...sample(), state: 'expired' as const, expiresAt: 50 };
+    delete old.key;
+    const keep = sample();
+    store.putKey(old); // how retire() wrote tombstones before retired/ existed
+    store.putKey(keep);
+    t.same(
+      store.listLiveKeys().map((k) => k.serial),
+      [keep.serial],
+    );
+    t.same(retiredFiles(home), [old.serial]);
+    t.notOk(readdirSync(join(home, 'keys')).includes(`${old.serial}.key`), 'gone from the live keys');
+    t.equal(store.getKey(old.serial)?.state, 'expired');
+  },
+);
+
+t.test("pruning: a tombstone outlives its key's expiry by the grace period, never less", async (t) => {
+  const home = tempDir(t);
+  let now = 1_000 * DAY;
+  const store = ClientKeyStore.open(home, 'bob', idA, { now: () => now });
+  const shortLived = { ...sample(), expiresAt: now + HOUR };
+  const longLived = { ...sample(), expiresAt: now + 90 * DAY };
+  for (const k of [shortLived, longLived]) {
+    store.putKey(k);
+    store.retire(k.serial, 'revoked');
+  }
+  now = shortLived.expiresAt + TOMBSTONE_GRACE_MS - 1;
+  t.equal(store.pruneRetired(true), 0, 'one ms before the end of the grace period: kept');
+  now += 1;
+  t.equal(store.pruneRetired(true), 1);
+  t.same(retiredFiles(home), [longLived.serial], "the short-lived key's tombstone is gone");
+  t.equal(store.getKey(shortLived.serial), undefined);
+
+  // A copy of the store (mtimes reset to the copy's time, here to the epoch): the pass nominates every
+  // tombstone, reads each one, removes none before its time and restores the mtimes.
+  const tomb = join(home, 'keys', 'retired', `${longLived.serial}.key`);
+  utimesSync(tomb, 0, 0);
+  t.equal(store.pruneRetired(true), 0, 'an unexpired key keeps its tombstone whatever the mtime says');
+  t.equal(statSync(tomb).mtimeMs, longLived.expiresAt, 'mtime restored');
+  now = longLived.expiresAt + TOMBSTONE_GRACE_MS;
+  t.equal(store.pruneRetired(true), 1);
+  t.same(retiredFiles(home), []);
+});
+
+t.test(
+  'pruning: over the bound, tombstones of expired keys go oldest first; unexpired ones stay',
+  async (t) => {
+    const home = tempDir(t);
+    let now = 1_000 * DAY;
+    const max = 4;
+    const store = ClientKeyStore.open(home, 'bob', idA, { now: () => now, maxTombstones: max });
+    const expiries = [1, 2, 3, 4, 5, 6].map((h) => now + h * HOUR); // six expired by the check below
+    const unexpired = [30, 31].map((d) => now + d * DAY);
+    const keys = [...expiries, ...unexpired].map((expiresAt) => ({ ...sample(), expiresAt }));
+    for (const k of keys) {
+      store.putKey(k);
+      store.retire(k.serial, 'expired');
+    }
+    t.equal(retiredFiles(home).length, 8);
+    now += 10 * HOUR; // the six short keys expired, within the grace period
+    t.equal(store.pruneRetired(true), 4, 'down to the bound');
+    t.same(
+      retiredFiles(home),
+      [keys[4]!, keys[5]!, keys[6]!, keys[7]!].map((k) => k.serial).sort(),
+      'the four oldest expiries went; the unexpired tombstones are kept',
+    );
+    // Only unexpired ones over the bound: nothing can go.
+    for (const d of [40, 41, 42]) {
+      const k = { ...sample(), expiresAt: now + d * DAY };
+      store.putKey(k);
+      store.retire(k.serial, 'revoked');
+    }
+    t.equal(store.pruneRetired(true), 2, 'the two expired ones go');
+    t.equal(retiredFiles(home).length, 5, 'five unexpired tombstones, one over the bound, all kept');
+    t.ok(MAX_TOMBSTONES >= 1_000, 'the default bound keeps a useful history');
+  },
+);
+
+t.test('pruning runs at most once an hour across the processes of a client', async (t) => {
+  const home = tempDir(t);
+  let now = 1_000 * DAY;
+  const a = ClientKeyStore.open(home, 'bob', idA, { now: () => now });
+  const b = ClientKeyStore.open(home, 'bob', idA, { now: () => now }); // another process
+  const k = { ...sample(), expiresAt: now };
+  a.putKey(k);
+  a.retire(k.serial, 'expired'); // runs a pass (nothing due yet) and stamps retired/.swept
+  now += TOMBSTONE_GRACE_MS;
+  t.equal(statSync(join(home, 'keys', 'retired', '.swept')).mode & 0o777, 0o600);
+  t.equal(b.pruneRetired(), 1, "the other process's stamp is a month old: it prunes");
+  const c = ClientKeyStore.open(home, 'bob', idA, { now: () => now }); // a third process
+  // A tombstone already due (written as retire() did before retired/ existed, a month ago):
+  const k3 = { ...sample(), state: 'revoked' as const, expiresAt: now - TOMBSTONE_GRACE_MS };
+  delete k3.key;
+  k3.updatedAt = k3.expiresAt;
+  c.putKey(k3);
+  t.same(
+    c.listLiveKeys().map((x) => x.serial),
+    [],
+  );
+  t.same(retiredFiles(home), [k3.serial], "b's stamp is fresh: no pass within the hour");
+  now += HOUR;
+  t.equal(c.pruneRetired(), 1, 'an hour later: a pass');
 });
