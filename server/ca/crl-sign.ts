@@ -22,6 +22,18 @@
 // Either way the published pair (root_crl.pem + root_delta_crl.pem) lists every revocation row the
 // moment the revoking call returns: the complete CRL plus its delta is the revocation state.
 //
+// Expired certificates leave the complete CRL (RFC 5280 3.3: "An entry MUST NOT be removed from the CRL
+// until it appears on one regularly scheduled CRL issued beyond the revoked certificate's validity
+// period."). Renewals supersede (and list) certificates all the time, so without this the complete CRL
+// would grow with every renewal ever made. The rule, against the complete CRL currently published (the
+// last one issued): an entry whose certificate's notAfter is before that CRL's thisUpdate, and which
+// that CRL lists (row id <= its lastRevocationId), is left out of every later complete CRL. The
+// validity period includes notAfter (RFC 5280 4.1.2.5), hence "before". thisUpdate only grows, so an
+// entry once left out stays out, and every process and node derives the same list from the store. The
+// delta CRL is unaffected: it lists only rows above its base's lastRevocationId, which the rule never
+// drops. A relying party holding an older complete CRL keeps the entry; the certificate has expired
+// either way (RFC 5280 6.1.3 (a)(2)). The KDC's own checks (revocation-index.ts) keep every row.
+//
 // Numbering (RFC 5280 5.2.3): "If a CRL issuer generates delta CRLs in addition to complete CRLs for a
 // given scope, the complete CRLs and delta CRLs MUST share one numbering sequence. If a delta CRL and a
 // complete CRL that cover the same scope are issued at the same time, they MUST have the same CRL
@@ -41,7 +53,7 @@
 import { EnvironmentError } from '../../shared/errors.js';
 import { CrlBuilder, type CrlEntry } from '../../shared/pki/crl.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
-import type { CrlState, RevocationRecord } from '../store/store.js';
+import type { CrlState, ListedRevocation } from '../store/store.js';
 import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
 import { DAY_MS, deltaCrlUrlOf, type CaSettings } from '../../io/ca-files.js';
 import { rowReason } from './revocation-index.js';
@@ -72,6 +84,13 @@ interface Snapshot {
   counter: number;
 }
 
+/** An entry of the complete CRL with what decides when it leaves it (see the header). */
+interface HeldEntry {
+  id: number;
+  certNotAfter: number | null;
+  entry: CrlEntry;
+}
+
 /** The delta CRL being built on top of the complete CRL `base`. */
 interface DeltaBuilder {
   builder: CrlBuilder;
@@ -83,6 +102,10 @@ export class CrlSigner {
   readonly #settings: CaSettings;
   #freshestCrlUrl: string;
   #builder: CrlBuilder;
+  /** What #builder holds, in id order (the entries of the next complete CRL). */
+  #held: HeldEntry[] = [];
+  /** The earliest certNotAfter in #held: nothing can leave the complete CRL before it. */
+  #earliestNotAfter = Infinity;
   /** The delta's entries: rows above `base.lastRevocationId` of the complete CRL number `base.crlNumber`. */
   #delta: DeltaBuilder | undefined;
   /** The builders hold entries not in the store (a revocation transaction rolled back): rebuild them. */
@@ -167,11 +190,13 @@ export class CrlSigner {
    * order); those the builders already hold are skipped. After a rolled-back revocation the builders
    * may hold an entry the store does not: they are rebuilt from every row first.
    */
-  async catchUp(db: AsyncStoreData, rows: RevocationRecord[]): Promise<void> {
+  async catchUp(db: AsyncStoreData, rows: ListedRevocation[]): Promise<void> {
     if (this.#builderDirty) {
       const full = await db.getCrlState();
       if (full === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
       this.#builder = this.#newBuilder(full);
+      this.#held = [];
+      this.#earliestNotAfter = Infinity;
       this.#delta = undefined;
       this.#builderDirty = false;
       this.#lastRevocationId = 0;
@@ -181,8 +206,8 @@ export class CrlSigner {
   }
 
   /** This process's own revocation row, inside its transaction (see rollBack). */
-  add(id: number, entry: CrlEntry): void {
-    this.#builder.add(entry);
+  add(id: number, entry: CrlEntry, certNotAfter: number): void {
+    this.#hold({ id, certNotAfter, entry });
     this.#addToDelta(id, entry);
     this.#lastRevocationId = Math.max(this.#lastRevocationId, id);
   }
@@ -217,6 +242,7 @@ export class CrlSigner {
     // thisUpdate never goes backwards, even if this process's clock is behind the previous signer's.
     const thisUpdate = Math.max(now, current.thisUpdate);
     const nextUpdate = thisUpdate + this.#settings.crlValidityDays * DAY_MS;
+    this.#dropExpired(current);
     const pem = this.#builder.buildSync(sign, { crlNumber, thisUpdate, nextUpdate });
     const state: CrlState = {
       crlNumber,
@@ -330,11 +356,32 @@ export class CrlSigner {
     this.#snap = { ...this.#snap, counter: Number.NaN };
   }
 
-  #addRow(row: RevocationRecord): void {
+  #addRow(row: ListedRevocation): void {
     const entry = { serialHex: row.serialHex, revokedAt: row.revokedAt, reason: rowReason(row) };
-    this.#builder.add(entry);
+    const held = { id: row.id, certNotAfter: row.certNotAfter, entry };
+    // Left out of the complete CRLs since the current one (or about to be): not held again.
+    if (!leavesAfter(held, this.#snap.full)) this.#hold(held);
     this.#addToDelta(row.id, entry);
     this.#lastRevocationId = row.id;
+  }
+
+  #hold(held: HeldEntry): void {
+    this.#builder.add(held.entry);
+    this.#held.push(held);
+    if (held.certNotAfter !== null && held.certNotAfter < this.#earliestNotAfter) {
+      this.#earliestNotAfter = held.certNotAfter;
+    }
+  }
+
+  /** Before a complete CRL is signed over #builder: leave out what `current` allows (see the header). */
+  #dropExpired(current: CrlState): void {
+    if (!(this.#earliestNotAfter < current.thisUpdate)) return;
+    const kept = this.#held.filter((h) => !leavesAfter(h, current));
+    if (kept.length === this.#held.length) return;
+    this.#builder = this.#newBuilder(current);
+    this.#held = [];
+    this.#earliestNotAfter = Infinity;
+    for (const h of kept) this.#hold(h);
   }
 
   #addToDelta(id: number, entry: CrlEntry): void {
@@ -350,6 +397,16 @@ export class CrlSigner {
       ...(deltaBase === undefined ? { freshestCrlUrl: this.#freshestCrlUrl } : { deltaBase }),
     });
   }
+}
+
+/**
+ * May `held` be left out of every complete CRL issued after `full`? Its certificate expired before
+ * `full` was issued, and `full` lists it (RFC 5280 3.3).
+ */
+function leavesAfter(held: HeldEntry, full: CrlState): boolean {
+  return (
+    held.certNotAfter !== null && held.certNotAfter < full.thisUpdate && held.id <= full.lastRevocationId
+  );
 }
 
 /**

@@ -10,7 +10,7 @@
 // 5.3.1) but kept apart from revocations proper: revocationOf() does not report them and they are not
 // announced, because a renewal must not cascade into revoking the holder's keys or ending their sessions.
 import type { RevocationReason } from '../../shared/revocation-reasons.js';
-import type { NewRevocation, RevocationRecord } from '../store/store.js';
+import type { ListedRevocation, NewRevocation, RevocationRecord } from '../store/store.js';
 import type { AsyncStoreData } from '../store/async-store.js';
 
 export interface RevocationInfo {
@@ -25,7 +25,7 @@ export interface RevocationInfo {
 
 /** What catchUp() read: every new row (for the CRL builders) and the revocations among them. */
 export interface CaughtUp {
-  rows: RevocationRecord[];
+  rows: ListedRevocation[];
   /** Revocations (not superseded entries) this process did not know. */
   fresh: RevocationRecord[];
 }

@@ -157,7 +157,7 @@ async function record(
         const row = await tx.insertRevocation({ serialHex: cert.serialHex, revokedAt: now, reason });
         if (kind === 'revoke') await tx.setCertificateStatus(cert.serialHex, 'revoked');
         rowId = row.id;
-        crls.add(row.id, { serialHex: cert.serialHex, revokedAt: now, reason });
+        crls.add(row.id, { serialHex: cert.serialHex, revokedAt: now, reason }, cert.notAfter);
         const { crlNumber, published } = await crls.signRevocation(tx, sign, now);
         await tx.appendAudit({
           at: now,

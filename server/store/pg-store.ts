@@ -48,6 +48,9 @@ import {
   type PrekeyRow,
   type RenewalRow,
   type RevocationRow,
+  type ListedRevocationRow,
+  listedRevocationOf,
+  listedRevocationsSql,
   type SymKeyRow,
   type TokenRow,
 } from './rows.js';
@@ -75,6 +78,7 @@ import type {
   NewSymKey,
   PrekeyRecord,
   RevocationRecord,
+  ListedRevocation,
   SymKeyDeposit,
   SymKeyFilter,
   SymKeyRecord,
@@ -155,6 +159,7 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
  */
 const CERT_COLUMNS = 'id, serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at';
 const TOKEN_COLUMNS = 'id, token_hash, name, created_at, expires_at, used_at, created_by, cert_serial';
+const LISTED_REVOCATIONS_SQL = listedRevocationsSql('$1');
 
 /** The data methods, on whatever runs the SQL: the pool (one statement, autocommit) or a transaction's client. */
 abstract class PgData {
@@ -384,10 +389,8 @@ abstract class PgData {
     );
   }
 
-  async listRevocations(afterId = 0): Promise<RevocationRecord[]> {
-    return (
-      await this.rows<RevocationRow>('SELECT * FROM revocations WHERE id > $1 ORDER BY id', [afterId])
-    ).map((r) => revocationOf(r)!);
+  async listRevocations(afterId = 0): Promise<ListedRevocation[]> {
+    return (await this.rows<ListedRevocationRow>(LISTED_REVOCATIONS_SQL, [afterId])).map(listedRevocationOf);
   }
 
   async countRevocations(): Promise<number> {

@@ -17,6 +17,7 @@ import type {
   DeliveryKind,
   DeliveryRecord,
   EnrollmentTokenRecord,
+  ListedRevocation,
   NewSymKey,
   PrekeyRecord,
   RenewalRecord,
@@ -180,6 +181,22 @@ export function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefine
         requestedAt: row.requested_at,
         installedAt: row.installed_at,
       };
+}
+
+/** A revocation row joined with its certificate's not_after (LISTED_REVOCATIONS_SQL). */
+export interface ListedRevocationRow extends RevocationRow {
+  cert_not_after: number | null;
+}
+
+export function listedRevocationOf(r: ListedRevocationRow): ListedRevocation {
+  return { ...revocationOf(r)!, certNotAfter: r.cert_not_after };
+}
+
+/** The same statement on both engines but for the placeholder. */
+export function listedRevocationsSql(placeholder: string): string {
+  return `SELECT r.id, r.serial, r.revoked_at, r.reason, c.not_after AS cert_not_after
+      FROM revocations r LEFT JOIN certificates c ON c.serial = r.serial
+      WHERE r.id > ${placeholder} ORDER BY r.id`;
 }
 
 export function revocationOf(r: RevocationRow | undefined): RevocationRecord | undefined {

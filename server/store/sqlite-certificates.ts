@@ -12,6 +12,9 @@ import {
   type CrlStateRow,
   type RenewalRow,
   type RevocationRow,
+  type ListedRevocationRow,
+  listedRevocationOf,
+  listedRevocationsSql,
 } from './rows.js';
 import { isConstraint, storeError, type SqliteSql } from './sqlite-sql.js';
 import type {
@@ -26,7 +29,10 @@ import type {
   IssuedCertificate,
   NewRevocation,
   RevocationRecord,
+  ListedRevocation,
 } from './store.js';
+
+const LISTED_REVOCATIONS_SQL = listedRevocationsSql('?');
 
 export class SqliteCertificates {
   readonly #sql: SqliteSql;
@@ -217,10 +223,8 @@ export class SqliteCertificates {
     );
   }
 
-  listRevocations(afterId = 0): RevocationRecord[] {
-    return this.#sql
-      .all<RevocationRow>('SELECT * FROM revocations WHERE id > ? ORDER BY id', afterId)
-      .map((r) => revocationOf(r)!);
+  listRevocations(afterId = 0): ListedRevocation[] {
+    return this.#sql.all<ListedRevocationRow>(LISTED_REVOCATIONS_SQL, afterId).map(listedRevocationOf);
   }
 
   countRevocations(): number {

@@ -40,6 +40,7 @@ import type {
   NewEnrollmentToken,
   NewRevocation,
   RevocationRecord,
+  ListedRevocation,
   Store,
   DeliveryRecord,
   NewDelivery,
@@ -374,7 +375,7 @@ export class SqliteStore implements Store {
     return this.#certificates.getRevocation(serialHex);
   }
 
-  listRevocations(afterId = 0): RevocationRecord[] {
+  listRevocations(afterId = 0): ListedRevocation[] {
     return this.#certificates.listRevocations(afterId);
   }
 

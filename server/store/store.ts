@@ -58,6 +58,15 @@ export interface RevocationRecord extends NewRevocation {
   id: number;
 }
 
+/**
+ * A revocation row as listRevocations reads it: with its certificate's notAfter, after which the
+ * complete CRL may drop the entry (RFC 5280 3.3; server/ca/crl-sign.ts). null: no such certificate row
+ * (the schema's foreign key forbids it; such an entry is never dropped).
+ */
+export interface ListedRevocation extends RevocationRecord {
+  certNotAfter: number | null;
+}
+
 /** The current signed CRL. `lastRevocationId` is the highest revocation id it lists. */
 export interface CrlState {
   crlNumber: number;
@@ -250,7 +259,7 @@ export interface Store {
   insertRevocation(revocation: NewRevocation): RevocationRecord;
   getRevocation(serialHex: string): RevocationRecord | undefined;
   /** Revocations with id > afterId, in id order. */
-  listRevocations(afterId?: number): RevocationRecord[];
+  listRevocations(afterId?: number): ListedRevocation[];
   countRevocations(): number;
   lastRevocationId(): number;
 

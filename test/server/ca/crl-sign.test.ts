@@ -49,11 +49,15 @@ t.test('a rolled-back entry is dropped: the next complete CRL lists exactly the 
   await catchUp();
   t.ok(crls.fullCrlDue(Date.now()), 'rows no complete CRL lists: a complete CRL is due');
   // As a revocation does inside its transaction, which then rolls back.
-  crls.add(Number.MAX_SAFE_INTEGER, {
-    serialHex: 'ab'.repeat(16),
-    revokedAt: 1_800_000_000_000,
-    reason: 'unspecified',
-  });
+  crls.add(
+    Number.MAX_SAFE_INTEGER,
+    {
+      serialHex: 'ab'.repeat(16),
+      revokedAt: 1_800_000_000_000,
+      reason: 'unspecified',
+    },
+    Number.MAX_SAFE_INTEGER,
+  );
   crls.rollBack(true);
   // The builders are rebuilt from every row; the rows the index hands over again are not added twice.
   await catchUp();

@@ -217,6 +217,14 @@ for (const engine of ENGINES) {
           (await store.listRevocations(r1.id)).map((r) => r.serialHex),
           ['0b'],
         );
+        t.same(
+          (await store.listRevocations()).map((r) => [r.serialHex, r.certNotAfter]),
+          [
+            ['0a', cert('0a').notAfter],
+            ['0b', cert('0b').notAfter],
+          ],
+          "each listed with its certificate's notAfter (when the CRL may leave it out)",
+        );
         t.equal((await store.listRevocations()).length, 2);
         t.equal(await store.countRevocations(), 2);
         t.equal(await store.lastRevocationId(), r2.id);
