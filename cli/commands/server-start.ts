@@ -21,6 +21,7 @@ interface StartArgs extends OutputOptions {
   'max-connections-per-address'?: number;
   'headers-timeout'?: number;
   'max-unsent-mib'?: number;
+  'key-retention-days'?: number;
   'insecure-dh': boolean;
   'lab-disable'?: string[];
   'public-url'?: string;
@@ -97,6 +98,12 @@ export const startCommand: CommandModule<object, StartArgs> = {
         describe:
           'MiB of replies and pushes all sessions together may leave unread; over it the session unread longest is closed (1 to 1048576; default 256)',
         coerce: integerValue('--max-unsent-mib', 1, 1_048_576),
+      })
+      .option('key-retention-days', {
+        type: 'string',
+        describe:
+          'days a key is kept after it expired, then deleted (the audit log keeps its history); 0 keeps keys for ever (0 to 36500; default 30)',
+        coerce: integerValue('--key-retention-days', 0, 36_500),
       })
       .option('log-level', {
         choices: ['debug', 'info', 'warn', 'error', 'silent'] as const,
@@ -190,6 +197,9 @@ export const startCommand: CommandModule<object, StartArgs> = {
       ...(argv['max-unsent-mib'] === undefined
         ? {}
         : { maxUnsentBytes: argv['max-unsent-mib'] * 1024 * 1024 }),
+      ...(argv['key-retention-days'] === undefined
+        ? {}
+        : { keyRetentionMs: argv['key-retention-days'] * 24 * 60 * 60 * 1000 }),
       ...(argv['metrics-listen'] === undefined ? {} : { metricsListen: argv['metrics-listen'] }),
       ...revocationSyncForTests(),
       events,

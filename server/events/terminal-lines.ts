@@ -118,6 +118,11 @@ export function describeEvent(e: KdcEvent): [string, string] {
       return [s(e.by), `key ${shortSerial(e.serial)} revoked: ${s(e.reason)}`];
     case 'key.cascade':
       return [s(e.name), `${plural(e.keys, 'key')} revoked with certificate ${shortSerial(e.certSerial)}`];
+    case 'key.pruned':
+      return [
+        'kdc',
+        `${plural(e.keys, 'key')} deleted: expired before ${new Date(e.expiredBefore).toISOString()}`,
+      ];
     case 'message.relayed':
       return [s(e.from), `message to ${s(e.to)} relayed (${e.bytes} bytes, key ${shortSerial(e.serial)})`];
     case 'prekeys.uploaded':

@@ -93,6 +93,10 @@ const HEADERS_CHECK_INTERVAL_MS = 1_000;
  * (connection.ts), so the moment a session may outlive its certificate serves nothing.
  */
 const EXPIRY_SWEEP_MS = 1_000;
+/** Keys are deleted this long after their expiry unless startKdc is told otherwise (docs/keys.md "Retention"). */
+const DEFAULT_KEY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+/** How often the retention runs; the first pass comes one interval after the start, not amid a reconnect storm. */
+const KEY_RETENTION_SWEEP_MS = 60 * 60 * 1000;
 
 export interface KdcOptions {
   dataDir: string;
@@ -170,6 +174,13 @@ export interface KdcOptions {
    * revocation on another node arrives by notification, not by this sync.
    */
   revocationSyncMs?: number;
+  /**
+   * Keys are deleted this long after they expired (default DEFAULT_KEY_RETENTION_MS, 30 days; 0: kept
+   * for ever). docs/keys.md "Retention".
+   */
+  keyRetentionMs?: number;
+  /** Milliseconds between two retention passes (default 1 hour; tests shorten it). */
+  keyRetentionSweepMs?: number;
 }
 
 export interface Kdc {
@@ -229,6 +240,16 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   positiveInteger('maxUnauthenticated', opts.maxUnauthenticated);
   positiveInteger('maxAnonymousRequests', opts.maxAnonymousRequests);
   positiveInteger('revocationSyncMs', opts.revocationSyncMs);
+  positiveInteger('keyRetentionSweepMs', opts.keyRetentionSweepMs);
+  if (
+    opts.keyRetentionMs !== undefined &&
+    !(Number.isSafeInteger(opts.keyRetentionMs) && opts.keyRetentionMs >= 0)
+  ) {
+    throw new InputError(
+      'bad_request',
+      `keyRetentionMs must be a non-negative integer, got ${String(opts.keyRetentionMs)}`,
+    );
+  }
   const host = opts.host ?? DEFAULT_HOST;
   const events = opts.events ?? new EventBus();
   const writeLog = opts.log ?? ((line: string) => process.stderr.write(`kds server: ${line}\n`));
@@ -461,6 +482,28 @@ async function serve(
     for (const session of expired) void session.close('cert_expired', 'certificate expired');
   }, EXPIRY_SWEEP_MS);
   expirySweep.unref();
+  // Retention (docs/keys.md "Retention"): the key table grows by every key any client creates, up to
+  // one a second each; keys long expired answer nothing a client still needs.
+  const keyRetentionMs = opts.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
+  let retaining: Promise<void> | undefined;
+  const runRetention = (): void => {
+    if (keyRetentionMs === 0 || retaining !== undefined || closing !== undefined) return;
+    retaining = keys
+      .pruneExpired(keyRetentionMs)
+      .then(
+        (n) => {
+          if (n > 0) events.emit({ type: 'key.pruned', keys: n, expiredBefore: Date.now() - keyRetentionMs });
+        },
+        (err: unknown) => storeHealth.failed('key retention failed', err),
+      )
+      .finally(() => (retaining = undefined));
+  };
+  const retentionTimer = setInterval(runRetention, opts.keyRetentionSweepMs ?? KEY_RETENTION_SWEEP_MS);
+  retentionTimer.unref();
+  beforeClose.push(async () => {
+    clearInterval(retentionTimer);
+    await retaining;
+  });
 
   const credentials = {
     certificateDer: credential.cert.der,
@@ -748,6 +791,7 @@ async function serve(
     );
   } catch (err) {
     clearInterval(syncTimer);
+    clearInterval(retentionTimer);
     kdcConsole?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
@@ -757,6 +801,7 @@ async function serve(
     closing ??= (async () => {
       clearInterval(syncTimer);
       clearInterval(expirySweep);
+      clearInterval(retentionTimer);
       kdcConsole?.close();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       const all = [...connections];
@@ -803,6 +848,7 @@ async function serve(
     } catch (err) {
       clearInterval(syncTimer);
       clearInterval(expirySweep);
+      clearInterval(retentionTimer);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw err;
     }

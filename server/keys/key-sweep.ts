@@ -1,5 +1,6 @@
-// Expiry of symmetric keys: lazily on listings and lookups (expireDue), and the sweep at service start
-// that catches up with what happened while the KDC was not running.
+// Expiry of symmetric keys: lazily on listings and lookups (expireDue), the sweep at service start
+// that catches up with what happened while the KDC was not running, and the retention that deletes
+// keys long expired (pruneExpiredKeys).
 import type { SymKeyRecord } from '../store/store.js';
 import type { KeyContext } from './key-context.js';
 
@@ -24,4 +25,30 @@ export async function sweep(
   await expireDue(ctx);
   for (const rec of await ctx.store.listSymKeys({ states: ['active'] })) await checkParties(rec);
   await ctx.store.deleteStaleReservations(Number.MAX_SAFE_INTEGER);
+}
+
+/** Keys one retention transaction deletes: short transactions, so other writers interleave. */
+export const KEY_RETENTION_BATCH = 500;
+
+/**
+ * Delete the keys that expired more than `retentionMs` ago (docs/keys.md "Retention"): batches of
+ * KEY_RETENTION_BATCH, each its own transaction with one audit entry (how many, expired before when).
+ * Only expired keys go, so no answer about a usable or revoked-but-unexpired key changes: a verdict on a
+ * deleted serial is `not_found`, and every client has retired that key by its own expiry already.
+ * Returns how many were deleted.
+ */
+export async function pruneExpiredKeys(ctx: KeyContext, retentionMs: number): Promise<number> {
+  const before = ctx.now() - retentionMs;
+  let total = 0;
+  for (;;) {
+    const deleted = await ctx.store.transaction(async (tx) => {
+      const n = await tx.deleteExpiredSymKeys(before, KEY_RETENTION_BATCH);
+      if (n > 0) await ctx.audit(tx, 'kdc', 'key.prune', '', { keys: n, expiredBefore: before });
+      return n;
+    });
+    total += deleted;
+    if (deleted < KEY_RETENTION_BATCH) return total;
+    // A backlog (a first run over a large store): let the requests waiting on the event loop through.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }

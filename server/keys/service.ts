@@ -33,7 +33,7 @@ import { sendMessage } from './key-messages.js';
 import { KeyParties } from './key-parties.js';
 import { putPrekeys } from './key-prekeys.js';
 import { KeyRevocation } from './key-revoke.js';
-import { sweep } from './key-sweep.js';
+import { pruneExpiredKeys, sweep } from './key-sweep.js';
 import { KeyVerification, type VerifyRequest, type VerifyResult } from './key-verify.js';
 
 export class KeyService {
@@ -116,6 +116,11 @@ export class KeyService {
 
   sweep(): Promise<void> {
     return sweep(this.#ctx, (rec) => this.#revocation.checkParties(rec));
+  }
+
+  /** Delete the keys that expired more than `retentionMs` ago; returns how many (key-sweep.ts). */
+  pruneExpired(retentionMs: number): Promise<number> {
+    return pruneExpiredKeys(this.#ctx, retentionMs);
   }
 
   // -- messages and deliveries

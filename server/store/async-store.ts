@@ -162,6 +162,7 @@ export const DATA_METHODS = everyDataMethod([
   'listSymKeys',
   'expireSymKeys',
   'deleteStaleReservations',
+  'deleteExpiredSymKeys',
   'countSymKeysByState',
   'countPendingDeliveries',
   'countActiveKeys',

@@ -51,6 +51,7 @@ import {
   type ListedRevocationRow,
   listedRevocationOf,
   listedRevocationsSql,
+  deleteExpiredKeysSql,
   type SymKeyRow,
   type TokenRow,
 } from './rows.js';
@@ -611,6 +612,10 @@ abstract class PgData {
 
   async deleteStaleReservations(before: number): Promise<number> {
     return this.count(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < $1`, [before]);
+  }
+
+  async deleteExpiredSymKeys(before: number, limit: number): Promise<number> {
+    return this.count(deleteExpiredKeysSql('$1', '$2'), [before, limit]);
   }
 
   async countSymKeysByState(): Promise<Record<string, number>> {

@@ -192,6 +192,18 @@ export function listedRevocationOf(r: ListedRevocationRow): ListedRevocation {
   return { ...revocationOf(r)!, certNotAfter: r.cert_not_after };
 }
 
+/**
+ * deleteExpiredSymKeys on both engines. Through sym_keys_by_state (state, expires_at): one index range
+ * per state, never a scan of the table, and at most `limit` rows per statement so a backlog is deleted
+ * in short transactions.
+ */
+export function deleteExpiredKeysSql(before: string, limit: string): string {
+  return `DELETE FROM sym_keys WHERE serial IN (
+      SELECT serial FROM sym_keys
+      WHERE state IN ('active', 'revoked', 'expired', 'superseded') AND expires_at < ${before}
+      LIMIT ${limit})`;
+}
+
 /** The same statement on both engines but for the placeholder. */
 export function listedRevocationsSql(placeholder: string): string {
   return `SELECT r.id, r.serial, r.revoked_at, r.reason, c.not_after AS cert_not_after

@@ -7,6 +7,7 @@ import {
   type DeliveryRow,
   type PrekeyRow,
   type SymKeyRow,
+  deleteExpiredKeysSql,
 } from './rows.js';
 import { storeError, repeat, type SqliteSql } from './sqlite-sql.js';
 import type {
@@ -23,6 +24,7 @@ import type {
 } from './store.js';
 
 /** The state and reservation filters of the newest-keys listings (states JSON twice, includeReserved). */
+const DELETE_EXPIRED_KEYS_SQL = deleteExpiredKeysSql('?', '?');
 const KEY_FILTER = `(? IS NULL OR state IN (SELECT value FROM json_each(?))) AND (? = 1 OR state <> 'reserved')`;
 /** The whole table's newest keys: SQLite keeps only LIMIT rows while it sorts. */
 const NEWEST_KEYS_SQL = `SELECT rowid AS rid, * FROM sym_keys WHERE ${KEY_FILTER}
@@ -155,6 +157,10 @@ export class SqliteKeys {
 
   deleteStaleReservations(before: number): number {
     return this.#sql.run(`DELETE FROM sym_keys WHERE state = 'reserved' AND created_at < ?`, before);
+  }
+
+  deleteExpiredSymKeys(before: number, limit: number): number {
+    return this.#sql.run(DELETE_EXPIRED_KEYS_SQL, before, limit);
   }
 
   countSymKeysByState(): Record<string, number> {

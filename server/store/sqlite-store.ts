@@ -483,6 +483,10 @@ export class SqliteStore implements Store {
     return this.#keys.deleteStaleReservations(before);
   }
 
+  deleteExpiredSymKeys(before: number, limit: number): number {
+    return this.#keys.deleteExpiredSymKeys(before, limit);
+  }
+
   countSymKeysByState(): Record<string, number> {
     return this.#keys.countSymKeysByState();
   }

@@ -320,6 +320,12 @@ export interface Store {
   expireSymKeys(now: number): SymKeyRecord[];
   /** Forget reservations (claimed prekey, no deposit) created before `before`; returns how many. */
   deleteStaleReservations(before: number): number;
+  /**
+   * Delete at most `limit` keys (any state but reserved: reservations have their own sweep) that expired
+   * before `before`; returns how many. Their queued notices become obsolete: key.sync finds no row,
+   * skips them and drops them (server/keys/deliveries.ts buildPush).
+   */
+  deleteExpiredSymKeys(before: number, limit: number): number;
 
   /** Keys per state (reserved, active, revoked, expired, superseded), for the metrics: one index scan. */
   countSymKeysByState(): Record<string, number>;

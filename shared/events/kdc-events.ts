@@ -226,6 +226,13 @@ export interface KeyCascade extends Base<'key.cascade'> {
   keys: number;
 }
 
+/** Keys that expired more than the retention ago were deleted (docs/keys.md "Retention"). */
+export interface KeysPruned extends Base<'key.pruned'> {
+  keys: number;
+  /** They expired before this time (ms since the epoch). */
+  expiredBefore: number;
+}
+
 export interface MessageRelayed extends Base<'message.relayed'> {
   from: string;
   to: string;
@@ -285,6 +292,7 @@ export type KdcEvent =
   | KeyVerified
   | KeyRevoked
   | KeyCascade
+  | KeysPruned
   | MessageRelayed
   | PrekeysUploaded
   | StoreError
@@ -325,6 +333,7 @@ export const EVENT_LEVEL: { readonly [T in KdcEventType]: EventLevel } = {
   'key.verified': 'info',
   'key.revoked': 'info',
   'key.cascade': 'info',
+  'key.pruned': 'info',
   'message.relayed': 'info',
   'prekeys.uploaded': 'debug',
   'store.error': 'error',

@@ -747,6 +747,42 @@ for (const engine of ENGINES) {
       t.equal(await store.getSymKey(serial32(4)), undefined);
     });
 
+    t.test('expired keys are deleted in batches, by expiry only, never reservations', async (t) => {
+      const { store } = await engine.open(t);
+      // Five keys that expired at 1,000..5,000 in every state but reserved, one live, one reservation.
+      const states = ['active', 'revoked', 'expired', 'superseded', 'active'] as const;
+      for (const [i, state] of states.entries()) {
+        await store.insertSymKey(symKey(serial32(10 + i), { createdAt: 0, expiresAt: (i + 1) * 1_000 }));
+        if (state !== 'active') await store.setSymKeyState(serial32(10 + i), ['active'], state, { at: 1 });
+      }
+      await store.insertSymKey(symKey(serial32(20), { createdAt: 0, expiresAt: 100_000 }));
+      await store.insertSymKey(
+        symKey(serial32(21), {
+          state: 'reserved',
+          digest: null,
+          wrappedKey: null,
+          kekVersion: null,
+          createdAt: 0,
+          expiresAt: 1,
+        }),
+      );
+      t.equal(await store.deleteExpiredSymKeys(1_000, 10), 0, 'expiry is exclusive: nothing before 1,000');
+      t.equal(await store.deleteExpiredSymKeys(4_500, 3), 3, 'at most the limit');
+      t.equal(await store.deleteExpiredSymKeys(4_500, 3), 1, 'the rest of those expired before 4,500');
+      const left = (await store.listSymKeys({ includeReserved: true })).map((k) => k.serial).sort();
+      t.same(
+        left,
+        [serial32(14), serial32(20), serial32(21)],
+        'the later, the live key and the reservation stay',
+      );
+      t.equal(
+        await store.deleteExpiredSymKeys(Number.MAX_SAFE_INTEGER, 100),
+        2,
+        'every key but the reservation',
+      );
+      t.ok(await store.getSymKey(serial32(21)), 'reservations have their own sweep');
+    });
+
     t.test('prekeys: stock, claims (also concurrent), last resort, cleanup', async (t) => {
       const { store, again } = await engine.open(t);
       await store.insertPrekeys('bob', 'c1', ['a', 'b', 'c', 'd', 'e', 'f'].map(prekey), 100);

@@ -6,6 +6,7 @@ import { tempDir } from '../../helpers/tmp.js';
 import { openStore, type NewCertificate } from '../../../server/store/store.js';
 import { MIGRATIONS, migrate } from '../../../server/store/migrations.js';
 import { NEWEST_KEYS_OF_PARTY_SQL } from '../../../server/store/sqlite-keys.js';
+import { deleteExpiredKeysSql } from '../../../server/store/rows.js';
 
 const DAY = 86_400_000;
 /** The version the last migration brings a database to. */
@@ -272,6 +273,25 @@ t.test('settings round-trip; changeCounter moves only on other connections', asy
   t.equal(a.changeCounter(), before, 'own writes do not count');
   b.setSetting('x', 2);
   t.not(a.changeCounter(), before, 'another connection committed');
+});
+
+t.test('deleting expired keys searches the state index, never the whole table', async (t) => {
+  // The retention sweep runs on a table any client can grow (short-lived keys, 1 a second each).
+  const db = new Database(':memory:');
+  migrate(db);
+  const plan = (
+    db.prepare(`EXPLAIN QUERY PLAN ${deleteExpiredKeysSql('?', '?')}`).all(1_000, 500) as { detail: string }[]
+  ).map((r) => r.detail);
+  t.ok(
+    plan.some((d) =>
+      /SEARCH sym_keys USING (COVERING )?INDEX sym_keys_by_state \(state=\? AND expires_at<\?\)/.test(d),
+    ),
+    `by state and expiry (${plan.join('; ')})`,
+  );
+  t.notOk(
+    plan.some((d) => /^SCAN sym_keys/.test(d)),
+    'no scan of the table',
+  );
 });
 
 t.test("a client's key listing reads its keys through indexes, never the whole table", async (t) => {
