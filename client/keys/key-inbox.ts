@@ -13,6 +13,7 @@ import { assertMessageSeq } from '../../shared/keys/replay-window.js';
 import { e2eDeliveryOf, kdcDeliveryOf, wireBytes } from '../../shared/keys/wire.js';
 import { openMessage } from '../../shared/keys/message.js';
 import type { Verdict } from '../../shared/keys/verdict.js';
+import type { RequestBody } from '../../shared/protocol/catalog.js';
 import { labOff } from '../../shared/lab-switches.js';
 import type { KeyParty } from './key-party.js';
 import { liveKeys, newRecord, usableKey, verifyAtKdc } from './key-records.js';
@@ -57,6 +58,9 @@ export interface KeyInboxOptions {
 /** A notice handler's outcome: acknowledge it (true), leave it queued (false), or already acknowledged. */
 type Handled = boolean | 'acknowledged';
 
+/** key.sync rounds of one sync() at most (256 notices each). */
+const MAX_SYNC_ROUNDS = 100;
+
 /** After a prune of a sender's keys found it still at the bound, refuse without re-reading for this long. */
 const SENDER_RECOUNT_MS = 10_000;
 
@@ -72,6 +76,10 @@ export class KeyInbox {
    * sender can put in our home; `recountedAt`: when a prune last found the sender still at the bound.
    */
   #fromSender: Map<string, { serials: Set<string>; recountedAt: number }> | undefined;
+  /** Delivery ids pushed since the current sync() began, and how many of them were new. */
+  readonly #syncSeen = new Set<number>();
+  #syncFresh = 0;
+  #syncing = false;
 
   constructor(party: KeyParty, prekeys: PrekeyStock, opts: KeyInboxOptions) {
     this.#party = party;
@@ -87,6 +95,10 @@ export class KeyInbox {
     for (const [type, handle] of Object.entries(handlers)) {
       this.#unsubscribe.push(
         party.session.onPush(type, (body) => {
+          if (this.#syncing && typeof body.d === 'number' && !this.#syncSeen.has(body.d)) {
+            this.#syncSeen.add(body.d);
+            this.#syncFresh += 1;
+          }
           this.#chain = this.#chain.then(() => this.#process(body, handle));
         }),
       );
@@ -96,12 +108,27 @@ export class KeyInbox {
     this.#unsubscribe.push(party.session.onPush('key.prekeys.low', () => void prekeys.onLow()));
   }
 
-  /** Ask for the queued notices until none remain, and wait until they are applied. */
+  /**
+   * Ask for the queued notices until none remain, and wait until they are applied. Without messages
+   * (every command but listen) only key notices are asked for: the messages stay queued for listen, and
+   * a backlog of them never stands in front of a key notice. A round that brings no notice not seen in
+   * this sync ends it: what it pushed is still queued (not applied yet, or a KDC repeating itself), and
+   * asking again would only bring it again.
+   */
   async sync(): Promise<void> {
-    for (let round = 0; round < 100; round += 1) {
-      const r = await this.#party.session.request('key.sync', {});
-      await this.idle();
-      if (r.remaining === 0 || r.pushed === 0) return;
+    const body: RequestBody<'key.sync'> = this.#acceptMessages ? {} : { messages: false };
+    this.#syncSeen.clear();
+    this.#syncing = true;
+    try {
+      for (let round = 0; round < MAX_SYNC_ROUNDS; round += 1) {
+        const fresh = this.#syncFresh;
+        const r = await this.#party.session.request('key.sync', body);
+        await this.idle();
+        if (r.remaining === 0 || r.pushed === 0 || this.#syncFresh === fresh) return;
+      }
+    } finally {
+      this.#syncing = false;
+      this.#syncSeen.clear();
     }
   }
 

@@ -33,10 +33,15 @@ export class DeliveryQueue {
   async sync(
     caller: Caller,
     push: (type: string, body: Record<string, unknown>) => void,
+    opts: { messages?: boolean } = {},
   ): Promise<{ pushed: number; remaining: number }> {
     const ctx = this.#ctx;
     await expireDue(ctx);
-    const rows = await ctx.store.listDeliveries(caller.name, ctx.syncBatch);
+    // A session that does not take messages asks for key notices only: otherwise a backlog of messages
+    // it leaves queued (more than one batch) would fill every batch, and the notices queued behind them
+    // would never reach it.
+    const keyNoticesOnly = opts.messages === false;
+    const rows = await ctx.store.listDeliveries(caller.name, ctx.syncBatch, keyNoticesOnly);
     if (rows.some((r) => r.kind === 'key.delivered')) await ctx.kekIfKdcKeys(rows.map((r) => r.keySerial));
     let pushed = 0;
     const obsolete: number[] = [];
@@ -50,7 +55,8 @@ export class DeliveryQueue {
       pushed += 1;
     }
     if (obsolete.length > 0) await ctx.store.deleteDeliveries(caller.name, obsolete);
-    return { pushed, remaining: Math.max(0, (await ctx.store.countDeliveries(caller.name)) - pushed) };
+    const queued = await ctx.store.countDeliveries(caller.name, keyNoticesOnly);
+    return { pushed, remaining: Math.max(0, queued - pushed) };
   }
 
   /**

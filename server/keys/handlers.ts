@@ -126,7 +126,12 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
 
   'key.sync': {
     roles: CLIENT,
-    handle: async (ctx) => ctx.kdc.keys.sync(caller(ctx), (type, body) => ctx.session.push(type, body)),
+    handle: async (ctx, b) =>
+      ctx.kdc.keys.sync(
+        caller(ctx),
+        (type, body) => ctx.session.push(type, body),
+        b.messages === undefined ? {} : { messages: b.messages },
+      ),
   },
 
   // group commit (bench/keys.ts)

@@ -135,8 +135,9 @@ export class KeyService {
   sync(
     caller: Caller,
     push: (type: string, body: Record<string, unknown>) => void,
+    opts: { messages?: boolean } = {},
   ): Promise<{ pushed: number; remaining: number }> {
-    return this.#queue.sync(caller, push);
+    return this.#queue.sync(caller, push, opts);
   }
 
   ack(caller: Caller, ids: readonly number[]): Promise<{ acknowledged: number }> {

@@ -749,10 +749,12 @@ abstract class PgData {
     );
   }
 
-  async listDeliveries(recipient: string, limit = -1): Promise<DeliveryRecord[]> {
+  async listDeliveries(recipient: string, limit = -1, keyNoticesOnly = false): Promise<DeliveryRecord[]> {
     return (
       await this.rows<DeliveryRow>(
-        'SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2',
+        keyNoticesOnly
+          ? `SELECT * FROM pending_deliveries WHERE recipient = $1 AND kind <> 'msg' ORDER BY id LIMIT $2`
+          : 'SELECT * FROM pending_deliveries WHERE recipient = $1 ORDER BY id LIMIT $2',
         [recipient, limit < 0 ? null : limit],
       )
     ).map(deliveryOf);
@@ -776,10 +778,15 @@ abstract class PgData {
     ]);
   }
 
-  async countDeliveries(recipient?: string): Promise<number> {
+  async countDeliveries(recipient?: string, keyNoticesOnly = false): Promise<number> {
     // As the SQLite store's: one statement per form, so the recipient's count reads its index range.
     if (recipient === undefined) return this.n('SELECT count(*) AS n FROM pending_deliveries', []);
-    return this.n('SELECT count(*) AS n FROM pending_deliveries WHERE recipient = $1', [recipient]);
+    return this.n(
+      keyNoticesOnly
+        ? `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = $1 AND kind <> 'msg'`
+        : 'SELECT count(*) AS n FROM pending_deliveries WHERE recipient = $1',
+      [recipient],
+    );
   }
 
   async heldPrekeyIds(

@@ -310,10 +310,12 @@ export class SqliteKeys {
     );
   }
 
-  listDeliveries(recipient: string, limit = -1): DeliveryRecord[] {
+  listDeliveries(recipient: string, limit = -1, keyNoticesOnly = false): DeliveryRecord[] {
     return this.#sql
       .all<DeliveryRow>(
-        'SELECT * FROM pending_deliveries WHERE recipient = ? ORDER BY id LIMIT ?',
+        keyNoticesOnly
+          ? `SELECT * FROM pending_deliveries WHERE recipient = ? AND kind <> 'msg' ORDER BY id LIMIT ?`
+          : 'SELECT * FROM pending_deliveries WHERE recipient = ? ORDER BY id LIMIT ?',
         recipient,
         limit,
       )
@@ -347,13 +349,15 @@ export class SqliteKeys {
     );
   }
 
-  countDeliveries(recipient?: string): number {
-    // Two statements, not one with `(? IS NULL OR recipient = ?)`: that form counts the whole queue's
-    // index whoever asks, and every key.sync asks for its own recipient.
+  countDeliveries(recipient?: string, keyNoticesOnly = false): number {
+    // Separate statements, not one with `(? IS NULL OR recipient = ?)`: that form counts the whole
+    // queue's index whoever asks, and every key.sync asks for its own recipient.
     if (recipient === undefined)
       return this.#sql.get<{ n: number }>('SELECT count(*) AS n FROM pending_deliveries')!.n;
     return this.#sql.get<{ n: number }>(
-      'SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ?',
+      keyNoticesOnly
+        ? `SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ? AND kind <> 'msg'`
+        : 'SELECT count(*) AS n FROM pending_deliveries WHERE recipient = ?',
       recipient,
     )!.n;
   }

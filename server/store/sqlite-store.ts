@@ -539,8 +539,8 @@ export class SqliteStore implements Store {
     return this.#keys.deleteQueuedKeyNotices(recipient, keySerial);
   }
 
-  listDeliveries(recipient: string, limit = -1): DeliveryRecord[] {
-    return this.#keys.listDeliveries(recipient, limit);
+  listDeliveries(recipient: string, limit = -1, keyNoticesOnly = false): DeliveryRecord[] {
+    return this.#keys.listDeliveries(recipient, limit, keyNoticesOnly);
   }
 
   getDelivery(recipient: string, id: number): DeliveryRecord | undefined {
@@ -551,8 +551,8 @@ export class SqliteStore implements Store {
     return this.#keys.deleteDeliveries(recipient, ids);
   }
 
-  countDeliveries(recipient?: string): number {
-    return this.#keys.countDeliveries(recipient);
+  countDeliveries(recipient?: string, keyNoticesOnly = false): number {
+    return this.#keys.countDeliveries(recipient, keyNoticesOnly);
   }
 
   heldPrekeyIds(owner: string, certSerial: string, reservedSince: number, limit: number): string[] {

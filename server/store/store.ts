@@ -361,13 +361,14 @@ export interface Store {
    * about the same key replaces them (a revocation makes a queued delivery or verification obsolete).
    */
   deleteQueuedKeyNotices(recipient: string, keySerial: string): number;
-  /** Oldest first. */
-  listDeliveries(recipient: string, limit?: number): DeliveryRecord[];
+  /** Oldest first. `keyNoticesOnly`: leave the relayed messages out (a session that does not take them). */
+  listDeliveries(recipient: string, limit?: number, keyNoticesOnly?: boolean): DeliveryRecord[];
   /** One queued delivery of `recipient` (undefined once acknowledged or replaced, or not theirs). */
   getDelivery(recipient: string, id: number): DeliveryRecord | undefined;
   /** Delete acknowledged deliveries, only the recipient's own. Returns how many. */
   deleteDeliveries(recipient: string, ids: readonly number[]): number;
-  countDeliveries(recipient?: string): number;
+  /** Every recipient's, or `recipient`'s (its key notices only with `keyNoticesOnly`). */
+  countDeliveries(recipient?: string, keyNoticesOnly?: boolean): number;
   /**
    * Prekey ids of `owner` the KDC still holds, read in one statement (one snapshot): its stock under
    * `certSerial`, its prekeys claimed by reservations created at or after `reservedSince`, and those of

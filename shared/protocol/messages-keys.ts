@@ -178,7 +178,12 @@ export const KEY_REQUESTS = {
     }),
   },
   'key.revoke': { request: s.map({ serial: KEY_SERIAL, reason: REASON }), response: REVOKE_RESULT },
-  'key.sync': { request: s.map({}), response: s.map({ pushed: s.uint(), remaining: s.uint() }) },
+  // messages: false (a session that does not take messages: every command but listen) asks for key
+  // notices only, so messages it would leave queued never stand in front of them (docs/keys.md).
+  'key.sync': {
+    request: s.map({ messages: s.optional(s.bool()) }),
+    response: s.map({ pushed: s.uint(), remaining: s.uint() }),
+  },
   'key.ack': {
     request: s.map({ ids: s.array(DELIVERY_ID, { min: 1, max: 1000 }) }),
     response: s.map({ acknowledged: s.uint() }),

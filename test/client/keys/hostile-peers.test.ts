@@ -168,6 +168,76 @@ t.test(
   },
 );
 
+t.test('messages left queued for listen never stand in front of a key notice', async (t) => {
+  // More messages queued for bob than one key.sync batch (256): a command that leaves them queued (all
+  // but listen) once re-asked 100 times for the same 256 messages, and a key notice queued behind them
+  // never reached it.
+  const env = await inProcessKdc(t, ['bob', 'carol', 'eve']);
+  const eve = await env.open('eve');
+  const shared = await eve.session.request('key.create', { peer: 'bob', ttl: 3_600_000 });
+  await (await env.open('bob', { acceptMessages: false })).close(); // bob verifies eve's key
+  const queued = 300;
+  for (let seq = 1; seq <= queued; seq++) {
+    const sealed = sealMessage(
+      shared.key,
+      { serial: shared.serial, from: 'eve', to: 'bob', seq },
+      Buffer.from('x'),
+    );
+    await eve.session.request('msg.send', { to: 'bob', serial: shared.serial, ...sealed });
+  }
+  const carol = await env.open('carol');
+  const late = await carol.client.sendKey({ to: 'bob', mode: 'kdc' });
+
+  const rounds: Body[] = [];
+  let messagesPushed = 0;
+  const counting = (s: ClientSession): KeySession => ({
+    request: relayRequest(s, async (type, body, forward) => {
+      if (type === 'key.sync') rounds.push(body);
+      return forward();
+    }),
+    onPush: (type, fn) =>
+      s.onPush(type, (b, ty) => {
+        if (type === 'msg') messagesPushed += 1;
+        fn(b, ty);
+      }),
+  });
+  const bob = await env.open('bob', { acceptMessages: false, wrap: counting });
+  t.same(rounds, [{ messages: false }], 'one round, key notices only');
+  t.equal(messagesPushed, 0, 'no message pushed to a session that leaves them queued');
+  t.equal(bob.client.store.getKey(late.serial)?.state, 'active', "carol's key arrived behind the messages");
+  await bob.close();
+
+  const listener = await env.open('bob');
+  t.ok(
+    await eventually(() => listener.events.filter((e) => e.event === 'message').length === queued),
+    'listen still gets every message',
+  );
+});
+
+t.test('a KDC that pushes the same notices again on every key.sync: bob stops asking', async (t) => {
+  const env = await inProcessKdc(t, ['alice', 'bob']);
+  let syncs = 0;
+  let inject: ((body: Body) => void) | undefined;
+  // A relay answering key.sync itself: it pushes one notice it never forgets, and claims more remain.
+  const repeating = (s: ClientSession): KeySession => ({
+    request: relayRequest(s, async (type, _body, forward) => {
+      if (type === 'key.sync') {
+        syncs += 1;
+        inject?.({ d: 7, serial: 'f'.repeat(32), state: 'revoked', reason: 'unspecified', revokedAt: 1 });
+        return { pushed: 1, remaining: 5_000 };
+      }
+      if (type === 'key.ack') return { acknowledged: 0 };
+      return forward();
+    }),
+    onPush: (type, fn) => {
+      if (type === 'key.revoked') inject = (b) => fn(b, type);
+      return s.onPush(type, fn);
+    },
+  });
+  await env.open('bob', { wrap: repeating });
+  t.equal(syncs, 2, 'the second round brought nothing new: the sync ends there (it once ran 100 rounds)');
+});
+
 /** Poll `check` (generous: served at all within `ms`), yielding to the clients in between. */
 async function eventually(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> {
   for (const until = Date.now() + ms; Date.now() < until; ) {

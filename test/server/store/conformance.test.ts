@@ -876,6 +876,13 @@ for (const engine of ENGINES) {
           (await store.listDeliveries('bob', 2)).map((d) => d.id),
           [d1, d2],
         );
+        t.same(
+          (await store.listDeliveries('bob', 2, true)).map((d) => d.id),
+          [d1, d3],
+          'key notices only: the message in between is left out, not counted against the limit',
+        );
+        t.equal(await store.countDeliveries('bob'), 3);
+        t.equal(await store.countDeliveries('bob', true), 2, 'key notices only');
         t.equal(await store.countQueuedFrom('bob', 'alice', 'msg'), 1);
         t.equal(await store.countQueuedFrom('bob', 'alice', 'key'), 1);
         t.equal(await store.deleteQueuedKeyNotices('bob', serial32(1)), 2, 'key notices, not the message');
