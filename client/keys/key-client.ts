@@ -124,6 +124,15 @@ export class KeyClient {
     return this.#inbox.sync();
   }
 
+  /**
+   * What a long session (listen) runs now and then: retire the keys that expired meanwhile, and the
+   * prekey housekeeping start() runs (delete the privates the KDC no longer holds, top the stock up).
+   */
+  async housekeeping(): Promise<void> {
+    await this.#inbox.retireExpired();
+    await this.topUpPrekeys({ housekeeping: true });
+  }
+
   /** Resolves once every push received so far has been processed. */
   idle(): Promise<void> {
     return this.#inbox.idle();

@@ -132,6 +132,17 @@ export class KeyInbox {
     }
   }
 
+  /**
+   * A long session's housekeeping, between two notices (listen runs it periodically): the keys that
+   * expired since the session opened are retired, so the live keys stay the usable ones (key-store.ts)
+   * however many short-lived keys arrive while it runs.
+   */
+  retireExpired(): Promise<void> {
+    const run = this.#chain.then(() => void liveKeys(this.#party));
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
   /** Resolves once every push received so far has been processed. */
   async idle(): Promise<void> {
     let current: Promise<void>;
@@ -275,17 +286,26 @@ export class KeyInbox {
     const prekey = store.getPrekey(prekeyId);
     if (prekey === undefined)
       throw new StateError('not_found', 'the prekey of this delivery is unknown or already used');
-    const r = await runReceiverExchange(
-      me,
-      delivery,
-      {
-        id: prekey.id,
-        certSerial: prekey.certSerial,
-        publicKey: Buffer.from(prekey.publicKey, 'base64'),
-        privateKey: Buffer.from(prekey.privateKey, 'base64'),
-      },
-      { ca, now: now(), defences },
-    );
+    let r: Awaited<ReturnType<typeof runReceiverExchange>>;
+    try {
+      r = await runReceiverExchange(
+        me,
+        delivery,
+        {
+          id: prekey.id,
+          certSerial: prekey.certSerial,
+          publicKey: Buffer.from(prekey.publicKey, 'base64'),
+          privateKey: Buffer.from(prekey.privateKey, 'base64'),
+        },
+        { ca, now: now(), defences },
+      );
+    } catch (err) {
+      // A one-time prekey named by a delivery was claimed at the KDC by that reservation: no other
+      // exchange can use it, and this one failed (the notice is acknowledged as rejected). Kept, its
+      // private would wait for the next housekeeping: one file per bad deposit, at a sender's rate.
+      if (prekey.lastResort !== true) store.deletePrekey(prekeyId);
+      throw err;
+    }
     const rec = newRecord(now(), {
       ...common,
       mode: 'e2e',

@@ -39,10 +39,18 @@ export interface ListenOptions extends Omit<OpenKeyClientOptions, 'onEvent' | 'a
   open?: (opts: OpenKeyClientOptions) => Promise<OpenedKeyClient>;
   /** Renew the certificate at 2/3 of its lifetime (default: true, except in insecure mode). */
   autoRenew?: boolean;
+  /** Milliseconds between two housekeeping passes of a session (default 5 minutes; tests shorten it). */
+  housekeepingMs?: number;
 }
 
 const DEFAULT_INITIAL_BACKOFF_MS = 250;
 const DEFAULT_MAX_BACKOFF_MS = 8_000;
+/**
+ * A session that lasts runs KeyClient.housekeeping this often: keys that expired meanwhile are retired
+ * and orphaned prekey privates deleted, as a new session would (a listener may stay connected for days
+ * while a peer sends it a short-lived key every second).
+ */
+const DEFAULT_HOUSEKEEPING_MS = 5 * 60_000;
 
 const TRANSIENT = new Set([
   'unavailable',
@@ -78,17 +86,31 @@ export async function listen(opts: ListenOptions): Promise<void> {
     initialBackoffMs: _i,
     maxBackoffMs: _m,
     autoRenew: _r,
+    housekeepingMs: _h,
     ...clientOpts
   } = opts;
+  const housekeepingMs = opts.housekeepingMs ?? DEFAULT_HOUSEKEEPING_MS;
   const autoRenew = opts.autoRenew ?? opts.insecure !== true;
   let renewRetryMs: number | undefined;
   while (!signal?.aborted) {
     let opened: OpenedKeyClient | undefined;
     let failure: KdsError | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let housekeeping: NodeJS.Timeout | undefined;
     try {
       opened = await open({ ...clientOpts, acceptMessages: true, onEvent });
       delay = undefined; // a good connection resets the backoff
+      const client = opened.client;
+      let tidying = false;
+      housekeeping = setInterval(() => {
+        if (tidying) return;
+        tidying = true;
+        // A failure here is the session's (it ends, and the loop reconnects) or passes by the next pass.
+        client
+          .housekeeping()
+          .catch(() => undefined)
+          .finally(() => (tidying = false));
+      }, housekeepingMs);
       const facts = opened.session.facts;
       const own = facts.clientCertificate;
       const renewAt =
@@ -163,6 +185,7 @@ export async function listen(opts: ListenOptions): Promise<void> {
       await opened?.close().catch(() => undefined);
     } finally {
       if (timer !== undefined) clearTimeout(timer);
+      if (housekeeping !== undefined) clearInterval(housekeeping);
     }
     if (signal?.aborted) break;
     if (failure === undefined) continue;

@@ -4,6 +4,15 @@
 import t from 'tap';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readClientHome } from '../../../client/home.js';
+import { listen, type ListenEvent } from '../../../client/keys/listen.js';
+import { parseCertificate } from '../../../shared/pki/x509.js';
+import { runSenderExchange } from '../../../shared/keys/exchange.js';
+import { reservationOf } from '../../../shared/keys/wire.js';
+import { ciphertextDigest } from '../../../shared/keys/digest.js';
+import { signedContent } from '../../../shared/keys/transcript.js';
+import { signPss } from '../../../shared/crypto/rsa.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import type { ClientSession } from '../../../client/session.js';
@@ -236,6 +245,93 @@ t.test('a KDC that pushes the same notices again on every key.sync: bob stops as
   });
   await env.open('bob', { wrap: repeating });
   t.equal(syncs, 2, 'the second round brought nothing new: the sync ends there (it once ran 100 rounds)');
+});
+
+t.test(
+  "eve's deposits that do not open: bob's one-time prekey goes with each rejected delivery",
+  async (t) => {
+    // The KDC checks eve's signature over the ciphertext, not that the ciphertext opens: bob rejects it
+    // (bad_mac). The prekey it named was claimed by eve's reservation, so no other exchange can use it;
+    // bob used to keep its private until a later session's housekeeping (one file per bad deposit).
+    const env = await inProcessKdc(t, ['bob', 'eve']);
+    const bob = await env.open('bob');
+    const eve = await env.open('eve');
+    const files = readClientHome(env.home('eve'));
+    const me = {
+      name: 'eve',
+      certSerial: eve.session.facts.identity.serialHex,
+      privateKey: files.privateKey,
+    };
+    const prekeyDir = join(env.home('bob'), 'keys', 'prekeys');
+    const named: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await eve.session.request('key.reserve', { peer: 'bob' });
+      const sent = await runSenderExchange(me, reservationOf(r), { ca: parseCertificate(files.caPem) });
+      const ciphertext = randomBytes(sent.deposit.ciphertext.length);
+      const signature = await signPss(
+        signedContent('sender', sent.transcriptHash, ciphertextDigest(ciphertext)),
+        files.privateKey,
+      );
+      await eve.session.request('key.deposit', { ...sent.deposit, ciphertext, signature });
+      named.push(String((r as { prekey: { id: string } }).prekey.id));
+    }
+    t.ok(
+      await eventually(
+        () => bob.events.filter((e) => e.event === 'key.rejected' && e.code === 'bad_mac').length === 5,
+      ),
+      'bob rejected all five (bad_mac)',
+    );
+    await bob.client.idle();
+    const left = readdirSync(prekeyDir).map((f) => f.replace(/\.prekey$/, ''));
+    t.same(
+      named.filter((id) => left.includes(id)),
+      [],
+      'none of the prekeys the deliveries named is kept',
+    );
+  },
+);
+
+t.test("a listener retires the keys that expire while it runs (eve's 1 s keys)", async (t) => {
+  const env = await inProcessKdc(t, ['alice', 'bob', 'eve']);
+  const alice = await env.open('alice');
+  const honest = await alice.client.sendKey({ to: 'bob', mode: 'kdc' });
+  const controller = new AbortController();
+  const events: ListenEvent[] = [];
+  const listening = listen({
+    name: 'bob',
+    dataDir: env.dataDir,
+    server: env.url,
+    signal: controller.signal,
+    housekeepingMs: 200,
+    autoRenew: false,
+    onEvent: (e) => events.push(e),
+  });
+  t.teardown(async () => {
+    controller.abort();
+    await listening.catch(() => undefined);
+  });
+  t.ok(await eventually(() => events.some((e) => e.event === 'connected')), 'bob listens');
+  const eve = await env.open('eve');
+  const sent: string[] = [];
+  for (let i = 0; i < 10; i++)
+    sent.push((await eve.client.sendKey({ to: 'bob', mode: 'kdc', ttlMs: 1_000 })).serial);
+  t.ok(
+    await eventually(() => sent.every((s) => events.some((e) => e.event === 'key' && e.serial === s))),
+    "bob received eve's keys",
+  );
+  const keysDir = join(env.home('bob'), 'keys');
+  t.ok(
+    await eventually(
+      () => readdirSync(join(keysDir, 'retired')).filter((f) => f.endsWith('.key')).length === 10,
+    ),
+    'once expired, they are retired by the running session',
+  );
+  t.same(
+    readdirSync(keysDir).filter((f) => f.endsWith('.key')),
+    [`${honest.serial}.key`],
+    "the live keys are alice's only",
+  );
+  t.equal(events.filter((e) => e.event === 'connected').length, 1, 'in the same session');
 });
 
 /** Poll `check` (generous: served at all within `ms`), yielding to the clients in between. */
