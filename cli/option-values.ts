@@ -28,7 +28,7 @@ export const HOSTNAME_PATTERN =
 export const MAX_MESSAGE_BYTES = 32 * 1024;
 /** server/ca/tokens.ts MAX_TOKEN_TTL_MS. */
 export const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
-/** server/keys/ttl.ts MIN_KEY_TTL_MS, MAX_KEY_TTL_MS. */
+/** shared/keys/lifetime.ts MIN_KEY_TTL_MS, MAX_KEY_TTL_MS. */
 export const MIN_KEY_TTL_MS = 1000;
 export const MAX_KEY_TTL_MS = 90 * 86_400_000;
 

@@ -8,7 +8,8 @@
 import type { KeyObject } from 'node:crypto';
 import { StateError, InputError, toKdsError } from '../../shared/errors.js';
 import { acceptKdcKey, runReceiverExchange } from '../../shared/keys/exchange.js';
-import { MAX_KEYS_ACCEPTED_PER_SENDER } from '../../shared/keys/quotas.js';
+import { MAX_KEYS_ACCEPTED_IN_ALL, MAX_KEYS_ACCEPTED_PER_SENDER } from '../../shared/keys/quotas.js';
+import { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } from '../../shared/keys/lifetime.js';
 import { assertMessageSeq } from '../../shared/keys/replay-window.js';
 import { e2eDeliveryOf, kdcDeliveryOf, wireBytes } from '../../shared/keys/wire.js';
 import { openMessage } from '../../shared/keys/message.js';
@@ -76,6 +77,8 @@ export class KeyInbox {
    * sender can put in our home; `recountedAt`: when a prune last found the sender still at the bound.
    */
   #fromSender: Map<string, { serials: Set<string>; recountedAt: number }> | undefined;
+  /** When a recount of every sender's keys last found them still at MAX_KEYS_ACCEPTED_IN_ALL. */
+  #allRecountedAt = -Infinity;
   /** Delivery ids pushed since the current sync() began, and how many of them were new. */
   readonly #syncSeen = new Set<number>();
   #syncFresh = 0;
@@ -196,7 +199,7 @@ export class KeyInbox {
     if (existing !== undefined && existing.state !== 'pending') return true; // a duplicate
     let record = existing;
     if (record === undefined) {
-      const refusal = this.#overSenderBound(from);
+      const refusal = this.#overBound(from) ?? refuseLifetime(b);
       if (refusal !== undefined) {
         // Acknowledged, not kept: a KDC that enforces its bound never sends this (docs/keys.md "Quotas").
         this.#onEvent({ event: 'key.rejected', serial, from, code: refusal.code, message: refusal.message });
@@ -204,7 +207,7 @@ export class KeyInbox {
       }
       try {
         record = await this.#accept(b);
-        this.#fromSender?.get(from)?.serials.add(serial);
+        senderEntry(this.#senderCounts(), from).serials.add(serial);
       } catch (err) {
         const e = toKdsError(err);
         this.#onEvent({ event: 'key.rejected', serial, from, code: e.code, message: e.message });
@@ -321,29 +324,59 @@ export class KeyInbox {
   }
 
   /**
-   * The bound on what one sender can put in our home: refuse a new key from `from` while we hold
-   * MAX_KEYS_ACCEPTED_PER_SENDER usable (pending or active, unexpired) keys received from it. Counted in
-   * memory; at the bound the sender's keys are re-read once (some may have been revoked or expired since),
-   * and a sender still at the bound is refused without re-reading for SENDER_RECOUNT_MS.
+   * The bounds on what senders can put in our home: refuse a new key from `from` while we hold
+   * MAX_KEYS_ACCEPTED_PER_SENDER usable (pending or active, unexpired) keys received from it, or
+   * MAX_KEYS_ACCEPTED_IN_ALL from everyone (the per-sender bound goes by a name a KDC could make up for
+   * every key). Counted in memory; at a bound the keys it counts are re-read once (some may have been
+   * revoked or expired since), and one still at the bound is refused without re-reading for
+   * SENDER_RECOUNT_MS. Nothing is recorded for a sender that is refused.
    */
-  #overSenderBound(from: string): { code: 'quota_exceeded'; message: string } | undefined {
-    const { store, now } = this.#party;
+  #overBound(from: string): { code: 'quota_exceeded'; message: string } | undefined {
     const counts = this.#senderCounts();
-    const entry = senderEntry(counts, from);
-    if (entry.serials.size < MAX_KEYS_ACCEPTED_PER_SENDER) return undefined;
+    const entry = counts.get(from);
+    if (entry !== undefined && entry.serials.size >= MAX_KEYS_ACCEPTED_PER_SENDER) {
+      if (!this.#recount([entry], MAX_KEYS_ACCEPTED_PER_SENDER)) {
+        return {
+          code: 'quota_exceeded',
+          message: `${from} already gave us ${entry.serials.size} usable keys (at most ${MAX_KEYS_ACCEPTED_PER_SENDER}); this one is refused`,
+        };
+      }
+    }
+    if (totalOf(counts) >= MAX_KEYS_ACCEPTED_IN_ALL) {
+      const all = { serials: new Set<string>(), recountedAt: this.#allRecountedAt };
+      if (!this.#recount([...counts.values()], MAX_KEYS_ACCEPTED_IN_ALL, all)) {
+        this.#allRecountedAt = all.recountedAt;
+        return {
+          code: 'quota_exceeded',
+          message: `we already hold ${totalOf(counts)} usable keys from others (at most ${MAX_KEYS_ACCEPTED_IN_ALL}); this one is refused`,
+        };
+      }
+      for (const [name, e] of counts) if (e.serials.size === 0) counts.delete(name);
+    }
+    return undefined;
+  }
+
+  /**
+   * Drop the keys of `entries` no longer usable, unless `clock` (default: the one entry's own) says it
+   * was done within SENDER_RECOUNT_MS; true when their total is then below `bound`.
+   */
+  #recount(
+    entries: { serials: Set<string>; recountedAt: number }[],
+    bound: number,
+    clock: { recountedAt: number } = entries[0]!,
+  ): boolean {
+    const { store, now } = this.#party;
     const at = now();
-    if (at - entry.recountedAt >= SENDER_RECOUNT_MS) {
+    if (at - clock.recountedAt < SENDER_RECOUNT_MS) return false;
+    for (const entry of entries) {
       for (const serial of entry.serials) {
         const k = store.getKey(serial);
         if (k === undefined || !this.#usableState(k)) entry.serials.delete(serial);
       }
-      if (entry.serials.size < MAX_KEYS_ACCEPTED_PER_SENDER) return undefined;
-      entry.recountedAt = at;
     }
-    return {
-      code: 'quota_exceeded',
-      message: `${from} already gave us ${entry.serials.size} usable keys (at most ${MAX_KEYS_ACCEPTED_PER_SENDER}); this one is refused`,
-    };
+    if (entries.reduce((n, e) => n + e.serials.size, 0) < bound) return true;
+    clock.recountedAt = at;
+    return false;
   }
 
   #senderCounts(): Map<string, { serials: Set<string>; recountedAt: number }> {
@@ -426,6 +459,26 @@ export class KeyInbox {
     }
     return true;
   }
+}
+
+function totalOf(counts: Map<string, { serials: Set<string> }>): number {
+  let n = 0;
+  for (const e of counts.values()) n += e.serials.size;
+  return n;
+}
+
+/**
+ * A delivered key whose lifetime is not one the KDC may give (1 s to 90 days, shared/keys/lifetime.ts):
+ * refused, as a KDC that enforces its rules never sends one. A key that expires in a million years
+ * would never be retired by expiry, and a time past what a Date can hold broke every listing.
+ */
+function refuseLifetime(b: Record<string, unknown>): { code: 'malformed'; message: string } | undefined {
+  const lifetime = Number(b.expiresAt) - Number(b.createdAt);
+  if (lifetime >= MIN_KEY_TTL_MS && lifetime <= MAX_KEY_TTL_MS) return undefined;
+  return {
+    code: 'malformed',
+    message: `the key's lifetime (${String(lifetime)} ms) is outside ${MIN_KEY_TTL_MS} ms to ${MAX_KEY_TTL_MS} ms; it is refused`,
+  };
 }
 
 function senderEntry(

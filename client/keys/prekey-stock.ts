@@ -5,6 +5,7 @@
 import {
   generatePrekey,
   LAST_RESORT_PREKEY_MAX_AGE_MS,
+  MAX_PREKEY_STOCK,
   PREKEY_UPLOAD_GRACE_MS,
 } from '../../shared/keys/prekey.js';
 import type { KeyParty } from './key-party.js';
@@ -65,7 +66,9 @@ export class PrekeyStock {
       ...(housekeeping ? { listHeld: true } : {}),
     });
     if (status.held !== undefined) this.#dropOrphans(new Set(status.held), asked);
-    const { wanted } = status;
+    // The schema bounds `wanted` on the wire (MAX_PREKEY_STOCK); what a session hands us is bounded
+    // again here, so no reply can make this client generate, sign and store more than one upload holds.
+    const wanted = Math.min(status.wanted, MAX_PREKEY_STOCK);
     const renewLastResort = this.#lastResortDue(status.lastResort);
     if (!(wanted > 0) && !renewLastResort) return 0;
     const owner = { name, certSerial };

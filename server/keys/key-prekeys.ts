@@ -2,15 +2,12 @@
 // prekey", "Prekey housekeeping"): uploads, the status query with the ids still held, and the
 // key.prekeys.low push when a reservation drains the stock.
 import { InputError, PolicyError } from '../../shared/errors.js';
-import { PREKEY_STOCK } from '../../shared/keys/prekey.js';
+import { MAX_PREKEY_STOCK, PREKEY_STOCK } from '../../shared/keys/prekey.js';
 import { MAX_HELD_PREKEYS } from '../../shared/protocol/messages-keys.js';
 import { assertCallerCurrent } from '../kdc/caller-status.js';
 import type { NewPrekey } from '../store/store.js';
 import type { Caller, KeyContext, LiveSessions } from './key-context.js';
 import { RESERVATION_TTL_MS } from './ttl.js';
-
-/** Storage bound a client cannot push past: the one-time prekeys it keeps (its last-resort one apart). */
-const MAX_PREKEY_STOCK = 100;
 
 /**
  * Store signed prekeys for the caller's current certificate (and, with `lastResort`, replace its

@@ -1,10 +1,8 @@
 // Key lifetimes (docs/keys.md "Requirements": "expired (default lifetime 24 h, `--ttl`)").
 import { InputError } from '../../shared/errors.js';
+import { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } from '../../shared/keys/lifetime.js';
 
 const DEFAULT_KEY_TTL_MS = 24 * 60 * 60 * 1000;
-/** Short lifetimes exist for demonstrations and tests of expiry; below a second is a typo. */
-export const MIN_KEY_TTL_MS = 1000;
-export const MAX_KEY_TTL_MS = 90 * 24 * 60 * 60 * 1000;
 /** An e2e reservation (a claimed prekey) must be deposited within this time, or it is dropped. */
 export const RESERVATION_TTL_MS = 5 * 60 * 1000;
 

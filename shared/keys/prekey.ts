@@ -26,6 +26,13 @@ const PREKEY_LABEL = 'kds v1 prekey';
 const LAST_RESORT_PREKEY_LABEL = 'kds v1 last-resort prekey';
 /** How many one-time prekeys a client keeps at the KDC. */
 export const PREKEY_STOCK = 10;
+
+/**
+ * The one-time prekeys a client may keep at the KDC (its last-resort one apart): the most one upload
+ * may carry and the most a status reply may ask for. A bound on the reply too: a client generates,
+ * signs and stores as many as `wanted` says, so a KDC (or relay) that asked for 2^32 made it throw.
+ */
+export const MAX_PREKEY_STOCK = 100;
 /**
  * A reservation that takes the owner's one-time stock below this (to PREKEY_LOW_WATER - 1), or to 0, or
  * that hands out the last-resort prekey makes the KDC tell the owner's live sessions

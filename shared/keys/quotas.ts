@@ -42,3 +42,10 @@ export const KEY_CREATION_PER_SECOND = 1;
  * compromised one) cannot fill the client's home beyond it.
  */
 export const MAX_KEYS_ACCEPTED_PER_SENDER = 2 * MAX_ACTIVE_KEYS_PER_PAIR;
+
+/**
+ * What a client accepts from all senders together (usable keys it received). The per-sender bound is
+ * by the sender's name, which a KDC that does not enforce its bounds could make up for every key; this
+ * one holds whatever names it uses. 32 peers each at the KDC's full bound with this client.
+ */
+export const MAX_KEYS_ACCEPTED_IN_ALL = 32 * MAX_ACTIVE_KEYS_PER_PAIR;

@@ -6,6 +6,7 @@ import { defineAppType } from './app-types.js';
 import { MAX_CERT_BYTES, MAX_SIGNATURE_BYTES } from './limits.js';
 import { KEY_REVOCATION_REASONS } from '../revocation-reasons.js';
 import { KEY_STATES, VERDICTS } from '../keys/verdict.js';
+import { MAX_PREKEY_STOCK } from '../keys/prekey.js';
 
 const NAME = s.string({ min: 1, max: 64, pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/ });
 const CERT_SERIAL = s.string({ min: 1, max: 40, pattern: /^[0-9a-f]{1,40}$/ });
@@ -17,7 +18,9 @@ const DIGEST = s.bytes({ len: 32 });
 const AES_KEY = s.bytes({ len: 32 });
 /** nonce (12) || AES-256-GCM(32-byte key) || tag (16): shared/keys/key-wrap.ts WRAPPED_KEY_BYTES. */
 const WRAPPED_KEY = s.bytes({ len: 60 });
-const TIME = s.uint({ unit: 'epoch ms' });
+// The latest time a JavaScript Date holds (ECMA-262 21.4.1.1: 8.64e15 ms): a later one cannot be shown
+// or compared as a date by either side.
+const TIME = s.uint({ unit: 'epoch ms', max: 8.64e15 });
 /** Key lifetime in ms (server/keys/ttl.ts checks the bounds with a clearer message). */
 const TTL = s.uint({ max: 90 * 24 * 60 * 60 * 1000, unit: 'ms' });
 const MODE = s.enumOf(['e2e', 'kdc'] as const);
@@ -109,13 +112,13 @@ export const KEY_REQUESTS = {
     // lastResort (request): store or replace the client's last-resort prekey; (response): the id of the
     // one the KDC holds for the caller's current certificate, absent when none.
     request: s.map({
-      prekeys: s.array(SIGNED_PREKEY, { max: 100 }),
+      prekeys: s.array(SIGNED_PREKEY, { max: MAX_PREKEY_STOCK }),
       listHeld: s.optional(s.bool()),
       lastResort: s.optional(SIGNED_PREKEY),
     }),
     response: s.map({
       stock: s.uint(),
-      wanted: s.uint(),
+      wanted: s.uint({ max: MAX_PREKEY_STOCK }),
       held: s.optional(s.array(PREKEY_ID, { max: MAX_HELD_PREKEYS })),
       lastResort: s.optional(PREKEY_ID),
     }),
@@ -261,7 +264,7 @@ export const KEY_PUSHES = {
   'key.verified': s.map({ d: DELIVERY_ID, serial: KEY_SERIAL, verifiedAt: TIME }),
   // Not queued (no `d`, never acknowledged): a reservation left the owner fewer than PREKEY_LOW_WATER
   // one-time prekeys; its live sessions top the stock up (docs/keys.md "Prekey stock").
-  'key.prekeys.low': s.map({ stock: s.uint(), wanted: s.uint() }),
+  'key.prekeys.low': s.map({ stock: s.uint(), wanted: s.uint({ max: MAX_PREKEY_STOCK }) }),
   msg: s.map({
     d: DELIVERY_ID,
     from: NAME,

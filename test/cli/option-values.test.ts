@@ -5,7 +5,7 @@ import * as values from '../../cli/option-values.js';
 import * as names from '../../shared/pki/names.js';
 import { MAX_MESSAGE_BYTES } from '../../shared/keys/message.js';
 import { MAX_TOKEN_TTL_MS } from '../../server/ca/tokens.js';
-import { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } from '../../server/keys/ttl.js';
+import { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } from '../../shared/keys/lifetime.js';
 import { MAX_TOKEN_TTL_MS as SCHEMA_TOKEN_TTL } from '../../shared/protocol/messages-core.js';
 
 t.test('the copies agree with their sources', async (t) => {

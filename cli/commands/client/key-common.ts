@@ -29,10 +29,12 @@ export async function withKeyClient<T>(argv: ClientArgs, fn: (client: KeyClient)
 export async function ttlOf(ttl: string | undefined): Promise<number | undefined> {
   if (ttl === undefined) return undefined;
   const { parseDuration } = await import('../../duration.js');
-  const { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } = await import('../../../server/keys/ttl.js');
+  const { MAX_KEY_TTL_MS, MIN_KEY_TTL_MS } = await import('../../../shared/keys/lifetime.js');
   return parseDuration(ttl, '--ttl', { minMs: MIN_KEY_TTL_MS, maxMs: MAX_KEY_TTL_MS });
 }
 
+/** A time from the KDC or the key store as ISO 8601; one no Date can hold is shown as its number. */
 export function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${String(ms)} (not a valid time)` : d.toISOString();
 }

@@ -13,6 +13,7 @@ import { reservationOf } from '../../../shared/keys/wire.js';
 import { ciphertextDigest } from '../../../shared/keys/digest.js';
 import { signedContent } from '../../../shared/keys/transcript.js';
 import { signPss } from '../../../shared/crypto/rsa.js';
+import { MAX_KEYS_ACCEPTED_IN_ALL } from '../../../shared/keys/quotas.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import type { ClientSession } from '../../../client/session.js';
@@ -541,4 +542,79 @@ t.test("the honest clients are served while eve floods an offline bob's queue", 
   );
   const fromEve = bob.client.store.listKeys().filter((k) => k.owner === 'eve').length;
   t.ok(fromEve <= 20, `at most one pair's bound of eve's keys in bob's home: ${fromEve}`);
+});
+
+t.test('a KDC asking for 2^32 prekeys, or sending keys from made-up senders and lifetimes', async (t) => {
+  const env = await inProcessKdc(t, ['alice', 'bob']);
+  const prekeyDir = join(env.home('bob'), 'keys', 'prekeys');
+  // A relay answering bob's status query with an absurd `wanted` (the real session's schema refuses it
+  // on the wire; what a session hands the stock is bounded again).
+  const greedy = (s: ClientSession): KeySession => ({
+    request: relayRequest(s, async (type, body, forward) => {
+      const reply = await forward();
+      return type === 'key.prekeys' && (body.prekeys as unknown[]).length === 0
+        ? { ...reply, wanted: 2 ** 32 }
+        : reply;
+    }),
+    onPush: (type, fn) => s.onPush(type, fn),
+  });
+  const outcome = await codeOf(env.open('bob', { wrap: greedy }));
+  t.equal(outcome, 'ok', 'the session opens (it once threw a RangeError, reported as internal)');
+  t.ok(
+    readdirSync(prekeyDir).length <= 100 + 1,
+    `at most one upload's worth: ${readdirSync(prekeyDir).length}`,
+  );
+
+  let inject: ((body: Body) => void) | undefined;
+  const relay = (s: ClientSession): KeySession => ({
+    request: relayRequest(s, async (type, body, forward) => {
+      if (type === 'key.verify' && String(body.serial).startsWith('f')) {
+        return { serial: body.serial, verdict: 'valid', peerVerified: true, state: 'active' };
+      }
+      if (type === 'key.ack' && (body.ids as number[]).every((d) => d >= 1_000_000)) {
+        return { acknowledged: (body.ids as number[]).length };
+      }
+      return forward();
+    }),
+    onPush: (type, fn) => {
+      if (type === 'key.delivered') inject = (b) => fn(b, type);
+      return s.onPush(type, fn);
+    },
+  });
+  const bob = await env.open('bob', { wrap: relay });
+  const aliceSerial = (await env.open('alice')).session.facts.identity.serialHex;
+  const now = Date.now();
+  const delivery = (i: number, from: string, expiresAt: number): Body => ({
+    d: 1_000_000 + i,
+    serial: `f${i.toString(16).padStart(31, '0')}`,
+    mode: 'kdc',
+    from,
+    fromCertSerial: aliceSerial,
+    to: 'bob',
+    toCertSerial: bob.session.facts.identity.serialHex,
+    createdAt: now,
+    expiresAt,
+    key: Buffer.alloc(32, i % 251),
+  });
+  inject!(delivery(0, 'alice', now + 100 * 24 * 3_600_000));
+  inject!(delivery(1, 'alice', 9e15));
+  await bob.client.idle();
+  t.same(
+    bob.events.filter((e) => e.event === 'key.rejected').map((e) => (e as { code: string }).code),
+    ['malformed', 'malformed'],
+    'lifetimes over 90 days (or past what a Date holds) are refused',
+  );
+  t.equal(bob.client.store.listKeys().length, 0, 'and not stored');
+
+  // Every key from another made-up name: the per-sender bound never applies; the total one does.
+  const pushed = MAX_KEYS_ACCEPTED_IN_ALL + 50;
+  for (let i = 2; i < pushed + 2; i++) inject!(delivery(i, `sender${i}`, now + 3_600_000));
+  await bob.client.idle();
+  const stored = bob.client.store.listLiveKeys().length;
+  t.equal(stored, MAX_KEYS_ACCEPTED_IN_ALL, `bob stored ${stored} of ${pushed}`);
+  t.equal(
+    bob.events.filter((e) => e.event === 'key.rejected' && e.code === 'quota_exceeded').length,
+    50,
+    'the rest were refused, and said so',
+  );
 });

@@ -376,3 +376,22 @@ t.test('core bodies', async (t) => {
   const tokenT = getAppType('admin.token')!;
   no(tokenT.request!, { name: 'bob', ttl: 8 * 24 * 3600 * 1000 }, /b.ttl: expected at most 604800000/);
 });
+
+t.test('key bodies: what a KDC may ask of a client, and the times it sends, are bounded', async (t) => {
+  const no = (schema: Parameters<typeof validate>[0], v: unknown, what: string): void => {
+    t.throws(() => validate(schema, v, 'b'), { code: 'schema' }, what);
+  };
+  const prekeys = getAppType('key.prekeys')!.response!;
+  t.doesNotThrow(() => validate(prekeys, { stock: 0, wanted: 100 }, 'b'), 'a full stock asked for');
+  // A client generates, signs and stores as many prekeys as `wanted` says: 2^32 once made it throw.
+  no(prekeys, { stock: 0, wanted: 101 }, 'more than one upload holds');
+  no(prekeys, { stock: 0, wanted: 2 ** 32 }, '2^32');
+  no(getAppType('key.prekeys.low')!.push!, { stock: 0, wanted: 2 ** 32 }, 'in the low-stock push too');
+  const verify = getAppType('key.verify')!.response!;
+  const answer = { serial: 'a'.repeat(32), verdict: 'revoked', peerVerified: false };
+  t.doesNotThrow(
+    () => validate(verify, { ...answer, revokedAt: 8.64e15 }, 'b'),
+    'the last time a Date holds',
+  );
+  no(verify, { ...answer, revokedAt: 8.64e15 + 1 }, 'a time no Date can hold (a listing could not show it)');
+});
