@@ -59,6 +59,15 @@ export interface KeyInboxOptions {
 /** A notice handler's outcome: acknowledge it (true), leave it queued (false), or already acknowledged. */
 type Handled = boolean | 'acknowledged';
 
+/**
+ * Pushes that may wait to be applied, in number and in bytes (a relayed message carries up to 32 KiB).
+ * A KDC that pushes faster than the client applies them (an honest one's per-sender bounds keep it
+ * below these; a hostile one is bound by nothing) would otherwise grow the client without bound:
+ * 5,000 pushes of 32 KiB took it from 84 to 244 MiB before the first was applied.
+ */
+const MAX_PENDING_PUSHES = 1_024;
+const MAX_PENDING_PUSH_BYTES = 16 * 1024 * 1024;
+
 /** key.sync rounds of one sync() at most (256 notices each). */
 const MAX_SYNC_ROUNDS = 100;
 
@@ -79,6 +88,10 @@ export class KeyInbox {
   #fromSender: Map<string, { serials: Set<string>; recountedAt: number }> | undefined;
   /** When a recount of every sender's keys last found them still at MAX_KEYS_ACCEPTED_IN_ALL. */
   #allRecountedAt = -Infinity;
+  /** Pushes waiting to be applied (and their bytes), and whether one was left out over the bound. */
+  #pending = 0;
+  #pendingBytes = 0;
+  #missed = false;
   /** Delivery ids pushed since the current sync() began, and how many of them were new. */
   readonly #syncSeen = new Set<number>();
   #syncFresh = 0;
@@ -98,11 +111,22 @@ export class KeyInbox {
     for (const [type, handle] of Object.entries(handlers)) {
       this.#unsubscribe.push(
         party.session.onPush(type, (body) => {
+          const size = pushSize(body);
+          if (this.#pending >= MAX_PENDING_PUSHES || this.#pendingBytes + size > MAX_PENDING_PUSH_BYTES) {
+            // Not applied, so not acknowledged: it stays queued at the KDC, and is asked for again once
+            // what is waiting has been applied (or by the next round of a sync under way).
+            this.#missed = true;
+            return;
+          }
           if (this.#syncing && typeof body.d === 'number' && !this.#syncSeen.has(body.d)) {
             this.#syncSeen.add(body.d);
             this.#syncFresh += 1;
           }
-          this.#chain = this.#chain.then(() => this.#process(body, handle));
+          this.#pending += 1;
+          this.#pendingBytes += size;
+          this.#chain = this.#chain
+            .then(() => this.#process(body, handle))
+            .finally(() => this.#settled(size));
         }),
       );
     }
@@ -132,6 +156,16 @@ export class KeyInbox {
     } finally {
       this.#syncing = false;
       this.#syncSeen.clear();
+    }
+  }
+
+  /** One push applied: when the last one waiting is, ask for what was left out (see the constructor). */
+  #settled(size: number): void {
+    this.#pending -= 1;
+    this.#pendingBytes -= size;
+    if (this.#pending === 0 && this.#missed && !this.#syncing) {
+      this.#missed = false;
+      this.sync().catch(() => undefined);
     }
   }
 
@@ -459,6 +493,13 @@ export class KeyInbox {
     }
     return true;
   }
+}
+
+/** What a push holds in memory, roughly: its byte strings (a message's ciphertext) and a fixed part. */
+function pushSize(body: Record<string, unknown>): number {
+  let n = 256;
+  for (const v of Object.values(body)) if (Buffer.isBuffer(v) || v instanceof Uint8Array) n += v.byteLength;
+  return n;
 }
 
 function totalOf(counts: Map<string, { serials: Set<string> }>): number {

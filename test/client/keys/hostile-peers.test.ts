@@ -608,7 +608,10 @@ t.test('a KDC asking for 2^32 prekeys, or sending keys from made-up senders and 
 
   // Every key from another made-up name: the per-sender bound never applies; the total one does.
   const pushed = MAX_KEYS_ACCEPTED_IN_ALL + 50;
-  for (let i = 2; i < pushed + 2; i++) inject!(delivery(i, `sender${i}`, now + 3_600_000));
+  for (let i = 2; i < pushed + 2; i++) {
+    inject!(delivery(i, `sender${i}`, now + 3_600_000));
+    if (i % 500 === 0) await bob.client.idle(); // within what bob holds waiting (1,024 pushes)
+  }
   await bob.client.idle();
   const stored = bob.client.store.listLiveKeys().length;
   t.equal(stored, MAX_KEYS_ACCEPTED_IN_ALL, `bob stored ${stored} of ${pushed}`);
@@ -618,3 +621,48 @@ t.test('a KDC asking for 2^32 prekeys, or sending keys from made-up senders and 
     'the rest were refused, and said so',
   );
 });
+
+t.test(
+  'a KDC pushing faster than bob applies: what waits is bounded, and the rest is asked for again',
+  async (t) => {
+    const env = await inProcessKdc(t, ['bob']);
+    let syncs = 0;
+    let inject: ((body: Body) => void) | undefined;
+    const relay = (s: ClientSession): KeySession => ({
+      request: relayRequest(s, async (type, body, forward) => {
+        if (type === 'key.sync') syncs += 1;
+        if (type === 'key.ack') return { acknowledged: (body.ids as number[]).length };
+        return forward();
+      }),
+      onPush: (type, fn) => {
+        if (type === 'msg') inject = (b) => fn(b, type);
+        return s.onPush(type, fn);
+      },
+    });
+    const bob = await env.open('bob', { wrap: relay });
+    const before = syncs;
+    const flood = 3_000;
+    for (let i = 0; i < flood; i++) {
+      inject!({
+        d: 2_000_000 + i,
+        from: 'eve',
+        to: 'bob',
+        serial: 'e'.repeat(32),
+        seq: i + 1,
+        nonce: Buffer.alloc(12),
+        ciphertext: Buffer.alloc(32 * 1024, i % 251),
+        sentAt: Date.now(),
+      });
+    }
+    await bob.client.idle();
+    const applied = bob.events.filter((e) => e.event === 'message' || e.event === 'message.rejected').length;
+    t.ok(
+      applied > 0 && applied <= 1_024,
+      `${applied} of ${flood} were held and applied (16 MiB, 1,024 at most)`,
+    );
+    t.ok(
+      await eventually(() => syncs > before),
+      'once they were applied, bob asked the KDC for what he left out (it stays queued there)',
+    );
+  },
+);
