@@ -68,8 +68,9 @@ type Handled = boolean | 'acknowledged';
 const MAX_PENDING_PUSHES = 1_024;
 const MAX_PENDING_PUSH_BYTES = 16 * 1024 * 1024;
 
-/** key.sync rounds of one sync() at most (256 notices each). */
+/** key.sync rounds of one pass at most (256 notices each), and passes of one sync(). */
 const MAX_SYNC_ROUNDS = 100;
+const MAX_SYNC_PASSES = 4;
 
 /** After a prune of a sender's keys found it still at the bound, refuse without re-reading for this long. */
 const SENDER_RECOUNT_MS = 10_000;
@@ -96,6 +97,7 @@ export class KeyInbox {
   readonly #syncSeen = new Set<number>();
   #syncFresh = 0;
   #syncing = false;
+  #syncRun: Promise<void> | undefined;
 
   constructor(party: KeyParty, prekeys: PrekeyStock, opts: KeyInboxOptions) {
     this.#party = party;
@@ -142,7 +144,23 @@ export class KeyInbox {
    * this sync ends it: what it pushed is still queued (not applied yet, or a KDC repeating itself), and
    * asking again would only bring it again.
    */
-  async sync(): Promise<void> {
+  sync(): Promise<void> {
+    // One at a time: a command's own and the one a dropped push starts (#settled) share their state.
+    this.#syncRun ??= this.#syncPasses().finally(() => (this.#syncRun = undefined));
+    return this.#syncRun;
+  }
+
+  async #syncPasses(): Promise<void> {
+    // A push left out over the bound while a pass ran is still queued at the KDC: ask again, a few
+    // times at most (a KDC that keeps pushing more than the bound is not waited for for ever).
+    for (let pass = 0; pass < MAX_SYNC_PASSES; pass += 1) {
+      this.#missed = false;
+      await this.#syncOnce();
+      if (!this.#missed) return;
+    }
+  }
+
+  async #syncOnce(): Promise<void> {
     const body: RequestBody<'key.sync'> = this.#acceptMessages ? {} : { messages: false };
     this.#syncSeen.clear();
     this.#syncing = true;
@@ -163,8 +181,7 @@ export class KeyInbox {
   #settled(size: number): void {
     this.#pending -= 1;
     this.#pendingBytes -= size;
-    if (this.#pending === 0 && this.#missed && !this.#syncing) {
-      this.#missed = false;
+    if (this.#pending === 0 && this.#missed && this.#syncRun === undefined) {
       this.sync().catch(() => undefined);
     }
   }
@@ -233,7 +250,7 @@ export class KeyInbox {
     if (existing !== undefined && existing.state !== 'pending') return true; // a duplicate
     let record = existing;
     if (record === undefined) {
-      const refusal = this.#overBound(from) ?? refuseLifetime(b);
+      const refusal = this.#overBound(from) ?? refuseLifetime(b, this.#party.now());
       if (refusal !== undefined) {
         // Acknowledged, not kept: a KDC that enforces its bound never sends this (docs/keys.md "Quotas").
         this.#onEvent({ event: 'key.rejected', serial, from, code: refusal.code, message: refusal.message });
@@ -508,13 +525,27 @@ function totalOf(counts: Map<string, { serials: Set<string> }>): number {
   return n;
 }
 
+/** How far the KDC's clock may run ahead of ours before a delivered key's creation time is refused. */
+const CLOCK_SKEW_MS = 24 * 60 * 60 * 1000;
+
 /**
- * A delivered key whose lifetime is not one the KDC may give (1 s to 90 days, shared/keys/lifetime.ts):
- * refused, as a KDC that enforces its rules never sends one. A key that expires in a million years
- * would never be retired by expiry, and a time past what a Date can hold broke every listing.
+ * A delivered key whose lifetime is not one the KDC may give (1 s to 90 days, shared/keys/lifetime.ts),
+ * or created in our future (beyond a day of clock skew): refused, as a KDC that enforces its rules
+ * never sends one. A key that expires in a million years would never be retired by expiry, and a time
+ * past what a Date can hold broke every listing.
  */
-function refuseLifetime(b: Record<string, unknown>): { code: 'malformed'; message: string } | undefined {
-  const lifetime = Number(b.expiresAt) - Number(b.createdAt);
+function refuseLifetime(
+  b: Record<string, unknown>,
+  now: number,
+): { code: 'malformed'; message: string } | undefined {
+  const createdAt = Number(b.createdAt);
+  const lifetime = Number(b.expiresAt) - createdAt;
+  if (!(createdAt <= now + CLOCK_SKEW_MS)) {
+    return {
+      code: 'malformed',
+      message: `the key was created in the future (${String(createdAt)}); it is refused`,
+    };
+  }
   if (lifetime >= MIN_KEY_TTL_MS && lifetime <= MAX_KEY_TTL_MS) return undefined;
   return {
     code: 'malformed',

@@ -30,11 +30,13 @@
 // key with a peer) reads only the live keys (listLiveKeys), so its cost follows the keys we can use,
 // not the keys we ever had. retired/ is pruned (pruneRetired, docs/keys.md "Client key store"): a
 // tombstone is kept TOMBSTONE_GRACE_MS after its key's expiry, and while retired/ holds more than
-// MAX_TOMBSTONES, tombstones of expired keys go at once, oldest first. A tombstone is never removed
-// before its key expires: it is what makes a redelivered serial a duplicate (docs/keys.md
-// "Last-resort prekey"), and once the key has expired a redelivery is refused as expired anyway. The
-// file's mtime is set to that expiry, so the pruning pass needs no decryption to find candidates; it
-// decrypts a candidate before removing it, so a copied store (whose mtimes were reset) loses nothing.
+// MAX_TOMBSTONES, tombstones of expired keys go at once, oldest first. Below HARD_MAX_TOMBSTONES a
+// tombstone is never removed before its key expires: it is what makes a redelivered serial a duplicate
+// (docs/keys.md "Last-resort prekey"), and once the key has expired a redelivery is refused as expired
+// anyway. The file's mtime is set to that expiry, so the pruning pass needs no decryption to find
+// candidates; it decrypts a candidate before removing it, so a copied store (whose mtimes were reset)
+// loses nothing. A retirement writes the tombstone first and then deletes the live record, and a
+// tombstone wins over a live record beside it (getKey, putKey, listLiveKeys).
 import type { KeyObject } from 'node:crypto';
 import {
   existsSync,
@@ -65,6 +67,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export const TOMBSTONE_GRACE_MS = 30 * DAY_MS;
 /** Past this many tombstones, those of expired keys are pruned without the grace period. */
 export const MAX_TOMBSTONES = 10_000;
+/** Past this many, the oldest go whatever their expiry (a pass then costs ~0.5 s at most). */
+const HARD_MAX_TOMBSTONES = 20_000;
 /** retired/ is pruned at most this often (by any process of the client: the .swept file's mtime). */
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 const KEY_FILE = /^([0-9a-f]{32})\.key$/;
@@ -110,6 +114,8 @@ export interface KeyStoreOptions {
   now?: () => number;
   /** MAX_TOMBSTONES unless given (tests use a few). */
   maxTombstones?: number;
+  /** HARD_MAX_TOMBSTONES unless given. */
+  hardMaxTombstones?: number;
 }
 
 export class ClientKeyStore {
@@ -119,6 +125,7 @@ export class ClientKeyStore {
   readonly #storeKey: Buffer;
   readonly #now: () => number;
   readonly #maxTombstones: number;
+  readonly #hardMaxTombstones: number;
   #prunedAt = -Infinity;
 
   private constructor(dir: string, storeKey: Buffer, opts: KeyStoreOptions) {
@@ -128,6 +135,7 @@ export class ClientKeyStore {
     this.#storeKey = storeKey;
     this.#now = opts.now ?? Date.now;
     this.#maxTombstones = opts.maxTombstones ?? MAX_TOMBSTONES;
+    this.#hardMaxTombstones = opts.hardMaxTombstones ?? HARD_MAX_TOMBSTONES;
   }
 
   static open(
@@ -143,17 +151,26 @@ export class ClientKeyStore {
     return new ClientKeyStore(dir, storeKeyOf(home, name, identityKey), opts);
   }
 
-  /** The record of `serial`, live or retired. */
+  /**
+   * The record of `serial`: its tombstone when there is one (a retirement wins over any live record
+   * left beside it: a crash between retire()'s two steps, or another process's write from a stale
+   * read), else the live record.
+   */
   getKey(serial: string): StoredKey | undefined {
     if (!isKeySerial(serial)) return undefined;
     return (
-      this.#read<StoredKey>(this.#livePath(serial), 'key', serial) ??
-      this.#read<StoredKey>(this.#retiredPath(serial), 'key', serial)
+      this.#read<StoredKey>(this.#retiredPath(serial), 'key', serial) ??
+      this.#read<StoredKey>(this.#livePath(serial), 'key', serial)
     );
   }
 
-  /** Store a pending or active key (retire() writes tombstones). */
+  /**
+   * Store a pending or active key (retire() writes tombstones). Nothing is written for a key already
+   * retired: a process that read the record before another retired it (`listen` and `send` side by
+   * side) must not bring its material back.
+   */
   putKey(record: StoredKey): void {
+    if (existsSync(this.#retiredPath(record.serial))) return;
     this.#write(this.#livePath(record.serial), 'key', record.serial, record);
   }
 
@@ -178,7 +195,8 @@ export class ClientKeyStore {
     this.pruneRetired();
     const out: StoredKey[] = [];
     for (const rec of this.#readDir(this.dir)) {
-      if (rec.state === 'pending' || rec.state === 'active') out.push(rec);
+      if (existsSync(this.#retiredPath(rec.serial))) this.#unlink(this.#livePath(rec.serial));
+      else if (rec.state === 'pending' || rec.state === 'active') out.push(rec);
       else this.#moveToRetired(rec);
     }
     return byAge(out);
@@ -196,10 +214,15 @@ export class ClientKeyStore {
     const next: StoredKey = { ...rest, state, updatedAt: this.#now() };
     if (info.reason !== undefined) next.reason = info.reason;
     if (info.revokedAt !== undefined) next.revokedAt = info.revokedAt;
-    // The material goes first, in place (one atomic rewrite); then the tombstone moves to retired/. A
-    // crash in between leaves a tombstone among the live keys, which listLiveKeys moves on.
-    this.#write(this.#livePath(serial), 'key', serial, next);
-    this.#moveToRetired(next);
+    // The tombstone first, in retired/ (one atomic write), then the live record goes. From the first
+    // step on the key reads as retired (getKey prefers the tombstone, putKey writes nothing), so a crash
+    // in between, or another process's write, cannot bring it back; listLiveKeys deletes a live record
+    // left beside a tombstone.
+    const tomb = this.#retiredPath(serial);
+    ensurePrivateDir(this.#retiredDir); // removed by hand while a process ran: made again
+    this.#write(tomb, 'key', serial, next);
+    setMtime(tomb, tombstoneKeepUntil(next));
+    this.#unlink(this.#livePath(serial));
     // The message counters go with the material: a retired key can neither send nor accept messages,
     // so its replay memory is no longer needed (a key's lifetime bounds that memory).
     this.#unlink(join(this.dir, `${serial}.sent`));
@@ -240,10 +263,29 @@ export class ClientKeyStore {
         excess--;
       }
     }
+    // Past the hard bound even so (keys revoked long before their expiry, at a sender's creation rate):
+    // the oldest go whatever their expiry. The duplicate rule then holds for the newest ones only; an
+    // honest KDC never delivers a key again once it is revoked (key.sync skips it), so only a dishonest
+    // one replaying an old delivery could use the gap, and such a KDC can withhold a revocation anyway.
+    const forced = new Set<string>();
+    let hardExcess = files.length - due.size - this.#hardMaxTombstones;
+    if (hardExcess > 0) {
+      for (const f of files.filter((x) => !due.has(x.serial)).sort((a, b) => a.keepUntil - b.keepUntil)) {
+        if (hardExcess <= 0) break;
+        due.add(f.serial);
+        forced.add(f.serial);
+        hardExcess--;
+      }
+    }
     const overBound = files.length > this.#maxTombstones;
     let removed = 0;
     for (const serial of due) {
       const path = this.#retiredPath(serial);
+      if (forced.has(serial)) {
+        this.#unlink(path);
+        removed++;
+        continue;
+      }
       try {
         const rec = this.#read<StoredKey>(path, 'key', serial);
         // The mtime only nominates: the record decides (a copy of the store has fresh mtimes, a file of
@@ -260,8 +302,12 @@ export class ClientKeyStore {
         // client, damaged) stays as it is; the live keys do not depend on it.
       }
     }
-    writeFileSync(stamp, '', { mode: 0o600 });
-    setMtime(stamp, now);
+    try {
+      writeFileSync(stamp, '', { mode: 0o600 });
+      setMtime(stamp, now);
+    } catch {
+      // Housekeeping: without the stamp the next process prunes again, which is only repeated work.
+    }
     return removed;
   }
 
@@ -278,10 +324,11 @@ export class ClientKeyStore {
     const from = this.#livePath(rec.serial);
     try {
       setMtime(from, tombstoneKeepUntil(rec));
+      ensurePrivateDir(this.#retiredDir); // removed by hand while a process ran: made again
       renameSync(from, this.#retiredPath(rec.serial));
     } catch (err) {
       // Another process of this client moved it first.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(from)) throw err;
     }
   }
 
@@ -407,6 +454,8 @@ export class ClientKeyStore {
     try {
       raw = readFileSync(path);
     } catch (err) {
+      // Moved to retired/ or pruned by another process of this client since existsSync: not here.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new EnvironmentError('io_error', `cannot read ${path}`, { path }, { cause: err });
     }
     if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;

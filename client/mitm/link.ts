@@ -21,6 +21,14 @@ import { certName, viewFrame } from './frames.js';
 /** Mallory's sockets accept frames past the protocol limit: forwarding them is the `oversize` attack. */
 export const MITM_MAX_PAYLOAD = 1024 * 1024;
 
+/**
+ * What one connection may leave unsent to either side (what that side has not read), queued for a
+ * KDC socket still opening, or waiting for the attack's hooks. A side that stops reading while the
+ * other keeps sending would otherwise grow Mallory without bound (each frame relayed is kept until it is
+ * written): over it the connection is closed, both sides, with a watch line saying why.
+ */
+const MAX_RELAY_BACKLOG_BYTES = 16 * 1024 * 1024;
+
 export interface Expectation {
   defence: DefenceName;
   /** Who should notice: the side the tampered frame was sent to. */
@@ -57,7 +65,11 @@ export class Link {
   readonly #target: string;
   #server: WebSocket | undefined;
   #serverQueue: Buffer[] = [];
+  #serverQueueBytes = 0;
   #serverReady = false;
+  /** Bytes of received frames not yet through the hooks (#chain). */
+  #inChain = 0;
+  #overflowed = false;
   #hooks: ConnectionHooks = {};
   #chain: Promise<void> = Promise.resolve();
   #expectation: (Expectation & { after: number }) | undefined;
@@ -107,10 +119,13 @@ export class Link {
       this.#connectServer();
     }
     if (!this.#serverReady) {
+      this.#serverQueueBytes += frame.length;
+      if (this.#serverQueueBytes > MAX_RELAY_BACKLOG_BYTES)
+        return this.#overflow('the KDC socket is still opening');
       this.#serverQueue.push(frame);
       return;
     }
-    if (this.#server!.readyState === WebSocket.OPEN) this.#server!.send(frame, { binary: true });
+    this.#relay(this.#server!, frame, 'the KDC');
   }
 
   /** Send to the victim. */
@@ -123,7 +138,25 @@ export class Link {
       action,
       note,
     );
-    if (this.#client.readyState === WebSocket.OPEN) this.#client.send(frame, { binary: true });
+    this.#relay(this.#client, frame, 'the victim');
+  }
+
+  #relay(ws: WebSocket, frame: Buffer, who: string): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(frame, { binary: true });
+    if (ws.bufferedAmount > MAX_RELAY_BACKLOG_BYTES)
+      this.#overflow(`${who} does not read what is relayed to it`);
+  }
+
+  /** Over MAX_RELAY_BACKLOG_BYTES: end the connection (both sides), once, saying why. */
+  #overflow(why: string): void {
+    if (this.#overflowed) return;
+    this.#overflowed = true;
+    this.info(`connection closed: ${why} (over ${MAX_RELAY_BACKLOG_BYTES / 1024 / 1024} MiB held)`);
+    this.#serverQueue = [];
+    this.#serverQueueBytes = 0;
+    this.#client.terminate();
+    this.#server?.terminate();
   }
 
   /** Log a frame Mallory keeps to herself (drop, hold, terminate). */
@@ -183,7 +216,8 @@ export class Link {
     this.#server = ws;
     ws.on('open', () => {
       this.#serverReady = true;
-      for (const frame of this.#serverQueue.splice(0)) ws.send(frame, { binary: true });
+      this.#serverQueueBytes = 0;
+      for (const frame of this.#serverQueue.splice(0)) this.#relay(ws, frame, 'the KDC');
     });
     ws.on('message', (data: RawData) => this.#enqueue('server', toBuffer(data)));
     ws.on('error', (err: Error) => {
@@ -196,7 +230,13 @@ export class Link {
   }
 
   #enqueue(from: Side, frame: Buffer): void {
-    this.#chain = this.#chain.then(() => this.#handle(from, frame));
+    if (this.#overflowed) return;
+    this.#inChain += frame.length;
+    if (this.#inChain > MAX_RELAY_BACKLOG_BYTES)
+      return this.#overflow('frames arrive faster than the attack handles them');
+    this.#chain = this.#chain
+      .then(() => this.#handle(from, frame))
+      .finally(() => (this.#inChain -= frame.length));
   }
 
   async #handle(from: Side, frame: Buffer): Promise<void> {

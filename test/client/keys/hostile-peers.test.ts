@@ -598,17 +598,18 @@ t.test('a KDC asking for 2^32 prekeys, or sending keys from made-up senders and 
   });
   inject!(delivery(0, 'alice', now + 100 * 24 * 3_600_000));
   inject!(delivery(1, 'alice', 9e15));
+  inject!({ ...delivery(2, 'alice', 0), createdAt: 8e15, expiresAt: 8e15 + 3_600_000 });
   await bob.client.idle();
   t.same(
     bob.events.filter((e) => e.event === 'key.rejected').map((e) => (e as { code: string }).code),
-    ['malformed', 'malformed'],
-    'lifetimes over 90 days (or past what a Date holds) are refused',
+    ['malformed', 'malformed', 'malformed'],
+    'lifetimes over 90 days (or past what a Date holds), or a key created in the far future, are refused',
   );
   t.equal(bob.client.store.listKeys().length, 0, 'and not stored');
 
   // Every key from another made-up name: the per-sender bound never applies; the total one does.
   const pushed = MAX_KEYS_ACCEPTED_IN_ALL + 50;
-  for (let i = 2; i < pushed + 2; i++) {
+  for (let i = 3; i < pushed + 3; i++) {
     inject!(delivery(i, `sender${i}`, now + 3_600_000));
     if (i % 500 === 0) await bob.client.idle(); // within what bob holds waiting (1,024 pushes)
   }
@@ -666,3 +667,42 @@ t.test(
     );
   },
 );
+
+t.test('pushes left out over the bound while a sync runs are asked for again when it ends', async (t) => {
+  const env = await inProcessKdc(t, ['bob']);
+  let syncs = 0;
+  let inject: ((body: Body) => void) | undefined;
+  let armed = false;
+  // A relay whose first key.sync once armed comes with 1,100 pushes: more than bob holds waiting.
+  const relay = (s: ClientSession): KeySession => ({
+    request: relayRequest(s, async (type, body, forward) => {
+      if (type === 'key.ack') return { acknowledged: (body.ids as number[]).length };
+      if (type !== 'key.sync' || !armed) return forward();
+      syncs += 1;
+      if (syncs === 1) {
+        for (let i = 0; i < 1_100; i++) {
+          inject!({
+            d: 3_000_000 + i,
+            from: 'eve',
+            to: 'bob',
+            serial: 'e'.repeat(32),
+            seq: i + 1,
+            nonce: Buffer.alloc(12),
+            ciphertext: Buffer.alloc(16),
+            sentAt: Date.now(),
+          });
+        }
+        return { pushed: 1_100, remaining: 0 };
+      }
+      return { pushed: 0, remaining: 0 };
+    }),
+    onPush: (type, fn) => {
+      if (type === 'msg') inject = (b) => fn(b, type);
+      return s.onPush(type, fn);
+    },
+  });
+  const bob = await env.open('bob', { wrap: relay });
+  armed = true;
+  await bob.client.sync();
+  t.equal(syncs, 2, 'the 76 left out made the sync ask once more (it once ended with them still queued)');
+});

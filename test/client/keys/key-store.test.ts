@@ -2,16 +2,18 @@
 // the identity key, renamed or tampered files ignored, retirement removes key material.
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
-import {
+import fs, {
   mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   unlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import {
   ClientKeyStore,
@@ -370,3 +372,96 @@ t.test('pruning runs at most once an hour across the processes of a client', asy
   now += HOUR;
   t.equal(c.pruneRetired(), 1, 'an hour later: a pass');
 });
+
+t.test('a retirement wins: a stale write of another process, or a live record left beside it', async (t) => {
+  const home = tempDir(t);
+  const listen = ClientKeyStore.open(home, 'bob', idA);
+  const send = ClientKeyStore.open(home, 'bob', idA); // another process of the same client
+  const rec = sample();
+  rec.expiresAt = Date.now() + 60_000;
+  listen.putKey({ ...rec, state: 'pending' });
+  const stale = send.getKey(rec.serial)!; // read before the retirement
+  listen.retire(rec.serial, 'revoked', { reason: 'keyCompromise' });
+  send.putKey({ ...stale, state: 'active', updatedAt: 9 }); // e.g. a verdict applied from that read
+  t.equal(send.getKey(rec.serial)?.state, 'revoked', 'the stale write did not bring the key back');
+  t.equal(listen.getKey(rec.serial)?.key, undefined, 'no material');
+  t.notOk(
+    readdirSync(join(home, 'keys')).includes(`${rec.serial}.key`),
+    'nothing written among the live keys',
+  );
+
+  // A crash between retire()'s two steps: the tombstone written, the live record still there.
+  const other = sample();
+  other.expiresAt = Date.now() + 60_000;
+  listen.putKey(other);
+  const live = readFileSync(join(home, 'keys', `${other.serial}.key`));
+  listen.retire(other.serial, 'expired');
+  writeFileSync(join(home, 'keys', `${other.serial}.key`), live, { mode: 0o600 });
+  t.equal(listen.getKey(other.serial)?.state, 'expired', 'the tombstone wins');
+  t.same(
+    listen.listLiveKeys().map((k) => k.serial),
+    [],
+    'not a live key',
+  );
+  t.notOk(readdirSync(join(home, 'keys')).includes(`${other.serial}.key`), 'the leftover was deleted');
+});
+
+t.test('a file gone between the check and the read (another process moved it) reads as absent', async (t) => {
+  const home = tempDir(t);
+  const store = ClientKeyStore.open(home, 'bob', idA);
+  const rec = sample();
+  store.putKey(rec);
+  const livePath = join(home, 'keys', `${rec.serial}.key`);
+  const original = fs.readFileSync;
+  fs.readFileSync = ((path: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+    if (path === livePath) throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+    return (original as (...a: unknown[]) => unknown)(path, ...rest);
+  }) as typeof fs.readFileSync;
+  syncBuiltinESMExports();
+  try {
+    t.equal(store.getKey(rec.serial), undefined, 'absent, not io_error');
+    t.same(store.listLiveKeys(), [], 'the listing goes on');
+  } finally {
+    fs.readFileSync = original;
+    syncBuiltinESMExports();
+  }
+  t.same(store.getKey(rec.serial), rec, 'readable again');
+});
+
+t.test(
+  'pruning: past the hard bound the oldest go whatever their expiry; housekeeping never throws',
+  async (t) => {
+    const home = tempDir(t);
+    let now = 1_000 * DAY;
+    const store = ClientKeyStore.open(home, 'bob', idA, {
+      now: () => now,
+      maxTombstones: 2,
+      hardMaxTombstones: 3,
+    });
+    const keys = [10, 11, 12, 13, 14].map((d) => ({ ...sample(), expiresAt: now + d * DAY }));
+    for (const k of keys) {
+      store.putKey(k);
+      store.retire(k.serial, 'revoked');
+    }
+    t.equal(store.pruneRetired(true), 2, 'five unexpired tombstones, a hard bound of three');
+    t.same(
+      retiredFiles(home),
+      keys
+        .slice(2)
+        .map((k) => k.serial)
+        .sort(),
+      'the two that expire first went',
+    );
+
+    // retired/ removed by hand while the process runs, and a stamp that cannot be written.
+    rmSync(join(home, 'keys', 'retired'), { recursive: true });
+    const k = { ...sample(), expiresAt: now + DAY };
+    store.putKey(k);
+    t.equal(store.retire(k.serial, 'revoked')?.state, 'revoked', 'a retirement makes retired/ again');
+    t.same(retiredFiles(home), [k.serial]);
+    mkdirSync(join(home, 'keys', 'retired', '.swept'), { recursive: true }); // not a file: cannot be written
+    now += HOUR;
+    t.doesNotThrow(() => store.pruneRetired(true), 'the stamp failing is only repeated work later');
+    t.doesNotThrow(() => store.listLiveKeys());
+  },
+);
