@@ -154,6 +154,7 @@ export const DATA_METHODS = everyDataMethod([
   'auditTail',
   'appendAuditHead',
   'listAuditHeads',
+  'lastSignedAuditEntry',
   'insertSymKey',
   'getSymKey',
   'activateSymKey',

@@ -246,4 +246,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     name: 'the keys of one owner, newest first',
     up: `CREATE INDEX sym_keys_by_owner ON sym_keys (owner, created_at);`,
   },
+  {
+    version: 8,
+    name: 'the last signed audit entry',
+    up: `CREATE INDEX audit_heads_by_entry ON audit_heads (entry_id);`,
+  },
 ];

@@ -506,6 +506,10 @@ abstract class PgData {
     return (await this.rows<AuditHeadRow>('SELECT * FROM audit_heads ORDER BY id', [])).map(auditHeadOf);
   }
 
+  async lastSignedAuditEntry(): Promise<number> {
+    return (await this.row<{ n: number | null }>('SELECT max(entry_id) AS n FROM audit_heads', []))!.n ?? 0;
+  }
+
   async countAudit(): Promise<number> {
     return this.n('SELECT count(*) AS n FROM audit_log', []);
   }

@@ -83,6 +83,10 @@ export class SqliteAudit {
     return this.#sql.all<AuditHeadRow>('SELECT * FROM audit_heads ORDER BY id').map(auditHeadOf);
   }
 
+  lastSignedAuditEntry(): number {
+    return this.#sql.get<{ n: number | null }>('SELECT max(entry_id) AS n FROM audit_heads')!.n ?? 0;
+  }
+
   countAudit(): number {
     return this.#sql.get<{ n: number }>('SELECT count(*) AS n FROM audit_log')!.n;
   }

@@ -440,6 +440,10 @@ export class SqliteStore implements Store {
     return this.#audit.listAuditHeads();
   }
 
+  lastSignedAuditEntry(): number {
+    return this.#audit.lastSignedAuditEntry();
+  }
+
   countAudit(): number {
     return this.#audit.countAudit();
   }

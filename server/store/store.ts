@@ -297,6 +297,8 @@ export interface Store {
   auditTail(): { id: number; hash: string | null } | undefined;
   appendAuditHead(head: NewAuditHead): number;
   listAuditHeads(): AuditHeadRecord[];
+  /** The highest entry id a signed head covers (0: none yet), from its index. */
+  lastSignedAuditEntry(): number;
 
   // symmetric keys, prekeys and pending deliveries (server/keys/)
   insertSymKey(key: NewSymKey): void;

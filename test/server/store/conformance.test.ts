@@ -338,6 +338,7 @@ for (const engine of ENGINES) {
       }
       t.equal(linked, 13, 'every entry links to the one before it and hashes its own content');
       t.same(await store.auditTail(), { id: all[12]!.id, hash: all[12]!.hash });
+      t.equal(await store.lastSignedAuditEntry(), 0, 'no head signed yet');
       const hid = await store.appendAuditHead({
         entryId: all[12]!.id,
         hash: all[12]!.hash!,
@@ -348,6 +349,15 @@ for (const engine of ENGINES) {
       const heads = await store.listAuditHeads();
       t.match(heads, [{ id: hid, entryId: all[12]!.id, signedAt: 99, certSerial: '0a' }]);
       t.ok(heads[0]!.signature.equals(Buffer.from('sig')));
+      // Another node may sign an older head after it (it had not seen the last entries yet).
+      await store.appendAuditHead({
+        entryId: all[5]!.id,
+        hash: all[5]!.hash!,
+        signedAt: 100,
+        certSerial: '0b',
+        signature: Buffer.from('sig'),
+      });
+      t.equal(await store.lastSignedAuditEntry(), all[12]!.id, 'the highest entry signed, not the last head');
     });
 
     t.test('audit log: appends that rolled back leave no gap in the chain', async (t) => {

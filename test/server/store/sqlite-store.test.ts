@@ -275,6 +275,20 @@ t.test('settings round-trip; changeCounter moves only on other connections', asy
   t.not(a.changeCounter(), before, 'another connection committed');
 });
 
+t.test('the last signed audit entry is read from its index, not from every head', async (t) => {
+  const db = new Database(':memory:');
+  migrate(db);
+  const plan = (
+    db.prepare('EXPLAIN QUERY PLAN SELECT max(entry_id) AS n FROM audit_heads').all() as {
+      detail: string;
+    }[]
+  ).map((r) => r.detail);
+  t.ok(
+    plan.some((d) => /audit_heads USING COVERING INDEX audit_heads_by_entry/.test(d)),
+    `by the index (${plan.join('; ')})`,
+  );
+});
+
 t.test('deleting expired keys searches the state index, never the whole table', async (t) => {
   // The retention sweep runs on a table any client can grow (short-lived keys, 1 a second each).
   const db = new Database(':memory:');
