@@ -144,7 +144,8 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
 
   'admin.keys': {
     roles: ADMIN,
-    handle: async (ctx, b) => listing(await ctx.kdc.keys.adminList({ revoked: b.revoked === true })),
+    handle: async (ctx, b) =>
+      listing(await ctx.kdc.keys.adminList(caller(ctx), { revoked: b.revoked === true })),
   },
 
   'admin.key.revoke': {

@@ -102,8 +102,8 @@ export class KeyService {
     return this.#lookup.list(caller);
   }
 
-  adminList(opts: { revoked?: boolean } = {}): Promise<KeySummary[]> {
-    return this.#lookup.adminList(opts);
+  adminList(caller: Caller, opts: { revoked?: boolean } = {}): Promise<KeySummary[]> {
+    return this.#lookup.adminList(caller, opts);
   }
 
   revoke(caller: Caller, req: { serial: string; reason: string }): ReturnType<KeyRevocation['revoke']> {

@@ -2,6 +2,7 @@
 // verdicts, revocation by parties/admin/certificate cascade, no-oracle lookups, expiry, rotation,
 // messages and the durable delivery queue.
 import t from 'tap';
+import { KeyService } from '../../../server/keys/service.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { generatePrekey } from '../../../shared/keys/prekey.js';
@@ -392,7 +393,7 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
       }),
     { code: 'key_revoked' },
   );
-  const revoked = await h.service.adminList({ revoked: true });
+  const revoked = await h.service.adminList(h.admin, { revoked: true });
   t.same(
     revoked.map((k) => [k.serial, k.reason]).sort(),
     [
@@ -402,7 +403,7 @@ t.test('revocation by either party or the admin: durable, notices to both, no or
     ].sort(),
   );
   t.ok(revoked.every((k) => typeof k.revokedAt === 'number'));
-  t.equal((await h.service.adminList()).length, 3);
+  t.equal((await h.service.adminList(h.admin)).length, 3);
 });
 
 t.test('certificate revocation cascades to every key of that identity', async (t) => {
@@ -604,4 +605,51 @@ t.test('a reserved serial is no key: not listed, not found, and never summarized
   });
   const sent = await e2e(h);
   t.equal(issuedState(h.store.getSymKey(sent.res.serial)!), 'active');
+});
+
+t.test('listings of one name run one at a time; different names do not wait for each other', async (t) => {
+  const h = await harness(t);
+  const running = new Map<string, number>();
+  const most = new Map<string, number>();
+  let overall = 0;
+  let mostOverall = 0;
+  // The harness's store, with a listing slow enough for the others to pile up behind it.
+  const store = new Proxy(h.asyncStore, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop) as unknown;
+      if (prop !== 'listSymKeys') return typeof v === 'function' ? v.bind(target) : v;
+      return async (filter?: { party?: string }) => {
+        const party = filter?.party ?? 'admin';
+        running.set(party, (running.get(party) ?? 0) + 1);
+        most.set(party, Math.max(most.get(party) ?? 0, running.get(party)!));
+        mostOverall = Math.max(mostOverall, ++overall);
+        await new Promise((r) => setTimeout(r, 20));
+        try {
+          return await target.listSymKeys(filter);
+        } finally {
+          running.set(party, running.get(party)! - 1);
+          overall -= 1;
+        }
+      };
+    },
+  });
+  const service = new KeyService({
+    store,
+    ca: { revocationOf: () => undefined },
+    sessions: { byName: () => [] },
+    dataDir: h.dir,
+    passphrase: () => 'test-passphrase',
+  });
+  await Promise.all([
+    ...Array.from({ length: 8 }, () => service.list(h.alice.caller)),
+    ...Array.from({ length: 3 }, () => service.list(h.bob.caller)),
+    service.adminList(h.admin),
+  ]);
+  t.equal(
+    most.get('alice'),
+    1,
+    "alice's eight listings ran one after another (32 in flight once froze the KDC)",
+  );
+  t.equal(most.get('bob'), 1, "bob's three too");
+  t.equal(mostOverall, 3, 'while alice, bob and the admin each had one running at the same time');
 });
