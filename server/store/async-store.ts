@@ -177,6 +177,7 @@ export const DATA_METHODS = everyDataMethod([
   'enqueueDelivery',
   'countQueuedFrom',
   'deleteQueuedKeyNotices',
+  'deleteQueueOf',
   'listDeliveries',
   'getDelivery',
   'deleteDeliveries',

@@ -753,6 +753,10 @@ abstract class PgData {
     );
   }
 
+  async deleteQueueOf(recipient: string): Promise<number> {
+    return this.count('DELETE FROM pending_deliveries WHERE recipient = $1', [recipient]);
+  }
+
   async listDeliveries(recipient: string, limit = -1, keyNoticesOnly = false): Promise<DeliveryRecord[]> {
     return (
       await this.rows<DeliveryRow>(

@@ -310,6 +310,10 @@ export class SqliteKeys {
     );
   }
 
+  deleteQueueOf(recipient: string): number {
+    return this.#sql.run('DELETE FROM pending_deliveries WHERE recipient = ?', recipient);
+  }
+
   listDeliveries(recipient: string, limit = -1, keyNoticesOnly = false): DeliveryRecord[] {
     return this.#sql
       .all<DeliveryRow>(

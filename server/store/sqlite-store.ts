@@ -543,6 +543,10 @@ export class SqliteStore implements Store {
     return this.#keys.deleteQueuedKeyNotices(recipient, keySerial);
   }
 
+  deleteQueueOf(recipient: string): number {
+    return this.#keys.deleteQueueOf(recipient);
+  }
+
   listDeliveries(recipient: string, limit = -1, keyNoticesOnly = false): DeliveryRecord[] {
     return this.#keys.listDeliveries(recipient, limit, keyNoticesOnly);
   }

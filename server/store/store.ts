@@ -363,6 +363,8 @@ export interface Store {
    * about the same key replaces them (a revocation makes a queued delivery or verification obsolete).
    */
   deleteQueuedKeyNotices(recipient: string, keySerial: string): number;
+  /** Delete everything queued for `recipient` (its certificate revoked, no other active). Returns how many. */
+  deleteQueueOf(recipient: string): number;
   /** Oldest first. `keyNoticesOnly`: leave the relayed messages out (a session that does not take them). */
   listDeliveries(recipient: string, limit?: number, keyNoticesOnly?: boolean): DeliveryRecord[];
   /** One queued delivery of `recipient` (undefined once acknowledged or replaced, or not theirs). */

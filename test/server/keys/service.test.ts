@@ -653,3 +653,31 @@ t.test('listings of one name run one at a time; different names do not wait for 
   t.equal(most.get('bob'), 1, "bob's three too");
   t.equal(mostOverall, 3, 'while alice, bob and the admin each had one running at the same time');
 });
+
+t.test('a revoked identity with no active certificate left: what was queued for it is dropped', async (t) => {
+  const h = await harness(t);
+  const k = await h.service.create(h.alice.caller, { peer: 'bob' }); // bob offline: key.delivered queued
+  for (let seq = 1; seq <= 3; seq++) {
+    const sealed = sealMessage(k.key, { serial: k.serial, from: 'alice', to: 'bob', seq }, Buffer.from('hi'));
+    await h.service.sendMessage(h.alice.caller, { to: 'bob', serial: k.serial, ...sealed });
+  }
+  await h.service.create(h.carol.caller, { peer: 'alice' }); // something queued for alice too
+  t.equal(h.store.countDeliveries('bob'), 4, "bob's queue: the key and three messages");
+  const aliceBefore = h.store.countDeliveries('alice');
+
+  // An older certificate of bob revoked while his current one is active: his queue is his.
+  t.equal(await h.service.onCertificateRevoked('0badc0de', 'bob'), 1, 'the keys of the name are revoked');
+  t.ok(
+    h.store.countDeliveries('bob') >= 4,
+    'nothing of his queue dropped while he has an active certificate',
+  );
+
+  // His active certificate revoked (the CA commits the status before the cascade runs).
+  h.store.setCertificateStatus(h.bob.cert.serialHex, 'revoked');
+  await h.service.onCertificateRevoked(h.bob.cert.serialHex, 'bob');
+  t.equal(h.store.countDeliveries('bob'), 0, "bob's queue is dropped: nothing in it can reach anyone");
+  t.ok(h.store.countDeliveries('alice') >= aliceBefore, "alice's queue is untouched");
+  const audit = h.store.listAudit({ action: 'key.revoke.cascade' }).at(-1);
+  t.equal(audit?.detail.name, 'bob');
+  t.ok((audit?.detail.dropped as number) >= 4, 'the audit entry says how many were dropped');
+});

@@ -895,6 +895,7 @@ for (const engine of ENGINES) {
         t.equal(await store.countDeliveries('bob', true), 2, 'key notices only');
         t.equal(await store.countQueuedFrom('bob', 'alice', 'msg'), 1);
         t.equal(await store.countQueuedFrom('bob', 'alice', 'key'), 1);
+        t.equal(await store.deleteQueueOf('nobody'), 0, "a recipient's whole queue: none here");
         t.equal(await store.deleteQueuedKeyNotices('bob', serial32(1)), 2, 'key notices, not the message');
         t.equal(await store.deleteDeliveries('bob', [d4]), 0, 'one id: only the recipient own');
         t.equal(await store.deleteDeliveries('bob', [d2, d4]), 1, 'only the recipient own');
@@ -905,6 +906,23 @@ for (const engine of ENGINES) {
         t.equal(await store.deleteDeliveries('carol', [d4]), 1, 'one id');
         t.equal(await store.deleteDeliveries('carol', [d4]), 0, 'once');
         t.equal(await store.countPendingDeliveries(), 0);
+        for (const n of [1, 2, 3]) {
+          await store.enqueueDelivery({
+            recipient: 'dave',
+            kind: 'msg',
+            keySerial: serial32(n),
+            createdAt: n,
+          });
+        }
+        await store.enqueueDelivery({
+          recipient: 'erin',
+          kind: 'key.revoked',
+          keySerial: serial32(1),
+          createdAt: 4,
+        });
+        t.equal(await store.deleteQueueOf('dave'), 3, "a recipient's whole queue");
+        t.equal(await store.countDeliveries('erin'), 1, "and only that recipient's");
+        t.equal(await store.countPendingDeliveries(), 1);
       },
     );
 
