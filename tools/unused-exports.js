@@ -33,7 +33,7 @@ const TEST_ONLY = {
     why: 'the retention test deletes a backlog of more than two batches and checks one transaction and one audit entry per batch',
   },
   'server/store/sqlite-keys.ts': {
-    names: ['NEWEST_KEYS_OF_PARTY_SQL'],
+    names: ['NEWEST_KEYS_OF_PARTY_SQL', 'NEWEST_KEYS_SQL'],
     why: "the SQLite store's test reads the query plan of a client's key listing: through the owner and peer indexes, never a scan of every key",
   },
   'server/audit/read-audit.ts': {

@@ -241,6 +241,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_heads_by_entry ON audit_heads (entry_id);
     `,
   },
+  {
+    version: 9,
+    name: 'the newest keys of the KDC',
+    up: `
+      -- The admin's key listing and the console's state panel read the KDC's newest keys. Without an
+      -- index SQLite sorted the whole table for them: 1.7 s per console refresh at 1,000,000 keys (a
+      -- client creating a 1 s key every second keeps ~2.6 million through the 30 days of retention).
+      -- Entries carry the rowid, so (created_at) gives the listing's order (created_at, rowid).
+      CREATE INDEX sym_keys_by_created ON sym_keys (created_at);
+    `,
+  },
 ];
 
 /** Bring `db` up to the latest version; returns the version it was at before. */

@@ -251,4 +251,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     name: 'the last signed audit entry',
     up: `CREATE INDEX audit_heads_by_entry ON audit_heads (entry_id);`,
   },
+  {
+    version: 9,
+    name: 'the newest keys of the KDC',
+    up: `CREATE INDEX sym_keys_by_created ON sym_keys (created_at);`,
+  },
 ];

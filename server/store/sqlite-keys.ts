@@ -26,8 +26,8 @@ import type {
 /** The state and reservation filters of the newest-keys listings (states JSON twice, includeReserved). */
 const DELETE_EXPIRED_KEYS_SQL = deleteExpiredKeysSql('?', '?');
 const KEY_FILTER = `(? IS NULL OR state IN (SELECT value FROM json_each(?))) AND (? = 1 OR state <> 'reserved')`;
-/** The whole table's newest keys: SQLite keeps only LIMIT rows while it sorts. */
-const NEWEST_KEYS_SQL = `SELECT rowid AS rid, * FROM sym_keys WHERE ${KEY_FILTER}
+/** The whole table's newest keys: sym_keys_by_created read backwards, stopped at LIMIT (migration 9). */
+export const NEWEST_KEYS_SQL = `SELECT rowid AS rid, * FROM sym_keys WHERE ${KEY_FILTER}
   ORDER BY created_at DESC, rowid DESC LIMIT ?`;
 /**
  * One party's newest keys: as owner through sym_keys_by_owner, as peer through sym_keys_by_peer, each

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { tempDir } from '../../helpers/tmp.js';
 import { openStore, type NewCertificate } from '../../../server/store/store.js';
 import { MIGRATIONS, migrate } from '../../../server/store/migrations.js';
-import { NEWEST_KEYS_OF_PARTY_SQL } from '../../../server/store/sqlite-keys.js';
+import { NEWEST_KEYS_OF_PARTY_SQL, NEWEST_KEYS_SQL } from '../../../server/store/sqlite-keys.js';
 import { deleteExpiredKeysSql } from '../../../server/store/rows.js';
 
 const DAY = 86_400_000;
@@ -286,6 +286,22 @@ t.test('the last signed audit entry is read from its index, not from every head'
   t.ok(
     plan.some((d) => /audit_heads USING COVERING INDEX audit_heads_by_entry/.test(d)),
     `by the index (${plan.join('; ')})`,
+  );
+});
+
+t.test("the KDC's newest keys (admin listing, console) are read from an index, not sorted", async (t) => {
+  const db = new Database(':memory:');
+  migrate(db);
+  const plan = (
+    db.prepare(`EXPLAIN QUERY PLAN ${NEWEST_KEYS_SQL}`).all(null, null, 0, 201) as { detail: string }[]
+  ).map((r) => r.detail);
+  t.ok(
+    plan.some((d) => /SCAN sym_keys USING INDEX sym_keys_by_created/.test(d)),
+    `read backwards through sym_keys_by_created (${plan.join('; ')})`,
+  );
+  t.notOk(
+    plan.some((d) => /TEMP B-TREE FOR ORDER BY/.test(d)),
+    'no sort of the table (1.7 s per console refresh at 1,000,000 keys)',
   );
 });
 
