@@ -80,33 +80,47 @@ t.test(
   },
 );
 
+/**
+ * A relay in front of bob's session that pushes key.delivered notices of its own making (what a KDC
+ * that does not enforce its bounds could send: serials starting with f, delivery ids from 1,000,000),
+ * and answers their key.verify and key.ack itself.
+ */
+function deliveringRelay(): { wrap: (s: ClientSession) => KeySession; inject: (body: Body) => void } {
+  let push: ((body: Body) => void) | undefined;
+  return {
+    wrap: (s) => ({
+      request: relayRequest(s, async (type, body, forward) => {
+        if (type === 'key.verify' && String(body.serial).startsWith('f')) {
+          return { serial: body.serial, verdict: 'valid', peerVerified: true, state: 'active' };
+        }
+        if (type === 'key.ack' && (body.ids as number[]).every((d) => d >= 1_000_000)) {
+          return { acknowledged: (body.ids as number[]).length };
+        }
+        return forward();
+      }),
+      onPush: (type, fn) => {
+        if (type === 'key.delivered') push = (b) => fn(b, type);
+        return s.onPush(type, fn);
+      },
+    }),
+    inject: (body) => {
+      if (push === undefined) throw new Error('the relay has no session yet');
+      push(body);
+    },
+  };
+}
+
 t.test("a KDC pushing more keys from one sender than it may accept: bob's home stays bounded", async (t) => {
   const env = await inProcessKdc(t, ['alice', 'bob']);
   const alice = await env.open('alice');
   const aliceSerial = alice.session.facts.identity.serialHex;
-  let inject: ((body: Body) => void) | undefined;
-  // A relay in front of bob's session that can push key.delivered notices of its own making (what a
-  // KDC that does not enforce the per-pair bound could send), and answers their key.verify itself.
-  const relay = (s: ClientSession): KeySession => ({
-    request: relayRequest(s, async (type, body, forward) => {
-      if (type === 'key.verify' && String(body.serial).startsWith('f')) {
-        return { serial: body.serial, verdict: 'valid', peerVerified: true, state: 'active' };
-      }
-      if (type === 'key.ack' && (body.ids as number[]).every((d) => d >= 1_000_000)) {
-        return { acknowledged: (body.ids as number[]).length };
-      }
-      return forward();
-    }),
-    onPush: (type, fn) => {
-      if (type === 'key.delivered') inject = (b) => fn(b, type);
-      return s.onPush(type, fn);
-    },
-  });
-  const bob = await env.open('bob', { wrap: relay });
+  const relay = deliveringRelay();
+  const bob = await env.open('bob', { wrap: relay.wrap });
+  const inject = relay.inject;
   const now = Date.now();
   const pushed = 300;
   for (let i = 0; i < pushed; i++) {
-    inject!({
+    inject({
       d: 1_000_000 + i,
       serial: `f${i.toString(16).padStart(31, '0')}`,
       mode: 'kdc',
@@ -565,23 +579,9 @@ t.test('a KDC asking for 2^32 prekeys, or sending keys from made-up senders and 
     `at most one upload's worth: ${readdirSync(prekeyDir).length}`,
   );
 
-  let inject: ((body: Body) => void) | undefined;
-  const relay = (s: ClientSession): KeySession => ({
-    request: relayRequest(s, async (type, body, forward) => {
-      if (type === 'key.verify' && String(body.serial).startsWith('f')) {
-        return { serial: body.serial, verdict: 'valid', peerVerified: true, state: 'active' };
-      }
-      if (type === 'key.ack' && (body.ids as number[]).every((d) => d >= 1_000_000)) {
-        return { acknowledged: (body.ids as number[]).length };
-      }
-      return forward();
-    }),
-    onPush: (type, fn) => {
-      if (type === 'key.delivered') inject = (b) => fn(b, type);
-      return s.onPush(type, fn);
-    },
-  });
-  const bob = await env.open('bob', { wrap: relay });
+  const relay = deliveringRelay();
+  const bob = await env.open('bob', { wrap: relay.wrap });
+  const inject = relay.inject;
   const aliceSerial = (await env.open('alice')).session.facts.identity.serialHex;
   const now = Date.now();
   const delivery = (i: number, from: string, expiresAt: number): Body => ({
@@ -596,9 +596,9 @@ t.test('a KDC asking for 2^32 prekeys, or sending keys from made-up senders and 
     expiresAt,
     key: Buffer.alloc(32, i % 251),
   });
-  inject!(delivery(0, 'alice', now + 100 * 24 * 3_600_000));
-  inject!(delivery(1, 'alice', 9e15));
-  inject!({ ...delivery(2, 'alice', 0), createdAt: 8e15, expiresAt: 8e15 + 3_600_000 });
+  inject(delivery(0, 'alice', now + 100 * 24 * 3_600_000));
+  inject(delivery(1, 'alice', 9e15));
+  inject({ ...delivery(2, 'alice', 0), createdAt: 8e15, expiresAt: 8e15 + 3_600_000 });
   await bob.client.idle();
   t.same(
     bob.events.filter((e) => e.event === 'key.rejected').map((e) => (e as { code: string }).code),
@@ -610,7 +610,7 @@ t.test('a KDC asking for 2^32 prekeys, or sending keys from made-up senders and 
   // Every key from another made-up name: the per-sender bound never applies; the total one does.
   const pushed = MAX_KEYS_ACCEPTED_IN_ALL + 50;
   for (let i = 3; i < pushed + 3; i++) {
-    inject!(delivery(i, `sender${i}`, now + 3_600_000));
+    inject(delivery(i, `sender${i}`, now + 3_600_000));
     if (i % 500 === 0) await bob.client.idle(); // within what bob holds waiting (1,024 pushes)
   }
   await bob.client.idle();

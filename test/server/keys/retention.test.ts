@@ -10,8 +10,7 @@ import { EventBus } from '../../../server/events/bus.js';
 import type { KdcEvent } from '../../../shared/events/kdc-events.js';
 import { harness } from './fixtures.js';
 import { initDataDir, runKds, TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
-import { issueTestClient, startTestKdc } from '../../helpers/kdc-in-process.js';
-import { openSession } from '../../../client/session.js';
+import { issueTestClient, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -93,12 +92,7 @@ t.test('a running KDC runs the retention on its timer, announces it and counts i
   });
   const alice = await issueTestClient(kdc.ca, 'alice');
   await issueTestClient(kdc.ca, 'bob');
-  const session = await openSession({
-    server: kdc.url,
-    mode: 'auth',
-    credentials: { privateKey: alice.privateKey, certPem: alice.certPem },
-    caCertPem: kdc.ca.caCertPem,
-  });
+  const session = await sessionFor(kdc, alice);
   t.teardown(() => session.close());
   const short = await session.request('key.create', { peer: 'bob', ttl: 1_000 });
   const long = await session.request('key.create', { peer: 'bob' });
@@ -119,12 +113,7 @@ t.test('retention 0 keeps every key; a bad value is refused before the KDC start
   const { kdc } = await startTestKdc(t, { keyRetentionMs: 0, keyRetentionSweepMs: 20, rateLimit: false });
   const alice = await issueTestClient(kdc.ca, 'alice');
   await issueTestClient(kdc.ca, 'bob');
-  const session = await openSession({
-    server: kdc.url,
-    mode: 'auth',
-    credentials: { privateKey: alice.privateKey, certPem: alice.certPem },
-    caCertPem: kdc.ca.caCertPem,
-  });
+  const session = await sessionFor(kdc, alice);
   t.teardown(() => session.close());
   const short = await session.request('key.create', { peer: 'bob', ttl: 1_000 });
   await new Promise((r) => setTimeout(r, 1_500)); // expired, and ~25 passes of the timer since
