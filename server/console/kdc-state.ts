@@ -12,7 +12,14 @@ import type { ConsoleFeed } from '../../io/console/feed.js';
 const MAX_ROWS = 200;
 
 export interface StateSources {
-  store: Pick<AsyncStoreData, 'listCertificates' | 'listSymKeys' | 'countSymKeysByState' | 'getCrlState'>;
+  store: Pick<
+    AsyncStoreData,
+    | 'listNewestCertificates'
+    | 'countCertificatesByStatus'
+    | 'listSymKeys'
+    | 'countSymKeysByState'
+    | 'getCrlState'
+  >;
   ca: CertificateAuthority;
   sessions: SessionTable;
   /** The exchange number of a session (the console's own numbering). */
@@ -25,9 +32,14 @@ export interface StateSources {
 export type StoreRows = Pick<ConsoleState, 'certs' | 'keys' | 'crlNumber' | 'truncated' | 'counts'>;
 
 export async function readStoreRows(store: StateSources['store']): Promise<StoreRows> {
-  const certs: CertRow[] = (await store.listCertificates())
-    .filter((c) => c.status !== 'pending')
-    .map((c) => ({ serial: c.serialHex, name: c.name, role: c.role, status: c.status }));
+  // The newest certificates only, without their PEM, and the counts from the status index: every
+  // renewal adds a row, and rows are never deleted.
+  const certs: CertRow[] = (await store.listNewestCertificates(MAX_ROWS + 1)).map((c) => ({
+    serial: c.serialHex,
+    name: c.name,
+    role: c.role,
+    status: c.status,
+  }));
   // The newest keys only, and the counts from the state index: the panel is re-read every half second
   // while the KDC is busy, and the store may hold many keys (each one a client created, ever).
   const keys: KeyRow[] = (await store.listSymKeys({ newest: MAX_ROWS + 1 })).map((k) => ({
@@ -37,7 +49,7 @@ export async function readStoreRows(store: StateSources['store']): Promise<Store
     state: k.state,
     ...(k.revokedReason === null ? {} : { reason: k.revokedReason }),
   }));
-  const count = <T>(rows: T[], pred: (r: T) => boolean): number => rows.filter(pred).length;
+  const certCounts = await store.countCertificatesByStatus();
   const keyCounts = await store.countSymKeysByState();
   return {
     certs: certs.slice(-MAX_ROWS),
@@ -45,8 +57,8 @@ export async function readStoreRows(store: StateSources['store']): Promise<Store
     crlNumber: (await store.getCrlState())?.crlNumber ?? 0,
     truncated: certs.length > MAX_ROWS || keys.length > MAX_ROWS,
     counts: {
-      certsActive: count(certs, (c) => c.status === 'active'),
-      certsRevoked: count(certs, (c) => c.status === 'revoked'),
+      certsActive: certCounts.active ?? 0,
+      certsRevoked: certCounts.revoked ?? 0,
       keysActive: keyCounts.active ?? 0,
       keysRevoked: keyCounts.revoked ?? 0,
       keysExpired: keyCounts.expired ?? 0,

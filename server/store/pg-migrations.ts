@@ -256,4 +256,9 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     name: 'the newest keys of the KDC',
     up: `CREATE INDEX sym_keys_by_created ON sym_keys (created_at);`,
   },
+  {
+    version: 10,
+    name: 'certificates counted by status',
+    up: `CREATE INDEX certificates_by_status ON certificates (status);`,
+  },
 ];

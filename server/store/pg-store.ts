@@ -51,6 +51,10 @@ import {
   type ListedRevocationRow,
   listedRevocationOf,
   listedRevocationsSql,
+  certificateListingOf,
+  newestCertificatesSql,
+  statusCountsOf,
+  type CertificateListingRow,
   deleteExpiredKeysSql,
   type SymKeyRow,
   type TokenRow,
@@ -63,6 +67,7 @@ import type {
   AuditRecord,
   NewAuditHead,
   CertificateFilter,
+  CertificateListing,
   CertificateRecord,
   CertificateStanding,
   CertificateStatus,
@@ -161,6 +166,7 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
 const CERT_COLUMNS = 'id, serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at';
 const TOKEN_COLUMNS = 'id, token_hash, name, created_at, expires_at, used_at, created_by, cert_serial';
 const LISTED_REVOCATIONS_SQL = listedRevocationsSql('$1');
+const NEWEST_CERTIFICATES_SQL = newestCertificatesSql('$1');
 
 /** The data methods, on whatever runs the SQL: the pool (one statement, autocommit) or a transaction's client. */
 abstract class PgData {
@@ -369,8 +375,29 @@ abstract class PgData {
     return { superseded: renewal.replaces, abandoned };
   }
 
+  async listNewestCertificates(limit: number): Promise<CertificateListing[]> {
+    return certificateListingOf(await this.rows<CertificateListingRow>(NEWEST_CERTIFICATES_SQL, [limit]));
+  }
+
+  async listCertificateSerials(status: CertificateStatus): Promise<string[]> {
+    return (
+      await this.rows<{ serial: string }>('SELECT serial FROM certificates WHERE status = $1 ORDER BY id', [
+        status,
+      ])
+    ).map((r) => r.serial);
+  }
+
   async countCertificates(): Promise<number> {
     return this.n('SELECT count(*) AS n FROM certificates', []);
+  }
+
+  async countCertificatesByStatus(): Promise<Partial<Record<CertificateStatus, number>>> {
+    return statusCountsOf(
+      await this.rows<{ status: CertificateStatus; n: string }>(
+        'SELECT status, count(*) AS n FROM certificates GROUP BY status',
+        [],
+      ),
+    );
   }
 
   // revocations

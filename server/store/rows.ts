@@ -11,6 +11,7 @@ import type {
   AuditEntry,
   AuditHeadRecord,
   AuditRecord,
+  CertificateListing,
   CertificateRecord,
   CertificateStatus,
   CrlState,
@@ -169,6 +170,37 @@ export function certificateSummaryOf(
 ): ActiveCertificateSummary | undefined {
   if (r === undefined) return undefined;
   return { serialHex: r.serial, role: r.role, notBefore: r.not_before, notAfter: r.not_after };
+}
+
+/** The columns a CertificateListing is read from. */
+export type CertificateListingRow = Pick<CertRow, 'serial' | 'name' | 'role' | 'status'>;
+
+/**
+ * The newest certificates that are not pending, newest first (callers reverse): the primary key read
+ * backwards, stopped at the limit; pending rows are the few renewals in flight. `limit` is the engine's
+ * placeholder.
+ */
+export function newestCertificatesSql(limit: string): string {
+  return `SELECT serial, name, role, status FROM certificates WHERE status <> 'pending' ORDER BY id DESC LIMIT ${limit}`;
+}
+
+/** Oldest first, as the listing returns them. */
+export function certificateListingOf(rows: CertificateListingRow[]): CertificateListing[] {
+  const out: CertificateListing[] = [];
+  for (let i = rows.length - 1; i >= 0; i--) {
+    const r = rows[i]!;
+    out.push({ serialHex: r.serial, name: r.name, role: r.role, status: r.status });
+  }
+  return out;
+}
+
+/** Rows of `SELECT status, count(*) AS n ... GROUP BY status` as a record. */
+export function statusCountsOf(
+  rows: { status: CertificateStatus; n: number | string }[],
+): Partial<Record<CertificateStatus, number>> {
+  const out: Partial<Record<CertificateStatus, number>> = {};
+  for (const r of rows) out[r.status] = Number(r.n);
+  return out;
 }
 
 export function renewalOf(row: RenewalRow | undefined): RenewalRecord | undefined {

@@ -2,8 +2,12 @@
 // The status listeners live here because only these methods change a certificate's status.
 import { EnvironmentError, PolicyError } from '../../shared/errors.js';
 import {
+  certificateListingOf,
   certificateSummaryOf,
   certOf,
+  newestCertificatesSql,
+  statusCountsOf,
+  type CertificateListingRow,
   crlStateOf,
   renewalOf,
   revocationOf,
@@ -20,6 +24,7 @@ import { isConstraint, storeError, type SqliteSql } from './sqlite-sql.js';
 import type {
   ActiveCertificateSummary,
   CertificateFilter,
+  CertificateListing,
   CertificateRecord,
   CertificateStanding,
   CertificateStatus,
@@ -33,6 +38,13 @@ import type {
 } from './store.js';
 
 const LISTED_REVOCATIONS_SQL = listedRevocationsSql('?');
+const NEWEST_CERTIFICATES_SQL = newestCertificatesSql('?');
+/** Entries of certificates_by_status (status, rowid) are in rowid order within a status: no sort. */
+export const CERTIFICATE_SERIALS_SQL =
+  'SELECT serial FROM certificates INDEXED BY certificates_by_status WHERE status = ? ORDER BY id';
+/** The covering index certificates_by_status (migration 10): no certificate row (nor its PEM) is read. */
+export const CERTIFICATE_STATUS_COUNTS_SQL =
+  'SELECT status, count(*) AS n FROM certificates INDEXED BY certificates_by_status GROUP BY status';
 
 export class SqliteCertificates {
   readonly #sql: SqliteSql;
@@ -201,8 +213,22 @@ export class SqliteCertificates {
     return { superseded: renewal.replaces, abandoned };
   }
 
+  listNewestCertificates(limit: number): CertificateListing[] {
+    return certificateListingOf(this.#sql.all<CertificateListingRow>(NEWEST_CERTIFICATES_SQL, limit));
+  }
+
+  listCertificateSerials(status: CertificateStatus): string[] {
+    return this.#sql.all<{ serial: string }>(CERTIFICATE_SERIALS_SQL, status).map((r) => r.serial);
+  }
+
   countCertificates(): number {
     return this.#sql.get<{ n: number }>('SELECT count(*) AS n FROM certificates')!.n;
+  }
+
+  countCertificatesByStatus(): Partial<Record<CertificateStatus, number>> {
+    return statusCountsOf(
+      this.#sql.all<{ status: CertificateStatus; n: number }>(CERTIFICATE_STATUS_COUNTS_SQL),
+    );
   }
 
   // revocations

@@ -30,7 +30,9 @@ import type {
   AuditRecord,
   NewAuditHead,
   CertificateFilter,
+  CertificateListing,
   CertificateRecord,
+  CertificateStatus,
   CertificateStanding,
   RenewalInstall,
   RenewalRecord,
@@ -363,8 +365,20 @@ export class SqliteStore implements Store {
     return this.#certificates.installRenewal(serialHex, at);
   }
 
+  listNewestCertificates(limit: number): CertificateListing[] {
+    return this.#certificates.listNewestCertificates(limit);
+  }
+
+  listCertificateSerials(status: CertificateStatus): string[] {
+    return this.#certificates.listCertificateSerials(status);
+  }
+
   countCertificates(): number {
     return this.#certificates.countCertificates();
+  }
+
+  countCertificatesByStatus(): Partial<Record<CertificateStatus, number>> {
+    return this.#certificates.countCertificatesByStatus();
   }
 
   insertRevocation(r: NewRevocation): RevocationRecord {

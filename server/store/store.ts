@@ -163,6 +163,14 @@ export interface ActiveCertificateSummary {
   notAfter: number;
 }
 
+/** What a listing of many certificates shows of each: no PEM, no fingerprint. */
+export interface CertificateListing {
+  serialHex: string;
+  name: string;
+  role: CertificateRole;
+  status: CertificateStatus;
+}
+
 export interface CertificateFilter {
   name?: string;
   status?: CertificateStatus;
@@ -235,7 +243,16 @@ export interface Store {
   /** The newest certificate (any status except pending) with this name. */
   latestCertificate(name: string): CertificateRecord | undefined;
   listCertificates(filter?: CertificateFilter): CertificateRecord[];
+  /**
+   * The newest `limit` certificates that are not pending, oldest first, without their PEM: the console's
+   * panel, re-read every few seconds while it is on. The primary key read backwards, stopped at `limit`.
+   */
+  listNewestCertificates(limit: number): CertificateListing[];
+  /** The serials of every certificate with this status, oldest first, from the status index. */
+  listCertificateSerials(status: CertificateStatus): string[];
   countCertificates(): number;
+  /** Certificates per status, from the status index (migration 10): no certificate row is read. */
+  countCertificatesByStatus(): Partial<Record<CertificateStatus, number>>;
 
   // renewals (server/ca/renewal.ts)
   /**

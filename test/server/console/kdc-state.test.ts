@@ -72,9 +72,42 @@ t.test("the store's rows: the newest 200 keys read, the counts of all of them ex
       kekVersion: 1,
     }),
   );
+  // 300 certificates: every third revoked, a pending renewal that is neither listed nor counted.
+  for (let i = 0; i < 300; i++) {
+    const serialHex = (i + 1).toString(16);
+    store.insertIssuedCertificate({
+      serialHex,
+      name: `c${i}`,
+      role: 'client',
+      notBefore: 0,
+      notAfter: 10_000_000,
+      issuedAt: i,
+      pem: `-----BEGIN CERTIFICATE-----\n${serialHex}\n`,
+      fingerprint256: `fp${serialHex}`,
+    });
+    if (i % 3 === 2) store.setCertificateStatus(serialHex, 'revoked');
+  }
+  store.insertRenewal(
+    {
+      serialHex: 'ffff',
+      name: 'c0',
+      role: 'client',
+      notBefore: 0,
+      notAfter: 10_000_000,
+      issuedAt: 1,
+      pem: '-----BEGIN CERTIFICATE-----\nffff\n',
+      fingerprint256: 'fpffff',
+    },
+    '1',
+    1,
+  );
   const asked: unknown[] = [];
   const rows = await readStoreRows({
-    listCertificates: async () => store.listCertificates(),
+    listNewestCertificates: async (limit) => {
+      asked.push({ certificates: limit });
+      return store.listNewestCertificates(limit);
+    },
+    countCertificatesByStatus: async () => store.countCertificatesByStatus(),
     listSymKeys: async (filter) => {
       asked.push(filter);
       return store.listSymKeys(filter);
@@ -82,9 +115,21 @@ t.test("the store's rows: the newest 200 keys read, the counts of all of them ex
     countSymKeysByState: async () => store.countSymKeysByState(),
     getCrlState: async () => store.getCrlState(),
   });
-  t.same(asked, [{ newest: 201 }], 'the keys are read newest first, one more than listed');
+  t.same(
+    asked,
+    [{ certificates: 201 }, { newest: 201 }],
+    'certificates and keys are read newest first, one more than listed',
+  );
   t.equal(rows.keys.length, 200);
   t.equal(rows.keys.at(-1)?.serial, (250).toString(16).padStart(32, '0'), 'the newest last');
   t.equal(rows.truncated, true);
   t.match(rows.counts, { keysActive: 210, keysRevoked: 30, keysExpired: 10 }, 'counted over all keys');
+  t.equal(rows.certs.length, 200);
+  t.same(
+    rows.certs[0],
+    { serial: '65', name: 'c100', role: 'client', status: 'active' },
+    'the oldest listed',
+  );
+  t.same(rows.certs.at(-1), { serial: '12c', name: 'c299', role: 'client', status: 'revoked' }, 'the newest');
+  t.match(rows.counts, { certsActive: 200, certsRevoked: 100 }, 'counted over all certificates');
 });

@@ -184,6 +184,26 @@ for (const engine of ENGINES) {
         ['0c'],
       );
       t.equal(await store.countCertificates(), 3);
+      // The console's panel: the newest that are not pending, oldest first, and counts per status.
+      await store.insertRenewal(cert('0d'), '0b', 5_000);
+      t.strictSame(await store.listNewestCertificates(2), [
+        { serialHex: '0b', name: 'alice', role: 'client', status: 'active' },
+        { serialHex: '0c', name: 'bob', role: 'client', status: 'revoked' },
+      ]);
+      t.same(
+        (await store.listNewestCertificates(10)).map((c) => c.serialHex),
+        ['0a', '0b', '0c'],
+        'a pending renewal is not listed',
+      );
+      t.strictSame(await store.listCertificateSerials('superseded'), ['0a']);
+      t.strictSame(await store.listCertificateSerials('pending'), ['0d']);
+      t.strictSame(await store.listCertificateSerials('active'), ['0b']);
+      t.strictSame(await store.countCertificatesByStatus(), {
+        active: 1,
+        pending: 1,
+        revoked: 1,
+        superseded: 1,
+      });
     });
 
     t.test(

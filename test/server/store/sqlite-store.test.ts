@@ -6,7 +6,11 @@ import { tempDir } from '../../helpers/tmp.js';
 import { openStore, type NewCertificate } from '../../../server/store/store.js';
 import { MIGRATIONS, migrate } from '../../../server/store/migrations.js';
 import { NEWEST_KEYS_OF_PARTY_SQL, NEWEST_KEYS_SQL } from '../../../server/store/sqlite-keys.js';
-import { deleteExpiredKeysSql } from '../../../server/store/rows.js';
+import { deleteExpiredKeysSql, newestCertificatesSql } from '../../../server/store/rows.js';
+import {
+  CERTIFICATE_SERIALS_SQL,
+  CERTIFICATE_STATUS_COUNTS_SQL,
+} from '../../../server/store/sqlite-certificates.js';
 
 const DAY = 86_400_000;
 /** The version the last migration brings a database to. */
@@ -302,6 +306,43 @@ t.test("the KDC's newest keys (admin listing, console) are read from an index, n
   t.notOk(
     plan.some((d) => /TEMP B-TREE FOR ORDER BY/.test(d)),
     'no sort of the table (1.7 s per console refresh at 1,000,000 keys)',
+  );
+});
+
+t.test("the console's certificates: the newest read backwards, the counts from an index", async (t) => {
+  // Re-read on every refresh of the console's state panel; certificates are never deleted and every
+  // renewal adds one: reading them all (PEM included) cost ~1 s per refresh at 50,000.
+  const db = new Database(':memory:');
+  migrate(db);
+  const plan = (sql: string, ...args: unknown[]): string[] =>
+    (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[]).map((r) => r.detail);
+  const newest = plan(newestCertificatesSql('?'), 201);
+  t.ok(
+    newest.some((d) => /^SCAN certificates$/.test(d)),
+    `the table's primary key, read backwards (${newest.join('; ')})`,
+  );
+  t.notOk(
+    newest.some((d) => /TEMP B-TREE/.test(d)),
+    'no sort',
+  );
+  const counts = plan(CERTIFICATE_STATUS_COUNTS_SQL);
+  t.ok(
+    counts.some((d) => /SCAN certificates USING COVERING INDEX certificates_by_status/.test(d)),
+    `counted from the status index, no row read (${counts.join('; ')})`,
+  );
+  t.notOk(
+    counts.some((d) => /TEMP B-TREE/.test(d)),
+    'grouped in index order',
+  );
+  // The serials of one status (the superseded ones, at every open of a CA with its key).
+  const serials = plan(CERTIFICATE_SERIALS_SQL, 'superseded');
+  t.ok(
+    serials.some((d) => /SEARCH certificates USING INDEX certificates_by_status \(status=\?\)/.test(d)),
+    `searched in the status index (${serials.join('; ')})`,
+  );
+  t.notOk(
+    serials.some((d) => /TEMP B-TREE/.test(d)),
+    'in rowid order, no sort',
   );
 });
 
