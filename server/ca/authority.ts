@@ -585,6 +585,11 @@ export class CertificateAuthority {
     this.#revocations.onRevoked(listener);
   }
 
+  /** A certificate another process's renewal superseded has just been read here (revocations.ts). */
+  onSuperseded(listener: (serialHex: string) => void): void {
+    this.#revocations.onSuperseded(listener);
+  }
+
   /**
    * Pick up (and announce to listeners) revocations and CRLs other processes or nodes committed; cheap
    * when nothing changed (one look at the store's change counter).

@@ -28,6 +28,8 @@ export interface CaughtUp {
   rows: ListedRevocation[];
   /** Revocations (not superseded entries) this process did not know. */
   fresh: RevocationRecord[];
+  /** Certificates another process's renewal superseded, new to this process. */
+  superseded: string[];
 }
 
 export class RevocationIndex {
@@ -64,6 +66,7 @@ export class RevocationIndex {
   async catchUp(db: AsyncStoreData): Promise<CaughtUp> {
     const rows = await db.listRevocations(this.#lastRevocationId);
     const fresh: RevocationRecord[] = [];
+    const superseded: string[] = [];
     for (const row of rows) {
       const reason = rowReason(row);
       const info = { reason, revokedAt: row.revokedAt };
@@ -71,6 +74,7 @@ export class RevocationIndex {
       // KDC; an operator's revocation with reason superseded (status revoked) is one. Renewals are rare,
       // so looking the certificate up for those rows only keeps catching up O(new rows).
       if (reason === 'superseded' && (await db.getCertificate(row.serialHex))?.status === 'superseded') {
+        if (!this.#superseded.has(row.serialHex)) superseded.push(row.serialHex);
         this.#superseded.set(row.serialHex, info);
       } else if (!this.#revoked.has(row.serialHex)) {
         fresh.push(row);
@@ -78,7 +82,7 @@ export class RevocationIndex {
       }
       this.#lastRevocationId = row.id;
     }
-    return { rows, fresh };
+    return { rows, fresh, superseded };
   }
 
   /** This process's own revocation (or renewal's entry), row `id`, once its transaction committed. */

@@ -39,6 +39,7 @@ export class Revocations {
   /** One catch-up, refresh or revocation of this process at a time (they share the builders and maps). */
   #queue: Promise<unknown> = Promise.resolve();
   readonly #context: RevocationContext;
+  readonly #supersededListeners: ((serialHex: string) => void)[] = [];
 
   private constructor(store: AsyncStore, crls: CrlSigner, files: CrlFiles) {
     this.#store = store;
@@ -79,8 +80,9 @@ export class Revocations {
 
   /** Read the rows of `db` this process has not seen into the index, then into the CRL builders. */
   async #catchUp(db: AsyncStoreData): Promise<RevocationRecord[]> {
-    const { rows, fresh } = await this.#index.catchUp(db);
+    const { rows, fresh, superseded } = await this.#index.catchUp(db);
     await this.#crls.catchUp(db, rows);
+    for (const serialHex of superseded) for (const listener of this.#supersededListeners) listener(serialHex);
     return fresh;
   }
 
@@ -119,6 +121,14 @@ export class Revocations {
 
   onRevoked(listener: RevokedListener): void {
     this.#listeners.add(listener);
+  }
+
+  /**
+   * Called (synchronously, during a catch-up) for each certificate another process's renewal superseded,
+   * once its CRL entry is read here. Not for this process's own renewals: their installer acts on them.
+   */
+  onSuperseded(listener: (serialHex: string) => void): void {
+    this.#supersededListeners.push(listener);
   }
 
   /** Certificates a renewal superseded that are not on the CRL yet (revocation-index.ts). */

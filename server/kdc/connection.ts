@@ -86,6 +86,11 @@ export interface ConnectionHost {
   ): ServerHandshake;
   /** Install the renewal `serialHex` (its first handshake succeeded); throws to refuse the session. */
   installRenewal?(serialHex: string): Promise<void>;
+  /**
+   * Renewals this process has installed or read: `seen()` counts them, `isActive` reads a certificate's
+   * status (from the record cache, which this process's own writes invalidate).
+   */
+  renewals?: { seen(): number; isActive(serialHex: string): Promise<boolean> };
   /** The handshake completed: release the unauthenticated slot, index the session. */
   authenticated(conn: Connection): void;
   /** The socket closed (for whatever reason). */
@@ -142,6 +147,8 @@ export class Connection implements SessionHandle {
   readonly #host: ConnectionHost;
   #handshake: ServerHandshake | undefined;
   #helloDone = false;
+  /** Renewals the KDC had seen when the client_hello arrived, before any check of the certificate. */
+  #renewalsAtHello = 0;
   #checked: CheckedClient | undefined;
   #channel: ServerChannel | undefined;
   #queue: Promise<void> = Promise.resolve();
@@ -535,6 +542,7 @@ export class Connection implements SessionHandle {
       if (hs === undefined) throw new ProtocolError('unexpected_message', 'connection not admitted');
       const watch = this.#host.watch;
       if (!this.#helloDone) {
+        this.#renewalsAtHello = this.#host.renewals?.seen() ?? 0;
         watch?.frame(this, 'in', 'client_hello', frame.length, false);
         const serverHello = await hs.receiveClientHello(frame);
         this.#helloDone = true;
@@ -615,6 +623,11 @@ export class Connection implements SessionHandle {
         expiresAt: usable ? cert.notAfter : 0,
       };
     }
+    if (result.mode === 'auth' || result.mode === 'resume') {
+      if (!(await this.#lastLook(identity.serialHex))) {
+        throw new AuthError('cert_revoked', 'certificate superseded by a renewal');
+      }
+    }
     // The socket may have closed (or the handshake timed out) while the store answered.
     if (this.#phase !== 'handshake') return;
     this.#clearTimer();
@@ -664,6 +677,25 @@ export class Connection implements SessionHandle {
         this.#resumptionSecret = result.resumptionSecret;
       else result.resumptionSecret.fill(0);
     }
+  }
+
+  /**
+   * Is the certificate still active as this session enters the session table? A renewal's installer
+   * ends the renewed certificate's sessions by looking them up in the table, and this handshake checked
+   * the certificate before it is there (a resumed one at its client_hello, up to the handshake timeout
+   * earlier). So when a renewal was installed or read since the hello, look again; the caller enters
+   * the table in the same turn as the last look, after which every sweep finds it. No store read
+   * otherwise.
+   */
+  async #lastLook(serialHex: string): Promise<boolean> {
+    const renewals = this.#host.renewals;
+    if (renewals === undefined) return true;
+    let seen = this.#renewalsAtHello;
+    while (renewals.seen() !== seen) {
+      seen = renewals.seen();
+      if (!(await renewals.isActive(serialHex))) return false;
+    }
+    return true;
   }
 
   /** A record of an open session: served now if a request slot is free, else it waits its turn. */

@@ -335,6 +335,22 @@ async function serve(
   /** Run at stop after the last session closed, before the store closes (the audit signer's last head). */
   const beforeClose: (() => void | Promise<void>)[] = [];
 
+  /**
+   * Renewals installed (here, or by another process and read here) since the start: a handshake that
+   * checked its certificate before one of them looks at it again before it enters the session table.
+   */
+  let renewalsSeen = 0;
+  const endSupersededSessions = (serialHex: string): void => {
+    for (const s of sessions.bySerial(serialHex))
+      void s.close('cert_revoked', 'certificate superseded by a renewal');
+  };
+  // Another node's (or process's) renewal: its installer ended the renewed certificate's sessions on its
+  // own node only, so the catch-up that reads its CRL entry ends them here.
+  ca.onSuperseded((serialHex) => {
+    renewalsSeen += 1;
+    endSupersededSessions(serialHex);
+  });
+
   const endSessionsOf = async (
     serialHex: string,
     code: ErrorCode,
@@ -576,15 +592,17 @@ async function serve(
       }),
     installRenewal: async (serialHex) => {
       const { install, listed } = await ca.installRenewal(serialHex, 'kdc');
+      renewalsSeen += 1; // before the sweep below, in the same turn (connection.ts #lastLook)
       listed.catch((err: unknown) =>
         log(`listing superseded certificates failed: ${(err as Error).message}`),
       );
       // Sessions of the renewed certificate cannot write any more (caller-status.ts): end them with a
       // reason their client can act on.
-      for (const serial of [install.superseded, ...install.abandoned]) {
-        for (const s of sessions.bySerial(serial))
-          void s.close('cert_revoked', 'certificate superseded by a renewal');
-      }
+      for (const serial of [install.superseded, ...install.abandoned]) endSupersededSessions(serial);
+    },
+    renewals: {
+      seen: () => renewalsSeen,
+      isActive: async (serialHex) => (await certRecords.get(serialHex))?.status === 'active',
     },
     defences,
     authenticated: (conn) => {

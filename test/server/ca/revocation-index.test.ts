@@ -43,7 +43,7 @@ const supersededByOperator = await issue('idx-operator');
 const gap = await issue('idx-gap');
 
 t.test('a fresh CA has no revocation rows', async (t) => {
-  t.same(await index.catchUp(other), { rows: [], fresh: [] }, 'nothing to catch up on');
+  t.same(await index.catchUp(other), { rows: [], fresh: [], superseded: [] }, 'nothing to catch up on');
   t.equal(index.crlStatusOf(a), undefined);
 });
 
@@ -64,14 +64,18 @@ t.test('catchUp reads the rows other processes committed, once', async (t) => {
   t.same(index.revocationOf(a), { reason: 'keyCompromise', revokedAt: 1_800_000_000_000 });
   t.same(index.revocationOf(a.toUpperCase()), index.revocationOf(a), 'any case of the serial');
   t.equal(index.size, 1);
-  t.same(await index.catchUp(other), { rows: [], fresh: [] }, 'read once: nothing new the second time');
+  t.same(
+    await index.catchUp(other),
+    { rows: [], fresh: [], superseded: [] },
+    'read once: nothing new the second time',
+  );
 });
 
 t.test("a renewal's entry is on the CRL but is no revocation", async (t) => {
   await commitRow(renewed, 'superseded', 'superseded');
   // An operator may revoke with reason superseded: the certificate's status says it is a revocation.
   await commitRow(supersededByOperator, 'superseded', 'revoked');
-  const { rows, fresh } = await index.catchUp(other);
+  const { rows, fresh, superseded } = await index.catchUp(other);
   t.same(
     rows.map((r) => r.serialHex),
     [renewed, supersededByOperator],
@@ -82,6 +86,7 @@ t.test("a renewal's entry is on the CRL but is no revocation", async (t) => {
     [supersededByOperator],
     "only the operator's revocation is announced",
   );
+  t.same(superseded, [renewed], "the renewal's certificate is reported as superseded (its sessions end)");
   t.equal(index.revocationOf(renewed), undefined, 'revocationOf does not report the renewal');
   t.same(index.crlStatusOf(renewed), { reason: 'superseded', revokedAt: 1_800_000_000_000 });
   t.same(index.revocationOf(supersededByOperator)?.reason, 'superseded');
@@ -92,7 +97,7 @@ t.test('record(): our own committed row is not read back nor announced again', a
   const row = await commitRow(b, 'keyCompromise', 'revoked');
   index.record(row.id, b, { reason: 'keyCompromise', revokedAt: row.revokedAt }, 'revoke');
   t.same(index.revocationOf(b), { reason: 'keyCompromise', revokedAt: row.revokedAt });
-  t.same(await index.catchUp(other), { rows: [], fresh: [] }, 'the cursor moved past it');
+  t.same(await index.catchUp(other), { rows: [], fresh: [], superseded: [] }, 'the cursor moved past it');
 });
 
 t.test('listSupersededGaps: superseded certificates the CRL does not list', async (t) => {
