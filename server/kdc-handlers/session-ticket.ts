@@ -20,6 +20,8 @@ export const sessionTicket: KdcHandler<'session.ticket'> = {
           serialHex: identity.serialHex,
           role: identity.role === 'admin' ? 'admin' : 'client',
           notAfter: identity.expiresAt,
+          // A session without the time is one this KDC did not authenticate: no ticket outlives now.
+          authenticatedAt: identity.authenticatedAt ?? 0,
         },
         psk,
       );

@@ -43,6 +43,7 @@ import {
 import type { ServerHandshake, ServerHandshakeResult } from '../../shared/protocol/handshake.js';
 import { encodeAlert } from '../../shared/protocol/messages.js';
 import type { ServerChannel } from '../../shared/protocol/secure-channel.js';
+import { ticketAuthenticatedAt } from '../../shared/protocol/ticket.js';
 import { pastNotAfter } from '../../shared/pki/verify.js';
 import { defenceForCode } from '../../shared/defences.js';
 import type { EventBus } from '../events/bus.js';
@@ -590,6 +591,7 @@ export class Connection implements SessionHandle {
         serialHex: cert.serialHex,
         role: checked.record.role === 'admin' ? 'admin' : 'client',
         expiresAt: cert.notAfter,
+        authenticatedAt: Date.now(),
       };
     } else if (result.mode === 'resume') {
       const resumed = result.resumed;
@@ -604,6 +606,7 @@ export class Connection implements SessionHandle {
         serialHex: resumed.serial,
         role: resumed.role,
         expiresAt: resumed.notAfter,
+        authenticatedAt: ticketAuthenticatedAt(resumed),
       };
     } else if (result.mode === 'enroll') {
       identity = NOBODY;

@@ -28,13 +28,24 @@ export interface Identity {
   role: Role;
   /** Certificate notAfter (epoch ms); 0 without a certificate. `name`/`serialHex` are '' when unknown. */
   expiresAt: number;
+  /**
+   * When a full handshake proved the certificate's key (epoch ms): this session's own, or for a resumed
+   * one the ticket's. Absent without a certificate.
+   */
+  authenticatedAt?: number;
 }
 
 /** What a handler can do to the session that sent the request. */
 /** Seals a resumption ticket for a session's identity (server/kdc/ticket-keys.ts). */
 export interface TicketIssuer {
   issue(
-    who: { name: string; serialHex: string; role: 'client' | 'admin'; notAfter: number },
+    who: {
+      name: string;
+      serialHex: string;
+      role: 'client' | 'admin';
+      notAfter: number;
+      authenticatedAt: number;
+    },
     psk: Buffer,
   ): Promise<{ ticket: Buffer; expiresAt: number }>;
 }

@@ -16,10 +16,20 @@ import {
   type TicketKeyRing,
 } from '../../shared/protocol/ticket.js';
 import type { KeyEncryptionKeys } from '../keys/kek.js';
-import { AuthError, InternalError } from '../../shared/errors.js';
+import { AuthError, InternalError, PolicyError } from '../../shared/errors.js';
 
-/** How long a ticket lives: bounds how long a resumed session relies on an earlier full handshake. */
+/** How long a ticket lives. */
 const TICKET_LIFETIME_MS = 12 * 3600_000;
+/**
+ * How long after a full handshake its chain of resumed sessions may go on: a ticket issued to a resumed
+ * session inherits the full handshake's time, and none expires later than this after it. RFC 8446
+ * section 4.6.1: "It is RECOMMENDED that implementations place limits on the total lifetime of such
+ * keying material; these limits should take into account the lifetime of the peer's certificate, the
+ * likelihood of intervening revocation, and the time since the peer's online CertificateVerify
+ * signature." Revocation is checked at every resumption; this bounds the last: 7 days, the longest
+ * ticket lifetime the RFC allows.
+ */
+export const MAX_RESUMPTION_CHAIN_MS = 7 * 86_400_000;
 /** How long one key seals new tickets. */
 const ROTATE_MS = 12 * 3600_000;
 /** How often a node re-reads the keys (other nodes' rotations). */
@@ -45,6 +55,8 @@ export interface TicketIdentity {
   role: 'client' | 'admin';
   /** The certificate's notAfter: no ticket outlives it. */
   notAfter: number;
+  /** When the full handshake behind this session proved the key (the session's own, or its ticket's). */
+  authenticatedAt: number;
 }
 
 export class TicketKeys {
@@ -108,7 +120,14 @@ export class TicketKeys {
   /** A ticket for a session of `who` whose resumption secret is `psk`. */
   issue(who: TicketIdentity, psk: Buffer): { ticket: Buffer; expiresAt: number } {
     const now = this.#now();
-    const expiresAt = Math.min(now + TICKET_LIFETIME_MS, who.notAfter);
+    const expiresAt = Math.min(
+      now + TICKET_LIFETIME_MS,
+      who.notAfter,
+      who.authenticatedAt + MAX_RESUMPTION_CHAIN_MS,
+    );
+    if (expiresAt <= now) {
+      throw new PolicyError('forbidden', 'no ticket: the full handshake behind this session is too old');
+    }
     const ticket = sealTicket(this.ring, {
       v: 1,
       name: who.name,
@@ -118,6 +137,7 @@ export class TicketKeys {
       issuedAt: now,
       expiresAt,
       psk,
+      authAt: who.authenticatedAt,
     });
     return { ticket, expiresAt };
   }
@@ -138,30 +158,50 @@ export class TicketKeys {
   }
 }
 
+/** After a failed opening of the ticket keys, how long every use answers that failure without a retry. */
+export const RETRY_OPENING_MS = 30_000;
+
 /**
  * The ticket keys of a running KDC, opened after it started listening rather than before: opening
  * derives the KEK from the CA passphrase (scrypt, N = 2^15: ~0.1 s of CPU and 32 MiB here), a fifth
  * of what `kds server start` cost before it listened (docs/performance.md "startup"). A resumed hello or a
  * `session.ticket` request that arrives first waits for it (the same answer, later); a failed opening
- * is reported by `open()`'s caller and retried by the next use or refresh; a resumed hello it fails
- * is `ticket_invalid`, so that its client falls back to a full handshake.
+ * is reported by `open()`'s caller and retried by the first use or refresh RETRY_OPENING_MS after it; a
+ * resumed hello it fails is `ticket_invalid`, so that its client falls back to a full handshake.
  */
 export class DeferredTicketKeys {
   readonly #open: () => Promise<TicketKeys>;
+  readonly #now: () => number;
   #opening: Promise<TicketKeys> | undefined;
   #keys: TicketKeys | undefined;
+  /** The last failed opening, which every use answers until RETRY_OPENING_MS have passed. */
+  #failed: { at: number; err: unknown } | undefined;
 
-  constructor(open: () => Promise<TicketKeys>) {
+  constructor(open: () => Promise<TicketKeys>, now: () => number = Date.now) {
     this.#open = open;
+    this.#now = now;
   }
 
-  /** Open the keys (once; again after a failure). */
+  /**
+   * Open the keys (once; again after a failure, but not sooner than RETRY_OPENING_MS after it). An
+   * opening that fails (a KEK the passphrase does not open, a store that does not answer) would fail
+   * the same way at once, and each attempt costs a scrypt (~0.1-0.25 s of CPU, 32 MiB): retried by every
+   * resumed hello, any peer on the network could keep a core busy with hellos that need no valid ticket.
+   */
   open(): Promise<TicketKeys> {
     if (this.#keys !== undefined) return Promise.resolve(this.#keys);
+    const failed = this.#failed;
+    if (this.#opening === undefined && failed !== undefined && this.#now() - failed.at < RETRY_OPENING_MS) {
+      return Promise.reject(failed.err);
+    }
     this.#opening ??= this.#open().then(
-      (keys) => (this.#keys = keys),
+      (keys) => {
+        this.#failed = undefined;
+        return (this.#keys = keys);
+      },
       (err: unknown) => {
         this.#opening = undefined;
+        this.#failed = { at: this.#now(), err };
         throw err;
       },
     );

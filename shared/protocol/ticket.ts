@@ -5,7 +5,12 @@
 //
 //   ticket = key_id (16) || nonce (12) || AES-256-GCM(ticket_key, nonce, contents, aad) || tag (16)
 //   aad    = "kds v1 ticket" || 0x00 || key_id
-//   contents = msgpack { v: 1, name, serial, role, notAfter, issuedAt, expiresAt, psk (32) }
+//   contents = msgpack { v: 1, name, serial, role, notAfter, issuedAt, expiresAt, psk (32), authAt? }
+//
+// authAt is when the full handshake behind the ticket proved the client holds its certificate's key: a
+// ticket issued to a resumed session carries it on, so that a chain of tickets cannot postpone that
+// proof beyond a bound (RFC 8446 section 4.6.1). Tickets sealed before it existed have none: their
+// issuedAt stands for it.
 //
 // Sealing (AEAD) rather than a MAC over clear contents keeps the psk secret and the client's identity
 // unreadable on the wire (RFC 8446 section 4.6.1 leaves the format to the server; RFC 5077 section 4
@@ -37,7 +42,13 @@ const TicketContentsSchema = s.map({
   issuedAt: s.uint({ unit: 'epoch ms' }),
   expiresAt: s.uint({ unit: 'epoch ms' }),
   psk: s.bytes({ len: RESUMPTION_SECRET_BYTES }),
+  authAt: s.optional(s.uint({ unit: 'epoch ms' })),
 });
+
+/** When the ticket's chain of sessions last proved possession of the certificate's key. */
+export function ticketAuthenticatedAt(t: Pick<TicketContents, 'authAt' | 'issuedAt'>): number {
+  return t.authAt ?? t.issuedAt;
+}
 
 /** What a ticket says: who the session was, until when, and the secret the resumption proves. */
 export type TicketContents = Infer<typeof TicketContentsSchema>;

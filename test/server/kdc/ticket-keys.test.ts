@@ -1,11 +1,18 @@
 // server/kdc/ticket-keys.ts DeferredTicketKeys: a KDC opens its resumption ticket keys (a scrypt
 // derivation of the KEK) after it listens, not before. What must hold: one opening however many callers
-// wait, a caller before the opening gets the same ring once it is there, a failed opening is retried by
-// the next use, and a client resuming the moment a KDC restarted still resumes.
+// wait, a caller before the opening gets the same ring once it is there, a failed opening is answered
+// without a retry for 30 s and then retried by the next use, and a client resuming the moment a KDC
+// restarted still resumes.
 import t from 'tap';
 import { openSession, type ClientSession } from '../../../client/session.js';
-import { DeferredTicketKeys, TicketKeys } from '../../../server/kdc/ticket-keys.js';
+import {
+  DeferredTicketKeys,
+  MAX_RESUMPTION_CHAIN_MS,
+  RETRY_OPENING_MS,
+  TicketKeys,
+} from '../../../server/kdc/ticket-keys.js';
 import { KeyEncryptionKeys } from '../../../server/keys/kek.js';
+import { openTicket, ticketAuthenticatedAt } from '../../../shared/protocol/ticket.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { issueTestClient, startTestKdc } from '../../helpers/kdc-in-process.js';
 
@@ -35,7 +42,13 @@ t.test('one opening for every early caller; then the ring at once', async (t) =>
   });
   const early = deferred.ring();
   t.ok(early instanceof Promise, 'before the opening: a promise of the ring');
-  const who = { name: 'alice', serialHex: '0a', role: 'client' as const, notAfter: Date.now() + 86_400_000 };
+  const who = {
+    name: 'alice',
+    serialHex: '0a',
+    role: 'client' as const,
+    notAfter: Date.now() + 86_400_000,
+    authenticatedAt: Date.now(),
+  };
   const [ring, issued] = await Promise.all([
     early,
     deferred.issue(who, Buffer.alloc(32, 7)),
@@ -50,21 +63,37 @@ t.test('one opening for every early caller; then the ring at once', async (t) =>
   t.equal(opened, 1, 'a refresh re-reads, it does not open again');
 });
 
-t.test('a failed opening is retried by the next use; a hello it fails is ticket_invalid', async (t) => {
-  const dir = tempDir(t);
-  let attempts = 0;
-  const deferred = new DeferredTicketKeys(async () => {
-    attempts += 1;
-    if (attempts <= 2) throw new Error('store unreachable');
-    return TicketKeys.open(memorySettings(), await KeyEncryptionKeys.open(dir, 'pass', { cost: FAST }));
-  });
-  await t.rejects(deferred.open(), /store unreachable/);
-  // A resumed hello meanwhile: ticket_invalid, on which a client falls back to a full handshake.
-  await t.rejects(Promise.resolve(deferred.ring()), { code: 'ticket_invalid' });
-  const ring = await deferred.ring();
-  t.ok(ring.current.key.length > 0, 'the next use opened the keys');
-  t.equal(attempts, 3);
-});
+t.test(
+  'a failed opening is answered for 30 s, then retried; a hello it fails is ticket_invalid',
+  async (t) => {
+    const dir = tempDir(t);
+    let attempts = 0;
+    let clock = 1_000_000;
+    const deferred = new DeferredTicketKeys(
+      async () => {
+        attempts += 1;
+        if (attempts <= 2) throw new Error('store unreachable');
+        return TicketKeys.open(memorySettings(), await KeyEncryptionKeys.open(dir, 'pass', { cost: FAST }));
+      },
+      () => clock,
+    );
+    await t.rejects(deferred.open(), /store unreachable/);
+    // Resumed hellos meanwhile: ticket_invalid (a client then falls back to a full handshake), and none
+    // of them pays for an opening (a scrypt each, for a peer that needs no valid ticket to send one).
+    for (let i = 0; i < 5; i++) {
+      await t.rejects(Promise.resolve(deferred.ring()), { code: 'ticket_invalid' });
+    }
+    await t.rejects(deferred.refresh(), /store unreachable/, 'nor does a refresh');
+    t.equal(attempts, 1, 'one opening in the 30 s after the failure');
+    clock += RETRY_OPENING_MS;
+    await t.rejects(Promise.resolve(deferred.ring()), { code: 'ticket_invalid' });
+    t.equal(attempts, 2, 'retried once the 30 s passed');
+    clock += RETRY_OPENING_MS;
+    const ring = await deferred.ring();
+    t.ok(ring.current.key.length > 0, 'the next retry opened the keys');
+    t.equal(attempts, 3);
+  },
+);
 
 t.test('a client resumes on a KDC it reaches the moment the KDC started', async (t) => {
   const first = await startTestKdc(t);
@@ -120,3 +149,80 @@ t.test(
     t.ok(ticket !== undefined && ticket.ticket.length > 0, 'the ticket arrived before close() returned');
   },
 );
+
+t.test('a chain of tickets ends 7 days after the full handshake behind it', async (t) => {
+  // RFC 8446 section 4.6.1 recommends a limit on the total lifetime of keying material resumption
+  // carries on from a full handshake: a resumed session's ticket inherits that handshake's time.
+  const HOUR = 3_600_000;
+  let clock = 1_800_000_000_000;
+  const keys = await TicketKeys.open(
+    memorySettings(),
+    await KeyEncryptionKeys.open(tempDir(t), 'pass', { cost: FAST }),
+    () => clock,
+  );
+  const fullAt = clock;
+  const who = { name: 'alice', serialHex: '0a', role: 'client' as const, notAfter: clock + 365 * 24 * HOUR };
+  const psk = Buffer.alloc(32, 7);
+  const first = keys.issue({ ...who, authenticatedAt: fullAt }, psk);
+  t.equal(first.expiresAt, fullAt + 12 * HOUR, 'a fresh chain: the ticket lifetime');
+  const opened = openTicket(keys.ring, first.ticket, clock);
+  t.equal(opened.authAt, fullAt, 'the ticket carries the full handshake time');
+  t.equal(ticketAuthenticatedAt(opened), fullAt);
+
+  // Resumed every 11 hours, each session asking for the next ticket.
+  let authAt = ticketAuthenticatedAt(opened);
+  let last = first;
+  for (clock += 11 * HOUR; clock < fullAt + MAX_RESUMPTION_CHAIN_MS - HOUR; clock += 11 * HOUR) {
+    last = keys.issue({ ...who, authenticatedAt: authAt }, psk);
+    authAt = ticketAuthenticatedAt(openTicket(keys.ring, last.ticket, clock));
+    t.equal(authAt, fullAt, 'the time of the full handshake is kept along the chain');
+    t.ok(last.expiresAt <= fullAt + MAX_RESUMPTION_CHAIN_MS, 'never beyond the bound');
+  }
+  t.equal(last.expiresAt, fullAt + MAX_RESUMPTION_CHAIN_MS, 'the last ticket ends at the bound');
+  t.throws(() => openTicket(keys.ring, last.ticket, fullAt + MAX_RESUMPTION_CHAIN_MS), {
+    code: 'ticket_invalid',
+  });
+  clock = fullAt + MAX_RESUMPTION_CHAIN_MS;
+  t.throws(
+    () => keys.issue({ ...who, authenticatedAt: fullAt }, psk),
+    { code: 'forbidden' },
+    'a session at the bound gets no ticket',
+  );
+  // A ticket sealed before authAt existed: its issuedAt stands for the full handshake.
+  t.equal(ticketAuthenticatedAt({ issuedAt: 5 }), 5);
+});
+
+t.test("a resumed session's ticket carries the time of the full handshake, not its own", async (t) => {
+  const { kdc } = await startTestKdc(t);
+  const alice = await issueTestClient(kdc.ca, 'alice');
+  const credentials = { privateKey: alice.privateKey, certPem: alice.certPem };
+  let first: { ticket: Buffer; psk: Buffer } | undefined;
+  const full = await openSession({
+    server: kdc.url,
+    mode: 'auth',
+    credentials,
+    caCertPem: kdc.ca.caCertPem,
+    onTicket: (got) => (first = got),
+  });
+  await full.close();
+  if (first === undefined) throw new Error('no ticket');
+  const ring = await (kdc.services.tickets as DeferredTicketKeys).ring();
+  const fullAt = openTicket(ring, first.ticket, Date.now()).authAt;
+  t.ok(fullAt !== undefined && fullAt <= Date.now(), 'the first ticket has the full handshake time');
+  await new Promise((r) => setTimeout(r, 20));
+  const resumed = await openSession({
+    server: kdc.url,
+    mode: 'resume',
+    credentials,
+    caCertPem: kdc.ca.caCertPem,
+    resumption: first,
+  });
+  try {
+    const next = await resumed.request('session.ticket', {});
+    const opened = openTicket(ring, next.ticket, Date.now());
+    t.ok(opened.issuedAt > fullAt!, 'a new ticket');
+    t.equal(opened.authAt, fullAt, 'with the full handshake time of the first');
+  } finally {
+    await resumed.close();
+  }
+});
