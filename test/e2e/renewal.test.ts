@@ -339,16 +339,19 @@ t.test('refusals at the KDC: same key, another name, one in flight per session, 
   const other = await createCsr('bob', fresh.privateKeyPem, fresh.publicKeyPem);
   await t.rejects(session.request('cert.renew', { csr: other }), { code: 'name_mismatch' }, 'another name');
   const csr = await createCsr('alice', fresh.privateKeyPem, fresh.publicKeyPem);
+  // Two at once: the second is refused if the first is still being signed when it arrives (on a loaded
+  // machine the first may be done by then; test/server/kdc-handlers/cert-renew.test.ts holds it open).
   const both = await Promise.allSettled([
     session.request('cert.renew', { csr }),
     session.request('cert.renew', { csr }),
   ]);
-  t.same(
-    both.map((s) => (s.status === 'fulfilled' ? 'ok' : (s.reason as { code: string }).code)).sort(),
-    ['ok', 'rate_limited'],
-    'one renewal in flight per session',
+  const outcomes = both.map((s) => (s.status === 'fulfilled' ? 'ok' : (s.reason as { code: string }).code));
+  t.ok(
+    outcomes.every((o) => o === 'ok' || o === 'rate_limited') && outcomes.includes('ok'),
+    `one renewal in flight per session (${outcomes.join(', ')})`,
   );
-  for (let i = 1; i < MAX_RENEWALS_PER_WINDOW; i++) await session.request('cert.renew', { csr });
+  const done = outcomes.filter((o) => o === 'ok').length;
+  for (let i = done; i < MAX_RENEWALS_PER_WINDOW; i++) await session.request('cert.renew', { csr });
   await t.rejects(session.request('cert.renew', { csr }), { code: 'rate_limited' }, 'the per-name rate');
   // None of them was installed: alice's certificate is still the active one.
   t.equal(certStatus(serialOf('alice')), 'active');
