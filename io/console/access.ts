@@ -16,7 +16,7 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 }
 
 /** `localhost`, `127.x.y.z`, `[::1]`, with or without a port. */
-function isLoopbackHost(hostHeader: string | undefined): boolean {
+export function isLoopbackHost(hostHeader: string | undefined): boolean {
   if (hostHeader === undefined) return false;
   const host = hostHeader.startsWith('[')
     ? hostHeader.slice(1, hostHeader.indexOf(']'))

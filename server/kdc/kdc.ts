@@ -26,6 +26,7 @@ import { EXPIRY_WARNING_MS, recoverServerRenewal } from '../ca/server-renewal.js
 import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../../io/ca-files.js';
+import { isLoopbackHost } from '../../io/console/access.js';
 import { KDC_HANDLERS } from '../kdc-handlers/index.js';
 import { startKeyService } from '../keys/start.js';
 import { EventBus } from '../events/bus.js';
@@ -644,8 +645,11 @@ async function serve(
       : {
           metrics: {
             // Loopback only on the KDC's own port (docs/security.md "Metrics"): what a scraper on the
-            // host needs, and nothing for the network, whose peers are not authenticated on HTTP.
-            allow: (req: IncomingMessage) => isLoopback(req.socket.remoteAddress),
+            // host needs, and nothing for the network, whose peers are not authenticated on HTTP. The
+            // Host too, as for the console: a page on another site can make a browser on this host
+            // fetch 127.0.0.1 under the site's own name (DNS rebinding) and read the answer.
+            allow: (req: IncomingMessage) =>
+              isLoopback(req.socket.remoteAddress) && isLoopbackHost(req.headers.host),
             contentType: METRICS_CONTENT_TYPE,
             render: () => metrics.render(),
           },
