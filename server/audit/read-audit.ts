@@ -10,6 +10,7 @@ import { EnvironmentError } from '../../shared/errors.js';
 import {
   auditHeadSignedData,
   verifyAuditChain,
+  type AuditAnchor,
   type AuditHeadRecord,
   type AuditVerification,
 } from '../../shared/audit/chain.js';
@@ -92,7 +93,11 @@ export interface AuditVerifyReport extends AuditVerification {
   caFingerprint: string;
 }
 
-export async function verifyAudit(dataDir: string, storeUrl?: string): Promise<AuditVerifyReport> {
+export async function verifyAudit(
+  dataDir: string,
+  storeUrl?: string,
+  anchors: readonly AuditAnchor[] = [],
+): Promise<AuditVerifyReport> {
   const paths = caPaths(dataDir);
   const store = await openExisting(dataDir, storeUrl);
   try {
@@ -128,7 +133,7 @@ export async function verifyAudit(dataDir: string, storeUrl?: string): Promise<A
       if (head.signedAt < cert.notBefore || head.signedAt > cert.notAfter) return false;
       return verifyPss(auditHeadSignedData(head), head.signature, createPublicKey(cert.publicKeyPem));
     };
-    const result = verifyAuditChain(entries, heads, verifyHead);
+    const result = verifyAuditChain(entries, heads, verifyHead, anchors);
     return { ...result, caFingerprint: ca.fingerprint256 };
   } finally {
     await store.close();

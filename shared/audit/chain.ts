@@ -77,7 +77,24 @@ export type AuditProblem =
   | 'unchained' // no hash at all
   | 'head_mismatch' // a signed head names a hash this entry does not have: the chain was rewritten up to here
   | 'head_missing_entry' // a signed head covers an entry the log no longer has (truncated)
-  | 'bad_head_signature'; // a head's signature does not verify with the KDC certificate it names
+  | 'bad_head_signature' // a head's signature does not verify with the KDC certificate it names
+  | 'anchor_missing_entry' // an anchor kept outside the store names an entry the log no longer has
+  | 'anchor_mismatch'; // an anchor kept outside the store names a hash this entry does not have
+
+/**
+ * A head kept OUTSIDE the store (the log's `audit.signed` event, a report of an earlier verification):
+ * entry id and its hash, or at least the first 16 hex digits of it. The heads in the store prove
+ * nothing to someone who can write the store, who can delete them with the entries they cover; an
+ * anchor the operator kept elsewhere still does.
+ */
+export interface AuditAnchor {
+  entryId: number;
+  /** Lowercase hex: the whole hash (64) or a prefix of it (16 and more). */
+  hash: string;
+}
+
+/** Fewest hex digits of an anchor's hash: 64 bits, what the text log prints. */
+export const MIN_ANCHOR_HEX = 16;
 
 export interface AuditFinding {
   /** The first bad entry (for head problems: the entry the head names). */
@@ -96,6 +113,10 @@ export interface AuditVerification {
   signedThrough: number;
   /** Entries after the last signed head (protected by their links only). */
   unsigned: number;
+  /** Anchors (kept outside the store) checked. */
+  anchors: number;
+  /** The last valid signed head: what to keep outside the store as the next anchor. */
+  lastHead?: AuditAnchor;
   finding?: AuditFinding;
 }
 
@@ -107,6 +128,7 @@ export function verifyAuditChain(
   entries: readonly ChainedEntry[],
   heads: readonly AuditHeadRecord[],
   verifyHead: (head: AuditHeadRecord) => boolean,
+  anchors: readonly AuditAnchor[] = [],
 ): AuditVerification {
   const base = {
     entries: entries.length,
@@ -119,6 +141,7 @@ export function verifyAuditChain(
     heads: 0,
     signedThrough: 0,
     unsigned: 0,
+    anchors: 0,
     finding,
   });
   const byId = new Map<number, ChainedEntry>();
@@ -172,6 +195,7 @@ export function verifyAuditChain(
   }
   let signedThrough = 0;
   let checked = 0;
+  let lastHead: AuditAnchor | undefined;
   for (const head of [...heads].sort((a, b) => a.entryId - b.entryId || a.id - b.id)) {
     if (!verifyHead(head)) {
       return fail({
@@ -196,10 +220,36 @@ export function verifyAuditChain(
       });
     }
     checked += 1;
+    if (head.entryId >= signedThrough) lastHead = { entryId: head.entryId, hash: head.hash };
     signedThrough = Math.max(signedThrough, head.entryId);
   }
+  for (const anchor of anchors) {
+    const entry = byId.get(anchor.entryId);
+    if (entry === undefined) {
+      return fail({
+        entryId: anchor.entryId,
+        problem: 'anchor_missing_entry',
+        detail: `the anchor kept outside the store names entry ${anchor.entryId}, which the log no longer has (truncated)`,
+      });
+    }
+    if (entry.hash === null || !entry.hash.startsWith(anchor.hash.toLowerCase())) {
+      return fail({
+        entryId: anchor.entryId,
+        problem: 'anchor_mismatch',
+        detail: `entry ${anchor.entryId} does not have the hash of the anchor kept outside the store: the chain was rewritten at or before it`,
+      });
+    }
+  }
   const unsigned = entries.filter((e) => e.id > signedThrough).length;
-  return { ok: true, ...base, heads: checked, signedThrough, unsigned };
+  return {
+    ok: true,
+    ...base,
+    heads: checked,
+    signedThrough,
+    unsigned,
+    anchors: anchors.length,
+    ...(lastHead === undefined ? {} : { lastHead }),
+  };
 }
 
 /** The id under which this entry's stored hash is correct, when it is another entry's position. */

@@ -39,6 +39,15 @@ async function auditedDataDir(t: Test): Promise<{ dir: string; ids: number[] }> 
   return { dir, ids };
 }
 
+function hashOf(dir: string, id: number): string {
+  const db = new Database(join(dir, 'kds.sqlite'), { readonly: true });
+  try {
+    return (db.prepare('SELECT hash FROM audit_log WHERE id = ?').get(id) as { hash: string }).hash;
+  } finally {
+    db.close();
+  }
+}
+
 function tamper(source: string, t: Test, fn: (db: Database.Database) => void): string {
   const dir = join(tempDir(t), 'data');
   cpSync(source, dir, { recursive: true });
@@ -51,9 +60,10 @@ function tamper(source: string, t: Test, fn: (db: Database.Database) => void): s
 
 async function verify(
   dir: string,
+  extra: string[] = [],
 ): Promise<{ code: number | null; out: string; json: Record<string, unknown> }> {
-  const human = await runKds(['admin', 'audit', 'verify', '--data-dir', dir]);
-  const json = await runKds(['admin', 'audit', 'verify', '--data-dir', dir, '--json']);
+  const human = await runKds(['admin', 'audit', 'verify', '--data-dir', dir, ...extra]);
+  const json = await runKds(['admin', 'audit', 'verify', '--data-dir', dir, '--json', ...extra]);
   t.equal(json.code, human.code, 'same exit with --json');
   return { code: human.code, out: human.stdout, json: JSON.parse(json.stdout) as Record<string, unknown> };
 }
@@ -131,6 +141,71 @@ t.test('audit verify names the first bad entry of a tampered store', async (t) =
     const r = await verify(bad);
     t.equal(r.code, 4);
     t.match(r.json, { ok: false, finding: { entryId: last, problem: 'head_missing_entry' } });
+  });
+
+  await t.test('heads kept outside the store catch what deleting the stored heads hides', async (t) => {
+    // Someone who can write the store can delete the heads with the entries they cover: the chain
+    // alone then verifies. A head the operator kept elsewhere (the report's last line, the log's
+    // `audit head signed` lines) does not go away with them.
+    const head = intact.json.lastHead as { entryId: number; hash: string };
+    t.equal(head.entryId, ids[ids.length - 1], 'the report names the last signed head');
+    t.match(
+      intact.out,
+      new RegExp(`keep outside the store, for the next verification: --head "#${head.entryId}:${head.hash}"`),
+    );
+    const anchored = await verify(dir, [
+      '--head',
+      `#${head.entryId}:${head.hash}`,
+      '--head',
+      `${ids[1]}:${hashOf(dir, ids[1]!).slice(0, 16)}`,
+    ]);
+    t.equal(anchored.code, 0, anchored.out);
+    t.match(anchored.json, { ok: true, anchors: 2 });
+    t.match(anchored.out, /2 heads kept outside the store found in the chain/);
+
+    const rewritten = tamper(dir, t, (db) => {
+      db.exec('DROP TRIGGER audit_heads_no_delete');
+      db.prepare('DELETE FROM audit_heads').run();
+      db.prepare(`UPDATE audit_log SET subject = 'mallory' WHERE id = ?`).run(middle);
+      const rows = db.prepare('SELECT * FROM audit_log WHERE id >= ? ORDER BY id').all(middle) as Row[];
+      const put = db.prepare('UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?');
+      let prev = rows[0]!.prev_hash;
+      for (const row of rows) {
+        const hash = auditEntryHash(prev, {
+          ...row,
+          detail: JSON.parse(row.detail) as Record<string, unknown>,
+        });
+        put.run(prev, hash, row.id);
+        prev = hash;
+      }
+    });
+    const alone = await verify(rewritten);
+    t.equal(alone.code, 0, 'without an anchor the rewritten chain verifies (the stored heads are gone)');
+    t.match(alone.json, { ok: true, heads: 0 });
+    const caught = await verify(rewritten, ['--head', `#${head.entryId}:${head.hash.slice(0, 16)}`]);
+    t.equal(caught.code, 4, caught.out);
+    t.match(caught.json, { ok: false, finding: { entryId: head.entryId, problem: 'anchor_mismatch' } });
+
+    const truncated = tamper(dir, t, (db) => {
+      db.exec('DROP TRIGGER audit_heads_no_delete');
+      db.prepare('DELETE FROM audit_heads').run();
+      db.prepare('DELETE FROM audit_log WHERE id = ?').run(head.entryId);
+    });
+    const cut = await verify(truncated, ['--head', `#${head.entryId}:${head.hash}`]);
+    t.equal(cut.code, 4, cut.out);
+    t.match(cut.json, { ok: false, finding: { entryId: head.entryId, problem: 'anchor_missing_entry' } });
+
+    const typo = await runKds([
+      'admin',
+      'audit',
+      'verify',
+      '--data-dir',
+      dir,
+      '--head',
+      `#${head.entryId}:abc`,
+    ]);
+    t.equal(typo.code, 2, 'a hash too short to mean anything is a usage error');
+    t.match(typo.stderr, /--head: .*at least 16 hex digits/);
   });
 
   await t.test('a forged head signature', async (t) => {

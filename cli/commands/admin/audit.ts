@@ -5,6 +5,7 @@
 // `kds admin audit hash [--value V]`: the HMAC the trail holds instead of a sensitive value (an
 // enrollment token), and the entries that carry it; it needs the CA passphrase (shared/audit/hmac.ts).
 import type { CommandModule } from 'yargs';
+import { MIN_ANCHOR_HEX, type AuditAnchor } from '../../../shared/audit/chain.js';
 import { InputError } from '../../../shared/errors.js';
 import { run, type OutputOptions } from '../../output.js';
 import { dataDirOption, storeOption } from '../../options.js';
@@ -48,22 +49,49 @@ function typeValue(v: unknown): string {
   return text;
 }
 
-const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string; store?: string }> = {
+/** `--head #N:HASH` (or `N:HASH`): an anchor kept outside the store; HASH its first 16-64 hex digits. */
+function anchorValue(v: unknown): AuditAnchor {
+  const text = String(v).trim();
+  const m = /^#?([1-9][0-9]{0,14}):([0-9a-fA-F]+)$/.exec(text);
+  if (m === null || m[2]!.length < MIN_ANCHOR_HEX || m[2]!.length > 64) {
+    throw new InputError(
+      'bad_request',
+      `--head: an entry and its hash as a signed head gives them (#1234:3f9a0c...; at least ${MIN_ANCHOR_HEX} hex digits), got ${JSON.stringify(text)}`,
+    );
+  }
+  return { entryId: Number(m[1]), hash: m[2]!.toLowerCase() };
+}
+
+interface VerifyArgs extends OutputOptions {
+  'data-dir': string;
+  store?: string;
+  head?: AuditAnchor[];
+}
+
+const verifyCommand: CommandModule<object, VerifyArgs> = {
   command: 'verify',
   describe: 'check the audit hash chain and the KDC-signed heads; name the first bad entry',
   builder: (y) =>
     y
       .option('data-dir', dataDirOption)
       .option('store', storeOption)
+      .option('head', {
+        type: 'string',
+        array: true,
+        describe:
+          'a head kept outside the store (#ENTRY:HASH, from the log\'s "audit head signed" lines or an earlier report): the chain must still hold it; repeatable',
+        coerce: (values: unknown[]) => values.map(anchorValue),
+      })
+      .example('$0 admin audit verify', 'exit 0 when intact, 4 with the first edited, deleted or moved entry')
       .example(
-        '$0 admin audit verify',
-        'exit 0 when intact, 4 with the first edited, deleted or moved entry',
+        '$0 admin audit verify --head "#1234:3f9a0c51d2e8b7a4"',
+        'also fail unless entry 1234 still has the hash a head copied off the host gave it',
       ) as never,
-  handler: run(async (argv) => {
+  handler: run(async (argv: VerifyArgs) => {
     const { verifyAudit } = await import('../../../server/audit/read-audit.js');
     const { emit } = await import('../../output.js');
     const { EXIT } = await import('../../../shared/errors.js');
-    const report = await verifyAudit(argv['data-dir'], argv.store);
+    const report = await verifyAudit(argv['data-dir'], argv.store, argv.head ?? []);
     const span =
       report.entries === 0
         ? 'no entries'
@@ -74,7 +102,17 @@ const verifyCommand: CommandModule<object, OutputOptions & { 'data-dir': string;
           ...(report.unsigned > 0
             ? [`${report.unsigned} entries after the last signed head are protected by their hash links only`]
             : []),
+          ...(report.anchors > 0
+            ? [
+                `${report.anchors} head${report.anchors === 1 ? '' : 's'} kept outside the store found in the chain`,
+              ]
+            : []),
           `heads checked against the root CA ${report.caFingerprint}`,
+          ...(report.lastHead === undefined
+            ? []
+            : [
+                `keep outside the store, for the next verification: --head "#${report.lastHead.entryId}:${report.lastHead.hash}"`,
+              ]),
         ]
       : [
           `audit trail BROKEN at entry #${report.finding!.entryId} (${report.finding!.problem}): ${report.finding!.detail}`,
