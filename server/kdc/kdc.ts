@@ -761,6 +761,13 @@ async function serve(
       rejectUpgrade(socket, 404, 'Not Found');
       return;
     }
+    // Browsers send Origin on every WebSocket upgrade, and WebSockets are not under the same-origin
+    // policy: a page on any site could reach a KDC its visitor's network reaches (cross-site WebSocket
+    // hijacking). kds clients are programs, which send none.
+    if (req.headers.origin !== undefined) {
+      rejectUpgrade(socket, 403, 'Forbidden');
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       closeAfterCloseHandshake(ws, socket);
       onConnection(ws, req);

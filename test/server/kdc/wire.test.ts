@@ -75,6 +75,28 @@ t.test('WebSocket upgrade only at /kds', async (t) => {
   ws.terminate();
 });
 
+t.test('a WebSocket upgrade from a web page (with an Origin) is refused: 403', async (t) => {
+  // Browsers send Origin on every WebSocket upgrade; without the check a page on any site could open
+  // sessions to a KDC its visitor's network reaches (cross-site WebSocket hijacking).
+  for (const origin of ['http://attacker.example', 'http://127.0.0.1', 'null']) {
+    const ws = new WebSocket(kdc.url, { origin });
+    const status = await new Promise<number>((resolve) => {
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => resolve(101));
+      ws.on('error', () => resolve(-1));
+    });
+    t.equal(status, 403, `Origin ${origin}`);
+    ws.terminate();
+  }
+  const plain = new WebSocket(kdc.url);
+  const opened = await new Promise<boolean>((resolve) => {
+    plain.on('open', () => resolve(true));
+    plain.on('error', () => resolve(false));
+  });
+  t.ok(opened, 'a client without an Origin (a program) gets its WebSocket');
+  plain.terminate();
+});
+
 t.test('text frame -> bad_frame alert and close 4000', async (t) => {
   const s = await rawSocket(t, kdc.url);
   s.send('{"t":"client_hello"}', false);
