@@ -146,9 +146,13 @@ export function serverUrlValue(v: unknown): string {
   try {
     parseServerList(text);
   } catch (err) {
-    const why = err instanceof InputError && text.includes(',') ? ` (${err.message})` : '';
+    const reason = err instanceof InputError ? err.message : '';
+    const why =
+      reason !== '' && (text.includes(',') || /#fragment|credentials/.test(reason)) ? ` (${reason})` : '';
+    // A password typed into the URL is not repeated on the terminal.
+    const got = /credentials/.test(reason) ? '' : `, got ${shown(v)}`;
     throw usage(
-      `--server: expected the KDC's ws:// or wss:// URL (e.g. ws://127.0.0.1:8443/kds), or several separated by commas${why}, got ${shown(v)}`,
+      `--server: expected the KDC's ws:// or wss:// URL (e.g. ws://127.0.0.1:8443/kds), or several separated by commas${why}${got}`,
     );
   }
   return text;

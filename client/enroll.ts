@@ -20,6 +20,7 @@
 
 import { assertNotCommittable } from '../io/git-exposure.js';
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { existsSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { equalBytes } from '../shared/crypto/ct.js';
 import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
 import { AuthError, EnvironmentError, InputError, KdsError, ProtocolError } from '../shared/errors.js';
@@ -37,6 +38,7 @@ import {
   stageEnrollment,
   writeClientHome,
 } from './home.js';
+import { httpGetText, type HttpText } from '../io/http-get.js';
 import { withFailover } from './failover.js';
 import { httpUrlOf, openSession } from './session.js';
 
@@ -104,18 +106,17 @@ export function fetchRootCa(server: string): Promise<ParsedCertificate> {
 
 async function fetchRootCaFrom(server: string): Promise<ParsedCertificate> {
   const url = `${httpUrlOf(server)}/ca.pem`;
-  let text: string;
+  let res: HttpText;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
-    if (res.status !== 200) throw new EnvironmentError('unavailable', `GET ${url}: HTTP ${res.status}`);
-    text = await res.text();
+    res = await httpGetText(url, FETCH_TIMEOUT_MS, MAX_CA_PEM_BYTES);
   } catch (err) {
-    if (err instanceof EnvironmentError) throw err;
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    throw new EnvironmentError('unavailable', `cannot fetch ${url}: ${cause}`);
+    if (err instanceof InputError) {
+      throw new InputError('malformed_pem', 'the server sent an oversized CA certificate');
+    }
+    throw err;
   }
-  if (text.length > MAX_CA_PEM_BYTES)
-    throw new InputError('malformed_pem', 'the server sent an oversized CA certificate');
+  if (res.status !== 200) throw new EnvironmentError('unavailable', `GET ${url}: HTTP ${res.status}`);
+  const text = res.text;
   const ca = parseCertificate(text);
   if (!ca.isCA) throw new AuthError('cert_wrong_usage', 'the server sent a certificate that is not a CA');
   return ca;
@@ -128,6 +129,14 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     throw new AuthError('token_invalid', 'enrollment token invalid, expired or already used');
   }
   const pin = opts.caFingerprint === undefined ? undefined : normalizeFingerprint(opts.caFingerprint);
+  // Before anything is fetched or sent: a home that cannot be one (a file) is the user's typo.
+  const homeExisted = existsSync(opts.home);
+  if (homeExisted && !statSync(opts.home).isDirectory()) {
+    throw new InputError(
+      'bad_request',
+      `${opts.home} is a file, not a directory: give a client home directory`,
+    );
+  }
   // Before the token is spent: never an identity key where `git add .` would commit it.
   const exposure = assertNotCommittable(opts.home, KEY_FILE, 'a client home');
   if (exposure !== undefined) opts.onWarning?.(exposure);
@@ -211,7 +220,12 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
       }
     }
   } catch (err) {
-    if (refused) discardStagedEnrollment(opts.home);
+    if (refused) {
+      discardStagedEnrollment(opts.home);
+      // A home this run made for an enrollment the KDC refused holds nothing: do not leave it behind
+      // (a later `kds client` command would take the name as enrolled there).
+      if (!homeExisted) removeIfEmpty(opts.home);
+    }
     throw err;
   }
 
@@ -235,6 +249,14 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     ...(lostAnswer === undefined ? {} : { lostAnswer }),
     ...(resumed ? { resumed: true as const } : {}),
   };
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    if (readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    // Best effort: a home left empty is untidy, not wrong.
+  }
 }
 
 /** A sent enrollment request whose answer was lost (`lost`: how), as opposed to the KDC's refusal. */

@@ -26,6 +26,14 @@ export function parseServerList(text: string): string[] {
     }
     if (url === undefined || (url.protocol !== 'ws:' && url.protocol !== 'wss:') || url.hostname === '')
       throw new InputError('bad_request', `${which} is not a ws:// or wss:// URL with a host`);
+    // A WebSocket URL has no fragment (RFC 6455 section 3: "Fragment identifiers are meaningless in the
+    // context of WebSocket URIs"; ws refuses one at connect time, which surfaced as `internal`). kds
+    // authenticates with certificates, never with URL credentials, and a URL is printed in status lines
+    // and errors: a password in it would end up there.
+    if (url.hash !== '' || entry.includes('#'))
+      throw new InputError('bad_request', `${which} has a #fragment, which a WebSocket URL cannot have`);
+    if (url.username !== '' || url.password !== '')
+      throw new InputError('bad_request', `${which} has user:password@ credentials, which kds never uses`);
     if (seen.has(url.href)) throw new InputError('bad_request', `${which} repeats an earlier one`);
     seen.add(url.href);
     return entry;

@@ -15,6 +15,7 @@ import { enroll, fetchRootCa } from '../enroll.js';
 import { readClientCertificates } from '../home.js';
 import { renewClient } from '../renew.js';
 import { withFailover } from '../failover.js';
+import { httpGetText } from '../../io/http-get.js';
 import { httpUrlOf } from '../session.js';
 import {
   REASON_MENU,
@@ -250,18 +251,10 @@ const statusItem: MenuItem = {
 async function fetchText(url: string): Promise<string>;
 async function fetchText(url: string, opts: { optional: true }): Promise<string | undefined>;
 async function fetchText(url: string, opts: { optional?: boolean } = {}): Promise<string | undefined> {
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    throw new EnvironmentError('unavailable', `cannot fetch ${url}: ${cause}`);
-  }
+  const res = await httpGetText(url, FETCH_TIMEOUT_MS, 8 * 1024 * 1024);
   if (res.status === 404 && opts.optional === true) return undefined;
   if (res.status !== 200) throw new EnvironmentError('unavailable', `GET ${url}: HTTP ${res.status}`);
-  const text = await res.text();
-  if (text.length > 8 * 1024 * 1024) throw new InputError('malformed_pem', `${url}: response too large`);
-  return text;
+  return res.text;
 }
 
 const showCaCrlItem: MenuItem = {

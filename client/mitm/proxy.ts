@@ -74,6 +74,14 @@ export function normalizeTarget(target: string): { ws: string; http: string } {
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw new InputError('bad_request', `--target must start with ws:// or wss://, got ${url.protocol}`);
   }
+  // As for a client's --server (shared/server-urls.ts): a WebSocket URL has no fragment (ws refuses
+  // one when each victim connects), and credentials in it would be printed in every status line.
+  if (url.hash !== '' || target.includes('#')) {
+    throw new InputError('bad_request', '--target has a #fragment, which a WebSocket URL cannot have');
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new InputError('bad_request', '--target has user:password@ credentials, which kds never uses');
+  }
   if (url.pathname === '' || url.pathname === '/') url.pathname = '/kds';
   return { ws: url.toString(), http: `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}` };
 }

@@ -41,6 +41,20 @@ t.test('values: accepted, normalised, or refused with the rule', async (t) => {
   t.throws(() => values.tokenTtlValue('0s'), { message: /at least 1s/ });
   t.throws(() => values.serverUrlValue('http://x'), { message: /ws:\/\/ or wss:\/\/ URL/ });
   t.equal(values.serverUrlValue('wss://kdc.example.org/kds'), 'wss://kdc.example.org/kds');
+  t.throws(() => values.serverUrlValue('ws://127.0.0.1:8443/kds#frag'), {
+    code: 'bad_request',
+    message: /has a #fragment/,
+  });
+  const withPassword = (() => {
+    try {
+      values.serverUrlValue('ws://user:s3cret@127.0.0.1:8443/kds');
+    } catch (err) {
+      return err as Error;
+    }
+    return undefined;
+  })();
+  t.match(withPassword, { code: 'bad_request', message: /user:password@ credentials/ });
+  t.notMatch(withPassword?.message ?? '', /s3cret/, 'the password is not repeated');
   t.throws(() => values.messageValue('x'.repeat(32 * 1024 + 1)), { message: /at most 32768 bytes/ });
   t.equal(values.hostValue('::1'), '::1');
   t.throws(() => values.hostValue('bad_host!'), { message: /DNS name or an IP address/ });

@@ -6,7 +6,7 @@
 // with the same CSR, and the client recovers the certificate already issued; a second loss is reported.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import { enroll } from '../../client/enroll.js';
@@ -371,8 +371,33 @@ t.test("the KDC's refusal is not retried", async (t) => {
     'a new key with a spent token',
   );
   t.same(seen, [], 'no retry');
-  t.ok(existsSync(second), 'the home was made (the request was staged before it was sent)');
-  t.notOk(existsSync(join(second, 'enrollment')), 'a refused request is not kept');
+  t.notOk(existsSync(second), 'the home this run made for the refused request is not left behind');
+
+  // A home that existed before is kept, whatever the KDC says.
+  const existing = tempDir(t);
+  await t.rejects(enroll({ server: kdc.url, name: 'refused-once', token: used, home: existing }), {
+    code: 'token_invalid',
+  });
+  t.ok(existsSync(existing), 'a home given that existed stays');
+  t.notOk(existsSync(join(existing, 'enrollment')), 'a refused request is not kept');
+});
+
+t.test('a home that is a file is refused before anything is fetched or sent', async (t) => {
+  const file = join(tempDir(t), 'garb.pem');
+  writeFileSync(file, 'not a directory');
+  let trusted = false;
+  await t.rejects(
+    enroll({
+      server: 'ws://127.0.0.1:1/kds', // nothing listens: a fetch would fail with unavailable
+      name: 'frank',
+      token: 'a'.repeat(43),
+      home: file,
+      onTrustOnFirstUse: () => (trusted = true),
+    }),
+    { code: 'bad_request', message: /is a file, not a directory/ },
+  );
+  t.notOk(trusted, 'no root CA was fetched');
+  t.equal(readFileSync(file, 'utf8'), 'not a directory', 'the file is untouched');
 });
 
 t.test(

@@ -23,6 +23,10 @@ t.test('each bad entry is refused with bad_request naming its position', async (
     ['ws://', /the URL is not a ws:\/\/ or wss:\/\/ URL with a host/],
     ['not a url', /the URL is not a ws/],
     [`${A},${A}`, /entry 2 of 2 repeats an earlier one/],
+    [`${A}#frag`, /the URL has a #fragment/],
+    ['ws://127.0.0.1:8443/kds#', /the URL has a #fragment/],
+    [`${A},ws://user:s3cret@127.0.0.1:8444/kds`, /entry 2 of 2 has user:password@ credentials/],
+    ['ws://user@127.0.0.1:8443/kds', /credentials/],
     [`${A}, ws://127.0.0.1:8443/kds`, /repeats/],
     [
       Array.from({ length: MAX_SERVERS + 1 }, (_, i) => `ws://h${i}/kds`).join(','),

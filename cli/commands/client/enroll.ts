@@ -46,6 +46,7 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
     const { enroll } = await import('../../../client/enroll.js');
     const { resolveHome } = await import('../../../client/home.js');
     const { emit, warn, withProgress } = await import('../../output.js');
+    const { terminalSafe } = await import('../../../shared/text/terminal-safe.js');
     const home = resolveHome(homeOf(argv));
     const result = await withProgress(argv, `enrolling ${argv.name}`, () =>
       enroll({
@@ -59,7 +60,8 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
         onWarning: warn,
         onLostAnswer: (err) =>
           warn(
-            `the answer to the enrollment was lost (${err.code}: ${err.message}); sending the same request again ` +
+            // The message may be the KDC's (a close reason): escaped before it reaches the terminal.
+            `the answer to the enrollment was lost (${err.code}: ${terminalSafe(err.message)}); sending the same request again ` +
               `(same key, same token: the KDC answers a repeat with the certificate it already issued)`,
           ),
         onResume: () =>
