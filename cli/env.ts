@@ -10,6 +10,8 @@
 // KDS_INSECURE_DH=true could stand in for the flag, an environment alone would switch a KDC or a client
 // to unauthenticated Diffie-Hellman with nothing on the command line to show it.
 
+import { InputError } from '../shared/errors.js';
+
 const ENV_PREFIX = 'KDS_';
 
 /** Options the environment may never set: they must be typed on the command line. */
@@ -33,7 +35,9 @@ export function dropForeignEnvironment(
 ) {
   // yargs calls middleware with (argv, yargs); its types declare only the first parameter.
   return (argv: { [key: string]: unknown }, ...rest: unknown[]): void => {
-    const y = rest[0] as { getOptions(): { key: Record<string, unknown>; default: Record<string, unknown> } };
+    const y = rest[0] as {
+      getOptions(): { key: Record<string, unknown>; default: Record<string, unknown>; boolean: string[] };
+    };
     const options = y.getOptions();
     const known = new Set(Object.keys(options.key));
     for (const variable of Object.keys(env)) {
@@ -51,7 +55,16 @@ export function dropForeignEnvironment(
         }
         continue;
       }
-      if (known.has(kebab) || known.has(camel)) continue;
+      if (known.has(kebab) || known.has(camel)) {
+        // yargs reads any word but `true` as false: KDS_JSON=1 would silently give human output.
+        const value = env[variable];
+        if (options.boolean.includes(kebab) && value !== 'true' && value !== 'false')
+          throw new InputError(
+            'bad_request',
+            `${variable} takes true or false, got ${JSON.stringify(value)}`,
+          );
+        continue;
+      }
       delete argv[kebab];
       delete argv[camel];
     }

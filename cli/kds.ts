@@ -1,15 +1,17 @@
 // The `kds` command: yargs root. The command areas are listed in cli/commands/index.ts, which loads an
 // area's module (cli/commands/<area>.ts) only when that command runs; those modules load their heavy
-// modules (node-forge, better-sqlite3, ws) inside the handler. So `kds --help` loads yargs and five small
+// modules (node-forge, better-sqlite3, ws) inside the handler. So `kds --help` loads yargs and seven small
 // modules of ours (docs/performance.md measures it; test/cli/lazy-load.test.ts keeps it so): import
 // nothing else at the top of this file.
 import { createRequire } from 'node:module';
 import type yargsFactory from 'yargs';
 import type * as yargsHelpers from 'yargs/helpers';
 import { EXIT, KdsError } from '../shared/errors.js';
+import { terminalSafe, terminalSafeJson } from '../shared/text/terminal-safe.js';
 import { commands } from './commands/index.js';
 import { watchForClosedOutput } from './closed-pipe.js';
 import { dropForeignEnvironment } from './env.js';
+import { jsonRequested, refuseLooseArguments } from './strict-args.js';
 import { tidyUsageMessage } from './usage-message.js';
 
 // yargs is loaded through its CommonJS entry on purpose: the ESM entry bundles cliui's ESM shim, whose
@@ -20,28 +22,40 @@ const yargs = require('yargs') as typeof yargsFactory;
 const { hideBin } = require('yargs/helpers') as typeof yargsHelpers;
 
 /**
+ * Ends the process with an error reported as every kds error is (cli/output.ts reportError): with --json
+ * (or KDS_JSON=true) `{"error": {...}}` on stdout, otherwise `error [code]: message` on stderr. The
+ * message may quote what was typed (an unknown flag, a bad value): escaped, never raw.
+ */
+function failWith(error: { code: string; message: string }, exitCode: number, hint: boolean): never {
+  if (jsonRequested(hideBin(process.argv))) {
+    process.stdout.write(`${terminalSafeJson({ error }, 2)}\n`);
+  } else {
+    const help = hint ? '\n(run with --help for usage)' : '';
+    process.stderr.write(`error [${error.code}]: ${terminalSafe(error.message)}${help}\n`);
+  }
+  process.exit(exitCode);
+}
+
+/**
  * A usage error ends the process: exit 2 with `error [bad_request]: ...`. A value refused while parsing
  * (an option's coerce, cli/option-values.ts: yargs wraps the error as a YError, keeping its message) or
- * by a command's .check() (a KdsError: its own code and exit code) is one too. Anything else thrown
- * while parsing is a bug: `internal`, exit 1, no stack trace (KDS_DEBUG=1 shows it).
+ * by a command's .check() or a middleware (a KdsError: its own code and exit code) is one too. Anything
+ * else thrown while parsing is a bug: `internal`, exit 1, no stack trace (KDS_DEBUG=1 shows it).
  */
 function failUsage(msg: string | null | undefined, err: Error | null | undefined): never {
   if (err !== undefined && err !== null) {
-    const known = err instanceof KdsError;
-    if (!known && err.name !== 'YError') {
-      process.stderr.write('error [internal]: internal error\n');
+    if (err instanceof KdsError) failWith(err.toJSON(), err.exitCode, true);
+    if (err.name !== 'YError') {
       if (process.env.KDS_DEBUG) process.stderr.write(`${String(err.stack)}\n`);
-      process.exit(EXIT.failure);
+      failWith({ code: 'internal', message: 'internal error' }, EXIT.failure, false);
     }
-    process.stderr.write(
-      `error [${known ? err.code : 'bad_request'}]: ${err.message}\n(run with --help for usage)\n`,
-    );
-    process.exit(known ? err.exitCode : EXIT.usage);
+    failWith({ code: 'bad_request', message: err.message }, EXIT.usage, true);
   }
-  process.stderr.write(
-    `error [bad_request]: ${tidyUsageMessage(msg ?? '', hideBin(process.argv))}\n(run with --help for usage)\n`,
+  failWith(
+    { code: 'bad_request', message: tidyUsageMessage(msg ?? '', hideBin(process.argv)) },
+    EXIT.usage,
+    true,
   );
-  process.exit(EXIT.usage);
 }
 
 // A reader that stops reading (`| head -1`) ends kds quietly with exit 0 (cli/closed-pipe.ts).
@@ -66,6 +80,8 @@ const parser = yargs(hideBin(process.argv))
   .strict()
   // KDS_* variables configure the commands that have the option and are ignored by the others (cli/env.ts).
   .middleware(dropForeignEnvironment(hideBin(process.argv)), true)
+  // Added before any command's options, so it runs before their coerce functions (cli/strict-args.ts).
+  .middleware(refuseLooseArguments(hideBin(process.argv)), true)
   .demandCommand(1, 'name a command; see kds --help')
   .recommendCommands()
   .epilog(
@@ -78,17 +94,25 @@ const parser = yargs(hideBin(process.argv))
   .fail(failUsage);
 
 if (hideBin(process.argv).some((a) => /^--(ca|client)-?passphrase/i.test(a))) {
-  process.stderr.write(
-    'error [bad_request]: pass passphrases in the environment or with --passphrase-file, never as flags\n',
+  failWith(
+    {
+      code: 'bad_request',
+      message: 'pass passphrases in the environment or with --passphrase-file, never as flags',
+    },
+    EXIT.usage,
+    false,
   );
-  process.exit(EXIT.usage);
 }
 
 if (hideBin(process.argv).some((a) => /^--allow-?insecure/i.test(a))) {
-  process.stderr.write(
-    'error [bad_request]: KDS_ALLOW_INSECURE=1 is set in the environment, never as a flag (see --insecure-dh)\n',
+  failWith(
+    {
+      code: 'bad_request',
+      message: 'KDS_ALLOW_INSECURE=1 is set in the environment, never as a flag (see --insecure-dh)',
+    },
+    EXIT.usage,
+    false,
   );
-  process.exit(EXIT.usage);
 }
 
 for (const register of commands) register(parser);

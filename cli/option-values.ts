@@ -8,6 +8,7 @@
 // Light on purpose (it loads with an area's builder, also for --help): no crypto, no store, no network.
 import { isIP } from 'node:net';
 import { InputError } from '../shared/errors.js';
+import { terminalSafeJson } from '../shared/text/terminal-safe.js';
 import { parseServerList } from '../shared/server-urls.js';
 import { parseDuration } from './duration.js';
 
@@ -34,9 +35,9 @@ export const MAX_KEY_TTL_MS = 90 * 86_400_000;
 
 const usage = (message: string): InputError => new InputError('bad_request', message);
 
-/** What was typed, for the message: clipped, quoted. */
+/** What was typed, for the message: clipped, quoted, and with nothing a terminal would obey left raw. */
 function shown(value: unknown): string {
-  return JSON.stringify(String(value).slice(0, 60));
+  return terminalSafeJson(String(value).slice(0, 60));
 }
 
 /** A port: a whole number 1..65535 (0 too where "any free port" makes sense). */
@@ -77,14 +78,30 @@ export function portValue(what: string, opts: { allowZero?: boolean } = {}): (v:
   };
 }
 
-/** A whole number in [min, max] (milliseconds, counts). */
-export function integerValue(what: string, min: number, max: number): (v: unknown) => number {
+/**
+ * A whole number in [min, max] (milliseconds, counts, sizes), written in decimal digits only: not
+ * 0x800, 1e1 or 2.0, which Number() would take.
+ */
+export function integerValue(
+  what: string,
+  min: number,
+  max: number = Number.MAX_SAFE_INTEGER,
+): (v: unknown) => number {
+  const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
   return (v) => {
     const text = String(v).trim();
     const n = Number(text);
-    if (!/^[0-9]+$/.test(text) || n < min || n > max)
-      throw usage(`${what}: expected a whole number from ${min} to ${max}, got ${shown(v)}`);
+    if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max)
+      throw usage(`${what}: expected a whole number ${range} in decimal digits, got ${shown(v)}`);
     return n;
+  };
+}
+
+/** A file or directory path: anything but empty (an empty path names no file, and fails late). */
+export function pathValue(what: string): (v: unknown) => unknown {
+  return (v) => {
+    if (v !== undefined && String(v).trim() === '') throw usage(`${what}: expected a path, got ""`);
+    return v;
   };
 }
 
@@ -96,14 +113,23 @@ export function keySerialValue(v: unknown): string {
   return hex;
 }
 
-/** A certificate serial: hex, colons and 0x allowed (as openssl prints them); returned as kds writes it. */
+/** shared/pki/serial.ts MAX_SERIAL_OCTETS (RFC 5280 4.1.2.2: at most 20 octets). */
+const MAX_SERIAL_OCTETS = 20;
+
+/**
+ * A certificate serial: hex, colons and 0x allowed (as openssl prints them), a positive number of at
+ * most 20 octets (RFC 5280 4.1.2.2); returned as kds writes it (shared/pki/serial.ts normalizeSerialHex).
+ */
 export function certSerialValue(v: unknown): string {
-  const hex = String(v).trim().replace(/^0x/i, '').replace(/:/g, '').toLowerCase();
-  if (!/^[0-9a-f]{1,64}$/.test(hex))
-    throw usage(
-      `--serial: a certificate serial is 1 to 64 hex digits, colons allowed (kds cert list shows them), got ${shown(v)}`,
+  const refused = (): InputError =>
+    usage(
+      `--serial: a certificate serial is 1 to ${MAX_SERIAL_OCTETS * 2} hex digits, not all zero, colons allowed (kds cert list shows them), got ${shown(v)}`,
     );
-  return hex;
+  let hex = String(v).trim().replace(/^0x/i, '').replace(/:/g, '').toLowerCase();
+  if (!/^[0-9a-f]+$/.test(hex)) throw refused();
+  hex = hex.replace(/^0+/, '');
+  if (hex.length === 0 || hex.length > MAX_SERIAL_OCTETS * 2) throw refused();
+  return hex.length % 2 === 0 ? hex : `0${hex}`;
 }
 
 /** An identity name (the syntax every certificate and wire name follows), said in words. */

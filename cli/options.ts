@@ -7,6 +7,7 @@ import {
   certSerialValue,
   keySerialValue,
   nameValue,
+  pathValue,
   serverUrlValue,
   storeUrlValue,
 } from './option-values.js';
@@ -17,6 +18,7 @@ export const dataDirOption: Options = {
   type: 'string',
   default: 'certs',
   describe: 'data directory of the KDC/CA (env KDS_DATA_DIR)',
+  coerce: pathValue('--data-dir'),
 };
 
 export const storeOption: Options = {
@@ -58,6 +60,7 @@ export const certSerialOption: Options = {
 export const homeOption: Options = {
   type: 'string',
   describe: 'client state directory (default <data-dir>/clients/<name>; env KDS_HOME)',
+  coerce: pathValue('--home'),
 };
 
 /** RFC 5280 reasons for revoking a certificate. */

@@ -4,7 +4,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { certSerialOption, dataDirOption, reasonChoices, storeOption } from '../options.js';
-import { integerValue, nameValue } from '../option-values.js';
+import { integerValue, nameValue, pathValue } from '../option-values.js';
 import { InputError } from '../../shared/errors.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
@@ -53,14 +53,23 @@ const issueCommand: CommandModule<object, IssueArgs> = {
   describe: 'issue a certificate from a PKCS#10 CSR (offline, on the CA host)',
   builder: (y) =>
     y
-      .option('csr', { type: 'string', demandOption: true, describe: 'CSR file (PEM)' })
+      .option('csr', {
+        type: 'string',
+        demandOption: true,
+        describe: 'CSR file (PEM)',
+        coerce: pathValue('--csr'),
+      })
       .option('name', {
         type: 'string',
         demandOption: true,
         describe: 'identity name; the CSR CN/SAN must be exactly this',
         coerce: nameValue('--name', { reservedOk: true }),
       })
-      .option('out', { type: 'string', describe: 'write the certificate here (else it is printed)' })
+      .option('out', {
+        type: 'string',
+        describe: 'write the certificate here (else it is printed)',
+        coerce: pathValue('--out'),
+      })
       .option('days', {
         type: 'string',
         describe: 'validity in days (default 30, at most 365 and the CA lifetime)',
@@ -159,7 +168,12 @@ const showCommand: CommandModule<object, FileArgs> = {
   describe: 'print a certificate in human-readable form (like `step certificate inspect`)',
   builder: (y) =>
     y
-      .positional('file', { type: 'string', demandOption: true, describe: 'certificate file (PEM or DER)' })
+      .positional('file', {
+        type: 'string',
+        demandOption: true,
+        describe: 'certificate file (PEM or DER)',
+        coerce: pathValue('<file>'),
+      })
       .option('data-dir', dataDirOption)
       .example('$0 cert show alice.pem', 'subject, issuer, serial, validity, key, extensions, fingerprint')
       .example('$0 cert show certs/root_ca.pem --json', 'the same as a JSON object') as never,
@@ -184,7 +198,12 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
   describe: 'check a certificate against this CA: chain, validity, key usage, revocation',
   builder: (y) =>
     y
-      .positional('file', { type: 'string', demandOption: true, describe: 'certificate file (PEM or DER)' })
+      .positional('file', {
+        type: 'string',
+        demandOption: true,
+        describe: 'certificate file (PEM or DER)',
+        coerce: pathValue('<file>'),
+      })
       .option('usage', {
         choices: ['clientAuth', 'serverAuth', 'any'] as const,
         default: 'any' as const,

@@ -3,9 +3,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption, storeOption } from '../options.js';
-import { portValue } from '../option-values.js';
+import { integerValue, portValue } from '../option-values.js';
 import { startCommand } from './server-start.js';
-import { InputError } from '../../shared/errors.js';
 
 interface InitArgs extends OutputOptions {
   'data-dir': string;
@@ -26,7 +25,8 @@ export const initCommand: CommandModule<object, InitArgs> = {
       .option('data-dir', dataDirOption)
       .option('store', storeOption)
       .option('ca-key-bits', {
-        type: 'number',
+        type: 'string',
+        coerce: integerValue('--ca-key-bits', 2048, 4096),
         choices: [2048, 3072, 4096],
         default: 3072,
         describe: 'RSA modulus size of the root CA key',
@@ -122,18 +122,9 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
         describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
       })
       .option('days', {
-        type: 'number',
+        type: 'string',
         describe: 'validity in days (default: the CA maximum, as at init)',
-        coerce: (v: unknown) => {
-          const n = Number(v);
-          if (!Number.isSafeInteger(n) || n < 1 || n > 3650) {
-            throw new InputError(
-              'bad_request',
-              `--days: a whole number of days from 1 to 3650, got ${String(v)}`,
-            );
-          }
-          return n;
-        },
+        coerce: integerValue('--days', 1, 3650),
       })
       .example('$0 server renew', 'new KDC key and certificate in ./certs/server/')
       .example('$0 server renew --data-dir /srv/kds --json', 'JSON summary') as never,

@@ -1,6 +1,7 @@
 // cli/option-values.ts: its copies of the protocol's rules agree with their sources (it may not import
 // them: --help must stay light), and each value check says what is valid.
 import t from 'tap';
+import { normalizeSerialHex } from '../../shared/pki/serial.js';
 import * as values from '../../cli/option-values.js';
 import * as names from '../../shared/pki/names.js';
 import { MAX_MESSAGE_BYTES } from '../../shared/keys/message.js';
@@ -21,11 +22,55 @@ t.test('the copies agree with their sources', async (t) => {
   t.equal(values.MAX_KEY_TTL_MS, MAX_KEY_TTL_MS);
 });
 
+t.test('a certificate serial: the rules of shared/pki/serial.ts normalizeSerialHex', async (t) => {
+  for (const input of ['1', '01', '0x0A:Bc', 'ff'.repeat(20), `00${'ff'.repeat(20)}`, '7F:00', 'abc'])
+    t.equal(values.certSerialValue(input), normalizeSerialHex(input), input);
+  for (const input of ['0', '00:00', `1${'00'.repeat(20)}`, 'xyz', '']) {
+    t.throws(() => normalizeSerialHex(input), { code: 'bad_request' }, `the CA refuses ${input}`);
+    t.throws(() => values.certSerialValue(input), { code: 'bad_request' }, `so does the CLI: ${input}`);
+  }
+});
+
+t.test('what was typed is quoted with nothing a terminal obeys left raw', async (t) => {
+  for (const [c, escaped] of [
+    ['\u001b', '\\u001b'],
+    ['\u009b', '\\u009b'],
+    ['\u202e', '\\u202e'],
+    ['\u007f', '\\u007f'],
+  ]) {
+    try {
+      values.nameValue('--name')(`a${c}b`);
+      t.fail('refused');
+    } catch (err) {
+      t.ok((err as Error).message.endsWith(`got "a${escaped}b"`), (err as Error).message);
+    }
+  }
+});
+
 t.test('values: accepted, normalised, or refused with the rule', async (t) => {
   t.equal(values.keySerialValue(' AB'.padEnd(33, 'c')), 'ab'.padEnd(32, 'c'));
   t.throws(() => values.keySerialValue('xyz'), { code: 'bad_request', message: /32 hex digits/ });
   t.equal(values.certSerialValue('0x0A:Bc'), '0abc');
   t.throws(() => values.certSerialValue('a'.repeat(65)), { code: 'bad_request' });
+  for (const bad of ['0', '00', '0x0', '0:0', 'a'.repeat(41), '1'.padEnd(41, '0')])
+    t.throws(() => values.certSerialValue(bad), { code: 'bad_request', message: /1 to 40 hex digits/ }, bad);
+  t.equal(values.certSerialValue(`00${'a'.repeat(40)}`), 'a'.repeat(40), 'leading zeros are not digits');
+  for (const bad of ['0x3', '1e1', '1e309', '3.0', '-1', ' ', '9'.repeat(400)])
+    t.throws(
+      () => values.integerValue('--limit', 1)(bad),
+      { message: /^--limit: expected a whole number 1 or more in decimal digits/ },
+      bad,
+    );
+  t.equal(values.integerValue('--limit', 1)(' 12 '), 12);
+  t.throws(() => values.integerValue('--key-bits', 2048, 4096)('0x800'), {
+    message: /from 2048 to 4096 in decimal digits, got "0x800"/,
+  });
+  t.throws(() => values.pathValue('--data-dir')(''), {
+    code: 'bad_request',
+    message: '--data-dir: expected a path, got ""',
+  });
+  t.equal(values.pathValue('--data-dir')('d'), 'd');
+  t.equal(values.pathValue('<file>')(undefined), undefined, 'an optional path left out');
   t.equal(values.portValue('--port', { allowZero: true })('0'), 0);
   for (const bad of ['abc', '65536', '-5', '28443.5', '', '1e3'])
     t.throws(() => values.portValue('--port')(bad), { code: 'bad_request', message: /from 1 to 65535/ }, bad);

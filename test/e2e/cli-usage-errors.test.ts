@@ -49,7 +49,7 @@ const rows: [string[], RegExp][] = [
   // certificate serials
   [
     ['client', 'cert-status', ...alice, '--serial', 'xyz'],
-    /--serial: a certificate serial is 1 to 64 hex digits/,
+    /--serial: a certificate serial is 1 to 40 hex digits/,
   ],
   [['admin', 'cert-status', ...admin, '--serial', 'zz:zz'], /a certificate serial/],
   [

@@ -9,7 +9,7 @@ import { MIN_ANCHOR_HEX, type AuditAnchor } from '../../../shared/audit/chain.js
 import { InputError } from '../../../shared/errors.js';
 import { run, type OutputOptions } from '../../output.js';
 import { dataDirOption, storeOption } from '../../options.js';
-import { nameValue } from '../../option-values.js';
+import { integerValue, nameValue } from '../../option-values.js';
 
 interface AuditArgs extends OutputOptions {
   'data-dir': string;
@@ -212,8 +212,9 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
         coerce: nameValue('--name', { reservedOk: true }),
       })
       .option('limit', {
-        type: 'number',
+        type: 'string',
         describe: 'only the newest N matching entries',
+        coerce: integerValue('--limit', 1),
       })
       .example('$0 admin audit --since 1h', 'what happened in the last hour')
       .example('$0 admin audit --name mallory --json', 'everything about mallory, as JSON') as never,
@@ -221,12 +222,6 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     const { readAudit } = await import('../../../server/audit/read-audit.js');
     const { emit } = await import('../../output.js');
     const { terminalSafe } = await import('../../../shared/text/terminal-safe.js');
-    if (argv.limit !== undefined && !(Number.isSafeInteger(argv.limit) && argv.limit >= 1)) {
-      throw new InputError(
-        'bad_request',
-        `--limit: expected a whole number from 1, got ${String(argv.limit)}`,
-      );
-    }
     const rows = await readAudit(
       argv['data-dir'],
       {

@@ -5,7 +5,7 @@
 // same token, each said so (client/enroll.ts).
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
-import { fingerprintValue, tokenValue } from '../../option-values.js';
+import { fingerprintValue, integerValue, tokenValue } from '../../option-values.js';
 import { homeOf, withClientOptions, type ClientArgs } from './common.js';
 
 interface EnrollArgs extends ClientArgs {
@@ -32,7 +32,8 @@ export const enrollCommand: CommandModule<object, EnrollArgs> = {
         coerce: fingerprintValue,
       })
       .option('key-bits', {
-        type: 'number',
+        type: 'string',
+        coerce: integerValue('--key-bits', 2048, 4096),
         default: 2048,
         choices: [2048, 3072, 4096],
         describe: 'RSA key size',

@@ -3,6 +3,7 @@
 // the new one (this command's last step), then it is superseded and listed on the CRL.
 import type { CommandModule } from 'yargs';
 import { run } from '../../output.js';
+import { integerValue } from '../../option-values.js';
 import { homeOf, withClientOptions, type ClientArgs } from './common.js';
 
 interface RenewArgs extends ClientArgs {
@@ -15,7 +16,8 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
   builder: (y) =>
     withClientOptions(y)
       .option('key-bits', {
-        type: 'number',
+        type: 'string',
+        coerce: integerValue('--key-bits', 2048, 4096),
         choices: [2048, 3072, 4096],
         default: 2048,
         describe: 'RSA modulus size of the new key',
