@@ -78,5 +78,8 @@ t.test('a crash after the issuance, before the files are swapped: the next start
 t.test('usage errors before the CA is opened', async (t) => {
   const r = await renew(['--days', '0']);
   t.equal(r.code, 2);
-  t.match(r.stderr, /--days: expected a whole number from 1 to 3650/);
+  // --json: the usage error is JSON on stdout, like every other error.
+  t.match(JSON.parse(r.stdout), {
+    error: { code: 'bad_request', message: /--days: expected a whole number from 1 to 3650/ },
+  });
 });
