@@ -89,7 +89,12 @@ const parser = yargs(hideBin(process.argv))
   )
   .help()
   .alias('h', 'help')
-  .version()
+  // Read only when asked for: `kds --help` loads as few of our modules as it can.
+  .version(
+    hideBin(process.argv).includes('--version')
+      ? (await import('../io/package-version.js')).kdsVersion()
+      : 'unknown',
+  )
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail(failUsage);
 

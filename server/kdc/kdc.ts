@@ -5,7 +5,6 @@
 // handshake rate limit and the handshake timeout. It also owns the table of live sessions, and
 // revocation enforcement: when the CA acknowledges a revocation, every live session of that certificate
 // is told and closed before the revocation returns.
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -27,6 +26,7 @@ import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../../io/ca-files.js';
 import { isLoopbackHost } from '../../io/console/access.js';
+import { kdsVersion } from '../../io/package-version.js';
 import { KDC_HANDLERS } from '../kdc-handlers/index.js';
 import { startKeyService } from '../keys/start.js';
 import { EventBus } from '../events/bus.js';
@@ -214,17 +214,6 @@ export interface Kdc {
   close(): Promise<void>;
 }
 
-function readVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 function positiveInteger(name: string, value: number | undefined): void {
   if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
     throw new InputError('bad_request', `${name} must be a positive integer, got ${String(value)}`);
@@ -331,7 +320,7 @@ async function serve(
   const certRecords = new CertificateRecordCache(ca.store);
   const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
   const startedAt = Date.now();
-  const version = readVersion();
+  const version = kdsVersion();
   let closing: Promise<void> | undefined;
   /** Run at stop after the last session closed, before the store closes (the audit signer's last head). */
   const beforeClose: (() => void | Promise<void>)[] = [];

@@ -2,9 +2,11 @@
 // neither true nor false, a number not in decimal digits, an empty path, a zero or over-long
 // certificate serial are usage errors (exit 2, one line naming the option) before the handler runs;
 // a usage error follows the --json contract (docs/cli.md "Errors") and never echoes what was typed raw.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { isTerminalSafe } from '../../shared/text/terminal-safe.js';
-import { runKds } from '../helpers/kds-process.js';
+import { REPO_ROOT, runKds } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(120_000);
@@ -141,5 +143,18 @@ t.test('what was typed is never echoed raw', async (t) => {
     t.equal(r.code, 2, JSON.stringify(args));
     t.ok(r.stderr.includes(shown), `${JSON.stringify(args)}: escaped (${r.stderr.trim()})`);
     t.ok(isTerminalSafe(r.stderr.replaceAll('\n', '')), 'no raw control or bidi character');
+  }
+});
+
+t.test('kds --version names the package version wherever it runs', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+  for (const cwd of [REPO_ROOT, tempDir(t)]) {
+    const r = await runKds(['--version'], { cwd });
+    t.equal(r.code, 0, r.stderr);
+    t.equal(
+      r.stdout.trim(),
+      pkg.version,
+      `from ${cwd === REPO_ROOT ? 'the repository' : 'another directory'}`,
+    );
   }
 });
