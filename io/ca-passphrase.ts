@@ -6,10 +6,11 @@
 // file alone). A command-line flag beats the environment, as everywhere in kds.
 import { entryKind } from './fs-errors.js';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { EnvironmentError } from '../shared/errors.js';
+import { statSync } from 'node:fs';
+import { EnvironmentError, InputError } from '../shared/errors.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from './fs-atomic.js';
 import { caPaths } from './ca-files.js';
+import { MAX_PASSPHRASE_FILE_BYTES, readUserFile } from './user-files.js';
 
 const PASSPHRASE_ENV = 'KDS_CA_PASSPHRASE';
 /** 32 random bytes, base64url: 256 bits, well above anything PBKDF2 stretching needs. */
@@ -81,15 +82,12 @@ function suppliedPassphrase(opts: PassphraseOptions): ResolvedPassphrase | undef
 function readPassphraseFile(path: string, source: 'file' | 'stored'): ResolvedPassphrase {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readUserFile(path, 'the passphrase file', MAX_PASSPHRASE_FILE_BYTES).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new EnvironmentError(
-      'config',
-      `cannot read the passphrase file ${path}: ${code}`,
-      { path },
-      { cause: err },
-    );
+    // A --passphrase-file that names a directory, a device or a FIFO is the person's typo (exit 2);
+    // the data directory's own file being one is a broken CA setup, like any other read failure.
+    if (err instanceof InputError && source === 'file') throw err;
+    throw new EnvironmentError('config', (err as Error).message, { path }, { cause: err });
   }
   const warnings: string[] = [];
   if ((statSync(path).mode & 0o077) !== 0) {

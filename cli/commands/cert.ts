@@ -5,7 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { certSerialOption, dataDirOption, reasonChoices, storeOption } from '../options.js';
 import { integerValue, nameValue, pathValue } from '../option-values.js';
-import { InputError } from '../../shared/errors.js';
+import { InputError, type KdsError } from '../../shared/errors.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CertificateRecord } from '../../server/store/store.js';
@@ -94,18 +94,13 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         'renew, JSON summary',
       ) as never,
   handler: run(async (argv: IssueArgs) => {
-    const { readFileSync } = await import('node:fs');
-    const { EnvironmentError } = await import('../../shared/errors.js');
+    const { readUserFile, checkOutputPath, MAX_PEM_FILE_BYTES } = await import('../../io/user-files.js');
     const { emit, info, warn } = await import('../output.js');
-    let csrPem: string;
-    try {
-      csrPem = readFileSync(argv.csr, 'utf8');
-    } catch (err) {
-      throw new EnvironmentError(
-        'io_error',
-        `cannot read ${argv.csr}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      );
-    }
+    const { EXIT, EnvironmentError, toKdsError } = await import('../../shared/errors.js');
+    const csrPem = readUserFile(argv.csr, 'the CSR file', MAX_PEM_FILE_BYTES).toString('utf8');
+    // Before anything is issued: a certificate issued into the store but not written would be lost
+    // (a retry is refused as already_active).
+    if (argv.out !== undefined) checkOutputPath(argv.out, '--out');
     const ca = await openCa(argv, false);
     try {
       const { cliActor } = await import('../../server/ca/authority.js');
@@ -117,10 +112,24 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         ...(argv.days !== undefined ? { days: argv.days } : {}),
       });
       const { cert } = result;
+      // The certificate is in the store now: a failed write must not lose it (a retry would be refused
+      // as already_active), so it is then printed on stdout and the failure said after it.
+      let unwritten: KdsError | undefined;
       if (argv.out !== undefined) {
         const { writeFileAtomic, PUBLIC_FILE_MODE } = await import('../../io/fs-atomic.js');
-        writeFileAtomic(argv.out, cert.pem, PUBLIC_FILE_MODE);
+        try {
+          writeFileAtomic(argv.out, cert.pem, PUBLIC_FILE_MODE);
+        } catch (err) {
+          const e = toKdsError(err);
+          unwritten = new EnvironmentError(
+            'io_error',
+            `${e.message}; the certificate was issued (serial ${cert.serialHex}) and printed on stdout instead`,
+            { path: argv.out, serialHex: cert.serialHex },
+            { cause: err },
+          );
+        }
       }
+      const written = argv.out !== undefined && unwritten === undefined;
       if (result.capped)
         warn(`validity capped to ${new Date(cert.notAfter).toISOString()} (CA maximum or CA expiry)`);
       const json = {
@@ -133,8 +142,9 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         ...(result.supersededSerialHex !== undefined
           ? { supersededSerialHex: result.supersededSerialHex }
           : {}),
-        ...(argv.out !== undefined ? { out: argv.out } : {}),
+        ...(written ? { out: argv.out } : {}),
         pem: cert.pem,
+        ...(unwritten !== undefined ? { error: unwritten.toJSON() } : {}),
       };
       const summary = [
         `issued ${argv.role} certificate for ${argv.name}`,
@@ -143,13 +153,19 @@ const issueCommand: CommandModule<object, IssueArgs> = {
         `  fingerprint  ${cert.fingerprint256}`,
         ...(result.supersededSerialHex !== undefined ? [`  supersedes   ${result.supersededSerialHex}`] : []),
       ];
-      if (argv.out !== undefined) {
+      if (written) {
         emit(argv, json, [...summary, `  written to   ${argv.out}`]);
       } else {
         // The PEM goes to stdout (pipe it into a file); the summary to stderr.
         for (const line of summary) info(argv, line);
         emit(argv, json, cert.pem.trimEnd());
       }
+      if (unwritten !== undefined) {
+        // --json: the one JSON object above carries the error; otherwise it is the last line on stderr.
+        if (argv.json === true) return unwritten.exitCode;
+        throw unwritten;
+      }
+      return EXIT.ok;
     } finally {
       await ca.close();
     }
@@ -389,17 +405,8 @@ export function builder(c: Argv): Argv {
 // helpers (no heavy imports: types only)
 
 async function readCertificateFile(path: string): Promise<string | Buffer> {
-  const { readFileSync } = await import('node:fs');
-  const { EnvironmentError } = await import('../../shared/errors.js');
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    throw new EnvironmentError(
-      'io_error',
-      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-    );
-  }
+  const { readUserFile, MAX_PEM_FILE_BYTES } = await import('../../io/user-files.js');
+  const bytes = readUserFile(path, 'the certificate file', MAX_PEM_FILE_BYTES);
   // PEM is text; anything without a PEM header is handed over as DER bytes.
   const text = bytes.toString('latin1');
   return text.includes('-----BEGIN ') ? bytes.toString('utf8') : bytes;

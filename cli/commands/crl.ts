@@ -77,14 +77,8 @@ const showCommand: CommandModule<object, ShowArgs> = {
       if (argv.delta)
         throw new InputError('bad_request', '--delta shows the current delta CRL: give no file');
       const { readFileSync } = await import('node:fs');
-      try {
-        pem = readFileSync(argv.file, 'utf8');
-      } catch (err) {
-        throw new EnvironmentError(
-          'io_error',
-          `cannot read ${argv.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-        );
-      }
+      const { readUserFile, MAX_CRL_FILE_BYTES } = await import('../../io/user-files.js');
+      pem = readUserFile(argv.file, 'the CRL file', MAX_CRL_FILE_BYTES).toString('utf8');
       source = argv.file;
       const { caPaths } = await import('../../io/ca-files.js');
       try {
