@@ -132,6 +132,11 @@ async function handle(argv: MitmArgs): Promise<number> {
     const { InputError } = await import('../../shared/errors.js');
     throw new InputError('bad_request', '--console watches one attack; it does not go with --ablation');
   }
+  if (argv.report !== undefined) {
+    // Before listening (or a long ablation run): a report that can never be written is a typo.
+    const { checkOutputPath } = await import('../../io/user-files.js');
+    checkOutputPath(argv.report, '--report');
+  }
   if (argv.ablation) return ablation(argv);
   if (argv.attack === undefined) {
     const { InputError } = await import('../../shared/errors.js');
@@ -148,11 +153,28 @@ async function handle(argv: MitmArgs): Promise<number> {
   const listen = parseListen(argv.listen);
   const identity = argv.identity === undefined ? undefined : loadIdentity(argv.identity);
   const print = printer(argv.json === true);
+  const { toKdsError } = await import('../../shared/errors.js');
+  /** The exit code of the last failed report write, cleared by a write that succeeds. */
+  let reportFailure: number | undefined;
+  // A write that fails (the directory went away, the disk is full) is one error line and Mallory keeps
+  // watching: the victims' connections matter more than the file, which the next write may still save.
+  const writeReportOrSay = (path: string, report: MitmReport): void => {
+    try {
+      writeReport(path, report);
+      reportFailure = undefined;
+    } catch (err) {
+      const e = toKdsError(err);
+      reportFailure = e.exitCode;
+      if (argv.json)
+        process.stdout.write(`${terminalSafeJson({ event: 'error', code: e.code, message: e.message })}\n`);
+      else process.stderr.write(`error [${e.code}]: ${terminalSafe(e.message)}\n`);
+    }
+  };
   // The report is rewritten after every victim connection; the proxy exists by then.
   const running: { mitm?: Awaited<ReturnType<typeof startMitm>> } = {};
   const saveReport = (): void => {
     if (argv.report !== undefined && running.mitm !== undefined)
-      writeReport(argv.report, running.mitm.report());
+      writeReportOrSay(argv.report, running.mitm.report());
   };
   const mitm = await startMitm({
     attack,
@@ -182,7 +204,7 @@ async function handle(argv: MitmArgs): Promise<number> {
   /** The end of one attack: report file, then the summary (a JSON line, or the coloured verdict). */
   const summarize = (report: MitmReport): void => {
     reported = report;
-    if (argv.report !== undefined) writeReport(argv.report, report);
+    if (argv.report !== undefined) writeReportOrSay(argv.report, report);
     if (argv.json) {
       const { frames: _f, ...rest } = report;
       process.stdout.write(`${terminalSafeJson({ event: 'summary', ...rest })}\n`);
@@ -205,7 +227,8 @@ async function handle(argv: MitmArgs): Promise<number> {
   stopControl();
   const report = await mitm.close();
   if (report !== reported) summarize(report);
-  return 0;
+  // The report asked for is not on disk: say so in the exit code too (the error line was printed).
+  return reportFailure ?? 0;
 }
 
 /**
