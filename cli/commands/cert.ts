@@ -22,6 +22,7 @@ interface SigningArgs extends DataDirArgs {
 const passphraseFileOption = {
   type: 'string',
   describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
+  coerce: pathValue('--passphrase-file'),
 } as const;
 
 async function openCa(argv: SigningArgs, readOnly: boolean) {

@@ -4,6 +4,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption, storeOption } from '../options.js';
+import { pathValue } from '../option-values.js';
 import { EXIT } from '../../shared/errors.js';
 import { terminalSafe as safe } from '../../shared/text/terminal-safe.js';
 
@@ -20,7 +21,11 @@ const showCommand: CommandModule<object, ShowArgs> = {
     "print the current CRL and its delta CRL (the store's, which root_crl.pem and root_delta_crl.pem mirror) or a CRL file",
   builder: (y) =>
     y
-      .positional('file', { type: 'string', describe: 'a CRL file to show instead of the current CRL' })
+      .positional('file', {
+        type: 'string',
+        describe: 'a CRL file to show instead of the current CRL',
+        coerce: pathValue('<file>'),
+      })
       .option('delta', {
         type: 'boolean',
         default: false,

@@ -5,7 +5,7 @@
 // --report writes the machine-readable record. Heavy modules load inside the handler.
 import type { Argv } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
-import { integerValue, nameValue } from '../option-values.js';
+import { integerValue, nameValue, pathValue } from '../option-values.js';
 import { onOutputClosed } from '../closed-pipe.js';
 import { terminalSafe, terminalSafeJson } from '../../shared/text/terminal-safe.js';
 
@@ -50,6 +50,7 @@ export function builder(c: Argv): Argv {
     .option('report', {
       type: 'string',
       describe: 'write the JSON report here (after each connection and at the end)',
+      coerce: pathValue('--report'),
     })
     .option('identity', {
       type: 'string',

@@ -5,7 +5,7 @@ import type { CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { InputError } from '../../shared/errors.js';
 import { dataDirOption, storeOption } from '../options.js';
-import { hostPortValue, hostValue, integerValue, portValue } from '../option-values.js';
+import { hostPortValue, hostValue, integerValue, pathValue, portValue } from '../option-values.js';
 import { LAB_DISABLE_OPTION } from '../lab-switches.js';
 
 interface StartArgs extends OutputOptions {
@@ -58,6 +58,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option('passphrase-file', {
         type: 'string',
         describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE)',
+        coerce: pathValue('--passphrase-file'),
       })
       .option('handshake-timeout', {
         type: 'string',

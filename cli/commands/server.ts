@@ -3,7 +3,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { run, type OutputOptions } from '../output.js';
 import { dataDirOption, storeOption } from '../options.js';
-import { integerValue, portValue } from '../option-values.js';
+import { integerValue, pathValue, portValue } from '../option-values.js';
 import { startCommand } from './server-start.js';
 
 interface InitArgs extends OutputOptions {
@@ -53,6 +53,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
         type: 'string',
         describe:
           'file holding the CA passphrase (else KDS_CA_PASSPHRASE; else one is generated into <data-dir>/ca/passphrase)',
+        coerce: pathValue('--passphrase-file'),
       })
       .option('force', {
         type: 'boolean',
@@ -120,6 +121,7 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
       .option('passphrase-file', {
         type: 'string',
         describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
+        coerce: pathValue('--passphrase-file'),
       })
       .option('days', {
         type: 'string',

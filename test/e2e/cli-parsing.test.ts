@@ -84,6 +84,15 @@ const rows: [string[], Record<string, string>, RegExp][] = [
   // empty paths
   [['server', 'init', '--data-dir', ''], {}, /--data-dir: expected a path, got ""/],
   [['cert', 'show', ''], {}, /<file>: expected a path, got ""/],
+  [['crl', 'show', ''], {}, /<file>: expected a path, got ""/],
+  [['mitm', '--report', '', '--attack', 'passthrough'], {}, /--report: expected a path, got ""/],
+  [['server', 'start', '--data-dir', dir, '--passphrase-file', ''], {}, /--passphrase-file: expected a path/],
+  [['admin', 'token', '--name', 'bob', '--passphrase-file', ''], {}, /--passphrase-file: expected a path/],
+  [
+    ['cert', 'revoke', '--data-dir', dir, '--name', 'bob', '--passphrase-file', ''],
+    {},
+    /--passphrase-file: expected/,
+  ],
 ];
 
 t.test('a usage error: exit 2, one line naming the option, before the handler', async (t) => {

@@ -9,7 +9,7 @@ import { MIN_ANCHOR_HEX, type AuditAnchor } from '../../../shared/audit/chain.js
 import { InputError } from '../../../shared/errors.js';
 import { run, type OutputOptions } from '../../output.js';
 import { dataDirOption, storeOption } from '../../options.js';
-import { integerValue, nameValue } from '../../option-values.js';
+import { integerValue, nameValue, pathValue } from '../../option-values.js';
 
 interface AuditArgs extends OutputOptions {
   'data-dir': string;
@@ -161,6 +161,7 @@ const hashCommand: CommandModule<object, HashArgs> = {
       .option('passphrase-file', {
         type: 'string',
         describe: 'file holding the CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
+        coerce: pathValue('--passphrase-file'),
       })
       .example('$0 admin audit hash < token.txt', 'which entries are about this enrollment token') as never,
   handler: run(async (argv: HashArgs) => {

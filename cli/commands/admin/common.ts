@@ -3,6 +3,7 @@
 import type { Argv } from 'yargs';
 import type { OutputOptions } from '../../output.js';
 import { dataDirOption, serverOption } from '../../options.js';
+import { pathValue } from '../../option-values.js';
 
 export interface AdminArgs extends OutputOptions {
   'data-dir': string;
@@ -11,10 +12,14 @@ export interface AdminArgs extends OutputOptions {
 }
 
 export function withAdminOptions<T>(y: Argv<T>): Argv<T & AdminArgs> {
-  return y.option('data-dir', dataDirOption).option('server', serverOption).option('passphrase-file', {
-    type: 'string',
-    describe: 'file holding the CA passphrase that protects the admin key (else KDS_CA_PASSPHRASE)',
-  }) as unknown as Argv<T & AdminArgs>;
+  return y
+    .option('data-dir', dataDirOption)
+    .option('server', serverOption)
+    .option('passphrase-file', {
+      type: 'string',
+      describe: 'file holding the CA passphrase that protects the admin key (else KDS_CA_PASSPHRASE)',
+      coerce: pathValue('--passphrase-file'),
+    }) as unknown as Argv<T & AdminArgs>;
 }
 
 /** Options for client/admin.ts openAdminSession. */
