@@ -2,9 +2,9 @@
 // certificate, revoke my certificate, check a certificate's status, show the CA and CRL, show my
 // certificate, renew it. The same library calls as `kds client enroll | revoke-cert | cert-status |
 // renew`.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { EnvironmentError, InputError, KdsError, StateError, toKdsError } from '../../shared/errors.js';
+import { EnvironmentError, KdsError, StateError, toKdsError } from '../../shared/errors.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { isValidName } from '../../shared/pki/names.js';
 import { verifyCertificate } from '../../shared/pki/verify.js';
@@ -16,6 +16,7 @@ import { readClientCertificates } from '../home.js';
 import { renewClient } from '../renew.js';
 import { withFailover } from '../failover.js';
 import { httpGetText } from '../../io/http-get.js';
+import { MAX_PEM_FILE_BYTES, readUserFile } from '../../io/user-files.js';
 import { httpUrlOf } from '../session.js';
 import {
   REASON_MENU,
@@ -28,7 +29,6 @@ import {
 } from './answers.js';
 import { ask, iso, type MenuContext, type MenuItem } from './context.js';
 
-const MAX_PEM_BYTES = 64 * 1024;
 const FETCH_TIMEOUT_MS = 10_000;
 
 function certSummary(cert: ParsedCertificate, indent = '  '): string[] {
@@ -145,17 +145,8 @@ function parseCertSource(text: string): Parsed<CertSource> {
 }
 
 function readPemFile(path: string): string {
-  try {
-    if (statSync(path).size > MAX_PEM_BYTES)
-      throw new InputError('malformed_pem', `${path} is too large for a certificate`);
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    throw new EnvironmentError(
-      'io_error',
-      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-    );
-  }
+  // Not readFileSync: the path may name a FIFO (which would wait for a writer forever) or /dev/zero.
+  return readUserFile(path, 'the certificate file', MAX_PEM_FILE_BYTES).toString('utf8');
 }
 
 const verifyItem: MenuItem = {

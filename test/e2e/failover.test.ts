@@ -74,7 +74,10 @@ t.test('a node that answers with a refusal is not skipped: its answer stands', a
 t.test('a typo in the list is a usage error before anything is sent', async (t) => {
   const r = await status('alice', `${c.server.url},,${nobody}`);
   t.equal(r.code, EXIT.usage);
-  t.match(r.stderr, /--server: .*entry 2 of 3 is empty/);
+  // With --json, the usage error is the JSON on stdout (docs/cli.md), nothing on stderr.
+  t.match(JSON.parse(r.stdout), {
+    error: { code: 'bad_request', message: /--server: .*entry 2 of 3 is empty/ },
+  });
 });
 
 t.test('listen: its node killed, it reconnects to the next node and keys still arrive', async (t) => {

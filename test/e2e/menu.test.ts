@@ -3,6 +3,7 @@
 // the menu goes on; 0 and the end of input (Ctrl-D) exit 0. With a real KDC: both sub-menus end to end
 // (send, list, verify, check, revoke a key; status, verify, CA and CRL, revoke my certificate).
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { enrollClient, initDataDir, runKds, startServer } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -268,6 +269,16 @@ t.test('with a KDC: both sub-menus end to end', async (t) => {
   t.ok(
     await m.waitFor(/no enrolled client named nobody; try another name or a file[\s\S]*: $/),
     'unknown name re-prompts',
+  );
+  // A FIFO is not read (it would wait for a writer forever): the question comes back.
+  const fifo = join(tempDir(t), 'pipe.pem');
+  execFileSync('mkfifo', [fifo]);
+  m.type(fifo);
+  t.ok(
+    await m.waitFor(
+      /is a FIFO \(named pipe\), not a regular file; try another file or a client name[\s\S]*: $/,
+    ),
+    'a FIFO re-prompts',
   );
   m.type(join(dataDir, 'root_ca.pem'));
   t.ok(

@@ -228,10 +228,13 @@ t.test('kds server start: the limits as flags', async (t) => {
     '--json',
   ]);
   t.equal(bad.code, 2, 'a limit that is not a positive integer is a usage error');
-  t.match(
-    bad.stderr,
-    /error \[bad_request\]: --max-connections: expected a whole number from 1 to 1000000, got "0"/,
-  );
+  // With --json the usage error is the JSON on stdout (docs/cli.md).
+  t.match(JSON.parse(bad.stdout), {
+    error: {
+      code: 'bad_request',
+      message: /--max-connections: expected a whole number from 1 to 1000000 in decimal digits, got "0"/,
+    },
+  });
   const server = await startServer(t, dataDir, [
     '--max-connections-per-address',
     '5',

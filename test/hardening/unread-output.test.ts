@@ -166,7 +166,10 @@ t.test('kds server start --max-unsent-mib: the budget of all sessions together',
     '0',
   ]);
   t.equal(bad.code, 2, 'not a positive integer: a usage error');
-  t.match(bad.stderr, /--max-unsent-mib: expected a whole number from 1 to 1048576, got "0"/);
+  t.match(
+    bad.stderr,
+    /--max-unsent-mib: expected a whole number from 1 to 1048576 in decimal digits, got "0"/,
+  );
 
   // Two sessions that stop reading each hold ~1 MiB (the high water) unread: 2 MiB together, over a
   // budget of 1 MiB, so the one held back longest is closed instead of waiting.
