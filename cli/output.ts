@@ -48,8 +48,13 @@ export function info(opts: OutputOptions, message: string): void {
   if (!opts.json) process.stderr.write(`${message}\n`);
 }
 
+/** How a command writes under --json: one object (pretty), or a stream of one object per line. */
+export interface OutputShape {
+  jsonLines?: boolean;
+}
+
 /** Report an error and set the exit code. Never prints stack traces or key material. */
-export function reportError(opts: OutputOptions, err: unknown): number {
+export function reportError(opts: OutputOptions, err: unknown, shape: OutputShape = {}): number {
   const e: KdsError = toKdsError(err);
   // The defence this error is the trace of (shared/defences.ts), e.g. after a MITM attempt.
   const defence = defenceForError(e);
@@ -59,7 +64,9 @@ export function reportError(opts: OutputOptions, err: unknown): number {
       defence === undefined
         ? { error: e.toJSON() }
         : { error: e.toJSON(), defence: defence.defence, explanation: because };
-    process.stdout.write(`${terminalSafeJson(out, 2)}\n`);
+    // After a stream of one JSON object per line, the error is one line too: a reader that parses
+    // line by line must not meet a pretty-printed object at the end.
+    process.stdout.write(`${terminalSafeJson(out, shape.jsonLines === true ? undefined : 2)}\n`);
   } else {
     // The message may quote the KDC or a peer (an error it sent, a name it claimed): never raw.
     process.stderr.write(`error [${e.code}]: ${terminalSafe(e.message)}\n`);
@@ -73,6 +80,7 @@ export function reportError(opts: OutputOptions, err: unknown): number {
 /** Wrap a command handler: errors become exit codes; success sets the code the handler returns (default 0). */
 export function run<A extends OutputOptions>(
   handler: (argv: A) => Promise<number | void>,
+  shape: OutputShape = {},
 ): (argv: A) => Promise<void> {
   return async (argv: A) => {
     try {
@@ -80,7 +88,7 @@ export function run<A extends OutputOptions>(
       // Stopped because the reader of our output went away (cli/closed-pipe.ts): not a failure.
       process.exitCode = outputClosed() ? EXIT.ok : (code ?? EXIT.ok);
     } catch (err) {
-      process.exitCode = outputClosed() ? EXIT.ok : reportError(argv, err);
+      process.exitCode = outputClosed() ? EXIT.ok : reportError(argv, err, shape);
     }
   };
 }

@@ -54,7 +54,7 @@ export function assertNotCommittable(dir: string, secret: string, what: string):
   }
   throw new EnvironmentError(
     'config',
-    `refusing to create ${what} in ${abs}: ${abs} is inside the git work tree ${tree} and git does not ignore it, so \`git add .\` would commit its private keys. Use a directory outside the work tree (e.g. "$(mktemp -d)"), or add ${relative(tree, abs) || '.'}/ to ${join(tree, '.gitignore')}`,
+    `refusing to create ${what} in ${abs}: ${abs} is inside the git work tree ${tree} and git does not ignore it, so \`git add .\` would commit its private keys. Use a directory outside the work tree (e.g. "$(mktemp -d)"; kds itself still runs from this checkout: \`npx kds\` elsewhere would fetch another package), or add ${relative(tree, abs) || '.'}/ to ${join(tree, '.gitignore')}`,
     { path: abs, workTree: tree },
   );
 }

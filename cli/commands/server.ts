@@ -99,7 +99,9 @@ export const initCommand: CommandModule<object, InitArgs> = {
       `  admin            admin/cert.pem (CN=admin, OU=kds-admin)`,
       `  CRL              root_crl.pem (number ${result.crlNumber}), distribution point ${result.crlUrl}`,
       `  passphrase       ${passphraseNote(result.passphraseSource, result.passphrasePath)}`,
-      `next: kds server start --data-dir ${result.dataDir}`,
+      // The port the CRL distribution point names is the one to listen on: a start on the default
+      // port would publish URLs nobody answers.
+      `next: kds server start --data-dir ${result.dataDir}${argv.port === 8443 ? '' : ` --port ${argv.port}`}`,
     ]);
   }),
 };

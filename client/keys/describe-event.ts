@@ -17,7 +17,8 @@ export function describeKeyEvent(e: KeyEvent): string {
     case 'key.verified':
       return `key ${safe(e.serial)} verified by ${safe(e.peer)}: now ${safe(e.state)}`;
     case 'key.revoked':
-      return `key ${safe(e.serial)} ${safe(e.state)} (${safe(e.reason)}); its material is deleted`;
+      // A renewal's keys are superseded for the reason superseded: the word once.
+      return `key ${safe(e.serial)} ${safe(e.state)}${e.reason === e.state ? '' : ` (${safe(e.reason)})`}; its material is deleted`;
     case 'message':
       return `message from ${safe(e.from)} (key ${safe(e.serial)}): ${terminalSafeBlock(e.text)}`;
     case 'message.rejected':

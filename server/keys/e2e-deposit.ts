@@ -142,7 +142,9 @@ export class E2eDeposit {
         if (claimed === undefined) {
           throw new StateError(
             'peer_unavailable',
-            `${req.peer} has no prekeys left: it must connect once (e.g. kds client listen) before it can receive end-to-end keys`,
+            // Prekeys are published by the recipient's key commands (client/keys/open.ts), not by every
+            // session (`kds client status` publishes none): say which, and the mode that needs none.
+            `${req.peer} has no prekeys: ${req.peer} publishes them when it runs a key command (kds client keys, listen, send-key) and must do so once before it can receive end-to-end keys; a KDC-generated key (--mode kdc) needs none`,
           );
         }
         if (claimed.low !== undefined) tellPrekeysLow(ctx.sessions, req.peer, claimed.low);

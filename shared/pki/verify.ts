@@ -142,7 +142,8 @@ export function verifyCertificate(
       ...who,
       reason: revoked.reason,
       revokedAt: revoked.revokedAt,
-      detail: `revoked ${new Date(revoked.revokedAt).toISOString()} (${revoked.reason})`,
+      // Printed after the verdict's code ("revoked: ..."): the word once.
+      detail: `since ${new Date(revoked.revokedAt).toISOString()} (${revoked.reason})`,
     };
   }
   return verdict('ok', 'certificate is valid');

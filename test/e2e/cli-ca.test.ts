@@ -195,3 +195,13 @@ t.test('every command has --help with an example', { timeout: 240_000 }, async (
     t.match(r.stdout, /--data-dir/);
   });
 });
+
+t.test('server init on another port says to start on that port', { timeout: 120_000 }, async (t) => {
+  // The CRL distribution point names the port init was given: a start on the default port would
+  // publish URLs nobody answers, so the next step it prints carries --port.
+  const other = join(tempDir(t), 'certs');
+  const r = await runKds(['server', 'init', '--ca-key-bits', '2048', '--port', '18443', '--data-dir', other]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /distribution point http:\/\/127\.0\.0\.1:18443\/crl\.pem/);
+  t.match(r.stdout, new RegExp(`next: kds server start --data-dir ${other} --port 18443\\n`));
+});

@@ -145,6 +145,9 @@ t.test('two nodes on one PostgreSQL store', async (t) => {
       'the listener on node 2 was closed as revoked',
     );
     t.equal(await dave.exited, EXIT.revoked, `listen exits as revoked: ${dave.rest()}`);
+    // The error that ends the stream is one JSON object on one line, like every event before it.
+    t.match(dave.events.at(-1), { error: { code: 'cert_revoked' } }, 'the last line is the error');
+    t.equal(dave.rest(), '', 'no line of stdout that is not a whole JSON object');
   });
 
   await t.test('a revocation on node 1 is refused by node 2 and on the CRL node 2 serves', async (t) => {

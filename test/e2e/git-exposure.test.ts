@@ -28,6 +28,11 @@ t.test('server init inside a work tree, not ignored: refused before anything is 
   t.match(r.stderr, /^error \[config\]: /);
   t.match(r.stderr, `${join(repo, 'lab')} is inside the git work tree ${repo} and git does not ignore it`);
   t.match(r.stderr, /mktemp -d/, 'says what to do instead');
+  t.match(
+    r.stderr,
+    /kds itself still runs from this checkout/,
+    'and that kds runs from here (npx kds elsewhere is not it)',
+  );
   t.notOk(existsSync(join(repo, 'lab', 'root_private_key.pem')), 'no CA key written');
   t.notOk(existsSync(join(repo, 'lab', 'ca', 'passphrase')), 'no passphrase written');
 });

@@ -101,7 +101,7 @@ export interface Listener {
     timeoutMs?: number,
   ): Promise<Record<string, unknown>>;
   stderr(): string;
-  /** What stdout held besides the events: the error document a failing `listen --json` ends with. */
+  /** What stdout held that is not one JSON object per line (nothing, since the error is one line too). */
   rest(): string;
   /** Resolves with the exit code once the process has ended by itself (or been stopped). */
   exited: Promise<number | null>;
@@ -139,7 +139,7 @@ export function listen(t: TestLike, c: Clients, name: string, server = c.server.
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
       if (line.trim() === '') continue;
-      // One event per line; the error document of a listen that stops spans several lines.
+      // One event per line, the error a listen that stops ends with included (cli/output.ts).
       let event: Record<string, unknown>;
       try {
         event = JSON.parse(line) as Record<string, unknown>;

@@ -12,37 +12,40 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
     withClientOptions(y)
       .example('$0 client listen --name bob', "bob's inbox")
       .example('$0 client listen --name bob --json', 'one JSON object per event per line') as never,
-  handler: run(async (argv: ClientArgs) => {
-    const { listen } = await import('../../../client/keys/listen.js');
-    const { describeListenEvent } = await import('../../../client/keys/describe-event.js');
-    const { terminalSafeJson } = await import('../../../shared/text/terminal-safe.js');
-    const { clientDefences } = await import('../../lab-switches.js');
-    const { labOff } = await import('../../../shared/lab-switches.js');
-    const defences = clientDefences(argv);
-    const controller = new AbortController();
-    const stop = (): void => controller.abort();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    const { onOutputClosed } = await import('../../closed-pipe.js');
-    const unwatch = onOutputClosed(stop);
-    try {
-      await listen({
-        ...homeOf(argv),
-        server: argv.server,
-        dh: argv.dh,
-        // LAB SWITCH authentication: the same unauthenticated session as --insecure-dh.
-        insecure: labOff(defences, 'authentication') || argv['insecure-dh'] === true,
-        defences,
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (argv.json) process.stdout.write(`${terminalSafeJson({ ...e, at: Date.now() })}\n`);
-          else process.stdout.write(`${describeListenEvent(e)}\n`);
-        },
-      });
-    } finally {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      unwatch();
-    }
-  }),
+  handler: run(
+    async (argv: ClientArgs) => {
+      const { listen } = await import('../../../client/keys/listen.js');
+      const { describeListenEvent } = await import('../../../client/keys/describe-event.js');
+      const { terminalSafeJson } = await import('../../../shared/text/terminal-safe.js');
+      const { clientDefences } = await import('../../lab-switches.js');
+      const { labOff } = await import('../../../shared/lab-switches.js');
+      const defences = clientDefences(argv);
+      const controller = new AbortController();
+      const stop = (): void => controller.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const { onOutputClosed } = await import('../../closed-pipe.js');
+      const unwatch = onOutputClosed(stop);
+      try {
+        await listen({
+          ...homeOf(argv),
+          server: argv.server,
+          dh: argv.dh,
+          // LAB SWITCH authentication: the same unauthenticated session as --insecure-dh.
+          insecure: labOff(defences, 'authentication') || argv['insecure-dh'] === true,
+          defences,
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (argv.json) process.stdout.write(`${terminalSafeJson({ ...e, at: Date.now() })}\n`);
+            else process.stdout.write(`${describeListenEvent(e)}\n`);
+          },
+        });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        unwatch();
+      }
+    },
+    { jsonLines: true },
+  ),
 };

@@ -21,6 +21,29 @@ t.test('a message refused for good vs one kept at the KDC', async (t) => {
   t.notMatch(describeKeyEvent(kept), /REJECTED/);
 });
 
+t.test('a revocation names its reason, once when the reason is the state', async (t) => {
+  t.equal(
+    describeKeyEvent({
+      event: 'key.revoked',
+      serial,
+      state: 'revoked',
+      reason: 'keyCompromise',
+      revokedAt: 1,
+    }),
+    `key ${serial} revoked (keyCompromise); its material is deleted`,
+  );
+  t.equal(
+    describeKeyEvent({
+      event: 'key.revoked',
+      serial,
+      state: 'superseded',
+      reason: 'superseded',
+      revokedAt: 1,
+    }),
+    `key ${serial} superseded; its material is deleted`,
+  );
+});
+
 t.test('listen adds the connection events and delegates the rest', async (t) => {
   t.equal(
     describeListenEvent({

@@ -208,7 +208,7 @@ t.test('revoked, with reason and date; the callback sees the canonical serial', 
     subject: 'alice',
     reason: 'keyCompromise',
     revokedAt,
-    detail: 'revoked 2030-02-02T03:04:05.000Z (keyCompromise)',
+    detail: 'since 2030-02-02T03:04:05.000Z (keyCompromise)',
   });
   t.equal(verifyCertificate(kdc, root, { revocation: () => undefined }).code, 'ok', 'not revoked');
 });
