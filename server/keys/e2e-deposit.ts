@@ -144,7 +144,7 @@ export class E2eDeposit {
             'peer_unavailable',
             // Prekeys are published by the recipient's key commands (client/keys/open.ts), not by every
             // session (`kds client status` publishes none): say which, and the mode that needs none.
-            `${req.peer} has no prekeys: ${req.peer} publishes them when it runs a key command (kds client keys, listen, send-key) and must do so once before it can receive end-to-end keys; a KDC-generated key (--mode kdc) needs none`,
+            `${req.peer} has no prekeys: ${req.peer} publishes them when it runs a key command (e.g. kds client keys or listen) and must do so once before it can receive end-to-end keys; a KDC-generated key (--mode kdc) needs none`,
           );
         }
         if (claimed.low !== undefined) tellPrekeysLow(ctx.sessions, req.peer, claimed.low);
