@@ -174,39 +174,50 @@ export const startCommand: CommandModule<object, StartArgs> = {
     // Imported before the start so that the URL is written as soon as startKdc returns, before the
     // work the KDC leaves for after it listens (the ticket keys, prom-client: server/kdc/kdc.ts).
     const { untilStopped } = await import('../stop-signal.js');
-    const kdc = await startKdc({
-      dataDir: argv['data-dir'],
-      storeUrl: argv.store,
-      host: argv.host,
-      port: argv.port,
-      dh: argv.dh,
-      handshakeTimeoutMs: argv['handshake-timeout'],
-      // LAB SWITCH authentication: unauthenticated sessions are accepted (as with --insecure-dh).
-      allowInsecure: labOff(defences, 'authentication'),
-      defences,
-      console: argv.console,
-      ...(argv['public-url'] === undefined ? {} : { publicUrl: argv['public-url'] }),
-      ...(argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] }),
-      ...(argv['max-unauthenticated'] === undefined
-        ? {}
-        : { maxUnauthenticated: argv['max-unauthenticated'] }),
-      ...(argv['max-connections'] === undefined ? {} : { maxConnections: argv['max-connections'] }),
-      ...(argv['max-connections-per-address'] === undefined
-        ? {}
-        : { maxConnectionsPerAddress: argv['max-connections-per-address'] }),
-      ...(argv['headers-timeout'] === undefined ? {} : { headersTimeoutMs: argv['headers-timeout'] }),
-      ...(argv['max-unsent-mib'] === undefined
-        ? {}
-        : { maxUnsentBytes: argv['max-unsent-mib'] * 1024 * 1024 }),
-      ...(argv['key-retention-days'] === undefined
-        ? {}
-        : { keyRetentionMs: argv['key-retention-days'] * 24 * 60 * 60 * 1000 }),
-      ...(argv['metrics-listen'] === undefined ? {} : { metricsListen: argv['metrics-listen'] }),
-      ...revocationSyncForTests(),
-      events,
-      // Warnings are kdc.warning events: the log reader writes them (at warn and below).
-      log: () => undefined,
-    });
+    // One KDC per data directory (io/data-dir-lock.ts). A node of a PostgreSQL store started on a data
+    // directory that does not exist yet fills it: there is nothing to share yet, and nothing to lock.
+    const { existsSync } = await import('node:fs');
+    const { lockDataDir } = await import('../../io/data-dir-lock.js');
+    const unlock = existsSync(argv['data-dir']) ? lockDataDir(argv['data-dir']) : () => undefined;
+    let kdc: Awaited<ReturnType<typeof startKdc>>;
+    try {
+      kdc = await startKdc({
+        dataDir: argv['data-dir'],
+        storeUrl: argv.store,
+        host: argv.host,
+        port: argv.port,
+        dh: argv.dh,
+        handshakeTimeoutMs: argv['handshake-timeout'],
+        // LAB SWITCH authentication: unauthenticated sessions are accepted (as with --insecure-dh).
+        allowInsecure: labOff(defences, 'authentication'),
+        defences,
+        console: argv.console,
+        ...(argv['public-url'] === undefined ? {} : { publicUrl: argv['public-url'] }),
+        ...(argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] }),
+        ...(argv['max-unauthenticated'] === undefined
+          ? {}
+          : { maxUnauthenticated: argv['max-unauthenticated'] }),
+        ...(argv['max-connections'] === undefined ? {} : { maxConnections: argv['max-connections'] }),
+        ...(argv['max-connections-per-address'] === undefined
+          ? {}
+          : { maxConnectionsPerAddress: argv['max-connections-per-address'] }),
+        ...(argv['headers-timeout'] === undefined ? {} : { headersTimeoutMs: argv['headers-timeout'] }),
+        ...(argv['max-unsent-mib'] === undefined
+          ? {}
+          : { maxUnsentBytes: argv['max-unsent-mib'] * 1024 * 1024 }),
+        ...(argv['key-retention-days'] === undefined
+          ? {}
+          : { keyRetentionMs: argv['key-retention-days'] * 24 * 60 * 60 * 1000 }),
+        ...(argv['metrics-listen'] === undefined ? {} : { metricsListen: argv['metrics-listen'] }),
+        ...revocationSyncForTests(),
+        events,
+        // Warnings are kdc.warning events: the log reader writes them (at warn and below).
+        log: () => undefined,
+      });
+    } catch (err) {
+      unlock();
+      throw err;
+    }
     // Before the lines below: whoever reads them may stop the KDC at once (cli/stop-signal.ts).
     const stopped = untilStopped();
     if (argv.json) {
@@ -223,6 +234,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
     }
     await stopped.done;
     await kdc.close();
+    unlock();
     logReader.close();
     if (!argv.json) process.stderr.write('stopped\n');
     return 0;

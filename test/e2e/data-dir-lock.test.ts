@@ -1,0 +1,46 @@
+// One KDC per data directory (io/data-dir-lock.ts, docs/deployment.md): a second `kds server start` on
+// the directory of a running KDC is refused before it opens anything (it would otherwise store its own
+// bound address as the delta CRL's URL, which the first KDC then publishes); a stopped KDC releases
+// the directory, and one killed outright leaves a stale lock the next start takes over.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { initDataDir, runKds, startServer } from '../helpers/kds-process.js';
+
+t.setTimeout(120_000);
+
+const crlUrls = async (httpUrl: string): Promise<string> => {
+  const res = await fetch(`${httpUrl}/crl.pem`);
+  return res.text();
+};
+
+t.test('a second start on a running KDC data directory is refused; stop and kill release it', async (t) => {
+  const dataDir = await initDataDir(t);
+  const lock = join(dataDir, 'kds.pid');
+  const first = await startServer(t, dataDir);
+  t.equal(readFileSync(lock, 'utf8').trim(), String(first.child.pid), 'the running KDC holds the lock');
+  const crlBefore = await crlUrls(first.httpUrl);
+
+  const second = await runKds(['server', 'start', '--data-dir', dataDir, '--port', '0'], {
+    timeoutMs: 30_000,
+  });
+  t.equal(second.code, 2, second.stderr);
+  t.match(
+    second.stderr,
+    new RegExp(`error \\[config\\]: another kds server \\(pid ${first.child.pid}\\) is running on`),
+  );
+  t.notMatch(second.stdout, /listening/, 'it never listened');
+  t.equal(readFileSync(lock, 'utf8').trim(), String(first.child.pid), 'the lock is still the first KDC');
+  t.equal(await crlUrls(first.httpUrl), crlBefore, "the first KDC's CRL is unchanged");
+
+  t.equal((await first.stop()).code, 0, 'a clean stop');
+  t.notOk(existsSync(lock), 'a stopped KDC releases the directory');
+
+  const third = await startServer(t, dataDir);
+  t.equal(readFileSync(lock, 'utf8').trim(), String(third.child.pid));
+  await third.stop('SIGKILL');
+  t.ok(existsSync(lock), 'a killed KDC leaves its lock behind');
+  const fourth = await startServer(t, dataDir);
+  t.equal(readFileSync(lock, 'utf8').trim(), String(fourth.child.pid), 'the stale lock was taken over');
+  await fourth.stop();
+});
