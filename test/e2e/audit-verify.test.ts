@@ -48,6 +48,19 @@ function hashOf(dir: string, id: number): string {
   }
 }
 
+/** Edit entry `id`, then recompute its hash and every later one: a chain consistent again. */
+function editAndRechain(db: Database.Database, id: number): void {
+  db.prepare(`UPDATE audit_log SET subject = 'mallory' WHERE id = ?`).run(id);
+  const rows = db.prepare('SELECT * FROM audit_log WHERE id >= ? ORDER BY id').all(id) as Row[];
+  const put = db.prepare('UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?');
+  let prev = rows[0]!.prev_hash;
+  for (const row of rows) {
+    const hash = auditEntryHash(prev, { ...row, detail: JSON.parse(row.detail) as Record<string, unknown> });
+    put.run(prev, hash, row.id);
+    prev = hash;
+  }
+}
+
 function tamper(source: string, t: Test, fn: (db: Database.Database) => void): string {
   const dir = join(tempDir(t), 'data');
   cpSync(source, dir, { recursive: true });
@@ -116,18 +129,7 @@ t.test('audit verify names the first bad entry of a tampered store', async (t) =
 
   await t.test('an edit with every later hash recomputed: the signed head catches it', async (t) => {
     const bad = tamper(dir, t, (db) => {
-      db.prepare(`UPDATE audit_log SET subject = 'mallory' WHERE id = ?`).run(middle);
-      const rows = db.prepare('SELECT * FROM audit_log WHERE id >= ? ORDER BY id').all(middle) as Row[];
-      const put = db.prepare('UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?');
-      let prev = rows[0]!.prev_hash;
-      for (const row of rows) {
-        const hash = auditEntryHash(prev, {
-          ...row,
-          detail: JSON.parse(row.detail) as Record<string, unknown>,
-        });
-        put.run(prev, hash, row.id);
-        prev = hash;
-      }
+      editAndRechain(db, middle);
     });
     const r = await verify(bad);
     t.equal(r.code, 4);
@@ -166,18 +168,7 @@ t.test('audit verify names the first bad entry of a tampered store', async (t) =
     const rewritten = tamper(dir, t, (db) => {
       db.exec('DROP TRIGGER audit_heads_no_delete');
       db.prepare('DELETE FROM audit_heads').run();
-      db.prepare(`UPDATE audit_log SET subject = 'mallory' WHERE id = ?`).run(middle);
-      const rows = db.prepare('SELECT * FROM audit_log WHERE id >= ? ORDER BY id').all(middle) as Row[];
-      const put = db.prepare('UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?');
-      let prev = rows[0]!.prev_hash;
-      for (const row of rows) {
-        const hash = auditEntryHash(prev, {
-          ...row,
-          detail: JSON.parse(row.detail) as Record<string, unknown>,
-        });
-        put.run(prev, hash, row.id);
-        prev = hash;
-      }
+      editAndRechain(db, middle);
     });
     const alone = await verify(rewritten);
     t.equal(alone.code, 0, 'without an anchor the rewritten chain verifies (the stored heads are gone)');
