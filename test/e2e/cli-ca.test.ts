@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseJson, runKds } from '../helpers/kds-process.js';
+import { opensslCsr } from '../helpers/openssl-csr.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const work = tempDir(t);
@@ -33,26 +34,7 @@ t.test('init, issue, show, verify, revoke, verify again, crl show', { timeout: 3
   t.match(again.stderr, /error \[ca_exists\]/);
 
   // A CSR from openssl, certified by the CLI.
-  const csr = join(work, 'alice.csr.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-new',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      '/CN=alice',
-      '-addext',
-      'subjectAltName=DNS:alice',
-      '-keyout',
-      join(work, 'alice.key'),
-      '-out',
-      csr,
-    ],
-    { stdio: 'ignore' },
-  );
+  const csr = opensslCsr(work, 'alice');
   const out = join(work, 'alice.pem');
   const issued = await runKds(['cert', 'issue', '--csr', csr, '--name', 'alice', '--out', out, ...dd]);
   t.equal(issued.code, 0, issued.stderr);

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initDataDir, parseJson, runKds, type RunResult } from '../helpers/kds-process.js';
+import { opensslCsr } from '../helpers/openssl-csr.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(180_000);
@@ -15,29 +16,7 @@ const work = tempDir(t);
 const fifo = join(work, 'fifo');
 execFileSync('mkfifo', [fifo]);
 
-function csrFor(name: string): string {
-  const csr = join(work, `${name}.csr.pem`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-new',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-      '-keyout',
-      join(work, `${name}.key`),
-      '-out',
-      csr,
-    ],
-    { stdio: 'ignore' },
-  );
-  return csr;
-}
+const csrFor = (name: string): string => opensslCsr(work, name);
 
 /** A usage error: exit 2, one `error [bad_request]` line, well before the 15 s a hang would take. */
 function usageError(t: Test, r: RunResult, message: RegExp, what: string): void {
