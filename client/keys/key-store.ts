@@ -37,7 +37,7 @@
 // candidates; it decrypts a candidate before removing it, so a copied store (whose mtimes were reset)
 // loses nothing. A retirement writes the tombstone first and then deletes the live record, and a
 // tombstone wins over a live record beside it (getKey, putKey, listLiveKeys).
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import {
   existsSync,
   readdirSync,
@@ -57,6 +57,7 @@ import { encodeFields, text } from '../../shared/keys/transcript.js';
 import { isKeySerial, isPrekeyId } from '../../shared/keys/serial.js';
 import { acceptSeq, type ReplayState } from '../../shared/keys/replay-window.js';
 import { withFileLock } from './file-lock.js';
+import { hasCredentials, readClientHome, recoverRenewal } from '../home.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../io/fs-atomic.js';
 
 const MAGIC = Buffer.from('KDSCKS1\0', 'latin1');
@@ -479,27 +480,59 @@ const WRAP_INFO = 'store key wrap';
  * The store key of a home for `identityKey`: unwrapped from keys/store-key when a renewal left one
  * there, else derived from the identity key (a home never renewed). A renewal gives the client a new
  * identity key but keeps the store key (wrapStoreKey), so the keys and prekeys it holds carry over
- * without rewriting a file. A wrap that does not open with this identity (a re-enrollment replaced the
- * key) is ignored: the store then reads as this identity's, as before renewal existed.
+ * without rewriting a file.
+ *
+ * Another process may renew this client between our caller's read of key.pem and this call (a command
+ * reads its credentials, then waits for its session). The wrap is then for the new key and does not
+ * open with ours. The store key is the same for both keys, so it is taken through the home's current
+ * key. Falling back to our own derived key instead would open an empty store under the wrong key:
+ * the keys received into it would be acknowledged to the KDC and then never open again. A committed
+ * renewal is finished first, so key.pem and keys/store-key are read as one pair.
+ *
+ * A wrap that opens with neither key (a re-enrollment replaced the key and left the old wrap) is
+ * ignored: the store then reads as this identity's, as before renewal existed.
  */
 export function storeKeyOf(home: string, name: string, identityKey: KeyObject): Buffer {
-  const ikm = identityKey.export({ type: 'pkcs8', format: 'der' });
-  const derived = hkdfSha256(ikm, Buffer.from(LABEL, 'latin1'), Buffer.from(name, 'utf8'), 32);
+  recoverRenewal(home);
+  const own = openStoreKey(home, name, identityKey);
+  if (own !== undefined) return own;
+  if (hasCredentials(home)) {
+    const current = readClientHome(home).privateKey;
+    if (!sameKey(current, identityKey)) {
+      const through = openStoreKey(home, name, current);
+      if (through !== undefined) return through;
+    }
+  }
+  return derivedStoreKey(identityKey, name);
+}
+
+/** undefined: keys/store-key holds a wrap this identity key does not open. */
+function openStoreKey(home: string, name: string, identityKey: KeyObject): Buffer | undefined {
   const path = join(home, 'keys', STORE_KEY_FILE);
-  if (!existsSync(path)) return derived;
+  if (!existsSync(path)) return derivedStoreKey(identityKey, name);
   let raw: Buffer;
   try {
     raw = readFileSync(path);
   } catch (err) {
     throw new EnvironmentError('io_error', `cannot read ${path}`, { path }, { cause: err });
   }
-  if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) return derived;
+  if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) return derivedStoreKey(identityKey, name);
   try {
     return openBlob(wrappingKey(identityKey, name), raw.subarray(MAGIC.length), aad('store-key', name));
   } catch (err) {
-    if (err instanceof AuthError) return derived;
+    if (err instanceof AuthError) return undefined;
     throw err;
   }
+}
+
+function derivedStoreKey(identityKey: KeyObject, name: string): Buffer {
+  const ikm = identityKey.export({ type: 'pkcs8', format: 'der' });
+  return hkdfSha256(ikm, Buffer.from(LABEL, 'latin1'), Buffer.from(name, 'utf8'), 32);
+}
+
+function sameKey(a: KeyObject, b: KeyObject): boolean {
+  const spki = (k: KeyObject) => createPublicKey(k).export({ type: 'spki', format: 'der' });
+  return spki(a).equals(spki(b));
 }
 
 /** The content of keys/store-key that gives `storeKey` to `identityKey` (a renewal's new key). */

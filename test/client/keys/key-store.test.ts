@@ -1,7 +1,7 @@
 // The client's encrypted key store (client/keys/key-store.ts): encrypted at rest, 0600/0700, bound to
 // the identity key, renamed or tampered files ignored, retirement removes key material.
 import t from 'tap';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import fs, {
   mkdirSync,
   readdirSync,
@@ -25,6 +25,14 @@ import {
   type StoredKey,
 } from '../../../client/keys/key-store.js';
 import { newKeySerial, newPrekeyId } from '../../../shared/keys/serial.js';
+import {
+  lockRenewal,
+  readClientHome,
+  recoverRenewal,
+  stageRenewalCertificate,
+  stageRenewalKey,
+  writeClientHome,
+} from '../../../client/home.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 // Fast ed25519 identity keys are enough to exercise the store's key derivation (it only hashes the DER).
@@ -203,6 +211,61 @@ t.test('a renewal keeps the store: keys/store-key wraps the store key for the ne
   writeFileSync(join(home, 'keys', STORE_KEY_FILE), flipped);
   t.equal(ClientKeyStore.open(home, 'alice', newIdentity).getKey(rec.serial), undefined, 'a tampered wrap');
 });
+
+t.test(
+  'a renewal by another process between reading key.pem and opening the store loses nothing',
+  async (t) => {
+    // A command reads its home (key.pem K1), opens its session, then opens the store. Another process
+    // renews in between. Before, the wrap (now for K2) did not open with K1 and the store opened under
+    // K1's derived key: empty, and what was received into it never opened again.
+    const home = tempDir(t);
+    const k0 = generateKeyPairSync('ed25519').privateKey;
+    writeClientHome(home, { privateKey: k0, certPem: 'cert 0', caPem: 'ca' }, undefined);
+    const rec = sample();
+    ClientKeyStore.open(home, 'alice', k0).putKey(rec);
+    function renew(next: KeyObject, certPem: string): void {
+      const lock = lockRenewal(home);
+      try {
+        const current = readClientHome(home, undefined).privateKey;
+        stageRenewalKey(
+          home,
+          next,
+          wrapStoreKey(storeKeyOf(home, 'alice', current), next, 'alice'),
+          undefined,
+        );
+        stageRenewalCertificate(home, certPem);
+        t.equal(recoverRenewal(home), 'installed');
+      } finally {
+        lock();
+      }
+    }
+    const k1 = generateKeyPairSync('ed25519').privateKey;
+    renew(k1, 'cert 1'); // the home has a wrap from now on: K0's derived key is no longer the way in
+    const readBefore = readClientHome(home, undefined).privateKey; // K1, read by the slow command
+    const k2 = generateKeyPairSync('ed25519').privateKey;
+    renew(k2, 'cert 2'); // the other process
+    const late = ClientKeyStore.open(home, 'alice', readBefore);
+    t.same(late.getKey(rec.serial), rec, 'the store opened through K1 is the one K0 wrote');
+    const rec2 = sample();
+    late.putKey(rec2);
+    t.same(ClientKeyStore.open(home, 'alice', k2).getKey(rec2.serial), rec2, 'and what it writes, K2 reads');
+
+    // Committed but not yet installed (the renewer stopped between staging its certificate and the
+    // renames): the opener finishes the renewal first, so key.pem and store-key are read as a pair.
+    const k3 = generateKeyPairSync('ed25519').privateKey;
+    const lock = lockRenewal(home);
+    stageRenewalKey(home, k3, wrapStoreKey(storeKeyOf(home, 'alice', k2), k3, 'alice'), undefined);
+    stageRenewalCertificate(home, 'cert 3');
+    lock();
+    t.same(ClientKeyStore.open(home, 'alice', k2).getKey(rec.serial), rec, 'the old key, mid-renewal');
+    t.same(ClientKeyStore.open(home, 'alice', k3).getKey(rec.serial), rec, 'the new key');
+
+    // A re-enrollment (a new key, the old wrap left behind) still reads as a fresh store.
+    const k4 = generateKeyPairSync('ed25519').privateKey;
+    writeClientHome(home, { privateKey: k4, certPem: 'cert 4', caPem: 'ca' }, undefined);
+    t.equal(ClientKeyStore.open(home, 'alice', k4).getKey(rec.serial), undefined, 'a new identity');
+  },
+);
 
 // Tombstones (key-store.ts header, docs/keys.md "Client key store"): a peer decides how many keys we
 // retire, so what runs on every session open and every send reads only the live keys, and retired/ is
