@@ -127,6 +127,10 @@ t.test(
       'audit rows for the request and the install',
     );
     t.match(JSON.parse(audit[1]!.detail), { serialHex: out.serialHex, supersedes: oldSerial });
+    // The KDC's OCSP-like answer agrees with its CRL (it said `good` for the superseded certificate).
+    const asked = await client(c, 'alice', 'cert-status', ['--serial', oldSerial, '--json']);
+    t.equal(asked.code, EXIT.revoked, asked.stderr);
+    t.match(JSON.parse(asked.stdout), { status: 'revoked', reason: 'superseded' });
 
     // The old certificate (and key) no longer authenticate.
     const old = await runKds([
