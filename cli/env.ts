@@ -68,5 +68,9 @@ export function dropForeignEnvironment(
       delete argv[kebab];
       delete argv[camel];
     }
+    // yargs's prefix match has no separator: `KDS` itself (a natural name for an alias of the command)
+    // and `KDS__X` (`__` nests) become an option named "", which strict mode refuses. No option has
+    // that name and none can be typed with it.
+    if (Object.keys(env).some((v) => v.startsWith('KDS') && !/^KDS_[^_]/.test(v))) delete argv[''];
   };
 }

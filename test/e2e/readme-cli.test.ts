@@ -112,9 +112,18 @@ t.test(
   async (t) => {
     const missing = join(tempDir(t), 'no-ca-here');
     const foreign = await runKds(['crl', 'show', '--data-dir', missing], {
-      env: { KDS_SERVER: 'ws://127.0.0.1:1/kds', KDS_NAME: 'alice', KDS_DEBUG: '1', KDS_TTL: '1h' },
+      env: {
+        KDS_SERVER: 'ws://127.0.0.1:1/kds',
+        KDS_NAME: 'alice',
+        KDS_DEBUG: '1',
+        KDS_TTL: '1h',
+        // yargs read these as an option with an empty name (strict mode: Unknown argument ""): KDS is
+        // a natural name for an alias of the command, and `__` is yargs's nesting separator.
+        KDS: 'node bin/kds.js',
+        KDS__X: '1',
+      },
     });
-    t.equal(foreign.code, 1, 'crl show runs despite KDS_SERVER, KDS_NAME, KDS_DEBUG, KDS_TTL');
+    t.equal(foreign.code, 1, 'crl show runs despite KDS_SERVER, KDS_NAME, KDS_DEBUG, KDS_TTL, KDS, KDS__X');
     t.match(foreign.stderr, /error \[ca_missing\]/);
     const used = await runKds(['crl', 'show'], { env: { KDS_DATA_DIR: missing } });
     t.match(
