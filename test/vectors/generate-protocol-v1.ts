@@ -102,7 +102,7 @@ export interface VectorFile {
 }
 
 const SIGNER_RULE =
-  'sig = SHA-256("kds vector signer " || role || data) repeated 8 times; role is "server" or "client"';
+  'sig = SHA-256("kds vector signer " || role || data) repeated 8 times; role is "server" or "client", data is the signature input (transcript.server_signature_input or transcript.client_signature_input)';
 
 export function vectorSign(role: 'server' | 'client', data: Buffer): Buffer {
   const h = createHash('sha256').update(`kds vector signer ${role}`).update(data).digest();
@@ -289,8 +289,8 @@ async function buildCase(spec: CaseSpec, resumed?: Resumption): Promise<VectorCa
           ? 'anonymous'
           : 'insecure',
   };
-  if (spec.mode === 'resume') readyBody.name = 'alice';
-  if (spec.mode === 'auth')
+  // A resumed session's ready names the same certificate as the full handshake's (the ticket's).
+  if (spec.mode === 'auth' || spec.mode === 'resume')
     Object.assign(readyBody, { name: 'alice', serial: '0123456789abcdef', expiresAt: 1767225600000 });
   const data = Buffer.from('hello kds');
   const flow = [

@@ -67,6 +67,13 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
     0,
   );
 
+  // docs/cli.md promises the same for the KDC's and the admin's keys: an operator opens them with openssl.
+  for (const file of ['server/key.pem', 'admin/key.pem']) {
+    t.match(readFileSync(join(dir, file), 'utf8'), /^-----BEGIN ENCRYPTED PRIVATE KEY-----/, file);
+    const open = await openssl(['pkey', '-in', join(dir, file), '-passin', `pass:${PASSPHRASE}`, '-noout']);
+    t.equal(open.code, 0, `${file} opens with the passphrase`);
+  }
+
   const ca = join(dir, 'root_ca.pem');
   const v = await openssl([
     'verify',
