@@ -22,7 +22,14 @@
 // for it (docs/protocol.md "Lost answers"); another token starts over with a new key.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { processAlive } from './keys/file-lock.js';
+import {
+  describeHolder,
+  holderGone,
+  holderLine,
+  parseHolder,
+  systemProbe,
+  type LockHolder,
+} from '../io/lock-holder.js';
 import { crashPoint } from '../io/crash-point.js';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, PolicyError, AuthError, StateError } from '../shared/errors.js';
@@ -169,38 +176,46 @@ function moveIfPresent(from: string, to: string): void {
 
 const RENEWAL_LOCK = 'renewal.lock';
 
-/** The pid of a live process renewing this home, if any. */
-function renewalLockHolder(home: string): number | undefined {
-  let pid: number;
+/** The live process renewing this home, if any (io/lock-holder.ts says how a lock is judged). */
+function renewalLockHolder(home: string): LockHolder | undefined {
+  let text: string;
   try {
-    pid = Number(readFileSync(join(home, RENEWAL_LOCK), 'utf8'));
+    text = readFileSync(join(home, RENEWAL_LOCK), 'latin1');
   } catch {
     return undefined;
   }
-  return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid) ? pid : undefined;
+  const holder = parseHolder(text);
+  return holder !== undefined && !holderGone(holder, systemProbe()) ? holder : undefined;
 }
 
 /**
  * Take the renewal lock of a home (one renewal at a time per client): `<home>/renewal.lock` created
- * with O_EXCL, holding our pid; a lock whose process is gone is broken. Returns the release function;
- * `busy` when another live process holds it.
+ * with O_EXCL, naming this process (pid, start time, host); a lock whose process is gone, or whose pid
+ * now names another process, is broken. Returns the release function; `rate_limited` when another live
+ * process holds it. Unlike the counters' lock there is no age limit: a renewal waits on the network and
+ * on RSA key generation, so a long-held renewal lock may well be a live one.
  */
 export function lockRenewal(home: string): () => void {
   const path = join(home, RENEWAL_LOCK);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+      writeFileSync(path, holderLine(systemProbe()), { flag: 'wx', mode: 0o600 });
       return () => rmSync(path, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw explainFsError(err, 'create', path);
       const holder = renewalLockHolder(home);
       if (holder !== undefined) {
-        throw new PolicyError('rate_limited', `another process (pid ${holder}) is renewing this client`);
+        throw new PolicyError(
+          'rate_limited',
+          `another process (${describeHolder(holder, systemProbe())}) is renewing this client: ${path} names it; ` +
+            `try again when it is done (if you are sure no kds process is running for this client, delete ${path})`,
+          { path, pid: holder.pid },
+        );
       }
       rmSync(path, { force: true }); // a crashed renewal's lock
     }
   }
-  throw new PolicyError('rate_limited', 'cannot take the renewal lock');
+  throw new PolicyError('rate_limited', `cannot take the renewal lock ${path}`, { path });
 }
 
 /** An enrollment in progress, as staged in the home (see the header). */

@@ -73,8 +73,8 @@ const TEST_ONLY = {
     why: 'tests open admin sessions from a data directory the way the CLI does, without a subprocess',
   },
   'client/keys/file-lock.ts': {
-    names: ['STALE_EMPTY_MS'],
-    why: 'the counter-lock test ages a lock file past this threshold instead of copying the number',
+    names: ['STALE_EMPTY_MS', 'STALE_MS'],
+    why: 'the counter-lock test ages lock files past these thresholds instead of copying the numbers',
   },
   'client/menu/context.ts': {
     names: ['runAction'],

@@ -1,13 +1,16 @@
 // The client's state directory: location, file modes, and the private key encrypted at rest when
 // KDS_CLIENT_PASSPHRASE is set; an enrollment's staged key and request (enrollment/).
 import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   clientPassphrase,
   discardStagedEnrollment,
   hasCredentials,
+  lockRenewal,
   readStagedEnrollment,
   stageEnrollment,
   readClientCertificates,
@@ -121,3 +124,71 @@ t.test('a staged enrollment: read back as written, encrypted like key.pem, torn 
   discardStagedEnrollment(home);
   t.notOk(existsSync(join(home, 'enrollment')));
 });
+
+/** Field 22 of /proc/<pid>/stat, read here independently of the code under test (proc(5)). */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+t.test('the renewal lock names its holder; a dead or reused pid does not hold it', async (t) => {
+  const home = tempDir(t);
+  const lock = join(home, 'renewal.lock');
+  const host = encodeURIComponent(hostname());
+  const release = lockRenewal(home);
+  t.equal(readFileSync(lock, 'latin1'), `${process.pid} ${startTimeOf(process.pid) ?? '-'} ${host}\n`);
+  release();
+  t.notOk(existsSync(lock));
+
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  for (const text of [`${dead}\n`, `${dead} 12345 ${host}\n`, '', 'garbage']) {
+    writeFileSync(lock, text);
+    lockRenewal(home)();
+    t.notOk(existsSync(lock), `broken: ${JSON.stringify(text)}`);
+  }
+});
+
+t.test(
+  'a renewal lock naming pid 1 with another start time is broken (pid reuse)',
+  { skip: startTimeOf(1) === undefined ? 'no /proc here' : false },
+  async (t) => {
+    const home = tempDir(t);
+    const lock = join(home, 'renewal.lock');
+    writeFileSync(lock, `1 ${BigInt(startTimeOf(1)!) + 1n} ${encodeURIComponent(hostname())}\n`);
+    const release = lockRenewal(home);
+    t.match(readFileSync(lock, 'latin1'), new RegExp(`^${process.pid} `), 'taken over');
+    release();
+  },
+);
+
+t.test(
+  "a live renewer's lock is refused with its path and how to clear it",
+  { skip: startTimeOf(process.pid) === undefined ? 'no /proc here' : false },
+  async (t) => {
+    const home = tempDir(t);
+    const lock = join(home, 'renewal.lock');
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    t.teardown(() => {
+      child.kill('SIGKILL');
+    });
+    await new Promise((r) => child.once('spawn', r));
+    const pid = child.pid!;
+    const host = encodeURIComponent(hostname());
+    writeFileSync(lock, `${pid} ${startTimeOf(pid)!} ${host}\n`);
+    t.throws(() => lockRenewal(home), {
+      code: 'rate_limited',
+      message:
+        `another process (process ${pid}) is renewing this client: ${lock} names it; try again when it ` +
+        `is done (if you are sure no kds process is running for this client, delete ${lock})`,
+      details: { path: lock, pid },
+    });
+    // An earlier version's lock (pid only) naming a live process is judged by the pid alone.
+    writeFileSync(lock, `${pid}\n`);
+    t.throws(() => lockRenewal(home), { code: 'rate_limited' });
+    t.ok(existsSync(lock), 'left alone');
+  },
+);

@@ -4,11 +4,12 @@
 import t from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClientKeyStore, type StoredKey } from '../../../client/keys/key-store.js';
-import { withFileLock, STALE_EMPTY_MS } from '../../../client/keys/file-lock.js';
+import { withFileLock, STALE_EMPTY_MS, STALE_MS } from '../../../client/keys/file-lock.js';
 import { isFreshSeq } from '../../../shared/keys/replay-window.js';
 import { newKeySerial } from '../../../shared/keys/serial.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -155,6 +156,97 @@ t.test(
       /boom/,
     );
     t.notOk(existsSync(free));
+  },
+);
+
+/** Field 22 of /proc/<pid>/stat, read here independently of the code under test (proc(5)). */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+const HOST = encodeURIComponent(hostname());
+
+function backdate(path: string, ms: number): void {
+  const then = (Date.now() - ms) / 1000;
+  utimesSync(path, then, then);
+}
+
+t.test('a lock names its holder: pid, start time, host', async (t) => {
+  const lock = join(tempDir(t), 'x.lock');
+  let seen = '';
+  withFileLock(lock, () => {
+    seen = readFileSync(lock, 'latin1');
+  });
+  const start = startTimeOf(process.pid) ?? '-';
+  t.equal(seen, `${process.pid} ${start} ${HOST}\n`);
+});
+
+t.test('a live pid that started at another time is a reused pid: its lock is broken', async (t) => {
+  const lock = join(tempDir(t), 'x.lock');
+  const alive = { isAlive: () => true, startTime: () => '777', host: 'here', timeoutMs: 100 };
+  writeFileSync(lock, '424242 776 here\n'); // the holder started at 776; pid 424242 is now another process
+  t.equal(
+    withFileLock(lock, () => 'in', alive),
+    'in',
+  );
+  t.notOk(existsSync(lock), 'released');
+
+  writeFileSync(lock, '424242 777 here\n'); // the very process: it holds the lock
+  t.throws(() => withFileLock(lock, () => 'no', alive), {
+    code: 'timeout',
+    message: `${lock} is held by process 424242; try again (if you are sure no kds process is using this client, delete ${lock})`,
+    details: { pid: 424242, path: lock },
+  });
+  t.ok(existsSync(lock), "a live holder's lock is left alone");
+
+  // Another host's pid means nothing here: the lock stands (until STALE_MS, below).
+  writeFileSync(lock, '424242 776 elsewhere\n');
+  t.throws(() => withFileLock(lock, () => 'no', { ...alive, isAlive: () => false }), {
+    code: 'timeout',
+    message: `${lock} is held by process 424242 on host elsewhere; `,
+  });
+
+  // An earlier version's lock (pid only) naming a live process: judged by the pid alone.
+  writeFileSync(lock, '424242\n');
+  t.throws(() => withFileLock(lock, () => 'no', alive), { code: 'timeout' });
+});
+
+t.test('a lock older than STALE_MS is broken whoever it names', async (t) => {
+  const lock = join(tempDir(t), 'x.lock');
+  const alive = { isAlive: () => true, startTime: () => '777', host: 'here', timeoutMs: 100 };
+  for (const text of ['424242\n', '424242 777 here\n', '424242 777 elsewhere\n']) {
+    writeFileSync(lock, text);
+    backdate(lock, STALE_MS + 5_000);
+    t.equal(
+      withFileLock(lock, () => 'in', alive),
+      'in',
+      JSON.stringify(text),
+    );
+  }
+  writeFileSync(lock, '424242 777 here\n');
+  backdate(lock, STALE_MS - 5_000); // not yet: the holder may still be inside
+  t.throws(() => withFileLock(lock, () => 'no', alive), { code: 'timeout' });
+});
+
+t.test(
+  'a real lock naming pid 1 with another start time is broken (pid reuse)',
+  { skip: startTimeOf(1) === undefined ? 'no /proc here' : false },
+  async (t) => {
+    const lock = join(tempDir(t), 'x.lock');
+    // pid 1 exists (kill(1, 0) says so, EPERM included), but not the process that wrote this lock.
+    writeFileSync(lock, `1 ${BigInt(startTimeOf(1)!) + 1n} ${HOST}\n`);
+    t.equal(
+      withFileLock(lock, () => 'in', { timeoutMs: 2_000 }),
+      'in',
+    );
+    // The same pid with its real start time is pid 1 itself: left alone.
+    writeFileSync(lock, `1 ${startTimeOf(1)!} ${HOST}\n`);
+    t.throws(() => withFileLock(lock, () => 'no', { timeoutMs: 100 }), { code: 'timeout' });
   },
 );
 
