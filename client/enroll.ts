@@ -34,6 +34,7 @@ import type { ResponseBody } from '../shared/protocol/catalog.js';
 import {
   discardStagedEnrollment,
   KEY_FILE,
+  clientPassphrase,
   readStagedEnrollment,
   stageEnrollment,
   writeClientHome,
@@ -137,6 +138,8 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
       `${opts.home} is a file, not a directory: give a client home directory`,
     );
   }
+  // Before anything is fetched or sent: how the key will be stored (an empty passphrase is refused).
+  const passphrase = clientPassphrase();
   // Before the token is spent: never an identity key where `git add .` would commit it.
   const exposure = assertNotCommittable(opts.home, KEY_FILE, 'a client home');
   if (exposure !== undefined) opts.onWarning?.(exposure);
@@ -161,7 +164,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   // "enrollment/"): sent again as they were, so the KDC can answer with the certificate it issued for
   // them. Anything else staged (another name, another token) is an abandoned enrollment: start over.
   const tokenHash = createHash('sha256').update(opts.token, 'utf8').digest();
-  const staged = readStagedEnrollment(opts.home);
+  const staged = readStagedEnrollment(opts.home, passphrase);
   let privateKey: KeyObject;
   let csr: string;
   const resumed =
@@ -178,7 +181,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
     privateKey = createPrivateKey(pair.privateKeyPem);
     csr = await createCsr(name, pair.privateKeyPem, pair.publicKeyPem);
     // Before anything is sent: a process killed while the request is in flight can still replay it.
-    stageEnrollment(opts.home, { name, tokenHash: tokenHash.toString('hex'), csr, privateKey });
+    stageEnrollment(opts.home, { name, tokenHash: tokenHash.toString('hex'), csr, privateKey }, passphrase);
   }
 
   // Set when the KDC refused the request for good: the staged request is then useless.
@@ -237,7 +240,7 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   if (!ourKey.equals(certKey)) {
     throw new ProtocolError('unexpected_message', 'the issued certificate is not for the key we generated');
   }
-  writeClientHome(opts.home, { privateKey, certPem: cert.pem, caPem: ca.pem });
+  writeClientHome(opts.home, { privateKey, certPem: cert.pem, caPem: ca.pem }, passphrase);
   discardStagedEnrollment(opts.home);
   return {
     name,

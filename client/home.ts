@@ -32,7 +32,7 @@ import {
 } from '../io/lock-holder.js';
 import { crashPoint } from '../io/crash-point.js';
 import { dirname, join, resolve } from 'node:path';
-import { InputError, PolicyError, AuthError, StateError } from '../shared/errors.js';
+import { InputError, PolicyError, AuthError, EnvironmentError, StateError } from '../shared/errors.js';
 import { assertValidName } from '../shared/pki/names.js';
 import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../io/fs-atomic.js';
 import { entryKind, explainFsError } from '../io/fs-errors.js';
@@ -65,9 +65,21 @@ export function resolveHome(loc: HomeLocation): string {
   return resolve(loc.dataDir ?? DEFAULT_DATA_DIR, 'clients', loc.name);
 }
 
+/**
+ * The client key's passphrase: undefined when KDS_CLIENT_PASSPHRASE is unset (the key is stored
+ * unencrypted). Set but empty is refused (`config`, exit 2) by every client command rather than read as
+ * "no passphrase": it is what `KDS_CLIENT_PASSPHRASE=$PASS` gives when PASS is unset, and whoever wrote
+ * it meant the key to be encrypted; storing it in the clear without a word would defeat that.
+ */
 export function clientPassphrase(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const value = env[CLIENT_PASSPHRASE_ENV];
-  return value === undefined || value === '' ? undefined : value;
+  if (value === '') {
+    throw new EnvironmentError(
+      'config',
+      `${CLIENT_PASSPHRASE_ENV} is set but empty: set it to the client key's passphrase, or unset it to keep the key unencrypted (a 0600 file)`,
+    );
+  }
+  return value;
 }
 
 export interface ClientFiles {

@@ -29,10 +29,13 @@ t.test('resolveHome: --home wins, else <data-dir>/clients/<name>; names are vali
   t.throws(() => resolveHome({ name: 'Alice' }), { code: 'bad_name' });
 });
 
-t.test('clientPassphrase reads KDS_CLIENT_PASSPHRASE; empty means none', async (t) => {
+t.test('clientPassphrase reads KDS_CLIENT_PASSPHRASE; unset means none, empty is refused', async (t) => {
   t.equal(clientPassphrase({ KDS_CLIENT_PASSPHRASE: 'p' }), 'p');
-  t.equal(clientPassphrase({ KDS_CLIENT_PASSPHRASE: '' }), undefined);
   t.equal(clientPassphrase({}), undefined);
+  t.throws(() => clientPassphrase({ KDS_CLIENT_PASSPHRASE: '' }), {
+    code: 'config',
+    message: 'KDS_CLIENT_PASSPHRASE is set but empty',
+  });
 });
 
 t.test('write/read round trip, 0600 files in a 0700 directory', async (t) => {

@@ -4,9 +4,12 @@
 // pointing at a listener that only counts connections (and, for the client and admin commands, with
 // an enrolled home and the admin credential, so that without the check the command WOULD connect).
 import t from 'tap';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { initDataDir, runKds, startServer, TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
 import { enrollAll } from './keys-helpers.js';
+import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(240_000);
 
@@ -196,4 +199,33 @@ t.test('KDS_LOG_FLUSH_MS: a bad value stops server start before it listens', asy
     t.match(r.stderr, /^error \[bad_request\]: KDS_LOG_FLUSH_MS must be an integer from 0 to 1000/);
     t.notMatch(r.stdout, /listening/, 'never listened');
   }
+});
+
+t.test('KDS_CLIENT_PASSPHRASE set but empty: config, exit 2, nothing written or sent', async (t) => {
+  // `KDS_CLIENT_PASSPHRASE=$PASS` with PASS unset: the user meant the key to be encrypted, so the empty
+  // value is refused rather than read as "no passphrase" (which stored the key in the clear).
+  const fresh = join(tempDir(t), 'bob');
+  const keyBefore = readFileSync(join(homes.alice!, 'key.pem'), 'utf8');
+  const filesBefore = readdirSync(homes.alice!).sort();
+  const runs: string[][] = [
+    ['client', 'enroll', '--name', 'bob', '--token', 'a'.repeat(43), '--home', fresh, '--server', server],
+    ['client', 'renew', ...alice],
+    ['client', 'status', ...alice],
+    ['client', 'send', ...alice, '--to', 'bob', '--message', 'hi'],
+  ];
+  for (const args of runs) {
+    const before = connections;
+    const r = await runKds(args, { env: { KDS_CLIENT_PASSPHRASE: '' }, timeoutMs: 30_000 });
+    const what = `kds ${args.slice(0, 2).join(' ')}`;
+    t.equal(r.code, 2, `${what}: exit 2 (${r.stderr.trim()})`);
+    t.equal(
+      r.stderr,
+      "error [config]: KDS_CLIENT_PASSPHRASE is set but empty: set it to the client key's passphrase, or unset it to keep the key unencrypted (a 0600 file)\n",
+      what,
+    );
+    t.equal(connections, before, `${what}: no connection was made`);
+  }
+  t.notOk(existsSync(fresh), 'enroll wrote no home');
+  t.equal(readFileSync(join(homes.alice!, 'key.pem'), 'utf8'), keyBefore, 'renew left the key alone');
+  t.same(readdirSync(homes.alice!).sort(), filesBefore, 'and staged nothing');
 });
