@@ -10,18 +10,9 @@ import { join } from 'node:path';
 import { EnvironmentError } from '../shared/errors.js';
 import { explainFsError } from './fs-errors.js';
 import { PRIVATE_FILE_MODE } from './fs-atomic.js';
+import { processAlive } from './lock-holder.js';
 
 const LOCK_FILE = 'kds.pid';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: a process of another user has that pid; it exists.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function holder(path: string): number | undefined {
   try {
@@ -45,7 +36,7 @@ export function lockDataDir(dataDir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw explainFsError(err, 'lock', path);
       const pid = holder(path);
-      if (pid !== undefined && pid !== process.pid && alive(pid)) {
+      if (pid !== undefined && pid !== process.pid && processAlive(pid)) {
         throw new EnvironmentError(
           'config',
           `another kds server (pid ${pid}) is running on ${dataDir}: one data directory is one node; stop it first (or delete ${path} if pid ${pid} is no KDC)`,

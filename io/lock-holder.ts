@@ -32,7 +32,8 @@ export interface HolderProbe {
   host: string;
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid exists on this host (under any user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

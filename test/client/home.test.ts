@@ -20,6 +20,7 @@ import {
 } from '../../client/home.js';
 import { tempDir } from '../helpers/tmp.js';
 import { testKeyPair } from '../helpers/kdc-in-process.js';
+import { startTimeOf } from '../helpers/proc-stat.js';
 
 t.test('resolveHome: --home wins, else <data-dir>/clients/<name>; names are validated', async (t) => {
   t.equal(resolveHome({ name: 'alice', dataDir: '/srv/kds' }), '/srv/kds/clients/alice');
@@ -127,16 +128,6 @@ t.test('a staged enrollment: read back as written, encrypted like key.pem, torn 
   discardStagedEnrollment(home);
   t.notOk(existsSync(join(home, 'enrollment')));
 });
-
-/** Field 22 of /proc/<pid>/stat, read here independently of the code under test (proc(5)). */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
 
 t.test('the renewal lock names its holder; a dead or reused pid does not hold it', async (t) => {
   const home = tempDir(t);

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ClientKeyStore, type StoredKey } from '../../../client/keys/key-store.js';
 import { withFileLock, STALE_EMPTY_MS, STALE_MS } from '../../../client/keys/file-lock.js';
 import { isFreshSeq } from '../../../shared/keys/replay-window.js';
+import { startTimeOf } from '../../helpers/proc-stat.js';
 import { newKeySerial } from '../../../shared/keys/serial.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -158,16 +159,6 @@ t.test(
     t.notOk(existsSync(free));
   },
 );
-
-/** Field 22 of /proc/<pid>/stat, read here independently of the code under test (proc(5)). */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
 
 const HOST = encodeURIComponent(hostname());
 
