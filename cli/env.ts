@@ -68,9 +68,26 @@ export function dropForeignEnvironment(
       delete argv[kebab];
       delete argv[camel];
     }
-    // yargs's prefix match has no separator: `KDS` itself (a natural name for an alias of the command)
-    // and `KDS__X` (`__` nests) become an option named "", which strict mode refuses. No option has
-    // that name and none can be typed with it.
-    if (Object.keys(env).some((v) => v.startsWith('KDS') && !/^KDS_[^_]/.test(v))) delete argv[''];
+    // yargs's prefix match has no separator: any variable that merely starts with KDS is read too.
+    // `KDS` itself (a natural name for an alias of the command) becomes an option named "", `KDSBIN`
+    // one named `bin`, `KDS__X` (`__` nests) "" again; strict mode then refused every command. None
+    // of them is kds configuration: what they set is undone, back to the option's default.
+    for (const variable of Object.keys(env)) {
+      if (!variable.startsWith('KDS') || /^KDS_[A-Za-z0-9]/.test(variable)) continue;
+      const kebab = variable
+        .split('__')[0]!
+        .slice('KDS'.length)
+        .toLowerCase()
+        .replace(/_/g, '-')
+        .replace(/^-+/, '');
+      const camel = kebab.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+      if (kebab !== '' && givenAsFlag(args, kebab)) continue;
+      if (kebab !== '' && (known.has(kebab) || known.has(camel)) && options.default[kebab] !== undefined) {
+        argv[kebab] = argv[camel] = options.default[kebab];
+      } else {
+        delete argv[kebab];
+        delete argv[camel];
+      }
+    }
   };
 }

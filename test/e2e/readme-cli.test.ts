@@ -117,13 +117,20 @@ t.test(
         KDS_NAME: 'alice',
         KDS_DEBUG: '1',
         KDS_TTL: '1h',
-        // yargs read these as an option with an empty name (strict mode: Unknown argument ""): KDS is
-        // a natural name for an alias of the command, and `__` is yargs's nesting separator.
+        // yargs read these as options named "", "" and `bin` (strict mode: Unknown argument): KDS is a
+        // natural name for an alias of the command, and `__` is yargs's nesting separator.
         KDS: 'node bin/kds.js',
         KDS__X: '1',
+        KDSBIN: '/opt/kds/bin',
+        KDSJSON: 'yes',
       },
     });
-    t.equal(foreign.code, 1, 'crl show runs despite KDS_SERVER, KDS_NAME, KDS_DEBUG, KDS_TTL, KDS, KDS__X');
+    t.equal(
+      foreign.code,
+      1,
+      'crl show runs despite KDS_SERVER, KDS_NAME, KDS_DEBUG, KDS_TTL, KDS, KDS__X, KDSBIN',
+    );
+    t.notMatch(foreign.stderr, /^\{/, 'KDSJSON (no separator) is not KDS_JSON: human output');
     t.match(foreign.stderr, /error \[ca_missing\]/);
     const used = await runKds(['crl', 'show'], { env: { KDS_DATA_DIR: missing } });
     t.match(
