@@ -8,8 +8,11 @@
 //   WebSocket close reason after (server/kdc/connection.ts fail());
 // - a client that refuses something closes the connection and sends nothing more (fail closed).
 // So an attack that tampered with a frame calls expect({defence, toward}) and the link decides at the
-// end: a code seen from that side names the defence (shared/defences.ts); a victim that went silent
-// and closed stopped it; a victim that carried on after the tampered frame accepted it (a success).
+// end: a code seen from that side names the defence (shared/defences.ts); a side that went silent and
+// closed the connection itself stopped it; a side that carried on after the tampered frame accepted it
+// (a success). What no defence did is never credited to one: a KDC that could not be reached, a
+// connection cut (1006) or closed by the other side (or by Mallory) before the tampered side answered
+// leave the connection inconclusive.
 import WebSocket, { type RawData } from 'ws';
 import { isErrorCode } from '../../shared/errors.js';
 import { codesOf, defenceForCode, WIRE, type DefenceName } from '../../shared/defences.js';
@@ -37,6 +40,12 @@ export interface Expectation {
   codes?: readonly string[];
   /** What Mallory did, for the finding. */
   what: string;
+  /**
+   * The defence to credit when `toward` answers the tampered frame and the other side then ends the
+   * connection without sending anything more: the answer was a refusal, which Mallory cannot read
+   * (it is inside a record) but sees in what follows it. Without it, any answer is a carry-on.
+   */
+  refusedBy?: DefenceName;
 }
 
 export interface Observation {
@@ -45,6 +54,14 @@ export interface Observation {
 }
 
 type Side = 'client' | 'server';
+
+/** A frame waiting for the KDC socket to open, with what its watch line will say once it is sent. */
+interface Queued {
+  frame: Buffer;
+  dir: EventDirection;
+  action: FrameAction;
+  note: string | undefined;
+}
 
 export class Link {
   readonly id: number;
@@ -64,15 +81,22 @@ export class Link {
   readonly #client: WebSocket;
   readonly #target: string;
   #server: WebSocket | undefined;
-  #serverQueue: Buffer[] = [];
+  #serverQueue: Queued[] = [];
   #serverQueueBytes = 0;
   #serverReady = false;
+  /** The KDC socket failed before it opened (connection refused, timeout): nothing reached the KDC. */
+  #serverUnreachable = false;
+  /** Sides whose close Mallory started (mirroring the other side, cutting, switching attacks). */
+  readonly #closedByMallory = new Set<Side>();
+  /** The first close of the connection, in the order of the frames. */
+  #firstClose: { side: Side; code: number; byMallory: boolean } | undefined;
   /** Bytes of received frames not yet through the hooks (#chain). */
   #inChain = 0;
   #overflowed = false;
   #hooks: ConnectionHooks = {};
   #chain: Promise<void> = Promise.resolve();
-  #expectation: (Expectation & { after: number }) | undefined;
+  /** after: frames from `toward` since; then: frames from the other side after `toward` answered. */
+  #expectation: (Expectation & { after: number; then: number }) | undefined;
   #decided = false;
   #clientClosed = false;
   #serverClosed = true; // until opened
@@ -103,42 +127,38 @@ export class Link {
 
   // -- sending -------------------------------------------------------------------------------------
 
-  /** Send to the KDC. `action` is what the watch line says Mallory did with it. */
+  /**
+   * Send to the KDC. `action` is what the watch line says Mallory did with it; the line is written when
+   * the frame is handed to the KDC socket (frames waiting for it to open are logged once it opens, and
+   * never when it does not).
+   */
   toServer(frame: Buffer, action: FrameAction = 'forward', note?: string): void {
-    this.#log(
-      action === 'forward' || action === 'modify' || action === 'replay' || action === 'reorder'
-        ? 'c2s'
-        : 'm2s',
-      frame,
-      action,
-      note,
-    );
+    const dir: EventDirection = relayed(action) ? 'c2s' : 'm2s';
     if (this.#server === undefined) {
       // A late frame (a held record released after the victim left) must not open a new connection.
       if (this.#clientClosed || this.#finished) return;
       this.#connectServer();
     }
     if (!this.#serverReady) {
+      if (this.#serverUnreachable) return;
       this.#serverQueueBytes += frame.length;
       if (this.#serverQueueBytes > MAX_RELAY_BACKLOG_BYTES)
         return this.#overflow('the KDC socket is still opening');
-      this.#serverQueue.push(frame);
+      this.#serverQueue.push({ frame, dir, action, note });
       return;
     }
-    this.#relay(this.#server!, frame, 'the KDC');
+    this.#send(this.#server!, 'the KDC', { frame, dir, action, note });
   }
 
-  /** Send to the victim. */
+  /** Send to the victim (logged only when its socket is open to take it). */
   toClient(frame: Buffer, action: FrameAction = 'forward', note?: string): void {
-    this.#log(
-      action === 'forward' || action === 'modify' || action === 'replay' || action === 'reorder'
-        ? 's2c'
-        : 'm2c',
-      frame,
-      action,
-      note,
-    );
-    this.#relay(this.#client, frame, 'the victim');
+    this.#send(this.#client, 'the victim', { frame, dir: relayed(action) ? 's2c' : 'm2c', action, note });
+  }
+
+  #send(ws: WebSocket, who: string, q: Queued): void {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    this.#log(q.dir, q.frame, q.action, q.note);
+    this.#relay(ws, q.frame, who);
   }
 
   #relay(ws: WebSocket, frame: Buffer, who: string): void {
@@ -165,11 +185,13 @@ export class Link {
   }
 
   closeClient(code = 1000, reason = ''): void {
+    if (!this.#clientClosed) this.#closedByMallory.add('client');
     this.#closeSocket(this.#client, code, reason);
   }
 
   closeServer(code = 1000, reason = ''): void {
     if (this.#server === undefined) return;
+    if (!this.#serverClosed) this.#closedByMallory.add('server');
     this.#closeSocket(this.#server, code, reason);
   }
 
@@ -177,7 +199,7 @@ export class Link {
 
   /** Mallory tampered with what `toward` will receive next: judge the connection by its reaction. */
   expect(e: Expectation): void {
-    this.#expectation ??= { ...e, after: 0 };
+    this.#expectation ??= { ...e, after: 0, then: 0 };
   }
 
   succeed(detail: string): void {
@@ -217,14 +239,24 @@ export class Link {
     ws.on('open', () => {
       this.#serverReady = true;
       this.#serverQueueBytes = 0;
-      for (const frame of this.#serverQueue.splice(0)) this.#relay(ws, frame, 'the KDC');
+      for (const q of this.#serverQueue.splice(0)) this.#send(ws, 'the KDC', q);
     });
     ws.on('message', (data: RawData) => this.#enqueue('server', toBuffer(data)));
     ws.on('error', (err: Error) => {
-      if (!this.#serverReady)
-        this.info(
-          `cannot reach the KDC at ${this.#target}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
-        );
+      if (this.#serverReady || this.#serverUnreachable) return;
+      const unsent = this.#serverQueue.length;
+      this.#serverQueue = [];
+      this.#serverQueueBytes = 0;
+      // Mallory gave up on a KDC socket still opening because the victim left: nothing to report.
+      if (this.#closedByMallory.has('server')) return;
+      this.#serverUnreachable = true;
+      this.info(
+        `cannot reach the KDC at ${this.#target}: ${(err as NodeJS.ErrnoException).code ?? err.message}` +
+          `${unsent === 0 ? '' : ` (${unsent} frame${unsent === 1 ? '' : 's'} not sent)`}; ` +
+          `closing the victim's connection: ${CLOSE_UNAVAILABLE} unavailable`,
+      );
+      // 1013 "try again later" with the error code as the reason: the victim's client says `unavailable`.
+      this.closeClient(CLOSE_UNAVAILABLE, 'unavailable');
     });
     ws.on('close', (code: number, reason: Buffer) => this.#onClose('server', code, reason.toString('utf8')));
   }
@@ -259,7 +291,11 @@ export class Link {
       this.records.s2c += 1;
     }
     if (view.frame?.t === 'alert') this.observed.push({ code: view.frame.code, from });
-    if (this.#expectation !== undefined && this.#expectation.toward === from) this.#expectation.after += 1;
+    const e = this.#expectation;
+    if (e !== undefined) {
+      if (e.toward === from) e.after += 1;
+      else if (e.after > 0) e.then += 1;
+    }
     try {
       const hook = from === 'client' ? this.#hooks.fromClient : this.#hooks.fromServer;
       if (hook === undefined) {
@@ -315,9 +351,18 @@ export class Link {
       } else {
         if (this.#serverClosed) return;
         this.#serverClosed = true;
+        if (!this.#serverReady) {
+          // The KDC socket never opened (refused, timed out, or given up when the victim left): no
+          // close came from the KDC, so none is logged or mirrored (the error handler told the victim).
+          if (this.#clientClosed) await this.#finish();
+          return;
+        }
       }
+      const byMallory = this.#closedByMallory.has(side);
+      this.#firstClose ??= { side, code, byMallory };
       const observed = code === 1009 ? 'frame_too_large' : isErrorCode(reason) ? reason : undefined;
-      if (observed !== undefined) this.observed.push({ code: observed, from: side });
+      // A close Mallory started comes back with her own code and reason: that side said nothing.
+      if (observed !== undefined && !byMallory) this.observed.push({ code: observed, from: side });
       this.ctx.record(
         {
           conn: this.id,
@@ -361,6 +406,10 @@ export class Link {
   #judge(): void {
     const e = this.#expectation;
     if (e === undefined) return;
+    if (this.#serverUnreachable) {
+      this.inconclusive(`${e.what}: the KDC could not be reached, so no defence was put to the test`);
+      return;
+    }
     const accepted = e.codes ?? codesOf(e.defence);
     const seen = this.observed.find((o) => o.from === e.toward) ?? this.observed[0];
     if (seen !== undefined) {
@@ -376,15 +425,42 @@ export class Link {
       }
       return;
     }
+    const who = (side: Side): string => (side === 'client' ? 'the victim' : 'the KDC');
     if (e.after === 0) {
-      const who = e.toward === 'client' ? 'the victim' : 'the KDC';
-      this.fail(e.defence, `${e.what}: ${who} closed the connection without another word`);
+      const first = this.#firstClose;
+      if (first === undefined || first.byMallory) {
+        this.inconclusive(`${e.what}: Mallory ended the connection before ${who(e.toward)} answered`);
+      } else if (first.side !== e.toward) {
+        this.inconclusive(
+          `${e.what}: ${who(first.side)} closed the connection (${first.code}) before ${who(e.toward)} answered`,
+        );
+      } else if (first.code === 1006) {
+        this.inconclusive(
+          `${e.what}: ${who(e.toward)} closed the connection abnormally (1006) before any defence answered`,
+        );
+      } else {
+        this.fail(e.defence, `${e.what}: ${who(e.toward)} closed the connection without another word`);
+      }
       return;
     }
-    this.succeed(
-      `${e.what}: ${e.toward === 'client' ? 'the victim' : 'the KDC'} carried on as if nothing happened`,
-    );
+    const other: Side = e.toward === 'client' ? 'server' : 'client';
+    if (e.refusedBy !== undefined && e.then === 0) {
+      this.fail(
+        e.refusedBy,
+        `${e.what}: ${who(e.toward)} answered, and ${who(other)} ended the connection without another frame (a refusal)`,
+      );
+      return;
+    }
+    this.succeed(`${e.what}: ${who(e.toward)} carried on as if nothing happened`);
   }
+}
+
+/** What the victim's client reads as `unavailable` (RFC 6455 7.4.1 and the IANA registry: 1013 Try Again Later). */
+const CLOSE_UNAVAILABLE = 1013;
+
+/** Actions on a frame a peer sent (the watch line shows it as client -> kdc / kdc -> client). */
+function relayed(action: FrameAction): boolean {
+  return action === 'forward' || action === 'modify' || action === 'replay' || action === 'reorder';
 }
 
 /** Close codes a peer may send (RFC 6455 7.4.1: 1005, 1006 and 1015 are never sent). */
