@@ -56,7 +56,7 @@ export const ABLATION_ROWS: readonly AblationRow[] = [
     attack: 'tamper',
     ...both('record-authentication'),
     without: 'succeeded',
-    why: 'the tag is not checked: the KDC decrypts the altered record and acts on it',
+    why: "the tag is not checked: the KDC decrypts the altered record and acts on it (the flipped bit turns the first request's `listHeld: true` into `false`), and the victim carries on",
   },
   {
     attack: 'replay',

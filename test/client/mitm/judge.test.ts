@@ -2,12 +2,14 @@
 // nothing is credited to a defence that was never put to the test. A KDC that cannot be reached, or a
 // victim that cuts its TCP connection before anyone answered, leaves the connection inconclusive; the
 // watch lines show only frames that were really sent; and a victim whose KDC is unreachable is told
-// `unavailable`.
+// `unavailable`. A tampered record's sealed answer is judged by what follows it.
 import t from 'tap';
 import { createServer } from 'node:net';
 import type { KdsError } from '../../../shared/errors.js';
 import { readClientHome } from '../../../client/home.js';
-import { rawHello } from '../../helpers/raw-client.js';
+import { openKeyClient } from '../../../client/keys/open.js';
+import { defencesWithout } from '../../../shared/lab-switches.js';
+import { rawHandshake, rawHello } from '../../helpers/raw-client.js';
 import { mitmLab } from './lab.js';
 
 t.setTimeout(120_000);
@@ -76,3 +78,71 @@ t.test('a victim that cuts its TCP connection before any defence answered: incon
   t.equal(report.defence, null, 'no defence is credited');
   t.match(report.summary, /closed the connection abnormally \(1006\) before any defence answered/);
 });
+
+// tamper against a KDC whose record layer skips the GCM tag (the ablation's record-authentication
+// switch): the bit Mallory flips is decrypted into the request, and what follows the KDC's sealed answer
+// tells her whether the altered request was acted on or refused.
+t.test(
+  'tamper without record authentication: acted on is a success, refused is input validation',
+  async (t) => {
+    const ablated = await mitmLab(t, ['alice', 'bob'], {
+      defences: defencesWithout(['record-authentication']),
+    });
+    const files = readClientHome(ablated.home('alice'), undefined);
+    const raw = async (url: string) =>
+      rawHandshake({
+        url,
+        caCertPem: files.caPem,
+        credentials: { privateKey: files.privateKey, certPem: files.certPem },
+      });
+
+    await t.test('the flipped bit turns listHeld true into false, and the KDC acts on it', async (t) => {
+      const m = await ablated.mallory('tamper');
+      const s = await raw(m.url);
+      s.request('key.prekeys', 1, { prekeys: [], listHeld: true });
+      const reply = await s.read(10_000);
+      t.match(reply, { kind: 'ok', id: 1 }, 'the KDC answered the altered request');
+      t.notOk(
+        'held' in ((reply as { body?: object }).body ?? {}),
+        'without the list of held prekeys: it read listHeld as false',
+      );
+      s.request('ping', 2, {});
+      t.match(await s.read(10_000), { kind: 'ok', id: 2 }, 'the victim carries on');
+      s.conn.ws.close(1000);
+      await m.connectionsEnded(1);
+      t.match(await m.close(), { outcome: 'succeeded' });
+    });
+
+    await t.test('a real key command carries on: succeeded', async (t) => {
+      const m = await ablated.mallory('tamper');
+      const opened = await openKeyClient({ name: 'alice', home: ablated.home('alice'), server: m.url });
+      const sent = await opened.client.sendKey({ to: 'bob', mode: 'kdc' });
+      t.ok(sent.serial, 'the victim sent a key through the altered session');
+      await opened.close();
+      await m.connectionsEnded(1);
+      const report = await m.close();
+      t.equal(report.outcome, 'succeeded', report.summary);
+    });
+
+    await t.test(
+      'an altered request the KDC refuses, and the victim ends its session: input validation',
+      async (t) => {
+        const m = await ablated.mallory('tamper');
+        const s = await raw(m.url);
+        // The last byte is the last letter of the name: 'a' (0x61) becomes '`', which no name may hold.
+        s.request('key.peer', 1, { name: 'boba' });
+        const reply = await s.read(10_000);
+        t.match(
+          reply,
+          { kind: 'error', id: 1 },
+          'the KDC answered with an error (sealed: Mallory cannot read it)',
+        );
+        s.conn.ws.close(1000);
+        await m.connectionsEnded(1);
+        const report = await m.close();
+        t.equal(report.outcome, 'failed', report.summary);
+        t.equal(report.defence, 'input validation');
+      },
+    );
+  },
+);

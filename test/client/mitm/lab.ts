@@ -12,6 +12,7 @@ import { startMitm, type Mitm, type MitmOptions } from '../../../client/mitm/pro
 import { findAttack } from '../../../client/mitm/catalog.js';
 import { loadIdentity } from '../../../client/mitm/identity.js';
 import type { MitmEvent } from '../../../client/mitm/context.js';
+import type { Defences } from '../../../shared/lab-switches.js';
 import { initDataDir, TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 
 interface TestLike {
@@ -37,9 +38,15 @@ export interface MitmLab {
   ): Promise<Mitm & { events: MitmEvent[] }>;
 }
 
-export async function mitmLab(t: TestLike, names: readonly string[]): Promise<MitmLab> {
+/** `defences`: the KDC's lab switches (shared/lab-switches.ts; default every defence on). */
+export async function mitmLab(
+  t: TestLike,
+  names: readonly string[],
+  opts: { defences?: Defences } = {},
+): Promise<MitmLab> {
   const dataDir = await initDataDir(t);
   const kdc = await startKdc({
+    ...(opts.defences === undefined ? {} : { defences: opts.defences }),
     dataDir,
     host: '127.0.0.1',
     port: 0,
