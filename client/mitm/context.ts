@@ -133,6 +133,13 @@ export class MitmContext {
           ...(k.from === undefined ? {} : { from: k.from }),
           ...(k.to === undefined ? {} : { to: k.to }),
         });
+        // A stolen key decides the attack, whatever else happened (docs/attacks.md "How Mallory judges"),
+        // once Mallory holds a victim's session keys: what the report calls stolen (client/mitm/report.ts).
+        if (this.terminatedInsecure)
+          this.succeed(
+            k.conn,
+            `stole key ${k.serial}${k.from === undefined ? '' : ` from ${k.from}`}${k.to === undefined ? '' : ` to ${k.to}`} (${k.source})`,
+          );
       },
       onPlaintext: (p: StolenPlaintext) => {
         this.#emit({ event: 'plaintext', ...p });

@@ -7,7 +7,9 @@
 // - Insecure: she is inside, and rewrites the delivery; but the end-to-end transcript Alice signed
 //   binds both names and certificate serials, so Bob's check of Alice's signature, recomputed with
 //   "mallory", fails (bad_signature): Bob rejects and revokes the key. A KDC-generated key is caught
-//   by key confirmation instead (Bob's key.verify signature covers the sender he believes in).
+//   by key confirmation instead (Bob's key.verify signature covers the sender he believes in), but it
+//   travels in the delivery itself: Mallory steals it on the way (client/mitm/loot.ts), and a stolen
+//   key makes the attack a success whatever Bob decides (client/mitm/context.ts).
 import { defenceForCode, WIRE } from '../../../shared/defences.js';
 import type { ServerMessage } from '../../../shared/protocol/secure-channel.js';
 import type { AttackModule } from '../attack.js';
@@ -28,7 +30,7 @@ export const unknownKeyShare: AttackModule = {
   insecure: {
     outcome: 'failed',
     defence: 'transcript signature',
-    why: "Alice's signature covers both names and certificate serials; with Mallory's name in it, it no longer verifies and Bob rejects the key",
+    why: "Alice's signature covers both names and certificate serials; with Mallory's name in it, it no longer verifies and Bob rejects the key (an end-to-end key: a KDC-generated one she steals from the delivery, a success)",
   },
   needsIdentity: true,
   connection(link) {

@@ -2,7 +2,8 @@
 // nothing is credited to a defence that was never put to the test. A KDC that cannot be reached, or a
 // victim that cuts its TCP connection before anyone answered, leaves the connection inconclusive; the
 // watch lines show only frames that were really sent; and a victim whose KDC is unreachable is told
-// `unavailable`. A tampered record's sealed answer is judged by what follows it.
+// `unavailable`. A tampered record's sealed answer is judged by what follows it, and a stolen key
+// decides the attack.
 import t from 'tap';
 import { createServer } from 'node:net';
 import type { KdsError } from '../../../shared/errors.js';
@@ -14,7 +15,7 @@ import { mitmLab } from './lab.js';
 
 t.setTimeout(120_000);
 
-const lab = await mitmLab(t, ['alice']);
+const lab = await mitmLab(t, ['alice', 'bob', 'mallory']);
 
 /** A loopback port nothing listens on (bound on port 0, then closed). */
 async function deadPort(): Promise<number> {
@@ -143,6 +144,33 @@ t.test(
         t.equal(report.outcome, 'failed', report.summary);
         t.equal(report.defence, 'input validation');
       },
+    );
+  },
+);
+
+t.test(
+  'unknown-key-share against an insecure receiver: the KDC key she steals makes it a success',
+  async (t) => {
+    const alice = await openKeyClient({ name: 'alice', home: lab.home('alice'), server: lab.kdc.url });
+    const sent = await alice.client.sendKey({ to: 'bob', mode: 'kdc' });
+    await alice.close();
+    const m = await lab.mallory('unknown-key-share', { identity: 'mallory' });
+    // Bob's insecure session takes the queued delivery through Mallory, who rewrites its sender.
+    await openKeyClient({ name: 'bob', home: lab.home('bob'), server: m.url, insecure: true }).then(
+      (bob) => bob.close(),
+      () => undefined,
+    );
+    await m.connectionsEnded(1);
+    const report = await m.close();
+    const stolen = report.stolen?.keys.find((k) => k.serial === sent.serial);
+    t.ok(stolen !== undefined, `Mallory stole key ${sent.serial} from the delivery`);
+    t.equal(stolen?.fingerprint, sent.fingerprint, 'the very key alice sent');
+    t.equal(report.outcome, 'succeeded', report.summary);
+    t.equal(report.defence, null);
+    t.equal(report.summary, `attack unknown-key-share: SUCCEEDED — stole key ${stolen?.key ?? '?'}`);
+    t.ok(
+      report.findings.some((f) => f.outcome === 'succeeded' && f.detail.includes(sent.serial)),
+      'the theft is a finding of its own',
     );
   },
 );
