@@ -12,6 +12,7 @@ import {
   type ServerHello,
 } from '../../shared/protocol/messages.js';
 import { MAX_FRAME_BYTES } from '../../shared/protocol/limits.js';
+import type { HandshakeMode } from '../../shared/protocol/handshake.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
 
 export type FrameKind =
@@ -30,8 +31,12 @@ export interface FrameView {
   info: string;
 }
 
-/** Classify a frame; never throws (garbage is a kind too). */
-export function viewFrame(raw: Uint8Array): FrameView {
+/**
+ * Classify a frame; never throws (garbage is a kind too). `answering`: the mode of the client_hello a
+ * server_hello answers, when known (a resumed server_hello carries no certificate, yet is authenticated
+ * by the ticket's psk: docs/protocol.md "Resumption").
+ */
+export function viewFrame(raw: Uint8Array, answering?: HandshakeMode): FrameView {
   if (raw.length > MAX_FRAME_BYTES) return { kind: 'oversize', info: `over the ${MAX_FRAME_BYTES} B limit` };
   let frame: Frame;
   try {
@@ -53,7 +58,13 @@ export function viewFrame(raw: Uint8Array): FrameView {
       return {
         kind: 'server_hello',
         frame,
-        info: `group=${frame.group}${frame.cert ? ` cert CN=${certName(frame.cert)} signed` : ' unauthenticated'}`,
+        info: `group=${frame.group}${
+          frame.cert
+            ? ` cert CN=${certName(frame.cert)} signed`
+            : answering === 'resume'
+              ? ' resumed (authenticated by the ticket psk)'
+              : ' unauthenticated'
+        }`,
       };
     case 'client_finish': {
       const who =

@@ -88,6 +88,8 @@ export class Link {
   #serverUnreachable = false;
   /** Sides whose close Mallory started (mirroring the other side, cutting, switching attacks). */
   readonly #closedByMallory = new Set<Side>();
+  /** The mode of the client_hello the KDC was sent (attacks may rewrite it): what its server_hello answers. */
+  #helloMode: HandshakeMode | undefined;
   /** The first close of the connection, in the order of the frames. */
   #firstClose: { side: Side; code: number; byMallory: boolean } | undefined;
   /** Bytes of received frames not yet through the hooks (#chain). */
@@ -312,7 +314,9 @@ export class Link {
   }
 
   #log(dir: EventDirection, frame: Buffer, action: FrameAction, note?: string): void {
-    const view = viewFrame(frame);
+    const toKdc = dir === 'c2s' || dir === 'm2s';
+    const view = viewFrame(frame, toKdc ? undefined : (this.#helloMode ?? this.mode));
+    if (toKdc && view.frame?.t === 'client_hello') this.#helloMode = view.frame.mode;
     const text = [view.info, note].filter((s) => s !== undefined && s !== '').join('; ');
     this.ctx.record(
       {

@@ -67,11 +67,7 @@ function judgeSameSession(link: Link, repliesBefore: number): void {
         ? { defence: 'sequence number' as const }
         : defenceForCode(refusal.code, WIRE);
     if (d !== undefined)
-      link.fail(
-        d.defence,
-        `replayed a record in the same session: the KDC refused it (${refusal.code})`,
-        refusal.code,
-      );
+      link.fail(d.defence, 'replayed a record in the same session: the KDC refused it', refusal.code);
     else link.inconclusive(`replayed a record: the KDC ended the session with ${refusal.code}`);
     return;
   }

@@ -33,3 +33,20 @@ t.test('rewrites produce valid frames with exactly the change asked for', async 
   t.same(cut, { t: 'r', c: c.subarray(0, 36) });
   t.throws(() => rewriteClientHello(encodeFrame({ t: 'r', c }), () => {}), { code: 'unexpected_message' });
 });
+
+t.test(
+  'a server_hello without a certificate: unauthenticated, unless it answers a resumed hello',
+  async (t) => {
+    const bare = encodeFrame({
+      t: 'server_hello',
+      v: 1,
+      group: 'x25519',
+      nonce: randomBytes(32),
+      share: randomBytes(32),
+      mac: randomBytes(32),
+    });
+    t.match(viewFrame(bare).info, /unauthenticated/);
+    t.match(viewFrame(bare, 'insecure').info, /unauthenticated/);
+    t.equal(viewFrame(bare, 'resume').info, 'group=x25519 resumed (authenticated by the ticket psk)');
+  },
+);

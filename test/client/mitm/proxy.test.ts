@@ -8,6 +8,9 @@ import type { KdsError } from '../../../shared/errors.js';
 import { keyFingerprint } from '../../../shared/keys/digest.js';
 import { sealMessage } from '../../../shared/keys/message.js';
 import { findAttack } from '../../../client/mitm/catalog.js';
+import { readClientHome } from '../../../client/home.js';
+import { openSession } from '../../../client/session.js';
+import { printer } from '../../../cli/commands/mitm.js';
 import { mitmLab } from './lab.js';
 
 t.setTimeout(180_000);
@@ -200,4 +203,54 @@ t.test('switchAttack: one Mallory runs several attacks in turn (kds mitm --contr
     'between attacks victims are turned away',
   );
   t.equal((await m.close()).attack, 'tamper', 'close() returns the last report');
+});
+
+t.test('replay: the refusal code is printed once', async (t) => {
+  const m = await lab.mallory('replay');
+  const s = await lab.session('alice', m.url);
+  await s.request('ping', {}).catch(() => undefined);
+  await s.closed;
+  await m.connectionsEnded(1);
+  const report = await m.close();
+  const finding = report.findings.find((f) => f.conn === 1 && f.outcome === 'failed');
+  t.match(finding, { defence: 'sequence number', code: 'record_auth' });
+  t.notMatch(finding?.detail ?? '', /record_auth/, 'the detail leaves the code to its own field');
+  const line = m.events.find((e) => e.event === 'finding' && e.conn === 1);
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((x: string) => ((out += x), true)) as typeof process.stdout.write;
+  try {
+    printer(false)(line!);
+  } finally {
+    process.stdout.write = write;
+  }
+  t.equal(out.split('(record_auth)').length - 1, 1, `once: ${out}`);
+});
+
+t.test('a resumed server_hello is labelled as authenticated by the ticket psk', async (t) => {
+  const files = readClientHome(lab.home('alice'), undefined);
+  const auth = {
+    credentials: { privateKey: files.privateKey, certPem: files.certPem },
+    caCertPem: files.caPem,
+    connectTimeoutMs: 10_000,
+  };
+  let ticket: { ticket: Buffer; psk: Buffer } | undefined;
+  const first = await openSession({
+    server: lab.kdc.url,
+    mode: 'auth',
+    ...auth,
+    onTicket: (x) => (ticket = { ticket: x.ticket, psk: x.psk }),
+  });
+  await first.request('ping', {});
+  await first.close();
+  t.ok(ticket !== undefined, 'the KDC handed out a ticket');
+  const m = await lab.mallory('passthrough');
+  const resumed = await openSession({ server: m.url, mode: 'resume', resumption: ticket!, ...auth });
+  t.equal(resumed.facts.mode, 'resume');
+  await resumed.close();
+  await m.connectionsEnded(1);
+  const report = await m.close();
+  const hello = report.frames.find((f) => f.type === 'server_hello');
+  t.match(hello?.note, /resumed \(authenticated by the ticket psk\)/);
+  t.notMatch(hello?.note ?? '', /unauthenticated/);
 });
