@@ -72,7 +72,7 @@ export function builder(c: Argv): Argv {
       type: 'boolean',
       default: false,
       describe:
-        'read commands on stdin: "attack NAME" switches live (printing the summary), "end" stops the attack',
+        'read commands on stdin: "attack NAME" switches live (printing the summary), "off" ends the attack and waits for the next, "end" (or the end of input) stops Mallory',
     })
     .option('ablation', {
       type: 'boolean',
@@ -96,7 +96,7 @@ export function builder(c: Argv): Argv {
     .example('$0 mitm --ablation --report ablation.json', 'every defence earns its place: the table, live')
     .example(
       '$0 mitm --attack passthrough --control',
-      'then type "attack tamper" to switch live, "end" to stop',
+      'then type "attack tamper" to switch live, "end" to stop Mallory',
     )
     .example(
       '$0 mitm --listen 127.0.0.1:9443 --target ws://127.0.0.1:8443 --attack substitute-dh',
@@ -218,14 +218,16 @@ async function handle(argv: MitmArgs): Promise<number> {
       `${paint(style.bold(terminalSafe(report.summary)))}\n${d === undefined ? '' : `  ${terminalSafe(d.detail)}${d.code === undefined ? '' : ` (${terminalSafe(d.code)})`}\n`}`,
     );
   };
-  const stopControl = argv.control ? controlFromStdin(argv, mitm, summarize, findAttack) : () => {};
   const { untilStopped } = await import('../stop-signal.js');
   const { done, stop } = untilStopped();
+  const stopControl = argv.control
+    ? controlFromStdin(argv, mitm, summarize, findAttack, stop)
+    : async (): Promise<void> => {};
   // The reader of the watch output went away: stop as on Ctrl-C (cli/closed-pipe.ts).
   onOutputClosed(stop);
   if (argv.once) void mitm.connectionsEnded(1).then(stop);
   await done;
-  stopControl();
+  await stopControl();
   const report = await mitm.close();
   if (report !== reported) summarize(report);
   // The report asked for is not on disk: say so in the exit code too (the error line was printed).
@@ -234,21 +236,31 @@ async function handle(argv: MitmArgs): Promise<number> {
 
 /**
  * `--control`: commands on stdin, one per line, run in order. `attack NAME` ends the running attack
- * (its summary is printed, its live connections are cut) and starts NAME; `end` only ends it. For a
- * class switching attacks live, and for the matrix test (one Mallory per mode).
+ * (its summary is printed, its live connections are cut) and starts NAME; `off` only ends it (victims
+ * are turned away until the next `attack`); `end`, or the end of input, stops Mallory as Ctrl-C does
+ * (the summary of a running attack, the report, exit 0). For a class switching attacks live, and for
+ * the matrix test (one Mallory per mode). Returns what releases stdin, once the commands read so far
+ * have run.
  */
 function controlFromStdin(
   argv: MitmArgs,
   mitm: Mitm,
   summarize: (r: MitmReport) => void,
   findAttack: (name: string) => AttackModule,
-): () => void {
+  stop: () => void,
+): () => Promise<void> {
   let queue: Promise<void> = Promise.resolve();
+  let ended = false;
   const run = async (line: string): Promise<void> => {
     const [verb = '', name] = line.trim().split(/\s+/);
-    if (verb === '') return;
+    if (verb === '' || ended) return;
+    if (verb === 'end') {
+      ended = true;
+      stop();
+      return;
+    }
     try {
-      if (verb !== 'attack' && verb !== 'end') throw new Error('commands: attack NAME | end');
+      if (verb !== 'attack' && verb !== 'off') throw new Error('commands: attack NAME | off | end');
       const next = verb === 'attack' ? findAttack(name ?? '') : undefined;
       const report = await mitm.switchAttack(next);
       if (report !== undefined) summarize(report);
@@ -273,8 +285,19 @@ function controlFromStdin(
       queue = queue.then(() => run(line));
     }
   });
+  // The end of input is an `end` after the last line (a last line without a newline still runs): a
+  // Mallory whose controller went away would otherwise keep listening with nobody to stop her.
+  process.stdin.on('end', () => {
+    const last = buffer;
+    buffer = '';
+    queue = queue.then(() => run(last)).then(() => run('end'));
+  });
   // An open stdin keeps the process alive: let it go when Mallory stops.
-  return () => process.stdin.destroy();
+  return async () => {
+    ended = true;
+    process.stdin.destroy();
+    await queue;
+  };
 }
 
 type Event = import('../../client/mitm/context.js').MitmEvent;

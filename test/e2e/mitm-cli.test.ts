@@ -2,8 +2,9 @@
 // keys of insecure mode (flag AND KDS_ALLOW_INSECURE=1, refused with insecure_refused otherwise), the
 // warning banner, and the watch output of one attack with the victim's error naming the defence
 // (docs/attacks.md's example: "handshake failed: server signature over transcript invalid (possible MITM)").
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ATTACK_NAMES } from '../../client/mitm/catalog.js';
 import { openSession } from '../../client/session.js';
@@ -18,6 +19,7 @@ import {
   startServer,
   trackChild,
 } from '../helpers/kds-process.js';
+import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(180_000);
 
@@ -98,6 +100,78 @@ t.test("kds mitm --console: the URL of Mallory's view, served on her own port", 
   t.equal(feed.status, 200, 'the feed answers a loopback client');
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'Ctrl-C stops her cleanly');
+});
+
+/**
+ * `kds mitm --control --json --report R`; resolves once she listens, with what she printed so far and
+ * how she exited. The target is a port nothing listens on: no victim comes, only commands.
+ */
+async function controlledMallory(t: Test, report: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      KDS_BIN,
+      'mitm',
+      '--listen',
+      '127.0.0.1:0',
+      '--target',
+      'ws://127.0.0.1:9',
+      '--attack',
+      'passthrough',
+      '--control',
+      '--json',
+      '--report',
+      report,
+    ],
+    { cwd: REPO_ROOT, env: kdsEnv(), stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  trackChild(child);
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.resume();
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    const check = (): void => {
+      if (out.includes('"listening"')) resolve();
+    };
+    child.stdout!.on('data', check);
+    void exited.then(() => reject(new Error(`mitm exited: ${out}`)));
+  });
+  const events = (): { event: string; attack?: string }[] =>
+    out
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { event: string; attack?: string });
+  return { child, exited, events };
+}
+
+t.test('kds mitm --control: "end" and the end of input stop Mallory, with her report', async (t) => {
+  const dir = tempDir(t, 'kds-mitm-control-');
+  for (const how of ['end', 'end of input', 'off, then end']) {
+    const report = join(dir, `${how.replace(/\W+/g, '-')}.json`);
+    const m = await controlledMallory(t, report);
+    if (how === 'end') m.child.stdin!.write('end\n');
+    else if (how === 'end of input') m.child.stdin!.end();
+    else {
+      m.child.stdin!.write('off\nattack tamper\nend\n');
+    }
+    t.equal(await m.exited, 0, `${how}: she exits 0`);
+    const summaries = m.events().filter((e) => e.event === 'summary');
+    const attacks = how === 'off, then end' ? ['passthrough', 'tamper'] : ['passthrough'];
+    t.same(
+      summaries.map((e) => e.attack),
+      attacks,
+      `${how}: one summary per attack that ran`,
+    );
+    const written = JSON.parse(readFileSync(report, 'utf8')) as { attack: string; outcome: string };
+    t.equal(written.attack, attacks.at(-1), `${how}: the report of the last attack is written`);
+  }
 });
 
 t.test('insecure mode needs both keys', async (t) => {

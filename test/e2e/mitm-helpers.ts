@@ -181,7 +181,7 @@ function startMallory(
 
 /**
  * One Mallory process for a whole lab (`kds mitm --control --json`): `attack NAME` on stdin switches
- * attacks live, `end` ends the running one and prints its summary (its report file is written first).
+ * attacks live, `off` ends the running one and prints its summary (its report file is written first).
  * She owns mallory's identity (impersonate-client, unknown-key-share, stale-key).
  */
 export class ControlledMallory {
@@ -297,7 +297,7 @@ export class ControlledMallory {
   /** Ends the running attack; returns the report file it wrote, as text. */
   async end(): Promise<string> {
     const from = this.#events.length;
-    this.#child.stdin!.write('end\n');
+    this.#child.stdin!.write('off\n');
     await this.#waitFor(from, (e) => e.event === 'summary', 'summary');
     return readFileSync(this.reportPath, 'utf8');
   }
