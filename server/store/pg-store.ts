@@ -116,6 +116,27 @@ const PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 15_000;
  * for under it too; a holder frozen mid-transaction is ended after PG_IDLE_IN_TRANSACTION_TIMEOUT_MS.
  */
 const PG_QUERY_TIMEOUT_MS = 25_000;
+/**
+ * The listening connection only ever receives: when the path to PostgreSQL stops forwarding without
+ * closing (a NAT or firewall that dropped its state), no statement of its own times out and no `error` or
+ * `end` comes, so its loss went unnoticed and other nodes' pushes stopped reaching this node for good. It
+ * is asked `SELECT 1` this often; no answer within PG_LISTEN_CHECK_TIMEOUT_MS (which bounds its LISTEN and
+ * UNLISTEN too) counts as a lost connection: dropped, reconnected, caught up. A lost path is noticed
+ * within about 15 s; one round trip per 5 s per node costs nothing measurable.
+ */
+const PG_LISTEN_CHECK_INTERVAL_MS = 5_000;
+const PG_LISTEN_CHECK_TIMEOUT_MS = 10_000;
+/**
+ * TCP keepalive on every connection, both ways: the node's side (socket option) and the server's
+ * (tcp_keepalives_*, settable by any role), so a backend whose client vanished behind a dropped path
+ * is ended by PostgreSQL after about a minute instead of the system's 2 hours, and does not keep a
+ * connection slot (nor, for a listening one, hold back the notification queue) meanwhile. Only a
+ * backstop: node-postgres cannot shorten the kernel's probe interval, so the node relies on
+ * query_timeout and the listen check to notice a dead path itself.
+ */
+const PG_KEEPALIVE_IDLE_S = 30;
+const PG_KEEPALIVE_INTERVAL_S = 10;
+const PG_KEEPALIVE_COUNT = 3;
 
 export interface PgStoreOptions {
   poolSize?: number;
@@ -125,6 +146,24 @@ export interface PgStoreOptions {
   idleInTransactionTimeoutMs?: number;
   /** The bound on each statement (default PG_QUERY_TIMEOUT_MS). */
   queryTimeoutMs?: number;
+  /** How often the listening connection is checked (default PG_LISTEN_CHECK_INTERVAL_MS). */
+  listenCheckIntervalMs?: number;
+  /** How long a check (or a LISTEN) of the listening connection may go unanswered (default PG_LISTEN_CHECK_TIMEOUT_MS). */
+  listenCheckTimeoutMs?: number;
+}
+
+/** Connection settings that every connection of a store shares, the listening one included. */
+function connectionOptions(schema: string, idleInTransactionTimeoutMs: number): string {
+  return [
+    `-c search_path=${schema}`,
+    `-c idle_in_transaction_session_timeout=${Math.ceil(idleInTransactionTimeoutMs)}`,
+    `-c tcp_keepalives_idle=${PG_KEEPALIVE_IDLE_S}`,
+    `-c tcp_keepalives_interval=${PG_KEEPALIVE_INTERVAL_S}`,
+    `-c tcp_keepalives_count=${PG_KEEPALIVE_COUNT}`,
+    // Keepalive probes wait while sent data is unacknowledged (a listening backend pushing notifications
+    // into the dead path): this bounds that case the same way.
+    `-c tcp_user_timeout=${(PG_KEEPALIVE_IDLE_S + PG_KEEPALIVE_INTERVAL_S * PG_KEEPALIVE_COUNT) * 1000}`,
+  ].join(' ');
 }
 
 const types: pg.CustomTypesConfig = {
@@ -1022,19 +1061,20 @@ export class PgStore extends PgData implements AsyncStore {
   #closed = false;
 
   readonly #channelPrefix: string;
-  readonly #connectionString: string;
-  readonly #applicationName: string;
+  /** What the listening connection connects with: the pool's settings, without the pool. */
+  readonly #listenConfig: pg.ClientConfig;
+  readonly #listenCheckIntervalMs: number;
 
   private constructor(
     location: string,
     schema: string,
     pool: pg.Pool,
-    connectionString: string,
-    applicationName: string,
+    listenConfig: pg.ClientConfig,
+    listenCheckIntervalMs: number,
   ) {
     super();
-    this.#connectionString = connectionString;
-    this.#applicationName = applicationName;
+    this.#listenConfig = listenConfig;
+    this.#listenCheckIntervalMs = listenCheckIntervalMs;
     this.location = location;
     this.schema = schema;
     this.#pool = pool;
@@ -1050,11 +1090,14 @@ export class PgStore extends PgData implements AsyncStore {
       connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
       types,
       application_name: opts.applicationName ?? 'kds',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: PG_KEEPALIVE_IDLE_S * 1000,
       // Every connection works in the store's schema (created by the migration before first use), and a
       // session frozen inside a transaction is ended by the server (PG_IDLE_IN_TRANSACTION_TIMEOUT_MS).
-      options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${Math.ceil(
+      options: connectionOptions(
+        schema,
         opts.idleInTransactionTimeoutMs ?? PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
-      )}`,
+      ),
     };
     const pool = new pg.Pool({
       ...base,
@@ -1065,7 +1108,13 @@ export class PgStore extends PgData implements AsyncStore {
     // An idle connection the server closed (restart, admin shutdown) must not crash the process: the
     // pool drops it and the next call opens a new one (or fails with `unavailable`).
     pool.on('error', () => undefined);
-    const store = new PgStore(location, schema, pool, connectionString, opts.applicationName ?? 'kds');
+    const store = new PgStore(
+      location,
+      schema,
+      pool,
+      { ...base, query_timeout: Math.ceil(opts.listenCheckTimeoutMs ?? PG_LISTEN_CHECK_TIMEOUT_MS) },
+      opts.listenCheckIntervalMs ?? PG_LISTEN_CHECK_INTERVAL_MS,
+    );
     try {
       await store.#migrate(base);
       return store;
@@ -1358,11 +1407,7 @@ export class PgStore extends PgData implements AsyncStore {
   /** The one connection of this store that LISTENs (never a pooled one: LISTEN belongs to a session). */
   #listenConnection(): Promise<pg.Client> {
     this.#listenReady ??= (async () => {
-      const client = new pg.Client({
-        connectionString: this.#connectionString,
-        connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
-        application_name: this.#applicationName,
-      });
+      const client = new pg.Client(this.#listenConfig);
       client.on('notification', (msg) => {
         if (msg.payload === undefined) return;
         for (const l of this.#listeners.get(msg.channel) ?? []) {
@@ -1382,13 +1427,52 @@ export class PgStore extends PgData implements AsyncStore {
         throw err;
       }
       this.#listenClient = client;
+      this.#checkListening(client);
       return client;
     })();
     return this.#listenReady;
   }
 
   /**
-   * The listening connection is gone (PostgreSQL restarted, the connection was killed): reconnect,
+   * Ask the listening connection `SELECT 1` every #listenCheckIntervalMs while it is the current one: a
+   * path that stopped forwarding without closing never gives an `error` or `end` (PG_LISTEN_CHECK_*).
+   * No answer in time (the client's query_timeout) or any failure is a lost connection.
+   */
+  #checkListening(client: pg.Client): void {
+    let checking = false;
+    const timer = setInterval(() => {
+      if (this.#listenClient !== client) {
+        clearInterval(timer);
+        return;
+      }
+      if (checking) return;
+      checking = true;
+      client.query('SELECT 1').then(
+        () => {
+          checking = false;
+        },
+        (err: Error) => {
+          clearInterval(timer);
+          const timeout = this.#listenConfig.query_timeout;
+          this.#listenLost(
+            client,
+            /read timeout/i.test(err.message)
+              ? `the connection went quiet: no answer within ${timeout} ms`
+              : err.message,
+          );
+          // Its socket too: ending it politely would wait on the same dead path (the server ends its
+          // backend by TCP keepalive, PG_KEEPALIVE_*).
+          client.connection.stream.destroy();
+        },
+      );
+    }, this.#listenCheckIntervalMs);
+    timer.unref();
+    client.once('end', () => clearInterval(timer));
+  }
+
+  /**
+   * The listening connection is gone (PostgreSQL restarted, the connection was killed, or it stopped
+   * answering: #checkListening): reconnect,
    * LISTEN again on every channel, then tell every listener it may have missed notifications (onGap).
    */
   #listenLost(client: pg.Client, reason: string): void {
