@@ -13,8 +13,8 @@
 // - Durability: synchronous_commit is the server's (on by default: COMMIT returns once the WAL is
 //   flushed). batch() is a group commit like SQLite's: the write lock serialises transactions across
 //   nodes, so one lock and one COMMIT for many callers is what keeps issuance fast.
-// - Errors: a lost connection or a database that refuses connections is `unavailable` (the caller may
-//   retry later; the pool reconnects by itself), every other failure `store_error`; PostgreSQL's
+// - Errors: a lost connection or a database that refuses connections (or has no connection slot left) is
+//   `unavailable` (the caller may retry later; the pool reconnects by itself), every other failure `store_error`; PostgreSQL's
 //   messages name constraints, never values (DETAIL, which quotes values, is never surfaced).
 // - BIGINT columns come back as numbers (times in ms and ids stay far below 2^53).
 import { performance } from 'node:perf_hooks';
@@ -1611,7 +1611,13 @@ function parseStoreUrl(url: string): { connectionString: string; schema: string;
   return { connectionString, schema, location: shown.toString() };
 }
 
-/** Connection-level failures (SQLSTATE classes 08 and 57P, socket errors): the database is unreachable. */
+/**
+ * Connection-level failures (SQLSTATE classes 08 and 57P, socket errors): the database is unreachable.
+ * So is 53300 too_many_connections (max_connections or the role's CONNECTION LIMIT reached: every slot is
+ * taken, the call may succeed once one frees, as for a database that refuses connections). The rest of
+ * class 53 (disk full, out of memory, a configuration limit) is not: it needs an operator, so it stays
+ * `store_error`, which is alerted on (docs/operations.md).
+ */
 function isUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
   if (typeof code !== 'string') {
@@ -1625,6 +1631,7 @@ function isUnavailable(err: unknown): boolean {
   }
   return (
     code.startsWith('08') ||
+    code === '53300' ||
     code === '57P01' ||
     code === '57P02' ||
     code === '57P03' ||
@@ -1641,7 +1648,7 @@ function isUniqueViolation(err: unknown, constraint: string): boolean {
   return e?.code === '23505' && e.constraint === constraint;
 }
 
-function pgError(err: unknown, what: string): KdsError {
+export function pgError(err: unknown, what: string): KdsError {
   if (err instanceof KdsError) return err;
   if (isUnavailable(err)) {
     return new EnvironmentError('unavailable', `the database is unavailable: ${what}`, undefined, {

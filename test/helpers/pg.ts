@@ -34,3 +34,43 @@ export async function pgRawClient(t: Teardown, schema: string): Promise<pg.Clien
   t.teardown(() => client.end());
   return client;
 }
+
+/**
+ * A fresh login role (not a superuser, granted nothing), dropped at teardown after `before` (close what
+ * connects as it first): DROP OWNED BY revokes what it was granted in the test database, then DROP ROLE.
+ * Roles belong to the whole server, so its name is random like a schema's. `url(schema)` connects as it.
+ */
+export async function pgTestRole(
+  t: Teardown,
+  before?: () => Promise<void>,
+): Promise<{ role: string; url: (schema: string) => string }> {
+  const role = `kds_t_role_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_TEST_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+  } finally {
+    await admin.end();
+  }
+  t.teardown(async () => {
+    await before?.();
+    const client = new pg.Client({ connectionString: PG_TEST_URL });
+    await client.connect();
+    try {
+      await client.query(`DROP OWNED BY ${role}`);
+      await client.query(`DROP ROLE ${role}`);
+    } finally {
+      await client.end();
+    }
+  });
+  return {
+    role,
+    url: (schema) => {
+      const u = new URL(PG_TEST_URL);
+      u.username = role;
+      u.password = '';
+      u.searchParams.set('schema', schema);
+      return u.toString();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+// How PostgreSQL failures reach callers (server/store/pg-store.ts pgError): `unavailable` for an outage
+// (the caller may retry later, the node logs it once as an outage), `store_error` for what is not one
+// (alerted on: docs/operations.md kds_store_errors_total). No connection slot left (SQLSTATE 53300:
+// max_connections or the role's CONNECTION LIMIT) is an outage: it was `store_error`.
+import t from 'tap';
+import pg from 'pg';
+import { PG_TEST_URL, pgTestRole, pgTestSchema } from '../../helpers/pg.js';
+import { PgStore, pgError } from '../../../server/store/pg-store.js';
+
+/** An error shaped like node-postgres's DatabaseError for a SQLSTATE. */
+function sqlState(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code, severity: 'FATAL' });
+}
+
+t.test('each failure is classified: an outage is unavailable, anything else store_error', async (t) => {
+  const cases: [Error, string][] = [
+    [sqlState('53300', 'sorry, too many clients already'), 'unavailable'],
+    [sqlState('53300', 'too many connections for role "kds"'), 'unavailable'],
+    [sqlState('08006', 'connection failure'), 'unavailable'],
+    [sqlState('57P01', 'terminating connection due to administrator command'), 'unavailable'],
+    [sqlState('57P03', 'the database system is starting up'), 'unavailable'],
+    [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'unavailable'],
+    [new Error('Connection terminated unexpectedly'), 'unavailable'],
+    [new Error('Query read timeout'), 'unavailable'],
+    // Class 53 other than 53300 needs an operator, not a retry: it stays an alerted store_error.
+    [sqlState('53100', 'could not extend file: No space left on device'), 'store_error'],
+    [sqlState('53200', 'out of memory'), 'store_error'],
+    [sqlState('53400', 'configuration limit exceeded'), 'store_error'],
+    [sqlState('42501', 'permission denied for table certificates'), 'store_error'],
+    [sqlState('23505', 'duplicate key value violates unique constraint'), 'store_error'],
+  ];
+  for (const [err, code] of cases) {
+    const kds = pgError(err, 'store read failed');
+    t.equal(kds.code, code, `${(err as { code?: string }).code ?? err.message}: ${code}`);
+    if (code === 'unavailable') t.match(kds.message, /^the database is unavailable: store read failed$/);
+    else t.match(kds.message, /^store read failed \(/);
+  }
+});
+
+t.test("a role at its CONNECTION LIMIT: calls fail as unavailable, then work once it's lifted", async (t) => {
+  const opened: PgStore[] = [];
+  const close = async (): Promise<void> => {
+    for (const s of opened) await s.close();
+  };
+  const { schema } = pgTestSchema(t, close);
+  const { role, url } = await pgTestRole(t, close);
+  const admin = new pg.Client({ connectionString: PG_TEST_URL });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  // The role creates and owns the store's schema, as the role that runs `kds server init --store` does.
+  await admin.query(`GRANT CREATE ON DATABASE ${new URL(PG_TEST_URL).pathname.slice(1)} TO ${role}`);
+  const store = await PgStore.open(url(schema));
+  opened.push(store);
+  // Opening used a connection of its own, closed since; the pool has opened none yet.
+  await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT 0`);
+  await t.rejects(store.getSetting('x'), { code: 'unavailable', message: /the database is unavailable/ });
+  await t.rejects(
+    store.transaction((tx) => tx.setSetting('x', 1)),
+    { code: 'unavailable' },
+  );
+  await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT -1`);
+  await store.setSetting('x', 1);
+  t.equal(await store.getSetting('x'), 1, 'the same store object works once a slot is free');
+});
