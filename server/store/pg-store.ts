@@ -1153,29 +1153,45 @@ export class PgStore extends PgData implements AsyncStore {
       await client.query('SET LOCAL idle_in_transaction_session_timeout = 0');
       // Nodes starting at once: one migrates, the others wait here and then find nothing to do.
       await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(`kds:migrate:${this.schema}`)]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS kds_schema_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)`,
+      // Looked up before any DDL: a store already at this version (every open but the first and an
+      // upgrade's) creates and writes nothing, so a node may run as a role without CREATE (PostgreSQL
+      // checks that privilege before IF NOT EXISTS; docs/deployment.md "Database roles").
+      // A schema made beforehand by a database administrator is used as it is (CREATE SCHEMA wants CREATE
+      // on the database even when the schema exists).
+      const found = await client.query<{ schema: boolean; version: string | null }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
+                to_regclass($2)::text AS version`,
+        [this.schema, `${this.schema}.kds_schema_version`],
       );
-      const before =
-        (await client.query<{ version: number }>('SELECT version FROM kds_schema_version')).rows[0]
-          ?.version ?? 0;
+      let before = 0;
+      if (found.rows[0]?.schema !== true) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      if (found.rows[0]?.version === null || found.rows[0]?.version === undefined) {
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS kds_schema_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)`,
+        );
+      } else {
+        before =
+          (await client.query<{ version: number }>('SELECT version FROM kds_schema_version')).rows[0]
+            ?.version ?? 0;
+      }
       if (before > PG_MIGRATIONS.length) {
         throw new EnvironmentError(
           'store_error',
           `the store has schema version ${before}, newer than this kds (${PG_MIGRATIONS.length}); upgrade kds`,
         );
       }
-      for (const m of PG_MIGRATIONS) {
-        if (m.version <= before) continue;
-        if (typeof m.up === 'string') await client.query(m.up);
-        else await m.up(client);
+      if (before < PG_MIGRATIONS.length) {
+        for (const m of PG_MIGRATIONS) {
+          if (m.version <= before) continue;
+          if (typeof m.up === 'string') await client.query(m.up);
+          else await m.up(client);
+        }
+        await client.query(
+          `INSERT INTO kds_schema_version (id, version) VALUES (1, $1)
+           ON CONFLICT (id) DO UPDATE SET version = excluded.version`,
+          [PG_MIGRATIONS.length],
+        );
       }
-      await client.query(
-        `INSERT INTO kds_schema_version (id, version) VALUES (1, $1)
-         ON CONFLICT (id) DO UPDATE SET version = excluded.version`,
-        [Math.max(before, PG_MIGRATIONS.length)],
-      );
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);

@@ -74,3 +74,21 @@ export async function pgTestRole(
     },
   };
 }
+
+/**
+ * Grant `role` what a KDC node needs at run time on the migrated store in `schema`, and nothing more:
+ * the statements docs/deployment.md "Database roles" gives operators (keep the two the same).
+ */
+export async function pgGrantRunTime(role: string, schema: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: PG_TEST_URL });
+  await admin.connect();
+  try {
+    const database = new URL(PG_TEST_URL).pathname.slice(1);
+    await admin.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`);
+    await admin.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+    await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+    await admin.query(`GRANT UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);
+  } finally {
+    await admin.end();
+  }
+}

@@ -4,7 +4,7 @@
 import t from 'tap';
 import type * as Tap from 'tap';
 import { tempDir } from '../../helpers/tmp.js';
-import { pgTestSchema } from '../../helpers/pg.js';
+import { pgGrantRunTime, pgTestRole, pgTestSchema } from '../../helpers/pg.js';
 import type { AsyncStore } from '../../../server/store/async-store.js';
 import { openSqliteAsyncStore } from '../../../server/store/sqlite-async-store.js';
 import { PgStore } from '../../../server/store/pg-store.js';
@@ -47,6 +47,27 @@ const ENGINES: Engine[] = [
       });
       const again = async (): Promise<AsyncStore> => {
         const h = await PgStore.open(url);
+        handles.push(h);
+        return h;
+      };
+      return { store: await again(), again };
+    },
+  },
+  {
+    // A node under a least-privilege role (docs/deployment.md "Database roles"): the owner creates and
+    // migrates the store, every handle the suite uses connects with the run-time grants only.
+    name: 'postgres-run-time-role',
+    async open(t) {
+      const handles: AsyncStore[] = [];
+      const close = async (): Promise<void> => {
+        for (const h of handles) await h.close();
+      };
+      const { url, schema } = pgTestSchema(t, close);
+      const role = await pgTestRole(t, close);
+      handles.push(await PgStore.open(url));
+      await pgGrantRunTime(role.role, schema);
+      const again = async (): Promise<AsyncStore> => {
+        const h = await PgStore.open(role.url(schema));
         handles.push(h);
         return h;
       };
@@ -107,7 +128,7 @@ for (const engine of ENGINES) {
   t.test(engine.name, async (t) => {
     t.test('schema version, reopen is idempotent', async (t) => {
       const { store, again } = await engine.open(t);
-      t.equal(store.engine, engine.name);
+      t.equal(store.engine, engine.name.replace(/-run-time-role$/, ''));
       t.equal(await store.schemaVersion(), MIGRATIONS.length);
       const second = await again();
       t.equal(await second.schemaVersion(), MIGRATIONS.length);
