@@ -120,7 +120,7 @@ const PG_QUERY_TIMEOUT_MS = 25_000;
  * The listening connection only ever receives: when the path to PostgreSQL stops forwarding without
  * closing (a NAT or firewall that dropped its state), no statement of its own times out and no `error` or
  * `end` comes, so its loss went unnoticed and other nodes' pushes stopped reaching this node for good. It
- * is asked `SELECT 1` this often; no answer within PG_LISTEN_CHECK_TIMEOUT_MS (which bounds its LISTEN and
+ * is asked for a round trip (#checkListening) this often; no answer within PG_LISTEN_CHECK_TIMEOUT_MS (which bounds its LISTEN and
  * UNLISTEN too) counts as a lost connection: dropped, reconnected, caught up. A lost path is noticed
  * within about 15 s; one round trip per 5 s per node costs nothing measurable.
  */
@@ -1450,11 +1450,15 @@ export class PgStore extends PgData implements AsyncStore {
   }
 
   /**
-   * Ask the listening connection `SELECT 1` every #listenCheckIntervalMs while it is the current one: a
-   * path that stopped forwarding without closing never gives an `error` or `end` (PG_LISTEN_CHECK_*).
-   * No answer in time (the client's query_timeout) or any failure is a lost connection.
+   * Ask the listening connection for a round trip every #listenCheckIntervalMs while it is the current
+   * one: a path that stopped forwarding without closing never gives an `error` or `end`
+   * (PG_LISTEN_CHECK_*). No answer in time (the client's query_timeout) or any failure is a lost
+   * connection. The round trip is a LISTEN on a channel nobody notifies rather than a SELECT 1: the
+   * connection's last statement stays a LISTEN, which is how operators find it in pg_stat_activity
+   * (docs/deployment.md), and a repeated LISTEN is a no-op for the server.
    */
   #checkListening(client: pg.Client): void {
+    const check = `LISTEN ${this.pgChannel('listen_check')}`;
     let checking = false;
     const timer = setInterval(() => {
       if (this.#listenClient !== client) {
@@ -1463,7 +1467,7 @@ export class PgStore extends PgData implements AsyncStore {
       }
       if (checking) return;
       checking = true;
-      client.query('SELECT 1').then(
+      client.query(check).then(
         () => {
           checking = false;
         },

@@ -2,7 +2,7 @@
 // stall(): a NAT or firewall that dropped its state). The pool recovers by itself (query_timeout:
 // pg-stalled.test.ts), but the listening connection only ever receives, so nothing of its own timed out and
 // no `error` or `end` ever came: other nodes' notifications stopped reaching the node for good, unlogged.
-// The store checks that connection (SELECT 1, bounded): no answer counts as a lost connection, so the
+// The store checks that connection (a bounded round trip): no answer counts as a lost connection, so the
 // listeners are told (onLost), it LISTENs again on a new connection, and onGap asks them to catch up.
 // Short check intervals are injected; the test waits on events, never on the clock.
 import t from 'tap';
