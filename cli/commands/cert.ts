@@ -33,7 +33,7 @@ async function openCa(argv: SigningArgs, readOnly: boolean) {
     storeUrl: argv.store,
     ...(argv['passphrase-file'] !== undefined ? { passphraseFile: argv['passphrase-file'] } : {}),
   });
-  if (ca.crlFileRepair !== 'ok') warn(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
+  for (const line of ca.crlFileWarnings()) warn(line);
   return ca;
 }
 

@@ -56,9 +56,7 @@ const showCommand: CommandModule<object, ShowArgs> = {
     if (argv.file === undefined) {
       const ca = await CertificateAuthority.open(argv['data-dir'], { readOnly: true, storeUrl: argv.store });
       try {
-        if (ca.crlFileRepair !== 'ok') warn(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
-        if (ca.deltaCrlFileRepair !== 'ok')
-          warn(`root_delta_crl.pem was ${ca.deltaCrlFileRepair}: rewritten from the store`);
+        for (const line of ca.crlFileWarnings(true)) warn(line);
         pem = ca.currentCrlPem();
         deltaPem = ca.currentDeltaCrlPem();
         caCertPem = ca.caCertPem;

@@ -144,6 +144,7 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
       storeUrl: argv.store,
     });
     try {
+      for (const line of ca.crlFileWarnings()) warn(line);
       const { passphrase } = resolveCaPassphrase(argv['data-dir'], passphraseOptions);
       const result = await renewServerCredential(ca, {
         passphrase,

@@ -26,6 +26,7 @@ import type { RevocationInfo } from './revocation-index.js';
 import type { RevokedListener, RevokeOutcome } from './revoke.js';
 import type { DeltaCrlState } from './crl-sign.js';
 import type { CrlFileRepair } from './crl-files.js';
+import { rollbackPendingWarning, rollbackRecoveryWarnings, type RollbackRecovery } from './crl-rollback.js';
 import {
   ADMIN_OU,
   CA_SETTINGS_KEY,
@@ -56,6 +57,7 @@ import { replayCsrKey, replayEnrollment } from './enroll-replay.js';
 export type { RevocationInfo } from './revocation-index.js';
 export type { RevokeOutcome, RevokedListener } from './revoke.js';
 export type { CrlFileRepair } from './crl-files.js';
+export type { RollbackRecovery } from './crl-rollback.js';
 export type { DeltaCrlState } from './crl-sign.js';
 export type { IssueResult } from './issue.js';
 
@@ -114,6 +116,11 @@ export class CertificateAuthority {
   readonly crlFileRepair: CrlFileRepair;
   /** The same for root_delta_crl.pem. */
   readonly deltaCrlFileRepair: CrlFileRepair;
+  /**
+   * What open put back from published CRLs newer than the store (the store was restored from an older
+   * backup: crl-rollback.ts); undefined when it found none, and always without the CA key.
+   */
+  readonly rollbackRecovery: RollbackRecovery | undefined;
   /** What open found about root_ca.pem (anything but 'ok' means it was rewritten from the store). */
   readonly caFileRepair: CaFileRepair;
   readonly #caKey: KeyObject | undefined;
@@ -136,6 +143,7 @@ export class CertificateAuthority {
     revocations: Revocations;
     crlFileRepair: CrlFileRepair;
     deltaCrlFileRepair: CrlFileRepair;
+    rollbackRecovery: RollbackRecovery | undefined;
     caFileRepair: CaFileRepair;
     clock: () => number;
   }) {
@@ -152,6 +160,7 @@ export class CertificateAuthority {
     this.#revocations = init.revocations;
     this.crlFileRepair = init.crlFileRepair;
     this.deltaCrlFileRepair = init.deltaCrlFileRepair;
+    this.rollbackRecovery = init.rollbackRecovery;
     this.caFileRepair = init.caFileRepair;
     this.#clock = init.clock;
   }
@@ -204,6 +213,12 @@ export class CertificateAuthority {
       };
       const revocations = await Revocations.load({ store, paths, caCert, settings });
       const clock = opts.clock ?? Date.now;
+      // First of all, before anything is signed: a store older than the published CRLs gets their
+      // revocations back and numbers above them (crl-rollback.ts). Without the key nothing is written:
+      // repairFile below leaves the newer files as they are.
+      let rollbackRecovery: RollbackRecovery | undefined;
+      if (caKey !== undefined)
+        rollbackRecovery = await revocations.recoverRollback(syncSigner(caKey), clock());
       // Keep the published CRL fresh (RFC 5280 5.1.2.5 nextUpdate) whenever we can sign, and list the
       // certificates renewals superseded that are not on it yet (a crash between the two commits).
       if (caKey !== undefined) {
@@ -223,6 +238,7 @@ export class CertificateAuthority {
         revocations,
         crlFileRepair,
         deltaCrlFileRepair,
+        rollbackRecovery,
         caFileRepair,
         clock,
       });
@@ -230,6 +246,24 @@ export class CertificateAuthority {
       await store.close();
       throw err;
     }
+  }
+
+  /**
+   * The warnings about the published CRL files open found (the KDC logs them, the CLI prints them): a
+   * rollback recovered or pending first, then each file rewritten from the store (root_delta_crl.pem's
+   * only with `delta`).
+   */
+  crlFileWarnings(delta = false): string[] {
+    const lines = this.rollbackRecovery === undefined ? [] : rollbackRecoveryWarnings(this.rollbackRecovery);
+    if (this.crlFileRepair === 'newer' || this.deltaCrlFileRepair === 'newer')
+      lines.push(rollbackPendingWarning());
+    const rewritten = (file: string, repair: CrlFileRepair): void => {
+      if (repair !== 'ok' && repair !== 'newer')
+        lines.push(`${file} was ${repair}: rewritten from the store`);
+    };
+    rewritten('root_crl.pem', this.crlFileRepair);
+    if (delta) rewritten('root_delta_crl.pem', this.deltaCrlFileRepair);
+    return lines;
   }
 
   /** The public base URL this CA puts in what it issues (CaSettings.publicUrl). */

@@ -4,9 +4,16 @@
 // The store is the source of truth (server/ca/crl-sign.ts signs into it); the files are copies that
 // relying parties read. They are always written while holding the store's write lock, from what the
 // store holds at that moment, so they follow commit order even when several processes revoke at once.
+//
+// One exception to "the store is the source of truth": a file that this CA signed and that carries a
+// higher number than the store's CRL of its kind. Since the files are written only from the store, under
+// its lock, that means the store lost CRLs it had issued: it was restored from an older backup (or the
+// database was rolled back). Such a file is never overwritten with the older CRL: it is the proof of
+// what the CA had revoked and numbered, which crl-rollback.ts puts back into the store. A higher-numbered
+// file that does NOT verify under this CA's key proves nothing, and is rewritten like a damaged one.
 import { readFileSync } from 'node:fs';
 import { EnvironmentError } from '../../shared/errors.js';
-import { parseCrl } from '../../shared/pki/crl.js';
+import { parseCrl, type ParsedCrl } from '../../shared/pki/crl.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { PUBLIC_FILE_MODE, writeFileAtomic } from '../../io/fs-atomic.js';
 import type { CrlState } from '../store/store.js';
@@ -15,8 +22,19 @@ import type { CaPaths, CaSettings } from '../../io/ca-files.js';
 import { issueInitialCrls, type CrlSigner } from './crl-sign.js';
 import type { SyncSigner } from './signer.js';
 
-/** What `open` found about root_crl.pem (or root_delta_crl.pem). */
-export type CrlFileRepair = 'ok' | 'missing' | 'unreadable' | 'stale' | 'different';
+/**
+ * What `open` found about root_crl.pem (or root_delta_crl.pem). 'newer': signed by this CA with a higher
+ * number than the store's: left as it is (the store was rolled back; crl-rollback.ts).
+ */
+export type CrlFileRepair = 'ok' | 'missing' | 'unreadable' | 'stale' | 'different' | 'newer';
+
+/** A published CRL file that proves the store was rolled back (see the header). */
+export interface NewerCrlFile {
+  path: string;
+  crl: ParsedCrl;
+  /** The number of the store's CRL of the same kind (complete or delta); 0: the store has no delta. */
+  storeCrlNumber: number;
+}
 
 export class CrlFiles {
   readonly #store: AsyncStore;
@@ -59,12 +77,43 @@ export class CrlFiles {
     return delta === undefined ? 'ok' : this.#repair(this.#paths.deltaCrl, delta);
   }
 
+  /**
+   * The published files that prove the store was rolled back: signed by this CA, numbered above the
+   * store's CRL of their kind (see the header). Compared with the CRLs as last reloaded: call it under
+   * the store's write lock after reload, or another process's newer commit would look like one.
+   */
+  newerPublished(): NewerCrlFile[] {
+    const found: NewerCrlFile[] = [];
+    const full = this.#newerThan(this.#paths.rootCrl, this.#crls.currentState().crlNumber);
+    if (full !== undefined) found.push(full);
+    const delta = this.#newerThan(this.#paths.deltaCrl, this.#crls.currentDelta()?.crlNumber ?? 0);
+    if (delta !== undefined) found.push(delta);
+    return found;
+  }
+
+  #newerThan(path: string, storeCrlNumber: number): NewerCrlFile | undefined {
+    let crl: ParsedCrl;
+    try {
+      crl = parseCrl(readFileSync(path, 'utf8'));
+    } catch {
+      return undefined; // missing or damaged: no evidence of anything
+    }
+    const isDelta = crl.baseCrlNumber !== undefined;
+    if (isDelta !== (path === this.#paths.deltaCrl)) return undefined;
+    if (crl.crlNumber <= BigInt(storeCrlNumber) || !crl.signatureValid(this.#caCert)) return undefined;
+    return { path, crl, storeCrlNumber };
+  }
+
   async #repair(path: string, state: { pem: string; crlNumber: number }): Promise<CrlFileRepair> {
     let text: string;
-    const rewrite = (): Promise<void> =>
+    // Under the store's write lock, from the store's current CRLs: unless the file on disk is newer than
+    // them (then the store was rolled back, and the file is kept: see the header).
+    const rewrite = (): Promise<'newer' | undefined> =>
       this.#store.transaction(async (tx) => {
         await this.#crls.reload(tx, await this.#store.changeCounter());
+        if (this.newerPublished().some((f) => f.path === path)) return 'newer';
         writeFileAtomic(path, this.#latestPem(path), PUBLIC_FILE_MODE);
+        return undefined;
       });
     try {
       text = readFileSync(path, 'utf8');
@@ -81,8 +130,7 @@ export class CrlFiles {
     } catch {
       verdict = 'unreadable';
     }
-    await rewrite();
-    return verdict;
+    return (await rewrite()) ?? verdict;
   }
 
   #latestPem(path: string): string {

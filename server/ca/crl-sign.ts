@@ -34,6 +34,10 @@
 // drops. A relying party holding an older complete CRL keeps the entry; the certificate has expired
 // either way (RFC 5280 6.1.3 (a)(2)). The KDC's own checks (revocation-index.ts) keep every row.
 //
+// Entries without a revocation row: after the store was restored from an older backup, the revocations
+// the CA had published since (crl-rollback.ts) whose certificate the store has no row of are kept in the
+// setting `crl.recovered` and listed on every complete CRL.
+//
 // Numbering (RFC 5280 5.2.3): "If a CRL issuer generates delta CRLs in addition to complete CRLs for a
 // given scope, the complete CRLs and delta CRLs MUST share one numbering sequence. If a delta CRL and a
 // complete CRL that cover the same scope are issued at the same time, they MUST have the same CRL
@@ -70,9 +74,20 @@ export interface DeltaCrlState {
   /** Highest revocation id it lists (its entries are the rows above the base's lastRevocationId). */
   lastRevocationId: number;
   entries: number;
+  /**
+   * How many entries RECOVERED_SETTING held when it was signed (absent: none). Read with the delta at
+   * every reload, so a process that loaded before a rollback recovery learns of them under the lock.
+   */
+  recoveredEntries?: number;
 }
 
 const DELTA_SETTING = 'crl.delta';
+/**
+ * Revocations recovered from a newer published CRL for certificates the store has no row of (issued
+ * after the backup the store was restored from; crl-rollback.ts): the revocations table cannot hold
+ * them (its serial references certificates), so they are kept here and listed on every complete CRL.
+ */
+const RECOVERED_SETTING = 'crl.recovered';
 
 /** fullCrlDue(): 'due' when a schedule condition holds, 'stale' also whenever the delta is non-empty. */
 export type RefreshMode = 'due' | 'stale' | 'force';
@@ -120,12 +135,20 @@ export class CrlSigner {
   #snap: Snapshot;
   /** Signed inside the current transaction; becomes `snap` only once that transaction committed. */
   #uncommitted: Snapshot | undefined;
+  /** RECOVERED_SETTING: entries every complete CRL lists although no revocation row holds them. */
+  #recovered: CrlEntry[];
 
-  private constructor(caCert: ParsedCertificate, settings: CaSettings, snap: Snapshot) {
+  private constructor(
+    caCert: ParsedCertificate,
+    settings: CaSettings,
+    snap: Snapshot,
+    recovered: CrlEntry[],
+  ) {
     this.#caCert = caCert;
     this.#settings = settings;
     this.#freshestCrlUrl = deltaCrlUrlOf(settings);
     this.#snap = snap;
+    this.#recovered = recovered;
     this.#builder = this.#newBuilder(snap.full);
   }
 
@@ -140,7 +163,8 @@ export class CrlSigner {
       );
     }
     const delta = await store.getSetting<DeltaCrlState>(DELTA_SETTING);
-    return new CrlSigner(caCert, settings, { full, delta, counter });
+    const recovered = (await store.getSetting<CrlEntry[]>(RECOVERED_SETTING)) ?? [];
+    return new CrlSigner(caCert, settings, { full, delta, counter }, recovered);
   }
 
   /** The store's change counter when the current CRLs were read. */
@@ -183,6 +207,33 @@ export class CrlSigner {
     if (full === undefined) throw new EnvironmentError('ca_missing', 'the store has no CRL');
     const delta = await db.getSetting<DeltaCrlState>(DELTA_SETTING);
     this.#snap = { full, delta, counter };
+    if ((delta?.recoveredEntries ?? 0) > this.#recovered.length) {
+      this.#setRecovered((await db.getSetting<CrlEntry[]>(RECOVERED_SETTING)) ?? []);
+    }
+  }
+
+  /** The entries kept on every complete CRL without a revocation row (RECOVERED_SETTING). */
+  recovered(): readonly CrlEntry[] {
+    return this.#recovered;
+  }
+
+  /**
+   * Keep `entries` on every complete CRL from now on although the store has no certificate row for
+   * them (crl-rollback.ts). Inside the transaction that then signs a complete CRL.
+   */
+  async addRecovered(tx: AsyncStoreData, entries: readonly CrlEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const known = new Set(this.#recovered.map((e) => e.serialHex));
+    const all = [...this.#recovered, ...entries.filter((e) => !known.has(e.serialHex))];
+    await tx.setSetting(RECOVERED_SETTING, all);
+    // Held in memory before the commit: if the transaction fails, the CA does not open (the recovery
+    // runs in CertificateAuthority.open) and this signer is dropped with it.
+    this.#setRecovered(all);
+  }
+
+  #setRecovered(entries: CrlEntry[]): void {
+    this.#recovered = entries;
+    for (const e of entries) this.#builder.add(e); // add() skips a serial already listed
   }
 
   /**
@@ -234,13 +285,19 @@ export class CrlSigner {
    * revocation information", RFC 5280 5.2.3). Both stored as current. Inside a transaction, after
    * catchUp and reload.
    */
-  async signFull(tx: AsyncStoreData, sign: SyncSigner, now: number): Promise<CrlState> {
+  async signFull(
+    tx: AsyncStoreData,
+    sign: SyncSigner,
+    now: number,
+    above?: { crlNumber: number; thisUpdate: number },
+  ): Promise<CrlState> {
     const current = this.currentState();
     // RFC 5280 5.2.3: "CRL issuers conforming to this profile MUST include this extension in all CRLs"
     // and the number is "monotonically increasing": strictly above every number issued, under the lock.
-    const crlNumber = this.highestCrlNumber() + 1;
+    // `above`: a CRL this CA published that the store no longer holds (crl-rollback.ts).
+    const crlNumber = Math.max(this.highestCrlNumber(), above?.crlNumber ?? 0) + 1;
     // thisUpdate never goes backwards, even if this process's clock is behind the previous signer's.
-    const thisUpdate = Math.max(now, current.thisUpdate);
+    const thisUpdate = Math.max(now, current.thisUpdate, above?.thisUpdate ?? 0);
     const nextUpdate = thisUpdate + this.#settings.crlValidityDays * DAY_MS;
     this.#dropExpired(current);
     const pem = this.#builder.buildSync(sign, { crlNumber, thisUpdate, nextUpdate });
@@ -288,6 +345,7 @@ export class CrlSigner {
       nextUpdate,
       lastRevocationId: this.#lastRevocationId,
       entries: delta.builder.size,
+      ...(this.#recovered.length > 0 ? { recoveredEntries: this.#recovered.length } : {}),
     };
     await tx.setSetting(DELTA_SETTING, state);
     this.#uncommitted = { full: base, delta: state, counter: this.#snap.counter };
@@ -389,13 +447,16 @@ export class CrlSigner {
   }
 
   #newBuilder(state: CrlState, deltaBase?: number): CrlBuilder {
-    return new CrlBuilder({
+    const builder = new CrlBuilder({
       issuerCertPem: this.#caCert.pem,
       crlNumber: state.crlNumber,
       thisUpdate: state.thisUpdate,
       nextUpdate: state.nextUpdate,
       ...(deltaBase === undefined ? { freshestCrlUrl: this.#freshestCrlUrl } : { deltaBase }),
     });
+    // A complete CRL lists the recovered entries too (never dropped: their notAfter is unknown).
+    if (deltaBase === undefined) for (const e of this.#recovered) builder.add(e);
+    return builder;
   }
 }
 

@@ -27,6 +27,7 @@ import {
   type RevokeOutcome,
 } from './revoke.js';
 import type { SyncSigner } from './signer.js';
+import { recoverRollback, type RollbackRecovery } from './crl-rollback.js';
 
 export class Revocations {
   readonly #store: AsyncStore;
@@ -148,6 +149,14 @@ export class Revocations {
 
   // -------------------------------------------------------------------------------------------------
   // Changes
+
+  /**
+   * Put back what the published CRLs newer than the store prove, when the store was rolled back
+   * (crl-rollback.ts); undefined when it was not. Before this process signs anything.
+   */
+  recoverRollback(sign: SyncSigner, now: number = Date.now()): Promise<RollbackRecovery | undefined> {
+    return recoverRollback(this.#context, sign, now);
+  }
 
   /**
    * Pick up what other processes or nodes committed (revocations, CRLs) when the store's change counter

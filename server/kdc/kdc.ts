@@ -273,7 +273,7 @@ async function serve(
 ): Promise<Kdc> {
   // The published copies were checked against the store when the CA opened (docs/security.md): say what was rebuilt.
   if (ca.caFileRepair !== 'ok') log(`root_ca.pem was ${ca.caFileRepair}: rewritten from the store`);
-  if (ca.crlFileRepair !== 'ok') log(`root_crl.pem was ${ca.crlFileRepair}: rewritten from the store`);
+  for (const line of ca.crlFileWarnings()) log(line);
   const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
   // A `kds server renew` a crash interrupted is finished (or discarded) before the pair is loaded.
   if ((await recoverServerRenewal(ca, passphrase)) === 'installed')
