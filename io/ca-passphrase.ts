@@ -69,6 +69,26 @@ export function createCaPassphrase(dataDir: string, opts: PassphraseOptions = {}
   };
 }
 
+const NEW_PASSPHRASE_ENV = 'KDS_NEW_CA_PASSPHRASE';
+
+/**
+ * The new passphrase of `kds server passphrase`: `--new-passphrase-file`, else `KDS_NEW_CA_PASSPHRASE`
+ * (never a command-line value: it would show in `ps` and the shell history). undefined when neither is
+ * given (the caller generates one, or refuses).
+ */
+export function resolveNewCaPassphrase(
+  opts: { passphraseFile?: string; env?: Record<string, string | undefined> } = {},
+): (ResolvedPassphrase & { source: 'file' | 'env' }) | undefined {
+  if (opts.passphraseFile !== undefined) {
+    return { ...readPassphraseFile(opts.passphraseFile, 'file'), source: 'file' };
+  }
+  const env = (opts.env ?? process.env)[NEW_PASSPHRASE_ENV];
+  if (env !== undefined && env !== '') {
+    return { passphrase: checked(env, NEW_PASSPHRASE_ENV), source: 'env', warnings: [] };
+  }
+  return undefined;
+}
+
 function suppliedPassphrase(opts: PassphraseOptions): ResolvedPassphrase | undefined {
   if (opts.passphrase !== undefined)
     return { passphrase: checked(opts.passphrase, 'the passphrase'), source: 'option', warnings: [] };

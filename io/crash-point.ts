@@ -1,4 +1,5 @@
-// Crash points for the tests of crash-safe multi-file updates (a client's renewal, `kds server renew`)
+// Crash points for the tests of crash-safe multi-file updates (a client's renewal, `kds server renew`,
+// `kds server passphrase`)
 // and of lost answers (a KDC node dying after an enrollment committed, before its answer left):
 // when KDS_TEST_CRASH_AT names the point a process reaches, it kills itself with SIGKILL there, as a
 // power cut or `kill -9` would, so a test can check what the next process finds. Unset (always, outside
@@ -9,7 +10,9 @@ export type CrashPoint =
   | 'renew-cert-staged'
   | 'renew-key-installed'
   | 'server-renew-issued'
-  | 'enroll-committed';
+  | 'enroll-committed'
+  | 'passphrase-staged'
+  | 'passphrase-installing';
 
 const CRASH_POINT_ENV = 'KDS_TEST_CRASH_AT';
 

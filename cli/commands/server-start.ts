@@ -232,10 +232,13 @@ export const startCommand: CommandModule<object, StartArgs> = {
       );
       if (kdc.consoleUrl !== undefined) process.stdout.write(`console: ${kdc.consoleUrl}\n`);
     }
-    await stopped.done;
+    // A KDC that finds it cannot serve (kdc.unusable) stops as a signal would stop it, then fails.
+    const unusable = await Promise.race([stopped.done.then(() => undefined), kdc.unusable]);
+    stopped.stop();
     await kdc.close();
     unlock();
     logReader.close();
+    if (unusable !== undefined) throw unusable;
     if (!argv.json) process.stderr.write('stopped\n');
     return 0;
   }),

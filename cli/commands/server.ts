@@ -163,6 +163,70 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
   }),
 };
 
+interface PassphraseArgs extends OutputOptions {
+  'data-dir': string;
+  store?: string;
+  'passphrase-file'?: string;
+  'new-passphrase-file'?: string;
+}
+
+export const passphraseCommand: CommandModule<object, PassphraseArgs> = {
+  command: 'passphrase',
+  describe: 'change the CA passphrase: re-encrypt the CA, KDC and admin keys and the KEKs (offline)',
+  builder: (y) =>
+    y
+      .option('data-dir', dataDirOption)
+      .option('store', storeOption)
+      .option('passphrase-file', {
+        type: 'string',
+        describe:
+          'file holding the current CA passphrase (else KDS_CA_PASSPHRASE, else <data-dir>/ca/passphrase)',
+        coerce: pathValue('--passphrase-file'),
+      })
+      .option('new-passphrase-file', {
+        type: 'string',
+        describe:
+          'file holding the new CA passphrase (else KDS_NEW_CA_PASSPHRASE; else, when the current one is <data-dir>/ca/passphrase, a new one is generated there)',
+        coerce: pathValue('--new-passphrase-file'),
+      })
+      .example(
+        '$0 server passphrase --new-passphrase-file /run/secrets/kds-ca-new',
+        'change it, then restart the KDC',
+      )
+      .example(
+        '$0 server passphrase',
+        'replace a generated <data-dir>/ca/passphrase with a new random one',
+      ) as never,
+  handler: run(async (argv: PassphraseArgs) => {
+    const { changeCaPassphrase } = await import('../../server/ca/passphrase-change.js');
+    const { resolveNewCaPassphrase } = await import('../../io/ca-passphrase.js');
+    const { cliActor } = await import('../../server/ca/authority.js');
+    const { emit, warn } = await import('../output.js');
+    const next = resolveNewCaPassphrase(
+      argv['new-passphrase-file'] === undefined ? {} : { passphraseFile: argv['new-passphrase-file'] },
+    );
+    const result = await changeCaPassphrase({
+      dataDir: argv['data-dir'],
+      storeUrl: argv.store,
+      current: argv['passphrase-file'] === undefined ? {} : { passphraseFile: argv['passphrase-file'] },
+      ...(next === undefined ? {} : { next: { passphrase: next.passphrase, source: next.source } }),
+      actor: cliActor(),
+    });
+    for (const w of [...(next?.warnings ?? []), ...result.warnings]) warn(w);
+    emit(argv, result, [
+      `${result.resumed ? 'finished an interrupted change of' : 'changed'} the CA passphrase of ${result.dataDir}`,
+      `  re-encrypted     ${result.files.join(', ')}`,
+      ...(result.storeCopy ? ['  store copy       ca.credentials updated'] : []),
+      ...(result.newPassphraseSource === 'generated'
+        ? [`  new passphrase   GENERATED into ${result.passphraseFile ?? 'ca/passphrase'}`]
+        : result.passphraseFile === undefined
+          ? []
+          : [`  new passphrase   also written to ${result.passphraseFile}`]),
+      'next: (re)start the KDC with the new passphrase; on a shared store, see docs/deployment.md for the other nodes',
+    ]);
+  }),
+};
+
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -179,6 +243,7 @@ export function builder(s: Argv): Argv {
   // `kds server start` lives in cli/commands/server-start.ts: it loads the KDC, which init does not need.
   s.command(startCommand);
   s.command(renewCommand);
+  s.command(passphraseCommand);
   return s
     .demandCommand(1, 'name a server command; see kds server --help')
     .example('$0 server init', 'create the CA in ./certs');

@@ -13,7 +13,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { DH_GROUPS, type DhGroup } from '../../shared/crypto/dh.js';
 import { verifyPssAsync } from '../../shared/crypto/rsa.js';
 import { pssSigner } from '../../shared/crypto/signer.js';
-import { KdsError, InputError, PolicyError, EnvironmentError, type ErrorCode } from '../../shared/errors.js';
+import {
+  AuthError,
+  KdsError,
+  InputError,
+  PolicyError,
+  EnvironmentError,
+  type ErrorCode,
+} from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import { LAB_MAX_FRAME_BYTES, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../shared/protocol/limits.js';
 import '../../shared/protocol/catalog.js';
@@ -22,6 +29,7 @@ import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import { CertificateAuthority, type RevocationInfo } from '../ca/authority.js';
 import { loadCredential } from '../ca/credentials.js';
 import { EXPIRY_WARNING_MS, recoverServerRenewal } from '../ca/server-renewal.js';
+import { assertNoPassphraseChangePending } from '../ca/passphrase-change.js';
 import { resolveCaPassphrase } from '../../io/ca-passphrase.js';
 import { DEFAULT_TOKEN_TTL_MS } from '../ca/tokens.js';
 import { baseUrlOf, normalizePublicUrl } from '../../io/ca-files.js';
@@ -212,6 +220,12 @@ export interface Kdc {
   readonly labDisabled: readonly LabSwitch[];
   /** Graceful: stop accepting, close sessions with 1001, close the store. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Resolves (never rejects) with the reason this KDC cannot serve, found after it started listening:
+   * the CA passphrase opened the CA and KDC keys but not the key-encryption keys, opened after the
+   * listen for speed (docs/performance.md "startup"). Its runner stops it (`kds server start` exits 7).
+   */
+  readonly unusable: Promise<Error>;
 }
 
 function positiveInteger(name: string, value: number | undefined): void {
@@ -253,6 +267,9 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   };
   // A bad --public-url is the user's typo: refused before anything is opened.
   const publicUrl = opts.publicUrl === undefined ? undefined : normalizePublicUrl(opts.publicUrl);
+  // A passphrase change a crash interrupted left secrets under two passphrases: refuse (one stat), rather
+  // than start and fail KDC-generated keys at request time (server/ca/passphrase-change.ts).
+  assertNoPassphraseChangePending(opts.dataDir);
   const ca = await CertificateAuthority.open(opts.dataDir, { ...passphraseOptions, storeUrl: opts.storeUrl });
   try {
     return await serve(ca, opts, host, log, events, passphraseOptions, publicUrl);
@@ -322,6 +339,8 @@ async function serve(
   const startedAt = Date.now();
   const version = kdsVersion();
   let closing: Promise<void> | undefined;
+  let reportUnusable!: (err: Error) => void;
+  const unusable = new Promise<Error>((resolve) => (reportUnusable = resolve));
   /** Run at stop after the last session closed, before the store closes (the audit signer's last head). */
   const beforeClose: (() => void | Promise<void>)[] = [];
 
@@ -895,6 +914,19 @@ async function serve(
   // (DeferredTicketKeys) and prom-client (metrics.ts load()).
   setImmediate(() => {
     if (closing !== undefined) return;
+    // Fail closed on a half-changed set of files (the PEMs re-encrypted by hand, the KEKs not: the CA
+    // and KDC keys opened above): every KDC-generated key would fail with `bad_passphrase`. Checked
+    // here, not before listening: opening the KEK is a scrypt, deferred for speed; a cheaper check
+    // would need a check value as cheap to test as the passphrase is to guess, which would undo the
+    // scrypt. A start after an interrupted `kds server passphrase` is refused before the CA opens.
+    openKek().catch((err: unknown) => {
+      if (err instanceof AuthError && err.code === 'bad_passphrase') {
+        log(
+          'the CA passphrase opens the CA key but not the key-encryption keys (kek/): were the keys re-encrypted by hand? Change the passphrase with `kds server passphrase`; stopping',
+        );
+        reportUnusable(err);
+      }
+    });
     tickets?.open().catch((err: unknown) => log(`ticket keys not opened: ${(err as Error).message}`));
     metrics?.load().catch((err: unknown) => log(`metrics not loaded: ${(err as Error).message}`));
   });
@@ -915,6 +947,7 @@ async function serve(
     onClose: (fn: () => void) => beforeClose.push(fn),
     labDisabled,
     close,
+    unusable,
   };
 }
 

@@ -159,6 +159,42 @@ export class KeyEncryptionKeys {
   }
 }
 
+/**
+ * The KEK files of `dataDir` (version and path, oldest first), for `kds server passphrase`, which
+ * re-encrypts each under a new passphrase without changing the KEK inside.
+ */
+export function kekFiles(dataDir: string): { version: number; path: string }[] {
+  const dir = join(dataDir, KEK_DIR);
+  return listVersions(dir).map((version) => ({ version, path: join(dir, fileName(version)) }));
+}
+
+/**
+ * The bytes of KEK file `path` (version `version`) encrypted under `next` instead of `current`: the same
+ * KEK, a fresh salt and nonce, the file's own scrypt cost. `bad_passphrase` when `current` does not open it.
+ */
+export async function reencryptKekFile(
+  path: string,
+  version: number,
+  current: string,
+  next: string,
+): Promise<Buffer> {
+  const kek = await openKekFile(path, version, current);
+  const raw = readFileSync(path);
+  const cost: ScryptCost = {
+    log2N: raw.readUInt8(MAGIC.length + 4),
+    r: raw.readUInt8(MAGIC.length + 5),
+    p: raw.readUInt8(MAGIC.length + 6),
+  };
+  const header = encodeHeader(version, cost, randomBytes(16));
+  const wrappingKey = await deriveFileKey(next, header.subarray(MAGIC.length + 7), cost);
+  return Buffer.concat([header, sealBlob(wrappingKey, kek, header)]);
+}
+
+/** Does `passphrase` open KEK file `path` (version `version`)? Throws `bad_passphrase` if not. */
+export async function checkKekFile(path: string, version: number, passphrase: string): Promise<void> {
+  await openKekFile(path, version, passphrase);
+}
+
 function fileName(version: number): string {
   return `kek-v${version}.bin`;
 }
