@@ -9,6 +9,7 @@ import { createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { initDataDir, parseJson, runKds, startServer, TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
+import { pgTestSchema } from '../helpers/pg.js';
 import { tempDir } from '../helpers/tmp.js';
 import { enrollAll, keyClient, listen, type Clients } from './keys-helpers.js';
 
@@ -266,3 +267,38 @@ t.test('PEMs re-encrypted by hand, KEK not: the KDC stops; the command finishes 
   await new Promise((r) => setTimeout(r, 1500));
   t.same(await server.stop(), { code: 0, signal: null });
 });
+
+t.test(
+  'PostgreSQL: the store copy follows; another node changes its own files or refills them',
+  async (t) => {
+    const { url } = pgTestSchema(t);
+    const d1 = join(tempDir(t), 'node1');
+    const d2 = join(tempDir(t), 'node2');
+    const init = await runKds(['server', 'init', '--data-dir', d1, '--store', url, '--ca-key-bits', '2048']);
+    t.equal(init.code, 0, init.stderr);
+    // Node 2 fills its data directory from the store under the old passphrase.
+    const n2 = await startServer(t, d2, ['--store', url]);
+    await n2.stop();
+
+    const NEW = 'cluster passphrase';
+    const newFile = passphraseFile('cluster', NEW);
+    const r = await change(d1, TEST_CA_PASSPHRASE, ['--store', url, '--new-passphrase-file', newFile]);
+    t.equal(r.code, 0, r.stderr);
+    t.match(parseJson(r), { storeCopy: true });
+
+    const stale = await runKds(['server', 'start', '--data-dir', d2, '--store', url, '--port', '0'], {
+      env: { KDS_CA_PASSPHRASE: NEW },
+      timeoutMs: 30_000,
+    });
+    t.equal(stale.code, 7, 'a node with the old files refuses the new passphrase');
+    const r2 = await change(d2, TEST_CA_PASSPHRASE, ['--store', url, '--new-passphrase-file', newFile]);
+    t.equal(r2.code, 0, r2.stderr);
+    for (const dir of [d1, d2, join(tempDir(t), 'node3')]) {
+      const node = await startServer(t, dir, ['--store', url], { env: { KDS_CA_PASSPHRASE: NEW } });
+      await new Promise((r) => setTimeout(r, 1500)); // the KEK opens after the listen
+      t.notMatch(node.stderr(), /not opened|key-encryption keys/);
+      t.same(await node.stop(), { code: 0, signal: null }, `${dir} serves with the new passphrase`);
+    }
+    t.ok(opensslOpens(join(d2, 'root_private_key.pem'), NEW));
+  },
+);
