@@ -22,6 +22,8 @@ export interface CaPaths {
   adminDir: string;
   adminKey: string;
   adminCert: string;
+  /** Key-encryption keys of KDC-generated keys (server/keys/kek.ts), encrypted with the CA passphrase. */
+  kekDir: string;
   store: string;
 }
 
@@ -40,6 +42,7 @@ export function caPaths(dataDir: string): CaPaths {
     adminDir: join(dataDir, 'admin'),
     adminKey: join(dataDir, 'admin', 'key.pem'),
     adminCert: join(dataDir, 'admin', 'cert.pem'),
+    kekDir: join(dataDir, 'kek'),
     store: join(dataDir, 'kds.sqlite'),
   };
 }

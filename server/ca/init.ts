@@ -302,7 +302,18 @@ export async function initCa(opts: InitOptions): Promise<InitResult> {
   }
 }
 
-/** Move the previous CA's files into `<dataDir>/replaced-<ISO time>/` (0700). Client homes stay. */
+/**
+ * Move the previous CA's files into `<dataDir>/replaced-<ISO time>/` (0700): everything that belongs to
+ * that CA, so that the new one starts clean and the old one can be restored from that folder alone.
+ * The KEKs go too: they are encrypted under the old passphrase (a new KDC could not open them) and the
+ * old store's wrapped keys (and ticket keys) open only under them. What stays:
+ *   - clients/<name>/: client homes are the clients' own (their keys and received keys, which they may
+ *     still need to read); they are not CA state, and a home elsewhere would not be moved either.
+ *     Each client enrolls again with the new CA.
+ *   - kds.pid: the lock of `kds server start`; init refuses while a live KDC holds it, and a stale
+ *     one is taken over by the next start.
+ *   - earlier replaced-<time>/ folders, and anything else a user put there.
+ */
 function moveAside(dataDir: string, now: number): string {
   const p = caPaths(dataDir);
   const dir = join(dataDir, `replaced-${new Date(now).toISOString().replace(/[:.]/g, '-')}`);
@@ -318,6 +329,7 @@ function moveAside(dataDir: string, now: number): string {
     p.caDir,
     p.serverDir,
     p.adminDir,
+    p.kekDir,
   ];
   for (const from of names) {
     if (!existsSync(from)) continue;
