@@ -3,8 +3,8 @@
 // what it stores as its own (the URL of its delta CRL, derived from the port it bound) would replace the
 // first one's, so the running KDC would publish a URL nobody answers. So the start takes a lock: a file
 // holding its pid, created exclusively. A lock whose process is gone (a KDC killed outright) is stale
-// and taken over. Other commands (kds cert revoke, kds admin audit) share the directory on purpose and
-// take no lock.
+// and taken over. `kds server init --force` takes it too, while it replaces the CA. Other commands
+// (kds cert revoke, kds admin audit) share the directory on purpose and take no lock.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvironmentError } from '../shared/errors.js';
@@ -25,9 +25,10 @@ function holder(path: string): number | undefined {
 
 /**
  * Take the data directory's lock for this process; returns its release. Throws `config` when a live
- * process holds it. The directory must exist.
+ * process holds it. The directory must exist. `action`: what the caller is about to do, named in the
+ * refusal (default: start a KDC).
  */
-export function lockDataDir(dataDir: string): () => void {
+export function lockDataDir(dataDir: string, action?: string): () => void {
   const path = join(dataDir, LOCK_FILE);
   for (let attempt = 0; ; attempt++) {
     let fd: number;
@@ -39,7 +40,9 @@ export function lockDataDir(dataDir: string): () => void {
       if (pid !== undefined && pid !== process.pid && processAlive(pid)) {
         throw new EnvironmentError(
           'config',
-          `another kds server (pid ${pid}) is running on ${dataDir}: one data directory is one node; stop it first (or delete ${path} if pid ${pid} is no KDC)`,
+          action === undefined
+            ? `another kds server (pid ${pid}) is running on ${dataDir}: one data directory is one node; stop it first (or delete ${path} if pid ${pid} is no KDC)`
+            : `a kds server (pid ${pid}) is running on ${dataDir}: stop it before ${action} (or delete ${path} if pid ${pid} is no KDC)`,
           { pid, path },
         );
       }

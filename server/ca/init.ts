@@ -15,6 +15,7 @@ import { join, relative } from 'node:path';
 import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { EnvironmentError, InputError } from '../../shared/errors.js';
 import { entryKind } from '../../io/fs-errors.js';
+import { lockDataDir } from '../../io/data-dir-lock.js';
 import { HOSTNAME_PATTERN as HOSTNAME } from '../../shared/pki/names.js';
 import { assertNotCommittable } from '../../io/git-exposure.js';
 import {
@@ -106,6 +107,19 @@ function caExists(dataDir: string): boolean {
 }
 
 export async function initCa(opts: InitOptions): Promise<InitResult> {
+  // A KDC running on the directory would go on serving the old CA from the moved store and later write
+  // its CRLs over the new CA's: --force takes the lock `kds server start` takes (io/data-dir-lock.ts),
+  // before anything is moved, and holds it until the new CA is complete.
+  if (!opts.force || !existsSync(opts.dataDir)) return initUnlocked(opts);
+  const unlock = lockDataDir(opts.dataDir, 'replacing its CA');
+  try {
+    return await initUnlocked(opts);
+  } finally {
+    unlock();
+  }
+}
+
+async function initUnlocked(opts: InitOptions): Promise<InitResult> {
   const caKeyBits = opts.caKeyBits ?? DEFAULT_CA_KEY_BITS;
   if (!(CA_KEY_BITS as readonly number[]).includes(caKeyBits)) {
     throw new InputError('bad_request', `--ca-key-bits must be one of ${CA_KEY_BITS.join(', ')}`);

@@ -2,7 +2,7 @@
 // the directory of a running KDC is refused before it opens anything (it would otherwise store its own
 // bound address as the delta CRL's URL, which the first KDC then publishes); a stopped KDC releases
 // the directory, and one killed outright leaves a stale lock the next start takes over.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { initDataDir, runKds, startServer } from '../helpers/kds-process.js';
@@ -43,4 +43,39 @@ t.test('a second start on a running KDC data directory is refused; stop and kill
   const fourth = await startServer(t, dataDir);
   t.equal(readFileSync(lock, 'utf8').trim(), String(fourth.child.pid), 'the stale lock was taken over');
   await fourth.stop();
+});
+
+t.test('init --force is refused while a KDC runs on the directory, before anything is moved', async (t) => {
+  const dataDir = await initDataDir(t);
+  const server = await startServer(t, dataDir);
+  const rootBefore = readFileSync(join(dataDir, 'root_ca.pem'), 'utf8');
+  const crlBefore = await crlUrls(server.httpUrl);
+
+  const init = await runKds(['server', 'init', '--data-dir', dataDir, '--ca-key-bits', '2048', '--force'], {
+    timeoutMs: 30_000,
+  });
+  t.equal(init.code, 2, init.stderr);
+  t.match(
+    init.stderr,
+    new RegExp(
+      `error \\[config\\]: a kds server \\(pid ${server.child.pid}\\) is running on .*: stop it before replacing its CA`,
+    ),
+  );
+  t.notOk(
+    readdirSync(dataDir).some((f) => f.startsWith('replaced-')),
+    'nothing was moved aside',
+  );
+  t.equal(readFileSync(join(dataDir, 'root_ca.pem'), 'utf8'), rootBefore, 'the CA is the same');
+  t.equal(
+    readFileSync(join(dataDir, 'kds.pid'), 'utf8').trim(),
+    String(server.child.pid),
+    'the KDC keeps its lock',
+  );
+  t.equal(await crlUrls(server.httpUrl), crlBefore, 'the KDC serves the same CRL');
+
+  t.equal((await server.stop()).code, 0);
+  const again = await runKds(['server', 'init', '--data-dir', dataDir, '--ca-key-bits', '2048', '--force']);
+  t.equal(again.code, 0, 'once it stopped, the CA is replaced');
+  t.not(readFileSync(join(dataDir, 'root_ca.pem'), 'utf8'), rootBefore);
+  t.notOk(existsSync(join(dataDir, 'kds.pid')), 'init released the directory');
 });
