@@ -296,11 +296,24 @@ async function serve(
   if ((await recoverServerRenewal(ca, passphrase)) === 'installed')
     log('finished an interrupted `kds server renew`');
   const credential = loadCredential(opts.dataDir, 'server', passphrase);
-  // Refuse to serve with a KDC certificate clients would refuse anyway (expired, not ours, revoked).
+  // Refuse to serve with a KDC certificate clients would refuse anyway (expired, not ours, revoked), or
+  // that the CRL lists as superseded: a server/ older than a `kds server renew` (restored from an old
+  // backup, or copied from another node) would otherwise serve a key its operator retired.
   const own = verifyCertificate(credential.cert, ca.caCert, {
     usage: 'serverAuth',
-    revocation: (s) => ca.revocationOf(s),
+    revocation: (s) => ca.crlStatusOf(s),
   });
+  if (own.code === 'revoked') {
+    const fix =
+      own.reason === 'superseded'
+        ? `${opts.dataDir}/server is older than the store (a \`kds server renew\` replaced it): restore server/ from the backup the store came from, or run \`kds server renew\``
+        : 'run `kds server renew` for a new key and certificate';
+    throw new EnvironmentError(
+      'config',
+      `the KDC certificate in ${opts.dataDir}/server (serial ${credential.cert.serialHex}) is revoked ${own.detail}: ${fix}`,
+      { serialHex: credential.cert.serialHex, reason: own.reason },
+    );
+  }
   if (own.code !== 'ok') {
     throw new EnvironmentError(
       'config',

@@ -3,8 +3,8 @@
 // `kds server start` warning when it expires within 7 days, and a crash between the issuance and the
 // file swap (KDS_TEST_CRASH_AT=server-renew-issued) repaired at the next start.
 import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { initDataDir, parseJson, runKds, startServer } from '../helpers/kds-process.js';
 import { enrollAll } from './keys-helpers.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
@@ -82,4 +82,61 @@ t.test('usage errors before the CA is opened', async (t) => {
   t.match(JSON.parse(r.stdout), {
     error: { code: 'bad_request', message: /--days: expected a whole number from 1 to 3650/ },
   });
+});
+
+t.test('a KDC whose own certificate is superseded or revoked refuses to start, naming the fix', async (t) => {
+  const dir = await initDataDir(t);
+  const start = () =>
+    runKds(['server', 'start', '--data-dir', dir, '--host', '127.0.0.1', '--port', '0', '--json'], {
+      timeoutMs: 30_000,
+    });
+  const serverCert = () => parseCertificate(readFileSync(join(dir, 'server', 'cert.pem'), 'utf8'));
+  // server/ from before a `kds server renew` (an old backup, another node's copy).
+  const old = join(dirname(dir), 'server-before-renew');
+  cpSync(join(dir, 'server'), old, { recursive: true });
+  const oldSerial = serverCert().serialHex;
+  const r = await runKds(['server', 'renew', '--data-dir', dir]);
+  t.equal(r.code, 0, r.stderr);
+  rmSync(join(dir, 'server'), { recursive: true });
+  cpSync(old, join(dir, 'server'), { recursive: true });
+
+  const superseded = await start();
+  t.equal(superseded.code, 2, superseded.stderr);
+  t.match(
+    JSON.parse(superseded.stdout),
+    {
+      error: {
+        code: 'config',
+        message: new RegExp(
+          `server \\(serial ${oldSerial}\\) is revoked since .* \\(superseded\\): .*server is older than the store.*restore server/ .*or run \`kds server renew\``,
+        ),
+      },
+    },
+    'a superseded KDC certificate',
+  );
+
+  t.equal((await runKds(['server', 'renew', '--data-dir', dir])).code, 0);
+  const server = await startServer(t, dir);
+  t.equal((await server.stop()).code, 0, 'after a renew it starts');
+
+  const revoke = await runKds([
+    'cert',
+    'revoke',
+    '--data-dir',
+    dir,
+    '--name',
+    'kdc',
+    '--reason',
+    'keyCompromise',
+  ]);
+  t.equal(revoke.code, 0, revoke.stderr);
+  const revoked = await start();
+  t.equal(revoked.code, 2, revoked.stderr);
+  t.match(JSON.parse(revoked.stdout), {
+    error: { code: 'config', message: /is revoked since .* \(keyCompromise\): run `kds server renew`/ },
+  });
+  const renewed = await runKds(['server', 'renew', '--data-dir', dir]);
+  t.equal(renewed.code, 0, renewed.stderr);
+  const again = await startServer(t, dir);
+  t.equal((await again.stop()).code, 0, 'the fix it names works');
 });
