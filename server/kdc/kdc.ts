@@ -102,6 +102,8 @@ const HEADERS_CHECK_INTERVAL_MS = 1_000;
  * (connection.ts), so the moment a session may outlive its certificate serves nothing.
  */
 const EXPIRY_SWEEP_MS = 1_000;
+/** How often a running KDC looks again at its certificate's and the root's expiry (EXPIRY_WARNING_MS). */
+const EXPIRY_CHECK_MS = 86_400_000;
 /** Keys are deleted this long after their expiry unless startKdc is told otherwise (docs/keys.md "Retention"). */
 const DEFAULT_KEY_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 /** How often the retention runs; the first pass comes one interval after the start, not amid a reconnect storm. */
@@ -190,6 +192,8 @@ export interface KdcOptions {
   keyRetentionMs?: number;
   /** Milliseconds between two retention passes (default 1 hour; tests shorten it). */
   keyRetentionSweepMs?: number;
+  /** Milliseconds between two looks at the expiry of the KDC's and the root CA's certificates (default 1 day; tests shorten it). */
+  expiryCheckMs?: number;
 }
 
 export interface Kdc {
@@ -245,6 +249,7 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   positiveInteger('maxAnonymousRequests', opts.maxAnonymousRequests);
   positiveInteger('revocationSyncMs', opts.revocationSyncMs);
   positiveInteger('keyRetentionSweepMs', opts.keyRetentionSweepMs);
+  positiveInteger('expiryCheckMs', opts.expiryCheckMs);
   if (
     opts.keyRetentionMs !== undefined &&
     !(Number.isSafeInteger(opts.keyRetentionMs) && opts.keyRetentionMs >= 0)
@@ -321,18 +326,20 @@ async function serve(
     );
   }
   // Say it a week ahead: a KDC whose certificate expired refuses to start (above), and every client
-  // refuses it.
-  const startNow = Date.now();
-  if (credential.cert.notAfter - startNow < EXPIRY_WARNING_MS) {
-    log(
-      `warning: the KDC certificate expires on ${new Date(credential.cert.notAfter).toISOString()}: run \`kds server renew\` (then restart)`,
-    );
-  }
-  if (ca.caCert.notAfter - startNow < EXPIRY_WARNING_MS) {
-    log(
-      `warning: the root CA certificate expires on ${new Date(ca.caCert.notAfter).toISOString()}: nothing it issued is valid after that; a new CA (kds server init --force) means every client enrolls again`,
-    );
-  }
+  // refuses it. The lines carry no "warning:" of their own: the log writes kdc.warning events with it.
+  const warnExpiry = (now: number): void => {
+    const when = (notAfter: number): string =>
+      `${now < notAfter ? 'expires' : 'expired'} on ${new Date(notAfter).toISOString()}`;
+    if (credential.cert.notAfter - now < EXPIRY_WARNING_MS) {
+      log(`the KDC certificate ${when(credential.cert.notAfter)}: run \`kds server renew\` (then restart)`);
+    }
+    if (ca.caCert.notAfter - now < EXPIRY_WARNING_MS) {
+      log(
+        `the root CA certificate ${when(ca.caCert.notAfter)}: nothing it issued is valid after that; a new CA (kds server init --force) means every client enrolls again`,
+      );
+    }
+  };
+  warnExpiry(Date.now());
   const serverKey = credential.privateKey;
   const groups: readonly DhGroup[] = opts.dh === undefined || opts.dh === 'any' ? DH_GROUPS : [opts.dh];
   const registry = opts.registry ?? new HandlerRegistry(KDC_HANDLERS);
@@ -520,6 +527,10 @@ async function serve(
     for (const session of expired) void session.close('cert_expired', 'certificate expired');
   }, EXPIRY_SWEEP_MS);
   expirySweep.unref();
+  // A KDC runs for months: the check of the start is made again every day, so the week's notice reaches
+  // the log of one that was started long before.
+  const expiryWarning = setInterval(() => warnExpiry(Date.now()), opts.expiryCheckMs ?? EXPIRY_CHECK_MS);
+  expiryWarning.unref();
   // Retention (docs/keys.md "Retention"): the key table grows by every key any client creates, up to
   // one a second each; keys long expired answer nothing a client still needs.
   const keyRetentionMs = opts.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
@@ -841,6 +852,8 @@ async function serve(
     );
   } catch (err) {
     clearInterval(syncTimer);
+    clearInterval(expirySweep);
+    clearInterval(expiryWarning);
     clearInterval(retentionTimer);
     kdcConsole?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -851,6 +864,7 @@ async function serve(
     closing ??= (async () => {
       clearInterval(syncTimer);
       clearInterval(expirySweep);
+      clearInterval(expiryWarning);
       clearInterval(retentionTimer);
       kdcConsole?.close();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -898,6 +912,7 @@ async function serve(
     } catch (err) {
       clearInterval(syncTimer);
       clearInterval(expirySweep);
+      clearInterval(expiryWarning);
       clearInterval(retentionTimer);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw err;
