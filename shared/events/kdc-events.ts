@@ -338,7 +338,7 @@ export const EVENT_LEVEL: { readonly [T in KdcEventType]: EventLevel } = {
   'prekeys.uploaded': 'debug',
   'store.error': 'error',
   'store.commit': 'debug',
-  'audit.signed': 'debug',
+  'audit.signed': 'info',
   'kdc.warning': 'warn',
 };
 

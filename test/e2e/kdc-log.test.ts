@@ -153,3 +153,15 @@ t.test('JSON lines at KDS_LOG_LEVEL=warn; metrics only on --metrics-listen', asy
     'info events filtered out',
   );
 });
+
+t.test(
+  'at the default level, the log has the audit heads the KDC signs (kept outside the store)',
+  async (t) => {
+    const dataDir = await initDataDir(t);
+    const server = await startServer(t, dataDir);
+    t.equal((await server.stop()).code, 0);
+    // docs/operations.md "Keep heads outside the store": the head of init's entries, signed at the start.
+    t.match(server.stderr(), /kdc +audit head #\d+ signed \([0-9a-f]{16}\.\.\.\)/);
+    t.notMatch(server.stderr(), /store commit/, 'still the info level');
+  },
+);
