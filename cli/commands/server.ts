@@ -97,7 +97,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
       `  fingerprint      ${result.caFingerprint256}`,
       `  KDC certificate  server/cert.pem (${sans.join(', ')})`,
       `  admin            admin/cert.pem (CN=admin, OU=kds-admin)`,
-      `  CRL              root_crl.pem (number ${result.crlNumber}), distribution point ${result.crlUrl}`,
+      `  CRL              root_crl.pem (number ${result.crlNumber}), distribution point ${result.crlUrl ?? 'set by `kds server start`: the address it listens on (or --public-url)'}`,
       `  passphrase       ${passphraseNote(result.passphraseSource, result.passphrasePath)}`,
       // The port the CRL distribution point names is the one to listen on: a start on the default
       // port would publish URLs nobody answers.

@@ -90,7 +90,12 @@ export interface InitResult {
   serverSerialHex: string;
   serverSans: { dns: string[]; ip: string[] };
   adminSerialHex: string;
-  crlUrl: string;
+  /**
+   * The CRL distribution point of what the CA issues, `<public URL>/crl.pem`; null when no public URL
+   * was given (neither --public-url nor --host): `kds server start` then uses the address it listens
+   * on. (The KDC and admin certificates made here name `http://127.0.0.1:<port>/crl.pem` then.)
+   */
+  crlUrl: string | null;
   crlNumber: number;
   passphraseSource: PassphraseSource;
   /** Set when the passphrase was generated: where it is (never the passphrase itself). */
@@ -302,7 +307,7 @@ async function initUnlocked(opts: InitOptions): Promise<InitResult> {
       serverSerialHex: kdc.cert.serialHex,
       serverSans: kdc.cert.sans,
       adminSerialHex: admin.cert.serialHex,
-      crlUrl,
+      crlUrl: publicUrl === undefined ? null : crlUrl,
       crlNumber: crl.crlNumber,
       passphraseSource: resolved.source,
       ...(resolved.source === 'generated' && resolved.path !== undefined
