@@ -33,6 +33,9 @@ export function dropForeignEnvironment(
   env: NodeJS.ProcessEnv = process.env,
   warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ) {
+  // yargs may run a global middleware more than once in one parse (`kds server start` ran it twice and
+  // printed the warning twice): each variable is warned about once.
+  const warned = new Set<string>();
   // yargs calls middleware with (argv, yargs); its types declare only the first parameter.
   return (argv: { [key: string]: unknown }, ...rest: unknown[]): void => {
     const y = rest[0] as {
@@ -46,7 +49,9 @@ export function dropForeignEnvironment(
       if (givenAsFlag(args, kebab)) continue;
       if (FLAG_ONLY.includes(kebab)) {
         if (known.has(kebab)) {
-          warn(`warning: ${variable} is ignored: --${kebab} is a command-line flag only`);
+          if (!warned.has(variable))
+            warn(`warning: ${variable} is ignored: --${kebab} is a command-line flag only`);
+          warned.add(variable);
           // Back to the option's default (off), as if the variable were not set.
           argv[kebab] = argv[camel] = options.default[kebab];
         } else {

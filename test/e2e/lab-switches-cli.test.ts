@@ -78,6 +78,8 @@ t.test('the environment alone switches nothing off', async (t) => {
   t.equal(health.labDisabled, undefined, '/healthz: no switch is off');
   t.match(server.stderr(), /KDS_LAB_DISABLE is ignored: --lab-disable is a command-line flag only/);
   t.notMatch(server.stderr(), /LAB MODE/);
+  await server.stop();
+  t.equal(server.stderr().match(/KDS_LAB_DISABLE is ignored/g)?.length, 1, 'said once, up to the stop');
 });
 
 t.test('with both keys: a loud warning naming each defence, and /healthz lists them', async (t) => {
