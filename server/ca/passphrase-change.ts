@@ -35,6 +35,7 @@ import { openAsyncStore } from '../store/open-store.js';
 import { checkKekFile, kekFiles, reencryptKekFile } from '../keys/kek.js';
 import { decryptPrivateKey, encryptPrivateKey, readText } from './credentials.js';
 import { materializeCredentials, storeCredentials } from './shared-credentials.js';
+import { equalBytes } from '../../shared/crypto/ct.js';
 
 const STAGE_DIR = 'passphrase-change';
 const PLAN_FILE = 'plan.json';
@@ -197,7 +198,7 @@ async function stageChange(
   // ca/passphrase follows the change when it holds the current passphrase: it is what every command
   // reads when given none, and left as it was it would name a passphrase that opens nothing any more.
   const stored = storedPassphrase(paths);
-  const storedIsCurrent = stored !== undefined && stored === current.passphrase;
+  const storedIsCurrent = stored !== undefined && samePassphrase(stored, current.passphrase);
   if (stored !== undefined && !storedIsCurrent) {
     warnings.push(`${paths.passphrase} does not hold the current passphrase: left as it is`);
   }
@@ -215,7 +216,7 @@ async function stageChange(
       'no new CA passphrase: pass --new-passphrase-file FILE or set KDS_NEW_CA_PASSPHRASE (one is generated only when the current one is <data-dir>/ca/passphrase)',
     );
   }
-  if (newPassphrase === current.passphrase) {
+  if (samePassphrase(newPassphrase, current.passphrase)) {
     throw new InputError('bad_request', 'the new CA passphrase is the current one');
   }
 
@@ -341,4 +342,9 @@ function storedPassphrase(paths: CaPaths): string | undefined {
   if (entryKind(paths.passphrase) === 'missing') return undefined;
   // env {} and no option: the stored file only, whatever the process environment says.
   return resolveCaPassphrase(paths.dataDir, { env: {} }).passphrase;
+}
+
+/** Passphrases are secrets: compared in constant time (shared/crypto/ct.ts), never with ===. */
+function samePassphrase(a: string, b: string): boolean {
+  return equalBytes(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
