@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from '../../shared/crypto/random.js';
-import type { ConsoleEvent, ConsoleState } from '../../shared/console/events.js';
+import type { ConsoleEvent, ConsoleState, StateEvent } from '../../shared/console/events.js';
 
 /** Events kept for pages that connect later (a class's whole demo fits several times over). */
 export const HISTORY_LIMIT = 5_000;
@@ -28,7 +28,11 @@ export class ConsoleFeed {
   readonly #history: ConsoleEvent[] = [];
   readonly #subscribers = new Set<ServerResponse>();
   #seq = 0;
-  #state: ConsoleState | undefined;
+  /**
+   * The last state published. The KDC publishes its state only when it changes, so on a busy KDC it can
+   * be older than the whole history: a page opened then is sent it first, or its panel stays empty.
+   */
+  #lastState: StateEvent | undefined;
   /** Events published since the last write to the pages. */
   #pending = '';
   #flushing: NodeJS.Timeout | undefined;
@@ -58,7 +62,7 @@ export class ConsoleFeed {
 
   publish(draft: Draft): ConsoleEvent {
     const event = { ...draft, seq: ++this.#seq, at: this.#now() } as ConsoleEvent;
-    if (event.kind === 'state') this.#state = event.state;
+    if (event.kind === 'state') this.#lastState = event;
     this.#history.push(event);
     // Trimmed in one go once it holds twice the limit: cutting the oldest event off a 5,000-long
     // array on every publish moved the whole array each time, most of the console's cost per handshake.
@@ -78,10 +82,14 @@ export class ConsoleFeed {
 
   /** The last published state (the page's panel before any event arrives). */
   get state(): ConsoleState | undefined {
-    return this.#state;
+    return this.#lastState?.state;
   }
 
-  /** Start an event stream on `res`: the history first, then every new event. False when full. */
+  /**
+   * Start an event stream on `res`: the last state when the history no longer holds it (as a named
+   * `state` event: the page's panel before the events, not a step of its timeline), the history, then
+   * every new event. False when full.
+   */
   subscribe(res: ServerResponse): boolean {
     if (this.#subscribers.size >= MAX_SUBSCRIBERS) return false;
     // What is waiting goes to the pages already open: the history below has it for this one.
@@ -92,7 +100,11 @@ export class ConsoleFeed {
       res,
       `event: hello\ndata: ${JSON.stringify({ instance: this.instance, view: this.view })}\n\n`,
     );
-    this.#write(res, this.history.map(sseChunk).join(''));
+    const history = this.history;
+    const state = this.#lastState;
+    if (state !== undefined && state.seq < (history[0]?.seq ?? Infinity))
+      this.#write(res, `event: state\n${sseChunk(state)}`);
+    this.#write(res, history.map(sseChunk).join(''));
     return true;
   }
 

@@ -135,21 +135,24 @@ function connect(): void {
     const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
     model.hello(str(d.instance, 64), str(d.view, 16));
   });
-  source.addEventListener('message', (m) => {
+  const onEvent = (m: MessageEvent<string>, keep: (data: unknown) => boolean): void => {
     let data: unknown;
     try {
-      data = JSON.parse(m.data as string);
+      data = JSON.parse(m.data);
     } catch {
       return;
     }
-    if (!model.add(data)) return;
+    if (!keep(data)) return;
     const kept = model.events[model.events.length - 1]!;
     epochs.set(kept, model.restarts);
     addExchangeOption(kept);
     if (kept.kind === 'established' || kept.kind === 'refused' || kept.kind === 'attack')
       renameExchangeOption(kept);
     schedule();
-  });
+  };
+  source.addEventListener('message', (m) => onEvent(m, (d) => model.add(d)));
+  // The last state, when the history the feed sends next no longer holds it.
+  source.addEventListener('state', (m) => onEvent(m as MessageEvent<string>, (d) => model.baseline(d)));
 }
 
 byId('back').addEventListener('click', () => step(-1));

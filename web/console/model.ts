@@ -35,6 +35,7 @@ export class Model {
   readonly events: Kept[] = [];
   #instance = '';
   #lastSeq = 0;
+  #baselineSeq = 0;
   restarts = 0;
   view = 'kdc';
 
@@ -44,24 +45,43 @@ export class Model {
       if (this.#instance !== '') this.restarts += 1;
       this.#instance = instance;
       this.#lastSeq = 0;
+      this.#baselineSeq = 0;
     }
     this.view = view === 'mallory' ? 'mallory' : 'kdc';
   }
 
   /** Keep an event; false when it was a duplicate or malformed. */
   add(raw: unknown): boolean {
-    if (typeof raw !== 'object' || raw === null) return false;
-    const e = raw as Record<string, unknown>;
-    if (typeof e.kind !== 'string' || !KINDS.has(e.kind)) return false;
+    const e = shaped(raw);
+    if (e === undefined) return false;
     const seq = num(e.seq);
     if (seq <= this.#lastSeq) return false;
     this.#lastSeq = seq;
+    this.#keep(e);
+    return true;
+  }
+
+  /**
+   * The state the feed sends before its history when the history no longer holds it (the process
+   * publishes its state only when it changes): the panel's state from the first event on. It is kept
+   * as a state event but does not move the sequence on, so the history after it is still read.
+   */
+  baseline(raw: unknown): boolean {
+    const e = shaped(raw);
+    const seq = num(e?.seq);
+    if (e === undefined || e.kind !== 'state' || seq <= this.#lastSeq || seq === this.#baselineSeq)
+      return false;
+    this.#baselineSeq = seq;
+    this.#keep(e);
+    return true;
+  }
+
+  #keep(e: Record<string, unknown>): void {
     this.events.push({
       ...(e as unknown as ConsoleEvent),
       index: this.events.length,
       instance: this.#instance,
     });
-    return true;
   }
 
   /** The state panel as it was at `cursor` (the last state event at or before it). */
@@ -72,4 +92,10 @@ export class Model {
     }
     return undefined;
   }
+}
+
+function shaped(raw: unknown): Record<string, unknown> | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const e = raw as Record<string, unknown>;
+  return typeof e.kind === 'string' && KINDS.has(e.kind) ? e : undefined;
 }

@@ -6,6 +6,9 @@ import t from 'tap';
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { ConsoleFeed, FLUSH_MS, HISTORY_LIMIT } from '../../../io/console/feed.js';
+import type { ConsoleState } from '../../../shared/console/events.js';
+import { Model } from '../../../web/console/model.js';
+import { parseSse, readInto } from '../../helpers/sse.js';
 
 /** What the feed uses of a response: write, writableLength, end, destroy and the close event. */
 function fakePage(): { res: ServerResponse; writes: string[]; times: number[]; ended: () => boolean } {
@@ -91,4 +94,57 @@ t.test('one write per FLUSH_MS at most; close delivers what is waiting', async (
   t.same(seqs(page.writes.at(-1)!), [15], 'close writes what was waiting');
   t.ok(page.ended() && late.ended(), 'and ends every stream');
   t.same(seqs(late.writes.at(-1)!), [15]);
+});
+
+/** A state as the KDC publishes it: `n` sessions open, `n` certificates active. */
+function stateOf(n: number): ConsoleState {
+  return {
+    view: 'kdc',
+    sessions: Array.from({ length: n }, (_, i) => ({ name: `u${i}`, role: 'client', exchange: i + 1 })),
+    certs: Array.from({ length: n }, (_, i) => ({
+      serial: `${i}`,
+      name: `u${i}`,
+      role: 'client',
+      status: 'active',
+    })),
+    keys: [],
+    crlNumber: 7,
+    truncated: false,
+    counts: { certsActive: n, certsRevoked: 0, keysActive: 0, keysRevoked: 0, keysExpired: 0 },
+  };
+}
+
+t.test('a page opened after the history passed the last state is sent that state first', async (t) => {
+  const feed = new ConsoleFeed('kdc', () => 0);
+  feed.publish({ kind: 'state', state: stateOf(3) });
+  // The state changes no more: only exchanges, more than the history holds.
+  for (let i = 0; i < HISTORY_LIMIT + 10; i++) feed.publish({ kind: 'exchange.open', exchange: i + 1 });
+  const page = fakePage();
+  feed.subscribe(page.res);
+  const sent = parseSse(page.writes.join(''));
+  t.same(
+    sent.slice(0, 2).map((e) => e.event),
+    ['hello', 'state'],
+    'the state right after the hello',
+  );
+  t.equal(sent.length, 2 + HISTORY_LIMIT, 'then the whole history');
+  const model = new Model();
+  readInto(model, page.writes.join(''));
+  const shown = model.stateAt(model.events.length - 1);
+  t.equal(shown?.sessions.length, 3, "the panel's sessions");
+  t.equal(shown?.counts.certsActive, 3, "the panel's certificates");
+  t.equal(shown?.crlNumber, 7);
+  t.equal(model.events.length, 1 + HISTORY_LIMIT, 'the state and every event of the history on the timeline');
+
+  // A state the history still holds is not sent twice.
+  feed.publish({ kind: 'state', state: stateOf(4) });
+  const again = fakePage();
+  feed.subscribe(again.res);
+  t.notOk(
+    parseSse(again.writes.join('')).some((e) => e.event === 'state'),
+    'no separate state when the history has it',
+  );
+  const model2 = new Model();
+  readInto(model2, again.writes.join(''));
+  t.equal(model2.stateAt(model2.events.length - 1)?.counts.certsActive, 4);
 });
