@@ -69,7 +69,7 @@ export class ConsoleFeed {
     if (this.#history.length >= 2 * HISTORY_LIMIT)
       this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     if (this.#subscribers.size > 0) {
-      this.#pending += sseChunk(event);
+      this.#pending += this.#chunk(event);
       if (this.#flushing === undefined) {
         const wait = Math.max(0, this.#flushedAt + FLUSH_MS - performance.now());
         this.#flushing = setTimeout(() => this.#flush(), wait);
@@ -88,9 +88,12 @@ export class ConsoleFeed {
   /**
    * Start an event stream on `res`: the last state when the history no longer holds it (as a named
    * `state` event: the page's panel before the events, not a step of its timeline), the history, then
-   * every new event. False when full.
+   * every new event. A page that reconnects (`lastEventId`, the browser's Last-Event-ID: the last event
+   * it got from this process) is sent only what followed, when that is still held; otherwise the
+   * history, and the page shows the hole in the sequence. Resending the whole history to a page just
+   * dropped for falling behind would drop it again. False when full.
    */
-  subscribe(res: ServerResponse): boolean {
+  subscribe(res: ServerResponse, lastEventId?: string): boolean {
     if (this.#subscribers.size >= MAX_SUBSCRIBERS) return false;
     // What is waiting goes to the pages already open: the history below has it for this one.
     this.#flush();
@@ -100,12 +103,41 @@ export class ConsoleFeed {
       res,
       `event: hello\ndata: ${JSON.stringify({ instance: this.instance, view: this.view })}\n\n`,
     );
+    const seen = this.#seenBy(lastEventId);
+    const oldest = this.#history[0]?.seq ?? Infinity;
+    if (seen > 0 && seen + 1 >= oldest) {
+      this.#write(
+        res,
+        this.#history
+          .slice(seen + 1 - oldest)
+          .map((e) => this.#chunk(e))
+          .join(''),
+      );
+      return true;
+    }
     const history = this.history;
     const state = this.#lastState;
-    if (state !== undefined && state.seq < (history[0]?.seq ?? Infinity))
-      this.#write(res, `event: state\n${sseChunk(state)}`);
-    this.#write(res, history.map(sseChunk).join(''));
+    if (state !== undefined && state.seq > seen && state.seq < (history[0]?.seq ?? Infinity))
+      this.#write(res, `event: state\n${this.#chunk(state)}`);
+    this.#write(res, history.map((e) => this.#chunk(e)).join(''));
     return true;
+  }
+
+  /** The last sequence number a page reconnecting with `lastEventId` got from this process; 0 if none. */
+  #seenBy(lastEventId: string | undefined): number {
+    const m = /^([0-9a-f]+)-(\d+)$/.exec(lastEventId ?? '');
+    if (m === null || m[1] !== this.instance) return 0;
+    const seq = Number(m[2]);
+    return seq <= this.#seq ? seq : 0;
+  }
+
+  /**
+   * One Server-Sent Event. Its id names this process, so a page that reconnects to a restarted one is
+   * not taken for one that saw its events. JSON.stringify escapes every control character, so a
+   * network-sourced string can never end the `data:` line early and forge another event.
+   */
+  #chunk(event: ConsoleEvent): string {
+    return `id: ${this.instance}-${event.seq}\ndata: ${JSON.stringify(event)}\n\n`;
   }
 
   /** End every stream (the process is stopping). */
@@ -133,12 +165,4 @@ export class ConsoleFeed {
     }
     res.write(chunk);
   }
-}
-
-/**
- * One Server-Sent Event. JSON.stringify escapes every control character, so a network-sourced string
- * can never end the `data:` line early and forge another event.
- */
-function sseChunk(event: ConsoleEvent): string {
-  return `id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`;
 }

@@ -71,7 +71,8 @@ export function createConsoleRoutes(
           return true;
         }
         res.write('retry: 1000\n\n');
-        if (!feed.subscribe(res)) {
+        const lastEventId = req.headers['last-event-id'];
+        if (!feed.subscribe(res, typeof lastEventId === 'string' ? lastEventId : undefined)) {
           res.end('event: full\ndata: {}\n\n');
           return true;
         }

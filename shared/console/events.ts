@@ -135,6 +135,15 @@ export interface AttackEvent extends Base {
   final?: boolean;
 }
 
+/**
+ * Made by the page, never sent: events of the same process the page never received (its stream was cut
+ * under a backlog, and the feed no longer held them when it reconnected). `seq` is the first missed.
+ */
+export interface MissedEvent extends Base {
+  kind: 'missed';
+  count: number;
+}
+
 export interface StateEvent extends Base {
   kind: 'state';
   state: ConsoleState;
@@ -149,6 +158,7 @@ export type ConsoleEvent =
   | StateChangeEvent
   | UndrawnEvent
   | AttackEvent
+  | MissedEvent
   | StateEvent;
 
 export interface CertRow {

@@ -54,6 +54,8 @@ function describe(e: Kept | undefined): string {
       return `${time} ${str(e.what, 32)}: ${str(e.subject, 140)}`;
     case 'undrawn':
       return `${time} ${num(e.count)} more exchanges not drawn`;
+    case 'missed':
+      return `${time} ${num(e.count)} events missed`;
     case 'attack':
       return `${time}${where} attack ${str(e.name, 64)}: ${str(e.outcome, 32)}`;
     default:
@@ -142,9 +144,11 @@ function connect(): void {
     } catch {
       return;
     }
+    const before = model.events.length;
     if (!keep(data)) return;
+    // With the event, perhaps a `missed` row before it.
+    for (const e of model.events.slice(before)) epochs.set(e, model.restarts);
     const kept = model.events[model.events.length - 1]!;
-    epochs.set(kept, model.restarts);
     addExchangeOption(kept);
     if (kept.kind === 'established' || kept.kind === 'refused' || kept.kind === 'attack')
       renameExchangeOption(kept);

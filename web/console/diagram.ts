@@ -31,6 +31,7 @@ function drawn(e: Kept): boolean {
     e.kind === 'established' ||
     e.kind === 'change' ||
     e.kind === 'undrawn' ||
+    e.kind === 'missed' ||
     e.kind === 'attack'
   );
 }
@@ -322,6 +323,17 @@ function drawRow(
           'text',
           { x: x(KDC), y, 'text-anchor': 'middle', class: 'undrawn', 'data-count': count },
           `... ${count} more exchange${count === 1 ? '' : 's'} not drawn (the console draws ${num(e.perSecond)} a second; refusals always) ...`,
+        ),
+      );
+      return;
+    }
+    case 'missed': {
+      const count = num(e.count);
+      g.appendChild(
+        svg(
+          'text',
+          { x: x(KDC), y, 'text-anchor': 'middle', class: 'missed', 'data-count': count },
+          `... ${count} event${count === 1 ? '' : 's'} missed (this page fell behind or lost the feed, and the feed no longer held them) ...`,
         ),
       );
       return;

@@ -1,6 +1,7 @@
 // What the page knows: every event received, in order, across restarts of the process it watches
 // (each stream begins with a `hello` naming the process instance; a reconnection to the same instance
-// resends its history, which is skipped by sequence number). Events are checked for shape before use:
+// resends what the page has not seen, or its history, which is skipped by sequence number; a hole in
+// the sequence becomes a `missed` row). Events are checked for shape before use:
 // they come from the network.
 import type { ConsoleEvent, ConsoleState } from '../../shared/console/events.js';
 
@@ -56,6 +57,13 @@ export class Model {
     if (e === undefined) return false;
     const seq = num(e.seq);
     if (seq <= this.#lastSeq) return false;
+    // A jump in the sequence of the same process is a hole, never silent: a row says how many events
+    // the page did not get (a first stream starts wherever the feed's history does: no hole).
+    if (this.#lastSeq > 0 && seq > this.#lastSeq + 1) {
+      const baseline = this.#baselineSeq > this.#lastSeq && this.#baselineSeq < seq ? 1 : 0;
+      const count = seq - this.#lastSeq - 1 - baseline;
+      if (count > 0) this.#keep({ kind: 'missed', count, seq: this.#lastSeq + 1, at: num(e.at) });
+    }
     this.#lastSeq = seq;
     this.#keep(e);
     return true;

@@ -29,7 +29,8 @@ function fakePage(): { res: ServerResponse; writes: string[]; times: number[]; e
   return { res: res as unknown as ServerResponse, writes, times, ended: () => ended };
 }
 
-const seqs = (text: string): number[] => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+const seqs = (text: string): number[] =>
+  [...text.matchAll(/^id: [0-9a-f]+-(\d+)$/gm)].map((m) => Number(m[1]));
 
 t.test('a late page gets the last HISTORY_LIMIT events, in order', async (t) => {
   const feed = new ConsoleFeed('kdc', () => 0);
@@ -147,4 +148,59 @@ t.test('a page opened after the history passed the last state is sent that state
   const model2 = new Model();
   readInto(model2, again.writes.join(''));
   t.equal(model2.stateAt(model2.events.length - 1)?.counts.certsActive, 4);
+});
+
+t.test('a page that reconnects gets what followed its last event, or sees the hole', async (t) => {
+  const feed = new ConsoleFeed('kdc', () => 0);
+  feed.publish({ kind: 'state', state: stateOf(2) });
+  for (let i = 0; i < 10; i++) feed.publish({ kind: 'exchange.open', exchange: i + 1 });
+  const first = fakePage();
+  feed.subscribe(first.res);
+  const model = new Model();
+  readInto(model, first.writes.join(''));
+  const lastId = parseSse(first.writes.join('')).at(-1)!.id!;
+  t.match(lastId, new RegExp(`^${feed.instance}-11$`), "the event ids name the feed's process");
+
+  // Its stream is cut (a backlog); a few events later the browser reconnects with Last-Event-ID.
+  for (let i = 0; i < 5; i++) feed.publish({ kind: 'exchange.open', exchange: 11 + i });
+  const back = fakePage();
+  feed.subscribe(back.res, lastId);
+  t.same(seqs(back.writes.join('')), [12, 13, 14, 15, 16], 'only what followed, while the feed holds it');
+  readInto(model, back.writes.join(''));
+  t.equal(model.events.length, 16, 'every event once');
+  t.notOk(
+    model.events.some((e) => e.kind === 'missed'),
+    'no hole',
+  );
+
+  // Cut again; this time more follows than the feed holds.
+  const seen = `${feed.instance}-16`;
+  feed.publish({ kind: 'state', state: stateOf(5) });
+  for (let i = 0; i < 2 * HISTORY_LIMIT + 7; i++) feed.publish({ kind: 'exchange.open', exchange: 100 + i });
+  const late = fakePage();
+  feed.subscribe(late.res, seen);
+  const sent = parseSse(late.writes.join(''));
+  t.same(
+    sent.slice(0, 2).map((e) => e.event),
+    ['hello', 'state'],
+    'the state it missed, then the history',
+  );
+  t.equal(sent.length, 2 + HISTORY_LIMIT);
+  readInto(model, late.writes.join(''));
+  const missed = model.events.filter((e) => e.kind === 'missed');
+  t.equal(missed.length, 1, 'one row for the hole');
+  // 17 .. the oldest held: less the state, which it was sent.
+  const expected = feed.history[0]!.seq - 17 - 1;
+  t.match(missed[0], { kind: 'missed', count: expected, seq: 17 }, 'N events missed');
+  t.equal(model.stateAt(model.events.length - 1)?.counts.certsActive, 5, 'the panel is current');
+
+  // An id of another process (the KDC restarted on the same port): the whole history.
+  const other = fakePage();
+  feed.subscribe(other.res, `0123456789abcdef-${feed.history.at(-1)!.seq - 3}`);
+  t.same(
+    parseSse(other.writes.join('')).map((e) => e.event),
+    ['hello', 'state', ...Array<string>(HISTORY_LIMIT).fill('message')],
+    'a stranger id: the state and the whole history',
+  );
+  feed.close();
 });
