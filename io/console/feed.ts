@@ -22,6 +22,13 @@ const MAX_BUFFERED_BYTES = 1 << 20;
  */
 export const FLUSH_MS = 100;
 
+/**
+ * How often each stream gets a `ping` event (io/console/http.ts): it keeps proxies and the browser from
+ * closing an idle stream, and it is how the page tells a live feed from a silent one (web/console/
+ * liveness.ts). The hello names it.
+ */
+const KEEPALIVE_MS = 15_000;
+
 type Draft = ConsoleEvent extends infer E ? (E extends ConsoleEvent ? Omit<E, 'seq' | 'at'> : never) : never;
 
 export class ConsoleFeed {
@@ -45,10 +52,12 @@ export class ConsoleFeed {
   /** `view`: whose view it is, `kdc` or `mallory`. */
   readonly view: 'kdc' | 'mallory';
   readonly #now: () => number;
+  readonly keepaliveMs: number;
 
-  constructor(view: 'kdc' | 'mallory' = 'kdc', now: () => number = Date.now) {
+  constructor(view: 'kdc' | 'mallory' = 'kdc', now: () => number = Date.now, keepaliveMs = KEEPALIVE_MS) {
     this.view = view;
     this.#now = now;
+    this.keepaliveMs = keepaliveMs;
   }
 
   get subscriberCount(): number {
@@ -101,7 +110,7 @@ export class ConsoleFeed {
     res.on('close', () => this.#subscribers.delete(res));
     this.#write(
       res,
-      `event: hello\ndata: ${JSON.stringify({ instance: this.instance, view: this.view })}\n\n`,
+      `event: hello\ndata: ${JSON.stringify({ instance: this.instance, view: this.view, keepaliveMs: this.keepaliveMs })}\n\n`,
     );
     const seen = this.#seenBy(lastEventId);
     const oldest = this.#history[0]?.seq ?? Infinity;

@@ -21,9 +21,6 @@ const HEADERS = {
   'cache-control': 'no-store',
 } as const;
 
-/** How often an idle stream gets a comment line, so proxies and the browser keep it open. */
-const KEEPALIVE_MS = 15_000;
-
 export interface ConsoleRoutes {
   /** Answers `req` when it is a console route; false otherwise (the caller's routes then). */
   handle(req: IncomingMessage, res: ServerResponse): boolean;
@@ -36,9 +33,11 @@ export function createConsoleRoutes(
   assets: Map<string, Asset>,
 ): ConsoleRoutes {
   const streams = new Set<ServerResponse>();
+  // A named event, not an SSE comment: the page never sees a comment, and needs to see the stream is
+  // alive (a hung process or a stalled network leaves it open and silent).
   const keepalive = setInterval(() => {
-    for (const res of streams) res.write(': keepalive\n\n');
-  }, KEEPALIVE_MS);
+    for (const res of streams) res.write('event: ping\ndata: {}\n\n');
+  }, feed.keepaliveMs);
   keepalive.unref();
   return {
     handle(req, res) {

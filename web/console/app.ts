@@ -4,6 +4,7 @@
 // new ones keep arriving. No framework: a few DOM calls (dom.ts) redrawn at most once per frame.
 import { byId, el } from './dom.js';
 import { exchangeKey, exchangeLabel, laneTitle, renderDiagram } from './diagram.js';
+import { Liveness } from './liveness.js';
 import { Model, num, str, type Kept } from './model.js';
 import { renderPanel } from './panel.js';
 
@@ -24,9 +25,13 @@ const timeline = byId<HTMLInputElement>('timeline');
 const select = byId<HTMLSelectElement>('exchange');
 const knownExchanges = new Set<string>();
 
-function setStatus(text: string): void {
+const liveness = new Liveness(() => Date.now());
+
+function showStatus(): void {
+  const { state, text } = liveness.status(model.view === 'mallory' ? "Mallory's proxy" : 'the KDC');
+  if (status.textContent === text) return;
   status.textContent = text;
-  status.setAttribute('data-status', text);
+  status.setAttribute('data-status', state);
 }
 
 function schedule(): void {
@@ -125,8 +130,19 @@ function connect(): void {
   const source = new EventSource(
     key === null ? '/console/events' : `/console/events?key=${encodeURIComponent(key)}`,
   );
-  source.addEventListener('open', () => setStatus('live'));
-  source.addEventListener('error', () => setStatus('reconnecting'));
+  source.addEventListener('open', () => {
+    liveness.opened();
+    showStatus();
+  });
+  source.addEventListener('error', () => {
+    liveness.lost();
+    showStatus();
+  });
+  // The keepalive: nothing to keep, only the proof that the process and the network still answer.
+  source.addEventListener('ping', () => {
+    liveness.heard();
+    showStatus();
+  });
   source.addEventListener('hello', (m) => {
     let data: unknown;
     try {
@@ -136,6 +152,8 @@ function connect(): void {
     }
     const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
     model.hello(str(d.instance, 64), str(d.view, 16));
+    liveness.heard(d.keepaliveMs === undefined ? undefined : num(d.keepaliveMs));
+    showStatus();
   });
   const onEvent = (m: MessageEvent<string>, keep: (data: unknown) => boolean): void => {
     let data: unknown;
@@ -144,6 +162,8 @@ function connect(): void {
     } catch {
       return;
     }
+    liveness.heard();
+    showStatus();
     const before = model.events.length;
     if (!keep(data)) return;
     // With the event, perhaps a `missed` row before it.
@@ -192,3 +212,5 @@ window.addEventListener('resize', schedule);
 
 connect();
 schedule();
+// Silence is only noticed by looking: once a second.
+setInterval(showStatus, 1000);
