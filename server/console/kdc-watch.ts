@@ -39,6 +39,8 @@ interface Exchange {
   pending: PendingArrow[];
   refused: boolean;
   mode: string | undefined;
+  /** The name in the certificate the peer presented, not verified: the lane of a refused handshake. */
+  claimedName: string | undefined;
   /** False while the exchange is only counted (over the drawing budget, and not refused). */
   drawn: boolean;
 }
@@ -56,22 +58,47 @@ function isAlertFrame(frame: Buffer): boolean {
 function stepOf(name: string, mode: string | undefined): string | undefined {
   switch (name) {
     case 'client_hello':
-      return 'protocol version, DH groups offered, DH share, nonce';
+      return mode === 'resume'
+        ? 'protocol version, DH groups offered, DH share, nonce, session ticket and binder'
+        : 'protocol version, DH groups offered, DH share, nonce';
     case 'server_hello':
+      // A resumed session proves itself with the ticket's secret: the KDC sends no certificate.
       return mode === 'insecure'
         ? 'DH share and Finished MAC; NO certificate, NO signature (insecure)'
-        : 'DH share, KDC certificate, RSA-PSS signature over the transcript, Finished MAC';
+        : mode === 'resume'
+          ? "DH share and Finished MAC keyed by the ticket's secret; no certificate (resumption)"
+          : 'DH share, KDC certificate, RSA-PSS signature over the transcript, Finished MAC';
     case 'client_finish':
       return mode === 'auth'
         ? 'client certificate, RSA-PSS signature over the transcript, Finished MAC'
         : mode === 'insecure'
           ? 'a claimed name, no certificate, no signature; Finished MAC'
-          : 'anonymous (enrollment); Finished MAC';
+          : mode === 'resume'
+            ? "Finished MAC keyed by the ticket's secret; no certificate (resumption)"
+            : mode === 'enroll'
+              ? 'anonymous (enrollment); Finished MAC'
+              : 'Finished MAC';
     case 'ready':
       return 'session keys confirmed: everything from here is AES-256-GCM';
     default:
       return undefined;
   }
+}
+
+/**
+ * What the connection knows of a handshake before it succeeds: the mode its hello asked for (so a
+ * refused one is described as what it tried to be, not as an enrollment), and the name in the
+ * certificate it presented. A successful handshake overwrites both with what was proven.
+ */
+function learn(x: Exchange, conn: Connection): void {
+  const { mode, name } = conn.claimed;
+  x.mode ??= mode;
+  x.claimedName ??= name;
+}
+
+/** A presented but unproven name, marked as the KDC's log marks it: `bob?`. */
+function claimedLane(x: Exchange): string | undefined {
+  return x.claimedName === undefined || x.claimedName === '' ? undefined : `${x.claimedName}?`;
 }
 
 export class KdcWatch implements ConnectionWatch {
@@ -104,7 +131,15 @@ export class KdcWatch implements ConnectionWatch {
   opened(conn: Connection): void {
     const n = ++this.#next;
     const drawn = this.#takeToken();
-    this.#exchanges.set(conn, { n, lane: undefined, pending: [], refused: false, mode: undefined, drawn });
+    this.#exchanges.set(conn, {
+      n,
+      lane: undefined,
+      pending: [],
+      refused: false,
+      mode: undefined,
+      claimedName: undefined,
+      drawn,
+    });
     if (drawn) this.#feed.publish({ kind: 'exchange.open', exchange: n });
   }
 
@@ -145,7 +180,7 @@ export class KdcWatch implements ConnectionWatch {
     if (sealed && name.endsWith(' ok')) this.dirty = true;
     // A session that is only counted draws nothing more, unless it is refused (then from that point).
     if (!x.drawn && x.lane !== undefined) return;
-    if (x.mode === undefined && conn.mode !== undefined) x.mode = conn.mode;
+    if (x.mode === undefined) learn(x, conn);
     const arrow: Arrow = { exchange: x.n, name, bytes, sealed, dir };
     if (code !== undefined) arrow.code = code;
     if (x.lane === undefined) x.pending.push(arrow);
@@ -155,7 +190,7 @@ export class KdcWatch implements ConnectionWatch {
   finish(conn: Connection, frame: Buffer): void {
     const x = this.#exchanges.get(conn);
     if (x === undefined) return;
-    if (x.mode === undefined && conn.mode !== undefined) x.mode = conn.mode;
+    if (x.mode === undefined) learn(x, conn);
     x.pending.push({
       exchange: x.n,
       name: 'client_finish',
@@ -186,6 +221,7 @@ export class KdcWatch implements ConnectionWatch {
     if (x === undefined || x.refused) return;
     // A shutdown is not a refusal: nothing to mark.
     if (err.code === 'unavailable' && err.details?.remote !== true) return;
+    learn(x, conn);
     this.#refuse(x, err.code, err.details?.remote === true, established);
   }
 
@@ -194,6 +230,7 @@ export class KdcWatch implements ConnectionWatch {
     if (x === undefined) return;
     // A peer that refused our handshake closes with the code in the reason (client/session.ts): the
     // only news the KDC gets of a client that found the server's signature wrong.
+    if (x.lane === undefined) learn(x, conn);
     if (x.lane === undefined && !x.refused && code >= 4000 && isErrorCode(reason)) {
       this.#refuse(x, reason, true, false);
     }
@@ -205,7 +242,7 @@ export class KdcWatch implements ConnectionWatch {
       return;
     }
     if (x.lane === undefined) {
-      x.lane = UNKNOWN_LANE;
+      x.lane = claimedLane(x) ?? UNKNOWN_LANE;
       this.#flush(x, false);
     }
     this.#feed.publish({ kind: 'exchange.close', exchange: x.n });
@@ -226,7 +263,8 @@ export class KdcWatch implements ConnectionWatch {
     });
     const possibleMitm = verdict?.possibleMitm === true;
     if (x.lane === undefined) {
-      x.lane = possibleMitm ? MALLORY_LANE : UNKNOWN_LANE;
+      // A failure an attacker in the middle would cause is drawn as her, whatever name was presented.
+      x.lane = possibleMitm ? MALLORY_LANE : (claimedLane(x) ?? UNKNOWN_LANE);
       this.#flush(x, false);
     }
     this.#feed.publish({

@@ -217,6 +217,15 @@ export class Connection implements SessionHandle {
     return this.#mode;
   }
 
+  /**
+   * For the console's drawing of a handshake that failed: the mode its client_hello asked for and the
+   * name in the certificate it presented, neither of them verified (`mode` and `identity` are set only
+   * once the handshake succeeds).
+   */
+  get claimed(): { mode: ServerHandshakeResult['mode'] | undefined; name: string | undefined } {
+    return { mode: this.#mode ?? this.#handshake?.requestedMode, name: this.#presented };
+  }
+
   get closed(): boolean {
     return this.#phase === 'closing' || this.#phase === 'closed';
   }

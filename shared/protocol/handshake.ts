@@ -476,6 +476,11 @@ export class ServerHandshake extends HandshakeBase {
     return this.#group;
   }
 
+  /** The mode the client_hello asked for, once it was accepted (nothing proven yet). */
+  get requestedMode(): HandshakeMode | undefined {
+    return this.#mode;
+  }
+
   /** Checks the client_hello; returns the server_hello to send. */
   async receiveClientHello(raw: Uint8Array): Promise<Buffer> {
     this.expectState('wait_client_hello', 'receiveClientHello');

@@ -10,6 +10,7 @@ import { CONSOLE_CSP } from '../../../io/console/http.js';
 import type { ConsoleEvent } from '../../../shared/console/events.js';
 import { defencesWithout } from '../../../shared/lab-switches.js';
 import { issueTestClient, rawSocket, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
+import { openSession } from '../../../client/session.js';
 
 t.setTimeout(60_000);
 
@@ -168,3 +169,52 @@ t.test(
     t.ok(normalState.kind === 'state' && !('labDisabled' in normalState.state), 'no labDisabled field');
   },
 );
+
+t.test('a resumed session and a revoked certificate, as a real KDC reports them', async (t) => {
+  const { kdc } = await startTestKdc(t, { console: true });
+  const alice = await issueTestClient(kdc.ca, 'alice');
+  const bob = await issueTestClient(kdc.ca, 'bob');
+  const credentials = { privateKey: alice.privateKey, certPem: alice.certPem };
+  let ticket: { ticket: Buffer; psk: Buffer } | undefined;
+  const full = await openSession({
+    server: kdc.url,
+    mode: 'auth',
+    credentials,
+    caCertPem: kdc.ca.caCertPem,
+    onTicket: (got) => (ticket = got),
+  });
+  for (let i = 0; i < 200 && ticket === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  await full.close();
+  if (ticket === undefined) throw new Error('no ticket');
+  const resumed = await openSession({
+    server: kdc.url,
+    mode: 'resume',
+    credentials,
+    caCertPem: kdc.ca.caCertPem,
+    resumption: ticket,
+  });
+  t.equal(resumed.facts.mode, 'resume');
+  await resumed.close();
+  await kdc.ca.revoke({ serialHex: bob.cert.serialHex }, 'keyCompromise', 'test');
+  await t.rejects(sessionFor(kdc, bob), { code: 'cert_revoked' });
+  const { events } = await readFeed(`${kdc.httpUrl}/console/events`, (es) =>
+    es.some((e) => e.kind === 'refused' && e.code === 'cert_revoked'),
+  );
+  // The exchanges: alice's full handshake (1), her resumption (2), bob's refused one (3).
+  const step = (n: number, name: string): string | undefined => {
+    const e = events.find((x) => x.kind === 'message' && x.exchange === n && x.name === name);
+    return e?.kind === 'message' ? e.step : undefined;
+  };
+  t.match(
+    step(2, 'server_hello'),
+    /no certificate \(resumption\)/,
+    'the resumed server_hello: no certificate',
+  );
+  t.match(step(2, 'client_finish'), /no certificate \(resumption\)/, 'the resumed finish: not an enrollment');
+  t.match(
+    events.find((e) => e.kind === 'refused' && e.exchange === 3),
+    { code: 'cert_revoked', by: 'kdc', peer: 'bob?' },
+    'the refusal on the lane of the name bob claimed, unverified',
+  );
+  t.match(step(3, 'client_finish'), /^client certificate/, 'bob sent a certificate: not an enrollment');
+});

@@ -11,8 +11,12 @@ import type { ConsoleEvent } from '../../../shared/console/events.js';
 import { errorFor } from '../../../shared/errors.js';
 import { encodeAlert, encodeFrame } from '../../../shared/protocol/messages.js';
 
-function conn(name: string, role = 'client'): Connection {
-  return { mode: 'auth', identity: { name, role } } as unknown as Connection;
+function conn(name: string, role = 'client', mode = 'auth'): Connection {
+  return {
+    mode,
+    identity: { name, role },
+    claimed: { mode, name: name === '' ? undefined : name },
+  } as unknown as Connection;
 }
 
 /** A complete authenticated handshake, one request, and the close, as connection.ts reports them. */
@@ -140,5 +144,62 @@ t.test('the finish of a completed handshake is never decoded: it was a finish', 
   t.notOk(
     of(feed, 1).some((e) => e.kind === 'message' && e.name === 'alert'),
     'not as an alert',
+  );
+});
+
+const steps = (feed: ConsoleFeed, n: number): Record<string, string | undefined> =>
+  Object.fromEntries(
+    of(feed, n).flatMap((e) => (e.kind === 'message' && !e.sealed ? [[e.name, e.step]] : [])),
+  );
+
+t.test('a resumed session is described as one: the ticket, no certificate', async (t) => {
+  const feed = new ConsoleFeed('kdc', () => 0);
+  const watch = new KdcWatch(feed, () => 0);
+  handshake(watch, conn('alice', 'client', 'resume'));
+  const s = steps(feed, 1);
+  t.match(s.client_hello, /session ticket and binder/);
+  t.match(s.server_hello, /ticket's secret; no certificate \(resumption\)/);
+  t.notMatch(s.server_hello, /KDC certificate|RSA-PSS/, 'no KDC certificate or signature in a resumption');
+  t.match(s.client_finish, /ticket's secret; no certificate \(resumption\)/);
+  t.notMatch(s.client_finish, /anonymous|enrollment/);
+  t.match(
+    of(feed, 1).find((e) => e.kind === 'established'),
+    { party: 'alice' },
+  );
+});
+
+t.test('a handshake refused for a revoked certificate: its mode, and the name it claimed', async (t) => {
+  const feed = new ConsoleFeed('kdc', () => 0);
+  const watch = new KdcWatch(feed, () => 0);
+  // As connection.ts has it: nothing proven (no mode, nobody), only what the hello and finish claimed.
+  let claimed: { mode: string | undefined; name: string | undefined } = { mode: undefined, name: undefined };
+  const c = {
+    mode: undefined,
+    identity: { name: '', role: 'anonymous' },
+    get claimed() {
+      return claimed;
+    },
+  } as unknown as Connection;
+  watch.opened(c);
+  watch.frame(c, 'in', 'client_hello', 150, false);
+  claimed = { mode: 'auth', name: undefined };
+  watch.frame(c, 'out', 'server_hello', 1400, false);
+  watch.finish(c, Buffer.alloc(1500));
+  claimed = { mode: 'auth', name: 'bob' };
+  watch.failed(c, errorFor('cert_revoked', 'certificate revoked'), false);
+  watch.frame(c, 'out', 'alert', 90, false, 'cert_revoked');
+  watch.closed(c, 4002, 'cert_revoked');
+  t.match(
+    of(feed, 1).find((e) => e.kind === 'refused'),
+    { code: 'cert_revoked', by: 'kdc', peer: 'bob?' },
+    'on the lane of the name it claimed, marked unverified',
+  );
+  const s = steps(feed, 1);
+  t.match(s.client_finish, /^client certificate, RSA-PSS signature/, 'what it sent: a certificate');
+  t.notMatch(s.client_finish, /anonymous/);
+  t.match(s.server_hello, /KDC certificate/);
+  t.notOk(
+    of(feed, 1).some((e) => e.kind === 'message' && (e.from === '?' || e.to === '?')),
+    'nothing on the unknown peer lane',
   );
 });
