@@ -11,8 +11,7 @@ import { SessionTable } from '../../../server/kdc/session-table.js';
 import type { SessionHandle } from '../../../server/kdc/dispatch.js';
 import { PgStore } from '../../../server/store/pg-store.js';
 import { DELIVERY_CHANNEL } from '../../../server/keys/deliveries.js';
-import { PG_TEST_URL, pgTestSchema } from '../../helpers/pg.js';
-import { startTcpProxy } from '../../helpers/tcp-proxy.js';
+import { pgSchemaBehindProxy } from '../../helpers/pg-proxy.js';
 
 async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -21,15 +20,8 @@ async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<boolean
 }
 
 t.test('a listening connection gone quiet: logged, listened again, caught up, live again', async (t) => {
-  const opened: PgStore[] = [];
-  const { url } = pgTestSchema(t, async () => {
-    for (const s of opened) await s.close();
-  });
-  const target = new URL(PG_TEST_URL);
-  const proxy = await startTcpProxy(t, target.hostname, Number(target.port || '5432'));
-  const proxied = new URL(url);
-  proxied.host = `127.0.0.1:${proxy.port}`;
-  const node = await PgStore.open(proxied.toString(), {
+  const { url, proxiedUrl, proxy, opened } = await pgSchemaBehindProxy(t);
+  const node = await PgStore.open(proxiedUrl, {
     listenCheckIntervalMs: 100,
     listenCheckTimeoutMs: 1_000,
   });

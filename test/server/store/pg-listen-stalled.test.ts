@@ -6,8 +6,7 @@
 // listeners are told (onLost), it LISTENs again on a new connection, and onGap asks them to catch up.
 // Short check intervals are injected; the test waits on events, never on the clock.
 import t from 'tap';
-import { PG_TEST_URL, pgTestSchema } from '../../helpers/pg.js';
-import { startTcpProxy } from '../../helpers/tcp-proxy.js';
+import { pgSchemaBehindProxy } from '../../helpers/pg-proxy.js';
 import { PgStore } from '../../../server/store/pg-store.js';
 
 async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<boolean> {
@@ -17,15 +16,8 @@ async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<boolean
 }
 
 t.test('a listening connection gone quiet is noticed, replaced, and notifications flow again', async (t) => {
-  const opened: PgStore[] = [];
-  const { url } = pgTestSchema(t, async () => {
-    for (const s of opened) await s.close();
-  });
-  const target = new URL(PG_TEST_URL);
-  const proxy = await startTcpProxy(t, target.hostname, Number(target.port || '5432'));
-  const proxied = new URL(url);
-  proxied.host = `127.0.0.1:${proxy.port}`;
-  const node1 = await PgStore.open(proxied.toString(), {
+  const { url, proxiedUrl, proxy, opened } = await pgSchemaBehindProxy(t);
+  const node1 = await PgStore.open(proxiedUrl, {
     listenCheckIntervalMs: 100,
     listenCheckTimeoutMs: 1_000,
   });

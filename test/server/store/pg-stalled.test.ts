@@ -5,8 +5,7 @@
 // kept its slot, so the node's writes queued behind it. Each statement is bounded (query_timeout): the
 // call fails as `unavailable`, its connection is dropped, and the next call gets a new one.
 import t from 'tap';
-import { PG_TEST_URL, pgTestSchema } from '../../helpers/pg.js';
-import { startTcpProxy } from '../../helpers/tcp-proxy.js';
+import { pgSchemaBehindProxy } from '../../helpers/pg-proxy.js';
 import { PgStore } from '../../../server/store/pg-store.js';
 import { codeOf } from '../../helpers/code-of.js';
 
@@ -17,15 +16,8 @@ function within<T>(p: Promise<T>, ms = 20_000): Promise<string> {
 }
 
 t.test('a statement on a stalled connection fails as unavailable, then new connections serve', async (t) => {
-  const opened: PgStore[] = [];
-  const { url } = pgTestSchema(t, async () => {
-    for (const s of opened) await s.close();
-  });
-  const target = new URL(PG_TEST_URL);
-  const proxy = await startTcpProxy(t, target.hostname, Number(target.port || '5432'));
-  const proxied = new URL(url);
-  proxied.host = `127.0.0.1:${proxy.port}`;
-  const store = await PgStore.open(proxied.toString(), {
+  const { proxiedUrl, proxy, opened } = await pgSchemaBehindProxy(t);
+  const store = await PgStore.open(proxiedUrl, {
     poolSize: 1,
     queryTimeoutMs: 2_000,
     // The stalled transaction's session still holds the write lock at the server: ended after this.

@@ -6,7 +6,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pgTestSchema, PG_TEST_URL } from '../../helpers/pg.js';
-import { startTcpProxy } from '../../helpers/tcp-proxy.js';
+import { pgSchemaBehindProxy } from '../../helpers/pg-proxy.js';
 import { PgStore } from '../../../server/store/pg-store.js';
 import { KdsError } from '../../../shared/errors.js';
 
@@ -76,15 +76,8 @@ t.test('a database cut off after open: every kind of call is unavailable, then w
   // node sees while PostgreSQL restarts. changeCounter() runs before every handshake's certificate check
   // (server/kdc/cert-check.ts): it once let node-postgres's own error through, which the KDC turned into
   // `internal` and a logged stack trace instead of `unavailable`.
-  const opened: PgStore[] = [];
-  const { url } = pgTestSchema(t, async () => {
-    for (const s of opened) await s.close();
-  });
-  const target = new URL(PG_TEST_URL);
-  const proxy = await startTcpProxy(t, target.hostname, Number(target.port || '5432'));
-  const proxied = new URL(url);
-  proxied.host = `127.0.0.1:${proxy.port}`;
-  const store = await PgStore.open(proxied.toString());
+  const { proxiedUrl, proxy, opened } = await pgSchemaBehindProxy(t);
+  const store = await PgStore.open(proxiedUrl);
   opened.push(store);
   await store.setSetting('before', 1);
   await proxy.cut();
