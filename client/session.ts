@@ -81,6 +81,11 @@ export interface OpenSessionOptions {
    * client/ticket-renewal.ts says so), with this session's psk for it.
    */
   onTicket?: (t: { ticket: Buffer; psk: Buffer; expiresAt: number }) => void;
+  /**
+   * How long close() waits for this session's ticket request at most (default 2 s): a short command
+   * should not linger for a ticket, which only saves the next session's signatures.
+   */
+  ticketWaitOnCloseMs?: number;
 }
 
 export interface CertificateFacts {
@@ -543,7 +548,7 @@ async function establish(
         await Promise.race([
           ticketInFlight,
           new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, TICKET_CLOSE_WAIT_MS);
+            timer = setTimeout(resolve, opts.ticketWaitOnCloseMs ?? TICKET_CLOSE_WAIT_MS);
           }),
         ]);
         clearTimeout(timer);
