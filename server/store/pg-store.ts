@@ -1108,6 +1108,12 @@ export class PgStore extends PgData implements AsyncStore {
     // An idle connection the server closed (restart, admin shutdown) must not crash the process: the
     // pool drops it and the next call opens a new one (or fails with `unavailable`).
     pool.on('error', () => undefined);
+    // The same for a connection while the pool hands it over: pg-pool drops its idle listener and gives
+    // the client to a waiter synchronously, but the waiter's continuation (which adds its own listener,
+    // see #transaction) runs a tick later. A FATAL the server sends in that window (pg_terminate_backend,
+    // a fast shutdown: 57P01) would be an 'error' with no listener, i.e. a crashed node. The failure
+    // still reaches the caller through the next statement on that connection.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const store = new PgStore(
       location,
       schema,

@@ -133,3 +133,77 @@ t.test(
     t.ok(await waitFor(() => heard.includes('after')), 'heard again after reconnecting');
   },
 );
+
+t.test(
+  'connections terminated while the pool hands them to waiting transactions: no node crash',
+  async (t) => {
+    // A FATAL that arrives while pg-pool gives a connection to a waiting caller, before the caller's
+    // continuation has put its own listener on it, is an 'error' emitted with no listener: an uncaught
+    // exception that kills the KDC. Writers queue on the pool (more than its size) so that connections
+    // are handed over all the time, while every connection of the store is terminated at short random
+    // intervals. Counted directly: any 'error' a pg client emits with no listener.
+    const app = `kds-test-${randomBytes(4).toString('hex')}`;
+    const opened: PgStore[] = [];
+    const { url } = pgTestSchema(t, async () => {
+      for (const s of opened) await s.close();
+    });
+    let unheard = 0;
+    const emit = pg.Client.prototype.emit;
+    pg.Client.prototype.emit = function (this: pg.Client, event: string | symbol, ...args: unknown[]) {
+      if (event === 'error' && this.listenerCount('error') === 0) {
+        unheard += 1;
+        return true; // counted instead of thrown, so that the run goes on and the count is exact
+      }
+      return emit.call(this, event, ...args);
+    } as typeof emit;
+    t.teardown(() => {
+      pg.Client.prototype.emit = emit;
+    });
+    const store = await PgStore.open(url, { applicationName: app, poolSize: 4 });
+    opened.push(store);
+    let stop = false;
+    const done = { ok: 0, failed: 0, kills: 0 };
+    const other: string[] = [];
+    const writer = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          await store.transaction(async (tx) => {
+            await tx.getSetting('x');
+            await tx.setSetting('x', Date.now());
+          });
+          done.ok += 1;
+        } catch (err) {
+          done.failed += 1;
+          if (!(err instanceof KdsError && err.code === 'unavailable')) other.push(String(err));
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    };
+    const killer = async (): Promise<void> => {
+      const admin = new pg.Client({ connectionString: PG_TEST_URL });
+      await admin.connect();
+      try {
+        while (!stop) {
+          await new Promise((r) => setTimeout(r, 5 + Math.random() * 40));
+          const r = await admin.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+            [app],
+          );
+          done.kills += r.rowCount ?? 0;
+        }
+      } finally {
+        await admin.end();
+      }
+    };
+    const running = [...Array.from({ length: 12 }, writer), killer()];
+    await new Promise((r) => setTimeout(r, 8_000));
+    stop = true;
+    await Promise.all(running);
+    t.comment(`transactions ${done.ok} ok, ${done.failed} failed; ${done.kills} connections terminated`);
+    t.ok(done.kills > 20 && done.failed > 0, 'the connections were cut while transactions ran');
+    t.equal(unheard, 0, "no 'error' reached a connection without a listener (each would be a crash)");
+    t.same(other, [], 'every failure was unavailable');
+    const codes: string[] = [];
+    t.equal(await eventually(() => store.getSetting('after'), codes), undefined, 'the store answers after');
+  },
+);
