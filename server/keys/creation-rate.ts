@@ -35,22 +35,25 @@ export class KeyCreationRate {
     this.#now = now;
   }
 
-  /** Spend one key for `client`, or throw `rate_limited` (nothing spent) when its bucket is empty. */
-  take(client: string): void {
+  /**
+   * Spend `keys` (a batch spends one per key) for `client`, or throw `rate_limited` and spend nothing when
+   * its bucket holds fewer: a batch is all or nothing, here as in its commit.
+   */
+  take(client: string, keys = 1): void {
     const now = this.#now();
     if (++this.#takes % SWEEP_EVERY === 0) this.#sweep(now);
     const bucket = this.#buckets.get(client) ?? { tokens: this.#burst, at: now };
     bucket.tokens = Math.min(this.#burst, bucket.tokens + Math.max(0, now - bucket.at) * this.#perMs);
     bucket.at = now;
-    if (bucket.tokens < 1) {
+    if (bucket.tokens < keys) {
       this.#buckets.set(client, bucket);
-      const waitS = Math.ceil((1 - bucket.tokens) / this.#perMs / 1000);
+      const waitS = Math.ceil((keys - bucket.tokens) / this.#perMs / 1000);
       throw new PolicyError(
         'rate_limited',
-        `too many keys created by ${client}: at most ${this.#burst} at once, then ${this.#perMs * 1000} per second (next in ${waitS} s)`,
+        `too many keys created by ${client}: at most ${this.#burst} at once, then ${this.#perMs * 1000} per second (${keys === 1 ? 'next' : `${keys} more`} in ${waitS} s)`,
       );
     }
-    bucket.tokens -= 1;
+    bucket.tokens -= keys;
     this.#buckets.set(client, bucket);
   }
 

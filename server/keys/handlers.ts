@@ -112,6 +112,35 @@ export const KEY_HANDLERS: Pick<KdcHandlers, keyof typeof KEY_REQUESTS> = {
     },
   },
 
+  'key.create.batch': {
+    roles: CLIENT,
+    handle: async (ctx, b) => {
+      const req: { peer: string; count: number; ttl?: number; ack?: readonly number[] } = {
+        peer: b.peer,
+        count: b.count,
+      };
+      if (b.ttl !== undefined) req.ttl = b.ttl;
+      if (b.ack !== undefined) req.ack = b.ack;
+      return ctx.kdc.keys.createBatch(caller(ctx), req);
+    },
+  },
+
+  'key.verify.batch': {
+    roles: PARTIES,
+    handle: async (ctx, b) => {
+      const items = b.items.map((i) => {
+        const item: Omit<VerifyRequest, 'ack'> = { serial: i.serial, digest: i.digest };
+        if (i.signature !== undefined) item.signature = i.signature;
+        return item;
+      });
+      const results = await ctx.kdc.keys.verifyBatch(
+        caller(ctx),
+        b.ack === undefined ? { items } : { items, ack: b.ack },
+      );
+      return { results: results.map((r) => ({ ...r })) };
+    },
+  },
+
   'key.get': {
     roles: PARTIES,
     handle: async (ctx, b) => ({ ...(await ctx.kdc.keys.get(caller(ctx), b.serial)) }),

@@ -31,18 +31,22 @@ export const DEFAULT_KEY_LIMITS: Readonly<KeyLimits> = Object.freeze({
   creation: Object.freeze({ burst: KEY_CREATION_BURST, perSecond: KEY_CREATION_PER_SECOND }),
 });
 
-/** Inside a transaction: refuse a new key notice `sender` would queue for `recipient` past its quota. */
+/**
+ * Inside a transaction: refuse the `adding` new key notices (one per key of a batch) `sender` would
+ * queue for `recipient` past its quota.
+ */
 export async function checkKeyNoticeQuota(
   tx: AsyncStoreTx,
   limits: KeyLimits,
   sender: string,
   recipient: string,
+  adding = 1,
 ): Promise<void> {
   const waiting = await tx.countQueuedFrom(recipient, sender, 'key');
-  if (waiting >= limits.queuedKeyNoticesPerPair) {
+  if (waiting + adding > limits.queuedKeyNoticesPerPair) {
     throw new PolicyError(
       'quota_exceeded',
-      `${recipient} has ${waiting} undelivered key notices from you (at most ${limits.queuedKeyNoticesPerPair}): they are delivered when ${recipient} connects`,
+      `${recipient} has ${waiting} undelivered key notices from you (at most ${limits.queuedKeyNoticesPerPair}${adding === 1 ? '' : `, ${adding} more asked for`}): they are delivered when ${recipient} connects`,
     );
   }
 }
@@ -64,16 +68,18 @@ export async function checkMessageQuota(
   }
 }
 
-/** Inside a transaction: refuse one more active key of `owner` with `peer` past the pair's bound. */
+/** Inside a transaction: refuse `adding` more active keys of `owner` with `peer` past the pair's bound. */
 export async function checkActiveKeys(
   tx: AsyncStoreTx,
   limits: KeyLimits,
   owner: string,
   peer: string,
   now: number,
+  adding = 1,
 ): Promise<void> {
-  if ((await tx.countActiveKeys(owner, peer, now)) >= limits.activeKeysPerPair) {
-    throw tooManyActive(limits, peer);
+  const active = await tx.countActiveKeys(owner, peer, now);
+  if (active + adding > limits.activeKeysPerPair) {
+    throw adding === 1 ? tooManyActive(limits, peer) : tooManyForBatch(limits, peer, active, adding);
   }
 }
 
@@ -106,5 +112,12 @@ function tooManyActive(limits: KeyLimits, peer: string): PolicyError {
   return new PolicyError(
     'quota_exceeded',
     `you already hold ${limits.activeKeysPerPair} active keys with ${peer}: rotate (--replaces) or revoke one`,
+  );
+}
+
+function tooManyForBatch(limits: KeyLimits, peer: string, active: number, adding: number): PolicyError {
+  return new PolicyError(
+    'quota_exceeded',
+    `you hold ${active} active keys with ${peer} (at most ${limits.activeKeysPerPair}): ${adding} more do not fit, none was created`,
   );
 }

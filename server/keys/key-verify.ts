@@ -32,6 +32,19 @@ export interface VerifyResult {
   revokedAt?: number;
 }
 
+/** One item's answer in key.verify.batch: a verdict, or the code its single key.verify would fail with. */
+export type VerifyBatchResult = VerifyResult | { serial: string; error: string; message: string };
+
+interface Checked {
+  rec: SymKeyRecord | undefined;
+  record: boolean;
+  result: VerifyResult;
+}
+
+interface VerifyItemFailure {
+  failed: { serial: string; error: string; message: string };
+}
+
 export class KeyVerification {
   readonly #ctx: KeyContext;
   readonly #lookup: KeyLookup;
@@ -56,12 +69,62 @@ export class KeyVerification {
    * verdict; if the caller disconnects before sending key.verify, the notice stays queued.
    */
   async verify(caller: Caller, req: VerifyRequest): Promise<VerifyResult> {
-    const ctx = this.#ctx;
     const ack = req.ack ?? [];
+    const checked = await this.#check(caller, req);
+    if (checked.rec === undefined) {
+      if (ack.length > 0) await this.#queue.ack(caller, ack);
+      return checked.result;
+    }
+    if (checked.record) {
+      await this.#record(caller, [checked], ack);
+    } else if (ack.length > 0) {
+      await this.#queue.ack(caller, ack);
+    }
+    return checked.result;
+  }
+
+  /**
+   * `key.verify.batch` (docs/keys.md "Batches"): each item is checked exactly as `key.verify` checks one,
+   * in order, and gets its own answer. An item whose check throws what the caller got wrong for that
+   * key alone (a signature that does not verify: `bad_signature`; a signature from the key's owner:
+   * `bad_request`) gets that code as its answer, and the others go on. The `valid` verdicts that record
+   * the receiver's acceptance are written together, with the acks, by ONE group-commit caller that
+   * re-checks the caller's certificate first: refused (`cert_revoked`), the whole request fails and
+   * nothing of it is written.
+   */
+  async verifyBatch(
+    caller: Caller,
+    req: { items: readonly Omit<VerifyRequest, 'ack'>[]; ack?: readonly number[] },
+  ): Promise<VerifyBatchResult[]> {
+    const ack = req.ack ?? [];
+    const answers: (Checked | VerifyItemFailure)[] = [];
+    for (const item of req.items) {
+      try {
+        answers.push(await this.#check(caller, item));
+      } catch (err) {
+        if (!(err instanceof AuthError || err instanceof InputError)) throw err;
+        answers.push({ failed: { serial: item.serial, error: err.code, message: err.message } });
+      }
+    }
+    const writes = answers.filter((a): a is Checked => 'record' in a && a.record);
+    if (writes.length > 0) await this.#record(caller, writes, ack);
+    else if (ack.length > 0) await this.#queue.ack(caller, ack);
+    return answers.map((a) => ('failed' in a ? a.failed : a.result));
+  }
+
+  /**
+   * One key's verdict, without writing (flow 1 step 6). `record`: the verdict is `valid` on the
+   * receiver's signature and the KDC has not recorded its acceptance yet, so #record must.
+   */
+  async #check(caller: Caller, req: Omit<VerifyRequest, 'ack'>): Promise<Checked> {
+    const ctx = this.#ctx;
     const rec = await this.#lookup.find(caller, req.serial);
     if (rec === undefined) {
-      if (ack.length > 0) await this.#queue.ack(caller, ack);
-      return { serial: req.serial, verdict: 'not_found', peerVerified: false };
+      return {
+        rec,
+        record: false,
+        result: { serial: req.serial, verdict: 'not_found', peerVerified: false },
+      };
     }
     const isPeer = rec.peer === caller.name;
     if (req.signature !== undefined && !isPeer) {
@@ -81,32 +144,44 @@ export class KeyVerification {
       );
     }
     const verdict: Verdict = consistent ? verdictForState(issuedState(rec)) : 'mismatch';
-    let peerVerified = rec.peerVerifiedAt !== null;
-    if (verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified) {
-      const now = ctx.now();
-      const pushes = await ctx.store.batch(async (tx) => {
-        await assertCallerCurrent(tx, caller.serialHex, ctx.now());
-        await tx.markSymKeyPeerVerified(rec.serial, now);
-        await ctx.audit(tx, caller.name, 'key.verify', rec.serial, { verdict });
-        if (ack.length > 0) await tx.deleteDeliveries(caller.name, ack);
-        // Counted against the key's owner (its own key.create/key.reserve caused it), never against the
-        // verifier: verifying a delivered key is never refused, and it happens once per key.
-        const notice = await ctx.enqueue(tx, rec.owner, 'key.verified', rec.serial, null, rec.owner);
-        return [verifiedPush(notice, rec.serial, now)];
-      });
-      await ctx.pushAll(pushes);
-      peerVerified = true;
-    } else if (ack.length > 0) {
-      await this.#queue.ack(caller, ack);
-    }
-    return {
+    const peerVerified = rec.peerVerifiedAt !== null;
+    const record = verdict === 'valid' && isPeer && req.signature !== undefined && !peerVerified;
+    const result: VerifyResult = {
       serial: rec.serial,
       verdict,
       peerVerified,
       state: issuedState(rec),
-      ...(rec.revokedReason === null ? {} : { reason: rec.revokedReason }),
-      ...(rec.stateChangedAt === null || rec.state === 'active' ? {} : { revokedAt: rec.stateChangedAt }),
     };
+    if (rec.revokedReason !== null) result.reason = rec.revokedReason;
+    if (rec.stateChangedAt !== null && rec.state !== 'active') result.revokedAt = rec.stateChangedAt;
+    return { rec, record, result };
+  }
+
+  /**
+   * Record the receiver's acceptance of these keys (and forget the acked deliveries) in one savepoint of
+   * the group commit, then push each owner its key.verified notice; each result then says peerVerified.
+   */
+  async #record(caller: Caller, checked: readonly Checked[], ack: readonly number[]): Promise<void> {
+    const ctx = this.#ctx;
+    const now = ctx.now();
+    const pushes = await ctx.store.batch(async (tx) => {
+      await assertCallerCurrent(tx, caller.serialHex, ctx.now());
+      const out = [];
+      for (const { rec } of checked) {
+        await tx.markSymKeyPeerVerified(rec!.serial, now);
+        await ctx.audit(tx, caller.name, 'key.verify', rec!.serial, { verdict: 'valid' });
+      }
+      if (ack.length > 0) await tx.deleteDeliveries(caller.name, ack);
+      for (const { rec } of checked) {
+        // Counted against the key's owner (its own key.create/key.reserve caused it), never against the
+        // verifier: verifying a delivered key is never refused, and it happens once per key.
+        const notice = await ctx.enqueue(tx, rec!.owner, 'key.verified', rec!.serial, null, rec!.owner);
+        out.push(verifiedPush(notice, rec!.serial, now));
+      }
+      return out;
+    });
+    await ctx.pushAll(pushes);
+    for (const c of checked) c.result.peerVerified = true;
   }
 
   /** Does the stored digest still describe the stored ciphertext / wrapped key? */

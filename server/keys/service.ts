@@ -6,7 +6,8 @@
 //   cache) and the queue / audit / push helpers;
 // - key-parties.ts: the peer's certificate and status, the key a rotation replaces;
 // - key-prekeys.ts: the prekey stock; e2e-deposit.ts: flow 1 (reserve, deposit);
-// - key-create.ts: flow 2 (KDC-generated keys); key-verify.ts: verification verdicts;
+// - key-create.ts: flow 2 (KDC-generated keys, one or a batch); key-verify.ts: verification verdicts
+//   (one or a batch);
 // - key-lookup.ts: lookups only the parties and the admin get answers to, listings, summaries;
 // - key-revoke.ts: revocation, the certificate-revocation cascade, rotation's superseding;
 // - key-sweep.ts: expiry and the start-up sweep; key-quotas.ts: the per-pair bounds;
@@ -34,7 +35,12 @@ import { KeyParties } from './key-parties.js';
 import { putPrekeys } from './key-prekeys.js';
 import { KeyRevocation } from './key-revoke.js';
 import { pruneExpiredKeys, sweep } from './key-sweep.js';
-import { KeyVerification, type VerifyRequest, type VerifyResult } from './key-verify.js';
+import {
+  KeyVerification,
+  type VerifyBatchResult,
+  type VerifyRequest,
+  type VerifyResult,
+} from './key-verify.js';
 
 export class KeyService {
   readonly #ctx: KeyContext;
@@ -88,10 +94,26 @@ export class KeyService {
     return this.#creation.create(caller, req);
   }
 
+  /** `count` KDC-generated keys for one peer, in one commit, all or nothing (docs/keys.md "Batches"). */
+  createBatch(
+    caller: Caller,
+    req: Parameters<KdcKeyCreation['createBatch']>[1],
+  ): ReturnType<KdcKeyCreation['createBatch']> {
+    return this.#creation.createBatch(caller, req);
+  }
+
   // -- verification, lookup, lifecycle
 
   verify(caller: Caller, req: VerifyRequest): Promise<VerifyResult> {
     return this.#verification.verify(caller, req);
+  }
+
+  /** Several key.verify in one request: one answer per item, the writes in one commit. */
+  verifyBatch(
+    caller: Caller,
+    req: { items: readonly Omit<VerifyRequest, 'ack'>[]; ack?: readonly number[] },
+  ): Promise<VerifyBatchResult[]> {
+    return this.#verification.verifyBatch(caller, req);
   }
 
   get(caller: Caller, serial: string): Promise<KeySummary> {

@@ -46,6 +46,13 @@ export const MAX_KEYS_LISTED = 1000;
  * (docs/keys.md "Prekey housekeeping").
  */
 export const MAX_HELD_PREKEYS = 1000;
+/**
+ * Most keys one `key.create.batch` makes and one `key.verify.batch` checks. 32 keeps both bodies far
+ * inside one record (a verify item with an RSA-8192 signature is ~1.1 KB: ~35 KB for 32 of them) and
+ * spends at most a quarter of the pair's active-key bound (128) in one request; past ~16 keys per request
+ * the per-request share of a key's cost is already small (docs/keys.md "Batches").
+ */
+export const MAX_KEYS_PER_BATCH = 32;
 /** A sender's message sequence number under one key: 1..2^53-1 (shared/keys/replay-window.ts). */
 const MESSAGE_SEQ = s.uint();
 
@@ -91,6 +98,45 @@ const REVOKE_RESULT = s.map({
   revokedAt: TIME,
   reason: ANY_REASON,
 });
+
+/** One verification verdict: what `key.verify` answers, for one item of a batch. */
+const VERIFY_RESULT = {
+  serial: KEY_SERIAL,
+  verdict: VERDICT,
+  peerVerified: s.bool(),
+  state: s.optional(KEY_STATE),
+  reason: s.optional(ANY_REASON),
+  revokedAt: s.optional(TIME),
+} as const;
+
+/** One item of `key.verify.batch`: the fields of a `key.verify` request, acks on the batch. */
+const VERIFY_ITEM = s.map({ serial: KEY_SERIAL, digest: DIGEST, signature: s.optional(SIGNATURE) });
+
+/**
+ * One item's answer in `key.verify.batch`: its verdict (the fields of a `key.verify` answer), or the error
+ * the single request would have failed with (`error`: the code, `message`), for that item only.
+ */
+const VERIFY_BATCH_RESULT = s.map(
+  {
+    serial: KEY_SERIAL,
+    verdict: s.optional(VERDICT),
+    peerVerified: s.optional(s.bool()),
+    state: s.optional(KEY_STATE),
+    reason: s.optional(ANY_REASON),
+    revokedAt: s.optional(TIME),
+    error: s.optional(s.string({ min: 1, max: 64, pattern: /^[a-z_]+$/ })),
+    message: s.optional(s.string({ max: 512 })),
+  },
+  (v) =>
+    v.error === undefined
+      ? v.verdict !== undefined && v.peerVerified !== undefined && v.message === undefined
+        ? undefined
+        : 'a verdict needs `verdict` and `peerVerified` and no `message`'
+      : v.verdict === undefined && v.peerVerified === undefined && v.state === undefined
+        ? undefined
+        : 'an item that failed carries `error` and `message`, no verdict',
+  'either a verdict (`verdict`, `peerVerified`, optional `state`, `reason`, `revokedAt`) or `error` and `message`',
+);
 
 /** Request types: the body the client sends and the body of the `ok` response. */
 export const KEY_REQUESTS = {
@@ -163,13 +209,46 @@ export const KEY_REQUESTS = {
       signature: s.optional(SIGNATURE),
       ack: PIGGYBACK_ACK,
     }),
+    response: s.map(VERIFY_RESULT),
+  },
+  // `count` keys for one peer with one lifetime in one record, one commit, all or nothing (docs/keys.md
+  // "Batches"). No `replaces`: a rotation is one key for one key, and stays `key.create`.
+  'key.create.batch': {
+    request: s.map(
+      {
+        peer: NAME,
+        count: s.uint({ max: MAX_KEYS_PER_BATCH }),
+        ttl: s.optional(TTL),
+        ack: PIGGYBACK_ACK,
+      },
+      (v) => (v.count >= 1 ? undefined : 'count must be at least 1'),
+      `count: 1..${MAX_KEYS_PER_BATCH}`,
+    ),
     response: s.map({
-      serial: KEY_SERIAL,
-      verdict: VERDICT,
-      peerVerified: s.bool(),
-      state: s.optional(KEY_STATE),
-      reason: s.optional(ANY_REASON),
-      revokedAt: s.optional(TIME),
+      peer: NAME,
+      ownerCertSerial: CERT_SERIAL,
+      peerCertSerial: CERT_SERIAL,
+      createdAt: TIME,
+      expiresAt: TIME,
+      keys: s.array(s.map({ serial: KEY_SERIAL, key: AES_KEY }), { min: 1, max: MAX_KEYS_PER_BATCH }),
+    }),
+  },
+  // Up to MAX_KEYS_PER_BATCH `key.verify` requests in one record: one verdict per item, in order; an
+  // item that fails (a bad signature) fails alone. A serial twice is `schema` for the whole request.
+  'key.verify.batch': {
+    request: s.map(
+      {
+        items: s.array(VERIFY_ITEM, { min: 1, max: MAX_KEYS_PER_BATCH }),
+        ack: PIGGYBACK_ACK,
+      },
+      (v) =>
+        new Set(v.items.map((i) => i.serial)).size === v.items.length
+          ? undefined
+          : 'a serial appears twice in `items`',
+      'every serial in `items` at most once',
+    ),
+    response: s.map({
+      results: s.array(VERIFY_BATCH_RESULT, { min: 1, max: MAX_KEYS_PER_BATCH }),
     }),
   },
   'key.get': { request: s.map({ serial: KEY_SERIAL }), response: KEY_SUMMARY },

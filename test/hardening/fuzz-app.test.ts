@@ -148,6 +148,12 @@ t.test(
       { type: 'key.deposit', role: 'client', body: { ...sent.deposit } },
       { type: 'key.create', role: 'client', body: { peer: 'peer-b', ttl: 3_600_000 } },
       { type: 'key.verify', role: 'client', body: { serial: keySerial, digest: Buffer.alloc(32, 1) } },
+      { type: 'key.create.batch', role: 'client', body: { peer: 'peer-b', count: 2, ttl: 3_600_000 } },
+      {
+        type: 'key.verify.batch',
+        role: 'client',
+        body: { items: [{ serial: keySerial, digest: Buffer.alloc(32, 1) }], ack: [1] },
+      },
       { type: 'key.get', role: 'client', body: { serial: keySerial } },
       { type: 'key.list', role: 'client', body: {} },
       { type: 'key.revoke', role: 'client', body: { serial: keySerial, reason: 'superseded' } },
