@@ -1,7 +1,8 @@
 // The KDC under test, in its own process (started by bench/load/ipc.ts Worker.start), so that its CPU time
 // (process.cpuUsage: every thread of the process, the libuv pool that signs included) and its resident
 // memory are measured apart from the load generator's. Driven over IPC:
-//   start {dataDir, passphrase, console?, port?, storeUrl?, revocationSyncMs?} -> {url, httpUrl, consoleUrl?}
+//   start {dataDir, passphrase, console?, port?, storeUrl?, revocationSyncMs?, keyLimits?}
+//                                -> {url, httpUrl, consoleUrl?}
 //                                   the real startKdc on 127.0.0.1 (port 0 unless given: a restart takes
 //                                   its old one), no rate limit (console: the live console on too;
 //                                   storeUrl: a PostgreSQL store, one node of several)
@@ -19,6 +20,7 @@ import { attachLogReader } from '../../server/events/log-reader.js';
 import { Session } from 'node:inspector';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { startKdc, type Kdc } from '../../server/kdc/kdc.js';
+import type { KeyLimits } from '../../server/keys/key-quotas.js';
 import { serve } from './ipc.js';
 
 let inspector: Session | undefined;
@@ -64,6 +66,8 @@ serve(
       storeUrl?: string;
       /** The periodic revocation sync's interval (bench/cluster.ts lengthens it: notifications only). */
       revocationSyncMs?: number;
+      /** The key service's per-pair bounds (bench/keys.ts lifts them for its batched flow's volume). */
+      keyLimits?: Partial<KeyLimits>;
     }) => {
       const events = new EventBus();
       if (arg.events === 'default' || arg.events === 'log') {
@@ -90,6 +94,7 @@ serve(
         ...(arg.console === true ? { console: true } : {}),
         ...(arg.storeUrl === undefined ? {} : { storeUrl: arg.storeUrl }),
         ...(arg.revocationSyncMs === undefined ? {} : { revocationSyncMs: arg.revocationSyncMs }),
+        ...(arg.keyLimits === undefined ? {} : { keyLimits: arg.keyLimits }),
       });
       return { url: kdc.url, httpUrl: kdc.httpUrl, consoleUrl: kdc.consoleUrl };
     },

@@ -14,11 +14,17 @@
 // (a long-lived sender's choice: the CLI client, whose sessions are short, acks each notice with key.ack
 // at once), with one key.ack per pair for what is left when a run ends.
 // A key counts when bob's key.verify said `valid`; its latency runs from alice's first request.
+// Batched KDC-generated keys (docs/keys.md "Batches"), in the other direction of each pair so that the
+// single-key flows' per-pair counts stay what they were: bob key.create.batch {peer: alice, count: n,
+// ack: his key.verified notices} -> alice gets n key.delivered pushes -> acceptKdcKey for each -> ONE
+// key.verify.batch {items, ack: the n deliveries} = n x valid; bob gets n key.verified. The n keys count
+// once all n verdicts are `valid`; each key's latency is the batch's.
 //   setup {url, bobUrl?, caCertPem, pairs} -> sessions opened (the bobs on bobUrl if given), bob's
 //                                     prekeys published
-//   run {mode, count, pairs?}      -> `count` keys per pair (the first `pairs` pairs), pairs in parallel,
-//                                     one key at a time per pair; with the latencies of KDC-generated
-//                                     keys' deliveries (alice's key.create -> bob's key.delivered push)
+//   run {mode, count, pairs?, batch?} -> `count` keys per pair (the first `pairs` pairs), pairs in
+//                                     parallel, one key (mode 'kdc-batch': one batch of `batch` keys) at a
+//                                     time per pair; with the latencies of KDC-generated keys' deliveries
+//                                     (alice's key.create -> bob's key.delivered push)
 //   cpu                            -> microseconds of CPU (user + system) this process used so far
 //   close
 import { createPrivateKey, type KeyObject } from 'node:crypto';
@@ -55,6 +61,11 @@ interface Pair {
   acks: number[];
   /** serial -> when bob's key.delivered push arrived (hrtime), for the delivery latency. */
   arrived: Map<string, bigint>;
+  /** Batched flow (bob -> alice): deliveries alice holds, and the serials she waits for. */
+  aliceInbox: Map<string, Record<string, unknown>>;
+  aliceWaiting: Map<string, (body: Record<string, unknown>) => void>;
+  /** Bob's key.verified notices of batched keys, acknowledged with his next key.create.batch. */
+  bobAcks: number[];
 }
 
 const PREKEY_LOW = 4;
@@ -174,6 +185,40 @@ async function sendOne(pair: Pair, mode: 'kdc' | 'e2e'): Promise<number | undefi
   return arrived === undefined ? undefined : Number(arrived - startedAt) / 1e6;
 }
 
+/** Alice's copy of one delivery of the batch flow, as soon as it is (or was) pushed. */
+function deliveryFor(pair: Pair, serial: string): Promise<Record<string, unknown>> {
+  const held = pair.aliceInbox.get(serial);
+  if (held !== undefined) {
+    pair.aliceInbox.delete(serial);
+    return Promise.resolve(held);
+  }
+  return new Promise((resolve) => pair.aliceWaiting.set(serial, resolve));
+}
+
+/**
+ * Bob sends alice `n` KDC-generated keys in one key.create.batch; alice accepts each delivery and verifies
+ * all of them in one key.verify.batch, acknowledging the deliveries in it (what client/keys/key-inbox.ts
+ * does with deliveries that arrive together).
+ */
+async function sendBatch(pair: Pair, n: number): Promise<void> {
+  const { alice, bob } = pair;
+  const ack = pair.bobAcks.splice(0);
+  const c = await bob.session.request('key.create.batch', {
+    peer: alice.name,
+    count: n,
+    ...(ack.length > 0 ? { ack } : {}),
+  });
+  const bodies = await Promise.all(c.keys.map((k) => deliveryFor(pair, k.serial)));
+  const me = { name: alice.name, certSerial: alice.certSerial, privateKey: alice.privateKey };
+  const signed = await Promise.all(bodies.map((b) => acceptKdcKey(me, kdcDeliveryOf(b))));
+  const v = await alice.session.request('key.verify.batch', {
+    items: signed.map((r, i) => ({ serial: c.keys[i]!.serial, digest: r.digest, signature: r.signature })),
+    ack: bodies.map((b) => b.d as number),
+  });
+  const bad = v.results.find((r) => r.verdict !== 'valid');
+  if (bad !== undefined) throw new Error(`verdict ${bad.verdict ?? bad.error}`);
+}
+
 serve({
   setup: async (arg: {
     url: string;
@@ -199,6 +244,9 @@ serve({
             early: new Map(),
             acks: [],
             arrived: new Map(),
+            aliceInbox: new Map(),
+            aliceWaiting: new Map(),
+            bobAcks: [],
           } as Pair;
         }),
       );
@@ -221,11 +269,24 @@ serve({
       pair.alice.session.onPush('key.verified', (b) => {
         if (typeof b.d === 'number') pair.acks.push(b.d);
       });
+      // The batched flow runs bob -> alice.
+      pair.alice.session.onPush('key.delivered', (b) => {
+        const serial = String(b.serial);
+        const waiting = pair.aliceWaiting.get(serial);
+        if (waiting === undefined) pair.aliceInbox.set(serial, b);
+        else {
+          pair.aliceWaiting.delete(serial);
+          waiting(b);
+        }
+      });
+      pair.bob.session.onPush('key.verified', (b) => {
+        if (typeof b.d === 'number') pair.bobAcks.push(b.d);
+      });
     }
     await Promise.all(pairs.map((p) => topUp(p)));
     return pairs.length;
   },
-  run: async (arg: { mode: 'kdc' | 'e2e'; count: number; pairs?: number }) => {
+  run: async (arg: { mode: 'kdc' | 'e2e' | 'kdc-batch'; count: number; pairs?: number; batch?: number }) => {
     const latencies: number[] = [];
     const deliveries: number[] = [];
     let errors = 0;
@@ -233,6 +294,23 @@ serve({
     const t0 = process.hrtime.bigint();
     await Promise.all(
       pairs.slice(0, arg.pairs ?? pairs.length).map(async (pair) => {
+        if (arg.mode === 'kdc-batch') {
+          const n = arg.batch ?? 1;
+          for (let i = 0; i < arg.count; i += n) {
+            const s = process.hrtime.bigint();
+            try {
+              await sendBatch(pair, Math.min(n, arg.count - i));
+              const ms = Number(process.hrtime.bigint() - s) / 1e6;
+              for (let k = 0; k < Math.min(n, arg.count - i); k++) latencies.push(ms);
+            } catch (err) {
+              errors += 1;
+              firstError ??= `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
+            }
+          }
+          const ids = pair.bobAcks.splice(0);
+          if (ids.length > 0) await pair.bob.session.request('key.ack', { ids });
+          return;
+        }
         for (let i = 0; i < arg.count; i++) {
           const s = process.hrtime.bigint();
           try {
