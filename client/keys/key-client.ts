@@ -211,6 +211,42 @@ export class KeyClient {
     };
   }
 
+  /**
+   * `kds client send-key --mode kdc --count N`: N KDC-generated keys for `to` in one key.create.batch
+   * (docs/keys.md "Batches"), all or nothing; each stored `pending` as sendKey stores one.
+   */
+  async sendKdcKeys(req: { to: string; count: number; ttlMs?: number }): Promise<SendKeyResult[]> {
+    const body: RequestBody<'key.create.batch'> = { peer: req.to, count: req.count };
+    if (req.ttlMs !== undefined) body.ttl = req.ttlMs;
+    const c = await this.#party.session.request('key.create.batch', body);
+    if (c.peer !== req.to || c.keys.length !== req.count) {
+      throw new InputError('bad_request', 'the KDC created other keys than were asked for');
+    }
+    return c.keys.map((k) => {
+      const record = newRecord(this.#party.now(), {
+        serial: k.serial,
+        mode: 'kdc',
+        role: 'sender',
+        owner: this.name,
+        peer: req.to,
+        createdAt: c.createdAt,
+        expiresAt: c.expiresAt,
+        key: k.key,
+        digest: kdcKeyDigest(k.serial, k.key),
+      });
+      this.store.putKey(record);
+      return {
+        serial: record.serial,
+        mode: 'kdc' as const,
+        peer: req.to,
+        fingerprint: record.fingerprint,
+        createdAt: record.createdAt,
+        expiresAt: record.expiresAt,
+        state: record.state,
+      };
+    });
+  }
+
   /** `kds client verify-key`: ask the KDC for its verdict on our copy, and apply it locally. */
   async verifyKey(serial: string): Promise<VerifyKeyResult> {
     await this.idle();

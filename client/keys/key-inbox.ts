@@ -17,7 +17,8 @@ import type { Verdict } from '../../shared/keys/verdict.js';
 import type { RequestBody } from '../../shared/protocol/catalog.js';
 import { labOff } from '../../shared/lab-switches.js';
 import type { KeyParty } from './key-party.js';
-import { liveKeys, newRecord, usableKey, verifyAtKdc } from './key-records.js';
+import { liveKeys, newRecord, usableKey, verifyAtKdc, verifyManyAtKdc } from './key-records.js';
+import { MAX_KEYS_PER_BATCH } from '../../shared/protocol/messages-keys.js';
 import type { LocalKeyState, StoredKey } from './key-store.js';
 import type { PrekeyStock } from './prekey-stock.js';
 
@@ -98,6 +99,9 @@ export class KeyInbox {
   #syncFresh = 0;
   #syncing = false;
   #syncRun: Promise<void> | undefined;
+  /** Delivered keys stored `pending` and not verified yet (#verifyWaiting), with their delivery ids. */
+  readonly #toVerify: { serial: string; from: string; d: number | undefined }[] = [];
+  readonly #handleDelivered = (b: Record<string, unknown>): Promise<Handled> => this.#onDelivered(b);
 
   constructor(party: KeyParty, prekeys: PrekeyStock, opts: KeyInboxOptions) {
     this.#party = party;
@@ -105,7 +109,7 @@ export class KeyInbox {
     this.#acceptMessages = opts.acceptMessages;
     this.#onEvent = opts.onEvent;
     const handlers: Record<string, (body: Record<string, unknown>) => Promise<Handled>> = {
-      'key.delivered': (b) => this.#onDelivered(b),
+      'key.delivered': this.#handleDelivered,
       'key.revoked': (b) => this.#onRevoked(b),
       'key.verified': (b) => this.#onVerified(b),
       msg: (b) => this.#onMessage(b),
@@ -215,10 +219,13 @@ export class KeyInbox {
    * verdict again. A key whose notice was redelivered by sync() was verified there already.
    */
   async recheckPending(): Promise<void> {
-    for (const rec of liveKeys(this.#party)) {
-      if (rec.role === 'receiver' && rec.state === 'pending' && rec.transcriptHash !== undefined) {
-        await verifyAtKdc(this.#party, rec.serial).catch(() => undefined);
-      }
+    const serials = liveKeys(this.#party)
+      .filter((rec) => rec.role === 'receiver' && rec.state === 'pending' && rec.transcriptHash !== undefined)
+      .map((rec) => rec.serial);
+    // MAX_KEYS_PER_BATCH at a time in key.verify.batch (docs/keys.md "Batches"): a client that stopped
+    // with many keys pending verifies them in a few requests, not one each.
+    for (let i = 0; i < serials.length; i += MAX_KEYS_PER_BATCH) {
+      await verifyManyAtKdc(this.#party, serials.slice(i, i + MAX_KEYS_PER_BATCH)).catch(() => undefined);
     }
   }
 
@@ -226,12 +233,20 @@ export class KeyInbox {
     body: Record<string, unknown>,
     handle: (body: Record<string, unknown>) => Promise<Handled>,
   ): Promise<void> {
+    // Delivered keys waiting for their verification go first: any other notice (a revocation of one of
+    // them) applies after it, in arrival order.
+    const delivery = handle === this.#handleDelivered;
+    if (!delivery) await this.#verifyWaiting();
     let ack: Handled = true;
     try {
       ack = await handle(body);
     } catch {
       // A notice we cannot apply now (e.g. the session dropped mid-way) stays queued at the KDC.
       ack = false;
+    }
+    // The last push waiting, or a full batch: verify what was stored (#onDelivered).
+    if (delivery && (this.#pending <= 1 || this.#toVerify.length >= MAX_KEYS_PER_BATCH)) {
+      await this.#verifyWaiting();
     }
     if (ack === true && typeof body.d === 'number') {
       try {
@@ -274,24 +289,60 @@ export class KeyInbox {
         return true;
       }
     }
-    // The key is stored (pending): acknowledge its notice inside the verification.
+    // The key is stored (pending): its verification, which acknowledges its notice, follows once the
+    // deliveries queued right behind it are stored too (#process), in one request for all of them.
     const d = typeof b.d === 'number' ? b.d : undefined;
-    const v = await verifyAtKdc(this.#party, serial, d);
-    const now = store.getKey(serial);
-    if (now === undefined) throw new StateError('not_found', `key ${serial} left the store while verified`);
-    this.#onEvent({
-      event: 'key',
-      serial,
-      from,
-      mode: now.mode,
-      fingerprint: now.fingerprint,
-      verdict: v.verdict,
-      state: now.state,
-      expiresAt: now.expiresAt,
-    });
-    // A long-lived listener must not run dry: replace the prekey this sender consumed.
-    if (now.mode === 'e2e') await this.#prekeys.topUp().catch(() => undefined);
-    return d === undefined ? true : 'acknowledged';
+    this.#toVerify.push({ serial, from, d });
+    return 'acknowledged';
+  }
+
+  /**
+   * Verify the delivered keys stored since the last verification, acknowledging their notices in the
+   * same request: one key.verify as before when there is one, else one key.verify.batch (docs/keys.md
+   * "Batches"), so a client that comes online to a backlog verifies it 32 keys a request. If the request
+   * fails, the keys stay `pending` and their notices queued: they come again, as after a crash.
+   */
+  async #verifyWaiting(): Promise<void> {
+    const waiting = this.#toVerify.splice(0);
+    if (waiting.length === 0) return;
+    const { store } = this.#party;
+    let verdicts: (Verdict | undefined)[];
+    try {
+      if (waiting.length === 1) {
+        const only = waiting[0]!;
+        verdicts = [(await verifyAtKdc(this.#party, only.serial, only.d)).verdict];
+      } else {
+        const ack = waiting.flatMap((w) => (w.d === undefined ? [] : [w.d]));
+        const results = await verifyManyAtKdc(
+          this.#party,
+          waiting.map((w) => w.serial),
+          ack,
+        );
+        // An item the KDC refused (its `error`) stays pending; the next start verifies it again.
+        verdicts = results.map((r) => ('verdict' in r ? r.verdict : undefined));
+      }
+    } catch {
+      return;
+    }
+    let e2e = false;
+    for (const [i, w] of waiting.entries()) {
+      const verdict = verdicts[i];
+      const now = store.getKey(w.serial);
+      if (verdict === undefined || now === undefined) continue;
+      e2e ||= now.mode === 'e2e';
+      this.#onEvent({
+        event: 'key',
+        serial: w.serial,
+        from: w.from,
+        mode: now.mode,
+        fingerprint: now.fingerprint,
+        verdict,
+        state: now.state,
+        expiresAt: now.expiresAt,
+      });
+    }
+    // A long-lived listener must not run dry: replace the prekeys these senders consumed.
+    if (e2e) await this.#prekeys.topUp().catch(() => undefined);
   }
 
   /** Check, decrypt and store a delivered key as `pending`. */

@@ -52,6 +52,63 @@ export async function verifyAtKdc(party: KeyParty, serial: string, ack?: number)
   };
 }
 
+/**
+ * verifyAtKdc for several keys in one `key.verify.batch` (docs/keys.md "Batches"; at most
+ * MAX_KEYS_PER_BATCH): each verdict applied locally as verifyAtKdc applies one. An item the KDC could
+ * not verify (`error`: a signature it refused) is left as it is, as a failed verifyAtKdc leaves it.
+ */
+export async function verifyManyAtKdc(
+  party: KeyParty,
+  serials: readonly string[],
+  ack: readonly number[] = [],
+): Promise<(VerifyKeyResult | { serial: string; error: string; message: string })[]> {
+  const recs = serials.map((serial) => party.store.getKey(serial));
+  const items = await Promise.all(
+    serials.map(async (serial, i) => {
+      const rec = recs[i];
+      const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
+      const item: RequestBody<'key.verify.batch'>['items'][number] = { serial, digest };
+      if (
+        rec !== undefined &&
+        rec.role === 'receiver' &&
+        rec.transcriptHash !== undefined &&
+        rec.key !== undefined
+      ) {
+        item.signature = await signPss(
+          signedContent('receiver', Buffer.from(rec.transcriptHash, 'hex'), digest),
+          party.identityKey,
+        );
+      }
+      return item;
+    }),
+  );
+  const body: RequestBody<'key.verify.batch'> = { items };
+  if (ack.length > 0) body.ack = [...ack];
+  const r = await party.session.request('key.verify.batch', body);
+  if (r.results.length !== serials.length || r.results.some((v, i) => v.serial !== serials[i])) {
+    throw new StateError('not_found', 'the KDC answered other keys than it was asked about');
+  }
+  return r.results.map((v, i) => {
+    const serial = serials[i]!;
+    if (v.verdict === undefined || v.peerVerified === undefined) {
+      return { serial, error: v.error ?? 'internal', message: v.message ?? '' };
+    }
+    const one: ResponseBody<'key.verify'> = { serial, verdict: v.verdict, peerVerified: v.peerVerified };
+    if (v.state !== undefined) one.state = v.state;
+    if (v.reason !== undefined) one.reason = v.reason;
+    if (v.revokedAt !== undefined) one.revokedAt = v.revokedAt;
+    const rec = recs[i];
+    const after = rec === undefined ? undefined : applyVerdict(party, rec, v.verdict, one);
+    return {
+      serial,
+      verdict: v.verdict,
+      peerVerified: v.peerVerified,
+      state: after?.state ?? 'none',
+      ...(v.reason === undefined ? {} : { reason: v.reason }),
+    };
+  });
+}
+
 function applyVerdict(
   party: KeyParty,
   rec: StoredKey,
