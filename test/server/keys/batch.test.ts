@@ -9,7 +9,7 @@ import { getAppType } from '../../../shared/protocol/catalog.js';
 import { validate } from '../../../shared/protocol/schema.js';
 import { MAX_KEYS_PER_BATCH } from '../../../shared/protocol/messages-keys.js';
 import { openStore } from '../../../server/store/store.js';
-import { harness, type Client, type Harness, type Pushed } from './fixtures.js';
+import { harness, pgHarness, type Client, type Harness, type Pushed } from './fixtures.js';
 
 t.setTimeout(120_000);
 
@@ -306,3 +306,36 @@ t.test('batch shapes: count 1..N, items 1..N, each serial once (schema, before a
     'schema: b: a serial appears twice in `items`',
   );
 });
+
+t.test(
+  'PostgreSQL: a batch commits whole, a refused one leaves nothing, verify batch records each',
+  async (t) => {
+    const h = await pgHarness(t, { limits: { activeKeysPerPair: 6 } });
+    const bobBox: Pushed[] = [];
+    h.online.set('bob', bobBox);
+    const c = await h.service.createBatch(h.alice.caller, { peer: 'bob', count: 4 });
+    await t.rejects(h.service.createBatch(h.alice.caller, { peer: 'bob', count: 3 }), {
+      code: 'quota_exceeded',
+    });
+    t.same(
+      (await h.store.listSymKeys({ party: 'alice' })).map((k) => k.serial).sort(),
+      c.keys.map((k) => k.serial).sort(),
+      'only the first batch',
+    );
+    t.equal(await h.store.countDeliveries('bob'), 4);
+    t.equal((await h.store.listAudit({ action: 'key.create' })).length, 4);
+    const me = { name: 'bob', certSerial: h.bob.cert.serialHex, privateKey: h.bob.keys.privateKeyPem };
+    const signed = await Promise.all(
+      bobBox.map(async (p) => ({ d: p.body.d as number, ...(await acceptKdcKey(me, p.body as never)) })),
+    );
+    const v = await h.service.verifyBatch(h.bob.caller, {
+      items: signed.map((s, i) => ({ serial: c.keys[i]!.serial, digest: s.digest, signature: s.signature })),
+      ack: signed.map((s) => s.d),
+    });
+    t.ok(v.every((r) => 'verdict' in r && r.verdict === 'valid' && r.peerVerified));
+    t.equal(await h.store.countDeliveries('bob'), 0);
+    t.equal(await h.store.countDeliveries('alice'), 4, 'four key.verified notices');
+    t.equal((await h.store.listAudit({ action: 'key.verify' })).length, 4);
+    for (const k of c.keys) t.not((await h.store.getSymKey(k.serial))!.peerVerifiedAt, null);
+  },
+);

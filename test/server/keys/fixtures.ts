@@ -9,6 +9,8 @@ import { makeCa, issue } from '../../shared/pki/pki-fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { asyncSqliteStore } from '../../../server/store/sqlite-async-store.js';
 import type { AsyncStore } from '../../../server/store/async-store.js';
+import { PgStore } from '../../../server/store/pg-store.js';
+import { pgTestSchema } from '../../helpers/pg.js';
 
 export interface Client {
   name: string;
@@ -135,4 +137,52 @@ export async function harness(t: TestLike, opts: { limits?: Partial<KeyLimits> }
     asyncStore,
     node: make,
   };
+}
+
+export interface PgHarness {
+  store: PgStore;
+  service: KeyService;
+  online: Map<string, Pushed[]>;
+  alice: Client;
+  bob: Client;
+  carol: Client;
+}
+
+/**
+ * The key service on PostgreSQL (a schema of its own in the test database, dropped at teardown), with
+ * the same three clients: for the paths whose rollback or commit the engine itself carries.
+ */
+export async function pgHarness(t: TestLike, opts: { limits?: Partial<KeyLimits> } = {}): Promise<PgHarness> {
+  const { clients } = await identities();
+  const { url } = pgTestSchema(t);
+  const store = await PgStore.open(url);
+  t.teardown(() => store.close());
+  for (const c of clients) {
+    await store.insertIssuedCertificate({
+      serialHex: c.cert.serialHex,
+      name: c.name,
+      role: 'client',
+      notBefore: c.cert.notBefore,
+      notAfter: c.cert.notAfter,
+      issuedAt: c.cert.notBefore,
+      pem: c.cert.pem,
+      fingerprint256: c.cert.fingerprint256,
+    });
+  }
+  const online = new Map<string, Pushed[]>();
+  const service = new KeyService({
+    store,
+    ca: { revocationOf: () => undefined },
+    sessions: {
+      byName: (name) => {
+        const box = online.get(name);
+        return box === undefined ? [] : [{ closed: false, push: (type, body) => box.push({ type, body }) }];
+      },
+    },
+    dataDir: tempDir(t),
+    passphrase: () => 'test-passphrase',
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+  });
+  const [alice, bob, carol] = clients as [Client, Client, Client];
+  return { store, service, online, alice, bob, carol };
 }
