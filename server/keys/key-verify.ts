@@ -76,7 +76,7 @@ export class KeyVerification {
       return checked.result;
     }
     if (checked.record) {
-      await this.#record(caller, [checked], ack);
+      await this.#record(caller, [{ rec: checked.rec, result: checked.result }], ack);
     } else if (ack.length > 0) {
       await this.#queue.ack(caller, ack);
     }
@@ -106,7 +106,9 @@ export class KeyVerification {
         answers.push({ failed: { serial: item.serial, error: err.code, message: err.message } });
       }
     }
-    const writes = answers.filter((a): a is Checked => 'record' in a && a.record);
+    const writes = answers.filter(
+      (a): a is Checked & { rec: SymKeyRecord } => 'record' in a && a.record && a.rec !== undefined,
+    );
     if (writes.length > 0) await this.#record(caller, writes, ack);
     else if (ack.length > 0) await this.#queue.ack(caller, ack);
     return answers.map((a) => ('failed' in a ? a.failed : a.result));
@@ -161,22 +163,26 @@ export class KeyVerification {
    * Record the receiver's acceptance of these keys (and forget the acked deliveries) in one savepoint of
    * the group commit, then push each owner its key.verified notice; each result then says peerVerified.
    */
-  async #record(caller: Caller, checked: readonly Checked[], ack: readonly number[]): Promise<void> {
+  async #record(
+    caller: Caller,
+    checked: readonly { rec: SymKeyRecord; result: VerifyResult }[],
+    ack: readonly number[],
+  ): Promise<void> {
     const ctx = this.#ctx;
     const now = ctx.now();
     const pushes = await ctx.store.batch(async (tx) => {
       await assertCallerCurrent(tx, caller.serialHex, ctx.now());
       const out = [];
       for (const { rec } of checked) {
-        await tx.markSymKeyPeerVerified(rec!.serial, now);
-        await ctx.audit(tx, caller.name, 'key.verify', rec!.serial, { verdict: 'valid' });
+        await tx.markSymKeyPeerVerified(rec.serial, now);
+        await ctx.audit(tx, caller.name, 'key.verify', rec.serial, { verdict: 'valid' });
       }
       if (ack.length > 0) await tx.deleteDeliveries(caller.name, ack);
       for (const { rec } of checked) {
         // Counted against the key's owner (its own key.create/key.reserve caused it), never against the
         // verifier: verifying a delivered key is never refused, and it happens once per key.
-        const notice = await ctx.enqueue(tx, rec!.owner, 'key.verified', rec!.serial, null, rec!.owner);
-        out.push(verifiedPush(notice, rec!.serial, now));
+        const notice = await ctx.enqueue(tx, rec.owner, 'key.verified', rec.serial, null, rec.owner);
+        out.push(verifiedPush(notice, rec.serial, now));
       }
       return out;
     });
