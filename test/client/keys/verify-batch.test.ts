@@ -86,3 +86,34 @@ t.test(
     await alice.close();
   },
 );
+
+t.test(
+  'a revocation behind deliveries waiting for their batch applies after them, in arrival order',
+  async (t) => {
+    const env = await inProcessKdc(t, ['alice', 'bob']);
+    await (await env.open('bob')).close();
+    const alice = await env.open('alice');
+    const keys = await alice.client.sendKdcKeys({ to: 'bob', count: 3 });
+    // Revoked while bob is offline: its key.revoked replaces its queued delivery, and is queued last.
+    await alice.client.revokeKey(keys[1]!.serial, 'keyCompromise');
+    const later = await alice.client.sendKdcKeys({ to: 'bob', count: 2 });
+    const sent: Sent = [];
+    const bob = await env.open('bob', { wrap: (s) => recording(s, sent) });
+    await bob.client.idle();
+    for (const k of [keys[0]!, keys[2]!, ...later]) {
+      t.equal(bob.client.store.getKey(k.serial)?.state, 'active', k.serial);
+    }
+    t.equal(bob.client.store.getKey(keys[1]!.serial), undefined, 'the revoked key never reached bob');
+    const order = bob.events.map((e) => `${e.event}:${e.serial}`);
+    const revoked = order.indexOf(`key.revoked:${keys[1]!.serial}`);
+    t.ok(revoked >= 0, 'bob was told of the revocation');
+    t.ok(
+      order.indexOf(`key:${keys[0]!.serial}`) < revoked && order.indexOf(`key:${keys[2]!.serial}`) < revoked,
+      'the deliveries queued before it were verified before it applied',
+    );
+    t.ok(order.indexOf(`key:${later[0]!.serial}`) > revoked, 'the ones queued after it, after');
+    t.equal(sqliteOf(env.kdc.services.store).countDeliveries('bob'), 0);
+    await bob.close();
+    await alice.close();
+  },
+);
