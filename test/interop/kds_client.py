@@ -17,8 +17,9 @@ test/interop/python-client.test.ts runs it in the test suite (README.md here say
       against a running KDC: GET /ca.pem and the pin; an auth handshake over x25519; ping,
       cert.status, key.list, key.create (KDC mode) to the peer, key.get, msg.send; as the peer an
       auth handshake over ffdhe2048, key.sync, key.verify with the receiver signature, the message
-      decrypted, key.ack; session.ticket, a resumed handshake and requests in it; a resumption with
-      a wrong psk refused with ticket_invalid.
+      decrypted, key.ack; session.ticket, a resumed handshake and requests in it, among them a
+      key.create.batch the peer verifies with one key.verify.batch; a resumption with a wrong psk
+      refused with ticket_invalid.
   kds_client.py edges --server URL --pin FINGERPRINT --home ALICE_HOME --admin-dir DATA_DIR/admin
                       --ca-passphrase-file FILE
       negative cases and other roles (kds_edges.py): refused upgrades (404, 403), bad frames and
@@ -948,6 +949,35 @@ def peer_receive(checks, url, home, root, peer, sender, created):
     s.ws.close(1000)
 
 
+def peer_verify_batch(checks, url, home, root, peer, sender, batch):
+    """As the peer: the keys of one key.create.batch arrive as ordinary key.delivered pushes, and are
+    verified together in one key.verify.batch that acknowledges their deliveries."""
+    cert, key = load_identity(home)
+    s = handshake(url, "auth", "x25519", root, cert.public_bytes(serialization.Encoding.DER), key)
+    s.request("key.sync", {"messages": False})
+    serials = [k["serial"] for k in batch["keys"]]
+    got = {p["b"]["serial"]: p["b"] for p in s.pushes if p["t"] == "key.delivered" and p["b"]["serial"] in serials}
+    if not checks.that("%s: one key.delivered per key of the batch" % peer, sorted(got) == sorted(serials),
+                       repr(s.pushes)[:300]):
+        return
+    items = []
+    for k in batch["keys"]:
+        b = got[k["serial"]]
+        checks.that("%s: batch key %s is the key %s was given" % (peer, k["serial"][:8], sender),
+                    b["mode"] == "kdc" and b["from"] == sender and b["key"] == k["key"])
+        dg = kdc_digest(b["serial"], b["key"])
+        th = kdc_th(b["serial"], b["from"], b["fromCertSerial"], b["to"], b["toCertSerial"], dg, b["expiresAt"])
+        sig = key.sign(b"kds v1 key receiver signature\x00" + th + dg, PSS, hashes.SHA256())
+        items.append({"serial": b["serial"], "digest": dg, "signature": sig})
+    v = s.request("key.verify.batch", {"items": items, "ack": sorted(b["d"] for b in got.values())})
+    checks.that("%s: key.verify.batch -> valid, peerVerified for each key, in order" % peer,
+                [(r.get("serial"), r.get("verdict"), r.get("peerVerified")) for r in v.get("results", [])]
+                == [(x, "valid", True) for x in serials], repr(v)[:300])
+    r = s.request("key.sync", {"messages": False})
+    checks.equal("%s: the batch's deliveries were acknowledged" % peer, r.get("remaining"), 0)
+    s.ws.close(1000)
+
+
 def live(a, checks):
     root = fetch_ca(a.server, a.pin)
     checks.ok("GET /ca.pem matches the pinned fingerprint (%s)" % root.subject.rfc4514_string())
@@ -1000,6 +1030,12 @@ def live(a, checks):
     ds = sorted({p["b"]["d"] for p in s2.pushes if "d" in p.get("b", {})})
     if ds:
         checks.equal("key.ack of the pushes", s2.request("key.ack", {"ids": ds}), {"acknowledged": len(ds)})
+    batch = s2.request("key.create.batch", {"peer": a.peer, "count": 3, "ttl": 3600000})
+    checks.that("key.create.batch of 3 for %s: 3 keys of 32 bytes, one lifetime" % a.peer,
+                len(batch.get("keys", [])) == 3 and all(len(k["key"]) == 32 for k in batch["keys"])
+                and batch.get("peer") == a.peer and batch.get("expiresAt", 0) - batch.get("createdAt", 0) == 3600000,
+                repr(batch)[:300])
+    peer_verify_batch(checks, a.server, a.peer_home, root, a.peer, me, batch)
     s2.ws.close(1000)
 
     checks.refused("resumption with a wrong psk",

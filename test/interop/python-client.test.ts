@@ -154,6 +154,10 @@ if (python === undefined) {
         'resumed handshake',
         'key.list in the resumed session: the key, verified by bob',
         'resumption with a wrong psk -> ticket_invalid (close 4001)',
+        'key.create.batch of 3 for bob',
+        'bob: one key.delivered per key of the batch',
+        'bob: key.verify.batch -> valid, peerVerified for each key, in order',
+        "bob: the batch's deliveries were acknowledged",
       ])
         passed(tt, r, name);
 
