@@ -3,8 +3,9 @@
 // key we sent, and messages. Notices are processed one at a time in arrival order and acknowledged
 // (`key.ack`) once applied, so a notice is never lost and a duplicate (at-least-once delivery) changes
 // nothing. A delivered key is acknowledged inside its key.verify (`ack`, one request fewer per key),
-// sent only once the key is stored; if we stop between that verify and storing its verdict, the key is
-// left `pending` locally with its notice gone, so recheckPending() verifies such keys again.
+// sent only once the key is stored; deliveries that arrive together share one key.verify.batch
+// (docs/keys.md "Batches"). If we stop between that verify and storing its verdict, the key is left
+// `pending` locally with its notice gone, so recheckPending() verifies such keys again.
 import type { KeyObject } from 'node:crypto';
 import { StateError, InputError, toKdsError } from '../../shared/errors.js';
 import { acceptKdcKey, runReceiverExchange } from '../../shared/keys/exchange.js';
