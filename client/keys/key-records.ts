@@ -1,7 +1,7 @@
 // This client's key records as the commands and the inbox both change them: a new record, expiry
 // applied on read, the key a message may use, and the KDC's verdict on our copy applied locally
 // (docs/keys.md "Local key states": a key is usable only once active).
-import { StateError } from '../../shared/errors.js';
+import { InputError, StateError } from '../../shared/errors.js';
 import { signPss } from '../../shared/crypto/rsa.js';
 import { keyFingerprint } from '../../shared/keys/digest.js';
 import { signedContent } from '../../shared/keys/transcript.js';
@@ -86,7 +86,7 @@ export async function verifyManyAtKdc(
   if (ack.length > 0) body.ack = [...ack];
   const r = await party.session.request('key.verify.batch', body);
   if (r.results.length !== serials.length || r.results.some((v, i) => v.serial !== serials[i])) {
-    throw new StateError('not_found', 'the KDC answered other keys than it was asked about');
+    throw new InputError('bad_request', 'the KDC answered about other keys than it was asked about');
   }
   return r.results.map((v, i) => {
     const serial = serials[i]!;
