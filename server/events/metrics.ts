@@ -23,6 +23,14 @@ import { countCrlEntries } from './crl-watch.js';
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Keys by state and the queue depth are counted at most this often (each is an index scan). */
 const STORE_GAUGE_TTL_MS = 1_000;
+/**
+ * How long a scrape waits for that count. A store that does not answer at once (a table locked by another
+ * session, a database going away) would otherwise hold every scrape until the store's own statement bound
+ * (20 s on PostgreSQL), past a scraper's timeout (Prometheus: 10 s): the scrape answers with the last
+ * values instead, kds_store_gauges_age_seconds says how old they are, and the count finishes in the
+ * background.
+ */
+const STORE_GAUGE_WAIT_MS = 1_000;
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** What the scrape-time gauges read from the running KDC (bound after it started). */
@@ -174,6 +182,11 @@ export class KdcMetrics {
   #knownTypes: ReadonlySet<string> = new Set();
   readonly #off: () => void;
   #storeGauges: { at: number; keys: Record<string, number>; queue: number } | undefined;
+  /** The count in progress: scrapes arriving meanwhile wait for it rather than start their own. */
+  #storeCount: Promise<void> | undefined;
+  /** When the gauges were bound to a KDC: their age until a first count succeeds. */
+  #boundAt = 0;
+  readonly #storeWaitMs: number;
   #crlEntries = new Map<string, { crlNumber: number; entries: number; bytes: number }>();
   /** prom-client's registry and metrics, once load() has loaded it. */
   #registry: Registry | undefined;
@@ -189,8 +202,12 @@ export class KdcMetrics {
   #failed = false;
   readonly #importPromClient: () => Promise<PromClient>;
 
-  constructor(bus: EventBus, opts: { importPromClient?: () => Promise<PromClient> } = {}) {
+  constructor(
+    bus: EventBus,
+    opts: { importPromClient?: () => Promise<PromClient>; storeWaitMs?: number } = {},
+  ) {
     this.#importPromClient = opts.importPromClient ?? (() => import('prom-client'));
+    this.#storeWaitMs = opts.storeWaitMs ?? STORE_GAUGE_WAIT_MS;
     // Only the types #count counts: the bus then builds no event for the others (a connection opened,
     // a prekey upload) when no other reader wants them either.
     this.#off = bus.subscribe(
@@ -253,6 +270,16 @@ export class KdcMetrics {
       [],
       (g) => g.set(this.#readStore()?.queue ?? 0),
     );
+    this.#gauge(
+      p,
+      'kds_store_gauges_age_seconds',
+      'Seconds since kds_keys and kds_delivery_queue_depth were read from the store (grows while it does not answer).',
+      [],
+      (g) =>
+        g.set(
+          this.#sources === undefined ? 0 : (Date.now() - (this.#storeGauges?.at ?? this.#boundAt)) / 1000,
+        ),
+    );
     const crlGauge = (name: string, help: string, read: (c: CrlFacts) => number): void =>
       this.#gauge(p, name, help, ['kind'], (g) => {
         for (const facts of this.#crls()) g.set({ kind: facts.kind }, read(facts));
@@ -302,6 +329,7 @@ export class KdcMetrics {
   /** Connect the scrape-time gauges to the running KDC. */
   bind(sources: MetricsSources): void {
     this.#sources = sources;
+    this.#boundAt = Date.now();
     this.#knownTypes = new Set(sources.requestTypes);
   }
 
@@ -309,11 +337,7 @@ export class KdcMetrics {
   async render(): Promise<string> {
     // The store gauges are read here (the store answers asynchronously), the registry's collect after.
     await this.load();
-    try {
-      await this.#refreshStore();
-    } catch {
-      // An unreachable store: the gauges keep their last values; the scrape still answers.
-    }
+    await this.#refreshStore();
     return this.#registry!.metrics();
   }
 
@@ -394,17 +418,34 @@ export class KdcMetrics {
     }
   }
 
+  /**
+   * Count keys by state and the queue when the last count is older than STORE_GAUGE_TTL_MS: one count at
+   * a time, shared by the scrapes that arrive while it runs, each waiting for it at most #storeWaitMs.
+   */
   async #refreshStore(): Promise<void> {
     const sources = this.#sources;
     if (sources === undefined) return;
-    const now = Date.now();
-    if (this.#storeGauges === undefined || now - this.#storeGauges.at >= STORE_GAUGE_TTL_MS) {
+    if (this.#storeGauges !== undefined && Date.now() - this.#storeGauges.at < STORE_GAUGE_TTL_MS) return;
+    this.#storeCount ??= this.#countStore(sources).finally(() => {
+      this.#storeCount = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#storeCount,
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#storeWaitMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  async #countStore(sources: MetricsSources): Promise<void> {
+    const at = Date.now();
+    try {
       const store = sources.ca.store;
-      this.#storeGauges = {
-        at: now,
-        keys: await store.countSymKeysByState(),
-        queue: await store.countPendingDeliveries(),
-      };
+      const keys = await store.countSymKeysByState();
+      const queue = await store.countPendingDeliveries();
+      this.#storeGauges = { at, keys, queue };
+    } catch {
+      // An unreachable store: the gauges keep their last values (and grow older); the scrape still answers.
     }
   }
 
