@@ -14,7 +14,8 @@
 //   flushed). batch() is a group commit like SQLite's: the write lock serialises transactions across
 //   nodes, so one lock and one COMMIT for many callers is what keeps issuance fast.
 // - Errors: a lost connection or a database that refuses connections (or has no connection slot left) is
-//   `unavailable` (the caller may retry later; the pool reconnects by itself), every other failure `store_error`; PostgreSQL's
+//   `unavailable` (the caller may retry later; the pool reconnects by itself), and so is a statement it did
+//   not finish in time (a lock held elsewhere: notInTime), every other failure `store_error`; PostgreSQL's
 //   messages name constraints, never values (DETAIL, which quotes values, is never surfaced).
 // - BIGINT columns come back as numbers (times in ms and ids stay far below 2^53).
 import { performance } from 'node:perf_hooks';
@@ -117,6 +118,19 @@ const PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 15_000;
  */
 const PG_QUERY_TIMEOUT_MS = 25_000;
 /**
+ * Every connection's statement_timeout, as a share of its query_timeout: PostgreSQL itself ends a
+ * statement that runs, or waits on a lock another session holds (LOCK TABLE, a long migration, another
+ * node's write lock), for longer, before node-postgres gives up on it. The caller gets the server's answer
+ * (57014) and the backend is idle when its connection is closed, so it ends with it. When the client gave
+ * up first it dropped its socket while the backend went on waiting on the lock until it was released,
+ * keeping its connection slot (and, in a transaction, the store's write lock) while the pool opened a
+ * replacement: a node's backends grew past its pool size. 20 s of the default 25 s; the rest is time for
+ * the cancellation to come back. Set per connection, it also takes precedence over a database's or role's
+ * default statement_timeout, which an administrator may set far lower for other applications: 50 ms failed
+ * ordinary waits for the write lock.
+ */
+const PG_STATEMENT_TIMEOUT_SHARE = 0.8;
+/**
  * The listening connection only ever receives: when the path to PostgreSQL stops forwarding without
  * closing (a NAT or firewall that dropped its state), no statement of its own times out and no `error` or
  * `end` comes, so its loss went unnoticed and other nodes' pushes stopped reaching this node for good. It
@@ -144,7 +158,7 @@ export interface PgStoreOptions {
   applicationName?: string;
   /** idle_in_transaction_session_timeout of every connection (default PG_IDLE_IN_TRANSACTION_TIMEOUT_MS). */
   idleInTransactionTimeoutMs?: number;
-  /** The bound on each statement (default PG_QUERY_TIMEOUT_MS). */
+  /** The bound on each statement (default PG_QUERY_TIMEOUT_MS); the server's is a share of it (PG_STATEMENT_TIMEOUT_SHARE). */
   queryTimeoutMs?: number;
   /** How often the listening connection is checked (default PG_LISTEN_CHECK_INTERVAL_MS). */
   listenCheckIntervalMs?: number;
@@ -152,11 +166,26 @@ export interface PgStoreOptions {
   listenCheckTimeoutMs?: number;
 }
 
-/** Connection settings that every connection of a store shares, the listening one included. */
-function connectionOptions(schema: string, idleInTransactionTimeoutMs: number): string {
+/**
+ * Connection settings that every connection of a store shares, the listening one included; the statement
+ * bound follows the query_timeout of the connection (PG_STATEMENT_TIMEOUT_SHARE).
+ */
+function connectionOptions(
+  schema: string,
+  idleInTransactionTimeoutMs: number,
+  queryTimeoutMs: number,
+): string {
   return [
     `-c search_path=${schema}`,
     `-c idle_in_transaction_session_timeout=${Math.ceil(idleInTransactionTimeoutMs)}`,
+    `-c statement_timeout=${Math.ceil(queryTimeoutMs * PG_STATEMENT_TIMEOUT_SHARE)}`,
+    // Lock waits are bounded by statement_timeout alone: a database's or role's default lock_timeout
+    // would fail ordinary waits for the write lock as a low default statement_timeout did.
+    '-c lock_timeout=0',
+    // Not client_connection_check_interval (a backend whose client left mid-statement ends itself):
+    // PostgreSQL before 14 refuses the name, and a server on a platform that cannot report a closed
+    // socket refuses any value but 0, i.e. every connection. statement_timeout already ends a statement
+    // before its client leaves it.
     `-c tcp_keepalives_idle=${PG_KEEPALIVE_IDLE_S}`,
     `-c tcp_keepalives_interval=${PG_KEEPALIVE_INTERVAL_S}`,
     `-c tcp_keepalives_count=${PG_KEEPALIVE_COUNT}`,
@@ -1085,6 +1114,17 @@ export class PgStore extends PgData implements AsyncStore {
   /** Open (creating the schema and migrating if needed) the store at a postgres:// URL. */
   static async open(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
     const { connectionString, schema, location } = parseStoreUrl(url);
+    const queryTimeoutMs = Math.ceil(opts.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS);
+    const listenCheckTimeoutMs = Math.ceil(opts.listenCheckTimeoutMs ?? PG_LISTEN_CHECK_TIMEOUT_MS);
+    // Every connection works in the store's schema (created by the migration before first use), a session
+    // frozen inside a transaction is ended by the server (PG_IDLE_IN_TRANSACTION_TIMEOUT_MS), and so is a
+    // statement before its client gives up on it (PG_STATEMENT_TIMEOUT_SHARE).
+    const options = (timeoutMs: number): string =>
+      connectionOptions(
+        schema,
+        opts.idleInTransactionTimeoutMs ?? PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+        timeoutMs,
+      );
     const base: pg.ClientConfig = {
       connectionString,
       connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
@@ -1092,18 +1132,13 @@ export class PgStore extends PgData implements AsyncStore {
       application_name: opts.applicationName ?? 'kds',
       keepAlive: true,
       keepAliveInitialDelayMillis: PG_KEEPALIVE_IDLE_S * 1000,
-      // Every connection works in the store's schema (created by the migration before first use), and a
-      // session frozen inside a transaction is ended by the server (PG_IDLE_IN_TRANSACTION_TIMEOUT_MS).
-      options: connectionOptions(
-        schema,
-        opts.idleInTransactionTimeoutMs ?? PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
-      ),
+      options: options(queryTimeoutMs),
     };
     const pool = new pg.Pool({
       ...base,
       max: opts.poolSize ?? PG_POOL_SIZE,
       // A statement with no answer in time fails (`unavailable`) and its connection is dropped.
-      query_timeout: Math.ceil(opts.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS),
+      query_timeout: queryTimeoutMs,
     });
     // An idle connection the server closed (restart, admin shutdown) must not crash the process: the
     // pool drops it and the next call opens a new one (or fails with `unavailable`).
@@ -1118,7 +1153,7 @@ export class PgStore extends PgData implements AsyncStore {
       location,
       schema,
       pool,
-      { ...base, query_timeout: Math.ceil(opts.listenCheckTimeoutMs ?? PG_LISTEN_CHECK_TIMEOUT_MS) },
+      { ...base, query_timeout: listenCheckTimeoutMs, options: options(listenCheckTimeoutMs) },
       opts.listenCheckIntervalMs ?? PG_LISTEN_CHECK_INTERVAL_MS,
     );
     try {
@@ -1155,8 +1190,12 @@ export class PgStore extends PgData implements AsyncStore {
     try {
       await client.query('BEGIN');
       // A migration may compute between statements for as long as the data takes (the audit chain's
-      // hashes): it is not a frozen node, and no other write runs until it is done anyway.
-      await client.query('SET LOCAL idle_in_transaction_session_timeout = 0');
+      // hashes): it is not a frozen node, and no other write runs until it is done anyway. Nor is its
+      // statements' time bounded (a rewrite of a large table; the wait below while another node migrates),
+      // whatever the connection's or the database's default statement_timeout.
+      await client.query(
+        'SET LOCAL idle_in_transaction_session_timeout = 0; SET LOCAL statement_timeout = 0',
+      );
       // Nodes starting at once: one migrates, the others wait here and then find nothing to do.
       await client.query('SELECT pg_advisory_xact_lock($1)', [lockKey(`kds:migrate:${this.schema}`)]);
       // Looked up before any DDL: a store already at this version (every open but the first and an
@@ -1638,6 +1677,30 @@ function parseStoreUrl(url: string): { connectionString: string; schema: string;
 }
 
 /**
+ * A statement the database did not finish in time, though it answers: PostgreSQL ended it (57014
+ * query_canceled: the connection's statement_timeout, PG_STATEMENT_TIMEOUT_SHARE, or an administrator's
+ * pg_cancel_backend; 55P03 lock_not_available: a lock_timeout) or node-postgres stopped waiting for its
+ * answer (query_timeout). Most often another session holds a lock it needs. Transient like an outage
+ * (`unavailable`: the caller may retry later, clients go on to another node), not a fault to alert on,
+ * and said as what it is: the database is up. Undefined for any other failure.
+ */
+function notInTime(err: unknown): string | undefined {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  if (e?.code === '57014') {
+    return /statement timeout/i.test(message)
+      ? 'the database did not answer in time (statement timeout: a lock held by another session?)'
+      : `the database cancelled the statement (${message})`;
+  }
+  if (e?.code === '55P03')
+    return 'the database did not answer in time (lock timeout: a lock held by another session?)';
+  if (err instanceof Error && e?.code === undefined && /Query read timeout/i.test(message)) {
+    return 'the database did not answer in time (no reply on the connection)';
+  }
+  return undefined;
+}
+
+/**
  * Connection-level failures (SQLSTATE classes 08 and 57P, socket errors): the database is unreachable.
  * So is 53300 too_many_connections (max_connections or the role's CONNECTION LIMIT reached: every slot is
  * taken, the call may succeed once one frees, as for a database that refuses connections). The rest of
@@ -1650,7 +1713,7 @@ function isUnavailable(err: unknown): boolean {
     // node-postgres's own errors for a connection that died or could not be had.
     return (
       err instanceof Error &&
-      /Connection terminated|connection error and is not queryable|Client was closed|timeout exceeded when trying to connect|Query read timeout/i.test(
+      /Connection terminated|connection error and is not queryable|Client was closed|timeout exceeded when trying to connect/i.test(
         err.message,
       )
     );
@@ -1676,6 +1739,10 @@ function isUniqueViolation(err: unknown, constraint: string): boolean {
 
 export function pgError(err: unknown, what: string): KdsError {
   if (err instanceof KdsError) return err;
+  const late = notInTime(err);
+  if (late !== undefined) {
+    return new EnvironmentError('unavailable', `${late}: ${what}`, undefined, { cause: err });
+  }
   if (isUnavailable(err)) {
     return new EnvironmentError('unavailable', `the database is unavailable: ${what}`, undefined, {
       cause: err,
