@@ -1366,11 +1366,21 @@ export class PgStore extends PgData implements AsyncStore {
         try {
           outcomes = await this.transaction(async (tx) => {
             const out: typeof outcomes = [];
+            // Once a caller failed as `unavailable` (the database did not answer in time, most often a
+            // lock held by another session; or the connection is gone), the callers after it fail with
+            // the same error without running: each would wait on that lock in turn, for the statement
+            // bound, with the store's write lock held, past the 30 s its client waits.
+            let unanswered: KdsError | undefined;
             for (const item of batch) {
+              if (unanswered !== undefined) {
+                out.push({ ok: false, err: unanswered });
+                continue;
+              }
               try {
                 out.push({ ok: true, value: await (tx as unknown as PgTx).savepoint(item.fn, false) });
               } catch (err) {
                 out.push({ ok: false, err });
+                if (err instanceof KdsError && err.code === 'unavailable') unanswered = err;
               }
             }
             return out;
