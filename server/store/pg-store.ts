@@ -1734,6 +1734,10 @@ function isUnavailable(err: unknown): boolean {
     code === '57P01' ||
     code === '57P02' ||
     code === '57P03' ||
+    // idle_session_timeout (PostgreSQL 14+, a database or role default an administrator may set): the
+    // server closed an idle pooled connection; the pool opens another. Not overridden per connection,
+    // because a server before 14 refuses a connection that names the setting.
+    code === '57P05' ||
     code === 'ECONNREFUSED' ||
     code === 'ECONNRESET' ||
     code === 'ETIMEDOUT' ||

@@ -22,6 +22,7 @@ t.test('each failure is classified: an outage is unavailable, anything else stor
     [sqlState('08006', 'connection failure'), 'unavailable', gone],
     [sqlState('57P01', 'terminating connection due to administrator command'), 'unavailable', gone],
     [sqlState('57P03', 'the database system is starting up'), 'unavailable', gone],
+    [sqlState('57P05', 'terminating connection due to idle-session timeout'), 'unavailable', gone],
     [
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
       'unavailable',
