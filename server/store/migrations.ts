@@ -3,9 +3,19 @@
 //
 // HOW TO ADD A MIGRATION: append ONE object to MIGRATIONS with the next version
 // number (the list must stay ordered and gapless), a short name, and its SQL. Never edit or reorder a
-// migration that has shipped: databases in the field already ran it. Each migration runs in its own
-// BEGIN IMMEDIATE transaction together with the user_version bump, so a crash leaves the database at
-// the previous version, and two processes opening a fresh store at once cannot both run it.
+// migration that has shipped: databases in the field already ran it (test/server/store/migrations.test.ts
+// holds a digest of each). A later migration must also hold on every schema an earlier text of a
+// migration left behind: migration 3 was edited after it shipped, so stores of both shapes exist.
+//
+// Every pending migration runs in ONE BEGIN IMMEDIATE transaction together with the user_version bump
+// (SQLite's DDL is transactional): an upgrade that fails at any step, or a crash, leaves the store
+// exactly as it was, at its old version, which the old kds still opens (a transaction per step would
+// leave it half-way: newer than the old kds, and not openable by the new one). Two processes opening a
+// fresh store at once cannot both run it.
+//
+// Only the commands that write migrate (kds server start, server init, cert issue, ...): a reader opens
+// the store read-only (sqlite-store.ts) and refuses a schema other than this kds's (checkSchemaVersion),
+// so reading never upgrades a store under an older KDC that is still running on it.
 import type Database from 'better-sqlite3';
 import { EnvironmentError } from '../../shared/errors.js';
 import { AUDIT_CHAIN_MIGRATION_NAME, migrateAuditChain } from './migrations/audit-chain.js';
@@ -229,7 +239,9 @@ export const MIGRATIONS: readonly Migration[] = [
       -- key.list reads a client's newest keys (as owner here, as peer through sym_keys_by_peer), each
       -- index read backwards and stopped at the listing's size. Without it the listing read every key
       -- of the KDC: a client that kept 32 listings in flight held the event loop (docs/attacks.md).
-      CREATE INDEX sym_keys_by_owner ON sym_keys (owner, created_at);
+      -- IF NOT EXISTS: migration 3 as first released kept sym_keys_by_owner (the same columns); only its
+      -- later text dropped it, so a store whose migration 3 ran before that edit still has it.
+      CREATE INDEX IF NOT EXISTS sym_keys_by_owner ON sym_keys (owner, created_at);
     `,
   },
   {
@@ -266,28 +278,61 @@ export const MIGRATIONS: readonly Migration[] = [
 
 /** Bring `db` up to the latest version; returns the version it was at before. */
 export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  checkMigrationList(migrations);
+  const latest = migrations.length;
+  const before = userVersion(db);
+  checkSchemaVersion(before, latest, { migrating: true });
+  if (before === latest) return before;
+  db.transaction(() => {
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    const found = userVersion(db);
+    checkSchemaVersion(found, latest, { migrating: true });
+    for (const m of migrations) {
+      if (m.version <= found) continue;
+      if (typeof m.up === 'string') db.exec(m.up);
+      else m.up(db);
+    }
+    db.pragma(`user_version = ${latest}`);
+  }).immediate();
+  return before;
+}
+
+function checkMigrationList(migrations: readonly { version: number; name: string }[]): void {
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) throw new Error(`migration list out of order at ${m.name}`);
   });
-  const latest = migrations.length;
-  const before = userVersion(db);
-  if (before > latest) {
+}
+
+/**
+ * Whether this kds may use a store at schema `found` (both engines): a newer one never (the old kds
+ * does not know its tables); an older one only when `migrating` (a command that writes upgrades it
+ * first). A reader refuses an older store rather than migrating it: an older KDC may still be running
+ * on it, and once migrated that KDC could not start again. Nor does it read the old schema as it is:
+ * this kds's queries name the columns and tables of the latest one.
+ */
+export function checkSchemaVersion(
+  found: number,
+  latest: number,
+  opts: { migrating: true } | { migrating: false; location: string },
+): void {
+  if (found > latest) {
     throw new EnvironmentError(
       'store_error',
-      `the store has schema version ${before}, newer than this kds (${latest}); upgrade kds`,
+      `the store has schema version ${found}, newer than this kds (${latest}); upgrade kds`,
     );
   }
-  for (const m of migrations) {
-    if (m.version <= before) continue;
-    db.transaction(() => {
-      // Re-read inside the write lock: another process may have migrated meanwhile.
-      if (userVersion(db) >= m.version) return;
-      if (typeof m.up === 'string') db.exec(m.up);
-      else m.up(db);
-      db.pragma(`user_version = ${m.version}`);
-    }).immediate();
+  if (!opts.migrating && found === 0) {
+    // An empty file (an init that never ran its first transaction) or a PostgreSQL schema without tables.
+    throw new EnvironmentError('ca_missing', `no kds store in ${opts.location} (run kds server init)`);
   }
-  return before;
+  if (found < latest && !opts.migrating) {
+    throw new EnvironmentError(
+      'config',
+      `the store has schema ${found}, this kds expects ${latest}; run \`kds server start\` (which migrates) ` +
+        'after taking a backup (docs/deployment.md "Upgrading"); this command only reads and does not migrate',
+      { found, expected: latest },
+    );
+  }
 }
 
 export function userVersion(db: Database.Database): number {

@@ -2,8 +2,10 @@
 // of connections; every KDC node of a cluster opens the same database (docs/deployment.md).
 //
 // - Schema: pg-migrations.ts, applied at open under an advisory lock (nodes starting together migrate
-//   once), inside one transaction per migration (PostgreSQL's DDL is transactional). A URL parameter
-//   `schema=NAME` puts the tables in that schema (created if missing) instead of `public`.
+//   once), every pending migration inside one transaction (PostgreSQL's DDL is transactional), so a
+//   failed upgrade changes nothing; a read-only open (the commands that only read) migrates nothing.
+//   A URL parameter `schema=NAME` puts the tables in that schema (created if missing) instead of
+//   `public`.
 // - transaction(fn): BEGIN, then pg_advisory_xact_lock on the store's write lock, held until COMMIT or
 //   ROLLBACK: the write transactions of every node run one at a time, as SQLite's BEGIN IMMEDIATE makes
 //   them on one machine, so a read-check-write inside fn is still true at its COMMIT whichever node
@@ -24,6 +26,7 @@ import { createHash } from 'node:crypto';
 import { EnvironmentError, InputError, InternalError, KdsError, PolicyError } from '../../shared/errors.js';
 import { checkNotification, type AsyncStore, type AsyncStoreTx, type StoreListener } from './async-store.js';
 import { PG_MIGRATIONS } from './pg-migrations.js';
+import { checkSchemaVersion } from './migrations.js';
 import { GENESIS_HASH } from '../../shared/audit/chain.js';
 import {
   auditDetailText,
@@ -164,6 +167,12 @@ export interface PgStoreOptions {
   listenCheckIntervalMs?: number;
   /** How long a check (or a LISTEN) of the listening connection may go unanswered (default PG_LISTEN_CHECK_TIMEOUT_MS). */
   listenCheckTimeoutMs?: number;
+  /**
+   * For a command that only reads: nothing is created or migrated, and a schema other than this kds's
+   * is refused (migrations.ts checkSchemaVersion), so reading never upgrades the store under older
+   * nodes still running on it.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -1157,7 +1166,8 @@ export class PgStore extends PgData implements AsyncStore {
       opts.listenCheckIntervalMs ?? PG_LISTEN_CHECK_INTERVAL_MS,
     );
     try {
-      await store.#migrate(base);
+      if (opts.readOnly === true) await store.#checkSchema(base);
+      else await store.#migrate(base);
       return store;
     } catch (err) {
       await pool.end().catch(() => undefined);
@@ -1179,6 +1189,27 @@ export class PgStore extends PgData implements AsyncStore {
   onCertificateStatusChange(listener: (serialHex: string) => void): () => void {
     this.#statusListeners.add(listener);
     return () => this.#statusListeners.delete(listener);
+  }
+
+  /** The read-only open's check: the store's schema is this kds's, and nothing is written. */
+  async #checkSchema(config: pg.ClientConfig): Promise<void> {
+    const client = new pg.Client(config);
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      const found = await client.query<{ version: string | null }>(
+        'SELECT to_regclass($1)::text AS version',
+        [`${this.schema}.kds_schema_version`],
+      );
+      const version =
+        found.rows[0]?.version === null || found.rows[0]?.version === undefined
+          ? 0
+          : ((await client.query<{ version: number }>('SELECT version FROM kds_schema_version')).rows[0]
+              ?.version ?? 0);
+      checkSchemaVersion(version, PG_MIGRATIONS.length, { migrating: false, location: this.location });
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   async #migrate(config: pg.ClientConfig): Promise<void> {
@@ -1219,12 +1250,10 @@ export class PgStore extends PgData implements AsyncStore {
           (await client.query<{ version: number }>('SELECT version FROM kds_schema_version')).rows[0]
             ?.version ?? 0;
       }
-      if (before > PG_MIGRATIONS.length) {
-        throw new EnvironmentError(
-          'store_error',
-          `the store has schema version ${before}, newer than this kds (${PG_MIGRATIONS.length}); upgrade kds`,
-        );
-      }
+      checkSchemaVersion(before, PG_MIGRATIONS.length, { migrating: true });
+      // Every pending migration and the version bump in this one transaction (PostgreSQL's DDL is
+      // transactional): an upgrade that fails at any step leaves the store exactly as it was, at the
+      // version the older nodes still open.
       if (before < PG_MIGRATIONS.length) {
         for (const m of PG_MIGRATIONS) {
           if (m.version <= before) continue;

@@ -10,11 +10,12 @@
 // all running their SQL through one statement cache (sqlite-sql.ts); this class owns the connection, its
 // transactions and its lifecycle, and delegates each Store method to the module of its table.
 import Database from 'better-sqlite3';
-import { closeSync, chmodSync, openSync, statSync } from 'node:fs';
+import { closeSync, chmodSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdsError, InternalError } from '../../shared/errors.js';
+import { EnvironmentError, KdsError, InternalError } from '../../shared/errors.js';
+import { entryKind, explainFsError } from '../../io/fs-errors.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../../io/fs-atomic.js';
-import { migrate, userVersion } from './migrations.js';
+import { checkSchemaVersion, migrate, MIGRATIONS, userVersion } from './migrations.js';
 import { SqliteAudit } from './sqlite-audit.js';
 import { SqliteCertificates } from './sqlite-certificates.js';
 import { SqliteKeys } from './sqlite-keys.js';
@@ -57,11 +58,54 @@ import type {
 } from './store.js';
 
 const STORE_FILE = 'kds.sqlite';
+
 /** How long a writer waits for another process's transaction before giving up with store_error. */
 const BUSY_TIMEOUT_MS = 10_000;
 
 export interface StoreOptions {
   walSync?: WalSync;
+  /**
+   * Open for reading only: the file must exist, nothing is created, chmodded or migrated, and a schema
+   * other than this kds's is refused (migrations.ts checkSchemaVersion). For the commands that only
+   * read (cert list, crl show, admin audit verify): they work on a read-only copy of the data directory
+   * and never upgrade a store an older KDC is running on.
+   */
+  readOnly?: boolean;
+}
+
+/**
+ * Whether a read-only open failed only for want of the WAL index: SQLite reads a WAL-mode file through
+ * its -shm file, which it must create when it is absent (the last connection to close removes it), and
+ * cannot in a directory it may not write (a read-only copy of the data directory, a backup mount). With
+ * no WAL content beside it, the file alone is the whole database.
+ */
+function needsPrivateCopy(err: unknown, file: string): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'SQLITE_READONLY_DIRECTORY' && code !== 'SQLITE_CANTOPEN') return false;
+  try {
+    return statSync(`${file}-wal`).size === 0;
+  } catch (walErr) {
+    return (walErr as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/**
+ * The file read into memory and opened there, read-only. Bytes 18 and 19 of the header (the file format
+ * versions, 2 for WAL) are set to 1 (rollback journal) in that copy only: SQLite refuses an in-memory
+ * database in WAL mode, and the copy has no WAL to read anyway (needsPrivateCopy).
+ */
+function openPrivateCopy(file: string): Database.Database {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw explainFsError(err, 'read', file);
+  }
+  if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) {
+    bytes[18] = 1;
+    bytes[19] = 1;
+  }
+  return new Database(bytes, { readonly: true });
 }
 
 export class SqliteStore implements Store {
@@ -91,6 +135,7 @@ export class SqliteStore implements Store {
   }
 
   static open(dataDir: string, opts: StoreOptions = {}): SqliteStore {
+    if (opts.readOnly === true) return SqliteStore.#openReadOnly(dataDir, opts);
     ensurePrivateDir(dataDir);
     const file = join(dataDir, STORE_FILE);
     let db: Database.Database | undefined;
@@ -118,6 +163,36 @@ export class SqliteStore implements Store {
       db.pragma('temp_store = MEMORY');
       db.pragma('foreign_keys = ON');
       migrate(db);
+      return new SqliteStore(file, db, opts);
+    } catch (err) {
+      db?.close();
+      if (err instanceof KdsError) throw err;
+      throw storeError(err, `cannot open the store ${file}`);
+    }
+  }
+
+  static #openReadOnly(dataDir: string, opts: StoreOptions): SqliteStore {
+    const file = join(dataDir, STORE_FILE);
+    if (entryKind(file) === 'missing') {
+      throw new EnvironmentError('ca_missing', `no kds store in ${dataDir} (run kds server init)`, {
+        dataDir,
+      });
+    }
+    let db: Database.Database | undefined;
+    try {
+      try {
+        db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+        userVersion(db); // the first read: where a missing WAL index shows
+      } catch (err) {
+        db?.close();
+        db = undefined;
+        if (!needsPrivateCopy(err, file)) throw err;
+        db = openPrivateCopy(file);
+      }
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma('cache_size = -32768');
+      db.pragma('temp_store = MEMORY');
+      checkSchemaVersion(userVersion(db), MIGRATIONS.length, { migrating: false, location: file });
       return new SqliteStore(file, db, opts);
     } catch (err) {
       db?.close();
