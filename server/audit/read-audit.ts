@@ -3,7 +3,8 @@
 // would vouch for itself. It needs no passphrase: the heads verify with the KDC certificates recorded
 // in the store, each checked against the root CA certificate of the data directory (whose fingerprint
 // the report shows, to compare with the one clients pin).
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { entryKind } from '../../io/fs-errors.js';
 import { createPublicKey } from 'node:crypto';
 import { verifyPss } from '../../shared/crypto/rsa.js';
 import { EnvironmentError } from '../../shared/errors.js';
@@ -31,12 +32,18 @@ export interface AuditFilter {
   limit?: number;
 }
 
+/**
+ * The store, read-only: these commands write nothing, so they work on a read-only copy of the data
+ * directory and never migrate (an older KDC may still be running on the store). entryKind, not
+ * existsSync: a store out of reach is permission denied (io_error), not missing with the advice to run
+ * `kds server init` over it.
+ */
 async function openExisting(dataDir: string, storeUrl: string | undefined): Promise<AsyncStore> {
   const paths = caPaths(dataDir);
-  if (storeUrl === undefined && !existsSync(paths.store)) {
+  if (storeUrl === undefined && entryKind(paths.store) === 'missing') {
     throw new EnvironmentError('ca_missing', `no kds store in ${dataDir} (run kds server init)`);
   }
-  return openAsyncStore({ dataDir, url: storeUrl });
+  return openAsyncStore({ dataDir, url: storeUrl, readOnly: true });
 }
 
 /**

@@ -181,7 +181,9 @@ export class CertificateAuthority {
     const absent = (path: string): boolean => entryKind(path) === 'missing';
     const url = opts.storeUrl === '' ? undefined : opts.storeUrl;
     if (url === undefined && absent(paths.store)) throw missing();
-    const store = await openAsyncStore({ dataDir, url });
+    // Read-only: nothing is migrated (a command that only reads must not upgrade a store an older KDC
+    // still runs on) and a read-only copy of the data directory can be read (sqlite-store.ts).
+    const store = await openAsyncStore({ dataDir, url, readOnly: opts.readOnly === true });
     try {
       if (url !== undefined) await materializeCredentials(store, paths);
     } catch (err) {

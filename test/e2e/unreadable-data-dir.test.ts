@@ -6,7 +6,7 @@
 // directory is made unreadable with chmod.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KDS_BIN, REPO_ROOT, initDataDir, kdsEnv, runKds, type RunResult } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -75,6 +75,9 @@ t.test('a data directory and a home this user may not enter: permission denied, 
   // Without root, chmod 000 on `outer`; as root, `outer` is 0700 root's and the command runs as 65534.
   for (const args of [
     ['crl', 'show', '--data-dir', dataDir],
+    ['cert', 'list', '--data-dir', dataDir],
+    ['admin', 'audit', 'verify', '--data-dir', dataDir],
+    ['admin', 'audit', '--data-dir', dataDir],
     ['server', 'start', '--port', '0', '--data-dir', dataDir],
     ['admin', 'keys', '--data-dir', dataDir, '--server', 'ws://127.0.0.1:1/kds'],
     ['client', 'status', '--name', 'alice', '--home', home, '--server', 'ws://127.0.0.1:1/kds'],
@@ -88,6 +91,49 @@ t.test('a data directory and a home this user may not enter: permission denied, 
     t.notMatch(r.stderr, /kds server init|kds client enroll|\n\s+at /, `${what}: no wrong advice, no stack`);
   }
   t.comment(isRoot ? 'EACCES made real by running as uid 65534' : 'EACCES made real by chmod 000');
+});
+
+/** Every entry under `dir` (itself included), deepest first. */
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p));
+    else out.push(p);
+  }
+  out.push(dir);
+  return out;
+}
+
+t.test('a read-only copy of the data directory: the commands that only read work on it', async (t) => {
+  const outer = tempDir(t);
+  const copy = join(outer, 'copy');
+  cpSync(await initDataDir(t), copy, { recursive: true });
+  // As root the copy is the unprivileged user's (permissions apply to it); either way nobody may write
+  // in it, which a store opened for writing needs (its -wal and -shm files, the 0600 chmod).
+  if (isRoot) {
+    chmodSync(outer, 0o755);
+    for (const p of walk(copy)) chownSync(p, NOBODY, NOBODY);
+  }
+  for (const p of walk(copy)) chmodSync(p, statSync(p).isDirectory() ? 0o500 : 0o400);
+  t.teardown(() => {
+    for (const p of walk(copy)) chmodSync(p, 0o700);
+  });
+  for (const [args, out] of [
+    [['admin', 'audit', 'verify', '--data-dir', copy], /^audit trail intact: /],
+    [['cert', 'list', '--data-dir', copy], /^SERIAL +NAME/],
+    [['admin', 'audit', '--data-dir', copy], /ca\.init/],
+  ] as const) {
+    const r = await runUnprivileged([...args]);
+    const what = `kds ${args.join(' ')}`;
+    t.equal(r.code, 0, `${what}: exit 0 (${r.stderr.trim()})`);
+    t.match(r.stdout, out, what);
+  }
+  t.same(
+    readdirSync(copy).filter((f) => f.startsWith('kds.sqlite')),
+    ['kds.sqlite'],
+    'nothing written beside it',
+  );
 });
 
 t.test('run from a directory the unprivileged user can read (the check above is meaningful)', async (t) => {
