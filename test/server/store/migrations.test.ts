@@ -82,6 +82,19 @@ t.test('a store whose migration 3 kept sym_keys_by_owner upgrades to the latest 
   );
 });
 
+t.test('the same store left at version 6 by a failed upgrade of one migration per transaction', async (t) => {
+  const dir = tempDir(t);
+  const db = storeAt(dir, [
+    MIGRATIONS[0]!,
+    MIGRATIONS[1]!,
+    firstReleasedMigration3(),
+    ...MIGRATIONS.slice(3, 6),
+  ]);
+  t.teardown(() => db.close());
+  t.equal(migrate(db), 6);
+  t.equal(userVersion(db), LATEST);
+});
+
 t.test('the same store opened by the store class, then read-only', async (t) => {
   const dir = tempDir(t);
   storeAt(dir, [MIGRATIONS[0]!, MIGRATIONS[1]!, firstReleasedMigration3()]).close();
