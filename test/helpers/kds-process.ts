@@ -90,6 +90,26 @@ export function runKds(
   });
 }
 
+/**
+ * fn over every item, at most `limit` at once; the results in the order of `items`. For tests that
+ * run dozens of independent `kds` processes: each costs ~0.3-0.5 s of start-up, mostly waiting, so
+ * one after the other they added up to most of the file's time. The assertions then read each
+ * result on its own, in order, as before.
+ */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i]!, i);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 /** Parse the JSON a `--json` command printed on stdout (the whole output is one JSON document). */
 export function parseJson<T = Record<string, unknown>>(r: RunResult): T {
   try {
