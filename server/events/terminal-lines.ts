@@ -51,6 +51,11 @@ export function describeEvent(e: KdcEvent): [string, string] {
       ];
     case 'kdc.stopped':
       return ['kdc', `stopped after ${(e.uptimeMs / 1000).toFixed(1)} s`];
+    case 'kek.opened':
+      return [
+        'kdc',
+        `KEKs opened (${e.versions} ${e.versions === 1 ? 'version' : 'versions'}, ${ms(e.durationMs)})`,
+      ];
     case 'connection.opened':
       return [s(e.address), 'connection opened'];
     case 'connection.refused':

@@ -947,14 +947,26 @@ async function serve(
     // here, not before listening: opening the KEK is a scrypt, deferred for speed; a cheaper check
     // would need a check value as cheap to test as the passphrase is to guess, which would undo the
     // scrypt. A start after an interrupted `kds server passphrase` is refused before the CA opens.
-    openKek().catch((err: unknown) => {
-      if (err instanceof AuthError && err.code === 'bad_passphrase') {
-        log(
-          'the CA passphrase opens the CA key but not the key-encryption keys (kek/): were the keys re-encrypted by hand? Change the passphrase with `kds server passphrase`; stopping',
-        );
-        reportUnusable(err);
-      }
-    });
+    const opening = Date.now();
+    openKek().then(
+      (ring) => {
+        if (closing === undefined) {
+          events.emit({
+            type: 'kek.opened',
+            versions: ring.versions.length,
+            durationMs: Date.now() - opening,
+          });
+        }
+      },
+      (err: unknown) => {
+        if (err instanceof AuthError && err.code === 'bad_passphrase') {
+          log(
+            'the CA passphrase opens the CA key but not the key-encryption keys (kek/): were the keys re-encrypted by hand? Change the passphrase with `kds server passphrase`; stopping',
+          );
+          reportUnusable(err);
+        }
+      },
+    );
     tickets?.open().catch((err: unknown) => log(`ticket keys not opened: ${(err as Error).message}`));
     metrics?.load().catch((err: unknown) => log(`metrics not loaded: ${(err as Error).message}`));
   });

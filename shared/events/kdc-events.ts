@@ -37,6 +37,17 @@ export interface KdcStopped extends Base<'kdc.stopped'> {
   uptimeMs: number;
 }
 
+/**
+ * The key-encryption keys (kek/) opened with the CA passphrase, after the KDC started listening (the
+ * scrypt is deferred for speed, server/kdc/kdc.ts): KDC-generated keys and resumption tickets can be
+ * served. A passphrase that does not open them stops the KDC instead (a kdc.warning, exit 7).
+ */
+export interface KekOpened extends Base<'kek.opened'> {
+  /** The KEK versions the ring holds. */
+  versions: number;
+  durationMs: number;
+}
+
 /** A WebSocket connection was accepted and its handshake clock started. */
 export interface ConnectionOpened extends Base<'connection.opened'> {
   connection: string;
@@ -273,6 +284,7 @@ export interface KdcWarning extends Base<'kdc.warning'> {
 export type KdcEvent =
   | KdcStarted
   | KdcStopped
+  | KekOpened
   | ConnectionOpened
   | ConnectionRefused
   | ConnectionClosed
@@ -314,6 +326,7 @@ export type EventInput<T extends KdcEventType = KdcEventType> = T extends KdcEve
 export const EVENT_LEVEL: { readonly [T in KdcEventType]: EventLevel } = {
   'kdc.started': 'info',
   'kdc.stopped': 'info',
+  'kek.opened': 'debug',
   'connection.opened': 'debug',
   'connection.refused': 'warn',
   'connection.closed': 'debug',
