@@ -8,18 +8,30 @@ import { execFileSync } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { initDataDir, parseJson, runKds, startServer, TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
+import {
+  initDataDir,
+  parseJson,
+  runKds,
+  startServer,
+  TEST_CA_PASSPHRASE,
+  type ServerProcess,
+} from '../helpers/kds-process.js';
 import { pgTestSchema } from '../helpers/pg.js';
 import { tempDir } from '../helpers/tmp.js';
 import { enrollAll, keyClient, listen, type Clients } from './keys-helpers.js';
 
 t.setTimeout(240_000);
+// The subtests are independent (each its own data directory, passphrase files and PostgreSQL schema) and
+// mostly wait on child processes: tap runs them side by side.
+t.jobs = 3;
 
 const PEMS = ['root_private_key.pem', 'server/key.pem', 'admin/key.pem'];
 const secrets = tempDir(t);
 
+let files = 0;
+/** A new file (numbered: the subtests run side by side) holding `value`. */
 function passphraseFile(name: string, value: string): string {
-  const path = join(secrets, name);
+  const path = join(secrets, `${++files}-${name}`);
   writeFileSync(path, `${value}\n`, { mode: 0o600 });
   return path;
 }
@@ -28,6 +40,20 @@ const change = (dataDir: string, current: string, args: string[], env: Record<st
   runKds(['server', 'passphrase', '--data-dir', dataDir, '--json', ...args], {
     env: { KDS_CA_PASSPHRASE: current, ...env },
   });
+
+/**
+ * Resolves once a KDC started with `--log-level debug` logged that its key-encryption keys opened (it
+ * opens them after it listens), or once it exited (a passphrase that does not open them stops it). The
+ * caller then checks which: the log and the exit code.
+ */
+async function kekSettled(server: ServerProcess): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!/KEKs opened/.test(server.stderr()) && server.child.exitCode === null) {
+    if (Date.now() > deadline)
+      throw new Error(`the KEK neither opened nor stopped the KDC: ${server.stderr()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** openssl opens the PEM with this passphrase. */
 function opensslOpens(path: string, passphrase: string): boolean {
@@ -188,8 +214,10 @@ t.test(
       t.match(parseJson(rerun), { resumed: true });
       for (const pem of PEMS) t.ok(opensslOpens(join(dataDir, pem), next), `${pem} under the new passphrase`);
       t.notOk(existsSync(join(dataDir, 'ca', 'passphrase-change')));
-      const server = await startServer(t, dataDir, [], { env: { KDS_CA_PASSPHRASE: next } });
-      await new Promise((r) => setTimeout(r, 1500)); // the KEK opens after the listen
+      const server = await startServer(t, dataDir, ['--log-level', 'debug'], {
+        env: { KDS_CA_PASSPHRASE: next },
+      });
+      await kekSettled(server); // the KEK opens after the listen
       t.notMatch(server.stderr(), /not opened|key-encryption keys/, 'the KEK opens with the new passphrase');
       t.same(await server.stop(), { code: 0, signal: null });
       current = next;
@@ -263,8 +291,11 @@ t.test('PEMs re-encrypted by hand, KEK not: the KDC stops; the command finishes 
   const r = await change(dataDir, TEST_CA_PASSPHRASE, [], { KDS_NEW_CA_PASSPHRASE: HAND });
   t.equal(r.code, 0, r.stderr);
   t.same(parseJson<{ files: string[] }>(r).files, ['kek/kek-v1.bin'], 'only what was left is re-encrypted');
-  const server = await startServer(t, dataDir, [], { env: { KDS_CA_PASSPHRASE: HAND } });
-  await new Promise((r) => setTimeout(r, 1500));
+  const server = await startServer(t, dataDir, ['--log-level', 'debug'], {
+    env: { KDS_CA_PASSPHRASE: HAND },
+  });
+  await kekSettled(server);
+  t.notMatch(server.stderr(), /not opened|key-encryption keys/, 'the KEK opens with HAND');
   t.same(await server.stop(), { code: 0, signal: null });
 });
 
@@ -294,8 +325,10 @@ t.test(
     const r2 = await change(d2, TEST_CA_PASSPHRASE, ['--store', url, '--new-passphrase-file', newFile]);
     t.equal(r2.code, 0, r2.stderr);
     for (const dir of [d1, d2, join(tempDir(t), 'node3')]) {
-      const node = await startServer(t, dir, ['--store', url], { env: { KDS_CA_PASSPHRASE: NEW } });
-      await new Promise((r) => setTimeout(r, 1500)); // the KEK opens after the listen
+      const node = await startServer(t, dir, ['--store', url, '--log-level', 'debug'], {
+        env: { KDS_CA_PASSPHRASE: NEW },
+      });
+      await kekSettled(node); // the KEK opens after the listen
       t.notMatch(node.stderr(), /not opened|key-encryption keys/);
       t.same(await node.stop(), { code: 0, signal: null }, `${dir} serves with the new passphrase`);
     }
