@@ -6,12 +6,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { isTerminalSafe } from '../../shared/text/terminal-safe.js';
-import { REPO_ROOT, runKds } from '../helpers/kds-process.js';
+import { REPO_ROOT, mapLimit, runKds } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(120_000);
 
 const dir = tempDir(t);
+/**
+ * The `kds` processes a subtest runs side by side: every command line here is refused while it is parsed,
+ * so each is mostly start-up; the results are asserted one by one, in order.
+ */
+const CONCURRENT = 4;
 const serial = 'ab'.repeat(16);
 const alice = ['--name', 'alice', '--home', dir, '--server', 'ws://127.0.0.1:1/kds'];
 
@@ -96,8 +101,9 @@ const rows: [string[], Record<string, string>, RegExp][] = [
 ];
 
 t.test('a usage error: exit 2, one line naming the option, before the handler', async (t) => {
-  for (const [args, env, message] of rows) {
-    const r = await runKds(args, { env, timeoutMs: 15_000 });
+  const results = await mapLimit(rows, CONCURRENT, ([args, env]) => runKds(args, { env, timeoutMs: 15_000 }));
+  for (const [i, [args, env, message]] of rows.entries()) {
+    const r = results[i]!;
     const what = `${Object.entries(env)
       .map(([k, v]) => `${k}=${v} `)
       .join('')}kds ${args.join(' ')}`;
@@ -126,14 +132,16 @@ t.test('an array option still takes several values', async (t) => {
 });
 
 t.test('with --json or KDS_JSON=true a usage error is JSON on stdout', async (t) => {
-  for (const [args, env] of [
+  const runs: [string[], Record<string, string>][] = [
     [['cert', 'list', '--json', '--data-dir', dir, '--data-dir', dir], {}],
     [['cert', 'list', '--data-dir', dir, '--data-dir', dir], { KDS_JSON: 'true' }],
     [['cert', 'list', '--json', '--bogus'], {}],
     [['--json', 'clinet'], {}],
     [['cert', 'list', '--json', '--ca-passphrase', 'x'], {}],
-  ] as [string[], Record<string, string>][]) {
-    const r = await runKds(args, { env, timeoutMs: 15_000 });
+  ];
+  const results = await mapLimit(runs, CONCURRENT, ([args, env]) => runKds(args, { env, timeoutMs: 15_000 }));
+  for (const [i, [args]] of runs.entries()) {
+    const r = results[i]!;
     t.equal(r.code, 2, args.join(' '));
     t.equal(r.stderr, '', `${args.join(' ')}: nothing on stderr`);
     const out = JSON.parse(r.stdout) as { error: { code: string; message: string } };
@@ -143,12 +151,14 @@ t.test('with --json or KDS_JSON=true a usage error is JSON on stdout', async (t)
 });
 
 t.test('what was typed is never echoed raw', async (t) => {
-  for (const [args, shown] of [
+  const runs: [string[], string][] = [
     [['admin', 'keys', '--x\u001b[31my'], 'x\\x1b[31my'],
     [['admin', 'token', '--data-dir', dir, '--name', 'a\u009bb'], 'a\\u009bb'],
     [['admin', 'token', '--data-dir', dir, '--name', 'a\u202eb'], 'a\\u202eb'],
-  ] as [string[], string][]) {
-    const r = await runKds(args, { timeoutMs: 15_000 });
+  ];
+  const results = await mapLimit(runs, CONCURRENT, ([args]) => runKds(args, { timeoutMs: 15_000 }));
+  for (const [i, [args, shown]] of runs.entries()) {
+    const r = results[i]!;
     t.equal(r.code, 2, JSON.stringify(args));
     t.ok(r.stderr.includes(shown), `${JSON.stringify(args)}: escaped (${r.stderr.trim()})`);
     t.ok(isTerminalSafe(r.stderr.replaceAll('\n', '')), 'no raw control or bidi character');
@@ -157,8 +167,10 @@ t.test('what was typed is never echoed raw', async (t) => {
 
 t.test('kds --version names the package version wherever it runs', async (t) => {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
-  for (const cwd of [REPO_ROOT, tempDir(t)]) {
-    const r = await runKds(['--version'], { cwd });
+  const cwds = [REPO_ROOT, tempDir(t)];
+  const results = await Promise.all(cwds.map((cwd) => runKds(['--version'], { cwd })));
+  for (const [i, cwd] of cwds.entries()) {
+    const r = results[i]!;
     t.equal(r.code, 0, r.stderr);
     t.equal(
       r.stdout.trim(),
