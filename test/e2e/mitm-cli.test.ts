@@ -22,6 +22,9 @@ import {
 import { tempDir } from '../helpers/tmp.js';
 
 t.setTimeout(180_000);
+// The subtests are independent (each its own directories, KDC and Mallory, on ports of their own) and
+// mostly wait on the `kds` processes they start: tap runs them side by side.
+t.jobs = 3;
 
 t.test('kds mitm --list: the catalog, one line each', async (t) => {
   const r = await runKds(['mitm', '--list']);
