@@ -44,6 +44,7 @@ import {
   type CaSettings,
 } from '../../io/ca-files.js';
 import { issueCertificate } from './issue.js';
+import { BACKDATE_MS } from '../../shared/pki/clock-skew.js';
 import { createCaPassphrase, type PassphraseOptions, type PassphraseSource } from '../../io/ca-passphrase.js';
 import { asyncSigner, syncSigner } from './signer.js';
 import { publishInitialCrl } from './crl-files.js';
@@ -218,7 +219,9 @@ async function initUnlocked(opts: InitOptions): Promise<InitResult> {
         profile: 'root-ca',
         subjectCN: ROOT_CA_CN,
         publicKeyPem: caPair.publicKeyPem,
-        validity: { notBefore: now, notAfter: now + CA_LIFETIME_DAYS * DAY_MS },
+        // Backdated like every certificate the CA signs: a root valid only from this very second
+        // would keep a client whose clock is a little behind from enrolling for its first minutes.
+        validity: { notBefore: now - BACKDATE_MS, notAfter: now + CA_LIFETIME_DAYS * DAY_MS },
         uncapped: true,
         actor,
       },

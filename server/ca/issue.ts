@@ -18,12 +18,8 @@ import { AuthError, EnvironmentError, InputError, PolicyError } from '../../shar
 import type { AuditEntry, CertificateRole } from '../store/store.js';
 import type { AsyncStore, AsyncStoreTx } from '../store/async-store.js';
 import { DAY_MS, type CaSettings } from '../../io/ca-files.js';
-
-/**
- * notBefore is set this far in the past: a client whose clock is a little behind the CA's must not see
- * a brand-new certificate as "not yet valid" (common CA practice; the 30-day lifetime is unaffected).
- */
-const BACKDATE_MS = 5 * 60_000;
+// notBefore is backdated (clients measure their clock's skew from it: shared/pki/clock-skew.ts).
+import { BACKDATE_MS } from '../../shared/pki/clock-skew.js';
 
 export interface IssueContext {
   store: AsyncStore;

@@ -6,6 +6,7 @@ import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { loadCredential } from '../../../server/ca/credentials.js';
 import { parseCertificate } from '../../../shared/pki/x509.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
+import { BACKDATE_MS } from '../../../shared/pki/clock-skew.js';
 import { freshCa, openssl, PASSPHRASE } from './fixture.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { sqliteOf } from '../../helpers/sqlite-view.js';
@@ -120,6 +121,35 @@ t.test('init creates the CA, KDC and admin credentials with private modes', asyn
   ]);
   t.equal(opened.crlUrl, 'http://kdc.example.org:9443/crl.pem');
 });
+
+t.test(
+  'the root, KDC and admin certificates are backdated like every certificate the CA signs',
+  async (t) => {
+    // A client whose clock is a minute behind must be able to use a CA made a second ago: with the root
+    // valid only from the second of `kds server init`, it could not enroll for that minute.
+    const dir = tempDir(t);
+    const now = Date.now();
+    await initCa({ dataDir: dir, caKeyBits: 2048, passphrase: PASSPHRASE, now });
+    const expected = Math.floor((now - BACKDATE_MS) / 1000) * 1000;
+    for (const file of ['root_ca.pem', 'server/cert.pem', 'admin/cert.pem']) {
+      const cert = parseCertificate(readFileSync(join(dir, file), 'utf8'));
+      t.equal(cert.notBefore, expected, `${file}: notBefore ${BACKDATE_MS / 60_000} min before init`);
+    }
+    // openssl, as a relying party whose clock is 60 s behind, verifies both chains.
+    const attime = String(Math.floor(now / 1000) - 60);
+    const v = await openssl([
+      'verify',
+      '-attime',
+      attime,
+      '-CAfile',
+      join(dir, 'root_ca.pem'),
+      join(dir, 'server/cert.pem'),
+      join(dir, 'admin/cert.pem'),
+    ]);
+    t.equal(v.code, 0, v.stderr + v.stdout);
+    t.match(v.stdout, /server\/cert\.pem: OK[\s\S]*admin\/cert\.pem: OK/);
+  },
+);
 
 t.test(
   'init --public-url: the distribution point of what the CA issues; a bad one writes nothing',
