@@ -276,8 +276,11 @@ async function openSessionWith(opts: OpenSessionOptions): Promise<ClientSession>
           checkServerCertificate: (cert: ParsedCertificate) => {
             // LAB SWITCH certificate-chain: any certificate is taken as the KDC's (its key still signs).
             if (labOff(opts.defences, 'certificate-chain')) return;
-            const verdict = verifyCertificate(cert, ca!, { usage: 'serverAuth', expectName });
-            if (verdict.code !== 'ok') throw verdictToError(verdict);
+            const now = Date.now();
+            const verdict = verifyCertificate(cert, ca!, { now, usage: 'serverAuth', expectName });
+            // On this machine's clock: a refusal names the certificate at fault (the KDC's or the
+            // root's) and, for one not valid yet, how far behind the local clock looks.
+            if (verdict.code !== 'ok') throw verdictToError(verdict, { localNow: now });
           },
         }
       : {}),

@@ -35,6 +35,8 @@ export interface DefenceContext {
   phase?: 'handshake';
   /** The peer reported the failure (an alert, a session.closing push or an error response). */
   remote?: boolean;
+  /** The certificate at fault is the issuing (root) CA's, not the one checked (details.certificate). */
+  issuer?: boolean;
 }
 
 /** The context of a code Mallory saw go by (an alert, a close reason, an error response): the peer's. */
@@ -48,6 +50,12 @@ interface Entry {
   wireOnly?: true;
   /** [handshake+local, handshake+remote, later+local, later+remote (default: later+local)]: what happened, in the words a user needs. */
   text: readonly [string, string, string, string?];
+  /**
+   * [handshake+local, later+local] when the certificate at fault is the pinned root, not the one checked
+   * (shared/pki/verify.ts `certificate: 'issuer'`): "the KDC certificate is not valid yet" would send
+   * the person to look at the wrong certificate.
+   */
+  issuerText?: readonly [string, string];
 }
 
 const TABLE: Readonly<Record<string, Entry>> = {
@@ -115,6 +123,7 @@ const TABLE: Readonly<Record<string, Entry>> = {
     benign: true,
     defence: 'certificate chain',
     text: ['the KDC certificate has expired', 'our certificate has expired', 'a certificate has expired'],
+    issuerText: ['the pinned root CA certificate has expired', 'the root CA certificate has expired'],
   },
   cert_not_yet_valid: {
     benign: true,
@@ -123,6 +132,10 @@ const TABLE: Readonly<Record<string, Entry>> = {
       'the KDC certificate is not valid yet',
       'our certificate is not valid yet',
       'a certificate is not valid yet',
+    ],
+    issuerText: [
+      'the pinned root CA certificate is not valid yet',
+      'the root CA certificate is not valid yet',
     ],
   },
   cert_revoked: {
@@ -251,6 +264,14 @@ export function defenceForCode(code: string, ctx: DefenceContext = {}): DefenceV
   if (entry === undefined) return undefined;
   if (entry.wireOnly === true && ctx.phase !== 'handshake' && ctx.remote !== true) return undefined;
   const [hsLocal, hsRemote, local, remote] = entry.text;
+  if (ctx.issuer === true && ctx.remote !== true && entry.issuerText !== undefined) {
+    const [hsIssuer, issuer] = entry.issuerText;
+    return {
+      defence: entry.defence,
+      explanation: ctx.phase === 'handshake' ? hsIssuer : issuer,
+      possibleMitm: entry.benign !== true,
+    };
+  }
   const explanation =
     ctx.phase === 'handshake'
       ? ctx.remote === true
@@ -268,6 +289,7 @@ export function defenceForError(err: KdsError): DefenceVerdict | undefined {
   return defenceForCode(err.code, {
     ...(d.phase === 'handshake' ? { phase: 'handshake' as const } : {}),
     ...(d.remote === true ? { remote: true } : {}),
+    ...(d.certificate === 'issuer' ? { issuer: true } : {}),
   });
 }
 

@@ -1,5 +1,8 @@
-// The CA's notBefore backdate, which the CA and its clients agree on. The CA signs every certificate it
-// issues with notBefore = its clock minus BACKDATE_MS (rounded down to the second, RFC 5280 4.1.2.5).
+// The CA's notBefore backdate, which the CA and its clients agree on, and what it lets a client learn
+// about its own clock. The CA signs every certificate it issues with notBefore = its clock minus
+// BACKDATE_MS (rounded down to the second, RFC 5280 4.1.2.5), so a certificate that is not valid yet by
+// the local clock says the local clock is behind by at least the gap. Pure: the caller passes the
+// local time.
 
 /**
  * notBefore is set this far in the past: a client whose clock is a little behind the CA's must not see
@@ -8,3 +11,32 @@
  * a client a little behind can use a CA made a second ago.
  */
 export const BACKDATE_MS = 5 * 60_000;
+
+/** "3 d 4 h", "21 min 40 s", "58 s": the two largest units, for a person reading a warning. */
+function describeSpan(ms: number): string {
+  let s = Math.round(Math.abs(ms) / 1000);
+  if (s < 60) return `${s} s`;
+  const units: [number, string][] = [
+    [86_400, 'd'],
+    [3_600, 'h'],
+    [60, 'min'],
+    [1, 's'],
+  ];
+  const parts: string[] = [];
+  for (const [size, unit] of units) {
+    if (parts.length === 2) break;
+    const n = Math.floor(s / size);
+    if (n > 0 || parts.length > 0) parts.push(`${n} ${unit}`);
+    s -= n * size;
+  }
+  return parts.filter((p) => !p.startsWith('0 ')).join(' ');
+}
+
+/**
+ * Under a certificate that is not valid yet by this machine's clock: when it starts, and what that says
+ * about the clock. The CA backdates what it signs, so unless the CA's own clock is ahead, the local
+ * clock is behind by at least the gap.
+ */
+export function notYetValidHint(notBefore: number, localNow: number): string {
+  return `valid from ${new Date(notBefore).toISOString()}, ${describeSpan(notBefore - localNow)} after this machine's clock (${new Date(localNow).toISOString()}): the local clock looks at least that far behind the CA's`;
+}

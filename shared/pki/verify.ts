@@ -10,6 +10,7 @@ import { KdsError, AuthError, InternalError, type CodeOf } from '../errors.js';
 import { parseCertificate, x509Of, type ParsedCertificate } from './x509.js';
 import { OID } from './oids.js';
 import type { ReasonName } from '../revocation-reasons.js';
+import { notYetValidHint } from './clock-skew.js';
 
 export { fingerprint, fingerprintMatches, normalizeFingerprint } from './fingerprint.js';
 
@@ -30,6 +31,15 @@ export interface Verdict {
   subject?: string;
   reason?: ReasonName;
   revokedAt?: number;
+  /**
+   * 'issuer': the certificate that failed is the issuing (root) CA's, not the one being verified;
+   * serialHex and subject are then the CA's, so an error names the certificate that is at fault.
+   */
+  certificate?: 'issuer';
+  /** not_yet_valid: when the failing certificate starts to be valid. */
+  notBefore?: number;
+  /** expired: when the failing certificate stopped being valid. */
+  notAfter?: number;
   detail: string;
 }
 
@@ -109,12 +119,37 @@ export function verifyCertificate(
 
   // 4. validity (pastNotAfter below for the end of it).
   const now = Math.floor((opts.now ?? Date.now()) / 1000) * 1000;
-  if (now < leaf.notBefore)
-    return verdict('not_yet_valid', `valid from ${new Date(leaf.notBefore).toISOString()}`);
-  if (pastNotAfter(leaf.notAfter, opts.now ?? Date.now()))
-    return verdict('expired', `expired ${new Date(leaf.notAfter).toISOString()}`);
-  if (now < ca.notBefore) return verdict('not_yet_valid', 'the issuing CA certificate is not yet valid');
-  if (now > ca.notAfter) return verdict('expired', 'the issuing CA certificate has expired');
+  if (now < leaf.notBefore) {
+    return {
+      ...verdict('not_yet_valid', `valid from ${new Date(leaf.notBefore).toISOString()}`),
+      notBefore: leaf.notBefore,
+    };
+  }
+  if (pastNotAfter(leaf.notAfter, opts.now ?? Date.now())) {
+    return {
+      ...verdict('expired', `expired ${new Date(leaf.notAfter).toISOString()}`),
+      notAfter: leaf.notAfter,
+    };
+  }
+  // The CA's window: the verdict names the CA certificate, the one at fault (a root not valid yet must
+  // not be reported as its leaf, e.g. the KDC's certificate, being not valid yet).
+  const issuer = { serialHex: ca.serialHex, subject: ca.subjectCN, certificate: 'issuer' as const };
+  if (now < ca.notBefore) {
+    return {
+      code: 'not_yet_valid',
+      ...issuer,
+      notBefore: ca.notBefore,
+      detail: `the issuing CA certificate is not yet valid: valid from ${new Date(ca.notBefore).toISOString()}`,
+    };
+  }
+  if (pastNotAfter(ca.notAfter, opts.now ?? Date.now())) {
+    return {
+      code: 'expired',
+      ...issuer,
+      notAfter: ca.notAfter,
+      detail: `the issuing CA certificate has expired: expired ${new Date(ca.notAfter).toISOString()}`,
+    };
+  }
 
   // 5. usage: an end-entity key, with the extended key usage asked for.
   if (leaf.isCA) return verdict('wrong_usage', 'a CA certificate is not an end-entity credential');
@@ -166,16 +201,34 @@ const ERROR_OF: Record<Exclude<VerdictCode, 'ok'>, { code: CodeOf<'auth'>; messa
   malformed: { code: 'cert_malformed', message: 'certificate malformed' },
 };
 
+/** kds's chain has one level: the issuing CA is the pinned root. */
+const ISSUER_MESSAGE: Partial<Record<VerdictCode, string>> = {
+  expired: 'root CA certificate expired',
+  not_yet_valid: 'root CA certificate not yet valid',
+};
+
 /**
  * The AuthError for a failed verdict (`cert_*` codes), with a fixed message and the non-secret facts
  * in details. An `ok` verdict is not an error: asking for one is a bug and yields code `internal`.
+ * `localNow`: the verdict was reached on this machine's clock, for a person at it; a certificate not
+ * valid yet then says when it starts and what that says about the clock (the KDC, answering a peer,
+ * passes nothing and keeps the fixed message).
  */
-export function verdictToError(verdict: Verdict): KdsError {
+export function verdictToError(verdict: Verdict, opts: { localNow?: number } = {}): KdsError {
   if (verdict.code === 'ok') return new InternalError('internal', 'verdict ok is not an error');
-  const { code, message } = ERROR_OF[verdict.code];
+  const { code } = ERROR_OF[verdict.code];
+  let message =
+    (verdict.certificate === 'issuer' ? ISSUER_MESSAGE[verdict.code] : undefined) ??
+    ERROR_OF[verdict.code].message;
+  if (opts.localNow !== undefined && verdict.code === 'not_yet_valid' && verdict.notBefore !== undefined) {
+    message = `${message}: ${notYetValidHint(verdict.notBefore, opts.localNow)}`;
+  }
   const details: Record<string, unknown> = { verdict: verdict.code };
+  if (verdict.certificate !== undefined) details.certificate = verdict.certificate;
   if (verdict.serialHex !== undefined) details.serialHex = verdict.serialHex;
   if (verdict.subject !== undefined) details.subject = verdict.subject;
+  if (verdict.notBefore !== undefined) details.notBefore = verdict.notBefore;
+  if (verdict.notAfter !== undefined) details.notAfter = verdict.notAfter;
   if (verdict.reason !== undefined) details.reason = verdict.reason;
   if (verdict.revokedAt !== undefined) details.revokedAt = verdict.revokedAt;
   return new AuthError(code, message, details);

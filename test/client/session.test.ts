@@ -1,7 +1,8 @@
-// client/session.ts against a scripted server (a real ServerHandshake over a real WebSocket, insecure
-// mode so no certificates are needed): what the client does when the server's record fails
-// authentication. docs/protocol.md "Transport": the receiver never answers such a record and closes with
-// 4005 (record_auth); the close code and reason say why.
+// client/session.ts against a scripted server (a real ServerHandshake over a real WebSocket): what the
+// client does when the server's record fails authentication (insecure mode, so no certificates are
+// needed). docs/protocol.md "Transport": the receiver never answers such a record and closes with 4005
+// (record_auth); the close code and reason say why. And which certificate a refusal names when the
+// pinned root, not the KDC's certificate, is not valid yet by the client's clock.
 import t from 'tap';
 import type * as Tap from 'tap';
 import { once } from 'node:events';
@@ -11,7 +12,12 @@ import { openSession } from '../../client/session.js';
 import { CLOSE } from '../../shared/errors.js';
 import { ServerHandshake } from '../../shared/protocol/handshake.js';
 import '../../shared/protocol/catalog.js';
-import { asPssSigner } from '../../shared/crypto/signer.js';
+import { asPssSigner, pssSigner } from '../../shared/crypto/signer.js';
+import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
+import { describeDefence } from '../../shared/defences.js';
+import { KdsError } from '../../shared/errors.js';
+import { parseCertificate } from '../../shared/pki/x509.js';
+import { DAY, issue, makeCa } from '../shared/pki/pki-fixtures.js';
 
 interface Seen {
   frames: number;
@@ -72,3 +78,47 @@ t.test(
     t.same(seen.close, { code: CLOSE.record, reason: 'record_auth' }, 'close 4005, the code as reason');
   },
 );
+
+t.test('a root not valid yet by the client clock is named as the root, with the clock hint', async (t) => {
+  // A CA made a minute "from now" for a client whose clock is a minute slow; the KDC certificate it
+  // issued is valid already (backdated): what fails is the root, and the refusal must say so.
+  const now = Date.now();
+  const ca = await makeCa('kds root CA', undefined, now + 60_000 + DAY);
+  const kdcKeys = await generateRsaKeyPair(2048);
+  const kdcPem = await issue(ca, 'server', 'kdc', kdcKeys.publicKeyPem, {
+    notBefore: now - 5 * 60_000,
+    sans: { dns: ['localhost'], ip: ['127.0.0.1'] },
+  });
+  const root = parseCertificate(ca.certPem);
+  t.ok(root.notBefore > now, 'the root starts in a minute');
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  wss.on('connection', (ws: WebSocket) => {
+    const hs = new ServerHandshake({
+      credentials: {
+        certificateDer: parseCertificate(kdcPem).der,
+        sign: pssSigner(kdcKeys.privateKeyPem),
+      },
+      checkClientCertificate: () => undefined,
+      allowEnroll: true,
+    });
+    ws.once('message', (data: Buffer) => {
+      void hs.receiveClientHello(data).then((hello) => ws.send(hello));
+    });
+  });
+  const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/kds`;
+  const err = await openSession({ server: url, mode: 'enroll', caCertPem: ca.certPem }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof KdsError, 'refused');
+  const e = err as KdsError;
+  t.equal(e.code, 'cert_not_yet_valid');
+  t.match(e.details, { certificate: 'issuer', subject: 'kds root CA', serialHex: root.serialHex });
+  t.match(
+    e.message,
+    /^root CA certificate not yet valid: valid from \S+Z, (5\d|60) s after this machine's clock \(\S+Z\): the local clock looks at least that far behind the CA's$/,
+  );
+  t.equal(describeDefence(e), 'handshake failed: the pinned root CA certificate is not valid yet');
+});

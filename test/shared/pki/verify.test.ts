@@ -170,6 +170,16 @@ t.test('expired and not_yet_valid, at second resolution', async (t) => {
   const v = verifyCertificate(outliving, parseCertificate(shortCaPem), { now: now + 2 * DAY });
   t.equal(v.code, 'expired');
   t.match(v.detail, /issuing CA/);
+  // The verdict names the certificate at fault, the CA's, not the leaf it was asked about.
+  t.match(v, {
+    certificate: 'issuer',
+    subject: 'short root',
+    notAfter: parseCertificate(shortCaPem).notAfter,
+  });
+  t.equal(verdictToError(v).message, 'root CA certificate expired');
+  const older = await issue(shortCa, 'client', 'older', leafKeys.publicKeyPem, { notBefore: now - 3 * DAY });
+  const early = verifyCertificate(older, parseCertificate(shortCaPem), { now: now - 2 * DAY });
+  t.match(early, { code: 'not_yet_valid', certificate: 'issuer', subject: 'short root' });
 });
 
 t.test('wrong_usage', async (t) => {
