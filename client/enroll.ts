@@ -21,6 +21,7 @@
 import { assertNotCommittable } from '../io/git-exposure.js';
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { equalBytes } from '../shared/crypto/ct.js';
 import { generateRsaKeyPair } from '../shared/crypto/rsa.js';
 import { AuthError, EnvironmentError, InputError, KdsError, ProtocolError } from '../shared/errors.js';
@@ -28,11 +29,13 @@ import { createCsr } from '../shared/pki/csr.js';
 import { fingerprintMatches, normalizeFingerprint } from '../shared/pki/fingerprint.js';
 import { assertValidName } from '../shared/pki/names.js';
 import { verifyCertificate, verdictToError } from '../shared/pki/verify.js';
+import { clockSkewOf, describeSkew } from '../shared/pki/clock-skew.js';
 import { parseCertificate, type ParsedCertificate } from '../shared/pki/x509.js';
 import type { DhGroup } from '../shared/crypto/dh.js';
 import type { ResponseBody } from '../shared/protocol/catalog.js';
 import {
   discardStagedEnrollment,
+  ENROLLMENT_DIR,
   KEY_FILE,
   clientPassphrase,
   readStagedEnrollment,
@@ -80,6 +83,8 @@ export interface EnrollOptions {
   onLostAnswer?: (err: KdsError) => void;
   /** Called when the key and request staged by an earlier run with this token are sent again. */
   onResume?: () => void;
+  /** This machine's clock, for the checks of the issued certificate (default Date.now; tests skew it). */
+  now?: () => number;
 }
 
 export interface EnrollResult {
@@ -233,8 +238,21 @@ export async function enroll(opts: EnrollOptions): Promise<EnrollResult> {
   }
 
   const cert = parseCertificate(reply.cert);
-  const verdict = verifyCertificate(cert, ca, { usage: 'clientAuth', expectName: name });
-  if (verdict.code !== 'ok') throw verdictToError(verdict);
+  const now = (opts.now ?? Date.now)();
+  const verdict = verifyCertificate(cert, ca, { now, usage: 'clientAuth', expectName: name });
+  if (verdict.code === 'not_yet_valid' && verdict.certificate === undefined) {
+    // The CA signed it just now (backdated BACKDATE_MS): by this machine's clock it is not valid yet, so
+    // the clock is behind by more than the backdate, and by how much is known. The token is spent, but
+    // the staged request stays (it is not discarded on this path): once the clock is right, the same
+    // command sends it again and the KDC answers with this same certificate.
+    const skewMs = clockSkewOf(cert, now);
+    throw new AuthError(
+      'cert_not_yet_valid',
+      `the certificate the KDC issued (serial ${cert.serialHex}) is not valid yet by this machine's clock: the local clock looks ${describeSkew(skewMs)}. Correct the clock (NTP), then run the same command again with the same token: the key and request are kept in ${join(opts.home, ENROLLMENT_DIR)}/ and the KDC sends this certificate again`,
+      { ...verdictToError(verdict).details, skewMs },
+    );
+  }
+  if (verdict.code !== 'ok') throw verdictToError(verdict, { localNow: now });
   const ourKey = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
   const certKey = createPublicKey(cert.publicKeyPem).export({ type: 'spki', format: 'der' });
   if (!ourKey.equals(certKey)) {

@@ -44,7 +44,7 @@ const DEFAULT_DATA_DIR = 'certs';
 /** Where a renewal stages its files (see the header). */
 const RENEWAL_DIR = 'renewal';
 /** Where an enrollment keeps its key and CSR until its certificate is saved (see the header). */
-const ENROLLMENT_DIR = 'enrollment';
+export const ENROLLMENT_DIR = 'enrollment';
 const ENROLLMENT_REQUEST = 'request.json';
 /** The key store's key wrapped for the current identity key (client/keys/key-store.ts). */
 const STORE_KEY_PATH = join('keys', 'store-key');

@@ -1,8 +1,9 @@
 // The CA's notBefore backdate, which the CA and its clients agree on, and what it lets a client learn
 // about its own clock. The CA signs every certificate it issues with notBefore = its clock minus
-// BACKDATE_MS (rounded down to the second, RFC 5280 4.1.2.5), so a certificate that is not valid yet by
-// the local clock says the local clock is behind by at least the gap. Pure: the caller passes the
-// local time.
+// BACKDATE_MS (rounded down to the second, RFC 5280 4.1.2.5), so a certificate that has just arrived
+// tells the client the CA's time of issuance, and the gap to the local clock is the local clock's skew
+// (to within a second plus the round trip); a certificate that is not valid yet by the local clock says
+// the local clock is behind by at least the gap. Pure: the caller passes the local time.
 
 /**
  * notBefore is set this far in the past: a client whose clock is a little behind the CA's must not see
@@ -11,6 +12,14 @@
  * a client a little behind can use a CA made a second ago.
  */
 export const BACKDATE_MS = 5 * 60_000;
+
+/**
+ * How far the local clock is ahead of the CA's (negative: behind), measured from a certificate the CA
+ * issued just now: `localNow` is the local time it arrived.
+ */
+export function clockSkewOf(freshCert: { notBefore: number }, localNow: number): number {
+  return localNow - (freshCert.notBefore + BACKDATE_MS);
+}
 
 /** "3 d 4 h", "21 min 40 s", "58 s": the two largest units, for a person reading a warning. */
 function describeSpan(ms: number): string {
@@ -30,6 +39,11 @@ function describeSpan(ms: number): string {
     s -= n * size;
   }
   return parts.filter((p) => !p.startsWith('0 ')).join(' ');
+}
+
+/** "ahead of the CA's by about 21 d" / "behind the CA's by about 6 min 2 s". */
+export function describeSkew(skewMs: number): string {
+  return `${skewMs >= 0 ? 'ahead of' : 'behind'} the CA's by about ${describeSpan(skewMs)}`;
 }
 
 /**

@@ -446,6 +446,47 @@ t.test(
   },
 );
 
+t.test(
+  'a clock more than the backdate behind: the refusal says by how much, and the same command recovers',
+  async (t) => {
+    const home = join(tempDir(t), 'slow');
+    const tok = await token('slow');
+    const slowBy = 10 * 60_000;
+    const err = await enroll({
+      server: kdc.url,
+      name: 'slow',
+      token: tok,
+      caFingerprint: kdc.fingerprint,
+      home,
+      now: () => Date.now() - slowBy,
+    }).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string; details: Record<string, unknown> },
+    );
+    t.equal(err?.code, 'cert_not_yet_valid');
+    t.match(
+      err?.message,
+      /^the certificate the KDC issued \(serial [0-9a-f]+\) is not valid yet by this machine's clock: the local clock looks behind the CA's by about (9 min 5\d s|10 min( [0-9] s)?)\. Correct the clock \(NTP\), then run the same command again with the same token: the key and request are kept in .*\/slow\/enrollment\/ and the KDC sends this certificate again$/,
+    );
+    const skewMs = Number(err?.details.skewMs);
+    t.ok(Math.abs(skewMs + slowBy) < 5_000, `skew measured from the certificate: ${skewMs} ms`);
+    const issued = sqliteOf(kdc.ca.store).listCertificates({ name: 'slow' });
+    t.equal(issued.length, 1, 'the KDC issued it and spent the token');
+    t.ok(existsSync(join(home, 'enrollment', 'request.json')), 'the request is kept');
+
+    // The clock fixed: the same command gets the same certificate.
+    const again = await enroll({
+      server: kdc.url,
+      name: 'slow',
+      token: tok,
+      caFingerprint: kdc.fingerprint,
+      home,
+    });
+    t.equal(again.resumed, true);
+    t.equal(again.serialHex, issued[0]!.serialHex, 'the certificate issued for the first run');
+  },
+);
+
 t.test('a request staged for another token is not sent: a new key', async (t) => {
   const home = join(tempDir(t), 'restart');
   const old = await generateRsaKeyPair(2048);
