@@ -43,6 +43,8 @@ export interface RenewOptions extends HomeLocation {
    * `listen` reconnects instead.
    */
   confirm?: boolean;
+  /** This machine's clock (default Date.now; `listen` passes its own, tests skew it). */
+  now?: () => number;
 }
 
 export interface RenewResult {
@@ -67,7 +69,8 @@ export async function renewClient(opts: RenewOptions): Promise<RenewResult> {
   const files = readClientHome(home);
   const current = parseCertificate(files.certPem);
   const ca = parseCertificate(files.caPem);
-  if (pastNotAfter(current.notAfter, Date.now())) {
+  const now = opts.now ?? Date.now;
+  if (pastNotAfter(current.notAfter, now())) {
     throw new AuthError(
       'cert_expired',
       `the certificate of ${name} expired on ${new Date(current.notAfter).toISOString()}: an expired certificate cannot be renewed; enroll again with a new token (kds admin token, kds client enroll)`,
@@ -93,8 +96,9 @@ export async function renewClient(opts: RenewOptions): Promise<RenewResult> {
       const csr = await createCsr(name, privateKeyPem, publicKeyPem);
       const reply = await session.request('cert.renew', { csr });
       cert = parseCertificate(reply.cert);
-      const verdict = verifyCertificate(cert, ca, { usage: 'clientAuth', expectName: name });
-      if (verdict.code !== 'ok') throw verdictToError(verdict);
+      const at = now();
+      const verdict = verifyCertificate(cert, ca, { now: at, usage: 'clientAuth', expectName: name });
+      if (verdict.code !== 'ok') throw verdictToError(verdict, { localNow: at });
       const ours = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
       const theirs = createPublicKey(cert.publicKeyPem).export({ type: 'spki', format: 'der' });
       if (!ours.equals(theirs)) {
@@ -144,4 +148,23 @@ export async function renewClient(opts: RenewOptions): Promise<RenewResult> {
 /** When `listen` renews: at 2/3 of the certificate's lifetime (step-ca's `--daemon` default). */
 export function renewalTime(cert: { notBefore: number; notAfter: number }): number {
   return cert.notBefore + Math.floor(((cert.notAfter - cert.notBefore) * 2) / 3);
+}
+
+/** However the dates read on this machine's clock, two automatic renewals are at least this far apart. */
+const MIN_RENEW_INTERVAL_MS = 3_600_000;
+
+/**
+ * When `listen` renews next after a renewal at `renewedAt` (the local clock) brought `cert`: at its
+ * 2/3 point, but never sooner than a third of its lifetime later on the local clock. The dates are the
+ * CA's clock and renewalTime() reads them on the local one: a clock 21 days fast finds a certificate
+ * issued this second already past its 2/3 point, and renewing would bring another just like it, again
+ * and again. A third of the lifetime is shortened to half of what the local clock says is left (a
+ * fast clock sees the certificate expire early, and renewClient refuses one it sees expired), but not
+ * below MIN_RENEW_INTERVAL_MS.
+ */
+export function nextRenewalAfter(cert: { notBefore: number; notAfter: number }, renewedAt: number): number {
+  const third = Math.floor((cert.notAfter - cert.notBefore) / 3);
+  const halfLeft = Math.floor((cert.notAfter - renewedAt) / 2);
+  const interval = Math.max(MIN_RENEW_INTERVAL_MS, Math.min(third, halfLeft));
+  return Math.max(renewalTime(cert), renewedAt + interval);
 }

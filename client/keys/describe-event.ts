@@ -7,6 +7,7 @@
 import { terminalSafe as safe, terminalSafeBlock } from '../../shared/text/terminal-safe.js';
 import type { KeyEvent } from './key-client.js';
 import type { ListenEvent } from './listen.js';
+import { describeSkew } from '../../shared/pki/clock-skew.js';
 
 export function describeKeyEvent(e: KeyEvent): string {
   switch (e.event) {
@@ -37,6 +38,8 @@ export function describeListenEvent(e: ListenEvent): string {
         : `connected as ${safe(e.name)} (certificate ${safe(e.serial)}; renews itself on ${new Date(e.renewAt).toISOString()}) to ${safe(e.server)}`;
     case 'renewed':
       return `renewed the certificate: ${safe(e.serial)} valid until ${new Date(e.notAfter).toISOString()} replaces ${safe(e.previous)}; reconnecting with it`;
+    case 'clock.skew':
+      return `this machine's clock is ${describeSkew(e.skewMs)} (measured from the new certificate ${safe(e.serial)}): renewals are scheduled and keys expire by the local clock, so correct it (NTP); until then renewals are spaced by at least a third of the certificate's lifetime`;
     case 'renew.failed':
       return `automatic renewal failed (${safe(e.code)}): ${safe(e.message)}; trying again in ${Math.round(e.retryInMs / 1000)} s`;
     case 'disconnected':

@@ -10,7 +10,8 @@ import { openKeyClient, type OpenKeyClientOptions, type OpenedKeyClient } from '
 import type { KeyEvent } from './key-client.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
 import { readClientCertificates, resolveHome, type HomeLocation } from '../home.js';
-import { renewClient, renewalTime } from '../renew.js';
+import { nextRenewalAfter, renewClient, renewalTime } from '../renew.js';
+import { CLOCK_SKEW_WARN_MS, clockSkewOf } from '../../shared/pki/clock-skew.js';
 
 export type ListenEvent =
   | KeyEvent
@@ -25,6 +26,11 @@ export type ListenEvent =
       renewAt?: number;
     }
   | { event: 'renewed'; serial: string; previous: string; notAfter: number }
+  /**
+   * After a renewal: this machine's clock disagrees with the CA's by `skewMs` (positive: ahead),
+   * measured from the new certificate's notBefore (the CA's clock at issuance minus its backdate).
+   */
+  | { event: 'clock.skew'; skewMs: number; serial: string }
   | { event: 'renew.failed'; code: string; message: string; retryInMs: number }
   | { event: 'disconnected'; code: string; retryInMs: number }
   | { event: 'stopped'; code?: string };
@@ -41,6 +47,10 @@ export interface ListenOptions extends Omit<OpenKeyClientOptions, 'onEvent' | 'a
   autoRenew?: boolean;
   /** Milliseconds between two housekeeping passes of a session (default 5 minutes; tests shorten it). */
   housekeepingMs?: number;
+  /** This machine's clock, for the renewal schedule (default Date.now; tests skew it). */
+  now?: () => number;
+  /** Test hook: the renewal (default renewClient). */
+  renew?: typeof renewClient;
 }
 
 const DEFAULT_INITIAL_BACKOFF_MS = 250;
@@ -87,11 +97,17 @@ export async function listen(opts: ListenOptions): Promise<void> {
     maxBackoffMs: _m,
     autoRenew: _r,
     housekeepingMs: _h,
+    now: _n,
+    renew: _rn,
     ...clientOpts
   } = opts;
+  const now = opts.now ?? Date.now;
+  const renew = opts.renew ?? renewClient;
   const housekeepingMs = opts.housekeepingMs ?? DEFAULT_HOUSEKEEPING_MS;
   const autoRenew = opts.autoRenew ?? opts.insecure !== true;
   let renewRetryMs: number | undefined;
+  /** Set by a renewal of this loop: no automatic renewal before it (nextRenewalAfter). */
+  let renewNotBefore: number | undefined;
   while (!signal?.aborted) {
     let opened: OpenedKeyClient | undefined;
     let failure: KdsError | undefined;
@@ -115,7 +131,11 @@ export async function listen(opts: ListenOptions): Promise<void> {
       const own = facts.clientCertificate;
       const renewAt =
         autoRenew && own !== undefined
-          ? Math.max(renewalTime(own), renewRetryMs === undefined ? 0 : Date.now() + renewRetryMs)
+          ? Math.max(
+              renewalTime(own),
+              renewRetryMs === undefined ? 0 : now() + renewRetryMs,
+              renewNotBefore ?? 0,
+            )
           : undefined;
       onEvent({
         event: 'connected',
@@ -135,8 +155,8 @@ export async function listen(opts: ListenOptions): Promise<void> {
         if (renewAt === undefined) return;
         const arm = (): void => {
           // setTimeout holds at most ~24.8 days: wait in steps for longer lifetimes.
-          const wait = Math.min(MAX_TIMER_MS, Math.max(0, renewAt - Date.now()));
-          timer = setTimeout(() => (Date.now() >= renewAt ? resolve('renew') : arm()), wait);
+          const wait = Math.min(MAX_TIMER_MS, Math.max(0, renewAt - now()));
+          timer = setTimeout(() => (now() >= renewAt ? resolve('renew') : arm()), wait);
         };
         arm();
       });
@@ -148,20 +168,29 @@ export async function listen(opts: ListenOptions): Promise<void> {
       if (outcome === 'renew') {
         const session = opened.session;
         try {
-          const renewed = await renewClient({ ...clientOpts, session, confirm: false });
+          const renewed = await renew({ ...clientOpts, session, confirm: false, now });
+          const renewedAt = now();
           renewRetryMs = undefined;
+          renewNotBefore = nextRenewalAfter(renewed, renewedAt);
           onEvent({
             event: 'renewed',
             serial: renewed.serialHex,
             previous: renewed.previousSerialHex,
             notAfter: renewed.notAfter,
           });
+          // The certificate was signed a moment ago: its notBefore is the CA's clock then (less the
+          // backdate), so a gap to the local clock is the local clock's error, which moves every date
+          // this client reads (the renewal schedule, key expiry).
+          const skewMs = clockSkewOf(renewed, renewedAt);
+          if (Math.abs(skewMs) >= CLOCK_SKEW_WARN_MS) {
+            onEvent({ event: 'clock.skew', skewMs, serial: renewed.serialHex });
+          }
           // The next session, with the new certificate, installs it at the KDC (which then ends this one).
           await opened.close().catch(() => undefined);
           continue;
         } catch (err) {
           const e = toKdsError(err);
-          const remaining = (own?.notAfter ?? Date.now()) - Date.now();
+          const remaining = (own?.notAfter ?? now()) - now();
           renewRetryMs = Math.max(
             MIN_RENEW_RETRY_MS,
             Math.min(MAX_RENEW_RETRY_MS, Math.floor(remaining / 10)),

@@ -14,6 +14,12 @@
 export const BACKDATE_MS = 5 * 60_000;
 
 /**
+ * A skew at least this large is reported: NTP keeps clocks within well under a second, so a minute off
+ * is a clock nobody keeps, and it moves the renewal schedule and the key expiry a client reads.
+ */
+export const CLOCK_SKEW_WARN_MS = 60_000;
+
+/**
  * How far the local clock is ahead of the CA's (negative: behind), measured from a certificate the CA
  * issued just now: `localNow` is the local time it arrived.
  */

@@ -2,7 +2,7 @@
 // key), its automatic verification verdict, decrypted messages and revocation notices; reconnect with
 // exponential backoff when the server goes away. With --json: one JSON object per event per line.
 import type { CommandModule } from 'yargs';
-import { run } from '../../output.js';
+import { run, warn } from '../../output.js';
 import { homeOf, withClientOptions, type ClientArgs } from './common.js';
 
 export const listenCommand: CommandModule<object, ClientArgs> = {
@@ -37,6 +37,8 @@ export const listenCommand: CommandModule<object, ClientArgs> = {
           signal: controller.signal,
           onEvent: (e) => {
             if (argv.json) process.stdout.write(`${terminalSafeJson({ ...e, at: Date.now() })}\n`);
+            // A warning about this machine, not an event of the session: on stderr, where warnings go.
+            else if (e.event === 'clock.skew') warn(describeListenEvent(e));
             else process.stdout.write(`${describeListenEvent(e)}\n`);
           },
         });

@@ -30,6 +30,17 @@ export const renewCommand: CommandModule<object, RenewArgs> = {
     const result = await withProgress(argv, 'generating a new RSA key and renewing', () =>
       renewClient({ ...homeOf(argv), server: argv.server, dh: argv.dh, keyBits: argv['key-bits'] }),
     );
+    const { CLOCK_SKEW_WARN_MS, clockSkewOf, describeSkew } = await import(
+      '../../../shared/pki/clock-skew.js'
+    );
+    // The new certificate's notBefore is the CA's clock at issuance (less its backdate): measured a moment
+    // after it arrived, a gap of a minute or more is this machine's clock, not the network.
+    const skewMs = clockSkewOf(result, Date.now());
+    if (Math.abs(skewMs) >= CLOCK_SKEW_WARN_MS) {
+      warn(
+        `this machine's clock is ${describeSkew(skewMs)} (measured from the new certificate): certificate and key dates are read on it, so correct it (NTP)`,
+      );
+    }
     if (result.installError !== undefined) {
       warn(
         `renewed, but the KDC could not be told yet (${result.installError.code}): the next session with it installs the new certificate`,
