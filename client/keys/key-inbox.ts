@@ -18,7 +18,7 @@ import type { Verdict } from '../../shared/keys/verdict.js';
 import type { RequestBody } from '../../shared/protocol/catalog.js';
 import { labOff } from '../../shared/lab-switches.js';
 import type { KeyParty } from './key-party.js';
-import { liveKeys, newRecord, usableKey, verifyAtKdc, verifyManyAtKdc } from './key-records.js';
+import { liveKeys, localState, newRecord, usableKey, verifyAtKdc, verifyManyAtKdc } from './key-records.js';
 import { MAX_KEYS_PER_BATCH } from '../../shared/protocol/messages-keys.js';
 import type { LocalKeyState, StoredKey } from './key-store.js';
 import type { PrekeyStock } from './prekey-stock.js';
@@ -328,8 +328,14 @@ export class KeyInbox {
     let e2e = false;
     for (const [i, w] of waiting.entries()) {
       const verdict = verdicts[i];
-      const now = store.getKey(w.serial);
-      if (verdict === undefined || now === undefined) continue;
+      const stored = store.getKey(w.serial);
+      if (verdict === undefined || stored === undefined) continue;
+      // Two clocks judge a key: the KDC's verdict (`valid`, `revoked`, ...) is on the KDC's, and it is
+      // the authority for the key's state; but this client uses the key only while its own clock is
+      // before expiresAt (usableKey), so the local state, the one printed and the one `kds client keys`
+      // shows as `local`, has expiry applied on the local clock. Never `active` for a key this client
+      // will refuse.
+      const now = localState(this.#party, stored);
       e2e ||= now.mode === 'e2e';
       this.#onEvent({
         event: 'key',
@@ -513,7 +519,9 @@ export class KeyInbox {
     if (rec !== undefined && rec.state === 'pending' && rec.role === 'sender' && rec.key !== undefined) {
       store.putKey({ ...rec, state: 'active', updatedAt: now() });
     }
-    const after = store.getKey(serial);
+    const stored = store.getKey(serial);
+    // Expiry on the local clock, as for a delivered key (#verifyWaiting).
+    const after = stored === undefined ? undefined : localState(this.#party, stored);
     this.#onEvent({ event: 'key.verified', serial, peer: rec?.peer ?? '', state: after?.state ?? 'pending' });
     return true;
   }
