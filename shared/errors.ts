@@ -119,6 +119,11 @@ const CODES = {
   key_unverified: { exit: EXIT.unavailable, close: CLOSE.policy, kind: 'state' },
   /** A relayed message whose sequence number the receiver already accepted (or is below its window). */
   replayed: { exit: EXIT.invalid, close: CLOSE.policy, kind: 'state' },
+  /**
+   * A node's clock differs from its shared store's by more than allowed (server/store/clock-skew.ts):
+   * refused at start, before anything is written. Try again once NTP has set the clock.
+   */
+  clock_skew: { exit: EXIT.unavailable, close: CLOSE.internal, kind: 'environment' },
   // generic
   config: { exit: EXIT.usage, close: CLOSE.internal, kind: 'environment' },
   internal: { exit: EXIT.failure, close: CLOSE.internal, kind: 'internal' },

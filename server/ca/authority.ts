@@ -16,6 +16,7 @@ import { auditHmac, deriveAuditHmacKey } from '../../shared/audit/hmac.js';
 import { verifyCertificate, type Verdict, type VerifyOptions } from '../../shared/pki/verify.js';
 import { parseCertificate, type ParsedCertificate, type Profile } from '../../shared/pki/x509.js';
 import type { CertificateRecord, CrlState, RenewalInstall, RenewalRecord } from '../store/store.js';
+import { ClockSkewWatch } from '../store/clock-skew.js';
 import type { AsyncStore, AsyncStoreData, AsyncStoreTx } from '../store/async-store.js';
 import { openAsyncStore } from '../store/open-store.js';
 import { checkRenewable, checkRenewalRate, installableRenewal, refuseSameKey } from './renewal.js';
@@ -69,6 +70,12 @@ export interface OpenOptions extends PassphraseOptions {
   readOnly?: boolean;
   /** Clock for tests (epoch ms). */
   clock?: () => number;
+  /**
+   * On a PostgreSQL store, how far this clock may be from the database server's (default
+   * CLOCK_SKEW_REFUSE_MS): beyond it a CA opened with its key is refused (`clock_skew`) before anything
+   * is written. Tests that move every handle's clock to stand for time passing raise it.
+   */
+  maxClockSkewMs?: number;
   /** Override the stored CRL schedule settings for this process (tests, benchmarks). */
   crlSchedule?: Partial<Pick<CaSettings, 'crlSyncFullMax' | 'crlDeltaMaxEntries' | 'crlFullIntervalMs'>>;
   /** The store's URL (postgres://...); undefined: the data directory's SQLite file. */
@@ -123,6 +130,13 @@ export class CertificateAuthority {
   readonly rollbackRecovery: RollbackRecovery | undefined;
   /** What open found about root_ca.pem (anything but 'ok' means it was rewritten from the store). */
   readonly caFileRepair: CaFileRepair;
+  /**
+   * This clock against the database server's (a PostgreSQL store opened with the CA key; else
+   * undefined). While it is out of sync the scheduled CRL issue waits (maintainCrl, publishFullCrlIfStale).
+   */
+  readonly clockSkew: ClockSkewWatch | undefined;
+  /** The warning open's clock measurement gave (off by more than CLOCK_SKEW_WARN_MS), for the log. */
+  readonly clockSkewWarning: string | undefined;
   readonly #caKey: KeyObject | undefined;
   /** The audit trail's HMAC key (shared/audit/hmac.ts), derived from the CA key when it is open. */
   readonly #auditKey: Buffer | undefined;
@@ -146,6 +160,8 @@ export class CertificateAuthority {
     rollbackRecovery: RollbackRecovery | undefined;
     caFileRepair: CaFileRepair;
     clock: () => number;
+    clockSkew: ClockSkewWatch | undefined;
+    clockSkewWarning: string | undefined;
   }) {
     this.dataDir = init.dataDir;
     this.paths = caPaths(init.dataDir);
@@ -163,6 +179,8 @@ export class CertificateAuthority {
     this.rollbackRecovery = init.rollbackRecovery;
     this.caFileRepair = init.caFileRepair;
     this.#clock = init.clock;
+    this.clockSkew = init.clockSkew;
+    this.clockSkewWarning = init.clockSkewWarning;
   }
 
   /**
@@ -184,7 +202,16 @@ export class CertificateAuthority {
     // Read-only: nothing is migrated (a command that only reads must not upgrade a store an older KDC
     // still runs on) and a read-only copy of the data directory can be read (sqlite-store.ts).
     const store = await openAsyncStore({ dataDir, url, readOnly: opts.readOnly === true });
+    const clock = opts.clock ?? Date.now;
+    let clockSkew: ClockSkewWatch | undefined;
+    let clockSkewWarning: string | undefined;
     try {
+      // First, before this process writes anything stamped with its clock into the store every node
+      // shares (the CRL refresh below signs with it): docs/deployment.md "Clocks".
+      if (store.engine === 'postgres' && opts.readOnly !== true) {
+        clockSkew = new ClockSkewWatch(store, clock, opts.maxClockSkewMs);
+        clockSkewWarning = await clockSkew.assertInSync();
+      }
       if (url !== undefined) await materializeCredentials(store, paths);
     } catch (err) {
       await store.close();
@@ -214,7 +241,6 @@ export class CertificateAuthority {
         ...(opts.crlSchedule ?? {}),
       };
       const revocations = await Revocations.load({ store, paths, caCert, settings });
-      const clock = opts.clock ?? Date.now;
       // First of all, before anything is signed: a store older than the published CRLs gets their
       // revocations back and numbers above them (crl-rollback.ts). Without the key nothing is written:
       // repairFile below leaves the newer files as they are.
@@ -243,6 +269,8 @@ export class CertificateAuthority {
         rollbackRecovery,
         caFileRepair,
         clock,
+        clockSkew,
+        clockSkewWarning,
       });
     } catch (err) {
       await store.close();
@@ -678,15 +706,29 @@ export class CertificateAuthority {
    * write lock taken). No-op without the CA key.
    */
   async maintainCrl(): Promise<CrlState | undefined> {
-    if (this.#caKey === undefined || this.#closed || !this.#revocations.fullCrlDue(this.#clock()))
+    if (
+      this.#caKey === undefined ||
+      this.#closed ||
+      !this.#clockInSync() ||
+      !this.#revocations.fullCrlDue(this.#clock())
+    )
       return undefined;
     return this.#revocations.refresh(syncSigner(this.#caKey), this.#clock(), 'due');
   }
 
   /** At KDC start and stop: re-issue the complete CRL if the delta lists anything (it is "stale"). */
   async publishFullCrlIfStale(): Promise<CrlState | undefined> {
-    if (this.#caKey === undefined || this.#closed) return undefined;
+    if (this.#caKey === undefined || this.#closed || !this.#clockInSync()) return undefined;
     return this.#revocations.refresh(syncSigner(this.#caKey), this.#clock(), 'stale');
+  }
+
+  /**
+   * Whether scheduled CRLs may be signed now: not while this clock is known to be off the database's.
+   * Every node serves and writes out the newest CRL, so one with a thisUpdate in the future would be
+   * refused by every relying party whose clock is right ("CRL is not yet valid") until the time came.
+   */
+  #clockInSync(): boolean {
+    return this.clockSkew?.inSync !== false;
   }
 
   /** After a revocation: re-issue the complete CRL on the next turn of the event loop if it is due. */

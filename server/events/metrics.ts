@@ -299,6 +299,16 @@ export class KdcMetrics {
     );
     this.#gauge(
       p,
+      'kds_clock_skew_seconds',
+      "This node's clock minus the PostgreSQL server's at the last measurement (0 on SQLite).",
+      [],
+      (g) => {
+        const ca = this.#sources?.ca;
+        g.set((ca === undefined ? 0 : (ca.clockSkew?.reading?.skewMs ?? 0)) / 1000);
+      },
+    );
+    this.#gauge(
+      p,
       'kds_event_reader_errors',
       'Events a reader (log, metrics, console) failed on since start, or metrics dropped while loading.',
       [],

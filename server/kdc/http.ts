@@ -5,7 +5,8 @@
 //                 CRL served stale after a revocation was acknowledged would be a lie)
 //   GET /delta-crl.pem  the CURRENT delta CRL (RFC 5280 5.2.4) completing /crl.pem; the complete CRL's
 //                 Freshest CRL extension (5.2.6) names this URL. 404 while the CA has issued none.
-//   GET /healthz  JSON { ok, version, sessions, uptimeMs }
+//   GET /healthz  JSON { ok, version, sessions, uptimeMs }: 200 when ok, 503 when not (shutting down, or
+//                 its clock is off the shared store's: a load balancer's health check takes it out)
 //   GET /metrics  Prometheus text format (server/events/metrics.ts), to the clients `metrics.allow` admits
 //                 (kdc.ts: loopback peers only, unless --metrics-listen serves it elsewhere: then 404
 //                 here); everyone else gets the 404 of a path that does not exist (docs/security.md).
@@ -103,7 +104,7 @@ export function createHttpHandler(sources: HttpSources): (req: IncomingMessage, 
         send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
         return;
       }
-      send(res, req, 200, found.type, found.body);
+      send(res, req, found.status ?? 200, found.type, found.body);
     } catch {
       // Never echo internals (paths, store errors) to an unauthenticated HTTP client.
       send(res, req, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -111,7 +112,7 @@ export function createHttpHandler(sources: HttpSources): (req: IncomingMessage, 
   };
 }
 
-type Route = (s: HttpSources) => { type: string; body: string } | undefined;
+type Route = (s: HttpSources) => { type: string; body: string; status?: number } | undefined;
 
 // A Map, not an object literal: a request for `/constructor` or `__proto__` must not find a route.
 const ROUTES = new Map<string, Route>([
@@ -124,7 +125,17 @@ const ROUTES = new Map<string, Route>([
       return body === undefined ? undefined : { type: 'application/x-pem-file', body };
     },
   ],
-  ['/healthz', (s) => ({ type: 'application/json', body: `${JSON.stringify(s.health())}\n` })],
+  [
+    '/healthz',
+    (s) => {
+      const health = s.health();
+      return {
+        type: 'application/json',
+        body: `${JSON.stringify(health)}\n`,
+        ...(health.ok === false ? { status: 503 } : {}),
+      };
+    },
+  ],
 ]);
 
 function serveMetrics(metrics: MetricsSource, req: IncomingMessage, res: ServerResponse): void {

@@ -71,6 +71,7 @@ import {
 } from './limits.js';
 import { SessionTable } from './session-table.js';
 import { StoreHealth } from './store-health.js';
+import { CLOCK_CHECK_MS } from '../store/clock-skew.js';
 import { listenAcrossNodes } from './cluster-push.js';
 import {
   ALL_DEFENCES_ON,
@@ -194,6 +195,19 @@ export interface KdcOptions {
   keyRetentionSweepMs?: number;
   /** Milliseconds between two looks at the expiry of the KDC's and the root CA's certificates (default 1 day; tests shorten it). */
   expiryCheckMs?: number;
+  /**
+   * The node's clock (default Date.now), for what the CA and the key service stamp and decide, and for
+   * its comparison with a PostgreSQL store's clock. Tests skew it.
+   */
+  clock?: () => number;
+  /**
+   * On a PostgreSQL store, how far the node's clock may be from the database server's (default
+   * CLOCK_SKEW_REFUSE_MS, 30 s): beyond it the KDC refuses to start (`clock_skew`), and a running one
+   * stops its CRL issue and key retention (docs/deployment.md "Clocks").
+   */
+  maxClockSkewMs?: number;
+  /** Milliseconds between two measurements of the clock against the store's (default 1 minute; tests shorten it). */
+  clockCheckMs?: number;
 }
 
 export interface Kdc {
@@ -250,6 +264,13 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   positiveInteger('revocationSyncMs', opts.revocationSyncMs);
   positiveInteger('keyRetentionSweepMs', opts.keyRetentionSweepMs);
   positiveInteger('expiryCheckMs', opts.expiryCheckMs);
+  positiveInteger('clockCheckMs', opts.clockCheckMs);
+  if (opts.maxClockSkewMs !== undefined && !(opts.maxClockSkewMs > 0)) {
+    throw new InputError(
+      'bad_request',
+      `maxClockSkewMs must be a positive number, got ${String(opts.maxClockSkewMs)}`,
+    );
+  }
   if (
     opts.keyRetentionMs !== undefined &&
     !(Number.isSafeInteger(opts.keyRetentionMs) && opts.keyRetentionMs >= 0)
@@ -275,7 +296,12 @@ export async function startKdc(opts: KdcOptions): Promise<Kdc> {
   // A passphrase change a crash interrupted left secrets under two passphrases: refuse (one stat), rather
   // than start and fail KDC-generated keys at request time (server/ca/passphrase-change.ts).
   assertNoPassphraseChangePending(opts.dataDir);
-  const ca = await CertificateAuthority.open(opts.dataDir, { ...passphraseOptions, storeUrl: opts.storeUrl });
+  const ca = await CertificateAuthority.open(opts.dataDir, {
+    ...passphraseOptions,
+    storeUrl: opts.storeUrl,
+    ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    ...(opts.maxClockSkewMs === undefined ? {} : { maxClockSkewMs: opts.maxClockSkewMs }),
+  });
   try {
     return await serve(ca, opts, host, log, events, passphraseOptions, publicUrl);
   } catch (err) {
@@ -295,6 +321,7 @@ async function serve(
 ): Promise<Kdc> {
   // The published copies were checked against the store when the CA opened (docs/security.md): say what was rebuilt.
   if (ca.caFileRepair !== 'ok') log(`root_ca.pem was ${ca.caFileRepair}: rewritten from the store`);
+  if (ca.clockSkewWarning !== undefined) log(ca.clockSkewWarning);
   for (const line of ca.crlFileWarnings()) log(line);
   const { passphrase } = resolveCaPassphrase(opts.dataDir, passphraseOptions);
   // A `kds server renew` a crash interrupted is finished (or discarded) before the pair is loaded.
@@ -466,6 +493,7 @@ async function serve(
       passphrase,
       openKek,
       ...(opts.keyLimits === undefined ? {} : { limits: opts.keyLimits }),
+      ...(opts.clock === undefined ? {} : { now: opts.clock }),
       defences,
     },
   );
@@ -531,27 +559,54 @@ async function serve(
   // the log of one that was started long before.
   const expiryWarning = setInterval(() => warnExpiry(Date.now()), opts.expiryCheckMs ?? EXPIRY_CHECK_MS);
   expiryWarning.unref();
+  // The clock against the store's, again and again (docs/deployment.md "Clocks"): a clock that drifts
+  // or is set by hand while the node runs stops its CRL issue (the CA reads clockSkew) and its retention.
+  // One measurement at a time; a failed one (the store away) changes nothing and is reported as such.
+  let clockChecking: Promise<void> | undefined;
+  const checkClock = (): Promise<void> => {
+    const clockSkew = ca.clockSkew;
+    if (clockSkew === undefined) return Promise.resolve();
+    clockChecking ??= clockSkew
+      .check()
+      .then(
+        (line) => {
+          if (line !== undefined) log(line);
+        },
+        (err: unknown) => storeHealth.failed('clock check failed', err),
+      )
+      .finally(() => (clockChecking = undefined));
+    return clockChecking;
+  };
+  const clockTimer = setInterval(() => {
+    if (closing === undefined) void checkClock();
+  }, opts.clockCheckMs ?? CLOCK_CHECK_MS);
+  clockTimer.unref();
   // Retention (docs/keys.md "Retention"): the key table grows by every key any client creates, up to
   // one a second each; keys long expired answer nothing a client still needs.
   const keyRetentionMs = opts.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS;
   let retaining: Promise<void> | undefined;
   const runRetention = (): void => {
     if (keyRetentionMs === 0 || retaining !== undefined || closing !== undefined) return;
-    retaining = keys
-      .pruneExpired(keyRetentionMs)
-      .then(
-        (n) => {
-          if (n > 0) events.emit({ type: 'key.pruned', keys: n, expiredBefore: Date.now() - keyRetentionMs });
-        },
-        (err: unknown) => storeHealth.failed('key retention failed', err),
-      )
+    retaining = (async () => {
+      // What is old enough to delete is this node's clock's call alone, and deleted is for good: measured
+      // right before (once an hour), not up to a minute ago, and nothing while the clock is off. A
+      // measurement already under way may have read the clock before it moved: a new one after it.
+      await clockChecking;
+      await checkClock();
+      if (ca.clockSkew?.inSync === false) return;
+      const n = await keys.pruneExpired(keyRetentionMs);
+      if (n > 0) events.emit({ type: 'key.pruned', keys: n, expiredBefore: Date.now() - keyRetentionMs });
+    })()
+      .catch((err: unknown) => storeHealth.failed('key retention failed', err))
       .finally(() => (retaining = undefined));
   };
   const retentionTimer = setInterval(runRetention, opts.keyRetentionSweepMs ?? KEY_RETENTION_SWEEP_MS);
   retentionTimer.unref();
   beforeClose.push(async () => {
     clearInterval(retentionTimer);
+    clearInterval(clockTimer);
     await retaining;
+    await clockChecking;
   });
 
   const credentials = {
@@ -662,13 +717,17 @@ async function serve(
     crlPem: () => ca.currentCrlPem(),
     deltaCrlPem: () => ca.currentDeltaCrlPem(),
     health: () => ({
-      ok: closing === undefined,
+      ok: closing === undefined && ca.clockSkew?.inSync !== false,
       version,
       protocol: PROTOCOL_VERSION,
       sessions: [...connections].filter((c) => c.established).length,
       authenticated: sessions.size,
       connections: connections.size,
       uptimeMs: Date.now() - startedAt,
+      // Only a node on a PostgreSQL store has the field: its clock against the database's.
+      ...(ca.clockSkew?.reading === undefined
+        ? {}
+        : { clock: { skewMs: ca.clockSkew.reading.skewMs, inSync: ca.clockSkew.inSync } }),
       // Only a MITM lab KDC has the field: which defences `--lab-disable` switched off.
       ...(labDisabled.length > 0 ? { labDisabled } : {}),
     }),
@@ -855,6 +914,7 @@ async function serve(
     clearInterval(expirySweep);
     clearInterval(expiryWarning);
     clearInterval(retentionTimer);
+    clearInterval(clockTimer);
     kdcConsole?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
@@ -866,6 +926,7 @@ async function serve(
       clearInterval(expirySweep);
       clearInterval(expiryWarning);
       clearInterval(retentionTimer);
+      clearInterval(clockTimer);
       kdcConsole?.close();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       const all = [...connections];
@@ -914,6 +975,7 @@ async function serve(
       clearInterval(expirySweep);
       clearInterval(expiryWarning);
       clearInterval(retentionTimer);
+      clearInterval(clockTimer);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw err;
     }

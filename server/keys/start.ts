@@ -20,6 +20,8 @@ export async function startKeyService(
     openKek?: () => Promise<KeyEncryptionKeys>;
     limits?: Partial<KeyLimits>;
     defences?: Defences;
+    /** The node's clock (default Date.now). */
+    now?: () => number;
   },
 ): Promise<KeyService> {
   const { ca, events } = kdc;
@@ -35,6 +37,7 @@ export async function startKeyService(
     ...(opts.openKek === undefined ? {} : { openKek: opts.openKek }),
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     ...(opts.defences === undefined ? {} : { defences: opts.defences }),
+    ...(opts.now === undefined ? {} : { now: opts.now }),
     ...(node === undefined ? {} : { node }),
   });
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other

@@ -95,6 +95,12 @@ export interface AsyncStore extends AsyncStoreData {
    * values mean nothing changed. For caches (certificate standing, the CRL) only.
    */
   changeCounter(): Promise<number>;
+  /**
+   * The database server's clock (ms since the epoch) when it answered, for comparing a node's clock
+   * with the one every node shares (server/store/clock-skew.ts); undefined where the store has no clock
+   * apart from the process's own (SQLite: a file on this machine, written by this machine's processes).
+   */
+  databaseTime(): Promise<number | undefined>;
   /** As Store.onCertificateStatusChange: this store object's own status changes, after they are written. */
   onCertificateStatusChange(listener: (serialHex: string) => void): () => void;
   /** Listen on `channel`; resolves once listening (a notify committed after that is delivered). */

@@ -1459,6 +1459,16 @@ export class PgStore extends PgData implements AsyncStore {
     return hi! * 2 ** 32 + lo!;
   }
 
+  async databaseTime(): Promise<number> {
+    // clock_timestamp(), not now(): now() is the start of the transaction, which a pooled statement
+    // outside one makes the same thing, but the reading must be the moment the server answered.
+    const row = (await this.row<{ ms: string }>(
+      'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::text AS ms',
+      [],
+    ))!;
+    return Number(row.ms);
+  }
+
   appendAudit(e: AuditEntry): Promise<number> {
     return this.transaction((tx) => tx.appendAudit(e));
   }

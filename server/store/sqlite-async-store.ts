@@ -204,6 +204,11 @@ class SqliteAsyncStoreImpl {
     return settled(() => this.sync.changeCounter());
   }
 
+  /** No clock but this machine's: the nodes that share a SQLite file are the processes of one host. */
+  databaseTime(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
+
   onCertificateStatusChange(listener: (serialHex: string) => void): () => void {
     return this.sync.onCertificateStatusChange(listener);
   }

@@ -1093,6 +1093,19 @@ for (const engine of ENGINES) {
       );
     });
 
+    t.test("databaseTime: the database server's clock on PostgreSQL, none on SQLite", async (t) => {
+      const { store } = await engine.open(t);
+      const before = Date.now();
+      const at = await store.databaseTime();
+      const after = Date.now();
+      if (store.engine === 'sqlite') {
+        t.equal(at, undefined, "a file on this machine: no clock but the process's");
+        return;
+      }
+      // The test database runs on this machine: its clock is this one.
+      t.ok(at! >= before - 1_000 && at! <= after + 1_000, `${at} within [${before}, ${after}] +- 1 s`);
+    });
+
     t.test('changeCounter moves when another handle commits', async (t) => {
       const { store, again } = await engine.open(t);
       const other = await again();
