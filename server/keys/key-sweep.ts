@@ -3,6 +3,7 @@
 // keys long expired (pruneExpiredKeys).
 import type { SymKeyRecord } from '../store/store.js';
 import type { KeyContext } from './key-context.js';
+import { RESERVATION_TTL_MS } from './ttl.js';
 
 /** Active keys past their expiry become `expired` (lazily, on every listing and lookup). */
 export async function expireDue(ctx: KeyContext): Promise<void> {
@@ -11,12 +12,20 @@ export async function expireDue(ctx: KeyContext): Promise<void> {
 
 /**
  * At service start: expire, cascade revocations committed while the KDC was not running
- * (`checkParties`, key-revoke.ts), and drop the reservations of the sessions that ended with the
- * previous run. A client deposits on the session that reserved (client/keys/key-client.ts sendKey), so
- * after a restart none of them can be deposited; left in place they would only count against their
- * requesters' open reservations for 5 minutes (a KDC killed mid-exchange a few times would lock its
- * clients out of end-to-end keys for that long). Their prekeys were consumed either way; their owners'
- * housekeeping drops the privates.
+ * (`checkParties`, key-revoke.ts), and drop the reservations that can no longer be deposited.
+ *
+ * A client deposits on the session that reserved (client/keys/key-client.ts sendKey), so the sessions
+ * that ended with the previous run can deposit none of theirs; left in place they would only count
+ * against their requesters' open reservations for RESERVATION_TTL_MS (a KDC killed mid-exchange a few
+ * times would lock its clients out of end-to-end keys for that long). Their prekeys were consumed either
+ * way; their owners' housekeeping drops the privates.
+ *
+ * Which ones those are depends on who else writes the store. SQLite: this KDC alone (the data
+ * directory's kds.pid refuses a second one, and no other command makes reservations), so every
+ * reservation in it belongs to a session that is gone. PostgreSQL: the other nodes' live sessions hold
+ * reservations in the same table, their senders about to deposit; a row does not say which node made
+ * it, so only the stale ones go, as at every reservation. A node killed mid-exchange leaves its
+ * sessions' reservations counting against their quotas until they are stale.
  */
 export async function sweep(
   ctx: KeyContext,
@@ -24,7 +33,8 @@ export async function sweep(
 ): Promise<void> {
   await expireDue(ctx);
   for (const rec of await ctx.store.listSymKeys({ states: ['active'] })) await checkParties(rec);
-  await ctx.store.deleteStaleReservations(Number.MAX_SAFE_INTEGER);
+  const shared = ctx.store.engine === 'postgres';
+  await ctx.store.deleteStaleReservations(shared ? ctx.now() - RESERVATION_TTL_MS : Number.MAX_SAFE_INTEGER);
 }
 
 /** Keys one retention transaction deletes: short transactions, so other writers interleave. */

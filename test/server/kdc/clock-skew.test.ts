@@ -11,6 +11,7 @@ import { initCa } from '../../../server/ca/init.js';
 import { startKdc } from '../../../server/kdc/kdc.js';
 import { PgStore } from '../../../server/store/pg-store.js';
 import type { NewSymKey } from '../../../server/store/store.js';
+import { RESERVATION_TTL_MS } from '../../../server/keys/ttl.js';
 import { KdsError } from '../../../shared/errors.js';
 import { pgTestSchema } from '../../helpers/pg.js';
 import { startTestKdc } from '../../helpers/kdc-in-process.js';
@@ -58,6 +59,22 @@ function symKey(serial: string, over: Partial<NewSymKey>): NewSymKey {
     kekVersion: 1,
     ...over,
   };
+}
+
+/** An end-to-end reservation as key.reserve writes it, made `ageMs` ago. */
+function reservation(serial: string, ageMs: number): NewSymKey {
+  const createdAt = Date.now() - ageMs;
+  return symKey(serial, {
+    mode: 'e2e',
+    state: 'reserved',
+    createdAt,
+    expiresAt: createdAt + DAY,
+    digest: null,
+    wrappedKey: null,
+    kekVersion: null,
+    prekeyId: 'p1',
+    prekeyPublic: Buffer.alloc(32, 9),
+  });
 }
 
 async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
@@ -161,4 +178,15 @@ t.test('a running node whose clock drifts stops its time-based writes to the sto
   await until('the return is noticed', () => logs.some((l) => /^clock back within 30 s/.test(l)));
   t.equal((await fetch(`${kdc.httpUrl}/healthz`)).status, 200);
   t.ok(await store.getSymKey(serial32(2)), 'and by a right clock the key is kept for its day');
+});
+
+t.test("a node's start leaves the live reservations of the other nodes' sessions alone", async (t) => {
+  const { url, store } = await sharedStore(t);
+  await startTestKdc(t, { dataDir: join(tempDir(t), 'data'), storeUrl: url });
+  // A sender on node 1 reserved a second ago and is about to deposit; another reservation is stale.
+  await store.insertSymKey(reservation(serial32(3), 1_000));
+  await store.insertSymKey(reservation(serial32(4), RESERVATION_TTL_MS + 60_000));
+  await startTestKdc(t, { dataDir: join(tempDir(t), 'data'), storeUrl: url });
+  t.match(await store.getSymKey(serial32(3)), { state: 'reserved' }, 'the live reservation is still there');
+  t.equal(await store.getSymKey(serial32(4)), undefined, 'the stale one is gone');
 });
