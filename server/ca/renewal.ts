@@ -15,6 +15,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { InputError, PolicyError, AuthError } from '../../shared/errors.js';
 import type { CertificateRecord, RenewalRecord } from '../store/store.js';
 import type { AsyncStoreData } from '../store/async-store.js';
+import { CLOCK_SKEW_REFUSE_MS } from '../store/clock-skew.js';
 
 /** Renewal requests one name may make per window (a renewal costs the CA an RSA signature). */
 export const MAX_RENEWALS_PER_WINDOW = 3;
@@ -63,7 +64,15 @@ export async function checkRenewalRate(
   name: string,
   now: number,
 ): Promise<void> {
-  if ((await store.countRenewalsSince(name, now - RENEWAL_WINDOW_MS)) >= MAX_RENEWALS_PER_WINDOW) {
+  // A request stamped further ahead of this clock than two in-bounds clocks can disagree (this one up to
+  // CLOCK_SKEW_REFUSE_MS behind the database's, the stamper's up to that much ahead) came from a clock
+  // that was wrong: it must not hold the name's limit full until the real time reaches it.
+  const counted = await store.countRenewalsSince(
+    name,
+    now - RENEWAL_WINDOW_MS,
+    now + 2 * CLOCK_SKEW_REFUSE_MS,
+  );
+  if (counted >= MAX_RENEWALS_PER_WINDOW) {
     throw new PolicyError(
       'rate_limited',
       `at most ${MAX_RENEWALS_PER_WINDOW} renewals per hour for one name; try again later`,

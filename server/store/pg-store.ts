@@ -240,6 +240,8 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
  * The columns of the rows the issuance path reads, named rather than `*` so that their statements can
  * be prepared (see prepared()).
  */
+/** The database's clock in ms since the epoch, as SQL (the start of the statement's transaction). */
+const DATABASE_NOW_MS = '(extract(epoch FROM now()) * 1000)::bigint';
 const CERT_COLUMNS = 'id, serial, name, role, not_before, not_after, pem, fingerprint, status, issued_at';
 const TOKEN_COLUMNS = 'id, token_hash, name, created_at, expires_at, used_at, created_by, cert_serial';
 const LISTED_REVOCATIONS_SQL = listedRevocationsSql('$1');
@@ -415,8 +417,11 @@ abstract class PgData {
     );
   }
 
-  async countRenewalsSince(name: string, since: number): Promise<number> {
-    return this.n('SELECT count(*) AS n FROM renewals WHERE name = $1 AND requested_at >= $2', [name, since]);
+  async countRenewalsSince(name: string, since: number, until: number): Promise<number> {
+    return this.n(
+      'SELECT count(*) AS n FROM renewals WHERE name = $1 AND requested_at >= $2 AND requested_at <= $3',
+      [name, since, until],
+    );
   }
 
   async installRenewal(serialHex: string, at: number): Promise<RenewalInstall> {
@@ -708,10 +713,13 @@ abstract class PgData {
   }
 
   async expireSymKeys(now: number): Promise<SymKeyRecord[]> {
+    // Never later than the database's clock, which every node shares: a node whose clock runs ahead
+    // would otherwise expire, for every node and for good, keys that are still valid (docs/deployment.md
+    // "Clocks"). A node whose clock is behind expires late, and the others expire on time.
     return (
       await this.rows<SymKeyRow>(
         `UPDATE sym_keys SET state = 'expired', state_changed_at = $1
-         WHERE state = 'active' AND expires_at <= $1 RETURNING *`,
+         WHERE state = 'active' AND expires_at <= LEAST($1::bigint, ${DATABASE_NOW_MS}) RETURNING *`,
         [now],
         'store write failed',
       )

@@ -171,11 +171,12 @@ export class SqliteCertificates {
     );
   }
 
-  countRenewalsSince(name: string, since: number): number {
+  countRenewalsSince(name: string, since: number, until: number): number {
     return this.#sql.get<{ n: number }>(
-      'SELECT count(*) AS n FROM renewals WHERE name = ? AND requested_at >= ?',
+      'SELECT count(*) AS n FROM renewals WHERE name = ? AND requested_at >= ? AND requested_at <= ?',
       name,
       since,
+      until,
     )!.n;
   }
 

@@ -432,8 +432,8 @@ export class SqliteStore implements Store {
     return this.#certificates.latestRenewalOf(serialHex);
   }
 
-  countRenewalsSince(name: string, since: number): number {
-    return this.#certificates.countRenewalsSince(name, since);
+  countRenewalsSince(name: string, since: number, until: number): number {
+    return this.#certificates.countRenewalsSince(name, since, until);
   }
 
   installRenewal(serialHex: string, at: number): RenewalInstall {

@@ -263,8 +263,12 @@ export interface Store {
   getRenewal(serialHex: string): RenewalRecord | undefined;
   /** The newest renewal request that replaces `serialHex` (the only one that may be installed). */
   latestRenewalOf(serialHex: string): RenewalRecord | undefined;
-  /** Renewal requests of `name` since `since` (the per-name rate limit). */
-  countRenewalsSince(name: string, since: number): number;
+  /**
+   * Renewal requests of `name` stamped from `since` to `until` (the per-name rate limit). The upper bound
+   * leaves out requests stamped in the future by a process whose clock ran ahead: counted, they would
+   * hold the name's limit full until the real time caught up with them.
+   */
+  countRenewalsSince(name: string, since: number, until: number): number;
   /**
    * Install renewal `serialHex` in the caller's transaction: the certificate it replaces becomes
    * `superseded`, this one `active`, and every other uninstalled renewal of the same certificate

@@ -225,6 +225,13 @@ for (const engine of ENGINES) {
         revoked: 1,
         superseded: 1,
       });
+      // The renewal rate: requests from `since` to `until`, both included; a request stamped later (a
+      // clock that ran ahead) is not counted.
+      await store.insertRenewal(cert('0e'), '0b', 9_000);
+      t.equal(await store.countRenewalsSince('alice', 5_000, 9_000), 2);
+      t.equal(await store.countRenewalsSince('alice', 5_001, 9_000), 1);
+      t.equal(await store.countRenewalsSince('alice', 0, 8_999), 1, 'stamped after until: not counted');
+      t.equal(await store.countRenewalsSince('bob', 0, 9_000), 0);
     });
 
     t.test(
@@ -1104,6 +1111,22 @@ for (const engine of ENGINES) {
       }
       // The test database runs on this machine: its clock is this one.
       t.ok(at! >= before - 1_000 && at! <= after + 1_000, `${at} within [${before}, ${after}] +- 1 s`);
+    });
+
+    t.test("expireSymKeys: on PostgreSQL never ahead of the database's clock", async (t) => {
+      const { store } = await engine.open(t);
+      const now = Date.now();
+      await store.insertSymKey(symKey(serial32(1), { createdAt: now, expiresAt: now + 3_600_000 }));
+      await store.insertSymKey(symKey(serial32(2), { createdAt: now - 7_200_000, expiresAt: now - 1 }));
+      // A caller whose clock is two days ahead.
+      const expired = (await store.expireSymKeys(now + 2 * DAY)).map((k) => k.serial);
+      if (store.engine === 'sqlite') {
+        // One machine, one clock: the caller's is the store's.
+        t.same(expired, [serial32(1), serial32(2)]);
+        return;
+      }
+      t.same(expired, [serial32(2)], 'only what the database clock says has expired');
+      t.equal((await store.getSymKey(serial32(1)))!.state, 'active');
     });
 
     t.test('changeCounter moves when another handle commits', async (t) => {
