@@ -314,7 +314,7 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
         'by serial, JSON result',
       ) as never,
   handler: run(async (argv: RevokeArgs) => {
-    const { emit } = await import('../output.js');
+    const { emit, warn } = await import('../output.js');
     const { cliActor } = await import('../../server/ca/authority.js');
     const ca = await openCa(argv, false);
     try {
@@ -325,6 +325,12 @@ const revokeCommand: CommandModule<object, RevokeArgs> = {
         what,
         `  ${outcome.name} serial ${outcome.serialHex}: ${outcome.reason} at ${iso(outcome.revokedAt)}, CRL number ${outcome.crlNumber}${outcome.published === 'delta' ? ' (delta CRL)' : ''}`,
       ]);
+      // Committed all the same (this process runs no listeners: only the files can be behind).
+      if (outcome.followUpPending === true) {
+        warn(
+          'the published CRL files were not rewritten: a running KDC rewrites them at its next revocation sync, any KDC at its start',
+        );
+      }
     } finally {
       await ca.close();
     }

@@ -610,7 +610,9 @@ export class CertificateAuthority {
   /**
    * Revoke by serial (hex, any case, colons allowed) or by name (its active certificate, else its latest
    * one). Durable before it returns: revocation row + certificate status + new CRL committed together,
-   * then root_crl.pem rewritten, then onRevoked listeners awaited. `already_revoked` changes nothing.
+   * then root_crl.pem rewritten, then onRevoked listeners awaited. Throws only if nothing was committed:
+   * a failure after the commit is `followUpPending`, completed by syncRevocations() (revoke.ts).
+   * `already_revoked` changes nothing but completes what an earlier attempt left pending.
    * `opts.beforeWrite` runs first inside that transaction and may throw to refuse (the KDC re-checks the
    * requesting session's own certificate there: server/kdc/caller-status.ts).
    */
@@ -656,7 +658,9 @@ export class CertificateAuthority {
 
   /**
    * Pick up (and announce to listeners) revocations and CRLs other processes or nodes committed; cheap
-   * when nothing changed (one look at the store's change counter).
+   * when nothing changed (one look at the store's change counter). Then retry what earlier revocations
+   * left pending (listeners that failed, CRL files behind the store): rejects with the first failure of
+   * that, which stays pending for the next call.
    */
   async syncRevocations(): Promise<number> {
     return (await this.#revocations.sync()).length;

@@ -1,5 +1,9 @@
 // The published CRL files of a data directory, root_crl.pem and root_delta_crl.pem: written after every
-// commit that signed a CRL, checked and repaired at open, and written first by `kds server init`.
+// commit that signed a CRL, checked and repaired at open and whenever the store's CRLs are numbered above
+// what the files were last made to hold (catchUp, on the KDC's revocation sync), and written first by
+// `kds server init`. The write after a commit can fail (the store cut off just after the COMMIT, a full
+// disk): the commit stands, and catchUp rewrites the files on the next sync instead of leaving them
+// stale until a restart.
 //
 // The store is the source of truth (server/ca/crl-sign.ts signs into it); the files are copies that
 // relying parties read. They are always written while holding the store's write lock, from what the
@@ -41,6 +45,12 @@ export class CrlFiles {
   readonly #paths: CaPaths;
   readonly #caCert: ParsedCertificate;
   readonly #crls: CrlSigner;
+  /**
+   * The numbers of the store's CRLs the files were last written from or checked against, by kind; a
+   * store CRL numbered otherwise (another process or node signed, or the write after our own commit
+   * failed) makes catchUp() look at the file again. Kept in memory: an open always checks the files.
+   */
+  readonly #settled: { full?: number; delta?: number } = {};
 
   constructor(deps: { store: AsyncStore; paths: CaPaths; caCert: ParsedCertificate; crls: CrlSigner }) {
     this.#store = deps.store;
@@ -57,10 +67,28 @@ export class CrlFiles {
   async write(full: boolean): Promise<void> {
     await this.#store.transaction(async (tx) => {
       await this.#crls.reload(tx, await this.#store.changeCounter());
-      if (full) writeFileAtomic(this.#paths.rootCrl, this.#crls.currentState().pem, PUBLIC_FILE_MODE);
+      if (full) {
+        const state = this.#crls.currentState();
+        writeFileAtomic(this.#paths.rootCrl, state.pem, PUBLIC_FILE_MODE);
+        this.#settled.full = state.crlNumber;
+      }
       const delta = this.#crls.currentDelta();
-      if (delta !== undefined) writeFileAtomic(this.#paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
+      if (delta !== undefined) {
+        writeFileAtomic(this.#paths.deltaCrl, delta.pem, PUBLIC_FILE_MODE);
+        this.#settled.delta = delta.crlNumber;
+      }
     });
+  }
+
+  /**
+   * Repair the file of each kind whose store CRL (as last reloaded) is numbered otherwise than what the
+   * file was last made to hold: a cheap comparison of numbers when nothing changed, one read (and, if it
+   * differs, one rewrite under the store's lock) when something did.
+   */
+  async catchUp(): Promise<void> {
+    if (this.#settled.full !== this.#crls.currentState().crlNumber) await this.repairFile();
+    const delta = this.#crls.currentDelta();
+    if (delta !== undefined && this.#settled.delta !== delta.crlNumber) await this.repairDeltaFile();
   }
 
   /**
@@ -111,8 +139,14 @@ export class CrlFiles {
     const rewrite = (): Promise<'newer' | undefined> =>
       this.#store.transaction(async (tx) => {
         await this.#crls.reload(tx, await this.#store.changeCounter());
-        if (this.newerPublished().some((f) => f.path === path)) return 'newer';
-        writeFileAtomic(path, this.#latestPem(path), PUBLIC_FILE_MODE);
+        const latest = this.#latest(path);
+        // A newer file is left alone, and not looked at again until the store's CRL changes.
+        if (this.newerPublished().some((f) => f.path === path)) {
+          this.#settle(path, latest.crlNumber);
+          return 'newer';
+        }
+        writeFileAtomic(path, latest.pem, PUBLIC_FILE_MODE);
+        this.#settle(path, latest.crlNumber);
         return undefined;
       });
     try {
@@ -121,7 +155,10 @@ export class CrlFiles {
       await rewrite();
       return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable';
     }
-    if (text === state.pem) return 'ok';
+    if (text === state.pem) {
+      this.#settle(path, state.crlNumber);
+      return 'ok';
+    }
     let verdict: CrlFileRepair = 'different';
     try {
       const onDisk = parseCrl(text);
@@ -133,11 +170,16 @@ export class CrlFiles {
     return (await rewrite()) ?? verdict;
   }
 
-  #latestPem(path: string): string {
-    if (path === this.#paths.rootCrl) return this.#crls.currentState().pem;
+  #latest(path: string): { pem: string; crlNumber: number } {
+    if (path === this.#paths.rootCrl) return this.#crls.currentState();
     const delta = this.#crls.currentDelta();
     if (delta === undefined) throw new EnvironmentError('ca_missing', 'the store has no delta CRL');
-    return delta.pem;
+    return delta;
+  }
+
+  #settle(path: string, crlNumber: number): void {
+    if (path === this.#paths.rootCrl) this.#settled.full = crlNumber;
+    else this.#settled.delta = crlNumber;
   }
 }
 

@@ -10,12 +10,18 @@
 // process's own revocations are there before revoke() returns, other processes' and nodes' after the next
 // sync() (the KDC calls it before every handshake check, on its timer and when the store notifies a
 // revocation).
+//
+// What follows a revocation (the onRevoked listeners, the published files) is driven from what the store
+// holds, not from the one call that committed it: a revocation read or committed here stays pending with
+// the listeners until each of them succeeded for it, and the files are compared with the store's CRL
+// numbers. sync() retries both, so a failure after a commit (the store cut off, a file not written) is
+// repaired on the next round of the KDC's timer instead of being lost (revoke.ts header).
 import type { RevocationReason } from '../../shared/revocation-reasons.js';
 import type { ParsedCertificate } from '../../shared/pki/x509.js';
 import type { CrlState, RevocationRecord } from '../store/store.js';
 import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
 import type { CaPaths, CaSettings } from '../../io/ca-files.js';
-import { RevocationIndex, type RevocationInfo } from './revocation-index.js';
+import { RevocationIndex, rowReason, type RevocationInfo } from './revocation-index.js';
 import { CrlSigner, type DeltaCrlState, type RefreshMode } from './crl-sign.js';
 import { CrlFiles, type CrlFileRepair } from './crl-files.js';
 import {
@@ -54,7 +60,7 @@ export class Revocations {
       files,
       listeners: this.#listeners,
       exclusive: (fn) => this.#exclusive(fn),
-      catchUp: (db) => this.#catchUp(db),
+      catchUp: async (db) => void (await this.#catchUp(db)),
     };
   }
 
@@ -68,7 +74,9 @@ export class Revocations {
     const crls = await CrlSigner.load(deps.store, deps.caCert, deps.settings);
     const files = new CrlFiles({ store: deps.store, paths: deps.paths, caCert: deps.caCert, crls });
     const revocations = new Revocations(deps.store, crls, files);
-    await revocations.#catchUp(deps.store);
+    // The revocations already in the store at open were announced when they were made (or their effects
+    // are redone from the store at start: the key service's sweep); nothing is listening yet anyway.
+    await revocations.#catchUp(deps.store, false);
     return revocations;
   }
 
@@ -79,9 +87,20 @@ export class Revocations {
     return run;
   }
 
-  /** Read the rows of `db` this process has not seen into the index, then into the CRL builders. */
-  async #catchUp(db: AsyncStoreData): Promise<RevocationRecord[]> {
+  /**
+   * Read the rows of `db` this process has not seen into the index, then into the CRL builders; the
+   * revocations among them become pending announcements (unless `announce` is false: the open).
+   */
+  async #catchUp(db: AsyncStoreData, announce = true): Promise<RevocationRecord[]> {
     const { rows, fresh, superseded } = await this.#index.catchUp(db);
+    // Pending before anything else can fail: the index has moved past these rows for good.
+    if (announce) {
+      for (const row of fresh)
+        this.#listeners.expect(row.serialHex, undefined, {
+          reason: rowReason(row),
+          revokedAt: row.revokedAt,
+        });
+    }
     await this.#crls.catchUp(db, rows);
     for (const serialHex of superseded) for (const listener of this.#supersededListeners) listener(serialHex);
     return fresh;
@@ -160,18 +179,37 @@ export class Revocations {
 
   /**
    * Pick up what other processes or nodes committed (revocations, CRLs) when the store's change counter
-   * moved, and tell the listeners of the revocations among it. Returns those revocations.
+   * moved, and tell the listeners of the revocations among it; then complete what is still pending from
+   * earlier revocations: announcements some listener failed, CRL files older than the store's CRLs.
+   * Returns the revocations new to this process. Throws the first failure of that work after trying all
+   * of it (it stays pending for the next call): the KDC's timer logs it.
    */
   async sync(): Promise<RevocationRecord[]> {
-    return (await this.syncAt()).fresh;
+    const { fresh } = await this.#catchUpIfMoved();
+    const failures = await this.#listeners.announcePending(this.#store);
+    try {
+      await this.#exclusive(() => this.#files.catchUp());
+    } catch (err) {
+      failures.push(err as Error);
+    }
+    if (failures.length > 0) throw failures[0];
+    return fresh;
   }
 
   /**
-   * sync(), also answering the store's change counter that look read: a caller that needs the counter
-   * in the same step (cert-check.ts CertificateRecordCache) reuses it instead of reading it again.
+   * Catch up like sync(), also answering the store's change counter that look read: a caller that needs
+   * the counter in the same step (cert-check.ts CertificateRecordCache) reuses it instead of reading it
+   * again. On the handshake path: it announces the new revocations, but retries nothing and never fails
+   * for a listener (a stuck retry must not hold up or refuse every handshake; the timer's sync retries).
    */
   async syncAt(): Promise<{ fresh: RevocationRecord[]; counter: number }> {
-    const seen = await this.#exclusive(async () => {
+    const seen = await this.#catchUpIfMoved();
+    if (seen.fresh.length > 0) await this.#listeners.announcePending(this.#store);
+    return seen;
+  }
+
+  #catchUpIfMoved(): Promise<{ fresh: RevocationRecord[]; counter: number }> {
+    return this.#exclusive(async () => {
       const counter = await this.#store.changeCounter();
       if (counter === this.#lastChangeCounter) return { fresh: [], counter };
       const rows = await this.#catchUp(this.#store);
@@ -179,8 +217,6 @@ export class Revocations {
       this.#lastChangeCounter = counter;
       return { fresh: rows, counter };
     });
-    if (seen.fresh.length > 0) await this.#listeners.announceRows(this.#store, seen.fresh);
-    return seen;
   }
 
   /** Revoke one certificate, durably, then announce it (revoke.ts). */
@@ -214,12 +250,11 @@ export class Revocations {
     const m: RefreshMode = mode === true ? 'force' : mode === false ? 'due' : mode;
     now = Math.floor(now / 1000) * 1000;
     if (!this.#crls.fullCrlDue(now, m)) return undefined;
-    let fresh: RevocationRecord[] = [];
     const state = await this.#exclusive(async () => {
       let signed: CrlState | undefined;
       try {
         signed = await this.#store.transaction(async (tx) => {
-          fresh = await this.#catchUp(tx);
+          await this.#catchUp(tx);
           await this.#crls.reload(tx, await this.#store.changeCounter());
           if (!this.#crls.fullCrlDue(now, m)) return undefined; // re-checked under the write lock
           return this.#crls.signFull(tx, sign, now);
@@ -229,10 +264,16 @@ export class Revocations {
         throw err;
       }
       this.#crls.commit();
-      if (signed !== undefined) await this.#files.write(true);
+      if (signed !== undefined) {
+        try {
+          await this.#files.write(true);
+        } catch {
+          // Committed and served; the next sync() brings the files up to it (CrlFiles.catchUp).
+        }
+      }
       return signed;
     });
-    await this.#listeners.announceRows(this.#store, fresh);
+    await this.#listeners.announcePending(this.#store);
     return state;
   }
 }

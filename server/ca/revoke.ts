@@ -7,9 +7,18 @@
 // published files are rewritten (server/ca/crl-files.ts), then the onRevoked listeners run (the KDC ends
 // the certificate's sessions, the key service cascades to the holder's keys). Only then does revoke()
 // return. Revoking twice changes nothing.
+//
+// Once the transaction committed, the certificate IS revoked, whatever happens next: everything after the
+// commit is follow-up work derived from the committed row, never a reason to report failure (an error
+// would invite a retry that can only answer `already_revoked`). So a follow-up step that fails (the store
+// cut off right after the COMMIT, a file that cannot be written) is kept and retried: the announcement
+// stays pending per row and listener until every listener has succeeded (RevokedListeners below), each
+// periodic revocation sync retries it and brings stale CRL files up to the store (server/ca/revocations.ts
+// sync), and a process that dies meanwhile redoes all of it from the store when it starts (files repaired
+// at open, keys of revoked certificates swept by the key service, sessions gone with the process).
 import { InputError, StateError } from '../../shared/errors.js';
 import { isRevocationReason, type RevocationReason } from '../../shared/revocation-reasons.js';
-import type { CertificateRecord, RevocationRecord } from '../store/store.js';
+import type { CertificateRecord } from '../store/store.js';
 import type { AsyncStore, AsyncStoreData } from '../store/async-store.js';
 import { rowReason, type RevocationIndex, type RevocationInfo } from './revocation-index.js';
 import type { CrlSigner } from './crl-sign.js';
@@ -26,35 +35,106 @@ export interface RevokeOutcome {
   crlNumber: number;
   /** Which CRL this revocation published: the complete CRL (small regime) or only the delta. */
   published?: 'full' | 'delta';
+  /**
+   * The revocation is committed (and on the CRL the KDC serves), but part of what follows it failed and
+   * is being retried: the published files, or a listener (sessions not yet ended, keys not yet revoked).
+   */
+  followUpPending?: true;
 }
 
-export type RevokedListener = (serialHex: string, name: string, info: RevocationInfo) => void | Promise<void>;
+/**
+ * Told of a committed revocation. `attempt` counts the tries for this revocation in this process (1 the
+ * first time): a listener that threw is called again, with the next number, until it succeeds, so a
+ * listener must be idempotent (ending sessions that are already gone, revoking keys already revoked).
+ */
+export type RevokedListener = (
+  serialHex: string,
+  name: string,
+  info: RevocationInfo,
+  attempt: number,
+) => void | Promise<void>;
 
 /** The store channel a revocation is announced on (payload: the serial), to every node. */
 export const REVOKED_CHANNEL = 'revoked';
 
-/** The onRevoked listeners of one process: told of every revocation, this process's and others'. */
+/** A committed revocation some listener has not handled yet. */
+interface PendingAnnouncement {
+  serialHex: string;
+  /** Read from the store when the announcement is first tried (rows other processes committed). */
+  name: string | undefined;
+  info: RevocationInfo;
+  /** The listeners that have not succeeded for it yet. */
+  left: Set<RevokedListener>;
+  attempts: number;
+}
+
+/**
+ * The onRevoked listeners of one process: told of every revocation, this process's and others'. A
+ * revocation stays pending, per listener, until that listener has succeeded for it: the revocation
+ * index moves past a row as soon as it is read (lookups must see it at once), so "read but not yet
+ * announced" has to be remembered here, or a failure between the two loses the announcement for good.
+ */
 export class RevokedListeners {
   readonly #listeners: RevokedListener[] = [];
+  readonly #pending = new Map<string, PendingAnnouncement>();
+  /** One announcing round at a time: a listener never runs twice at once for the same revocation. */
+  #round: Promise<unknown> = Promise.resolve();
 
   add(listener: RevokedListener): void {
     this.#listeners.push(listener);
   }
 
-  /** Announce revocation rows other processes committed (their names read from `store`). */
-  async announceRows(store: AsyncStore, rows: RevocationRecord[]): Promise<void> {
-    for (const row of rows) {
-      const name = (await store.getCertificate(row.serialHex))?.name ?? '';
-      await this.announce(row.serialHex, name, {
-        reason: rowReason(row),
-        revokedAt: row.revokedAt,
-      });
-    }
+  /**
+   * A committed revocation to announce to every listener registered now (its holder's name read from the
+   * store when `name` is undefined). Nothing happens until the next announcePending().
+   */
+  expect(serialHex: string, name: string | undefined, info: RevocationInfo): void {
+    if (this.#listeners.length === 0 || this.#pending.has(serialHex)) return;
+    this.#pending.set(serialHex, { serialHex, name, info, left: new Set(this.#listeners), attempts: 0 });
   }
 
-  async announce(serialHex: string, name: string, info: RevocationInfo): Promise<void> {
-    // A failing listener must not turn a committed revocation into an error for the caller.
-    await Promise.allSettled(this.#listeners.map(async (l) => l(serialHex, name, info)));
+  /** Some listener has not succeeded for this revocation yet. */
+  isPending(serialHex: string): boolean {
+    return this.#pending.has(serialHex);
+  }
+
+  /**
+   * Run every pending announcement, in the order the revocations were read, with the listeners it has
+   * not reached; after the round already running, if any. Resolves with what failed in this round (those
+   * stay pending); never rejects.
+   */
+  announcePending(store: AsyncStore): Promise<Error[]> {
+    const round = this.#round.then(() => this.#announceRound(store));
+    this.#round = round;
+    return round;
+  }
+
+  async #announceRound(store: AsyncStore): Promise<Error[]> {
+    const failures: Error[] = [];
+    for (const p of [...this.#pending.values()]) {
+      p.attempts += 1;
+      try {
+        p.name ??= (await store.getCertificate(p.serialHex))?.name ?? '';
+      } catch (err) {
+        failures.push(err as Error);
+        continue;
+      }
+      const { serialHex, name, info, attempts } = p;
+      // The listeners of one revocation run side by side, as before: ending sessions does not wait for
+      // the key cascade. A failing one must not turn a committed revocation into an error either.
+      await Promise.all(
+        [...p.left].map(async (listener) => {
+          try {
+            await listener(serialHex, name, info, attempts);
+            p.left.delete(listener);
+          } catch (err) {
+            failures.push(err as Error);
+          }
+        }),
+      );
+      if (p.left.size === 0) this.#pending.delete(serialHex);
+    }
+    return failures;
   }
 }
 
@@ -67,8 +147,11 @@ export interface RevocationContext {
   listeners: RevokedListeners;
   /** Run `fn` after every operation on the revocation state this process started before it. */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
-  /** Catch the index and the CRL builders up with `db`; returns the revocations this process did not know. */
-  catchUp(db: AsyncStoreData): Promise<RevocationRecord[]>;
+  /**
+   * Catch the index and the CRL builders up with `db`; the revocations this process did not know are
+   * left pending with the listeners (announced by the caller's announcePending, or the next sync).
+   */
+  catchUp(db: AsyncStoreData): Promise<void>;
 }
 
 type Target = { serialHex: string } | { name: string };
@@ -76,8 +159,10 @@ type Target = { serialHex: string } | { name: string };
 /**
  * Revoke one certificate: the revocation row, the certificate's status, the next CRL number and the
  * newly signed CRL(s) commit in ONE transaction; then the published file(s) are rewritten atomically;
- * then the listeners run. Only then does this return. Revoking twice changes nothing. `beforeWrite`
- * runs first inside the transaction and may throw to refuse.
+ * then the listeners run. Only then does this return. Revoking twice changes nothing but retries what
+ * is still pending after an earlier attempt. `beforeWrite` runs first inside the transaction and may
+ * throw to refuse. Throws only when nothing was committed; a follow-up failure after the commit is
+ * `followUpPending` in the outcome (see the header).
  */
 export async function revokeCertificate(
   ctx: RevocationContext,
@@ -127,7 +212,7 @@ async function record(
   const { store, index, crls } = ctx;
   // CRL times have one-second resolution (RFC 5280 5.1.2.4): record exactly what the CRL will say.
   const now = Math.floor(nowMs / 1000) * 1000;
-  let fresh: RevocationRecord[] = [];
+  let filesBehind = false;
   const outcome = await ctx.exclusive(async () => {
     let rowId = 0;
     let result: RevokeOutcome;
@@ -135,7 +220,7 @@ async function record(
       result = await store.transaction(async (tx) => {
         await beforeWrite?.(tx);
         // Under the write lock: catch up first, so the re-check below and the CRL see every row.
-        fresh = await ctx.catchUp(tx);
+        await ctx.catchUp(tx);
         await crls.reload(tx, await store.changeCounter());
         const cert = await findTarget(tx, by);
         const existing = await tx.getRevocation(cert.serialHex);
@@ -185,19 +270,24 @@ async function record(
     }
     crls.commit();
     if (result.status === 'revoked') {
-      index.record(rowId, result.serialHex, { reason: result.reason, revokedAt: result.revokedAt }, kind);
-      await ctx.files.write(result.published === 'full');
+      const info = { reason: result.reason, revokedAt: result.revokedAt };
+      index.record(rowId, result.serialHex, info, kind);
+      if (kind === 'revoke') ctx.listeners.expect(result.serialHex, result.name, info);
+      try {
+        await ctx.files.write(result.published === 'full');
+      } catch {
+        // Committed: the files are copies of the store's CRLs, and the next sync rewrites them
+        // (CrlFiles.catchUp); the CRL served over HTTP is already the new one.
+        filesBehind = true;
+      }
     }
     return result;
   });
-  await ctx.listeners.announceRows(store, fresh);
-  if (outcome.status === 'revoked' && kind === 'revoke') {
-    await ctx.listeners.announce(outcome.serialHex, outcome.name, {
-      reason: outcome.reason,
-      revokedAt: outcome.revokedAt,
-    });
-  }
-  return outcome;
+  // Also for `already_revoked`: a retry after a failed follow-up completes it.
+  await ctx.listeners.announcePending(store);
+  return filesBehind || ctx.listeners.isPending(outcome.serialHex)
+    ? { ...outcome, followUpPending: true }
+    : outcome;
 }
 
 async function findTarget(db: AsyncStoreData, by: Target): Promise<CertificateRecord> {

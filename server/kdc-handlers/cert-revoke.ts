@@ -3,7 +3,9 @@
 // own certificate). The CA makes the revocation durable (row + new CRL committed, root_crl.pem
 // rewritten) and awaits the KDC's onRevoked listener, which pushes `cert.revoked` + `session.closing`
 // to every live session of the certificate and waits for those sockets to close, all BEFORE this
-// request is answered. A session revoking its own certificate is the exception: it gets its reply
+// request is answered. Once the revocation committed the answer is `revoked` even if what follows failed
+// (the CA retries it on its revocation sync: server/ca/revoke.ts), and the sessions are ended here
+// anyway. A session revoking its own certificate is the exception: it gets its reply
 // first and is closed right after it (closeAfterReply), so the owner learns the revocation succeeded.
 // The requester's own certificate is re-checked inside the revocation's transaction
 // (server/kdc/caller-status.ts): a session whose certificate another process revoked (or that expired)
