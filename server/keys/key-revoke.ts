@@ -88,8 +88,10 @@ export class KeyRevocation {
   /**
    * docs/keys.md "Requirements": "Revoking a certificate moves every key that involves that identity to revoked with
    * reason `certificateRevoked`, and notifies the other party." Called from the CA's onRevoked (in
-   * the revoking request, before it is answered); keys of certificates revoked by another process
-   * (`kds cert revoke` against the data dir) are caught by checkParties on their next use.
+   * the revoking request, before it is answered, and at its syncs for revocations another process or
+   * node committed); when it fails the CA calls it again on its next syncs until it succeeds, so it
+   * only ever revokes what is still active. A process that dies first leaves it to the sweep at the
+   * next start, and to checkParties on a key's next use.
    */
   async onCertificateRevoked(serialHex: string, name: string): Promise<number> {
     const ctx = this.#ctx;

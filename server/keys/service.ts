@@ -24,6 +24,7 @@
 //   certificate inside the transaction that makes it (assertCallerCurrent); what one client may queue
 //   for another, the active keys and open reservations of one pair, and the rate at which a client
 //   creates keys are bounded, each checked inside that same transaction (the rate before any work).
+import { CERTIFICATE_REVOKED } from '../../shared/keys/verdict.js';
 import type { NewPrekey } from '../store/store.js';
 import { DeliveryQueue } from './delivery-queue.js';
 import { E2eDeposit, type DepositRequest, type Deposited, type Reservation } from './e2e-deposit.js';
@@ -132,8 +133,28 @@ export class KeyService {
     return this.#revocation.revoke(caller, req);
   }
 
-  onCertificateRevoked(serialHex: string, name: string): Promise<number> {
-    return this.#revocation.onCertificateRevoked(serialHex, name);
+  /**
+   * The certificate cascade (key-revoke.ts), idempotent: it revokes the name's keys that are still active.
+   * `retry`: an earlier attempt for this revocation failed, possibly after its transaction committed (a
+   * connection cut during the COMMIT reports an error for a commit that happened), in which case this one
+   * finds the keys revoked already and has no notices of its own to push. So the backlogs of the other
+   * parties of the name's cascaded keys are pushed to their sessions here, as after a lost notification
+   * (delivery is at-least-once, and clients handle a duplicate idempotently: deliveries.ts).
+   */
+  async onCertificateRevoked(
+    serialHex: string,
+    name: string,
+    opts: { retry?: boolean } = {},
+  ): Promise<number> {
+    const keys = await this.#revocation.onCertificateRevoked(serialHex, name);
+    if (opts.retry === true) {
+      const peers = new Set<string>();
+      for (const rec of await this.#ctx.store.listSymKeys({ party: name, states: ['revoked'] })) {
+        if (rec.revokedReason === CERTIFICATE_REVOKED) peers.add(rec.owner === name ? rec.peer : rec.owner);
+      }
+      await this.#queue.pushBacklogs(peers);
+    }
+    return keys;
   }
 
   sweep(): Promise<void> {

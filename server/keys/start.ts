@@ -41,9 +41,14 @@ export async function startKeyService(
     ...(node === undefined ? {} : { node }),
   });
   // The CA awaits its listeners before a revocation is acknowledged, and announces revocations other
-  // processes committed (kds cert revoke) when it syncs: the cascade is durable before either returns.
-  ca.onRevoked(async (serialHex: string, name: string) => {
-    const keys = await service.onCertificateRevoked(serialHex, name);
+  // processes committed (kds cert revoke, another node) when it syncs. The certificate's revocation is
+  // durable before either; the cascade is its own transaction after it: when that fails the CA keeps
+  // the announcement pending and calls again (attempt > 1) on each sync until it succeeds, and if the
+  // process dies first, the sweep below redoes it from the store at the next start (as does the first
+  // use of such a key: key-revoke.ts checkParties). Meanwhile every such key is already refused, since
+  // the revocation index the key service asks is updated at the commit.
+  ca.onRevoked(async (serialHex: string, name: string, _info, attempt: number) => {
+    const keys = await service.onCertificateRevoked(serialHex, name, { retry: attempt > 1 });
     if (keys > 0) events.emit({ type: 'key.cascade', name, certSerial: serialHex, keys });
   });
   // Keys that expired, or whose certificates were revoked, while the KDC was not running.
