@@ -41,7 +41,7 @@ export class Revocations {
   readonly #crls: CrlSigner;
   readonly #files: CrlFiles;
   readonly #listeners = new RevokedListeners();
-  /** The store's change counter when sync() last caught up. */
+  /** The store's change counter when sync() last caught up; NaN: catch up at the next sync whatever it says. */
   #lastChangeCounter: number;
   /** One catch-up, refresh or revocation of this process at a time (they share the builders and maps). */
   #queue: Promise<unknown> = Promise.resolve();
@@ -61,6 +61,7 @@ export class Revocations {
       listeners: this.#listeners,
       exclusive: (fn) => this.#exclusive(fn),
       catchUp: async (db) => void (await this.#catchUp(db)),
+      catchUpNextSync: () => (this.#lastChangeCounter = Number.NaN),
     };
   }
 
@@ -261,6 +262,7 @@ export class Revocations {
         });
       } catch (err) {
         this.#crls.rollBack(false);
+        this.#context.catchUpNextSync();
         throw err;
       }
       this.#crls.commit();

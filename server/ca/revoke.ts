@@ -152,6 +152,12 @@ export interface RevocationContext {
    * left pending with the listeners (announced by the caller's announcePending, or the next sync).
    */
   catchUp(db: AsyncStoreData): Promise<void>;
+  /**
+   * Make the next sync catch up whatever the store's change counter says: after a transaction that
+   * failed, which may have committed all the same (a connection cut during the COMMIT), while the
+   * counter need not show this process's own commits (SQLite's data_version does not).
+   */
+  catchUpNextSync(): void;
 }
 
 type Target = { serialHex: string } | { name: string };
@@ -266,6 +272,9 @@ async function record(
     } catch (err) {
       // The builders may hold the entry although the transaction rolled back.
       crls.rollBack(true);
+      // Or it did not roll back: then the next sync reads the row like another process's, and its
+      // follow-up is done from there (the caller is told it failed: it cannot know otherwise).
+      ctx.catchUpNextSync();
       throw err;
     }
     crls.commit();

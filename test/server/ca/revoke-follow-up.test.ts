@@ -15,6 +15,7 @@ import { EnvironmentError } from '../../../shared/errors.js';
 import { issueTestClient } from '../../helpers/kdc-in-process.js';
 import { pgTestSchema } from '../../helpers/pg.js';
 import { tempDir } from '../../helpers/tmp.js';
+import type { AsyncStoreTx } from '../../../server/store/async-store.js';
 import { PASSPHRASE } from './fixture.js';
 
 t.setTimeout(180_000);
@@ -90,6 +91,45 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     t.same(calls, [1, 2], 'and not after it succeeded');
     t.same(fine, [`alice:${alice.cert.serialHex}`], 'the listener that succeeded is not called again');
   });
+
+  t.test(
+    `${engine}: a revocation whose COMMIT was answered with an error is completed by the sync`,
+    async (t) => {
+      const [ca] = await twoHandles(t, engine);
+      const alice = await issueTestClient(ca, 'alice');
+      const told: string[] = [];
+      ca.onRevoked((serial, name) => void told.push(`${name}:${serial}`));
+      // The revocation's transaction commits, then its caller is told it failed: what a connection cut
+      // during the COMMIT does on PostgreSQL (the outcome is unknown to the node).
+      const store = ca.store;
+      const transaction = store.transaction.bind(store);
+      let cut = false;
+      Object.defineProperty(store, 'transaction', {
+        value: async <T>(fn: (tx: AsyncStoreTx) => Promise<T>): Promise<T> => {
+          const result = await transaction(fn);
+          if (!cut) {
+            cut = true;
+            throw new EnvironmentError('unavailable', 'injected: store commit failed (outcome unknown)');
+          }
+          return result;
+        },
+      });
+      await t.rejects(ca.revoke({ name: 'alice' }, 'keyCompromise', 'test'), { code: 'unavailable' });
+      t.same(told, [], 'nothing announced for a revocation the node does not know committed');
+      await ca.syncRevocations();
+      t.same(told, [`alice:${alice.cert.serialHex}`], 'the sync found the row and announced it');
+      t.equal(ca.revocationOf(alice.cert.serialHex)?.reason, 'keyCompromise');
+      const paths = caPaths(ca.dataDir);
+      t.equal(readFileSync(paths.deltaCrl, 'utf8'), ca.currentDeltaCrlPem(), 'the delta file is the store’s');
+      t.equal(
+        readFileSync(paths.rootCrl, 'utf8'),
+        ca.currentCrlPem(),
+        'the complete CRL file is the store’s',
+      );
+      t.match(await ca.revoke({ name: 'alice' }, 'keyCompromise', 'test'), { status: 'already_revoked' });
+      t.equal(told.length, 1, 'announced once');
+    },
+  );
 
   t.test(
     `${engine}: another handle's revocations are all announced though a name lookup failed`,
