@@ -594,7 +594,7 @@ async function serve(
       await clockChecking;
       await checkClock();
       if (ca.clockSkew?.inSync === false) return;
-      const n = await keys.pruneExpired(keyRetentionMs);
+      const n = await keys.pruneExpired(keyRetentionMs, ca.clockSkew?.databaseNow());
       if (n > 0) events.emit({ type: 'key.pruned', keys: n, expiredBefore: Date.now() - keyRetentionMs });
     })()
       .catch((err: unknown) => storeHealth.failed('key retention failed', err))

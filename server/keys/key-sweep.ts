@@ -47,8 +47,14 @@ export const KEY_RETENTION_BATCH = 500;
  * deleted serial is `not_found`, and every client has retired that key by its own expiry already.
  * Returns how many were deleted.
  */
-export async function pruneExpiredKeys(ctx: KeyContext, retentionMs: number): Promise<number> {
-  const before = ctx.now() - retentionMs;
+export async function pruneExpiredKeys(
+  ctx: KeyContext,
+  retentionMs: number,
+  notAfter = Number.POSITIVE_INFINITY,
+): Promise<number> {
+  // `notAfter`: the shared database's time on a cluster (docs/deployment.md "Clocks"), so that this
+  // node's clock, if set forward, cannot delete for every node keys whose retention is not over.
+  const before = Math.min(ctx.now(), notAfter) - retentionMs;
   let total = 0;
   for (;;) {
     const deleted = await ctx.store.transaction(async (tx) => {

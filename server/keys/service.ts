@@ -162,8 +162,8 @@ export class KeyService {
   }
 
   /** Delete the keys that expired more than `retentionMs` ago; returns how many (key-sweep.ts). */
-  pruneExpired(retentionMs: number): Promise<number> {
-    return pruneExpiredKeys(this.#ctx, retentionMs);
+  pruneExpired(retentionMs: number, notAfter?: number): Promise<number> {
+    return pruneExpiredKeys(this.#ctx, retentionMs, notAfter);
   }
 
   // -- messages and deliveries

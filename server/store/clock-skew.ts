@@ -4,6 +4,7 @@
 // renewal rates. One node whose clock is wrong therefore changes what every node sees, and for good
 // (keys expired early stay expired). The database's clock is the one reference all nodes reach, so each
 // node measures itself against it: at start, refusing beyond CLOCK_SKEW_REFUSE_MS, and while it runs.
+import { performance } from 'node:perf_hooks';
 import { EnvironmentError } from '../../shared/errors.js';
 import type { AsyncStore } from './async-store.js';
 
@@ -36,14 +37,30 @@ export async function readClockSkew(
   store: Pick<AsyncStore, 'databaseTime'>,
   clock: () => number,
 ): Promise<ClockReading | undefined> {
-  let best: ClockReading | undefined;
+  return (await measureClock(store, clock))?.reading;
+}
+
+/**
+ * readClockSkew, plus the database's time at that reading pinned to the monotonic clock
+ * (`performance.now()`), which no setting of the wall clock moves: what the database's clock says later
+ * can be told without asking it, whatever this node's clock did meanwhile.
+ */
+async function measureClock(
+  store: Pick<AsyncStore, 'databaseTime'>,
+  clock: () => number,
+): Promise<{ reading: ClockReading; databaseMs: number; monotonicMs: number } | undefined> {
+  let best: { reading: ClockReading; databaseMs: number; monotonicMs: number } | undefined;
   for (let i = 0; i < READINGS; i++) {
     const before = clock();
+    const monoBefore = performance.now();
     const database = await store.databaseTime();
+    const monoAfter = performance.now();
     const after = clock();
     if (database === undefined) return undefined;
     const reading = { skewMs: Math.round((before + after) / 2 - database), rttMs: after - before };
-    if (best === undefined || reading.rttMs < best.rttMs) best = reading;
+    if (best === undefined || reading.rttMs < best.reading.rttMs) {
+      best = { reading, databaseMs: database, monotonicMs: (monoBefore + monoAfter) / 2 };
+    }
   }
   return best;
 }
@@ -67,6 +84,7 @@ export class ClockSkewWatch {
   readonly #clock: () => number;
   readonly #refuseMs: number;
   #reading: ClockReading | undefined;
+  #anchor: { databaseMs: number; monotonicMs: number } | undefined;
   #inSync = true;
   #warned = false;
 
@@ -124,10 +142,22 @@ export class ClockSkewWatch {
     return off ? undefined : this.#warning(reading);
   }
 
+  /**
+   * The database's clock now, as the last measurement and the monotonic clock since tell it (undefined
+   * before the first). A decision that is for good (deleting keys) takes the earlier of this and this
+   * node's clock: a wall clock set forward after the check that allowed it cannot move it.
+   */
+  databaseNow(): number | undefined {
+    const a = this.#anchor;
+    return a === undefined ? undefined : a.databaseMs + (performance.now() - a.monotonicMs);
+  }
+
   async #measure(): Promise<ClockReading | undefined> {
-    const reading = await readClockSkew(this.#store, this.#clock);
-    if (reading !== undefined) this.#reading = reading;
-    return reading;
+    const measured = await measureClock(this.#store, this.#clock);
+    if (measured === undefined) return undefined;
+    this.#reading = measured.reading;
+    this.#anchor = { databaseMs: measured.databaseMs, monotonicMs: measured.monotonicMs };
+    return measured.reading;
   }
 
   /** Once per stretch beyond CLOCK_SKEW_WARN_MS (again after it came back under). */

@@ -84,3 +84,17 @@ t.test('a running watch: out of bounds, back, warnings once per stretch', async 
   f.state.nodeOffset = -3_000;
   t.match(await watch.check(), /3\.0 s behind/, 'a new stretch beyond the warning bound: said again');
 });
+
+t.test("the database's time between measurements follows the monotonic clock, not this node's", async (t) => {
+  // A retention pass checks the clock and then deletes: a wall clock set forward between the two must
+  // not move what "expired long enough ago" means (server/kdc/kdc.ts takes the earlier of the two).
+  const f = fakes({ nodeOffset: 0 });
+  const watch = new ClockSkewWatch(f.store, f.clock);
+  t.equal(watch.databaseNow(), undefined, 'nothing before the first measurement');
+  await watch.check();
+  const measured = watch.databaseNow()!;
+  t.ok(Math.abs(measured - f.clock()) < 1_000, 'right after a measurement: the database time');
+  f.state.nodeOffset = 5 * 86_400_000;
+  const later = watch.databaseNow()!;
+  t.ok(later >= measured && later - measured < 60_000, 'the node clock set 5 days forward does not move it');
+});
