@@ -21,26 +21,40 @@ export interface VerifyKeyResult {
 const ZERO_DIGEST = Buffer.alloc(32);
 
 /**
- * Ask the KDC for its verdict on our copy of `serial` and apply it locally (without waiting for queued
- * pushes: the inbox calls it while it processes one). `ack`: delivery ids the KDC forgets in the same
- * commit (the key.delivered notice of this key, once stored).
+ * What one key's verification sends: our digest (zeros for a key we do not hold) and, for a key we
+ * received, our receiver signature over its transcript (docs/keys.md, flow 1 step 6); the same in
+ * `key.verify` and in each item of `key.verify.batch`.
  */
-export async function verifyAtKdc(party: KeyParty, serial: string, ack?: number): Promise<VerifyKeyResult> {
-  const rec = party.store.getKey(serial);
+async function verifyItem(
+  party: KeyParty,
+  serial: string,
+  rec: StoredKey | undefined,
+): Promise<{ serial: string; digest: Buffer; signature?: Buffer }> {
   const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
-  const body: RequestBody<'key.verify'> = { serial, digest };
-  if (ack !== undefined) body.ack = [ack];
+  const item: { serial: string; digest: Buffer; signature?: Buffer } = { serial, digest };
   if (
     rec !== undefined &&
     rec.role === 'receiver' &&
     rec.transcriptHash !== undefined &&
     rec.key !== undefined
   ) {
-    body.signature = await signPss(
+    item.signature = await signPss(
       signedContent('receiver', Buffer.from(rec.transcriptHash, 'hex'), digest),
       party.identityKey,
     );
   }
+  return item;
+}
+
+/**
+ * Ask the KDC for its verdict on our copy of `serial` and apply it locally (without waiting for queued
+ * pushes: the inbox calls it while it processes one). `ack`: delivery ids the KDC forgets in the same
+ * commit (the key.delivered notice of this key, once stored).
+ */
+export async function verifyAtKdc(party: KeyParty, serial: string, ack?: number): Promise<VerifyKeyResult> {
+  const rec = party.store.getKey(serial);
+  const body: RequestBody<'key.verify'> = await verifyItem(party, serial, rec);
+  if (ack !== undefined) body.ack = [ack];
   const v = await party.session.request('key.verify', body);
   const after = rec === undefined ? undefined : applyVerdict(party, rec, v.verdict, v);
   return {
@@ -63,25 +77,7 @@ export async function verifyManyAtKdc(
   ack: readonly number[] = [],
 ): Promise<(VerifyKeyResult | { serial: string; error: string; message: string })[]> {
   const recs = serials.map((serial) => party.store.getKey(serial));
-  const items = await Promise.all(
-    serials.map(async (serial, i) => {
-      const rec = recs[i];
-      const digest = rec === undefined ? ZERO_DIGEST : Buffer.from(rec.digest, 'hex');
-      const item: RequestBody<'key.verify.batch'>['items'][number] = { serial, digest };
-      if (
-        rec !== undefined &&
-        rec.role === 'receiver' &&
-        rec.transcriptHash !== undefined &&
-        rec.key !== undefined
-      ) {
-        item.signature = await signPss(
-          signedContent('receiver', Buffer.from(rec.transcriptHash, 'hex'), digest),
-          party.identityKey,
-        );
-      }
-      return item;
-    }),
-  );
+  const items = await Promise.all(serials.map((serial, i) => verifyItem(party, serial, recs[i])));
   const body: RequestBody<'key.verify.batch'> = { items };
   if (ack.length > 0) body.ack = [...ack];
   const r = await party.session.request('key.verify.batch', body);

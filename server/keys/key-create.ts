@@ -51,20 +51,7 @@ export class KdcKeyCreation {
     // Group commit (server/store/group-commit.ts): concurrent creates share one WAL sync; this one still
     // returns (and pushes) only after its own rows committed. bench/keys.ts measured the per-commit
     // fsync as the largest part of the KDC's cost per key.
-    const record = {
-      serial,
-      mode: 'kdc' as const,
-      owner: caller.name,
-      ownerCert: caller.serialHex,
-      peer: req.peer,
-      peerCert: peerCert.serialHex,
-      createdAt: now,
-      expiresAt: now + ttl,
-      prekeyId: null,
-      ephemeral: null,
-      ciphertext: null,
-      senderSignature: null,
-    };
+    const record = { ...kdcKeyRecord(caller, req.peer, peerCert.serialHex, now, ttl), serial };
     const pushes = await ctx.store.batch(async (tx) => {
       const at = ctx.now();
       await assertCallerCurrent(tx, caller.serialHex, at);
@@ -132,19 +119,7 @@ export class KdcKeyCreation {
     const kek = await ctx.kek();
     const now = ctx.now();
     const made = Array.from({ length: req.count }, () => newKdcKey(kek));
-    const base = {
-      mode: 'kdc' as const,
-      owner: caller.name,
-      ownerCert: caller.serialHex,
-      peer: req.peer,
-      peerCert: peerCert.serialHex,
-      createdAt: now,
-      expiresAt: now + ttl,
-      prekeyId: null,
-      ephemeral: null,
-      ciphertext: null,
-      senderSignature: null,
-    };
+    const base = kdcKeyRecord(caller, req.peer, peerCert.serialHex, now, ttl);
     const pushes = await ctx.store.batch(async (tx) => {
       const at = ctx.now();
       await assertCallerCurrent(tx, caller.serialHex, at);
@@ -183,6 +158,23 @@ export class KdcKeyCreation {
       keys: made.map((k) => ({ serial: k.serial, key: k.key })),
     };
   }
+}
+
+/** The fields of a KDC-generated key's record but its serial: none of flow 1's (docs/keys.md "Flow 2"). */
+function kdcKeyRecord(caller: Caller, peer: string, peerCert: string, now: number, ttl: number) {
+  return {
+    mode: 'kdc' as const,
+    owner: caller.name,
+    ownerCert: caller.serialHex,
+    peer,
+    peerCert,
+    createdAt: now,
+    expiresAt: now + ttl,
+    prekeyId: null,
+    ephemeral: null,
+    ciphertext: null,
+    senderSignature: null,
+  };
 }
 
 /** A new key drawn and wrapped under the current KEK (its plaintext stays in memory for the answer). */
