@@ -4,8 +4,11 @@
 // (send, list, verify, check, revoke a key; status, verify, CA and CRL, revoke my certificate).
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enrollClient, initDataDir, runKds, startServer } from '../helpers/kds-process.js';
+import { initDataDir, runKds, startServer } from '../helpers/kds-process.js';
+import { parseCertificate } from '../../shared/pki/x509.js';
+import { enrollAll } from './keys-helpers.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startMenu } from './menu-driver.js';
 
@@ -98,8 +101,15 @@ t.test('end of input in the middle of an action exits 0; --json and --insecure-d
 t.test('with a KDC: both sub-menus end to end', async (t) => {
   const dataDir = await initDataDir(t);
   const server = await startServer(t, dataDir);
-  const alice = await enrollClient(server, 'alice');
-  const bob = await enrollClient(server, 'bob');
+  // Enrolled from the test process (keys-helpers.ts) rather than with four CLI processes: enrollment
+  // through the CLI has its own tests (channel.test.ts), and what this test needs is two identities.
+  const homes = await enrollAll(server, ['alice', 'bob']);
+  const identity = (name: string) => {
+    const home = homes[name]!;
+    return { home, serialHex: parseCertificate(readFileSync(join(home, 'cert.pem'), 'utf8')).serialHex };
+  };
+  const alice = identity('alice');
+  const bob = identity('bob');
   // Bob connects once so that he has prekeys for end-to-end keys.
   const prime = await runKds(['client', 'keys', '--name', 'bob', '--home', bob.home, '--server', server.url]);
   t.equal(prime.code, 0, prime.stderr);
