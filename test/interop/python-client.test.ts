@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import {
   REPO_ROOT,
   TEST_CA_PASSPHRASE,
-  enrollClient,
   initDataDir,
   parseJson,
   runKds,
@@ -25,6 +24,7 @@ import {
 } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
 import { caPaths } from '../../io/ca-files.js';
+import { enrollAll } from '../e2e/keys-helpers.js';
 
 t.setTimeout(120_000);
 
@@ -137,8 +137,11 @@ if (python === undefined) {
   t.test('against a live KDC', async (tt) => {
     const dataDir = await initDataDir(tt);
     const server = await startServer(tt, dataDir);
-    const alice = await enrollClient(server, 'alice');
-    const bob = await enrollClient(server, 'bob');
+    // Enrolled from the test process (keys-helpers.ts: the same protocol and home files as `kds client
+    // enroll`, without four CLI processes); what is tested here is the Python client against them.
+    const homes = await enrollAll(server, ['alice', 'bob']);
+    const alice = { home: homes.alice! };
+    const bob = { home: homes.bob! };
     const common = ['--server', server.url, '--pin', server.fingerprint, '--home', alice.home];
 
     await tt.test('live scenario', async (tt) => {
