@@ -4,14 +4,13 @@
 // (docs/attacks.md's example: "handshake failed: server signature over transcript invalid (possible MITM)").
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ATTACK_NAMES } from '../../client/mitm/catalog.js';
 import { openSession } from '../../client/session.js';
 import {
   KDS_BIN,
   REPO_ROOT,
-  adminToken,
   initDataDir,
   kdsEnv,
   parseJson,
@@ -20,6 +19,7 @@ import {
   trackChild,
 } from '../helpers/kds-process.js';
 import { tempDir } from '../helpers/tmp.js';
+import { enrollAll } from './keys-helpers.js';
 
 t.setTimeout(180_000);
 // The subtests are independent (each its own directories, KDC and Mallory, on ports of their own) and
@@ -294,22 +294,10 @@ t.test('the insecure switch cannot come from the environment alone', async (t) =
 t.test('the watch output of substitute-dh, and the victim naming the defence', async (t) => {
   const dataDir = await initDataDir(t);
   const server = await startServer(t, dataDir);
-  const token = await adminToken(server, 'alice');
-  const home = join(dataDir, 'clients', 'alice');
-  const enrolled = await runKds([
-    'client',
-    'enroll',
-    '--name',
-    'alice',
-    `--token=${token}`,
-    '--server',
-    server.url,
-    '--ca-fingerprint',
-    server.fingerprint,
-    '--home',
-    home,
-  ]);
-  t.equal(enrolled.code, 0, enrolled.stderr);
+  // Alice is enrolled from the test process (keys-helpers.ts), not with two CLI processes: what is
+  // tested here is Mallory's watch output and the victim's error.
+  const home = (await enrollAll(server, ['alice'])).alice!;
+  t.ok(existsSync(join(home, 'cert.pem')), 'alice is enrolled');
 
   const child = spawn(
     process.execPath,
