@@ -20,7 +20,7 @@ import { openAdminSession } from '../../client/admin.js';
 import { enroll } from '../../client/enroll.js';
 import { stageEnrollment } from '../../client/home.js';
 import { createCsr } from '../../shared/pki/csr.js';
-import { POOL_SIZE, pooledKeyPair } from '../helpers/template.js';
+import { pooledKeyPair } from '../helpers/template.js';
 import { openKeyClient, type OpenedKeyClient } from '../../client/keys/open.js';
 import type { KeyEvent } from '../../client/keys/key-client.js';
 
@@ -65,17 +65,19 @@ export async function enrollAll(
 }
 
 /**
- * Pool slots for enrolled names, one per name in this process (slot 0 is kdc-in-process.ts's): distinct
- * names get distinct keys, as clients that generated their own would have. Once the pool is used up,
- * enroll() generates the key as usual.
+ * Pool slots for enrolled names, one per name in this process, from the named clients' slots (1-5,
+ * test/helpers/template.ts): distinct names get distinct keys, as clients that generated their own would
+ * have. Once those are used up, enroll() generates the key as usual.
  */
 const slots = new Map<string, number>();
+const FIRST_SLOT = 1;
+const LAST_SLOT = 5;
 
 async function stagePooledKey(home: string, name: string, token: string): Promise<void> {
   let slot = slots.get(name);
   if (slot === undefined) {
-    if (slots.size + 1 >= POOL_SIZE) return;
-    slots.set(name, (slot = slots.size + 1));
+    if (FIRST_SLOT + slots.size > LAST_SLOT) return;
+    slots.set(name, (slot = FIRST_SLOT + slots.size));
   }
   const pair = await pooledKeyPair(slot);
   stageEnrollment(home, {

@@ -1,12 +1,13 @@
 // Fixtures for the key-service tests: a store with three enrolled clients (real certificates from a
 // test CA built with shared/pki), a revocation map standing in for the CA, and recording sessions.
-import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
+import type { RsaKeyPair } from '../../../shared/crypto/rsa.js';
 import { parseCertificate, type ParsedCertificate } from '../../../shared/pki/x509.js';
 import { SqliteStore } from '../../../server/store/sqlite-store.js';
 import type { KeyLimits } from '../../../server/keys/key-quotas.js';
 import { KeyService } from '../../../server/keys/service.js';
 import { makeCa, issue } from '../../shared/pki/pki-fixtures.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { asyncSqliteStore } from '../../../server/store/sqlite-async-store.js';
 import type { AsyncStore } from '../../../server/store/async-store.js';
 import { PgStore } from '../../../server/store/pg-store.js';
@@ -28,10 +29,13 @@ const ADMIN_SERIAL = 'ad';
 
 let material: Promise<{ ca: ParsedCertificate; clients: Client[] }> | undefined;
 
-/** One CA and three client identities per test process (RSA keygen is slow). */
+/**
+ * One CA and three client identities per test process, their keys from the run's pool (slots 6-9,
+ * test/helpers/template.ts): RSA keygen is slow, and some twenty files import this.
+ */
 function identities(): Promise<{ ca: ParsedCertificate; clients: Client[] }> {
   material ??= (async () => {
-    const keys = await Promise.all([0, 1, 2, 3].map(() => generateRsaKeyPair(2048)));
+    const keys = await Promise.all([6, 7, 8, 9].map((slot) => pooledKeyPair(slot)));
     const ca = await makeCa('kds test root', keys[0]);
     const clients: Client[] = [];
     for (const [i, name] of ['alice', 'bob', 'carol'].entries()) {

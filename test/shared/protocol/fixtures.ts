@@ -1,7 +1,8 @@
 // Fixtures for the shared/protocol tests: one root CA and real server/client certificates built with
-// shared/pki (three RSA-2048 keys per test file that imports this, generated once), the certificate
+// shared/pki (three RSA-2048 keys from the run's pool, test/helpers/template.ts), the certificate
 // checks a client and a server would run, and a driver that moves frames between the two state machines.
-import { generateRsaKeyPair, toPrivateKey } from '../../../shared/crypto/rsa.js';
+import { toPrivateKey } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { newSerialHex } from '../../../shared/pki/serial.js';
 import { verdictToError, verifyCertificate } from '../../../shared/pki/verify.js';
 import {
@@ -54,10 +55,11 @@ export function makePki(): Promise<Pki> {
 }
 
 async function build(): Promise<Pki> {
+  // Slots 10-12 of the pool: RSA keygen is slow, and some twenty files import this.
   const [caKeys, serverKeys, clientKeys] = await Promise.all([
-    generateRsaKeyPair(2048),
-    generateRsaKeyPair(2048),
-    generateRsaKeyPair(2048),
+    pooledKeyPair(10),
+    pooledKeyPair(11),
+    pooledKeyPair(12),
   ]);
   const caSign = certificateSigner(caKeys.privateKeyPem);
   const now = Date.now();
