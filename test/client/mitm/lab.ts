@@ -1,6 +1,6 @@
 // An in-process lab for the MITM unit tests (not a test file): a KDC that also accepts insecure
 // sessions (startKdc allowInsecure, as `kds server start --insecure-dh`), clients whose certificates
-// its CA issues directly, and Mallory (startMitm) in the same process. RSA keys are made once.
+// its CA issues directly, and Mallory (startMitm) in the same process. RSA keys come from the run's pool.
 import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { generateRsaKeyPair, type RsaKeyPair } from '../../../shared/crypto/rsa.js';
@@ -14,15 +14,28 @@ import { loadIdentity } from '../../../client/mitm/identity.js';
 import type { MitmEvent } from '../../../client/mitm/context.js';
 import type { Defences } from '../../../shared/lab-switches.js';
 import { initDataDir, TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 
 interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
 }
 
+/**
+ * Pool slots of the lab's usual names (the named clients' slots, test/helpers/template.ts, as in
+ * test/e2e/mitm-helpers.ts): one key pair per name; another name gets a key generated once per process.
+ */
+const POOLED = new Map([
+  ['alice', 1],
+  ['bob', 2],
+  ['mallory', 3],
+]);
 const keyCache = new Map<string, Promise<RsaKeyPair>>();
 function keysFor(name: string): Promise<RsaKeyPair> {
   let p = keyCache.get(name);
-  if (p === undefined) keyCache.set(name, (p = generateRsaKeyPair(2048)));
+  if (p === undefined) {
+    const slot = POOLED.get(name);
+    keyCache.set(name, (p = slot === undefined ? generateRsaKeyPair(2048) : pooledKeyPair(slot)));
+  }
   return p;
 }
 
