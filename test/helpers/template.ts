@@ -32,9 +32,10 @@ import { REPO_ROOT, TEST_CA_PASSPHRASE } from './kds-process.js';
  * Key pairs in the pool. Each user has slots of its own, so that no two roles in one test process (a CA
  * and a client, say) ever share a key: 0 kdc-in-process.ts; 1-5 named clients (mitm-helpers.ts,
  * inproc.ts, keys-helpers.ts); 6-9 the CA and clients of test/server/keys/fixtures.ts; 10-12 the CA,
- * server and client of test/shared/protocol/fixtures.ts.
+ * server and client of test/shared/protocol/fixtures.ts; 13-16 the CAs makeCa (pki-fixtures.ts) makes
+ * without a given key.
  */
-export const POOL_SIZE = 13;
+export const POOL_SIZE = 17;
 /** How long a process waits for another one's build before it makes its own (a crashed builder). */
 const WAIT_MS = 60_000;
 const TAP_DIR = join(REPO_ROOT, '.tap');

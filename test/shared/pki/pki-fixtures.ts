@@ -12,6 +12,7 @@ import {
   type Signer,
 } from '../../../shared/pki/x509.js';
 import { certificateSigner } from '../../../shared/crypto/signer.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 
 export const DAY = 86_400_000;
 
@@ -25,8 +26,21 @@ export function signerFor(keys: RsaKeyPair): Signer {
   return certificateSigner(keys.privateKeyPem);
 }
 
+/**
+ * Pool slots for CAs made without a key (test/helpers/template.ts): each such makeCa call in a process
+ * takes the next one, so every CA still has a key of its own (tests rely on two roots with one name
+ * and different keys); past the last, a key is generated.
+ */
+const FIRST_CA_SLOT = 13;
+const LAST_CA_SLOT = 16;
+let nextCaSlot = FIRST_CA_SLOT;
+
+function newCaKeys(): Promise<RsaKeyPair> {
+  return nextCaSlot <= LAST_CA_SLOT ? pooledKeyPair(nextCaSlot++) : generateRsaKeyPair(2048);
+}
+
 export async function makeCa(cn = 'kds test root', keys?: RsaKeyPair, now = Date.now()): Promise<TestCa> {
-  const k = keys ?? (await generateRsaKeyPair(2048));
+  const k = keys ?? (await newCaKeys());
   const sign = signerFor(k);
   const certPem = await buildCertificate(
     {
