@@ -6,7 +6,7 @@
 // the same entries; the KDC's own revocation lookups keep every revocation.
 import t from 'tap';
 import type * as Tap from 'tap';
-import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
@@ -91,7 +91,8 @@ const ENGINES: { name: string; open(t: Tap.Test, regime: 'full' | 'delta'): Prom
   },
 ];
 
-const pair = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const pair = await pooledKeyPair(17);
 
 async function issue(
   ca: CertificateAuthority,

@@ -1,7 +1,7 @@
 // server/ca/crl-sign.ts: the CRL builders follow the revocation rows exactly (an entry of a rolled-back
 // transaction never reaches a signed CRL), and what a transaction signed is served only once it committed.
 import t from 'tap';
-import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { parseCrl } from '../../../shared/pki/crl.js';
 import { parseCertificate } from '../../../shared/pki/x509.js';
@@ -26,7 +26,8 @@ const settings: CaSettings = {
   ...DEFAULT_CA_SETTINGS,
   ...((await store.getSetting<CaSettings>(CA_SETTINGS_KEY)) ?? {}),
 };
-const pair = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const pair = await pooledKeyPair(17);
 
 async function revokeInStore(name: string): Promise<string> {
   const csr = await createCsr(name, pair.privateKeyPem, pair.publicKeyPem);

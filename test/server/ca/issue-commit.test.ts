@@ -3,6 +3,7 @@
 // for its name or token, leaves no row behind and does not spend the token.
 import t from 'tap';
 import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { issueCertificate } from '../../../server/ca/issue.js';
@@ -18,7 +19,8 @@ t.teardown(() => ca.close());
 // A second connection to the same database: it sees only what was committed.
 const other = openStore(dir);
 t.teardown(() => other.close());
-const pair = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const pair = await pooledKeyPair(17);
 
 /** Count the store's commits (a group commit's callers are savepoints of one of them). */
 function countCommits(store: SqliteStore): { count: () => number; restore: () => void } {

@@ -5,6 +5,7 @@
 import t from 'tap';
 import pg from 'pg';
 import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { verifyAuditChain } from '../../../shared/audit/chain.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
@@ -25,7 +26,8 @@ handles.push(node1);
 // A second node: its own data directory, the CA material from the store.
 const node2 = await CertificateAuthority.open(dirs[1]!, { passphrase: PASSPHRASE, storeUrl: url });
 handles.push(node2);
-const pair = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const pair = await pooledKeyPair(17);
 
 t.test('two nodes, one name, two tokens: one certificate, the loser spends nothing', async (t) => {
   const a = await node1.createEnrollmentToken({ name: 'racer', actor: 'test' });

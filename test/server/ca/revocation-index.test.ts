@@ -2,7 +2,7 @@
 // Rows are written here the way another process or node would (straight into the store), so catchUp()
 // is the only way the index can learn of them.
 import t from 'tap';
-import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { createCsr } from '../../../shared/pki/csr.js';
 import { CertificateAuthority } from '../../../server/ca/authority.js';
 import { RevocationIndex } from '../../../server/ca/revocation-index.js';
@@ -15,7 +15,8 @@ t.teardown(() => ca.close());
 // Another connection, standing for another process sharing the data directory.
 const other = await openAsyncStore({ dataDir: dir, url: undefined });
 t.teardown(() => other.close());
-const pair = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const pair = await pooledKeyPair(17);
 
 async function issue(name: string): Promise<string> {
   const csr = await createCsr(name, pair.privateKeyPem, pair.publicKeyPem);

@@ -2,13 +2,14 @@
 // names the certificate the CA just signed (name, serial, notAfter) read from the reply's PEM, and a
 // reply that holds no certificate describes nothing rather than throw in the connection's callback.
 import t from 'tap';
-import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { parseCertificate } from '../../../shared/pki/x509.js';
 import { describeRequest } from '../../../server/events/request-events.js';
 import { issue, makeCa } from '../../shared/pki/pki-fixtures.js';
 
 const ca = await makeCa('kds events root');
-const keys = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const keys = await pooledKeyPair(17);
 
 t.test('enroll: cert.issued names the issued certificate', async (t) => {
   for (const [name, extra] of [

@@ -5,7 +5,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { constants, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import forge from 'node-forge';
-import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import {
   ipAddressBytes,
   keyUsageValue,
@@ -28,7 +28,8 @@ import { asCertificateSigner } from '../../../shared/crypto/signer.js';
 const ca = await makeCa('kds reference root');
 const caKey = createPrivateKey(ca.keys.privateKeyPem);
 const root = parseCertificate(ca.certPem);
-const subject = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const subject = await pooledKeyPair(17);
 const subjectSpki = pemToDer(subject.publicKeyPem, 'PUBLIC KEY');
 
 // Synchronous signing is fine in a test (and keeps fast-check's runs simple).

@@ -2,7 +2,7 @@
 // `openssl verify -crl_check`) and by parseCrl; a 100k-entry list.
 import t from 'tap';
 import { sign as cryptoSign } from 'node:crypto';
-import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { CrlBuilder, encodeCrlEntry, parseCrl, type CrlEntry } from '../../../shared/pki/crl.js';
 import { derToPem, pemToDer } from '../../../shared/pki/pem.js';
 import { newSerialHex } from '../../../shared/pki/serial.js';
@@ -13,7 +13,8 @@ import { asSyncCertificateSigner } from '../../../shared/crypto/signer.js';
 
 const ca = await makeCa('kds crl root');
 const otherCa = await makeCa('kds crl root'); // same name, different key
-const leafKeys = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const leafKeys = await pooledKeyPair(17);
 const root = parseCertificate(ca.certPem);
 const now = Date.UTC(2030, 0, 15, 10, 30, 0);
 

@@ -4,6 +4,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { createCsr, decodeCsr, parseCsr, verifyCsr, type ParsedCsr } from '../../../shared/pki/csr.js';
 import { checkCsrPolicy } from '../../../shared/pki/policy.js';
 import { derToPem, pemToDer } from '../../../shared/pki/pem.js';
@@ -13,7 +14,8 @@ import { openssl, writeFiles } from './pki-fixtures.js';
 import forge from 'node-forge';
 import { buildCertificationRequestInfo } from '../../../shared/pki/x509.js';
 
-const keys = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const keys = await pooledKeyPair(17);
 const dir = tempDir(t);
 writeFiles(dir, { 'key.pem': keys.privateKeyPem });
 

@@ -4,6 +4,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import { derToPem, pemToDer } from '../../../shared/pki/pem.js';
 import { newSerialHex } from '../../../shared/pki/serial.js';
 import {
@@ -20,7 +21,8 @@ import { DAY, issue, makeCa, openssl, signerFor, writeFiles } from './pki-fixtur
 
 const ca = await makeCa('kds verify root');
 const root = parseCertificate(ca.certPem);
-const leafKeys = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const leafKeys = await pooledKeyPair(17);
 const alicePem = await issue(ca, 'client', 'alice', leafKeys.publicKeyPem);
 const alice = parseCertificate(alicePem);
 const kdc = parseCertificate(

@@ -4,6 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../../shared/crypto/rsa.js';
+import { pooledKeyPair } from '../../helpers/template.js';
 import {
   buildCertificate,
   derToPem,
@@ -17,7 +18,8 @@ import { tempDir } from '../../helpers/tmp.js';
 import { DAY, issue, makeCa, openssl, signerFor, writeFiles } from './pki-fixtures.js';
 
 const ca = await makeCa('kds test root');
-const subjectKeys = await generateRsaKeyPair(2048);
+// The run's pooled leaf key (slot 17, test/helpers/template.ts): RSA keygen is slow.
+const subjectKeys = await pooledKeyPair(17);
 const root = parseCertificate(ca.certPem);
 
 t.test('root-ca profile', async (t) => {
