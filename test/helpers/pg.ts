@@ -57,7 +57,7 @@ export async function pgTestRole(
     const client = new pg.Client({ connectionString: PG_TEST_URL });
     await client.connect();
     try {
-      await client.query(`DROP OWNED BY ${role}`);
+      await underDatabaseAclLock(client, () => client.query(`DROP OWNED BY ${role}`));
       await client.query(`DROP ROLE ${role}`);
     } finally {
       await client.end();
@@ -76,6 +76,23 @@ export async function pgTestRole(
 }
 
 /**
+ * GRANT ... ON DATABASE and DROP OWNED BY rewrite the test database's one pg_database row, and two test
+ * files doing so at once fail with "tuple concurrently updated" (PostgreSQL takes no lock for it): one at
+ * a time across the whole run, by a transaction-scoped advisory lock.
+ */
+export async function underDatabaseAclLock(client: pg.Client, fn: () => Promise<unknown>): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('kds-test-database-acl'))`);
+    await fn();
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
  * Grant `role` what a KDC node needs at run time on the migrated store in `schema`, and nothing more:
  * the statements docs/deployment.md "Database roles" gives operators (keep the two the same).
  */
@@ -84,7 +101,7 @@ export async function pgGrantRunTime(role: string, schema: string): Promise<void
   await admin.connect();
   try {
     const database = new URL(PG_TEST_URL).pathname.slice(1);
-    await admin.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`);
+    await underDatabaseAclLock(admin, () => admin.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`));
     await admin.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
     await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
     await admin.query(`GRANT UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);

@@ -5,7 +5,7 @@
 // database did not finish in time (57014 statement timeout, 55P03 lock timeout): it was `store_error` too.
 import t from 'tap';
 import pg from 'pg';
-import { PG_TEST_URL, pgTestRole, pgTestSchema } from '../../helpers/pg.js';
+import { PG_TEST_URL, pgTestRole, pgTestSchema, underDatabaseAclLock } from '../../helpers/pg.js';
 import { PgStore, pgError } from '../../../server/store/pg-store.js';
 
 /** An error shaped like node-postgres's DatabaseError for a SQLSTATE. */
@@ -73,7 +73,9 @@ t.test("a role at its CONNECTION LIMIT: calls fail as unavailable, then work onc
   await admin.connect();
   t.teardown(() => admin.end());
   // The role creates and owns the store's schema, as the role that runs `kds server init --store` does.
-  await admin.query(`GRANT CREATE ON DATABASE ${new URL(PG_TEST_URL).pathname.slice(1)} TO ${role}`);
+  await underDatabaseAclLock(admin, () =>
+    admin.query(`GRANT CREATE ON DATABASE ${new URL(PG_TEST_URL).pathname.slice(1)} TO ${role}`),
+  );
   const store = await PgStore.open(url(schema));
   opened.push(store);
   // Opening used a connection of its own, closed since; the pool has opened none yet.
