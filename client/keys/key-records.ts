@@ -55,7 +55,16 @@ export async function verifyAtKdc(party: KeyParty, serial: string, ack?: number)
   const rec = party.store.getKey(serial);
   const body: RequestBody<'key.verify'> = await verifyItem(party, serial, rec);
   if (ack !== undefined) body.ack = [ack];
-  const v = await party.session.request('key.verify', body);
+  return applyAnswer(party, serial, rec, await party.session.request('key.verify', body));
+}
+
+/** The KDC's answer about one key applied to our record of it (if we hold one), as callers report it. */
+function applyAnswer(
+  party: KeyParty,
+  serial: string,
+  rec: StoredKey | undefined,
+  v: ResponseBody<'key.verify'>,
+): VerifyKeyResult {
   const after = rec === undefined ? undefined : applyVerdict(party, rec, v.verdict, v);
   return {
     serial,
@@ -93,15 +102,7 @@ export async function verifyManyAtKdc(
     if (v.state !== undefined) one.state = v.state;
     if (v.reason !== undefined) one.reason = v.reason;
     if (v.revokedAt !== undefined) one.revokedAt = v.revokedAt;
-    const rec = recs[i];
-    const after = rec === undefined ? undefined : applyVerdict(party, rec, v.verdict, one);
-    return {
-      serial,
-      verdict: v.verdict,
-      peerVerified: v.peerVerified,
-      state: after?.state ?? 'none',
-      ...(v.reason === undefined ? {} : { reason: v.reason }),
-    };
+    return applyAnswer(party, serial, recs[i], one);
   });
 }
 
