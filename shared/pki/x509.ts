@@ -21,8 +21,9 @@ import {
   verify as cryptoVerify,
   X509Certificate,
 } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
+import type forge from 'node-forge';
 import { assertRsaPublicExponent } from '../crypto/rsa.js';
 import { InputError, KdsError, InternalError } from '../errors.js';
 import {
@@ -140,8 +141,18 @@ function bad(message: string): InputError {
   return new InputError('bad_request', message);
 }
 
+// node-forge is loaded on the first CSR, not with this module: only enrollment and renewal make CSRs,
+// and loading forge costs ~40-70 ms of CPU, which every other kds process (the KDC, each client command,
+// `kds cert list`...) would pay at start for nothing. A require, not an import(), so that
+// buildCertificationRequestInfo stays synchronous.
+let forgeModule: typeof forge | undefined;
+function loadForge(): typeof forge {
+  forgeModule ??= createRequire(import.meta.url)('node-forge') as typeof forge;
+  return forgeModule;
+}
+
 function asn1ToDer(obj: forge.asn1.Asn1): Buffer {
-  return Buffer.from(forge.asn1.toDer(obj).getBytes(), 'binary');
+  return Buffer.from(loadForge().asn1.toDer(obj).getBytes(), 'binary');
 }
 
 /**
@@ -440,8 +451,9 @@ function issuerKeyId(issuer: ParsedCertificate): Buffer {
  */
 export function buildCertificationRequestInfo(name: string, publicKeyPem: string): Buffer {
   const subject = importSubjectKey(publicKeyPem);
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  const { pki } = loadForge();
+  const csr = pki.createCertificationRequest();
+  csr.publicKey = pki.publicKeyFromPem(publicKeyPem);
   csr.setAttributes([
     {
       name: 'extensionRequest',
@@ -449,7 +461,7 @@ export function buildCertificationRequestInfo(name: string, publicKeyPem: string
     },
   ]);
   // Declared in node-forge-csr.d.ts (public in forge, missing from its type declarations).
-  const cri = asn1ToDer(forge.pki.getCertificationRequestInfo(csr));
+  const cri = asn1ToDer(pki.getCertificationRequestInfo(csr));
   // CertificationRequestInfo fields: version, subject, subjectPKInfo, [0] attributes. The subject is
   // encoded as a certificate's (UTF8String CN, subjectName) and the key as its canonical SPKI; forge
   // encodes the version and the extensionRequest attribute.

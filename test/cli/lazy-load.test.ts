@@ -165,7 +165,8 @@ t.test(
   'a default KDC (SQLite, text log, no console) reaches listening without pg, pino or the console',
   async (t) => {
     // Each of these is 25-45 ms of CPU to load (docs/performance.md "startup") and none is used: pg only
-    // for a --store postgres:// URL, pino only for --log-format json, the console only with --console.
+    // for a --store postgres:// URL, pino only for --log-format json, the console only with --console;
+    // node-forge (~40-70 ms) only encodes the CSRs of enrollment and renewal (shared/pki/x509.ts).
     // prom-client is used (GET /metrics is served by default), loaded once the KDC listens (metrics.ts).
     const dir = tempDir(t);
     const dataDir = await initDataDir(t);
@@ -176,7 +177,8 @@ t.test(
       run.packages.has('better-sqlite3') && run.packages.has('prom-client'),
       'the packages it uses loaded',
     );
-    for (const unused of ['pg', 'pino']) t.notOk(run.packages.has(unused), `${unused} not loaded`);
+    for (const unused of ['pg', 'pino', 'node-forge'])
+      t.notOk(run.packages.has(unused), `${unused} not loaded`);
     t.same(
       run.ours.filter((m) => m.startsWith('server/store/pg-') || m.startsWith('server/console/')),
       [],
