@@ -32,6 +32,14 @@ export function num(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : 0;
 }
 
+/**
+ * A key's state as the keys panel shows it, with the reason when it adds something: a key replaced by a
+ * rotation is in state `superseded` for the reason `superseded`, shown once, not "superseded (superseded)".
+ */
+export function keyStateLabel(state: string, reason: string): string {
+  return reason === '' || reason === state ? state : `${state} (${reason})`;
+}
+
 export class Model {
   readonly events: Kept[] = [];
   #instance = '';

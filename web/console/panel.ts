@@ -2,7 +2,7 @@
 // changes (revocations and their cascade) up to the timeline's cursor.
 import type { ConsoleState } from '../../shared/console/events.js';
 import { byId, clear, el } from './dom.js';
-import { num, str, type Kept } from './model.js';
+import { keyStateLabel, num, str, type Kept } from './model.js';
 
 function short(serial: string): string {
   return serial.length > 12 ? `${serial.slice(0, 12)}...` : serial;
@@ -103,7 +103,7 @@ export function renderPanel(
         { 'data-status': st, 'data-serial': str(row.serial, 80), title: str(row.serial, 80) },
         `${str(row.owner, 64)} -> ${str(row.peer, 64)} `,
         el('span', { class: 'dim' }, `${short(str(row.serial, 80))} `),
-        el('span', { class: 'state' }, reason === '' ? st : `${st} (${reason})`),
+        el('span', { class: 'state' }, keyStateLabel(st, reason)),
       ),
     );
   }

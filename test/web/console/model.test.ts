@@ -1,7 +1,7 @@
 // The page's model of the feed: events kept once each, in order, across reconnections and restarts of
 // the process it watches; a hole in one process's sequence becomes a `missed` row, never silence.
 import t from 'tap';
-import { Model } from '../../../web/console/model.js';
+import { keyStateLabel, Model } from '../../../web/console/model.js';
 
 const open = (seq: number): Record<string, unknown> => ({
   kind: 'exchange.open',
@@ -46,4 +46,14 @@ t.test('a restarted process starts a new sequence: no hole', async (t) => {
   m.add(open(30));
   t.same(kinds(m), ['1', '2', '30']);
   t.equal(m.restarts, 1);
+});
+
+t.test("a key's state names its reason once", async (t) => {
+  t.equal(
+    keyStateLabel('superseded', 'superseded'),
+    'superseded',
+    'a rotated key: not "superseded (superseded)"',
+  );
+  t.equal(keyStateLabel('revoked', 'keyCompromise'), 'revoked (keyCompromise)');
+  t.equal(keyStateLabel('active', ''), 'active');
 });
