@@ -11,6 +11,7 @@
 // order: this listener runs after tap's and takes out what tap's added. Without that singleton (another
 // tap), nothing changes and children merely start slower.
 
+import { logCpuOnExit } from './cpu-log.js';
 import { withoutProcessInfo } from './node-options.js';
 import { testTmpdir } from './test-tmpdir.js';
 
@@ -36,3 +37,5 @@ if (process.env._TAPJS_PROCESSINFO_COVERAGE_ !== '1' && spawnHooks !== undefined
     opts.env = env;
   });
 }
+
+logCpuOnExit(process.env, process.argv[1]);

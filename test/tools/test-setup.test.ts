@@ -6,13 +6,15 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { initDataDir, REPO_ROOT } from '../helpers/kds-process.js';
+import { ownAndChildrenCpu } from '../helpers/cpu-log.js';
 import { withoutProcessInfo } from '../helpers/node-options.js';
 import { pooledKeyPair, runTemplate, templateDir } from '../helpers/template.js';
+import { tempDir } from '../helpers/tmp.js';
 import { MIN_FREE_BYTES, testTmpdir } from '../helpers/test-tmpdir.js';
 
 const run = promisify(execFile);
@@ -115,3 +117,40 @@ t.test(
     t.not(k0.publicKeyPem, k1.publicKeyPem, 'another index, another pair');
   },
 );
+
+t.test(
+  'ownAndChildrenCpu reads fields 14-17 of /proc/<pid>/stat, whatever the command name holds',
+  async (t) => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime
+    const stat = '42 (a) b (c) S 1 42 42 0 -1 4194304 10 0 0 0 150 50 1200 300 20 0 1 0';
+    t.same(ownAndChildrenCpu(stat), { own: 2, children: 15 });
+  },
+);
+
+t.test('KDSTEST_CPU_LOG: a test file logs its own CPU and that of the processes it waited for', async (t) => {
+  const dir = tempDir(t, 'kds-cpu-log-');
+  const file = join(dir, 'burn.test.js');
+  const log = join(dir, 'cpu.tsv');
+  // The child burns ~0.3 s or more of CPU; the test process itself only waits for it.
+  writeFileSync(
+    file,
+    "import { spawnSync } from 'node:child_process';\n" +
+      "spawnSync(process.execPath, ['-e', 'const end = process.cpuUsage().user + 300000; while (process.cpuUsage().user < end);']);\n",
+  );
+  const preload = join(REPO_ROOT, 'dist/test/helpers/preload.js');
+  await run(process.execPath, [`--import=${preload}`, file], {
+    env: { ...process.env, KDSTEST_CPU_LOG: log },
+  });
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  t.equal(lines.length, 1, 'one line per test process');
+  const [name, own, children, wall] = lines[0]!.split('\t');
+  t.equal(name, file, 'the test file (the whole path: it is not under dist/test/)');
+  t.ok(Number(children) >= 0.25, `the child's CPU is counted: ${children} s`);
+  t.ok(Number(own) > 0 && Number(own) < Number(children), `the file's own CPU apart: ${own} s`);
+  t.ok(Number(wall) > 0, 'and its wall time');
+  // Without the variable nothing is written.
+  await run(process.execPath, [`--import=${preload}`, file], {
+    env: { ...process.env, KDSTEST_CPU_LOG: '' },
+  });
+  t.equal(readFileSync(log, 'utf8').trim().split('\n').length, 1);
+});
