@@ -65,6 +65,23 @@ export async function enrollAll(
 }
 
 /**
+ * An enrollment token for `name` from the test process (an admin session, as enrollAll uses): for tests
+ * about what is done with the token, without the start-up of a `kds admin token` process for it.
+ */
+export async function issueToken(server: ServerProcess, name: string): Promise<string> {
+  const session = await openAdminSession({
+    dataDir: server.dataDir,
+    server: server.url,
+    passphrase: TEST_CA_PASSPHRASE,
+  });
+  try {
+    return ((await session.request('admin.token', { name })) as { token: string }).token;
+  } finally {
+    await session.close();
+  }
+}
+
+/**
  * Pool slots for enrolled names, one per name in this process, from the named clients' slots (1-5,
  * test/helpers/template.ts): distinct names get distinct keys, as clients that generated their own would
  * have. Once those are used up, enroll() generates the key as usual.

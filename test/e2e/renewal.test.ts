@@ -9,12 +9,14 @@ import Database from 'better-sqlite3';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
-import { TEST_CA_PASSPHRASE, initDataDir, runKds, adminToken } from '../helpers/kds-process.js';
+import { TEST_CA_PASSPHRASE, initDataDir, runKds } from '../helpers/kds-process.js';
+import { pooledKeyPair } from '../helpers/template.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
   client,
   enrollAll,
   freePort,
+  issueToken,
   json,
   keyClient,
   listen,
@@ -25,7 +27,6 @@ import { EXIT } from '../../shared/errors.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
 import { createCsr } from '../../shared/pki/csr.js';
-import { generateRsaKeyPair } from '../../shared/crypto/rsa.js';
 import { openHomeSession } from '../../client/session.js';
 import { readClientHome, writeClientHome } from '../../client/home.js';
 import { CertificateAuthority } from '../../server/ca/authority.js';
@@ -239,7 +240,7 @@ t.test('a revoked certificate cannot renew; a new token re-enrolls the name', as
   const r = await client(c, 'erin', 'renew');
   t.equal(r.code, EXIT.revoked, 'exit code of cert_revoked');
   t.match(r.stderr, /cert_revoked/);
-  const token = await adminToken(c.server, 'erin');
+  const token = await issueToken(c.server, 'erin');
   const again = await runKds([
     'client',
     'enroll',
@@ -309,7 +310,7 @@ t.test(
     const r = await client(c, 'frank', 'renew');
     t.equal(r.code, EXIT.expired, 'exit code of cert_expired');
     t.match(r.stderr, /cert_expired.*enroll again with a new token/s);
-    const token = await adminToken(c.server, 'frank');
+    const token = await issueToken(c.server, 'frank');
     const again = await runKds([
       'client',
       'enroll',
@@ -338,7 +339,9 @@ t.test('refusals at the KDC: same key, another name, one in flight per session, 
   const samePem = files.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const sameCsr = await createCsr('alice', samePem, parseCertificate(files.certPem).publicKeyPem);
   await t.rejects(session.request('cert.renew', { csr: sameCsr }), { code: 'bad_request' }, 'the same key');
-  const fresh = await generateRsaKeyPair(2048);
+  // A key of alice's renewal from the pool: slot 0 is free in this process (no in-process KDC here),
+  // and it is none of the enrolled names' keys (slots 1-5).
+  const fresh = await pooledKeyPair(0);
   t.ok(createPrivateKey(fresh.privateKeyPem));
   const other = await createCsr('bob', fresh.privateKeyPem, fresh.publicKeyPem);
   await t.rejects(session.request('cert.renew', { csr: other }), { code: 'name_mismatch' }, 'another name');

@@ -30,10 +30,11 @@ import { REPO_ROOT, TEST_CA_PASSPHRASE } from './kds-process.js';
 
 /**
  * Key pairs in the pool. Each user has slots of its own, so that no two roles in one test process (a CA
- * and a client, say) ever share a key: 0 kdc-in-process.ts; 1-5 named clients (mitm-helpers.ts,
- * inproc.ts, keys-helpers.ts); 6-9 the CA and clients of test/server/keys/fixtures.ts; 10-12 the CA,
- * server and client of test/shared/protocol/fixtures.ts; 13-16 the CAs makeCa (pki-fixtures.ts) makes
- * without a given key; 17 the leaf key of the shared/pki and server/ca tests.
+ * and a client, say) ever share a key: 0 kdc-in-process.ts (and, in renewal.test.ts, which has no
+ * in-process KDC, a client's new key); 1-5 named clients (mitm-helpers.ts, inproc.ts, keys-helpers.ts);
+ * 6-9 the CA and clients of test/server/keys/fixtures.ts; 10-12 the CA, server and client of
+ * test/shared/protocol/fixtures.ts; 13-16 the CAs makeCa (pki-fixtures.ts) makes without a given key; 17
+ * the leaf key of the shared/pki and server/ca tests.
  */
 export const POOL_SIZE = 18;
 /** How long a process waits for another one's build before it makes its own (a crashed builder). */
