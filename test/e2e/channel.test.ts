@@ -3,6 +3,9 @@
 // a revoked client refused, and a restart that keeps everything.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCertificate } from '../../shared/pki/x509.js';
 import { openHomeSession } from '../../client/session.js';
 import { CLOSE, EXIT } from '../../shared/errors.js';
 import {
@@ -18,6 +21,7 @@ import {
   type RunResult,
   trackChild,
 } from '../helpers/kds-process.js';
+import { enrollAll, issueToken } from './keys-helpers.js';
 
 t.setTimeout(230_000);
 
@@ -62,7 +66,7 @@ t.test('token, enroll, status', async (t) => {
 });
 
 t.test('enroll refuses a wrong CA fingerprint and a used token', async (t) => {
-  const token = await adminToken(server, 'bob');
+  const token = await issueToken(server, 'bob');
   const wrong = await kds(
     `client enroll --name bob --token ${token} --json`,
     '--ca-fingerprint',
@@ -88,11 +92,12 @@ t.test('enroll refuses a wrong CA fingerprint and a used token', async (t) => {
   );
   t.equal(reused.code, EXIT.auth);
   t.equal(errorCode(reused), 'token_invalid');
-  await enrollClient(server, 'bob'); // a fresh token works (bob is used below)
+  // A fresh token works (bob is used below); enrolled from the test process, as enrolling is checked above.
+  await enrollAll(server, ['bob']);
 });
 
 t.test('trust on first use prints the fingerprint loudly', async (t) => {
-  const token = await adminToken(server, 'tofu');
+  const token = await issueToken(server, 'tofu');
   const r = await kds(`client enroll --name tofu --token ${token}`);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stderr, /NO --ca-fingerprint GIVEN/);
@@ -128,7 +133,8 @@ t.test(
 );
 
 t.test('client revoke-cert and cert-status', async (t) => {
-  const { serialHex: serial } = await enrollClient(server, 'carol');
+  const homes = await enrollAll(server, ['carol']);
+  const serial = parseCertificate(readFileSync(join(homes.carol!, 'cert.pem'), 'utf8')).serialHex;
   const viaBob = await kds(`client cert-status --name bob --serial ${serial}`);
   t.equal(viaBob.code, 0, viaBob.stderr);
   t.match(viaBob.stdout, /: good/);
