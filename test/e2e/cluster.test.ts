@@ -11,13 +11,13 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminToken, runKds, startServer, type ServerProcess } from '../helpers/kds-process.js';
+import { runKds, startServer, type ServerProcess } from '../helpers/kds-process.js';
 import { pgTestSchema } from '../helpers/pg.js';
 import { tempDir } from '../helpers/tmp.js';
 import { parseCrl } from '../../shared/pki/crl.js';
 import { openHomeSession } from '../../client/session.js';
 import { CLOSE, EXIT, exitCodeFor, type ErrorCode } from '../../shared/errors.js';
-import { admin, client, enrollAll, json, listen, type Clients } from './keys-helpers.js';
+import { admin, client, enrollAll, issueToken, json, listen, type Clients } from './keys-helpers.js';
 
 t.setTimeout(240_000);
 
@@ -73,13 +73,13 @@ t.test('two nodes on one PostgreSQL store', async (t) => {
   });
 
   await t.test('a token made through node 1 is redeemed on node 2', async (t) => {
-    const token = await adminToken(node1, 'alice');
+    const token = await issueToken(node1, 'alice');
     const r = await enroll(node2, 'alice', token, join(d2, 'clients', 'alice'));
     t.equal(r.code, 0, r.stderr);
   });
 
   await t.test('one token redeemed on both nodes at once gives one certificate', async (t) => {
-    const token = await adminToken(node1, 'bob');
+    const token = await issueToken(node1, 'bob');
     const [a, b] = await Promise.all([
       enroll(node1, 'bob', token, join(d1, 'clients', 'bob-a')),
       enroll(node2, 'bob', token, join(d2, 'clients', 'bob-b')),
