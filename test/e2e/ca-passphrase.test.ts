@@ -3,10 +3,10 @@
 // its peer after it, the command is refused while a KDC runs and changes nothing with a wrong passphrase,
 // a crash midway is finished by a re-run with either passphrase (the KDC refuses to start meanwhile),
 // and a KDC whose KEK the passphrase does not open (PEMs re-encrypted by hand) stops instead of serving.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   initDataDir,
@@ -53,6 +53,25 @@ async function kekSettled(server: ServerProcess): Promise<void> {
       throw new Error(`the KEK neither opened nor stopped the KDC: ${server.stderr()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+let keked: Promise<string> | undefined;
+
+/**
+ * A data directory holding a KEK, as a KDC makes at its first start. One KDC starts and stops once for
+ * the file (a KDC start is ~1 s of CPU); each caller gets its own copy, so the subtests share no state.
+ */
+async function dataDirWithKek(st: Test): Promise<string> {
+  keked ??= (async () => {
+    const dir = await initDataDir(t);
+    const first = await startServer(t, dir);
+    await first.stop();
+    return dir;
+  })();
+  const source = await keked;
+  const dir = join(tempDir(st), 'data');
+  cpSync(source, dir, { recursive: true, preserveTimestamps: true });
+  return dir;
 }
 
 /** openssl opens the PEM with this passphrase. */
@@ -178,10 +197,8 @@ t.test(
 t.test(
   'a crash midway: the KDC refuses to start; a re-run with the old or the new one finishes',
   async (t) => {
-    const dataDir = await initDataDir(t);
     // A KEK, as a KDC makes at its first start.
-    const first = await startServer(t, dataDir);
-    await first.stop();
+    const dataDir = await dataDirWithKek(t);
     let current = TEST_CA_PASSPHRASE;
     for (const rerunWith of ['old', 'new'] as const) {
       const next = `crash then ${rerunWith}`;
@@ -267,9 +284,7 @@ t.test('a generated ca/passphrase is replaced by a new generated one', async (t)
 });
 
 t.test('PEMs re-encrypted by hand, KEK not: the KDC stops; the command finishes the job', async (t) => {
-  const dataDir = await initDataDir(t);
-  const first = await startServer(t, dataDir);
-  await first.stop();
+  const dataDir = await dataDirWithKek(t);
   const HAND = 'changed with openssl';
   for (const pem of PEMS) {
     const path = join(dataDir, pem);
