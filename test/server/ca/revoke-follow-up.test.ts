@@ -13,6 +13,7 @@ import { initCa } from '../../../server/ca/init.js';
 import { caPaths } from '../../../io/ca-files.js';
 import { EnvironmentError } from '../../../shared/errors.js';
 import { issueTestClient } from '../../helpers/kdc-in-process.js';
+import { initDataDir, TEST_CA_PASSPHRASE } from '../../helpers/kds-process.js';
 import { pgTestSchema } from '../../helpers/pg.js';
 import { tempDir } from '../../helpers/tmp.js';
 import type { AsyncStoreTx } from '../../../server/store/async-store.js';
@@ -33,13 +34,22 @@ async function twoHandles(
   };
   const url = engine === 'postgres' ? pgTestSchema(t, closeAll).url : undefined;
   if (url === undefined) t.teardown(closeAll);
-  const first = join(tempDir(t), 'data');
-  await initCa({ dataDir: first, caKeyBits: 2048, passphrase: PASSPHRASE, storeUrl: url });
+  // On SQLite, a copy of the run's initialised data directory (the same initCa, its three RSA keys made
+  // once per run); on PostgreSQL the CA is created in the test's own schema.
+  let first: string;
+  let passphrase = PASSPHRASE;
+  if (url === undefined) {
+    first = await initDataDir(t);
+    passphrase = TEST_CA_PASSPHRASE;
+  } else {
+    first = join(tempDir(t), 'data');
+    await initCa({ dataDir: first, caKeyBits: 2048, passphrase, storeUrl: url });
+  }
   // On PostgreSQL each node has a data directory of its own (its files; the CA material comes from the
   // store); on SQLite the two processes share one.
   const second = url === undefined ? first : tempDir(t);
   for (const dir of [first, second]) {
-    opened.push(await CertificateAuthority.open(dir, { passphrase: PASSPHRASE, storeUrl: url }));
+    opened.push(await CertificateAuthority.open(dir, { passphrase, storeUrl: url }));
   }
   return [opened[0]!, opened[1]!];
 }
