@@ -3,7 +3,7 @@
 // with 65537), built by hand from the asn1 helpers because node:crypto generates exponents of at most
 // 32 bits. The signature is random bytes below the modulus: a verifier still has to do the whole
 // modular exponentiation to find it wrong.
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import {
   derBitString,
   derNull,
@@ -41,12 +41,22 @@ export function modulusOf(key: KeyObject): Buffer {
   return Buffer.from(key.export({ format: 'jwk' }).n as string, 'base64url');
 }
 
-let modulus3072: Buffer | undefined;
-/** A real RSA-3072 modulus (OpenSSL caps the exponent at 64 bits only above 3,072-bit moduli). */
-function rsa3072Modulus(): Buffer {
-  modulus3072 ??= modulusOf(generateKeyPairSync('rsa', { modulusLength: 3072 }).publicKey);
-  return modulus3072;
-}
+/**
+ * A real RSA-3072 modulus (OpenSSL caps the exponent at 64 bits only above 3,072-bit moduli): that of a
+ * key generated once with node:crypto and written down here, as generating one costs a test process
+ * about a second of CPU. Only the public modulus is used; the key's private half was never kept.
+ */
+const MODULUS_3072 = Buffer.from(
+  [
+    'mJs6sh3uGBpFskxf4Z+23fEkL2gBp2V9l9PTfCx3dNeQP36mUZrx68BGkI/o/sQVRjvPM5S1IWLgPSw7ERFpgM2xuRIv2nld',
+    'fcOFfMHcmtUZvGK6JF5YNJfpWca5BYJafmGOsjaM98KZURZjOvszDx+WHazx8r9i63OceHHNsAqyFkUHF4+wDNZPOsTsJ5Lz',
+    '9BSSyzqSW9JA3NIZhbceRJtl8WOLBwe6Phz5fmx3Ta3/P638KHrY+bXV50YEBthSiueNnb4iy1WxI1LRpU6k0++CH6fEzgcw',
+    'O1sI7DoJEDP7L/KvkPn5fXZjLWs+slMS/YAAXgwC433frUe0peWXWzB2X1YpR96P3sZqDHZTW2DcSe9hv4VstLnQnQs6BhVC',
+    'US5CLnJzs/Q+lST0mCcbHsFVFNQ7LWEqJCRUoBYNzYnIFolDsT6W9YEtEvpihWlMvHUqzijpiPzH8kduwb++45897mWf368b',
+    'BsMq2vgyIipGYfvUafj+TguYlVYFCTv3',
+  ].join(''),
+  'base64',
+);
 
 /**
  * A CSR for CN=`name` whose key is `spki` (DER) and whose signature is random bytes of the modulus
@@ -71,5 +81,5 @@ async function csrWithSpki(name: string, spki: Buffer, modulusBytes = 384): Prom
 
 /** The attack CSR: RSA-3072 with a 3,064-bit public exponent. */
 export function hugeExponentCsr(name: string): Promise<string> {
-  return csrWithSpki(name, rsaSpki(rsa3072Modulus(), hugeExponent(3064)));
+  return csrWithSpki(name, rsaSpki(MODULUS_3072, hugeExponent(3064)));
 }
