@@ -2,20 +2,23 @@
 // mitm-matrix-insecure.test.ts (two files so tap runs the two modes in parallel). Real processes on
 // loopback: one `kds server start` per mode (the insecure one with --insecure-dh and
 // KDS_ALLOW_INSECURE=1) whose CA issued certificates to alice, bob, mallory (an insider), zed
-// (revoked) and yan (an insider revoked during revoked-ticket) once; one `kds mitm --control` process per mode that switches attacks live (plus a
-// `--once` one for revoked-cert and revoked-ticket, which need zed's and yan's identities); and for every attack a victim
-// `kds client ...` process through Mallory. Each cell asserts the catalog's expected outcome and
-// defence, that the victim's error names it, that nothing secret reaches Mallory in secure mode (her
-// report is grepped for every AES key alice and bob hold and for the message text), what she stole in
-// insecure mode, and that the honest parties still work afterwards (a direct KDC key from alice to
-// bob, verified by bob).
+// (revoked) and yan (an insider revoked during revoked-ticket) once; one `kds mitm --control` process
+// per mode that switches attacks live (revoked-cert and revoked-ticket, which need zed's and yan's
+// identities, get a Mallory of their own in the test process: startMitm, what `kds mitm --once` runs);
+// and for every attack a victim `kds client ...` process through Mallory. Each cell asserts the
+// catalog's expected outcome and defence, that the victim's error names it, that nothing secret
+// reaches Mallory in secure mode (her report is grepped for every AES key alice and bob hold and for
+// the message text), what she stole in insecure mode, and that the honest parties still work
+// afterwards (a direct KDC key from alice to bob, verified by bob).
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ATTACKS } from '../../client/mitm/catalog.js';
 import type { AttackModule, Expectation } from '../../client/mitm/attack.js';
-import type { MitmReport } from '../../client/mitm/report.js';
+import { writeReport, type MitmReport } from '../../client/mitm/report.js';
+import { startMitm } from '../../client/mitm/proxy.js';
+import { loadIdentity } from '../../client/mitm/identity.js';
 import { createPrivateKey } from 'node:crypto';
 import { readClientHome, writeClientHome } from '../../client/home.js';
 import { CertificateAuthority } from '../../server/ca/authority.js';
@@ -113,70 +116,38 @@ function keysFor(name: string): Promise<RsaKeyPair> {
   return p;
 }
 
-interface MalloryRun {
-  url: string;
-  /** Resolves when `kds mitm --once` has exited (after the first victim connection and its side tasks). */
-  exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  kill(): void;
-}
-
-function startMallory(
+/**
+ * Mallory for one victim connection with an identity of her own (zed's revoked certificate, yan's about
+ * to be revoked), in this process: what `kds mitm --once --identity H --report R` runs (loadIdentity,
+ * startMitm, the report written once the connection and its side tasks have ended), without a process
+ * of its own for each of the two cells; the lab's controlled Mallory is the `kds mitm` process.
+ */
+async function startOwnMallory(
   t: Test,
   lab: Lab,
-  attack: string,
-  reportPath: string,
-  extra: string[] = [],
-): Promise<MalloryRun> {
-  const args = [
-    KDS_BIN,
-    'mitm',
-    '--listen',
-    '127.0.0.1:0',
-    '--target',
-    lab.server.url,
-    '--attack',
+  attack: AttackModule,
+  identity: Name,
+): Promise<{ url: string; finish(reportPath: string): Promise<void> }> {
+  const mitm = await startMitm({
     attack,
-    '--report',
-    reportPath,
-    '--once',
-    '--json',
-    ...extra,
-  ];
-  const child = spawn(process.execPath, args, {
-    cwd: REPO_ROOT,
-    env: kdsEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    target: lab.server.url,
+    host: '127.0.0.1',
+    port: 0,
+    identity: loadIdentity(lab.homes[identity]),
   });
-  trackChild(child);
-  let stdout = '';
-  let stderr = '';
-  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mallory did not start; ${stdout} ${stderr}`)), 30_000);
-    void exited.then(({ code }) =>
-      reject(new Error(`mallory exited (${code}) before listening: ${stdout} ${stderr}`)),
-    );
-    let listening = false;
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      if (listening) return;
-      // --json: one event per line; `listening` follows any info lines of the attack's preparation.
-      for (const line of stdout.split('\n').slice(0, -1)) {
-        const e = JSON.parse(line) as { event: string; url: string };
-        if (e.event !== 'listening') continue;
-        listening = true;
-        clearTimeout(timer);
-        resolve({ url: e.url, exited, kill: () => child.kill('SIGTERM') });
-        return;
-      }
-    });
-  });
+  t.teardown(() => mitm.close());
+  return {
+    url: mitm.url,
+    async finish(reportPath) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        mitm.connectionsEnded(1),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 45_000))),
+      ]);
+      clearTimeout(timer);
+      writeReport(reportPath, await mitm.close());
+    },
+  };
 }
 
 /**
@@ -346,7 +317,7 @@ async function honestExchange(lab: Lab): Promise<{ serial: string; bobState: str
 interface CellPlan {
   victim: Name;
   args: string[];
-  /** Mallory's identity: `mallory` (the controlled Mallory has it) or another (a process of her own). */
+  /** Mallory's identity: `mallory` (the controlled Mallory has it) or another (a Mallory of her own). */
   identity?: Name;
   /** Runs before Mallory starts (queue a delivery for bob, ...). */
   before?: (lab: Lab) => Promise<void>;
@@ -430,7 +401,7 @@ export interface CellOptions {
 }
 
 /**
- * One attack against one lab: Mallory (the lab's controlled one, or a `--once` process of her own when
+ * One attack against one lab: Mallory (the lab's controlled one, or one of her own in this process when
  * the attack needs another identity: revoked-cert presents zed's revoked certificate), the victim, and
  * every assertion of the matrix.
  */
@@ -453,21 +424,9 @@ export async function runCell(
     raw = await controlled.end();
   } else {
     const reportPath = join(lab.dir, `${attack.name}-${opts.label ?? lab.mode}.json`);
-    const mallory = await startMallory(t, lab, attack.name, reportPath, [
-      '--identity',
-      lab.homes[plan.identity],
-    ]);
+    const mallory = await startOwnMallory(t, lab, attack, plan.identity);
     v = await victim(lab, plan.victim, plan.args, mallory.url, insecureClient);
-    let timer: NodeJS.Timeout | undefined;
-    const ended = await Promise.race([
-      mallory.exited,
-      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 45_000))),
-    ]);
-    clearTimeout(timer);
-    if (ended === undefined) {
-      mallory.kill();
-      await mallory.exited;
-    }
+    await mallory.finish(reportPath);
     raw = readFileSync(reportPath, 'utf8');
   }
   const report = JSON.parse(raw) as MitmReport;
