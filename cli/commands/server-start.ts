@@ -144,16 +144,10 @@ export const startCommand: CommandModule<object, StartArgs> = {
         'finite-field DH only, listen on every interface',
       ) as never,
   handler: run(async (argv: StartArgs) => {
-    const { startKdc } = await import('../../server/kdc/kdc.js');
-    const { EventBus } = await import('../../server/events/bus.js');
-    const { attachLogReader } = await import('../../server/events/log-reader.js');
-    // The log reads the bus from before the start, so kdc.started is its first line.
-    const events = new EventBus();
-    const logReader = await attachLogReader(events, {
-      format: argv['log-format'],
-      level: argv['log-level'],
-      ...logFlush(),
-    });
+    // Checked in the order they always were (KDS_LOG_FLUSH_MS, then the two keys of the lab flags),
+    // before the KDC's modules load: a refused start (insecure_refused) ends ~0.3 s of CPU sooner.
+    // Nothing is written to the log before them either way.
+    const flush = logFlush();
     if (argv['insecure-dh']) {
       const { assertInsecureAllowed, insecureWarning } = await import('../insecure.js');
       assertInsecureAllowed(); // insecure_refused unless KDS_ALLOW_INSECURE=1 too
@@ -167,6 +161,16 @@ export const startCommand: CommandModule<object, StartArgs> = {
       const { insecureWarning } = await import('../insecure.js');
       process.stderr.write(`${insecureWarning('server')}\n`);
     }
+    const { startKdc } = await import('../../server/kdc/kdc.js');
+    const { EventBus } = await import('../../server/events/bus.js');
+    const { attachLogReader } = await import('../../server/events/log-reader.js');
+    // The log reads the bus from before the start, so kdc.started is its first line.
+    const events = new EventBus();
+    const logReader = await attachLogReader(events, {
+      format: argv['log-format'],
+      level: argv['log-level'],
+      ...flush,
+    });
     // A KDC keeps serving when nobody reads its output any more (cli/closed-pipe.ts): its clients
     // matter more than its log reader.
     const { onOutputClosed } = await import('../closed-pipe.js');
