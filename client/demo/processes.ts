@@ -24,6 +24,11 @@ export interface KdcProcess extends KdcInfo {
   readonly pid: number;
   /** SIGTERM (graceful: sessions get "going away", the store is closed), SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
+  /**
+   * SIGKILL at once: for a KDC whose data directory is deleted next, where a graceful close (the
+   * sessions told, a final CRL issued, the store closed) would be work nobody sees.
+   */
+  kill(): Promise<void>;
 }
 
 /** Children of this demo, so a Ctrl-C (or a crash) can end every one of them. */
@@ -129,6 +134,11 @@ export class ProcessGroup {
             const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
             await exited;
             clearTimeout(t);
+          },
+          kill: async () => {
+            if (child.exitCode !== null || child.signalCode !== null) return;
+            child.kill('SIGKILL');
+            await exited;
           },
         });
       });

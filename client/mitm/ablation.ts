@@ -53,8 +53,9 @@ export interface CellEvent {
 
 /**
  * Issues certificates to `names` from the CA in `dataDir` (passphrase given) into client homes under
- * `homesDir/<name>`, then revokes `revoke`'s. Supplied by the caller (cli/ablation-lab.ts): client/
- * never links the CA's code, and no KDC runs yet, so it is the only writer.
+ * `homesDir/<name>`, then revokes `revoke`'s, and makes the KDC's key-encryption key in `dataDir`.
+ * Supplied by the caller (cli/ablation-lab.ts): client/ never links the CA's code, and no KDC runs yet,
+ * so it is the only writer.
  */
 export type IssueLabIdentities = (
   dataDir: string,
@@ -153,8 +154,9 @@ export async function runAblation(opts: AblationOptions): Promise<AblationResult
 
 /**
  * The lab every cell copies: a data directory whose CA issued certificates to alice, bob, mallory, zed
- * (zed's then revoked) and yan, written to their client homes. Issued by the CA in this process before any
- * KDC runs (no concurrent writer): the same records and files enrollment produces.
+ * (zed's then revoked) and yan, written to their client homes, and a KDC's key-encryption key. Issued by
+ * the CA in this process before any KDC runs (no concurrent writer): the same records and files
+ * enrollment and a KDC's first start produce.
  */
 async function prepareLab(lab: Lab, passphrase: string, issue: IssueLabIdentities): Promise<void> {
   const dataDir = join(lab.base, 'certs');
@@ -187,8 +189,10 @@ async function openScene(lab: Lab, kdcOff: readonly LabSwitch[]): Promise<Scene>
     return {
       dir,
       kdc,
+      // Killed, not stopped gracefully: its cell is over (Mallory has reported) and the directory it
+      // would close its store in is removed next.
       close: async () => {
-        await kdc.stop(3_000);
+        await kdc.kill();
         rmSync(dir, { recursive: true, force: true });
       },
     };
