@@ -144,9 +144,11 @@ export class KeyEncryptionKeys {
     const tmp = join(this.#dir, `.${fileName(version)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     writeFileSync(tmp, Buffer.concat([header, sealed]), { mode: PRIVATE_FILE_MODE, flag: 'wx', flush: true });
     chmodSync(tmp, PRIVATE_FILE_MODE);
+    let won = false;
     try {
       linkSync(tmp, path); // fails with EEXIST if another process created this version first
       fsyncDir(this.#dir);
+      won = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new EnvironmentError('io_error', `cannot write ${path}`, { path }, { cause: err });
@@ -154,8 +156,10 @@ export class KeyEncryptionKeys {
     } finally {
       unlinkSync(tmp);
     }
-    // Whoever won the race, the file on disk is the KEK of this version.
-    this.#keys.set(version, await openKekFile(path, version, this.#passphrase));
+    // Whoever won the race, the file on disk is the KEK of this version: ours when the link succeeded
+    // (no need to derive the wrapping key a second time to read it back: a scrypt, ~0.15 s of CPU at
+    // every KDC's first start), else the winner's, which only opening the file tells.
+    this.#keys.set(version, won ? kek : await openKekFile(path, version, this.#passphrase));
   }
 }
 

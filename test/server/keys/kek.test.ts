@@ -86,4 +86,11 @@ t.test('concurrent first opens agree on one version-1 KEK', async (t) => {
   const w = rings[0]!.wrap(serial, Buffer.alloc(32, 1));
   for (const r of rings) t.ok(r.unwrap(serial, w.wrapped, 1).equals(Buffer.alloc(32, 1)));
   t.same(readdirSync(join(dir, 'kek')), ['kek-v1.bin']);
+  // The creator keeps the KEK it wrote without reading it back: every ring, the creator's included,
+  // holds the key that is on disk, as a later open (a restart) reads it.
+  const later = await KeyEncryptionKeys.open(dir, 'pw', { cost });
+  for (const [i, r] of rings.entries()) {
+    const mine = r.wrap(serial, Buffer.alloc(32, i + 2));
+    t.ok(later.unwrap(serial, mine.wrapped, 1).equals(Buffer.alloc(32, i + 2)), `ring ${i}: the file's KEK`);
+  }
 });
