@@ -63,7 +63,7 @@ let keked: Promise<string> | undefined;
  */
 async function dataDirWithKek(st: Test): Promise<string> {
   keked ??= (async () => {
-    const dir = await initDataDir(t);
+    const dir = await initDataDir(t, { kek: false });
     const first = await startServer(t, dir);
     await first.stop();
     return dir;
@@ -103,7 +103,7 @@ function snapshot(dir: string): Map<string, string> {
 t.test(
   'change, then the KDC starts with the new passphrase only; keys wrapped before still open',
   async (t) => {
-    const dataDir = await initDataDir(t);
+    const dataDir = await initDataDir(t, { kek: false });
     const server = await startServer(t, dataDir);
     const c: Clients = { server, homes: await enrollAll(server, ['alice', 'bob']) };
     // bob is offline: the KDC keeps this key wrapped under the KEK until bob comes.
@@ -259,7 +259,7 @@ t.test(
 );
 
 t.test('a generated ca/passphrase is replaced by a new generated one', async (t) => {
-  const dataDir = await initDataDir(t);
+  const dataDir = await initDataDir(t, { kek: false });
   mkdirSync(join(dataDir, 'ca'), { mode: 0o700 });
   writeFileSync(join(dataDir, 'ca', 'passphrase'), `${TEST_CA_PASSPHRASE}\n`, { mode: 0o600 });
   const r = await runKds(['server', 'passphrase', '--data-dir', dataDir, '--json'], {
@@ -277,7 +277,7 @@ t.test('a generated ca/passphrase is replaced by a new generated one', async (t)
   await server.stop();
 
   // Without ca/passphrase there is nothing to generate into: the new one must be named.
-  const named = await initDataDir(t);
+  const named = await initDataDir(t, { kek: false });
   const none = await change(named, TEST_CA_PASSPHRASE, []);
   t.equal(none.code, 2);
   t.match(parseJson(none), { error: { code: 'config', message: /KDS_NEW_CA_PASSPHRASE/ } });

@@ -16,7 +16,7 @@ t.setTimeout(180_000);
 const NEW_PASSPHRASE = 'kds-test-ca-passphrase-of-the-new-ca';
 
 t.test('init --force moves every file of the old CA aside, the KEKs too', async (t) => {
-  const dataDir = await initDataDir(t);
+  const dataDir = await initDataDir(t, { kek: false });
   // A KDC that ran: the store's -wal/-shm (while it runs), the delta CRL, and kek/ (its first start).
   const first = await startServer(t, dataDir);
   await KeyEncryptionKeys.open(dataDir, TEST_CA_PASSPHRASE);

@@ -125,8 +125,14 @@ let template: Promise<string> | undefined;
  * A freshly initialised data directory (RSA-2048 CA so it is quick, CA passphrase TEST_CA_PASSPHRASE).
  * The CA is created once per tap run (test/helpers/template.ts), or once per test process when it runs
  * outside tap (in-process initCa); every caller gets its own copy, so tests never share state.
+ *
+ * The directory holds a key-encryption key already (kek/kek-v1.bin at scrypt cost 2^14, the lowest a
+ * KDC opens), as after a KDC's first start: a KDC that has to make its KEK pays two scrypts at the
+ * default 2^15 (~0.3 s of CPU), one that opens this one a single scrypt at 2^14 (~0.06 s), and the
+ * suite starts a few hundred KDCs. `{ kek: false }` leaves it out, for the tests of what a first start
+ * does (server/keys/kek.ts's own test makes its files at every cost).
  */
-export async function initDataDir(t: TestLike): Promise<string> {
+export async function initDataDir(t: TestLike, opts: { kek?: boolean } = {}): Promise<string> {
   template ??= (async () => {
     const shared = await (await import('./template.js')).runTemplate();
     if (shared !== undefined) return join(shared, 'data');
@@ -139,12 +145,24 @@ export async function initDataDir(t: TestLike): Promise<string> {
       passphrase: TEST_CA_PASSPHRASE,
       actor: 'test',
     });
+    await makeTestKek(join(dir, 'data'));
     return join(dir, 'data');
   })();
   const source = await template;
   const dir = join(tempDir(t), 'data');
-  cpSync(source, dir, { recursive: true, preserveTimestamps: true });
+  const kekDir = join(source, 'kek');
+  cpSync(source, dir, {
+    recursive: true,
+    preserveTimestamps: true,
+    filter: (from) => opts.kek !== false || (from !== kekDir && !from.startsWith(`${kekDir}/`)),
+  });
   return dir;
+}
+
+/** The KEK initDataDir's copies hold: what a KDC's first start writes, at the lowest cost a KDC opens. */
+export async function makeTestKek(dataDir: string): Promise<void> {
+  const { KeyEncryptionKeys } = await import('../../server/keys/kek.js');
+  await KeyEncryptionKeys.open(dataDir, TEST_CA_PASSPHRASE, { cost: { log2N: 14, r: 8, p: 1 } });
 }
 
 export interface ServerProcess {

@@ -1,5 +1,6 @@
 // What every test process would otherwise make for itself, made once per tap run: an initialised data
-// directory (RSA-2048 CA, KDC and admin credentials, CA passphrase TEST_CA_PASSPHRASE) and a pool of
+// directory (RSA-2048 CA, KDC and admin credentials, CA passphrase TEST_CA_PASSPHRASE, and the KEK a
+// KDC's first start makes: initDataDir in kds-process.ts says why) and a pool of
 // RSA-2048 key pairs. RSA keygen is the slow part (~0.8 s of CPU for a data directory), and some forty
 // test files want one. The first test process of a run that needs it builds it into
 // .tap/kds-template-<pid of the tap runner>/ (under a lock directory, so the processes running at once
@@ -26,7 +27,7 @@ import {
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateRsaKeyPair, type RsaKeyPair } from '../../shared/crypto/rsa.js';
-import { REPO_ROOT, TEST_CA_PASSPHRASE } from './kds-process.js';
+import { makeTestKek, REPO_ROOT, TEST_CA_PASSPHRASE } from './kds-process.js';
 
 /**
  * Key pairs in the pool. Each user has slots of its own, so that no two roles in one test process (a CA
@@ -88,6 +89,7 @@ export async function buildTemplate(dir: string): Promise<void> {
     }),
     ...Array.from({ length: POOL_SIZE }, () => generateRsaKeyPair(2048)),
   ]);
+  await makeTestKek(join(building, 'data'));
   writeFileSync(join(building, 'keys.json'), JSON.stringify(pool), { mode: 0o600 });
   renameSync(building, dir);
 }

@@ -6,11 +6,12 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { initDataDir, REPO_ROOT } from '../helpers/kds-process.js';
+import { initDataDir, REPO_ROOT, TEST_CA_PASSPHRASE } from '../helpers/kds-process.js';
+import { KeyEncryptionKeys } from '../../server/keys/kek.js';
 import { ownAndChildrenCpu } from '../helpers/cpu-log.js';
 import { withoutProcessInfo } from '../helpers/node-options.js';
 import { pooledKeyPair, runTemplate, templateDir } from '../helpers/template.js';
@@ -112,6 +113,18 @@ t.test(
         t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, `${f} is 0600`);
       }
     }
+    // The KEK of a KDC's first start is there (0700 directory, 0600 file), at scrypt cost 2^14, and opens
+    // with the test passphrase; `{ kek: false }` leaves it out.
+    const kekFile = join(a, 'kek', 'kek-v1.bin');
+    t.equal(statSync(join(a, 'kek')).mode & 0o777, 0o700, 'kek/ is 0700');
+    t.equal(statSync(kekFile).mode & 0o777, 0o600, 'kek/kek-v1.bin is 0600');
+    t.equal(readFileSync(kekFile).readUInt8(12), 14, 'scrypt cost 2^14 (header: magic, version, log2 N)');
+    const ring = await KeyEncryptionKeys.open(a, TEST_CA_PASSPHRASE);
+    t.same(ring.versions, [1], 'it opens with the test passphrase, and no other version is made');
+    t.same(readdirSync(join(a, 'kek')), ['kek-v1.bin']);
+    const bare = await initDataDir(t, { kek: false });
+    t.notOk(existsSync(join(bare, 'kek')), '{ kek: false }: no kek/ at all');
+    t.ok(existsSync(join(bare, 'root_private_key.pem')), 'and the rest of the copy');
     const [k0, k0again, k1] = await Promise.all([pooledKeyPair(0), pooledKeyPair(0), pooledKeyPair(1)]);
     t.equal(k0.publicKeyPem, k0again.publicKeyPem, 'the same index, the same pair');
     t.not(k0.publicKeyPem, k1.publicKeyPem, 'another index, another pair');
