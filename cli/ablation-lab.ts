@@ -42,7 +42,7 @@ export async function issueLabIdentities(
   } finally {
     await ca.close();
   }
-  // The file a KDC writes at its first start (kek/kek-v1.bin): every copy of the lab then opens it
-  // (one scrypt) instead of creating its own (two: one to seal it, one to read back the winner).
+  // The file a KDC writes at its first start (kek/kek-v1.bin): every copy of the lab then opens it (one
+  // scrypt at 2^14) instead of creating its own (one at the default 2^15, about three times the CPU).
   await KeyEncryptionKeys.open(dataDir, passphrase, { cost: LAB_KEK_COST });
 }
