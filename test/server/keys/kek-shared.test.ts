@@ -6,7 +6,10 @@
 import t from 'tap';
 import crypto from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { issueTestClient, sessionFor, startTestKdc } from '../../helpers/kdc-in-process.js';
+import { initDataDir } from '../../helpers/kds-process.js';
 
 let derivations = 0;
 const original = crypto.scrypt;
@@ -34,15 +37,27 @@ t.test('ticket keys and symmetric keys share one KEK derivation', async (t) => {
   await alice.close();
 });
 
-t.test('a KDC without resumption opens the ring at its first key request, and only then', async (t) => {
-  const { kdc } = await startTestKdc(t, { resumption: false });
-  const alice = await sessionFor(kdc, await issueTestClient(kdc.ca, 'alice'));
-  await issueTestClient(kdc.ca, 'bob');
-  const before = derivations;
-  await alice.request('key.create', { peer: 'bob' });
-  t.ok(derivations > before, 'the first key request opened (here: created) the KEK');
-  const opened = derivations;
-  await alice.request('key.create', { peer: 'bob' });
-  t.equal(derivations - opened, 0, 'the next one found it open');
-  await alice.close();
-});
+t.test(
+  'a KDC without resumption derives its KEK once, whether it creates or opens it; key requests never again',
+  async (t) => {
+    // The ring opens right after the KDC listens (the fail-closed check of kdc.ts) or at the first key
+    // request, whichever comes first; either way one derivation per KEK version, the creator's included
+    // (it keeps the key it wrote instead of deriving the file's key again to read it back).
+    for (const kek of [false, true]) {
+      const dataDir = await initDataDir(t, { kek });
+      const start = derivations;
+      const { kdc } = await startTestKdc(t, { resumption: false, dataDir });
+      const alice = await sessionFor(kdc, await issueTestClient(kdc.ca, 'alice'));
+      await issueTestClient(kdc.ca, 'bob');
+      await alice.request('key.create', { peer: 'bob' });
+      await alice.request('key.create', { peer: 'bob' });
+      t.equal(
+        derivations - start,
+        1,
+        kek ? 'an existing KEK: opened with one scrypt' : 'no KEK yet: created with one',
+      );
+      t.ok(existsSync(join(dataDir, 'kek', 'kek-v1.bin')));
+      await alice.close();
+    }
+  },
+);
