@@ -11,37 +11,14 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  initDataDir,
-  runKds,
-  startServer,
-  TEST_CA_PASSPHRASE,
-  type ServerProcess,
-} from '../helpers/kds-process.js';
+import { initDataDir, runKds, startServer } from '../helpers/kds-process.js';
 import { pgRawClient, pgTestSchema } from '../helpers/pg.js';
 import { tempDir } from '../helpers/tmp.js';
-import { openAdminSession } from '../../client/admin.js';
+import { issueToken } from './keys-helpers.js';
 import { openHomeSession } from '../../client/session.js';
 import { parseCertificate } from '../../shared/pki/x509.js';
 
 t.setTimeout(240_000);
-
-/**
- * An enrollment token from an admin session in the test process: the request `kds admin token` sends,
- * without a process start-up (~0.5 s of CPU). The tokens are setup here; the command has its own tests.
- */
-async function adminToken(server: ServerProcess, name: string): Promise<string> {
-  const session = await openAdminSession({
-    dataDir: server.dataDir,
-    server: server.url,
-    passphrase: TEST_CA_PASSPHRASE,
-  });
-  try {
-    return String((await session.request('admin.token', { name })).token);
-  } finally {
-    await session.close();
-  }
-}
 
 t.test('node 1 dies after the commit: the client recovers its certificate from node 2', async (t) => {
   const { url, schema } = pgTestSchema(t);
@@ -59,7 +36,7 @@ t.test('node 1 dies after the commit: the client recovers its certificate from n
   });
   const node2 = await startServer(t, d2, ['--store', url]);
 
-  const token = await adminToken(node1, 'alice');
+  const token = await issueToken(node1, 'alice');
   const home = join(tempDir(t), 'alice');
   const r = await runKds([
     'client',
@@ -116,7 +93,7 @@ t.test('node 1 dies after the commit: the client recovers its certificate from n
 t.test('one node dies after the commit: the next run with the same token recovers', async (t) => {
   const dataDir = await initDataDir(t);
   const crashing = await startServer(t, dataDir, [], { env: { KDS_TEST_CRASH_AT: 'enroll-committed' } });
-  const token = await adminToken(crashing, 'bob');
+  const token = await issueToken(crashing, 'bob');
   const home = join(tempDir(t), 'bob');
   const args = [
     'client',
